@@ -1,0 +1,1 @@
+"""exi: schema-informed EXI codec for the V2G message sets."""

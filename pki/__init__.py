@@ -1,0 +1,1 @@
+"""pki: the ISO 15118 certificate engine."""

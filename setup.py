@@ -1,0 +1,28 @@
+"""Build script: compiles the Cython core of the EXI codec.
+
+The compiled extension is mandatory for wheels. A source install that cannot compile it stops
+with a plain message instead of silently installing a slow pure-Python engine.
+"""
+import os
+import sys
+
+from setuptools import Extension, setup
+
+# (module name, source) of every compiled module; each has a .pyi beside it.
+COMPILED = [
+    # filled in by the EXI engine, e.g. ("exi._engine", "exi/_engine.pyx"),
+]
+
+
+def _extensions():
+    if not COMPILED:
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:  # pragma: no cover - build-system requires Cython
+        sys.exit("plugcharge: Cython is required to build the compiled EXI engine (pip install Cython)")
+    exts = [Extension(name, [src], extra_compile_args=[] if os.name == "nt" else ["-O2"]) for name, src in COMPILED]
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
+
+
+setup(ext_modules=_extensions())
