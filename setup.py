@@ -10,7 +10,9 @@ from setuptools import Extension, setup
 
 # (module name, source) of every compiled module; each has a .pyi beside it.
 COMPILED = [
-    # filled in by the EXI engine, e.g. ("exi._engine", "exi/_engine.pyx"),
+    # The EXI engine: one source (Cython pure-Python mode), compiled under its own module name so
+    # that the pure-Python twin (exi._engine, EXI_IMPL=python) stays importable beside it.
+    ("exi._cengine", "exi/_engine.py"),
 ]
 
 

@@ -1,0 +1,186 @@
+"""Chain-validation benchmarks: plugcharge's verify_chain against the physical limit and other validators.
+
+Run (ratios are printed at the end with ``-s``)::
+
+    PYTHONPATH=. pytest benches/bench_pki.py --benchmark-enable -s -p no:cacheprovider
+
+Groups (pytest-benchmark prints each group's table with the ratio column relative to its fastest):
+
+* ``cold-2`` — a 3-certificate ISO 15118-2 contract chain from DER with no cache, against the floor of
+  three raw ECDSA P-256 verifications (keys and TBS pre-extracted; target ≤ 1.25×), against
+  ``cryptography.x509.verification`` (client verifier with critical BC/KU required; parsing included,
+  no ISO profile checks) and pyhanko-certvalidator (if installed; no ISO profile checks).
+* ``warm-2`` — the same with the Sub-CA links cached (:class:`pki.VerificationCache`), against one raw
+  verification (target ≤ 1.2×).
+* ``cold-20`` / ``warm-20`` — the same for the ISO 15118-20 P-521 chain (ECDSA-SHA512).
+* ``batch-2`` — 64 contract chains sharing Sub-CAs through :func:`pki.verify.verify_chains`, per chain.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pki.issue import issue_test_pki
+from pki.store import TrustStore
+from pki.verify import VerificationCache, verify_chain, verify_chains
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+_RESULTS: dict[str, float] = {}
+
+
+def _pki(iso):
+    return issue_test_pki(iso, seed=15118, now=NOW)
+
+
+_P = {2: _pki(2), 20: _pki(20)}
+_HASH = {2: hashes.SHA256(), 20: hashes.SHA512()}
+
+
+def _chain(iso):
+    p = _P[iso]
+    c = p.chain(f"iso{iso}-contract")
+    return p, c, TrustStore(p.store_roots())
+
+
+def _raw_links(iso):
+    """(issuer public key, signature, tbs) of the three links leaf→Sub-CA2→Sub-CA1→root, pre-extracted."""
+    p, c, _ = _chain(iso)
+    certs = [x509.load_der_x509_certificate(d) for d in (c.leaf, *c.intermediates, p.cert("mo-root"))]
+    return [(certs[i + 1].public_key(), certs[i].signature, certs[i].tbs_certificate_bytes) for i in range(3)]
+
+
+def _run(benchmark, key, fn):
+    benchmark(fn)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and getattr(stats, "stats", None) is not None:
+        _RESULTS[key] = stats.stats.median
+
+
+@pytest.mark.parametrize("iso", [2, 20])
+def test_floor_three_raw_verifications(benchmark, iso):
+    benchmark.group = f"cold-{iso}"
+    links = _raw_links(iso)
+    alg = ec.ECDSA(_HASH[iso])
+
+    def raw3():
+        for k, s, t in links:
+            k.verify(s, t, alg)
+
+    _run(benchmark, f"raw3-{iso}", raw3)
+
+
+@pytest.mark.parametrize("iso", [2, 20])
+def test_plugcharge_cold(benchmark, iso):
+    benchmark.group = f"cold-{iso}"
+    _, c, store = _chain(iso)
+    leaf, inter, prof = c.leaf, list(c.intermediates), f"iso{iso}-contract"
+    assert verify_chain(leaf, inter, store=store, profile=prof, at=NOW).emaid
+    _run(benchmark, f"cold-{iso}", lambda: verify_chain(leaf, inter, store=store, profile=prof, at=NOW))
+
+
+@pytest.mark.parametrize("iso", [2, 20])
+def test_cryptography_verifier_cold(benchmark, iso):
+    from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
+
+    benchmark.group = f"cold-{iso}"
+    p, c, _ = _chain(iso)
+    pol = (ExtensionPolicy.permit_all()
+           .require_present(x509.BasicConstraints, Criticality.CRITICAL, None)
+           .require_present(x509.KeyUsage, Criticality.CRITICAL, None))
+    verifier = (PolicyBuilder().store(Store([x509.load_der_x509_certificate(p.cert("mo-root"))]))
+                .time(NOW.replace(tzinfo=None)).extension_policies(ca_policy=pol, ee_policy=pol)
+                .build_client_verifier())
+    leaf, (s2, s1) = c.leaf, c.intermediates
+    load = x509.load_der_x509_certificate
+    cn = x509.NameOID.COMMON_NAME
+
+    def run():
+        v = verifier.verify(load(leaf), [load(s2), load(s1)])
+        return v.chain[0].subject.get_attributes_for_oid(cn)[0].value
+
+    assert run() == p.emaid
+    _run(benchmark, f"cryptography-{iso}", run)
+
+
+def test_pyhanko_cold(benchmark):
+    ph = pytest.importorskip("pyhanko_certvalidator")
+    from asn1crypto import x509 as ax
+
+    benchmark.group = "cold-2"
+    p, c, _ = _chain(2)
+    loop = asyncio.new_event_loop()
+    root = ax.Certificate.load(p.cert("mo-root"))
+    leaf, (s2, s1) = c.leaf, c.intermediates
+
+    def run():
+        ctx = ph.ValidationContext(trust_roots=[root], moment=NOW, allow_fetching=False, revocation_mode="soft-fail")
+        v = ph.CertificateValidator(ax.Certificate.load(leaf),
+                                    intermediate_certs=[ax.Certificate.load(s2), ax.Certificate.load(s1)],
+                                    validation_context=ctx)
+        return loop.run_until_complete(v.async_validate_usage({"digital_signature"}))
+
+    run()
+    try:
+        _run(benchmark, "pyhanko-2", run)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("iso", [2, 20])
+def test_floor_one_raw_verification(benchmark, iso):
+    benchmark.group = f"warm-{iso}"
+    k, s, t = _raw_links(iso)[0]
+    alg = ec.ECDSA(_HASH[iso])
+    _run(benchmark, f"raw1-{iso}", lambda: k.verify(s, t, alg))
+
+
+@pytest.mark.parametrize("iso", [2, 20])
+def test_plugcharge_warm(benchmark, iso):
+    benchmark.group = f"warm-{iso}"
+    _, c, store = _chain(iso)
+    leaf, inter, prof = c.leaf, list(c.intermediates), f"iso{iso}-contract"
+    cache = VerificationCache()
+    verify_chain(leaf, inter, store=store, profile=prof, at=NOW, cache=cache)
+    hits = cache.hits
+    verify_chain(leaf, inter, store=store, profile=prof, at=NOW, cache=cache)
+    assert cache.hits == hits + 2  # both Sub-CA links came from the cache; the leaf was verified
+    _run(benchmark, f"warm-{iso}", lambda: verify_chain(leaf, inter, store=store, profile=prof, at=NOW, cache=cache))
+
+
+def test_plugcharge_batch(benchmark):
+    benchmark.group = "batch-2"
+    p, c, store = _chain(2)
+    leaves = [p.issue_contract(f"DEPLGC{i:09d}").der for i in range(64)]
+    items = [(leaf, c.intermediates) for leaf in leaves]
+    out = verify_chains(items, store=store, profile="iso2-contract", at=NOW)
+    assert all(not isinstance(o, Exception) for o in out)
+    _run(benchmark, "batch64-2", lambda: verify_chains(items, store=store, profile="iso2-contract", at=NOW))
+
+
+def test_zz_ratios():
+    """Print the ratios the issue asks for (needs --benchmark-enable; -s to see them)."""
+    r = _RESULTS
+    lines = []
+    for iso in (2, 20):
+        if f"raw3-{iso}" in r and f"cold-{iso}" in r:
+            lines.append(f"iso{iso} cold chain / 3 raw verifies = {r[f'cold-{iso}'] / r[f'raw3-{iso}']:.3f}"
+                         f"  ({r[f'cold-{iso}'] * 1e6:.1f} µs vs {r[f'raw3-{iso}'] * 1e6:.1f} µs)")
+        if f"raw1-{iso}" in r and f"warm-{iso}" in r:
+            lines.append(f"iso{iso} warm chain / 1 raw verify  = {r[f'warm-{iso}'] / r[f'raw1-{iso}']:.3f}"
+                         f"  ({r[f'warm-{iso}'] * 1e6:.1f} µs vs {r[f'raw1-{iso}'] * 1e6:.1f} µs)")
+        if f"cryptography-{iso}" in r and f"cold-{iso}" in r:
+            lines.append(f"iso{iso} cryptography verifier / ours cold = "
+                         f"{r[f'cryptography-{iso}'] / r[f'cold-{iso}']:.3f}")
+    if "pyhanko-2" in r and "cold-2" in r:
+        lines.append(f"iso2 pyhanko-certvalidator / ours cold = {r['pyhanko-2'] / r['cold-2']:.3f}")
+    if "batch64-2" in r and "raw1-2" in r:
+        lines.append(f"iso2 batch of 64 (shared Sub-CAs): {r['batch64-2'] / 64 * 1e6:.1f} µs per chain = "
+                     f"{r['batch64-2'] / 64 / r['raw1-2']:.3f} raw verifies")
+    if not lines:
+        pytest.skip("benchmarks disabled (run with --benchmark-enable)")
+    print("\n" + "\n".join(lines))

@@ -1,0 +1,80 @@
+"""The public ``Codec`` object and ``get_codec`` over the generated grammar tables."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict
+
+from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
+from exi.errors import UnknownNamespaceError
+
+__all__ = ["NAMESPACES", "Codec", "get_codec"]
+
+#: namespace -> generated table module (exi._generated.<name>)
+NAMESPACES: Dict[str, str] = {
+    "urn:iso:15118:2:2010:AppProtocol": "apphand",
+    "urn:din:70121:2012:MsgDef": "din",
+    "urn:iso:15118:2:2013:MsgDef": "iso2",
+    "urn:iso:std:iso:15118:-20:CommonMessages": "iso20_cm",
+    "urn:iso:std:iso:15118:-20:AC": "iso20_ac",
+    "urn:iso:std:iso:15118:-20:DC": "iso20_dc",
+    "urn:iso:std:iso:15118:-20:WPT": "iso20_wpt",
+    "urn:iso:std:iso:15118:-20:ACDP": "iso20_acdp",
+    "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
+}
+
+_CACHE: Dict[str, "Codec"] = {}
+
+
+class Codec:
+    """Encoder/decoder for one schema set.
+
+    Messages are dicts shaped like the XML: the root element's local name is the single top key,
+    child elements and attributes are keys by local name, the simple content of an element that also
+    has attributes is under ``"value"``, elements that may repeat (maxOccurs > 1) are lists, absent
+    optional elements are omitted. hexBinary/base64Binary are ``bytes``, enumerations their literal
+    strings, booleans ``bool``, integers ``int``.
+    """
+
+    __slots__ = ("namespace", "name", "_tables", "_doc", "_frag", "_shape_cache")
+
+    def __init__(self, namespace: str, name: str, engine: Any = None) -> None:
+        # ``engine`` (exi._engine or exi._cengine) is for tests that compare both implementations;
+        # normal use goes through get_codec and the engine chosen at import.
+        eng = _eng if engine is None else engine
+        self.namespace = namespace
+        self.name = name
+        tables = importlib.import_module(f"exi._generated.{name}")
+        self._tables = tables
+        self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False)
+        self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True)
+        self._shape_cache: Dict[int, Any] = {}
+
+    def encode(self, message: Dict[str, Any]) -> bytes:
+        """Encode an EXI document (header byte 0x80 included) from a message dict."""
+        return self._doc.encode(message)
+
+    def decode(self, data: bytes) -> Dict[str, Any]:
+        """Decode an EXI document (header byte 0x80 first) into a message dict."""
+        return self._doc.decode(data)
+
+    def encode_fragment(self, message: Dict[str, Any]) -> bytes:
+        """Encode an EXI fragment with this schema set's fragment grammar (used for signature digests)."""
+        return self._frag.encode(message)
+
+    def decode_fragment(self, data: bytes) -> Dict[str, Any]:
+        """Decode an EXI fragment of this schema set's fragment grammar."""
+        return self._frag.decode(data)
+
+    def __repr__(self) -> str:
+        return f"<exi.Codec {self.namespace} ({type(self._doc).__module__})>"
+
+
+def get_codec(namespace: str) -> Codec:
+    """Return the (cached) codec for a root namespace; raises UnknownNamespaceError (an EXIError and ValueError)."""
+    codec = _CACHE.get(namespace)
+    if codec is None:
+        name = NAMESPACES.get(namespace)
+        if name is None:
+            raise UnknownNamespaceError(f"no EXI schema set for namespace {namespace!r}; known: {sorted(NAMESPACES)}")
+        codec = _CACHE[namespace] = Codec(namespace, name)
+    return codec

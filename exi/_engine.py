@@ -1,0 +1,858 @@
+"""EXI engine: runs the generated grammar tables (one logic source for both implementations).
+
+This file is the pure-Python engine (``EXI_IMPL=python``) and, compiled by Cython in pure-Python mode
+under the module name ``exi._cengine``, the compiled one (``cython.compiled`` branches only swap a
+bytearray for a C buffer). It encodes/decodes EXI 1.0 bit-packed streams with the options of V2G
+(header byte 0x80, schema-informed, strict=false, no preserve options, string values always literals).
+
+Table layout (written by exi/codegen, converted once per schema set into _State/_Prod/_DT objects):
+    STATES[sid] = (width, productions); width = bits per event code in that state.
+    production = (kind, key, arg, next_state, is_list, direct)
+      kind K_AT: attribute ``key`` of datatype ``arg``
+      kind K_SE: child element ``key``; ``arg`` = start state of its type grammar (-1: unsupported);
+                 ``is_list`` when the particle may repeat (the dict holds a list); ``direct`` when the
+                 element has a simple type (the dict holds the value itself instead of a dict)
+      kind K_EE: end element;  K_CH: character content of datatype ``arg`` (dict key "value")
+      kind K_ANY: SE(*) wildcard;  K_ED: end document/fragment
+    datatype = (T_NBIT, nbits, min, max) | (T_UINT, min, max|None) | (T_INT, min|None, max|None)
+             | (T_BOOL,) | (T_ENUM, values, nbits) | (T_STRING|T_HEX|T_B64, min_len, max_len|None)
+"""
+from __future__ import annotations
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure-Python engine without Cython installed
+    from exi import _cyshim as cython  # type: ignore[no-redef]
+
+if cython.compiled:
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
+    from cython.cimports.libc.string import memcpy
+
+from exi.errors import DecodeError, EncodeError
+
+K_AT = cython.declare(cython.int, 0)
+K_SE = cython.declare(cython.int, 1)
+K_EE = cython.declare(cython.int, 2)
+K_CH = cython.declare(cython.int, 3)
+K_ANY = cython.declare(cython.int, 4)
+K_ED = cython.declare(cython.int, 5)
+
+T_NBIT = cython.declare(cython.int, 0)
+T_UINT = cython.declare(cython.int, 1)
+T_INT = cython.declare(cython.int, 2)
+T_BOOL = cython.declare(cython.int, 3)
+T_ENUM = cython.declare(cython.int, 4)
+T_STRING = cython.declare(cython.int, 5)
+T_HEX = cython.declare(cython.int, 6)
+T_B64 = cython.declare(cython.int, 7)
+
+_TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enumeration", "string", "hexBinary", "base64Binary")
+_LL_MIN = -(2**62)
+_LL_MAX = 2**62
+
+
+# --------------------------------------------------------------------------------------------- tables
+@cython.final
+@cython.cclass
+class _DT:
+    """A datatype with its facets unpacked into C fields."""
+
+    kind: cython.int
+    nbits: cython.int
+    lo: cython.longlong  # bounds when they fit (lo_c / hi_c), else Python objects
+    hi: cython.longlong
+    lo_c: cython.bint
+    hi_c: cython.bint
+    lo_obj: object
+    hi_obj: object
+    values: tuple
+    index: dict
+
+    def __init__(self, raw: tuple) -> None:
+        self.kind = raw[0]
+        self.nbits = 0
+        self.lo = 0
+        self.hi = 0
+        self.lo_obj = None
+        self.hi_obj = None
+        self.values = ()
+        self.index = {}
+        if self.kind == T_NBIT:
+            self.nbits = raw[1]
+            self.lo_obj = raw[2]
+            self.hi_obj = raw[3]
+        elif self.kind == T_ENUM:
+            self.values = raw[1]
+            self.nbits = raw[2]
+            self.index = {(type(v), v): i for i, v in enumerate(raw[1])}
+        elif self.kind != T_BOOL:
+            self.lo_obj = raw[1]
+            self.hi_obj = raw[2]
+        self.lo_c = self.lo_obj is not None and _LL_MIN < self.lo_obj < _LL_MAX
+        self.hi_c = self.hi_obj is not None and _LL_MIN < self.hi_obj < _LL_MAX
+        if self.lo_c:
+            self.lo = self.lo_obj
+        if self.hi_c:
+            self.hi = self.hi_obj
+
+
+@cython.final
+@cython.cclass
+class _Prod:
+    kind: cython.int
+    key: object
+    arg: cython.int  # K_SE: start state of the child's grammar
+    nxt: cython.int
+    is_list: cython.bint
+    direct: cython.bint
+    dt: _DT
+
+    def __init__(self, raw: tuple, dts: dict) -> None:
+        self.kind = raw[0]
+        self.key = raw[1]
+        self.arg = raw[2] if self.kind == K_SE else 0
+        self.nxt = raw[3]
+        self.is_list = raw[4]
+        self.direct = raw[5]
+        self.dt = None
+        if self.kind == K_AT or self.kind == K_CH:
+            dt = dts.get(raw[2])
+            if dt is None:
+                dt = dts[raw[2]] = _DT(raw[2])
+            self.dt = dt
+
+
+@cython.final
+@cython.cclass
+class _State:
+    width: cython.int
+    n: cython.int
+    ee: cython.int  # index of the EE production, -1 if none
+    prods: tuple
+    keymap: dict  # key -> index of the first production with that key
+
+    def __init__(self, raw: tuple, dts: dict) -> None:
+        self.width = raw[0]
+        self.prods = tuple([_Prod(p, dts) for p in raw[1]])
+        self.n = len(self.prods)
+        self.ee = -1
+        self.keymap = {}
+        for i, p in enumerate(raw[1]):
+            if p[0] == K_EE and self.ee < 0:
+                self.ee = i
+            elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
+                self.keymap[p[1]] = i
+
+
+_COMPILED: dict = {}
+
+
+def _compile_states(raw_states: tuple) -> tuple:
+    got = _COMPILED.get(id(raw_states))
+    if got is not None and got[0] is raw_states:
+        return got[1]
+    dts: dict = {}
+    states = tuple([_State(s, dts) for s in raw_states])
+    _COMPILED[id(raw_states)] = (raw_states, states)
+    return states
+
+
+# --------------------------------------------------------------------------------------------- writer
+@cython.final
+@cython.cclass
+class _Writer:
+    """MSB-first bit writer (C buffer when compiled, bytearray otherwise)."""
+
+    cbuf: cython.p_uchar
+    size: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
+    pbuf: bytearray
+    acc: cython.ulonglong
+    nacc: cython.int
+
+    def __init__(self) -> None:
+        self.acc = 0
+        self.nacc = 0
+        self.size = 0
+        self.cap = 0
+        if cython.compiled:
+            self.cbuf = cython.cast(cython.p_uchar, PyMem_Malloc(256))
+            if self.cbuf == cython.NULL:
+                raise MemoryError()
+            self.cap = 256
+        else:
+            self.pbuf = bytearray()
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            if self.cbuf != cython.NULL:
+                PyMem_Free(self.cbuf)
+                self.cbuf = cython.NULL
+
+    @cython.cfunc
+    def _reserve(self, extra: cython.Py_ssize_t) -> cython.int:
+        newcap: cython.Py_ssize_t
+        if cython.compiled:
+            if self.size + extra > self.cap:
+                newcap = 2 * self.cap
+                if newcap < self.size + extra:
+                    newcap = self.size + extra
+                p = PyMem_Realloc(self.cbuf, newcap)
+                if p == cython.NULL:
+                    raise MemoryError()
+                self.cbuf = cython.cast(cython.p_uchar, p)
+                self.cap = newcap
+        return 0
+
+    @cython.cfunc
+    def bits(self, value: cython.ulonglong, n: cython.int) -> cython.int:
+        """Write the n (<= 32) low bits of value."""
+        if n == 0:
+            return 0
+        self.acc = (self.acc << n) | value
+        self.nacc += n
+        if self.nacc >= 8:
+            if cython.compiled:
+                self._reserve(8)
+                while self.nacc >= 8:
+                    self.nacc -= 8
+                    self.cbuf[self.size] = (self.acc >> self.nacc) & 0xFF
+                    self.size += 1
+            else:
+                while self.nacc >= 8:
+                    self.nacc -= 8
+                    self.pbuf.append((self.acc >> self.nacc) & 0xFF)
+            self.acc &= (cython.cast(cython.ulonglong, 1) << self.nacc) - 1
+        return 0
+
+    @cython.cfunc
+    def unsigned(self, value: object) -> cython.int:
+        """EXI unsigned integer of any size: 7-bit groups, least significant first, MSB = more follow."""
+        while value >= 0x80:
+            self.bits((value & 0x7F) | 0x80, 8)
+            value >>= 7
+        self.bits(value, 8)
+        return 0
+
+    @cython.cfunc
+    def uint_small(self, v: cython.ulonglong) -> cython.int:
+        while v >= 0x80:
+            self.bits((v & 0x7F) | 0x80, 8)
+            v >>= 7
+        self.bits(v, 8)
+        return 0
+
+    @cython.cfunc
+    def blob(self, data: bytes) -> cython.int:
+        """Write raw bytes at any bit alignment."""
+        i: cython.Py_ssize_t
+        n: cython.Py_ssize_t = len(data)
+        sh: cython.int = self.nacc
+        acc: cython.ulonglong = self.acc
+        b: cython.ulonglong
+        if cython.compiled:
+            src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+            self._reserve(n + 1)
+            if sh == 0:
+                memcpy(self.cbuf + self.size, src, n)
+                self.size += n
+                return 0
+            dst: cython.p_uchar = self.cbuf + self.size
+            mask: cython.ulonglong = (cython.cast(cython.ulonglong, 1) << sh) - 1
+            for i in range(n):
+                b = src[i]
+                dst[i] = ((acc << (8 - sh)) | (b >> sh)) & 0xFF
+                acc = b & mask
+            self.size += n
+            self.acc = acc
+        else:
+            if sh == 0:
+                self.pbuf += data
+                return 0
+            total = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
+            self.pbuf += (total >> sh).to_bytes(n, "big")
+            self.acc = total & ((1 << sh) - 1)
+        return 0
+
+    @cython.cfunc
+    def finish(self) -> bytes:
+        if self.nacc:
+            self.bits(0, 8 - self.nacc)
+        if cython.compiled:
+            return PyBytes_FromStringAndSize(cython.cast(cython.p_char, self.cbuf), self.size)
+        return bytes(self.pbuf)
+
+
+# --------------------------------------------------------------------------------------------- reader
+@cython.final
+@cython.cclass
+class _Reader:
+    """MSB-first bit reader; every read checks the remaining length first."""
+
+    data: bytes
+    ptr: cython.p_uchar
+    pos: cython.Py_ssize_t
+    end: cython.Py_ssize_t
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        if cython.compiled:
+            self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+        self.pos = 0
+        self.end = 8 * len(data)
+
+    @cython.cfunc
+    def bits(self, n: cython.int) -> cython.ulonglong:
+        """Read n (<= 32) bits as an unsigned number."""
+        result: cython.ulonglong = 0
+        avail: cython.int
+        take: cython.int
+        byte: cython.ulonglong
+        if self.pos + n > self.end:
+            raise DecodeError(self.pos, f"{n} more bit(s)", "stream truncated")
+        while n > 0:
+            if cython.compiled:
+                byte = self.ptr[self.pos >> 3]
+            else:
+                byte = self.data[self.pos >> 3]
+            avail = 8 - (self.pos & 7)
+            take = avail if avail < n else n
+            result = (result << take) | ((byte >> (avail - take)) & ((cython.cast(cython.ulonglong, 1) << take) - 1))
+            self.pos += take
+            n -= take
+        return result
+
+    @cython.cfunc
+    def unsigned(self) -> object:
+        """EXI unsigned integer (7-bit groups); bounded by the input length."""
+        b: cython.ulonglong
+        v: cython.ulonglong = 0
+        shift: cython.int = 0
+        while shift < 56:
+            b = self.bits(8)
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+        value = int(v)
+        while True:
+            b = self.bits(8)
+            value |= int(b & 0x7F) << shift
+            if b < 0x80:
+                return value
+            shift += 7
+
+    @cython.cfunc
+    def blob(self, n: object) -> bytes:
+        """Read n raw bytes; the length is checked against the remaining input before allocating."""
+        ln: cython.Py_ssize_t
+        i: cython.Py_ssize_t
+        start: cython.Py_ssize_t
+        sh: cython.int
+        if n > (self.end - self.pos) // 8:
+            raise DecodeError(self.pos, f"{n} byte(s)", "length runs past the end of the stream")
+        ln = n
+        sh = self.pos & 7
+        start = self.pos >> 3
+        self.pos += 8 * ln
+        if cython.compiled:
+            if sh == 0:
+                return PyBytes_FromStringAndSize(cython.cast(cython.p_char, self.ptr + start), ln)
+            out = PyBytes_FromStringAndSize(cython.NULL, ln)
+            q: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+            src: cython.p_uchar = self.ptr + start
+            for i in range(ln):
+                q[i] = ((src[i] << sh) | (src[i + 1] >> (8 - sh))) & 0xFF
+            return out
+        if sh == 0:
+            return self.data[start:start + ln]
+        chunk = int.from_bytes(self.data[start:start + ln + 1], "big")
+        return ((chunk >> (8 - sh)) & ((1 << (8 * ln)) - 1)).to_bytes(ln, "big")
+
+    @cython.cfunc
+    def string(self, n: object) -> str:
+        """Read n code points (each an unsigned integer); ASCII runs are read as one block."""
+        ln: cython.Py_ssize_t
+        i: cython.Py_ssize_t
+        save: cython.Py_ssize_t = self.pos
+        if n > (self.end - self.pos) // 8:
+            raise DecodeError(self.pos, f"{n} character(s)", "string length runs past the end of the stream")
+        ln = n
+        raw = self.blob(ln)
+        if raw.isascii():
+            return raw.decode("ascii")
+        self.pos = save
+        chars = []
+        for i in range(ln):
+            cp = self.unsigned()
+            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                raise DecodeError(self.pos, "a Unicode scalar value", f"invalid code point {cp}")
+            chars.append(chr(cp))
+        return "".join(chars)
+
+
+# --------------------------------------------------------------------------------------------- values
+def _path(path: list, key: object) -> str:
+    return ".".join([str(p) for p in path] + ([str(key)] if key is not None else []))
+
+
+def _type_error(path: list, key: object, msg: str) -> EncodeError:
+    return EncodeError(_path(path, key), "type", msg)
+
+
+@cython.cfunc
+def _range_error(dt: _DT, v: object, path: list, key: object) -> EncodeError:
+    return EncodeError(_path(path, key), "range", f"{v} is outside [{dt.lo_obj}, {dt.hi_obj}]")
+
+
+@cython.cfunc
+def _enc_int(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
+    """n-bit, unsigned and signed integers, with the facet range checked (C fast path for 64-bit values)."""
+    kind: cython.int = dt.kind
+    iv: cython.longlong
+    small: cython.bint = True
+    if cython.compiled:
+        try:
+            iv = v
+        except OverflowError:
+            small = False
+            iv = 0
+    else:
+        iv = v
+    if small:
+        if (dt.lo_c and iv < dt.lo) or (dt.hi_c and iv > dt.hi):
+            raise _range_error(dt, v, path, key)
+        if (dt.lo_obj is not None and not dt.lo_c and v < dt.lo_obj) or (dt.hi_obj is not None and not dt.hi_c and v > dt.hi_obj):
+            raise _range_error(dt, v, path, key)
+        if kind == T_NBIT:
+            w.bits(iv - dt.lo, dt.nbits)
+        elif kind == T_UINT:
+            w.uint_small(iv)
+        elif iv < 0:
+            w.bits(1, 1)
+            w.uint_small(-(iv + 1))
+        else:
+            w.bits(0, 1)
+            w.uint_small(iv)
+        return 0
+    if (dt.lo_obj is not None and v < dt.lo_obj) or (dt.hi_obj is not None and v > dt.hi_obj):
+        raise _range_error(dt, v, path, key)
+    if kind == T_UINT:
+        w.unsigned(v)
+    elif v < 0:
+        w.bits(1, 1)
+        w.unsigned(-v - 1)
+    else:
+        w.bits(0, 1)
+        w.unsigned(v)
+    return 0
+
+
+@cython.cfunc
+def _check_len(ln: cython.Py_ssize_t, dt: _DT, path: list, key: object, unit: str) -> cython.int:
+    if (dt.lo_c and ln < dt.lo) or (dt.hi_c and ln > dt.hi):
+        raise EncodeError(_path(path, key), "length", f"{ln} {unit}(s), allowed {dt.lo_obj}..{'unbounded' if dt.hi_obj is None else dt.hi_obj}")
+    return 0
+
+
+@cython.cfunc
+def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
+    kind: cython.int = dt.kind
+    ln: cython.Py_ssize_t
+    if kind <= T_INT:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise _type_error(path, key, f"expected an int ({_TYPE_NAMES[kind]}), got {type(v).__name__}")
+        _enc_int(w, dt, v, path, key)
+    elif kind == T_BOOL:
+        if v is True:
+            w.bits(1, 1)
+        elif v is False:
+            w.bits(0, 1)
+        else:
+            raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
+    elif kind == T_ENUM:
+        idx = dt.index.get((type(v), v))
+        if idx is None:
+            raise EncodeError(_path(path, key), "range", f"{v!r} is not one of the enumeration {list(dt.values)}")
+        w.bits(idx, dt.nbits)
+    elif kind == T_STRING:
+        if not isinstance(v, str):
+            raise _type_error(path, key, f"expected a str, got {type(v).__name__}")
+        s: str = v
+        ln = len(s)
+        _check_len(ln, dt, path, key, "character")
+        w.uint_small(ln + 2)
+        if s.isascii():
+            w.blob(s.encode("ascii"))
+        else:
+            for ch in s:
+                w.uint_small(ord(ch))
+    else:  # T_HEX / T_B64
+        if isinstance(v, bytes):
+            b: bytes = v
+        elif isinstance(v, (bytearray, memoryview)):
+            b = bytes(v)
+        else:
+            raise _type_error(path, key, f"expected bytes, got {type(v).__name__}")
+        ln = len(b)
+        _check_len(ln, dt, path, key, "byte")
+        w.uint_small(ln)
+        w.blob(b)
+    return 0
+
+
+@cython.cfunc
+def _dec_value(r: _Reader, dt: _DT) -> object:
+    """Decode one value. Facets (ranges, lengths) are not enforced here, as in EXIficient: real peers
+    send e.g. empty mandatory strings in FAILED responses. Only what cannot be represented (an
+    enumeration index past the end, a length past the end of the stream) is an error."""
+    kind: cython.int = dt.kind
+    start: cython.Py_ssize_t = r.pos
+    idx: cython.Py_ssize_t
+    if kind == T_NBIT:
+        return dt.lo + cython.cast(cython.longlong, r.bits(dt.nbits))
+    if kind == T_UINT:
+        return r.unsigned()
+    if kind == T_INT:
+        neg = r.bits(1)
+        v = r.unsigned()
+        if neg:
+            return -v - 1
+        return v
+    if kind == T_BOOL:
+        return r.bits(1) == 1
+    if kind == T_ENUM:
+        idx = r.bits(dt.nbits)
+        if idx >= len(dt.values):
+            raise DecodeError(start, f"enumeration index < {len(dt.values)}", f"index {idx} out of range")
+        return dt.values[idx]
+    if kind == T_STRING:
+        ln = r.unsigned()
+        if ln < 2:
+            raise DecodeError(start, "a string literal (length + 2)", "string table hit, but the value table is always empty in V2G")
+        return r.string(ln - 2)
+    return r.blob(r.unsigned())
+
+
+# --------------------------------------------------------------------------------------------- elements
+@cython.cfunc
+def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, path: list) -> cython.int:
+    st: _State
+    p: _Prod
+    i: cython.int
+    chosen: cython.int
+    best: cython.int
+    used: cython.Py_ssize_t = 0
+    c: cython.Py_ssize_t
+    first: cython.int = sid
+    if direct:
+        # simple-typed element: CH (1 bit, code 0), the value, EE (1 bit, code 0)
+        st = states[sid]
+        p = st.prods[0]
+        w.bits(0, 1)
+        _enc_value(w, p.dt, value, path, None)
+        w.bits(0, 1)
+        return 0
+    if not isinstance(value, dict):
+        raise _type_error(path, None, f"expected a dict, got {type(value).__name__}")
+    d: dict = value
+    n_keys: cython.Py_ssize_t = len(d)
+    counts: dict = None
+    while True:
+        st = states[sid]
+        chosen = -1
+        item = None
+        if st.n > n_keys + 2:
+            # large state (e.g. a substitution group): look the message's keys up instead
+            best = st.n
+            for k in d:
+                idx = st.keymap.get(k)
+                if idx is not None and cython.cast(cython.int, idx) < best:
+                    p = st.prods[idx]
+                    if p.is_list:
+                        v = d[k]
+                        if not isinstance(v, list):
+                            raise _type_error(path, k, f"expected a list (element may repeat), got {type(v).__name__}")
+                        c = 0 if counts is None else counts.get(k, 0)
+                        if c >= len(v):
+                            continue
+                    best = idx
+            if best < st.n:
+                chosen = best
+                p = st.prods[chosen]
+                v = d[p.key]
+                if p.is_list:
+                    if counts is None:
+                        counts = {}
+                    c = counts.get(p.key, 0)
+                    item = v[c]
+                    counts[p.key] = c + 1
+                    if c + 1 == len(v):
+                        used += 1
+                else:
+                    item = v
+                    used += 1
+            elif st.ee >= 0 and used == n_keys:
+                chosen = st.ee
+        else:
+            for i in range(st.n):
+                p = st.prods[i]
+                if p.kind == K_EE:
+                    if used == n_keys:
+                        chosen = i
+                        break
+                    continue
+                if p.kind == K_ANY:
+                    continue
+                v = d.get(p.key)
+                if v is None:
+                    continue
+                if p.is_list:
+                    if not isinstance(v, list):
+                        raise _type_error(path, p.key, f"expected a list (element may repeat), got {type(v).__name__}")
+                    if counts is None:
+                        counts = {}
+                    c = counts.get(p.key, 0)
+                    if c >= len(v):
+                        continue
+                    item = v[c]
+                    counts[p.key] = c + 1
+                    if c + 1 == len(v):
+                        used += 1
+                else:
+                    item = v
+                    used += 1
+                chosen = i
+                break
+        if chosen < 0:
+            chosen = _no_production(d, {} if counts is None else counts, st, states, first, path)
+            used = n_keys
+        p = st.prods[chosen]
+        w.bits(chosen, st.width)
+        if p.kind == K_EE:
+            return 0
+        if p.kind == K_SE:
+            if p.arg < 0:
+                raise EncodeError(_path(path, p.key), "unknown", "no grammar for this element")
+            path.append(p.key)
+            _enc_elem(w, states, p.arg, item, p.direct, path)
+            path.pop()
+        else:  # K_AT / K_CH
+            _enc_value(w, p.dt, item, path, p.key)
+        sid = p.nxt
+
+
+def _names_of(states: tuple, sid: int) -> dict:
+    """Every key the grammar from ``sid`` may produce -> whether it repeats."""
+    st: _State
+    p: _Prod
+    seen = set()
+    todo = [sid]
+    names: dict = {}
+    while todo:
+        s = todo.pop()
+        if s in seen or s < 0:
+            continue
+        seen.add(s)
+        st = states[s]
+        for p in st.prods:
+            if p.kind == K_AT or p.kind == K_SE or p.kind == K_CH:
+                names[p.key] = p.is_list
+            todo.append(p.nxt)
+    return names
+
+
+def _no_production(d: dict, counts: dict, st: _State, states: tuple, first: int, path: list) -> int:
+    """Error path of the encoder: explain why no production fits (or accept trailing empty lists).
+
+    ``first`` is the start state of the element's type grammar (for the names it knows at all)."""
+    p: _Prod
+    names = _names_of(states, first)
+    prods = st.prods
+    for k, v in d.items():
+        if v is None:
+            raise _type_error(path, k, "None is not a value: omit absent optional elements")
+        if not isinstance(k, str) or k not in names:
+            raise EncodeError(_path(path, k), "unknown", "not an element or attribute of this type")
+        if isinstance(v, list) != bool(names[k]):
+            raise _type_error(path, k, "expected a list (element may repeat)" if names[k] else f"expected a single value, got {type(v).__name__}")
+    leftover = [k for k, v in d.items() if isinstance(v, list) and counts.get(k, 0) < len(v)]
+    if not leftover and st.ee >= 0:
+        return st.ee  # only empty lists were left
+    for k in leftover:
+        if counts.get(k, 0) > 0 and k not in st.keymap:
+            raise EncodeError(_path(path, k), "occurs", f"too many occurrences ({len(d[k])}, at most {counts[k]} here)")
+    expected = []
+    for p in prods:
+        if p.kind == K_AT or p.kind == K_SE or p.kind == K_CH:
+            expected.append(p.key)
+    if st.ee < 0 and (len(expected) == 1 or not leftover):
+        raise EncodeError(_path(path, expected[0] if len(expected) == 1 else None), "missing",
+                          f"required {' or '.join(str(e) for e in expected)} is missing")
+    bad = leftover[0] if leftover else None
+    if bad is None:
+        raise EncodeError(_path(path, None), "missing", f"one of {expected} is required here")
+    raise EncodeError(_path(path, bad), "unknown", f"not allowed here (expected one of {expected}{' or the end' if st.ee >= 0 else ''})")
+
+
+@cython.cfunc
+def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint) -> object:
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    start: cython.Py_ssize_t
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        start = r.pos
+        if r.bits(1) != 0:
+            raise DecodeError(start, "CH (character content)", "deviation from the schema (second-level event) is not supported")
+        v = _dec_value(r, p.dt)
+        start = r.pos
+        if r.bits(1) != 0:
+            raise DecodeError(start, "EE", "deviation from the schema (second-level event) is not supported")
+        return v
+    d: dict = {}
+    while True:
+        st = states[sid]
+        start = r.pos
+        code = r.bits(st.width)
+        if code >= st.n:
+            raise _bad_code(start, code, st)
+        p = st.prods[code]
+        if p.kind == K_EE:
+            return d
+        if p.kind == K_SE:
+            if p.arg < 0:
+                raise DecodeError(start, "a supported element", f"no grammar for element {p.key}")
+            v = _dec_elem(r, states, p.arg, p.direct)
+            if p.is_list:
+                lst = d.get(p.key)
+                if lst is None:
+                    d[p.key] = [v]
+                else:
+                    lst.append(v)
+            else:
+                d[p.key] = v
+        elif p.kind == K_ANY:
+            raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
+        else:
+            d[p.key] = _dec_value(r, p.dt)
+        sid = p.nxt
+
+
+def _bad_code(start: int, code: int, st: _State) -> DecodeError:
+    p: _Prod
+    names = []
+    for p in st.prods:
+        if p.kind == K_EE:
+            names.append("EE")
+        elif p.kind == K_ED:
+            names.append("ED")
+        elif p.kind == K_ANY:
+            names.append("SE(*)")
+        else:
+            names.append(("AT(" if p.kind == K_AT else "SE(" if p.kind == K_SE else "CH(") + str(p.key) + ")")
+    if code == st.n:
+        return DecodeError(start, f"one of {names}", "second-level event code (schema deviation) is not supported")
+    return DecodeError(start, f"one of {names}", f"invalid event code {code}")
+
+
+# --------------------------------------------------------------------------------------------- entry
+@cython.cclass
+class Grammar:
+    """Document or fragment entry point of one schema set."""
+
+    states: tuple
+    start: cython.int
+    keys: dict
+    fragment: cython.bint
+
+    def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool) -> None:
+        self.states = _compile_states(raw_states)
+        self.start = start
+        self.keys = keys
+        self.fragment = fragment
+
+    def encode(self, message: object) -> bytes:
+        """Encode one root element (a one-key dict) as a document or fragment."""
+        st: _State
+        p: _Prod
+        i: cython.int
+        if not isinstance(message, dict) or len(message) != 1:
+            raise EncodeError("", "type", "expected a dict with exactly one key: the root element")
+        for key, value in message.items():
+            pass
+        code = self.keys.get(key)
+        if code is None:
+            raise EncodeError(str(key), "unknown", "not an element of this schema set" if self.fragment else "not a global element of this schema set")
+        st = self.states[self.start]
+        p = st.prods[code]
+        if p.arg < 0:
+            raise EncodeError(str(key), "unknown", "element declared with several types: the relaxed fragment grammar is not supported")
+        w = _Writer()
+        w.bits(0x80, 8)
+        w.bits(code, st.width)
+        path = [key]
+        try:
+            _enc_elem(w, self.states, p.arg, value, p.direct, path)
+        except RecursionError:
+            raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
+        st = self.states[p.nxt]
+        for i in range(st.n):
+            p = st.prods[i]
+            if p.kind == K_ED:
+                w.bits(i, st.width)
+                break
+        return w.finish()
+
+    def decode(self, data: object) -> dict:
+        """Decode a document or fragment stream (header byte 0x80 first)."""
+        if isinstance(data, bytes):
+            r = _Reader(data)
+        elif isinstance(data, (bytearray, memoryview)):
+            r = _Reader(bytes(data))
+        else:
+            raise DecodeError(0, "bytes", f"got {type(data).__name__}")
+        try:
+            return self._decode(r)
+        except DecodeError:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
+            raise DecodeError(r.pos, "a valid stream", f"{type(exc).__name__}: {exc}") from None
+
+    def _decode(self, r: _Reader) -> dict:
+        st: _State
+        p: _Prod
+        sid: cython.int = self.start
+        if r.end < 8:
+            raise DecodeError(0, "EXI header byte 0x80", "stream shorter than one byte")
+        h = r.bits(8)
+        if h != 0x80:
+            raise DecodeError(0, "EXI header byte 0x80", f"got 0x{h:02x}")
+        out: dict = {}
+        while True:
+            st = self.states[sid]
+            start = r.pos
+            code = r.bits(st.width)
+            if code >= st.n:
+                raise _bad_code(start, code, st)
+            p = st.prods[code]
+            if p.kind == K_ED:
+                break
+            if p.kind == K_ANY:
+                raise DecodeError(start, "a declared element", "SE(*) wildcard root is not supported")
+            if p.arg < 0:
+                raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
+            if p.key in out:
+                raise DecodeError(start, "ED", f"second root element {p.key} in one stream is not supported")
+            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct)
+            sid = p.nxt
+        if (r.end - r.pos) >= 8:
+            # Whole zero bytes after the padding are accepted (Tesla DIN stacks append one; EXIficient
+            # and libcbv2g ignore it); anything else after the end of the stream is garbage.
+            tail = r.data[(r.pos + 7) >> 3:]
+            if tail.count(0) != len(tail):
+                raise DecodeError(r.pos, "end of stream (padding only)", f"{len(tail)} trailing byte(s)")
+        return out

@@ -1,0 +1,1 @@
+"""Generated EXI grammar tables (python -m exi.codegen). Do not edit."""

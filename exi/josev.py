@@ -1,0 +1,97 @@
+"""A drop-in EXI codec for the ``iso15118`` PyPI package ("Josev"), without Java.
+
+That package talks to its codec through ``iso15118.shared.iexi_codec.IEXICodec``:
+``encode(message: str, namespace: str) -> bytes``, ``decode(stream: bytes, namespace: str) -> str``
+and ``get_version() -> str``, with messages as JSON text in the shape of EXIficient's JSON binding
+(the shape of the project's vectors: hexBinary as uppercase hex, base64Binary as base64). Plug
+ours in with::
+
+    from iso15118.shared.exi_codec import EXI
+    from exi.josev import JosevCodec
+
+    EXI().set_exi_codec(JosevCodec())
+
+This module does not import ``iso15118``; ``JosevCodec`` satisfies the interface by duck typing
+(and registers as a virtual subclass of ``IEXICodec`` when that package is importable).
+
+Fragments: the package signs elements by calling ``encode`` with the element itself as the JSON
+root (``{"AuthorizationReq": {...}}``, ``{"SignedInfo": {...}}``). As its EXIficient codec does,
+we encode those with the schema set's fragment grammar: every root of the xmldsig namespace; any
+root other than ``V2G_Message`` for DIN and ISO 15118-2; ``PnC_AReqAuthorizationMode``,
+``OEMProvisioningCertificateChain`` and any root the document grammar lacks for ISO 15118-20.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import exi
+from exi._shape import from_json, to_json
+
+__all__ = ["JosevCodec", "is_fragment_root"]
+
+_XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
+_V2G_MESSAGE_SETS = ("urn:din:70121:2012:MsgDef", "urn:iso:15118:2:2013:MsgDef")
+_ISO20_BASE = "urn:iso:std:iso:15118:-20:"
+#: -20 elements the iso15118 package signs (EXIficient's ``signatureElements_20``).
+_ISO20_SIGNED_ROOTS = frozenset({"PnC_AReqAuthorizationMode", "OEMProvisioningCertificateChain"})
+
+
+def is_fragment_root(namespace: str, root: str, codec: Any) -> bool:
+    """Whether a JSON message rooted at ``root`` is encoded as an EXI fragment in ``namespace``."""
+    if namespace == _XMLDSIG:
+        return True
+    if namespace in _V2G_MESSAGE_SETS:
+        return root != "V2G_Message"
+    if namespace.startswith(_ISO20_BASE):
+        return root in _ISO20_SIGNED_ROOTS or root not in codec._tables.DOC_KEYS
+    return False
+
+
+class JosevCodec:
+    """IEXICodec implementation over :func:`exi.get_codec` (JSON text in, EXI bytes out)."""
+
+    def encode(self, message: str, namespace: str) -> bytes:
+        """Encode a JSON message (str or bytes) with the schema set of ``namespace``.
+
+        Raises :class:`exi.EncodeError` (a ``ValueError``) for messages the schema rejects and
+        for JSON that is not one object with one root element; ``exi.UnknownNamespaceError``
+        for a namespace without a codec.
+        """
+        codec = exi.get_codec(str(namespace))
+        try:
+            obj = json.loads(message)
+        except (TypeError, ValueError) as exc:
+            raise exi.EncodeError("", "type", f"message is not valid JSON: {exc}") from None
+        if not isinstance(obj, dict) or len(obj) != 1:
+            raise exi.EncodeError("", "type", "expected a JSON object with exactly one root element")
+        root = next(iter(obj))
+        fragment = is_fragment_root(codec.namespace, root, codec)
+        native = from_json(codec, obj, fragment=fragment)
+        return codec.encode_fragment(native) if fragment else codec.encode(native)
+
+    def decode(self, stream: bytes, namespace: str) -> str:
+        """Decode an EXI document (a fragment for the xmldsig namespace) to JSON text.
+
+        Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams.
+        """
+        codec = exi.get_codec(str(namespace))
+        fragment = codec.namespace == _XMLDSIG
+        data = bytes(stream)
+        native = codec.decode_fragment(data) if fragment else codec.decode(data)
+        return json.dumps(to_json(codec, native, fragment=fragment), ensure_ascii=False, separators=(",", ":"))
+
+    def get_version(self) -> str:
+        """Name and engine of this codec (logged by ``EXI.set_exi_codec``)."""
+        return f"plugcharge-exi ({exi.IMPLEMENTATION} engine, schema-informed EXI 1.0)"
+
+
+def _register() -> None:
+    # Only when the package is already loaded: importing it has side effects (logging set-up).
+    mod = sys.modules.get("iso15118.shared.iexi_codec")
+    if mod is not None:  # pragma: no cover - depends on the optional package
+        mod.IEXICodec.register(JosevCodec)
+
+
+_register()

@@ -1,0 +1,193 @@
+"""SECC Discovery Protocol: message layout, typed errors, UDP server/client with retries."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import pytest
+
+from plugcharge.sdp import (
+    SDPError,
+    SDPRequest,
+    SDPResponse,
+    SDPTimeoutError,
+    Security,
+    TransportProtocol,
+    discover_secc,
+    ipv6_available,
+    link_local_address,
+    loopback_host,
+    make_responder,
+    start_sdp_server,
+)
+
+
+def test_request_bytes() -> None:
+    assert SDPRequest().to_datagram().hex() == "01fe900000000002" + "0000"
+    assert SDPRequest(Security.NO_TLS).encode() == b"\x10\x00"
+    assert SDPRequest.from_datagram(bytes.fromhex("01fe9000000000021000")) == SDPRequest(Security.NO_TLS)
+
+
+def test_response_bytes_roundtrip() -> None:
+    res = SDPResponse(ipaddress.IPv6Address("fe80::1"), 50000, Security.TLS, TransportProtocol.TCP)
+    data = res.to_datagram()
+    assert data[:8].hex() == "01fe900100000014"
+    assert data[8:24] == ipaddress.IPv6Address("fe80::1").packed
+    assert data[24:26] == (50000).to_bytes(2, "big") and data[26:] == b"\x00\x00"
+    assert SDPResponse.from_datagram(data) == res
+
+
+def test_ipv4_is_mapped() -> None:
+    res = SDPResponse(ipaddress.IPv4Address("127.0.0.1"), 1234, Security.NO_TLS)
+    back = SDPResponse.from_datagram(res.to_datagram())
+    assert str(back.address) == "::ffff:7f00:1"
+    assert back.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "data, field, offset",
+    [
+        (bytes.fromhex("01fe9000000000022000"), "Security", 8),
+        (bytes.fromhex("01fe9000000000020020"), "TransportProtocol", 9),
+        (bytes.fromhex("01fe900000000003000000"), "payload", 8),
+        (bytes.fromhex("01fe90000000000200"), "V2GTP header", 9),  # truncated
+        (bytes.fromhex("02fd9000000000020000"), "V2GTP header", 0),
+        (bytes.fromhex("01fe9001000000020000"), "V2GTP header", 2),  # a response type where a request is due
+    ],
+)
+def test_request_errors(data: bytes, field: str, offset: int) -> None:
+    with pytest.raises(SDPError) as ei:
+        SDPRequest.from_datagram(data)
+    assert ei.value.field == field and ei.value.offset == offset
+    assert isinstance(ei.value, ValueError)
+
+
+def test_response_errors() -> None:
+    good = SDPResponse(ipaddress.IPv6Address("::1"), 4000).to_datagram()
+    with pytest.raises(SDPError) as ei:
+        SDPResponse.from_datagram(good[:-2] + b"\x05\x00")
+    assert ei.value.field == "Security" and ei.value.offset == 26
+    with pytest.raises(SDPError) as ei:
+        SDPResponse.from_datagram(good[:24] + b"\x00\x00" + good[26:])
+    assert ei.value.field == "SECC Port"
+    with pytest.raises(SDPError):
+        SDPResponse.from_datagram(good + b"\x00")
+
+
+def test_responder_policy() -> None:
+    both = make_responder("::1", tls_port=1000, tcp_port=2000)
+    assert both(SDPRequest(Security.TLS)).port == 1000
+    assert both(SDPRequest(Security.NO_TLS)) == SDPResponse(ipaddress.ip_address("::1"), 2000, Security.NO_TLS)
+    tls_only = make_responder("::1", tls_port=1000)
+    assert tls_only(SDPRequest(Security.NO_TLS)).security is Security.TLS
+    assert tls_only(SDPRequest(Security.TLS, TransportProtocol.UDP)) is None
+    with pytest.raises(ValueError):
+        make_responder("::1")
+
+
+def test_sandbox_reports_ipv6() -> None:
+    assert loopback_host() == ("::1" if ipv6_available() else "127.0.0.1")
+
+
+@pytest.mark.parametrize("host", ["::1", "127.0.0.1"])
+def test_loopback_discovery(host: str) -> None:
+    if host == "::1" and not ipv6_available():
+        pytest.skip("no IPv6 on this host")
+
+    async def run() -> tuple[SDPResponse, int]:
+        server = await start_sdp_server(make_responder(host, tls_port=64111), loopback=True, host=host, port=0)
+        async with server:
+            res = await discover_secc(loopback=True, host=host, port=server.port, timeout=0.5, max_requests=3)
+            return res, server.requests
+
+    res, count = asyncio.run(run())
+    assert res.port == 64111 and res.security is Security.TLS and res.host == host
+    assert count == 1
+
+
+def test_retries_until_answered_and_ignores_garbage() -> None:
+    async def run() -> tuple[SDPResponse, int, int]:
+        calls = []
+
+        def shy(req: SDPRequest) -> SDPResponse | None:
+            calls.append(req)
+            return None if len(calls) < 3 else SDPResponse(ipaddress.ip_address("::1"), 999, req.security)
+
+        server = await start_sdp_server(shy, loopback=True, port=0)
+        async with server:
+            host = server.host
+            # a garbage datagram to the server is counted and ignored
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"\x01\x02\x03", (host, server.port))
+            res = await discover_secc(SDPRequest(Security.NO_TLS), loopback=True, port=server.port,
+                                      timeout=0.05, max_requests=10)
+            await asyncio.sleep(0.01)
+            return res, len(calls), server.invalid_requests
+
+    res, n, invalid = asyncio.run(run())
+    assert n == 3 and res.port == 999 and res.security is Security.NO_TLS
+    assert invalid == 1
+
+
+def test_gives_up_after_max_requests() -> None:
+    async def run() -> int:
+        calls = []
+        server = await start_sdp_server(lambda r: calls.append(r), loopback=True, port=0)  # type: ignore[arg-type,func-returns-value]
+        async with server:
+            with pytest.raises(SDPTimeoutError) as ei:
+                await discover_secc(loopback=True, port=server.port, timeout=0.02, max_requests=4)
+            assert ei.value.requests == 4
+            await asyncio.sleep(0.02)
+            return len(calls)
+
+    assert asyncio.run(run()) == 4
+
+
+def test_client_ignores_invalid_response() -> None:
+    async def run() -> SDPResponse:
+        loop = asyncio.get_running_loop()
+
+        class Evil(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.t = transport
+
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                self.t.sendto(b"\x01\xfe\x90\x01\x00\x00\x00\x01\x00", addr)  # type: ignore[attr-defined]
+                self.t.sendto(SDPResponse(ipaddress.ip_address("::1"), 7).to_datagram(), addr)  # type: ignore[attr-defined]
+
+        host = loopback_host()
+        t, _ = await loop.create_datagram_endpoint(Evil, local_addr=(host, 0))
+        try:
+            return await discover_secc(loopback=True, port=t.get_extra_info("sockname")[1], timeout=0.5, max_requests=2)
+        finally:
+            t.close()
+
+    assert asyncio.run(run()).port == 7
+
+
+def test_multicast_on_a_real_interface() -> None:
+    """ff02::1 on the first multicast-capable interface with a link-local address (skips if none)."""
+    iface = None
+    for _, name in socket.if_nameindex():
+        if name == "lo":
+            continue
+        try:
+            addr = link_local_address(name)
+        except OSError:
+            continue
+        iface = name
+        break
+    if iface is None:
+        pytest.skip("no interface with a link-local IPv6 address")
+
+    async def run() -> SDPResponse:
+        server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=iface, port=0)
+        async with server:
+            return await discover_secc(interface=iface, port=server.port, timeout=0.2, max_requests=3)
+
+    try:
+        res = asyncio.run(run())
+    except (OSError, SDPTimeoutError) as exc:
+        pytest.skip(f"multicast not usable here: {exc}")
+    assert res.address == addr and res.port == 55555

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Remake the committed golden EXI vectors in tests/exi_tests/golden/ (dev tool, never shipped).
+
+Messages come from the XSD-driven random generator (tests/exi_tests/_exi_msggen.py, seeded, so
+the same seeds give the same messages) and the bytes from EXIficient (EXICodec.jar of the
+``iso15118`` 0.31.2 wheel) through ../shared/tools/exificient_oracle.py. Our codec is not
+involved: the files record what an independent encoder produces.
+
+    export EXI_ORACLE_JAR="$(tools/get_oracle_jar.sh)"
+    python tools/make_golden.py [--schemas ../shared/schemas] [--oracle ../shared/tools] [--out DIR]
+
+Per schema set and message type it tries a fixed list of seeds in three modes (random, max:
+every optional and every array at maxOccurs, min) and keeps the first ``--per-type`` messages
+the jar accepts. Messages the jar cannot judge (its known limits: no WPT/ACDP grammar, base64
+values that need javax.mail, DIN signatures and Id references) are skipped and counted in the
+output's ``skipped`` table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "exi_tests"))
+
+from _exi_msggen import (  # noqa: E402
+    SCHEMA_SETS,
+    GenOptions,
+    MessageGenerator,
+    NotGeneratable,
+    to_json_shape,
+)
+
+# Sets the jar has grammars for (it lacks WPT and ACDP).
+ORACLE_SETS = ("apphand", "din", "iso2", "iso20-common", "iso20-ac", "iso20-dc", "xmldsig")
+MODES = ("max", "random", "min", "random", "random", "random", "random", "random")
+
+
+def _opts(set_name: str, mode: str, attempt: int, kind: str) -> GenOptions:
+    omit: frozenset[str] = frozenset()
+    if set_name == "din" and attempt >= 2:
+        # The jar cannot take any DIN base64Binary value (javax.mail) nor a DIN Signature.
+        omit = frozenset({"Signature"})
+    force = frozenset({"URI"}) if set_name == "xmldsig" else frozenset()
+    if kind == "exiFragment" and mode == "min":
+        mode = "random"
+    # The jar cannot decode ISO-2 fragments, so nothing would catch its habit of encoding an
+    # absent optional integer as 0 (JAXB primitive fields): generate fragments with every optional.
+    p_opt = 1.0 if kind == "exiFragment" else 0.5
+    return GenOptions(mode=mode, unbounded_cap=3, string_cap=48, binary_cap=200, budget=1500,
+                      force_attrs=force, omit=omit, p_optional=p_opt)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schemas", default=str(REPO.parent / "shared" / "schemas"))
+    ap.add_argument("--oracle", default=str(REPO.parent / "shared" / "tools"))
+    ap.add_argument("--out", default=str(REPO / "tests" / "exi_tests" / "golden"))
+    ap.add_argument("--per-type", type=int, default=3)
+    ap.add_argument("--attempts", type=int, default=12)
+    ap.add_argument("--max-failures", type=int, default=8, help="give up on a type after this many no-verdicts")
+    args = ap.parse_args()
+    sys.path.insert(0, args.oracle)
+    from exificient_oracle import Oracle  # type: ignore[import-not-found]
+
+    gen = MessageGenerator(args.schemas)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with Oracle() as oracle:
+        for set_name in ORACLE_SETS:
+            ss = SCHEMA_SETS[set_name]
+            entries: list[dict[str, Any]] = []
+            skipped: dict[str, int] = {}
+            jobs = [("document", m) for m in gen.message_types(set_name)]
+            if set_name == "xmldsig":
+                jobs = [("xmldsigFragment", "SignedInfo")]
+            jobs += [("exiFragment", m) for m in gen.fragment_types(set_name)]
+            for kind, mtype in jobs:
+                kept = failed = 0
+                for attempt in range(args.attempts * (3 if set_name == "din" else 1)):
+                    if kept >= args.per_type or failed >= args.max_failures:
+                        break
+                    mode = MODES[attempt % len(MODES)]
+                    seed = f"golden/{set_name}/{kind}/{mtype}/{attempt}"
+                    rng = random.Random(seed)
+                    opts = _opts(set_name, mode, attempt, kind)
+                    try:
+                        if kind == "document":
+                            msg = gen.generate(set_name, mtype, rng, opts)
+                        else:
+                            msg = gen.generate_fragment(set_name, mtype, rng, opts)
+                    except NotGeneratable:
+                        skipped[mtype] = skipped.get(mtype, 0) + 1
+                        continue
+                    js = to_json_shape(msg)
+                    try:
+                        data = oracle.encode(ss.namespace, js)
+                    except ValueError as exc:
+                        skipped[mtype] = skipped.get(mtype, 0) + 1
+                        failed += 1
+                        print(f"  no verdict {set_name} {mtype} {mode}: {str(exc)[:90]}", file=sys.stderr)
+                        continue
+                    entry = {"message_type": mtype, "kind": kind, "mode": mode, "seed": seed,
+                             "message": js, "exi_hex": data.hex()}
+                    if kind != "exiFragment":
+                        # The jar encodes some absent optionals as present zeros (JAXB primitive
+                        # fields): trust a vector only when its decoder gives the message back, or
+                        # record what it really encoded when that re-encodes to the same bytes.
+                        try:
+                            back = oracle.decode(ss.namespace, data)
+                        except ValueError:
+                            back = None
+                        if back != js:
+                            try:
+                                same = back is not None and oracle.encode(ss.namespace, back) == data
+                            except ValueError:
+                                same = False
+                            if not same:
+                                skipped[mtype] = skipped.get(mtype, 0) + 1
+                                failed += 1
+                                continue
+                            entry["message"] = back
+                            entry["note"] = "message as EXIficient decodes it (it encoded absent optionals as 0)"
+                    entries.append(entry)
+                    kept += 1
+                if not kept:
+                    print(f"NO GOLDEN for {set_name} {kind} {mtype}", file=sys.stderr)
+            hexn, b64n, _ = gen.binary_names(set_name)
+            doc = {
+                "schema_set": set_name,
+                "namespace": ss.namespace,
+                "encoder": "EXIficient 1.55 (EXICodec.jar from PyPI iso15118 0.31.2) via exificient_oracle.py",
+                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over ../shared/schemas)",
+                "hex_names": sorted(hexn),
+                "base64_names": sorted(b64n),
+                "skipped": skipped,
+                "vectors": entries,
+            }
+            path = out / f"golden_{set_name}.json"
+            path.write_text(json.dumps(doc, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(f"{path.name}: {len(entries)} vectors, {os.path.getsize(path)} bytes", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
