@@ -48,6 +48,7 @@ T_HEX = cython.declare(cython.int, 6)
 T_B64 = cython.declare(cython.int, 7)
 
 _TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enumeration", "string", "hexBinary", "base64Binary")
+_MAX_DEPTH = cython.declare(cython.int, 64)  # element nesting limit (the schemas need < 20; relaxed fragments recurse)
 _LL_MIN = -(2**62)
 _LL_MAX = 2**62
 
@@ -85,7 +86,7 @@ class _DT:
         elif self.kind == T_ENUM:
             self.values = raw[1]
             self.nbits = raw[2]
-            self.index = {(type(v), v): i for i, v in enumerate(raw[1])}
+            self.index = {v: i for i, v in enumerate(raw[1])}
         elif self.kind != T_BOOL:
             self.lo_obj = raw[1]
             self.hi_obj = raw[2]
@@ -191,6 +192,7 @@ class _Writer:
                 self.cbuf = cython.NULL
 
     @cython.cfunc
+    @cython.exceptval(-1)
     def _reserve(self, extra: cython.Py_ssize_t) -> cython.int:
         newcap: cython.Py_ssize_t
         if cython.compiled:
@@ -206,6 +208,7 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.exceptval(-1)
     def bits(self, value: cython.ulonglong, n: cython.int) -> cython.int:
         """Write the n (<= 32) low bits of value."""
         if n == 0:
@@ -227,6 +230,7 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.exceptval(-1)
     def unsigned(self, value: object) -> cython.int:
         """EXI unsigned integer of any size: 7-bit groups, least significant first, MSB = more follow."""
         while value >= 0x80:
@@ -236,6 +240,7 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.exceptval(-1)
     def uint_small(self, v: cython.ulonglong) -> cython.int:
         while v >= 0x80:
             self.bits((v & 0x7F) | 0x80, 8)
@@ -244,6 +249,7 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.exceptval(-1)
     def blob(self, data: bytes) -> cython.int:
         """Write raw bytes at any bit alignment."""
         i: cython.Py_ssize_t
@@ -303,6 +309,7 @@ class _Reader:
         self.end = 8 * len(data)
 
     @cython.cfunc
+    @cython.exceptval(0xFFFFFFFFFFFFFFFF, check=True)
     def bits(self, n: cython.int) -> cython.ulonglong:
         """Read n (<= 32) bits as an unsigned number."""
         result: cython.ulonglong = 0
@@ -394,6 +401,8 @@ class _Reader:
 
 # --------------------------------------------------------------------------------------------- values
 def _path(path: list, key: object) -> str:
+    if path is None:
+        return "?"
     return ".".join([str(p) for p in path] + ([str(key)] if key is not None else []))
 
 
@@ -407,6 +416,7 @@ def _range_error(dt: _DT, v: object, path: list, key: object) -> EncodeError:
 
 
 @cython.cfunc
+@cython.exceptval(-1)
 def _enc_int(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
     """n-bit, unsigned and signed integers, with the facet range checked (C fast path for 64-bit values)."""
     kind: cython.int = dt.kind
@@ -450,6 +460,7 @@ def _enc_int(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.
 
 
 @cython.cfunc
+@cython.exceptval(-1)
 def _check_len(ln: cython.Py_ssize_t, dt: _DT, path: list, key: object, unit: str) -> cython.int:
     if (dt.lo_c and ln < dt.lo) or (dt.hi_c and ln > dt.hi):
         raise EncodeError(_path(path, key), "length", f"{ln} {unit}(s), allowed {dt.lo_obj}..{'unbounded' if dt.hi_obj is None else dt.hi_obj}")
@@ -457,6 +468,7 @@ def _check_len(ln: cython.Py_ssize_t, dt: _DT, path: list, key: object, unit: st
 
 
 @cython.cfunc
+@cython.exceptval(-1)
 def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
     kind: cython.int = dt.kind
     ln: cython.Py_ssize_t
@@ -472,8 +484,8 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
     elif kind == T_ENUM:
-        idx = dt.index.get((type(v), v))
-        if idx is None:
+        idx = dt.index.get(v) if isinstance(v, (str, int)) else None
+        if idx is None or type(dt.values[idx]) is not type(v):
             raise EncodeError(_path(path, key), "range", f"{v!r} is not one of the enumeration {list(dt.values)}")
         w.bits(idx, dt.nbits)
     elif kind == T_STRING:
@@ -536,7 +548,78 @@ def _dec_value(r: _Reader, dt: _DT) -> object:
 
 
 # --------------------------------------------------------------------------------------------- elements
+class _Fallback(Exception):
+    """Internal: the fast encoder met something it does not handle; the checked encoder takes over."""
+
+
+_FALLBACK = _Fallback()
+_NO_PATH: list = []
+
+
 @cython.cfunc
+@cython.exceptval(-1)
+def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, depth: cython.int) -> cython.int:
+    """Encoder fast path: follows the dict's own key order through the grammar (one keymap lookup
+    per child, no path bookkeeping). Any surprise (keys out of schema order, a bad value, a missing
+    element) raises and Grammar.encode re-runs the checked encoder, which gives the precise error."""
+    st: _State
+    p: _Prod
+    j: cython.Py_ssize_t
+    n: cython.Py_ssize_t
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        w.bits(0, 1)
+        _enc_value(w, p.dt, value, _NO_PATH, None)
+        w.bits(0, 1)
+        return 0
+    if not isinstance(value, dict) or depth > _MAX_DEPTH:
+        raise _FALLBACK
+    d: dict = value
+    for k, v in d.items():
+        st = states[sid]
+        idx = st.keymap.get(k)
+        if idx is None:
+            raise _FALLBACK
+        p = st.prods[idx]
+        if p.is_list:
+            if not isinstance(v, list):
+                raise _FALLBACK
+            lst: list = v
+            n = len(lst)
+            for j in range(n):
+                if j:
+                    st = states[sid]
+                    idx = st.keymap.get(k)
+                    if idx is None:
+                        raise _FALLBACK
+                    p = st.prods[idx]
+                w.bits(idx, st.width)
+                if p.kind == K_SE:
+                    if p.arg < 0:
+                        raise _FALLBACK
+                    _enc_fast(w, states, p.arg, lst[j], p.direct, depth + 1)
+                else:
+                    _enc_value(w, p.dt, lst[j], _NO_PATH, None)
+                sid = p.nxt
+        else:
+            w.bits(idx, st.width)
+            if p.kind == K_SE:
+                if p.arg < 0:
+                    raise _FALLBACK
+                _enc_fast(w, states, p.arg, v, p.direct, depth + 1)
+            else:
+                _enc_value(w, p.dt, v, _NO_PATH, None)
+            sid = p.nxt
+    st = states[sid]
+    if st.ee < 0:
+        raise _FALLBACK
+    w.bits(st.ee, st.width)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
 def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, path: list) -> cython.int:
     st: _State
     p: _Prod
@@ -697,7 +780,7 @@ def _no_production(d: dict, counts: dict, st: _State, states: tuple, first: int,
 
 
 @cython.cfunc
-def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint) -> object:
+def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
     st: _State
     p: _Prod
     code: cython.Py_ssize_t
@@ -713,6 +796,8 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint) -
         if r.bits(1) != 0:
             raise DecodeError(start, "EE", "deviation from the schema (second-level event) is not supported")
         return v
+    if depth > _MAX_DEPTH:
+        raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
     d: dict = {}
     while True:
         st = states[sid]
@@ -726,7 +811,7 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint) -
         if p.kind == K_SE:
             if p.arg < 0:
                 raise DecodeError(start, "a supported element", f"no grammar for element {p.key}")
-            v = _dec_elem(r, states, p.arg, p.direct)
+            v = _dec_elem(r, states, p.arg, p.direct, depth + 1)
             if p.is_list:
                 lst = d.get(p.key)
                 if lst is None:
@@ -794,11 +879,18 @@ class Grammar:
         w = _Writer()
         w.bits(0x80, 8)
         w.bits(code, st.width)
-        path = [key]
         try:
-            _enc_elem(w, self.states, p.arg, value, p.direct, path)
-        except RecursionError:
-            raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
+            _enc_fast(w, self.states, p.arg, value, p.direct, 1)
+        except Exception:
+            # checked encoder: any order of keys, precise EncodeError (path and rule) on bad input
+            w = _Writer()
+            w.bits(0x80, 8)
+            w.bits(code, st.width)
+            path = [key]
+            try:
+                _enc_elem(w, self.states, p.arg, value, p.direct, path)
+            except RecursionError:
+                raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
         st = self.states[p.nxt]
         for i in range(st.n):
             p = st.prods[i]
@@ -847,7 +939,7 @@ class Grammar:
                 raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
             if p.key in out:
                 raise DecodeError(start, "ED", f"second root element {p.key} in one stream is not supported")
-            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct)
+            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1)
             sid = p.nxt
         if (r.end - r.pos) >= 8:
             # Whole zero bytes after the padding are accepted (Tesla DIN stacks append one; EXIficient

@@ -101,6 +101,8 @@ def _read_stream(arg: str | None, stdin: IO[bytes]) -> bytes:
     if arg is None or arg == "-":
         raw = stdin.read()
         text = raw.strip()
+        if not text:
+            raise InputError("empty input: expected a hex-encoded EXI stream (or raw bytes) on stdin")
         try:
             t = text.decode("ascii")
         except UnicodeDecodeError:

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False, language_level=3
 """Profile-aware ISO 15118 certificate chain validation.
 
 :func:`verify_chain` builds the path from the leaf to a trust anchor of an allowed role
@@ -25,7 +26,7 @@ from . import profiles as P
 from ._certinfo import CertParseError, ParsedCert, der_time_key, parse_certificate
 from ._compiled import KEY_ALGS, SIG_ALGS, CompiledCert, CompiledChain, compiled_chain
 from .errors import ChainValidationError, Reason, UnknownProfileError
-from .store import TrustStore, load_public_key, verify_signed_by
+from .store import TrustStore, load_public_key
 
 __all__ = ["VerifiedChain", "VerificationCache", "verify_chain", "verify_chains", "MAX_INTERMEDIATES",
            "MAX_PARSE_SIZE"]
@@ -48,11 +49,14 @@ class VerificationCache:
     only after the full check of ``c`` passed. It is keyed by ``(c, k)`` (exact bytes), so a
     different issuer key, a modified certificate or a removed trust anchor can never profit from
     it; it is never used when ``c`` has expired at the validation time (the validity of every
-    certificate is re-checked on each call anyway). Leaf certificates are neither parsed into nor
-    verified from the cache. Not thread-safe; use one per thread (or a lock) if sharing.
+    certificate is re-checked on each call anyway). On top of the links it memoises, per
+    ``(intermediates, leaf issuer name, store, profile)``, the fully validated CA part of a path and
+    the time window in which every CA certificate on it is valid, so a warm call checks the leaf,
+    its one signature and that window only. Leaf certificates are never cached. Not thread-safe;
+    use one per thread (or a lock) if sharing.
     """
 
-    __slots__ = ("maxsize", "_parsed", "_links", "_pools", "hits", "misses")
+    __slots__ = ("maxsize", "_parsed", "_links", "_pools", "_paths", "hits", "misses")
 
     def __init__(self, maxsize: int = 512) -> None:
         if maxsize < 1:
@@ -62,6 +66,8 @@ class VerificationCache:
         self._links: "OrderedDict[Tuple[bytes, bytes], str]" = OrderedDict()
         #: intermediates tuple -> {subject DER: [parsed CA certificates]} (only parse results, no trust)
         self._pools: Dict[Tuple[bytes, ...], Dict[bytes, List[ParsedCert]]] = {}
+        #: (intermediates, leaf issuer name, store, profile) -> (validated CA path, anchor role, window)
+        self._paths: "OrderedDict[tuple, tuple]" = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -99,6 +105,7 @@ class VerificationCache:
         self._parsed.clear()
         self._links.clear()
         self._pools.clear()
+        self._paths.clear()
 
     def __len__(self) -> int:
         return len(self._links)
@@ -294,15 +301,40 @@ def _check_profile(pc: ParsedCert, cp: CompiledCert, depth: int) -> None:
         memo.add(cp)
 
 
+def _pair_table() -> Dict[Tuple[bytes, bytes], Optional[object]]:
+    """(signature AlgorithmIdentifier, issuer key AlgorithmIdentifier) -> ECDSA object / None (EdDSA).
+
+    Only the pairings the profiles allow: ecdsa-with-SHA256 from P-256, ecdsa-with-SHA512 from
+    P-521, Ed448 from Ed448 (a key of one kind never verifies another kind's signature).
+    """
+    out: Dict[Tuple[bytes, bytes], Optional[object]] = {}
+    for sd, sa in SIG_ALGS.items():
+        for kd, ka in KEY_ALGS.items():
+            if ka.name in sa.key_kind and _SIG_OF_KEY.get(ka.name, sa.name) == sa.name:
+                out[(sd, kd)] = sa.ecdsa
+    return out
+
+
+_PAIRS = _pair_table()
+
+
 def _check_signature(pc: ParsedCert, issuer: ParsedCert, depth: int) -> None:
     """Signature of ``pc`` (at ``depth``) with the key of ``issuer`` (at ``depth + 1``)."""
-    sa = SIG_ALGS[pc.sig_alg]  # known: profile check ran first
-    ka = KEY_ALGS.get(issuer.key_alg)
-    if ka is None or ka.name not in sa.key_kind or _SIG_OF_KEY.get(ka.name, sa.name) != sa.name:
-        raise _fail(Reason.ALGORITHM, f"{sa.name} signature cannot come from the issuer's "
+    pair = (pc.sig_alg, issuer.key_alg)
+    if pair not in _PAIRS:
+        sa = SIG_ALGS.get(pc.sig_alg)
+        ka = KEY_ALGS.get(issuer.key_alg)
+        raise _fail(Reason.ALGORITHM, f"{sa.name if sa else 'unknown'} signature cannot come from the issuer's "
                     f"{ka.name if ka else 'unknown'} key (profile pairs keys and signature algorithms)", depth, pc)
+    algo = _PAIRS[pair]
     try:
-        verify_signed_by(pc, issuer)
+        pub = issuer.public_key
+        if pub is None:
+            pub = load_public_key(issuer)
+        if algo is None:
+            pub.verify(pc.signature, pc.tbs)
+        else:
+            pub.verify(pc.signature, pc.tbs, algo)
     except InvalidSignature:
         raise _fail(Reason.BAD_SIGNATURE, f"signature does not verify with the key of {issuer.subject_str}",
                     depth, pc) from None
@@ -513,9 +545,31 @@ def verify_chain(leaf: bytes, intermediates: Sequence[bytes] = (), *, store: Tru
     lpc = _parse_leaf(leaf, ch)
     _check_validity(lpc, at_key, 0)
     _check_profile(lpc, ch.leaf, 0)
+    pkey = None
+    if cache is not None and type(intermediates) in (tuple, list):
+        # warm path: the CA part above this leaf's issuer name was fully validated before with the
+        # same intermediates, store and profile; only the time window is re-checked here (it is
+        # the intersection of every CA certificate's validity), and the leaf link is verified.
+        try:
+            pkey = (tuple(intermediates), lpc.issuer, store, ch.name)
+            hit = cache._paths.get(pkey)
+        except TypeError:  # unhashable junk in intermediates: the full path reports it
+            pkey = hit = None
+        if hit is not None:
+            upper, role, nb, na = hit
+            if nb <= at_key <= na:
+                cache._paths.move_to_end(pkey)
+                _check_signature(lpc, upper[0], 0)
+                cache.hits += 1
+                return VerifiedChain((lpc,) + upper, ch.name, role, ch.cn_kind)
     pool = _pool(intermediates, cache)
     search = _Search(ch, store, at_key, cache, pool)
     path, role = search.extend([lpc])
+    if pkey is not None:
+        upper = tuple(path[1:])
+        cache._paths[pkey] = (upper, role, max([c.not_before for c in upper]), min([c.not_after for c in upper]))
+        if len(cache._paths) > cache.maxsize:
+            cache._paths.popitem(last=False)
     return VerifiedChain(tuple(path), ch.name, role, ch.cn_kind)
 
 

@@ -10,28 +10,31 @@ T2 = (0, 8, 0, 255)
 T3 = (0, 5, 1, 20)
 T4 = (4, ('OK_SuccessfulNegotiation', 'OK_SuccessfulNegotiationWithMinorDeviation', 'Failed_NoNegotiation'), 2)
 
-STATES = (
+
+class _run(tuple):
+    """count states alike but for the successor: '+' in a production = the next state id."""
+
+    def __new__(cls, count, width, prods):
+        return tuple.__new__(cls, (count, width, prods))
+
+
+def _expand(items):
+    out = []
+    for it in items:
+        if type(it) is _run:
+            count, width, prods = it
+            for _ in range(count):
+                sid = len(out)
+                out.append((width, tuple(p if p[3] != '+' else p[:3] + (sid + 1,) + p[4:] for p in prods)))
+        else:
+            out.append(it)
+    return tuple(out)
+
+
+STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
     (1, ((1, 'AppProtocol', 22, 2, True, False),)),  # 1
-    (2, ((1, 'AppProtocol', 22, 3, True, False), (2, None, None, -1, False, False),)),  # 2
-    (2, ((1, 'AppProtocol', 22, 4, True, False), (2, None, None, -1, False, False),)),  # 3
-    (2, ((1, 'AppProtocol', 22, 5, True, False), (2, None, None, -1, False, False),)),  # 4
-    (2, ((1, 'AppProtocol', 22, 6, True, False), (2, None, None, -1, False, False),)),  # 5
-    (2, ((1, 'AppProtocol', 22, 7, True, False), (2, None, None, -1, False, False),)),  # 6
-    (2, ((1, 'AppProtocol', 22, 8, True, False), (2, None, None, -1, False, False),)),  # 7
-    (2, ((1, 'AppProtocol', 22, 9, True, False), (2, None, None, -1, False, False),)),  # 8
-    (2, ((1, 'AppProtocol', 22, 10, True, False), (2, None, None, -1, False, False),)),  # 9
-    (2, ((1, 'AppProtocol', 22, 11, True, False), (2, None, None, -1, False, False),)),  # 10
-    (2, ((1, 'AppProtocol', 22, 12, True, False), (2, None, None, -1, False, False),)),  # 11
-    (2, ((1, 'AppProtocol', 22, 13, True, False), (2, None, None, -1, False, False),)),  # 12
-    (2, ((1, 'AppProtocol', 22, 14, True, False), (2, None, None, -1, False, False),)),  # 13
-    (2, ((1, 'AppProtocol', 22, 15, True, False), (2, None, None, -1, False, False),)),  # 14
-    (2, ((1, 'AppProtocol', 22, 16, True, False), (2, None, None, -1, False, False),)),  # 15
-    (2, ((1, 'AppProtocol', 22, 17, True, False), (2, None, None, -1, False, False),)),  # 16
-    (2, ((1, 'AppProtocol', 22, 18, True, False), (2, None, None, -1, False, False),)),  # 17
-    (2, ((1, 'AppProtocol', 22, 19, True, False), (2, None, None, -1, False, False),)),  # 18
-    (2, ((1, 'AppProtocol', 22, 20, True, False), (2, None, None, -1, False, False),)),  # 19
-    (2, ((1, 'AppProtocol', 22, 21, True, False), (2, None, None, -1, False, False),)),  # 20
+    _run(19, 2, ((1, 'AppProtocol', 22, '+', True, False), (2, None, None, -1, False, False),)),  # 2..20
     (1, ((2, None, None, -1, False, False),)),  # 21
     (1, ((1, 'ProtocolNamespace', 28, 23, False, True),)),  # 22
     (1, ((1, 'VersionNumberMajor', 30, 24, False, True),)),  # 23
@@ -54,7 +57,7 @@ STATES = (
     (1, ((2, None, None, -1, False, False),)),  # 40
     (2, ((1, 'supportedAppProtocolReq', 1, 0, False, False), (1, 'supportedAppProtocolRes', 36, 0, False, False), (4, None, None, 0, False, False),)),  # 41
     (4, ((1, 'AppProtocol', 22, 42, False, False), (1, 'Priority', 34, 42, False, True), (1, 'ProtocolNamespace', 28, 42, False, True), (1, 'ResponseCode', 39, 42, False, True), (1, 'SchemaID', 32, 42, False, True), (1, 'VersionNumberMajor', 30, 42, False, True), (1, 'VersionNumberMinor', 30, 42, False, True), (1, 'supportedAppProtocolReq', 1, 42, False, False), (1, 'supportedAppProtocolRes', 36, 42, False, False), (4, None, None, 42, False, False), (5, None, None, -1, False, False),)),  # 42
-)
+))
 
 DOC_STATE = 41
 DOC_KEYS = {'supportedAppProtocolReq': 0, 'supportedAppProtocolRes': 1}

@@ -36,7 +36,28 @@ T26 = (5, 0, 255)
 T27 = (5, 0, 12)
 T28 = (5, 0, 39)
 
-STATES = (
+
+class _run(tuple):
+    """count states alike but for the successor: '+' in a production = the next state id."""
+
+    def __new__(cls, count, width, prods):
+        return tuple.__new__(cls, (count, width, prods))
+
+
+def _expand(items):
+    out = []
+    for it in items:
+        if type(it) is _run:
+            count, width, prods = it
+            for _ in range(count):
+                sid = len(out)
+                out.append((width, tuple(p if p[3] != '+' else p[:3] + (sid + 1,) + p[4:] for p in prods)))
+        else:
+            out.append(it)
+    return tuple(out)
+
+
+STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
     (1, ((2, None, None, -1, False, False),)),  # 1
     (1, ((2, None, None, -1, False, False),)),  # 2
@@ -177,22 +198,7 @@ STATES = (
     (1, ((1, 'EVProcessing', 165, 138, False, True),)),  # 137
     (2, ((1, 'TargetCoilCurrent', 167, 139, False, False), (1, 'EVResultCode', 174, 140, False, True),)),  # 138
     (1, ((1, 'EVResultCode', 174, 140, False, True),)),  # 139
-    (2, ((1, 'VendorSpecificDataContainer', 176, 141, True, True), (2, None, None, -1, False, False),)),  # 140
-    (2, ((1, 'VendorSpecificDataContainer', 176, 142, True, True), (2, None, None, -1, False, False),)),  # 141
-    (2, ((1, 'VendorSpecificDataContainer', 176, 143, True, True), (2, None, None, -1, False, False),)),  # 142
-    (2, ((1, 'VendorSpecificDataContainer', 176, 144, True, True), (2, None, None, -1, False, False),)),  # 143
-    (2, ((1, 'VendorSpecificDataContainer', 176, 145, True, True), (2, None, None, -1, False, False),)),  # 144
-    (2, ((1, 'VendorSpecificDataContainer', 176, 146, True, True), (2, None, None, -1, False, False),)),  # 145
-    (2, ((1, 'VendorSpecificDataContainer', 176, 147, True, True), (2, None, None, -1, False, False),)),  # 146
-    (2, ((1, 'VendorSpecificDataContainer', 176, 148, True, True), (2, None, None, -1, False, False),)),  # 147
-    (2, ((1, 'VendorSpecificDataContainer', 176, 149, True, True), (2, None, None, -1, False, False),)),  # 148
-    (2, ((1, 'VendorSpecificDataContainer', 176, 150, True, True), (2, None, None, -1, False, False),)),  # 149
-    (2, ((1, 'VendorSpecificDataContainer', 176, 151, True, True), (2, None, None, -1, False, False),)),  # 150
-    (2, ((1, 'VendorSpecificDataContainer', 176, 152, True, True), (2, None, None, -1, False, False),)),  # 151
-    (2, ((1, 'VendorSpecificDataContainer', 176, 153, True, True), (2, None, None, -1, False, False),)),  # 152
-    (2, ((1, 'VendorSpecificDataContainer', 176, 154, True, True), (2, None, None, -1, False, False),)),  # 153
-    (2, ((1, 'VendorSpecificDataContainer', 176, 155, True, True), (2, None, None, -1, False, False),)),  # 154
-    (2, ((1, 'VendorSpecificDataContainer', 176, 156, True, True), (2, None, None, -1, False, False),)),  # 155
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 140..155
     (1, ((2, None, None, -1, False, False),)),  # 156
     (1, ((1, 'SessionID', 161, 158, False, True),)),  # 157
     (1, ((1, 'TimeStamp', 163, 159, False, True),)),  # 158
@@ -220,22 +226,7 @@ STATES = (
     (1, ((1, 'EVSEProcessing', 165, 181, False, True),)),  # 180
     (3, ((1, 'PowerTransmitted', 167, 182, False, False), (1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 181
     (2, ((1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 182
-    (2, ((1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 183
-    (2, ((1, 'VendorSpecificDataContainer', 176, 185, True, True), (2, None, None, -1, False, False),)),  # 184
-    (2, ((1, 'VendorSpecificDataContainer', 176, 186, True, True), (2, None, None, -1, False, False),)),  # 185
-    (2, ((1, 'VendorSpecificDataContainer', 176, 187, True, True), (2, None, None, -1, False, False),)),  # 186
-    (2, ((1, 'VendorSpecificDataContainer', 176, 188, True, True), (2, None, None, -1, False, False),)),  # 187
-    (2, ((1, 'VendorSpecificDataContainer', 176, 189, True, True), (2, None, None, -1, False, False),)),  # 188
-    (2, ((1, 'VendorSpecificDataContainer', 176, 190, True, True), (2, None, None, -1, False, False),)),  # 189
-    (2, ((1, 'VendorSpecificDataContainer', 176, 191, True, True), (2, None, None, -1, False, False),)),  # 190
-    (2, ((1, 'VendorSpecificDataContainer', 176, 192, True, True), (2, None, None, -1, False, False),)),  # 191
-    (2, ((1, 'VendorSpecificDataContainer', 176, 193, True, True), (2, None, None, -1, False, False),)),  # 192
-    (2, ((1, 'VendorSpecificDataContainer', 176, 194, True, True), (2, None, None, -1, False, False),)),  # 193
-    (2, ((1, 'VendorSpecificDataContainer', 176, 195, True, True), (2, None, None, -1, False, False),)),  # 194
-    (2, ((1, 'VendorSpecificDataContainer', 176, 196, True, True), (2, None, None, -1, False, False),)),  # 195
-    (2, ((1, 'VendorSpecificDataContainer', 176, 197, True, True), (2, None, None, -1, False, False),)),  # 196
-    (2, ((1, 'VendorSpecificDataContainer', 176, 198, True, True), (2, None, None, -1, False, False),)),  # 197
-    (2, ((1, 'VendorSpecificDataContainer', 176, 199, True, True), (2, None, None, -1, False, False),)),  # 198
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 183..198
     (1, ((2, None, None, -1, False, False),)),  # 199
     (1, ((3, 'value', T10, 201, False, False),)),  # 200
     (1, ((2, None, None, -1, False, False),)),  # 201
@@ -247,22 +238,7 @@ STATES = (
     (1, ((1, 'EVPCChargeDiagnostics', 244, 208, False, True),)),  # 207
     (3, ((1, 'EVPCOperatingFrequency', 167, 209, False, False), (1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 208
     (2, ((1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 209
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 210
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 212, True, True), (2, None, None, -1, False, False),)),  # 211
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 213, True, True), (2, None, None, -1, False, False),)),  # 212
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 214, True, True), (2, None, None, -1, False, False),)),  # 213
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 215, True, True), (2, None, None, -1, False, False),)),  # 214
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 216, True, True), (2, None, None, -1, False, False),)),  # 215
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 217, True, True), (2, None, None, -1, False, False),)),  # 216
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 218, True, True), (2, None, None, -1, False, False),)),  # 217
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 219, True, True), (2, None, None, -1, False, False),)),  # 218
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 220, True, True), (2, None, None, -1, False, False),)),  # 219
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 221, True, True), (2, None, None, -1, False, False),)),  # 220
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 222, True, True), (2, None, None, -1, False, False),)),  # 221
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 223, True, True), (2, None, None, -1, False, False),)),  # 222
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 224, True, True), (2, None, None, -1, False, False),)),  # 223
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 225, True, True), (2, None, None, -1, False, False),)),  # 224
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 226, True, True), (2, None, None, -1, False, False),)),  # 225
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 210..225
     (1, ((2, None, None, -1, False, False),)),  # 226
     (4, ((1, 'PresentSOC', 238, 228, False, True), (1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 227
     (4, ((1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 228
@@ -300,22 +276,7 @@ STATES = (
     (1, ((1, 'SPCChargeDiagnostics', 324, 261, False, True),)),  # 260
     (3, ((1, 'SPCOperatingFrequency', 167, 262, False, False), (1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 261
     (2, ((1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 262
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 263
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 265, True, True), (2, None, None, -1, False, False),)),  # 264
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 266, True, True), (2, None, None, -1, False, False),)),  # 265
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 267, True, True), (2, None, None, -1, False, False),)),  # 266
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 268, True, True), (2, None, None, -1, False, False),)),  # 267
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 269, True, True), (2, None, None, -1, False, False),)),  # 268
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 270, True, True), (2, None, None, -1, False, False),)),  # 269
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 271, True, True), (2, None, None, -1, False, False),)),  # 270
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 272, True, True), (2, None, None, -1, False, False),)),  # 271
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 273, True, True), (2, None, None, -1, False, False),)),  # 272
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 274, True, True), (2, None, None, -1, False, False),)),  # 273
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 275, True, True), (2, None, None, -1, False, False),)),  # 274
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 276, True, True), (2, None, None, -1, False, False),)),  # 275
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 277, True, True), (2, None, None, -1, False, False),)),  # 276
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 278, True, True), (2, None, None, -1, False, False),)),  # 277
-    (2, ((1, 'ManufacturerSpecificDataContainer', 176, 279, True, True), (2, None, None, -1, False, False),)),  # 278
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 263..278
     (1, ((2, None, None, -1, False, False),)),  # 279
     (1, ((1, 'NotificationMaxDelay', 283, 281, False, True),)),  # 280
     (1, ((1, 'EVSENotification', 285, 282, False, True),)),  # 281
@@ -342,16 +303,7 @@ STATES = (
     (3, ((1, 'OccupancyCosts', 316, 303, False, False), (1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 302
     (3, ((1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 303
     (2, ((1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 304
-    (2, ((1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 305
-    (2, ((1, 'TaxCosts', 319, 307, True, False), (2, None, None, -1, False, False),)),  # 306
-    (2, ((1, 'TaxCosts', 319, 308, True, False), (2, None, None, -1, False, False),)),  # 307
-    (2, ((1, 'TaxCosts', 319, 309, True, False), (2, None, None, -1, False, False),)),  # 308
-    (2, ((1, 'TaxCosts', 319, 310, True, False), (2, None, None, -1, False, False),)),  # 309
-    (2, ((1, 'TaxCosts', 319, 311, True, False), (2, None, None, -1, False, False),)),  # 310
-    (2, ((1, 'TaxCosts', 319, 312, True, False), (2, None, None, -1, False, False),)),  # 311
-    (2, ((1, 'TaxCosts', 319, 313, True, False), (2, None, None, -1, False, False),)),  # 312
-    (2, ((1, 'TaxCosts', 319, 314, True, False), (2, None, None, -1, False, False),)),  # 313
-    (2, ((1, 'TaxCosts', 319, 315, True, False), (2, None, None, -1, False, False),)),  # 314
+    _run(10, 2, ((1, 'TaxCosts', 319, '+', True, False), (2, None, None, -1, False, False),)),  # 305..314
     (1, ((2, None, None, -1, False, False),)),  # 315
     (1, ((1, 'Amount', 167, 317, False, False),)),  # 316
     (1, ((1, 'CostPerUnit', 167, 318, False, False),)),  # 317
@@ -371,22 +323,7 @@ STATES = (
     (1, ((1, 'SDMinGroundClearence', 283, 332, False, True),)),  # 331
     (1, ((1, 'EVPCNaturalFrequency', 167, 333, False, False),)),  # 332
     (1, ((1, 'EVPCDeviceLocalControl', 242, 334, False, True),)),  # 333
-    (2, ((1, 'VendorSpecificDataContainer', 176, 335, True, True), (2, None, None, -1, False, False),)),  # 334
-    (2, ((1, 'VendorSpecificDataContainer', 176, 336, True, True), (2, None, None, -1, False, False),)),  # 335
-    (2, ((1, 'VendorSpecificDataContainer', 176, 337, True, True), (2, None, None, -1, False, False),)),  # 336
-    (2, ((1, 'VendorSpecificDataContainer', 176, 338, True, True), (2, None, None, -1, False, False),)),  # 337
-    (2, ((1, 'VendorSpecificDataContainer', 176, 339, True, True), (2, None, None, -1, False, False),)),  # 338
-    (2, ((1, 'VendorSpecificDataContainer', 176, 340, True, True), (2, None, None, -1, False, False),)),  # 339
-    (2, ((1, 'VendorSpecificDataContainer', 176, 341, True, True), (2, None, None, -1, False, False),)),  # 340
-    (2, ((1, 'VendorSpecificDataContainer', 176, 342, True, True), (2, None, None, -1, False, False),)),  # 341
-    (2, ((1, 'VendorSpecificDataContainer', 176, 343, True, True), (2, None, None, -1, False, False),)),  # 342
-    (2, ((1, 'VendorSpecificDataContainer', 176, 344, True, True), (2, None, None, -1, False, False),)),  # 343
-    (2, ((1, 'VendorSpecificDataContainer', 176, 345, True, True), (2, None, None, -1, False, False),)),  # 344
-    (2, ((1, 'VendorSpecificDataContainer', 176, 346, True, True), (2, None, None, -1, False, False),)),  # 345
-    (2, ((1, 'VendorSpecificDataContainer', 176, 347, True, True), (2, None, None, -1, False, False),)),  # 346
-    (2, ((1, 'VendorSpecificDataContainer', 176, 348, True, True), (2, None, None, -1, False, False),)),  # 347
-    (2, ((1, 'VendorSpecificDataContainer', 176, 349, True, True), (2, None, None, -1, False, False),)),  # 348
-    (2, ((1, 'VendorSpecificDataContainer', 176, 350, True, True), (2, None, None, -1, False, False),)),  # 349
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 334..349
     (1, ((2, None, None, -1, False, False),)),  # 350
     (1, ((1, 'Header', 157, 352, False, False),)),  # 351
     (1, ((1, 'ResponseCode', 200, 353, False, True),)),  # 352
@@ -397,22 +334,7 @@ STATES = (
     (1, ((1, 'SDMinGroundClearanceSupport', 283, 358, False, True),)),  # 357
     (1, ((1, 'PDMinCoilCurrent', 167, 359, False, False),)),  # 358
     (1, ((1, 'PDMaxCoilCurrent', 167, 360, False, False),)),  # 359
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 361, True, True), (2, None, None, -1, False, False),)),  # 360
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 362, True, True), (2, None, None, -1, False, False),)),  # 361
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 363, True, True), (2, None, None, -1, False, False),)),  # 362
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 364, True, True), (2, None, None, -1, False, False),)),  # 363
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 365, True, True), (2, None, None, -1, False, False),)),  # 364
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 366, True, True), (2, None, None, -1, False, False),)),  # 365
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 367, True, True), (2, None, None, -1, False, False),)),  # 366
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 368, True, True), (2, None, None, -1, False, False),)),  # 367
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 369, True, True), (2, None, None, -1, False, False),)),  # 368
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 370, True, True), (2, None, None, -1, False, False),)),  # 369
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 371, True, True), (2, None, None, -1, False, False),)),  # 370
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 372, True, True), (2, None, None, -1, False, False),)),  # 371
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 373, True, True), (2, None, None, -1, False, False),)),  # 372
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 374, True, True), (2, None, None, -1, False, False),)),  # 373
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 375, True, True), (2, None, None, -1, False, False),)),  # 374
-    (2, ((1, 'SDManufacturerSpecificDataContainer', 176, 376, True, True), (2, None, None, -1, False, False),)),  # 375
+    _run(16, 2, ((1, 'SDManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 360..375
     (1, ((2, None, None, -1, False, False),)),  # 376
     (1, ((3, 'value', T21, 378, False, False),)),  # 377
     (1, ((2, None, None, -1, False, False),)),  # 378
@@ -422,20 +344,7 @@ STATES = (
     (2, ((1, 'VendorSpecificDataContainer', 176, 383, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 382
     (2, ((1, 'VendorSpecificDataContainer', 176, 385, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 383
     (1, ((2, None, None, -1, False, False),)),  # 384
-    (2, ((1, 'VendorSpecificDataContainer', 176, 386, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 385
-    (2, ((1, 'VendorSpecificDataContainer', 176, 387, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 386
-    (2, ((1, 'VendorSpecificDataContainer', 176, 388, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 387
-    (2, ((1, 'VendorSpecificDataContainer', 176, 389, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 388
-    (2, ((1, 'VendorSpecificDataContainer', 176, 390, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 389
-    (2, ((1, 'VendorSpecificDataContainer', 176, 391, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 390
-    (2, ((1, 'VendorSpecificDataContainer', 176, 392, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 391
-    (2, ((1, 'VendorSpecificDataContainer', 176, 393, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 392
-    (2, ((1, 'VendorSpecificDataContainer', 176, 394, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 393
-    (2, ((1, 'VendorSpecificDataContainer', 176, 395, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 394
-    (2, ((1, 'VendorSpecificDataContainer', 176, 396, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 395
-    (2, ((1, 'VendorSpecificDataContainer', 176, 397, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 396
-    (2, ((1, 'VendorSpecificDataContainer', 176, 398, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 397
-    (2, ((1, 'VendorSpecificDataContainer', 176, 399, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 398
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 385..398
     (2, ((1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 399
     (1, ((1, 'NumPackages', 403, 401, False, True),)),  # 400
     (1, ((1, 'WPT_LF_DataPackage', 405, 402, False, False),)),  # 401
@@ -467,20 +376,7 @@ STATES = (
     (2, ((1, 'VendorSpecificDataContainer', 176, 428, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 427
     (2, ((1, 'VendorSpecificDataContainer', 176, 430, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 428
     (1, ((2, None, None, -1, False, False),)),  # 429
-    (2, ((1, 'VendorSpecificDataContainer', 176, 431, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 430
-    (2, ((1, 'VendorSpecificDataContainer', 176, 432, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 431
-    (2, ((1, 'VendorSpecificDataContainer', 176, 433, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 432
-    (2, ((1, 'VendorSpecificDataContainer', 176, 434, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 433
-    (2, ((1, 'VendorSpecificDataContainer', 176, 435, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 434
-    (2, ((1, 'VendorSpecificDataContainer', 176, 436, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 435
-    (2, ((1, 'VendorSpecificDataContainer', 176, 437, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 436
-    (2, ((1, 'VendorSpecificDataContainer', 176, 438, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 437
-    (2, ((1, 'VendorSpecificDataContainer', 176, 439, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 438
-    (2, ((1, 'VendorSpecificDataContainer', 176, 440, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 439
-    (2, ((1, 'VendorSpecificDataContainer', 176, 441, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 440
-    (2, ((1, 'VendorSpecificDataContainer', 176, 442, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 441
-    (2, ((1, 'VendorSpecificDataContainer', 176, 443, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 442
-    (2, ((1, 'VendorSpecificDataContainer', 176, 444, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 443
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 430..443
     (2, ((1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 444
     (1, ((1, 'Header', 157, 446, False, False),)),  # 445
     (1, ((1, 'EVProcessing', 165, 447, False, True),)),  # 446
@@ -491,51 +387,20 @@ STATES = (
     (2, ((1, 'VendorSpecificDataContainer', 176, 452, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 451
     (2, ((1, 'VendorSpecificDataContainer', 176, 454, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 452
     (1, ((2, None, None, -1, False, False),)),  # 453
-    (2, ((1, 'VendorSpecificDataContainer', 176, 455, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 454
-    (2, ((1, 'VendorSpecificDataContainer', 176, 456, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 455
-    (2, ((1, 'VendorSpecificDataContainer', 176, 457, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 456
-    (2, ((1, 'VendorSpecificDataContainer', 176, 458, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 457
-    (2, ((1, 'VendorSpecificDataContainer', 176, 459, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 458
-    (2, ((1, 'VendorSpecificDataContainer', 176, 460, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 459
-    (2, ((1, 'VendorSpecificDataContainer', 176, 461, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 460
-    (2, ((1, 'VendorSpecificDataContainer', 176, 462, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 461
-    (2, ((1, 'VendorSpecificDataContainer', 176, 463, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 462
-    (2, ((1, 'VendorSpecificDataContainer', 176, 464, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 463
-    (2, ((1, 'VendorSpecificDataContainer', 176, 465, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 464
-    (2, ((1, 'VendorSpecificDataContainer', 176, 466, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 465
-    (2, ((1, 'VendorSpecificDataContainer', 176, 467, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 466
-    (2, ((1, 'VendorSpecificDataContainer', 176, 468, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 467
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 454..467
     (2, ((1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 468
     (1, ((1, 'WPT_FinePositioningMethod', 478, 470, True, True),)),  # 469
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 471, True, True), (2, None, None, -1, False, False),)),  # 470
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 472, True, True), (2, None, None, -1, False, False),)),  # 471
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 473, True, True), (2, None, None, -1, False, False),)),  # 472
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 474, True, True), (2, None, None, -1, False, False),)),  # 473
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 475, True, True), (2, None, None, -1, False, False),)),  # 474
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 476, True, True), (2, None, None, -1, False, False),)),  # 475
-    (2, ((1, 'WPT_FinePositioningMethod', 478, 477, True, True), (2, None, None, -1, False, False),)),  # 476
+    _run(7, 2, ((1, 'WPT_FinePositioningMethod', 478, '+', True, True), (2, None, None, -1, False, False),)),  # 470..476
     (1, ((2, None, None, -1, False, False),)),  # 477
     (1, ((3, 'value', T23, 479, False, False),)),  # 478
     (1, ((2, None, None, -1, False, False),)),  # 479
     (1, ((1, 'WPT_PairingMethod', 489, 481, True, True),)),  # 480
-    (2, ((1, 'WPT_PairingMethod', 489, 482, True, True), (2, None, None, -1, False, False),)),  # 481
-    (2, ((1, 'WPT_PairingMethod', 489, 483, True, True), (2, None, None, -1, False, False),)),  # 482
-    (2, ((1, 'WPT_PairingMethod', 489, 484, True, True), (2, None, None, -1, False, False),)),  # 483
-    (2, ((1, 'WPT_PairingMethod', 489, 485, True, True), (2, None, None, -1, False, False),)),  # 484
-    (2, ((1, 'WPT_PairingMethod', 489, 486, True, True), (2, None, None, -1, False, False),)),  # 485
-    (2, ((1, 'WPT_PairingMethod', 489, 487, True, True), (2, None, None, -1, False, False),)),  # 486
-    (2, ((1, 'WPT_PairingMethod', 489, 488, True, True), (2, None, None, -1, False, False),)),  # 487
+    _run(7, 2, ((1, 'WPT_PairingMethod', 489, '+', True, True), (2, None, None, -1, False, False),)),  # 481..487
     (1, ((2, None, None, -1, False, False),)),  # 488
     (1, ((3, 'value', T24, 490, False, False),)),  # 489
     (1, ((2, None, None, -1, False, False),)),  # 490
     (1, ((1, 'WPT_AlignmentCheckMethod', 500, 492, True, True),)),  # 491
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 493, True, True), (2, None, None, -1, False, False),)),  # 492
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 494, True, True), (2, None, None, -1, False, False),)),  # 493
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 495, True, True), (2, None, None, -1, False, False),)),  # 494
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 496, True, True), (2, None, None, -1, False, False),)),  # 495
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 497, True, True), (2, None, None, -1, False, False),)),  # 496
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 498, True, True), (2, None, None, -1, False, False),)),  # 497
-    (2, ((1, 'WPT_AlignmentCheckMethod', 500, 499, True, True), (2, None, None, -1, False, False),)),  # 498
+    _run(7, 2, ((1, 'WPT_AlignmentCheckMethod', 500, '+', True, True), (2, None, None, -1, False, False),)),  # 492..498
     (1, ((2, None, None, -1, False, False),)),  # 499
     (1, ((3, 'value', T25, 501, False, False),)),  # 500
     (1, ((2, None, None, -1, False, False),)),  # 501
@@ -549,257 +414,7 @@ STATES = (
     (2, ((1, 'TxSpecData', 764, 510, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 509
     (2, ((1, 'TxSpecData', 764, 512, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 510
     (1, ((2, None, None, -1, False, False),)),  # 511
-    (2, ((1, 'TxSpecData', 764, 513, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 512
-    (2, ((1, 'TxSpecData', 764, 514, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 513
-    (2, ((1, 'TxSpecData', 764, 515, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 514
-    (2, ((1, 'TxSpecData', 764, 516, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 515
-    (2, ((1, 'TxSpecData', 764, 517, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 516
-    (2, ((1, 'TxSpecData', 764, 518, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 517
-    (2, ((1, 'TxSpecData', 764, 519, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 518
-    (2, ((1, 'TxSpecData', 764, 520, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 519
-    (2, ((1, 'TxSpecData', 764, 521, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 520
-    (2, ((1, 'TxSpecData', 764, 522, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 521
-    (2, ((1, 'TxSpecData', 764, 523, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 522
-    (2, ((1, 'TxSpecData', 764, 524, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 523
-    (2, ((1, 'TxSpecData', 764, 525, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 524
-    (2, ((1, 'TxSpecData', 764, 526, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 525
-    (2, ((1, 'TxSpecData', 764, 527, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 526
-    (2, ((1, 'TxSpecData', 764, 528, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 527
-    (2, ((1, 'TxSpecData', 764, 529, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 528
-    (2, ((1, 'TxSpecData', 764, 530, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 529
-    (2, ((1, 'TxSpecData', 764, 531, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 530
-    (2, ((1, 'TxSpecData', 764, 532, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 531
-    (2, ((1, 'TxSpecData', 764, 533, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 532
-    (2, ((1, 'TxSpecData', 764, 534, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 533
-    (2, ((1, 'TxSpecData', 764, 535, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 534
-    (2, ((1, 'TxSpecData', 764, 536, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 535
-    (2, ((1, 'TxSpecData', 764, 537, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 536
-    (2, ((1, 'TxSpecData', 764, 538, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 537
-    (2, ((1, 'TxSpecData', 764, 539, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 538
-    (2, ((1, 'TxSpecData', 764, 540, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 539
-    (2, ((1, 'TxSpecData', 764, 541, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 540
-    (2, ((1, 'TxSpecData', 764, 542, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 541
-    (2, ((1, 'TxSpecData', 764, 543, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 542
-    (2, ((1, 'TxSpecData', 764, 544, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 543
-    (2, ((1, 'TxSpecData', 764, 545, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 544
-    (2, ((1, 'TxSpecData', 764, 546, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 545
-    (2, ((1, 'TxSpecData', 764, 547, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 546
-    (2, ((1, 'TxSpecData', 764, 548, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 547
-    (2, ((1, 'TxSpecData', 764, 549, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 548
-    (2, ((1, 'TxSpecData', 764, 550, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 549
-    (2, ((1, 'TxSpecData', 764, 551, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 550
-    (2, ((1, 'TxSpecData', 764, 552, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 551
-    (2, ((1, 'TxSpecData', 764, 553, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 552
-    (2, ((1, 'TxSpecData', 764, 554, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 553
-    (2, ((1, 'TxSpecData', 764, 555, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 554
-    (2, ((1, 'TxSpecData', 764, 556, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 555
-    (2, ((1, 'TxSpecData', 764, 557, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 556
-    (2, ((1, 'TxSpecData', 764, 558, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 557
-    (2, ((1, 'TxSpecData', 764, 559, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 558
-    (2, ((1, 'TxSpecData', 764, 560, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 559
-    (2, ((1, 'TxSpecData', 764, 561, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 560
-    (2, ((1, 'TxSpecData', 764, 562, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 561
-    (2, ((1, 'TxSpecData', 764, 563, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 562
-    (2, ((1, 'TxSpecData', 764, 564, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 563
-    (2, ((1, 'TxSpecData', 764, 565, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 564
-    (2, ((1, 'TxSpecData', 764, 566, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 565
-    (2, ((1, 'TxSpecData', 764, 567, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 566
-    (2, ((1, 'TxSpecData', 764, 568, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 567
-    (2, ((1, 'TxSpecData', 764, 569, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 568
-    (2, ((1, 'TxSpecData', 764, 570, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 569
-    (2, ((1, 'TxSpecData', 764, 571, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 570
-    (2, ((1, 'TxSpecData', 764, 572, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 571
-    (2, ((1, 'TxSpecData', 764, 573, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 572
-    (2, ((1, 'TxSpecData', 764, 574, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 573
-    (2, ((1, 'TxSpecData', 764, 575, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 574
-    (2, ((1, 'TxSpecData', 764, 576, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 575
-    (2, ((1, 'TxSpecData', 764, 577, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 576
-    (2, ((1, 'TxSpecData', 764, 578, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 577
-    (2, ((1, 'TxSpecData', 764, 579, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 578
-    (2, ((1, 'TxSpecData', 764, 580, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 579
-    (2, ((1, 'TxSpecData', 764, 581, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 580
-    (2, ((1, 'TxSpecData', 764, 582, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 581
-    (2, ((1, 'TxSpecData', 764, 583, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 582
-    (2, ((1, 'TxSpecData', 764, 584, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 583
-    (2, ((1, 'TxSpecData', 764, 585, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 584
-    (2, ((1, 'TxSpecData', 764, 586, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 585
-    (2, ((1, 'TxSpecData', 764, 587, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 586
-    (2, ((1, 'TxSpecData', 764, 588, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 587
-    (2, ((1, 'TxSpecData', 764, 589, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 588
-    (2, ((1, 'TxSpecData', 764, 590, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 589
-    (2, ((1, 'TxSpecData', 764, 591, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 590
-    (2, ((1, 'TxSpecData', 764, 592, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 591
-    (2, ((1, 'TxSpecData', 764, 593, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 592
-    (2, ((1, 'TxSpecData', 764, 594, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 593
-    (2, ((1, 'TxSpecData', 764, 595, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 594
-    (2, ((1, 'TxSpecData', 764, 596, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 595
-    (2, ((1, 'TxSpecData', 764, 597, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 596
-    (2, ((1, 'TxSpecData', 764, 598, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 597
-    (2, ((1, 'TxSpecData', 764, 599, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 598
-    (2, ((1, 'TxSpecData', 764, 600, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 599
-    (2, ((1, 'TxSpecData', 764, 601, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 600
-    (2, ((1, 'TxSpecData', 764, 602, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 601
-    (2, ((1, 'TxSpecData', 764, 603, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 602
-    (2, ((1, 'TxSpecData', 764, 604, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 603
-    (2, ((1, 'TxSpecData', 764, 605, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 604
-    (2, ((1, 'TxSpecData', 764, 606, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 605
-    (2, ((1, 'TxSpecData', 764, 607, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 606
-    (2, ((1, 'TxSpecData', 764, 608, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 607
-    (2, ((1, 'TxSpecData', 764, 609, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 608
-    (2, ((1, 'TxSpecData', 764, 610, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 609
-    (2, ((1, 'TxSpecData', 764, 611, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 610
-    (2, ((1, 'TxSpecData', 764, 612, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 611
-    (2, ((1, 'TxSpecData', 764, 613, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 612
-    (2, ((1, 'TxSpecData', 764, 614, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 613
-    (2, ((1, 'TxSpecData', 764, 615, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 614
-    (2, ((1, 'TxSpecData', 764, 616, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 615
-    (2, ((1, 'TxSpecData', 764, 617, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 616
-    (2, ((1, 'TxSpecData', 764, 618, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 617
-    (2, ((1, 'TxSpecData', 764, 619, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 618
-    (2, ((1, 'TxSpecData', 764, 620, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 619
-    (2, ((1, 'TxSpecData', 764, 621, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 620
-    (2, ((1, 'TxSpecData', 764, 622, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 621
-    (2, ((1, 'TxSpecData', 764, 623, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 622
-    (2, ((1, 'TxSpecData', 764, 624, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 623
-    (2, ((1, 'TxSpecData', 764, 625, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 624
-    (2, ((1, 'TxSpecData', 764, 626, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 625
-    (2, ((1, 'TxSpecData', 764, 627, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 626
-    (2, ((1, 'TxSpecData', 764, 628, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 627
-    (2, ((1, 'TxSpecData', 764, 629, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 628
-    (2, ((1, 'TxSpecData', 764, 630, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 629
-    (2, ((1, 'TxSpecData', 764, 631, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 630
-    (2, ((1, 'TxSpecData', 764, 632, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 631
-    (2, ((1, 'TxSpecData', 764, 633, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 632
-    (2, ((1, 'TxSpecData', 764, 634, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 633
-    (2, ((1, 'TxSpecData', 764, 635, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 634
-    (2, ((1, 'TxSpecData', 764, 636, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 635
-    (2, ((1, 'TxSpecData', 764, 637, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 636
-    (2, ((1, 'TxSpecData', 764, 638, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 637
-    (2, ((1, 'TxSpecData', 764, 639, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 638
-    (2, ((1, 'TxSpecData', 764, 640, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 639
-    (2, ((1, 'TxSpecData', 764, 641, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 640
-    (2, ((1, 'TxSpecData', 764, 642, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 641
-    (2, ((1, 'TxSpecData', 764, 643, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 642
-    (2, ((1, 'TxSpecData', 764, 644, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 643
-    (2, ((1, 'TxSpecData', 764, 645, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 644
-    (2, ((1, 'TxSpecData', 764, 646, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 645
-    (2, ((1, 'TxSpecData', 764, 647, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 646
-    (2, ((1, 'TxSpecData', 764, 648, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 647
-    (2, ((1, 'TxSpecData', 764, 649, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 648
-    (2, ((1, 'TxSpecData', 764, 650, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 649
-    (2, ((1, 'TxSpecData', 764, 651, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 650
-    (2, ((1, 'TxSpecData', 764, 652, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 651
-    (2, ((1, 'TxSpecData', 764, 653, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 652
-    (2, ((1, 'TxSpecData', 764, 654, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 653
-    (2, ((1, 'TxSpecData', 764, 655, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 654
-    (2, ((1, 'TxSpecData', 764, 656, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 655
-    (2, ((1, 'TxSpecData', 764, 657, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 656
-    (2, ((1, 'TxSpecData', 764, 658, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 657
-    (2, ((1, 'TxSpecData', 764, 659, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 658
-    (2, ((1, 'TxSpecData', 764, 660, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 659
-    (2, ((1, 'TxSpecData', 764, 661, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 660
-    (2, ((1, 'TxSpecData', 764, 662, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 661
-    (2, ((1, 'TxSpecData', 764, 663, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 662
-    (2, ((1, 'TxSpecData', 764, 664, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 663
-    (2, ((1, 'TxSpecData', 764, 665, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 664
-    (2, ((1, 'TxSpecData', 764, 666, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 665
-    (2, ((1, 'TxSpecData', 764, 667, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 666
-    (2, ((1, 'TxSpecData', 764, 668, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 667
-    (2, ((1, 'TxSpecData', 764, 669, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 668
-    (2, ((1, 'TxSpecData', 764, 670, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 669
-    (2, ((1, 'TxSpecData', 764, 671, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 670
-    (2, ((1, 'TxSpecData', 764, 672, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 671
-    (2, ((1, 'TxSpecData', 764, 673, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 672
-    (2, ((1, 'TxSpecData', 764, 674, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 673
-    (2, ((1, 'TxSpecData', 764, 675, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 674
-    (2, ((1, 'TxSpecData', 764, 676, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 675
-    (2, ((1, 'TxSpecData', 764, 677, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 676
-    (2, ((1, 'TxSpecData', 764, 678, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 677
-    (2, ((1, 'TxSpecData', 764, 679, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 678
-    (2, ((1, 'TxSpecData', 764, 680, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 679
-    (2, ((1, 'TxSpecData', 764, 681, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 680
-    (2, ((1, 'TxSpecData', 764, 682, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 681
-    (2, ((1, 'TxSpecData', 764, 683, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 682
-    (2, ((1, 'TxSpecData', 764, 684, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 683
-    (2, ((1, 'TxSpecData', 764, 685, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 684
-    (2, ((1, 'TxSpecData', 764, 686, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 685
-    (2, ((1, 'TxSpecData', 764, 687, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 686
-    (2, ((1, 'TxSpecData', 764, 688, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 687
-    (2, ((1, 'TxSpecData', 764, 689, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 688
-    (2, ((1, 'TxSpecData', 764, 690, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 689
-    (2, ((1, 'TxSpecData', 764, 691, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 690
-    (2, ((1, 'TxSpecData', 764, 692, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 691
-    (2, ((1, 'TxSpecData', 764, 693, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 692
-    (2, ((1, 'TxSpecData', 764, 694, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 693
-    (2, ((1, 'TxSpecData', 764, 695, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 694
-    (2, ((1, 'TxSpecData', 764, 696, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 695
-    (2, ((1, 'TxSpecData', 764, 697, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 696
-    (2, ((1, 'TxSpecData', 764, 698, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 697
-    (2, ((1, 'TxSpecData', 764, 699, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 698
-    (2, ((1, 'TxSpecData', 764, 700, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 699
-    (2, ((1, 'TxSpecData', 764, 701, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 700
-    (2, ((1, 'TxSpecData', 764, 702, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 701
-    (2, ((1, 'TxSpecData', 764, 703, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 702
-    (2, ((1, 'TxSpecData', 764, 704, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 703
-    (2, ((1, 'TxSpecData', 764, 705, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 704
-    (2, ((1, 'TxSpecData', 764, 706, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 705
-    (2, ((1, 'TxSpecData', 764, 707, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 706
-    (2, ((1, 'TxSpecData', 764, 708, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 707
-    (2, ((1, 'TxSpecData', 764, 709, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 708
-    (2, ((1, 'TxSpecData', 764, 710, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 709
-    (2, ((1, 'TxSpecData', 764, 711, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 710
-    (2, ((1, 'TxSpecData', 764, 712, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 711
-    (2, ((1, 'TxSpecData', 764, 713, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 712
-    (2, ((1, 'TxSpecData', 764, 714, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 713
-    (2, ((1, 'TxSpecData', 764, 715, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 714
-    (2, ((1, 'TxSpecData', 764, 716, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 715
-    (2, ((1, 'TxSpecData', 764, 717, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 716
-    (2, ((1, 'TxSpecData', 764, 718, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 717
-    (2, ((1, 'TxSpecData', 764, 719, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 718
-    (2, ((1, 'TxSpecData', 764, 720, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 719
-    (2, ((1, 'TxSpecData', 764, 721, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 720
-    (2, ((1, 'TxSpecData', 764, 722, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 721
-    (2, ((1, 'TxSpecData', 764, 723, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 722
-    (2, ((1, 'TxSpecData', 764, 724, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 723
-    (2, ((1, 'TxSpecData', 764, 725, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 724
-    (2, ((1, 'TxSpecData', 764, 726, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 725
-    (2, ((1, 'TxSpecData', 764, 727, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 726
-    (2, ((1, 'TxSpecData', 764, 728, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 727
-    (2, ((1, 'TxSpecData', 764, 729, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 728
-    (2, ((1, 'TxSpecData', 764, 730, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 729
-    (2, ((1, 'TxSpecData', 764, 731, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 730
-    (2, ((1, 'TxSpecData', 764, 732, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 731
-    (2, ((1, 'TxSpecData', 764, 733, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 732
-    (2, ((1, 'TxSpecData', 764, 734, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 733
-    (2, ((1, 'TxSpecData', 764, 735, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 734
-    (2, ((1, 'TxSpecData', 764, 736, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 735
-    (2, ((1, 'TxSpecData', 764, 737, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 736
-    (2, ((1, 'TxSpecData', 764, 738, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 737
-    (2, ((1, 'TxSpecData', 764, 739, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 738
-    (2, ((1, 'TxSpecData', 764, 740, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 739
-    (2, ((1, 'TxSpecData', 764, 741, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 740
-    (2, ((1, 'TxSpecData', 764, 742, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 741
-    (2, ((1, 'TxSpecData', 764, 743, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 742
-    (2, ((1, 'TxSpecData', 764, 744, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 743
-    (2, ((1, 'TxSpecData', 764, 745, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 744
-    (2, ((1, 'TxSpecData', 764, 746, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 745
-    (2, ((1, 'TxSpecData', 764, 747, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 746
-    (2, ((1, 'TxSpecData', 764, 748, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 747
-    (2, ((1, 'TxSpecData', 764, 749, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 748
-    (2, ((1, 'TxSpecData', 764, 750, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 749
-    (2, ((1, 'TxSpecData', 764, 751, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 750
-    (2, ((1, 'TxSpecData', 764, 752, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 751
-    (2, ((1, 'TxSpecData', 764, 753, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 752
-    (2, ((1, 'TxSpecData', 764, 754, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 753
-    (2, ((1, 'TxSpecData', 764, 755, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 754
-    (2, ((1, 'TxSpecData', 764, 756, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 755
-    (2, ((1, 'TxSpecData', 764, 757, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 756
-    (2, ((1, 'TxSpecData', 764, 758, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 757
-    (2, ((1, 'TxSpecData', 764, 759, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 758
-    (2, ((1, 'TxSpecData', 764, 760, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 759
-    (2, ((1, 'TxSpecData', 764, 761, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 760
-    (2, ((1, 'TxSpecData', 764, 762, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 761
-    (2, ((1, 'TxSpecData', 764, 763, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 762
+    _run(251, 2, ((1, 'TxSpecData', 764, '+', True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 512..762
     (2, ((1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 763
     (1, ((1, 'TxRxIdentifier', 322, 765, False, True),)),  # 764
     (1, ((1, 'TxRxPosition', 768, 766, False, False),)),  # 765
@@ -816,257 +431,7 @@ STATES = (
     (1, ((1, 'PulseDuration', 283, 777, False, True),)),  # 776
     (1, ((1, 'PackageSeparationTime', 283, 778, False, True),)),  # 777
     (1, ((2, None, None, -1, False, False),)),  # 778
-    (2, ((1, 'PulseSequenceOrder', 1031, 780, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 779
-    (2, ((1, 'PulseSequenceOrder', 1031, 781, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 780
-    (2, ((1, 'PulseSequenceOrder', 1031, 782, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 781
-    (2, ((1, 'PulseSequenceOrder', 1031, 783, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 782
-    (2, ((1, 'PulseSequenceOrder', 1031, 784, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 783
-    (2, ((1, 'PulseSequenceOrder', 1031, 785, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 784
-    (2, ((1, 'PulseSequenceOrder', 1031, 786, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 785
-    (2, ((1, 'PulseSequenceOrder', 1031, 787, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 786
-    (2, ((1, 'PulseSequenceOrder', 1031, 788, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 787
-    (2, ((1, 'PulseSequenceOrder', 1031, 789, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 788
-    (2, ((1, 'PulseSequenceOrder', 1031, 790, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 789
-    (2, ((1, 'PulseSequenceOrder', 1031, 791, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 790
-    (2, ((1, 'PulseSequenceOrder', 1031, 792, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 791
-    (2, ((1, 'PulseSequenceOrder', 1031, 793, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 792
-    (2, ((1, 'PulseSequenceOrder', 1031, 794, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 793
-    (2, ((1, 'PulseSequenceOrder', 1031, 795, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 794
-    (2, ((1, 'PulseSequenceOrder', 1031, 796, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 795
-    (2, ((1, 'PulseSequenceOrder', 1031, 797, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 796
-    (2, ((1, 'PulseSequenceOrder', 1031, 798, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 797
-    (2, ((1, 'PulseSequenceOrder', 1031, 799, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 798
-    (2, ((1, 'PulseSequenceOrder', 1031, 800, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 799
-    (2, ((1, 'PulseSequenceOrder', 1031, 801, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 800
-    (2, ((1, 'PulseSequenceOrder', 1031, 802, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 801
-    (2, ((1, 'PulseSequenceOrder', 1031, 803, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 802
-    (2, ((1, 'PulseSequenceOrder', 1031, 804, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 803
-    (2, ((1, 'PulseSequenceOrder', 1031, 805, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 804
-    (2, ((1, 'PulseSequenceOrder', 1031, 806, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 805
-    (2, ((1, 'PulseSequenceOrder', 1031, 807, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 806
-    (2, ((1, 'PulseSequenceOrder', 1031, 808, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 807
-    (2, ((1, 'PulseSequenceOrder', 1031, 809, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 808
-    (2, ((1, 'PulseSequenceOrder', 1031, 810, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 809
-    (2, ((1, 'PulseSequenceOrder', 1031, 811, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 810
-    (2, ((1, 'PulseSequenceOrder', 1031, 812, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 811
-    (2, ((1, 'PulseSequenceOrder', 1031, 813, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 812
-    (2, ((1, 'PulseSequenceOrder', 1031, 814, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 813
-    (2, ((1, 'PulseSequenceOrder', 1031, 815, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 814
-    (2, ((1, 'PulseSequenceOrder', 1031, 816, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 815
-    (2, ((1, 'PulseSequenceOrder', 1031, 817, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 816
-    (2, ((1, 'PulseSequenceOrder', 1031, 818, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 817
-    (2, ((1, 'PulseSequenceOrder', 1031, 819, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 818
-    (2, ((1, 'PulseSequenceOrder', 1031, 820, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 819
-    (2, ((1, 'PulseSequenceOrder', 1031, 821, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 820
-    (2, ((1, 'PulseSequenceOrder', 1031, 822, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 821
-    (2, ((1, 'PulseSequenceOrder', 1031, 823, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 822
-    (2, ((1, 'PulseSequenceOrder', 1031, 824, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 823
-    (2, ((1, 'PulseSequenceOrder', 1031, 825, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 824
-    (2, ((1, 'PulseSequenceOrder', 1031, 826, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 825
-    (2, ((1, 'PulseSequenceOrder', 1031, 827, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 826
-    (2, ((1, 'PulseSequenceOrder', 1031, 828, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 827
-    (2, ((1, 'PulseSequenceOrder', 1031, 829, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 828
-    (2, ((1, 'PulseSequenceOrder', 1031, 830, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 829
-    (2, ((1, 'PulseSequenceOrder', 1031, 831, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 830
-    (2, ((1, 'PulseSequenceOrder', 1031, 832, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 831
-    (2, ((1, 'PulseSequenceOrder', 1031, 833, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 832
-    (2, ((1, 'PulseSequenceOrder', 1031, 834, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 833
-    (2, ((1, 'PulseSequenceOrder', 1031, 835, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 834
-    (2, ((1, 'PulseSequenceOrder', 1031, 836, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 835
-    (2, ((1, 'PulseSequenceOrder', 1031, 837, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 836
-    (2, ((1, 'PulseSequenceOrder', 1031, 838, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 837
-    (2, ((1, 'PulseSequenceOrder', 1031, 839, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 838
-    (2, ((1, 'PulseSequenceOrder', 1031, 840, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 839
-    (2, ((1, 'PulseSequenceOrder', 1031, 841, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 840
-    (2, ((1, 'PulseSequenceOrder', 1031, 842, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 841
-    (2, ((1, 'PulseSequenceOrder', 1031, 843, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 842
-    (2, ((1, 'PulseSequenceOrder', 1031, 844, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 843
-    (2, ((1, 'PulseSequenceOrder', 1031, 845, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 844
-    (2, ((1, 'PulseSequenceOrder', 1031, 846, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 845
-    (2, ((1, 'PulseSequenceOrder', 1031, 847, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 846
-    (2, ((1, 'PulseSequenceOrder', 1031, 848, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 847
-    (2, ((1, 'PulseSequenceOrder', 1031, 849, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 848
-    (2, ((1, 'PulseSequenceOrder', 1031, 850, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 849
-    (2, ((1, 'PulseSequenceOrder', 1031, 851, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 850
-    (2, ((1, 'PulseSequenceOrder', 1031, 852, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 851
-    (2, ((1, 'PulseSequenceOrder', 1031, 853, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 852
-    (2, ((1, 'PulseSequenceOrder', 1031, 854, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 853
-    (2, ((1, 'PulseSequenceOrder', 1031, 855, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 854
-    (2, ((1, 'PulseSequenceOrder', 1031, 856, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 855
-    (2, ((1, 'PulseSequenceOrder', 1031, 857, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 856
-    (2, ((1, 'PulseSequenceOrder', 1031, 858, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 857
-    (2, ((1, 'PulseSequenceOrder', 1031, 859, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 858
-    (2, ((1, 'PulseSequenceOrder', 1031, 860, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 859
-    (2, ((1, 'PulseSequenceOrder', 1031, 861, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 860
-    (2, ((1, 'PulseSequenceOrder', 1031, 862, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 861
-    (2, ((1, 'PulseSequenceOrder', 1031, 863, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 862
-    (2, ((1, 'PulseSequenceOrder', 1031, 864, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 863
-    (2, ((1, 'PulseSequenceOrder', 1031, 865, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 864
-    (2, ((1, 'PulseSequenceOrder', 1031, 866, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 865
-    (2, ((1, 'PulseSequenceOrder', 1031, 867, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 866
-    (2, ((1, 'PulseSequenceOrder', 1031, 868, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 867
-    (2, ((1, 'PulseSequenceOrder', 1031, 869, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 868
-    (2, ((1, 'PulseSequenceOrder', 1031, 870, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 869
-    (2, ((1, 'PulseSequenceOrder', 1031, 871, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 870
-    (2, ((1, 'PulseSequenceOrder', 1031, 872, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 871
-    (2, ((1, 'PulseSequenceOrder', 1031, 873, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 872
-    (2, ((1, 'PulseSequenceOrder', 1031, 874, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 873
-    (2, ((1, 'PulseSequenceOrder', 1031, 875, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 874
-    (2, ((1, 'PulseSequenceOrder', 1031, 876, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 875
-    (2, ((1, 'PulseSequenceOrder', 1031, 877, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 876
-    (2, ((1, 'PulseSequenceOrder', 1031, 878, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 877
-    (2, ((1, 'PulseSequenceOrder', 1031, 879, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 878
-    (2, ((1, 'PulseSequenceOrder', 1031, 880, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 879
-    (2, ((1, 'PulseSequenceOrder', 1031, 881, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 880
-    (2, ((1, 'PulseSequenceOrder', 1031, 882, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 881
-    (2, ((1, 'PulseSequenceOrder', 1031, 883, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 882
-    (2, ((1, 'PulseSequenceOrder', 1031, 884, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 883
-    (2, ((1, 'PulseSequenceOrder', 1031, 885, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 884
-    (2, ((1, 'PulseSequenceOrder', 1031, 886, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 885
-    (2, ((1, 'PulseSequenceOrder', 1031, 887, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 886
-    (2, ((1, 'PulseSequenceOrder', 1031, 888, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 887
-    (2, ((1, 'PulseSequenceOrder', 1031, 889, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 888
-    (2, ((1, 'PulseSequenceOrder', 1031, 890, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 889
-    (2, ((1, 'PulseSequenceOrder', 1031, 891, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 890
-    (2, ((1, 'PulseSequenceOrder', 1031, 892, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 891
-    (2, ((1, 'PulseSequenceOrder', 1031, 893, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 892
-    (2, ((1, 'PulseSequenceOrder', 1031, 894, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 893
-    (2, ((1, 'PulseSequenceOrder', 1031, 895, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 894
-    (2, ((1, 'PulseSequenceOrder', 1031, 896, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 895
-    (2, ((1, 'PulseSequenceOrder', 1031, 897, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 896
-    (2, ((1, 'PulseSequenceOrder', 1031, 898, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 897
-    (2, ((1, 'PulseSequenceOrder', 1031, 899, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 898
-    (2, ((1, 'PulseSequenceOrder', 1031, 900, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 899
-    (2, ((1, 'PulseSequenceOrder', 1031, 901, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 900
-    (2, ((1, 'PulseSequenceOrder', 1031, 902, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 901
-    (2, ((1, 'PulseSequenceOrder', 1031, 903, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 902
-    (2, ((1, 'PulseSequenceOrder', 1031, 904, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 903
-    (2, ((1, 'PulseSequenceOrder', 1031, 905, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 904
-    (2, ((1, 'PulseSequenceOrder', 1031, 906, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 905
-    (2, ((1, 'PulseSequenceOrder', 1031, 907, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 906
-    (2, ((1, 'PulseSequenceOrder', 1031, 908, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 907
-    (2, ((1, 'PulseSequenceOrder', 1031, 909, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 908
-    (2, ((1, 'PulseSequenceOrder', 1031, 910, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 909
-    (2, ((1, 'PulseSequenceOrder', 1031, 911, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 910
-    (2, ((1, 'PulseSequenceOrder', 1031, 912, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 911
-    (2, ((1, 'PulseSequenceOrder', 1031, 913, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 912
-    (2, ((1, 'PulseSequenceOrder', 1031, 914, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 913
-    (2, ((1, 'PulseSequenceOrder', 1031, 915, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 914
-    (2, ((1, 'PulseSequenceOrder', 1031, 916, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 915
-    (2, ((1, 'PulseSequenceOrder', 1031, 917, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 916
-    (2, ((1, 'PulseSequenceOrder', 1031, 918, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 917
-    (2, ((1, 'PulseSequenceOrder', 1031, 919, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 918
-    (2, ((1, 'PulseSequenceOrder', 1031, 920, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 919
-    (2, ((1, 'PulseSequenceOrder', 1031, 921, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 920
-    (2, ((1, 'PulseSequenceOrder', 1031, 922, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 921
-    (2, ((1, 'PulseSequenceOrder', 1031, 923, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 922
-    (2, ((1, 'PulseSequenceOrder', 1031, 924, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 923
-    (2, ((1, 'PulseSequenceOrder', 1031, 925, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 924
-    (2, ((1, 'PulseSequenceOrder', 1031, 926, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 925
-    (2, ((1, 'PulseSequenceOrder', 1031, 927, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 926
-    (2, ((1, 'PulseSequenceOrder', 1031, 928, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 927
-    (2, ((1, 'PulseSequenceOrder', 1031, 929, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 928
-    (2, ((1, 'PulseSequenceOrder', 1031, 930, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 929
-    (2, ((1, 'PulseSequenceOrder', 1031, 931, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 930
-    (2, ((1, 'PulseSequenceOrder', 1031, 932, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 931
-    (2, ((1, 'PulseSequenceOrder', 1031, 933, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 932
-    (2, ((1, 'PulseSequenceOrder', 1031, 934, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 933
-    (2, ((1, 'PulseSequenceOrder', 1031, 935, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 934
-    (2, ((1, 'PulseSequenceOrder', 1031, 936, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 935
-    (2, ((1, 'PulseSequenceOrder', 1031, 937, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 936
-    (2, ((1, 'PulseSequenceOrder', 1031, 938, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 937
-    (2, ((1, 'PulseSequenceOrder', 1031, 939, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 938
-    (2, ((1, 'PulseSequenceOrder', 1031, 940, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 939
-    (2, ((1, 'PulseSequenceOrder', 1031, 941, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 940
-    (2, ((1, 'PulseSequenceOrder', 1031, 942, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 941
-    (2, ((1, 'PulseSequenceOrder', 1031, 943, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 942
-    (2, ((1, 'PulseSequenceOrder', 1031, 944, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 943
-    (2, ((1, 'PulseSequenceOrder', 1031, 945, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 944
-    (2, ((1, 'PulseSequenceOrder', 1031, 946, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 945
-    (2, ((1, 'PulseSequenceOrder', 1031, 947, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 946
-    (2, ((1, 'PulseSequenceOrder', 1031, 948, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 947
-    (2, ((1, 'PulseSequenceOrder', 1031, 949, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 948
-    (2, ((1, 'PulseSequenceOrder', 1031, 950, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 949
-    (2, ((1, 'PulseSequenceOrder', 1031, 951, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 950
-    (2, ((1, 'PulseSequenceOrder', 1031, 952, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 951
-    (2, ((1, 'PulseSequenceOrder', 1031, 953, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 952
-    (2, ((1, 'PulseSequenceOrder', 1031, 954, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 953
-    (2, ((1, 'PulseSequenceOrder', 1031, 955, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 954
-    (2, ((1, 'PulseSequenceOrder', 1031, 956, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 955
-    (2, ((1, 'PulseSequenceOrder', 1031, 957, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 956
-    (2, ((1, 'PulseSequenceOrder', 1031, 958, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 957
-    (2, ((1, 'PulseSequenceOrder', 1031, 959, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 958
-    (2, ((1, 'PulseSequenceOrder', 1031, 960, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 959
-    (2, ((1, 'PulseSequenceOrder', 1031, 961, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 960
-    (2, ((1, 'PulseSequenceOrder', 1031, 962, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 961
-    (2, ((1, 'PulseSequenceOrder', 1031, 963, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 962
-    (2, ((1, 'PulseSequenceOrder', 1031, 964, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 963
-    (2, ((1, 'PulseSequenceOrder', 1031, 965, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 964
-    (2, ((1, 'PulseSequenceOrder', 1031, 966, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 965
-    (2, ((1, 'PulseSequenceOrder', 1031, 967, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 966
-    (2, ((1, 'PulseSequenceOrder', 1031, 968, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 967
-    (2, ((1, 'PulseSequenceOrder', 1031, 969, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 968
-    (2, ((1, 'PulseSequenceOrder', 1031, 970, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 969
-    (2, ((1, 'PulseSequenceOrder', 1031, 971, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 970
-    (2, ((1, 'PulseSequenceOrder', 1031, 972, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 971
-    (2, ((1, 'PulseSequenceOrder', 1031, 973, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 972
-    (2, ((1, 'PulseSequenceOrder', 1031, 974, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 973
-    (2, ((1, 'PulseSequenceOrder', 1031, 975, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 974
-    (2, ((1, 'PulseSequenceOrder', 1031, 976, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 975
-    (2, ((1, 'PulseSequenceOrder', 1031, 977, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 976
-    (2, ((1, 'PulseSequenceOrder', 1031, 978, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 977
-    (2, ((1, 'PulseSequenceOrder', 1031, 979, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 978
-    (2, ((1, 'PulseSequenceOrder', 1031, 980, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 979
-    (2, ((1, 'PulseSequenceOrder', 1031, 981, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 980
-    (2, ((1, 'PulseSequenceOrder', 1031, 982, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 981
-    (2, ((1, 'PulseSequenceOrder', 1031, 983, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 982
-    (2, ((1, 'PulseSequenceOrder', 1031, 984, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 983
-    (2, ((1, 'PulseSequenceOrder', 1031, 985, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 984
-    (2, ((1, 'PulseSequenceOrder', 1031, 986, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 985
-    (2, ((1, 'PulseSequenceOrder', 1031, 987, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 986
-    (2, ((1, 'PulseSequenceOrder', 1031, 988, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 987
-    (2, ((1, 'PulseSequenceOrder', 1031, 989, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 988
-    (2, ((1, 'PulseSequenceOrder', 1031, 990, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 989
-    (2, ((1, 'PulseSequenceOrder', 1031, 991, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 990
-    (2, ((1, 'PulseSequenceOrder', 1031, 992, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 991
-    (2, ((1, 'PulseSequenceOrder', 1031, 993, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 992
-    (2, ((1, 'PulseSequenceOrder', 1031, 994, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 993
-    (2, ((1, 'PulseSequenceOrder', 1031, 995, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 994
-    (2, ((1, 'PulseSequenceOrder', 1031, 996, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 995
-    (2, ((1, 'PulseSequenceOrder', 1031, 997, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 996
-    (2, ((1, 'PulseSequenceOrder', 1031, 998, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 997
-    (2, ((1, 'PulseSequenceOrder', 1031, 999, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 998
-    (2, ((1, 'PulseSequenceOrder', 1031, 1000, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 999
-    (2, ((1, 'PulseSequenceOrder', 1031, 1001, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1000
-    (2, ((1, 'PulseSequenceOrder', 1031, 1002, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1001
-    (2, ((1, 'PulseSequenceOrder', 1031, 1003, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1002
-    (2, ((1, 'PulseSequenceOrder', 1031, 1004, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1003
-    (2, ((1, 'PulseSequenceOrder', 1031, 1005, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1004
-    (2, ((1, 'PulseSequenceOrder', 1031, 1006, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1005
-    (2, ((1, 'PulseSequenceOrder', 1031, 1007, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1006
-    (2, ((1, 'PulseSequenceOrder', 1031, 1008, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1007
-    (2, ((1, 'PulseSequenceOrder', 1031, 1009, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1008
-    (2, ((1, 'PulseSequenceOrder', 1031, 1010, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1009
-    (2, ((1, 'PulseSequenceOrder', 1031, 1011, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1010
-    (2, ((1, 'PulseSequenceOrder', 1031, 1012, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1011
-    (2, ((1, 'PulseSequenceOrder', 1031, 1013, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1012
-    (2, ((1, 'PulseSequenceOrder', 1031, 1014, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1013
-    (2, ((1, 'PulseSequenceOrder', 1031, 1015, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1014
-    (2, ((1, 'PulseSequenceOrder', 1031, 1016, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1015
-    (2, ((1, 'PulseSequenceOrder', 1031, 1017, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1016
-    (2, ((1, 'PulseSequenceOrder', 1031, 1018, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1017
-    (2, ((1, 'PulseSequenceOrder', 1031, 1019, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1018
-    (2, ((1, 'PulseSequenceOrder', 1031, 1020, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1019
-    (2, ((1, 'PulseSequenceOrder', 1031, 1021, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1020
-    (2, ((1, 'PulseSequenceOrder', 1031, 1022, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1021
-    (2, ((1, 'PulseSequenceOrder', 1031, 1023, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1022
-    (2, ((1, 'PulseSequenceOrder', 1031, 1024, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1023
-    (2, ((1, 'PulseSequenceOrder', 1031, 1025, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1024
-    (2, ((1, 'PulseSequenceOrder', 1031, 1026, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1025
-    (2, ((1, 'PulseSequenceOrder', 1031, 1027, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1026
-    (2, ((1, 'PulseSequenceOrder', 1031, 1028, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1027
-    (2, ((1, 'PulseSequenceOrder', 1031, 1029, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1028
-    (2, ((1, 'PulseSequenceOrder', 1031, 1030, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1029
+    _run(251, 2, ((1, 'PulseSequenceOrder', 1031, '+', True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 779..1029
     (1, ((1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1030
     (1, ((1, 'IndexNumber', 283, 1032, False, True),)),  # 1031
     (1, ((1, 'TxRxIdentifier', 322, 1033, False, True),)),  # 1032
@@ -1074,259 +439,7 @@ STATES = (
     (1, ((1, 'NumberOfReceivers', 403, 1035, False, True),)),  # 1034
     (1, ((1, 'RxSpecData', 764, 1036, True, False),)),  # 1035
     (1, ((1, 'RxSpecData', 764, 1037, True, False),)),  # 1036
-    (2, ((1, 'RxSpecData', 764, 1038, True, False), (2, None, None, -1, False, False),)),  # 1037
-    (2, ((1, 'RxSpecData', 764, 1039, True, False), (2, None, None, -1, False, False),)),  # 1038
-    (2, ((1, 'RxSpecData', 764, 1040, True, False), (2, None, None, -1, False, False),)),  # 1039
-    (2, ((1, 'RxSpecData', 764, 1041, True, False), (2, None, None, -1, False, False),)),  # 1040
-    (2, ((1, 'RxSpecData', 764, 1042, True, False), (2, None, None, -1, False, False),)),  # 1041
-    (2, ((1, 'RxSpecData', 764, 1043, True, False), (2, None, None, -1, False, False),)),  # 1042
-    (2, ((1, 'RxSpecData', 764, 1044, True, False), (2, None, None, -1, False, False),)),  # 1043
-    (2, ((1, 'RxSpecData', 764, 1045, True, False), (2, None, None, -1, False, False),)),  # 1044
-    (2, ((1, 'RxSpecData', 764, 1046, True, False), (2, None, None, -1, False, False),)),  # 1045
-    (2, ((1, 'RxSpecData', 764, 1047, True, False), (2, None, None, -1, False, False),)),  # 1046
-    (2, ((1, 'RxSpecData', 764, 1048, True, False), (2, None, None, -1, False, False),)),  # 1047
-    (2, ((1, 'RxSpecData', 764, 1049, True, False), (2, None, None, -1, False, False),)),  # 1048
-    (2, ((1, 'RxSpecData', 764, 1050, True, False), (2, None, None, -1, False, False),)),  # 1049
-    (2, ((1, 'RxSpecData', 764, 1051, True, False), (2, None, None, -1, False, False),)),  # 1050
-    (2, ((1, 'RxSpecData', 764, 1052, True, False), (2, None, None, -1, False, False),)),  # 1051
-    (2, ((1, 'RxSpecData', 764, 1053, True, False), (2, None, None, -1, False, False),)),  # 1052
-    (2, ((1, 'RxSpecData', 764, 1054, True, False), (2, None, None, -1, False, False),)),  # 1053
-    (2, ((1, 'RxSpecData', 764, 1055, True, False), (2, None, None, -1, False, False),)),  # 1054
-    (2, ((1, 'RxSpecData', 764, 1056, True, False), (2, None, None, -1, False, False),)),  # 1055
-    (2, ((1, 'RxSpecData', 764, 1057, True, False), (2, None, None, -1, False, False),)),  # 1056
-    (2, ((1, 'RxSpecData', 764, 1058, True, False), (2, None, None, -1, False, False),)),  # 1057
-    (2, ((1, 'RxSpecData', 764, 1059, True, False), (2, None, None, -1, False, False),)),  # 1058
-    (2, ((1, 'RxSpecData', 764, 1060, True, False), (2, None, None, -1, False, False),)),  # 1059
-    (2, ((1, 'RxSpecData', 764, 1061, True, False), (2, None, None, -1, False, False),)),  # 1060
-    (2, ((1, 'RxSpecData', 764, 1062, True, False), (2, None, None, -1, False, False),)),  # 1061
-    (2, ((1, 'RxSpecData', 764, 1063, True, False), (2, None, None, -1, False, False),)),  # 1062
-    (2, ((1, 'RxSpecData', 764, 1064, True, False), (2, None, None, -1, False, False),)),  # 1063
-    (2, ((1, 'RxSpecData', 764, 1065, True, False), (2, None, None, -1, False, False),)),  # 1064
-    (2, ((1, 'RxSpecData', 764, 1066, True, False), (2, None, None, -1, False, False),)),  # 1065
-    (2, ((1, 'RxSpecData', 764, 1067, True, False), (2, None, None, -1, False, False),)),  # 1066
-    (2, ((1, 'RxSpecData', 764, 1068, True, False), (2, None, None, -1, False, False),)),  # 1067
-    (2, ((1, 'RxSpecData', 764, 1069, True, False), (2, None, None, -1, False, False),)),  # 1068
-    (2, ((1, 'RxSpecData', 764, 1070, True, False), (2, None, None, -1, False, False),)),  # 1069
-    (2, ((1, 'RxSpecData', 764, 1071, True, False), (2, None, None, -1, False, False),)),  # 1070
-    (2, ((1, 'RxSpecData', 764, 1072, True, False), (2, None, None, -1, False, False),)),  # 1071
-    (2, ((1, 'RxSpecData', 764, 1073, True, False), (2, None, None, -1, False, False),)),  # 1072
-    (2, ((1, 'RxSpecData', 764, 1074, True, False), (2, None, None, -1, False, False),)),  # 1073
-    (2, ((1, 'RxSpecData', 764, 1075, True, False), (2, None, None, -1, False, False),)),  # 1074
-    (2, ((1, 'RxSpecData', 764, 1076, True, False), (2, None, None, -1, False, False),)),  # 1075
-    (2, ((1, 'RxSpecData', 764, 1077, True, False), (2, None, None, -1, False, False),)),  # 1076
-    (2, ((1, 'RxSpecData', 764, 1078, True, False), (2, None, None, -1, False, False),)),  # 1077
-    (2, ((1, 'RxSpecData', 764, 1079, True, False), (2, None, None, -1, False, False),)),  # 1078
-    (2, ((1, 'RxSpecData', 764, 1080, True, False), (2, None, None, -1, False, False),)),  # 1079
-    (2, ((1, 'RxSpecData', 764, 1081, True, False), (2, None, None, -1, False, False),)),  # 1080
-    (2, ((1, 'RxSpecData', 764, 1082, True, False), (2, None, None, -1, False, False),)),  # 1081
-    (2, ((1, 'RxSpecData', 764, 1083, True, False), (2, None, None, -1, False, False),)),  # 1082
-    (2, ((1, 'RxSpecData', 764, 1084, True, False), (2, None, None, -1, False, False),)),  # 1083
-    (2, ((1, 'RxSpecData', 764, 1085, True, False), (2, None, None, -1, False, False),)),  # 1084
-    (2, ((1, 'RxSpecData', 764, 1086, True, False), (2, None, None, -1, False, False),)),  # 1085
-    (2, ((1, 'RxSpecData', 764, 1087, True, False), (2, None, None, -1, False, False),)),  # 1086
-    (2, ((1, 'RxSpecData', 764, 1088, True, False), (2, None, None, -1, False, False),)),  # 1087
-    (2, ((1, 'RxSpecData', 764, 1089, True, False), (2, None, None, -1, False, False),)),  # 1088
-    (2, ((1, 'RxSpecData', 764, 1090, True, False), (2, None, None, -1, False, False),)),  # 1089
-    (2, ((1, 'RxSpecData', 764, 1091, True, False), (2, None, None, -1, False, False),)),  # 1090
-    (2, ((1, 'RxSpecData', 764, 1092, True, False), (2, None, None, -1, False, False),)),  # 1091
-    (2, ((1, 'RxSpecData', 764, 1093, True, False), (2, None, None, -1, False, False),)),  # 1092
-    (2, ((1, 'RxSpecData', 764, 1094, True, False), (2, None, None, -1, False, False),)),  # 1093
-    (2, ((1, 'RxSpecData', 764, 1095, True, False), (2, None, None, -1, False, False),)),  # 1094
-    (2, ((1, 'RxSpecData', 764, 1096, True, False), (2, None, None, -1, False, False),)),  # 1095
-    (2, ((1, 'RxSpecData', 764, 1097, True, False), (2, None, None, -1, False, False),)),  # 1096
-    (2, ((1, 'RxSpecData', 764, 1098, True, False), (2, None, None, -1, False, False),)),  # 1097
-    (2, ((1, 'RxSpecData', 764, 1099, True, False), (2, None, None, -1, False, False),)),  # 1098
-    (2, ((1, 'RxSpecData', 764, 1100, True, False), (2, None, None, -1, False, False),)),  # 1099
-    (2, ((1, 'RxSpecData', 764, 1101, True, False), (2, None, None, -1, False, False),)),  # 1100
-    (2, ((1, 'RxSpecData', 764, 1102, True, False), (2, None, None, -1, False, False),)),  # 1101
-    (2, ((1, 'RxSpecData', 764, 1103, True, False), (2, None, None, -1, False, False),)),  # 1102
-    (2, ((1, 'RxSpecData', 764, 1104, True, False), (2, None, None, -1, False, False),)),  # 1103
-    (2, ((1, 'RxSpecData', 764, 1105, True, False), (2, None, None, -1, False, False),)),  # 1104
-    (2, ((1, 'RxSpecData', 764, 1106, True, False), (2, None, None, -1, False, False),)),  # 1105
-    (2, ((1, 'RxSpecData', 764, 1107, True, False), (2, None, None, -1, False, False),)),  # 1106
-    (2, ((1, 'RxSpecData', 764, 1108, True, False), (2, None, None, -1, False, False),)),  # 1107
-    (2, ((1, 'RxSpecData', 764, 1109, True, False), (2, None, None, -1, False, False),)),  # 1108
-    (2, ((1, 'RxSpecData', 764, 1110, True, False), (2, None, None, -1, False, False),)),  # 1109
-    (2, ((1, 'RxSpecData', 764, 1111, True, False), (2, None, None, -1, False, False),)),  # 1110
-    (2, ((1, 'RxSpecData', 764, 1112, True, False), (2, None, None, -1, False, False),)),  # 1111
-    (2, ((1, 'RxSpecData', 764, 1113, True, False), (2, None, None, -1, False, False),)),  # 1112
-    (2, ((1, 'RxSpecData', 764, 1114, True, False), (2, None, None, -1, False, False),)),  # 1113
-    (2, ((1, 'RxSpecData', 764, 1115, True, False), (2, None, None, -1, False, False),)),  # 1114
-    (2, ((1, 'RxSpecData', 764, 1116, True, False), (2, None, None, -1, False, False),)),  # 1115
-    (2, ((1, 'RxSpecData', 764, 1117, True, False), (2, None, None, -1, False, False),)),  # 1116
-    (2, ((1, 'RxSpecData', 764, 1118, True, False), (2, None, None, -1, False, False),)),  # 1117
-    (2, ((1, 'RxSpecData', 764, 1119, True, False), (2, None, None, -1, False, False),)),  # 1118
-    (2, ((1, 'RxSpecData', 764, 1120, True, False), (2, None, None, -1, False, False),)),  # 1119
-    (2, ((1, 'RxSpecData', 764, 1121, True, False), (2, None, None, -1, False, False),)),  # 1120
-    (2, ((1, 'RxSpecData', 764, 1122, True, False), (2, None, None, -1, False, False),)),  # 1121
-    (2, ((1, 'RxSpecData', 764, 1123, True, False), (2, None, None, -1, False, False),)),  # 1122
-    (2, ((1, 'RxSpecData', 764, 1124, True, False), (2, None, None, -1, False, False),)),  # 1123
-    (2, ((1, 'RxSpecData', 764, 1125, True, False), (2, None, None, -1, False, False),)),  # 1124
-    (2, ((1, 'RxSpecData', 764, 1126, True, False), (2, None, None, -1, False, False),)),  # 1125
-    (2, ((1, 'RxSpecData', 764, 1127, True, False), (2, None, None, -1, False, False),)),  # 1126
-    (2, ((1, 'RxSpecData', 764, 1128, True, False), (2, None, None, -1, False, False),)),  # 1127
-    (2, ((1, 'RxSpecData', 764, 1129, True, False), (2, None, None, -1, False, False),)),  # 1128
-    (2, ((1, 'RxSpecData', 764, 1130, True, False), (2, None, None, -1, False, False),)),  # 1129
-    (2, ((1, 'RxSpecData', 764, 1131, True, False), (2, None, None, -1, False, False),)),  # 1130
-    (2, ((1, 'RxSpecData', 764, 1132, True, False), (2, None, None, -1, False, False),)),  # 1131
-    (2, ((1, 'RxSpecData', 764, 1133, True, False), (2, None, None, -1, False, False),)),  # 1132
-    (2, ((1, 'RxSpecData', 764, 1134, True, False), (2, None, None, -1, False, False),)),  # 1133
-    (2, ((1, 'RxSpecData', 764, 1135, True, False), (2, None, None, -1, False, False),)),  # 1134
-    (2, ((1, 'RxSpecData', 764, 1136, True, False), (2, None, None, -1, False, False),)),  # 1135
-    (2, ((1, 'RxSpecData', 764, 1137, True, False), (2, None, None, -1, False, False),)),  # 1136
-    (2, ((1, 'RxSpecData', 764, 1138, True, False), (2, None, None, -1, False, False),)),  # 1137
-    (2, ((1, 'RxSpecData', 764, 1139, True, False), (2, None, None, -1, False, False),)),  # 1138
-    (2, ((1, 'RxSpecData', 764, 1140, True, False), (2, None, None, -1, False, False),)),  # 1139
-    (2, ((1, 'RxSpecData', 764, 1141, True, False), (2, None, None, -1, False, False),)),  # 1140
-    (2, ((1, 'RxSpecData', 764, 1142, True, False), (2, None, None, -1, False, False),)),  # 1141
-    (2, ((1, 'RxSpecData', 764, 1143, True, False), (2, None, None, -1, False, False),)),  # 1142
-    (2, ((1, 'RxSpecData', 764, 1144, True, False), (2, None, None, -1, False, False),)),  # 1143
-    (2, ((1, 'RxSpecData', 764, 1145, True, False), (2, None, None, -1, False, False),)),  # 1144
-    (2, ((1, 'RxSpecData', 764, 1146, True, False), (2, None, None, -1, False, False),)),  # 1145
-    (2, ((1, 'RxSpecData', 764, 1147, True, False), (2, None, None, -1, False, False),)),  # 1146
-    (2, ((1, 'RxSpecData', 764, 1148, True, False), (2, None, None, -1, False, False),)),  # 1147
-    (2, ((1, 'RxSpecData', 764, 1149, True, False), (2, None, None, -1, False, False),)),  # 1148
-    (2, ((1, 'RxSpecData', 764, 1150, True, False), (2, None, None, -1, False, False),)),  # 1149
-    (2, ((1, 'RxSpecData', 764, 1151, True, False), (2, None, None, -1, False, False),)),  # 1150
-    (2, ((1, 'RxSpecData', 764, 1152, True, False), (2, None, None, -1, False, False),)),  # 1151
-    (2, ((1, 'RxSpecData', 764, 1153, True, False), (2, None, None, -1, False, False),)),  # 1152
-    (2, ((1, 'RxSpecData', 764, 1154, True, False), (2, None, None, -1, False, False),)),  # 1153
-    (2, ((1, 'RxSpecData', 764, 1155, True, False), (2, None, None, -1, False, False),)),  # 1154
-    (2, ((1, 'RxSpecData', 764, 1156, True, False), (2, None, None, -1, False, False),)),  # 1155
-    (2, ((1, 'RxSpecData', 764, 1157, True, False), (2, None, None, -1, False, False),)),  # 1156
-    (2, ((1, 'RxSpecData', 764, 1158, True, False), (2, None, None, -1, False, False),)),  # 1157
-    (2, ((1, 'RxSpecData', 764, 1159, True, False), (2, None, None, -1, False, False),)),  # 1158
-    (2, ((1, 'RxSpecData', 764, 1160, True, False), (2, None, None, -1, False, False),)),  # 1159
-    (2, ((1, 'RxSpecData', 764, 1161, True, False), (2, None, None, -1, False, False),)),  # 1160
-    (2, ((1, 'RxSpecData', 764, 1162, True, False), (2, None, None, -1, False, False),)),  # 1161
-    (2, ((1, 'RxSpecData', 764, 1163, True, False), (2, None, None, -1, False, False),)),  # 1162
-    (2, ((1, 'RxSpecData', 764, 1164, True, False), (2, None, None, -1, False, False),)),  # 1163
-    (2, ((1, 'RxSpecData', 764, 1165, True, False), (2, None, None, -1, False, False),)),  # 1164
-    (2, ((1, 'RxSpecData', 764, 1166, True, False), (2, None, None, -1, False, False),)),  # 1165
-    (2, ((1, 'RxSpecData', 764, 1167, True, False), (2, None, None, -1, False, False),)),  # 1166
-    (2, ((1, 'RxSpecData', 764, 1168, True, False), (2, None, None, -1, False, False),)),  # 1167
-    (2, ((1, 'RxSpecData', 764, 1169, True, False), (2, None, None, -1, False, False),)),  # 1168
-    (2, ((1, 'RxSpecData', 764, 1170, True, False), (2, None, None, -1, False, False),)),  # 1169
-    (2, ((1, 'RxSpecData', 764, 1171, True, False), (2, None, None, -1, False, False),)),  # 1170
-    (2, ((1, 'RxSpecData', 764, 1172, True, False), (2, None, None, -1, False, False),)),  # 1171
-    (2, ((1, 'RxSpecData', 764, 1173, True, False), (2, None, None, -1, False, False),)),  # 1172
-    (2, ((1, 'RxSpecData', 764, 1174, True, False), (2, None, None, -1, False, False),)),  # 1173
-    (2, ((1, 'RxSpecData', 764, 1175, True, False), (2, None, None, -1, False, False),)),  # 1174
-    (2, ((1, 'RxSpecData', 764, 1176, True, False), (2, None, None, -1, False, False),)),  # 1175
-    (2, ((1, 'RxSpecData', 764, 1177, True, False), (2, None, None, -1, False, False),)),  # 1176
-    (2, ((1, 'RxSpecData', 764, 1178, True, False), (2, None, None, -1, False, False),)),  # 1177
-    (2, ((1, 'RxSpecData', 764, 1179, True, False), (2, None, None, -1, False, False),)),  # 1178
-    (2, ((1, 'RxSpecData', 764, 1180, True, False), (2, None, None, -1, False, False),)),  # 1179
-    (2, ((1, 'RxSpecData', 764, 1181, True, False), (2, None, None, -1, False, False),)),  # 1180
-    (2, ((1, 'RxSpecData', 764, 1182, True, False), (2, None, None, -1, False, False),)),  # 1181
-    (2, ((1, 'RxSpecData', 764, 1183, True, False), (2, None, None, -1, False, False),)),  # 1182
-    (2, ((1, 'RxSpecData', 764, 1184, True, False), (2, None, None, -1, False, False),)),  # 1183
-    (2, ((1, 'RxSpecData', 764, 1185, True, False), (2, None, None, -1, False, False),)),  # 1184
-    (2, ((1, 'RxSpecData', 764, 1186, True, False), (2, None, None, -1, False, False),)),  # 1185
-    (2, ((1, 'RxSpecData', 764, 1187, True, False), (2, None, None, -1, False, False),)),  # 1186
-    (2, ((1, 'RxSpecData', 764, 1188, True, False), (2, None, None, -1, False, False),)),  # 1187
-    (2, ((1, 'RxSpecData', 764, 1189, True, False), (2, None, None, -1, False, False),)),  # 1188
-    (2, ((1, 'RxSpecData', 764, 1190, True, False), (2, None, None, -1, False, False),)),  # 1189
-    (2, ((1, 'RxSpecData', 764, 1191, True, False), (2, None, None, -1, False, False),)),  # 1190
-    (2, ((1, 'RxSpecData', 764, 1192, True, False), (2, None, None, -1, False, False),)),  # 1191
-    (2, ((1, 'RxSpecData', 764, 1193, True, False), (2, None, None, -1, False, False),)),  # 1192
-    (2, ((1, 'RxSpecData', 764, 1194, True, False), (2, None, None, -1, False, False),)),  # 1193
-    (2, ((1, 'RxSpecData', 764, 1195, True, False), (2, None, None, -1, False, False),)),  # 1194
-    (2, ((1, 'RxSpecData', 764, 1196, True, False), (2, None, None, -1, False, False),)),  # 1195
-    (2, ((1, 'RxSpecData', 764, 1197, True, False), (2, None, None, -1, False, False),)),  # 1196
-    (2, ((1, 'RxSpecData', 764, 1198, True, False), (2, None, None, -1, False, False),)),  # 1197
-    (2, ((1, 'RxSpecData', 764, 1199, True, False), (2, None, None, -1, False, False),)),  # 1198
-    (2, ((1, 'RxSpecData', 764, 1200, True, False), (2, None, None, -1, False, False),)),  # 1199
-    (2, ((1, 'RxSpecData', 764, 1201, True, False), (2, None, None, -1, False, False),)),  # 1200
-    (2, ((1, 'RxSpecData', 764, 1202, True, False), (2, None, None, -1, False, False),)),  # 1201
-    (2, ((1, 'RxSpecData', 764, 1203, True, False), (2, None, None, -1, False, False),)),  # 1202
-    (2, ((1, 'RxSpecData', 764, 1204, True, False), (2, None, None, -1, False, False),)),  # 1203
-    (2, ((1, 'RxSpecData', 764, 1205, True, False), (2, None, None, -1, False, False),)),  # 1204
-    (2, ((1, 'RxSpecData', 764, 1206, True, False), (2, None, None, -1, False, False),)),  # 1205
-    (2, ((1, 'RxSpecData', 764, 1207, True, False), (2, None, None, -1, False, False),)),  # 1206
-    (2, ((1, 'RxSpecData', 764, 1208, True, False), (2, None, None, -1, False, False),)),  # 1207
-    (2, ((1, 'RxSpecData', 764, 1209, True, False), (2, None, None, -1, False, False),)),  # 1208
-    (2, ((1, 'RxSpecData', 764, 1210, True, False), (2, None, None, -1, False, False),)),  # 1209
-    (2, ((1, 'RxSpecData', 764, 1211, True, False), (2, None, None, -1, False, False),)),  # 1210
-    (2, ((1, 'RxSpecData', 764, 1212, True, False), (2, None, None, -1, False, False),)),  # 1211
-    (2, ((1, 'RxSpecData', 764, 1213, True, False), (2, None, None, -1, False, False),)),  # 1212
-    (2, ((1, 'RxSpecData', 764, 1214, True, False), (2, None, None, -1, False, False),)),  # 1213
-    (2, ((1, 'RxSpecData', 764, 1215, True, False), (2, None, None, -1, False, False),)),  # 1214
-    (2, ((1, 'RxSpecData', 764, 1216, True, False), (2, None, None, -1, False, False),)),  # 1215
-    (2, ((1, 'RxSpecData', 764, 1217, True, False), (2, None, None, -1, False, False),)),  # 1216
-    (2, ((1, 'RxSpecData', 764, 1218, True, False), (2, None, None, -1, False, False),)),  # 1217
-    (2, ((1, 'RxSpecData', 764, 1219, True, False), (2, None, None, -1, False, False),)),  # 1218
-    (2, ((1, 'RxSpecData', 764, 1220, True, False), (2, None, None, -1, False, False),)),  # 1219
-    (2, ((1, 'RxSpecData', 764, 1221, True, False), (2, None, None, -1, False, False),)),  # 1220
-    (2, ((1, 'RxSpecData', 764, 1222, True, False), (2, None, None, -1, False, False),)),  # 1221
-    (2, ((1, 'RxSpecData', 764, 1223, True, False), (2, None, None, -1, False, False),)),  # 1222
-    (2, ((1, 'RxSpecData', 764, 1224, True, False), (2, None, None, -1, False, False),)),  # 1223
-    (2, ((1, 'RxSpecData', 764, 1225, True, False), (2, None, None, -1, False, False),)),  # 1224
-    (2, ((1, 'RxSpecData', 764, 1226, True, False), (2, None, None, -1, False, False),)),  # 1225
-    (2, ((1, 'RxSpecData', 764, 1227, True, False), (2, None, None, -1, False, False),)),  # 1226
-    (2, ((1, 'RxSpecData', 764, 1228, True, False), (2, None, None, -1, False, False),)),  # 1227
-    (2, ((1, 'RxSpecData', 764, 1229, True, False), (2, None, None, -1, False, False),)),  # 1228
-    (2, ((1, 'RxSpecData', 764, 1230, True, False), (2, None, None, -1, False, False),)),  # 1229
-    (2, ((1, 'RxSpecData', 764, 1231, True, False), (2, None, None, -1, False, False),)),  # 1230
-    (2, ((1, 'RxSpecData', 764, 1232, True, False), (2, None, None, -1, False, False),)),  # 1231
-    (2, ((1, 'RxSpecData', 764, 1233, True, False), (2, None, None, -1, False, False),)),  # 1232
-    (2, ((1, 'RxSpecData', 764, 1234, True, False), (2, None, None, -1, False, False),)),  # 1233
-    (2, ((1, 'RxSpecData', 764, 1235, True, False), (2, None, None, -1, False, False),)),  # 1234
-    (2, ((1, 'RxSpecData', 764, 1236, True, False), (2, None, None, -1, False, False),)),  # 1235
-    (2, ((1, 'RxSpecData', 764, 1237, True, False), (2, None, None, -1, False, False),)),  # 1236
-    (2, ((1, 'RxSpecData', 764, 1238, True, False), (2, None, None, -1, False, False),)),  # 1237
-    (2, ((1, 'RxSpecData', 764, 1239, True, False), (2, None, None, -1, False, False),)),  # 1238
-    (2, ((1, 'RxSpecData', 764, 1240, True, False), (2, None, None, -1, False, False),)),  # 1239
-    (2, ((1, 'RxSpecData', 764, 1241, True, False), (2, None, None, -1, False, False),)),  # 1240
-    (2, ((1, 'RxSpecData', 764, 1242, True, False), (2, None, None, -1, False, False),)),  # 1241
-    (2, ((1, 'RxSpecData', 764, 1243, True, False), (2, None, None, -1, False, False),)),  # 1242
-    (2, ((1, 'RxSpecData', 764, 1244, True, False), (2, None, None, -1, False, False),)),  # 1243
-    (2, ((1, 'RxSpecData', 764, 1245, True, False), (2, None, None, -1, False, False),)),  # 1244
-    (2, ((1, 'RxSpecData', 764, 1246, True, False), (2, None, None, -1, False, False),)),  # 1245
-    (2, ((1, 'RxSpecData', 764, 1247, True, False), (2, None, None, -1, False, False),)),  # 1246
-    (2, ((1, 'RxSpecData', 764, 1248, True, False), (2, None, None, -1, False, False),)),  # 1247
-    (2, ((1, 'RxSpecData', 764, 1249, True, False), (2, None, None, -1, False, False),)),  # 1248
-    (2, ((1, 'RxSpecData', 764, 1250, True, False), (2, None, None, -1, False, False),)),  # 1249
-    (2, ((1, 'RxSpecData', 764, 1251, True, False), (2, None, None, -1, False, False),)),  # 1250
-    (2, ((1, 'RxSpecData', 764, 1252, True, False), (2, None, None, -1, False, False),)),  # 1251
-    (2, ((1, 'RxSpecData', 764, 1253, True, False), (2, None, None, -1, False, False),)),  # 1252
-    (2, ((1, 'RxSpecData', 764, 1254, True, False), (2, None, None, -1, False, False),)),  # 1253
-    (2, ((1, 'RxSpecData', 764, 1255, True, False), (2, None, None, -1, False, False),)),  # 1254
-    (2, ((1, 'RxSpecData', 764, 1256, True, False), (2, None, None, -1, False, False),)),  # 1255
-    (2, ((1, 'RxSpecData', 764, 1257, True, False), (2, None, None, -1, False, False),)),  # 1256
-    (2, ((1, 'RxSpecData', 764, 1258, True, False), (2, None, None, -1, False, False),)),  # 1257
-    (2, ((1, 'RxSpecData', 764, 1259, True, False), (2, None, None, -1, False, False),)),  # 1258
-    (2, ((1, 'RxSpecData', 764, 1260, True, False), (2, None, None, -1, False, False),)),  # 1259
-    (2, ((1, 'RxSpecData', 764, 1261, True, False), (2, None, None, -1, False, False),)),  # 1260
-    (2, ((1, 'RxSpecData', 764, 1262, True, False), (2, None, None, -1, False, False),)),  # 1261
-    (2, ((1, 'RxSpecData', 764, 1263, True, False), (2, None, None, -1, False, False),)),  # 1262
-    (2, ((1, 'RxSpecData', 764, 1264, True, False), (2, None, None, -1, False, False),)),  # 1263
-    (2, ((1, 'RxSpecData', 764, 1265, True, False), (2, None, None, -1, False, False),)),  # 1264
-    (2, ((1, 'RxSpecData', 764, 1266, True, False), (2, None, None, -1, False, False),)),  # 1265
-    (2, ((1, 'RxSpecData', 764, 1267, True, False), (2, None, None, -1, False, False),)),  # 1266
-    (2, ((1, 'RxSpecData', 764, 1268, True, False), (2, None, None, -1, False, False),)),  # 1267
-    (2, ((1, 'RxSpecData', 764, 1269, True, False), (2, None, None, -1, False, False),)),  # 1268
-    (2, ((1, 'RxSpecData', 764, 1270, True, False), (2, None, None, -1, False, False),)),  # 1269
-    (2, ((1, 'RxSpecData', 764, 1271, True, False), (2, None, None, -1, False, False),)),  # 1270
-    (2, ((1, 'RxSpecData', 764, 1272, True, False), (2, None, None, -1, False, False),)),  # 1271
-    (2, ((1, 'RxSpecData', 764, 1273, True, False), (2, None, None, -1, False, False),)),  # 1272
-    (2, ((1, 'RxSpecData', 764, 1274, True, False), (2, None, None, -1, False, False),)),  # 1273
-    (2, ((1, 'RxSpecData', 764, 1275, True, False), (2, None, None, -1, False, False),)),  # 1274
-    (2, ((1, 'RxSpecData', 764, 1276, True, False), (2, None, None, -1, False, False),)),  # 1275
-    (2, ((1, 'RxSpecData', 764, 1277, True, False), (2, None, None, -1, False, False),)),  # 1276
-    (2, ((1, 'RxSpecData', 764, 1278, True, False), (2, None, None, -1, False, False),)),  # 1277
-    (2, ((1, 'RxSpecData', 764, 1279, True, False), (2, None, None, -1, False, False),)),  # 1278
-    (2, ((1, 'RxSpecData', 764, 1280, True, False), (2, None, None, -1, False, False),)),  # 1279
-    (2, ((1, 'RxSpecData', 764, 1281, True, False), (2, None, None, -1, False, False),)),  # 1280
-    (2, ((1, 'RxSpecData', 764, 1282, True, False), (2, None, None, -1, False, False),)),  # 1281
-    (2, ((1, 'RxSpecData', 764, 1283, True, False), (2, None, None, -1, False, False),)),  # 1282
-    (2, ((1, 'RxSpecData', 764, 1284, True, False), (2, None, None, -1, False, False),)),  # 1283
-    (2, ((1, 'RxSpecData', 764, 1285, True, False), (2, None, None, -1, False, False),)),  # 1284
-    (2, ((1, 'RxSpecData', 764, 1286, True, False), (2, None, None, -1, False, False),)),  # 1285
-    (2, ((1, 'RxSpecData', 764, 1287, True, False), (2, None, None, -1, False, False),)),  # 1286
-    (2, ((1, 'RxSpecData', 764, 1288, True, False), (2, None, None, -1, False, False),)),  # 1287
-    (2, ((1, 'RxSpecData', 764, 1289, True, False), (2, None, None, -1, False, False),)),  # 1288
-    (2, ((1, 'RxSpecData', 764, 1290, True, False), (2, None, None, -1, False, False),)),  # 1289
+    _run(253, 2, ((1, 'RxSpecData', 764, '+', True, False), (2, None, None, -1, False, False),)),  # 1037..1289
     (1, ((2, None, None, -1, False, False),)),  # 1290
     (1, ((1, 'Header', 157, 1292, False, False),)),  # 1291
     (1, ((1, 'ResponseCode', 200, 1293, False, True),)),  # 1292
@@ -1337,72 +450,23 @@ STATES = (
     (2, ((1, 'VendorSpecificDataContainer', 176, 1298, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1297
     (2, ((1, 'VendorSpecificDataContainer', 176, 1300, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1298
     (1, ((2, None, None, -1, False, False),)),  # 1299
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1301, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1300
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1302, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1301
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1303, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1302
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1304, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1303
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1305, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1304
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1306, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1305
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1307, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1306
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1308, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1307
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1309, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1308
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1310, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1309
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1311, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1310
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1312, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1311
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1313, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1312
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1314, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1313
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1300..1313
     (2, ((1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1314
     (1, ((1, 'Header', 157, 1316, False, False),)),  # 1315
     (1, ((1, 'EVProcessing', 165, 1317, False, True),)),  # 1316
     (2, ((1, 'ObservedIDCode', 322, 1318, False, True), (1, 'EVResultCode', 174, 1319, False, True),)),  # 1317
     (1, ((1, 'EVResultCode', 174, 1319, False, True),)),  # 1318
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1320, True, True), (2, None, None, -1, False, False),)),  # 1319
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1321, True, True), (2, None, None, -1, False, False),)),  # 1320
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1322, True, True), (2, None, None, -1, False, False),)),  # 1321
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1323, True, True), (2, None, None, -1, False, False),)),  # 1322
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1324, True, True), (2, None, None, -1, False, False),)),  # 1323
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1325, True, True), (2, None, None, -1, False, False),)),  # 1324
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1326, True, True), (2, None, None, -1, False, False),)),  # 1325
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1327, True, True), (2, None, None, -1, False, False),)),  # 1326
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1328, True, True), (2, None, None, -1, False, False),)),  # 1327
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1329, True, True), (2, None, None, -1, False, False),)),  # 1328
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1330, True, True), (2, None, None, -1, False, False),)),  # 1329
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1331, True, True), (2, None, None, -1, False, False),)),  # 1330
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1332, True, True), (2, None, None, -1, False, False),)),  # 1331
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1333, True, True), (2, None, None, -1, False, False),)),  # 1332
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1334, True, True), (2, None, None, -1, False, False),)),  # 1333
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1335, True, True), (2, None, None, -1, False, False),)),  # 1334
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 1319..1334
     (1, ((2, None, None, -1, False, False),)),  # 1335
     (1, ((1, 'Header', 157, 1337, False, False),)),  # 1336
     (1, ((1, 'ResponseCode', 200, 1338, False, True),)),  # 1337
     (1, ((1, 'EVSEProcessing', 165, 1339, False, True),)),  # 1338
     (3, ((1, 'ObservedIDCode', 322, 1340, False, True), (1, 'AlternativeSECCList', 1358, 1341, False, False), (1, 'VendorSpecificDataContainer', 176, 1342, True, True), (2, None, None, -1, False, False),)),  # 1339
     (2, ((1, 'AlternativeSECCList', 1358, 1341, False, False), (1, 'VendorSpecificDataContainer', 176, 1342, True, True), (2, None, None, -1, False, False),)),  # 1340
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1342, True, True), (2, None, None, -1, False, False),)),  # 1341
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1343, True, True), (2, None, None, -1, False, False),)),  # 1342
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1344, True, True), (2, None, None, -1, False, False),)),  # 1343
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1345, True, True), (2, None, None, -1, False, False),)),  # 1344
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1346, True, True), (2, None, None, -1, False, False),)),  # 1345
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1347, True, True), (2, None, None, -1, False, False),)),  # 1346
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1348, True, True), (2, None, None, -1, False, False),)),  # 1347
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1349, True, True), (2, None, None, -1, False, False),)),  # 1348
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1350, True, True), (2, None, None, -1, False, False),)),  # 1349
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1351, True, True), (2, None, None, -1, False, False),)),  # 1350
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1352, True, True), (2, None, None, -1, False, False),)),  # 1351
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1353, True, True), (2, None, None, -1, False, False),)),  # 1352
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1354, True, True), (2, None, None, -1, False, False),)),  # 1353
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1355, True, True), (2, None, None, -1, False, False),)),  # 1354
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1356, True, True), (2, None, None, -1, False, False),)),  # 1355
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1357, True, True), (2, None, None, -1, False, False),)),  # 1356
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 1341..1356
     (1, ((2, None, None, -1, False, False),)),  # 1357
     (1, ((1, 'AlternativeSECC', 1367, 1359, True, False),)),  # 1358
-    (2, ((1, 'AlternativeSECC', 1367, 1360, True, False), (2, None, None, -1, False, False),)),  # 1359
-    (2, ((1, 'AlternativeSECC', 1367, 1361, True, False), (2, None, None, -1, False, False),)),  # 1360
-    (2, ((1, 'AlternativeSECC', 1367, 1362, True, False), (2, None, None, -1, False, False),)),  # 1361
-    (2, ((1, 'AlternativeSECC', 1367, 1363, True, False), (2, None, None, -1, False, False),)),  # 1362
-    (2, ((1, 'AlternativeSECC', 1367, 1364, True, False), (2, None, None, -1, False, False),)),  # 1363
-    (2, ((1, 'AlternativeSECC', 1367, 1365, True, False), (2, None, None, -1, False, False),)),  # 1364
-    (2, ((1, 'AlternativeSECC', 1367, 1366, True, False), (2, None, None, -1, False, False),)),  # 1365
+    _run(7, 2, ((1, 'AlternativeSECC', 1367, '+', True, False), (2, None, None, -1, False, False),)),  # 1359..1365
     (1, ((2, None, None, -1, False, False),)),  # 1366
     (3, ((1, 'SSID', 1372, 1368, False, True), (1, 'BSSID', 1374, 1369, False, True), (1, 'IPAddress', 1376, 1370, False, True), (1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1367
     (3, ((1, 'BSSID', 1374, 1369, False, True), (1, 'IPAddress', 1376, 1370, False, True), (1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1368
@@ -1416,10 +480,10 @@ STATES = (
     (1, ((3, 'value', T28, 1377, False, False),)),  # 1376
     (1, ((2, None, None, -1, False, False),)),  # 1377
     (6, ((1, 'CLReqControlMode', 1, 0, False, False), (1, 'CLResControlMode', 2, 0, False, False), (1, 'CanonicalizationMethod', 3, 0, False, False), (1, 'DSAKeyValue', 6, 0, False, False), (1, 'DigestMethod', 16, 0, False, False), (1, 'DigestValue', 19, 0, False, True), (1, 'KeyInfo', 21, 0, False, False), (1, 'KeyName', 39, 0, False, True), (1, 'KeyValue', 41, 0, False, False), (1, 'Manifest', 90, 0, False, False), (1, 'MgmtData', 39, 0, False, True), (1, 'Object', 101, 0, False, False), (1, 'PGPData', 79, 0, False, False), (1, 'RSAKeyValue', 45, 0, False, False), (1, 'Reference', 94, 0, False, False), (1, 'RetrievalMethod', 48, 0, False, False), (1, 'SPKIData', 85, 0, False, False), (1, 'Signature', 106, 0, False, False), (1, 'SignatureMethod', 118, 0, False, False), (1, 'SignatureProperties', 127, 0, False, False), (1, 'SignatureProperty', 131, 0, False, False), (1, 'SignatureValue', 124, 0, False, False), (1, 'SignedInfo', 112, 0, False, False), (1, 'Transform', 55, 0, False, False), (1, 'Transforms', 52, 0, False, False), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False), (1, 'WPT_ChargeLoopReq', 202, 0, False, False), (1, 'WPT_ChargeLoopRes', 251, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False), (1, 'WPT_FinePositioningReq', 379, 0, False, False), (1, 'WPT_FinePositioningRes', 424, 0, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False), (1, 'WPT_FinePositioningSetupRes', 1291, 0, False, False), (1, 'WPT_PairingReq', 1315, 0, False, False), (1, 'WPT_PairingRes', 1336, 0, False, False), (1, 'X509Data', 59, 0, False, False), (4, None, None, 0, False, False),)),  # 1378
-    (8, ((1, 'AdditionalServicesCosts', 316, 1379, False, False), (1, 'AlternativeSECC', 1367, 1379, False, False), (1, 'AlternativeSECCList', 1358, 1379, False, False), (1, 'Amount', 167, 1379, False, False), (1, 'BPT_DischargedEnergyReadingWh', 163, 1379, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 1379, False, True), (1, 'BSSID', 1374, 1379, False, True), (1, 'BatteryEnergyCapacity', 167, 1379, False, False), (1, 'CLReqControlMode', 1, 1379, False, False), (1, 'CLResControlMode', 2, 1379, False, False), (1, 'CanonicalizationMethod', 3, 1379, False, False), (1, 'CapacitiveEnergyReadingVARh', 163, 1379, False, True), (1, 'ChargedEnergyReadingWh', 163, 1379, False, True), (1, 'ChargingComplete', 242, 1379, False, True), (1, 'Coord_X', 172, 1379, False, True), (1, 'Coord_Y', 172, 1379, False, True), (1, 'Coord_Z', 172, 1379, False, True), (1, 'CostPerUnit', 167, 1379, False, False), (1, 'DSAKeyValue', 6, 1379, False, False), (1, 'DigestMethod', 16, 1379, False, False), (1, 'DigestValue', 19, 1379, False, True), (1, 'DisplayParameters', 227, 1379, False, False), (1, 'EIRP', 167, 1379, False, False), (1, 'EVDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'EVDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'EVDevicePairingMethodList', 480, 1379, False, False), (1, 'EVPCChargeDiagnostics', 244, 1379, False, True), (1, 'EVPCCoilCurrentInformation', 167, 1379, False, False), (1, 'EVPCCoilCurrentRequest', 167, 1379, False, False), (1, 'EVPCCurrentOutputInformation', 167, 1379, False, False), (1, 'EVPCDeviceLocalControl', 242, 1379, False, True), (1, 'EVPCMaxReceivablePower', 167, 1379, False, False), (1, 'EVPCNaturalFrequency', 167, 1379, False, False), (1, 'EVPCOperatingFrequency', 167, 1379, False, False), (1, 'EVPCPowerControlParameter', 246, 1379, False, False), (1, 'EVPCPowerOutput', 167, 1379, False, False), (1, 'EVPCPowerRequest', 167, 1379, False, False), (1, 'EVPCVoltageOutputInformation', 167, 1379, False, False), (1, 'EVProcessing', 165, 1379, False, True), (1, 'EVResultCode', 174, 1379, False, True), (1, 'EVSENotification', 285, 1379, False, True), (1, 'EVSEProcessing', 165, 1379, False, True), (1, 'EVSEStatus', 280, 1379, False, False), (1, 'EnergyCosts', 316, 1379, False, False), (1, 'Exponent', 14, 1379, False, True), (1, 'Exponent', 170, 1379, False, True), (1, 'G', 14, 1379, False, True), (1, 'HMACOutputLength', 122, 1379, False, True), (1, 'Header', 157, 1379, False, False), (1, 'IPAddress', 1376, 1379, False, True), (1, 'IndexNumber', 283, 1379, False, True), (1, 'InletHot', 242, 1379, False, True), (1, 'J', 14, 1379, False, True), (1, 'KeyInfo', 21, 1379, False, False), (1, 'KeyName', 39, 1379, False, True), (1, 'KeyValue', 41, 1379, False, False), (1, 'LF_ReceiverSetupData', 1034, 1379, False, False), (1, 'LF_RxData', 414, 1379, False, False), (1, 'LF_SystemSetupData', 502, 1379, False, False), (1, 'LF_TransmitterSetupData', 505, 1379, False, False), (1, 'LF_TxData', 409, 1379, False, False), (1, 'Manifest', 90, 1379, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'MaximumSOC', 238, 1379, False, True), (1, 'MeterID', 296, 1379, False, True), (1, 'MeterInfo', 287, 1379, False, False), (1, 'MeterInfoRequested', 242, 1379, False, True), (1, 'MeterSignature', 298, 1379, False, True), (1, 'MeterStatus', 172, 1379, False, True), (1, 'MeterTimestamp', 163, 1379, False, True), (1, 'MgmtData', 39, 1379, False, True), (1, 'MinimumSOC', 238, 1379, False, True), (1, 'Modulus', 14, 1379, False, True), (1, 'NaturalOffset', 283, 1379, False, True), (1, 'NotificationMaxDelay', 283, 1379, False, True), (1, 'NumPackages', 403, 1379, False, True), (1, 'NumberOfReceivers', 403, 1379, False, True), (1, 'NumberOfTransmitters', 403, 1379, False, True), (1, 'Object', 101, 1379, False, False), (1, 'ObservedIDCode', 322, 1379, False, True), (1, 'OccupancyCosts', 316, 1379, False, False), (1, 'OverstayCosts', 316, 1379, False, False), (1, 'P', 14, 1379, False, True), (1, 'PDInputPowerClass', 377, 1379, False, True), (1, 'PDMaxCoilCurrent', 167, 1379, False, False), (1, 'PDMinCoilCurrent', 167, 1379, False, False), (1, 'PGPData', 79, 1379, False, False), (1, 'PGPKeyID', 77, 1379, False, True), (1, 'PGPKeyPacket', 77, 1379, False, True), (1, 'PackageIndex', 403, 1379, False, True), (1, 'PackageSeparationTime', 283, 1379, False, True), (1, 'PgenCounter', 14, 1379, False, True), (1, 'Port', 283, 1379, False, True), (1, 'PowerTransmitted', 167, 1379, False, False), (1, 'PresentSOC', 238, 1379, False, True), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'PrimaryDevicePairingMethodList', 480, 1379, False, False), (1, 'PulseDuration', 283, 1379, False, True), (1, 'PulseSeparationTime', 283, 1379, False, True), (1, 'PulseSequenceOrder', 1031, 1379, False, False), (1, 'Q', 14, 1379, False, True), (1, 'RSAKeyValue', 45, 1379, False, False), (1, 'RSSI', 167, 1379, False, False), (1, 'RSSIData', 419, 1379, False, False), (1, 'RSSIDataList', 421, 1379, False, False), (1, 'Receipt', 300, 1379, False, False), (1, 'Reference', 94, 1379, False, False), (1, 'RemainingTimeToMaximumSOC', 240, 1379, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 1379, False, True), (1, 'RemainingTimeToTargetSOC', 240, 1379, False, True), (1, 'ResponseCode', 200, 1379, False, True), (1, 'RetrievalMethod', 48, 1379, False, False), (1, 'RxIdentifier', 322, 1379, False, True), (1, 'RxSpecData', 764, 1379, False, False), (1, 'SDManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'SDMaxGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMaxGroundClearence', 283, 1379, False, True), (1, 'SDMaxOutputPower', 167, 1379, False, False), (1, 'SDMinGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMinGroundClearence', 283, 1379, False, True), (1, 'SDMinOutputPower', 167, 1379, False, False), (1, 'SDPowerInput', 167, 1379, False, False), (1, 'SPCChargeDiagnostics', 324, 1379, False, True), (1, 'SPCMaxOutputPowerLimit', 167, 1379, False, False), (1, 'SPCMinOutputPowerLimit', 167, 1379, False, False), (1, 'SPCOperatingFrequency', 167, 1379, False, False), (1, 'SPCPowerControlParameter', 326, 1379, False, False), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 1379, False, False), (1, 'SPKIData', 85, 1379, False, False), (1, 'SPKISexp', 77, 1379, False, True), (1, 'SSID', 1372, 1379, False, True), (1, 'Seed', 14, 1379, False, True), (1, 'SessionID', 161, 1379, False, True), (1, 'SignalFrequency', 167, 1379, False, False), (1, 'Signature', 106, 1379, False, False), (1, 'SignatureMethod', 118, 1379, False, False), (1, 'SignatureProperties', 127, 1379, False, False), (1, 'SignatureProperty', 131, 1379, False, False), (1, 'SignatureValue', 124, 1379, False, False), (1, 'SignedInfo', 112, 1379, False, False), (1, 'SupplyDeviceCurrent', 167, 1379, False, False), (1, 'TargetCoilCurrent', 167, 1379, False, False), (1, 'TargetSOC', 238, 1379, False, True), (1, 'TaxCosts', 319, 1379, False, False), (1, 'TaxRuleID', 322, 1379, False, True), (1, 'TimeAnchor', 163, 1379, False, True), (1, 'TimeStamp', 163, 1379, False, True), (1, 'Transform', 55, 1379, False, False), (1, 'Transforms', 52, 1379, False, False), (1, 'TxIdentifier', 322, 1379, False, True), (1, 'TxPackageSpecData', 772, 1379, False, False), (1, 'TxRxIdentifier', 322, 1379, False, True), (1, 'TxRxOrientation', 768, 1379, False, False), (1, 'TxRxPosition', 768, 1379, False, False), (1, 'TxSpecData', 764, 1379, False, False), (1, 'Value', 172, 1379, False, True), (1, 'VendorSpecificDataContainer', 176, 1379, False, True), (1, 'WPT_AlignmentCheckMethod', 500, 1379, False, True), (1, 'WPT_AlignmentCheckReq', 136, 1379, False, False), (1, 'WPT_AlignmentCheckRes', 178, 1379, False, False), (1, 'WPT_ChargeLoopReq', 202, 1379, False, False), (1, 'WPT_ChargeLoopRes', 251, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 1379, False, False), (1, 'WPT_FinePositioningMethod', 478, 1379, False, True), (1, 'WPT_FinePositioningReq', 379, 1379, False, False), (1, 'WPT_FinePositioningRes', 424, 1379, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 1379, False, False), (1, 'WPT_FinePositioningSetupRes', 1291, 1379, False, False), (1, 'WPT_LF_DataPackage', 405, 1379, False, False), (1, 'WPT_LF_DataPackageList', 400, 1379, False, False), (1, 'WPT_LF_RxDataList', 416, 1379, False, False), (1, 'WPT_LF_TxDataList', 411, 1379, False, False), (1, 'WPT_PairingMethod', 489, 1379, False, True), (1, 'WPT_PairingReq', 1315, 1379, False, False), (1, 'WPT_PairingRes', 1336, 1379, False, False), (1, 'X509CRL', 77, 1379, False, True), (1, 'X509Certificate', 77, 1379, False, True), (1, 'X509Data', 59, 1379, False, False), (1, 'X509IssuerName', 39, 1379, False, True), (1, 'X509IssuerSerial', 72, 1379, False, False), (1, 'X509SKI', 77, 1379, False, True), (1, 'X509SerialNumber', 75, 1379, False, True), (1, 'X509SubjectName', 39, 1379, False, True), (1, 'XPath', 39, 1379, False, True), (1, 'Y', 14, 1379, False, True), (4, None, None, 1379, False, False), (5, None, None, -1, False, False),)),  # 1379
-)
+    (8, ((1, 'AckMaxDelay', 283, 1379, False, True), (1, 'AdditionalServicesCosts', 316, 1379, False, False), (1, 'AlternativeSECC', 1367, 1379, False, False), (1, 'AlternativeSECCList', 1358, 1379, False, False), (1, 'Amount', 167, 1379, False, False), (1, 'BPT_DischargedEnergyReadingWh', 163, 1379, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 1379, False, True), (1, 'BSSID', 1374, 1379, False, True), (1, 'BatteryEnergyCapacity', 167, 1379, False, False), (1, 'CLReqControlMode', 1, 1379, False, False), (1, 'CLResControlMode', 2, 1379, False, False), (1, 'CanonicalizationMethod', 3, 1379, False, False), (1, 'CapacitiveEnergyReadingVARh', 163, 1379, False, True), (1, 'ChargedEnergyReadingWh', 163, 1379, False, True), (1, 'ChargingComplete', 242, 1379, False, True), (1, 'Coord_X', 172, 1379, False, True), (1, 'Coord_Y', 172, 1379, False, True), (1, 'Coord_Z', 172, 1379, False, True), (1, 'CostPerUnit', 167, 1379, False, False), (1, 'DSAKeyValue', 6, 1379, False, False), (1, 'DepartureTime', 240, 1379, False, True), (1, 'DigestMethod', 16, 1379, False, False), (1, 'DigestValue', 19, 1379, False, True), (1, 'DisplayParameters', 227, 1379, False, False), (1, 'EIRP', 167, 1379, False, False), (1, 'EVDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'EVDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'EVDevicePairingMethodList', 480, 1379, False, False), (1, 'EVMaximumEnergyRequest', 167, 1379, False, False), (1, 'EVMinimumEnergyRequest', 167, 1379, False, False), (1, 'EVPCChargeDiagnostics', 244, 1379, False, True), (1, 'EVPCCoilCurrentInformation', 167, 1379, False, False), (1, 'EVPCCoilCurrentRequest', 167, 1379, False, False), (1, 'EVPCCurrentOutputInformation', 167, 1379, False, False), (1, 'EVPCDeviceLocalControl', 242, 1379, False, True), (1, 'EVPCMaxReceivablePower', 167, 1379, False, False), (1, 'EVPCNaturalFrequency', 167, 1379, False, False), (1, 'EVPCOperatingFrequency', 167, 1379, False, False), (1, 'EVPCPowerControlParameter', 246, 1379, False, False), (1, 'EVPCPowerOutput', 167, 1379, False, False), (1, 'EVPCPowerRequest', 167, 1379, False, False), (1, 'EVPCVoltageOutputInformation', 167, 1379, False, False), (1, 'EVProcessing', 165, 1379, False, True), (1, 'EVResultCode', 174, 1379, False, True), (1, 'EVSENotification', 285, 1379, False, True), (1, 'EVSEProcessing', 165, 1379, False, True), (1, 'EVSEStatus', 280, 1379, False, False), (1, 'EVTargetEnergyRequest', 167, 1379, False, False), (1, 'EnergyCosts', 316, 1379, False, False), (1, 'Exponent', 14, 1379, False, True), (1, 'Exponent', 170, 1379, False, True), (1, 'G', 14, 1379, False, True), (1, 'HMACOutputLength', 122, 1379, False, True), (1, 'Header', 157, 1379, False, False), (1, 'IPAddress', 1376, 1379, False, True), (1, 'IndexNumber', 283, 1379, False, True), (1, 'InletHot', 242, 1379, False, True), (1, 'J', 14, 1379, False, True), (1, 'KeyInfo', 21, 1379, False, False), (1, 'KeyName', 39, 1379, False, True), (1, 'KeyValue', 41, 1379, False, False), (1, 'LF_ReceiverSetupData', 1034, 1379, False, False), (1, 'LF_RxData', 414, 1379, False, False), (1, 'LF_SystemSetupData', 502, 1379, False, False), (1, 'LF_TransmitterSetupData', 505, 1379, False, False), (1, 'LF_TxData', 409, 1379, False, False), (1, 'Manifest', 90, 1379, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'MaximumSOC', 238, 1379, False, True), (1, 'MeterID', 296, 1379, False, True), (1, 'MeterInfo', 287, 1379, False, False), (1, 'MeterInfoRequested', 242, 1379, False, True), (1, 'MeterSignature', 298, 1379, False, True), (1, 'MeterStatus', 172, 1379, False, True), (1, 'MeterTimestamp', 163, 1379, False, True), (1, 'MgmtData', 39, 1379, False, True), (1, 'MinimumSOC', 238, 1379, False, True), (1, 'Modulus', 14, 1379, False, True), (1, 'NaturalOffset', 283, 1379, False, True), (1, 'NotificationMaxDelay', 283, 1379, False, True), (1, 'NumPackages', 403, 1379, False, True), (1, 'NumberOfReceivers', 403, 1379, False, True), (1, 'NumberOfTransmitters', 403, 1379, False, True), (1, 'Object', 101, 1379, False, False), (1, 'ObservedIDCode', 322, 1379, False, True), (1, 'OccupancyCosts', 316, 1379, False, False), (1, 'OverstayCosts', 316, 1379, False, False), (1, 'P', 14, 1379, False, True), (1, 'PDInputPowerClass', 377, 1379, False, True), (1, 'PDMaxCoilCurrent', 167, 1379, False, False), (1, 'PDMinCoilCurrent', 167, 1379, False, False), (1, 'PGPData', 79, 1379, False, False), (1, 'PGPKeyID', 77, 1379, False, True), (1, 'PGPKeyPacket', 77, 1379, False, True), (1, 'PackageIndex', 403, 1379, False, True), (1, 'PackageSeparationTime', 283, 1379, False, True), (1, 'PgenCounter', 14, 1379, False, True), (1, 'Port', 283, 1379, False, True), (1, 'PowerTransmitted', 167, 1379, False, False), (1, 'PresentSOC', 238, 1379, False, True), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'PrimaryDevicePairingMethodList', 480, 1379, False, False), (1, 'PulseDuration', 283, 1379, False, True), (1, 'PulseSeparationTime', 283, 1379, False, True), (1, 'PulseSequenceOrder', 1031, 1379, False, False), (1, 'Q', 14, 1379, False, True), (1, 'RSAKeyValue', 45, 1379, False, False), (1, 'RSSI', 167, 1379, False, False), (1, 'RSSIData', 419, 1379, False, False), (1, 'RSSIDataList', 421, 1379, False, False), (1, 'Receipt', 300, 1379, False, False), (1, 'Reference', 94, 1379, False, False), (1, 'RemainingTimeToMaximumSOC', 240, 1379, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 1379, False, True), (1, 'RemainingTimeToTargetSOC', 240, 1379, False, True), (1, 'ResponseCode', 200, 1379, False, True), (1, 'RetrievalMethod', 48, 1379, False, False), (1, 'RootCertificateID', 72, 1379, False, False), (1, 'RxIdentifier', 322, 1379, False, True), (1, 'RxSpecData', 764, 1379, False, False), (1, 'SDManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'SDMaxGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMaxGroundClearence', 283, 1379, False, True), (1, 'SDMaxOutputPower', 167, 1379, False, False), (1, 'SDMinGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMinGroundClearence', 283, 1379, False, True), (1, 'SDMinOutputPower', 167, 1379, False, False), (1, 'SDPowerInput', 167, 1379, False, False), (1, 'SPCChargeDiagnostics', 324, 1379, False, True), (1, 'SPCMaxOutputPowerLimit', 167, 1379, False, False), (1, 'SPCMinOutputPowerLimit', 167, 1379, False, False), (1, 'SPCOperatingFrequency', 167, 1379, False, False), (1, 'SPCPowerControlParameter', 326, 1379, False, False), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 1379, False, False), (1, 'SPKIData', 85, 1379, False, False), (1, 'SPKISexp', 77, 1379, False, True), (1, 'SSID', 1372, 1379, False, True), (1, 'Seed', 14, 1379, False, True), (1, 'SessionID', 161, 1379, False, True), (1, 'SignalFrequency', 167, 1379, False, False), (1, 'Signature', 106, 1379, False, False), (1, 'SignatureMethod', 118, 1379, False, False), (1, 'SignatureProperties', 127, 1379, False, False), (1, 'SignatureProperty', 131, 1379, False, False), (1, 'SignatureValue', 124, 1379, False, False), (1, 'SignedInfo', 112, 1379, False, False), (1, 'SupplyDeviceCurrent', 167, 1379, False, False), (1, 'TargetCoilCurrent', 167, 1379, False, False), (1, 'TargetSOC', 238, 1379, False, True), (1, 'TaxCosts', 319, 1379, False, False), (1, 'TaxRuleID', 322, 1379, False, True), (1, 'TimeAnchor', 163, 1379, False, True), (1, 'TimeStamp', 163, 1379, False, True), (1, 'Transform', 55, 1379, False, False), (1, 'Transforms', 52, 1379, False, False), (1, 'TxIdentifier', 322, 1379, False, True), (1, 'TxPackageSpecData', 772, 1379, False, False), (1, 'TxRxIdentifier', 322, 1379, False, True), (1, 'TxRxOrientation', 768, 1379, False, False), (1, 'TxRxPosition', 768, 1379, False, False), (1, 'TxSpecData', 764, 1379, False, False), (1, 'Value', 172, 1379, False, True), (1, 'VendorSpecificDataContainer', 176, 1379, False, True), (1, 'WPT_AlignmentCheckMethod', 500, 1379, False, True), (1, 'WPT_AlignmentCheckReq', 136, 1379, False, False), (1, 'WPT_AlignmentCheckRes', 178, 1379, False, False), (1, 'WPT_ChargeLoopReq', 202, 1379, False, False), (1, 'WPT_ChargeLoopRes', 251, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 1379, False, False), (1, 'WPT_FinePositioningMethod', 478, 1379, False, True), (1, 'WPT_FinePositioningReq', 379, 1379, False, False), (1, 'WPT_FinePositioningRes', 424, 1379, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 1379, False, False), (1, 'WPT_FinePositioningSetupRes', 1291, 1379, False, False), (1, 'WPT_LF_DataPackage', 405, 1379, False, False), (1, 'WPT_LF_DataPackageList', 400, 1379, False, False), (1, 'WPT_LF_RxDataList', 416, 1379, False, False), (1, 'WPT_LF_TxDataList', 411, 1379, False, False), (1, 'WPT_PairingMethod', 489, 1379, False, True), (1, 'WPT_PairingReq', 1315, 1379, False, False), (1, 'WPT_PairingRes', 1336, 1379, False, False), (1, 'X509CRL', 77, 1379, False, True), (1, 'X509Certificate', 77, 1379, False, True), (1, 'X509Data', 59, 1379, False, False), (1, 'X509IssuerName', 39, 1379, False, True), (1, 'X509IssuerSerial', 72, 1379, False, False), (1, 'X509SKI', 77, 1379, False, True), (1, 'X509SerialNumber', 75, 1379, False, True), (1, 'X509SubjectName', 39, 1379, False, True), (1, 'XPath', 39, 1379, False, True), (1, 'Y', 14, 1379, False, True), (4, None, None, 1379, False, False), (5, None, None, -1, False, False),)),  # 1379
+))
 
 DOC_STATE = 1378
 DOC_KEYS = {'CLReqControlMode': 0, 'CLResControlMode': 1, 'CanonicalizationMethod': 2, 'DSAKeyValue': 3, 'DigestMethod': 4, 'DigestValue': 5, 'KeyInfo': 6, 'KeyName': 7, 'KeyValue': 8, 'Manifest': 9, 'MgmtData': 10, 'Object': 11, 'PGPData': 12, 'RSAKeyValue': 13, 'Reference': 14, 'RetrievalMethod': 15, 'SPKIData': 16, 'Signature': 17, 'SignatureMethod': 18, 'SignatureProperties': 19, 'SignatureProperty': 20, 'SignatureValue': 21, 'SignedInfo': 22, 'Transform': 23, 'Transforms': 24, 'WPT_AlignmentCheckReq': 25, 'WPT_AlignmentCheckRes': 26, 'WPT_ChargeLoopReq': 27, 'WPT_ChargeLoopRes': 28, 'WPT_ChargeParameterDiscoveryReq': 29, 'WPT_ChargeParameterDiscoveryRes': 30, 'WPT_FinePositioningReq': 31, 'WPT_FinePositioningRes': 32, 'WPT_FinePositioningSetupReq': 33, 'WPT_FinePositioningSetupRes': 34, 'WPT_PairingReq': 35, 'WPT_PairingRes': 36, 'X509Data': 37}
 FRAG_STATE = 1379
-FRAG_KEYS = {'AdditionalServicesCosts': 0, 'AlternativeSECC': 1, 'AlternativeSECCList': 2, 'Amount': 3, 'BPT_DischargedEnergyReadingWh': 4, 'BPT_InductiveEnergyReadingVARh': 5, 'BSSID': 6, 'BatteryEnergyCapacity': 7, 'CLReqControlMode': 8, 'CLResControlMode': 9, 'CanonicalizationMethod': 10, 'CapacitiveEnergyReadingVARh': 11, 'ChargedEnergyReadingWh': 12, 'ChargingComplete': 13, 'Coord_X': 14, 'Coord_Y': 15, 'Coord_Z': 16, 'CostPerUnit': 17, 'DSAKeyValue': 18, 'DigestMethod': 19, 'DigestValue': 20, 'DisplayParameters': 21, 'EIRP': 22, 'EVDeviceAlignmentCheckMethodList': 23, 'EVDeviceFinePositioningMethodList': 24, 'EVDevicePairingMethodList': 25, 'EVPCChargeDiagnostics': 26, 'EVPCCoilCurrentInformation': 27, 'EVPCCoilCurrentRequest': 28, 'EVPCCurrentOutputInformation': 29, 'EVPCDeviceLocalControl': 30, 'EVPCMaxReceivablePower': 31, 'EVPCNaturalFrequency': 32, 'EVPCOperatingFrequency': 33, 'EVPCPowerControlParameter': 34, 'EVPCPowerOutput': 35, 'EVPCPowerRequest': 36, 'EVPCVoltageOutputInformation': 37, 'EVProcessing': 38, 'EVResultCode': 39, 'EVSENotification': 40, 'EVSEProcessing': 41, 'EVSEStatus': 42, 'EnergyCosts': 43, 'Exponent': 44, 'G': 46, 'HMACOutputLength': 47, 'Header': 48, 'IPAddress': 49, 'IndexNumber': 50, 'InletHot': 51, 'J': 52, 'KeyInfo': 53, 'KeyName': 54, 'KeyValue': 55, 'LF_ReceiverSetupData': 56, 'LF_RxData': 57, 'LF_SystemSetupData': 58, 'LF_TransmitterSetupData': 59, 'LF_TxData': 60, 'Manifest': 61, 'ManufacturerSpecificDataContainer': 62, 'MaximumSOC': 63, 'MeterID': 64, 'MeterInfo': 65, 'MeterInfoRequested': 66, 'MeterSignature': 67, 'MeterStatus': 68, 'MeterTimestamp': 69, 'MgmtData': 70, 'MinimumSOC': 71, 'Modulus': 72, 'NaturalOffset': 73, 'NotificationMaxDelay': 74, 'NumPackages': 75, 'NumberOfReceivers': 76, 'NumberOfTransmitters': 77, 'Object': 78, 'ObservedIDCode': 79, 'OccupancyCosts': 80, 'OverstayCosts': 81, 'P': 82, 'PDInputPowerClass': 83, 'PDMaxCoilCurrent': 84, 'PDMinCoilCurrent': 85, 'PGPData': 86, 'PGPKeyID': 87, 'PGPKeyPacket': 88, 'PackageIndex': 89, 'PackageSeparationTime': 90, 'PgenCounter': 91, 'Port': 92, 'PowerTransmitted': 93, 'PresentSOC': 94, 'PrimaryDeviceAlignmentCheckMethodList': 95, 'PrimaryDeviceFinePositioningMethodList': 96, 'PrimaryDevicePairingMethodList': 97, 'PulseDuration': 98, 'PulseSeparationTime': 99, 'PulseSequenceOrder': 100, 'Q': 101, 'RSAKeyValue': 102, 'RSSI': 103, 'RSSIData': 104, 'RSSIDataList': 105, 'Receipt': 106, 'Reference': 107, 'RemainingTimeToMaximumSOC': 108, 'RemainingTimeToMinimumSOC': 109, 'RemainingTimeToTargetSOC': 110, 'ResponseCode': 111, 'RetrievalMethod': 112, 'RxIdentifier': 113, 'RxSpecData': 114, 'SDManufacturerSpecificDataContainer': 115, 'SDMaxGroundClearanceSupport': 116, 'SDMaxGroundClearence': 117, 'SDMaxOutputPower': 118, 'SDMinGroundClearanceSupport': 119, 'SDMinGroundClearence': 120, 'SDMinOutputPower': 121, 'SDPowerInput': 122, 'SPCChargeDiagnostics': 123, 'SPCMaxOutputPowerLimit': 124, 'SPCMinOutputPowerLimit': 125, 'SPCOperatingFrequency': 126, 'SPCPowerControlParameter': 127, 'SPCPrimaryDeviceCoilCurrentInformation': 128, 'SPKIData': 129, 'SPKISexp': 130, 'SSID': 131, 'Seed': 132, 'SessionID': 133, 'SignalFrequency': 134, 'Signature': 135, 'SignatureMethod': 136, 'SignatureProperties': 137, 'SignatureProperty': 138, 'SignatureValue': 139, 'SignedInfo': 140, 'SupplyDeviceCurrent': 141, 'TargetCoilCurrent': 142, 'TargetSOC': 143, 'TaxCosts': 144, 'TaxRuleID': 145, 'TimeAnchor': 146, 'TimeStamp': 147, 'Transform': 148, 'Transforms': 149, 'TxIdentifier': 150, 'TxPackageSpecData': 151, 'TxRxIdentifier': 152, 'TxRxOrientation': 153, 'TxRxPosition': 154, 'TxSpecData': 155, 'Value': 156, 'VendorSpecificDataContainer': 157, 'WPT_AlignmentCheckMethod': 158, 'WPT_AlignmentCheckReq': 159, 'WPT_AlignmentCheckRes': 160, 'WPT_ChargeLoopReq': 161, 'WPT_ChargeLoopRes': 162, 'WPT_ChargeParameterDiscoveryReq': 163, 'WPT_ChargeParameterDiscoveryRes': 164, 'WPT_FinePositioningMethod': 165, 'WPT_FinePositioningReq': 166, 'WPT_FinePositioningRes': 167, 'WPT_FinePositioningSetupReq': 168, 'WPT_FinePositioningSetupRes': 169, 'WPT_LF_DataPackage': 170, 'WPT_LF_DataPackageList': 171, 'WPT_LF_RxDataList': 172, 'WPT_LF_TxDataList': 173, 'WPT_PairingMethod': 174, 'WPT_PairingReq': 175, 'WPT_PairingRes': 176, 'X509CRL': 177, 'X509Certificate': 178, 'X509Data': 179, 'X509IssuerName': 180, 'X509IssuerSerial': 181, 'X509SKI': 182, 'X509SerialNumber': 183, 'X509SubjectName': 184, 'XPath': 185, 'Y': 186}
+FRAG_KEYS = {'AckMaxDelay': 0, 'AdditionalServicesCosts': 1, 'AlternativeSECC': 2, 'AlternativeSECCList': 3, 'Amount': 4, 'BPT_DischargedEnergyReadingWh': 5, 'BPT_InductiveEnergyReadingVARh': 6, 'BSSID': 7, 'BatteryEnergyCapacity': 8, 'CLReqControlMode': 9, 'CLResControlMode': 10, 'CanonicalizationMethod': 11, 'CapacitiveEnergyReadingVARh': 12, 'ChargedEnergyReadingWh': 13, 'ChargingComplete': 14, 'Coord_X': 15, 'Coord_Y': 16, 'Coord_Z': 17, 'CostPerUnit': 18, 'DSAKeyValue': 19, 'DepartureTime': 20, 'DigestMethod': 21, 'DigestValue': 22, 'DisplayParameters': 23, 'EIRP': 24, 'EVDeviceAlignmentCheckMethodList': 25, 'EVDeviceFinePositioningMethodList': 26, 'EVDevicePairingMethodList': 27, 'EVMaximumEnergyRequest': 28, 'EVMinimumEnergyRequest': 29, 'EVPCChargeDiagnostics': 30, 'EVPCCoilCurrentInformation': 31, 'EVPCCoilCurrentRequest': 32, 'EVPCCurrentOutputInformation': 33, 'EVPCDeviceLocalControl': 34, 'EVPCMaxReceivablePower': 35, 'EVPCNaturalFrequency': 36, 'EVPCOperatingFrequency': 37, 'EVPCPowerControlParameter': 38, 'EVPCPowerOutput': 39, 'EVPCPowerRequest': 40, 'EVPCVoltageOutputInformation': 41, 'EVProcessing': 42, 'EVResultCode': 43, 'EVSENotification': 44, 'EVSEProcessing': 45, 'EVSEStatus': 46, 'EVTargetEnergyRequest': 47, 'EnergyCosts': 48, 'Exponent': 49, 'G': 51, 'HMACOutputLength': 52, 'Header': 53, 'IPAddress': 54, 'IndexNumber': 55, 'InletHot': 56, 'J': 57, 'KeyInfo': 58, 'KeyName': 59, 'KeyValue': 60, 'LF_ReceiverSetupData': 61, 'LF_RxData': 62, 'LF_SystemSetupData': 63, 'LF_TransmitterSetupData': 64, 'LF_TxData': 65, 'Manifest': 66, 'ManufacturerSpecificDataContainer': 67, 'MaximumSOC': 68, 'MeterID': 69, 'MeterInfo': 70, 'MeterInfoRequested': 71, 'MeterSignature': 72, 'MeterStatus': 73, 'MeterTimestamp': 74, 'MgmtData': 75, 'MinimumSOC': 76, 'Modulus': 77, 'NaturalOffset': 78, 'NotificationMaxDelay': 79, 'NumPackages': 80, 'NumberOfReceivers': 81, 'NumberOfTransmitters': 82, 'Object': 83, 'ObservedIDCode': 84, 'OccupancyCosts': 85, 'OverstayCosts': 86, 'P': 87, 'PDInputPowerClass': 88, 'PDMaxCoilCurrent': 89, 'PDMinCoilCurrent': 90, 'PGPData': 91, 'PGPKeyID': 92, 'PGPKeyPacket': 93, 'PackageIndex': 94, 'PackageSeparationTime': 95, 'PgenCounter': 96, 'Port': 97, 'PowerTransmitted': 98, 'PresentSOC': 99, 'PrimaryDeviceAlignmentCheckMethodList': 100, 'PrimaryDeviceFinePositioningMethodList': 101, 'PrimaryDevicePairingMethodList': 102, 'PulseDuration': 103, 'PulseSeparationTime': 104, 'PulseSequenceOrder': 105, 'Q': 106, 'RSAKeyValue': 107, 'RSSI': 108, 'RSSIData': 109, 'RSSIDataList': 110, 'Receipt': 111, 'Reference': 112, 'RemainingTimeToMaximumSOC': 113, 'RemainingTimeToMinimumSOC': 114, 'RemainingTimeToTargetSOC': 115, 'ResponseCode': 116, 'RetrievalMethod': 117, 'RootCertificateID': 118, 'RxIdentifier': 119, 'RxSpecData': 120, 'SDManufacturerSpecificDataContainer': 121, 'SDMaxGroundClearanceSupport': 122, 'SDMaxGroundClearence': 123, 'SDMaxOutputPower': 124, 'SDMinGroundClearanceSupport': 125, 'SDMinGroundClearence': 126, 'SDMinOutputPower': 127, 'SDPowerInput': 128, 'SPCChargeDiagnostics': 129, 'SPCMaxOutputPowerLimit': 130, 'SPCMinOutputPowerLimit': 131, 'SPCOperatingFrequency': 132, 'SPCPowerControlParameter': 133, 'SPCPrimaryDeviceCoilCurrentInformation': 134, 'SPKIData': 135, 'SPKISexp': 136, 'SSID': 137, 'Seed': 138, 'SessionID': 139, 'SignalFrequency': 140, 'Signature': 141, 'SignatureMethod': 142, 'SignatureProperties': 143, 'SignatureProperty': 144, 'SignatureValue': 145, 'SignedInfo': 146, 'SupplyDeviceCurrent': 147, 'TargetCoilCurrent': 148, 'TargetSOC': 149, 'TaxCosts': 150, 'TaxRuleID': 151, 'TimeAnchor': 152, 'TimeStamp': 153, 'Transform': 154, 'Transforms': 155, 'TxIdentifier': 156, 'TxPackageSpecData': 157, 'TxRxIdentifier': 158, 'TxRxOrientation': 159, 'TxRxPosition': 160, 'TxSpecData': 161, 'Value': 162, 'VendorSpecificDataContainer': 163, 'WPT_AlignmentCheckMethod': 164, 'WPT_AlignmentCheckReq': 165, 'WPT_AlignmentCheckRes': 166, 'WPT_ChargeLoopReq': 167, 'WPT_ChargeLoopRes': 168, 'WPT_ChargeParameterDiscoveryReq': 169, 'WPT_ChargeParameterDiscoveryRes': 170, 'WPT_FinePositioningMethod': 171, 'WPT_FinePositioningReq': 172, 'WPT_FinePositioningRes': 173, 'WPT_FinePositioningSetupReq': 174, 'WPT_FinePositioningSetupRes': 175, 'WPT_LF_DataPackage': 176, 'WPT_LF_DataPackageList': 177, 'WPT_LF_RxDataList': 178, 'WPT_LF_TxDataList': 179, 'WPT_PairingMethod': 180, 'WPT_PairingReq': 181, 'WPT_PairingRes': 182, 'X509CRL': 183, 'X509Certificate': 184, 'X509Data': 185, 'X509IssuerName': 186, 'X509IssuerSerial': 187, 'X509SKI': 188, 'X509SerialNumber': 189, 'X509SubjectName': 190, 'XPath': 191, 'Y': 192}

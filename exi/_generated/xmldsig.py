@@ -8,7 +8,28 @@ T0 = (5, 0, None)
 T1 = (7, 0, None)
 T2 = (2, None, None)
 
-STATES = (
+
+class _run(tuple):
+    """count states alike but for the successor: '+' in a production = the next state id."""
+
+    def __new__(cls, count, width, prods):
+        return tuple.__new__(cls, (count, width, prods))
+
+
+def _expand(items):
+    out = []
+    for it in items:
+        if type(it) is _run:
+            count, width, prods = it
+            for _ in range(count):
+                sid = len(out)
+                out.append((width, tuple(p if p[3] != '+' else p[:3] + (sid + 1,) + p[4:] for p in prods)))
+        else:
+            out.append(it)
+    return tuple(out)
+
+
+STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
     (1, ((0, 'Algorithm', T0, 2, False, False),)),  # 1
     (2, ((4, None, None, 3, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 2, False, False),)),  # 2
@@ -145,7 +166,7 @@ STATES = (
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 133, False, False),)),  # 133
     (5, ((1, 'CanonicalizationMethod', 1, 0, False, False), (1, 'DSAKeyValue', 4, 0, False, False), (1, 'DigestMethod', 14, 0, False, False), (1, 'DigestValue', 17, 0, False, True), (1, 'KeyInfo', 19, 0, False, False), (1, 'KeyName', 37, 0, False, True), (1, 'KeyValue', 39, 0, False, False), (1, 'Manifest', 88, 0, False, False), (1, 'MgmtData', 37, 0, False, True), (1, 'Object', 99, 0, False, False), (1, 'PGPData', 77, 0, False, False), (1, 'RSAKeyValue', 43, 0, False, False), (1, 'Reference', 92, 0, False, False), (1, 'RetrievalMethod', 46, 0, False, False), (1, 'SPKIData', 83, 0, False, False), (1, 'Signature', 104, 0, False, False), (1, 'SignatureMethod', 116, 0, False, False), (1, 'SignatureProperties', 125, 0, False, False), (1, 'SignatureProperty', 129, 0, False, False), (1, 'SignatureValue', 122, 0, False, False), (1, 'SignedInfo', 110, 0, False, False), (1, 'Transform', 53, 0, False, False), (1, 'Transforms', 50, 0, False, False), (1, 'X509Data', 57, 0, False, False), (4, None, None, 0, False, False),)),  # 134
     (6, ((1, 'CanonicalizationMethod', 1, 135, False, False), (1, 'DSAKeyValue', 4, 135, False, False), (1, 'DigestMethod', 14, 135, False, False), (1, 'DigestValue', 17, 135, False, True), (1, 'Exponent', 12, 135, False, True), (1, 'G', 12, 135, False, True), (1, 'HMACOutputLength', 120, 135, False, True), (1, 'J', 12, 135, False, True), (1, 'KeyInfo', 19, 135, False, False), (1, 'KeyName', 37, 135, False, True), (1, 'KeyValue', 39, 135, False, False), (1, 'Manifest', 88, 135, False, False), (1, 'MgmtData', 37, 135, False, True), (1, 'Modulus', 12, 135, False, True), (1, 'Object', 99, 135, False, False), (1, 'P', 12, 135, False, True), (1, 'PGPData', 77, 135, False, False), (1, 'PGPKeyID', 75, 135, False, True), (1, 'PGPKeyPacket', 75, 135, False, True), (1, 'PgenCounter', 12, 135, False, True), (1, 'Q', 12, 135, False, True), (1, 'RSAKeyValue', 43, 135, False, False), (1, 'Reference', 92, 135, False, False), (1, 'RetrievalMethod', 46, 135, False, False), (1, 'SPKIData', 83, 135, False, False), (1, 'SPKISexp', 75, 135, False, True), (1, 'Seed', 12, 135, False, True), (1, 'Signature', 104, 135, False, False), (1, 'SignatureMethod', 116, 135, False, False), (1, 'SignatureProperties', 125, 135, False, False), (1, 'SignatureProperty', 129, 135, False, False), (1, 'SignatureValue', 122, 135, False, False), (1, 'SignedInfo', 110, 135, False, False), (1, 'Transform', 53, 135, False, False), (1, 'Transforms', 50, 135, False, False), (1, 'X509CRL', 75, 135, False, True), (1, 'X509Certificate', 75, 135, False, True), (1, 'X509Data', 57, 135, False, False), (1, 'X509IssuerName', 37, 135, False, True), (1, 'X509IssuerSerial', 70, 135, False, False), (1, 'X509SKI', 75, 135, False, True), (1, 'X509SerialNumber', 73, 135, False, True), (1, 'X509SubjectName', 37, 135, False, True), (1, 'XPath', 37, 135, False, True), (1, 'Y', 12, 135, False, True), (4, None, None, 135, False, False), (5, None, None, -1, False, False),)),  # 135
-)
+))
 
 DOC_STATE = 134
 DOC_KEYS = {'CanonicalizationMethod': 0, 'DSAKeyValue': 1, 'DigestMethod': 2, 'DigestValue': 3, 'KeyInfo': 4, 'KeyName': 5, 'KeyValue': 6, 'Manifest': 7, 'MgmtData': 8, 'Object': 9, 'PGPData': 10, 'RSAKeyValue': 11, 'Reference': 12, 'RetrievalMethod': 13, 'SPKIData': 14, 'Signature': 15, 'SignatureMethod': 16, 'SignatureProperties': 17, 'SignatureProperty': 18, 'SignatureValue': 19, 'SignedInfo': 20, 'Transform': 21, 'Transforms': 22, 'X509Data': 23}

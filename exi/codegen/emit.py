@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from exi.codegen.grammar import K_ANY, K_ED, K_SE, GrammarBuilder, qname_key
-from exi.codegen.xsd import ElementDecl, Schema
+from exi.codegen.grammar import K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, T_STRING, GrammarBuilder, datatype, qname_key
+from exi.codegen.xsd import Attribute, ComplexType, ElementDecl, Schema
 
 #: table module name -> (root XSD relative to --xsd-dir, root namespace)
 SCHEMA_SETS: Dict[str, Tuple[str, str]] = {
@@ -28,6 +28,48 @@ def _entry_keys(decls: List[Tuple[Tuple[str, str], Any]], target_ns: str) -> Dic
         if qn[1] not in keys or qn[0] == target_ns:
             keys[qn[1]] = i
     return keys
+
+
+def _relaxed_grammar(gb: GrammarBuilder, schema: Schema, qn: Tuple[str, str], decls: List[ElementDecl],
+                     frag_list: List[Tuple[Tuple[str, str], List[ElementDecl]]], entry_of: Any,
+                     memo: Dict[Tuple[str, str], int]) -> int:
+    """Schema-informed Element Fragment grammar (8.5.3) for a qname declared with several types.
+
+    ElementFragment_0: AT(A_i) over every attribute qname of the schema set sorted by qname (typed
+    when all its declarations share a datatype, else untyped), AT(*), SE(F_j) over every element
+    qname sorted, SE(*), EE, CH [untyped]; ElementFragment_1 (after content): SE(F_j), SE(*), EE, CH.
+    Keys are local names; a local name shared by several qnames is keyed "{uri}local" except for
+    the qname this element itself declares (so that e.g. ISO-2 eMAID's Id is the MsgDataTypes one).
+    """
+    by_aq: Dict[Tuple[str, str], List[Attribute]] = {}
+    for a in schema.all_attributes:
+        by_aq.setdefault(a.qname, []).append(a)
+    attrs = sorted(by_aq, key=qname_key)
+    own = {a.qname for d in decls if isinstance(d.type, ComplexType) for a in d.type.attributes}
+    local_count: Dict[str, int] = {}
+    for aq in attrs:
+        local_count[aq[1]] = local_count.get(aq[1], 0) + 1
+    ef0 = gb.add_state(0, ())
+    ef1 = gb.add_state(0, ())
+    memo[qn] = ef0  # before the SE entries: a relaxed element may contain itself
+    untyped = (T_STRING, 0, None)
+    p0: List[Tuple[Any, ...]] = []
+    for aq in attrs:
+        dts = {datatype(a.type) for a in by_aq[aq]}
+        dt = dts.pop() if len(dts) == 1 else untyped
+        key = aq[1] if (local_count[aq[1]] == 1 or aq in own) else "{%s}%s" % aq
+        p0.append((K_AT, key, dt, ef0, False, False))
+    p0.append((K_ANY, None, None, ef0, False, False))  # AT(*)
+    ses: List[Tuple[Any, ...]] = []
+    for fq, _d in frag_list:
+        entry, direct = entry_of(fq)
+        ses.append((K_SE, fq[1], entry, ef1, False, direct))
+    tail = [(K_ANY, None, None, ef1, False, False), (K_EE, None, None, -1, False, False), (K_CH, "value", untyped, ef1, False, False)]
+    p0 = p0 + ses + tail
+    p1 = ses + tail
+    gb.states[ef0] = (len(p0).bit_length(), tuple(p0))
+    gb.states[ef1] = (len(p1).bit_length(), tuple(p1))
+    return ef0
 
 
 def build_tables(xsd_dir: str, name: str) -> str:
@@ -53,14 +95,21 @@ def build_tables(xsd_dir: str, name: str) -> str:
     by_qn: Dict[Tuple[str, str], List[ElementDecl]] = {}
     for e in schema.all_elements:
         by_qn.setdefault(e.qname, []).append(e)
-    frag_state = gb.add_state(0, ())
-    frag_prods = []
     frag_list = sorted(by_qn.items(), key=lambda kv: qname_key(kv[0]))
-    for qn, decls in frag_list:
+    frag_state = gb.add_state(0, ())
+    relaxed: Dict[Tuple[str, str], int] = {}
+
+    def entry_of(qn: Tuple[str, str]) -> Tuple[int, bool]:
+        decls = by_qn[qn]
         if len({id(d.type) for d in decls}) == 1:
-            entry, direct = gb.element_entry(decls[0])
-        else:
-            entry, direct = -1, False
+            return gb.element_entry(decls[0])
+        if qn not in relaxed:
+            _relaxed_grammar(gb, schema, qn, decls, frag_list, entry_of, relaxed)
+        return relaxed[qn], False
+
+    frag_prods = []
+    for qn, _decls in frag_list:
+        entry, direct = entry_of(qn)
         frag_prods.append((K_SE, qn[1], entry, frag_state, False, direct))
     frag_prods.append((K_ANY, None, None, frag_state, False, False))
     frag_prods.append((K_ED, None, None, -1, False, False))
@@ -79,15 +128,35 @@ def build_tables(xsd_dir: str, name: str) -> str:
             lines_t.append(f"{types[dt]} = {dt!r}")
         return types[dt]
 
-    state_lines: List[str] = []
-    for sid, st in enumerate(gb.states):
-        assert st is not None, sid
-        width, prods = st
-        ptxt = []
+    # Counted loops (maxOccurs up to 2048) make long runs of states that differ only in their
+    # successor (sid + 1): those are written once as a run and expanded at import.
+    def template(sid: int) -> Tuple[Any, ...]:
+        width, prods = gb.states[sid]  # type: ignore[misc]
+        return (width, tuple((k, key, arg, "+" if nxt == sid + 1 else nxt, lst, d) for k, key, arg, nxt, lst, d in prods))
+
+    def ptext(prods: Tuple[Any, ...]) -> str:
+        out = []
         for kind, key, arg, nxt, is_list, direct in prods:
             a = str(arg) if kind in (K_SE,) or arg is None else tname(arg)
-            ptxt.append(f"({kind}, {key!r}, {a}, {nxt}, {is_list}, {direct})")
-        state_lines.append(f"    ({width}, ({', '.join(ptxt)},)),  # {sid}")
+            out.append(f"({kind}, {key!r}, {a}, {nxt!r}, {is_list}, {direct})")
+        return ", ".join(out)
+
+    state_lines: List[str] = []
+    sid = 0
+    n_states = len(gb.states)
+    while sid < n_states:
+        tpl = template(sid)
+        run = 1
+        if any(p[3] == "+" for p in tpl[1]):
+            while sid + run < n_states and template(sid + run) == tpl:
+                run += 1
+        if run > 2:
+            state_lines.append(f"    _run({run}, {tpl[0]}, ({ptext(tpl[1])},)),  # {sid}..{sid + run - 1}")
+        else:
+            run = 1
+            width, prods = gb.states[sid]  # type: ignore[misc]
+            state_lines.append(f"    ({width}, ({ptext(prods)},)),  # {sid}")
+        sid += run
     files = sorted(schema.files.items())
     header = [
         "# Generated by `python -m exi.codegen` -- do not edit.",
@@ -96,7 +165,30 @@ def build_tables(xsd_dir: str, name: str) -> str:
     for path, digest in files:
         header.append(f"#   {os.path.relpath(path, os.path.abspath(xsd_dir))}  {digest}")
     header.append('"""EXI grammar tables (see exi/_engine.py for the tuple layout)."""')
-    body = header + [f"NAMESPACE = {target_ns!r}", ""] + lines_t + ["", "STATES = ("] + state_lines + [")", ""]
+    expand = [
+        "",
+        "",
+        "class _run(tuple):",
+        '    """count states alike but for the successor: \'+\' in a production = the next state id."""',
+        "",
+        "    def __new__(cls, count, width, prods):",
+        "        return tuple.__new__(cls, (count, width, prods))",
+        "",
+        "",
+        "def _expand(items):",
+        "    out = []",
+        "    for it in items:",
+        "        if type(it) is _run:",
+        "            count, width, prods = it",
+        "            for _ in range(count):",
+        "                sid = len(out)",
+        "                out.append((width, tuple(p if p[3] != '+' else p[:3] + (sid + 1,) + p[4:] for p in prods)))",
+        "        else:",
+        "            out.append(it)",
+        "    return tuple(out)",
+        "",
+    ]
+    body = header + [f"NAMESPACE = {target_ns!r}", ""] + lines_t + expand + ["", "STATES = _expand(("] + state_lines + ["))", ""]
     body.append(f"DOC_STATE = {doc_state}")
     body.append(f"DOC_KEYS = {doc_keys!r}")
     body.append(f"FRAG_STATE = {frag_state}")

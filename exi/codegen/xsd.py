@@ -105,10 +105,15 @@ class Schema:
         self.types: Dict[QName, TypeDef] = {}
         self.globals: Dict[QName, ElementDecl] = {}
         self.all_elements: List[ElementDecl] = []
+        self.all_attributes: List[Attribute] = []  # every attribute declaration (for the relaxed fragment grammar)
         self.target_namespace = ""
         self._load(os.path.abspath(root_file), first=True)
         for qn in self._raw_elems:
             self.global_element(qn)
+        # named types no element uses still declare local elements (and attributes) that belong to
+        # the schema set's fragment grammar (8.5.2), so every named type is read
+        for qn in sorted(self._raw_types):
+            self.type_by_name(qn)
 
     # ------------------------------------------------------------------ loading
     def _load(self, path: str, first: bool = False) -> None:
@@ -286,7 +291,9 @@ class Schema:
                 qn = (ns, a.get("name"))  # type: ignore[assignment]
                 st = self._attr_type(a, ns_map)
             ct.attributes = [x for x in ct.attributes if x.qname != qn]
-            ct.attributes.append(Attribute(qn, st, a.get("use") == "required"))
+            att = Attribute(qn, st, a.get("use") == "required")
+            ct.attributes.append(att)
+            self.all_attributes.append(att)
         if node.find(_q("anyAttribute")) is not None:
             raise NotImplementedError("anyAttribute")
 

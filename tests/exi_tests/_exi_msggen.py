@@ -117,6 +117,7 @@ class GenOptions:
     budget: int = 4000  # element nodes per message; past it arrays shrink to minOccurs
     force_attrs: frozenset[str] = frozenset()  # optional attributes always generated (e.g. URI)
     omit: frozenset[str] = frozenset()  # optional elements never generated (e.g. Signature)
+    allow_empty: bool = False  # empty strings/binaries (EXIficient encodes those as an EE deviation)
 
 
 class _Run:
@@ -270,6 +271,8 @@ class _Run:
         return s
 
     def _len(self, lo: int, hi: int | None, cap: int) -> int:
+        if not self.opts.allow_empty and lo == 0 and (hi is None or hi >= 1):
+            lo = 1
         top = hi if hi is not None else max(lo, cap)
         if self.opts.mode == "max":
             return top

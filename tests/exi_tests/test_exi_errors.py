@@ -184,3 +184,40 @@ def test_random_and_mutated_streams_only_raise_decode_error(shared_dir: Path, ma
                 codec.decode(rnd)
             except exi.DecodeError:
                 pass
+
+
+def _bits_to_bytes(bits: str) -> bytes:
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+
+
+def test_relaxed_fragment_nesting_is_bounded(make_codec: Callable[[str], Any]) -> None:
+    """eMAID (ISO-2) uses the relaxed element-fragment grammar, which may contain itself: a stream
+    nesting it thousands of times gives a DecodeError, not a stack overflow."""
+    codec = make_codec(ISO2)
+    t = codec._tables
+    width, frag = t.STATES[t.FRAG_STATE]
+    code = t.FRAG_KEYS["eMAID"]
+    ef0 = frag[code][2]
+    ef0_width, ef0_prods = t.STATES[ef0]
+    inner = [i for i, p in enumerate(ef0_prods) if p[0] == 1 and p[1] == "eMAID"][0]
+    bits = "10000000" + format(code, f"0{width}b") + format(inner, f"0{ef0_width}b") * 5000
+    err = _decode_error(codec, _bits_to_bytes(bits), fragment=True)
+    assert "nest" in str(err)
+
+
+def test_relaxed_emaid_fragment_roundtrip(make_codec: Callable[[str], Any]) -> None:
+    """The eMAID fragment digested in ISO-2 CertificateInstallationRes signatures (EXIficient/RISE-V2G bytes)."""
+    codec = make_codec(ISO2)
+    data = bytes.fromhex("80ec0202b4b21a40041111505090d0cc4c8cd05090cd4dbd3d00")
+    msg = {"eMAID": {"Id": "id4", "value": "DEABCC123ABC56"}}
+    assert codec.decode_fragment(data) == msg
+    assert codec.encode_fragment(msg) == data
+
+
+def test_cyclic_message_is_an_encode_error(make_codec: Callable[[str], Any]) -> None:
+    codec = make_codec(ISO2)
+    inner: Dict[str, Any] = {"Id": "a", "value": "DEABCC123ABC56"}
+    inner["eMAID"] = inner
+    with pytest.raises(exi.EncodeError):
+        codec.encode_fragment({"eMAID": inner})

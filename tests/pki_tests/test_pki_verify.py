@@ -231,8 +231,17 @@ def test_cache_warm_path_and_counts(pki2):
     verify_chain(c.leaf, c.intermediates, store=store, profile="iso2-contract", at=NOW, cache=cache)
     assert len(cache) == 2 and cache.hits == 0
     other = pki2.issue_contract("DE-PLG-C00000002")
+    # same intermediates: the memoised CA path is used (one hit), the new leaf is fully checked
     v = verify_chain(other.der, c.intermediates, store=store, profile="iso2-contract", at=NOW, cache=cache)
-    assert v.emaid == "DE-PLG-C00000002" and cache.hits == 2
+    assert v.emaid == "DE-PLG-C00000002" and cache.hits == 1
+    assert v.certificates == (other.der, *c.intermediates, pki2.cert("mo-root"))
+    # other wire order: a new path search, whose two CA links come from the link cache
+    v = verify_chain(other.der, c.intermediates[::-1], store=store, profile="iso2-contract", at=NOW, cache=cache)
+    assert cache.hits == 3 and v.certificates[1:3] == c.intermediates
+    # a leaf that breaks its profile is still rejected on the warm path
+    bad = cached_broken(2)["bad_emaid_cn"]
+    e = _reject(bad.leaf, c.intermediates, store, "iso2-contract", cache=cache)
+    assert e.reason is Reason.PROFILE and e.depth == 0
 
 
 def test_cache_never_skips_the_leaf_signature(pki2):
@@ -305,3 +314,51 @@ def test_error_attributes_and_pickle(pki2):
     e2 = pickle.loads(pickle.dumps(e))
     assert (e2.reason, e2.depth, e2.subject, e2.certificate) == (e.reason, e.depth, e.subject, e.certificate)
     assert isinstance(e, ValueError) and isinstance(e, PKIError)
+
+
+# --------------------------------------------------------------------------------------------------
+# compiled parser == pure-Python parser
+# --------------------------------------------------------------------------------------------------
+_PARSED_FIELDS = ("der", "tbs", "sig_alg", "tbs_sig_alg", "signature", "version", "serial", "issuer", "subject",
+                  "not_before", "not_after", "spki", "key_alg", "key_bits", "extensions", "bc_present",
+                  "bc_critical", "ca", "path_len", "ku", "ku_critical")
+
+
+def _outcome(fn, der):
+    from pki._certinfo import CertParseError
+
+    try:
+        pc = fn(der)
+    except CertParseError as e:
+        return ("error", e.detail, e.offset)
+    names = None
+    try:
+        names = pc.names()
+    except CertParseError as e:
+        names = ("error", e.detail, e.offset)
+    return tuple(getattr(pc, f) for f in _PARSED_FIELDS) + (names,)
+
+
+def test_compiled_parser_matches_pure_python(pki2):
+    from pki import _certinfo
+
+    try:
+        from pki._fastcert import parse_certificate as fast
+    except ImportError:
+        pytest.skip("pki._fastcert not built")
+    pure = _certinfo.py_parse_certificate
+    ders = [pki2.cert(r) for r in pki2.roles] + [c.leaf for c in cached_broken(2).values()]
+    ders += [d for c in cached_broken(20, "ed448").values() for d in (c.leaf, *c.intermediates)]
+    import random
+
+    rnd = random.Random(1)
+    variants = []
+    for der in ders:
+        variants.append(der)
+        variants.append(der[: rnd.randrange(len(der))])
+        for _ in range(6):
+            b = bytearray(der)
+            b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+            variants.append(bytes(b))
+    for der in variants:
+        assert _outcome(fast, der) == _outcome(pure, der)

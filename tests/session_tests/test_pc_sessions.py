@@ -458,7 +458,7 @@ def test_ev_rejects_unexpected_response_and_foreign_session(cp):
 
 
 def test_fuzzed_input_never_escapes(cp):
-    rng = random.Random(1234)
+    rng = random.Random(int(os.environ.get("PLUGCHARGE_FUZZ_SEED", "1234")))
     wallet_ok = None
     base = [M.frame(cp(M.NS_APP).encode(M.sap_req())),
             M.frame(cp(M.NS_ISO2).encode(M.v2g_message(bytes(8), "SessionSetupReq", {"EVCCID": bytes(6)})))]
@@ -522,7 +522,7 @@ def _mangle(obj, rng):
 @pytest.mark.parametrize("direction", ["ev", "charger"])
 def test_wrongly_shaped_messages_never_escape(tmp_path, direction):
     """Fake codec only: it carries any shape, so this reaches every handler with bad content."""
-    rng = random.Random(99 if direction == "ev" else 7)
+    rng = random.Random(int(os.environ.get("PLUGCHARGE_FUZZ_SEED", "99")) + (direction == "ev"))
     wallet = make_wallet(tmp_path / "w", contract=True)
     outcomes = set()
     for i in range(int(os.environ.get("PLUGCHARGE_FUZZ_N", "30"))):

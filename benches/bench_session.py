@@ -1,0 +1,221 @@
+"""Cost of one full ISO 15118-2 Plug & Charge session in memory, and sessions per second on one core.
+
+Run (the summary with ratios and sessions/s is printed at the end with ``-s``)::
+
+    PYTHONPATH=. pytest benches/bench_session.py --benchmark-enable -s -p no:cacheprovider
+
+One *session* is an :class:`~plugcharge.ev.EVSession` against a
+:class:`~plugcharge.charger.ChargerSession` with the
+:class:`~plugcharge.backend.SimulatedBackend` answering the charger, bytes moved in memory (no
+sockets, no TLS): real EXI encoding/decoding of every message, every signature created and
+verified (AuthorizationReq, the signed SalesTariff, CertificateInstallationReq/Res), every
+certificate chain validated (contract chain by the charger and the backend, CPS chain by the EV,
+OEM provisioning chain by the backend), DC: SessionSetup … CableCheck, PreCharge, 5 CurrentDemand
+cycles, WeldingDetection, SessionStop.  The EV wallet is an in-memory stand-in (no disk writes).
+
+Groups:
+
+* ``session`` — ``reuse``: a contract already in the wallet (the everyday case); ``install``: first
+  plug-in, contract installation included (the backend issues a contract certificate, encrypts its
+  key; the EV decrypts it).  Baseline in the same run: one raw ECDSA P-256 verification
+  (``cryptography``), so results read as "one session costs N signature verifications".
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional, Sequence
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pki.issue import issue_test_pki
+from pki.ocsp import ocpp_request_data
+from pki.store import TrustStore
+from plugcharge import messages as M
+from plugcharge.backend import (
+    AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, SimulatedBackend, iso_response_code, pem_chain,
+)
+from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
+from plugcharge.ev import EVConfig, EVSecurity, EVSession
+from plugcharge.events import (
+    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
+    StartSession,
+)
+
+NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+PKI = issue_test_pki(2, seed=15118, now=NOW - timedelta(days=10))
+EMAID = "DEPLGCBENCH0001"
+_RESULTS: dict[str, float] = {}
+
+
+@dataclasses.dataclass
+class _Contract:
+    emaid: str
+    leaf: bytes
+    sub_cas: Sequence[bytes]
+    private_key: Any
+    chain_not_after: datetime
+
+
+class MemoryWallet:
+    """In-memory stand-in for :class:`plugcharge.wallet.ContractWallet` (the session's WalletLike)."""
+
+    enabled = True
+
+    def __init__(self, contract: Optional[_Contract] = None) -> None:
+        self.contract = contract
+
+        class _OEM:
+            leaf = PKI.cert("oem-provisioning-leaf")
+            sub_cas = (PKI.cert("oem-sub2"), PKI.cert("oem-sub1"))
+            private_key = PKI.key("oem-provisioning-leaf")
+        self.oem_provisioning = _OEM()
+        self.pcid = PKI.pcid
+
+    def usable_contract(self, now: datetime) -> Optional[_Contract]:
+        return self.contract
+
+    def install(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: Any, *, provider: Any = None,
+                emaid: Optional[str] = None) -> None:
+        not_after = min(x509.load_der_x509_certificate(d).not_valid_after_utc for d in (leaf, *sub_cas))
+        self.contract = _Contract(emaid or EMAID, leaf, tuple(sub_cas), private_key, not_after)
+
+
+def _codecs():
+    import exi
+
+    return exi.get_codec
+
+
+def _backend(cp) -> SimulatedBackend:
+    be = SimulatedBackend(PKI, clock=lambda: NOW, codecs=cp)
+    be.register_pcid(PKI.pcid, EMAID)
+    return be
+
+
+_STORE = TrustStore(PKI.store_roots())
+_V2G = PKI.store_roots()["v2g"]
+_MO_ROOT = PKI.cert("mo-root")
+
+
+def one_session(cp, backend: SimulatedBackend, wallet: MemoryWallet) -> tuple[EVSession, ChargerSession]:
+    """Run one complete session EV <-> charger (+ backend) in memory; returns both sessions."""
+    ev = EVSession(EVConfig(charge_loops=5, poll_interval=0.0, loop_interval=0.0, target_soc=95.0), codecs=cp,
+                   security=EVSecurity(wallet=wallet, v2g_roots=_V2G, wall_clock=lambda: NOW))
+    ch = ChargerSession(ChargerConfig(sales_tariff=True), codecs=cp, now=0.0,
+                        security=ChargerSecurity(trust_store=_STORE, wall_clock=lambda: NOW,
+                                                 sales_tariff_key=PKI.key("mo-sub2"),
+                                                 ocsp_request_data=lambda c: ocpp_request_data([*c, _MO_ROOT])))
+    now = 0.0
+    to_ev: list[bytes] = []
+
+    def charger_events(events: list) -> None:
+        for e in events:
+            if isinstance(e, CertificateInstallationNeeded):
+                resp = backend.get_15118_ev_certificate(
+                    Get15118EVCertificateRequest.from_exi(e.exi_request, e.action, e.schema_version))
+                ok = resp.status == "Accepted"
+                to_ev.append(ch.send(CertificateInstallationResponse(resp.exi if ok else None, ok), now).data)
+            elif isinstance(e, AuthorizationNeeded):
+                req = AuthorizeRequest(e.emaid or "", pem_chain(e.chain),
+                                       tuple(OCSPRequestData.from_ocpp(d) for d in e.ocsp_data) or None)
+                resp = backend.authorize(req)
+                res = AuthorizationResult(resp.accepted, None if resp.accepted else iso_response_code(resp))
+                to_ev.append(ch.send(res, now).data)  # send() hands back whatever the charger has queued
+
+    ch.connection_made(now)
+    to_ch = [ev.send(StartSession(), now).data]
+    for _ in range(10000):
+        to_ch.append(ev.data_to_send())
+        data = b"".join(to_ch)
+        to_ch.clear()
+        if data:
+            charger_events(ch.receive_data(data, now))
+        to_ev.append(ch.data_to_send())
+        data = b"".join(to_ev)
+        to_ev.clear()
+        if data:
+            ev.receive_data(data, now)
+        if ev.ended and ch.ended:
+            return ev, ch
+        if not data:
+            timers = [t for t in (ev.get_timer(), ch.get_timer()) if t is not None]
+            if not timers:
+                break
+            now = max(now, min(timers))
+            ev.handle_timer(now)
+            charger_events(ch.handle_timer(now))
+    raise AssertionError("session did not finish")
+
+
+def _reuse_wallet(cp) -> MemoryWallet:
+    issued = _backend(cp).issue_contract(PKI.pcid, now=NOW - timedelta(days=1))
+    return MemoryWallet(_Contract(EMAID, issued.leaf, issued.sub_cas, issued.private_key,
+                                  min(x509.load_der_x509_certificate(d).not_valid_after_utc
+                                      for d in (issued.leaf, *issued.sub_cas))))
+
+
+def _install_supported(cp) -> bool:
+    try:
+        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": EMAID}})
+        return True
+    except ValueError:
+        return False
+
+
+def _run(benchmark, key, fn):
+    benchmark(fn)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and getattr(stats, "stats", None) is not None:
+        _RESULTS[key] = stats.stats.median
+
+
+def _check(ev: EVSession, ch: ChargerSession) -> None:
+    """The session really ran to the end with Plug & Charge (not a quick failure being timed)."""
+    assert ev.ended and ch.ended and ev.payment == "Contract" and ch.emaid == EMAID, (ev.state, ch.state)
+    assert ev.trace.count(("in", "CurrentDemandRes")) == 5 and ev.trace[-1] == ("in", "SessionStopRes")
+    assert ("in", "AuthorizationRes") in ev.trace and ("in", "WeldingDetectionRes") in ev.trace
+
+
+def test_baseline_ecdsa_p256_verify(benchmark):
+    benchmark.group = "session"
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = b"SignedInfo" * 20
+    sig = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    pub = key.public_key()
+    _run(benchmark, "verify", lambda: pub.verify(sig, data, ec.ECDSA(hashes.SHA256())))
+
+
+def test_session_reuse_contract(benchmark):
+    benchmark.group = "session"
+    cp = _codecs()
+    backend, wallet = _backend(cp), _reuse_wallet(cp)
+    _check(*one_session(cp, backend, wallet))
+    _run(benchmark, "reuse", lambda: one_session(cp, backend, wallet))
+
+
+def test_session_with_installation(benchmark):
+    benchmark.group = "session"
+    cp = _codecs()
+    if not _install_supported(cp):
+        pytest.skip("the exi codec cannot encode the CertificateInstallationRes fragments yet")
+    backend = _backend(cp)
+    ev, ch = one_session(cp, backend, MemoryWallet())
+    _check(ev, ch)
+    assert ev.trace.count(("in", "CertificateInstallationRes")) == 1
+    _run(benchmark, "install", lambda: one_session(cp, backend, MemoryWallet()))
+
+
+def test_zz_report():
+    r = _RESULTS
+    if "verify" not in r:
+        pytest.skip("run with --benchmark-enable to get the report")
+    lines = [f"one ECDSA P-256 verify: {r['verify'] * 1e6:.1f} us"]
+    for key, what in (("reuse", "session, contract reused"), ("install", "session with contract installation")):
+        if key in r:
+            lines.append(f"{what}: {r[key] * 1e3:.2f} ms = {r[key] / r['verify']:.0f}x one verify; "
+                         f"{1 / r[key]:.0f} sessions/s on one core")
+    print("\n" + "\n".join(lines))

@@ -1,0 +1,9 @@
+"""Type stub of the compiled EXI engine (Cython build of exi/_engine.py under the name exi._cengine)."""
+from typing import Any, Dict
+
+class Grammar:
+    """Document or fragment entry point of one schema set (see exi/_engine.py)."""
+
+    def __init__(self, raw_states: tuple, start: int, keys: Dict[str, int], fragment: bool) -> None: ...
+    def encode(self, message: object) -> bytes: ...
+    def decode(self, data: object) -> Dict[str, Any]: ...

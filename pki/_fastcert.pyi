@@ -1,0 +1,6 @@
+from typing import List, Tuple
+
+from ._certinfo import ParsedCert
+
+def parse_certificate(der: bytes) -> ParsedCert: ...
+def name_attrs(name: bytes) -> List[Tuple[bytes, str]]: ...

@@ -1,0 +1,444 @@
+"""``plugcharge demo``: one complete ISO 15118-2 Plug & Charge session on this machine.
+
+Everything runs in one process over loopback sockets:
+
+* a **test PKI** (:func:`pki.issue.issue_test_pki`) and an **EV wallet** holding the OEM
+  provisioning credentials are created in the data directory when absent and reused afterwards;
+* a **charger** (:class:`~plugcharge.charger.ChargerSession`) behind a TLS 1.2 server presenting the
+  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backend.SimulatedBackend`
+  playing the certificate provisioning service and the e-mobility provider;
+* an **EV** (:class:`~plugcharge.ev.EVSession`) that discovers the charger over SDP, connects over
+  TLS (checking the SECC chain against the V2G root), installs a contract on the first run (the
+  wallet keeps it: later runs reuse it), authorises, charges (DC: CableCheck, PreCharge and a few
+  CurrentDemand cycles; AC: ChargingStatus with signed MeteringReceipts) and stops.
+
+When Plug & Charge fails (``--fail-installation``) the EV starts a second session on the same
+plug-in with ExternalPayment and the driver identifies with an RFID card at the charger.
+
+Data directory layout: ``pki/`` (certificates, keys, ``manifest.json``), ``wallet/`` (the EV's
+contract wallet, owner-only).  Default: ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .backend import SimulatedBackend
+from .charger import ChargerConfig, ChargerSecurity, ChargerSession
+from .ev import EVConfig, EVSecurity, EVSession
+from .events import (
+    AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected,
+    CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
+    ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
+    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
+)
+from .runner import run_charger, run_ev
+from .wallet import ContractWallet
+
+__all__ = [
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DemoError", "DemoOptions", "DemoSummary",
+    "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
+]
+
+DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
+DEFAULT_DATA_DIR = "plugcharge-demo"
+#: The eMAID the simulated eMSP assigned to the demo vehicle's PCID.
+DEMO_EMAID = "DEPLGCDEMO00001"
+#: The RFID card the driver holds for ExternalPayment (known to the simulated eMSP).
+DEMO_ID_TOKEN = "DEMO-RFID-0001"
+#: A certificate of the stored PKI expiring sooner than this is re-issued.
+_PKI_MARGIN = dt.timedelta(days=1)
+
+
+class DemoError(RuntimeError):
+    """The demo could not be set up (bad data directory, unsupported option, ...)."""
+
+
+def default_data_dir() -> Path:
+    """``$PLUGCHARGE_DATA_DIR`` if set, else ``./plugcharge-demo`` (relative to the working directory)."""
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
+
+
+@dataclasses.dataclass
+class DemoOptions:
+    """What ``plugcharge demo`` does (see the CLI help)."""
+
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    ac: bool = False
+    eim: bool = False
+    fail_installation: bool = False
+    seed: Optional[int] = None
+    iso: int = 2
+    #: charge-loop requests (CurrentDemand / ChargingStatus) before the EV stops
+    loops: int = 5
+    #: seconds between two charge-loop requests (energy is metered in real time)
+    loop_interval: float = 0.2
+    #: overall time limit in seconds: the demo never hangs
+    timeout: float = 60.0
+    #: EXI codec provider (``None`` = :func:`exi.get_codec`); tests may inject another
+    codecs: Any = None
+
+
+@dataclasses.dataclass
+class DemoSummary:
+    """The outcome of one ``plugcharge demo`` run."""
+
+    completed: bool
+    reason: str
+    payment: Optional[str] = None
+    emaid: Optional[str] = None
+    installed: bool = False
+    fallback: bool = False
+    sessions: int = 0
+    messages: int = 0
+    energy_wh: Optional[int] = None
+    duration_s: float = 0.0
+    ev_events: list = dataclasses.field(default_factory=list, repr=False)
+    charger_events: list = dataclasses.field(default_factory=list, repr=False)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when a charging session completed (also after the ExternalPayment fallback)."""
+        return 0 if self.completed else 1
+
+
+# ------------------------------------------------------------------------------------------ data
+def load_pki(directory: Path) -> Any:
+    """Load a test PKI written by :meth:`pki.issue.TestPKI.write` (manifest, DER certs, PEM keys)."""
+    from pki.issue import TestPKI
+
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
+        certs: dict[str, bytes] = {}
+        keys: dict[str, Any] = {}
+        serials: dict[str, int] = {}
+        for f in manifest["files"]:
+            role = f["role"]
+            certs[role] = (directory / f["der"]).read_bytes()
+            keys[role] = serialization.load_pem_private_key((directory / f["key"]).read_bytes(), None)
+            serials[role] = int(f["serial"], 16)
+        return TestPKI(iso=int(manifest["iso"]), algorithm=manifest["algorithm"],
+                       now=dt.datetime.fromisoformat(manifest["now"]), emaid=manifest["emaid"],
+                       pcid=manifest["pcid"], seed=manifest.get("seed"), certificates=certs, keys=keys,
+                       serials=serials)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DemoError(f"test PKI in {directory} is unreadable ({type(exc).__name__}: {exc}); "
+                        f"delete the directory to create a new one") from None
+
+
+def _expires_soon(pki: Any, now: dt.datetime) -> Optional[str]:
+    for role in pki.roles:
+        cert = x509.load_der_x509_certificate(pki.cert(role))
+        if not (cert.not_valid_before_utc <= now and cert.not_valid_after_utc - now > _PKI_MARGIN):
+            return role
+    return None
+
+
+def ensure_pki(directory: Path, *, seed: Optional[int], iso: int, now: dt.datetime,
+               say: Callable[[str, str], None]) -> tuple[Any, bool]:
+    """Load the test PKI from ``directory`` or issue (and write) a new one; returns ``(pki, created)``."""
+    from pki.issue import issue_test_pki
+
+    if (directory / "manifest.json").exists():
+        pki = load_pki(directory)
+        stale = _expires_soon(pki, now)
+        if pki.iso == iso and stale is None:
+            say("operator", f"test PKI loaded from {directory}")
+            return pki, False
+        why = f"ISO 15118-{pki.iso}" if pki.iso != iso else f"{stale} certificate expired"
+        say("operator", f"test PKI in {directory} is not usable ({why}): issuing a new one")
+    pki = issue_test_pki(iso, seed=seed, now=now)
+    pki.write(directory)
+    say("operator", f"test PKI issued in {directory} (V2G, MO and OEM roots, ISO 15118-{iso})")
+    return pki, True
+
+
+def ensure_wallet(directory: Path, pki: Any, *, say: Callable[[str, str], None]) -> tuple[ContractWallet, bool]:
+    """Open the EV wallet; a new one gets the PKI's OEM provisioning credentials and P&C on."""
+    wallet = ContractWallet(directory)
+    oem = pki.cert("oem-provisioning-leaf")
+    created = wallet.oem_provisioning is None
+    if created or wallet.oem_provisioning.leaf != oem:
+        wallet.set_oem_provisioning(oem, (pki.cert("oem-sub2"), pki.cert("oem-sub1")), pki.key("oem-provisioning-leaf"))
+    if created:
+        wallet.set_enabled(True)
+        say("ev", f"wallet created in {directory}: PCID {wallet.pcid}, Plug & Charge on, no contract yet")
+    else:
+        n = len(wallet.contracts())
+        say("ev", f"wallet opened: PCID {wallet.pcid}, Plug & Charge {'on' if wallet.enabled else 'OFF'}, "
+                  f"{n} contract{'s' if n != 1 else ''} installed")
+    return wallet, created
+
+
+# ------------------------------------------------------------------------------------------ view
+class _View:
+    """Turns session events into the lines a driver and an operator would see."""
+
+    LIGHTS = {"installing": "blue, pulsing", "success": "green", "failure": "amber, blinking",
+              "charging": "green, pulsing", "done": "green, steady", "waiting": "white", "off": "off"}
+
+    REASONS = {"contract_available": "contract in the wallet", "no_contract_install": "no usable contract",
+               "plug_and_charge_suppressed_after_failure": "Plug & Charge not used on this plug-in",
+               "plug_and_charge_off": "Plug & Charge is switched off"}
+
+    def __init__(self, out: Callable[[str], None], started: float) -> None:
+        self.out = out
+        self.started = started
+        self.light = "off"
+
+    def line(self, who: str, text: str) -> None:
+        self.out(f"{time.monotonic() - self.started:6.2f}s  {who:<8} {text}")
+
+    def driver(self, text: str, light: Optional[str] = None) -> None:
+        if light is not None:
+            self.light = light
+        self.line("driver", f"display: {text:<52} light: {self.LIGHTS.get(self.light, self.light)}")
+
+    def ev_event(self, e: Event) -> None:
+        if isinstance(e, PaymentSelected):
+            what = {"Contract": "Plug & Charge", "ExternalPayment": "external payment (RFID/app)"}.get(e.option, e.option)
+            why = self.REASONS.get(e.reason, e.reason.replace("_", " "))
+            self.line("ev", f"payment: {what} ({why}{': ' + e.installation + ' a contract' if e.installation else ''})")
+            if e.option == "ExternalPayment":
+                self.driver("Please identify at the charger (card or app)", "waiting")
+        elif isinstance(e, (ContractInstallationStarted, ContractInstallationSucceeded, ContractInstallationFailed)):
+            w = e.wallet_event
+            self.driver(w.display_text, w.light.value)
+            if isinstance(e, ContractInstallationFailed):
+                self.line("ev", f"installation failed: {e.reason}")
+        elif isinstance(e, AuthorizationAccepted):
+            self.driver("Authorised" + (f" - contract {e.emaid}" if e.emaid else ""), "waiting")
+        elif isinstance(e, AuthorizationRejected):
+            self.driver(f"Not authorised ({e.response_code})", "failure")
+        elif isinstance(e, SalesTariffVerified):
+            self.line("ev", f"signed sales tariff {list(e.tariff_ids)} verified")
+        elif isinstance(e, ChargingStarted):
+            self.driver("Charging started", "charging")
+        elif isinstance(e, MeterValues):
+            parts = [f"SOC {e.soc} %" if e.soc is not None else ""]
+            if e.voltage is not None:
+                parts.append(f"{e.voltage:.0f} V")
+            if e.current is not None:
+                parts.append(f"{e.current:.0f} A")
+            if e.meter_wh is not None:
+                parts.append(f"{e.meter_wh} Wh")
+            self.driver("Charging " + " ".join(p for p in parts if p))
+        elif isinstance(e, ChargingStopped):
+            self.driver("Charging stopped", "done")
+        elif isinstance(e, (ProtocolError, TimerExpired)):
+            self.line("ev", f"{type(e).__name__}: {e}")
+        elif isinstance(e, SessionEnded):
+            self.line("ev", f"session ended: {e.reason}" + (f" ({e.response_code})" if e.response_code else "")
+                      + (f" - {e.detail}" if e.detail and e.reason != "finished" else ""))
+            if e.reason == "finished":
+                self.driver("Charging complete - you can unplug", "done")
+            elif e.fallback:
+                self.driver("Plug & Charge not possible - switching to card/app", "failure")
+
+    def charger_event(self, e: Event) -> None:
+        if isinstance(e, SessionStarted):
+            self.line("charger", f"session {e.session_id.hex().upper()} started (EVCCID {e.evcc_id.hex().upper()}, "
+                                 f"EVSE {e.evse_id})")
+        elif isinstance(e, CertificateInstallationNeeded):
+            req = "CertificateUpdateReq" if e.action == "Update" else "CertificateInstallationReq"
+            self.line("charger", f"forwarding the EV's signed {req} to the backend (Get15118EVCertificate)")
+        elif isinstance(e, AuthorizationNeeded):
+            who = f"contract {e.emaid} ({len(e.chain)} certificates, {len(e.ocsp_data)} OCSP entries)" \
+                if e.payment == "Contract" else "driver identification at the charger"
+            self.line("charger", f"authorisation needed: {who}")
+            if e.payment != "Contract":
+                self.line("charger", f"RFID card {DEMO_ID_TOKEN} presented")
+        elif isinstance(e, AuthorizationAccepted):
+            self.line("charger", f"authorised ({e.payment})")
+        elif isinstance(e, AuthorizationRejected):
+            self.line("charger", f"authorisation refused: {e.response_code}")
+        elif isinstance(e, ChargingStarted):
+            self.line("charger", f"energy transfer started ({e.energy_mode}, schedule {e.sa_schedule_id})")
+        elif isinstance(e, MeteringReceiptReceived):
+            self.line("charger", f"signed metering receipt received: {e.meter_info.get('MeterReading')} Wh")
+        elif isinstance(e, ChargingStopped):
+            self.line("charger", "energy transfer stopped")
+        elif isinstance(e, (ProtocolError, TimerExpired)):
+            self.line("charger", f"{type(e).__name__}: {e}")
+        elif isinstance(e, SessionEnded):
+            self.line("charger", f"session ended: {e.reason}" + (f" ({e.response_code})" if e.response_code else ""))
+
+
+class _OperatorBackend:
+    """Async wrapper around the simulated backend that logs each OCPP-shaped call for the operator."""
+
+    def __init__(self, backend: SimulatedBackend, view: _View) -> None:
+        self.backend = backend
+        self.view = view
+
+    async def get_15118_ev_certificate(self, request: Any) -> Any:
+        resp = await asyncio.to_thread(self.backend.get_15118_ev_certificate, request)
+        issued = self.backend.issued[-1].emaid if resp.status == "Accepted" and self.backend.issued else None
+        self.view.line("backend", f"Get15118EVCertificate({request.action}) -> {resp.status}"
+                                  + (f": new contract {issued} signed by the CPS" if issued else "")
+                                  + (f": {resp.status_info}" if resp.status_info else ""))
+        return resp
+
+    async def authorize(self, request: Any) -> Any:
+        resp = await asyncio.to_thread(self.backend.authorize, request)
+        what = "contract chain validated" if request.certificate else f"{request.id_token_type} token"
+        self.view.line("backend", f"Authorize {request.id_token} ({what}) -> {resp.id_token_status}"
+                                  + (f" / {resp.certificate_status}" if resp.certificate_status else ""))
+        return resp
+
+
+# ------------------------------------------------------------------------------------------ run
+def _codec_check(codecs: Any) -> None:
+    from . import messages as M
+
+    try:
+        provider = M.resolve_codecs(codecs)
+        provider(M.NS_ISO2)
+        provider(M.NS_APP)
+    except Exception as exc:  # ImportError (codec not built), UnknownNamespaceError ...
+        raise DemoError(f"the EXI codec is not usable: {type(exc).__name__}: {exc}") from None
+
+
+async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSummary:
+    """Run the demo (see the module docstring); ``out`` receives every printed line."""
+    from pki.ocsp import ocpp_request_data
+    from pki.store import TrustStore
+
+    from .sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
+    from .tlsconfig import client_context, secc_leaf_check, server_context
+    from .transport import open_ev_connection, start_charger_server
+
+    if opts.iso != 2:
+        raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")
+    _codec_check(opts.codecs)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    view = _View(out, time.monotonic())
+    now = dt.datetime.now(dt.timezone.utc)
+    data = Path(opts.data_dir)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot create the data directory {data}: {exc}") from None
+    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line)
+    wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
+
+    backend = SimulatedBackend(pki, codecs=opts.codecs)
+    backend.register_pcid(wallet.pcid or pki.pcid, DEMO_EMAID)
+    backend.register_id_token(DEMO_ID_TOKEN)
+    if opts.fail_installation:
+        backend.fail_installations = "demo: certificate provisioning service unavailable"
+        if wallet.usable_contract(now) is not None and not opts.eim:
+            view.line("operator", "note: the wallet already holds a usable contract, so no installation is "
+                                  "attempted (run 'plugcharge wallet wipe' first to see the fallback)")
+    op_backend = _OperatorBackend(backend, view)
+    store = TrustStore(pki.store_roots())
+    mode = "AC_three_phase_core" if opts.ac else "DC_extended"
+    charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0)
+    results: asyncio.Queue = asyncio.Queue()
+    mo_root = pki.cert("mo-root")
+
+    async def handler(stream: Any) -> None:
+        security = ChargerSecurity(trust_store=store, sales_tariff_key=pki.key("mo-sub2"),
+                                   ocsp_request_data=lambda chain: ocpp_request_data([*chain, mo_root]))
+        session = ChargerSession(dataclasses.replace(charger_cfg, tls=stream.tls), codecs=opts.codecs,
+                                 security=security)
+        events: list = []
+        try:
+            events = await run_charger(stream, session, op_backend, id_token=DEMO_ID_TOKEN,
+                                       on_event=view.charger_event)
+        finally:
+            results.put_nowait(events)
+
+    host = loopback_host()
+    secc_chain = [pki.cert("secc-leaf"), pki.cert("cpo-sub2"), pki.cert("cpo-sub1")]
+    server = await start_charger_server(handler, host, 0, ssl_context=server_context(secc_chain, pki.key("secc-leaf")))
+    sdp = await start_sdp_server(make_responder(host, tls_port=server.port), loopback=True, host=host, port=0)
+    view.line("operator", f"charger {charger_cfg.evse_id} ({mode}) listening on [{host}]:{server.port} "
+                          f"with TLS 1.2; SDP on UDP [{host}]:{sdp.port}")
+    summary = DemoSummary(completed=False, reason="not started")
+    cctx = client_context(list(pki.store_roots()["v2g"]))
+    try:
+        async with server:
+            view.driver("Cable plugged in - connecting to the charger", "waiting")
+            suppressed = opts.eim
+            while True:
+                summary.sessions += 1
+                resp = await discover_secc(SDPRequest(), loopback=True, host=host, port=sdp.port,
+                                           timeout=0.25, max_requests=20)
+                view.line("ev", f"SDP: charger at [{resp.host}]:{resp.port}, security {resp.security.name}")
+                stream = await open_ev_connection(resp.host, resp.port, ssl_context=cctx, verify_peer=secc_leaf_check)
+                leaf = x509.load_der_x509_certificate(stream.peer_certificate or b"")
+                view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate "
+                                f"{leaf.subject.rfc4514_string()} verified against the V2G root")
+                ev = EVSession(EVConfig(energy_mode=mode, charge_loops=opts.loops, loop_interval=opts.loop_interval,
+                                        poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0),
+                               codecs=opts.codecs, security=EVSecurity(wallet=wallet, v2g_roots=pki.store_roots()["v2g"]))
+                ev_events = await run_ev(stream, ev, on_event=view.ev_event)
+                summary.ev_events += ev_events
+                summary.charger_events += await asyncio.wait_for(results.get(), 10)
+                summary.messages += len(ev.trace)
+                end = ev_events[-1] if ev_events and isinstance(ev_events[-1], SessionEnded) else None
+                if end is not None and end.fallback == "ExternalPayment" and not suppressed:
+                    suppressed = summary.fallback = True
+                    view.line("ev", "falling back to ExternalPayment on the same plug-in (new V2G session)")
+                    continue
+                break
+    finally:
+        sdp.close()
+    _summarize(summary, loop.time() - t0)
+    _print_summary(summary, wallet, view)
+    return summary
+
+
+def _summarize(s: DemoSummary, duration: float) -> None:
+    s.duration_s = duration
+    ends = [e for e in s.ev_events if isinstance(e, SessionEnded)]
+    last = ends[-1] if ends else None
+    s.reason = last.reason if last else "no session"
+    s.completed = bool(last and last.reason == "finished")
+    payments = [e for e in s.ev_events if isinstance(e, PaymentSelected)]
+    s.payment = payments[-1].option if payments else None
+    s.installed = any(isinstance(e, ContractInstallationSucceeded) for e in s.ev_events)
+    accepted = [e for e in s.ev_events if isinstance(e, AuthorizationAccepted)]
+    s.emaid = accepted[-1].emaid if accepted else None
+    meters = [e.meter_wh for e in s.charger_events if isinstance(e, MeterValues) and e.meter_wh is not None]
+    s.energy_wh = meters[-1] if meters else None
+
+
+def _print_summary(s: DemoSummary, wallet: ContractWallet, view: _View) -> None:
+    out = view.out
+    out("")
+    out("summary")
+    out(f"  result      {'completed' if s.completed else 'NOT completed'} ({s.reason})")
+    pay = {"Contract": "Plug & Charge (Contract)", "ExternalPayment": "ExternalPayment (RFID card)"}.get(
+        s.payment or "", str(s.payment))
+    out(f"  payment     {pay}" + (" after the Plug & Charge fallback" if s.fallback else ""))
+    out(f"  eMAID       {s.emaid or '-'}")
+    contract = "installed over the cable in this session" if s.installed else (
+        "reused from the wallet" if s.payment == "Contract" else "not used")
+    out(f"  contract    {contract}; wallet holds {len(wallet.contracts())}")
+    out(f"  sessions    {s.sessions} V2G communication session{'s' if s.sessions != 1 else ''}, "
+        f"{s.messages} messages exchanged")
+    out(f"  energy      {s.energy_wh if s.energy_wh is not None else '-'} Wh")
+    out(f"  duration    {s.duration_s:.2f} s")
+
+
+def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSummary:
+    """Synchronous entry point: :func:`run_demo_async` bounded by ``opts.timeout`` seconds."""
+    async def bounded() -> DemoSummary:
+        try:
+            return await asyncio.wait_for(run_demo_async(opts, out), opts.timeout)
+        except asyncio.TimeoutError:
+            out(f"demo: gave up after {opts.timeout:g} s (overall timeout)")
+            return DemoSummary(completed=False, reason="timeout", duration_s=opts.timeout)
+    return asyncio.run(bounded())
