@@ -15,6 +15,8 @@ cycles, WeldingDetection, SessionStop.  The EV wallet is an in-memory stand-in (
 
 Groups:
 
+* ``messages`` — EXI encode + decode of every message of one session against msgpack of the same
+  messages (the codec's share of the session cost).
 * ``session`` — ``reuse``: a contract already in the wallet (the everyday case); ``install``: first
   plug-in, contract installation included (the backend issues a contract certificate, encrypts its
   key; the EV decrypts it).  Baseline in the same run: one raw ECDSA P-256 verification
@@ -48,7 +50,7 @@ from plugcharge.events import (
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 PKI = issue_test_pki(2, seed=15118, now=NOW - timedelta(days=10))
 EMAID = "DEPLGCBENCH0001"
-_RESULTS: dict[str, float] = {}
+_RESULTS: dict[str, tuple[float, float]] = {}  # key -> (median, min) seconds
 
 
 @dataclasses.dataclass
@@ -170,7 +172,7 @@ def _run(benchmark, key, fn):
     benchmark(fn)
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
-        _RESULTS[key] = stats.stats.median
+        _RESULTS[key] = (stats.stats.median, stats.stats.min)
 
 
 def _check(ev: EVSession, ch: ChargerSession) -> None:
@@ -209,13 +211,73 @@ def test_session_with_installation(benchmark):
     _run(benchmark, "install", lambda: one_session(cp, backend, MemoryWallet()))
 
 
+class _Recorder:
+    """Codec provider that records every document the session encodes: (namespace, message)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.documents: list[tuple[str, dict]] = []
+
+    def __call__(self, ns: str):
+        codec = self.inner(ns)
+        rec = self
+
+        class _Codec:
+            def encode(self, message):
+                rec.documents.append((ns, message))
+                return codec.encode(message)
+
+            def __getattr__(self, name):
+                return getattr(codec, name)
+        return _Codec()
+
+
+def _session_documents() -> list[tuple[str, dict]]:
+    rec = _Recorder(_codecs())
+    one_session(rec, _backend(rec), _reuse_wallet(rec))
+    return rec.documents
+
+
+def test_messages_exi_roundtrip(benchmark):
+    """EXI encode + decode of every message of one (reuse) session: the codec's share of a session."""
+    benchmark.group = "messages"
+    cp = _codecs()
+    docs = [(cp(ns), msg) for ns, msg in _session_documents()]
+    assert len(docs) >= 30
+
+    def roundtrip():
+        for codec, msg in docs:
+            codec.decode(codec.encode(msg))
+    _run(benchmark, "exi", roundtrip)
+
+
+def test_messages_msgpack_roundtrip(benchmark):
+    """Baseline: msgpack pack + unpack of the same messages (schema-less binary, no validation)."""
+    msgpack = pytest.importorskip("msgpack")
+    benchmark.group = "messages"
+    docs = [msg for _, msg in _session_documents()]
+
+    def roundtrip():
+        for msg in docs:
+            msgpack.unpackb(msgpack.packb(msg, use_bin_type=True), raw=False)
+    _run(benchmark, "msgpack", roundtrip)
+
+
 def test_zz_report():
+    """Print the summary: ratios to one verification and sessions/s (median; best round in brackets)."""
     r = _RESULTS
     if "verify" not in r:
         pytest.skip("run with --benchmark-enable to get the report")
-    lines = [f"one ECDSA P-256 verify: {r['verify'] * 1e6:.1f} us"]
+    v_med, v_min = r["verify"]
+    lines = [f"one ECDSA P-256 verify: {v_med * 1e6:.1f} us (best {v_min * 1e6:.1f} us)"]
     for key, what in (("reuse", "session, contract reused"), ("install", "session with contract installation")):
         if key in r:
-            lines.append(f"{what}: {r[key] * 1e3:.2f} ms = {r[key] / r['verify']:.0f}x one verify; "
-                         f"{1 / r[key]:.0f} sessions/s on one core")
+            med, best = r[key]
+            lines.append(f"{what}: {med * 1e3:.2f} ms = {med / v_med:.0f}x one verify; {1 / med:.0f} sessions/s "
+                         f"on one core (best round {best * 1e3:.2f} ms = {best / v_min:.0f}x, {1 / best:.0f}/s)")
+    if "exi" in r and "msgpack" in r:
+        n = len(_session_documents())
+        lines.append(f"EXI encode+decode of the session's {n} messages: {r['exi'][0] * 1e3:.2f} ms "
+                     f"= {r['exi'][0] / r['msgpack'][0]:.1f}x msgpack of the same messages"
+                     + (f"; {r['exi'][0] / r['reuse'][0] * 100:.0f}% of a reuse session" if "reuse" in r else ""))
     print("\n" + "\n".join(lines))

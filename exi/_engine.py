@@ -106,6 +106,7 @@ class _Prod:
     arg: cython.int  # K_SE: start state of the child's grammar
     nxt: cython.int
     is_list: cython.bint
+    cap: cython.Py_ssize_t  # maxOccurs the grammar does not enforce itself (looped particle), else 0
     direct: cython.bint
     dt: _DT
 
@@ -114,7 +115,8 @@ class _Prod:
         self.key = raw[1]
         self.arg = raw[2] if self.kind == K_SE else 0
         self.nxt = raw[3]
-        self.is_list = raw[4]
+        self.is_list = bool(raw[4])
+        self.cap = raw[4] if type(raw[4]) is int else 0
         self.direct = raw[5]
         self.dt = None
         if self.kind == K_AT or self.kind == K_CH:
@@ -132,12 +134,22 @@ class _State:
     ee: cython.int  # index of the EE production, -1 if none
     prods: tuple
     keymap: dict  # key -> index of the first production with that key
+    # second-level (undeclared) productions of non-strict grammars, EXI 1.0 section 8.5.4.4.1:
+    # tag 0 = first start tag (EE?, AT(xsi:type), AT(xsi:nil), AT(*), AT(invalid), SE(*), CH),
+    # 1 = start tag after attributes (EE?, AT(*), AT(invalid), SE(*), CH), 2 = element content
+    # (EE?, SE(*), CH); "EE?" only where EE is not a first-level production. Set by _compile_states.
+    tag: cython.int
+    l2_n: cython.int
+    l2_width: cython.int
 
     def __init__(self, raw: tuple, dts: dict) -> None:
         self.width = raw[0]
         self.prods = tuple([_Prod(p, dts) for p in raw[1]])
         self.n = len(self.prods)
         self.ee = -1
+        self.tag = 2
+        self.l2_n = 0
+        self.l2_width = 0
         self.keymap = {}
         for i, p in enumerate(raw[1]):
             if p[0] == K_EE and self.ee < 0:
@@ -155,8 +167,45 @@ def _compile_states(raw_states: tuple) -> tuple:
         return got[1]
     dts: dict = {}
     states = tuple([_State(s, dts) for s in raw_states])
+    _classify_tags(states)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
+
+
+def _classify_tags(states: tuple) -> None:
+    """Mark each state as first start tag, start tag or element content (for second-level codes).
+
+    First start tags are the start states of element grammars (targets of SE productions); start
+    tags are the states reached from those through attributes only; everything else is content."""
+    st: _State
+    p: _Prod
+    firsts = set()
+    for st in states:
+        for p in st.prods:
+            if p.kind == K_SE and p.arg >= 0:
+                firsts.add(p.arg)
+    tags = [2] * len(states)
+    todo = []
+    for s in firsts:
+        tags[s] = 0
+        todo.append(s)
+    while todo:
+        st = states[todo.pop()]
+        for p in st.prods:
+            if p.kind == K_AT and p.nxt >= 0 and tags[p.nxt] == 2:
+                tags[p.nxt] = 1
+                todo.append(p.nxt)
+    for i in range(len(states)):
+        st = states[i]
+        st.tag = tags[i]
+        st.l2_n = (1 if st.ee < 0 else 0) + (6 if st.tag == 0 else 4 if st.tag == 1 else 2)
+        st.l2_width = (st.l2_n - 1).bit_length()
+
+
+#: second-level events of each tag kind, after the optional leading EE
+_L2_EVENTS = (("AT(xsi:type)", "AT(xsi:nil)", "AT(*)", "AT(invalid)", "SE(*)", "CH"),
+              ("AT(*)", "AT(invalid)", "SE(*)", "CH"),
+              ("SE(*)", "CH"))
 
 
 # --------------------------------------------------------------------------------------------- writer
@@ -406,6 +455,10 @@ def _path(path: list, key: object) -> str:
     return ".".join([str(p) for p in path] + ([str(key)] if key is not None else []))
 
 
+def _too_many(path: list, key: object, n: int, cap: int) -> EncodeError:
+    return EncodeError(_path(path, key), "occurs", f"too many occurrences ({n}, maxOccurs is {cap})")
+
+
 def _type_error(path: list, key: object, msg: str) -> EncodeError:
     return EncodeError(_path(path, key), "type", msg)
 
@@ -465,6 +518,26 @@ def _check_len(ln: cython.Py_ssize_t, dt: _DT, path: list, key: object, unit: st
     if (dt.lo_c and ln < dt.lo) or (dt.hi_c and ln > dt.hi):
         raise EncodeError(_path(path, key), "length", f"{ln} {unit}(s), allowed {dt.lo_obj}..{'unbounded' if dt.hi_obj is None else dt.hi_obj}")
     return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_empty(w: _Writer, st: _State, dt: _DT, v: object, path: list, key: object) -> cython.int:
+    """Write an empty string or binary content as EXIficient does: no CH event at all, but an
+    undeclared EE (escape, then second-level code 0) -- the element simply has no content in the
+    XML sense. Returns 1 when done, 0 when the value is not empty (write CH as usual)."""
+    if dt.kind == T_STRING:
+        if not (isinstance(v, str) and len(v) == 0):
+            return 0
+    elif dt.kind == T_HEX or dt.kind == T_B64:
+        if not (isinstance(v, bytes) and len(v) == 0):
+            return 0
+    else:
+        return 0
+    _check_len(0, dt, path, key, "character" if dt.kind == T_STRING else "byte")
+    w.bits(st.n, st.width)
+    w.bits(0, st.l2_width)
+    return 1
 
 
 @cython.cfunc
@@ -547,6 +620,39 @@ def _dec_value(r: _Reader, dt: _DT) -> object:
     return r.blob(r.unsigned())
 
 
+_UNTYPED_STRING = _DT((T_STRING, 0, None))
+
+
+@cython.cfunc
+def _empty_value(dt: _DT, start: cython.Py_ssize_t) -> object:
+    """The value of an element whose content is empty (an undeclared EE where CH was expected)."""
+    if dt.kind == T_STRING:
+        return ""
+    if dt.kind == T_HEX or dt.kind == T_B64:
+        return b""
+    raise DecodeError(start, f"a {_TYPE_NAMES[dt.kind]} value", "element content is empty (undeclared EE)")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
+    """Read the second-level event code after an escape: 0 for EE, 1 for CH [untyped value].
+
+    Other undeclared events (xsi:type, xsi:nil, AT(*), SE(*)) raise DecodeError: V2G peers do not
+    send them, and they would need the built-in (schema-less) grammars."""
+    m: cython.Py_ssize_t = r.bits(st.l2_width)
+    if m >= st.l2_n:
+        raise DecodeError(start, f"a second-level event code < {st.l2_n}", f"invalid second-level event code {m}")
+    if st.ee < 0:
+        if m == 0:
+            return 0
+        m -= 1
+    name = _L2_EVENTS[st.tag][m]
+    if name == "CH":
+        return 1
+    raise DecodeError(start, "a schema-declared event", f"undeclared {name} (schema deviation) is not supported")
+
+
 # --------------------------------------------------------------------------------------------- elements
 class _Fallback(Exception):
     """Internal: the fast encoder met something it does not handle; the checked encoder takes over."""
@@ -569,6 +675,8 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     if direct:
         st = states[sid]
         p = st.prods[0]
+        if _enc_empty(w, st, p.dt, value, _NO_PATH, None):
+            return 0
         w.bits(0, 1)
         _enc_value(w, p.dt, value, _NO_PATH, None)
         w.bits(0, 1)
@@ -587,6 +695,8 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 raise _FALLBACK
             lst: list = v
             n = len(lst)
+            if p.cap and n > p.cap:
+                raise _FALLBACK
             for j in range(n):
                 if j:
                     st = states[sid]
@@ -603,6 +713,8 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                     _enc_value(w, p.dt, lst[j], _NO_PATH, None)
                 sid = p.nxt
         else:
+            if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
+                raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             w.bits(idx, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
@@ -633,15 +745,22 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         # simple-typed element: CH (1 bit, code 0), the value, EE (1 bit, code 0)
         st = states[sid]
         p = st.prods[0]
+        if _enc_empty(w, st, p.dt, value, path, None):
+            return 0
         w.bits(0, 1)
         _enc_value(w, p.dt, value, path, None)
         w.bits(0, 1)
         return 0
     if not isinstance(value, dict):
         raise _type_error(path, None, f"expected a dict, got {type(value).__name__}")
+    if len(path) > _MAX_DEPTH:
+        raise EncodeError(_path(path, None), "type", f"message nested deeper than {_MAX_DEPTH} elements (a cyclic dict?)")
     d: dict = value
     n_keys: cython.Py_ssize_t = len(d)
     counts: dict = None
+    # non-list keys already taken in a state that loops back to itself (the relaxed grammars of
+    # fragments): such a production must not take the same single value twice
+    done: set = None
     while True:
         st = states[sid]
         chosen = -1
@@ -657,9 +776,13 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                         v = d[k]
                         if not isinstance(v, list):
                             raise _type_error(path, k, f"expected a list (element may repeat), got {type(v).__name__}")
+                        if p.cap and len(v) > p.cap:
+                            raise _too_many(path, k, len(v), p.cap)
                         c = 0 if counts is None else counts.get(k, 0)
                         if c >= len(v):
                             continue
+                    elif done is not None and k in done:
+                        continue
                     best = idx
             if best < st.n:
                 chosen = best
@@ -691,9 +814,13 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 v = d.get(p.key)
                 if v is None:
                     continue
+                if done is not None and not p.is_list and p.key in done:
+                    continue
                 if p.is_list:
                     if not isinstance(v, list):
                         raise _type_error(path, p.key, f"expected a list (element may repeat), got {type(v).__name__}")
+                    if p.cap and len(v) > p.cap:
+                        raise _too_many(path, p.key, len(v), p.cap)
                     if counts is None:
                         counts = {}
                     c = counts.get(p.key, 0)
@@ -712,9 +839,15 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             chosen = _no_production(d, {} if counts is None else counts, st, states, first, path)
             used = n_keys
         p = st.prods[chosen]
+        if p.kind == K_CH and st.ee < 0 and used == n_keys and _enc_empty(w, st, p.dt, item, path, p.key):
+            return 0  # empty simple content ends the element with an undeclared EE
         w.bits(chosen, st.width)
         if p.kind == K_EE:
             return 0
+        if p.nxt == sid and not p.is_list:
+            if done is None:
+                done = set()
+            done.add(p.key)
         if p.kind == K_SE:
             if p.arg < 0:
                 raise EncodeError(_path(path, p.key), "unknown", "no grammar for this element")
@@ -789,12 +922,15 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         st = states[sid]
         p = st.prods[0]
         start = r.pos
-        if r.bits(1) != 0:
-            raise DecodeError(start, "CH (character content)", "deviation from the schema (second-level event) is not supported")
-        v = _dec_value(r, p.dt)
+        if r.bits(st.width) != 0:  # escape: an undeclared EE (empty content) or CH [untyped value]
+            if _dec_l2(r, st, start) == 0:
+                return _empty_value(p.dt, start)
+            v = _dec_value(r, _UNTYPED_STRING)
+        else:
+            v = _dec_value(r, p.dt)
         start = r.pos
         if r.bits(1) != 0:
-            raise DecodeError(start, "EE", "deviation from the schema (second-level event) is not supported")
+            raise DecodeError(start, "EE", "undeclared content after the value (schema deviation) is not supported")
         return v
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
@@ -804,7 +940,12 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         start = r.pos
         code = r.bits(st.width)
         if code >= st.n:
-            raise _bad_code(start, code, st)
+            if code > st.n:
+                raise _bad_code(start, code, st)
+            sid = _dec_deviation(r, st, sid, d, start)
+            if sid < 0:
+                return d
+            continue
         p = st.prods[code]
         if p.kind == K_EE:
             return d
@@ -825,6 +966,29 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         else:
             d[p.key] = _dec_value(r, p.dt)
         sid = p.nxt
+
+
+@cython.cfunc
+@cython.exceptval(-2)
+def _dec_deviation(r: _Reader, st: _State, sid: cython.int, d: dict, start: cython.Py_ssize_t) -> cython.int:
+    """An escaped (second-level) event in element content: returns the next state, -1 after EE.
+
+    An undeclared EE where the simple content ("value") was due gives the empty value; an untyped
+    CH in place of "value" gives its string."""
+    p: _Prod
+    ch: _Prod = None
+    for p in st.prods:
+        if p.kind == K_CH:
+            ch = p
+            break
+    if _dec_l2(r, st, start) == 0:
+        if ch is not None and ch.key not in d:
+            d[ch.key] = _empty_value(ch.dt, start)
+        return -1
+    if ch is None:
+        raise DecodeError(start, "element content", "untyped character content where the schema declares none is not supported")
+    d[ch.key] = _dec_value(r, _UNTYPED_STRING)
+    return ch.nxt
 
 
 def _bad_code(start: int, code: int, st: _State) -> DecodeError:

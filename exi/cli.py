@@ -130,9 +130,15 @@ def _unhex(t: str) -> bytes:
         raise InputError(f"not a hex string{where}") from exc
 
 
-def to_xml(message: dict[str, Any], namespace: str) -> str:
-    """Render a message dict (JSON shape) as XML text: element names by local name, attributes
-    as attributes, ``value`` as text, the root carrying the schema set's namespace."""
+def attribute_names(codec: Any) -> frozenset[str]:
+    """Names that occur as attributes (AT productions) anywhere in the codec's grammar tables."""
+    return frozenset(p[1] for st in codec._tables.STATES for p in st[1] if p[0] == 0)
+
+
+def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] = frozenset({"Id", "Algorithm", "URI"})) -> str:
+    """Render a message dict (JSON shape) as XML text: element names by local name, the keys in
+    ``attributes`` with scalar values as attributes, ``value`` as text, the root carrying the
+    schema set's namespace (nested elements are not namespace-qualified)."""
     out: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>']
 
     def attrs_and_children(v: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], Any]:
@@ -140,12 +146,10 @@ def to_xml(message: dict[str, Any], namespace: str) -> str:
         for k, x in v.items():
             if k == "value":
                 text = x
-            elif isinstance(x, (dict, list)):
-                kids.append((k, x))
-            elif k[:1].isupper() or k in _LOWER_ELEMENTS:
-                kids.append((k, x))
-            else:
+            elif k in attributes and not isinstance(x, (dict, list)):
                 attrs.append((k, x))
+            else:
+                kids.append((k, x))
         return attrs, kids, text
 
     def scalar(x: Any) -> str:
@@ -179,14 +183,6 @@ def to_xml(message: dict[str, Any], namespace: str) -> str:
     return "\n".join(out) + "\n"
 
 
-# Element names that start with a lower-case letter (everything else lower-case is an attribute).
-_LOWER_ELEMENTS = frozenset({
-    "eMAID", "amount", "amountMultiplier", "boolValue", "byteValue", "costKind", "duration", "intValue",
-    "physicalValue", "shortValue", "start", "startValue", "stringValue", "supportedAppProtocolReq",
-    "supportedAppProtocolRes",
-})
-
-
 def _codec(ns: str) -> Any:
     import exi
 
@@ -209,7 +205,7 @@ def cmd_decode(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stde
         raise InputError(f"cannot decode as {ns}{' fragment' if args.fragment else ''}: {exc}") from exc
     js = to_json(codec, msg, fragment=args.fragment)
     if args.xml:
-        stdout.write(to_xml(js, ns))
+        stdout.write(to_xml(js, ns, attribute_names(codec)))
     else:
         stdout.write(json.dumps(js, indent=None if args.compact else 2, ensure_ascii=False) + "\n")
     return 0

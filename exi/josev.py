@@ -24,12 +24,23 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from typing import Any
 
 import exi
 from exi._shape import from_json, to_json
 
 __all__ = ["JosevCodec", "is_fragment_root"]
+
+
+def _ns(namespace: Any) -> str:
+    """The namespace string; the package passes its ``Namespace`` str-Enum members, whose
+    ``str()`` is ``'Namespace.SAP'`` rather than the URI."""
+    if isinstance(namespace, Enum):
+        namespace = namespace.value
+    if not isinstance(namespace, str):
+        raise exi.UnknownNamespaceError(f"namespace must be a string, got {type(namespace).__name__}")
+    return str.__str__(namespace)
 
 _XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 _V2G_MESSAGE_SETS = ("urn:din:70121:2012:MsgDef", "urn:iso:15118:2:2013:MsgDef")
@@ -59,7 +70,7 @@ class JosevCodec:
         for JSON that is not one object with one root element; ``exi.UnknownNamespaceError``
         for a namespace without a codec.
         """
-        codec = exi.get_codec(str(namespace))
+        codec = exi.get_codec(_ns(namespace))
         try:
             obj = json.loads(message)
         except (TypeError, ValueError) as exc:
@@ -76,7 +87,7 @@ class JosevCodec:
 
         Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams.
         """
-        codec = exi.get_codec(str(namespace))
+        codec = exi.get_codec(_ns(namespace))
         fragment = codec.namespace == _XMLDSIG
         data = bytes(stream)
         native = codec.decode_fragment(data) if fragment else codec.decode(data)

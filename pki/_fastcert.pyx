@@ -10,6 +10,8 @@ from pki._certinfo import CertParseError, ParsedCert
 
 cdef bytes OID_BC = b"\x55\x1d\x13"
 cdef bytes OID_KU = b"\x55\x1d\x0f"
+cdef bytes OID_CN = b"\x55\x04\x03"
+cdef bytes OID_DC = b"\x09\x92\x26\x89\x93\xf2\x2c\x64\x01\x19"
 
 
 cdef inline int _hdr(const unsigned char* b, Py_ssize_t i, Py_ssize_t end, Py_ssize_t* s, Py_ssize_t* e) except -1:
@@ -107,7 +109,12 @@ def parse_certificate(der):
     if ce != n:
         raise CertParseError(f"{n - ce} trailing bytes after the certificate", ce)
     _expect(b, cs, ce, 0x30, "tbsCertificate", &ts, &te)
-    pc = ParsedCert()
+    pc = ParsedCert.__new__(ParsedCert)  # skip the Python-level __init__; set its fields here
+    pc.public_key = None
+    pc.checked = None
+    pc._subject_str = None
+    pc._attrs = None
+    pc._names = None
     pc.der = bd
     pc.tbs = bd[cs:te]
     _expect(b, te, ce, 0x30, "signatureAlgorithm", &as_, &ae)
@@ -149,7 +156,21 @@ def parse_certificate(der):
         raise CertParseError("trailing data in validity", j)
     i = ve
     _expect(b, i, te, 0x30, "subject", &s, &e)
-    pc.subject = bd[i:e]
+    subject = bd[i:e]
+    pc.subject = subject
+    try:  # subject CN / domainComponents now (cheap in C); a bad Name is reported lazily by names()
+        attrs = name_attrs(subject)
+        cn = None
+        dcs = []
+        for o, v in attrs:
+            if o == OID_CN:
+                cn = v
+            elif o == OID_DC:
+                dcs.append(v)
+        pc._attrs = attrs
+        pc._names = (cn, tuple(dcs))
+    except CertParseError:
+        pass
     i = e
     _expect(b, i, te, 0x30, "subjectPublicKeyInfo", &ks, &ke)
     pc.spki = bd[i:ke]

@@ -3,9 +3,11 @@
 Bytes in (``receive_data``), bytes out (``data_to_send``), typed events, caller-supplied ``now``.
 Requests are dispatched through :data:`plugcharge.transitions.CHARGER_TRANSITIONS`; a request
 that is not allowed in the current state is answered with its response type carrying
-``FAILED_SequenceError``, a wrong SessionID with ``FAILED_UnknownSession``, a bad or missing
+``FAILED_SequenceError`` [V2G2-459, V2G2-538], a SessionID that does not echo the one assigned
+[V2G2-388] with ``FAILED_UnknownSession``, a bad or missing
 signature with ``FAILED_SignatureError`` (``FAILED_MeteringSignatureNotValid`` for receipts), a
-contract chain problem with the code :mod:`pki` maps it to; every FAILED answer ends the session.
+contract chain problem with the code :mod:`pki` maps it to; every FAILED answer ends the session
+[V2G2-539, V2G2-034].
 A payload that does not decode is answered (when the state expects exactly one request type) with
 that request's response carrying ``FAILED``, then the session ends.
 
@@ -31,7 +33,8 @@ from .errors import LocalProtocolError, RemoteProtocolError, SignatureError
 from .events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, CertificateInstallationResponse, ChargingStarted, ChargingStopped,
-    MeteringReceiptReceived, MeterValues, ProtocolError, SessionPaused, SessionStarted, StopCharging,
+    MeteringReceiptReceived, MeterValues, ProtocolError, RequestRenegotiation, SessionPaused, SessionStarted,
+    StopCharging,
 )
 from .signatures import sign_message, verify_message
 from .timeouts import DEFAULT_TIMING, TimingProfile
@@ -200,6 +203,7 @@ class ChargerSession(SessionCore):
         self._voltage = 0.0
         self._current = 0.0
         self._stop_requested = False
+        self._renegotiate_requested = False
         if now is not None:
             self.connection_made(now)
 
@@ -219,7 +223,7 @@ class ChargerSession(SessionCore):
         return opts or ["ExternalPayment"]
 
     def _evse_status(self) -> tuple[str, dict[str, Any]]:
-        note = "StopCharging" if self._stop_requested else "None"
+        note = "StopCharging" if self._stop_requested else "ReNegotiation" if self._renegotiate_requested else "None"
         if self.is_dc:
             code = "EVSE_Shutdown" if self._stop_requested else "EVSE_Ready"
             return "DC_EVSEStatus", M.dc_evse_status(code, note)
@@ -324,11 +328,12 @@ class ChargerSession(SessionCore):
             self.state = S.ENDED
             self._end("protocol_error", response_code="FAILED", detail=f"unexpected {name}")
             return
-        if name != "SessionSetupReq" and M.session_id_of(header) != self.session_id:
+        if name != "SessionSetupReq" and M.session_id_of(header) != self.session_id:  # [V2G2-388]
             self._fail(name, "FAILED_UnknownSession", "SessionID does not match this session", now, body)
             return
         allowed = CHARGER_TRANSITIONS.get(self.state, {})
         if name not in allowed:
+            # [V2G2-459]/[V2G2-538]: answer the received request's response type, then end [V2G2-539]
             self._fail(name, "FAILED_SequenceError", f"{name} not allowed in {self.state.value}", now, body)
             return
         before = self.state
@@ -396,6 +401,10 @@ class ChargerSession(SessionCore):
             self._auth_result = command
         elif isinstance(command, StopCharging):
             self._stop_requested = True
+        elif isinstance(command, RequestRenegotiation):
+            if self.state not in (S.CHARGING_AC, S.CHARGING_DC):
+                raise LocalProtocolError("renegotiation can only be requested during the charge loop")
+            self._renegotiate_requested = True
         else:
             raise LocalProtocolError(f"charger cannot handle {type(command).__name__}")
 
@@ -430,7 +439,8 @@ class ChargerSession(SessionCore):
             self._end("failed", response_code=body.get("ResponseCode"), detail="backend refused the certificate")
 
     # ------------------------------------------------------------ request handlers
-    def _h_SessionSetupReq(self, body, header, msg, payload, now):
+    def _h_SessionSetupReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         evcc_id = bytes(body["EVCCID"])
         requested = M.session_id_of(header) or b""
         paused = self.store.resume(requested) if any(requested) else None
@@ -446,21 +456,24 @@ class ChargerSession(SessionCore):
         self._emit(SessionStarted(self.session_id, evcc_id, self.config.evse_id, self._resumed))
         return S.WAIT_SERVICE_DISCOVERY
 
-    def _h_ServiceDiscoveryReq(self, body, header, msg, payload, now):
+    def _h_ServiceDiscoveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         offered = self._offered_payment()
         cert = self.config.certificate_service and "Contract" in offered
         self._respond("ServiceDiscoveryRes", M.service_discovery_res(
             "OK", offered, list(self.config.energy_modes), cert), now=now)
         return S.WAIT_SERVICE_SELECTION
 
-    def _h_ServiceDetailReq(self, body, header, msg, payload, now):
+    def _h_ServiceDetailReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         sid = int(body["ServiceID"])
         if sid != M.SERVICE_ID_CERTIFICATE or not (self.config.certificate_service and "Contract" in self._offered_payment()):
             raise _Refused("FAILED_ServiceIDInvalid", f"no details for ServiceID {sid}")
         self._respond("ServiceDetailRes", M.certificate_service_detail_res("OK", sid), now=now)
         return S.WAIT_SERVICE_SELECTION
 
-    def _h_PaymentServiceSelectionReq(self, body, header, msg, payload, now):
+    def _h_PaymentServiceSelectionReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         option = body["SelectedPaymentOption"]
         if option not in self._offered_payment():
             raise _Refused("FAILED_PaymentSelectionInvalid", f"{option} is not offered")
@@ -481,7 +494,8 @@ class ChargerSession(SessionCore):
             return S.WAIT_CONTRACT
         return S.WAIT_AUTHORIZATION
 
-    def _check_cert_request(self, name, body, header, msg, now):
+    def _check_cert_request(self, name: str, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any],
+                            now: float) -> None:
         signer = body["OEMProvisioningCert"] if name == "CertificateInstallationReq" else \
             M.chain_certs(body["ContractSignatureCertChain"])[0]
         at = self.security.wall_clock()
@@ -492,12 +506,14 @@ class ChargerSession(SessionCore):
             self._verify_chain(leaf, subs, at)
         verify_message(msg, bytes(signer), codecs=self._codecs)
 
-    def _h_CertificateInstallationReq(self, body, header, msg, payload, now):
+    def _h_CertificateInstallationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         self._check_cert_request("CertificateInstallationReq", body, header, msg, now)
         self._cert_action = "Install"
         return self._ask_backend(payload, now)
 
-    def _h_CertificateUpdateReq(self, body, header, msg, payload, now):
+    def _h_CertificateUpdateReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         self._check_cert_request("CertificateUpdateReq", body, header, msg, now)
         self._cert_action = "Update"
         return self._ask_backend(payload, now)
@@ -517,7 +533,8 @@ class ChargerSession(SessionCore):
             code = getattr(exc, "response_code", None) or "FAILED_CertChainError"
             raise _Refused(str(code), f"contract chain rejected: {exc}") from None
 
-    def _h_PaymentDetailsReq(self, body, header, msg, payload, now):
+    def _h_PaymentDetailsReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
         verified = self._verify_chain(leaf, subs, self.security.wall_clock())
         _, cn = _common_name(leaf)
@@ -526,15 +543,19 @@ class ChargerSession(SessionCore):
             raise _Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
         self.emaid, self._contract_leaf = emaid, leaf
         self._chain = (leaf, *subs)
+        self._verified = verified
         self._challenge = self.security.random_bytes(16)  # [V2G2-697]
         self._respond("PaymentDetailsRes", {"ResponseCode": "OK", "GenChallenge": self._challenge,
                                             "EVSETimeStamp": self._timestamp()}, now=now)
         return S.WAIT_AUTHORIZATION
 
-    def _h_AuthorizationReq(self, body, header, msg, payload, now):
+    def _h_AuthorizationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         if self.payment == "Contract" and not self._resumed and not self._challenge_ok:
             if body.get("GenChallenge") is None or bytes(body["GenChallenge"]) != self._challenge:
                 raise _Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
+            if self._contract_leaf is None:
+                raise _Refused("FAILED_SequenceError", "no contract certificate known for this session")
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
             self._challenge_ok = True
         elif body.get("GenChallenge") is not None and self.payment == "Contract" and not self._resumed:
@@ -548,10 +569,10 @@ class ChargerSession(SessionCore):
             self._auth_requested = True
             chain = tuple(getattr(self, "_chain", ()))
             ocsp: tuple = ()
-            if chain and self.security.ocsp_request_data is not None:
+            if chain:
                 try:
-                    ocsp = tuple(self.security.ocsp_request_data(chain))
-                except Exception:
+                    ocsp = tuple(self._ocsp_data(chain))
+                except Exception:  # OCSP data is advisory: never fail the session for it
                     ocsp = ()
             self._emit(AuthorizationNeeded(self.payment or "ExternalPayment", self.emaid if self.payment == "Contract"
                                            else None, chain if self.payment == "Contract" else (), ocsp))
@@ -571,6 +592,18 @@ class ChargerSession(SessionCore):
         self._polls = 0
         return S.WAIT_CHARGE_PARAMETER
 
+    def _ocsp_data(self, chain: Sequence[bytes]) -> Sequence[Mapping[str, Any]]:
+        """OCPP OCSPRequestData for the contract chain: the injected function, else :mod:`pki.ocsp`
+        over the verified path (which includes the root, so every Sub-CA gets an entry)."""
+        if self.security.ocsp_request_data is not None:
+            return self.security.ocsp_request_data(chain)
+        verified = getattr(self, "_verified", None)
+        if verified is None or not callable(getattr(verified, "parsed", None)):
+            return ()
+        from pki.ocsp import ocpp_request_data
+
+        return ocpp_request_data(verified)
+
     def _evse_charge_parameter(self) -> dict[str, Any]:
         c = self.config
         if self.is_dc:
@@ -587,7 +620,8 @@ class ChargerSession(SessionCore):
             "EVSENominalVoltage": M.physical(c.ac_nominal_voltage, "V"),
             "EVSEMaxCurrent": M.physical(c.ac_max_current, "A")}}
 
-    def _h_ChargeParameterDiscoveryReq(self, body, header, msg, payload, now):
+    def _h_ChargeParameterDiscoveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         mode = body["RequestedEnergyTransferMode"]
         if mode not in self.config.energy_modes:
             raise _Refused("FAILED_WrongEnergyTransferMode", f"{mode} not supported")
@@ -615,7 +649,8 @@ class ChargerSession(SessionCore):
             return S.WAIT_POWER_DELIVERY
         return S.WAIT_CABLE_CHECK
 
-    def _h_CableCheckReq(self, body, header, msg, payload, now):
+    def _h_CableCheckReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         done = self._polls >= self.config.cable_check_polls
         self._polls += 1
         self._respond("CableCheckRes", {
@@ -625,13 +660,15 @@ class ChargerSession(SessionCore):
             "EVSEProcessing": "Finished" if done else "Ongoing"}, now=now)
         return S.WAIT_PRECHARGE if done else S.WAIT_CABLE_CHECK
 
-    def _h_PreChargeReq(self, body, header, msg, payload, now):
+    def _h_PreChargeReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         self._voltage = M.from_physical(body["EVTargetVoltage"])
         self._respond("PreChargeRes", {"ResponseCode": "OK", "DC_EVSEStatus": M.dc_evse_status(),
                                        "EVSEPresentVoltage": M.physical(self._voltage, "V")}, now=now)
         return S.WAIT_PRECHARGE
 
-    def _h_PowerDeliveryReq(self, body, header, msg, payload, now):
+    def _h_PowerDeliveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         sid = int(body["SAScheduleTupleID"])
         if sid not in self._schedule_ids:
             raise _Refused("FAILED_TariffSelectionInvalid", f"SAScheduleTupleID {sid} was not offered")
@@ -648,6 +685,7 @@ class ChargerSession(SessionCore):
             self._emit(ChargingStarted(self.energy_mode or "", sid))
             return S.CHARGING_DC if self.is_dc else S.CHARGING_AC
         if progress == "Renegotiate":
+            self._renegotiate_requested = False
             return S.WAIT_CHARGE_PARAMETER
         self._current = 0.0
         self._emit(ChargingStopped("ev_request"))
@@ -666,7 +704,8 @@ class ChargerSession(SessionCore):
         self._receipt_due = self._loops % self.config.receipt_every == 0
         return self._receipt_due
 
-    def _h_ChargingStatusReq(self, body, header, msg, payload, now):
+    def _h_ChargingStatusReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         self._voltage, self._current = self.config.ac_nominal_voltage, self.config.ac_max_current
         res: dict[str, Any] = {"ResponseCode": "OK", "EVSEID": self.config.evse_id,
                                "SAScheduleTupleID": min(self._schedule_ids),
@@ -680,7 +719,8 @@ class ChargerSession(SessionCore):
         self._emit(MeterValues(self._voltage, self._current, int(self._meter_wh)))
         return S.CHARGING_AC
 
-    def _h_CurrentDemandReq(self, body, header, msg, payload, now):
+    def _h_CurrentDemandReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         meter = self._meter(now)
         c = self.config
         self._voltage = min(M.from_physical(body["EVTargetVoltage"]), c.dc_max_voltage)
@@ -705,11 +745,14 @@ class ChargerSession(SessionCore):
         self._emit(MeterValues(self._voltage, self._current, int(self._meter_wh), soc))
         return S.CHARGING_DC
 
-    def _h_MeteringReceiptReq(self, body, header, msg, payload, now):
+    def _h_MeteringReceiptReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         if not self._receipt_due:
             raise _Refused("FAILED_SequenceError", "no metering receipt was requested")
         if bytes(body["SessionID"]) != self.session_id:
             raise _Refused("FAILED_UnknownSession", "MeteringReceiptReq names another session")
+        if self._contract_leaf is None:
+            raise _Refused("FAILED_MeteringSignatureNotValid", "no contract certificate to verify the receipt")
         try:
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
         except SignatureError as exc:
@@ -720,13 +763,15 @@ class ChargerSession(SessionCore):
         self._emit(MeteringReceiptReceived(dict(body["MeterInfo"])))
         return self.state
 
-    def _h_WeldingDetectionReq(self, body, header, msg, payload, now):
+    def _h_WeldingDetectionReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         self._voltage = max(0.0, self._voltage / 4 - 1)
         self._respond("WeldingDetectionRes", {"ResponseCode": "OK", "DC_EVSEStatus": M.dc_evse_status(),
                                               "EVSEPresentVoltage": M.physical(round(self._voltage), "V")}, now=now)
         return S.STOPPED_DC
 
-    def _h_SessionStopReq(self, body, header, msg, payload, now):
+    def _h_SessionStopReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
+            now: float) -> ChargerState:
         kind = body["ChargingSession"]
         self._respond("SessionStopRes", {"ResponseCode": "OK"}, now=now)
         if kind == "Pause":

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="derive the test PKI's keys from N when it is created (default: random)")
     d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (only 2 is implemented)")
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
+    d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
 
     w = sub.add_parser("wallet", help="manage the EV's contract wallet",
@@ -148,7 +149,7 @@ def _cmd_pcid(args: argparse.Namespace, out: Callable[[str], None], err: Callabl
 def _cmd_demo(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
                        fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
-                       loops=max(1, args.loops), timeout=max(1.0, args.timeout))
+                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace)
     try:
         summary = run_demo(opts, out)
     except DemoError as exc:
@@ -156,6 +157,10 @@ def _cmd_demo(args: argparse.Namespace, out: Callable[[str], None], err: Callabl
         return 2
     except (OSError, ValueError) as exc:  # sockets, TLS, SDP timeout, unreadable files
         err(f"plugcharge demo: failed: {type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # a bug: say so clearly, details with --verbose
+        logging.getLogger("plugcharge.cli").info("demo crashed", exc_info=True)
+        err(f"plugcharge demo: internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         return 1
     return summary.exit_code
 

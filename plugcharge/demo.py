@@ -36,7 +36,7 @@ from .backend import SimulatedBackend
 from .charger import ChargerConfig, ChargerSecurity, ChargerSession
 from .ev import EVConfig, EVSecurity, EVSession
 from .events import (
-    AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected,
+    AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
     PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
@@ -84,6 +84,8 @@ class DemoOptions:
     loop_interval: float = 0.2
     #: overall time limit in seconds: the demo never hangs
     timeout: float = 60.0
+    #: print every V2G message the EV sends and receives (name and EXI size)
+    trace: bool = False
     #: EXI codec provider (``None`` = :func:`exi.get_codec`); tests may inject another
     codecs: Any = None
 
@@ -152,7 +154,8 @@ def ensure_pki(directory: Path, *, seed: Optional[int], iso: int, now: dt.dateti
         pki = load_pki(directory)
         stale = _expires_soon(pki, now)
         if pki.iso == iso and stale is None:
-            say("operator", f"test PKI loaded from {directory}")
+            ignored = " (--seed ignored: the PKI already exists)" if seed is not None and seed != pki.seed else ""
+            say("operator", f"test PKI loaded from {directory}{ignored}")
             return pki, False
         why = f"ISO 15118-{pki.iso}" if pki.iso != iso else f"{stale} certificate expired"
         say("operator", f"test PKI in {directory} is not usable ({why}): issuing a new one")
@@ -166,8 +169,9 @@ def ensure_wallet(directory: Path, pki: Any, *, say: Callable[[str, str], None])
     """Open the EV wallet; a new one gets the PKI's OEM provisioning credentials and P&C on."""
     wallet = ContractWallet(directory)
     oem = pki.cert("oem-provisioning-leaf")
-    created = wallet.oem_provisioning is None
-    if created or wallet.oem_provisioning.leaf != oem:
+    current = wallet.oem_provisioning
+    created = current is None
+    if current is None or current.leaf != oem:
         wallet.set_oem_provisioning(oem, (pki.cert("oem-sub2"), pki.cert("oem-sub1")), pki.key("oem-provisioning-leaf"))
     if created:
         wallet.set_enabled(True)
@@ -296,6 +300,52 @@ class _OperatorBackend:
         return resp
 
 
+class _TracingStream:
+    """Wraps the EV's V2GTP stream and prints each EXI message (decoded name, size) in both directions."""
+
+    def __init__(self, stream: Any, view: _View, codecs: Any) -> None:
+        from . import messages as M
+
+        self._stream = stream
+        self._view = view
+        self._codecs = M.resolve_codecs(codecs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _name(self, payload: bytes) -> str:
+        from . import messages as M
+
+        try:
+            return M.body_of(self._codecs(M.NS_ISO2).decode(payload))[0]
+        except Exception:
+            pass
+        try:
+            return next(iter(self._codecs(M.NS_APP).decode(payload)))
+        except Exception:
+            return "(undecodable)"
+
+    def _show(self, direction: str, payload: bytes) -> None:
+        self._view.line("v2g", f"{direction}  {self._name(payload):<30} {len(payload):5d} B EXI")
+
+    async def read_frame(self, timeout: Optional[float] = None) -> Any:
+        frame = await self._stream.read_frame(timeout)
+        _, payload = frame
+        self._show("ev <- charger", bytes(payload))
+        return frame
+
+    async def write_raw(self, frames: bytes) -> None:
+        pos = 0
+        while pos + 8 <= len(frames):  # V2GTP header: version, inverse, type (2 B), length (4 B)
+            length = int.from_bytes(frames[pos + 4:pos + 8], "big")
+            self._show("ev -> charger", bytes(frames[pos + 8:pos + 8 + length]))
+            pos += 8 + length
+        await self._stream.write_raw(frames)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 # ------------------------------------------------------------------------------------------ run
 def _codec_check(codecs: Any) -> None:
     from . import messages as M
@@ -348,6 +398,8 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     mo_root = pki.cert("mo-root")
 
     async def handler(stream: Any) -> None:
+        # The SalesTariff is signed with the MO Sub-CA 2 key: in the field the eMSP signs it and the
+        # charger only relays it; here the charger holds that test key in place of the eMSP.
         security = ChargerSecurity(trust_store=store, sales_tariff_key=pki.key("mo-sub2"),
                                    ocsp_request_data=lambda chain: ocpp_request_data([*chain, mo_root]))
         session = ChargerSession(dataclasses.replace(charger_cfg, tls=stream.tls), codecs=opts.codecs,
@@ -376,13 +428,20 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
                 resp = await discover_secc(SDPRequest(), loopback=True, host=host, port=sdp.port,
                                            timeout=0.25, max_requests=20)
                 view.line("ev", f"SDP: charger at [{resp.host}]:{resp.port}, security {resp.security.name}")
-                stream = await open_ev_connection(resp.host, resp.port, ssl_context=cctx, verify_peer=secc_leaf_check)
+                stream: Any = await open_ev_connection(resp.host, resp.port, ssl_context=cctx,
+                                                       verify_peer=secc_leaf_check)
                 leaf = x509.load_der_x509_certificate(stream.peer_certificate or b"")
                 view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate "
                                 f"{leaf.subject.rfc4514_string()} verified against the V2G root")
                 ev = EVSession(EVConfig(energy_mode=mode, charge_loops=opts.loops, loop_interval=opts.loop_interval,
                                         poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0),
-                               codecs=opts.codecs, security=EVSecurity(wallet=wallet, v2g_roots=pki.store_roots()["v2g"]))
+                               codecs=opts.codecs,
+                               # ContractWallet is the WalletLike (its frozen records vs the Protocol's
+                               # settable attributes is a mypy-only mismatch)
+                               security=EVSecurity(wallet=wallet,  # type: ignore[arg-type]
+                                                   v2g_roots=pki.store_roots()["v2g"]))
+                if opts.trace:
+                    stream = _TracingStream(stream, view, opts.codecs)
                 ev_events = await run_ev(stream, ev, on_event=view.ev_event)
                 summary.ev_events += ev_events
                 summary.charger_events += await asyncio.wait_for(results.get(), 10)

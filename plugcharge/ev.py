@@ -14,7 +14,7 @@ Payment policy (what the driver sees):
 * No usable contract and no certificate service → ``ExternalPayment``.
 
 Failure handling.  ISO 15118-2 has no way back to PaymentServiceSelection inside a session: a
-response with a FAILED code ends the communication session (the EVCC stops, [V2G2-539 context]),
+response with a FAILED code ends the communication session (the EVCC stops [V2G2-486]),
 and when the EV itself rejects an installed contract (bad CPS signature or chain, undecryptable key)
 it ends the session with SessionStopReq(Terminate).  So a failed installation or authorisation ends
 the session cleanly with ``SessionEnded(reason="failed", fallback="ExternalPayment")``: the vehicle
@@ -34,7 +34,7 @@ from cryptography.x509.oid import NameOID
 from . import messages as M
 from .errors import LocalProtocolError, SignatureError
 from .events import (
-    AuthorizationAccepted, AuthorizationPending, AuthorizationRejected, ChargingStarted, ChargingStopped,
+    AuthorizationAccepted, AuthorizationPending, Event, AuthorizationRejected, ChargingStarted, ChargingStopped,
     ContractInstallationFailed, ContractInstallationStarted, ContractInstallationSucceeded, MeterValues,
     PauseCharging, PaymentSelected, ProtocolError, SalesTariffVerified, SessionPaused, SessionStarted,
     StartSession, StopCharging,
@@ -142,12 +142,13 @@ class EVSecurity:
     #: V2G root certificates (DER): anchor the CPS chain and fill ListOfRootCertificateIDs.
     v2g_roots: Sequence[bytes] = ()
     verify_cps_chain: Optional[Callable[[bytes, Sequence[bytes], datetime], Any]] = None
-    decrypt_contract_key: Optional[Callable[..., ec.EllipticCurvePrivateKey]] = None
+    decrypt_contract_key: Optional[Callable[..., Any]] = None
     #: Renew a contract that expires within this margin (when the charger offers the service).
     update_before: timedelta = timedelta(days=30)
     wall_clock: Callable[[], datetime] = _utcnow
 
     def cps_verifier(self) -> Callable[[bytes, Sequence[bytes], datetime], Any]:
+        """``(leaf, subs, at)`` raising on an invalid CPS chain (default: pki, profile ``iso2-cps``)."""
         if self.verify_cps_chain is not None:
             return self.verify_cps_chain
         from pki.store import TrustStore
@@ -159,7 +160,8 @@ class EVSecurity:
             return verify_chain(leaf, list(subs), store=store, profile="iso2-cps", at=at)
         return _verify
 
-    def decryptor(self) -> Callable[..., ec.EllipticCurvePrivateKey]:
+    def decryptor(self) -> Callable[..., Any]:
+        """``(ciphertext, dh_public_key, receiver_key, contract_cert_der) -> contract key`` (default: pki)."""
         if self.decrypt_contract_key is not None:
             return self.decrypt_contract_key
         from pki.keytransport import decrypt_contract_key
@@ -209,7 +211,24 @@ class EVSession(SessionCore):
     # ------------------------------------------------------------ plumbing
     @property
     def is_dc(self) -> bool:
+        """Whether the configured energy transfer mode is a DC one."""
         return self.config.energy_mode not in _AC_MODES
+
+    def _wallet(self) -> WalletLike:
+        if self.security.wallet is None:
+            raise _Stop("no contract wallet", graceful=True)
+        return self.security.wallet
+
+    def _oem(self) -> OEMProvisioningLike:
+        oem = self._wallet().oem_provisioning
+        if oem is None:
+            raise _Stop("no OEM provisioning credentials", install=True, graceful=True)
+        return oem
+
+    def _contract(self) -> ContractLike:
+        if self.contract is None:
+            raise _Stop("no usable contract", graceful=True)
+        return self.contract
 
     def _go(self, new: EVState) -> None:
         check_ev_transition(self.state, new)
@@ -293,14 +312,15 @@ class EVSession(SessionCore):
     # ------------------------------------------------------------ input
     def _on_payload(self, payload: bytes, now: float) -> None:
         self._clock = now
-        if self.state in (E.IDLE, E.ENDED):
+        if self.state in (E.IDLE, E.ENDED) or "msg" not in self._timers:
+            # the message timer runs exactly while a request is outstanding
             self._remote_failure("FAILED_SequenceError", "data received while no request is outstanding", now)
             return
         expected, _ = EV_TRANSITIONS[self.state]
         try:
             if self.state is E.WAIT_SAP:
                 msg = self._decode(payload, M.NS_APP)
-                name, body, header = "supportedAppProtocolRes", dict(msg["supportedAppProtocolRes"]), {}
+                name, body, header = "supportedAppProtocolRes", dict(msg["supportedAppProtocolRes"]), dict[str, Any]()
             else:
                 msg = self._decode(payload, M.NS_ISO2)
                 name, body, header = M.body_of(msg)
@@ -333,13 +353,13 @@ class EVSession(SessionCore):
         raise _Stop(f"{name}: {code}", code)
 
     # ------------------------------------------------------------ handshake and setup
-    def _r_supportedAppProtocolRes(self, body, header, msg, now):
+    def _r_supportedAppProtocolRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if not str(body.get("ResponseCode", "")).startswith("OK"):
             raise _Stop("charger supports no common protocol", str(body.get("ResponseCode")))
         # the header carries the paused session's ID when resuming, else zeros
         self._send("SessionSetupReq", {"EVCCID": self.config.evcc_id}, E.WAIT_SESSION_SETUP, now)
 
-    def _r_SessionSetupRes(self, body, header, msg, now):
+    def _r_SessionSetupRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._cancel_timer("comm_setup")
         sid = M.session_id_of(header)
         if sid is None or not body["ResponseCode"].startswith("OK"):
@@ -351,7 +371,7 @@ class EVSession(SessionCore):
 
     def _choose_payment(self, offered: Sequence[str], cert_service: bool) -> tuple[str, str, Optional[str]]:
         if self._resumed and self.config.resume_payment in offered:
-            return self.config.resume_payment, "resumed", None
+            return str(self.config.resume_payment), "resumed", None
         wallet = self.security.wallet
         if wallet is None or not getattr(wallet, "enabled", False):
             return "ExternalPayment", "plug_and_charge_off", None
@@ -370,7 +390,7 @@ class EVSession(SessionCore):
             return "Contract", "no_contract_install", "install"
         return "ExternalPayment", "no_contract_and_no_certificate_service", None
 
-    def _r_ServiceDiscoveryRes(self, body, header, msg, now):
+    def _r_ServiceDiscoveryRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         offered = list(body["PaymentOptionList"]["PaymentOption"])
         services = (body.get("ServiceList") or {}).get("Service") or []
         cert_service = any(int(s["ServiceID"]) == M.SERVICE_ID_CERTIFICATE for s in services)
@@ -387,7 +407,7 @@ class EVSession(SessionCore):
         else:
             self._select_payment(now)
 
-    def _r_ServiceDetailRes(self, body, header, msg, now):
+    def _r_ServiceDetailRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._select_payment(now)
 
     def _select_payment(self, now: float) -> None:
@@ -395,7 +415,7 @@ class EVSession(SessionCore):
         if self._install:
             pset = M.PARAMETER_SET_INSTALL if self._install == "install" else M.PARAMETER_SET_UPDATE
             services.append((M.SERVICE_ID_CERTIFICATE, pset))
-        self._send("PaymentServiceSelectionReq", M.payment_service_selection_req(self.payment, services),
+        self._send("PaymentServiceSelectionReq", M.payment_service_selection_req(self.payment or "", services),
                    E.WAIT_PAYMENT_SELECTION, now)
 
     def _root_ids(self) -> dict[str, Any]:
@@ -404,19 +424,18 @@ class EVSession(SessionCore):
             ids = [("CN=unknown", 0)]
         return M.root_ids(ids)
 
-    def _r_PaymentServiceSelectionRes(self, body, header, msg, now):
-        wallet = self.security.wallet
+    def _r_PaymentServiceSelectionRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if self.payment == "ExternalPayment" or self._resumed:
             self._send_authorization(now)
         elif self._install == "install":
-            oem = wallet.oem_provisioning
-            self._emit(ContractInstallationStarted("install", wallet.pcid or ""))
+            oem = self._oem()
+            self._emit(ContractInstallationStarted("install", self._wallet().pcid or ""))
             self._send("CertificateInstallationReq", {"Id": "id1", "OEMProvisioningCert": oem.leaf,
                                                       "ListOfRootCertificateIDs": self._root_ids()},
                        E.WAIT_CERT_INSTALL, now, sign_key=oem.private_key)
         elif self._install == "update":
-            c = self.contract
-            self._emit(ContractInstallationStarted("update", wallet.pcid or ""))
+            c = self._contract()
+            self._emit(ContractInstallationStarted("update", self._wallet().pcid or ""))
             self._send("CertificateUpdateReq", {
                 "Id": "id1", "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas),
                 "eMAID": c.emaid, "ListOfRootCertificateIDs": self._root_ids()},
@@ -425,19 +444,20 @@ class EVSession(SessionCore):
             self._send_payment_details(now)
 
     def _send_payment_details(self, now: float) -> None:
-        c = self.contract
+        c = self._contract()
         self._send("PaymentDetailsReq", {"eMAID": c.emaid,
                                          "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas)},
                    E.WAIT_PAYMENT_DETAILS, now)
 
     # ------------------------------------------------------------ contract installation
-    def _r_CertificateInstallationRes(self, body, header, msg, now):
-        self._accept_contract(body, msg, self.security.wallet.oem_provisioning.private_key, "install", now)
+    def _r_CertificateInstallationRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
+        self._accept_contract(body, msg, self._oem().private_key, "install", now)
 
-    def _r_CertificateUpdateRes(self, body, header, msg, now):
-        self._accept_contract(body, msg, self.contract.private_key, "update", now)
+    def _r_CertificateUpdateRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
+        self._accept_contract(body, msg, self._contract().private_key, "update", now)
 
-    def _accept_contract(self, body, msg, receiver_key, kind: str, now: float) -> None:
+    def _accept_contract(self, body: dict[str, Any], msg: dict[str, Any], receiver_key: Any, kind: str,
+                         now: float) -> None:
         at = self.security.wall_clock()
         try:
             sa_leaf, sa_subs = M.chain_certs(body["SAProvisioningCertificateChain"])
@@ -465,29 +485,31 @@ class EVSession(SessionCore):
         except (KeyError, TypeError, ValueError) as exc:
             raise _Stop(f"malformed contract response: {type(exc).__name__}", install=True, graceful=True) from None
         try:
-            self.security.wallet.install(leaf, subs, key, emaid=emaid)
+            self._wallet().install(leaf, subs, key, emaid=emaid)
         except Exception as exc:  # e.g. WalletError: key/eMAID mismatch, disk full
             raise _Stop(f"wallet refused the contract: {type(exc).__name__}: {exc}", install=True,
                         graceful=True) from None
-        self.contract = self.security.wallet.usable_contract(at)  # the newest contract wins
+        self.contract = self._wallet().usable_contract(at)  # the newest contract wins
         if self.contract is None:
             raise _Stop("installed contract is not usable now", install=True, graceful=True)
         self._emit(ContractInstallationSucceeded(emaid, kind))
         self._send_payment_details(now)
 
     # ------------------------------------------------------------ authorisation
-    def _r_PaymentDetailsRes(self, body, header, msg, now):
+    def _r_PaymentDetailsRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._challenge = bytes(body["GenChallenge"])
         self._send_authorization(now)
 
     def _send_authorization(self, now: float) -> None:
         if self.payment == "Contract" and not self._resumed:
             self._send("AuthorizationReq", {"Id": "id1", "GenChallenge": self._challenge}, E.WAIT_AUTHORIZATION,
-                       now, sign_key=self.contract.private_key)
+                       now, sign_key=self._contract().private_key)
         else:
             self._send("AuthorizationReq", {}, E.WAIT_AUTHORIZATION, now)
 
     def _resend(self, new: EVState, now: float) -> None:
+        if self._request is None:
+            raise _Stop("nothing to repeat")
         self._queue(self._request)
         self._go(new)
         self._set_timer("msg", now + self.timing.message_timeout(self._request_name))
@@ -514,17 +536,17 @@ class EVSession(SessionCore):
             self._pending = run
             self._set_timer("poll", now + delay)
 
-    def handle_timer(self, now: float) -> list:
+    def handle_timer(self, now: float) -> list[Event]:
         self._clock = now
         return super().handle_timer(now)
 
-    def _r_AuthorizationRes(self, body, header, msg, now):
+    def _r_AuthorizationRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if body["EVSEProcessing"] != "Finished":
             self._emit(AuthorizationPending(body["EVSEProcessing"]))
             self._ongoing(now)
             return
         self._cancel_timer("ongoing")
-        self._emit(AuthorizationAccepted(self.payment, self.contract.emaid if self.contract and
+        self._emit(AuthorizationAccepted(self.payment or "", self.contract.emaid if self.contract and
                                          self.payment == "Contract" else None))
         self._send_charge_parameters(now)
 
@@ -556,7 +578,7 @@ class EVSession(SessionCore):
             body["AC_EVChargeParameter"] = param
         self._send("ChargeParameterDiscoveryReq", body, E.WAIT_CHARGE_PARAMETER, now)
 
-    def _r_ChargeParameterDiscoveryRes(self, body, header, msg, now):
+    def _r_ChargeParameterDiscoveryRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if body["EVSEProcessing"] != "Finished":
             self._ongoing(now)
             return
@@ -576,7 +598,7 @@ class EVSession(SessionCore):
             self._set_timer("cable_check", now + self.timing.get("cable_check"))
             self._send("CableCheckReq", {"DC_EVStatus": M.dc_ev_status(True, int(self.soc))}, E.WAIT_CABLE_CHECK, now)
 
-    def _verify_tariffs(self, msg, tariffs) -> None:
+    def _verify_tariffs(self, msg: dict[str, Any], tariffs: list[dict[str, Any]]) -> None:
         """SalesTariffs are signed by the MO Sub-CA 2 key (security notes §1): verify with the contract chain."""
         subs = list(self.contract.sub_cas) if self.contract else []
         if not subs:
@@ -589,7 +611,7 @@ class EVSession(SessionCore):
         self._emit(SalesTariffVerified(tuple(int(t["SalesTariff"]["SalesTariffID"]) for t in tariffs)))
 
     # ------------------------------------------------------------ DC preparation
-    def _r_CableCheckRes(self, body, header, msg, now):
+    def _r_CableCheckRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if body["EVSEProcessing"] != "Finished":
             state = self.state
             self._schedule(lambda: self._resend(state, self._clock), self.config.poll_interval, now)
@@ -603,7 +625,7 @@ class EVSession(SessionCore):
                                     "EVTargetVoltage": M.physical(self.config.dc_target_voltage, "V"),
                                     "EVTargetCurrent": M.physical(0, "A")}, E.WAIT_PRECHARGE, now)
 
-    def _r_PreChargeRes(self, body, header, msg, now):
+    def _r_PreChargeRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         present = M.from_physical(body["EVSEPresentVoltage"])
         if abs(present - self.config.dc_target_voltage) > self.config.precharge_tolerance:
             self._schedule(lambda: self._send_precharge(self._clock), self.config.poll_interval, now)
@@ -620,7 +642,7 @@ class EVSession(SessionCore):
         self._progress = progress
         self._send("PowerDeliveryReq", body, E.WAIT_POWER_DELIVERY, now)
 
-    def _r_PowerDeliveryRes(self, body, header, msg, now):
+    def _r_PowerDeliveryRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if self._progress == "Start":
             self._charging = True
             self._emit(ChargingStarted(self.config.energy_mode, self._schedule_id))
@@ -688,26 +710,26 @@ class EVSession(SessionCore):
             return
         self._loop(now)
 
-    def _r_ChargingStatusRes(self, body, header, msg, now):
+    def _r_ChargingStatusRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._loops += 1
         mi = body.get("MeterInfo") or {}
         self._emit(MeterValues(None, M.from_physical(body["EVSEMaxCurrent"]) if "EVSEMaxCurrent" in body else None,
                                mi.get("MeterReading"), int(self.soc)))
         self._after_status(body, body["AC_EVSEStatus"], now)
 
-    def _r_CurrentDemandRes(self, body, header, msg, now):
+    def _r_CurrentDemandRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         mi = body.get("MeterInfo") or {}
         self._emit(MeterValues(M.from_physical(body["EVSEPresentVoltage"]), M.from_physical(body["EVSEPresentCurrent"]),
                                mi.get("MeterReading"), int(self.soc)))
         self._after_status(body, body["DC_EVSEStatus"], now)
 
-    def _r_MeteringReceiptRes(self, body, header, msg, now):
+    def _r_MeteringReceiptRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._loop(now)
 
-    def _r_WeldingDetectionRes(self, body, header, msg, now):
+    def _r_WeldingDetectionRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._session_stop(now)
 
-    def _r_SessionStopRes(self, body, header, msg, now):
+    def _r_SessionStopRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self.state = E.ENDED
         pending = self._end_reason
         if pending is not None:

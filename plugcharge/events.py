@@ -23,28 +23,27 @@ __all__ = [
     "CertificateInstallationNeeded", "AuthorizationNeeded", "MeteringReceiptReceived",
     # commands
     "StartSession", "StopCharging", "PauseCharging", "CertificateInstallationResponse",
-    "AuthorizationResult",
+    "AuthorizationResult", "RequestRenegotiation",
 ]
 
-_dc = dataclasses.dataclass(frozen=True, slots=True)
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class Event:
     """Base of every event a session returns."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class BackendRequest(Event):
     """An event the charger's caller must answer with a command (see each subclass)."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class Command:
     """Base of every command a caller passes to ``session.send``."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class SendResult:
     """What ``session.send`` returns: bytes to put on the wire (V2GTP frames) and new events."""
 
@@ -53,7 +52,7 @@ class SendResult:
 
 
 # ---------------------------------------------------------------- common events
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionStarted(Event):
     """SessionSetup completed.  ``resumed`` is true when a paused session was joined."""
 
@@ -63,7 +62,7 @@ class SessionStarted(Event):
     resumed: bool = False
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionEnded(Event):
     """The V2G communication session is over; the caller closes the connection.
 
@@ -78,7 +77,7 @@ class SessionEnded(Event):
     fallback: Optional[str] = None
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ProtocolError(Event):
     """The peer (``remote=True``) or the link broke the protocol; followed by ``SessionEnded``."""
 
@@ -87,7 +86,7 @@ class ProtocolError(Event):
     remote: bool = True
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
     """A standard timer expired (name as in :mod:`plugcharge.timeouts`); followed by ``SessionEnded``."""
 
@@ -96,7 +95,7 @@ class TimerExpired(Event):
 
 
 # ---------------------------------------------------------------- EV events
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class PaymentSelected(Event):
     """The EV chose ``option`` (``Contract`` or ``ExternalPayment``); ``reason`` says why."""
 
@@ -105,7 +104,7 @@ class PaymentSelected(Event):
     installation: Optional[str] = None  # "install" / "update" when the certificate service is used
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContractInstallationStarted(Event):
     """Driver display: contract installation (``kind`` = install/update) has started."""
 
@@ -120,7 +119,7 @@ class ContractInstallationStarted(Event):
         return InstallationStarted(self.kind)
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContractInstallationSucceeded(Event):
     """Driver display: a new contract was verified and stored in the wallet."""
 
@@ -135,7 +134,7 @@ class ContractInstallationSucceeded(Event):
         return InstallationSucceeded(self.emaid)
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContractInstallationFailed(Event):
     """Driver display: installation failed (``reason`` is log-safe, ``response_code`` if the charger sent one)."""
 
@@ -150,14 +149,14 @@ class ContractInstallationFailed(Event):
         return InstallationFailed(self.response_code or self.reason)
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationPending(Event):
     """The charger answered EVSEProcessing=Ongoing; the EV asks again."""
 
     processing: str = "Ongoing"
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationAccepted(Event):
     """Authorisation finished; on the charger side ``emaid`` names the contract (None for EIM)."""
 
@@ -165,7 +164,7 @@ class AuthorizationAccepted(Event):
     emaid: Optional[str] = None
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationRejected(Event):
     """Authorisation was refused with ``response_code``."""
 
@@ -173,14 +172,14 @@ class AuthorizationRejected(Event):
     emaid: Optional[str] = None
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class SalesTariffVerified(Event):
     """The signed SalesTariff(s) of the chosen schedule verified (EV side)."""
 
     tariff_ids: tuple[int, ...]
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChargingStarted(Event):
     """PowerDelivery(Start) was accepted: energy flows."""
 
@@ -188,7 +187,7 @@ class ChargingStarted(Event):
     sa_schedule_id: int
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class MeterValues(Event):
     """A charge-loop status: present values (``voltage``/``current`` in V/A) and the meter reading (Wh)."""
 
@@ -198,14 +197,14 @@ class MeterValues(Event):
     soc: Optional[int] = None
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChargingStopped(Event):
     """PowerDelivery(Stop) was accepted."""
 
     reason: str = "ev_request"
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionPaused(Event):
     """SessionStop(Pause) was accepted; resume later with the same ``session_id``."""
 
@@ -213,7 +212,7 @@ class SessionPaused(Event):
 
 
 # ---------------------------------------------------------------- charger events
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class CertificateInstallationNeeded(BackendRequest):
     """Forward ``exi_request`` (the EV's EXI V2G_Message, signature checked) to the backend as an
     OCPP Get15118EVCertificate; answer with :class:`CertificateInstallationResponse`."""
@@ -223,7 +222,7 @@ class CertificateInstallationNeeded(BackendRequest):
     schema_version: str = "urn:iso:15118:2:2013:MsgDef"
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationNeeded(BackendRequest):
     """Authorise the session; answer with :class:`AuthorizationResult`.
 
@@ -237,7 +236,7 @@ class AuthorizationNeeded(BackendRequest):
     ocsp_data: tuple[Mapping[str, Any], ...] = ()
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class MeteringReceiptReceived(Event):
     """The EV signed a metering receipt (signature verified)."""
 
@@ -245,23 +244,23 @@ class MeteringReceiptReceived(Event):
 
 
 # ---------------------------------------------------------------- commands
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class StartSession(Command):
     """EV: open the V2G session (sends supportedAppProtocolReq)."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class StopCharging(Command):
     """EV: stop charging and end the session (PowerDelivery Stop … SessionStop Terminate).
     Charger: ask the EV to stop (EVSENotification StopCharging)."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class PauseCharging(Command):
     """EV: stop charging and pause the session (SessionStop Pause) to resume later."""
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class CertificateInstallationResponse(Command):
     """Charger: the backend's answer to :class:`CertificateInstallationNeeded`.
 
@@ -272,9 +271,15 @@ class CertificateInstallationResponse(Command):
     accepted: bool = True
 
 
-@_dc
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationResult(Command):
     """Charger: the backend's (or local identification's) answer to :class:`AuthorizationNeeded`."""
 
     accepted: bool
     response_code: Optional[str] = None  # e.g. FAILED_CertificateRevoked; default FAILED when refused
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestRenegotiation(Command):
+    """Charger: ask the EV to renegotiate its schedule (EVSENotification ReNegotiation); the EV
+    answers with PowerDelivery(Renegotiate), ChargeParameterDiscovery and PowerDelivery(Start)."""

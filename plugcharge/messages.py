@@ -11,7 +11,11 @@ Codecs: every function that encodes takes ``codecs``, a callable ``namespace -> 
 from __future__ import annotations
 
 import struct
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+
+#: Concrete mapping types accepted (codecs return dicts; typing.Mapping checks are slow).
+_MAP = (dict, MappingProxyType)
 
 __all__ = [
     "NS_APP", "NS_ISO2", "NS_XMLDSIG", "Codec", "CodecProvider", "resolve_codecs",
@@ -141,10 +145,10 @@ def body_of(message: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
         root = message["V2G_Message"]
         header = root["Header"]
         body = root["Body"]
-        if not isinstance(body, Mapping) or len(body) != 1 or not isinstance(header, Mapping):
+        if not isinstance(body, _MAP) or len(body) != 1 or not isinstance(header, _MAP):
             raise ValueError
         (name, content), = body.items()
-        if not isinstance(content, Mapping):
+        if not isinstance(content, _MAP):
             raise ValueError
     except (KeyError, TypeError, ValueError):
         raise ValueError("not a V2G_Message with a header and exactly one body element") from None
@@ -153,7 +157,7 @@ def body_of(message: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 def session_id_of(header: Mapping[str, Any]) -> Optional[bytes]:
     """The header's SessionID as bytes (None when absent or not binary)."""
-    sid = header.get("SessionID") if isinstance(header, Mapping) else None
+    sid = header.get("SessionID") if isinstance(header, _MAP) else None
     return bytes(sid) if isinstance(sid, (bytes, bytearray)) else None
 
 
@@ -193,7 +197,8 @@ def sap_res(code: str, schema_id: Optional[int] = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- ISO-2 body builders
 SERVICE_ID_CHARGING = 1
-#: Certificate service (installation / update) [V2G2-? ServiceID 2 in ServiceList, Annex notes].
+#: Certificate service (installation / update): ServiceID 2, ServiceCategory "ContractCertificate";
+#: ParameterSetID 1 = Installation, 2 = Update (as RISE-V2G and Josev use them; requirement id unverified).
 SERVICE_ID_CERTIFICATE = 2
 PARAMETER_SET_INSTALL = 1
 PARAMETER_SET_UPDATE = 2

@@ -154,8 +154,8 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
                 _log.warning("backend certificate request failed: %s", exc)
         if session.ended:
             return
-        ok = resp is not None and resp.status == "Accepted"
-        out = session.send(CertificateInstallationResponse(resp.exi if ok else None, ok), clock())
+        exi = resp.exi if resp is not None and resp.status == "Accepted" else None
+        out = session.send(CertificateInstallationResponse(exi, exi is not None), clock())
         await handle(list(out.events))
         await stream.write_raw(out.data)
 

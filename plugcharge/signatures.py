@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from cryptography import x509
@@ -31,6 +32,9 @@ from .errors import (
     UnexpectedReferenceError,
 )
 from .messages import NS_ISO2, NS_XMLDSIG, CodecProvider, resolve_codecs
+
+#: Concrete mapping types accepted (codecs return dicts; typing.Mapping checks are slow).
+_MAP = (dict, MappingProxyType)
 
 __all__ = [
     "ALG_C14N_EXI", "ALG_ECDSA_SHA256", "ALG_SHA256", "SIGNED_ELEMENTS", "MAX_REFERENCES",
@@ -143,7 +147,7 @@ def _signed_info_bytes(signed_info: Mapping[str, Any], codecs: CodecProvider | N
 
 
 def _id_of(name: str, element: Mapping[str, Any]) -> str:
-    ident = element.get("Id") if isinstance(element, Mapping) else None
+    ident = element.get("Id") if isinstance(element, _MAP) else None
     if not isinstance(ident, str) or not ident:
         raise MissingReferenceError(f"{name} has no Id attribute to sign")
     return ident
@@ -170,7 +174,7 @@ _REF_KEYS = {"URI", "Transforms", "DigestMethod", "DigestValue"}
 
 def _check_signed_info(si: Any) -> list[Mapping[str, Any]]:
     """Structural checks of a received SignedInfo [V2G2-771]; returns its References."""
-    if not isinstance(si, Mapping):
+    if not isinstance(si, _MAP):
         raise SignatureFormatError("Signature has no SignedInfo")
     extra = set(si) - _SI_KEYS
     if extra:
@@ -182,14 +186,14 @@ def _check_signed_info(si: Any) -> list[Mapping[str, Any]]:
     if sm.get("Algorithm") != ALG_ECDSA_SHA256 or set(sm) != {"Algorithm"}:
         raise SignatureFormatError("SignatureMethod must be ecdsa-sha256 without HMACOutputLength")
     refs = si.get("Reference")
-    if isinstance(refs, Mapping):
+    if isinstance(refs, _MAP):
         refs = [refs]
     if not isinstance(refs, list) or not refs:
         raise MissingReferenceError("SignedInfo has no Reference")
     if len(refs) > MAX_REFERENCES:
         raise SignatureFormatError(f"{len(refs)} References; at most {MAX_REFERENCES} [V2G2-909]")
     for ref in refs:
-        if not isinstance(ref, Mapping) or set(ref) - _REF_KEYS:
+        if not isinstance(ref, _MAP) or set(ref) - _REF_KEYS:
             raise SignatureFormatError("Reference carries forbidden content (Id/Type) [V2G2-771]")
         uri = ref.get("URI")
         if not isinstance(uri, str) or not uri.startswith("#") or len(uri) < 2:
@@ -211,7 +215,7 @@ def _check_signed_info(si: Any) -> list[Mapping[str, Any]]:
 def verify_signature(signature: Mapping[str, Any] | None, elements: Iterable[Element],
                      public_key: PublicKeyLike, *, codecs: CodecProvider | None = None) -> None:
     """Verify a header ``Signature`` over exactly ``elements``; raises a :class:`SignatureError` subclass."""
-    if not isinstance(signature, Mapping):
+    if not isinstance(signature, _MAP):
         raise MissingReferenceError("message is not signed (no Header.Signature)")
     extra = set(signature) - {"SignedInfo", "SignatureValue"}
     if extra:
@@ -231,8 +235,8 @@ def verify_signature(signature: Mapping[str, Any] | None, elements: Iterable[Ele
         if not hmac.compare_digest(digest_fragment(name, el, codecs=codecs), bytes(ref["DigestValue"])):
             raise DigestMismatchError(f"digest of {name} ({uri}) does not match its Reference", uri=uri)
     sv = signature.get("SignatureValue")
-    raw = sv.get("value") if isinstance(sv, Mapping) else None
-    if not isinstance(raw, (bytes, bytearray)) or (isinstance(sv, Mapping) and set(sv) != {"value"}):
+    raw = sv.get("value") if isinstance(sv, _MAP) else None
+    if not isinstance(raw, (bytes, bytearray)) or (isinstance(sv, _MAP) and set(sv) != {"value"}):
         raise SignatureFormatError("SignatureValue must be binary without an Id [V2G2-771]")
     der = raw_to_der(bytes(raw))
     key = public_key_of(public_key)

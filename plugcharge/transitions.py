@@ -3,8 +3,9 @@
 EV (EVCC) states name the response it waits for; :data:`EV_TRANSITIONS` maps each state to the one
 response body it accepts and the states that may follow.  Charger (SECC) states name the
 request(s) it accepts; :data:`CHARGER_TRANSITIONS` maps each state to ``{request: next states}``.
-Anything not in the table is a sequence error: the charger answers the request's response type with
-``FAILED_SequenceError`` and ends the session [V2G2-538/539 context]; the EV ends the session.
+Anything not in the table is a sequence error: the charger answers with the response message that
+corresponds to the received request [V2G2-538] carrying ``FAILED_SequenceError`` [V2G2-459], then
+terminates the session [V2G2-539, V2G2-034]; the EV stops on any FAILED response [V2G2-486].
 
 The sessions assert at run time that every transition they make is listed here, so the tables are
 the single, testable description of the message sequences (ISO 15118-2 Figures 104-107).

@@ -152,489 +152,489 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 75
     (1, ((3, 'value', T15, 77, False, False),)),  # 76
     (1, ((2, None, None, -1, False, False),)),  # 77
-    (1, ((1, 'RootCertificateID', 99, 79, True, False),)),  # 78
-    _run(19, 2, ((1, 'RootCertificateID', 99, '+', True, False), (2, None, None, -1, False, False),)),  # 79..97
+    (1, ((1, 'RootCertificateID', 81, 79, 20, False),)),  # 78
+    (2, ((1, 'RootCertificateID', 81, 80, 20, False), (2, None, None, -1, False, False),)),  # 79
+    (2, ((1, 'RootCertificateID', 81, 80, 20, False), (2, None, None, -1, False, False),)),  # 80
+    (1, ((1, 'X509IssuerName', 84, 82, False, True),)),  # 81
+    (1, ((1, 'X509SerialNumber', 86, 83, False, True),)),  # 82
+    (1, ((2, None, None, -1, False, False),)),  # 83
+    (1, ((3, 'value', T7, 85, False, False),)),  # 84
+    (1, ((2, None, None, -1, False, False),)),  # 85
+    (1, ((3, 'value', T16, 87, False, False),)),  # 86
+    (1, ((2, None, None, -1, False, False),)),  # 87
+    (1, ((1, 'ResponseCode', 41, 89, False, True),)),  # 88
+    (1, ((1, 'SAProvisioningCertificateChain', 95, 90, False, False),)),  # 89
+    (1, ((1, 'ContractSignatureCertChain', 95, 91, False, False),)),  # 90
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 92, False, False),)),  # 91
+    (1, ((1, 'DHpublickey', 107, 93, False, False),)),  # 92
+    (1, ((1, 'eMAID', 110, 94, False, False),)),  # 93
+    (1, ((2, None, None, -1, False, False),)),  # 94
+    (2, ((0, 'Id', T7, 96, False, False), (1, 'Certificate', 76, 97, False, True),)),  # 95
+    (1, ((1, 'Certificate', 76, 97, False, True),)),  # 96
+    (2, ((1, 'SubCertificates', 99, 98, False, False), (2, None, None, -1, False, False),)),  # 97
     (1, ((2, None, None, -1, False, False),)),  # 98
-    (1, ((1, 'X509IssuerName', 102, 100, False, True),)),  # 99
-    (1, ((1, 'X509SerialNumber', 104, 101, False, True),)),  # 100
-    (1, ((2, None, None, -1, False, False),)),  # 101
-    (1, ((3, 'value', T7, 103, False, False),)),  # 102
+    (1, ((1, 'Certificate', 76, 100, True, True),)),  # 99
+    _run(3, 2, ((1, 'Certificate', 76, '+', True, True), (2, None, None, -1, False, False),)),  # 100..102
     (1, ((2, None, None, -1, False, False),)),  # 103
-    (1, ((3, 'value', T16, 105, False, False),)),  # 104
-    (1, ((2, None, None, -1, False, False),)),  # 105
-    (1, ((1, 'ResponseCode', 41, 107, False, True),)),  # 106
-    (1, ((1, 'SAProvisioningCertificateChain', 113, 108, False, False),)),  # 107
-    (1, ((1, 'ContractSignatureCertChain', 113, 109, False, False),)),  # 108
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 122, 110, False, False),)),  # 109
-    (1, ((1, 'DHpublickey', 125, 111, False, False),)),  # 110
-    (1, ((1, 'eMAID', 128, 112, False, False),)),  # 111
+    (1, ((0, 'Id', T7, 105, False, False),)),  # 104
+    (1, ((3, 'value', T17, 106, False, False),)),  # 105
+    (1, ((2, None, None, -1, False, False),)),  # 106
+    (1, ((0, 'Id', T7, 108, False, False),)),  # 107
+    (1, ((3, 'value', T18, 109, False, False),)),  # 108
+    (1, ((2, None, None, -1, False, False),)),  # 109
+    (1, ((0, 'Id', T7, 111, False, False),)),  # 110
+    (1, ((3, 'value', T19, 112, False, False),)),  # 111
     (1, ((2, None, None, -1, False, False),)),  # 112
-    (2, ((0, 'Id', T7, 114, False, False), (1, 'Certificate', 76, 115, False, True),)),  # 113
-    (1, ((1, 'Certificate', 76, 115, False, True),)),  # 114
-    (2, ((1, 'SubCertificates', 117, 116, False, False), (2, None, None, -1, False, False),)),  # 115
-    (1, ((2, None, None, -1, False, False),)),  # 116
-    (1, ((1, 'Certificate', 76, 118, True, True),)),  # 117
-    _run(3, 2, ((1, 'Certificate', 76, '+', True, True), (2, None, None, -1, False, False),)),  # 118..120
-    (1, ((2, None, None, -1, False, False),)),  # 121
-    (1, ((0, 'Id', T7, 123, False, False),)),  # 122
-    (1, ((3, 'value', T17, 124, False, False),)),  # 123
-    (1, ((2, None, None, -1, False, False),)),  # 124
-    (1, ((0, 'Id', T7, 126, False, False),)),  # 125
-    (1, ((3, 'value', T18, 127, False, False),)),  # 126
+    (1, ((0, 'Id', T7, 114, False, False),)),  # 113
+    (1, ((1, 'ContractSignatureCertChain', 95, 115, False, False),)),  # 114
+    (1, ((1, 'eMAID', 118, 116, False, True),)),  # 115
+    (1, ((1, 'ListOfRootCertificateIDs', 78, 117, False, False),)),  # 116
+    (1, ((2, None, None, -1, False, False),)),  # 117
+    (1, ((3, 'value', T19, 119, False, False),)),  # 118
+    (1, ((2, None, None, -1, False, False),)),  # 119
+    (1, ((1, 'ResponseCode', 41, 121, False, True),)),  # 120
+    (1, ((1, 'SAProvisioningCertificateChain', 95, 122, False, False),)),  # 121
+    (1, ((1, 'ContractSignatureCertChain', 95, 123, False, False),)),  # 122
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 124, False, False),)),  # 123
+    (1, ((1, 'DHpublickey', 107, 125, False, False),)),  # 124
+    (1, ((1, 'eMAID', 110, 126, False, False),)),  # 125
+    (2, ((1, 'RetryCounter', 17, 127, False, True), (2, None, None, -1, False, False),)),  # 126
     (1, ((2, None, None, -1, False, False),)),  # 127
-    (1, ((0, 'Id', T7, 129, False, False),)),  # 128
-    (1, ((3, 'value', T19, 130, False, False),)),  # 129
-    (1, ((2, None, None, -1, False, False),)),  # 130
-    (1, ((0, 'Id', T7, 132, False, False),)),  # 131
-    (1, ((1, 'ContractSignatureCertChain', 113, 133, False, False),)),  # 132
-    (1, ((1, 'eMAID', 136, 134, False, True),)),  # 133
-    (1, ((1, 'ListOfRootCertificateIDs', 78, 135, False, False),)),  # 134
-    (1, ((2, None, None, -1, False, False),)),  # 135
-    (1, ((3, 'value', T19, 137, False, False),)),  # 136
-    (1, ((2, None, None, -1, False, False),)),  # 137
-    (1, ((1, 'ResponseCode', 41, 139, False, True),)),  # 138
-    (1, ((1, 'SAProvisioningCertificateChain', 113, 140, False, False),)),  # 139
-    (1, ((1, 'ContractSignatureCertChain', 113, 141, False, False),)),  # 140
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 122, 142, False, False),)),  # 141
-    (1, ((1, 'DHpublickey', 125, 143, False, False),)),  # 142
-    (1, ((1, 'eMAID', 128, 144, False, False),)),  # 143
-    (2, ((1, 'RetryCounter', 17, 145, False, True), (2, None, None, -1, False, False),)),  # 144
+    (2, ((1, 'MaxEntriesSAScheduleTuple', 27, 129, False, True), (1, 'RequestedEnergyTransferMode', 132, 130, False, True),)),  # 128
+    (1, ((1, 'RequestedEnergyTransferMode', 132, 130, False, True),)),  # 129
+    (2, ((1, 'AC_EVChargeParameter', 1, 131, False, False), (1, 'DC_EVChargeParameter', 134, 131, False, False), (1, 'EVChargeParameter', 144, 131, False, False),)),  # 130
+    (1, ((2, None, None, -1, False, False),)),  # 131
+    (1, ((3, 'value', T20, 133, False, False),)),  # 132
+    (1, ((2, None, None, -1, False, False),)),  # 133
+    (2, ((1, 'DepartureTime', 7, 135, False, True), (1, 'DC_EVStatus', 48, 136, False, False),)),  # 134
+    (1, ((1, 'DC_EVStatus', 48, 136, False, False),)),  # 135
+    (1, ((1, 'EVMaximumCurrentLimit', 9, 137, False, False),)),  # 136
+    (2, ((1, 'EVMaximumPowerLimit', 9, 138, False, False), (1, 'EVMaximumVoltageLimit', 9, 139, False, False),)),  # 137
+    (1, ((1, 'EVMaximumVoltageLimit', 9, 139, False, False),)),  # 138
+    (3, ((1, 'EVEnergyCapacity', 9, 140, False, False), (1, 'EVEnergyRequest', 9, 141, False, False), (1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 139
+    (3, ((1, 'EVEnergyRequest', 9, 141, False, False), (1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 140
+    (2, ((1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 141
+    (2, ((1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 142
+    (1, ((2, None, None, -1, False, False),)),  # 143
+    (2, ((1, 'DepartureTime', 7, 145, False, True), (2, None, None, -1, False, False),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
-    (2, ((1, 'MaxEntriesSAScheduleTuple', 27, 147, False, True), (1, 'RequestedEnergyTransferMode', 150, 148, False, True),)),  # 146
-    (1, ((1, 'RequestedEnergyTransferMode', 150, 148, False, True),)),  # 147
-    (2, ((1, 'AC_EVChargeParameter', 1, 149, False, False), (1, 'DC_EVChargeParameter', 152, 149, False, False), (1, 'EVChargeParameter', 162, 149, False, False),)),  # 148
-    (1, ((2, None, None, -1, False, False),)),  # 149
-    (1, ((3, 'value', T20, 151, False, False),)),  # 150
-    (1, ((2, None, None, -1, False, False),)),  # 151
-    (2, ((1, 'DepartureTime', 7, 153, False, True), (1, 'DC_EVStatus', 48, 154, False, False),)),  # 152
-    (1, ((1, 'DC_EVStatus', 48, 154, False, False),)),  # 153
-    (1, ((1, 'EVMaximumCurrentLimit', 9, 155, False, False),)),  # 154
-    (2, ((1, 'EVMaximumPowerLimit', 9, 156, False, False), (1, 'EVMaximumVoltageLimit', 9, 157, False, False),)),  # 155
-    (1, ((1, 'EVMaximumVoltageLimit', 9, 157, False, False),)),  # 156
-    (3, ((1, 'EVEnergyCapacity', 9, 158, False, False), (1, 'EVEnergyRequest', 9, 159, False, False), (1, 'FullSOC', 54, 160, False, True), (1, 'BulkSOC', 54, 161, False, True), (2, None, None, -1, False, False),)),  # 157
-    (3, ((1, 'EVEnergyRequest', 9, 159, False, False), (1, 'FullSOC', 54, 160, False, True), (1, 'BulkSOC', 54, 161, False, True), (2, None, None, -1, False, False),)),  # 158
-    (2, ((1, 'FullSOC', 54, 160, False, True), (1, 'BulkSOC', 54, 161, False, True), (2, None, None, -1, False, False),)),  # 159
-    (2, ((1, 'BulkSOC', 54, 161, False, True), (2, None, None, -1, False, False),)),  # 160
-    (1, ((2, None, None, -1, False, False),)),  # 161
-    (2, ((1, 'DepartureTime', 7, 163, False, True), (2, None, None, -1, False, False),)),  # 162
-    (1, ((2, None, None, -1, False, False),)),  # 163
-    (1, ((1, 'ResponseCode', 41, 165, False, True),)),  # 164
-    (1, ((1, 'EVSEProcessing', 43, 166, False, True),)),  # 165
-    (3, ((1, 'SAScheduleList', 169, 167, False, False), (1, 'SASchedules', 2265, 167, False, False), (1, 'AC_EVSEChargeParameter', 19, 168, False, False), (1, 'DC_EVSEChargeParameter', 2266, 168, False, False), (1, 'EVSEChargeParameter', 2276, 168, False, False),)),  # 166
-    (2, ((1, 'AC_EVSEChargeParameter', 19, 168, False, False), (1, 'DC_EVSEChargeParameter', 2266, 168, False, False), (1, 'EVSEChargeParameter', 2276, 168, False, False),)),  # 167
-    (1, ((2, None, None, -1, False, False),)),  # 168
-    (1, ((1, 'SAScheduleTuple', 173, 170, True, False),)),  # 169
-    (2, ((1, 'SAScheduleTuple', 173, 171, True, False), (2, None, None, -1, False, False),)),  # 170
-    (2, ((1, 'SAScheduleTuple', 173, 172, True, False), (2, None, None, -1, False, False),)),  # 171
-    (1, ((2, None, None, -1, False, False),)),  # 172
-    (1, ((1, 'SAScheduleTupleID', 177, 174, False, True),)),  # 173
-    (1, ((1, 'PMaxSchedule', 179, 175, False, False),)),  # 174
-    (2, ((1, 'SalesTariff', 1215, 176, False, False), (2, None, None, -1, False, False),)),  # 175
-    (1, ((2, None, None, -1, False, False),)),  # 176
-    (1, ((3, 'value', T21, 178, False, False),)),  # 177
-    (1, ((2, None, None, -1, False, False),)),  # 178
-    (1, ((1, 'PMaxScheduleEntry', 1204, 180, True, False),)),  # 179
-    _run(1023, 2, ((1, 'PMaxScheduleEntry', 1204, '+', True, False), (2, None, None, -1, False, False),)),  # 180..1202
-    (1, ((2, None, None, -1, False, False),)),  # 1203
-    (2, ((1, 'RelativeTimeInterval', 1207, 1205, False, False), (1, 'TimeInterval', 1214, 1205, False, False),)),  # 1204
-    (1, ((1, 'PMax', 9, 1206, False, False),)),  # 1205
-    (1, ((2, None, None, -1, False, False),)),  # 1206
-    (1, ((1, 'start', 1210, 1208, False, True),)),  # 1207
-    (2, ((1, 'duration', 1212, 1209, False, True), (2, None, None, -1, False, False),)),  # 1208
-    (1, ((2, None, None, -1, False, False),)),  # 1209
-    (1, ((3, 'value', T22, 1211, False, False),)),  # 1210
-    (1, ((2, None, None, -1, False, False),)),  # 1211
-    (1, ((3, 'value', T23, 1213, False, False),)),  # 1212
-    (1, ((2, None, None, -1, False, False),)),  # 1213
-    (1, ((2, None, None, -1, False, False),)),  # 1214
-    (2, ((0, 'Id', T7, 1216, False, False), (1, 'SalesTariffID', 177, 1217, False, True),)),  # 1215
-    (1, ((1, 'SalesTariffID', 177, 1217, False, True),)),  # 1216
-    (2, ((1, 'SalesTariffDescription', 2244, 1218, False, True), (1, 'NumEPriceLevels', 2246, 1219, False, True), (1, 'SalesTariffEntry', 2248, 1220, True, False),)),  # 1217
-    (2, ((1, 'NumEPriceLevels', 2246, 1219, False, True), (1, 'SalesTariffEntry', 2248, 1220, True, False),)),  # 1218
-    (1, ((1, 'SalesTariffEntry', 2248, 1220, True, False),)),  # 1219
-    _run(1023, 2, ((1, 'SalesTariffEntry', 2248, '+', True, False), (2, None, None, -1, False, False),)),  # 1220..2242
-    (1, ((2, None, None, -1, False, False),)),  # 2243
-    (1, ((3, 'value', T24, 2245, False, False),)),  # 2244
-    (1, ((2, None, None, -1, False, False),)),  # 2245
-    (1, ((3, 'value', T25, 2247, False, False),)),  # 2246
-    (1, ((2, None, None, -1, False, False),)),  # 2247
-    (2, ((1, 'RelativeTimeInterval', 1207, 2249, False, False), (1, 'TimeInterval', 1214, 2249, False, False),)),  # 2248
-    (2, ((1, 'EPriceLevel', 2246, 2250, False, True), (1, 'ConsumptionCost', 2254, 2251, True, False), (2, None, None, -1, False, False),)),  # 2249
-    _run(3, 2, ((1, 'ConsumptionCost', 2254, '+', True, False), (2, None, None, -1, False, False),)),  # 2250..2252
-    (1, ((2, None, None, -1, False, False),)),  # 2253
-    (1, ((1, 'startValue', 9, 2255, False, False),)),  # 2254
-    (1, ((1, 'Cost', 2259, 2256, True, False),)),  # 2255
-    (2, ((1, 'Cost', 2259, 2257, True, False), (2, None, None, -1, False, False),)),  # 2256
-    (2, ((1, 'Cost', 2259, 2258, True, False), (2, None, None, -1, False, False),)),  # 2257
-    (1, ((2, None, None, -1, False, False),)),  # 2258
-    (1, ((1, 'costKind', 2263, 2260, False, True),)),  # 2259
-    (1, ((1, 'amount', 7, 2261, False, True),)),  # 2260
-    (2, ((1, 'amountMultiplier', 13, 2262, False, True), (2, None, None, -1, False, False),)),  # 2261
-    (1, ((2, None, None, -1, False, False),)),  # 2262
-    (1, ((3, 'value', T26, 2264, False, False),)),  # 2263
-    (1, ((2, None, None, -1, False, False),)),  # 2264
-    (1, ((2, None, None, -1, False, False),)),  # 2265
-    (1, ((1, 'DC_EVSEStatus', 60, 2267, False, False),)),  # 2266
-    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 2268, False, False),)),  # 2267
-    (1, ((1, 'EVSEMaximumPowerLimit', 9, 2269, False, False),)),  # 2268
-    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 2270, False, False),)),  # 2269
-    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 2271, False, False),)),  # 2270
-    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 2272, False, False),)),  # 2271
-    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 2273, False, False), (1, 'EVSEPeakCurrentRipple', 9, 2274, False, False),)),  # 2272
-    (1, ((1, 'EVSEPeakCurrentRipple', 9, 2274, False, False),)),  # 2273
-    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 2275, False, False), (2, None, None, -1, False, False),)),  # 2274
-    (1, ((2, None, None, -1, False, False),)),  # 2275
-    (1, ((2, None, None, -1, False, False),)),  # 2276
-    (1, ((2, None, None, -1, False, False),)),  # 2277
-    (1, ((1, 'ResponseCode', 41, 2279, False, True),)),  # 2278
-    (1, ((1, 'EVSEID', 2286, 2280, False, True),)),  # 2279
-    (1, ((1, 'SAScheduleTupleID', 177, 2281, False, True),)),  # 2280
-    (3, ((1, 'EVSEMaxCurrent', 9, 2282, False, False), (1, 'MeterInfo', 2288, 2283, False, False), (1, 'ReceiptRequired', 31, 2284, False, True), (1, 'AC_EVSEStatus', 23, 2285, False, False),)),  # 2281
-    (2, ((1, 'MeterInfo', 2288, 2283, False, False), (1, 'ReceiptRequired', 31, 2284, False, True), (1, 'AC_EVSEStatus', 23, 2285, False, False),)),  # 2282
-    (2, ((1, 'ReceiptRequired', 31, 2284, False, True), (1, 'AC_EVSEStatus', 23, 2285, False, False),)),  # 2283
-    (1, ((1, 'AC_EVSEStatus', 23, 2285, False, False),)),  # 2284
-    (1, ((2, None, None, -1, False, False),)),  # 2285
-    (1, ((3, 'value', T27, 2287, False, False),)),  # 2286
-    (1, ((2, None, None, -1, False, False),)),  # 2287
-    (1, ((1, 'MeterID', 2294, 2289, False, True),)),  # 2288
-    (3, ((1, 'MeterReading', 2296, 2290, False, True), (1, 'SigMeterReading', 2298, 2291, False, True), (1, 'MeterStatus', 2300, 2292, False, True), (1, 'TMeter', 2302, 2293, False, True), (2, None, None, -1, False, False),)),  # 2289
-    (3, ((1, 'SigMeterReading', 2298, 2291, False, True), (1, 'MeterStatus', 2300, 2292, False, True), (1, 'TMeter', 2302, 2293, False, True), (2, None, None, -1, False, False),)),  # 2290
-    (2, ((1, 'MeterStatus', 2300, 2292, False, True), (1, 'TMeter', 2302, 2293, False, True), (2, None, None, -1, False, False),)),  # 2291
-    (2, ((1, 'TMeter', 2302, 2293, False, True), (2, None, None, -1, False, False),)),  # 2292
-    (1, ((2, None, None, -1, False, False),)),  # 2293
-    (1, ((3, 'value', T24, 2295, False, False),)),  # 2294
-    (1, ((2, None, None, -1, False, False),)),  # 2295
-    (1, ((3, 'value', T28, 2297, False, False),)),  # 2296
-    (1, ((2, None, None, -1, False, False),)),  # 2297
-    (1, ((3, 'value', T29, 2299, False, False),)),  # 2298
-    (1, ((2, None, None, -1, False, False),)),  # 2299
-    (1, ((3, 'value', T3, 2301, False, False),)),  # 2300
-    (1, ((2, None, None, -1, False, False),)),  # 2301
-    (1, ((3, 'value', T30, 2303, False, False),)),  # 2302
-    (1, ((2, None, None, -1, False, False),)),  # 2303
-    (1, ((1, 'DC_EVStatus', 48, 2305, False, False),)),  # 2304
-    (1, ((1, 'EVTargetCurrent', 9, 2306, False, False),)),  # 2305
-    (3, ((1, 'EVMaximumVoltageLimit', 9, 2307, False, False), (1, 'EVMaximumCurrentLimit', 9, 2308, False, False), (1, 'EVMaximumPowerLimit', 9, 2309, False, False), (1, 'BulkChargingComplete', 31, 2310, False, True), (1, 'ChargingComplete', 31, 2311, False, True),)),  # 2306
-    (3, ((1, 'EVMaximumCurrentLimit', 9, 2308, False, False), (1, 'EVMaximumPowerLimit', 9, 2309, False, False), (1, 'BulkChargingComplete', 31, 2310, False, True), (1, 'ChargingComplete', 31, 2311, False, True),)),  # 2307
-    (2, ((1, 'EVMaximumPowerLimit', 9, 2309, False, False), (1, 'BulkChargingComplete', 31, 2310, False, True), (1, 'ChargingComplete', 31, 2311, False, True),)),  # 2308
-    (2, ((1, 'BulkChargingComplete', 31, 2310, False, True), (1, 'ChargingComplete', 31, 2311, False, True),)),  # 2309
-    (1, ((1, 'ChargingComplete', 31, 2311, False, True),)),  # 2310
-    (2, ((1, 'RemainingTimeToFullSoC', 9, 2312, False, False), (1, 'RemainingTimeToBulkSoC', 9, 2313, False, False), (1, 'EVTargetVoltage', 9, 2314, False, False),)),  # 2311
-    (2, ((1, 'RemainingTimeToBulkSoC', 9, 2313, False, False), (1, 'EVTargetVoltage', 9, 2314, False, False),)),  # 2312
-    (1, ((1, 'EVTargetVoltage', 9, 2314, False, False),)),  # 2313
-    (1, ((2, None, None, -1, False, False),)),  # 2314
-    (1, ((1, 'ResponseCode', 41, 2316, False, True),)),  # 2315
-    (1, ((1, 'DC_EVSEStatus', 60, 2317, False, False),)),  # 2316
-    (1, ((1, 'EVSEPresentVoltage', 9, 2318, False, False),)),  # 2317
-    (1, ((1, 'EVSEPresentCurrent', 9, 2319, False, False),)),  # 2318
-    (1, ((1, 'EVSECurrentLimitAchieved', 31, 2320, False, True),)),  # 2319
-    (1, ((1, 'EVSEVoltageLimitAchieved', 31, 2321, False, True),)),  # 2320
-    (1, ((1, 'EVSEPowerLimitAchieved', 31, 2322, False, True),)),  # 2321
-    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 2323, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2324, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2325, False, False), (1, 'EVSEID', 2286, 2326, False, True),)),  # 2322
-    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 2324, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2325, False, False), (1, 'EVSEID', 2286, 2326, False, True),)),  # 2323
-    (2, ((1, 'EVSEMaximumPowerLimit', 9, 2325, False, False), (1, 'EVSEID', 2286, 2326, False, True),)),  # 2324
-    (1, ((1, 'EVSEID', 2286, 2326, False, True),)),  # 2325
-    (1, ((1, 'SAScheduleTupleID', 177, 2327, False, True),)),  # 2326
-    (2, ((1, 'MeterInfo', 2288, 2328, False, False), (1, 'ReceiptRequired', 31, 2329, False, True), (2, None, None, -1, False, False),)),  # 2327
-    (2, ((1, 'ReceiptRequired', 31, 2329, False, True), (2, None, None, -1, False, False),)),  # 2328
-    (1, ((2, None, None, -1, False, False),)),  # 2329
-    (1, ((1, 'DC_EVStatus', 48, 2331, False, False),)),  # 2330
-    (2, ((1, 'BulkChargingComplete', 31, 2332, False, True), (1, 'ChargingComplete', 31, 2333, False, True),)),  # 2331
-    (1, ((1, 'ChargingComplete', 31, 2333, False, True),)),  # 2332
-    (1, ((2, None, None, -1, False, False),)),  # 2333
-    (2, ((1, 'P', 2342, 2335, False, True), (1, 'G', 2342, 2336, False, True), (1, 'Y', 2342, 2337, False, True),)),  # 2334
-    (1, ((1, 'Q', 2342, 2341, False, True),)),  # 2335
-    (1, ((1, 'Y', 2342, 2337, False, True),)),  # 2336
-    (2, ((1, 'J', 2342, 2338, False, True), (1, 'Seed', 2342, 2339, False, True), (2, None, None, -1, False, False),)),  # 2337
-    (2, ((1, 'Seed', 2342, 2339, False, True), (2, None, None, -1, False, False),)),  # 2338
-    (1, ((1, 'PgenCounter', 2342, 2340, False, True),)),  # 2339
-    (1, ((2, None, None, -1, False, False),)),  # 2340
-    (2, ((1, 'G', 2342, 2336, False, True), (1, 'Y', 2342, 2337, False, True),)),  # 2341
-    (1, ((3, 'value', T31, 2343, False, False),)),  # 2342
-    (1, ((2, None, None, -1, False, False),)),  # 2343
-    (1, ((0, 'Algorithm', T7, 2345, False, False),)),  # 2344
-    (2, ((4, None, None, 2346, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2345, False, False),)),  # 2345
-    (2, ((4, None, None, 2346, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2346, False, False),)),  # 2346
-    (1, ((3, 'value', T31, 2348, False, False),)),  # 2347
-    (1, ((2, None, None, -1, False, False),)),  # 2348
-    (1, ((2, None, None, -1, False, False),)),  # 2349
-    (1, ((1, 'NotificationMaxDelay', 27, 2351, False, True),)),  # 2350
-    (1, ((1, 'EVSENotification', 29, 2352, False, True),)),  # 2351
-    (1, ((2, None, None, -1, False, False),)),  # 2352
-    (1, ((2, None, None, -1, False, False),)),  # 2353
-    (2, ((1, 'RelativeTimeInterval', 1207, 2355, False, False), (1, 'TimeInterval', 1214, 2355, False, False),)),  # 2354
-    (1, ((2, None, None, -1, False, False),)),  # 2355
-    (4, ((0, 'Id', T7, 2357, False, False), (1, 'KeyName', 102, 2358, True, True), (1, 'KeyValue', 2374, 2359, True, False), (1, 'RetrievalMethod', 2381, 2360, True, False), (1, 'X509Data', 2392, 2361, True, False), (1, 'PGPData', 2407, 2362, True, False), (1, 'SPKIData', 2413, 2363, True, False), (1, 'MgmtData', 102, 2364, True, True), (4, None, None, 2365, True, False), (3, 'value', T7, 2357, False, False),)),  # 2356
-    (4, ((1, 'KeyName', 102, 2358, True, True), (1, 'KeyValue', 2374, 2359, True, False), (1, 'RetrievalMethod', 2381, 2360, True, False), (1, 'X509Data', 2392, 2361, True, False), (1, 'PGPData', 2407, 2362, True, False), (1, 'SPKIData', 2413, 2363, True, False), (1, 'MgmtData', 102, 2364, True, True), (4, None, None, 2365, True, False), (3, 'value', T7, 2357, False, False),)),  # 2357
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2358, False, False),)),  # 2358
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2359, False, False),)),  # 2359
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2360, False, False),)),  # 2360
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2361, False, False),)),  # 2361
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2362, False, False),)),  # 2362
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2363, False, False),)),  # 2363
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2364, False, False),)),  # 2364
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2365, False, False),)),  # 2365
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2366, False, False),)),  # 2366
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2367, False, False),)),  # 2367
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2368, False, False),)),  # 2368
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2369, False, False),)),  # 2369
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2370, False, False),)),  # 2370
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2371, False, False),)),  # 2371
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2372, False, False),)),  # 2372
-    (4, ((1, 'KeyName', 102, 2366, True, True), (1, 'KeyValue', 2374, 2367, True, False), (1, 'RetrievalMethod', 2381, 2368, True, False), (1, 'X509Data', 2392, 2369, True, False), (1, 'PGPData', 2407, 2370, True, False), (1, 'SPKIData', 2413, 2371, True, False), (1, 'MgmtData', 102, 2372, True, True), (4, None, None, 2373, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2373, False, False),)),  # 2373
-    (3, ((1, 'DSAKeyValue', 2334, 2375, False, False), (1, 'RSAKeyValue', 2378, 2376, False, False), (4, None, None, 2377, False, False), (3, 'value', T7, 2374, False, False),)),  # 2374
-    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 2375, False, False),)),  # 2375
-    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 2376, False, False),)),  # 2376
-    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 2377, False, False),)),  # 2377
-    (1, ((1, 'Modulus', 2342, 2379, False, True),)),  # 2378
-    (1, ((1, 'Exponent', 2342, 2380, False, True),)),  # 2379
-    (1, ((2, None, None, -1, False, False),)),  # 2380
-    (3, ((0, 'Type', T7, 2382, False, False), (0, 'URI', T7, 2383, False, False), (1, 'Transforms', 2385, 2384, False, False), (2, None, None, -1, False, False),)),  # 2381
-    (2, ((0, 'URI', T7, 2383, False, False), (1, 'Transforms', 2385, 2384, False, False), (2, None, None, -1, False, False),)),  # 2382
-    (2, ((1, 'Transforms', 2385, 2384, False, False), (2, None, None, -1, False, False),)),  # 2383
-    (1, ((2, None, None, -1, False, False),)),  # 2384
-    (1, ((1, 'Transform', 2388, 2386, True, False),)),  # 2385
-    (2, ((1, 'Transform', 2388, 2387, True, False), (2, None, None, -1, False, False),)),  # 2386
-    (2, ((1, 'Transform', 2388, 2387, True, False), (2, None, None, -1, False, False),)),  # 2387
-    (1, ((0, 'Algorithm', T7, 2389, False, False),)),  # 2388
-    (3, ((1, 'XPath', 102, 2391, True, True), (4, None, None, 2390, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2389, False, False),)),  # 2389
-    (3, ((1, 'XPath', 102, 2391, True, True), (4, None, None, 2390, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2390, False, False),)),  # 2390
-    (3, ((1, 'XPath', 102, 2391, True, True), (4, None, None, 2390, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2391, False, False),)),  # 2391
-    (3, ((1, 'X509IssuerSerial', 99, 2393, True, False), (1, 'X509SKI', 2405, 2394, True, True), (1, 'X509SubjectName', 102, 2395, True, True), (1, 'X509Certificate', 2405, 2396, True, True), (1, 'X509CRL', 2405, 2397, True, True), (4, None, None, 2398, True, False),)),  # 2392
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2393
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2394
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2395
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2396
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2397
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2398
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2399
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2400
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2401
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2402
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2403
-    (3, ((1, 'X509IssuerSerial', 99, 2399, True, False), (1, 'X509SKI', 2405, 2400, True, True), (1, 'X509SubjectName', 102, 2401, True, True), (1, 'X509Certificate', 2405, 2402, True, True), (1, 'X509CRL', 2405, 2403, True, True), (4, None, None, 2404, True, False), (2, None, None, -1, False, False),)),  # 2404
-    (1, ((3, 'value', T31, 2406, False, False),)),  # 2405
-    (1, ((2, None, None, -1, False, False),)),  # 2406
-    (2, ((1, 'PGPKeyID', 2405, 2408, False, True), (1, 'PGPKeyPacket', 2405, 2409, False, True),)),  # 2407
-    (2, ((1, 'PGPKeyPacket', 2405, 2411, False, True), (4, None, None, 2412, True, False), (2, None, None, -1, False, False),)),  # 2408
-    (2, ((4, None, None, 2410, True, False), (2, None, None, -1, False, False),)),  # 2409
-    (2, ((4, None, None, 2410, True, False), (2, None, None, -1, False, False),)),  # 2410
-    (2, ((4, None, None, 2412, True, False), (2, None, None, -1, False, False),)),  # 2411
-    (2, ((4, None, None, 2412, True, False), (2, None, None, -1, False, False),)),  # 2412
-    (1, ((1, 'SPKISexp', 2405, 2414, True, True),)),  # 2413
-    (2, ((1, 'SPKISexp', 2405, 2416, True, True), (4, None, None, 2415, True, False), (2, None, None, -1, False, False),)),  # 2414
-    (2, ((1, 'SPKISexp', 2405, 2416, True, True), (2, None, None, -1, False, False),)),  # 2415
-    (2, ((1, 'SPKISexp', 2405, 2416, True, True), (4, None, None, 2417, True, False), (2, None, None, -1, False, False),)),  # 2416
-    (2, ((1, 'SPKISexp', 2405, 2416, True, True), (2, None, None, -1, False, False),)),  # 2417
-    (2, ((0, 'Id', T7, 2419, False, False), (1, 'Reference', 2422, 2420, True, False),)),  # 2418
-    (1, ((1, 'Reference', 2422, 2420, True, False),)),  # 2419
-    (2, ((1, 'Reference', 2422, 2421, True, False), (2, None, None, -1, False, False),)),  # 2420
-    (2, ((1, 'Reference', 2422, 2421, True, False), (2, None, None, -1, False, False),)),  # 2421
-    (3, ((0, 'Id', T7, 2423, False, False), (0, 'Type', T7, 2424, False, False), (0, 'URI', T7, 2425, False, False), (1, 'Transforms', 2385, 2426, False, False), (1, 'DigestMethod', 2344, 2427, False, False),)),  # 2422
-    (3, ((0, 'Type', T7, 2424, False, False), (0, 'URI', T7, 2425, False, False), (1, 'Transforms', 2385, 2426, False, False), (1, 'DigestMethod', 2344, 2427, False, False),)),  # 2423
-    (2, ((0, 'URI', T7, 2425, False, False), (1, 'Transforms', 2385, 2426, False, False), (1, 'DigestMethod', 2344, 2427, False, False),)),  # 2424
-    (2, ((1, 'Transforms', 2385, 2426, False, False), (1, 'DigestMethod', 2344, 2427, False, False),)),  # 2425
-    (1, ((1, 'DigestMethod', 2344, 2427, False, False),)),  # 2426
-    (1, ((1, 'DigestValue', 2347, 2428, False, True),)),  # 2427
-    (1, ((2, None, None, -1, False, False),)),  # 2428
-    (2, ((0, 'Id', T7, 2430, False, False), (1, 'SessionID', 2434, 2431, False, True),)),  # 2429
-    (1, ((1, 'SessionID', 2434, 2431, False, True),)),  # 2430
-    (2, ((1, 'SAScheduleTupleID', 177, 2432, False, True), (1, 'MeterInfo', 2288, 2433, False, False),)),  # 2431
-    (1, ((1, 'MeterInfo', 2288, 2433, False, False),)),  # 2432
-    (1, ((2, None, None, -1, False, False),)),  # 2433
-    (1, ((3, 'value', T32, 2435, False, False),)),  # 2434
-    (1, ((2, None, None, -1, False, False),)),  # 2435
-    (1, ((1, 'ResponseCode', 41, 2437, False, True),)),  # 2436
-    (2, ((1, 'AC_EVSEStatus', 23, 2438, False, False), (1, 'DC_EVSEStatus', 60, 2438, False, False), (1, 'EVSEStatus', 2350, 2438, False, False),)),  # 2437
-    (1, ((2, None, None, -1, False, False),)),  # 2438
-    (3, ((0, 'Encoding', T7, 2440, False, False), (0, 'Id', T7, 2441, False, False), (0, 'MimeType', T7, 2442, False, False), (4, None, None, 2443, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2442, False, False),)),  # 2439
-    (3, ((0, 'Id', T7, 2441, False, False), (0, 'MimeType', T7, 2442, False, False), (4, None, None, 2443, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2442, False, False),)),  # 2440
-    (3, ((0, 'MimeType', T7, 2442, False, False), (4, None, None, 2443, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2442, False, False),)),  # 2441
-    (2, ((4, None, None, 2443, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2442, False, False),)),  # 2442
-    (2, ((4, None, None, 2443, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2443, False, False),)),  # 2443
-    (1, ((1, 'eMAID', 136, 2445, False, True),)),  # 2444
-    (1, ((1, 'ContractSignatureCertChain', 113, 2446, False, False),)),  # 2445
-    (1, ((2, None, None, -1, False, False),)),  # 2446
-    (1, ((1, 'ResponseCode', 41, 2448, False, True),)),  # 2447
-    (1, ((1, 'GenChallenge', 36, 2449, False, True),)),  # 2448
-    (1, ((1, 'EVSETimeStamp', 2302, 2450, False, True),)),  # 2449
-    (1, ((2, None, None, -1, False, False),)),  # 2450
-    (1, ((1, 'SelectedPaymentOption', 2454, 2452, False, True),)),  # 2451
-    (1, ((1, 'SelectedServiceList', 2456, 2453, False, False),)),  # 2452
-    (1, ((2, None, None, -1, False, False),)),  # 2453
-    (1, ((3, 'value', T33, 2455, False, False),)),  # 2454
-    (1, ((2, None, None, -1, False, False),)),  # 2455
-    (1, ((1, 'SelectedService', 2473, 2457, True, False),)),  # 2456
-    _run(15, 2, ((1, 'SelectedService', 2473, '+', True, False), (2, None, None, -1, False, False),)),  # 2457..2471
-    (1, ((2, None, None, -1, False, False),)),  # 2472
-    (1, ((1, 'ServiceID', 2476, 2474, False, True),)),  # 2473
-    (2, ((1, 'ParameterSetID', 17, 2475, False, True), (2, None, None, -1, False, False),)),  # 2474
-    (1, ((2, None, None, -1, False, False),)),  # 2475
-    (1, ((3, 'value', T4, 2477, False, False),)),  # 2476
-    (1, ((2, None, None, -1, False, False),)),  # 2477
-    (1, ((1, 'ResponseCode', 41, 2479, False, True),)),  # 2478
-    (1, ((2, None, None, -1, False, False),)),  # 2479
-    (1, ((1, 'ChargeProgress', 2485, 2481, False, True),)),  # 2480
-    (1, ((1, 'SAScheduleTupleID', 177, 2482, False, True),)),  # 2481
-    (3, ((1, 'ChargingProfile', 2487, 2483, False, False), (1, 'DC_EVPowerDeliveryParameter', 2330, 2484, False, False), (1, 'EVPowerDeliveryParameter', 2349, 2484, False, False), (2, None, None, -1, False, False),)),  # 2482
-    (2, ((1, 'DC_EVPowerDeliveryParameter', 2330, 2484, False, False), (1, 'EVPowerDeliveryParameter', 2349, 2484, False, False), (2, None, None, -1, False, False),)),  # 2483
-    (1, ((2, None, None, -1, False, False),)),  # 2484
-    (1, ((3, 'value', T34, 2486, False, False),)),  # 2485
-    (1, ((2, None, None, -1, False, False),)),  # 2486
-    (1, ((1, 'ProfileEntry', 2512, 2488, True, False),)),  # 2487
-    _run(23, 2, ((1, 'ProfileEntry', 2512, '+', True, False), (2, None, None, -1, False, False),)),  # 2488..2510
-    (1, ((2, None, None, -1, False, False),)),  # 2511
-    (1, ((1, 'ChargingProfileEntryStart', 7, 2513, False, True),)),  # 2512
-    (1, ((1, 'ChargingProfileEntryMaxPower', 9, 2514, False, False),)),  # 2513
-    (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 2516, 2515, False, True), (2, None, None, -1, False, False),)),  # 2514
-    (1, ((2, None, None, -1, False, False),)),  # 2515
-    (1, ((3, 'value', T35, 2517, False, False),)),  # 2516
-    (1, ((2, None, None, -1, False, False),)),  # 2517
-    (1, ((1, 'ResponseCode', 41, 2519, False, True),)),  # 2518
-    (2, ((1, 'AC_EVSEStatus', 23, 2520, False, False), (1, 'DC_EVSEStatus', 60, 2520, False, False), (1, 'EVSEStatus', 2350, 2520, False, False),)),  # 2519
-    (1, ((2, None, None, -1, False, False),)),  # 2520
-    (1, ((1, 'DC_EVStatus', 48, 2522, False, False),)),  # 2521
-    (1, ((1, 'EVTargetVoltage', 9, 2523, False, False),)),  # 2522
-    (1, ((1, 'EVTargetCurrent', 9, 2524, False, False),)),  # 2523
-    (1, ((2, None, None, -1, False, False),)),  # 2524
-    (1, ((1, 'ResponseCode', 41, 2526, False, True),)),  # 2525
-    (1, ((1, 'DC_EVSEStatus', 60, 2527, False, False),)),  # 2526
-    (1, ((1, 'EVSEPresentVoltage', 9, 2528, False, False),)),  # 2527
-    (1, ((2, None, None, -1, False, False),)),  # 2528
-    (1, ((1, 'ServiceID', 2476, 2530, False, True),)),  # 2529
-    (1, ((2, None, None, -1, False, False),)),  # 2530
-    (1, ((1, 'ResponseCode', 41, 2532, False, True),)),  # 2531
-    (1, ((1, 'ServiceID', 2476, 2533, False, True),)),  # 2532
-    (2, ((1, 'ServiceParameterList', 2535, 2534, False, False), (2, None, None, -1, False, False),)),  # 2533
-    (1, ((2, None, None, -1, False, False),)),  # 2534
-    (1, ((1, 'ParameterSet', 2791, 2536, True, False),)),  # 2535
-    _run(254, 2, ((1, 'ParameterSet', 2791, '+', True, False), (2, None, None, -1, False, False),)),  # 2536..2789
-    (1, ((2, None, None, -1, False, False),)),  # 2790
-    (1, ((1, 'ParameterSetID', 17, 2792, False, True),)),  # 2791
-    (1, ((1, 'Parameter', 2809, 2793, True, False),)),  # 2792
-    _run(15, 2, ((1, 'Parameter', 2809, '+', True, False), (2, None, None, -1, False, False),)),  # 2793..2807
-    (1, ((2, None, None, -1, False, False),)),  # 2808
-    (1, ((0, 'Name', T7, 2810, False, False),)),  # 2809
-    (3, ((1, 'boolValue', 31, 2811, False, True), (1, 'byteValue', 2817, 2812, False, True), (1, 'shortValue', 17, 2813, False, True), (1, 'intValue', 2819, 2814, False, True), (1, 'physicalValue', 9, 2815, False, False), (1, 'stringValue', 102, 2816, False, True),)),  # 2810
-    (1, ((2, None, None, -1, False, False),)),  # 2811
-    (1, ((2, None, None, -1, False, False),)),  # 2812
-    (1, ((2, None, None, -1, False, False),)),  # 2813
-    (1, ((2, None, None, -1, False, False),)),  # 2814
-    (1, ((2, None, None, -1, False, False),)),  # 2815
-    (1, ((2, None, None, -1, False, False),)),  # 2816
-    (1, ((3, 'value', T36, 2818, False, False),)),  # 2817
-    (1, ((2, None, None, -1, False, False),)),  # 2818
-    (1, ((3, 'value', T37, 2820, False, False),)),  # 2819
-    (1, ((2, None, None, -1, False, False),)),  # 2820
-    (2, ((1, 'ServiceScope', 2824, 2822, False, True), (1, 'ServiceCategory', 2826, 2823, False, True), (2, None, None, -1, False, False),)),  # 2821
-    (2, ((1, 'ServiceCategory', 2826, 2823, False, True), (2, None, None, -1, False, False),)),  # 2822
-    (1, ((2, None, None, -1, False, False),)),  # 2823
-    (1, ((3, 'value', T38, 2825, False, False),)),  # 2824
-    (1, ((2, None, None, -1, False, False),)),  # 2825
-    (1, ((3, 'value', T39, 2827, False, False),)),  # 2826
-    (1, ((2, None, None, -1, False, False),)),  # 2827
-    (1, ((1, 'ResponseCode', 41, 2829, False, True),)),  # 2828
-    (1, ((1, 'PaymentOptionList', 2833, 2830, False, False),)),  # 2829
-    (1, ((1, 'ChargeService', 2836, 2831, False, False),)),  # 2830
-    (2, ((1, 'ServiceList', 2852, 2832, False, False), (2, None, None, -1, False, False),)),  # 2831
-    (1, ((2, None, None, -1, False, False),)),  # 2832
-    (1, ((1, 'PaymentOption', 2454, 2834, True, True),)),  # 2833
-    (2, ((1, 'PaymentOption', 2454, 2835, True, True), (2, None, None, -1, False, False),)),  # 2834
-    (1, ((2, None, None, -1, False, False),)),  # 2835
-    (1, ((1, 'ServiceID', 2476, 2837, False, True),)),  # 2836
-    (2, ((1, 'ServiceName', 2843, 2838, False, True), (1, 'ServiceCategory', 2826, 2839, False, True),)),  # 2837
-    (1, ((1, 'ServiceCategory', 2826, 2839, False, True),)),  # 2838
-    (2, ((1, 'ServiceScope', 2824, 2840, False, True), (1, 'FreeService', 31, 2841, False, True),)),  # 2839
-    (1, ((1, 'FreeService', 31, 2841, False, True),)),  # 2840
-    (1, ((1, 'SupportedEnergyTransferMode', 2845, 2842, False, False),)),  # 2841
-    (1, ((2, None, None, -1, False, False),)),  # 2842
-    (1, ((3, 'value', T24, 2844, False, False),)),  # 2843
-    (1, ((2, None, None, -1, False, False),)),  # 2844
-    (1, ((1, 'EnergyTransferMode', 150, 2846, True, True),)),  # 2845
-    _run(5, 2, ((1, 'EnergyTransferMode', 150, '+', True, True), (2, None, None, -1, False, False),)),  # 2846..2850
-    (1, ((2, None, None, -1, False, False),)),  # 2851
-    (1, ((1, 'Service', 2861, 2853, True, False),)),  # 2852
-    _run(7, 2, ((1, 'Service', 2861, '+', True, False), (2, None, None, -1, False, False),)),  # 2853..2859
-    (1, ((2, None, None, -1, False, False),)),  # 2860
-    (1, ((1, 'ServiceID', 2476, 2862, False, True),)),  # 2861
-    (2, ((1, 'ServiceName', 2843, 2863, False, True), (1, 'ServiceCategory', 2826, 2864, False, True),)),  # 2862
-    (1, ((1, 'ServiceCategory', 2826, 2864, False, True),)),  # 2863
-    (2, ((1, 'ServiceScope', 2824, 2865, False, True), (1, 'FreeService', 31, 2866, False, True),)),  # 2864
-    (1, ((1, 'FreeService', 31, 2866, False, True),)),  # 2865
-    (1, ((2, None, None, -1, False, False),)),  # 2866
-    (1, ((1, 'EVCCID', 2869, 2868, False, True),)),  # 2867
-    (1, ((2, None, None, -1, False, False),)),  # 2868
-    (1, ((3, 'value', T40, 2870, False, False),)),  # 2869
-    (1, ((2, None, None, -1, False, False),)),  # 2870
-    (1, ((1, 'ResponseCode', 41, 2872, False, True),)),  # 2871
-    (1, ((1, 'EVSEID', 2286, 2873, False, True),)),  # 2872
-    (2, ((1, 'EVSETimeStamp', 2302, 2874, False, True), (2, None, None, -1, False, False),)),  # 2873
-    (1, ((2, None, None, -1, False, False),)),  # 2874
-    (1, ((1, 'ChargingSession', 2877, 2876, False, True),)),  # 2875
-    (1, ((2, None, None, -1, False, False),)),  # 2876
-    (1, ((3, 'value', T41, 2878, False, False),)),  # 2877
-    (1, ((2, None, None, -1, False, False),)),  # 2878
-    (1, ((1, 'ResponseCode', 41, 2880, False, True),)),  # 2879
-    (1, ((2, None, None, -1, False, False),)),  # 2880
-    (2, ((0, 'Id', T7, 2882, False, False), (1, 'SignedInfo', 2887, 2883, False, False),)),  # 2881
-    (1, ((1, 'SignedInfo', 2887, 2883, False, False),)),  # 2882
-    (1, ((1, 'SignatureValue', 2899, 2884, False, False),)),  # 2883
-    (2, ((1, 'KeyInfo', 2356, 2885, False, False), (1, 'Object', 2439, 2886, True, False), (2, None, None, -1, False, False),)),  # 2884
-    (2, ((1, 'Object', 2439, 2886, True, False), (2, None, None, -1, False, False),)),  # 2885
-    (2, ((1, 'Object', 2439, 2886, True, False), (2, None, None, -1, False, False),)),  # 2886
-    (2, ((0, 'Id', T7, 2888, False, False), (1, 'CanonicalizationMethod', 69, 2889, False, False),)),  # 2887
-    (1, ((1, 'CanonicalizationMethod', 69, 2889, False, False),)),  # 2888
-    (1, ((1, 'SignatureMethod', 2893, 2890, False, False),)),  # 2889
-    (1, ((1, 'Reference', 2422, 2891, True, False),)),  # 2890
-    (2, ((1, 'Reference', 2422, 2892, True, False), (2, None, None, -1, False, False),)),  # 2891
-    (2, ((1, 'Reference', 2422, 2892, True, False), (2, None, None, -1, False, False),)),  # 2892
-    (1, ((0, 'Algorithm', T7, 2894, False, False),)),  # 2893
-    (3, ((1, 'HMACOutputLength', 2897, 2895, False, True), (4, None, None, 2896, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2894, False, False),)),  # 2894
-    (2, ((4, None, None, 2896, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2895, False, False),)),  # 2895
-    (2, ((4, None, None, 2896, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2896, False, False),)),  # 2896
-    (1, ((3, 'value', T16, 2898, False, False),)),  # 2897
-    (1, ((2, None, None, -1, False, False),)),  # 2898
-    (2, ((0, 'Id', T7, 2900, False, False), (3, 'value', T31, 2901, False, False),)),  # 2899
-    (1, ((3, 'value', T31, 2901, False, False),)),  # 2900
-    (1, ((2, None, None, -1, False, False),)),  # 2901
-    (2, ((0, 'Id', T7, 2903, False, False), (1, 'SignatureProperty', 2906, 2904, True, False),)),  # 2902
-    (1, ((1, 'SignatureProperty', 2906, 2904, True, False),)),  # 2903
-    (2, ((1, 'SignatureProperty', 2906, 2905, True, False), (2, None, None, -1, False, False),)),  # 2904
-    (2, ((1, 'SignatureProperty', 2906, 2905, True, False), (2, None, None, -1, False, False),)),  # 2905
-    (2, ((0, 'Id', T7, 2907, False, False), (0, 'Target', T7, 2908, False, False),)),  # 2906
-    (1, ((0, 'Target', T7, 2908, False, False),)),  # 2907
-    (2, ((4, None, None, 2909, True, False), (3, 'value', T7, 2908, False, False),)),  # 2908
-    (2, ((4, None, None, 2910, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2909, False, False),)),  # 2909
-    (2, ((4, None, None, 2910, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 2910, False, False),)),  # 2910
-    (1, ((1, 'Header', 2914, 2912, False, False),)),  # 2911
-    (1, ((1, 'Body', 2925, 2913, False, False),)),  # 2912
-    (1, ((2, None, None, -1, False, False),)),  # 2913
-    (1, ((1, 'SessionID', 2434, 2915, False, True),)),  # 2914
-    (2, ((1, 'Notification', 2918, 2916, False, False), (1, 'Signature', 2881, 2917, False, False), (2, None, None, -1, False, False),)),  # 2915
-    (2, ((1, 'Signature', 2881, 2917, False, False), (2, None, None, -1, False, False),)),  # 2916
-    (1, ((2, None, None, -1, False, False),)),  # 2917
-    (1, ((1, 'FaultCode', 2921, 2919, False, True),)),  # 2918
-    (2, ((1, 'FaultMsg', 2923, 2920, False, True), (2, None, None, -1, False, False),)),  # 2919
-    (1, ((2, None, None, -1, False, False),)),  # 2920
-    (1, ((3, 'value', T42, 2922, False, False),)),  # 2921
-    (1, ((2, None, None, -1, False, False),)),  # 2922
-    (1, ((3, 'value', T38, 2924, False, False),)),  # 2923
-    (1, ((2, None, None, -1, False, False),)),  # 2924
-    (6, ((1, 'AuthorizationReq', 33, 2926, False, False), (1, 'AuthorizationRes', 38, 2926, False, False), (1, 'BodyElement', 45, 2926, False, False), (1, 'CableCheckReq', 46, 2926, False, False), (1, 'CableCheckRes', 56, 2926, False, False), (1, 'CertificateInstallationReq', 72, 2926, False, False), (1, 'CertificateInstallationRes', 106, 2926, False, False), (1, 'CertificateUpdateReq', 131, 2926, False, False), (1, 'CertificateUpdateRes', 138, 2926, False, False), (1, 'ChargeParameterDiscoveryReq', 146, 2926, False, False), (1, 'ChargeParameterDiscoveryRes', 164, 2926, False, False), (1, 'ChargingStatusReq', 2277, 2926, False, False), (1, 'ChargingStatusRes', 2278, 2926, False, False), (1, 'CurrentDemandReq', 2304, 2926, False, False), (1, 'CurrentDemandRes', 2315, 2926, False, False), (1, 'MeteringReceiptReq', 2429, 2926, False, False), (1, 'MeteringReceiptRes', 2436, 2926, False, False), (1, 'PaymentDetailsReq', 2444, 2926, False, False), (1, 'PaymentDetailsRes', 2447, 2926, False, False), (1, 'PaymentServiceSelectionReq', 2451, 2926, False, False), (1, 'PaymentServiceSelectionRes', 2478, 2926, False, False), (1, 'PowerDeliveryReq', 2480, 2926, False, False), (1, 'PowerDeliveryRes', 2518, 2926, False, False), (1, 'PreChargeReq', 2521, 2926, False, False), (1, 'PreChargeRes', 2525, 2926, False, False), (1, 'ServiceDetailReq', 2529, 2926, False, False), (1, 'ServiceDetailRes', 2531, 2926, False, False), (1, 'ServiceDiscoveryReq', 2821, 2926, False, False), (1, 'ServiceDiscoveryRes', 2828, 2926, False, False), (1, 'SessionSetupReq', 2867, 2926, False, False), (1, 'SessionSetupRes', 2871, 2926, False, False), (1, 'SessionStopReq', 2875, 2926, False, False), (1, 'SessionStopRes', 2879, 2926, False, False), (1, 'WeldingDetectionReq', 2927, 2926, False, False), (1, 'WeldingDetectionRes', 2929, 2926, False, False), (2, None, None, -1, False, False),)),  # 2925
-    (1, ((2, None, None, -1, False, False),)),  # 2926
-    (1, ((1, 'DC_EVStatus', 48, 2928, False, False),)),  # 2927
-    (1, ((2, None, None, -1, False, False),)),  # 2928
-    (1, ((1, 'ResponseCode', 41, 2930, False, True),)),  # 2929
-    (1, ((1, 'DC_EVSEStatus', 60, 2931, False, False),)),  # 2930
-    (1, ((1, 'EVSEPresentVoltage', 9, 2932, False, False),)),  # 2931
-    (1, ((2, None, None, -1, False, False),)),  # 2932
-    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False), (1, 'AC_EVSEChargeParameter', 19, 0, False, False), (1, 'AC_EVSEStatus', 23, 0, False, False), (1, 'AuthorizationReq', 33, 0, False, False), (1, 'AuthorizationRes', 38, 0, False, False), (1, 'BodyElement', 45, 0, False, False), (1, 'CableCheckReq', 46, 0, False, False), (1, 'CableCheckRes', 56, 0, False, False), (1, 'CanonicalizationMethod', 69, 0, False, False), (1, 'CertificateInstallationReq', 72, 0, False, False), (1, 'CertificateInstallationRes', 106, 0, False, False), (1, 'CertificateUpdateReq', 131, 0, False, False), (1, 'CertificateUpdateRes', 138, 0, False, False), (1, 'ChargeParameterDiscoveryReq', 146, 0, False, False), (1, 'ChargeParameterDiscoveryRes', 164, 0, False, False), (1, 'ChargingStatusReq', 2277, 0, False, False), (1, 'ChargingStatusRes', 2278, 0, False, False), (1, 'CurrentDemandReq', 2304, 0, False, False), (1, 'CurrentDemandRes', 2315, 0, False, False), (1, 'DC_EVChargeParameter', 152, 0, False, False), (1, 'DC_EVPowerDeliveryParameter', 2330, 0, False, False), (1, 'DC_EVSEChargeParameter', 2266, 0, False, False), (1, 'DC_EVSEStatus', 60, 0, False, False), (1, 'DC_EVStatus', 48, 0, False, False), (1, 'DSAKeyValue', 2334, 0, False, False), (1, 'DigestMethod', 2344, 0, False, False), (1, 'DigestValue', 2347, 0, False, True), (1, 'EVChargeParameter', 162, 0, False, False), (1, 'EVPowerDeliveryParameter', 2349, 0, False, False), (1, 'EVSEChargeParameter', 2276, 0, False, False), (1, 'EVSEStatus', 2350, 0, False, False), (1, 'EVStatus', 2353, 0, False, False), (1, 'Entry', 2354, 0, False, False), (1, 'KeyInfo', 2356, 0, False, False), (1, 'KeyName', 102, 0, False, True), (1, 'KeyValue', 2374, 0, False, False), (1, 'Manifest', 2418, 0, False, False), (1, 'MeteringReceiptReq', 2429, 0, False, False), (1, 'MeteringReceiptRes', 2436, 0, False, False), (1, 'MgmtData', 102, 0, False, True), (1, 'Object', 2439, 0, False, False), (1, 'PGPData', 2407, 0, False, False), (1, 'PMaxScheduleEntry', 1204, 0, False, False), (1, 'PaymentDetailsReq', 2444, 0, False, False), (1, 'PaymentDetailsRes', 2447, 0, False, False), (1, 'PaymentServiceSelectionReq', 2451, 0, False, False), (1, 'PaymentServiceSelectionRes', 2478, 0, False, False), (1, 'PowerDeliveryReq', 2480, 0, False, False), (1, 'PowerDeliveryRes', 2518, 0, False, False), (1, 'PreChargeReq', 2521, 0, False, False), (1, 'PreChargeRes', 2525, 0, False, False), (1, 'RSAKeyValue', 2378, 0, False, False), (1, 'Reference', 2422, 0, False, False), (1, 'RelativeTimeInterval', 1207, 0, False, False), (1, 'RetrievalMethod', 2381, 0, False, False), (1, 'SAScheduleList', 169, 0, False, False), (1, 'SASchedules', 2265, 0, False, False), (1, 'SPKIData', 2413, 0, False, False), (1, 'SalesTariffEntry', 2248, 0, False, False), (1, 'ServiceDetailReq', 2529, 0, False, False), (1, 'ServiceDetailRes', 2531, 0, False, False), (1, 'ServiceDiscoveryReq', 2821, 0, False, False), (1, 'ServiceDiscoveryRes', 2828, 0, False, False), (1, 'SessionSetupReq', 2867, 0, False, False), (1, 'SessionSetupRes', 2871, 0, False, False), (1, 'SessionStopReq', 2875, 0, False, False), (1, 'SessionStopRes', 2879, 0, False, False), (1, 'Signature', 2881, 0, False, False), (1, 'SignatureMethod', 2893, 0, False, False), (1, 'SignatureProperties', 2902, 0, False, False), (1, 'SignatureProperty', 2906, 0, False, False), (1, 'SignatureValue', 2899, 0, False, False), (1, 'SignedInfo', 2887, 0, False, False), (1, 'TimeInterval', 1214, 0, False, False), (1, 'Transform', 2388, 0, False, False), (1, 'Transforms', 2385, 0, False, False), (1, 'V2G_Message', 2911, 0, False, False), (1, 'WeldingDetectionReq', 2927, 0, False, False), (1, 'WeldingDetectionRes', 2929, 0, False, False), (1, 'X509Data', 2392, 0, False, False), (4, None, None, 0, False, False),)),  # 2933
-    (8, ((1, 'AC_EVChargeParameter', 1, 2934, False, False), (1, 'AC_EVSEChargeParameter', 19, 2934, False, False), (1, 'AC_EVSEStatus', 23, 2934, False, False), (1, 'AC_EVSEStatus', 23, 2934, False, False), (1, 'AuthorizationReq', 33, 2934, False, False), (1, 'AuthorizationRes', 38, 2934, False, False), (1, 'Body', 2925, 2934, False, False), (1, 'BodyElement', 45, 2934, False, False), (1, 'BulkChargingComplete', 31, 2934, False, True), (1, 'BulkChargingComplete', 31, 2934, False, True), (1, 'BulkSOC', 54, 2934, False, True), (1, 'CableCheckReq', 46, 2934, False, False), (1, 'CableCheckRes', 56, 2934, False, False), (1, 'CanonicalizationMethod', 69, 2934, False, False), (1, 'Certificate', 76, 2934, False, True), (1, 'CertificateInstallationReq', 72, 2934, False, False), (1, 'CertificateInstallationRes', 106, 2934, False, False), (1, 'CertificateUpdateReq', 131, 2934, False, False), (1, 'CertificateUpdateRes', 138, 2934, False, False), (1, 'ChargeParameterDiscoveryReq', 146, 2934, False, False), (1, 'ChargeParameterDiscoveryRes', 164, 2934, False, False), (1, 'ChargeProgress', 2485, 2934, False, True), (1, 'ChargeService', 2836, 2934, False, False), (1, 'ChargingComplete', 31, 2934, False, True), (1, 'ChargingComplete', 31, 2934, False, True), (1, 'ChargingProfile', 2487, 2934, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 2516, 2934, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 2934, False, False), (1, 'ChargingProfileEntryStart', 7, 2934, False, True), (1, 'ChargingSession', 2877, 2934, False, True), (1, 'ChargingStatusReq', 2277, 2934, False, False), (1, 'ChargingStatusRes', 2278, 2934, False, False), (1, 'ConsumptionCost', 2254, 2934, False, False), (1, 'ContractSignatureCertChain', 113, 2934, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 122, 2934, False, False), (1, 'Cost', 2259, 2934, False, False), (1, 'CurrentDemandReq', 2304, 2934, False, False), (1, 'CurrentDemandRes', 2315, 2934, False, False), (1, 'DC_EVChargeParameter', 152, 2934, False, False), (1, 'DC_EVPowerDeliveryParameter', 2330, 2934, False, False), (1, 'DC_EVSEChargeParameter', 2266, 2934, False, False), (1, 'DC_EVSEStatus', 60, 2934, False, False), (1, 'DC_EVSEStatus', 60, 2934, False, False), (1, 'DC_EVStatus', 48, 2934, False, False), (1, 'DC_EVStatus', 48, 2934, False, False), (1, 'DHpublickey', 125, 2934, False, False), (1, 'DSAKeyValue', 2334, 2934, False, False), (1, 'DepartureTime', 7, 2934, False, True), (1, 'DigestMethod', 2344, 2934, False, False), (1, 'DigestValue', 2347, 2934, False, True), (1, 'EAmount', 9, 2934, False, False), (1, 'EPriceLevel', 2246, 2934, False, True), (1, 'EVCCID', 2869, 2934, False, True), (1, 'EVChargeParameter', 162, 2934, False, False), (1, 'EVEnergyCapacity', 9, 2934, False, False), (1, 'EVEnergyRequest', 9, 2934, False, False), (1, 'EVErrorCode', 52, 2934, False, True), (1, 'EVMaxCurrent', 9, 2934, False, False), (1, 'EVMaxVoltage', 9, 2934, False, False), (1, 'EVMaximumCurrentLimit', 9, 2934, False, False), (1, 'EVMaximumCurrentLimit', 9, 2934, False, False), (1, 'EVMaximumPowerLimit', 9, 2934, False, False), (1, 'EVMaximumPowerLimit', 9, 2934, False, False), (1, 'EVMaximumVoltageLimit', 9, 2934, False, False), (1, 'EVMaximumVoltageLimit', 9, 2934, False, False), (1, 'EVMinCurrent', 9, 2934, False, False), (1, 'EVPowerDeliveryParameter', 2349, 2934, False, False), (1, 'EVRESSSOC', 54, 2934, False, True), (1, 'EVReady', 31, 2934, False, True), (1, 'EVSEChargeParameter', 2276, 2934, False, False), (1, 'EVSECurrentLimitAchieved', 31, 2934, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 2934, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 2934, False, False), (1, 'EVSEID', 2286, 2934, False, True), (1, 'EVSEIsolationStatus', 65, 2934, False, True), (1, 'EVSEMaxCurrent', 9, 2934, False, False), (1, 'EVSEMaxCurrent', 9, 2934, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2934, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2934, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2934, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2934, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2934, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2934, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 2934, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 2934, False, False), (1, 'EVSENominalVoltage', 9, 2934, False, False), (1, 'EVSENotification', 29, 2934, False, True), (1, 'EVSEPeakCurrentRipple', 9, 2934, False, False), (1, 'EVSEPowerLimitAchieved', 31, 2934, False, True), (1, 'EVSEPresentCurrent', 9, 2934, False, False), (1, 'EVSEPresentVoltage', 9, 2934, False, False), (1, 'EVSEProcessing', 43, 2934, False, True), (1, 'EVSEStatus', 2350, 2934, False, False), (1, 'EVSEStatusCode', 67, 2934, False, True), (1, 'EVSETimeStamp', 2302, 2934, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 2934, False, True), (1, 'EVStatus', 2353, 2934, False, False), (1, 'EVTargetCurrent', 9, 2934, False, False), (1, 'EVTargetVoltage', 9, 2934, False, False), (1, 'EnergyTransferMode', 150, 2934, False, True), (1, 'Entry', 2354, 2934, False, False), (1, 'Exponent', 2342, 2934, False, True), (1, 'FaultCode', 2921, 2934, False, True), (1, 'FaultMsg', 2923, 2934, False, True), (1, 'FreeService', 31, 2934, False, True), (1, 'FullSOC', 54, 2934, False, True), (1, 'G', 2342, 2934, False, True), (1, 'GenChallenge', 36, 2934, False, True), (1, 'HMACOutputLength', 2897, 2934, False, True), (1, 'Header', 2914, 2934, False, False), (1, 'J', 2342, 2934, False, True), (1, 'KeyInfo', 2356, 2934, False, False), (1, 'KeyName', 102, 2934, False, True), (1, 'KeyValue', 2374, 2934, False, False), (1, 'ListOfRootCertificateIDs', 78, 2934, False, False), (1, 'Manifest', 2418, 2934, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 2934, False, True), (1, 'MeterID', 2294, 2934, False, True), (1, 'MeterInfo', 2288, 2934, False, False), (1, 'MeterReading', 2296, 2934, False, True), (1, 'MeterStatus', 2300, 2934, False, True), (1, 'MeteringReceiptReq', 2429, 2934, False, False), (1, 'MeteringReceiptRes', 2436, 2934, False, False), (1, 'MgmtData', 102, 2934, False, True), (1, 'Modulus', 2342, 2934, False, True), (1, 'Multiplier', 13, 2934, False, True), (1, 'Notification', 2918, 2934, False, False), (1, 'NotificationMaxDelay', 27, 2934, False, True), (1, 'NumEPriceLevels', 2246, 2934, False, True), (1, 'OEMProvisioningCert', 76, 2934, False, True), (1, 'Object', 2439, 2934, False, False), (1, 'P', 2342, 2934, False, True), (1, 'PGPData', 2407, 2934, False, False), (1, 'PGPKeyID', 2405, 2934, False, True), (1, 'PGPKeyPacket', 2405, 2934, False, True), (1, 'PMax', 9, 2934, False, False), (1, 'PMaxSchedule', 179, 2934, False, False), (1, 'PMaxScheduleEntry', 1204, 2934, False, False), (1, 'Parameter', 2809, 2934, False, False), (1, 'ParameterSet', 2791, 2934, False, False), (1, 'ParameterSetID', 17, 2934, False, True), (1, 'PaymentDetailsReq', 2444, 2934, False, False), (1, 'PaymentDetailsRes', 2447, 2934, False, False), (1, 'PaymentOption', 2454, 2934, False, True), (1, 'PaymentOptionList', 2833, 2934, False, False), (1, 'PaymentServiceSelectionReq', 2451, 2934, False, False), (1, 'PaymentServiceSelectionRes', 2478, 2934, False, False), (1, 'PgenCounter', 2342, 2934, False, True), (1, 'PowerDeliveryReq', 2480, 2934, False, False), (1, 'PowerDeliveryRes', 2518, 2934, False, False), (1, 'PreChargeReq', 2521, 2934, False, False), (1, 'PreChargeRes', 2525, 2934, False, False), (1, 'ProfileEntry', 2512, 2934, False, False), (1, 'Q', 2342, 2934, False, True), (1, 'RCD', 31, 2934, False, True), (1, 'RSAKeyValue', 2378, 2934, False, False), (1, 'ReceiptRequired', 31, 2934, False, True), (1, 'Reference', 2422, 2934, False, False), (1, 'RelativeTimeInterval', 1207, 2934, False, False), (1, 'RemainingTimeToBulkSoC', 9, 2934, False, False), (1, 'RemainingTimeToFullSoC', 9, 2934, False, False), (1, 'RequestedEnergyTransferMode', 150, 2934, False, True), (1, 'ResponseCode', 41, 2934, False, True), (1, 'RetrievalMethod', 2381, 2934, False, False), (1, 'RetryCounter', 17, 2934, False, True), (1, 'RootCertificateID', 99, 2934, False, False), (1, 'SAProvisioningCertificateChain', 113, 2934, False, False), (1, 'SAScheduleList', 169, 2934, False, False), (1, 'SAScheduleTuple', 173, 2934, False, False), (1, 'SAScheduleTupleID', 177, 2934, False, True), (1, 'SAScheduleTupleID', 177, 2934, False, True), (1, 'SASchedules', 2265, 2934, False, False), (1, 'SPKIData', 2413, 2934, False, False), (1, 'SPKISexp', 2405, 2934, False, True), (1, 'SalesTariff', 1215, 2934, False, False), (1, 'SalesTariffDescription', 2244, 2934, False, True), (1, 'SalesTariffEntry', 2248, 2934, False, False), (1, 'SalesTariffID', 177, 2934, False, True), (1, 'Seed', 2342, 2934, False, True), (1, 'SelectedPaymentOption', 2454, 2934, False, True), (1, 'SelectedService', 2473, 2934, False, False), (1, 'SelectedServiceList', 2456, 2934, False, False), (1, 'Service', 2861, 2934, False, False), (1, 'ServiceCategory', 2826, 2934, False, True), (1, 'ServiceCategory', 2826, 2934, False, True), (1, 'ServiceDetailReq', 2529, 2934, False, False), (1, 'ServiceDetailRes', 2531, 2934, False, False), (1, 'ServiceDiscoveryReq', 2821, 2934, False, False), (1, 'ServiceDiscoveryRes', 2828, 2934, False, False), (1, 'ServiceID', 2476, 2934, False, True), (1, 'ServiceID', 2476, 2934, False, True), (1, 'ServiceList', 2852, 2934, False, False), (1, 'ServiceName', 2843, 2934, False, True), (1, 'ServiceParameterList', 2535, 2934, False, False), (1, 'ServiceScope', 2824, 2934, False, True), (1, 'ServiceScope', 2824, 2934, False, True), (1, 'SessionID', 2434, 2934, False, True), (1, 'SessionID', 2434, 2934, False, True), (1, 'SessionSetupReq', 2867, 2934, False, False), (1, 'SessionSetupRes', 2871, 2934, False, False), (1, 'SessionStopReq', 2875, 2934, False, False), (1, 'SessionStopRes', 2879, 2934, False, False), (1, 'SigMeterReading', 2298, 2934, False, True), (1, 'Signature', 2881, 2934, False, False), (1, 'SignatureMethod', 2893, 2934, False, False), (1, 'SignatureProperties', 2902, 2934, False, False), (1, 'SignatureProperty', 2906, 2934, False, False), (1, 'SignatureValue', 2899, 2934, False, False), (1, 'SignedInfo', 2887, 2934, False, False), (1, 'SubCertificates', 117, 2934, False, False), (1, 'SupportedEnergyTransferMode', 2845, 2934, False, False), (1, 'TMeter', 2302, 2934, False, True), (1, 'TimeInterval', 1214, 2934, False, False), (1, 'Transform', 2388, 2934, False, False), (1, 'Transforms', 2385, 2934, False, False), (1, 'Unit', 15, 2934, False, True), (1, 'V2G_Message', 2911, 2934, False, False), (1, 'Value', 17, 2934, False, True), (1, 'WeldingDetectionReq', 2927, 2934, False, False), (1, 'WeldingDetectionRes', 2929, 2934, False, False), (1, 'X509CRL', 2405, 2934, False, True), (1, 'X509Certificate', 2405, 2934, False, True), (1, 'X509Data', 2392, 2934, False, False), (1, 'X509IssuerName', 102, 2934, False, True), (1, 'X509IssuerSerial', 99, 2934, False, False), (1, 'X509SKI', 2405, 2934, False, True), (1, 'X509SerialNumber', 104, 2934, False, True), (1, 'X509SubjectName', 102, 2934, False, True), (1, 'XPath', 102, 2934, False, True), (1, 'Y', 2342, 2934, False, True), (1, 'amount', 7, 2934, False, True), (1, 'amountMultiplier', 13, 2934, False, True), (1, 'boolValue', 31, 2934, False, True), (1, 'byteValue', 2817, 2934, False, True), (1, 'costKind', 2263, 2934, False, True), (1, 'duration', 1212, 2934, False, True), (1, 'eMAID', 2935, 2934, False, False), (1, 'intValue', 2819, 2934, False, True), (1, 'physicalValue', 9, 2934, False, False), (1, 'shortValue', 17, 2934, False, True), (1, 'start', 1210, 2934, False, True), (1, 'startValue', 9, 2934, False, False), (1, 'stringValue', 102, 2934, False, True), (4, None, None, 2934, False, False), (5, None, None, -1, False, False),)),  # 2934
-    (9, ((0, 'Algorithm', T7, 2935, False, False), (0, 'Encoding', T7, 2935, False, False), (0, '{}Id', T7, 2935, False, False), (0, '{urn:iso:15118:2:2013:MsgBody}Id', T7, 2935, False, False), (0, 'Id', T7, 2935, False, False), (0, 'MimeType', T7, 2935, False, False), (0, 'Name', T7, 2935, False, False), (0, 'Target', T7, 2935, False, False), (0, 'Type', T7, 2935, False, False), (0, 'URI', T7, 2935, False, False), (4, None, None, 2935, False, False), (1, 'AC_EVChargeParameter', 1, 2936, False, False), (1, 'AC_EVSEChargeParameter', 19, 2936, False, False), (1, 'AC_EVSEStatus', 23, 2936, False, False), (1, 'AC_EVSEStatus', 23, 2936, False, False), (1, 'AuthorizationReq', 33, 2936, False, False), (1, 'AuthorizationRes', 38, 2936, False, False), (1, 'Body', 2925, 2936, False, False), (1, 'BodyElement', 45, 2936, False, False), (1, 'BulkChargingComplete', 31, 2936, False, True), (1, 'BulkChargingComplete', 31, 2936, False, True), (1, 'BulkSOC', 54, 2936, False, True), (1, 'CableCheckReq', 46, 2936, False, False), (1, 'CableCheckRes', 56, 2936, False, False), (1, 'CanonicalizationMethod', 69, 2936, False, False), (1, 'Certificate', 76, 2936, False, True), (1, 'CertificateInstallationReq', 72, 2936, False, False), (1, 'CertificateInstallationRes', 106, 2936, False, False), (1, 'CertificateUpdateReq', 131, 2936, False, False), (1, 'CertificateUpdateRes', 138, 2936, False, False), (1, 'ChargeParameterDiscoveryReq', 146, 2936, False, False), (1, 'ChargeParameterDiscoveryRes', 164, 2936, False, False), (1, 'ChargeProgress', 2485, 2936, False, True), (1, 'ChargeService', 2836, 2936, False, False), (1, 'ChargingComplete', 31, 2936, False, True), (1, 'ChargingComplete', 31, 2936, False, True), (1, 'ChargingProfile', 2487, 2936, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 2516, 2936, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 2936, False, False), (1, 'ChargingProfileEntryStart', 7, 2936, False, True), (1, 'ChargingSession', 2877, 2936, False, True), (1, 'ChargingStatusReq', 2277, 2936, False, False), (1, 'ChargingStatusRes', 2278, 2936, False, False), (1, 'ConsumptionCost', 2254, 2936, False, False), (1, 'ContractSignatureCertChain', 113, 2936, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 122, 2936, False, False), (1, 'Cost', 2259, 2936, False, False), (1, 'CurrentDemandReq', 2304, 2936, False, False), (1, 'CurrentDemandRes', 2315, 2936, False, False), (1, 'DC_EVChargeParameter', 152, 2936, False, False), (1, 'DC_EVPowerDeliveryParameter', 2330, 2936, False, False), (1, 'DC_EVSEChargeParameter', 2266, 2936, False, False), (1, 'DC_EVSEStatus', 60, 2936, False, False), (1, 'DC_EVSEStatus', 60, 2936, False, False), (1, 'DC_EVStatus', 48, 2936, False, False), (1, 'DC_EVStatus', 48, 2936, False, False), (1, 'DHpublickey', 125, 2936, False, False), (1, 'DSAKeyValue', 2334, 2936, False, False), (1, 'DepartureTime', 7, 2936, False, True), (1, 'DigestMethod', 2344, 2936, False, False), (1, 'DigestValue', 2347, 2936, False, True), (1, 'EAmount', 9, 2936, False, False), (1, 'EPriceLevel', 2246, 2936, False, True), (1, 'EVCCID', 2869, 2936, False, True), (1, 'EVChargeParameter', 162, 2936, False, False), (1, 'EVEnergyCapacity', 9, 2936, False, False), (1, 'EVEnergyRequest', 9, 2936, False, False), (1, 'EVErrorCode', 52, 2936, False, True), (1, 'EVMaxCurrent', 9, 2936, False, False), (1, 'EVMaxVoltage', 9, 2936, False, False), (1, 'EVMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVMaximumPowerLimit', 9, 2936, False, False), (1, 'EVMaximumPowerLimit', 9, 2936, False, False), (1, 'EVMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVMinCurrent', 9, 2936, False, False), (1, 'EVPowerDeliveryParameter', 2349, 2936, False, False), (1, 'EVRESSSOC', 54, 2936, False, True), (1, 'EVReady', 31, 2936, False, True), (1, 'EVSEChargeParameter', 2276, 2936, False, False), (1, 'EVSECurrentLimitAchieved', 31, 2936, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 2936, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 2936, False, False), (1, 'EVSEID', 2286, 2936, False, True), (1, 'EVSEIsolationStatus', 65, 2936, False, True), (1, 'EVSEMaxCurrent', 9, 2936, False, False), (1, 'EVSEMaxCurrent', 9, 2936, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2936, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2936, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 2936, False, False), (1, 'EVSENominalVoltage', 9, 2936, False, False), (1, 'EVSENotification', 29, 2936, False, True), (1, 'EVSEPeakCurrentRipple', 9, 2936, False, False), (1, 'EVSEPowerLimitAchieved', 31, 2936, False, True), (1, 'EVSEPresentCurrent', 9, 2936, False, False), (1, 'EVSEPresentVoltage', 9, 2936, False, False), (1, 'EVSEProcessing', 43, 2936, False, True), (1, 'EVSEStatus', 2350, 2936, False, False), (1, 'EVSEStatusCode', 67, 2936, False, True), (1, 'EVSETimeStamp', 2302, 2936, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 2936, False, True), (1, 'EVStatus', 2353, 2936, False, False), (1, 'EVTargetCurrent', 9, 2936, False, False), (1, 'EVTargetVoltage', 9, 2936, False, False), (1, 'EnergyTransferMode', 150, 2936, False, True), (1, 'Entry', 2354, 2936, False, False), (1, 'Exponent', 2342, 2936, False, True), (1, 'FaultCode', 2921, 2936, False, True), (1, 'FaultMsg', 2923, 2936, False, True), (1, 'FreeService', 31, 2936, False, True), (1, 'FullSOC', 54, 2936, False, True), (1, 'G', 2342, 2936, False, True), (1, 'GenChallenge', 36, 2936, False, True), (1, 'HMACOutputLength', 2897, 2936, False, True), (1, 'Header', 2914, 2936, False, False), (1, 'J', 2342, 2936, False, True), (1, 'KeyInfo', 2356, 2936, False, False), (1, 'KeyName', 102, 2936, False, True), (1, 'KeyValue', 2374, 2936, False, False), (1, 'ListOfRootCertificateIDs', 78, 2936, False, False), (1, 'Manifest', 2418, 2936, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 2936, False, True), (1, 'MeterID', 2294, 2936, False, True), (1, 'MeterInfo', 2288, 2936, False, False), (1, 'MeterReading', 2296, 2936, False, True), (1, 'MeterStatus', 2300, 2936, False, True), (1, 'MeteringReceiptReq', 2429, 2936, False, False), (1, 'MeteringReceiptRes', 2436, 2936, False, False), (1, 'MgmtData', 102, 2936, False, True), (1, 'Modulus', 2342, 2936, False, True), (1, 'Multiplier', 13, 2936, False, True), (1, 'Notification', 2918, 2936, False, False), (1, 'NotificationMaxDelay', 27, 2936, False, True), (1, 'NumEPriceLevels', 2246, 2936, False, True), (1, 'OEMProvisioningCert', 76, 2936, False, True), (1, 'Object', 2439, 2936, False, False), (1, 'P', 2342, 2936, False, True), (1, 'PGPData', 2407, 2936, False, False), (1, 'PGPKeyID', 2405, 2936, False, True), (1, 'PGPKeyPacket', 2405, 2936, False, True), (1, 'PMax', 9, 2936, False, False), (1, 'PMaxSchedule', 179, 2936, False, False), (1, 'PMaxScheduleEntry', 1204, 2936, False, False), (1, 'Parameter', 2809, 2936, False, False), (1, 'ParameterSet', 2791, 2936, False, False), (1, 'ParameterSetID', 17, 2936, False, True), (1, 'PaymentDetailsReq', 2444, 2936, False, False), (1, 'PaymentDetailsRes', 2447, 2936, False, False), (1, 'PaymentOption', 2454, 2936, False, True), (1, 'PaymentOptionList', 2833, 2936, False, False), (1, 'PaymentServiceSelectionReq', 2451, 2936, False, False), (1, 'PaymentServiceSelectionRes', 2478, 2936, False, False), (1, 'PgenCounter', 2342, 2936, False, True), (1, 'PowerDeliveryReq', 2480, 2936, False, False), (1, 'PowerDeliveryRes', 2518, 2936, False, False), (1, 'PreChargeReq', 2521, 2936, False, False), (1, 'PreChargeRes', 2525, 2936, False, False), (1, 'ProfileEntry', 2512, 2936, False, False), (1, 'Q', 2342, 2936, False, True), (1, 'RCD', 31, 2936, False, True), (1, 'RSAKeyValue', 2378, 2936, False, False), (1, 'ReceiptRequired', 31, 2936, False, True), (1, 'Reference', 2422, 2936, False, False), (1, 'RelativeTimeInterval', 1207, 2936, False, False), (1, 'RemainingTimeToBulkSoC', 9, 2936, False, False), (1, 'RemainingTimeToFullSoC', 9, 2936, False, False), (1, 'RequestedEnergyTransferMode', 150, 2936, False, True), (1, 'ResponseCode', 41, 2936, False, True), (1, 'RetrievalMethod', 2381, 2936, False, False), (1, 'RetryCounter', 17, 2936, False, True), (1, 'RootCertificateID', 99, 2936, False, False), (1, 'SAProvisioningCertificateChain', 113, 2936, False, False), (1, 'SAScheduleList', 169, 2936, False, False), (1, 'SAScheduleTuple', 173, 2936, False, False), (1, 'SAScheduleTupleID', 177, 2936, False, True), (1, 'SAScheduleTupleID', 177, 2936, False, True), (1, 'SASchedules', 2265, 2936, False, False), (1, 'SPKIData', 2413, 2936, False, False), (1, 'SPKISexp', 2405, 2936, False, True), (1, 'SalesTariff', 1215, 2936, False, False), (1, 'SalesTariffDescription', 2244, 2936, False, True), (1, 'SalesTariffEntry', 2248, 2936, False, False), (1, 'SalesTariffID', 177, 2936, False, True), (1, 'Seed', 2342, 2936, False, True), (1, 'SelectedPaymentOption', 2454, 2936, False, True), (1, 'SelectedService', 2473, 2936, False, False), (1, 'SelectedServiceList', 2456, 2936, False, False), (1, 'Service', 2861, 2936, False, False), (1, 'ServiceCategory', 2826, 2936, False, True), (1, 'ServiceCategory', 2826, 2936, False, True), (1, 'ServiceDetailReq', 2529, 2936, False, False), (1, 'ServiceDetailRes', 2531, 2936, False, False), (1, 'ServiceDiscoveryReq', 2821, 2936, False, False), (1, 'ServiceDiscoveryRes', 2828, 2936, False, False), (1, 'ServiceID', 2476, 2936, False, True), (1, 'ServiceID', 2476, 2936, False, True), (1, 'ServiceList', 2852, 2936, False, False), (1, 'ServiceName', 2843, 2936, False, True), (1, 'ServiceParameterList', 2535, 2936, False, False), (1, 'ServiceScope', 2824, 2936, False, True), (1, 'ServiceScope', 2824, 2936, False, True), (1, 'SessionID', 2434, 2936, False, True), (1, 'SessionID', 2434, 2936, False, True), (1, 'SessionSetupReq', 2867, 2936, False, False), (1, 'SessionSetupRes', 2871, 2936, False, False), (1, 'SessionStopReq', 2875, 2936, False, False), (1, 'SessionStopRes', 2879, 2936, False, False), (1, 'SigMeterReading', 2298, 2936, False, True), (1, 'Signature', 2881, 2936, False, False), (1, 'SignatureMethod', 2893, 2936, False, False), (1, 'SignatureProperties', 2902, 2936, False, False), (1, 'SignatureProperty', 2906, 2936, False, False), (1, 'SignatureValue', 2899, 2936, False, False), (1, 'SignedInfo', 2887, 2936, False, False), (1, 'SubCertificates', 117, 2936, False, False), (1, 'SupportedEnergyTransferMode', 2845, 2936, False, False), (1, 'TMeter', 2302, 2936, False, True), (1, 'TimeInterval', 1214, 2936, False, False), (1, 'Transform', 2388, 2936, False, False), (1, 'Transforms', 2385, 2936, False, False), (1, 'Unit', 15, 2936, False, True), (1, 'V2G_Message', 2911, 2936, False, False), (1, 'Value', 17, 2936, False, True), (1, 'WeldingDetectionReq', 2927, 2936, False, False), (1, 'WeldingDetectionRes', 2929, 2936, False, False), (1, 'X509CRL', 2405, 2936, False, True), (1, 'X509Certificate', 2405, 2936, False, True), (1, 'X509Data', 2392, 2936, False, False), (1, 'X509IssuerName', 102, 2936, False, True), (1, 'X509IssuerSerial', 99, 2936, False, False), (1, 'X509SKI', 2405, 2936, False, True), (1, 'X509SerialNumber', 104, 2936, False, True), (1, 'X509SubjectName', 102, 2936, False, True), (1, 'XPath', 102, 2936, False, True), (1, 'Y', 2342, 2936, False, True), (1, 'amount', 7, 2936, False, True), (1, 'amountMultiplier', 13, 2936, False, True), (1, 'boolValue', 31, 2936, False, True), (1, 'byteValue', 2817, 2936, False, True), (1, 'costKind', 2263, 2936, False, True), (1, 'duration', 1212, 2936, False, True), (1, 'eMAID', 2935, 2936, False, False), (1, 'intValue', 2819, 2936, False, True), (1, 'physicalValue', 9, 2936, False, False), (1, 'shortValue', 17, 2936, False, True), (1, 'start', 1210, 2936, False, True), (1, 'startValue', 9, 2936, False, False), (1, 'stringValue', 102, 2936, False, True), (4, None, None, 2936, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 2936, False, False),)),  # 2935
-    (8, ((1, 'AC_EVChargeParameter', 1, 2936, False, False), (1, 'AC_EVSEChargeParameter', 19, 2936, False, False), (1, 'AC_EVSEStatus', 23, 2936, False, False), (1, 'AC_EVSEStatus', 23, 2936, False, False), (1, 'AuthorizationReq', 33, 2936, False, False), (1, 'AuthorizationRes', 38, 2936, False, False), (1, 'Body', 2925, 2936, False, False), (1, 'BodyElement', 45, 2936, False, False), (1, 'BulkChargingComplete', 31, 2936, False, True), (1, 'BulkChargingComplete', 31, 2936, False, True), (1, 'BulkSOC', 54, 2936, False, True), (1, 'CableCheckReq', 46, 2936, False, False), (1, 'CableCheckRes', 56, 2936, False, False), (1, 'CanonicalizationMethod', 69, 2936, False, False), (1, 'Certificate', 76, 2936, False, True), (1, 'CertificateInstallationReq', 72, 2936, False, False), (1, 'CertificateInstallationRes', 106, 2936, False, False), (1, 'CertificateUpdateReq', 131, 2936, False, False), (1, 'CertificateUpdateRes', 138, 2936, False, False), (1, 'ChargeParameterDiscoveryReq', 146, 2936, False, False), (1, 'ChargeParameterDiscoveryRes', 164, 2936, False, False), (1, 'ChargeProgress', 2485, 2936, False, True), (1, 'ChargeService', 2836, 2936, False, False), (1, 'ChargingComplete', 31, 2936, False, True), (1, 'ChargingComplete', 31, 2936, False, True), (1, 'ChargingProfile', 2487, 2936, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 2516, 2936, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 2936, False, False), (1, 'ChargingProfileEntryStart', 7, 2936, False, True), (1, 'ChargingSession', 2877, 2936, False, True), (1, 'ChargingStatusReq', 2277, 2936, False, False), (1, 'ChargingStatusRes', 2278, 2936, False, False), (1, 'ConsumptionCost', 2254, 2936, False, False), (1, 'ContractSignatureCertChain', 113, 2936, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 122, 2936, False, False), (1, 'Cost', 2259, 2936, False, False), (1, 'CurrentDemandReq', 2304, 2936, False, False), (1, 'CurrentDemandRes', 2315, 2936, False, False), (1, 'DC_EVChargeParameter', 152, 2936, False, False), (1, 'DC_EVPowerDeliveryParameter', 2330, 2936, False, False), (1, 'DC_EVSEChargeParameter', 2266, 2936, False, False), (1, 'DC_EVSEStatus', 60, 2936, False, False), (1, 'DC_EVSEStatus', 60, 2936, False, False), (1, 'DC_EVStatus', 48, 2936, False, False), (1, 'DC_EVStatus', 48, 2936, False, False), (1, 'DHpublickey', 125, 2936, False, False), (1, 'DSAKeyValue', 2334, 2936, False, False), (1, 'DepartureTime', 7, 2936, False, True), (1, 'DigestMethod', 2344, 2936, False, False), (1, 'DigestValue', 2347, 2936, False, True), (1, 'EAmount', 9, 2936, False, False), (1, 'EPriceLevel', 2246, 2936, False, True), (1, 'EVCCID', 2869, 2936, False, True), (1, 'EVChargeParameter', 162, 2936, False, False), (1, 'EVEnergyCapacity', 9, 2936, False, False), (1, 'EVEnergyRequest', 9, 2936, False, False), (1, 'EVErrorCode', 52, 2936, False, True), (1, 'EVMaxCurrent', 9, 2936, False, False), (1, 'EVMaxVoltage', 9, 2936, False, False), (1, 'EVMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVMaximumPowerLimit', 9, 2936, False, False), (1, 'EVMaximumPowerLimit', 9, 2936, False, False), (1, 'EVMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVMinCurrent', 9, 2936, False, False), (1, 'EVPowerDeliveryParameter', 2349, 2936, False, False), (1, 'EVRESSSOC', 54, 2936, False, True), (1, 'EVReady', 31, 2936, False, True), (1, 'EVSEChargeParameter', 2276, 2936, False, False), (1, 'EVSECurrentLimitAchieved', 31, 2936, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 2936, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 2936, False, False), (1, 'EVSEID', 2286, 2936, False, True), (1, 'EVSEIsolationStatus', 65, 2936, False, True), (1, 'EVSEMaxCurrent', 9, 2936, False, False), (1, 'EVSEMaxCurrent', 9, 2936, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2936, False, False), (1, 'EVSEMaximumPowerLimit', 9, 2936, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 2936, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 2936, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 2936, False, False), (1, 'EVSENominalVoltage', 9, 2936, False, False), (1, 'EVSENotification', 29, 2936, False, True), (1, 'EVSEPeakCurrentRipple', 9, 2936, False, False), (1, 'EVSEPowerLimitAchieved', 31, 2936, False, True), (1, 'EVSEPresentCurrent', 9, 2936, False, False), (1, 'EVSEPresentVoltage', 9, 2936, False, False), (1, 'EVSEProcessing', 43, 2936, False, True), (1, 'EVSEStatus', 2350, 2936, False, False), (1, 'EVSEStatusCode', 67, 2936, False, True), (1, 'EVSETimeStamp', 2302, 2936, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 2936, False, True), (1, 'EVStatus', 2353, 2936, False, False), (1, 'EVTargetCurrent', 9, 2936, False, False), (1, 'EVTargetVoltage', 9, 2936, False, False), (1, 'EnergyTransferMode', 150, 2936, False, True), (1, 'Entry', 2354, 2936, False, False), (1, 'Exponent', 2342, 2936, False, True), (1, 'FaultCode', 2921, 2936, False, True), (1, 'FaultMsg', 2923, 2936, False, True), (1, 'FreeService', 31, 2936, False, True), (1, 'FullSOC', 54, 2936, False, True), (1, 'G', 2342, 2936, False, True), (1, 'GenChallenge', 36, 2936, False, True), (1, 'HMACOutputLength', 2897, 2936, False, True), (1, 'Header', 2914, 2936, False, False), (1, 'J', 2342, 2936, False, True), (1, 'KeyInfo', 2356, 2936, False, False), (1, 'KeyName', 102, 2936, False, True), (1, 'KeyValue', 2374, 2936, False, False), (1, 'ListOfRootCertificateIDs', 78, 2936, False, False), (1, 'Manifest', 2418, 2936, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 2936, False, True), (1, 'MeterID', 2294, 2936, False, True), (1, 'MeterInfo', 2288, 2936, False, False), (1, 'MeterReading', 2296, 2936, False, True), (1, 'MeterStatus', 2300, 2936, False, True), (1, 'MeteringReceiptReq', 2429, 2936, False, False), (1, 'MeteringReceiptRes', 2436, 2936, False, False), (1, 'MgmtData', 102, 2936, False, True), (1, 'Modulus', 2342, 2936, False, True), (1, 'Multiplier', 13, 2936, False, True), (1, 'Notification', 2918, 2936, False, False), (1, 'NotificationMaxDelay', 27, 2936, False, True), (1, 'NumEPriceLevels', 2246, 2936, False, True), (1, 'OEMProvisioningCert', 76, 2936, False, True), (1, 'Object', 2439, 2936, False, False), (1, 'P', 2342, 2936, False, True), (1, 'PGPData', 2407, 2936, False, False), (1, 'PGPKeyID', 2405, 2936, False, True), (1, 'PGPKeyPacket', 2405, 2936, False, True), (1, 'PMax', 9, 2936, False, False), (1, 'PMaxSchedule', 179, 2936, False, False), (1, 'PMaxScheduleEntry', 1204, 2936, False, False), (1, 'Parameter', 2809, 2936, False, False), (1, 'ParameterSet', 2791, 2936, False, False), (1, 'ParameterSetID', 17, 2936, False, True), (1, 'PaymentDetailsReq', 2444, 2936, False, False), (1, 'PaymentDetailsRes', 2447, 2936, False, False), (1, 'PaymentOption', 2454, 2936, False, True), (1, 'PaymentOptionList', 2833, 2936, False, False), (1, 'PaymentServiceSelectionReq', 2451, 2936, False, False), (1, 'PaymentServiceSelectionRes', 2478, 2936, False, False), (1, 'PgenCounter', 2342, 2936, False, True), (1, 'PowerDeliveryReq', 2480, 2936, False, False), (1, 'PowerDeliveryRes', 2518, 2936, False, False), (1, 'PreChargeReq', 2521, 2936, False, False), (1, 'PreChargeRes', 2525, 2936, False, False), (1, 'ProfileEntry', 2512, 2936, False, False), (1, 'Q', 2342, 2936, False, True), (1, 'RCD', 31, 2936, False, True), (1, 'RSAKeyValue', 2378, 2936, False, False), (1, 'ReceiptRequired', 31, 2936, False, True), (1, 'Reference', 2422, 2936, False, False), (1, 'RelativeTimeInterval', 1207, 2936, False, False), (1, 'RemainingTimeToBulkSoC', 9, 2936, False, False), (1, 'RemainingTimeToFullSoC', 9, 2936, False, False), (1, 'RequestedEnergyTransferMode', 150, 2936, False, True), (1, 'ResponseCode', 41, 2936, False, True), (1, 'RetrievalMethod', 2381, 2936, False, False), (1, 'RetryCounter', 17, 2936, False, True), (1, 'RootCertificateID', 99, 2936, False, False), (1, 'SAProvisioningCertificateChain', 113, 2936, False, False), (1, 'SAScheduleList', 169, 2936, False, False), (1, 'SAScheduleTuple', 173, 2936, False, False), (1, 'SAScheduleTupleID', 177, 2936, False, True), (1, 'SAScheduleTupleID', 177, 2936, False, True), (1, 'SASchedules', 2265, 2936, False, False), (1, 'SPKIData', 2413, 2936, False, False), (1, 'SPKISexp', 2405, 2936, False, True), (1, 'SalesTariff', 1215, 2936, False, False), (1, 'SalesTariffDescription', 2244, 2936, False, True), (1, 'SalesTariffEntry', 2248, 2936, False, False), (1, 'SalesTariffID', 177, 2936, False, True), (1, 'Seed', 2342, 2936, False, True), (1, 'SelectedPaymentOption', 2454, 2936, False, True), (1, 'SelectedService', 2473, 2936, False, False), (1, 'SelectedServiceList', 2456, 2936, False, False), (1, 'Service', 2861, 2936, False, False), (1, 'ServiceCategory', 2826, 2936, False, True), (1, 'ServiceCategory', 2826, 2936, False, True), (1, 'ServiceDetailReq', 2529, 2936, False, False), (1, 'ServiceDetailRes', 2531, 2936, False, False), (1, 'ServiceDiscoveryReq', 2821, 2936, False, False), (1, 'ServiceDiscoveryRes', 2828, 2936, False, False), (1, 'ServiceID', 2476, 2936, False, True), (1, 'ServiceID', 2476, 2936, False, True), (1, 'ServiceList', 2852, 2936, False, False), (1, 'ServiceName', 2843, 2936, False, True), (1, 'ServiceParameterList', 2535, 2936, False, False), (1, 'ServiceScope', 2824, 2936, False, True), (1, 'ServiceScope', 2824, 2936, False, True), (1, 'SessionID', 2434, 2936, False, True), (1, 'SessionID', 2434, 2936, False, True), (1, 'SessionSetupReq', 2867, 2936, False, False), (1, 'SessionSetupRes', 2871, 2936, False, False), (1, 'SessionStopReq', 2875, 2936, False, False), (1, 'SessionStopRes', 2879, 2936, False, False), (1, 'SigMeterReading', 2298, 2936, False, True), (1, 'Signature', 2881, 2936, False, False), (1, 'SignatureMethod', 2893, 2936, False, False), (1, 'SignatureProperties', 2902, 2936, False, False), (1, 'SignatureProperty', 2906, 2936, False, False), (1, 'SignatureValue', 2899, 2936, False, False), (1, 'SignedInfo', 2887, 2936, False, False), (1, 'SubCertificates', 117, 2936, False, False), (1, 'SupportedEnergyTransferMode', 2845, 2936, False, False), (1, 'TMeter', 2302, 2936, False, True), (1, 'TimeInterval', 1214, 2936, False, False), (1, 'Transform', 2388, 2936, False, False), (1, 'Transforms', 2385, 2936, False, False), (1, 'Unit', 15, 2936, False, True), (1, 'V2G_Message', 2911, 2936, False, False), (1, 'Value', 17, 2936, False, True), (1, 'WeldingDetectionReq', 2927, 2936, False, False), (1, 'WeldingDetectionRes', 2929, 2936, False, False), (1, 'X509CRL', 2405, 2936, False, True), (1, 'X509Certificate', 2405, 2936, False, True), (1, 'X509Data', 2392, 2936, False, False), (1, 'X509IssuerName', 102, 2936, False, True), (1, 'X509IssuerSerial', 99, 2936, False, False), (1, 'X509SKI', 2405, 2936, False, True), (1, 'X509SerialNumber', 104, 2936, False, True), (1, 'X509SubjectName', 102, 2936, False, True), (1, 'XPath', 102, 2936, False, True), (1, 'Y', 2342, 2936, False, True), (1, 'amount', 7, 2936, False, True), (1, 'amountMultiplier', 13, 2936, False, True), (1, 'boolValue', 31, 2936, False, True), (1, 'byteValue', 2817, 2936, False, True), (1, 'costKind', 2263, 2936, False, True), (1, 'duration', 1212, 2936, False, True), (1, 'eMAID', 2935, 2936, False, False), (1, 'intValue', 2819, 2936, False, True), (1, 'physicalValue', 9, 2936, False, False), (1, 'shortValue', 17, 2936, False, True), (1, 'start', 1210, 2936, False, True), (1, 'startValue', 9, 2936, False, False), (1, 'stringValue', 102, 2936, False, True), (4, None, None, 2936, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 2936, False, False),)),  # 2936
+    (1, ((1, 'ResponseCode', 41, 147, False, True),)),  # 146
+    (1, ((1, 'EVSEProcessing', 43, 148, False, True),)),  # 147
+    (3, ((1, 'SAScheduleList', 151, 149, False, False), (1, 'SASchedules', 203, 149, False, False), (1, 'AC_EVSEChargeParameter', 19, 150, False, False), (1, 'DC_EVSEChargeParameter', 204, 150, False, False), (1, 'EVSEChargeParameter', 214, 150, False, False),)),  # 148
+    (2, ((1, 'AC_EVSEChargeParameter', 19, 150, False, False), (1, 'DC_EVSEChargeParameter', 204, 150, False, False), (1, 'EVSEChargeParameter', 214, 150, False, False),)),  # 149
+    (1, ((2, None, None, -1, False, False),)),  # 150
+    (1, ((1, 'SAScheduleTuple', 155, 152, True, False),)),  # 151
+    (2, ((1, 'SAScheduleTuple', 155, 153, True, False), (2, None, None, -1, False, False),)),  # 152
+    (2, ((1, 'SAScheduleTuple', 155, 154, True, False), (2, None, None, -1, False, False),)),  # 153
+    (1, ((2, None, None, -1, False, False),)),  # 154
+    (1, ((1, 'SAScheduleTupleID', 159, 156, False, True),)),  # 155
+    (1, ((1, 'PMaxSchedule', 161, 157, False, False),)),  # 156
+    (2, ((1, 'SalesTariff', 175, 158, False, False), (2, None, None, -1, False, False),)),  # 157
+    (1, ((2, None, None, -1, False, False),)),  # 158
+    (1, ((3, 'value', T21, 160, False, False),)),  # 159
+    (1, ((2, None, None, -1, False, False),)),  # 160
+    (1, ((1, 'PMaxScheduleEntry', 164, 162, 1024, False),)),  # 161
+    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False), (2, None, None, -1, False, False),)),  # 162
+    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False), (2, None, None, -1, False, False),)),  # 163
+    (2, ((1, 'RelativeTimeInterval', 167, 165, False, False), (1, 'TimeInterval', 174, 165, False, False),)),  # 164
+    (1, ((1, 'PMax', 9, 166, False, False),)),  # 165
+    (1, ((2, None, None, -1, False, False),)),  # 166
+    (1, ((1, 'start', 170, 168, False, True),)),  # 167
+    (2, ((1, 'duration', 172, 169, False, True), (2, None, None, -1, False, False),)),  # 168
+    (1, ((2, None, None, -1, False, False),)),  # 169
+    (1, ((3, 'value', T22, 171, False, False),)),  # 170
+    (1, ((2, None, None, -1, False, False),)),  # 171
+    (1, ((3, 'value', T23, 173, False, False),)),  # 172
+    (1, ((2, None, None, -1, False, False),)),  # 173
+    (1, ((2, None, None, -1, False, False),)),  # 174
+    (2, ((0, 'Id', T7, 176, False, False), (1, 'SalesTariffID', 159, 177, False, True),)),  # 175
+    (1, ((1, 'SalesTariffID', 159, 177, False, True),)),  # 176
+    (2, ((1, 'SalesTariffDescription', 182, 178, False, True), (1, 'NumEPriceLevels', 184, 179, False, True), (1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 177
+    (2, ((1, 'NumEPriceLevels', 184, 179, False, True), (1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 178
+    (1, ((1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 179
+    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False), (2, None, None, -1, False, False),)),  # 180
+    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False), (2, None, None, -1, False, False),)),  # 181
+    (1, ((3, 'value', T24, 183, False, False),)),  # 182
+    (1, ((2, None, None, -1, False, False),)),  # 183
+    (1, ((3, 'value', T25, 185, False, False),)),  # 184
+    (1, ((2, None, None, -1, False, False),)),  # 185
+    (2, ((1, 'RelativeTimeInterval', 167, 187, False, False), (1, 'TimeInterval', 174, 187, False, False),)),  # 186
+    (2, ((1, 'EPriceLevel', 184, 188, False, True), (1, 'ConsumptionCost', 192, 189, True, False), (2, None, None, -1, False, False),)),  # 187
+    _run(3, 2, ((1, 'ConsumptionCost', 192, '+', True, False), (2, None, None, -1, False, False),)),  # 188..190
+    (1, ((2, None, None, -1, False, False),)),  # 191
+    (1, ((1, 'startValue', 9, 193, False, False),)),  # 192
+    (1, ((1, 'Cost', 197, 194, True, False),)),  # 193
+    (2, ((1, 'Cost', 197, 195, True, False), (2, None, None, -1, False, False),)),  # 194
+    (2, ((1, 'Cost', 197, 196, True, False), (2, None, None, -1, False, False),)),  # 195
+    (1, ((2, None, None, -1, False, False),)),  # 196
+    (1, ((1, 'costKind', 201, 198, False, True),)),  # 197
+    (1, ((1, 'amount', 7, 199, False, True),)),  # 198
+    (2, ((1, 'amountMultiplier', 13, 200, False, True), (2, None, None, -1, False, False),)),  # 199
+    (1, ((2, None, None, -1, False, False),)),  # 200
+    (1, ((3, 'value', T26, 202, False, False),)),  # 201
+    (1, ((2, None, None, -1, False, False),)),  # 202
+    (1, ((2, None, None, -1, False, False),)),  # 203
+    (1, ((1, 'DC_EVSEStatus', 60, 205, False, False),)),  # 204
+    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 206, False, False),)),  # 205
+    (1, ((1, 'EVSEMaximumPowerLimit', 9, 207, False, False),)),  # 206
+    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 208, False, False),)),  # 207
+    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 209, False, False),)),  # 208
+    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 210, False, False),)),  # 209
+    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 211, False, False), (1, 'EVSEPeakCurrentRipple', 9, 212, False, False),)),  # 210
+    (1, ((1, 'EVSEPeakCurrentRipple', 9, 212, False, False),)),  # 211
+    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 213, False, False), (2, None, None, -1, False, False),)),  # 212
+    (1, ((2, None, None, -1, False, False),)),  # 213
+    (1, ((2, None, None, -1, False, False),)),  # 214
+    (1, ((2, None, None, -1, False, False),)),  # 215
+    (1, ((1, 'ResponseCode', 41, 217, False, True),)),  # 216
+    (1, ((1, 'EVSEID', 224, 218, False, True),)),  # 217
+    (1, ((1, 'SAScheduleTupleID', 159, 219, False, True),)),  # 218
+    (3, ((1, 'EVSEMaxCurrent', 9, 220, False, False), (1, 'MeterInfo', 226, 221, False, False), (1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 219
+    (2, ((1, 'MeterInfo', 226, 221, False, False), (1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 220
+    (2, ((1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 221
+    (1, ((1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 222
+    (1, ((2, None, None, -1, False, False),)),  # 223
+    (1, ((3, 'value', T27, 225, False, False),)),  # 224
+    (1, ((2, None, None, -1, False, False),)),  # 225
+    (1, ((1, 'MeterID', 232, 227, False, True),)),  # 226
+    (3, ((1, 'MeterReading', 234, 228, False, True), (1, 'SigMeterReading', 236, 229, False, True), (1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 227
+    (3, ((1, 'SigMeterReading', 236, 229, False, True), (1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 228
+    (2, ((1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 229
+    (2, ((1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 230
+    (1, ((2, None, None, -1, False, False),)),  # 231
+    (1, ((3, 'value', T24, 233, False, False),)),  # 232
+    (1, ((2, None, None, -1, False, False),)),  # 233
+    (1, ((3, 'value', T28, 235, False, False),)),  # 234
+    (1, ((2, None, None, -1, False, False),)),  # 235
+    (1, ((3, 'value', T29, 237, False, False),)),  # 236
+    (1, ((2, None, None, -1, False, False),)),  # 237
+    (1, ((3, 'value', T3, 239, False, False),)),  # 238
+    (1, ((2, None, None, -1, False, False),)),  # 239
+    (1, ((3, 'value', T30, 241, False, False),)),  # 240
+    (1, ((2, None, None, -1, False, False),)),  # 241
+    (1, ((1, 'DC_EVStatus', 48, 243, False, False),)),  # 242
+    (1, ((1, 'EVTargetCurrent', 9, 244, False, False),)),  # 243
+    (3, ((1, 'EVMaximumVoltageLimit', 9, 245, False, False), (1, 'EVMaximumCurrentLimit', 9, 246, False, False), (1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 244
+    (3, ((1, 'EVMaximumCurrentLimit', 9, 246, False, False), (1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 245
+    (2, ((1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 246
+    (2, ((1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 247
+    (1, ((1, 'ChargingComplete', 31, 249, False, True),)),  # 248
+    (2, ((1, 'RemainingTimeToFullSoC', 9, 250, False, False), (1, 'RemainingTimeToBulkSoC', 9, 251, False, False), (1, 'EVTargetVoltage', 9, 252, False, False),)),  # 249
+    (2, ((1, 'RemainingTimeToBulkSoC', 9, 251, False, False), (1, 'EVTargetVoltage', 9, 252, False, False),)),  # 250
+    (1, ((1, 'EVTargetVoltage', 9, 252, False, False),)),  # 251
+    (1, ((2, None, None, -1, False, False),)),  # 252
+    (1, ((1, 'ResponseCode', 41, 254, False, True),)),  # 253
+    (1, ((1, 'DC_EVSEStatus', 60, 255, False, False),)),  # 254
+    (1, ((1, 'EVSEPresentVoltage', 9, 256, False, False),)),  # 255
+    (1, ((1, 'EVSEPresentCurrent', 9, 257, False, False),)),  # 256
+    (1, ((1, 'EVSECurrentLimitAchieved', 31, 258, False, True),)),  # 257
+    (1, ((1, 'EVSEVoltageLimitAchieved', 31, 259, False, True),)),  # 258
+    (1, ((1, 'EVSEPowerLimitAchieved', 31, 260, False, True),)),  # 259
+    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 261, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 262, False, False), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 260
+    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 262, False, False), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 261
+    (2, ((1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 262
+    (1, ((1, 'EVSEID', 224, 264, False, True),)),  # 263
+    (1, ((1, 'SAScheduleTupleID', 159, 265, False, True),)),  # 264
+    (2, ((1, 'MeterInfo', 226, 266, False, False), (1, 'ReceiptRequired', 31, 267, False, True), (2, None, None, -1, False, False),)),  # 265
+    (2, ((1, 'ReceiptRequired', 31, 267, False, True), (2, None, None, -1, False, False),)),  # 266
+    (1, ((2, None, None, -1, False, False),)),  # 267
+    (1, ((1, 'DC_EVStatus', 48, 269, False, False),)),  # 268
+    (2, ((1, 'BulkChargingComplete', 31, 270, False, True), (1, 'ChargingComplete', 31, 271, False, True),)),  # 269
+    (1, ((1, 'ChargingComplete', 31, 271, False, True),)),  # 270
+    (1, ((2, None, None, -1, False, False),)),  # 271
+    (2, ((1, 'P', 280, 273, False, True), (1, 'G', 280, 274, False, True), (1, 'Y', 280, 275, False, True),)),  # 272
+    (1, ((1, 'Q', 280, 279, False, True),)),  # 273
+    (1, ((1, 'Y', 280, 275, False, True),)),  # 274
+    (2, ((1, 'J', 280, 276, False, True), (1, 'Seed', 280, 277, False, True), (2, None, None, -1, False, False),)),  # 275
+    (2, ((1, 'Seed', 280, 277, False, True), (2, None, None, -1, False, False),)),  # 276
+    (1, ((1, 'PgenCounter', 280, 278, False, True),)),  # 277
+    (1, ((2, None, None, -1, False, False),)),  # 278
+    (2, ((1, 'G', 280, 274, False, True), (1, 'Y', 280, 275, False, True),)),  # 279
+    (1, ((3, 'value', T31, 281, False, False),)),  # 280
+    (1, ((2, None, None, -1, False, False),)),  # 281
+    (1, ((0, 'Algorithm', T7, 283, False, False),)),  # 282
+    (2, ((4, None, None, 284, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 283, False, False),)),  # 283
+    (2, ((4, None, None, 284, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 284, False, False),)),  # 284
+    (1, ((3, 'value', T31, 286, False, False),)),  # 285
+    (1, ((2, None, None, -1, False, False),)),  # 286
+    (1, ((2, None, None, -1, False, False),)),  # 287
+    (1, ((1, 'NotificationMaxDelay', 27, 289, False, True),)),  # 288
+    (1, ((1, 'EVSENotification', 29, 290, False, True),)),  # 289
+    (1, ((2, None, None, -1, False, False),)),  # 290
+    (1, ((2, None, None, -1, False, False),)),  # 291
+    (2, ((1, 'RelativeTimeInterval', 167, 293, False, False), (1, 'TimeInterval', 174, 293, False, False),)),  # 292
+    (1, ((2, None, None, -1, False, False),)),  # 293
+    (4, ((0, 'Id', T7, 295, False, False), (1, 'KeyName', 84, 296, True, True), (1, 'KeyValue', 312, 297, True, False), (1, 'RetrievalMethod', 319, 298, True, False), (1, 'X509Data', 330, 299, True, False), (1, 'PGPData', 345, 300, True, False), (1, 'SPKIData', 351, 301, True, False), (1, 'MgmtData', 84, 302, True, True), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 294
+    (4, ((1, 'KeyName', 84, 296, True, True), (1, 'KeyValue', 312, 297, True, False), (1, 'RetrievalMethod', 319, 298, True, False), (1, 'X509Data', 330, 299, True, False), (1, 'PGPData', 345, 300, True, False), (1, 'SPKIData', 351, 301, True, False), (1, 'MgmtData', 84, 302, True, True), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 295
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 296, False, False),)),  # 296
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 297, False, False),)),  # 297
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 298, False, False),)),  # 298
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 299, False, False),)),  # 299
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 300, False, False),)),  # 300
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 301, False, False),)),  # 301
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 302, False, False),)),  # 302
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 303, False, False),)),  # 303
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 304, False, False),)),  # 304
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 305, False, False),)),  # 305
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 306, False, False),)),  # 306
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 307, False, False),)),  # 307
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 308, False, False),)),  # 308
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 309, False, False),)),  # 309
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 310, False, False),)),  # 310
+    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 311, False, False),)),  # 311
+    (3, ((1, 'DSAKeyValue', 272, 313, False, False), (1, 'RSAKeyValue', 316, 314, False, False), (4, None, None, 315, False, False), (3, 'value', T7, 312, False, False),)),  # 312
+    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 313, False, False),)),  # 313
+    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 314, False, False),)),  # 314
+    (2, ((2, None, None, -1, False, False), (3, 'value', T7, 315, False, False),)),  # 315
+    (1, ((1, 'Modulus', 280, 317, False, True),)),  # 316
+    (1, ((1, 'Exponent', 280, 318, False, True),)),  # 317
+    (1, ((2, None, None, -1, False, False),)),  # 318
+    (3, ((0, 'Type', T7, 320, False, False), (0, 'URI', T7, 321, False, False), (1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 319
+    (2, ((0, 'URI', T7, 321, False, False), (1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 320
+    (2, ((1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 321
+    (1, ((2, None, None, -1, False, False),)),  # 322
+    (1, ((1, 'Transform', 326, 324, True, False),)),  # 323
+    (2, ((1, 'Transform', 326, 325, True, False), (2, None, None, -1, False, False),)),  # 324
+    (2, ((1, 'Transform', 326, 325, True, False), (2, None, None, -1, False, False),)),  # 325
+    (1, ((0, 'Algorithm', T7, 327, False, False),)),  # 326
+    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 327, False, False),)),  # 327
+    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 328, False, False),)),  # 328
+    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 329, False, False),)),  # 329
+    (3, ((1, 'X509IssuerSerial', 81, 331, True, False), (1, 'X509SKI', 343, 332, True, True), (1, 'X509SubjectName', 84, 333, True, True), (1, 'X509Certificate', 343, 334, True, True), (1, 'X509CRL', 343, 335, True, True), (4, None, None, 336, True, False),)),  # 330
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 331
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 332
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 333
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 334
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 335
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 336
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 337
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 338
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 339
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 340
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 341
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 342
+    (1, ((3, 'value', T31, 344, False, False),)),  # 343
+    (1, ((2, None, None, -1, False, False),)),  # 344
+    (2, ((1, 'PGPKeyID', 343, 346, False, True), (1, 'PGPKeyPacket', 343, 347, False, True),)),  # 345
+    (2, ((1, 'PGPKeyPacket', 343, 349, False, True), (4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 346
+    (2, ((4, None, None, 348, True, False), (2, None, None, -1, False, False),)),  # 347
+    (2, ((4, None, None, 348, True, False), (2, None, None, -1, False, False),)),  # 348
+    (2, ((4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 349
+    (2, ((4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 350
+    (1, ((1, 'SPKISexp', 343, 352, True, True),)),  # 351
+    (2, ((1, 'SPKISexp', 343, 354, True, True), (4, None, None, 353, True, False), (2, None, None, -1, False, False),)),  # 352
+    (2, ((1, 'SPKISexp', 343, 354, True, True), (2, None, None, -1, False, False),)),  # 353
+    (2, ((1, 'SPKISexp', 343, 354, True, True), (4, None, None, 355, True, False), (2, None, None, -1, False, False),)),  # 354
+    (2, ((1, 'SPKISexp', 343, 354, True, True), (2, None, None, -1, False, False),)),  # 355
+    (2, ((0, 'Id', T7, 357, False, False), (1, 'Reference', 360, 358, True, False),)),  # 356
+    (1, ((1, 'Reference', 360, 358, True, False),)),  # 357
+    (2, ((1, 'Reference', 360, 359, True, False), (2, None, None, -1, False, False),)),  # 358
+    (2, ((1, 'Reference', 360, 359, True, False), (2, None, None, -1, False, False),)),  # 359
+    (3, ((0, 'Id', T7, 361, False, False), (0, 'Type', T7, 362, False, False), (0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 360
+    (3, ((0, 'Type', T7, 362, False, False), (0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 361
+    (2, ((0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 362
+    (2, ((1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 363
+    (1, ((1, 'DigestMethod', 282, 365, False, False),)),  # 364
+    (1, ((1, 'DigestValue', 285, 366, False, True),)),  # 365
+    (1, ((2, None, None, -1, False, False),)),  # 366
+    (2, ((0, 'Id', T7, 368, False, False), (1, 'SessionID', 372, 369, False, True),)),  # 367
+    (1, ((1, 'SessionID', 372, 369, False, True),)),  # 368
+    (2, ((1, 'SAScheduleTupleID', 159, 370, False, True), (1, 'MeterInfo', 226, 371, False, False),)),  # 369
+    (1, ((1, 'MeterInfo', 226, 371, False, False),)),  # 370
+    (1, ((2, None, None, -1, False, False),)),  # 371
+    (1, ((3, 'value', T32, 373, False, False),)),  # 372
+    (1, ((2, None, None, -1, False, False),)),  # 373
+    (1, ((1, 'ResponseCode', 41, 375, False, True),)),  # 374
+    (2, ((1, 'AC_EVSEStatus', 23, 376, False, False), (1, 'DC_EVSEStatus', 60, 376, False, False), (1, 'EVSEStatus', 288, 376, False, False),)),  # 375
+    (1, ((2, None, None, -1, False, False),)),  # 376
+    (3, ((0, 'Encoding', T7, 378, False, False), (0, 'Id', T7, 379, False, False), (0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 377
+    (3, ((0, 'Id', T7, 379, False, False), (0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 378
+    (3, ((0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 379
+    (2, ((4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 380
+    (2, ((4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 381, False, False),)),  # 381
+    (1, ((1, 'eMAID', 118, 383, False, True),)),  # 382
+    (1, ((1, 'ContractSignatureCertChain', 95, 384, False, False),)),  # 383
+    (1, ((2, None, None, -1, False, False),)),  # 384
+    (1, ((1, 'ResponseCode', 41, 386, False, True),)),  # 385
+    (1, ((1, 'GenChallenge', 36, 387, False, True),)),  # 386
+    (1, ((1, 'EVSETimeStamp', 240, 388, False, True),)),  # 387
+    (1, ((2, None, None, -1, False, False),)),  # 388
+    (1, ((1, 'SelectedPaymentOption', 392, 390, False, True),)),  # 389
+    (1, ((1, 'SelectedServiceList', 394, 391, False, False),)),  # 390
+    (1, ((2, None, None, -1, False, False),)),  # 391
+    (1, ((3, 'value', T33, 393, False, False),)),  # 392
+    (1, ((2, None, None, -1, False, False),)),  # 393
+    (1, ((1, 'SelectedService', 397, 395, 16, False),)),  # 394
+    (2, ((1, 'SelectedService', 397, 396, 16, False), (2, None, None, -1, False, False),)),  # 395
+    (2, ((1, 'SelectedService', 397, 396, 16, False), (2, None, None, -1, False, False),)),  # 396
+    (1, ((1, 'ServiceID', 400, 398, False, True),)),  # 397
+    (2, ((1, 'ParameterSetID', 17, 399, False, True), (2, None, None, -1, False, False),)),  # 398
+    (1, ((2, None, None, -1, False, False),)),  # 399
+    (1, ((3, 'value', T4, 401, False, False),)),  # 400
+    (1, ((2, None, None, -1, False, False),)),  # 401
+    (1, ((1, 'ResponseCode', 41, 403, False, True),)),  # 402
+    (1, ((2, None, None, -1, False, False),)),  # 403
+    (1, ((1, 'ChargeProgress', 409, 405, False, True),)),  # 404
+    (1, ((1, 'SAScheduleTupleID', 159, 406, False, True),)),  # 405
+    (3, ((1, 'ChargingProfile', 411, 407, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False), (1, 'EVPowerDeliveryParameter', 287, 408, False, False), (2, None, None, -1, False, False),)),  # 406
+    (2, ((1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False), (1, 'EVPowerDeliveryParameter', 287, 408, False, False), (2, None, None, -1, False, False),)),  # 407
+    (1, ((2, None, None, -1, False, False),)),  # 408
+    (1, ((3, 'value', T34, 410, False, False),)),  # 409
+    (1, ((2, None, None, -1, False, False),)),  # 410
+    (1, ((1, 'ProfileEntry', 414, 412, 24, False),)),  # 411
+    (2, ((1, 'ProfileEntry', 414, 413, 24, False), (2, None, None, -1, False, False),)),  # 412
+    (2, ((1, 'ProfileEntry', 414, 413, 24, False), (2, None, None, -1, False, False),)),  # 413
+    (1, ((1, 'ChargingProfileEntryStart', 7, 415, False, True),)),  # 414
+    (1, ((1, 'ChargingProfileEntryMaxPower', 9, 416, False, False),)),  # 415
+    (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 417, False, True), (2, None, None, -1, False, False),)),  # 416
+    (1, ((2, None, None, -1, False, False),)),  # 417
+    (1, ((3, 'value', T35, 419, False, False),)),  # 418
+    (1, ((2, None, None, -1, False, False),)),  # 419
+    (1, ((1, 'ResponseCode', 41, 421, False, True),)),  # 420
+    (2, ((1, 'AC_EVSEStatus', 23, 422, False, False), (1, 'DC_EVSEStatus', 60, 422, False, False), (1, 'EVSEStatus', 288, 422, False, False),)),  # 421
+    (1, ((2, None, None, -1, False, False),)),  # 422
+    (1, ((1, 'DC_EVStatus', 48, 424, False, False),)),  # 423
+    (1, ((1, 'EVTargetVoltage', 9, 425, False, False),)),  # 424
+    (1, ((1, 'EVTargetCurrent', 9, 426, False, False),)),  # 425
+    (1, ((2, None, None, -1, False, False),)),  # 426
+    (1, ((1, 'ResponseCode', 41, 428, False, True),)),  # 427
+    (1, ((1, 'DC_EVSEStatus', 60, 429, False, False),)),  # 428
+    (1, ((1, 'EVSEPresentVoltage', 9, 430, False, False),)),  # 429
+    (1, ((2, None, None, -1, False, False),)),  # 430
+    (1, ((1, 'ServiceID', 400, 432, False, True),)),  # 431
+    (1, ((2, None, None, -1, False, False),)),  # 432
+    (1, ((1, 'ResponseCode', 41, 434, False, True),)),  # 433
+    (1, ((1, 'ServiceID', 400, 435, False, True),)),  # 434
+    (2, ((1, 'ServiceParameterList', 437, 436, False, False), (2, None, None, -1, False, False),)),  # 435
+    (1, ((2, None, None, -1, False, False),)),  # 436
+    (1, ((1, 'ParameterSet', 440, 438, 255, False),)),  # 437
+    (2, ((1, 'ParameterSet', 440, 439, 255, False), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'ParameterSet', 440, 439, 255, False), (2, None, None, -1, False, False),)),  # 439
+    (1, ((1, 'ParameterSetID', 17, 441, False, True),)),  # 440
+    (1, ((1, 'Parameter', 444, 442, 16, False),)),  # 441
+    (2, ((1, 'Parameter', 444, 443, 16, False), (2, None, None, -1, False, False),)),  # 442
+    (2, ((1, 'Parameter', 444, 443, 16, False), (2, None, None, -1, False, False),)),  # 443
+    (1, ((0, 'Name', T7, 445, False, False),)),  # 444
+    (3, ((1, 'boolValue', 31, 446, False, True), (1, 'byteValue', 452, 447, False, True), (1, 'shortValue', 17, 448, False, True), (1, 'intValue', 454, 449, False, True), (1, 'physicalValue', 9, 450, False, False), (1, 'stringValue', 84, 451, False, True),)),  # 445
+    (1, ((2, None, None, -1, False, False),)),  # 446
+    (1, ((2, None, None, -1, False, False),)),  # 447
+    (1, ((2, None, None, -1, False, False),)),  # 448
+    (1, ((2, None, None, -1, False, False),)),  # 449
+    (1, ((2, None, None, -1, False, False),)),  # 450
+    (1, ((2, None, None, -1, False, False),)),  # 451
+    (1, ((3, 'value', T36, 453, False, False),)),  # 452
+    (1, ((2, None, None, -1, False, False),)),  # 453
+    (1, ((3, 'value', T37, 455, False, False),)),  # 454
+    (1, ((2, None, None, -1, False, False),)),  # 455
+    (2, ((1, 'ServiceScope', 459, 457, False, True), (1, 'ServiceCategory', 461, 458, False, True), (2, None, None, -1, False, False),)),  # 456
+    (2, ((1, 'ServiceCategory', 461, 458, False, True), (2, None, None, -1, False, False),)),  # 457
+    (1, ((2, None, None, -1, False, False),)),  # 458
+    (1, ((3, 'value', T38, 460, False, False),)),  # 459
+    (1, ((2, None, None, -1, False, False),)),  # 460
+    (1, ((3, 'value', T39, 462, False, False),)),  # 461
+    (1, ((2, None, None, -1, False, False),)),  # 462
+    (1, ((1, 'ResponseCode', 41, 464, False, True),)),  # 463
+    (1, ((1, 'PaymentOptionList', 468, 465, False, False),)),  # 464
+    (1, ((1, 'ChargeService', 471, 466, False, False),)),  # 465
+    (2, ((1, 'ServiceList', 487, 467, False, False), (2, None, None, -1, False, False),)),  # 466
+    (1, ((2, None, None, -1, False, False),)),  # 467
+    (1, ((1, 'PaymentOption', 392, 469, True, True),)),  # 468
+    (2, ((1, 'PaymentOption', 392, 470, True, True), (2, None, None, -1, False, False),)),  # 469
+    (1, ((2, None, None, -1, False, False),)),  # 470
+    (1, ((1, 'ServiceID', 400, 472, False, True),)),  # 471
+    (2, ((1, 'ServiceName', 478, 473, False, True), (1, 'ServiceCategory', 461, 474, False, True),)),  # 472
+    (1, ((1, 'ServiceCategory', 461, 474, False, True),)),  # 473
+    (2, ((1, 'ServiceScope', 459, 475, False, True), (1, 'FreeService', 31, 476, False, True),)),  # 474
+    (1, ((1, 'FreeService', 31, 476, False, True),)),  # 475
+    (1, ((1, 'SupportedEnergyTransferMode', 480, 477, False, False),)),  # 476
+    (1, ((2, None, None, -1, False, False),)),  # 477
+    (1, ((3, 'value', T24, 479, False, False),)),  # 478
+    (1, ((2, None, None, -1, False, False),)),  # 479
+    (1, ((1, 'EnergyTransferMode', 132, 481, True, True),)),  # 480
+    _run(5, 2, ((1, 'EnergyTransferMode', 132, '+', True, True), (2, None, None, -1, False, False),)),  # 481..485
+    (1, ((2, None, None, -1, False, False),)),  # 486
+    (1, ((1, 'Service', 496, 488, True, False),)),  # 487
+    _run(7, 2, ((1, 'Service', 496, '+', True, False), (2, None, None, -1, False, False),)),  # 488..494
+    (1, ((2, None, None, -1, False, False),)),  # 495
+    (1, ((1, 'ServiceID', 400, 497, False, True),)),  # 496
+    (2, ((1, 'ServiceName', 478, 498, False, True), (1, 'ServiceCategory', 461, 499, False, True),)),  # 497
+    (1, ((1, 'ServiceCategory', 461, 499, False, True),)),  # 498
+    (2, ((1, 'ServiceScope', 459, 500, False, True), (1, 'FreeService', 31, 501, False, True),)),  # 499
+    (1, ((1, 'FreeService', 31, 501, False, True),)),  # 500
+    (1, ((2, None, None, -1, False, False),)),  # 501
+    (1, ((1, 'EVCCID', 504, 503, False, True),)),  # 502
+    (1, ((2, None, None, -1, False, False),)),  # 503
+    (1, ((3, 'value', T40, 505, False, False),)),  # 504
+    (1, ((2, None, None, -1, False, False),)),  # 505
+    (1, ((1, 'ResponseCode', 41, 507, False, True),)),  # 506
+    (1, ((1, 'EVSEID', 224, 508, False, True),)),  # 507
+    (2, ((1, 'EVSETimeStamp', 240, 509, False, True), (2, None, None, -1, False, False),)),  # 508
+    (1, ((2, None, None, -1, False, False),)),  # 509
+    (1, ((1, 'ChargingSession', 512, 511, False, True),)),  # 510
+    (1, ((2, None, None, -1, False, False),)),  # 511
+    (1, ((3, 'value', T41, 513, False, False),)),  # 512
+    (1, ((2, None, None, -1, False, False),)),  # 513
+    (1, ((1, 'ResponseCode', 41, 515, False, True),)),  # 514
+    (1, ((2, None, None, -1, False, False),)),  # 515
+    (2, ((0, 'Id', T7, 517, False, False), (1, 'SignedInfo', 522, 518, False, False),)),  # 516
+    (1, ((1, 'SignedInfo', 522, 518, False, False),)),  # 517
+    (1, ((1, 'SignatureValue', 534, 519, False, False),)),  # 518
+    (2, ((1, 'KeyInfo', 294, 520, False, False), (1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 519
+    (2, ((1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 520
+    (2, ((1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 521
+    (2, ((0, 'Id', T7, 523, False, False), (1, 'CanonicalizationMethod', 69, 524, False, False),)),  # 522
+    (1, ((1, 'CanonicalizationMethod', 69, 524, False, False),)),  # 523
+    (1, ((1, 'SignatureMethod', 528, 525, False, False),)),  # 524
+    (1, ((1, 'Reference', 360, 526, True, False),)),  # 525
+    (2, ((1, 'Reference', 360, 527, True, False), (2, None, None, -1, False, False),)),  # 526
+    (2, ((1, 'Reference', 360, 527, True, False), (2, None, None, -1, False, False),)),  # 527
+    (1, ((0, 'Algorithm', T7, 529, False, False),)),  # 528
+    (3, ((1, 'HMACOutputLength', 532, 530, False, True), (4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 529, False, False),)),  # 529
+    (2, ((4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 530, False, False),)),  # 530
+    (2, ((4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 531, False, False),)),  # 531
+    (1, ((3, 'value', T16, 533, False, False),)),  # 532
+    (1, ((2, None, None, -1, False, False),)),  # 533
+    (2, ((0, 'Id', T7, 535, False, False), (3, 'value', T31, 536, False, False),)),  # 534
+    (1, ((3, 'value', T31, 536, False, False),)),  # 535
+    (1, ((2, None, None, -1, False, False),)),  # 536
+    (2, ((0, 'Id', T7, 538, False, False), (1, 'SignatureProperty', 541, 539, True, False),)),  # 537
+    (1, ((1, 'SignatureProperty', 541, 539, True, False),)),  # 538
+    (2, ((1, 'SignatureProperty', 541, 540, True, False), (2, None, None, -1, False, False),)),  # 539
+    (2, ((1, 'SignatureProperty', 541, 540, True, False), (2, None, None, -1, False, False),)),  # 540
+    (2, ((0, 'Id', T7, 542, False, False), (0, 'Target', T7, 543, False, False),)),  # 541
+    (1, ((0, 'Target', T7, 543, False, False),)),  # 542
+    (2, ((4, None, None, 544, True, False), (3, 'value', T7, 543, False, False),)),  # 543
+    (2, ((4, None, None, 545, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 544, False, False),)),  # 544
+    (2, ((4, None, None, 545, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 545, False, False),)),  # 545
+    (1, ((1, 'Header', 549, 547, False, False),)),  # 546
+    (1, ((1, 'Body', 560, 548, False, False),)),  # 547
+    (1, ((2, None, None, -1, False, False),)),  # 548
+    (1, ((1, 'SessionID', 372, 550, False, True),)),  # 549
+    (2, ((1, 'Notification', 553, 551, False, False), (1, 'Signature', 516, 552, False, False), (2, None, None, -1, False, False),)),  # 550
+    (2, ((1, 'Signature', 516, 552, False, False), (2, None, None, -1, False, False),)),  # 551
+    (1, ((2, None, None, -1, False, False),)),  # 552
+    (1, ((1, 'FaultCode', 556, 554, False, True),)),  # 553
+    (2, ((1, 'FaultMsg', 558, 555, False, True), (2, None, None, -1, False, False),)),  # 554
+    (1, ((2, None, None, -1, False, False),)),  # 555
+    (1, ((3, 'value', T42, 557, False, False),)),  # 556
+    (1, ((2, None, None, -1, False, False),)),  # 557
+    (1, ((3, 'value', T38, 559, False, False),)),  # 558
+    (1, ((2, None, None, -1, False, False),)),  # 559
+    (6, ((1, 'AuthorizationReq', 33, 561, False, False), (1, 'AuthorizationRes', 38, 561, False, False), (1, 'BodyElement', 45, 561, False, False), (1, 'CableCheckReq', 46, 561, False, False), (1, 'CableCheckRes', 56, 561, False, False), (1, 'CertificateInstallationReq', 72, 561, False, False), (1, 'CertificateInstallationRes', 88, 561, False, False), (1, 'CertificateUpdateReq', 113, 561, False, False), (1, 'CertificateUpdateRes', 120, 561, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 561, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 561, False, False), (1, 'ChargingStatusReq', 215, 561, False, False), (1, 'ChargingStatusRes', 216, 561, False, False), (1, 'CurrentDemandReq', 242, 561, False, False), (1, 'CurrentDemandRes', 253, 561, False, False), (1, 'MeteringReceiptReq', 367, 561, False, False), (1, 'MeteringReceiptRes', 374, 561, False, False), (1, 'PaymentDetailsReq', 382, 561, False, False), (1, 'PaymentDetailsRes', 385, 561, False, False), (1, 'PaymentServiceSelectionReq', 389, 561, False, False), (1, 'PaymentServiceSelectionRes', 402, 561, False, False), (1, 'PowerDeliveryReq', 404, 561, False, False), (1, 'PowerDeliveryRes', 420, 561, False, False), (1, 'PreChargeReq', 423, 561, False, False), (1, 'PreChargeRes', 427, 561, False, False), (1, 'ServiceDetailReq', 431, 561, False, False), (1, 'ServiceDetailRes', 433, 561, False, False), (1, 'ServiceDiscoveryReq', 456, 561, False, False), (1, 'ServiceDiscoveryRes', 463, 561, False, False), (1, 'SessionSetupReq', 502, 561, False, False), (1, 'SessionSetupRes', 506, 561, False, False), (1, 'SessionStopReq', 510, 561, False, False), (1, 'SessionStopRes', 514, 561, False, False), (1, 'WeldingDetectionReq', 562, 561, False, False), (1, 'WeldingDetectionRes', 564, 561, False, False), (2, None, None, -1, False, False),)),  # 560
+    (1, ((2, None, None, -1, False, False),)),  # 561
+    (1, ((1, 'DC_EVStatus', 48, 563, False, False),)),  # 562
+    (1, ((2, None, None, -1, False, False),)),  # 563
+    (1, ((1, 'ResponseCode', 41, 565, False, True),)),  # 564
+    (1, ((1, 'DC_EVSEStatus', 60, 566, False, False),)),  # 565
+    (1, ((1, 'EVSEPresentVoltage', 9, 567, False, False),)),  # 566
+    (1, ((2, None, None, -1, False, False),)),  # 567
+    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False), (1, 'AC_EVSEChargeParameter', 19, 0, False, False), (1, 'AC_EVSEStatus', 23, 0, False, False), (1, 'AuthorizationReq', 33, 0, False, False), (1, 'AuthorizationRes', 38, 0, False, False), (1, 'BodyElement', 45, 0, False, False), (1, 'CableCheckReq', 46, 0, False, False), (1, 'CableCheckRes', 56, 0, False, False), (1, 'CanonicalizationMethod', 69, 0, False, False), (1, 'CertificateInstallationReq', 72, 0, False, False), (1, 'CertificateInstallationRes', 88, 0, False, False), (1, 'CertificateUpdateReq', 113, 0, False, False), (1, 'CertificateUpdateRes', 120, 0, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 0, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 0, False, False), (1, 'ChargingStatusReq', 215, 0, False, False), (1, 'ChargingStatusRes', 216, 0, False, False), (1, 'CurrentDemandReq', 242, 0, False, False), (1, 'CurrentDemandRes', 253, 0, False, False), (1, 'DC_EVChargeParameter', 134, 0, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 0, False, False), (1, 'DC_EVSEChargeParameter', 204, 0, False, False), (1, 'DC_EVSEStatus', 60, 0, False, False), (1, 'DC_EVStatus', 48, 0, False, False), (1, 'DSAKeyValue', 272, 0, False, False), (1, 'DigestMethod', 282, 0, False, False), (1, 'DigestValue', 285, 0, False, True), (1, 'EVChargeParameter', 144, 0, False, False), (1, 'EVPowerDeliveryParameter', 287, 0, False, False), (1, 'EVSEChargeParameter', 214, 0, False, False), (1, 'EVSEStatus', 288, 0, False, False), (1, 'EVStatus', 291, 0, False, False), (1, 'Entry', 292, 0, False, False), (1, 'KeyInfo', 294, 0, False, False), (1, 'KeyName', 84, 0, False, True), (1, 'KeyValue', 312, 0, False, False), (1, 'Manifest', 356, 0, False, False), (1, 'MeteringReceiptReq', 367, 0, False, False), (1, 'MeteringReceiptRes', 374, 0, False, False), (1, 'MgmtData', 84, 0, False, True), (1, 'Object', 377, 0, False, False), (1, 'PGPData', 345, 0, False, False), (1, 'PMaxScheduleEntry', 164, 0, False, False), (1, 'PaymentDetailsReq', 382, 0, False, False), (1, 'PaymentDetailsRes', 385, 0, False, False), (1, 'PaymentServiceSelectionReq', 389, 0, False, False), (1, 'PaymentServiceSelectionRes', 402, 0, False, False), (1, 'PowerDeliveryReq', 404, 0, False, False), (1, 'PowerDeliveryRes', 420, 0, False, False), (1, 'PreChargeReq', 423, 0, False, False), (1, 'PreChargeRes', 427, 0, False, False), (1, 'RSAKeyValue', 316, 0, False, False), (1, 'Reference', 360, 0, False, False), (1, 'RelativeTimeInterval', 167, 0, False, False), (1, 'RetrievalMethod', 319, 0, False, False), (1, 'SAScheduleList', 151, 0, False, False), (1, 'SASchedules', 203, 0, False, False), (1, 'SPKIData', 351, 0, False, False), (1, 'SalesTariffEntry', 186, 0, False, False), (1, 'ServiceDetailReq', 431, 0, False, False), (1, 'ServiceDetailRes', 433, 0, False, False), (1, 'ServiceDiscoveryReq', 456, 0, False, False), (1, 'ServiceDiscoveryRes', 463, 0, False, False), (1, 'SessionSetupReq', 502, 0, False, False), (1, 'SessionSetupRes', 506, 0, False, False), (1, 'SessionStopReq', 510, 0, False, False), (1, 'SessionStopRes', 514, 0, False, False), (1, 'Signature', 516, 0, False, False), (1, 'SignatureMethod', 528, 0, False, False), (1, 'SignatureProperties', 537, 0, False, False), (1, 'SignatureProperty', 541, 0, False, False), (1, 'SignatureValue', 534, 0, False, False), (1, 'SignedInfo', 522, 0, False, False), (1, 'TimeInterval', 174, 0, False, False), (1, 'Transform', 326, 0, False, False), (1, 'Transforms', 323, 0, False, False), (1, 'V2G_Message', 546, 0, False, False), (1, 'WeldingDetectionReq', 562, 0, False, False), (1, 'WeldingDetectionRes', 564, 0, False, False), (1, 'X509Data', 330, 0, False, False), (4, None, None, 0, False, False),)),  # 568
+    (8, ((1, 'AC_EVChargeParameter', 1, 569, False, False), (1, 'AC_EVSEChargeParameter', 19, 569, False, False), (1, 'AC_EVSEStatus', 23, 569, False, False), (1, 'AC_EVSEStatus', 23, 569, False, False), (1, 'AuthorizationReq', 33, 569, False, False), (1, 'AuthorizationRes', 38, 569, False, False), (1, 'Body', 560, 569, False, False), (1, 'BodyElement', 45, 569, False, False), (1, 'BulkChargingComplete', 31, 569, False, True), (1, 'BulkChargingComplete', 31, 569, False, True), (1, 'BulkSOC', 54, 569, False, True), (1, 'CableCheckReq', 46, 569, False, False), (1, 'CableCheckRes', 56, 569, False, False), (1, 'CanonicalizationMethod', 69, 569, False, False), (1, 'Certificate', 76, 569, False, True), (1, 'CertificateInstallationReq', 72, 569, False, False), (1, 'CertificateInstallationRes', 88, 569, False, False), (1, 'CertificateUpdateReq', 113, 569, False, False), (1, 'CertificateUpdateRes', 120, 569, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 569, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 569, False, False), (1, 'ChargeProgress', 409, 569, False, True), (1, 'ChargeService', 471, 569, False, False), (1, 'ChargingComplete', 31, 569, False, True), (1, 'ChargingComplete', 31, 569, False, True), (1, 'ChargingProfile', 411, 569, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 569, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 569, False, False), (1, 'ChargingProfileEntryStart', 7, 569, False, True), (1, 'ChargingSession', 512, 569, False, True), (1, 'ChargingStatusReq', 215, 569, False, False), (1, 'ChargingStatusRes', 216, 569, False, False), (1, 'ConsumptionCost', 192, 569, False, False), (1, 'ContractSignatureCertChain', 95, 569, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 569, False, False), (1, 'Cost', 197, 569, False, False), (1, 'CurrentDemandReq', 242, 569, False, False), (1, 'CurrentDemandRes', 253, 569, False, False), (1, 'DC_EVChargeParameter', 134, 569, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 569, False, False), (1, 'DC_EVSEChargeParameter', 204, 569, False, False), (1, 'DC_EVSEStatus', 60, 569, False, False), (1, 'DC_EVSEStatus', 60, 569, False, False), (1, 'DC_EVStatus', 48, 569, False, False), (1, 'DC_EVStatus', 48, 569, False, False), (1, 'DHpublickey', 107, 569, False, False), (1, 'DSAKeyValue', 272, 569, False, False), (1, 'DepartureTime', 7, 569, False, True), (1, 'DigestMethod', 282, 569, False, False), (1, 'DigestValue', 285, 569, False, True), (1, 'EAmount', 9, 569, False, False), (1, 'EPriceLevel', 184, 569, False, True), (1, 'EVCCID', 504, 569, False, True), (1, 'EVChargeParameter', 144, 569, False, False), (1, 'EVEnergyCapacity', 9, 569, False, False), (1, 'EVEnergyRequest', 9, 569, False, False), (1, 'EVErrorCode', 52, 569, False, True), (1, 'EVMaxCurrent', 9, 569, False, False), (1, 'EVMaxVoltage', 9, 569, False, False), (1, 'EVMaximumCurrentLimit', 9, 569, False, False), (1, 'EVMaximumCurrentLimit', 9, 569, False, False), (1, 'EVMaximumPowerLimit', 9, 569, False, False), (1, 'EVMaximumPowerLimit', 9, 569, False, False), (1, 'EVMaximumVoltageLimit', 9, 569, False, False), (1, 'EVMaximumVoltageLimit', 9, 569, False, False), (1, 'EVMinCurrent', 9, 569, False, False), (1, 'EVPowerDeliveryParameter', 287, 569, False, False), (1, 'EVRESSSOC', 54, 569, False, True), (1, 'EVReady', 31, 569, False, True), (1, 'EVSEChargeParameter', 214, 569, False, False), (1, 'EVSECurrentLimitAchieved', 31, 569, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 569, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 569, False, False), (1, 'EVSEID', 224, 569, False, True), (1, 'EVSEIsolationStatus', 65, 569, False, True), (1, 'EVSEMaxCurrent', 9, 569, False, False), (1, 'EVSEMaxCurrent', 9, 569, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 569, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 569, False, False), (1, 'EVSENominalVoltage', 9, 569, False, False), (1, 'EVSENotification', 29, 569, False, True), (1, 'EVSEPeakCurrentRipple', 9, 569, False, False), (1, 'EVSEPowerLimitAchieved', 31, 569, False, True), (1, 'EVSEPresentCurrent', 9, 569, False, False), (1, 'EVSEPresentVoltage', 9, 569, False, False), (1, 'EVSEProcessing', 43, 569, False, True), (1, 'EVSEStatus', 288, 569, False, False), (1, 'EVSEStatusCode', 67, 569, False, True), (1, 'EVSETimeStamp', 240, 569, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 569, False, True), (1, 'EVStatus', 291, 569, False, False), (1, 'EVTargetCurrent', 9, 569, False, False), (1, 'EVTargetVoltage', 9, 569, False, False), (1, 'EnergyTransferMode', 132, 569, False, True), (1, 'Entry', 292, 569, False, False), (1, 'Exponent', 280, 569, False, True), (1, 'FaultCode', 556, 569, False, True), (1, 'FaultMsg', 558, 569, False, True), (1, 'FreeService', 31, 569, False, True), (1, 'FullSOC', 54, 569, False, True), (1, 'G', 280, 569, False, True), (1, 'GenChallenge', 36, 569, False, True), (1, 'HMACOutputLength', 532, 569, False, True), (1, 'Header', 549, 569, False, False), (1, 'J', 280, 569, False, True), (1, 'KeyInfo', 294, 569, False, False), (1, 'KeyName', 84, 569, False, True), (1, 'KeyValue', 312, 569, False, False), (1, 'ListOfRootCertificateIDs', 78, 569, False, False), (1, 'Manifest', 356, 569, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 569, False, True), (1, 'MeterID', 232, 569, False, True), (1, 'MeterInfo', 226, 569, False, False), (1, 'MeterReading', 234, 569, False, True), (1, 'MeterStatus', 238, 569, False, True), (1, 'MeteringReceiptReq', 367, 569, False, False), (1, 'MeteringReceiptRes', 374, 569, False, False), (1, 'MgmtData', 84, 569, False, True), (1, 'Modulus', 280, 569, False, True), (1, 'Multiplier', 13, 569, False, True), (1, 'Notification', 553, 569, False, False), (1, 'NotificationMaxDelay', 27, 569, False, True), (1, 'NumEPriceLevels', 184, 569, False, True), (1, 'OEMProvisioningCert', 76, 569, False, True), (1, 'Object', 377, 569, False, False), (1, 'P', 280, 569, False, True), (1, 'PGPData', 345, 569, False, False), (1, 'PGPKeyID', 343, 569, False, True), (1, 'PGPKeyPacket', 343, 569, False, True), (1, 'PMax', 9, 569, False, False), (1, 'PMaxSchedule', 161, 569, False, False), (1, 'PMaxScheduleEntry', 164, 569, False, False), (1, 'Parameter', 444, 569, False, False), (1, 'ParameterSet', 440, 569, False, False), (1, 'ParameterSetID', 17, 569, False, True), (1, 'PaymentDetailsReq', 382, 569, False, False), (1, 'PaymentDetailsRes', 385, 569, False, False), (1, 'PaymentOption', 392, 569, False, True), (1, 'PaymentOptionList', 468, 569, False, False), (1, 'PaymentServiceSelectionReq', 389, 569, False, False), (1, 'PaymentServiceSelectionRes', 402, 569, False, False), (1, 'PgenCounter', 280, 569, False, True), (1, 'PowerDeliveryReq', 404, 569, False, False), (1, 'PowerDeliveryRes', 420, 569, False, False), (1, 'PreChargeReq', 423, 569, False, False), (1, 'PreChargeRes', 427, 569, False, False), (1, 'ProfileEntry', 414, 569, False, False), (1, 'Q', 280, 569, False, True), (1, 'RCD', 31, 569, False, True), (1, 'RSAKeyValue', 316, 569, False, False), (1, 'ReceiptRequired', 31, 569, False, True), (1, 'Reference', 360, 569, False, False), (1, 'RelativeTimeInterval', 167, 569, False, False), (1, 'RemainingTimeToBulkSoC', 9, 569, False, False), (1, 'RemainingTimeToFullSoC', 9, 569, False, False), (1, 'RequestedEnergyTransferMode', 132, 569, False, True), (1, 'ResponseCode', 41, 569, False, True), (1, 'RetrievalMethod', 319, 569, False, False), (1, 'RetryCounter', 17, 569, False, True), (1, 'RootCertificateID', 81, 569, False, False), (1, 'SAProvisioningCertificateChain', 95, 569, False, False), (1, 'SAScheduleList', 151, 569, False, False), (1, 'SAScheduleTuple', 155, 569, False, False), (1, 'SAScheduleTupleID', 159, 569, False, True), (1, 'SAScheduleTupleID', 159, 569, False, True), (1, 'SASchedules', 203, 569, False, False), (1, 'SPKIData', 351, 569, False, False), (1, 'SPKISexp', 343, 569, False, True), (1, 'SalesTariff', 175, 569, False, False), (1, 'SalesTariffDescription', 182, 569, False, True), (1, 'SalesTariffEntry', 186, 569, False, False), (1, 'SalesTariffID', 159, 569, False, True), (1, 'Seed', 280, 569, False, True), (1, 'SelectedPaymentOption', 392, 569, False, True), (1, 'SelectedService', 397, 569, False, False), (1, 'SelectedServiceList', 394, 569, False, False), (1, 'Service', 496, 569, False, False), (1, 'ServiceCategory', 461, 569, False, True), (1, 'ServiceCategory', 461, 569, False, True), (1, 'ServiceDetailReq', 431, 569, False, False), (1, 'ServiceDetailRes', 433, 569, False, False), (1, 'ServiceDiscoveryReq', 456, 569, False, False), (1, 'ServiceDiscoveryRes', 463, 569, False, False), (1, 'ServiceID', 400, 569, False, True), (1, 'ServiceID', 400, 569, False, True), (1, 'ServiceList', 487, 569, False, False), (1, 'ServiceName', 478, 569, False, True), (1, 'ServiceParameterList', 437, 569, False, False), (1, 'ServiceScope', 459, 569, False, True), (1, 'ServiceScope', 459, 569, False, True), (1, 'SessionID', 372, 569, False, True), (1, 'SessionID', 372, 569, False, True), (1, 'SessionSetupReq', 502, 569, False, False), (1, 'SessionSetupRes', 506, 569, False, False), (1, 'SessionStopReq', 510, 569, False, False), (1, 'SessionStopRes', 514, 569, False, False), (1, 'SigMeterReading', 236, 569, False, True), (1, 'Signature', 516, 569, False, False), (1, 'SignatureMethod', 528, 569, False, False), (1, 'SignatureProperties', 537, 569, False, False), (1, 'SignatureProperty', 541, 569, False, False), (1, 'SignatureValue', 534, 569, False, False), (1, 'SignedInfo', 522, 569, False, False), (1, 'SubCertificates', 99, 569, False, False), (1, 'SupportedEnergyTransferMode', 480, 569, False, False), (1, 'TMeter', 240, 569, False, True), (1, 'TimeInterval', 174, 569, False, False), (1, 'Transform', 326, 569, False, False), (1, 'Transforms', 323, 569, False, False), (1, 'Unit', 15, 569, False, True), (1, 'V2G_Message', 546, 569, False, False), (1, 'Value', 17, 569, False, True), (1, 'WeldingDetectionReq', 562, 569, False, False), (1, 'WeldingDetectionRes', 564, 569, False, False), (1, 'X509CRL', 343, 569, False, True), (1, 'X509Certificate', 343, 569, False, True), (1, 'X509Data', 330, 569, False, False), (1, 'X509IssuerName', 84, 569, False, True), (1, 'X509IssuerSerial', 81, 569, False, False), (1, 'X509SKI', 343, 569, False, True), (1, 'X509SerialNumber', 86, 569, False, True), (1, 'X509SubjectName', 84, 569, False, True), (1, 'XPath', 84, 569, False, True), (1, 'Y', 280, 569, False, True), (1, 'amount', 7, 569, False, True), (1, 'amountMultiplier', 13, 569, False, True), (1, 'boolValue', 31, 569, False, True), (1, 'byteValue', 452, 569, False, True), (1, 'costKind', 201, 569, False, True), (1, 'duration', 172, 569, False, True), (1, 'eMAID', 570, 569, False, False), (1, 'intValue', 454, 569, False, True), (1, 'physicalValue', 9, 569, False, False), (1, 'shortValue', 17, 569, False, True), (1, 'start', 170, 569, False, True), (1, 'startValue', 9, 569, False, False), (1, 'stringValue', 84, 569, False, True), (4, None, None, 569, False, False), (5, None, None, -1, False, False),)),  # 569
+    (9, ((0, 'Algorithm', T7, 570, False, False), (0, 'Encoding', T7, 570, False, False), (0, '{}Id', T7, 570, False, False), (0, '{urn:iso:15118:2:2013:MsgBody}Id', T7, 570, False, False), (0, 'Id', T7, 570, False, False), (0, 'MimeType', T7, 570, False, False), (0, 'Name', T7, 570, False, False), (0, 'Target', T7, 570, False, False), (0, 'Type', T7, 570, False, False), (0, 'URI', T7, 570, False, False), (4, None, None, 570, False, False), (1, 'AC_EVChargeParameter', 1, 571, False, False), (1, 'AC_EVSEChargeParameter', 19, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AuthorizationReq', 33, 571, False, False), (1, 'AuthorizationRes', 38, 571, False, False), (1, 'Body', 560, 571, False, False), (1, 'BodyElement', 45, 571, False, False), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkSOC', 54, 571, False, True), (1, 'CableCheckReq', 46, 571, False, False), (1, 'CableCheckRes', 56, 571, False, False), (1, 'CanonicalizationMethod', 69, 571, False, False), (1, 'Certificate', 76, 571, False, True), (1, 'CertificateInstallationReq', 72, 571, False, False), (1, 'CertificateInstallationRes', 88, 571, False, False), (1, 'CertificateUpdateReq', 113, 571, False, False), (1, 'CertificateUpdateRes', 120, 571, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False), (1, 'ChargeProgress', 409, 571, False, True), (1, 'ChargeService', 471, 571, False, False), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingProfile', 411, 571, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False), (1, 'ChargingProfileEntryStart', 7, 571, False, True), (1, 'ChargingSession', 512, 571, False, True), (1, 'ChargingStatusReq', 215, 571, False, False), (1, 'ChargingStatusRes', 216, 571, False, False), (1, 'ConsumptionCost', 192, 571, False, False), (1, 'ContractSignatureCertChain', 95, 571, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False), (1, 'Cost', 197, 571, False, False), (1, 'CurrentDemandReq', 242, 571, False, False), (1, 'CurrentDemandRes', 253, 571, False, False), (1, 'DC_EVChargeParameter', 134, 571, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False), (1, 'DC_EVSEChargeParameter', 204, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DHpublickey', 107, 571, False, False), (1, 'DSAKeyValue', 272, 571, False, False), (1, 'DepartureTime', 7, 571, False, True), (1, 'DigestMethod', 282, 571, False, False), (1, 'DigestValue', 285, 571, False, True), (1, 'EAmount', 9, 571, False, False), (1, 'EPriceLevel', 184, 571, False, True), (1, 'EVCCID', 504, 571, False, True), (1, 'EVChargeParameter', 144, 571, False, False), (1, 'EVEnergyCapacity', 9, 571, False, False), (1, 'EVEnergyRequest', 9, 571, False, False), (1, 'EVErrorCode', 52, 571, False, True), (1, 'EVMaxCurrent', 9, 571, False, False), (1, 'EVMaxVoltage', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMinCurrent', 9, 571, False, False), (1, 'EVPowerDeliveryParameter', 287, 571, False, False), (1, 'EVRESSSOC', 54, 571, False, True), (1, 'EVReady', 31, 571, False, True), (1, 'EVSEChargeParameter', 214, 571, False, False), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False), (1, 'EVSEID', 224, 571, False, True), (1, 'EVSEIsolationStatus', 65, 571, False, True), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False), (1, 'EVSENominalVoltage', 9, 571, False, False), (1, 'EVSENotification', 29, 571, False, True), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True), (1, 'EVSEPresentCurrent', 9, 571, False, False), (1, 'EVSEPresentVoltage', 9, 571, False, False), (1, 'EVSEProcessing', 43, 571, False, True), (1, 'EVSEStatus', 288, 571, False, False), (1, 'EVSEStatusCode', 67, 571, False, True), (1, 'EVSETimeStamp', 240, 571, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True), (1, 'EVStatus', 291, 571, False, False), (1, 'EVTargetCurrent', 9, 571, False, False), (1, 'EVTargetVoltage', 9, 571, False, False), (1, 'EnergyTransferMode', 132, 571, False, True), (1, 'Entry', 292, 571, False, False), (1, 'Exponent', 280, 571, False, True), (1, 'FaultCode', 556, 571, False, True), (1, 'FaultMsg', 558, 571, False, True), (1, 'FreeService', 31, 571, False, True), (1, 'FullSOC', 54, 571, False, True), (1, 'G', 280, 571, False, True), (1, 'GenChallenge', 36, 571, False, True), (1, 'HMACOutputLength', 532, 571, False, True), (1, 'Header', 549, 571, False, False), (1, 'J', 280, 571, False, True), (1, 'KeyInfo', 294, 571, False, False), (1, 'KeyName', 84, 571, False, True), (1, 'KeyValue', 312, 571, False, False), (1, 'ListOfRootCertificateIDs', 78, 571, False, False), (1, 'Manifest', 356, 571, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True), (1, 'MeterID', 232, 571, False, True), (1, 'MeterInfo', 226, 571, False, False), (1, 'MeterReading', 234, 571, False, True), (1, 'MeterStatus', 238, 571, False, True), (1, 'MeteringReceiptReq', 367, 571, False, False), (1, 'MeteringReceiptRes', 374, 571, False, False), (1, 'MgmtData', 84, 571, False, True), (1, 'Modulus', 280, 571, False, True), (1, 'Multiplier', 13, 571, False, True), (1, 'Notification', 553, 571, False, False), (1, 'NotificationMaxDelay', 27, 571, False, True), (1, 'NumEPriceLevels', 184, 571, False, True), (1, 'OEMProvisioningCert', 76, 571, False, True), (1, 'Object', 377, 571, False, False), (1, 'P', 280, 571, False, True), (1, 'PGPData', 345, 571, False, False), (1, 'PGPKeyID', 343, 571, False, True), (1, 'PGPKeyPacket', 343, 571, False, True), (1, 'PMax', 9, 571, False, False), (1, 'PMaxSchedule', 161, 571, False, False), (1, 'PMaxScheduleEntry', 164, 571, False, False), (1, 'Parameter', 444, 571, False, False), (1, 'ParameterSet', 440, 571, False, False), (1, 'ParameterSetID', 17, 571, False, True), (1, 'PaymentDetailsReq', 382, 571, False, False), (1, 'PaymentDetailsRes', 385, 571, False, False), (1, 'PaymentOption', 392, 571, False, True), (1, 'PaymentOptionList', 468, 571, False, False), (1, 'PaymentServiceSelectionReq', 389, 571, False, False), (1, 'PaymentServiceSelectionRes', 402, 571, False, False), (1, 'PgenCounter', 280, 571, False, True), (1, 'PowerDeliveryReq', 404, 571, False, False), (1, 'PowerDeliveryRes', 420, 571, False, False), (1, 'PreChargeReq', 423, 571, False, False), (1, 'PreChargeRes', 427, 571, False, False), (1, 'ProfileEntry', 414, 571, False, False), (1, 'Q', 280, 571, False, True), (1, 'RCD', 31, 571, False, True), (1, 'RSAKeyValue', 316, 571, False, False), (1, 'ReceiptRequired', 31, 571, False, True), (1, 'Reference', 360, 571, False, False), (1, 'RelativeTimeInterval', 167, 571, False, False), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False), (1, 'RemainingTimeToFullSoC', 9, 571, False, False), (1, 'RequestedEnergyTransferMode', 132, 571, False, True), (1, 'ResponseCode', 41, 571, False, True), (1, 'RetrievalMethod', 319, 571, False, False), (1, 'RetryCounter', 17, 571, False, True), (1, 'RootCertificateID', 81, 571, False, False), (1, 'SAProvisioningCertificateChain', 95, 571, False, False), (1, 'SAScheduleList', 151, 571, False, False), (1, 'SAScheduleTuple', 155, 571, False, False), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SASchedules', 203, 571, False, False), (1, 'SPKIData', 351, 571, False, False), (1, 'SPKISexp', 343, 571, False, True), (1, 'SalesTariff', 175, 571, False, False), (1, 'SalesTariffDescription', 182, 571, False, True), (1, 'SalesTariffEntry', 186, 571, False, False), (1, 'SalesTariffID', 159, 571, False, True), (1, 'Seed', 280, 571, False, True), (1, 'SelectedPaymentOption', 392, 571, False, True), (1, 'SelectedService', 397, 571, False, False), (1, 'SelectedServiceList', 394, 571, False, False), (1, 'Service', 496, 571, False, False), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceDetailReq', 431, 571, False, False), (1, 'ServiceDetailRes', 433, 571, False, False), (1, 'ServiceDiscoveryReq', 456, 571, False, False), (1, 'ServiceDiscoveryRes', 463, 571, False, False), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceList', 487, 571, False, False), (1, 'ServiceName', 478, 571, False, True), (1, 'ServiceParameterList', 437, 571, False, False), (1, 'ServiceScope', 459, 571, False, True), (1, 'ServiceScope', 459, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionSetupReq', 502, 571, False, False), (1, 'SessionSetupRes', 506, 571, False, False), (1, 'SessionStopReq', 510, 571, False, False), (1, 'SessionStopRes', 514, 571, False, False), (1, 'SigMeterReading', 236, 571, False, True), (1, 'Signature', 516, 571, False, False), (1, 'SignatureMethod', 528, 571, False, False), (1, 'SignatureProperties', 537, 571, False, False), (1, 'SignatureProperty', 541, 571, False, False), (1, 'SignatureValue', 534, 571, False, False), (1, 'SignedInfo', 522, 571, False, False), (1, 'SubCertificates', 99, 571, False, False), (1, 'SupportedEnergyTransferMode', 480, 571, False, False), (1, 'TMeter', 240, 571, False, True), (1, 'TimeInterval', 174, 571, False, False), (1, 'Transform', 326, 571, False, False), (1, 'Transforms', 323, 571, False, False), (1, 'Unit', 15, 571, False, True), (1, 'V2G_Message', 546, 571, False, False), (1, 'Value', 17, 571, False, True), (1, 'WeldingDetectionReq', 562, 571, False, False), (1, 'WeldingDetectionRes', 564, 571, False, False), (1, 'X509CRL', 343, 571, False, True), (1, 'X509Certificate', 343, 571, False, True), (1, 'X509Data', 330, 571, False, False), (1, 'X509IssuerName', 84, 571, False, True), (1, 'X509IssuerSerial', 81, 571, False, False), (1, 'X509SKI', 343, 571, False, True), (1, 'X509SerialNumber', 86, 571, False, True), (1, 'X509SubjectName', 84, 571, False, True), (1, 'XPath', 84, 571, False, True), (1, 'Y', 280, 571, False, True), (1, 'amount', 7, 571, False, True), (1, 'amountMultiplier', 13, 571, False, True), (1, 'boolValue', 31, 571, False, True), (1, 'byteValue', 452, 571, False, True), (1, 'costKind', 201, 571, False, True), (1, 'duration', 172, 571, False, True), (1, 'eMAID', 570, 571, False, False), (1, 'intValue', 454, 571, False, True), (1, 'physicalValue', 9, 571, False, False), (1, 'shortValue', 17, 571, False, True), (1, 'start', 170, 571, False, True), (1, 'startValue', 9, 571, False, False), (1, 'stringValue', 84, 571, False, True), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 570
+    (8, ((1, 'AC_EVChargeParameter', 1, 571, False, False), (1, 'AC_EVSEChargeParameter', 19, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AuthorizationReq', 33, 571, False, False), (1, 'AuthorizationRes', 38, 571, False, False), (1, 'Body', 560, 571, False, False), (1, 'BodyElement', 45, 571, False, False), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkSOC', 54, 571, False, True), (1, 'CableCheckReq', 46, 571, False, False), (1, 'CableCheckRes', 56, 571, False, False), (1, 'CanonicalizationMethod', 69, 571, False, False), (1, 'Certificate', 76, 571, False, True), (1, 'CertificateInstallationReq', 72, 571, False, False), (1, 'CertificateInstallationRes', 88, 571, False, False), (1, 'CertificateUpdateReq', 113, 571, False, False), (1, 'CertificateUpdateRes', 120, 571, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False), (1, 'ChargeProgress', 409, 571, False, True), (1, 'ChargeService', 471, 571, False, False), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingProfile', 411, 571, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False), (1, 'ChargingProfileEntryStart', 7, 571, False, True), (1, 'ChargingSession', 512, 571, False, True), (1, 'ChargingStatusReq', 215, 571, False, False), (1, 'ChargingStatusRes', 216, 571, False, False), (1, 'ConsumptionCost', 192, 571, False, False), (1, 'ContractSignatureCertChain', 95, 571, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False), (1, 'Cost', 197, 571, False, False), (1, 'CurrentDemandReq', 242, 571, False, False), (1, 'CurrentDemandRes', 253, 571, False, False), (1, 'DC_EVChargeParameter', 134, 571, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False), (1, 'DC_EVSEChargeParameter', 204, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DHpublickey', 107, 571, False, False), (1, 'DSAKeyValue', 272, 571, False, False), (1, 'DepartureTime', 7, 571, False, True), (1, 'DigestMethod', 282, 571, False, False), (1, 'DigestValue', 285, 571, False, True), (1, 'EAmount', 9, 571, False, False), (1, 'EPriceLevel', 184, 571, False, True), (1, 'EVCCID', 504, 571, False, True), (1, 'EVChargeParameter', 144, 571, False, False), (1, 'EVEnergyCapacity', 9, 571, False, False), (1, 'EVEnergyRequest', 9, 571, False, False), (1, 'EVErrorCode', 52, 571, False, True), (1, 'EVMaxCurrent', 9, 571, False, False), (1, 'EVMaxVoltage', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMinCurrent', 9, 571, False, False), (1, 'EVPowerDeliveryParameter', 287, 571, False, False), (1, 'EVRESSSOC', 54, 571, False, True), (1, 'EVReady', 31, 571, False, True), (1, 'EVSEChargeParameter', 214, 571, False, False), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False), (1, 'EVSEID', 224, 571, False, True), (1, 'EVSEIsolationStatus', 65, 571, False, True), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False), (1, 'EVSENominalVoltage', 9, 571, False, False), (1, 'EVSENotification', 29, 571, False, True), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True), (1, 'EVSEPresentCurrent', 9, 571, False, False), (1, 'EVSEPresentVoltage', 9, 571, False, False), (1, 'EVSEProcessing', 43, 571, False, True), (1, 'EVSEStatus', 288, 571, False, False), (1, 'EVSEStatusCode', 67, 571, False, True), (1, 'EVSETimeStamp', 240, 571, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True), (1, 'EVStatus', 291, 571, False, False), (1, 'EVTargetCurrent', 9, 571, False, False), (1, 'EVTargetVoltage', 9, 571, False, False), (1, 'EnergyTransferMode', 132, 571, False, True), (1, 'Entry', 292, 571, False, False), (1, 'Exponent', 280, 571, False, True), (1, 'FaultCode', 556, 571, False, True), (1, 'FaultMsg', 558, 571, False, True), (1, 'FreeService', 31, 571, False, True), (1, 'FullSOC', 54, 571, False, True), (1, 'G', 280, 571, False, True), (1, 'GenChallenge', 36, 571, False, True), (1, 'HMACOutputLength', 532, 571, False, True), (1, 'Header', 549, 571, False, False), (1, 'J', 280, 571, False, True), (1, 'KeyInfo', 294, 571, False, False), (1, 'KeyName', 84, 571, False, True), (1, 'KeyValue', 312, 571, False, False), (1, 'ListOfRootCertificateIDs', 78, 571, False, False), (1, 'Manifest', 356, 571, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True), (1, 'MeterID', 232, 571, False, True), (1, 'MeterInfo', 226, 571, False, False), (1, 'MeterReading', 234, 571, False, True), (1, 'MeterStatus', 238, 571, False, True), (1, 'MeteringReceiptReq', 367, 571, False, False), (1, 'MeteringReceiptRes', 374, 571, False, False), (1, 'MgmtData', 84, 571, False, True), (1, 'Modulus', 280, 571, False, True), (1, 'Multiplier', 13, 571, False, True), (1, 'Notification', 553, 571, False, False), (1, 'NotificationMaxDelay', 27, 571, False, True), (1, 'NumEPriceLevels', 184, 571, False, True), (1, 'OEMProvisioningCert', 76, 571, False, True), (1, 'Object', 377, 571, False, False), (1, 'P', 280, 571, False, True), (1, 'PGPData', 345, 571, False, False), (1, 'PGPKeyID', 343, 571, False, True), (1, 'PGPKeyPacket', 343, 571, False, True), (1, 'PMax', 9, 571, False, False), (1, 'PMaxSchedule', 161, 571, False, False), (1, 'PMaxScheduleEntry', 164, 571, False, False), (1, 'Parameter', 444, 571, False, False), (1, 'ParameterSet', 440, 571, False, False), (1, 'ParameterSetID', 17, 571, False, True), (1, 'PaymentDetailsReq', 382, 571, False, False), (1, 'PaymentDetailsRes', 385, 571, False, False), (1, 'PaymentOption', 392, 571, False, True), (1, 'PaymentOptionList', 468, 571, False, False), (1, 'PaymentServiceSelectionReq', 389, 571, False, False), (1, 'PaymentServiceSelectionRes', 402, 571, False, False), (1, 'PgenCounter', 280, 571, False, True), (1, 'PowerDeliveryReq', 404, 571, False, False), (1, 'PowerDeliveryRes', 420, 571, False, False), (1, 'PreChargeReq', 423, 571, False, False), (1, 'PreChargeRes', 427, 571, False, False), (1, 'ProfileEntry', 414, 571, False, False), (1, 'Q', 280, 571, False, True), (1, 'RCD', 31, 571, False, True), (1, 'RSAKeyValue', 316, 571, False, False), (1, 'ReceiptRequired', 31, 571, False, True), (1, 'Reference', 360, 571, False, False), (1, 'RelativeTimeInterval', 167, 571, False, False), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False), (1, 'RemainingTimeToFullSoC', 9, 571, False, False), (1, 'RequestedEnergyTransferMode', 132, 571, False, True), (1, 'ResponseCode', 41, 571, False, True), (1, 'RetrievalMethod', 319, 571, False, False), (1, 'RetryCounter', 17, 571, False, True), (1, 'RootCertificateID', 81, 571, False, False), (1, 'SAProvisioningCertificateChain', 95, 571, False, False), (1, 'SAScheduleList', 151, 571, False, False), (1, 'SAScheduleTuple', 155, 571, False, False), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SASchedules', 203, 571, False, False), (1, 'SPKIData', 351, 571, False, False), (1, 'SPKISexp', 343, 571, False, True), (1, 'SalesTariff', 175, 571, False, False), (1, 'SalesTariffDescription', 182, 571, False, True), (1, 'SalesTariffEntry', 186, 571, False, False), (1, 'SalesTariffID', 159, 571, False, True), (1, 'Seed', 280, 571, False, True), (1, 'SelectedPaymentOption', 392, 571, False, True), (1, 'SelectedService', 397, 571, False, False), (1, 'SelectedServiceList', 394, 571, False, False), (1, 'Service', 496, 571, False, False), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceDetailReq', 431, 571, False, False), (1, 'ServiceDetailRes', 433, 571, False, False), (1, 'ServiceDiscoveryReq', 456, 571, False, False), (1, 'ServiceDiscoveryRes', 463, 571, False, False), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceList', 487, 571, False, False), (1, 'ServiceName', 478, 571, False, True), (1, 'ServiceParameterList', 437, 571, False, False), (1, 'ServiceScope', 459, 571, False, True), (1, 'ServiceScope', 459, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionSetupReq', 502, 571, False, False), (1, 'SessionSetupRes', 506, 571, False, False), (1, 'SessionStopReq', 510, 571, False, False), (1, 'SessionStopRes', 514, 571, False, False), (1, 'SigMeterReading', 236, 571, False, True), (1, 'Signature', 516, 571, False, False), (1, 'SignatureMethod', 528, 571, False, False), (1, 'SignatureProperties', 537, 571, False, False), (1, 'SignatureProperty', 541, 571, False, False), (1, 'SignatureValue', 534, 571, False, False), (1, 'SignedInfo', 522, 571, False, False), (1, 'SubCertificates', 99, 571, False, False), (1, 'SupportedEnergyTransferMode', 480, 571, False, False), (1, 'TMeter', 240, 571, False, True), (1, 'TimeInterval', 174, 571, False, False), (1, 'Transform', 326, 571, False, False), (1, 'Transforms', 323, 571, False, False), (1, 'Unit', 15, 571, False, True), (1, 'V2G_Message', 546, 571, False, False), (1, 'Value', 17, 571, False, True), (1, 'WeldingDetectionReq', 562, 571, False, False), (1, 'WeldingDetectionRes', 564, 571, False, False), (1, 'X509CRL', 343, 571, False, True), (1, 'X509Certificate', 343, 571, False, True), (1, 'X509Data', 330, 571, False, False), (1, 'X509IssuerName', 84, 571, False, True), (1, 'X509IssuerSerial', 81, 571, False, False), (1, 'X509SKI', 343, 571, False, True), (1, 'X509SerialNumber', 86, 571, False, True), (1, 'X509SubjectName', 84, 571, False, True), (1, 'XPath', 84, 571, False, True), (1, 'Y', 280, 571, False, True), (1, 'amount', 7, 571, False, True), (1, 'amountMultiplier', 13, 571, False, True), (1, 'boolValue', 31, 571, False, True), (1, 'byteValue', 452, 571, False, True), (1, 'costKind', 201, 571, False, True), (1, 'duration', 172, 571, False, True), (1, 'eMAID', 570, 571, False, False), (1, 'intValue', 454, 571, False, True), (1, 'physicalValue', 9, 571, False, False), (1, 'shortValue', 17, 571, False, True), (1, 'start', 170, 571, False, True), (1, 'startValue', 9, 571, False, False), (1, 'stringValue', 84, 571, False, True), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 571
 ))
 
-DOC_STATE = 2933
+DOC_STATE = 568
 DOC_KEYS = {'AC_EVChargeParameter': 0, 'AC_EVSEChargeParameter': 1, 'AC_EVSEStatus': 2, 'AuthorizationReq': 3, 'AuthorizationRes': 4, 'BodyElement': 5, 'CableCheckReq': 6, 'CableCheckRes': 7, 'CanonicalizationMethod': 8, 'CertificateInstallationReq': 9, 'CertificateInstallationRes': 10, 'CertificateUpdateReq': 11, 'CertificateUpdateRes': 12, 'ChargeParameterDiscoveryReq': 13, 'ChargeParameterDiscoveryRes': 14, 'ChargingStatusReq': 15, 'ChargingStatusRes': 16, 'CurrentDemandReq': 17, 'CurrentDemandRes': 18, 'DC_EVChargeParameter': 19, 'DC_EVPowerDeliveryParameter': 20, 'DC_EVSEChargeParameter': 21, 'DC_EVSEStatus': 22, 'DC_EVStatus': 23, 'DSAKeyValue': 24, 'DigestMethod': 25, 'DigestValue': 26, 'EVChargeParameter': 27, 'EVPowerDeliveryParameter': 28, 'EVSEChargeParameter': 29, 'EVSEStatus': 30, 'EVStatus': 31, 'Entry': 32, 'KeyInfo': 33, 'KeyName': 34, 'KeyValue': 35, 'Manifest': 36, 'MeteringReceiptReq': 37, 'MeteringReceiptRes': 38, 'MgmtData': 39, 'Object': 40, 'PGPData': 41, 'PMaxScheduleEntry': 42, 'PaymentDetailsReq': 43, 'PaymentDetailsRes': 44, 'PaymentServiceSelectionReq': 45, 'PaymentServiceSelectionRes': 46, 'PowerDeliveryReq': 47, 'PowerDeliveryRes': 48, 'PreChargeReq': 49, 'PreChargeRes': 50, 'RSAKeyValue': 51, 'Reference': 52, 'RelativeTimeInterval': 53, 'RetrievalMethod': 54, 'SAScheduleList': 55, 'SASchedules': 56, 'SPKIData': 57, 'SalesTariffEntry': 58, 'ServiceDetailReq': 59, 'ServiceDetailRes': 60, 'ServiceDiscoveryReq': 61, 'ServiceDiscoveryRes': 62, 'SessionSetupReq': 63, 'SessionSetupRes': 64, 'SessionStopReq': 65, 'SessionStopRes': 66, 'Signature': 67, 'SignatureMethod': 68, 'SignatureProperties': 69, 'SignatureProperty': 70, 'SignatureValue': 71, 'SignedInfo': 72, 'TimeInterval': 73, 'Transform': 74, 'Transforms': 75, 'V2G_Message': 76, 'WeldingDetectionReq': 77, 'WeldingDetectionRes': 78, 'X509Data': 79}
-FRAG_STATE = 2934
+FRAG_STATE = 569
 FRAG_KEYS = {'AC_EVChargeParameter': 0, 'AC_EVSEChargeParameter': 1, 'AC_EVSEStatus': 2, 'AuthorizationReq': 4, 'AuthorizationRes': 5, 'Body': 6, 'BodyElement': 7, 'BulkChargingComplete': 8, 'BulkSOC': 10, 'CableCheckReq': 11, 'CableCheckRes': 12, 'CanonicalizationMethod': 13, 'Certificate': 14, 'CertificateInstallationReq': 15, 'CertificateInstallationRes': 16, 'CertificateUpdateReq': 17, 'CertificateUpdateRes': 18, 'ChargeParameterDiscoveryReq': 19, 'ChargeParameterDiscoveryRes': 20, 'ChargeProgress': 21, 'ChargeService': 22, 'ChargingComplete': 23, 'ChargingProfile': 25, 'ChargingProfileEntryMaxNumberOfPhasesInUse': 26, 'ChargingProfileEntryMaxPower': 27, 'ChargingProfileEntryStart': 28, 'ChargingSession': 29, 'ChargingStatusReq': 30, 'ChargingStatusRes': 31, 'ConsumptionCost': 32, 'ContractSignatureCertChain': 33, 'ContractSignatureEncryptedPrivateKey': 34, 'Cost': 35, 'CurrentDemandReq': 36, 'CurrentDemandRes': 37, 'DC_EVChargeParameter': 38, 'DC_EVPowerDeliveryParameter': 39, 'DC_EVSEChargeParameter': 40, 'DC_EVSEStatus': 41, 'DC_EVStatus': 43, 'DHpublickey': 45, 'DSAKeyValue': 46, 'DepartureTime': 47, 'DigestMethod': 48, 'DigestValue': 49, 'EAmount': 50, 'EPriceLevel': 51, 'EVCCID': 52, 'EVChargeParameter': 53, 'EVEnergyCapacity': 54, 'EVEnergyRequest': 55, 'EVErrorCode': 56, 'EVMaxCurrent': 57, 'EVMaxVoltage': 58, 'EVMaximumCurrentLimit': 59, 'EVMaximumPowerLimit': 61, 'EVMaximumVoltageLimit': 63, 'EVMinCurrent': 65, 'EVPowerDeliveryParameter': 66, 'EVRESSSOC': 67, 'EVReady': 68, 'EVSEChargeParameter': 69, 'EVSECurrentLimitAchieved': 70, 'EVSECurrentRegulationTolerance': 71, 'EVSEEnergyToBeDelivered': 72, 'EVSEID': 73, 'EVSEIsolationStatus': 74, 'EVSEMaxCurrent': 75, 'EVSEMaximumCurrentLimit': 77, 'EVSEMaximumPowerLimit': 79, 'EVSEMaximumVoltageLimit': 81, 'EVSEMinimumCurrentLimit': 83, 'EVSEMinimumVoltageLimit': 84, 'EVSENominalVoltage': 85, 'EVSENotification': 86, 'EVSEPeakCurrentRipple': 87, 'EVSEPowerLimitAchieved': 88, 'EVSEPresentCurrent': 89, 'EVSEPresentVoltage': 90, 'EVSEProcessing': 91, 'EVSEStatus': 92, 'EVSEStatusCode': 93, 'EVSETimeStamp': 94, 'EVSEVoltageLimitAchieved': 95, 'EVStatus': 96, 'EVTargetCurrent': 97, 'EVTargetVoltage': 98, 'EnergyTransferMode': 99, 'Entry': 100, 'Exponent': 101, 'FaultCode': 102, 'FaultMsg': 103, 'FreeService': 104, 'FullSOC': 105, 'G': 106, 'GenChallenge': 107, 'HMACOutputLength': 108, 'Header': 109, 'J': 110, 'KeyInfo': 111, 'KeyName': 112, 'KeyValue': 113, 'ListOfRootCertificateIDs': 114, 'Manifest': 115, 'MaxEntriesSAScheduleTuple': 116, 'MeterID': 117, 'MeterInfo': 118, 'MeterReading': 119, 'MeterStatus': 120, 'MeteringReceiptReq': 121, 'MeteringReceiptRes': 122, 'MgmtData': 123, 'Modulus': 124, 'Multiplier': 125, 'Notification': 126, 'NotificationMaxDelay': 127, 'NumEPriceLevels': 128, 'OEMProvisioningCert': 129, 'Object': 130, 'P': 131, 'PGPData': 132, 'PGPKeyID': 133, 'PGPKeyPacket': 134, 'PMax': 135, 'PMaxSchedule': 136, 'PMaxScheduleEntry': 137, 'Parameter': 138, 'ParameterSet': 139, 'ParameterSetID': 140, 'PaymentDetailsReq': 141, 'PaymentDetailsRes': 142, 'PaymentOption': 143, 'PaymentOptionList': 144, 'PaymentServiceSelectionReq': 145, 'PaymentServiceSelectionRes': 146, 'PgenCounter': 147, 'PowerDeliveryReq': 148, 'PowerDeliveryRes': 149, 'PreChargeReq': 150, 'PreChargeRes': 151, 'ProfileEntry': 152, 'Q': 153, 'RCD': 154, 'RSAKeyValue': 155, 'ReceiptRequired': 156, 'Reference': 157, 'RelativeTimeInterval': 158, 'RemainingTimeToBulkSoC': 159, 'RemainingTimeToFullSoC': 160, 'RequestedEnergyTransferMode': 161, 'ResponseCode': 162, 'RetrievalMethod': 163, 'RetryCounter': 164, 'RootCertificateID': 165, 'SAProvisioningCertificateChain': 166, 'SAScheduleList': 167, 'SAScheduleTuple': 168, 'SAScheduleTupleID': 169, 'SASchedules': 171, 'SPKIData': 172, 'SPKISexp': 173, 'SalesTariff': 174, 'SalesTariffDescription': 175, 'SalesTariffEntry': 176, 'SalesTariffID': 177, 'Seed': 178, 'SelectedPaymentOption': 179, 'SelectedService': 180, 'SelectedServiceList': 181, 'Service': 182, 'ServiceCategory': 183, 'ServiceDetailReq': 185, 'ServiceDetailRes': 186, 'ServiceDiscoveryReq': 187, 'ServiceDiscoveryRes': 188, 'ServiceID': 189, 'ServiceList': 191, 'ServiceName': 192, 'ServiceParameterList': 193, 'ServiceScope': 194, 'SessionID': 196, 'SessionSetupReq': 198, 'SessionSetupRes': 199, 'SessionStopReq': 200, 'SessionStopRes': 201, 'SigMeterReading': 202, 'Signature': 203, 'SignatureMethod': 204, 'SignatureProperties': 205, 'SignatureProperty': 206, 'SignatureValue': 207, 'SignedInfo': 208, 'SubCertificates': 209, 'SupportedEnergyTransferMode': 210, 'TMeter': 211, 'TimeInterval': 212, 'Transform': 213, 'Transforms': 214, 'Unit': 215, 'V2G_Message': 216, 'Value': 217, 'WeldingDetectionReq': 218, 'WeldingDetectionRes': 219, 'X509CRL': 220, 'X509Certificate': 221, 'X509Data': 222, 'X509IssuerName': 223, 'X509IssuerSerial': 224, 'X509SKI': 225, 'X509SerialNumber': 226, 'X509SubjectName': 227, 'XPath': 228, 'Y': 229, 'amount': 230, 'amountMultiplier': 231, 'boolValue': 232, 'byteValue': 233, 'costKind': 234, 'duration': 235, 'eMAID': 236, 'intValue': 237, 'physicalValue': 238, 'shortValue': 239, 'start': 240, 'startValue': 241, 'stringValue': 242}

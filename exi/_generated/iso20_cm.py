@@ -358,8 +358,8 @@ STATES = _expand((
     (1, ((1, 'Header', 6, 446, False, False),)),  # 445
     (1, ((1, 'EVProcessing', 158, 447, False, True),)),  # 446
     (1, ((1, 'ChargeProgress', 451, 448, False, True),)),  # 447
-    (2, ((1, 'EVPowerProfile', 453, 449, False, False), (1, 'BPT_ChannelSelection', 2520, 450, False, True), (2, None, None, -1, False, False),)),  # 448
-    (2, ((1, 'BPT_ChannelSelection', 2520, 450, False, True), (2, None, None, -1, False, False),)),  # 449
+    (2, ((1, 'EVPowerProfile', 453, 449, False, False), (1, 'BPT_ChannelSelection', 474, 450, False, True), (2, None, None, -1, False, False),)),  # 448
+    (2, ((1, 'BPT_ChannelSelection', 474, 450, False, True), (2, None, None, -1, False, False),)),  # 449
     (1, ((2, None, None, -1, False, False),)),  # 450
     (1, ((3, 'value', T24, 452, False, False),)),  # 451
     (1, ((2, None, None, -1, False, False),)),  # 452
@@ -374,317 +374,317 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 461
     (1, ((3, 'value', T25, 463, False, False),)),  # 462
     (1, ((2, None, None, -1, False, False),)),  # 463
-    (1, ((1, 'EVPowerProfileEntry', 2513, 465, True, False),)),  # 464
-    _run(2047, 2, ((1, 'EVPowerProfileEntry', 2513, '+', True, False), (2, None, None, -1, False, False),)),  # 465..2511
-    (1, ((2, None, None, -1, False, False),)),  # 2512
-    (1, ((1, 'Duration', 2518, 2514, False, True),)),  # 2513
-    (1, ((1, 'Power', 429, 2515, False, False),)),  # 2514
-    (2, ((1, 'Power_L2', 429, 2516, False, False), (1, 'Power_L3', 429, 2517, False, False), (2, None, None, -1, False, False),)),  # 2515
-    (2, ((1, 'Power_L3', 429, 2517, False, False), (2, None, None, -1, False, False),)),  # 2516
-    (1, ((2, None, None, -1, False, False),)),  # 2517
-    (1, ((3, 'value', T26, 2519, False, False),)),  # 2518
-    (1, ((2, None, None, -1, False, False),)),  # 2519
-    (1, ((3, 'value', T27, 2521, False, False),)),  # 2520
-    (1, ((2, None, None, -1, False, False),)),  # 2521
-    (1, ((1, 'Header', 6, 2523, False, False),)),  # 2522
-    (1, ((1, 'ResponseCode', 156, 2524, False, True),)),  # 2523
-    (2, ((1, 'EVSEStatus', 2526, 2525, False, False), (2, None, None, -1, False, False),)),  # 2524
-    (1, ((2, None, None, -1, False, False),)),  # 2525
-    (1, ((1, 'NotificationMaxDelay', 2529, 2527, False, True),)),  # 2526
-    (1, ((1, 'EVSENotification', 2531, 2528, False, True),)),  # 2527
-    (1, ((2, None, None, -1, False, False),)),  # 2528
-    (1, ((3, 'value', T28, 2530, False, False),)),  # 2529
-    (1, ((2, None, None, -1, False, False),)),  # 2530
-    (1, ((3, 'value', T29, 2532, False, False),)),  # 2531
-    (1, ((2, None, None, -1, False, False),)),  # 2532
-    (1, ((1, 'Header', 6, 2534, False, False),)),  # 2533
-    (1, ((1, 'MaximumSupportingPoints', 2538, 2535, False, True),)),  # 2534
-    (2, ((1, 'Dynamic_SEReqControlMode', 2540, 2536, False, False), (1, 'Scheduled_SEReqControlMode', 2551, 2537, False, False),)),  # 2535
-    (1, ((2, None, None, -1, False, False),)),  # 2536
-    (1, ((2, None, None, -1, False, False),)),  # 2537
-    (1, ((3, 'value', T30, 2539, False, False),)),  # 2538
-    (1, ((2, None, None, -1, False, False),)),  # 2539
-    (1, ((1, 'DepartureTime', 2518, 2541, False, True),)),  # 2540
-    (2, ((1, 'MinimumSOC', 2549, 2542, False, True), (1, 'TargetSOC', 2549, 2543, False, True), (1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2541
-    (2, ((1, 'TargetSOC', 2549, 2543, False, True), (1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2542
-    (1, ((1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2543
-    (1, ((1, 'EVMaximumEnergyRequest', 429, 2545, False, False),)),  # 2544
-    (1, ((1, 'EVMinimumEnergyRequest', 429, 2546, False, False),)),  # 2545
-    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 2547, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False), (2, None, None, -1, False, False),)),  # 2546
-    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False), (2, None, None, -1, False, False),)),  # 2547
-    (1, ((2, None, None, -1, False, False),)),  # 2548
-    (1, ((3, 'value', T31, 2550, False, False),)),  # 2549
-    (1, ((2, None, None, -1, False, False),)),  # 2550
-    (3, ((1, 'DepartureTime', 2518, 2552, False, True), (1, 'EVTargetEnergyRequest', 429, 2553, False, False), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2551
-    (3, ((1, 'EVTargetEnergyRequest', 429, 2553, False, False), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2552
-    (3, ((1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2553
-    (2, ((1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2554
-    (2, ((1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2555
-    (1, ((2, None, None, -1, False, False),)),  # 2556
-    (1, ((1, 'EVPowerSchedule', 2560, 2558, False, False),)),  # 2557
-    (1, ((1, 'EVAbsolutePriceSchedule', 3591, 2559, False, False),)),  # 2558
-    (1, ((2, None, None, -1, False, False),)),  # 2559
-    (1, ((1, 'TimeAnchor', 12, 2561, False, True),)),  # 2560
-    (1, ((1, 'EVPowerScheduleEntries', 2563, 2562, False, False),)),  # 2561
-    (1, ((2, None, None, -1, False, False),)),  # 2562
-    (1, ((1, 'EVPowerScheduleEntry', 3588, 2564, True, False),)),  # 2563
-    _run(1023, 2, ((1, 'EVPowerScheduleEntry', 3588, '+', True, False), (2, None, None, -1, False, False),)),  # 2564..3586
-    (1, ((2, None, None, -1, False, False),)),  # 3587
-    (1, ((1, 'Duration', 2518, 3589, False, True),)),  # 3588
-    (1, ((1, 'Power', 429, 3590, False, False),)),  # 3589
-    (1, ((2, None, None, -1, False, False),)),  # 3590
-    (1, ((1, 'TimeAnchor', 12, 3592, False, True),)),  # 3591
-    (1, ((1, 'Currency', 3596, 3593, False, True),)),  # 3592
-    (1, ((1, 'PriceAlgorithm', 351, 3594, False, True),)),  # 3593
-    (1, ((1, 'EVPriceRuleStacks', 3598, 3595, False, False),)),  # 3594
-    (1, ((2, None, None, -1, False, False),)),  # 3595
-    (1, ((3, 'value', T32, 3597, False, False),)),  # 3596
-    (1, ((2, None, None, -1, False, False),)),  # 3597
-    (1, ((1, 'EVPriceRuleStack', 4623, 3599, True, False),)),  # 3598
-    _run(1023, 2, ((1, 'EVPriceRuleStack', 4623, '+', True, False), (2, None, None, -1, False, False),)),  # 3599..4621
-    (1, ((2, None, None, -1, False, False),)),  # 4622
-    (1, ((1, 'Duration', 2518, 4624, False, True),)),  # 4623
-    (1, ((1, 'EVPriceRule', 4633, 4625, True, False),)),  # 4624
-    _run(7, 2, ((1, 'EVPriceRule', 4633, '+', True, False), (2, None, None, -1, False, False),)),  # 4625..4631
-    (1, ((2, None, None, -1, False, False),)),  # 4632
-    (1, ((1, 'EnergyFee', 429, 4634, False, False),)),  # 4633
-    (1, ((1, 'PowerRangeStart', 429, 4635, False, False),)),  # 4634
-    (1, ((2, None, None, -1, False, False),)),  # 4635
-    (1, ((1, 'Header', 6, 4637, False, False),)),  # 4636
-    (1, ((1, 'ResponseCode', 156, 4638, False, True),)),  # 4637
-    (1, ((1, 'EVSEProcessing', 158, 4639, False, True),)),  # 4638
-    (2, ((1, 'GoToPause', 170, 4640, False, True), (1, 'Dynamic_SEResControlMode', 4643, 4641, False, False), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False),)),  # 4639
-    (2, ((1, 'Dynamic_SEResControlMode', 4643, 4641, False, False), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False),)),  # 4640
-    (1, ((2, None, None, -1, False, False),)),  # 4641
-    (1, ((2, None, None, -1, False, False),)),  # 4642
-    (3, ((1, 'DepartureTime', 2518, 4644, False, True), (1, 'MinimumSOC', 2549, 4645, False, True), (1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4643
-    (3, ((1, 'MinimumSOC', 2549, 4645, False, True), (1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4644
-    (3, ((1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4645
-    (2, ((1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4646
-    (1, ((2, None, None, -1, False, False),)),  # 4647
-    (1, ((2, None, None, -1, False, False),)),  # 4648
-    (2, ((0, 'Id', T2, 4650, False, False), (1, 'TimeAnchor', 12, 4651, False, True),)),  # 4649
-    (1, ((1, 'TimeAnchor', 12, 4651, False, True),)),  # 4650
-    (1, ((1, 'PriceScheduleID', 437, 4652, False, True),)),  # 4651
-    (2, ((1, 'PriceScheduleDescription', 4663, 4653, False, True), (1, 'Currency', 3596, 4654, False, True),)),  # 4652
-    (1, ((1, 'Currency', 3596, 4654, False, True),)),  # 4653
-    (1, ((1, 'Language', 4665, 4655, False, True),)),  # 4654
-    (1, ((1, 'PriceAlgorithm', 351, 4656, False, True),)),  # 4655
-    (3, ((1, 'MinimumCost', 429, 4657, False, False), (1, 'MaximumCost', 429, 4658, False, False), (1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4656
-    (2, ((1, 'MaximumCost', 429, 4658, False, False), (1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4657
-    (2, ((1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4658
-    (1, ((1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4659
-    (2, ((1, 'OverstayRules', 5729, 4661, False, False), (1, 'AdditionalSelectedServices', 5742, 4662, False, False), (2, None, None, -1, False, False),)),  # 4660
-    (2, ((1, 'AdditionalSelectedServices', 5742, 4662, False, False), (2, None, None, -1, False, False),)),  # 4661
-    (1, ((2, None, None, -1, False, False),)),  # 4662
-    (1, ((3, 'value', T33, 4664, False, False),)),  # 4663
-    (1, ((2, None, None, -1, False, False),)),  # 4664
-    (1, ((3, 'value', T32, 4666, False, False),)),  # 4665
-    (1, ((2, None, None, -1, False, False),)),  # 4666
-    (1, ((1, 'TaxRule', 4678, 4668, True, False),)),  # 4667
-    _run(9, 2, ((1, 'TaxRule', 4678, '+', True, False), (2, None, None, -1, False, False),)),  # 4668..4676
-    (1, ((2, None, None, -1, False, False),)),  # 4677
-    (1, ((1, 'TaxRuleID', 437, 4679, False, True),)),  # 4678
-    (2, ((1, 'TaxRuleName', 305, 4680, False, True), (1, 'TaxRate', 429, 4681, False, False),)),  # 4679
-    (1, ((1, 'TaxRate', 429, 4681, False, False),)),  # 4680
-    (2, ((1, 'TaxIncludedInPrice', 170, 4682, False, True), (1, 'AppliesToEnergyFee', 170, 4683, False, True),)),  # 4681
-    (1, ((1, 'AppliesToEnergyFee', 170, 4683, False, True),)),  # 4682
-    (1, ((1, 'AppliesToParkingFee', 170, 4684, False, True),)),  # 4683
-    (1, ((1, 'AppliesToOverstayFee', 170, 4685, False, True),)),  # 4684
-    (1, ((1, 'AppliesMinimumMaximumCost', 170, 4686, False, True),)),  # 4685
-    (1, ((2, None, None, -1, False, False),)),  # 4686
-    (1, ((1, 'PriceRuleStack', 5712, 4688, True, False),)),  # 4687
-    _run(1023, 2, ((1, 'PriceRuleStack', 5712, '+', True, False), (2, None, None, -1, False, False),)),  # 4688..5710
-    (1, ((2, None, None, -1, False, False),)),  # 5711
-    (1, ((1, 'Duration', 2518, 5713, False, True),)),  # 5712
-    (1, ((1, 'PriceRule', 5722, 5714, True, False),)),  # 5713
-    _run(7, 2, ((1, 'PriceRule', 5722, '+', True, False), (2, None, None, -1, False, False),)),  # 5714..5720
-    (1, ((2, None, None, -1, False, False),)),  # 5721
-    (1, ((1, 'EnergyFee', 429, 5723, False, False),)),  # 5722
-    (3, ((1, 'ParkingFee', 429, 5724, False, False), (1, 'ParkingFeePeriod', 2518, 5725, False, True), (1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5723
-    (3, ((1, 'ParkingFeePeriod', 2518, 5725, False, True), (1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5724
-    (2, ((1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5725
-    (2, ((1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5726
-    (1, ((1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5727
-    (1, ((2, None, None, -1, False, False),)),  # 5728
-    (2, ((1, 'OverstayTimeThreshold', 2518, 5730, False, True), (1, 'OverstayPowerThreshold', 429, 5731, False, False), (1, 'OverstayRule', 5737, 5732, True, False),)),  # 5729
-    (2, ((1, 'OverstayPowerThreshold', 429, 5731, False, False), (1, 'OverstayRule', 5737, 5732, True, False),)),  # 5730
-    (1, ((1, 'OverstayRule', 5737, 5732, True, False),)),  # 5731
-    _run(4, 2, ((1, 'OverstayRule', 5737, '+', True, False), (2, None, None, -1, False, False),)),  # 5732..5735
-    (1, ((2, None, None, -1, False, False),)),  # 5736
-    (2, ((1, 'OverstayRuleDescription', 4663, 5738, False, True), (1, 'StartTime', 2518, 5739, False, True),)),  # 5737
-    (1, ((1, 'StartTime', 2518, 5739, False, True),)),  # 5738
-    (1, ((1, 'OverstayFee', 429, 5740, False, False),)),  # 5739
-    (1, ((1, 'OverstayFeePeriod', 2518, 5741, False, True),)),  # 5740
-    (1, ((2, None, None, -1, False, False),)),  # 5741
-    (1, ((1, 'AdditionalService', 5748, 5743, True, False),)),  # 5742
-    _run(4, 2, ((1, 'AdditionalService', 5748, '+', True, False), (2, None, None, -1, False, False),)),  # 5743..5746
-    (1, ((2, None, None, -1, False, False),)),  # 5747
-    (1, ((1, 'ServiceName', 305, 5749, False, True),)),  # 5748
-    (1, ((1, 'ServiceFee', 429, 5750, False, False),)),  # 5749
-    (1, ((2, None, None, -1, False, False),)),  # 5750
-    (2, ((0, 'Id', T2, 5752, False, False), (1, 'TimeAnchor', 12, 5753, False, True),)),  # 5751
-    (1, ((1, 'TimeAnchor', 12, 5753, False, True),)),  # 5752
-    (1, ((1, 'PriceScheduleID', 437, 5754, False, True),)),  # 5753
-    (2, ((1, 'PriceScheduleDescription', 4663, 5755, False, True), (1, 'NumberOfPriceLevels', 340, 5756, False, True),)),  # 5754
-    (1, ((1, 'NumberOfPriceLevels', 340, 5756, False, True),)),  # 5755
-    (1, ((1, 'PriceLevelScheduleEntries', 5758, 5757, False, False),)),  # 5756
-    (1, ((2, None, None, -1, False, False),)),  # 5757
-    (1, ((1, 'PriceLevelScheduleEntry', 6783, 5759, True, False),)),  # 5758
-    _run(1023, 2, ((1, 'PriceLevelScheduleEntry', 6783, '+', True, False), (2, None, None, -1, False, False),)),  # 5759..6781
-    (1, ((2, None, None, -1, False, False),)),  # 6782
-    (1, ((1, 'Duration', 2518, 6784, False, True),)),  # 6783
-    (1, ((1, 'PriceLevel', 340, 6785, False, True),)),  # 6784
-    (1, ((2, None, None, -1, False, False),)),  # 6785
-    (1, ((1, 'ScheduleTuple', 6790, 6787, True, False),)),  # 6786
-    (2, ((1, 'ScheduleTuple', 6790, 6788, True, False), (2, None, None, -1, False, False),)),  # 6787
-    (2, ((1, 'ScheduleTuple', 6790, 6789, True, False), (2, None, None, -1, False, False),)),  # 6788
-    (1, ((2, None, None, -1, False, False),)),  # 6789
-    (1, ((1, 'ScheduleTupleID', 437, 6791, False, True),)),  # 6790
-    (1, ((1, 'ChargingSchedule', 6794, 6792, False, False),)),  # 6791
-    (2, ((1, 'DischargingSchedule', 6794, 6793, False, False), (2, None, None, -1, False, False),)),  # 6792
-    (1, ((2, None, None, -1, False, False),)),  # 6793
-    (1, ((1, 'PowerSchedule', 6798, 6795, False, False),)),  # 6794
-    (2, ((1, 'AbsolutePriceSchedule', 4649, 6796, False, False), (1, 'PriceLevelSchedule', 5751, 6797, False, False), (2, None, None, -1, False, False),)),  # 6795
-    (1, ((2, None, None, -1, False, False),)),  # 6796
-    (1, ((2, None, None, -1, False, False),)),  # 6797
-    (1, ((1, 'TimeAnchor', 12, 6799, False, True),)),  # 6798
-    (2, ((1, 'AvailableEnergy', 429, 6800, False, False), (1, 'PowerTolerance', 429, 6801, False, False), (1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6799
-    (2, ((1, 'PowerTolerance', 429, 6801, False, False), (1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6800
-    (1, ((1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6801
-    (1, ((2, None, None, -1, False, False),)),  # 6802
-    (1, ((1, 'PowerScheduleEntry', 2513, 6804, True, False),)),  # 6803
-    _run(1023, 2, ((1, 'PowerScheduleEntry', 2513, '+', True, False), (2, None, None, -1, False, False),)),  # 6804..7826
-    (1, ((2, None, None, -1, False, False),)),  # 7827
-    (1, ((1, 'Header', 6, 7829, False, False),)),  # 7828
-    (1, ((1, 'ServiceID', 7831, 7830, False, True),)),  # 7829
-    (1, ((2, None, None, -1, False, False),)),  # 7830
-    (1, ((3, 'value', T28, 7832, False, False),)),  # 7831
-    (1, ((2, None, None, -1, False, False),)),  # 7832
-    (1, ((1, 'Header', 6, 7834, False, False),)),  # 7833
-    (1, ((1, 'ResponseCode', 156, 7835, False, True),)),  # 7834
-    (1, ((1, 'ServiceID', 7831, 7836, False, True),)),  # 7835
-    (1, ((1, 'ServiceParameterList', 7838, 7837, False, False),)),  # 7836
-    (1, ((2, None, None, -1, False, False),)),  # 7837
-    (1, ((1, 'ParameterSet', 7871, 7839, True, False),)),  # 7838
-    _run(31, 2, ((1, 'ParameterSet', 7871, '+', True, False), (2, None, None, -1, False, False),)),  # 7839..7869
-    (1, ((2, None, None, -1, False, False),)),  # 7870
-    (1, ((1, 'ParameterSetID', 7831, 7872, False, True),)),  # 7871
-    (1, ((1, 'Parameter', 7905, 7873, True, False),)),  # 7872
-    _run(31, 2, ((1, 'Parameter', 7905, '+', True, False), (2, None, None, -1, False, False),)),  # 7873..7903
-    (1, ((2, None, None, -1, False, False),)),  # 7904
-    (1, ((0, 'Name', T11, 7906, False, False),)),  # 7905
-    (3, ((1, 'boolValue', 170, 7907, False, True), (1, 'byteValue', 432, 7908, False, True), (1, 'shortValue', 408, 7909, False, True), (1, 'intValue', 7913, 7910, False, True), (1, 'rationalNumber', 429, 7911, False, False), (1, 'finiteString', 305, 7912, False, True),)),  # 7906
-    (1, ((2, None, None, -1, False, False),)),  # 7907
-    (1, ((2, None, None, -1, False, False),)),  # 7908
-    (1, ((2, None, None, -1, False, False),)),  # 7909
-    (1, ((2, None, None, -1, False, False),)),  # 7910
-    (1, ((2, None, None, -1, False, False),)),  # 7911
-    (1, ((2, None, None, -1, False, False),)),  # 7912
-    (1, ((3, 'value', T34, 7914, False, False),)),  # 7913
-    (1, ((2, None, None, -1, False, False),)),  # 7914
-    (1, ((1, 'Header', 6, 7916, False, False),)),  # 7915
-    (2, ((1, 'SupportedServiceIDs', 7918, 7917, False, False), (2, None, None, -1, False, False),)),  # 7916
-    (1, ((2, None, None, -1, False, False),)),  # 7917
-    (1, ((1, 'ServiceID', 7831, 7919, True, True),)),  # 7918
-    _run(15, 2, ((1, 'ServiceID', 7831, '+', True, True), (2, None, None, -1, False, False),)),  # 7919..7933
-    (1, ((2, None, None, -1, False, False),)),  # 7934
-    (1, ((1, 'Header', 6, 7936, False, False),)),  # 7935
-    (1, ((1, 'ResponseCode', 156, 7937, False, True),)),  # 7936
-    (1, ((1, 'ServiceRenegotiationSupported', 170, 7938, False, True),)),  # 7937
-    (1, ((1, 'EnergyTransferServiceList', 7941, 7939, False, False),)),  # 7938
-    (2, ((1, 'VASList', 7941, 7940, False, False), (2, None, None, -1, False, False),)),  # 7939
-    (1, ((2, None, None, -1, False, False),)),  # 7940
-    (1, ((1, 'Service', 7950, 7942, True, False),)),  # 7941
-    _run(7, 2, ((1, 'Service', 7950, '+', True, False), (2, None, None, -1, False, False),)),  # 7942..7948
-    (1, ((2, None, None, -1, False, False),)),  # 7949
-    (1, ((1, 'ServiceID', 7831, 7951, False, True),)),  # 7950
-    (1, ((1, 'FreeService', 170, 7952, False, True),)),  # 7951
-    (1, ((2, None, None, -1, False, False),)),  # 7952
-    (1, ((1, 'Header', 6, 7954, False, False),)),  # 7953
-    (1, ((1, 'SelectedEnergyTransferService', 7957, 7955, False, False),)),  # 7954
-    (2, ((1, 'SelectedVASList', 7960, 7956, False, False), (2, None, None, -1, False, False),)),  # 7955
-    (1, ((2, None, None, -1, False, False),)),  # 7956
-    (1, ((1, 'ServiceID', 7831, 7958, False, True),)),  # 7957
-    (1, ((1, 'ParameterSetID', 7831, 7959, False, True),)),  # 7958
-    (1, ((2, None, None, -1, False, False),)),  # 7959
-    (1, ((1, 'SelectedService', 7957, 7961, True, False),)),  # 7960
-    _run(15, 2, ((1, 'SelectedService', 7957, '+', True, False), (2, None, None, -1, False, False),)),  # 7961..7975
-    (1, ((2, None, None, -1, False, False),)),  # 7976
-    (1, ((1, 'Header', 6, 7978, False, False),)),  # 7977
-    (1, ((1, 'ResponseCode', 156, 7979, False, True),)),  # 7978
-    (1, ((2, None, None, -1, False, False),)),  # 7979
-    (1, ((1, 'Header', 6, 7981, False, False),)),  # 7980
-    (1, ((1, 'EVCCID', 351, 7982, False, True),)),  # 7981
-    (1, ((2, None, None, -1, False, False),)),  # 7982
-    (1, ((1, 'Header', 6, 7984, False, False),)),  # 7983
-    (1, ((1, 'ResponseCode', 156, 7985, False, True),)),  # 7984
-    (1, ((1, 'EVSEID', 351, 7986, False, True),)),  # 7985
-    (1, ((2, None, None, -1, False, False),)),  # 7986
-    (1, ((1, 'Header', 6, 7988, False, False),)),  # 7987
-    (1, ((1, 'ChargingSession', 7992, 7989, False, True),)),  # 7988
-    (2, ((1, 'EVTerminationCode', 305, 7990, False, True), (1, 'EVTerminationExplanation', 4663, 7991, False, True), (2, None, None, -1, False, False),)),  # 7989
-    (2, ((1, 'EVTerminationExplanation', 4663, 7991, False, True), (2, None, None, -1, False, False),)),  # 7990
-    (1, ((2, None, None, -1, False, False),)),  # 7991
-    (1, ((3, 'value', T35, 7993, False, False),)),  # 7992
-    (1, ((2, None, None, -1, False, False),)),  # 7993
-    (1, ((1, 'Header', 6, 7995, False, False),)),  # 7994
-    (1, ((1, 'ResponseCode', 156, 7996, False, True),)),  # 7995
-    (1, ((2, None, None, -1, False, False),)),  # 7996
-    (2, ((0, 'Id', T2, 7998, False, False), (1, 'SignatureProperty', 8001, 7999, True, False),)),  # 7997
-    (1, ((1, 'SignatureProperty', 8001, 7999, True, False),)),  # 7998
-    (2, ((1, 'SignatureProperty', 8001, 8000, True, False), (2, None, None, -1, False, False),)),  # 7999
-    (2, ((1, 'SignatureProperty', 8001, 8000, True, False), (2, None, None, -1, False, False),)),  # 8000
-    (2, ((0, 'Id', T2, 8002, False, False), (0, 'Target', T2, 8003, False, False),)),  # 8001
-    (1, ((0, 'Target', T2, 8003, False, False),)),  # 8002
-    (2, ((4, None, None, 8004, True, False), (3, 'value', T2, 8003, False, False),)),  # 8003
-    (2, ((4, None, None, 8005, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 8004, False, False),)),  # 8004
-    (2, ((4, None, None, 8005, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 8005, False, False),)),  # 8005
-    (1, ((1, 'Header', 6, 8007, False, False),)),  # 8006
-    (1, ((1, 'EVCheckInStatus', 8013, 8008, False, True),)),  # 8007
-    (1, ((1, 'ParkingMethod', 8015, 8009, False, True),)),  # 8008
-    (3, ((1, 'VehicleFrame', 408, 8010, False, True), (1, 'DeviceOffset', 408, 8011, False, True), (1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8009
-    (2, ((1, 'DeviceOffset', 408, 8011, False, True), (1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8010
-    (2, ((1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8011
-    (1, ((2, None, None, -1, False, False),)),  # 8012
-    (1, ((3, 'value', T36, 8014, False, False),)),  # 8013
-    (1, ((2, None, None, -1, False, False),)),  # 8014
-    (1, ((3, 'value', T37, 8016, False, False),)),  # 8015
-    (1, ((2, None, None, -1, False, False),)),  # 8016
-    (1, ((1, 'Header', 6, 8018, False, False),)),  # 8017
-    (1, ((1, 'ResponseCode', 156, 8019, False, True),)),  # 8018
-    (3, ((1, 'ParkingSpace', 408, 8020, False, True), (1, 'DeviceLocation', 408, 8021, False, True), (1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8019
-    (2, ((1, 'DeviceLocation', 408, 8021, False, True), (1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8020
-    (2, ((1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8021
-    (1, ((2, None, None, -1, False, False),)),  # 8022
-    (1, ((1, 'Header', 6, 8024, False, False),)),  # 8023
-    (1, ((1, 'EVCheckOutStatus', 8027, 8025, False, True),)),  # 8024
-    (1, ((1, 'CheckOutTime', 12, 8026, False, True),)),  # 8025
-    (1, ((2, None, None, -1, False, False),)),  # 8026
-    (1, ((3, 'value', T38, 8028, False, False),)),  # 8027
-    (1, ((2, None, None, -1, False, False),)),  # 8028
-    (1, ((1, 'Header', 6, 8030, False, False),)),  # 8029
-    (1, ((1, 'ResponseCode', 156, 8031, False, True),)),  # 8030
-    (1, ((1, 'EVSECheckOutStatus', 8033, 8032, False, True),)),  # 8031
-    (1, ((2, None, None, -1, False, False),)),  # 8032
-    (1, ((3, 'value', T39, 8034, False, False),)),  # 8033
-    (1, ((2, None, None, -1, False, False),)),  # 8034
-    (6, ((1, 'AuthorizationReq', 1, 0, False, False), (1, 'AuthorizationRes', 152, 0, False, False), (1, 'AuthorizationSetupReq', 160, 0, False, False), (1, 'AuthorizationSetupRes', 162, 0, False, False), (1, 'CLReqControlMode', 307, 0, False, False), (1, 'CLResControlMode', 308, 0, False, False), (1, 'CanonicalizationMethod', 26, 0, False, False), (1, 'CertificateInstallationReq', 309, 0, False, False), (1, 'CertificateInstallationRes', 353, 0, False, False), (1, 'DSAKeyValue', 81, 0, False, False), (1, 'DigestMethod', 51, 0, False, False), (1, 'DigestValue', 54, 0, False, True), (1, 'KeyInfo', 59, 0, False, False), (1, 'KeyName', 49, 0, False, True), (1, 'KeyValue', 77, 0, False, False), (1, 'Manifest', 381, 0, False, False), (1, 'MeteringConfirmationReq', 385, 0, False, False), (1, 'MeteringConfirmationRes', 442, 0, False, False), (1, 'MgmtData', 49, 0, False, True), (1, 'Object', 129, 0, False, False), (1, 'PGPData', 118, 0, False, False), (1, 'PowerDeliveryReq', 445, 0, False, False), (1, 'PowerDeliveryRes', 2522, 0, False, False), (1, 'RSAKeyValue', 91, 0, False, False), (1, 'Reference', 35, 0, False, False), (1, 'RetrievalMethod', 94, 0, False, False), (1, 'SPKIData', 124, 0, False, False), (1, 'ScheduleExchangeReq', 2533, 0, False, False), (1, 'ScheduleExchangeRes', 4636, 0, False, False), (1, 'ServiceDetailReq', 7828, 0, False, False), (1, 'ServiceDetailRes', 7833, 0, False, False), (1, 'ServiceDiscoveryReq', 7915, 0, False, False), (1, 'ServiceDiscoveryRes', 7935, 0, False, False), (1, 'ServiceSelectionReq', 7953, 0, False, False), (1, 'ServiceSelectionRes', 7977, 0, False, False), (1, 'SessionSetupReq', 7980, 0, False, False), (1, 'SessionSetupRes', 7983, 0, False, False), (1, 'SessionStopReq', 7987, 0, False, False), (1, 'SessionStopRes', 7994, 0, False, False), (1, 'Signature', 14, 0, False, False), (1, 'SignatureMethod', 29, 0, False, False), (1, 'SignatureProperties', 7997, 0, False, False), (1, 'SignatureProperty', 8001, 0, False, False), (1, 'SignatureValue', 56, 0, False, False), (1, 'SignedInfo', 20, 0, False, False), (1, 'SignedInstallationData', 363, 0, False, False), (1, 'SignedMeteringData', 388, 0, False, False), (1, 'Transform', 45, 0, False, False), (1, 'Transforms', 42, 0, False, False), (1, 'VehicleCheckInReq', 8006, 0, False, False), (1, 'VehicleCheckInRes', 8017, 0, False, False), (1, 'VehicleCheckOutReq', 8023, 0, False, False), (1, 'VehicleCheckOutRes', 8029, 0, False, False), (1, 'X509Data', 98, 0, False, False), (4, None, None, 0, False, False),)),  # 8035
-    (9, ((1, 'AbsolutePriceSchedule', 4649, 8036, False, False), (1, 'AckMaxDelay', 2529, 8036, False, True), (1, 'AdditionalSelectedServices', 5742, 8036, False, False), (1, 'AdditionalService', 5748, 8036, False, False), (1, 'AdditionalServicesCosts', 426, 8036, False, False), (1, 'Amount', 429, 8036, False, False), (1, 'AppliesMinimumMaximumCost', 170, 8036, False, True), (1, 'AppliesToEnergyFee', 170, 8036, False, True), (1, 'AppliesToOverstayFee', 170, 8036, False, True), (1, 'AppliesToParkingFee', 170, 8036, False, True), (1, 'AuthorizationReq', 1, 8036, False, False), (1, 'AuthorizationRes', 152, 8036, False, False), (1, 'AuthorizationServices', 134, 8036, False, True), (1, 'AuthorizationSetupReq', 160, 8036, False, False), (1, 'AuthorizationSetupRes', 162, 8036, False, False), (1, 'AvailableEnergy', 429, 8036, False, False), (1, 'BPT_ChannelSelection', 2520, 8036, False, True), (1, 'BPT_DischargedEnergyReadingWh', 12, 8036, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 8036, False, True), (1, 'BatteryEnergyCapacity', 429, 8036, False, False), (1, 'CLReqControlMode', 307, 8036, False, False), (1, 'CLResControlMode', 308, 8036, False, False), (1, 'CPSCertificateChain', 360, 8036, False, False), (1, 'CanonicalizationMethod', 26, 8036, False, False), (1, 'CapacitiveEnergyReadingVARh', 12, 8036, False, True), (1, 'CarbonDioxideEmission', 2529, 8036, False, True), (1, 'Certificate', 146, 8036, False, True), (1, 'CertificateInstallationReq', 309, 8036, False, False), (1, 'CertificateInstallationRes', 353, 8036, False, False), (1, 'CertificateInstallationService', 170, 8036, False, True), (1, 'ChargeProgress', 451, 8036, False, True), (1, 'ChargedEnergyReadingWh', 12, 8036, False, True), (1, 'ChargingComplete', 170, 8036, False, True), (1, 'ChargingSchedule', 6794, 8036, False, False), (1, 'ChargingSession', 7992, 8036, False, True), (1, 'CheckOutTime', 12, 8036, False, True), (1, 'ContractCertificateChain', 143, 8036, False, False), (1, 'CostPerUnit', 429, 8036, False, False), (1, 'Currency', 3596, 8036, False, True), (1, 'DHPublicKey', 373, 8036, False, True), (1, 'DSAKeyValue', 81, 8036, False, False), (1, 'DepartureTime', 2518, 8036, False, True), (1, 'DepartureTime', 2518, 8036, False, True), (1, 'DeviceLocation', 408, 8036, False, True), (1, 'DeviceOffset', 408, 8036, False, True), (1, 'DigestMethod', 51, 8036, False, False), (1, 'DigestValue', 54, 8036, False, True), (1, 'DischargingSchedule', 6794, 8036, False, False), (1, 'DisplayParameters', 8037, 8036, False, False), (1, 'Duration', 2518, 8036, False, True), (1, 'Dynamic_EVPPTControlMode', 458, 8036, False, False), (1, 'Dynamic_SEReqControlMode', 2540, 8036, False, False), (1, 'Dynamic_SEResControlMode', 4643, 8036, False, False), (1, 'Dynamic_SMDTControlMode', 439, 8036, False, False), (1, 'ECDHCurve', 371, 8036, False, True), (1, 'EIM_AReqAuthorizationMode', 136, 8036, False, False), (1, 'EIM_ASResAuthorizationMode', 172, 8036, False, False), (1, 'EMAID', 351, 8036, False, True), (1, 'EVAbsolutePriceSchedule', 3591, 8036, False, False), (1, 'EVCCID', 351, 8036, False, True), (1, 'EVCheckInStatus', 8013, 8036, False, True), (1, 'EVCheckOutStatus', 8027, 8036, False, True), (1, 'EVEnergyOffer', 2557, 8036, False, False), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False), (1, 'EVMaximumV2XEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 8036, False, False), (1, 'EVPowerProfile', 453, 8036, False, False), (1, 'EVPowerProfileEntries', 464, 8036, False, False), (1, 'EVPowerProfileEntry', 2513, 8036, False, False), (1, 'EVPowerSchedule', 2560, 8036, False, False), (1, 'EVPowerScheduleEntries', 2563, 8036, False, False), (1, 'EVPowerScheduleEntry', 3588, 8036, False, False), (1, 'EVPriceRule', 4633, 8036, False, False), (1, 'EVPriceRuleStack', 4623, 8036, False, False), (1, 'EVPriceRuleStacks', 3598, 8036, False, False), (1, 'EVProcessing', 158, 8036, False, True), (1, 'EVSECheckOutStatus', 8033, 8036, False, True), (1, 'EVSEID', 351, 8036, False, True), (1, 'EVSENotification', 2531, 8036, False, True), (1, 'EVSEProcessing', 158, 8036, False, True), (1, 'EVSEStatus', 2526, 8036, False, False), (1, 'EVSEStatus', 2526, 8036, False, False), (1, 'EVTargetEnergyRequest', 429, 8036, False, False), (1, 'EVTargetEnergyRequest', 429, 8036, False, False), (1, 'EVTerminationCode', 305, 8036, False, True), (1, 'EVTerminationExplanation', 4663, 8036, False, True), (1, 'EnergyCosts', 426, 8036, False, False), (1, 'EnergyFee', 429, 8036, False, False), (1, 'EnergyTransferServiceList', 7941, 8036, False, False), (1, 'Exponent', 89, 8036, False, True), (1, 'Exponent', 432, 8036, False, True), (1, 'FreeService', 170, 8036, False, True), (1, 'G', 89, 8036, False, True), (1, 'GenChallenge', 141, 8036, False, True), (1, 'GoToPause', 170, 8036, False, True), (1, 'HMACOutputLength', 33, 8036, False, True), (1, 'Header', 6, 8036, False, False), (1, 'InletHot', 170, 8036, False, True), (1, 'J', 89, 8036, False, True), (1, 'KeyInfo', 59, 8036, False, False), (1, 'KeyName', 49, 8036, False, True), (1, 'KeyValue', 77, 8036, False, False), (1, 'Language', 4665, 8036, False, True), (1, 'ListOfRootCertificateIDs', 319, 8036, False, False), (1, 'Manifest', 381, 8036, False, False), (1, 'MaximumContractCertificateChains', 340, 8036, False, True), (1, 'MaximumCost', 429, 8036, False, False), (1, 'MaximumSOC', 2549, 8036, False, True), (1, 'MaximumSupportingPoints', 2538, 8036, False, True), (1, 'MeterID', 404, 8036, False, True), (1, 'MeterInfo', 395, 8036, False, False), (1, 'MeterInfo', 395, 8036, False, False), (1, 'MeterInfoRequested', 170, 8036, False, True), (1, 'MeterSignature', 406, 8036, False, True), (1, 'MeterStatus', 408, 8036, False, True), (1, 'MeterTimestamp', 12, 8036, False, True), (1, 'MeteringConfirmationReq', 385, 8036, False, False), (1, 'MeteringConfirmationRes', 442, 8036, False, False), (1, 'MgmtData', 49, 8036, False, True), (1, 'MinimumCost', 429, 8036, False, False), (1, 'MinimumSOC', 2549, 8036, False, True), (1, 'MinimumSOC', 2549, 8036, False, True), (1, 'Modulus', 89, 8036, False, True), (1, 'NotificationMaxDelay', 2529, 8036, False, True), (1, 'NumberOfPriceLevels', 340, 8036, False, True), (1, 'OEMProvisioningCertificateChain', 315, 8036, False, False), (1, 'Object', 129, 8036, False, False), (1, 'OccupancyCosts', 426, 8036, False, False), (1, 'OverstayCosts', 426, 8036, False, False), (1, 'OverstayFee', 429, 8036, False, False), (1, 'OverstayFeePeriod', 2518, 8036, False, True), (1, 'OverstayPowerThreshold', 429, 8036, False, False), (1, 'OverstayRule', 5737, 8036, False, False), (1, 'OverstayRuleDescription', 4663, 8036, False, True), (1, 'OverstayRules', 5729, 8036, False, False), (1, 'OverstayTimeThreshold', 2518, 8036, False, True), (1, 'P', 89, 8036, False, True), (1, 'PGPData', 118, 8036, False, False), (1, 'PGPKeyID', 116, 8036, False, True), (1, 'PGPKeyPacket', 116, 8036, False, True), (1, 'Parameter', 7905, 8036, False, False), (1, 'ParameterSet', 7871, 8036, False, False), (1, 'ParameterSetID', 7831, 8036, False, True), (1, 'ParkingFee', 429, 8036, False, False), (1, 'ParkingFeePeriod', 2518, 8036, False, True), (1, 'ParkingMethod', 8015, 8036, False, True), (1, 'ParkingSpace', 408, 8036, False, True), (1, 'PgenCounter', 89, 8036, False, True), (1, 'PnC_AReqAuthorizationMode', 137, 8036, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 8036, False, False), (1, 'Power', 429, 8036, False, False), (1, 'PowerDeliveryReq', 445, 8036, False, False), (1, 'PowerDeliveryRes', 2522, 8036, False, False), (1, 'PowerRangeStart', 429, 8036, False, False), (1, 'PowerSchedule', 6798, 8036, False, False), (1, 'PowerScheduleEntries', 6803, 8036, False, False), (1, 'PowerScheduleEntry', 2513, 8036, False, False), (1, 'PowerTolerance', 429, 8036, False, False), (1, 'PowerToleranceAcceptance', 462, 8036, False, True), (1, 'Power_L2', 429, 8036, False, False), (1, 'Power_L3', 429, 8036, False, False), (1, 'PresentSOC', 2549, 8036, False, True), (1, 'PriceAlgorithm', 351, 8036, False, True), (1, 'PriceLevel', 340, 8036, False, True), (1, 'PriceLevelSchedule', 5751, 8036, False, False), (1, 'PriceLevelScheduleEntries', 5758, 8036, False, False), (1, 'PriceLevelScheduleEntry', 6783, 8036, False, False), (1, 'PriceRule', 5722, 8036, False, False), (1, 'PriceRuleStack', 5712, 8036, False, False), (1, 'PriceRuleStacks', 4687, 8036, False, False), (1, 'PriceScheduleDescription', 4663, 8036, False, True), (1, 'PriceScheduleID', 437, 8036, False, True), (1, 'PrioritizedEMAIDs', 342, 8036, False, False), (1, 'ProviderID', 305, 8036, False, True), (1, 'Q', 89, 8036, False, True), (1, 'RSAKeyValue', 91, 8036, False, False), (1, 'Receipt', 410, 8036, False, False), (1, 'Receipt', 410, 8036, False, False), (1, 'Reference', 35, 8036, False, False), (1, 'RemainingContractCertificateChains', 340, 8036, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8036, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8036, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8036, False, True), (1, 'RenewableGenerationPercentage', 340, 8036, False, True), (1, 'ResponseCode', 156, 8036, False, True), (1, 'RetrievalMethod', 94, 8036, False, False), (1, 'RootCertificateID', 111, 8036, False, False), (1, 'SECP521_EncryptedPrivateKey', 375, 8036, False, True), (1, 'SPKIData', 124, 8036, False, False), (1, 'SPKISexp', 116, 8036, False, True), (1, 'ScheduleExchangeReq', 2533, 8036, False, False), (1, 'ScheduleExchangeRes', 4636, 8036, False, False), (1, 'ScheduleTuple', 6790, 8036, False, False), (1, 'ScheduleTupleID', 437, 8036, False, True), (1, 'Scheduled_EVPPTControlMode', 459, 8036, False, False), (1, 'Scheduled_SEReqControlMode', 2551, 8036, False, False), (1, 'Scheduled_SEResControlMode', 6786, 8036, False, False), (1, 'Scheduled_SMDTControlMode', 440, 8036, False, False), (1, 'Seed', 89, 8036, False, True), (1, 'SelectedAuthorizationService', 134, 8036, False, True), (1, 'SelectedEnergyTransferService', 7957, 8036, False, False), (1, 'SelectedScheduleTupleID', 437, 8036, False, True), (1, 'SelectedService', 7957, 8036, False, False), (1, 'SelectedVASList', 7960, 8036, False, False), (1, 'Service', 7950, 8036, False, False), (1, 'ServiceDetailReq', 7828, 8036, False, False), (1, 'ServiceDetailRes', 7833, 8036, False, False), (1, 'ServiceDiscoveryReq', 7915, 8036, False, False), (1, 'ServiceDiscoveryRes', 7935, 8036, False, False), (1, 'ServiceFee', 429, 8036, False, False), (1, 'ServiceID', 7831, 8036, False, True), (1, 'ServiceName', 305, 8036, False, True), (1, 'ServiceParameterList', 7838, 8036, False, False), (1, 'ServiceRenegotiationSupported', 170, 8036, False, True), (1, 'ServiceSelectionReq', 7953, 8036, False, False), (1, 'ServiceSelectionRes', 7977, 8036, False, False), (1, 'SessionID', 10, 8036, False, True), (1, 'SessionID', 10, 8036, False, True), (1, 'SessionSetupReq', 7980, 8036, False, False), (1, 'SessionSetupRes', 7983, 8036, False, False), (1, 'SessionStopReq', 7987, 8036, False, False), (1, 'SessionStopRes', 7994, 8036, False, False), (1, 'Signature', 14, 8036, False, False), (1, 'SignatureMethod', 29, 8036, False, False), (1, 'SignatureProperties', 7997, 8036, False, False), (1, 'SignatureProperty', 8001, 8036, False, False), (1, 'SignatureValue', 56, 8036, False, False), (1, 'SignedInfo', 20, 8036, False, False), (1, 'SignedInstallationData', 363, 8036, False, False), (1, 'SignedMeteringData', 388, 8036, False, False), (1, 'StartTime', 2518, 8036, False, True), (1, 'SubCertificates', 148, 8036, False, False), (1, 'SupportedProviders', 176, 8036, False, False), (1, 'SupportedServiceIDs', 7918, 8036, False, False), (1, 'TPM_EncryptedPrivateKey', 379, 8036, False, True), (1, 'TargetDistance', 408, 8036, False, True), (1, 'TargetOffsetX', 2529, 8036, False, True), (1, 'TargetOffsetY', 2529, 8036, False, True), (1, 'TargetSOC', 2549, 8036, False, True), (1, 'TargetSOC', 2549, 8036, False, True), (1, 'TaxCosts', 434, 8036, False, False), (1, 'TaxIncludedInPrice', 170, 8036, False, True), (1, 'TaxRate', 429, 8036, False, False), (1, 'TaxRule', 4678, 8036, False, False), (1, 'TaxRuleID', 437, 8036, False, True), (1, 'TaxRuleID', 437, 8036, False, True), (1, 'TaxRuleName', 305, 8036, False, True), (1, 'TaxRules', 4667, 8036, False, False), (1, 'TimeAnchor', 12, 8036, False, True), (1, 'TimeAnchor', 12, 8036, False, True), (1, 'TimeStamp', 12, 8036, False, True), (1, 'Transform', 45, 8036, False, False), (1, 'Transforms', 42, 8036, False, False), (1, 'VASList', 7941, 8036, False, False), (1, 'Value', 408, 8036, False, True), (1, 'VehicleCheckInReq', 8006, 8036, False, False), (1, 'VehicleCheckInRes', 8017, 8036, False, False), (1, 'VehicleCheckOutReq', 8023, 8036, False, False), (1, 'VehicleCheckOutRes', 8029, 8036, False, False), (1, 'VehicleFrame', 408, 8036, False, True), (1, 'VehicleTravel', 408, 8036, False, True), (1, 'X448_EncryptedPrivateKey', 377, 8036, False, True), (1, 'X509CRL', 116, 8036, False, True), (1, 'X509Certificate', 116, 8036, False, True), (1, 'X509Data', 98, 8036, False, False), (1, 'X509IssuerName', 49, 8036, False, True), (1, 'X509IssuerSerial', 111, 8036, False, False), (1, 'X509SKI', 116, 8036, False, True), (1, 'X509SerialNumber', 114, 8036, False, True), (1, 'X509SubjectName', 49, 8036, False, True), (1, 'XPath', 49, 8036, False, True), (1, 'Y', 89, 8036, False, True), (1, 'boolValue', 170, 8036, False, True), (1, 'byteValue', 432, 8036, False, True), (1, 'finiteString', 305, 8036, False, True), (1, 'intValue', 7913, 8036, False, True), (1, 'rationalNumber', 429, 8036, False, False), (1, 'shortValue', 408, 8036, False, True), (4, None, None, 8036, False, False), (5, None, None, -1, False, False),)),  # 8036
-    (4, ((1, 'PresentSOC', 2549, 8038, False, True), (1, 'MinimumSOC', 2549, 8039, False, True), (1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8037
-    (4, ((1, 'MinimumSOC', 2549, 8039, False, True), (1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8038
-    (4, ((1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8039
-    (4, ((1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8040
-    (3, ((1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8041
-    (3, ((1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8042
-    (3, ((1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8043
-    (3, ((1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8044
-    (2, ((1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8045
-    (2, ((1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8046
-    (1, ((2, None, None, -1, False, False),)),  # 8047
+    (1, ((1, 'EVPowerProfileEntry', 467, 465, 2048, False),)),  # 464
+    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False), (2, None, None, -1, False, False),)),  # 465
+    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False), (2, None, None, -1, False, False),)),  # 466
+    (1, ((1, 'Duration', 472, 468, False, True),)),  # 467
+    (1, ((1, 'Power', 429, 469, False, False),)),  # 468
+    (2, ((1, 'Power_L2', 429, 470, False, False), (1, 'Power_L3', 429, 471, False, False), (2, None, None, -1, False, False),)),  # 469
+    (2, ((1, 'Power_L3', 429, 471, False, False), (2, None, None, -1, False, False),)),  # 470
+    (1, ((2, None, None, -1, False, False),)),  # 471
+    (1, ((3, 'value', T26, 473, False, False),)),  # 472
+    (1, ((2, None, None, -1, False, False),)),  # 473
+    (1, ((3, 'value', T27, 475, False, False),)),  # 474
+    (1, ((2, None, None, -1, False, False),)),  # 475
+    (1, ((1, 'Header', 6, 477, False, False),)),  # 476
+    (1, ((1, 'ResponseCode', 156, 478, False, True),)),  # 477
+    (2, ((1, 'EVSEStatus', 480, 479, False, False), (2, None, None, -1, False, False),)),  # 478
+    (1, ((2, None, None, -1, False, False),)),  # 479
+    (1, ((1, 'NotificationMaxDelay', 483, 481, False, True),)),  # 480
+    (1, ((1, 'EVSENotification', 485, 482, False, True),)),  # 481
+    (1, ((2, None, None, -1, False, False),)),  # 482
+    (1, ((3, 'value', T28, 484, False, False),)),  # 483
+    (1, ((2, None, None, -1, False, False),)),  # 484
+    (1, ((3, 'value', T29, 486, False, False),)),  # 485
+    (1, ((2, None, None, -1, False, False),)),  # 486
+    (1, ((1, 'Header', 6, 488, False, False),)),  # 487
+    (1, ((1, 'MaximumSupportingPoints', 492, 489, False, True),)),  # 488
+    (2, ((1, 'Dynamic_SEReqControlMode', 494, 490, False, False), (1, 'Scheduled_SEReqControlMode', 505, 491, False, False),)),  # 489
+    (1, ((2, None, None, -1, False, False),)),  # 490
+    (1, ((2, None, None, -1, False, False),)),  # 491
+    (1, ((3, 'value', T30, 493, False, False),)),  # 492
+    (1, ((2, None, None, -1, False, False),)),  # 493
+    (1, ((1, 'DepartureTime', 472, 495, False, True),)),  # 494
+    (2, ((1, 'MinimumSOC', 503, 496, False, True), (1, 'TargetSOC', 503, 497, False, True), (1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 495
+    (2, ((1, 'TargetSOC', 503, 497, False, True), (1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 496
+    (1, ((1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 497
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 499, False, False),)),  # 498
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 500, False, False),)),  # 499
+    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 501, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False), (2, None, None, -1, False, False),)),  # 500
+    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False), (2, None, None, -1, False, False),)),  # 501
+    (1, ((2, None, None, -1, False, False),)),  # 502
+    (1, ((3, 'value', T31, 504, False, False),)),  # 503
+    (1, ((2, None, None, -1, False, False),)),  # 504
+    (3, ((1, 'DepartureTime', 472, 506, False, True), (1, 'EVTargetEnergyRequest', 429, 507, False, False), (1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 505
+    (3, ((1, 'EVTargetEnergyRequest', 429, 507, False, False), (1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 506
+    (3, ((1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 507
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 508
+    (2, ((1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 509
+    (1, ((2, None, None, -1, False, False),)),  # 510
+    (1, ((1, 'EVPowerSchedule', 514, 512, False, False),)),  # 511
+    (1, ((1, 'EVAbsolutePriceSchedule', 523, 513, False, False),)),  # 512
+    (1, ((2, None, None, -1, False, False),)),  # 513
+    (1, ((1, 'TimeAnchor', 12, 515, False, True),)),  # 514
+    (1, ((1, 'EVPowerScheduleEntries', 517, 516, False, False),)),  # 515
+    (1, ((2, None, None, -1, False, False),)),  # 516
+    (1, ((1, 'EVPowerScheduleEntry', 520, 518, 1024, False),)),  # 517
+    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False), (2, None, None, -1, False, False),)),  # 518
+    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False), (2, None, None, -1, False, False),)),  # 519
+    (1, ((1, 'Duration', 472, 521, False, True),)),  # 520
+    (1, ((1, 'Power', 429, 522, False, False),)),  # 521
+    (1, ((2, None, None, -1, False, False),)),  # 522
+    (1, ((1, 'TimeAnchor', 12, 524, False, True),)),  # 523
+    (1, ((1, 'Currency', 528, 525, False, True),)),  # 524
+    (1, ((1, 'PriceAlgorithm', 351, 526, False, True),)),  # 525
+    (1, ((1, 'EVPriceRuleStacks', 530, 527, False, False),)),  # 526
+    (1, ((2, None, None, -1, False, False),)),  # 527
+    (1, ((3, 'value', T32, 529, False, False),)),  # 528
+    (1, ((2, None, None, -1, False, False),)),  # 529
+    (1, ((1, 'EVPriceRuleStack', 533, 531, 1024, False),)),  # 530
+    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False), (2, None, None, -1, False, False),)),  # 531
+    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False), (2, None, None, -1, False, False),)),  # 532
+    (1, ((1, 'Duration', 472, 534, False, True),)),  # 533
+    (1, ((1, 'EVPriceRule', 543, 535, True, False),)),  # 534
+    _run(7, 2, ((1, 'EVPriceRule', 543, '+', True, False), (2, None, None, -1, False, False),)),  # 535..541
+    (1, ((2, None, None, -1, False, False),)),  # 542
+    (1, ((1, 'EnergyFee', 429, 544, False, False),)),  # 543
+    (1, ((1, 'PowerRangeStart', 429, 545, False, False),)),  # 544
+    (1, ((2, None, None, -1, False, False),)),  # 545
+    (1, ((1, 'Header', 6, 547, False, False),)),  # 546
+    (1, ((1, 'ResponseCode', 156, 548, False, True),)),  # 547
+    (1, ((1, 'EVSEProcessing', 158, 549, False, True),)),  # 548
+    (2, ((1, 'GoToPause', 170, 550, False, True), (1, 'Dynamic_SEResControlMode', 553, 551, False, False), (1, 'Scheduled_SEResControlMode', 652, 552, False, False),)),  # 549
+    (2, ((1, 'Dynamic_SEResControlMode', 553, 551, False, False), (1, 'Scheduled_SEResControlMode', 652, 552, False, False),)),  # 550
+    (1, ((2, None, None, -1, False, False),)),  # 551
+    (1, ((2, None, None, -1, False, False),)),  # 552
+    (3, ((1, 'DepartureTime', 472, 554, False, True), (1, 'MinimumSOC', 503, 555, False, True), (1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 553
+    (3, ((1, 'MinimumSOC', 503, 555, False, True), (1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 554
+    (3, ((1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 555
+    (2, ((1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 556
+    (1, ((2, None, None, -1, False, False),)),  # 557
+    (1, ((2, None, None, -1, False, False),)),  # 558
+    (2, ((0, 'Id', T2, 560, False, False), (1, 'TimeAnchor', 12, 561, False, True),)),  # 559
+    (1, ((1, 'TimeAnchor', 12, 561, False, True),)),  # 560
+    (1, ((1, 'PriceScheduleID', 437, 562, False, True),)),  # 561
+    (2, ((1, 'PriceScheduleDescription', 573, 563, False, True), (1, 'Currency', 528, 564, False, True),)),  # 562
+    (1, ((1, 'Currency', 528, 564, False, True),)),  # 563
+    (1, ((1, 'Language', 575, 565, False, True),)),  # 564
+    (1, ((1, 'PriceAlgorithm', 351, 566, False, True),)),  # 565
+    (3, ((1, 'MinimumCost', 429, 567, False, False), (1, 'MaximumCost', 429, 568, False, False), (1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 566
+    (2, ((1, 'MaximumCost', 429, 568, False, False), (1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 567
+    (2, ((1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 568
+    (1, ((1, 'PriceRuleStacks', 597, 570, False, False),)),  # 569
+    (2, ((1, 'OverstayRules', 617, 571, False, False), (1, 'AdditionalSelectedServices', 630, 572, False, False), (2, None, None, -1, False, False),)),  # 570
+    (2, ((1, 'AdditionalSelectedServices', 630, 572, False, False), (2, None, None, -1, False, False),)),  # 571
+    (1, ((2, None, None, -1, False, False),)),  # 572
+    (1, ((3, 'value', T33, 574, False, False),)),  # 573
+    (1, ((2, None, None, -1, False, False),)),  # 574
+    (1, ((3, 'value', T32, 576, False, False),)),  # 575
+    (1, ((2, None, None, -1, False, False),)),  # 576
+    (1, ((1, 'TaxRule', 588, 578, True, False),)),  # 577
+    _run(9, 2, ((1, 'TaxRule', 588, '+', True, False), (2, None, None, -1, False, False),)),  # 578..586
+    (1, ((2, None, None, -1, False, False),)),  # 587
+    (1, ((1, 'TaxRuleID', 437, 589, False, True),)),  # 588
+    (2, ((1, 'TaxRuleName', 305, 590, False, True), (1, 'TaxRate', 429, 591, False, False),)),  # 589
+    (1, ((1, 'TaxRate', 429, 591, False, False),)),  # 590
+    (2, ((1, 'TaxIncludedInPrice', 170, 592, False, True), (1, 'AppliesToEnergyFee', 170, 593, False, True),)),  # 591
+    (1, ((1, 'AppliesToEnergyFee', 170, 593, False, True),)),  # 592
+    (1, ((1, 'AppliesToParkingFee', 170, 594, False, True),)),  # 593
+    (1, ((1, 'AppliesToOverstayFee', 170, 595, False, True),)),  # 594
+    (1, ((1, 'AppliesMinimumMaximumCost', 170, 596, False, True),)),  # 595
+    (1, ((2, None, None, -1, False, False),)),  # 596
+    (1, ((1, 'PriceRuleStack', 600, 598, 1024, False),)),  # 597
+    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False), (2, None, None, -1, False, False),)),  # 598
+    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False), (2, None, None, -1, False, False),)),  # 599
+    (1, ((1, 'Duration', 472, 601, False, True),)),  # 600
+    (1, ((1, 'PriceRule', 610, 602, True, False),)),  # 601
+    _run(7, 2, ((1, 'PriceRule', 610, '+', True, False), (2, None, None, -1, False, False),)),  # 602..608
+    (1, ((2, None, None, -1, False, False),)),  # 609
+    (1, ((1, 'EnergyFee', 429, 611, False, False),)),  # 610
+    (3, ((1, 'ParkingFee', 429, 612, False, False), (1, 'ParkingFeePeriod', 472, 613, False, True), (1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 611
+    (3, ((1, 'ParkingFeePeriod', 472, 613, False, True), (1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 612
+    (2, ((1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 613
+    (2, ((1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 614
+    (1, ((1, 'PowerRangeStart', 429, 616, False, False),)),  # 615
+    (1, ((2, None, None, -1, False, False),)),  # 616
+    (2, ((1, 'OverstayTimeThreshold', 472, 618, False, True), (1, 'OverstayPowerThreshold', 429, 619, False, False), (1, 'OverstayRule', 625, 620, True, False),)),  # 617
+    (2, ((1, 'OverstayPowerThreshold', 429, 619, False, False), (1, 'OverstayRule', 625, 620, True, False),)),  # 618
+    (1, ((1, 'OverstayRule', 625, 620, True, False),)),  # 619
+    _run(4, 2, ((1, 'OverstayRule', 625, '+', True, False), (2, None, None, -1, False, False),)),  # 620..623
+    (1, ((2, None, None, -1, False, False),)),  # 624
+    (2, ((1, 'OverstayRuleDescription', 573, 626, False, True), (1, 'StartTime', 472, 627, False, True),)),  # 625
+    (1, ((1, 'StartTime', 472, 627, False, True),)),  # 626
+    (1, ((1, 'OverstayFee', 429, 628, False, False),)),  # 627
+    (1, ((1, 'OverstayFeePeriod', 472, 629, False, True),)),  # 628
+    (1, ((2, None, None, -1, False, False),)),  # 629
+    (1, ((1, 'AdditionalService', 636, 631, True, False),)),  # 630
+    _run(4, 2, ((1, 'AdditionalService', 636, '+', True, False), (2, None, None, -1, False, False),)),  # 631..634
+    (1, ((2, None, None, -1, False, False),)),  # 635
+    (1, ((1, 'ServiceName', 305, 637, False, True),)),  # 636
+    (1, ((1, 'ServiceFee', 429, 638, False, False),)),  # 637
+    (1, ((2, None, None, -1, False, False),)),  # 638
+    (2, ((0, 'Id', T2, 640, False, False), (1, 'TimeAnchor', 12, 641, False, True),)),  # 639
+    (1, ((1, 'TimeAnchor', 12, 641, False, True),)),  # 640
+    (1, ((1, 'PriceScheduleID', 437, 642, False, True),)),  # 641
+    (2, ((1, 'PriceScheduleDescription', 573, 643, False, True), (1, 'NumberOfPriceLevels', 340, 644, False, True),)),  # 642
+    (1, ((1, 'NumberOfPriceLevels', 340, 644, False, True),)),  # 643
+    (1, ((1, 'PriceLevelScheduleEntries', 646, 645, False, False),)),  # 644
+    (1, ((2, None, None, -1, False, False),)),  # 645
+    (1, ((1, 'PriceLevelScheduleEntry', 649, 647, 1024, False),)),  # 646
+    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False), (2, None, None, -1, False, False),)),  # 647
+    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False), (2, None, None, -1, False, False),)),  # 648
+    (1, ((1, 'Duration', 472, 650, False, True),)),  # 649
+    (1, ((1, 'PriceLevel', 340, 651, False, True),)),  # 650
+    (1, ((2, None, None, -1, False, False),)),  # 651
+    (1, ((1, 'ScheduleTuple', 656, 653, True, False),)),  # 652
+    (2, ((1, 'ScheduleTuple', 656, 654, True, False), (2, None, None, -1, False, False),)),  # 653
+    (2, ((1, 'ScheduleTuple', 656, 655, True, False), (2, None, None, -1, False, False),)),  # 654
+    (1, ((2, None, None, -1, False, False),)),  # 655
+    (1, ((1, 'ScheduleTupleID', 437, 657, False, True),)),  # 656
+    (1, ((1, 'ChargingSchedule', 660, 658, False, False),)),  # 657
+    (2, ((1, 'DischargingSchedule', 660, 659, False, False), (2, None, None, -1, False, False),)),  # 658
+    (1, ((2, None, None, -1, False, False),)),  # 659
+    (1, ((1, 'PowerSchedule', 664, 661, False, False),)),  # 660
+    (2, ((1, 'AbsolutePriceSchedule', 559, 662, False, False), (1, 'PriceLevelSchedule', 639, 663, False, False), (2, None, None, -1, False, False),)),  # 661
+    (1, ((2, None, None, -1, False, False),)),  # 662
+    (1, ((2, None, None, -1, False, False),)),  # 663
+    (1, ((1, 'TimeAnchor', 12, 665, False, True),)),  # 664
+    (2, ((1, 'AvailableEnergy', 429, 666, False, False), (1, 'PowerTolerance', 429, 667, False, False), (1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 665
+    (2, ((1, 'PowerTolerance', 429, 667, False, False), (1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 666
+    (1, ((1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 667
+    (1, ((2, None, None, -1, False, False),)),  # 668
+    (1, ((1, 'PowerScheduleEntry', 467, 670, 1024, False),)),  # 669
+    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False), (2, None, None, -1, False, False),)),  # 670
+    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False), (2, None, None, -1, False, False),)),  # 671
+    (1, ((1, 'Header', 6, 673, False, False),)),  # 672
+    (1, ((1, 'ServiceID', 675, 674, False, True),)),  # 673
+    (1, ((2, None, None, -1, False, False),)),  # 674
+    (1, ((3, 'value', T28, 676, False, False),)),  # 675
+    (1, ((2, None, None, -1, False, False),)),  # 676
+    (1, ((1, 'Header', 6, 678, False, False),)),  # 677
+    (1, ((1, 'ResponseCode', 156, 679, False, True),)),  # 678
+    (1, ((1, 'ServiceID', 675, 680, False, True),)),  # 679
+    (1, ((1, 'ServiceParameterList', 682, 681, False, False),)),  # 680
+    (1, ((2, None, None, -1, False, False),)),  # 681
+    (1, ((1, 'ParameterSet', 715, 683, True, False),)),  # 682
+    _run(31, 2, ((1, 'ParameterSet', 715, '+', True, False), (2, None, None, -1, False, False),)),  # 683..713
+    (1, ((2, None, None, -1, False, False),)),  # 714
+    (1, ((1, 'ParameterSetID', 675, 716, False, True),)),  # 715
+    (1, ((1, 'Parameter', 749, 717, True, False),)),  # 716
+    _run(31, 2, ((1, 'Parameter', 749, '+', True, False), (2, None, None, -1, False, False),)),  # 717..747
+    (1, ((2, None, None, -1, False, False),)),  # 748
+    (1, ((0, 'Name', T11, 750, False, False),)),  # 749
+    (3, ((1, 'boolValue', 170, 751, False, True), (1, 'byteValue', 432, 752, False, True), (1, 'shortValue', 408, 753, False, True), (1, 'intValue', 757, 754, False, True), (1, 'rationalNumber', 429, 755, False, False), (1, 'finiteString', 305, 756, False, True),)),  # 750
+    (1, ((2, None, None, -1, False, False),)),  # 751
+    (1, ((2, None, None, -1, False, False),)),  # 752
+    (1, ((2, None, None, -1, False, False),)),  # 753
+    (1, ((2, None, None, -1, False, False),)),  # 754
+    (1, ((2, None, None, -1, False, False),)),  # 755
+    (1, ((2, None, None, -1, False, False),)),  # 756
+    (1, ((3, 'value', T34, 758, False, False),)),  # 757
+    (1, ((2, None, None, -1, False, False),)),  # 758
+    (1, ((1, 'Header', 6, 760, False, False),)),  # 759
+    (2, ((1, 'SupportedServiceIDs', 762, 761, False, False), (2, None, None, -1, False, False),)),  # 760
+    (1, ((2, None, None, -1, False, False),)),  # 761
+    (1, ((1, 'ServiceID', 675, 763, True, True),)),  # 762
+    _run(15, 2, ((1, 'ServiceID', 675, '+', True, True), (2, None, None, -1, False, False),)),  # 763..777
+    (1, ((2, None, None, -1, False, False),)),  # 778
+    (1, ((1, 'Header', 6, 780, False, False),)),  # 779
+    (1, ((1, 'ResponseCode', 156, 781, False, True),)),  # 780
+    (1, ((1, 'ServiceRenegotiationSupported', 170, 782, False, True),)),  # 781
+    (1, ((1, 'EnergyTransferServiceList', 785, 783, False, False),)),  # 782
+    (2, ((1, 'VASList', 785, 784, False, False), (2, None, None, -1, False, False),)),  # 783
+    (1, ((2, None, None, -1, False, False),)),  # 784
+    (1, ((1, 'Service', 794, 786, True, False),)),  # 785
+    _run(7, 2, ((1, 'Service', 794, '+', True, False), (2, None, None, -1, False, False),)),  # 786..792
+    (1, ((2, None, None, -1, False, False),)),  # 793
+    (1, ((1, 'ServiceID', 675, 795, False, True),)),  # 794
+    (1, ((1, 'FreeService', 170, 796, False, True),)),  # 795
+    (1, ((2, None, None, -1, False, False),)),  # 796
+    (1, ((1, 'Header', 6, 798, False, False),)),  # 797
+    (1, ((1, 'SelectedEnergyTransferService', 801, 799, False, False),)),  # 798
+    (2, ((1, 'SelectedVASList', 804, 800, False, False), (2, None, None, -1, False, False),)),  # 799
+    (1, ((2, None, None, -1, False, False),)),  # 800
+    (1, ((1, 'ServiceID', 675, 802, False, True),)),  # 801
+    (1, ((1, 'ParameterSetID', 675, 803, False, True),)),  # 802
+    (1, ((2, None, None, -1, False, False),)),  # 803
+    (1, ((1, 'SelectedService', 801, 805, True, False),)),  # 804
+    _run(15, 2, ((1, 'SelectedService', 801, '+', True, False), (2, None, None, -1, False, False),)),  # 805..819
+    (1, ((2, None, None, -1, False, False),)),  # 820
+    (1, ((1, 'Header', 6, 822, False, False),)),  # 821
+    (1, ((1, 'ResponseCode', 156, 823, False, True),)),  # 822
+    (1, ((2, None, None, -1, False, False),)),  # 823
+    (1, ((1, 'Header', 6, 825, False, False),)),  # 824
+    (1, ((1, 'EVCCID', 351, 826, False, True),)),  # 825
+    (1, ((2, None, None, -1, False, False),)),  # 826
+    (1, ((1, 'Header', 6, 828, False, False),)),  # 827
+    (1, ((1, 'ResponseCode', 156, 829, False, True),)),  # 828
+    (1, ((1, 'EVSEID', 351, 830, False, True),)),  # 829
+    (1, ((2, None, None, -1, False, False),)),  # 830
+    (1, ((1, 'Header', 6, 832, False, False),)),  # 831
+    (1, ((1, 'ChargingSession', 836, 833, False, True),)),  # 832
+    (2, ((1, 'EVTerminationCode', 305, 834, False, True), (1, 'EVTerminationExplanation', 573, 835, False, True), (2, None, None, -1, False, False),)),  # 833
+    (2, ((1, 'EVTerminationExplanation', 573, 835, False, True), (2, None, None, -1, False, False),)),  # 834
+    (1, ((2, None, None, -1, False, False),)),  # 835
+    (1, ((3, 'value', T35, 837, False, False),)),  # 836
+    (1, ((2, None, None, -1, False, False),)),  # 837
+    (1, ((1, 'Header', 6, 839, False, False),)),  # 838
+    (1, ((1, 'ResponseCode', 156, 840, False, True),)),  # 839
+    (1, ((2, None, None, -1, False, False),)),  # 840
+    (2, ((0, 'Id', T2, 842, False, False), (1, 'SignatureProperty', 845, 843, True, False),)),  # 841
+    (1, ((1, 'SignatureProperty', 845, 843, True, False),)),  # 842
+    (2, ((1, 'SignatureProperty', 845, 844, True, False), (2, None, None, -1, False, False),)),  # 843
+    (2, ((1, 'SignatureProperty', 845, 844, True, False), (2, None, None, -1, False, False),)),  # 844
+    (2, ((0, 'Id', T2, 846, False, False), (0, 'Target', T2, 847, False, False),)),  # 845
+    (1, ((0, 'Target', T2, 847, False, False),)),  # 846
+    (2, ((4, None, None, 848, True, False), (3, 'value', T2, 847, False, False),)),  # 847
+    (2, ((4, None, None, 849, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 848, False, False),)),  # 848
+    (2, ((4, None, None, 849, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 849, False, False),)),  # 849
+    (1, ((1, 'Header', 6, 851, False, False),)),  # 850
+    (1, ((1, 'EVCheckInStatus', 857, 852, False, True),)),  # 851
+    (1, ((1, 'ParkingMethod', 859, 853, False, True),)),  # 852
+    (3, ((1, 'VehicleFrame', 408, 854, False, True), (1, 'DeviceOffset', 408, 855, False, True), (1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 853
+    (2, ((1, 'DeviceOffset', 408, 855, False, True), (1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 854
+    (2, ((1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 855
+    (1, ((2, None, None, -1, False, False),)),  # 856
+    (1, ((3, 'value', T36, 858, False, False),)),  # 857
+    (1, ((2, None, None, -1, False, False),)),  # 858
+    (1, ((3, 'value', T37, 860, False, False),)),  # 859
+    (1, ((2, None, None, -1, False, False),)),  # 860
+    (1, ((1, 'Header', 6, 862, False, False),)),  # 861
+    (1, ((1, 'ResponseCode', 156, 863, False, True),)),  # 862
+    (3, ((1, 'ParkingSpace', 408, 864, False, True), (1, 'DeviceLocation', 408, 865, False, True), (1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 863
+    (2, ((1, 'DeviceLocation', 408, 865, False, True), (1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 864
+    (2, ((1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 865
+    (1, ((2, None, None, -1, False, False),)),  # 866
+    (1, ((1, 'Header', 6, 868, False, False),)),  # 867
+    (1, ((1, 'EVCheckOutStatus', 871, 869, False, True),)),  # 868
+    (1, ((1, 'CheckOutTime', 12, 870, False, True),)),  # 869
+    (1, ((2, None, None, -1, False, False),)),  # 870
+    (1, ((3, 'value', T38, 872, False, False),)),  # 871
+    (1, ((2, None, None, -1, False, False),)),  # 872
+    (1, ((1, 'Header', 6, 874, False, False),)),  # 873
+    (1, ((1, 'ResponseCode', 156, 875, False, True),)),  # 874
+    (1, ((1, 'EVSECheckOutStatus', 877, 876, False, True),)),  # 875
+    (1, ((2, None, None, -1, False, False),)),  # 876
+    (1, ((3, 'value', T39, 878, False, False),)),  # 877
+    (1, ((2, None, None, -1, False, False),)),  # 878
+    (6, ((1, 'AuthorizationReq', 1, 0, False, False), (1, 'AuthorizationRes', 152, 0, False, False), (1, 'AuthorizationSetupReq', 160, 0, False, False), (1, 'AuthorizationSetupRes', 162, 0, False, False), (1, 'CLReqControlMode', 307, 0, False, False), (1, 'CLResControlMode', 308, 0, False, False), (1, 'CanonicalizationMethod', 26, 0, False, False), (1, 'CertificateInstallationReq', 309, 0, False, False), (1, 'CertificateInstallationRes', 353, 0, False, False), (1, 'DSAKeyValue', 81, 0, False, False), (1, 'DigestMethod', 51, 0, False, False), (1, 'DigestValue', 54, 0, False, True), (1, 'KeyInfo', 59, 0, False, False), (1, 'KeyName', 49, 0, False, True), (1, 'KeyValue', 77, 0, False, False), (1, 'Manifest', 381, 0, False, False), (1, 'MeteringConfirmationReq', 385, 0, False, False), (1, 'MeteringConfirmationRes', 442, 0, False, False), (1, 'MgmtData', 49, 0, False, True), (1, 'Object', 129, 0, False, False), (1, 'PGPData', 118, 0, False, False), (1, 'PowerDeliveryReq', 445, 0, False, False), (1, 'PowerDeliveryRes', 476, 0, False, False), (1, 'RSAKeyValue', 91, 0, False, False), (1, 'Reference', 35, 0, False, False), (1, 'RetrievalMethod', 94, 0, False, False), (1, 'SPKIData', 124, 0, False, False), (1, 'ScheduleExchangeReq', 487, 0, False, False), (1, 'ScheduleExchangeRes', 546, 0, False, False), (1, 'ServiceDetailReq', 672, 0, False, False), (1, 'ServiceDetailRes', 677, 0, False, False), (1, 'ServiceDiscoveryReq', 759, 0, False, False), (1, 'ServiceDiscoveryRes', 779, 0, False, False), (1, 'ServiceSelectionReq', 797, 0, False, False), (1, 'ServiceSelectionRes', 821, 0, False, False), (1, 'SessionSetupReq', 824, 0, False, False), (1, 'SessionSetupRes', 827, 0, False, False), (1, 'SessionStopReq', 831, 0, False, False), (1, 'SessionStopRes', 838, 0, False, False), (1, 'Signature', 14, 0, False, False), (1, 'SignatureMethod', 29, 0, False, False), (1, 'SignatureProperties', 841, 0, False, False), (1, 'SignatureProperty', 845, 0, False, False), (1, 'SignatureValue', 56, 0, False, False), (1, 'SignedInfo', 20, 0, False, False), (1, 'SignedInstallationData', 363, 0, False, False), (1, 'SignedMeteringData', 388, 0, False, False), (1, 'Transform', 45, 0, False, False), (1, 'Transforms', 42, 0, False, False), (1, 'VehicleCheckInReq', 850, 0, False, False), (1, 'VehicleCheckInRes', 861, 0, False, False), (1, 'VehicleCheckOutReq', 867, 0, False, False), (1, 'VehicleCheckOutRes', 873, 0, False, False), (1, 'X509Data', 98, 0, False, False), (4, None, None, 0, False, False),)),  # 879
+    (9, ((1, 'AbsolutePriceSchedule', 559, 880, False, False), (1, 'AckMaxDelay', 483, 880, False, True), (1, 'AdditionalSelectedServices', 630, 880, False, False), (1, 'AdditionalService', 636, 880, False, False), (1, 'AdditionalServicesCosts', 426, 880, False, False), (1, 'Amount', 429, 880, False, False), (1, 'AppliesMinimumMaximumCost', 170, 880, False, True), (1, 'AppliesToEnergyFee', 170, 880, False, True), (1, 'AppliesToOverstayFee', 170, 880, False, True), (1, 'AppliesToParkingFee', 170, 880, False, True), (1, 'AuthorizationReq', 1, 880, False, False), (1, 'AuthorizationRes', 152, 880, False, False), (1, 'AuthorizationServices', 134, 880, False, True), (1, 'AuthorizationSetupReq', 160, 880, False, False), (1, 'AuthorizationSetupRes', 162, 880, False, False), (1, 'AvailableEnergy', 429, 880, False, False), (1, 'BPT_ChannelSelection', 474, 880, False, True), (1, 'BPT_DischargedEnergyReadingWh', 12, 880, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 880, False, True), (1, 'BatteryEnergyCapacity', 429, 880, False, False), (1, 'CLReqControlMode', 307, 880, False, False), (1, 'CLResControlMode', 308, 880, False, False), (1, 'CPSCertificateChain', 360, 880, False, False), (1, 'CanonicalizationMethod', 26, 880, False, False), (1, 'CapacitiveEnergyReadingVARh', 12, 880, False, True), (1, 'CarbonDioxideEmission', 483, 880, False, True), (1, 'Certificate', 146, 880, False, True), (1, 'CertificateInstallationReq', 309, 880, False, False), (1, 'CertificateInstallationRes', 353, 880, False, False), (1, 'CertificateInstallationService', 170, 880, False, True), (1, 'ChargeProgress', 451, 880, False, True), (1, 'ChargedEnergyReadingWh', 12, 880, False, True), (1, 'ChargingComplete', 170, 880, False, True), (1, 'ChargingSchedule', 660, 880, False, False), (1, 'ChargingSession', 836, 880, False, True), (1, 'CheckOutTime', 12, 880, False, True), (1, 'ContractCertificateChain', 143, 880, False, False), (1, 'CostPerUnit', 429, 880, False, False), (1, 'Currency', 528, 880, False, True), (1, 'DHPublicKey', 373, 880, False, True), (1, 'DSAKeyValue', 81, 880, False, False), (1, 'DepartureTime', 472, 880, False, True), (1, 'DepartureTime', 472, 880, False, True), (1, 'DeviceLocation', 408, 880, False, True), (1, 'DeviceOffset', 408, 880, False, True), (1, 'DigestMethod', 51, 880, False, False), (1, 'DigestValue', 54, 880, False, True), (1, 'DischargingSchedule', 660, 880, False, False), (1, 'DisplayParameters', 881, 880, False, False), (1, 'Duration', 472, 880, False, True), (1, 'Dynamic_EVPPTControlMode', 458, 880, False, False), (1, 'Dynamic_SEReqControlMode', 494, 880, False, False), (1, 'Dynamic_SEResControlMode', 553, 880, False, False), (1, 'Dynamic_SMDTControlMode', 439, 880, False, False), (1, 'ECDHCurve', 371, 880, False, True), (1, 'EIM_AReqAuthorizationMode', 136, 880, False, False), (1, 'EIM_ASResAuthorizationMode', 172, 880, False, False), (1, 'EMAID', 351, 880, False, True), (1, 'EVAbsolutePriceSchedule', 523, 880, False, False), (1, 'EVCCID', 351, 880, False, True), (1, 'EVCheckInStatus', 857, 880, False, True), (1, 'EVCheckOutStatus', 871, 880, False, True), (1, 'EVEnergyOffer', 511, 880, False, False), (1, 'EVMaximumEnergyRequest', 429, 880, False, False), (1, 'EVMaximumEnergyRequest', 429, 880, False, False), (1, 'EVMaximumV2XEnergyRequest', 429, 880, False, False), (1, 'EVMinimumEnergyRequest', 429, 880, False, False), (1, 'EVMinimumEnergyRequest', 429, 880, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 880, False, False), (1, 'EVPowerProfile', 453, 880, False, False), (1, 'EVPowerProfileEntries', 464, 880, False, False), (1, 'EVPowerProfileEntry', 467, 880, False, False), (1, 'EVPowerSchedule', 514, 880, False, False), (1, 'EVPowerScheduleEntries', 517, 880, False, False), (1, 'EVPowerScheduleEntry', 520, 880, False, False), (1, 'EVPriceRule', 543, 880, False, False), (1, 'EVPriceRuleStack', 533, 880, False, False), (1, 'EVPriceRuleStacks', 530, 880, False, False), (1, 'EVProcessing', 158, 880, False, True), (1, 'EVSECheckOutStatus', 877, 880, False, True), (1, 'EVSEID', 351, 880, False, True), (1, 'EVSENotification', 485, 880, False, True), (1, 'EVSEProcessing', 158, 880, False, True), (1, 'EVSEStatus', 480, 880, False, False), (1, 'EVSEStatus', 480, 880, False, False), (1, 'EVTargetEnergyRequest', 429, 880, False, False), (1, 'EVTargetEnergyRequest', 429, 880, False, False), (1, 'EVTerminationCode', 305, 880, False, True), (1, 'EVTerminationExplanation', 573, 880, False, True), (1, 'EnergyCosts', 426, 880, False, False), (1, 'EnergyFee', 429, 880, False, False), (1, 'EnergyTransferServiceList', 785, 880, False, False), (1, 'Exponent', 89, 880, False, True), (1, 'Exponent', 432, 880, False, True), (1, 'FreeService', 170, 880, False, True), (1, 'G', 89, 880, False, True), (1, 'GenChallenge', 141, 880, False, True), (1, 'GoToPause', 170, 880, False, True), (1, 'HMACOutputLength', 33, 880, False, True), (1, 'Header', 6, 880, False, False), (1, 'InletHot', 170, 880, False, True), (1, 'J', 89, 880, False, True), (1, 'KeyInfo', 59, 880, False, False), (1, 'KeyName', 49, 880, False, True), (1, 'KeyValue', 77, 880, False, False), (1, 'Language', 575, 880, False, True), (1, 'ListOfRootCertificateIDs', 319, 880, False, False), (1, 'Manifest', 381, 880, False, False), (1, 'MaximumContractCertificateChains', 340, 880, False, True), (1, 'MaximumCost', 429, 880, False, False), (1, 'MaximumSOC', 503, 880, False, True), (1, 'MaximumSupportingPoints', 492, 880, False, True), (1, 'MeterID', 404, 880, False, True), (1, 'MeterInfo', 395, 880, False, False), (1, 'MeterInfo', 395, 880, False, False), (1, 'MeterInfoRequested', 170, 880, False, True), (1, 'MeterSignature', 406, 880, False, True), (1, 'MeterStatus', 408, 880, False, True), (1, 'MeterTimestamp', 12, 880, False, True), (1, 'MeteringConfirmationReq', 385, 880, False, False), (1, 'MeteringConfirmationRes', 442, 880, False, False), (1, 'MgmtData', 49, 880, False, True), (1, 'MinimumCost', 429, 880, False, False), (1, 'MinimumSOC', 503, 880, False, True), (1, 'MinimumSOC', 503, 880, False, True), (1, 'Modulus', 89, 880, False, True), (1, 'NotificationMaxDelay', 483, 880, False, True), (1, 'NumberOfPriceLevels', 340, 880, False, True), (1, 'OEMProvisioningCertificateChain', 315, 880, False, False), (1, 'Object', 129, 880, False, False), (1, 'OccupancyCosts', 426, 880, False, False), (1, 'OverstayCosts', 426, 880, False, False), (1, 'OverstayFee', 429, 880, False, False), (1, 'OverstayFeePeriod', 472, 880, False, True), (1, 'OverstayPowerThreshold', 429, 880, False, False), (1, 'OverstayRule', 625, 880, False, False), (1, 'OverstayRuleDescription', 573, 880, False, True), (1, 'OverstayRules', 617, 880, False, False), (1, 'OverstayTimeThreshold', 472, 880, False, True), (1, 'P', 89, 880, False, True), (1, 'PGPData', 118, 880, False, False), (1, 'PGPKeyID', 116, 880, False, True), (1, 'PGPKeyPacket', 116, 880, False, True), (1, 'Parameter', 749, 880, False, False), (1, 'ParameterSet', 715, 880, False, False), (1, 'ParameterSetID', 675, 880, False, True), (1, 'ParkingFee', 429, 880, False, False), (1, 'ParkingFeePeriod', 472, 880, False, True), (1, 'ParkingMethod', 859, 880, False, True), (1, 'ParkingSpace', 408, 880, False, True), (1, 'PgenCounter', 89, 880, False, True), (1, 'PnC_AReqAuthorizationMode', 137, 880, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 880, False, False), (1, 'Power', 429, 880, False, False), (1, 'PowerDeliveryReq', 445, 880, False, False), (1, 'PowerDeliveryRes', 476, 880, False, False), (1, 'PowerRangeStart', 429, 880, False, False), (1, 'PowerSchedule', 664, 880, False, False), (1, 'PowerScheduleEntries', 669, 880, False, False), (1, 'PowerScheduleEntry', 467, 880, False, False), (1, 'PowerTolerance', 429, 880, False, False), (1, 'PowerToleranceAcceptance', 462, 880, False, True), (1, 'Power_L2', 429, 880, False, False), (1, 'Power_L3', 429, 880, False, False), (1, 'PresentSOC', 503, 880, False, True), (1, 'PriceAlgorithm', 351, 880, False, True), (1, 'PriceLevel', 340, 880, False, True), (1, 'PriceLevelSchedule', 639, 880, False, False), (1, 'PriceLevelScheduleEntries', 646, 880, False, False), (1, 'PriceLevelScheduleEntry', 649, 880, False, False), (1, 'PriceRule', 610, 880, False, False), (1, 'PriceRuleStack', 600, 880, False, False), (1, 'PriceRuleStacks', 597, 880, False, False), (1, 'PriceScheduleDescription', 573, 880, False, True), (1, 'PriceScheduleID', 437, 880, False, True), (1, 'PrioritizedEMAIDs', 342, 880, False, False), (1, 'ProviderID', 305, 880, False, True), (1, 'Q', 89, 880, False, True), (1, 'RSAKeyValue', 91, 880, False, False), (1, 'Receipt', 410, 880, False, False), (1, 'Receipt', 410, 880, False, False), (1, 'Reference', 35, 880, False, False), (1, 'RemainingContractCertificateChains', 340, 880, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 880, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 880, False, True), (1, 'RemainingTimeToTargetSOC', 472, 880, False, True), (1, 'RenewableGenerationPercentage', 340, 880, False, True), (1, 'ResponseCode', 156, 880, False, True), (1, 'RetrievalMethod', 94, 880, False, False), (1, 'RootCertificateID', 111, 880, False, False), (1, 'SECP521_EncryptedPrivateKey', 375, 880, False, True), (1, 'SPKIData', 124, 880, False, False), (1, 'SPKISexp', 116, 880, False, True), (1, 'ScheduleExchangeReq', 487, 880, False, False), (1, 'ScheduleExchangeRes', 546, 880, False, False), (1, 'ScheduleTuple', 656, 880, False, False), (1, 'ScheduleTupleID', 437, 880, False, True), (1, 'Scheduled_EVPPTControlMode', 459, 880, False, False), (1, 'Scheduled_SEReqControlMode', 505, 880, False, False), (1, 'Scheduled_SEResControlMode', 652, 880, False, False), (1, 'Scheduled_SMDTControlMode', 440, 880, False, False), (1, 'Seed', 89, 880, False, True), (1, 'SelectedAuthorizationService', 134, 880, False, True), (1, 'SelectedEnergyTransferService', 801, 880, False, False), (1, 'SelectedScheduleTupleID', 437, 880, False, True), (1, 'SelectedService', 801, 880, False, False), (1, 'SelectedVASList', 804, 880, False, False), (1, 'Service', 794, 880, False, False), (1, 'ServiceDetailReq', 672, 880, False, False), (1, 'ServiceDetailRes', 677, 880, False, False), (1, 'ServiceDiscoveryReq', 759, 880, False, False), (1, 'ServiceDiscoveryRes', 779, 880, False, False), (1, 'ServiceFee', 429, 880, False, False), (1, 'ServiceID', 675, 880, False, True), (1, 'ServiceName', 305, 880, False, True), (1, 'ServiceParameterList', 682, 880, False, False), (1, 'ServiceRenegotiationSupported', 170, 880, False, True), (1, 'ServiceSelectionReq', 797, 880, False, False), (1, 'ServiceSelectionRes', 821, 880, False, False), (1, 'SessionID', 10, 880, False, True), (1, 'SessionID', 10, 880, False, True), (1, 'SessionSetupReq', 824, 880, False, False), (1, 'SessionSetupRes', 827, 880, False, False), (1, 'SessionStopReq', 831, 880, False, False), (1, 'SessionStopRes', 838, 880, False, False), (1, 'Signature', 14, 880, False, False), (1, 'SignatureMethod', 29, 880, False, False), (1, 'SignatureProperties', 841, 880, False, False), (1, 'SignatureProperty', 845, 880, False, False), (1, 'SignatureValue', 56, 880, False, False), (1, 'SignedInfo', 20, 880, False, False), (1, 'SignedInstallationData', 363, 880, False, False), (1, 'SignedMeteringData', 388, 880, False, False), (1, 'StartTime', 472, 880, False, True), (1, 'SubCertificates', 148, 880, False, False), (1, 'SupportedProviders', 176, 880, False, False), (1, 'SupportedServiceIDs', 762, 880, False, False), (1, 'TPM_EncryptedPrivateKey', 379, 880, False, True), (1, 'TargetDistance', 408, 880, False, True), (1, 'TargetOffsetX', 483, 880, False, True), (1, 'TargetOffsetY', 483, 880, False, True), (1, 'TargetSOC', 503, 880, False, True), (1, 'TargetSOC', 503, 880, False, True), (1, 'TaxCosts', 434, 880, False, False), (1, 'TaxIncludedInPrice', 170, 880, False, True), (1, 'TaxRate', 429, 880, False, False), (1, 'TaxRule', 588, 880, False, False), (1, 'TaxRuleID', 437, 880, False, True), (1, 'TaxRuleID', 437, 880, False, True), (1, 'TaxRuleName', 305, 880, False, True), (1, 'TaxRules', 577, 880, False, False), (1, 'TimeAnchor', 12, 880, False, True), (1, 'TimeAnchor', 12, 880, False, True), (1, 'TimeStamp', 12, 880, False, True), (1, 'Transform', 45, 880, False, False), (1, 'Transforms', 42, 880, False, False), (1, 'VASList', 785, 880, False, False), (1, 'Value', 408, 880, False, True), (1, 'VehicleCheckInReq', 850, 880, False, False), (1, 'VehicleCheckInRes', 861, 880, False, False), (1, 'VehicleCheckOutReq', 867, 880, False, False), (1, 'VehicleCheckOutRes', 873, 880, False, False), (1, 'VehicleFrame', 408, 880, False, True), (1, 'VehicleTravel', 408, 880, False, True), (1, 'X448_EncryptedPrivateKey', 377, 880, False, True), (1, 'X509CRL', 116, 880, False, True), (1, 'X509Certificate', 116, 880, False, True), (1, 'X509Data', 98, 880, False, False), (1, 'X509IssuerName', 49, 880, False, True), (1, 'X509IssuerSerial', 111, 880, False, False), (1, 'X509SKI', 116, 880, False, True), (1, 'X509SerialNumber', 114, 880, False, True), (1, 'X509SubjectName', 49, 880, False, True), (1, 'XPath', 49, 880, False, True), (1, 'Y', 89, 880, False, True), (1, 'boolValue', 170, 880, False, True), (1, 'byteValue', 432, 880, False, True), (1, 'finiteString', 305, 880, False, True), (1, 'intValue', 757, 880, False, True), (1, 'rationalNumber', 429, 880, False, False), (1, 'shortValue', 408, 880, False, True), (4, None, None, 880, False, False), (5, None, None, -1, False, False),)),  # 880
+    (4, ((1, 'PresentSOC', 503, 882, False, True), (1, 'MinimumSOC', 503, 883, False, True), (1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 881
+    (4, ((1, 'MinimumSOC', 503, 883, False, True), (1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 882
+    (4, ((1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 883
+    (4, ((1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 884
+    (3, ((1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 885
+    (3, ((1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 886
+    (3, ((1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 887
+    (3, ((1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 888
+    (2, ((1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 889
+    (2, ((1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 890
+    (1, ((2, None, None, -1, False, False),)),  # 891
 ))
 
-DOC_STATE = 8035
+DOC_STATE = 879
 DOC_KEYS = {'AuthorizationReq': 0, 'AuthorizationRes': 1, 'AuthorizationSetupReq': 2, 'AuthorizationSetupRes': 3, 'CLReqControlMode': 4, 'CLResControlMode': 5, 'CanonicalizationMethod': 6, 'CertificateInstallationReq': 7, 'CertificateInstallationRes': 8, 'DSAKeyValue': 9, 'DigestMethod': 10, 'DigestValue': 11, 'KeyInfo': 12, 'KeyName': 13, 'KeyValue': 14, 'Manifest': 15, 'MeteringConfirmationReq': 16, 'MeteringConfirmationRes': 17, 'MgmtData': 18, 'Object': 19, 'PGPData': 20, 'PowerDeliveryReq': 21, 'PowerDeliveryRes': 22, 'RSAKeyValue': 23, 'Reference': 24, 'RetrievalMethod': 25, 'SPKIData': 26, 'ScheduleExchangeReq': 27, 'ScheduleExchangeRes': 28, 'ServiceDetailReq': 29, 'ServiceDetailRes': 30, 'ServiceDiscoveryReq': 31, 'ServiceDiscoveryRes': 32, 'ServiceSelectionReq': 33, 'ServiceSelectionRes': 34, 'SessionSetupReq': 35, 'SessionSetupRes': 36, 'SessionStopReq': 37, 'SessionStopRes': 38, 'Signature': 39, 'SignatureMethod': 40, 'SignatureProperties': 41, 'SignatureProperty': 42, 'SignatureValue': 43, 'SignedInfo': 44, 'SignedInstallationData': 45, 'SignedMeteringData': 46, 'Transform': 47, 'Transforms': 48, 'VehicleCheckInReq': 49, 'VehicleCheckInRes': 50, 'VehicleCheckOutReq': 51, 'VehicleCheckOutRes': 52, 'X509Data': 53}
-FRAG_STATE = 8036
+FRAG_STATE = 880
 FRAG_KEYS = {'AbsolutePriceSchedule': 0, 'AckMaxDelay': 1, 'AdditionalSelectedServices': 2, 'AdditionalService': 3, 'AdditionalServicesCosts': 4, 'Amount': 5, 'AppliesMinimumMaximumCost': 6, 'AppliesToEnergyFee': 7, 'AppliesToOverstayFee': 8, 'AppliesToParkingFee': 9, 'AuthorizationReq': 10, 'AuthorizationRes': 11, 'AuthorizationServices': 12, 'AuthorizationSetupReq': 13, 'AuthorizationSetupRes': 14, 'AvailableEnergy': 15, 'BPT_ChannelSelection': 16, 'BPT_DischargedEnergyReadingWh': 17, 'BPT_InductiveEnergyReadingVARh': 18, 'BatteryEnergyCapacity': 19, 'CLReqControlMode': 20, 'CLResControlMode': 21, 'CPSCertificateChain': 22, 'CanonicalizationMethod': 23, 'CapacitiveEnergyReadingVARh': 24, 'CarbonDioxideEmission': 25, 'Certificate': 26, 'CertificateInstallationReq': 27, 'CertificateInstallationRes': 28, 'CertificateInstallationService': 29, 'ChargeProgress': 30, 'ChargedEnergyReadingWh': 31, 'ChargingComplete': 32, 'ChargingSchedule': 33, 'ChargingSession': 34, 'CheckOutTime': 35, 'ContractCertificateChain': 36, 'CostPerUnit': 37, 'Currency': 38, 'DHPublicKey': 39, 'DSAKeyValue': 40, 'DepartureTime': 41, 'DeviceLocation': 43, 'DeviceOffset': 44, 'DigestMethod': 45, 'DigestValue': 46, 'DischargingSchedule': 47, 'DisplayParameters': 48, 'Duration': 49, 'Dynamic_EVPPTControlMode': 50, 'Dynamic_SEReqControlMode': 51, 'Dynamic_SEResControlMode': 52, 'Dynamic_SMDTControlMode': 53, 'ECDHCurve': 54, 'EIM_AReqAuthorizationMode': 55, 'EIM_ASResAuthorizationMode': 56, 'EMAID': 57, 'EVAbsolutePriceSchedule': 58, 'EVCCID': 59, 'EVCheckInStatus': 60, 'EVCheckOutStatus': 61, 'EVEnergyOffer': 62, 'EVMaximumEnergyRequest': 63, 'EVMaximumV2XEnergyRequest': 65, 'EVMinimumEnergyRequest': 66, 'EVMinimumV2XEnergyRequest': 68, 'EVPowerProfile': 69, 'EVPowerProfileEntries': 70, 'EVPowerProfileEntry': 71, 'EVPowerSchedule': 72, 'EVPowerScheduleEntries': 73, 'EVPowerScheduleEntry': 74, 'EVPriceRule': 75, 'EVPriceRuleStack': 76, 'EVPriceRuleStacks': 77, 'EVProcessing': 78, 'EVSECheckOutStatus': 79, 'EVSEID': 80, 'EVSENotification': 81, 'EVSEProcessing': 82, 'EVSEStatus': 83, 'EVTargetEnergyRequest': 85, 'EVTerminationCode': 87, 'EVTerminationExplanation': 88, 'EnergyCosts': 89, 'EnergyFee': 90, 'EnergyTransferServiceList': 91, 'Exponent': 92, 'FreeService': 94, 'G': 95, 'GenChallenge': 96, 'GoToPause': 97, 'HMACOutputLength': 98, 'Header': 99, 'InletHot': 100, 'J': 101, 'KeyInfo': 102, 'KeyName': 103, 'KeyValue': 104, 'Language': 105, 'ListOfRootCertificateIDs': 106, 'Manifest': 107, 'MaximumContractCertificateChains': 108, 'MaximumCost': 109, 'MaximumSOC': 110, 'MaximumSupportingPoints': 111, 'MeterID': 112, 'MeterInfo': 113, 'MeterInfoRequested': 115, 'MeterSignature': 116, 'MeterStatus': 117, 'MeterTimestamp': 118, 'MeteringConfirmationReq': 119, 'MeteringConfirmationRes': 120, 'MgmtData': 121, 'MinimumCost': 122, 'MinimumSOC': 123, 'Modulus': 125, 'NotificationMaxDelay': 126, 'NumberOfPriceLevels': 127, 'OEMProvisioningCertificateChain': 128, 'Object': 129, 'OccupancyCosts': 130, 'OverstayCosts': 131, 'OverstayFee': 132, 'OverstayFeePeriod': 133, 'OverstayPowerThreshold': 134, 'OverstayRule': 135, 'OverstayRuleDescription': 136, 'OverstayRules': 137, 'OverstayTimeThreshold': 138, 'P': 139, 'PGPData': 140, 'PGPKeyID': 141, 'PGPKeyPacket': 142, 'Parameter': 143, 'ParameterSet': 144, 'ParameterSetID': 145, 'ParkingFee': 146, 'ParkingFeePeriod': 147, 'ParkingMethod': 148, 'ParkingSpace': 149, 'PgenCounter': 150, 'PnC_AReqAuthorizationMode': 151, 'PnC_ASResAuthorizationMode': 152, 'Power': 153, 'PowerDeliveryReq': 154, 'PowerDeliveryRes': 155, 'PowerRangeStart': 156, 'PowerSchedule': 157, 'PowerScheduleEntries': 158, 'PowerScheduleEntry': 159, 'PowerTolerance': 160, 'PowerToleranceAcceptance': 161, 'Power_L2': 162, 'Power_L3': 163, 'PresentSOC': 164, 'PriceAlgorithm': 165, 'PriceLevel': 166, 'PriceLevelSchedule': 167, 'PriceLevelScheduleEntries': 168, 'PriceLevelScheduleEntry': 169, 'PriceRule': 170, 'PriceRuleStack': 171, 'PriceRuleStacks': 172, 'PriceScheduleDescription': 173, 'PriceScheduleID': 174, 'PrioritizedEMAIDs': 175, 'ProviderID': 176, 'Q': 177, 'RSAKeyValue': 178, 'Receipt': 179, 'Reference': 181, 'RemainingContractCertificateChains': 182, 'RemainingTimeToMaximumSOC': 183, 'RemainingTimeToMinimumSOC': 184, 'RemainingTimeToTargetSOC': 185, 'RenewableGenerationPercentage': 186, 'ResponseCode': 187, 'RetrievalMethod': 188, 'RootCertificateID': 189, 'SECP521_EncryptedPrivateKey': 190, 'SPKIData': 191, 'SPKISexp': 192, 'ScheduleExchangeReq': 193, 'ScheduleExchangeRes': 194, 'ScheduleTuple': 195, 'ScheduleTupleID': 196, 'Scheduled_EVPPTControlMode': 197, 'Scheduled_SEReqControlMode': 198, 'Scheduled_SEResControlMode': 199, 'Scheduled_SMDTControlMode': 200, 'Seed': 201, 'SelectedAuthorizationService': 202, 'SelectedEnergyTransferService': 203, 'SelectedScheduleTupleID': 204, 'SelectedService': 205, 'SelectedVASList': 206, 'Service': 207, 'ServiceDetailReq': 208, 'ServiceDetailRes': 209, 'ServiceDiscoveryReq': 210, 'ServiceDiscoveryRes': 211, 'ServiceFee': 212, 'ServiceID': 213, 'ServiceName': 214, 'ServiceParameterList': 215, 'ServiceRenegotiationSupported': 216, 'ServiceSelectionReq': 217, 'ServiceSelectionRes': 218, 'SessionID': 219, 'SessionSetupReq': 221, 'SessionSetupRes': 222, 'SessionStopReq': 223, 'SessionStopRes': 224, 'Signature': 225, 'SignatureMethod': 226, 'SignatureProperties': 227, 'SignatureProperty': 228, 'SignatureValue': 229, 'SignedInfo': 230, 'SignedInstallationData': 231, 'SignedMeteringData': 232, 'StartTime': 233, 'SubCertificates': 234, 'SupportedProviders': 235, 'SupportedServiceIDs': 236, 'TPM_EncryptedPrivateKey': 237, 'TargetDistance': 238, 'TargetOffsetX': 239, 'TargetOffsetY': 240, 'TargetSOC': 241, 'TaxCosts': 243, 'TaxIncludedInPrice': 244, 'TaxRate': 245, 'TaxRule': 246, 'TaxRuleID': 247, 'TaxRuleName': 249, 'TaxRules': 250, 'TimeAnchor': 251, 'TimeStamp': 253, 'Transform': 254, 'Transforms': 255, 'VASList': 256, 'Value': 257, 'VehicleCheckInReq': 258, 'VehicleCheckInRes': 259, 'VehicleCheckOutReq': 260, 'VehicleCheckOutRes': 261, 'VehicleFrame': 262, 'VehicleTravel': 263, 'X448_EncryptedPrivateKey': 264, 'X509CRL': 265, 'X509Certificate': 266, 'X509Data': 267, 'X509IssuerName': 268, 'X509IssuerSerial': 269, 'X509SKI': 270, 'X509SerialNumber': 271, 'X509SubjectName': 272, 'XPath': 273, 'Y': 274, 'boolValue': 275, 'byteValue': 276, 'finiteString': 277, 'intValue': 278, 'rationalNumber': 279, 'shortValue': 280}

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from exi.codegen.grammar import K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, T_STRING, GrammarBuilder, datatype, qname_key
+from exi.codegen.grammar import (
+    K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, LOOP_ABOVE, T_STRING, GrammarBuilder, datatype, qname_key,
+)
 from exi.codegen.xsd import Attribute, ComplexType, ElementDecl, Schema
 
 #: table module name -> (root XSD relative to --xsd-dir, root namespace)
@@ -76,7 +78,7 @@ def build_tables(xsd_dir: str, name: str) -> str:
     """Compile one schema set and return the text of its table module."""
     rel, target_ns = SCHEMA_SETS[name]
     schema = Schema(os.path.join(xsd_dir, rel))
-    gb = GrammarBuilder(schema)
+    gb = GrammarBuilder(schema, LOOP_ABOVE[name])
 
     # Document grammar (8.5.1 / 8.5.4): DocContent = SE(G_0..G_n-1) sorted by qname, SE(*); DocEnd = ED.
     doc_end = gb.add_state(0, ((K_ED, None, None, -1, False, False),))

@@ -26,6 +26,20 @@ from exi.codegen.xsd import (
     TypeDef,
 )
 
+#: Spec quirk of the reference implementation, as data. EXIficient (the codec of the field's
+#: EXIficient-based stacks, whose grammars libcbv2g's generator follows) does not unroll every
+#: bounded element particle as EXI 1.0 section 8.5.4.1.6 says: above a per-schema-set maxOccurs
+#: it writes "minOccurs copies, then a loop", so that after the maxOccurs-th item EE still costs
+#: a 2-production event code. Measured against its jar (iso15118 0.31.2, see tools/ and
+#: tests/exi_tests/golden/README.md): ISO-2 unrolls 2..8 and loops 16, 20, 24, 255 and 1024;
+#: AppProtocol unrolls 20; ISO-20 unrolls up to 128 and loops 1024 and 2048. DIN and xmldsig have
+#: no bounded list above 8. ``None``: never looped. The encoder enforces the maxOccurs of looped
+#: particles itself (EncodeError "occurs"); the decoder accepts longer lists, as EXIficient does.
+LOOP_ABOVE: Dict[str, Optional[int]] = {
+    "apphand": None, "din": 8, "iso2": 8, "xmldsig": 8,
+    "iso20_cm": 128, "iso20_ac": 128, "iso20_dc": 128, "iso20_wpt": 128, "iso20_acdp": 128,
+}
+
 # production kinds (must match exi/_engine.py)
 K_AT, K_SE, K_EE, K_CH, K_ANY, K_ED = 0, 1, 2, 3, 4, 5
 # datatype kinds (must match exi/_engine.py)
@@ -88,7 +102,8 @@ class _NFA:
 class GrammarBuilder:
     """Builds the state table of a schema set."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, loop_above: Optional[int] = None) -> None:
+        self.loop_above = loop_above
         self.schema = schema
         self.states: List[Optional[Tuple[int, Tuple[Prod, ...]]]] = []
         self._type_start: Dict[int, int] = {}
@@ -156,11 +171,15 @@ class GrammarBuilder:
                 nfa.term[n].append((("CH",), n, 0, untyped))
         self._determinize(nfa, start, start_sid)
 
-    def _particle(self, nfa: _NFA, p: Particle, cur: int, rep: bool) -> int:
+    def _particle(self, nfa: _NFA, p: Particle, cur: int, rep: Any) -> int:
         rep = rep or p.max != 1
+        looped = (self.loop_above is not None and p.max != UNBOUNDED and p.max > self.loop_above
+                  and p.kind == "element")
+        if looped:
+            rep = p.max  # the count is enforced by the encoder, not by the grammar
         for _ in range(p.min):
             cur = self._once(nfa, p, cur, rep)
-        if p.max == UNBOUNDED:
+        if p.max == UNBOUNDED or looped:
             loop = nfa.node()
             nfa.eps[cur].append(loop)
             body_end = self._once(nfa, p, loop, rep)

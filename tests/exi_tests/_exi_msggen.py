@@ -394,14 +394,18 @@ class MessageGenerator:
         return {element: run.value_of(self._global_or_local(set_name, element))}
 
     def _global_or_local(self, set_name: str, local: str) -> XsdElement:
+        """A global element by local name, else a local declaration of that name; where several
+        local declarations differ (ISO-2 ``eMAID``: string, or EMAIDType with ``Id``), the one
+        with attributes, which is the one that gets signed."""
         try:
             return self._global(set_name, local)
         except KeyError:
             pass
-        for c in self.schema(set_name).maps.iter_components():
-            if isinstance(c, XsdElement) and c.local_name == local and c.ref is None:
-                return c
-        raise KeyError(local)
+        cands = [c for c in self.schema(set_name).maps.iter_components()
+                 if isinstance(c, XsdElement) and c.local_name == local and c.ref is None]
+        if not cands:
+            raise KeyError(local)
+        return max(cands, key=lambda c: (0 if c.type.is_simple() else len(c.type.attributes)))
 
     # -- type information ------------------------------------------------------------------
     def binary_names(self, set_name: str) -> tuple[set[str], set[str], set[str]]:

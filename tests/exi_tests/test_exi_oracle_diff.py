@@ -43,7 +43,7 @@ SCHEMAS = SHARED / "schemas"
 ORACLE_DIR = SHARED / "tools"
 COUNT = int(os.environ.get("EXI_DIFF_COUNT", "4"))
 SEED = os.environ.get("EXI_DIFF_SEED", "diff")
-ROUND_TRIP_COUNT = int(os.environ.get("EXI_ROUNDTRIP_COUNT", "2"))
+ROUND_TRIP_COUNT = int(os.environ.get("EXI_ROUNDTRIP_COUNT", "1"))
 JAR_SETS = ("apphand", "din", "iso2", "iso20-common", "iso20-ac", "iso20-dc", "xmldsig")
 MODES = ("random", "max", "random", "min")
 

@@ -8,7 +8,7 @@ import pytest
 from _pki_fixtures import NOW, VARIANTS, cached_pki, pki2  # noqa: F401 (fixture)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.hazmat.primitives.asymmetric import ed448
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 from _pki_fixtures import NOW, VARIANTS, cached_broken, cached_pki, pki2  # noqa: F401 (fixture)

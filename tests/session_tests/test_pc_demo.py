@@ -144,3 +144,12 @@ def test_overall_timeout_never_hangs(tmp_path):
     s = run_demo(opts, lines.append)
     assert not s.completed and s.reason == "timeout" and s.exit_code == 1
     assert "overall timeout" in lines[-1]
+
+
+def test_trace_prints_every_v2g_message(tmp_path, cp):
+    s, out = demo(tmp_path, cp, eim=True, trace=True, loops=2)
+    assert s.completed
+    v2g = [line for line in out.splitlines() if " v2g " in line]
+    assert len(v2g) == s.messages  # one line per message the EV sent or received
+    assert "ev -> charger  supportedAppProtocolReq" in v2g[0] and "ev <- charger  SessionStopRes" in v2g[-1]
+    assert sum("CurrentDemandReq" in line for line in v2g) == 2

@@ -81,6 +81,10 @@ def test_pnc_with_installation_then_existing_contract(tmp_path, cp):
     assert sum(isinstance(e, MeterValues) for e in p.ev_events) == 3
     need = first(p.charger_events, AuthorizationNeeded)
     assert need.payment == "Contract" and need.emaid == "DEPLGC000000042" and len(need.chain) == 3
+    # OCPP OCSPRequestData for leaf, Sub-CA 2 and Sub-CA 1 (the verified path includes the MO root)
+    assert len(need.ocsp_data) == 3 and need.ocsp_data[0]["responderURL"].startswith("http")
+    from cryptography import x509
+    assert int(need.ocsp_data[0]["serialNumber"], 16) == x509.load_der_x509_certificate(need.chain[0]).serial_number
     assert first(p.charger_events, CertificateInstallationNeeded).action == "Install"
     c = wallet.usable_contract(NOW)
     assert c is not None and c.emaid == "DEPLGC000000042"
@@ -233,6 +237,32 @@ def test_charger_requests_stop(tmp_path, cp):
     ch.send(StopCharging(), p.now)
     p.run()
     assert first(p.ev_events, ChargingStopped)
+    assert ended(p.ev_events).reason == "finished" and ended(p.charger_events).reason == "finished"
+
+
+@pytest.mark.parametrize("mode", ["DC_extended", "AC_three_phase_core"])
+def test_charger_requests_renegotiation(tmp_path, cp, mode):
+    from plugcharge.events import RequestRenegotiation
+
+    wallet = make_wallet(tmp_path / "w", contract=True)
+    ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet,
+                           ev_config=EVConfig(energy_mode=mode, loop_interval=0.5, charge_loops=6))
+    p = Pump(ev, ch, be)
+    p.start()
+    p.run(until=lambda: sum(isinstance(e, MeterValues) for e in p.ev_events) >= 2)
+    with pytest.raises(LocalProtocolError):
+        _charger(cp).send(RequestRenegotiation(), 0.0)
+    ch.send(RequestRenegotiation(), p.now)
+    p.run()
+    outs = [n for d, n in ev.trace if d == "out"]
+    assert outs.count("ChargeParameterDiscoveryReq") == 2 and outs.count("PowerDeliveryReq") == 4
+    # DC: CableCheck (polled while the charger says Ongoing) and PreCharge only before the first
+    # charge; after renegotiation the EV goes straight from ChargeParameterDiscovery to PowerDelivery
+    second = len(outs) - 1 - outs[::-1].index("ChargeParameterDiscoveryReq")
+    assert outs[second + 1] == "PowerDeliveryReq", " ".join(outs)
+    assert ("CableCheckReq" in outs[:second]) == mode.startswith("DC"), " ".join(outs)
+    assert "CableCheckReq" not in outs[second:] and "PreChargeReq" not in outs[second:], " ".join(outs)
+    assert sum(isinstance(e, ChargingStarted) for e in p.ev_events) == 2
     assert ended(p.ev_events).reason == "finished" and ended(p.charger_events).reason == "finished"
 
 
@@ -455,6 +485,20 @@ def test_ev_rejects_unexpected_response_and_foreign_session(cp):
     assert ended(events).reason == "protocol_error"
     with pytest.raises(LocalProtocolError):
         ev.send(StartSession(), 0.2)
+
+
+def test_ev_rejects_unsolicited_response(tmp_path, cp):
+    wallet = make_wallet(tmp_path / "w", contract=True)
+    ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet, ev_config=EVConfig(loop_interval=5.0))
+    p = Pump(ev, ch, be)
+    p.start()
+    p.run(until=lambda: any(isinstance(e, MeterValues) for e in p.ev_events))
+    assert ev.get_timer() is not None and not ev.data_to_send()  # idle between two loop requests
+    stray = M.v2g_message(ev.session_id, "CurrentDemandRes", {})
+    events = ev.receive_data(M.frame(cp(M.NS_ISO2).encode(stray)) if cp is fake_codecs else
+                             M.frame(b"\x80"), p.now)
+    assert first(events, ProtocolError).response_code == "FAILED_SequenceError"
+    assert ended(events).reason == "protocol_error"
 
 
 def test_fuzzed_input_never_escapes(cp):

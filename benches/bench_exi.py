@@ -1,0 +1,118 @@
+"""EXI codec speed beside msgpack on the same dicts, per vector (pytest-benchmark).
+
+Run::
+
+    PYTHONPATH=. pytest benches/bench_exi.py --benchmark-enable -p no:cacheprovider \\
+        --benchmark-json=/tmp/bench_exi.json
+    python tools/bench_exi_table.py /tmp/bench_exi.json      # README table of ratios
+
+One pytest-benchmark group per vector of ../shared/vectors (documents and fragments); in each:
+``exi-encode`` (message dict -> bytes), ``exi-decode`` (bytes -> dict), ``msgpack-packb`` and
+``msgpack-unpackb`` of the very same dict (the speed of walking a Python dict in C, the target:
+ours within 1.5x), and, when the ``iso15118`` package and Java are available,
+``exificient-encode``/``-decode`` through its py4j ``ExificientEXICodec`` (JSON text in/out, as
+that stack uses it). Without ../shared the committed golden vectors (one per message type) are used.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+import exi
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent / "shared"))
+GOLDEN = HERE.parent / "tests" / "exi_tests" / "golden"
+
+
+def _native(codec: Any, msg: dict[str, Any], fragment: bool) -> dict[str, Any]:
+    from exi._shape import from_json
+
+    return from_json(codec, msg, fragment=fragment)
+
+
+def _vectors() -> list[Any]:
+    out = []
+    vec = SHARED / "vectors"
+    if vec.is_dir():
+        for f in sorted(vec.glob("*.json")):
+            v = json.loads(f.read_text(encoding="utf-8"))
+            frag = not v["kind"].startswith("EXI document")
+            out.append(pytest.param(f.stem, v["namespace"], v["message"], v["exi_hex"], frag, id=f.stem))
+    else:
+        for f in sorted(GOLDEN.glob("golden_*.json")):
+            doc = json.loads(f.read_text(encoding="utf-8"))
+            seen = set()
+            for v in doc["vectors"]:
+                if v["message_type"] in seen or v["mode"] != "random":
+                    continue
+                seen.add(v["message_type"])
+                name = f"{doc['schema_set']}_{v['message_type']}"
+                out.append(pytest.param(name, doc["namespace"], v["message"], v["exi_hex"],
+                                        v["kind"] != "document", id=name))
+    return out
+
+
+VECTORS = _vectors()
+
+
+def _exificient() -> Any:
+    if os.environ.get("EXI_BENCH_EXIFICIENT", "1") == "0":
+        return None
+    try:
+        from iso15118.shared.exificient_exi_codec import ExificientEXICodec
+    except Exception:  # noqa: BLE001 - optional
+        return None
+    try:
+        return ExificientEXICodec()
+    except Exception:  # noqa: BLE001 - no java
+        return None
+
+
+@pytest.fixture(scope="session")
+def exificient() -> Any:
+    codec = _exificient()
+    if codec is None:
+        pytest.skip("iso15118 package (with Java) not available")
+    return codec
+
+
+@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment", VECTORS)
+@pytest.mark.parametrize("impl", ["exi-encode", "exi-decode", "msgpack-packb", "msgpack-unpackb"])
+def test_exi_speed(benchmark: Any, impl: str, name: str, namespace: str, message: dict[str, Any],
+                   exi_hex: str, fragment: bool) -> None:
+    codec = exi.get_codec(namespace)
+    native = _native(codec, message, fragment)
+    data = bytes.fromhex(exi_hex)
+    benchmark.group = f"{name} ({len(data)} B)"
+    benchmark.extra_info["exi_bytes"] = len(data)
+    if impl == "exi-encode":
+        fn = codec.encode_fragment if fragment else codec.encode
+        assert benchmark(fn, native) == data
+    elif impl == "exi-decode":
+        fn = codec.decode_fragment if fragment else codec.decode
+        assert benchmark(fn, data) == native
+    elif impl == "msgpack-packb":
+        benchmark(msgpack.packb, native)
+    else:
+        packed = msgpack.packb(native)
+        assert benchmark(msgpack.unpackb, packed) == native
+
+
+@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment",
+                         [p for p in VECTORS if not p.values[4] or p.values[1].endswith("xmldsig#")])
+@pytest.mark.parametrize("impl", ["exificient-encode", "exificient-decode"])
+def test_exificient_speed(benchmark: Any, exificient: Any, impl: str, name: str, namespace: str,
+                          message: dict[str, Any], exi_hex: str, fragment: bool) -> None:
+    data = bytes.fromhex(exi_hex)
+    benchmark.group = f"{name} ({len(data)} B)"
+    if impl == "exificient-encode":
+        text = json.dumps(message)
+        benchmark(exificient.encode, text, namespace)
+    else:
+        benchmark(exificient.decode, data, namespace)
