@@ -170,7 +170,7 @@ def test_oracle_diff(oracle: Any, set_name: str, kind: str, mtype: str) -> None:
                 break  # this type is beyond the jar (e.g. DIN base64): stop restarting its JVM
             continue
         native = to_bytes_shape(msg)
-        if not frag:
+        if kind != "exiFragment":  # the jar decodes documents and xmldsig fragments, not ISO-2 fragments
             try:
                 back = oracle.decode(ns, ref)
             except ValueError:
