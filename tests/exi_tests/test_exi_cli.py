@@ -7,19 +7,25 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# run outside the checkout, so that -m exi imports the installed package, not the source tree
+_OUTSIDE = tempfile.gettempdir()
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
 
 def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ)
-    return subprocess.run([sys.executable, "-m", "exi", *args], input=stdin, capture_output=True,
+    import exi  # the package under test (installed wheel in CI, the checkout in development)
+
+    env["PYTHONPATH"] = str(Path(exi.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "exi", *args], input=stdin, capture_output=True, cwd=_OUTSIDE,
                           timeout=60, env=env)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     full_env.update(env)
     here = str(Path(exi.__file__).resolve().parent.parent)
     full_env["PYTHONPATH"] = here + os.pathsep + full_env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120,
+                          cwd=tempfile.gettempdir())  # not the checkout: import the installed package
 
 
 def test_require_compiled() -> None:

@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,10 @@ def test_josev_import_does_not_need_iso15118() -> None:
             "import exi.josev\n"
             "assert 'iso15118.shared' not in sys.modules\n"
             "c = exi.josev.JosevCodec(); print(c.get_version())")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(exi.__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                       cwd=tempfile.gettempdir())  # not the checkout: the package under test only
     assert r.returncode == 0, r.stderr
     assert "plugcharge-exi" in r.stdout
 
