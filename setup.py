@@ -1,6 +1,6 @@
 """Build script: compiles the Cython core of the EXI codec.
 
-The compiled extension is mandatory for wheels. A source install that cannot compile it stops
+The compiled extensions are mandatory for wheels. A source install that cannot compile it stops
 with a plain message instead of silently installing a slow pure-Python engine.
 """
 import os
@@ -13,6 +13,9 @@ COMPILED = [
     # The EXI engine: one source (Cython pure-Python mode), compiled under its own module name so
     # that the pure-Python twin (exi._engine, EXI_IMPL=python) stays importable beside it.
     ("exi._cengine", "exi/_engine.py"),
+    # The certificate walker of the pki validator (DER parsing and name attributes); the
+    # pure-Python twin in pki/_certinfo.py is used only with PLUGCHARGE_PKI_PURE=1.
+    ("pki._fastcert", "pki/_fastcert.pyx"),
 ]
 
 
