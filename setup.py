@@ -7,6 +7,12 @@ import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
+
+try:
+    from setuptools.errors import CCompilerError, CompileError, ExecError as DistutilsExecError, PlatformError as DistutilsPlatformError
+except ImportError:  # pragma: no cover - older setuptools
+    from distutils.errors import CCompilerError, CompileError, DistutilsExecError, DistutilsPlatformError
 
 # (module name, source) of every compiled module; each has a .pyi beside it.
 COMPILED = [
@@ -30,4 +36,18 @@ def _extensions():
     return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
 
 
-setup(ext_modules=_extensions())
+class build_ext(_build_ext):
+    """build_ext that says plainly what is missing when the C compiler fails."""
+
+    def build_extension(self, ext):  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except (CCompilerError, CompileError, DistutilsExecError, DistutilsPlatformError) as exc:
+            sys.exit(
+                f"plugcharge: could not compile {ext.name} ({exc}).\n"
+                "plugcharge needs its compiled extensions: install a C compiler and the Python headers "
+                "(e.g. 'apt-get install build-essential python3-dev'), or install a prebuilt wheel."
+            )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": build_ext})
