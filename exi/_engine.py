@@ -132,6 +132,7 @@ class _State:
     width: cython.int
     n: cython.int
     ee: cython.int  # index of the EE production, -1 if none
+    ed: cython.int  # index of the ED production, -1 if none
     prods: tuple
     keymap: dict  # key -> index of the first production with that key
     # second-level (undeclared) productions of non-strict grammars, EXI 1.0 section 8.5.4.4.1:
@@ -147,6 +148,7 @@ class _State:
         self.prods = tuple([_Prod(p, dts) for p in raw[1]])
         self.n = len(self.prods)
         self.ee = -1
+        self.ed = -1
         self.tag = 2
         self.l2_n = 0
         self.l2_width = 0
@@ -154,6 +156,8 @@ class _State:
         for i, p in enumerate(raw[1]):
             if p[0] == K_EE and self.ee < 0:
                 self.ee = i
+            elif p[0] == K_ED and self.ed < 0:
+                self.ed = i
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
 
@@ -315,10 +319,30 @@ class _Writer:
                 return 0
             dst: cython.p_uchar = self.cbuf + self.size
             mask: cython.ulonglong = (cython.cast(cython.ulonglong, 1) << sh) - 1
-            for i in range(n):
+            wd: cython.ulonglong
+            o: cython.ulonglong
+            i = 0
+            while i + 8 <= n:  # 64 bits at a time (the compiler turns these into a load/store + bswap)
+                wd = ((cython.cast(cython.ulonglong, src[i]) << 56) | (cython.cast(cython.ulonglong, src[i + 1]) << 48)
+                      | (cython.cast(cython.ulonglong, src[i + 2]) << 40) | (cython.cast(cython.ulonglong, src[i + 3]) << 32)
+                      | (cython.cast(cython.ulonglong, src[i + 4]) << 24) | (cython.cast(cython.ulonglong, src[i + 5]) << 16)
+                      | (cython.cast(cython.ulonglong, src[i + 6]) << 8) | cython.cast(cython.ulonglong, src[i + 7]))
+                o = (acc << (64 - sh)) | (wd >> sh)
+                dst[i] = (o >> 56) & 0xFF
+                dst[i + 1] = (o >> 48) & 0xFF
+                dst[i + 2] = (o >> 40) & 0xFF
+                dst[i + 3] = (o >> 32) & 0xFF
+                dst[i + 4] = (o >> 24) & 0xFF
+                dst[i + 5] = (o >> 16) & 0xFF
+                dst[i + 6] = (o >> 8) & 0xFF
+                dst[i + 7] = o & 0xFF
+                acc = wd & mask
+                i += 8
+            while i < n:
                 b = src[i]
                 dst[i] = ((acc << (8 - sh)) | (b >> sh)) & 0xFF
                 acc = b & mask
+                i += 1
             self.size += n
             self.acc = acc
         else:
@@ -418,8 +442,26 @@ class _Reader:
             out = PyBytes_FromStringAndSize(cython.NULL, ln)
             q: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
             src: cython.p_uchar = self.ptr + start
-            for i in range(ln):
+            wd: cython.ulonglong
+            i = 0
+            while i + 8 <= ln:  # 64 bits at a time; src[i + 8] exists (the stream holds 8 * ln + sh bits here)
+                wd = ((cython.cast(cython.ulonglong, src[i]) << 56) | (cython.cast(cython.ulonglong, src[i + 1]) << 48)
+                      | (cython.cast(cython.ulonglong, src[i + 2]) << 40) | (cython.cast(cython.ulonglong, src[i + 3]) << 32)
+                      | (cython.cast(cython.ulonglong, src[i + 4]) << 24) | (cython.cast(cython.ulonglong, src[i + 5]) << 16)
+                      | (cython.cast(cython.ulonglong, src[i + 6]) << 8) | cython.cast(cython.ulonglong, src[i + 7]))
+                wd = (wd << sh) | (cython.cast(cython.ulonglong, src[i + 8]) >> (8 - sh))
+                q[i] = (wd >> 56) & 0xFF
+                q[i + 1] = (wd >> 48) & 0xFF
+                q[i + 2] = (wd >> 40) & 0xFF
+                q[i + 3] = (wd >> 32) & 0xFF
+                q[i + 4] = (wd >> 24) & 0xFF
+                q[i + 5] = (wd >> 16) & 0xFF
+                q[i + 6] = (wd >> 8) & 0xFF
+                q[i + 7] = wd & 0xFF
+                i += 8
+            while i < ln:
                 q[i] = ((src[i] << sh) | (src[i + 1] >> (8 - sh))) & 0xFF
+                i += 1
             return out
         if sh == 0:
             return self.data[start:start + ln]
@@ -1043,9 +1085,12 @@ class Grammar:
         w = _Writer()
         w.bits(0x80, 8)
         w.bits(code, st.width)
+        fast_ok: cython.bint = True
         try:
             _enc_fast(w, self.states, p.arg, value, p.direct, 1)
         except Exception:
+            fast_ok = False
+        if not fast_ok:
             # checked encoder: any order of keys, precise EncodeError (path and rule) on bad input
             w = _Writer()
             w.bits(0x80, 8)
@@ -1056,11 +1101,8 @@ class Grammar:
             except RecursionError:
                 raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
         st = self.states[p.nxt]
-        for i in range(st.n):
-            p = st.prods[i]
-            if p.kind == K_ED:
-                w.bits(i, st.width)
-                break
+        if st.ed >= 0:
+            w.bits(st.ed, st.width)
         return w.finish()
 
     def decode(self, data: object) -> dict:
