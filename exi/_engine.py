@@ -213,6 +213,30 @@ _L2_EVENTS = (("AT(xsi:type)", "AT(xsi:nil)", "AT(*)", "AT(invalid)", "SE(*)", "
 
 
 # --------------------------------------------------------------------------------------------- writer
+@cython.cfunc
+@cython.inline
+def _load_be64(p: cython.p_uchar) -> cython.ulonglong:
+    """8 bytes as a big-endian 64-bit word (the compiler makes this one load and a byte swap)."""
+    return ((cython.cast(cython.ulonglong, p[0]) << 56) | (cython.cast(cython.ulonglong, p[1]) << 48)
+            | (cython.cast(cython.ulonglong, p[2]) << 40) | (cython.cast(cython.ulonglong, p[3]) << 32)
+            | (cython.cast(cython.ulonglong, p[4]) << 24) | (cython.cast(cython.ulonglong, p[5]) << 16)
+            | (cython.cast(cython.ulonglong, p[6]) << 8) | cython.cast(cython.ulonglong, p[7]))
+
+
+@cython.cfunc
+@cython.inline
+def _store_be64(p: cython.p_uchar, v: cython.ulonglong) -> cython.void:
+    """Store a 64-bit word as 8 big-endian bytes."""
+    p[0] = (v >> 56) & 0xFF
+    p[1] = (v >> 48) & 0xFF
+    p[2] = (v >> 40) & 0xFF
+    p[3] = (v >> 32) & 0xFF
+    p[4] = (v >> 24) & 0xFF
+    p[5] = (v >> 16) & 0xFF
+    p[6] = (v >> 8) & 0xFF
+    p[7] = v & 0xFF
+
+
 @cython.final
 @cython.cclass
 class _Writer:
@@ -323,19 +347,9 @@ class _Writer:
             o: cython.ulonglong
             i = 0
             while i + 8 <= n:  # 64 bits at a time (the compiler turns these into a load/store + bswap)
-                wd = ((cython.cast(cython.ulonglong, src[i]) << 56) | (cython.cast(cython.ulonglong, src[i + 1]) << 48)
-                      | (cython.cast(cython.ulonglong, src[i + 2]) << 40) | (cython.cast(cython.ulonglong, src[i + 3]) << 32)
-                      | (cython.cast(cython.ulonglong, src[i + 4]) << 24) | (cython.cast(cython.ulonglong, src[i + 5]) << 16)
-                      | (cython.cast(cython.ulonglong, src[i + 6]) << 8) | cython.cast(cython.ulonglong, src[i + 7]))
+                wd = _load_be64(src + i)
                 o = (acc << (64 - sh)) | (wd >> sh)
-                dst[i] = (o >> 56) & 0xFF
-                dst[i + 1] = (o >> 48) & 0xFF
-                dst[i + 2] = (o >> 40) & 0xFF
-                dst[i + 3] = (o >> 32) & 0xFF
-                dst[i + 4] = (o >> 24) & 0xFF
-                dst[i + 5] = (o >> 16) & 0xFF
-                dst[i + 6] = (o >> 8) & 0xFF
-                dst[i + 7] = o & 0xFF
+                _store_be64(dst + i, o)
                 acc = wd & mask
                 i += 8
             while i < n:
@@ -445,19 +459,9 @@ class _Reader:
             wd: cython.ulonglong
             i = 0
             while i + 8 <= ln:  # 64 bits at a time; src[i + 8] exists (the stream holds 8 * ln + sh bits here)
-                wd = ((cython.cast(cython.ulonglong, src[i]) << 56) | (cython.cast(cython.ulonglong, src[i + 1]) << 48)
-                      | (cython.cast(cython.ulonglong, src[i + 2]) << 40) | (cython.cast(cython.ulonglong, src[i + 3]) << 32)
-                      | (cython.cast(cython.ulonglong, src[i + 4]) << 24) | (cython.cast(cython.ulonglong, src[i + 5]) << 16)
-                      | (cython.cast(cython.ulonglong, src[i + 6]) << 8) | cython.cast(cython.ulonglong, src[i + 7]))
+                wd = _load_be64(src + i)
                 wd = (wd << sh) | (cython.cast(cython.ulonglong, src[i + 8]) >> (8 - sh))
-                q[i] = (wd >> 56) & 0xFF
-                q[i + 1] = (wd >> 48) & 0xFF
-                q[i + 2] = (wd >> 40) & 0xFF
-                q[i + 3] = (wd >> 32) & 0xFF
-                q[i + 4] = (wd >> 24) & 0xFF
-                q[i + 5] = (wd >> 16) & 0xFF
-                q[i + 6] = (wd >> 8) & 0xFF
-                q[i + 7] = wd & 0xFF
+                _store_be64(q + i, wd)
                 i += 8
             while i < ln:
                 q[i] = ((src[i] << sh) | (src[i + 1] >> (8 - sh))) & 0xFF
