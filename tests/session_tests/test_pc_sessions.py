@@ -266,12 +266,18 @@ def test_charger_requests_renegotiation(tmp_path, cp, mode):
     assert ended(p.ev_events).reason == "finished" and ended(p.charger_events).reason == "finished"
 
 
-def test_ev_stop_command_between_loops(tmp_path, cp):
+def _charging_idle(tmp_path, cp):
+    """A Plug & Charge session in its charge loop, the EV idle between two loop requests (5 s apart)."""
     wallet = make_wallet(tmp_path / "w", contract=True)
     ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet, ev_config=EVConfig(loop_interval=5.0))
     p = Pump(ev, ch, be)
     p.start()
     p.run(until=lambda: any(isinstance(e, MeterValues) for e in p.ev_events))
+    return ev, p
+
+
+def test_ev_stop_command_between_loops(tmp_path, cp):
+    ev, p = _charging_idle(tmp_path, cp)
     res = ev.send(StopCharging(), p.now)
     assert res.data  # PowerDeliveryReq(Stop) goes out at once
     p._deliver("ev", res.data)
@@ -488,11 +494,7 @@ def test_ev_rejects_unexpected_response_and_foreign_session(cp):
 
 
 def test_ev_rejects_unsolicited_response(tmp_path, cp):
-    wallet = make_wallet(tmp_path / "w", contract=True)
-    ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet, ev_config=EVConfig(loop_interval=5.0))
-    p = Pump(ev, ch, be)
-    p.start()
-    p.run(until=lambda: any(isinstance(e, MeterValues) for e in p.ev_events))
+    ev, p = _charging_idle(tmp_path, cp)
     assert ev.get_timer() is not None and not ev.data_to_send()  # idle between two loop requests
     stray = M.v2g_message(ev.session_id, "CurrentDemandRes", {})
     events = ev.receive_data(M.frame(cp(M.NS_ISO2).encode(stray)) if cp is fake_codecs else
