@@ -79,6 +79,27 @@ def test_encode_too_many_occurrences(shared_dir: Path, make_codec: Callable[[str
     assert (err.path, err.rule) == ("supportedAppProtocolReq.AppProtocol", "occurs")
 
 
+def test_looped_particle_keeps_its_max_occurs(make_codec: Callable[[str], Any]) -> None:
+    """SelectedService (maxOccurs 16) is looped as EXIficient does: the encoder enforces 16 itself."""
+    codec = make_codec(ISO2)
+
+    def msg(n: int) -> Dict[str, Any]:
+        return {"V2G_Message": {"Header": {"SessionID": b"\x01\x02"}, "Body": {"PaymentServiceSelectionReq": {
+            "SelectedPaymentOption": "Contract",
+            "SelectedServiceList": {"SelectedService": [{"ServiceID": i} for i in range(n)]}}}}}
+
+    assert codec.decode(codec.encode(msg(16))) == msg(16)
+    err = _encode_error(codec, msg(17))
+    assert (err.path, err.rule) == ("V2G_Message.Body.PaymentServiceSelectionReq.SelectedServiceList.SelectedService", "occurs")
+    # the tables carry the cap on every repeating SelectedService production (the fragment
+    # grammar's single SE(SelectedService) does not repeat)
+    from exi._codec import NAMESPACES
+
+    tables = __import__(f"exi._generated.{NAMESPACES[ISO2]}", fromlist=["STATES"])
+    caps = {p[4] for st in tables.STATES for p in st[1] if p[1] == "SelectedService" and p[4]}
+    assert caps == {16}
+
+
 def test_encode_root_errors(make_codec: Callable[[str], Any]) -> None:
     codec = make_codec(ISO2)
     assert _encode_error(codec, {"NoSuchMessage": {}}).rule == "unknown"
