@@ -24,6 +24,7 @@ An IPv4 address travels in the 16-byte field as an IPv4-mapped IPv6 address (``:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import ipaddress
 import logging
@@ -162,6 +163,9 @@ class SDPResponse:
     port: int
     security: Security = Security.TLS
     transport: TransportProtocol = TransportProtocol.TCP
+    #: The interface the response arrived on (not on the wire): a link-local address is only
+    #: reachable through it, so :attr:`host` appends it as the zone (``fe80::1%eth0``).
+    interface: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", ipaddress.ip_address(self.address))
@@ -170,10 +174,14 @@ class SDPResponse:
 
     @property
     def host(self) -> str:
-        """The address as a string a socket can connect to (IPv4-mapped addresses as IPv4)."""
+        """The address as a string a socket can connect to (IPv4-mapped addresses as IPv4, a
+        link-local address with its zone when :attr:`interface` is known)."""
         addr = self.address
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
+        if isinstance(addr, ipaddress.IPv6Address):
+            if addr.ipv4_mapped is not None:
+                return str(addr.ipv4_mapped)
+            if addr.is_link_local and self.interface:
+                return f"{addr}%{self.interface}"
         return str(addr)
 
     def encode(self) -> bytes:
@@ -429,9 +437,13 @@ async def discover_secc(
                 except asyncio.TimeoutError:
                     break
                 try:
-                    return SDPResponse.from_datagram(data)
+                    res = SDPResponse.from_datagram(data)
                 except SDPError as exc:
                     logger.info("SDP: ignoring invalid response: %s", exc)
+                    continue
+                if interface and not loopback:
+                    res = dataclasses.replace(res, interface=interface)
+                return res
         raise SDPTimeoutError(max_requests, timeout)
     finally:
         transport.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
+import socket
 import ssl
 from typing import Any, Awaitable, Callable, Collection, Optional
 
@@ -23,6 +25,7 @@ from .tlsconfig import PeerCheck
 from .v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
 
 __all__ = [
+    "DYNAMIC_PORTS",
     "TransportClosed",
     "V2GTPStream",
     "Server",
@@ -33,6 +36,34 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 65536
+
+#: ISO 15118-2 and -20 have the SECC listen on a TCP port of the Dynamic Ports range (IETF RFC
+#: 6335); EVCCs reject an SDP response naming another port (the iso15118 package's does), and the
+#: kernel's own choice for port 0 on Linux may lie anywhere from 32768 up.
+DYNAMIC_PORTS = range(49152, 65536)
+_PORT_ATTEMPTS = 64
+
+
+async def _listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket on ``host``: ``port``, or for port 0 a free one in :data:`DYNAMIC_PORTS`."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port or DYNAMIC_PORTS.start, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    family, _, proto, _, sockaddr = infos[0]
+    candidates = [port] if port else random.sample(DYNAMIC_PORTS, _PORT_ATTEMPTS)
+    last: OSError | None = None
+    for candidate in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((sockaddr[0], candidate, *sockaddr[2:]))
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    assert last is not None
+    raise last
 
 
 class TransportClosed(ConnectionError):
@@ -231,7 +262,11 @@ async def start_charger_server(
     allowed_types: Collection[int] | None = None,
     handshake_timeout: float = 10.0,
 ) -> Server:
-    """Listen on ``host:port`` (port 0 = any free port) and run ``handler(stream)`` per connection.
+    """Listen on ``host:port`` and run ``handler(stream)`` per connection.
+
+    Port 0 picks a free port in the Dynamic Ports range (:data:`DYNAMIC_PORTS`), as the SDP
+    response must name one; read it from :attr:`Server.port`.  A link-local ``host`` takes its
+    zone (``"fe80::1%eth0"``).
 
     With ``ssl_context`` (see :func:`plugcharge.tlsconfig.server_context`) connections are TLS.
     Handler exceptions are logged and counted in :attr:`Server.handler_errors`; the connection is
@@ -257,8 +292,13 @@ async def start_charger_server(
             if task is not None:
                 srv._tasks.discard(task)  # type: ignore[arg-type]
 
-    aserver = await asyncio.start_server(on_connect, host, port, ssl=ssl_context,
-                                         ssl_handshake_timeout=handshake_timeout if ssl_context else None)
+    sock = await _listen_socket(host, port)
+    try:
+        aserver = await asyncio.start_server(on_connect, sock=sock, ssl=ssl_context,
+                                             ssl_handshake_timeout=handshake_timeout if ssl_context else None)
+    except BaseException:
+        sock.close()
+        raise
     holder.append(Server(aserver))
     return holder[0]
 

@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 from _pc_testcerts import Chain, make_chain
 from plugcharge.sdp import loopback_host
 from plugcharge.tlsconfig import TLSConfigError, client_context, server_context
-from plugcharge.transport import TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
+from plugcharge.transport import DYNAMIC_PORTS, TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
 from plugcharge.v2gtp import ErrorKind, PayloadType, V2GTPError
 
 HOST = loopback_host()
@@ -51,6 +51,23 @@ def test_tcp_echo_many_frames() -> None:
 
     out = run(main)
     assert out == [(0x8001, bytes(range(i))[::-1]) for i in range(20)]
+
+
+def test_port_zero_picks_a_dynamic_port_and_an_explicit_port_is_kept() -> None:
+    async def main() -> tuple[list[int], int]:
+        picked = []
+        for _ in range(8):  # the kernel's own choice would often lie below 49152
+            async with await start_charger_server(echo, HOST, 0) as server:
+                picked.append(server.port)
+        async with await start_charger_server(echo, HOST, 0) as first:
+            # an explicit port is used as given; taken -> OSError, not another port
+            with pytest.raises(OSError):
+                await start_charger_server(echo, HOST, first.port)
+            return picked, first.port
+
+    picked, port = run(main)
+    assert all(p in DYNAMIC_PORTS for p in picked) and port in DYNAMIC_PORTS
+    assert DYNAMIC_PORTS == range(49152, 65536)
 
 
 def test_tls12_iso2_suite_and_chain(secc: Chain) -> None:
