@@ -191,3 +191,15 @@ def test_multicast_on_a_real_interface() -> None:
     except (OSError, SDPTimeoutError) as exc:
         pytest.skip(f"multicast not usable here: {exc}")
     assert res.address == addr and res.port == 55555
+    # the answer names a link-local address: connectable only with the interface as its zone
+    assert res.interface == iface and res.host == f"{addr}%{iface}"
+
+
+def test_link_local_host_carries_the_zone_and_the_wire_does_not() -> None:
+    ll = SDPResponse(ipaddress.IPv6Address("fe80::1"), 50000, interface="eth7")
+    assert ll.host == "fe80::1%eth7"
+    assert ll.encode() == SDPResponse(ipaddress.IPv6Address("fe80::1"), 50000).encode()
+    assert SDPResponse.from_datagram(ll.to_datagram()).interface is None
+    # global and IPv4-mapped addresses need no zone
+    assert SDPResponse(ipaddress.IPv6Address("fd00::2"), 50000, interface="eth7").host == "fd00::2"
+    assert SDPResponse(ipaddress.IPv4Address("10.0.0.1"), 50000, interface="eth7").host == "10.0.0.1"
