@@ -43,6 +43,7 @@ from plugcharge.runner import run_charger, run_ev
 from plugcharge.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
 from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context
 from plugcharge.transport import open_ev_connection, start_charger_server
+from plugcharge.timeouts import EVCC_MSG_TIMEOUT, TimingProfile
 from plugcharge.wallet import ContractWallet
 
 HARNESS = Path(__file__).with_name("_iso15118_peer.py")
@@ -67,6 +68,10 @@ _PASSWORD_FILES = ("seccLeafPassword.txt", "oemLeafPassword.txt", "contractLeafP
 _IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
 EMAID = "DEPLGC000000099"
 PEER_TIMEOUT = 150.0
+#: The peer encodes and decodes through a JVM over py4j: 50-100 ms per message here, more than
+#: the 250 ms CurrentDemand/ChargingStatus V2G_EVCC_Msg_Timeout when the two cores are busy. Our
+#: EV waits at least 2 s per message against it (README); every other timer is the standard's.
+PEER_TIMING = TimingProfile(msg_timeout={k: max(v, 2.0) for k, v in EVCC_MSG_TIMEOUT.items()})
 
 
 def write_layout(pki, root: Path) -> Path:
@@ -219,7 +224,8 @@ async def _our_ev_session(pki, wallet: ContractWallet, iface: str, peer: Peer, m
                                       verify_peer=secc_leaf_check)
     assert stream.tls and stream.tls_version == "TLSv1.2"
     ev = EVSession(EVConfig(energy_mode=mode, charge_loops=3, poll_interval=0.2),
-                   security=EVSecurity(wallet=wallet, v2g_roots=[pki.cert("v2g-root")]))  # type: ignore[arg-type]
+                   security=EVSecurity(wallet=wallet, v2g_roots=[pki.cert("v2g-root")]),  # type: ignore[arg-type]
+                   timing=PEER_TIMING)
     return await asyncio.wait_for(run_ev(stream, ev), PEER_TIMEOUT)
 
 
