@@ -84,14 +84,17 @@ SIGNED_ELEMENTS: Mapping[str, tuple[str, ...]] = {
 
 #: -20 message root → the Id-carrying child its header signature covers: the PnC authorisation
 #: data with the GenChallenge [V2G20-2565], the OEM provisioning chain (OEM provisioning key), the
-#: SignedInstallationData (CPS key), the SignedMeteringData. The price schedules of
-#: ScheduleExchangeRes are not mapped here.
+#: SignedInstallationData (CPS key), the SignedMeteringData, and in ScheduleExchangeRes every
+#: price schedule (Absolute or PriceLevel, in each ScheduleTuple's charging and discharging
+#: schedule, or in the dynamic control mode), as -2 signs its SalesTariffs.
 SIGNED_ELEMENTS_20: Mapping[str, tuple[str, ...]] = {
     "AuthorizationReq": ("PnC_AReqAuthorizationMode",),
     "CertificateInstallationReq": ("OEMProvisioningCertificateChain",),
     "CertificateInstallationRes": ("SignedInstallationData",),
     "MeteringConfirmationReq": ("SignedMeteringData",),
+    "ScheduleExchangeRes": ("AbsolutePriceSchedule", "PriceLevelSchedule"),
 }
+_PRICE_SCHEDULES = SIGNED_ELEMENTS_20["ScheduleExchangeRes"]
 
 PublicKeyLike = Union[ec.EllipticCurvePublicKey, ed448.Ed448PublicKey, x509.Certificate, bytes]
 PrivateKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey]
@@ -386,12 +389,21 @@ def signed_elements_of(message: Mapping[str, Any]) -> list[Element]:
     if wanted == ("SalesTariff",):
         tuples = ((content.get("SAScheduleList") or {}).get("SAScheduleTuple")) or []
         return [("SalesTariff", t["SalesTariff"]) for t in tuples if "SalesTariff" in t]
+    if wanted is _PRICE_SCHEDULES:
+        return _price_schedules(content)
     out = []
     for child in wanted:
         if child not in content:
             raise MissingReferenceError(f"{name} lacks {child}")
         out.append((child, content[child]))
     return out
+
+
+def _price_schedules(content: Mapping[str, Any]) -> list[Element]:
+    holders: list[Any] = [content.get("Dynamic_SEResControlMode")]
+    for t in (content.get("Scheduled_SEResControlMode") or {}).get("ScheduleTuple") or ():
+        holders += [t.get("ChargingSchedule"), t.get("DischargingSchedule")]
+    return [(kind, h[kind]) for h in holders if isinstance(h, _MAP) for kind in _PRICE_SCHEDULES if kind in h]
 
 
 def sign_message(message: dict[str, Any], private_key: PrivateKey, *,
