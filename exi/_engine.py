@@ -303,25 +303,27 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.inline
     @cython.exceptval(-1)
     def bits(self, value: cython.ulonglong, n: cython.int) -> cython.int:
         """Write the n (<= 32) low bits of value."""
-        if n == 0:
-            return 0
-        self.acc = (self.acc << n) | value
-        self.nacc += n
-        if self.nacc >= 8:
+        acc: cython.ulonglong = (self.acc << n) | value
+        nacc: cython.int = self.nacc + n
+        if nacc >= 8:
             if cython.compiled:
-                self._reserve(8)
-                while self.nacc >= 8:
-                    self.nacc -= 8
-                    self.cbuf[self.size] = (self.acc >> self.nacc) & 0xFF
+                if self.size + 8 > self.cap:
+                    self._reserve(8)
+                while nacc >= 8:
+                    nacc -= 8
+                    self.cbuf[self.size] = (acc >> nacc) & 0xFF
                     self.size += 1
             else:
-                while self.nacc >= 8:
-                    self.nacc -= 8
-                    self.pbuf.append((self.acc >> self.nacc) & 0xFF)
-            self.acc &= (cython.cast(cython.ulonglong, 1) << self.nacc) - 1
+                while nacc >= 8:
+                    nacc -= 8
+                    self.pbuf.append((acc >> nacc) & 0xFF)
+            acc &= (cython.cast(cython.ulonglong, 1) << nacc) - 1
+        self.acc = acc
+        self.nacc = nacc
         return 0
 
     @cython.cfunc
@@ -617,6 +619,7 @@ def _enc_empty(w: _Writer, st: _State, dt: _DT, v: object, path: list, key: obje
 def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
     kind: cython.int = dt.kind
     ln: cython.Py_ssize_t
+    ei: cython.Py_ssize_t = -1
     if kind <= T_INT:
         if not isinstance(v, int) or isinstance(v, bool):
             raise _type_error(path, key, f"expected an int ({_TYPE_NAMES[kind]}), got {type(v).__name__}")
@@ -629,10 +632,15 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
     elif kind == T_ENUM:
-        idx = dt.index.get(v) if isinstance(v, (str, int)) else None
-        if idx is None or type(dt.values[idx]) is not type(v):
+        if isinstance(v, (str, int)):
+            idx = dt.index.get(v)
+            if idx is not None:
+                ei = idx
+                if type(dt.values[ei]) is not type(v):  # 1 == True == 1.0: the literal's own type only
+                    ei = -1
+        if ei < 0:
             raise EncodeError(_path(path, key), "range", f"{v!r} is not one of the enumeration {list(dt.values)}")
-        w.bits(idx, dt.nbits)
+        w.bits(ei, dt.nbits)
     elif kind == T_STRING:
         if not isinstance(v, str):
             raise _type_error(path, key, f"expected a str, got {type(v).__name__}")
@@ -760,7 +768,7 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     if direct:
         st = cython.cast(_State, states[sid])
         p = cython.cast(_Prod, st.prods[0])
-        if _enc_empty(w, st, p.dt, value, _NO_PATH, None):
+        if p.dt.kind >= T_STRING and _enc_empty(w, st, p.dt, value, _NO_PATH, None):
             return 0
         w.bits(0, 1)
         _enc_value(w, p.dt, value, _NO_PATH, None)
