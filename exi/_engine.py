@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_KIND
+    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII, PyUnicode_KIND
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
     from cython.cimports.libc.string import memcpy
 
@@ -432,6 +432,13 @@ class _Reader:
         byte: cython.ulonglong
         if self.pos + n > self.end:
             raise DecodeError(self.pos, f"{n} more bit(s)", "stream truncated")
+        if cython.compiled:
+            # one 64-bit load while 8 whole bytes remain (n <= 32, so shift + n <= 39 bits)
+            if n > 0 and (self.pos >> 3) + 8 <= (self.end >> 3):
+                result = _load_be64(self.ptr + (self.pos >> 3))
+                result = (result << (self.pos & 7)) >> (64 - n)
+                self.pos += n
+                return result
         while n > 0:
             if cython.compiled:
                 byte = self.ptr[self.pos >> 3]
@@ -508,9 +515,24 @@ class _Reader:
         if n > (self.end - self.pos) // 8:
             raise DecodeError(self.pos, f"{n} character(s)", "string length runs past the end of the stream")
         ln = n
-        raw = self.blob(ln)
-        if raw.isascii():
-            return raw.decode("ascii")
+        if cython.compiled:
+            if (self.pos & 7) == 0:
+                # byte-aligned: an ASCII run becomes the str straight from the input buffer
+                src: cython.p_uchar = self.ptr + (self.pos >> 3)
+                high: cython.uchar = 0
+                for i in range(ln):
+                    high |= src[i]
+                if high < 0x80:
+                    self.pos += 8 * ln
+                    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, src), ln, cython.NULL)
+            else:
+                raw = self.blob(ln)
+                if raw.isascii():
+                    return raw.decode("ascii")
+        else:
+            raw = self.blob(ln)
+            if raw.isascii():
+                return raw.decode("ascii")
         self.pos = save
         chars = []
         for i in range(ln):
