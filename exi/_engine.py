@@ -223,6 +223,7 @@ _L2_EVENTS = (("AT(xsi:type)", "AT(xsi:nil)", "AT(*)", "AT(invalid)", "SE(*)", "
 # --------------------------------------------------------------------------------------------- writer
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 def _load_be64(p: cython.p_uchar) -> cython.ulonglong:
     """8 bytes as a big-endian 64-bit word (the compiler makes this one load and a byte swap)."""
     return ((cython.cast(cython.ulonglong, p[0]) << 56) | (cython.cast(cython.ulonglong, p[1]) << 48)
@@ -233,6 +234,7 @@ def _load_be64(p: cython.p_uchar) -> cython.ulonglong:
 
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 def _store_be64(p: cython.p_uchar, v: cython.ulonglong) -> cython.void:
     """Store a 64-bit word as 8 big-endian bytes."""
     p[0] = (v >> 56) & 0xFF
@@ -433,12 +435,21 @@ class _Reader:
         if self.pos + n > self.end:
             raise DecodeError(self.pos, f"{n} more bit(s)", "stream truncated")
         if cython.compiled:
-            # one 64-bit load while 8 whole bytes remain (n <= 32, so shift + n <= 39 bits)
-            if n > 0 and (self.pos >> 3) + 8 <= (self.end >> 3):
-                result = _load_be64(self.ptr + (self.pos >> 3))
-                result = (result << (self.pos & 7)) >> (64 - n)
-                self.pos += n
-                return result
+            if n <= 0:
+                return 0
+            bi: cython.Py_ssize_t = self.pos >> 3
+            sh: cython.int = self.pos & 7
+            if bi + 8 <= (self.end >> 3):
+                # one 64-bit load while 8 whole bytes remain (n <= 32, so shift + n <= 39 bits)
+                result = (_load_be64(self.ptr + bi) << sh) >> (64 - n)
+            else:
+                # near the end: the (at most 5) bytes that hold the n bits
+                nb: cython.int = (sh + n + 7) >> 3
+                for take in range(nb):
+                    result = (result << 8) | self.ptr[bi + take]
+                result = (result >> (8 * nb - sh - n)) & ((cython.cast(cython.ulonglong, 1) << n) - 1)
+            self.pos += n
+            return result
         while n > 0:
             if cython.compiled:
                 byte = self.ptr[self.pos >> 3]
