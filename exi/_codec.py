@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
 from exi.errors import UnknownNamespaceError
@@ -25,7 +25,7 @@ NAMESPACES: Dict[str, str] = {
 _CACHE: Dict[str, "Codec"] = {}
 
 
-class Codec:
+class Codec(_eng.CodecCore):
     """Encoder/decoder for one schema set.
 
     Messages are dicts shaped like the XML: the root element's local name is the single top key,
@@ -33,9 +33,14 @@ class Codec:
     has attributes is under ``"value"``, elements that may repeat (maxOccurs > 1) are lists, absent
     optional elements are omitted. hexBinary/base64Binary are ``bytes``, enumerations their literal
     strings, booleans ``bool``, integers ``int``.
+
+    ``encode(message) -> bytes`` / ``decode(data) -> dict`` work on EXI documents (header byte 0x80
+    included), ``encode_fragment`` / ``decode_fragment`` on fragments of the schema set's fragment
+    grammar (used for signature digests). The four are inherited from the engine's ``CodecCore``,
+    so a call goes straight into the compiled engine.
     """
 
-    __slots__ = ("namespace", "name", "_tables", "_doc", "_frag", "_shape_cache")
+    __slots__ = ("namespace", "name", "_tables", "_shape_cache")
 
     def __init__(self, namespace: str, name: str, engine: Any = None) -> None:
         # ``engine`` (exi._engine or exi._cengine) is for tests that compare both implementations;
@@ -49,21 +54,11 @@ class Codec:
         self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True)
         self._shape_cache: Dict[int, Any] = {}
 
-    def encode(self, message: Dict[str, Any]) -> bytes:
-        """Encode an EXI document (header byte 0x80 included) from a message dict."""
-        return self._doc.encode(message)
-
-    def decode(self, data: bytes) -> Dict[str, Any]:
-        """Decode an EXI document (header byte 0x80 first) into a message dict."""
-        return self._doc.decode(data)
-
-    def encode_fragment(self, message: Dict[str, Any]) -> bytes:
-        """Encode an EXI fragment with this schema set's fragment grammar (used for signature digests)."""
-        return self._frag.encode(message)
-
-    def decode_fragment(self, data: bytes) -> Dict[str, Any]:
-        """Decode an EXI fragment of this schema set's fragment grammar."""
-        return self._frag.decode(data)
+    if TYPE_CHECKING:  # the four methods are CodecCore's (compiled); their public types:
+        def encode(self, message: Dict[str, Any]) -> bytes: ...
+        def decode(self, data: bytes) -> Dict[str, Any]: ...
+        def encode_fragment(self, message: Dict[str, Any]) -> bytes: ...
+        def decode_fragment(self, data: bytes) -> Dict[str, Any]: ...
 
     def __repr__(self) -> str:
         return f"<exi.Codec {self.namespace} ({type(self._doc).__module__})>"

@@ -28,6 +28,8 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
+    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII, PyUnicode_KIND
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
     from cython.cimports.libc.string import memcpy
 
@@ -107,14 +109,16 @@ class _Prod:
     key: object
     arg: cython.int  # K_SE: start state of the child's grammar
     nxt: cython.int
+    code: cython.int  # index of this production in its state (= its event code)
     is_list: cython.bint
     cap: cython.Py_ssize_t  # maxOccurs the grammar does not enforce itself (looped particle), else 0
     direct: cython.bint
     dt: _DT
 
-    def __init__(self, raw: tuple, dts: dict) -> None:
+    def __init__(self, raw: tuple, dts: dict, code: int) -> None:
         self.kind = raw[0]
         self.key = raw[1]
+        self.code = code
         self.arg = raw[2] if self.kind == K_SE else 0
         self.nxt = raw[3]
         self.is_list = bool(raw[4])
@@ -137,6 +141,7 @@ class _State:
     ed: cython.int  # index of the ED production, -1 if none
     prods: tuple
     keymap: dict  # key -> index of the first production with that key
+    pmap: dict  # key -> that first production itself (one lookup on the encoder's fast path)
     # second-level (undeclared) productions of non-strict grammars, EXI 1.0 section 8.5.4.4.1:
     # tag 0 = first start tag (EE?, AT(xsi:type), AT(xsi:nil), AT(*), AT(invalid), SE(*), CH),
     # 1 = start tag after attributes (EE?, AT(*), AT(invalid), SE(*), CH), 2 = element content
@@ -147,7 +152,7 @@ class _State:
 
     def __init__(self, raw: tuple, dts: dict) -> None:
         self.width = raw[0]
-        self.prods = tuple([_Prod(p, dts) for p in raw[1]])
+        self.prods = tuple([_Prod(p, dts, i) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
         self.ee = -1
         self.ed = -1
@@ -162,6 +167,7 @@ class _State:
                 self.ed = i
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
+        self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
 
 
 _COMPILED: dict = {}
@@ -217,6 +223,7 @@ _L2_EVENTS = (("AT(xsi:type)", "AT(xsi:nil)", "AT(*)", "AT(invalid)", "SE(*)", "
 # --------------------------------------------------------------------------------------------- writer
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 def _load_be64(p: cython.p_uchar) -> cython.ulonglong:
     """8 bytes as a big-endian 64-bit word (the compiler makes this one load and a byte swap)."""
     return ((cython.cast(cython.ulonglong, p[0]) << 56) | (cython.cast(cython.ulonglong, p[1]) << 48)
@@ -227,6 +234,7 @@ def _load_be64(p: cython.p_uchar) -> cython.ulonglong:
 
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 def _store_be64(p: cython.p_uchar, v: cython.ulonglong) -> cython.void:
     """Store a 64-bit word as 8 big-endian bytes."""
     p[0] = (v >> 56) & 0xFF
@@ -271,6 +279,16 @@ class _Writer:
                 self.cbuf = cython.NULL
 
     @cython.cfunc
+    @cython.inline
+    def reset(self) -> cython.void:
+        """Empty the writer for the next message (the compiled buffer keeps its capacity)."""
+        self.acc = 0
+        self.nacc = 0
+        self.size = 0
+        if not cython.compiled:
+            self.pbuf = bytearray()
+
+    @cython.cfunc
     @cython.exceptval(-1)
     def _reserve(self, extra: cython.Py_ssize_t) -> cython.int:
         newcap: cython.Py_ssize_t
@@ -287,25 +305,27 @@ class _Writer:
         return 0
 
     @cython.cfunc
+    @cython.inline
     @cython.exceptval(-1)
     def bits(self, value: cython.ulonglong, n: cython.int) -> cython.int:
         """Write the n (<= 32) low bits of value."""
-        if n == 0:
-            return 0
-        self.acc = (self.acc << n) | value
-        self.nacc += n
-        if self.nacc >= 8:
+        acc: cython.ulonglong = (self.acc << n) | value
+        nacc: cython.int = self.nacc + n
+        if nacc >= 8:
             if cython.compiled:
-                self._reserve(8)
-                while self.nacc >= 8:
-                    self.nacc -= 8
-                    self.cbuf[self.size] = (self.acc >> self.nacc) & 0xFF
+                if self.size + 8 > self.cap:
+                    self._reserve(8)
+                while nacc >= 8:
+                    nacc -= 8
+                    self.cbuf[self.size] = (acc >> nacc) & 0xFF
                     self.size += 1
             else:
-                while self.nacc >= 8:
-                    self.nacc -= 8
-                    self.pbuf.append((self.acc >> self.nacc) & 0xFF)
-            self.acc &= (cython.cast(cython.ulonglong, 1) << self.nacc) - 1
+                while nacc >= 8:
+                    nacc -= 8
+                    self.pbuf.append((acc >> nacc) & 0xFF)
+            acc &= (cython.cast(cython.ulonglong, 1) << nacc) - 1
+        self.acc = acc
+        self.nacc = nacc
         return 0
 
     @cython.cfunc
@@ -331,13 +351,27 @@ class _Writer:
     @cython.exceptval(-1)
     def blob(self, data: bytes) -> cython.int:
         """Write raw bytes at any bit alignment."""
+        if cython.compiled:
+            return self.blob_raw(cython.cast(cython.p_uchar, PyBytes_AS_STRING(data)), len(data))
+        n = len(data)
+        sh = self.nacc
+        if sh == 0:
+            self.pbuf += data
+            return 0
+        total = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
+        self.pbuf += (total >> sh).to_bytes(n, "big")
+        self.acc = total & ((1 << sh) - 1)
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def blob_raw(self, src: cython.p_uchar, n: cython.Py_ssize_t) -> cython.int:
+        """Write n raw bytes from a C buffer at any bit alignment (compiled engine only)."""
         i: cython.Py_ssize_t
-        n: cython.Py_ssize_t = len(data)
         sh: cython.int = self.nacc
         acc: cython.ulonglong = self.acc
         b: cython.ulonglong
         if cython.compiled:
-            src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
             self._reserve(n + 1)
             if sh == 0:
                 memcpy(self.cbuf + self.size, src, n)
@@ -361,13 +395,6 @@ class _Writer:
                 i += 1
             self.size += n
             self.acc = acc
-        else:
-            if sh == 0:
-                self.pbuf += data
-                return 0
-            total = (int(self.acc) << (8 * n)) | int.from_bytes(data, "big")
-            self.pbuf += (total >> sh).to_bytes(n, "big")
-            self.acc = total & ((1 << sh) - 1)
         return 0
 
     @cython.cfunc
@@ -407,6 +434,22 @@ class _Reader:
         byte: cython.ulonglong
         if self.pos + n > self.end:
             raise DecodeError(self.pos, f"{n} more bit(s)", "stream truncated")
+        if cython.compiled:
+            if n <= 0:
+                return 0
+            bi: cython.Py_ssize_t = self.pos >> 3
+            sh: cython.int = self.pos & 7
+            if bi + 8 <= (self.end >> 3):
+                # one 64-bit load while 8 whole bytes remain (n <= 32, so shift + n <= 39 bits)
+                result = (_load_be64(self.ptr + bi) << sh) >> (64 - n)
+            else:
+                # near the end: the (at most 5) bytes that hold the n bits
+                nb: cython.int = (sh + n + 7) >> 3
+                for take in range(nb):
+                    result = (result << 8) | self.ptr[bi + take]
+                result = (result >> (8 * nb - sh - n)) & ((cython.cast(cython.ulonglong, 1) << n) - 1)
+            self.pos += n
+            return result
         while n > 0:
             if cython.compiled:
                 byte = self.ptr[self.pos >> 3]
@@ -483,9 +526,24 @@ class _Reader:
         if n > (self.end - self.pos) // 8:
             raise DecodeError(self.pos, f"{n} character(s)", "string length runs past the end of the stream")
         ln = n
-        raw = self.blob(ln)
-        if raw.isascii():
-            return raw.decode("ascii")
+        if cython.compiled:
+            if (self.pos & 7) == 0:
+                # byte-aligned: an ASCII run becomes the str straight from the input buffer
+                src: cython.p_uchar = self.ptr + (self.pos >> 3)
+                high: cython.uchar = 0
+                for i in range(ln):
+                    high |= src[i]
+                if high < 0x80:
+                    self.pos += 8 * ln
+                    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, src), ln, cython.NULL)
+            else:
+                raw = self.blob(ln)
+                if raw.isascii():
+                    return raw.decode("ascii")
+        else:
+            raw = self.blob(ln)
+            if raw.isascii():
+                return raw.decode("ascii")
         self.pos = save
         chars = []
         for i in range(ln):
@@ -523,10 +581,11 @@ def _enc_int(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.
     kind: cython.int = dt.kind
     iv: cython.longlong
     small: cython.bint = True
+    ovf: cython.int = 0
     if cython.compiled:
-        try:
-            iv = v
-        except OverflowError:
+        # v is an int here (checked by _enc_value); no exception state for values past 64 bits
+        iv = PyLong_AsLongLongAndOverflow(v, cython.address(ovf))
+        if ovf:
             small = False
             iv = 0
     else:
@@ -593,6 +652,7 @@ def _enc_empty(w: _Writer, st: _State, dt: _DT, v: object, path: list, key: obje
 def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
     kind: cython.int = dt.kind
     ln: cython.Py_ssize_t
+    ei: cython.Py_ssize_t = -1
     if kind <= T_INT:
         if not isinstance(v, int) or isinstance(v, bool):
             raise _type_error(path, key, f"expected an int ({_TYPE_NAMES[kind]}), got {type(v).__name__}")
@@ -605,10 +665,15 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
     elif kind == T_ENUM:
-        idx = dt.index.get(v) if isinstance(v, (str, int)) else None
-        if idx is None or type(dt.values[idx]) is not type(v):
+        if isinstance(v, (str, int)):
+            idx = dt.index.get(v)
+            if idx is not None:
+                ei = idx
+                if type(dt.values[ei]) is not type(v):  # 1 == True == 1.0: the literal's own type only
+                    ei = -1
+        if ei < 0:
             raise EncodeError(_path(path, key), "range", f"{v!r} is not one of the enumeration {list(dt.values)}")
-        w.bits(idx, dt.nbits)
+        w.bits(ei, dt.nbits)
     elif kind == T_STRING:
         if not isinstance(v, str):
             raise _type_error(path, key, f"expected a str, got {type(v).__name__}")
@@ -616,7 +681,20 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         ln = len(s)
         _check_len(ln, dt, path, key, "character")
         w.uint_small(ln + 2)
-        if s.isascii():
+        if cython.compiled:
+            # ASCII text is copied straight from the str's own 1-byte buffer (no bytes object)
+            if PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND:
+                chars: cython.p_uchar = cython.cast(cython.p_uchar, PyUnicode_1BYTE_DATA(s))
+                high: cython.uchar = 0
+                i: cython.Py_ssize_t
+                for i in range(ln):
+                    high |= chars[i]
+                if high < 0x80:
+                    w.blob_raw(chars, ln)
+                    return 0
+            for ch in s:
+                w.uint_small(ord(ch))
+        elif s.isascii():
             w.blob(s.encode("ascii"))
         else:
             for ch in s:
@@ -713,7 +791,7 @@ _NO_PATH: list = []
 @cython.cfunc
 @cython.exceptval(-1)
 def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, depth: cython.int) -> cython.int:
-    """Encoder fast path: follows the dict's own key order through the grammar (one keymap lookup
+    """Encoder fast path: follows the dict's own key order through the grammar (one pmap lookup
     per child, no path bookkeeping). Any surprise (keys out of schema order, a bad value, a missing
     element) raises and Grammar.encode re-runs the checked encoder, which gives the precise error."""
     st: _State
@@ -721,9 +799,9 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     j: cython.Py_ssize_t
     n: cython.Py_ssize_t
     if direct:
-        st = states[sid]
-        p = st.prods[0]
-        if _enc_empty(w, st, p.dt, value, _NO_PATH, None):
+        st = cython.cast(_State, states[sid])
+        p = cython.cast(_Prod, st.prods[0])
+        if p.dt.kind >= T_STRING and _enc_empty(w, st, p.dt, value, _NO_PATH, None):
             return 0
         w.bits(0, 1)
         _enc_value(w, p.dt, value, _NO_PATH, None)
@@ -733,11 +811,11 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         raise _FALLBACK
     d: dict = value
     for k, v in d.items():
-        st = states[sid]
-        idx = st.keymap.get(k)
-        if idx is None:
+        st = cython.cast(_State, states[sid])
+        po = st.pmap.get(k)
+        if po is None:
             raise _FALLBACK
-        p = st.prods[idx]
+        p = cython.cast(_Prod, po)
         if p.is_list:
             if not isinstance(v, list):
                 raise _FALLBACK
@@ -747,12 +825,12 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 raise _FALLBACK
             for j in range(n):
                 if j:
-                    st = states[sid]
-                    idx = st.keymap.get(k)
-                    if idx is None:
+                    st = cython.cast(_State, states[sid])
+                    po = st.pmap.get(k)
+                    if po is None:
                         raise _FALLBACK
-                    p = st.prods[idx]
-                w.bits(idx, st.width)
+                    p = cython.cast(_Prod, po)
+                w.bits(p.code, st.width)
                 if p.kind == K_SE:
                     if p.arg < 0:
                         raise _FALLBACK
@@ -763,7 +841,7 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         else:
             if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
                 raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
-            w.bits(idx, st.width)
+            w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
                     raise _FALLBACK
@@ -771,7 +849,7 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             else:
                 _enc_value(w, p.dt, v, _NO_PATH, None)
             sid = p.nxt
-    st = states[sid]
+    st = cython.cast(_State, states[sid])
     if st.ee < 0:
         raise _FALLBACK
     w.bits(st.ee, st.width)
@@ -1057,6 +1135,11 @@ def _bad_code(start: int, code: int, st: _State) -> DecodeError:
 
 
 # --------------------------------------------------------------------------------------------- entry
+#: a writer whose buffer grew past this is not kept for the next message
+_SPARE_MAX = cython.declare(cython.Py_ssize_t, 1 << 16)
+
+
+@cython.final
 @cython.cclass
 class Grammar:
     """Document or fragment entry point of one schema set."""
@@ -1064,33 +1147,54 @@ class Grammar:
     states: tuple
     start: cython.int
     keys: dict
+    roots: dict  # root element name -> its production in the start state
     fragment: cython.bint
+    spare: _Writer  # writer kept from the previous message; taken (set to None) while one is written
 
     def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool) -> None:
+        st: _State
         self.states = _compile_states(raw_states)
         self.start = start
         self.keys = keys
         self.fragment = fragment
+        st = self.states[start]
+        self.roots = {k: st.prods[c] for k, c in keys.items()}
+        self.spare = None
 
     def encode(self, message: object) -> bytes:
         """Encode one root element (a one-key dict) as a document or fragment."""
+        return self._enc(message)
+
+    def decode(self, data: object) -> dict:
+        """Decode a document or fragment stream (header byte 0x80 first)."""
+        return self._dec(data)
+
+    @cython.cfunc
+    def _enc(self, message: object) -> bytes:
         st: _State
         p: _Prod
-        i: cython.int
+        w: _Writer
         if not isinstance(message, dict) or len(message) != 1:
             raise EncodeError("", "type", "expected a dict with exactly one key: the root element")
         for key, value in message.items():
             pass
-        code = self.keys.get(key)
-        if code is None:
+        po = self.roots.get(key)
+        if po is None:
             raise EncodeError(str(key), "unknown", "not an element of this schema set" if self.fragment else "not a global element of this schema set")
-        st = self.states[self.start]
-        p = st.prods[code]
+        p = cython.cast(_Prod, po)
         if p.arg < 0:
             raise EncodeError(str(key), "unknown", "element declared with several types: the relaxed fragment grammar is not supported")
-        w = _Writer()
+        st = cython.cast(_State, self.states[self.start])
+        # reuse the previous call's writer; a nested or concurrent call (none in normal use) finds
+        # None here and makes its own, so no two messages ever share a buffer
+        w = self.spare
+        if w is None:
+            w = _Writer()
+        else:
+            self.spare = None
+            w.reset()
         w.bits(0x80, 8)
-        w.bits(code, st.width)
+        w.bits(p.code, st.width)
         fast_ok: cython.bint = True
         try:
             _enc_fast(w, self.states, p.arg, value, p.direct, 1)
@@ -1098,21 +1202,24 @@ class Grammar:
             fast_ok = False
         if not fast_ok:
             # checked encoder: any order of keys, precise EncodeError (path and rule) on bad input
-            w = _Writer()
+            w.reset()
             w.bits(0x80, 8)
-            w.bits(code, st.width)
+            w.bits(p.code, st.width)
             path = [key]
             try:
                 _enc_elem(w, self.states, p.arg, value, p.direct, path)
             except RecursionError:
                 raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
-        st = self.states[p.nxt]
+        st = cython.cast(_State, self.states[p.nxt])
         if st.ed >= 0:
             w.bits(st.ed, st.width)
-        return w.finish()
+        out = w.finish()
+        if w.cap <= _SPARE_MAX:
+            self.spare = w
+        return out
 
-    def decode(self, data: object) -> dict:
-        """Decode a document or fragment stream (header byte 0x80 first)."""
+    @cython.cfunc
+    def _dec(self, data: object) -> dict:
         if isinstance(data, bytes):
             r = _Reader(data)
         elif isinstance(data, (bytearray, memoryview)):
@@ -1126,6 +1233,7 @@ class Grammar:
         except (IndexError, KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
             raise DecodeError(r.pos, "a valid stream", f"{type(exc).__name__}: {exc}") from None
 
+    @cython.cfunc
     def _decode(self, r: _Reader) -> dict:
         st: _State
         p: _Prod
@@ -1160,3 +1268,43 @@ class Grammar:
             if tail.count(0) != len(tail):
                 raise DecodeError(r.pos, "end of stream (padding only)", f"{len(tail)} trailing byte(s)")
         return out
+
+
+@cython.cclass
+class CodecCore:
+    """Base of :class:`exi.Codec`: its four entry points run straight in the engine.
+
+    ``exi.Codec`` only adds the schema tables and its constructor; calling ``codec.encode(msg)``
+    enters compiled code directly (no Python-level wrapper frame per message).
+    """
+
+    _doc = cython.declare(object, visibility="public")
+    _frag = cython.declare(object, visibility="public")
+
+    def encode(self, message: object) -> bytes:
+        """Encode an EXI document (header byte 0x80 included) from a message dict."""
+        g = self._doc
+        if type(g) is Grammar:
+            return cython.cast(Grammar, g)._enc(message)
+        return g.encode(message)  # a Grammar of the other engine (tests comparing both)
+
+    def decode(self, data: object) -> dict:
+        """Decode an EXI document (header byte 0x80 first) into a message dict."""
+        g = self._doc
+        if type(g) is Grammar:
+            return cython.cast(Grammar, g)._dec(data)
+        return g.decode(data)
+
+    def encode_fragment(self, message: object) -> bytes:
+        """Encode an EXI fragment with this schema set's fragment grammar (used for signature digests)."""
+        g = self._frag
+        if type(g) is Grammar:
+            return cython.cast(Grammar, g)._enc(message)
+        return g.encode(message)
+
+    def decode_fragment(self, data: object) -> dict:
+        """Decode an EXI fragment of this schema set's fragment grammar."""
+        g = self._frag
+        if type(g) is Grammar:
+            return cython.cast(Grammar, g)._dec(data)
+        return g.decode(data)
