@@ -669,7 +669,8 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
             idx = dt.index.get(v)
             if idx is not None:
                 ei = idx
-                if type(dt.values[ei]) is not type(v):  # 1 == True == 1.0: the literal's own type only
+                # 1 == True == 1.0: the literal's own type only (a str subclass is text)
+                if type(dt.values[ei]) is not type(v) and not (isinstance(v, str) and type(dt.values[ei]) is str):
                     ei = -1
         if ei < 0:
             raise EncodeError(_path(path, key), "range", f"{v!r} is not one of the enumeration {list(dt.values)}")
@@ -677,7 +678,7 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
     elif kind == T_STRING:
         if not isinstance(v, str):
             raise _type_error(path, key, f"expected a str, got {type(v).__name__}")
-        s: str = v
+        s: str = v if type(v) is str else str.__str__(v)  # a str subclass (StrEnum) by its text
         ln = len(s)
         _check_len(ln, dt, path, key, "character")
         w.uint_small(ln + 2)
@@ -700,9 +701,9 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
             for ch in s:
                 w.uint_small(ord(ch))
     else:  # T_HEX / T_B64
-        if isinstance(v, bytes):
+        if type(v) is bytes:
             b: bytes = v
-        elif isinstance(v, (bytearray, memoryview)):
+        elif isinstance(v, (bytes, bytearray, memoryview)):
             b = bytes(v)
         else:
             raise _type_error(path, key, f"expected bytes, got {type(v).__name__}")
@@ -881,7 +882,8 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         raise _type_error(path, None, f"expected a dict, got {type(value).__name__}")
     if len(path) > _MAX_DEPTH:
         raise EncodeError(_path(path, None), "type", f"message nested deeper than {_MAX_DEPTH} elements (a cyclic dict?)")
-    d: dict = value
+    # dict subclasses (OrderedDict, ...) as plain dicts: the typed local takes exact dicts only
+    d: dict = value if type(value) is dict else dict(value)
     n_keys: cython.Py_ssize_t = len(d)
     counts: dict = None
     # non-list keys already taken in a state that loops back to itself (the relaxed grammars of

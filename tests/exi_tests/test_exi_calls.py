@@ -124,3 +124,40 @@ def test_unsigned_long_paths_match_the_twin(shared_dir: Path, reading: int) -> N
                 Codec(ISO2, NAMESPACES[ISO2], engine=e).encode(msg)
             assert info.value.rule == "range"
             assert info.value.path.endswith("MeterInfo.MeterReading")
+
+
+def test_subclasses_of_the_plain_types_encode_like_them(make_codec: Callable[[str], Any]) -> None:
+    """OrderedDict, list/bytes subclasses, str- and int-valued enums (what typed application code
+    passes) give the bytes of the plain message on both engines, never a bare TypeError."""
+    import collections
+    import enum
+
+    class Progress(str, enum.Enum):
+        START = "Start"
+
+    class Text(str):
+        pass
+
+    class Blob(bytes):
+        pass
+
+    class Items(list):
+        pass
+
+    class Num(enum.IntEnum):
+        ONE = 1
+
+    plain = {"supportedAppProtocolReq": {"AppProtocol": [
+        {"ProtocolNamespace": ISO2, "VersionNumberMajor": 2, "VersionNumberMinor": 0, "SchemaID": 1, "Priority": 1}]}}
+    typed = {"supportedAppProtocolReq": collections.OrderedDict(AppProtocol=Items([collections.OrderedDict(
+        ProtocolNamespace=Text(ISO2), VersionNumberMajor=2, VersionNumberMinor=0, SchemaID=Num.ONE, Priority=1)]))}
+    app = make_codec(APP)
+    assert app.encode(typed) == app.encode(plain)
+    iso2 = make_codec(ISO2)
+    head = {"SessionID": bytes(range(8))}
+    plain2 = {"V2G_Message": {"Header": head, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": 1}}}}
+    typed2 = {"V2G_Message": collections.OrderedDict(
+        Header={"SessionID": Blob(bytes(range(8)))},
+        Body={"PowerDeliveryReq": {"ChargeProgress": Progress.START, "SAScheduleTupleID": Num.ONE}})}
+    assert iso2.encode(typed2) == iso2.encode(plain2)
+    assert iso2.decode(iso2.encode(typed2)) == plain2
