@@ -5,6 +5,10 @@
 extension is built (``setup.py`` ``COMPILED``) and falls back to its pure-Python code otherwise
 (or when ``PLUGCHARGE_PKI_PURE=1``). The differential test in ``test_pki_verify.py`` checks that
 both parse every corpus certificate and every truncation/bit flip identically.
+
+The walker also packs ``ParsedCert.facts``, the profile-relevant facts of the certificate, which
+:func:`profile_ok` (the compiled fast path of ``pki.verify._check_profile``) compares against a
+compiled profile; :func:`emaid_ok` is the compiled twin of ``pki.profiles.is_valid_emaid``.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
