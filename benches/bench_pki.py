@@ -5,9 +5,10 @@ Run (ratios are printed at the end with ``-s``)::
     PYTHONPATH=. pytest benches/bench_pki.py --benchmark-enable --benchmark-disable-gc -s -p no:cacheprovider
 
 (GC off as in shared/notes §10: the cyclic collector's cost depends on the whole heap of the process,
-not on the validator.) The compiled twins must be built for representative numbers:
-``cythonize -i -3 pki/_fastcert.pyx pki/verify.py`` (or ``pip install .`` once they are in
-``setup.py``'s ``COMPILED``); otherwise the pure-Python fallback is measured.
+not on the validator.) The compiled walker must be built for representative numbers:
+``python setup.py build_ext --inplace`` (or ``pip install .``); otherwise the pure-Python fallback is
+measured (the first line of the ratio printout says which). ``pip install .[bench]`` brings
+pytest-benchmark and pyhanko-certvalidator.
 
 Groups (pytest-benchmark prints each group's table with the ratio column relative to its fastest):
 

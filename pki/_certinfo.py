@@ -161,7 +161,7 @@ class ParsedCert:
     __slots__ = ("der", "tbs", "sig_alg", "tbs_sig_alg", "signature", "version", "serial", "issuer", "subject",
                  "not_before", "not_after", "spki", "key_alg", "key_bits", "extensions", "bc_present",
                  "bc_critical", "ca", "path_len", "ku", "ku_critical", "public_key", "checked", "_subject_str",
-                 "_attrs", "_names")
+                 "_attrs", "_names", "facts")
 
     def __init__(self) -> None:
         self.public_key: object = None
@@ -169,6 +169,8 @@ class ParsedCert:
         self._subject_str: Optional[str] = None
         self._attrs: Optional[List[Tuple[bytes, str]]] = None
         self._names: Optional[Tuple[Optional[str], Tuple[str, ...]]] = None
+        #: profile-relevant facts packed by the compiled walker for pki._fastcert.profile_ok (else None)
+        self.facts: Optional[tuple] = None
 
     @property
     def self_issued(self) -> bool:

@@ -6,7 +6,7 @@ per-certificate checks in :mod:`pki.verify` are set lookups and integer tests.
 """
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -76,7 +76,8 @@ class CompiledCert:
     """One :class:`pki.profiles.CertProfile` in compare-ready form (``src`` is the original)."""
 
     __slots__ = ("src", "name", "is_ca", "path_len", "ku_required", "ku_permitted", "dcs", "dc_required",
-                 "cn_kind", "max_size", "version", "sig_algs", "key_algs", "critical_ok", "self_signed")
+                 "cn_kind", "max_size", "version", "sig_algs", "key_algs", "critical_ok", "self_signed",
+                 "key_table", "cn_check", "fast")
 
     def __init__(self, cp: P.CertProfile) -> None:
         self.src = cp
@@ -97,6 +98,16 @@ class CompiledCert:
             _alg_id(*P.KEY_ALGORITHM_OIDS[a]) for a in cp.key_algorithms)
         #: extensions that may be critical: exactly the required-critical ones (BC, KU)
         self.critical_ok: FrozenSet[bytes] = frozenset(oid_to_der(o) for o in cp.required_critical_extensions)
+        #: permitted SPKI AlgorithmIdentifier DER -> (encoded key length, uncompressed EC point expected)
+        self.key_table: Dict[bytes, Tuple[int, bool]] = {
+            k: (KEY_ALGS[k].key_len, KEY_ALGS[k].curve is not None) for k in self.key_algs if k in KEY_ALGS}
+        #: syntax check of the subject CN (eMAID / PCID), or None
+        self.cn_check: Optional[Callable[[str], bool]] = {"emaid": P.is_valid_emaid, "pcid": P.is_valid_pcid}.get(
+            cp.cn_kind or "")
+        #: the fields pki._fastcert.profile_ok compares, in its order (one attribute read per check)
+        self.fast = (self.max_size, self.version, self.sig_algs, self.key_table, self.is_ca, self.path_len,
+                     self.ku_required, self.ku_permitted, self.critical_ok, self.dcs, self.dc_required, self.cn_kind,
+                     self.cn_check, self.self_signed)
 
 
 class CompiledChain:

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from cryptography.exceptions import InvalidSignature
 
 from . import profiles as P
-from ._certinfo import CertParseError, ParsedCert, der_time_key, parse_certificate
+from ._certinfo import COMPILED, CertParseError, ParsedCert, der_time_key, parse_certificate
 from ._compiled import KEY_ALGS, SIG_ALGS, CompiledCert, CompiledChain, compiled_chain
 from .errors import ChainValidationError, Reason, UnknownProfileError
 from .store import TrustStore, load_public_key
@@ -39,6 +39,10 @@ MAX_PARSE_SIZE = 16 * 1024
 _SIG_BUDGET = 24
 
 _OID_CN = P.OID_COMMON_NAME
+if COMPILED:  # the all-rules-pass predicate of _check_profile, compiled (pki/_fastcert.pyx)
+    from ._fastcert import profile_ok as _profile_ok
+else:
+    _profile_ok = None
 _SIG_OF_KEY = {"secp256r1": "ecdsa-with-SHA256", "secp521r1": "ecdsa-with-SHA512", "ed448": "ed448"}
 
 
@@ -125,14 +129,22 @@ class VerifiedChain:
         anchor_role: store role of the anchor (``"v2g"``, ``"mo"``, ``"oem"``).
     """
 
-    __slots__ = ("certificates", "profile", "anchor_role", "_parsed", "_cn_kind")
+    __slots__ = ("profile", "anchor_role", "_parsed", "_cn_kind", "_ders")
 
     def __init__(self, parsed: Tuple[ParsedCert, ...], profile: str, anchor_role: str, cn_kind: Optional[str]) -> None:
         self._parsed = parsed
-        self.certificates: Tuple[bytes, ...] = tuple([pc.der for pc in parsed])
         self.profile = profile
         self.anchor_role = anchor_role
         self._cn_kind = cn_kind
+        self._ders: Optional[Tuple[bytes, ...]] = None
+
+    @property
+    def certificates(self) -> Tuple[bytes, ...]:
+        """DER of the path leaf → root (the anchor from the store last)."""
+        d = self._ders
+        if d is None:
+            d = self._ders = tuple([pc.der for pc in self._parsed])
+        return d
 
     @property
     def leaf(self) -> bytes:
@@ -215,10 +227,24 @@ def _check_validity(pc: ParsedCert, at_key: str, depth: int) -> None:
 
 
 def _check_profile(pc: ParsedCert, cp: CompiledCert, depth: int) -> None:
-    """Every static rule of one certificate profile (memoised on the parsed certificate)."""
+    """Every static rule of one certificate profile (memoised on the parsed certificate).
+
+    The compiled predicate answers the common case (every rule holds); otherwise, and without the
+    compiled core, :func:`_profile_rules` runs the rules in order and raises for the first broken one.
+    """
     memo = pc.checked
     if memo is not None and cp in memo:
         return
+    if _profile_ok is None or not _profile_ok(pc, cp):
+        _profile_rules(pc, cp, depth)
+    if memo is None:
+        pc.checked = {cp}
+    else:
+        memo.add(cp)
+
+
+def _profile_rules(pc: ParsedCert, cp: CompiledCert, depth: int) -> None:
+    """The static rules of ``cp`` in order; raises :class:`ChainValidationError` for the first broken one."""
     if len(pc.der) > cp.max_size:
         raise _fail(Reason.TOO_LARGE, f"{len(pc.der)} bytes DER exceeds the {cp.max_size}-byte limit of "
                     f"{cp.name} [V2G2-010]", depth, pc)
@@ -295,10 +321,6 @@ def _check_profile(pc: ParsedCert, cp: CompiledCert, depth: int) -> None:
             raise _fail(Reason.PROFILE, f"subject CN {cn!r} is not a valid PCID [V2G2-933]", depth, pc)
     if cp.self_signed and not pc.self_issued:
         raise _fail(Reason.UNTRUSTED_ROOT, "anchor is not self-issued", depth, pc)
-    if memo is None:
-        pc.checked = {cp}
-    else:
-        memo.add(cp)
 
 
 def _pair_table() -> Dict[Tuple[bytes, bytes], Optional[object]]:
@@ -316,19 +338,19 @@ def _pair_table() -> Dict[Tuple[bytes, bytes], Optional[object]]:
 
 
 _PAIRS = _pair_table()
+_NO_PAIR = object()
 
 
 def _check_signature(pc: ParsedCert, issuer: ParsedCert, depth: int) -> None:
     """Signature of ``pc`` (at ``depth``) with the key of ``issuer`` (at ``depth + 1``)."""
-    pair = (pc.sig_alg, issuer.key_alg)
-    if pair not in _PAIRS:
+    algo = _PAIRS.get((pc.sig_alg, issuer.key_alg), _NO_PAIR)
+    if algo is _NO_PAIR:
         sa = SIG_ALGS.get(pc.sig_alg)
         ka = KEY_ALGS.get(issuer.key_alg)
         raise _fail(Reason.ALGORITHM, f"{sa.name if sa else 'unknown'} signature cannot come from the issuer's "
                     f"{ka.name if ka else 'unknown'} key (profile pairs keys and signature algorithms)", depth, pc)
-    algo = _PAIRS[pair]
+    pub = issuer.public_key
     try:
-        pub = issuer.public_key
         if pub is None:
             pub = load_public_key(issuer)
         if algo is None:
@@ -478,12 +500,10 @@ def _pool(intermediates: Sequence[bytes], cache: Optional[VerificationCache]) ->
 
 
 def _build_pool(intermediates: Sequence[bytes], cache: Optional[VerificationCache]) -> Dict[bytes, List[ParsedCert]]:
-    if isinstance(intermediates, (bytes, bytearray)):
-        raise ChainValidationError(Reason.MALFORMED, "intermediates must be a sequence of DER certificates, "
-                                   "not one bytes object", depth=-1)
-    pool: Dict[bytes, List[ParsedCert]] = {}
-    seen: Dict[bytes, bool] = {}
-    if not isinstance(intermediates, (list, tuple)):
+    if type(intermediates) is not list and type(intermediates) is not tuple:
+        if isinstance(intermediates, (bytes, bytearray)):
+            raise ChainValidationError(Reason.MALFORMED, "intermediates must be a sequence of DER certificates, "
+                                       "not one bytes object", depth=-1)
         try:
             intermediates = list(intermediates)
         except TypeError:
@@ -492,20 +512,26 @@ def _build_pool(intermediates: Sequence[bytes], cache: Optional[VerificationCach
     if len(intermediates) > MAX_INTERMEDIATES:
         raise ChainValidationError(Reason.PATH_LENGTH, f"{len(intermediates)} intermediate certificates offered, "
                                    f"at most {MAX_INTERMEDIATES} are examined", depth=-1)
-    for idx, der in enumerate(intermediates):
-        if isinstance(der, (bytearray, memoryview)):
-            der = bytes(der)
-        if not isinstance(der, bytes):
-            raise ChainValidationError(Reason.MALFORMED, f"intermediate #{idx} is {type(der).__name__}, not DER "
-                                       "bytes", depth=1 + idx)
+    pool: Dict[bytes, List[ParsedCert]] = {}
+    seen: List[bytes] = []  # at most MAX_INTERMEDIATES: a list compares cheaper than hashing whole DERs
+    parse = cache.parsed if cache is not None else parse_certificate
+    idx = 0
+    for der in intermediates:
+        if type(der) is not bytes:
+            if isinstance(der, (bytearray, memoryview)):
+                der = bytes(der)
+            elif not isinstance(der, bytes):
+                raise ChainValidationError(Reason.MALFORMED, f"intermediate #{idx} is {type(der).__name__}, not "
+                                           "DER bytes", depth=1 + idx)
         if der in seen:
+            idx += 1
             continue  # duplicates are harmless
-        seen[der] = True
+        seen.append(der)
         if len(der) > MAX_PARSE_SIZE:
             raise ChainValidationError(Reason.TOO_LARGE, f"intermediate #{idx}: {len(der)} bytes DER",
                                        depth=1 + idx, certificate=der)
         try:
-            pc = cache.parsed(der) if cache is not None else parse_certificate(der)
+            pc = parse(der)
         except CertParseError as exc:
             raise ChainValidationError(Reason.MALFORMED, f"intermediate #{idx} is not a DER certificate: {exc}",
                                        depth=1 + idx, certificate=der) from None
@@ -514,6 +540,7 @@ def _build_pool(intermediates: Sequence[bytes], cache: Optional[VerificationCach
             pool[pc.subject] = [pc]
         else:
             lst.append(pc)
+        idx += 1
     return pool
 
 

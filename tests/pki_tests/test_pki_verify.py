@@ -367,3 +367,77 @@ def test_compiled_parser_matches_pure_python(pki2):
             variants.append(bytes(b))
     for der in variants:
         assert _outcome(fast, der) == _outcome(pure, der)
+
+
+# --------------------------------------------------------------------------------------------------
+# compiled profile predicate == the rule sequence of pki.verify
+# --------------------------------------------------------------------------------------------------
+def _fast_or_skip(name):
+    try:
+        import pki._fastcert as fc
+    except ImportError:
+        if os.environ.get("PLUGCHARGE_REQUIRE_COMPILED") == "1":
+            raise
+        pytest.skip("pki._fastcert not built")
+    return getattr(fc, name)
+
+
+def test_compiled_profile_predicate_matches_rules(pki2):
+    """profile_ok(pc, cp) is True exactly when every rule of _profile_rules holds, for every profile."""
+    from pathlib import Path
+
+    from pki import verify as V
+    from pki._certinfo import CertParseError, py_parse_certificate
+    from pki._compiled import compiled_chain
+
+    profile_ok = _fast_or_skip("profile_ok")
+    fast_parse = _fast_or_skip("parse_certificate")
+    corpus = Path(__file__).resolve().parent / "corpus" / "certs"
+    ders = [pki2.cert(r) for r in pki2.roles] + [f.read_bytes() for f in sorted(corpus.iterdir()) if f.is_file()]
+    for iso, kind in ((2, None), (20, "ed448")):
+        for c in (cached_broken(iso, kind) if kind else cached_broken(iso)).values():
+            ders += [c.leaf, *c.intermediates]
+    import random
+
+    rnd = random.Random(7)
+    for der in list(ders[:40]):
+        for _ in range(8):
+            b = bytearray(der)
+            b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+            ders.append(bytes(b))
+    profiles = []
+    for name in CHAIN_PROFILES:
+        ch = compiled_chain(name)
+        profiles += [ch.leaf, *ch.subs, *ch.roots.values()]
+    seen = {True: 0, False: 0}
+    for der in dict.fromkeys(ders):
+        for parse in (fast_parse, py_parse_certificate):
+            try:
+                pc = parse(der)
+            except CertParseError:
+                continue
+            for cp in profiles:
+                try:
+                    V._profile_rules(pc, cp, 0)
+                    want = True
+                except ChainValidationError:
+                    want = False
+                got = profile_ok(pc, cp)
+                if parse is fast_parse:
+                    assert got == want, (cp.name, pc.subject_str)
+                else:  # a pure-parsed certificate carries no facts tuple: the predicate defers (False)
+                    assert pc.facts is None and got is False
+                seen[got] += 1
+    assert seen[True] > 20 and seen[False] > 1000
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.one_of(
+    st.text(alphabet="AZaz09-_é", max_size=20),
+    st.from_regex(r"[A-Za-z]{2}-?[A-Za-z0-9]{3}-?[A-Za-z0-9]{9}(-?[A-Za-z0-9])?", fullmatch=True),
+))
+def test_compiled_emaid_check_matches_profiles(value):
+    from pki.profiles import is_valid_emaid
+
+    emaid_ok = _fast_or_skip("emaid_ok")
+    assert emaid_ok(value) == is_valid_emaid(value)
