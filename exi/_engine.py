@@ -1054,6 +1054,8 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
             if _dec_l2(r, st, start) == 0:
                 return _empty_value(p.dt, start)
             v = _dec_value(r, _UNTYPED_STRING)
+            _end_after_untyped(r)
+            return v
         else:
             v = _dec_value(r, p.dt)
         start = r.pos
@@ -1116,7 +1118,25 @@ def _dec_deviation(r: _Reader, st: _State, sid: cython.int, d: dict, start: cyth
     if ch is None:
         raise DecodeError(start, "element content", "untyped character content where the schema declares none is not supported")
     d[ch.key] = _dec_value(r, _UNTYPED_STRING)
-    return ch.nxt
+    _end_after_untyped(r)
+    return -1
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _end_after_untyped(r: _Reader) -> cython.int:
+    """After CH [untyped value] the grammar is Element_i,content2 (EXI 1.0 section 8.5.4.4.1): the
+    simple content's state without attribute productions, {CH [schema-valid value]} at the first
+    level (1 bit with the escape), then at the second level {EE, SE(*), CH [untyped]} (2 bits; EE
+    is undeclared there).  EXIficient ends such an element with that undeclared EE (escape, 0)."""
+    start: cython.Py_ssize_t = r.pos
+    if r.bits(1) == 0:
+        raise DecodeError(start, "EE", "a second character event after an untyped value is not supported")
+    code = r.bits(2)
+    if code != 0:
+        raise DecodeError(start, "EE", f"second-level event code {code} after an untyped value (SE(*) or CH) "
+                                       "is not supported")
+    return 0
 
 
 def _bad_code(start: int, code: int, st: _State) -> DecodeError:

@@ -43,8 +43,9 @@ PROTOCOLS: dict[str, tuple[str, bool]] = {
 }
 
 #: Optional xs:unsignedByte elements that EXIficient's JAXB binding (primitive ``short`` fields)
-#: reports as 0 when absent: a quirk of the oracle, not of the streams.
-_JAR_ZERO_DEFAULTS = frozenset({"SchemaID", "SAScheduleTupleID", "EPriceLevel"})
+#: reports as 0 when absent: a quirk of the oracle, not of the streams. (NumEPriceLevels: the jar
+#: decodes our encoding of a SalesTariff without it back with "NumEPriceLevels": 0.)
+_JAR_ZERO_DEFAULTS = frozenset({"SchemaID", "SAScheduleTupleID", "EPriceLevel", "NumEPriceLevels"})
 
 
 def _known() -> dict[tuple[str, int], str]:
