@@ -33,6 +33,8 @@ if cython.compiled:
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
     from cython.cimports.libc.string import memcpy
 
+import base64
+
 from exi.errors import DecodeError, EncodeError
 
 K_AT = cython.declare(cython.int, 0)
@@ -760,6 +762,36 @@ def _empty_value(dt: _DT, start: cython.Py_ssize_t) -> object:
     raise DecodeError(start, f"a {_TYPE_NAMES[dt.kind]} value", "element content is empty (undeclared EE)")
 
 
+_TRUE = frozenset(("true", "1"))
+_FALSE = frozenset(("false", "0"))
+
+
+def _from_text(dt: _DT, text: str) -> object:
+    """The value an untyped (string) CH stands for: the schema type's value when the text is a valid
+    lexical form of it (EXIficient writes out-of-range integers and RISE-V2G enumerations so, and
+    reads them back typed), else the text itself (nothing is lost)."""
+    kind: cython.int = dt.kind
+    t = text.strip()
+    try:
+        if kind <= T_INT:
+            return int(t)
+        if kind == T_BOOL:
+            if t in _TRUE:
+                return True
+            if t in _FALSE:
+                return False
+        elif kind == T_ENUM:
+            if t in dt.index:
+                return t
+        elif kind == T_HEX:
+            return bytes.fromhex(t)
+        elif kind == T_B64:
+            return base64.b64decode(t, validate=True)
+    except ValueError:
+        pass
+    return text
+
+
 @cython.cfunc
 @cython.exceptval(-1)
 def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
@@ -1053,7 +1085,7 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         if r.bits(st.width) != 0:  # escape: an undeclared EE (empty content) or CH [untyped value]
             if _dec_l2(r, st, start) == 0:
                 return _empty_value(p.dt, start)
-            v = _dec_value(r, _UNTYPED_STRING)
+            v = _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))
             _end_after_untyped(r)
             return v
         else:
@@ -1117,7 +1149,7 @@ def _dec_deviation(r: _Reader, st: _State, sid: cython.int, d: dict, start: cyth
         return -1
     if ch is None:
         raise DecodeError(start, "element content", "untyped character content where the schema declares none is not supported")
-    d[ch.key] = _dec_value(r, _UNTYPED_STRING)
+    d[ch.key] = _from_text(ch.dt, _dec_value(r, _UNTYPED_STRING))
     _end_after_untyped(r)
     return -1
 

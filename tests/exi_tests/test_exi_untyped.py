@@ -70,3 +70,16 @@ def test_anything_but_ee_after_an_untyped_value_is_a_decode_error(make_codec: Ca
                                                                    after: str, what: str) -> None:
     with pytest.raises(exi.DecodeError):
         make_codec(APP).decode(_untyped(after))
+
+
+def test_untyped_text_is_read_back_as_the_schema_type(exi_engine: Any) -> None:
+    dt = exi_engine._DT
+    # raw datatypes as in the tables: (T_NBIT, nbits, min, max), (T_UINT, min, max), (T_INT, ...),
+    # (T_BOOL,), (T_HEX | T_B64, min_len, max_len)
+    cases = [((0, 8, 1, 255), " 0 ", 0), ((1, 0, None), "70000", 70000), ((2, None, None), "-5", -5),
+             ((3,), "true", True), ((3,), "0", False), ((6, 0, None), "0aFF", b"\x0a\xff"),
+             ((7, 0, None), "AAE=", b"\x00\x01"), ((3,), "maybe", "maybe"), ((6, 0, None), "xyz", "xyz"),
+             ((1, 0, None), "1.5", "1.5")]
+    for raw, text, want in cases:
+        got = exi_engine._from_text(dt(raw), text)
+        assert got == want and type(got) is type(want), (raw, text, got)
