@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
 from exi.errors import UnknownNamespaceError
@@ -56,9 +56,9 @@ class Codec(_eng.CodecCore):
 
     if TYPE_CHECKING:  # the four methods are CodecCore's (compiled); their public types:
         def encode(self, message: Dict[str, Any]) -> bytes: ...
-        def decode(self, data: bytes) -> Dict[str, Any]: ...
+        def decode(self, data: Union[bytes, bytearray, memoryview]) -> Dict[str, Any]: ...
         def encode_fragment(self, message: Dict[str, Any]) -> bytes: ...
-        def decode_fragment(self, data: bytes) -> Dict[str, Any]: ...
+        def decode_fragment(self, data: Union[bytes, bytearray, memoryview]) -> Dict[str, Any]: ...
 
     def __repr__(self) -> str:
         return f"<exi.Codec {self.namespace} ({type(self._doc).__module__})>"

@@ -34,8 +34,21 @@ if cython.compiled:
     from cython.cimports.libc.string import memcpy
 
 import base64
+from typing import TYPE_CHECKING, Optional
 
 from exi.errors import DecodeError, EncodeError
+
+if TYPE_CHECKING:
+    from typing import Any, Dict, Union
+
+    # Names for type checkers only: Cython does not know them and compiles what they annotate as a
+    # plain Python object, exactly as ``object`` (an ``int``, ``dict`` or ``bytes`` annotation would
+    # make Cython type the slot or argument and check the exact type on every assignment and call).
+    # ``Optional[X]`` below keeps the C type of X (None was always allowed there).
+    _PyInt = int
+    _OptPyInt = Optional[int]
+    _Message = Dict[str, Any]
+    _Buffer = Union[bytes, bytearray, memoryview]
 
 K_AT = cython.declare(cython.int, 0)
 K_SE = cython.declare(cython.int, 1)
@@ -71,8 +84,8 @@ class _DT:
     hi: cython.longlong
     lo_c: cython.bint
     hi_c: cython.bint
-    lo_obj: object
-    hi_obj: object
+    lo_obj: _OptPyInt
+    hi_obj: _OptPyInt
     values: tuple
     index: dict
 
@@ -126,7 +139,7 @@ class _Prod:
         self.is_list = bool(raw[4])
         self.cap = raw[4] if type(raw[4]) is int else 0
         self.direct = raw[5]
-        self.dt = None
+        self.dt = None  # type: ignore[assignment]  # only AT and CH productions carry (and read) a datatype
         if self.kind == K_AT or self.kind == K_CH:
             dt = dts.get(raw[2])
             if dt is None:
@@ -332,7 +345,7 @@ class _Writer:
 
     @cython.cfunc
     @cython.exceptval(-1)
-    def unsigned(self, value: object) -> cython.int:
+    def unsigned(self, value: _PyInt) -> cython.int:
         """EXI unsigned integer of any size: 7-bit groups, least significant first, MSB = more follow."""
         while value >= 0x80:
             self.bits((value & 0x7F) | 0x80, 8)
@@ -578,7 +591,7 @@ def _range_error(dt: _DT, v: object, path: list, key: object) -> EncodeError:
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _enc_int(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cython.int:
+def _enc_int(w: _Writer, dt: _DT, v: _PyInt, path: list, key: object) -> cython.int:
     """n-bit, unsigned and signed integers, with the facet range checked (C fast path for 64-bit values)."""
     kind: cython.int = dt.kind
     iv: cython.longlong
@@ -917,10 +930,10 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     # dict subclasses (OrderedDict, ...) as plain dicts: the typed local takes exact dicts only
     d: dict = value if type(value) is dict else dict(value)
     n_keys: cython.Py_ssize_t = len(d)
-    counts: dict = None
+    counts: Optional[dict] = None
     # non-list keys already taken in a state that loops back to itself (the relaxed grammars of
     # fragments): such a production must not take the same single value twice
-    done: set = None
+    done: Optional[set] = None
     while True:
         st = states[sid]
         chosen = -1
@@ -1138,7 +1151,7 @@ def _dec_deviation(r: _Reader, st: _State, sid: cython.int, d: dict, start: cyth
     An undeclared EE where the simple content ("value") was due gives the empty value; an untyped
     CH in place of "value" gives its string."""
     p: _Prod
-    ch: _Prod = None
+    ch: Optional[_Prod] = None
     for p in st.prods:
         if p.kind == K_CH:
             ch = p
@@ -1203,7 +1216,7 @@ class Grammar:
     keys: dict
     roots: dict  # root element name -> its production in the start state
     fragment: cython.bint
-    spare: _Writer  # writer kept from the previous message; taken (set to None) while one is written
+    spare: Optional[_Writer]  # writer kept from the previous message; taken (set to None) while one is written
 
     def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool) -> None:
         st: _State
@@ -1227,7 +1240,7 @@ class Grammar:
     def _enc(self, message: object) -> bytes:
         st: _State
         p: _Prod
-        w: _Writer
+        w: Optional[_Writer]
         if not isinstance(message, dict) or len(message) != 1:
             raise EncodeError("", "type", "expected a dict with exactly one key: the root element")
         for key, value in message.items():
@@ -1335,28 +1348,28 @@ class CodecCore:
     _doc = cython.declare(object, visibility="public")
     _frag = cython.declare(object, visibility="public")
 
-    def encode(self, message: object) -> bytes:
+    def encode(self, message: _Message) -> bytes:
         """Encode an EXI document (header byte 0x80 included) from a message dict."""
         g = self._doc
         if type(g) is Grammar:
             return cython.cast(Grammar, g)._enc(message)
         return g.encode(message)  # a Grammar of the other engine (tests comparing both)
 
-    def decode(self, data: object) -> dict:
+    def decode(self, data: _Buffer) -> dict:
         """Decode an EXI document (header byte 0x80 first) into a message dict."""
         g = self._doc
         if type(g) is Grammar:
             return cython.cast(Grammar, g)._dec(data)
         return g.decode(data)
 
-    def encode_fragment(self, message: object) -> bytes:
+    def encode_fragment(self, message: _Message) -> bytes:
         """Encode an EXI fragment with this schema set's fragment grammar (used for signature digests)."""
         g = self._frag
         if type(g) is Grammar:
             return cython.cast(Grammar, g)._enc(message)
         return g.encode(message)
 
-    def decode_fragment(self, data: object) -> dict:
+    def decode_fragment(self, data: _Buffer) -> dict:
         """Decode an EXI fragment of this schema set's fragment grammar."""
         g = self._frag
         if type(g) is Grammar:

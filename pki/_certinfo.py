@@ -14,7 +14,14 @@ profile (v1, negative serial, non-critical keyUsage, ...) are *recorded*, not re
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
+
+    #: the key objects pki.store.load_public_key builds (KEY_ALGS: the profiles' curves and Ed448)
+    PublicKey = Union[EllipticCurvePublicKey, Ed448PublicKey]
 
 __all__ = ["CertParseError", "ParsedCert", "parse_certificate", "COMPILED", "oid_to_der", "oid_to_str", "name_to_str",
            "der_time_key", "KU_DIGITAL_SIGNATURE", "KU_KEY_CERT_SIGN"]
@@ -163,8 +170,32 @@ class ParsedCert:
                  "bc_critical", "ca", "path_len", "ku", "ku_critical", "public_key", "checked", "_subject_str",
                  "_attrs", "_names", "facts")
 
+    # the slots, declared for type checkers only (annotations without values add no class attribute,
+    # so the slot descriptors stay as they are); parse_certificate here or in pki/_fastcert.pyx sets them
+    der: bytes
+    tbs: bytes
+    sig_alg: bytes
+    tbs_sig_alg: bytes
+    signature: bytes
+    version: int
+    serial: bytes
+    issuer: bytes
+    subject: bytes
+    not_before: str
+    not_after: str
+    spki: bytes
+    key_alg: bytes
+    key_bits: bytes
+    extensions: Dict[bytes, Tuple[bool, bytes]]
+    bc_present: bool
+    bc_critical: bool
+    ca: bool
+    path_len: Optional[int]
+    ku: int
+    ku_critical: bool
+
     def __init__(self) -> None:
-        self.public_key: object = None
+        self.public_key: Optional[PublicKey] = None
         self.checked: Optional[set] = None
         self._subject_str: Optional[str] = None
         self._attrs: Optional[List[Tuple[bytes, str]]] = None

@@ -20,7 +20,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -152,9 +152,9 @@ def _verify_with(pub: object, signature: bytes, data: bytes, hash_alg: Optional[
         raise InvalidSignature()
 
 
-def _authorize_delegate(resp: x_ocsp.OCSPResponse, issuer: ParsedCert, at: datetime) -> List[object]:
-    """Public keys of the delegated responder certificates in ``resp`` that the issuer authorised."""
-    keys = []
+def _authorize_delegate(resp: x_ocsp.OCSPResponse, issuer: ParsedCert, at: datetime) -> List[Tuple[ParsedCert, object]]:
+    """(certificate, public key) of the delegated responders in ``resp`` that the issuer authorised."""
+    keys: List[Tuple[ParsedCert, object]] = []
     issuer_pub = load_public_key(issuer)
     for rc in resp.certificates:
         try:
@@ -300,7 +300,7 @@ def ocpp_request_data(chain: Union["object", Sequence[bytes]], *, hash_algorithm
     if callable(parsed_fn):
         pcs = list(parsed_fn())
     else:
-        pcs = [_parse(d, f"certificate #{i}") for i, d in enumerate(chain)]  # type: ignore[union-attr]
+        pcs = [_parse(d, f"certificate #{i}") for i, d in enumerate(cast("Sequence[bytes]", chain))]
     out: List[Dict[str, str]] = []
     for i, pc in enumerate(pcs):
         if i + 1 < len(pcs):

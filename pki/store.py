@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 from types import MappingProxyType
-from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Mapping, Tuple, Union, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
@@ -23,6 +23,9 @@ from ._certinfo import CertParseError, ParsedCert, parse_certificate
 from ._compiled import KEY_ALGS, SIG_ALGS
 from .errors import Reason, TrustStoreError
 from .profiles import STORE_ROLES
+
+if TYPE_CHECKING:
+    from ._certinfo import PublicKey
 
 __all__ = ["TrustStore", "pem_to_der", "load_public_key"]
 
@@ -44,7 +47,7 @@ def pem_to_der(data: bytes) -> List[bytes]:
     return out
 
 
-def load_public_key(pc: ParsedCert) -> object:
+def load_public_key(pc: ParsedCert) -> PublicKey:
     """The cryptography public key object of a parsed certificate (cached on it).
 
     Raises ``ValueError`` for unsupported algorithms or keys that are not valid curve points.
@@ -75,11 +78,11 @@ def verify_signed_by(pc: ParsedCert, issuer: ParsedCert) -> None:
     if alg.ecdsa is not None:
         if not is_ec:
             raise ValueError(f"{alg.name} signature but the issuer key is not an EC key")
-        pub.verify(pc.signature, pc.tbs, alg.ecdsa)  # type: ignore[attr-defined]
+        cast("ec.EllipticCurvePublicKey", pub).verify(pc.signature, pc.tbs, alg.ecdsa)
     else:
         if is_ec:
             raise ValueError("ed448 signature but the issuer key is not an Ed448 key")
-        pub.verify(pc.signature, pc.tbs)  # type: ignore[attr-defined]
+        cast("ed448.Ed448PublicKey", pub).verify(pc.signature, pc.tbs)
 
 
 AnchorInput = Union[bytes, bytearray, memoryview, str]

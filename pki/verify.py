@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 from cryptography.exceptions import InvalidSignature
 
@@ -27,6 +27,9 @@ from ._certinfo import COMPILED, CertParseError, ParsedCert, der_time_key, parse
 from ._compiled import KEY_ALGS, SIG_ALGS, CompiledCert, CompiledChain, compiled_chain
 from .errors import ChainValidationError, Reason, UnknownProfileError
 from .store import TrustStore, load_public_key
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 __all__ = ["VerifiedChain", "VerificationCache", "verify_chain", "verify_chains", "MAX_INTERMEDIATES",
            "MAX_PARSE_SIZE"]
@@ -39,6 +42,7 @@ MAX_PARSE_SIZE = 16 * 1024
 _SIG_BUDGET = 24
 
 _OID_CN = P.OID_COMMON_NAME
+_profile_ok: Optional[Callable[[ParsedCert, CompiledCert], bool]]
 if COMPILED:  # the all-rules-pass predicate of _check_profile, compiled (pki/_fastcert.pyx)
     from ._fastcert import profile_ok as _profile_ok
 else:
@@ -323,13 +327,13 @@ def _profile_rules(pc: ParsedCert, cp: CompiledCert, depth: int) -> None:
         raise _fail(Reason.UNTRUSTED_ROOT, "anchor is not self-issued", depth, pc)
 
 
-def _pair_table() -> Dict[Tuple[bytes, bytes], Optional[object]]:
+def _pair_table() -> Dict[Tuple[bytes, bytes], Optional[ec.ECDSA]]:
     """(signature AlgorithmIdentifier, issuer key AlgorithmIdentifier) -> ECDSA object / None (EdDSA).
 
     Only the pairings the profiles allow: ecdsa-with-SHA256 from P-256, ecdsa-with-SHA512 from
     P-521, Ed448 from Ed448 (a key of one kind never verifies another kind's signature).
     """
-    out: Dict[Tuple[bytes, bytes], Optional[object]] = {}
+    out: Dict[Tuple[bytes, bytes], Optional[ec.ECDSA]] = {}
     for sd, sa in SIG_ALGS.items():
         for kd, ka in KEY_ALGS.items():
             if ka.name in sa.key_kind and _SIG_OF_KEY.get(ka.name, sa.name) == sa.name:
@@ -353,10 +357,11 @@ def _check_signature(pc: ParsedCert, issuer: ParsedCert, depth: int) -> None:
     try:
         if pub is None:
             pub = load_public_key(issuer)
+        # the pair table gives None exactly for Ed448 keys, an ECDSA algorithm for EC keys
         if algo is None:
-            pub.verify(pc.signature, pc.tbs)
+            cast("ed448.Ed448PublicKey", pub).verify(pc.signature, pc.tbs)
         else:
-            pub.verify(pc.signature, pc.tbs, algo)
+            cast("ec.EllipticCurvePublicKey", pub).verify(pc.signature, pc.tbs, cast("ec.ECDSA", algo))
     except InvalidSignature:
         raise _fail(Reason.BAD_SIGNATURE, f"signature does not verify with the key of {issuer.subject_str}",
                     depth, pc) from None
@@ -585,6 +590,7 @@ def verify_chain(leaf: bytes, intermediates: Sequence[bytes] = (), *, store: Tru
         if hit is not None:
             upper, role, nb, na = hit
             if nb <= at_key <= na:
+                assert pkey is not None  # a hit needs the key it was looked up with
                 cache._paths.move_to_end(pkey)
                 _check_signature(lpc, upper[0], 0)
                 cache.hits += 1
@@ -593,6 +599,7 @@ def verify_chain(leaf: bytes, intermediates: Sequence[bytes] = (), *, store: Tru
     search = _Search(ch, store, at_key, cache, pool)
     path, role = search.extend([lpc])
     if pkey is not None:
+        assert cache is not None  # pkey is only set with a cache
         upper = tuple(path[1:])
         cache._paths[pkey] = (upper, role, max([c.not_before for c in upper]), min([c.not_after for c in upper]))
         if len(cache._paths) > cache.maxsize:
@@ -616,6 +623,7 @@ def verify_chains(items: Iterable[ChainItem], *, store: TrustStore, profile: Opt
     if cache is None:
         cache = VerificationCache()
     out: List[Union[VerifiedChain, ChainValidationError]] = []
+    prof: Optional[str]
     for item in items:
         if len(item) == 3:
             leaf, inter, prof = item  # type: ignore[misc]

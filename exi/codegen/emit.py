@@ -5,7 +5,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from exi.codegen.grammar import (
-    K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, LOOP_ABOVE, T_STRING, GrammarBuilder, datatype, qname_key,
+    K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, LOOP_ABOVE, T_STRING, GrammarBuilder, Prod, datatype, qname_key,
 )
 from exi.codegen.xsd import Attribute, ComplexType, ElementDecl, Schema
 
@@ -83,7 +83,7 @@ def build_tables(xsd_dir: str, name: str) -> str:
     # Document grammar (8.5.1 / 8.5.4): DocContent = SE(G_0..G_n-1) sorted by qname, SE(*); DocEnd = ED.
     doc_end = gb.add_state(0, ((K_ED, None, None, -1, False, False),))
     globals_sorted = sorted(schema.globals.values(), key=lambda e: qname_key(e.qname))
-    doc_prods = []
+    doc_prods: List[Prod] = []
     for g in globals_sorted:
         entry, direct = gb.element_entry(g)
         doc_prods.append((K_SE, g.qname[1], entry, doc_end, False, direct))
@@ -109,7 +109,7 @@ def build_tables(xsd_dir: str, name: str) -> str:
             _relaxed_grammar(gb, schema, qn, decls, frag_list, entry_of, relaxed)
         return relaxed[qn], False
 
-    frag_prods = []
+    frag_prods: List[Prod] = []
     for qn, _decls in frag_list:
         entry, direct = entry_of(qn)
         frag_prods.append((K_SE, qn[1], entry, frag_state, False, direct))

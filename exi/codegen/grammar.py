@@ -63,7 +63,7 @@ def datatype(st: SimpleType) -> Tuple[Any, ...]:
         if st.max_incl is not None:
             hi = st.max_incl if hi is None else min(hi, st.max_incl)
         if st.enums:
-            vals = tuple(int(v) for v in st.enums)
+            vals: Tuple[Any, ...] = tuple(int(v) for v in st.enums)
             return (T_ENUM, vals, (len(vals) - 1).bit_length())
         if lo is not None and hi is not None and hi - lo + 1 <= 4096:
             return (T_NBIT, (hi - lo).bit_length(), lo, hi)
@@ -238,7 +238,7 @@ class GrammarBuilder:
         first = self._closure(nfa, frozenset([start]))
         sids: Dict[FrozenSet[int], int] = {first: start_sid}
         todo = [first]
-        pending: List[Tuple[int, FrozenSet[int]]] = []
+        pending: List[Tuple[int, Tuple[Tuple[Any, FrozenSet[int], Any], ...]]] = []
         while todo:
             S = todo.pop()
             groups: Dict[Tuple[Any, ...], List[Any]] = {}
@@ -269,7 +269,7 @@ class GrammarBuilder:
                     sk = (4, 0, "", "")
                 prods.append((sk, label, tgt, info))
             prods.sort(key=lambda x: x[0])
-            pending.append((sids[S], tuple((label, tgt, info) for _sk, label, tgt, info in prods)))  # type: ignore[misc]
+            pending.append((sids[S], tuple((label, tgt, info) for _sk, label, tgt, info in prods)))
         for sid, plist in pending:
             out: List[Prod] = []
             for label, tgt, info in plist:

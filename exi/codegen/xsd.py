@@ -11,10 +11,12 @@ import hashlib
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union, cast
 
 XS = "http://www.w3.org/2001/XMLSchema"
 QName = Tuple[str, str]  # (namespace, local name)
+#: a top-level component as read: (node, namespace prefixes in scope, target namespace, schema context)
+RawDecl = Tuple[ET.Element, Dict[str, str], str, Dict[str, str]]
 UNBOUNDED = -1
 
 
@@ -99,9 +101,9 @@ class Schema:
 
     def __init__(self, root_file: str) -> None:
         self.files: Dict[str, str] = {}  # abs path -> sha256
-        self._raw_types: Dict[QName, Tuple[ET.Element, Dict[str, str], str]] = {}
-        self._raw_elems: Dict[QName, Tuple[ET.Element, Dict[str, str], str]] = {}
-        self._raw_attrs: Dict[QName, Tuple[ET.Element, Dict[str, str], str]] = {}
+        self._raw_types: Dict[QName, RawDecl] = {}
+        self._raw_elems: Dict[QName, RawDecl] = {}
+        self._raw_attrs: Dict[QName, RawDecl] = {}
         self.types: Dict[QName, TypeDef] = {}
         self.globals: Dict[QName, ElementDecl] = {}
         self.all_elements: List[ElementDecl] = []
@@ -136,11 +138,11 @@ class Schema:
                 if loc:
                     self._load(os.path.normpath(os.path.join(os.path.dirname(path), loc)))
             elif child.tag in (_q("complexType"), _q("simpleType")):
-                self._raw_types[(tns, child.get("name"))] = (child, ns_map, tns, ctx)  # type: ignore[assignment]
+                self._raw_types[(tns, cast(str, child.get("name")))] = (child, ns_map, tns, ctx)
             elif child.tag == _q("element"):
-                self._raw_elems[(tns, child.get("name"))] = (child, ns_map, tns, ctx)  # type: ignore[assignment]
+                self._raw_elems[(tns, cast(str, child.get("name")))] = (child, ns_map, tns, ctx)
             elif child.tag == _q("attribute"):
-                self._raw_attrs[(tns, child.get("name"))] = (child, ns_map, tns, ctx)  # type: ignore[assignment]
+                self._raw_attrs[(tns, cast(str, child.get("name")))] = (child, ns_map, tns, ctx)
             elif child.tag == _q("annotation") or not isinstance(child.tag, str):
                 continue
             else:
@@ -166,7 +168,7 @@ class Schema:
             return st
         if qn not in self._raw_types:
             raise KeyError(f"unknown type {qn}")
-        node, ns_map, tns, ctx = self._raw_types[qn]  # type: ignore[misc]
+        node, ns_map, tns, ctx = self._raw_types[qn]
         if node.tag == _q("simpleType"):
             t: TypeDef = self._simple(node, ns_map, qn)
             self.types[qn] = t
@@ -284,7 +286,7 @@ class Schema:
                 continue
             if a.get("ref"):
                 qn = self._resolve(a.get("ref"), ns_map)  # type: ignore[arg-type]
-                anode, amap, _tns, _ctx = self._raw_attrs[qn]  # type: ignore[misc]
+                anode, amap, _tns, _ctx = self._raw_attrs[qn]
                 st = self._attr_type(anode, amap)
             else:
                 ns = ctx["tns"] if (a.get("form") or ctx["afd"]) == "qualified" else ""
@@ -362,7 +364,7 @@ class Schema:
     def global_element(self, qn: QName) -> ElementDecl:
         if qn in self.globals:
             return self.globals[qn]
-        node, ns_map, _tns, ctx = self._raw_elems[qn]  # type: ignore[misc]
+        node, ns_map, _tns, ctx = self._raw_elems[qn]
         decl = ElementDecl(qn, ComplexType(name=None), True, abstract=node.get("abstract") == "true")
         self.globals[qn] = decl
         self.all_elements.append(decl)
