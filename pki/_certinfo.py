@@ -4,8 +4,9 @@ One pass over the DER extracts exactly what path validation and the profile chec
 bytes, algorithms, names as raw DER, validity as comparable strings, public key, basicConstraints,
 keyUsage, extensions), without building generic ASN.1 objects: this is the hot path of
 :func:`pki.verify.verify_chain` (the issue's speed target leaves ~15 µs per certificate for
-everything except signature math). The module is plain Python that Cython can also compile
-(``pki/_certinfo.py`` listed in ``setup.py``'s ``COMPILED``); behaviour is identical either way.
+everything except signature math). This module is the pure-Python walker; its compiled twin
+``pki/_fastcert.pyx`` (built by ``setup.py``) replaces ``parse_certificate`` when present, with
+identical behaviour (a differential test checks both; ``PLUGCHARGE_PKI_PURE=1`` forces this one).
 
 Every structural problem raises :class:`CertParseError` with a byte offset; callers turn it into
 ``ChainValidationError(Reason.MALFORMED, ...)``. Values that are well-formed DER but break a

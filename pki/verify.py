@@ -1,4 +1,3 @@
-# cython: annotation_typing=False, language_level=3
 """Profile-aware ISO 15118 certificate chain validation.
 
 :func:`verify_chain` builds the path from the leaf to a trust anchor of an allowed role
