@@ -341,15 +341,20 @@ def _outcome(fn, der):
     return tuple(getattr(pc, f) for f in _PARSED_FIELDS) + (names,)
 
 
-def test_compiled_parser_matches_pure_python(pki2):
-    from pki import _certinfo
-
+def _fast_or_skip(name):
     try:
-        from pki._fastcert import parse_certificate as fast
+        import pki._fastcert as fc
     except ImportError:
         if os.environ.get("PLUGCHARGE_REQUIRE_COMPILED") == "1":
             raise
         pytest.skip("pki._fastcert not built")
+    return getattr(fc, name)
+
+
+def test_compiled_parser_matches_pure_python(pki2):
+    from pki import _certinfo
+
+    fast = _fast_or_skip("parse_certificate")
     assert _certinfo.COMPILED or os.environ.get("PLUGCHARGE_PKI_PURE") == "1"
     pure = _certinfo.py_parse_certificate
     ders = [pki2.cert(r) for r in pki2.roles] + [c.leaf for c in cached_broken(2).values()]
@@ -372,16 +377,6 @@ def test_compiled_parser_matches_pure_python(pki2):
 # --------------------------------------------------------------------------------------------------
 # compiled profile predicate == the rule sequence of pki.verify
 # --------------------------------------------------------------------------------------------------
-def _fast_or_skip(name):
-    try:
-        import pki._fastcert as fc
-    except ImportError:
-        if os.environ.get("PLUGCHARGE_REQUIRE_COMPILED") == "1":
-            raise
-        pytest.skip("pki._fastcert not built")
-    return getattr(fc, name)
-
-
 def test_compiled_profile_predicate_matches_rules(pki2):
     """profile_ok(pc, cp) is True exactly when every rule of _profile_rules holds, for every profile."""
     from pathlib import Path
