@@ -139,10 +139,11 @@ def test_field_file(fname: str) -> None:
     assert not bad, f"{len(bad)} of {len(FILES[fname])} streams failed:\n" + "\n".join(bad[:20])
 
 
-@pytest.mark.parametrize("fname,index,entry", KNOWN_PARAMS)
-def test_field_known_failure(fname: str, index: int, entry: dict[str, Any]) -> None:
-    """Streams listed in field_known_failures.json: strict xfail, so a fix is noticed."""
-    check_stream(fname, entry)
+if KNOWN_PARAMS:  # none at present: every field stream of our schemas passes
+    @pytest.mark.parametrize("fname,index,entry", KNOWN_PARAMS)
+    def test_field_known_failure(fname: str, index: int, entry: dict[str, Any]) -> None:
+        """Streams listed in field_known_failures.json: strict xfail, so a fix is noticed."""
+        check_stream(fname, entry)
 
 
 @pytest.mark.skipif(not FILES, reason="../shared/vectors/field is not beside the checkout")
