@@ -1135,10 +1135,15 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 else:
                     lst.append(v)
             else:
+                if p.key in d:  # a looping (fragment) grammar: the dict holds one, never lose one
+                    raise DecodeError(start, "one " + p.key, f"{p.key} occurs again where the message holds one")
                 d[p.key] = v
         elif p.kind == K_ANY:
             raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
         else:
+            if p.key in d:  # mixed content: a second text run has no place in the dict
+                raise DecodeError(start, "one character run", f"a second {p.key!r} (text between children of "
+                                                                "mixed content) is not representable")
             d[p.key] = _dec_value(r, p.dt)
         sid = p.nxt
 

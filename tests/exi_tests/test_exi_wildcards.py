@@ -36,3 +36,21 @@ def test_wildcard_content_round_trips(make_codec: Callable[[str], Any]) -> None:
     codec = make_codec(NS_DSIG)
     msg = {"SignatureProperty": {"Target": "#x", "Foreign": "text"}}
     assert codec.decode_fragment(codec.encode_fragment(msg)) == msg
+
+
+def test_a_second_text_run_of_mixed_content_is_a_decode_error_not_a_silent_loss(
+        make_codec: Callable[[str], Any]) -> None:
+    """xmldsig types are mixed: text may come before and after a child, but the dict holds one
+    "value". A stream with two text runs (built from our encoding of the one-run message) must
+    raise DecodeError instead of keeping only the last run."""
+    codec = make_codec(NS_DSIG)
+    one = codec.encode_fragment({"KeyInfo": {"KeyName": ["k"], "value": "b"}})
+    bits = "".join(f"{x:08b}" for x in one)
+    # header, SE(KeyInfo) (6 bits), then KeyInfo's first state: SE(KeyName) = 1 of 4 bits
+    assert bits[:8] == "10000000" and bits[14:18] == "0001"
+    # CH "a" (code 9 there), then SE(KeyName) in the state after text (code 0), then the rest as is
+    two = bits[:14] + "1001" + "00000011" + "01100001" + "0000" + bits[18:]
+    two += "0" * (-len(two) % 8)
+    data = bytes(int(two[i:i + 8], 2) for i in range(0, len(two), 8))
+    with pytest.raises(exi.DecodeError, match="second 'value'"):
+        codec.decode_fragment(data)
