@@ -1136,7 +1136,7 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                     lst.append(v)
             else:
                 if p.key in d:  # a looping (fragment) grammar: the dict holds one, never lose one
-                    raise DecodeError(start, "one " + p.key, f"{p.key} occurs again where the message holds one")
+                    raise DecodeError(start, f"one {p.key}", f"{p.key} occurs again where the message holds one")
                 d[p.key] = v
         elif p.kind == K_ANY:
             raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
