@@ -170,6 +170,7 @@ def test_oracle_diff(oracle: Any, set_name: str, kind: str, mtype: str) -> None:
                 break  # this type is beyond the jar (e.g. DIN base64): stop restarting its JVM
             continue
         native = to_bytes_shape(msg)
+        substituted = False  # the reference is the jar's re-decoding, not the message we asked for
         if kind != "exiFragment":  # the jar decodes documents and xmldsig fragments, not ISO-2 fragments
             try:
                 back = oracle.decode(ns, ref)
@@ -188,13 +189,18 @@ def test_oracle_diff(oracle: Any, set_name: str, kind: str, mtype: str) -> None:
                 from exi._shape import from_json
 
                 native = from_json(codec, back)
+                substituted = True
         verdicts += 1
         label = f"#{i} seed {SEED}/{set_name}/{kind}/{mtype}/{i}"
         try:
             ours = codec.encode_fragment(native) if frag else codec.encode(native)
         except exi.EncodeError as exc:
-            mismatches.append(f"{label}: our encoder rejects it: {exc}")
             ours = None
+            # The jar put a default of its own in place of an absent optional (SAScheduleTupleID 0
+            # of MeteringReceiptReq, outside 1..255) and wrote it as an untyped value: our encoder
+            # refuses out-of-range values by design, so only the decoding half has a verdict here.
+            if not (substituted and exc.rule == "range"):
+                mismatches.append(f"{label}: our encoder rejects it: {exc}")
         if ours is not None and ours != ref:
             mismatches.append(f"{label}: bytes differ\n  exificient {ref.hex()}\n  ours       {ours.hex()}")
         try:
