@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from plugcharge.backend import SimulatedBackend
 from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
@@ -40,8 +39,9 @@ from plugcharge.events import (
     ContractInstallationSucceeded, MeterValues, PaymentSelected, SalesTariffVerified, SessionEnded, SessionStarted,
 )
 from plugcharge.runner import run_charger, run_ev
+from _pc_fixtures import multicast_link_local_interfaces
 from plugcharge.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context
+from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context, to_pem_chain
 from plugcharge.transport import open_ev_connection, start_charger_server
 from plugcharge.timeouts import EVCC_MSG_TIMEOUT, TimingProfile
 from plugcharge.wallet import ContractWallet
@@ -65,7 +65,6 @@ _LAYOUT = {
 }
 _PASSWORD_FILES = ("seccLeafPassword.txt", "oemLeafPassword.txt", "contractLeafPassword.txt",
                    "cpsLeafPassword.txt", "moSubCA2LeafPassword.txt")
-_IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
 EMAID = "DEPLGC000000099"
 PEER_TIMEOUT = 150.0
 #: The peer encodes and decodes through a JVM over py4j: 50-100 ms per message here, more than
@@ -79,42 +78,23 @@ def write_layout(pki, root: Path) -> Path:
 
     Keys are unencrypted PKCS#8 PEM with empty password files (the package then loads them with
     no password)."""
+    from pki.issue import private_key_pem
+
     certs = root / "iso15118_2" / "certs"
     keys = root / "iso15118_2" / "private_keys"
     certs.mkdir(parents=True)
     keys.mkdir(parents=True)
-    pem = {}
     for role, base in _LAYOUT.items():
-        der = pki.cert(role)
-        (certs / f"{base}Cert.der").write_bytes(der)
-        pem[role] = _pem(der)
-        (certs / f"{base}Cert.pem").write_bytes(pem[role])
-        (keys / f"{base}.key").write_bytes(pki.key(role).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    (certs / "cpoCertChain.pem").write_bytes(pem["secc-leaf"] + pem["cpo-sub2"] + pem["cpo-sub1"])
-    (certs / "oemCertChain.pem").write_bytes(pem["oem-provisioning-leaf"] + pem["oem-sub2"] + pem["oem-sub1"])
+        (certs / f"{base}Cert.der").write_bytes(pki.cert(role))
+        (certs / f"{base}Cert.pem").write_bytes(to_pem_chain([pki.cert(role)]))
+        (keys / f"{base}.key").write_bytes(private_key_pem(pki.key(role)))
+    chain = {"cpoCertChain.pem": ("secc-leaf", "cpo-sub2", "cpo-sub1"),
+             "oemCertChain.pem": ("oem-provisioning-leaf", "oem-sub2", "oem-sub1")}
+    for name, roles in chain.items():
+        (certs / name).write_bytes(to_pem_chain([pki.cert(r) for r in roles]))
     for name in _PASSWORD_FILES:
         (keys / name).write_text("")
     return root
-
-
-def _pem(der: bytes) -> bytes:
-    from cryptography import x509
-
-    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-
-
-def _multicast_link_local_interfaces() -> list[str]:
-    found = []
-    for name in sorted(os.listdir("/sys/class/net")):
-        try:
-            flags = int(Path(f"/sys/class/net/{name}/flags").read_text().strip(), 16)
-            link_local_address(name)
-        except (OSError, ValueError):
-            continue
-        if flags & _IFF_UP and flags & _IFF_MULTICAST and not flags & _IFF_LOOPBACK:
-            found.append(name)
-    return found
 
 
 def _make_veth() -> str | None:
@@ -132,7 +112,7 @@ def _make_veth() -> str | None:
             return None
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the address is usable once DAD has finished
-        if "pcint0" in _multicast_link_local_interfaces() and not _tentative("pcint0"):
+        if "pcint0" in multicast_link_local_interfaces() and not _tentative("pcint0"):
             return "pcint0"
         time.sleep(0.1)
     subprocess.run([ip, "link", "del", "pcint0"], capture_output=True)
@@ -150,7 +130,7 @@ def iface() -> Iterator[str]:
     if wanted:
         yield wanted
         return
-    found = _multicast_link_local_interfaces()
+    found = multicast_link_local_interfaces()
     if found:
         yield found[0]
         return

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from _pc_fixtures import multicast_link_local_interfaces
 from plugcharge.sdp import (
     SDPError,
     SDPRequest,
@@ -168,18 +169,11 @@ def test_client_ignores_invalid_response() -> None:
 
 def test_multicast_on_a_real_interface() -> None:
     """ff02::1 on the first multicast-capable interface with a link-local address (skips if none)."""
-    iface = None
-    for _, name in socket.if_nameindex():
-        if name == "lo":
-            continue
-        try:
-            addr = link_local_address(name)
-        except OSError:
-            continue
-        iface = name
-        break
-    if iface is None:
-        pytest.skip("no interface with a link-local IPv6 address")
+    found = multicast_link_local_interfaces()
+    if not found:
+        pytest.skip("no multicast interface with a link-local IPv6 address")
+    iface = found[0]
+    addr = link_local_address(iface)
 
     async def run() -> SDPResponse:
         server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=iface, port=0)
