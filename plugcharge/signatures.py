@@ -135,14 +135,20 @@ class SignatureSuite:
     #: length of the raw SignatureValue
     raw_size: int
 
-    def sign(self, key: PrivateKey, data: bytes) -> bytes:
-        """The raw SignatureValue of ``data``."""
+    def check_private_key(self, key: object) -> None:
+        """Raise :class:`SignatureError` unless ``key`` is this suite's kind of private key."""
         if self.key == "ed448":
-            if not isinstance(key, ed448.Ed448PrivateKey):
-                raise SignatureError(f"{self.name} needs an Ed448 private key")
-            return key.sign(data)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != self.key:
+            ok = isinstance(key, ed448.Ed448PrivateKey)
+        else:
+            ok = isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == self.key
+        if not ok:
             raise SignatureError(f"{self.name} needs a {self.key} private key")
+
+    def sign(self, key: PrivateKey, data: bytes) -> bytes:
+        """The raw SignatureValue of ``data`` with this suite's kind of key."""
+        self.check_private_key(key)
+        if isinstance(key, ed448.Ed448PrivateKey):
+            return key.sign(data)
         return der_to_raw(key.sign(data, ec.ECDSA(self._hash())), self.raw_size // 2)
 
     def verify(self, key: Any, raw: bytes, data: bytes) -> None:
@@ -269,9 +275,7 @@ def create_signature(elements: Iterable[Element], private_key: PrivateKey, *,
 
     Each element must carry an ``Id``; the key must be the suite's (default :data:`ISO2`, a
     secp256r1 key).  The private key is used only for this call."""
-    if suite is ISO2 and not (isinstance(private_key, ec.EllipticCurvePrivateKey)
-                              and private_key.curve.name == "secp256r1"):
-        raise SignatureError("ISO 15118-2 signatures need a secp256r1 private key")
+    suite.check_private_key(private_key)  # before any encoding: the wrong key is the error to report
     refs = [(_id_of(name, el), digest_fragment(name, el, codecs=codecs, suite=suite)) for name, el in elements]
     if len({ident for ident, _ in refs}) != len(refs):
         raise SignatureFormatError("two signed elements share one Id")
