@@ -1135,13 +1135,17 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 else:
                     lst.append(v)
             else:
-                if p.key in d:  # a looping (fragment) grammar: the dict holds one, never lose one
+                # a self-looping state (relaxed fragment grammar) could take it again: the dict
+                # holds one, never lose one (the encoder's "done" set is the other side of this)
+                if p.nxt == sid and p.key in d:
                     raise DecodeError(start, f"one {p.key}", f"{p.key} occurs again where the message holds one")
                 d[p.key] = v
         elif p.kind == K_ANY:
             raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
         else:
-            if p.key in d:  # mixed content: a second text run has no place in the dict
+            # mixed content: its CH loops back to its state, and a second text run has no place in
+            # the dict (only a self-looping CH can come twice, so other values skip the lookup)
+            if p.nxt == sid and p.key in d:
                 raise DecodeError(start, "one character run", f"a second {p.key!r} (text between children of "
                                                                 "mixed content) is not representable")
             d[p.key] = _dec_value(r, p.dt)
