@@ -186,20 +186,12 @@ _BY_KEY_20 = {"secp521r1": ISO20_ECDSA, "ed448": ISO20_ED448}
 
 def suite_for_key(key: PrivateKey | PublicKeyLike, *, iso: int = 2) -> SignatureSuite:
     """The suite a key signs with in edition ``iso`` (2: P-256 only; 20: P-521 or Ed448)."""
-    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
-        kind = "ed448"
-    elif isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
-        kind = key.curve.name
-    else:
-        kind = _key_kind(public_key_of(key))  # type: ignore[arg-type]
+    k: Any = key if isinstance(key, (ed448.Ed448PrivateKey, ec.EllipticCurvePrivateKey)) else public_key_of(key)
+    kind = "ed448" if isinstance(k, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)) else k.curve.name
     suite = ISO2 if iso == 2 and kind == "secp256r1" else _BY_KEY_20.get(kind) if iso == 20 else None
     if suite is None:
         raise SignatureError(f"a {kind} key does not sign ISO 15118-{iso} messages")
     return suite
-
-
-def _key_kind(key: Any) -> str:
-    return "ed448" if isinstance(key, ed448.Ed448PublicKey) else key.curve.name
 
 
 def public_key_of(key: PublicKeyLike) -> Any:
