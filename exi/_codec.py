@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Dict, Union
+from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 
 from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
 from exi.errors import UnknownNamespaceError
@@ -22,7 +22,13 @@ NAMESPACES: Dict[str, str] = {
     "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
 }
 
-_CACHE: Dict[str, "Codec"] = {}
+#: grammar variants (``get_codec(..., grammars=...)``) -> table module suffix
+GRAMMARS: Dict[str, str] = {"exi": "", "iso15118-jar": "_jar"}
+
+#: schema sets whose iso15118-jar tables differ from the EXI 1.0 ones (exi/_generated/<name>_jar.py)
+_JAR_TABLES = frozenset({"iso2", "iso20_cm", "iso20_wpt"})
+
+_CACHE: Dict[Tuple[str, str], "Codec"] = {}
 
 
 class Codec(_eng.CodecCore):
@@ -40,15 +46,19 @@ class Codec(_eng.CodecCore):
     so a call goes straight into the compiled engine.
     """
 
-    __slots__ = ("namespace", "name", "_tables", "_shape_cache")
+    __slots__ = ("namespace", "name", "grammars", "_tables", "_shape_cache")
 
-    def __init__(self, namespace: str, name: str, engine: Any = None) -> None:
+    def __init__(self, namespace: str, name: str, engine: Any = None, grammars: str = "exi") -> None:
         # ``engine`` (exi._engine or exi._cengine) is for tests that compare both implementations;
         # normal use goes through get_codec and the engine chosen at import.
         eng = _eng if engine is None else engine
+        if grammars not in GRAMMARS:
+            raise ValueError(f"unknown grammars {grammars!r}; known: {sorted(GRAMMARS)}")
         self.namespace = namespace
         self.name = name
-        tables = importlib.import_module(f"exi._generated.{name}")
+        self.grammars = grammars
+        suffix = GRAMMARS[grammars] if name in _JAR_TABLES else ""
+        tables = importlib.import_module(f"exi._generated.{name}{suffix}")
         self._tables = tables
         self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False)
         self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True)
@@ -61,15 +71,27 @@ class Codec(_eng.CodecCore):
         def decode_fragment(self, data: Union[bytes, bytearray, memoryview]) -> Dict[str, Any]: ...
 
     def __repr__(self) -> str:
-        return f"<exi.Codec {self.namespace} ({type(self._doc).__module__})>"
+        g = "" if self.grammars == "exi" else f", grammars={self.grammars!r}"
+        return f"<exi.Codec {self.namespace}{g} ({type(self._doc).__module__})>"
 
 
-def get_codec(namespace: str) -> Codec:
-    """Return the (cached) codec for a root namespace; raises UnknownNamespaceError (an EXIError and ValueError)."""
-    codec = _CACHE.get(namespace)
+def get_codec(namespace: str, *, grammars: str = "exi") -> Codec:
+    """Return the (cached) codec for a root namespace; raises UnknownNamespaceError (an EXIError and ValueError).
+
+    ``grammars="exi"`` (the default) runs the EXI 1.0 grammars of the schema set, as EXIficient
+    compiles them from the XSDs and libcbv2g's decoders read them. ``grammars="iso15118-jar"``
+    runs the grammars precompiled into ``EXICodec.jar`` of the ``iso15118`` package (Josev), which
+    differ in one respect: after the last item a bounded list allows (maxOccurs above 8 in ISO-2,
+    above 128 in ISO-20) they still spend a 2-production event code on EE. Streams differ only
+    for such a list at exactly its maxOccurs; use this variant to talk to that stack byte for byte.
+    """
+    key = (namespace, grammars)
+    codec = _CACHE.get(key)
     if codec is None:
         name = NAMESPACES.get(namespace)
         if name is None:
             raise UnknownNamespaceError(f"no EXI schema set for namespace {namespace!r}; known: {sorted(NAMESPACES)}")
-        codec = _CACHE[namespace] = Codec(namespace, name)
+        if grammars not in GRAMMARS:
+            raise ValueError(f"unknown grammars {grammars!r}; known: {sorted(GRAMMARS)}")
+        codec = _CACHE[key] = Codec(namespace, name, grammars=grammars)
     return codec

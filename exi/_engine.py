@@ -12,7 +12,7 @@ Table layout (written by exi/codegen, converted once per schema set into _State/
       kind K_SE: child element ``key``; ``arg`` = start state of its type grammar (-1: unsupported);
                  ``is_list`` when the particle may repeat (the dict holds a list): True, or the
                  particle's maxOccurs where the grammar loops instead of counting (the encoder
-                 enforces that cap, see LOOP_ABOVE in exi/codegen/grammar.py); ``direct`` when the
+                 enforces that cap, see JAR_LOOP_ABOVE in exi/codegen/grammar.py); ``direct`` when the
                  element has a simple type (the dict holds the value itself instead of a dict)
       kind K_EE: end element;  K_CH: character content of datatype ``arg`` (dict key "value")
       kind K_ANY: SE(*) wildcard;  K_ED: end document/fragment

@@ -61,7 +61,18 @@ def is_fragment_root(namespace: str, root: str, codec: Any) -> bool:
 
 
 class JosevCodec:
-    """IEXICodec implementation over :func:`exi.get_codec` (JSON text in, EXI bytes out)."""
+    """IEXICodec implementation over :func:`exi.get_codec` (JSON text in, EXI bytes out).
+
+    As a drop-in for that package's ``EXICodec.jar`` it runs the jar's grammar variant by default
+    (``grammars="iso15118-jar"``: a bounded list at exactly its maxOccurs ends as the jar ends
+    it); ``JosevCodec(grammars="exi")`` gives the EXI 1.0 grammars instead.
+    """
+
+    __slots__ = ("grammars",)
+
+    def __init__(self, grammars: str = "iso15118-jar") -> None:
+        exi.get_codec(_XMLDSIG, grammars=grammars)  # rejects an unknown variant now, not per call
+        self.grammars = grammars
 
     def encode(self, message: str, namespace: str) -> bytes:
         """Encode a JSON message (str or bytes) with the schema set of ``namespace``.
@@ -70,7 +81,7 @@ class JosevCodec:
         for JSON that is not one object with one root element; ``exi.UnknownNamespaceError``
         for a namespace without a codec.
         """
-        codec = exi.get_codec(_ns(namespace))
+        codec = exi.get_codec(_ns(namespace), grammars=self.grammars)
         try:
             obj = json.loads(message)
         except (TypeError, ValueError) as exc:
@@ -87,7 +98,7 @@ class JosevCodec:
 
         Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams.
         """
-        codec = exi.get_codec(_ns(namespace))
+        codec = exi.get_codec(_ns(namespace), grammars=self.grammars)
         fragment = codec.namespace == _XMLDSIG
         data = bytes(stream)
         native = codec.decode_fragment(data) if fragment else codec.decode(data)
@@ -95,7 +106,7 @@ class JosevCodec:
 
     def get_version(self) -> str:
         """Name and engine of this codec (logged by ``EXI.set_exi_codec``)."""
-        return f"plugcharge-exi ({exi.IMPLEMENTATION} engine, schema-informed EXI 1.0)"
+        return f"plugcharge-exi ({exi.IMPLEMENTATION} engine, schema-informed EXI 1.0, {self.grammars} grammars)"
 
 
 def _register() -> None:

@@ -72,7 +72,11 @@ def main() -> int:
     ap.add_argument("--per-type", type=int, default=3)
     ap.add_argument("--attempts", type=int, default=10)
     ap.add_argument("--max-failures", type=int, default=8, help="give up on a type after this many no-verdicts")
+    ap.add_argument("--xsd", action="store_true",
+                    help="write golden_xsd_*.json instead: EXIficient compiling the XSDs (_xsd_oracle.py)")
     args = ap.parse_args()
+    if args.xsd:
+        return main_xsd(args)
     sys.path.insert(0, args.oracle)
     from exificient_oracle import Oracle  # type: ignore[import-not-found]
 
@@ -158,6 +162,83 @@ def main() -> int:
                 "vectors": entries,
             }
             path = out / f"golden_{set_name}.json"
+            path.write_text(json.dumps(doc, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(f"{path.name}: {len(entries)} vectors, {os.path.getsize(path)} bytes", file=sys.stderr)
+    return 0
+
+
+# --xsd: what the jar cannot show. WPT and ACDP (no grammar in the jar): every message type, in
+# max and random mode. ISO-2 and ISO-20 CommonMessages: one message type each with a bounded list
+# that the jar's grammars loop, in max mode (the list at exactly maxOccurs). The ISO-2 signed
+# fragments and the ISO-20 signed fragments.
+XSD_ALL_TYPES = ("iso20-wpt", "iso20-acdp")
+XSD_MAX_TYPES = {  # (the others are in test_exi_xsd_oracle_diff.py's max mode, with Java)
+    "iso2": ("PaymentServiceSelectionReq",),
+    "iso20-common": ("PowerDeliveryReq",),
+}
+XSD_FRAGMENTS = {
+    "iso2": ("AuthorizationReq", "CertificateInstallationReq", "CertificateUpdateReq", "MeteringReceiptReq",
+             "SalesTariff"),
+    "iso20-common": ("PnC_AReqAuthorizationMode", "OEMProvisioningCertificateChain", "SignedInstallationData",
+                     "SignedMeteringData", "AbsolutePriceSchedule"),
+    "iso20-ac": ("AC_ChargeParameterDiscoveryRes",),
+    "iso20-dc": ("DC_ChargeParameterDiscoveryRes",),
+}
+
+
+def main_xsd(args: argparse.Namespace) -> int:
+    from _xsd_oracle import XmlRenderer, XsdOracle
+
+    from _exi_msggen import to_bytes_shape
+
+    gen = MessageGenerator(args.schemas)
+    out = Path(args.out)
+    jar = os.environ.get("EXI_ORACLE_JAR", "")
+    sets = sorted(set(XSD_ALL_TYPES) | set(XSD_MAX_TYPES) | set(XSD_FRAGMENTS))
+    with XsdOracle(jar, args.schemas) as oracle:
+        for set_name in sets:
+            ss = SCHEMA_SETS[set_name]
+            render = XmlRenderer(gen, set_name)
+            jobs: list[tuple[str, str, tuple[str, ...]]] = []
+            if set_name in XSD_ALL_TYPES:
+                jobs += [("document", m, ("max", "random")) for m in gen.message_types(set_name)]
+            jobs += [("document", m, ("max",)) for m in XSD_MAX_TYPES.get(set_name, ())]
+            jobs += [("exiFragment", m, ("random",)) for m in XSD_FRAGMENTS.get(set_name, ())]
+            entries: list[dict[str, Any]] = []
+            for kind, mtype, modes in jobs:
+                for mode in modes:
+                    seed = f"golden-xsd/{set_name}/{kind}/{mtype}/{mode}"
+                    # small free-length strings and binaries: the point is the structure (lists at
+                    # maxOccurs), and the files stay within the golden size budget
+                    opts = GenOptions(mode=mode, unbounded_cap=2, string_cap=6, binary_cap=6, budget=12000 if kind == "document" and mtype in XSD_MAX_TYPES.get(set_name, ()) else 1500,
+                                      p_optional=1.0 if kind == "exiFragment" else 0.5,
+                                      omit=frozenset({"Signature"}) if mode == "max" else frozenset())
+                    try:
+                        if kind == "document":
+                            msg = gen.generate(set_name, mtype, random.Random(seed), opts)
+                        else:
+                            msg = gen.generate_fragment(set_name, mtype, random.Random(seed), opts)
+                    except NotGeneratable:
+                        print(f"  not generatable: {set_name} {mtype}", file=sys.stderr)
+                        continue
+                    xml = render.render(to_bytes_shape(msg), fragment=kind == "exiFragment")
+                    data = oracle.encode(set_name, xml, fragment=kind != "document")
+                    entries.append({"message_type": mtype, "kind": kind, "mode": mode, "seed": seed,
+                                    "message": to_json_shape(msg), "exi_hex": data.hex()})
+            hexn, b64n, _ = gen.binary_names(set_name)
+            doc = {
+                "schema_set": set_name,
+                "namespace": ss.namespace,
+                "grammars": "exi",
+                "encoder": "EXIficient 1.55 compiling ../shared/schemas (EXICodec.jar from PyPI iso15118 0.31.2, "
+                           "GrammarFactory + EXIResult) via tests/exi_tests/_xsd_oracle.py",
+                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over ../shared/schemas)",
+                "hex_names": sorted(hexn),
+                "base64_names": sorted(b64n),
+                "skipped": {},
+                "vectors": entries,
+            }
+            path = out / f"golden_xsd_{set_name}.json"
             path.write_text(json.dumps(doc, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
             print(f"{path.name}: {len(entries)} vectors, {os.path.getsize(path)} bytes", file=sys.stderr)
     return 0

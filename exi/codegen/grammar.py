@@ -26,16 +26,18 @@ from exi.codegen.xsd import (
     TypeDef,
 )
 
-#: Spec quirk of the reference implementation, as data. EXIficient (the codec of the field's
-#: EXIficient-based stacks, whose grammars libcbv2g's generator follows) does not unroll every
-#: bounded element particle as EXI 1.0 section 8.5.4.1.6 says: above a per-schema-set maxOccurs
-#: it writes "minOccurs copies, then a loop", so that after the maxOccurs-th item EE still costs
-#: a 2-production event code. Measured against its jar (iso15118 0.31.2, see tools/ and
-#: tests/exi_tests/golden/README.md): ISO-2 unrolls 2..8 and loops 16, 20, 24, 255 and 1024;
-#: AppProtocol unrolls 20; ISO-20 unrolls up to 128 and loops 1024 and 2048. DIN and xmldsig have
-#: no bounded list above 8. ``None``: never looped. The encoder enforces the maxOccurs of looped
-#: particles itself (EncodeError "occurs"); the decoder accepts longer lists, as EXIficient does.
-LOOP_ABOVE: Dict[str, Optional[int]] = {
+#: Quirk of one reference implementation, as data: the grammars precompiled into EXICodec.jar
+#: (iso15118 0.31.2, the codec of the Josev/iso15118 Python stack) do not unroll every bounded
+#: element particle as EXI 1.0 section 8.5.4.1.6 says: above a per-schema-set maxOccurs they hold
+#: "minOccurs copies, then a loop", so that after the maxOccurs-th item EE still costs a
+#: 2-production event code. Measured against that jar (tests/exi_tests/golden/README.md): ISO-2
+#: unrolls 2..8 and loops 16, 20, 24, 255 and 1024; AppProtocol unrolls 20; ISO-20 unrolls up to
+#: 128 and loops 1024 and 2048. EXIficient itself, compiling the same XSDs at run time, unrolls
+#: every count as the specification says (tests/exi_tests/_xsd_oracle.py), and so do our default
+#: tables; these limits only shape the ``<set>_jar`` table modules behind
+#: ``exi.get_codec(ns, grammars="iso15118-jar")``. ``None``: that set has no such variant. The
+#: encoder enforces the maxOccurs of looped particles itself (EncodeError "occurs").
+JAR_LOOP_ABOVE: Dict[str, Optional[int]] = {
     "apphand": None, "din": 8, "iso2": 8, "xmldsig": 8,
     "iso20_cm": 128, "iso20_ac": 128, "iso20_dc": 128, "iso20_wpt": 128, "iso20_acdp": 128,
 }

@@ -30,14 +30,14 @@ def exi_engine(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def make_codec(exi_engine: Any) -> Any:
-    """make_codec(namespace) -> exi.Codec running on the parametrized engine."""
+    """make_codec(namespace, grammars="exi") -> exi.Codec running on the parametrized engine."""
     from exi._codec import NAMESPACES, Codec
 
     cache = {}
 
-    def make(namespace: str) -> Codec:
-        if namespace not in cache:
-            cache[namespace] = Codec(namespace, NAMESPACES[namespace], engine=exi_engine)
-        return cache[namespace]
+    def make(namespace: str, grammars: str = "exi") -> Codec:
+        if (namespace, grammars) not in cache:
+            cache[namespace, grammars] = Codec(namespace, NAMESPACES[namespace], engine=exi_engine, grammars=grammars)
+        return cache[namespace, grammars]
 
     return make

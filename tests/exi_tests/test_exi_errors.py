@@ -79,25 +79,34 @@ def test_encode_too_many_occurrences(shared_dir: Path, make_codec: Callable[[str
     assert (err.path, err.rule) == ("supportedAppProtocolReq.AppProtocol", "occurs")
 
 
-def test_looped_particle_keeps_its_max_occurs(make_codec: Callable[[str], Any]) -> None:
-    """SelectedService (maxOccurs 16) is looped as EXIficient does: the encoder enforces 16 itself."""
-    codec = make_codec(ISO2)
+def test_looped_particle_keeps_its_max_occurs(make_codec: Callable[[str, str], Any]) -> None:
+    """SelectedService (maxOccurs 16): unrolled in the EXI 1.0 grammars, looped in the iso15118
+    jar's; either way the encoder refuses a 17th, and only a list at exactly 16 ends differently."""
+    spec, jar = make_codec(ISO2, "exi"), make_codec(ISO2, "iso15118-jar")
 
     def msg(n: int) -> Dict[str, Any]:
         return {"V2G_Message": {"Header": {"SessionID": b"\x01\x02"}, "Body": {"PaymentServiceSelectionReq": {
             "SelectedPaymentOption": "Contract",
             "SelectedServiceList": {"SelectedService": [{"ServiceID": i} for i in range(n)]}}}}}
 
-    assert codec.decode(codec.encode(msg(16))) == msg(16)
-    err = _encode_error(codec, msg(17))
-    assert (err.path, err.rule) == ("V2G_Message.Body.PaymentServiceSelectionReq.SelectedServiceList.SelectedService", "occurs")
-    # the tables carry the cap on every repeating SelectedService production (the fragment
-    # grammar's single SE(SelectedService) does not repeat)
-    from exi._codec import NAMESPACES
+    for codec in (spec, jar):
+        assert codec.decode(codec.encode(msg(16))) == msg(16)
+        err = _encode_error(codec, msg(17))
+        assert err.path.startswith("V2G_Message.Body.PaymentServiceSelectionReq.SelectedServiceList")
+        assert err.rule in ("occurs", "unknown")
+    assert spec.encode(msg(15)) == jar.encode(msg(15))
+    # after the 16th item: EE alone (1 bit) in the EXI 1.0 grammar, SE|EE (2 bits) in the jar's
+    a, b = spec.encode(msg(16)), jar.encode(msg(16))
+    assert a != b and len(a) <= len(b)
+    # the jar tables carry the cap on every repeating SelectedService production (the fragment
+    # grammar's single SE(SelectedService) does not repeat); the EXI 1.0 tables need none
+    import importlib
 
-    tables = __import__(f"exi._generated.{NAMESPACES[ISO2]}", fromlist=["STATES"])
-    caps = {p[4] for st in tables.STATES for p in st[1] if p[1] == "SelectedService" and p[4]}
+    caps = {p[4] for st in importlib.import_module("exi._generated.iso2_jar").STATES for p in st[1]
+            if p[1] == "SelectedService" and p[4]}
     assert caps == {16}
+    assert not {p[4] for st in importlib.import_module("exi._generated.iso2").STATES for p in st[1]
+                if p[1] == "SelectedService" and p[4] and p[4] is not True}
 
 
 def test_encode_root_errors(make_codec: Callable[[str], Any]) -> None:
