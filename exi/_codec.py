@@ -38,7 +38,8 @@ class Codec(_eng.CodecCore):
     child elements and attributes are keys by local name, the simple content of an element that also
     has attributes is under ``"value"``, elements that may repeat (maxOccurs > 1) are lists, absent
     optional elements are omitted. hexBinary/base64Binary are ``bytes``, enumerations their literal
-    strings, booleans ``bool``, integers ``int``.
+    strings, booleans ``bool``, integers ``int``. A nil element (xsi:nil="true") is
+    ``{"xsi:nil": True}`` plus its attributes.
 
     ``encode(message) -> bytes`` / ``decode(data) -> dict`` work on EXI documents (header byte 0x80
     included), ``encode_fragment`` / ``decode_fragment`` on fragments of the schema set's fragment

@@ -15,7 +15,7 @@ Table layout (written by exi/codegen, converted once per schema set into _State/
                  enforces that cap, see JAR_LOOP_ABOVE in exi/codegen/grammar.py); ``direct`` when the
                  element has a simple type (the dict holds the value itself instead of a dict)
       kind K_EE: end element;  K_CH: character content of datatype ``arg`` (dict key "value")
-      kind K_ANY: SE(*) wildcard;  K_ED: end document/fragment
+      kind K_ANY: SE(*) wildcard (key None) or AT(*) (key "@*");  K_ED: end document/fragment
     datatype = (T_NBIT, nbits, min, max) | (T_UINT, min, max|None) | (T_INT, min|None, max|None)
              | (T_BOOL,) | (T_ENUM, values, nbits) | (T_STRING|T_HEX|T_B64, min_len, max_len|None)
 """
@@ -67,6 +67,9 @@ T_HEX = cython.declare(cython.int, 6)
 T_B64 = cython.declare(cython.int, 7)
 
 _TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enumeration", "string", "hexBinary", "base64Binary")
+#: dict key of a nil element (AT(xsi:nil) true; EXI 1.0 section 8.5.4.4.1): ``{"xsi:nil": True}``
+#: beside the element's attributes, no content
+XSI_NIL = "xsi:nil"
 _MAX_DEPTH = cython.declare(cython.int, 64)  # element nesting limit (the schemas need < 20; relaxed fragments recurse)
 _LL_MIN = -(2**62)
 _LL_MAX = 2**62
@@ -808,10 +811,11 @@ def _from_text(dt: _DT, text: str) -> object:
 @cython.cfunc
 @cython.exceptval(-1)
 def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
-    """Read the second-level event code after an escape: 0 for EE, 1 for CH [untyped value].
+    """Read the second-level event code after an escape: 0 for EE, 1 for CH [untyped value],
+    2 for AT(xsi:nil) (its value not yet read).
 
-    Other undeclared events (xsi:type, xsi:nil, AT(*), SE(*)) raise DecodeError: V2G peers do not
-    send them, and they would need the built-in (schema-less) grammars."""
+    Other undeclared events (xsi:type, AT(*), SE(*)) raise DecodeError: V2G peers do not send
+    them, and they would need the built-in (schema-less) grammars."""
     m: cython.Py_ssize_t = r.bits(st.l2_width)
     if m >= st.l2_n:
         raise DecodeError(start, f"a second-level event code < {st.l2_n}", f"invalid second-level event code {m}")
@@ -822,7 +826,122 @@ def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
     name = _L2_EVENTS[st.tag][m]
     if name == "CH":
         return 1
+    if name == "AT(xsi:nil)":
+        return 2
     raise DecodeError(start, "a schema-declared event", f"undeclared {name} (schema deviation) is not supported")
+
+
+# --------------------------------------------------------------------------------------------- xsi:nil
+def _empty_twin(st: _State) -> Optional[tuple]:
+    """(attribute productions, EE allowed) of the TypeEmpty grammar state that mirrors ``st``.
+
+    After AT(xsi:nil) true an element continues in the empty grammar of its type (EXI 1.0
+    sections 8.5.4.1.3 and 8.5.4.4.1): the same attribute uses, then EE instead of any content.
+    EE is possible where ``st`` allows anything but a (required) attribute. Event codes: the
+    attributes in order, then EE, plus the escape of non-strict grammars."""
+    p: _Prod
+    ats = []
+    ee_ok = False
+    for p in st.prods:
+        if p.kind == K_AT:
+            ats.append(p)
+        elif p.kind == K_ANY and p.key is not None:
+            return None  # AT(*) (the relaxed fragment grammar): not supported with xsi:nil
+        else:
+            ee_ok = True
+    return ats, ee_ok
+
+
+_NIL_WILDCARD = "xsi:nil on an element whose grammar has AT(*) (the relaxed fragment grammar) is not supported"
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _dec_nil(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int:
+    """The rest of a nil element: its attributes (into ``d``) and EE."""
+    p: _Prod
+    n: cython.Py_ssize_t
+    d[XSI_NIL] = True
+    while True:
+        twin = _empty_twin(st)
+        if twin is None:
+            raise DecodeError(r.pos, "a declared event", _NIL_WILDCARD)
+        ats, ee_ok = twin
+        n = len(ats) + (1 if ee_ok else 0)
+        start = r.pos
+        code = r.bits(n.bit_length())
+        if code < len(ats):
+            p = ats[code]
+            if p.key in d:
+                raise DecodeError(start, "one value per attribute", f"attribute {p.key} occurs twice")
+            d[p.key] = _dec_value(r, p.dt)
+            st = states[p.nxt]
+            continue
+        if ee_ok and code == len(ats):
+            return 0
+        raise DecodeError(start, "an attribute or the end of the nil element",
+                          f"event code {code} (undeclared events after xsi:nil are not supported)")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _dec_nil_value(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int:
+    """After the second-level code of AT(xsi:nil): its boolean; 1 when true (the element is then
+    complete in ``d``), 0 when false (the element goes on as declared)."""
+    if r.bits(1):
+        _dec_nil(r, states, st, d)
+        return 1
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) -> cython.int:
+    """Write a nil element: escape, AT(xsi:nil) true, its attributes, EE. EXIficient writes
+    xsi:nil="false" not at all, and so do we (the caller drops it)."""
+    st: _State = states[sid]
+    p: _Prod
+    n: cython.Py_ssize_t
+    if st.tag != 0:
+        raise EncodeError(_path(path, XSI_NIL), "type", "xsi:nil only at the start of an element")
+    if _empty_twin(st) is None:
+        raise EncodeError(_path(path, XSI_NIL), "type", _NIL_WILDCARD)
+    w.bits(st.n, st.width)
+    w.bits((1 if st.ee < 0 else 0) + 1, st.l2_width)
+    w.bits(1, 1)
+    left = len(d) - 1
+    done = set()
+    while True:
+        twin = _empty_twin(st)
+        if twin is None:
+            raise EncodeError(_path(path, XSI_NIL), "type", _NIL_WILDCARD)
+        ats, ee_ok = twin
+        n = len(ats) + (1 if ee_ok else 0)
+        width = n.bit_length()
+        chosen = -1
+        for i in range(len(ats)):
+            key = cython.cast(_Prod, ats[i]).key
+            if key in d and key not in done:
+                chosen = i
+                break
+        if chosen >= 0:
+            p = ats[chosen]
+            w.bits(chosen, width)
+            _enc_value(w, p.dt, d[p.key], path, p.key)
+            done.add(p.key)
+            left -= 1
+            st = states[p.nxt]
+            continue
+        if not ee_ok:
+            raise EncodeError(_path(path, cython.cast(_Prod, ats[0]).key), "missing",
+                              "required attribute is missing (a nil element keeps its attributes)")
+        if left:
+            bad = [k for k in d if k != XSI_NIL and k not in _names_of(states, sid)]
+            extra = [k for k in d if k != XSI_NIL]
+            raise EncodeError(_path(path, (bad or extra)[0]), "unknown",
+                              "a nil element (xsi:nil true) has no content, only its attributes")
+        w.bits(len(ats), width)
+        return 0
 
 
 # --------------------------------------------------------------------------------------------- elements
@@ -917,6 +1036,10 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         # simple-typed element: CH (1 bit, code 0), the value, EE (1 bit, code 0)
         st = states[sid]
         p = st.prods[0]
+        if isinstance(value, dict) and XSI_NIL in value:
+            if value.get(XSI_NIL) is not True or len(value) != 1:
+                raise _type_error(path, None, "a simple-typed element takes a value or {'xsi:nil': True}")
+            return _enc_nil(w, states, sid, value, path)
         if _enc_empty(w, st, p.dt, value, path, None):
             return 0
         w.bits(0, 1)
@@ -929,6 +1052,13 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         raise EncodeError(_path(path, None), "type", f"message nested deeper than {_MAX_DEPTH} elements (a cyclic dict?)")
     # dict subclasses (OrderedDict, ...) as plain dicts: the typed local takes exact dicts only
     d: dict = value if type(value) is dict else dict(value)
+    if XSI_NIL in d:
+        nil = d[XSI_NIL]
+        if nil is True:
+            return _enc_nil(w, states, sid, d, path)
+        if nil is not False:
+            raise _type_error(path, XSI_NIL, f"expected True or False, got {type(nil).__name__}")
+        d = {k: v for k, v in d.items() if k != XSI_NIL}
     n_keys: cython.Py_ssize_t = len(d)
     counts: Optional[dict] = None
     # non-list keys already taken in a state that loops back to itself (the relaxed grammars of
@@ -1089,15 +1219,24 @@ def _no_production(d: dict, counts: dict, st: _State, states: tuple, first: int,
 def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
     st: _State
     p: _Prod
+    nd: dict
     code: cython.Py_ssize_t
     start: cython.Py_ssize_t
     if direct:
         st = states[sid]
         p = st.prods[0]
         start = r.pos
-        if r.bits(st.width) != 0:  # escape: an undeclared EE (empty content) or CH [untyped value]
-            if _dec_l2(r, st, start) == 0:
+        if r.bits(st.width) != 0:  # escape: an undeclared EE (empty content), CH [untyped value] or xsi:nil
+            l2 = _dec_l2(r, st, start)
+            if l2 == 0:
                 return _empty_value(p.dt, start)
+            if l2 == 2:
+                if depth > _MAX_DEPTH:
+                    raise DecodeError(start, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
+                nd = {}
+                if _dec_nil_value(r, states, st, nd):
+                    return nd
+                return _dec_elem(r, states, sid, direct, depth + 1)  # xsi:nil false: as declared
             v = _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))
             _end_after_untyped(r)
             return v
@@ -1117,7 +1256,7 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         if code >= st.n:
             if code > st.n:
                 raise _bad_code(start, code, st)
-            sid = _dec_deviation(r, st, sid, d, start)
+            sid = _dec_deviation(r, states, st, sid, d, start)
             if sid < 0:
                 return d
             continue
@@ -1141,6 +1280,8 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                     raise DecodeError(start, f"one {p.key}", f"{p.key} occurs again where the message holds one")
                 d[p.key] = v
         elif p.kind == K_ANY:
+            if p.key is not None:
+                raise DecodeError(start, "a declared attribute", "AT(*) wildcard attribute is not supported")
             raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
         else:
             # mixed content: its CH loops back to its state, and a second text run has no place in
@@ -1154,18 +1295,21 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
 
 @cython.cfunc
 @cython.exceptval(-2)
-def _dec_deviation(r: _Reader, st: _State, sid: cython.int, d: dict, start: cython.Py_ssize_t) -> cython.int:
+def _dec_deviation(r: _Reader, states: tuple, st: _State, sid: cython.int, d: dict, start: cython.Py_ssize_t) -> cython.int:
     """An escaped (second-level) event in element content: returns the next state, -1 after EE.
 
     An undeclared EE where the simple content ("value") was due gives the empty value; an untyped
-    CH in place of "value" gives its string."""
+    CH in place of "value" gives its string; AT(xsi:nil) true the nil element."""
     p: _Prod
     ch: Optional[_Prod] = None
     for p in st.prods:
         if p.kind == K_CH:
             ch = p
             break
-    if _dec_l2(r, st, start) == 0:
+    l2 = _dec_l2(r, st, start)
+    if l2 == 2:
+        return -1 if _dec_nil_value(r, states, st, d) else sid
+    if l2 == 0:
         if ch is not None and ch.key not in d:
             d[ch.key] = _empty_value(ch.dt, start)
         return -1
@@ -1202,7 +1346,7 @@ def _bad_code(start: int, code: int, st: _State) -> DecodeError:
         elif p.kind == K_ED:
             names.append("ED")
         elif p.kind == K_ANY:
-            names.append("SE(*)")
+            names.append("SE(*)" if p.key is None else "AT(*)")
         else:
             names.append(("AT(" if p.kind == K_AT else "SE(" if p.kind == K_SE else "CH(") + str(p.key) + ")")
     if code == st.n:

@@ -146,7 +146,7 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
         for k, x in v.items():
             if k == "value":
                 text = x
-            elif k in attributes and not isinstance(x, (dict, list)):
+            elif (k in attributes or k == "xsi:nil") and not isinstance(x, (dict, list)):
                 attrs.append((k, x))
             else:
                 kids.append((k, x))
@@ -178,8 +178,14 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
                 emit(k, x, indent + 1)
             out.append(f"{pad}</{name}>")
 
+    def has_nil(v: Any) -> bool:
+        if isinstance(v, dict):
+            return "xsi:nil" in v or any(has_nil(x) for x in v.values())
+        return isinstance(v, list) and any(has_nil(x) for x in v)
+
+    xsi = ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"' if has_nil(message) else ""
     for root, v in message.items():
-        emit(root, v, 0, f" xmlns={quoteattr(namespace)}")
+        emit(root, v, 0, f" xmlns={quoteattr(namespace)}{xsi}")
     return "\n".join(out) + "\n"
 
 

@@ -61,7 +61,7 @@ def _relaxed_grammar(gb: GrammarBuilder, schema: Schema, qn: Tuple[str, str], de
         dt = dts.pop() if len(dts) == 1 else untyped
         key = aq[1] if (local_count[aq[1]] == 1 or aq in own) else "{%s}%s" % aq
         p0.append((K_AT, key, dt, ef0, False, False))
-    p0.append((K_ANY, None, None, ef0, False, False))  # AT(*)
+    p0.append((K_ANY, "@*", None, ef0, False, False))  # AT(*): key "@*" tells it from SE(*)
     ses: List[Tuple[Any, ...]] = []
     for fq, _d in frag_list:
         entry, direct = entry_of(fq)

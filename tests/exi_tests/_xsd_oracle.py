@@ -260,7 +260,9 @@ class XmlRenderer:
         kids = self._children(el) if not t.is_simple() and not t.has_simple_content() else {}
         a_txt, inner = [], []
         for k, x in v.items():
-            if k == "value":
+            if k == "xsi:nil":
+                a_txt.insert(0, f' xsi:nil="{"true" if x else "false"}"')
+            elif k == "value":
                 st = t if t.is_simple() else t.content
                 inner.append(escape(self._lex(st, x)))
             elif k in attrs:
