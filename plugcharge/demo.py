@@ -495,9 +495,20 @@ def _print_summary(s: DemoSummary, wallet: ContractWallet, view: _View) -> None:
 def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSummary:
     """Synchronous entry point: :func:`run_demo_async` bounded by ``opts.timeout`` seconds."""
     async def bounded() -> DemoSummary:
-        try:
-            return await asyncio.wait_for(run_demo_async(opts, out), opts.timeout)
-        except asyncio.TimeoutError:
-            out(f"demo: gave up after {opts.timeout:g} s (overall timeout)")
-            return DemoSummary(completed=False, reason="timeout", duration_s=opts.timeout)
+        # The deadline decides, not the cancellation: asyncio.wait_for can lose a cancellation
+        # that races with an inner await finishing (CPython gh-86296), and the demo would then
+        # run on past its timeout. Cancel at the deadline, re-cancel while it unwinds.
+        task = asyncio.ensure_future(run_demo_async(opts, out))
+        done, _ = await asyncio.wait({task}, timeout=opts.timeout)
+        if task in done:
+            return task.result()
+        for _ in range(20):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                break
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the demo is reported as timed out either way
+        out(f"demo: gave up after {opts.timeout:g} s (overall timeout)")
+        return DemoSummary(completed=False, reason="timeout", duration_s=opts.timeout)
     return asyncio.run(bounded())

@@ -58,6 +58,25 @@ def run(tmp_path, cp, **kw):
     return p.run()
 
 
+@pytest.mark.skipif(REAL is not None, reason=str(REAL))
+def test_pnc_session_on_the_iso15118_jar_grammars(tmp_path):
+    """The sessions take any codec provider: the jar's grammar variant runs a whole PnC session
+    (installation, signed AuthorizationReq, charge loop), its signatures included."""
+    import exi
+
+    seen = set()
+
+    def jar(ns):
+        codec = exi.get_codec(ns, grammars="iso15118-jar")
+        seen.add(codec.grammars)
+        return codec
+
+    p = run(tmp_path, jar, ev_config=EVConfig(charge_loops=2))
+    assert ended(p.ev_events).reason == "finished" and ended(p.charger_events).reason == "finished"
+    assert first(p.ev_events, ContractInstallationSucceeded).emaid == "DEPLGC000000042"
+    assert seen == {"iso15118-jar"}
+
+
 def ended(events) -> SessionEnded:
     e = events[-1]
     assert isinstance(e, SessionEnded), kinds(events)
