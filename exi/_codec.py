@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 
 from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
@@ -22,11 +23,10 @@ NAMESPACES: Dict[str, str] = {
     "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
 }
 
-#: grammar variants (``get_codec(..., grammars=...)``) -> table module suffix
+#: grammar variants (``get_codec(..., grammars=...)``) -> table module suffix; a set without a
+#: ``<name><suffix>`` module (the generator writes none where the variant equals the default)
+#: uses its default tables
 GRAMMARS: Dict[str, str] = {"exi": "", "iso15118-jar": "_jar"}
-
-#: schema sets whose iso15118-jar tables differ from the EXI 1.0 ones (exi/_generated/<name>_jar.py)
-_JAR_TABLES = frozenset({"iso2", "iso20_cm", "iso20_wpt"})
 
 _CACHE: Dict[Tuple[str, str], "Codec"] = {}
 
@@ -58,8 +58,10 @@ class Codec(_eng.CodecCore):
         self.namespace = namespace
         self.name = name
         self.grammars = grammars
-        suffix = GRAMMARS[grammars] if name in _JAR_TABLES else ""
-        tables = importlib.import_module(f"exi._generated.{name}{suffix}")
+        module = f"exi._generated.{name}{GRAMMARS[grammars]}"
+        if importlib.util.find_spec(module) is None:
+            module = f"exi._generated.{name}"
+        tables = importlib.import_module(module)
         self._tables = tables
         self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False)
         self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True)
@@ -92,7 +94,5 @@ def get_codec(namespace: str, *, grammars: str = "exi") -> Codec:
         name = NAMESPACES.get(namespace)
         if name is None:
             raise UnknownNamespaceError(f"no EXI schema set for namespace {namespace!r}; known: {sorted(NAMESPACES)}")
-        if grammars not in GRAMMARS:
-            raise ValueError(f"unknown grammars {grammars!r}; known: {sorted(GRAMMARS)}")
         codec = _CACHE[key] = Codec(namespace, name, grammars=grammars)
     return codec

@@ -904,13 +904,10 @@ def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) ->
     n: cython.Py_ssize_t
     if st.tag != 0:
         raise EncodeError(_path(path, XSI_NIL), "type", "xsi:nil only at the start of an element")
-    if _empty_twin(st) is None:
-        raise EncodeError(_path(path, XSI_NIL), "type", _NIL_WILDCARD)
     w.bits(st.n, st.width)
     w.bits((1 if st.ee < 0 else 0) + 1, st.l2_width)
     w.bits(1, 1)
-    left = len(d) - 1
-    done = set()
+    done: set = {XSI_NIL}
     while True:
         twin = _empty_twin(st)
         if twin is None:
@@ -929,17 +926,15 @@ def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) ->
             w.bits(chosen, width)
             _enc_value(w, p.dt, d[p.key], path, p.key)
             done.add(p.key)
-            left -= 1
             st = states[p.nxt]
             continue
         if not ee_ok:
             raise EncodeError(_path(path, cython.cast(_Prod, ats[0]).key), "missing",
                               "required attribute is missing (a nil element keeps its attributes)")
-        if left:
-            bad = [k for k in d if k != XSI_NIL and k not in _names_of(states, sid)]
-            extra = [k for k in d if k != XSI_NIL]
-            raise EncodeError(_path(path, (bad or extra)[0]), "unknown",
-                              "a nil element (xsi:nil true) has no content, only its attributes")
+        for k in d:
+            if k not in done:
+                raise EncodeError(_path(path, k), "unknown",
+                                  "a nil element (xsi:nil true) has no content, only its attributes")
         w.bits(len(ats), width)
         return 0
 

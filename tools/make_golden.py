@@ -33,6 +33,7 @@ from _exi_msggen import (  # noqa: E402
     GenOptions,
     MessageGenerator,
     NotGeneratable,
+    to_bytes_shape,
     to_json_shape,
 )
 
@@ -188,8 +189,6 @@ XSD_FRAGMENTS = {
 
 def main_xsd(args: argparse.Namespace) -> int:
     from _xsd_oracle import XmlRenderer, XsdOracle
-
-    from _exi_msggen import to_bytes_shape
 
     gen = MessageGenerator(args.schemas)
     out = Path(args.out)

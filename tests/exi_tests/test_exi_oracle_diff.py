@@ -67,7 +67,8 @@ def _can_generate() -> str | None:
     return None
 
 
-def _oracle_unavailable() -> str | None:
+def _jar_unavailable() -> str | None:
+    """Why the jar cannot be run here (schemas, xmlschema, EXI_ORACLE_JAR, java), or None."""
     why = _can_generate()
     if why:
         return why
@@ -76,6 +77,13 @@ def _oracle_unavailable() -> str | None:
         return "EXI_ORACLE_JAR is not set (tools/get_oracle_jar.sh)"
     if not shutil.which("java") or not shutil.which("javac"):
         return "java/javac not found"
+    return None
+
+
+def _oracle_unavailable() -> str | None:
+    why = _jar_unavailable()
+    if why:
+        return why
     if not (ORACLE_DIR / "exificient_oracle.py").is_file():
         return "../shared/tools/exificient_oracle.py not found"
     return None

@@ -21,7 +21,7 @@ import pytest
 
 import exi
 from _exi_msggen import SCHEMA_SETS, to_bytes_shape
-from test_exi_oracle_diff import COUNT, SCHEMAS, SEED, _can_generate, _generate, _generator, _jobs
+from test_exi_oracle_diff import COUNT, SCHEMAS, SEED, _generate, _generator, _jar_unavailable, _jobs
 
 ALL_SETS = tuple(SCHEMA_SETS)
 
@@ -34,20 +34,6 @@ ISO20_FRAGMENTS = {
 }
 
 
-def _unavailable() -> str | None:
-    why = _can_generate()
-    if why:
-        return why
-    jar = os.environ.get("EXI_ORACLE_JAR")
-    if not jar or not Path(jar).is_file():
-        return "EXI_ORACLE_JAR is not set (tools/get_oracle_jar.sh)"
-    import shutil
-
-    if not shutil.which("java") or not shutil.which("javac"):
-        return "java/javac not found"
-    return None
-
-
 def _all_jobs() -> Iterator[tuple[str, str, str]]:
     yield from _jobs(ALL_SETS)
     for s, elements in ISO20_FRAGMENTS.items():
@@ -56,7 +42,7 @@ def _all_jobs() -> Iterator[tuple[str, str, str]]:
 
 
 def _params() -> list[Any]:
-    why = _unavailable()
+    why = _jar_unavailable()
     if why:
         return [pytest.param(None, None, None, marks=pytest.mark.skip(reason=why), id="unavailable")]
     return [pytest.param(s, k, m, id=f"{s}-{k}-{m}") for s, k, m in _all_jobs()]
