@@ -1,10 +1,12 @@
 """Type stub of the compiled EXI engine (Cython build of exi/_engine.py under the name exi._cengine)."""
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 class Grammar:
     """Document or fragment entry point of one schema set (see exi/_engine.py)."""
 
-    def __init__(self, raw_states: tuple, start: int, keys: Dict[str, int], fragment: bool) -> None: ...
+    def __init__(self, raw_states: tuple, start: int, keys: Dict[str, int], fragment: bool,
+                 string_table: Optional[tuple] = None,
+                 xsi_types: Optional[Dict[Tuple[str, str], Tuple[int, bool]]] = None) -> None: ...
     def encode(self, message: object) -> bytes: ...
     def decode(self, data: object) -> Dict[str, Any]: ...
 

@@ -39,7 +39,9 @@ class Codec(_eng.CodecCore):
     has attributes is under ``"value"``, elements that may repeat (maxOccurs > 1) are lists, absent
     optional elements are omitted. hexBinary/base64Binary are ``bytes``, enumerations their literal
     strings, booleans ``bool``, integers ``int``. A nil element (xsi:nil="true") is
-    ``{"xsi:nil": True}`` plus its attributes.
+    ``{"xsi:nil": True}`` plus its attributes; ``"xsi:type": "{uri}TypeName"`` makes the element
+    follow that type's grammar (a simple-typed element is then a dict with ``"value"``); undeclared
+    attributes are ``"@name"`` / ``"@{uri}name"`` keys with str values.
 
     ``encode(message) -> bytes`` / ``decode(data) -> dict`` work on EXI documents (header byte 0x80
     included), ``encode_fragment`` / ``decode_fragment`` on fragments of the schema set's fragment
@@ -63,8 +65,9 @@ class Codec(_eng.CodecCore):
             module = f"exi._generated.{name}"
         tables = importlib.import_module(module)
         self._tables = tables
-        self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False)
-        self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True)
+        st, xt = tables.STRING_TABLE, tables.XSI_TYPES
+        self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False, st, xt)
+        self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True, st, xt)
         self._shape_cache: Dict[int, Any] = {}
 
     if TYPE_CHECKING:  # the four methods are CodecCore's (compiled); their public types:

@@ -191,25 +191,26 @@ class _State:
 _COMPILED: dict = {}
 
 
-def _compile_states(raw_states: tuple) -> tuple:
+def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
     got = _COMPILED.get(id(raw_states))
     if got is not None and got[0] is raw_states:
         return got[1]
     dts: dict = {}
     states = tuple([_State(s, dts) for s in raw_states])
-    _classify_tags(states)
+    _classify_tags(states, type_starts)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
 
 
-def _classify_tags(states: tuple) -> None:
+def _classify_tags(states: tuple, type_starts: tuple) -> None:
     """Mark each state as first start tag, start tag or element content (for second-level codes).
 
-    First start tags are the start states of element grammars (targets of SE productions); start
-    tags are the states reached from those through attributes only; everything else is content."""
+    First start tags are the start states of element grammars (targets of SE productions) and of
+    the type grammars xsi:type may name; start tags are the states reached from those through
+    attributes only; everything else is content."""
     st: _State
     p: _Prod
-    firsts = set()
+    firsts = set(type_starts)
     for st in states:
         for p in st.prods:
             if p.kind == K_SE and p.arg >= 0:
@@ -230,6 +231,50 @@ def _classify_tags(states: tuple) -> None:
         st.tag = tags[i]
         st.l2_n = (1 if st.ee < 0 else 0) + (6 if st.tag == 0 else 4 if st.tag == 1 else 2)
         st.l2_width = (st.l2_n - 1).bit_length()
+
+
+@cython.final
+@cython.cclass
+class _SchemaInfo:
+    """What second-level events need of a schema set: its initial qname string table (EXI 1.0
+    appendix D) and the type grammars an xsi:type may name."""
+
+    string_table: tuple  # (URIs, local names per URI)
+    xsi_types: dict  # (uri, local name) -> (start state, simple type)
+    by_local: dict  # local name -> [(uri, local name)] of the types with that local name
+
+    def __init__(self, string_table: tuple, xsi_types: dict) -> None:
+        self.string_table = string_table
+        self.xsi_types = xsi_types
+        self.by_local = {}
+        for qn in xsi_types:
+            self.by_local.setdefault(qn[1], []).append(qn)
+
+
+@cython.final
+@cython.cclass
+class _QNames:
+    """The qname partitions of one stream's string table (EXI 1.0 section 7.3): the URI partition
+    and one local-name partition per URI, initialised from the schema and grown by every miss."""
+
+    uris: list
+    uri_ix: dict
+    names: list  # per URI: its local names in order of their compact ids
+    name_ix: list  # per URI: local name -> compact id
+
+    def __init__(self, info: _SchemaInfo) -> None:
+        uris, names = info.string_table
+        self.uris = list(uris)
+        self.uri_ix = {u: i for i, u in enumerate(uris)}
+        self.names = [list(p) for p in names]
+        self.name_ix = [{n: i for i, n in enumerate(p)} for p in names]
+
+    def add_uri(self, uri: str) -> int:
+        self.uri_ix[uri] = len(self.uris)
+        self.uris.append(uri)
+        self.names.append([])
+        self.name_ix.append({})
+        return len(self.uris) - 1
 
 
 #: second-level events of each tag kind, after the optional leading EE
@@ -276,8 +321,12 @@ class _Writer:
     pbuf: bytearray
     acc: cython.ulonglong
     nacc: cython.int
+    info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
+    qt: Optional[_QNames]  # this stream's qname string table, made on first use
 
     def __init__(self) -> None:
+        self.info = None
+        self.qt = None
         self.acc = 0
         self.nacc = 0
         self.size = 0
@@ -303,6 +352,7 @@ class _Writer:
         self.acc = 0
         self.nacc = 0
         self.size = 0
+        self.qt = None
         if not cython.compiled:
             self.pbuf = bytearray()
 
@@ -434,9 +484,13 @@ class _Reader:
     ptr: cython.p_uchar
     pos: cython.Py_ssize_t
     end: cython.Py_ssize_t
+    info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
+    qt: Optional[_QNames]  # this stream's qname string table, made on first use
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self.info = None
+        self.qt = None
         if cython.compiled:
             self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
         self.pos = 0
@@ -812,10 +866,10 @@ def _from_text(dt: _DT, text: str) -> object:
 @cython.exceptval(-1)
 def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
     """Read the second-level event code after an escape: 0 for EE, 1 for CH [untyped value],
-    2 for AT(xsi:nil) (its value not yet read).
+    2 for AT(xsi:nil), 3 for AT(xsi:type), 4 for AT(*) (their content not yet read).
 
-    Other undeclared events (xsi:type, AT(*), SE(*)) raise DecodeError: V2G peers do not send
-    them, and they would need the built-in (schema-less) grammars."""
+    SE(*) (an undeclared element, which needs the built-in grammars) and the third-level
+    AT(invalid value) raise DecodeError."""
     m: cython.Py_ssize_t = r.bits(st.l2_width)
     if m >= st.l2_n:
         raise DecodeError(start, f"a second-level event code < {st.l2_n}", f"invalid second-level event code {m}")
@@ -828,59 +882,73 @@ def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
         return 1
     if name == "AT(xsi:nil)":
         return 2
+    if name == "AT(xsi:type)":
+        return 3
+    if name == "AT(*)":
+        return 4
     raise DecodeError(start, "a schema-declared event", f"undeclared {name} (schema deviation) is not supported")
 
 
 # --------------------------------------------------------------------------------------------- xsi:nil
-def _empty_twin(st: _State) -> Optional[tuple]:
+def _empty_twin(st: _State) -> tuple:
     """(attribute productions, EE allowed) of the TypeEmpty grammar state that mirrors ``st``.
 
     After AT(xsi:nil) true an element continues in the empty grammar of its type (EXI 1.0
-    sections 8.5.4.1.3 and 8.5.4.4.1): the same attribute uses, then EE instead of any content.
-    EE is possible where ``st`` allows anything but a (required) attribute. Event codes: the
-    attributes in order, then EE, plus the escape of non-strict grammars."""
+    sections 8.5.4.1.3 and 8.5.4.4.1): the same attribute uses (AT(*) of the relaxed fragment
+    grammar among them), then EE instead of any content. EE is possible where ``st`` allows
+    anything but a (required) attribute. Event codes: the attributes in order, then EE, then the
+    escape of non-strict grammars."""
     p: _Prod
     ats = []
     ee_ok = False
     for p in st.prods:
-        if p.kind == K_AT:
+        if p.kind == K_AT or (p.kind == K_ANY and p.key is not None):
             ats.append(p)
-        elif p.kind == K_ANY and p.key is not None:
-            return None  # AT(*) (the relaxed fragment grammar): not supported with xsi:nil
         else:
             ee_ok = True
     return ats, ee_ok
 
 
-_NIL_WILDCARD = "xsi:nil on an element whose grammar has AT(*) (the relaxed fragment grammar) is not supported"
-
-
 @cython.cfunc
 @cython.exceptval(-1)
 def _dec_nil(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int:
-    """The rest of a nil element: its attributes (into ``d``) and EE."""
+    """The rest of a nil element: its attributes (into ``d``; undeclared ones too) and EE."""
     p: _Prod
     n: cython.Py_ssize_t
     d[XSI_NIL] = True
+    first: cython.bint = True  # TypeEmpty_0 keeps the second level of a first start tag
     while True:
-        twin = _empty_twin(st)
-        if twin is None:
-            raise DecodeError(r.pos, "a declared event", _NIL_WILDCARD)
-        ats, ee_ok = twin
+        ats, ee_ok = _empty_twin(st)
         n = len(ats) + (1 if ee_ok else 0)
         start = r.pos
         code = r.bits(n.bit_length())
         if code < len(ats):
             p = ats[code]
+            if p.kind == K_ANY:
+                _dec_any_attr(r, d, start)
+                continue
             if p.key in d:
                 raise DecodeError(start, "one value per attribute", f"attribute {p.key} occurs twice")
             d[p.key] = _dec_value(r, p.dt)
             st = states[p.nxt]
+            first = False
             continue
         if ee_ok and code == len(ats):
             return 0
-        raise DecodeError(start, "an attribute or the end of the nil element",
-                          f"event code {code} (undeclared events after xsi:nil are not supported)")
+        if code == n:
+            # second level: [EE,] then AT(xsi:type), AT(xsi:nil), AT(*), ... or AT(*), ...
+            l2_n = (0 if ee_ok else 1) + (6 if first else 4)
+            m = r.bits((l2_n - 1).bit_length())
+            if not ee_ok:
+                if m == 0:
+                    return 0
+                m -= 1
+            if m == (2 if first else 0):
+                _dec_any_attr(r, d, start)
+                continue
+            raise DecodeError(start, "an attribute or the end of the nil element",
+                              f"second-level event code {m} after xsi:nil (only AT(*) is supported there)")
+        raise DecodeError(start, "an attribute or the end of the nil element", f"invalid event code {code}")
 
 
 @cython.cfunc
@@ -897,8 +965,9 @@ def _dec_nil_value(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int
 @cython.cfunc
 @cython.exceptval(-1)
 def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) -> cython.int:
-    """Write a nil element: escape, AT(xsi:nil) true, its attributes, EE. EXIficient writes
-    xsi:nil="false" not at all, and so do we (the caller drops it)."""
+    """Write a nil element: escape, AT(xsi:nil) true, its attributes (declared and undeclared,
+    merged in qname order), EE. EXIficient writes xsi:nil="false" not at all, and so do we (the
+    caller drops it)."""
     st: _State = states[sid]
     p: _Prod
     n: cython.Py_ssize_t
@@ -908,25 +977,47 @@ def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) ->
     w.bits((1 if st.ee < 0 else 0) + 1, st.l2_width)
     w.bits(1, 1)
     done: set = {XSI_NIL}
+    und_or_none: Optional[dict] = _undeclared(d)
+    und: dict = {} if und_or_none is None else und_or_none
+    pending: list = sorted(und, key=_attr_order, reverse=True)
+    done.update(und)
+    first: cython.bint = True
     while True:
-        twin = _empty_twin(st)
-        if twin is None:
-            raise EncodeError(_path(path, XSI_NIL), "type", _NIL_WILDCARD)
-        ats, ee_ok = twin
+        ats, ee_ok = _empty_twin(st)
         n = len(ats) + (1 if ee_ok else 0)
         width = n.bit_length()
         chosen = -1
+        wild = -1  # AT(*) of the relaxed fragment grammar (a first-level code)
         for i in range(len(ats)):
-            key = cython.cast(_Prod, ats[i]).key
-            if key in d and key not in done:
+            p = ats[i]
+            if p.kind == K_ANY:
+                if wild < 0:
+                    wild = i
+            elif chosen < 0 and p.key in d and p.key not in done:
                 chosen = i
-                break
+        if pending and (chosen < 0 or _attr_order(pending[len(pending) - 1]) < _attr_order("@" + str(cython.cast(_Prod, ats[chosen]).key))):
+            k = pending.pop()
+            qn = _split_clark(k[1:])
+            if qn is None or not qn[1]:
+                raise EncodeError(_path(path, k), "type", "expected '@name' or '@{uri}name'")
+            if not isinstance(und[k], str):
+                raise _type_error(path, k, f"an undeclared attribute's value is text, got {type(und[k]).__name__}")
+            if wild >= 0:
+                w.bits(wild, width)
+            else:
+                w.bits(n, width)  # escape, then AT(*) at the second level of TypeEmpty
+                l2_n = (0 if ee_ok else 1) + (6 if first else 4)
+                w.bits((0 if ee_ok else 1) + (2 if first else 0), (l2_n - 1).bit_length())
+            _write_qname(w, qn[0], qn[1])
+            _enc_value(w, _UNTYPED_STRING, und[k], path, k)
+            continue
         if chosen >= 0:
             p = ats[chosen]
             w.bits(chosen, width)
             _enc_value(w, p.dt, d[p.key], path, p.key)
             done.add(p.key)
             st = states[p.nxt]
+            first = False
             continue
         if not ee_ok:
             raise EncodeError(_path(path, cython.cast(_Prod, ats[0]).key), "missing",
@@ -937,6 +1028,191 @@ def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) ->
                                   "a nil element (xsi:nil true) has no content, only its attributes")
         w.bits(len(ats), width)
         return 0
+
+
+# --------------------------------------------------------------------------------------------- qnames, xsi:type, AT(*)
+XSI_TYPE = "xsi:type"
+_XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def _clark(uri: str, local: str) -> str:
+    """A qname as dict text: ``local`` without a namespace, else ``{uri}local`` (Clark notation)."""
+    return "{%s}%s" % (uri, local) if uri else local
+
+
+def _qt_of(info: Optional[_SchemaInfo], qt: Optional[_QNames]) -> _QNames:
+    if qt is not None:
+        return qt
+    if info is None:
+        raise ValueError("no string table for this grammar")
+    return _QNames(info)
+
+
+@cython.cfunc
+def _read_qname(r: _Reader) -> tuple:
+    """A qname through the stream's string table (EXI 1.0 sections 7.1.7, 7.3.2 and 7.3.3): the
+    URI as an n-bit id + 1 (0: a literal that joins the table), then the local name as 0 and an
+    n-bit compact id, or its length + 1 and the characters (which join the URI's partition)."""
+    qt: _QNames = _qt_of(r.info, r.qt)
+    r.qt = qt
+    start: cython.Py_ssize_t = r.pos
+    n: cython.Py_ssize_t = len(qt.uris)
+    u: cython.Py_ssize_t = r.bits(n.bit_length())
+    if u == 0:
+        uri = r.string(r.unsigned())
+        if uri in qt.uri_ix:
+            raise DecodeError(start, "a new URI", f"URI literal {uri!r} is already in the string table")
+        ui = qt.add_uri(uri)
+    elif u > n:
+        raise DecodeError(start, f"a URI id <= {n}", f"URI id {u - 1} is not in the string table")
+    else:
+        ui = u - 1
+        uri = qt.uris[ui]
+    names: list = qt.names[ui]
+    start = r.pos
+    ln = r.unsigned()
+    if ln == 0:
+        k: cython.Py_ssize_t = len(names)
+        if k == 0:
+            raise DecodeError(start, "a local-name literal", f"local-name hit in the empty partition of {uri!r}")
+        i: cython.Py_ssize_t = r.bits((k - 1).bit_length())
+        if i >= k:
+            raise DecodeError(start, f"a local-name id < {k}", f"local-name id {i} is not in the string table")
+        return uri, names[i]
+    local = r.string(ln - 1)
+    ix: dict = qt.name_ix[ui]
+    if local in ix:
+        raise DecodeError(start, "a new local name", f"local-name literal {local!r} is already in the string table")
+    ix[local] = len(names)
+    names.append(local)
+    return uri, local
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _write_chars(w: _Writer, s: str) -> cython.int:
+    for ch in s:
+        w.uint_small(ord(ch))
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _write_qname(w: _Writer, uri: str, local: str) -> cython.int:
+    """The encoder's side of _read_qname (the same table updates)."""
+    qt: _QNames = _qt_of(w.info, w.qt)
+    w.qt = qt
+    n: cython.Py_ssize_t = len(qt.uris)
+    ui = qt.uri_ix.get(uri)
+    if ui is None:
+        w.bits(0, n.bit_length())
+        w.uint_small(len(uri))
+        _write_chars(w, uri)
+        ui = qt.add_uri(uri)
+    else:
+        w.bits(ui + 1, n.bit_length())
+    names: list = qt.names[ui]
+    ix: dict = qt.name_ix[ui]
+    li = ix.get(local)
+    if li is None:
+        w.uint_small(len(local) + 1)
+        _write_chars(w, local)
+        ix[local] = len(names)
+        names.append(local)
+    else:
+        w.uint_small(0)
+        w.bits(li, (len(names) - 1).bit_length())
+    return 0
+
+
+def _split_clark(text: str) -> Optional[tuple]:
+    if text.startswith("{"):
+        end = text.find("}")
+        if end > 0 and end + 1 < len(text):
+            return text[1:end], text[end + 1:]
+        return None
+    return "", text
+
+
+@cython.cfunc
+def _dec_xsi_type(r: _Reader, d: dict, start: cython.Py_ssize_t) -> tuple:
+    """After the second-level code of AT(xsi:type): its qname into ``d``; (start state of the named
+    type's grammar, simple type). The element goes on in that type grammar (EXI 1.0 8.5.4.4.1)."""
+    if XSI_TYPE in d:
+        raise DecodeError(start, "one xsi:type", "xsi:type occurs twice")
+    uri, local = _read_qname(r)
+    info: Optional[_SchemaInfo] = r.info
+    if info is None:
+        raise DecodeError(start, "a schema-informed grammar", "no xsi:type map")
+    ent = info.xsi_types.get((uri, local))
+    if ent is None:
+        raise DecodeError(start, "a type of the schema set", f"xsi:type names {_clark(uri, local)!r}, "
+                                                             "which has no grammar here")
+    d[XSI_TYPE] = _clark(uri, local)
+    return ent
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _dec_any_attr(r: _Reader, d: dict, start: cython.Py_ssize_t) -> cython.int:
+    """After the code of AT(*): an undeclared attribute, its qname and untyped value, into ``d``
+    under "@" + its name (V2G schemas declare no global attributes, so every value is a string)."""
+    uri, local = _read_qname(r)
+    key = "@" + _clark(uri, local)
+    if key in d:
+        raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
+    d[key] = _dec_value(r, _UNTYPED_STRING)
+    return 0
+
+
+@cython.cfunc
+def _enc_xsi_type(w: _Writer, states: tuple, sid: cython.int, v: object, path: list) -> tuple:
+    """Write AT(xsi:type) (escape, second-level code, the type's qname) at the start of an element;
+    return (start state of that type's grammar, simple type)."""
+    st: _State = states[sid]
+    info: Optional[_SchemaInfo] = w.info
+    if st.tag != 0 or info is None:
+        raise EncodeError(_path(path, XSI_TYPE), "type", "xsi:type only at the start of an element")
+    if not isinstance(v, str):
+        raise _type_error(path, XSI_TYPE, f"expected a type name (str), got {type(v).__name__}")
+    qn = _split_clark(v)
+    if qn is not None and not qn[0]:
+        cands = info.by_local.get(qn[1], [])
+        if len(cands) > 1:
+            raise EncodeError(_path(path, XSI_TYPE), "type", f"{v!r} names several types: write "
+                              f"{' or '.join(repr(_clark(*c)) for c in cands)}")
+        qn = cands[0] if cands else None
+    ent = None if qn is None else info.xsi_types.get(qn)
+    if ent is None or qn is None:
+        raise EncodeError(_path(path, XSI_TYPE), "unknown", f"{v!r} is not a type of this schema set")
+    w.bits(st.n, st.width)
+    w.bits(1 if st.ee < 0 else 0, st.l2_width)
+    _write_qname(w, qn[0], qn[1])
+    return ent
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_any_attr(w: _Writer, st: _State, key: str, v: object, path: list) -> cython.int:
+    """Write an undeclared attribute (key "@name" or "@{uri}name") as AT(*) [untyped value]."""
+    if st.tag == 2:
+        raise EncodeError(_path(path, key), "type", "an undeclared attribute only in the start tag")
+    qn = _split_clark(key[1:])
+    if qn is None or not qn[1]:
+        raise EncodeError(_path(path, key), "type", "expected '@name' or '@{uri}name'")
+    if not isinstance(v, str):
+        raise _type_error(path, key, f"an undeclared attribute's value is text, got {type(v).__name__}")
+    p: _Prod
+    for p in st.prods:
+        if p.kind == K_ANY and p.key is not None:  # AT(*) of the relaxed fragment grammar
+            w.bits(p.code, st.width)
+            break
+    else:
+        w.bits(st.n, st.width)
+        w.bits((1 if st.ee < 0 else 0) + (2 if st.tag == 0 else 0), st.l2_width)
+    _write_qname(w, qn[0], qn[1])
+    _enc_value(w, _UNTYPED_STRING, v, path, key)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- elements
@@ -1027,26 +1303,31 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     used: cython.Py_ssize_t = 0
     c: cython.Py_ssize_t
     first: cython.int = sid
-    if direct:
+    if direct and not (isinstance(value, dict) and _has_l2_keys(value)):
         # simple-typed element: CH (1 bit, code 0), the value, EE (1 bit, code 0)
         st = states[sid]
         p = st.prods[0]
-        if isinstance(value, dict) and XSI_NIL in value:
-            if value.get(XSI_NIL) is not True or len(value) != 1:
-                raise _type_error(path, None, "a simple-typed element takes a value or {'xsi:nil': True}")
-            return _enc_nil(w, states, sid, value, path)
+        if isinstance(value, dict):
+            raise _type_error(path, None, "a simple-typed element takes a value, or a dict with xsi:nil, "
+                                          "xsi:type or undeclared attributes ('@name') and its \"value\"")
         if _enc_empty(w, st, p.dt, value, path, None):
             return 0
         w.bits(0, 1)
         _enc_value(w, p.dt, value, path, None)
         w.bits(0, 1)
         return 0
+    # (a simple-typed element given as such a dict runs its type grammar here: CH "value", EE)
     if not isinstance(value, dict):
         raise _type_error(path, None, f"expected a dict, got {type(value).__name__}")
     if len(path) > _MAX_DEPTH:
         raise EncodeError(_path(path, None), "type", f"message nested deeper than {_MAX_DEPTH} elements (a cyclic dict?)")
     # dict subclasses (OrderedDict, ...) as plain dicts: the typed local takes exact dicts only
     d: dict = value if type(value) is dict else dict(value)
+    if XSI_TYPE in d:
+        ent = _enc_xsi_type(w, states, sid, d[XSI_TYPE], path)
+        sid = ent[0]
+        first = sid
+        d = {k: v for k, v in d.items() if k != XSI_TYPE}
     if XSI_NIL in d:
         nil = d[XSI_NIL]
         if nil is True:
@@ -1054,6 +1335,13 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         if nil is not False:
             raise _type_error(path, XSI_NIL, f"expected True or False, got {type(nil).__name__}")
         d = {k: v for k, v in d.items() if k != XSI_NIL}
+    und: Optional[dict] = _undeclared(d)
+    pending: Optional[list] = None
+    if und is not None:
+        # undeclared attributes go in as AT(*), merged with the declared ones in qname order (as
+        # EXIficient sorts a start tag's attributes): pending holds them, last one first
+        pending = sorted(und, key=_attr_order, reverse=True)
+        d = {k: v for k, v in d.items() if k not in und}
     n_keys: cython.Py_ssize_t = len(d)
     counts: Optional[dict] = None
     # non-list keys already taken in a state that loops back to itself (the relaxed grammars of
@@ -1137,12 +1425,16 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             chosen = _no_production(d, {} if counts is None else counts, st, states, first, path)
             used = n_keys
         p = st.prods[chosen]
+        if pending:
+            _enc_pending(w, st, p.key if p.kind == K_AT else None, pending, und, path)
         if p.kind == K_CH and st.ee < 0 and used == n_keys and _enc_empty(w, st, p.dt, item, path, p.key):
             return 0  # empty simple content ends the element with an undeclared EE
         w.bits(chosen, st.width)
         if p.kind == K_EE:
             return 0
-        if p.nxt == sid and not p.is_list:
+        if not p.is_list:
+            # a single value is written once: self-looping states and the relaxed fragment
+            # grammar (ElementFragment_0 and _1 offer the same keys) must not take it again
             if done is None:
                 done = set()
             done.add(p.key)
@@ -1155,6 +1447,45 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         else:  # K_AT / K_CH
             _enc_value(w, p.dt, item, path, p.key)
         sid = p.nxt
+
+
+def _undeclared(d: dict) -> Optional[dict]:
+    """The undeclared attributes ("@name" keys) of an element's dict, None when there are none."""
+    out: Optional[dict] = None
+    for k, v in d.items():
+        if type(k) is str and cython.cast(str, k).startswith("@"):
+            if out is None:
+                out = {}
+            out[k] = v
+    return out
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_pending(w: _Writer, st: _State, before: object, pending: list, und: dict, path: list) -> cython.int:
+    """Write the pending undeclared attributes that sort before the declared attribute ``before``
+    (all of them when the next event is no attribute: None)."""
+    limit = None if before is None else _attr_order("@" + str(before))
+    while pending:
+        k = pending[len(pending) - 1]
+        if limit is not None and _attr_order(k) > limit:
+            break
+        pending.pop()
+        _enc_any_attr(w, st, k, und[k], path)
+    return 0
+
+
+def _has_l2_keys(d: dict) -> bool:
+    """Whether a dict given for a simple-typed element carries second-level events."""
+    for k in d:
+        if k == XSI_NIL or k == XSI_TYPE or (type(k) is str and cython.cast(str, k).startswith("@")):
+            return True
+    return False
+
+
+def _attr_order(key: str) -> tuple:
+    qn = _split_clark(key[1:])
+    return ("", "") if qn is None else (qn[1], qn[0])
 
 
 def _names_of(states: tuple, sid: int) -> dict:
@@ -1232,6 +1563,14 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 if _dec_nil_value(r, states, st, nd):
                     return nd
                 return _dec_elem(r, states, sid, direct, depth + 1)  # xsi:nil false: as declared
+            if l2 >= 3:
+                # xsi:type or an undeclared attribute: the element becomes a dict ("value" beside them)
+                nd = {}
+                if l2 == 3:
+                    sid = _dec_xsi_type(r, nd, start)[0]
+                else:
+                    _dec_any_attr(r, nd, start)
+                return _dec_content(r, states, sid, nd, depth)
             v = _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))
             _end_after_untyped(r)
             return v
@@ -1241,9 +1580,18 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
         if r.bits(1) != 0:
             raise DecodeError(start, "EE", "undeclared content after the value (schema deviation) is not supported")
         return v
+    return _dec_content(r, states, sid, {}, depth)
+
+
+@cython.cfunc
+def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int) -> object:
+    """The events of an element from state ``sid`` on, into ``d`` (the element's dict)."""
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    start: cython.Py_ssize_t
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
-    d: dict = {}
     while True:
         st = states[sid]
         start = r.pos
@@ -1275,8 +1623,10 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                     raise DecodeError(start, f"one {p.key}", f"{p.key} occurs again where the message holds one")
                 d[p.key] = v
         elif p.kind == K_ANY:
-            if p.key is not None:
-                raise DecodeError(start, "a declared attribute", "AT(*) wildcard attribute is not supported")
+            if p.key is not None:  # AT(*) of the relaxed fragment grammar
+                _dec_any_attr(r, d, start)
+                sid = p.nxt
+                continue
             raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
         else:
             # mixed content: its CH loops back to its state, and a second text run has no place in
@@ -1304,6 +1654,11 @@ def _dec_deviation(r: _Reader, states: tuple, st: _State, sid: cython.int, d: di
     l2 = _dec_l2(r, st, start)
     if l2 == 2:
         return -1 if _dec_nil_value(r, states, st, d) else sid
+    if l2 == 3:
+        return _dec_xsi_type(r, d, start)[0]
+    if l2 == 4:
+        _dec_any_attr(r, d, start)
+        return sid
     if l2 == 0:
         if ch is not None and ch.key not in d:
             d[ch.key] = _empty_value(ch.dt, start)
@@ -1365,10 +1720,13 @@ class Grammar:
     roots: dict  # root element name -> its production in the start state
     fragment: cython.bint
     spare: Optional[_Writer]  # writer kept from the previous message; taken (set to None) while one is written
+    info: Optional[_SchemaInfo]
 
-    def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool) -> None:
+    def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool,
+                 string_table: Optional[tuple] = None, xsi_types: Optional[dict] = None) -> None:
         st: _State
-        self.states = _compile_states(raw_states)
+        self.info = None if string_table is None else _SchemaInfo(string_table, xsi_types or {})
+        self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]))
         self.start = start
         self.keys = keys
         self.fragment = fragment
@@ -1408,6 +1766,7 @@ class Grammar:
         else:
             self.spare = None
             w.reset()
+        w.info = self.info
         w.bits(0x80, 8)
         w.bits(p.code, st.width)
         fast_ok: cython.bint = True
@@ -1441,6 +1800,7 @@ class Grammar:
             r = _Reader(bytes(data))
         else:
             raise DecodeError(0, "bytes", f"got {type(data).__name__}")
+        r.info = self.info
         try:
             return self._decode(r)
         except DecodeError:

@@ -37,9 +37,27 @@ def _names(states: tuple, sid: int, cache: Dict[int, Dict[str, tuple]]) -> Dict[
     return names
 
 
+def _xsi_type(xsi: Dict[Tuple[str, str], Tuple[int, bool]], name: Any) -> Any:
+    """(start state, simple) of the type an xsi:type value names, None if unknown."""
+    if not isinstance(name, str):
+        return None
+    if name.startswith("{") and "}" in name:
+        uri, _, local = name[1:].partition("}")
+        return xsi.get((uri, local))
+    found = [v for (u, n), v in xsi.items() if n == name]
+    return found[0] if len(found) == 1 else None
+
+
 def _walk(states: tuple, sid: int, direct: bool, value: Any, conv: Callable[[tuple, Any, str], Any],
-          cache: Dict[int, Dict[str, tuple]], path: str) -> Any:
+          cache: Dict[int, Dict[str, tuple]], path: str, xsi: Dict[Tuple[str, str], Tuple[int, bool]]) -> Any:
+    if isinstance(value, dict) and "xsi:type" in value:
+        # the content follows the named type's grammar (simple or complex)
+        got = _xsi_type(xsi, value["xsi:type"])
+        if got is not None:
+            sid, direct = got
     if direct:
+        if isinstance(value, dict):  # xsi:type, xsi:nil or undeclared attributes beside "value"
+            return {k: conv(states[sid][1][0][2], x, f"{path}.value") if k == "value" else x for k, x in value.items()}
         return conv(states[sid][1][0][2], value, path)
     if not isinstance(value, dict):
         return value
@@ -53,7 +71,7 @@ def _walk(states: tuple, sid: int, direct: bool, value: Any, conv: Callable[[tup
             continue
         if p[0] == 1:
             def f(y: Any, p: tuple = p, sub: str = sub) -> Any:
-                return _walk(states, p[2], p[5], y, conv, cache, sub)
+                return _walk(states, p[2], p[5], y, conv, cache, sub, xsi)
         else:
             def f(y: Any, p: tuple = p, sub: str = sub) -> Any:
                 return conv(p[2], y, sub)
@@ -77,7 +95,7 @@ def _convert(codec: Any, message: Dict[str, Any], fragment: bool, conv: Callable
             out[k] = v
             continue
         p = prods[code]
-        out[k] = _walk(states, p[2], p[5], v, conv, cache, k)
+        out[k] = _walk(states, p[2], p[5], v, conv, cache, k, codec._tables.XSI_TYPES)
     return out
 
 

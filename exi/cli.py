@@ -135,6 +135,29 @@ def attribute_names(codec: Any) -> frozenset[str]:
     return frozenset(p[1] for st in codec._tables.STATES for p in st[1] if p[0] == 0)
 
 
+def _qualified(key: str, value: str, n: int) -> list[tuple[str, Any]]:
+    """xsi:type ("{uri}local" value) and undeclared attributes ("@name", "@{uri}name") as XML
+    attributes, with the prefix declarations they need on the same element."""
+    out: list[tuple[str, Any]] = []
+    if key == "xsi:type":
+        if value.startswith("{") and "}" in value:
+            uri, _, local = value[1:].partition("}")
+            out.append((f"xmlns:t{n}", uri))
+            value = f"t{n}:{local}"
+        out.append((key, value))
+        return out
+    name = key[1:]
+    if name.startswith("{") and "}" in name:
+        uri, _, local = name[1:].partition("}")
+        if uri == "http://www.w3.org/XML/1998/namespace":
+            name = f"xml:{local}"
+        else:
+            out.append((f"xmlns:a{n}", uri))
+            name = f"a{n}:{local}"
+    out.append((name, value))
+    return out
+
+
 def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] = frozenset({"Id", "Algorithm", "URI"})) -> str:
     """Render a message dict (JSON shape) as XML text: element names by local name, the keys in
     ``attributes`` with scalar values as attributes, ``value`` as text, the root carrying the
@@ -148,6 +171,8 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
                 text = x
             elif (k in attributes or k == "xsi:nil") and not isinstance(x, (dict, list)):
                 attrs.append((k, x))
+            elif (k == "xsi:type" or k.startswith("@")) and isinstance(x, str):
+                attrs.extend(_qualified(k, x, len(attrs)))
             else:
                 kids.append((k, x))
         return attrs, kids, text
@@ -180,7 +205,7 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
 
     def has_nil(v: Any) -> bool:
         if isinstance(v, dict):
-            return "xsi:nil" in v or any(has_nil(x) for x in v.values())
+            return "xsi:nil" in v or "xsi:type" in v or any(has_nil(x) for x in v.values())
         return isinstance(v, list) and any(has_nil(x) for x in v)
 
     xsi = ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"' if has_nil(message) else ""

@@ -9,6 +9,22 @@ T1 = (1, 0, 4294967295)
 T2 = (0, 8, 0, 255)
 T3 = (0, 5, 1, 20)
 T4 = (4, ('OK_SuccessfulNegotiation', 'OK_SuccessfulNegotiationWithMinorDeviation', 'Failed_NoNegotiation'), 2)
+T5 = (5, 0, 30)
+T6 = (5, 0, None)
+T7 = (7, 0, None)
+T8 = (3,)
+T9 = (0, 8, -128, 127)
+T10 = (6, 0, None)
+T11 = (2, -2147483648, 2147483647)
+T12 = (2, None, None)
+T13 = (2, -9223372036854775808, 9223372036854775807)
+T14 = (2, None, -1)
+T15 = (1, 0, None)
+T16 = (2, None, 0)
+T17 = (1, 1, None)
+T18 = (2, -32768, 32767)
+T19 = (1, 0, 18446744073709551615)
+T20 = (1, 0, 65535)
 
 
 class _run(tuple):
@@ -57,9 +73,103 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 40
     (2, ((1, 'supportedAppProtocolReq', 1, 0, False, False), (1, 'supportedAppProtocolRes', 36, 0, False, False), (4, None, None, 0, False, False),)),  # 41
     (4, ((1, 'AppProtocol', 22, 42, False, False), (1, 'Priority', 34, 42, False, True), (1, 'ProtocolNamespace', 28, 42, False, True), (1, 'ResponseCode', 39, 42, False, True), (1, 'SchemaID', 32, 42, False, True), (1, 'VersionNumberMajor', 30, 42, False, True), (1, 'VersionNumberMinor', 30, 42, False, True), (1, 'supportedAppProtocolReq', 1, 42, False, False), (1, 'supportedAppProtocolRes', 36, 42, False, False), (4, None, None, 42, False, False), (5, None, None, -1, False, False),)),  # 42
+    (1, ((3, 'value', T5, 44, False, False),)),  # 43
+    (1, ((2, None, None, -1, False, False),)),  # 44
+    (1, ((3, 'value', T6, 46, False, False),)),  # 45
+    (1, ((2, None, None, -1, False, False),)),  # 46
+    (1, ((3, 'value', T6, 48, False, False),)),  # 47
+    (1, ((2, None, None, -1, False, False),)),  # 48
+    (1, ((3, 'value', T6, 50, False, False),)),  # 49
+    (1, ((2, None, None, -1, False, False),)),  # 50
+    (1, ((3, 'value', T6, 52, False, False),)),  # 51
+    (1, ((2, None, None, -1, False, False),)),  # 52
+    (1, ((3, 'value', T6, 54, False, False),)),  # 53
+    (1, ((2, None, None, -1, False, False),)),  # 54
+    (1, ((3, 'value', T6, 56, False, False),)),  # 55
+    (1, ((2, None, None, -1, False, False),)),  # 56
+    (1, ((3, 'value', T7, 58, False, False),)),  # 57
+    (1, ((2, None, None, -1, False, False),)),  # 58
+    (1, ((3, 'value', T8, 60, False, False),)),  # 59
+    (1, ((2, None, None, -1, False, False),)),  # 60
+    (1, ((3, 'value', T9, 62, False, False),)),  # 61
+    (1, ((2, None, None, -1, False, False),)),  # 62
+    (1, ((3, 'value', T10, 64, False, False),)),  # 63
+    (1, ((2, None, None, -1, False, False),)),  # 64
+    (1, ((3, 'value', T11, 66, False, False),)),  # 65
+    (1, ((2, None, None, -1, False, False),)),  # 66
+    (1, ((3, 'value', T12, 68, False, False),)),  # 67
+    (1, ((2, None, None, -1, False, False),)),  # 68
+    (1, ((3, 'value', T6, 70, False, False),)),  # 69
+    (1, ((2, None, None, -1, False, False),)),  # 70
+    (1, ((3, 'value', T13, 72, False, False),)),  # 71
+    (1, ((2, None, None, -1, False, False),)),  # 72
+    (1, ((3, 'value', T14, 74, False, False),)),  # 73
+    (1, ((2, None, None, -1, False, False),)),  # 74
+    (1, ((3, 'value', T15, 76, False, False),)),  # 75
+    (1, ((2, None, None, -1, False, False),)),  # 76
+    (1, ((3, 'value', T16, 78, False, False),)),  # 77
+    (1, ((2, None, None, -1, False, False),)),  # 78
+    (1, ((3, 'value', T6, 80, False, False),)),  # 79
+    (1, ((2, None, None, -1, False, False),)),  # 80
+    (1, ((3, 'value', T17, 82, False, False),)),  # 81
+    (1, ((2, None, None, -1, False, False),)),  # 82
+    (1, ((3, 'value', T18, 84, False, False),)),  # 83
+    (1, ((2, None, None, -1, False, False),)),  # 84
+    (1, ((3, 'value', T6, 86, False, False),)),  # 85
+    (1, ((2, None, None, -1, False, False),)),  # 86
+    (1, ((3, 'value', T6, 88, False, False),)),  # 87
+    (1, ((2, None, None, -1, False, False),)),  # 88
+    (1, ((3, 'value', T2, 90, False, False),)),  # 89
+    (1, ((2, None, None, -1, False, False),)),  # 90
+    (1, ((3, 'value', T19, 92, False, False),)),  # 91
+    (1, ((2, None, None, -1, False, False),)),  # 92
+    (1, ((3, 'value', T20, 94, False, False),)),  # 93
+    (1, ((2, None, None, -1, False, False),)),  # 94
 ))
 
 DOC_STATE = 41
 DOC_KEYS = {'supportedAppProtocolReq': 0, 'supportedAppProtocolRes': 1}
 FRAG_STATE = 42
 FRAG_KEYS = {'AppProtocol': 0, 'Priority': 1, 'ProtocolNamespace': 2, 'ResponseCode': 3, 'SchemaID': 4, 'VersionNumberMajor': 5, 'VersionNumberMinor': 6, 'supportedAppProtocolReq': 7, 'supportedAppProtocolRes': 8}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'urn:iso:15118:2:2010:AppProtocol'),
+    (('AppProtocol', 'Priority', 'ProtocolNamespace', 'ResponseCode', 'SchemaID', 'VersionNumberMajor', 'VersionNumberMinor'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('AppProtocolType', 'idType', 'priorityType', 'protocolNameType', 'protocolNamespaceType', 'responseCodeType', 'supportedAppProtocolReq', 'supportedAppProtocolRes')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('urn:iso:15118:2:2010:AppProtocol', 'AppProtocolType'): (22, False),
+    ('urn:iso:15118:2:2010:AppProtocol', 'idType'): (32, True),
+    ('urn:iso:15118:2:2010:AppProtocol', 'priorityType'): (34, True),
+    ('urn:iso:15118:2:2010:AppProtocol', 'protocolNameType'): (43, True),
+    ('urn:iso:15118:2:2010:AppProtocol', 'protocolNamespaceType'): (28, True),
+    ('urn:iso:15118:2:2010:AppProtocol', 'responseCodeType'): (39, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (45, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (47, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (49, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (51, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (53, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (55, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (57, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (59, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (61, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (63, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (65, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (67, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (69, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (71, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (73, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (75, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (77, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (79, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (81, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (83, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (85, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (87, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (89, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (30, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (91, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (93, True),
+}

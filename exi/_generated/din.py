@@ -45,6 +45,12 @@ T33 = (2, -2147483648, 2147483647)
 T34 = (4, ('Contract', 'ExternalPayment'), 1)
 T35 = (4, ('ParsingError', 'NoTLSRootCertificatAvailable', 'UnknownError'), 2)
 T36 = (5, 0, 64)
+T37 = (6, 0, None)
+T38 = (2, None, -1)
+T39 = (1, 0, None)
+T40 = (2, None, 0)
+T41 = (1, 1, None)
+T42 = (1, 0, 18446744073709551615)
 
 
 class _run(tuple):
@@ -600,9 +606,223 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 529
     (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False), (1, 'AC_EVSEChargeParameter', 19, 0, False, False), (1, 'AC_EVSEStatus', 24, 0, False, False), (1, 'BodyElement', 33, 0, False, False), (1, 'CableCheckReq', 34, 0, False, False), (1, 'CableCheckRes', 46, 0, False, False), (1, 'CanonicalizationMethod', 63, 0, False, False), (1, 'CertificateInstallationReq', 66, 0, False, False), (1, 'CertificateInstallationRes', 80, 0, False, False), (1, 'CertificateUpdateReq', 97, 0, False, False), (1, 'CertificateUpdateRes', 103, 0, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 0, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 0, False, False), (1, 'ChargingStatusReq', 189, 0, False, False), (1, 'ChargingStatusRes', 190, 0, False, False), (1, 'ContractAuthenticationReq', 214, 0, False, False), (1, 'ContractAuthenticationRes', 219, 0, False, False), (1, 'CurrentDemandReq', 222, 0, False, False), (1, 'CurrentDemandRes', 233, 0, False, False), (1, 'DC_EVChargeParameter', 116, 0, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 0, False, False), (1, 'DC_EVSEChargeParameter', 178, 0, False, False), (1, 'DC_EVSEStatus', 52, 0, False, False), (1, 'DC_EVStatus', 36, 0, False, False), (1, 'DSAKeyValue', 248, 0, False, False), (1, 'DigestMethod', 258, 0, False, False), (1, 'DigestValue', 261, 0, False, True), (1, 'EVChargeParameter', 125, 0, False, False), (1, 'EVPowerDeliveryParameter', 263, 0, False, False), (1, 'EVSEChargeParameter', 188, 0, False, False), (1, 'EVSEStatus', 264, 0, False, False), (1, 'EVStatus', 265, 0, False, False), (1, 'Entry', 266, 0, False, False), (1, 'KeyInfo', 268, 0, False, False), (1, 'KeyName', 286, 0, False, True), (1, 'KeyValue', 288, 0, False, False), (1, 'Manifest', 337, 0, False, False), (1, 'MeteringReceiptReq', 348, 0, False, False), (1, 'MeteringReceiptRes', 355, 0, False, False), (1, 'MgmtData', 286, 0, False, True), (1, 'Object', 358, 0, False, False), (1, 'PGPData', 326, 0, False, False), (1, 'PMaxScheduleEntry', 144, 0, False, False), (1, 'PaymentDetailsReq', 363, 0, False, False), (1, 'PaymentDetailsRes', 366, 0, False, False), (1, 'PowerDeliveryReq', 370, 0, False, False), (1, 'PowerDeliveryRes', 381, 0, False, False), (1, 'PreChargeReq', 384, 0, False, False), (1, 'PreChargeRes', 388, 0, False, False), (1, 'RSAKeyValue', 292, 0, False, False), (1, 'Reference', 341, 0, False, False), (1, 'RelativeTimeInterval', 147, 0, False, False), (1, 'RetrievalMethod', 295, 0, False, False), (1, 'SAScheduleList', 131, 0, False, False), (1, 'SASchedules', 177, 0, False, False), (1, 'SPKIData', 332, 0, False, False), (1, 'SalesTariffEntry', 164, 0, False, False), (1, 'ServiceCharge', 392, 0, False, False), (1, 'ServiceDetailReq', 411, 0, False, False), (1, 'ServiceDetailRes', 413, 0, False, False), (1, 'ServiceDiscoveryReq', 437, 0, False, False), (1, 'ServiceDiscoveryRes', 440, 0, False, False), (1, 'ServicePaymentSelectionReq', 456, 0, False, False), (1, 'ServicePaymentSelectionRes', 465, 0, False, False), (1, 'SessionSetupReq', 467, 0, False, False), (1, 'SessionSetupRes', 471, 0, False, False), (1, 'SessionStopReq', 475, 0, False, False), (1, 'SessionStopRes', 476, 0, False, False), (1, 'Signature', 478, 0, False, False), (1, 'SignatureMethod', 490, 0, False, False), (1, 'SignatureProperties', 499, 0, False, False), (1, 'SignatureProperty', 503, 0, False, False), (1, 'SignatureValue', 496, 0, False, False), (1, 'SignedInfo', 484, 0, False, False), (1, 'TimeInterval', 150, 0, False, False), (1, 'Transform', 302, 0, False, False), (1, 'Transforms', 299, 0, False, False), (1, 'V2G_Message', 508, 0, False, False), (1, 'WeldingDetectionReq', 524, 0, False, False), (1, 'WeldingDetectionRes', 526, 0, False, False), (1, 'X509Data', 306, 0, False, False), (4, None, None, 0, False, False),)),  # 530
     (8, ((1, 'AC_EVChargeParameter', 1, 531, False, False), (1, 'AC_EVSEChargeParameter', 19, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'Body', 522, 531, False, False), (1, 'BodyElement', 33, 531, False, False), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkSOC', 44, 531, False, True), (1, 'CableCheckReq', 34, 531, False, False), (1, 'CableCheckRes', 46, 531, False, False), (1, 'CanonicalizationMethod', 63, 531, False, False), (1, 'Certificate', 71, 531, False, True), (1, 'CertificateInstallationReq', 66, 531, False, False), (1, 'CertificateInstallationRes', 80, 531, False, False), (1, 'CertificateUpdateReq', 97, 531, False, False), (1, 'CertificateUpdateRes', 103, 531, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 531, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 531, False, False), (1, 'ChargeService', 392, 531, False, False), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingProfile', 374, 531, False, False), (1, 'ChargingProfileEntryMaxPower', 151, 531, False, True), (1, 'ChargingProfileEntryStart', 7, 531, False, True), (1, 'ChargingStatusReq', 189, 531, False, False), (1, 'ChargingStatusRes', 190, 531, False, False), (1, 'ConsumptionCost', 168, 531, False, False), (1, 'ContractAuthenticationReq', 214, 531, False, False), (1, 'ContractAuthenticationRes', 219, 531, False, False), (1, 'ContractID', 95, 531, False, True), (1, 'ContractSignatureCertChain', 87, 531, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 93, 531, False, True), (1, 'Cost', 171, 531, False, False), (1, 'CurrentDemandReq', 222, 531, False, False), (1, 'CurrentDemandRes', 233, 531, False, False), (1, 'DC_EVChargeParameter', 116, 531, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 531, False, False), (1, 'DC_EVSEChargeParameter', 178, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DHParams', 78, 531, False, True), (1, 'DSAKeyValue', 248, 531, False, False), (1, 'DateTimeNow', 212, 531, False, True), (1, 'DepartureTime', 7, 531, False, True), (1, 'DigestMethod', 258, 531, False, False), (1, 'DigestValue', 261, 531, False, True), (1, 'EAmount', 9, 531, False, False), (1, 'EPriceLevel', 162, 531, False, True), (1, 'EVCCID', 469, 531, False, True), (1, 'EVCabinConditioning', 29, 531, False, True), (1, 'EVChargeParameter', 125, 531, False, False), (1, 'EVEnergyCapacity', 9, 531, False, False), (1, 'EVEnergyRequest', 9, 531, False, False), (1, 'EVErrorCode', 42, 531, False, True), (1, 'EVMaxCurrent', 9, 531, False, False), (1, 'EVMaxVoltage', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMinCurrent', 9, 531, False, False), (1, 'EVPowerDeliveryParameter', 263, 531, False, False), (1, 'EVRESSConditioning', 29, 531, False, True), (1, 'EVRESSSOC', 44, 531, False, True), (1, 'EVReady', 29, 531, False, True), (1, 'EVRequestedEnergyTransferType', 114, 531, False, True), (1, 'EVSEChargeParameter', 188, 531, False, False), (1, 'EVSECurrentLimitAchieved', 29, 531, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 531, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 531, False, False), (1, 'EVSEID', 198, 531, False, True), (1, 'EVSEIsolationStatus', 57, 531, False, True), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxVoltage', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMinCurrent', 9, 531, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 531, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 531, False, False), (1, 'EVSENotification', 31, 531, False, True), (1, 'EVSEPeakCurrentRipple', 9, 531, False, False), (1, 'EVSEPowerLimitAchieved', 29, 531, False, True), (1, 'EVSEPresentCurrent', 9, 531, False, False), (1, 'EVSEPresentVoltage', 9, 531, False, False), (1, 'EVSEProcessing', 61, 531, False, True), (1, 'EVSEStatus', 264, 531, False, False), (1, 'EVSEStatusCode', 59, 531, False, True), (1, 'EVSEVoltageLimitAchieved', 29, 531, False, True), (1, 'EVStatus', 265, 531, False, False), (1, 'EVTargetCurrent', 9, 531, False, False), (1, 'EVTargetVoltage', 9, 531, False, False), (1, 'EnergyTransferType', 409, 531, False, True), (1, 'Entry', 266, 531, False, False), (1, 'Exponent', 256, 531, False, True), (1, 'FaultCode', 518, 531, False, True), (1, 'FaultMsg', 520, 531, False, True), (1, 'FreeService', 29, 531, False, True), (1, 'FullSOC', 44, 531, False, True), (1, 'G', 256, 531, False, True), (1, 'GenChallenge', 217, 531, False, True), (1, 'HMACOutputLength', 494, 531, False, True), (1, 'Header', 511, 531, False, False), (1, 'J', 256, 531, False, True), (1, 'KeyInfo', 268, 531, False, False), (1, 'KeyName', 286, 531, False, True), (1, 'KeyValue', 288, 531, False, False), (1, 'ListOfRootCertificateIDs', 73, 531, False, False), (1, 'Manifest', 337, 531, False, False), (1, 'MeterID', 206, 531, False, True), (1, 'MeterInfo', 200, 531, False, False), (1, 'MeterReading', 9, 531, False, False), (1, 'MeterStatus', 210, 531, False, True), (1, 'MeteringReceiptReq', 348, 531, False, False), (1, 'MeteringReceiptRes', 355, 531, False, False), (1, 'MgmtData', 286, 531, False, True), (1, 'Modulus', 256, 531, False, True), (1, 'Multiplier', 13, 531, False, True), (1, 'Notification', 515, 531, False, False), (1, 'NotificationMaxDelay', 7, 531, False, True), (1, 'NumEPriceLevels', 162, 531, False, True), (1, 'OEMProvisioningCert', 71, 531, False, True), (1, 'Object', 358, 531, False, False), (1, 'P', 256, 531, False, True), (1, 'PGPData', 326, 531, False, False), (1, 'PGPKeyID', 324, 531, False, True), (1, 'PGPKeyPacket', 324, 531, False, True), (1, 'PMax', 151, 531, False, True), (1, 'PMaxSchedule', 140, 531, False, False), (1, 'PMaxScheduleEntry', 144, 531, False, False), (1, 'PMaxScheduleID', 138, 531, False, True), (1, 'Parameter', 424, 531, False, False), (1, 'ParameterSet', 420, 531, False, False), (1, 'ParameterSetID', 17, 531, False, True), (1, 'PaymentDetailsReq', 363, 531, False, False), (1, 'PaymentDetailsRes', 366, 531, False, False), (1, 'PaymentOption', 448, 531, False, True), (1, 'PaymentOptions', 445, 531, False, False), (1, 'PgenCounter', 256, 531, False, True), (1, 'PowerDeliveryReq', 370, 531, False, False), (1, 'PowerDeliveryRes', 381, 531, False, False), (1, 'PowerSwitchClosed', 29, 531, False, True), (1, 'PreChargeReq', 384, 531, False, False), (1, 'PreChargeRes', 388, 531, False, False), (1, 'ProfileEntry', 378, 531, False, False), (1, 'Q', 256, 531, False, True), (1, 'RCD', 29, 531, False, True), (1, 'RSAKeyValue', 292, 531, False, False), (1, 'ReadyToChargeState', 29, 531, False, True), (1, 'ReceiptRequired', 29, 531, False, True), (1, 'Reference', 341, 531, False, False), (1, 'RelativeTimeInterval', 147, 531, False, False), (1, 'RemainingTimeToBulkSoC', 9, 531, False, False), (1, 'RemainingTimeToFullSoC', 9, 531, False, False), (1, 'ResponseCode', 50, 531, False, True), (1, 'RetrievalMethod', 295, 531, False, False), (1, 'RetryCounter', 17, 531, False, True), (1, 'RootCertificateID', 76, 531, False, True), (1, 'SAScheduleList', 131, 531, False, False), (1, 'SAScheduleTuple', 134, 531, False, False), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SASchedules', 177, 531, False, False), (1, 'SPKIData', 332, 531, False, False), (1, 'SPKISexp', 324, 531, False, True), (1, 'SalesTariff', 153, 531, False, False), (1, 'SalesTariffDescription', 160, 531, False, True), (1, 'SalesTariffEntry', 164, 531, False, False), (1, 'SalesTariffID', 138, 531, False, True), (1, 'Seed', 256, 531, False, True), (1, 'SelectedPaymentOption', 448, 531, False, True), (1, 'SelectedService', 462, 531, False, False), (1, 'SelectedServiceList', 459, 531, False, False), (1, 'Service', 453, 531, False, False), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCharge', 392, 531, False, False), (1, 'ServiceDetailReq', 411, 531, False, False), (1, 'ServiceDetailRes', 413, 531, False, False), (1, 'ServiceDiscoveryReq', 437, 531, False, False), (1, 'ServiceDiscoveryRes', 440, 531, False, False), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceList', 450, 531, False, False), (1, 'ServiceName', 403, 531, False, True), (1, 'ServiceParameterList', 417, 531, False, False), (1, 'ServicePaymentSelectionReq', 456, 531, False, False), (1, 'ServicePaymentSelectionRes', 465, 531, False, False), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceTag', 396, 531, False, False), (1, 'SessionID', 353, 531, False, True), (1, 'SessionID', 353, 531, False, True), (1, 'SessionSetupReq', 467, 531, False, False), (1, 'SessionSetupRes', 471, 531, False, False), (1, 'SessionStopReq', 475, 531, False, False), (1, 'SessionStopRes', 476, 531, False, False), (1, 'SigMeterReading', 208, 531, False, True), (1, 'Signature', 478, 531, False, False), (1, 'SignatureMethod', 490, 531, False, False), (1, 'SignatureProperties', 499, 531, False, False), (1, 'SignatureProperty', 503, 531, False, False), (1, 'SignatureValue', 496, 531, False, False), (1, 'SignedInfo', 484, 531, False, False), (1, 'SubCertificates', 90, 531, False, False), (1, 'TMeter', 212, 531, False, True), (1, 'TimeInterval', 150, 531, False, False), (1, 'Transform', 302, 531, False, False), (1, 'Transforms', 299, 531, False, False), (1, 'Unit', 15, 531, False, True), (1, 'V2G_Message', 508, 531, False, False), (1, 'Value', 17, 531, False, True), (1, 'WeldingDetectionReq', 524, 531, False, False), (1, 'WeldingDetectionRes', 526, 531, False, False), (1, 'X509CRL', 324, 531, False, True), (1, 'X509Certificate', 324, 531, False, True), (1, 'X509Data', 306, 531, False, False), (1, 'X509IssuerName', 286, 531, False, True), (1, 'X509IssuerSerial', 319, 531, False, False), (1, 'X509SKI', 324, 531, False, True), (1, 'X509SerialNumber', 322, 531, False, True), (1, 'X509SubjectName', 286, 531, False, True), (1, 'XPath', 286, 531, False, True), (1, 'Y', 256, 531, False, True), (1, 'amount', 7, 531, False, True), (1, 'amountMultiplier', 13, 531, False, True), (1, 'boolValue', 29, 531, False, True), (1, 'byteValue', 433, 531, False, True), (1, 'costKind', 175, 531, False, True), (1, 'duration', 7, 531, False, True), (1, 'intValue', 435, 531, False, True), (1, 'physicalValue', 9, 531, False, False), (1, 'shortValue', 17, 531, False, True), (1, 'start', 7, 531, False, True), (1, 'startValue', 7, 531, False, True), (1, 'stringValue', 286, 531, False, True), (4, None, None, 531, False, False), (5, None, None, -1, False, False),)),  # 531
+    (1, ((3, 'value', T31, 533, False, False),)),  # 532
+    (1, ((2, None, None, -1, False, False),)),  # 533
+    (1, ((3, 'value', T12, 535, False, False),)),  # 534
+    (1, ((2, None, None, -1, False, False),)),  # 535
+    (1, ((3, 'value', T12, 537, False, False),)),  # 536
+    (1, ((2, None, None, -1, False, False),)),  # 537
+    (1, ((3, 'value', T12, 539, False, False),)),  # 538
+    (1, ((2, None, None, -1, False, False),)),  # 539
+    (1, ((3, 'value', T12, 541, False, False),)),  # 540
+    (1, ((2, None, None, -1, False, False),)),  # 541
+    (1, ((3, 'value', T12, 543, False, False),)),  # 542
+    (1, ((2, None, None, -1, False, False),)),  # 543
+    (1, ((3, 'value', T12, 545, False, False),)),  # 544
+    (1, ((2, None, None, -1, False, False),)),  # 545
+    (1, ((3, 'value', T37, 547, False, False),)),  # 546
+    (1, ((2, None, None, -1, False, False),)),  # 547
+    (1, ((3, 'value', T12, 549, False, False),)),  # 548
+    (1, ((2, None, None, -1, False, False),)),  # 549
+    (1, ((3, 'value', T38, 551, False, False),)),  # 550
+    (1, ((2, None, None, -1, False, False),)),  # 551
+    (1, ((3, 'value', T39, 553, False, False),)),  # 552
+    (1, ((2, None, None, -1, False, False),)),  # 553
+    (1, ((3, 'value', T40, 555, False, False),)),  # 554
+    (1, ((2, None, None, -1, False, False),)),  # 555
+    (1, ((3, 'value', T12, 557, False, False),)),  # 556
+    (1, ((2, None, None, -1, False, False),)),  # 557
+    (1, ((3, 'value', T41, 559, False, False),)),  # 558
+    (1, ((2, None, None, -1, False, False),)),  # 559
+    (1, ((3, 'value', T12, 561, False, False),)),  # 560
+    (1, ((2, None, None, -1, False, False),)),  # 561
+    (1, ((3, 'value', T42, 563, False, False),)),  # 562
+    (1, ((2, None, None, -1, False, False),)),  # 563
+    (1, ((3, 'value', T28, 565, False, False),)),  # 564
+    (1, ((2, None, None, -1, False, False),)),  # 565
 ))
 
 DOC_STATE = 530
 DOC_KEYS = {'AC_EVChargeParameter': 0, 'AC_EVSEChargeParameter': 1, 'AC_EVSEStatus': 2, 'BodyElement': 3, 'CableCheckReq': 4, 'CableCheckRes': 5, 'CanonicalizationMethod': 6, 'CertificateInstallationReq': 7, 'CertificateInstallationRes': 8, 'CertificateUpdateReq': 9, 'CertificateUpdateRes': 10, 'ChargeParameterDiscoveryReq': 11, 'ChargeParameterDiscoveryRes': 12, 'ChargingStatusReq': 13, 'ChargingStatusRes': 14, 'ContractAuthenticationReq': 15, 'ContractAuthenticationRes': 16, 'CurrentDemandReq': 17, 'CurrentDemandRes': 18, 'DC_EVChargeParameter': 19, 'DC_EVPowerDeliveryParameter': 20, 'DC_EVSEChargeParameter': 21, 'DC_EVSEStatus': 22, 'DC_EVStatus': 23, 'DSAKeyValue': 24, 'DigestMethod': 25, 'DigestValue': 26, 'EVChargeParameter': 27, 'EVPowerDeliveryParameter': 28, 'EVSEChargeParameter': 29, 'EVSEStatus': 30, 'EVStatus': 31, 'Entry': 32, 'KeyInfo': 33, 'KeyName': 34, 'KeyValue': 35, 'Manifest': 36, 'MeteringReceiptReq': 37, 'MeteringReceiptRes': 38, 'MgmtData': 39, 'Object': 40, 'PGPData': 41, 'PMaxScheduleEntry': 42, 'PaymentDetailsReq': 43, 'PaymentDetailsRes': 44, 'PowerDeliveryReq': 45, 'PowerDeliveryRes': 46, 'PreChargeReq': 47, 'PreChargeRes': 48, 'RSAKeyValue': 49, 'Reference': 50, 'RelativeTimeInterval': 51, 'RetrievalMethod': 52, 'SAScheduleList': 53, 'SASchedules': 54, 'SPKIData': 55, 'SalesTariffEntry': 56, 'ServiceCharge': 57, 'ServiceDetailReq': 58, 'ServiceDetailRes': 59, 'ServiceDiscoveryReq': 60, 'ServiceDiscoveryRes': 61, 'ServicePaymentSelectionReq': 62, 'ServicePaymentSelectionRes': 63, 'SessionSetupReq': 64, 'SessionSetupRes': 65, 'SessionStopReq': 66, 'SessionStopRes': 67, 'Signature': 68, 'SignatureMethod': 69, 'SignatureProperties': 70, 'SignatureProperty': 71, 'SignatureValue': 72, 'SignedInfo': 73, 'TimeInterval': 74, 'Transform': 75, 'Transforms': 76, 'V2G_Message': 77, 'WeldingDetectionReq': 78, 'WeldingDetectionRes': 79, 'X509Data': 80}
 FRAG_STATE = 531
 FRAG_KEYS = {'AC_EVChargeParameter': 0, 'AC_EVSEChargeParameter': 1, 'AC_EVSEStatus': 2, 'Body': 4, 'BodyElement': 5, 'BulkChargingComplete': 6, 'BulkSOC': 8, 'CableCheckReq': 9, 'CableCheckRes': 10, 'CanonicalizationMethod': 11, 'Certificate': 12, 'CertificateInstallationReq': 13, 'CertificateInstallationRes': 14, 'CertificateUpdateReq': 15, 'CertificateUpdateRes': 16, 'ChargeParameterDiscoveryReq': 17, 'ChargeParameterDiscoveryRes': 18, 'ChargeService': 19, 'ChargingComplete': 20, 'ChargingProfile': 22, 'ChargingProfileEntryMaxPower': 23, 'ChargingProfileEntryStart': 24, 'ChargingStatusReq': 25, 'ChargingStatusRes': 26, 'ConsumptionCost': 27, 'ContractAuthenticationReq': 28, 'ContractAuthenticationRes': 29, 'ContractID': 30, 'ContractSignatureCertChain': 31, 'ContractSignatureEncryptedPrivateKey': 32, 'Cost': 33, 'CurrentDemandReq': 34, 'CurrentDemandRes': 35, 'DC_EVChargeParameter': 36, 'DC_EVPowerDeliveryParameter': 37, 'DC_EVSEChargeParameter': 38, 'DC_EVSEStatus': 39, 'DC_EVStatus': 41, 'DHParams': 43, 'DSAKeyValue': 44, 'DateTimeNow': 45, 'DepartureTime': 46, 'DigestMethod': 47, 'DigestValue': 48, 'EAmount': 49, 'EPriceLevel': 50, 'EVCCID': 51, 'EVCabinConditioning': 52, 'EVChargeParameter': 53, 'EVEnergyCapacity': 54, 'EVEnergyRequest': 55, 'EVErrorCode': 56, 'EVMaxCurrent': 57, 'EVMaxVoltage': 58, 'EVMaximumCurrentLimit': 59, 'EVMaximumPowerLimit': 61, 'EVMaximumVoltageLimit': 63, 'EVMinCurrent': 65, 'EVPowerDeliveryParameter': 66, 'EVRESSConditioning': 67, 'EVRESSSOC': 68, 'EVReady': 69, 'EVRequestedEnergyTransferType': 70, 'EVSEChargeParameter': 71, 'EVSECurrentLimitAchieved': 72, 'EVSECurrentRegulationTolerance': 73, 'EVSEEnergyToBeDelivered': 74, 'EVSEID': 75, 'EVSEIsolationStatus': 76, 'EVSEMaxCurrent': 77, 'EVSEMaxVoltage': 79, 'EVSEMaximumCurrentLimit': 80, 'EVSEMaximumPowerLimit': 82, 'EVSEMaximumVoltageLimit': 84, 'EVSEMinCurrent': 86, 'EVSEMinimumCurrentLimit': 87, 'EVSEMinimumVoltageLimit': 88, 'EVSENotification': 89, 'EVSEPeakCurrentRipple': 90, 'EVSEPowerLimitAchieved': 91, 'EVSEPresentCurrent': 92, 'EVSEPresentVoltage': 93, 'EVSEProcessing': 94, 'EVSEStatus': 95, 'EVSEStatusCode': 96, 'EVSEVoltageLimitAchieved': 97, 'EVStatus': 98, 'EVTargetCurrent': 99, 'EVTargetVoltage': 100, 'EnergyTransferType': 101, 'Entry': 102, 'Exponent': 103, 'FaultCode': 104, 'FaultMsg': 105, 'FreeService': 106, 'FullSOC': 107, 'G': 108, 'GenChallenge': 109, 'HMACOutputLength': 110, 'Header': 111, 'J': 112, 'KeyInfo': 113, 'KeyName': 114, 'KeyValue': 115, 'ListOfRootCertificateIDs': 116, 'Manifest': 117, 'MeterID': 118, 'MeterInfo': 119, 'MeterReading': 120, 'MeterStatus': 121, 'MeteringReceiptReq': 122, 'MeteringReceiptRes': 123, 'MgmtData': 124, 'Modulus': 125, 'Multiplier': 126, 'Notification': 127, 'NotificationMaxDelay': 128, 'NumEPriceLevels': 129, 'OEMProvisioningCert': 130, 'Object': 131, 'P': 132, 'PGPData': 133, 'PGPKeyID': 134, 'PGPKeyPacket': 135, 'PMax': 136, 'PMaxSchedule': 137, 'PMaxScheduleEntry': 138, 'PMaxScheduleID': 139, 'Parameter': 140, 'ParameterSet': 141, 'ParameterSetID': 142, 'PaymentDetailsReq': 143, 'PaymentDetailsRes': 144, 'PaymentOption': 145, 'PaymentOptions': 146, 'PgenCounter': 147, 'PowerDeliveryReq': 148, 'PowerDeliveryRes': 149, 'PowerSwitchClosed': 150, 'PreChargeReq': 151, 'PreChargeRes': 152, 'ProfileEntry': 153, 'Q': 154, 'RCD': 155, 'RSAKeyValue': 156, 'ReadyToChargeState': 157, 'ReceiptRequired': 158, 'Reference': 159, 'RelativeTimeInterval': 160, 'RemainingTimeToBulkSoC': 161, 'RemainingTimeToFullSoC': 162, 'ResponseCode': 163, 'RetrievalMethod': 164, 'RetryCounter': 165, 'RootCertificateID': 166, 'SAScheduleList': 167, 'SAScheduleTuple': 168, 'SAScheduleTupleID': 169, 'SASchedules': 171, 'SPKIData': 172, 'SPKISexp': 173, 'SalesTariff': 174, 'SalesTariffDescription': 175, 'SalesTariffEntry': 176, 'SalesTariffID': 177, 'Seed': 178, 'SelectedPaymentOption': 179, 'SelectedService': 180, 'SelectedServiceList': 181, 'Service': 182, 'ServiceCategory': 183, 'ServiceCharge': 185, 'ServiceDetailReq': 186, 'ServiceDetailRes': 187, 'ServiceDiscoveryReq': 188, 'ServiceDiscoveryRes': 189, 'ServiceID': 190, 'ServiceList': 192, 'ServiceName': 193, 'ServiceParameterList': 194, 'ServicePaymentSelectionReq': 195, 'ServicePaymentSelectionRes': 196, 'ServiceScope': 197, 'ServiceTag': 199, 'SessionID': 200, 'SessionSetupReq': 202, 'SessionSetupRes': 203, 'SessionStopReq': 204, 'SessionStopRes': 205, 'SigMeterReading': 206, 'Signature': 207, 'SignatureMethod': 208, 'SignatureProperties': 209, 'SignatureProperty': 210, 'SignatureValue': 211, 'SignedInfo': 212, 'SubCertificates': 213, 'TMeter': 214, 'TimeInterval': 215, 'Transform': 216, 'Transforms': 217, 'Unit': 218, 'V2G_Message': 219, 'Value': 220, 'WeldingDetectionReq': 221, 'WeldingDetectionRes': 222, 'X509CRL': 223, 'X509Certificate': 224, 'X509Data': 225, 'X509IssuerName': 226, 'X509IssuerSerial': 227, 'X509SKI': 228, 'X509SerialNumber': 229, 'X509SubjectName': 230, 'XPath': 231, 'Y': 232, 'amount': 233, 'amountMultiplier': 234, 'boolValue': 235, 'byteValue': 236, 'costKind': 237, 'duration': 238, 'intValue': 239, 'physicalValue': 240, 'shortValue': 241, 'start': 242, 'startValue': 243, 'stringValue': 244}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:din:70121:2012:MsgBody', 'urn:din:70121:2012:MsgDataTypes', 'urn:din:70121:2012:MsgDef', 'urn:din:70121:2012:MsgHeader'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Name', 'Target', 'Type', 'URI', 'ValueType'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('AC_EVSEStatus', 'BulkChargingComplete', 'CableCheckReq', 'CableCheckReqType', 'CableCheckRes', 'CableCheckResType', 'CertificateInstallationReq', 'CertificateInstallationReqType', 'CertificateInstallationRes', 'CertificateInstallationResType', 'CertificateUpdateReq', 'CertificateUpdateReqType', 'CertificateUpdateRes', 'CertificateUpdateResType', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryRes', 'ChargeParameterDiscoveryResType', 'ChargeService', 'ChargingComplete', 'ChargingProfile', 'ChargingStatusReq', 'ChargingStatusReqType', 'ChargingStatusRes', 'ChargingStatusResType', 'ContractAuthenticationReq', 'ContractAuthenticationReqType', 'ContractAuthenticationRes', 'ContractAuthenticationResType', 'ContractID', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'CurrentDemandReq', 'CurrentDemandReqType', 'CurrentDemandRes', 'CurrentDemandResType', 'DC_EVSEStatus', 'DC_EVStatus', 'DHParams', 'DateTimeNow', 'EVCCID', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVRequestedEnergyTransferType', 'EVSECurrentLimitAchieved', 'EVSEID', 'EVSEMaxCurrent', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEPowerLimitAchieved', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEProcessing', 'EVSEVoltageLimitAchieved', 'EVTargetCurrent', 'EVTargetVoltage', 'GenChallenge', 'ListOfRootCertificateIDs', 'MeterInfo', 'MeteringReceiptReq', 'MeteringReceiptReqType', 'MeteringReceiptRes', 'MeteringReceiptResType', 'OEMProvisioningCert', 'PaymentDetailsReq', 'PaymentDetailsReqType', 'PaymentDetailsRes', 'PaymentDetailsResType', 'PaymentOptions', 'PowerDeliveryReq', 'PowerDeliveryReqType', 'PowerDeliveryRes', 'PowerDeliveryResType', 'PreChargeReq', 'PreChargeReqType', 'PreChargeRes', 'PreChargeResType', 'ReadyToChargeState', 'ReceiptRequired', 'RemainingTimeToBulkSoC', 'RemainingTimeToFullSoC', 'ResponseCode', 'RetryCounter', 'SAScheduleTupleID', 'SelectedPaymentOption', 'SelectedServiceList', 'ServiceCategory', 'ServiceDetailReq', 'ServiceDetailReqType', 'ServiceDetailRes', 'ServiceDetailResType', 'ServiceDiscoveryReq', 'ServiceDiscoveryReqType', 'ServiceDiscoveryRes', 'ServiceDiscoveryResType', 'ServiceID', 'ServiceList', 'ServiceParameterList', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionReqType', 'ServicePaymentSelectionRes', 'ServicePaymentSelectionResType', 'ServiceScope', 'SessionID', 'SessionSetupReq', 'SessionSetupReqType', 'SessionSetupRes', 'SessionSetupResType', 'SessionStopReq', 'SessionStopRes', 'SessionStopResType', 'SessionStopType', 'WeldingDetectionReq', 'WeldingDetectionReqType', 'WeldingDetectionRes', 'WeldingDetectionResType'),
+     ('AC_EVChargeParameter', 'AC_EVChargeParameterType', 'AC_EVSEChargeParameter', 'AC_EVSEChargeParameterType', 'AC_EVSEStatus', 'AC_EVSEStatusType', 'BulkChargingComplete', 'BulkSOC', 'Certificate', 'CertificateChainType', 'ChargingComplete', 'ChargingProfileEntryMaxPower', 'ChargingProfileEntryStart', 'ChargingProfileType', 'ConsumptionCost', 'ConsumptionCostType', 'Cost', 'CostType', 'DC_EVChargeParameter', 'DC_EVChargeParameterType', 'DC_EVErrorCodeType', 'DC_EVPowerDeliveryParameter', 'DC_EVPowerDeliveryParameterType', 'DC_EVSEChargeParameter', 'DC_EVSEChargeParameterType', 'DC_EVSEStatus', 'DC_EVSEStatusCodeType', 'DC_EVSEStatusType', 'DC_EVStatus', 'DC_EVStatusType', 'DepartureTime', 'EAmount', 'EPriceLevel', 'EVCabinConditioning', 'EVChargeParameter', 'EVChargeParameterType', 'EVEnergyCapacity', 'EVEnergyRequest', 'EVErrorCode', 'EVMaxCurrent', 'EVMaxVoltage', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVMinCurrent', 'EVPowerDeliveryParameter', 'EVPowerDeliveryParameterType', 'EVRESSConditioning', 'EVRESSSOC', 'EVReady', 'EVRequestedEnergyTransferType', 'EVSEChargeParameter', 'EVSEChargeParameterType', 'EVSECurrentRegulationTolerance', 'EVSEEnergyToBeDelivered', 'EVSEIsolationStatus', 'EVSEMaxCurrent', 'EVSEMaxVoltage', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinCurrent', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSENotification', 'EVSENotificationType', 'EVSEPeakCurrentRipple', 'EVSEProcessingType', 'EVSEStatus', 'EVSEStatusCode', 'EVSEStatusType', 'EVSESupportedEnergyTransferType', 'EVStatus', 'EVStatusType', 'EnergyTransferType', 'Entry', 'EntryType', 'FaultCode', 'FaultMsg', 'FreeService', 'FullSOC', 'IntervalType', 'ListOfRootCertificateIDsType', 'MeterID', 'MeterInfoType', 'MeterReading', 'MeterStatus', 'Multiplier', 'NotificationMaxDelay', 'NotificationType', 'NumEPriceLevels', 'PMax', 'PMaxSchedule', 'PMaxScheduleEntry', 'PMaxScheduleEntryType', 'PMaxScheduleID', 'PMaxScheduleType', 'PMaxType', 'Parameter', 'ParameterSet', 'ParameterSetID', 'ParameterSetType', 'ParameterType', 'PaymentOption', 'PaymentOptionsType', 'PhysicalValueType', 'PowerSwitchClosed', 'ProfileEntry', 'ProfileEntryType', 'RCD', 'RelativeTimeInterval', 'RelativeTimeIntervalType', 'RootCertificateID', 'SAIDType', 'SAScheduleList', 'SAScheduleListType', 'SAScheduleTuple', 'SAScheduleTupleID', 'SAScheduleTupleType', 'SASchedules', 'SASchedulesType', 'SalesTariff', 'SalesTariffDescription', 'SalesTariffEntry', 'SalesTariffEntryType', 'SalesTariffID', 'SalesTariffType', 'SelectedService', 'SelectedServiceListType', 'SelectedServiceType', 'Service', 'ServiceCategory', 'ServiceCharge', 'ServiceChargeType', 'ServiceID', 'ServiceName', 'ServiceParameterListType', 'ServiceScope', 'ServiceTag', 'ServiceTagListType', 'ServiceTagType', 'ServiceType', 'SigMeterReading', 'SubCertificates', 'SubCertificatesType', 'TMeter', 'TimeInterval', 'Unit', 'Value', 'amount', 'amountMultiplier', 'boolValue', 'byteValue', 'certificateType', 'contractIDType', 'costKind', 'costKindType', 'dHParamsType', 'duration', 'evccIDType', 'evseIDType', 'faultCodeType', 'faultMsgType', 'genChallengeType', 'intValue', 'isolationLevelType', 'meterIDType', 'meterStatusType', 'paymentOptionType', 'percentValueType', 'physicalValue', 'privateKeyType', 'responseCodeType', 'rootCertificateIDType', 'serviceCategoryType', 'serviceIDType', 'serviceNameType', 'serviceScopeType', 'sessionIDType', 'shortValue', 'sigMeterReadingType', 'start', 'startValue', 'stringValue', 'tariffDescriptionType', 'unitMultiplierType', 'unitSymbolType', 'valueType'),
+     ('Body', 'BodyBaseType', 'BodyElement', 'BodyType', 'Header', 'V2G_Message'),
+     ('MessageHeaderType', 'Notification', 'SessionID')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (63, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (256, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (248, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (258, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (261, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (494, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (268, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (288, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (337, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (358, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (326, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (292, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (341, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (295, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (332, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (490, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (499, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (503, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (478, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (496, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (484, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (302, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (299, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (306, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (319, False),
+    ('urn:din:70121:2012:MsgBody', 'CableCheckReqType'): (34, False),
+    ('urn:din:70121:2012:MsgBody', 'CableCheckResType'): (46, False),
+    ('urn:din:70121:2012:MsgBody', 'CertificateInstallationReqType'): (66, False),
+    ('urn:din:70121:2012:MsgBody', 'CertificateInstallationResType'): (80, False),
+    ('urn:din:70121:2012:MsgBody', 'CertificateUpdateReqType'): (97, False),
+    ('urn:din:70121:2012:MsgBody', 'CertificateUpdateResType'): (103, False),
+    ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryReqType'): (111, False),
+    ('urn:din:70121:2012:MsgBody', 'ChargeParameterDiscoveryResType'): (126, False),
+    ('urn:din:70121:2012:MsgBody', 'ChargingStatusReqType'): (189, False),
+    ('urn:din:70121:2012:MsgBody', 'ChargingStatusResType'): (190, False),
+    ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReqType'): (214, False),
+    ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationResType'): (219, False),
+    ('urn:din:70121:2012:MsgBody', 'CurrentDemandReqType'): (222, False),
+    ('urn:din:70121:2012:MsgBody', 'CurrentDemandResType'): (233, False),
+    ('urn:din:70121:2012:MsgBody', 'MeteringReceiptReqType'): (348, False),
+    ('urn:din:70121:2012:MsgBody', 'MeteringReceiptResType'): (355, False),
+    ('urn:din:70121:2012:MsgBody', 'PaymentDetailsReqType'): (363, False),
+    ('urn:din:70121:2012:MsgBody', 'PaymentDetailsResType'): (366, False),
+    ('urn:din:70121:2012:MsgBody', 'PowerDeliveryReqType'): (370, False),
+    ('urn:din:70121:2012:MsgBody', 'PowerDeliveryResType'): (381, False),
+    ('urn:din:70121:2012:MsgBody', 'PreChargeReqType'): (384, False),
+    ('urn:din:70121:2012:MsgBody', 'PreChargeResType'): (388, False),
+    ('urn:din:70121:2012:MsgBody', 'ServiceDetailReqType'): (411, False),
+    ('urn:din:70121:2012:MsgBody', 'ServiceDetailResType'): (413, False),
+    ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryReqType'): (437, False),
+    ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryResType'): (440, False),
+    ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReqType'): (456, False),
+    ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionResType'): (465, False),
+    ('urn:din:70121:2012:MsgBody', 'SessionSetupReqType'): (467, False),
+    ('urn:din:70121:2012:MsgBody', 'SessionSetupResType'): (471, False),
+    ('urn:din:70121:2012:MsgBody', 'SessionStopResType'): (476, False),
+    ('urn:din:70121:2012:MsgBody', 'SessionStopType'): (475, False),
+    ('urn:din:70121:2012:MsgBody', 'WeldingDetectionReqType'): (524, False),
+    ('urn:din:70121:2012:MsgBody', 'WeldingDetectionResType'): (526, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVChargeParameterType'): (1, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameterType'): (19, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatusType'): (24, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'CertificateChainType'): (87, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileType'): (374, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCostType'): (168, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'CostType'): (171, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameterType'): (116, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVErrorCodeType'): (42, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVPowerDeliveryParameterType'): (244, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEChargeParameterType'): (178, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatusCodeType'): (59, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVSEStatusType'): (52, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'DC_EVStatusType'): (36, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameterType'): (125, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameterType'): (263, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVRequestedEnergyTransferType'): (114, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameterType'): (188, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSENotificationType'): (31, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEProcessingType'): (61, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatusType'): (264, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSESupportedEnergyTransferType'): (409, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVStatusType'): (265, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'EntryType'): (266, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'IntervalType'): (150, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ListOfRootCertificateIDsType'): (73, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'MeterInfoType'): (200, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'NotificationType'): (515, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleEntryType'): (144, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleType'): (140, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxType'): (151, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'ParameterSetType'): (420, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ParameterType'): (424, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'PaymentOptionsType'): (445, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'PhysicalValueType'): (9, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntryType'): (378, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeIntervalType'): (147, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SAIDType'): (138, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleListType'): (131, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTupleType'): (134, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SASchedulesType'): (177, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffEntryType'): (164, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffType'): (153, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SelectedServiceListType'): (459, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SelectedServiceType'): (462, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceChargeType'): (392, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceParameterListType'): (417, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTagListType'): (450, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTagType'): (396, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceType'): (453, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'SubCertificatesType'): (90, False),
+    ('urn:din:70121:2012:MsgDataTypes', 'certificateType'): (71, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'contractIDType'): (95, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'costKindType'): (175, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'dHParamsType'): (78, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'evccIDType'): (469, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'evseIDType'): (198, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'faultCodeType'): (518, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'faultMsgType'): (520, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'genChallengeType'): (217, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'isolationLevelType'): (57, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'meterIDType'): (206, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'meterStatusType'): (210, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'paymentOptionType'): (448, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'percentValueType'): (44, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'privateKeyType'): (93, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'responseCodeType'): (50, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'rootCertificateIDType'): (76, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'serviceCategoryType'): (405, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'serviceIDType'): (401, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'serviceNameType'): (403, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'serviceScopeType'): (407, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'sessionIDType'): (353, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'sigMeterReadingType'): (208, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'tariffDescriptionType'): (160, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'unitMultiplierType'): (13, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'unitSymbolType'): (15, True),
+    ('urn:din:70121:2012:MsgDataTypes', 'valueType'): (532, True),
+    ('urn:din:70121:2012:MsgDef', 'BodyBaseType'): (33, False),
+    ('urn:din:70121:2012:MsgDef', 'BodyType'): (522, False),
+    ('urn:din:70121:2012:MsgHeader', 'MessageHeaderType'): (511, False),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (534, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (536, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (538, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (540, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (542, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (544, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (324, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (29, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (433, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (546, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (435, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (322, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (548, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (212, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (550, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (552, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (554, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (556, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (558, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (17, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (286, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (560, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (162, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (7, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (562, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (564, True),
+}

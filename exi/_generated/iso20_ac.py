@@ -22,6 +22,18 @@ T12 = (4, ('Pause', 'ExitStandby', 'Terminate', 'ScheduleRenegotiation', 'Servic
 T13 = (5, 0, 32)
 T14 = (7, 0, 64)
 T15 = (1, 1, 4294967295)
+T16 = (5, 0, 160)
+T17 = (5, 0, 255)
+T18 = (5, 0, 80)
+T19 = (4, ('Finished', 'Ongoing', 'Ongoing_WaitingForCustomerInteraction'), 2)
+T20 = (6, 0, None)
+T21 = (2, -2147483648, 2147483647)
+T22 = (2, -9223372036854775808, 9223372036854775807)
+T23 = (2, None, -1)
+T24 = (1, 0, None)
+T25 = (2, None, 0)
+T26 = (1, 1, None)
+T27 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -452,9 +464,203 @@ STATES = _expand((
     (2, ((4, None, None, 413, True, False), (2, None, None, -1, False, False), (3, 'value', T4, 413, False, False),)),  # 413
     (6, ((1, 'AC_CPDReqEnergyTransferMode', 1, 0, False, False), (1, 'AC_CPDResEnergyTransferMode', 15, 0, False, False), (1, 'AC_ChargeLoopReq', 28, 0, False, False), (1, 'AC_ChargeLoopRes', 259, 0, False, False), (1, 'AC_ChargeParameterDiscoveryReq', 362, 0, False, False), (1, 'AC_ChargeParameterDiscoveryRes', 378, 0, False, False), (1, 'BPT_AC_CPDReqEnergyTransferMode', 365, 0, False, False), (1, 'BPT_AC_CPDResEnergyTransferMode', 382, 0, False, False), (1, 'BPT_Dynamic_AC_CLReqControlMode', 178, 0, False, False), (1, 'BPT_Dynamic_AC_CLResControlMode', 313, 0, False, False), (1, 'BPT_Scheduled_AC_CLReqControlMode', 203, 0, False, False), (1, 'BPT_Scheduled_AC_CLResControlMode', 327, 0, False, False), (1, 'CLReqControlMode', 225, 0, False, False), (1, 'CLResControlMode', 337, 0, False, False), (1, 'CanonicalizationMethod', 53, 0, False, False), (1, 'DSAKeyValue', 108, 0, False, False), (1, 'DigestMethod', 78, 0, False, False), (1, 'DigestValue', 81, 0, False, True), (1, 'Dynamic_AC_CLReqControlMode', 226, 0, False, False), (1, 'Dynamic_AC_CLResControlMode', 338, 0, False, False), (1, 'KeyInfo', 86, 0, False, False), (1, 'KeyName', 76, 0, False, True), (1, 'KeyValue', 104, 0, False, False), (1, 'Manifest', 401, 0, False, False), (1, 'MgmtData', 76, 0, False, True), (1, 'Object', 156, 0, False, False), (1, 'PGPData', 145, 0, False, False), (1, 'RSAKeyValue', 118, 0, False, False), (1, 'Reference', 62, 0, False, False), (1, 'RetrievalMethod', 121, 0, False, False), (1, 'SPKIData', 151, 0, False, False), (1, 'Scheduled_AC_CLReqControlMode', 243, 0, False, False), (1, 'Scheduled_AC_CLResControlMode', 352, 0, False, False), (1, 'Signature', 41, 0, False, False), (1, 'SignatureMethod', 56, 0, False, False), (1, 'SignatureProperties', 405, 0, False, False), (1, 'SignatureProperty', 409, 0, False, False), (1, 'SignatureValue', 83, 0, False, False), (1, 'SignedInfo', 47, 0, False, False), (1, 'Transform', 72, 0, False, False), (1, 'Transforms', 69, 0, False, False), (1, 'X509Data', 125, 0, False, False), (4, None, None, 0, False, False),)),  # 414
     (8, ((1, 'AC_CPDReqEnergyTransferMode', 1, 415, False, False), (1, 'AC_CPDResEnergyTransferMode', 15, 415, False, False), (1, 'AC_ChargeLoopReq', 28, 415, False, False), (1, 'AC_ChargeLoopRes', 259, 415, False, False), (1, 'AC_ChargeParameterDiscoveryReq', 362, 415, False, False), (1, 'AC_ChargeParameterDiscoveryRes', 378, 415, False, False), (1, 'AckMaxDelay', 272, 415, False, True), (1, 'AdditionalServicesCosts', 305, 415, False, False), (1, 'Amount', 8, 415, False, False), (1, 'BPT_AC_CPDReqEnergyTransferMode', 365, 415, False, False), (1, 'BPT_AC_CPDResEnergyTransferMode', 382, 415, False, False), (1, 'BPT_DischargedEnergyReadingWh', 39, 415, False, True), (1, 'BPT_Dynamic_AC_CLReqControlMode', 178, 415, False, False), (1, 'BPT_Dynamic_AC_CLResControlMode', 313, 415, False, False), (1, 'BPT_InductiveEnergyReadingVARh', 39, 415, False, True), (1, 'BPT_Scheduled_AC_CLReqControlMode', 203, 415, False, False), (1, 'BPT_Scheduled_AC_CLResControlMode', 327, 415, False, False), (1, 'BatteryEnergyCapacity', 8, 415, False, False), (1, 'CLReqControlMode', 225, 415, False, False), (1, 'CLResControlMode', 337, 415, False, False), (1, 'CanonicalizationMethod', 53, 415, False, False), (1, 'CapacitiveEnergyReadingVARh', 39, 415, False, True), (1, 'ChargedEnergyReadingWh', 39, 415, False, True), (1, 'ChargingComplete', 176, 415, False, True), (1, 'CostPerUnit', 8, 415, False, False), (1, 'DSAKeyValue', 108, 415, False, False), (1, 'DepartureTime', 174, 415, False, True), (1, 'DigestMethod', 78, 415, False, False), (1, 'DigestValue', 81, 415, False, True), (1, 'DisplayParameters', 161, 415, False, False), (1, 'Dynamic_AC_CLReqControlMode', 226, 415, False, False), (1, 'Dynamic_AC_CLResControlMode', 338, 415, False, False), (1, 'EVMaximumChargePower', 8, 415, False, False), (1, 'EVMaximumChargePower_L2', 8, 415, False, False), (1, 'EVMaximumChargePower_L3', 8, 415, False, False), (1, 'EVMaximumDischargePower', 8, 415, False, False), (1, 'EVMaximumDischargePower_L2', 8, 415, False, False), (1, 'EVMaximumDischargePower_L3', 8, 415, False, False), (1, 'EVMaximumEnergyRequest', 8, 415, False, False), (1, 'EVMaximumV2XEnergyRequest', 8, 415, False, False), (1, 'EVMinimumChargePower', 8, 415, False, False), (1, 'EVMinimumChargePower_L2', 8, 415, False, False), (1, 'EVMinimumChargePower_L3', 8, 415, False, False), (1, 'EVMinimumDischargePower', 8, 415, False, False), (1, 'EVMinimumDischargePower_L2', 8, 415, False, False), (1, 'EVMinimumDischargePower_L3', 8, 415, False, False), (1, 'EVMinimumEnergyRequest', 8, 415, False, False), (1, 'EVMinimumV2XEnergyRequest', 8, 415, False, False), (1, 'EVPresentActivePower', 8, 415, False, False), (1, 'EVPresentActivePower_L2', 8, 415, False, False), (1, 'EVPresentActivePower_L3', 8, 415, False, False), (1, 'EVPresentReactivePower', 8, 415, False, False), (1, 'EVPresentReactivePower_L2', 8, 415, False, False), (1, 'EVPresentReactivePower_L3', 8, 415, False, False), (1, 'EVSEMaximumChargePower', 8, 415, False, False), (1, 'EVSEMaximumChargePower_L2', 8, 415, False, False), (1, 'EVSEMaximumChargePower_L3', 8, 415, False, False), (1, 'EVSEMaximumDischargePower', 8, 415, False, False), (1, 'EVSEMaximumDischargePower_L2', 8, 415, False, False), (1, 'EVSEMaximumDischargePower_L3', 8, 415, False, False), (1, 'EVSEMinimumChargePower', 8, 415, False, False), (1, 'EVSEMinimumChargePower_L2', 8, 415, False, False), (1, 'EVSEMinimumChargePower_L3', 8, 415, False, False), (1, 'EVSEMinimumDischargePower', 8, 415, False, False), (1, 'EVSEMinimumDischargePower_L2', 8, 415, False, False), (1, 'EVSEMinimumDischargePower_L3', 8, 415, False, False), (1, 'EVSENominalFrequency', 8, 415, False, False), (1, 'EVSENotification', 274, 415, False, True), (1, 'EVSEPowerRampLimitation', 8, 415, False, False), (1, 'EVSEPresentActivePower', 8, 415, False, False), (1, 'EVSEPresentActivePower_L2', 8, 415, False, False), (1, 'EVSEPresentActivePower_L3', 8, 415, False, False), (1, 'EVSEStatus', 269, 415, False, False), (1, 'EVSETargetActivePower', 8, 415, False, False), (1, 'EVSETargetActivePower_L2', 8, 415, False, False), (1, 'EVSETargetActivePower_L3', 8, 415, False, False), (1, 'EVSETargetFrequency', 8, 415, False, False), (1, 'EVSETargetReactivePower', 8, 415, False, False), (1, 'EVSETargetReactivePower_L2', 8, 415, False, False), (1, 'EVSETargetReactivePower_L3', 8, 415, False, False), (1, 'EVTargetEnergyRequest', 8, 415, False, False), (1, 'EnergyCosts', 305, 415, False, False), (1, 'Exponent', 116, 415, False, True), (1, 'Exponent', 11, 415, False, True), (1, 'G', 116, 415, False, True), (1, 'HMACOutputLength', 60, 415, False, True), (1, 'Header', 33, 415, False, False), (1, 'InletHot', 176, 415, False, True), (1, 'J', 116, 415, False, True), (1, 'KeyInfo', 86, 415, False, False), (1, 'KeyName', 76, 415, False, True), (1, 'KeyValue', 104, 415, False, False), (1, 'Manifest', 401, 415, False, False), (1, 'MaximumPowerAsymmetry', 8, 415, False, False), (1, 'MaximumSOC', 172, 415, False, True), (1, 'MeterID', 285, 415, False, True), (1, 'MeterInfo', 276, 415, False, False), (1, 'MeterInfoRequested', 176, 415, False, True), (1, 'MeterSignature', 287, 415, False, True), (1, 'MeterStatus', 13, 415, False, True), (1, 'MeterTimestamp', 39, 415, False, True), (1, 'MgmtData', 76, 415, False, True), (1, 'MinimumSOC', 172, 415, False, True), (1, 'Modulus', 116, 415, False, True), (1, 'NotificationMaxDelay', 272, 415, False, True), (1, 'Object', 156, 415, False, False), (1, 'OccupancyCosts', 305, 415, False, False), (1, 'OverstayCosts', 305, 415, False, False), (1, 'P', 116, 415, False, True), (1, 'PGPData', 145, 415, False, False), (1, 'PGPKeyID', 143, 415, False, True), (1, 'PGPKeyPacket', 143, 415, False, True), (1, 'PgenCounter', 116, 415, False, True), (1, 'PresentSOC', 172, 415, False, True), (1, 'Q', 116, 415, False, True), (1, 'RSAKeyValue', 118, 415, False, False), (1, 'Receipt', 289, 415, False, False), (1, 'Reference', 62, 415, False, False), (1, 'RemainingTimeToMaximumSOC', 174, 415, False, True), (1, 'RemainingTimeToMinimumSOC', 174, 415, False, True), (1, 'RemainingTimeToTargetSOC', 174, 415, False, True), (1, 'ResponseCode', 267, 415, False, True), (1, 'RetrievalMethod', 121, 415, False, False), (1, 'RootCertificateID', 138, 415, False, False), (1, 'SPKIData', 151, 415, False, False), (1, 'SPKISexp', 143, 415, False, True), (1, 'Scheduled_AC_CLReqControlMode', 243, 415, False, False), (1, 'Scheduled_AC_CLResControlMode', 352, 415, False, False), (1, 'Seed', 116, 415, False, True), (1, 'SessionID', 37, 415, False, True), (1, 'Signature', 41, 415, False, False), (1, 'SignatureMethod', 56, 415, False, False), (1, 'SignatureProperties', 405, 415, False, False), (1, 'SignatureProperty', 409, 415, False, False), (1, 'SignatureValue', 83, 415, False, False), (1, 'SignedInfo', 47, 415, False, False), (1, 'TargetSOC', 172, 415, False, True), (1, 'TaxCosts', 308, 415, False, False), (1, 'TaxRuleID', 311, 415, False, True), (1, 'TimeAnchor', 39, 415, False, True), (1, 'TimeStamp', 39, 415, False, True), (1, 'Transform', 72, 415, False, False), (1, 'Transforms', 69, 415, False, False), (1, 'Value', 13, 415, False, True), (1, 'X509CRL', 143, 415, False, True), (1, 'X509Certificate', 143, 415, False, True), (1, 'X509Data', 125, 415, False, False), (1, 'X509IssuerName', 76, 415, False, True), (1, 'X509IssuerSerial', 138, 415, False, False), (1, 'X509SKI', 143, 415, False, True), (1, 'X509SerialNumber', 141, 415, False, True), (1, 'X509SubjectName', 76, 415, False, True), (1, 'XPath', 76, 415, False, True), (1, 'Y', 116, 415, False, True), (4, None, None, 415, False, False), (5, None, None, -1, False, False),)),  # 415
+    (1, ((1, 'Header', 33, 417, False, False),)),  # 416
+    (2, ((1, 'DisplayParameters', 161, 418, False, False), (1, 'MeterInfoRequested', 176, 419, False, True),)),  # 417
+    (1, ((1, 'MeterInfoRequested', 176, 419, False, True),)),  # 418
+    (1, ((2, None, None, -1, False, False),)),  # 419
+    (1, ((1, 'Header', 33, 421, False, False),)),  # 420
+    (1, ((1, 'ResponseCode', 267, 422, False, True),)),  # 421
+    (3, ((1, 'EVSEStatus', 269, 423, False, False), (1, 'MeterInfo', 276, 424, False, False), (1, 'Receipt', 289, 425, False, False), (2, None, None, -1, False, False),)),  # 422
+    (2, ((1, 'MeterInfo', 276, 424, False, False), (1, 'Receipt', 289, 425, False, False), (2, None, None, -1, False, False),)),  # 423
+    (2, ((1, 'Receipt', 289, 425, False, False), (2, None, None, -1, False, False),)),  # 424
+    (1, ((2, None, None, -1, False, False),)),  # 425
+    (1, ((1, 'Header', 33, 427, False, False),)),  # 426
+    (1, ((2, None, None, -1, False, False),)),  # 427
+    (1, ((1, 'Header', 33, 429, False, False),)),  # 428
+    (1, ((1, 'ResponseCode', 267, 430, False, True),)),  # 429
+    (1, ((2, None, None, -1, False, False),)),  # 430
+    (2, ((1, 'DepartureTime', 174, 432, False, True), (1, 'EVTargetEnergyRequest', 8, 433, False, False),)),  # 431
+    (1, ((1, 'EVTargetEnergyRequest', 8, 433, False, False),)),  # 432
+    (1, ((1, 'EVMaximumEnergyRequest', 8, 434, False, False),)),  # 433
+    (1, ((1, 'EVMinimumEnergyRequest', 8, 435, False, False),)),  # 434
+    (1, ((2, None, None, -1, False, False),)),  # 435
+    (3, ((1, 'DepartureTime', 174, 437, False, True), (1, 'MinimumSOC', 172, 438, False, True), (1, 'TargetSOC', 172, 439, False, True), (1, 'AckMaxDelay', 272, 440, False, True), (2, None, None, -1, False, False),)),  # 436
+    (3, ((1, 'MinimumSOC', 172, 438, False, True), (1, 'TargetSOC', 172, 439, False, True), (1, 'AckMaxDelay', 272, 440, False, True), (2, None, None, -1, False, False),)),  # 437
+    (2, ((1, 'TargetSOC', 172, 439, False, True), (1, 'AckMaxDelay', 272, 440, False, True), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'AckMaxDelay', 272, 440, False, True), (2, None, None, -1, False, False),)),  # 439
+    (1, ((2, None, None, -1, False, False),)),  # 440
+    (1, ((1, 'RootCertificateID', 138, 442, True, False),)),  # 441
+    _run(19, 2, ((1, 'RootCertificateID', 138, '+', True, False), (2, None, None, -1, False, False),)),  # 442..460
+    (1, ((2, None, None, -1, False, False),)),  # 461
+    (3, ((1, 'EVTargetEnergyRequest', 8, 463, False, False), (1, 'EVMaximumEnergyRequest', 8, 464, False, False), (1, 'EVMinimumEnergyRequest', 8, 465, False, False), (2, None, None, -1, False, False),)),  # 462
+    (2, ((1, 'EVMaximumEnergyRequest', 8, 464, False, False), (1, 'EVMinimumEnergyRequest', 8, 465, False, False), (2, None, None, -1, False, False),)),  # 463
+    (2, ((1, 'EVMinimumEnergyRequest', 8, 465, False, False), (2, None, None, -1, False, False),)),  # 464
+    (1, ((2, None, None, -1, False, False),)),  # 465
+    (1, ((2, None, None, -1, False, False),)),  # 466
+    (1, ((1, 'Header', 33, 468, False, False),)),  # 467
+    (1, ((2, None, None, -1, False, False),)),  # 468
+    (1, ((1, 'Header', 33, 470, False, False),)),  # 469
+    (1, ((2, None, None, -1, False, False),)),  # 470
+    (1, ((1, 'Header', 33, 472, False, False),)),  # 471
+    (1, ((1, 'ResponseCode', 267, 473, False, True),)),  # 472
+    (1, ((2, None, None, -1, False, False),)),  # 473
+    (1, ((3, 'value', T16, 475, False, False),)),  # 474
+    (1, ((2, None, None, -1, False, False),)),  # 475
+    (1, ((3, 'value', T17, 477, False, False),)),  # 476
+    (1, ((2, None, None, -1, False, False),)),  # 477
+    (1, ((3, 'value', T18, 479, False, False),)),  # 478
+    (1, ((2, None, None, -1, False, False),)),  # 479
+    (1, ((3, 'value', T19, 481, False, False),)),  # 480
+    (1, ((2, None, None, -1, False, False),)),  # 481
+    (1, ((3, 'value', T4, 483, False, False),)),  # 482
+    (1, ((2, None, None, -1, False, False),)),  # 483
+    (1, ((3, 'value', T4, 485, False, False),)),  # 484
+    (1, ((2, None, None, -1, False, False),)),  # 485
+    (1, ((3, 'value', T4, 487, False, False),)),  # 486
+    (1, ((2, None, None, -1, False, False),)),  # 487
+    (1, ((3, 'value', T4, 489, False, False),)),  # 488
+    (1, ((2, None, None, -1, False, False),)),  # 489
+    (1, ((3, 'value', T4, 491, False, False),)),  # 490
+    (1, ((2, None, None, -1, False, False),)),  # 491
+    (1, ((3, 'value', T4, 493, False, False),)),  # 492
+    (1, ((2, None, None, -1, False, False),)),  # 493
+    (1, ((3, 'value', T20, 495, False, False),)),  # 494
+    (1, ((2, None, None, -1, False, False),)),  # 495
+    (1, ((3, 'value', T21, 497, False, False),)),  # 496
+    (1, ((2, None, None, -1, False, False),)),  # 497
+    (1, ((3, 'value', T4, 499, False, False),)),  # 498
+    (1, ((2, None, None, -1, False, False),)),  # 499
+    (1, ((3, 'value', T22, 501, False, False),)),  # 500
+    (1, ((2, None, None, -1, False, False),)),  # 501
+    (1, ((3, 'value', T23, 503, False, False),)),  # 502
+    (1, ((2, None, None, -1, False, False),)),  # 503
+    (1, ((3, 'value', T24, 505, False, False),)),  # 504
+    (1, ((2, None, None, -1, False, False),)),  # 505
+    (1, ((3, 'value', T25, 507, False, False),)),  # 506
+    (1, ((2, None, None, -1, False, False),)),  # 507
+    (1, ((3, 'value', T4, 509, False, False),)),  # 508
+    (1, ((2, None, None, -1, False, False),)),  # 509
+    (1, ((3, 'value', T26, 511, False, False),)),  # 510
+    (1, ((2, None, None, -1, False, False),)),  # 511
+    (1, ((3, 'value', T4, 513, False, False),)),  # 512
+    (1, ((2, None, None, -1, False, False),)),  # 513
+    (1, ((3, 'value', T27, 515, False, False),)),  # 514
+    (1, ((2, None, None, -1, False, False),)),  # 515
 ))
 
 DOC_STATE = 414
 DOC_KEYS = {'AC_CPDReqEnergyTransferMode': 0, 'AC_CPDResEnergyTransferMode': 1, 'AC_ChargeLoopReq': 2, 'AC_ChargeLoopRes': 3, 'AC_ChargeParameterDiscoveryReq': 4, 'AC_ChargeParameterDiscoveryRes': 5, 'BPT_AC_CPDReqEnergyTransferMode': 6, 'BPT_AC_CPDResEnergyTransferMode': 7, 'BPT_Dynamic_AC_CLReqControlMode': 8, 'BPT_Dynamic_AC_CLResControlMode': 9, 'BPT_Scheduled_AC_CLReqControlMode': 10, 'BPT_Scheduled_AC_CLResControlMode': 11, 'CLReqControlMode': 12, 'CLResControlMode': 13, 'CanonicalizationMethod': 14, 'DSAKeyValue': 15, 'DigestMethod': 16, 'DigestValue': 17, 'Dynamic_AC_CLReqControlMode': 18, 'Dynamic_AC_CLResControlMode': 19, 'KeyInfo': 20, 'KeyName': 21, 'KeyValue': 22, 'Manifest': 23, 'MgmtData': 24, 'Object': 25, 'PGPData': 26, 'RSAKeyValue': 27, 'Reference': 28, 'RetrievalMethod': 29, 'SPKIData': 30, 'Scheduled_AC_CLReqControlMode': 31, 'Scheduled_AC_CLResControlMode': 32, 'Signature': 33, 'SignatureMethod': 34, 'SignatureProperties': 35, 'SignatureProperty': 36, 'SignatureValue': 37, 'SignedInfo': 38, 'Transform': 39, 'Transforms': 40, 'X509Data': 41}
 FRAG_STATE = 415
 FRAG_KEYS = {'AC_CPDReqEnergyTransferMode': 0, 'AC_CPDResEnergyTransferMode': 1, 'AC_ChargeLoopReq': 2, 'AC_ChargeLoopRes': 3, 'AC_ChargeParameterDiscoveryReq': 4, 'AC_ChargeParameterDiscoveryRes': 5, 'AckMaxDelay': 6, 'AdditionalServicesCosts': 7, 'Amount': 8, 'BPT_AC_CPDReqEnergyTransferMode': 9, 'BPT_AC_CPDResEnergyTransferMode': 10, 'BPT_DischargedEnergyReadingWh': 11, 'BPT_Dynamic_AC_CLReqControlMode': 12, 'BPT_Dynamic_AC_CLResControlMode': 13, 'BPT_InductiveEnergyReadingVARh': 14, 'BPT_Scheduled_AC_CLReqControlMode': 15, 'BPT_Scheduled_AC_CLResControlMode': 16, 'BatteryEnergyCapacity': 17, 'CLReqControlMode': 18, 'CLResControlMode': 19, 'CanonicalizationMethod': 20, 'CapacitiveEnergyReadingVARh': 21, 'ChargedEnergyReadingWh': 22, 'ChargingComplete': 23, 'CostPerUnit': 24, 'DSAKeyValue': 25, 'DepartureTime': 26, 'DigestMethod': 27, 'DigestValue': 28, 'DisplayParameters': 29, 'Dynamic_AC_CLReqControlMode': 30, 'Dynamic_AC_CLResControlMode': 31, 'EVMaximumChargePower': 32, 'EVMaximumChargePower_L2': 33, 'EVMaximumChargePower_L3': 34, 'EVMaximumDischargePower': 35, 'EVMaximumDischargePower_L2': 36, 'EVMaximumDischargePower_L3': 37, 'EVMaximumEnergyRequest': 38, 'EVMaximumV2XEnergyRequest': 39, 'EVMinimumChargePower': 40, 'EVMinimumChargePower_L2': 41, 'EVMinimumChargePower_L3': 42, 'EVMinimumDischargePower': 43, 'EVMinimumDischargePower_L2': 44, 'EVMinimumDischargePower_L3': 45, 'EVMinimumEnergyRequest': 46, 'EVMinimumV2XEnergyRequest': 47, 'EVPresentActivePower': 48, 'EVPresentActivePower_L2': 49, 'EVPresentActivePower_L3': 50, 'EVPresentReactivePower': 51, 'EVPresentReactivePower_L2': 52, 'EVPresentReactivePower_L3': 53, 'EVSEMaximumChargePower': 54, 'EVSEMaximumChargePower_L2': 55, 'EVSEMaximumChargePower_L3': 56, 'EVSEMaximumDischargePower': 57, 'EVSEMaximumDischargePower_L2': 58, 'EVSEMaximumDischargePower_L3': 59, 'EVSEMinimumChargePower': 60, 'EVSEMinimumChargePower_L2': 61, 'EVSEMinimumChargePower_L3': 62, 'EVSEMinimumDischargePower': 63, 'EVSEMinimumDischargePower_L2': 64, 'EVSEMinimumDischargePower_L3': 65, 'EVSENominalFrequency': 66, 'EVSENotification': 67, 'EVSEPowerRampLimitation': 68, 'EVSEPresentActivePower': 69, 'EVSEPresentActivePower_L2': 70, 'EVSEPresentActivePower_L3': 71, 'EVSEStatus': 72, 'EVSETargetActivePower': 73, 'EVSETargetActivePower_L2': 74, 'EVSETargetActivePower_L3': 75, 'EVSETargetFrequency': 76, 'EVSETargetReactivePower': 77, 'EVSETargetReactivePower_L2': 78, 'EVSETargetReactivePower_L3': 79, 'EVTargetEnergyRequest': 80, 'EnergyCosts': 81, 'Exponent': 82, 'G': 84, 'HMACOutputLength': 85, 'Header': 86, 'InletHot': 87, 'J': 88, 'KeyInfo': 89, 'KeyName': 90, 'KeyValue': 91, 'Manifest': 92, 'MaximumPowerAsymmetry': 93, 'MaximumSOC': 94, 'MeterID': 95, 'MeterInfo': 96, 'MeterInfoRequested': 97, 'MeterSignature': 98, 'MeterStatus': 99, 'MeterTimestamp': 100, 'MgmtData': 101, 'MinimumSOC': 102, 'Modulus': 103, 'NotificationMaxDelay': 104, 'Object': 105, 'OccupancyCosts': 106, 'OverstayCosts': 107, 'P': 108, 'PGPData': 109, 'PGPKeyID': 110, 'PGPKeyPacket': 111, 'PgenCounter': 112, 'PresentSOC': 113, 'Q': 114, 'RSAKeyValue': 115, 'Receipt': 116, 'Reference': 117, 'RemainingTimeToMaximumSOC': 118, 'RemainingTimeToMinimumSOC': 119, 'RemainingTimeToTargetSOC': 120, 'ResponseCode': 121, 'RetrievalMethod': 122, 'RootCertificateID': 123, 'SPKIData': 124, 'SPKISexp': 125, 'Scheduled_AC_CLReqControlMode': 126, 'Scheduled_AC_CLResControlMode': 127, 'Seed': 128, 'SessionID': 129, 'Signature': 130, 'SignatureMethod': 131, 'SignatureProperties': 132, 'SignatureProperty': 133, 'SignatureValue': 134, 'SignedInfo': 135, 'TargetSOC': 136, 'TaxCosts': 137, 'TaxRuleID': 138, 'TimeAnchor': 139, 'TimeStamp': 140, 'Transform': 141, 'Transforms': 142, 'Value': 143, 'X509CRL': 144, 'X509Certificate': 145, 'X509Data': 146, 'X509IssuerName': 147, 'X509IssuerSerial': 148, 'X509SKI': 149, 'X509SerialNumber': 150, 'X509SubjectName': 151, 'XPath': 152, 'Y': 153}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:iso:std:iso:15118:-20:AC', 'urn:iso:std:iso:15118:-20:CommonTypes'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('AC_CPDReqEnergyTransferMode', 'AC_CPDReqEnergyTransferModeType', 'AC_CPDResEnergyTransferMode', 'AC_CPDResEnergyTransferModeType', 'AC_ChargeLoopReq', 'AC_ChargeLoopReqType', 'AC_ChargeLoopRes', 'AC_ChargeLoopResType', 'AC_ChargeParameterDiscoveryReq', 'AC_ChargeParameterDiscoveryReqType', 'AC_ChargeParameterDiscoveryRes', 'AC_ChargeParameterDiscoveryResType', 'BPT_AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferModeType', 'BPT_AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferModeType', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Dynamic_AC_CLReqControlModeType', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Dynamic_AC_CLResControlModeType', 'BPT_Scheduled_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlModeType', 'BPT_Scheduled_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlModeType', 'Dynamic_AC_CLReqControlMode', 'Dynamic_AC_CLReqControlModeType', 'Dynamic_AC_CLResControlMode', 'Dynamic_AC_CLResControlModeType', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMinimumV2XEnergyRequest', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMaximumDischargePower', 'EVSEMaximumDischargePower_L2', 'EVSEMaximumDischargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSEMinimumDischargePower', 'EVSEMinimumDischargePower_L2', 'EVSEMinimumDischargePower_L3', 'EVSENominalFrequency', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetFrequency', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'MaximumPowerAsymmetry', 'Scheduled_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlModeType', 'Scheduled_AC_CLResControlMode', 'Scheduled_AC_CLResControlModeType'),
+     ('AckMaxDelay', 'AdditionalServicesCosts', 'Amount', 'BPT_DischargedEnergyReadingWh', 'BPT_InductiveEnergyReadingVARh', 'BatteryEnergyCapacity', 'CLReqControlMode', 'CLReqControlModeType', 'CLResControlMode', 'CLResControlModeType', 'CapacitiveEnergyReadingVARh', 'ChargeLoopReqType', 'ChargeLoopResType', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryResType', 'ChargedEnergyReadingWh', 'ChargingComplete', 'CostPerUnit', 'DepartureTime', 'DetailedCostType', 'DetailedTaxType', 'DisplayParameters', 'DisplayParametersType', 'Dynamic_CLReqControlModeType', 'Dynamic_CLResControlModeType', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVSENotification', 'EVSEStatus', 'EVSEStatusType', 'EVTargetEnergyRequest', 'EnergyCosts', 'Exponent', 'Header', 'InletHot', 'ListOfRootCertificateIDsType', 'MaximumSOC', 'MessageHeaderType', 'MeterID', 'MeterInfo', 'MeterInfoRequested', 'MeterInfoType', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', 'MinimumSOC', 'NotificationMaxDelay', 'OccupancyCosts', 'OverstayCosts', 'PresentSOC', 'RationalNumberType', 'Receipt', 'ReceiptType', 'RemainingTimeToMaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'ResponseCode', 'RootCertificateID', 'Scheduled_CLReqControlModeType', 'Scheduled_CLResControlModeType', 'SessionID', 'TargetSOC', 'TaxCosts', 'TaxRuleID', 'TimeAnchor', 'TimeStamp', 'V2GMessageType', 'V2GRequestType', 'V2GResponseType', 'Value', 'descriptionType', 'evseNotificationType', 'identifierType', 'meterIDType', 'meterSignatureType', 'nameType', 'numericIDType', 'percentValueType', 'processingType', 'responseCodeType', 'sessionIDType')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (53, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (116, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (108, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (78, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (81, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (60, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (86, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (104, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (401, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (156, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (145, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (62, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (121, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (151, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (56, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (405, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (409, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (41, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (83, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (47, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (72, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (69, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (125, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (138, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferModeType'): (1, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferModeType'): (15, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopReqType'): (28, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopResType'): (259, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryReqType'): (362, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryResType'): (378, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferModeType'): (365, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferModeType'): (382, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlModeType'): (178, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlModeType'): (313, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlModeType'): (203, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlModeType'): (327, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlModeType'): (226, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlModeType'): (338, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlModeType'): (243, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlModeType'): (352, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType'): (225, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType'): (337, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType'): (416, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType'): (420, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType'): (426, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType'): (428, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType'): (305, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType'): (308, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType'): (161, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType'): (431, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType'): (436, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType'): (269, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType'): (441, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType'): (33, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType'): (276, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType'): (8, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType'): (289, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType'): (462, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType'): (466, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType'): (467, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType'): (469, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType'): (471, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'descriptionType'): (474, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'evseNotificationType'): (274, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'identifierType'): (476, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterIDType'): (285, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterSignatureType'): (287, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'nameType'): (478, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'numericIDType'): (311, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'percentValueType'): (172, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (480, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (267, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (37, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (482, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (484, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (486, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (488, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (490, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (492, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (143, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (176, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (11, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (494, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (496, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (141, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (498, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (500, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (502, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (504, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (506, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (508, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (510, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (13, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (76, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (512, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (514, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (174, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (39, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (272, True),
+}

@@ -28,6 +28,17 @@ T18 = (4, ('Pause', 'ExitStandby', 'Terminate', 'ScheduleRenegotiation', 'Servic
 T19 = (5, 0, 32)
 T20 = (7, 0, 64)
 T21 = (1, 1, 4294967295)
+T22 = (5, 0, 160)
+T23 = (5, 0, 255)
+T24 = (5, 0, 80)
+T25 = (6, 0, None)
+T26 = (2, -2147483648, 2147483647)
+T27 = (2, -9223372036854775808, 9223372036854775807)
+T28 = (2, None, -1)
+T29 = (1, 0, None)
+T30 = (2, None, 0)
+T31 = (1, 1, None)
+T32 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -317,9 +328,197 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 272
     (1, ((3, 'value', T21, 274, False, False),)),  # 273
     (1, ((2, None, None, -1, False, False),)),  # 274
+    (1, ((1, 'Header', 4, 276, False, False),)),  # 275
+    (2, ((1, 'DisplayParameters', 225, 277, False, False), (1, 'MeterInfoRequested', 158, 278, False, True),)),  # 276
+    (1, ((1, 'MeterInfoRequested', 158, 278, False, True),)),  # 277
+    (1, ((2, None, None, -1, False, False),)),  # 278
+    (1, ((1, 'Header', 4, 280, False, False),)),  # 279
+    (1, ((1, 'ResponseCode', 140, 281, False, True),)),  # 280
+    (3, ((1, 'EVSEStatus', 238, 282, False, False), (1, 'MeterInfo', 243, 283, False, False), (1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 281
+    (2, ((1, 'MeterInfo', 243, 283, False, False), (1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 282
+    (2, ((1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 283
+    (1, ((2, None, None, -1, False, False),)),  # 284
+    (1, ((1, 'Header', 4, 286, False, False),)),  # 285
+    (1, ((2, None, None, -1, False, False),)),  # 286
+    (1, ((1, 'Header', 4, 288, False, False),)),  # 287
+    (1, ((1, 'ResponseCode', 140, 289, False, True),)),  # 288
+    (1, ((2, None, None, -1, False, False),)),  # 289
+    (2, ((1, 'DepartureTime', 223, 291, False, True), (1, 'EVTargetEnergyRequest', 160, 292, False, False),)),  # 290
+    (1, ((1, 'EVTargetEnergyRequest', 160, 292, False, False),)),  # 291
+    (1, ((1, 'EVMaximumEnergyRequest', 160, 293, False, False),)),  # 292
+    (1, ((1, 'EVMinimumEnergyRequest', 160, 294, False, False),)),  # 293
+    (1, ((2, None, None, -1, False, False),)),  # 294
+    (3, ((1, 'DepartureTime', 223, 296, False, True), (1, 'MinimumSOC', 169, 297, False, True), (1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 295
+    (3, ((1, 'MinimumSOC', 169, 297, False, True), (1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 296
+    (2, ((1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 297
+    (2, ((1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 298
+    (1, ((2, None, None, -1, False, False),)),  # 299
+    (1, ((1, 'RootCertificateID', 109, 301, True, False),)),  # 300
+    _run(19, 2, ((1, 'RootCertificateID', 109, '+', True, False), (2, None, None, -1, False, False),)),  # 301..319
+    (1, ((2, None, None, -1, False, False),)),  # 320
+    (3, ((1, 'EVTargetEnergyRequest', 160, 322, False, False), (1, 'EVMaximumEnergyRequest', 160, 323, False, False), (1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 321
+    (2, ((1, 'EVMaximumEnergyRequest', 160, 323, False, False), (1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 322
+    (2, ((1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 323
+    (1, ((2, None, None, -1, False, False),)),  # 324
+    (1, ((2, None, None, -1, False, False),)),  # 325
+    (1, ((1, 'Header', 4, 327, False, False),)),  # 326
+    (1, ((2, None, None, -1, False, False),)),  # 327
+    (1, ((1, 'Header', 4, 329, False, False),)),  # 328
+    (1, ((2, None, None, -1, False, False),)),  # 329
+    (1, ((1, 'Header', 4, 331, False, False),)),  # 330
+    (1, ((1, 'ResponseCode', 140, 332, False, True),)),  # 331
+    (1, ((2, None, None, -1, False, False),)),  # 332
+    (1, ((3, 'value', T22, 334, False, False),)),  # 333
+    (1, ((2, None, None, -1, False, False),)),  # 334
+    (1, ((3, 'value', T23, 336, False, False),)),  # 335
+    (1, ((2, None, None, -1, False, False),)),  # 336
+    (1, ((3, 'value', T24, 338, False, False),)),  # 337
+    (1, ((2, None, None, -1, False, False),)),  # 338
+    (1, ((3, 'value', T2, 340, False, False),)),  # 339
+    (1, ((2, None, None, -1, False, False),)),  # 340
+    (1, ((3, 'value', T2, 342, False, False),)),  # 341
+    (1, ((2, None, None, -1, False, False),)),  # 342
+    (1, ((3, 'value', T2, 344, False, False),)),  # 343
+    (1, ((2, None, None, -1, False, False),)),  # 344
+    (1, ((3, 'value', T2, 346, False, False),)),  # 345
+    (1, ((2, None, None, -1, False, False),)),  # 346
+    (1, ((3, 'value', T2, 348, False, False),)),  # 347
+    (1, ((2, None, None, -1, False, False),)),  # 348
+    (1, ((3, 'value', T2, 350, False, False),)),  # 349
+    (1, ((2, None, None, -1, False, False),)),  # 350
+    (1, ((3, 'value', T25, 352, False, False),)),  # 351
+    (1, ((2, None, None, -1, False, False),)),  # 352
+    (1, ((3, 'value', T26, 354, False, False),)),  # 353
+    (1, ((2, None, None, -1, False, False),)),  # 354
+    (1, ((3, 'value', T2, 356, False, False),)),  # 355
+    (1, ((2, None, None, -1, False, False),)),  # 356
+    (1, ((3, 'value', T27, 358, False, False),)),  # 357
+    (1, ((2, None, None, -1, False, False),)),  # 358
+    (1, ((3, 'value', T28, 360, False, False),)),  # 359
+    (1, ((2, None, None, -1, False, False),)),  # 360
+    (1, ((3, 'value', T29, 362, False, False),)),  # 361
+    (1, ((2, None, None, -1, False, False),)),  # 362
+    (1, ((3, 'value', T30, 364, False, False),)),  # 363
+    (1, ((2, None, None, -1, False, False),)),  # 364
+    (1, ((3, 'value', T2, 366, False, False),)),  # 365
+    (1, ((2, None, None, -1, False, False),)),  # 366
+    (1, ((3, 'value', T31, 368, False, False),)),  # 367
+    (1, ((2, None, None, -1, False, False),)),  # 368
+    (1, ((3, 'value', T2, 370, False, False),)),  # 369
+    (1, ((2, None, None, -1, False, False),)),  # 370
+    (1, ((3, 'value', T32, 372, False, False),)),  # 371
+    (1, ((2, None, None, -1, False, False),)),  # 372
 ))
 
 DOC_STATE = 216
 DOC_KEYS = {'ACDP_ConnectReq': 0, 'ACDP_ConnectRes': 1, 'ACDP_DisconnectReq': 2, 'ACDP_DisconnectRes': 3, 'ACDP_SystemStatusReq': 4, 'ACDP_SystemStatusRes': 5, 'ACDP_VehiclePositioningReq': 6, 'ACDP_VehiclePositioningRes': 7, 'CLReqControlMode': 8, 'CLResControlMode': 9, 'CanonicalizationMethod': 10, 'DSAKeyValue': 11, 'DigestMethod': 12, 'DigestValue': 13, 'KeyInfo': 14, 'KeyName': 15, 'KeyValue': 16, 'Manifest': 17, 'MgmtData': 18, 'Object': 19, 'PGPData': 20, 'RSAKeyValue': 21, 'Reference': 22, 'RetrievalMethod': 23, 'SPKIData': 24, 'Signature': 25, 'SignatureMethod': 26, 'SignatureProperties': 27, 'SignatureProperty': 28, 'SignatureValue': 29, 'SignedInfo': 30, 'Transform': 31, 'Transforms': 32, 'X509Data': 33}
 FRAG_STATE = 217
 FRAG_KEYS = {'ACDP_ConnectReq': 0, 'ACDP_ConnectRes': 1, 'ACDP_DisconnectReq': 2, 'ACDP_DisconnectRes': 3, 'ACDP_SystemStatusReq': 4, 'ACDP_SystemStatusRes': 5, 'ACDP_VehiclePositioningReq': 6, 'ACDP_VehiclePositioningRes': 7, 'AckMaxDelay': 8, 'AdditionalServicesCosts': 9, 'Amount': 10, 'BPT_DischargedEnergyReadingWh': 11, 'BPT_InductiveEnergyReadingVARh': 12, 'BatteryEnergyCapacity': 13, 'CLReqControlMode': 14, 'CLResControlMode': 15, 'CanonicalizationMethod': 16, 'CapacitiveEnergyReadingVARh': 17, 'ChargedEnergyReadingWh': 18, 'ChargingComplete': 19, 'ContactWindowXc': 20, 'ContactWindowYc': 21, 'CostPerUnit': 22, 'DSAKeyValue': 23, 'DepartureTime': 24, 'DigestMethod': 25, 'DigestValue': 26, 'DisplayParameters': 27, 'EVAssociationStatus': 28, 'EVCPStatus': 29, 'EVElectricalChargingDeviceStatus': 30, 'EVErrorCode': 31, 'EVImmobilizationRequest': 32, 'EVImmobilized': 33, 'EVInChargePosition': 34, 'EVMaximumEnergyRequest': 35, 'EVMinimumEnergyRequest': 36, 'EVMobilityStatus': 37, 'EVPositioningSupport': 38, 'EVReadyToCharge': 39, 'EVRelativeXDeviation': 40, 'EVRelativeYDeviation': 41, 'EVSEDisabled': 42, 'EVSEElectricalChargingDeviceStatus': 43, 'EVSEEmergencyShutdown': 44, 'EVSEIsolationStatus': 45, 'EVSEMalfunction': 46, 'EVSEMechanicalChargingDeviceStatus': 47, 'EVSENotification': 48, 'EVSEPositioningSupport': 49, 'EVSEProcessing': 50, 'EVSEReadyToCharge': 51, 'EVSEStatus': 52, 'EVSEUtilityInterruptEvent': 53, 'EVSOC': 54, 'EVTargetEnergyRequest': 55, 'EVTechnicalStatus': 56, 'EVTimeout': 57, 'EVWLANStrength': 58, 'EnergyCosts': 59, 'Exponent': 60, 'G': 62, 'HMACOutputLength': 63, 'Header': 64, 'InletHot': 65, 'J': 66, 'KeyInfo': 67, 'KeyName': 68, 'KeyValue': 69, 'Manifest': 70, 'MaximumSOC': 71, 'MeterID': 72, 'MeterInfo': 73, 'MeterInfoRequested': 74, 'MeterSignature': 75, 'MeterStatus': 76, 'MeterTimestamp': 77, 'MgmtData': 78, 'MinimumSOC': 79, 'Modulus': 80, 'NotificationMaxDelay': 81, 'Object': 82, 'OccupancyCosts': 83, 'OverstayCosts': 84, 'P': 85, 'PGPData': 86, 'PGPKeyID': 87, 'PGPKeyPacket': 88, 'PgenCounter': 89, 'PresentSOC': 90, 'Q': 91, 'RSAKeyValue': 92, 'Receipt': 93, 'Reference': 94, 'RemainingTimeToMaximumSOC': 95, 'RemainingTimeToMinimumSOC': 96, 'RemainingTimeToTargetSOC': 97, 'ResponseCode': 98, 'RetrievalMethod': 99, 'RootCertificateID': 100, 'SPKIData': 101, 'SPKISexp': 102, 'Seed': 103, 'SessionID': 104, 'Signature': 105, 'SignatureMethod': 106, 'SignatureProperties': 107, 'SignatureProperty': 108, 'SignatureValue': 109, 'SignedInfo': 110, 'TargetSOC': 111, 'TaxCosts': 112, 'TaxRuleID': 113, 'TimeAnchor': 114, 'TimeStamp': 115, 'Transform': 116, 'Transforms': 117, 'Value': 118, 'X509CRL': 119, 'X509Certificate': 120, 'X509Data': 121, 'X509IssuerName': 122, 'X509IssuerSerial': 123, 'X509SKI': 124, 'X509SerialNumber': 125, 'X509SubjectName': 126, 'XPath': 127, 'Y': 128}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:iso:std:iso:15118:-20:ACDP', 'urn:iso:std:iso:15118:-20:CommonTypes'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('ACDP_ConnectReq', 'ACDP_ConnectReqType', 'ACDP_ConnectRes', 'ACDP_ConnectResType', 'ACDP_DisconnectReq', 'ACDP_DisconnectRes', 'ACDP_SystemStatusReq', 'ACDP_SystemStatusReqType', 'ACDP_SystemStatusRes', 'ACDP_SystemStatusResType', 'ACDP_VehiclePositioningReq', 'ACDP_VehiclePositioningReqType', 'ACDP_VehiclePositioningRes', 'ACDP_VehiclePositioningResType', 'ContactWindowXc', 'ContactWindowYc', 'EVAssociationStatus', 'EVCPStatus', 'EVElectricalChargingDeviceStatus', 'EVErrorCode', 'EVImmobilizationRequest', 'EVImmobilized', 'EVInChargePosition', 'EVMobilityStatus', 'EVPositioningSupport', 'EVReadyToCharge', 'EVRelativeXDeviation', 'EVRelativeYDeviation', 'EVSEDisabled', 'EVSEElectricalChargingDeviceStatus', 'EVSEEmergencyShutdown', 'EVSEIsolationStatus', 'EVSEMalfunction', 'EVSEMechanicalChargingDeviceStatus', 'EVSEPositioningSupport', 'EVSEProcessing', 'EVSEReadyToCharge', 'EVSEUtilityInterruptEvent', 'EVSOC', 'EVTechnicalStatus', 'EVTechnicalStatusType', 'EVTimeout', 'EVWLANStrength', 'cpStatusType', 'electricalChargingDeviceStatusType', 'errorCodeType', 'isolationStatusType', 'mechanicalChargingDeviceStatusType'),
+     ('AckMaxDelay', 'AdditionalServicesCosts', 'Amount', 'BPT_DischargedEnergyReadingWh', 'BPT_InductiveEnergyReadingVARh', 'BatteryEnergyCapacity', 'CLReqControlMode', 'CLReqControlModeType', 'CLResControlMode', 'CLResControlModeType', 'CapacitiveEnergyReadingVARh', 'ChargeLoopReqType', 'ChargeLoopResType', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryResType', 'ChargedEnergyReadingWh', 'ChargingComplete', 'CostPerUnit', 'DepartureTime', 'DetailedCostType', 'DetailedTaxType', 'DisplayParameters', 'DisplayParametersType', 'Dynamic_CLReqControlModeType', 'Dynamic_CLResControlModeType', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVSENotification', 'EVSEStatus', 'EVSEStatusType', 'EVTargetEnergyRequest', 'EnergyCosts', 'Exponent', 'Header', 'InletHot', 'ListOfRootCertificateIDsType', 'MaximumSOC', 'MessageHeaderType', 'MeterID', 'MeterInfo', 'MeterInfoRequested', 'MeterInfoType', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', 'MinimumSOC', 'NotificationMaxDelay', 'OccupancyCosts', 'OverstayCosts', 'PresentSOC', 'RationalNumberType', 'Receipt', 'ReceiptType', 'RemainingTimeToMaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'ResponseCode', 'RootCertificateID', 'Scheduled_CLReqControlModeType', 'Scheduled_CLResControlModeType', 'SessionID', 'TargetSOC', 'TaxCosts', 'TaxRuleID', 'TimeAnchor', 'TimeStamp', 'V2GMessageType', 'V2GRequestType', 'V2GResponseType', 'Value', 'descriptionType', 'evseNotificationType', 'identifierType', 'meterIDType', 'meterSignatureType', 'nameType', 'numericIDType', 'percentValueType', 'processingType', 'responseCodeType', 'sessionIDType')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (24, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (87, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (79, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (49, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (52, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (31, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (57, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (75, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (203, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (127, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (116, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (89, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (33, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (92, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (122, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (27, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (207, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (211, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (12, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (54, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (18, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (43, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (40, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (96, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (109, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReqType'): (1, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectResType'): (134, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReqType'): (146, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusResType'): (173, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReqType'): (187, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningResType'): (191, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTechnicalStatusType'): (149, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'cpStatusType'): (167, True),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'electricalChargingDeviceStatusType'): (132, True),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'errorCodeType'): (171, True),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'isolationStatusType'): (185, True),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'mechanicalChargingDeviceStatusType'): (144, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType'): (201, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType'): (202, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType'): (275, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType'): (279, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType'): (285, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType'): (287, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType'): (220, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType'): (270, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType'): (225, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType'): (290, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType'): (295, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType'): (238, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType'): (300, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType'): (4, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType'): (243, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType'): (160, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType'): (254, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType'): (321, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType'): (325, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType'): (326, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType'): (328, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType'): (330, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'descriptionType'): (333, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'evseNotificationType'): (236, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'identifierType'): (335, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterIDType'): (241, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterSignatureType'): (252, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'nameType'): (337, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'numericIDType'): (273, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'percentValueType'): (169, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (142, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (140, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (8, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (339, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (341, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (343, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (345, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (347, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (349, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (114, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (158, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (163, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (351, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (353, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (112, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (355, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (357, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (359, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (361, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (363, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (365, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (367, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (165, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (47, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (369, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (371, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (223, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (10, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (218, True),
+}

@@ -46,6 +46,12 @@ T36 = (4, ('CheckIn', 'Processing', 'Completed'), 2)
 T37 = (4, ('AutoParking', 'MVGuideManual', 'Manual'), 2)
 T38 = (4, ('CheckOut', 'Processing', 'Completed'), 2)
 T39 = (4, ('Scheduled', 'Completed'), 1)
+T40 = (6, 0, None)
+T41 = (2, -9223372036854775808, 9223372036854775807)
+T42 = (2, None, -1)
+T43 = (1, 0, None)
+T44 = (2, None, 0)
+T45 = (1, 1, None)
 
 
 class _run(tuple):
@@ -682,9 +688,283 @@ STATES = _expand((
     (2, ((1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8045
     (2, ((1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8046
     (1, ((2, None, None, -1, False, False),)),  # 8047
+    (1, ((1, 'TimeAnchor', 12, 8049, False, True),)),  # 8048
+    (1, ((1, 'PriceScheduleID', 437, 8050, False, True),)),  # 8049
+    (2, ((1, 'PriceScheduleDescription', 4663, 8051, False, True), (2, None, None, -1, False, False),)),  # 8050
+    (1, ((2, None, None, -1, False, False),)),  # 8051
+    (1, ((1, 'TargetOffsetX', 2529, 8053, False, True),)),  # 8052
+    (1, ((1, 'TargetOffsetY', 2529, 8054, False, True),)),  # 8053
+    (1, ((2, None, None, -1, False, False),)),  # 8054
+    (1, ((1, 'Header', 6, 8056, False, False),)),  # 8055
+    (2, ((1, 'DisplayParameters', 8037, 8057, False, False), (1, 'MeterInfoRequested', 170, 8058, False, True),)),  # 8056
+    (1, ((1, 'MeterInfoRequested', 170, 8058, False, True),)),  # 8057
+    (1, ((2, None, None, -1, False, False),)),  # 8058
+    (1, ((1, 'Header', 6, 8060, False, False),)),  # 8059
+    (1, ((1, 'ResponseCode', 156, 8061, False, True),)),  # 8060
+    (3, ((1, 'EVSEStatus', 2526, 8062, False, False), (1, 'MeterInfo', 395, 8063, False, False), (1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8061
+    (2, ((1, 'MeterInfo', 395, 8063, False, False), (1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8062
+    (2, ((1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8063
+    (1, ((2, None, None, -1, False, False),)),  # 8064
+    (1, ((1, 'Header', 6, 8066, False, False),)),  # 8065
+    (1, ((2, None, None, -1, False, False),)),  # 8066
+    (1, ((1, 'Header', 6, 8068, False, False),)),  # 8067
+    (1, ((1, 'ResponseCode', 156, 8069, False, True),)),  # 8068
+    (1, ((2, None, None, -1, False, False),)),  # 8069
+    (2, ((1, 'DepartureTime', 2518, 8071, False, True), (1, 'EVTargetEnergyRequest', 429, 8072, False, False),)),  # 8070
+    (1, ((1, 'EVTargetEnergyRequest', 429, 8072, False, False),)),  # 8071
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 8073, False, False),)),  # 8072
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 8074, False, False),)),  # 8073
+    (1, ((2, None, None, -1, False, False),)),  # 8074
+    (3, ((1, 'DepartureTime', 2518, 8076, False, True), (1, 'MinimumSOC', 2549, 8077, False, True), (1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8075
+    (3, ((1, 'MinimumSOC', 2549, 8077, False, True), (1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8076
+    (2, ((1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8077
+    (2, ((1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8078
+    (1, ((2, None, None, -1, False, False),)),  # 8079
+    (3, ((1, 'EVTargetEnergyRequest', 429, 8081, False, False), (1, 'EVMaximumEnergyRequest', 429, 8082, False, False), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8080
+    (2, ((1, 'EVMaximumEnergyRequest', 429, 8082, False, False), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8081
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8082
+    (1, ((2, None, None, -1, False, False),)),  # 8083
+    (1, ((2, None, None, -1, False, False),)),  # 8084
+    (1, ((1, 'Header', 6, 8086, False, False),)),  # 8085
+    (1, ((2, None, None, -1, False, False),)),  # 8086
+    (1, ((1, 'Header', 6, 8088, False, False),)),  # 8087
+    (1, ((2, None, None, -1, False, False),)),  # 8088
+    (1, ((1, 'Header', 6, 8090, False, False),)),  # 8089
+    (1, ((1, 'ResponseCode', 156, 8091, False, True),)),  # 8090
+    (1, ((2, None, None, -1, False, False),)),  # 8091
+    (1, ((3, 'value', T2, 8093, False, False),)),  # 8092
+    (1, ((2, None, None, -1, False, False),)),  # 8093
+    (1, ((3, 'value', T2, 8095, False, False),)),  # 8094
+    (1, ((2, None, None, -1, False, False),)),  # 8095
+    (1, ((3, 'value', T2, 8097, False, False),)),  # 8096
+    (1, ((2, None, None, -1, False, False),)),  # 8097
+    (1, ((3, 'value', T2, 8099, False, False),)),  # 8098
+    (1, ((2, None, None, -1, False, False),)),  # 8099
+    (1, ((3, 'value', T2, 8101, False, False),)),  # 8100
+    (1, ((2, None, None, -1, False, False),)),  # 8101
+    (1, ((3, 'value', T2, 8103, False, False),)),  # 8102
+    (1, ((2, None, None, -1, False, False),)),  # 8103
+    (1, ((3, 'value', T40, 8105, False, False),)),  # 8104
+    (1, ((2, None, None, -1, False, False),)),  # 8105
+    (1, ((3, 'value', T2, 8107, False, False),)),  # 8106
+    (1, ((2, None, None, -1, False, False),)),  # 8107
+    (1, ((3, 'value', T41, 8109, False, False),)),  # 8108
+    (1, ((2, None, None, -1, False, False),)),  # 8109
+    (1, ((3, 'value', T42, 8111, False, False),)),  # 8110
+    (1, ((2, None, None, -1, False, False),)),  # 8111
+    (1, ((3, 'value', T43, 8113, False, False),)),  # 8112
+    (1, ((2, None, None, -1, False, False),)),  # 8113
+    (1, ((3, 'value', T44, 8115, False, False),)),  # 8114
+    (1, ((2, None, None, -1, False, False),)),  # 8115
+    (1, ((3, 'value', T2, 8117, False, False),)),  # 8116
+    (1, ((2, None, None, -1, False, False),)),  # 8117
+    (1, ((3, 'value', T45, 8119, False, False),)),  # 8118
+    (1, ((2, None, None, -1, False, False),)),  # 8119
+    (1, ((3, 'value', T2, 8121, False, False),)),  # 8120
+    (1, ((2, None, None, -1, False, False),)),  # 8121
 ))
 
 DOC_STATE = 8035
 DOC_KEYS = {'AuthorizationReq': 0, 'AuthorizationRes': 1, 'AuthorizationSetupReq': 2, 'AuthorizationSetupRes': 3, 'CLReqControlMode': 4, 'CLResControlMode': 5, 'CanonicalizationMethod': 6, 'CertificateInstallationReq': 7, 'CertificateInstallationRes': 8, 'DSAKeyValue': 9, 'DigestMethod': 10, 'DigestValue': 11, 'KeyInfo': 12, 'KeyName': 13, 'KeyValue': 14, 'Manifest': 15, 'MeteringConfirmationReq': 16, 'MeteringConfirmationRes': 17, 'MgmtData': 18, 'Object': 19, 'PGPData': 20, 'PowerDeliveryReq': 21, 'PowerDeliveryRes': 22, 'RSAKeyValue': 23, 'Reference': 24, 'RetrievalMethod': 25, 'SPKIData': 26, 'ScheduleExchangeReq': 27, 'ScheduleExchangeRes': 28, 'ServiceDetailReq': 29, 'ServiceDetailRes': 30, 'ServiceDiscoveryReq': 31, 'ServiceDiscoveryRes': 32, 'ServiceSelectionReq': 33, 'ServiceSelectionRes': 34, 'SessionSetupReq': 35, 'SessionSetupRes': 36, 'SessionStopReq': 37, 'SessionStopRes': 38, 'Signature': 39, 'SignatureMethod': 40, 'SignatureProperties': 41, 'SignatureProperty': 42, 'SignatureValue': 43, 'SignedInfo': 44, 'SignedInstallationData': 45, 'SignedMeteringData': 46, 'Transform': 47, 'Transforms': 48, 'VehicleCheckInReq': 49, 'VehicleCheckInRes': 50, 'VehicleCheckOutReq': 51, 'VehicleCheckOutRes': 52, 'X509Data': 53}
 FRAG_STATE = 8036
 FRAG_KEYS = {'AbsolutePriceSchedule': 0, 'AckMaxDelay': 1, 'AdditionalSelectedServices': 2, 'AdditionalService': 3, 'AdditionalServicesCosts': 4, 'Amount': 5, 'AppliesMinimumMaximumCost': 6, 'AppliesToEnergyFee': 7, 'AppliesToOverstayFee': 8, 'AppliesToParkingFee': 9, 'AuthorizationReq': 10, 'AuthorizationRes': 11, 'AuthorizationServices': 12, 'AuthorizationSetupReq': 13, 'AuthorizationSetupRes': 14, 'AvailableEnergy': 15, 'BPT_ChannelSelection': 16, 'BPT_DischargedEnergyReadingWh': 17, 'BPT_InductiveEnergyReadingVARh': 18, 'BatteryEnergyCapacity': 19, 'CLReqControlMode': 20, 'CLResControlMode': 21, 'CPSCertificateChain': 22, 'CanonicalizationMethod': 23, 'CapacitiveEnergyReadingVARh': 24, 'CarbonDioxideEmission': 25, 'Certificate': 26, 'CertificateInstallationReq': 27, 'CertificateInstallationRes': 28, 'CertificateInstallationService': 29, 'ChargeProgress': 30, 'ChargedEnergyReadingWh': 31, 'ChargingComplete': 32, 'ChargingSchedule': 33, 'ChargingSession': 34, 'CheckOutTime': 35, 'ContractCertificateChain': 36, 'CostPerUnit': 37, 'Currency': 38, 'DHPublicKey': 39, 'DSAKeyValue': 40, 'DepartureTime': 41, 'DeviceLocation': 43, 'DeviceOffset': 44, 'DigestMethod': 45, 'DigestValue': 46, 'DischargingSchedule': 47, 'DisplayParameters': 48, 'Duration': 49, 'Dynamic_EVPPTControlMode': 50, 'Dynamic_SEReqControlMode': 51, 'Dynamic_SEResControlMode': 52, 'Dynamic_SMDTControlMode': 53, 'ECDHCurve': 54, 'EIM_AReqAuthorizationMode': 55, 'EIM_ASResAuthorizationMode': 56, 'EMAID': 57, 'EVAbsolutePriceSchedule': 58, 'EVCCID': 59, 'EVCheckInStatus': 60, 'EVCheckOutStatus': 61, 'EVEnergyOffer': 62, 'EVMaximumEnergyRequest': 63, 'EVMaximumV2XEnergyRequest': 65, 'EVMinimumEnergyRequest': 66, 'EVMinimumV2XEnergyRequest': 68, 'EVPowerProfile': 69, 'EVPowerProfileEntries': 70, 'EVPowerProfileEntry': 71, 'EVPowerSchedule': 72, 'EVPowerScheduleEntries': 73, 'EVPowerScheduleEntry': 74, 'EVPriceRule': 75, 'EVPriceRuleStack': 76, 'EVPriceRuleStacks': 77, 'EVProcessing': 78, 'EVSECheckOutStatus': 79, 'EVSEID': 80, 'EVSENotification': 81, 'EVSEProcessing': 82, 'EVSEStatus': 83, 'EVTargetEnergyRequest': 85, 'EVTerminationCode': 87, 'EVTerminationExplanation': 88, 'EnergyCosts': 89, 'EnergyFee': 90, 'EnergyTransferServiceList': 91, 'Exponent': 92, 'FreeService': 94, 'G': 95, 'GenChallenge': 96, 'GoToPause': 97, 'HMACOutputLength': 98, 'Header': 99, 'InletHot': 100, 'J': 101, 'KeyInfo': 102, 'KeyName': 103, 'KeyValue': 104, 'Language': 105, 'ListOfRootCertificateIDs': 106, 'Manifest': 107, 'MaximumContractCertificateChains': 108, 'MaximumCost': 109, 'MaximumSOC': 110, 'MaximumSupportingPoints': 111, 'MeterID': 112, 'MeterInfo': 113, 'MeterInfoRequested': 115, 'MeterSignature': 116, 'MeterStatus': 117, 'MeterTimestamp': 118, 'MeteringConfirmationReq': 119, 'MeteringConfirmationRes': 120, 'MgmtData': 121, 'MinimumCost': 122, 'MinimumSOC': 123, 'Modulus': 125, 'NotificationMaxDelay': 126, 'NumberOfPriceLevels': 127, 'OEMProvisioningCertificateChain': 128, 'Object': 129, 'OccupancyCosts': 130, 'OverstayCosts': 131, 'OverstayFee': 132, 'OverstayFeePeriod': 133, 'OverstayPowerThreshold': 134, 'OverstayRule': 135, 'OverstayRuleDescription': 136, 'OverstayRules': 137, 'OverstayTimeThreshold': 138, 'P': 139, 'PGPData': 140, 'PGPKeyID': 141, 'PGPKeyPacket': 142, 'Parameter': 143, 'ParameterSet': 144, 'ParameterSetID': 145, 'ParkingFee': 146, 'ParkingFeePeriod': 147, 'ParkingMethod': 148, 'ParkingSpace': 149, 'PgenCounter': 150, 'PnC_AReqAuthorizationMode': 151, 'PnC_ASResAuthorizationMode': 152, 'Power': 153, 'PowerDeliveryReq': 154, 'PowerDeliveryRes': 155, 'PowerRangeStart': 156, 'PowerSchedule': 157, 'PowerScheduleEntries': 158, 'PowerScheduleEntry': 159, 'PowerTolerance': 160, 'PowerToleranceAcceptance': 161, 'Power_L2': 162, 'Power_L3': 163, 'PresentSOC': 164, 'PriceAlgorithm': 165, 'PriceLevel': 166, 'PriceLevelSchedule': 167, 'PriceLevelScheduleEntries': 168, 'PriceLevelScheduleEntry': 169, 'PriceRule': 170, 'PriceRuleStack': 171, 'PriceRuleStacks': 172, 'PriceScheduleDescription': 173, 'PriceScheduleID': 174, 'PrioritizedEMAIDs': 175, 'ProviderID': 176, 'Q': 177, 'RSAKeyValue': 178, 'Receipt': 179, 'Reference': 181, 'RemainingContractCertificateChains': 182, 'RemainingTimeToMaximumSOC': 183, 'RemainingTimeToMinimumSOC': 184, 'RemainingTimeToTargetSOC': 185, 'RenewableGenerationPercentage': 186, 'ResponseCode': 187, 'RetrievalMethod': 188, 'RootCertificateID': 189, 'SECP521_EncryptedPrivateKey': 190, 'SPKIData': 191, 'SPKISexp': 192, 'ScheduleExchangeReq': 193, 'ScheduleExchangeRes': 194, 'ScheduleTuple': 195, 'ScheduleTupleID': 196, 'Scheduled_EVPPTControlMode': 197, 'Scheduled_SEReqControlMode': 198, 'Scheduled_SEResControlMode': 199, 'Scheduled_SMDTControlMode': 200, 'Seed': 201, 'SelectedAuthorizationService': 202, 'SelectedEnergyTransferService': 203, 'SelectedScheduleTupleID': 204, 'SelectedService': 205, 'SelectedVASList': 206, 'Service': 207, 'ServiceDetailReq': 208, 'ServiceDetailRes': 209, 'ServiceDiscoveryReq': 210, 'ServiceDiscoveryRes': 211, 'ServiceFee': 212, 'ServiceID': 213, 'ServiceName': 214, 'ServiceParameterList': 215, 'ServiceRenegotiationSupported': 216, 'ServiceSelectionReq': 217, 'ServiceSelectionRes': 218, 'SessionID': 219, 'SessionSetupReq': 221, 'SessionSetupRes': 222, 'SessionStopReq': 223, 'SessionStopRes': 224, 'Signature': 225, 'SignatureMethod': 226, 'SignatureProperties': 227, 'SignatureProperty': 228, 'SignatureValue': 229, 'SignedInfo': 230, 'SignedInstallationData': 231, 'SignedMeteringData': 232, 'StartTime': 233, 'SubCertificates': 234, 'SupportedProviders': 235, 'SupportedServiceIDs': 236, 'TPM_EncryptedPrivateKey': 237, 'TargetDistance': 238, 'TargetOffsetX': 239, 'TargetOffsetY': 240, 'TargetSOC': 241, 'TaxCosts': 243, 'TaxIncludedInPrice': 244, 'TaxRate': 245, 'TaxRule': 246, 'TaxRuleID': 247, 'TaxRuleName': 249, 'TaxRules': 250, 'TimeAnchor': 251, 'TimeStamp': 253, 'Transform': 254, 'Transforms': 255, 'VASList': 256, 'Value': 257, 'VehicleCheckInReq': 258, 'VehicleCheckInRes': 259, 'VehicleCheckOutReq': 260, 'VehicleCheckOutRes': 261, 'VehicleFrame': 262, 'VehicleTravel': 263, 'X448_EncryptedPrivateKey': 264, 'X509CRL': 265, 'X509Certificate': 266, 'X509Data': 267, 'X509IssuerName': 268, 'X509IssuerSerial': 269, 'X509SKI': 270, 'X509SerialNumber': 271, 'X509SubjectName': 272, 'XPath': 273, 'Y': 274, 'boolValue': 275, 'byteValue': 276, 'finiteString': 277, 'intValue': 278, 'rationalNumber': 279, 'shortValue': 280}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:iso:std:iso:15118:-20:CommonMessages', 'urn:iso:std:iso:15118:-20:CommonTypes'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('AbsolutePriceSchedule', 'AbsolutePriceScheduleType', 'AdditionalSelectedServices', 'AdditionalService', 'AdditionalServiceListType', 'AdditionalServiceType', 'AppliesMinimumMaximumCost', 'AppliesToEnergyFee', 'AppliesToOverstayFee', 'AppliesToParkingFee', 'AuthorizationReq', 'AuthorizationReqType', 'AuthorizationRes', 'AuthorizationResType', 'AuthorizationServices', 'AuthorizationSetupReq', 'AuthorizationSetupReqType', 'AuthorizationSetupRes', 'AuthorizationSetupResType', 'AvailableEnergy', 'BPT_ChannelSelection', 'CPSCertificateChain', 'CarbonDioxideEmission', 'Certificate', 'CertificateChainType', 'CertificateInstallationReq', 'CertificateInstallationReqType', 'CertificateInstallationRes', 'CertificateInstallationResType', 'CertificateInstallationService', 'ChargeProgress', 'ChargingSchedule', 'ChargingScheduleType', 'ChargingSession', 'CheckOutTime', 'ContractCertificateChain', 'ContractCertificateChainType', 'Currency', 'DHPublicKey', 'DepartureTime', 'DeviceLocation', 'DeviceOffset', 'DischargingSchedule', 'Duration', 'Dynamic_EVPPTControlMode', 'Dynamic_EVPPTControlModeType', 'Dynamic_SEReqControlMode', 'Dynamic_SEReqControlModeType', 'Dynamic_SEResControlMode', 'Dynamic_SEResControlModeType', 'Dynamic_SMDTControlMode', 'Dynamic_SMDTControlModeType', 'ECDHCurve', 'EIM_AReqAuthorizationMode', 'EIM_AReqAuthorizationModeType', 'EIM_ASResAuthorizationMode', 'EIM_ASResAuthorizationModeType', 'EMAID', 'EMAIDListType', 'EVAbsolutePriceSchedule', 'EVAbsolutePriceScheduleType', 'EVCCID', 'EVCheckInStatus', 'EVCheckOutStatus', 'EVEnergyOffer', 'EVEnergyOfferType', 'EVMaximumEnergyRequest', 'EVMaximumV2XEnergyRequest', 'EVMinimumEnergyRequest', 'EVMinimumV2XEnergyRequest', 'EVPowerProfile', 'EVPowerProfileEntries', 'EVPowerProfileEntry', 'EVPowerProfileEntryListType', 'EVPowerProfileType', 'EVPowerSchedule', 'EVPowerScheduleEntries', 'EVPowerScheduleEntry', 'EVPowerScheduleEntryListType', 'EVPowerScheduleEntryType', 'EVPowerScheduleType', 'EVPriceRule', 'EVPriceRuleStack', 'EVPriceRuleStackListType', 'EVPriceRuleStackType', 'EVPriceRuleStacks', 'EVPriceRuleType', 'EVProcessing', 'EVSECheckOutStatus', 'EVSEID', 'EVSEProcessing', 'EVSEStatus', 'EVTargetEnergyRequest', 'EVTerminationCode', 'EVTerminationExplanation', 'EnergyFee', 'EnergyTransferServiceList', 'FreeService', 'GenChallenge', 'GoToPause', 'Id', 'Language', 'ListOfRootCertificateIDs', 'MaximumContractCertificateChains', 'MaximumCost', 'MaximumSupportingPoints', 'MeterInfo', 'MeteringConfirmationReq', 'MeteringConfirmationReqType', 'MeteringConfirmationRes', 'MeteringConfirmationResType', 'MinimumCost', 'MinimumSOC', 'Name', 'NumberOfPriceLevels', 'OEMProvisioningCertificateChain', 'OverstayFee', 'OverstayFeePeriod', 'OverstayPowerThreshold', 'OverstayRule', 'OverstayRuleDescription', 'OverstayRuleListType', 'OverstayRuleType', 'OverstayRules', 'OverstayTimeThreshold', 'Parameter', 'ParameterSet', 'ParameterSetID', 'ParameterSetType', 'ParameterType', 'ParkingFee', 'ParkingFeePeriod', 'ParkingMethod', 'ParkingSpace', 'PnC_AReqAuthorizationMode', 'PnC_AReqAuthorizationModeType', 'PnC_ASResAuthorizationMode', 'PnC_ASResAuthorizationModeType', 'Power', 'PowerDeliveryReq', 'PowerDeliveryReqType', 'PowerDeliveryRes', 'PowerDeliveryResType', 'PowerRangeStart', 'PowerSchedule', 'PowerScheduleEntries', 'PowerScheduleEntry', 'PowerScheduleEntryListType', 'PowerScheduleEntryType', 'PowerScheduleType', 'PowerTolerance', 'PowerToleranceAcceptance', 'Power_L2', 'Power_L3', 'PriceAlgorithm', 'PriceLevel', 'PriceLevelSchedule', 'PriceLevelScheduleEntries', 'PriceLevelScheduleEntry', 'PriceLevelScheduleEntryListType', 'PriceLevelScheduleEntryType', 'PriceLevelScheduleType', 'PriceRule', 'PriceRuleStack', 'PriceRuleStackListType', 'PriceRuleStackType', 'PriceRuleStacks', 'PriceRuleType', 'PriceScheduleDescription', 'PriceScheduleID', 'PriceScheduleType', 'PrioritizedEMAIDs', 'ProviderID', 'Receipt', 'RemainingContractCertificateChains', 'RenewableGenerationPercentage', 'SECP521_EncryptedPrivateKey', 'ScheduleExchangeReq', 'ScheduleExchangeReqType', 'ScheduleExchangeRes', 'ScheduleExchangeResType', 'ScheduleTuple', 'ScheduleTupleID', 'ScheduleTupleType', 'Scheduled_EVPPTControlMode', 'Scheduled_EVPPTControlModeType', 'Scheduled_SEReqControlMode', 'Scheduled_SEReqControlModeType', 'Scheduled_SEResControlMode', 'Scheduled_SEResControlModeType', 'Scheduled_SMDTControlMode', 'Scheduled_SMDTControlModeType', 'SelectedAuthorizationService', 'SelectedEnergyTransferService', 'SelectedScheduleTupleID', 'SelectedService', 'SelectedServiceListType', 'SelectedServiceType', 'SelectedVASList', 'Service', 'ServiceDetailReq', 'ServiceDetailReqType', 'ServiceDetailRes', 'ServiceDetailResType', 'ServiceDiscoveryReq', 'ServiceDiscoveryReqType', 'ServiceDiscoveryRes', 'ServiceDiscoveryResType', 'ServiceFee', 'ServiceID', 'ServiceIDListType', 'ServiceListType', 'ServiceName', 'ServiceParameterList', 'ServiceParameterListType', 'ServiceRenegotiationSupported', 'ServiceSelectionReq', 'ServiceSelectionReqType', 'ServiceSelectionRes', 'ServiceSelectionResType', 'ServiceType', 'SessionID', 'SessionSetupReq', 'SessionSetupReqType', 'SessionSetupRes', 'SessionSetupResType', 'SessionStopReq', 'SessionStopReqType', 'SessionStopRes', 'SessionStopResType', 'SignedCertificateChainType', 'SignedInstallationData', 'SignedInstallationDataType', 'SignedMeteringData', 'SignedMeteringDataType', 'StartTime', 'SubCertificates', 'SubCertificatesType', 'SupportedProviders', 'SupportedProvidersListType', 'SupportedServiceIDs', 'TPM_EncryptedPrivateKey', 'TargetDistance', 'TargetOffsetX', 'TargetOffsetY', 'TargetPositionType', 'TargetSOC', 'TaxIncludedInPrice', 'TaxRate', 'TaxRule', 'TaxRuleID', 'TaxRuleListType', 'TaxRuleName', 'TaxRuleType', 'TaxRules', 'TimeAnchor', 'VASList', 'VehicleCheckInReq', 'VehicleCheckInReqType', 'VehicleCheckInRes', 'VehicleCheckInResType', 'VehicleCheckOutReq', 'VehicleCheckOutReqType', 'VehicleCheckOutRes', 'VehicleCheckOutResType', 'VehicleFrame', 'VehicleTravel', 'X448_EncryptedPrivateKey', 'authorizationType', 'boolValue', 'byteValue', 'certificateType', 'channelSelectionType', 'chargeProgressType', 'chargingSessionType', 'currencyType', 'dhPublicKeyType', 'ecdhCurveType', 'evCheckInStatusType', 'evCheckOutStatusType', 'evseCheckOutStatusType', 'finiteString', 'genChallengeType', 'intValue', 'languageType', 'maxSupportingPointsScheduleTupleType', 'parkingMethodType', 'powerToleranceAcceptanceType', 'rationalNumber', 'secp521_EncryptedPrivateKeyType', 'serviceIDType', 'shortValue', 'tpm_EncryptedPrivateKeyType', 'x448_EncryptedPrivateKeyType'),
+     ('AckMaxDelay', 'AdditionalServicesCosts', 'Amount', 'BPT_DischargedEnergyReadingWh', 'BPT_InductiveEnergyReadingVARh', 'BatteryEnergyCapacity', 'CLReqControlMode', 'CLReqControlModeType', 'CLResControlMode', 'CLResControlModeType', 'CapacitiveEnergyReadingVARh', 'ChargeLoopReqType', 'ChargeLoopResType', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryResType', 'ChargedEnergyReadingWh', 'ChargingComplete', 'CostPerUnit', 'DepartureTime', 'DetailedCostType', 'DetailedTaxType', 'DisplayParameters', 'DisplayParametersType', 'Dynamic_CLReqControlModeType', 'Dynamic_CLResControlModeType', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVSENotification', 'EVSEStatus', 'EVSEStatusType', 'EVTargetEnergyRequest', 'EnergyCosts', 'Exponent', 'Header', 'InletHot', 'ListOfRootCertificateIDsType', 'MaximumSOC', 'MessageHeaderType', 'MeterID', 'MeterInfo', 'MeterInfoRequested', 'MeterInfoType', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', 'MinimumSOC', 'NotificationMaxDelay', 'OccupancyCosts', 'OverstayCosts', 'PresentSOC', 'RationalNumberType', 'Receipt', 'ReceiptType', 'RemainingTimeToMaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'ResponseCode', 'RootCertificateID', 'Scheduled_CLReqControlModeType', 'Scheduled_CLResControlModeType', 'SessionID', 'TargetSOC', 'TaxCosts', 'TaxRuleID', 'TimeAnchor', 'TimeStamp', 'V2GMessageType', 'V2GRequestType', 'V2GResponseType', 'Value', 'descriptionType', 'evseNotificationType', 'identifierType', 'meterIDType', 'meterSignatureType', 'nameType', 'numericIDType', 'percentValueType', 'processingType', 'responseCodeType', 'sessionIDType')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (26, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (89, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (81, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (51, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (54, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (33, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (59, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (77, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (381, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (129, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (91, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (35, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (94, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (124, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (29, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (7997, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (8001, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (14, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (56, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (20, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (45, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (42, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (98, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (111, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceScheduleType'): (4649, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalServiceListType'): (5742, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalServiceType'): (5748, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReqType'): (1, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationResType'): (152, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReqType'): (160, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupResType'): (162, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateChainType'): (360, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReqType'): (309, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationResType'): (353, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingScheduleType'): (6794, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChainType'): (143, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlModeType'): (458, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlModeType'): (2540, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlModeType'): (4643, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlModeType'): (439, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationModeType'): (136, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationModeType'): (172, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAIDListType'): (342, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceScheduleType'): (3591, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOfferType'): (2557, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntryListType'): (464, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileType'): (453, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntryListType'): (2563, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntryType'): (3588, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleType'): (2560, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStackListType'): (3598, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStackType'): (4623, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleType'): (4633, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReqType'): (385, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationResType'): (442, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleListType'): (5729, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleType'): (5737, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetType'): (7871, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterType'): (7905, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationModeType'): (137, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationModeType'): (173, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReqType'): (445, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryResType'): (2522, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntryListType'): (6803, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntryType'): (2513, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleType'): (6798, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntryListType'): (5758, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntryType'): (6783, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleType'): (5751, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStackListType'): (4687, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStackType'): (5712, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleType'): (5722, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleType'): (8048, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReqType'): (2533, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeResType'): (4636, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleType'): (6790, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlModeType'): (459, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlModeType'): (2551, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlModeType'): (6786, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlModeType'): (440, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedServiceListType'): (7960, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedServiceType'): (7957, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReqType'): (7828, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailResType'): (7833, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReqType'): (7915, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryResType'): (7935, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceIDListType'): (7918, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceListType'): (7941, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterListType'): (7838, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReqType'): (7953, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionResType'): (7977, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceType'): (7950, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReqType'): (7980, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupResType'): (7983, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReqType'): (7987, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopResType'): (7994, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedCertificateChainType'): (315, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationDataType'): (363, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringDataType'): (388, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificatesType'): (148, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProvidersListType'): (176, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetPositionType'): (8052, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleListType'): (4667, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleType'): (4678, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReqType'): (8006, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInResType'): (8017, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReqType'): (8023, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutResType'): (8029, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'authorizationType'): (134, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'certificateType'): (146, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'channelSelectionType'): (2520, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'chargeProgressType'): (451, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'chargingSessionType'): (7992, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'currencyType'): (3596, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'dhPublicKeyType'): (373, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ecdhCurveType'): (371, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'evCheckInStatusType'): (8013, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'evCheckOutStatusType'): (8027, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'evseCheckOutStatusType'): (8033, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'genChallengeType'): (141, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'languageType'): (4665, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'maxSupportingPointsScheduleTupleType'): (2538, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'parkingMethodType'): (8015, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'powerToleranceAcceptanceType'): (462, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'secp521_EncryptedPrivateKeyType'): (375, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'serviceIDType'): (7831, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'tpm_EncryptedPrivateKeyType'): (379, True),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'x448_EncryptedPrivateKeyType'): (377, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType'): (307, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType'): (308, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType'): (8055, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType'): (8059, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType'): (8065, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType'): (8067, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType'): (426, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType'): (434, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType'): (8037, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType'): (8070, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType'): (8075, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType'): (2526, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType'): (319, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType'): (6, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType'): (395, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType'): (429, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType'): (410, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType'): (8080, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType'): (8084, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType'): (8085, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType'): (8087, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType'): (8089, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'descriptionType'): (4663, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'evseNotificationType'): (2531, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'identifierType'): (351, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterIDType'): (404, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterSignatureType'): (406, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'nameType'): (305, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'numericIDType'): (437, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'percentValueType'): (2549, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (158, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (156, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (10, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (8092, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (8094, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (8096, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (8098, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (8100, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (8102, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (116, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (170, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (432, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (8104, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (7913, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (114, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (8106, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (8108, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (8110, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (8112, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (8114, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (8116, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (8118, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (408, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (49, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (8120, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (340, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (2518, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (12, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (2529, True),
+}

@@ -23,6 +23,17 @@ T13 = (4, ('Pause', 'ExitStandby', 'Terminate', 'ScheduleRenegotiation', 'Servic
 T14 = (5, 0, 32)
 T15 = (7, 0, 64)
 T16 = (1, 1, 4294967295)
+T17 = (5, 0, 160)
+T18 = (5, 0, 255)
+T19 = (5, 0, 80)
+T20 = (6, 0, None)
+T21 = (2, -2147483648, 2147483647)
+T22 = (2, -9223372036854775808, 9223372036854775807)
+T23 = (2, None, -1)
+T24 = (1, 0, None)
+T25 = (2, None, 0)
+T26 = (1, 1, None)
+T27 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -428,9 +439,207 @@ STATES = _expand((
     (2, ((4, None, None, 388, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 388, False, False),)),  # 388
     (6, ((1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 0, False, False), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 0, False, False), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 0, False, False), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 0, False, False), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 0, False, False), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 0, False, False), (1, 'CLReqControlMode', 89, 0, False, False), (1, 'CLResControlMode', 90, 0, False, False), (1, 'CanonicalizationMethod', 91, 0, False, False), (1, 'DC_CPDReqEnergyTransferMode', 94, 0, False, False), (1, 'DC_CPDResEnergyTransferMode', 102, 0, False, False), (1, 'DC_CableCheckReq', 110, 0, False, False), (1, 'DC_CableCheckRes', 237, 0, False, False), (1, 'DC_ChargeLoopReq', 245, 0, False, False), (1, 'DC_ChargeLoopRes', 285, 0, False, False), (1, 'DC_ChargeParameterDiscoveryReq', 353, 0, False, False), (1, 'DC_ChargeParameterDiscoveryRes', 356, 0, False, False), (1, 'DC_PreChargeReq', 360, 0, False, False), (1, 'DC_PreChargeRes', 365, 0, False, False), (1, 'DC_WeldingDetectionReq', 369, 0, False, False), (1, 'DC_WeldingDetectionRes', 372, 0, False, False), (1, 'DSAKeyValue', 184, 0, False, False), (1, 'DigestMethod', 154, 0, False, False), (1, 'DigestValue', 157, 0, False, True), (1, 'Dynamic_DC_CLReqControlMode', 264, 0, False, False), (1, 'Dynamic_DC_CLResControlMode', 339, 0, False, False), (1, 'KeyInfo', 162, 0, False, False), (1, 'KeyName', 152, 0, False, True), (1, 'KeyValue', 180, 0, False, False), (1, 'Manifest', 376, 0, False, False), (1, 'MgmtData', 152, 0, False, True), (1, 'Object', 232, 0, False, False), (1, 'PGPData', 221, 0, False, False), (1, 'RSAKeyValue', 194, 0, False, False), (1, 'Reference', 138, 0, False, False), (1, 'RetrievalMethod', 197, 0, False, False), (1, 'SPKIData', 227, 0, False, False), (1, 'Scheduled_DC_CLReqControlMode', 274, 0, False, False), (1, 'Scheduled_DC_CLResControlMode', 348, 0, False, False), (1, 'Signature', 120, 0, False, False), (1, 'SignatureMethod', 132, 0, False, False), (1, 'SignatureProperties', 380, 0, False, False), (1, 'SignatureProperty', 384, 0, False, False), (1, 'SignatureValue', 159, 0, False, False), (1, 'SignedInfo', 126, 0, False, False), (1, 'Transform', 148, 0, False, False), (1, 'Transforms', 145, 0, False, False), (1, 'X509Data', 201, 0, False, False), (4, None, None, 0, False, False),)),  # 389
     (8, ((1, 'AckMaxDelay', 64, 390, False, True), (1, 'AdditionalServicesCosts', 331, 390, False, False), (1, 'Amount', 13, 390, False, False), (1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 390, False, False), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 390, False, False), (1, 'BPT_DischargedEnergyReadingWh', 118, 390, False, True), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 390, False, False), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 390, False, False), (1, 'BPT_InductiveEnergyReadingVARh', 118, 390, False, True), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 390, False, False), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 390, False, False), (1, 'BatteryEnergyCapacity', 13, 390, False, False), (1, 'CLReqControlMode', 89, 390, False, False), (1, 'CLResControlMode', 90, 390, False, False), (1, 'CanonicalizationMethod', 91, 390, False, False), (1, 'CapacitiveEnergyReadingVARh', 118, 390, False, True), (1, 'ChargedEnergyReadingWh', 118, 390, False, True), (1, 'ChargingComplete', 262, 390, False, True), (1, 'CostPerUnit', 13, 390, False, False), (1, 'DC_CPDReqEnergyTransferMode', 94, 390, False, False), (1, 'DC_CPDResEnergyTransferMode', 102, 390, False, False), (1, 'DC_CableCheckReq', 110, 390, False, False), (1, 'DC_CableCheckRes', 237, 390, False, False), (1, 'DC_ChargeLoopReq', 245, 390, False, False), (1, 'DC_ChargeLoopRes', 285, 390, False, False), (1, 'DC_ChargeParameterDiscoveryReq', 353, 390, False, False), (1, 'DC_ChargeParameterDiscoveryRes', 356, 390, False, False), (1, 'DC_PreChargeReq', 360, 390, False, False), (1, 'DC_PreChargeRes', 365, 390, False, False), (1, 'DC_WeldingDetectionReq', 369, 390, False, False), (1, 'DC_WeldingDetectionRes', 372, 390, False, False), (1, 'DSAKeyValue', 184, 390, False, False), (1, 'DepartureTime', 49, 390, False, True), (1, 'DigestMethod', 154, 390, False, False), (1, 'DigestValue', 157, 390, False, True), (1, 'DisplayParameters', 251, 390, False, False), (1, 'Dynamic_DC_CLReqControlMode', 264, 390, False, False), (1, 'Dynamic_DC_CLResControlMode', 339, 390, False, False), (1, 'EVMaximumChargeCurrent', 13, 390, False, False), (1, 'EVMaximumChargePower', 13, 390, False, False), (1, 'EVMaximumDischargeCurrent', 13, 390, False, False), (1, 'EVMaximumDischargePower', 13, 390, False, False), (1, 'EVMaximumEnergyRequest', 13, 390, False, False), (1, 'EVMaximumV2XEnergyRequest', 13, 390, False, False), (1, 'EVMaximumVoltage', 13, 390, False, False), (1, 'EVMinimumChargeCurrent', 13, 390, False, False), (1, 'EVMinimumChargePower', 13, 390, False, False), (1, 'EVMinimumDischargeCurrent', 13, 390, False, False), (1, 'EVMinimumDischargePower', 13, 390, False, False), (1, 'EVMinimumEnergyRequest', 13, 390, False, False), (1, 'EVMinimumV2XEnergyRequest', 13, 390, False, False), (1, 'EVMinimumVoltage', 13, 390, False, False), (1, 'EVPresentVoltage', 13, 390, False, False), (1, 'EVProcessing', 243, 390, False, True), (1, 'EVSECurrentLimitAchieved', 262, 390, False, True), (1, 'EVSEMaximumChargeCurrent', 13, 390, False, False), (1, 'EVSEMaximumChargePower', 13, 390, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 390, False, False), (1, 'EVSEMaximumDischargePower', 13, 390, False, False), (1, 'EVSEMaximumVoltage', 13, 390, False, False), (1, 'EVSEMinimumChargeCurrent', 13, 390, False, False), (1, 'EVSEMinimumChargePower', 13, 390, False, False), (1, 'EVSEMinimumDischargeCurrent', 13, 390, False, False), (1, 'EVSEMinimumDischargePower', 13, 390, False, False), (1, 'EVSEMinimumVoltage', 13, 390, False, False), (1, 'EVSENotification', 300, 390, False, True), (1, 'EVSEPowerLimitAchieved', 262, 390, False, True), (1, 'EVSEPowerRampLimitation', 13, 390, False, False), (1, 'EVSEPresentCurrent', 13, 390, False, False), (1, 'EVSEPresentVoltage', 13, 390, False, False), (1, 'EVSEProcessing', 243, 390, False, True), (1, 'EVSEStatus', 297, 390, False, False), (1, 'EVSEVoltageLimitAchieved', 262, 390, False, True), (1, 'EVTargetCurrent', 13, 390, False, False), (1, 'EVTargetEnergyRequest', 13, 390, False, False), (1, 'EVTargetVoltage', 13, 390, False, False), (1, 'EnergyCosts', 331, 390, False, False), (1, 'Exponent', 192, 390, False, True), (1, 'Exponent', 16, 390, False, True), (1, 'G', 192, 390, False, True), (1, 'HMACOutputLength', 136, 390, False, True), (1, 'Header', 112, 390, False, False), (1, 'InletHot', 262, 390, False, True), (1, 'J', 192, 390, False, True), (1, 'KeyInfo', 162, 390, False, False), (1, 'KeyName', 152, 390, False, True), (1, 'KeyValue', 180, 390, False, False), (1, 'Manifest', 376, 390, False, False), (1, 'MaximumSOC', 20, 390, False, True), (1, 'MeterID', 311, 390, False, True), (1, 'MeterInfo', 302, 390, False, False), (1, 'MeterInfoRequested', 262, 390, False, True), (1, 'MeterSignature', 313, 390, False, True), (1, 'MeterStatus', 18, 390, False, True), (1, 'MeterTimestamp', 118, 390, False, True), (1, 'MgmtData', 152, 390, False, True), (1, 'MinimumSOC', 20, 390, False, True), (1, 'Modulus', 192, 390, False, True), (1, 'NotificationMaxDelay', 64, 390, False, True), (1, 'Object', 232, 390, False, False), (1, 'OccupancyCosts', 331, 390, False, False), (1, 'OverstayCosts', 331, 390, False, False), (1, 'P', 192, 390, False, True), (1, 'PGPData', 221, 390, False, False), (1, 'PGPKeyID', 219, 390, False, True), (1, 'PGPKeyPacket', 219, 390, False, True), (1, 'PgenCounter', 192, 390, False, True), (1, 'PresentSOC', 20, 390, False, True), (1, 'Q', 192, 390, False, True), (1, 'RSAKeyValue', 194, 390, False, False), (1, 'Receipt', 315, 390, False, False), (1, 'Reference', 138, 390, False, False), (1, 'RemainingTimeToMaximumSOC', 49, 390, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 390, False, True), (1, 'RemainingTimeToTargetSOC', 49, 390, False, True), (1, 'ResponseCode', 241, 390, False, True), (1, 'RetrievalMethod', 197, 390, False, False), (1, 'RootCertificateID', 214, 390, False, False), (1, 'SPKIData', 227, 390, False, False), (1, 'SPKISexp', 219, 390, False, True), (1, 'Scheduled_DC_CLReqControlMode', 274, 390, False, False), (1, 'Scheduled_DC_CLResControlMode', 348, 390, False, False), (1, 'Seed', 192, 390, False, True), (1, 'SessionID', 116, 390, False, True), (1, 'Signature', 120, 390, False, False), (1, 'SignatureMethod', 132, 390, False, False), (1, 'SignatureProperties', 380, 390, False, False), (1, 'SignatureProperty', 384, 390, False, False), (1, 'SignatureValue', 159, 390, False, False), (1, 'SignedInfo', 126, 390, False, False), (1, 'TargetSOC', 20, 390, False, True), (1, 'TargetSOC', 20, 390, False, True), (1, 'TaxCosts', 334, 390, False, False), (1, 'TaxRuleID', 337, 390, False, True), (1, 'TimeAnchor', 118, 390, False, True), (1, 'TimeStamp', 118, 390, False, True), (1, 'Transform', 148, 390, False, False), (1, 'Transforms', 145, 390, False, False), (1, 'Value', 18, 390, False, True), (1, 'X509CRL', 219, 390, False, True), (1, 'X509Certificate', 219, 390, False, True), (1, 'X509Data', 201, 390, False, False), (1, 'X509IssuerName', 152, 390, False, True), (1, 'X509IssuerSerial', 214, 390, False, False), (1, 'X509SKI', 219, 390, False, True), (1, 'X509SerialNumber', 217, 390, False, True), (1, 'X509SubjectName', 152, 390, False, True), (1, 'XPath', 152, 390, False, True), (1, 'Y', 192, 390, False, True), (4, None, None, 390, False, False), (5, None, None, -1, False, False),)),  # 390
+    (1, ((1, 'Header', 112, 392, False, False),)),  # 391
+    (2, ((1, 'DisplayParameters', 251, 393, False, False), (1, 'MeterInfoRequested', 262, 394, False, True),)),  # 392
+    (1, ((1, 'MeterInfoRequested', 262, 394, False, True),)),  # 393
+    (1, ((2, None, None, -1, False, False),)),  # 394
+    (1, ((1, 'Header', 112, 396, False, False),)),  # 395
+    (1, ((1, 'ResponseCode', 241, 397, False, True),)),  # 396
+    (3, ((1, 'EVSEStatus', 297, 398, False, False), (1, 'MeterInfo', 302, 399, False, False), (1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 397
+    (2, ((1, 'MeterInfo', 302, 399, False, False), (1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 398
+    (2, ((1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 399
+    (1, ((2, None, None, -1, False, False),)),  # 400
+    (1, ((1, 'Header', 112, 402, False, False),)),  # 401
+    (1, ((2, None, None, -1, False, False),)),  # 402
+    (1, ((1, 'Header', 112, 404, False, False),)),  # 403
+    (1, ((1, 'ResponseCode', 241, 405, False, True),)),  # 404
+    (1, ((2, None, None, -1, False, False),)),  # 405
+    (2, ((1, 'DepartureTime', 49, 407, False, True), (1, 'EVTargetEnergyRequest', 13, 408, False, False),)),  # 406
+    (1, ((1, 'EVTargetEnergyRequest', 13, 408, False, False),)),  # 407
+    (1, ((1, 'EVMaximumEnergyRequest', 13, 409, False, False),)),  # 408
+    (1, ((1, 'EVMinimumEnergyRequest', 13, 410, False, False),)),  # 409
+    (1, ((2, None, None, -1, False, False),)),  # 410
+    (3, ((1, 'DepartureTime', 49, 412, False, True), (1, 'MinimumSOC', 20, 413, False, True), (1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 411
+    (3, ((1, 'MinimumSOC', 20, 413, False, True), (1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 412
+    (2, ((1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 413
+    (2, ((1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 414
+    (1, ((2, None, None, -1, False, False),)),  # 415
+    (1, ((1, 'RootCertificateID', 214, 417, True, False),)),  # 416
+    _run(19, 2, ((1, 'RootCertificateID', 214, '+', True, False), (2, None, None, -1, False, False),)),  # 417..435
+    (1, ((2, None, None, -1, False, False),)),  # 436
+    (3, ((1, 'EVTargetEnergyRequest', 13, 438, False, False), (1, 'EVMaximumEnergyRequest', 13, 439, False, False), (1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 437
+    (2, ((1, 'EVMaximumEnergyRequest', 13, 439, False, False), (1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 439
+    (1, ((2, None, None, -1, False, False),)),  # 440
+    (1, ((2, None, None, -1, False, False),)),  # 441
+    (1, ((1, 'Header', 112, 443, False, False),)),  # 442
+    (1, ((2, None, None, -1, False, False),)),  # 443
+    (1, ((1, 'Header', 112, 445, False, False),)),  # 444
+    (1, ((2, None, None, -1, False, False),)),  # 445
+    (1, ((1, 'Header', 112, 447, False, False),)),  # 446
+    (1, ((1, 'ResponseCode', 241, 448, False, True),)),  # 447
+    (1, ((2, None, None, -1, False, False),)),  # 448
+    (1, ((3, 'value', T17, 450, False, False),)),  # 449
+    (1, ((2, None, None, -1, False, False),)),  # 450
+    (1, ((3, 'value', T18, 452, False, False),)),  # 451
+    (1, ((2, None, None, -1, False, False),)),  # 452
+    (1, ((3, 'value', T19, 454, False, False),)),  # 453
+    (1, ((2, None, None, -1, False, False),)),  # 454
+    (1, ((3, 'value', T5, 456, False, False),)),  # 455
+    (1, ((2, None, None, -1, False, False),)),  # 456
+    (1, ((3, 'value', T5, 458, False, False),)),  # 457
+    (1, ((2, None, None, -1, False, False),)),  # 458
+    (1, ((3, 'value', T5, 460, False, False),)),  # 459
+    (1, ((2, None, None, -1, False, False),)),  # 460
+    (1, ((3, 'value', T5, 462, False, False),)),  # 461
+    (1, ((2, None, None, -1, False, False),)),  # 462
+    (1, ((3, 'value', T5, 464, False, False),)),  # 463
+    (1, ((2, None, None, -1, False, False),)),  # 464
+    (1, ((3, 'value', T5, 466, False, False),)),  # 465
+    (1, ((2, None, None, -1, False, False),)),  # 466
+    (1, ((3, 'value', T20, 468, False, False),)),  # 467
+    (1, ((2, None, None, -1, False, False),)),  # 468
+    (1, ((3, 'value', T21, 470, False, False),)),  # 469
+    (1, ((2, None, None, -1, False, False),)),  # 470
+    (1, ((3, 'value', T5, 472, False, False),)),  # 471
+    (1, ((2, None, None, -1, False, False),)),  # 472
+    (1, ((3, 'value', T22, 474, False, False),)),  # 473
+    (1, ((2, None, None, -1, False, False),)),  # 474
+    (1, ((3, 'value', T23, 476, False, False),)),  # 475
+    (1, ((2, None, None, -1, False, False),)),  # 476
+    (1, ((3, 'value', T24, 478, False, False),)),  # 477
+    (1, ((2, None, None, -1, False, False),)),  # 478
+    (1, ((3, 'value', T25, 480, False, False),)),  # 479
+    (1, ((2, None, None, -1, False, False),)),  # 480
+    (1, ((3, 'value', T5, 482, False, False),)),  # 481
+    (1, ((2, None, None, -1, False, False),)),  # 482
+    (1, ((3, 'value', T26, 484, False, False),)),  # 483
+    (1, ((2, None, None, -1, False, False),)),  # 484
+    (1, ((3, 'value', T5, 486, False, False),)),  # 485
+    (1, ((2, None, None, -1, False, False),)),  # 486
+    (1, ((3, 'value', T27, 488, False, False),)),  # 487
+    (1, ((2, None, None, -1, False, False),)),  # 488
 ))
 
 DOC_STATE = 389
 DOC_KEYS = {'BPT_DC_CPDReqEnergyTransferMode': 0, 'BPT_DC_CPDResEnergyTransferMode': 1, 'BPT_Dynamic_DC_CLReqControlMode': 2, 'BPT_Dynamic_DC_CLResControlMode': 3, 'BPT_Scheduled_DC_CLReqControlMode': 4, 'BPT_Scheduled_DC_CLResControlMode': 5, 'CLReqControlMode': 6, 'CLResControlMode': 7, 'CanonicalizationMethod': 8, 'DC_CPDReqEnergyTransferMode': 9, 'DC_CPDResEnergyTransferMode': 10, 'DC_CableCheckReq': 11, 'DC_CableCheckRes': 12, 'DC_ChargeLoopReq': 13, 'DC_ChargeLoopRes': 14, 'DC_ChargeParameterDiscoveryReq': 15, 'DC_ChargeParameterDiscoveryRes': 16, 'DC_PreChargeReq': 17, 'DC_PreChargeRes': 18, 'DC_WeldingDetectionReq': 19, 'DC_WeldingDetectionRes': 20, 'DSAKeyValue': 21, 'DigestMethod': 22, 'DigestValue': 23, 'Dynamic_DC_CLReqControlMode': 24, 'Dynamic_DC_CLResControlMode': 25, 'KeyInfo': 26, 'KeyName': 27, 'KeyValue': 28, 'Manifest': 29, 'MgmtData': 30, 'Object': 31, 'PGPData': 32, 'RSAKeyValue': 33, 'Reference': 34, 'RetrievalMethod': 35, 'SPKIData': 36, 'Scheduled_DC_CLReqControlMode': 37, 'Scheduled_DC_CLResControlMode': 38, 'Signature': 39, 'SignatureMethod': 40, 'SignatureProperties': 41, 'SignatureProperty': 42, 'SignatureValue': 43, 'SignedInfo': 44, 'Transform': 45, 'Transforms': 46, 'X509Data': 47}
 FRAG_STATE = 390
 FRAG_KEYS = {'AckMaxDelay': 0, 'AdditionalServicesCosts': 1, 'Amount': 2, 'BPT_DC_CPDReqEnergyTransferMode': 3, 'BPT_DC_CPDResEnergyTransferMode': 4, 'BPT_DischargedEnergyReadingWh': 5, 'BPT_Dynamic_DC_CLReqControlMode': 6, 'BPT_Dynamic_DC_CLResControlMode': 7, 'BPT_InductiveEnergyReadingVARh': 8, 'BPT_Scheduled_DC_CLReqControlMode': 9, 'BPT_Scheduled_DC_CLResControlMode': 10, 'BatteryEnergyCapacity': 11, 'CLReqControlMode': 12, 'CLResControlMode': 13, 'CanonicalizationMethod': 14, 'CapacitiveEnergyReadingVARh': 15, 'ChargedEnergyReadingWh': 16, 'ChargingComplete': 17, 'CostPerUnit': 18, 'DC_CPDReqEnergyTransferMode': 19, 'DC_CPDResEnergyTransferMode': 20, 'DC_CableCheckReq': 21, 'DC_CableCheckRes': 22, 'DC_ChargeLoopReq': 23, 'DC_ChargeLoopRes': 24, 'DC_ChargeParameterDiscoveryReq': 25, 'DC_ChargeParameterDiscoveryRes': 26, 'DC_PreChargeReq': 27, 'DC_PreChargeRes': 28, 'DC_WeldingDetectionReq': 29, 'DC_WeldingDetectionRes': 30, 'DSAKeyValue': 31, 'DepartureTime': 32, 'DigestMethod': 33, 'DigestValue': 34, 'DisplayParameters': 35, 'Dynamic_DC_CLReqControlMode': 36, 'Dynamic_DC_CLResControlMode': 37, 'EVMaximumChargeCurrent': 38, 'EVMaximumChargePower': 39, 'EVMaximumDischargeCurrent': 40, 'EVMaximumDischargePower': 41, 'EVMaximumEnergyRequest': 42, 'EVMaximumV2XEnergyRequest': 43, 'EVMaximumVoltage': 44, 'EVMinimumChargeCurrent': 45, 'EVMinimumChargePower': 46, 'EVMinimumDischargeCurrent': 47, 'EVMinimumDischargePower': 48, 'EVMinimumEnergyRequest': 49, 'EVMinimumV2XEnergyRequest': 50, 'EVMinimumVoltage': 51, 'EVPresentVoltage': 52, 'EVProcessing': 53, 'EVSECurrentLimitAchieved': 54, 'EVSEMaximumChargeCurrent': 55, 'EVSEMaximumChargePower': 56, 'EVSEMaximumDischargeCurrent': 57, 'EVSEMaximumDischargePower': 58, 'EVSEMaximumVoltage': 59, 'EVSEMinimumChargeCurrent': 60, 'EVSEMinimumChargePower': 61, 'EVSEMinimumDischargeCurrent': 62, 'EVSEMinimumDischargePower': 63, 'EVSEMinimumVoltage': 64, 'EVSENotification': 65, 'EVSEPowerLimitAchieved': 66, 'EVSEPowerRampLimitation': 67, 'EVSEPresentCurrent': 68, 'EVSEPresentVoltage': 69, 'EVSEProcessing': 70, 'EVSEStatus': 71, 'EVSEVoltageLimitAchieved': 72, 'EVTargetCurrent': 73, 'EVTargetEnergyRequest': 74, 'EVTargetVoltage': 75, 'EnergyCosts': 76, 'Exponent': 77, 'G': 79, 'HMACOutputLength': 80, 'Header': 81, 'InletHot': 82, 'J': 83, 'KeyInfo': 84, 'KeyName': 85, 'KeyValue': 86, 'Manifest': 87, 'MaximumSOC': 88, 'MeterID': 89, 'MeterInfo': 90, 'MeterInfoRequested': 91, 'MeterSignature': 92, 'MeterStatus': 93, 'MeterTimestamp': 94, 'MgmtData': 95, 'MinimumSOC': 96, 'Modulus': 97, 'NotificationMaxDelay': 98, 'Object': 99, 'OccupancyCosts': 100, 'OverstayCosts': 101, 'P': 102, 'PGPData': 103, 'PGPKeyID': 104, 'PGPKeyPacket': 105, 'PgenCounter': 106, 'PresentSOC': 107, 'Q': 108, 'RSAKeyValue': 109, 'Receipt': 110, 'Reference': 111, 'RemainingTimeToMaximumSOC': 112, 'RemainingTimeToMinimumSOC': 113, 'RemainingTimeToTargetSOC': 114, 'ResponseCode': 115, 'RetrievalMethod': 116, 'RootCertificateID': 117, 'SPKIData': 118, 'SPKISexp': 119, 'Scheduled_DC_CLReqControlMode': 120, 'Scheduled_DC_CLResControlMode': 121, 'Seed': 122, 'SessionID': 123, 'Signature': 124, 'SignatureMethod': 125, 'SignatureProperties': 126, 'SignatureProperty': 127, 'SignatureValue': 128, 'SignedInfo': 129, 'TargetSOC': 131, 'TaxCosts': 132, 'TaxRuleID': 133, 'TimeAnchor': 134, 'TimeStamp': 135, 'Transform': 136, 'Transforms': 137, 'Value': 138, 'X509CRL': 139, 'X509Certificate': 140, 'X509Data': 141, 'X509IssuerName': 142, 'X509IssuerSerial': 143, 'X509SKI': 144, 'X509SerialNumber': 145, 'X509SubjectName': 146, 'XPath': 147, 'Y': 148}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:iso:std:iso:15118:-20:CommonTypes', 'urn:iso:std:iso:15118:-20:DC'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('AckMaxDelay', 'AdditionalServicesCosts', 'Amount', 'BPT_DischargedEnergyReadingWh', 'BPT_InductiveEnergyReadingVARh', 'BatteryEnergyCapacity', 'CLReqControlMode', 'CLReqControlModeType', 'CLResControlMode', 'CLResControlModeType', 'CapacitiveEnergyReadingVARh', 'ChargeLoopReqType', 'ChargeLoopResType', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryResType', 'ChargedEnergyReadingWh', 'ChargingComplete', 'CostPerUnit', 'DepartureTime', 'DetailedCostType', 'DetailedTaxType', 'DisplayParameters', 'DisplayParametersType', 'Dynamic_CLReqControlModeType', 'Dynamic_CLResControlModeType', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVSENotification', 'EVSEStatus', 'EVSEStatusType', 'EVTargetEnergyRequest', 'EnergyCosts', 'Exponent', 'Header', 'InletHot', 'ListOfRootCertificateIDsType', 'MaximumSOC', 'MessageHeaderType', 'MeterID', 'MeterInfo', 'MeterInfoRequested', 'MeterInfoType', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', 'MinimumSOC', 'NotificationMaxDelay', 'OccupancyCosts', 'OverstayCosts', 'PresentSOC', 'RationalNumberType', 'Receipt', 'ReceiptType', 'RemainingTimeToMaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'ResponseCode', 'RootCertificateID', 'Scheduled_CLReqControlModeType', 'Scheduled_CLResControlModeType', 'SessionID', 'TargetSOC', 'TaxCosts', 'TaxRuleID', 'TimeAnchor', 'TimeStamp', 'V2GMessageType', 'V2GRequestType', 'V2GResponseType', 'Value', 'descriptionType', 'evseNotificationType', 'identifierType', 'meterIDType', 'meterSignatureType', 'nameType', 'numericIDType', 'percentValueType', 'processingType', 'responseCodeType', 'sessionIDType'),
+     ('BPT_DC_CPDReqEnergyTransferMode', 'BPT_DC_CPDReqEnergyTransferModeType', 'BPT_DC_CPDResEnergyTransferMode', 'BPT_DC_CPDResEnergyTransferModeType', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Dynamic_DC_CLReqControlModeType', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Dynamic_DC_CLResControlModeType', 'BPT_Scheduled_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlModeType', 'BPT_Scheduled_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlModeType', 'DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferModeType', 'DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferModeType', 'DC_CableCheckReq', 'DC_CableCheckReqType', 'DC_CableCheckRes', 'DC_CableCheckResType', 'DC_ChargeLoopReq', 'DC_ChargeLoopReqType', 'DC_ChargeLoopRes', 'DC_ChargeLoopResType', 'DC_ChargeParameterDiscoveryReq', 'DC_ChargeParameterDiscoveryReqType', 'DC_ChargeParameterDiscoveryRes', 'DC_ChargeParameterDiscoveryResType', 'DC_PreChargeReq', 'DC_PreChargeReqType', 'DC_PreChargeRes', 'DC_PreChargeResType', 'DC_WeldingDetectionReq', 'DC_WeldingDetectionReqType', 'DC_WeldingDetectionRes', 'DC_WeldingDetectionResType', 'Dynamic_DC_CLReqControlMode', 'Dynamic_DC_CLReqControlModeType', 'Dynamic_DC_CLResControlMode', 'Dynamic_DC_CLResControlModeType', 'EVMaximumChargeCurrent', 'EVMaximumChargePower', 'EVMaximumDischargeCurrent', 'EVMaximumDischargePower', 'EVMaximumV2XEnergyRequest', 'EVMaximumVoltage', 'EVMinimumChargeCurrent', 'EVMinimumChargePower', 'EVMinimumDischargeCurrent', 'EVMinimumDischargePower', 'EVMinimumV2XEnergyRequest', 'EVMinimumVoltage', 'EVPresentVoltage', 'EVProcessing', 'EVSECurrentLimitAchieved', 'EVSEMaximumChargeCurrent', 'EVSEMaximumChargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMaximumDischargePower', 'EVSEMaximumVoltage', 'EVSEMinimumChargeCurrent', 'EVSEMinimumChargePower', 'EVSEMinimumDischargeCurrent', 'EVSEMinimumDischargePower', 'EVSEMinimumVoltage', 'EVSEPowerLimitAchieved', 'EVSEPowerRampLimitation', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEProcessing', 'EVSEVoltageLimitAchieved', 'EVTargetCurrent', 'EVTargetVoltage', 'Scheduled_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlModeType', 'Scheduled_DC_CLResControlMode', 'Scheduled_DC_CLResControlModeType', 'TargetSOC')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (91, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (192, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (184, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (154, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (157, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (136, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (162, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (180, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (376, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (232, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (221, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (194, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (138, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (197, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (227, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (132, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (380, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (384, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (120, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (159, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (126, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (148, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (145, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (201, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (214, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType'): (89, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType'): (90, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType'): (391, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType'): (395, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType'): (401, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType'): (403, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType'): (331, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType'): (334, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType'): (251, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType'): (406, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType'): (411, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType'): (297, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType'): (416, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType'): (112, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType'): (302, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType'): (13, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType'): (315, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType'): (437, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType'): (441, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType'): (442, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType'): (444, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType'): (446, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'descriptionType'): (449, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'evseNotificationType'): (300, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'identifierType'): (451, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterIDType'): (311, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterSignatureType'): (313, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'nameType'): (453, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'numericIDType'): (337, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'percentValueType'): (20, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (243, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (241, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (116, True),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferModeType'): (1, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferModeType'): (22, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlModeType'): (34, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlModeType'): (51, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlModeType'): (66, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlModeType'): (80, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferModeType'): (94, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferModeType'): (102, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReqType'): (110, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckResType'): (237, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopReqType'): (245, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopResType'): (285, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryReqType'): (353, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryResType'): (356, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeReqType'): (360, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeResType'): (365, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionReqType'): (369, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionResType'): (372, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlModeType'): (264, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlModeType'): (339, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlModeType'): (274, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlModeType'): (348, False),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (455, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (457, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (459, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (461, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (463, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (465, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (219, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (262, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (16, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (467, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (469, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (217, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (471, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (473, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (475, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (477, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (479, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (481, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (483, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (18, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (152, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (485, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (487, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (49, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (118, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (64, True),
+}

@@ -35,6 +35,15 @@ T25 = (4, ('PowerCheck', 'LPE', 'Proprietary'), 2)
 T26 = (5, 0, 255)
 T27 = (5, 0, 12)
 T28 = (5, 0, 39)
+T29 = (5, 0, 160)
+T30 = (5, 0, 80)
+T31 = (6, 0, None)
+T32 = (2, -2147483648, 2147483647)
+T33 = (2, -9223372036854775808, 9223372036854775807)
+T34 = (2, None, -1)
+T35 = (1, 0, None)
+T36 = (2, None, 0)
+T37 = (1, 1, None)
 
 
 class _run(tuple):
@@ -477,9 +486,225 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 621
     (6, ((1, 'CLReqControlMode', 1, 0, False, False), (1, 'CLResControlMode', 2, 0, False, False), (1, 'CanonicalizationMethod', 3, 0, False, False), (1, 'DSAKeyValue', 6, 0, False, False), (1, 'DigestMethod', 16, 0, False, False), (1, 'DigestValue', 19, 0, False, True), (1, 'KeyInfo', 21, 0, False, False), (1, 'KeyName', 39, 0, False, True), (1, 'KeyValue', 41, 0, False, False), (1, 'Manifest', 90, 0, False, False), (1, 'MgmtData', 39, 0, False, True), (1, 'Object', 101, 0, False, False), (1, 'PGPData', 79, 0, False, False), (1, 'RSAKeyValue', 45, 0, False, False), (1, 'Reference', 94, 0, False, False), (1, 'RetrievalMethod', 48, 0, False, False), (1, 'SPKIData', 85, 0, False, False), (1, 'Signature', 106, 0, False, False), (1, 'SignatureMethod', 118, 0, False, False), (1, 'SignatureProperties', 127, 0, False, False), (1, 'SignatureProperty', 131, 0, False, False), (1, 'SignatureValue', 124, 0, False, False), (1, 'SignedInfo', 112, 0, False, False), (1, 'Transform', 55, 0, False, False), (1, 'Transforms', 52, 0, False, False), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False), (1, 'WPT_ChargeLoopReq', 202, 0, False, False), (1, 'WPT_ChargeLoopRes', 251, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False), (1, 'WPT_FinePositioningReq', 379, 0, False, False), (1, 'WPT_FinePositioningRes', 424, 0, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False), (1, 'WPT_FinePositioningSetupRes', 535, 0, False, False), (1, 'WPT_PairingReq', 559, 0, False, False), (1, 'WPT_PairingRes', 580, 0, False, False), (1, 'X509Data', 59, 0, False, False), (4, None, None, 0, False, False),)),  # 622
     (8, ((1, 'AckMaxDelay', 283, 623, False, True), (1, 'AdditionalServicesCosts', 316, 623, False, False), (1, 'AlternativeSECC', 611, 623, False, False), (1, 'AlternativeSECCList', 602, 623, False, False), (1, 'Amount', 167, 623, False, False), (1, 'BPT_DischargedEnergyReadingWh', 163, 623, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 623, False, True), (1, 'BSSID', 618, 623, False, True), (1, 'BatteryEnergyCapacity', 167, 623, False, False), (1, 'CLReqControlMode', 1, 623, False, False), (1, 'CLResControlMode', 2, 623, False, False), (1, 'CanonicalizationMethod', 3, 623, False, False), (1, 'CapacitiveEnergyReadingVARh', 163, 623, False, True), (1, 'ChargedEnergyReadingWh', 163, 623, False, True), (1, 'ChargingComplete', 242, 623, False, True), (1, 'Coord_X', 172, 623, False, True), (1, 'Coord_Y', 172, 623, False, True), (1, 'Coord_Z', 172, 623, False, True), (1, 'CostPerUnit', 167, 623, False, False), (1, 'DSAKeyValue', 6, 623, False, False), (1, 'DepartureTime', 240, 623, False, True), (1, 'DigestMethod', 16, 623, False, False), (1, 'DigestValue', 19, 623, False, True), (1, 'DisplayParameters', 227, 623, False, False), (1, 'EIRP', 167, 623, False, False), (1, 'EVDeviceAlignmentCheckMethodList', 491, 623, False, False), (1, 'EVDeviceFinePositioningMethodList', 469, 623, False, False), (1, 'EVDevicePairingMethodList', 480, 623, False, False), (1, 'EVMaximumEnergyRequest', 167, 623, False, False), (1, 'EVMinimumEnergyRequest', 167, 623, False, False), (1, 'EVPCChargeDiagnostics', 244, 623, False, True), (1, 'EVPCCoilCurrentInformation', 167, 623, False, False), (1, 'EVPCCoilCurrentRequest', 167, 623, False, False), (1, 'EVPCCurrentOutputInformation', 167, 623, False, False), (1, 'EVPCDeviceLocalControl', 242, 623, False, True), (1, 'EVPCMaxReceivablePower', 167, 623, False, False), (1, 'EVPCNaturalFrequency', 167, 623, False, False), (1, 'EVPCOperatingFrequency', 167, 623, False, False), (1, 'EVPCPowerControlParameter', 246, 623, False, False), (1, 'EVPCPowerOutput', 167, 623, False, False), (1, 'EVPCPowerRequest', 167, 623, False, False), (1, 'EVPCVoltageOutputInformation', 167, 623, False, False), (1, 'EVProcessing', 165, 623, False, True), (1, 'EVResultCode', 174, 623, False, True), (1, 'EVSENotification', 285, 623, False, True), (1, 'EVSEProcessing', 165, 623, False, True), (1, 'EVSEStatus', 280, 623, False, False), (1, 'EVTargetEnergyRequest', 167, 623, False, False), (1, 'EnergyCosts', 316, 623, False, False), (1, 'Exponent', 14, 623, False, True), (1, 'Exponent', 170, 623, False, True), (1, 'G', 14, 623, False, True), (1, 'HMACOutputLength', 122, 623, False, True), (1, 'Header', 157, 623, False, False), (1, 'IPAddress', 620, 623, False, True), (1, 'IndexNumber', 283, 623, False, True), (1, 'InletHot', 242, 623, False, True), (1, 'J', 14, 623, False, True), (1, 'KeyInfo', 21, 623, False, False), (1, 'KeyName', 39, 623, False, True), (1, 'KeyValue', 41, 623, False, False), (1, 'LF_ReceiverSetupData', 530, 623, False, False), (1, 'LF_RxData', 414, 623, False, False), (1, 'LF_SystemSetupData', 502, 623, False, False), (1, 'LF_TransmitterSetupData', 505, 623, False, False), (1, 'LF_TxData', 409, 623, False, False), (1, 'Manifest', 90, 623, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 623, False, True), (1, 'MaximumSOC', 238, 623, False, True), (1, 'MeterID', 296, 623, False, True), (1, 'MeterInfo', 287, 623, False, False), (1, 'MeterInfoRequested', 242, 623, False, True), (1, 'MeterSignature', 298, 623, False, True), (1, 'MeterStatus', 172, 623, False, True), (1, 'MeterTimestamp', 163, 623, False, True), (1, 'MgmtData', 39, 623, False, True), (1, 'MinimumSOC', 238, 623, False, True), (1, 'Modulus', 14, 623, False, True), (1, 'NaturalOffset', 283, 623, False, True), (1, 'NotificationMaxDelay', 283, 623, False, True), (1, 'NumPackages', 403, 623, False, True), (1, 'NumberOfReceivers', 403, 623, False, True), (1, 'NumberOfTransmitters', 403, 623, False, True), (1, 'Object', 101, 623, False, False), (1, 'ObservedIDCode', 322, 623, False, True), (1, 'OccupancyCosts', 316, 623, False, False), (1, 'OverstayCosts', 316, 623, False, False), (1, 'P', 14, 623, False, True), (1, 'PDInputPowerClass', 377, 623, False, True), (1, 'PDMaxCoilCurrent', 167, 623, False, False), (1, 'PDMinCoilCurrent', 167, 623, False, False), (1, 'PGPData', 79, 623, False, False), (1, 'PGPKeyID', 77, 623, False, True), (1, 'PGPKeyPacket', 77, 623, False, True), (1, 'PackageIndex', 403, 623, False, True), (1, 'PackageSeparationTime', 283, 623, False, True), (1, 'PgenCounter', 14, 623, False, True), (1, 'Port', 283, 623, False, True), (1, 'PowerTransmitted', 167, 623, False, False), (1, 'PresentSOC', 238, 623, False, True), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 623, False, False), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 623, False, False), (1, 'PrimaryDevicePairingMethodList', 480, 623, False, False), (1, 'PulseDuration', 283, 623, False, True), (1, 'PulseSeparationTime', 283, 623, False, True), (1, 'PulseSequenceOrder', 527, 623, False, False), (1, 'Q', 14, 623, False, True), (1, 'RSAKeyValue', 45, 623, False, False), (1, 'RSSI', 167, 623, False, False), (1, 'RSSIData', 419, 623, False, False), (1, 'RSSIDataList', 421, 623, False, False), (1, 'Receipt', 300, 623, False, False), (1, 'Reference', 94, 623, False, False), (1, 'RemainingTimeToMaximumSOC', 240, 623, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 623, False, True), (1, 'RemainingTimeToTargetSOC', 240, 623, False, True), (1, 'ResponseCode', 200, 623, False, True), (1, 'RetrievalMethod', 48, 623, False, False), (1, 'RootCertificateID', 72, 623, False, False), (1, 'RxIdentifier', 322, 623, False, True), (1, 'RxSpecData', 512, 623, False, False), (1, 'SDManufacturerSpecificDataContainer', 176, 623, False, True), (1, 'SDMaxGroundClearanceSupport', 283, 623, False, True), (1, 'SDMaxGroundClearence', 283, 623, False, True), (1, 'SDMaxOutputPower', 167, 623, False, False), (1, 'SDMinGroundClearanceSupport', 283, 623, False, True), (1, 'SDMinGroundClearence', 283, 623, False, True), (1, 'SDMinOutputPower', 167, 623, False, False), (1, 'SDPowerInput', 167, 623, False, False), (1, 'SPCChargeDiagnostics', 324, 623, False, True), (1, 'SPCMaxOutputPowerLimit', 167, 623, False, False), (1, 'SPCMinOutputPowerLimit', 167, 623, False, False), (1, 'SPCOperatingFrequency', 167, 623, False, False), (1, 'SPCPowerControlParameter', 326, 623, False, False), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 623, False, False), (1, 'SPKIData', 85, 623, False, False), (1, 'SPKISexp', 77, 623, False, True), (1, 'SSID', 616, 623, False, True), (1, 'Seed', 14, 623, False, True), (1, 'SessionID', 161, 623, False, True), (1, 'SignalFrequency', 167, 623, False, False), (1, 'Signature', 106, 623, False, False), (1, 'SignatureMethod', 118, 623, False, False), (1, 'SignatureProperties', 127, 623, False, False), (1, 'SignatureProperty', 131, 623, False, False), (1, 'SignatureValue', 124, 623, False, False), (1, 'SignedInfo', 112, 623, False, False), (1, 'SupplyDeviceCurrent', 167, 623, False, False), (1, 'TargetCoilCurrent', 167, 623, False, False), (1, 'TargetSOC', 238, 623, False, True), (1, 'TaxCosts', 319, 623, False, False), (1, 'TaxRuleID', 322, 623, False, True), (1, 'TimeAnchor', 163, 623, False, True), (1, 'TimeStamp', 163, 623, False, True), (1, 'Transform', 55, 623, False, False), (1, 'Transforms', 52, 623, False, False), (1, 'TxIdentifier', 322, 623, False, True), (1, 'TxPackageSpecData', 520, 623, False, False), (1, 'TxRxIdentifier', 322, 623, False, True), (1, 'TxRxOrientation', 516, 623, False, False), (1, 'TxRxPosition', 516, 623, False, False), (1, 'TxSpecData', 512, 623, False, False), (1, 'Value', 172, 623, False, True), (1, 'VendorSpecificDataContainer', 176, 623, False, True), (1, 'WPT_AlignmentCheckMethod', 500, 623, False, True), (1, 'WPT_AlignmentCheckReq', 136, 623, False, False), (1, 'WPT_AlignmentCheckRes', 178, 623, False, False), (1, 'WPT_ChargeLoopReq', 202, 623, False, False), (1, 'WPT_ChargeLoopRes', 251, 623, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 623, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 623, False, False), (1, 'WPT_FinePositioningMethod', 478, 623, False, True), (1, 'WPT_FinePositioningReq', 379, 623, False, False), (1, 'WPT_FinePositioningRes', 424, 623, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 623, False, False), (1, 'WPT_FinePositioningSetupRes', 535, 623, False, False), (1, 'WPT_LF_DataPackage', 405, 623, False, False), (1, 'WPT_LF_DataPackageList', 400, 623, False, False), (1, 'WPT_LF_RxDataList', 416, 623, False, False), (1, 'WPT_LF_TxDataList', 411, 623, False, False), (1, 'WPT_PairingMethod', 489, 623, False, True), (1, 'WPT_PairingReq', 559, 623, False, False), (1, 'WPT_PairingRes', 580, 623, False, False), (1, 'X509CRL', 77, 623, False, True), (1, 'X509Certificate', 77, 623, False, True), (1, 'X509Data', 59, 623, False, False), (1, 'X509IssuerName', 39, 623, False, True), (1, 'X509IssuerSerial', 72, 623, False, False), (1, 'X509SKI', 77, 623, False, True), (1, 'X509SerialNumber', 75, 623, False, True), (1, 'X509SubjectName', 39, 623, False, True), (1, 'XPath', 39, 623, False, True), (1, 'Y', 14, 623, False, True), (4, None, None, 623, False, False), (5, None, None, -1, False, False),)),  # 623
+    (1, ((1, 'Header', 157, 625, False, False),)),  # 624
+    (2, ((1, 'DisplayParameters', 227, 626, False, False), (1, 'MeterInfoRequested', 242, 627, False, True),)),  # 625
+    (1, ((1, 'MeterInfoRequested', 242, 627, False, True),)),  # 626
+    (1, ((2, None, None, -1, False, False),)),  # 627
+    (1, ((1, 'Header', 157, 629, False, False),)),  # 628
+    (1, ((1, 'ResponseCode', 200, 630, False, True),)),  # 629
+    (3, ((1, 'EVSEStatus', 280, 631, False, False), (1, 'MeterInfo', 287, 632, False, False), (1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 630
+    (2, ((1, 'MeterInfo', 287, 632, False, False), (1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 631
+    (2, ((1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 632
+    (1, ((2, None, None, -1, False, False),)),  # 633
+    (1, ((1, 'Header', 157, 635, False, False),)),  # 634
+    (1, ((2, None, None, -1, False, False),)),  # 635
+    (1, ((1, 'Header', 157, 637, False, False),)),  # 636
+    (1, ((1, 'ResponseCode', 200, 638, False, True),)),  # 637
+    (1, ((2, None, None, -1, False, False),)),  # 638
+    (2, ((1, 'DepartureTime', 240, 640, False, True), (1, 'EVTargetEnergyRequest', 167, 641, False, False),)),  # 639
+    (1, ((1, 'EVTargetEnergyRequest', 167, 641, False, False),)),  # 640
+    (1, ((1, 'EVMaximumEnergyRequest', 167, 642, False, False),)),  # 641
+    (1, ((1, 'EVMinimumEnergyRequest', 167, 643, False, False),)),  # 642
+    (1, ((2, None, None, -1, False, False),)),  # 643
+    (3, ((1, 'DepartureTime', 240, 645, False, True), (1, 'MinimumSOC', 238, 646, False, True), (1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 644
+    (3, ((1, 'MinimumSOC', 238, 646, False, True), (1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 645
+    (2, ((1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 646
+    (2, ((1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 647
+    (1, ((2, None, None, -1, False, False),)),  # 648
+    (1, ((1, 'RootCertificateID', 72, 650, True, False),)),  # 649
+    _run(19, 2, ((1, 'RootCertificateID', 72, '+', True, False), (2, None, None, -1, False, False),)),  # 650..668
+    (1, ((2, None, None, -1, False, False),)),  # 669
+    (3, ((1, 'EVTargetEnergyRequest', 167, 671, False, False), (1, 'EVMaximumEnergyRequest', 167, 672, False, False), (1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 670
+    (2, ((1, 'EVMaximumEnergyRequest', 167, 672, False, False), (1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 671
+    (2, ((1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 672
+    (1, ((2, None, None, -1, False, False),)),  # 673
+    (1, ((2, None, None, -1, False, False),)),  # 674
+    (1, ((1, 'Header', 157, 676, False, False),)),  # 675
+    (1, ((2, None, None, -1, False, False),)),  # 676
+    (1, ((1, 'Header', 157, 678, False, False),)),  # 677
+    (1, ((2, None, None, -1, False, False),)),  # 678
+    (1, ((1, 'Header', 157, 680, False, False),)),  # 679
+    (1, ((1, 'ResponseCode', 200, 681, False, True),)),  # 680
+    (1, ((2, None, None, -1, False, False),)),  # 681
+    (1, ((3, 'value', T29, 683, False, False),)),  # 682
+    (1, ((2, None, None, -1, False, False),)),  # 683
+    (1, ((3, 'value', T30, 685, False, False),)),  # 684
+    (1, ((2, None, None, -1, False, False),)),  # 685
+    (1, ((3, 'value', T0, 687, False, False),)),  # 686
+    (1, ((2, None, None, -1, False, False),)),  # 687
+    (1, ((3, 'value', T0, 689, False, False),)),  # 688
+    (1, ((2, None, None, -1, False, False),)),  # 689
+    (1, ((3, 'value', T0, 691, False, False),)),  # 690
+    (1, ((2, None, None, -1, False, False),)),  # 691
+    (1, ((3, 'value', T0, 693, False, False),)),  # 692
+    (1, ((2, None, None, -1, False, False),)),  # 693
+    (1, ((3, 'value', T0, 695, False, False),)),  # 694
+    (1, ((2, None, None, -1, False, False),)),  # 695
+    (1, ((3, 'value', T0, 697, False, False),)),  # 696
+    (1, ((2, None, None, -1, False, False),)),  # 697
+    (1, ((3, 'value', T31, 699, False, False),)),  # 698
+    (1, ((2, None, None, -1, False, False),)),  # 699
+    (1, ((3, 'value', T32, 701, False, False),)),  # 700
+    (1, ((2, None, None, -1, False, False),)),  # 701
+    (1, ((3, 'value', T0, 703, False, False),)),  # 702
+    (1, ((2, None, None, -1, False, False),)),  # 703
+    (1, ((3, 'value', T33, 705, False, False),)),  # 704
+    (1, ((2, None, None, -1, False, False),)),  # 705
+    (1, ((3, 'value', T34, 707, False, False),)),  # 706
+    (1, ((2, None, None, -1, False, False),)),  # 707
+    (1, ((3, 'value', T35, 709, False, False),)),  # 708
+    (1, ((2, None, None, -1, False, False),)),  # 709
+    (1, ((3, 'value', T36, 711, False, False),)),  # 710
+    (1, ((2, None, None, -1, False, False),)),  # 711
+    (1, ((3, 'value', T0, 713, False, False),)),  # 712
+    (1, ((2, None, None, -1, False, False),)),  # 713
+    (1, ((3, 'value', T37, 715, False, False),)),  # 714
+    (1, ((2, None, None, -1, False, False),)),  # 715
+    (1, ((3, 'value', T0, 717, False, False),)),  # 716
+    (1, ((2, None, None, -1, False, False),)),  # 717
 ))
 
 DOC_STATE = 622
 DOC_KEYS = {'CLReqControlMode': 0, 'CLResControlMode': 1, 'CanonicalizationMethod': 2, 'DSAKeyValue': 3, 'DigestMethod': 4, 'DigestValue': 5, 'KeyInfo': 6, 'KeyName': 7, 'KeyValue': 8, 'Manifest': 9, 'MgmtData': 10, 'Object': 11, 'PGPData': 12, 'RSAKeyValue': 13, 'Reference': 14, 'RetrievalMethod': 15, 'SPKIData': 16, 'Signature': 17, 'SignatureMethod': 18, 'SignatureProperties': 19, 'SignatureProperty': 20, 'SignatureValue': 21, 'SignedInfo': 22, 'Transform': 23, 'Transforms': 24, 'WPT_AlignmentCheckReq': 25, 'WPT_AlignmentCheckRes': 26, 'WPT_ChargeLoopReq': 27, 'WPT_ChargeLoopRes': 28, 'WPT_ChargeParameterDiscoveryReq': 29, 'WPT_ChargeParameterDiscoveryRes': 30, 'WPT_FinePositioningReq': 31, 'WPT_FinePositioningRes': 32, 'WPT_FinePositioningSetupReq': 33, 'WPT_FinePositioningSetupRes': 34, 'WPT_PairingReq': 35, 'WPT_PairingRes': 36, 'X509Data': 37}
 FRAG_STATE = 623
 FRAG_KEYS = {'AckMaxDelay': 0, 'AdditionalServicesCosts': 1, 'AlternativeSECC': 2, 'AlternativeSECCList': 3, 'Amount': 4, 'BPT_DischargedEnergyReadingWh': 5, 'BPT_InductiveEnergyReadingVARh': 6, 'BSSID': 7, 'BatteryEnergyCapacity': 8, 'CLReqControlMode': 9, 'CLResControlMode': 10, 'CanonicalizationMethod': 11, 'CapacitiveEnergyReadingVARh': 12, 'ChargedEnergyReadingWh': 13, 'ChargingComplete': 14, 'Coord_X': 15, 'Coord_Y': 16, 'Coord_Z': 17, 'CostPerUnit': 18, 'DSAKeyValue': 19, 'DepartureTime': 20, 'DigestMethod': 21, 'DigestValue': 22, 'DisplayParameters': 23, 'EIRP': 24, 'EVDeviceAlignmentCheckMethodList': 25, 'EVDeviceFinePositioningMethodList': 26, 'EVDevicePairingMethodList': 27, 'EVMaximumEnergyRequest': 28, 'EVMinimumEnergyRequest': 29, 'EVPCChargeDiagnostics': 30, 'EVPCCoilCurrentInformation': 31, 'EVPCCoilCurrentRequest': 32, 'EVPCCurrentOutputInformation': 33, 'EVPCDeviceLocalControl': 34, 'EVPCMaxReceivablePower': 35, 'EVPCNaturalFrequency': 36, 'EVPCOperatingFrequency': 37, 'EVPCPowerControlParameter': 38, 'EVPCPowerOutput': 39, 'EVPCPowerRequest': 40, 'EVPCVoltageOutputInformation': 41, 'EVProcessing': 42, 'EVResultCode': 43, 'EVSENotification': 44, 'EVSEProcessing': 45, 'EVSEStatus': 46, 'EVTargetEnergyRequest': 47, 'EnergyCosts': 48, 'Exponent': 49, 'G': 51, 'HMACOutputLength': 52, 'Header': 53, 'IPAddress': 54, 'IndexNumber': 55, 'InletHot': 56, 'J': 57, 'KeyInfo': 58, 'KeyName': 59, 'KeyValue': 60, 'LF_ReceiverSetupData': 61, 'LF_RxData': 62, 'LF_SystemSetupData': 63, 'LF_TransmitterSetupData': 64, 'LF_TxData': 65, 'Manifest': 66, 'ManufacturerSpecificDataContainer': 67, 'MaximumSOC': 68, 'MeterID': 69, 'MeterInfo': 70, 'MeterInfoRequested': 71, 'MeterSignature': 72, 'MeterStatus': 73, 'MeterTimestamp': 74, 'MgmtData': 75, 'MinimumSOC': 76, 'Modulus': 77, 'NaturalOffset': 78, 'NotificationMaxDelay': 79, 'NumPackages': 80, 'NumberOfReceivers': 81, 'NumberOfTransmitters': 82, 'Object': 83, 'ObservedIDCode': 84, 'OccupancyCosts': 85, 'OverstayCosts': 86, 'P': 87, 'PDInputPowerClass': 88, 'PDMaxCoilCurrent': 89, 'PDMinCoilCurrent': 90, 'PGPData': 91, 'PGPKeyID': 92, 'PGPKeyPacket': 93, 'PackageIndex': 94, 'PackageSeparationTime': 95, 'PgenCounter': 96, 'Port': 97, 'PowerTransmitted': 98, 'PresentSOC': 99, 'PrimaryDeviceAlignmentCheckMethodList': 100, 'PrimaryDeviceFinePositioningMethodList': 101, 'PrimaryDevicePairingMethodList': 102, 'PulseDuration': 103, 'PulseSeparationTime': 104, 'PulseSequenceOrder': 105, 'Q': 106, 'RSAKeyValue': 107, 'RSSI': 108, 'RSSIData': 109, 'RSSIDataList': 110, 'Receipt': 111, 'Reference': 112, 'RemainingTimeToMaximumSOC': 113, 'RemainingTimeToMinimumSOC': 114, 'RemainingTimeToTargetSOC': 115, 'ResponseCode': 116, 'RetrievalMethod': 117, 'RootCertificateID': 118, 'RxIdentifier': 119, 'RxSpecData': 120, 'SDManufacturerSpecificDataContainer': 121, 'SDMaxGroundClearanceSupport': 122, 'SDMaxGroundClearence': 123, 'SDMaxOutputPower': 124, 'SDMinGroundClearanceSupport': 125, 'SDMinGroundClearence': 126, 'SDMinOutputPower': 127, 'SDPowerInput': 128, 'SPCChargeDiagnostics': 129, 'SPCMaxOutputPowerLimit': 130, 'SPCMinOutputPowerLimit': 131, 'SPCOperatingFrequency': 132, 'SPCPowerControlParameter': 133, 'SPCPrimaryDeviceCoilCurrentInformation': 134, 'SPKIData': 135, 'SPKISexp': 136, 'SSID': 137, 'Seed': 138, 'SessionID': 139, 'SignalFrequency': 140, 'Signature': 141, 'SignatureMethod': 142, 'SignatureProperties': 143, 'SignatureProperty': 144, 'SignatureValue': 145, 'SignedInfo': 146, 'SupplyDeviceCurrent': 147, 'TargetCoilCurrent': 148, 'TargetSOC': 149, 'TaxCosts': 150, 'TaxRuleID': 151, 'TimeAnchor': 152, 'TimeStamp': 153, 'Transform': 154, 'Transforms': 155, 'TxIdentifier': 156, 'TxPackageSpecData': 157, 'TxRxIdentifier': 158, 'TxRxOrientation': 159, 'TxRxPosition': 160, 'TxSpecData': 161, 'Value': 162, 'VendorSpecificDataContainer': 163, 'WPT_AlignmentCheckMethod': 164, 'WPT_AlignmentCheckReq': 165, 'WPT_AlignmentCheckRes': 166, 'WPT_ChargeLoopReq': 167, 'WPT_ChargeLoopRes': 168, 'WPT_ChargeParameterDiscoveryReq': 169, 'WPT_ChargeParameterDiscoveryRes': 170, 'WPT_FinePositioningMethod': 171, 'WPT_FinePositioningReq': 172, 'WPT_FinePositioningRes': 173, 'WPT_FinePositioningSetupReq': 174, 'WPT_FinePositioningSetupRes': 175, 'WPT_LF_DataPackage': 176, 'WPT_LF_DataPackageList': 177, 'WPT_LF_RxDataList': 178, 'WPT_LF_TxDataList': 179, 'WPT_PairingMethod': 180, 'WPT_PairingReq': 181, 'WPT_PairingRes': 182, 'X509CRL': 183, 'X509Certificate': 184, 'X509Data': 185, 'X509IssuerName': 186, 'X509IssuerSerial': 187, 'X509SKI': 188, 'X509SerialNumber': 189, 'X509SubjectName': 190, 'XPath': 191, 'Y': 192}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#', 'urn:iso:std:iso:15118:-20:CommonTypes', 'urn:iso:std:iso:15118:-20:WPT'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y'),
+     ('AckMaxDelay', 'AdditionalServicesCosts', 'Amount', 'BPT_DischargedEnergyReadingWh', 'BPT_InductiveEnergyReadingVARh', 'BatteryEnergyCapacity', 'CLReqControlMode', 'CLReqControlModeType', 'CLResControlMode', 'CLResControlModeType', 'CapacitiveEnergyReadingVARh', 'ChargeLoopReqType', 'ChargeLoopResType', 'ChargeParameterDiscoveryReqType', 'ChargeParameterDiscoveryResType', 'ChargedEnergyReadingWh', 'ChargingComplete', 'CostPerUnit', 'DepartureTime', 'DetailedCostType', 'DetailedTaxType', 'DisplayParameters', 'DisplayParametersType', 'Dynamic_CLReqControlModeType', 'Dynamic_CLResControlModeType', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVSENotification', 'EVSEStatus', 'EVSEStatusType', 'EVTargetEnergyRequest', 'EnergyCosts', 'Exponent', 'Header', 'InletHot', 'ListOfRootCertificateIDsType', 'MaximumSOC', 'MessageHeaderType', 'MeterID', 'MeterInfo', 'MeterInfoRequested', 'MeterInfoType', 'MeterSignature', 'MeterStatus', 'MeterTimestamp', 'MinimumSOC', 'NotificationMaxDelay', 'OccupancyCosts', 'OverstayCosts', 'PresentSOC', 'RationalNumberType', 'Receipt', 'ReceiptType', 'RemainingTimeToMaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'ResponseCode', 'RootCertificateID', 'Scheduled_CLReqControlModeType', 'Scheduled_CLResControlModeType', 'SessionID', 'TargetSOC', 'TaxCosts', 'TaxRuleID', 'TimeAnchor', 'TimeStamp', 'V2GMessageType', 'V2GRequestType', 'V2GResponseType', 'Value', 'descriptionType', 'evseNotificationType', 'identifierType', 'meterIDType', 'meterSignatureType', 'nameType', 'numericIDType', 'percentValueType', 'processingType', 'responseCodeType', 'sessionIDType'),
+     ('AlternativeSECC', 'AlternativeSECCList', 'AlternativeSECCListType', 'AlternativeSECCType', 'BSSID', 'Coord_X', 'Coord_Y', 'Coord_Z', 'EIRP', 'EVDeviceAlignmentCheckMethodList', 'EVDeviceFinePositioningMethodList', 'EVDevicePairingMethodList', 'EVPCChargeDiagnostics', 'EVPCCoilCurrentInformation', 'EVPCCoilCurrentRequest', 'EVPCCurrentOutputInformation', 'EVPCDeviceLocalControl', 'EVPCMaxReceivablePower', 'EVPCNaturalFrequency', 'EVPCOperatingFrequency', 'EVPCPowerControlParameter', 'EVPCPowerOutput', 'EVPCPowerRequest', 'EVPCVoltageOutputInformation', 'EVProcessing', 'EVResultCode', 'EVSEProcessing', 'IPAddress', 'IndexNumber', 'LF_ReceiverSetupData', 'LF_RxData', 'LF_SystemSetupData', 'LF_TransmitterSetupData', 'LF_TxData', 'ManufacturerSpecificDataContainer', 'NaturalOffset', 'NumPackages', 'NumberOfReceivers', 'NumberOfTransmitters', 'ObservedIDCode', 'PDInputPowerClass', 'PDMaxCoilCurrent', 'PDMinCoilCurrent', 'PackageIndex', 'PackageSeparationTime', 'Port', 'PowerTransmitted', 'PrimaryDeviceAlignmentCheckMethodList', 'PrimaryDeviceFinePositioningMethodList', 'PrimaryDevicePairingMethodList', 'PulseDuration', 'PulseSeparationTime', 'PulseSequenceOrder', 'RSSI', 'RSSIData', 'RSSIDataList', 'RxIdentifier', 'RxSpecData', 'SDManufacturerSpecificDataContainer', 'SDMaxGroundClearanceSupport', 'SDMaxGroundClearence', 'SDMaxOutputPower', 'SDMinGroundClearanceSupport', 'SDMinGroundClearence', 'SDMinOutputPower', 'SDPowerInput', 'SPCChargeDiagnostics', 'SPCMaxOutputPowerLimit', 'SPCMinOutputPowerLimit', 'SPCOperatingFrequency', 'SPCPowerControlParameter', 'SPCPrimaryDeviceCoilCurrentInformation', 'SSID', 'SignalFrequency', 'SupplyDeviceCurrent', 'TargetCoilCurrent', 'TxIdentifier', 'TxPackageSpecData', 'TxRxIdentifier', 'TxRxOrientation', 'TxRxPosition', 'TxSpecData', 'VendorSpecificDataContainer', 'WPT_AlignmentCheckMethod', 'WPT_AlignmentCheckMethodListType', 'WPT_AlignmentCheckMethodType', 'WPT_AlignmentCheckReq', 'WPT_AlignmentCheckReqType', 'WPT_AlignmentCheckRes', 'WPT_AlignmentCheckResType', 'WPT_ChargeLoopReq', 'WPT_ChargeLoopReqType', 'WPT_ChargeLoopRes', 'WPT_ChargeLoopResType', 'WPT_ChargeParameterDiscoveryReq', 'WPT_ChargeParameterDiscoveryReqType', 'WPT_ChargeParameterDiscoveryRes', 'WPT_ChargeParameterDiscoveryResType', 'WPT_CoordinateXYZType', 'WPT_DataContainerType', 'WPT_EVPCChargeDiagnosticsType', 'WPT_EVPCPowerControlParameterType', 'WPT_EVResultType', 'WPT_FinePositioningMethod', 'WPT_FinePositioningMethodListType', 'WPT_FinePositioningMethodType', 'WPT_FinePositioningReq', 'WPT_FinePositioningReqType', 'WPT_FinePositioningRes', 'WPT_FinePositioningResType', 'WPT_FinePositioningSetupReq', 'WPT_FinePositioningSetupReqType', 'WPT_FinePositioningSetupRes', 'WPT_FinePositioningSetupResType', 'WPT_LF_DataPackage', 'WPT_LF_DataPackageList', 'WPT_LF_DataPackageListType', 'WPT_LF_DataPackageType', 'WPT_LF_ReceiverDataType', 'WPT_LF_RxDataList', 'WPT_LF_RxDataListType', 'WPT_LF_RxDataType', 'WPT_LF_RxRSSIListType', 'WPT_LF_RxRSSIType', 'WPT_LF_SystemSetupDataType', 'WPT_LF_TransmitterDataType', 'WPT_LF_TxDataList', 'WPT_LF_TxDataListType', 'WPT_LF_TxDataType', 'WPT_PairingMethod', 'WPT_PairingMethodListType', 'WPT_PairingMethodType', 'WPT_PairingReq', 'WPT_PairingReqType', 'WPT_PairingRes', 'WPT_PairingResType', 'WPT_PowerClassType', 'WPT_SPCChargeDiagnosticsType', 'WPT_SPCPowerControlParameterType', 'WPT_TxRxPackageSpecDataType', 'WPT_TxRxPulseOrderType', 'WPT_TxRxSpecDataType', 'bssidType', 'ipaddressType')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (3, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (14, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (6, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (16, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (19, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (122, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (21, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (41, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (90, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (101, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (79, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (45, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (94, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (48, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (85, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (127, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (131, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (106, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (124, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (112, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (55, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (52, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (59, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (72, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlModeType'): (1, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlModeType'): (2, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopReqType'): (624, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeLoopResType'): (628, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryReqType'): (634, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargeParameterDiscoveryResType'): (636, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedCostType'): (316, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DetailedTaxType'): (319, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParametersType'): (227, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLReqControlModeType'): (639, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Dynamic_CLResControlModeType'): (644, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatusType'): (280, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ListOfRootCertificateIDsType'): (649, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MessageHeaderType'): (157, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoType'): (287, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RationalNumberType'): (167, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ReceiptType'): (300, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLReqControlModeType'): (670, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Scheduled_CLResControlModeType'): (674, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GMessageType'): (675, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GRequestType'): (677, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'V2GResponseType'): (679, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'descriptionType'): (682, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'evseNotificationType'): (285, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'identifierType'): (616, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterIDType'): (296, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'meterSignatureType'): (298, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'nameType'): (684, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'numericIDType'): (322, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'percentValueType'): (238, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (165, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (200, True),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (161, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCListType'): (602, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCType'): (611, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckMethodListType'): (491, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckMethodType'): (500, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckReqType'): (136, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckResType'): (178, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopReqType'): (202, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopResType'): (251, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryReqType'): (328, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryResType'): (351, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_CoordinateXYZType'): (516, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_DataContainerType'): (176, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_EVPCChargeDiagnosticsType'): (244, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_EVPCPowerControlParameterType'): (246, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_EVResultType'): (174, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningMethodListType'): (469, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningMethodType'): (478, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningReqType'): (379, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningResType'): (424, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReqType'): (445, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupResType'): (535, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageListType'): (400, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageType'): (405, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_ReceiverDataType'): (530, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataListType'): (414, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataType'): (416, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxRSSIListType'): (419, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxRSSIType'): (421, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_SystemSetupDataType'): (502, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TransmitterDataType'): (505, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataListType'): (409, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataType'): (411, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingMethodListType'): (480, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingMethodType'): (489, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReqType'): (559, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingResType'): (580, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PowerClassType'): (377, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_SPCChargeDiagnosticsType'): (324, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_SPCPowerControlParameterType'): (326, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxPackageSpecDataType'): (520, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxPulseOrderType'): (527, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxSpecDataType'): (512, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'bssidType'): (618, True),
+    ('urn:iso:std:iso:15118:-20:WPT', 'ipaddressType'): (620, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (686, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (688, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (690, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (692, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (694, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (696, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (77, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (242, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (170, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (698, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (700, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (75, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (702, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (704, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (706, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (708, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (710, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (712, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (714, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (172, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (39, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (716, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (403, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (240, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (163, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (283, True),
+}

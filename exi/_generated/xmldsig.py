@@ -7,6 +7,20 @@ NAMESPACE = 'http://www.w3.org/2000/09/xmldsig#'
 T0 = (5, 0, None)
 T1 = (7, 0, None)
 T2 = (2, None, None)
+T3 = (3,)
+T4 = (0, 8, -128, 127)
+T5 = (6, 0, None)
+T6 = (2, -2147483648, 2147483647)
+T7 = (2, -9223372036854775808, 9223372036854775807)
+T8 = (2, None, -1)
+T9 = (1, 0, None)
+T10 = (2, None, 0)
+T11 = (1, 1, None)
+T12 = (2, -32768, 32767)
+T13 = (0, 8, 0, 255)
+T14 = (1, 0, 4294967295)
+T15 = (1, 0, 18446744073709551615)
+T16 = (1, 0, 65535)
 
 
 class _run(tuple):
@@ -166,9 +180,116 @@ STATES = _expand((
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 133, False, False),)),  # 133
     (5, ((1, 'CanonicalizationMethod', 1, 0, False, False), (1, 'DSAKeyValue', 4, 0, False, False), (1, 'DigestMethod', 14, 0, False, False), (1, 'DigestValue', 17, 0, False, True), (1, 'KeyInfo', 19, 0, False, False), (1, 'KeyName', 37, 0, False, True), (1, 'KeyValue', 39, 0, False, False), (1, 'Manifest', 88, 0, False, False), (1, 'MgmtData', 37, 0, False, True), (1, 'Object', 99, 0, False, False), (1, 'PGPData', 77, 0, False, False), (1, 'RSAKeyValue', 43, 0, False, False), (1, 'Reference', 92, 0, False, False), (1, 'RetrievalMethod', 46, 0, False, False), (1, 'SPKIData', 83, 0, False, False), (1, 'Signature', 104, 0, False, False), (1, 'SignatureMethod', 116, 0, False, False), (1, 'SignatureProperties', 125, 0, False, False), (1, 'SignatureProperty', 129, 0, False, False), (1, 'SignatureValue', 122, 0, False, False), (1, 'SignedInfo', 110, 0, False, False), (1, 'Transform', 53, 0, False, False), (1, 'Transforms', 50, 0, False, False), (1, 'X509Data', 57, 0, False, False), (4, None, None, 0, False, False),)),  # 134
     (6, ((1, 'CanonicalizationMethod', 1, 135, False, False), (1, 'DSAKeyValue', 4, 135, False, False), (1, 'DigestMethod', 14, 135, False, False), (1, 'DigestValue', 17, 135, False, True), (1, 'Exponent', 12, 135, False, True), (1, 'G', 12, 135, False, True), (1, 'HMACOutputLength', 120, 135, False, True), (1, 'J', 12, 135, False, True), (1, 'KeyInfo', 19, 135, False, False), (1, 'KeyName', 37, 135, False, True), (1, 'KeyValue', 39, 135, False, False), (1, 'Manifest', 88, 135, False, False), (1, 'MgmtData', 37, 135, False, True), (1, 'Modulus', 12, 135, False, True), (1, 'Object', 99, 135, False, False), (1, 'P', 12, 135, False, True), (1, 'PGPData', 77, 135, False, False), (1, 'PGPKeyID', 75, 135, False, True), (1, 'PGPKeyPacket', 75, 135, False, True), (1, 'PgenCounter', 12, 135, False, True), (1, 'Q', 12, 135, False, True), (1, 'RSAKeyValue', 43, 135, False, False), (1, 'Reference', 92, 135, False, False), (1, 'RetrievalMethod', 46, 135, False, False), (1, 'SPKIData', 83, 135, False, False), (1, 'SPKISexp', 75, 135, False, True), (1, 'Seed', 12, 135, False, True), (1, 'Signature', 104, 135, False, False), (1, 'SignatureMethod', 116, 135, False, False), (1, 'SignatureProperties', 125, 135, False, False), (1, 'SignatureProperty', 129, 135, False, False), (1, 'SignatureValue', 122, 135, False, False), (1, 'SignedInfo', 110, 135, False, False), (1, 'Transform', 53, 135, False, False), (1, 'Transforms', 50, 135, False, False), (1, 'X509CRL', 75, 135, False, True), (1, 'X509Certificate', 75, 135, False, True), (1, 'X509Data', 57, 135, False, False), (1, 'X509IssuerName', 37, 135, False, True), (1, 'X509IssuerSerial', 70, 135, False, False), (1, 'X509SKI', 75, 135, False, True), (1, 'X509SerialNumber', 73, 135, False, True), (1, 'X509SubjectName', 37, 135, False, True), (1, 'XPath', 37, 135, False, True), (1, 'Y', 12, 135, False, True), (4, None, None, 135, False, False), (5, None, None, -1, False, False),)),  # 135
+    (1, ((3, 'value', T0, 137, False, False),)),  # 136
+    (1, ((2, None, None, -1, False, False),)),  # 137
+    (1, ((3, 'value', T0, 139, False, False),)),  # 138
+    (1, ((2, None, None, -1, False, False),)),  # 139
+    (1, ((3, 'value', T0, 141, False, False),)),  # 140
+    (1, ((2, None, None, -1, False, False),)),  # 141
+    (1, ((3, 'value', T0, 143, False, False),)),  # 142
+    (1, ((2, None, None, -1, False, False),)),  # 143
+    (1, ((3, 'value', T0, 145, False, False),)),  # 144
+    (1, ((2, None, None, -1, False, False),)),  # 145
+    (1, ((3, 'value', T0, 147, False, False),)),  # 146
+    (1, ((2, None, None, -1, False, False),)),  # 147
+    (1, ((3, 'value', T3, 149, False, False),)),  # 148
+    (1, ((2, None, None, -1, False, False),)),  # 149
+    (1, ((3, 'value', T4, 151, False, False),)),  # 150
+    (1, ((2, None, None, -1, False, False),)),  # 151
+    (1, ((3, 'value', T5, 153, False, False),)),  # 152
+    (1, ((2, None, None, -1, False, False),)),  # 153
+    (1, ((3, 'value', T6, 155, False, False),)),  # 154
+    (1, ((2, None, None, -1, False, False),)),  # 155
+    (1, ((3, 'value', T0, 157, False, False),)),  # 156
+    (1, ((2, None, None, -1, False, False),)),  # 157
+    (1, ((3, 'value', T7, 159, False, False),)),  # 158
+    (1, ((2, None, None, -1, False, False),)),  # 159
+    (1, ((3, 'value', T8, 161, False, False),)),  # 160
+    (1, ((2, None, None, -1, False, False),)),  # 161
+    (1, ((3, 'value', T9, 163, False, False),)),  # 162
+    (1, ((2, None, None, -1, False, False),)),  # 163
+    (1, ((3, 'value', T10, 165, False, False),)),  # 164
+    (1, ((2, None, None, -1, False, False),)),  # 165
+    (1, ((3, 'value', T0, 167, False, False),)),  # 166
+    (1, ((2, None, None, -1, False, False),)),  # 167
+    (1, ((3, 'value', T11, 169, False, False),)),  # 168
+    (1, ((2, None, None, -1, False, False),)),  # 169
+    (1, ((3, 'value', T12, 171, False, False),)),  # 170
+    (1, ((2, None, None, -1, False, False),)),  # 171
+    (1, ((3, 'value', T0, 173, False, False),)),  # 172
+    (1, ((2, None, None, -1, False, False),)),  # 173
+    (1, ((3, 'value', T13, 175, False, False),)),  # 174
+    (1, ((2, None, None, -1, False, False),)),  # 175
+    (1, ((3, 'value', T14, 177, False, False),)),  # 176
+    (1, ((2, None, None, -1, False, False),)),  # 177
+    (1, ((3, 'value', T15, 179, False, False),)),  # 178
+    (1, ((2, None, None, -1, False, False),)),  # 179
+    (1, ((3, 'value', T16, 181, False, False),)),  # 180
+    (1, ((2, None, None, -1, False, False),)),  # 181
 ))
 
 DOC_STATE = 134
 DOC_KEYS = {'CanonicalizationMethod': 0, 'DSAKeyValue': 1, 'DigestMethod': 2, 'DigestValue': 3, 'KeyInfo': 4, 'KeyName': 5, 'KeyValue': 6, 'Manifest': 7, 'MgmtData': 8, 'Object': 9, 'PGPData': 10, 'RSAKeyValue': 11, 'Reference': 12, 'RetrievalMethod': 13, 'SPKIData': 14, 'Signature': 15, 'SignatureMethod': 16, 'SignatureProperties': 17, 'SignatureProperty': 18, 'SignatureValue': 19, 'SignedInfo': 20, 'Transform': 21, 'Transforms': 22, 'X509Data': 23}
 FRAG_STATE = 135
 FRAG_KEYS = {'CanonicalizationMethod': 0, 'DSAKeyValue': 1, 'DigestMethod': 2, 'DigestValue': 3, 'Exponent': 4, 'G': 5, 'HMACOutputLength': 6, 'J': 7, 'KeyInfo': 8, 'KeyName': 9, 'KeyValue': 10, 'Manifest': 11, 'MgmtData': 12, 'Modulus': 13, 'Object': 14, 'P': 15, 'PGPData': 16, 'PGPKeyID': 17, 'PGPKeyPacket': 18, 'PgenCounter': 19, 'Q': 20, 'RSAKeyValue': 21, 'Reference': 22, 'RetrievalMethod': 23, 'SPKIData': 24, 'SPKISexp': 25, 'Seed': 26, 'Signature': 27, 'SignatureMethod': 28, 'SignatureProperties': 29, 'SignatureProperty': 30, 'SignatureValue': 31, 'SignedInfo': 32, 'Transform': 33, 'Transforms': 34, 'X509CRL': 35, 'X509Certificate': 36, 'X509Data': 37, 'X509IssuerName': 38, 'X509IssuerSerial': 39, 'X509SKI': 40, 'X509SerialNumber': 41, 'X509SubjectName': 42, 'XPath': 43, 'Y': 44}
+# initial string table (qnames of xsi:type values and undeclared attributes/elements)
+STRING_TABLE = (('', 'http://www.w3.org/XML/1998/namespace', 'http://www.w3.org/2001/XMLSchema-instance', 'http://www.w3.org/2001/XMLSchema', 'http://www.w3.org/2000/09/xmldsig#'),
+    (('Algorithm', 'Encoding', 'Id', 'MimeType', 'Target', 'Type', 'URI'),
+     ('base', 'id', 'lang', 'space'),
+     ('nil', 'type'),
+     ('ENTITIES', 'ENTITY', 'ID', 'IDREF', 'IDREFS', 'NCName', 'NMTOKEN', 'NMTOKENS', 'NOTATION', 'Name', 'QName', 'anySimpleType', 'anyType', 'anyURI', 'base64Binary', 'boolean', 'byte', 'date', 'dateTime', 'decimal', 'double', 'duration', 'float', 'gDay', 'gMonth', 'gMonthDay', 'gYear', 'gYearMonth', 'hexBinary', 'int', 'integer', 'language', 'long', 'negativeInteger', 'nonNegativeInteger', 'nonPositiveInteger', 'normalizedString', 'positiveInteger', 'short', 'string', 'time', 'token', 'unsignedByte', 'unsignedInt', 'unsignedLong', 'unsignedShort'),
+     ('CanonicalizationMethod', 'CanonicalizationMethodType', 'CryptoBinary', 'DSAKeyValue', 'DSAKeyValueType', 'DigestMethod', 'DigestMethodType', 'DigestValue', 'DigestValueType', 'Exponent', 'G', 'HMACOutputLength', 'HMACOutputLengthType', 'J', 'KeyInfo', 'KeyInfoType', 'KeyName', 'KeyValue', 'KeyValueType', 'Manifest', 'ManifestType', 'MgmtData', 'Modulus', 'Object', 'ObjectType', 'P', 'PGPData', 'PGPDataType', 'PGPKeyID', 'PGPKeyPacket', 'PgenCounter', 'Q', 'RSAKeyValue', 'RSAKeyValueType', 'Reference', 'ReferenceType', 'RetrievalMethod', 'RetrievalMethodType', 'SPKIData', 'SPKIDataType', 'SPKISexp', 'Seed', 'Signature', 'SignatureMethod', 'SignatureMethodType', 'SignatureProperties', 'SignaturePropertiesType', 'SignatureProperty', 'SignaturePropertyType', 'SignatureType', 'SignatureValue', 'SignatureValueType', 'SignedInfo', 'SignedInfoType', 'Transform', 'TransformType', 'Transforms', 'TransformsType', 'X509CRL', 'X509Certificate', 'X509Data', 'X509DataType', 'X509IssuerName', 'X509IssuerSerial', 'X509IssuerSerialType', 'X509SKI', 'X509SerialNumber', 'X509SubjectName', 'XPath', 'Y')))
+# xsi:type: type qname -> (start state of its type grammar, simple type)
+XSI_TYPES = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethodType'): (1, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CryptoBinary'): (12, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValueType'): (4, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethodType'): (14, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValueType'): (17, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLengthType'): (120, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfoType'): (19, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValueType'): (39, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ManifestType'): (88, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ObjectType'): (99, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPDataType'): (77, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValueType'): (43, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'ReferenceType'): (92, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethodType'): (46, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIDataType'): (83, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethodType'): (116, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertiesType'): (125, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignaturePropertyType'): (129, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureType'): (104, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValueType'): (122, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfoType'): (110, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformType'): (53, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (50, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (57, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (70, False),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (136, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (138, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (140, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (142, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (144, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (146, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (75, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (148, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (150, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (152, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (154, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (73, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (156, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (158, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (160, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (162, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (164, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (166, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (168, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (170, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (37, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (172, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (174, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (176, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (178, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (180, True),
+}

@@ -7,7 +7,26 @@ from typing import Any, Dict, List, Optional, Tuple
 from exi.codegen.grammar import (
     JAR_LOOP_ABOVE, K_ANY, K_AT, K_CH, K_ED, K_EE, K_SE, T_STRING, GrammarBuilder, Prod, datatype, qname_key,
 )
-from exi.codegen.xsd import Attribute, ComplexType, ElementDecl, Schema
+from exi.codegen.xsd import XS, XS_LOCAL_NAMES, Attribute, ComplexType, ElementDecl, Schema, SimpleType
+
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def string_table(schema: Schema) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, ...], ...]]:
+    """The initial qname string table of a schema-informed stream (EXI 1.0 section 7.3.1 and
+    appendix D): URI partition "", xml, xsi, XML Schema, then every other namespace of the schema's
+    elements, attributes and named types, sorted; one local-name partition per URI, its names
+    sorted (D.3: xml base/id/lang/space, xsi nil/type, the XML Schema built-in type names, then
+    the schema's element, attribute and type local names by namespace)."""
+    names: Dict[str, set] = {"": set(), XML_NS: {"base", "id", "lang", "space"}, XSI_NS: {"nil", "type"},
+                             XS: set(XS_LOCAL_NAMES)}
+    qnames = [e.qname for e in schema.all_elements] + [a.qname for a in schema.all_attributes]
+    qnames += [qn for qn in schema.named_types() if qn[0] != XS]
+    for ns, local in qnames:
+        names.setdefault(ns, set()).add(local)
+    uris = ["", XML_NS, XSI_NS, XS] + sorted(u for u in names if u not in ("", XML_NS, XSI_NS, XS))
+    return tuple(uris), tuple(tuple(sorted(names[u])) for u in uris)
 
 #: table module name -> (root XSD relative to --xsd-dir, root namespace)
 SCHEMA_SETS: Dict[str, Tuple[str, str]] = {
@@ -125,6 +144,14 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     gb.states[frag_state] = ((len(frag_prods) - 1).bit_length(), tuple(frag_prods))
     frag_keys = _entry_keys([(qn, d) for qn, d in frag_list], target_ns)
 
+    # xsi:type (8.5.4.4.1): the type grammar of every type an xsi:type attribute may name (states
+    # of types no element uses are appended here); (start state, simple type)
+    xsi_types: Dict[Tuple[str, str], Tuple[int, bool]] = {}
+    for qn in schema.named_types():
+        t = schema.type_by_name(qn)
+        xsi_types[qn] = (gb.type_grammar(t), isinstance(t, SimpleType))
+    uris, local_names = string_table(schema)
+
     # ---- text
     types: Dict[Tuple[Any, ...], str] = {}
     lines_t: List[str] = []
@@ -202,6 +229,14 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     body.append(f"DOC_KEYS = {doc_keys!r}")
     body.append(f"FRAG_STATE = {frag_state}")
     body.append(f"FRAG_KEYS = {frag_keys!r}")
+    body.append("# initial string table (qnames of xsi:type values and undeclared attributes/elements)")
+    body.append(f"STRING_TABLE = ({uris!r},")
+    body.append("    (" + ",\n     ".join(repr(p) for p in local_names) + "))")
+    body.append("# xsi:type: type qname -> (start state of its type grammar, simple type)")
+    body.append("XSI_TYPES = {")
+    for qn, (sid, direct) in xsi_types.items():
+        body.append(f"    {qn!r}: ({sid}, {direct}),")
+    body.append("}")
     return "\n".join(body) + "\n"
 
 

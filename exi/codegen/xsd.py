@@ -94,6 +94,16 @@ BUILTIN_INT_RANGES = {
 }
 STRING_LIKE = {"string", "anyURI", "ID", "IDREF", "NCName", "token", "normalizedString", "Name", "language", "QName"}
 KNOWN_BUILTINS = set(BUILTIN_INT_RANGES) | STRING_LIKE | {"boolean", "hexBinary", "base64Binary"}
+#: The local names of the XML Schema namespace in the initial string table (EXI 1.0 appendix D.3):
+#: the built-in datatype names, sorted.
+XS_LOCAL_NAMES = (
+    "ENTITIES", "ENTITY", "ID", "IDREF", "IDREFS", "NCName", "NMTOKEN", "NMTOKENS", "NOTATION", "Name",
+    "QName", "anySimpleType", "anyType", "anyURI", "base64Binary", "boolean", "byte", "date", "dateTime",
+    "decimal", "double", "duration", "float", "gDay", "gMonth", "gMonthDay", "gYear", "gYearMonth",
+    "hexBinary", "int", "integer", "language", "long", "negativeInteger", "nonNegativeInteger",
+    "nonPositiveInteger", "normalizedString", "positiveInteger", "short", "string", "time", "token",
+    "unsignedByte", "unsignedInt", "unsignedLong", "unsignedShort",
+)
 
 
 class Schema:
@@ -360,6 +370,11 @@ class Schema:
         if inline_s is not None:
             return self._simple(inline_s, ns_map, None)
         return ComplexType(name=None, particle=Particle("sequence", 0, UNBOUNDED, [Particle("any", 0, UNBOUNDED)]), mixed=True)  # anyType
+
+    def named_types(self) -> List[QName]:
+        """The qnames of every named type of the set (sorted), then those of the XML Schema
+        built-ins the engine has datatypes for: the types an xsi:type attribute may name."""
+        return sorted(self._raw_types) + [(XS, b) for b in sorted(KNOWN_BUILTINS)]
 
     def global_element(self, qn: QName) -> ElementDecl:
         if qn in self.globals:

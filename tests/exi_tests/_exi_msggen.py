@@ -118,6 +118,10 @@ class GenOptions:
     force_attrs: frozenset[str] = frozenset()  # optional attributes always generated (e.g. URI)
     omit: frozenset[str] = frozenset()  # optional elements never generated (e.g. Signature)
     allow_empty: bool = False  # empty strings/binaries (EXIficient encodes those as an EE deviation)
+    # second-level events: the chance that an element carries xsi:type (its own named type or a
+    # named type derived from it) and undeclared attributes ("@name" keys)
+    p_xsi_type: float = 0.0
+    p_undeclared: float = 0.0
 
 
 class _Run:
@@ -157,6 +161,29 @@ class _Run:
 
     def value_of(self, el: XsdElement) -> Any:
         t = el.type
+        typed: dict[str, Any] = {}
+        if self.opts.p_xsi_type and self.rng.random() < self.opts.p_xsi_type:
+            cands = self.gen.xsi_types(el)
+            if cands:
+                t = self.rng.choice(cands)
+                typed["xsi:type"] = t.name
+        if self.opts.p_undeclared and self.rng.random() < self.opts.p_undeclared:
+            declared = set() if t.is_simple() else {a.local_name for a in t.attributes.values()}
+            for name in self.rng.sample(UNDECLARED_ATTRIBUTES, self.rng.randint(1, 3)):
+                if name.rpartition("}")[2] not in declared:
+                    typed["@" + name] = self.simple_text()
+        v = self.value_of_type(t)
+        if not typed:
+            return v
+        if not isinstance(v, dict):
+            v = {"value": v}
+        return {**typed, **v}
+
+    def simple_text(self) -> str:
+        n = self.rng.randint(0, 6)
+        return "".join(self.rng.choice("aZ9 -é€") for _ in range(n))
+
+    def value_of_type(self, t: Any) -> Any:
         if t.is_simple():
             return self.simple(t)
         out: dict[str, Any] = {}
@@ -295,6 +322,7 @@ class MessageGenerator:
         self.schema_dir = Path(schema_dir)
         self._schemas: dict[str, xmlschema.XMLSchema] = {}
         self._gen_cache: dict[Any, bool] = {}
+        self._xsi_cache: dict[tuple[int, int], list[Any]] = {}
 
     # -- schema access ---------------------------------------------------------------------
     def schema(self, set_name: str) -> xmlschema.XMLSchema:
@@ -316,6 +344,31 @@ class MessageGenerator:
             if e.local_name == local:
                 return e
         raise KeyError(local)
+
+    def xsi_types(self, el: XsdElement) -> list[Any]:
+        """The named types an xsi:type on ``el`` may name: its own type (if named) and every
+        non-abstract named type derived from it (XML Schema built-ins only where the engine has a
+        datatype for them)."""
+        key = (id(el.maps), id(el.type))  # built-in types are shared by every schema set
+        got = self._xsi_cache.get(key)
+        if got is None:
+            base = el.type
+            got = []
+            for qn, t in el.maps.types.items():
+                if not isinstance(qn, str) or getattr(t, "abstract", False):
+                    continue
+                if qn.startswith("{http://www.w3.org/2001/XMLSchema}") and qn.rpartition("}")[2] not in XSI_BUILTINS:
+                    continue
+                if t is base or (t.is_derived(base) and (t.is_simple() == base.is_simple())):
+                    if t.is_simple() or self.generatable_type(t):
+                        got.append(t)
+            got.sort(key=lambda t: t.name)
+            self._xsi_cache[key] = got
+        return got
+
+    def generatable_type(self, t: Any) -> bool:
+        c = t.content
+        return c is None or not isinstance(c, XsdGroup) or self.generatable(c)
 
     def generatable(self, p: Any, _stack: tuple[Any, ...] = ()) -> bool:
         """Whether particle ``p`` can be generated without wildcards or repeated groups."""
@@ -442,6 +495,16 @@ def to_json_shape(obj: Any) -> Any:
     if isinstance(obj, list):
         return [to_json_shape(v) for v in obj]
     return obj
+
+
+#: names of the undeclared attributes the generator adds (p_undeclared)
+UNDECLARED_ATTRIBUTES = ["a", "zz", "Id", "lang", "{urn:example:x}b", "{urn:example:x}c", "{urn:example:y}a",
+                         "{http://www.w3.org/XML/1998/namespace}lang"]
+#: XML Schema built-ins an xsi:type may name in the generator (those the V2G schemas build on)
+XSI_BUILTINS = {"string", "normalizedString", "token", "language", "Name", "NCName", "ID", "IDREF", "anyURI",
+                "boolean", "hexBinary", "base64Binary", "byte", "short", "int", "long", "unsignedByte",
+                "unsignedShort", "unsignedInt", "unsignedLong", "integer", "nonNegativeInteger",
+                "positiveInteger", "nonPositiveInteger", "negativeInteger"}
 
 
 def to_bytes_shape(obj: Any) -> Any:

@@ -201,6 +201,8 @@ class XmlRenderer:
         self._prefixes: dict[str, str] = {}
 
     def _prefix(self, ns: str) -> str:
+        if ns == "http://www.w3.org/XML/1998/namespace":
+            return "xml"  # bound by XML itself, never declared
         if ns not in self._prefixes:
             self._prefixes[ns] = f"n{len(self._prefixes)}"
         return self._prefixes[ns]
@@ -217,9 +219,9 @@ class XmlRenderer:
             return bytes(v).hex().upper() if b == "hexBinary" else base64.b64encode(bytes(v)).decode("ascii")
         return str(v)
 
-    def _children(self, el: Any) -> dict[str, Any]:
+    def _children(self, el: Any, t: Any = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        content = el.type.content
+        content = (el.type if t is None else t).content
         if not hasattr(content, "iter_elements"):
             return out
         for c in content.iter_elements():
@@ -256,12 +258,22 @@ class XmlRenderer:
         if not isinstance(v, dict):
             out.append(f"<{name}{extra}>{escape(self._lex(t, v))}</{name}>")
             return
-        attrs = {a.local_name: a for a in t.attributes.values()} if not t.is_simple() else {}
-        kids = self._children(el) if not t.is_simple() and not t.has_simple_content() else {}
         a_txt, inner = [], []
+        if "xsi:type" in v:
+            # the named type's content from here on; the value a prefixed qname
+            tq = v["xsi:type"]
+            t = self.schema.maps.types[tq]
+            ns, local = _split(tq)
+            a_txt.append(f' xsi:type="{self._prefix(ns) + ":" if ns else ""}{local}"')
+        attrs = {a.local_name: a for a in t.attributes.values()} if not t.is_simple() else {}
+        kids = self._children(el, t) if not t.is_simple() and not t.has_simple_content() else {}
         for k, x in v.items():
+            if k == "xsi:type":
+                continue
             if k == "xsi:nil":
-                a_txt.insert(0, f' xsi:nil="{"true" if x else "false"}"')
+                a_txt.insert(1 if "xsi:type" in v else 0, f' xsi:nil="{"true" if x else "false"}"')
+            elif k.startswith("@"):
+                a_txt.append(f" {self._qn(k[1:])}={quoteattr(x)}")  # an undeclared attribute
             elif k == "value":
                 st = t if t.is_simple() else t.content
                 inner.append(escape(self._lex(st, x)))

@@ -65,10 +65,12 @@ def test_nil_errors(make_codec: Callable[[str], Any]) -> None:
     e = err({"SessionStopReq": {"xsi:nil": "yes"}})
     assert (e.path, e.rule) == ("V2G_Message.Body.SessionStopReq.xsi:nil", "type")
     e = err({"SessionStopReq": {"ChargingSession": {"xsi:nil": True, "value": "Terminate"}}})
-    assert e.rule == "type"
-    # a nil element of the relaxed fragment grammar (eMAID: declared with two types) is refused
-    with pytest.raises(exi.EncodeError, match="AT"):
-        codec.encode_fragment({"eMAID": {"xsi:nil": True, "Id": "a"}})
+    assert (e.path, e.rule) == ("V2G_Message.Body.SessionStopReq.ChargingSession.value", "unknown")
+    e = err({"SessionStopReq": {"ChargingSession": {"value": "Terminate"}}})
+    assert (e.path, e.rule) == ("V2G_Message.Body.SessionStopReq.ChargingSession", "type")
+    # a nil element keeps only its attributes (declared ones, or undeclared "@name" strings)
+    e = err({"SessionStopReq": {"xsi:nil": True, "@a": 1}})
+    assert (e.path, e.rule) == ("V2G_Message.Body.SessionStopReq.@a", "type")
 
 
 def test_nil_stream_errors(make_codec: Callable[[str], Any]) -> None:
@@ -77,7 +79,8 @@ def test_nil_stream_errors(make_codec: Callable[[str], Any]) -> None:
     for cut in range(1, len(data)):
         with pytest.raises(exi.DecodeError):
             codec.decode(data[:cut])
-    # after xsi:nil true only EE may come (no content): the escape there is refused
+    # after xsi:nil true only attributes and EE may come (no content): the escape there followed
+    # by a second-level code other than AT(*) is refused
     bad = bytearray(data)
     bad[7] |= 0x40  # the EE of the nil SessionStopReq (1 bit, after escape, code 2, true) becomes the escape
     with pytest.raises(exi.DecodeError, match="nil element"):
