@@ -104,6 +104,15 @@ def test_second_level_both_ways(make_codec: Callable[[str], Any], name: str, ns:
     for cut in range(1, len(data)):
         with pytest.raises(exi.DecodeError):
             codec.decode_fragment(data[:cut]) if frag else codec.decode(data[:cut])
+    # every one-bit flip decodes to a dict or raises DecodeError (string-table ids, literals)
+    for bit in range(8, 8 * len(data)):
+        bad = bytearray(data)
+        bad[bit >> 3] ^= 0x80 >> (bit & 7)
+        try:
+            got = codec.decode_fragment(bytes(bad)) if frag else codec.decode(bytes(bad))
+        except exi.DecodeError:
+            continue
+        assert isinstance(got, dict)
 
 
 def test_bare_type_name(make_codec: Callable[[str], Any]) -> None:
