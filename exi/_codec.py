@@ -41,7 +41,8 @@ class Codec(_eng.CodecCore):
     strings, booleans ``bool``, integers ``int``. A nil element (xsi:nil="true") is
     ``{"xsi:nil": True}`` plus its attributes; ``"xsi:type": "{uri}TypeName"`` makes the element
     follow that type's grammar (a simple-typed element is then a dict with ``"value"``); undeclared
-    attributes are ``"@name"`` / ``"@{uri}name"`` keys with str values.
+    attributes are ``"@name"`` / ``"@{uri}name"`` keys with str values; undeclared and wildcard
+    elements are ``"{uri}local"`` keys holding lists, where the dict has them among the children.
 
     ``encode(message) -> bytes`` / ``decode(data) -> dict`` work on EXI documents (header byte 0x80
     included), ``encode_fragment`` / ``decode_fragment`` on fragments of the schema set's fragment
@@ -65,9 +66,9 @@ class Codec(_eng.CodecCore):
             module = f"exi._generated.{name}"
         tables = importlib.import_module(module)
         self._tables = tables
-        st, xt = tables.STRING_TABLE, tables.XSI_TYPES
-        self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False, st, xt)
-        self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True, st, xt)
+        st, xt, ge = tables.STRING_TABLE, tables.XSI_TYPES, tables.GLOBAL_ELEMENTS
+        self._doc = eng.Grammar(tables.STATES, tables.DOC_STATE, tables.DOC_KEYS, False, st, xt, ge)
+        self._frag = eng.Grammar(tables.STATES, tables.FRAG_STATE, tables.FRAG_KEYS, True, st, xt, ge)
         self._shape_cache: Dict[int, Any] = {}
 
     if TYPE_CHECKING:  # the four methods are CodecCore's (compiled); their public types:

@@ -4,6 +4,9 @@ This file is the pure-Python engine (``EXI_IMPL=python``) and, compiled by Cytho
 under the module name ``exi._cengine``, the compiled one (``cython.compiled`` branches only swap a
 bytearray for a C buffer). It encodes/decodes EXI 1.0 bit-packed streams with the options of V2G
 (header byte 0x80, schema-informed, strict=false, no preserve options, string values always literals).
+Second-level events: undeclared EE and CH, xsi:nil, xsi:type, AT(*) and SE(*) (undeclared and
+wildcard elements, with the built-in element grammar as EXIficient caps it for V2G), their qnames
+through the stream's string table (initial partitions generated with the grammars).
 
 Table layout (written by exi/codegen, converted once per schema set into _State/_Prod/_DT objects):
     STATES[sid] = (width, productions); width = bits per event code in that state.
@@ -167,6 +170,8 @@ class _State:
     tag: cython.int
     l2_n: cython.int
     l2_width: cython.int
+    any_se: cython.int  # index of the first SE(*) production (a wildcard), -1 if none
+    content2: cython.int  # start tags: the state after a second-level SE(*) or CH (no AT productions)
 
     def __init__(self, raw: tuple, dts: dict) -> None:
         self.width = raw[0]
@@ -177,12 +182,16 @@ class _State:
         self.tag = 2
         self.l2_n = 0
         self.l2_width = 0
+        self.any_se = -1
+        self.content2 = -1
         self.keymap = {}
         for i, p in enumerate(raw[1]):
             if p[0] == K_EE and self.ee < 0:
                 self.ee = i
             elif p[0] == K_ED and self.ed < 0:
                 self.ed = i
+            elif p[0] == K_ANY and p[1] is None and self.any_se < 0:
+                self.any_se = i
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
         self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
@@ -195,14 +204,33 @@ def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
     got = _COMPILED.get(id(raw_states))
     if got is not None and got[0] is raw_states:
         return got[1]
+    st: _State
+    tw: _State
     dts: dict = {}
-    states = tuple([_State(s, dts) for s in raw_states])
-    _classify_tags(states, type_starts)
+    slist = [_State(s, dts) for s in raw_states]
+    _classify_tags(slist, type_starts)
+    # Element_i,content2 of every start-tag state (EXI 1.0 8.5.4.4.1): its productions without the
+    # attributes, where an element goes on after a second-level SE(*) in its start tag
+    for i in range(len(raw_states)):
+        st = slist[i]
+        if st.tag != 2:
+            prods = tuple([q for q in raw_states[i][1] if q[0] != K_AT and not (q[0] == K_ANY and q[1] is not None)])
+            tw = _State((len(prods).bit_length(), prods), dts)
+            _set_tag(tw, 2)
+            st.content2 = len(slist)
+            slist.append(tw)
+    states = tuple(slist)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
 
 
-def _classify_tags(states: tuple, type_starts: tuple) -> None:
+def _set_tag(st: _State, tag: int) -> None:
+    st.tag = tag
+    st.l2_n = (1 if st.ee < 0 else 0) + (6 if tag == 0 else 4 if tag == 1 else 2)
+    st.l2_width = (st.l2_n - 1).bit_length()
+
+
+def _classify_tags(states: list, type_starts: tuple) -> None:
     """Mark each state as first start tag, start tag or element content (for second-level codes).
 
     First start tags are the start states of element grammars (targets of SE productions) and of
@@ -227,10 +255,7 @@ def _classify_tags(states: tuple, type_starts: tuple) -> None:
                 tags[p.nxt] = 1
                 todo.append(p.nxt)
     for i in range(len(states)):
-        st = states[i]
-        st.tag = tags[i]
-        st.l2_n = (1 if st.ee < 0 else 0) + (6 if st.tag == 0 else 4 if st.tag == 1 else 2)
-        st.l2_width = (st.l2_n - 1).bit_length()
+        _set_tag(states[i], tags[i])
 
 
 @cython.final
@@ -242,10 +267,12 @@ class _SchemaInfo:
     string_table: tuple  # (URIs, local names per URI)
     xsi_types: dict  # (uri, local name) -> (start state, simple type)
     by_local: dict  # local name -> [(uri, local name)] of the types with that local name
+    globals: dict  # (uri, local name) -> (start state, simple type) of the global elements (SE(*))
 
-    def __init__(self, string_table: tuple, xsi_types: dict) -> None:
+    def __init__(self, string_table: tuple, xsi_types: dict, global_elements: dict) -> None:
         self.string_table = string_table
         self.xsi_types = xsi_types
+        self.globals = global_elements
         self.by_local = {}
         for qn in xsi_types:
             self.by_local.setdefault(qn[1], []).append(qn)
@@ -323,10 +350,12 @@ class _Writer:
     nacc: cython.int
     info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
     qt: Optional[_QNames]  # this stream's qname string table, made on first use
+    learned: Optional[set]  # qnames whose built-in element grammar has learnt AT(xsi:type)
 
     def __init__(self) -> None:
         self.info = None
         self.qt = None
+        self.learned = None
         self.acc = 0
         self.nacc = 0
         self.size = 0
@@ -353,6 +382,7 @@ class _Writer:
         self.nacc = 0
         self.size = 0
         self.qt = None
+        self.learned = None
         if not cython.compiled:
             self.pbuf = bytearray()
 
@@ -486,11 +516,13 @@ class _Reader:
     end: cython.Py_ssize_t
     info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
     qt: Optional[_QNames]  # this stream's qname string table, made on first use
+    learned: Optional[set]  # qnames whose built-in element grammar has learnt AT(xsi:type)
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.info = None
         self.qt = None
+        self.learned = None
         if cython.compiled:
             self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
         self.pos = 0
@@ -866,10 +898,10 @@ def _from_text(dt: _DT, text: str) -> object:
 @cython.exceptval(-1)
 def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
     """Read the second-level event code after an escape: 0 for EE, 1 for CH [untyped value],
-    2 for AT(xsi:nil), 3 for AT(xsi:type), 4 for AT(*) (their content not yet read).
+    2 for AT(xsi:nil), 3 for AT(xsi:type), 4 for AT(*), 5 for SE(*) (their content not yet read).
 
-    SE(*) (an undeclared element, which needs the built-in grammars) and the third-level
-    AT(invalid value) raise DecodeError."""
+    The third-level AT(qname) [untyped value] (a declared attribute with an invalid value) raises
+    DecodeError."""
     m: cython.Py_ssize_t = r.bits(st.l2_width)
     if m >= st.l2_n:
         raise DecodeError(start, f"a second-level event code < {st.l2_n}", f"invalid second-level event code {m}")
@@ -886,6 +918,8 @@ def _dec_l2(r: _Reader, st: _State, start: cython.Py_ssize_t) -> cython.int:
         return 3
     if name == "AT(*)":
         return 4
+    if name == "SE(*)":
+        return 5
     raise DecodeError(start, "a schema-declared event", f"undeclared {name} (schema deviation) is not supported")
 
 
@@ -1342,13 +1376,26 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         # EXIficient sorts a start tag's attributes): pending holds them, last one first
         pending = sorted(und, key=_attr_order, reverse=True)
         d = {k: v for k, v in d.items() if k not in und}
+    # undeclared / wildcard elements ("{uri}local" keys): written where the dict has them, once
+    # every key before them is written (and the start tag's attributes); (key, items, keys before)
+    wild: Optional[list] = _wild_keys(d, states[sid])
+    wi: cython.Py_ssize_t = 0
+    if wild is not None:
+        wset = {x[0] for x in wild}
+        d = {k: v for k, v in d.items() if k not in wset}
     n_keys: cython.Py_ssize_t = len(d)
     counts: Optional[dict] = None
-    # non-list keys already taken in a state that loops back to itself (the relaxed grammars of
-    # fragments): such a production must not take the same single value twice
+    # single values already written: a self-looping state (the relaxed grammars of fragments)
+    # must not take one twice
     done: Optional[set] = None
     while True:
         st = states[sid]
+        if wild is not None and wi < len(wild) and _wild_ready(st, d, wild[wi][2], counts, done):
+            if pending:  # no declared attribute is left: the undeclared ones go first
+                _enc_pending(w, st, None, pending, und, path)
+            sid = _enc_wild(w, states, sid, wild[wi][0], wild[wi][1], path)
+            wi += 1
+            continue
         chosen = -1
         item = None
         if st.n > n_keys + 2:
@@ -1427,7 +1474,8 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         p = st.prods[chosen]
         if pending:
             _enc_pending(w, st, p.key if p.kind == K_AT else None, pending, und, path)
-        if p.kind == K_CH and st.ee < 0 and used == n_keys and _enc_empty(w, st, p.dt, item, path, p.key):
+        if (p.kind == K_CH and st.ee < 0 and used == n_keys and (wild is None or wi == len(wild))
+                and _enc_empty(w, st, p.dt, item, path, p.key)):
             return 0  # empty simple content ends the element with an undeclared EE
         w.bits(chosen, st.width)
         if p.kind == K_EE:
@@ -1478,9 +1526,117 @@ def _enc_pending(w: _Writer, st: _State, before: object, pending: list, und: dic
 def _has_l2_keys(d: dict) -> bool:
     """Whether a dict given for a simple-typed element carries second-level events."""
     for k in d:
-        if k == XSI_NIL or k == XSI_TYPE or (type(k) is str and cython.cast(str, k).startswith("@")):
+        if k == XSI_NIL or k == XSI_TYPE or (type(k) is str and (cython.cast(str, k).startswith("@")
+                                                                  or cython.cast(str, k).startswith("{"))):
             return True
     return False
+
+
+def _wild_keys(d: dict, st: _State) -> Optional[list]:
+    """[(key, items, declared keys before it)] of the "{uri}local" keys of an element's dict that
+    name no declared production (the relaxed fragment grammar declares "{uri}Id"-like keys)."""
+    out: Optional[list] = None
+    before: list = []
+    for k in d:
+        if type(k) is str and cython.cast(str, k).startswith("{") and k not in st.keymap:
+            if out is None:
+                out = []
+            out.append((k, d[k], tuple(before)))
+        else:
+            before.append(k)
+    return out
+
+
+def _wild_ready(st: _State, d: dict, before: tuple, counts: Optional[dict], done: Optional[set]) -> bool:
+    """Whether the next undeclared element may be written in state ``st``: every key before it in
+    the dict is written, and in a start tag no declared attribute of the dict is left."""
+    p: _Prod
+    for k in before:
+        if not _key_done(k, d, counts, done):
+            return False
+    if st.tag != 2:
+        for p in st.prods:
+            if p.kind == K_AT and p.key in d and not _key_done(p.key, d, counts, done):
+                return False
+    return True
+
+
+def _key_done(k: object, d: dict, counts: Optional[dict], done: Optional[set]) -> bool:
+    v = d.get(k)
+    if isinstance(v, list):
+        return (0 if counts is None else counts.get(k, 0)) >= len(v)
+    return done is not None and k in done
+
+
+@cython.cfunc
+def _enc_wild(w: _Writer, states: tuple, sid: cython.int, key: str, items: object, path: list) -> cython.int:
+    """Write the items of an undeclared or wildcard element: SE(*) (the state's wildcard
+    production, else second-level, after which a start tag goes on in Element_i,content2), its
+    qname, then a global element's grammar or the built-in element grammar. Returns the state."""
+    st: _State
+    p: _Prod
+    info: Optional[_SchemaInfo] = w.info
+    if not isinstance(items, list):
+        raise _type_error(path, key, f"expected a list (an undeclared element may repeat), got {type(items).__name__}")
+    qn = _split_clark(key)
+    if qn is None or info is None:
+        raise EncodeError(_path(path, key), "unknown", "expected '{uri}local' for an undeclared element")
+    ent = info.globals.get(qn)
+    for item in items:
+        st = states[sid]
+        if st.any_se >= 0:
+            p = st.prods[st.any_se]
+            w.bits(p.code, st.width)
+            sid = p.nxt
+        else:
+            w.bits(st.n, st.width)
+            w.bits((1 if st.ee < 0 else 0) + (4 if st.tag == 0 else 2 if st.tag == 1 else 0), st.l2_width)
+            if st.tag != 2:
+                sid = st.content2
+        _write_qname(w, qn[0], qn[1])
+        path.append(key)
+        if ent is not None:
+            _enc_elem(w, states, ent[0], item, ent[1], path)
+        else:
+            _enc_builtin(w, states, info, qn, item, path)
+        path.pop()
+    return sid
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_builtin(w: _Writer, states: tuple, info: _SchemaInfo, qn: tuple, item: object, path: list) -> cython.int:
+    """An element of no declaration: its built-in grammar capped as EXIficient does for V2G (EXI
+    Profile, no built-in grammar kept): AT(xsi:type) in StartTagContent (code 0.1, 2 bits) naming
+    xs:anyType (or the dict's own xsi:type), then that type's grammar."""
+    if not isinstance(item, dict):
+        raise _type_error(path, None, "an undeclared element is a dict ('value', '@name' and '{uri}child' keys)")
+    rest: dict = item
+    tq: Optional[tuple] = _ANY_TYPE
+    if XSI_TYPE in item:
+        t = item[XSI_TYPE]
+        tq = _split_clark(t) if isinstance(t, str) else None
+        if tq is not None and not tq[0]:
+            cands = info.by_local.get(tq[1], [])
+            tq = cands[0] if len(cands) == 1 else None
+        rest = {k: v for k, v in item.items() if k != XSI_TYPE}
+    ent = None if tq is None else info.xsi_types.get(tq)
+    if ent is None or tq is None:
+        raise EncodeError(_path(path, XSI_TYPE), "unknown", f"{item.get(XSI_TYPE)!r} is not a type of this schema set")
+    learned: Optional[set] = w.learned
+    if learned is None:
+        learned = w.learned = set()
+    if qn in learned:
+        w.bits(1, 1)  # past the learnt AT(xsi:type) (code 0), which EXIficient does not use
+    w.bits(1, 2)
+    learned.add(qn)
+    _write_qname(w, _XSI_NS, "type")
+    _write_qname(w, tq[0], tq[1])
+    if ent[1] and len(rest) == 1 and "value" in rest:
+        _enc_elem(w, states, ent[0], rest["value"], True, path)
+    else:
+        _enc_elem(w, states, ent[0], rest, ent[1], path)
+    return 0
 
 
 def _attr_order(key: str) -> tuple:
@@ -1564,13 +1720,16 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                     return nd
                 return _dec_elem(r, states, sid, direct, depth + 1)  # xsi:nil false: as declared
             if l2 >= 3:
-                # xsi:type or an undeclared attribute: the element becomes a dict ("value" beside them)
+                # xsi:type, an undeclared attribute or element: the element becomes a dict ("value"
+                # beside them)
                 nd = {}
+                if l2 == 5:
+                    return _dec_content(r, states, st.content2, nd, depth, True)
                 if l2 == 3:
                     sid = _dec_xsi_type(r, nd, start)[0]
                 else:
                     _dec_any_attr(r, nd, start)
-                return _dec_content(r, states, sid, nd, depth)
+                return _dec_content(r, states, sid, nd, depth, False)
             v = _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))
             _end_after_untyped(r)
             return v
@@ -1578,34 +1737,72 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
             v = _dec_value(r, p.dt)
         start = r.pos
         if r.bits(1) != 0:
-            raise DecodeError(start, "EE", "undeclared content after the value (schema deviation) is not supported")
+            if _dec_l2(r, states[p.nxt], start) == 5:  # an undeclared element after the value
+                return _dec_content(r, states, p.nxt, {"value": v}, depth, True)
+            raise DecodeError(start, "EE", "a second text run after the value is not representable")
         return v
-    return _dec_content(r, states, sid, {}, depth)
+    return _dec_content(r, states, sid, {}, depth, False)
 
 
 @cython.cfunc
-def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int) -> object:
-    """The events of an element from state ``sid`` on, into ``d`` (the element's dict)."""
+def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int, wild: cython.bint) -> object:
+    """The events of an element from state ``sid`` on, into ``d`` (the element's dict); ``wild``:
+    an SE(*) was read, its qname and element come first.
+
+    Undeclared and wildcard elements (SE(*)) go under "{uri}local" keys, each a list: the dict
+    keeps the order of its keys, so a stream is refused (DecodeError, "not representable") where
+    the dict could not give it back: an SE(*) qname again after other content, or a key that was
+    already there before an SE(*) again after it."""
     st: _State
     p: _Prod
     code: cython.Py_ssize_t
     start: cython.Py_ssize_t
+    frozen: Optional[set] = None  # keys present at the last SE(*)
+    since: cython.bint = False  # another event since the last SE(*)
+    last = None  # key of the last SE(*)
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
     while True:
+        if wild:
+            wild = False
+            start = r.pos
+            key, v = _dec_wild_value(r, states, depth)
+            lst = d.get(key)
+            if lst is None:
+                d[key] = [v]
+            elif since or key != last:
+                raise DecodeError(start, f"{key} next to its other occurrences",
+                                  f"{key} again after other content is not representable in the dict")
+            else:
+                lst.append(v)
+            frozen = set(d)
+            since = False
+            last = key
+            continue
         st = states[sid]
         start = r.pos
         code = r.bits(st.width)
         if code >= st.n:
             if code > st.n:
                 raise _bad_code(start, code, st)
-            sid = _dec_deviation(r, states, st, sid, d, start)
-            if sid < 0:
+            nsid = _dec_deviation(r, states, st, sid, d, start)
+            if nsid == -3:  # SE(*) at the second level: then Element_i,content2 (start tags)
+                if st.tag != 2:
+                    sid = st.content2
+                wild = True
+                continue
+            if nsid < 0:
                 return d
+            sid = nsid
             continue
         p = st.prods[code]
         if p.kind == K_EE:
             return d
+        if frozen is not None and (p.kind == K_SE or p.kind == K_CH):
+            since = True
+            if p.key in frozen:
+                raise DecodeError(start, f"{p.key} before the undeclared element {last}",
+                                  f"{p.key} after {last} is not representable in the dict (it came before too)")
         if p.kind == K_SE:
             if p.arg < 0:
                 raise DecodeError(start, "a supported element", f"no grammar for element {p.key}")
@@ -1627,7 +1824,9 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 _dec_any_attr(r, d, start)
                 sid = p.nxt
                 continue
-            raise DecodeError(start, "a declared element", "SE(*) wildcard content is not supported")
+            wild = True  # SE(*): a wildcard element
+            sid = p.nxt
+            continue
         else:
             # mixed content: its CH loops back to its state, and a second text run has no place in
             # the dict (only a self-looping CH can come twice, so other values skip the lookup)
@@ -1659,6 +1858,8 @@ def _dec_deviation(r: _Reader, states: tuple, st: _State, sid: cython.int, d: di
     if l2 == 4:
         _dec_any_attr(r, d, start)
         return sid
+    if l2 == 5:
+        return -3  # SE(*): the caller reads the element
     if l2 == 0:
         if ch is not None and ch.key not in d:
             d[ch.key] = _empty_value(ch.dt, start)
@@ -1704,6 +1905,65 @@ def _bad_code(start: int, code: int, st: _State) -> DecodeError:
     return DecodeError(start, f"one of {names}", f"invalid event code {code}")
 
 
+# --------------------------------------------------------------------------------------------- SE(*)
+_XS_NS = "http://www.w3.org/2001/XMLSchema"
+_ANY_TYPE = (_XS_NS, "anyType")
+
+
+@cython.cfunc
+def _dec_wild_value(r: _Reader, states: tuple, depth: cython.int) -> tuple:
+    """After SE(*): the element's qname and value, ("{uri}local", value). A global element of the
+    schema set keeps its grammar (EXI 1.0 8.5.4.4.1), anything else has the built-in grammar."""
+    uri, local = _read_qname(r)
+    info: Optional[_SchemaInfo] = r.info
+    if info is None:
+        raise DecodeError(r.pos, "a schema-informed grammar", "no string table")
+    ent = info.globals.get((uri, local))
+    if ent is not None:
+        return "{%s}%s" % (uri, local), _dec_elem(r, states, ent[0], ent[1], depth + 1)
+    return "{%s}%s" % (uri, local), _dec_builtin(r, states, depth + 1, (uri, local))
+
+
+@cython.cfunc
+def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dict:
+    """An element of no declaration, as EXIficient writes it for V2G (EXI Profile settings:
+    maximumNumberOfBuiltInElementGrammars and ...Productions 0): its built-in element grammar
+    (EXI 1.0 8.4.3) takes AT(xsi:type) first (StartTagContent code 0.1, AT(*) with the qname
+    xsi:type; from the qname's second element on 1.1, as that grammar has learnt AT(xsi:type) at
+    code 0, which EXIficient never uses but a decoder accepts), and the element goes on in that
+    type's grammar, xs:anyType's ur-type grammar by default, which the dict leaves implied.
+    Built-in grammar content without xsi:type (grammar learning) is a DecodeError."""
+    d: dict = {}
+    learned: Optional[set] = r.learned
+    if depth > _MAX_DEPTH:
+        raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
+    start = r.pos
+    typed = False
+    if learned is not None and qn in learned:
+        typed = r.bits(1) == 0
+    if not typed:
+        c = r.bits(2)
+        if c != 1:
+            raise DecodeError(start, "AT(xsi:type) in the built-in grammar of an undeclared element",
+                              f"event code {c} (built-in grammar learning is not supported)")
+        uri, local = _read_qname(r)
+        if uri != _XSI_NS or local != "type":
+            raise DecodeError(start, "AT(xsi:type) in the built-in grammar of an undeclared element",
+                              f"attribute {_clark(uri, local)} (built-in grammar learning is not supported)")
+    if learned is None:
+        learned = r.learned = set()
+    learned.add(qn)
+    tq = _read_qname(r)
+    info: Optional[_SchemaInfo] = r.info
+    ent = None if info is None else info.xsi_types.get(tq)
+    if ent is None:
+        raise DecodeError(start, "a type of the schema set", f"xsi:type names {_clark(tq[0], tq[1])!r}, "
+                                                             "which has no grammar here")
+    if tq != _ANY_TYPE:
+        d[XSI_TYPE] = _clark(tq[0], tq[1])
+    return _dec_content(r, states, ent[0], d, depth, False)
+
+
 # --------------------------------------------------------------------------------------------- entry
 #: a writer whose buffer grew past this is not kept for the next message
 _SPARE_MAX = cython.declare(cython.Py_ssize_t, 1 << 16)
@@ -1723,9 +1983,10 @@ class Grammar:
     info: Optional[_SchemaInfo]
 
     def __init__(self, raw_states: tuple, start: int, keys: dict, fragment: bool,
-                 string_table: Optional[tuple] = None, xsi_types: Optional[dict] = None) -> None:
+                 string_table: Optional[tuple] = None, xsi_types: Optional[dict] = None,
+                 global_elements: Optional[dict] = None) -> None:
         st: _State
-        self.info = None if string_table is None else _SchemaInfo(string_table, xsi_types or {})
+        self.info = None if string_table is None else _SchemaInfo(string_table, xsi_types or {}, global_elements or {})
         self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]))
         self.start = start
         self.keys = keys

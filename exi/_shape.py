@@ -49,10 +49,10 @@ def _xsi_type(xsi: Dict[Tuple[str, str], Tuple[int, bool]], name: Any) -> Any:
 
 
 def _walk(states: tuple, sid: int, direct: bool, value: Any, conv: Callable[[tuple, Any, str], Any],
-          cache: Dict[int, Dict[str, tuple]], path: str, xsi: Dict[Tuple[str, str], Tuple[int, bool]]) -> Any:
+          cache: Dict[int, Dict[str, tuple]], path: str, ctx: Tuple[Dict[Tuple[str, str], Tuple[int, bool]], ...]) -> Any:
     if isinstance(value, dict) and "xsi:type" in value:
         # the content follows the named type's grammar (simple or complex)
-        got = _xsi_type(xsi, value["xsi:type"])
+        got = _xsi_type(ctx[0], value["xsi:type"])
         if got is not None:
             sid, direct = got
     if direct:
@@ -67,11 +67,18 @@ def _walk(states: tuple, sid: int, direct: bool, value: Any, conv: Callable[[tup
         p = names.get(k)
         sub = f"{path}.{k}"
         if p is None:
+            if isinstance(k, str) and k.startswith("{") and "}" in k and isinstance(x, list):
+                # an undeclared or wildcard element: a global element's grammar, else xs:anyType's
+                uri, _, local = k[1:].partition("}")
+                g = ctx[1].get((uri, local)) or ctx[0].get(("http://www.w3.org/2001/XMLSchema", "anyType"))
+                if g is not None:
+                    out[k] = [_walk(states, g[0], g[1], y, conv, cache, sub, ctx) for y in x]
+                    continue
             out[k] = x
             continue
         if p[0] == 1:
             def f(y: Any, p: tuple = p, sub: str = sub) -> Any:
-                return _walk(states, p[2], p[5], y, conv, cache, sub, xsi)
+                return _walk(states, p[2], p[5], y, conv, cache, sub, ctx)
         else:
             def f(y: Any, p: tuple = p, sub: str = sub) -> Any:
                 return conv(p[2], y, sub)
@@ -95,7 +102,7 @@ def _convert(codec: Any, message: Dict[str, Any], fragment: bool, conv: Callable
             out[k] = v
             continue
         p = prods[code]
-        out[k] = _walk(states, p[2], p[5], v, conv, cache, k, codec._tables.XSI_TYPES)
+        out[k] = _walk(states, p[2], p[5], v, conv, cache, k, (codec._tables.XSI_TYPES, codec._tables.GLOBAL_ELEMENTS))
     return out
 
 

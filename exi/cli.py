@@ -164,11 +164,14 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
     schema set's namespace (nested elements are not namespace-qualified)."""
     out: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>']
 
-    def attrs_and_children(v: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], Any]:
-        attrs, kids, text = [], [], None
+    def attrs_and_children(v: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[Any, Any]], Any]:
+        attrs: list[tuple[str, Any]] = []
+        kids: list[tuple[Any, Any]] = []
+        text = None
         for k, x in v.items():
             if k == "value":
                 text = x
+                kids.append((None, x))  # its place among the children (mixed content)
             elif (k in attributes or k == "xsi:nil") and not isinstance(x, (dict, list)):
                 attrs.append((k, x))
             elif (k == "xsi:type" or k.startswith("@")) and isinstance(x, str):
@@ -188,10 +191,16 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
             for item in v:
                 emit(name, item, indent, extra)
             return
+        if name.startswith("{") and "}" in name:  # an undeclared or wildcard element
+            uri, _, local = name[1:].partition("}")
+            name = local if not uri else f"e{indent}:{local}"
+            extra += f' xmlns:e{indent}={quoteattr(uri)}' if uri else ' xmlns=""'
         if not isinstance(v, dict):
             out.append(f"{pad}<{name}{extra}>{scalar(v)}</{name}>")
             return
         attrs, kids, text = attrs_and_children(v)
+        if len(kids) == 1 and kids[0][0] is None:
+            kids = []
         a = extra + "".join(f" {k}={quoteattr(scalar(x) if not isinstance(x, str) else x)}" for k, x in attrs)
         if text is not None and not kids:
             out.append(f"{pad}<{name}{a}>{scalar(text)}</{name}>")
@@ -200,7 +209,10 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
         else:
             out.append(f"{pad}<{name}{a}>")
             for k, x in kids:
-                emit(k, x, indent + 1)
+                if k is None:
+                    out.append(f"{pad}  {scalar(x)}")
+                else:
+                    emit(k, x, indent + 1)
             out.append(f"{pad}</{name}>")
 
     def has_nil(v: Any) -> bool:

@@ -125,6 +125,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 92
     (1, ((3, 'value', T20, 94, False, False),)),  # 93
     (1, ((2, None, None, -1, False, False),)),  # 94
+    (3, ((4, '@*', None, 95, False, False), (4, None, None, 96, False, False), (2, None, None, -1, False, False), (3, 'value', T6, 96, False, False),)),  # 95
+    (2, ((4, None, None, 96, False, False), (2, None, None, -1, False, False), (3, 'value', T6, 96, False, False),)),  # 96
 ))
 
 DOC_STATE = 41
@@ -172,4 +174,10 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (30, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (91, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (93, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (95, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq'): (1, False),
+    ('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes'): (36, False),
 }

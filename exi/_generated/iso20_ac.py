@@ -546,6 +546,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 513
     (1, ((3, 'value', T27, 515, False, False),)),  # 514
     (1, ((2, None, None, -1, False, False),)),  # 515
+    (3, ((4, '@*', None, 516, False, False), (4, None, None, 517, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 517, False, False),)),  # 516
+    (2, ((4, None, None, 517, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 517, False, False),)),  # 517
 ))
 
 DOC_STATE = 414
@@ -663,4 +665,50 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (174, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (39, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (272, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (516, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (53, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (108, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (78, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (81, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (86, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (76, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (104, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (401, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (76, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (156, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (145, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (62, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (121, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (151, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (41, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (56, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (405, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (409, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (83, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (47, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (72, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (69, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (125, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDReqEnergyTransferMode'): (1, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_CPDResEnergyTransferMode'): (15, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopReq'): (28, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeLoopRes'): (259, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryReq'): (362, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'AC_ChargeParameterDiscoveryRes'): (378, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDReqEnergyTransferMode'): (365, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_AC_CPDResEnergyTransferMode'): (382, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLReqControlMode'): (178, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Dynamic_AC_CLResControlMode'): (313, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLReqControlMode'): (203, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'BPT_Scheduled_AC_CLResControlMode'): (327, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLReqControlMode'): (226, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Dynamic_AC_CLResControlMode'): (338, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLReqControlMode'): (243, False),
+    ('urn:iso:std:iso:15118:-20:AC', 'Scheduled_AC_CLResControlMode'): (352, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (225, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (337, False),
 }

@@ -408,6 +408,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 370
     (1, ((3, 'value', T32, 372, False, False),)),  # 371
     (1, ((2, None, None, -1, False, False),)),  # 372
+    (3, ((4, '@*', None, 373, False, False), (4, None, None, 374, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 374, False, False),)),  # 373
+    (2, ((4, None, None, 374, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 374, False, False),)),  # 374
 ))
 
 DOC_STATE = 216
@@ -521,4 +523,42 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (223, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (10, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (218, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (373, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (24, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (79, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (49, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (52, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (57, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (47, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (75, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (203, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (47, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (127, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (116, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (89, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (33, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (92, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (122, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (12, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (27, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (207, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (211, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (54, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (18, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (43, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (40, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (96, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): (1, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectRes'): (134, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectReq'): (1, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectRes'): (134, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReq'): (146, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusRes'): (173, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReq'): (187, False),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningRes'): (191, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (201, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (202, False),
 }

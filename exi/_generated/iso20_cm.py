@@ -762,6 +762,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 8119
     (1, ((3, 'value', T2, 8121, False, False),)),  # 8120
     (1, ((2, None, None, -1, False, False),)),  # 8121
+    (3, ((4, '@*', None, 8122, False, False), (4, None, None, 8123, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8123, False, False),)),  # 8122
+    (2, ((4, None, None, 8123, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8123, False, False),)),  # 8123
 ))
 
 DOC_STATE = 8035
@@ -967,4 +969,62 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (2518, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (12, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (2529, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (8122, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (26, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (81, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (51, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (54, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (59, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (49, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (77, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (381, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (49, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (129, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (91, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (35, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (94, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (124, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (14, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (29, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (7997, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (8001, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (56, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (20, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (45, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (42, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (98, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq'): (1, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes'): (152, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq'): (160, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes'): (162, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq'): (309, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes'): (353, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq'): (385, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes'): (442, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq'): (445, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes'): (2522, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq'): (2533, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes'): (4636, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq'): (7828, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes'): (7833, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq'): (7915, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes'): (7935, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq'): (7953, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes'): (7977, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq'): (7980, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes'): (7983, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq'): (7987, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes'): (7994, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData'): (363, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData'): (388, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq'): (8006, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes'): (8017, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq'): (8023, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes'): (8029, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (307, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (308, False),
 }

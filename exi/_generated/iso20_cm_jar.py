@@ -762,6 +762,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 963
     (1, ((3, 'value', T2, 965, False, False),)),  # 964
     (1, ((2, None, None, -1, False, False),)),  # 965
+    (3, ((4, '@*', None, 966, False, False), (4, None, None, 967, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 967, False, False),)),  # 966
+    (2, ((4, None, None, 967, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 967, False, False),)),  # 967
 ))
 
 DOC_STATE = 879
@@ -967,4 +969,62 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (472, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (12, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (483, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (966, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (26, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (81, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (51, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (54, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (59, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (49, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (77, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (381, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (49, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (129, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (91, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (35, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (94, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (124, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (14, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (29, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (841, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (845, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (56, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (20, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (45, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (42, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (98, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq'): (1, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes'): (152, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq'): (160, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes'): (162, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq'): (309, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes'): (353, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq'): (385, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes'): (442, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq'): (445, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes'): (476, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq'): (487, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes'): (546, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq'): (672, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes'): (677, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq'): (759, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes'): (779, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq'): (797, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes'): (821, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq'): (824, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes'): (827, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq'): (831, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes'): (838, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData'): (363, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData'): (388, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq'): (850, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes'): (861, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq'): (867, False),
+    ('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes'): (873, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (307, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (308, False),
 }

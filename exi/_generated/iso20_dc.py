@@ -519,6 +519,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 486
     (1, ((3, 'value', T27, 488, False, False),)),  # 487
     (1, ((2, None, None, -1, False, False),)),  # 488
+    (3, ((4, '@*', None, 489, False, False), (4, None, None, 490, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 490, False, False),)),  # 489
+    (2, ((4, None, None, 490, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 490, False, False),)),  # 490
 ))
 
 DOC_STATE = 389
@@ -642,4 +644,56 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (49, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (118, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (64, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (489, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (91, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (184, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (154, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (157, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (162, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (152, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (180, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (376, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (152, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (232, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (221, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (194, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (138, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (197, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (227, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (120, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (132, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (380, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (384, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (159, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (126, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (148, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (145, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (201, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (89, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (90, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'): (1, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'): (22, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLReqControlMode'): (34, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Dynamic_DC_CLResControlMode'): (51, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'): (66, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'): (80, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'): (94, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'): (102, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReq'): (110, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckRes'): (237, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopReq'): (245, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeLoopRes'): (285, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryReq'): (353, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_ChargeParameterDiscoveryRes'): (356, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeReq'): (360, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_PreChargeRes'): (365, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionReq'): (369, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'DC_WeldingDetectionRes'): (372, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'): (264, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'): (339, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'): (274, False),
+    ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlMode'): (348, False),
 }

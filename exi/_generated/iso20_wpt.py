@@ -566,6 +566,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 1471
     (1, ((3, 'value', T0, 1473, False, False),)),  # 1472
     (1, ((2, None, None, -1, False, False),)),  # 1473
+    (3, ((4, '@*', None, 1474, False, False), (4, None, None, 1475, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1475, False, False),)),  # 1474
+    (2, ((4, None, None, 1475, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1475, False, False),)),  # 1475
 ))
 
 DOC_STATE = 1378
@@ -711,4 +713,46 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (240, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (163, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (283, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (1474, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (3, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (6, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (16, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (19, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (21, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (39, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (41, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (90, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (39, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (101, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (79, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (45, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (94, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (48, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (85, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (106, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (118, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (127, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (131, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (124, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (112, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (55, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (52, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (59, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (1, False),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (2, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckReq'): (136, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckRes'): (178, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopReq'): (202, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeLoopRes'): (251, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryReq'): (328, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_ChargeParameterDiscoveryRes'): (351, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningReq'): (379, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningRes'): (424, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReq'): (445, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupRes'): (1291, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReq'): (1315, False),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingRes'): (1336, False),
 }

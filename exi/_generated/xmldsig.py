@@ -226,6 +226,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 179
     (1, ((3, 'value', T16, 181, False, False),)),  # 180
     (1, ((2, None, None, -1, False, False),)),  # 181
+    (3, ((4, '@*', None, 182, False, False), (4, None, None, 183, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 183, False, False),)),  # 182
+    (2, ((4, None, None, 183, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 183, False, False),)),  # 183
 ))
 
 DOC_STATE = 134
@@ -292,4 +294,32 @@ XSI_TYPES = {
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (176, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (178, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (180, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (182, False),
+}
+# SE(*): global element qname -> (start state of its grammar, simple type)
+GLOBAL_ELEMENTS = {
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (1, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (4, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (14, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (17, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (19, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (37, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (39, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (88, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (37, True),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (99, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (77, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (43, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (92, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (46, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (83, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (104, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (116, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (125, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (129, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (122, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (110, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (53, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (50, False),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (57, False),
 }

@@ -150,6 +150,18 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     for qn in schema.named_types():
         t = schema.type_by_name(qn)
         xsi_types[qn] = (gb.type_grammar(t), isinstance(t, SimpleType))
+    # xs:anyType: the complex ur-type grammar (8.5.4.1.3.3), the content of undeclared elements:
+    # Type_0 = AT(*) Type_0, SE(*) Type_1, EE, CH [untyped] Type_1; Type_1 = SE(*) Type_1, EE, CH Type_1
+    untyped_t = (T_STRING, 0, None)
+    ur0 = gb.add_state(0, ())
+    ur1 = gb.add_state(0, ())
+    gb.states[ur0] = (3, ((K_ANY, "@*", None, ur0, False, False), (K_ANY, None, None, ur1, False, False),
+                          (K_EE, None, None, -1, False, False), (K_CH, "value", untyped_t, ur1, False, False)))
+    gb.states[ur1] = (2, ((K_ANY, None, None, ur1, False, False), (K_EE, None, None, -1, False, False),
+                          (K_CH, "value", untyped_t, ur1, False, False)))
+    xsi_types[(XS, "anyType")] = (ur0, False)
+    # SE(*) with the qname of a global element uses that element's grammar (8.5.4.4.1)
+    global_elements = {g.qname: gb.element_entry(g) for g in globals_sorted}
     uris, local_names = string_table(schema)
 
     # ---- text
@@ -235,6 +247,11 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     body.append("# xsi:type: type qname -> (start state of its type grammar, simple type)")
     body.append("XSI_TYPES = {")
     for qn, (sid, direct) in xsi_types.items():
+        body.append(f"    {qn!r}: ({sid}, {direct}),")
+    body.append("}")
+    body.append("# SE(*): global element qname -> (start state of its grammar, simple type)")
+    body.append("GLOBAL_ELEMENTS = {")
+    for qn, (sid, direct) in sorted(global_elements.items()):
         body.append(f"    {qn!r}: ({sid}, {direct}),")
     body.append("}")
     return "\n".join(body) + "\n"

@@ -122,6 +122,10 @@ class GenOptions:
     # named type derived from it) and undeclared attributes ("@name" keys)
     p_xsi_type: float = 0.0
     p_undeclared: float = 0.0
+    # undeclared elements ("{uri}local" keys, at a random place among an element's children) and
+    # foreign elements in the optional xs:any positions of xmldsig
+    p_undeclared_elements: float = 0.0
+    p_wild: float = 0.0
 
 
 class _Run:
@@ -173,11 +177,39 @@ class _Run:
                 if name.rpartition("}")[2] not in declared:
                     typed["@" + name] = self.simple_text()
         v = self.value_of_type(t)
+        if self.opts.p_undeclared_elements and self.rng.random() < self.opts.p_undeclared_elements:
+            if not isinstance(v, dict):
+                v = {"value": v}
+            items = list(v.items())
+            attrs = set() if t.is_simple() else {a.local_name for a in t.attributes.values()}
+            first = sum(1 for k, _x in items if k in attrs)  # after the attributes
+            at = self.rng.randint(first, len(items))
+            name = self.rng.choice(["{urn:example:x}u", "{}u", "{urn:example:y}Body"])
+            items.insert(at, (name, [self.foreign(0) for _ in range(self.rng.randint(1, 2))]))
+            v = dict(items)
         if not typed:
             return v
         if not isinstance(v, dict):
             v = {"value": v}
         return {**typed, **v}
+
+    def foreign(self, depth: int) -> dict[str, Any]:
+        """An element outside the schema: attributes, then text and children in random order."""
+        rng = self.rng
+        out: dict[str, Any] = {}
+        for name in rng.sample(["@a", "@{urn:example:x}b", "@zz"], rng.randint(0, 2)):
+            out[name] = self.simple_text()
+        parts: list[tuple[str, Any]] = []
+        if rng.random() < 0.5:
+            parts.append(("value", "".join(rng.choice("abcXYZ019") for _ in range(rng.randint(1, 8)))))
+        if depth < 2:
+            for i in range(rng.randint(0, 2)):
+                parts.append((rng.choice(["{urn:example:x}c%d" % i, "{}d%d" % i]),
+                              [self.foreign(depth + 1) for _ in range(rng.randint(1, 2))]))
+        rng.shuffle(parts)
+        for k, x in parts:
+            out.setdefault(k, x)
+        return out
 
     def simple_text(self) -> str:
         n = self.rng.randint(0, 6)
@@ -223,6 +255,9 @@ class _Run:
         if isinstance(p, XsdAnyElement):
             if p.min_occurs and forced:
                 raise NotGeneratable("wildcard")
+            if self.opts.p_wild and self.rng.random() < self.opts.p_wild:
+                top = 2 if p.max_occurs is None else min(2, p.max_occurs)
+                out["{urn:example:w}w%d" % len(out)] = [self.foreign(0) for _ in range(self.rng.randint(1, top))]
             return
         if isinstance(p, XsdGroup):
             if p.min_occurs == 0 and not forced and (self.mixed or not self.count(0, 1)):

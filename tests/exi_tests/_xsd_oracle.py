@@ -283,6 +283,33 @@ class XmlRenderer:
                 buf: list[str] = []
                 self._emit(kids[k], x, buf, f"{path}.{k}", xsi)
                 inner.extend(buf)
+            elif k.startswith("{"):
+                for item in x:  # an undeclared or wildcard element, where the dict has it
+                    self._emit_any(k, item, inner, f"{path}.{k}", xsi)
             else:
                 raise KeyError(f"{path}: {k!r} is neither an attribute nor a child element")
         out.append(f"<{name}{extra}{''.join(a_txt)}>{''.join(inner)}</{name}>")
+
+    def _emit_any(self, qname: str, v: Any, out: list[str], path: str, xsi: dict[str, dict[str, str]]) -> None:
+        """An element outside the schema's content model: a global element of the set renders
+        from its declaration, anything else from the dict alone (attributes, text, children in
+        the dict's order)."""
+        el = self.schema.maps.elements.get(qname)
+        if el is not None:
+            self._emit(el, v, out, path, xsi)
+            return
+        ns, local = _split(qname)
+        name = f"{self._prefix(ns)}:{local}" if ns else local
+        attrs, inner = [], []
+        for k, x in v.items():
+            if k == "xsi:type":
+                tns, tlocal = _split(x)
+                attrs.append(f' xsi:type="{self._prefix(tns) + ":" if tns else ""}{tlocal}"')
+            elif k.startswith("@"):
+                attrs.append(f" {self._qn(k[1:])}={quoteattr(x)}")
+            elif k == "value":
+                inner.append(escape(self._lex(None, x)))
+            else:
+                for item in x:
+                    self._emit_any(k, item, inner, f"{path}.{k}", xsi)
+        out.append(f"<{name}{''.join(attrs)}>{''.join(inner)}</{name}>")

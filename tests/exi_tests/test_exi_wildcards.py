@@ -1,8 +1,16 @@
-"""Wildcards (``xs:any``): only the xmldsig schema has them (the ##other/##any content of
-SignatureMethod, Transform, KeyInfo, X509Data, PGPData, SPKIData, Object, SignatureProperties),
-and ISO 15118 forbids all of it in message signatures [V2G2-771]. The codec supports the declared
-content of those elements, refuses wildcard content with a typed error naming the field, and the
-round trip of wildcard content is a known gap (strict xfail, README "Known gaps")."""
+"""Wildcards (``xs:any``) and undeclared elements: content outside the declared content model.
+
+Only the xmldsig schema has wildcards (the ##other/##any content of SignatureMethod, Transform,
+KeyInfo, X509Data, PGPData, SPKIData, Object, SignatureProperty; forbidden in V2G signatures
+[V2G2-771]); any element may carry undeclared elements (second-level SE(*)). Both are
+``"{uri}local"`` keys (``"{}local"`` without a namespace), each a list, where the dict has them
+among the element's children. A global element of the set keeps its declared grammar and shape;
+any other element is a dict of ``"@name"`` attributes, ``"value"`` text and ``"{uri}local"``
+children, written as EXIficient writes it for V2G: its built-in element grammar capped with
+xsi:type="xs:anyType" (EXI Profile), then the ur-type grammar. The streams below are
+EXIficient's (``tests/exi_tests/_xsd_oracle.py``, from the XML each message renders to); the
+random differential test is ``test_exi_xsd_oracle_diff.py::test_xsd_oracle_undeclared_elements``.
+"""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -22,20 +30,111 @@ def test_declared_content_beside_wildcards_round_trips(make_codec: Callable[[str
 
 
 @pytest.mark.parametrize("msg, path", [
+    # plain keys are never taken for undeclared elements: those are "{uri}local"
     ({"SignatureProperty": {"Target": "#x", "Foreign": "text"}}, "SignatureProperty.Foreign"),
     ({"KeyInfo": {"Id": "k1", "Foreign": {"a": "b"}}}, "KeyInfo.Foreign"),
+    ({"KeyInfo": {"Id": "k1", "{urn:x}Foreign": {"a": "b"}}}, "KeyInfo.{urn:x}Foreign"),
+    ({"KeyInfo": {"Id": "k1", "{urn:x}Foreign": ["text"]}}, "KeyInfo.{urn:x}Foreign"),
 ])
-def test_wildcard_content_is_refused_with_its_path(make_codec: Callable[[str], Any], msg: dict, path: str) -> None:
-    with pytest.raises(exi.EncodeError, match=path.replace(".", r"\.")):
+def test_bad_wildcard_content_is_refused_with_its_path(make_codec: Callable[[str], Any], msg: dict, path: str) -> None:
+    with pytest.raises(exi.EncodeError, match=path.replace(".", r"\.").replace("{", r"\{")):
         make_codec(NS_DSIG).encode_fragment(msg)
 
 
-@pytest.mark.xfail(strict=True, reason="xs:any wildcard content (SE(*) with a qname and the built-in "
-                                       "element grammar) is not implemented; forbidden in V2G [V2G2-771]")
-def test_wildcard_content_round_trips(make_codec: Callable[[str], Any]) -> None:
+ISO2 = "urn:iso:15118:2:2013:MsgDef"
+HEADER = {"SessionID": b"\x01\x02"}
+
+
+def _stop(req: dict) -> dict:
+    return {"V2G_Message": {"Header": HEADER, "Body": {"SessionStopReq": req}}}
+
+
+# (name, namespace, fragment, message, EXIficient's stream)
+CASES = [
+    ("signature-property", NS_DSIG, True, {"SignatureProperty": {"Target": "#x", "{urn:x}Foreign": [{"value": "text"}]}},
+     "8079042378002bab9371d3c042337b932b4b3b72c03000c60ce8caf0e8b700"),
+    ("signature-method", NS_DSIG, True, {"SignatureMethod": {"Algorithm": "a", "{urn:x}p": [{"value": "q"}]}},
+     "807006c2402bab9371d3c01382c03000c606e2b700"),
+    # the second p: its built-in grammar has learnt AT(xsi:type) (one more bit)
+    ("object-repeated", NS_DSIG, True, {"Object": {"{urn:x}p": [{"value": "q"}, {"@k": "v"}], "{urn:y}r": [{}]}},
+     "803980575726e3a78027058060018c0dc5300560180060204d606ec800aeae4dc74f204e4b00c0031370"),
+    ("key-info", NS_DSIG, True, {"KeyInfo": {"KeyName": ["k"], "{urn:x}p": [{}]}}, "8020406d6700aeae4dc74f004e0b00c003145c"),
+    ("x509-nested", NS_DSIG, True, {"X509Data": {"{urn:x}p": [{"{urn:x}p": [{"value": "in"}]}]}},
+     "809680575726e3a7802705806001870056018006304696e5d700"),
+    ("transform-mixed", NS_DSIG, True,
+     {"Transform": {"Algorithm": "http://a", "{urn:x}p": [{"@a": "1", "value": "t", "{}q": [{}]}]}},
+     "808414d0e8e8e0745e5ec2402bab9371d3c01382c03000c0409840cc581ba0409c56018006255c"),
+    # a global element of the set in a wildcard position keeps its grammar (a simple type here)
+    ("global-in-wildcard", NS_DSIG, True, {"Object": {f"{{{NS_DSIG}}}KeyName": ["global"], "{urn:x}p": [{}]}},
+     "8039d002008676c6f62616c0015d5c9b8e9e009c1601800626e0"),
+    # undeclared elements: after the content (the state stays), in the start tag (then content2)
+    ("undeclared-after", ISO2, False, _stop({"ChargingSession": "Terminate", "{}extra": [{"value": "x"}]}),
+     "809800804091f0841995e1d1c985300a0018c0de10"),
+    ("undeclared-before", ISO2, False, _stop({"{}extra": [{"value": "x"}, {}], "ChargingSession": "Terminate"}),
+     "809800804091fd10665787472614c0280063037868807a6014003100"),
+    ("undeclared-attributes-children-text", ISO2, False,
+     _stop({"ChargingSession": "Terminate",
+            "{urn:x}e": [{"@a": "1", "@{urn:y}b": "2", "{}c": [{"value": "t"}], "value": "after"}]}),
+     "809800804091f08015d5c9b8e9e00995300a00180409840cc4002bab9371d3c813101991102634c028006303746076166746572400"),
+    ("in-simple-before-value", ISO2, False,
+     {"V2G_Message": {"Header": HEADER, "Body": {"SessionSetupReq": {"EVCCID": {"{}z": [{}], "value": b"\x01"}}}}},
+     "809800804091d68813d260140031004040"),
+    ("in-simple-after-value", ISO2, False,
+     {"V2G_Message": {"Header": HEADER, "Body": {"SessionSetupReq": {"EVCCID": {"value": b"\x01", "{}z": [{}]}}}}},
+     "809800804091d004061027a4c028006200"),
+    ("global-undeclared", ISO2, False,
+     _stop({"ChargingSession": "Terminate", "{urn:iso:15118:2:2013:MsgBody}SessionStopRes": [{"ResponseCode": "OK"}]}),
+     "809800804091f09803b00000"),
+    ("relaxed-fragment", ISO2, True, {"eMAID": {"Id": "a", "{}u": [{}], "value": "DE1"}},
+     "80ec0201b0bf8409d5300a0018bd4151114c7d3d00"),
+]
+
+
+@pytest.mark.parametrize("name,ns,frag,msg,hexstream", CASES, ids=[c[0] for c in CASES])
+def test_wildcard_and_undeclared_both_ways(make_codec: Callable[[str], Any], name: str, ns: str, frag: bool,
+                                          msg: dict, hexstream: str) -> None:
+    codec = make_codec(ns)
+    data = bytes.fromhex(hexstream)
+    assert (codec.encode_fragment(msg) if frag else codec.encode(msg)).hex() == hexstream
+    assert (codec.decode_fragment(data) if frag else codec.decode(data)) == msg
+    for cut in range(1, len(data)):
+        with pytest.raises(exi.DecodeError):
+            codec.decode_fragment(data[:cut]) if frag else codec.decode(data[:cut])
+    for bit in range(8, 8 * len(data)):
+        bad = bytearray(data)
+        bad[bit >> 3] ^= 0x80 >> (bit & 7)
+        try:
+            got = codec.decode_fragment(bytes(bad)) if frag else codec.decode(bytes(bad))
+        except exi.DecodeError:
+            continue
+        assert isinstance(got, dict)
+
+
+def test_order_the_dict_cannot_hold_is_a_decode_error(make_codec: Callable[[str], Any]) -> None:
+    """p, r, p in a wildcard position: one "{urn:x}p" list cannot keep r between its items, so
+    the stream is refused rather than decoded into a dict that re-encodes differently."""
     codec = make_codec(NS_DSIG)
-    msg = {"SignatureProperty": {"Target": "#x", "Foreign": "text"}}
-    assert codec.decode_fragment(codec.encode_fragment(msg)) == msg
+    # no dict gives p, r, p: the stream is written with the pure-Python engine's own pieces
+    import exi._engine as eng
+
+    py = exi.Codec(NS_DSIG, exi.NAMESPACES[NS_DSIG], engine=eng)
+    w = eng._Writer()
+    w.info = py._frag.info
+    states = py._frag.states
+    w.bits(0x80, 8)
+    st = states[py._frag.start]
+    obj = py._frag.roots["Object"]
+    w.bits(obj.code, st.width)
+    sid = obj.arg
+    path: list = ["Object"]
+    for key in ("{urn:x}p", "{urn:y}r", "{urn:x}p"):
+        sid = eng._enc_wild(w, states, sid, key, [{}], path)
+    end = states[sid]
+    w.bits(end.ee, end.width)
+    w.bits(states[obj.nxt].ed, states[obj.nxt].width)
+    data = w.finish()
+    with pytest.raises(exi.DecodeError, match="not representable"):
+        codec.decode_fragment(data)
 
 
 def test_a_second_text_run_of_mixed_content_is_a_decode_error_not_a_silent_loss(
