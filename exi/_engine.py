@@ -68,8 +68,14 @@ T_ENUM = cython.declare(cython.int, 4)
 T_STRING = cython.declare(cython.int, 5)
 T_HEX = cython.declare(cython.int, 6)
 T_B64 = cython.declare(cython.int, 7)
+# the XML Schema built-ins the V2G schemas never use, reachable through xsi:type only
+T_DECIMAL = cython.declare(cython.int, 8)
+T_FLOAT = cython.declare(cython.int, 9)
+T_DATETIME = cython.declare(cython.int, 10)  # (T_DATETIME, "dateTime" | "date" | "time" | "gYear" | ...)
+T_LIST = cython.declare(cython.int, 11)  # (T_LIST, item datatype)
 
-_TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enumeration", "string", "hexBinary", "base64Binary")
+_TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enumeration", "string", "hexBinary",
+               "base64Binary", "decimal", "float", "date-time", "list")
 #: dict key of a nil element (AT(xsi:nil) true; EXI 1.0 section 8.5.4.4.1): ``{"xsi:nil": True}``
 #: beside the element's attributes, no content
 XSI_NIL = "xsi:nil"
@@ -94,6 +100,7 @@ class _DT:
     hi_obj: _OptPyInt
     values: tuple
     index: dict
+    ext: object  # T_DATETIME: the type's name; T_LIST: the item _DT
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
@@ -104,7 +111,13 @@ class _DT:
         self.hi_obj = None
         self.values = ()
         self.index = {}
-        if self.kind == T_NBIT:
+        self.ext = None
+        if self.kind >= T_DECIMAL:
+            if self.kind == T_DATETIME:
+                self.ext = raw[1]
+            elif self.kind == T_LIST:
+                self.ext = _DT(raw[1])
+        elif self.kind == T_NBIT:
             self.nbits = raw[1]
             self.lo_obj = raw[2]
             self.hi_obj = raw[3]
@@ -743,6 +756,9 @@ def _enc_empty(w: _Writer, st: _State, dt: _DT, v: object, path: list, key: obje
     elif dt.kind == T_HEX or dt.kind == T_B64:
         if not (isinstance(v, bytes) and len(v) == 0):
             return 0
+    elif dt.kind == T_LIST:
+        if not (isinstance(v, list) and len(v) == 0):
+            return 0
     else:
         return 0
     _check_len(0, dt, path, key, "character" if dt.kind == T_STRING else "byte")
@@ -804,6 +820,8 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             for ch in s:
                 w.uint_small(ord(ch))
+    elif kind >= T_DECIMAL:
+        _enc_ext(w, dt, v, path, key)
     else:  # T_HEX / T_B64
         if type(v) is bytes:
             b: bytes = v
@@ -848,6 +866,8 @@ def _dec_value(r: _Reader, dt: _DT) -> object:
         if ln < 2:
             raise DecodeError(start, "a string literal (length + 2)", "string table hit, but the value table is always empty in V2G")
         return r.string(ln - 2)
+    if kind >= T_DECIMAL:
+        return _dec_ext(r, dt)
     return r.blob(r.unsigned())
 
 
@@ -861,6 +881,8 @@ def _empty_value(dt: _DT, start: cython.Py_ssize_t) -> object:
         return ""
     if dt.kind == T_HEX or dt.kind == T_B64:
         return b""
+    if dt.kind == T_LIST:
+        return []
     raise DecodeError(start, f"a {_TYPE_NAMES[dt.kind]} value", "element content is empty (undeclared EE)")
 
 
@@ -1062,6 +1084,193 @@ def _enc_nil(w: _Writer, states: tuple, sid: cython.int, d: dict, path: list) ->
                                   "a nil element (xsi:nil true) has no content, only its attributes")
         w.bits(len(ats), width)
         return 0
+
+
+# --------------------------------------------------------------------------------------------- other built-ins
+_DT_RE = {
+    "dateTime": r"(-?\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?",
+    "date": r"(-?\d{4,})-(\d\d)-(\d\d)",
+    "time": r"(\d\d):(\d\d):(\d\d)(?:\.(\d+))?",
+    "gYearMonth": r"(-?\d{4,})-(\d\d)",
+    "gYear": r"(-?\d{4,})",
+    "gMonthDay": r"--(\d\d)-(\d\d)",
+    "gDay": r"---(\d\d)",
+    "gMonth": r"--(\d\d)",
+}
+_TZ_RE = r"(Z|[+-]\d\d:\d\d)?"
+_DT_PARTS = {  # which of year, month, day, time the type's value has (EXI 1.0 7.1.8)
+    "dateTime": "ymdt", "date": "ymd", "time": "t", "gYearMonth": "ym", "gYear": "y",
+    "gMonthDay": "md", "gDay": "d", "gMonth": "m",
+}
+
+
+def _write_int(w: _Writer, v: int) -> None:
+    """EXI Integer: a sign bit, then the magnitude (minus one when negative)."""
+    if v < 0:
+        w.bits(1, 1)
+        w.unsigned(-v - 1)
+    else:
+        w.bits(0, 1)
+        w.unsigned(v)
+
+
+def _read_int(r: _Reader) -> int:
+    neg = r.bits(1)
+    v = r.unsigned()
+    return -v - 1 if neg else v
+
+
+def _float_parts(text: str) -> tuple:
+    """Mantissa and base-10 exponent of a decimal float text, as EXIficient takes them apart."""
+    t = text.strip().lower()
+    mant, _, ex = t.partition("e")
+    e = int(ex) if ex else 0
+    neg = mant.startswith("-")
+    mant = mant.lstrip("+-")
+    whole, _, frac = mant.partition(".")
+    digits = (whole + frac).lstrip("0") or "0"
+    e -= len(frac)
+    m = int(digits)
+    if m == 0:
+        return 0, 0
+    while m % 10 == 0:  # EXIficient moves trailing zeros into the exponent (100.0 -> 1E2)
+        m //= 10
+        e += 1
+    return (-m if neg else m), e
+
+
+def _enc_ext(w: _Writer, dt: _DT, v: object, path: list, key: object) -> int:
+    """decimal (7.1.3), float and double (7.1.4), the date-time types (7.1.8) and lists (7.1.5)."""
+    import decimal
+    import math
+    import re
+
+    kind = dt.kind
+    if kind == T_DECIMAL:
+        if isinstance(v, bool) or not isinstance(v, (int, decimal.Decimal)):
+            raise _type_error(path, key, f"expected a decimal.Decimal or int, got {type(v).__name__}")
+        d = decimal.Decimal(v)
+        if not d.is_finite():
+            raise EncodeError(_path(path, key), "range", "a decimal is finite")
+        sign, digits, exp_ = d.as_tuple()
+        exp = int(exp_)  # finite: an int exponent
+        text = "".join(str(x) for x in digits)
+        if exp >= 0:
+            whole, frac = int(text + "0" * exp), ""
+        else:
+            text = text.rjust(1 - exp, "0")
+            whole, frac = int(text[:exp]), text[exp:].rstrip("0")
+        w.bits(1 if sign else 0, 1)
+        w.unsigned(whole)
+        w.unsigned(int(frac[::-1]) if frac else 0)
+    elif kind == T_FLOAT:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _type_error(path, key, f"expected a float, got {type(v).__name__}")
+        if isinstance(v, float) and math.isnan(v):
+            m, e = 0, -(1 << 14)
+        elif isinstance(v, float) and math.isinf(v):
+            m, e = (1 if v > 0 else -1), -(1 << 14)
+        else:
+            m, e = _float_parts(repr(v) if isinstance(v, float) else str(v))
+            if not (-(1 << 63) <= m < (1 << 63)) or not (-(1 << 14) < e < (1 << 14)):
+                raise EncodeError(_path(path, key), "range", f"{v!r} is beyond EXI's float (64-bit mantissa, 14-bit exponent)")
+        _write_int(w, m)
+        _write_int(w, e)
+    elif kind == T_DATETIME:
+        name = str(dt.ext)
+        if not isinstance(v, str):
+            raise _type_error(path, key, f"expected the {name} text, got {type(v).__name__}")
+        got = re.fullmatch(_DT_RE[name] + _TZ_RE, v.strip())
+        if got is None:
+            raise EncodeError(_path(path, key), "type", f"{v!r} is not an xs:{name} value")
+        g = list(got.groups())
+        tz = g.pop()
+        parts = _DT_PARTS[name]
+        year = month = day = 0
+        if "y" in parts:
+            year = int(g.pop(0))
+        if "m" in parts:
+            month = int(g.pop(0))
+        if "d" in parts:
+            day = int(g.pop(0))
+        if "y" in parts:
+            _write_int(w, year - 2000)
+        if "m" in parts or "d" in parts:
+            if month > 12 or day > 31:
+                raise EncodeError(_path(path, key), "range", f"{v!r}: month or day out of range")
+            w.bits(month * 32 + day, 9)
+        if "t" in parts:
+            hh, mm, ss, frac = int(g[0]), int(g[1]), int(g[2]), g[3]
+            if hh > 24 or mm > 59 or ss > 60:
+                raise EncodeError(_path(path, key), "range", f"{v!r}: time out of range")
+            w.bits((hh * 64 + mm) * 64 + ss, 17)
+            frac = (frac or "").rstrip("0")
+            w.bits(1 if frac else 0, 1)
+            if frac:
+                w.unsigned(int(frac[::-1]))
+        w.bits(1 if tz else 0, 1)
+        if tz:
+            minutes = 0 if tz == "Z" else (int(tz[1:3]) * 64 + int(tz[4:6])) * (-1 if tz[0] == "-" else 1)
+            w.bits(minutes + 896, 11)
+    else:  # T_LIST
+        if not isinstance(v, list):
+            raise _type_error(path, key, f"expected a list of items, got {type(v).__name__}")
+        w.unsigned(len(v))
+        for item in v:
+            _enc_value(w, dt.ext, item, path, key)
+    return 0
+
+
+def _dec_ext(r: _Reader, dt: _DT) -> object:
+    import decimal
+
+    kind = dt.kind
+    if kind == T_DECIMAL:
+        neg = r.bits(1)
+        whole = r.unsigned()
+        frac = r.unsigned()
+        text = f"{'-' if neg else ''}{whole}" + (f".{str(frac)[::-1]}" if frac else "")
+        return decimal.Decimal(text)
+    if kind == T_FLOAT:
+        m = _read_int(r)
+        e = _read_int(r)
+        if e == -(1 << 14):
+            return float("inf") if m == 1 else float("-inf") if m == -1 else float("nan")
+        if not (-(1 << 14) < e < (1 << 14)):
+            raise DecodeError(r.pos, "a float exponent within 14 bits", f"exponent {e}")
+        return float(f"{m}e{e}")
+    if kind == T_DATETIME:
+        parts = _DT_PARTS[str(dt.ext)]
+        out = ""
+        if "y" in parts:
+            y = _read_int(r) + 2000
+            out = f"-{-y:04d}" if y < 0 else f"{y:04d}"
+        if "m" in parts or "d" in parts:
+            md = r.bits(9)
+            month, day = md >> 5, md & 31
+            if "y" in parts:
+                out += f"-{month:02d}" + (f"-{day:02d}" if "d" in parts else "")
+            elif "m" in parts:
+                out += f"--{month:02d}" + (f"-{day:02d}" if "d" in parts else "")
+            else:
+                out += f"---{day:02d}"
+        if "t" in parts:
+            t = r.bits(17)
+            out += ("T" if "y" in parts else "") + f"{t >> 12:02d}:{(t >> 6) & 63:02d}:{t & 63:02d}"
+            if r.bits(1):
+                out += "." + str(r.unsigned())[::-1]
+        if r.bits(1):
+            tz = int(r.bits(11)) - 896
+            if tz == 0:
+                out += "Z"
+            else:
+                a = abs(tz)
+                out += f"{'-' if tz < 0 else '+'}{a // 64:02d}:{a % 64:02d}"
+        return out
+    n = r.unsigned()
+    if n > r.end - r.pos:
+        raise DecodeError(r.pos, f"{n} list item(s)", "list length runs past the end of the stream")
+    return [_dec_value(r, dt.ext) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------- qnames, xsi:type, AT(*)
@@ -1378,11 +1587,23 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         d = {k: v for k, v in d.items() if k not in und}
     # undeclared / wildcard elements ("{uri}local" keys): written where the dict has them, once
     # every key before them is written (and the start tag's attributes); (key, items, keys before)
-    wild: Optional[list] = _wild_keys(d, states[sid])
+    mixed: cython.bint = "value" in d and _is_mixed(states, sid)
+    wild: Optional[list] = _wild_keys(d, states[sid], mixed, path)
     wi: cython.Py_ssize_t = 0
     if wild is not None:
-        wset = {x[0] for x in wild}
+        wset = wild.pop()
         d = {k: v for k, v in d.items() if k not in wset}
+    # mixed content with a list of texts: one per gap between the children, written before each
+    # child (and before EE) once the start tag is done
+    gaps: Optional[list] = None
+    nch: cython.Py_ssize_t = 0  # children written
+    gw: cython.Py_ssize_t = -1  # last gap written
+    if mixed and isinstance(d.get("value"), list):
+        gaps = d["value"]
+        for x in gaps:
+            if not isinstance(x, str):
+                raise _type_error(path, "value", f"the texts of mixed content are str, got {type(x).__name__}")
+        d = {k: v for k, v in d.items() if k != "value"}
     n_keys: cython.Py_ssize_t = len(d)
     counts: Optional[dict] = None
     # single values already written: a self-looping state (the relaxed grammars of fragments)
@@ -1390,10 +1611,24 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     done: Optional[set] = None
     while True:
         st = states[sid]
-        if wild is not None and wi < len(wild) and _wild_ready(st, d, wild[wi][2], counts, done):
+        if gaps is not None and gw < nch and _wild_ready(st, d, (), counts, done):
+            if pending:
+                _enc_pending(w, st, None, pending, und, path)
+            if nch >= len(gaps):
+                raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for more children "
+                                  "(one text per gap: before, between and after the children)")
+            gw = nch
+            sid = _enc_text(w, states, sid, gaps[nch], path)
+            continue
+        if (wild is not None and wi < len(wild) and (gaps is None or gw == nch)
+                and _wild_ready(st, d, wild[wi][2], counts, done)):
             if pending:  # no declared attribute is left: the undeclared ones go first
                 _enc_pending(w, st, None, pending, und, path)
-            sid = _enc_wild(w, states, sid, wild[wi][0], wild[wi][1], path)
+            if wild[wi][0] == "value":  # the text of mixed content, where the dict has it
+                sid = _enc_text(w, states, sid, wild[wi][1], path)
+            else:
+                sid = _enc_wild(w, states, sid, wild[wi][0], wild[wi][1], path)
+                nch += 1
             wi += 1
             continue
         chosen = -1
@@ -1479,6 +1714,9 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             return 0  # empty simple content ends the element with an undeclared EE
         w.bits(chosen, st.width)
         if p.kind == K_EE:
+            if gaps is not None and len(gaps) != nch + 1:
+                raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for {nch} children "
+                                  f"(one text per gap: {nch + 1})")
             return 0
         if not p.is_list:
             # a single value is written once: self-looping states and the relaxed fragment
@@ -1489,6 +1727,7 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         if p.kind == K_SE:
             if p.arg < 0:
                 raise EncodeError(_path(path, p.key), "unknown", "no grammar for this element")
+            nch += 1
             path.append(p.key)
             _enc_elem(w, states, p.arg, item, p.direct, path)
             path.pop()
@@ -1532,19 +1771,79 @@ def _has_l2_keys(d: dict) -> bool:
     return False
 
 
-def _wild_keys(d: dict, st: _State) -> Optional[list]:
+def _wild_keys(d: dict, st: _State, mixed: bool, path: list) -> Optional[list]:
     """[(key, items, declared keys before it)] of the "{uri}local" keys of an element's dict that
-    name no declared production (the relaxed fragment grammar declares "{uri}Id"-like keys)."""
+    name no declared production (the relaxed fragment grammar declares "{uri}Id"-like keys), and
+    of "value" in mixed content: these go where the dict has them."""
     out: Optional[list] = None
+    keys: set = set()
     before: list = []
     for k in d:
-        if type(k) is str and cython.cast(str, k).startswith("{") and k not in st.keymap:
+        if mixed and k == "value" and isinstance(d[k], str):
             if out is None:
                 out = []
             out.append((k, d[k], tuple(before)))
+            keys.add(k)
+        elif type(k) is str and cython.cast(str, k).startswith("{") and k not in st.keymap:
+            if out is None:
+                out = []
+            items = d[k]
+            if not isinstance(items, list):
+                raise _type_error(path, k, f"expected a list (an undeclared element may repeat), got {type(items).__name__}")
+            for item in items:  # one entry an item: a text gap may come between them
+                out.append((k, [item], tuple(before)))
+            keys.add(k)
         else:
             before.append(k)
+    if out is not None:
+        out.append(keys)  # last: the keys the entries take out of the dict
     return out
+
+
+_MIXED: dict = {}
+
+
+def _is_mixed(states: tuple, sid: int) -> bool:
+    """Whether the type grammar from ``sid`` is mixed content: a CH that loops to its state (the
+    xmldsig types with mixed="true", xs:anyType's ur-type grammar)."""
+    st: _State
+    p: _Prod
+    key = (id(states), sid)
+    got = _MIXED.get(key)
+    if got is not None:
+        return cython.cast(cython.bint, got)
+    seen = set()
+    todo = [sid]
+    res = False
+    while todo and not res:
+        s = todo.pop()
+        if s < 0 or s in seen:
+            continue
+        seen.add(s)
+        st = states[s]
+        for p in st.prods:
+            if p.kind == K_CH and p.nxt == s:
+                res = True
+            todo.append(p.nxt)
+    _MIXED[key] = res
+    return res
+
+
+@cython.cfunc
+def _enc_text(w: _Writer, states: tuple, sid: cython.int, text: object, path: list) -> cython.int:
+    """Write the text of mixed content (CH [untyped]) in state ``sid``; return the next state.
+    Empty text is no event at all (as EXIficient writes it)."""
+    st: _State = states[sid]
+    p: _Prod
+    if not text:
+        return sid
+    po = st.pmap.get("value")
+    if po is None or cython.cast(_Prod, po).kind != K_CH:
+        raise EncodeError(_path(path, "value"), "type", "no text allowed here")
+    p = po
+    w.bits(p.code, st.width)
+    _enc_value(w, p.dt, text, path, "value")
+    return p.nxt
 
 
 def _wild_ready(st: _State, d: dict, before: tuple, counts: Optional[dict], done: Optional[set]) -> bool:
@@ -1752,7 +2051,9 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
     Undeclared and wildcard elements (SE(*)) go under "{uri}local" keys, each a list: the dict
     keeps the order of its keys, so a stream is refused (DecodeError, "not representable") where
     the dict could not give it back: an SE(*) qname again after other content, or a key that was
-    already there before an SE(*) again after it."""
+    already there before an SE(*) again after it. The text of mixed content is "value" where it
+    came, or, with several runs (or a run the dict's order cannot place), a list of one text per
+    gap between the element's children: before the first, between each two, after the last."""
     st: _State
     p: _Prod
     code: cython.Py_ssize_t
@@ -1760,6 +2061,11 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
     frozen: Optional[set] = None  # keys present at the last SE(*)
     since: cython.bint = False  # another event since the last SE(*)
     last = None  # key of the last SE(*)
+    nchild: cython.Py_ssize_t = 0  # child elements so far
+    slot0: cython.Py_ssize_t = 0  # the gap of the first text run
+    runs: Optional[list] = None  # mixed content: [(gap, text)] once a second run or a self-looping CH came
+    tfrozen: Optional[set] = None  # keys present at the first run of mixed text
+    tconf: cython.bint = False  # a key from before that text came again after it
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
     while True:
@@ -1767,6 +2073,8 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             wild = False
             start = r.pos
             key, v = _dec_wild_value(r, states, depth)
+            if tfrozen is not None and key in tfrozen:
+                tconf = True
             lst = d.get(key)
             if lst is None:
                 d[key] = [v]
@@ -1775,6 +2083,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                                   f"{key} again after other content is not representable in the dict")
             else:
                 lst.append(v)
+            nchild += 1
             frozen = set(d)
             since = False
             last = key
@@ -1792,13 +2101,13 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 wild = True
                 continue
             if nsid < 0:
-                return d
+                return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
             sid = nsid
             continue
         p = st.prods[code]
         if p.kind == K_EE:
-            return d
-        if frozen is not None and (p.kind == K_SE or p.kind == K_CH):
+            return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
+        if frozen is not None and p.kind == K_SE:  # (text runs have their gaps, below)
             since = True
             if p.key in frozen:
                 raise DecodeError(start, f"{p.key} before the undeclared element {last}",
@@ -1806,7 +2115,10 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
         if p.kind == K_SE:
             if p.arg < 0:
                 raise DecodeError(start, "a supported element", f"no grammar for element {p.key}")
+            if tfrozen is not None and p.key in tfrozen:
+                tconf = True
             v = _dec_elem(r, states, p.arg, p.direct, depth + 1)
+            nchild += 1
             if p.is_list:
                 lst = d.get(p.key)
                 if lst is None:
@@ -1828,13 +2140,27 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             sid = p.nxt
             continue
         else:
-            # mixed content: its CH loops back to its state, and a second text run has no place in
-            # the dict (only a self-looping CH can come twice, so other values skip the lookup)
-            if p.nxt == sid and p.key in d:
-                raise DecodeError(start, "one character run", f"a second {p.key!r} (text between children of "
-                                                                "mixed content) is not representable")
-            d[p.key] = _dec_value(r, p.dt)
+            text = _dec_value(r, p.dt)
+            if runs is not None:
+                runs.append((nchild, text))
+            elif p.key in d:  # a second run of mixed content
+                runs = [(slot0, d[p.key]), (nchild, text)]
+            else:
+                d[p.key] = text
+                slot0 = nchild
+                if p.nxt == sid:  # mixed content: a key from before this text may not come again
+                    tfrozen = set(d)
         sid = p.nxt
+
+
+def _mixed_done(d: dict, runs: Optional[list], slot0: int, nchild: int) -> dict:
+    """Mixed content with several text runs (or one the dict's order cannot place): "value"
+    becomes one text per gap between children."""
+    gaps = [""] * (nchild + 1)
+    for gap, text in (runs if runs is not None else [(slot0, d["value"])]):
+        gaps[gap] += text
+    d["value"] = gaps
+    return d
 
 
 @cython.cfunc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 from typing import Any, Callable, Dict, Tuple
 
 from exi.errors import DecodeError, EncodeError
@@ -15,6 +16,7 @@ __all__ = ["from_json", "to_json"]
 
 _T_HEX = 6
 _T_B64 = 7
+_T_DECIMAL = 8
 
 
 def _names(states: tuple, sid: int, cache: Dict[int, Dict[str, tuple]]) -> Dict[str, tuple]:
@@ -109,6 +111,11 @@ def _convert(codec: Any, message: Dict[str, Any], fragment: bool, conv: Callable
 def _to_bytes(dt: tuple, y: Any, path: str) -> Any:
     if not isinstance(y, str):
         return y
+    if dt[0] == _T_DECIMAL:  # JSON has no exact decimal: it travels as text
+        try:
+            return decimal.Decimal(y)
+        except decimal.InvalidOperation:
+            raise EncodeError(path, "type", f"not a decimal: {y!r}") from None
     try:
         if dt[0] == _T_HEX:
             return bytes.fromhex(y)
@@ -120,6 +127,8 @@ def _to_bytes(dt: tuple, y: Any, path: str) -> Any:
 
 
 def _to_text(dt: tuple, y: Any, path: str) -> Any:
+    if isinstance(y, decimal.Decimal):
+        return str(y)
     if isinstance(y, (bytes, bytearray)):
         if dt[0] == _T_HEX:
             return bytes(y).hex().upper()

@@ -199,6 +199,14 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
             out.append(f"{pad}<{name}{extra}>{scalar(v)}</{name}>")
             return
         attrs, kids, text = attrs_and_children(v)
+        if isinstance(text, list):  # mixed content: one text per gap between the children
+            items = [(k, y) for k, x in kids if k is not None for y in (x if isinstance(x, list) else [x])]
+            kids = [(None, text[0])] if text and text[0] else []
+            for i, (k, y) in enumerate(items):
+                kids.append((k, y))
+                if i + 1 < len(text) and text[i + 1]:
+                    kids.append((None, text[i + 1]))
+            text = kids[0][1] if len(kids) == 1 and kids[0][0] is None else None
         if len(kids) == 1 and kids[0][0] is None:
             kids = []
         a = extra + "".join(f" {k}={quoteattr(scalar(x) if not isinstance(x, str) else x)}" for k, x in attrs)

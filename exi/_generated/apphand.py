@@ -10,21 +10,32 @@ T2 = (0, 8, 0, 255)
 T3 = (0, 5, 1, 20)
 T4 = (4, ('OK_SuccessfulNegotiation', 'OK_SuccessfulNegotiationWithMinorDeviation', 'Failed_NoNegotiation'), 2)
 T5 = (5, 0, 30)
-T6 = (5, 0, None)
-T7 = (7, 0, None)
-T8 = (3,)
-T9 = (0, 8, -128, 127)
-T10 = (6, 0, None)
-T11 = (2, -2147483648, 2147483647)
-T12 = (2, None, None)
-T13 = (2, -9223372036854775808, 9223372036854775807)
-T14 = (2, None, -1)
-T15 = (1, 0, None)
-T16 = (2, None, 0)
-T17 = (1, 1, None)
-T18 = (2, -32768, 32767)
-T19 = (1, 0, 18446744073709551615)
-T20 = (1, 0, 65535)
+T6 = (11, (5, 0, None))
+T7 = (5, 0, None)
+T8 = (7, 0, None)
+T9 = (3,)
+T10 = (0, 8, -128, 127)
+T11 = (10, 'date')
+T12 = (10, 'dateTime')
+T13 = (8,)
+T14 = (9,)
+T15 = (10, 'gDay')
+T16 = (10, 'gMonth')
+T17 = (10, 'gMonthDay')
+T18 = (10, 'gYear')
+T19 = (10, 'gYearMonth')
+T20 = (6, 0, None)
+T21 = (2, -2147483648, 2147483647)
+T22 = (2, None, None)
+T23 = (2, -9223372036854775808, 9223372036854775807)
+T24 = (2, None, -1)
+T25 = (1, 0, None)
+T26 = (2, None, 0)
+T27 = (1, 1, None)
+T28 = (2, -32768, 32767)
+T29 = (10, 'time')
+T30 = (1, 0, 18446744073709551615)
+T31 = (1, 0, 65535)
 
 
 class _run(tuple):
@@ -77,56 +88,94 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 44
     (1, ((3, 'value', T6, 46, False, False),)),  # 45
     (1, ((2, None, None, -1, False, False),)),  # 46
-    (1, ((3, 'value', T6, 48, False, False),)),  # 47
+    (1, ((3, 'value', T7, 48, False, False),)),  # 47
     (1, ((2, None, None, -1, False, False),)),  # 48
-    (1, ((3, 'value', T6, 50, False, False),)),  # 49
+    (1, ((3, 'value', T7, 50, False, False),)),  # 49
     (1, ((2, None, None, -1, False, False),)),  # 50
-    (1, ((3, 'value', T6, 52, False, False),)),  # 51
+    (1, ((3, 'value', T7, 52, False, False),)),  # 51
     (1, ((2, None, None, -1, False, False),)),  # 52
     (1, ((3, 'value', T6, 54, False, False),)),  # 53
     (1, ((2, None, None, -1, False, False),)),  # 54
-    (1, ((3, 'value', T6, 56, False, False),)),  # 55
+    (1, ((3, 'value', T7, 56, False, False),)),  # 55
     (1, ((2, None, None, -1, False, False),)),  # 56
     (1, ((3, 'value', T7, 58, False, False),)),  # 57
     (1, ((2, None, None, -1, False, False),)),  # 58
-    (1, ((3, 'value', T8, 60, False, False),)),  # 59
+    (1, ((3, 'value', T6, 60, False, False),)),  # 59
     (1, ((2, None, None, -1, False, False),)),  # 60
-    (1, ((3, 'value', T9, 62, False, False),)),  # 61
+    (1, ((3, 'value', T7, 62, False, False),)),  # 61
     (1, ((2, None, None, -1, False, False),)),  # 62
-    (1, ((3, 'value', T10, 64, False, False),)),  # 63
+    (1, ((3, 'value', T7, 64, False, False),)),  # 63
     (1, ((2, None, None, -1, False, False),)),  # 64
-    (1, ((3, 'value', T11, 66, False, False),)),  # 65
+    (1, ((3, 'value', T7, 66, False, False),)),  # 65
     (1, ((2, None, None, -1, False, False),)),  # 66
-    (1, ((3, 'value', T12, 68, False, False),)),  # 67
+    (1, ((3, 'value', T7, 68, False, False),)),  # 67
     (1, ((2, None, None, -1, False, False),)),  # 68
-    (1, ((3, 'value', T6, 70, False, False),)),  # 69
+    (1, ((3, 'value', T7, 70, False, False),)),  # 69
     (1, ((2, None, None, -1, False, False),)),  # 70
-    (1, ((3, 'value', T13, 72, False, False),)),  # 71
+    (1, ((3, 'value', T8, 72, False, False),)),  # 71
     (1, ((2, None, None, -1, False, False),)),  # 72
-    (1, ((3, 'value', T14, 74, False, False),)),  # 73
+    (1, ((3, 'value', T9, 74, False, False),)),  # 73
     (1, ((2, None, None, -1, False, False),)),  # 74
-    (1, ((3, 'value', T15, 76, False, False),)),  # 75
+    (1, ((3, 'value', T10, 76, False, False),)),  # 75
     (1, ((2, None, None, -1, False, False),)),  # 76
-    (1, ((3, 'value', T16, 78, False, False),)),  # 77
+    (1, ((3, 'value', T11, 78, False, False),)),  # 77
     (1, ((2, None, None, -1, False, False),)),  # 78
-    (1, ((3, 'value', T6, 80, False, False),)),  # 79
+    (1, ((3, 'value', T12, 80, False, False),)),  # 79
     (1, ((2, None, None, -1, False, False),)),  # 80
-    (1, ((3, 'value', T17, 82, False, False),)),  # 81
+    (1, ((3, 'value', T13, 82, False, False),)),  # 81
     (1, ((2, None, None, -1, False, False),)),  # 82
-    (1, ((3, 'value', T18, 84, False, False),)),  # 83
+    (1, ((3, 'value', T14, 84, False, False),)),  # 83
     (1, ((2, None, None, -1, False, False),)),  # 84
-    (1, ((3, 'value', T6, 86, False, False),)),  # 85
+    (1, ((3, 'value', T7, 86, False, False),)),  # 85
     (1, ((2, None, None, -1, False, False),)),  # 86
-    (1, ((3, 'value', T6, 88, False, False),)),  # 87
+    (1, ((3, 'value', T14, 88, False, False),)),  # 87
     (1, ((2, None, None, -1, False, False),)),  # 88
-    (1, ((3, 'value', T2, 90, False, False),)),  # 89
+    (1, ((3, 'value', T15, 90, False, False),)),  # 89
     (1, ((2, None, None, -1, False, False),)),  # 90
-    (1, ((3, 'value', T19, 92, False, False),)),  # 91
+    (1, ((3, 'value', T16, 92, False, False),)),  # 91
     (1, ((2, None, None, -1, False, False),)),  # 92
-    (1, ((3, 'value', T20, 94, False, False),)),  # 93
+    (1, ((3, 'value', T17, 94, False, False),)),  # 93
     (1, ((2, None, None, -1, False, False),)),  # 94
-    (3, ((4, '@*', None, 95, False, False), (4, None, None, 96, False, False), (2, None, None, -1, False, False), (3, 'value', T6, 96, False, False),)),  # 95
-    (2, ((4, None, None, 96, False, False), (2, None, None, -1, False, False), (3, 'value', T6, 96, False, False),)),  # 96
+    (1, ((3, 'value', T18, 96, False, False),)),  # 95
+    (1, ((2, None, None, -1, False, False),)),  # 96
+    (1, ((3, 'value', T19, 98, False, False),)),  # 97
+    (1, ((2, None, None, -1, False, False),)),  # 98
+    (1, ((3, 'value', T20, 100, False, False),)),  # 99
+    (1, ((2, None, None, -1, False, False),)),  # 100
+    (1, ((3, 'value', T21, 102, False, False),)),  # 101
+    (1, ((2, None, None, -1, False, False),)),  # 102
+    (1, ((3, 'value', T22, 104, False, False),)),  # 103
+    (1, ((2, None, None, -1, False, False),)),  # 104
+    (1, ((3, 'value', T7, 106, False, False),)),  # 105
+    (1, ((2, None, None, -1, False, False),)),  # 106
+    (1, ((3, 'value', T23, 108, False, False),)),  # 107
+    (1, ((2, None, None, -1, False, False),)),  # 108
+    (1, ((3, 'value', T24, 110, False, False),)),  # 109
+    (1, ((2, None, None, -1, False, False),)),  # 110
+    (1, ((3, 'value', T25, 112, False, False),)),  # 111
+    (1, ((2, None, None, -1, False, False),)),  # 112
+    (1, ((3, 'value', T26, 114, False, False),)),  # 113
+    (1, ((2, None, None, -1, False, False),)),  # 114
+    (1, ((3, 'value', T7, 116, False, False),)),  # 115
+    (1, ((2, None, None, -1, False, False),)),  # 116
+    (1, ((3, 'value', T27, 118, False, False),)),  # 117
+    (1, ((2, None, None, -1, False, False),)),  # 118
+    (1, ((3, 'value', T28, 120, False, False),)),  # 119
+    (1, ((2, None, None, -1, False, False),)),  # 120
+    (1, ((3, 'value', T7, 122, False, False),)),  # 121
+    (1, ((2, None, None, -1, False, False),)),  # 122
+    (1, ((3, 'value', T29, 124, False, False),)),  # 123
+    (1, ((2, None, None, -1, False, False),)),  # 124
+    (1, ((3, 'value', T7, 126, False, False),)),  # 125
+    (1, ((2, None, None, -1, False, False),)),  # 126
+    (1, ((3, 'value', T2, 128, False, False),)),  # 127
+    (1, ((2, None, None, -1, False, False),)),  # 128
+    (1, ((3, 'value', T30, 130, False, False),)),  # 129
+    (1, ((2, None, None, -1, False, False),)),  # 130
+    (1, ((3, 'value', T31, 132, False, False),)),  # 131
+    (1, ((2, None, None, -1, False, False),)),  # 132
+    (3, ((4, '@*', None, 133, False, False), (4, None, None, 134, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 134, False, False),)),  # 133
+    (2, ((4, None, None, 134, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 134, False, False),)),  # 134
 ))
 
 DOC_STATE = 41
@@ -148,33 +197,52 @@ XSI_TYPES = {
     ('urn:iso:15118:2:2010:AppProtocol', 'protocolNameType'): (43, True),
     ('urn:iso:15118:2:2010:AppProtocol', 'protocolNamespaceType'): (28, True),
     ('urn:iso:15118:2:2010:AppProtocol', 'responseCodeType'): (39, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (45, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (47, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (49, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (51, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (53, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (55, True),
-    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (57, True),
-    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (59, True),
-    ('http://www.w3.org/2001/XMLSchema', 'byte'): (61, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (63, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (65, True),
-    ('http://www.w3.org/2001/XMLSchema', 'integer'): (67, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (69, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (71, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (73, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (75, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (77, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (79, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (81, True),
-    ('http://www.w3.org/2001/XMLSchema', 'short'): (83, True),
-    ('http://www.w3.org/2001/XMLSchema', 'string'): (85, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (87, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (89, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (45, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (47, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (49, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (51, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (53, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (55, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (57, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (59, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (61, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (63, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (65, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (67, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (69, True),
+    ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (71, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (73, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (75, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (77, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (79, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (81, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (83, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (85, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (87, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (89, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (91, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (93, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (95, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (97, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (99, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (101, True),
+    ('http://www.w3.org/2001/XMLSchema', 'integer'): (103, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (105, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (107, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (109, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (111, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (113, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (115, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (117, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (119, True),
+    ('http://www.w3.org/2001/XMLSchema', 'string'): (121, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (123, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (125, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (127, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (30, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (91, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (93, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (95, False),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (129, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (131, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (133, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -45,12 +45,23 @@ T33 = (2, -2147483648, 2147483647)
 T34 = (4, ('Contract', 'ExternalPayment'), 1)
 T35 = (4, ('ParsingError', 'NoTLSRootCertificatAvailable', 'UnknownError'), 2)
 T36 = (5, 0, 64)
-T37 = (6, 0, None)
-T38 = (2, None, -1)
-T39 = (1, 0, None)
-T40 = (2, None, 0)
-T41 = (1, 1, None)
-T42 = (1, 0, 18446744073709551615)
+T37 = (11, (5, 0, None))
+T38 = (10, 'date')
+T39 = (10, 'dateTime')
+T40 = (8,)
+T41 = (9,)
+T42 = (10, 'gDay')
+T43 = (10, 'gMonth')
+T44 = (10, 'gMonthDay')
+T45 = (10, 'gYear')
+T46 = (10, 'gYearMonth')
+T47 = (6, 0, None)
+T48 = (2, None, -1)
+T49 = (1, 0, None)
+T50 = (2, None, 0)
+T51 = (1, 1, None)
+T52 = (10, 'time')
+T53 = (1, 0, 18446744073709551615)
 
 
 class _run(tuple):
@@ -608,7 +619,7 @@ STATES = _expand((
     (8, ((1, 'AC_EVChargeParameter', 1, 531, False, False), (1, 'AC_EVSEChargeParameter', 19, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'Body', 522, 531, False, False), (1, 'BodyElement', 33, 531, False, False), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkSOC', 44, 531, False, True), (1, 'CableCheckReq', 34, 531, False, False), (1, 'CableCheckRes', 46, 531, False, False), (1, 'CanonicalizationMethod', 63, 531, False, False), (1, 'Certificate', 71, 531, False, True), (1, 'CertificateInstallationReq', 66, 531, False, False), (1, 'CertificateInstallationRes', 80, 531, False, False), (1, 'CertificateUpdateReq', 97, 531, False, False), (1, 'CertificateUpdateRes', 103, 531, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 531, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 531, False, False), (1, 'ChargeService', 392, 531, False, False), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingProfile', 374, 531, False, False), (1, 'ChargingProfileEntryMaxPower', 151, 531, False, True), (1, 'ChargingProfileEntryStart', 7, 531, False, True), (1, 'ChargingStatusReq', 189, 531, False, False), (1, 'ChargingStatusRes', 190, 531, False, False), (1, 'ConsumptionCost', 168, 531, False, False), (1, 'ContractAuthenticationReq', 214, 531, False, False), (1, 'ContractAuthenticationRes', 219, 531, False, False), (1, 'ContractID', 95, 531, False, True), (1, 'ContractSignatureCertChain', 87, 531, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 93, 531, False, True), (1, 'Cost', 171, 531, False, False), (1, 'CurrentDemandReq', 222, 531, False, False), (1, 'CurrentDemandRes', 233, 531, False, False), (1, 'DC_EVChargeParameter', 116, 531, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 531, False, False), (1, 'DC_EVSEChargeParameter', 178, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DHParams', 78, 531, False, True), (1, 'DSAKeyValue', 248, 531, False, False), (1, 'DateTimeNow', 212, 531, False, True), (1, 'DepartureTime', 7, 531, False, True), (1, 'DigestMethod', 258, 531, False, False), (1, 'DigestValue', 261, 531, False, True), (1, 'EAmount', 9, 531, False, False), (1, 'EPriceLevel', 162, 531, False, True), (1, 'EVCCID', 469, 531, False, True), (1, 'EVCabinConditioning', 29, 531, False, True), (1, 'EVChargeParameter', 125, 531, False, False), (1, 'EVEnergyCapacity', 9, 531, False, False), (1, 'EVEnergyRequest', 9, 531, False, False), (1, 'EVErrorCode', 42, 531, False, True), (1, 'EVMaxCurrent', 9, 531, False, False), (1, 'EVMaxVoltage', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMinCurrent', 9, 531, False, False), (1, 'EVPowerDeliveryParameter', 263, 531, False, False), (1, 'EVRESSConditioning', 29, 531, False, True), (1, 'EVRESSSOC', 44, 531, False, True), (1, 'EVReady', 29, 531, False, True), (1, 'EVRequestedEnergyTransferType', 114, 531, False, True), (1, 'EVSEChargeParameter', 188, 531, False, False), (1, 'EVSECurrentLimitAchieved', 29, 531, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 531, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 531, False, False), (1, 'EVSEID', 198, 531, False, True), (1, 'EVSEIsolationStatus', 57, 531, False, True), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxVoltage', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMinCurrent', 9, 531, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 531, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 531, False, False), (1, 'EVSENotification', 31, 531, False, True), (1, 'EVSEPeakCurrentRipple', 9, 531, False, False), (1, 'EVSEPowerLimitAchieved', 29, 531, False, True), (1, 'EVSEPresentCurrent', 9, 531, False, False), (1, 'EVSEPresentVoltage', 9, 531, False, False), (1, 'EVSEProcessing', 61, 531, False, True), (1, 'EVSEStatus', 264, 531, False, False), (1, 'EVSEStatusCode', 59, 531, False, True), (1, 'EVSEVoltageLimitAchieved', 29, 531, False, True), (1, 'EVStatus', 265, 531, False, False), (1, 'EVTargetCurrent', 9, 531, False, False), (1, 'EVTargetVoltage', 9, 531, False, False), (1, 'EnergyTransferType', 409, 531, False, True), (1, 'Entry', 266, 531, False, False), (1, 'Exponent', 256, 531, False, True), (1, 'FaultCode', 518, 531, False, True), (1, 'FaultMsg', 520, 531, False, True), (1, 'FreeService', 29, 531, False, True), (1, 'FullSOC', 44, 531, False, True), (1, 'G', 256, 531, False, True), (1, 'GenChallenge', 217, 531, False, True), (1, 'HMACOutputLength', 494, 531, False, True), (1, 'Header', 511, 531, False, False), (1, 'J', 256, 531, False, True), (1, 'KeyInfo', 268, 531, False, False), (1, 'KeyName', 286, 531, False, True), (1, 'KeyValue', 288, 531, False, False), (1, 'ListOfRootCertificateIDs', 73, 531, False, False), (1, 'Manifest', 337, 531, False, False), (1, 'MeterID', 206, 531, False, True), (1, 'MeterInfo', 200, 531, False, False), (1, 'MeterReading', 9, 531, False, False), (1, 'MeterStatus', 210, 531, False, True), (1, 'MeteringReceiptReq', 348, 531, False, False), (1, 'MeteringReceiptRes', 355, 531, False, False), (1, 'MgmtData', 286, 531, False, True), (1, 'Modulus', 256, 531, False, True), (1, 'Multiplier', 13, 531, False, True), (1, 'Notification', 515, 531, False, False), (1, 'NotificationMaxDelay', 7, 531, False, True), (1, 'NumEPriceLevels', 162, 531, False, True), (1, 'OEMProvisioningCert', 71, 531, False, True), (1, 'Object', 358, 531, False, False), (1, 'P', 256, 531, False, True), (1, 'PGPData', 326, 531, False, False), (1, 'PGPKeyID', 324, 531, False, True), (1, 'PGPKeyPacket', 324, 531, False, True), (1, 'PMax', 151, 531, False, True), (1, 'PMaxSchedule', 140, 531, False, False), (1, 'PMaxScheduleEntry', 144, 531, False, False), (1, 'PMaxScheduleID', 138, 531, False, True), (1, 'Parameter', 424, 531, False, False), (1, 'ParameterSet', 420, 531, False, False), (1, 'ParameterSetID', 17, 531, False, True), (1, 'PaymentDetailsReq', 363, 531, False, False), (1, 'PaymentDetailsRes', 366, 531, False, False), (1, 'PaymentOption', 448, 531, False, True), (1, 'PaymentOptions', 445, 531, False, False), (1, 'PgenCounter', 256, 531, False, True), (1, 'PowerDeliveryReq', 370, 531, False, False), (1, 'PowerDeliveryRes', 381, 531, False, False), (1, 'PowerSwitchClosed', 29, 531, False, True), (1, 'PreChargeReq', 384, 531, False, False), (1, 'PreChargeRes', 388, 531, False, False), (1, 'ProfileEntry', 378, 531, False, False), (1, 'Q', 256, 531, False, True), (1, 'RCD', 29, 531, False, True), (1, 'RSAKeyValue', 292, 531, False, False), (1, 'ReadyToChargeState', 29, 531, False, True), (1, 'ReceiptRequired', 29, 531, False, True), (1, 'Reference', 341, 531, False, False), (1, 'RelativeTimeInterval', 147, 531, False, False), (1, 'RemainingTimeToBulkSoC', 9, 531, False, False), (1, 'RemainingTimeToFullSoC', 9, 531, False, False), (1, 'ResponseCode', 50, 531, False, True), (1, 'RetrievalMethod', 295, 531, False, False), (1, 'RetryCounter', 17, 531, False, True), (1, 'RootCertificateID', 76, 531, False, True), (1, 'SAScheduleList', 131, 531, False, False), (1, 'SAScheduleTuple', 134, 531, False, False), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SASchedules', 177, 531, False, False), (1, 'SPKIData', 332, 531, False, False), (1, 'SPKISexp', 324, 531, False, True), (1, 'SalesTariff', 153, 531, False, False), (1, 'SalesTariffDescription', 160, 531, False, True), (1, 'SalesTariffEntry', 164, 531, False, False), (1, 'SalesTariffID', 138, 531, False, True), (1, 'Seed', 256, 531, False, True), (1, 'SelectedPaymentOption', 448, 531, False, True), (1, 'SelectedService', 462, 531, False, False), (1, 'SelectedServiceList', 459, 531, False, False), (1, 'Service', 453, 531, False, False), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCharge', 392, 531, False, False), (1, 'ServiceDetailReq', 411, 531, False, False), (1, 'ServiceDetailRes', 413, 531, False, False), (1, 'ServiceDiscoveryReq', 437, 531, False, False), (1, 'ServiceDiscoveryRes', 440, 531, False, False), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceList', 450, 531, False, False), (1, 'ServiceName', 403, 531, False, True), (1, 'ServiceParameterList', 417, 531, False, False), (1, 'ServicePaymentSelectionReq', 456, 531, False, False), (1, 'ServicePaymentSelectionRes', 465, 531, False, False), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceTag', 396, 531, False, False), (1, 'SessionID', 353, 531, False, True), (1, 'SessionID', 353, 531, False, True), (1, 'SessionSetupReq', 467, 531, False, False), (1, 'SessionSetupRes', 471, 531, False, False), (1, 'SessionStopReq', 475, 531, False, False), (1, 'SessionStopRes', 476, 531, False, False), (1, 'SigMeterReading', 208, 531, False, True), (1, 'Signature', 478, 531, False, False), (1, 'SignatureMethod', 490, 531, False, False), (1, 'SignatureProperties', 499, 531, False, False), (1, 'SignatureProperty', 503, 531, False, False), (1, 'SignatureValue', 496, 531, False, False), (1, 'SignedInfo', 484, 531, False, False), (1, 'SubCertificates', 90, 531, False, False), (1, 'TMeter', 212, 531, False, True), (1, 'TimeInterval', 150, 531, False, False), (1, 'Transform', 302, 531, False, False), (1, 'Transforms', 299, 531, False, False), (1, 'Unit', 15, 531, False, True), (1, 'V2G_Message', 508, 531, False, False), (1, 'Value', 17, 531, False, True), (1, 'WeldingDetectionReq', 524, 531, False, False), (1, 'WeldingDetectionRes', 526, 531, False, False), (1, 'X509CRL', 324, 531, False, True), (1, 'X509Certificate', 324, 531, False, True), (1, 'X509Data', 306, 531, False, False), (1, 'X509IssuerName', 286, 531, False, True), (1, 'X509IssuerSerial', 319, 531, False, False), (1, 'X509SKI', 324, 531, False, True), (1, 'X509SerialNumber', 322, 531, False, True), (1, 'X509SubjectName', 286, 531, False, True), (1, 'XPath', 286, 531, False, True), (1, 'Y', 256, 531, False, True), (1, 'amount', 7, 531, False, True), (1, 'amountMultiplier', 13, 531, False, True), (1, 'boolValue', 29, 531, False, True), (1, 'byteValue', 433, 531, False, True), (1, 'costKind', 175, 531, False, True), (1, 'duration', 7, 531, False, True), (1, 'intValue', 435, 531, False, True), (1, 'physicalValue', 9, 531, False, False), (1, 'shortValue', 17, 531, False, True), (1, 'start', 7, 531, False, True), (1, 'startValue', 7, 531, False, True), (1, 'stringValue', 286, 531, False, True), (4, None, None, 531, False, False), (5, None, None, -1, False, False),)),  # 531
     (1, ((3, 'value', T31, 533, False, False),)),  # 532
     (1, ((2, None, None, -1, False, False),)),  # 533
-    (1, ((3, 'value', T12, 535, False, False),)),  # 534
+    (1, ((3, 'value', T37, 535, False, False),)),  # 534
     (1, ((2, None, None, -1, False, False),)),  # 535
     (1, ((3, 'value', T12, 537, False, False),)),  # 536
     (1, ((2, None, None, -1, False, False),)),  # 537
@@ -616,32 +627,70 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 539
     (1, ((3, 'value', T12, 541, False, False),)),  # 540
     (1, ((2, None, None, -1, False, False),)),  # 541
-    (1, ((3, 'value', T12, 543, False, False),)),  # 542
+    (1, ((3, 'value', T37, 543, False, False),)),  # 542
     (1, ((2, None, None, -1, False, False),)),  # 543
     (1, ((3, 'value', T12, 545, False, False),)),  # 544
     (1, ((2, None, None, -1, False, False),)),  # 545
-    (1, ((3, 'value', T37, 547, False, False),)),  # 546
+    (1, ((3, 'value', T12, 547, False, False),)),  # 546
     (1, ((2, None, None, -1, False, False),)),  # 547
-    (1, ((3, 'value', T12, 549, False, False),)),  # 548
+    (1, ((3, 'value', T37, 549, False, False),)),  # 548
     (1, ((2, None, None, -1, False, False),)),  # 549
-    (1, ((3, 'value', T38, 551, False, False),)),  # 550
+    (1, ((3, 'value', T12, 551, False, False),)),  # 550
     (1, ((2, None, None, -1, False, False),)),  # 551
-    (1, ((3, 'value', T39, 553, False, False),)),  # 552
+    (1, ((3, 'value', T12, 553, False, False),)),  # 552
     (1, ((2, None, None, -1, False, False),)),  # 553
-    (1, ((3, 'value', T40, 555, False, False),)),  # 554
+    (1, ((3, 'value', T12, 555, False, False),)),  # 554
     (1, ((2, None, None, -1, False, False),)),  # 555
     (1, ((3, 'value', T12, 557, False, False),)),  # 556
     (1, ((2, None, None, -1, False, False),)),  # 557
-    (1, ((3, 'value', T41, 559, False, False),)),  # 558
+    (1, ((3, 'value', T12, 559, False, False),)),  # 558
     (1, ((2, None, None, -1, False, False),)),  # 559
-    (1, ((3, 'value', T12, 561, False, False),)),  # 560
+    (1, ((3, 'value', T38, 561, False, False),)),  # 560
     (1, ((2, None, None, -1, False, False),)),  # 561
-    (1, ((3, 'value', T42, 563, False, False),)),  # 562
+    (1, ((3, 'value', T39, 563, False, False),)),  # 562
     (1, ((2, None, None, -1, False, False),)),  # 563
-    (1, ((3, 'value', T28, 565, False, False),)),  # 564
+    (1, ((3, 'value', T40, 565, False, False),)),  # 564
     (1, ((2, None, None, -1, False, False),)),  # 565
-    (3, ((4, '@*', None, 566, False, False), (4, None, None, 567, False, False), (2, None, None, -1, False, False), (3, 'value', T12, 567, False, False),)),  # 566
-    (2, ((4, None, None, 567, False, False), (2, None, None, -1, False, False), (3, 'value', T12, 567, False, False),)),  # 567
+    (1, ((3, 'value', T41, 567, False, False),)),  # 566
+    (1, ((2, None, None, -1, False, False),)),  # 567
+    (1, ((3, 'value', T12, 569, False, False),)),  # 568
+    (1, ((2, None, None, -1, False, False),)),  # 569
+    (1, ((3, 'value', T41, 571, False, False),)),  # 570
+    (1, ((2, None, None, -1, False, False),)),  # 571
+    (1, ((3, 'value', T42, 573, False, False),)),  # 572
+    (1, ((2, None, None, -1, False, False),)),  # 573
+    (1, ((3, 'value', T43, 575, False, False),)),  # 574
+    (1, ((2, None, None, -1, False, False),)),  # 575
+    (1, ((3, 'value', T44, 577, False, False),)),  # 576
+    (1, ((2, None, None, -1, False, False),)),  # 577
+    (1, ((3, 'value', T45, 579, False, False),)),  # 578
+    (1, ((2, None, None, -1, False, False),)),  # 579
+    (1, ((3, 'value', T46, 581, False, False),)),  # 580
+    (1, ((2, None, None, -1, False, False),)),  # 581
+    (1, ((3, 'value', T47, 583, False, False),)),  # 582
+    (1, ((2, None, None, -1, False, False),)),  # 583
+    (1, ((3, 'value', T12, 585, False, False),)),  # 584
+    (1, ((2, None, None, -1, False, False),)),  # 585
+    (1, ((3, 'value', T48, 587, False, False),)),  # 586
+    (1, ((2, None, None, -1, False, False),)),  # 587
+    (1, ((3, 'value', T49, 589, False, False),)),  # 588
+    (1, ((2, None, None, -1, False, False),)),  # 589
+    (1, ((3, 'value', T50, 591, False, False),)),  # 590
+    (1, ((2, None, None, -1, False, False),)),  # 591
+    (1, ((3, 'value', T12, 593, False, False),)),  # 592
+    (1, ((2, None, None, -1, False, False),)),  # 593
+    (1, ((3, 'value', T51, 595, False, False),)),  # 594
+    (1, ((2, None, None, -1, False, False),)),  # 595
+    (1, ((3, 'value', T52, 597, False, False),)),  # 596
+    (1, ((2, None, None, -1, False, False),)),  # 597
+    (1, ((3, 'value', T12, 599, False, False),)),  # 598
+    (1, ((2, None, None, -1, False, False),)),  # 599
+    (1, ((3, 'value', T53, 601, False, False),)),  # 600
+    (1, ((2, None, None, -1, False, False),)),  # 601
+    (1, ((3, 'value', T28, 603, False, False),)),  # 602
+    (1, ((2, None, None, -1, False, False),)),  # 603
+    (3, ((4, '@*', None, 604, False, False), (4, None, None, 605, False, False), (2, None, None, -1, False, False), (3, 'value', T12, 605, False, False),)),  # 604
+    (2, ((4, None, None, 605, False, False), (2, None, None, -1, False, False), (3, 'value', T12, 605, False, False),)),  # 605
 ))
 
 DOC_STATE = 530
@@ -801,33 +850,52 @@ XSI_TYPES = {
     ('urn:din:70121:2012:MsgDef', 'BodyBaseType'): (33, False),
     ('urn:din:70121:2012:MsgDef', 'BodyType'): (522, False),
     ('urn:din:70121:2012:MsgHeader', 'MessageHeaderType'): (511, False),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (534, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (536, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (538, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (540, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (542, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (544, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (534, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (536, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (538, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (540, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (542, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (544, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (546, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (548, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (550, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (552, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (554, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (556, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (558, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (324, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (29, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (433, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (546, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (560, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (562, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (564, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (566, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (568, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (570, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (572, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (574, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (576, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (578, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (580, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (582, True),
     ('http://www.w3.org/2001/XMLSchema', 'int'): (435, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (322, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (548, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (584, True),
     ('http://www.w3.org/2001/XMLSchema', 'long'): (212, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (550, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (552, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (554, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (556, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (558, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (586, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (588, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (590, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (592, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (594, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (17, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (286, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (560, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (596, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (598, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (162, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (7, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (562, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (564, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (566, False),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (600, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (602, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (604, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

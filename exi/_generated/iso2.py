@@ -52,11 +52,22 @@ T40 = (6, 0, 6)
 T41 = (4, ('Terminate', 'Pause'), 1)
 T42 = (4, ('ParsingError', 'NoTLSRootCertificatAvailable', 'UnknownError'), 2)
 T43 = (4, ('bool', 'byte', 'short', 'int', 'physicalValue', 'string'), 3)
-T44 = (6, 0, None)
-T45 = (2, None, -1)
-T46 = (1, 0, None)
-T47 = (2, None, 0)
-T48 = (1, 1, None)
+T44 = (11, (5, 0, None))
+T45 = (10, 'date')
+T46 = (10, 'dateTime')
+T47 = (8,)
+T48 = (9,)
+T49 = (10, 'gDay')
+T50 = (10, 'gMonth')
+T51 = (10, 'gMonthDay')
+T52 = (10, 'gYear')
+T53 = (10, 'gYearMonth')
+T54 = (6, 0, None)
+T55 = (2, None, -1)
+T56 = (1, 0, None)
+T57 = (2, None, 0)
+T58 = (1, 1, None)
+T59 = (10, 'time')
 
 
 class _run(tuple):
@@ -644,7 +655,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 2940
     (1, ((3, 'value', T43, 2942, False, False),)),  # 2941
     (1, ((2, None, None, -1, False, False),)),  # 2942
-    (1, ((3, 'value', T7, 2944, False, False),)),  # 2943
+    (1, ((3, 'value', T44, 2944, False, False),)),  # 2943
     (1, ((2, None, None, -1, False, False),)),  # 2944
     (1, ((3, 'value', T7, 2946, False, False),)),  # 2945
     (1, ((2, None, None, -1, False, False),)),  # 2946
@@ -652,28 +663,66 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 2948
     (1, ((3, 'value', T7, 2950, False, False),)),  # 2949
     (1, ((2, None, None, -1, False, False),)),  # 2950
-    (1, ((3, 'value', T7, 2952, False, False),)),  # 2951
+    (1, ((3, 'value', T44, 2952, False, False),)),  # 2951
     (1, ((2, None, None, -1, False, False),)),  # 2952
     (1, ((3, 'value', T7, 2954, False, False),)),  # 2953
     (1, ((2, None, None, -1, False, False),)),  # 2954
-    (1, ((3, 'value', T44, 2956, False, False),)),  # 2955
+    (1, ((3, 'value', T7, 2956, False, False),)),  # 2955
     (1, ((2, None, None, -1, False, False),)),  # 2956
-    (1, ((3, 'value', T7, 2958, False, False),)),  # 2957
+    (1, ((3, 'value', T44, 2958, False, False),)),  # 2957
     (1, ((2, None, None, -1, False, False),)),  # 2958
-    (1, ((3, 'value', T45, 2960, False, False),)),  # 2959
+    (1, ((3, 'value', T7, 2960, False, False),)),  # 2959
     (1, ((2, None, None, -1, False, False),)),  # 2960
-    (1, ((3, 'value', T46, 2962, False, False),)),  # 2961
+    (1, ((3, 'value', T7, 2962, False, False),)),  # 2961
     (1, ((2, None, None, -1, False, False),)),  # 2962
-    (1, ((3, 'value', T47, 2964, False, False),)),  # 2963
+    (1, ((3, 'value', T7, 2964, False, False),)),  # 2963
     (1, ((2, None, None, -1, False, False),)),  # 2964
     (1, ((3, 'value', T7, 2966, False, False),)),  # 2965
     (1, ((2, None, None, -1, False, False),)),  # 2966
-    (1, ((3, 'value', T48, 2968, False, False),)),  # 2967
+    (1, ((3, 'value', T7, 2968, False, False),)),  # 2967
     (1, ((2, None, None, -1, False, False),)),  # 2968
-    (1, ((3, 'value', T7, 2970, False, False),)),  # 2969
+    (1, ((3, 'value', T45, 2970, False, False),)),  # 2969
     (1, ((2, None, None, -1, False, False),)),  # 2970
-    (3, ((4, '@*', None, 2971, False, False), (4, None, None, 2972, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 2972, False, False),)),  # 2971
-    (2, ((4, None, None, 2972, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 2972, False, False),)),  # 2972
+    (1, ((3, 'value', T46, 2972, False, False),)),  # 2971
+    (1, ((2, None, None, -1, False, False),)),  # 2972
+    (1, ((3, 'value', T47, 2974, False, False),)),  # 2973
+    (1, ((2, None, None, -1, False, False),)),  # 2974
+    (1, ((3, 'value', T48, 2976, False, False),)),  # 2975
+    (1, ((2, None, None, -1, False, False),)),  # 2976
+    (1, ((3, 'value', T7, 2978, False, False),)),  # 2977
+    (1, ((2, None, None, -1, False, False),)),  # 2978
+    (1, ((3, 'value', T48, 2980, False, False),)),  # 2979
+    (1, ((2, None, None, -1, False, False),)),  # 2980
+    (1, ((3, 'value', T49, 2982, False, False),)),  # 2981
+    (1, ((2, None, None, -1, False, False),)),  # 2982
+    (1, ((3, 'value', T50, 2984, False, False),)),  # 2983
+    (1, ((2, None, None, -1, False, False),)),  # 2984
+    (1, ((3, 'value', T51, 2986, False, False),)),  # 2985
+    (1, ((2, None, None, -1, False, False),)),  # 2986
+    (1, ((3, 'value', T52, 2988, False, False),)),  # 2987
+    (1, ((2, None, None, -1, False, False),)),  # 2988
+    (1, ((3, 'value', T53, 2990, False, False),)),  # 2989
+    (1, ((2, None, None, -1, False, False),)),  # 2990
+    (1, ((3, 'value', T54, 2992, False, False),)),  # 2991
+    (1, ((2, None, None, -1, False, False),)),  # 2992
+    (1, ((3, 'value', T7, 2994, False, False),)),  # 2993
+    (1, ((2, None, None, -1, False, False),)),  # 2994
+    (1, ((3, 'value', T55, 2996, False, False),)),  # 2995
+    (1, ((2, None, None, -1, False, False),)),  # 2996
+    (1, ((3, 'value', T56, 2998, False, False),)),  # 2997
+    (1, ((2, None, None, -1, False, False),)),  # 2998
+    (1, ((3, 'value', T57, 3000, False, False),)),  # 2999
+    (1, ((2, None, None, -1, False, False),)),  # 3000
+    (1, ((3, 'value', T7, 3002, False, False),)),  # 3001
+    (1, ((2, None, None, -1, False, False),)),  # 3002
+    (1, ((3, 'value', T58, 3004, False, False),)),  # 3003
+    (1, ((2, None, None, -1, False, False),)),  # 3004
+    (1, ((3, 'value', T59, 3006, False, False),)),  # 3005
+    (1, ((2, None, None, -1, False, False),)),  # 3006
+    (1, ((3, 'value', T7, 3008, False, False),)),  # 3007
+    (1, ((2, None, None, -1, False, False),)),  # 3008
+    (3, ((4, '@*', None, 3009, False, False), (4, None, None, 3010, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 3010, False, False),)),  # 3009
+    (2, ((4, None, None, 3010, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 3010, False, False),)),  # 3010
 ))
 
 DOC_STATE = 2933
@@ -836,33 +885,52 @@ XSI_TYPES = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'unitSymbolType'): (15, True),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'valueType'): (2941, True),
     ('urn:iso:15118:2:2013:MsgHeader', 'MessageHeaderType'): (2914, False),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (2943, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (2945, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (2947, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (2949, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (2951, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (2953, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (2943, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (2945, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (2947, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (2949, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (2951, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (2953, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (2955, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (2957, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (2959, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (2961, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (2963, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (2965, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (2967, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (2405, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (31, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (2817, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (2955, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (2969, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (2971, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (2973, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (2975, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (2977, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (2979, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (2981, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (2983, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (2985, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (2987, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (2989, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (2991, True),
     ('http://www.w3.org/2001/XMLSchema', 'int'): (2819, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (104, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (2957, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (2993, True),
     ('http://www.w3.org/2001/XMLSchema', 'long'): (2302, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (2959, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (2961, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (2963, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (2965, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (2967, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (2995, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (2997, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (2999, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (3001, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (3003, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (17, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (102, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (2969, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (3005, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (3007, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (2246, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (7, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (2296, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (27, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (2971, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (3009, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -26,14 +26,25 @@ T16 = (5, 0, 160)
 T17 = (5, 0, 255)
 T18 = (5, 0, 80)
 T19 = (4, ('Finished', 'Ongoing', 'Ongoing_WaitingForCustomerInteraction'), 2)
-T20 = (6, 0, None)
-T21 = (2, -2147483648, 2147483647)
-T22 = (2, -9223372036854775808, 9223372036854775807)
-T23 = (2, None, -1)
-T24 = (1, 0, None)
-T25 = (2, None, 0)
-T26 = (1, 1, None)
-T27 = (0, 8, 0, 255)
+T20 = (11, (5, 0, None))
+T21 = (10, 'date')
+T22 = (10, 'dateTime')
+T23 = (8,)
+T24 = (9,)
+T25 = (10, 'gDay')
+T26 = (10, 'gMonth')
+T27 = (10, 'gMonthDay')
+T28 = (10, 'gYear')
+T29 = (10, 'gYearMonth')
+T30 = (6, 0, None)
+T31 = (2, -2147483648, 2147483647)
+T32 = (2, -9223372036854775808, 9223372036854775807)
+T33 = (2, None, -1)
+T34 = (1, 0, None)
+T35 = (2, None, 0)
+T36 = (1, 1, None)
+T37 = (10, 'time')
+T38 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -512,7 +523,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 479
     (1, ((3, 'value', T19, 481, False, False),)),  # 480
     (1, ((2, None, None, -1, False, False),)),  # 481
-    (1, ((3, 'value', T4, 483, False, False),)),  # 482
+    (1, ((3, 'value', T20, 483, False, False),)),  # 482
     (1, ((2, None, None, -1, False, False),)),  # 483
     (1, ((3, 'value', T4, 485, False, False),)),  # 484
     (1, ((2, None, None, -1, False, False),)),  # 485
@@ -520,34 +531,72 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 487
     (1, ((3, 'value', T4, 489, False, False),)),  # 488
     (1, ((2, None, None, -1, False, False),)),  # 489
-    (1, ((3, 'value', T4, 491, False, False),)),  # 490
+    (1, ((3, 'value', T20, 491, False, False),)),  # 490
     (1, ((2, None, None, -1, False, False),)),  # 491
     (1, ((3, 'value', T4, 493, False, False),)),  # 492
     (1, ((2, None, None, -1, False, False),)),  # 493
-    (1, ((3, 'value', T20, 495, False, False),)),  # 494
+    (1, ((3, 'value', T4, 495, False, False),)),  # 494
     (1, ((2, None, None, -1, False, False),)),  # 495
-    (1, ((3, 'value', T21, 497, False, False),)),  # 496
+    (1, ((3, 'value', T20, 497, False, False),)),  # 496
     (1, ((2, None, None, -1, False, False),)),  # 497
     (1, ((3, 'value', T4, 499, False, False),)),  # 498
     (1, ((2, None, None, -1, False, False),)),  # 499
-    (1, ((3, 'value', T22, 501, False, False),)),  # 500
+    (1, ((3, 'value', T4, 501, False, False),)),  # 500
     (1, ((2, None, None, -1, False, False),)),  # 501
-    (1, ((3, 'value', T23, 503, False, False),)),  # 502
+    (1, ((3, 'value', T4, 503, False, False),)),  # 502
     (1, ((2, None, None, -1, False, False),)),  # 503
-    (1, ((3, 'value', T24, 505, False, False),)),  # 504
+    (1, ((3, 'value', T4, 505, False, False),)),  # 504
     (1, ((2, None, None, -1, False, False),)),  # 505
-    (1, ((3, 'value', T25, 507, False, False),)),  # 506
+    (1, ((3, 'value', T4, 507, False, False),)),  # 506
     (1, ((2, None, None, -1, False, False),)),  # 507
-    (1, ((3, 'value', T4, 509, False, False),)),  # 508
+    (1, ((3, 'value', T21, 509, False, False),)),  # 508
     (1, ((2, None, None, -1, False, False),)),  # 509
-    (1, ((3, 'value', T26, 511, False, False),)),  # 510
+    (1, ((3, 'value', T22, 511, False, False),)),  # 510
     (1, ((2, None, None, -1, False, False),)),  # 511
-    (1, ((3, 'value', T4, 513, False, False),)),  # 512
+    (1, ((3, 'value', T23, 513, False, False),)),  # 512
     (1, ((2, None, None, -1, False, False),)),  # 513
-    (1, ((3, 'value', T27, 515, False, False),)),  # 514
+    (1, ((3, 'value', T24, 515, False, False),)),  # 514
     (1, ((2, None, None, -1, False, False),)),  # 515
-    (3, ((4, '@*', None, 516, False, False), (4, None, None, 517, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 517, False, False),)),  # 516
-    (2, ((4, None, None, 517, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 517, False, False),)),  # 517
+    (1, ((3, 'value', T4, 517, False, False),)),  # 516
+    (1, ((2, None, None, -1, False, False),)),  # 517
+    (1, ((3, 'value', T24, 519, False, False),)),  # 518
+    (1, ((2, None, None, -1, False, False),)),  # 519
+    (1, ((3, 'value', T25, 521, False, False),)),  # 520
+    (1, ((2, None, None, -1, False, False),)),  # 521
+    (1, ((3, 'value', T26, 523, False, False),)),  # 522
+    (1, ((2, None, None, -1, False, False),)),  # 523
+    (1, ((3, 'value', T27, 525, False, False),)),  # 524
+    (1, ((2, None, None, -1, False, False),)),  # 525
+    (1, ((3, 'value', T28, 527, False, False),)),  # 526
+    (1, ((2, None, None, -1, False, False),)),  # 527
+    (1, ((3, 'value', T29, 529, False, False),)),  # 528
+    (1, ((2, None, None, -1, False, False),)),  # 529
+    (1, ((3, 'value', T30, 531, False, False),)),  # 530
+    (1, ((2, None, None, -1, False, False),)),  # 531
+    (1, ((3, 'value', T31, 533, False, False),)),  # 532
+    (1, ((2, None, None, -1, False, False),)),  # 533
+    (1, ((3, 'value', T4, 535, False, False),)),  # 534
+    (1, ((2, None, None, -1, False, False),)),  # 535
+    (1, ((3, 'value', T32, 537, False, False),)),  # 536
+    (1, ((2, None, None, -1, False, False),)),  # 537
+    (1, ((3, 'value', T33, 539, False, False),)),  # 538
+    (1, ((2, None, None, -1, False, False),)),  # 539
+    (1, ((3, 'value', T34, 541, False, False),)),  # 540
+    (1, ((2, None, None, -1, False, False),)),  # 541
+    (1, ((3, 'value', T35, 543, False, False),)),  # 542
+    (1, ((2, None, None, -1, False, False),)),  # 543
+    (1, ((3, 'value', T4, 545, False, False),)),  # 544
+    (1, ((2, None, None, -1, False, False),)),  # 545
+    (1, ((3, 'value', T36, 547, False, False),)),  # 546
+    (1, ((2, None, None, -1, False, False),)),  # 547
+    (1, ((3, 'value', T37, 549, False, False),)),  # 548
+    (1, ((2, None, None, -1, False, False),)),  # 549
+    (1, ((3, 'value', T4, 551, False, False),)),  # 550
+    (1, ((2, None, None, -1, False, False),)),  # 551
+    (1, ((3, 'value', T38, 553, False, False),)),  # 552
+    (1, ((2, None, None, -1, False, False),)),  # 553
+    (3, ((4, '@*', None, 554, False, False), (4, None, None, 555, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 555, False, False),)),  # 554
+    (2, ((4, None, None, 555, False, False), (2, None, None, -1, False, False), (3, 'value', T4, 555, False, False),)),  # 555
 ))
 
 DOC_STATE = 414
@@ -639,33 +688,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (480, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (267, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (37, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (482, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (484, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (486, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (488, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (490, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (492, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (482, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (484, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (486, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (488, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (490, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (492, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (494, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (496, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (498, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (500, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (502, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (504, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (506, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (143, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (176, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (11, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (494, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (496, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (508, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (510, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (512, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (514, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (516, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (518, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (520, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (522, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (524, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (526, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (528, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (530, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (532, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (141, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (498, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (500, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (502, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (504, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (506, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (508, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (510, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (534, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (536, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (538, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (540, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (542, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (544, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (546, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (13, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (76, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (512, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (514, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (548, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (550, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (552, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (174, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (39, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (272, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (516, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (554, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

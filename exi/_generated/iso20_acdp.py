@@ -31,14 +31,25 @@ T21 = (1, 1, 4294967295)
 T22 = (5, 0, 160)
 T23 = (5, 0, 255)
 T24 = (5, 0, 80)
-T25 = (6, 0, None)
-T26 = (2, -2147483648, 2147483647)
-T27 = (2, -9223372036854775808, 9223372036854775807)
-T28 = (2, None, -1)
-T29 = (1, 0, None)
-T30 = (2, None, 0)
-T31 = (1, 1, None)
-T32 = (0, 8, 0, 255)
+T25 = (11, (5, 0, None))
+T26 = (10, 'date')
+T27 = (10, 'dateTime')
+T28 = (8,)
+T29 = (9,)
+T30 = (10, 'gDay')
+T31 = (10, 'gMonth')
+T32 = (10, 'gMonthDay')
+T33 = (10, 'gYear')
+T34 = (10, 'gYearMonth')
+T35 = (6, 0, None)
+T36 = (2, -2147483648, 2147483647)
+T37 = (2, -9223372036854775808, 9223372036854775807)
+T38 = (2, None, -1)
+T39 = (1, 0, None)
+T40 = (2, None, 0)
+T41 = (1, 1, None)
+T42 = (10, 'time')
+T43 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -374,7 +385,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 336
     (1, ((3, 'value', T24, 338, False, False),)),  # 337
     (1, ((2, None, None, -1, False, False),)),  # 338
-    (1, ((3, 'value', T2, 340, False, False),)),  # 339
+    (1, ((3, 'value', T25, 340, False, False),)),  # 339
     (1, ((2, None, None, -1, False, False),)),  # 340
     (1, ((3, 'value', T2, 342, False, False),)),  # 341
     (1, ((2, None, None, -1, False, False),)),  # 342
@@ -382,34 +393,72 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 344
     (1, ((3, 'value', T2, 346, False, False),)),  # 345
     (1, ((2, None, None, -1, False, False),)),  # 346
-    (1, ((3, 'value', T2, 348, False, False),)),  # 347
+    (1, ((3, 'value', T25, 348, False, False),)),  # 347
     (1, ((2, None, None, -1, False, False),)),  # 348
     (1, ((3, 'value', T2, 350, False, False),)),  # 349
     (1, ((2, None, None, -1, False, False),)),  # 350
-    (1, ((3, 'value', T25, 352, False, False),)),  # 351
+    (1, ((3, 'value', T2, 352, False, False),)),  # 351
     (1, ((2, None, None, -1, False, False),)),  # 352
-    (1, ((3, 'value', T26, 354, False, False),)),  # 353
+    (1, ((3, 'value', T25, 354, False, False),)),  # 353
     (1, ((2, None, None, -1, False, False),)),  # 354
     (1, ((3, 'value', T2, 356, False, False),)),  # 355
     (1, ((2, None, None, -1, False, False),)),  # 356
-    (1, ((3, 'value', T27, 358, False, False),)),  # 357
+    (1, ((3, 'value', T2, 358, False, False),)),  # 357
     (1, ((2, None, None, -1, False, False),)),  # 358
-    (1, ((3, 'value', T28, 360, False, False),)),  # 359
+    (1, ((3, 'value', T2, 360, False, False),)),  # 359
     (1, ((2, None, None, -1, False, False),)),  # 360
-    (1, ((3, 'value', T29, 362, False, False),)),  # 361
+    (1, ((3, 'value', T2, 362, False, False),)),  # 361
     (1, ((2, None, None, -1, False, False),)),  # 362
-    (1, ((3, 'value', T30, 364, False, False),)),  # 363
+    (1, ((3, 'value', T2, 364, False, False),)),  # 363
     (1, ((2, None, None, -1, False, False),)),  # 364
-    (1, ((3, 'value', T2, 366, False, False),)),  # 365
+    (1, ((3, 'value', T26, 366, False, False),)),  # 365
     (1, ((2, None, None, -1, False, False),)),  # 366
-    (1, ((3, 'value', T31, 368, False, False),)),  # 367
+    (1, ((3, 'value', T27, 368, False, False),)),  # 367
     (1, ((2, None, None, -1, False, False),)),  # 368
-    (1, ((3, 'value', T2, 370, False, False),)),  # 369
+    (1, ((3, 'value', T28, 370, False, False),)),  # 369
     (1, ((2, None, None, -1, False, False),)),  # 370
-    (1, ((3, 'value', T32, 372, False, False),)),  # 371
+    (1, ((3, 'value', T29, 372, False, False),)),  # 371
     (1, ((2, None, None, -1, False, False),)),  # 372
-    (3, ((4, '@*', None, 373, False, False), (4, None, None, 374, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 374, False, False),)),  # 373
-    (2, ((4, None, None, 374, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 374, False, False),)),  # 374
+    (1, ((3, 'value', T2, 374, False, False),)),  # 373
+    (1, ((2, None, None, -1, False, False),)),  # 374
+    (1, ((3, 'value', T29, 376, False, False),)),  # 375
+    (1, ((2, None, None, -1, False, False),)),  # 376
+    (1, ((3, 'value', T30, 378, False, False),)),  # 377
+    (1, ((2, None, None, -1, False, False),)),  # 378
+    (1, ((3, 'value', T31, 380, False, False),)),  # 379
+    (1, ((2, None, None, -1, False, False),)),  # 380
+    (1, ((3, 'value', T32, 382, False, False),)),  # 381
+    (1, ((2, None, None, -1, False, False),)),  # 382
+    (1, ((3, 'value', T33, 384, False, False),)),  # 383
+    (1, ((2, None, None, -1, False, False),)),  # 384
+    (1, ((3, 'value', T34, 386, False, False),)),  # 385
+    (1, ((2, None, None, -1, False, False),)),  # 386
+    (1, ((3, 'value', T35, 388, False, False),)),  # 387
+    (1, ((2, None, None, -1, False, False),)),  # 388
+    (1, ((3, 'value', T36, 390, False, False),)),  # 389
+    (1, ((2, None, None, -1, False, False),)),  # 390
+    (1, ((3, 'value', T2, 392, False, False),)),  # 391
+    (1, ((2, None, None, -1, False, False),)),  # 392
+    (1, ((3, 'value', T37, 394, False, False),)),  # 393
+    (1, ((2, None, None, -1, False, False),)),  # 394
+    (1, ((3, 'value', T38, 396, False, False),)),  # 395
+    (1, ((2, None, None, -1, False, False),)),  # 396
+    (1, ((3, 'value', T39, 398, False, False),)),  # 397
+    (1, ((2, None, None, -1, False, False),)),  # 398
+    (1, ((3, 'value', T40, 400, False, False),)),  # 399
+    (1, ((2, None, None, -1, False, False),)),  # 400
+    (1, ((3, 'value', T2, 402, False, False),)),  # 401
+    (1, ((2, None, None, -1, False, False),)),  # 402
+    (1, ((3, 'value', T41, 404, False, False),)),  # 403
+    (1, ((2, None, None, -1, False, False),)),  # 404
+    (1, ((3, 'value', T42, 406, False, False),)),  # 405
+    (1, ((2, None, None, -1, False, False),)),  # 406
+    (1, ((3, 'value', T2, 408, False, False),)),  # 407
+    (1, ((2, None, None, -1, False, False),)),  # 408
+    (1, ((3, 'value', T43, 410, False, False),)),  # 409
+    (1, ((2, None, None, -1, False, False),)),  # 410
+    (3, ((4, '@*', None, 411, False, False), (4, None, None, 412, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 412, False, False),)),  # 411
+    (2, ((4, None, None, 412, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 412, False, False),)),  # 412
 ))
 
 DOC_STATE = 216
@@ -497,33 +546,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (142, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (140, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (8, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (339, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (341, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (343, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (345, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (347, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (349, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (339, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (341, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (343, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (345, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (347, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (349, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (351, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (353, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (355, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (357, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (359, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (361, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (363, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (114, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (158, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (163, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (351, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (353, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (365, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (367, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (369, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (371, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (373, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (375, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (377, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (379, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (381, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (383, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (385, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (387, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (389, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (112, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (355, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (357, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (359, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (361, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (363, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (365, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (367, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (391, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (393, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (395, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (397, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (399, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (401, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (403, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (165, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (47, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (369, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (371, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (405, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (407, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (409, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (223, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (10, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (218, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (373, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (411, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -46,12 +46,23 @@ T36 = (4, ('CheckIn', 'Processing', 'Completed'), 2)
 T37 = (4, ('AutoParking', 'MVGuideManual', 'Manual'), 2)
 T38 = (4, ('CheckOut', 'Processing', 'Completed'), 2)
 T39 = (4, ('Scheduled', 'Completed'), 1)
-T40 = (6, 0, None)
-T41 = (2, -9223372036854775808, 9223372036854775807)
-T42 = (2, None, -1)
-T43 = (1, 0, None)
-T44 = (2, None, 0)
-T45 = (1, 1, None)
+T40 = (11, (5, 0, None))
+T41 = (10, 'date')
+T42 = (10, 'dateTime')
+T43 = (8,)
+T44 = (9,)
+T45 = (10, 'gDay')
+T46 = (10, 'gMonth')
+T47 = (10, 'gMonthDay')
+T48 = (10, 'gYear')
+T49 = (10, 'gYearMonth')
+T50 = (6, 0, None)
+T51 = (2, -9223372036854775808, 9223372036854775807)
+T52 = (2, None, -1)
+T53 = (1, 0, None)
+T54 = (2, None, 0)
+T55 = (1, 1, None)
+T56 = (10, 'time')
 
 
 class _run(tuple):
@@ -732,7 +743,7 @@ STATES = _expand((
     (1, ((1, 'Header', 6, 8090, False, False),)),  # 8089
     (1, ((1, 'ResponseCode', 156, 8091, False, True),)),  # 8090
     (1, ((2, None, None, -1, False, False),)),  # 8091
-    (1, ((3, 'value', T2, 8093, False, False),)),  # 8092
+    (1, ((3, 'value', T40, 8093, False, False),)),  # 8092
     (1, ((2, None, None, -1, False, False),)),  # 8093
     (1, ((3, 'value', T2, 8095, False, False),)),  # 8094
     (1, ((2, None, None, -1, False, False),)),  # 8095
@@ -740,30 +751,68 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 8097
     (1, ((3, 'value', T2, 8099, False, False),)),  # 8098
     (1, ((2, None, None, -1, False, False),)),  # 8099
-    (1, ((3, 'value', T2, 8101, False, False),)),  # 8100
+    (1, ((3, 'value', T40, 8101, False, False),)),  # 8100
     (1, ((2, None, None, -1, False, False),)),  # 8101
     (1, ((3, 'value', T2, 8103, False, False),)),  # 8102
     (1, ((2, None, None, -1, False, False),)),  # 8103
-    (1, ((3, 'value', T40, 8105, False, False),)),  # 8104
+    (1, ((3, 'value', T2, 8105, False, False),)),  # 8104
     (1, ((2, None, None, -1, False, False),)),  # 8105
-    (1, ((3, 'value', T2, 8107, False, False),)),  # 8106
+    (1, ((3, 'value', T40, 8107, False, False),)),  # 8106
     (1, ((2, None, None, -1, False, False),)),  # 8107
-    (1, ((3, 'value', T41, 8109, False, False),)),  # 8108
+    (1, ((3, 'value', T2, 8109, False, False),)),  # 8108
     (1, ((2, None, None, -1, False, False),)),  # 8109
-    (1, ((3, 'value', T42, 8111, False, False),)),  # 8110
+    (1, ((3, 'value', T2, 8111, False, False),)),  # 8110
     (1, ((2, None, None, -1, False, False),)),  # 8111
-    (1, ((3, 'value', T43, 8113, False, False),)),  # 8112
+    (1, ((3, 'value', T2, 8113, False, False),)),  # 8112
     (1, ((2, None, None, -1, False, False),)),  # 8113
-    (1, ((3, 'value', T44, 8115, False, False),)),  # 8114
+    (1, ((3, 'value', T2, 8115, False, False),)),  # 8114
     (1, ((2, None, None, -1, False, False),)),  # 8115
     (1, ((3, 'value', T2, 8117, False, False),)),  # 8116
     (1, ((2, None, None, -1, False, False),)),  # 8117
-    (1, ((3, 'value', T45, 8119, False, False),)),  # 8118
+    (1, ((3, 'value', T41, 8119, False, False),)),  # 8118
     (1, ((2, None, None, -1, False, False),)),  # 8119
-    (1, ((3, 'value', T2, 8121, False, False),)),  # 8120
+    (1, ((3, 'value', T42, 8121, False, False),)),  # 8120
     (1, ((2, None, None, -1, False, False),)),  # 8121
-    (3, ((4, '@*', None, 8122, False, False), (4, None, None, 8123, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8123, False, False),)),  # 8122
-    (2, ((4, None, None, 8123, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8123, False, False),)),  # 8123
+    (1, ((3, 'value', T43, 8123, False, False),)),  # 8122
+    (1, ((2, None, None, -1, False, False),)),  # 8123
+    (1, ((3, 'value', T44, 8125, False, False),)),  # 8124
+    (1, ((2, None, None, -1, False, False),)),  # 8125
+    (1, ((3, 'value', T2, 8127, False, False),)),  # 8126
+    (1, ((2, None, None, -1, False, False),)),  # 8127
+    (1, ((3, 'value', T44, 8129, False, False),)),  # 8128
+    (1, ((2, None, None, -1, False, False),)),  # 8129
+    (1, ((3, 'value', T45, 8131, False, False),)),  # 8130
+    (1, ((2, None, None, -1, False, False),)),  # 8131
+    (1, ((3, 'value', T46, 8133, False, False),)),  # 8132
+    (1, ((2, None, None, -1, False, False),)),  # 8133
+    (1, ((3, 'value', T47, 8135, False, False),)),  # 8134
+    (1, ((2, None, None, -1, False, False),)),  # 8135
+    (1, ((3, 'value', T48, 8137, False, False),)),  # 8136
+    (1, ((2, None, None, -1, False, False),)),  # 8137
+    (1, ((3, 'value', T49, 8139, False, False),)),  # 8138
+    (1, ((2, None, None, -1, False, False),)),  # 8139
+    (1, ((3, 'value', T50, 8141, False, False),)),  # 8140
+    (1, ((2, None, None, -1, False, False),)),  # 8141
+    (1, ((3, 'value', T2, 8143, False, False),)),  # 8142
+    (1, ((2, None, None, -1, False, False),)),  # 8143
+    (1, ((3, 'value', T51, 8145, False, False),)),  # 8144
+    (1, ((2, None, None, -1, False, False),)),  # 8145
+    (1, ((3, 'value', T52, 8147, False, False),)),  # 8146
+    (1, ((2, None, None, -1, False, False),)),  # 8147
+    (1, ((3, 'value', T53, 8149, False, False),)),  # 8148
+    (1, ((2, None, None, -1, False, False),)),  # 8149
+    (1, ((3, 'value', T54, 8151, False, False),)),  # 8150
+    (1, ((2, None, None, -1, False, False),)),  # 8151
+    (1, ((3, 'value', T2, 8153, False, False),)),  # 8152
+    (1, ((2, None, None, -1, False, False),)),  # 8153
+    (1, ((3, 'value', T55, 8155, False, False),)),  # 8154
+    (1, ((2, None, None, -1, False, False),)),  # 8155
+    (1, ((3, 'value', T56, 8157, False, False),)),  # 8156
+    (1, ((2, None, None, -1, False, False),)),  # 8157
+    (1, ((3, 'value', T2, 8159, False, False),)),  # 8158
+    (1, ((2, None, None, -1, False, False),)),  # 8159
+    (3, ((4, '@*', None, 8160, False, False), (4, None, None, 8161, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8161, False, False),)),  # 8160
+    (2, ((4, None, None, 8161, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 8161, False, False),)),  # 8161
 ))
 
 DOC_STATE = 8035
@@ -943,33 +992,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (158, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (156, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (10, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (8092, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (8094, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (8096, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (8098, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (8100, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (8102, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (8092, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (8094, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (8096, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (8098, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (8100, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (8102, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (8104, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (8106, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (8108, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (8110, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (8112, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (8114, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (8116, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (116, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (170, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (432, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (8104, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (8118, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (8120, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (8122, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (8124, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (8126, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (8128, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (8130, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (8132, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (8134, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (8136, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (8138, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (8140, True),
     ('http://www.w3.org/2001/XMLSchema', 'int'): (7913, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (114, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (8106, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (8108, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (8110, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (8112, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (8114, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (8116, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (8118, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (8142, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (8144, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (8146, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (8148, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (8150, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (8152, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (8154, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (408, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (49, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (8120, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (8156, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (8158, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (340, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (2518, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (12, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (2529, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (8122, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (8160, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -46,12 +46,23 @@ T36 = (4, ('CheckIn', 'Processing', 'Completed'), 2)
 T37 = (4, ('AutoParking', 'MVGuideManual', 'Manual'), 2)
 T38 = (4, ('CheckOut', 'Processing', 'Completed'), 2)
 T39 = (4, ('Scheduled', 'Completed'), 1)
-T40 = (6, 0, None)
-T41 = (2, -9223372036854775808, 9223372036854775807)
-T42 = (2, None, -1)
-T43 = (1, 0, None)
-T44 = (2, None, 0)
-T45 = (1, 1, None)
+T40 = (11, (5, 0, None))
+T41 = (10, 'date')
+T42 = (10, 'dateTime')
+T43 = (8,)
+T44 = (9,)
+T45 = (10, 'gDay')
+T46 = (10, 'gMonth')
+T47 = (10, 'gMonthDay')
+T48 = (10, 'gYear')
+T49 = (10, 'gYearMonth')
+T50 = (6, 0, None)
+T51 = (2, -9223372036854775808, 9223372036854775807)
+T52 = (2, None, -1)
+T53 = (1, 0, None)
+T54 = (2, None, 0)
+T55 = (1, 1, None)
+T56 = (10, 'time')
 
 
 class _run(tuple):
@@ -732,7 +743,7 @@ STATES = _expand((
     (1, ((1, 'Header', 6, 934, False, False),)),  # 933
     (1, ((1, 'ResponseCode', 156, 935, False, True),)),  # 934
     (1, ((2, None, None, -1, False, False),)),  # 935
-    (1, ((3, 'value', T2, 937, False, False),)),  # 936
+    (1, ((3, 'value', T40, 937, False, False),)),  # 936
     (1, ((2, None, None, -1, False, False),)),  # 937
     (1, ((3, 'value', T2, 939, False, False),)),  # 938
     (1, ((2, None, None, -1, False, False),)),  # 939
@@ -740,30 +751,68 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 941
     (1, ((3, 'value', T2, 943, False, False),)),  # 942
     (1, ((2, None, None, -1, False, False),)),  # 943
-    (1, ((3, 'value', T2, 945, False, False),)),  # 944
+    (1, ((3, 'value', T40, 945, False, False),)),  # 944
     (1, ((2, None, None, -1, False, False),)),  # 945
     (1, ((3, 'value', T2, 947, False, False),)),  # 946
     (1, ((2, None, None, -1, False, False),)),  # 947
-    (1, ((3, 'value', T40, 949, False, False),)),  # 948
+    (1, ((3, 'value', T2, 949, False, False),)),  # 948
     (1, ((2, None, None, -1, False, False),)),  # 949
-    (1, ((3, 'value', T2, 951, False, False),)),  # 950
+    (1, ((3, 'value', T40, 951, False, False),)),  # 950
     (1, ((2, None, None, -1, False, False),)),  # 951
-    (1, ((3, 'value', T41, 953, False, False),)),  # 952
+    (1, ((3, 'value', T2, 953, False, False),)),  # 952
     (1, ((2, None, None, -1, False, False),)),  # 953
-    (1, ((3, 'value', T42, 955, False, False),)),  # 954
+    (1, ((3, 'value', T2, 955, False, False),)),  # 954
     (1, ((2, None, None, -1, False, False),)),  # 955
-    (1, ((3, 'value', T43, 957, False, False),)),  # 956
+    (1, ((3, 'value', T2, 957, False, False),)),  # 956
     (1, ((2, None, None, -1, False, False),)),  # 957
-    (1, ((3, 'value', T44, 959, False, False),)),  # 958
+    (1, ((3, 'value', T2, 959, False, False),)),  # 958
     (1, ((2, None, None, -1, False, False),)),  # 959
     (1, ((3, 'value', T2, 961, False, False),)),  # 960
     (1, ((2, None, None, -1, False, False),)),  # 961
-    (1, ((3, 'value', T45, 963, False, False),)),  # 962
+    (1, ((3, 'value', T41, 963, False, False),)),  # 962
     (1, ((2, None, None, -1, False, False),)),  # 963
-    (1, ((3, 'value', T2, 965, False, False),)),  # 964
+    (1, ((3, 'value', T42, 965, False, False),)),  # 964
     (1, ((2, None, None, -1, False, False),)),  # 965
-    (3, ((4, '@*', None, 966, False, False), (4, None, None, 967, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 967, False, False),)),  # 966
-    (2, ((4, None, None, 967, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 967, False, False),)),  # 967
+    (1, ((3, 'value', T43, 967, False, False),)),  # 966
+    (1, ((2, None, None, -1, False, False),)),  # 967
+    (1, ((3, 'value', T44, 969, False, False),)),  # 968
+    (1, ((2, None, None, -1, False, False),)),  # 969
+    (1, ((3, 'value', T2, 971, False, False),)),  # 970
+    (1, ((2, None, None, -1, False, False),)),  # 971
+    (1, ((3, 'value', T44, 973, False, False),)),  # 972
+    (1, ((2, None, None, -1, False, False),)),  # 973
+    (1, ((3, 'value', T45, 975, False, False),)),  # 974
+    (1, ((2, None, None, -1, False, False),)),  # 975
+    (1, ((3, 'value', T46, 977, False, False),)),  # 976
+    (1, ((2, None, None, -1, False, False),)),  # 977
+    (1, ((3, 'value', T47, 979, False, False),)),  # 978
+    (1, ((2, None, None, -1, False, False),)),  # 979
+    (1, ((3, 'value', T48, 981, False, False),)),  # 980
+    (1, ((2, None, None, -1, False, False),)),  # 981
+    (1, ((3, 'value', T49, 983, False, False),)),  # 982
+    (1, ((2, None, None, -1, False, False),)),  # 983
+    (1, ((3, 'value', T50, 985, False, False),)),  # 984
+    (1, ((2, None, None, -1, False, False),)),  # 985
+    (1, ((3, 'value', T2, 987, False, False),)),  # 986
+    (1, ((2, None, None, -1, False, False),)),  # 987
+    (1, ((3, 'value', T51, 989, False, False),)),  # 988
+    (1, ((2, None, None, -1, False, False),)),  # 989
+    (1, ((3, 'value', T52, 991, False, False),)),  # 990
+    (1, ((2, None, None, -1, False, False),)),  # 991
+    (1, ((3, 'value', T53, 993, False, False),)),  # 992
+    (1, ((2, None, None, -1, False, False),)),  # 993
+    (1, ((3, 'value', T54, 995, False, False),)),  # 994
+    (1, ((2, None, None, -1, False, False),)),  # 995
+    (1, ((3, 'value', T2, 997, False, False),)),  # 996
+    (1, ((2, None, None, -1, False, False),)),  # 997
+    (1, ((3, 'value', T55, 999, False, False),)),  # 998
+    (1, ((2, None, None, -1, False, False),)),  # 999
+    (1, ((3, 'value', T56, 1001, False, False),)),  # 1000
+    (1, ((2, None, None, -1, False, False),)),  # 1001
+    (1, ((3, 'value', T2, 1003, False, False),)),  # 1002
+    (1, ((2, None, None, -1, False, False),)),  # 1003
+    (3, ((4, '@*', None, 1004, False, False), (4, None, None, 1005, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 1005, False, False),)),  # 1004
+    (2, ((4, None, None, 1005, False, False), (2, None, None, -1, False, False), (3, 'value', T2, 1005, False, False),)),  # 1005
 ))
 
 DOC_STATE = 879
@@ -943,33 +992,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'processingType'): (158, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'responseCodeType'): (156, True),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'sessionIDType'): (10, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (936, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (938, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (940, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (942, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (944, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (946, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (936, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (938, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (940, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (942, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (944, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (946, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (948, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (950, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (952, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (954, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (956, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (958, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (960, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (116, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (170, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (432, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (948, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (962, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (964, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (966, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (968, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (970, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (972, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (974, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (976, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (978, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (980, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (982, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (984, True),
     ('http://www.w3.org/2001/XMLSchema', 'int'): (757, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (114, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (950, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (952, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (954, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (956, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (958, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (960, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (962, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (986, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (988, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (990, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (992, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (994, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (996, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (998, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (408, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (49, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (964, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (1000, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (1002, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (340, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (472, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (12, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (483, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (966, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (1004, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -26,14 +26,25 @@ T16 = (1, 1, 4294967295)
 T17 = (5, 0, 160)
 T18 = (5, 0, 255)
 T19 = (5, 0, 80)
-T20 = (6, 0, None)
-T21 = (2, -2147483648, 2147483647)
-T22 = (2, -9223372036854775808, 9223372036854775807)
-T23 = (2, None, -1)
-T24 = (1, 0, None)
-T25 = (2, None, 0)
-T26 = (1, 1, None)
-T27 = (0, 8, 0, 255)
+T20 = (11, (5, 0, None))
+T21 = (10, 'date')
+T22 = (10, 'dateTime')
+T23 = (8,)
+T24 = (9,)
+T25 = (10, 'gDay')
+T26 = (10, 'gMonth')
+T27 = (10, 'gMonthDay')
+T28 = (10, 'gYear')
+T29 = (10, 'gYearMonth')
+T30 = (6, 0, None)
+T31 = (2, -2147483648, 2147483647)
+T32 = (2, -9223372036854775808, 9223372036854775807)
+T33 = (2, None, -1)
+T34 = (1, 0, None)
+T35 = (2, None, 0)
+T36 = (1, 1, None)
+T37 = (10, 'time')
+T38 = (0, 8, 0, 255)
 
 
 class _run(tuple):
@@ -485,7 +496,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 452
     (1, ((3, 'value', T19, 454, False, False),)),  # 453
     (1, ((2, None, None, -1, False, False),)),  # 454
-    (1, ((3, 'value', T5, 456, False, False),)),  # 455
+    (1, ((3, 'value', T20, 456, False, False),)),  # 455
     (1, ((2, None, None, -1, False, False),)),  # 456
     (1, ((3, 'value', T5, 458, False, False),)),  # 457
     (1, ((2, None, None, -1, False, False),)),  # 458
@@ -493,34 +504,72 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 460
     (1, ((3, 'value', T5, 462, False, False),)),  # 461
     (1, ((2, None, None, -1, False, False),)),  # 462
-    (1, ((3, 'value', T5, 464, False, False),)),  # 463
+    (1, ((3, 'value', T20, 464, False, False),)),  # 463
     (1, ((2, None, None, -1, False, False),)),  # 464
     (1, ((3, 'value', T5, 466, False, False),)),  # 465
     (1, ((2, None, None, -1, False, False),)),  # 466
-    (1, ((3, 'value', T20, 468, False, False),)),  # 467
+    (1, ((3, 'value', T5, 468, False, False),)),  # 467
     (1, ((2, None, None, -1, False, False),)),  # 468
-    (1, ((3, 'value', T21, 470, False, False),)),  # 469
+    (1, ((3, 'value', T20, 470, False, False),)),  # 469
     (1, ((2, None, None, -1, False, False),)),  # 470
     (1, ((3, 'value', T5, 472, False, False),)),  # 471
     (1, ((2, None, None, -1, False, False),)),  # 472
-    (1, ((3, 'value', T22, 474, False, False),)),  # 473
+    (1, ((3, 'value', T5, 474, False, False),)),  # 473
     (1, ((2, None, None, -1, False, False),)),  # 474
-    (1, ((3, 'value', T23, 476, False, False),)),  # 475
+    (1, ((3, 'value', T5, 476, False, False),)),  # 475
     (1, ((2, None, None, -1, False, False),)),  # 476
-    (1, ((3, 'value', T24, 478, False, False),)),  # 477
+    (1, ((3, 'value', T5, 478, False, False),)),  # 477
     (1, ((2, None, None, -1, False, False),)),  # 478
-    (1, ((3, 'value', T25, 480, False, False),)),  # 479
+    (1, ((3, 'value', T5, 480, False, False),)),  # 479
     (1, ((2, None, None, -1, False, False),)),  # 480
-    (1, ((3, 'value', T5, 482, False, False),)),  # 481
+    (1, ((3, 'value', T21, 482, False, False),)),  # 481
     (1, ((2, None, None, -1, False, False),)),  # 482
-    (1, ((3, 'value', T26, 484, False, False),)),  # 483
+    (1, ((3, 'value', T22, 484, False, False),)),  # 483
     (1, ((2, None, None, -1, False, False),)),  # 484
-    (1, ((3, 'value', T5, 486, False, False),)),  # 485
+    (1, ((3, 'value', T23, 486, False, False),)),  # 485
     (1, ((2, None, None, -1, False, False),)),  # 486
-    (1, ((3, 'value', T27, 488, False, False),)),  # 487
+    (1, ((3, 'value', T24, 488, False, False),)),  # 487
     (1, ((2, None, None, -1, False, False),)),  # 488
-    (3, ((4, '@*', None, 489, False, False), (4, None, None, 490, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 490, False, False),)),  # 489
-    (2, ((4, None, None, 490, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 490, False, False),)),  # 490
+    (1, ((3, 'value', T5, 490, False, False),)),  # 489
+    (1, ((2, None, None, -1, False, False),)),  # 490
+    (1, ((3, 'value', T24, 492, False, False),)),  # 491
+    (1, ((2, None, None, -1, False, False),)),  # 492
+    (1, ((3, 'value', T25, 494, False, False),)),  # 493
+    (1, ((2, None, None, -1, False, False),)),  # 494
+    (1, ((3, 'value', T26, 496, False, False),)),  # 495
+    (1, ((2, None, None, -1, False, False),)),  # 496
+    (1, ((3, 'value', T27, 498, False, False),)),  # 497
+    (1, ((2, None, None, -1, False, False),)),  # 498
+    (1, ((3, 'value', T28, 500, False, False),)),  # 499
+    (1, ((2, None, None, -1, False, False),)),  # 500
+    (1, ((3, 'value', T29, 502, False, False),)),  # 501
+    (1, ((2, None, None, -1, False, False),)),  # 502
+    (1, ((3, 'value', T30, 504, False, False),)),  # 503
+    (1, ((2, None, None, -1, False, False),)),  # 504
+    (1, ((3, 'value', T31, 506, False, False),)),  # 505
+    (1, ((2, None, None, -1, False, False),)),  # 506
+    (1, ((3, 'value', T5, 508, False, False),)),  # 507
+    (1, ((2, None, None, -1, False, False),)),  # 508
+    (1, ((3, 'value', T32, 510, False, False),)),  # 509
+    (1, ((2, None, None, -1, False, False),)),  # 510
+    (1, ((3, 'value', T33, 512, False, False),)),  # 511
+    (1, ((2, None, None, -1, False, False),)),  # 512
+    (1, ((3, 'value', T34, 514, False, False),)),  # 513
+    (1, ((2, None, None, -1, False, False),)),  # 514
+    (1, ((3, 'value', T35, 516, False, False),)),  # 515
+    (1, ((2, None, None, -1, False, False),)),  # 516
+    (1, ((3, 'value', T5, 518, False, False),)),  # 517
+    (1, ((2, None, None, -1, False, False),)),  # 518
+    (1, ((3, 'value', T36, 520, False, False),)),  # 519
+    (1, ((2, None, None, -1, False, False),)),  # 520
+    (1, ((3, 'value', T37, 522, False, False),)),  # 521
+    (1, ((2, None, None, -1, False, False),)),  # 522
+    (1, ((3, 'value', T5, 524, False, False),)),  # 523
+    (1, ((2, None, None, -1, False, False),)),  # 524
+    (1, ((3, 'value', T38, 526, False, False),)),  # 525
+    (1, ((2, None, None, -1, False, False),)),  # 526
+    (3, ((4, '@*', None, 527, False, False), (4, None, None, 528, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 528, False, False),)),  # 527
+    (2, ((4, None, None, 528, False, False), (2, None, None, -1, False, False), (3, 'value', T5, 528, False, False),)),  # 528
 ))
 
 DOC_STATE = 389
@@ -618,33 +667,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlModeType'): (339, False),
     ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlModeType'): (274, False),
     ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLResControlModeType'): (348, False),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (455, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (457, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (459, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (461, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (463, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (465, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (455, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (457, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (459, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (461, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (463, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (465, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (467, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (469, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (471, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (473, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (475, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (477, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (479, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (219, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (262, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (16, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (467, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (469, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (481, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (483, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (485, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (487, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (489, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (491, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (493, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (495, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (497, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (499, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (501, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (503, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (505, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (217, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (471, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (473, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (475, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (477, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (479, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (481, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (483, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (507, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (509, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (511, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (513, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (515, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (517, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (519, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (18, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (152, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (485, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (487, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (521, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (523, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (525, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (49, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (118, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (64, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (489, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (527, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

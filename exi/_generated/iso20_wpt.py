@@ -37,13 +37,24 @@ T27 = (5, 0, 12)
 T28 = (5, 0, 39)
 T29 = (5, 0, 160)
 T30 = (5, 0, 80)
-T31 = (6, 0, None)
-T32 = (2, -2147483648, 2147483647)
-T33 = (2, -9223372036854775808, 9223372036854775807)
-T34 = (2, None, -1)
-T35 = (1, 0, None)
-T36 = (2, None, 0)
-T37 = (1, 1, None)
+T31 = (11, (5, 0, None))
+T32 = (10, 'date')
+T33 = (10, 'dateTime')
+T34 = (8,)
+T35 = (9,)
+T36 = (10, 'gDay')
+T37 = (10, 'gMonth')
+T38 = (10, 'gMonthDay')
+T39 = (10, 'gYear')
+T40 = (10, 'gYearMonth')
+T41 = (6, 0, None)
+T42 = (2, -2147483648, 2147483647)
+T43 = (2, -9223372036854775808, 9223372036854775807)
+T44 = (2, None, -1)
+T45 = (1, 0, None)
+T46 = (2, None, 0)
+T47 = (1, 1, None)
+T48 = (10, 'time')
 
 
 class _run(tuple):
@@ -534,7 +545,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 1439
     (1, ((3, 'value', T30, 1441, False, False),)),  # 1440
     (1, ((2, None, None, -1, False, False),)),  # 1441
-    (1, ((3, 'value', T0, 1443, False, False),)),  # 1442
+    (1, ((3, 'value', T31, 1443, False, False),)),  # 1442
     (1, ((2, None, None, -1, False, False),)),  # 1443
     (1, ((3, 'value', T0, 1445, False, False),)),  # 1444
     (1, ((2, None, None, -1, False, False),)),  # 1445
@@ -542,32 +553,70 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 1447
     (1, ((3, 'value', T0, 1449, False, False),)),  # 1448
     (1, ((2, None, None, -1, False, False),)),  # 1449
-    (1, ((3, 'value', T0, 1451, False, False),)),  # 1450
+    (1, ((3, 'value', T31, 1451, False, False),)),  # 1450
     (1, ((2, None, None, -1, False, False),)),  # 1451
     (1, ((3, 'value', T0, 1453, False, False),)),  # 1452
     (1, ((2, None, None, -1, False, False),)),  # 1453
-    (1, ((3, 'value', T31, 1455, False, False),)),  # 1454
+    (1, ((3, 'value', T0, 1455, False, False),)),  # 1454
     (1, ((2, None, None, -1, False, False),)),  # 1455
-    (1, ((3, 'value', T32, 1457, False, False),)),  # 1456
+    (1, ((3, 'value', T31, 1457, False, False),)),  # 1456
     (1, ((2, None, None, -1, False, False),)),  # 1457
     (1, ((3, 'value', T0, 1459, False, False),)),  # 1458
     (1, ((2, None, None, -1, False, False),)),  # 1459
-    (1, ((3, 'value', T33, 1461, False, False),)),  # 1460
+    (1, ((3, 'value', T0, 1461, False, False),)),  # 1460
     (1, ((2, None, None, -1, False, False),)),  # 1461
-    (1, ((3, 'value', T34, 1463, False, False),)),  # 1462
+    (1, ((3, 'value', T0, 1463, False, False),)),  # 1462
     (1, ((2, None, None, -1, False, False),)),  # 1463
-    (1, ((3, 'value', T35, 1465, False, False),)),  # 1464
+    (1, ((3, 'value', T0, 1465, False, False),)),  # 1464
     (1, ((2, None, None, -1, False, False),)),  # 1465
-    (1, ((3, 'value', T36, 1467, False, False),)),  # 1466
+    (1, ((3, 'value', T0, 1467, False, False),)),  # 1466
     (1, ((2, None, None, -1, False, False),)),  # 1467
-    (1, ((3, 'value', T0, 1469, False, False),)),  # 1468
+    (1, ((3, 'value', T32, 1469, False, False),)),  # 1468
     (1, ((2, None, None, -1, False, False),)),  # 1469
-    (1, ((3, 'value', T37, 1471, False, False),)),  # 1470
+    (1, ((3, 'value', T33, 1471, False, False),)),  # 1470
     (1, ((2, None, None, -1, False, False),)),  # 1471
-    (1, ((3, 'value', T0, 1473, False, False),)),  # 1472
+    (1, ((3, 'value', T34, 1473, False, False),)),  # 1472
     (1, ((2, None, None, -1, False, False),)),  # 1473
-    (3, ((4, '@*', None, 1474, False, False), (4, None, None, 1475, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1475, False, False),)),  # 1474
-    (2, ((4, None, None, 1475, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1475, False, False),)),  # 1475
+    (1, ((3, 'value', T35, 1475, False, False),)),  # 1474
+    (1, ((2, None, None, -1, False, False),)),  # 1475
+    (1, ((3, 'value', T0, 1477, False, False),)),  # 1476
+    (1, ((2, None, None, -1, False, False),)),  # 1477
+    (1, ((3, 'value', T35, 1479, False, False),)),  # 1478
+    (1, ((2, None, None, -1, False, False),)),  # 1479
+    (1, ((3, 'value', T36, 1481, False, False),)),  # 1480
+    (1, ((2, None, None, -1, False, False),)),  # 1481
+    (1, ((3, 'value', T37, 1483, False, False),)),  # 1482
+    (1, ((2, None, None, -1, False, False),)),  # 1483
+    (1, ((3, 'value', T38, 1485, False, False),)),  # 1484
+    (1, ((2, None, None, -1, False, False),)),  # 1485
+    (1, ((3, 'value', T39, 1487, False, False),)),  # 1486
+    (1, ((2, None, None, -1, False, False),)),  # 1487
+    (1, ((3, 'value', T40, 1489, False, False),)),  # 1488
+    (1, ((2, None, None, -1, False, False),)),  # 1489
+    (1, ((3, 'value', T41, 1491, False, False),)),  # 1490
+    (1, ((2, None, None, -1, False, False),)),  # 1491
+    (1, ((3, 'value', T42, 1493, False, False),)),  # 1492
+    (1, ((2, None, None, -1, False, False),)),  # 1493
+    (1, ((3, 'value', T0, 1495, False, False),)),  # 1494
+    (1, ((2, None, None, -1, False, False),)),  # 1495
+    (1, ((3, 'value', T43, 1497, False, False),)),  # 1496
+    (1, ((2, None, None, -1, False, False),)),  # 1497
+    (1, ((3, 'value', T44, 1499, False, False),)),  # 1498
+    (1, ((2, None, None, -1, False, False),)),  # 1499
+    (1, ((3, 'value', T45, 1501, False, False),)),  # 1500
+    (1, ((2, None, None, -1, False, False),)),  # 1501
+    (1, ((3, 'value', T46, 1503, False, False),)),  # 1502
+    (1, ((2, None, None, -1, False, False),)),  # 1503
+    (1, ((3, 'value', T0, 1505, False, False),)),  # 1504
+    (1, ((2, None, None, -1, False, False),)),  # 1505
+    (1, ((3, 'value', T47, 1507, False, False),)),  # 1506
+    (1, ((2, None, None, -1, False, False),)),  # 1507
+    (1, ((3, 'value', T48, 1509, False, False),)),  # 1508
+    (1, ((2, None, None, -1, False, False),)),  # 1509
+    (1, ((3, 'value', T0, 1511, False, False),)),  # 1510
+    (1, ((2, None, None, -1, False, False),)),  # 1511
+    (3, ((4, '@*', None, 1512, False, False), (4, None, None, 1513, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1513, False, False),)),  # 1512
+    (2, ((4, None, None, 1513, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 1513, False, False),)),  # 1513
 ))
 
 DOC_STATE = 1378
@@ -687,33 +736,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxSpecDataType'): (764, False),
     ('urn:iso:std:iso:15118:-20:WPT', 'bssidType'): (1374, True),
     ('urn:iso:std:iso:15118:-20:WPT', 'ipaddressType'): (1376, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (1442, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (1444, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (1446, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (1448, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (1450, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (1452, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (1442, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (1444, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (1446, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (1448, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (1450, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (1452, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (1454, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (1456, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (1458, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (1460, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (1462, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (1464, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (1466, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (77, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (242, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (170, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (1454, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (1456, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (1468, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (1470, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (1472, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (1474, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (1476, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (1478, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (1480, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (1482, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (1484, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (1486, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (1488, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (1490, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (1492, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (75, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (1458, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (1460, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (1462, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (1464, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (1466, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (1468, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (1470, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (1494, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (1496, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (1498, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (1500, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (1502, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (1504, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (1506, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (172, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (39, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (1472, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (1508, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (1510, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (403, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (240, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (163, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (283, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (1474, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (1512, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

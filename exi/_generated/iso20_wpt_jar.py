@@ -37,13 +37,24 @@ T27 = (5, 0, 12)
 T28 = (5, 0, 39)
 T29 = (5, 0, 160)
 T30 = (5, 0, 80)
-T31 = (6, 0, None)
-T32 = (2, -2147483648, 2147483647)
-T33 = (2, -9223372036854775808, 9223372036854775807)
-T34 = (2, None, -1)
-T35 = (1, 0, None)
-T36 = (2, None, 0)
-T37 = (1, 1, None)
+T31 = (11, (5, 0, None))
+T32 = (10, 'date')
+T33 = (10, 'dateTime')
+T34 = (8,)
+T35 = (9,)
+T36 = (10, 'gDay')
+T37 = (10, 'gMonth')
+T38 = (10, 'gMonthDay')
+T39 = (10, 'gYear')
+T40 = (10, 'gYearMonth')
+T41 = (6, 0, None)
+T42 = (2, -2147483648, 2147483647)
+T43 = (2, -9223372036854775808, 9223372036854775807)
+T44 = (2, None, -1)
+T45 = (1, 0, None)
+T46 = (2, None, 0)
+T47 = (1, 1, None)
+T48 = (10, 'time')
 
 
 class _run(tuple):
@@ -530,7 +541,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 683
     (1, ((3, 'value', T30, 685, False, False),)),  # 684
     (1, ((2, None, None, -1, False, False),)),  # 685
-    (1, ((3, 'value', T0, 687, False, False),)),  # 686
+    (1, ((3, 'value', T31, 687, False, False),)),  # 686
     (1, ((2, None, None, -1, False, False),)),  # 687
     (1, ((3, 'value', T0, 689, False, False),)),  # 688
     (1, ((2, None, None, -1, False, False),)),  # 689
@@ -538,32 +549,70 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 691
     (1, ((3, 'value', T0, 693, False, False),)),  # 692
     (1, ((2, None, None, -1, False, False),)),  # 693
-    (1, ((3, 'value', T0, 695, False, False),)),  # 694
+    (1, ((3, 'value', T31, 695, False, False),)),  # 694
     (1, ((2, None, None, -1, False, False),)),  # 695
     (1, ((3, 'value', T0, 697, False, False),)),  # 696
     (1, ((2, None, None, -1, False, False),)),  # 697
-    (1, ((3, 'value', T31, 699, False, False),)),  # 698
+    (1, ((3, 'value', T0, 699, False, False),)),  # 698
     (1, ((2, None, None, -1, False, False),)),  # 699
-    (1, ((3, 'value', T32, 701, False, False),)),  # 700
+    (1, ((3, 'value', T31, 701, False, False),)),  # 700
     (1, ((2, None, None, -1, False, False),)),  # 701
     (1, ((3, 'value', T0, 703, False, False),)),  # 702
     (1, ((2, None, None, -1, False, False),)),  # 703
-    (1, ((3, 'value', T33, 705, False, False),)),  # 704
+    (1, ((3, 'value', T0, 705, False, False),)),  # 704
     (1, ((2, None, None, -1, False, False),)),  # 705
-    (1, ((3, 'value', T34, 707, False, False),)),  # 706
+    (1, ((3, 'value', T0, 707, False, False),)),  # 706
     (1, ((2, None, None, -1, False, False),)),  # 707
-    (1, ((3, 'value', T35, 709, False, False),)),  # 708
+    (1, ((3, 'value', T0, 709, False, False),)),  # 708
     (1, ((2, None, None, -1, False, False),)),  # 709
-    (1, ((3, 'value', T36, 711, False, False),)),  # 710
+    (1, ((3, 'value', T0, 711, False, False),)),  # 710
     (1, ((2, None, None, -1, False, False),)),  # 711
-    (1, ((3, 'value', T0, 713, False, False),)),  # 712
+    (1, ((3, 'value', T32, 713, False, False),)),  # 712
     (1, ((2, None, None, -1, False, False),)),  # 713
-    (1, ((3, 'value', T37, 715, False, False),)),  # 714
+    (1, ((3, 'value', T33, 715, False, False),)),  # 714
     (1, ((2, None, None, -1, False, False),)),  # 715
-    (1, ((3, 'value', T0, 717, False, False),)),  # 716
+    (1, ((3, 'value', T34, 717, False, False),)),  # 716
     (1, ((2, None, None, -1, False, False),)),  # 717
-    (3, ((4, '@*', None, 718, False, False), (4, None, None, 719, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 719, False, False),)),  # 718
-    (2, ((4, None, None, 719, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 719, False, False),)),  # 719
+    (1, ((3, 'value', T35, 719, False, False),)),  # 718
+    (1, ((2, None, None, -1, False, False),)),  # 719
+    (1, ((3, 'value', T0, 721, False, False),)),  # 720
+    (1, ((2, None, None, -1, False, False),)),  # 721
+    (1, ((3, 'value', T35, 723, False, False),)),  # 722
+    (1, ((2, None, None, -1, False, False),)),  # 723
+    (1, ((3, 'value', T36, 725, False, False),)),  # 724
+    (1, ((2, None, None, -1, False, False),)),  # 725
+    (1, ((3, 'value', T37, 727, False, False),)),  # 726
+    (1, ((2, None, None, -1, False, False),)),  # 727
+    (1, ((3, 'value', T38, 729, False, False),)),  # 728
+    (1, ((2, None, None, -1, False, False),)),  # 729
+    (1, ((3, 'value', T39, 731, False, False),)),  # 730
+    (1, ((2, None, None, -1, False, False),)),  # 731
+    (1, ((3, 'value', T40, 733, False, False),)),  # 732
+    (1, ((2, None, None, -1, False, False),)),  # 733
+    (1, ((3, 'value', T41, 735, False, False),)),  # 734
+    (1, ((2, None, None, -1, False, False),)),  # 735
+    (1, ((3, 'value', T42, 737, False, False),)),  # 736
+    (1, ((2, None, None, -1, False, False),)),  # 737
+    (1, ((3, 'value', T0, 739, False, False),)),  # 738
+    (1, ((2, None, None, -1, False, False),)),  # 739
+    (1, ((3, 'value', T43, 741, False, False),)),  # 740
+    (1, ((2, None, None, -1, False, False),)),  # 741
+    (1, ((3, 'value', T44, 743, False, False),)),  # 742
+    (1, ((2, None, None, -1, False, False),)),  # 743
+    (1, ((3, 'value', T45, 745, False, False),)),  # 744
+    (1, ((2, None, None, -1, False, False),)),  # 745
+    (1, ((3, 'value', T46, 747, False, False),)),  # 746
+    (1, ((2, None, None, -1, False, False),)),  # 747
+    (1, ((3, 'value', T0, 749, False, False),)),  # 748
+    (1, ((2, None, None, -1, False, False),)),  # 749
+    (1, ((3, 'value', T47, 751, False, False),)),  # 750
+    (1, ((2, None, None, -1, False, False),)),  # 751
+    (1, ((3, 'value', T48, 753, False, False),)),  # 752
+    (1, ((2, None, None, -1, False, False),)),  # 753
+    (1, ((3, 'value', T0, 755, False, False),)),  # 754
+    (1, ((2, None, None, -1, False, False),)),  # 755
+    (3, ((4, '@*', None, 756, False, False), (4, None, None, 757, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 757, False, False),)),  # 756
+    (2, ((4, None, None, 757, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 757, False, False),)),  # 757
 ))
 
 DOC_STATE = 622
@@ -683,33 +732,52 @@ XSI_TYPES = {
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_TxRxSpecDataType'): (512, False),
     ('urn:iso:std:iso:15118:-20:WPT', 'bssidType'): (618, True),
     ('urn:iso:std:iso:15118:-20:WPT', 'ipaddressType'): (620, True),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (686, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (688, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (690, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (692, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (694, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (696, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (686, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (688, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (690, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (692, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (694, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (696, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (698, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (700, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (702, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (704, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (706, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (708, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (710, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (77, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (242, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (170, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (698, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (700, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (712, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (714, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (716, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (718, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (720, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (722, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (724, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (726, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (728, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (730, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (732, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (734, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (736, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (75, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (702, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (704, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (706, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (708, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (710, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (712, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (714, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (738, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (740, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (742, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (744, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (746, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (748, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (750, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (172, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (39, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (716, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (752, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (754, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (403, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (240, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (163, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (283, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (718, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (756, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

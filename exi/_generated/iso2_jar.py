@@ -52,11 +52,22 @@ T40 = (6, 0, 6)
 T41 = (4, ('Terminate', 'Pause'), 1)
 T42 = (4, ('ParsingError', 'NoTLSRootCertificatAvailable', 'UnknownError'), 2)
 T43 = (4, ('bool', 'byte', 'short', 'int', 'physicalValue', 'string'), 3)
-T44 = (6, 0, None)
-T45 = (2, None, -1)
-T46 = (1, 0, None)
-T47 = (2, None, 0)
-T48 = (1, 1, None)
+T44 = (11, (5, 0, None))
+T45 = (10, 'date')
+T46 = (10, 'dateTime')
+T47 = (8,)
+T48 = (9,)
+T49 = (10, 'gDay')
+T50 = (10, 'gMonth')
+T51 = (10, 'gMonthDay')
+T52 = (10, 'gYear')
+T53 = (10, 'gYearMonth')
+T54 = (6, 0, None)
+T55 = (2, None, -1)
+T56 = (1, 0, None)
+T57 = (2, None, 0)
+T58 = (1, 1, None)
+T59 = (10, 'time')
 
 
 class _run(tuple):
@@ -644,7 +655,7 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 575
     (1, ((3, 'value', T43, 577, False, False),)),  # 576
     (1, ((2, None, None, -1, False, False),)),  # 577
-    (1, ((3, 'value', T7, 579, False, False),)),  # 578
+    (1, ((3, 'value', T44, 579, False, False),)),  # 578
     (1, ((2, None, None, -1, False, False),)),  # 579
     (1, ((3, 'value', T7, 581, False, False),)),  # 580
     (1, ((2, None, None, -1, False, False),)),  # 581
@@ -652,28 +663,66 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 583
     (1, ((3, 'value', T7, 585, False, False),)),  # 584
     (1, ((2, None, None, -1, False, False),)),  # 585
-    (1, ((3, 'value', T7, 587, False, False),)),  # 586
+    (1, ((3, 'value', T44, 587, False, False),)),  # 586
     (1, ((2, None, None, -1, False, False),)),  # 587
     (1, ((3, 'value', T7, 589, False, False),)),  # 588
     (1, ((2, None, None, -1, False, False),)),  # 589
-    (1, ((3, 'value', T44, 591, False, False),)),  # 590
+    (1, ((3, 'value', T7, 591, False, False),)),  # 590
     (1, ((2, None, None, -1, False, False),)),  # 591
-    (1, ((3, 'value', T7, 593, False, False),)),  # 592
+    (1, ((3, 'value', T44, 593, False, False),)),  # 592
     (1, ((2, None, None, -1, False, False),)),  # 593
-    (1, ((3, 'value', T45, 595, False, False),)),  # 594
+    (1, ((3, 'value', T7, 595, False, False),)),  # 594
     (1, ((2, None, None, -1, False, False),)),  # 595
-    (1, ((3, 'value', T46, 597, False, False),)),  # 596
+    (1, ((3, 'value', T7, 597, False, False),)),  # 596
     (1, ((2, None, None, -1, False, False),)),  # 597
-    (1, ((3, 'value', T47, 599, False, False),)),  # 598
+    (1, ((3, 'value', T7, 599, False, False),)),  # 598
     (1, ((2, None, None, -1, False, False),)),  # 599
     (1, ((3, 'value', T7, 601, False, False),)),  # 600
     (1, ((2, None, None, -1, False, False),)),  # 601
-    (1, ((3, 'value', T48, 603, False, False),)),  # 602
+    (1, ((3, 'value', T7, 603, False, False),)),  # 602
     (1, ((2, None, None, -1, False, False),)),  # 603
-    (1, ((3, 'value', T7, 605, False, False),)),  # 604
+    (1, ((3, 'value', T45, 605, False, False),)),  # 604
     (1, ((2, None, None, -1, False, False),)),  # 605
-    (3, ((4, '@*', None, 606, False, False), (4, None, None, 607, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 607, False, False),)),  # 606
-    (2, ((4, None, None, 607, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 607, False, False),)),  # 607
+    (1, ((3, 'value', T46, 607, False, False),)),  # 606
+    (1, ((2, None, None, -1, False, False),)),  # 607
+    (1, ((3, 'value', T47, 609, False, False),)),  # 608
+    (1, ((2, None, None, -1, False, False),)),  # 609
+    (1, ((3, 'value', T48, 611, False, False),)),  # 610
+    (1, ((2, None, None, -1, False, False),)),  # 611
+    (1, ((3, 'value', T7, 613, False, False),)),  # 612
+    (1, ((2, None, None, -1, False, False),)),  # 613
+    (1, ((3, 'value', T48, 615, False, False),)),  # 614
+    (1, ((2, None, None, -1, False, False),)),  # 615
+    (1, ((3, 'value', T49, 617, False, False),)),  # 616
+    (1, ((2, None, None, -1, False, False),)),  # 617
+    (1, ((3, 'value', T50, 619, False, False),)),  # 618
+    (1, ((2, None, None, -1, False, False),)),  # 619
+    (1, ((3, 'value', T51, 621, False, False),)),  # 620
+    (1, ((2, None, None, -1, False, False),)),  # 621
+    (1, ((3, 'value', T52, 623, False, False),)),  # 622
+    (1, ((2, None, None, -1, False, False),)),  # 623
+    (1, ((3, 'value', T53, 625, False, False),)),  # 624
+    (1, ((2, None, None, -1, False, False),)),  # 625
+    (1, ((3, 'value', T54, 627, False, False),)),  # 626
+    (1, ((2, None, None, -1, False, False),)),  # 627
+    (1, ((3, 'value', T7, 629, False, False),)),  # 628
+    (1, ((2, None, None, -1, False, False),)),  # 629
+    (1, ((3, 'value', T55, 631, False, False),)),  # 630
+    (1, ((2, None, None, -1, False, False),)),  # 631
+    (1, ((3, 'value', T56, 633, False, False),)),  # 632
+    (1, ((2, None, None, -1, False, False),)),  # 633
+    (1, ((3, 'value', T57, 635, False, False),)),  # 634
+    (1, ((2, None, None, -1, False, False),)),  # 635
+    (1, ((3, 'value', T7, 637, False, False),)),  # 636
+    (1, ((2, None, None, -1, False, False),)),  # 637
+    (1, ((3, 'value', T58, 639, False, False),)),  # 638
+    (1, ((2, None, None, -1, False, False),)),  # 639
+    (1, ((3, 'value', T59, 641, False, False),)),  # 640
+    (1, ((2, None, None, -1, False, False),)),  # 641
+    (1, ((3, 'value', T7, 643, False, False),)),  # 642
+    (1, ((2, None, None, -1, False, False),)),  # 643
+    (3, ((4, '@*', None, 644, False, False), (4, None, None, 645, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 645, False, False),)),  # 644
+    (2, ((4, None, None, 645, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 645, False, False),)),  # 645
 ))
 
 DOC_STATE = 568
@@ -836,33 +885,52 @@ XSI_TYPES = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'unitSymbolType'): (15, True),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'valueType'): (576, True),
     ('urn:iso:15118:2:2013:MsgHeader', 'MessageHeaderType'): (549, False),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (578, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (580, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (582, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (584, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (586, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (588, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (578, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (580, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (582, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (584, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (586, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (588, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (590, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (592, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (594, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (596, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (598, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (600, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (602, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (343, True),
     ('http://www.w3.org/2001/XMLSchema', 'boolean'): (31, True),
     ('http://www.w3.org/2001/XMLSchema', 'byte'): (452, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (590, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (604, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (606, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (608, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (610, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (612, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (614, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (616, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (618, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (620, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (622, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (624, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (626, True),
     ('http://www.w3.org/2001/XMLSchema', 'int'): (454, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (86, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (592, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (628, True),
     ('http://www.w3.org/2001/XMLSchema', 'long'): (240, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (594, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (596, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (598, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (600, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (602, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (630, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (632, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (634, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (636, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (638, True),
     ('http://www.w3.org/2001/XMLSchema', 'short'): (17, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (84, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (604, True),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (640, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (642, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (184, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (7, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (234, True),
     ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (27, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (606, False),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (644, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

@@ -7,20 +7,31 @@ NAMESPACE = 'http://www.w3.org/2000/09/xmldsig#'
 T0 = (5, 0, None)
 T1 = (7, 0, None)
 T2 = (2, None, None)
-T3 = (3,)
-T4 = (0, 8, -128, 127)
-T5 = (6, 0, None)
-T6 = (2, -2147483648, 2147483647)
-T7 = (2, -9223372036854775808, 9223372036854775807)
-T8 = (2, None, -1)
-T9 = (1, 0, None)
-T10 = (2, None, 0)
-T11 = (1, 1, None)
-T12 = (2, -32768, 32767)
-T13 = (0, 8, 0, 255)
-T14 = (1, 0, 4294967295)
-T15 = (1, 0, 18446744073709551615)
-T16 = (1, 0, 65535)
+T3 = (11, (5, 0, None))
+T4 = (3,)
+T5 = (0, 8, -128, 127)
+T6 = (10, 'date')
+T7 = (10, 'dateTime')
+T8 = (8,)
+T9 = (9,)
+T10 = (10, 'gDay')
+T11 = (10, 'gMonth')
+T12 = (10, 'gMonthDay')
+T13 = (10, 'gYear')
+T14 = (10, 'gYearMonth')
+T15 = (6, 0, None)
+T16 = (2, -2147483648, 2147483647)
+T17 = (2, -9223372036854775808, 9223372036854775807)
+T18 = (2, None, -1)
+T19 = (1, 0, None)
+T20 = (2, None, 0)
+T21 = (1, 1, None)
+T22 = (2, -32768, 32767)
+T23 = (10, 'time')
+T24 = (0, 8, 0, 255)
+T25 = (1, 0, 4294967295)
+T26 = (1, 0, 18446744073709551615)
+T27 = (1, 0, 65535)
 
 
 class _run(tuple):
@@ -180,7 +191,7 @@ STATES = _expand((
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 133, False, False),)),  # 133
     (5, ((1, 'CanonicalizationMethod', 1, 0, False, False), (1, 'DSAKeyValue', 4, 0, False, False), (1, 'DigestMethod', 14, 0, False, False), (1, 'DigestValue', 17, 0, False, True), (1, 'KeyInfo', 19, 0, False, False), (1, 'KeyName', 37, 0, False, True), (1, 'KeyValue', 39, 0, False, False), (1, 'Manifest', 88, 0, False, False), (1, 'MgmtData', 37, 0, False, True), (1, 'Object', 99, 0, False, False), (1, 'PGPData', 77, 0, False, False), (1, 'RSAKeyValue', 43, 0, False, False), (1, 'Reference', 92, 0, False, False), (1, 'RetrievalMethod', 46, 0, False, False), (1, 'SPKIData', 83, 0, False, False), (1, 'Signature', 104, 0, False, False), (1, 'SignatureMethod', 116, 0, False, False), (1, 'SignatureProperties', 125, 0, False, False), (1, 'SignatureProperty', 129, 0, False, False), (1, 'SignatureValue', 122, 0, False, False), (1, 'SignedInfo', 110, 0, False, False), (1, 'Transform', 53, 0, False, False), (1, 'Transforms', 50, 0, False, False), (1, 'X509Data', 57, 0, False, False), (4, None, None, 0, False, False),)),  # 134
     (6, ((1, 'CanonicalizationMethod', 1, 135, False, False), (1, 'DSAKeyValue', 4, 135, False, False), (1, 'DigestMethod', 14, 135, False, False), (1, 'DigestValue', 17, 135, False, True), (1, 'Exponent', 12, 135, False, True), (1, 'G', 12, 135, False, True), (1, 'HMACOutputLength', 120, 135, False, True), (1, 'J', 12, 135, False, True), (1, 'KeyInfo', 19, 135, False, False), (1, 'KeyName', 37, 135, False, True), (1, 'KeyValue', 39, 135, False, False), (1, 'Manifest', 88, 135, False, False), (1, 'MgmtData', 37, 135, False, True), (1, 'Modulus', 12, 135, False, True), (1, 'Object', 99, 135, False, False), (1, 'P', 12, 135, False, True), (1, 'PGPData', 77, 135, False, False), (1, 'PGPKeyID', 75, 135, False, True), (1, 'PGPKeyPacket', 75, 135, False, True), (1, 'PgenCounter', 12, 135, False, True), (1, 'Q', 12, 135, False, True), (1, 'RSAKeyValue', 43, 135, False, False), (1, 'Reference', 92, 135, False, False), (1, 'RetrievalMethod', 46, 135, False, False), (1, 'SPKIData', 83, 135, False, False), (1, 'SPKISexp', 75, 135, False, True), (1, 'Seed', 12, 135, False, True), (1, 'Signature', 104, 135, False, False), (1, 'SignatureMethod', 116, 135, False, False), (1, 'SignatureProperties', 125, 135, False, False), (1, 'SignatureProperty', 129, 135, False, False), (1, 'SignatureValue', 122, 135, False, False), (1, 'SignedInfo', 110, 135, False, False), (1, 'Transform', 53, 135, False, False), (1, 'Transforms', 50, 135, False, False), (1, 'X509CRL', 75, 135, False, True), (1, 'X509Certificate', 75, 135, False, True), (1, 'X509Data', 57, 135, False, False), (1, 'X509IssuerName', 37, 135, False, True), (1, 'X509IssuerSerial', 70, 135, False, False), (1, 'X509SKI', 75, 135, False, True), (1, 'X509SerialNumber', 73, 135, False, True), (1, 'X509SubjectName', 37, 135, False, True), (1, 'XPath', 37, 135, False, True), (1, 'Y', 12, 135, False, True), (4, None, None, 135, False, False), (5, None, None, -1, False, False),)),  # 135
-    (1, ((3, 'value', T0, 137, False, False),)),  # 136
+    (1, ((3, 'value', T3, 137, False, False),)),  # 136
     (1, ((2, None, None, -1, False, False),)),  # 137
     (1, ((3, 'value', T0, 139, False, False),)),  # 138
     (1, ((2, None, None, -1, False, False),)),  # 139
@@ -188,46 +199,84 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 141
     (1, ((3, 'value', T0, 143, False, False),)),  # 142
     (1, ((2, None, None, -1, False, False),)),  # 143
-    (1, ((3, 'value', T0, 145, False, False),)),  # 144
+    (1, ((3, 'value', T3, 145, False, False),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
     (1, ((3, 'value', T0, 147, False, False),)),  # 146
     (1, ((2, None, None, -1, False, False),)),  # 147
-    (1, ((3, 'value', T3, 149, False, False),)),  # 148
+    (1, ((3, 'value', T0, 149, False, False),)),  # 148
     (1, ((2, None, None, -1, False, False),)),  # 149
-    (1, ((3, 'value', T4, 151, False, False),)),  # 150
+    (1, ((3, 'value', T3, 151, False, False),)),  # 150
     (1, ((2, None, None, -1, False, False),)),  # 151
-    (1, ((3, 'value', T5, 153, False, False),)),  # 152
+    (1, ((3, 'value', T0, 153, False, False),)),  # 152
     (1, ((2, None, None, -1, False, False),)),  # 153
-    (1, ((3, 'value', T6, 155, False, False),)),  # 154
+    (1, ((3, 'value', T0, 155, False, False),)),  # 154
     (1, ((2, None, None, -1, False, False),)),  # 155
     (1, ((3, 'value', T0, 157, False, False),)),  # 156
     (1, ((2, None, None, -1, False, False),)),  # 157
-    (1, ((3, 'value', T7, 159, False, False),)),  # 158
+    (1, ((3, 'value', T0, 159, False, False),)),  # 158
     (1, ((2, None, None, -1, False, False),)),  # 159
-    (1, ((3, 'value', T8, 161, False, False),)),  # 160
+    (1, ((3, 'value', T0, 161, False, False),)),  # 160
     (1, ((2, None, None, -1, False, False),)),  # 161
-    (1, ((3, 'value', T9, 163, False, False),)),  # 162
+    (1, ((3, 'value', T4, 163, False, False),)),  # 162
     (1, ((2, None, None, -1, False, False),)),  # 163
-    (1, ((3, 'value', T10, 165, False, False),)),  # 164
+    (1, ((3, 'value', T5, 165, False, False),)),  # 164
     (1, ((2, None, None, -1, False, False),)),  # 165
-    (1, ((3, 'value', T0, 167, False, False),)),  # 166
+    (1, ((3, 'value', T6, 167, False, False),)),  # 166
     (1, ((2, None, None, -1, False, False),)),  # 167
-    (1, ((3, 'value', T11, 169, False, False),)),  # 168
+    (1, ((3, 'value', T7, 169, False, False),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
-    (1, ((3, 'value', T12, 171, False, False),)),  # 170
+    (1, ((3, 'value', T8, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
-    (1, ((3, 'value', T0, 173, False, False),)),  # 172
+    (1, ((3, 'value', T9, 173, False, False),)),  # 172
     (1, ((2, None, None, -1, False, False),)),  # 173
-    (1, ((3, 'value', T13, 175, False, False),)),  # 174
+    (1, ((3, 'value', T0, 175, False, False),)),  # 174
     (1, ((2, None, None, -1, False, False),)),  # 175
-    (1, ((3, 'value', T14, 177, False, False),)),  # 176
+    (1, ((3, 'value', T9, 177, False, False),)),  # 176
     (1, ((2, None, None, -1, False, False),)),  # 177
-    (1, ((3, 'value', T15, 179, False, False),)),  # 178
+    (1, ((3, 'value', T10, 179, False, False),)),  # 178
     (1, ((2, None, None, -1, False, False),)),  # 179
-    (1, ((3, 'value', T16, 181, False, False),)),  # 180
+    (1, ((3, 'value', T11, 181, False, False),)),  # 180
     (1, ((2, None, None, -1, False, False),)),  # 181
-    (3, ((4, '@*', None, 182, False, False), (4, None, None, 183, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 183, False, False),)),  # 182
-    (2, ((4, None, None, 183, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 183, False, False),)),  # 183
+    (1, ((3, 'value', T12, 183, False, False),)),  # 182
+    (1, ((2, None, None, -1, False, False),)),  # 183
+    (1, ((3, 'value', T13, 185, False, False),)),  # 184
+    (1, ((2, None, None, -1, False, False),)),  # 185
+    (1, ((3, 'value', T14, 187, False, False),)),  # 186
+    (1, ((2, None, None, -1, False, False),)),  # 187
+    (1, ((3, 'value', T15, 189, False, False),)),  # 188
+    (1, ((2, None, None, -1, False, False),)),  # 189
+    (1, ((3, 'value', T16, 191, False, False),)),  # 190
+    (1, ((2, None, None, -1, False, False),)),  # 191
+    (1, ((3, 'value', T0, 193, False, False),)),  # 192
+    (1, ((2, None, None, -1, False, False),)),  # 193
+    (1, ((3, 'value', T17, 195, False, False),)),  # 194
+    (1, ((2, None, None, -1, False, False),)),  # 195
+    (1, ((3, 'value', T18, 197, False, False),)),  # 196
+    (1, ((2, None, None, -1, False, False),)),  # 197
+    (1, ((3, 'value', T19, 199, False, False),)),  # 198
+    (1, ((2, None, None, -1, False, False),)),  # 199
+    (1, ((3, 'value', T20, 201, False, False),)),  # 200
+    (1, ((2, None, None, -1, False, False),)),  # 201
+    (1, ((3, 'value', T0, 203, False, False),)),  # 202
+    (1, ((2, None, None, -1, False, False),)),  # 203
+    (1, ((3, 'value', T21, 205, False, False),)),  # 204
+    (1, ((2, None, None, -1, False, False),)),  # 205
+    (1, ((3, 'value', T22, 207, False, False),)),  # 206
+    (1, ((2, None, None, -1, False, False),)),  # 207
+    (1, ((3, 'value', T23, 209, False, False),)),  # 208
+    (1, ((2, None, None, -1, False, False),)),  # 209
+    (1, ((3, 'value', T0, 211, False, False),)),  # 210
+    (1, ((2, None, None, -1, False, False),)),  # 211
+    (1, ((3, 'value', T24, 213, False, False),)),  # 212
+    (1, ((2, None, None, -1, False, False),)),  # 213
+    (1, ((3, 'value', T25, 215, False, False),)),  # 214
+    (1, ((2, None, None, -1, False, False),)),  # 215
+    (1, ((3, 'value', T26, 217, False, False),)),  # 216
+    (1, ((2, None, None, -1, False, False),)),  # 217
+    (1, ((3, 'value', T27, 219, False, False),)),  # 218
+    (1, ((2, None, None, -1, False, False),)),  # 219
+    (3, ((4, '@*', None, 220, False, False), (4, None, None, 221, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 221, False, False),)),  # 220
+    (2, ((4, None, None, 221, False, False), (2, None, None, -1, False, False), (3, 'value', T0, 221, False, False),)),  # 221
 ))
 
 DOC_STATE = 134
@@ -268,33 +317,52 @@ XSI_TYPES = {
     ('http://www.w3.org/2000/09/xmldsig#', 'TransformsType'): (50, False),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509DataType'): (57, False),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerialType'): (70, False),
-    ('http://www.w3.org/2001/XMLSchema', 'ID'): (136, True),
-    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (138, True),
-    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (140, True),
-    ('http://www.w3.org/2001/XMLSchema', 'Name'): (142, True),
-    ('http://www.w3.org/2001/XMLSchema', 'QName'): (144, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (146, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITIES'): (136, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ENTITY'): (138, True),
+    ('http://www.w3.org/2001/XMLSchema', 'ID'): (140, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREF'): (142, True),
+    ('http://www.w3.org/2001/XMLSchema', 'IDREFS'): (144, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NCName'): (146, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKEN'): (148, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NMTOKENS'): (150, True),
+    ('http://www.w3.org/2001/XMLSchema', 'NOTATION'): (152, True),
+    ('http://www.w3.org/2001/XMLSchema', 'Name'): (154, True),
+    ('http://www.w3.org/2001/XMLSchema', 'QName'): (156, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anySimpleType'): (158, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyURI'): (160, True),
     ('http://www.w3.org/2001/XMLSchema', 'base64Binary'): (75, True),
-    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (148, True),
-    ('http://www.w3.org/2001/XMLSchema', 'byte'): (150, True),
-    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (152, True),
-    ('http://www.w3.org/2001/XMLSchema', 'int'): (154, True),
+    ('http://www.w3.org/2001/XMLSchema', 'boolean'): (162, True),
+    ('http://www.w3.org/2001/XMLSchema', 'byte'): (164, True),
+    ('http://www.w3.org/2001/XMLSchema', 'date'): (166, True),
+    ('http://www.w3.org/2001/XMLSchema', 'dateTime'): (168, True),
+    ('http://www.w3.org/2001/XMLSchema', 'decimal'): (170, True),
+    ('http://www.w3.org/2001/XMLSchema', 'double'): (172, True),
+    ('http://www.w3.org/2001/XMLSchema', 'duration'): (174, True),
+    ('http://www.w3.org/2001/XMLSchema', 'float'): (176, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gDay'): (178, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonth'): (180, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gMonthDay'): (182, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYear'): (184, True),
+    ('http://www.w3.org/2001/XMLSchema', 'gYearMonth'): (186, True),
+    ('http://www.w3.org/2001/XMLSchema', 'hexBinary'): (188, True),
+    ('http://www.w3.org/2001/XMLSchema', 'int'): (190, True),
     ('http://www.w3.org/2001/XMLSchema', 'integer'): (73, True),
-    ('http://www.w3.org/2001/XMLSchema', 'language'): (156, True),
-    ('http://www.w3.org/2001/XMLSchema', 'long'): (158, True),
-    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (160, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (162, True),
-    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (164, True),
-    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (166, True),
-    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (168, True),
-    ('http://www.w3.org/2001/XMLSchema', 'short'): (170, True),
+    ('http://www.w3.org/2001/XMLSchema', 'language'): (192, True),
+    ('http://www.w3.org/2001/XMLSchema', 'long'): (194, True),
+    ('http://www.w3.org/2001/XMLSchema', 'negativeInteger'): (196, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonNegativeInteger'): (198, True),
+    ('http://www.w3.org/2001/XMLSchema', 'nonPositiveInteger'): (200, True),
+    ('http://www.w3.org/2001/XMLSchema', 'normalizedString'): (202, True),
+    ('http://www.w3.org/2001/XMLSchema', 'positiveInteger'): (204, True),
+    ('http://www.w3.org/2001/XMLSchema', 'short'): (206, True),
     ('http://www.w3.org/2001/XMLSchema', 'string'): (37, True),
-    ('http://www.w3.org/2001/XMLSchema', 'token'): (172, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (174, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (176, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (178, True),
-    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (180, True),
-    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (182, False),
+    ('http://www.w3.org/2001/XMLSchema', 'time'): (208, True),
+    ('http://www.w3.org/2001/XMLSchema', 'token'): (210, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedByte'): (212, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedInt'): (214, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedLong'): (216, True),
+    ('http://www.w3.org/2001/XMLSchema', 'unsignedShort'): (218, True),
+    ('http://www.w3.org/2001/XMLSchema', 'anyType'): (220, False),
 }
 # SE(*): global element qname -> (start state of its grammar, simple type)
 GLOBAL_ELEMENTS = {

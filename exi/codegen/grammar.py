@@ -16,6 +16,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from exi.codegen.xsd import (
     BUILTIN_INT_RANGES,
+    DATETIME_TYPES,
+    LIST_TYPES,
     STRING_LIKE,
     UNBOUNDED,
     ComplexType,
@@ -45,7 +47,7 @@ JAR_LOOP_ABOVE: Dict[str, Optional[int]] = {
 # production kinds (must match exi/_engine.py)
 K_AT, K_SE, K_EE, K_CH, K_ANY, K_ED = 0, 1, 2, 3, 4, 5
 # datatype kinds (must match exi/_engine.py)
-T_NBIT, T_UINT, T_INT, T_BOOL, T_ENUM, T_STRING, T_HEX, T_B64 = range(8)
+T_NBIT, T_UINT, T_INT, T_BOOL, T_ENUM, T_STRING, T_HEX, T_B64, T_DECIMAL, T_FLOAT, T_DATETIME, T_LIST = range(12)
 
 Prod = Tuple[Any, ...]
 
@@ -83,6 +85,14 @@ def datatype(st: SimpleType) -> Tuple[Any, ...]:
     hi_len = st.length if st.length is not None else st.max_len
     if base in STRING_LIKE:
         return (T_STRING, lo_len, hi_len)
+    if base == "decimal":
+        return (T_DECIMAL,)
+    if base in ("float", "double"):
+        return (T_FLOAT,)
+    if base in DATETIME_TYPES:
+        return (T_DATETIME, base)
+    if base in LIST_TYPES:
+        return (T_LIST, (T_STRING, 0, None))
     if base == "hexBinary":
         return (T_HEX, lo_len, hi_len)
     if base == "base64Binary":

@@ -92,8 +92,13 @@ BUILTIN_INT_RANGES = {
     "nonPositiveInteger": (None, 0),
     "negativeInteger": (None, -1),
 }
-STRING_LIKE = {"string", "anyURI", "ID", "IDREF", "NCName", "token", "normalizedString", "Name", "language", "QName"}
-KNOWN_BUILTINS = set(BUILTIN_INT_RANGES) | STRING_LIKE | {"boolean", "hexBinary", "base64Binary"}
+STRING_LIKE = {"string", "anyURI", "ID", "IDREF", "NCName", "token", "normalizedString", "Name", "language", "QName",
+               "NOTATION", "NMTOKEN", "ENTITY", "duration", "anySimpleType"}
+#: built-ins the V2G schemas never use (reachable through xsi:type): their EXI datatypes
+DATETIME_TYPES = {"dateTime", "date", "time", "gYearMonth", "gYear", "gMonthDay", "gDay", "gMonth"}
+LIST_TYPES = {"NMTOKENS", "IDREFS", "ENTITIES"}
+KNOWN_BUILTINS = (set(BUILTIN_INT_RANGES) | STRING_LIKE | DATETIME_TYPES | LIST_TYPES
+                  | {"boolean", "hexBinary", "base64Binary", "decimal", "float", "double"})
 #: The local names of the XML Schema namespace in the initial string table (EXI 1.0 appendix D.3):
 #: the built-in datatype names, sorted.
 XS_LOCAL_NAMES = (

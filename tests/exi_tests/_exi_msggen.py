@@ -177,7 +177,8 @@ class _Run:
                 if name.rpartition("}")[2] not in declared:
                     typed["@" + name] = self.simple_text()
         v = self.value_of_type(t)
-        if self.opts.p_undeclared_elements and self.rng.random() < self.opts.p_undeclared_elements:
+        if (self.opts.p_undeclared_elements and self.rng.random() < self.opts.p_undeclared_elements
+                and not (isinstance(v, dict) and isinstance(v.get("value"), list))):  # (gaps counted)
             if not isinstance(v, dict):
                 v = {"value": v}
             items = list(v.items())
@@ -197,8 +198,14 @@ class _Run:
         """An element outside the schema: attributes, then text and children in random order."""
         rng = self.rng
         out: dict[str, Any] = {}
+        if rng.random() < 0.3:
+            t, v = self.builtin_value()
+            out["xsi:type"] = "{http://www.w3.org/2001/XMLSchema}" + t
         for name in rng.sample(["@a", "@{urn:example:x}b", "@zz"], rng.randint(0, 2)):
             out[name] = self.simple_text()
+        if "xsi:type" in out:
+            out["value"] = v
+            return out
         parts: list[tuple[str, Any]] = []
         if rng.random() < 0.5:
             parts.append(("value", "".join(rng.choice("abcXYZ019") for _ in range(rng.randint(1, 8)))))
@@ -210,6 +217,55 @@ class _Run:
         for k, x in parts:
             out.setdefault(k, x)
         return out
+
+    def builtin_value(self) -> tuple[str, Any]:
+        """An XML Schema built-in the V2G schemas never use and a value of it (canonical text
+        where it is text: no trailing zeros in fractions, "Z" or a non-zero offset)."""
+        import decimal
+
+        rng = self.rng
+
+        def frac() -> str:
+            return "" if rng.random() < 0.5 else "." + str(rng.randint(1, 999)).rstrip("0")
+
+        def tz() -> str:
+            r = rng.random()
+            if r < 0.3:
+                return ""
+            if r < 0.6:
+                return "Z"
+            return f"{rng.choice('+-')}{rng.randint(0, 13):02d}:{rng.choice([15, 30, 45]):02d}"
+
+        y, mo, d = rng.randint(1, 2999), rng.randint(1, 12), rng.randint(1, 28)
+        hh, mi, ss = rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59)
+        t = rng.choice(["decimal", "float", "double", "dateTime", "date", "time", "gYear", "gYearMonth",
+                        "gMonthDay", "gDay", "gMonth", "NMTOKENS", "duration", "anySimpleType"])
+        if t == "decimal":
+            return t, decimal.Decimal(f"{rng.randint(-10**9, 10**9)}{frac()}")
+        if t in ("float", "double"):
+            return t, rng.choice([rng.uniform(-1e6, 1e6), rng.uniform(-1, 1) * 10.0 ** rng.randint(-300, 300),
+                                  float(rng.randint(-1000, 1000)), float("inf")])
+        if t == "dateTime":
+            return t, f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mi:02d}:{ss:02d}{frac()}{tz()}"
+        if t == "date":
+            return t, f"{y:04d}-{mo:02d}-{d:02d}{tz()}"
+        if t == "time":
+            return t, f"{hh:02d}:{mi:02d}:{ss:02d}{frac()}{tz()}"
+        if t == "gYear":
+            return t, f"{y:04d}{tz()}"
+        if t == "gYearMonth":
+            return t, f"{y:04d}-{mo:02d}{tz()}"
+        if t == "gMonthDay":
+            return t, f"--{mo:02d}-{d:02d}{tz()}"
+        if t == "gDay":
+            return t, f"---{d:02d}{tz()}"
+        if t == "gMonth":
+            return t, f"--{mo:02d}{tz()}"
+        if t == "NMTOKENS":
+            return t, [f"t{rng.randint(0, 99)}" for _ in range(rng.randint(1, 3))]
+        if t == "duration":
+            return t, f"P{rng.randint(1, 9)}DT{rng.randint(1, 9)}H"
+        return t, "any" + str(rng.randint(0, 9))
 
     def simple_text(self) -> str:
         n = self.rng.randint(0, 6)
@@ -235,7 +291,29 @@ class _Run:
                 self.group(t.content, out)
             finally:
                 self.mixed = saved
+            if t.mixed and self.opts.p_wild and self.rng.random() < self.opts.p_wild:
+                self.mixed_text(t, out)
         return out
+
+    def mixed_text(self, t: Any, out: dict[str, Any]) -> None:
+        """Text in mixed content: one run where the dict has "value", or one text per gap."""
+        rng = self.rng
+        attrs = {a.local_name for a in t.attributes.values()}
+        n = sum(len(x) if isinstance(x, list) else 1 for k, x in out.items() if k not in attrs)
+
+        def text() -> str:
+            return "".join(rng.choice("abXY09") for _ in range(rng.randint(1, 5)))
+
+        if n and rng.random() < 0.5:
+            out["value"] = [text() if rng.random() < 0.7 else "" for _ in range(n + 1)]
+            if sum(1 for g in out["value"] if g) < 2:
+                out["value"][0], out["value"][-1] = text(), text()
+        else:
+            items = list(out.items())
+            at = rng.randint(sum(1 for k, _x in items if k in attrs), len(items))
+            items.insert(at, ("value", text()))
+            out.clear()
+            out.update(items)
 
     def group(self, g: XsdGroup, out: dict[str, Any]) -> None:
         if g.max_occurs != 1:

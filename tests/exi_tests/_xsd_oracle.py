@@ -214,6 +214,10 @@ class XmlRenderer:
     def _lex(self, t: Any, v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
+        if isinstance(v, float):
+            return "NaN" if v != v else "INF" if v == float("inf") else "-INF" if v == float("-inf") else repr(v)
+        if isinstance(v, list):
+            return " ".join(str(x) for x in v)
         if isinstance(v, (bytes, bytearray)):
             b = _builtin(t)
             return bytes(v).hex().upper() if b == "hexBinary" else base64.b64encode(bytes(v)).decode("ascii")
@@ -274,6 +278,8 @@ class XmlRenderer:
                 a_txt.insert(1 if "xsi:type" in v else 0, f' xsi:nil="{"true" if x else "false"}"')
             elif k.startswith("@"):
                 a_txt.append(f" {self._qn(k[1:])}={quoteattr(x)}")  # an undeclared attribute
+            elif k == "value" and isinstance(x, list) and not t.is_simple():
+                continue  # mixed content, one text per gap between the children (below)
             elif k == "value":
                 st = t if t.is_simple() else t.content
                 inner.append(escape(self._lex(st, x)))
@@ -288,6 +294,8 @@ class XmlRenderer:
                     self._emit_any(k, item, inner, f"{path}.{k}", xsi)
             else:
                 raise KeyError(f"{path}: {k!r} is neither an attribute nor a child element")
+        if isinstance(v.get("value"), list) and not t.is_simple():
+            inner = _interleave(v["value"], inner)
         out.append(f"<{name}{extra}{''.join(a_txt)}>{''.join(inner)}</{name}>")
 
     def _emit_any(self, qname: str, v: Any, out: list[str], path: str, xsi: dict[str, dict[str, str]]) -> None:
@@ -307,9 +315,23 @@ class XmlRenderer:
                 attrs.append(f' xsi:type="{self._prefix(tns) + ":" if tns else ""}{tlocal}"')
             elif k.startswith("@"):
                 attrs.append(f" {self._qn(k[1:])}={quoteattr(x)}")
+            elif k == "value" and isinstance(x, list) and "xsi:type" not in v:
+                continue  # one text per gap between the children (below)
             elif k == "value":
                 inner.append(escape(self._lex(None, x)))
             else:
                 for item in x:
                     self._emit_any(k, item, inner, f"{path}.{k}", xsi)
+        if isinstance(v.get("value"), list) and "xsi:type" not in v:
+            inner = _interleave(v["value"], inner)
         out.append(f"<{name}{''.join(attrs)}>{''.join(inner)}</{name}>")
+
+
+def _interleave(gaps: list[str], children: list[str]) -> list[str]:
+    """Mixed content: text gap 0, child 0, gap 1, ... (len(gaps) == len(children) + 1)."""
+    if len(gaps) != len(children) + 1:
+        raise ValueError(f"{len(gaps)} texts for {len(children)} children")
+    out = [escape(gaps[0])]
+    for c, g in zip(children, gaps[1:]):
+        out += [c, escape(g)]
+    return out

@@ -14,6 +14,7 @@ The streams below were written by EXIficient compiling the XSDs itself
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Callable
 
 import pytest
@@ -228,3 +229,58 @@ def test_xml_output() -> None:
     assert 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"' in xml
     assert f'xmlns:t0="{DT}" xsi:type="t0:evccIDType"' in xml
     assert 'a2:b="c"' in xml and 'xmlns:a2="urn:x"' in xml and ' a="d"' in xml
+
+
+# The XML Schema built-ins the V2G schemas never use, named by xsi:type on an undeclared element
+# (<x:p xsi:type="xs:T">value</x:p> in xmldsig's Object): EXI's Float (mantissa and exponent,
+# trailing zeros moved into the exponent), Decimal (sign, integral part, reversed fraction
+# digits), Date-Time (year offset from 2000, month*32+day, time, reversed fraction, time zone)
+# and List datatypes; duration and the like are strings. decimal.Decimal, float, str, list.
+BUILTINS = [
+    ('float', 1.5, '803980575726e3a7802705806002c07c00dc'),
+    ('float', 100.0, '803980575726e3a7802705806002c00808dc'),
+    ('float', 0.0, '803980575726e3a7802705806002c00000dc'),
+    ('double', 1.2345678901234567e+20, '803980575726e3a7802705806002843cbd6f5e2c57b8a810dc'),
+    ('double', float('-inf'), '803980575726e3a78027058060028807fdfcdc'),
+    ('double', -3.25e-300, '803980575726e3a78027058060028e2016b408dc'),
+    ('decimal', Decimal('0.05'), '803980575726e3a7802705806002600191b8'),
+    ('decimal', Decimal('-7.5'), '803980575726e3a7802705806002683829b8'),
+    ('decimal', Decimal('100'), '803980575726e3a7802705806002632001b8'),
+    ('dateTime', '2026-12-02T10:20:30.123-05:30', '803980575726e3a780270580600240d6094a3dc102a22370'),
+    ('dateTime', '1999-01-31T00:00:00', '803980575726e3a78027058060024800fc00001b80'),
+    ('date', '2026-02-28+14:00', '803980575726e3a780270580600220d173c00dc0'),
+    ('time', '10:20:30.5Z', '803980575726e3a78027058060050528f416e00dc0'),
+    ('gYear', '-0044', '803980575726e3a78027058060034fd878dc'),
+    ('gYearMonth', '2026-12', '803980575726e3a780270580600360d6006e'),
+    ('gMonthDay', '--12-25', '803980575726e3a78027058060032cc8dc'),
+    ('gDay', '---01Z', '803980575726e3a7802705806002e00dc01b80'),
+    ('gMonth', '--11', '803980575726e3a78027058060030b00dc'),
+    ('NMTOKENS', ['a', 'b1'], '803980575726e3a7802705806000e020361046231370'),
+    ('ENTITIES', [], '803980575726e3a780270580600010dc'),
+    ('duration', 'P1Y2M', '803980575726e3a7802705806002a07503159324d370'),
+]
+
+
+@pytest.mark.parametrize("tname,value,hexstream", BUILTINS, ids=[f"{b[0]}-{i}" for i, b in enumerate(BUILTINS)])
+def test_xml_schema_builtins(make_codec: Callable[[str], Any], tname: str, value: Any, hexstream: str) -> None:
+    codec = make_codec(DSIG)
+    msg = {"Object": {"{urn:x}p": [{"xsi:type": f"{{{XS}}}{tname}", "value": value}]}}
+    data = bytes.fromhex(hexstream)
+    assert codec.encode_fragment(msg).hex() == hexstream
+    got = codec.decode_fragment(data)
+    assert got == msg and type(got["Object"]["{urn:x}p"][0]["value"]) is type(value)
+    for cut in range(1, len(data)):
+        with pytest.raises(exi.DecodeError):
+            codec.decode_fragment(data[:cut])
+
+
+@pytest.mark.parametrize("tname,value,rule", [
+    ("decimal", 1.5, "type"), ("decimal", Decimal("NaN"), "range"), ("float", "1.5", "type"),
+    ("dateTime", "2026-12-02", "type"), ("date", "2026-13-01", "range"), ("time", "25:00:00", "range"),
+    ("NMTOKENS", "a b", "type"),
+])
+def test_builtin_value_errors(make_codec: Callable[[str], Any], tname: str, value: Any, rule: str) -> None:
+    codec = make_codec(DSIG)
+    with pytest.raises(exi.EncodeError) as ei:
+        codec.encode_fragment({"Object": {"{urn:x}p": [{"xsi:type": f"{{{XS}}}{tname}", "value": value}]}})
+    assert ei.value.rule == rule
