@@ -529,13 +529,13 @@ class _Reader:
     end: cython.Py_ssize_t
     info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
     qt: Optional[_QNames]  # this stream's qname string table, made on first use
-    learned: Optional[set]  # qnames whose built-in element grammar has learnt AT(xsi:type)
+    builtins: Optional[dict]  # qname -> [StartTagContent, ElementContent] learnt productions
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.info = None
         self.qt = None
-        self.learned = None
+        self.builtins = None
         if cython.compiled:
             self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
         self.pos = 0
@@ -1587,23 +1587,24 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         d = {k: v for k, v in d.items() if k not in und}
     # undeclared / wildcard elements ("{uri}local" keys): written where the dict has them, once
     # every key before them is written (and the start tag's attributes); (key, items, keys before)
-    mixed: cython.bint = "value" in d and _is_mixed(states, sid)
-    wild: Optional[list] = _wild_keys(d, states[sid], mixed, path)
-    wi: cython.Py_ssize_t = 0
-    if wild is not None:
-        wset = wild.pop()
-        d = {k: v for k, v in d.items() if k not in wset}
     # mixed content with a list of texts: one per gap between the children, written before each
     # child (and before EE) once the start tag is done
     gaps: Optional[list] = None
     nch: cython.Py_ssize_t = 0  # children written
     gw: cython.Py_ssize_t = -1  # last gap written
+    mixed: cython.bint = "value" in d and _is_mixed(states, sid)
     if mixed and isinstance(d.get("value"), list):
         gaps = d["value"]
         for x in gaps:
             if not isinstance(x, str):
                 raise _type_error(path, "value", f"the texts of mixed content are str, got {type(x).__name__}")
         d = {k: v for k, v in d.items() if k != "value"}
+    wild: Optional[list] = _wild_keys(d, states[sid], mixed, path)
+    wi: cython.Py_ssize_t = 0
+    if wild is not None:
+        wset = wild.pop()
+        d = {k: v for k, v in d.items() if k not in wset}
+
     n_keys: cython.Py_ssize_t = len(d)
     counts: Optional[dict] = None
     # single values already written: a self-looping state (the relaxed grammars of fragments)
@@ -2252,42 +2253,114 @@ def _dec_wild_value(r: _Reader, states: tuple, depth: cython.int) -> tuple:
 
 @cython.cfunc
 def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dict:
-    """An element of no declaration, as EXIficient writes it for V2G (EXI Profile settings:
-    maximumNumberOfBuiltInElementGrammars and ...Productions 0): its built-in element grammar
-    (EXI 1.0 8.4.3) takes AT(xsi:type) first (StartTagContent code 0.1, AT(*) with the qname
-    xsi:type; from the qname's second element on 1.1, as that grammar has learnt AT(xsi:type) at
-    code 0, which EXIficient never uses but a decoder accepts), and the element goes on in that
-    type's grammar, xs:anyType's ur-type grammar by default, which the dict leaves implied.
-    Built-in grammar content without xsi:type (grammar learning) is a DecodeError."""
+    """An element of no declaration: its built-in element grammar (EXI 1.0 8.4.3), one per qname
+    and stream, which learns: AT(q), SE(q), CH and EE matched at the second level of
+    StartTagContent (2 bits: EE, AT(*), SE(*), CH) become its first-level productions (code 0,
+    the others shifted), SE(q) and CH matched in ElementContent (EE, then 1 bit: SE(*), CH) too.
+    AT(xsi:type) switches to that type's grammar; EXIficient, with the iso15118 codec's EXI
+    Profile settings, writes every such element as AT(xsi:type)="xs:anyType" and the ur-type
+    grammar, and that xsi:type is left implied in the dict."""
     d: dict = {}
-    learned: Optional[set] = r.learned
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
-    start = r.pos
-    typed = False
-    if learned is not None and qn in learned:
-        typed = r.bits(1) == 0
-    if not typed:
-        c = r.bits(2)
-        if c != 1:
-            raise DecodeError(start, "AT(xsi:type) in the built-in grammar of an undeclared element",
-                              f"event code {c} (built-in grammar learning is not supported)")
-        uri, local = _read_qname(r)
-        if uri != _XSI_NS or local != "type":
-            raise DecodeError(start, "AT(xsi:type) in the built-in grammar of an undeclared element",
-                              f"attribute {_clark(uri, local)} (built-in grammar learning is not supported)")
-    if learned is None:
-        learned = r.learned = set()
-    learned.add(qn)
-    tq = _read_qname(r)
-    info: Optional[_SchemaInfo] = r.info
-    ent = None if info is None else info.xsi_types.get(tq)
-    if ent is None:
-        raise DecodeError(start, "a type of the schema set", f"xsi:type names {_clark(tq[0], tq[1])!r}, "
-                                                             "which has no grammar here")
-    if tq != _ANY_TYPE:
-        d[XSI_TYPE] = _clark(tq[0], tq[1])
-    return _dec_content(r, states, ent[0], d, depth, False)
+    tables: Optional[dict] = r.builtins
+    if tables is None:
+        tables = r.builtins = {}
+    g = tables.get(qn)
+    if g is None:
+        g = tables[qn] = ([], [])
+    stc: list = g[0]
+    ec: list = g[1]
+    nchild: cython.Py_ssize_t = 0
+    runs: list = []
+    last = None
+    tkeys: Optional[set] = None  # keys present at the first text run
+    tconf: cython.bint = False  # one of them came again after it
+    while True:  # StartTagContent
+        start = r.pos
+        k = len(stc)
+        code = r.bits(k.bit_length())
+        if code < k:
+            prod = stc[code]
+        elif code == k:
+            sub = r.bits(2)
+            if sub == 0:
+                prod = ("EE",)
+            elif sub == 1:
+                prod = ("AT", _read_qname(r))
+            elif sub == 2:
+                prod = ("SE", _read_qname(r))
+            else:
+                prod = ("CH",)
+            if prod not in stc:  # (EXIficient's capped grammars match AT(xsi:type) by AT(*) again)
+                stc.insert(0, prod)
+        else:
+            raise DecodeError(start, f"an event code <= {k}", f"invalid event code {code}")
+        if prod[0] == "EE":
+            return d
+        if prod[0] == "AT":
+            aq = prod[1]
+            if aq[0] == _XSI_NS and aq[1] == "type":
+                tq = _read_qname(r)
+                info: Optional[_SchemaInfo] = r.info
+                ent = None if info is None else info.xsi_types.get(tq)
+                if ent is None:
+                    raise DecodeError(start, "a type of the schema set", f"xsi:type names {_clark(tq[0], tq[1])!r}, "
+                                                                         "which has no grammar here")
+                if d or tq != _ANY_TYPE:
+                    d[XSI_TYPE] = _clark(tq[0], tq[1])
+                return _dec_content(r, states, ent[0], d, depth, False)
+            key = "@" + _clark(aq[0], aq[1])
+            if key in d:
+                raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
+            d[key] = _dec_value(r, _UNTYPED_STRING)
+            continue
+        break
+    while True:  # the content: prod is SE(q) or CH, then ElementContent
+        start = r.pos
+        if prod[0] == "SE":
+            cq = prod[1]
+            key = "{%s}%s" % cq
+            info2: Optional[_SchemaInfo] = r.info
+            ent2 = None if info2 is None else info2.globals.get(cq)
+            v = _dec_elem(r, states, ent2[0], ent2[1], depth + 1) if ent2 is not None else _dec_builtin(r, states, depth + 1, cq)
+            lst = d.get(key)
+            if lst is None:
+                d[key] = [v]
+            elif last != key:
+                raise DecodeError(start, f"{key} next to its other occurrences",
+                                  f"{key} again after other content is not representable in the dict")
+            else:
+                lst.append(v)
+                if tkeys is not None and key in tkeys:
+                    tconf = True
+            nchild += 1
+            last = key
+        else:
+            text = _dec_value(r, _UNTYPED_STRING)
+            if not runs:
+                d["value"] = text  # one run sits where it came in the dict
+                tkeys = set(d)
+            runs.append((nchild, text))
+        start = r.pos
+        k = len(ec)
+        code = r.bits((k + 1).bit_length())
+        if code < k:
+            prod = ec[code]
+        elif code == k:
+            break  # EE
+        elif code == k + 1:
+            prod = ("SE", _read_qname(r)) if r.bits(1) == 0 else ("CH",)
+            if prod not in ec:
+                ec.insert(0, prod)
+        else:
+            raise DecodeError(start, f"an event code <= {k + 1}", f"invalid event code {code}")
+    if len(runs) > 1 or tconf:
+        gaps = [""] * (nchild + 1)
+        for gap, text in runs:
+            gaps[gap] += text
+        d["value"] = gaps
+    return d
 
 
 # --------------------------------------------------------------------------------------------- entry

@@ -55,8 +55,11 @@ import org.apache.xerces.xni.parser.XMLInputSource;
 public class XsdOracleDriver {
     static Map<String, Grammars> grammars = new HashMap<>();
 
-    static EXIFactory factory(String xsd, boolean fragment) throws Exception {
-        Grammars g = grammars.get(xsd);
+    static EXIFactory factory(String xsd, boolean fragment, boolean learning) throws Exception {
+        // one Grammars object per mode: EXIficient keeps runtime state in it, and a stream of one
+        // mode must not depend on streams of the other
+        String gkey = (learning ? "L " : "E ") + xsd;
+        Grammars g = grammars.get(gkey);
         if (g == null) {
             // The xmldsig XSD names the W3C XMLSchema DTD; it is never fetched (no network):
             // external DTDs resolve to nothing, every other entity (the imported XSDs) as usual.
@@ -69,13 +72,15 @@ public class XsdOracleDriver {
                 }
             };
             g = GrammarFactory.newInstance().createGrammars(xsd, noDtd);
-            grammars.put(xsd, g);
+            grammars.put(gkey, g);
         }
         EXIFactory f = DefaultEXIFactory.newInstance();
         f.setValueMaxLength(0);
         f.setValuePartitionCapacity(0);
-        f.setMaximumNumberOfBuiltInElementGrammars(0);
-        f.setMaximumNumberOfBuiltInProductions(0);
+        if (!learning) {  // the iso15118 codec's EXI Profile settings (the default here)
+            f.setMaximumNumberOfBuiltInElementGrammars(0);
+            f.setMaximumNumberOfBuiltInProductions(0);
+        }
         f.setGrammars(g);
         f.setFragment(fragment);
         return f;
@@ -92,9 +97,9 @@ public class XsdOracleDriver {
             String[] p = line.split("\t", 5);   // id, op, xsd, fragment, base64 payload
             String r;
             try {
-                EXIFactory f = factory(p[2], p[3].equals("1"));
+                EXIFactory f = factory(p[2], p[3].equals("1"), p[1].equals("L"));
                 byte[] payload = b64d.decode(p[4]);
-                if (p[1].equals("E")) {
+                if (p[1].equals("E") || p[1].equals("L")) {
                     ByteArrayOutputStream os = new ByteArrayOutputStream();
                     EXIResult res = new EXIResult(f);
                     res.setOutputStream(os);
@@ -158,9 +163,10 @@ class XsdOracle:
             raise ValueError(rest or "oracle gave no answer")
         return base64.b64decode(rest)
 
-    def encode(self, set_name: str, xml: str, fragment: bool = False) -> bytes:
-        """EXI stream of an XML document (or fragment) under the schema set's XSD grammars."""
-        return self._ask("E", set_name, fragment, xml.encode("utf-8"))
+    def encode(self, set_name: str, xml: str, fragment: bool = False, learning: bool = False) -> bytes:
+        """EXI stream of an XML document (or fragment) under the schema set's XSD grammars;
+        ``learning``: EXIficient's default built-in grammars (they learn), not the V2G settings."""
+        return self._ask("L" if learning else "E", set_name, fragment, xml.encode("utf-8"))
 
     def decode(self, set_name: str, data: bytes, fragment: bool = False) -> str:
         """XML text of an EXI stream."""
