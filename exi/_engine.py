@@ -79,6 +79,8 @@ _TYPE_NAMES = ("n-bit integer", "unsigned integer", "integer", "boolean", "enume
 #: dict key of a nil element (AT(xsi:nil) true; EXI 1.0 section 8.5.4.4.1): ``{"xsi:nil": True}``
 #: beside the element's attributes, no content
 XSI_NIL = "xsi:nil"
+#: an element's children in stream order, by key, where the keyed dict alone cannot give it
+ORDER = "$order"
 _MAX_DEPTH = cython.declare(cython.int, 64)  # element nesting limit (the schemas need < 20; relaxed fragments recurse)
 _LL_MIN = -(2**62)
 _LL_MAX = 2**62
@@ -148,6 +150,10 @@ class _Prod:
     cap: cython.Py_ssize_t  # maxOccurs the grammar does not enforce itself (looped particle), else 0
     direct: cython.bint
     dt: _DT
+    # K_SE: the keys of SE productions before this one in its state that may still come after it
+    # (a repeated choice): the keyed encoder, taking the first production with items left, would
+    # write them here, so one of them coming later needs the ordered form (ORDER). None if none.
+    later: Optional[frozenset]
 
     def __init__(self, raw: tuple, dts: dict, code: int) -> None:
         self.kind = raw[0]
@@ -159,6 +165,7 @@ class _Prod:
         self.cap = raw[4] if type(raw[4]) is int else 0
         self.direct = raw[5]
         self.dt = None  # type: ignore[assignment]  # only AT and CH productions carry (and read) a datatype
+        self.later = None
         if self.kind == K_AT or self.kind == K_CH:
             dt = dts.get(raw[2])
             if dt is None:
@@ -232,9 +239,50 @@ def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
             _set_tag(tw, 2)
             st.content2 = len(slist)
             slist.append(tw)
+    _mark_later(slist)
     states = tuple(slist)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
+
+
+def _mark_later(states: list) -> None:
+    """Set ``later`` of every SE production that has SE productions of other keys before it in
+    its state which stay reachable after it (see _Prod.later)."""
+    st: _State
+    p: _Prod
+    q: _Prod
+    reach: dict = {}  # state -> SE keys reachable from it (its own included)
+    for st in states:
+        ses = [p for p in st.prods if p.kind == K_SE]
+        if len(ses) < 2:
+            continue
+        for i in range(1, len(ses)):
+            p = ses[i]
+            got = reach.get(p.nxt)
+            if got is None:
+                got = reach[p.nxt] = _se_keys_from(states, p.nxt)
+            later = frozenset([q.key for q in ses[:i] if q.key != p.key and q.key in got])
+            if later:
+                p.later = later
+
+
+def _se_keys_from(states: list, sid: int) -> frozenset:
+    st: _State
+    p: _Prod
+    keys = set()
+    seen = set()
+    todo = [sid]
+    while todo:
+        s = todo.pop()
+        if s < 0 or s in seen:
+            continue
+        seen.add(s)
+        st = states[s]
+        for p in st.prods:
+            if p.kind == K_SE:
+                keys.add(p.key)
+            todo.append(p.nxt)
+    return frozenset(keys)
 
 
 def _set_tag(st: _State, tag: int) -> None:
@@ -1467,6 +1515,13 @@ _FALLBACK = _Fallback()
 _NO_PATH: list = []
 
 
+def _any_key_in(keys: frozenset, d: dict) -> bool:
+    for k in keys:
+        if k in d:
+            return True
+    return False
+
+
 @cython.cfunc
 @cython.exceptval(-1)
 def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, depth: cython.int) -> cython.int:
@@ -1509,6 +1564,8 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                     if po is None:
                         raise _FALLBACK
                     p = cython.cast(_Prod, po)
+                if p.later is not None and _any_key_in(p.later, d):
+                    raise _FALLBACK  # a repeated choice: the checked encoder keeps grammar order
                 w.bits(p.code, st.width)
                 if p.kind == K_SE:
                     if p.arg < 0:
@@ -1520,6 +1577,8 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         else:
             if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
                 raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
+            if p.later is not None and _any_key_in(p.later, d):
+                raise _FALLBACK
             w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
@@ -1599,6 +1658,8 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             if not isinstance(x, str):
                 raise _type_error(path, "value", f"the texts of mixed content are str, got {type(x).__name__}")
         d = {k: v for k, v in d.items() if k != "value"}
+    if ORDER in d:
+        return _enc_ordered(w, states, sid, d, gaps, pending, und, path)
     wild: Optional[list] = _wild_keys(d, states[sid], mixed, path)
     wi: cython.Py_ssize_t = 0
     if wild is not None:
@@ -1735,6 +1796,134 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
         else:  # K_AT / K_CH
             _enc_value(w, p.dt, item, path, p.key)
         sid = p.nxt
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_ordered(w: _Writer, states: tuple, sid: cython.int, d: dict, gaps: Optional[list],
+                 pending: Optional[list], und: Optional[dict], path: list) -> cython.int:
+    """The ordered form: the element's children in the order ORDER gives (each key takes the next
+    item of its list), declared ones by their production, "{uri}local" ones as undeclared or
+    wildcard elements; attributes (and simple content) as usual, before them; the texts of mixed
+    content ("value" as a list) in the gaps."""
+    st: _State
+    p: _Prod
+    i: cython.Py_ssize_t
+    chosen: cython.Py_ssize_t
+    order = d[ORDER]
+    if not isinstance(order, list):
+        raise _type_error(path, ORDER, f"expected a list of the children's keys, got {type(order).__name__}")
+    d = {k: v for k, v in d.items() if k != ORDER}
+    n: cython.Py_ssize_t = len(order)
+    oi: cython.Py_ssize_t = 0
+    nch: cython.Py_ssize_t = 0  # children written
+    gw: cython.Py_ssize_t = -1  # last gap written
+    counts: dict = {}
+    done: set = set()
+    atts: set = set()  # attributes and simple content written
+    while True:
+        st = states[sid]
+        chosen = -1
+        item = None
+        for i in range(st.n):  # attributes (and simple content) first: they are no children
+            p = st.prods[i]
+            if ((p.kind == K_AT or (p.kind == K_CH and gaps is None)) and p.key in d
+                    and p.key not in done):
+                chosen = i
+                item = d[p.key]
+                break
+        if chosen < 0:
+            if gaps is not None and gw < nch:
+                if pending:
+                    _enc_pending(w, st, None, pending, und, path)
+                if nch >= len(gaps):
+                    raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for more children "
+                                      "(one text per gap: before, between and after the children)")
+                gw = nch
+                sid = _enc_text(w, states, sid, gaps[nch], path)
+                continue
+            if oi < n:
+                key = order[oi]
+                v = d.get(key) if type(key) is str else None
+                if v is None:
+                    raise EncodeError(_path(path, ORDER), "unknown",
+                                      f"item {oi} names {key!r}, which is no child element of the dict")
+                if isinstance(v, list):
+                    c = counts.get(key, 0)
+                    if c >= len(v):
+                        raise EncodeError(_path(path, key), "occurs", f"{ORDER} names it more often than its "
+                                          f"{len(v)} items")
+                    item = v[c]
+                    counts[key] = c + 1
+                elif key in atts:
+                    raise EncodeError(_path(path, key), "unknown", f"an attribute or the text, not a child: "
+                                      f"{ORDER} names child elements only")
+                elif key in done:
+                    raise EncodeError(_path(path, key), "occurs", f"{ORDER} names it again (a single element)")
+                else:
+                    item = v
+                    done.add(key)
+                oi += 1
+                po = st.pmap.get(key)
+                if po is None or cython.cast(_Prod, po).kind != K_SE:
+                    if cython.cast(str, key).startswith("{"):  # undeclared or wildcard element
+                        if pending:
+                            _enc_pending(w, st, None, pending, und, path)
+                        sid = _enc_wild(w, states, sid, key, [item], path)
+                        nch += 1
+                        continue
+                    expected = _se_names(st)
+                    raise EncodeError(_path(path, key), "unknown", f"not allowed here (item {oi - 1} of "
+                                      f"{ORDER}; expected one of {expected}{' or the end' if st.ee >= 0 else ''})")
+                p = po
+                if p.is_list != isinstance(v, list):
+                    raise _type_error(path, key, "expected a list (element may repeat)" if p.is_list
+                                      else f"expected a single value, got {type(v).__name__}")
+                if p.cap and len(v) > p.cap:
+                    raise _too_many(path, key, len(v), p.cap)
+                chosen = p.code
+            else:
+                for k, v in d.items():  # every child is named in ORDER, and every item
+                    if isinstance(v, list) and counts.get(k, 0) < len(v):
+                        raise EncodeError(_path(path, k), "occurs", f"{len(v)} items, {ORDER} names it "
+                                          f"{counts.get(k, 0)} times")
+                    if not isinstance(v, list) and k not in done:
+                        raise EncodeError(_path(path, k), "unknown", f"not named in {ORDER} (nor an attribute here)")
+                if st.ee < 0:
+                    expected = _se_names(st)
+                    raise EncodeError(_path(path, expected[0] if len(expected) == 1 else None), "missing",
+                                      f"required {' or '.join(expected)} is missing after the children {ORDER} names")
+                chosen = st.ee
+        p = st.prods[chosen]
+        if pending:
+            _enc_pending(w, st, p.key if p.kind == K_AT else None, pending, und, path)
+        w.bits(chosen, st.width)
+        if p.kind == K_EE:
+            if gaps is not None and len(gaps) != nch + 1:
+                raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for {nch} children "
+                                  f"(one text per gap: {nch + 1})")
+            return 0
+        if p.kind == K_SE:
+            if p.arg < 0:
+                raise EncodeError(_path(path, p.key), "unknown", "no grammar for this element")
+            nch += 1
+            path.append(p.key)
+            _enc_elem(w, states, p.arg, item, p.direct, path)
+            path.pop()
+        else:  # K_AT / K_CH
+            done.add(p.key)
+            atts.add(p.key)
+            _enc_value(w, p.dt, item, path, p.key)
+        sid = p.nxt
+
+
+def _se_names(st: _State) -> list:
+    p: _Prod
+    out = []
+    for p in st.prods:
+        if p.kind == K_SE:
+            out.append(str(p.key))
+    return out
 
 
 def _undeclared(d: dict) -> Optional[dict]:
@@ -2049,41 +2238,51 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
     """The events of an element from state ``sid`` on, into ``d`` (the element's dict); ``wild``:
     an SE(*) was read, its qname and element come first.
 
-    Undeclared and wildcard elements (SE(*)) go under "{uri}local" keys, each a list: the dict
-    keeps the order of its keys, so a stream is refused (DecodeError, "not representable") where
-    the dict could not give it back: an SE(*) qname again after other content, or a key that was
-    already there before an SE(*) again after it. The text of mixed content is "value" where it
-    came, or, with several runs (or a run the dict's order cannot place), a list of one text per
-    gap between the element's children: before the first, between each two, after the last."""
+    Children go under their keys (lists where they repeat); undeclared and wildcard elements
+    (SE(*)) under "{uri}local" keys, each a list. Where the keyed dict alone would re-encode in
+    another order (a qname again after other children, a repeated choice out of grammar order,
+    an SE(*) between occurrences of one key) the dict also gets ORDER: every child's key in stream
+    order. The text of mixed content is "value" where it came, or, with several runs (or a run the
+    dict's order cannot place, or with ORDER), a list of one text per gap between the children."""
     st: _State
     p: _Prod
     code: cython.Py_ssize_t
     start: cython.Py_ssize_t
     frozen: Optional[set] = None  # keys present at the last SE(*)
     since: cython.bint = False  # another event since the last SE(*)
-    last = None  # key of the last SE(*)
+    last = None  # key of the last child
     nchild: cython.Py_ssize_t = 0  # child elements so far
+    first: cython.Py_ssize_t = 0  # keys of d before the first child (attributes, xsi:type, text)
     slot0: cython.Py_ssize_t = 0  # the gap of the first text run
     runs: Optional[list] = None  # mixed content: [(gap, text)] once a second run or a self-looping CH came
     tfrozen: Optional[set] = None  # keys present at the first run of mixed text
     tconf: cython.bint = False  # a key from before that text came again after it
+    forbid: Optional[set] = None  # keys that, coming now, the keyed encoder would have written earlier
+    flater = None  # the last ``later`` added to forbid
+    order: Optional[list] = None  # children's keys, recorded from the first non-contiguous one
+    need: cython.bint = False  # the keyed dict cannot give the stream back: it gets ORDER
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
     while True:
         if wild:
             wild = False
-            start = r.pos
+            if nchild == 0:
+                first = len(d)
             key, v = _dec_wild_value(r, states, depth)
-            if tfrozen is not None and key in tfrozen:
-                tconf = True
             lst = d.get(key)
+            if not need:
+                if tfrozen is not None and key in tfrozen:
+                    tconf = True
+                if lst is not None and (since or key != last):
+                    need = True  # the keyed encoder writes one "{uri}local" list in one piece
+                    if order is None:
+                        order = _order_so_far(d, first)
             if lst is None:
                 d[key] = [v]
-            elif since or key != last:
-                raise DecodeError(start, f"{key} next to its other occurrences",
-                                  f"{key} again after other content is not representable in the dict")
             else:
                 lst.append(v)
+            if order is not None:
+                order.append(key)
             nchild += 1
             frozen = set(d)
             since = False
@@ -2102,24 +2301,44 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 wild = True
                 continue
             if nsid < 0:
-                return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
+                break
             sid = nsid
             continue
         p = st.prods[code]
         if p.kind == K_EE:
-            return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
-        if frozen is not None and p.kind == K_SE:  # (text runs have their gaps, below)
-            since = True
-            if p.key in frozen:
-                raise DecodeError(start, f"{p.key} before the undeclared element {last}",
-                                  f"{p.key} after {last} is not representable in the dict (it came before too)")
+            break
         if p.kind == K_SE:
             if p.arg < 0:
                 raise DecodeError(start, "a supported element", f"no grammar for element {p.key}")
-            if tfrozen is not None and p.key in tfrozen:
-                tconf = True
+            if nchild == 0:
+                first = len(d)
+            if not need:
+                if frozen is not None:  # (text runs have their gaps, below)
+                    since = True
+                    if p.key in frozen:  # it came before the last SE(*) too
+                        need = True
+                if forbid is not None and p.key in forbid:
+                    need = True  # the keyed encoder would have written it before
+                if need:
+                    if order is None:
+                        order = _order_so_far(d, first)
+                elif order is None and p.is_list and p.key in d and p.key != last:
+                    # again after another child (a repeated sequence re-encodes so from the keyed
+                    # dict; a later trigger needs the order so far)
+                    order = _order_so_far(d, first)
+                if tfrozen is not None and p.key in tfrozen:
+                    tconf = True
+                if p.later is not None and p.later is not flater:
+                    flater = p.later
+                    if forbid is None:
+                        forbid = set(flater)
+                    else:
+                        forbid |= flater
             v = _dec_elem(r, states, p.arg, p.direct, depth + 1)
             nchild += 1
+            last = p.key
+            if order is not None:
+                order.append(p.key)
             if p.is_list:
                 lst = d.get(p.key)
                 if lst is None:
@@ -2152,6 +2371,28 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 if p.nxt == sid:  # mixed content: a key from before this text may not come again
                     tfrozen = set(d)
         sid = p.nxt
+    if need:
+        d[ORDER] = order
+        if tfrozen is not None or runs is not None:
+            return _mixed_done(d, runs, slot0, nchild)
+        return d
+    return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
+
+
+def _order_so_far(d: dict, first: int) -> list:
+    """ORDER of the children decoded so far, which the keyed dict still held in its own order:
+    its keys from the first child's on, each as often as its list has items (the text of mixed
+    content, "value", is no child)."""
+    out: list = []
+    i: cython.Py_ssize_t = 0
+    for k, v in d.items():
+        if i >= first and k != "value":
+            if isinstance(v, list):
+                out.extend([k] * len(v))
+            else:
+                out.append(k)
+        i += 1
+    return out
 
 
 def _mixed_done(d: dict, runs: Optional[list], slot0: int, nchild: int) -> dict:
@@ -2316,6 +2557,8 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             d[key] = _dec_value(r, _UNTYPED_STRING)
             continue
         break
+    first: cython.Py_ssize_t = len(d)  # the attributes come before the content
+    order: Optional[list] = None  # ORDER, from the first child the keyed dict cannot place
     while True:  # the content: prod is SE(q) or CH, then ElementContent
         start = r.pos
         if prod[0] == "SE":
@@ -2327,13 +2570,14 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             lst = d.get(key)
             if lst is None:
                 d[key] = [v]
-            elif last != key:
-                raise DecodeError(start, f"{key} next to its other occurrences",
-                                  f"{key} again after other content is not representable in the dict")
             else:
+                if order is None and last != key:
+                    order = _order_so_far(d, first)  # the keyed dict cannot hold this: ORDER
                 lst.append(v)
                 if tkeys is not None and key in tkeys:
                     tconf = True
+            if order is not None:
+                order.append(key)
             nchild += 1
             last = key
         else:
@@ -2355,7 +2599,9 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
                 ec.insert(0, prod)
         else:
             raise DecodeError(start, f"an event code <= {k + 1}", f"invalid event code {code}")
-    if len(runs) > 1 or tconf:
+    if order is not None:
+        d[ORDER] = order
+    if len(runs) > 1 or tconf or (runs and order is not None):
         gaps = [""] * (nchild + 1)
         for gap, text in runs:
             gaps[gap] += text

@@ -158,6 +158,24 @@ def _qualified(key: str, value: str, n: int) -> list[tuple[str, Any]]:
     return out
 
 
+ORDER = "$order"
+
+
+def _in_order(kids: list[tuple[Any, Any]], order: list[Any]) -> list[tuple[Any, Any]]:
+    """The children of an element in the ordered form: each key of ``order`` takes the next item
+    of that key's value (one at a time), the text gaps staying for the caller to place."""
+    lists = {k: (x if isinstance(x, list) else [x]) for k, x in kids if k is not None}
+    taken: dict[Any, int] = {}
+    out: list[tuple[Any, Any]] = []
+    for k in order:
+        items = lists.get(k, [])
+        i = taken.get(k, 0)
+        if i < len(items):
+            out.append((k, items[i]))
+            taken[k] = i + 1
+    return out
+
+
 def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] = frozenset({"Id", "Algorithm", "URI"})) -> str:
     """Render a message dict (JSON shape) as XML text: element names by local name, the keys in
     ``attributes`` with scalar values as attributes, ``value`` as text, the root carrying the
@@ -169,6 +187,8 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
         kids: list[tuple[Any, Any]] = []
         text = None
         for k, x in v.items():
+            if k == ORDER:
+                continue
             if k == "value":
                 text = x
                 kids.append((None, x))  # its place among the children (mixed content)
@@ -199,6 +219,10 @@ def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] =
             out.append(f"{pad}<{name}{extra}>{scalar(v)}</{name}>")
             return
         attrs, kids, text = attrs_and_children(v)
+        if isinstance(v.get(ORDER), list):  # the ordered form: the children in the order it gives
+            kids = _in_order(kids, v[ORDER])
+            if not isinstance(text, list):
+                text = [text or ""]
         if isinstance(text, list):  # mixed content: one text per gap between the children
             items = [(k, y) for k, x in kids if k is not None for y in (x if isinstance(x, list) else [x])]
             kids = [(None, text[0])] if text and text[0] else []

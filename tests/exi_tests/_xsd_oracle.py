@@ -269,6 +269,7 @@ class XmlRenderer:
             out.append(f"<{name}{extra}>{escape(self._lex(t, v))}</{name}>")
             return
         a_txt, inner = [], []
+        items: dict[str, list[str]] = {}  # "$order": each child key's rendered items
         if "xsi:type" in v:
             # the named type's content from here on; the value a prefixed qname
             tq = v["xsi:type"]
@@ -278,7 +279,7 @@ class XmlRenderer:
         attrs = {a.local_name: a for a in t.attributes.values()} if not t.is_simple() else {}
         kids = self._children(el, t) if not t.is_simple() and not t.has_simple_content() else {}
         for k, x in v.items():
-            if k == "xsi:type":
+            if k in ("xsi:type", "$order"):
                 continue
             if k == "xsi:nil":
                 a_txt.insert(1 if "xsi:type" in v else 0, f' xsi:nil="{"true" if x else "false"}"')
@@ -293,13 +294,22 @@ class XmlRenderer:
                 a_txt.append(f" {self._qn(attrs[k].name)}={quoteattr(self._lex(attrs[k].type, x))}")
             elif k in kids:
                 buf: list[str] = []
-                self._emit(kids[k], x, buf, f"{path}.{k}", xsi)
+                for item in (x if isinstance(x, list) else [x]):
+                    one: list[str] = []
+                    self._emit(kids[k], item, one, f"{path}.{k}", xsi)
+                    items.setdefault(k, []).append("".join(one))
+                    buf.extend(one)
                 inner.extend(buf)
             elif k.startswith("{"):
                 for item in x:  # an undeclared or wildcard element, where the dict has it
-                    self._emit_any(k, item, inner, f"{path}.{k}", xsi)
+                    one = []
+                    self._emit_any(k, item, one, f"{path}.{k}", xsi)
+                    items.setdefault(k, []).append("".join(one))
+                    inner.extend(one)
             else:
                 raise KeyError(f"{path}: {k!r} is neither an attribute nor a child element")
+        if "$order" in v:  # the children in that order (the text, as gaps or before them)
+            inner = [t_ for t_ in inner if not t_.startswith("<")] + _in_order(v["$order"], items)
         if isinstance(v.get("value"), list) and not t.is_simple():
             inner = _interleave(v["value"], inner)
         out.append(f"<{name}{extra}{''.join(a_txt)}>{''.join(inner)}</{name}>")
@@ -315,7 +325,10 @@ class XmlRenderer:
         ns, local = _split(qname)
         name = f"{self._prefix(ns)}:{local}" if ns else local
         attrs, inner = [], []
+        items: dict[str, list[str]] = {}
         for k, x in v.items():
+            if k == "$order":
+                continue
             if k == "xsi:type":
                 tns, tlocal = _split(x)
                 attrs.append(f' xsi:type="{self._prefix(tns) + ":" if tns else ""}{tlocal}"')
@@ -327,10 +340,28 @@ class XmlRenderer:
                 inner.append(escape(self._lex(None, x)))
             else:
                 for item in x:
-                    self._emit_any(k, item, inner, f"{path}.{k}", xsi)
+                    one: list[str] = []
+                    self._emit_any(k, item, one, f"{path}.{k}", xsi)
+                    items.setdefault(k, []).append("".join(one))
+                    inner.extend(one)
+        if "$order" in v:
+            inner = [t_ for t_ in inner if not t_.startswith("<")] + _in_order(v["$order"], items)
         if isinstance(v.get("value"), list) and "xsi:type" not in v:
             inner = _interleave(v["value"], inner)
         out.append(f"<{name}{''.join(attrs)}>{''.join(inner)}</{name}>")
+
+
+def _in_order(order: list[str], items: dict[str, list[str]]) -> list[str]:
+    """The rendered children in "$order" (each key takes its next item)."""
+    taken: dict[str, int] = {}
+    out = []
+    for k in order:
+        i = taken.get(k, 0)
+        out.append(items[k][i])
+        taken[k] = i + 1
+    if any(taken.get(k, 0) != len(x) for k, x in items.items()):
+        raise ValueError(f"$order {order} does not name every child once")
+    return out
 
 
 def _interleave(gaps: list[str], children: list[str]) -> list[str]:

@@ -113,31 +113,106 @@ def test_wildcard_and_undeclared_both_ways(make_codec: Callable[[str], Any], nam
         assert isinstance(got, dict)
 
 
-def test_order_the_dict_cannot_hold_is_a_decode_error(make_codec: Callable[[str], Any]) -> None:
-    """p, r, p in a wildcard position: one "{urn:x}p" list cannot keep r between its items, so
-    the stream is refused rather than decoded into a dict that re-encodes differently."""
-    codec = make_codec(NS_DSIG)
-    # no dict gives p, r, p: the stream is written with the pure-Python engine's own pieces
-    import exi._engine as eng
+# (name, message, EXIficient's stream): children in an order the keyed dict alone would not give
+# back, so the decoder adds "$order" (every child's key in stream order) and the encoder follows it
+ORDERED = [
+    # a repeated choice: KeyName again after MgmtData
+    ("keyinfo-interleaved", {"KeyInfo": {"KeyName": ["a", "b"], "MgmtData": ["m"],
+                                         "$order": ["KeyName", "MgmtData", "KeyName"]}},
+     "8020406c2601b68006c48b80"),
+    # each once, but against the grammar's order (the keyed encoder would write KeyName first)
+    ("keyinfo-out-of-grammar-order", {"KeyInfo": {"MgmtData": ["m"], "KeyName": ["a"], "$order": ["MgmtData", "KeyName"]}},
+     "8021c06da001b0a2e0"),
+    ("x509data-out-of-grammar-order", {"X509Data": {"X509SubjectName": ["s"], "X509SKI": [b"\x01"],
+                                                    "$order": ["X509SubjectName", "X509SKI"]}},
+     "809500dcc40202d700"),
+    ("object-p-r-p", {"Object": {"{urn:x}p": [{}, {}], "{urn:y}r": [{}], "$order": ["{urn:x}p", "{urn:y}r", "{urn:x}p"]}},
+     "803980575726e3a78027058060018800aeae4dc74f204e4b00c00311802b00c0031370"),
+    ("wildcard-between", {"KeyInfo": {"KeyName": ["a", "b"], "{urn:x}p": [{}], "$order": ["KeyName", "{urn:x}p", "KeyName"]}},
+     "8020406c2700aeae4dc74f004e0b00c0031000d89170"),
+    ("spki-wildcard-between", {"SPKIData": {"SPKISexp": [b"\x01", b"\x02"], "{urn:x}p": [{}],
+                                            "$order": ["SPKISexp", "{urn:x}p", "SPKISexp"]}},
+     "806001012015d5c9b8e9e009c16018006200204ae0"),
+    # inside an element of no declaration (its built-in grammar)
+    ("built-in-a-b-a", {"Object": {"{urn:x}p": [{"{}a": [{}, {}], "{}b": [{}], "$order": ["{}a", "{}b", "{}a"]}]}},
+     "803980575726e3a7802705806001848130ac03000c410262580600188200f5806001896e"),
+    # mixed content with "$order": the texts are one per gap
+    ("keyinfo-mixed-text", {"KeyInfo": {"KeyName": ["a", "b"], "MgmtData": ["m"], "$order": ["KeyName", "MgmtData", "KeyName"],
+                                        "value": ["t0", "t1", "", "t3"]}},
+     "8022411d0c0006c29047431601b68006c490474338b8"),
+]
 
-    py = exi.Codec(NS_DSIG, exi.NAMESPACES[NS_DSIG], engine=eng)
-    w = eng._Writer()
-    w.info = py._frag.info
-    states = py._frag.states
-    w.bits(0x80, 8)
-    st = states[py._frag.start]
-    obj = py._frag.roots["Object"]
-    w.bits(obj.code, st.width)
-    sid = obj.arg
-    path: list = ["Object"]
-    for key in ("{urn:x}p", "{urn:y}r", "{urn:x}p"):
-        sid = eng._enc_wild(w, states, sid, key, [{}], path)
-    end = states[sid]
-    w.bits(end.ee, end.width)
-    w.bits(states[obj.nxt].ed, states[obj.nxt].width)
-    data = w.finish()
-    with pytest.raises(exi.DecodeError, match="not representable"):
-        codec.decode_fragment(data)
+
+def _without_order(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {k: _without_order(v) for k, v in o.items() if k != "$order"}
+    if isinstance(o, list):
+        return [_without_order(x) for x in o]
+    return o
+
+
+@pytest.mark.parametrize("name,msg,hexstream", ORDERED, ids=[c[0] for c in ORDERED])
+def test_order_the_keyed_dict_cannot_hold_takes_order(make_codec: Callable[[str], Any], name: str, msg: dict,
+                                                      hexstream: str) -> None:
+    """EXIficient's stream decodes to the dict with "$order", which encodes to that stream; the
+    same dict without "$order" gives other bytes (or is refused): "$order" is there only when
+    needed. Cut streams and one-bit flips give DecodeError or a dict, nothing else."""
+    codec = make_codec(NS_DSIG)
+    data = bytes.fromhex(hexstream)
+    assert codec.decode_fragment(data) == msg
+    assert codec.encode_fragment(msg) == data
+    try:
+        keyed = codec.encode_fragment(_without_order(msg))
+    except exi.EncodeError:
+        keyed = None
+    assert keyed != data
+    for cut in range(1, len(data)):
+        with pytest.raises(exi.DecodeError):
+            codec.decode_fragment(data[:cut])
+    for bit in range(8, 8 * len(data)):
+        bad = bytearray(data)
+        bad[bit >> 3] ^= 0x80 >> (bit & 7)
+        try:
+            got = codec.decode_fragment(bytes(bad))
+        except exi.DecodeError:
+            continue
+        assert isinstance(got, dict)
+
+
+def test_order_is_left_out_where_the_keyed_dict_gives_the_stream_back(make_codec: Callable[[str], Any]) -> None:
+    codec = make_codec(NS_DSIG)
+    msg = {"KeyInfo": {"KeyName": ["a"], "MgmtData": ["m"]}}
+    data = bytes.fromhex("8020406c2601b6a2e0")  # EXIficient's
+    assert codec.decode_fragment(data) == msg
+    assert codec.encode_fragment(msg) == data
+    # the same order given explicitly gives the same bytes
+    assert codec.encode_fragment({"KeyInfo": {**msg["KeyInfo"], "$order": ["KeyName", "MgmtData"]}}) == data
+
+
+@pytest.mark.parametrize("content, path, rule", [
+    ({"KeyName": ["a"], "$order": ["KeyName", "KeyName"]}, "KeyInfo.KeyName", "occurs"),
+    ({"KeyName": ["a", "b"], "$order": ["KeyName"]}, "KeyInfo.KeyName", "occurs"),
+    ({"KeyName": ["a"], "$order": ["MgmtData"]}, "KeyInfo.$order", "unknown"),
+    ({"KeyName": ["a"], "$order": "KeyName"}, "KeyInfo.$order", "type"),
+    ({"KeyName": ["a"], "$order": [1]}, "KeyInfo.$order", "unknown"),
+    ({"Id": "i", "KeyName": ["a"], "$order": ["Id", "KeyName"]}, "KeyInfo.Id", "unknown"),
+])
+def test_bad_order_is_refused_with_its_path(make_codec: Callable[[str], Any], content: dict, path: str, rule: str) -> None:
+    with pytest.raises(exi.EncodeError) as info:
+        make_codec(NS_DSIG).encode_fragment({"KeyInfo": content})
+    assert info.value.path == path and info.value.rule == rule
+
+
+def test_order_follows_the_grammar_or_says_where_not(make_codec: Callable[[str], Any]) -> None:
+    """Declared children out of their sequence are refused, naming the child and what was due."""
+    codec = make_codec(NS_DSIG)
+    msg = {"Reference": {"DigestValue": b"\x01", "DigestMethod": {"Algorithm": "a"},
+                         "$order": ["DigestValue", "DigestMethod"]}}
+    with pytest.raises(exi.EncodeError, match="not allowed here") as info:
+        codec.encode_fragment(msg)
+    assert info.value.path == "Reference.DigestValue"
+    ok = {"Reference": {"DigestMethod": {"Algorithm": "a"}, "DigestValue": b"\x01", "$order": ["DigestMethod", "DigestValue"]}}
+    assert codec.encode_fragment(ok) == codec.encode_fragment(_without_order(ok))
 
 
 def test_text_runs_of_mixed_content_take_one_text_per_gap(make_codec: Callable[[str], Any]) -> None:
@@ -165,6 +240,12 @@ def test_xml_output_of_wildcards_and_mixed_text() -> None:
     xml = to_xml({"KeyInfo": {"KeyName": ["k", "l"], "value": ["a", "", "c", ""], "{urn:x}p": [{"@a": "1"}]}}, NS_DSIG)
     assert xml.split("\n")[2:7] == ["  a", "  <KeyName>k</KeyName>", "  <KeyName>l</KeyName>", "  c",
                                     '  <e1:p xmlns:e1="urn:x" a="1"/>']
+
+    xml = to_xml({"KeyInfo": {"KeyName": ["a", "b"], "{urn:x}p": [{}], "MgmtData": ["m"], "value": ["", "t", "", "", ""],
+                              "$order": ["KeyName", "{urn:x}p", "MgmtData", "KeyName"]}}, NS_DSIG)
+    assert "$order" not in xml
+    assert xml.split("\n")[2:7] == ["  <KeyName>a</KeyName>", "  t", '  <e1:p xmlns:e1="urn:x"/>',
+                                    "  <MgmtData>m</MgmtData>", "  <KeyName>b</KeyName>"]
 
 
 # EXIficient with its default settings (built-in grammars that learn: AT(q), SE(q), CH and EE
