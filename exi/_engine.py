@@ -1652,10 +1652,14 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     nch: cython.Py_ssize_t = 0  # children written
     gw: cython.Py_ssize_t = -1  # last gap written
     mixed: cython.bint = "value" in d and _is_mixed(states, sid)
+    simple: cython.bint = False
+    if not mixed and isinstance(d.get("value"), list) and _simple_gaps(states, sid, d):
+        mixed = True  # simple content with text runs between undeclared elements: one per gap
+        simple = True  # (the typed value among them, where the grammar has its CH)
     if mixed and isinstance(d.get("value"), list):
         gaps = d["value"]
         for x in gaps:
-            if not isinstance(x, str):
+            if not isinstance(x, str) and not simple:
                 raise _type_error(path, "value", f"the texts of mixed content are str, got {type(x).__name__}")
         d = {k: v for k, v in d.items() if k != "value"}
     if ORDER in d:
@@ -1766,6 +1770,12 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 chosen = i
                 break
         if chosen < 0:
+            if (simple and st.ee < 0 and used == n_keys and (wild is None or wi == len(wild)) and gw == nch
+                    and gaps is not None and len(gaps) == nch + 1):
+                # simple content whose value was never due as typed text: an undeclared EE
+                w.bits(st.n, st.width)
+                w.bits(0, st.l2_width)
+                return 0
             chosen = _no_production(d, {} if counts is None else counts, st, states, first, path)
             used = n_keys
         p = st.prods[chosen]
@@ -1969,7 +1979,9 @@ def _wild_keys(d: dict, st: _State, mixed: bool, path: list) -> Optional[list]:
     keys: set = set()
     before: list = []
     for k in d:
-        if mixed and k == "value" and isinstance(d[k], str):
+        if mixed and k == "value":
+            if not isinstance(d[k], str):
+                raise _type_error(path, k, f"text between the children is a str (or a list: one per gap), got {type(d[k]).__name__}")
             if out is None:
                 out = []
             out.append((k, d[k], tuple(before)))
@@ -1994,8 +2006,10 @@ _MIXED: dict = {}
 
 
 def _is_mixed(states: tuple, sid: int) -> bool:
-    """Whether the type grammar from ``sid`` is mixed content: a CH that loops to its state (the
-    xmldsig types with mixed="true", xs:anyType's ur-type grammar)."""
+    """Whether text in the type grammar from ``sid`` goes between the children ("value" one text
+    per gap, or one where the dict has it): mixed content, a CH that loops to its state (the
+    xmldsig types with mixed="true", xs:anyType's ur-type grammar), or content with no CH at all
+    (element-only or empty), where text is CH [untyped value] (EXI 1.0 section 8.5.4.4.1)."""
     st: _State
     p: _Prod
     key = (id(states), sid)
@@ -2004,19 +2018,54 @@ def _is_mixed(states: tuple, sid: int) -> bool:
         return cython.cast(cython.bint, got)
     seen = set()
     todo = [sid]
-    res = False
-    while todo and not res:
+    loops = False
+    has_ch = False
+    while todo and not loops:
         s = todo.pop()
         if s < 0 or s in seen:
             continue
         seen.add(s)
         st = states[s]
         for p in st.prods:
-            if p.kind == K_CH and p.nxt == s:
-                res = True
+            if p.kind == K_CH:
+                has_ch = True
+                if p.nxt == s:
+                    loops = True
             todo.append(p.nxt)
+    res = loops or not has_ch
     _MIXED[key] = res
     return res
+
+
+def _any_wild_key(d: dict) -> bool:
+    for k in d:
+        if type(k) is str and cython.cast(str, k).startswith("{"):
+            return True
+    return False
+
+
+def _simple_gaps(states: tuple, sid: int, d: dict) -> bool:
+    """Whether the "value" list of a simple-content element is one text per gap between its
+    undeclared elements (the typed value in one of them) rather than the value of a list type."""
+    st: _State
+    p: _Prod
+    if not _any_wild_key(d):
+        return False
+    seen = set()
+    s = sid
+    while s >= 0 and s not in seen:
+        seen.add(s)
+        st = states[s]
+        po = st.pmap.get("value")
+        if po is not None and cython.cast(_Prod, po).kind == K_CH:
+            p = po
+            v = d["value"]
+            return p.dt.kind != T_LIST or (len(v) > 0 and isinstance(v[0], list))
+        s = -1
+        for p in st.prods:  # on through the attributes
+            if p.kind != K_SE and p.kind != K_EE:
+                s = p.nxt
+    return False
 
 
 @cython.cfunc
@@ -2025,11 +2074,18 @@ def _enc_text(w: _Writer, states: tuple, sid: cython.int, text: object, path: li
     Empty text is no event at all (as EXIficient writes it)."""
     st: _State = states[sid]
     p: _Prod
-    if not text:
+    if isinstance(text, str) and not text:
         return sid
     po = st.pmap.get("value")
     if po is None or cython.cast(_Prod, po).kind != K_CH:
-        raise EncodeError(_path(path, "value"), "type", "no text allowed here")
+        # no CH here: CH [untyped value] at the second level (after it a start tag goes on in
+        # Element_i,content2, content stays in its state: EXI 1.0 section 8.5.4.4.1)
+        if not isinstance(text, str):
+            raise _type_error(path, "value", f"text where the schema declares none is str, got {type(text).__name__}")
+        w.bits(st.n, st.width)
+        w.bits((1 if st.ee < 0 else 0) + (5 if st.tag == 0 else 3 if st.tag == 1 else 1), st.l2_width)
+        _enc_value(w, _UNTYPED_STRING, text, path, "value")
+        return st.content2 if st.tag != 2 else sid
     p = po
     w.bits(p.code, st.width)
     _enc_value(w, p.dt, text, path, "value")
@@ -2219,16 +2275,17 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 else:
                     _dec_any_attr(r, nd, start)
                 return _dec_content(r, states, sid, nd, depth, False)
-            v = _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))
-            _end_after_untyped(r)
-            return v
+            # CH [untyped value] (l2 == 1): the text, as the schema type where it is a valid form
+            # of it, then Element_i,content2 (the value's state: EE, or more undeclared content)
+            nd = _dec_content(r, states, st.content2, {"value": _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))},
+                              depth, False)
+            return nd["value"] if len(nd) == 1 else nd
         else:
             v = _dec_value(r, p.dt)
         start = r.pos
-        if r.bits(1) != 0:
-            if _dec_l2(r, states[p.nxt], start) == 5:  # an undeclared element after the value
-                return _dec_content(r, states, p.nxt, {"value": v}, depth, True)
-            raise DecodeError(start, "EE", "a second text run after the value is not representable")
+        if r.bits(1) != 0:  # undeclared content after the value: the element becomes a dict
+            r.pos = start
+            return _dec_content(r, states, p.nxt, {"value": v}, depth, False)
         return v
     return _dec_content(r, states, sid, {}, depth, False)
 
@@ -2261,6 +2318,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
     flater = None  # the last ``later`` added to forbid
     order: Optional[list] = None  # children's keys, recorded from the first non-contiguous one
     need: cython.bint = False  # the keyed dict cannot give the stream back: it gets ORDER
+    ch: Optional[_Prod]
     if depth > _MAX_DEPTH:
         raise DecodeError(r.pos, "fewer nested elements", f"nesting deeper than {_MAX_DEPTH}")
     while True:
@@ -2299,6 +2357,25 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 if st.tag != 2:
                     sid = st.content2
                 wild = True
+                continue
+            if nsid == -4:  # CH [untyped value]: the simple content, or text where the schema has none
+                text = _dec_value(r, _UNTYPED_STRING)
+                ch = None
+                for p in st.prods:
+                    if p.kind == K_CH:
+                        ch = p
+                        break
+                if ch is not None and ch.key not in d:
+                    d[ch.key] = _from_text(ch.dt, text)  # the value, untyped (RISE-V2G's enumerations)
+                    slot0 = nchild
+                else:
+                    runs = _text_run(d, runs, slot0, nchild, text, start)
+                    if runs is None:
+                        slot0 = nchild
+                    if tfrozen is None:
+                        tfrozen = set(d)  # a key from before this text may not come again
+                if st.tag != 2:
+                    sid = st.content2
                 continue
             if nsid < 0:
                 break
@@ -2361,15 +2438,13 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             continue
         else:
             text = _dec_value(r, p.dt)
-            if runs is not None:
-                runs.append((nchild, text))
-            elif p.key in d:  # a second run of mixed content
-                runs = [(slot0, d[p.key]), (nchild, text)]
-            else:
+            if runs is None and p.key not in d:
                 d[p.key] = text
                 slot0 = nchild
                 if p.nxt == sid:  # mixed content: a key from before this text may not come again
                     tfrozen = set(d)
+            else:  # a second run of text
+                runs = _text_run(d, runs, slot0, nchild, text, start)
         sid = p.nxt
     if need:
         d[ORDER] = order
@@ -2377,6 +2452,21 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             return _mixed_done(d, runs, slot0, nchild)
         return d
     return d if runs is None and not tconf else _mixed_done(d, runs, slot0, nchild)
+
+
+def _text_run(d: dict, runs: Optional[list], slot0: int, nchild: int, text: object, start: int) -> Optional[list]:
+    """Record a run of text: the first one goes into "value" (``runs`` stays None), from the
+    second on all runs are [(gap, text)]. Two runs in one gap join as text; a typed value (not a
+    str) cannot join another run (no XML text gives two character events in a row)."""
+    if runs is None:
+        if "value" not in d:
+            d["value"] = text
+            return None
+        runs = [(slot0, d["value"])]
+    if runs[len(runs) - 1][0] == nchild and not (isinstance(text, str) and isinstance(runs[len(runs) - 1][1], str)):
+        raise DecodeError(start, "EE or an element", "a second character event right after a typed value")
+    runs.append((nchild, text))
+    return runs
 
 
 def _order_so_far(d: dict, first: int) -> list:
@@ -2400,8 +2490,8 @@ def _mixed_done(d: dict, runs: Optional[list], slot0: int, nchild: int) -> dict:
     becomes one text per gap between children."""
     gaps = [""] * (nchild + 1)
     for gap, text in (runs if runs is not None else [(slot0, d["value"])]):
-        gaps[gap] += text
-    d["value"] = gaps
+        gaps[gap] = text if gaps[gap] == "" else gaps[gap] + text  # (a typed value has a gap to itself)
+    d["value"] = gaps if nchild else gaps[0]  # runs in a row and no child: one text
     return d
 
 
@@ -2411,7 +2501,9 @@ def _dec_deviation(r: _Reader, states: tuple, st: _State, sid: cython.int, d: di
     """An escaped (second-level) event in element content: returns the next state, -1 after EE.
 
     An undeclared EE where the simple content ("value") was due gives the empty value; an untyped
-    CH in place of "value" gives its string; AT(xsi:nil) true the nil element."""
+    CH in place of "value" gives its string; AT(xsi:nil) true the nil element. -3: SE(*) follows,
+    -4: CH [untyped value] follows (both then go on in Element_i,content2 from a start tag, else
+    in the same state: EXI 1.0 section 8.5.4.4.1)."""
     p: _Prod
     ch: Optional[_Prod] = None
     for p in st.prods:
@@ -2432,28 +2524,7 @@ def _dec_deviation(r: _Reader, states: tuple, st: _State, sid: cython.int, d: di
         if ch is not None and ch.key not in d:
             d[ch.key] = _empty_value(ch.dt, start)
         return -1
-    if ch is None:
-        raise DecodeError(start, "element content", "untyped character content where the schema declares none is not supported")
-    d[ch.key] = _from_text(ch.dt, _dec_value(r, _UNTYPED_STRING))
-    _end_after_untyped(r)
-    return -1
-
-
-@cython.cfunc
-@cython.exceptval(-1)
-def _end_after_untyped(r: _Reader) -> cython.int:
-    """After CH [untyped value] the grammar is Element_i,content2 (EXI 1.0 section 8.5.4.4.1): the
-    simple content's state without attribute productions, {CH [schema-valid value]} at the first
-    level (1 bit with the escape), then at the second level {EE, SE(*), CH [untyped]} (2 bits; EE
-    is undeclared there).  EXIficient ends such an element with that undeclared EE (escape, 0)."""
-    start: cython.Py_ssize_t = r.pos
-    if r.bits(1) == 0:
-        raise DecodeError(start, "EE", "a second character event after an untyped value is not supported")
-    code = r.bits(2)
-    if code != 0:
-        raise DecodeError(start, "EE", f"second-level event code {code} after an untyped value (SE(*) or CH) "
-                                       "is not supported")
-    return 0
+    return -4  # CH [untyped value]: the caller reads the text
 
 
 def _bad_code(start: int, code: int, st: _State) -> DecodeError:
@@ -2653,8 +2724,11 @@ class Grammar:
         st: _State
         p: _Prod
         w: Optional[_Writer]
-        if not isinstance(message, dict) or len(message) != 1:
-            raise EncodeError("", "type", "expected a dict with exactly one key: the root element")
+        if not isinstance(message, dict) or not (len(message) == 1 or (self.fragment and len(message) > 1)):
+            raise EncodeError("", "type", "expected a dict with exactly one key: the root element"
+                              if not self.fragment else "expected a dict of the fragment's root elements")
+        if len(message) > 1 or _any_wild_key(message):
+            return self._enc_roots(message)
         for key, value in message.items():
             pass
         po = self.roots.get(key)
@@ -2698,6 +2772,45 @@ class Grammar:
             self.spare = w
         return out
 
+    def _enc_roots(self, message: dict) -> bytes:
+        """Several root elements (a fragment) or an undeclared one ("{uri}local": SE(*) of the
+        document or fragment grammar, then the built-in element grammar): the checked encoder."""
+        st: _State
+        p: _Prod
+        w: _Writer = _Writer()
+        w.info = self.info
+        w.bits(0x80, 8)
+        sid: cython.int = self.start
+        for key, value in message.items():
+            st = self.states[sid]
+            po = self.roots.get(key)
+            if po is None:
+                if not (type(key) is str and cython.cast(str, key).startswith("{") and st.any_se >= 0):
+                    raise EncodeError(str(key), "unknown", "not an element of this schema set" if self.fragment
+                                      else "not a global element of this schema set")
+                if not isinstance(value, list) or (not self.fragment and len(value) != 1):
+                    raise _type_error([], key, "an undeclared root element is a list of one element"
+                                      if not self.fragment else "an undeclared element is a list (it may repeat)")
+                try:
+                    sid = _enc_wild(w, self.states, sid, key, value, [])
+                except RecursionError:
+                    raise EncodeError(str(key), "type", "message nested too deeply") from None
+                continue
+            p = po
+            if p.arg < 0:
+                raise EncodeError(str(key), "unknown", "element declared with several types: the relaxed fragment grammar is not supported")
+            w.bits(p.code, st.width)
+            path = [key]
+            try:
+                _enc_elem(w, self.states, p.arg, value, p.direct, path)
+            except RecursionError:
+                raise EncodeError(".".join([str(x) for x in path]), "type", "message nested too deeply") from None
+            sid = p.nxt
+        st = self.states[sid]
+        if st.ed >= 0:
+            w.bits(st.ed, st.width)
+        return w.finish()
+
     @cython.cfunc
     def _dec(self, data: object) -> dict:
         if isinstance(data, bytes):
@@ -2725,6 +2838,7 @@ class Grammar:
         if h != 0x80:
             raise DecodeError(0, "EXI header byte 0x80", f"got 0x{h:02x}")
         out: dict = {}
+        last = None  # the previous root element's key
         while True:
             st = self.states[sid]
             start = r.pos
@@ -2734,13 +2848,25 @@ class Grammar:
             p = st.prods[code]
             if p.kind == K_ED:
                 break
-            if p.kind == K_ANY:
-                raise DecodeError(start, "a declared element", "SE(*) wildcard root is not supported")
+            if p.kind == K_ANY:  # an undeclared root: "{uri}local", a list as everywhere
+                key, v = _dec_wild_value(r, self.states, 1)
+                lst = out.get(key)
+                if lst is None:
+                    out[key] = [v]
+                elif last != key:
+                    raise DecodeError(start, "ED or another root element", f"root element {key} again after "
+                                      "another one (the message holds one list per name, in one piece)")
+                else:
+                    lst.append(v)
+                last = key
+                sid = p.nxt
+                continue
             if p.arg < 0:
                 raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
             if p.key in out:
-                raise DecodeError(start, "ED", f"second root element {p.key} in one stream is not supported")
+                raise DecodeError(start, "ED", f"root element {p.key} again in one fragment (the message holds one)")
             out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1)
+            last = p.key
             sid = p.nxt
         if (r.end - r.pos) >= 8:
             # Whole zero bytes after the padding are accepted (Tesla DIN stacks append one; EXIficient

@@ -126,6 +126,8 @@ class GenOptions:
     # foreign elements in the optional xs:any positions of xmldsig
     p_undeclared_elements: float = 0.0
     p_wild: float = 0.0
+    # text in element-only and empty content (second-level CH [untyped value]), as in mixed content
+    p_text: float = 0.0
 
 
 class _Run:
@@ -293,6 +295,9 @@ class _Run:
                 self.mixed = saved
             if t.mixed and self.opts.p_wild and self.rng.random() < self.opts.p_wild:
                 self.mixed_text(t, out)
+        if (not t.has_simple_content() and not t.mixed and self.opts.p_text
+                and self.rng.random() < self.opts.p_text):
+            self.mixed_text(t, out)
         return out
 
     def mixed_text(self, t: Any, out: dict[str, Any]) -> None:

@@ -287,6 +287,8 @@ class XmlRenderer:
                 a_txt.append(f" {self._qn(k[1:])}={quoteattr(x)}")  # an undeclared attribute
             elif k == "value" and isinstance(x, list) and not t.is_simple():
                 continue  # mixed content, one text per gap between the children (below)
+            elif k == "value" and not t.is_simple() and not t.has_simple_content():
+                inner.append(escape(x))  # text in element-only (or empty) content, where the dict has it
             elif k == "value":
                 st = t if t.is_simple() else t.content
                 inner.append(escape(self._lex(st, x)))

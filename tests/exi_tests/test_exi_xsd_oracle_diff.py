@@ -226,3 +226,12 @@ def test_xsd_oracle_undeclared_elements(xsd_oracle: Any, set_name: str, kind: st
     text and nested foreign children, repeated qnames (whose built-in grammar has learnt), text
     in mixed content; EXIficient's streams with learning built-in grammars decode to it too."""
     _second_level_diff(xsd_oracle, set_name, kind, mtype, "wild", learning=True, p_undeclared_elements=0.15, p_wild=0.5)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("set_name,kind,mtype", _params())
+def test_xsd_oracle_text_in_element_content(xsd_oracle: Any, set_name: str, kind: str, mtype: str) -> None:
+    """Random text runs in element-only and empty content (second-level CH [untyped value], the
+    element going on in Element_i,content2 from a start tag), beside random undeclared elements:
+    one run where the dict has it, or one text per gap between the children."""
+    _second_level_diff(xsd_oracle, set_name, kind, mtype, "text", p_text=0.2, p_undeclared_elements=0.1)
