@@ -1678,13 +1678,8 @@ def _enc_elem(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     while True:
         st = states[sid]
         if gaps is not None and gw < nch and _wild_ready(st, d, (), counts, done):
-            if pending:
-                _enc_pending(w, st, None, pending, und, path)
-            if nch >= len(gaps):
-                raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for more children "
-                                  "(one text per gap: before, between and after the children)")
             gw = nch
-            sid = _enc_text(w, states, sid, gaps[nch], path)
+            sid = _enc_gap(w, states, sid, st, gaps, nch, pending, und, path)
             continue
         if (wild is not None and wi < len(wild) and (gaps is None or gw == nch)
                 and _wild_ready(st, d, wild[wi][2], counts, done)):
@@ -1844,13 +1839,8 @@ def _enc_ordered(w: _Writer, states: tuple, sid: cython.int, d: dict, gaps: Opti
                 break
         if chosen < 0:
             if gaps is not None and gw < nch:
-                if pending:
-                    _enc_pending(w, st, None, pending, und, path)
-                if nch >= len(gaps):
-                    raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for more children "
-                                      "(one text per gap: before, between and after the children)")
                 gw = nch
-                sid = _enc_text(w, states, sid, gaps[nch], path)
+                sid = _enc_gap(w, states, sid, st, gaps, nch, pending, und, path)
                 continue
             if oi < n:
                 key = order[oi]
@@ -2090,6 +2080,19 @@ def _enc_text(w: _Writer, states: tuple, sid: cython.int, text: object, path: li
     w.bits(p.code, st.width)
     _enc_value(w, p.dt, text, path, "value")
     return p.nxt
+
+
+@cython.cfunc
+def _enc_gap(w: _Writer, states: tuple, sid: cython.int, st: _State, gaps: list, nch: cython.Py_ssize_t,
+             pending: Optional[list], und: Optional[dict], path: list) -> cython.int:
+    """Write the text of gap ``nch`` (before child ``nch``; the start tag's undeclared attributes
+    first); return the next state."""
+    if pending:
+        _enc_pending(w, st, None, pending, und, path)
+    if nch >= len(gaps):
+        raise EncodeError(_path(path, "value"), "occurs", f"{len(gaps)} texts for more children "
+                          "(one text per gap: before, between and after the children)")
+    return _enc_text(w, states, sid, gaps[nch], path)
 
 
 def _wild_ready(st: _State, d: dict, before: tuple, counts: Optional[dict], done: Optional[set]) -> bool:
