@@ -6,12 +6,12 @@ Run::
         --benchmark-json=/tmp/bench_exi.json
     python tools/bench_exi_table.py /tmp/bench_exi.json      # README table of ratios
 
-One pytest-benchmark group per vector of ../shared/vectors (documents and fragments); in each:
+One pytest-benchmark group per vector of tests/data/vectors (documents and fragments); in each:
 ``exi-encode`` (message dict -> bytes), ``exi-decode`` (bytes -> dict), ``msgpack-packb`` and
 ``msgpack-unpackb`` of the very same dict (the speed of walking a Python dict in C, the target:
 ours within 1.5x), and, when the ``iso15118`` package and Java are available,
 ``exificient-encode``/``-decode`` through its py4j ``ExificientEXICodec`` (JSON text in/out, as
-that stack uses it). Without ../shared the committed golden vectors (one per message type) are used.
+that stack uses it).
 """
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ import pytest
 import exi
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent / "shared"))
-GOLDEN = HERE.parent / "tests" / "exi_tests" / "golden"
+VECTORS = HERE.parent / "tests" / "data" / "vectors"
 
 
 def _native(codec: Any, msg: dict[str, Any], fragment: bool) -> dict[str, Any]:
@@ -38,27 +37,15 @@ def _native(codec: Any, msg: dict[str, Any], fragment: bool) -> dict[str, Any]:
 
 def _vectors() -> list[Any]:
     out = []
-    vec = SHARED / "vectors"
-    if vec.is_dir():
-        for f in sorted(vec.glob("*.json")):
-            v = json.loads(f.read_text(encoding="utf-8"))
-            frag = not v["kind"].startswith("EXI document")
-            out.append(pytest.param(f.stem, v["namespace"], v["message"], v["exi_hex"], frag, id=f.stem))
-    else:
-        for f in sorted(GOLDEN.glob("golden_*.json")):
-            doc = json.loads(f.read_text(encoding="utf-8"))
-            seen = set()
-            for v in doc["vectors"]:
-                if v["message_type"] in seen or v["mode"] != "random":
-                    continue
-                seen.add(v["message_type"])
-                name = f"{doc['schema_set']}_{v['message_type']}"
-                out.append(pytest.param(name, doc["namespace"], v["message"], v["exi_hex"],
-                                        v["kind"] != "document", id=name))
+    for f in sorted(VECTORS.glob("*.json")):
+        v = json.loads(f.read_text(encoding="utf-8"))
+        frag = not v["kind"].startswith("EXI document")
+        out.append(pytest.param(f.stem, v["namespace"], v["message"], v["exi_hex"], frag, id=f.stem))
+    assert out, f"no vectors in {VECTORS}"
     return out
 
 
-VECTORS = _vectors()
+PARAMS = _vectors()
 
 
 def _exificient() -> Any:
@@ -82,7 +69,7 @@ def exificient() -> Any:
     return codec
 
 
-@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment", VECTORS)
+@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment", PARAMS)
 @pytest.mark.parametrize("impl", ["exi-encode", "exi-decode", "msgpack-packb", "msgpack-unpackb"])
 def test_exi_speed(benchmark: Any, impl: str, name: str, namespace: str, message: dict[str, Any],
                    exi_hex: str, fragment: bool) -> None:
@@ -105,7 +92,7 @@ def test_exi_speed(benchmark: Any, impl: str, name: str, namespace: str, message
 
 
 @pytest.mark.parametrize("name,namespace,message,exi_hex,fragment",
-                         [p for p in VECTORS if not p.values[4] or p.values[1].endswith("xmldsig#")])
+                         [p for p in PARAMS if not p.values[4] or p.values[1].endswith("xmldsig#")])
 @pytest.mark.parametrize("impl", ["exificient-encode", "exificient-decode"])
 def test_exificient_speed(benchmark: Any, exificient: Any, impl: str, name: str, namespace: str,
                           message: dict[str, Any], exi_hex: str, fragment: bool) -> None:

@@ -1,6 +1,6 @@
 """ISO 15118-2 message dicts: builders, codec access and (private fallback) V2GTP framing.
 
-Message dicts have the shape of ``../shared/vectors`` (XSD names nested as in the XML, attributes
+Message dicts have the shape of the golden vectors (``tests/data/vectors``) (XSD names nested as in the XML, attributes
 as plain keys, simple content beside attributes under ``"value"``, lists for repeated elements,
 ``bytes`` for hexBinary/base64Binary).  Builders return *body element* dicts; :func:`v2g_message`
 wraps one into ``V2G_Message`` with its header.

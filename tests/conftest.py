@@ -1,8 +1,9 @@
 """Suite-wide settings.
 
 ``PLUGCHARGE_REQUIRE_INSTALLED=1`` (set by .ci/run) fails the run if the packages were imported
-from the source tree instead of the installed wheel. ``SHARED`` points at ../shared (vectors,
-schemas, oracle), which CI always has beside the clone; tests that need it skip when it is absent.
+from the source tree instead of the installed wheel. The test data is in the repository
+(``tests/_testdata.py``: vectors, field corpus, oracle driver); only the XSDs are not, and the few
+tests that read them (fixture ``schemas_dir``) skip unless ``EXI_XSD_DIR`` names their directory.
 ``PLUGCHARGE_REQUIRE_INTEROP=1`` (the interop leg of .ci/run) turns every skip of an interop test
 (package or java missing) into a failure, so that leg cannot pass vacuously; only a host without a
 usable network interface for the peer's SDP keeps its skip.
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from _testdata import VECTORS, no_schemas_reason
+from _testdata import schemas_dir as _schemas_dir
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", REPO.parent / "shared"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,7 +64,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
-    return SHARED
+def vectors_dir() -> Path:
+    """``tests/data/vectors``: the golden streams (``found/``, ``field/`` below it)."""
+    return VECTORS
+
+
+@pytest.fixture(scope="session")
+def schemas_dir() -> Path:
+    """The V2G XSD directory (``EXI_XSD_DIR``); the test skips without it."""
+    path = _schemas_dir()
+    if path is None:
+        pytest.skip(no_schemas_reason())
+    return path

@@ -3,11 +3,11 @@
 
 Messages come from the XSD-driven random generator (tests/exi_tests/_exi_msggen.py, seeded, so
 the same seeds give the same messages) and the bytes from EXIficient (EXICodec.jar of the
-``iso15118`` 0.31.2 wheel) through ../shared/tools/exificient_oracle.py. Our codec is not
+``iso15118`` 0.31.2 wheel) through tools/exificient_oracle.py. Our codec is not
 involved: the files record what an independent encoder produces.
 
     export EXI_ORACLE_JAR="$(tools/get_oracle_jar.sh)"
-    python tools/make_golden.py [--schemas ../shared/schemas] [--oracle ../shared/tools] [--out DIR]
+    python tools/make_golden.py [--schemas DIR (default $EXI_XSD_DIR)] [--oracle tools] [--out DIR]
 
 Per schema set and message type it tries a fixed list of seeds in three modes (random, max:
 every optional and every array at maxOccurs, min) and keeps the first ``--per-type`` messages
@@ -67,8 +67,9 @@ def _has_empty(obj: Any) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--schemas", default=str(REPO.parent / "shared" / "schemas"))
-    ap.add_argument("--oracle", default=str(REPO.parent / "shared" / "tools"))
+    ap.add_argument("--schemas", default=os.environ.get("EXI_XSD_DIR"),
+                    help="directory of the V2G XSDs (default: $EXI_XSD_DIR)")
+    ap.add_argument("--oracle", default=str(REPO / "tools"), help="directory holding exificient_oracle.py")
     ap.add_argument("--out", default=str(REPO / "tests" / "exi_tests" / "golden"))
     ap.add_argument("--per-type", type=int, default=3)
     ap.add_argument("--attempts", type=int, default=10)
@@ -76,6 +77,8 @@ def main() -> int:
     ap.add_argument("--xsd", action="store_true",
                     help="write golden_xsd_*.json instead: EXIficient compiling the XSDs (_xsd_oracle.py)")
     args = ap.parse_args()
+    if not args.schemas:
+        ap.error("the XSD directory is needed: give --schemas DIR or set EXI_XSD_DIR")
     if args.xsd:
         return main_xsd(args)
     sys.path.insert(0, args.oracle)
@@ -156,7 +159,7 @@ def main() -> int:
                 "schema_set": set_name,
                 "namespace": ss.namespace,
                 "encoder": "EXIficient 1.55 (EXICodec.jar from PyPI iso15118 0.31.2) via exificient_oracle.py",
-                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over ../shared/schemas)",
+                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over the V2G XSDs)",
                 "hex_names": sorted(hexn),
                 "base64_names": sorted(b64n),
                 "skipped": skipped,
@@ -229,9 +232,9 @@ def main_xsd(args: argparse.Namespace) -> int:
                 "schema_set": set_name,
                 "namespace": ss.namespace,
                 "grammars": "exi",
-                "encoder": "EXIficient 1.55 compiling ../shared/schemas (EXICodec.jar from PyPI iso15118 0.31.2, "
+                "encoder": "EXIficient 1.55 compiling the V2G XSDs (EXICodec.jar from PyPI iso15118 0.31.2, "
                            "GrammarFactory + EXIResult) via tests/exi_tests/_xsd_oracle.py",
-                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over ../shared/schemas)",
+                "generator": "tests/exi_tests/_exi_msggen.py (xmlschema over the V2G XSDs)",
                 "hex_names": sorted(hexn),
                 "base64_names": sorted(b64n),
                 "skipped": {},

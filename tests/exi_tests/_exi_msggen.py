@@ -3,7 +3,7 @@
 The generator reads the XSDs with ``xmlschema`` and never looks at the codec's compiled
 tables, so that a differential test built on it (our codec vs EXIficient) checks the schema
 compiler as well as the engine. It produces messages in the JSON shape of
-``../shared/vectors`` (see ``vectors/README.md``): element and attribute names nested as in the
+``tests/data/vectors`` (see its ``README.md``): element and attribute names nested as in the
 XML, simple content beside attributes under ``"value"``, lists for elements whose ``maxOccurs``
 exceeds 1, only present optionals listed.
 
@@ -432,7 +432,7 @@ class _Run:
 
 
 class MessageGenerator:
-    """Random messages for every schema set in ``schema_dir`` (the shared ``schemas/`` dir)."""
+    """Random messages for every schema set in ``schema_dir`` (the XSD directory, ``EXI_XSD_DIR``)."""
 
     def __init__(self, schema_dir: str | Path) -> None:
         if xmlschema is None:

@@ -1,10 +1,10 @@
 """A second EXIficient oracle: grammars built by EXIficient itself from the XSDs (test/dev helper).
 
-``../shared/tools/exificient_oracle.py`` drives the jar's *precompiled* grammars through its JSON
+``tools/exificient_oracle.py`` drives the jar's *precompiled* grammars through its JSON
 binding, which knows only the messages the jar was built for (no WPT, no ACDP, no ISO-2 fragment
 decoding) and can express no xsi:type or xsi:nil. This helper uses the same jar
 (``EXICodec.jar`` bundles the whole of EXIficient 1.0) the other way: ``GrammarFactory`` compiles
-the XSD of a schema set from ``../shared/schemas``, and ``EXIResult`` / ``EXISource`` encode and
+the XSD of a schema set from ``EXI_XSD_DIR``, and ``EXIResult`` / ``EXISource`` encode and
 decode *XML*, with the factory settings the jar's own codec uses (valueMaxLength 0,
 valuePartitionCapacity 0, no built-in element grammars or productions learnt; strict off;
 bit-packed; header 0x80).

@@ -106,8 +106,8 @@ def test_string_paths_match_the_twin(text: str) -> None:
 
 
 @pytest.mark.parametrize("reading", [0, 1, 2**31, 2**63 - 1, 2**63, 2**64 - 1])
-def test_unsigned_long_paths_match_the_twin(shared_dir: Path, reading: int) -> None:
-    v = json.loads((shared_dir / "vectors" / "iso15118_2_CurrentDemandRes.json").read_text(encoding="utf-8"))
+def test_unsigned_long_paths_match_the_twin(vectors_dir: Path, reading: int) -> None:
+    v = json.loads((vectors_dir / "iso15118_2_CurrentDemandRes.json").read_text(encoding="utf-8"))
     outs = set()
     for e in _engines():
         codec = Codec(ISO2, NAMESPACES[ISO2], engine=e)

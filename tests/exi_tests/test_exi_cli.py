@@ -1,6 +1,6 @@
 """``python -m exi`` as a user runs it: a subprocess, stdin/stdout/stderr and exit codes.
 
-Uses the committed golden vectors (no ../shared needed) plus one shared vector when present.
+Uses the committed golden vectors.
 """
 from __future__ import annotations
 

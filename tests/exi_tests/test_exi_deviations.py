@@ -3,7 +3,7 @@
 value, the content after an untyped value (Element_i,content2), undeclared root elements.
 
 Every stream below is EXIficient's, from the XML beside it (``_xsd_oracle.py``: EXIficient
-compiling the XSDs of ``../shared/schemas``, the jar's factory settings); the oracle test remakes
+compiling the XSDs of ``EXI_XSD_DIR``, the jar's factory settings); the oracle test remakes
 each one and checks that EXIficient reads our encoding back to the same XML (text runs included).
 The shape: text in element-only or empty content is "value" as in mixed content (one run where
 the dict has it, else one text per gap between the children); a simple value with undeclared

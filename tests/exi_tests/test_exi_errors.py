@@ -17,13 +17,13 @@ APP = "urn:iso:15118:2:2010:AppProtocol"
 CDR = "V2G_Message.Body.CurrentDemandReq"
 
 
-def _vector(shared_dir: Path, name: str) -> Dict[str, Any]:
-    return json.loads((shared_dir / "vectors" / name).read_text())
+def _vector(vectors_dir: Path, name: str) -> Dict[str, Any]:
+    return json.loads((vectors_dir / name).read_text())
 
 
 @pytest.fixture
-def cdr(shared_dir: Path, make_codec: Callable[[str], Any]) -> Any:
-    vec = _vector(shared_dir, "iso15118_2_CurrentDemandReq.json")
+def cdr(vectors_dir: Path, make_codec: Callable[[str], Any]) -> Any:
+    vec = _vector(vectors_dir, "iso15118_2_CurrentDemandReq.json")
     codec = make_codec(ISO2)
     return codec, from_json(codec, vec["message"])
 
@@ -67,8 +67,8 @@ def test_encode_too_long_binary(cdr: Any) -> None:
     assert (err.path, err.rule) == ("V2G_Message.Header.SessionID", "length")
 
 
-def test_encode_too_many_occurrences(shared_dir: Path, make_codec: Callable[[str], Any]) -> None:
-    vec = _vector(shared_dir, "app_handshake_SupportedAppProtocolReq.json")
+def test_encode_too_many_occurrences(vectors_dir: Path, make_codec: Callable[[str], Any]) -> None:
+    vec = _vector(vectors_dir, "app_handshake_SupportedAppProtocolReq.json")
     codec = make_codec(APP)
     msg = copy.deepcopy(vec["message"])
     item = msg["supportedAppProtocolReq"]["AppProtocol"][0]
@@ -136,16 +136,16 @@ def _decode_error(codec: Any, data: bytes, fragment: bool = False) -> exi.Decode
 
 @pytest.mark.parametrize("name", ["iso15118_2_CurrentDemandReq.json", "iso15118_2_PaymentDetailsReq.json",
                                   "app_handshake_SupportedAppProtocolReq.json", "iso15118_20_DC_ChargeLoopReq.json"])
-def test_every_truncation_is_a_decode_error(shared_dir: Path, make_codec: Callable[[str], Any], name: str) -> None:
-    vec = _vector(shared_dir, name)
+def test_every_truncation_is_a_decode_error(vectors_dir: Path, make_codec: Callable[[str], Any], name: str) -> None:
+    vec = _vector(vectors_dir, name)
     codec = make_codec(vec["namespace"])
     data = bytes.fromhex(vec["exi_hex"])
     for n in range(len(data)):
         _decode_error(codec, data[:n])
 
 
-def test_header_and_trailing(shared_dir: Path, make_codec: Callable[[str], Any]) -> None:
-    vec = _vector(shared_dir, "iso15118_2_CurrentDemandReq.json")
+def test_header_and_trailing(vectors_dir: Path, make_codec: Callable[[str], Any]) -> None:
+    vec = _vector(vectors_dir, "iso15118_2_CurrentDemandReq.json")
     codec = make_codec(ISO2)
     data = bytes.fromhex(vec["exi_hex"])
     assert _decode_error(codec, b"\x00" + data[1:]).bit_offset == 0
@@ -193,12 +193,12 @@ def test_length_past_end_does_not_allocate(make_codec: Callable[[str], Any]) -> 
     assert "past the end" in str(err)
 
 
-def test_random_and_mutated_streams_only_raise_decode_error(shared_dir: Path, make_codec: Callable[[str], Any]) -> None:
+def test_random_and_mutated_streams_only_raise_decode_error(vectors_dir: Path, make_codec: Callable[[str], Any]) -> None:
     rng = random.Random(15118)
     names = ["iso15118_2_CertificateInstallationRes.json", "iso15118_2_CurrentDemandRes.json", "din70121_CurrentDemandReq.json",
              "iso15118_20_AuthorizationReq_PnC.json", "app_handshake_SupportedAppProtocolRes.json"]
     for name in names:
-        vec = _vector(shared_dir, name)
+        vec = _vector(vectors_dir, name)
         codec = make_codec(vec["namespace"])
         data = bytes.fromhex(vec["exi_hex"])
         for _ in range(150):

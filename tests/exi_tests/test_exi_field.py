@@ -1,4 +1,4 @@
-"""Real-world streams from ../shared/vectors/field against EXIficient's decoding of them.
+"""Real-world streams from tests/data/vectors/field against EXIficient's decoding of them.
 
 Every stream of a protocol we support (AppProtocol, DIN, ISO 15118-2, the five ISO 15118-20
 namespaces, ISO-2 and xmldsig fragments): where EXIficient decoded it (``exificient_status`` OK)
@@ -14,7 +14,6 @@ the summary test at the end, which prints them with ``-s``.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from typing import Any
 import pytest
 
 import exi
+from _testdata import FIELD
 from exi._shape import to_json
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent.parent / "shared"))
-FIELD = SHARED / "vectors" / "field"
 
 #: protocol label of the field files -> (namespace, fragment?)
 PROTOCOLS: dict[str, tuple[str, bool]] = {
@@ -59,8 +57,6 @@ def _collect() -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], list[Any]]:
     """(file -> [(index, entry)] of streams expected to pass, xfail params of known failures)."""
     files: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     known_params: list[Any] = []
-    if not FIELD.is_dir():
-        return files, known_params
     known = _known()
     for f in sorted(FIELD.glob("*.json")):
         try:
@@ -122,7 +118,6 @@ def check_stream(fname: str, entry: dict[str, Any]) -> str:
     return "equal to EXIficient"
 
 
-@pytest.mark.skipif(not FILES, reason="../shared/vectors/field is not beside the checkout")
 @pytest.mark.parametrize("fname", sorted(FILES))
 def test_field_file(fname: str) -> None:
     """Every supported stream of one field file (known failures excluded, see below)."""
@@ -146,7 +141,6 @@ if KNOWN_PARAMS:  # none at present: every field stream of our schemas passes
         check_stream(fname, entry)
 
 
-@pytest.mark.skipif(not FILES, reason="../shared/vectors/field is not beside the checkout")
 def test_field_summary(capsys: pytest.CaptureFixture[str]) -> None:
     """Prints per-file counts (visible with -s); checks that the collection is not empty."""
     total = sum(len(v) for v in FILES.values()) + len(KNOWN_PARAMS)

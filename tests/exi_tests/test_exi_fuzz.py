@@ -1,6 +1,6 @@
 """Fuzzing every decoder: random and mutated streams may only decode or raise ``exi.DecodeError``.
 
-Seeds are the committed golden streams and, when ../shared is present, the shared vectors.
+Seeds are the committed golden streams and the vectors of tests/data/vectors.
 Mutations: bit flips, truncation, inserted bytes, appended garbage, overwritten header, spliced
 streams of another schema set, plus purely random bytes. Every namespace's document and fragment
 decoder runs on both engines (conftest ``make_codec``). Per case: the decoder must return within
@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import exi
+from _testdata import FOUND, VECTORS
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent.parent / "shared"))
 COUNT = int(os.environ.get("EXI_FUZZ_COUNT", "8"))
 SEED = os.environ.get("EXI_FUZZ_SEED", "plugcharge-exi-fuzz")
 CASE_SECONDS = float(os.environ.get("EXI_FUZZ_CASE_SECONDS", "5"))
@@ -42,15 +42,10 @@ def _seed_streams() -> dict[str, list[bytes]]:
     for f in sorted(GOLDEN.glob("golden_*.json")):
         doc = json.loads(f.read_text(encoding="utf-8"))
         out[doc["namespace"]].extend(bytes.fromhex(v["exi_hex"]) for v in doc["vectors"])
-    vec = SHARED / "vectors"
-    if vec.is_dir():
-        for f in sorted(vec.glob("*.json")) + sorted((vec / "found").glob("*.json")):
-            try:
-                d = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(d, dict) and d.get("namespace") in out and isinstance(d.get("exi_hex"), str):
-                out[d["namespace"]].append(bytes.fromhex(d["exi_hex"]))
+    for f in sorted(VECTORS.glob("*.json")) + sorted(FOUND.glob("*.json")):
+        d = json.loads(f.read_text(encoding="utf-8"))
+        if isinstance(d, dict) and d.get("namespace") in out and isinstance(d.get("exi_hex"), str):
+            out[d["namespace"]].append(bytes.fromhex(d["exi_hex"]))
     return out
 
 

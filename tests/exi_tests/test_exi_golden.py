@@ -1,6 +1,6 @@
 """Our codec against the committed golden vectors (EXIficient's bytes for generated messages).
 
-The vectors live in ``golden/`` (see its README): they need neither ../shared nor Java, so this
+The vectors live in ``golden/`` (see its README): they need neither the XSDs nor Java, so this
 proves byte-exactness on a bare checkout. Both directions, on every engine (conftest's
 ``make_codec``): encode(message) must give EXIficient's bytes, decode(bytes) must give the message
 back. The JSON shape is converted to the codec's ``bytes`` shape with the binary element names

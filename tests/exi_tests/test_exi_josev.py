@@ -26,7 +26,6 @@ from exi.josev import JosevCodec, is_fragment_root
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent.parent / "shared"))
 ISO2 = "urn:iso:15118:2:2013:MsgDef"
 XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -90,10 +89,10 @@ def test_josev_codec_golden_both_ways(namespace: str, vector: dict[str, Any], gr
         assert json.loads(text) == vector["message"]
 
 
-def test_josev_codec_shared_vectors(shared_dir: Path) -> None:
+def test_josev_codec_shared_vectors(vectors_dir: Path) -> None:
     codec = JosevCodec()
     n = 0
-    for f in sorted((shared_dir / "vectors").glob("*.json")):
+    for f in sorted(vectors_dir.glob("*.json")):
         v = json.loads(f.read_text(encoding="utf-8"))
         if v["namespace"] == ISO2 and v["kind"].startswith("EXI fragment") and "SignedInfo" in v["message"]:
             continue  # the full ISO-2 fragment grammar for SignedInfo: the package uses xmldsig
@@ -150,10 +149,10 @@ def josev_exi() -> Any:
 
 
 @pytest.mark.interop
-def test_interop_shared_vectors_through_package(josev_exi: Any, shared_dir: Path) -> None:
+def test_interop_shared_vectors_through_package(josev_exi: Any, vectors_dir: Path) -> None:
     """from_exi(vector) gives the package's pydantic message; to_exi of it gives the same bytes."""
     done = 0
-    for f in sorted((shared_dir / "vectors").glob("*.json")):
+    for f in sorted(vectors_dir.glob("*.json")):
         v = json.loads(f.read_text(encoding="utf-8"))
         if not v["kind"].startswith("EXI document"):
             continue
@@ -203,7 +202,7 @@ def test_interop_signature_create_and_verify(josev_exi: Any) -> None:
     challenge = base64.b64decode("IJCZ3bDEcrB4QvN42Q8eTA==")
     auth = AuthorizationReq(id="ID1", gen_challenge=challenge)
     frag = josev_exi.to_exi(auth, Namespace.ISO_V2_MSG_DEF)
-    # The shared vector iso15118_2_Fragment_AuthorizationReq carries exactly this fragment.
+    # The vector iso15118_2_Fragment_AuthorizationReq carries exactly this fragment.
     assert frag.hex() == "80040152510c40810484ceed86239583c2179bc6c878f261e8"
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-contract")])

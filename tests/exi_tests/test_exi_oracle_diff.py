@@ -1,6 +1,6 @@
 """Differential test: random schema-valid messages through our codec and through EXIficient.
 
-Messages come from ``_exi_msggen`` (xmlschema over ../shared/schemas, independent of the codec's
+Messages come from ``_exi_msggen`` (xmlschema over the XSDs of ``EXI_XSD_DIR``, independent of the codec's
 compiled tables) for every message type of every schema set. For each message both encoders must
 give identical bytes, and our decoder must give the message back from EXIficient's bytes
 (binary values compared as bytes, via the JSON shape <-> bytes shape conversions).
@@ -29,6 +29,7 @@ from typing import Any, Iterator
 import pytest
 
 import exi
+from _testdata import ORACLE_DIR, no_schemas_reason, schemas_dir
 from _exi_msggen import (
     SCHEMA_SETS,
     GenOptions,
@@ -40,9 +41,7 @@ from _exi_msggen import (
 )
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("PLUGCHARGE_SHARED", HERE.parent.parent.parent / "shared"))
-SCHEMAS = SHARED / "schemas"
-ORACLE_DIR = SHARED / "tools"
+SCHEMAS = schemas_dir() or Path("<EXI_XSD_DIR unset>")
 COUNT = int(os.environ.get("EXI_DIFF_COUNT", "4"))
 SEED = os.environ.get("EXI_DIFF_SEED", "diff")
 ROUND_TRIP_COUNT = int(os.environ.get("EXI_ROUNDTRIP_COUNT", "1"))
@@ -62,8 +61,8 @@ def _generator() -> MessageGenerator:
 def _can_generate() -> str | None:
     if xmlschema is None:
         return "xmlschema is not installed"
-    if not SCHEMAS.is_dir():
-        return "../shared/schemas is not beside the checkout"
+    if schemas_dir() is None:
+        return no_schemas_reason()
     return None
 
 
@@ -85,7 +84,7 @@ def _oracle_unavailable() -> str | None:
     if why:
         return why
     if not (ORACLE_DIR / "exificient_oracle.py").is_file():
-        return "../shared/tools/exificient_oracle.py not found"
+        return "tools/exificient_oracle.py not found"
     return None
 
 

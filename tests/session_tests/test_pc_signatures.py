@@ -235,10 +235,10 @@ def test_certificate_installation_res_signs_four_elements(cp):
 
 # ------------------------------------------------------------ real-world vectors (need the real codec)
 @needs_real
-def test_openv2g_authorization_fragment_digest_and_signed_info(shared_dir):
+def test_openv2g_authorization_fragment_digest_and_signed_info(vectors_dir):
     import exi
 
-    ex = json.loads((shared_dir / "vectors/field/openv2g_examples.json").read_text())
+    ex = json.loads((vectors_dir / "field" / "openv2g_examples.json").read_text())
     frag = next(e for e in ex if e["protocol"] == "iso15118-2-fragment" and e["message"] == "AuthorizationReq")
     si = next(e for e in ex if e["protocol"] == "xmldsig-fragment")
     element = exi.get_codec(M.NS_ISO2).decode_fragment(bytes.fromhex(frag["exi_hex"]))["AuthorizationReq"]
@@ -249,10 +249,10 @@ def test_openv2g_authorization_fragment_digest_and_signed_info(shared_dir):
 
 
 @needs_real
-def test_rise_v2g_certificate_installation_digests(shared_dir):
+def test_rise_v2g_certificate_installation_digests(vectors_dir):
     import exi
 
-    data = json.loads((shared_dir / "vectors/field/rise_v2g_signature_testdata.json").read_text())
+    data = json.loads((vectors_dir / "field" / "rise_v2g_signature_testdata.json").read_text())
     good = [e for e in data if e["namespace_variant"] == "MsgBody"]
     si_entry = next(e for e in good if e["protocol"] == "xmldsig-fragment")
     si = exi.get_codec(M.NS_XMLDSIG).decode_fragment(bytes.fromhex(si_entry["exi_hex"]))["SignedInfo"]
