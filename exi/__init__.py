@@ -40,3 +40,8 @@ __all__ = [
     "UnknownNamespaceError",
     "get_codec",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public API only (``dir(exi)``): no imported helpers or the engine module."""
+    return sorted(__all__)
