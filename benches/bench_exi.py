@@ -2,8 +2,7 @@
 
 Run::
 
-    PYTHONPATH=. pytest benches/bench_exi.py --benchmark-enable -p no:cacheprovider \\
-        --benchmark-json=/tmp/bench_exi.json
+    pytest benches/bench_exi.py --benchmark-enable -p no:cacheprovider --benchmark-json=/tmp/bench_exi.json
     python tools/bench_exi_table.py /tmp/bench_exi.json      # README table of ratios
 
 One pytest-benchmark group per vector of tests/data/vectors (documents and fragments); in each:
@@ -78,6 +77,7 @@ def test_exi_speed(benchmark: Any, impl: str, name: str, namespace: str, message
     data = bytes.fromhex(exi_hex)
     benchmark.group = f"{name} ({len(data)} B)"
     benchmark.extra_info["exi_bytes"] = len(data)
+    benchmark.extra_info["key"] = f"exi/{name}/{impl}"  # what benches/budgets.py reads
     if impl == "exi-encode":
         fn = codec.encode_fragment if fragment else codec.encode
         assert benchmark(fn, native) == data

@@ -2,9 +2,9 @@
 
 Run (ratios are printed at the end with ``-s``)::
 
-    PYTHONPATH=. pytest benches/bench_pki.py --benchmark-enable --benchmark-disable-gc -s -p no:cacheprovider
+    pytest benches/bench_pki.py --benchmark-enable --benchmark-disable-gc -s -p no:cacheprovider
 
-(GC off as in shared/notes §10: the cyclic collector's cost depends on the whole heap of the process,
+(GC off: the cyclic collector's cost depends on the whole heap of the process,
 not on the validator.) The compiled walker must be built for representative numbers:
 ``python setup.py build_ext --inplace`` (or ``pip install .``); otherwise the pure-Python fallback is
 measured (the first line of the ratio printout says which). ``pip install .[bench]`` brings
@@ -62,6 +62,7 @@ def _raw_links(iso):
 
 
 def _run(benchmark, key, fn):
+    benchmark.extra_info["key"] = key  # what benches/budgets.py reads
     benchmark(fn)
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:

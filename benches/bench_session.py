@@ -2,7 +2,7 @@
 
 Run (the summary with ratios and sessions/s is printed at the end with ``-s``)::
 
-    PYTHONPATH=. pytest benches/bench_session.py --benchmark-enable -s -p no:cacheprovider
+    pytest benches/bench_session.py --benchmark-enable -s -p no:cacheprovider
 
 One *session* is an :class:`~plugcharge.ev.EVSession` against a
 :class:`~plugcharge.charger.ChargerSession` with the
@@ -21,10 +21,25 @@ Groups:
   plug-in, contract installation included (the backend issues a contract certificate, encrypts its
   key; the EV decrypts it).  Baseline in the same run: one raw ECDSA P-256 verification
   (``cryptography``), so results read as "one session costs N signature verifications".
+* ``floor`` — the session's public-key floor: :func:`count_public_key_ops` counts the public-key
+  operations one session performs (ECDSA verifications and signatures, a certificate signed by the
+  backend counted as a signature, ECDH exchanges, EC key generations), and each kind is timed here
+  on its own in the same run (P-256, the ISO-2 curve; raw ``cryptography`` calls on a loaded key).
+  The floor is the sum of count x time over the kinds.  ``session/crypto-floor <case>: <ratio>x``
+  is the session's time over its floor, measured interleaved (:func:`interleaved_floor_ratio`: one
+  session, then the floor's operations, round after round, in CPU time, ratio of the minimums), so
+  that load on a shared machine weighs on both alike; it is the figure ``benches/budgets.py``
+  checks in CI (``extra_info["crypto_floor"]`` of the session benchmarks in the JSON).
+  ``PLUGCHARGE_BENCH_FLOOR_SECONDS`` (default 1) bounds that measurement per case.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import gc
+import os
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, Sequence
 
@@ -51,6 +66,10 @@ NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 PKI = issue_test_pki(2, seed=15118, now=NOW - timedelta(days=10))
 EMAID = "DEPLGCBENCH0001"
 _RESULTS: dict[str, tuple[float, float]] = {}  # key -> (median, min) seconds
+_OPS: dict[str, dict[str, int]] = {}  # session case -> public-key operation kind -> count
+_FLOOR: dict[str, dict[str, float]] = {}  # session case -> interleaved crypto-floor measurement
+#: public-key operation kinds of the floor, in report order
+OP_KINDS = ("ecdsa-verify", "ecdsa-sign", "ecdh", "ec-keygen")
 
 
 @dataclasses.dataclass
@@ -168,7 +187,9 @@ def _install_supported(cp) -> bool:
         return False
 
 
-def _run(benchmark, key, fn):
+def _run(benchmark, key, fn, **extra):
+    benchmark.extra_info["key"] = key
+    benchmark.extra_info.update(extra)
     benchmark(fn)
     stats = getattr(benchmark, "stats", None)
     if stats is not None and getattr(stats, "stats", None) is not None:
@@ -180,6 +201,82 @@ def _check(ev: EVSession, ch: ChargerSession) -> None:
     assert ev.ended and ch.ended and ev.payment == "Contract" and ch.emaid == EMAID, (ev.state, ch.state)
     assert ev.trace.count(("in", "CurrentDemandRes")) == 5 and ev.trace[-1] == ("in", "SessionStopRes")
     assert ("in", "AuthorizationRes") in ev.trace and ("in", "WeldingDetectionRes") in ev.trace
+
+
+# ---------------------------------------------------------------- the public-key floor
+#: (type of the called object, method) -> operation kind; module functions by (module name, function)
+_OP_OF = {
+    ("ECPublicKey", "verify"): "ecdsa-verify",
+    ("ECPrivateKey", "sign"): "ecdsa-sign",
+    ("x509", "create_x509_certificate"): "ecdsa-sign",  # the backend signing a contract certificate
+    ("ECPrivateKey", "exchange"): "ecdh",
+    ("ec", "generate_private_key"): "ec-keygen",
+    ("ec", "derive_private_key"): "ec-keygen",  # a private key from a scalar: one base-point multiplication
+}
+#: public-key work the floor has no P-256 timing for: counting it would understate the floor
+_FOREIGN = {"Ed448PublicKey", "Ed448PrivateKey", "X448PrivateKey", "RSAPublicKey", "RSAPrivateKey"}
+
+
+def count_public_key_ops(fn) -> dict[str, int]:
+    """Run ``fn()`` once and count the public-key operations it performs, by kind (:data:`OP_KINDS`).
+
+    ``sys.setprofile`` sees every call into ``cryptography``'s compiled core (``c_call`` events),
+    whichever module of ours makes it. Operations on another curve than P-256 fail the count: the
+    floor's timings are P-256 ones."""
+    counts: collections.Counter[str] = collections.Counter()
+    problems: list[str] = []
+
+    def profile(frame, event, arg):  # noqa: ANN001 - sys.setprofile signature
+        if event != "c_call":
+            return
+        owner = getattr(arg, "__self__", None)
+        name = getattr(arg, "__name__", "")
+        module = str(getattr(owner, "__name__", "")).rsplit(".", 1)[-1]  # "_rust.x509" -> "x509"
+        kind = _OP_OF.get((type(owner).__name__, name)) or _OP_OF.get((module, name))
+        if kind is None:
+            if type(owner).__name__ in _FOREIGN and name in ("verify", "sign", "exchange"):
+                problems.append(f"{type(owner).__name__}.{name}")
+            return
+        curve = getattr(getattr(owner, "curve", None), "name", "secp256r1")
+        if curve != "secp256r1":
+            problems.append(f"{kind} on {curve}")
+        counts[kind] += 1
+
+    old = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(old)
+    assert not problems, f"public-key operations the P-256 floor does not cover: {sorted(set(problems))}"
+    return {k: counts[k] for k in OP_KINDS}
+
+
+def _floor_ops():
+    """One callable per operation kind (P-256, SHA-256), on keys loaded once."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    peer = ec.generate_private_key(ec.SECP256R1()).public_key()
+    data = b"SignedInfo" * 20
+    alg = ec.ECDSA(hashes.SHA256())
+    sig = key.sign(data, alg)
+    pub = key.public_key()
+    curve = ec.SECP256R1()
+    return {
+        "ecdsa-verify": lambda: pub.verify(sig, data, alg),
+        "ecdsa-sign": lambda: key.sign(data, alg),
+        "ecdh": lambda: key.exchange(ec.ECDH(), peer),
+        "ec-keygen": lambda: ec.generate_private_key(curve),
+    }
+
+
+_FLOOR_OPS = _floor_ops()
+
+
+@pytest.mark.parametrize("kind", OP_KINDS)
+def test_floor_operation(benchmark, kind):
+    """The time of one public-key operation of each kind, in the same run as the sessions."""
+    benchmark.group = "floor"
+    _run(benchmark, f"floor/{kind}", _FLOOR_OPS[kind])
 
 
 def test_baseline_ecdsa_p256_verify(benchmark):
@@ -196,7 +293,10 @@ def test_session_reuse_contract(benchmark):
     cp = _codecs()
     backend, wallet = _backend(cp), _reuse_wallet(cp)
     _check(*one_session(cp, backend, wallet))
-    _run(benchmark, "reuse", lambda: one_session(cp, backend, wallet))
+    _OPS["reuse"] = ops = count_public_key_ops(lambda: one_session(cp, backend, wallet))
+    assert ops["ecdsa-verify"] >= 4 and ops["ecdsa-sign"] >= 1, ops  # the counter sees the session's crypto
+    _run(benchmark, "reuse", lambda: one_session(cp, backend, wallet), public_key_ops=ops)
+    _floor_ratio(benchmark, "reuse", lambda: one_session(cp, backend, wallet), ops)
 
 
 def test_session_with_installation(benchmark):
@@ -208,7 +308,55 @@ def test_session_with_installation(benchmark):
     ev, ch = one_session(cp, backend, MemoryWallet())
     _check(ev, ch)
     assert ev.trace.count(("in", "CertificateInstallationRes")) == 1
-    _run(benchmark, "install", lambda: one_session(cp, backend, MemoryWallet()))
+    _OPS["install"] = ops = count_public_key_ops(lambda: one_session(cp, backend, MemoryWallet()))
+    assert ops["ecdh"] >= 2 and ops["ec-keygen"] >= 1, ops
+    _run(benchmark, "install", lambda: one_session(cp, backend, MemoryWallet()), public_key_ops=ops)
+    _floor_ratio(benchmark, "install", lambda: one_session(cp, backend, MemoryWallet()), ops)
+
+
+def crypto_floor(ops: dict[str, int], times: dict[str, float]) -> float:
+    """Seconds of public-key work: sum of count x time of one operation, over the kinds."""
+    return sum(n * times[k] for k, n in ops.items() if n)
+
+
+def interleaved_floor_ratio(session, ops: dict[str, int], *, seconds: float = 1.0, min_rounds: int = 20) -> dict[str, float]:
+    """Time ``session()`` and, right after it, the floor's operations (``ops[k]`` operations of each
+    kind), round after round for about ``seconds`` (at least ``min_rounds``), in process CPU time
+    with the cyclic GC off; returns the ratio of the minimums and both minimums (µs)."""
+    work = [(_FLOOR_OPS[k], n) for k, n in ops.items() if n]
+
+    def floor_work() -> None:
+        for fn, n in work:
+            for _ in range(n):
+                fn()
+
+    clock = time.process_time
+    best_s = best_f = float("inf")
+    rounds = 0
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        end = time.perf_counter() + seconds
+        while rounds < min_rounds or time.perf_counter() < end:
+            t0 = clock()
+            session()
+            t1 = clock()
+            floor_work()
+            t2 = clock()
+            best_s, best_f = min(best_s, t1 - t0), min(best_f, t2 - t1)
+            rounds += 1
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {"ratio": best_s / best_f, "session_us": best_s * 1e6, "floor_us": best_f * 1e6, "rounds": rounds}
+
+
+def _floor_ratio(benchmark, case: str, session, ops: dict[str, int]) -> None:
+    if getattr(benchmark, "disabled", False):
+        return
+    seconds = float(os.environ.get("PLUGCHARGE_BENCH_FLOOR_SECONDS", "1"))
+    _FLOOR[case] = m = interleaved_floor_ratio(session, ops, seconds=seconds)
+    benchmark.extra_info["crypto_floor"] = m  # read by benches/budgets.py
 
 
 class _Recorder:
@@ -275,6 +423,12 @@ def test_zz_report():
             med, best = r[key]
             lines.append(f"{what}: {med * 1e3:.2f} ms = {med / v_med:.0f}x one verify; {1 / med:.0f} sessions/s "
                          f"on one core (best round {best * 1e3:.2f} ms = {best / v_min:.0f}x, {1 / best:.0f}/s)")
+    for case in ("reuse", "install"):
+        if case in _FLOOR:
+            m, what = _FLOOR[case], ", ".join(f"{n} {k}" for k, n in _OPS[case].items() if n)
+            lines.append(f"session/crypto-floor {case}: {m['ratio']:.2f}x ({m['session_us'] / 1e3:.2f} ms of CPU "
+                         f"over a floor of {m['floor_us'] / 1e3:.3f} ms = {what}; interleaved, best of "
+                         f"{m['rounds']:.0f} rounds)")
     if "exi" in r and "msgpack" in r:
         n = len(_session_documents())
         lines.append(f"EXI encode+decode of the session's {n} messages: {r['exi'][0] * 1e3:.2f} ms "
