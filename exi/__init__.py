@@ -28,7 +28,7 @@ else:
         ) from exc
     IMPLEMENTATION = "compiled"
 
-from exi._codec import NAMESPACES, Codec, get_codec  # noqa: E402
+from exi._codec import NAMESPACES, SHORT_NAMES, Codec, get_codec  # noqa: E402
 
 __all__ = [
     "Codec",
@@ -37,6 +37,7 @@ __all__ = [
     "EXIError",
     "IMPLEMENTATION",
     "NAMESPACES",
+    "SHORT_NAMES",
     "UnknownNamespaceError",
     "get_codec",
 ]

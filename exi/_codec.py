@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
 from exi.errors import UnknownNamespaceError
 
-__all__ = ["NAMESPACES", "Codec", "get_codec"]
+__all__ = ["NAMESPACES", "SHORT_NAMES", "Codec", "get_codec"]
 
 #: namespace -> generated table module (exi._generated.<name>)
 NAMESPACES: Dict[str, str] = {
@@ -21,6 +21,21 @@ NAMESPACES: Dict[str, str] = {
     "urn:iso:std:iso:15118:-20:WPT": "iso20_wpt",
     "urn:iso:std:iso:15118:-20:ACDP": "iso20_acdp",
     "http://www.w3.org/2000/09/xmldsig#": "xmldsig",
+}
+
+#: short names (the command line's ``--namespace``) -> namespace; ``get_codec`` takes them too
+SHORT_NAMES: Dict[str, str] = {
+    "apphand": "urn:iso:15118:2:2010:AppProtocol",
+    "sap": "urn:iso:15118:2:2010:AppProtocol",
+    "din": "urn:din:70121:2012:MsgDef",
+    "iso2": "urn:iso:15118:2:2013:MsgDef",
+    "iso20": "urn:iso:std:iso:15118:-20:CommonMessages",
+    "iso20-common": "urn:iso:std:iso:15118:-20:CommonMessages",
+    "iso20-ac": "urn:iso:std:iso:15118:-20:AC",
+    "iso20-dc": "urn:iso:std:iso:15118:-20:DC",
+    "iso20-wpt": "urn:iso:std:iso:15118:-20:WPT",
+    "iso20-acdp": "urn:iso:std:iso:15118:-20:ACDP",
+    "xmldsig": "http://www.w3.org/2000/09/xmldsig#",
 }
 
 #: grammar variants (``get_codec(..., grammars=...)``) -> table module suffix; a set without a
@@ -83,7 +98,8 @@ class Codec(_eng.CodecCore):
 
 
 def get_codec(namespace: str, *, grammars: str = "exi") -> Codec:
-    """Return the (cached) codec for a root namespace; raises UnknownNamespaceError (an EXIError and ValueError).
+    """Return the (cached) codec for a root namespace URI or its short name (``"iso2"``, ``"din"``,
+    ``"iso20-dc"``, ... see :data:`SHORT_NAMES`); raises UnknownNamespaceError (an EXIError and ValueError).
 
     ``grammars="exi"`` (the default) runs the EXI 1.0 grammars of the schema set, as EXIficient
     compiles them from the XSDs and libcbv2g's decoders read them. ``grammars="iso15118-jar"``
@@ -95,8 +111,13 @@ def get_codec(namespace: str, *, grammars: str = "exi") -> Codec:
     key = (namespace, grammars)
     codec = _CACHE.get(key)
     if codec is None:
-        name = NAMESPACES.get(namespace)
+        uri = SHORT_NAMES.get(namespace.strip().lower(), namespace) if isinstance(namespace, str) else namespace
+        name = NAMESPACES.get(uri)
         if name is None:
-            raise UnknownNamespaceError(f"no EXI schema set for namespace {namespace!r}; known: {sorted(NAMESPACES)}")
-        codec = _CACHE[key] = Codec(namespace, name, grammars=grammars)
+            raise UnknownNamespaceError(f"no EXI schema set for namespace {namespace!r}; known: "
+                                        f"{', '.join(sorted(NAMESPACES))}, or a short name: {', '.join(SHORT_NAMES)}")
+        codec = _CACHE.get((uri, grammars)) or Codec(uri, name, grammars=grammars)
+        _CACHE[uri, grammars] = codec
+        if namespace in SHORT_NAMES:  # the exact short name too (not every spelling a caller tries)
+            _CACHE[key] = codec
     return codec

@@ -21,22 +21,9 @@ import sys
 from typing import IO, Any, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["SHORT_NAMES", "V2GTP_PAYLOAD_TYPES", "main", "resolve_namespace", "strip_v2gtp", "to_xml"]
+from exi._codec import SHORT_NAMES  # the short names --namespace takes (exi.get_codec takes them too)
 
-#: Short names accepted by ``--namespace``.
-SHORT_NAMES: dict[str, str] = {
-    "apphand": "urn:iso:15118:2:2010:AppProtocol",
-    "sap": "urn:iso:15118:2:2010:AppProtocol",
-    "din": "urn:din:70121:2012:MsgDef",
-    "iso2": "urn:iso:15118:2:2013:MsgDef",
-    "iso20": "urn:iso:std:iso:15118:-20:CommonMessages",
-    "iso20-common": "urn:iso:std:iso:15118:-20:CommonMessages",
-    "iso20-ac": "urn:iso:std:iso:15118:-20:AC",
-    "iso20-dc": "urn:iso:std:iso:15118:-20:DC",
-    "iso20-wpt": "urn:iso:std:iso:15118:-20:WPT",
-    "iso20-acdp": "urn:iso:std:iso:15118:-20:ACDP",
-    "xmldsig": "http://www.w3.org/2000/09/xmldsig#",
-}
+__all__ = ["SHORT_NAMES", "V2GTP_PAYLOAD_TYPES", "main", "resolve_namespace", "strip_v2gtp", "to_xml"]
 
 #: V2GTP payload types (ISO 15118-2 Table 10, ISO 15118-20 Table 14) -> (description, EXI?).
 V2GTP_PAYLOAD_TYPES: dict[int, tuple[str, bool]] = {
@@ -272,12 +259,13 @@ def cmd_decode(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stde
     data = _read_stream(args.stream, stdin)
     data, note = strip_v2gtp(data)
     if note:
-        print(f"exi: {note}", file=stderr)
+        print(f"{args.prog}: note: {note}", file=stderr)
     codec = _codec(ns)
     try:
         msg = codec.decode_fragment(data) if args.fragment else codec.decode(data)
     except exi.DecodeError as exc:
-        raise InputError(f"cannot decode as {ns}{' fragment' if args.fragment else ''}: {exc}") from exc
+        raise InputError(f"cannot decode as {ns}{' fragment' if args.fragment else ''}: {exc}"
+                         f"{_other_form_hint(codec, data, args.fragment, decode=True)}") from exc
     js = to_json(codec, msg, fragment=args.fragment)
     if args.xml:
         stdout.write(to_xml(js, ns, attribute_names(codec)))
@@ -316,12 +304,30 @@ def cmd_encode(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stde
         native = from_json(codec, obj, fragment=args.fragment)
         data = codec.encode_fragment(native) if args.fragment else codec.encode(native)
     except exi.EncodeError as exc:
-        raise InputError(f"cannot encode as {ns}{' fragment' if args.fragment else ''}: {exc}") from exc
+        raise InputError(f"cannot encode as {ns}{' fragment' if args.fragment else ''}: {exc}"
+                         f"{_other_form_hint(codec, obj, args.fragment, decode=False)}") from exc
     if args.v2gtp:
         ptype = 0x8001
         data = bytes([0x01, 0xFE]) + ptype.to_bytes(2, "big") + len(data).to_bytes(4, "big") + data
     stdout.write(data.hex() + "\n")
     return 0
+
+
+def _other_form_hint(codec: Any, data: Any, fragment: bool, *, decode: bool) -> str:
+    """`` (it is a fragment: add --fragment)`` when the input works in the other form, else ``""``."""
+    import exi
+    from exi._shape import from_json
+
+    try:
+        if decode:
+            (codec.decode if fragment else codec.decode_fragment)(data)
+        else:
+            native = from_json(codec, data, fragment=not fragment)
+            (codec.encode if fragment else codec.encode_fragment)(native)
+    except (exi.EXIError, ValueError, TypeError, KeyError):
+        return ""
+    return "; it is an EXI document: leave out --fragment" if fragment else \
+        "; it is an EXI fragment (a signed element or SignedInfo): add --fragment"
 
 
 def cmd_namespaces(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
@@ -333,23 +339,29 @@ def cmd_namespaces(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m exi", description="Schema-informed EXI codec for V2G messages "
                                 "(AppProtocol, DIN 70121, ISO 15118-2, ISO 15118-20, xmldsig fragments).")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ns_help = "namespace URI or short name: " + ", ".join(SHORT_NAMES)
-    d = sub.add_parser("decode", help="decode an EXI stream (hex) to JSON or XML")
+    d = sub.add_parser("decode", help="decode an EXI stream (hex) to JSON or XML",
+                       description="Decode an EXI stream (hex on the command line or stdin, or raw bytes on "
+                                   "stdin; a V2GTP header is checked and stripped) and print the message as "
+                                   "JSON or XML.")
     d.add_argument("--namespace", "-n", required=True, help=ns_help)
     d.add_argument("--fragment", action="store_true", help="the stream is an EXI fragment (signature digests)")
     d.add_argument("--xml", action="store_true", help="print XML instead of JSON")
     d.add_argument("--compact", action="store_true", help="JSON on one line")
     d.add_argument("stream", nargs="?", help="hex string (a V2GTP header is stripped), or - for stdin (hex or raw bytes)")
-    d.set_defaults(func=cmd_decode)
-    e = sub.add_parser("encode", help="encode a JSON message to EXI (prints hex)")
+    d.set_defaults(func=cmd_decode, prog=d.prog)
+    e = sub.add_parser("encode", help="encode a JSON message to EXI (prints hex)",
+                       description="Encode a JSON message (the shape of the vectors: hexBinary as hex, "
+                                   "base64Binary as base64) to EXI and print the stream as hex.")
     e.add_argument("--namespace", "-n", required=True, help=ns_help)
     e.add_argument("--fragment", action="store_true", help="encode an EXI fragment instead of a document")
     e.add_argument("--v2gtp", action="store_true", help="prefix an 8-byte V2GTP header (payload type 0x8001)")
     e.add_argument("file", nargs="?", help="JSON file (the message, or a vector file with 'message'), or - for stdin")
-    e.set_defaults(func=cmd_encode)
-    n = sub.add_parser("namespaces", help="list the short namespace names")
-    n.set_defaults(func=cmd_namespaces)
+    e.set_defaults(func=cmd_encode, prog=e.prog)
+    n = sub.add_parser("namespaces", help="list the short namespace names",
+                       description="List the short names --namespace takes and the namespace URI of each.")
+    n.set_defaults(func=cmd_namespaces, prog=n.prog)
     return p
 
 
@@ -366,9 +378,9 @@ def main(argv: Sequence[str] | None = None, stdin: IO[bytes] | None = None,
         return int(exc.code or 0)
     try:
         return int(args.func(args, stdin, stdout, stderr))
-    except UsageError as exc:
-        print(f"exi: error: {exc}", file=stderr)
+    except UsageError as exc:  # the same "<command>: error: <sentence>" form argparse uses
+        print(f"{args.prog}: error: {exc}", file=stderr)
         return 2
     except InputError as exc:
-        print(f"exi: error: {exc}", file=stderr)
+        print(f"{args.prog}: error: {exc}", file=stderr)
         return 1
