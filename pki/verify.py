@@ -25,7 +25,7 @@ from . import profiles as P
 from ._certinfo import COMPILED, CertParseError, ParsedCert, der_time_key, parse_certificate
 from ._compiled import KEY_ALGS, SIG_ALGS, CompiledCert, CompiledChain, compiled_chain
 from .errors import ChainValidationError, Reason, UnknownProfileError
-from .store import TrustStore, load_public_key
+from .store import TrustStore, load_public_key, pem_to_der
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec, ed448
@@ -471,11 +471,29 @@ def _at_key(at: datetime) -> str:
     return k
 
 
+def _from_pem(data: Union[bytes, str], what: str, depth: int) -> bytes:
+    """The one certificate of a PEM input (``TrustStore`` takes PEM too); ``data`` is not DER."""
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    if b"-----BEGIN" not in raw[:4096]:
+        return raw  # neither DER nor PEM: the DER parser says what is wrong with it
+    try:
+        ders = pem_to_der(raw)
+    except ValueError as exc:
+        raise ChainValidationError(Reason.MALFORMED, f"{what}: {exc}", depth=depth) from None
+    if len(ders) != 1:
+        raise ChainValidationError(Reason.MALFORMED, f"{what} is PEM with {len(ders)} CERTIFICATE blocks; give one "
+                                   "certificate (DER or PEM) per argument", depth=depth)
+    return ders[0]
+
+
 def _parse_leaf(leaf: bytes, ch: CompiledChain) -> ParsedCert:
     if isinstance(leaf, (bytearray, memoryview)):
         leaf = bytes(leaf)
+    if isinstance(leaf, str) or (isinstance(leaf, bytes) and leaf[:1] != b"\x30"):  # not DER: PEM?
+        leaf = _from_pem(leaf, "the leaf", 0)
     if not isinstance(leaf, bytes):
-        raise ChainValidationError(Reason.MALFORMED, f"leaf must be DER bytes, not {type(leaf).__name__}", depth=0)
+        raise ChainValidationError(Reason.MALFORMED, f"leaf must be DER or PEM bytes, not {type(leaf).__name__}",
+                                   depth=0)
     if len(leaf) > MAX_PARSE_SIZE:
         raise ChainValidationError(Reason.TOO_LARGE, f"{len(leaf)} bytes DER exceeds the {ch.max_size}-byte "
                                    "limit [V2G2-010]", depth=0, certificate=leaf)
@@ -524,9 +542,13 @@ def _build_pool(intermediates: Sequence[bytes], cache: Optional[VerificationCach
         if type(der) is not bytes:
             if isinstance(der, (bytearray, memoryview)):
                 der = bytes(der)
+            elif isinstance(der, str):
+                der = _from_pem(der, f"intermediate #{idx}", 1 + idx)
             elif not isinstance(der, bytes):
                 raise ChainValidationError(Reason.MALFORMED, f"intermediate #{idx} is {type(der).__name__}, not "
-                                           "DER bytes", depth=1 + idx)
+                                           "DER or PEM bytes", depth=1 + idx)
+        if der[:1] != b"\x30":  # not DER: PEM?
+            der = _from_pem(der, f"intermediate #{idx}", 1 + idx)
         if der in seen:
             idx += 1
             continue  # duplicates are harmless
@@ -553,9 +575,9 @@ def verify_chain(leaf: bytes, intermediates: Sequence[bytes] = (), *, store: Tru
     """Validate ``leaf`` up to an anchor in ``store`` under the chain profile ``profile``.
 
     Args:
-        leaf: DER of the end-entity certificate.
-        intermediates: DER of candidate Sub-CAs in any order; duplicates, extra and unrelated
-            certificates are ignored (at most :data:`MAX_INTERMEDIATES`; each must parse).
+        leaf: the end-entity certificate, DER (or PEM, one CERTIFICATE block, as ``TrustStore`` takes).
+        intermediates: candidate Sub-CAs (DER or PEM, one certificate each) in any order; duplicates,
+            extra and unrelated certificates are ignored (at most :data:`MAX_INTERMEDIATES`; each must parse).
         store: the trust anchors; only roots of the profile's anchor roles are accepted.
         profile: a chain profile name from :data:`pki.profiles.CHAIN_PROFILES` (``iso2-contract``...).
         at: validation time (aware, or naive meaning UTC). The engine has no clock of its own.

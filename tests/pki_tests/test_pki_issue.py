@@ -249,9 +249,9 @@ def test_cli(tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> 
     assert a == (again / "iso2" / "contract-leaf.key.pem").read_bytes()
     if DETERMINISTIC_DER:
         assert (out / "iso2" / "contract-leaf.der").read_bytes() == (again / "iso2" / "contract-leaf.der").read_bytes()
-    assert cli_main(["issue-test-pki", str(again), "--iso", "20", "--algorithm", "ed448", "--seed", "1"]) == 0
+    assert cli_main(["issue-test-pki", str(again), "--iso", "20", "--algorithm", "ed448", "--seed", "1", "--force"]) == 0
     assert json.loads((again / "iso20" / "manifest.json").read_text())["algorithm"] == "ed448"
-    assert cli_main(["issue-test-pki", str(again), "--emaid", "x"]) == 2
+    assert cli_main(["issue-test-pki", str(again), "--emaid", "x", "--force"]) == 2
     assert "eMAID" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["issue-test-pki", str(again), "--at", "yesterday"])
