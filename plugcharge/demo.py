@@ -114,27 +114,50 @@ class DemoSummary:
 
 
 # ------------------------------------------------------------------------------------------ data
+def _io_reason(exc: BaseException) -> str:
+    """A short reason for a failed operation, without the exception's repr."""
+    if isinstance(exc, OSError):
+        return (exc.strerror or type(exc).__name__).lower()
+    return str(exc) or type(exc).__name__
+
+
 def load_pki(directory: Path) -> Any:
-    """Load a test PKI written by :meth:`pki.issue.TestPKI.write` (manifest, DER certs, PEM keys)."""
+    """Load a test PKI written by :meth:`pki.issue.TestPKI.write` (manifest, DER certs, PEM keys).
+
+    Raises :class:`DemoError` naming the file that is missing or damaged."""
     from pki.issue import TestPKI
 
+    redo = ("restore it, or start over with a new data directory (the wallet's contracts were issued "
+            "under this PKI)")
+    path = directory / "manifest.json"
     try:
-        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
+        manifest = json.loads(path.read_text("utf-8"))
+        files = manifest["files"]
         certs: dict[str, bytes] = {}
         keys: dict[str, Any] = {}
         serials: dict[str, int] = {}
-        for f in manifest["files"]:
+        for f in files:
             role = f["role"]
-            certs[role] = (directory / f["der"]).read_bytes()
-            keys[role] = serialization.load_pem_private_key((directory / f["key"]).read_bytes(), None)
+            path = directory / f["der"]
+            certs[role] = path.read_bytes()
+            cert = x509.load_der_x509_certificate(certs[role])
+            path = directory / f["key"]
+            keys[role] = serialization.load_pem_private_key(path.read_bytes(), None)
+            if keys[role].public_key() != cert.public_key():
+                raise ValueError(f"the key does not belong to the certificate {f['der']}")
+            path = directory / "manifest.json"
             serials[role] = int(f["serial"], 16)
         return TestPKI(iso=int(manifest["iso"]), algorithm=manifest["algorithm"],
                        now=dt.datetime.fromisoformat(manifest["now"]), emaid=manifest["emaid"],
                        pcid=manifest["pcid"], seed=manifest.get("seed"), certificates=certs, keys=keys,
                        serials=serials)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DemoError(f"test PKI in {directory} is unreadable ({type(exc).__name__}: {exc}); "
-                        f"delete the directory to create a new one") from None
+    except OSError as exc:
+        raise DemoError(f"test PKI file {path} cannot be read ({_io_reason(exc)}): {redo}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        what = "is not valid JSON" if isinstance(exc, json.JSONDecodeError) else \
+            f"lacks the field {exc}" if isinstance(exc, KeyError) else \
+            str(exc) if str(exc).startswith("the key does not") else "is damaged (it does not parse)"
+        raise DemoError(f"test PKI file {path} {what}: {redo}") from None
 
 
 def _expires_soon(pki: Any, now: dt.datetime) -> Optional[str]:
@@ -145,11 +168,24 @@ def _expires_soon(pki: Any, now: dt.datetime) -> Optional[str]:
     return None
 
 
+def _wallet_holds(wallet_dir: Optional[Path]) -> list[str]:
+    """The wallet files in ``wallet_dir`` that a new PKI would orphan (contracts, OEM credentials)."""
+    if wallet_dir is None or not wallet_dir.is_dir():
+        return []
+    return sorted(p.name for p in wallet_dir.iterdir() if p.suffix == ".json" and p.name != "settings.json")
+
+
 def ensure_pki(directory: Path, *, seed: Optional[int], iso: int, now: dt.datetime,
-               say: Callable[[str, str], None]) -> tuple[Any, bool]:
-    """Load the test PKI from ``directory`` or issue (and write) a new one; returns ``(pki, created)``."""
+               say: Callable[[str, str], None], wallet_dir: Optional[Path] = None) -> tuple[Any, bool]:
+    """Load the test PKI from ``directory`` or issue (and write) a new one; returns ``(pki, created)``.
+
+    A wallet in ``wallet_dir`` holds contracts and credentials issued under the existing PKI: when
+    ``manifest.json`` is missing but such a wallet exists, this refuses (:class:`DemoError`) rather
+    than issue a new PKI that would orphan them; when the PKI is replaced (expired, other edition)
+    it says what the wallet loses."""
     from pki.issue import issue_test_pki
 
+    held = _wallet_holds(wallet_dir)
     if (directory / "manifest.json").exists():
         pki = load_pki(directory)
         stale = _expires_soon(pki, now)
@@ -158,7 +194,13 @@ def ensure_pki(directory: Path, *, seed: Optional[int], iso: int, now: dt.dateti
             say("operator", f"test PKI loaded from {directory}{ignored}")
             return pki, False
         why = f"ISO 15118-{pki.iso}" if pki.iso != iso else f"{stale} certificate expired"
-        say("operator", f"test PKI in {directory} is not usable ({why}): issuing a new one")
+        lost = (f"; the {len(held)} file(s) of the wallet in {wallet_dir} were issued under the old one: "
+                f"its contracts will be refused ('plugcharge wallet wipe' removes them)") if held else ""
+        say("operator", f"test PKI in {directory} is not usable ({why}): issuing a new one{lost}")
+    elif held:
+        raise DemoError(f"the test PKI in {directory} is missing (no manifest.json) but the wallet in {wallet_dir} "
+                        f"holds {', '.join(held)}, issued under it: a new PKI would orphan them. Restore "
+                        f"{directory}, or start over with a new --data-dir (or delete {wallet_dir} too)")
     pki = issue_test_pki(iso, seed=seed, now=now)
     pki.write(directory)
     say("operator", f"test PKI issued in {directory} (V2G, MO and OEM roots, ISO 15118-{iso})")
@@ -239,7 +281,7 @@ class _View:
         elif isinstance(e, ChargingStopped):
             self.driver("Charging stopped", "done")
         elif isinstance(e, (ProtocolError, TimerExpired)):
-            self.line("ev", f"{type(e).__name__}: {e}")
+            self.line("ev", _problem_text(e))
         elif isinstance(e, SessionEnded):
             self.line("ev", f"session ended: {e.reason}" + (f" ({e.response_code})" if e.response_code else "")
                       + (f" - {e.detail}" if e.detail and e.reason != "finished" else ""))
@@ -272,9 +314,19 @@ class _View:
         elif isinstance(e, ChargingStopped):
             self.line("charger", "energy transfer stopped")
         elif isinstance(e, (ProtocolError, TimerExpired)):
-            self.line("charger", f"{type(e).__name__}: {e}")
+            self.line("charger", _problem_text(e))
         elif isinstance(e, SessionEnded):
             self.line("charger", f"session ended: {e.reason}" + (f" ({e.response_code})" if e.response_code else ""))
+
+
+def _problem_text(e: Event) -> str:
+    """One sentence for a protocol error or timeout event (never the event's repr)."""
+    if isinstance(e, ProtocolError):
+        who = "the peer" if e.remote else "this side"
+        return f"protocol error {e.response_code} ({who}): {e.hint}"
+    if isinstance(e, TimerExpired):
+        return f"timeout: {e.timer} expired" + (f" ({e.message})" if e.message else "")
+    return type(e).__name__
 
 
 class _OperatorBackend:
@@ -378,8 +430,9 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     try:
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DemoError(f"cannot create the data directory {data}: {exc}") from None
-    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line)
+        raise DemoError(f"cannot create the data directory {data} ({_io_reason(exc)}): choose another with "
+                        "--data-dir") from None
+    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line, wallet_dir=data / "wallet")
     wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
 
     backend = SimulatedBackend(pki, codecs=opts.codecs)

@@ -486,9 +486,9 @@ class EVSession(SessionCore):
             raise _Stop(f"malformed contract response: {type(exc).__name__}", install=True, graceful=True) from None
         try:
             self._wallet().install(leaf, subs, key, emaid=emaid)
-        except Exception as exc:  # e.g. WalletError: key/eMAID mismatch, disk full
-            raise _Stop(f"wallet refused the contract: {type(exc).__name__}: {exc}", install=True,
-                        graceful=True) from None
+        except Exception as exc:  # e.g. WalletError: key/eMAID mismatch, disk full (its text is one sentence)
+            why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise _Stop(f"the wallet did not store the contract: {why}", install=True, graceful=True) from None
         self.contract = self._wallet().usable_contract(at)  # the newest contract wins
         if self.contract is None:
             raise _Stop("installed contract is not usable now", install=True, graceful=True)

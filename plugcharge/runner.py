@@ -34,6 +34,19 @@ _log = logging.getLogger("plugcharge.runner")
 EventCallback = Callable[[Event], Any]
 
 
+def _log_event(side: str, e: Event) -> None:
+    """One INFO line per session event (``plugcharge -v``): its type and its short scalar fields
+    (bytes, certificates and nested data are left out: nothing secret, nothing long)."""
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    fields = []
+    for name in getattr(e, "__dataclass_fields__", {}):
+        value = getattr(e, name, None)
+        if isinstance(value, (str, int, float, bool)) and not (isinstance(value, str) and not 0 < len(value) <= 120):
+            fields.append(f"{name}={value}")
+    _log.info("%s: %s%s", side, type(e).__name__, f" ({', '.join(fields)})" if fields else "")
+
+
 def _clock() -> Callable[[], float]:
     return asyncio.get_running_loop().time
 
@@ -79,6 +92,7 @@ async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCal
     async def handle(new: list[Event]) -> None:
         for e in new:
             events.append(e)
+            _log_event("EV", e)
             if on_event is not None:
                 on_event(e)
 
@@ -130,6 +144,7 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
     async def handle(new: list[Event]) -> None:
         for e in new:
             events.append(e)
+            _log_event("charger", e)
             if on_event is not None:
                 on_event(e)
             if isinstance(e, CertificateInstallationNeeded):

@@ -30,6 +30,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import errno
 import hashlib
 import json
 import logging
@@ -154,7 +155,10 @@ class InstallationFailed(WalletEvent):
 
     @property
     def display_text(self) -> str:
-        return f"Contract installation failed ({self.reason}); charging without Plug & Charge"
+        # the driver sees a response code (short, standard) or nothing technical; the full reason
+        # is for the log and the workshop
+        code = f" ({self.reason})" if self.reason.startswith("FAILED") and " " not in self.reason else ""
+        return f"Contract installation failed{code}; charging without Plug & Charge"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,8 +265,8 @@ class FileOps:
 def _load_cert(der: bytes, what: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(bytes(der))
-    except (ValueError, TypeError) as exc:
-        raise WalletError(f"{what} is not a DER X.509 certificate: {exc}") from None
+    except (ValueError, TypeError):  # the parser's own text (a Rust debug repr) says nothing more
+        raise WalletError(f"{what} is not a DER X.509 certificate (it does not parse)") from None
 
 
 def _cn(cert: x509.Certificate) -> str:
@@ -428,18 +432,41 @@ class ContractWallet:
         data = json.dumps({"format": _FORMAT, **obj}, sort_keys=True).encode("utf-8")
         final = self.directory / name
         tmp = self.directory / f".{name}.{os.getpid()}.{os.urandom(4).hex()}{_TMP_SUFFIX}"
-        fd = self._ops.open_temp(tmp)
         try:
-            self._ops.write(fd, data)
-            self._ops.fsync(fd)
-        finally:
-            self._ops.close(fd)
-        self._ops.replace(tmp, final)
+            fd = self._ops.open_temp(tmp)
+            try:
+                self._ops.write(fd, data)
+                self._ops.fsync(fd)
+            finally:
+                self._ops.close(fd)
+            self._ops.replace(tmp, final)
+        except OSError as exc:  # the old file (if any) is untouched; the temporary one goes
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise WalletError(self._io_problem(f"save {final}", exc)) from exc
         self._ops.fsync_dir(self.directory)
 
     def _remove(self, name: str) -> None:
-        self._ops.unlink(self.directory / name)
+        try:
+            self._ops.unlink(self.directory / name)
+        except OSError as exc:
+            raise WalletError(self._io_problem(f"delete {self.directory / name}", exc)) from exc
         self._ops.fsync_dir(self.directory)
+
+    def _io_problem(self, action: str, exc: OSError) -> str:
+        """One sentence for a failed file operation: what, why, and what to do (no raw exception)."""
+        why = (exc.strerror or type(exc).__name__).lower()
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            todo = f"check that {self.directory} is writable by this user"
+        elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            todo = "free some disk space and try again"
+        elif exc.errno == errno.EROFS:
+            todo = f"{self.directory} is on a read-only file system"
+        else:
+            todo = f"check {self.directory}"
+        return f"cannot {action} ({why}): {todo}"
 
     # -- settings ------------------------------------------------------------------------
     @property
