@@ -12,7 +12,7 @@ No sockets and no clock: the caller transports the bytes and passes the time ``a
   :class:`pki.CertificateRevokedError` (``Reason.REVOKED``). Unusable responses raise
   :class:`pki.OCSPError` with an :class:`pki.OCSPProblem`.
 * :func:`ocpp_request_data` — the ``OCSPRequestData`` entries a charger sends in OCPP 2.0.1
-  ``Authorize`` / ``GetCertificateStatus`` for the contract chain (notes §3, §6).
+  ``Authorize`` / ``GetCertificateStatus`` for the contract chain.
 """
 from __future__ import annotations
 

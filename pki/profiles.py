@@ -2,8 +2,8 @@
 
 Everything a validator or an issuer needs to know about the -2 (2014, Annex F) and -20 (2022, Annex B)
 certificate profiles lives here as frozen dataclasses; no code path in this package hard-codes a
-profile rule elsewhere. Sources are summarised in ``shared/notes/iso15118-security.md`` §2/§3/§7;
-requirement numbers are quoted where a public source gives them.
+profile rule elsewhere. Sources: ISO 15118-2:2014 Annex F and ISO 15118-20:2022 Annex B as public
+sources describe them; requirement numbers are quoted where a public source gives them.
 
 Names used throughout:
 

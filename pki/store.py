@@ -5,7 +5,7 @@ A store holds self-signed root certificates grouped by *store role* — ``"v2g"`
 Each chain profile names the roles that may anchor it (contract: mo or v2g; secc, cps: v2g;
 oem-provisioning, vehicle: oem) [V2G2-925]. Only the roots listed here are anchors: a Sub-CA can
 never be put into a store (it is rejected at construction), which closes the "any store member is
-an anchor" hole of generic verifiers (notes §8).
+an anchor" hole of generic verifiers.
 """
 from __future__ import annotations
 

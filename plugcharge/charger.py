@@ -49,7 +49,7 @@ _AC_MODES = {"AC_single_phase_core", "AC_three_phase_core"}
 
 
 def normalize_emaid(emaid: str) -> str:
-    """eMAID comparison form: without '-' separators, upper case (security notes §8)."""
+    """eMAID comparison form: without '-' separators, upper case."""
     return emaid.replace("-", "").upper()
 
 
@@ -160,7 +160,7 @@ def _common_name(der: bytes) -> tuple[x509.Certificate, str]:
 
 
 def _default_oem_check(der: bytes, at: datetime) -> None:
-    """OEM provisioning leaf checks a charger can make without the OEM root (security notes §3)."""
+    """OEM provisioning leaf checks a charger can make without the OEM root."""
     cert, _ = _common_name(der)
     if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
         raise _Refused("FAILED_CertificateExpired", "OEM provisioning certificate is outside its validity")

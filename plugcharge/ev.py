@@ -599,7 +599,7 @@ class EVSession(SessionCore):
             self._send("CableCheckReq", {"DC_EVStatus": M.dc_ev_status(True, int(self.soc))}, E.WAIT_CABLE_CHECK, now)
 
     def _verify_tariffs(self, msg: dict[str, Any], tariffs: list[dict[str, Any]]) -> None:
-        """SalesTariffs are signed by the MO Sub-CA 2 key (security notes §1): verify with the contract chain."""
+        """SalesTariffs are signed by the MO Sub-CA 2 key: verify with the contract chain."""
         subs = list(self.contract.sub_cas) if self.contract else []
         if not subs:
             return

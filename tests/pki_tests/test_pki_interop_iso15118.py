@@ -2,7 +2,7 @@
 
 Runs only where ``iso15118`` is importable (it pins cryptography 44, so it lives in its own venv):
 
-    /work/venv-pkiissue/bin/python -m pytest tests/pki_tests/test_pki_interop_iso15118.py -m interop
+    /path/to/interop-venv/bin/python -m pytest tests/pki_tests/test_pki_interop_iso15118.py -m interop
 
 Cross-checks the -2 contract-key transport both ways (our encrypt → their ``decrypt_priv_key``, their
 ``encrypt_priv_key`` → our decrypt with the [V2G2-823] check) and that their ``verify_certs`` accepts
