@@ -2,21 +2,17 @@
 packages were imported from the source tree instead of the installed wheel, as in ``tests/``."""
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+_SPEC = importlib.util.spec_from_file_location("plugcharge_testdata", Path(__file__).resolve().parent.parent / "tests"
+                                               / "_testdata.py")
+assert _SPEC is not None and _SPEC.loader is not None
+_TESTDATA = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_TESTDATA)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PLUGCHARGE_REQUIRE_INSTALLED") == "1":
-        import exi
-        import pki
-        import plugcharge
-
-        for mod in (exi, pki, plugcharge):
-            where = Path(mod.__file__).resolve()
-            if REPO in where.parents:
-                raise pytest.UsageError(f"{mod.__name__} imported from the source tree ({where}), not the installed wheel")
+    _TESTDATA.require_installed()

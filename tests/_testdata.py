@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 VECTORS = DATA / "vectors"
@@ -35,3 +37,18 @@ def schemas_dir() -> Optional[Path]:
 
 def no_schemas_reason() -> str:
     return f"the V2G XSDs are not in the repository: set {XSD_ENV} to their directory to run this test"
+
+
+def require_installed() -> None:
+    """With ``PLUGCHARGE_REQUIRE_INSTALLED=1`` (set by .ci/run): stop the run when the packages come
+    from the source tree instead of the installed wheel (tests/ and benches/ both check)."""
+    if os.environ.get("PLUGCHARGE_REQUIRE_INSTALLED") != "1":
+        return
+    import exi
+    import pki
+    import plugcharge
+
+    for mod in (exi, pki, plugcharge):
+        where = Path(mod.__file__ or "").resolve()
+        if REPO in where.parents:
+            raise pytest.UsageError(f"{mod.__name__} imported from the source tree ({where}), not the installed wheel")

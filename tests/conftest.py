@@ -15,22 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from _testdata import VECTORS, no_schemas_reason
+from _testdata import VECTORS, no_schemas_reason, require_installed
 from _testdata import schemas_dir as _schemas_dir
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PLUGCHARGE_REQUIRE_INSTALLED") == "1":
-        import exi
-        import pki
-        import plugcharge
-
-        for mod in (exi, pki, plugcharge):
-            where = Path(mod.__file__).resolve()
-            if REPO in where.parents:
-                raise pytest.UsageError(f"{mod.__name__} imported from the source tree ({where}), not the installed wheel")
+    require_installed()
 
 
 _REQUIRE_INTEROP = os.environ.get("PLUGCHARGE_REQUIRE_INTEROP") == "1"
