@@ -423,7 +423,16 @@ class ContractWallet:
                 self._problem(entry, exc)
 
     def _problem(self, name: str, exc: BaseException) -> None:
-        reason = exc.args[0] if isinstance(exc, WalletError) and exc.args else type(exc).__name__
+        if isinstance(exc, WalletError) and exc.args:
+            reason = exc.args[0]
+        elif isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+            reason = "not valid JSON"
+        elif isinstance(exc, KeyError):
+            reason = f"the field {exc} is missing"
+        elif isinstance(exc, OSError):
+            reason = (exc.strerror or type(exc).__name__).lower()
+        else:
+            reason = "damaged (a value does not parse)"
         self.problems.append((name, str(reason)))
         logger.warning("wallet: ignoring unreadable file %s (%s)", name, reason)
 

@@ -267,3 +267,11 @@ def test_demo_setup_errors_use_the_common_form(tmp_path: Path) -> None:
     assert str(blocker / "d") in err and "--data-dir" in err
     with pytest.raises(DemoError):
         run_demo(DemoOptions(data_dir=tmp_path / "x", iso=20), lambda line: None)
+
+
+def test_an_unreadable_wallet_file_is_named_with_what_is_wrong(installed: Path) -> None:
+    victim = next((installed / "wallet").glob("contract-*.json"))
+    victim.write_text("{ not json")
+    code, out, err = cli("wallet", "list", "--data-dir", str(installed))
+    assert code == 0 and "no contracts installed" in out
+    assert err == f"plugcharge wallet list: warning: wallet file {victim} ignored (not valid JSON); delete it if it stays unreadable"
