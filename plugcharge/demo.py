@@ -143,8 +143,9 @@ def load_pki(directory: Path) -> Any:
             cert = x509.load_der_x509_certificate(certs[role])
             path = directory / f["key"]
             keys[role] = serialization.load_pem_private_key(path.read_bytes(), None)
-            if keys[role].public_key() != cert.public_key():
-                raise ValueError(f"the key does not belong to the certificate {f['der']}")
+            spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            if keys[role].public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+                raise ValueError(f"is not the key of the certificate {f['der']}")
             path = directory / "manifest.json"
             serials[role] = int(f["serial"], 16)
         return TestPKI(iso=int(manifest["iso"]), algorithm=manifest["algorithm"],
@@ -156,7 +157,7 @@ def load_pki(directory: Path) -> Any:
     except (ValueError, KeyError, TypeError) as exc:
         what = "is not valid JSON" if isinstance(exc, json.JSONDecodeError) else \
             f"lacks the field {exc}" if isinstance(exc, KeyError) else \
-            str(exc) if str(exc).startswith("the key does not") else "is damaged (it does not parse)"
+            str(exc) if str(exc).startswith("is not the key of") else "is damaged (it does not parse)"
         raise DemoError(f"test PKI file {path} {what}: {redo}") from None
 
 

@@ -85,7 +85,7 @@ def test_a_new_data_directory_still_gets_a_pki(tmp_path: Path) -> None:
     assert created and (tmp_path / "pki" / "manifest.json").is_file()
 
 
-@pytest.mark.parametrize("damage", ["truncated-der", "garbage-key", "bad-json", "missing-file"])
+@pytest.mark.parametrize("damage", ["truncated-der", "garbage-key", "swapped-key", "bad-json", "missing-file"])
 def test_a_damaged_pki_file_is_named_in_one_sentence(installed: Path, damage: str) -> None:
     pki_dir = installed / "pki"
     if damage == "truncated-der":
@@ -94,6 +94,9 @@ def test_a_damaged_pki_file_is_named_in_one_sentence(installed: Path, damage: st
     elif damage == "garbage-key":
         victim = pki_dir / "secc-leaf.key.pem"
         victim.write_text("garbage\n")
+    elif damage == "swapped-key":
+        victim = pki_dir / "secc-leaf.key.pem"
+        victim.write_bytes((pki_dir / "cps-leaf.key.pem").read_bytes())
     elif damage == "bad-json":
         victim = pki_dir / "manifest.json"
         victim.write_text("{")
@@ -104,6 +107,8 @@ def test_a_damaged_pki_file_is_named_in_one_sentence(installed: Path, damage: st
     assert code == 2
     one_sentence(err)
     assert str(victim) in err and "restore it" in err
+    if damage == "swapped-key":
+        assert "is not the key of the certificate secc-leaf.der" in err
 
 
 # ---------------------------------------------------------------- errors on the driver display
