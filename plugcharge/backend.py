@@ -304,6 +304,11 @@ class IssuedContract:
         """Serial number of the contract certificate."""
         return x509.load_der_x509_certificate(self.leaf).serial_number
 
+    @property
+    def issued_at(self) -> dt.datetime:
+        """The issuing time (the test PKI sets notBefore one day earlier)."""
+        return _not_before(self.leaf) + dt.timedelta(days=1)
+
 
 #: Builds the signed CertificateInstallationRes/UpdateRes EXI for an issued contract:
 #: ``(request message dict, action, contract, receiver public key) -> EXI bytes``.
@@ -407,7 +412,10 @@ class SimulatedBackend:
         if not is_valid_pcid(pcid):
             raise ValueError(f"not a valid PCID: {pcid!r}")
         self.register_pcid(pcid, emaid or self._pcids.get(pcid) or derive_emaid(pcid))
-        contract = self._issue(self._pcids[pcid], pcid, now)
+        at = now or self.clock()
+        if self.pool.get(pcid):  # strictly newer than the last one (certificate times have seconds)
+            at = max(at, self.pool[pcid][-1].issued_at + dt.timedelta(seconds=1))
+        contract = self._issue(self._pcids[pcid], pcid, at)
         self.pool.setdefault(pcid, []).append(contract)
         return contract
 
@@ -696,7 +704,17 @@ class SimulatedBackend:
         if _norm(emaid) in self._cancelled or not self._known_emaid(emaid):
             raise _Refused("contract unknown or cancelled", "FAILED_ContractCanceled")
         pcid = next((p for p, e in self._pcids.items() if _norm(e) == _norm(emaid)), None)
-        return self._issue(emaid, pcid, None), x509.load_der_x509_certificate(leaf).public_key()
+        receiver = x509.load_der_x509_certificate(leaf).public_key()
+        old_serial = x509.load_der_x509_certificate(leaf).serial_number
+        if pcid is not None and self.pool.get(pcid):
+            # a newer contract the eMSP pooled (a second activation) wins over a fresh one
+            pooled = self.pooled_contract(pcid)
+            if pooled is not None and pooled.serial != old_serial and _not_before(pooled.leaf) >= _not_before(leaf):
+                return pooled, receiver
+            fresh = self._issue(emaid, pcid, None)
+            self.pool[pcid].append(fresh)
+            return fresh, receiver
+        return self._issue(emaid, pcid, None), receiver
 
     def _failure_response(self, request: Mapping[str, Any], action: str, code: str) -> bytes:
         """An unsigned CertificateInstallationRes/UpdateRes carrying ``code`` (the schema's
@@ -739,6 +757,10 @@ class SimulatedBackend:
         message = v2g_message(header.get("SessionID", b"\x00"), name, body)
         sign_message(message, self.pki.key("cps-leaf"), codecs=self.codecs)
         return self._codec(ISO2_SCHEMA_VERSION).encode(message)
+
+
+def _not_before(der: bytes) -> dt.datetime:
+    return x509.load_der_x509_certificate(der).not_valid_before_utc
 
 
 def _norm(emaid: str) -> str:

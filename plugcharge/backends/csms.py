@@ -180,6 +180,11 @@ class CSMSCall:
     result: str
 
 
+def _status_info(code: str, detail: Optional[str]) -> Optional[dict[str, str]]:
+    """OCPP StatusInfoType: ``reasonCode`` (at most 20 characters) and ``additionalInfo`` (512)."""
+    return {"reason_code": code[:20], "additional_info": detail[:512]} if detail else None
+
+
 def _cn(name: x509.Name) -> str:
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
@@ -255,7 +260,7 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         self.csms._record(self.id, "Get15118EVCertificate", {
             "action": action, "iso15118SchemaVersion": iso15118_schema_version, "exiRequest": len(exi_request)},
             f"{res.status}{what}")
-        info = {"reason_code": res.status_info[:20]} if res.status_info else None
+        info = _status_info("Refused" if res.status == "Failed" else "Info", res.status_info)
         return call_result.Get15118EVCertificate(status=res.status, exi_response=res.exi_response,
                                                  status_info=info)
 
@@ -274,7 +279,7 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         import base64
 
         return call_result.GetCertificateStatus(status=status, ocsp_result=base64.b64encode(der).decode() or None,
-                                                status_info={"reason_code": reason[:20]} if reason else None)
+                                                status_info=_status_info("Failed", reason))
 
     @on("SignCertificate")  # type: ignore[misc]
     async def on_sign_certificate(self, csr: str, certificate_type: Optional[str] = None, **_: Any) -> Any:
@@ -293,7 +298,7 @@ class _Station(_ChargePoint):  # type: ignore[misc]
                                                         "subject": request.subject.rfc4514_string() if request else ""},
                           status + (f": {reason}" if reason else ""))
         self._csr = request if status == "Accepted" else None
-        return call_result.SignCertificate(status=status, status_info={"reason_code": "InvalidCSR"} if reason else None)
+        return call_result.SignCertificate(status=status, status_info=_status_info("InvalidCSR", reason))
 
     @after("SignCertificate")  # type: ignore[misc]
     async def after_sign_certificate(self, **_: Any) -> None:

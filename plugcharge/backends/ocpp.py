@@ -150,8 +150,9 @@ def _now_iso() -> str:
 
 
 def _reason(info: Any) -> Optional[str]:
+    """The text of an OCPP statusInfo: additionalInfo, else reasonCode."""
     if isinstance(info, Mapping):
-        return str(info.get("reason_code") or info.get("reasonCode") or "") or None
+        return str(info.get("additional_info") or info.get("reason_code") or "") or None
     return None
 
 
@@ -510,7 +511,7 @@ class OCPPBackend:
         """Check a CertificateSigned from the CSMS; returns (status, reasonCode) for the answer."""
         pending = self._pending_csr
         if certificate_type not in (None, "V2GCertificate"):
-            return "Rejected", "UnsupportedCertificateType"
+            return "Rejected", "UnsupportedType"
         if pending is None or pending[1].done():
             return "Rejected", "NoPendingRequest"
         key, waiter = pending
