@@ -61,7 +61,7 @@ async def csms_and_backend(state_dir: Path, lines: Optional[list] = None, *, tim
 
 
 async def plug_in(backend: Any, wallet: Any, *, id_token: Optional[str] = RFID, timing: TimingProfile = DEFAULT_TIMING,
-                  ev_config: Optional[EVConfig] = None) -> tuple[list, list]:
+                  ev_config: Optional[EVConfig] = None, update_before: Optional[Any] = None) -> tuple[list, list]:
     """One V2G session (TLS, ISO 15118-2, real EXI) between an EV with ``wallet`` and a charger whose
     backend is ``backend``; returns (EV events, charger events)."""
     from pki.ocsp import ocpp_request_data
@@ -88,7 +88,8 @@ async def plug_in(backend: Any, wallet: Any, *, id_token: Optional[str] = RFID, 
         stream = await open_ev_connection(host, server.port, ssl_context=client_context(list(v2g_roots())),
                                           verify_peer=secc_leaf_check)
         ev = EVSession(ev_config or EVConfig(charge_loops=2, poll_interval=0.1), codecs=exi.get_codec,
-                       security=EVSecurity(wallet=wallet, v2g_roots=v2g_roots()))
+                       security=EVSecurity(wallet=wallet, v2g_roots=v2g_roots(),
+                                           **({"update_before": update_before} if update_before else {})))
         ev_events = await run_ev(stream, ev)
         charger_events = await asyncio.wait_for(done, 15)
     return ev_events, charger_events
