@@ -2,9 +2,10 @@
 
 Subcommands::
 
-    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--iso 2]
+    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--iso 2] [--csms [URL]]
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
+    plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID
 
 The data directory defaults to ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``; the EV wallet
 lives in its ``wallet/`` folder, the demo's test PKI in ``pki/``.
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
+    d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
+                   help="the charger talks OCPP 2.0.1 to a CSMS: the test CSMS started on a loopback websocket "
+                        "(no URL; state in DATA_DIR/csms, activate the car with 'plugcharge csms activate') or "
+                        "a running one at URL (ws://HOST:PORT[/STATION]); without it an in-process backend")
 
     w = sub.add_parser("wallet", help="manage the EV's contract wallet",
                        description="Manage the EV contract wallet in DATA_DIR/wallet.")
@@ -73,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pcid", help="print the vehicle's PCID (give it to your e-mobility provider)")
     _data_dir_arg(p)
+    from .cli_csms import add_parser as add_csms
+
+    add_csms(sub, _data_dir_arg)
     return parser
 
 
@@ -149,7 +157,8 @@ def _cmd_pcid(args: argparse.Namespace, out: Callable[[str], None], err: Callabl
 def _cmd_demo(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
                        fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
-                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace)
+                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
+                       csms=args.csms)
     try:
         summary = run_demo(opts, out)
     except DemoError as exc:
@@ -182,6 +191,10 @@ def main(argv: Optional[Sequence[str]] = None, *, out: Callable[[str], None] = p
             return _cmd_wallet(args, out, err)
         if args.command == "pcid":
             return _cmd_pcid(args, out, err)
+        if args.command == "csms":
+            from .cli_csms import run as run_csms
+
+            return run_csms(args, args.data_dir or default_data_dir(), out, err)
     except KeyboardInterrupt:
         err("plugcharge: interrupted")
         return 130

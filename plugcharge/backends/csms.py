@@ -237,7 +237,9 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         res = await asyncio.to_thread(self.csms._with_backend, lambda b: b.authorize(req))
         self.csms._record(self.id, "Authorize", {
             "idToken": req.id_token, "type": req.id_token_type, "certificate": "PEM chain" if certificate else None,
-            "iso15118CertificateHashData": [d.serial_number for d in hash_data]},
+            "iso15118CertificateHashData": (f"{len(hash_data)} entries (serials "
+                                            + ", ".join(d.serial_number[:8] for d in hash_data) + ")")
+            if hash_data else None},
             f"{res.id_token_status}" + (f" / certificateStatus {res.certificate_status}"
                                         if res.certificate_status else ""))
         return call_result.Authorize(id_token_info={"status": res.id_token_status},
@@ -258,7 +260,8 @@ class _Station(_ChargePoint):  # type: ignore[misc]
                 if res.status == "Accepted" and delivered is not None and not res.status_info else
                 f": {res.status_info}" if res.status_info else "")
         self.csms._record(self.id, "Get15118EVCertificate", {
-            "action": action, "iso15118SchemaVersion": iso15118_schema_version, "exiRequest": len(exi_request)},
+            "action": action, "iso15118SchemaVersion": iso15118_schema_version,
+            "exiRequest": f"{len(exi_request)} base64 chars"},
             f"{res.status}{what}")
         info = _status_info("Refused" if res.status == "Failed" else "Info", res.status_info)
         return call_result.Get15118EVCertificate(status=res.status, exi_response=res.exi_response,
@@ -338,7 +341,9 @@ class _Station(_ChargePoint):  # type: ignore[misc]
                     self.csms._with_backend, lambda b: b._known_emaid(token.id_token)) else "Unknown"
             else:
                 status = (await asyncio.to_thread(self.csms._with_backend, lambda b: b.authorize(token))).id_token_status
-        self.csms._record(self.id, "TransactionEvent", record,
+        self.csms._record(self.id, "TransactionEvent", {
+            "eventType": event_type, "chargingState": record["chargingState"],
+            "idToken": f"{id_token.get('id_token')} ({id_token.get('type')})" if id_token else None},
                           f"{event_type} tx {tx[:8]} seq {seq_no} {trigger_reason}"
                           + (f" {energy[-1]:g} Wh" if energy else "") + (" (offline)" if offline else ""))
         return call_result.TransactionEvent(id_token_info={"status": status} if status else None)

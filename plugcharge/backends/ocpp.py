@@ -234,6 +234,7 @@ class OCPPBackend:
         self.boot_status: Optional[str] = None
         self._station: Optional[_Station] = None
         self._ready: Optional[asyncio.Event] = None
+        self._attempted = asyncio.Event()
         self._task: Optional[asyncio.Task] = None
         self._sender: Optional[asyncio.Task] = None
         self._closing = False
@@ -241,6 +242,7 @@ class OCPPBackend:
         self._outbox_event: Optional[asyncio.Event] = None
         self._dropped = 0
         self._pending_csr: Optional[tuple[Any, asyncio.Future]] = None
+        self._ws: Any = None
 
     def __repr__(self) -> str:
         return f"OCPPBackend({self.url!r}, connected={self.connected})"
@@ -259,19 +261,35 @@ class OCPPBackend:
         if self._task is None or self._task.done():
             self._closing = False
             self._ready = asyncio.Event()
+            self._attempted = asyncio.Event()
             self._outbox_event = asyncio.Event()
             self._task = asyncio.ensure_future(self._run())
             self._sender = asyncio.ensure_future(self._drain())
-        if wait:
+        if wait:  # until booted, or the first connection attempt failed
+            waiters = [asyncio.ensure_future(self._ready.wait()),  # type: ignore[union-attr]
+                       asyncio.ensure_future(self._attempted.wait())]
             try:
-                await asyncio.wait_for(self._ready.wait(), wait)  # type: ignore[union-attr]
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
         return self.connected
 
-    async def aclose(self) -> None:
-        """Close the websocket and stop reconnecting (queued TransactionEvents are kept)."""
+    async def aclose(self, *, flush: Optional[float] = None) -> None:
+        """Deliver queued TransactionEvents (for at most ``flush`` seconds, default the call
+        timeout, only while connected), then close the websocket and stop reconnecting; what could
+        not be delivered stays in :attr:`outbox`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeouts.call if flush is None else flush)
+        while self._outbox and self.connected and loop.time() < deadline:
+            await asyncio.sleep(0.02)
         self._closing = True
+        ws = self._ws
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(), 2.0)
+            except (asyncio.TimeoutError, Exception):
+                pass
         for task in (self._sender, self._task):
             if task is not None and not task.done():
                 task.cancel()
@@ -306,6 +324,7 @@ class OCPPBackend:
                 self._station = None
                 if self._ready is not None:
                     self._ready.clear()
+                self._attempted.set()
             if self._closing:
                 return
             await asyncio.sleep(delay)
@@ -324,10 +343,12 @@ class OCPPBackend:
                                        f"(got {ws.subprotocol!r})")
             station = _Station(self.station_id, ws, self)
             reader = asyncio.ensure_future(station.start())
+            self._ws = ws
             try:
                 await self._boot(station, reader)
                 await reader  # until the connection closes
             finally:
+                self._ws = None
                 reader.cancel()
                 try:
                     await reader
