@@ -476,7 +476,8 @@ class SimulatedBackend:
                     continue
                 now = self.clock()
                 revoked = serial in self._revoked_serials
-                hash_cls = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[algorithm]
+                hash_cls: Callable[[], hashes.HashAlgorithm] = {
+                    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[algorithm]
                 builder = ocsp.OCSPResponseBuilder().add_response(
                     cert=cert, issuer=issuer, algorithm=hash_cls(),
                     cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,

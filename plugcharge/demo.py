@@ -319,7 +319,9 @@ class _OperatorBackend:
             self.view.line("backend", f"Authorize {request.id_token} failed: {exc}")
             raise
         hashes = len(request.iso15118_certificate_hash_data or ())
-        what = (f"contract, {hashes} OCSP hash entries" if request.id_token_type == "eMAID" and hashes else
+        # the OCPP backend sends the hash data alone (the charger validated the chain)
+        by_hash = hashes and not getattr(self.backend, "send_contract_certificate", True)
+        what = (f"contract, {hashes} OCSP hash entries" if request.id_token_type == "eMAID" and by_hash else
                 "contract chain validated" if request.certificate else f"{request.id_token_type} token")
         self.view.line("backend", f"Authorize {request.id_token} ({what}) -> {resp.id_token_status}"
                                   + (f" / {resp.certificate_status}" if resp.certificate_status else ""))
