@@ -128,4 +128,7 @@ def run(args: argparse.Namespace, data: Path, out: Callable[[str], None], err: C
     except OSError as exc:
         err(f"plugcharge csms: cannot listen on {args.listen}: {exc}")
         return 1
+    except ValueError as exc:  # an unreadable state file
+        err(f"plugcharge csms: {exc}")
+        return 1
     return 0

@@ -144,12 +144,9 @@ class CSMSStore:
                 self._stamp, self._saved = self._file_stamp(), text
 
 
-def _store(state_dir: Path, pki: Any, codecs: Any = None, clock: Callable[[], dt.datetime] = _utcnow,
-           id_tokens: tuple[str, ...] = ()) -> CSMSStore:
+def _store(state_dir: Path, pki: Any, codecs: Any = None, clock: Callable[[], dt.datetime] = _utcnow) -> CSMSStore:
     backend = SimulatedBackend(pki, codecs=codecs, clock=clock)
     backend.exi_refusals = True
-    for token in id_tokens:
-        backend.register_id_token(token)
     return CSMSStore(state_dir, backend)
 
 
@@ -370,7 +367,7 @@ class TestCSMS:
                  heartbeat_interval: int = 300) -> None:
         self.pki = pki
         self.clock = clock
-        self.store = _store(Path(state_dir), pki, codecs, clock, id_tokens)
+        self.store = _store(Path(state_dir), pki, codecs, clock)
         self.log = log or (lambda line: _log.info("%s", line))
         self.secc_signer = secc_signer or self._sign_secc
         self.heartbeat_interval = heartbeat_interval
@@ -387,8 +384,11 @@ class TestCSMS:
         self._server: Any = None
         self.host = "127.0.0.1"
         self.port = 0
-        with self.store.transaction():  # load (or create) the registry now: fail early when unreadable
-            pass
+        # load (or create) the registry now, failing early when it is unreadable, and add the tokens
+        # to what is there (an activation may have created the file before the CSMS ever ran)
+        with self.store.transaction() as backend:
+            for token in id_tokens:
+                backend.register_id_token(token)
 
     def __repr__(self) -> str:
         return f"TestCSMS(ws://{self.host}:{self.port}, stations={sorted(self.stations)})"

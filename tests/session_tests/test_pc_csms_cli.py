@@ -130,3 +130,9 @@ def test_csms_process_activate_acts_on_the_running_csms(tmp_path: Path) -> None:
 def test_csms_command_errors(tmp_path: Path) -> None:
     code, _, err = _cli("csms", "--listen", "nonsense", "--data-dir", str(tmp_path / "d"))
     assert code == 1 and "HOST:PORT" in err
+    (tmp_path / "d" / "csms").mkdir(parents=True)
+    (tmp_path / "d" / "csms" / "state.json").write_text("[]")
+    code, _, err = _cli("csms", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"))
+    assert code == 1 and "unreadable" in err and "delete it" in err
+    code, _, err = _cli("csms", "activate", "PLUGCHARGEPCID0001", "--data-dir", str(tmp_path / "d"))
+    assert code == 1 and "unreadable" in err

@@ -425,3 +425,28 @@ def test_long_id_token_is_refused_locally(tmp_path: Path) -> None:
         await backend.aclose()
 
     go(main())
+
+
+def test_activation_before_the_csms_ever_ran_keeps_its_tokens(tmp_path: Path) -> None:
+    from plugcharge.backends.csms import activate, revoke
+
+    p = session_pki()
+    contract = activate(tmp_path, p, p.pcid)  # no CSMS yet: the state file is created by the command
+    assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+    assert revoke(tmp_path, p, "DEPLGC00000000X") == 0
+
+    async def main() -> None:
+        async with csms_and_backend(tmp_path) as (csms, backend):
+            assert (await backend.authorize(AuthorizeRequest(RFID, id_token_type="ISO14443"))).accepted
+            assert (await backend.authorize(AuthorizeRequest(contract.emaid, None, _hash_data(contract)))).accepted
+            assert revoke(tmp_path, p, contract.emaid) == 1  # the running CSMS sees it at its next call
+            res = await backend.authorize(AuthorizeRequest(contract.emaid, None, _hash_data(contract)))
+            assert res.certificate_status == "CertificateRevoked"
+
+    go(main())
+
+
+def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        make_csms(tmp_path)
