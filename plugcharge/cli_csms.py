@@ -5,6 +5,7 @@
     plugcharge csms [--listen HOST:PORT] [--data-dir D] [--delay ACTION=SECONDS]
     plugcharge csms activate PCID [--emaid EMAID] [--data-dir D]
     plugcharge csms revoke EMAID [--data-dir D]
+    plugcharge csms list [--data-dir D]
 
 The CSMS uses the data directory's test PKI (``D/pki``, created when absent, the layout
 ``plugcharge demo`` uses) and keeps the eMSP registry in ``D/csms/state.json``; ``activate`` and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import logging
 import signal
 import sys
 import time
@@ -47,6 +49,8 @@ def add_parser(sub: Any, data_dir_arg: Callable[..., None]) -> None:
     a.add_argument("pcid", metavar="PCID")
     a.add_argument("--emaid", default=None, help="the eMAID to assign (default: the PCID's, or one derived from it)")
     data_dir_arg(a, argparse.SUPPRESS)
+    lst = csub.add_parser("list", help="show the eMSP registry (activated PCIDs, contracts, revocations)")
+    data_dir_arg(lst, argparse.SUPPRESS)
     r = csub.add_parser("revoke", help="cancel a contract: OCSP answers revoked, Authorize fails",
                         description="Revoke every contract certificate issued for EMAID.")
     r.add_argument("emaid", metavar="EMAID")
@@ -58,6 +62,19 @@ def _pki(data: Path, out: Callable[[str], None]) -> Any:
 
     return ensure_pki(data / "pki", seed=None, iso=2, now=dt.datetime.now(dt.timezone.utc),
                       say=lambda who, text: out(f"{who}: {text}"))[0]
+
+
+def _list(state: Any, out: Callable[[str], None]) -> int:
+    pcids = state["pcids"]
+    out(f"{len(pcids)} activated PCID{'s' if len(pcids) != 1 else ''}" + (":" if pcids else ""))
+    for pcid, emaid in sorted(pcids.items()):
+        out(f"  {pcid}  {emaid}")
+    out(f"{len(state['contracts'])} contract certificate{'s' if len(state['contracts']) != 1 else ''} issued"
+        + (":" if state["contracts"] else ""))
+    for c in state["contracts"]:
+        out(f"  {c['emaid']:<18} serial {c['serial']:<34} issued {c['issued']}  "
+            f"{'pooled' if c['pooled'] else 'update'}{'  REVOKED' if c['revoked'] else ''}")
+    return 0
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -83,6 +100,8 @@ def run(args: argparse.Namespace, data: Path, out: Callable[[str], None], err: C
             out(f"activated PCID {args.pcid}: contract {contract.emaid} (serial {contract.serial:x}) is in the "
                 f"pool; the car installs it on its next charge")
             return 0
+        if args.csms_action == "list":
+            return _list(C.registry(data / "csms", pki), out)
         if args.csms_action == "revoke":
             n = C.revoke(data / "csms", pki, args.emaid)
             if n == 0:
@@ -105,6 +124,10 @@ def run(args: argparse.Namespace, data: Path, out: Callable[[str], None], err: C
         sys.stdout.flush()  # one line per OCPP call, visible at once through a pipe
 
     async def serve() -> None:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            # the ocpp package logs a traceback for every malformed call: without -v, our one line per
+            # call is the log (a station sending garbage must not flood the terminal)
+            logging.getLogger("ocpp").setLevel(logging.CRITICAL)
         csms = C.TestCSMS(pki, data / "csms", log=line, id_tokens=(DEMO_ID_TOKEN,))
         csms.delays.update(delays)
         await csms.start(host, port)

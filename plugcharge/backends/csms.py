@@ -56,7 +56,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     raise ImportError(f"plugcharge.backends.csms needs the 'ocpp' extra: pip install 'plugcharge[ocpp]' ({_exc})") \
         from None
 
-__all__ = ["TestCSMS", "CSMSStore", "CSMSCall", "activate", "revoke", "SUBPROTOCOL", "STATE_FILE"]
+__all__ = ["TestCSMS", "CSMSStore", "CSMSCall", "activate", "revoke", "registry", "SUBPROTOCOL", "STATE_FILE"]
 
 _log = logging.getLogger("plugcharge.csms")
 
@@ -162,6 +162,18 @@ def revoke(state_dir: Path, pki: Any, emaid: str) -> int:
     answers revoked, Authorize fails).  Returns how many certificates were revoked."""
     with _store(state_dir, pki).transaction() as backend:
         return backend.revoke(emaid)
+
+
+def registry(state_dir: Path, pki: Any) -> dict[str, Any]:
+    """What the eMSP knows, without keys: ``pcids`` (PCID → eMAID) and ``contracts`` (eMAID,
+    PCID, serial, issuing time, pooled, revoked)."""
+    with _store(state_dir, pki).transaction() as backend:
+        revoked = set(backend.export_state()["revoked"])
+        pooled = {id(c) for cs in backend.pool.values() for c in cs}
+        return {"pcids": dict(backend.export_state()["pcids"]),
+                "contracts": [{"emaid": c.emaid, "pcid": c.pcid, "serial": format(c.serial, "x"),
+                               "issued": c.issued_at.strftime("%Y-%m-%d %H:%M:%S"), "pooled": id(c) in pooled,
+                               "revoked": format(c.serial, "x") in revoked} for c in backend.issued]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,11 +33,12 @@ list, the authorisation cache (tokens the CSMS accepted before) or, with
 are queued and sent when the CSMS is reachable (``offline=true`` for events that happened while it
 was not).
 
-OCPP 2.1 seam.  The calls are built from :attr:`OCPPBackend.SUBPROTOCOL`'s call module
-(``ocpp.v201``); the ISO 15118-20 additions of OCPP 2.1 (certificate type ``V2G20Certificate``,
-GetCertificateChainStatus, ``maximumContractCertificateChains`` / ``prioritizedEMAIDs`` in
-Get15118EVCertificate) belong in a subclass with ``SUBPROTOCOL = "ocpp2.1"`` once the -20
-sessions need them; ``iso15118_schema_version`` is passed through unchanged already.
+OCPP 2.1 seam.  Requests are built from :attr:`OCPPBackend.CALLS` (``ocpp.v201.call``) over
+:attr:`OCPPBackend.SUBPROTOCOL` (``ocpp2.0.1``), schema-checked by the ``ocpp`` v201 ChargePoint;
+``iso15118_schema_version`` is passed through unchanged already.  The ISO 15118-20 additions of
+OCPP 2.1 (certificate type ``V2G20Certificate``, GetCertificateChainStatus,
+``maximumContractCertificateChains`` / ``prioritizedEMAIDs`` in Get15118EVCertificate) belong in a
+subclass with ``"ocpp2.1"``, ``ocpp.v21.call`` and a v21 ChargePoint once the -20 sessions need them.
 """
 from __future__ import annotations
 
@@ -200,7 +201,10 @@ class OCPPBackend:
         outbox_limit: TransactionEvents kept while offline (oldest dropped beyond it, logged once).
     """
 
+    #: the websocket subprotocol and the ``ocpp`` module of request classes (the OCPP 2.1 seam:
+    #: a subclass sets ``"ocpp2.1"`` and ``ocpp.v21.call`` and adds the -20 fields and calls)
     SUBPROTOCOL = SUBPROTOCOL
+    CALLS: Any = call
 
     def __init__(self, url: str, *, station_id: Optional[str] = None, timeouts: OCPPTimeouts = OCPPTimeouts(),
                  vendor: str = "plugcharge", model: str = "plugcharge-charger",
@@ -362,7 +366,7 @@ class OCPPBackend:
         if self.firmware_version:
             cs["firmware_version"] = self.firmware_version
         while not reader.done():
-            res = await asyncio.wait_for(station.call(call.BootNotification(charging_station=cs, reason="PowerUp"),
+            res = await asyncio.wait_for(station.call(self.CALLS.BootNotification(charging_station=cs, reason="PowerUp"),
                                                       suppress=False), self.timeouts.boot)
             self.boot_status = str(res.status)
             _log.info("ocpp: %s: BootNotification -> %s (interval %s s)", self.station_id, res.status, res.interval)
@@ -410,7 +414,7 @@ class OCPPBackend:
     # ------------------------------------------------------------------ Get15118EVCertificate
     async def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
         """OCPP Get15118EVCertificate; raises :class:`CSMSUnavailable` / :class:`CSMSCallError`."""
-        res = await self._call(call.Get15118EVCertificate(
+        res = await self._call(self.CALLS.Get15118EVCertificate(
             iso15118_schema_version=request.iso15118_schema_version, action=request.action,
             exi_request=request.exi_request), self.timeouts.certificate)
         status = str(res.status)
@@ -436,7 +440,7 @@ class OCPPBackend:
             raise OCPPBackendError(f"idToken longer than {_MAX_ID_TOKEN} characters")
         hash_data = [self._hash_data(d) for d in (request.iso15118_certificate_hash_data or ())][:_MAX_HASH_DATA]
         certificate = request.certificate if (not hash_data or self.send_contract_certificate) else None
-        payload = call.Authorize(id_token={"id_token": request.id_token, "type": request.id_token_type},
+        payload = self.CALLS.Authorize(id_token={"id_token": request.id_token, "type": request.id_token_type},
                                  certificate=certificate, iso15118_certificate_hash_data=hash_data or None)
         try:
             res = await self._call(payload, self.timeouts.authorize)
@@ -478,7 +482,7 @@ class OCPPBackend:
     # ------------------------------------------------------------------ GetCertificateStatus
     async def get_certificate_status(self, request: OCSPRequestData) -> GetCertificateStatusResponse:
         """OCPP GetCertificateStatus: the CSMS's OCSP response for one certificate."""
-        res = await self._call(call.GetCertificateStatus(ocsp_request_data=self._hash_data(request)),
+        res = await self._call(self.CALLS.GetCertificateStatus(ocsp_request_data=self._hash_data(request)),
                                self.timeouts.call)
         status = str(res.status)
         if status not in ("Accepted", "Failed"):
@@ -514,7 +518,7 @@ class OCPPBackend:
         waiter: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending_csr = (key, waiter)
         try:
-            res = await self._call(call.SignCertificate(csr=self._csr(key), certificate_type="V2GCertificate"),
+            res = await self._call(self.CALLS.SignCertificate(csr=self._csr(key), certificate_type="V2GCertificate"),
                                    self.timeouts.call)
             if str(res.status) != "Accepted":
                 raise CSMSCallError("SignCertificate", str(res.status), _reason(res.status_info) or "refused")
@@ -609,7 +613,7 @@ class OCPPBackend:
                     await self._ready.wait()
                 _, payload = self._outbox[0]
                 try:
-                    await self._call(call.TransactionEvent(**payload), self.timeouts.call)
+                    await self._call(self.CALLS.TransactionEvent(**payload), self.timeouts.call)
                 except CSMSUnavailable:
                     await asyncio.sleep(self.timeouts.reconnect_min)
                     continue

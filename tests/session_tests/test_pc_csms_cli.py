@@ -71,6 +71,9 @@ def test_demo_with_csms_activation_install_reuse_revoke(tmp_path: Path) -> None:
     assert re.search(r"Authorize idToken=" + emaid + r" .* -> Blocked / certificateStatus CertificateRevoked", out)
     assert "ExternalPayment (RFID card) after the Plug & Charge fallback" in out
 
+    code, out, _ = _cli("csms", "list", "--data-dir", str(data))
+    assert code == 0 and f"{_pcid(data)}  {emaid}" in out and "REVOKED" in out and "1 contract certificate" in out
+
     code, _, err = _cli("csms", "revoke", "DEPLGC00000000X", "--data-dir", str(data))
     assert code == 1 and "no contract was issued" in err
     code, _, err = _cli("csms", "activate", "not-a-pcid", "--data-dir", str(data))
