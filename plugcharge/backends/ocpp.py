@@ -49,7 +49,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from typing import Any, Callable, Deque, Mapping, Optional
+from typing import Any, Callable, Deque, Mapping, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -494,6 +494,24 @@ class OCPPBackend:
             raise CSMSCallError("GetCertificateStatus", "FormatViolation", "ocspResult is not base64") from None
         _log.info("ocpp: %s: GetCertificateStatus(serial %s) -> %s", self.station_id, request.serial_number, status)
         return GetCertificateStatusResponse(status, ocsp, _reason(res.status_info))
+
+    async def check_certificate_status(self, chain: Sequence[bytes]) -> list[Any]:
+        """OCSP status of every certificate of ``chain`` (DER, leaf first, up to and including the
+        root) through GetCertificateStatus, each answer checked with
+        :func:`pki.ocsp.check_ocsp_response` (signature by the issuer or its delegate, CertID,
+        freshness): a list of :class:`pki.ocsp.OCSPResult`, leaf first (e.g. the charger's own SECC
+        chain, OCPP use case M06).  Raises :class:`CSMSUnavailable` / :class:`CSMSCallError`, or
+        :class:`pki.OCSPError` for a response that does not check out."""
+        from pki.ocsp import check_ocsp_response, ocpp_request_data
+
+        results = []
+        ders = [bytes(d) for d in chain]
+        for i, data in enumerate(ocpp_request_data(ders, skip_without_url=False)):
+            res = await self.get_certificate_status(OCSPRequestData.from_ocpp(data))
+            if res.status != "Accepted":
+                raise CSMSCallError("GetCertificateStatus", "Failed", res.status_info or "no OCSP response")
+            results.append(check_ocsp_response(res.der, ders[i], ders[i + 1], at=self.clock()))
+        return results
 
     # ------------------------------------------------------------------ SignCertificate / CertificateSigned
     def _csr(self, key: Any) -> str:

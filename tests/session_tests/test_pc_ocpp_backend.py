@@ -450,3 +450,27 @@ def test_unreadable_state_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         make_csms(tmp_path)
+
+
+def test_check_certificate_status_of_a_whole_chain(tmp_path: Path) -> None:
+    from pki.errors import OCSPError
+
+    p = session_pki()
+    secc = [p.cert("secc-leaf"), p.cert("cpo-sub2"), p.cert("cpo-sub1"), p.cert("v2g-root")]
+
+    async def main() -> None:
+        async with csms_and_backend(tmp_path) as (csms, backend):
+            results = await backend.check_certificate_status(secc)
+            assert [r.status for r in results] == [CertStatus.GOOD] * 3
+            contract = csms.activate(p.pcid)
+            csms.revoke(contract.emaid)
+            results = await backend.check_certificate_status([contract.leaf, *contract.sub_cas, p.cert("mo-root")])
+            assert [r.status for r in results] == [CertStatus.REVOKED, CertStatus.GOOD, CertStatus.GOOD]
+
+            # a CSMS whose OCSP answer is for another certificate: pki refuses it
+            real = csms.store.backend.certificate_status
+            csms.store.backend.certificate_status = lambda d: real(_hash_data(contract)[1])  # type: ignore[method-assign]
+            with pytest.raises(OCSPError):
+                await backend.check_certificate_status(secc)
+
+    go(main())
