@@ -16,7 +16,11 @@ async one; :func:`as_async` runs a synchronous backend from async code (in a wor
 provider (eMSP, "MO") with the ``pki`` test PKI: it knows PCIDs (:meth:`~SimulatedBackend.register_pcid`),
 issues a fresh contract for a known PCID (CertificateInstallationReq signed by that PCID's OEM
 provisioning key), renews contracts (CertificateUpdateReq signed by the old contract key), revokes
-and cancels contracts, and authorises eMAIDs with full chain validation.
+and cancels contracts, and authorises eMAIDs with full chain validation.  It also keeps a contract
+pool (:meth:`~SimulatedBackend.activate`: the newest pooled contract of a PCID is delivered), answers
+OCSP requests for the certificates it knows (:meth:`~SimulatedBackend.certificate_status`) and can
+save and load its registry (:meth:`~SimulatedBackend.export_state`); the test CSMS
+(:mod:`plugcharge.backends.csms`) serves it over OCPP.
 """
 from __future__ import annotations
 
@@ -583,6 +587,10 @@ class SimulatedBackend:
         if not known:
             return AuthorizeResponse("Unknown", "Accepted")
         return AuthorizeResponse("Accepted", "Accepted")
+
+    def knows_emaid(self, emaid: str) -> bool:
+        """True when the eMSP assigned or issued ``emaid`` (compared without '-', case-insensitive)."""
+        return self._known_emaid(emaid)
 
     def _known_emaid(self, emaid: str) -> bool:
         n = _norm(emaid)

@@ -347,7 +347,7 @@ class _Station(_ChargePoint):  # type: ignore[misc]
             token = AuthorizeRequest(str(id_token.get("id_token")), id_token_type=str(id_token.get("type")))
             if token.id_token_type == "eMAID":
                 status = "Accepted" if await asyncio.to_thread(
-                    self.csms._with_backend, lambda b: b._known_emaid(token.id_token)) else "Unknown"
+                    self.csms._with_backend, lambda b: b.knows_emaid(token.id_token)) else "Unknown"
             else:
                 status = (await asyncio.to_thread(self.csms._with_backend, lambda b: b.authorize(token))).id_token_status
         self.csms._record(self.id, "TransactionEvent", {
