@@ -16,17 +16,17 @@ from typing import Any, Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.iso2 import messages as M
+from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
+from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, BackendRequest, CertificateInstallationNeeded,
     CertificateInstallationResponse, StartSession,
 )
-from plugcharge.sdp import link_local_address
-from plugcharge.signatures import sign_message
-from plugcharge.timeouts import TimingProfile
-from plugcharge.wallet import ContractWallet
+from plugcharge.net.sdp import link_local_address
+from plugcharge.pnc.signatures import sign_message
+from plugcharge.iso2.timing import TimingProfile
+from plugcharge.pnc.wallet import ContractWallet
 
 #: Real time (to the hour): TLS handshakes check certificate validity against the real clock.
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)

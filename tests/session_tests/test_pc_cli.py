@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from _pc_fixtures import fake_codecs, real_codec_status
-from plugcharge import messages as M
+from plugcharge.iso2 import messages as M
 from plugcharge.cli import main
-from plugcharge.demo import DEMO_EMAID, DemoOptions, run_demo
-from plugcharge.wallet import ContractWallet
+from plugcharge.cli.demo import DEMO_EMAID, DemoOptions, run_demo
+from plugcharge.pnc.wallet import ContractWallet
 
 REAL = real_codec_status()
 

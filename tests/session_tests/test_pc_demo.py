@@ -12,10 +12,10 @@ import stat
 import pytest
 
 from _pc_fixtures import fake_codecs, real_codec_status
-from plugcharge import messages as M
-from plugcharge.demo import DEMO_EMAID, DEMO_ID_TOKEN, DemoError, DemoOptions, load_pki, run_demo
-from plugcharge.events import ContractInstallationFailed, MeteringReceiptReceived, SessionEnded
-from plugcharge.wallet import ContractWallet
+from plugcharge.iso2 import messages as M
+from plugcharge.cli.demo import DEMO_EMAID, DEMO_ID_TOKEN, DemoError, DemoOptions, load_pki, run_demo
+from plugcharge.core.events import ContractInstallationFailed, MeteringReceiptReceived, SessionEnded
+from plugcharge.pnc.wallet import ContractWallet
 
 REAL = real_codec_status()
 

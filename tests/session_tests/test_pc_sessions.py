@@ -14,22 +14,22 @@ from _pc_fixtures import (
     NOW, Pump, TestBackend, fake_codecs, first, kinds, make_pair, make_wallet, real_codec_status, session_pki,
     trust_store,
 )
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.errors import LocalProtocolError
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.iso2 import messages as M
+from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
+from plugcharge.core.errors import LocalProtocolError
+from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, MeteringReceiptReceived, MeterValues,
     PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionPaused, SessionStarted, StartSession,
     StopCharging, PauseCharging,
 )
-from plugcharge.signatures import sign_message
-from plugcharge.transitions import (
+from plugcharge.pnc.signatures import sign_message
+from plugcharge.iso2.states import (
     CHARGER_TRANSITIONS, EV_TRANSITIONS, ChargerState, EVState, check_charger_transition, check_ev_transition,
 )
-from plugcharge.timeouts import TimingProfile
+from plugcharge.iso2.timing import TimingProfile
 
 REAL = real_codec_status()
 
@@ -261,7 +261,7 @@ def test_charger_requests_stop(tmp_path, cp):
 
 @pytest.mark.parametrize("mode", ["DC_extended", "AC_three_phase_core"])
 def test_charger_requests_renegotiation(tmp_path, cp, mode):
-    from plugcharge.events import RequestRenegotiation
+    from plugcharge.core.events import RequestRenegotiation
 
     wallet = make_wallet(tmp_path / "w", contract=True)
     ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet,

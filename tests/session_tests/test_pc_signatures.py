@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from _pc_fixtures import fake_codecs, real_codec_status, session_pki
-from plugcharge import messages as M
-from plugcharge import signatures as S
-from plugcharge.errors import (
+from plugcharge.iso2 import messages as M
+from plugcharge.pnc import signatures as S
+from plugcharge.core.errors import (
     BadSignatureError, DigestMismatchError, MissingReferenceError, SignatureError, SignatureFormatError,
     UnexpectedReferenceError,
 )

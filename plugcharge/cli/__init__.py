@@ -81,7 +81,7 @@ def _wallet_dir(args: argparse.Namespace) -> Path:
 
 
 def _open_wallet(args: argparse.Namespace, err: Callable[[str], None]):
-    from .wallet import ContractWallet
+    from ..pnc.wallet import ContractWallet
 
     directory = _wallet_dir(args)
     if not directory.is_dir():
@@ -94,7 +94,7 @@ def _open_wallet(args: argparse.Namespace, err: Callable[[str], None]):
 
 
 def _cmd_wallet(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
-    from .wallet import WalletError
+    from ..pnc.wallet import WalletError
 
     if args.action is None:
         err("plugcharge wallet: give an action: list, delete ID, wipe, enable, disable")

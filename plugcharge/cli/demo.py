@@ -32,17 +32,17 @@ from typing import Any, Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .backend import SimulatedBackend
-from .charger import ChargerConfig, ChargerSecurity, ChargerSession
-from .ev import EVConfig, EVSecurity, EVSession
-from .events import (
+from ..backends.base import SimulatedBackend
+from ..iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
+from ..iso2.ev import EVConfig, EVSecurity, EVSession
+from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
     PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
 )
-from .runner import run_charger, run_ev
-from .wallet import ContractWallet
+from ..net.runner import run_charger, run_ev
+from ..pnc.wallet import ContractWallet
 
 __all__ = [
     "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DemoError", "DemoOptions", "DemoSummary",
@@ -304,7 +304,7 @@ class _TracingStream:
     """Wraps the EV's V2GTP stream and prints each EXI message (decoded name, size) in both directions."""
 
     def __init__(self, stream: Any, view: _View, codecs: Any) -> None:
-        from . import messages as M
+        from ..iso2 import messages as M
 
         self._stream = stream
         self._view = view
@@ -314,7 +314,7 @@ class _TracingStream:
         return getattr(self._stream, name)
 
     def _name(self, payload: bytes) -> str:
-        from . import messages as M
+        from ..iso2 import messages as M
 
         try:
             return M.body_of(self._codecs(M.NS_ISO2).decode(payload))[0]
@@ -348,7 +348,7 @@ class _TracingStream:
 
 # ------------------------------------------------------------------------------------------ run
 def _codec_check(codecs: Any) -> None:
-    from . import messages as M
+    from ..iso2 import messages as M
 
     try:
         provider = M.resolve_codecs(codecs)
@@ -363,9 +363,9 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from pki.ocsp import ocpp_request_data
     from pki.store import TrustStore
 
-    from .sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
-    from .tlsconfig import client_context, secc_leaf_check, server_context
-    from .transport import open_ev_connection, start_charger_server
+    from ..net.sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
+    from ..net.tls import client_context, secc_leaf_check, server_context
+    from ..net.transport import open_ev_connection, start_charger_server
 
     if opts.iso != 2:
         raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import (
+from ..core.errors import (
     BadSignatureError,
     DigestMismatchError,
     MissingReferenceError,
@@ -39,7 +39,7 @@ from .errors import (
     SignatureFormatError,
     UnexpectedReferenceError,
 )
-from .messages import NS_ISO2, NS_XMLDSIG, CodecProvider, resolve_codecs
+from ..iso2.messages import NS_ISO2, NS_XMLDSIG, CodecProvider, resolve_codecs
 
 #: Concrete mapping types accepted (codecs return dicts; typing.Mapping checks are slow).
 _MAP = (dict, MappingProxyType)

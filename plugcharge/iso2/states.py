@@ -172,8 +172,8 @@ def check_charger_transition(state: ChargerState, request: str, new: ChargerStat
 import logging  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
-from .errors import LocalProtocolError  # noqa: E402
-from .events import Event, SendResult, SessionEnded, TimerExpired  # noqa: E402
+from ..core.errors import LocalProtocolError  # noqa: E402
+from ..core.events import Event, SendResult, SessionEnded, TimerExpired  # noqa: E402
 from .messages import NS_APP, NS_ISO2, CodecProvider, FrameBuffer, FramingError, frame, resolve_codecs  # noqa: E402
 
 _log = logging.getLogger("plugcharge.session")

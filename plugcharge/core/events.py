@@ -114,7 +114,7 @@ class ContractInstallationStarted(Event):
     @property
     def wallet_event(self) -> Any:
         """The driver-display / charge-port-light event (:class:`plugcharge.wallet.InstallationStarted`)."""
-        from .wallet import InstallationStarted
+        from ..pnc.wallet import InstallationStarted
 
         return InstallationStarted(self.kind)
 
@@ -129,7 +129,7 @@ class ContractInstallationSucceeded(Event):
     @property
     def wallet_event(self) -> Any:
         """The driver-display event (:class:`plugcharge.wallet.InstallationSucceeded`)."""
-        from .wallet import InstallationSucceeded
+        from ..pnc.wallet import InstallationSucceeded
 
         return InstallationSucceeded(self.emaid)
 
@@ -144,7 +144,7 @@ class ContractInstallationFailed(Event):
     @property
     def wallet_event(self) -> Any:
         """The driver-display event (:class:`plugcharge.wallet.InstallationFailed`)."""
-        from .wallet import InstallationFailed
+        from ..pnc.wallet import InstallationFailed
 
         return InstallationFailed(self.response_code or self.reason)
 

@@ -32,16 +32,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import messages as M
-from .errors import LocalProtocolError, SignatureError
-from .events import (
+from ..core.errors import LocalProtocolError, SignatureError
+from ..core.events import (
     AuthorizationAccepted, AuthorizationPending, Event, AuthorizationRejected, ChargingStarted, ChargingStopped,
     ContractInstallationFailed, ContractInstallationStarted, ContractInstallationSucceeded, MeterValues,
     PauseCharging, PaymentSelected, ProtocolError, SalesTariffVerified, SessionPaused, SessionStarted,
     StartSession, StopCharging,
 )
-from .signatures import sign_message, verify_message
-from .timeouts import DEFAULT_TIMING, TimingProfile
-from .transitions import EV_TRANSITIONS, EVState, SessionCore, check_ev_transition
+from ..pnc.signatures import sign_message, verify_message
+from .timing import DEFAULT_TIMING, TimingProfile
+from .states import EV_TRANSITIONS, EVState, SessionCore, check_ev_transition
 
 __all__ = ["EVConfig", "EVSecurity", "ContractLike", "OEMProvisioningLike", "WalletLike", "EVSession", "root_certificate_ids"]
 

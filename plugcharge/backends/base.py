@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .errors import PlugChargeError
+from ..core.errors import PlugChargeError
 
 __all__ = [
     "ISO2_SCHEMA_VERSION",
@@ -473,7 +473,7 @@ class SimulatedBackend:
         return Get15118EVCertificateResponse("Accepted", base64.b64encode(exi_res).decode("ascii"))
 
     def _codec(self, ns: str) -> Any:
-        from .messages import resolve_codecs
+        from ..iso2.messages import resolve_codecs
 
         return resolve_codecs(self.codecs)(ns)
 
@@ -486,7 +486,7 @@ class SimulatedBackend:
             raise _Refused(f"EXI request does not decode: {exc}") from None
 
     def _body(self, message: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-        from .messages import body_of
+        from ..iso2.messages import body_of
 
         try:
             got, body, _ = body_of(message)
@@ -497,8 +497,8 @@ class SimulatedBackend:
         return body
 
     def _verify_signature(self, message: Mapping[str, Any], cert_der: bytes) -> None:
-        from .errors import SignatureError
-        from .signatures import verify_message
+        from ..core.errors import SignatureError
+        from ..pnc.signatures import verify_message
 
         try:
             verify_message(message, x509.load_der_x509_certificate(cert_der), codecs=self.codecs)
@@ -531,7 +531,7 @@ class SimulatedBackend:
         from pki.errors import ChainValidationError
         from pki.verify import verify_chain
 
-        from .messages import chain_certs
+        from ..iso2.messages import chain_certs
 
         body = self._body(message, "CertificateUpdateReq")
         try:
@@ -564,8 +564,8 @@ class SimulatedBackend:
         """CertificateInstallationRes / CertificateUpdateRes, signed by the CPS leaf, EXI-encoded."""
         from pki.keytransport import encrypt_contract_key
 
-        from .messages import body_of, cert_chain, v2g_message
-        from .signatures import sign_message
+        from ..iso2.messages import body_of, cert_chain, v2g_message
+        from ..pnc.signatures import sign_message
 
         _, _, header = body_of(request)
         enc = encrypt_contract_key(contract.private_key, receiver_key, iso=2)

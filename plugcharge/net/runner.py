@@ -20,13 +20,13 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 
-from .charger import ChargerSession
-from .ev import EVSession
-from .events import (
+from ..iso2.charger import ChargerSession
+from ..iso2.ev import EVSession
+from ..core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     Event, ProtocolError, SessionEnded, StartSession,
 )
-from .messages import frame
+from ..iso2.messages import frame
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 
@@ -47,7 +47,7 @@ async def _flush(stream: Any, session: Any) -> None:
 async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events: list[Event],
                  handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
     from .transport import TransportClosed
-    from .v2gtp import V2GTPError
+    from ..core.v2gtp import V2GTPError
 
     while not session.ended:
         await _flush(stream, session)
@@ -95,7 +95,7 @@ async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCal
 async def run_charger(stream: Any, session: ChargerSession, backend: Any = None, *,
                       id_token: Optional[str] = None, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` over an accepted ``stream``, calling ``backend`` for its requests."""
-    from .backend import (
+    from ..backends.base import (
         AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, as_async, iso_response_code, pem_chain,
     )
 

@@ -21,8 +21,8 @@ import socket
 import ssl
 from typing import Any, Awaitable, Callable, Collection, Optional
 
-from .tlsconfig import PeerCheck
-from .v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
+from .tls import PeerCheck
+from ..core.v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
 
 __all__ = [
     "DYNAMIC_PORTS",

@@ -29,16 +29,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import messages as M
-from .errors import LocalProtocolError, RemoteProtocolError, SignatureError
-from .events import (
+from ..core.errors import LocalProtocolError, RemoteProtocolError, SignatureError
+from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, CertificateInstallationResponse, ChargingStarted, ChargingStopped,
     MeteringReceiptReceived, MeterValues, ProtocolError, RequestRenegotiation, SessionPaused, SessionStarted,
     StopCharging,
 )
-from .signatures import sign_message, verify_message
-from .timeouts import DEFAULT_TIMING, TimingProfile
-from .transitions import (
+from ..pnc.signatures import sign_message, verify_message
+from .timing import DEFAULT_TIMING, TimingProfile
+from .states import (
     CHARGER_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState, SessionCore, check_charger_transition,
 )
 

@@ -61,7 +61,7 @@ _HEADER = struct.Struct(">BBHI")
 MAX_PAYLOAD = 65536
 
 try:  # pragma: no branch
-    from . import v2gtp as _v2gtp
+    from ..core import v2gtp as _v2gtp
 except ImportError:  # pragma: no cover - transport layer absent
     _v2gtp = None  # type: ignore[assignment]
 

@@ -1,0 +1,2 @@
+"""The charger's backend interface (OCPP-shaped) and a simulated backend."""
+__all__: list[str] = []
