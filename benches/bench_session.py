@@ -6,7 +6,7 @@ Run (the summary with ratios and sessions/s is printed at the end with ``-s``)::
 
 One *session* is an :class:`~plugcharge.iso2.ev.EVSession` against a
 :class:`~plugcharge.iso2.charger.ChargerSession` with the
-:class:`~plugcharge.backends.base.SimulatedBackend` answering the charger, bytes moved in memory (no
+:class:`~plugcharge.backends.simulated.SimulatedBackend` answering the charger, bytes moved in memory (no
 sockets, no TLS): real EXI encoding/decoding of every message, every signature created and
 verified (AuthorizationReq, the signed SalesTariff, CertificateInstallationReq/Res), every
 certificate chain validated (contract chain by the charger and the backend, CPS chain by the EV,
@@ -36,10 +36,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pki.issue import issue_test_pki
 from pki.ocsp import ocpp_request_data
 from pki.store import TrustStore
-from plugcharge.iso2 import messages as M
+from plugcharge.core.codec import NS_ISO2
 from plugcharge.backends.base import (
-    AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, SimulatedBackend, iso_response_code, pem_chain,
+    AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, iso_response_code, pem_chain,
 )
+from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
 from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
@@ -162,7 +163,7 @@ def _reuse_wallet(cp) -> MemoryWallet:
 
 def _install_supported(cp) -> bool:
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": EMAID}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": EMAID}})
         return True
     except ValueError:
         return False

@@ -8,7 +8,8 @@ Every event and command is a frozen, slotted dataclass, compared by value.  Even
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+import enum
+from typing import Any, ClassVar, Mapping, Optional
 
 __all__ = [
     "Event", "BackendRequest", "Command", "SendResult",
@@ -24,6 +25,8 @@ __all__ = [
     # commands
     "StartSession", "StopCharging", "PauseCharging", "CertificateInstallationResponse",
     "AuthorizationResult", "RequestRenegotiation",
+    # driver display (wallet status)
+    "ChargePortLight", "WalletEvent", "InstallationStarted", "InstallationSucceeded", "InstallationFailed",
 ]
 
 
@@ -94,6 +97,80 @@ class TimerExpired(Event):
     message: str = ""
 
 
+# ---------------------------------------------------------------- driver display and charge-port light
+class ChargePortLight(enum.Enum):
+    """What the charge-port light shows for a wallet event."""
+
+    INSTALLING = "installing"  # e.g. pulsing
+    SUCCESS = "success"  # e.g. steady green
+    FAILURE = "failure"  # e.g. blinking amber/red
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WalletEvent:
+    """Base of the status events for driver display and charge-port light.
+
+    The session layer emits them while it installs or updates a contract over the cable:
+    :class:`InstallationStarted` when it sends CertificateInstallationReq/UpdateReq,
+    :class:`InstallationSucceeded` after the contract was verified and stored in the wallet,
+    :class:`InstallationFailed` with a short, log-safe reason otherwise (the car then falls back to
+    ExternalPayment; re-plugging retries).
+    """
+
+    #: what the charge-port light shows for this event (set by each subclass)
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
+
+    @property
+    def light(self) -> ChargePortLight:
+        """The charge-port light state for this event."""
+        return self.LIGHT
+
+    @property
+    def display_text(self) -> str:
+        """A short text for the driver display."""
+        return ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationStarted(WalletEvent):
+    """Contract installation (``action="install"``) or update (``"update"``) has begun."""
+
+    action: str = "install"
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
+
+    @property
+    def display_text(self) -> str:
+        return "Updating charging contract…" if self.action == "update" else "Installing charging contract…"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationSucceeded(WalletEvent):
+    """A contract for ``emaid`` is installed and ready for Plug & Charge."""
+
+    emaid: str
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.SUCCESS
+
+    @property
+    def display_text(self) -> str:
+        return f"Charging contract {self.emaid} installed"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationFailed(WalletEvent):
+    """Installation failed; ``reason`` is short and log-safe (e.g. a ResponseCode)."""
+
+    reason: str
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.FAILURE
+
+    @property
+    def display_text(self) -> str:
+        return f"Contract installation failed ({self.reason}); charging without Plug & Charge"
+
+
+
 # ---------------------------------------------------------------- EV events
 @dataclasses.dataclass(frozen=True, slots=True)
 class PaymentSelected(Event):
@@ -112,10 +189,8 @@ class ContractInstallationStarted(Event):
     pcid: str = ""
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display / charge-port-light event (:class:`plugcharge.wallet.InstallationStarted`)."""
-        from ..pnc.wallet import InstallationStarted
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display / charge-port-light event (:class:`InstallationStarted`)."""
         return InstallationStarted(self.kind)
 
 
@@ -127,10 +202,8 @@ class ContractInstallationSucceeded(Event):
     kind: str = "install"
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display event (:class:`plugcharge.wallet.InstallationSucceeded`)."""
-        from ..pnc.wallet import InstallationSucceeded
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display event (:class:`InstallationSucceeded`)."""
         return InstallationSucceeded(self.emaid)
 
 
@@ -142,10 +215,8 @@ class ContractInstallationFailed(Event):
     response_code: Optional[str] = None
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display event (:class:`plugcharge.wallet.InstallationFailed`)."""
-        from ..pnc.wallet import InstallationFailed
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display event (:class:`InstallationFailed`)."""
         return InstallationFailed(self.response_code or self.reason)
 
 

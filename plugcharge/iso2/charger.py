@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from cryptography import x509
@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import messages as M
+from ..core.codec import NS_APP, NS_ISO2, CodecProvider, body_of, session_id_of, v2g_message
+from ..core.handshake import sap_res
+from ..pnc.certs import chain_certs, common_name, normalize_emaid, utcnow
 from ..core.errors import LocalProtocolError, RemoteProtocolError, SignatureError
 from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, AuthorizationResult,
@@ -46,15 +49,6 @@ __all__ = ["ChargerConfig", "ChargerSecurity", "SessionStore", "ChargerSession",
 
 S = ChargerState
 _AC_MODES = {"AC_single_phase_core", "AC_three_phase_core"}
-
-
-def normalize_emaid(emaid: str) -> str:
-    """eMAID comparison form: without '-' separators, upper case (security notes §8)."""
-    return emaid.replace("-", "").upper()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclasses.dataclass
@@ -97,7 +91,7 @@ class ChargerSecurity:
     check_oem_certificate: Optional[Callable[[bytes, datetime], None]] = None
     ocsp_request_data: Optional[Callable[[Sequence[bytes]], Sequence[Mapping[str, Any]]]] = None
     sales_tariff_key: Optional[ec.EllipticCurvePrivateKey] = dataclasses.field(default=None, repr=False)
-    wall_clock: Callable[[], datetime] = _utcnow
+    wall_clock: Callable[[], datetime] = utcnow
     random_bytes: Callable[[int], bytes] = os.urandom
 
     def contract_chain_verifier(self) -> Callable[[bytes, Sequence[bytes], datetime], Any]:
@@ -152,11 +146,9 @@ class SessionStore:
 
 def _common_name(der: bytes) -> tuple[x509.Certificate, str]:
     try:
-        cert = x509.load_der_x509_certificate(der)
+        return common_name(der)
     except ValueError as exc:
         raise _Refused("FAILED_CertChainError", f"certificate is not valid DER: {exc}") from None
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return cert, (str(cns[0].value) if cns else "")
 
 
 def _default_oem_check(der: bytes, at: datetime) -> None:
@@ -174,7 +166,7 @@ class ChargerSession(SessionCore):
 
     def __init__(self, config: Optional[ChargerConfig] = None, *, security: Optional[ChargerSecurity] = None,
                  store: Optional[SessionStore] = None, timing: TimingProfile = DEFAULT_TIMING,
-                 codecs: Optional[M.CodecProvider] = None, now: Optional[float] = None) -> None:
+                 codecs: Optional[CodecProvider] = None, now: Optional[float] = None) -> None:
         super().__init__(codecs)
         self.config = config or ChargerConfig()
         self.security = security or ChargerSecurity()
@@ -231,7 +223,7 @@ class ChargerSession(SessionCore):
 
     def _respond(self, name: str, body: dict[str, Any], *, sign_key: Optional[ec.EllipticCurvePrivateKey] = None,
                  now: float = 0.0) -> None:
-        msg = M.v2g_message(self.session_id or bytes(8), name, body)
+        msg = v2g_message(self.session_id or bytes(8), name, body)
         if sign_key is not None:
             sign_message(msg, sign_key, codecs=self._codecs)
         self._queue(msg)
@@ -295,7 +287,7 @@ class ChargerSession(SessionCore):
         if self.state is S.WAIT_SAP:
             self._emit(ProtocolError(code, hint, True))
             try:
-                self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
+                self._queue(sap_res("Failed_NoNegotiation"), NS_APP)
             except Exception:
                 pass
             self.state = S.ENDED
@@ -317,8 +309,8 @@ class ChargerSession(SessionCore):
             self._on_sap(payload, now)
             return
         try:
-            msg = self._decode(payload, M.NS_ISO2)
-            name, body, header = M.body_of(msg)
+            msg = self._decode(payload, NS_ISO2)
+            name, body, header = body_of(msg)
         except Exception as exc:  # DecodeError / ValueError from a malformed stream
             self._remote_failure("FAILED", f"undecodable message: {type(exc).__name__}: {exc}", now)
             return
@@ -328,7 +320,7 @@ class ChargerSession(SessionCore):
             self.state = S.ENDED
             self._end("protocol_error", response_code="FAILED", detail=f"unexpected {name}")
             return
-        if name != "SessionSetupReq" and M.session_id_of(header) != self.session_id:  # [V2G2-388]
+        if name != "SessionSetupReq" and session_id_of(header) != self.session_id:  # [V2G2-388]
             self._fail(name, "FAILED_UnknownSession", "SessionID does not match this session", now, body)
             return
         allowed = CHARGER_TRANSITIONS.get(self.state, {})
@@ -358,7 +350,7 @@ class ChargerSession(SessionCore):
     def _on_sap(self, payload: bytes, now: float) -> None:
         self._cancel_timer("sequence")
         try:
-            msg = self._decode(payload, M.NS_APP)
+            msg = self._decode(payload, NS_APP)
             protocols = msg["supportedAppProtocolReq"]["AppProtocol"]
         except Exception as exc:
             self._remote_failure("FAILED", f"undecodable supportedAppProtocolReq: {exc}", now)
@@ -366,13 +358,13 @@ class ChargerSession(SessionCore):
         self.trace.append(("in", "supportedAppProtocolReq"))
         try:
             iso = [p for p in protocols
-                   if p.get("ProtocolNamespace") == M.NS_ISO2 and p.get("VersionNumberMajor") == 2
+                   if p.get("ProtocolNamespace") == NS_ISO2 and p.get("VersionNumberMajor") == 2
                    and isinstance(p.get("SchemaID"), int) and isinstance(p.get("Priority", 20), int)]
         except Exception as exc:
             self._remote_failure("FAILED", f"malformed supportedAppProtocolReq: {exc}", now)
             return
         if not iso:
-            self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
+            self._queue(sap_res("Failed_NoNegotiation"), NS_APP)
             self._emit(ProtocolError("Failed_NoNegotiation", "EV offers no ISO 15118-2 protocol", True))
             self.state = S.ENDED
             self._end("failed", response_code="Failed_NoNegotiation", detail="no common protocol")
@@ -380,7 +372,7 @@ class ChargerSession(SessionCore):
         best = min(iso, key=lambda p: p.get("Priority", 20))
         code = "OK_SuccessfulNegotiation" if best.get("VersionNumberMinor") == 0 else \
             "OK_SuccessfulNegotiationWithMinorDeviation"
-        self._queue(M.sap_res(code, best["SchemaID"]), M.NS_APP)
+        self._queue(sap_res(code, best["SchemaID"]), NS_APP)
         self._set_timer("sequence", now + self.timing.sequence_timeout())
         check_charger_transition(S.WAIT_SAP, "supportedAppProtocolReq", S.WAIT_SESSION_SETUP)
         self.state = S.WAIT_SESSION_SETUP
@@ -418,14 +410,14 @@ class ChargerSession(SessionCore):
             self._fail(req, "FAILED", "backend refused the certificate request", now, remote=False)
             return
         try:
-            name, body, header = M.body_of(self._decode(cmd.exi_response, M.NS_ISO2))
+            name, body, header = body_of(self._decode(cmd.exi_response, NS_ISO2))
         except Exception as exc:
             self._fail(req, "FAILED", f"backend response does not decode: {exc}", now, remote=False)
             return
         if name != res:
             self._fail(req, "FAILED", f"backend answered {name}, expected {res}", now, remote=False)
             return
-        msg = M.v2g_message(self.session_id, name, body, signature=header.get("Signature"))
+        msg = v2g_message(self.session_id, name, body, signature=header.get("Signature"))
         try:
             self._queue(msg)
         except Exception as exc:
@@ -442,7 +434,7 @@ class ChargerSession(SessionCore):
     def _h_SessionSetupReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
             now: float) -> ChargerState:
         evcc_id = bytes(body["EVCCID"])
-        requested = M.session_id_of(header) or b""
+        requested = session_id_of(header) or b""
         paused = self.store.resume(requested) if any(requested) else None
         if paused is not None:
             self.session_id, code, self._resumed = requested, "OK_OldSessionJoined", True
@@ -497,12 +489,12 @@ class ChargerSession(SessionCore):
     def _check_cert_request(self, name: str, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any],
                             now: float) -> None:
         signer = body["OEMProvisioningCert"] if name == "CertificateInstallationReq" else \
-            M.chain_certs(body["ContractSignatureCertChain"])[0]
+            chain_certs(body["ContractSignatureCertChain"])[0]
         at = self.security.wall_clock()
         if name == "CertificateInstallationReq":
             (self.security.check_oem_certificate or _default_oem_check)(bytes(signer), at)
         else:
-            leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+            leaf, subs = chain_certs(body["ContractSignatureCertChain"])
             self._verify_chain(leaf, subs, at)
         verify_message(msg, bytes(signer), codecs=self._codecs)
 
@@ -535,7 +527,7 @@ class ChargerSession(SessionCore):
 
     def _h_PaymentDetailsReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
             now: float) -> ChargerState:
-        leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+        leaf, subs = chain_certs(body["ContractSignatureCertChain"])
         verified = self._verify_chain(leaf, subs, self.security.wall_clock())
         _, cn = _common_name(leaf)
         emaid = str(body["eMAID"])

@@ -24,14 +24,15 @@ may start a new session at once on the same plug-in with ``EVConfig(pnc_suppress
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from . import messages as M
+from ..core.codec import NS_APP, NS_ISO2, CodecProvider, body_of, session_id_of, v2g_message
+from ..core.handshake import sap_req
+from ..pnc.certs import cert_chain, chain_certs, common_name, normalize_emaid, root_certificate_ids, utcnow
 from ..core.errors import LocalProtocolError, SignatureError
 from ..core.events import (
     AuthorizationAccepted, AuthorizationPending, Event, AuthorizationRejected, ChargingStarted, ChargingStopped,
@@ -80,19 +81,6 @@ class WalletLike(Protocol):
     def usable_contract(self, now: datetime) -> Optional[ContractLike]: ...
     def install(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: Any, *,
                 provider: Optional[str] = None, emaid: Optional[str] = None) -> Any: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def root_certificate_ids(roots: Sequence[bytes]) -> list[tuple[str, int]]:
-    """``(issuer RFC 4514 name, serial)`` of V2G root certificates for ListOfRootCertificateIDs."""
-    out = []
-    for der in roots:
-        cert = x509.load_der_x509_certificate(der)
-        out.append((cert.issuer.rfc4514_string(), cert.serial_number))
-    return out
 
 
 @dataclasses.dataclass
@@ -145,7 +133,7 @@ class EVSecurity:
     decrypt_contract_key: Optional[Callable[..., Any]] = None
     #: Renew a contract that expires within this margin (when the charger offers the service).
     update_before: timedelta = timedelta(days=30)
-    wall_clock: Callable[[], datetime] = _utcnow
+    wall_clock: Callable[[], datetime] = utcnow
 
     def cps_verifier(self) -> Callable[[bytes, Sequence[bytes], datetime], Any]:
         """``(leaf, subs, at)`` raising on an invalid CPS chain (default: pki, profile ``iso2-cps``)."""
@@ -182,7 +170,7 @@ class EVSession(SessionCore):
     """One V2G communication session on the vehicle side (one TCP/TLS connection)."""
 
     def __init__(self, config: Optional[EVConfig] = None, *, security: Optional[EVSecurity] = None,
-                 timing: TimingProfile = DEFAULT_TIMING, codecs: Optional[M.CodecProvider] = None) -> None:
+                 timing: TimingProfile = DEFAULT_TIMING, codecs: Optional[CodecProvider] = None) -> None:
         super().__init__(codecs)
         self.config = config or EVConfig()
         self.security = security or EVSecurity()
@@ -236,7 +224,7 @@ class EVSession(SessionCore):
 
     def _send(self, name: str, body: dict[str, Any], new: EVState, now: float, *,
               sign_key: Optional[ec.EllipticCurvePrivateKey] = None) -> None:
-        msg = M.v2g_message(self.session_id, name, body)
+        msg = v2g_message(self.session_id, name, body)
         if sign_key is not None:
             sign_message(msg, sign_key, codecs=self._codecs)
         self._queue(msg)
@@ -280,7 +268,7 @@ class EVSession(SessionCore):
             if self.state is not E.IDLE:
                 raise LocalProtocolError("session already started")
             self._set_timer("comm_setup", now + self.timing.get("communication_setup"))
-            self._queue(M.sap_req(), M.NS_APP)
+            self._queue(sap_req(((NS_ISO2, 2, 0, 1, 1),)), NS_APP)
             self._request_name = "supportedAppProtocolReq"
             self._set_timer("msg", now + self.timing.message_timeout("supportedAppProtocolReq"))
             self._go(E.WAIT_SAP)
@@ -319,11 +307,11 @@ class EVSession(SessionCore):
         expected, _ = EV_TRANSITIONS[self.state]
         try:
             if self.state is E.WAIT_SAP:
-                msg = self._decode(payload, M.NS_APP)
+                msg = self._decode(payload, NS_APP)
                 name, body, header = "supportedAppProtocolRes", dict(msg["supportedAppProtocolRes"]), dict[str, Any]()
             else:
-                msg = self._decode(payload, M.NS_ISO2)
-                name, body, header = M.body_of(msg)
+                msg = self._decode(payload, NS_ISO2)
+                name, body, header = body_of(msg)
         except Exception as exc:
             self._remote_failure("FAILED", f"undecodable response: {type(exc).__name__}: {exc}", now)
             return
@@ -331,7 +319,7 @@ class EVSession(SessionCore):
         if name != expected:
             self._remote_failure("FAILED_SequenceError", f"got {name}, expected {expected}", now)
             return
-        if self.state not in (E.WAIT_SAP, E.WAIT_SESSION_SETUP) and M.session_id_of(header) != self.session_id:
+        if self.state not in (E.WAIT_SAP, E.WAIT_SESSION_SETUP) and session_id_of(header) != self.session_id:
             self._remote_failure("FAILED_UnknownSession", f"{name} carries another SessionID", now)
             return
         self._cancel_timer("msg")
@@ -361,7 +349,7 @@ class EVSession(SessionCore):
 
     def _r_SessionSetupRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._cancel_timer("comm_setup")
-        sid = M.session_id_of(header)
+        sid = session_id_of(header)
         if sid is None or not body["ResponseCode"].startswith("OK"):
             raise ValueError("SessionSetupRes without a usable SessionID")
         self.session_id = sid
@@ -437,7 +425,7 @@ class EVSession(SessionCore):
             c = self._contract()
             self._emit(ContractInstallationStarted("update", self._wallet().pcid or ""))
             self._send("CertificateUpdateReq", {
-                "Id": "id1", "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas),
+                "Id": "id1", "ContractSignatureCertChain": cert_chain(c.leaf, c.sub_cas),
                 "eMAID": c.emaid, "ListOfRootCertificateIDs": self._root_ids()},
                 E.WAIT_CERT_UPDATE, now, sign_key=c.private_key)
         else:
@@ -446,7 +434,7 @@ class EVSession(SessionCore):
     def _send_payment_details(self, now: float) -> None:
         c = self._contract()
         self._send("PaymentDetailsReq", {"eMAID": c.emaid,
-                                         "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas)},
+                                         "ContractSignatureCertChain": cert_chain(c.leaf, c.sub_cas)},
                    E.WAIT_PAYMENT_DETAILS, now)
 
     # ------------------------------------------------------------ contract installation
@@ -460,7 +448,7 @@ class EVSession(SessionCore):
                          now: float) -> None:
         at = self.security.wall_clock()
         try:
-            sa_leaf, sa_subs = M.chain_certs(body["SAProvisioningCertificateChain"])
+            sa_leaf, sa_subs = chain_certs(body["SAProvisioningCertificateChain"])
             try:
                 self.security.cps_verifier()(sa_leaf, sa_subs, at)
             except Exception as exc:
@@ -470,7 +458,7 @@ class EVSession(SessionCore):
             except SignatureError as exc:
                 raise _Stop(f"CPS signature invalid: {exc}", "FAILED_SignatureError", install=True,
                             graceful=True) from None
-            leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+            leaf, subs = chain_certs(body["ContractSignatureCertChain"])
             try:
                 key = self.security.decryptor()(bytes(body["ContractSignatureEncryptedPrivateKey"]["value"]),
                                                 bytes(body["DHpublickey"]["value"]), receiver_key, leaf)
@@ -478,9 +466,8 @@ class EVSession(SessionCore):
                 raise _Stop(f"contract key cannot be decrypted: {type(exc).__name__}", install=True,
                             graceful=True) from None
             emaid = str(body["eMAID"]["value"])
-            cert = x509.load_der_x509_certificate(leaf)
-            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            if not cns or str(cns[0].value).replace("-", "").upper() != emaid.replace("-", "").upper():
+            _, cn = common_name(leaf)
+            if not cn or normalize_emaid(cn) != normalize_emaid(emaid):
                 raise _Stop("eMAID does not match the contract certificate", install=True, graceful=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Stop(f"malformed contract response: {type(exc).__name__}", install=True, graceful=True) from None

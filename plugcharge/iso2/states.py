@@ -174,7 +174,8 @@ from typing import Any, Optional  # noqa: E402
 
 from ..core.errors import LocalProtocolError  # noqa: E402
 from ..core.events import Event, SendResult, SessionEnded, TimerExpired  # noqa: E402
-from .messages import NS_APP, NS_ISO2, CodecProvider, FrameBuffer, FramingError, frame, resolve_codecs  # noqa: E402
+from ..core.codec import NS_ISO2, CodecProvider, frame, resolve_codecs  # noqa: E402
+from ..core.v2gtp import FrameReader, HeaderAction, PayloadType, V2GTPError  # noqa: E402
 
 _log = logging.getLogger("plugcharge.session")
 
@@ -188,7 +189,7 @@ class SessionCore:
 
     def __init__(self, codecs: Optional[CodecProvider]) -> None:
         self._codecs = resolve_codecs(codecs)
-        self._frames = FrameBuffer(self._max_payload)
+        self._reader = FrameReader(max_payload=self._max_payload, allowed_types={PayloadType.EXI})
         self._out = bytearray()
         self._timers: dict[str, float] = {}
         self._events: list[Event] = []
@@ -202,15 +203,30 @@ class SessionCore:
         if self.ended:
             return []
         try:
-            payloads = self._frames.feed(data)
-        except FramingError as exc:
-            self._remote_failure("FAILED", f"V2GTP framing: {exc}", now)
+            payloads = self._payloads(data)
+        except V2GTPError as exc:
+            self._remote_failure("FAILED", f"V2GTP framing: {exc.reason} (stream offset {exc.offset})", now)
             return self._take_events()
         for payload in payloads:
             if self.ended:
                 break
             self._on_payload(payload, now)
         return self._take_events()
+
+    def _payloads(self, data: bytes) -> list[bytes]:
+        """The EXI payloads ``data`` completes.  A frame of another payload type is skipped
+        (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`); a header that breaks the stream raises
+        :class:`~plugcharge.core.v2gtp.V2GTPError`."""
+        out: list[bytes] = []
+        while True:
+            try:
+                out.extend(f.payload for f in self._reader.feed(data))
+                return out
+            except V2GTPError as exc:
+                if exc.action is not HeaderAction.DISCARD_MESSAGE:
+                    raise
+                out.extend(f.payload for f in exc.frames)
+                data = b""  # the reader skips that frame; continue with what it holds
 
     def data_to_send(self) -> bytes:
         """Drain the bytes (V2GTP frames) the session wants transmitted."""
@@ -293,5 +309,3 @@ class SessionCore:
     def _remote_failure(self, code: str, hint: str, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-
-_ = NS_APP  # re-exported for subclasses

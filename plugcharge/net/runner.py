@@ -26,7 +26,7 @@ from ..core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     Event, ProtocolError, SessionEnded, StartSession,
 )
-from ..iso2.messages import frame
+from ..core.codec import frame
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 

@@ -19,16 +19,18 @@ from plugcharge.backends.base import (
     Get15118EVCertificateRequest,
     Get15118EVCertificateResponse,
     OCSPRequestData,
-    SimulatedBackend,
     SyncBackendAdapter,
     as_async,
     iso_response_code,
     pem_chain,
 )
+from plugcharge.backends.simulated import SimulatedBackend
 
 pki_issue = pytest.importorskip("pki.issue")
 exi = pytest.importorskip("exi")
-from plugcharge.iso2.messages import body_of, cert_chain, chain_certs, root_ids, v2g_message  # noqa: E402
+from plugcharge.core.codec import body_of, v2g_message  # noqa: E402
+from plugcharge.pnc.certs import cert_chain, chain_certs  # noqa: E402
+from plugcharge.iso2.messages import root_ids  # noqa: E402
 from plugcharge.pnc.signatures import sign_message, verify_message  # noqa: E402
 
 NS = "urn:iso:15118:2:2013:MsgDef"

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import pytest
 
-from plugcharge.backends.base import SimulatedBackend
+from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
 from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (

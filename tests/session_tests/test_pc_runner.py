@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from _pc_fixtures import NOW, fake_codecs, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
-from plugcharge.iso2 import messages as M
-from plugcharge.backends.base import SimulatedBackend
+from plugcharge.core.codec import NS_ISO2
+from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
 from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
@@ -35,7 +35,7 @@ def cp(request):
 
 def _emaid_fragment_ok(cp) -> bool:
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
         return True
     except ValueError:
         return False

@@ -14,7 +14,8 @@ from _pc_fixtures import (
     NOW, Pump, TestBackend, fake_codecs, first, kinds, make_pair, make_wallet, real_codec_status, session_pki,
     trust_store,
 )
-from plugcharge.iso2 import messages as M
+from plugcharge.core.codec import NS_APP, NS_ISO2, body_of, frame, v2g_message
+from plugcharge.core.handshake import sap_req
 from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
 from plugcharge.core.errors import LocalProtocolError
 from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
@@ -45,7 +46,7 @@ def cp(request):
 
 def _needs_emaid_fragment(cp):
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
     except ValueError:
         pytest.xfail("exi codec cannot encode the eMAID fragment yet (installation signatures)")
 
@@ -371,15 +372,15 @@ def _rewrite(cp, body_name, fn):
         if src != "ev" or done:
             return data
         try:
-            msg = cp(M.NS_ISO2).decode(data[8:])
-            name, _, _ = M.body_of(msg)
+            msg = cp(NS_ISO2).decode(data[8:])
+            name, _, _ = body_of(msg)
         except Exception:
             return data
         if name != body_name:
             return data
         done.append(1)
         fn(msg)
-        return M.frame(cp(M.NS_ISO2).encode(msg))
+        return frame(cp(NS_ISO2).encode(msg))
     return tamper
 
 
@@ -441,24 +442,24 @@ def _charger(cp, **kw):
 
 
 def _handshake(cp, ch):
-    ch.receive_data(M.frame(cp(M.NS_APP).encode(M.sap_req())), 0.0)
+    ch.receive_data(frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),)))), 0.0)
     ch.data_to_send()
-    ev = ch.receive_data(M.frame(cp(M.NS_ISO2).encode(
-        M.v2g_message(bytes(8), "SessionSetupReq", {"EVCCID": bytes(6)}))), 0.1)
+    ev = ch.receive_data(frame(cp(NS_ISO2).encode(
+        v2g_message(bytes(8), "SessionSetupReq", {"EVCCID": bytes(6)}))), 0.1)
     ch.data_to_send()
     return first(ev, SessionStarted).session_id
 
 
 def _answer(cp, data):
-    name, body, header = M.body_of(cp(M.NS_ISO2).decode(data[8:]))
+    name, body, header = body_of(cp(NS_ISO2).decode(data[8:]))
     return name, body
 
 
 def test_out_of_sequence_request_gets_sequence_error(cp):
     ch = _charger(cp)
     sid = _handshake(cp, ch)
-    req = M.v2g_message(sid, "PowerDeliveryReq", {"ChargeProgress": "Start", "SAScheduleTupleID": 1})
-    events = ch.receive_data(M.frame(cp(M.NS_ISO2).encode(req)), 0.2)
+    req = v2g_message(sid, "PowerDeliveryReq", {"ChargeProgress": "Start", "SAScheduleTupleID": 1})
+    events = ch.receive_data(frame(cp(NS_ISO2).encode(req)), 0.2)
     name, body = _answer(cp, ch.data_to_send())
     assert name == "PowerDeliveryRes" and body["ResponseCode"] == "FAILED_SequenceError"
     assert ended(events).response_code == "FAILED_SequenceError" and ch.ended
@@ -468,8 +469,8 @@ def test_out_of_sequence_request_gets_sequence_error(cp):
 def test_wrong_session_id_gets_unknown_session(cp):
     ch = _charger(cp)
     _handshake(cp, ch)
-    req = M.v2g_message(b"\x01" * 8, "ServiceDiscoveryReq", {})
-    events = ch.receive_data(M.frame(cp(M.NS_ISO2).encode(req)), 0.2)
+    req = v2g_message(b"\x01" * 8, "ServiceDiscoveryReq", {})
+    events = ch.receive_data(frame(cp(NS_ISO2).encode(req)), 0.2)
     name, body = _answer(cp, ch.data_to_send())
     assert (name, body["ResponseCode"]) == ("ServiceDiscoveryRes", "FAILED_UnknownSession")
     assert ended(events).reason == "failed"
@@ -478,7 +479,7 @@ def test_wrong_session_id_gets_unknown_session(cp):
 def test_undecodable_request_gets_failed_and_clean_end(cp):
     ch = _charger(cp)
     sid = _handshake(cp, ch)
-    events = ch.receive_data(M.frame(b"\x80\xff\xff\xff garbage"), 0.2)
+    events = ch.receive_data(frame(b"\x80\xff\xff\xff garbage"), 0.2)
     name, body = _answer(cp, ch.data_to_send())
     assert (name, body["ResponseCode"]) == ("ServiceDiscoveryRes", "FAILED")
     assert first(events, ProtocolError).remote and ch.ended and sid
@@ -496,16 +497,16 @@ def test_bad_v2gtp_header_ends_both_sides():
 
 def test_charger_refuses_no_common_protocol(cp):
     ch = _charger(cp)
-    events = ch.receive_data(M.frame(cp(M.NS_APP).encode(M.sap_req((("urn:din:70121:2012:MsgDef", 2, 0, 1, 1),)))), 0)
+    events = ch.receive_data(frame(cp(NS_APP).encode(sap_req((("urn:din:70121:2012:MsgDef", 2, 0, 1, 1),)))), 0)
     assert ended(events).response_code == "Failed_NoNegotiation"
-    assert cp(M.NS_APP).decode(ch.data_to_send()[8:])["supportedAppProtocolRes"]["ResponseCode"] == "Failed_NoNegotiation"
+    assert cp(NS_APP).decode(ch.data_to_send()[8:])["supportedAppProtocolRes"]["ResponseCode"] == "Failed_NoNegotiation"
 
 
 def test_ev_rejects_unexpected_response_and_foreign_session(cp):
     ev = EVSession(EVConfig(), codecs=cp)
     ev.send(StartSession(), 0.0)
-    wrong = M.v2g_message(bytes(8), "SessionStopRes", {"ResponseCode": "OK"})
-    events = ev.receive_data(M.frame(cp(M.NS_ISO2).encode(wrong)), 0.1)
+    wrong = v2g_message(bytes(8), "SessionStopRes", {"ResponseCode": "OK"})
+    events = ev.receive_data(frame(cp(NS_ISO2).encode(wrong)), 0.1)
     assert first(events, ProtocolError).response_code in ("FAILED", "FAILED_SequenceError")
     assert ended(events).reason == "protocol_error"
     with pytest.raises(LocalProtocolError):
@@ -515,9 +516,9 @@ def test_ev_rejects_unexpected_response_and_foreign_session(cp):
 def test_ev_rejects_unsolicited_response(tmp_path, cp):
     ev, p = _charging_idle(tmp_path, cp)
     assert ev.get_timer() is not None and not ev.data_to_send()  # idle between two loop requests
-    stray = M.v2g_message(ev.session_id, "CurrentDemandRes", {})
-    events = ev.receive_data(M.frame(cp(M.NS_ISO2).encode(stray)) if cp is fake_codecs else
-                             M.frame(b"\x80"), p.now)
+    stray = v2g_message(ev.session_id, "CurrentDemandRes", {})
+    events = ev.receive_data(frame(cp(NS_ISO2).encode(stray)) if cp is fake_codecs else
+                             frame(b"\x80"), p.now)
     assert first(events, ProtocolError).response_code == "FAILED_SequenceError"
     assert ended(events).reason == "protocol_error"
 
@@ -525,8 +526,8 @@ def test_ev_rejects_unsolicited_response(tmp_path, cp):
 def test_fuzzed_input_never_escapes(cp):
     rng = random.Random(int(os.environ.get("PLUGCHARGE_FUZZ_SEED", "1234")))
     wallet_ok = None
-    base = [M.frame(cp(M.NS_APP).encode(M.sap_req())),
-            M.frame(cp(M.NS_ISO2).encode(M.v2g_message(bytes(8), "SessionSetupReq", {"EVCCID": bytes(6)})))]
+    base = [frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),)))),
+            frame(cp(NS_ISO2).encode(v2g_message(bytes(8), "SessionSetupReq", {"EVCCID": bytes(6)})))]
     for i in range(int(os.environ.get("PLUGCHARGE_FUZZ_N", "30")) * 5):
         ch = _charger(cp)
         ev = EVSession(EVConfig(), codecs=cp, security=EVSecurity(wallet=wallet_ok))
@@ -604,11 +605,11 @@ def test_wrongly_shaped_messages_never_escape(tmp_path, direction):
             if count[0] != target:
                 return data
             try:
-                msg = fake_codecs(M.NS_ISO2).decode(data[8:])
+                msg = fake_codecs(NS_ISO2).decode(data[8:])
             except ValueError:
                 return data
             _mangle(msg, rng)
-            return M.frame(fake_codecs(M.NS_ISO2).encode(msg))
+            return frame(fake_codecs(NS_ISO2).encode(msg))
         p.tamper = tamper
         p.start()
         p.run()

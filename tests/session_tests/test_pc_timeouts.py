@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, make_wallet
-from plugcharge.iso2 import messages as M
+
 from plugcharge.iso2.charger import ChargerConfig
 from plugcharge.iso2.ev import EVConfig, EVSession
 from plugcharge.core.events import (

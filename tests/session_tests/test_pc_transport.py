@@ -334,7 +334,7 @@ class _World:
         pytest.importorskip("exi")
         import datetime as dt
 
-        from plugcharge.backends.base import SimulatedBackend
+        from plugcharge.backends.simulated import SimulatedBackend
         from plugcharge.pnc.wallet import ContractWallet
 
         self.pki = issue.issue_test_pki(2, seed=11, now=dt.datetime.now(dt.timezone.utc))
