@@ -41,8 +41,8 @@ from plugcharge.backends.base import (
     AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, iso_response_code, pem_chain,
 )
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
+from plugcharge import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     StartSession,

@@ -4,10 +4,10 @@ Everything runs in one process over loopback sockets:
 
 * a **test PKI** (:func:`pki.issue.issue_test_pki`) and an **EV wallet** holding the OEM
   provisioning credentials are created in the data directory when absent and reused afterwards;
-* a **charger** (:class:`~plugcharge.charger.ChargerSession`) behind a TLS 1.2 server presenting the
+* a **charger** (:class:`~plugcharge.ChargerSession`) behind a TLS 1.2 server presenting the
   SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backends.simulated.SimulatedBackend`
   playing the certificate provisioning service and the e-mobility provider;
-* an **EV** (:class:`~plugcharge.ev.EVSession`) that discovers the charger over SDP, connects over
+* an **EV** (:class:`~plugcharge.EVSession`) that discovers the charger over SDP, connects over
   TLS (checking the SECC chain against the V2G root), installs a contract on the first run (the
   wallet keeps it: later runs reuse it), authorises, charges (DC: CableCheck, PreCharge and a few
   CurrentDemand cycles; AC: ChargingStatus with signed MeteringReceipts) and stops.
@@ -36,13 +36,14 @@ from cryptography.hazmat.primitives import serialization
 
 from ..backends.simulated import SimulatedBackend
 from ..core.codec import NS_APP, NS_ISO2, body_of, resolve_codecs
-from ..iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from ..iso2.ev import EVConfig, EVSecurity, EVSession
+from ..core.config import ChargerConfig, EVConfig
+from ..pnc.security import ChargerSecurity, EVSecurity
+from ..sessions import ChargerSession, EVSession
 from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
-    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
+    NegotiationFailed, PaymentSelected, ProtocolAgreed, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
 )
 from ..net.runner import run_charger, run_ev
 from ..pnc.wallet import ContractWallet
@@ -212,7 +213,11 @@ class _View:
         self.line("driver", f"display: {text:<52} light: {self.LIGHTS.get(self.light, self.light)}")
 
     def ev_event(self, e: Event) -> None:
-        if isinstance(e, PaymentSelected):
+        if isinstance(e, ProtocolAgreed):
+            self.line("ev", f"protocol agreed: {e.name} ({e.response_code})")
+        elif isinstance(e, NegotiationFailed):
+            self.line("ev", f"no common protocol with the charger ({e.response_code})")
+        elif isinstance(e, PaymentSelected):
             what = {"Contract": "Plug & Charge", "ExternalPayment": "external payment (RFID/app)"}.get(e.option, e.option)
             why = self.REASONS.get(e.reason, e.reason.replace("_", " "))
             self.line("ev", f"payment: {what} ({why}{': ' + e.installation + ' a contract' if e.installation else ''})")

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping, Optional
 __all__ = [
     "Event", "BackendRequest", "Command", "SendResult",
     # common
-    "SessionStarted", "SessionEnded", "ProtocolError", "TimerExpired",
+    "ProtocolAgreed", "NegotiationFailed", "SessionStarted", "SessionEnded", "ProtocolError", "TimerExpired",
     # EV side
     "PaymentSelected", "ContractInstallationStarted", "ContractInstallationSucceeded",
     "ContractInstallationFailed", "AuthorizationPending", "AuthorizationAccepted",
@@ -56,6 +56,32 @@ class SendResult:
 
 # ---------------------------------------------------------------- common events
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProtocolAgreed(Event):
+    """The SupportedAppProtocol handshake agreed on ``protocol`` (an id such as ``"iso2"``; ``name``
+    is what the driver and the operator read, e.g. ``"ISO 15118-2"``).  ``schema_id`` is the
+    SchemaID of the EV's entry, ``response_code`` the charger's answer (``OK_SuccessfulNegotiation``
+    or ``OK_SuccessfulNegotiationWithMinorDeviation``)."""
+
+    protocol: str
+    name: str
+    namespace: str
+    version: tuple[int, int]
+    schema_id: Optional[int]
+    response_code: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NegotiationFailed(Event):
+    """The handshake found no common protocol (``response_code`` ``Failed_NoNegotiation``); followed by
+    ``SessionEnded``.  ``offered``: the namespaces the EV offered; ``supported``: the names of the
+    protocols this side speaks."""
+
+    response_code: str
+    offered: tuple[str, ...]
+    supported: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionStarted(Event):
     """SessionSetup completed.  ``resumed`` is true when a paused session was joined."""
 
@@ -72,7 +98,7 @@ class SessionEnded(Event):
     ``reason`` is one of ``"finished"``, ``"paused"``, ``"failed"``, ``"timeout"``,
     ``"protocol_error"``; ``response_code`` is the ISO ResponseCode that ended it, if any;
     ``fallback`` (EV side) is ``"ExternalPayment"`` when the EV advises to retry at once without
-    Plug & Charge on this plug-in (see :mod:`plugcharge.ev` for the policy)."""
+    Plug & Charge on this plug-in (see :mod:`plugcharge.iso2.ev` for the policy)."""
 
     reason: str
     response_code: Optional[str] = None
@@ -91,7 +117,8 @@ class ProtocolError(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
-    """A standard timer expired (name as in :mod:`plugcharge.timeouts`); followed by ``SessionEnded``."""
+    """A standard timer expired (its name in the standard, e.g. ``V2G_EVCC_Msg_Timeout``); followed by
+    ``SessionEnded``."""
 
     timer: str
     message: str = ""

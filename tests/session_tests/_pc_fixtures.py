@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from plugcharge.core.codec import NS_APP, NS_ISO2, NS_XMLDSIG, body_of, v2g_message
 from plugcharge.core.handshake import sap_req
 from plugcharge.pnc.certs import cert_chain
-from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
+from plugcharge import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, BackendRequest, CertificateInstallationNeeded,
     CertificateInstallationResponse, StartSession,

@@ -32,8 +32,8 @@ from typing import Iterator
 import pytest
 
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
+from plugcharge import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, CertificateInstallationNeeded, ChargingStarted, ChargingStopped,
     ContractInstallationSucceeded, MeterValues, PaymentSelected, SalesTariffVerified, SessionEnded, SessionStarted,

@@ -6,8 +6,8 @@ import pytest
 
 from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, make_wallet
 
-from plugcharge.iso2.charger import ChargerConfig
-from plugcharge.iso2.ev import EVConfig, EVSession
+from plugcharge import ChargerConfig
+from plugcharge import EVConfig, EVSession
 from plugcharge.core.events import (
     AuthorizationPending, ContractInstallationFailed, SessionEnded, StartSession, TimerExpired,
 )

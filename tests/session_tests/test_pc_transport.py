@@ -352,8 +352,8 @@ class _World:
     def plug_in(self, **ev_config: Any) -> list:
         """One plug-in: SDP discovery, TLS connection, one V2G session; returns the EV's events."""
         from pki.store import TrustStore
-        from plugcharge.iso2.charger import ChargerConfig, ChargerSecurity, ChargerSession
-        from plugcharge.iso2.ev import EVConfig, EVSecurity, EVSession
+        from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
+        from plugcharge import EVConfig, EVSecurity, EVSession
         from plugcharge.net.sdp import discover_secc, make_responder, start_sdp_server
         from plugcharge.net.tls import secc_leaf_check
 
