@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .demo import DATA_DIR_ENV, DEFAULT_DATA_DIR, default_data_dir
+__all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "default_data_dir", "data_dir_arg", "wallet_dir", "open_wallet"]
 
-__all__ = ["data_dir_arg", "wallet_dir", "open_wallet"]
+DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
+DEFAULT_DATA_DIR = "plugcharge-demo"
 
 _DATA_HELP = (f"data directory holding pki/ and wallet/ (default: ${DATA_DIR_ENV} if set, "
               f"else ./{DEFAULT_DATA_DIR} in the current directory)")
+
+
+def default_data_dir() -> Path:
+    """``$PLUGCHARGE_DATA_DIR`` if set, else ``./plugcharge-demo`` (relative to the working directory)."""
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 def data_dir_arg(p: argparse.ArgumentParser, default: object = None) -> None:

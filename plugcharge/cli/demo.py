@@ -26,7 +26,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -46,6 +45,7 @@ from ..core.events import (
     NegotiationFailed, PaymentSelected, ProtocolAgreed, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
 )
 from ..net.runner import run_charger, run_ev
+from ._common import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir_arg, default_data_dir
 from ..pnc.wallet import ContractWallet
 
 __all__ = [
@@ -54,8 +54,6 @@ __all__ = [
     "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
 ]
 
-DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
-DEFAULT_DATA_DIR = "plugcharge-demo"
 #: The eMAID the simulated eMSP assigned to the demo vehicle's PCID.
 DEMO_EMAID = "DEPLGCDEMO00001"
 #: The RFID card the driver holds for ExternalPayment (known to the simulated eMSP).
@@ -66,11 +64,6 @@ _PKI_MARGIN = dt.timedelta(days=1)
 
 class DemoError(RuntimeError):
     """The demo could not be set up (bad data directory, unsupported option, ...)."""
-
-
-def default_data_dir() -> Path:
-    """``$PLUGCHARGE_DATA_DIR`` if set, else ``./plugcharge-demo`` (relative to the working directory)."""
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 @dataclasses.dataclass
@@ -520,8 +513,6 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSumma
 # ------------------------------------------------------------------------------------------ command
 def register(sub: Any) -> None:
     """Add the ``demo`` subcommand to the subparsers ``sub``."""
-    from ._common import data_dir_arg
-
     d = sub.add_parser("demo", help="run a complete Plug & Charge session on loopback",
                        description="Run a complete ISO 15118-2 Plug & Charge session on this machine: SDP "
                                    "discovery, TLS 1.2, contract installation on the first run (reused later), "
