@@ -4,8 +4,8 @@ Run (the summary with ratios and sessions/s is printed at the end with ``-s``)::
 
     PYTHONPATH=. pytest benches/bench_session.py --benchmark-enable -s -p no:cacheprovider
 
-One *session* is an :class:`~plugcharge.iso2.ev.EVSession` against a
-:class:`~plugcharge.iso2.charger.ChargerSession` with the
+One *session* is an :class:`~plugcharge.EVSession` against a
+:class:`~plugcharge.ChargerSession` with the
 :class:`~plugcharge.backends.simulated.SimulatedBackend` answering the charger, bytes moved in memory (no
 sockets, no TLS): real EXI encoding/decoding of every message, every signature created and
 verified (AuthorizationReq, the signed SalesTariff, CertificateInstallationReq/Res), every
@@ -41,8 +41,7 @@ from plugcharge.backends.base import (
     AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, iso_response_code, pem_chain,
 )
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     StartSession,

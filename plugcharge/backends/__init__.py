@@ -1,2 +1,4 @@
-"""The charger's backend interface (OCPP-shaped) and a simulated backend."""
-__all__: list[str] = []
+"""The charger's backend: the OCPP-shaped interface (:mod:`~plugcharge.backends.base`) and a simulated
+CPS + eMSP (:mod:`~plugcharge.backends.simulated`).  Imports :mod:`plugcharge.core` and
+:mod:`plugcharge.pnc` of plugcharge."""
+__all__ = ["base", "simulated"]

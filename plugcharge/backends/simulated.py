@@ -66,7 +66,7 @@ class SimulatedBackend:
             roots form the trust store for validation).
         clock: returns the current time (aware UTC); tests pass a fixed clock.
         response_builder: replaces the built-in EXI response builder (see :data:`ResponseBuilder`).
-        codecs: EXI codec provider passed on to :mod:`plugcharge.signatures` (default: ``exi``).
+        codecs: EXI codec provider passed on to :mod:`plugcharge.pnc.signatures` (default: ``exi``).
     """
 
     def __init__(self, pki: Any, *, clock: Callable[[], dt.datetime] = utcnow,

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from plugcharge.core.codec import NS_APP, NS_ISO2, NS_XMLDSIG, body_of, v2g_message
 from plugcharge.core.handshake import sap_req
 from plugcharge.pnc.certs import cert_chain
-from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge import EVConfig, EVSecurity, EVSession
+from plugcharge import (
+    ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession, SessionStore,
+)
 from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, BackendRequest, CertificateInstallationNeeded,
     CertificateInstallationResponse, StartSession,

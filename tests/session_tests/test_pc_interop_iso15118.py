@@ -32,8 +32,7 @@ from typing import Iterator
 import pytest
 
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, CertificateInstallationNeeded, ChargingStarted, ChargingStopped,
     ContractInstallationSucceeded, MeterValues, PaymentSelected, SalesTariffVerified, SessionEnded, SessionStarted,

@@ -9,8 +9,7 @@ import pytest
 from _pc_fixtures import NOW, fake_codecs, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
 from plugcharge.core.codec import NS_ISO2
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge import EVConfig, EVSecurity, EVSession
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
     ContractInstallationSucceeded, PaymentSelected, SessionEnded,

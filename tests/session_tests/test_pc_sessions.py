@@ -16,9 +16,10 @@ from _pc_fixtures import (
 )
 from plugcharge.core.codec import NS_APP, NS_ISO2, body_of, frame, v2g_message
 from plugcharge.core.handshake import sap_req
-from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
+from plugcharge import (
+    ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession, SessionStore,
+)
 from plugcharge.core.errors import LocalProtocolError
-from plugcharge import EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,

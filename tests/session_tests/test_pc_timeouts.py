@@ -6,8 +6,7 @@ import pytest
 
 from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, make_wallet
 
-from plugcharge import ChargerConfig
-from plugcharge import EVConfig, EVSession
+from plugcharge import ChargerConfig, EVConfig, EVSession
 from plugcharge.core.events import (
     AuthorizationPending, ContractInstallationFailed, SessionEnded, StartSession, TimerExpired,
 )
