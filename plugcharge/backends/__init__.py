@@ -1,18 +1,7 @@
-"""Charger backends: the OCPP 2.0.1 charging-station client and the test CSMS (``ocpp`` extra).
-
-:mod:`plugcharge.backends.capabilities` (always importable) declares the optional backend
-capabilities; :mod:`plugcharge.backends.ocpp` (:class:`~plugcharge.backends.ocpp.OCPPBackend`) and
-:mod:`plugcharge.backends.csms` (:class:`~plugcharge.backends.csms.TestCSMS`) need
-``pip install 'plugcharge[ocpp]'`` and are imported on demand.
-"""
-from __future__ import annotations
-
-from .capabilities import (
-    CertificateStatusBackend, GetCertificateStatusResponse, SECCCertificate, SECCRenewalBackend,
-    SessionReportingBackend, SessionReporter,
-)
-
-__all__ = [
-    "CertificateStatusBackend", "GetCertificateStatusResponse", "SECCCertificate", "SECCRenewalBackend",
-    "SessionReportingBackend", "SessionReporter",
-]
+"""The charger's backend: the OCPP-shaped interface (:mod:`~plugcharge.backends.base`), a simulated
+CPS + eMSP (:mod:`~plugcharge.backends.simulated`) and the optional capabilities beyond it
+(:mod:`~plugcharge.backends.capabilities`).  With the ``ocpp`` extra (``pip install
+'plugcharge[ocpp]'``): the OCPP 2.0.1 charging-station client (:mod:`~plugcharge.backends.ocpp`) and
+the test CSMS (:mod:`~plugcharge.backends.csms`), imported on demand.  Imports
+:mod:`plugcharge.core` and :mod:`plugcharge.pnc` of plugcharge."""
+__all__ = ["base", "simulated", "capabilities"]

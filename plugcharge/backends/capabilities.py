@@ -1,7 +1,7 @@
 """Optional backend capabilities beyond the two calls every charger backend has.
 
 Every backend answers ``get_15118_ev_certificate`` and ``authorize`` (see
-:mod:`plugcharge.backend`).  A backend that is a real CSMS connection can do more; each extra is a
+:mod:`plugcharge.backends.base`).  A backend that is a real CSMS connection can do more; each extra is a
 small :class:`typing.Protocol` so a caller checks for it with ``isinstance`` and the simulated
 backend stays valid without it:
 
@@ -16,7 +16,7 @@ backend stays valid without it:
   the session's meter values): ``session_reporter(id_token=...)`` returns a callable the runner
   feeds every charger session event to; it must never block (a CSMS call is queued, not awaited).
 
-Field names follow OCPP 2.0.1 in snake_case, like the dataclasses of :mod:`plugcharge.backend`.
+Field names follow OCPP 2.0.1 in snake_case, like the dataclasses of :mod:`plugcharge.backends.base`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import base64
 import dataclasses
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
-from ..backend import OCSPRequestData
+from .base import OCSPRequestData
 
 __all__ = [
     "GetCertificateStatusResponse",
@@ -35,7 +35,7 @@ __all__ = [
     "SessionReporter",
 ]
 
-#: Feeds one charger session's events (:mod:`plugcharge.events`) to the backend; never blocks.
+#: Feeds one charger session's events (:mod:`plugcharge.core.events`) to the backend; never blocks.
 SessionReporter = Callable[[Any], None]
 
 

@@ -2,7 +2,7 @@
 
 :class:`TestCSMS` plays the charge point operator's CSMS, the e-mobility provider (eMSP) and the
 contract certificate pool of the Plug & Charge ecosystem with a ``pki`` test PKI.  The eMSP and
-pool logic is :class:`plugcharge.backend.SimulatedBackend` (one copy, shared with the in-process
+pool logic is :class:`plugcharge.backends.simulated.SimulatedBackend` (one copy, shared with the in-process
 demo backend); this module adds the OCPP transport, the persistence and the CPO's SECC signing.
 
 Activation and revocation (acting on a running CSMS).  The eMSP's registry lives in
@@ -42,9 +42,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from ..backend import (
-    AuthorizeRequest, Get15118EVCertificateRequest, IssuedContract, OCSPRequestData, SimulatedBackend,
-)
+from .base import AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData
+from .simulated import IssuedContract, SimulatedBackend
 
 try:  # the optional 'ocpp' extra
     from ocpp.exceptions import InternalError, OCPPError

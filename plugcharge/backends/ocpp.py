@@ -1,7 +1,7 @@
 """The charger's backend as an OCPP 2.0.1 charging-station client (``ocpp`` package, ``websockets``).
 
-:class:`OCPPBackend` is a drop-in :class:`~plugcharge.backend.AsyncBackend` for
-:func:`plugcharge.runner.run_charger`: it keeps one websocket to the CSMS (subprotocol
+:class:`OCPPBackend` is a drop-in :class:`~plugcharge.backends.base.AsyncBackend` for
+:func:`plugcharge.net.runner.run_charger`: it keeps one websocket to the CSMS (subprotocol
 ``ocpp2.0.1``), sends BootNotification on every connection and reconnects with back-off, and maps
 the charger's requests onto OCPP calls:
 
@@ -56,12 +56,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ..backend import (
+from .base import (
     AuthorizeRequest, AuthorizeResponse, Get15118EVCertificateRequest, Get15118EVCertificateResponse,
     OCSPRequestData,
 )
-from ..errors import PlugChargeError
-from ..events import (
+from ..core.errors import PlugChargeError
+from ..core.events import (
     AuthorizationAccepted, ChargingStarted, ChargingStopped, MeterValues, SessionEnded,
 )
 from .capabilities import GetCertificateStatusResponse, SECCCertificate, SessionReporter

@@ -15,13 +15,12 @@ pytest.importorskip("websockets", reason="the 'ocpp' extra is not installed")
 from _pc_fixtures import real_codec_status, session_pki, trust_store, v2g_roots  # noqa: E402
 from plugcharge.backends.csms import TestCSMS  # noqa: E402
 from plugcharge.backends.ocpp import OCPPBackend, OCPPTimeouts  # noqa: E402
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession  # noqa: E402
-from plugcharge.ev import EVConfig, EVSecurity, EVSession  # noqa: E402
-from plugcharge.runner import run_charger, run_ev  # noqa: E402
-from plugcharge.sdp import loopback_host  # noqa: E402
-from plugcharge.timeouts import DEFAULT_TIMING, TimingProfile  # noqa: E402
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context  # noqa: E402
-from plugcharge.transport import open_ev_connection, start_charger_server  # noqa: E402
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession  # noqa: E402
+from plugcharge.net.runner import run_charger, run_ev  # noqa: E402
+from plugcharge.net.sdp import loopback_host  # noqa: E402
+from plugcharge.iso2.timing import DEFAULT_TIMING, TimingProfile  # noqa: E402
+from plugcharge.net.tls import client_context, secc_leaf_check, server_context  # noqa: E402
+from plugcharge.net.transport import open_ev_connection, start_charger_server  # noqa: E402
 
 RFID = "RFID-CARD-0042"
 STATION = "CP-TEST-1"

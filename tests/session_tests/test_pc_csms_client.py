@@ -80,7 +80,7 @@ def test_boot_heartbeat_status_and_authorize(tmp_path: Path) -> None:
         res = await station.call(call.Authorize(id_token={"id_token": "nobody", "type": "ISO14443"}), suppress=False)
         assert res.id_token_info["status"] == "Unknown"
         # the contract chain as PEM instead of hash data: the CSMS validates it itself
-        from plugcharge.backend import pem_chain
+        from plugcharge.backends.base import pem_chain
 
         res = await station.call(call.Authorize(id_token={"id_token": contract.emaid, "type": "eMAID"},
                                                 certificate=pem_chain([contract.leaf, *contract.sub_cas])),
@@ -102,8 +102,9 @@ def test_get_15118_ev_certificate_gives_a_contract_the_ev_can_use(tmp_path: Path
     from test_pc_backend import install_req
 
     from pki.keytransport import decrypt_contract_key
-    from plugcharge.messages import body_of, chain_certs
-    from plugcharge.signatures import verify_message
+    from plugcharge.core.codec import body_of
+    from plugcharge.pnc.certs import chain_certs
+    from plugcharge.pnc.signatures import verify_message
 
     p = session_pki()
 

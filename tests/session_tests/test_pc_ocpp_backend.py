@@ -12,14 +12,14 @@ import pytest
 
 from _ocpp_fixtures import FAST, RFID, STATION, csms_and_backend, go, make_csms, need_real_codec  # noqa: F401
 from _pc_fixtures import session_pki, trust_store
-from plugcharge.backend import AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData
+from plugcharge.backends.base import AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData
 from plugcharge.backends.capabilities import (
     CertificateStatusBackend, SECCRenewalBackend, SessionReportingBackend,
 )
 from plugcharge.backends.ocpp import (
     CertificateRejected, CSMSCallError, CSMSUnavailable, OCPPBackend, OCPPTimeouts,
 )
-from plugcharge.events import (
+from plugcharge.core.events import (
     AuthorizationAccepted, ChargingStarted, ChargingStopped, MeterValues, SessionEnded,
 )
 
@@ -77,7 +77,7 @@ def test_boot_and_authorize_emaid_with_hash_data_then_revoked(tmp_path: Path) ->
 
 
 def test_send_contract_certificate_sends_the_chain(tmp_path: Path) -> None:
-    from plugcharge.backend import pem_chain
+    from plugcharge.backends.base import pem_chain
 
     async def main() -> None:
         async with csms_and_backend(tmp_path, send_contract_certificate=True) as (csms, backend):
@@ -116,7 +116,7 @@ def test_get_15118_ev_certificate_unknown_pcid_then_activated(tmp_path: Path) ->
     need_real_codec()
     from test_pc_backend import install_req
 
-    from plugcharge.messages import body_of
+    from plugcharge.core.codec import body_of
 
     import exi
 

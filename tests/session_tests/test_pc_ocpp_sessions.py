@@ -14,13 +14,13 @@ import pytest
 from _ocpp_fixtures import FAST, RFID, STATION, csms_and_backend, go, make_csms, need_real_codec, plug_in
 from _pc_fixtures import first, make_wallet, session_pki
 from plugcharge.backends.ocpp import OCPPBackend
-from plugcharge.ev import EVConfig
-from plugcharge.events import (
+from plugcharge import EVConfig
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected,
     CertificateInstallationNeeded, ContractInstallationFailed, ContractInstallationSucceeded, PaymentSelected,
     SessionEnded,
 )
-from plugcharge.timeouts import TimingProfile
+from plugcharge.iso2.timing import TimingProfile
 
 pytestmark = pytest.mark.usefixtures("_real_codec")
 

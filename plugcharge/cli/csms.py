@@ -25,19 +25,22 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["add_parser", "run", "DEFAULT_LISTEN"]
+from ._common import data_dir_arg, default_data_dir
+
+__all__ = ["register", "run", "DEFAULT_LISTEN"]
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
 
 
-def add_parser(sub: Any, data_dir_arg: Callable[..., None]) -> None:
-    """Add the ``csms`` command to the ``plugcharge`` sub-parsers."""
+def register(sub: Any) -> None:
+    """Add the ``csms`` subcommand to the subparsers ``sub``."""
     c = sub.add_parser("csms", help="run the test CSMS (OCPP 2.0.1), activate or revoke contracts",
                        description="Run a test CSMS that plays the charge point operator's backend, the "
                                    "e-mobility provider and the contract certificate pool over OCPP 2.0.1 "
                                    "websockets, or change its eMSP registry (activate a car's PCID, revoke an "
                                    "eMAID) while it runs.")
     data_dir_arg(c)
+    c.set_defaults(run=run)
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
     c.add_argument("--delay", action="append", default=[], metavar="ACTION=SECONDS",
@@ -84,12 +87,13 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def run(args: argparse.Namespace, data: Path, out: Callable[[str], None], err: Callable[[str], None]) -> int:
-    """Run the ``csms`` command; returns the exit code."""
+def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """Run ``plugcharge csms``; returns the exit code."""
+    data = args.data_dir or default_data_dir()
     from .demo import DEMO_ID_TOKEN, DemoError
 
     try:
-        from .backends import csms as C
+        from ..backends import csms as C
     except ImportError as exc:
         err(f"plugcharge csms: {exc}")
         return 2

@@ -4,10 +4,10 @@ Everything runs in one process over loopback sockets:
 
 * a **test PKI** (:func:`pki.issue.issue_test_pki`) and an **EV wallet** holding the OEM
   provisioning credentials are created in the data directory when absent and reused afterwards;
-* a **charger** (:class:`~plugcharge.charger.ChargerSession`) behind a TLS 1.2 server presenting the
-  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backend.SimulatedBackend`
+* a **charger** (:class:`~plugcharge.ChargerSession`) behind a TLS 1.2 server presenting the
+  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backends.simulated.SimulatedBackend`
   playing the certificate provisioning service and the e-mobility provider;
-* an **EV** (:class:`~plugcharge.ev.EVSession`) that discovers the charger over SDP, connects over
+* an **EV** (:class:`~plugcharge.EVSession`) that discovers the charger over SDP, connects over
   TLS (checking the SECC chain against the V2G root), installs a contract on the first run (the
   wallet keeps it: later runs reuse it), authorises, charges (DC: CableCheck, PreCharge and a few
   CurrentDemand cycles; AC: ChargingStatus with signed MeteringReceipts) and stops.
@@ -20,11 +20,12 @@ contract wallet, owner-only).  Default: ``$PLUGCHARGE_DATA_DIR`` or ``./plugchar
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
 import json
-import os
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -32,25 +33,28 @@ from typing import Any, Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .backend import SimulatedBackend
-from .charger import ChargerConfig, ChargerSecurity, ChargerSession
-from .ev import EVConfig, EVSecurity, EVSession
-from .events import (
+from ..backends.simulated import SimulatedBackend
+from ..core.codec import NS_APP, NS_ISO2, body_of, resolve_codecs
+from ..core.config import ChargerConfig, EVConfig
+from ..pnc.security import ChargerSecurity, EVSecurity
+from ..sessions import ChargerSession, EVSession
+from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
-    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
+    NegotiationFailed, PaymentSelected, ProtocolAgreed, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
 )
-from .runner import run_charger, run_ev
-from .wallet import ContractWallet
+from ..net.runner import run_charger, run_ev
+from ._common import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir_arg, default_data_dir
+from ..pnc.wallet import ContractWallet
 
 __all__ = [
-    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions", "DemoSummary",
+    "register", "run",
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions",
+    "DemoSummary",
     "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
 ]
 
-DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
-DEFAULT_DATA_DIR = "plugcharge-demo"
 #: The eMAID the simulated eMSP assigned to the demo vehicle's PCID.
 DEMO_EMAID = "DEPLGCDEMO00001"
 #: The RFID card the driver holds for ExternalPayment (known to the simulated eMSP).
@@ -63,11 +67,6 @@ _PKI_MARGIN = dt.timedelta(days=1)
 
 class DemoError(RuntimeError):
     """The demo could not be set up (bad data directory, unsupported option, ...)."""
-
-
-def default_data_dir() -> Path:
-    """``$PLUGCHARGE_DATA_DIR`` if set, else ``./plugcharge-demo`` (relative to the working directory)."""
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 @dataclasses.dataclass
@@ -214,7 +213,11 @@ class _View:
         self.line("driver", f"display: {text:<52} light: {self.LIGHTS.get(self.light, self.light)}")
 
     def ev_event(self, e: Event) -> None:
-        if isinstance(e, PaymentSelected):
+        if isinstance(e, ProtocolAgreed):
+            self.line("ev", f"protocol agreed: {e.name} ({e.response_code})")
+        elif isinstance(e, NegotiationFailed):
+            self.line("ev", f"no common protocol with the charger ({e.response_code})")
+        elif isinstance(e, PaymentSelected):
             what = {"Contract": "Plug & Charge", "ExternalPayment": "external payment (RFID/app)"}.get(e.option, e.option)
             why = self.REASONS.get(e.reason, e.reason.replace("_", " "))
             self.line("ev", f"payment: {what} ({why}{': ' + e.installation + ' a contract' if e.installation else ''})")
@@ -332,24 +335,20 @@ class _TracingStream:
     """Wraps the EV's V2GTP stream and prints each EXI message (decoded name, size) in both directions."""
 
     def __init__(self, stream: Any, view: _View, codecs: Any) -> None:
-        from . import messages as M
-
         self._stream = stream
         self._view = view
-        self._codecs = M.resolve_codecs(codecs)
+        self._codecs = resolve_codecs(codecs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
     def _name(self, payload: bytes) -> str:
-        from . import messages as M
-
         try:
-            return M.body_of(self._codecs(M.NS_ISO2).decode(payload))[0]
+            return body_of(self._codecs(NS_ISO2).decode(payload))[0]
         except Exception:
             pass
         try:
-            return next(iter(self._codecs(M.NS_APP).decode(payload)))
+            return next(iter(self._codecs(NS_APP).decode(payload)))
         except Exception:
             return "(undecodable)"
 
@@ -376,12 +375,10 @@ class _TracingStream:
 
 # ------------------------------------------------------------------------------------------ run
 def _codec_check(codecs: Any) -> None:
-    from . import messages as M
-
     try:
-        provider = M.resolve_codecs(codecs)
-        provider(M.NS_ISO2)
-        provider(M.NS_APP)
+        provider = resolve_codecs(codecs)
+        provider(NS_ISO2)
+        provider(NS_APP)
     except Exception as exc:  # ImportError (codec not built), UnknownNamespaceError ...
         raise DemoError(f"the EXI codec is not usable: {type(exc).__name__}: {exc}") from None
 
@@ -391,9 +388,9 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from pki.ocsp import ocpp_request_data
     from pki.store import TrustStore
 
-    from .sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
-    from .tlsconfig import client_context, secc_leaf_check, server_context
-    from .transport import open_ev_connection, start_charger_server
+    from ..net.sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
+    from ..net.tls import client_context, secc_leaf_check, server_context
+    from ..net.transport import open_ev_connection, start_charger_server
 
     if opts.iso != 2:
         raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")
@@ -503,7 +500,7 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
 async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> tuple[Any, Any]:
     """The charger's OCPP backend, and the test CSMS when ``opts.csms`` is ``""`` (loopback websocket)."""
     try:
-        from .backends.ocpp import OCPPBackend
+        from ..backends.ocpp import OCPPBackend
     except ImportError as exc:
         raise DemoError(str(exc)) from None
     from pki.store import TrustStore
@@ -511,7 +508,7 @@ async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> t
     csms = None
     url = opts.csms
     if not url:
-        from .backends.csms import TestCSMS
+        from ..backends.csms import TestCSMS
 
         csms = TestCSMS(pki, data / "csms", log=lambda line: view.line("csms", line), id_tokens=(DEMO_ID_TOKEN,),
                         codecs=opts.codecs)
@@ -584,3 +581,54 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSumma
         out(f"demo: gave up after {opts.timeout:g} s (overall timeout)")
         return DemoSummary(completed=False, reason="timeout", duration_s=opts.timeout)
     return asyncio.run(bounded())
+
+
+# ------------------------------------------------------------------------------------------ command
+def register(sub: Any) -> None:
+    """Add the ``demo`` subcommand to the subparsers ``sub``."""
+    d = sub.add_parser("demo", help="run a complete Plug & Charge session on loopback",
+                       description="Run a complete ISO 15118-2 Plug & Charge session on this machine: SDP "
+                                   "discovery, TLS 1.2, contract installation on the first run (reused later), "
+                                   "authorisation, a charge loop and stop; prints what the driver and the "
+                                   "operator see and a summary. Exit code 0 when charging completed.")
+    data_dir_arg(d)
+    mode = d.add_mutually_exclusive_group()
+    mode.add_argument("--dc", dest="ac", action="store_false", help="DC charging (default)")
+    mode.add_argument("--ac", dest="ac", action="store_true", help="AC charging with signed metering receipts")
+    d.set_defaults(ac=False, run=run)
+    d.add_argument("--eim", action="store_true",
+                   help="pay by ExternalPayment (RFID card at the charger) instead of Plug & Charge")
+    d.add_argument("--fail-installation", action="store_true",
+                   help="the backend refuses contract installation: the EV falls back to ExternalPayment "
+                        "(only visible while the wallet holds no usable contract)")
+    d.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="derive the test PKI's keys from N when it is created (default: random)")
+    d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (only 2 is implemented)")
+    d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
+    d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
+    d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
+    d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
+                   help="the charger talks OCPP 2.0.1 to a CSMS: the test CSMS started on a loopback websocket "
+                        "(no URL; state in DATA_DIR/csms, activate the car with 'plugcharge csms activate') or "
+                        "a running one at URL (ws://HOST:PORT[/STATION]); without it an in-process backend")
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """Run ``plugcharge demo``; returns the exit code."""
+    opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
+                       fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
+                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
+                       csms=args.csms)
+    try:
+        summary = run_demo(opts, out)
+    except DemoError as exc:
+        err(f"plugcharge demo: {exc}")
+        return 2
+    except (OSError, ValueError) as exc:  # sockets, TLS, SDP timeout, unreadable files
+        err(f"plugcharge demo: failed: {type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # a bug: say so clearly, details with --verbose
+        logging.getLogger("plugcharge.cli").info("demo crashed", exc_info=True)
+        err(f"plugcharge demo: internal error: {type(exc).__name__}: {exc} (run with -v for details)")
+        return 1
+    return summary.exit_code

@@ -1,9 +1,9 @@
-"""Async glue: run a sans-IO session object over a :class:`plugcharge.transport.V2GTPStream`.
+"""Async glue: run a sans-IO session object over a :class:`plugcharge.net.transport.V2GTPStream`.
 
 ``run_ev(stream, session)`` and ``run_charger(stream, session, backend)`` move frames between the
 stream and the session, drive its timers with the event loop's clock, and answer the charger's
-:class:`~plugcharge.events.BackendRequest` events by calling the backend (OCPP-shaped, sync or
-async, see :mod:`plugcharge.backend`):
+:class:`~plugcharge.core.events.BackendRequest` events by calling the backend (OCPP-shaped, sync or
+async, see :mod:`plugcharge.backends.base`; the one import of this room outside :mod:`plugcharge.core`):
 
 * ``CertificateInstallationNeeded`` → ``Get15118EVCertificate`` (awaited; the charger's own
   backend timer bounds it), answered with ``CertificateInstallationResponse``;
@@ -23,13 +23,12 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 
-from .charger import ChargerSession
-from .ev import EVSession
-from .events import (
+from ..core.session import ChargerSessionBase, EVSessionBase
+from ..core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     Event, ProtocolError, SessionEnded, StartSession,
 )
-from .messages import frame
+from ..core.codec import frame
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 
@@ -47,10 +46,10 @@ async def _flush(stream: Any, session: Any) -> None:
         await stream.write_raw(data)
 
 
-async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events: list[Event],
+async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], events: list[Event],
                  handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
+    from ..core.v2gtp import V2GTPError
     from .transport import TransportClosed
-    from .v2gtp import V2GTPError
 
     while not session.ended:
         await _flush(stream, session)
@@ -74,7 +73,7 @@ async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events:
     await _flush(stream, session)
 
 
-async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCallback] = None) -> list[Event]:
+async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` (not yet started) over ``stream`` until it ends; returns its events."""
     clock = _clock()
     events: list[Event] = []
@@ -95,10 +94,10 @@ async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCal
     return events
 
 
-async def run_charger(stream: Any, session: ChargerSession, backend: Any = None, *,
+async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = None, *,
                       id_token: Optional[str] = None, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` over an accepted ``stream``, calling ``backend`` for its requests."""
-    from .backend import (
+    from ..backends.base import (
         AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, as_async, iso_response_code, pem_chain,
     )
 

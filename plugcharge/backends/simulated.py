@@ -1,298 +1,41 @@
-"""The charger's backend interface (shaped like OCPP 2.0.1) and a simulated backend.
+"""A simulated backend: the certificate provisioning service (CPS) and the e-mobility provider
+(eMSP, "MO") in process, with the ``pki`` test PKI (ISO 15118-2).
 
-A charger (SECC) never issues contracts or decides on authorisation itself: it forwards
-
-* the EV's CertificateInstallationReq / CertificateUpdateReq as OCPP **Get15118EVCertificate**
-  (:class:`Get15118EVCertificateRequest` → :class:`Get15118EVCertificateResponse`, the EXI of the
-  signed CertificateInstallationRes/UpdateRes V2G_Message, base64 as in OCPP), and
-* the contract (eMAID, certificate chain as PEM, OCSP request data) as OCPP **Authorize**
-  (:class:`AuthorizeRequest` → :class:`AuthorizeResponse`).
-
-Field names follow OCPP 2.0.1 in snake_case; :meth:`to_ocpp`/``from_ocpp`` convert to and from the
-camelCase JSON payloads.  :class:`Backend` is the synchronous interface, :class:`AsyncBackend` the
-async one; :func:`as_async` runs a synchronous backend from async code (in a worker thread).
-
-:class:`SimulatedBackend` plays the certificate provisioning service (CPS) and the e-mobility
-provider (eMSP, "MO") with the ``pki`` test PKI: it knows PCIDs (:meth:`~SimulatedBackend.register_pcid`),
-issues a fresh contract for a known PCID (CertificateInstallationReq signed by that PCID's OEM
-provisioning key), renews contracts (CertificateUpdateReq signed by the old contract key), revokes
-and cancels contracts, and authorises eMAIDs with full chain validation.  It also keeps a contract
-pool (:meth:`~SimulatedBackend.activate`: the newest pooled contract of a PCID is delivered), answers
+:class:`SimulatedBackend` knows PCIDs (:meth:`~SimulatedBackend.register_pcid`), issues a fresh
+contract for a known PCID (CertificateInstallationReq signed by that PCID's OEM provisioning key),
+renews contracts (CertificateUpdateReq signed by the old contract key), revokes and cancels
+contracts, and authorises eMAIDs with full chain validation.  It also keeps a contract pool
+(:meth:`~SimulatedBackend.activate`: the newest pooled contract of a PCID is delivered), answers
 OCSP requests for the certificates it knows (:meth:`~SimulatedBackend.certificate_status`) and can
 save and load its registry (:meth:`~SimulatedBackend.export_state`); the test CSMS
-(:mod:`plugcharge.backends.csms`) serves it over OCPP.
+(:mod:`plugcharge.backends.csms`) serves it over OCPP.  It implements
+:class:`plugcharge.backends.base.Backend`.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import datetime as dt
 import logging
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Optional
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .errors import PlugChargeError
+from ..core.codec import body_of, resolve_codecs, v2g_message
+from ..core.errors import PlugChargeError, SignatureError
+from ..pnc.certs import cert_chain, chain_certs, normalize_emaid, utcnow
+from ..pnc.signatures import sign_message, verify_message
+from .base import (
+    ISO2_SCHEMA_VERSION, AuthorizeRequest, AuthorizeResponse, Get15118EVCertificateRequest,
+    Get15118EVCertificateResponse, OCSPRequestData, der_chain_from_pem,
+)
 
-__all__ = [
-    "ISO2_SCHEMA_VERSION",
-    "CERTIFICATE_STATUS_RESPONSE_CODE",
-    "Get15118EVCertificateRequest",
-    "Get15118EVCertificateResponse",
-    "OCSPRequestData",
-    "AuthorizeRequest",
-    "AuthorizeResponse",
-    "Backend",
-    "AsyncBackend",
-    "SyncBackendAdapter",
-    "as_async",
-    "iso_response_code",
-    "pem_chain",
-    "IssuedContract",
-    "SimulatedBackend",
-    "derive_emaid",
-    "ResponseBuilder",
-]
+__all__ = ["IssuedContract", "SimulatedBackend", "ResponseBuilder", "derive_emaid"]
 
 logger = logging.getLogger(__name__)
 
-#: ``iso15118SchemaVersion`` OCPP uses for ISO 15118-2 messages.
-ISO2_SCHEMA_VERSION = "urn:iso:15118:2:2013:MsgDef"
 
-_ACTIONS = ("Install", "Update")
-_CERT_STATUS = ("Accepted", "SignatureError", "CertificateExpired", "CertificateRevoked",
-                "NoCertificateAvailable", "CertChainError", "ContractCancelled")
-_ID_STATUS = ("Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
-              "NotAtThisLocation", "NotAtThisTime", "Unknown")
-
-#: OCPP ``AuthorizeCertificateStatusEnumType`` → ISO 15118-2 ResponseCode of PaymentDetailsRes /
-#: AuthorizationRes.
-CERTIFICATE_STATUS_RESPONSE_CODE: Mapping[str, str] = {
-    "Accepted": "OK",
-    "SignatureError": "FAILED_SignatureError",
-    "CertificateExpired": "FAILED_CertificateExpired",
-    "CertificateRevoked": "FAILED_CertificateRevoked",
-    "NoCertificateAvailable": "FAILED_NoCertificateAvailable",
-    "CertChainError": "FAILED_CertChainError",
-    "ContractCancelled": "FAILED_ContractCanceled",  # ISO spells it with one 'l'
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# OCPP-shaped messages
-# ---------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class Get15118EVCertificateRequest:
-    """OCPP 2.0.1 Get15118EVCertificateRequest.
-
-    ``exi_request`` is base64 of the EXI-encoded V2G_Message carrying CertificateInstallationReq
-    (``action="Install"``) or CertificateUpdateReq (``"Update"``), exactly as the EV sent it.
-    """
-
-    iso15118_schema_version: str
-    action: str
-    exi_request: str
-
-    def __post_init__(self) -> None:
-        if self.action not in _ACTIONS:
-            raise ValueError(f"action must be one of {_ACTIONS}, not {self.action!r}")
-
-    @classmethod
-    def from_exi(cls, exi: bytes, action: str = "Install", schema: str = ISO2_SCHEMA_VERSION) -> "Get15118EVCertificateRequest":
-        """Build the request from the raw EXI bytes."""
-        return cls(schema, action, base64.b64encode(exi).decode("ascii"))
-
-    def to_ocpp(self) -> dict[str, Any]:
-        """The OCPP JSON payload."""
-        return {"iso15118SchemaVersion": self.iso15118_schema_version, "action": self.action,
-                "exiRequest": self.exi_request}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Get15118EVCertificateResponse:
-    """OCPP 2.0.1 Get15118EVCertificateResponse (``exi_response``: base64 EXI, empty on failure)."""
-
-    status: str
-    exi_response: str = ""
-    status_info: Optional[str] = None  # OCPP statusInfo.reasonCode, log-safe
-
-    def __post_init__(self) -> None:
-        if self.status not in ("Accepted", "Failed"):
-            raise ValueError(f"status must be Accepted or Failed, not {self.status!r}")
-
-    @property
-    def exi(self) -> bytes:
-        """The decoded EXI bytes (empty when failed)."""
-        return base64.b64decode(self.exi_response) if self.exi_response else b""
-
-    def to_ocpp(self) -> dict[str, Any]:
-        """The OCPP JSON payload."""
-        out: dict[str, Any] = {"status": self.status, "exiResponse": self.exi_response}
-        if self.status_info:
-            out["statusInfo"] = {"reasonCode": self.status_info}
-        return out
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OCSPRequestData:
-    """OCPP 2.0.1 OCSPRequestDataType (one per certificate of the contract chain)."""
-
-    hash_algorithm: str
-    issuer_name_hash: str
-    issuer_key_hash: str
-    serial_number: str
-    responder_url: str
-
-    _KEYS = (("hash_algorithm", "hashAlgorithm"), ("issuer_name_hash", "issuerNameHash"),
-             ("issuer_key_hash", "issuerKeyHash"), ("serial_number", "serialNumber"),
-             ("responder_url", "responderURL"))
-
-    @classmethod
-    def from_ocpp(cls, data: Mapping[str, Any]) -> "OCSPRequestData":
-        """From an OCPP camelCase dict (snake_case keys accepted too)."""
-        try:
-            return cls(**{snake: str(data[camel] if camel in data else data[snake]) for snake, camel in cls._KEYS})
-        except KeyError as exc:
-            raise ValueError(f"OCSPRequestData lacks {exc.args[0]!r}") from None
-
-    def to_ocpp(self) -> dict[str, str]:
-        """The OCPP JSON object."""
-        return {camel: getattr(self, snake) for snake, camel in self._KEYS}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AuthorizeRequest:
-    """OCPP 2.0.1 AuthorizeRequest for Plug & Charge (idToken type eMAID) or EIM.
-
-    ``certificate`` is the contract chain as PEM (leaf first); ``iso15118_certificate_hash_data``
-    the OCSP request data of the chain's certificates (when the charger sends no certificate).
-    """
-
-    id_token: str
-    certificate: Optional[str] = None
-    iso15118_certificate_hash_data: Optional[tuple[OCSPRequestData, ...]] = None
-    id_token_type: str = "eMAID"
-
-    def to_ocpp(self) -> dict[str, Any]:
-        """The OCPP JSON payload."""
-        out: dict[str, Any] = {"idToken": {"idToken": self.id_token, "type": self.id_token_type}}
-        if self.certificate is not None:
-            out["certificate"] = self.certificate
-        if self.iso15118_certificate_hash_data:
-            out["iso15118CertificateHashData"] = [d.to_ocpp() for d in self.iso15118_certificate_hash_data]
-        return out
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AuthorizeResponse:
-    """OCPP 2.0.1 AuthorizeResponse: ``idTokenInfo.status`` and ``certificateStatus``."""
-
-    id_token_status: str
-    certificate_status: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.id_token_status not in _ID_STATUS:
-            raise ValueError(f"unknown idTokenInfo.status {self.id_token_status!r}")
-        if self.certificate_status is not None and self.certificate_status not in _CERT_STATUS:
-            raise ValueError(f"unknown certificateStatus {self.certificate_status!r}")
-
-    @property
-    def accepted(self) -> bool:
-        """Both the token and (if checked) the certificate are accepted."""
-        return self.id_token_status == "Accepted" and self.certificate_status in (None, "Accepted")
-
-    def to_ocpp(self) -> dict[str, Any]:
-        """The OCPP JSON payload."""
-        out: dict[str, Any] = {"idTokenInfo": {"status": self.id_token_status}}
-        if self.certificate_status is not None:
-            out["certificateStatus"] = self.certificate_status
-        return out
-
-
-def iso_response_code(response: AuthorizeResponse) -> str:
-    """The ISO 15118-2 ResponseCode a charger answers with for this Authorize result."""
-    if response.certificate_status not in (None, "Accepted"):
-        return CERTIFICATE_STATUS_RESPONSE_CODE[response.certificate_status]  # type: ignore[index]
-    return "OK" if response.id_token_status == "Accepted" else "FAILED"
-
-
-def pem_chain(certs: Sequence[bytes]) -> str:
-    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants."""
-    return "".join(x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM).decode("ascii")
-                   for c in certs)
-
-
-def _der_chain_from_pem(pem: str) -> list[bytes]:
-    certs = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    return [c.public_bytes(serialization.Encoding.DER) for c in certs]
-
-
-# ---------------------------------------------------------------------------------------------
-# interfaces
-# ---------------------------------------------------------------------------------------------
-@runtime_checkable
-class Backend(Protocol):
-    """Synchronous backend (CSMS) as seen by the charger."""
-
-    def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
-        """Forward a contract installation/update request; return the signed EXI response."""
-        ...
-
-    def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
-        """Authorise an eMAID (with its contract chain / OCSP data)."""
-        ...
-
-
-@runtime_checkable
-class AsyncBackend(Protocol):
-    """Asynchronous backend (e.g. an OCPP websocket client)."""
-
-    async def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
-        """See :meth:`Backend.get_15118_ev_certificate`."""
-        ...
-
-    async def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
-        """See :meth:`Backend.authorize`."""
-        ...
-
-
-class SyncBackendAdapter:
-    """Runs a synchronous :class:`Backend` from async code.
-
-    With ``in_thread=True`` (default) each call runs in a worker thread so a slow backend does
-    not block the event loop; ``False`` calls inline (fine for the in-process simulation).
-    """
-
-    def __init__(self, backend: Backend, *, in_thread: bool = True) -> None:
-        self.backend = backend
-        self.in_thread = in_thread
-
-    async def _call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
-        if self.in_thread:
-            return await asyncio.to_thread(fn, arg)
-        return fn(arg)
-
-    async def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
-        """Async wrapper of the sync call."""
-        return await self._call(self.backend.get_15118_ev_certificate, request)
-
-    async def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
-        """Async wrapper of the sync call."""
-        return await self._call(self.backend.authorize, request)
-
-
-def as_async(backend: Backend | AsyncBackend, *, in_thread: bool = True) -> AsyncBackend:
-    """Return ``backend`` itself if its methods are coroutines, else a :class:`SyncBackendAdapter`."""
-    if asyncio.iscoroutinefunction(getattr(backend, "authorize", None)):
-        return backend  # type: ignore[return-value]
-    return SyncBackendAdapter(backend, in_thread=in_thread)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------------------
-# the simulated CPS + eMSP
-# ---------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class IssuedContract:
     """A contract the simulated eMSP issued (key kept for the EXI response only)."""
@@ -329,10 +72,6 @@ class _Refused(Exception):
         self.code = code
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class SimulatedBackend:
     """In-process CPS + eMSP using a ``pki.issue.TestPKI`` (ISO 15118-2).
 
@@ -341,10 +80,10 @@ class SimulatedBackend:
             roots form the trust store for validation).
         clock: returns the current time (aware UTC); tests pass a fixed clock.
         response_builder: replaces the built-in EXI response builder (see :data:`ResponseBuilder`).
-        codecs: EXI codec provider passed on to :mod:`plugcharge.signatures` (default: ``exi``).
+        codecs: EXI codec provider passed on to :mod:`plugcharge.pnc.signatures` (default: ``exi``).
     """
 
-    def __init__(self, pki: Any, *, clock: Callable[[], dt.datetime] = _utcnow,
+    def __init__(self, pki: Any, *, clock: Callable[[], dt.datetime] = utcnow,
                  response_builder: ResponseBuilder | None = None, codecs: Any = None) -> None:
         from pki.store import TrustStore
 
@@ -382,7 +121,7 @@ class SimulatedBackend:
         if not is_valid_emaid(emaid):
             raise ValueError(f"not a valid eMAID: {emaid!r}")
         self._pcids[pcid] = emaid
-        self._cancelled.discard(_norm(emaid))
+        self._cancelled.discard(normalize_emaid(emaid))
 
     def register_id_token(self, token: str) -> None:
         """An RFID/app token the eMSP accepts for ExternalPayment (EIM)."""
@@ -427,13 +166,13 @@ class SimulatedBackend:
         """The newest contract in the pool for ``pcid`` that is not revoked, if any."""
         emaid = self._pcids.get(pcid)
         for c in reversed(self.pool.get(pcid, ())):
-            if c.serial not in self._revoked_serials and emaid is not None and _norm(c.emaid) == _norm(emaid):
+            if c.serial not in self._revoked_serials and emaid is not None and normalize_emaid(c.emaid) == normalize_emaid(emaid):
                 return c
         return None
 
     def revoke(self, emaid: str) -> int:
         """Revoke every contract certificate issued for ``emaid``; returns how many."""
-        serials = {c.serial for c in self.issued if _norm(c.emaid) == _norm(emaid)}
+        serials = {c.serial for c in self.issued if normalize_emaid(c.emaid) == normalize_emaid(emaid)}
         for serial in serials - self._revoked_serials:
             self.revoke_serial(serial)
         return len(serials)
@@ -445,7 +184,7 @@ class SimulatedBackend:
 
     def cancel_contract(self, emaid: str) -> None:
         """The eMSP ended the contract: Authorize answers ContractCancelled."""
-        self._cancelled.add(_norm(emaid))
+        self._cancelled.add(normalize_emaid(emaid))
 
     # -- OCSP (GetCertificateStatus) ----------------------------------------------------
     def certificate_status(self, data: OCSPRequestData) -> tuple[str, bytes, Optional[str]]:
@@ -555,7 +294,7 @@ class SimulatedBackend:
         if request.certificate is None:
             if not known:
                 return AuthorizeResponse("Unknown", "NoCertificateAvailable" if request.iso15118_certificate_hash_data else None)
-            if _norm(token) in self._cancelled:
+            if normalize_emaid(token) in self._cancelled:
                 return AuthorizeResponse("Invalid", "ContractCancelled")
             for d in request.iso15118_certificate_hash_data or ():
                 try:
@@ -565,7 +304,7 @@ class SimulatedBackend:
                     return AuthorizeResponse("Invalid", "CertChainError")
             return AuthorizeResponse("Accepted", "Accepted" if request.iso15118_certificate_hash_data else None)
         try:
-            ders = _der_chain_from_pem(request.certificate)
+            ders = der_chain_from_pem(request.certificate)
         except ValueError:
             return AuthorizeResponse("Invalid", "CertChainError")
         if not ders:
@@ -578,11 +317,11 @@ class SimulatedBackend:
                       }.get(exc.reason, "CertChainError")
             logger.info("backend: contract chain rejected: %s", exc)
             return AuthorizeResponse("Invalid" if status != "CertificateExpired" else "Expired", status)
-        if _norm(verified.emaid or "") != _norm(token):
+        if normalize_emaid(verified.emaid or "") != normalize_emaid(token):
             return AuthorizeResponse("Invalid", "CertChainError")
         if any(x509.load_der_x509_certificate(d).serial_number in self._revoked_serials for d in ders):
             return AuthorizeResponse("Blocked", "CertificateRevoked")
-        if _norm(token) in self._cancelled:
+        if normalize_emaid(token) in self._cancelled:
             return AuthorizeResponse("Invalid", "ContractCancelled")
         if not known:
             return AuthorizeResponse("Unknown", "Accepted")
@@ -593,8 +332,8 @@ class SimulatedBackend:
         return self._known_emaid(emaid)
 
     def _known_emaid(self, emaid: str) -> bool:
-        n = _norm(emaid)
-        return any(_norm(e) == n for e in self._pcids.values()) or any(_norm(c.emaid) == n for c in self.issued)
+        n = normalize_emaid(emaid)
+        return any(normalize_emaid(e) == n for e in self._pcids.values()) or any(normalize_emaid(c.emaid) == n for c in self.issued)
 
     # -- Get15118EVCertificate ----------------------------------------------------------
     def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
@@ -627,8 +366,6 @@ class SimulatedBackend:
         return Get15118EVCertificateResponse("Accepted", base64.b64encode(exi_res).decode("ascii"))
 
     def _codec(self, ns: str) -> Any:
-        from .messages import resolve_codecs
-
         return resolve_codecs(self.codecs)(ns)
 
     def _decode(self, exi_req: bytes) -> Mapping[str, Any]:
@@ -640,8 +377,6 @@ class SimulatedBackend:
             raise _Refused(f"EXI request does not decode: {exc}") from None
 
     def _body(self, message: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-        from .messages import body_of
-
         try:
             got, body, _ = body_of(message)
         except ValueError as exc:
@@ -651,9 +386,6 @@ class SimulatedBackend:
         return body
 
     def _verify_signature(self, message: Mapping[str, Any], cert_der: bytes) -> None:
-        from .errors import SignatureError
-        from .signatures import verify_message
-
         try:
             verify_message(message, x509.load_der_x509_certificate(cert_der), codecs=self.codecs)
         except SignatureError as exc:
@@ -677,7 +409,7 @@ class SimulatedBackend:
         pcid = verified.pcid or ""
         if pcid not in self._pcids:
             raise _Refused(f"unknown PCID {pcid}", "FAILED_NoCertificateAvailable")
-        if _norm(self._pcids[pcid]) in self._cancelled:
+        if normalize_emaid(self._pcids[pcid]) in self._cancelled:
             raise _Refused("contract cancelled", "FAILED_ContractCanceled")
         receiver = x509.load_der_x509_certificate(oem_leaf).public_key()
         if self.pool.get(pcid):
@@ -690,8 +422,6 @@ class SimulatedBackend:
     def _update(self, message: Mapping[str, Any]) -> tuple[IssuedContract, Any]:
         from pki.errors import ChainValidationError
         from pki.verify import verify_chain
-
-        from .messages import chain_certs
 
         body = self._body(message, "CertificateUpdateReq")
         try:
@@ -706,13 +436,13 @@ class SimulatedBackend:
         emaid = verified.emaid or ""
         claimed = body.get("eMAID")
         claimed = claimed.get("value") if isinstance(claimed, Mapping) else claimed
-        if claimed is not None and _norm(str(claimed)) != _norm(emaid):
+        if claimed is not None and normalize_emaid(str(claimed)) != normalize_emaid(emaid):
             raise _Refused("eMAID does not match the contract certificate")
         if x509.load_der_x509_certificate(leaf).serial_number in self._revoked_serials:
             raise _Refused("old contract revoked", "FAILED_CertificateRevoked")
-        if _norm(emaid) in self._cancelled or not self._known_emaid(emaid):
+        if normalize_emaid(emaid) in self._cancelled or not self._known_emaid(emaid):
             raise _Refused("contract unknown or cancelled", "FAILED_ContractCanceled")
-        pcid = next((p for p, e in self._pcids.items() if _norm(e) == _norm(emaid)), None)
+        pcid = next((p for p, e in self._pcids.items() if normalize_emaid(e) == normalize_emaid(emaid)), None)
         receiver = x509.load_der_x509_certificate(leaf).public_key()
         old_serial = x509.load_der_x509_certificate(leaf).serial_number
         if pcid is not None and self.pool.get(pcid):
@@ -728,8 +458,6 @@ class SimulatedBackend:
     def _failure_response(self, request: Mapping[str, Any], action: str, code: str) -> bytes:
         """An unsigned CertificateInstallationRes/UpdateRes carrying ``code`` (the schema's
         mandatory elements filled with placeholders; the EV stops at the FAILED code)."""
-        from .messages import body_of, v2g_message
-
         _, _, header = body_of(request)
         body = {"ResponseCode": code, "SAProvisioningCertificateChain": {"Certificate": b"\x00"},
                 "ContractSignatureCertChain": {"Id": "id1", "Certificate": b"\x00"},
@@ -746,9 +474,6 @@ class SimulatedBackend:
                         receiver_key: Any) -> bytes:
         """CertificateInstallationRes / CertificateUpdateRes, signed by the CPS leaf, EXI-encoded."""
         from pki.keytransport import encrypt_contract_key
-
-        from .messages import body_of, cert_chain, v2g_message
-        from .signatures import sign_message
 
         _, _, header = body_of(request)
         enc = encrypt_contract_key(contract.private_key, receiver_key, iso=2)
@@ -771,9 +496,6 @@ class SimulatedBackend:
 def _not_before(der: bytes) -> dt.datetime:
     return x509.load_der_x509_certificate(der).not_valid_before_utc
 
-
-def _norm(emaid: str) -> str:
-    return emaid.replace("-", "").upper()
 
 
 def derive_emaid(pcid: str, provider: str = "DEPLG") -> str:
