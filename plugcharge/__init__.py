@@ -16,169 +16,98 @@ its timeouts with ``session.get_timer()`` / ``session.handle_timer(now)``.
   :func:`run_charger` / :func:`run_ev` (a session over such a stream), :func:`discover_secc` /
   :func:`start_sdp_server` (SDP), :func:`server_context` / :func:`client_context` (TLS).
 - Message signatures: :func:`sign_message`, :func:`verify_message`.
+
+The public names are imported from their rooms on first use (``plugcharge.EVSession`` loads
+:mod:`plugcharge.sessions`, ``plugcharge.open_ev_connection`` loads :mod:`plugcharge.net.transport`
+...), so importing one room does not import the others. ``dir(plugcharge)`` lists them and nothing
+else. Rooms: :mod:`plugcharge.core` (protocol-neutral, sans-IO: framing, handshake, session core,
+events, errors), :mod:`plugcharge.iso2` (ISO 15118-2), :mod:`plugcharge.pnc` (signatures, wallet,
+certificates), :mod:`plugcharge.net` (SDP, TLS, transports, runner), :mod:`plugcharge.backends`,
+:mod:`plugcharge.cli`.
 """
 from __future__ import annotations
 
-from plugcharge.backend import (
-    AsyncBackend,
-    AuthorizeRequest,
-    AuthorizeResponse,
-    Backend,
-    Get15118EVCertificateRequest,
-    Get15118EVCertificateResponse,
-    IssuedContract,
-    OCSPRequestData,
-    SimulatedBackend,
-    SyncBackendAdapter,
-    as_async,
-    pem_chain,
-)
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.errors import (
-    BadSignatureError,
-    DigestMismatchError,
-    LocalProtocolError,
-    MissingReferenceError,
-    PlugChargeError,
-    RemoteProtocolError,
-    SignatureError,
-    SignatureFormatError,
-    UnexpectedReferenceError,
-)
-from plugcharge.ev import EVConfig, EVSecurity, EVSession, WalletLike
-from plugcharge.events import (
-    AuthorizationAccepted,
-    AuthorizationNeeded,
-    AuthorizationPending,
-    AuthorizationRejected,
-    AuthorizationResult,
-    BackendRequest,
-    CertificateInstallationNeeded,
-    CertificateInstallationResponse,
-    ChargingStarted,
-    ChargingStopped,
-    Command,
-    ContractInstallationFailed,
-    ContractInstallationStarted,
-    ContractInstallationSucceeded,
-    Event,
-    MeteringReceiptReceived,
-    MeterValues,
-    PauseCharging,
-    PaymentSelected,
-    ProtocolError,
-    RequestRenegotiation,
-    SalesTariffVerified,
-    SendResult,
-    SessionEnded,
-    SessionPaused,
-    SessionStarted,
-    StartSession,
-    StopCharging,
-    TimerExpired,
-)
-from plugcharge.runner import run_charger, run_ev
-from plugcharge.sdp import SDPError, SDPTimeoutError, discover_secc, start_sdp_server
-from plugcharge.signatures import sign_message, verify_message
-from plugcharge.timeouts import DEFAULT_TIMING, TimingProfile
-from plugcharge.tlsconfig import TLSConfigError, client_context, server_context
-from plugcharge.transport import TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
-from plugcharge.v2gtp import V2GTPError
-from plugcharge.wallet import ChargePortLight, Contract, ContractInfo, ContractWallet, OEMProvisioning, WalletError
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    # sessions
-    "EVSession",
-    "EVConfig",
-    "EVSecurity",
-    "WalletLike",
-    "ChargerSession",
-    "ChargerConfig",
-    "ChargerSecurity",
-    "SessionStore",
-    "TimingProfile",
-    "DEFAULT_TIMING",
-    # events and commands
-    "Event",
-    "BackendRequest",
-    "Command",
-    "SendResult",
-    "SessionStarted",
-    "SessionEnded",
-    "SessionPaused",
-    "ProtocolError",
-    "TimerExpired",
-    "PaymentSelected",
-    "ContractInstallationStarted",
-    "ContractInstallationSucceeded",
-    "ContractInstallationFailed",
-    "AuthorizationPending",
-    "AuthorizationAccepted",
-    "AuthorizationRejected",
-    "SalesTariffVerified",
-    "ChargingStarted",
-    "MeterValues",
-    "ChargingStopped",
-    "CertificateInstallationNeeded",
-    "AuthorizationNeeded",
-    "MeteringReceiptReceived",
-    "StartSession",
-    "StopCharging",
-    "PauseCharging",
-    "CertificateInstallationResponse",
-    "AuthorizationResult",
-    "RequestRenegotiation",
-    # the EV's wallet
-    "ContractWallet",
-    "Contract",
-    "ContractInfo",
-    "OEMProvisioning",
-    "ChargePortLight",
-    "WalletError",
-    # the charger's backend
-    "Backend",
-    "AsyncBackend",
-    "SyncBackendAdapter",
-    "as_async",
-    "AuthorizeRequest",
-    "AuthorizeResponse",
-    "Get15118EVCertificateRequest",
-    "Get15118EVCertificateResponse",
-    "OCSPRequestData",
-    "SimulatedBackend",
-    "IssuedContract",
-    "pem_chain",
-    # transports
-    "start_charger_server",
-    "open_ev_connection",
-    "V2GTPStream",
-    "TransportClosed",
-    "run_charger",
-    "run_ev",
-    "discover_secc",
-    "start_sdp_server",
-    "SDPError",
-    "SDPTimeoutError",
-    "server_context",
-    "client_context",
-    "TLSConfigError",
-    "V2GTPError",
-    # message signatures
-    "sign_message",
-    "verify_message",
-    # errors
-    "PlugChargeError",
-    "LocalProtocolError",
-    "RemoteProtocolError",
-    "SignatureError",
-    "SignatureFormatError",
-    "MissingReferenceError",
-    "UnexpectedReferenceError",
-    "DigestMismatchError",
-    "BadSignatureError",
-]
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {}
+for _module, _names in {
+    "plugcharge.sessions": ("EVSession", "ChargerSession", "default_registry"),
+    "plugcharge.core.config": ("EVConfig", "ChargerConfig", "SessionStore"),
+    "plugcharge.core.protocol": ("ProtocolSpec", "ProtocolRegistry"),
+    "plugcharge.core.errors": (
+        "PlugChargeError", "LocalProtocolError", "RemoteProtocolError", "SignatureError", "SignatureFormatError",
+        "MissingReferenceError", "UnexpectedReferenceError", "DigestMismatchError", "BadSignatureError"),
+    "plugcharge.core.events": (
+        "Event", "BackendRequest", "Command", "SendResult", "ProtocolAgreed", "NegotiationFailed", "SessionStarted",
+        "SessionEnded", "ProtocolError", "TimerExpired", "PaymentSelected", "ContractInstallationStarted",
+        "ContractInstallationSucceeded", "ContractInstallationFailed", "AuthorizationPending",
+        "AuthorizationAccepted", "AuthorizationRejected", "ChargingStarted", "MeterValues", "ChargingStopped",
+        "SessionPaused", "SalesTariffVerified", "CertificateInstallationNeeded", "AuthorizationNeeded",
+        "MeteringReceiptReceived", "StartSession", "StopCharging", "PauseCharging",
+        "CertificateInstallationResponse", "AuthorizationResult", "RequestRenegotiation", "ChargePortLight"),
+    "plugcharge.core.v2gtp": ("V2GTPError",),
+    "plugcharge.iso2.timing": ("TimingProfile", "DEFAULT_TIMING"),
+    "plugcharge.pnc.security": ("EVSecurity", "ChargerSecurity", "WalletLike"),
+    "plugcharge.pnc.wallet": ("ContractWallet", "Contract", "ContractInfo", "OEMProvisioning", "WalletError"),
+    "plugcharge.pnc.signatures": ("sign_message", "verify_message"),
+    "plugcharge.backends.base": (
+        "Backend", "AsyncBackend", "SyncBackendAdapter", "as_async", "AuthorizeRequest", "AuthorizeResponse",
+        "Get15118EVCertificateRequest", "Get15118EVCertificateResponse", "OCSPRequestData", "pem_chain"),
+    "plugcharge.backends.simulated": ("SimulatedBackend", "IssuedContract"),
+    "plugcharge.net.transport": ("open_ev_connection", "start_charger_server", "V2GTPStream", "TransportClosed"),
+    "plugcharge.net.runner": ("run_ev", "run_charger"),
+    "plugcharge.net.sdp": ("discover_secc", "start_sdp_server", "SDPError", "SDPTimeoutError"),
+    "plugcharge.net.tls": ("server_context", "client_context", "TLSConfigError"),
+}.items():
+    _EXPORTS.update(dict.fromkeys(_names, _module))
+del _module, _names
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plugcharge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    """The public API only (``dir(plugcharge)``); submodules stay importable by name."""
+    """The public API only (``dir(plugcharge)``); the rooms stay importable by name."""
     return sorted(__all__)
+
+
+if TYPE_CHECKING:  # the same names, for type checkers
+    from .backends.base import (
+        AsyncBackend, AuthorizeRequest, AuthorizeResponse, Backend, Get15118EVCertificateRequest,
+        Get15118EVCertificateResponse, OCSPRequestData, SyncBackendAdapter, as_async, pem_chain,
+    )
+    from .backends.simulated import IssuedContract, SimulatedBackend
+    from .core.config import ChargerConfig, EVConfig, SessionStore
+    from .core.errors import (
+        BadSignatureError, DigestMismatchError, LocalProtocolError, MissingReferenceError, PlugChargeError,
+        RemoteProtocolError, SignatureError, SignatureFormatError, UnexpectedReferenceError,
+    )
+    from .core.events import (
+        AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, AuthorizationResult,
+        BackendRequest, CertificateInstallationNeeded, CertificateInstallationResponse, ChargePortLight,
+        ChargingStarted, ChargingStopped, Command, ContractInstallationFailed, ContractInstallationStarted,
+        ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues, NegotiationFailed,
+        PauseCharging, PaymentSelected, ProtocolAgreed, ProtocolError, RequestRenegotiation, SalesTariffVerified,
+        SendResult, SessionEnded, SessionPaused, SessionStarted, StartSession, StopCharging, TimerExpired,
+    )
+    from .core.protocol import ProtocolRegistry, ProtocolSpec
+    from .core.v2gtp import V2GTPError
+    from .iso2.timing import DEFAULT_TIMING, TimingProfile
+    from .net.runner import run_charger, run_ev
+    from .net.sdp import SDPError, SDPTimeoutError, discover_secc, start_sdp_server
+    from .net.tls import TLSConfigError, client_context, server_context
+    from .net.transport import TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
+    from .pnc.security import ChargerSecurity, EVSecurity, WalletLike
+    from .pnc.signatures import sign_message, verify_message
+    from .pnc.wallet import Contract, ContractInfo, ContractWallet, OEMProvisioning, WalletError
+    from .sessions import ChargerSession, EVSession, default_registry

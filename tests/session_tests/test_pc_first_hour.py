@@ -18,9 +18,9 @@ import pytest
 
 from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, session_pki
 from plugcharge.cli import build_parser, main
-from plugcharge.demo import DemoError, DemoOptions, _View, ensure_pki, run_demo
-from plugcharge.events import ContractInstallationFailed, ProtocolError, SessionEnded, TimerExpired
-from plugcharge.wallet import ContractWallet, FileOps, WalletError
+from plugcharge.cli.demo import DemoError, DemoOptions, _View, ensure_pki, run_demo
+from plugcharge.core.events import ContractInstallationFailed, ProtocolError, SessionEnded, TimerExpired
+from plugcharge.pnc.wallet import ContractWallet, FileOps, WalletError
 
 #: what an error line must never contain: exception reprs and raw parser/OS texts
 RAW = re.compile(r"Traceback|\w+Error\(|\[Errno|ParseError|\{ kind|\.tmp\b|ShortData")
