@@ -73,12 +73,12 @@ def test_help_lists_the_public_api_and_nothing_private(name: str) -> None:
         assert re.search(rf"\b{re.escape(n)}\b", body), f"help({name}) does not show {n}"
 
 
-def test_readme_first_line_names_resolve() -> None:
+def test_readme_first_line_names_resolve(tmp_path: Path) -> None:
     """The issue's acceptance line: ``import pki; pki.TrustStore; pki.verify_chain; ...``."""
     out = subprocess.run(
         [sys.executable, "-c", "import pki; pki.TrustStore; pki.verify_chain; pki.ChainValidationError; pki.Reason; "
                                "pki.VerificationCache; import plugcharge; plugcharge.EVSession; print('ok')"],
-        capture_output=True, text=True, timeout=60, env=_env())
+        capture_output=True, text=True, timeout=60, env=_env(), cwd=tmp_path)  # not the checkout: the installed packages
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
