@@ -90,12 +90,9 @@ def test_demo_with_an_unreachable_csms_falls_back_to_eim(tmp_path: Path) -> None
 
 def _spawn_csms(data: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # cwd outside the checkout: `python -m` puts the working directory first on sys.path, and the
-    # source tree there (no compiled engine in CI) would shadow the installed packages
-    data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "plugcharge", "csms", "--listen", "127.0.0.1:0", "--data-dir",
                              str(data)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=data)
+                            cwd=data.parent)  # not the checkout: `-m` would import its uncompiled sources
     deadline = time.monotonic() + 30
     assert proc.stdout is not None
     while time.monotonic() < deadline:
