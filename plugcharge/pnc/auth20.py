@@ -17,17 +17,15 @@ from __future__ import annotations
 import dataclasses
 import hmac
 from datetime import datetime
-from typing import Any, Mapping, Optional, Protocol, Sequence
-
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from typing import Any, Mapping, Optional, Sequence
 
 from ..core.codec import CodecProvider
 from ..core.errors import SignatureError
 from .certs import cert_chain, chain_certs
 from .codes20 import (
-    FAILED, FAILED_SIGNATURE_ERROR, OK, OK_CERTIFICATE_EXPIRES_SOON, WARNING_AUTHORIZATION_SELECTION_INVALID,
-    WARNING_CERTIFICATE_VALIDATION_ERROR, WARNING_CHALLENGE_INVALID, WARNING_EMSP_UNKNOWN, PnC20Error, leaf_key, chain_error,
-    contract_expires_soon,
+    FAILED, FAILED_SIGNATURE_ERROR, MAX_SUB_CERTIFICATES, OK, OK_CERTIFICATE_EXPIRES_SOON,
+    WARNING_AUTHORIZATION_SELECTION_INVALID, WARNING_CERTIFICATE_VALIDATION_ERROR, WARNING_CHALLENGE_INVALID,
+    WARNING_EMSP_UNKNOWN, Credentials20Like, PnC20Error, leaf_key, chain_error, contract_expires_soon,
 )
 from .signatures import ISO20_SUITES, sign_message, suite_for_key, verify_message
 
@@ -38,19 +36,10 @@ __all__ = [
 
 #: GenChallenge is 16 bytes (genChallengeType)
 GEN_CHALLENGE_SIZE = 16
-#: SubCertificates holds at most three certificates in -20 (SubCertificatesType)
-MAX_SUB_CERTIFICATES = 3
 
 
-class Contract20Like(Protocol):
-    """What the EV needs of a -20 contract (:class:`plugcharge.pnc.wallet.Contract` is one)."""
-
-    @property
-    def leaf(self) -> bytes: ...
-    @property
-    def sub_cas(self) -> Sequence[bytes]: ...
-    @property
-    def private_key(self) -> ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey: ...
+#: What the EV needs of a -20 contract (:class:`plugcharge.pnc.wallet.Contract` is one).
+Contract20Like = Credentials20Like
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

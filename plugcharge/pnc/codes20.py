@@ -24,7 +24,9 @@ any other                              WARNING_CertificateValidationError    WAR
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, Sequence
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 
 from ..core.errors import PlugChargeError
 
@@ -34,7 +36,8 @@ __all__ = [
     "WARNING_CERTIFICATE_VALIDATION_ERROR", "WARNING_EMSP_UNKNOWN", "WARNING_CHALLENGE_INVALID",
     "WARNING_AUTHORIZATION_SELECTION_INVALID", "WARNING_GENERAL_PNC_AUTHORIZATION_ERROR",
     "WARNING_NO_CERTIFICATE_AVAILABLE", "WARNING_NO_CONTRACT_MATCHING_PCID_FOUND",
-    "EXPIRY_WARNING_PERIOD", "PnC20Error", "chain_response_code", "chain_error", "contract_expires_soon", "leaf_key",
+    "EXPIRY_WARNING_PERIOD", "MAX_SUB_CERTIFICATES", "Credentials20Like", "PnC20Error", "chain_response_code",
+    "chain_error", "contract_expires_soon", "leaf_key",
 ]
 
 OK = "OK"
@@ -53,6 +56,8 @@ WARNING_GENERAL_PNC_AUTHORIZATION_ERROR = "WARNING_GeneralPnCAuthorizationError"
 WARNING_NO_CERTIFICATE_AVAILABLE = "WARNING_NoCertificateAvailable"
 WARNING_NO_CONTRACT_MATCHING_PCID_FOUND = "WARNING_NoContractMatchingPCIDFound"
 
+#: SubCertificates holds at most three certificates in -20 (SubCertificatesType)
+MAX_SUB_CERTIFICATES = 3
 #: The contract "expires soon" when its chain ends within 14 days [V2G20-2218].
 EXPIRY_WARNING_PERIOD = timedelta(days=14)
 
@@ -62,6 +67,19 @@ _BY_REASON = {
     "revoked": WARNING_CERTIFICATE_REVOKED,
 }
 _NO_ANCHOR = ("untrusted_root", "unknown_issuer")
+
+
+class Credentials20Like(Protocol):
+    """A certificate, its Sub-CAs (Sub-CA 2 first) and its -20 private key (secp521r1 or Ed448): a
+    contract or the OEM provisioning credentials (:class:`plugcharge.pnc.wallet.Contract` and
+    :class:`~plugcharge.pnc.wallet.OEMProvisioning` are ones)."""
+
+    @property
+    def leaf(self) -> bytes: ...
+    @property
+    def sub_cas(self) -> Sequence[bytes]: ...
+    @property
+    def private_key(self) -> ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey: ...
 
 
 class PnC20Error(PlugChargeError, ValueError):

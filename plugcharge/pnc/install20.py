@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any, Mapping, Optional, Protocol, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
-
+from cryptography.hazmat.primitives.asymmetric import ec
 from ..core.codec import CodecProvider
 from ..core.errors import SignatureError
 from .certs import cert_chain, chain_certs, common_name
 from .codes20 import (
-    FAILED, FAILED_SIGNATURE_ERROR, OK, WARNING_NO_CERTIFICATE_AVAILABLE, PnC20Error, leaf_key, chain_error,
+    FAILED, FAILED_SIGNATURE_ERROR, MAX_SUB_CERTIFICATES, OK, WARNING_NO_CERTIFICATE_AVAILABLE,
+    Credentials20Like, PnC20Error, leaf_key, chain_error,
 )
 from .signatures import ISO20_SUITES, sign_message, suite_for_key, verify_message
 
@@ -52,8 +52,6 @@ __all__ = [
 MAX_ROOT_CERTIFICATE_IDS = 20
 #: PrioritizedEMAIDs holds at most 8 eMAIDs (EMAIDListType)
 MAX_PRIORITIZED_EMAIDS = 8
-#: SubCertificates holds at most three certificates (SubCertificatesType)
-MAX_SUB_CERTIFICATES = 3
 #: dhPublicKeyType: 04 ‖ X ‖ Y of a P-521 point
 DH_PUBLIC_KEY_SIZE = 133
 #: secp521_EncryptedPrivateKeyType: IV(12) ‖ CT(66) ‖ tag(16)
@@ -62,15 +60,8 @@ _MAX_IDENTIFIER = 255  # identifierType (an eMAID of PrioritizedEMAIDs)
 _EDITION = 20
 
 
-class OEMProvisioning20Like(Protocol):
-    """The EV's -20 OEM provisioning credentials (:class:`plugcharge.pnc.wallet.OEMProvisioning`)."""
-
-    @property
-    def leaf(self) -> bytes: ...
-    @property
-    def sub_cas(self) -> Sequence[bytes]: ...
-    @property
-    def private_key(self) -> ec.EllipticCurvePrivateKey | ed448.Ed448PrivateKey: ...
+#: The EV's -20 OEM provisioning credentials (:class:`plugcharge.pnc.wallet.OEMProvisioning`).
+OEMProvisioning20Like = Credentials20Like
 
 
 def _check_subs(subs: Sequence[bytes], what: str, minimum: int = 0) -> tuple[bytes, ...]:
