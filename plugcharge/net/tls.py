@@ -67,6 +67,7 @@ __all__ = [
     "secc_chain_check",
     "peer_chain",
     "handshake_failures",
+    "V2GSSLObject",
     "server_context",
     "client_context",
     "to_pem_chain",
