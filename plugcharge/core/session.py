@@ -561,7 +561,9 @@ class ChargerSessionBase(SessionCore):
         if name not in spec.request_to_response:  # a response, or a body this protocol never sends
             self._remote_failure(Fault.FAILED, f"{name} is not a request", now)
             return
-        if name != spec.session_setup[0] and spec.session_id_of(header) != self.session_id:  # [V2G2-388]
+        # [V2G2-388], [V2G-DC-391]; before SessionSetup no SessionID is assigned, so nothing can be
+        # unknown yet: another first request is out of sequence [V2G-DC-666]
+        if self.session_id and name != spec.session_setup[0] and spec.session_id_of(header) != self.session_id:
             self.fail(name, spec.code(Fault.UNKNOWN_SESSION), "SessionID does not match this session", now, body)
             return
         if name not in spec.charger_table.get(state, {}):
