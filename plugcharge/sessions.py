@@ -4,7 +4,8 @@ package implements (:func:`default_registry`).
 Both are sans-IO (h11 style): ``receive_data(bytes, now)`` returns typed events, ``data_to_send()``
 returns bytes, ``send(command, now)`` drives them, ``get_timer()`` / ``handle_timer(now)`` apply the
 standard's timeouts.  The SupportedAppProtocol handshake picks the protocol
-(:class:`~plugcharge.core.events.ProtocolAgreed` names it); implemented today: ISO 15118-2.
+(:class:`~plugcharge.core.events.ProtocolAgreed` names it); implemented today: ISO 15118-2 and
+DIN SPEC 70121.
 
 ``timing`` takes one timer profile or several (each protocol's own type, e.g. a scaled
 :class:`plugcharge.iso2.TimingProfile` and a :class:`plugcharge.din.TimingProfile`): a profile applies
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import iso2
+from . import din, iso2
 from .core.codec import CodecProvider
 from .core.config import ChargerConfig, EVConfig, SessionStore
 from .core.protocol import ProtocolRegistry
@@ -27,8 +28,8 @@ __all__ = ["EVSession", "ChargerSession", "default_registry"]
 
 
 def default_registry() -> ProtocolRegistry:
-    """The protocols implemented in this package: ISO 15118-2 (DIN SPEC 70121 and ISO 15118-20 later)."""
-    return ProtocolRegistry([iso2.SPEC])
+    """The protocols implemented in this package: ISO 15118-2 and DIN SPEC 70121 (ISO 15118-20 later)."""
+    return ProtocolRegistry([iso2.SPEC, din.SPEC])
 
 
 class EVSession(EVSessionBase):
