@@ -163,3 +163,9 @@ class ProtocolRegistry:
             if spec.implemented(role) and spec.permits_tls(tls) and spec not in out:
                 out.append(spec)
         return out
+
+    def transports(self, protocol_ids: Sequence[str], role: str) -> frozenset[bool]:
+        """Over which transports ``protocol_ids`` can run for ``role``: ``True`` (TLS) and/or ``False``
+        (plain TCP), by the protocols' TLS policies; what a charger listens on, what an EV may ask for
+        in its SDP request."""
+        return frozenset(tls for tls in (True, False) if self.select(protocol_ids, role, tls=tls))

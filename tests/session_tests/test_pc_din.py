@@ -8,12 +8,12 @@ import pytest
 
 from _din_fixtures import NoWallet, answer, din_body, din_charger, din_ev, din_frame, din_run, rewrite, sap_frame
 from _pc_fixtures import fake_codecs, first, kinds, real_codec_status
-from plugcharge import ChargerConfig, EVConfig, EVSession, iso2
-from plugcharge.core.codec import NS_DIN, body_of, frame
+from plugcharge import EVConfig, EVSession, iso2
+from plugcharge.core.codec import NS_DIN
 from plugcharge.core.errors import LocalProtocolError
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, ChargingStarted,
-    ChargingStopped, MeterValues, PauseCharging, PaymentSelected, ProtocolAgreed, ProtocolError, SessionEnded,
+    MeterValues, PauseCharging, PaymentSelected, ProtocolAgreed, ProtocolError, SessionEnded,
     SessionStarted, StartSession, StopCharging, TimerExpired,
 )
 from plugcharge.core.fsm import CoreState

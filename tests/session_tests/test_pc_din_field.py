@@ -17,7 +17,7 @@ import pytest
 
 from _din_fixtures import din_charger, din_ev, frames
 from _pc_fixtures import kinds, real_codec_status
-from plugcharge.core.codec import NS_APP, NS_DIN, body_of, frame, from_physical, v2g_message
+from plugcharge.core.codec import NS_APP, NS_DIN, body_of, frame, from_physical
 from plugcharge.core.events import AuthorizationResult, ProtocolAgreed, SessionEnded, StartSession
 
 REAL = real_codec_status()

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from _din_fixtures import answer, din_body, din_charger, din_ev, din_frame, din_run, frames, requests, sap_frame
-from _pc_fixtures import Pump, TestBackend, fake_codecs, kinds, real_codec_status
+from _din_fixtures import din_body, din_charger, din_ev, din_frame, din_run, frames, requests, sap_frame
+from _pc_fixtures import fake_codecs, kinds, real_codec_status
 from plugcharge.core.codec import NS_DIN, body_of, frame
 from plugcharge.core.events import ProtocolError, SessionEnded, StartSession
 from plugcharge.core.fsm import CoreState
