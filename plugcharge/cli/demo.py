@@ -395,25 +395,27 @@ class _TracingStream:
 
 # ------------------------------------------------------------------------------------------ run
 def implemented_protocols() -> list[str]:
-    """The protocol ids this package runs both sides of (what ``--protocol`` may name, besides the
-    known ones that are not implemented yet)."""
-    return [s.id for s in default_registry() if s.implemented("ev") and s.implemented("charger")]
+    """The protocol ids (of :data:`~plugcharge.core.protocol.KNOWN_PROTOCOLS`) this package runs both
+    sides of: what ``--protocol`` may name (the others are known, not implemented yet)."""
+    reg = default_registry()
+    return [p for p in KNOWN_PROTOCOLS if reg.select([p], "ev") and reg.select([p], "charger")]
 
 
-def _charger_protocol(protocol: str) -> ProtocolSpec:
+def _charger_protocol(protocol: str) -> list[ProtocolSpec]:
+    """The specs the charger offers for ``protocol`` (one, or the members of a protocol family)."""
     if protocol not in KNOWN_PROTOCOLS:
         raise DemoError(f"unknown protocol {protocol!r} (known: {', '.join(KNOWN_PROTOCOLS)})")
-    spec = default_registry().get(protocol)
-    if spec is None or not (spec.implemented("ev") and spec.implemented("charger")):
+    if protocol not in implemented_protocols():
         raise DemoError(f"{KNOWN_PROTOCOLS[protocol]} sessions are not implemented in this version of plugcharge "
                         f"(use --protocol {' or --protocol '.join(implemented_protocols())})")
-    return spec
+    return default_registry().select([protocol], "charger")
 
 
-def _codec_check(codecs: Any, spec: ProtocolSpec) -> None:
+def _codec_check(codecs: Any, specs: list[ProtocolSpec]) -> None:
     try:
         provider = resolve_codecs(codecs)
-        provider(spec.namespace)
+        for spec in specs:
+            provider(spec.namespace)
         provider(NS_APP)
     except Exception as exc:  # ImportError (codec not built), UnknownNamespaceError ...
         raise DemoError(f"the EXI codec is not usable: {type(exc).__name__}: {exc}") from None
@@ -428,11 +430,12 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from ..net.tls import client_context, secc_leaf_check, server_context
     from ..net.transport import open_ev_connection, start_charger_server
 
-    spec = _charger_protocol(opts.protocol)
-    iso = opts.iso if opts.iso is not None else (20 if spec.id == "iso20" else 2)
-    if opts.ac and spec.id == "din":
+    specs = _charger_protocol(opts.protocol)
+    name = KNOWN_PROTOCOLS[opts.protocol]
+    iso = opts.iso if opts.iso is not None else (20 if opts.protocol == "iso20" else 2)
+    if opts.ac and opts.protocol == "din":
         raise DemoError("DIN SPEC 70121 charges DC only (leave out --ac)")
-    _codec_check(opts.codecs, spec)
+    _codec_check(opts.codecs, specs)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     view = _View(out, time.monotonic())
@@ -462,7 +465,7 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     store = TrustStore(pki.store_roots())
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
     charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0,
-                                protocols=(spec.id,))
+                                protocols=(opts.protocol,))
     results: asyncio.Queue = asyncio.Queue()
     mo_root = pki.cert("mo-root")
 
@@ -496,7 +499,7 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
                                  host=host, port=0)
     listening = " and ".join(f"[{host}]:{srv.port} with {'TLS' if tls else 'plain TCP'}"
                              for tls, srv in sorted(servers.items(), reverse=True))
-    view.line("operator", f"charger {charger_cfg.evse_id} ({mode}) offers {spec.name}, listening on {listening}; "
+    view.line("operator", f"charger {charger_cfg.evse_id} ({mode}) offers {name}, listening on {listening}; "
                           f"SDP on UDP [{host}]:{sdp.port}")
     summary = DemoSummary(completed=False, reason="not started")
     cctx = client_context(list(pki.store_roots()["v2g"]), iso=iso)

@@ -133,9 +133,10 @@ def test_default_offer_is_the_implemented_protocols_only_and_unchanged_on_the_wi
     ev = EVSession(EVConfig(), codecs=cp)
     # the EV offers what is implemented, in the default order (-20, -2, DIN), SchemaID and Priority
     # 1, 2, ...; a known protocol not implemented yet is left out
-    implemented = [s for s in (default_registry().get(p) for p in DEFAULT_PROTOCOLS) if s and s.implemented("ev")]
-    assert [s.id for s in implemented][-2:] == ["iso2", "din"]
-    entries = tuple((s.namespace, s.version[0], s.version[1], i, i) for i, s in enumerate(implemented, 1))
+    implemented = default_registry().select(DEFAULT_PROTOCOLS, "ev")
+    assert [s.id for s in ev.offered] == [s.id for s in implemented if s in ev.offered]
+    assert [s.id for s in ev.offered][-2:] == ["iso2", "din"]
+    entries = tuple((s.namespace, s.version[0], s.version[1], i, i) for i, s in enumerate(ev.offered, 1))
     assert ev.send(StartSession(), 0.0).data == frame(cp(NS_APP).encode(sap_req(entries)))
 
 

@@ -23,16 +23,30 @@ from plugcharge.sessions import default_registry
 
 REAL = real_codec_status()
 REGISTRY = default_registry()
-#: implemented for both roles, in the default order of preference (-20, -2, DIN)
-IMPLEMENTED = tuple(p for p in DEFAULT_PROTOCOLS if (s := REGISTRY.get(p)) and s.implemented("ev")
-                    and s.implemented("charger"))
+#: the protocol ids a configuration names (-20, -2, DIN), implemented for both roles, in the default
+#: order of preference; an id may stand for several specs (a protocol family: -20's message sets)
+IMPLEMENTED = tuple(p for p in DEFAULT_PROTOCOLS if REGISTRY.select([p], "ev") and REGISTRY.select([p], "charger"))
 ORDERS = [o for n in range(1, len(IMPLEMENTED) + 1) for o in itertools.permutations(IMPLEMENTED, n)]
 
 
-def fits(pid: str, tls: bool) -> bool:
-    """The transport rule, from the protocol's TLS policy alone."""
-    policy = REGISTRY.get(pid).tls.value  # type: ignore[union-attr]
+def config_id(spec) -> str:
+    """The configuration id a spec answers to (its family's, if it has one)."""
+    return getattr(spec, "family", "") or spec.id
+
+
+def _policy_fits(policy: str, tls: bool) -> bool:
     return policy == "optional" or (policy == "required") == tls
+
+
+def fits(pid: str, tls: bool) -> bool:
+    """The transport rule, from the TLS policies of the protocol's specs alone."""
+    return any(_policy_fits(s.tls.value, tls) for s in REGISTRY.select([pid], "ev"))
+
+
+def spec_of(entry: dict):
+    """The registered spec an AppProtocol entry names (namespace and major version)."""
+    return next(s for s in REGISTRY if (s.namespace, s.version[0]) == (entry["ProtocolNamespace"],
+                                                                         entry["VersionNumberMajor"]))
 
 
 def expected(ev_order: tuple, charger_order: tuple, tls: bool):
@@ -74,8 +88,10 @@ def test_negotiation_matrix(cp, charger_order, tls):
                             security=ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW))
         out = ev.send(StartSession(), 0.0)
         offer = cp(NS_APP).decode(out.data[8:])["supportedAppProtocolReq"]["AppProtocol"]
-        assert [(e["ProtocolNamespace"], e["Priority"], e["SchemaID"]) for e in offer] == [
-            (REGISTRY.get(p).namespace, i, i) for i, p in enumerate(ev_fit, 1)]  # type: ignore[union-attr]
+        # Priority and SchemaID 1, 2, ...; the entries grouped in the EV's order of what fits the transport
+        assert [(e["Priority"], e["SchemaID"]) for e in offer] == [(i, i) for i in range(1, len(offer) + 1)]
+        ids = [config_id(spec_of(e)) for e in offer]
+        assert sorted(set(ids), key=ids.index) == ev_fit and ids == sorted(ids, key=ev_fit.index)
         ch_events = ch.receive_data(out.data, 0.0)
         ev_events = ev.receive_data(ch.data_to_send(), 0.0)
         case = (ev_order, charger_order, tls)
@@ -85,15 +101,17 @@ def test_negotiation_matrix(cp, charger_order, tls):
             assert ev_events[-1].response_code == ch_events[-1].response_code == "Failed_NoNegotiation"
             assert ev.ended and ch.ended and ev.get_timer() is None and ch.get_timer() is None
             continue
-        spec = REGISTRY.get(agreed)
         got = first(ev_events, ProtocolAgreed)
         assert got == first(ch_events, ProtocolAgreed), case
-        assert (got.protocol, got.schema_id, got.response_code) == (agreed, ev_fit.index(agreed) + 1,
-                                                                    "OK_SuccessfulNegotiation"), case
-        assert got.plug_and_charge is spec.plug_and_charge  # type: ignore[union-attr]
-        # the EV goes on in the agreed protocol: its first request, in that protocol's namespace
-        setup = cp(spec.namespace).decode(ev.data_to_send()[8:])  # type: ignore[union-attr]
-        assert spec.unwrap(setup)[0] == spec.session_setup[0], case  # type: ignore[union-attr]
+        spec = REGISTRY.get(got.protocol)
+        assert spec is not None and config_id(spec) == agreed, case
+        # the EV's best entry of that protocol the charger takes
+        best = min(i for i, e in enumerate(offer, 1) if spec_of(e) in ch.supported)
+        assert (got.schema_id, got.response_code) == (best, "OK_SuccessfulNegotiation"), case
+        assert got.plug_and_charge is spec.plug_and_charge
+        # the EV goes on in the agreed protocol: its first request
+        setup = cp(spec.namespace).decode(ev.data_to_send()[8:])
+        assert spec.unwrap(setup)[0] == spec.session_setup[0], case
         assert not ev.ended and not ch.ended and ev.protocol is spec and ch.protocol is spec
 
 
@@ -101,8 +119,8 @@ def test_negotiation_matrix(cp, charger_order, tls):
 def test_the_priority_decides_not_the_list_order(cp, pair):
     """Entries in one order with their Priority values the other way round: the charger follows Priority."""
     first_listed, preferred = pair
-    specs = [REGISTRY.get(first_listed), REGISTRY.get(preferred)]
-    entries = [(s.namespace, s.version[0], s.version[1], 10 + i, prio)  # type: ignore[union-attr]
+    specs = [REGISTRY.select([first_listed], "charger")[0], REGISTRY.select([preferred], "charger")[0]]
+    entries = [(s.namespace, s.version[0], s.version[1], 10 + i, prio)
                for i, (s, prio) in enumerate(zip(specs, (2, 1)))]
     tls = not (fits(first_listed, False) and fits(preferred, False))
     if not (fits(first_listed, tls) and fits(preferred, tls)):
@@ -111,7 +129,7 @@ def test_the_priority_decides_not_the_list_order(cp, pair):
                         security=ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW))
     events = ch.receive_data(frame(cp(NS_APP).encode(sap_req(entries))), 0.0)
     agreed = first(events, ProtocolAgreed)
-    assert (agreed.protocol, agreed.schema_id) == (preferred, 11)
+    assert (agreed.protocol, agreed.schema_id) == (specs[1].id, 11)
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
