@@ -22,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Protocol, Sequence, Union
 
-__all__ = ["MSG", "COMM_SETUP", "SEQUENCE", "TIMER_NAMES", "SAP_REQUEST", "HandshakeTiming", "HandshakeProfile",
-           "HANDSHAKE_TIMING", "TimingArg", "given_profiles", "timing_for"]
+__all__ = ["MSG", "COMM_SETUP", "SEQUENCE", "TIMER_NAMES", "SAP_REQUEST", "HandshakeTiming", "ScaledTiming",
+           "HandshakeProfile", "HANDSHAKE_TIMING", "TimingArg", "given_profiles", "timing_for"]
 
 MSG = "msg"
 COMM_SETUP = "comm_setup"
@@ -51,28 +51,39 @@ class HandshakeTiming(Protocol):
         ...
 
 
-@dataclasses.dataclass(frozen=True)
-class HandshakeProfile:
-    """The values the core needs before a protocol is agreed, common to DIN SPEC 70121 ([V2G-DC-432]
-    sequence timer, Table 75/77), ISO 15118-2 (Tables 109/111) and -20: the SupportedAppProtocol
-    message timeout 2 s, V2G_EVCC_CommunicationSetup_Timeout 20 s, V2G_SECC_Sequence_Timeout 60 s."""
+class ScaledTiming:
+    """The :class:`HandshakeTiming` methods over a profile's fields: ``msg_timeout`` (request -> seconds,
+    2 s for any other), ``secc_sequence`` and ``scale`` (every value is multiplied by it; tests use
+    < 1); a named timer is the attribute of that name.  Mixed into each protocol's profile."""
 
-    sap_timeout: float = 2.0
-    communication_setup: float = 20.0
-    secc_sequence: float = 60.0
-    scale: float = 1.0
+    __slots__ = ()
+    msg_timeout: Any
+    secc_sequence: float
+    scale: float
 
     def message_timeout(self, request: str) -> float:
-        """The SupportedAppProtocol message timeout (every request, before agreement), scaled."""
-        return self.sap_timeout * self.scale
+        """``V2G_EVCC_Msg_Timeout`` for ``request`` (a body element name), scaled."""
+        return float(self.msg_timeout.get(request, 2.0)) * self.scale
 
     def sequence_timeout(self) -> float:
         """``V2G_SECC_Sequence_Timeout``, scaled."""
         return self.secc_sequence * self.scale
 
     def get(self, name: str) -> float:
-        """A named phase timer (attribute of this class), scaled."""
+        """A named timer (an attribute of the profile), scaled."""
         return float(getattr(self, name)) * self.scale
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandshakeProfile(ScaledTiming):
+    """The values the core needs before a protocol is agreed, common to DIN SPEC 70121 ([V2G-DC-432]
+    sequence timer, Table 75/77), ISO 15118-2 (Tables 109/111) and -20: the SupportedAppProtocol
+    message timeout 2 s, V2G_EVCC_CommunicationSetup_Timeout 20 s, V2G_SECC_Sequence_Timeout 60 s."""
+
+    msg_timeout: Any = dataclasses.field(default_factory=lambda: {SAP_REQUEST: 2.0})
+    communication_setup: float = 20.0
+    secc_sequence: float = 60.0
+    scale: float = 1.0
 
 
 HANDSHAKE_TIMING = HandshakeProfile()

@@ -18,6 +18,8 @@ import dataclasses
 from types import MappingProxyType
 from typing import Mapping
 
+from ..core.timers import ScaledTiming
+
 __all__ = ["EVCC_MSG_TIMEOUT", "TIMERS", "TimingProfile", "DEFAULT_TIMING"]
 
 #: Table 75, ``V2G_EVCC_Msg_Timeout`` per request: the EVCC stops the session when the response has
@@ -53,8 +55,10 @@ TIMERS: Mapping[str, tuple[float, str]] = MappingProxyType({
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class TimingProfile:
-    """The DIN timer values one session uses.  ``scale`` multiplies every value (tests use < 1)."""
+class TimingProfile(ScaledTiming):
+    """The DIN timer values one session uses.  ``scale`` multiplies every value (tests use < 1);
+    ``message_timeout``, ``sequence_timeout`` and ``get`` come from
+    :class:`~plugcharge.core.timers.ScaledTiming`."""
 
     msg_timeout: Mapping[str, float] = dataclasses.field(default_factory=lambda: EVCC_MSG_TIMEOUT)
     communication_setup: float = TIMERS["V2G_EVCC_CommunicationSetup_Timeout"][0]
@@ -67,18 +71,6 @@ class TimingProfile:
     #: ReadyToCharge timeout, so the EV learns the outcome).
     secc_authorization: float = 140.0
     scale: float = 1.0
-
-    def message_timeout(self, request: str) -> float:
-        """``V2G_EVCC_Msg_Timeout`` for ``request`` (a body element name), scaled."""
-        return self.msg_timeout.get(request, 2.0) * self.scale
-
-    def sequence_timeout(self) -> float:
-        """``V2G_SECC_Sequence_Timeout``, scaled."""
-        return self.secc_sequence * self.scale
-
-    def get(self, name: str) -> float:
-        """A named timer (attribute name of this class), scaled."""
-        return float(getattr(self, name)) * self.scale
 
 
 DEFAULT_TIMING = TimingProfile()

@@ -3,11 +3,28 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from _pc_fixtures import NOW, Pump, TestBackend, codecs, trust_store
+import pytest
+
+from _pc_fixtures import NOW, Pump, TestBackend, codecs, fake_codecs, real_codec_status, trust_store
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.codec import NS_APP, NS_DIN, body_of, frame, v2g_message
 from plugcharge.core.handshake import sap_req
 from plugcharge.din import TimingProfile
+
+REAL = real_codec_status()
+#: skip where the real EXI codec does not work (then only the JSON fake runs)
+needs_real = pytest.mark.skipif(REAL is not None, reason=str(REAL))
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=needs_real)])
+def cp(request: Any) -> Any:
+    """The codec provider a test runs on: the JSON fake, and the real EXI codec when it works."""
+    if request.param == "fake":
+        return fake_codecs
+    import exi
+
+    return exi.get_codec
+
 
 #: The EV's DIN entry in supportedAppProtocolReq.
 DIN_OFFER = ((NS_DIN, 2, 0, 1, 1),)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from _din_fixtures import NoWallet, answer, din_body, din_charger, din_ev, din_frame, din_run, rewrite, sap_frame
-from _pc_fixtures import fake_codecs, first, kinds, real_codec_status
+from _din_fixtures import cp  # noqa: F401 (a fixture)
+from _din_fixtures import REAL, NoWallet, answer, din_body, din_charger, din_ev, din_frame, din_run, rewrite, sap_frame
+from _pc_fixtures import fake_codecs, first, kinds
 from plugcharge import EVConfig, EVSession, iso2
 from plugcharge.core.codec import NS_DIN
 from plugcharge.core.errors import LocalProtocolError
@@ -25,16 +26,8 @@ from plugcharge.din.states import (
 )
 from plugcharge.din.timing import EVCC_MSG_TIMEOUT, TIMERS
 
-REAL = real_codec_status()
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 def ended(events) -> SessionEnded:

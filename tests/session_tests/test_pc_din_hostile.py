@@ -10,27 +10,19 @@ import random
 
 import pytest
 
-from _din_fixtures import din_body, din_charger, din_ev, din_frame, din_run, frames, requests, sap_frame
-from _pc_fixtures import fake_codecs, kinds, real_codec_status
+from _din_fixtures import cp  # noqa: F401 (a fixture)
+from _din_fixtures import din_body, din_charger, din_ev, din_frame, din_run, frames, needs_real, requests, sap_frame
+from _pc_fixtures import fake_codecs, kinds
 from plugcharge.core.codec import NS_DIN, body_of, frame
 from plugcharge.core.events import ProtocolError, SessionEnded, StartSession
 from plugcharge.core.fsm import CoreState
 from plugcharge.din.states import CHARGER_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState
 
-REAL = real_codec_status()
-needs_real = pytest.mark.skipif(REAL is not None, reason=str(REAL))
 SEED = int(os.environ.get("PLUGCHARGE_FUZZ_SEED", "70121"))
 #: every charger state, in the order a session passes them
 STATES = [s for s in ChargerState]
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=needs_real)])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 def ended(events) -> SessionEnded:

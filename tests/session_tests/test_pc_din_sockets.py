@@ -9,8 +9,9 @@ import asyncio
 
 import pytest
 
+from _din_fixtures import cp  # noqa: F401 (a fixture)
 from _din_fixtures import din_charger, din_ev, din_frame, requests, sap_frame
-from _pc_fixtures import NOW, fake_codecs, first, kinds, real_codec_status, session_pki
+from _pc_fixtures import NOW, first, kinds, session_pki
 from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge.core.codec import NS_APP, NS_DIN, body_of
 from plugcharge.core.events import (
@@ -23,16 +24,8 @@ from plugcharge.net.transport import open_ev_connection, start_charger_server
 from plugcharge.sessions import default_registry
 
 HOST = loopback_host()
-REAL = real_codec_status()
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 def go(coro, limit: float = 30.0):
