@@ -177,3 +177,63 @@ def test_our_ev_survives_a_hostile_charger_over_tcp(cp):
     events = go(main())
     assert first(events, ProtocolAgreed).protocol == "din"
     assert isinstance(events[-1], SessionEnded) and events[-1].reason == "protocol_error"
+
+
+@pytest.mark.parametrize("asked", [Security.NO_TLS, Security.TLS])
+def test_a_charger_speaking_iso2_and_din_answers_the_security_asked_for(tmp_path, cp, asked):
+    """The charger listens on TLS (ISO-2 Plug & Charge) and on TCP (DIN, ISO-2 without TLS) and its SDP
+    server answers what the EV asks for: a DIN-only EV asking for no TLS charges with DIN over TCP, an
+    EV with a contract asking for TLS charges with ISO-2 Plug & Charge over TLS."""
+    import dataclasses
+
+    from _pc_fixtures import make_wallet, trust_store, v2g_roots
+    from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+    from plugcharge.net.tls import client_context, secc_leaf_check, server_context
+
+    p = session_pki()
+    config = ChargerConfig(protocols=("iso2", "din"), energy_modes=("DC_extended",))
+    assert default_registry().transports(config.protocols, "charger") == {True, False}
+
+    async def main():
+        done: asyncio.Queue = asyncio.Queue()
+
+        async def handler(stream):
+            ch = ChargerSession(dataclasses.replace(config, tls=stream.tls), codecs=cp,
+                                security=ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW))
+            done.put_nowait(await run_charger(stream, ch, backend, id_token="RFID-70121"))
+
+        backend = _backend(cp)
+        backend.register_pcid(p.pcid, p.emaid)  # the eMSP of the wallet's contract
+        sctx = server_context([p.cert("secc-leaf"), p.cert("cpo-sub2"), p.cert("cpo-sub1")], p.key("secc-leaf"))
+        tls_server = await start_charger_server(handler, HOST, 0, ssl_context=sctx)
+        tcp_server = await start_charger_server(handler, HOST, 0)
+        sdp = await start_sdp_server(make_responder(HOST, tls_port=tls_server.port, tcp_port=tcp_server.port),
+                                     loopback=True, host=HOST, port=0)
+        try:
+            async with tls_server, tcp_server:
+                resp = await discover_secc(SDPRequest(security=asked), loopback=True, host=HOST, port=sdp.port,
+                                           timeout=0.25, max_requests=8)
+                tls = resp.security is Security.TLS
+                assert resp.security is asked and resp.port == (tls_server.port if tls else tcp_server.port)
+                stream = await open_ev_connection(resp.host, resp.port,
+                                                  ssl_context=client_context(list(v2g_roots())) if tls else None,
+                                                  verify_peer=secc_leaf_check if tls else None)
+                if tls:
+                    ev = EVSession(EVConfig(tls=True, charge_loops=1), codecs=cp, security=EVSecurity(
+                        wallet=make_wallet(tmp_path / "w", contract=True), v2g_roots=v2g_roots(),
+                        wall_clock=lambda: NOW))
+                else:
+                    ev = din_ev(cp, protocols=("din",), tls=False, charge_loops=1, poll_interval=0.05)
+                ev_events = await run_ev(stream, ev)
+                return ev_events, await asyncio.wait_for(done.get(), 10)
+        finally:
+            sdp.close()
+
+    ev_events, charger_events = go(main())
+    agreed = first(ev_events, ProtocolAgreed)
+    payment = first(ev_events, PaymentSelected)
+    if asked is Security.TLS:
+        assert (agreed.protocol, payment.option) == ("iso2", "Contract")
+    else:
+        assert (agreed.protocol, payment.option) == ("din", "ExternalPayment")
+    assert (ev_events[-1].reason, charger_events[-1].reason) == ("finished", "finished"), (ev_events, charger_events)
