@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iso", type=int, choices=(2, 20), help="edition (default: both)")
     p.add_argument("--algorithm", choices=("secp521r1", "ed448"),
                    help="ISO 15118-20 key algorithm (default secp521r1; ISO 15118-2 is always secp256r1)")
+    p.add_argument("--oem-provisioning-algorithm", choices=("secp521r1", "ed448"),
+                   help="-20 key algorithm of the OEM provisioning leaf only (default: --algorithm); an Ed448 PKI "
+                        "that installs contracts needs secp521r1 here (the contract-key transport agrees keys on it)")
     p.add_argument("--seed", type=int, help="derive keys and serials from this seed; with --at too, the output is "
                                             "byte-identical from run to run")
     p.add_argument("--at", type=_parse_time, help="reference time (ISO 8601, default now; without a zone: UTC); "
@@ -71,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: {text}", file=sys.stderr)
         return 2
 
-    if args.algorithm and args.iso == 2:
-        return error(f"--algorithm {args.algorithm} applies to ISO 15118-20 only (ISO 15118-2 keys are secp256r1); "
-                     "leave it out or use --iso 20")
+    for option, value in (("--algorithm", args.algorithm), ("--oem-provisioning-algorithm", args.oem_provisioning_algorithm)):
+        if value and args.iso == 2:
+            return error(f"{option} {value} applies to ISO 15118-20 only (ISO 15118-2 keys are secp256r1); "
+                         "leave it out or use --iso 20")
     if args.directory.exists() and not args.directory.is_dir():
         return error(f"{args.directory} exists and is not a directory")
     existing = _existing(args.directory)
@@ -89,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for iso in variants:
             algorithm = args.algorithm if iso == 20 else None
-            pki = issue_test_pki(iso, seed=args.seed, now=now, emaid=args.emaid, pcid=args.pcid, algorithm=algorithm)
+            oem_algorithm = args.oem_provisioning_algorithm if iso == 20 else None
+            pki = issue_test_pki(iso, seed=args.seed, now=now, emaid=args.emaid, pcid=args.pcid, algorithm=algorithm,
+                                 oem_provisioning_algorithm=oem_algorithm)
             manifest = pki.write(args.directory / f"iso{iso}")
             index[f"iso{iso}"] = str(manifest.relative_to(args.directory))
             print(f"ISO 15118-{iso} ({pki.algorithm}): {len(pki.certificates)} certificates -> {manifest.parent}")

@@ -270,8 +270,8 @@ def test_demo_setup_errors_use_the_common_form(tmp_path: Path) -> None:
     assert code == 2
     one_sentence(err)
     assert str(blocker / "d") in err and "--data-dir" in err
-    with pytest.raises(DemoError):
-        run_demo(DemoOptions(data_dir=tmp_path / "x", iso=20), lambda line: None)
+    with pytest.raises(DemoError, match="cannot create the data directory"):
+        run_demo(DemoOptions(data_dir=blocker / "x"), lambda line: None)
 
 
 def test_an_unreadable_wallet_file_is_named_with_what_is_wrong(installed: Path) -> None:
