@@ -27,6 +27,8 @@ def test_algorithm_with_iso_2_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     assert err == ("python -m pki issue-test-pki: error: --algorithm ed448 applies to ISO 15118-20 only "
                    "(ISO 15118-2 keys are secp256r1); leave it out or use --iso 20\n")
     assert not (tmp_path / "a").exists()
+    assert cli_main(["issue-test-pki", str(tmp_path / "a"), "--iso", "2", "--oem-provisioning-algorithm", "secp521r1"]) == 2
+    assert "--oem-provisioning-algorithm secp521r1 applies to ISO 15118-20 only" in capsys.readouterr().err
     # without --iso both editions are written and the algorithm is the -20 one's
     assert cli_main(["issue-test-pki", str(tmp_path / "b"), "--algorithm", "ed448", "--seed", "1"]) == 0
     assert "ed448" in (tmp_path / "b" / "iso20" / "manifest.json").read_text()
