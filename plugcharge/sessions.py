@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import iso2
+from . import iso2, iso20
 from .core.codec import CodecProvider
 from .core.config import ChargerConfig, EVConfig, SessionStore
 from .core.protocol import ProtocolRegistry
@@ -22,8 +22,9 @@ __all__ = ["EVSession", "ChargerSession", "default_registry"]
 
 
 def default_registry() -> ProtocolRegistry:
-    """The protocols implemented in this package: ISO 15118-2 (DIN SPEC 70121 and ISO 15118-20 later)."""
-    return ProtocolRegistry([iso2.SPEC])
+    """The protocols implemented in this package: ISO 15118-20 (DC and AC message sets, family
+    ``"iso20"``) and ISO 15118-2 (DIN SPEC 70121 later)."""
+    return ProtocolRegistry([*iso20.SPECS, iso2.SPEC])
 
 
 class EVSession(EVSessionBase):

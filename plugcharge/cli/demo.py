@@ -389,7 +389,8 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     op_backend = _OperatorBackend(backend, view)
     store = TrustStore(pki.store_roots())
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
-    charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0)
+    charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0,
+                                protocols=("iso2",))
     results: asyncio.Queue = asyncio.Queue()
     mo_root = pki.cert("mo-root")
 
@@ -430,7 +431,8 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
                 view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate "
                                 f"{leaf.subject.rfc4514_string()} verified against the V2G root")
                 ev = EVSession(EVConfig(energy_mode=mode, charge_loops=opts.loops, loop_interval=opts.loop_interval,
-                                        poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0),
+                                        poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0,
+                                        protocols=("iso2",)),
                                codecs=opts.codecs,
                                # ContractWallet is the WalletLike (its frozen records vs the Protocol's
                                # settable attributes is a mypy-only mismatch)

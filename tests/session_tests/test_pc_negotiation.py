@@ -129,8 +129,12 @@ def test_default_offer_is_the_implemented_protocols_only_and_unchanged_on_the_wi
     cp = exi.get_codec if cp == "real" else cp
     assert DEFAULT_PROTOCOLS == ("iso20", "iso2", "din")
     ev = EVSession(EVConfig(), codecs=cp)
-    # -20 and DIN are known but not implemented: only ISO-2 is offered, as SchemaID 1, Priority 1,
-    # byte for byte the request the EV sent before the protocols were configurable
+    # DIN is known but not implemented; -20 is offered with the message set of the EV's energy mode
+    # (DC_extended: urn:iso:std:iso:15118:-20:DC 1.0) before ISO-2
+    assert ev.send(StartSession(), 0.0).data == frame(cp(NS_APP).encode(sap_req((
+        ("urn:iso:std:iso:15118:-20:DC", 1, 0, 1, 1), (NS_ISO2, 2, 0, 2, 2)))))
+    # an ISO-2 only EV sends byte for byte the request the EV sent before the protocols were configurable
+    ev = EVSession(EVConfig(protocols=("iso2",)), codecs=cp)
     assert ev.send(StartSession(), 0.0).data == frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),))))
 
 
