@@ -4,7 +4,11 @@
 :class:`SimulatedBackend` knows PCIDs (:meth:`~SimulatedBackend.register_pcid`), issues a fresh
 contract for a known PCID (CertificateInstallationReq signed by that PCID's OEM provisioning key),
 renews contracts (CertificateUpdateReq signed by the old contract key), revokes and cancels
-contracts, and authorises eMAIDs with full chain validation.  It implements
+contracts, and authorises eMAIDs with full chain validation.  It also keeps a contract pool
+(:meth:`~SimulatedBackend.activate`: the newest pooled contract of a PCID is delivered), answers
+OCSP requests for the certificates it knows (:meth:`~SimulatedBackend.certificate_status`) and can
+save and load its registry (:meth:`~SimulatedBackend.export_state`); the test CSMS
+(:mod:`plugcharge.backends.csms`) serves it over OCPP.  It implements
 :class:`plugcharge.backends.base.Backend`.
 """
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 from typing import Any, Callable, Mapping, Optional
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ..core.codec import body_of, resolve_codecs, v2g_message
 from ..core.errors import PlugChargeError, SignatureError
@@ -23,10 +28,10 @@ from ..pnc.certs import cert_chain, chain_certs, normalize_emaid, utcnow
 from ..pnc.signatures import sign_message, verify_message
 from .base import (
     ISO2_SCHEMA_VERSION, AuthorizeRequest, AuthorizeResponse, Get15118EVCertificateRequest,
-    Get15118EVCertificateResponse, der_chain_from_pem,
+    Get15118EVCertificateResponse, OCSPRequestData, der_chain_from_pem,
 )
 
-__all__ = ["IssuedContract", "SimulatedBackend", "ResponseBuilder"]
+__all__ = ["IssuedContract", "SimulatedBackend", "ResponseBuilder", "derive_emaid"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +51,11 @@ class IssuedContract:
         """Serial number of the contract certificate."""
         return x509.load_der_x509_certificate(self.leaf).serial_number
 
+    @property
+    def issued_at(self) -> dt.datetime:
+        """The issuing time (the test PKI sets notBefore one day earlier)."""
+        return _not_before(self.leaf) + dt.timedelta(days=1)
+
 
 #: Builds the signed CertificateInstallationRes/UpdateRes EXI for an issued contract:
 #: ``(request message dict, action, contract, receiver public key) -> EXI bytes``.
@@ -53,9 +63,13 @@ ResponseBuilder = Callable[[Mapping[str, Any], str, IssuedContract, Any], bytes]
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str) -> None:
+    """A refused installation/update; ``code`` is the ISO ResponseCode when the refusal is the
+    eMSP's business (no contract for this car, contract cancelled) rather than a broken request."""
+
+    def __init__(self, reason: str, code: Optional[str] = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class SimulatedBackend:
@@ -81,10 +95,19 @@ class SimulatedBackend:
         self._pcids: dict[str, str] = {}
         self._id_tokens: set[str] = set()
         self._revoked_serials: set[int] = set()
+        self._revoked_at: dict[int, dt.datetime] = {}
         self._cancelled: set[str] = set()
         self.issued: list[IssuedContract] = []
         #: when set, every installation/update fails with this reason (demo of the fallback)
         self.fail_installations: Optional[str] = None
+        #: answer the eMSP's refusals (unknown PCID: FAILED_NoCertificateAvailable, cancelled:
+        #: FAILED_ContractCanceled) as OCPP ``Accepted`` with an EXI CertificateInstallationRes /
+        #: UpdateRes carrying that code, so the EV learns why (what a CSMS does); default: ``Failed``
+        self.exi_refusals = False
+        #: contracts the eMSP prepared at activation, by PCID (newest last): the contract pool
+        self.pool: dict[str, list[IssuedContract]] = {}
+        #: the contract the last accepted installation/update delivered
+        self.last_delivered: Optional[IssuedContract] = None
         self._id_counter = 0
 
     def __repr__(self) -> str:
@@ -122,19 +145,140 @@ class SimulatedBackend:
         self.issued.append(contract)
         return contract
 
+    def activate(self, pcid: str, emaid: Optional[str] = None, *, now: dt.datetime | None = None) -> IssuedContract:
+        """The driver activated Plug & Charge with the eMSP for ``pcid``: register it (with
+        ``emaid``, else the eMAID it already has, else one derived from the PCID) and put a new
+        contract into the pool; the next installation for this PCID delivers the newest pooled
+        contract that is not revoked (newest wins)."""
+        from pki.profiles import is_valid_pcid
+
+        if not is_valid_pcid(pcid):
+            raise ValueError(f"not a valid PCID: {pcid!r}")
+        self.register_pcid(pcid, emaid or self._pcids.get(pcid) or derive_emaid(pcid))
+        at = now or self.clock()
+        if self.pool.get(pcid):  # strictly newer than the last one (certificate times have seconds)
+            at = max(at, self.pool[pcid][-1].issued_at + dt.timedelta(seconds=1))
+        contract = self._issue(self._pcids[pcid], pcid, at)
+        self.pool.setdefault(pcid, []).append(contract)
+        return contract
+
+    def pooled_contract(self, pcid: str) -> Optional[IssuedContract]:
+        """The newest contract in the pool for ``pcid`` that is not revoked, if any."""
+        emaid = self._pcids.get(pcid)
+        for c in reversed(self.pool.get(pcid, ())):
+            if c.serial not in self._revoked_serials and emaid is not None and normalize_emaid(c.emaid) == normalize_emaid(emaid):
+                return c
+        return None
+
     def revoke(self, emaid: str) -> int:
         """Revoke every contract certificate issued for ``emaid``; returns how many."""
         serials = {c.serial for c in self.issued if normalize_emaid(c.emaid) == normalize_emaid(emaid)}
-        self._revoked_serials |= serials
+        for serial in serials - self._revoked_serials:
+            self.revoke_serial(serial)
         return len(serials)
 
     def revoke_serial(self, serial: int) -> None:
         """Revoke one certificate by serial number."""
         self._revoked_serials.add(serial)
+        self._revoked_at.setdefault(serial, self.clock())
 
     def cancel_contract(self, emaid: str) -> None:
         """The eMSP ended the contract: Authorize answers ContractCancelled."""
         self._cancelled.add(normalize_emaid(emaid))
+
+    # -- OCSP (GetCertificateStatus) ----------------------------------------------------
+    def certificate_status(self, data: OCSPRequestData) -> tuple[str, bytes, Optional[str]]:
+        """OCSP responder for the certificates this backend knows (the test PKI's and the contracts
+        it issued): ``("Accepted", DER OCSPResponse, None)`` with status good or revoked, signed by
+        the certificate's issuer (RFC 6960 §4.2.2.2), else ``("Failed", b"", reason)``."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.x509 import ocsp
+
+        from pki.ocsp import cert_id
+
+        algorithm = data.hash_algorithm.lower()
+        if algorithm not in ("sha256", "sha384", "sha512"):
+            return "Failed", b"", f"unsupported hashAlgorithm {data.hash_algorithm}"
+        try:
+            serial = int(data.serial_number, 16)
+        except ValueError:
+            return "Failed", b"", "serialNumber is not hex"
+        by_role = {role: self.pki.cert(role) for role in self.pki.roles}
+        candidates = [c.leaf for c in self.issued] + list(by_role.values())
+        for der in candidates:
+            cert = x509.load_der_x509_certificate(der)
+            if cert.serial_number != serial:
+                continue
+            for role, issuer_der in by_role.items():
+                issuer = x509.load_der_x509_certificate(issuer_der)
+                if issuer.subject != cert.issuer:
+                    continue
+                cid = cert_id(der, issuer_der, hash_algorithm=algorithm)
+                if (cid.issuer_name_hash.hex(), cid.issuer_key_hash.hex()) != (
+                        data.issuer_name_hash.lower(), data.issuer_key_hash.lower()):
+                    continue
+                now = self.clock()
+                revoked = serial in self._revoked_serials
+                hash_cls: Callable[[], hashes.HashAlgorithm] = {
+                    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[algorithm]
+                builder = ocsp.OCSPResponseBuilder().add_response(
+                    cert=cert, issuer=issuer, algorithm=hash_cls(),
+                    cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+                    this_update=now - dt.timedelta(minutes=1), next_update=now + dt.timedelta(days=1),
+                    revocation_time=self._revoked_at.get(serial, now) if revoked else None,
+                    revocation_reason=x509.ReasonFlags.cessation_of_operation if revoked else None,
+                ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+                key = self.pki.key(role)
+                signed = builder.sign(key, None if not hasattr(key, "curve") else hashes.SHA256())
+                return "Accepted", signed.public_bytes(serialization.Encoding.DER), None
+        return "Failed", b"", "certificate unknown to this responder"
+
+    # -- persistence ----------------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """The eMSP's registry as JSON-able data (PCIDs, tokens, revocations, issued contracts;
+        the keys of pooled contracts as PKCS#8 PEM: keep the file private)."""
+        pooled = {id(c) for cs in self.pool.values() for c in cs}
+
+        def contract(c: IssuedContract) -> dict[str, Any]:
+            out: dict[str, Any] = {"emaid": c.emaid, "pcid": c.pcid, "leaf": base64.b64encode(c.leaf).decode(),
+                                   "sub_cas": [base64.b64encode(d).decode() for d in c.sub_cas],
+                                   "pooled": id(c) in pooled}
+            if id(c) in pooled and c.private_key is not None:
+                out["key"] = c.private_key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption()).decode("ascii")
+            return out
+
+        return {"version": 1, "pcids": dict(self._pcids), "id_tokens": sorted(self._id_tokens),
+                "revoked": {format(s, "x"): self._revoked_at.get(s, self.clock()).isoformat()
+                            for s in sorted(self._revoked_serials)},
+                "cancelled": sorted(self._cancelled), "issued": [contract(c) for c in self.issued]}
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the registry with :meth:`export_state`'s data; raises ValueError when malformed."""
+        try:
+            if state.get("version") != 1:
+                raise ValueError(f"unsupported state version {state.get('version')!r}")
+            pcids = {str(k): str(v) for k, v in dict(state["pcids"]).items()}
+            tokens = {str(t) for t in state["id_tokens"]}
+            revoked_at = {int(k, 16): dt.datetime.fromisoformat(v) for k, v in dict(state["revoked"]).items()}
+            cancelled = {str(e) for e in state["cancelled"]}
+            issued: list[IssuedContract] = []
+            pool: dict[str, list[IssuedContract]] = {}
+            for d in state["issued"]:
+                key = serialization.load_pem_private_key(d["key"].encode("ascii"), None) if d.get("key") else None
+                c = IssuedContract(str(d["emaid"]), d.get("pcid"), base64.b64decode(d["leaf"]),
+                                   tuple(base64.b64decode(x) for x in d["sub_cas"]), key)
+                issued.append(c)
+                if d.get("pooled") and c.pcid:
+                    if key is None:
+                        raise ValueError(f"pooled contract {c.emaid} has no key")
+                    pool.setdefault(c.pcid, []).append(c)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"malformed backend state: {type(exc).__name__}: {exc}") from None
+        self._pcids, self._id_tokens, self._cancelled = pcids, tokens, cancelled
+        self._revoked_at, self._revoked_serials = revoked_at, set(revoked_at)
+        self.issued, self.pool = issued, pool
 
     # -- Authorize ----------------------------------------------------------------------
     def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
@@ -183,6 +327,10 @@ class SimulatedBackend:
             return AuthorizeResponse("Unknown", "Accepted")
         return AuthorizeResponse("Accepted", "Accepted")
 
+    def knows_emaid(self, emaid: str) -> bool:
+        """True when the eMSP assigned or issued ``emaid`` (compared without '-', case-insensitive)."""
+        return self._known_emaid(emaid)
+
     def _known_emaid(self, emaid: str) -> bool:
         n = normalize_emaid(emaid)
         return any(normalize_emaid(e) == n for e in self._pcids.values()) or any(normalize_emaid(c.emaid) == n for c in self.issued)
@@ -190,6 +338,7 @@ class SimulatedBackend:
     # -- Get15118EVCertificate ----------------------------------------------------------
     def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
         """Handle CertificateInstallationReq (``Install``) or CertificateUpdateReq (``Update``)."""
+        message: Optional[Mapping[str, Any]] = None
         try:
             if request.iso15118_schema_version != ISO2_SCHEMA_VERSION:
                 raise _Refused(f"unsupported schema {request.iso15118_schema_version}")
@@ -204,11 +353,16 @@ class SimulatedBackend:
             try:
                 exi_res = self._builder(message, request.action, contract, receiver_key)
             except (ValueError, PlugChargeError) as exc:  # EXI/signature/key-transport problems
-                self.issued.remove(contract)
+                if not any(contract is c for cs in self.pool.values() for c in cs):
+                    self.issued.remove(contract)
                 raise _Refused(f"response could not be built: {exc}") from None
         except _Refused as exc:
             logger.info("backend: %s refused: %s", request.action, exc.reason)
+            if self.exi_refusals and exc.code is not None and message is not None:
+                return Get15118EVCertificateResponse("Accepted", base64.b64encode(
+                    self._failure_response(message, request.action, exc.code)).decode("ascii"), exc.reason)
             return Get15118EVCertificateResponse("Failed", "", exc.reason)
+        self.last_delivered = contract
         return Get15118EVCertificateResponse("Accepted", base64.b64encode(exi_res).decode("ascii"))
 
     def _codec(self, ns: str) -> Any:
@@ -254,10 +408,16 @@ class SimulatedBackend:
         self._verify_signature(message, oem_leaf)
         pcid = verified.pcid or ""
         if pcid not in self._pcids:
-            raise _Refused(f"unknown PCID {pcid}")
+            raise _Refused(f"unknown PCID {pcid}", "FAILED_NoCertificateAvailable")
         if normalize_emaid(self._pcids[pcid]) in self._cancelled:
-            raise _Refused("contract cancelled")
-        return self._issue(self._pcids[pcid], pcid, None), x509.load_der_x509_certificate(oem_leaf).public_key()
+            raise _Refused("contract cancelled", "FAILED_ContractCanceled")
+        receiver = x509.load_der_x509_certificate(oem_leaf).public_key()
+        if self.pool.get(pcid):
+            pooled = self.pooled_contract(pcid)
+            if pooled is None:
+                raise _Refused(f"no valid contract in the pool for PCID {pcid}", "FAILED_NoCertificateAvailable")
+            return pooled, receiver
+        return self._issue(self._pcids[pcid], pcid, None), receiver
 
     def _update(self, message: Mapping[str, Any]) -> tuple[IssuedContract, Any]:
         from pki.errors import ChainValidationError
@@ -279,11 +439,32 @@ class SimulatedBackend:
         if claimed is not None and normalize_emaid(str(claimed)) != normalize_emaid(emaid):
             raise _Refused("eMAID does not match the contract certificate")
         if x509.load_der_x509_certificate(leaf).serial_number in self._revoked_serials:
-            raise _Refused("old contract revoked")
+            raise _Refused("old contract revoked", "FAILED_CertificateRevoked")
         if normalize_emaid(emaid) in self._cancelled or not self._known_emaid(emaid):
-            raise _Refused("contract unknown or cancelled")
+            raise _Refused("contract unknown or cancelled", "FAILED_ContractCanceled")
         pcid = next((p for p, e in self._pcids.items() if normalize_emaid(e) == normalize_emaid(emaid)), None)
-        return self._issue(emaid, pcid, None), x509.load_der_x509_certificate(leaf).public_key()
+        receiver = x509.load_der_x509_certificate(leaf).public_key()
+        old_serial = x509.load_der_x509_certificate(leaf).serial_number
+        if pcid is not None and self.pool.get(pcid):
+            # a newer contract the eMSP pooled (a second activation) wins over a fresh one
+            pooled = self.pooled_contract(pcid)
+            if pooled is not None and pooled.serial != old_serial and _not_before(pooled.leaf) >= _not_before(leaf):
+                return pooled, receiver
+            fresh = self._issue(emaid, pcid, None)
+            self.pool[pcid].append(fresh)
+            return fresh, receiver
+        return self._issue(emaid, pcid, None), receiver
+
+    def _failure_response(self, request: Mapping[str, Any], action: str, code: str) -> bytes:
+        """An unsigned CertificateInstallationRes/UpdateRes carrying ``code`` (the schema's
+        mandatory elements filled with placeholders; the EV stops at the FAILED code)."""
+        _, _, header = body_of(request)
+        body = {"ResponseCode": code, "SAProvisioningCertificateChain": {"Certificate": b"\x00"},
+                "ContractSignatureCertChain": {"Id": "id1", "Certificate": b"\x00"},
+                "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": bytes(48)},
+                "DHpublickey": {"Id": "id3", "value": bytes(65)}, "eMAID": {"Id": "id4", "value": "ZZ00000000000000"[:15]}}
+        name = "CertificateInstallationRes" if action == "Install" else "CertificateUpdateRes"
+        return self._codec(ISO2_SCHEMA_VERSION).encode(v2g_message(header.get("SessionID", b"\x00"), name, body))
 
     def _next_ids(self) -> list[str]:
         self._id_counter += 1
@@ -310,3 +491,17 @@ class SimulatedBackend:
         message = v2g_message(header.get("SessionID", b"\x00"), name, body)
         sign_message(message, self.pki.key("cps-leaf"), codecs=self.codecs)
         return self._codec(ISO2_SCHEMA_VERSION).encode(message)
+
+
+def _not_before(der: bytes) -> dt.datetime:
+    return x509.load_der_x509_certificate(der).not_valid_before_utc
+
+
+
+def derive_emaid(pcid: str, provider: str = "DEPLG") -> str:
+    """A stable eMAID for a PCID (``provider`` = country + provider id, then ``C`` and 9 characters
+    derived from the PCID), for an eMSP that assigns eMAIDs itself."""
+    import hashlib
+
+    digest = hashlib.sha256(pcid.encode("utf-8")).hexdigest().upper()
+    return f"{provider}C{digest[:9]}"

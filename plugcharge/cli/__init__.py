@@ -2,13 +2,15 @@
 
 Subcommands::
 
-    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--iso 2]
+    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--iso 2] [--csms [URL]]
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
+    plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID | list
 
 The data directory defaults to ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``; the EV wallet
 lives in its ``wallet/`` folder, the demo's test PKI in ``pki/``.  Each command is a module of this
-package (:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`)
+package (:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`,
+:mod:`~plugcharge.cli.csms`)
 with ``register(subparsers)`` and ``run(args, out, err)``.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import demo, pcid, wallet
+from . import csms, demo, pcid, wallet
 
 __all__ = ["main", "build_parser"]
 
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plugcharge", description="ISO 15118 Plug & Charge: demo session, EV contract wallet.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages (INFO) to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, wallet, pcid):
+    for command in (demo, wallet, pcid, csms):
         command.register(sub)
     return parser
 

@@ -50,7 +50,8 @@ from ..pnc.wallet import ContractWallet
 
 __all__ = [
     "register", "run",
-    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DemoError", "DemoOptions", "DemoSummary",
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions",
+    "DemoSummary",
     "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
 ]
 
@@ -58,6 +59,8 @@ __all__ = [
 DEMO_EMAID = "DEPLGCDEMO00001"
 #: The RFID card the driver holds for ExternalPayment (known to the simulated eMSP).
 DEMO_ID_TOKEN = "DEMO-RFID-0001"
+#: The charging station identity the demo charger uses at a CSMS (``--csms``).
+DEMO_STATION_ID = "PLUGCHARGE-DEMO-1"
 #: A certificate of the stored PKI expiring sooner than this is re-issued.
 _PKI_MARGIN = dt.timedelta(days=1)
 
@@ -86,6 +89,10 @@ class DemoOptions:
     trace: bool = False
     #: EXI codec provider (``None`` = :func:`exi.get_codec`); tests may inject another
     codecs: Any = None
+    #: ``None``: the in-process simulated backend; ``""``: a test CSMS started in this process on a
+    #: loopback websocket (state in DATA_DIR/csms); a ``ws://`` URL: that running CSMS.  The charger
+    #: talks OCPP 2.0.1 to it (:class:`~plugcharge.backends.ocpp.OCPPBackend`)
+    csms: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -280,23 +287,45 @@ class _View:
 
 
 class _OperatorBackend:
-    """Async wrapper around the simulated backend that logs each OCPP-shaped call for the operator."""
+    """Async wrapper around the backend (simulated, or the OCPP client) that logs each OCPP call for
+    the operator; other attributes (e.g. ``session_reporter``) are the backend's."""
 
-    def __init__(self, backend: SimulatedBackend, view: _View) -> None:
+    def __init__(self, backend: Any, view: _View) -> None:
         self.backend = backend
         self.view = view
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    async def _call(self, fn: Any, request: Any) -> Any:
+        if asyncio.iscoroutinefunction(fn):
+            return await fn(request)
+        return await asyncio.to_thread(fn, request)
+
     async def get_15118_ev_certificate(self, request: Any) -> Any:
-        resp = await asyncio.to_thread(self.backend.get_15118_ev_certificate, request)
-        issued = self.backend.issued[-1].emaid if resp.status == "Accepted" and self.backend.issued else None
+        try:
+            resp = await self._call(self.backend.get_15118_ev_certificate, request)
+        except Exception as exc:  # the OCPP backend: CSMS down, slow or refusing
+            self.view.line("backend", f"Get15118EVCertificate({request.action}) failed: {exc}")
+            raise
+        issued = getattr(self.backend, "last_delivered", None)
+        issued = issued.emaid if resp.status == "Accepted" and issued is not None else None
         self.view.line("backend", f"Get15118EVCertificate({request.action}) -> {resp.status}"
                                   + (f": new contract {issued} signed by the CPS" if issued else "")
                                   + (f": {resp.status_info}" if resp.status_info else ""))
         return resp
 
     async def authorize(self, request: Any) -> Any:
-        resp = await asyncio.to_thread(self.backend.authorize, request)
-        what = "contract chain validated" if request.certificate else f"{request.id_token_type} token"
+        try:
+            resp = await self._call(self.backend.authorize, request)
+        except Exception as exc:
+            self.view.line("backend", f"Authorize {request.id_token} failed: {exc}")
+            raise
+        hashes = len(request.iso15118_certificate_hash_data or ())
+        # the OCPP backend sends the hash data alone (the charger validated the chain)
+        by_hash = hashes and not getattr(self.backend, "send_contract_certificate", True)
+        what = (f"contract, {hashes} OCSP hash entries" if request.id_token_type == "eMAID" and by_hash else
+                "contract chain validated" if request.certificate else f"{request.id_token_type} token")
         self.view.line("backend", f"Authorize {request.id_token} ({what}) -> {resp.id_token_status}"
                                   + (f" / {resp.certificate_status}" if resp.certificate_status else ""))
         return resp
@@ -378,14 +407,19 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line)
     wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
 
-    backend = SimulatedBackend(pki, codecs=opts.codecs)
-    backend.register_pcid(wallet.pcid or pki.pcid, DEMO_EMAID)
-    backend.register_id_token(DEMO_ID_TOKEN)
-    if opts.fail_installation:
-        backend.fail_installations = "demo: certificate provisioning service unavailable"
-        if wallet.usable_contract(now) is not None and not opts.eim:
-            view.line("operator", "note: the wallet already holds a usable contract, so no installation is "
-                                  "attempted (run 'plugcharge wallet wipe' first to see the fallback)")
+    backend: Any
+    csms: Any = None
+    if opts.csms is None:
+        backend = SimulatedBackend(pki, codecs=opts.codecs)
+        backend.register_pcid(wallet.pcid or pki.pcid, DEMO_EMAID)
+        backend.register_id_token(DEMO_ID_TOKEN)
+        if opts.fail_installation:
+            backend.fail_installations = "demo: certificate provisioning service unavailable"
+    else:
+        backend, csms = await _start_ocpp(opts, pki, data, view)
+    if opts.fail_installation and wallet.usable_contract(now) is not None and not opts.eim:
+        view.line("operator", "note: the wallet already holds a usable contract, so no installation is "
+                              "attempted (run 'plugcharge wallet wipe' first to see the fallback)")
     op_backend = _OperatorBackend(backend, view)
     store = TrustStore(pki.store_roots())
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
@@ -452,9 +486,48 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
                 break
     finally:
         sdp.close()
+        if opts.csms is not None:
+            await backend.aclose()
+            if csms is not None:
+                await csms.aclose()
     _summarize(summary, loop.time() - t0)
+    if opts.csms is not None and any(isinstance(e, ContractInstallationFailed)
+                                     and e.response_code == "FAILED_NoCertificateAvailable" for e in summary.ev_events):
+        view.line("operator", f"the eMSP knows no contract for PCID {wallet.pcid}: activate Plug & Charge with "
+                              f"'plugcharge csms activate {wallet.pcid} --data-dir {data}'")
     _print_summary(summary, wallet, view)
     return summary
+
+
+async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> tuple[Any, Any]:
+    """The charger's OCPP backend, and the test CSMS when ``opts.csms`` is ``""`` (loopback websocket)."""
+    try:
+        from ..backends.ocpp import OCPPBackend
+    except ImportError as exc:
+        raise DemoError(str(exc)) from None
+    from pki.store import TrustStore
+
+    csms = None
+    url = opts.csms
+    if not url:
+        from ..backends.csms import TestCSMS
+
+        csms = TestCSMS(pki, data / "csms", log=lambda line: view.line("csms", line), id_tokens=(DEMO_ID_TOKEN,),
+                        codecs=opts.codecs)
+        if opts.fail_installation:
+            csms.failures["Get15118EVCertificate"] = "InternalError"
+        await csms.start("127.0.0.1", 0)
+        url = csms.url(DEMO_STATION_ID)
+        view.line("operator", f"test CSMS listening on {csms.url()} (eMSP state in {data / 'csms'})")
+    elif url.rstrip("/").count("/") < 3:  # ws://host:port without the station identity
+        url = url.rstrip("/") + "/" + DEMO_STATION_ID
+    # the RFID card is on the charger's local authorisation list: EIM works with the CSMS down
+    backend = OCPPBackend(url, trust_store=TrustStore(pki.store_roots()), local_auth_list={DEMO_ID_TOKEN: "Accepted"})
+    if await backend.start(wait=5.0):
+        view.line("charger", f"connected to the CSMS at {url} over OCPP 2.0.1 (BootNotification accepted)")
+    else:
+        view.line("charger", f"CSMS at {url} not reachable: Plug & Charge falls back to card/app")
+    return backend, csms
 
 
 def _summarize(s: DemoSummary, duration: float) -> None:
@@ -536,13 +609,18 @@ def register(sub: Any) -> None:
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
+    d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
+                   help="the charger talks OCPP 2.0.1 to a CSMS: the test CSMS started on a loopback websocket "
+                        "(no URL; state in DATA_DIR/csms, activate the car with 'plugcharge csms activate') or "
+                        "a running one at URL (ws://HOST:PORT[/STATION]); without it an in-process backend")
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
     """Run ``plugcharge demo``; returns the exit code."""
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
                        fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
-                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace)
+                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
+                       csms=args.csms)
     try:
         summary = run_demo(opts, out)
     except DemoError as exc:

@@ -194,6 +194,8 @@ class InstallationFailed(WalletEvent):
 
     @property
     def display_text(self) -> str:
+        if self.reason == "FAILED_NoCertificateAvailable":  # the eMSP has no contract for this car's PCID
+            return f"No contract yet ({self.reason}): activate Plug & Charge with your provider first"
         return f"Contract installation failed ({self.reason}); charging without Plug & Charge"
 
 

@@ -9,7 +9,10 @@ async, see :mod:`plugcharge.backends.base`; the one import of this room outside 
   backend timer bounds it), answered with ``CertificateInstallationResponse``;
 * ``AuthorizationNeeded`` → ``Authorize`` (eMAID, PEM chain, OCSP data) in a background task; the
   session answers EVSEProcessing=Ongoing until the result is in.  ExternalPayment uses
-  ``id_token`` (e.g. an RFID card) when given, else it is accepted locally.
+  ``id_token`` (e.g. an RFID card) when given, else it is accepted locally;
+* a backend with ``session_reporter(id_token=...)`` (e.g. OCPP TransactionEvent, see
+  :mod:`plugcharge.backends.capabilities`) is fed every charger event, and a ``SessionEnded`` when
+  the link ends the session; it must not block and must ignore events after the first end.
 
 Both return the list of session events; ``on_event`` sees each event as it happens.  The stream
 is closed when the session ends or the peer disconnects; nothing escapes except cancellation.
@@ -102,6 +105,9 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
     events: list[Event] = []
     abackend = as_async(backend) if backend is not None else None
     tasks: set[asyncio.Task] = set()
+    # a backend that reports sessions (OCPP TransactionEvent) sees every event; it never blocks
+    reporter_factory = getattr(backend, "session_reporter", None)
+    reporter = reporter_factory(id_token=id_token) if callable(reporter_factory) else None
 
     async def authorize(need: AuthorizationNeeded) -> AuthorizationResult:
         if abackend is None:
@@ -131,6 +137,8 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
             events.append(e)
             if on_event is not None:
                 on_event(e)
+            if reporter is not None:
+                reporter(e)
             if isinstance(e, CertificateInstallationNeeded):
                 await certificate(e)
             elif isinstance(e, AuthorizationNeeded):
@@ -164,5 +172,8 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
     finally:
         for t in list(tasks):
             t.cancel()
+        if reporter is not None:  # the end the link reported (or our own stop) ends the transaction too
+            end = next((e for e in reversed(events) if isinstance(e, SessionEnded)), None)
+            reporter(end or SessionEnded("connection_closed", detail="charger stopped"))
         await stream.aclose()
     return events
