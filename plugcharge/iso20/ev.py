@@ -88,8 +88,10 @@ class EVHandler(_EVHandlerBase):
         self._stop = False
         self._pause = False
         self._charging = False
-        self._standby = 0
+        self._standby = False
+        self._standby_left = 0
         self._standby_done = False
+        self._requested_power = 0.0
         self._renegotiating = False
         self._cable_checked = False
         self._welding_rounds = 0
@@ -406,13 +408,13 @@ class EVHandler(_EVHandlerBase):
         if progress == "Start":
             if not self._charging:
                 self._emit(ChargingStarted(self.service, self._schedule_id or 0))
-            self._charging, self._standby, self._renegotiating = True, 0, False
+            self._charging, self._standby, self._renegotiating = True, False, False
             self._loop(now)
         elif progress == "Standby":
             if body["ResponseCode"] == "WARNING_StandbyNotAllowed":
                 self._standby_done = True
             else:
-                self._standby = self.config.standby_loops
+                self._standby, self._standby_left = True, self.config.standby_loops
                 self._emit(ChargingStopped("standby"))
             self._loop(now)
         elif progress == "ScheduleRenegotiation":
@@ -444,16 +446,15 @@ class EVHandler(_EVHandlerBase):
             t = self._clock
             if self._stop or self._done():
                 self._power_delivery("Stop", t)
-            elif self._standby == 0 and not self._standby_done and self.config.standby_after_loops is not None \
+            elif not self._standby and not self._standby_done and self.config.standby_after_loops is not None \
                     and self._loops >= self.config.standby_after_loops:
                 self._standby_done = True
                 self._power_delivery("Standby", t)
-            elif self._standby == 1:
-                self._standby = 0
+            elif self._standby and self._standby_left <= 0:
                 self._power_delivery("Start", t)
             else:
                 if self._standby:
-                    self._standby -= 1
+                    self._standby_left -= 1
                 self._send_loop(t)
         self._schedule(next_request, self.config.loop_interval, now)
 
@@ -483,8 +484,9 @@ class EVHandler(_EVHandlerBase):
                     "EVPresentVoltage": R(c.dc_target_voltage), f"{prefix}{c.control_mode}_DC_CLReqControlMode": mode}
         else:
             power = -c.max_discharge_power if self._discharging() else self._ac_max_power()
+            self._requested_power = 0.0 if self._standby else power
             if c.control_mode == "Scheduled":
-                mode = {"EVPresentActivePower": R(0 if self._standby else power)}
+                mode = {"EVPresentActivePower": R(self._requested_power)}
             else:
                 mode = {"EVTargetEnergyRequest": R(need), "EVMaximumEnergyRequest": R(need),
                         "EVMinimumEnergyRequest": R(0), "EVMaximumChargePower": R(self._ac_max_power()),
@@ -516,7 +518,7 @@ class EVHandler(_EVHandlerBase):
             self._power_delivery("ScheduleRenegotiation", now)
             return
         elif note == "ExitStandby" and self._standby:
-            self._standby = 1
+            self._standby_left = 0
         self._loop(now)
 
     def _r_DC_ChargeLoopRes(self, body: dict, header: dict, msg: dict, now: float) -> None:
@@ -527,10 +529,8 @@ class EVHandler(_EVHandlerBase):
         mode: dict = next((v for k, v in body.items() if k.endswith("CLResControlMode")), {}) or {}
         if "EVSETargetActivePower" in mode:  # Dynamic: the charger sets the power
             power = M.from_rational(mode["EVSETargetActivePower"])
-        elif self._standby:
-            power = 0.0
-        else:
-            power = -self.config.max_discharge_power if self._discharging() else self._ac_max_power()
+        else:  # Scheduled: what the EV drew
+            power = self._requested_power
         voltage = self.config.ac_max_voltage / 3 ** 0.5
         self._after_loop(body, round(voltage), round(power / (3 * voltage), 1), now)
 
