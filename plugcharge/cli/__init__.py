@@ -20,7 +20,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import csms, demo, pcid, wallet
+from . import csms, demo, demo20, pcid, wallet  # noqa: F401 - demo20 registers the -20 demo run
 
 __all__ = ["main", "build_parser"]
 

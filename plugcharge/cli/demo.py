@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..backends.simulated import SimulatedBackend
-from ..core.codec import NS_APP, NS_ISO2, body_of, resolve_codecs
+from ..core.codec import NS_APP, NS_ISO2, NS_ISO20_CM, body_of, resolve_codecs
 from ..core.config import ChargerConfig, EVConfig
 from ..pnc.security import ChargerSecurity, EVSecurity
 from ..sessions import ChargerSession, EVSession
@@ -65,6 +65,11 @@ DEMO_STATION_ID = "PLUGCHARGE-DEMO-1"
 _PKI_MARGIN = dt.timedelta(days=1)
 
 
+#: Demo runs of other protocols than ISO 15118-2, by protocol id: ``async (opts, out) -> DemoSummary``
+#: (each registers itself, e.g. :mod:`.demo20`, which the ``cli`` package imports).
+PROTOCOL_RUNNERS: dict[str, Callable[..., Any]] = {}
+
+
 class DemoError(RuntimeError):
     """The demo could not be set up (bad data directory, unsupported option, ...)."""
 
@@ -89,6 +94,10 @@ class DemoOptions:
     trace: bool = False
     #: EXI codec provider (``None`` = :func:`exi.get_codec`); tests may inject another
     codecs: Any = None
+    #: the protocol the EV and the charger speak: ``"iso2"`` or ``"iso20"`` (:mod:`.demo20`)
+    protocol: str = "iso2"
+    #: ISO 15118-20 only: bidirectional (discharge, then charge)
+    bpt: bool = False
     #: ``None``: the in-process simulated backend; ``""``: a test CSMS started in this process on a
     #: loopback websocket (state in DATA_DIR/csms); a ``ws://`` URL: that running CSMS.  The charger
     #: talks OCPP 2.0.1 to it (:class:`~plugcharge.backends.ocpp.OCPPBackend`)
@@ -347,10 +356,12 @@ class _TracingStream:
             return body_of(self._codecs(NS_ISO2).decode(payload))[0]
         except Exception:
             pass
-        try:
-            return next(iter(self._codecs(NS_APP).decode(payload)))
-        except Exception:
-            return "(undecodable)"
+        for ns in (NS_APP, NS_ISO20_CM, "urn:iso:std:iso:15118:-20:DC", "urn:iso:std:iso:15118:-20:AC"):
+            try:
+                return next(iter(self._codecs(ns).decode(payload)))
+            except Exception:
+                pass
+        return "(undecodable)"
 
     def _show(self, direction: str, payload: bytes) -> None:
         self._view.line("v2g", f"{direction}  {self._name(payload):<30} {len(payload):5d} B EXI")
@@ -392,8 +403,13 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from ..net.tls import client_context, secc_leaf_check, server_context
     from ..net.transport import open_ev_connection, start_charger_server
 
-    if opts.iso != 2:
-        raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")
+    protocol = "iso20" if opts.iso == 20 else opts.protocol
+    if protocol in PROTOCOL_RUNNERS:
+        return await PROTOCOL_RUNNERS[protocol](opts, out)
+    if protocol != "iso2":
+        raise DemoError(f"no demo for protocol {protocol!r}")
+    if opts.bpt:
+        raise DemoError("--bpt needs --protocol iso20 (ISO 15118-2 has no bidirectional power transfer)")
     _codec_check(opts.codecs)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -605,7 +621,11 @@ def register(sub: Any) -> None:
                         "(only visible while the wallet holds no usable contract)")
     d.add_argument("--seed", type=int, default=None, metavar="N",
                    help="derive the test PKI's keys from N when it is created (default: random)")
-    d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (only 2 is implemented)")
+    d.add_argument("--protocol", default="iso2", choices=("iso2", "iso20"),
+                   help="ISO 15118-2 (default) or ISO 15118-20 (TLS 1.3; identification at the charger)")
+    d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (20 = --protocol iso20)")
+    d.add_argument("--bpt", action="store_true",
+                   help="ISO 15118-20: bidirectional power transfer, discharge then charge")
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
@@ -619,6 +639,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     """Run ``plugcharge demo``; returns the exit code."""
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
                        fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
+                       protocol=args.protocol, bpt=args.bpt,
                        loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
                        csms=args.csms)
     try:

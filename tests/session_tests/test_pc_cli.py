@@ -111,9 +111,11 @@ def test_parser_defaults_and_data_dir_position():
     assert p.parse_args(["wallet", "list"]).data_dir is None
 
 
-def test_demo_iso20_is_refused(tmp_path):
-    code, _, err = cli("demo", "--iso", "20", "--data-dir", str(tmp_path / "d"))
-    assert code == 2 and "ISO 15118-2" in err
+def test_demo_iso20_refuses_what_it_cannot_do(tmp_path):
+    code, _, err = cli("demo", "--iso", "20", "--fail-installation", "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "use --protocol iso2" in err
+    code, _, err = cli("demo", "--bpt", "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "--bpt needs --protocol iso20" in err
 
 
 # ---------------------------------------------------------------- wallet / pcid (in-process)

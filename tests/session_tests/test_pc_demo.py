@@ -133,9 +133,11 @@ def test_unreadable_pki_is_a_clear_error(tmp_path):
         demo(tmp_path, fake_codecs)
 
 
-def test_only_iso2_is_implemented(tmp_path):
-    with pytest.raises(DemoError, match="ISO 15118-2"):
-        demo(tmp_path, fake_codecs, iso=20)
+def test_options_the_iso20_demo_cannot_run_are_clear_errors(tmp_path):
+    with pytest.raises(DemoError, match="ISO 15118-2 has no bidirectional"):
+        demo(tmp_path, fake_codecs, bpt=True)
+    with pytest.raises(DemoError, match="Plug & Charge"):
+        demo(tmp_path, fake_codecs, iso=20, fail_installation=True)  # tests/session_tests/test_pc_demo20.py runs -20
 
 
 def test_overall_timeout_never_hangs(tmp_path):
