@@ -395,7 +395,9 @@ class EVHandler(_EVHandlerBase):
                                                    else self._ac_max_power())}
             profile: dict[str, Any] = {"TimeAnchor": self._timestamp()}
             if self.config.control_mode == "Scheduled":
-                profile["Scheduled_EVPPTControlMode"] = {"SelectedScheduleTupleID": self._schedule_id or 1}
+                # PowerToleranceAcceptance is optional in the schema; the iso15118 package requires it
+                profile["Scheduled_EVPPTControlMode"] = {"SelectedScheduleTupleID": self._schedule_id or 1,
+                                                         "PowerToleranceAcceptance": "PowerToleranceConfirmed"}
             else:
                 profile["Dynamic_EVPPTControlMode"] = {}
             profile["EVPowerProfileEntries"] = {"EVPowerProfileEntry": [entry]}
@@ -527,7 +529,7 @@ class EVHandler(_EVHandlerBase):
 
     def _r_AC_ChargeLoopRes(self, body: dict, header: dict, msg: dict, now: float) -> None:
         mode: dict = next((v for k, v in body.items() if k.endswith("CLResControlMode")), {}) or {}
-        if "EVSETargetActivePower" in mode:  # Dynamic: the charger sets the power
+        if self.config.control_mode == "Dynamic" and "EVSETargetActivePower" in mode:  # the charger sets it
             power = M.from_rational(mode["EVSETargetActivePower"])
         else:  # Scheduled: what the EV drew
             power = self._requested_power

@@ -121,7 +121,7 @@ def service_parameter_list(service: str, control_modes: Sequence[str], nominal_v
         if service.startswith("AC"):
             params.append({"Name": "EVSENominalVoltage", "intValue": int(nominal_voltage)})
         params += [{"Name": "MobilityNeedsMode", "intValue": 1},  # provided by the EVCC
-                   {"Name": "Pricing", "intValue": 0}]  # no pricing
+                   {"Name": "Pricing", "intValue": 2}]  # price levels (one level: see scheduled_se_res)
         if service.endswith("BPT"):
             params += [{"Name": "BPTChannel", "intValue": 1},  # unified
                        {"Name": "GeneratorMode", "intValue": 1}]  # grid following
@@ -140,13 +140,18 @@ def control_mode_of(parameter_set: Mapping[str, Any]) -> Optional[str]:
 def scheduled_se_res(pmax_w: float, time_anchor: int, *, bpt: bool, discharge_w: float,
                      tuple_id: int = 1, duration: int = 86400) -> dict[str, Any]:
     """Scheduled_SEResControlMode with one ScheduleTuple: a flat charging schedule (and for BPT a
-    flat discharging schedule, negative power)."""
-    def schedule(power: float) -> dict[str, Any]:
+    flat discharging schedule, negative power), each with a one-level PriceLevelSchedule (optional in
+    the schema; the ``iso15118`` package's EVCC refuses a schedule without one)."""
+    def schedule(power: float, price_id: int) -> dict[str, Any]:
         return {"PowerSchedule": {"TimeAnchor": time_anchor, "PowerScheduleEntries": {
-            "PowerScheduleEntry": [{"Duration": duration, "Power": rational(power)}]}}}
-    tup: dict[str, Any] = {"ScheduleTupleID": tuple_id, "ChargingSchedule": schedule(pmax_w)}
+                    "PowerScheduleEntry": [{"Duration": duration, "Power": rational(power)}]}},
+                "PriceLevelSchedule": {"Id": f"price{price_id}", "TimeAnchor": time_anchor,
+                                       "PriceScheduleID": price_id, "NumberOfPriceLevels": 1,
+                                       "PriceLevelScheduleEntries": {"PriceLevelScheduleEntry": [
+                                           {"Duration": duration, "PriceLevel": 0}]}}}
+    tup: dict[str, Any] = {"ScheduleTupleID": tuple_id, "ChargingSchedule": schedule(pmax_w, 1)}
     if bpt:
-        tup["DischargingSchedule"] = schedule(-abs(discharge_w))
+        tup["DischargingSchedule"] = schedule(-abs(discharge_w), 2)
     return {"ScheduleTuple": [tup]}
 
 
