@@ -91,7 +91,8 @@ def test_demo_with_an_unreachable_csms_falls_back_to_eim(tmp_path: Path) -> None
 def _spawn_csms(data: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "plugcharge", "csms", "--listen", "127.0.0.1:0", "--data-dir",
-                             str(data)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                             str(data)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=data.parent)  # not the checkout: `-m` would import its uncompiled sources
     deadline = time.monotonic() + 30
     assert proc.stdout is not None
     while time.monotonic() < deadline:
