@@ -67,7 +67,7 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     """Run the -20 demo (see the module docstring); ``out`` receives every printed line."""
     from ..net.sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
     from ..net.tls import client_context
-    from ..net.tlsselect import DualServerContext, check_iso20_cipher, protocols_for_tls_version
+    from ..net.tlsselect import DualServerContext, protocols_for_tls_version
     from ..net.transport import open_ev_connection, start_charger_server
 
     if opts.csms is not None or opts.fail_installation:
@@ -101,7 +101,6 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     async def handler(stream: Any) -> None:
         events: list = []
         try:
-            check_iso20_cipher(stream._writer.get_extra_info("ssl_object"))
             protocols = protocols_for_tls_version(stream.tls_version)
             view.line("charger", f"{stream.tls_version} {stream.cipher}: presenting the "
                                  f"{'ISO 15118-20' if protocols == ('iso20',) else 'ISO 15118-2'} certificate")

@@ -18,17 +18,19 @@ Python's ``ssl`` has no ClientHello callback: the hello is read through the cont
 callback (``SSLContext._msg_callback``, CPython's debugging hook, present since 3.8) and the switch
 is made in the SNI callback, which OpenSSL calls right after it for every ClientHello.  After the
 handshake :func:`protocols_for_tls_version` names the protocols the charger may agree on that
-connection (TLS 1.3: -20 only; TLS 1.2: -2 only) and :func:`check_iso20_cipher` refuses a TLS 1.3
-connection on a suite other than the two -20 allows.
+connection (TLS 1.3: -20 only; TLS 1.2: -2 only).  Connections switched to the -20 context get its
+post-handshake checks (:class:`plugcharge.net.tls.V2GSSLObject`: a suite other than the two -20
+allows is refused [V2G20-2458], and with ``iso20_client_roots`` the vehicle chain is checked under
+the -20 vehicle profile [V2G20-2430..2432]).
 
 Limits (Python's ``ssl``): the TLS 1.3 suites cannot be restricted, so OpenSSL's defaults are
 offered (TLS_AES_256_GCM_SHA384 and TLS_CHACHA20_POLY1305_SHA256 first, in the standard's order
 [V2G20-2458], then TLS_AES_128_GCM_SHA256); with the server's preference the first is chosen and
-:func:`check_iso20_cipher` refuses the third.  The key-exchange group is not pinned on the shared
-context (a -2 client needs secp256r1 from the same context); our -20 client pins secp521r1.
-Mutual authentication (the -20 vehicle certificate) is configured on the -20 context by
-``client_roots`` of :func:`plugcharge.net.tls.server_context`; the selection keeps that context's
-verify mode (the Plug & Charge work adds the checks).
+the -20 context refuses the third.  The key-exchange group is not pinned on the shared context (a
+-2 client needs secp256r1 from the same context); our -20 client pins secp521r1.  OpenSSL takes
+the verify mode from the context a connection starts with, so with ``iso20_client_roots`` the
+shared context asks every client for a certificate (``CERT_OPTIONAL``): a -2 EV answers without
+one, a -20 EV must present its vehicle chain (the -20 context's check refuses a missing one).
 """
 from __future__ import annotations
 
@@ -36,15 +38,9 @@ import dataclasses
 import ssl
 from typing import Any, Optional, Sequence
 
-from .tls import ISO2_CIPHERS, server_context
+from .tls import ISO2_CIPHERS, V2GSSLObject, _load_chain, server_context
 
-__all__ = [
-    "ISO20_CIPHER_SUITES", "ClientHello", "parse_client_hello", "wants_iso20", "DualServerContext",
-    "protocols_for_tls_version", "check_iso20_cipher",
-]
-
-#: The -20 TLS 1.3 cipher suites, in the standard's order [V2G20-2458].
-ISO20_CIPHER_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+__all__ = ["ClientHello", "parse_client_hello", "wants_iso20", "DualServerContext", "protocols_for_tls_version"]
 #: signature_algorithms code points of the -20 leaf algorithms (RFC 8446 4.2.3).
 _ECDSA_P521_SHA512 = 0x0603
 _ED448 = 0x0808
@@ -118,9 +114,11 @@ class DualServerContext:
         ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
         default = iso2 if iso2 is not None else iso20
         assert default is not None
-        from .tls import _load_chain  # the same key handling as every context
-
         _load_chain(ctx, default[0], default[1])
+        # the -20 context's post-handshake checks run on connections switched to it
+        ctx.sslobject_class = V2GSSLObject
+        if self.iso20 is not None and iso20_client_roots:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
         ctx._msg_callback = self._on_message  # type: ignore[attr-defined]
         ctx.sni_callback = self._on_hello
         self.context = ctx
@@ -152,11 +150,3 @@ def protocols_for_tls_version(version: Optional[str]) -> tuple[str, ...]:
         return ("iso2",)
     return ("iso2", "din")
 
-
-def check_iso20_cipher(ssl_object: Any) -> None:
-    """Raise ``ssl.SSLError`` unless a TLS 1.3 connection runs one of :data:`ISO20_CIPHER_SUITES`."""
-    if ssl_object is None or ssl_object.version() != "TLSv1.3":
-        return
-    cipher = (ssl_object.cipher() or ("",))[0]
-    if cipher not in ISO20_CIPHER_SUITES:
-        raise ssl.SSLError(f"TLS 1.3 cipher suite {cipher} is not one ISO 15118-20 allows")

@@ -32,7 +32,7 @@ from plugcharge.iso20.timing import EVCC_MSG_TIMEOUT, TimingProfile
 from plugcharge.net.runner import run_charger, run_ev
 from plugcharge.net.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
 from plugcharge.net.tls import client_context
-from plugcharge.net.tlsselect import DualServerContext, check_iso20_cipher, protocols_for_tls_version
+from plugcharge.net.tlsselect import DualServerContext, protocols_for_tls_version
 from plugcharge.net.transport import open_ev_connection, start_charger_server
 from test_pc_interop_iso15118 import write_layout
 
@@ -167,7 +167,6 @@ async def _their_ev(pki, iface: str, pki_dir: Path, log: Path, service: str, bpt
 
     async def handler(stream) -> None:
         try:
-            check_iso20_cipher(stream._writer.get_extra_info("ssl_object"))
             session = ChargerSession(ChargerConfig(energy_modes=(mode,), tls=stream.tls,
                                                    protocols=protocols_for_tls_version(stream.tls_version)),
                                      codecs=exi.get_codec, security=ChargerSecurity())

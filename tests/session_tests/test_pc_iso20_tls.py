@@ -16,9 +16,9 @@ from plugcharge.core.events import ProtocolAgreed, SessionEnded
 from plugcharge.net.runner import run_charger, run_ev
 from plugcharge.net.sdp import loopback_host
 from plugcharge.net.tls import client_context
+from plugcharge.net.tls import V2GSSLObject, handshake_failures
 from plugcharge.net.tlsselect import (
-    ISO20_CIPHER_SUITES, ClientHello, DualServerContext, check_iso20_cipher, parse_client_hello,
-    protocols_for_tls_version, wants_iso20,
+    ClientHello, DualServerContext, parse_client_hello, protocols_for_tls_version, wants_iso20,
 )
 from plugcharge.net.transport import open_ev_connection, start_charger_server
 
@@ -58,35 +58,18 @@ def test_client_hellos_tell_the_editions_apart():
             parse_client_hello(bad)
 
 
-def test_protocols_and_cipher_policy():
+def test_protocols_per_tls_version():
     assert protocols_for_tls_version("TLSv1.3") == ("iso20",)
     assert protocols_for_tls_version("TLSv1.2") == ("iso2",)
     assert protocols_for_tls_version(None) == ("iso2", "din")
-    assert ISO20_CIPHER_SUITES == ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
-
-    class Obj:
-        def __init__(self, version, cipher):
-            self._v, self._c = version, cipher
-
-        def version(self):
-            return self._v
-
-        def cipher(self):
-            return (self._c, self._v, 256)
-    check_iso20_cipher(Obj("TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"))
-    check_iso20_cipher(Obj("TLSv1.2", "ECDHE-ECDSA-AES128-SHA256"))  # not -20's business
-    check_iso20_cipher(None)
-    with pytest.raises(ssl.SSLError, match="TLS_AES_128_GCM_SHA256"):
-        check_iso20_cipher(Obj("TLSv1.3", "TLS_AES_128_GCM_SHA256"))
 
 
 async def _serve_and_connect(dual: DualServerContext, roots: list[bytes], iso: int, *, session: bool = False,
-                             ev_config: EVConfig | None = None):
+                             ev_config: EVConfig | None = None, client_chain=None, client_key=None):
     results: asyncio.Queue = asyncio.Queue()
 
     async def handler(stream):
-        check_iso20_cipher(stream._writer.get_extra_info("ssl_object"))
-        info = (stream.tls_version, stream.cipher)
+        info = (stream.tls_version, stream.cipher, len(stream.peer_chain or ()))
         events: list = []
         if session:
             ch = ChargerSession(ChargerConfig(protocols=protocols_for_tls_version(stream.tls_version)),
@@ -97,7 +80,8 @@ async def _serve_and_connect(dual: DualServerContext, roots: list[bytes], iso: i
         results.put_nowait((info, events))
 
     async with await start_charger_server(handler, HOST, 0, ssl_context=dual.context) as server:
-        stream = await open_ev_connection(HOST, server.port, ssl_context=client_context(roots, iso=iso))
+        stream = await open_ev_connection(HOST, server.port, ssl_context=client_context(
+            roots, iso=iso, client_chain=client_chain, client_key=client_key))
         leaf = x509.load_der_x509_certificate(stream.peer_certificate or b"")
         client = (stream.tls_version, stream.cipher, leaf.public_key().curve.name)
         ev_events: list = []
@@ -122,9 +106,33 @@ def test_one_port_presents_the_certificate_of_each_edition():
         return c20, c2
     c20, c2 = asyncio.run(asyncio.wait_for(both(), 60))
     assert c20[0] == ("TLSv1.3", "TLS_AES_256_GCM_SHA384", "secp521r1")
-    assert c20[1] == ("TLSv1.3", "TLS_AES_256_GCM_SHA384")
+    assert c20[1] == ("TLSv1.3", "TLS_AES_256_GCM_SHA384", 0)
     assert c2[0] == ("TLSv1.2", "ECDHE-ECDSA-AES128-SHA256", "secp256r1")
     assert dual.selected == {"iso2": 1, "iso20": 1}
+    assert dual.context.sslobject_class is V2GSSLObject  # the -20 context's checks run after the switch
+
+
+def test_mutual_tls_for_iso20_on_the_shared_port():
+    """With the OEM roots the -20 connection must present the vehicle chain (checked under the -20
+    vehicle profile); a -2 EV on the same port still connects without a certificate."""
+    p2, p20 = pkis()
+    dual = DualServerContext(iso2=chain(p2), iso20=chain(p20), iso20_client_roots=[p20.cert("oem-root")])
+    vehicle = [p20.cert("vehicle-leaf"), p20.cert("oem-sub2"), p20.cert("oem-sub1")]
+
+    async def go():
+        ok = await _serve_and_connect(dual, [p20.cert("v2g-root")], 20, client_chain=vehicle,
+                                      client_key=p20.key("vehicle-leaf"))
+        old = await _serve_and_connect(dual, [p2.cert("v2g-root")], 2)
+        return ok, old
+    ok, old = asyncio.run(asyncio.wait_for(go(), 60))
+    assert ok[1] == ("TLSv1.3", "TLS_AES_256_GCM_SHA384", 3)  # the SECC got the vehicle chain
+    assert old[0][0] == "TLSv1.2"
+
+    async def anonymous():
+        await _serve_and_connect(dual, [p20.cert("v2g-root")], 20)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError)):
+        asyncio.run(asyncio.wait_for(anonymous(), 10))
+    assert handshake_failures(dual.iso20)  # the -20 context recorded why
 
 
 def test_iso20_only_charger_refuses_a_tls12_ev():
