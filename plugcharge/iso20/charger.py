@@ -246,7 +246,14 @@ class ChargerHandler(_ChargerHandlerBase):
                 self._emit(AuthorizationRejected("WARNING_ChallengeInvalid"))
                 self._auth_answer("WARNING_ChallengeInvalid", "Finished", now)
                 return S.WAIT_AUTHORIZATION
-            identity = self.pnc.verify_authorization(self, body, header, msg)
+            try:
+                identity = self.pnc.verify_authorization(self, body, header, msg)
+            except Refused as exc:
+                if not exc.response_code.startswith("WARNING"):
+                    raise
+                self._emit(AuthorizationRejected(exc.response_code))  # the EV may try EIM or stop
+                self._auth_answer(exc.response_code, "Finished", now)
+                return S.WAIT_AUTHORIZATION
             self.emaid, self._contract = identity.emaid, identity
         if self._auth_started is None:
             self._auth_started = now
@@ -273,7 +280,8 @@ class ChargerHandler(_ChargerHandlerBase):
             return S.WAIT_AUTHORIZATION
         self.payment = "Contract" if mode == "PnC" else "ExternalPayment"
         self._authorized = True
-        self._auth_answer("OK", "Finished", now)
+        code = str(getattr(self._contract, "response_code", "OK")) if mode == "PnC" else "OK"
+        self._auth_answer(code, "Finished", now)  # OK_CertificateExpiresSoon [V2G20-2218]
         self._emit(AuthorizationAccepted(self.payment, self.emaid))
         return S.WAIT_SERVICE_DISCOVERY
 

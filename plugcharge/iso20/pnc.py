@@ -15,8 +15,11 @@ Charger (:class:`ChargerPnC`), called from :class:`plugcharge.iso20.charger.Char
 * AuthorizationReq(PnC): the handler checks the echoed GenChallenge itself [V2G20-2565] (a mismatch
   is answered ``WARNING_ChallengeInvalid``), then ``verify_authorization(handler, body, header, msg)``
   checks the signature and the contract chain and returns a :class:`ContractIdentity`; it raises
-  :class:`~plugcharge.core.errors.SignatureError` (answered ``FAILED_SignatureError``) or
-  :class:`~plugcharge.core.errors.Refused` (its code).  The handler then asks the backend with
+  :class:`~plugcharge.core.errors.SignatureError` (answered ``FAILED_SignatureError``, the session
+  ends) or :class:`~plugcharge.core.errors.Refused`: a ``WARNING_`` code (e.g.
+  ``WARNING_CertificateRevoked``; ``pnc.auth20``'s ``PnC20Error.response_code``) is answered with
+  EVSEProcessing=Finished and the session stays in Authorization (the EV may fall back to EIM or
+  stop), a ``FAILED`` code ends it.  The handler then asks the backend with
   :class:`~plugcharge.core.events.AuthorizationNeeded` (``payment="Contract"``, eMAID, chain, OCSP
   data) exactly as for ISO-2 and answers EVSEProcessing=Ongoing until
   :class:`~plugcharge.core.events.AuthorizationResult` arrives.
@@ -62,6 +65,9 @@ class ContractIdentity:
     emaid: str
     chain: tuple[bytes, ...]
     ocsp_data: tuple[Mapping[str, Any], ...] = ()
+    #: the AuthorizationRes code once the backend accepts: ``OK``, or ``OK_CertificateExpiresSoon``
+    #: when the contract chain ends within 14 days [V2G20-2218]
+    response_code: str = "OK"
 
 
 class ChargerPnC(Protocol):

@@ -365,6 +365,49 @@ def test_wrong_gen_challenge_is_refused_and_the_ev_falls_back_to_eim(tmp_path):
     assert ended(pump.ev_events).reason == "finished"
 
 
+class RevokedPnC(FakePnC):
+    def verify_authorization(self, handler, body, header, msg):
+        from plugcharge.core.errors import Refused
+
+        raise Refused("WARNING_CertificateRevoked", "contract revoked")
+
+
+class ExpiringPnC(FakePnC):
+    def verify_authorization(self, handler, body, header, msg):
+        return ContractIdentity("DEPLGC000000042", (b"leaf",), response_code="OK_CertificateExpiresSoon")
+
+
+def test_pnc_warning_from_the_implementation_keeps_the_session_for_eim(tmp_path):
+    e, c, b = make_pair(tmp_path, ev_config=EVConfig(charge_loops=1, tls=True), codec_provider=cp,
+                        protocols=("iso20",), charger_security=_pnc_security(RevokedPnC(), ev=False),
+                        ev_security=_pnc_security(FakeEVPnC(), ev=True))
+    pump = Pump(e, c, b)
+    pump.start()
+    pump.run()
+    assert first(pump.ev_events, AuthorizationRejected).response_code == "WARNING_CertificateRevoked"
+    assert first(pump.charger_events, AuthorizationNeeded).payment == "ExternalPayment"
+    assert ended(pump.ev_events).reason == "finished"
+
+
+def test_pnc_expiring_contract_is_accepted_with_the_14_day_flag(tmp_path):
+    pump = recording_pump(tmp_path, {"charge_loops": 1}, charger_security=_pnc_security(ExpiringPnC(), ev=False),
+                          ev_security=_pnc_security(FakeEVPnC(), ev=True))
+    codes: list = []
+    tap = pump.tamper
+
+    def both(src: str, data: bytes) -> bytes:
+        if src == "charger" and data[2:4] == b"\x80\x02":
+            name, body, _ = M.unwrap(cp(NS_ISO20_CM).decode(data[8:]))
+            if name == "AuthorizationRes":
+                codes.append(body["ResponseCode"])
+        return tap(src, data)
+    pump.tamper = both
+    pump.start()
+    pump.run()
+    assert codes[-1] == "OK_CertificateExpiresSoon" and first(pump.ev_events, AuthorizationAccepted)
+    assert ended(pump.ev_events).reason == "finished"
+
+
 def test_wrong_gen_challenge_without_eim_ends(tmp_path):
     e, c, b = make_pair(tmp_path, ev_config=EVConfig(charge_loops=1, tls=True),
                         charger_config=ChargerConfig(payment_options=("Contract",)), codec_provider=cp,
