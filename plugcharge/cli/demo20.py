@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -73,7 +74,9 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     if opts.csms is not None or opts.fail_installation:
         raise DemoError("--csms and --fail-installation need Plug & Charge, which ISO 15118-20 sessions do not "
                         "run yet (use --protocol iso2)")
-    _codec_check(opts.codecs)
+    from ..iso20 import SPECS
+
+    _codec_check(opts.codecs, list(SPECS))
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     view = _View20(out, time.monotonic())
@@ -137,7 +140,7 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
                            codecs=opts.codecs,
                            security=EVSecurity(v2g_roots=[pki20.cert("v2g-root")]))
             if opts.trace:
-                stream = _TracingStream(stream, view, opts.codecs)
+                stream = _TracingStream(stream, view, opts.codecs, functools.partial(getattr, ev, "protocol"))
             ev_events = await run_ev(stream, ev, on_event=view.ev_event)
             summary.ev_events += ev_events
             summary.charger_events += await asyncio.wait_for(results.get(), 10)

@@ -64,6 +64,8 @@ def _spec(service: str) -> ProtocolSpec:
         route=messages.route,
         family="iso20",
         fits=_fits(service),
+        timing=DEFAULT_TIMING,
+        plug_and_charge=True,
     )
 
 

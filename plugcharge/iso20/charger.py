@@ -39,7 +39,6 @@ from ..core.session import ChargerHandler as _ChargerHandlerBase
 from ..core.timers import SEQUENCE
 from . import messages as M
 from .states import ENDED, ChargerState
-from .timing import timing_for
 
 __all__ = ["ChargerHandler"]
 
@@ -54,7 +53,6 @@ class ChargerHandler(_ChargerHandlerBase):
     def __init__(self, session: Any) -> None:
         super().__init__(session)
         spec = session.protocol
-        self.timing = timing_for(session.timing)
         #: ``"AC"`` or ``"DC"``: the message set agreed
         self.kind = "AC" if spec.namespace == M.NS_AC else "DC"
         self._protocol_id = spec.id

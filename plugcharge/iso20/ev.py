@@ -37,7 +37,6 @@ from ..core.timers import MSG, TIMER_NAMES
 from . import messages as M
 from .pnc import Signer
 from .states import ENDED, EV_TABLES, EVState
-from .timing import timing_for
 
 __all__ = ["EVHandler"]
 
@@ -63,7 +62,6 @@ class EVHandler(_EVHandlerBase):
     def __init__(self, session: Any) -> None:
         super().__init__(session)
         spec = session.protocol
-        self.timing = timing_for(session.timing)
         #: ``"AC"`` or ``"DC"``: the message set agreed
         self.kind = "AC" if spec.namespace == M.NS_AC else "DC"
         self._table = EV_TABLES[self.kind]

@@ -30,7 +30,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any, Mapping
 
-__all__ = ["EVCC_MSG_TIMEOUT", "SECC_MSG_PERFORMANCE_TIME", "PHASES", "TimingProfile", "DEFAULT_TIMING", "timing_for"]
+__all__ = ["EVCC_MSG_TIMEOUT", "SECC_MSG_PERFORMANCE_TIME", "PHASES", "TimingProfile", "DEFAULT_TIMING"]
 
 _LONG = ("CertificateInstallationReq", "ServiceDetailReq")
 _LOOP = ("AC_ChargeLoopReq", "DC_ChargeLoopReq")
@@ -101,10 +101,3 @@ class TimingProfile:
 
 DEFAULT_TIMING = TimingProfile()
 
-
-def timing_for(session_timing: Any) -> TimingProfile:
-    """The -20 profile of a session: its own when it is one, else the default one at the same scale
-    (a session created with ISO-2 timing that agrees -20 runs the -20 timers)."""
-    if isinstance(session_timing, TimingProfile):
-        return session_timing
-    return TimingProfile(scale=float(getattr(session_timing, "scale", 1.0)))

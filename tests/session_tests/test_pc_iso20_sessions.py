@@ -849,7 +849,7 @@ def test_the_ev_offers_the_message_set_of_its_energy_mode():
         assert [s.namespace for s in ev.offered] == [ns, "urn:iso:15118:2:2013:MsgDef"]
     # over TCP without TLS -20 is never offered (TLS required)
     ev = EVSession(EVConfig(tls=False), codecs=cp)
-    assert [s.id for s in ev.offered] == ["iso2"]
-    ch = ChargerSession(ChargerConfig(energy_modes=(AC,)), codecs=cp)
+    assert [s.id for s in ev.offered] == ["iso2", "din"]
+    ch = ChargerSession(ChargerConfig(energy_modes=(AC,), protocols=("iso20", "iso2")), codecs=cp)
     assert [s.id for s in ch.supported] == ["iso20-ac", "iso2"]
     assert kinds([]) == []
