@@ -20,7 +20,7 @@ import _iso15118_peer as base  # noqa: E402
 
 
 def _environment(args: argparse.Namespace) -> None:
-    args.auth = "EIM"
+    args.auth, args.tls, args.protocols = "EIM", True, f"ISO_15118_20_{args.service}"
     base._environment(args)
     os.environ.update({
         "PROTOCOLS": f"ISO_15118_20_{args.service}",

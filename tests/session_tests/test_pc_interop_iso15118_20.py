@@ -3,11 +3,11 @@
 * our ``EVSession`` against its -20 SECC (DC and AC), and
 * its -20 EVCC against our ``ChargerSession`` (DC, AC and DC_BPT),
 
-identification at the charger (EIM), over SDP and TLS 1.3 on a veth pair this module creates (a
-random-suffixed name, removed afterwards; both ends stay in this host's namespace, nothing is sent
-on a real interface).  The peer runs in its own process (``_iso15118_peer20.py``) with its own
-simulators and EXI codec (java); one -20 test PKI from :mod:`pki` serves both sides, written in the
-peer's file layout.  What was shown and the deviations found are in the README ("ISO 15118-20").
+identification at the charger (EIM), over SDP (``ff02::1``) and TLS 1.3 between two network
+namespaces made for these tests and joined by a veth pair (``tests/_netns.py``; never a host
+interface).  The peer runs in its own process (``_iso15118_peer20.py``) in one namespace with its
+own simulators and EXI codec (java), our side in the other; one -20 test PKI from :mod:`pki` serves
+both sides, written in the peer's file layout.  What was shown and the deviations found are in the README ("ISO 15118-20").
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import asyncio
 import datetime as dt
 import importlib.util
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -25,12 +24,13 @@ from typing import Iterator
 
 import pytest
 
+import _netns
 import exi
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import ChargingStarted, MeterValues, ProtocolAgreed, SessionEnded
 from plugcharge.iso20.timing import EVCC_MSG_TIMEOUT, TimingProfile
 from plugcharge.net.runner import run_charger, run_ev
-from plugcharge.net.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
+from plugcharge.net.sdp import SDPRequest, discover_secc, make_responder, start_sdp_server
 from plugcharge.net.tls import client_context
 from plugcharge.net.tlsselect import DualServerContext, protocols_for_tls_version
 from plugcharge.net.transport import open_ev_connection, start_charger_server
@@ -42,8 +42,6 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(bool(_MISSING), reason=f"interop extra not installed (missing {', '.join(_MISSING)})"),
     pytest.mark.skipif(shutil.which("java") is None, reason="the iso15118 package's EXI codec needs java"),
-    pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("ip") is None or os.geteuid() != 0,
-                       reason="the veth pair needs Linux, iproute2 and root"),
 ]
 PEER_TIMEOUT = 120.0
 #: That package encodes through a JVM (50-100 ms per message): our EV gives it 2 s per message
@@ -52,26 +50,12 @@ PEER_TIMING = TimingProfile(msg_timeout={k: max(v, 2.0) for k, v in EVCC_MSG_TIM
 
 
 @pytest.fixture(scope="module")
-def iface() -> Iterator[str]:
-    suffix = secrets.token_hex(2)
-    a, b = f"i20a{suffix}", f"i20b{suffix}"
-    if subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], capture_output=True).returncode:
-        pytest.skip("could not create a veth pair")
-    try:
-        for dev in (a, b):
-            subprocess.run(["ip", "link", "set", dev, "addrgenmode", "eui64"], check=True, capture_output=True)
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # usable once duplicate address detection is over
-            out = subprocess.run(["ip", "-6", "addr", "show", "dev", a], capture_output=True, text=True).stdout
-            if "fe80" in out and "tentative" not in out:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.skip(f"{a} got no usable link-local address")
-        yield a
-    finally:
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
+def link() -> Iterator[_netns.Link]:
+    why = _netns.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    with _netns.veth_link("i20", ("peer", "ours")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +68,11 @@ def pki20():
 class Peer:
     """The peer process; its output goes to ``log``, printed when a test fails."""
 
-    def __init__(self, role: str, pki_dir: Path, iface: str, log: Path, *extra: str) -> None:
+    def __init__(self, end: _netns.Endpoint, role: str, pki_dir: Path, log: Path, *extra: str) -> None:
         self.log = log
         self._fh = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(HARNESS), role, "--pki", str(pki_dir), "--iface", iface,
-                                      *extra], stdout=self._fh, stderr=subprocess.STDOUT,
+        argv = [sys.executable, str(HARNESS), role, "--pki", str(pki_dir), "--iface", end.iface, *extra]
+        self.proc = subprocess.Popen(end.namespace.command(argv), stdout=self._fh, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=str(pki_dir))
 
     def output(self) -> str:
@@ -114,6 +98,7 @@ _COMMON = ("SessionSetup", "AuthorizationSetup", "Authorization", "ServiceDiscov
 
 # --------------------------------------------------------------------- our EV, their SECC
 async def _our_ev(pki, iface: str, peer: Peer, service: str) -> tuple[list, str, str]:
+    """Runs in our namespace: discover their SECC, TLS 1.3, one -20 session."""
     deadline = time.monotonic() + 60
     while True:  # the peer starts a JVM first; its SDP server comes up after that
         try:
@@ -137,11 +122,12 @@ async def _our_ev(pki, iface: str, peer: Peer, service: str) -> tuple[list, str,
 
 
 @pytest.mark.parametrize("service", ["DC", "AC"])
-def test_our_ev_charges_at_their_secc(tmp_path, iface, pki20, service):
+def test_our_ev_charges_at_their_secc(tmp_path, link, pki20, service):
     pki_dir = write_layout(pki20, tmp_path / "peer-pki")
-    peer = Peer("secc", pki_dir, iface, tmp_path / "secc.log", "--service", service)
+    peer = Peer(link.a, "secc", pki_dir, tmp_path / "secc.log", "--service", service)
     try:
-        events, version, cipher = asyncio.run(_our_ev(pki20, iface, peer, service))
+        events, version, cipher = link.b.namespace.run(asyncio.run, _our_ev(pki20, link.b.iface, peer, service),
+                                                       timeout=PEER_TIMEOUT + 100)
     except BaseException:
         print(peer.output()[-20000:])
         raise
@@ -159,7 +145,8 @@ def test_our_ev_charges_at_their_secc(tmp_path, iface, pki20, service):
 
 
 # --------------------------------------------------------------------- their EVCC, our charger
-async def _their_ev(pki, iface: str, pki_dir: Path, log: Path, service: str, bpt: bool):
+async def _their_ev(link: _netns.Link, pki, pki_dir: Path, log: Path, service: str, bpt: bool):
+    """Runs in our namespace: our charger on the link; their EVCC in theirs."""
     results: asyncio.Queue = asyncio.Queue()
     dual = DualServerContext(  # the -20 chain for a -20 ClientHello (their -2 chain would be the other)
         iso20=([pki.cert("secc-leaf"), pki.cert("cpo-sub2"), pki.cert("cpo-sub1")], pki.key("secc-leaf")))
@@ -174,10 +161,10 @@ async def _their_ev(pki, iface: str, pki_dir: Path, log: Path, service: str, bpt
         except BaseException as exc:  # surfaced below
             results.put_nowait(exc)
 
-    address = link_local_address(iface)
-    server = await start_charger_server(handler, f"{address}%{iface}", 0, ssl_context=dual.context)
-    sdp = await start_sdp_server(make_responder(address, tls_port=server.port), interface=iface)
-    peer = Peer("evcc", pki_dir, iface, log, "--service", service, "--loops", "3", *(["--bpt"] if bpt else []))
+    end = link.b
+    server = await start_charger_server(handler, end.host, 0, ssl_context=dual.context)
+    sdp = await start_sdp_server(make_responder(end.address, tls_port=server.port), interface=end.iface)
+    peer = Peer(link.a, "evcc", pki_dir, log, "--service", service, "--loops", "3", *(["--bpt"] if bpt else []))
     try:
         async with server:
             loop = asyncio.get_running_loop()
@@ -198,11 +185,12 @@ async def _their_ev(pki, iface: str, pki_dir: Path, log: Path, service: str, bpt
 
 
 @pytest.mark.parametrize("service,bpt", [("DC", False), ("AC", False), ("DC", True)])
-def test_their_evcc_charges_at_our_charger(tmp_path, iface, pki20, service, bpt):
+def test_their_evcc_charges_at_our_charger(tmp_path, link, pki20, service, bpt):
     pki_dir = write_layout(pki20, tmp_path / "peer-pki")
     log_path = tmp_path / "evcc.log"
     try:
-        (version, events), peer, dual = asyncio.run(_their_ev(pki20, iface, pki_dir, log_path, service, bpt))
+        (version, events), peer, dual = link.b.namespace.run(
+            asyncio.run, _their_ev(link, pki20, pki_dir, log_path, service, bpt), timeout=PEER_TIMEOUT + 100)
     except BaseException:
         print(log_path.read_text(errors="replace")[-20000:] if log_path.exists() else "(no peer log)")
         raise
