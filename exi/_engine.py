@@ -3,14 +3,17 @@
 This file is the pure-Python engine (``EXI_IMPL=python``) and, compiled by Cython in pure-Python mode
 under the module name ``exi._cengine``, the compiled one (``cython.compiled`` branches only swap a
 bytearray for a C buffer). It encodes/decodes EXI 1.0 bit-packed streams with the options of V2G
-(header byte 0x80, schema-informed, strict=false, no preserve options, string values always literals).
+(header byte 0x80, schema-informed, strict=false, no preserve options). The encoder writes every
+string value as a literal (valuePartitionCapacity 0, the V2G setting); the decoder also reads
+value-table hits (EXI 1.0 section 7.3.3, default partitions) that peers with other settings write.
 Second-level events: undeclared EE and CH, xsi:nil, xsi:type, AT(*) and SE(*) (undeclared and
 wildcard elements, with the built-in element grammar as EXIficient caps it for V2G), their qnames
 through the stream's string table (initial partitions generated with the grammars).
 
 Table layout (written by exi/codegen, converted once per schema set into _State/_Prod/_DT objects):
     STATES[sid] = (width, productions); width = bits per event code in that state.
-    production = (kind, key, arg, next_state, is_list, direct)
+    production = (kind, key, arg, next_state, is_list, direct[, uri])
+      uri (AT and SE only): index of the qname's URI in the string table's URI partition
       kind K_AT: attribute ``key`` of datatype ``arg``
       kind K_SE: child element ``key``; ``arg`` = start state of its type grammar (-1: unsupported);
                  ``is_list`` when the particle may repeat (the dict holds a list): True, or the
@@ -154,11 +157,18 @@ class _Prod:
     # (a repeated choice): the keyed encoder, taking the first production with items left, would
     # write them here, so one of them coming later needs the ordered form (ORDER). None if none.
     later: Optional[frozenset]
+    qn: object  # AT / SE: the (uri, local name) qname (its local value partition), else None
 
-    def __init__(self, raw: tuple, dts: dict, code: int) -> None:
+    def __init__(self, raw: tuple, dts: dict, code: int, uris: tuple = ()) -> None:
         self.kind = raw[0]
         self.key = raw[1]
         self.code = code
+        self.qn = None
+        if len(raw) > 6 and raw[6] < len(uris):
+            local = raw[1]
+            if local.startswith("{"):
+                local = local[local.find("}") + 1:]
+            self.qn = (uris[raw[6]], local)
         self.arg = raw[2] if self.kind == K_SE else 0
         self.nxt = raw[3]
         self.is_list = bool(raw[4])
@@ -193,9 +203,9 @@ class _State:
     any_se: cython.int  # index of the first SE(*) production (a wildcard), -1 if none
     content2: cython.int  # start tags: the state after a second-level SE(*) or CH (no AT productions)
 
-    def __init__(self, raw: tuple, dts: dict) -> None:
+    def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
-        self.prods = tuple([_Prod(p, dts, i) for i, p in enumerate(raw[1])])
+        self.prods = tuple([_Prod(p, dts, i, uris) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
         self.ee = -1
         self.ed = -1
@@ -220,14 +230,14 @@ class _State:
 _COMPILED: dict = {}
 
 
-def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
+def _compile_states(raw_states: tuple, type_starts: tuple = (), uris: tuple = ()) -> tuple:
     got = _COMPILED.get(id(raw_states))
     if got is not None and got[0] is raw_states:
         return got[1]
     st: _State
     tw: _State
     dts: dict = {}
-    slist = [_State(s, dts) for s in raw_states]
+    slist = [_State(s, dts, uris) for s in raw_states]
     _classify_tags(slist, type_starts)
     # Element_i,content2 of every start-tag state (EXI 1.0 8.5.4.4.1): its productions without the
     # attributes, where an element goes on after a second-level SE(*) in its start tag
@@ -235,7 +245,7 @@ def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
         st = slist[i]
         if st.tag != 2:
             prods = tuple([q for q in raw_states[i][1] if q[0] != K_AT and not (q[0] == K_ANY and q[1] is not None)])
-            tw = _State((len(prods).bit_length(), prods), dts)
+            tw = _State((len(prods).bit_length(), prods), dts, uris)
             _set_tag(tw, 2)
             st.content2 = len(slist)
             slist.append(tw)
@@ -363,6 +373,44 @@ class _QNames:
         self.names.append([])
         self.name_ix.append({})
         return len(self.uris) - 1
+
+
+@cython.final
+@cython.cclass
+class _Values:
+    """The value partitions of one stream's string table (EXI 1.0 section 7.3.3), as a decoder
+    with the EXI defaults (valueMaxLength and valuePartitionCapacity unbounded) keeps them: every
+    string value read as a literal joins the global partition and the local partition of its
+    qname (the element or attribute it belongs to); the empty string joins neither.
+
+    Kept only once a stream has shown a hit (see Grammar._dec): V2G peers run with
+    valuePartitionCapacity 0 and never write one, and then nothing is recorded."""
+
+    glob: list
+    local: dict  # qname -> list of its values in order of their local ids
+
+    def __init__(self) -> None:
+        self.glob = []
+        self.local = {}
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def add(self, qn: object, value: str) -> cython.int:
+        lst = self.local.get(qn)
+        if lst is None:
+            self.local[qn] = [value]
+        else:
+            cython.cast(list, lst).append(value)
+        self.glob.append(value)
+        return 0
+
+
+class _Restart(Exception):
+    """Internal: a value-table hit met by a decoder that keeps no value table (the fast path);
+    Grammar._dec decodes the stream again with one."""
+
+
+_RESTART = _Restart()
 
 
 #: second-level events of each tag kind, after the optional leading EE
@@ -578,12 +626,14 @@ class _Reader:
     info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
     qt: Optional[_QNames]  # this stream's qname string table, made on first use
     builtins: Optional[dict]  # qname -> [StartTagContent, ElementContent] learnt productions
+    vt: Optional[_Values]  # the value partitions, kept only when the stream has hits
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.info = None
         self.qt = None
         self.builtins = None
+        self.vt = None
         if cython.compiled:
             self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
         self.pos = 0
@@ -885,10 +935,11 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
 
 
 @cython.cfunc
-def _dec_value(r: _Reader, dt: _DT) -> object:
-    """Decode one value. Facets (ranges, lengths) are not enforced here, as in EXIficient: real peers
-    send e.g. empty mandatory strings in FAILED responses. Only what cannot be represented (an
-    enumeration index past the end, a length past the end of the stream) is an error."""
+def _dec_value(r: _Reader, dt: _DT, qn: object) -> object:
+    """Decode one value of the element or attribute ``qn`` (its local value partition). Facets
+    (ranges, lengths) are not enforced here, as in EXIficient: real peers send e.g. empty mandatory
+    strings in FAILED responses. Only what cannot be represented (an enumeration index past the
+    end, a length past the end of the stream, a value-table id past its partition) is an error."""
     kind: cython.int = dt.kind
     start: cython.Py_ssize_t = r.pos
     idx: cython.Py_ssize_t
@@ -912,11 +963,42 @@ def _dec_value(r: _Reader, dt: _DT) -> object:
     if kind == T_STRING:
         ln = r.unsigned()
         if ln < 2:
-            raise DecodeError(start, "a string literal (length + 2)", "string table hit, but the value table is always empty in V2G")
-        return r.string(ln - 2)
+            return _dec_hit(r, ln, qn, start)
+        text = r.string(ln - 2)
+        if r.vt is not None and ln > 2:
+            cython.cast(_Values, r.vt).add(qn, text)
+        return text
     if kind >= T_DECIMAL:
-        return _dec_ext(r, dt)
+        return _dec_ext(r, dt, qn)
     return r.blob(r.unsigned())
+
+
+@cython.cfunc
+def _dec_hit(r: _Reader, ln: object, qn: object, start: cython.Py_ssize_t) -> str:
+    """A value-table hit (EXI 1.0 section 7.3.3): 0 and an n-bit id into the local partition of
+    ``qn`` (n = ceil(log2 of its size)), or 1 and an id into the global partition."""
+    vt: _Values
+    k: cython.Py_ssize_t
+    if r.vt is None:
+        raise _RESTART  # the first hit of the stream: Grammar._dec decodes it again, keeping the table
+    vt = r.vt
+    if ln == 0:
+        part = vt.local.get(qn)
+        k = 0 if part is None else len(part)
+        if k == 0:
+            raise DecodeError(start, "a string literal", f"local value-table hit, but {_clark(*qn) if qn else 'this value'} "
+                              "has no value in the table yet")
+        i: cython.Py_ssize_t = r.bits((k - 1).bit_length())
+        if i >= k:
+            raise DecodeError(start, f"a local value id < {k}", f"local value id {i} is not in the table")
+        return cython.cast(list, part)[i]
+    k = len(vt.glob)
+    if k == 0:
+        raise DecodeError(start, "a string literal", "global value-table hit, but the table is empty")
+    i = r.bits((k - 1).bit_length())
+    if i >= k:
+        raise DecodeError(start, f"a global value id < {k}", f"global value id {i} is not in the table")
+    return vt.glob[i]
 
 
 _UNTYPED_STRING = _DT((T_STRING, 0, None))
@@ -1033,7 +1115,7 @@ def _dec_nil(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int:
                 continue
             if p.key in d:
                 raise DecodeError(start, "one value per attribute", f"attribute {p.key} occurs twice")
-            d[p.key] = _dec_value(r, p.dt)
+            d[p.key] = _dec_value(r, p.dt, p.qn)
             st = states[p.nxt]
             first = False
             continue
@@ -1269,7 +1351,7 @@ def _enc_ext(w: _Writer, dt: _DT, v: object, path: list, key: object) -> int:
     return 0
 
 
-def _dec_ext(r: _Reader, dt: _DT) -> object:
+def _dec_ext(r: _Reader, dt: _DT, qn: object) -> object:
     import decimal
 
     kind = dt.kind
@@ -1318,7 +1400,7 @@ def _dec_ext(r: _Reader, dt: _DT) -> object:
     n = r.unsigned()
     if n > r.end - r.pos:
         raise DecodeError(r.pos, f"{n} list item(s)", "list length runs past the end of the stream")
-    return [_dec_value(r, dt.ext) for _ in range(n)]
+    return [_dec_value(r, dt.ext, qn) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------- qnames, xsi:type, AT(*)
@@ -1452,7 +1534,7 @@ def _dec_any_attr(r: _Reader, d: dict, start: cython.Py_ssize_t) -> cython.int:
     key = "@" + _clark(uri, local)
     if key in d:
         raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
-    d[key] = _dec_value(r, _UNTYPED_STRING)
+    d[key] = _dec_value(r, _UNTYPED_STRING, (uri, local))
     return 0
 
 
@@ -2246,7 +2328,9 @@ def _no_production(d: dict, counts: dict, st: _State, states: tuple, first: int,
 
 
 @cython.cfunc
-def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
+def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int, qn: object) -> object:
+    """One element of qname ``qn`` from the start state ``sid`` of its type grammar (``direct``:
+    a simple type, whose value is returned as such)."""
     st: _State
     p: _Prod
     nd: dict
@@ -2266,35 +2350,36 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 nd = {}
                 if _dec_nil_value(r, states, st, nd):
                     return nd
-                return _dec_elem(r, states, sid, direct, depth + 1)  # xsi:nil false: as declared
+                return _dec_elem(r, states, sid, direct, depth + 1, qn)  # xsi:nil false: as declared
             if l2 >= 3:
                 # xsi:type, an undeclared attribute or element: the element becomes a dict ("value"
                 # beside them)
                 nd = {}
                 if l2 == 5:
-                    return _dec_content(r, states, st.content2, nd, depth, True)
+                    return _dec_content(r, states, st.content2, nd, depth, True, qn)
                 if l2 == 3:
                     sid = _dec_xsi_type(r, nd, start)[0]
                 else:
                     _dec_any_attr(r, nd, start)
-                return _dec_content(r, states, sid, nd, depth, False)
+                return _dec_content(r, states, sid, nd, depth, False, qn)
             # CH [untyped value] (l2 == 1): the text, as the schema type where it is a valid form
             # of it, then Element_i,content2 (the value's state: EE, or more undeclared content)
-            nd = _dec_content(r, states, st.content2, {"value": _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))},
-                              depth, False)
+            nd = _dec_content(r, states, st.content2, {"value": _from_text(p.dt, _dec_value(r, _UNTYPED_STRING, qn))},
+                              depth, False, qn)
             return nd["value"] if len(nd) == 1 else nd
         else:
-            v = _dec_value(r, p.dt)
+            v = _dec_value(r, p.dt, qn)
         start = r.pos
         if r.bits(1) != 0:  # undeclared content after the value: the element becomes a dict
             r.pos = start
-            return _dec_content(r, states, p.nxt, {"value": v}, depth, False)
+            return _dec_content(r, states, p.nxt, {"value": v}, depth, False, qn)
         return v
-    return _dec_content(r, states, sid, {}, depth, False)
+    return _dec_content(r, states, sid, {}, depth, False, qn)
 
 
 @cython.cfunc
-def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int, wild: cython.bint) -> object:
+def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int, wild: cython.bint,
+                 qn: object) -> object:
     """The events of an element from state ``sid`` on, into ``d`` (the element's dict); ``wild``:
     an SE(*) was read, its qname and element come first.
 
@@ -2362,7 +2447,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 wild = True
                 continue
             if nsid == -4:  # CH [untyped value]: the simple content, or text where the schema has none
-                text = _dec_value(r, _UNTYPED_STRING)
+                text = _dec_value(r, _UNTYPED_STRING, qn)
                 ch = None
                 for p in st.prods:
                     if p.kind == K_CH:
@@ -2414,7 +2499,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                         forbid = set(flater)
                     else:
                         forbid |= flater
-            v = _dec_elem(r, states, p.arg, p.direct, depth + 1)
+            v = _dec_elem(r, states, p.arg, p.direct, depth + 1, p.qn)
             nchild += 1
             last = p.key
             if order is not None:
@@ -2440,7 +2525,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             sid = p.nxt
             continue
         else:
-            text = _dec_value(r, p.dt)
+            text = _dec_value(r, p.dt, p.qn if p.kind == K_AT else qn)
             if runs is None and p.key not in d:
                 d[p.key] = text
                 slot0 = nchild
@@ -2562,7 +2647,7 @@ def _dec_wild_value(r: _Reader, states: tuple, depth: cython.int) -> tuple:
         raise DecodeError(r.pos, "a schema-informed grammar", "no string table")
     ent = info.globals.get((uri, local))
     if ent is not None:
-        return "{%s}%s" % (uri, local), _dec_elem(r, states, ent[0], ent[1], depth + 1)
+        return "{%s}%s" % (uri, local), _dec_elem(r, states, ent[0], ent[1], depth + 1, (uri, local))
     return "{%s}%s" % (uri, local), _dec_builtin(r, states, depth + 1, (uri, local))
 
 
@@ -2624,11 +2709,11 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
                                                                          "which has no grammar here")
                 if d or tq != _ANY_TYPE:
                     d[XSI_TYPE] = _clark(tq[0], tq[1])
-                return _dec_content(r, states, ent[0], d, depth, False)
+                return _dec_content(r, states, ent[0], d, depth, False, qn)
             key = "@" + _clark(aq[0], aq[1])
             if key in d:
                 raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
-            d[key] = _dec_value(r, _UNTYPED_STRING)
+            d[key] = _dec_value(r, _UNTYPED_STRING, aq)
             continue
         break
     first: cython.Py_ssize_t = len(d)  # the attributes come before the content
@@ -2640,7 +2725,7 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             key = "{%s}%s" % cq
             info2: Optional[_SchemaInfo] = r.info
             ent2 = None if info2 is None else info2.globals.get(cq)
-            v = _dec_elem(r, states, ent2[0], ent2[1], depth + 1) if ent2 is not None else _dec_builtin(r, states, depth + 1, cq)
+            v = _dec_elem(r, states, ent2[0], ent2[1], depth + 1, cq) if ent2 is not None else _dec_builtin(r, states, depth + 1, cq)
             lst = d.get(key)
             if lst is None:
                 d[key] = [v]
@@ -2655,7 +2740,7 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             nchild += 1
             last = key
         else:
-            text = _dec_value(r, _UNTYPED_STRING)
+            text = _dec_value(r, _UNTYPED_STRING, qn)
             if not runs:
                 d["value"] = text  # one run sits where it came in the dict
                 tkeys = set(d)
@@ -2706,7 +2791,8 @@ class Grammar:
                  global_elements: Optional[dict] = None) -> None:
         st: _State
         self.info = None if string_table is None else _SchemaInfo(string_table, xsi_types or {}, global_elements or {})
-        self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]))
+        self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]),
+                                      () if string_table is None else tuple(string_table[0]))
         self.start = start
         self.keys = keys
         self.fragment = fragment
@@ -2824,7 +2910,15 @@ class Grammar:
             raise DecodeError(0, "bytes", f"got {type(data).__name__}")
         r.info = self.info
         try:
-            return self._decode(r)
+            try:
+                return self._decode(r)
+            except _Restart:
+                # a value-table hit: decode again, now keeping the value partitions (a stream
+                # without hits never pays for them)
+                r = _Reader(r.data)
+                r.info = self.info
+                r.vt = _Values()
+                return self._decode(r)
         except DecodeError:
             raise
         except (IndexError, KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
@@ -2868,7 +2962,7 @@ class Grammar:
                 raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
             if p.key in out:
                 raise DecodeError(start, "ED", f"root element {p.key} again in one fragment (the message holds one)")
-            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1)
+            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1, p.qn)
             last = p.key
             sid = p.nxt
         if (r.end - r.pos) >= 8:

@@ -128,12 +128,16 @@ class GenOptions:
     p_wild: float = 0.0
     # text in element-only and empty content (second-level CH [untyped value]), as in mixed content
     p_text: float = 0.0
+    # the chance that a string value repeats one generated before in the message (of the same
+    # kind and fitting its length): value-table hits where the encoder keeps value partitions
+    p_repeat: float = 0.0
 
 
 class _Run:
     def __init__(self, gen: "MessageGenerator", rng: random.Random, opts: GenOptions) -> None:
         self.gen, self.rng, self.opts, self.nodes = gen, rng, opts, 0
         self.mixed = False
+        self.strings: dict[str, list[str]] = {}  # kind -> the strings generated so far (p_repeat)
 
     # -- particles -------------------------------------------------------------------------
     def count(self, lo: int, hi: int | None) -> int:
@@ -406,13 +410,23 @@ class _Run:
             n = self._len(lo_len, hi_len, o.binary_cap)
             data = rng.randbytes(n)
             return HexBytes(data) if b == "hexBinary" else B64Bytes(data)
-        n = self._len(max(lo_len, 1 if b in ("ID", "NCName", "anyURI") else 0), hi_len, o.string_cap)
+        lo_n = max(lo_len, 1 if b in ("ID", "NCName", "anyURI") else 0)
+        kind = "nc" if b in ("ID", "NCName", "IDREF") else "uri" if b == "anyURI" else "text"
+        seen = self.strings.setdefault(kind, [])
+        if o.p_repeat and seen and rng.random() < o.p_repeat:
+            fits = [x for x in seen if lo_n <= len(x) and (hi_len is None or len(x) <= hi_len)]
+            if fits:
+                return rng.choice(fits)
+        n = self._len(lo_n, hi_len, o.string_cap)
         if b in ("ID", "NCName", "IDREF"):
-            return rng.choice(_NCSTART) + "".join(rng.choice(_NCCHARS) for _ in range(n - 1))
-        if b == "anyURI":
-            return "".join(rng.choice(string.ascii_letters + string.digits + ":/#._-") for _ in range(n))
-        pool = _ASCII + (_NONASCII if o.unicode and rng.random() < 0.3 else "")
-        s = "".join(rng.choice(pool) for _ in range(n))
+            s = rng.choice(_NCSTART) + "".join(rng.choice(_NCCHARS) for _ in range(n - 1))
+        elif b == "anyURI":
+            s = "".join(rng.choice(string.ascii_letters + string.digits + ":/#._-") for _ in range(n))
+        else:
+            pool = _ASCII + (_NONASCII if o.unicode and rng.random() < 0.3 else "")
+            s = "".join(rng.choice(pool) for _ in range(n))
+        if o.p_repeat:
+            seen.append(s)
         return s
 
     def _len(self, lo: int, hi: int | None, cap: int) -> int:
