@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII, PyUnicode_KIND
+    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII,
+                                                 PyUnicode_DecodeUTF8, PyUnicode_KIND)
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
     from cython.cimports.libc.string import memcpy
 
@@ -106,6 +107,7 @@ class _DT:
     values: tuple
     index: dict
     ext: object  # T_DATETIME: the type's name; T_LIST: the item _DT
+    jvals: tuple  # T_ENUM: each literal as JSON text (bytes)
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
@@ -117,6 +119,7 @@ class _DT:
         self.values = ()
         self.index = {}
         self.ext = None
+        self.jvals = ()
         if self.kind >= T_DECIMAL:
             if self.kind == T_DATETIME:
                 self.ext = raw[1]
@@ -130,6 +133,7 @@ class _DT:
             self.values = raw[1]
             self.nbits = raw[2]
             self.index = {v: i for i, v in enumerate(raw[1])}
+            self.jvals = tuple([(('"%s"' % v) if isinstance(v, str) else str(v)).encode("utf-8") for v in raw[1]])
         elif self.kind != T_BOOL:
             self.lo_obj = raw[1]
             self.hi_obj = raw[2]
@@ -158,12 +162,20 @@ class _Prod:
     # write them here, so one of them coming later needs the ordered form (ORDER). None if none.
     later: Optional[frozenset]
     qn: object  # AT / SE: the (uri, local name) qname (its local value partition), else None
+    # the jar's JSON (exi.josev): the key as JSON text, a child that is a list there (a repeating
+    # one, or any child of mixed content), and (child key, its JSON) of a zero default (jar_defaults)
+    jkey: bytes
+    jlist: cython.bint
+    jdef: object
 
     def __init__(self, raw: tuple, dts: dict, code: int, uris: tuple = ()) -> None:
         self.kind = raw[0]
         self.key = raw[1]
         self.code = code
         self.qn = None
+        self.jkey = (('"%s":' % raw[1]) if isinstance(raw[1], str) else "").encode("utf-8")
+        self.jlist = bool(raw[4])
+        self.jdef = None
         if len(raw) > 6 and raw[6] < len(uris):
             local = raw[1]
             if local.startswith("{"):
@@ -202,6 +214,8 @@ class _State:
     l2_width: cython.int
     any_se: cython.int  # index of the first SE(*) production (a wildcard), -1 if none
     content2: cython.int  # start tags: the state after a second-level SE(*) or CH (no AT productions)
+    mixed: cython.bint  # CH beside SE: mixed content
+    osens: cython.bint  # in a type grammar whose children's order the keyed dict cannot hold (exi.josev)
 
     def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
@@ -214,6 +228,7 @@ class _State:
         self.l2_width = 0
         self.any_se = -1
         self.content2 = -1
+        self.osens = False
         self.keymap = {}
         for i, p in enumerate(raw[1]):
             if p[0] == K_EE and self.ee < 0:
@@ -225,6 +240,12 @@ class _State:
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
         self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
+        kinds = {p[0] for p in raw[1]}
+        self.mixed = K_CH in kinds and K_SE in kinds
+        if self.mixed:
+            for p in self.prods:
+                if cython.cast(_Prod, p).kind == K_SE:
+                    cython.cast(_Prod, p).jlist = True
 
 
 _COMPILED: dict = {}
@@ -250,6 +271,7 @@ def _compile_states(raw_states: tuple, type_starts: tuple = (), uris: tuple = ()
             st.content2 = len(slist)
             slist.append(tw)
     _mark_later(slist)
+    _mark_osens(slist, type_starts)
     states = tuple(slist)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
@@ -274,6 +296,64 @@ def _mark_later(states: list) -> None:
             later = frozenset([q.key for q in ses[:i] if q.key != p.key and q.key in got])
             if later:
                 p.later = later
+
+
+def _own_states(states: list, sid: int) -> list:
+    """The states of the type grammar from ``sid`` (not descending into children)."""
+    st: _State
+    p: _Prod
+    out = []
+    seen = set()
+    todo = [sid]
+    while todo:
+        s = todo.pop()
+        if s < 0 or s in seen:
+            continue
+        seen.add(s)
+        out.append(s)
+        st = states[s]
+        for p in st.prods:
+            todo.append(p.nxt)
+    return out
+
+
+def _mark_osens(states: list, type_starts: tuple) -> None:
+    """Set ``osens`` on the states of every type grammar with mixed content or a repeated choice
+    (two child keys that can each follow the other): there the jar's JSON groups a child's
+    occurrences under one key and the JSON decoder must see when one comes back later."""
+    st: _State
+    p: _Prod
+    starts = set(type_starts)
+    for st in states:
+        for p in st.prods:
+            if p.kind == K_SE and p.arg >= 0:
+                starts.add(p.arg)
+    for s0 in starts:
+        own = _own_states(states, s0)
+        sens = False
+        after: dict = {}
+        for s in own:
+            st = states[s]
+            if st.mixed:
+                sens = True
+                break
+            for p in st.prods:
+                if p.kind == K_SE:
+                    got = after.get(p.key)
+                    if got is None:
+                        got = after[p.key] = set()
+                    got.update(_se_keys_from(states, p.nxt))
+        if not sens:
+            for a, later in after.items():
+                for b in later:
+                    if b != a and a in after.get(b, ()):
+                        sens = True
+                        break
+                if sens:
+                    break
+        if sens:
+            for s in own:
+                cython.cast(_State, states[s]).osens = True
 
 
 def _se_keys_from(states: list, sid: int) -> frozenset:
@@ -2768,6 +2848,636 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
     return d
 
 
+# --------------------------------------------------------------------------------------------- the jar's JSON, compiled
+# exi.josev.JosevCodec speaks the JSON of the iso15118 package's jar (exi/_jarshape.py). Its common
+# case runs here, straight between EXI bits and JSON text: no dict, no json module, no shape walk.
+# Anything outside that case (second-level events, value-table hits, text in mixed content, keys
+# out of grammar order, escapes or non-ASCII in JSON strings, the rarer built-ins, bad values)
+# raises _FALLBACK and the drop-in takes the general path (dicts, exi._jarshape), which also
+# gives the precise error. tests/exi_tests/test_exi_josev_fast.py holds both paths equal.
+_HEXU = b"0123456789ABCDEF"
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_INV: bytes = bytes([_B64.index(c) if c in _B64 else 255 for c in range(256)])
+_HEX_INV: bytes = bytes([int(chr(c), 16) if chr(c) in "0123456789abcdefABCDEF" else 255 for c in range(256)])
+
+
+@cython.final
+@cython.cclass
+class _JOut:
+    """A growing byte buffer for JSON text (C buffer when compiled, bytearray otherwise)."""
+
+    cbuf: cython.p_uchar
+    size: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
+    pbuf: bytearray
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.cap = 0
+        if cython.compiled:
+            self.cbuf = cython.cast(cython.p_uchar, PyMem_Malloc(512))
+            if self.cbuf == cython.NULL:
+                raise MemoryError()
+            self.cap = 512
+        else:
+            self.pbuf = bytearray()
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            if self.cbuf != cython.NULL:
+                PyMem_Free(self.cbuf)
+                self.cbuf = cython.NULL
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def room(self, n: cython.Py_ssize_t) -> cython.int:
+        newcap: cython.Py_ssize_t
+        if cython.compiled:
+            if self.size + n > self.cap:
+                newcap = 2 * self.cap
+                if newcap < self.size + n:
+                    newcap = self.size + n
+                p = PyMem_Realloc(self.cbuf, newcap)
+                if p == cython.NULL:
+                    raise MemoryError()
+                self.cbuf = cython.cast(cython.p_uchar, p)
+                self.cap = newcap
+        return 0
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def ch(self, c: cython.int) -> cython.int:
+        if cython.compiled:
+            if self.size + 1 > self.cap:
+                self.room(1)
+            self.cbuf[self.size] = c
+            self.size += 1
+        else:
+            self.pbuf.append(c)
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def raw(self, b: bytes) -> cython.int:
+        n: cython.Py_ssize_t = len(b)
+        if cython.compiled:
+            self.room(n)
+            memcpy(self.cbuf + self.size, PyBytes_AS_STRING(b), n)
+            self.size += n
+        else:
+            self.pbuf += b
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def key(self, jkey: bytes, first: cython.bint) -> cython.int:
+        """``,"k":`` (``jkey`` is ``"k":``; no comma first)."""
+        if not first:
+            self.ch(44)
+        self.raw(jkey)
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def num(self, v: cython.longlong) -> cython.int:
+        digits: cython.uchar[24]
+        n: cython.int = 0
+        u: cython.ulonglong
+        if not cython.compiled:
+            self.pbuf += str(v).encode("ascii")
+            return 0
+        if v < 0:
+            self.ch(45)
+            u = cython.cast(cython.ulonglong, -(v + 1)) + 1
+        else:
+            u = v
+        while True:
+            digits[n] = 48 + u % 10
+            n += 1
+            u //= 10
+            if u == 0:
+                break
+        while n > 0:
+            n -= 1
+            self.ch(digits[n])
+        return 0
+
+    @cython.cfunc
+    def text(self) -> str:
+        if cython.compiled:
+            return PyUnicode_DecodeUTF8(cython.cast(cython.p_char, self.cbuf), self.size, cython.NULL)
+        return bytes(self.pbuf).decode("utf-8")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jdec_value(r: _Reader, o: _JOut, dt: _DT) -> cython.int:
+    kind: cython.int = dt.kind
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t
+    if kind == T_NBIT:
+        o.num(dt.lo + cython.cast(cython.longlong, r.bits(dt.nbits)))
+    elif kind == T_UINT or kind == T_INT:
+        v = _dec_value(r, dt, None)
+        if -(2**62) < v < 2**62:
+            o.num(v)
+        else:
+            o.raw(str(v).encode("ascii"))
+    elif kind == T_BOOL:
+        o.raw(b"true" if r.bits(1) else b"false")
+    elif kind == T_ENUM:
+        i = r.bits(dt.nbits)
+        if i >= len(dt.values):
+            raise _FALLBACK
+        o.raw(dt.jvals[i])
+    elif kind == T_STRING:
+        start: cython.Py_ssize_t = r.pos
+        ln = r.unsigned()
+        if ln < 2:
+            raise _FALLBACK  # a value-table hit
+        r.pos = start
+        s: str = _dec_value(r, dt, None)
+        if not s.isascii() or not _json_plain(s):
+            o.raw(_json_str(s))
+        else:
+            o.ch(34)
+            o.raw(s.encode("ascii"))
+            o.ch(34)
+    elif kind == T_HEX or kind == T_B64:
+        b: bytes = r.blob(r.unsigned())
+        o.ch(34)
+        if kind == T_HEX:
+            _hex_out(o, b)
+        else:
+            _b64_out(o, b)
+        o.ch(34)
+    else:
+        raise _FALLBACK
+    return 0
+
+
+def _json_plain(s: str) -> bool:
+    """Whether an ASCII text goes into JSON as it is (no quote, backslash or control character)."""
+    for c in s:
+        if c == '"' or c == "\\" or c < " " or c == "\x7f":
+            return False
+    return True
+
+
+def _json_str(s: str) -> bytes:
+    import json
+
+    return json.dumps(s, ensure_ascii=False).encode("utf-8")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _hex_out(o: _JOut, b: bytes) -> cython.int:
+    """Uppercase hex of ``b``."""
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t = len(b)
+    if cython.compiled:
+        o.room(2 * n)
+        src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
+        hx: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_HEXU))
+        dst: cython.p_uchar = o.cbuf + o.size
+        for i in range(n):
+            dst[2 * i] = hx[src[i] >> 4]
+            dst[2 * i + 1] = hx[src[i] & 15]
+        o.size += 2 * n
+    else:
+        o.pbuf += b.hex().upper().encode("ascii")
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _b64_out(o: _JOut, b: bytes) -> cython.int:
+    """Standard base64 of ``b``, padded."""
+    n: cython.Py_ssize_t = len(b)
+    i: cython.Py_ssize_t = 0
+    k: cython.Py_ssize_t = 0
+    x: cython.uint
+    if not cython.compiled:
+        o.pbuf += base64.b64encode(b)
+        return 0
+    o.room(4 * (n // 3 + 1))
+    src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
+    tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
+    dst: cython.p_uchar = o.cbuf + o.size
+    while i + 3 <= n:
+        x = (cython.cast(cython.uint, src[i]) << 16) | (cython.cast(cython.uint, src[i + 1]) << 8) | src[i + 2]
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = tb[x & 63]
+        k += 4
+        i += 3
+    if n - i == 1:
+        x = cython.cast(cython.uint, src[i]) << 16
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = 61
+        dst[k + 3] = 61
+        k += 4
+    elif n - i == 2:
+        x = (cython.cast(cython.uint, src[i]) << 16) | (cython.cast(cython.uint, src[i + 1]) << 8)
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = 61
+        k += 4
+    o.size += k
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int,
+               jdef: object) -> cython.int:
+    """One element as the jar's JSON: its value, or an object of its attributes and children."""
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if r.bits(st.width) != 0:
+            raise _FALLBACK  # an escape: empty content, untyped value, xsi:nil ...
+        _jdec_value(r, o, p.dt)
+        if r.bits(1) != 0:
+            raise _FALLBACK
+        return 0
+    o.ch(123)
+    first: cython.bint = True
+    last = None
+    open_list: cython.bint = False
+    seen: Optional[set] = None
+    dkey = None if jdef is None else cython.cast(tuple, jdef)[0]
+    have: cython.bint = False
+    while True:
+        st = states[sid]
+        code = r.bits(st.width)
+        if code >= st.n:
+            raise _FALLBACK
+        p = st.prods[code]
+        if p.kind == K_EE:
+            break
+        if p.kind == K_SE:
+            if p.arg < 0:
+                raise _FALLBACK
+            if open_list and p.key is last:
+                o.ch(44)
+            else:
+                if open_list:
+                    o.ch(93)
+                if st.osens:
+                    if seen is None:
+                        seen = set()
+                    if p.key in seen:
+                        raise _FALLBACK  # again after other children: the general path groups it
+                    seen.add(p.key)
+                o.key(p.jkey, first)
+                first = False
+                if dkey is not None and p.key == dkey:
+                    have = True
+                open_list = p.jlist
+                if open_list:
+                    o.ch(91)
+            last = p.key
+            _jdec_elem(r, o, states, p.arg, p.direct, depth + 1, p.jdef)
+        elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+            if open_list:
+                o.ch(93)
+                open_list = False
+            o.key(p.jkey, first)
+            first = False
+            last = None
+            _jdec_value(r, o, p.dt)
+        else:
+            raise _FALLBACK  # SE(*), AT(*), text in mixed content
+        sid = p.nxt
+    if open_list:
+        o.ch(93)
+    if jdef is not None and not have:
+        o.key(cython.cast(tuple, jdef)[1], first)  # the jar's zero default of an absent element
+    o.ch(125)
+    return 0
+
+
+# ---- JSON text in
+@cython.final
+@cython.cclass
+class _JIn:
+    """A cursor over JSON text (ASCII only: anything else makes the caller fall back)."""
+
+    buf: cython.p_uchar
+    data: bytes
+    pos: cython.Py_ssize_t
+    end: cython.Py_ssize_t
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        if cython.compiled:
+            self.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+        self.pos = 0
+        self.end = len(data)
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def peek(self) -> cython.int:
+        """The next non-blank character (not consumed); -2 at the end."""
+        c: cython.int
+        while self.pos < self.end:
+            if cython.compiled:
+                c = self.buf[self.pos]
+            else:
+                c = self.data[self.pos]
+            if c == 32 or c == 10 or c == 13 or c == 9:
+                self.pos += 1
+                continue
+            return c
+        return -2
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def take(self, c: cython.int) -> cython.int:
+        if self.peek() != c:
+            raise _FALLBACK
+        self.pos += 1
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def word(self, w: bytes) -> cython.int:
+        n: cython.Py_ssize_t = len(w)
+        if self.data[self.pos:self.pos + n] != w:
+            raise _FALLBACK
+        self.pos += n
+        return 0
+
+    @cython.cfunc
+    def string_span(self) -> tuple:
+        """(start, length) of a JSON string's characters, positioned after it; plain ASCII only."""
+        c: cython.int
+        self.take(34)
+        start: cython.Py_ssize_t = self.pos
+        while self.pos < self.end:
+            if cython.compiled:
+                c = self.buf[self.pos]
+            else:
+                c = self.data[self.pos]
+            if c == 34:
+                self.pos += 1
+                return start, self.pos - 1 - start
+            if c == 92 or c >= 128 or c < 32:
+                raise _FALLBACK  # escapes and non-ASCII: the general path
+            self.pos += 1
+        raise _FALLBACK
+
+    @cython.cfunc
+    def string(self) -> str:
+        span = self.string_span()
+        a: cython.Py_ssize_t = span[0]
+        n: cython.Py_ssize_t = span[1]
+        if cython.compiled:
+            return PyUnicode_DecodeASCII(cython.cast(cython.p_char, self.buf + a), n, cython.NULL)
+        return self.data[a:a + n].decode("ascii")
+
+    @cython.cfunc
+    def integer(self) -> object:
+        c: cython.int = self.peek()
+        start: cython.Py_ssize_t = self.pos
+        if c == 45:
+            self.pos += 1
+        while self.pos < self.end:
+            if cython.compiled:
+                c = self.buf[self.pos]
+            else:
+                c = self.data[self.pos]
+            if c < 48 or c > 57:
+                break
+            self.pos += 1
+        if c == 46 or c == 101 or c == 69 or self.pos == start or (self.pos == start + 1 and self.data[start] == 45):
+            raise _FALLBACK  # a fraction or an exponent: no integer
+        return int(self.data[start:self.pos])
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
+    kind: cython.int = dt.kind
+    c: cython.int
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t
+    a: cython.Py_ssize_t
+    if kind <= T_INT:
+        _enc_int(w, dt, j.integer(), _NO_PATH, None)
+    elif kind == T_BOOL:
+        c = j.peek()
+        if c == 116:
+            j.word(b"true")
+            w.bits(1, 1)
+        elif c == 102:
+            j.word(b"false")
+            w.bits(0, 1)
+        else:
+            raise _FALLBACK
+    elif kind == T_ENUM:
+        c = j.peek()
+        v = j.string() if c == 34 else j.integer()
+        idx = dt.index.get(v)
+        if idx is None or type(dt.values[idx]) is not type(v):
+            raise _FALLBACK
+        w.bits(idx, dt.nbits)
+    elif kind == T_STRING:
+        span = j.string_span()
+        a = span[0]
+        n = span[1]
+        _check_len(n, dt, _NO_PATH, None, "character")
+        w.uint_small(n + 2)
+        if cython.compiled:
+            w.blob_raw(j.buf + a, n)
+        else:
+            w.blob(j.data[a:a + n])
+    elif kind == T_HEX or kind == T_B64:
+        span = j.string_span()
+        a = span[0]
+        n = span[1]
+        raw = _unhex(j, a, n) if kind == T_HEX else _unb64(j, a, n)
+        _check_len(len(raw), dt, _NO_PATH, None, "byte")
+        w.uint_small(len(raw))
+        w.blob(raw)
+    else:
+        raise _FALLBACK
+    return 0
+
+
+@cython.cfunc
+def _unhex(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
+    """The bytes of hex text (either case)."""
+    i: cython.Py_ssize_t
+    hi: cython.uint
+    lo: cython.uint
+    if n & 1:
+        raise _FALLBACK
+    if not cython.compiled:
+        return bytes.fromhex(j.data[a:a + n].decode("ascii"))
+    out = PyBytes_FromStringAndSize(cython.NULL, n >> 1)
+    dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+    src: cython.p_uchar = j.buf + a
+    inv: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_HEX_INV))
+    for i in range(n >> 1):
+        hi = inv[src[2 * i]]
+        lo = inv[src[2 * i + 1]]
+        if hi > 15 or lo > 15:
+            raise _FALLBACK
+        dst[i] = (hi << 4) | lo
+    return out
+
+
+@cython.cfunc
+def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
+    """Strict base64 (as base64.b64decode(validate=True)): whole quads, '=' only as padding."""
+    i: cython.Py_ssize_t
+    k: cython.Py_ssize_t = 0
+    q: cython.int
+    x: cython.uint
+    v: cython.uint
+    pad: cython.Py_ssize_t = 0
+    if n & 3:
+        raise _FALLBACK
+    if not cython.compiled:
+        return base64.b64decode(j.data[a:a + n], validate=True)
+    src: cython.p_uchar = j.buf + a
+    inv: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64_INV))
+    if n and src[n - 1] == 61:
+        pad = 2 if src[n - 2] == 61 else 1
+    m: cython.Py_ssize_t = 3 * (n >> 2) - pad
+    out = PyBytes_FromStringAndSize(cython.NULL, m)
+    dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+    for i in range(0, n, 4):
+        x = 0
+        for q in range(4):
+            if src[i + q] == 61 and i + 4 == n and q >= 4 - pad:
+                v = 0
+            else:
+                v = inv[src[i + q]]
+                if v > 63:
+                    raise _FALLBACK
+            x = (x << 6) | v
+        dst[k] = (x >> 16) & 255
+        k += 1
+        if k < m:
+            dst[k] = (x >> 8) & 255
+            k += 1
+        if k < m:
+            dst[k] = x & 255
+            k += 1
+    return out
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> cython.int:
+    """One element from the jar's JSON: keys in the JSON's order through the grammar (a repeated
+    choice in the order the JSON gives, as the jar writes it)."""
+    st: _State
+    p: _Prod
+    n: cython.Py_ssize_t
+    c: cython.int
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if j.peek() == 34 and p.dt.kind >= T_STRING:
+            span = j.string_span()
+            if cython.cast(cython.Py_ssize_t, span[1]) == 0:  # empty content: an undeclared EE
+                _check_len(0, p.dt, _NO_PATH, None, "character")
+                w.bits(st.n, st.width)
+                w.bits(0, st.l2_width)
+                return 0
+            j.pos = cython.cast(cython.Py_ssize_t, span[0]) - 1
+        w.bits(0, 1)
+        _jenc_value(w, j, p.dt)
+        w.bits(0, 1)
+        return 0
+    j.take(123)
+    if j.peek() == 125:
+        j.pos += 1
+    else:
+        while True:
+            key = j.string()
+            j.take(58)
+            st = states[sid]
+            po = st.pmap.get(key)
+            if po is None:
+                raise _FALLBACK
+            p = po
+            if p.kind == K_SE:
+                if p.arg < 0:
+                    raise _FALLBACK
+                if j.peek() == 91 and (p.is_list or p.jlist):
+                    j.pos += 1
+                    n = 0
+                    if j.peek() == 93:
+                        raise _FALLBACK
+                    while True:
+                        if n:
+                            st = states[sid]
+                            po = st.pmap.get(key)
+                            if po is None:
+                                raise _FALLBACK
+                            p = po
+                        n += 1
+                        if (not p.is_list and n > 1) or (p.cap and n > p.cap):
+                            raise _FALLBACK
+                        w.bits(p.code, st.width)
+                        _jenc_elem(w, j, states, p.arg, p.direct, depth + 1)
+                        sid = p.nxt
+                        c = j.peek()
+                        j.pos += 1
+                        if c == 93:
+                            break
+                        if c != 44:
+                            raise _FALLBACK
+                elif p.is_list:
+                    raise _FALLBACK
+                else:
+                    w.bits(p.code, st.width)
+                    _jenc_elem(w, j, states, p.arg, p.direct, depth + 1)
+                    sid = p.nxt
+            elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+                if p.kind == K_CH and j.peek() == 34:
+                    span = j.string_span()
+                    if cython.cast(cython.Py_ssize_t, span[1]) == 0:
+                        raise _FALLBACK  # empty simple content: the general path writes the undeclared EE
+                    j.pos = cython.cast(cython.Py_ssize_t, span[0]) - 1
+                w.bits(p.code, st.width)
+                _jenc_value(w, j, p.dt)
+                sid = p.nxt
+            else:
+                raise _FALLBACK
+            c = j.peek()
+            j.pos += 1
+            if c == 125:
+                break
+            if c != 44:
+                raise _FALLBACK
+    st = states[sid]
+    if st.ee < 0:
+        raise _FALLBACK
+    w.bits(st.ee, st.width)
+    return 0
+
+
+
 # --------------------------------------------------------------------------------------------- entry
 #: a writer whose buffer grew past this is not kept for the next message
 _SPARE_MAX = cython.declare(cython.Py_ssize_t, 1 << 16)
@@ -3012,3 +3722,115 @@ class CodecCore:
         if type(g) is Grammar:
             return cython.cast(Grammar, g)._dec(data)
         return g.decode(data)
+
+
+def jar_encode(roots: dict, text: object) -> Optional[bytes]:
+    """The jar's JSON text of one message -> EXI bytes, or None when the general path must take
+    it. ``roots``: root element key -> Grammar (document or fragment) of the message set."""
+    g: Grammar
+    p: _Prod
+    st: _State
+    w: Optional[_Writer]
+    if isinstance(text, str):
+        s: str = text
+        if cython.compiled:
+            if PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
+                return None
+            data = PyBytes_FromStringAndSize(cython.cast(cython.p_char, PyUnicode_1BYTE_DATA(s)), len(s))
+        else:
+            if not s.isascii():
+                return None
+            data = s.encode("ascii")
+    elif isinstance(text, bytes):
+        data = text
+    else:
+        return None
+    j = _JIn(data)
+    try:
+        j.take(123)
+        key = j.string()
+        j.take(58)
+        go = roots.get(key)
+        if go is None:
+            return None
+        g = go
+        po = g.roots.get(key)
+        if po is None:
+            return None
+        p = po
+        if p.arg < 0:
+            return None
+        w = g.spare
+        if w is None:
+            w = _Writer()
+        else:
+            g.spare = None
+            w.reset()
+        w.info = g.info
+        st = g.states[g.start]
+        w.bits(0x80, 8)
+        w.bits(p.code, st.width)
+        _jenc_elem(w, j, g.states, p.arg, p.direct, 1)
+        j.take(125)
+        if j.peek() != -2:
+            return None
+    except (_Fallback, EncodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
+        return None
+    st = g.states[p.nxt]
+    if st.ed >= 0:
+        w.bits(st.ed, st.width)
+    out = w.finish()
+    if w.cap <= _SPARE_MAX:
+        g.spare = w
+    return out
+
+
+def jar_decode(g: object, data: object) -> Optional[str]:
+    """EXI bytes of one message (document or fragment of Grammar ``g``) -> the jar's JSON text,
+    or None when the general path must take it."""
+    gr: Grammar = g
+    st: _State
+    p: _Prod
+    if not isinstance(data, bytes):
+        return None
+    r = _Reader(data)
+    r.info = gr.info
+    o = _JOut()
+    try:
+        if r.end < 8 or r.bits(8) != 0x80:
+            return None
+        st = gr.states[gr.start]
+        code = r.bits(st.width)
+        if code >= st.n:
+            return None
+        p = st.prods[code]
+        if p.kind != K_SE or p.arg < 0:
+            return None
+        o.ch(123)
+        o.key(p.jkey, True)
+        _jdec_elem(r, o, gr.states, p.arg, p.direct, 1, p.jdef)
+        o.ch(125)
+        st = gr.states[p.nxt]
+        if st.ed >= 0:
+            if r.bits(st.width) != st.ed:
+                return None  # several roots (a fragment): the general path
+        if (r.end - r.pos) >= 8:
+            tail = r.data[(r.pos + 7) >> 3:]
+            if tail.count(0) != len(tail):
+                return None
+    except (_Fallback, DecodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
+        return None
+    return o.text()
+
+
+def jar_defaults(g: object, defaults: dict) -> None:
+    """Mark the elements whose absent child the jar's JSON carries as a default: ``defaults`` maps
+    an element key to (child key, default) (exi._jarshape.JAR_ZERO_DEFAULTS)."""
+    gr: Grammar = g
+    st: _State
+    p: _Prod
+    for st in gr.states:
+        for p in st.prods:
+            if p.kind == K_SE and p.key in defaults:
+                child, v = defaults[p.key]
+                p.jdef = (child, ('"%s":%s' % (child, v)).encode("ascii"))
