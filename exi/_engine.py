@@ -3175,16 +3175,27 @@ class _JIn:
     """A cursor over JSON text (ASCII only: anything else makes the caller fall back)."""
 
     buf: cython.p_uchar
-    data: bytes
+    data: bytes  # the pure-Python engine's text; the compiled one reads ``owner``'s buffer in place
+    owner: object
     pos: cython.Py_ssize_t
     end: cython.Py_ssize_t
+    sa: cython.Py_ssize_t  # the last string's characters: start and length (string_span)
+    sn: cython.Py_ssize_t
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.data = b""
         if cython.compiled:
-            self.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+            if isinstance(owner, bytes):
+                self.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(owner))
+            else:  # a str of 1-byte kind (checked by the caller)
+                self.buf = cython.cast(cython.p_uchar, PyUnicode_1BYTE_DATA(owner))
+        else:
+            self.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
         self.pos = 0
-        self.end = len(data)
+        self.end = len(owner)
+        self.sa = 0
+        self.sn = 0
 
     @cython.cfunc
     @cython.inline
@@ -3213,59 +3224,101 @@ class _JIn:
         return 0
 
     @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def at(self, i: cython.Py_ssize_t) -> cython.int:
+        if i >= self.end:
+            return -2
+        if cython.compiled:
+            return self.buf[i]
+        return self.data[i]
+
+    @cython.cfunc
     @cython.exceptval(-1)
     def word(self, w: bytes) -> cython.int:
         n: cython.Py_ssize_t = len(w)
-        if self.data[self.pos:self.pos + n] != w:
-            raise _FALLBACK
+        i: cython.Py_ssize_t
+        for i in range(n):
+            if self.at(self.pos + i) != w[i]:
+                raise _FALLBACK
         self.pos += n
         return 0
 
     @cython.cfunc
-    def string_span(self) -> tuple:
-        """(start, length) of a JSON string's characters, positioned after it; plain ASCII only."""
+    @cython.exceptval(-1)
+    def string_span(self) -> cython.int:
+        """A JSON string: its characters' start and length into ``sa``/``sn``, positioned after
+        it; plain ASCII only."""
         c: cython.int
         self.take(34)
         start: cython.Py_ssize_t = self.pos
-        while self.pos < self.end:
-            if cython.compiled:
-                c = self.buf[self.pos]
-            else:
-                c = self.data[self.pos]
+        i: cython.Py_ssize_t = start
+        end: cython.Py_ssize_t = self.end
+        if cython.compiled:
+            buf: cython.p_uchar = self.buf
+            while i < end:
+                c = buf[i]
+                if c == 34:
+                    self.sa = start
+                    self.sn = i - start
+                    self.pos = i + 1
+                    return 0
+                if c == 92 or c >= 128 or c < 32:
+                    raise _FALLBACK  # escapes and non-ASCII: the general path
+                i += 1
+            raise _FALLBACK
+        while i < end:
+            c = self.data[i]
             if c == 34:
-                self.pos += 1
-                return start, self.pos - 1 - start
+                self.sa = start
+                self.sn = i - start
+                self.pos = i + 1
+                return 0
             if c == 92 or c >= 128 or c < 32:
-                raise _FALLBACK  # escapes and non-ASCII: the general path
-            self.pos += 1
+                raise _FALLBACK
+            i += 1
         raise _FALLBACK
 
     @cython.cfunc
     def string(self) -> str:
-        span = self.string_span()
-        a: cython.Py_ssize_t = span[0]
-        n: cython.Py_ssize_t = span[1]
+        self.string_span()
         if cython.compiled:
-            return PyUnicode_DecodeASCII(cython.cast(cython.p_char, self.buf + a), n, cython.NULL)
-        return self.data[a:a + n].decode("ascii")
+            return PyUnicode_DecodeASCII(cython.cast(cython.p_char, self.buf + self.sa), self.sn, cython.NULL)
+        return self.data[self.sa:self.sa + self.sn].decode("ascii")
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def span_is(self, jkey: bytes) -> cython.bint:
+        """Whether the last string is the key of ``jkey`` (``"key":``)."""
+        n: cython.Py_ssize_t = len(jkey)
+        i: cython.Py_ssize_t
+        if n != self.sn + 3:
+            return False
+        for i in range(self.sn):
+            if self.at(self.sa + i) != jkey[i + 1]:
+                return False
+        return True
 
     @cython.cfunc
     def integer(self) -> object:
         c: cython.int = self.peek()
-        start: cython.Py_ssize_t = self.pos
-        if c == 45:
+        neg: cython.bint = c == 45
+        v: cython.longlong = 0
+        nd: cython.int = 0
+        if neg:
             self.pos += 1
-        while self.pos < self.end:
-            if cython.compiled:
-                c = self.buf[self.pos]
-            else:
-                c = self.data[self.pos]
+        while True:
+            c = self.at(self.pos)
             if c < 48 or c > 57:
                 break
+            if nd >= 18:
+                raise _FALLBACK  # past 64 bits: the general path
+            v = v * 10 + (c - 48)
+            nd += 1
             self.pos += 1
-        if c == 46 or c == 101 or c == 69 or self.pos == start or (self.pos == start + 1 and self.data[start] == 45):
+        if c == 46 or c == 101 or c == 69 or nd == 0:
             raise _FALLBACK  # a fraction or an exponent: no integer
-        return int(self.data[start:self.pos])
+        return -v if neg else v
 
 
 @cython.cfunc
@@ -3296,9 +3349,9 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
             raise _FALLBACK
         w.bits(idx, dt.nbits)
     elif kind == T_STRING:
-        span = j.string_span()
-        a = span[0]
-        n = span[1]
+        j.string_span()
+        a = j.sa
+        n = j.sn
         _check_len(n, dt, _NO_PATH, None, "character")
         w.uint_small(n + 2)
         if cython.compiled:
@@ -3306,9 +3359,9 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
         else:
             w.blob(j.data[a:a + n])
     elif kind == T_HEX or kind == T_B64:
-        span = j.string_span()
-        a = span[0]
-        n = span[1]
+        j.string_span()
+        a = j.sa
+        n = j.sn
         raw = _unhex(j, a, n) if kind == T_HEX else _unb64(j, a, n)
         _check_len(len(raw), dt, _NO_PATH, None, "byte")
         w.uint_small(len(raw))
@@ -3361,10 +3414,28 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
     m: cython.Py_ssize_t = 3 * (n >> 2) - pad
     out = PyBytes_FromStringAndSize(cython.NULL, m)
     dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-    for i in range(0, n, 4):
+    i = 0
+    a0: cython.uint
+    a1: cython.uint
+    a2: cython.uint
+    a3: cython.uint
+    while i + 4 < n:  # whole quads, the last one aside
+        a0 = inv[src[i]]
+        a1 = inv[src[i + 1]]
+        a2 = inv[src[i + 2]]
+        a3 = inv[src[i + 3]]
+        if (a0 | a1 | a2 | a3) > 63:
+            raise _FALLBACK
+        x = (a0 << 18) | (a1 << 12) | (a2 << 6) | a3
+        dst[k] = (x >> 16) & 255
+        dst[k + 1] = (x >> 8) & 255
+        dst[k + 2] = x & 255
+        k += 3
+        i += 4
+    if n:
         x = 0
         for q in range(4):
-            if src[i + q] == 61 and i + 4 == n and q >= 4 - pad:
+            if src[i + q] == 61 and q >= 4 - pad:
                 v = 0
             else:
                 v = inv[src[i + q]]
@@ -3383,6 +3454,17 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
 
 
 @cython.cfunc
+def _key_prod(st: _State, j: _JIn) -> object:
+    """The first production of ``st`` whose key is the JSON string just read (as pmap would
+    give it), without making a str of it; None if none."""
+    p: _Prod
+    for p in st.prods:
+        if (p.kind == K_SE or p.kind == K_AT or p.kind == K_CH) and j.span_is(p.jkey):
+            return p
+    return None
+
+
+@cython.cfunc
 @cython.exceptval(-1)
 def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> cython.int:
     """One element from the jar's JSON: keys in the JSON's order through the grammar (a repeated
@@ -3396,14 +3478,13 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
     if direct:
         st = states[sid]
         p = st.prods[0]
-        if j.peek() == 34 and p.dt.kind >= T_STRING:
-            span = j.string_span()
-            if cython.cast(cython.Py_ssize_t, span[1]) == 0:  # empty content: an undeclared EE
-                _check_len(0, p.dt, _NO_PATH, None, "character")
-                w.bits(st.n, st.width)
-                w.bits(0, st.l2_width)
-                return 0
-            j.pos = cython.cast(cython.Py_ssize_t, span[0]) - 1
+        if j.peek() == 34 and p.dt.kind >= T_STRING and j.at(j.pos + 1) == 34:
+            # empty content: an undeclared EE
+            j.pos += 2
+            _check_len(0, p.dt, _NO_PATH, None, "character")
+            w.bits(st.n, st.width)
+            w.bits(0, st.l2_width)
+            return 0
         w.bits(0, 1)
         _jenc_value(w, j, p.dt)
         w.bits(0, 1)
@@ -3413,10 +3494,10 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
         j.pos += 1
     else:
         while True:
-            key = j.string()
+            j.string_span()
             j.take(58)
             st = states[sid]
-            po = st.pmap.get(key)
+            po = _key_prod(st, j)
             if po is None:
                 raise _FALLBACK
             p = po
@@ -3431,7 +3512,7 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                     while True:
                         if n:
                             st = states[sid]
-                            po = st.pmap.get(key)
+                            po = st.pmap.get(p.key)
                             if po is None:
                                 raise _FALLBACK
                             p = po
@@ -3454,11 +3535,8 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                     _jenc_elem(w, j, states, p.arg, p.direct, depth + 1)
                     sid = p.nxt
             elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
-                if p.kind == K_CH and j.peek() == 34:
-                    span = j.string_span()
-                    if cython.cast(cython.Py_ssize_t, span[1]) == 0:
-                        raise _FALLBACK  # empty simple content: the general path writes the undeclared EE
-                    j.pos = cython.cast(cython.Py_ssize_t, span[0]) - 1
+                if p.kind == K_CH and j.peek() == 34 and j.at(j.pos + 1) == 34:
+                    raise _FALLBACK  # empty simple content: the general path writes the undeclared EE
                 w.bits(p.code, st.width)
                 _jenc_value(w, j, p.dt)
                 sid = p.nxt
@@ -3735,17 +3813,12 @@ def jar_encode(roots: dict, text: object) -> Optional[bytes]:
         s: str = text
         if cython.compiled:
             if PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
-                return None
-            data = PyBytes_FromStringAndSize(cython.cast(cython.p_char, PyUnicode_1BYTE_DATA(s)), len(s))
-        else:
-            if not s.isascii():
-                return None
-            data = s.encode("ascii")
-    elif isinstance(text, bytes):
-        data = text
-    else:
+                return None  # (Latin-1 text in a 1-byte str: the string scanner refuses bytes >= 128)
+        elif not s.isascii():
+            return None
+    elif not isinstance(text, bytes):
         return None
-    j = _JIn(data)
+    j = _JIn(text)
     try:
         j.take(123)
         key = j.string()
