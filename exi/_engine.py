@@ -38,7 +38,7 @@ if cython.compiled:
     from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII,
                                                  PyUnicode_DecodeUTF8, PyUnicode_KIND)
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
-    from cython.cimports.libc.string import memcpy
+    from cython.cimports.libc.string import memchr, memcpy
 
 import base64
 from typing import TYPE_CHECKING, Optional
@@ -831,6 +831,18 @@ class _Reader:
                 if high < 0x80:
                     self.pos += 8 * ln
                     return PyUnicode_DecodeASCII(cython.cast(cython.p_char, src), ln, cython.NULL)
+            elif ln <= 256:
+                # unaligned: the characters shifted into a stack buffer, then the str at once
+                tmp: cython.uchar[256]
+                sh: cython.int = self.pos & 7
+                sp: cython.p_uchar = self.ptr + (self.pos >> 3)
+                high2: cython.uchar = 0
+                for i in range(ln):
+                    tmp[i] = ((sp[i] << sh) | (sp[i + 1] >> (8 - sh))) & 0xFF
+                    high2 |= tmp[i]
+                if high2 < 0x80:
+                    self.pos += 8 * ln
+                    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, cython.address(tmp[0])), ln, cython.NULL)
             else:
                 raw = self.blob(ln)
                 if raw.isascii():
@@ -2861,6 +2873,21 @@ _B64_INV: bytes = bytes([_B64.index(c) if c in _B64 else 255 for c in range(256)
 _HEX_INV: bytes = bytes([int(chr(c), 16) if chr(c) in "0123456789abcdefABCDEF" else 255 for c in range(256)])
 
 
+def _b64_tables() -> bytes:
+    """Four tables of 256 native uint32: digit value << 18, << 12, << 6, << 0 at the character's
+    place, 0x01000000 for a character that is no base64 digit (one OR of four lookups decodes
+    and checks a quad)."""
+    import array
+
+    out = array.array("I")
+    for shift in (18, 12, 6, 0):
+        out.extend([(_B64.index(c) << shift) if c in _B64 else 0x01000000 for c in range(256)])
+    return out.tobytes()
+
+
+_B64_DEC: bytes = _b64_tables()
+
+
 @cython.final
 @cython.cclass
 class _JOut:
@@ -3359,9 +3386,20 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
         else:
             w.blob(j.data[a:a + n])
     elif kind == T_HEX or kind == T_B64:
-        j.string_span()
-        a = j.sa
-        n = j.sn
+        if cython.compiled:
+            # the closing quote by memchr; the decoders below refuse every character that is no
+            # hex or base64 digit (quotes, backslashes, control and non-ASCII characters among them)
+            j.take(34)
+            a = j.pos
+            q = memchr(j.buf + a, 34, j.end - a)
+            if q == cython.NULL:
+                raise _FALLBACK
+            n = cython.cast(cython.p_uchar, q) - (j.buf + a)
+            j.pos = a + n + 1
+        else:
+            j.string_span()
+            a = j.sa
+            n = j.sn
         raw = _unhex(j, a, n) if kind == T_HEX else _unb64(j, a, n)
         _check_len(len(raw), dt, _NO_PATH, None, "byte")
         w.uint_small(len(raw))
@@ -3415,18 +3453,11 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
     out = PyBytes_FromStringAndSize(cython.NULL, m)
     dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
     i = 0
-    a0: cython.uint
-    a1: cython.uint
-    a2: cython.uint
-    a3: cython.uint
+    tab: cython.p_uint = cython.cast(cython.p_uint, PyBytes_AS_STRING(_B64_DEC))
     while i + 4 < n:  # whole quads, the last one aside
-        a0 = inv[src[i]]
-        a1 = inv[src[i + 1]]
-        a2 = inv[src[i + 2]]
-        a3 = inv[src[i + 3]]
-        if (a0 | a1 | a2 | a3) > 63:
+        x = tab[src[i]] | tab[256 + src[i + 1]] | tab[512 + src[i + 2]] | tab[768 + src[i + 3]]
+        if x & 0x01000000:
             raise _FALLBACK
-        x = (a0 << 18) | (a1 << 12) | (a2 << 6) | a3
         dst[k] = (x >> 16) & 255
         dst[k + 1] = (x >> 8) & 255
         dst[k + 2] = x & 255
