@@ -861,6 +861,22 @@ class _Reader:
         return "".join(chars)
 
 
+@cython.cfunc
+def _new_reader(data: bytes) -> _Reader:
+    """A _Reader without the Python-level __init__ call (the per-message fixed cost)."""
+    r: _Reader = _Reader.__new__(_Reader)
+    r.data = data
+    r.info = None
+    r.qt = None
+    r.builtins = None
+    r.vt = None
+    if cython.compiled:
+        r.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+    r.pos = 0
+    r.end = 8 * len(data)
+    return r
+
+
 # --------------------------------------------------------------------------------------------- values
 def _path(path: list, key: object) -> str:
     if path is None:
@@ -1753,6 +1769,17 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             if p.later is not None and _any_key_in(p.later, d):
                 raise _FALLBACK
+            if p.kind == K_SE and p.direct and p.arg >= 0:
+                # a simple-typed child inline: its event code and CH (code 0 of 1 bit) in one
+                # write, the value, EE (code 0 of 1 bit); empty text takes the general path
+                cp = cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0])
+                if cp.dt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
+                    raise _FALLBACK
+                w.bits(p.code << 1, st.width + 1)
+                _enc_value(w, cp.dt, v, _NO_PATH, None)
+                w.bits(0, 1)
+                sid = p.nxt
+                continue
             w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
@@ -3587,6 +3614,67 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
 
 
 
+# --------------------------------------------------------------------------------------------- fast decoder
+@cython.cfunc
+def _dec_fast(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
+    """Decoder fast path: a stream of declared events only, each child key in one run (what a
+    keyed dict holds without ORDER or text gaps). Anything else (a second-level event, SE(*),
+    text in mixed content, a repeated choice, a list key again after another child, a value-table
+    hit) raises, and Grammar._dec decodes the stream again with the general decoder, which gives
+    the same dict for the streams this one takes."""
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if r.bits(st.width) != 0:
+            raise _FALLBACK
+        v = _dec_value(r, p.dt, None)
+        if r.bits(1) != 0:
+            raise _FALLBACK
+        return v
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    d: dict = {}
+    last = None
+    while True:
+        st = states[sid]
+        code = r.bits(st.width)
+        if code >= st.n:
+            raise _FALLBACK
+        p = st.prods[code]
+        if p.kind == K_SE:
+            if p.arg < 0 or p.later is not None or st.mixed:
+                raise _FALLBACK
+            if p.direct:  # a simple-typed child inline: CH (1 bit, 0), its value, EE (1 bit, 0)
+                if r.bits(1) != 0:
+                    raise _FALLBACK
+                v = _dec_value(r, cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0]).dt, p.qn)
+                if r.bits(1) != 0:
+                    raise _FALLBACK
+            else:
+                v = _dec_fast(r, states, p.arg, False, depth + 1)
+            lst = d.get(p.key)
+            if lst is None:
+                d[p.key] = [v] if p.is_list else v
+            elif p.is_list and p.key is last:
+                cython.cast(list, lst).append(v)
+            else:
+                raise _FALLBACK
+            last = p.key
+        elif p.kind == K_EE:
+            return d
+        elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+            if p.kind == K_CH and p.key in d:
+                raise _FALLBACK
+            d[p.key] = _dec_value(r, p.dt, p.qn)
+            last = None
+        else:
+            raise _FALLBACK
+        sid = p.nxt
+
+
 # --------------------------------------------------------------------------------------------- entry
 #: a writer whose buffer grew past this is not kept for the next message
 _SPARE_MAX = cython.declare(cython.Py_ssize_t, 1 << 16)
@@ -3722,29 +3810,39 @@ class Grammar:
     @cython.cfunc
     def _dec(self, data: object) -> dict:
         if isinstance(data, bytes):
-            r = _Reader(data)
+            r = _new_reader(data)
         elif isinstance(data, (bytearray, memoryview)):
-            r = _Reader(bytes(data))
+            r = _new_reader(bytes(data))
         else:
             raise DecodeError(0, "bytes", f"got {type(data).__name__}")
         r.info = self.info
+        mode: cython.int = 0  # 0: the fast decoder, 1: the general one, 2: it with value partitions
         try:
-            try:
-                return self._decode(r)
-            except _Restart:
-                # a value-table hit: decode again, now keeping the value partitions (a stream
-                # without hits never pays for them)
-                r = _Reader(r.data)
+            while True:
+                try:
+                    return self._decode(r, mode == 0)
+                except _Fallback:
+                    # more than the fast decoder takes: the general decoder
+                    if mode != 0:
+                        raise DecodeError(r.pos, "a valid stream", "internal fallback") from None
+                    mode = 1
+                except _Restart:
+                    # a value-table hit: decode again, now keeping the value partitions (a
+                    # stream without hits never pays for them)
+                    if mode == 2:
+                        raise DecodeError(r.pos, "a valid stream", "internal restart") from None
+                    mode = 2
+                r = _new_reader(r.data)
                 r.info = self.info
-                r.vt = _Values()
-                return self._decode(r)
+                if mode == 2:
+                    r.vt = _Values()
         except DecodeError:
             raise
         except (IndexError, KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
             raise DecodeError(r.pos, "a valid stream", f"{type(exc).__name__}: {exc}") from None
 
     @cython.cfunc
-    def _decode(self, r: _Reader) -> dict:
+    def _decode(self, r: _Reader, fast: cython.bint) -> dict:
         st: _State
         p: _Prod
         sid: cython.int = self.start
@@ -3765,6 +3863,8 @@ class Grammar:
             if p.kind == K_ED:
                 break
             if p.kind == K_ANY:  # an undeclared root: "{uri}local", a list as everywhere
+                if fast:
+                    raise _FALLBACK
                 key, v = _dec_wild_value(r, self.states, 1)
                 lst = out.get(key)
                 if lst is None:
@@ -3781,7 +3881,10 @@ class Grammar:
                 raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
             if p.key in out:
                 raise DecodeError(start, "ED", f"root element {p.key} again in one fragment (the message holds one)")
-            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1, p.qn)
+            if fast:
+                out[p.key] = _dec_fast(r, self.states, p.arg, p.direct, 1)
+            else:
+                out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1, p.qn)
             last = p.key
             sid = p.nxt
         if (r.end - r.pos) >= 8:
