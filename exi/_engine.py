@@ -778,7 +778,25 @@ class _Reader:
             shift += 7
 
     @cython.cfunc
-    def blob(self, n: object) -> bytes:
+    @cython.exceptval(-1, check=True)
+    def ulen(self) -> cython.Py_ssize_t:
+        """An unsigned integer that counts something in the stream (a length): as a C integer,
+        anything past 2**40 as 2**40 (which no remaining input can hold: the caller's check fails)."""
+        b: cython.ulonglong
+        v: cython.ulonglong = 0
+        shift: cython.int = 0
+        while shift < 42:
+            b = self.bits(8)
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+        while self.bits(8) >= 0x80:
+            pass
+        return 1 << 40
+
+    @cython.cfunc
+    def blob(self, n: cython.Py_ssize_t) -> bytes:
         """Read n raw bytes; the length is checked against the remaining input before allocating."""
         ln: cython.Py_ssize_t
         i: cython.Py_ssize_t
@@ -813,7 +831,7 @@ class _Reader:
         return ((chunk >> (8 - sh)) & ((1 << (8 * ln)) - 1)).to_bytes(ln, "big")
 
     @cython.cfunc
-    def string(self, n: object) -> str:
+    def string(self, n: cython.Py_ssize_t) -> str:
         """Read n code points (each an unsigned integer); ASCII runs are read as one block."""
         ln: cython.Py_ssize_t
         i: cython.Py_ssize_t
@@ -1069,7 +1087,7 @@ def _dec_value(r: _Reader, dt: _DT, qn: object) -> object:
             raise DecodeError(start, f"enumeration index < {len(dt.values)}", f"index {idx} out of range")
         return dt.values[idx]
     if kind == T_STRING:
-        ln = r.unsigned()
+        ln: cython.Py_ssize_t = r.ulen()
         if ln < 2:
             return _dec_hit(r, ln, qn, start)
         text = r.string(ln - 2)
@@ -1078,7 +1096,7 @@ def _dec_value(r: _Reader, dt: _DT, qn: object) -> object:
         return text
     if kind >= T_DECIMAL:
         return _dec_ext(r, dt, qn)
-    return r.blob(r.unsigned())
+    return r.blob(r.ulen())
 
 
 @cython.cfunc
@@ -3222,6 +3240,10 @@ def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cyt
     return 0
 
 
+#: the JSON buffer kept from the last jar_decode (taken, set to None, while one is written)
+_SPARE_OUT: Optional[_JOut] = None
+
+
 # ---- JSON text in
 @cython.final
 @cython.cclass
@@ -3509,6 +3531,26 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
             dst[k] = x & 255
             k += 1
     return out
+
+
+@cython.cfunc
+def _new_jin(owner: object) -> _JIn:
+    """A _JIn without the Python-level __init__ call."""
+    j: _JIn = _JIn.__new__(_JIn)
+    j.owner = owner
+    j.data = b""
+    if cython.compiled:
+        if isinstance(owner, bytes):
+            j.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(owner))
+        else:
+            j.buf = cython.cast(cython.p_uchar, PyUnicode_1BYTE_DATA(owner))
+    else:
+        j.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
+    j.pos = 0
+    j.end = len(owner)
+    j.sa = 0
+    j.sn = 0
+    return j
 
 
 @cython.cfunc
@@ -3809,7 +3851,7 @@ class Grammar:
 
     @cython.cfunc
     def _dec(self, data: object) -> dict:
-        if isinstance(data, bytes):
+        if type(data) is bytes or isinstance(data, bytes):
             r = _new_reader(data)
         elif isinstance(data, (bytearray, memoryview)):
             r = _new_reader(bytes(data))
@@ -3939,6 +3981,55 @@ class CodecCore:
 def jar_encode(roots: dict, text: object) -> Optional[bytes]:
     """The jar's JSON text of one message -> EXI bytes, or None when the general path must take
     it. ``roots``: root element key -> Grammar (document or fragment) of the message set."""
+    return _jar_encode(roots, text)
+
+
+def jar_decode(g: object, data: object) -> Optional[str]:
+    """EXI bytes of one message (document or fragment of Grammar ``g``) -> the jar's JSON text,
+    or None when the general path must take it."""
+    return _jar_decode(g, data)
+
+
+@cython.cclass
+class JarCore:
+    """Base of exi.josev.JosevCodec: ``encode``/``decode`` run the compiled path straight from
+    the call (no Python frame), the subclass's ``_encode_general``/``_decode_general`` the rest.
+    ``_ents``: namespace -> (root key -> Grammar, the decoding Grammar, the codec)."""
+
+    _ents = cython.declare(dict, visibility="public")
+
+    def __init__(self) -> None:
+        self._ents = {}
+
+    def encode(self, message: object, namespace: object) -> bytes:
+        """The jar's JSON text (str or bytes) -> EXI bytes."""
+        ent: object = None
+        try:
+            ent = self._ents.get(namespace)
+        except TypeError:  # unhashable: the general path names the error
+            pass
+        if ent is not None:
+            out = _jar_encode(cython.cast(tuple, ent)[0], message)
+            if out is not None:
+                return out
+        return self._encode_general(message, namespace)  # type: ignore[attr-defined,no-any-return]
+
+    def decode(self, stream: object, namespace: object) -> str:
+        """EXI bytes -> the jar's JSON text."""
+        ent: object = None
+        try:
+            ent = self._ents.get(namespace)
+        except TypeError:
+            pass
+        if ent is not None and type(stream) is bytes:
+            out = _jar_decode(cython.cast(tuple, ent)[1], stream)
+            if out is not None:
+                return out
+        return self._decode_general(stream, namespace)  # type: ignore[attr-defined,no-any-return]
+
+
+@cython.cfunc
+def _jar_encode(roots: dict, text: object) -> object:
     g: Grammar
     p: _Prod
     st: _State
@@ -3952,7 +4043,7 @@ def jar_encode(roots: dict, text: object) -> Optional[bytes]:
             return None
     elif not isinstance(text, bytes):
         return None
-    j = _JIn(text)
+    j = _new_jin(text)
     try:
         j.take(123)
         key = j.string()
@@ -3992,17 +4083,24 @@ def jar_encode(roots: dict, text: object) -> Optional[bytes]:
     return out
 
 
-def jar_decode(g: object, data: object) -> Optional[str]:
-    """EXI bytes of one message (document or fragment of Grammar ``g``) -> the jar's JSON text,
-    or None when the general path must take it."""
+@cython.cfunc
+def _jar_decode(g: object, data: object) -> object:
     gr: Grammar = g
     st: _State
     p: _Prod
     if not isinstance(data, bytes):
         return None
-    r = _Reader(data)
+    r = _new_reader(data)
     r.info = gr.info
-    o = _JOut()
+    global _SPARE_OUT
+    o: Optional[_JOut] = _SPARE_OUT
+    if o is None:
+        o = _JOut()
+    else:
+        _SPARE_OUT = None
+        o.size = 0
+        if not cython.compiled:
+            o.pbuf = bytearray()
     try:
         if r.end < 8 or r.bits(8) != 0x80:
             return None
@@ -4027,7 +4125,10 @@ def jar_decode(g: object, data: object) -> Optional[str]:
                 return None
     except (_Fallback, DecodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
         return None
-    return o.text()
+    text = o.text()
+    if o.cap <= _SPARE_MAX:
+        _SPARE_OUT = o
+    return text
 
 
 def jar_defaults(g: object, defaults: dict) -> None:

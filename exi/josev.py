@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import exi
 from exi import _eng  # type: ignore[attr-defined]  # the engine exi/__init__ chose
@@ -45,6 +45,7 @@ def _ns(namespace: Any) -> str:
     return str.__str__(namespace)
 
 _XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
+
 _V2G_MESSAGE_SETS = ("urn:din:70121:2012:MsgDef", "urn:iso:15118:2:2013:MsgDef")
 _ISO20_BASE = "urn:iso:std:iso:15118:-20:"
 #: -20 elements the iso15118 package signs (EXIficient's ``signatureElements_20``).
@@ -62,7 +63,7 @@ def is_fragment_root(namespace: str, root: str, codec: Any) -> bool:
     return False
 
 
-class JosevCodec:
+class JosevCodec(_eng.JarCore):  # type: ignore[misc,name-defined]
     """IEXICodec implementation over :func:`exi.get_codec` (JSON text in, EXI bytes out).
 
     As a drop-in for that package's ``EXICodec.jar`` it runs the jar's grammar variant by default
@@ -75,12 +76,12 @@ class JosevCodec:
     malformed input) takes the general path through dicts, which names the error.
     """
 
-    __slots__ = ("grammars", "_ents")
+    __slots__ = ("grammars",)
 
     def __init__(self, grammars: str = "iso15118-jar") -> None:
         exi.get_codec(_XMLDSIG, grammars=grammars)  # rejects an unknown variant now, not per call
+        super().__init__()
         self.grammars = grammars
-        self._ents: dict = {}
 
     def _entry(self, namespace: Any) -> tuple:
         """(root key -> Grammar for the compiled encoder, the decoding Grammar, the codec)."""
@@ -97,22 +98,30 @@ class JosevCodec:
             self._ents[namespace] = ent
         return ent
 
-    def encode(self, message: str, namespace: str) -> bytes:
-        """Encode a JSON message (str or bytes) with the schema set of ``namespace``.
+    if TYPE_CHECKING:  # the two methods are JarCore's (compiled); their public types:
+        def encode(self, message: str, namespace: str) -> bytes:
+            """Encode a JSON message (str or bytes) with the schema set of ``namespace``.
 
-        Raises :class:`exi.EncodeError` (a ``ValueError``) for messages the schema rejects and
-        for JSON that is not one object with one root element; ``exi.UnknownNamespaceError``
-        for a namespace without a codec.
-        """
+            Raises :class:`exi.EncodeError` (a ``ValueError``) for messages the schema rejects
+            and for JSON that is not one object with one root element;
+            ``exi.UnknownNamespaceError`` for a namespace without a codec."""
+
+        def decode(self, stream: bytes, namespace: str) -> str:
+            """Decode an EXI document (a fragment for the xmldsig namespace) to JSON text.
+
+            Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams."""
+
+    def _encode_general(self, message: Any, namespace: Any) -> bytes:
+        """encode() where the compiled path does not answer (and the first call per namespace)."""
         try:
             ent = self._ents.get(namespace)
         except TypeError:  # unhashable: _entry names the error
             ent = None
         if ent is None:
             ent = self._entry(namespace)
-        out = _eng.jar_encode(ent[0], message)
-        if out is not None:
-            return out  # type: ignore[no-any-return]
+            out = _eng.jar_encode(ent[0], message)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
         codec = ent[2]
         try:
             obj = json.loads(message)
@@ -125,21 +134,18 @@ class JosevCodec:
         native = from_json(codec, from_jar(codec, obj, fragment=fragment), fragment=fragment)
         return codec.encode_fragment(native) if fragment else codec.encode(native)
 
-    def decode(self, stream: bytes, namespace: str) -> str:
-        """Decode an EXI document (a fragment for the xmldsig namespace) to JSON text.
-
-        Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams.
-        """
+    def _decode_general(self, stream: Any, namespace: Any) -> str:
+        """decode() where the compiled path does not answer (and the first call per namespace)."""
         try:
             ent = self._ents.get(namespace)
         except TypeError:  # unhashable: _entry names the error
             ent = None
+        data = stream if type(stream) is bytes else bytes(stream)
         if ent is None:
             ent = self._entry(namespace)
-        data = stream if type(stream) is bytes else bytes(stream)
-        out = _eng.jar_decode(ent[1], data)
-        if out is not None:
-            return out  # type: ignore[no-any-return]
+            out = _eng.jar_decode(ent[1], data)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
         codec = ent[2]
         fragment = codec.namespace == _XMLDSIG
         native = codec.decode_fragment(data) if fragment else codec.decode(data)
