@@ -5,8 +5,12 @@ Java gateway for its EXIficient codec and configures logging at import), with th
 simulators (``SimEVSEController`` / ``SimEVController``) and its own EXI codec. Nothing of
 plugcharge is imported here.
 
-    python _iso15118_peer.py secc --pki DIR --iface IFACE
+    python _iso15118_peer.py secc --pki DIR --iface IFACE [--protocols ISO_15118_2] [--no-tls]
     python _iso15118_peer.py evcc --pki DIR --iface IFACE [--mode DC_extended] [--loops N]
+                                  [--protocols DIN_SPEC_70121] [--no-tls] [--no-install]
+
+``--protocols`` restricts what the peer speaks (its names, comma-separated); ``--no-tls`` lets its SECC
+serve plain TCP too (and its EVCC ask for it), as DIN SPEC 70121 needs.
 
 ``DIR`` holds the test PKI in that package's layout (``iso15118_2/certs``,
 ``iso15118_2/private_keys``; see ``write_layout`` in ``test_pc_interop_iso15118.py``). The
@@ -26,9 +30,9 @@ def _environment(args: argparse.Namespace) -> None:
     os.environ.update({
         "PKI_PATH": os.path.join(os.path.abspath(args.pki), ""),
         "NETWORK_INTERFACE": args.iface,
-        "PROTOCOLS": "ISO_15118_2",
+        "PROTOCOLS": args.protocols,
         "AUTH_MODES": args.auth,
-        "SECC_ENFORCE_TLS": "True",
+        "SECC_ENFORCE_TLS": str(args.tls),
         "ENABLE_TLS_1_3": "False",
         "FREE_CHARGING_SERVICE": "False",
         "FREE_CERT_INSTALL_SERVICE": "True",
@@ -78,12 +82,12 @@ async def _evcc(args: argparse.Namespace) -> None:
 
     load_shared_settings(os.path.join(os.getcwd(), ".env"))
     config = EVCCConfig(
-        supportedProtocols=["ISO_15118_2"],
+        supportedProtocols=args.protocols.split(","),
         supportedEnergyServices=["AC" if args.mode.startswith("AC") else "DC"],
         energyTransferMode=args.mode,
         isCertInstallNeeded=args.install,
-        useTls=True,
-        enforceTls=True,
+        useTls=args.tls,
+        enforceTls=args.tls,
         sdpRetryCycles=1,
         chargeLoopCycle=args.loops,
     )
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="DC_extended")
     ap.add_argument("--loops", type=int, default=3)
     ap.add_argument("--install", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--protocols", default="ISO_15118_2")
+    ap.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args(argv)
     _environment(args)
     asyncio.run(_secc(args) if args.role == "secc" else _evcc(args))

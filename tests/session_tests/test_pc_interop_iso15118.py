@@ -31,20 +31,19 @@ from typing import Iterator
 
 import pytest
 
-from plugcharge.backend import SimulatedBackend
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.backends.simulated import SimulatedBackend
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, CertificateInstallationNeeded, ChargingStarted, ChargingStopped,
     ContractInstallationSucceeded, MeterValues, PaymentSelected, SalesTariffVerified, SessionEnded, SessionStarted,
 )
-from plugcharge.runner import run_charger, run_ev
+from plugcharge.net.runner import run_charger, run_ev
 from _pc_fixtures import multicast_link_local_interfaces
-from plugcharge.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context, to_pem_chain
-from plugcharge.transport import open_ev_connection, start_charger_server
-from plugcharge.timeouts import EVCC_MSG_TIMEOUT, TimingProfile
-from plugcharge.wallet import ContractWallet
+from plugcharge.net.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
+from plugcharge.net.tls import client_context, secc_leaf_check, server_context, to_pem_chain
+from plugcharge.net.transport import open_ev_connection, start_charger_server
+from plugcharge.iso2.timing import EVCC_MSG_TIMEOUT, TimingProfile
+from plugcharge.pnc.wallet import ContractWallet
 
 HARNESS = Path(__file__).with_name("_iso15118_peer.py")
 _MISSING = [m for m in ("iso15118.secc", "iso15118.evcc", "aiofile", "py4j")

@@ -7,18 +7,17 @@ import asyncio
 import pytest
 
 from _pc_fixtures import NOW, fake_codecs, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
-from plugcharge import messages as M
-from plugcharge.backend import SimulatedBackend
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.core.codec import NS_ISO2
+from plugcharge.backends.simulated import SimulatedBackend
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
     ContractInstallationSucceeded, PaymentSelected, SessionEnded,
 )
-from plugcharge.runner import run_charger, run_ev
-from plugcharge.sdp import loopback_host
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context
-from plugcharge.transport import open_ev_connection, start_charger_server
+from plugcharge.net.runner import run_charger, run_ev
+from plugcharge.net.sdp import loopback_host
+from plugcharge.net.tls import client_context, secc_leaf_check, server_context
+from plugcharge.net.transport import open_ev_connection, start_charger_server
 
 HOST = loopback_host()
 REAL = real_codec_status()
@@ -35,7 +34,7 @@ def cp(request):
 
 def _emaid_fragment_ok(cp) -> bool:
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
         return True
     except ValueError:
         return False

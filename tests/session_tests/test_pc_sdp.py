@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from _pc_fixtures import multicast_link_local_interfaces
-from plugcharge.sdp import (
+from plugcharge.net.sdp import (
     SDPError,
     SDPRequest,
     SDPResponse,

@@ -1,4 +1,4 @@
-"""asyncio TCP/TLS transports: V2GTP echo over loopback, ISO 15118-2 TLS 1.2, -20 mutual TLS 1.3."""
+"""asyncio TCP/TLS transports: V2GTP echo over loopback, ISO 15118-2 TLS 1.2 (-20 mutual TLS 1.3: test_pc_tls20.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,14 +8,13 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from _pc_testcerts import Chain, make_chain
-from plugcharge.sdp import loopback_host
-from plugcharge.tlsconfig import TLSConfigError, client_context, server_context
-from plugcharge.transport import DYNAMIC_PORTS, TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
-from plugcharge.v2gtp import ErrorKind, PayloadType, V2GTPError
+from plugcharge.net.sdp import loopback_host
+from plugcharge.net.tls import TLSConfigError, client_context, server_context
+from plugcharge.net.transport import DYNAMIC_PORTS, TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
+from plugcharge.core.v2gtp import ErrorKind, PayloadType, V2GTPError
 
 HOST = loopback_host()
 
@@ -143,48 +142,6 @@ def test_verify_peer_can_refuse(secc: Chain) -> None:
     run(main)
 
 
-def test_tls13_iso20_mutual() -> None:
-    p521 = ec.SECP521R1()
-    secc20 = make_chain("SECC20", "CPO", curve=p521)
-    vehicle = make_chain("WMIV1234567890ABC", "OEM", root_dc="OEM", curve=p521)
-    sctx = server_context(secc20.tls_chain, secc20.leaf.key, iso=20, client_roots=[vehicle.root.der])
-    cctx = client_context([secc20.root.der], iso=20, client_chain=vehicle.tls_chain, client_key=vehicle.leaf.key)
-    seen: list[bytes | None] = []
-
-    async def handler(stream: V2GTPStream) -> None:
-        seen.append(stream.peer_certificate)
-        await echo(stream)
-
-    async def main() -> tuple:
-        async with await start_charger_server(handler, HOST, 0, ssl_context=sctx) as server:
-            async with await open_ev_connection(HOST, server.port, ssl_context=cctx) as ev:
-                await ev.write_frame(PayloadType.DC_MAINSTREAM, b"abc")
-                return ev.tls_version, tuple(await ev.read_frame(timeout=3))
-
-    version, frame = run(main)
-    assert version == "TLSv1.3" and frame == (0x8004, b"cba")
-    assert seen == [vehicle.leaf.der]
-
-
-def test_tls13_server_refuses_client_without_vehicle_cert() -> None:
-    p521 = ec.SECP521R1()
-    secc20 = make_chain("SECC20", "CPO", curve=p521)
-    vehicle = make_chain("V", "OEM", root_dc="OEM", curve=p521)
-    sctx = server_context(secc20.tls_chain, secc20.leaf.key, iso=20, client_roots=[vehicle.root.der])
-    cctx = client_context([secc20.root.der], iso=20)
-
-    async def main() -> None:
-        async with await start_charger_server(echo, HOST, 0, ssl_context=sctx) as server:
-            ev = await open_ev_connection(HOST, server.port, ssl_context=cctx)
-            # TLS 1.3: the client learns of the refusal on its first read
-            with pytest.raises((ssl.SSLError, TransportClosed, ConnectionError)):
-                await ev.write_frame(PayloadType.MAINSTREAM, b"x")
-                await ev.read_frame(timeout=3)
-            await ev.aclose()
-
-    run(main)
-
-
 def test_read_timeout_keeps_partial_frame_and_split_delivery() -> None:
     got: list = []
 
@@ -291,7 +248,7 @@ def test_tls12_with_the_pki_test_pki() -> None:
     issue = pytest.importorskip("pki.issue")
     import datetime as dt
 
-    from plugcharge.tlsconfig import secc_leaf_check
+    from plugcharge.net.tls import secc_leaf_check
 
     test_pki = issue.issue_test_pki(2, seed=3, now=dt.datetime.now(dt.timezone.utc))
     secc = test_pki.chain("iso2-secc")
@@ -312,7 +269,7 @@ def test_tls12_with_the_pki_test_pki() -> None:
 
 
 def test_secc_leaf_check_rules(secc: Chain) -> None:
-    from plugcharge.tlsconfig import secc_leaf_check
+    from plugcharge.net.tls import secc_leaf_check
 
     secc_leaf_check(secc.leaf.der)  # DC=CPO, digitalSignature+keyAgreement, not a CA
     with pytest.raises(ssl.SSLError, match="DC=CPO"):
@@ -334,8 +291,8 @@ class _World:
         pytest.importorskip("exi")
         import datetime as dt
 
-        from plugcharge.backend import SimulatedBackend
-        from plugcharge.wallet import ContractWallet
+        from plugcharge.backends.simulated import SimulatedBackend
+        from plugcharge.pnc.wallet import ContractWallet
 
         self.pki = issue.issue_test_pki(2, seed=11, now=dt.datetime.now(dt.timezone.utc))
         self.backend = SimulatedBackend(self.pki, codecs=_codecs())
@@ -352,12 +309,12 @@ class _World:
     def plug_in(self, **ev_config: Any) -> list:
         """One plug-in: SDP discovery, TLS connection, one V2G session; returns the EV's events."""
         from pki.store import TrustStore
-        from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-        from plugcharge.ev import EVConfig, EVSecurity, EVSession
-        from plugcharge.sdp import discover_secc, make_responder, start_sdp_server
-        from plugcharge.tlsconfig import secc_leaf_check
+        from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
+        from plugcharge import EVConfig, EVSecurity, EVSession
+        from plugcharge.net.sdp import discover_secc, make_responder, start_sdp_server
+        from plugcharge.net.tls import secc_leaf_check
 
-        from plugcharge.runner import run_charger, run_ev
+        from plugcharge.net.runner import run_charger, run_ev
 
         codecs = _codecs()
 
@@ -396,13 +353,13 @@ def _kinds(events: list) -> list[str]:
 
 
 def _end(events: list) -> Any:
-    from plugcharge.events import SessionEnded
+    from plugcharge.core.events import SessionEnded
 
     return [e for e in events if isinstance(e, SessionEnded)][-1]
 
 
 def test_end_to_end_plug_and_charge_over_sdp_and_tls(tmp_path: Path) -> None:
-    from plugcharge.events import CertificateInstallationNeeded
+    from plugcharge.core.events import CertificateInstallationNeeded
 
     w = _World(tmp_path)
     first = w.plug_in()
@@ -441,7 +398,7 @@ def test_end_to_end_failed_installation_falls_back_and_replug_retries(tmp_path: 
 
 
 def test_end_to_end_plug_and_charge_switched_off_uses_external_payment(tmp_path: Path) -> None:
-    from plugcharge.events import PaymentSelected
+    from plugcharge.core.events import PaymentSelected
 
     w = _World(tmp_path)
     w.wallet.set_enabled(False)

@@ -1,0 +1,179 @@
+"""Async glue: run a sans-IO session object over a :class:`plugcharge.net.transport.V2GTPStream`.
+
+``run_ev(stream, session)`` and ``run_charger(stream, session, backend)`` move frames between the
+stream and the session, drive its timers with the event loop's clock, and answer the charger's
+:class:`~plugcharge.core.events.BackendRequest` events by calling the backend (OCPP-shaped, sync or
+async, see :mod:`plugcharge.backends.base`; the one import of this room outside :mod:`plugcharge.core`):
+
+* ``CertificateInstallationNeeded`` → ``Get15118EVCertificate`` (awaited; the charger's own
+  backend timer bounds it), answered with ``CertificateInstallationResponse``;
+* ``AuthorizationNeeded`` → ``Authorize`` (eMAID, PEM chain, OCSP data) in a background task; the
+  session answers EVSEProcessing=Ongoing until the result is in.  ExternalPayment uses
+  ``id_token`` (e.g. an RFID card) when given, else it is accepted locally;
+* a backend with ``session_reporter(id_token=...)`` (e.g. OCPP TransactionEvent, see
+  :mod:`plugcharge.backends.capabilities`) is fed every charger event, and a ``SessionEnded`` when
+  the link ends the session; it must not block and must ignore events after the first end.
+
+Both return the list of session events; ``on_event`` sees each event as it happens.  The stream
+is closed when the session ends or the peer disconnects; nothing escapes except cancellation.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Optional, Union
+
+from ..core.session import ChargerSessionBase, EVSessionBase
+from ..core.events import (
+    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
+    Event, ProtocolError, SessionEnded, StartSession,
+)
+from ..core.codec import frame
+
+__all__ = ["run_ev", "run_charger", "EventCallback"]
+
+_log = logging.getLogger("plugcharge.runner")
+EventCallback = Callable[[Event], Any]
+
+
+def _clock() -> Callable[[], float]:
+    return asyncio.get_running_loop().time
+
+
+async def _flush(stream: Any, session: Any) -> None:
+    data = session.data_to_send()
+    if data:
+        await stream.write_raw(data)
+
+
+async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], events: list[Event],
+                 handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
+    from ..core.v2gtp import V2GTPError
+    from .transport import TransportClosed
+
+    while not session.ended:
+        await _flush(stream, session)
+        deadline = session.get_timer()
+        timeout = None if deadline is None else max(0.0, deadline - clock())
+        try:
+            ptype, payload = await stream.read_frame(timeout=timeout)
+        except TimeoutError:
+            await handle(session.handle_timer(clock()))
+            continue
+        except (TransportClosed, ConnectionError, OSError) as exc:
+            if not session.ended:
+                _log.info("connection closed by the peer: %s", exc)
+                events.append(SessionEnded("connection_closed", detail=str(exc)))
+            return
+        except V2GTPError as exc:
+            events.append(ProtocolError("FAILED", f"V2GTP: {exc}", True))
+            events.append(SessionEnded("protocol_error", "FAILED", str(exc)))
+            return
+        await handle(session.receive_data(frame(payload, ptype), clock()))
+    await _flush(stream, session)
+
+
+async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[EventCallback] = None) -> list[Event]:
+    """Run ``session`` (not yet started) over ``stream`` until it ends; returns its events."""
+    clock = _clock()
+    events: list[Event] = []
+
+    async def handle(new: list[Event]) -> None:
+        for e in new:
+            events.append(e)
+            if on_event is not None:
+                on_event(e)
+
+    try:
+        res = session.send(StartSession(), clock())
+        await handle(list(res.events))
+        await stream.write_raw(res.data)
+        await _drive(stream, session, events, handle, clock)
+    finally:
+        await stream.aclose()
+    return events
+
+
+async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = None, *,
+                      id_token: Optional[str] = None, on_event: Optional[EventCallback] = None) -> list[Event]:
+    """Run ``session`` over an accepted ``stream``, calling ``backend`` for its requests."""
+    from ..backends.base import (
+        AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, as_async, iso_response_code, pem_chain,
+    )
+
+    clock = _clock()
+    events: list[Event] = []
+    abackend = as_async(backend) if backend is not None else None
+    tasks: set[asyncio.Task] = set()
+    # a backend that reports sessions (OCPP TransactionEvent) sees every event; it never blocks
+    reporter_factory = getattr(backend, "session_reporter", None)
+    reporter = reporter_factory(id_token=id_token) if callable(reporter_factory) else None
+
+    async def authorize(need: AuthorizationNeeded) -> AuthorizationResult:
+        if abackend is None:
+            return AuthorizationResult(True)
+        if need.payment == "Contract":
+            req = AuthorizeRequest(need.emaid or "", pem_chain(need.chain) if need.chain else None,
+                                   tuple(OCSPRequestData.from_ocpp(d) for d in need.ocsp_data) or None)
+        elif id_token is not None:
+            req = AuthorizeRequest(id_token, id_token_type="ISO14443")
+        else:
+            return AuthorizationResult(True)
+        resp = await abackend.authorize(req)
+        return AuthorizationResult(resp.accepted, None if resp.accepted else iso_response_code(resp))
+
+    def deliver(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if session.ended or task.cancelled():
+            return
+        exc = task.exception()
+        result = AuthorizationResult(False, "FAILED") if exc is not None else task.result()
+        if exc is not None:
+            _log.warning("backend authorisation failed: %s", exc)
+        session.send(result, clock())
+
+    async def handle(new: list[Event]) -> None:
+        for e in new:
+            events.append(e)
+            if on_event is not None:
+                on_event(e)
+            if reporter is not None:
+                reporter(e)
+            if isinstance(e, CertificateInstallationNeeded):
+                await certificate(e)
+            elif isinstance(e, AuthorizationNeeded):
+                t = asyncio.ensure_future(authorize(e))
+                tasks.add(t)
+                t.add_done_callback(deliver)
+
+    async def certificate(need: CertificateInstallationNeeded) -> None:
+        deadline = session.get_timer()
+        wait = None if deadline is None else max(0.0, deadline - clock())
+        resp = None
+        if abackend is not None:
+            try:
+                req = Get15118EVCertificateRequest.from_exi(need.exi_request, need.action, need.schema_version)
+                resp = await asyncio.wait_for(abackend.get_15118_ev_certificate(req), wait)
+            except asyncio.TimeoutError:
+                await handle(session.handle_timer(clock()))  # the charger answers FAILED itself
+                return
+            except Exception as exc:  # a broken backend must not break the session loop
+                _log.warning("backend certificate request failed: %s", exc)
+        if session.ended:
+            return
+        exi = resp.exi if resp is not None and resp.status == "Accepted" else None
+        out = session.send(CertificateInstallationResponse(exi, exi is not None), clock())
+        await handle(list(out.events))
+        await stream.write_raw(out.data)
+
+    try:
+        session.connection_made(clock())
+        await _drive(stream, session, events, handle, clock)
+    finally:
+        for t in list(tasks):
+            t.cancel()
+        if reporter is not None:  # the end the link reported (or our own stop) ends the transaction too
+            end = next((e for e in reversed(events) if isinstance(e, SessionEnded)), None)
+            reporter(end or SessionEnded("connection_closed", detail="charger stopped"))
+        await stream.aclose()
+    return events
