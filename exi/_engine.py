@@ -1112,7 +1112,7 @@ def _dec_hit(r: _Reader, ln: object, qn: object, start: cython.Py_ssize_t) -> st
         part = vt.local.get(qn)
         k = 0 if part is None else len(part)
         if k == 0:
-            raise DecodeError(start, "a string literal", f"local value-table hit, but {_clark(*qn) if qn else 'this value'} "
+            raise DecodeError(start, "a string literal", f"local value-table hit, but {_clark(*qn) if isinstance(qn, tuple) else 'this value'} "
                               "has no value in the table yet")
         i: cython.Py_ssize_t = r.bits((k - 1).bit_length())
         if i >= k:
@@ -2933,136 +2933,98 @@ def _b64_tables() -> bytes:
 _B64_DEC: bytes = _b64_tables()
 
 
-@cython.final
-@cython.cclass
-class _JOut:
-    """A growing byte buffer for JSON text (C buffer when compiled, bytearray otherwise)."""
-
-    cbuf: cython.p_uchar
-    size: cython.Py_ssize_t
-    cap: cython.Py_ssize_t
-    pbuf: bytearray
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.cap = 0
-        if cython.compiled:
-            self.cbuf = cython.cast(cython.p_uchar, PyMem_Malloc(512))
-            if self.cbuf == cython.NULL:
-                raise MemoryError()
-            self.cap = 512
-        else:
-            self.pbuf = bytearray()
-
-    def __dealloc__(self) -> None:
-        if cython.compiled:
-            if self.cbuf != cython.NULL:
-                PyMem_Free(self.cbuf)
-                self.cbuf = cython.NULL
-
-    @cython.cfunc
-    @cython.exceptval(-1)
-    def room(self, n: cython.Py_ssize_t) -> cython.int:
-        newcap: cython.Py_ssize_t
-        if cython.compiled:
-            if self.size + n > self.cap:
-                newcap = 2 * self.cap
-                if newcap < self.size + n:
-                    newcap = self.size + n
-                p = PyMem_Realloc(self.cbuf, newcap)
-                if p == cython.NULL:
-                    raise MemoryError()
-                self.cbuf = cython.cast(cython.p_uchar, p)
-                self.cap = newcap
-        return 0
-
-    @cython.cfunc
-    @cython.inline
-    @cython.exceptval(-1)
-    def ch(self, c: cython.int) -> cython.int:
-        if cython.compiled:
-            if self.size + 1 > self.cap:
-                self.room(1)
-            self.cbuf[self.size] = c
-            self.size += 1
-        else:
-            self.pbuf.append(c)
-        return 0
-
-    @cython.cfunc
-    @cython.exceptval(-1)
-    def raw(self, b: bytes) -> cython.int:
-        n: cython.Py_ssize_t = len(b)
-        if cython.compiled:
-            self.room(n)
-            memcpy(self.cbuf + self.size, PyBytes_AS_STRING(b), n)
-            self.size += n
-        else:
-            self.pbuf += b
-        return 0
-
-    @cython.cfunc
-    @cython.exceptval(-1)
-    def key(self, jkey: bytes, first: cython.bint) -> cython.int:
-        """``,"k":`` (``jkey`` is ``"k":``; no comma first)."""
-        if not first:
-            self.ch(44)
-        self.raw(jkey)
-        return 0
-
-    @cython.cfunc
-    @cython.exceptval(-1)
-    def num(self, v: cython.longlong) -> cython.int:
-        digits: cython.uchar[24]
-        n: cython.int = 0
-        u: cython.ulonglong
-        if not cython.compiled:
-            self.pbuf += str(v).encode("ascii")
-            return 0
-        if v < 0:
-            self.ch(45)
-            u = cython.cast(cython.ulonglong, -(v + 1)) + 1
-        else:
-            u = v
-        while True:
-            digits[n] = 48 + u % 10
-            n += 1
-            u //= 10
-            if u == 0:
-                break
-        while n > 0:
-            n -= 1
-            self.ch(digits[n])
-        return 0
-
-    @cython.cfunc
-    def text(self) -> str:
-        if cython.compiled:
-            return PyUnicode_DecodeUTF8(cython.cast(cython.p_char, self.cbuf), self.size, cython.NULL)
-        return bytes(self.pbuf).decode("utf-8")
+# The JSON text goes into a _Writer used as a plain byte buffer (whole bytes, no bit accumulator).
+@cython.cfunc
+@cython.inline
+@cython.exceptval(-1)
+def _jch(o: _Writer, c: cython.int) -> cython.int:
+    if cython.compiled:
+        if o.size + 1 > o.cap:
+            o._reserve(1)
+        o.cbuf[o.size] = c
+        o.size += 1
+    else:
+        o.pbuf.append(c)
+    return 0
 
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _jdec_value(r: _Reader, o: _JOut, dt: _DT) -> cython.int:
+def _jraw(o: _Writer, b: bytes) -> cython.int:
+    n: cython.Py_ssize_t = len(b)
+    if cython.compiled:
+        o._reserve(n)
+        memcpy(o.cbuf + o.size, PyBytes_AS_STRING(b), n)
+        o.size += n
+    else:
+        o.pbuf += b
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jkey(o: _Writer, jkey: bytes, first: cython.bint) -> cython.int:
+    """``,"k":`` (``jkey`` is ``"k":``; no comma first)."""
+    if not first:
+        _jch(o, 44)
+    _jraw(o, jkey)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jnum(o: _Writer, v: cython.longlong) -> cython.int:
+    digits: cython.uchar[24]
+    n: cython.int = 0
+    u: cython.ulonglong
+    if not cython.compiled:
+        o.pbuf += str(v).encode("ascii")
+        return 0
+    if v < 0:
+        _jch(o, 45)
+        u = cython.cast(cython.ulonglong, -(v + 1)) + 1
+    else:
+        u = v
+    while True:
+        digits[n] = 48 + u % 10
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    while n > 0:
+        n -= 1
+        _jch(o, digits[n])
+    return 0
+
+
+@cython.cfunc
+def _jtext(o: _Writer) -> str:
+    if cython.compiled:
+        return PyUnicode_DecodeUTF8(cython.cast(cython.p_char, o.cbuf), o.size, cython.NULL)
+    return bytes(o.pbuf).decode("utf-8")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jdec_value(r: _Reader, o: _Writer, dt: _DT) -> cython.int:
     kind: cython.int = dt.kind
     i: cython.Py_ssize_t
     n: cython.Py_ssize_t
     if kind == T_NBIT:
-        o.num(dt.lo + cython.cast(cython.longlong, r.bits(dt.nbits)))
+        _jnum(o, dt.lo + cython.cast(cython.longlong, r.bits(dt.nbits)))
     elif kind == T_UINT or kind == T_INT:
         v = _dec_value(r, dt, None)
         if -(2**62) < v < 2**62:
-            o.num(v)
+            _jnum(o, v)
         else:
-            o.raw(str(v).encode("ascii"))
+            _jraw(o, str(v).encode("ascii"))
     elif kind == T_BOOL:
-        o.raw(b"true" if r.bits(1) else b"false")
+        _jraw(o, b"true" if r.bits(1) else b"false")
     elif kind == T_ENUM:
         i = r.bits(dt.nbits)
         if i >= len(dt.values):
             raise _FALLBACK
-        o.raw(dt.jvals[i])
+        _jraw(o, dt.jvals[i])
     elif kind == T_STRING:
         start: cython.Py_ssize_t = r.pos
         ln = r.unsigned()
@@ -3071,19 +3033,19 @@ def _jdec_value(r: _Reader, o: _JOut, dt: _DT) -> cython.int:
         r.pos = start
         s: str = _dec_value(r, dt, None)
         if not s.isascii() or not _json_plain(s):
-            o.raw(_json_str(s))
+            _jraw(o, _json_str(s))
         else:
-            o.ch(34)
-            o.raw(s.encode("ascii"))
-            o.ch(34)
+            _jch(o, 34)
+            _jraw(o, s.encode("ascii"))
+            _jch(o, 34)
     elif kind == T_HEX or kind == T_B64:
         b: bytes = r.blob(r.unsigned())
-        o.ch(34)
+        _jch(o, 34)
         if kind == T_HEX:
             _hex_out(o, b)
         else:
             _b64_out(o, b)
-        o.ch(34)
+        _jch(o, 34)
     else:
         raise _FALLBACK
     return 0
@@ -3105,12 +3067,12 @@ def _json_str(s: str) -> bytes:
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _hex_out(o: _JOut, b: bytes) -> cython.int:
+def _hex_out(o: _Writer, b: bytes) -> cython.int:
     """Uppercase hex of ``b``."""
     i: cython.Py_ssize_t
     n: cython.Py_ssize_t = len(b)
     if cython.compiled:
-        o.room(2 * n)
+        o._reserve(2 * n)
         src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
         hx: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_HEXU))
         dst: cython.p_uchar = o.cbuf + o.size
@@ -3125,7 +3087,7 @@ def _hex_out(o: _JOut, b: bytes) -> cython.int:
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _b64_out(o: _JOut, b: bytes) -> cython.int:
+def _b64_out(o: _Writer, b: bytes) -> cython.int:
     """Standard base64 of ``b``, padded."""
     n: cython.Py_ssize_t = len(b)
     i: cython.Py_ssize_t = 0
@@ -3134,7 +3096,7 @@ def _b64_out(o: _JOut, b: bytes) -> cython.int:
     if not cython.compiled:
         o.pbuf += base64.b64encode(b)
         return 0
-    o.room(4 * (n // 3 + 1))
+    o._reserve(4 * (n // 3 + 1))
     src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
     tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
     dst: cython.p_uchar = o.cbuf + o.size
@@ -3166,7 +3128,7 @@ def _b64_out(o: _JOut, b: bytes) -> cython.int:
 
 @cython.cfunc
 @cython.exceptval(-1)
-def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int,
+def _jdec_elem(r: _Reader, o: _Writer, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int,
                jdef: object) -> cython.int:
     """One element as the jar's JSON: its value, or an object of its attributes and children."""
     st: _State
@@ -3183,7 +3145,7 @@ def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cyt
         if r.bits(1) != 0:
             raise _FALLBACK
         return 0
-    o.ch(123)
+    _jch(o, 123)
     first: cython.bint = True
     last = None
     open_list: cython.bint = False
@@ -3202,30 +3164,30 @@ def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cyt
             if p.arg < 0:
                 raise _FALLBACK
             if open_list and p.key is last:
-                o.ch(44)
+                _jch(o, 44)
             else:
                 if open_list:
-                    o.ch(93)
+                    _jch(o, 93)
                 if st.osens:
                     if seen is None:
                         seen = set()
                     if p.key in seen:
                         raise _FALLBACK  # again after other children: the general path groups it
                     seen.add(p.key)
-                o.key(p.jkey, first)
+                _jkey(o, p.jkey, first)
                 first = False
                 if dkey is not None and p.key == dkey:
                     have = True
                 open_list = p.jlist
                 if open_list:
-                    o.ch(91)
+                    _jch(o, 91)
             last = p.key
             _jdec_elem(r, o, states, p.arg, p.direct, depth + 1, p.jdef)
         elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
             if open_list:
-                o.ch(93)
+                _jch(o, 93)
                 open_list = False
-            o.key(p.jkey, first)
+            _jkey(o, p.jkey, first)
             first = False
             last = None
             _jdec_value(r, o, p.dt)
@@ -3233,15 +3195,15 @@ def _jdec_elem(r: _Reader, o: _JOut, states: tuple, sid: cython.int, direct: cyt
             raise _FALLBACK  # SE(*), AT(*), text in mixed content
         sid = p.nxt
     if open_list:
-        o.ch(93)
+        _jch(o, 93)
     if jdef is not None and not have:
-        o.key(cython.cast(tuple, jdef)[1], first)  # the jar's zero default of an absent element
-    o.ch(125)
+        _jkey(o, cython.cast(tuple, jdef)[1], first)  # the jar's zero default of an absent element
+    _jch(o, 125)
     return 0
 
 
 #: the JSON buffer kept from the last jar_decode (taken, set to None, while one is written)
-_SPARE_OUT: Optional[_JOut] = None
+_SPARE_OUT: Optional[_Writer] = None
 
 
 # ---- JSON text in
@@ -3269,7 +3231,7 @@ class _JIn:
         else:
             self.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
         self.pos = 0
-        self.end = len(owner)
+        self.end = len(owner)  # type: ignore[arg-type]  # a str or bytes
         self.sa = 0
         self.sn = 0
 
@@ -3547,7 +3509,7 @@ def _new_jin(owner: object) -> _JIn:
     else:
         j.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
     j.pos = 0
-    j.end = len(owner)
+    j.end = len(owner)  # type: ignore[arg-type]  # a str or bytes
     j.sa = 0
     j.sn = 0
     return j
@@ -4085,7 +4047,7 @@ def _jar_encode(roots: dict, text: object) -> object:
 
 @cython.cfunc
 def _jar_decode(g: object, data: object) -> object:
-    gr: Grammar = g
+    gr: Grammar = g  # type: ignore[assignment]  # a Grammar (the caller's table entry)
     st: _State
     p: _Prod
     if not isinstance(data, bytes):
@@ -4093,14 +4055,12 @@ def _jar_decode(g: object, data: object) -> object:
     r = _new_reader(data)
     r.info = gr.info
     global _SPARE_OUT
-    o: Optional[_JOut] = _SPARE_OUT
+    o: Optional[_Writer] = _SPARE_OUT
     if o is None:
-        o = _JOut()
+        o = _Writer()
     else:
         _SPARE_OUT = None
-        o.size = 0
-        if not cython.compiled:
-            o.pbuf = bytearray()
+        o.reset()
     try:
         if r.end < 8 or r.bits(8) != 0x80:
             return None
@@ -4111,10 +4071,10 @@ def _jar_decode(g: object, data: object) -> object:
         p = st.prods[code]
         if p.kind != K_SE or p.arg < 0:
             return None
-        o.ch(123)
-        o.key(p.jkey, True)
+        _jch(o, 123)
+        _jkey(o, p.jkey, True)
         _jdec_elem(r, o, gr.states, p.arg, p.direct, 1, p.jdef)
-        o.ch(125)
+        _jch(o, 125)
         st = gr.states[p.nxt]
         if st.ed >= 0:
             if r.bits(st.width) != st.ed:
@@ -4125,7 +4085,7 @@ def _jar_decode(g: object, data: object) -> object:
                 return None
     except (_Fallback, DecodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
         return None
-    text = o.text()
+    text = _jtext(o)
     if o.cap <= _SPARE_MAX:
         _SPARE_OUT = o
     return text
@@ -4134,7 +4094,7 @@ def _jar_decode(g: object, data: object) -> object:
 def jar_defaults(g: object, defaults: dict) -> None:
     """Mark the elements whose absent child the jar's JSON carries as a default: ``defaults`` maps
     an element key to (child key, default) (exi._jarshape.JAR_ZERO_DEFAULTS)."""
-    gr: Grammar = g
+    gr: Grammar = g  # type: ignore[assignment]  # a Grammar (the caller's table entry)
     st: _State
     p: _Prod
     for st in gr.states:

@@ -322,6 +322,7 @@ def _read(tb: _Tables, e: Any, sid: int, direct: bool, path: str, nsmaps: Dict[i
     simple = ch is not None and ch[0] == 3 and not any(k != "text" for k, _ in seq) and not direct
     texts = [x for k, x in seq if k == "text"]
     if simple:
+        assert ch is not None
         d["value"] = _typed(ch[2], "".join(texts), path)
         return d
     if direct:  # a simple value among undeclared elements: one text per gap

@@ -28,7 +28,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import exi
-from exi import _eng  # type: ignore[attr-defined]  # the engine exi/__init__ chose
+from exi._impl import _eng  # the engine chosen at import (compiled, or EXI_IMPL=python)
 from exi._jarshape import JAR_ZERO_DEFAULTS, from_jar, to_jar
 from exi._shape import from_json, to_json
 
@@ -99,14 +99,14 @@ class JosevCodec(_eng.JarCore):  # type: ignore[misc,name-defined]
         return ent
 
     if TYPE_CHECKING:  # the two methods are JarCore's (compiled); their public types:
-        def encode(self, message: str, namespace: str) -> bytes:
+        def encode(self, message: Any, namespace: Any) -> bytes:  # message: str or bytes; namespace: str
             """Encode a JSON message (str or bytes) with the schema set of ``namespace``.
 
             Raises :class:`exi.EncodeError` (a ``ValueError``) for messages the schema rejects
             and for JSON that is not one object with one root element;
             ``exi.UnknownNamespaceError`` for a namespace without a codec."""
 
-        def decode(self, stream: bytes, namespace: str) -> str:
+        def decode(self, stream: Any, namespace: Any) -> str:  # stream: bytes; namespace: str
             """Decode an EXI document (a fragment for the xmldsig namespace) to JSON text.
 
             Raises :class:`exi.DecodeError` (a ``ValueError``) for malformed streams."""
