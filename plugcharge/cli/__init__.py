@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--protocol iso2|din|iso20] [--csms [URL]]
+    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--protocol iso2|din|iso20] [--bpt] [--csms [URL]]
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
     plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID | list
@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-from . import csms, demo, pcid, wallet
+from . import csms, demo, demo20, pcid, wallet  # noqa: F401 - demo20 registers the -20 demo run
 from ._common import common_options
 
 __all__ = ["main", "build_parser"]
