@@ -257,17 +257,20 @@ def loopback_host() -> str:
 
 
 def link_local_address(interface: str) -> ipaddress.IPv6Address:
-    """The interface's link-local IPv6 address (Linux ``/proc/net/if_inet6``)."""
-    try:
-        with open("/proc/net/if_inet6", encoding="ascii") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 6 and parts[5] == interface:
-                    addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
-                    if addr.is_link_local:
-                        return addr
-    except OSError:
-        pass
+    """The interface's link-local IPv6 address (Linux ``/proc/thread-self/net/if_inet6``: the
+    network namespace of the calling thread)."""
+    for path in ("/proc/thread-self/net/if_inet6", "/proc/net/if_inet6"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) >= 6 and parts[5] == interface:
+                        addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
+                        if addr.is_link_local:
+                            return addr
+            break
+        except OSError:
+            continue
     raise OSError(f"no link-local IPv6 address found on interface {interface!r}")
 
 

@@ -39,7 +39,7 @@ from plugcharge.events import (
     ContractInstallationSucceeded, MeterValues, PaymentSelected, SalesTariffVerified, SessionEnded, SessionStarted,
 )
 from plugcharge.runner import run_charger, run_ev
-from _pc_fixtures import multicast_link_local_interfaces
+import _netns
 from plugcharge.sdp import SDPRequest, discover_secc, link_local_address, make_responder, start_sdp_server
 from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context, to_pem_chain
 from plugcharge.transport import open_ev_connection, start_charger_server
@@ -53,7 +53,6 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(bool(_MISSING), reason=f"interop extra not installed (missing {', '.join(_MISSING)})"),
     pytest.mark.skipif(shutil.which("java") is None, reason="the iso15118 package's EXI codec needs java"),
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="interface discovery reads Linux /sys"),
 ]
 
 #: our test-PKI role -> the peer's file base name (iso15118/shared/pki/create_certs.sh)
@@ -97,50 +96,29 @@ def write_layout(pki, root: Path) -> Path:
     return root
 
 
-def _make_veth() -> str | None:
-    """As root: a veth pair with link-local addresses (no DAD wait); ``None`` when impossible."""
-    ip = shutil.which("ip")
-    if ip is None or os.geteuid() != 0:
-        return None
-    cmds = [[ip, "link", "add", "pcint0", "type", "veth", "peer", "name", "pcint1"]]
-    for dev in ("pcint0", "pcint1"):
-        cmds += [[ip, "link", "set", dev, "addrgenmode", "eui64"],
-                 [ip, "link", "set", dev, "up"]]
-    for cmd in cmds:
-        if subprocess.run(cmd, capture_output=True).returncode != 0:
-            subprocess.run([ip, "link", "del", "pcint0"], capture_output=True)
-            return None
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the address is usable once DAD has finished
-        if "pcint0" in multicast_link_local_interfaces() and not _tentative("pcint0"):
-            return "pcint0"
-        time.sleep(0.1)
-    subprocess.run([ip, "link", "del", "pcint0"], capture_output=True)
-    return None
-
-
-def _tentative(dev: str) -> bool:
-    out = subprocess.run(["ip", "-6", "addr", "show", "dev", dev], capture_output=True, text=True).stdout
-    return "tentative" in out
-
-
 @pytest.fixture(scope="module")
-def iface() -> Iterator[str]:
-    wanted = os.environ.get("PLUGCHARGE_INTEROP_IFACE")
-    if wanted:
-        yield wanted
+def link() -> Iterator[_netns.Link]:
+    """Two network namespaces made for these tests, joined by a veth pair: the peer runs in
+    ``link.a``'s namespace, our side in ``link.b``'s. ``PLUGCHARGE_TEST_IFACE`` may name a prepared
+    interface instead (both sides then share it); never a host interface by default."""
+    prepared = _netns.prepared_link()
+    if prepared is not None:
+        yield prepared
         return
-    found = multicast_link_local_interfaces()
-    if found:
-        yield found[0]
-        return
-    made = _make_veth()
-    if made is None:
-        pytest.skip("no multicast interface with an IPv6 link-local address (and no veth pair could be made)")
-    try:
+    why = _netns.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    with _netns.veth_link(tag="pi", labels=("peer", "ours")) as made:
         yield made
-    finally:
-        subprocess.run(["ip", "link", "del", "pcint0"], capture_output=True)
+
+
+def _assert_fixture_interface(link: _netns.Link) -> None:
+    """The interfaces in use are the ones the fixture made (or the prepared one it was told to use)."""
+    if not link.created:
+        assert link.a.iface == link.b.iface == os.environ[_netns.ENV_IFACE]
+        return
+    for end in (link.a, link.b):
+        assert end.iface in end.namespace.interfaces() and not _netns.interface_exists(end.iface)
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +131,13 @@ def peer_pki():
 class Peer:
     """The peer process; its combined output goes to ``log``, shown when a test fails."""
 
-    def __init__(self, role: str, pki_dir: Path, iface: str, log: Path, *extra: str) -> None:
+    def __init__(self, role: str, pki_dir: Path, end: _netns.Endpoint, log: Path, *extra: str) -> None:
         self.log = log
         self._fh = open(log, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, str(HARNESS), role, "--pki", str(pki_dir), "--iface", iface,
-                                      *extra], stdout=self._fh, stderr=subprocess.STDOUT, env=env,
-                                     cwd=str(pki_dir))
+        argv = [sys.executable, str(HARNESS), role, "--pki", str(pki_dir), "--iface", end.iface, *extra]
+        self.proc = subprocess.Popen(end.namespace.command(argv), stdout=self._fh, stderr=subprocess.STDOUT,
+                                     env=env, cwd=str(pki_dir))
 
     def output(self) -> str:
         if not self._fh.closed:
@@ -215,14 +193,15 @@ _LOOP = {"DC_extended": ("CableCheckReq", "PreChargeReq", "CurrentDemandReq", "W
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_our_ev_installs_a_contract_and_charges_at_their_secc(tmp_path, iface, peer_pki, mode):
+def test_our_ev_installs_a_contract_and_charges_at_their_secc(tmp_path, link, peer_pki, mode):
+    _assert_fixture_interface(link)
     pki_dir = write_layout(peer_pki, tmp_path / "peer-pki")
     wallet_dir = tmp_path / "wallet"
     wallet = _wallet(wallet_dir, peer_pki)
-    peer = Peer("secc", pki_dir, iface, tmp_path / "secc.log", "--auth", "PNC")
+    peer = Peer("secc", pki_dir, link.a, tmp_path / "secc.log", "--auth", "PNC")
     try:
-        events = asyncio.run(asyncio.wait_for(_our_ev_session(peer_pki, wallet, iface, peer, mode),
-                                                 PEER_TIMEOUT + 60))
+        events = link.b.namespace.run(asyncio.run, asyncio.wait_for(
+            _our_ev_session(peer_pki, wallet, link.b.iface, peer, mode), PEER_TIMEOUT + 60))
     except BaseException:
         peer.stop()
         print(peer.output()[-20000:])
@@ -252,7 +231,7 @@ def test_our_ev_installs_a_contract_and_charges_at_their_secc(tmp_path, iface, p
 
 
 # --------------------------------------------------------------------- their EVCC, our charger
-async def _their_ev_at_our_charger(pki, iface: str, pki_dir: Path, log: Path, mode: str) -> tuple[list, SimulatedBackend, Peer]:
+async def _their_ev_at_our_charger(pki, link: _netns.Link, pki_dir: Path, log: Path, mode: str) -> tuple[list, SimulatedBackend, Peer]:
     from pki.store import TrustStore
 
     backend = SimulatedBackend(pki)
@@ -268,12 +247,13 @@ async def _their_ev_at_our_charger(pki, iface: str, pki_dir: Path, log: Path, mo
         except BaseException as exc:  # surfaced below
             results.put_nowait(exc)
 
+    iface = link.b.iface
     address = link_local_address(iface)
     secc_chain = [pki.cert("secc-leaf"), pki.cert("cpo-sub2"), pki.cert("cpo-sub1")]
     server = await start_charger_server(handler, f"{address}%{iface}", 0,
                                         ssl_context=server_context(secc_chain, pki.key("secc-leaf")))
     sdp = await start_sdp_server(make_responder(address, tls_port=server.port), interface=iface)
-    peer = Peer("evcc", pki_dir, iface, log, "--mode", mode, "--loops", "3")
+    peer = Peer("evcc", pki_dir, link.a, log, "--mode", mode, "--loops", "3")
     try:
         async with server:
             loop = asyncio.get_running_loop()
@@ -294,12 +274,13 @@ async def _their_ev_at_our_charger(pki, iface: str, pki_dir: Path, log: Path, mo
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_their_evcc_installs_a_contract_and_charges_at_our_charger(tmp_path, iface, peer_pki, mode):
+def test_their_evcc_installs_a_contract_and_charges_at_our_charger(tmp_path, link, peer_pki, mode):
+    _assert_fixture_interface(link)
     pki_dir = write_layout(peer_pki, tmp_path / "peer-pki")
     log_path = tmp_path / "evcc.log"
     try:
-        events, backend, peer = asyncio.run(_their_ev_at_our_charger(peer_pki, iface, pki_dir, log_path,
-                                                                     mode))
+        events, backend, peer = link.b.namespace.run(asyncio.run, _their_ev_at_our_charger(
+            peer_pki, link, pki_dir, log_path, mode))
     except BaseException:
         print(log_path.read_text(errors="replace")[-20000:] if log_path.exists() else "(no peer log)")
         raise

@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
+import time
 
 import pytest
 
-from _pc_fixtures import multicast_link_local_interfaces
+import _netns
 from plugcharge.sdp import (
     SDPError,
     SDPRequest,
@@ -167,26 +169,42 @@ def test_client_ignores_invalid_response() -> None:
     assert asyncio.run(run()).port == 7
 
 
-def test_multicast_on_a_real_interface() -> None:
-    """ff02::1 on the first multicast-capable interface with a link-local address (skips if none)."""
-    found = multicast_link_local_interfaces()
-    if not found:
-        pytest.skip("no multicast interface with a link-local IPv6 address")
-    iface = found[0]
-    addr = link_local_address(iface)
+def _needs_netns() -> None:
+    why = _netns.unavailable()
+    if why is not None:
+        pytest.skip(why)
 
-    async def run() -> SDPResponse:
-        server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=iface, port=0)
-        async with server:
-            return await discover_secc(interface=iface, port=server.port, timeout=0.2, max_requests=3)
 
-    try:
-        res = asyncio.run(run())
-    except (OSError, SDPTimeoutError) as exc:
-        pytest.skip(f"multicast not usable here: {exc}")
-    assert res.address == addr and res.port == 55555
+def test_multicast_discovery_over_a_veth_pair() -> None:
+    """ff02::1 on a veth pair between two namespaces made for this test (never a host interface)."""
+    _needs_netns()
+    with _netns.veth_link(labels=("ev", "secc")) as link:
+        ev, secc = link.a, link.b
+        # the fixture's choice: interfaces it created, in its namespaces, absent from the host's
+        assert link.created and not _netns.interface_exists(ev.iface) and not _netns.interface_exists(secc.iface)
+        assert ev.iface in ev.namespace.interfaces() and secc.iface in secc.namespace.interfaces()
+        addr = secc.namespace.run(link_local_address, secc.iface)
+        assert addr == secc.address
+        stop = threading.Event()
+
+        async def serve() -> tuple[int, int]:
+            server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=secc.iface)
+            async with server:
+                while not stop.is_set():
+                    await asyncio.sleep(0.01)
+                return server.requests, 0
+
+        served = secc.namespace.submit(asyncio.run, serve())
+        try:
+            res = ev.namespace.run(asyncio.run, discover_secc(interface=ev.iface, timeout=0.2, max_requests=10),
+                                   timeout=10)
+        finally:
+            stop.set()
+        requests, foreign = served.result(10)
+    assert res.address == addr and res.port == 55555 and res.security is Security.TLS
     # the answer names a link-local address: connectable only with the interface as its zone
-    assert res.interface == iface and res.host == f"{addr}%{iface}"
+    assert res.interface == ev.iface and res.host == f"{addr}%{ev.iface}"
+    assert requests >= 1 and foreign == 0
 
 
 def test_link_local_host_carries_the_zone_and_the_wire_does_not() -> None:
