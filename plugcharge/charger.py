@@ -45,6 +45,8 @@ from .transitions import (
 __all__ = ["ChargerConfig", "ChargerSecurity", "SessionStore", "ChargerSession", "normalize_emaid"]
 
 S = ChargerState
+#: Length of the one SAScheduleTuple the charger offers (seconds).
+_SCHEDULE_SECONDS = 86400
 _AC_MODES = {"AC_single_phase_core", "AC_three_phase_core"}
 
 
@@ -132,6 +134,8 @@ class _Paused:
     emaid: Optional[str]
     contract_leaf: Optional[bytes]
     energy_mode: Optional[str]
+    #: when the agreed SAScheduleTuple began (its remaining time is offered on resume [V2G2-741])
+    schedule_start: Optional[datetime] = None
 
 
 class SessionStore:
@@ -193,6 +197,7 @@ class ChargerSession(SessionCore):
         self._auth_started: Optional[float] = None
         self._resumed = False
         self._resumed_authorized = False
+        self._schedule_start: Optional[datetime] = None
         self._cert_action = "Install"
         self._polls = 0
         self._schedule_ids: set[int] = set()
@@ -219,6 +224,8 @@ class ChargerSession(SessionCore):
         return mode not in _AC_MODES
 
     def _offered_payment(self) -> list[str]:
+        if self._resumed and self.payment is not None:
+            return [self.payment]  # [V2G2-741] a resumed session offers the option it had
         opts = [p for p in self.config.payment_options if p != "Contract" or self.config.tls]
         return opts or ["ExternalPayment"]
 
@@ -448,6 +455,7 @@ class ChargerSession(SessionCore):
             self.session_id, code, self._resumed = requested, "OK_OldSessionJoined", True
             self.payment, self.emaid = paused.payment, paused.emaid
             self._contract_leaf, self.energy_mode = paused.contract_leaf, paused.energy_mode
+            self._schedule_start = paused.schedule_start
             self._resumed_authorized = True
         else:
             self.session_id, code = self.security.random_bytes(8), "OK_NewSessionEstablished"
@@ -490,8 +498,8 @@ class ChargerSession(SessionCore):
             raise _Refused("FAILED_ServiceSelectionInvalid", f"service selection {ids} not offered")
         self.payment = option
         self._respond("PaymentServiceSelectionRes", {"ResponseCode": "OK"}, now=now)
-        if option == "Contract" and not self._resumed:
-            return S.WAIT_CONTRACT
+        if option == "Contract":
+            return S.RESUMED_CONTRACT if self._resumed else S.WAIT_CONTRACT
         return S.WAIT_AUTHORIZATION
 
     def _check_cert_request(self, name: str, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any],
@@ -541,6 +549,8 @@ class ChargerSession(SessionCore):
         emaid = str(body["eMAID"])
         if normalize_emaid(emaid) != normalize_emaid(getattr(verified, "emaid", None) or cn):
             raise _Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
+        if self._resumed and leaf != self._contract_leaf:  # another contract: authorise it afresh
+            self._resumed_authorized = False
         self.emaid, self._contract_leaf = emaid, leaf
         self._chain = (leaf, *subs)
         self._verified = verified
@@ -551,14 +561,17 @@ class ChargerSession(SessionCore):
 
     def _h_AuthorizationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
             now: float) -> ChargerState:
-        if self.payment == "Contract" and not self._resumed and not self._challenge_ok:
+        # Contract: once this session issued a GenChallenge (PaymentDetailsRes, always before
+        # authorisation except in a resumed session that skips to AuthorizationReq), the first
+        # AuthorizationReq echoes it [V2G2-475] and is signed with the contract key.
+        if self.payment == "Contract" and self._challenge is not None and not self._challenge_ok:
             if body.get("GenChallenge") is None or bytes(body["GenChallenge"]) != self._challenge:
                 raise _Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
             if self._contract_leaf is None:
                 raise _Refused("FAILED_SequenceError", "no contract certificate known for this session")
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
             self._challenge_ok = True
-        elif body.get("GenChallenge") is not None and self.payment == "Contract" and not self._resumed:
+        elif body.get("GenChallenge") is not None and self.payment == "Contract" and self._challenge is not None:
             if bytes(body["GenChallenge"]) != self._challenge:
                 raise _Refused("FAILED_ChallengeInvalid", "GenChallenge changed while Ongoing")
         if self._resumed and self._resumed_authorized:
@@ -639,7 +652,13 @@ class ChargerSession(SessionCore):
             return S.WAIT_CHARGE_PARAMETER
         self._polls = 0
         signed = self.config.sales_tariff and self.payment == "Contract" and self.security.sales_tariff_key is not None
-        schedules = M.sa_schedule_list(self.config.pmax_w, sales_tariff=self.config.sales_tariff)
+        wall = self.security.wall_clock()
+        if self._schedule_start is None or renegotiation:
+            self._schedule_start = wall
+        # [V2G2-741] a resumed session gets the tuple it had, shortened by the time already elapsed
+        left = _SCHEDULE_SECONDS - int((wall - self._schedule_start).total_seconds())
+        schedules = M.sa_schedule_list(self.config.pmax_w, sales_tariff=self.config.sales_tariff,
+                                       duration=min(_SCHEDULE_SECONDS, max(1, left)))
         self._schedule_ids = {t["SAScheduleTupleID"] for t in schedules["SAScheduleTuple"]}
         self._respond("ChargeParameterDiscoveryRes", {
             "ResponseCode": "OK", "EVSEProcessing": "Finished", "SAScheduleList": schedules,
@@ -778,8 +797,9 @@ class ChargerSession(SessionCore):
             authorized = self._auth_result is not None and self._auth_result.accepted
             if authorized:
                 self.store.pause(self.session_id, _Paused(self.payment or "ExternalPayment", self.emaid,
-                                                          self._contract_leaf, self.energy_mode))
-            self._emit(SessionPaused(self.session_id))
+                                                          self._contract_leaf, self.energy_mode,
+                                                          self._schedule_start))
+            self._emit(SessionPaused(self.session_id, self.payment, min(self._schedule_ids, default=None)))
             self._end("paused")
         else:
             self._end("finished")

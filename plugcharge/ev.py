@@ -13,6 +13,17 @@ Payment policy (what the driver sees):
   wins in the wallet), then PaymentDetails/Authorization with the new contract.
 * No usable contract and no certificate service → ``ExternalPayment``.
 
+Pause and resume.  ``PauseCharging`` ends the session with SessionStopReq(Pause); the
+:class:`~plugcharge.events.SessionPaused` event names the SessionID, payment option and schedule to
+resume with (``EVConfig.resume_session_id`` / ``resume_payment`` / ``resume_schedule_id``).  A
+resumed session sends the stored SessionID in SessionSetupReq; when the charger joins it
+(``OK_OldSessionJoined``) the session keeps its payment option and SAScheduleTuple [V2G2-741] and
+otherwise runs the whole sequence again: with ``Contract`` that is PaymentDetailsReq and an
+AuthorizationReq signed over the fresh GenChallenge of that PaymentDetailsRes [V2G2-475] (no
+certificate installation or update), as the public stacks (iso15118, RISE-V2G, EVerest) and the
+``iso15118`` package's charger require; a charger that answers ``OK_NewSessionEstablished``
+starts a new session instead.
+
 Failure handling.  ISO 15118-2 has no way back to PaymentServiceSelection inside a session: a
 response with a FAILED code ends the communication session (the EVCC stops [V2G2-486]),
 and when the EV itself rejects an installed contract (bad CPS signature or chain, undecryptable key)
@@ -124,10 +135,12 @@ class EVConfig:
     welding_detection: bool = True
     #: PreCharge is complete when the present voltage is within this many volts of the target.
     precharge_tolerance: float = 20.0
-    #: Resume a paused session (its SessionID).
+    #: Resume a paused session (its SessionID, :attr:`SessionPaused.session_id`).
     resume_session_id: Optional[bytes] = None
     #: Resumed session's payment option (as selected before the pause).
     resume_payment: Optional[str] = None
+    #: Resumed session's SAScheduleTupleID (as selected before the pause), chosen again when offered.
+    resume_schedule_id: Optional[int] = None
     #: Do not use Plug & Charge in this session (ExternalPayment fallback after a failure).
     pnc_suppressed: bool = False
     #: Ask for the certificate service's details (ServiceDetailReq) before using it.
@@ -370,9 +383,15 @@ class EVSession(SessionCore):
         self._send("ServiceDiscoveryReq", {}, E.WAIT_SERVICE_DISCOVERY, now)
 
     def _choose_payment(self, offered: Sequence[str], cert_service: bool) -> tuple[str, str, Optional[str]]:
-        if self._resumed and self.config.resume_payment in offered:
-            return str(self.config.resume_payment), "resumed", None
         wallet = self.security.wallet
+        if self._resumed and self.config.resume_payment in offered:
+            # [V2G2-741] the resumed session keeps its payment option; Contract presents the
+            # wallet's contract again (no certificate service in a resumed session)
+            if self.config.resume_payment == "Contract":
+                self.contract = wallet.usable_contract(self.security.wall_clock()) if wallet is not None else None
+                if self.contract is None:
+                    raise _Stop("no usable contract to resume the Contract session with", graceful=True)
+            return str(self.config.resume_payment), "resumed", None
         if wallet is None or not getattr(wallet, "enabled", False):
             return "ExternalPayment", "plug_and_charge_off", None
         if self.config.pnc_suppressed:
@@ -425,7 +444,7 @@ class EVSession(SessionCore):
         return M.root_ids(ids)
 
     def _r_PaymentServiceSelectionRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
-        if self.payment == "ExternalPayment" or self._resumed:
+        if self.payment == "ExternalPayment":
             self._send_authorization(now)
         elif self._install == "install":
             oem = self._oem()
@@ -501,7 +520,7 @@ class EVSession(SessionCore):
         self._send_authorization(now)
 
     def _send_authorization(self, now: float) -> None:
-        if self.payment == "Contract" and not self._resumed:
+        if self.payment == "Contract":
             self._send("AuthorizationReq", {"Id": "id1", "GenChallenge": self._challenge}, E.WAIT_AUTHORIZATION,
                        now, sign_key=self._contract().private_key)
         else:
@@ -587,6 +606,9 @@ class EVSession(SessionCore):
         if not tuples:
             raise _Stop("charger offered no SAScheduleTuple", graceful=True)
         chosen = tuples[0]
+        if self._resumed and self.config.resume_schedule_id is not None:  # [V2G2-741] the same tuple again
+            chosen = next((t for t in tuples if int(t["SAScheduleTupleID"]) == self.config.resume_schedule_id),
+                          chosen)
         self._schedule_id = int(chosen["SAScheduleTupleID"])
         tariffs = [t for t in tuples if "SalesTariff" in t]
         if tariffs and self.payment == "Contract":
@@ -736,7 +758,7 @@ class EVSession(SessionCore):
             reason, code, detail, fallback = pending
             self._end(reason, response_code=code, detail=detail, fallback=fallback)
         elif self._pause:
-            self._emit(SessionPaused(self.session_id))
+            self._emit(SessionPaused(self.session_id, self.payment, self._schedule_id))
             self._end("paused")
         else:
             self._end("finished")

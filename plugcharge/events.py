@@ -206,9 +206,13 @@ class ChargingStopped(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionPaused(Event):
-    """SessionStop(Pause) was accepted; resume later with the same ``session_id``."""
+    """SessionStop(Pause) was accepted; resume later with the same ``session_id``, payment option
+    and SAScheduleTupleID (on the EV side: ``EVConfig.resume_session_id`` / ``resume_payment`` /
+    ``resume_schedule_id``)."""
 
     session_id: bytes
+    payment: Optional[str] = None
+    sa_schedule_id: Optional[int] = None
 
 
 # ---------------------------------------------------------------- charger events

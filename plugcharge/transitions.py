@@ -53,6 +53,7 @@ class ChargerState(str, enum.Enum):
     WAIT_SERVICE_DISCOVERY = "WAIT_SERVICE_DISCOVERY"
     WAIT_SERVICE_SELECTION = "WAIT_SERVICE_SELECTION"      # ServiceDetail* then PaymentServiceSelection
     WAIT_CONTRACT = "WAIT_CONTRACT"                        # Contract chosen: certificate service or PaymentDetails
+    RESUMED_CONTRACT = "RESUMED_CONTRACT"                  # resumed Contract session: PaymentDetails, or Authorization at once
     WAIT_BACKEND_CERTIFICATE = "WAIT_BACKEND_CERTIFICATE"  # backend busy: the EV must not send anything
     WAIT_PAYMENT_DETAILS = "WAIT_PAYMENT_DETAILS"          # after CertificateInstallation/Update
     WAIT_AUTHORIZATION = "WAIT_AUTHORIZATION"
@@ -108,12 +109,21 @@ CHARGER_TRANSITIONS: Mapping[ChargerState, Mapping[str, frozenset[ChargerState]]
     C.WAIT_SERVICE_DISCOVERY: {"ServiceDiscoveryReq": frozenset({C.WAIT_SERVICE_SELECTION}),
                                _STOP: frozenset({C.ENDED})},
     C.WAIT_SERVICE_SELECTION: {"ServiceDetailReq": frozenset({C.WAIT_SERVICE_SELECTION}),
-                               "PaymentServiceSelectionReq": frozenset({C.WAIT_CONTRACT, C.WAIT_AUTHORIZATION}),
+                               "PaymentServiceSelectionReq": frozenset({C.WAIT_CONTRACT, C.WAIT_AUTHORIZATION,
+                                                                        C.RESUMED_CONTRACT}),
                                _STOP: frozenset({C.ENDED})},
     C.WAIT_CONTRACT: {"CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
                       _STOP: frozenset({C.ENDED})},
+    # A resumed Contract session [V2G2-741]: the full form repeats PaymentDetails and a signed
+    # AuthorizationReq over a fresh GenChallenge (what the iso15118 package's EVCC sends and its SECC
+    # requires); an EV that skips to AuthorizationReq is accepted too (the paused authorisation stands).
+    C.RESUMED_CONTRACT: {"PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
+                         "CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
+                         "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
+                         "AuthorizationReq": frozenset({C.WAIT_AUTHORIZATION, C.WAIT_CHARGE_PARAMETER}),
+                         _STOP: frozenset({C.ENDED})},
     C.WAIT_BACKEND_CERTIFICATE: {},
     C.WAIT_PAYMENT_DETAILS: {"PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
                              _STOP: frozenset({C.ENDED})},

@@ -15,15 +15,15 @@ from _pc_fixtures import (
     trust_store,
 )
 from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
+from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
 from plugcharge.errors import LocalProtocolError
 from plugcharge.ev import EVConfig, EVSecurity, EVSession
 from plugcharge.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, MeteringReceiptReceived, MeterValues,
-    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionPaused, SessionStarted, StartSession,
-    StopCharging, PauseCharging,
+    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, StartSession,
+    StopCharging,
 )
 from plugcharge.signatures import sign_message
 from plugcharge.transitions import (
@@ -219,32 +219,6 @@ def test_signed_sales_tariff_verified_and_forgery_detected(tmp_path, cp):
     assert end.reason == "failed" and end.response_code == "FAILED_SignatureError"
     assert p.ev.trace[-2] == ("out", "SessionStopReq")  # left cleanly
     assert ended(p.charger_events).reason == "finished"
-
-
-def test_pause_and_resume(tmp_path, cp):
-    wallet = make_wallet(tmp_path / "w", contract=True)
-    store = SessionStore()
-    ev, ch, be = make_pair(tmp_path, codec_provider=cp, wallet=wallet, store=store, ev_config=EVConfig(loop_interval=1.0))
-    p = Pump(ev, ch, be)
-    p.start()
-    p.run(until=lambda: any(isinstance(e, ChargingStarted) for e in p.ev_events))
-    out = ev.send(PauseCharging(), p.now)
-    p._deliver("ev", out.data)
-    p.run()
-    assert first(p.ev_events, SessionPaused).session_id == ch.session_id
-    assert ended(p.ev_events).reason == "paused" and ended(p.charger_events).reason == "paused"
-    assert ch.session_id in store
-    sid = ch.session_id
-    ev2, ch2, _ = make_pair(tmp_path / "r", codec_provider=cp, wallet=wallet, store=store,
-                            ev_config=EVConfig(charge_loops=1, resume_session_id=sid, resume_payment="Contract"))
-    p2 = Pump(ev2, ch2, be)
-    p2.start()
-    p2.run()
-    started = first(p2.ev_events, SessionStarted)
-    assert started.resumed and started.session_id == sid
-    assert "PaymentDetailsReq" not in [n for _, n in ev2.trace]
-    assert not [e for e in p2.charger_events if isinstance(e, AuthorizationNeeded)]
-    assert ended(p2.ev_events).reason == "finished"
 
 
 def test_charger_requests_stop(tmp_path, cp):
