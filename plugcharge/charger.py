@@ -39,7 +39,8 @@ from .events import (
 from .signatures import sign_message, verify_message
 from .timeouts import DEFAULT_TIMING, TimingProfile
 from .transitions import (
-    CHARGER_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState, SessionCore, check_charger_transition,
+    CHARGER_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState, SessionCore, allowed_response_code,
+    check_charger_transition,
 )
 
 __all__ = ["ChargerConfig", "ChargerSecurity", "SessionStore", "ChargerSession", "normalize_emaid"]
@@ -285,8 +286,13 @@ class ChargerSession(SessionCore):
 
     def _fail(self, request: str, code: str, hint: str, now: float, req: Optional[Mapping[str, Any]] = None,
               *, remote: bool = True) -> None:
-        """Answer ``request`` with ``code`` and end the session cleanly."""
+        """Answer ``request`` with ``code`` and end the session cleanly.  A code the response may
+        not carry (:data:`~plugcharge.transitions.RESPONSE_CODES`) goes out as ``FAILED``; the
+        events keep it in their text."""
         res = REQUEST_TO_RESPONSE.get(request)
+        if res is not None and allowed_response_code(res, code) != code:
+            hint = f"{hint} ({code}; {res} cannot carry it)"
+            code = "FAILED"
         if res is not None:
             try:
                 self._respond(res, self._failure_body(res, code, req), now=now)
@@ -366,11 +372,19 @@ class ChargerSession(SessionCore):
         self._cancel_timer("sequence")
         try:
             msg = self._decode(payload, M.NS_APP)
-            protocols = msg["supportedAppProtocolReq"]["AppProtocol"]
+            protocols = msg["supportedAppProtocolReq"].get("AppProtocol") or []
         except Exception as exc:
             self._remote_failure("FAILED", f"undecodable supportedAppProtocolReq: {exc}", now)
             return
         self.trace.append(("in", "supportedAppProtocolReq"))
+        if not protocols:
+            # the schema wants 1..20 AppProtocol entries; an EV that has none left to offer (the
+            # iso15118 package's EVCC drops DIN under TLS) sends an empty list: no common protocol
+            self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
+            self._emit(ProtocolError("Failed_NoNegotiation", "EV offers no protocol (empty AppProtocol list)", True))
+            self.state = S.ENDED
+            self._end("failed", response_code="Failed_NoNegotiation", detail="EV offers no protocol")
+            return
         try:
             iso = [p for p in protocols
                    if p.get("ProtocolNamespace") == M.NS_ISO2 and p.get("VersionNumberMajor") == 2
@@ -422,7 +436,11 @@ class ChargerSession(SessionCore):
         res = "CertificateUpdateRes" if self._cert_action == "Update" else "CertificateInstallationRes"
         req = res[:-3] + "Req"
         if not cmd.accepted or cmd.exi_response is None:
-            self._fail(req, "FAILED", "backend refused the certificate request", now, remote=False)
+            # nothing to install: no certificate can be provided (RISE-V2G and the iso15118
+            # package answer the same), unless the caller names a more specific code
+            self._fail(req, cmd.response_code or "FAILED_NoCertificateAvailable",
+                       "backend refused the certificate request" + (f": {cmd.reason}" if cmd.reason else ""),
+                       now, remote=False)
             return
         try:
             name, body, header = M.body_of(self._decode(cmd.exi_response, M.NS_ISO2))
@@ -597,9 +615,10 @@ class ChargerSession(SessionCore):
             self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Ongoing"}, now=now)
             return S.WAIT_AUTHORIZATION
         if not result.accepted:
-            code = result.response_code or "FAILED"
-            self._emit(AuthorizationRejected(code, self.emaid))
-            raise _Refused(code, "authorisation refused", remote=False)
+            cause = result.response_code or "FAILED"
+            code = allowed_response_code("AuthorizationRes", cause)
+            self._emit(AuthorizationRejected(code, self.emaid, cause if cause != code else None))
+            raise _Refused(cause, "authorisation refused", remote=False)
         self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Finished"}, now=now)
         self._emit(AuthorizationAccepted(self.payment or "ExternalPayment", self.emaid))
         self._polls = 0

@@ -359,6 +359,13 @@ class EVSession(SessionCore):
             self._remote_failure("FAILED", f"malformed {name}: {type(exc).__name__}: {exc}", now)
 
     def _on_failed_response(self, name: str, code: str) -> None:
+        if name == "SessionStopRes" and self._end_reason is not None:
+            # we are leaving because of our own finding (e.g. a SalesTariff signature): that stays
+            # the cause, whatever the charger says to the SessionStopReq
+            reason, cause, detail, fallback = self._end_reason
+            self._end_reason = (reason, cause, f"{detail} (the charger answered SessionStopReq with {code})",
+                                fallback)
+            return
         if name in ("CertificateInstallationRes", "CertificateUpdateRes"):
             raise _Stop(f"charger answered {code}", code, install=True)
         if name == "AuthorizationRes" or (name == "PaymentDetailsRes"):
@@ -483,7 +490,9 @@ class EVSession(SessionCore):
             try:
                 self.security.cps_verifier()(sa_leaf, sa_subs, at)
             except Exception as exc:
-                raise _Stop(f"CPS certificate chain rejected: {exc}", install=True, graceful=True) from None
+                raise _Stop(f"CPS certificate chain rejected: {exc}",
+                            getattr(exc, "response_code", None) or "FAILED_CertChainError", install=True,
+                            graceful=True) from None
             try:
                 verify_message(msg, sa_leaf, codecs=self._codecs)
             except SignatureError as exc:

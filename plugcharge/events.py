@@ -166,10 +166,13 @@ class AuthorizationAccepted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationRejected(Event):
-    """Authorisation was refused with ``response_code``."""
+    """Authorisation was refused with ``response_code`` (what the response carried); on the charger
+    side ``cause`` is the more specific reason when AuthorizationRes may not carry it (e.g. the
+    backend's ``FAILED_CertificateRevoked`` goes out as ``FAILED``)."""
 
     response_code: str
     emaid: Optional[str] = None
+    cause: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -269,10 +272,14 @@ class CertificateInstallationResponse(Command):
     """Charger: the backend's answer to :class:`CertificateInstallationNeeded`.
 
     ``exi_response`` is the EXI CertificateInstallationRes/UpdateRes V2G_Message from the
-    backend; ``None`` (or ``accepted=False``) makes the charger answer FAILED."""
+    backend; ``None`` (or ``accepted=False``) is a refusal: the charger answers ``response_code``
+    (default ``FAILED_NoCertificateAvailable``: no certificate can be provided; a code the
+    response may not carry becomes ``FAILED``) and reports ``reason`` (the backend's, log-safe)."""
 
     exi_response: Optional[bytes]
     accepted: bool = True
+    response_code: Optional[str] = None
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

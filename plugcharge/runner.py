@@ -155,7 +155,8 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
         if session.ended:
             return
         exi = resp.exi if resp is not None and resp.status == "Accepted" else None
-        out = session.send(CertificateInstallationResponse(exi, exi is not None), clock())
+        reason = "no backend answer" if resp is None else (resp.status_info or "") if exi is None else ""
+        out = session.send(CertificateInstallationResponse(exi, exi is not None, reason=reason), clock())
         await handle(list(out.events))
         await stream.write_raw(out.data)
 

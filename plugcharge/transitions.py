@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 __all__ = ["EVState", "ChargerState", "EV_TRANSITIONS", "CHARGER_TRANSITIONS", "REQUEST_TO_RESPONSE",
+           "RESPONSE_CODES", "allowed_response_code",
            "check_ev_transition", "check_charger_transition"]
 
 
@@ -158,6 +159,53 @@ REQUEST_TO_RESPONSE: Mapping[str, str] = MappingProxyType({
         "MeteringReceiptReq", "SessionStopReq", "CertificateUpdateReq", "CertificateInstallationReq",
         "ChargingStatusReq", "CableCheckReq", "PreChargeReq", "CurrentDemandReq", "WeldingDetectionReq")
 })
+
+
+# Which ResponseCode each response may carry.  The standard's text is not at hand here; the sets are
+# the codes ISO 15118-2 assigns to each message as the public stacks quote them: the iso15118
+# package (SECC states, "Table 112" for AuthorizationRes and PaymentDetailsRes), RISE-V2G (SECC
+# states: "FAILED_CertChainError is not defined for CertificateInstallationRes") and EVerest
+# EvseV2G (iso_server.cpp), with the requirement numbers those stacks cite.
+_OK = frozenset({"OK"})
+#: FAILED for any other problem; FAILED_SequenceError [V2G2-459, V2G2-538]; FAILED_UnknownSession [V2G2-460]
+_ANY = frozenset({"FAILED", "FAILED_SequenceError", "FAILED_UnknownSession"})
+_CONTRACT = frozenset({"FAILED_CertificateExpired",  # [V2G2-474], not yet valid too [V2G2-824]
+                       "FAILED_CertificateRevoked", "FAILED_NoCertificateAvailable", "FAILED_SignatureError"})
+RESPONSE_CODES: Mapping[str, frozenset[str]] = MappingProxyType({
+    "SessionSetupRes": frozenset({"OK_NewSessionEstablished", "OK_OldSessionJoined", "FAILED",
+                                  "FAILED_SequenceError"}),
+    "ServiceDiscoveryRes": _OK | _ANY,
+    "ServiceDetailRes": _OK | _ANY | {"FAILED_ServiceIDInvalid"},  # [V2G2-464]
+    "PaymentServiceSelectionRes": _OK | _ANY | {"FAILED_PaymentSelectionInvalid",  # [V2G2-465]
+                                                "FAILED_ServiceSelectionInvalid",  # [V2G2-467]
+                                                "FAILED_NoChargeServiceSelected"},  # [V2G2-804]
+    # no FAILED_CertChainError here (RISE-V2G): an OEM certificate problem is plain FAILED
+    "CertificateInstallationRes": _OK | _ANY | _CONTRACT,
+    "CertificateUpdateRes": _OK | _ANY | _CONTRACT | {"FAILED_CertChainError", "FAILED_ContractCanceled"},
+    "PaymentDetailsRes": _OK | _ANY | _CONTRACT | {"OK_CertificateExpiresSoon", "FAILED_CertChainError",
+                                                   "FAILED_ContractCanceled",
+                                                   "FAILED_CertificateNotAllowedAtThisEVSE"},
+    # only these: a backend's revoked / cancelled / unknown contract is plain FAILED here
+    "AuthorizationRes": _OK | _ANY | {"FAILED_SignatureError", "FAILED_ChallengeInvalid"},  # [V2G2-475]
+    "ChargeParameterDiscoveryRes": _OK | _ANY | {"FAILED_WrongEnergyTransferMode",  # [V2G2-476]
+                                                 "FAILED_WrongChargeParameter"},  # [V2G2-477]
+    "PowerDeliveryRes": _OK | _ANY | {"FAILED_ChargingProfileInvalid",  # [V2G2-478]
+                                      "FAILED_TariffSelectionInvalid",  # [V2G2-479]
+                                      "FAILED_PowerDeliveryNotApplied",  # [V2G2-480]
+                                      "FAILED_ContactorError"},
+    "MeteringReceiptRes": _OK | _ANY | {"FAILED_MeteringSignatureNotValid"},
+    "ChargingStatusRes": _OK | _ANY,
+    "CableCheckRes": _OK | _ANY,
+    "PreChargeRes": _OK | _ANY,
+    "CurrentDemandRes": _OK | _ANY,
+    "WeldingDetectionRes": _OK | _ANY,
+    "SessionStopRes": _OK | _ANY,
+})
+
+
+def allowed_response_code(response: str, code: str) -> str:
+    """``code`` if ``response`` may carry it (:data:`RESPONSE_CODES`), else plain ``FAILED``."""
+    return code if code in RESPONSE_CODES.get(response, frozenset({code})) else "FAILED"
 
 
 def check_ev_transition(state: EVState, new: EVState) -> None:

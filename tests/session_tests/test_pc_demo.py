@@ -84,7 +84,7 @@ def test_failing_installation_falls_back_to_external_payment(tmp_path, cp):
     assert s.completed and s.exit_code == 0, out
     assert s.fallback and s.sessions == 2 and s.payment == "ExternalPayment"
     fail = next(e for e in s.ev_events if isinstance(e, ContractInstallationFailed))
-    assert fail.response_code == "FAILED"
+    assert fail.response_code == "FAILED_NoCertificateAvailable"  # what a refused installation is
     first_end = next(e for e in s.ev_events if isinstance(e, SessionEnded))
     assert first_end.reason == "failed" and first_end.fallback == "ExternalPayment"
     assert "Get15118EVCertificate(Install) -> Failed" in out and "provisioning service unavailable" in out

@@ -122,15 +122,24 @@ def test_tcp_eim_with_rfid_token(tmp_path, cp):
     assert ev_events[-1].reason == "failed" and ch_events[-1].reason == "failed"
 
 
-def test_backend_refuses_installation_ev_falls_back(tmp_path, cp):
+@pytest.mark.parametrize("refusal", ["unknown PCID", "service unavailable"])
+def test_backend_refuses_installation_ev_falls_back(tmp_path, cp, refusal):
     wallet = make_wallet(tmp_path / "w")
     backend = _backend(cp)
-    backend.fail_installations = "demo: provisioning service unavailable"
+    if refusal == "unknown PCID":
+        backend = SimulatedBackend(session_pki(), clock=lambda: NOW, codecs=cp)  # knows no PCID
+    else:
+        backend.fail_installations = "demo: provisioning service unavailable"
     ev_events, ch_events = go(_session(cp, wallet, backend))
+    # no certificate can be provided: the response says so, not plain FAILED; the charger's
+    # events keep the backend's reason
     fail = first(ev_events, ContractInstallationFailed)
-    assert fail.response_code == "FAILED"
+    assert fail.response_code == "FAILED_NoCertificateAvailable"
     assert ev_events[-1].reason == "failed" and ev_events[-1].fallback == "ExternalPayment"
-    assert ch_events[-1].reason == "failed"
+    assert ev_events[-1].response_code == "FAILED_NoCertificateAvailable"
+    end = ch_events[-1]
+    assert (end.reason, end.response_code) == ("failed", "FAILED_NoCertificateAvailable")
+    assert ("unknown PCID" if refusal == "unknown PCID" else "provisioning service unavailable") in end.detail
     # same plug-in, Plug & Charge suppressed: ExternalPayment works
     ev2, _ = go(_session(cp, wallet, backend, ev_config=EVConfig(charge_loops=1, pnc_suppressed=True)))
     assert first(ev2, PaymentSelected).option == "ExternalPayment" and ev2[-1].reason == "finished"
@@ -143,8 +152,14 @@ def test_revoked_contract_is_refused(tmp_path, cp):
     backend.revoke_serial(__import__("cryptography.x509", fromlist=["x"]).load_der_x509_certificate(
         session_pki().cert("contract-leaf")).serial_number)
     ev_events, ch_events = go(_session(cp, wallet, backend))
-    assert first(ev_events, AuthorizationRejected).response_code == "FAILED_CertificateRevoked"
+    # AuthorizationRes may carry only OK, FAILED, FAILED_SequenceError, FAILED_SignatureError,
+    # FAILED_UnknownSession, FAILED_ChallengeInvalid: the backend's revocation goes out as FAILED and
+    # stays the cause in the charger's events
+    assert first(ev_events, AuthorizationRejected).response_code == "FAILED"
     assert ev_events[-1].fallback == "ExternalPayment"
+    rejected = first(ch_events, AuthorizationRejected)
+    assert (rejected.response_code, rejected.cause) == ("FAILED", "FAILED_CertificateRevoked")
+    assert ch_events[-1].response_code == "FAILED" and "FAILED_CertificateRevoked" in ch_events[-1].detail
 
 
 def test_peer_disconnect_ends_charger_cleanly(tmp_path, cp):
