@@ -11,8 +11,10 @@ async, see :mod:`plugcharge.backend`):
   session answers EVSEProcessing=Ongoing until the result is in.  ExternalPayment uses
   ``id_token`` (e.g. an RFID card) when given, else it is accepted locally.
 
-Both return the list of session events; ``on_event`` sees each event as it happens.  The stream
-is closed when the session ends or the peer disconnects; nothing escapes except cancellation.
+Both return the list of session events; ``on_event`` sees each event as it happens, and a
+:class:`~plugcharge.events.Command` it returns (e.g. ``PauseCharging`` on ``ChargingStarted``) is
+sent at once, its bytes written.  The stream is closed when the session ends or the peer
+disconnects; nothing escapes except cancellation.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from .charger import ChargerSession
 from .ev import EVSession
 from .events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
-    Event, ProtocolError, SessionEnded, StartSession,
+    Command, Event, ProtocolError, SessionEnded, StartSession,
 )
 from .messages import frame
 
@@ -42,6 +44,17 @@ async def _flush(stream: Any, session: Any) -> None:
     data = session.data_to_send()
     if data:
         await stream.write_raw(data)
+
+
+async def _command(stream: Any, session: Union[EVSession, ChargerSession], command: Any,
+                   handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
+    """Send a Command the event callback returned; its bytes go out before anything else."""
+    if not isinstance(command, Command) or session.ended:
+        return
+    res = session.send(command, clock())
+    if res.data:
+        await stream.write_raw(res.data)
+    await handle(list(res.events))
 
 
 async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events: list[Event],
@@ -80,12 +93,12 @@ async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCal
         for e in new:
             events.append(e)
             if on_event is not None:
-                on_event(e)
+                await _command(stream, session, on_event(e), handle, clock)
 
     try:
         res = session.send(StartSession(), clock())
-        await handle(list(res.events))
         await stream.write_raw(res.data)
+        await handle(list(res.events))
         await _drive(stream, session, events, handle, clock)
     finally:
         await stream.aclose()
@@ -131,7 +144,7 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
         for e in new:
             events.append(e)
             if on_event is not None:
-                on_event(e)
+                await _command(stream, session, on_event(e), handle, clock)
             if isinstance(e, CertificateInstallationNeeded):
                 await certificate(e)
             elif isinstance(e, AuthorizationNeeded):
@@ -157,8 +170,8 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
         exi = resp.exi if resp is not None and resp.status == "Accepted" else None
         reason = "no backend answer" if resp is None else (resp.status_info or "") if exi is None else ""
         out = session.send(CertificateInstallationResponse(exi, exi is not None, reason=reason), clock())
-        await handle(list(out.events))
         await stream.write_raw(out.data)
+        await handle(list(out.events))
 
     try:
         session.connection_made(clock())

@@ -13,7 +13,7 @@ from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
 from plugcharge.ev import EVConfig, EVSecurity, EVSession
 from plugcharge.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
-    ContractInstallationSucceeded, PaymentSelected, SessionEnded,
+    ContractInstallationSucceeded, PauseCharging, PaymentSelected, SessionEnded, SessionPaused,
 )
 from plugcharge.runner import run_charger, run_ev
 from plugcharge.sdp import loopback_host
@@ -50,7 +50,7 @@ def _backend(cp) -> SimulatedBackend:
 
 
 async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_config=None, id_token=None,
-                   ev_disconnect_after=None):
+                   ev_disconnect_after=None, ev_on_event=None):
     p = session_pki()
     sctx = cctx = None
     if tls:
@@ -86,7 +86,7 @@ async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_con
             except Exception:
                 ev_events = seen
         else:
-            ev_events = await run_ev(stream, ev)
+            ev_events = await run_ev(stream, ev, on_event=ev_on_event)
         charger_events = await asyncio.wait_for(charger_done, 10)
     return ev_events, charger_events
 
@@ -160,6 +160,20 @@ def test_revoked_contract_is_refused(tmp_path, cp):
     rejected = first(ch_events, AuthorizationRejected)
     assert (rejected.response_code, rejected.cause) == ("FAILED", "FAILED_CertificateRevoked")
     assert ch_events[-1].response_code == "FAILED" and "FAILED_CertificateRevoked" in ch_events[-1].detail
+
+
+@pytest.mark.parametrize("loop_interval", [0.0, 0.2])
+def test_a_command_returned_by_on_event_is_sent(tmp_path, cp, loop_interval):
+    """PauseCharging returned for ChargingStarted: the runner sends it (with whatever the session
+    had queued, e.g. the first charge-loop request) and the session pauses."""
+    wallet = make_wallet(tmp_path / "w", contract=True)
+    backend = _backend(cp)
+    backend.register_pcid("PLUGCHARGEPCID0009", session_pki().emaid)
+    ev_events, ch_events = go(_session(cp, wallet, backend, ev_config=EVConfig(loop_interval=loop_interval),
+                                       ev_on_event=lambda e: PauseCharging() if isinstance(e, ChargingStarted)
+                                       else None))
+    assert first(ev_events, SessionPaused).payment == "Contract"
+    assert ev_events[-1].reason == "paused" and ch_events[-1].reason == "paused"
 
 
 def test_peer_disconnect_ends_charger_cleanly(tmp_path, cp):
