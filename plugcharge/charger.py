@@ -380,10 +380,7 @@ class ChargerSession(SessionCore):
         if not protocols:
             # the schema wants 1..20 AppProtocol entries; an EV that has none left to offer (the
             # iso15118 package's EVCC drops DIN under TLS) sends an empty list: no common protocol
-            self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
-            self._emit(ProtocolError("Failed_NoNegotiation", "EV offers no protocol (empty AppProtocol list)", True))
-            self.state = S.ENDED
-            self._end("failed", response_code="Failed_NoNegotiation", detail="EV offers no protocol")
+            self._no_negotiation("EV offers no protocol (empty AppProtocol list)", "EV offers no protocol")
             return
         try:
             iso = [p for p in protocols
@@ -393,10 +390,7 @@ class ChargerSession(SessionCore):
             self._remote_failure("FAILED", f"malformed supportedAppProtocolReq: {exc}", now)
             return
         if not iso:
-            self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
-            self._emit(ProtocolError("Failed_NoNegotiation", "EV offers no ISO 15118-2 protocol", True))
-            self.state = S.ENDED
-            self._end("failed", response_code="Failed_NoNegotiation", detail="no common protocol")
+            self._no_negotiation("EV offers no ISO 15118-2 protocol", "no common protocol")
             return
         best = min(iso, key=lambda p: p.get("Priority", 20))
         code = "OK_SuccessfulNegotiation" if best.get("VersionNumberMinor") == 0 else \
@@ -405,6 +399,12 @@ class ChargerSession(SessionCore):
         self._set_timer("sequence", now + self.timing.sequence_timeout())
         check_charger_transition(S.WAIT_SAP, "supportedAppProtocolReq", S.WAIT_SESSION_SETUP)
         self.state = S.WAIT_SESSION_SETUP
+
+    def _no_negotiation(self, hint: str, detail: str) -> None:
+        self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
+        self._emit(ProtocolError("Failed_NoNegotiation", hint, True))
+        self.state = S.ENDED
+        self._end("failed", response_code="Failed_NoNegotiation", detail=detail)
 
     def _on_timer(self, name: str, now: float) -> None:
         if name == "sequence":

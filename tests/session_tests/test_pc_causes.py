@@ -21,15 +21,6 @@ from plugcharge.transitions import REQUEST_TO_RESPONSE, RESPONSE_CODES, allowed_
 REAL = real_codec_status()
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
-
-
 @pytest.fixture(autouse=True)
 def every_code_sent_is_allowed(monkeypatch):
     """Around every test here: each response our charger queues carries an allowed code."""

@@ -49,7 +49,7 @@ from plugcharge.sdp import SDPRequest, Security, discover_secc, link_local_addre
 from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context, to_pem_chain
 from plugcharge.transport import open_ev_connection, start_charger_server
 from plugcharge.timeouts import EVCC_MSG_TIMEOUT, TimingProfile
-from plugcharge.wallet import ContractWallet
+from plugcharge.wallet import Contract, ContractInfo, ContractWallet
 
 HARNESS = Path(__file__).with_name("_iso15118_peer.py")
 _MISSING = [m for m in ("iso15118.secc", "iso15118.evcc", "aiofile", "py4j")
@@ -297,17 +297,6 @@ def _wallet(directory: Path, pki, *, contract: Any = None, subs: Sequence[bytes]
     return wallet
 
 
-@dataclasses.dataclass
-class _Contract:
-    """A contract as the EV session sees it (for a key that does not belong to the certificate)."""
-
-    emaid: str
-    leaf: bytes
-    sub_cas: Sequence[bytes]
-    private_key: Any
-    chain_not_after: dt.datetime
-
-
 class _FixedWallet:
     """A wallet that presents one given contract (the real one refuses a key that does not match)."""
 
@@ -315,10 +304,10 @@ class _FixedWallet:
     pcid = None
     oem_provisioning = None
 
-    def __init__(self, contract: _Contract) -> None:
+    def __init__(self, contract: Contract) -> None:
         self.contract = contract
 
-    def usable_contract(self, now: dt.datetime) -> _Contract:
+    def usable_contract(self, now: dt.datetime) -> Contract:
         return self.contract
 
     def install(self, *a: Any, **kw: Any) -> None:
@@ -509,8 +498,9 @@ def test_their_secc_refuses_a_wrongly_signed_authorization(tmp_path, link, their
     """Our EV signs AuthorizationReq with a key that is not the contract's: FAILED_SignatureError."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    contract = _Contract(EMAID, peer_pki.cert("contract-leaf"), (peer_pki.cert("mo-sub2"), peer_pki.cert("mo-sub1")),
-                         ec.generate_private_key(ec.SECP256R1()), PKI_START + dt.timedelta(days=700))
+    info = ContractInfo(EMAID, "test", PKI_START, PKI_START + dt.timedelta(days=700), "wrong-key")
+    contract = Contract(info, peer_pki.cert("contract-leaf"), (peer_pki.cert("mo-sub2"), peer_pki.cert("mo-sub1")),
+                        ec.generate_private_key(ec.SECP256R1()))
     run = our_ev(link, their_secc, peer_pki, EVConfig(charge_loops=1, poll_interval=0.2), _FixedWallet(contract))
     rejected = _one(run, AuthorizationRejected)
     assert rejected.response_code == "FAILED_SignatureError", run.log[-5000:]

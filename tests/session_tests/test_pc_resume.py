@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, make_wallet, real_codec_status, \
+from _pc_fixtures import NOW, Pump, first, make_pair, make_wallet, real_codec_status, \
     session_pki, trust_store
 from plugcharge import messages as M
 from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
@@ -24,15 +24,6 @@ from plugcharge.events import (
 from plugcharge.signatures import sign_message
 
 REAL = real_codec_status()
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 class Clock:

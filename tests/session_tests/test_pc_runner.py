@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from _pc_fixtures import NOW, fake_codecs, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
+from _pc_fixtures import NOW, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
 from plugcharge import messages as M
 from plugcharge.backend import SimulatedBackend
 from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
@@ -22,15 +22,6 @@ from plugcharge.transport import open_ev_connection, start_charger_server
 
 HOST = loopback_host()
 REAL = real_codec_status()
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 def _emaid_fragment_ok(cp) -> bool:

@@ -34,15 +34,6 @@ from plugcharge.timeouts import TimingProfile
 REAL = real_codec_status()
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
-
-
 def _needs_emaid_fragment(cp):
     try:
         cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
