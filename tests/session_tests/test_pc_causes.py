@@ -1,6 +1,6 @@
 """Every failure ends with its real cause, and every ResponseCode our charger sends is one the
 response may carry (``plugcharge.transitions.RESPONSE_CODES``, from the standard's assignments as
-the public stacks quote them)."""
+the public stacks quote them; conftest checks every response of every session test)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,22 +19,6 @@ from plugcharge.events import (
 from plugcharge.transitions import REQUEST_TO_RESPONSE, RESPONSE_CODES, allowed_response_code
 
 REAL = real_codec_status()
-
-
-@pytest.fixture(autouse=True)
-def every_code_sent_is_allowed(monkeypatch):
-    """Around every test here: each response our charger queues carries an allowed code."""
-    sent: list[tuple[str, str]] = []
-    queue = ChargerSession._queue
-
-    def checking(self, message, ns=M.NS_ISO2):
-        if ns == M.NS_ISO2:
-            name, body, _ = M.body_of(message)
-            sent.append((name, body["ResponseCode"]))
-            assert body["ResponseCode"] in RESPONSE_CODES[name], (name, body["ResponseCode"])
-        return queue(self, message, ns)
-    monkeypatch.setattr(ChargerSession, "_queue", checking)
-    yield sent
 
 
 def _ended(events) -> SessionEnded:
@@ -133,14 +117,14 @@ def test_an_empty_app_protocol_list_is_answered_no_negotiation_and_reported_as_s
 
 
 def test_an_oem_certificate_problem_is_plain_failed_in_certificate_installation_res(tmp_path, cp,
-                                                                                      every_code_sent_is_allowed):
+                                                                                      responses_carry_allowed_codes):
     """A provisioning certificate without DC=OEM is a chain problem, but CertificateInstallationRes
     has no FAILED_CertChainError (RISE-V2G): FAILED on the wire, the reason in the events."""
     p = session_pki()
     wallet = make_wallet(tmp_path / "w")
     wallet.set_oem_provisioning(p.cert("contract-leaf"), (p.cert("mo-sub2"), p.cert("mo-sub1")), p.key("contract-leaf"))
     run = _run(tmp_path, cp, wallet=wallet)
-    assert ("CertificateInstallationRes", "FAILED") in every_code_sent_is_allowed
+    assert ("CertificateInstallationRes", "FAILED") in responses_carry_allowed_codes
     end = _ended(run.charger_events)
     assert end.response_code == "FAILED" and "DC=OEM" in end.detail and "FAILED_CertChainError" in end.detail
     assert first(run.ev_events, ContractInstallationFailed).response_code == "FAILED"
