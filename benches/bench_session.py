@@ -4,9 +4,9 @@ Run (the summary with ratios and sessions/s is printed at the end with ``-s``)::
 
     PYTHONPATH=. pytest benches/bench_session.py --benchmark-enable -s -p no:cacheprovider
 
-One *session* is an :class:`~plugcharge.ev.EVSession` against a
-:class:`~plugcharge.charger.ChargerSession` with the
-:class:`~plugcharge.backend.SimulatedBackend` answering the charger, bytes moved in memory (no
+One *session* is an :class:`~plugcharge.EVSession` against a
+:class:`~plugcharge.ChargerSession` with the
+:class:`~plugcharge.backends.simulated.SimulatedBackend` answering the charger, bytes moved in memory (no
 sockets, no TLS): real EXI encoding/decoding of every message, every signature created and
 verified (AuthorizationReq, the signed SalesTariff, CertificateInstallationReq/Res), every
 certificate chain validated (contract chain by the charger and the backend, CPS chain by the EV,
@@ -36,13 +36,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pki.issue import issue_test_pki
 from pki.ocsp import ocpp_request_data
 from pki.store import TrustStore
-from plugcharge import messages as M
-from plugcharge.backend import (
-    AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, SimulatedBackend, iso_response_code, pem_chain,
+from plugcharge.core.codec import NS_ISO2
+from plugcharge.backends.base import (
+    AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, iso_response_code, pem_chain,
 )
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.backends.simulated import SimulatedBackend
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     StartSession,
 )
@@ -63,7 +63,7 @@ class _Contract:
 
 
 class MemoryWallet:
-    """In-memory stand-in for :class:`plugcharge.wallet.ContractWallet` (the session's WalletLike)."""
+    """In-memory stand-in for :class:`plugcharge.pnc.wallet.ContractWallet` (the session's WalletLike)."""
 
     enabled = True
 
@@ -162,7 +162,7 @@ def _reuse_wallet(cp) -> MemoryWallet:
 
 def _install_supported(cp) -> bool:
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": EMAID}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": EMAID}})
         return True
     except ValueError:
         return False

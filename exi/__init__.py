@@ -9,26 +9,9 @@ the pure-Python twin that runs the same logic over the same tables; it is never 
 """
 from __future__ import annotations
 
-import os
-
+from exi._codec import NAMESPACES, Codec, get_codec
+from exi._impl import IMPLEMENTATION
 from exi.errors import DecodeError, EncodeError, EXIError, UnknownNamespaceError
-
-if os.environ.get("EXI_IMPL", "").strip().lower() == "python":
-    from exi import _engine as _eng
-
-    IMPLEMENTATION = "python"
-else:
-    try:
-        from exi import _cengine as _eng  # type: ignore[no-redef]
-    except ImportError as exc:  # pragma: no cover - depends on the build
-        raise ImportError(
-            "exi: the compiled EXI engine (exi._cengine) was not built. Build it with "
-            "'python setup.py build_ext --inplace' (needs Cython and a C compiler), or set "
-            "EXI_IMPL=python to use the slow pure-Python engine explicitly."
-        ) from exc
-    IMPLEMENTATION = "compiled"
-
-from exi._codec import NAMESPACES, Codec, get_codec  # noqa: E402
 
 __all__ = [
     "Codec",

@@ -5,7 +5,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 
-from exi import _eng  # type: ignore[attr-defined]  # set by exi/__init__ before this import
+from exi._impl import _eng
 from exi.errors import UnknownNamespaceError
 
 __all__ = ["NAMESPACES", "Codec", "get_codec"]

@@ -1,4 +1,4 @@
-"""Chains that break exactly one profile rule each, built from a :class:`pki.issue.TestPKI`.
+"""Chains that break exactly one profile rule each, built from a :class:`pki.issue.TestPKI` (not public API).
 
 :func:`broken_chains` returns ``{case name: ChainCase}``; every case reuses the conformant PKI and
 rebuilds only the certificate(s) needed to break its one rule (a renamed Sub-CA also gets its child
@@ -16,14 +16,14 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ._builder import CertSpec, KeyFactory, PrivateKey, build_certificate, make_name, resign, unknown_extension
-from .issue import ISSUER_OF, ChainCase, TestPKI, _spec, issue_test_pki
+from ._specs import ISSUER_OF, ChainCase, TestPKILike, _spec
 
 __all__ = ["broken_chains", "conformant_spec"]
 
 _UNKNOWN_OID = "1.3.6.1.4.1.55555.1.1"  # private arc: an extension no validator knows
 
 
-def conformant_spec(pki: TestPKI, role: str) -> CertSpec:
+def conformant_spec(pki: TestPKILike, role: str) -> CertSpec:
     """The exact :class:`CertSpec` ``role`` was issued from in ``pki`` (same key, serial, names, times)."""
     cert = x509.load_der_x509_certificate(pki.cert(role))
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -40,17 +40,13 @@ def _subject_with(spec: CertSpec, *, cn: str | None = None, dc: str | None = Non
     return make_name(cn or str(old_cn), dc or (str(old_dc[0].value) if old_dc else None))
 
 
-def broken_chains(iso: int = 2, *, pki: TestPKI | None = None, seed: int = 15118) -> dict[str, ChainCase]:
+def broken_chains(iso: int = 2, *, pki: TestPKILike, seed: int = 15118) -> dict[str, ChainCase]:
     """Chains that each break exactly one rule, keyed by rule name.
 
-    ``pki`` defaults to ``issue_test_pki(iso, seed=seed)`` at a fixed time; validate every case at
-    ``pki.now``. Most cases break the contract chain (``iso<N>-contract``); the DC/PCID/KU cases of the
+    ``pki`` is the conformant PKI the cases are derived from (:func:`pki.issue.broken_chains` issues
+    one at a fixed time when none is given); validate every case at ``pki.now``. Most cases break the contract chain (``iso<N>-contract``); the DC/PCID/KU cases of the
     other leaves use their own chain profiles.
     """
-    if pki is None:
-        from datetime import datetime, timezone
-
-        pki = issue_test_pki(iso, seed=seed, now=datetime(2026, 6, 1, tzinfo=timezone.utc))
     iso = pki.iso
     now = pki.now
     roots = pki.store_roots()
@@ -218,7 +214,7 @@ def broken_chains(iso: int = 2, *, pki: TestPKI | None = None, seed: int = 15118
     return cases
 
 
-def _foreign_hierarchy(pki: TestPKI, factory: KeyFactory) -> dict[str, bytes]:
+def _foreign_hierarchy(pki: TestPKILike, factory: KeyFactory) -> dict[str, bytes]:
     """The MO chain re-issued under a look-alike root with different names ("...Foreign") and keys."""
     out: dict[str, bytes] = {}
     prev: tuple[x509.Name, PrivateKey] | None = None

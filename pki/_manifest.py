@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ._specs import ISSUER_OF, TestPKILike, private_key_pem
 from .errors import PKIError
-from .profiles import CHAIN_PROFILES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .issue import TestPKI
+from .profiles import CHAIN_PROFILES, ROOT_OF_STORE_ROLE
 
 MANIFEST_FORMAT = "plugcharge-test-pki/1"
 
@@ -35,10 +33,8 @@ def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.chmod(path, mode)  # O_CREAT does not change the mode of an existing file
 
 
-def write_pki(pki: "TestPKI", directory: Path) -> Path:
+def write_pki(pki: TestPKILike, directory: Path) -> Path:
     """Write ``pki`` into ``directory`` (created if needed); return the manifest path."""
-    from .issue import _ROOT_OF_STORE_ROLE, ISSUER_OF, private_key_pem
-
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -67,7 +63,7 @@ def write_pki(pki: "TestPKI", directory: Path) -> Path:
             }
         )
     trust: dict[str, list[str]] = {}
-    for store_role, root_role in _ROOT_OF_STORE_ROLE.items():
+    for store_role, root_role in ROOT_OF_STORE_ROLE.items():
         folder = directory / "trust" / store_role
         folder.mkdir(parents=True, exist_ok=True)
         _write(folder / f"{root_role}.pem", x509.load_der_x509_certificate(pki.certificates[root_role]).public_bytes(

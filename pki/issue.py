@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Mapping, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from ._builder import DETERMINISTIC_DER, CertSpec, KeyFactory, PrivateKey, PublicKey, build_certificate, key_algorithm, make_name
+from ._builder import DETERMINISTIC_DER, KeyFactory, PrivateKey, PublicKey, build_certificate, key_algorithm
+from ._specs import ISSUER_OF, ROLE_CN, ChainCase, _spec, private_key_pem
 from .errors import PKIError
-from .profiles import CHAIN_PROFILES, ROLES, CertProfile, cert_profile, chain_profile, is_valid_emaid, is_valid_pcid
+from .profiles import (
+    CHAIN_PROFILES, ROLES, ROOT_OF_STORE_ROLE, CertProfile, cert_profile, chain_profile, is_valid_emaid,
+    is_valid_pcid,
+)
 
 __all__ = [
     "DETERMINISTIC_DER",
@@ -45,27 +48,11 @@ __all__ = [
     "issue_vehicle",
     "ISSUER_OF",
     "broken_chains",
+    "private_key_pem",
 ]
 
 DEFAULT_EMAID = "DEPLGC000000011"
 DEFAULT_PCID = "PLUGCHARGEPCID0001"
-
-#: issuer role of every role (None = self-signed root)
-ISSUER_OF: Mapping[str, str | None] = {
-    "v2g-root": None, "cpo-sub1": "v2g-root", "cpo-sub2": "cpo-sub1", "secc-leaf": "cpo-sub2",
-    "cps-sub1": "v2g-root", "cps-sub2": "cps-sub1", "cps-leaf": "cps-sub2",
-    "mo-root": None, "mo-sub1": "mo-root", "mo-sub2": "mo-sub1", "contract-leaf": "mo-sub2",
-    "oem-root": None, "oem-sub1": "oem-root", "oem-sub2": "oem-sub1", "oem-provisioning-leaf": "oem-sub2",
-    "vehicle-leaf": "oem-sub2",
-}
-_CN = {
-    "v2g-root": "V2GRootCA", "cpo-sub1": "CPOSubCA1", "cpo-sub2": "CPOSubCA2", "secc-leaf": "SECCCert",
-    "cps-sub1": "CPSSubCA1", "cps-sub2": "CPSSubCA2", "cps-leaf": "CPSLeafCert",
-    "mo-root": "MORootCA", "mo-sub1": "MOSubCA1", "mo-sub2": "MOSubCA2",
-    "oem-root": "OEMRootCA", "oem-sub1": "OEMSubCA1", "oem-sub2": "OEMSubCA2", "vehicle-leaf": "VehicleCert",
-}
-_ROOT_OF_STORE_ROLE = {"v2g": "v2g-root", "mo": "mo-root", "oem": "oem-root"}
-
 
 class IssueError(PKIError, ValueError):
     """Bad input to the test-PKI issuer (unknown role, invalid eMAID/PCID, wrong key type, ...)."""
@@ -76,18 +63,6 @@ class IssuedCertificate(NamedTuple):
 
     der: bytes
     key: PrivateKey | None
-
-
-class ChainCase(NamedTuple):
-    """Inputs for ``verify_chain``: leaf DER, intermediates (leaf-adjacent first), store roots by role,
-    chain-profile name and, for broken cases, the expected ``pki.Reason`` name (``None`` = valid)."""
-
-    leaf: bytes
-    intermediates: tuple[bytes, ...]
-    roots: Mapping[str, tuple[bytes, ...]]
-    profile: str
-    reason: str | None = None
-    description: str = ""
 
 
 class ContractBundle(NamedTuple):
@@ -111,43 +86,6 @@ def _utc(now: datetime) -> datetime:
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     return now.astimezone(timezone.utc).replace(microsecond=0)
-
-
-def _ocsp_url(role: str) -> str | None:
-    if ISSUER_OF.get(role) is None:
-        return None
-    group = {"cpo": "v2g", "secc": "v2g", "cps": "v2g", "mo": "mo", "contract": "mo"}.get(role.split("-")[0], "oem")
-    return f"http://ocsp.{group}.plugcharge.test/"
-
-
-def _spec(
-    profile: CertProfile,
-    *,
-    cn: str,
-    public_key: PublicKey,
-    issuer_name: x509.Name | None,
-    issuer_key: PrivateKey,
-    serial: int,
-    now: datetime,
-    validity: timedelta | None = None,
-) -> CertSpec:
-    """The conformant :class:`CertSpec` for ``profile`` (self-signed when ``issuer_name`` is None)."""
-    subject = make_name(cn, profile.domain_components[0] if profile.domain_components else None)
-    not_before = now - timedelta(days=1)
-    return CertSpec(
-        subject=subject,
-        issuer=subject if issuer_name is None else issuer_name,
-        public_key=public_key,
-        signing_key=issuer_key,
-        serial=serial,
-        not_before=not_before,
-        not_after=not_before + (validity or profile.validity.default),
-        is_ca=profile.is_ca,
-        path_len=profile.path_len,
-        key_usage=profile.key_usage_required,
-        aki_key=None if issuer_name is None else issuer_key.public_key(),
-        ocsp_url=_ocsp_url(profile.role),
-    )
 
 
 def issue_leaf(
@@ -275,7 +213,7 @@ class TestPKI:
 
     def store_roots(self) -> dict[str, tuple[bytes, ...]]:
         """Trust-store content by store role: ``{"v2g": (...,), "mo": (...,), "oem": (...,)}``."""
-        return {store: (self.certificates[root],) for store, root in _ROOT_OF_STORE_ROLE.items()}
+        return {store: (self.certificates[root],) for store, root in ROOT_OF_STORE_ROLE.items()}
 
     def chain(self, profile: str, *, anchor: str | None = None) -> ChainCase:
         """The valid chain for chain profile ``profile`` (e.g. ``"iso2-contract"``) with both Sub-CAs.
@@ -394,7 +332,7 @@ def issue_test_pki(
         key = factory.key(f"iso{iso}/{algo}/{role}", algo)
         serial = factory.serial(f"iso{iso}/{role}")
         issuer_role = ISSUER_OF[role]
-        cn = {"contract-leaf": emaid, "oem-provisioning-leaf": pcid}.get(role, _CN.get(role, role))
+        cn = {"contract-leaf": emaid, "oem-provisioning-leaf": pcid}.get(role, ROLE_CN.get(role, role))
         spec = _spec(profile, cn=cn, public_key=key.public_key(),
                      issuer_name=None if issuer_role is None else names[issuer_role],
                      issuer_key=key if issuer_role is None else keys[issuer_role], serial=serial, now=now)
@@ -416,10 +354,6 @@ def broken_chains(iso: int = 2, *, pki: TestPKI | None = None, seed: int = 15118
     """
     from ._broken import broken_chains as _broken_chains
 
+    if pki is None:
+        pki = issue_test_pki(iso, seed=seed, now=datetime(2026, 6, 1, tzinfo=timezone.utc))
     return _broken_chains(iso, pki=pki, seed=seed)
-
-
-def private_key_pem(key: PrivateKey) -> bytes:
-    """PKCS#8 PEM (unencrypted) of ``key``."""
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())

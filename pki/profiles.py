@@ -56,6 +56,7 @@ __all__ = [
     "CERT_PROFILES",
     "CHAIN_PROFILES",
     "STORE_ROLES",
+    "ROOT_OF_STORE_ROLE",
     "cert_profile",
     "chain_profile",
     "key_usage_mask",
@@ -426,7 +427,8 @@ _CHAINS: dict[str, tuple[str, tuple[str, str], tuple[str, ...], tuple[str, ...]]
     "cps": ("cps-leaf", ("cps-sub2", "cps-sub1"), ("v2g",), ("V2G2-925",)),
     "vehicle": ("vehicle-leaf", ("oem-sub2", "oem-sub1"), ("oem",), ("V2G20-2432",)),
 }
-_ROOT_OF_STORE_ROLE = {"v2g": "v2g-root", "mo": "mo-root", "oem": "oem-root"}
+#: the root role of each trust-store role
+ROOT_OF_STORE_ROLE: Mapping[str, str] = MappingProxyType({"v2g": "v2g-root", "mo": "mo-root", "oem": "oem-root"})
 
 
 def _build_chain_profiles() -> dict[str, ChainProfile]:
@@ -443,7 +445,7 @@ def _build_chain_profiles() -> dict[str, ChainProfile]:
                 sub_ca_profiles=tuple(CERT_PROFILES[f"iso{iso}-{r}"] for r in subs),
                 anchor_roles=anchors,
                 root_profiles=MappingProxyType(
-                    {a: CERT_PROFILES[f"iso{iso}-{_ROOT_OF_STORE_ROLE[a]}"] for a in anchors}
+                    {a: CERT_PROFILES[f"iso{iso}-{ROOT_OF_STORE_ROLE[a]}"] for a in anchors}
                 ),
                 requirements=_for_edition(("V2G2-009", "V2G2-885") + reqs, iso),
             )

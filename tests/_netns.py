@@ -270,7 +270,7 @@ def prepared_link() -> Optional[Link]:
     iface = os.environ.get(ENV_IFACE)
     if not iface:
         return None
-    from plugcharge.sdp import link_local_address
+    from plugcharge.net.sdp import link_local_address
 
     end = Endpoint(Namespace(None), iface, link_local_address(iface))
     return Link(end, end, created=False)

@@ -16,16 +16,19 @@ from typing import Any, Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.core.codec import NS_APP, NS_ISO2, NS_XMLDSIG, body_of, v2g_message
+from plugcharge.core.handshake import sap_req
+from plugcharge.pnc.certs import cert_chain
+from plugcharge import (
+    ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession, SessionStore,
+)
+from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, BackendRequest, CertificateInstallationNeeded,
     CertificateInstallationResponse, StartSession,
 )
-from plugcharge.signatures import sign_message
-from plugcharge.timeouts import TimingProfile
-from plugcharge.wallet import ContractWallet
+from plugcharge.pnc.signatures import sign_message
+from plugcharge.iso2.timing import TimingProfile
+from plugcharge.pnc.wallet import ContractWallet
 
 #: Real time (to the hour): TLS handshakes check certificate validity against the real clock.
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -104,13 +107,13 @@ def real_codec_status() -> Optional[str]:
     try:
         import exi
 
-        c = exi.get_codec(M.NS_ISO2)
-        msg = M.v2g_message(bytes(8), "SessionStopReq", {"ChargingSession": "Terminate"})
+        c = exi.get_codec(NS_ISO2)
+        msg = v2g_message(bytes(8), "SessionStopReq", {"ChargingSession": "Terminate"})
         if c.decode(c.encode(msg)) != msg:
             return "round trip differs"
         c.encode_fragment({"AuthorizationReq": {"Id": "id1", "GenChallenge": bytes(16)}})
-        exi.get_codec(M.NS_XMLDSIG)
-        exi.get_codec(M.NS_APP).encode(M.sap_req())
+        exi.get_codec(NS_XMLDSIG)
+        exi.get_codec(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),)))
         return None
     except Exception as exc:  # pragma: no cover - depends on the codec's state
         return f"{type(exc).__name__}: {exc}"
@@ -179,7 +182,7 @@ class TestBackend:
         self.requests.append(req)
         if self.install_mode == "refuse":
             return None
-        name, body, _ = M.body_of(self.codecs(M.NS_ISO2).decode(req.exi_request))
+        name, body, _ = body_of(self.codecs(NS_ISO2).decode(req.exi_request))
         signer_der = body["OEMProvisioningCert"] if name == "CertificateInstallationReq" else \
             body["ContractSignatureCertChain"]["Certificate"]
         receiver = x509.load_der_x509_certificate(bytes(signer_der)).public_key()
@@ -192,19 +195,19 @@ class TestBackend:
         res_name = "CertificateUpdateRes" if name == "CertificateUpdateReq" else "CertificateInstallationRes"
         res = {
             "ResponseCode": "FAILED" if self.install_mode == "failed_code" else "OK",
-            "SAProvisioningCertificateChain": M.cert_chain(p.cert("cps-leaf"), (p.cert("cps-sub2"), p.cert("cps-sub1"))),
-            "ContractSignatureCertChain": M.cert_chain(issued.der, (p.cert("mo-sub2"), p.cert("mo-sub1")), "id1"),
+            "SAProvisioningCertificateChain": cert_chain(p.cert("cps-leaf"), (p.cert("cps-sub2"), p.cert("cps-sub1"))),
+            "ContractSignatureCertChain": cert_chain(issued.der, (p.cert("mo-sub2"), p.cert("mo-sub1")), "id1"),
             "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": enc.ciphertext},
             "DHpublickey": {"Id": "id3", "value": enc.dh_public_key},
             "eMAID": {"Id": "id4", "value": self.emaid},
         }
-        msg = M.v2g_message(bytes(8), res_name, res)
+        msg = v2g_message(bytes(8), res_name, res)
         signer = p.key("cps-leaf") if self.install_mode != "forged" else ec.generate_private_key(ec.SECP256R1())
         if self.install_mode != "failed_code":
             sign_message(msg, signer, codecs=self.codecs)
         if self.install_mode == "tampered":
             msg["V2G_Message"]["Body"][res_name]["eMAID"]["value"] = "DEPLGC000000099"
-        return self.codecs(M.NS_ISO2).encode(msg)
+        return self.codecs(NS_ISO2).encode(msg)
 
     def authorization(self, req: AuthorizationNeeded) -> AuthorizationResult:
         self.requests.append(req)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from _pc_fixtures import fake_codecs, real_codec_status
-from plugcharge import messages as M
-from plugcharge.charger import ChargerSession
-from plugcharge.transitions import RESPONSE_CODES
+from plugcharge import ChargerSession
+from plugcharge.core.codec import NS_ISO2, body_of
+from plugcharge.iso2.states import RESPONSE_CODES
 
 _REAL = real_codec_status()
 
@@ -27,14 +27,14 @@ def responses_carry_allowed_codes(monkeypatch):
     response may carry (``RESPONSE_CODES``); yields the (response, code) pairs sent. Checked at
     the end of the test (an exception inside the session could be taken for an encoding problem)."""
     sent: list[tuple[str, str]] = []
-    queue = ChargerSession._queue
+    queue = ChargerSession.queue
 
-    def recording(self, message, ns=M.NS_ISO2):
-        if ns == M.NS_ISO2:
-            name, body, _ = M.body_of(message)
+    def recording(self, message, name, ns=None, *args, **kwargs):
+        if (ns or (self.protocol.namespace if self.protocol is not None else None)) == NS_ISO2:
+            _, body, _ = body_of(message)
             sent.append((name, str(body.get("ResponseCode"))))
-        return queue(self, message, ns)
-    monkeypatch.setattr(ChargerSession, "_queue", recording)
+        return queue(self, message, name, ns, *args, **kwargs)
+    monkeypatch.setattr(ChargerSession, "queue", recording)
     yield sent
     wrong = [(name, code) for name, code in sent if code not in RESPONSE_CODES[name]]
     assert not wrong, f"responses with a ResponseCode they may not carry: {wrong}"

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from _pc_testcerts import FragmentFallbackCodec
-from plugcharge.backend import (
+from plugcharge.backends.base import (
     AsyncBackend,
     AuthorizeRequest,
     AuthorizeResponse,
@@ -19,17 +19,19 @@ from plugcharge.backend import (
     Get15118EVCertificateRequest,
     Get15118EVCertificateResponse,
     OCSPRequestData,
-    SimulatedBackend,
     SyncBackendAdapter,
     as_async,
     iso_response_code,
     pem_chain,
 )
+from plugcharge.backends.simulated import SimulatedBackend
 
 pki_issue = pytest.importorskip("pki.issue")
 exi = pytest.importorskip("exi")
-from plugcharge.messages import body_of, cert_chain, chain_certs, root_ids, v2g_message  # noqa: E402
-from plugcharge.signatures import sign_message, verify_message  # noqa: E402
+from plugcharge.core.codec import body_of, v2g_message  # noqa: E402
+from plugcharge.pnc.certs import cert_chain, chain_certs  # noqa: E402
+from plugcharge.iso2.messages import root_ids  # noqa: E402
+from plugcharge.pnc.signatures import sign_message, verify_message  # noqa: E402
 
 NS = "urn:iso:15118:2:2013:MsgDef"
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
@@ -184,7 +186,7 @@ def test_authorize_eim_tokens(backend: SimulatedBackend) -> None:
 
 
 def test_installation_round_trip_into_wallet(backend: SimulatedBackend, pki: Any, tmp_path: Path) -> None:
-    from plugcharge.wallet import ContractWallet
+    from plugcharge.pnc.wallet import ContractWallet
 
     res = backend.get_15118_ev_certificate(Get15118EVCertificateRequest.from_exi(install_req(pki)))
     accepted(res)
@@ -278,7 +280,7 @@ def test_async_adapter_runs_sync_backend(pki: Any) -> None:
 def test_installation_round_trip_with_fragment_fallback(pki: Any, tmp_path: Path) -> None:
     from pki.keytransport import decrypt_contract_key
 
-    from plugcharge.wallet import ContractWallet
+    from plugcharge.pnc.wallet import ContractWallet
 
     backend = SimulatedBackend(pki, clock=lambda: NOW, codecs=FragmentFallbackCodec)
     backend.register_pcid(PCID, EMAID)
@@ -300,7 +302,7 @@ def test_installation_round_trip_with_fragment_fallback(pki: Any, tmp_path: Path
     assert info.emaid == EMAID and wallet.usable_contract(NOW) is not None
     # tampering with the encrypted key breaks the CPS signature
     body["ContractSignatureEncryptedPrivateKey"]["value"] = bytes(48)
-    from plugcharge.errors import SignatureError
+    from plugcharge.core.errors import SignatureError
     with pytest.raises(SignatureError):
         verify_message(msg, x509.load_der_x509_certificate(cps_leaf).public_key(), codecs=FragmentFallbackCodec)
 

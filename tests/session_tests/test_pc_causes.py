@@ -10,15 +10,21 @@ import pytest
 from _pc_fixtures import (
     NOW, Pump, TestBackend, fake_codecs, first, make_pair, make_wallet, real_codec_status, session_pki, trust_store,
 )
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig
-from plugcharge.events import (
-    AuthorizationRejected, ContractInstallationFailed, ProtocolError, SessionEnded,
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig
+from plugcharge.core.codec import NS_APP, NS_ISO2, body_of, frame, v2g_message
+from plugcharge.core.handshake import sap_res
+from plugcharge.core.v2gtp import FrameReader
+from plugcharge.core.events import (
+    AuthorizationRejected, ContractInstallationFailed, NegotiationFailed, ProtocolError, SessionEnded,
 )
-from plugcharge.transitions import REQUEST_TO_RESPONSE, RESPONSE_CODES, allowed_response_code
+from plugcharge.iso2.states import REQUEST_TO_RESPONSE, RESPONSE_CODES, allowed_response_code
 
 REAL = real_codec_status()
+
+
+def _payloads(data: bytes) -> list[bytes]:
+    """The payloads of the V2GTP frames in ``data``."""
+    return [f.payload for f in FrameReader().feed(data)]
 
 
 def _ended(events) -> SessionEnded:
@@ -46,11 +52,13 @@ def test_the_table_covers_every_response_and_only_codes_of_the_schema():
     if REAL is None:  # every code is a value of responseCodeType: the EXI codec encodes it
         import exi
 
-        codec = exi.get_codec(M.NS_ISO2)
-        ch = ChargerSession(ChargerConfig(), codecs=exi.get_codec)
+        codec = exi.get_codec(NS_ISO2)
+        from plugcharge.iso2.charger import ChargerHandler
+
+        handler = ChargerHandler(ChargerSession(ChargerConfig(), codecs=exi.get_codec))
         for res, codes in RESPONSE_CODES.items():
             for code in codes:
-                codec.encode(M.v2g_message(bytes(8), res, ch._failure_body(res, code)))
+                codec.encode(v2g_message(bytes(8), res, handler.failure_body(res, code)))
 
 
 # ------------------------------------------------------------------ EV side: our own finding stays the cause
@@ -59,14 +67,14 @@ def _answer_session_stop_with(code: str, cp):
         if src != "charger":
             return data
         try:
-            msg = cp(M.NS_ISO2).decode(data[8:])
-            name, body, _ = M.body_of(msg)
+            msg = cp(NS_ISO2).decode(data[8:])
+            name, body, _ = body_of(msg)
         except Exception:
             return data
         if name != "SessionStopRes":
             return data
         msg["V2G_Message"]["Body"]["SessionStopRes"]["ResponseCode"] = code
-        return M.frame(cp(M.NS_ISO2).encode(msg))
+        return frame(cp(NS_ISO2).encode(msg))
     return tamper
 
 
@@ -90,7 +98,7 @@ def test_a_rejected_sales_tariff_stays_the_cause_whatever_the_charger_answers_to
 def test_a_rejected_contract_installation_stays_the_cause_too(tmp_path, cp):
     if cp is not fake_codecs:
         try:
-            cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+            cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
         except ValueError:
             pytest.xfail("exi codec cannot encode the eMAID fragment")
     p = _run(tmp_path, cp, wallet=make_wallet(tmp_path / "w"), backend=TestBackend(cp, install="forged"),
@@ -105,15 +113,16 @@ def test_an_empty_app_protocol_list_is_answered_no_negotiation_and_reported_as_s
     """The schema wants 1..20 AppProtocol entries; the iso15118 package's EVCC sends none when it
     drops DIN under TLS (EXIficient writes it as 80 20)."""
     ch = ChargerSession(ChargerConfig(), codecs=cp, now=0.0)
-    data = bytes.fromhex("8020") if cp is not fake_codecs else cp(M.NS_APP).encode({"supportedAppProtocolReq": {}})
-    events = ch.receive_data(M.frame(data), 0.1)
-    [payload] = M.FrameBuffer().feed(ch.data_to_send())
-    assert cp(M.NS_APP).decode(payload) == M.sap_res("Failed_NoNegotiation")
-    err = first(events, ProtocolError)
-    assert err.response_code == "Failed_NoNegotiation" and "no protocol" in err.hint
+    data = bytes.fromhex("8020") if cp is not fake_codecs else cp(NS_APP).encode({"supportedAppProtocolReq": {}})
+    events = ch.receive_data(frame(data), 0.1)
+    [payload] = _payloads(ch.data_to_send())
+    assert cp(NS_APP).decode(payload) == sap_res("Failed_NoNegotiation")
+    failed = first(events, NegotiationFailed)
+    assert (failed.response_code, failed.offered) == ("Failed_NoNegotiation", ())
     end = _ended(events)
     assert (end.reason, end.response_code) == ("failed", "Failed_NoNegotiation")
-    assert "undecodable" not in end.detail
+    assert "offers nothing" in end.detail and "undecodable" not in end.detail
+    assert not [e for e in events if isinstance(e, ProtocolError)]
 
 
 def test_an_oem_certificate_problem_is_plain_failed_in_certificate_installation_res(tmp_path, cp,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from _pc_fixtures import fake_codecs, real_codec_status
-from plugcharge import messages as M
+from plugcharge.core.codec import NS_ISO2
 from plugcharge.cli import main
-from plugcharge.demo import DEMO_EMAID, DemoOptions, run_demo
-from plugcharge.wallet import ContractWallet
+from plugcharge.cli.demo import DEMO_EMAID, DemoOptions, run_demo
+from plugcharge.pnc.wallet import ContractWallet
 
 REAL = real_codec_status()
 
@@ -25,7 +25,7 @@ def _real_installs() -> bool:
     import exi
 
     try:
-        exi.get_codec(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": DEMO_EMAID}})
+        exi.get_codec(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": DEMO_EMAID}})
         return True
     except ValueError:
         return False

@@ -36,20 +36,21 @@ from typing import Any, Iterator, Optional, Sequence
 import pytest
 
 import _netns
-from plugcharge.backend import SimulatedBackend
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+from plugcharge.backends.simulated import SimulatedBackend
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, CertificateInstallationNeeded,
     ContractInstallationFailed, ContractInstallationSucceeded, MeteringReceiptReceived, MeterValues, PaymentSelected,
-    ChargingStarted, PauseCharging, ProtocolError, SalesTariffVerified, SessionEnded, SessionPaused, SessionStarted,
+    ChargingStarted, NegotiationFailed, PauseCharging, ProtocolError, SalesTariffVerified, SessionEnded, SessionPaused,
+    SessionStarted,
 )
-from plugcharge.runner import run_charger, run_ev
-from plugcharge.sdp import SDPRequest, Security, discover_secc, link_local_address, make_responder, start_sdp_server
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context, to_pem_chain
-from plugcharge.transport import open_ev_connection, start_charger_server
-from plugcharge.timeouts import EVCC_MSG_TIMEOUT, TimingProfile
-from plugcharge.wallet import Contract, ContractInfo, ContractWallet
+from plugcharge.core.codec import NS_ISO2
+from plugcharge.iso2.timing import EVCC_MSG_TIMEOUT, TimingProfile
+from plugcharge.net.runner import run_charger, run_ev
+from plugcharge.net.sdp import SDPRequest, Security, discover_secc, link_local_address, make_responder, start_sdp_server
+from plugcharge.net.tls import client_context, secc_leaf_check, server_context, to_pem_chain
+from plugcharge.net.transport import open_ev_connection, start_charger_server
+from plugcharge.pnc.wallet import Contract, ContractInfo, ContractWallet
 
 HARNESS = Path(__file__).with_name("_iso15118_peer.py")
 _MISSING = [m for m in ("iso15118.secc", "iso15118.evcc", "aiofile", "py4j")
@@ -713,9 +714,10 @@ def test_our_charger_refuses_their_evccs_din_or_20_only_offer(link, their_evcc, 
                       expect_done=False)
     end = _ended(run.events)
     assert (end.reason, end.response_code) == ("failed", "Failed_NoNegotiation"), (end, run.log[-5000:])
-    err = _one(run, ProtocolError)
+    failed = _one(run, NegotiationFailed)
     if protocols == ["DIN_SPEC_70121"] and tls:
-        assert "no protocol" in err.hint  # reported as what it is, not as undecodable
+        assert failed.offered == ()  # an empty list: reported as what it is, not as undecodable
+        assert "offers nothing" in end.detail
     else:
-        assert "ISO 15118-2" in err.hint
+        assert failed.offered and NS_ISO2 not in failed.offered
     assert "Failed_NoNegotiation" in run.log

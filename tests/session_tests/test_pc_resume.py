@@ -14,16 +14,24 @@ import pytest
 
 from _pc_fixtures import NOW, Pump, first, make_pair, make_wallet, real_codec_status, \
     session_pki, trust_store
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession, SessionStore
-from plugcharge.ev import EVConfig
-from plugcharge.events import (
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, SessionStore
+from plugcharge.core.codec import NS_APP, NS_ISO2, body_of, frame, v2g_message
+from plugcharge.core.handshake import sap_req
+from plugcharge.core.v2gtp import FrameReader
+from plugcharge.iso2 import messages as M
+from plugcharge.pnc.certs import cert_chain
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, ChargingStarted, PauseCharging, PaymentSelected, SessionEnded,
     SessionPaused, SessionStarted,
 )
-from plugcharge.signatures import sign_message
+from plugcharge.pnc.signatures import sign_message
 
 REAL = real_codec_status()
+
+
+def _payloads(data: bytes) -> list[bytes]:
+    """The payloads of the V2GTP frames in ``data``."""
+    return [f.payload for f in FrameReader().feed(data)]
 
 
 class Clock:
@@ -40,11 +48,11 @@ def _ended(events) -> SessionEnded:
     return [e for e in events if isinstance(e, SessionEnded)][-1]
 
 
-def _bodies(cp, data: bytes, ns: str = M.NS_ISO2) -> list[tuple[str, dict, dict]]:
+def _bodies(cp, data: bytes, ns: str = NS_ISO2) -> list[tuple[str, dict, dict]]:
     """Every V2G_Message in a stream of frames, as (body name, body, header)."""
-    out, buf = [], M.FrameBuffer()
-    for payload in buf.feed(data):
-        out.append(M.body_of(cp(ns).decode(payload)))
+    out = []
+    for payload in _payloads(data):
+        out.append(body_of(cp(ns).decode(payload)))
     return out
 
 
@@ -102,7 +110,7 @@ def test_pause_and_resume_with_contract_repeats_payment_details_and_a_signed_aut
     assert first(p.charger_events, SessionPaused).session_id == paused.session_id
     assert _ended(p.ev_events).reason == "paused" and _ended(p.charger_events).reason == "paused"
     assert paused.session_id in store
-    first_challenge = p.charger._challenge
+    first_challenge = p.charger.handler._challenge
     authorisations = sum(isinstance(e, AuthorizationNeeded) for e in p.charger_events)
     clock.now += timedelta(minutes=30)
 
@@ -119,7 +127,7 @@ def test_pause_and_resume_with_contract_repeats_payment_details_and_a_signed_aut
     sent = [n for d, n in p2.ev.trace if d == "out"]
     # the whole sequence again, no certificate service: PaymentDetails, a signed AuthorizationReq
     assert "PaymentDetailsReq" in sent and "CertificateInstallationReq" not in sent
-    assert p2.charger._challenge_ok and p2.charger._challenge != first_challenge
+    assert p2.charger.handler._challenge_ok and p2.charger.handler._challenge != first_challenge
     # the same contract: the paused authorisation stands, the backend is not asked again
     assert sum(isinstance(e, AuthorizationNeeded) for e in p2.charger_events) == 0 and authorisations == 1
     assert first(p2.charger_events, AuthorizationAccepted).emaid == first(p.charger_events, AuthorizationAccepted).emaid
@@ -177,10 +185,10 @@ def test_resume_of_an_unknown_session_starts_a_new_one(tmp_path, cp):
 
 # ------------------------------------------------------------ our charger, an EV that skips PaymentDetails
 def _exchange(cp, ch: ChargerSession, sid: bytes, name: str, body: dict, now: float, *, sign=None):
-    msg = M.v2g_message(sid, name, body)
+    msg = v2g_message(sid, name, body)
     if sign is not None:
         sign_message(msg, sign, codecs=cp)
-    events = ch.receive_data(M.frame(cp(M.NS_ISO2).encode(msg)), now)
+    events = ch.receive_data(frame(cp(NS_ISO2).encode(msg)), now)
     [(res_name, res, _)] = _bodies(cp, ch.data_to_send())
     assert res_name == name[:-3] + "Res"
     return res, events
@@ -188,17 +196,18 @@ def _exchange(cp, ch: ChargerSession, sid: bytes, name: str, body: dict, now: fl
 
 def _paused_session(cp, store: SessionStore) -> bytes:
     """A Contract session paused in the store, as our charger keeps it."""
-    from plugcharge.charger import _Paused
+    from plugcharge.core.config import PausedSession
 
     sid = bytes.fromhex("1122334455667788")
-    store.pause(sid, _Paused("Contract", session_pki().emaid, session_pki().cert("contract-leaf"), "DC_extended"))
+    store.pause(sid, PausedSession("Contract", session_pki().emaid, session_pki().cert("contract-leaf"),
+                                   "DC_extended", "iso2"))
     return sid
 
 
 def _resumed_charger(cp, store: SessionStore) -> tuple[ChargerSession, bytes]:
     ch = ChargerSession(ChargerConfig(), security=ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW),
                         store=store, codecs=cp, now=0.0)
-    ch.receive_data(M.frame(cp(M.NS_APP).encode(M.sap_req())), 0.0)
+    ch.receive_data(frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),)))), 0.0)
     ch.data_to_send()
     sid = _paused_session(cp, store)
     res, events = _exchange(cp, ch, sid, "SessionSetupReq", {"EVCCID": bytes(6)}, 0.1)
@@ -228,7 +237,7 @@ def test_our_charger_refuses_a_resumed_session_with_another_payment_option(cp):
     store = SessionStore()
     ch = ChargerSession(ChargerConfig(), security=ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW),
                         store=store, codecs=cp, now=0.0)
-    ch.receive_data(M.frame(cp(M.NS_APP).encode(M.sap_req())), 0.0)
+    ch.receive_data(frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),)))), 0.0)
     ch.data_to_send()
     sid = _paused_session(cp, store)
     _exchange(cp, ch, sid, "SessionSetupReq", {"EVCCID": bytes(6)}, 0.1)
@@ -243,7 +252,7 @@ def test_a_resumed_contract_session_that_sends_payment_details_must_sign_its_aut
     ch, sid = _resumed_charger(cp, SessionStore())
     p = session_pki()
     res, _ = _exchange(cp, ch, sid, "PaymentDetailsReq", {
-        "eMAID": p.emaid, "ContractSignatureCertChain": M.cert_chain(p.cert("contract-leaf"),
+        "eMAID": p.emaid, "ContractSignatureCertChain": cert_chain(p.cert("contract-leaf"),
                                                                        (p.cert("mo-sub2"), p.cert("mo-sub1")))}, 0.4)
     assert res["ResponseCode"] == "OK"
     # the short form is no longer enough once a GenChallenge was issued

@@ -7,18 +7,17 @@ import asyncio
 import pytest
 
 from _pc_fixtures import NOW, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
-from plugcharge import messages as M
-from plugcharge.backend import SimulatedBackend
-from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-from plugcharge.ev import EVConfig, EVSecurity, EVSession
-from plugcharge.events import (
+from plugcharge.core.codec import NS_ISO2
+from plugcharge.backends.simulated import SimulatedBackend
+from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
+from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
     ContractInstallationSucceeded, PauseCharging, PaymentSelected, SessionEnded, SessionPaused,
 )
-from plugcharge.runner import run_charger, run_ev
-from plugcharge.sdp import loopback_host
-from plugcharge.tlsconfig import client_context, secc_leaf_check, server_context
-from plugcharge.transport import open_ev_connection, start_charger_server
+from plugcharge.net.runner import run_charger, run_ev
+from plugcharge.net.sdp import loopback_host
+from plugcharge.net.tls import client_context, secc_leaf_check, server_context
+from plugcharge.net.transport import open_ev_connection, start_charger_server
 
 HOST = loopback_host()
 REAL = real_codec_status()
@@ -26,7 +25,7 @@ REAL = real_codec_status()
 
 def _emaid_fragment_ok(cp) -> bool:
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
         return True
     except ValueError:
         return False
@@ -113,24 +112,33 @@ def test_tcp_eim_with_rfid_token(tmp_path, cp):
     assert ev_events[-1].reason == "failed" and ch_events[-1].reason == "failed"
 
 
-@pytest.mark.parametrize("refusal", ["unknown PCID", "service unavailable"])
-def test_backend_refuses_installation_ev_falls_back(tmp_path, cp, refusal):
+@pytest.mark.parametrize("refusal,code", [
+    ("unknown PCID, said in EXI", "FAILED_NoCertificateAvailable"),
+    ("unknown PCID", "FAILED"),
+    ("service unavailable", "FAILED"),
+])
+def test_backend_refuses_installation_ev_falls_back(tmp_path, cp, refusal, code):
+    """A backend that says why (an EXI CertificateInstallationRes with its code, as a CSMS does) is
+    forwarded: an unknown PCID is FAILED_NoCertificateAvailable; a plain OCPP "Failed" is FAILED, the
+    backend's reason in the charger's events."""
     wallet = make_wallet(tmp_path / "w")
     backend = _backend(cp)
-    if refusal == "unknown PCID":
+    if refusal.startswith("unknown PCID"):
         backend = SimulatedBackend(session_pki(), clock=lambda: NOW, codecs=cp)  # knows no PCID
+        backend.exi_refusals = refusal.endswith("EXI")
     else:
         backend.fail_installations = "demo: provisioning service unavailable"
     ev_events, ch_events = go(_session(cp, wallet, backend))
-    # no certificate can be provided: the response says so, not plain FAILED; the charger's
-    # events keep the backend's reason
     fail = first(ev_events, ContractInstallationFailed)
-    assert fail.response_code == "FAILED_NoCertificateAvailable"
+    assert fail.response_code == code
     assert ev_events[-1].reason == "failed" and ev_events[-1].fallback == "ExternalPayment"
-    assert ev_events[-1].response_code == "FAILED_NoCertificateAvailable"
+    assert ev_events[-1].response_code == code
     end = ch_events[-1]
-    assert (end.reason, end.response_code) == ("failed", "FAILED_NoCertificateAvailable")
-    assert ("unknown PCID" if refusal == "unknown PCID" else "provisioning service unavailable") in end.detail
+    assert (end.reason, end.response_code) == ("failed", code)
+    if refusal == "unknown PCID":
+        assert "unknown PCID" in end.detail
+    elif refusal == "service unavailable":
+        assert "provisioning service unavailable" in end.detail
     # same plug-in, Plug & Charge suppressed: ExternalPayment works
     ev2, _ = go(_session(cp, wallet, backend, ev_config=EVConfig(charge_loops=1, pnc_suppressed=True)))
     assert first(ev2, PaymentSelected).option == "ExternalPayment" and ev2[-1].reason == "finished"

@@ -10,8 +10,8 @@ import time
 import pytest
 
 import _netns
-from plugcharge import sdp as sdp_module
-from plugcharge.sdp import (
+from plugcharge.net import sdp as sdp_module
+from plugcharge.net.sdp import (
     SDPError,
     SDPRequest,
     SDPResponse,

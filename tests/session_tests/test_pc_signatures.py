@@ -11,9 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from _pc_fixtures import fake_codecs, real_codec_status, session_pki
-from plugcharge import messages as M
-from plugcharge import signatures as S
-from plugcharge.errors import (
+from plugcharge.core.codec import NS_ISO2, NS_XMLDSIG, v2g_message
+from plugcharge.pnc.certs import cert_chain
+from plugcharge.iso2 import messages as M
+from plugcharge.pnc import signatures as S
+from plugcharge.core.errors import (
     BadSignatureError, DigestMismatchError, MissingReferenceError, SignatureError, SignatureFormatError,
     UnexpectedReferenceError,
 )
@@ -34,14 +36,14 @@ def cp(request):
 def _relaxed_unsupported(cp) -> bool:
     """The real codec cannot (yet) encode the eMAID fragment (element with two types in ISO-2)."""
     try:
-        cp(M.NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
+        cp(NS_ISO2).encode_fragment({"eMAID": {"Id": "id4", "value": "DEPLGC000000042"}})
         return False
     except ValueError:
         return True
 
 
 def _auth_req(challenge: bytes = b"0123456789abcdef") -> dict:
-    return M.v2g_message(bytes.fromhex("4A8F1E2293B05C6D"), "AuthorizationReq", {"Id": "id1", "GenChallenge": challenge})
+    return v2g_message(bytes.fromhex("4A8F1E2293B05C6D"), "AuthorizationReq", {"Id": "id1", "GenChallenge": challenge})
 
 
 def _contract():
@@ -77,20 +79,20 @@ def test_sign_and_verify_authorization_req(cp):
     assert si["SignatureMethod"] == {"Algorithm": S.ALG_ECDSA_SHA256}
     (ref,) = si["Reference"]
     assert ref["URI"] == "#id1"
-    frag = cp(M.NS_ISO2).encode_fragment({"AuthorizationReq": {"Id": "id1", "GenChallenge": b"0123456789abcdef"}})
+    frag = cp(NS_ISO2).encode_fragment({"AuthorizationReq": {"Id": "id1", "GenChallenge": b"0123456789abcdef"}})
     assert ref["DigestValue"] == hashlib.sha256(frag).digest()
     assert len(sig["SignatureValue"]["value"]) == 64
     S.verify_message(msg, cert, codecs=cp)  # certificate DER
     S.verify_message(msg, key.public_key(), codecs=cp)  # public key
     # independent check: ECDSA over the xmldsig-fragment encoding of SignedInfo
-    data = cp(M.NS_XMLDSIG).encode_fragment({"SignedInfo": si})
+    data = cp(NS_XMLDSIG).encode_fragment({"SignedInfo": si})
     key.public_key().verify(S.raw_to_der(sig["SignatureValue"]["value"]), data, ec.ECDSA(hashes.SHA256()))
 
 
 def test_signature_survives_the_wire(cp):
     key, cert = _contract()
     msg = S.sign_message(_auth_req(), key, codecs=cp)
-    codec = cp(M.NS_ISO2)
+    codec = cp(NS_ISO2)
     S.verify_message(codec.decode(codec.encode(msg)), cert, codecs=cp)
 
 
@@ -195,7 +197,7 @@ def test_sales_tariff_signature(cp):
             "SAScheduleList": M.sa_schedule_list(11000, sales_tariff=True),
             "AC_EVSEChargeParameter": {"AC_EVSEStatus": M.ac_evse_status(),
                                        "EVSENominalVoltage": M.physical(230, "V"), "EVSEMaxCurrent": M.physical(16, "A")}}
-    msg = M.v2g_message(bytes(8), "ChargeParameterDiscoveryRes", body)
+    msg = v2g_message(bytes(8), "ChargeParameterDiscoveryRes", body)
     S.sign_message(msg, p.key("mo-sub2"), codecs=cp)
     (ref,) = msg["V2G_Message"]["Header"]["Signature"]["SignedInfo"]["Reference"]
     assert ref["URI"] == "#tariff1"
@@ -211,12 +213,12 @@ def test_certificate_installation_res_signs_four_elements(cp):
         pytest.xfail("exi codec: eMAID fragment (two element types) not supported yet")
     p = session_pki()
     body = {"ResponseCode": "OK",
-            "SAProvisioningCertificateChain": M.cert_chain(p.cert("cps-leaf"), [p.cert("cps-sub2")]),
-            "ContractSignatureCertChain": M.cert_chain(p.cert("contract-leaf"), [p.cert("mo-sub2")], "id1"),
+            "SAProvisioningCertificateChain": cert_chain(p.cert("cps-leaf"), [p.cert("cps-sub2")]),
+            "ContractSignatureCertChain": cert_chain(p.cert("contract-leaf"), [p.cert("mo-sub2")], "id1"),
             "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": bytes(range(48))},
             "DHpublickey": {"Id": "id3", "value": b"\x04" + bytes(64)},
             "eMAID": {"Id": "id4", "value": p.emaid}}
-    msg = S.sign_message(M.v2g_message(bytes(8), "CertificateInstallationRes", body), p.key("cps-leaf"), codecs=cp)
+    msg = S.sign_message(v2g_message(bytes(8), "CertificateInstallationRes", body), p.key("cps-leaf"), codecs=cp)
     refs = msg["V2G_Message"]["Header"]["Signature"]["SignedInfo"]["Reference"]
     assert [r["URI"] for r in refs] == ["#id1", "#id2", "#id3", "#id4"]
     S.verify_message(msg, p.cert("cps-leaf"), codecs=cp)
@@ -241,11 +243,11 @@ def test_openv2g_authorization_fragment_digest_and_signed_info(shared_dir):
     ex = json.loads((shared_dir / "vectors/field/openv2g_examples.json").read_text())
     frag = next(e for e in ex if e["protocol"] == "iso15118-2-fragment" and e["message"] == "AuthorizationReq")
     si = next(e for e in ex if e["protocol"] == "xmldsig-fragment")
-    element = exi.get_codec(M.NS_ISO2).decode_fragment(bytes.fromhex(frag["exi_hex"]))["AuthorizationReq"]
+    element = exi.get_codec(NS_ISO2).decode_fragment(bytes.fromhex(frag["exi_hex"]))["AuthorizationReq"]
     digest = S.digest_fragment("AuthorizationReq", element)
     assert digest.hex() == "d1b5e03d0065bee56b317984453051eb54ca18fc0e0916174f8b3c77a98f4aa9"
     built = S.build_signed_info([("ID1", digest)])
-    assert exi.get_codec(M.NS_XMLDSIG).encode_fragment({"SignedInfo": built}).hex() == si["exi_hex"]
+    assert exi.get_codec(NS_XMLDSIG).encode_fragment({"SignedInfo": built}).hex() == si["exi_hex"]
 
 
 @needs_real
@@ -255,14 +257,14 @@ def test_rise_v2g_certificate_installation_digests(shared_dir):
     data = json.loads((shared_dir / "vectors/field/rise_v2g_signature_testdata.json").read_text())
     good = [e for e in data if e["namespace_variant"] == "MsgBody"]
     si_entry = next(e for e in good if e["protocol"] == "xmldsig-fragment")
-    si = exi.get_codec(M.NS_XMLDSIG).decode_fragment(bytes.fromhex(si_entry["exi_hex"]))["SignedInfo"]
+    si = exi.get_codec(NS_XMLDSIG).decode_fragment(bytes.fromhex(si_entry["exi_hex"]))["SignedInfo"]
     by_uri = {r["URI"]: r["DigestValue"] for r in si["Reference"]}
     checked = 0
     for e in good:
         if e["protocol"] != "iso15118-2-fragment":
             continue
         try:
-            (name, element), = exi.get_codec(M.NS_ISO2).decode_fragment(bytes.fromhex(e["exi_hex"])).items()
+            (name, element), = exi.get_codec(NS_ISO2).decode_fragment(bytes.fromhex(e["exi_hex"])).items()
         except ValueError:
             continue  # eMAID: relaxed fragment grammar not supported by the codec yet
         digest = S.digest_fragment(name, element)
@@ -271,4 +273,4 @@ def test_rise_v2g_certificate_installation_digests(shared_dir):
         checked += 1
     assert checked >= 3
     rebuilt = S.build_signed_info([(r["URI"][1:], r["DigestValue"]) for r in si["Reference"]])
-    assert exi.get_codec(M.NS_XMLDSIG).encode_fragment({"SignedInfo": rebuilt}).hex() == si_entry["exi_hex"]
+    assert exi.get_codec(NS_XMLDSIG).encode_fragment({"SignedInfo": rebuilt}).hex() == si_entry["exi_hex"]

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from _pc_fixtures import real_codec_status
-from plugcharge import signatures as S
-from plugcharge.errors import (
+from plugcharge.pnc import signatures as S
+from plugcharge.core.errors import (
     BadSignatureError, DigestMismatchError, MissingReferenceError, SignatureError, SignatureFormatError,
 )
 

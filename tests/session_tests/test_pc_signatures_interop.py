@@ -1,6 +1,6 @@
 """Message signatures against the ``iso15118`` PyPI package (optional test extra ``interop``).
 
-Both directions: a Signature made by :func:`plugcharge.signatures.create_signature` is accepted by
+Both directions: a Signature made by :func:`plugcharge.pnc.signatures.create_signature` is accepted by
 that package's ``verify_signature``, and one made by its ``create_signature`` is accepted by ours;
 a tampered element is rejected by both. The package EXI-encodes SignedInfo through whatever codec
 its ``EXI()`` singleton holds: here :class:`exi.josev.JosevCodec` (no Java), so what is checked
@@ -23,7 +23,7 @@ from iso15118.shared.exi_codec import EXI, CustomJSONDecoder, CustomJSONEncoder 
 from iso15118.shared.messages.xmldsig import Signature  # noqa: E402
 
 from pki.issue import issue_test_pki  # noqa: E402
-from plugcharge.signatures import SignatureError, create_signature, verify_signature  # noqa: E402
+from plugcharge.pnc.signatures import SignatureError, create_signature, verify_signature  # noqa: E402
 
 pytestmark = pytest.mark.interop
 

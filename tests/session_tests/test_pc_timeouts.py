@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from _pc_fixtures import NOW, Pump, fake_codecs, first, make_pair, make_wallet
-from plugcharge import messages as M
-from plugcharge.charger import ChargerConfig
-from plugcharge.ev import EVConfig, EVSession
-from plugcharge.events import (
+
+from plugcharge import ChargerConfig, EVConfig, EVSession
+from plugcharge.core.events import (
     AuthorizationPending, ContractInstallationFailed, SessionEnded, StartSession, TimerExpired,
 )
-from plugcharge.timeouts import (
+from plugcharge.iso2.timing import (
     DEFAULT_TIMING, EVCC_MSG_TIMEOUT, SECC_MSG_PERFORMANCE_TIME, SEQUENCE, TimingProfile,
 )
 

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from _pc_testcerts import Chain, make_chain
-from plugcharge.sdp import loopback_host
-from plugcharge.tlsconfig import TLSConfigError, client_context, server_context
-from plugcharge.transport import DYNAMIC_PORTS, TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
-from plugcharge.v2gtp import ErrorKind, PayloadType, V2GTPError
+from plugcharge.net.sdp import loopback_host
+from plugcharge.net.tls import TLSConfigError, client_context, server_context
+from plugcharge.net.transport import DYNAMIC_PORTS, TransportClosed, V2GTPStream, open_ev_connection, start_charger_server
+from plugcharge.core.v2gtp import ErrorKind, PayloadType, V2GTPError
 
 HOST = loopback_host()
 
@@ -291,7 +291,7 @@ def test_tls12_with_the_pki_test_pki() -> None:
     issue = pytest.importorskip("pki.issue")
     import datetime as dt
 
-    from plugcharge.tlsconfig import secc_leaf_check
+    from plugcharge.net.tls import secc_leaf_check
 
     test_pki = issue.issue_test_pki(2, seed=3, now=dt.datetime.now(dt.timezone.utc))
     secc = test_pki.chain("iso2-secc")
@@ -312,7 +312,7 @@ def test_tls12_with_the_pki_test_pki() -> None:
 
 
 def test_secc_leaf_check_rules(secc: Chain) -> None:
-    from plugcharge.tlsconfig import secc_leaf_check
+    from plugcharge.net.tls import secc_leaf_check
 
     secc_leaf_check(secc.leaf.der)  # DC=CPO, digitalSignature+keyAgreement, not a CA
     with pytest.raises(ssl.SSLError, match="DC=CPO"):
@@ -334,8 +334,8 @@ class _World:
         pytest.importorskip("exi")
         import datetime as dt
 
-        from plugcharge.backend import SimulatedBackend
-        from plugcharge.wallet import ContractWallet
+        from plugcharge.backends.simulated import SimulatedBackend
+        from plugcharge.pnc.wallet import ContractWallet
 
         self.pki = issue.issue_test_pki(2, seed=11, now=dt.datetime.now(dt.timezone.utc))
         self.backend = SimulatedBackend(self.pki, codecs=_codecs())
@@ -352,12 +352,12 @@ class _World:
     def plug_in(self, **ev_config: Any) -> list:
         """One plug-in: SDP discovery, TLS connection, one V2G session; returns the EV's events."""
         from pki.store import TrustStore
-        from plugcharge.charger import ChargerConfig, ChargerSecurity, ChargerSession
-        from plugcharge.ev import EVConfig, EVSecurity, EVSession
-        from plugcharge.sdp import discover_secc, make_responder, start_sdp_server
-        from plugcharge.tlsconfig import secc_leaf_check
+        from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession
+        from plugcharge import EVConfig, EVSecurity, EVSession
+        from plugcharge.net.sdp import discover_secc, make_responder, start_sdp_server
+        from plugcharge.net.tls import secc_leaf_check
 
-        from plugcharge.runner import run_charger, run_ev
+        from plugcharge.net.runner import run_charger, run_ev
 
         codecs = _codecs()
 
@@ -396,13 +396,13 @@ def _kinds(events: list) -> list[str]:
 
 
 def _end(events: list) -> Any:
-    from plugcharge.events import SessionEnded
+    from plugcharge.core.events import SessionEnded
 
     return [e for e in events if isinstance(e, SessionEnded)][-1]
 
 
 def test_end_to_end_plug_and_charge_over_sdp_and_tls(tmp_path: Path) -> None:
-    from plugcharge.events import CertificateInstallationNeeded
+    from plugcharge.core.events import CertificateInstallationNeeded
 
     w = _World(tmp_path)
     first = w.plug_in()
@@ -441,7 +441,7 @@ def test_end_to_end_failed_installation_falls_back_and_replug_retries(tmp_path: 
 
 
 def test_end_to_end_plug_and_charge_switched_off_uses_external_payment(tmp_path: Path) -> None:
-    from plugcharge.events import PaymentSelected
+    from plugcharge.core.events import PaymentSelected
 
     w = _World(tmp_path)
     w.wallet.set_enabled(False)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugcharge.v2gtp import (
+from plugcharge.core.v2gtp import (
     HEADER_LENGTH,
     ErrorKind,
     Frame,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from _pc_testcerts import NOW, Chain, Issued, issue, make_chain
-from plugcharge.wallet import (
+from plugcharge.pnc.wallet import (
     ChargePortLight,
     ContractWallet,
     FileOps,
@@ -333,7 +333,7 @@ def _scenario_tracked(w: ContractWallet, mo: Chain, leaves: list[Issued], oem: C
 
 
 def _cid(leaf: Issued) -> str:
-    from plugcharge.wallet import contract_id_of
+    from plugcharge.pnc.wallet import contract_id_of
     return contract_id_of(leaf.der)
 
 

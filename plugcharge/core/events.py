@@ -8,12 +8,13 @@ Every event and command is a frozen, slotted dataclass, compared by value.  Even
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+import enum
+from typing import Any, ClassVar, Mapping, Optional
 
 __all__ = [
     "Event", "BackendRequest", "Command", "SendResult",
     # common
-    "SessionStarted", "SessionEnded", "ProtocolError", "TimerExpired",
+    "ProtocolAgreed", "NegotiationFailed", "SessionStarted", "SessionEnded", "ProtocolError", "TimerExpired",
     # EV side
     "PaymentSelected", "ContractInstallationStarted", "ContractInstallationSucceeded",
     "ContractInstallationFailed", "AuthorizationPending", "AuthorizationAccepted",
@@ -24,6 +25,8 @@ __all__ = [
     # commands
     "StartSession", "StopCharging", "PauseCharging", "CertificateInstallationResponse",
     "AuthorizationResult", "RequestRenegotiation",
+    # driver display (wallet status)
+    "ChargePortLight", "WalletEvent", "InstallationStarted", "InstallationSucceeded", "InstallationFailed",
 ]
 
 
@@ -53,6 +56,32 @@ class SendResult:
 
 # ---------------------------------------------------------------- common events
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProtocolAgreed(Event):
+    """The SupportedAppProtocol handshake agreed on ``protocol`` (an id such as ``"iso2"``; ``name``
+    is what the driver and the operator read, e.g. ``"ISO 15118-2"``).  ``schema_id`` is the
+    SchemaID of the EV's entry, ``response_code`` the charger's answer (``OK_SuccessfulNegotiation``
+    or ``OK_SuccessfulNegotiationWithMinorDeviation``)."""
+
+    protocol: str
+    name: str
+    namespace: str
+    version: tuple[int, int]
+    schema_id: Optional[int]
+    response_code: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NegotiationFailed(Event):
+    """The handshake found no common protocol (``response_code`` ``Failed_NoNegotiation``); followed by
+    ``SessionEnded``.  ``offered``: the namespaces the EV offered; ``supported``: the names of the
+    protocols this side speaks."""
+
+    response_code: str
+    offered: tuple[str, ...]
+    supported: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionStarted(Event):
     """SessionSetup completed.  ``resumed`` is true when a paused session was joined."""
 
@@ -69,7 +98,7 @@ class SessionEnded(Event):
     ``reason`` is one of ``"finished"``, ``"paused"``, ``"failed"``, ``"timeout"``,
     ``"protocol_error"``; ``response_code`` is the ISO ResponseCode that ended it, if any;
     ``fallback`` (EV side) is ``"ExternalPayment"`` when the EV advises to retry at once without
-    Plug & Charge on this plug-in (see :mod:`plugcharge.ev` for the policy)."""
+    Plug & Charge on this plug-in (see :mod:`plugcharge.iso2.ev` for the policy)."""
 
     reason: str
     response_code: Optional[str] = None
@@ -88,10 +117,87 @@ class ProtocolError(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TimerExpired(Event):
-    """A standard timer expired (name as in :mod:`plugcharge.timeouts`); followed by ``SessionEnded``."""
+    """A standard timer expired (its name in the standard, e.g. ``V2G_EVCC_Msg_Timeout``); followed by
+    ``SessionEnded``."""
 
     timer: str
     message: str = ""
+
+
+# ---------------------------------------------------------------- driver display and charge-port light
+class ChargePortLight(enum.Enum):
+    """What the charge-port light shows for a wallet event."""
+
+    INSTALLING = "installing"  # e.g. pulsing
+    SUCCESS = "success"  # e.g. steady green
+    FAILURE = "failure"  # e.g. blinking amber/red
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WalletEvent:
+    """Base of the status events for driver display and charge-port light.
+
+    The session layer emits them while it installs or updates a contract over the cable:
+    :class:`InstallationStarted` when it sends CertificateInstallationReq/UpdateReq,
+    :class:`InstallationSucceeded` after the contract was verified and stored in the wallet,
+    :class:`InstallationFailed` with a short, log-safe reason otherwise (the car then falls back to
+    ExternalPayment; re-plugging retries).
+    """
+
+    #: what the charge-port light shows for this event (set by each subclass)
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
+
+    @property
+    def light(self) -> ChargePortLight:
+        """The charge-port light state for this event."""
+        return self.LIGHT
+
+    @property
+    def display_text(self) -> str:
+        """A short text for the driver display."""
+        return ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationStarted(WalletEvent):
+    """Contract installation (``action="install"``) or update (``"update"``) has begun."""
+
+    action: str = "install"
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
+
+    @property
+    def display_text(self) -> str:
+        return "Updating charging contract…" if self.action == "update" else "Installing charging contract…"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationSucceeded(WalletEvent):
+    """A contract for ``emaid`` is installed and ready for Plug & Charge."""
+
+    emaid: str
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.SUCCESS
+
+    @property
+    def display_text(self) -> str:
+        return f"Charging contract {self.emaid} installed"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstallationFailed(WalletEvent):
+    """Installation failed; ``reason`` is short and log-safe (e.g. a ResponseCode)."""
+
+    reason: str
+
+    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.FAILURE
+
+    @property
+    def display_text(self) -> str:
+        if self.reason == "FAILED_NoCertificateAvailable":  # the eMSP has no contract for this car's PCID
+            return f"No contract yet ({self.reason}): activate Plug & Charge with your provider first"
+        return f"Contract installation failed ({self.reason}); charging without Plug & Charge"
+
 
 
 # ---------------------------------------------------------------- EV events
@@ -112,10 +218,8 @@ class ContractInstallationStarted(Event):
     pcid: str = ""
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display / charge-port-light event (:class:`plugcharge.wallet.InstallationStarted`)."""
-        from .wallet import InstallationStarted
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display / charge-port-light event (:class:`InstallationStarted`)."""
         return InstallationStarted(self.kind)
 
 
@@ -127,10 +231,8 @@ class ContractInstallationSucceeded(Event):
     kind: str = "install"
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display event (:class:`plugcharge.wallet.InstallationSucceeded`)."""
-        from .wallet import InstallationSucceeded
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display event (:class:`InstallationSucceeded`)."""
         return InstallationSucceeded(self.emaid)
 
 
@@ -142,10 +244,8 @@ class ContractInstallationFailed(Event):
     response_code: Optional[str] = None
 
     @property
-    def wallet_event(self) -> Any:
-        """The driver-display event (:class:`plugcharge.wallet.InstallationFailed`)."""
-        from .wallet import InstallationFailed
-
+    def wallet_event(self) -> WalletEvent:
+        """The driver-display event (:class:`InstallationFailed`)."""
         return InstallationFailed(self.response_code or self.reason)
 
 
@@ -273,8 +373,9 @@ class CertificateInstallationResponse(Command):
 
     ``exi_response`` is the EXI CertificateInstallationRes/UpdateRes V2G_Message from the
     backend; ``None`` (or ``accepted=False``) is a refusal: the charger answers ``response_code``
-    (default ``FAILED_NoCertificateAvailable``: no certificate can be provided; a code the
-    response may not carry becomes ``FAILED``) and reports ``reason`` (the backend's, log-safe)."""
+    (default ``FAILED``; a code the response may not carry becomes ``FAILED`` too) and reports
+    ``reason`` (the backend's, log-safe) in its events.  A backend that knows the cause (an
+    unknown PCID: ``FAILED_NoCertificateAvailable``) sends it in its EXI response instead."""
 
     exi_response: Optional[bytes]
     accepted: bool = True

@@ -4,10 +4,10 @@ Everything runs in one process over loopback sockets:
 
 * a **test PKI** (:func:`pki.issue.issue_test_pki`) and an **EV wallet** holding the OEM
   provisioning credentials are created in the data directory when absent and reused afterwards;
-* a **charger** (:class:`~plugcharge.charger.ChargerSession`) behind a TLS 1.2 server presenting the
-  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backend.SimulatedBackend`
+* a **charger** (:class:`~plugcharge.ChargerSession`) behind a TLS 1.2 server presenting the
+  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backends.simulated.SimulatedBackend`
   playing the certificate provisioning service and the e-mobility provider;
-* an **EV** (:class:`~plugcharge.ev.EVSession`) that discovers the charger over SDP, connects over
+* an **EV** (:class:`~plugcharge.EVSession`) that discovers the charger over SDP, connects over
   TLS (checking the SECC chain against the V2G root), installs a contract on the first run (the
   wallet keeps it: later runs reuse it), authorises, charges (DC: CableCheck, PreCharge and a few
   CurrentDemand cycles; AC: ChargingStatus with signed MeteringReceipts) and stops.
@@ -20,11 +20,12 @@ contract wallet, owner-only).  Default: ``$PLUGCHARGE_DATA_DIR`` or ``./plugchar
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime as dt
 import json
-import os
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -32,40 +33,40 @@ from typing import Any, Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .backend import SimulatedBackend
-from .charger import ChargerConfig, ChargerSecurity, ChargerSession
-from .ev import EVConfig, EVSecurity, EVSession
-from .events import (
+from ..backends.simulated import SimulatedBackend
+from ..core.codec import NS_APP, NS_ISO2, body_of, resolve_codecs
+from ..core.config import ChargerConfig, EVConfig
+from ..pnc.security import ChargerSecurity, EVSecurity
+from ..sessions import ChargerSession, EVSession
+from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
     ContractInstallationStarted, ContractInstallationSucceeded, Event, MeteringReceiptReceived, MeterValues,
-    PaymentSelected, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
+    NegotiationFailed, PaymentSelected, ProtocolAgreed, ProtocolError, SalesTariffVerified, SessionEnded, SessionStarted, TimerExpired,
 )
-from .runner import run_charger, run_ev
-from .wallet import ContractWallet
+from ..net.runner import run_charger, run_ev
+from ._common import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir_arg, default_data_dir
+from ..pnc.wallet import ContractWallet
 
 __all__ = [
-    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DemoError", "DemoOptions", "DemoSummary",
+    "register", "run",
+    "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions",
+    "DemoSummary",
     "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
 ]
 
-DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
-DEFAULT_DATA_DIR = "plugcharge-demo"
 #: The eMAID the simulated eMSP assigned to the demo vehicle's PCID.
 DEMO_EMAID = "DEPLGCDEMO00001"
 #: The RFID card the driver holds for ExternalPayment (known to the simulated eMSP).
 DEMO_ID_TOKEN = "DEMO-RFID-0001"
+#: The charging station identity the demo charger uses at a CSMS (``--csms``).
+DEMO_STATION_ID = "PLUGCHARGE-DEMO-1"
 #: A certificate of the stored PKI expiring sooner than this is re-issued.
 _PKI_MARGIN = dt.timedelta(days=1)
 
 
 class DemoError(RuntimeError):
     """The demo could not be set up (bad data directory, unsupported option, ...)."""
-
-
-def default_data_dir() -> Path:
-    """``$PLUGCHARGE_DATA_DIR`` if set, else ``./plugcharge-demo`` (relative to the working directory)."""
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 @dataclasses.dataclass
@@ -88,6 +89,10 @@ class DemoOptions:
     trace: bool = False
     #: EXI codec provider (``None`` = :func:`exi.get_codec`); tests may inject another
     codecs: Any = None
+    #: ``None``: the in-process simulated backend; ``""``: a test CSMS started in this process on a
+    #: loopback websocket (state in DATA_DIR/csms); a ``ws://`` URL: that running CSMS.  The charger
+    #: talks OCPP 2.0.1 to it (:class:`~plugcharge.backends.ocpp.OCPPBackend`)
+    csms: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -208,7 +213,11 @@ class _View:
         self.line("driver", f"display: {text:<52} light: {self.LIGHTS.get(self.light, self.light)}")
 
     def ev_event(self, e: Event) -> None:
-        if isinstance(e, PaymentSelected):
+        if isinstance(e, ProtocolAgreed):
+            self.line("ev", f"protocol agreed: {e.name} ({e.response_code})")
+        elif isinstance(e, NegotiationFailed):
+            self.line("ev", f"no common protocol with the charger ({e.response_code})")
+        elif isinstance(e, PaymentSelected):
             what = {"Contract": "Plug & Charge", "ExternalPayment": "external payment (RFID/app)"}.get(e.option, e.option)
             why = self.REASONS.get(e.reason, e.reason.replace("_", " "))
             self.line("ev", f"payment: {what} ({why}{': ' + e.installation + ' a contract' if e.installation else ''})")
@@ -278,23 +287,45 @@ class _View:
 
 
 class _OperatorBackend:
-    """Async wrapper around the simulated backend that logs each OCPP-shaped call for the operator."""
+    """Async wrapper around the backend (simulated, or the OCPP client) that logs each OCPP call for
+    the operator; other attributes (e.g. ``session_reporter``) are the backend's."""
 
-    def __init__(self, backend: SimulatedBackend, view: _View) -> None:
+    def __init__(self, backend: Any, view: _View) -> None:
         self.backend = backend
         self.view = view
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    async def _call(self, fn: Any, request: Any) -> Any:
+        if asyncio.iscoroutinefunction(fn):
+            return await fn(request)
+        return await asyncio.to_thread(fn, request)
+
     async def get_15118_ev_certificate(self, request: Any) -> Any:
-        resp = await asyncio.to_thread(self.backend.get_15118_ev_certificate, request)
-        issued = self.backend.issued[-1].emaid if resp.status == "Accepted" and self.backend.issued else None
+        try:
+            resp = await self._call(self.backend.get_15118_ev_certificate, request)
+        except Exception as exc:  # the OCPP backend: CSMS down, slow or refusing
+            self.view.line("backend", f"Get15118EVCertificate({request.action}) failed: {exc}")
+            raise
+        issued = getattr(self.backend, "last_delivered", None)
+        issued = issued.emaid if resp.status == "Accepted" and issued is not None else None
         self.view.line("backend", f"Get15118EVCertificate({request.action}) -> {resp.status}"
                                   + (f": new contract {issued} signed by the CPS" if issued else "")
                                   + (f": {resp.status_info}" if resp.status_info else ""))
         return resp
 
     async def authorize(self, request: Any) -> Any:
-        resp = await asyncio.to_thread(self.backend.authorize, request)
-        what = "contract chain validated" if request.certificate else f"{request.id_token_type} token"
+        try:
+            resp = await self._call(self.backend.authorize, request)
+        except Exception as exc:
+            self.view.line("backend", f"Authorize {request.id_token} failed: {exc}")
+            raise
+        hashes = len(request.iso15118_certificate_hash_data or ())
+        # the OCPP backend sends the hash data alone (the charger validated the chain)
+        by_hash = hashes and not getattr(self.backend, "send_contract_certificate", True)
+        what = (f"contract, {hashes} OCSP hash entries" if request.id_token_type == "eMAID" and by_hash else
+                "contract chain validated" if request.certificate else f"{request.id_token_type} token")
         self.view.line("backend", f"Authorize {request.id_token} ({what}) -> {resp.id_token_status}"
                                   + (f" / {resp.certificate_status}" if resp.certificate_status else ""))
         return resp
@@ -304,24 +335,20 @@ class _TracingStream:
     """Wraps the EV's V2GTP stream and prints each EXI message (decoded name, size) in both directions."""
 
     def __init__(self, stream: Any, view: _View, codecs: Any) -> None:
-        from . import messages as M
-
         self._stream = stream
         self._view = view
-        self._codecs = M.resolve_codecs(codecs)
+        self._codecs = resolve_codecs(codecs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
     def _name(self, payload: bytes) -> str:
-        from . import messages as M
-
         try:
-            return M.body_of(self._codecs(M.NS_ISO2).decode(payload))[0]
+            return body_of(self._codecs(NS_ISO2).decode(payload))[0]
         except Exception:
             pass
         try:
-            return next(iter(self._codecs(M.NS_APP).decode(payload)))
+            return next(iter(self._codecs(NS_APP).decode(payload)))
         except Exception:
             return "(undecodable)"
 
@@ -348,12 +375,10 @@ class _TracingStream:
 
 # ------------------------------------------------------------------------------------------ run
 def _codec_check(codecs: Any) -> None:
-    from . import messages as M
-
     try:
-        provider = M.resolve_codecs(codecs)
-        provider(M.NS_ISO2)
-        provider(M.NS_APP)
+        provider = resolve_codecs(codecs)
+        provider(NS_ISO2)
+        provider(NS_APP)
     except Exception as exc:  # ImportError (codec not built), UnknownNamespaceError ...
         raise DemoError(f"the EXI codec is not usable: {type(exc).__name__}: {exc}") from None
 
@@ -363,9 +388,9 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from pki.ocsp import ocpp_request_data
     from pki.store import TrustStore
 
-    from .sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
-    from .tlsconfig import client_context, secc_leaf_check, server_context
-    from .transport import open_ev_connection, start_charger_server
+    from ..net.sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
+    from ..net.tls import client_context, secc_leaf_check, server_context
+    from ..net.transport import open_ev_connection, start_charger_server
 
     if opts.iso != 2:
         raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")
@@ -382,14 +407,19 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line)
     wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
 
-    backend = SimulatedBackend(pki, codecs=opts.codecs)
-    backend.register_pcid(wallet.pcid or pki.pcid, DEMO_EMAID)
-    backend.register_id_token(DEMO_ID_TOKEN)
-    if opts.fail_installation:
-        backend.fail_installations = "demo: certificate provisioning service unavailable"
-        if wallet.usable_contract(now) is not None and not opts.eim:
-            view.line("operator", "note: the wallet already holds a usable contract, so no installation is "
-                                  "attempted (run 'plugcharge wallet wipe' first to see the fallback)")
+    backend: Any
+    csms: Any = None
+    if opts.csms is None:
+        backend = SimulatedBackend(pki, codecs=opts.codecs)
+        backend.register_pcid(wallet.pcid or pki.pcid, DEMO_EMAID)
+        backend.register_id_token(DEMO_ID_TOKEN)
+        if opts.fail_installation:
+            backend.fail_installations = "demo: certificate provisioning service unavailable"
+    else:
+        backend, csms = await _start_ocpp(opts, pki, data, view)
+    if opts.fail_installation and wallet.usable_contract(now) is not None and not opts.eim:
+        view.line("operator", "note: the wallet already holds a usable contract, so no installation is "
+                              "attempted (run 'plugcharge wallet wipe' first to see the fallback)")
     op_backend = _OperatorBackend(backend, view)
     store = TrustStore(pki.store_roots())
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
@@ -454,9 +484,48 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
                 break
     finally:
         sdp.close()
+        if opts.csms is not None:
+            await backend.aclose()
+            if csms is not None:
+                await csms.aclose()
     _summarize(summary, loop.time() - t0)
+    if opts.csms is not None and any(isinstance(e, ContractInstallationFailed)
+                                     and e.response_code == "FAILED_NoCertificateAvailable" for e in summary.ev_events):
+        view.line("operator", f"the eMSP knows no contract for PCID {wallet.pcid}: activate Plug & Charge with "
+                              f"'plugcharge csms activate {wallet.pcid} --data-dir {data}'")
     _print_summary(summary, wallet, view)
     return summary
+
+
+async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> tuple[Any, Any]:
+    """The charger's OCPP backend, and the test CSMS when ``opts.csms`` is ``""`` (loopback websocket)."""
+    try:
+        from ..backends.ocpp import OCPPBackend
+    except ImportError as exc:
+        raise DemoError(str(exc)) from None
+    from pki.store import TrustStore
+
+    csms = None
+    url = opts.csms
+    if not url:
+        from ..backends.csms import TestCSMS
+
+        csms = TestCSMS(pki, data / "csms", log=lambda line: view.line("csms", line), id_tokens=(DEMO_ID_TOKEN,),
+                        codecs=opts.codecs)
+        if opts.fail_installation:
+            csms.failures["Get15118EVCertificate"] = "InternalError"
+        await csms.start("127.0.0.1", 0)
+        url = csms.url(DEMO_STATION_ID)
+        view.line("operator", f"test CSMS listening on {csms.url()} (eMSP state in {data / 'csms'})")
+    elif url.rstrip("/").count("/") < 3:  # ws://host:port without the station identity
+        url = url.rstrip("/") + "/" + DEMO_STATION_ID
+    # the RFID card is on the charger's local authorisation list: EIM works with the CSMS down
+    backend = OCPPBackend(url, trust_store=TrustStore(pki.store_roots()), local_auth_list={DEMO_ID_TOKEN: "Accepted"})
+    if await backend.start(wait=5.0):
+        view.line("charger", f"connected to the CSMS at {url} over OCPP 2.0.1 (BootNotification accepted)")
+    else:
+        view.line("charger", f"CSMS at {url} not reachable: Plug & Charge falls back to card/app")
+    return backend, csms
 
 
 def _summarize(s: DemoSummary, duration: float) -> None:
@@ -512,3 +581,54 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSumma
         out(f"demo: gave up after {opts.timeout:g} s (overall timeout)")
         return DemoSummary(completed=False, reason="timeout", duration_s=opts.timeout)
     return asyncio.run(bounded())
+
+
+# ------------------------------------------------------------------------------------------ command
+def register(sub: Any) -> None:
+    """Add the ``demo`` subcommand to the subparsers ``sub``."""
+    d = sub.add_parser("demo", help="run a complete Plug & Charge session on loopback",
+                       description="Run a complete ISO 15118-2 Plug & Charge session on this machine: SDP "
+                                   "discovery, TLS 1.2, contract installation on the first run (reused later), "
+                                   "authorisation, a charge loop and stop; prints what the driver and the "
+                                   "operator see and a summary. Exit code 0 when charging completed.")
+    data_dir_arg(d)
+    mode = d.add_mutually_exclusive_group()
+    mode.add_argument("--dc", dest="ac", action="store_false", help="DC charging (default)")
+    mode.add_argument("--ac", dest="ac", action="store_true", help="AC charging with signed metering receipts")
+    d.set_defaults(ac=False, run=run)
+    d.add_argument("--eim", action="store_true",
+                   help="pay by ExternalPayment (RFID card at the charger) instead of Plug & Charge")
+    d.add_argument("--fail-installation", action="store_true",
+                   help="the backend refuses contract installation: the EV falls back to ExternalPayment "
+                        "(only visible while the wallet holds no usable contract)")
+    d.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="derive the test PKI's keys from N when it is created (default: random)")
+    d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (only 2 is implemented)")
+    d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
+    d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
+    d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
+    d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
+                   help="the charger talks OCPP 2.0.1 to a CSMS: the test CSMS started on a loopback websocket "
+                        "(no URL; state in DATA_DIR/csms, activate the car with 'plugcharge csms activate') or "
+                        "a running one at URL (ws://HOST:PORT[/STATION]); without it an in-process backend")
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """Run ``plugcharge demo``; returns the exit code."""
+    opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
+                       fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
+                       loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
+                       csms=args.csms)
+    try:
+        summary = run_demo(opts, out)
+    except DemoError as exc:
+        err(f"plugcharge demo: {exc}")
+        return 2
+    except (OSError, ValueError) as exc:  # sockets, TLS, SDP timeout, unreadable files
+        err(f"plugcharge demo: failed: {type(exc).__name__}: {exc}")
+        return 1
+    except Exception as exc:  # a bug: say so clearly, details with --verbose
+        logging.getLogger("plugcharge.cli").info("demo crashed", exc_info=True)
+        err(f"plugcharge demo: internal error: {type(exc).__name__}: {exc} (run with -v for details)")
+        return 1
+    return summary.exit_code

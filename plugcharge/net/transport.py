@@ -9,7 +9,7 @@ One call each side::
 
 ``handler(stream)`` is awaited once per accepted connection; when it returns (or raises) the
 connection is closed.  Sessions are sans-IO objects; the runner glue (session layer) moves bytes
-between a :class:`V2GTPStream` and a session.  TLS contexts come from :mod:`plugcharge.tlsconfig`.
+between a :class:`V2GTPStream` and a session.  TLS contexts come from :mod:`plugcharge.net.tls`.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import socket
 import ssl
 from typing import Any, Awaitable, Callable, Collection, Optional
 
-from .tlsconfig import PeerCheck
-from .v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
+from .tls import PeerCheck
+from ..core.v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
 
 __all__ = [
     "DYNAMIC_PORTS",
@@ -74,7 +74,7 @@ class V2GTPStream:
     """A V2GTP frame stream over an asyncio ``StreamReader``/``StreamWriter`` pair (TCP or TLS).
 
     Frames with an unknown payload type are skipped (the standard's "discard message"); every
-    other header error raises :class:`~plugcharge.v2gtp.V2GTPError` and the stream should be
+    other header error raises :class:`~plugcharge.core.v2gtp.V2GTPError` and the stream should be
     closed.
     """
 
@@ -268,7 +268,7 @@ async def start_charger_server(
     response must name one; read it from :attr:`Server.port`.  A link-local ``host`` takes its
     zone (``"fe80::1%eth0"``).
 
-    With ``ssl_context`` (see :func:`plugcharge.tlsconfig.server_context`) connections are TLS.
+    With ``ssl_context`` (see :func:`plugcharge.net.tls.server_context`) connections are TLS.
     Handler exceptions are logged and counted in :attr:`Server.handler_errors`; the connection is
     closed when the handler ends.
     """

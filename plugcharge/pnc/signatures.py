@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from .errors import (
+from ..core.errors import (
     BadSignatureError,
     DigestMismatchError,
     MissingReferenceError,
@@ -39,7 +39,7 @@ from .errors import (
     SignatureFormatError,
     UnexpectedReferenceError,
 )
-from .messages import NS_ISO2, NS_XMLDSIG, CodecProvider, resolve_codecs
+from ..core.codec import NS_ISO2, NS_ISO20_CM, NS_XMLDSIG, CodecProvider, resolve_codecs
 
 #: Concrete mapping types accepted (codecs return dicts; typing.Mapping checks are slow).
 _MAP = (dict, MappingProxyType)
@@ -60,7 +60,6 @@ ALG_ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
 ALG_SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
 #: Ed448 (RFC 9231); not verified against the text of ISO 15118-20
 ALG_ED448 = "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed448"
-NS_ISO20_CM = "urn:iso:std:iso:15118:-20:CommonMessages"
 #: At most four References per signature [V2G2-909].
 MAX_REFERENCES = 4
 _P256_BYTES = 32

@@ -1,4 +1,7 @@
-"""``EVSession``: the sans-IO ISO 15118-2 EVCC (vehicle side), AC and DC, Contract and EIM.
+"""The ISO 15118-2 EVCC (vehicle side) handler, AC and DC, Contract and EIM.
+
+:class:`EVHandler` runs inside a :class:`plugcharge.EVSession` once the handshake agreed on
+ISO 15118-2; the session core does the framing, the SessionID and sequence checks and the timers.
 
 Payment policy (what the driver sees):
 
@@ -14,8 +17,8 @@ Payment policy (what the driver sees):
 * No usable contract and no certificate service → ``ExternalPayment``.
 
 Pause and resume.  ``PauseCharging`` ends the session with SessionStopReq(Pause); the
-:class:`~plugcharge.events.SessionPaused` event names the SessionID, payment option and schedule to
-resume with (``EVConfig.resume_session_id`` / ``resume_payment`` / ``resume_schedule_id``).  A
+:class:`~plugcharge.core.events.SessionPaused` event names the SessionID, payment option and schedule
+to resume with (``EVConfig.resume_session_id`` / ``resume_payment`` / ``resume_schedule_id``).  A
 resumed session sends the stored SessionID in SessionSetupReq; when the charger joins it
 (``OK_OldSessionJoined``) the session keeps its payment option and SAScheduleTuple [V2G2-741] and
 otherwise runs the whole sequence again: with ``Contract`` that is PaymentDetailsReq and an
@@ -34,181 +37,52 @@ may start a new session at once on the same plug-in with ``EVConfig(pnc_suppress
 """
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from . import messages as M
-from .errors import LocalProtocolError, SignatureError
-from .events import (
-    AuthorizationAccepted, AuthorizationPending, Event, AuthorizationRejected, ChargingStarted, ChargingStopped,
+from ..core.codec import session_id_of, v2g_message
+from ..core.errors import LocalProtocolError, SignatureError, Stop
+from ..core.events import (
+    AuthorizationAccepted, AuthorizationPending, AuthorizationRejected, ChargingStarted, ChargingStopped,
     ContractInstallationFailed, ContractInstallationStarted, ContractInstallationSucceeded, MeterValues,
     PauseCharging, PaymentSelected, ProtocolError, SalesTariffVerified, SessionPaused, SessionStarted,
     StartSession, StopCharging,
 )
-from .signatures import sign_message, verify_message
-from .timeouts import DEFAULT_TIMING, TimingProfile
-from .transitions import EV_TRANSITIONS, EVState, SessionCore, check_ev_transition
+from ..core.session import EVHandler as _EVHandlerBase
+from ..core.timers import MSG, TIMER_NAMES
+from ..pnc.certs import cert_chain, chain_certs, common_name, normalize_emaid, root_certificate_ids
+from ..pnc.security import ContractLike, OEMProvisioningLike, WalletLike
+from ..pnc.signatures import sign_message, verify_message
+from . import messages as M
+from .states import ENDED, EVState, check_ev_transition
 
-__all__ = ["EVConfig", "EVSecurity", "ContractLike", "OEMProvisioningLike", "WalletLike", "EVSession", "root_certificate_ids"]
+__all__ = ["EVHandler"]
 
 E = EVState
-_AC_MODES = {"AC_single_phase_core", "AC_three_phase_core"}
 
 
-class ContractLike(Protocol):
-    """What the session needs of an installed contract (:class:`plugcharge.wallet.Contract`)."""
-
-    @property
-    def emaid(self) -> str: ...
-    leaf: bytes
-    sub_cas: Sequence[bytes]
-    private_key: ec.EllipticCurvePrivateKey
-    chain_not_after: datetime
-
-
-class OEMProvisioningLike(Protocol):
-    """The vehicle's OEM provisioning credentials (:class:`plugcharge.wallet.OEMProvisioning`)."""
-
-    leaf: bytes
-    sub_cas: Sequence[bytes]
-    private_key: ec.EllipticCurvePrivateKey
-
-
-class WalletLike(Protocol):
-    """What the session needs of the EV's wallet (:class:`plugcharge.wallet.ContractWallet`)."""
-
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def pcid(self) -> Optional[str]: ...
-    @property
-    def oem_provisioning(self) -> Optional[OEMProvisioningLike]: ...
-    def usable_contract(self, now: datetime) -> Optional[ContractLike]: ...
-    def install(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: Any, *,
-                provider: Optional[str] = None, emaid: Optional[str] = None) -> Any: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def root_certificate_ids(roots: Sequence[bytes]) -> list[tuple[str, int]]:
-    """``(issuer RFC 4514 name, serial)`` of V2G root certificates for ListOfRootCertificateIDs."""
-    out = []
-    for der in roots:
-        cert = x509.load_der_x509_certificate(der)
-        out.append((cert.issuer.rfc4514_string(), cert.serial_number))
-    return out
-
-
-@dataclasses.dataclass
-class EVConfig:
-    """Vehicle parameters and the (simulated) battery."""
-
-    evcc_id: bytes = bytes.fromhex("0A1B2C3D4E5F")
-    energy_mode: str = "DC_extended"
-    soc: float = 30.0
-    target_soc: float = 80.0
-    soc_per_loop: float = 1.0
-    #: Stop after this many charge-loop requests (None: until target SOC or StopCharging).
-    charge_loops: Optional[int] = None
-    dc_max_voltage: float = 450.0
-    dc_max_current: float = 250.0
-    dc_max_power: float = 150000.0
-    dc_target_voltage: float = 400.0
-    dc_target_current: float = 120.0
-    capacity_wh: float = 80000.0
-    ac_max_voltage: float = 400.0
-    ac_max_current: float = 32.0
-    ac_min_current: float = 6.0
-    energy_request_wh: float = 40000.0
-    departure_time: Optional[int] = None
-    #: Delay before re-sending a request answered with EVSEProcessing=Ongoing.
-    poll_interval: float = 0.5
-    #: Delay between charge-loop requests.
-    loop_interval: float = 0.0
-    welding_detection: bool = True
-    #: PreCharge is complete when the present voltage is within this many volts of the target.
-    precharge_tolerance: float = 20.0
-    #: Resume a paused session (its SessionID, :attr:`SessionPaused.session_id`).
-    resume_session_id: Optional[bytes] = None
-    #: Resumed session's payment option (as selected before the pause).
-    resume_payment: Optional[str] = None
-    #: Resumed session's SAScheduleTupleID (as selected before the pause), chosen again when offered.
-    resume_schedule_id: Optional[int] = None
-    #: Do not use Plug & Charge in this session (ExternalPayment fallback after a failure).
-    pnc_suppressed: bool = False
-    #: Ask for the certificate service's details (ServiceDetailReq) before using it.
-    query_service_detail: bool = True
-
-
-@dataclasses.dataclass
-class EVSecurity:
-    """Injected contract wallet and crypto (defaults use :mod:`pki`)."""
-
-    wallet: Optional[WalletLike] = None
-    #: V2G root certificates (DER): anchor the CPS chain and fill ListOfRootCertificateIDs.
-    v2g_roots: Sequence[bytes] = ()
-    verify_cps_chain: Optional[Callable[[bytes, Sequence[bytes], datetime], Any]] = None
-    decrypt_contract_key: Optional[Callable[..., Any]] = None
-    #: Renew a contract that expires within this margin (when the charger offers the service).
-    update_before: timedelta = timedelta(days=30)
-    wall_clock: Callable[[], datetime] = _utcnow
-
-    def cps_verifier(self) -> Callable[[bytes, Sequence[bytes], datetime], Any]:
-        """``(leaf, subs, at)`` raising on an invalid CPS chain (default: pki, profile ``iso2-cps``)."""
-        if self.verify_cps_chain is not None:
-            return self.verify_cps_chain
-        from pki.store import TrustStore
-        from pki.verify import verify_chain
-
-        store = TrustStore({"v2g": list(self.v2g_roots)})
-
-        def _verify(leaf: bytes, subs: Sequence[bytes], at: datetime) -> Any:
-            return verify_chain(leaf, list(subs), store=store, profile="iso2-cps", at=at)
-        return _verify
-
-    def decryptor(self) -> Callable[..., Any]:
-        """``(ciphertext, dh_public_key, receiver_key, contract_cert_der) -> contract key`` (default: pki)."""
-        if self.decrypt_contract_key is not None:
-            return self.decrypt_contract_key
-        from pki.keytransport import decrypt_contract_key
-
-        return lambda ct, dh, key, cert: decrypt_contract_key(ct, dh, key, cert, iso=2)
-
-
-class _Stop(Exception):
-    """Internal: the EV gives up on this session (reason is log-safe)."""
+class _Stop(Stop):
+    """The EV gives up on this session (reason is log-safe); ``install``: a contract installation failed."""
 
     def __init__(self, reason: str, code: Optional[str] = None, *, install: bool = False,
                  graceful: bool = False) -> None:
-        super().__init__(reason)
-        self.reason, self.code, self.install, self.graceful = reason, code, install, graceful
+        super().__init__(reason, code, graceful=graceful)
+        self.install = install
 
 
-class EVSession(SessionCore):
-    """One V2G communication session on the vehicle side (one TCP/TLS connection)."""
+class EVHandler(_EVHandlerBase):
+    """ISO 15118-2 on the vehicle side, from SessionSetup to SessionStop (one V2G communication session)."""
 
-    def __init__(self, config: Optional[EVConfig] = None, *, security: Optional[EVSecurity] = None,
-                 timing: TimingProfile = DEFAULT_TIMING, codecs: Optional[M.CodecProvider] = None) -> None:
-        super().__init__(codecs)
-        self.config = config or EVConfig()
-        self.security = security or EVSecurity()
-        self.timing = timing
-        self.state = E.IDLE
-        self.session_id = bytes(self.config.resume_session_id or bytes(8))
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
         self.payment: Optional[str] = None
         self.contract: Optional[ContractLike] = None
         self.soc = float(self.config.soc)
         self._install: Optional[str] = None
         self._resumed = False
         self._request: Optional[dict] = None
-        self._request_name = ""
+        self._request_name = "supportedAppProtocolReq"
         self._pending: Optional[Callable[[], None]] = None
         self._schedule_id = 1
         self._progress = ""
@@ -218,14 +92,13 @@ class EVSession(SessionCore):
         self._renegotiate = False
         self._charging = False
         self._challenge = b""
-        self._clock = 0.0
         self._end_reason: Optional[tuple[str, Optional[str], str, Optional[str]]] = None
 
     # ------------------------------------------------------------ plumbing
     @property
     def is_dc(self) -> bool:
         """Whether the configured energy transfer mode is a DC one."""
-        return self.config.energy_mode not in _AC_MODES
+        return self.config.energy_mode not in M.AC_MODES
 
     def _wallet(self) -> WalletLike:
         if self.security.wallet is None:
@@ -243,41 +116,37 @@ class EVSession(SessionCore):
             raise _Stop("no usable contract", graceful=True)
         return self.contract
 
-    def _go(self, new: EVState) -> None:
+    def _go(self, new: Any) -> None:
         check_ev_transition(self.state, new)
         self.state = new
 
-    def _send(self, name: str, body: dict[str, Any], new: EVState, now: float, *,
+    def _send(self, name: str, body: dict[str, Any], new: Any, now: float, *,
               sign_key: Optional[ec.EllipticCurvePrivateKey] = None) -> None:
-        msg = M.v2g_message(self.session_id, name, body)
+        msg = v2g_message(self.session_id, name, body)
         if sign_key is not None:
             sign_message(msg, sign_key, codecs=self._codecs)
-        self._queue(msg)
+        self._queue(msg, name)
         self._request, self._request_name = msg, name
         self._go(new)
-        self._set_timer("msg", now + self.timing.message_timeout(name))
-
-    def _remote_failure(self, code: str, hint: str, now: float) -> None:
-        self._emit(ProtocolError(code, hint, True))
-        self.state = E.ENDED
-        self._end("protocol_error", response_code=code, detail=hint)
+        self._set_timer(MSG, now + self.timing.message_timeout(name))
 
     def _fallback(self) -> Optional[str]:
         return "ExternalPayment" if self.payment == "Contract" and not self._charging else None
 
-    def _on_timer(self, name: str, now: float) -> None:
+    def on_timer(self, name: str, now: float) -> None:
+        """A timer fired: the next charge-loop or poll request, or a standard timeout."""
         if name == "poll" and self._pending is not None:
             action, self._pending = self._pending, None
             try:
                 action()
-            except _Stop as stop:
-                self._give_up(stop, now)
+            except Stop as stop:
+                self.give_up(stop, now)
             except Exception as exc:  # e.g. our own request cannot be encoded: end, do not raise
                 self._emit(ProtocolError("FAILED", f"{type(exc).__name__}: {exc}", False))
-                self.state = E.ENDED
+                self.state = ENDED
                 self._end("protocol_error", response_code="FAILED", detail=str(exc))
             return
-        timers = {"msg": ("V2G_EVCC_Msg_Timeout", self._request_name),
+        timers = {"msg": (TIMER_NAMES[MSG], self._request_name),
                   "comm_setup": ("V2G_EVCC_CommunicationSetup_Timeout", "SessionSetupRes"),
                   "ongoing": ("V2G_EVCC_Ongoing_Timeout", self._request_name),
                   "cable_check": ("V2G_EVCC_CableCheck_Timeout", "CableCheckRes"),
@@ -287,19 +156,11 @@ class EVSession(SessionCore):
             self._emit(ContractInstallationFailed(f"{timer} expired"))
         self._timeout(timer, what, now, fallback=self._fallback())
 
-    def _on_command(self, command: Any, now: float) -> None:
-        self._clock = now
+    def on_command(self, command: Any, now: float) -> None:
+        """StopCharging / PauseCharging: leave the charge loop (or the wait) and end or pause the session."""
         if isinstance(command, StartSession):
-            if self.state is not E.IDLE:
-                raise LocalProtocolError("session already started")
-            self._set_timer("comm_setup", now + self.timing.get("communication_setup"))
-            self._queue(M.sap_req(), M.NS_APP)
-            self._request_name = "supportedAppProtocolReq"
-            self._set_timer("msg", now + self.timing.message_timeout("supportedAppProtocolReq"))
-            self._go(E.WAIT_SAP)
+            raise LocalProtocolError("session already started")
         elif isinstance(command, (StopCharging, PauseCharging)):
-            if self.state is E.IDLE:
-                raise LocalProtocolError("session not started")
             self._stop = True
             self._pause = isinstance(command, PauseCharging)
             if self._pending is not None and self._charging:  # between two loop requests: act now
@@ -309,8 +170,9 @@ class EVSession(SessionCore):
         else:
             raise LocalProtocolError(f"EV cannot handle {type(command).__name__}")
 
-    def _give_up(self, stop: _Stop, now: float) -> None:
-        if stop.install:
+    def give_up(self, stop: Stop, now: float) -> None:
+        """Leave with SessionStopReq(Terminate) when ``stop`` is graceful, else end at once."""
+        if getattr(stop, "install", False):
             self._emit(ContractInstallationFailed(stop.reason, stop.code))
         fallback = self._fallback()
         if stop.graceful and not self.ended:
@@ -319,46 +181,12 @@ class EVSession(SessionCore):
             self._cancel_timer("ongoing", "cable_check", "pre_charge", "poll")
             self._send("SessionStopReq", {"ChargingSession": "Terminate"}, E.WAIT_SESSION_STOP, now)
             return
-        self.state = E.ENDED
+        self.state = ENDED
         self._end("failed", response_code=stop.code, detail=stop.reason, fallback=fallback)
 
     # ------------------------------------------------------------ input
-    def _on_payload(self, payload: bytes, now: float) -> None:
-        self._clock = now
-        if self.state in (E.IDLE, E.ENDED) or "msg" not in self._timers:
-            # the message timer runs exactly while a request is outstanding
-            self._remote_failure("FAILED_SequenceError", "data received while no request is outstanding", now)
-            return
-        expected, _ = EV_TRANSITIONS[self.state]
-        try:
-            if self.state is E.WAIT_SAP:
-                msg = self._decode(payload, M.NS_APP)
-                name, body, header = "supportedAppProtocolRes", dict(msg["supportedAppProtocolRes"]), dict[str, Any]()
-            else:
-                msg = self._decode(payload, M.NS_ISO2)
-                name, body, header = M.body_of(msg)
-        except Exception as exc:
-            self._remote_failure("FAILED", f"undecodable response: {type(exc).__name__}: {exc}", now)
-            return
-        self.trace.append(("in", name))
-        if name != expected:
-            self._remote_failure("FAILED_SequenceError", f"got {name}, expected {expected}", now)
-            return
-        if self.state not in (E.WAIT_SAP, E.WAIT_SESSION_SETUP) and M.session_id_of(header) != self.session_id:
-            self._remote_failure("FAILED_UnknownSession", f"{name} carries another SessionID", now)
-            return
-        self._cancel_timer("msg")
-        code = str(body.get("ResponseCode", ""))
-        try:
-            if name != "supportedAppProtocolRes" and code.startswith("FAILED"):
-                self._on_failed_response(name, code)
-            getattr(self, "_r_" + name)(body, header, msg, now)
-        except _Stop as stop:
-            self._give_up(stop, now)
-        except Exception as exc:  # malformed content (KeyError/TypeError/ValueError...): never escapes
-            self._remote_failure("FAILED", f"malformed {name}: {type(exc).__name__}: {exc}", now)
-
-    def _on_failed_response(self, name: str, code: str) -> None:
+    def on_failed_response(self, name: str, code: str, now: float) -> None:
+        """A FAILED response ends the session [V2G2-486]; installation and authorisation say why."""
         if name == "SessionStopRes" and self._end_reason is not None:
             # we are leaving because of our own finding (e.g. a SalesTariff signature): that stays
             # the cause, whatever the charger says to the SessionStopReq
@@ -373,15 +201,14 @@ class EVSession(SessionCore):
         raise _Stop(f"{name}: {code}", code)
 
     # ------------------------------------------------------------ handshake and setup
-    def _r_supportedAppProtocolRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
-        if not str(body.get("ResponseCode", "")).startswith("OK"):
-            raise _Stop("charger supports no common protocol", str(body.get("ResponseCode")))
-        # the header carries the paused session's ID when resuming, else zeros
+    def start(self, now: float) -> None:
+        """ISO 15118-2 was agreed: SessionSetupReq (its header carries the paused session's ID when
+        resuming, else zeros)."""
         self._send("SessionSetupReq", {"EVCCID": self.config.evcc_id}, E.WAIT_SESSION_SETUP, now)
 
     def _r_SessionSetupRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         self._cancel_timer("comm_setup")
-        sid = M.session_id_of(header)
+        sid = session_id_of(header)
         if sid is None or not body["ResponseCode"].startswith("OK"):
             raise ValueError("SessionSetupRes without a usable SessionID")
         self.session_id = sid
@@ -463,7 +290,7 @@ class EVSession(SessionCore):
             c = self._contract()
             self._emit(ContractInstallationStarted("update", self._wallet().pcid or ""))
             self._send("CertificateUpdateReq", {
-                "Id": "id1", "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas),
+                "Id": "id1", "ContractSignatureCertChain": cert_chain(c.leaf, c.sub_cas),
                 "eMAID": c.emaid, "ListOfRootCertificateIDs": self._root_ids()},
                 E.WAIT_CERT_UPDATE, now, sign_key=c.private_key)
         else:
@@ -472,7 +299,7 @@ class EVSession(SessionCore):
     def _send_payment_details(self, now: float) -> None:
         c = self._contract()
         self._send("PaymentDetailsReq", {"eMAID": c.emaid,
-                                         "ContractSignatureCertChain": M.cert_chain(c.leaf, c.sub_cas)},
+                                         "ContractSignatureCertChain": cert_chain(c.leaf, c.sub_cas)},
                    E.WAIT_PAYMENT_DETAILS, now)
 
     # ------------------------------------------------------------ contract installation
@@ -486,7 +313,7 @@ class EVSession(SessionCore):
                          now: float) -> None:
         at = self.security.wall_clock()
         try:
-            sa_leaf, sa_subs = M.chain_certs(body["SAProvisioningCertificateChain"])
+            sa_leaf, sa_subs = chain_certs(body["SAProvisioningCertificateChain"])
             try:
                 self.security.cps_verifier()(sa_leaf, sa_subs, at)
             except Exception as exc:
@@ -498,7 +325,7 @@ class EVSession(SessionCore):
             except SignatureError as exc:
                 raise _Stop(f"CPS signature invalid: {exc}", "FAILED_SignatureError", install=True,
                             graceful=True) from None
-            leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+            leaf, subs = chain_certs(body["ContractSignatureCertChain"])
             try:
                 key = self.security.decryptor()(bytes(body["ContractSignatureEncryptedPrivateKey"]["value"]),
                                                 bytes(body["DHpublickey"]["value"]), receiver_key, leaf)
@@ -506,9 +333,8 @@ class EVSession(SessionCore):
                 raise _Stop(f"contract key cannot be decrypted: {type(exc).__name__}", install=True,
                             graceful=True) from None
             emaid = str(body["eMAID"]["value"])
-            cert = x509.load_der_x509_certificate(leaf)
-            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-            if not cns or str(cns[0].value).replace("-", "").upper() != emaid.replace("-", "").upper():
+            _, cn = common_name(leaf)
+            if not cn or normalize_emaid(cn) != normalize_emaid(emaid):
                 raise _Stop("eMAID does not match the contract certificate", install=True, graceful=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Stop(f"malformed contract response: {type(exc).__name__}", install=True, graceful=True) from None
@@ -538,9 +364,9 @@ class EVSession(SessionCore):
     def _resend(self, new: EVState, now: float) -> None:
         if self._request is None:
             raise _Stop("nothing to repeat")
-        self._queue(self._request)
+        self._queue(self._request, self._request_name)
         self._go(new)
-        self._set_timer("msg", now + self.timing.message_timeout(self._request_name))
+        self._set_timer(MSG, now + self.timing.message_timeout(self._request_name))
 
     def _ongoing(self, now: float) -> None:
         if "ongoing" not in self._timers:
@@ -563,10 +389,6 @@ class EVSession(SessionCore):
         else:
             self._pending = run
             self._set_timer("poll", now + delay)
-
-    def handle_timer(self, now: float) -> list[Event]:
-        self._clock = now
-        return super().handle_timer(now)
 
     def _r_AuthorizationRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
         if body["EVSEProcessing"] != "Finished":
@@ -761,7 +583,7 @@ class EVSession(SessionCore):
         self._session_stop(now)
 
     def _r_SessionStopRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
-        self.state = E.ENDED
+        self.state = ENDED
         pending = self._end_reason
         if pending is not None:
             reason, code, detail, fallback = pending

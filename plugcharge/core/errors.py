@@ -2,10 +2,12 @@
 
 ``LocalProtocolError`` means *our* caller asked for something the protocol does not allow in the
 current state (a programming error on this side).  ``RemoteProtocolError`` means the *peer* broke
-the protocol; it carries the ISO 15118-2 ``ResponseCode`` a charger answers with (``response_code``)
-and a short ``error_hint`` for logs.  Sessions never let either escape ``receive_data``: they turn a
-remote error into a ``ProtocolError`` event plus a clean session end.  Signature problems have their
-own typed hierarchy under :class:`SignatureError`.
+the protocol; it carries the ``ResponseCode`` of the agreed protocol a charger answers with
+(``response_code``) and a short ``error_hint`` for logs.  Sessions never let either escape
+``receive_data``: they turn a remote error into a ``ProtocolError`` event plus a clean session end.
+A protocol's handlers raise :class:`Refused` (charger: answer this request with a FAILED code and
+end) and :class:`Stop` (EV: give up on the session); the session core catches both.  Signature
+problems have their own typed hierarchy under :class:`SignatureError`.
 
 No message of any of these exceptions ever contains private key material.
 """
@@ -15,6 +17,8 @@ __all__ = [
     "PlugChargeError",
     "LocalProtocolError",
     "RemoteProtocolError",
+    "Refused",
+    "Stop",
     "SignatureError",
     "SignatureFormatError",
     "MissingReferenceError",
@@ -31,7 +35,7 @@ class PlugChargeError(Exception):
 class _ProtocolErrorBase(PlugChargeError):
     def __init__(self, msg: str, *, response_code: str = "FAILED", error_hint: str | None = None) -> None:
         super().__init__(msg)
-        #: ISO 15118-2 responseCodeType literal that describes the fault (e.g. ``FAILED_SequenceError``).
+        #: responseCodeType literal of the agreed protocol that describes the fault (e.g. ``FAILED_SequenceError``).
         self.response_code = response_code
         #: Short, log-safe explanation (never contains key material).
         self.error_hint = error_hint if error_hint is not None else msg
@@ -43,6 +47,27 @@ class LocalProtocolError(_ProtocolErrorBase):
 
 class RemoteProtocolError(_ProtocolErrorBase):
     """The peer violated the protocol; ``response_code`` is what a charger answers with."""
+
+
+class Refused(RemoteProtocolError):
+    """A charger handler refuses the request it is handling with ``response_code``; the session core
+    answers that request's response with the code and ends the session.  ``remote=False`` when the
+    refusal is policy or the backend's answer (e.g. authorisation denied), not a fault of the EV."""
+
+    def __init__(self, code: str, hint: str, *, remote: bool = True) -> None:
+        super().__init__(hint, response_code=code, error_hint=hint)
+        self.hint = hint
+        self.remote = remote
+
+
+class Stop(PlugChargeError):
+    """An EV handler gives up on the session: ``reason`` is log-safe, ``code`` the ResponseCode that
+    caused it (if any); ``graceful`` leaves with the protocol's stop request instead of just ending.
+    The session core hands it back to the handler's ``give_up``."""
+
+    def __init__(self, reason: str, code: str | None = None, *, graceful: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.code, self.graceful = reason, code, graceful
 
 
 class SignatureError(PlugChargeError):

@@ -1,192 +1,63 @@
-"""``ChargerSession``: the sans-IO ISO 15118-2 SECC (charger side), AC and DC, Contract and EIM.
+"""The ISO 15118-2 SECC (charger side) handler, AC and DC, Contract and EIM.
 
-Bytes in (``receive_data``), bytes out (``data_to_send``), typed events, caller-supplied ``now``.
-Requests are dispatched through :data:`plugcharge.transitions.CHARGER_TRANSITIONS`; a request
-that is not allowed in the current state is answered with its response type carrying
-``FAILED_SequenceError`` [V2G2-459, V2G2-538], a SessionID that does not echo the one assigned
-[V2G2-388] with ``FAILED_UnknownSession``, a bad or missing
-signature with ``FAILED_SignatureError`` (``FAILED_MeteringSignatureNotValid`` for receipts), a
-contract chain problem with the code :mod:`pki` maps it to; every FAILED answer ends the session
-[V2G2-539, V2G2-034].
+:class:`ChargerHandler` runs inside a :class:`plugcharge.ChargerSession` once the handshake agreed
+on ISO 15118-2.  The session core dispatches requests through
+:data:`plugcharge.iso2.states.CHARGER_TRANSITIONS`: a request that is not allowed in the current
+state is answered with its response type carrying ``FAILED_SequenceError`` [V2G2-459, V2G2-538], a
+SessionID that does not echo the one assigned [V2G2-388] with ``FAILED_UnknownSession``.  The
+handlers here answer a bad or missing signature with ``FAILED_SignatureError``
+(``FAILED_MeteringSignatureNotValid`` for receipts), a contract chain problem with the code
+:mod:`pki` maps it to; every FAILED answer ends the session [V2G2-539, V2G2-034].
 A payload that does not decode is answered (when the state expects exactly one request type) with
 that request's response carrying ``FAILED``, then the session ends.
 
-The backend is reached through events: :class:`~plugcharge.events.CertificateInstallationNeeded`
-(answer with :class:`~plugcharge.events.CertificateInstallationResponse`) and
-:class:`~plugcharge.events.AuthorizationNeeded` (answer with
-:class:`~plugcharge.events.AuthorizationResult`).  While authorisation is pending the charger
+The backend is reached through events: :class:`~plugcharge.core.events.CertificateInstallationNeeded`
+(answer with :class:`~plugcharge.core.events.CertificateInstallationResponse`) and
+:class:`~plugcharge.core.events.AuthorizationNeeded` (answer with
+:class:`~plugcharge.core.events.AuthorizationResult`).  While authorisation is pending the charger
 answers AuthorizationReq with EVSEProcessing=Ongoing [V2G2-710..713].
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional, Sequence
+from datetime import datetime
+from typing import Any, Mapping, Optional, Sequence, Union
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from . import messages as M
-from .errors import LocalProtocolError, RemoteProtocolError, SignatureError
-from .events import (
+from ..core.codec import NS_ISO2, body_of, session_id_of, v2g_message
+from ..core.config import PausedSession
+from ..core.errors import LocalProtocolError, Refused, SignatureError
+from ..core.fsm import CoreState
+from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, AuthorizationResult,
     CertificateInstallationNeeded, CertificateInstallationResponse, ChargingStarted, ChargingStopped,
-    MeteringReceiptReceived, MeterValues, ProtocolError, RequestRenegotiation, SessionPaused, SessionStarted,
+    MeteringReceiptReceived, MeterValues, RequestRenegotiation, SessionPaused, SessionStarted,
     StopCharging,
 )
-from .signatures import sign_message, verify_message
-from .timeouts import DEFAULT_TIMING, TimingProfile
-from .transitions import (
-    CHARGER_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState, SessionCore, allowed_response_code,
-    check_charger_transition,
-)
+from ..core.session import ChargerHandler as _ChargerHandlerBase
+from ..core.timers import SEQUENCE
+from ..pnc.certs import chain_certs, normalize_emaid
+from ..pnc.security import certificate_of
+from ..pnc.signatures import sign_message, verify_message
+from . import messages as M
+from .states import ENDED, ChargerState, allowed_response_code
 
-__all__ = ["ChargerConfig", "ChargerSecurity", "SessionStore", "ChargerSession", "normalize_emaid"]
+__all__ = ["ChargerHandler"]
 
 S = ChargerState
 #: Length of the one SAScheduleTuple the charger offers (seconds).
 _SCHEDULE_SECONDS = 86400
-_AC_MODES = {"AC_single_phase_core", "AC_three_phase_core"}
+#: what a request handler returns: the next state
+Next = Union[ChargerState, CoreState]
+#: Every paused record this handler writes or resumes is of this protocol.
+_PROTOCOL = "iso2"
 
 
-def normalize_emaid(emaid: str) -> str:
-    """eMAID comparison form: without '-' separators, upper case (security notes §8)."""
-    return emaid.replace("-", "").upper()
+class ChargerHandler(_ChargerHandlerBase):
+    """ISO 15118-2 on the charger side, from SessionSetup to SessionStop (one V2G communication session)."""
 
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclasses.dataclass
-class ChargerConfig:
-    """Static description of the charging station (the simulated power stage included)."""
-
-    evse_id: str = "DE*PNC*E12345*1"
-    payment_options: tuple[str, ...] = ("Contract", "ExternalPayment")
-    energy_modes: tuple[str, ...] = ("DC_extended", "AC_three_phase_core")
-    #: Contract payment is offered only over TLS (Plug & Charge must not run without it).
-    tls: bool = True
-    certificate_service: bool = True
-    dc_max_voltage: float = 500.0
-    dc_min_voltage: float = 50.0
-    dc_max_current: float = 200.0
-    dc_min_current: float = 0.0
-    dc_max_power: float = 100000.0
-    dc_peak_ripple: float = 2.0
-    ac_nominal_voltage: float = 230.0
-    ac_max_current: float = 32.0
-    pmax_w: float = 100000.0
-    #: Offer a SalesTariff (signed when ``ChargerSecurity.sales_tariff_key`` is set and payment is Contract).
-    sales_tariff: bool = False
-    #: Ask for a signed MeteringReceipt every N charge-loop messages (0 = never; Contract only).
-    receipt_every: int = 0
-    cable_check_polls: int = 1
-    schedule_polls: int = 0
-    meter_id: str = "METER-0001"
-
-
-@dataclasses.dataclass
-class ChargerSecurity:
-    """Injected security functions (defaults use :mod:`pki` with ``trust_store``).
-
-    ``verify_contract_chain(leaf, subs, at)`` returns anything (an object with ``emaid`` is used)
-    or raises an exception with a ``response_code`` (pki.ChainValidationError has one)."""
-
-    trust_store: Any = None
-    verify_contract_chain: Optional[Callable[[bytes, Sequence[bytes], datetime], Any]] = None
-    check_oem_certificate: Optional[Callable[[bytes, datetime], None]] = None
-    ocsp_request_data: Optional[Callable[[Sequence[bytes]], Sequence[Mapping[str, Any]]]] = None
-    sales_tariff_key: Optional[ec.EllipticCurvePrivateKey] = dataclasses.field(default=None, repr=False)
-    wall_clock: Callable[[], datetime] = _utcnow
-    random_bytes: Callable[[int], bytes] = os.urandom
-
-    def contract_chain_verifier(self) -> Callable[[bytes, Sequence[bytes], datetime], Any]:
-        if self.verify_contract_chain is not None:
-            return self.verify_contract_chain
-        if self.trust_store is None:
-            def _no_store(leaf: bytes, subs: Sequence[bytes], at: datetime) -> Any:
-                raise _Refused("FAILED_NoCertificateAvailable", "charger has no MO/V2G trust store")
-            return _no_store
-        from pki.verify import verify_chain
-
-        store = self.trust_store
-
-        def _verify(leaf: bytes, subs: Sequence[bytes], at: datetime) -> Any:
-            return verify_chain(leaf, list(subs), store=store, profile="iso2-contract", at=at)
-        return _verify
-
-
-class _Refused(RemoteProtocolError):
-    """A request is refused with ``response_code``; ``remote=False`` when the refusal is policy or
-    backend (e.g. authorisation denied), not a protocol violation by the EV."""
-
-    def __init__(self, code: str, hint: str, *, remote: bool = True) -> None:
-        super().__init__(hint, response_code=code, error_hint=hint)
-        self.hint = hint
-        self.remote = remote
-
-
-@dataclasses.dataclass
-class _Paused:
-    payment: str
-    emaid: Optional[str]
-    contract_leaf: Optional[bytes]
-    energy_mode: Optional[str]
-    #: when the agreed SAScheduleTuple began (its remaining time is offered on resume [V2G2-741])
-    schedule_start: Optional[datetime] = None
-
-
-class SessionStore:
-    """Paused sessions of one charger, shared by its ChargerSession objects (resume by SessionID)."""
-
-    def __init__(self) -> None:
-        self._paused: dict[bytes, _Paused] = {}
-
-    def pause(self, session_id: bytes, record: _Paused) -> None:
-        self._paused[bytes(session_id)] = record
-
-    def resume(self, session_id: bytes) -> Optional[_Paused]:
-        return self._paused.pop(bytes(session_id), None)
-
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._paused
-
-
-def _common_name(der: bytes) -> tuple[x509.Certificate, str]:
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise _Refused("FAILED_CertChainError", f"certificate is not valid DER: {exc}") from None
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return cert, (str(cns[0].value) if cns else "")
-
-
-def _default_oem_check(der: bytes, at: datetime) -> None:
-    """OEM provisioning leaf checks a charger can make without the OEM root (security notes §3)."""
-    cert, _ = _common_name(der)
-    if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
-        raise _Refused("FAILED_CertificateExpired", "OEM provisioning certificate is outside its validity")
-    dcs = cert.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)
-    if dcs and str(dcs[0].value).upper() != "OEM":
-        raise _Refused("FAILED_CertChainError", "OEM provisioning certificate does not carry DC=OEM")
-
-
-class ChargerSession(SessionCore):
-    """One V2G communication session on the charger side (one TCP/TLS connection)."""
-
-    def __init__(self, config: Optional[ChargerConfig] = None, *, security: Optional[ChargerSecurity] = None,
-                 store: Optional[SessionStore] = None, timing: TimingProfile = DEFAULT_TIMING,
-                 codecs: Optional[M.CodecProvider] = None, now: Optional[float] = None) -> None:
-        super().__init__(codecs)
-        self.config = config or ChargerConfig()
-        self.security = security or ChargerSecurity()
-        self.store = store if store is not None else SessionStore()
-        self.timing = timing
-        self.state = S.WAIT_SAP
-        self.session_id = b""
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
         self.payment: Optional[str] = None
         self.energy_mode: Optional[str] = None
         self.emaid: Optional[str] = None
@@ -210,19 +81,15 @@ class ChargerSession(SessionCore):
         self._current = 0.0
         self._stop_requested = False
         self._renegotiate_requested = False
-        if now is not None:
-            self.connection_made(now)
-
-    def connection_made(self, now: float) -> None:
-        """The EV connected at ``now``: arm V2G_SECC_Sequence_Timeout for its first request."""
-        if not self.ended and self.state is S.WAIT_SAP:
-            self._set_timer("sequence", now + self.timing.sequence_timeout())
+        self._chain: tuple[bytes, ...] = ()
+        self._verified: Any = None
 
     # ------------------------------------------------------------ helpers
     @property
     def is_dc(self) -> bool:
+        """Whether the session's (or else the first configured) energy transfer mode is a DC one."""
         mode = self.energy_mode or self.config.energy_modes[0]
-        return mode not in _AC_MODES
+        return mode not in M.AC_MODES
 
     def _offered_payment(self) -> list[str]:
         if self._resumed and self.payment is not None:
@@ -239,13 +106,12 @@ class ChargerSession(SessionCore):
 
     def _respond(self, name: str, body: dict[str, Any], *, sign_key: Optional[ec.EllipticCurvePrivateKey] = None,
                  now: float = 0.0) -> None:
-        msg = M.v2g_message(self.session_id or bytes(8), name, body)
+        msg = v2g_message(self.session_id or bytes(8), name, body)
         if sign_key is not None:
             sign_message(msg, sign_key, codecs=self._codecs)
-        self._queue(msg)
-        self._set_timer("sequence", now + self.timing.sequence_timeout())
+        self.session.respond(msg, name, now)
 
-    def _failure_body(self, res: str, code: str, req: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    def failure_body(self, res: str, code: str, req: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """Minimal schema-valid body of response ``res`` carrying ``code``."""
         b: dict[str, Any] = {"ResponseCode": code}
         st_name, st = self._evse_status()
@@ -284,138 +150,20 @@ class ChargerSession(SessionCore):
                      eMAID={"Id": "id4", "value": "ZZ00000000000000"[:15]})
         return b
 
-    def _fail(self, request: str, code: str, hint: str, now: float, req: Optional[Mapping[str, Any]] = None,
-              *, remote: bool = True) -> None:
-        """Answer ``request`` with ``code`` and end the session cleanly.  A code the response may
-        not carry (:data:`~plugcharge.transitions.RESPONSE_CODES`) goes out as ``FAILED``; the
-        events keep it in their text."""
-        res = REQUEST_TO_RESPONSE.get(request)
-        if res is not None and allowed_response_code(res, code) != code:
-            hint = f"{hint} ({code}; {res} cannot carry it)"
-            code = "FAILED"
-        if res is not None:
-            try:
-                self._respond(res, self._failure_body(res, code, req), now=now)
-            except Exception as exc:  # the codec refused our own failure message: still end cleanly
-                hint += f" (failure response not encodable: {exc})"
-        if remote:
-            self._emit(ProtocolError(code, hint, True))
-        self.state = S.ENDED
-        self._end("failed", response_code=code, detail=hint)
-
-    def _remote_failure(self, code: str, hint: str, now: float) -> None:
-        expected = [r for r in CHARGER_TRANSITIONS.get(self.state, {}) if r != "SessionStopReq"]
-        if self.state is S.WAIT_SAP:
-            self._emit(ProtocolError(code, hint, True))
-            try:
-                self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
-            except Exception:
-                pass
-            self.state = S.ENDED
-            self._end("protocol_error", response_code=code, detail=hint)
-            return
-        if len(expected) == 1:
-            self._fail(expected[0], code, hint, now)
-        else:
-            self._emit(ProtocolError(code, hint, True))
-            self.state = S.ENDED
-            self._end("protocol_error", response_code=code, detail=hint)
-
     def _timestamp(self) -> int:
         return int(self.security.wall_clock().timestamp())
 
-    # ------------------------------------------------------------ input
-    def _on_payload(self, payload: bytes, now: float) -> None:
-        if self.state is S.WAIT_SAP:
-            self._on_sap(payload, now)
-            return
-        try:
-            msg = self._decode(payload, M.NS_ISO2)
-            name, body, header = M.body_of(msg)
-        except Exception as exc:  # DecodeError / ValueError from a malformed stream
-            self._remote_failure("FAILED", f"undecodable message: {type(exc).__name__}: {exc}", now)
-            return
-        self.trace.append(("in", name))
-        if name not in REQUEST_TO_RESPONSE:
-            self._emit(ProtocolError("FAILED", f"{name} is not a request", True))
-            self.state = S.ENDED
-            self._end("protocol_error", response_code="FAILED", detail=f"unexpected {name}")
-            return
-        if name != "SessionSetupReq" and M.session_id_of(header) != self.session_id:  # [V2G2-388]
-            self._fail(name, "FAILED_UnknownSession", "SessionID does not match this session", now, body)
-            return
-        allowed = CHARGER_TRANSITIONS.get(self.state, {})
-        if name not in allowed:
-            # [V2G2-459]/[V2G2-538]: answer the received request's response type, then end [V2G2-539]
-            self._fail(name, "FAILED_SequenceError", f"{name} not allowed in {self.state.value}", now, body)
-            return
-        before = self.state
-        try:
-            new = getattr(self, "_h_" + name)(body, header, msg, payload, now)
-        except _Refused as exc:
-            self._fail(name, exc.response_code, exc.hint, now, body, remote=exc.remote)
-            return
-        except SignatureError as exc:
-            code = "FAILED_MeteringSignatureNotValid" if name == "MeteringReceiptReq" else exc.response_code
-            self._fail(name, code, str(exc), now, body)
-            return
-        except Exception as exc:  # malformed content (KeyError/TypeError/ValueError...): never escapes
-            self._fail(name, "FAILED", f"malformed {name}: {type(exc).__name__}: {exc}", now, body)
-            return
-        if new is S.ENDED or self.ended:
-            self.state = S.ENDED
-            return
-        check_charger_transition(before, name, new)
-        self.state = new
-
-    def _on_sap(self, payload: bytes, now: float) -> None:
-        self._cancel_timer("sequence")
-        try:
-            msg = self._decode(payload, M.NS_APP)
-            protocols = msg["supportedAppProtocolReq"].get("AppProtocol") or []
-        except Exception as exc:
-            self._remote_failure("FAILED", f"undecodable supportedAppProtocolReq: {exc}", now)
-            return
-        self.trace.append(("in", "supportedAppProtocolReq"))
-        if not protocols:
-            # the schema wants 1..20 AppProtocol entries; an EV that has none left to offer (the
-            # iso15118 package's EVCC drops DIN under TLS) sends an empty list: no common protocol
-            self._no_negotiation("EV offers no protocol (empty AppProtocol list)", "EV offers no protocol")
-            return
-        try:
-            iso = [p for p in protocols
-                   if p.get("ProtocolNamespace") == M.NS_ISO2 and p.get("VersionNumberMajor") == 2
-                   and isinstance(p.get("SchemaID"), int) and isinstance(p.get("Priority", 20), int)]
-        except Exception as exc:
-            self._remote_failure("FAILED", f"malformed supportedAppProtocolReq: {exc}", now)
-            return
-        if not iso:
-            self._no_negotiation("EV offers no ISO 15118-2 protocol", "no common protocol")
-            return
-        best = min(iso, key=lambda p: p.get("Priority", 20))
-        code = "OK_SuccessfulNegotiation" if best.get("VersionNumberMinor") == 0 else \
-            "OK_SuccessfulNegotiationWithMinorDeviation"
-        self._queue(M.sap_res(code, best["SchemaID"]), M.NS_APP)
-        self._set_timer("sequence", now + self.timing.sequence_timeout())
-        check_charger_transition(S.WAIT_SAP, "supportedAppProtocolReq", S.WAIT_SESSION_SETUP)
-        self.state = S.WAIT_SESSION_SETUP
-
-    def _no_negotiation(self, hint: str, detail: str) -> None:
-        self._queue(M.sap_res("Failed_NoNegotiation"), M.NS_APP)
-        self._emit(ProtocolError("Failed_NoNegotiation", hint, True))
-        self.state = S.ENDED
-        self._end("failed", response_code="Failed_NoNegotiation", detail=detail)
-
-    def _on_timer(self, name: str, now: float) -> None:
-        if name == "sequence":
-            self._timeout("V2G_SECC_Sequence_Timeout", "the next request", now)
-        elif name == "backend":
+    # ------------------------------------------------------------ timers
+    def on_timer(self, name: str, now: float) -> None:
+        """The backend did not answer the certificate request in time: FAILED, end."""
+        if name == "backend":
             res = "CertificateUpdateRes" if self._cert_action == "Update" else "CertificateInstallationRes"
             self._fail(res[:-3] + "Req", "FAILED", "backend did not answer the certificate request in time",
                        now, remote=False)
 
     # ------------------------------------------------------------ commands
-    def _on_command(self, command: Any, now: float) -> None:
+    def on_command(self, command: Any, now: float) -> None:
+        """The backend's answers, StopCharging and RequestRenegotiation from the operator."""
         if isinstance(command, CertificateInstallationResponse):
             self._on_certificate_response(command, now)
         elif isinstance(command, AuthorizationResult):
@@ -436,39 +184,40 @@ class ChargerSession(SessionCore):
         res = "CertificateUpdateRes" if self._cert_action == "Update" else "CertificateInstallationRes"
         req = res[:-3] + "Req"
         if not cmd.accepted or cmd.exi_response is None:
-            # nothing to install: no certificate can be provided (RISE-V2G and the iso15118
-            # package answer the same), unless the caller names a more specific code
-            self._fail(req, cmd.response_code or "FAILED_NoCertificateAvailable",
+            # a refusal without a code (OCPP status Failed) is plain FAILED (as EVerest answers it),
+            # its reason in the events; a backend that knows why says so in its EXI response (or the
+            # caller names the code)
+            self._fail(req, cmd.response_code or "FAILED",
                        "backend refused the certificate request" + (f": {cmd.reason}" if cmd.reason else ""),
                        now, remote=False)
             return
         try:
-            name, body, header = M.body_of(self._decode(cmd.exi_response, M.NS_ISO2))
+            name, body, header = body_of(self._decode(cmd.exi_response, NS_ISO2))
         except Exception as exc:
             self._fail(req, "FAILED", f"backend response does not decode: {exc}", now, remote=False)
             return
         if name != res:
             self._fail(req, "FAILED", f"backend answered {name}, expected {res}", now, remote=False)
             return
-        msg = M.v2g_message(self.session_id, name, body, signature=header.get("Signature"))
+        msg = v2g_message(self.session_id, name, body, signature=header.get("Signature"))
         try:
-            self._queue(msg)
+            self._queue(msg, name)
         except Exception as exc:
             self._fail(req, "FAILED", f"backend response cannot be re-encoded: {exc}", now, remote=False)
             return
-        self._set_timer("sequence", now + self.timing.sequence_timeout())
+        self._set_timer(SEQUENCE, now + self.timing.sequence_timeout())
         ok = str(body.get("ResponseCode", "")).startswith("OK")
-        new = S.WAIT_PAYMENT_DETAILS if ok else S.ENDED
+        new = S.WAIT_PAYMENT_DETAILS if ok else ENDED
         self.state = new
         if not ok:
             self._end("failed", response_code=body.get("ResponseCode"), detail="backend refused the certificate")
 
     # ------------------------------------------------------------ request handlers
     def _h_SessionSetupReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         evcc_id = bytes(body["EVCCID"])
-        requested = M.session_id_of(header) or b""
-        paused = self.store.resume(requested) if any(requested) else None
+        requested = session_id_of(header) or b""
+        paused = self.store.resume(requested, _PROTOCOL) if any(requested) else None
         if paused is not None:
             self.session_id, code, self._resumed = requested, "OK_OldSessionJoined", True
             self.payment, self.emaid = paused.payment, paused.emaid
@@ -483,7 +232,7 @@ class ChargerSession(SessionCore):
         return S.WAIT_SERVICE_DISCOVERY
 
     def _h_ServiceDiscoveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         offered = self._offered_payment()
         cert = self.config.certificate_service and "Contract" in offered
         self._respond("ServiceDiscoveryRes", M.service_discovery_res(
@@ -491,29 +240,29 @@ class ChargerSession(SessionCore):
         return S.WAIT_SERVICE_SELECTION
 
     def _h_ServiceDetailReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         sid = int(body["ServiceID"])
         if sid != M.SERVICE_ID_CERTIFICATE or not (self.config.certificate_service and "Contract" in self._offered_payment()):
-            raise _Refused("FAILED_ServiceIDInvalid", f"no details for ServiceID {sid}")
+            raise Refused("FAILED_ServiceIDInvalid", f"no details for ServiceID {sid}")
         self._respond("ServiceDetailRes", M.certificate_service_detail_res("OK", sid), now=now)
         return S.WAIT_SERVICE_SELECTION
 
     def _h_PaymentServiceSelectionReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         option = body["SelectedPaymentOption"]
         if option not in self._offered_payment():
-            raise _Refused("FAILED_PaymentSelectionInvalid", f"{option} is not offered")
+            raise Refused("FAILED_PaymentSelectionInvalid", f"{option} is not offered")
         if self._resumed and option != self.payment:
-            raise _Refused("FAILED_PaymentSelectionInvalid", "a resumed session keeps its payment option")
+            raise Refused("FAILED_PaymentSelectionInvalid", "a resumed session keeps its payment option")
         services = body["SelectedServiceList"]["SelectedService"]
         ids = [int(s["ServiceID"]) for s in services]
         if M.SERVICE_ID_CHARGING not in ids:
-            raise _Refused("FAILED_NoChargeServiceSelected", "charge service not selected")
+            raise Refused("FAILED_NoChargeServiceSelected", "charge service not selected")
         allowed = {M.SERVICE_ID_CHARGING}
         if self.config.certificate_service and option == "Contract":
             allowed.add(M.SERVICE_ID_CERTIFICATE)
         if any(i not in allowed for i in ids):
-            raise _Refused("FAILED_ServiceSelectionInvalid", f"service selection {ids} not offered")
+            raise Refused("FAILED_ServiceSelectionInvalid", f"service selection {ids} not offered")
         self.payment = option
         self._respond("PaymentServiceSelectionRes", {"ResponseCode": "OK"}, now=now)
         if option == "Contract":
@@ -523,29 +272,29 @@ class ChargerSession(SessionCore):
     def _check_cert_request(self, name: str, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any],
                             now: float) -> None:
         signer = body["OEMProvisioningCert"] if name == "CertificateInstallationReq" else \
-            M.chain_certs(body["ContractSignatureCertChain"])[0]
+            chain_certs(body["ContractSignatureCertChain"])[0]
         at = self.security.wall_clock()
         if name == "CertificateInstallationReq":
-            (self.security.check_oem_certificate or _default_oem_check)(bytes(signer), at)
+            self.security.oem_check()(bytes(signer), at)
         else:
-            leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+            leaf, subs = chain_certs(body["ContractSignatureCertChain"])
             self._verify_chain(leaf, subs, at)
         verify_message(msg, bytes(signer), codecs=self._codecs)
 
     def _h_CertificateInstallationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         self._check_cert_request("CertificateInstallationReq", body, header, msg, now)
         self._cert_action = "Install"
         return self._ask_backend(payload, now)
 
     def _h_CertificateUpdateReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         self._check_cert_request("CertificateUpdateReq", body, header, msg, now)
         self._cert_action = "Update"
         return self._ask_backend(payload, now)
 
-    def _ask_backend(self, payload: bytes, now: float) -> ChargerState:
-        self._cancel_timer("sequence")
+    def _ask_backend(self, payload: bytes, now: float) -> Next:
+        self._cancel_timer(SEQUENCE)
         self._set_timer("backend", now + self.timing.get("backend_timeout"))
         self._emit(CertificateInstallationNeeded(bytes(payload), self._cert_action))
         return S.WAIT_BACKEND_CERTIFICATE
@@ -553,20 +302,20 @@ class ChargerSession(SessionCore):
     def _verify_chain(self, leaf: bytes, subs: Sequence[bytes], at: datetime) -> Any:
         try:
             return self.security.contract_chain_verifier()(leaf, subs, at)
-        except _Refused:
+        except Refused:
             raise
         except Exception as exc:
             code = getattr(exc, "response_code", None) or "FAILED_CertChainError"
-            raise _Refused(str(code), f"contract chain rejected: {exc}") from None
+            raise Refused(str(code), f"contract chain rejected: {exc}") from None
 
     def _h_PaymentDetailsReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
-        leaf, subs = M.chain_certs(body["ContractSignatureCertChain"])
+            now: float) -> Next:
+        leaf, subs = chain_certs(body["ContractSignatureCertChain"])
         verified = self._verify_chain(leaf, subs, self.security.wall_clock())
-        _, cn = _common_name(leaf)
+        _, cn = certificate_of(leaf)
         emaid = str(body["eMAID"])
         if normalize_emaid(emaid) != normalize_emaid(getattr(verified, "emaid", None) or cn):
-            raise _Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
+            raise Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
         if self._resumed and leaf != self._contract_leaf:  # another contract: authorise it afresh
             self._resumed_authorized = False
         self.emaid, self._contract_leaf = emaid, leaf
@@ -578,27 +327,27 @@ class ChargerSession(SessionCore):
         return S.WAIT_AUTHORIZATION
 
     def _h_AuthorizationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         # Contract: once this session issued a GenChallenge (PaymentDetailsRes, always before
         # authorisation except in a resumed session that skips to AuthorizationReq), the first
         # AuthorizationReq echoes it [V2G2-475] and is signed with the contract key.
         if self.payment == "Contract" and self._challenge is not None and not self._challenge_ok:
             if body.get("GenChallenge") is None or bytes(body["GenChallenge"]) != self._challenge:
-                raise _Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
+                raise Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
             if self._contract_leaf is None:
-                raise _Refused("FAILED_SequenceError", "no contract certificate known for this session")
+                raise Refused("FAILED_SequenceError", "no contract certificate known for this session")
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
             self._challenge_ok = True
         elif body.get("GenChallenge") is not None and self.payment == "Contract" and self._challenge is not None:
             if bytes(body["GenChallenge"]) != self._challenge:
-                raise _Refused("FAILED_ChallengeInvalid", "GenChallenge changed while Ongoing")
+                raise Refused("FAILED_ChallengeInvalid", "GenChallenge changed while Ongoing")
         if self._resumed and self._resumed_authorized:
             self._auth_result = AuthorizationResult(True)
         if self._auth_started is None:
             self._auth_started = now
         if not self._auth_requested and self._auth_result is None:
             self._auth_requested = True
-            chain = tuple(getattr(self, "_chain", ()))
+            chain = self._chain
             ocsp: tuple = ()
             if chain:
                 try:
@@ -610,7 +359,7 @@ class ChargerSession(SessionCore):
         result = self._auth_result
         if result is None:
             if now - self._auth_started > self.timing.get("secc_ongoing"):
-                raise _Refused("FAILED", "authorisation not granted within V2G_SECC_Ongoing_Performance_Time",
+                raise Refused("FAILED", "authorisation not granted within V2G_SECC_Ongoing_Performance_Time",
                                remote=False)
             self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Ongoing"}, now=now)
             return S.WAIT_AUTHORIZATION
@@ -618,7 +367,7 @@ class ChargerSession(SessionCore):
             cause = result.response_code or "FAILED"
             code = allowed_response_code("AuthorizationRes", cause)
             self._emit(AuthorizationRejected(code, self.emaid, cause if cause != code else None))
-            raise _Refused(cause, "authorisation refused", remote=False)
+            raise Refused(cause, "authorisation refused", remote=False)
         self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Finished"}, now=now)
         self._emit(AuthorizationAccepted(self.payment or "ExternalPayment", self.emaid))
         self._polls = 0
@@ -629,7 +378,7 @@ class ChargerSession(SessionCore):
         over the verified path (which includes the root, so every Sub-CA gets an entry)."""
         if self.security.ocsp_request_data is not None:
             return self.security.ocsp_request_data(chain)
-        verified = getattr(self, "_verified", None)
+        verified = self._verified
         if verified is None or not callable(getattr(verified, "parsed", None)):
             return ()
         from pki.ocsp import ocpp_request_data
@@ -653,16 +402,16 @@ class ChargerSession(SessionCore):
             "EVSEMaxCurrent": M.physical(c.ac_max_current, "A")}}
 
     def _h_ChargeParameterDiscoveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         mode = body["RequestedEnergyTransferMode"]
         if mode not in self.config.energy_modes:
-            raise _Refused("FAILED_WrongEnergyTransferMode", f"{mode} not supported")
-        want = "AC_EVChargeParameter" if mode in _AC_MODES else "DC_EVChargeParameter"
+            raise Refused("FAILED_WrongEnergyTransferMode", f"{mode} not supported")
+        want = "AC_EVChargeParameter" if mode in M.AC_MODES else "DC_EVChargeParameter"
         if want not in body:
-            raise _Refused("FAILED_WrongChargeParameter", f"{mode} needs {want}")
+            raise Refused("FAILED_WrongChargeParameter", f"{mode} needs {want}")
         renegotiation = self.energy_mode is not None and self._schedule_ids
         if self.energy_mode is not None and mode != self.energy_mode:
-            raise _Refused("FAILED_WrongEnergyTransferMode", "energy transfer mode changed")
+            raise Refused("FAILED_WrongEnergyTransferMode", "energy transfer mode changed")
         self.energy_mode = mode
         if self._polls < self.config.schedule_polls:
             self._polls += 1
@@ -688,7 +437,7 @@ class ChargerSession(SessionCore):
         return S.WAIT_CABLE_CHECK
 
     def _h_CableCheckReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         done = self._polls >= self.config.cable_check_polls
         self._polls += 1
         self._respond("CableCheckRes", {
@@ -699,23 +448,23 @@ class ChargerSession(SessionCore):
         return S.WAIT_PRECHARGE if done else S.WAIT_CABLE_CHECK
 
     def _h_PreChargeReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         self._voltage = M.from_physical(body["EVTargetVoltage"])
         self._respond("PreChargeRes", {"ResponseCode": "OK", "DC_EVSEStatus": M.dc_evse_status(),
                                        "EVSEPresentVoltage": M.physical(self._voltage, "V")}, now=now)
         return S.WAIT_PRECHARGE
 
     def _h_PowerDeliveryReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         sid = int(body["SAScheduleTupleID"])
         if sid not in self._schedule_ids:
-            raise _Refused("FAILED_TariffSelectionInvalid", f"SAScheduleTupleID {sid} was not offered")
+            raise Refused("FAILED_TariffSelectionInvalid", f"SAScheduleTupleID {sid} was not offered")
         progress = body["ChargeProgress"]
         charging = self.state in (S.CHARGING_AC, S.CHARGING_DC)
         if progress == "Renegotiate" and not charging:
-            raise _Refused("FAILED", "Renegotiate outside the charge loop")
+            raise Refused("FAILED", "Renegotiate outside the charge loop")
         if progress == "Start" and charging:
-            raise _Refused("FAILED_PowerDeliveryNotApplied", "already charging")
+            raise Refused("FAILED_PowerDeliveryNotApplied", "already charging")
         st_name, st = self._evse_status()
         self._respond("PowerDeliveryRes", {"ResponseCode": "OK", st_name: st}, now=now)
         if progress == "Start":
@@ -743,7 +492,7 @@ class ChargerSession(SessionCore):
         return self._receipt_due
 
     def _h_ChargingStatusReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         self._voltage, self._current = self.config.ac_nominal_voltage, self.config.ac_max_current
         res: dict[str, Any] = {"ResponseCode": "OK", "EVSEID": self.config.evse_id,
                                "SAScheduleTupleID": min(self._schedule_ids),
@@ -758,7 +507,7 @@ class ChargerSession(SessionCore):
         return S.CHARGING_AC
 
     def _h_CurrentDemandReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         meter = self._meter(now)
         c = self.config
         self._voltage = min(M.from_physical(body["EVTargetVoltage"]), c.dc_max_voltage)
@@ -784,17 +533,17 @@ class ChargerSession(SessionCore):
         return S.CHARGING_DC
 
     def _h_MeteringReceiptReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         if not self._receipt_due:
-            raise _Refused("FAILED_SequenceError", "no metering receipt was requested")
+            raise Refused("FAILED_SequenceError", "no metering receipt was requested")
         if bytes(body["SessionID"]) != self.session_id:
-            raise _Refused("FAILED_UnknownSession", "MeteringReceiptReq names another session")
+            raise Refused("FAILED_UnknownSession", "MeteringReceiptReq names another session")
         if self._contract_leaf is None:
-            raise _Refused("FAILED_MeteringSignatureNotValid", "no contract certificate to verify the receipt")
+            raise Refused("FAILED_MeteringSignatureNotValid", "no contract certificate to verify the receipt")
         try:
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
         except SignatureError as exc:
-            raise _Refused("FAILED_MeteringSignatureNotValid", str(exc)) from None
+            raise Refused("FAILED_MeteringSignatureNotValid", str(exc)) from None
         self._receipt_due = False
         st_name, st = self._evse_status()
         self._respond("MeteringReceiptRes", {"ResponseCode": "OK", st_name: st}, now=now)
@@ -802,24 +551,24 @@ class ChargerSession(SessionCore):
         return self.state
 
     def _h_WeldingDetectionReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         self._voltage = max(0.0, self._voltage / 4 - 1)
         self._respond("WeldingDetectionRes", {"ResponseCode": "OK", "DC_EVSEStatus": M.dc_evse_status(),
                                               "EVSEPresentVoltage": M.physical(round(self._voltage), "V")}, now=now)
         return S.STOPPED_DC
 
     def _h_SessionStopReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
-            now: float) -> ChargerState:
+            now: float) -> Next:
         kind = body["ChargingSession"]
         self._respond("SessionStopRes", {"ResponseCode": "OK"}, now=now)
         if kind == "Pause":
             authorized = self._auth_result is not None and self._auth_result.accepted
             if authorized:
-                self.store.pause(self.session_id, _Paused(self.payment or "ExternalPayment", self.emaid,
-                                                          self._contract_leaf, self.energy_mode,
-                                                          self._schedule_start))
+                self.store.pause(self.session_id, PausedSession(self.payment or "ExternalPayment", self.emaid,
+                                                                self._contract_leaf, self.energy_mode, _PROTOCOL,
+                                                                self._schedule_start))
             self._emit(SessionPaused(self.session_id, self.payment, min(self._schedule_ids, default=None)))
             self._end("paused")
         else:
             self._end("finished")
-        return S.ENDED
+        return ENDED

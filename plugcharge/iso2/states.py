@@ -1,31 +1,40 @@
 """The two ISO 15118-2 state machines as data: one transition table per side.
 
-EV (EVCC) states name the response it waits for; :data:`EV_TRANSITIONS` maps each state to the one
-response body it accepts and the states that may follow.  Charger (SECC) states name the
+Both start where the session core's SupportedAppProtocol handshake leaves them
+(:attr:`~plugcharge.core.fsm.CoreState.WAIT_SAP`) and end in :data:`ENDED`
+(:attr:`~plugcharge.core.fsm.CoreState.ENDED`).  EV (EVCC) states name the response it waits for;
+:data:`EV_TRANSITIONS` maps each state to the one response body it accepts and the states that may
+follow.  Charger (SECC) states name the
 request(s) it accepts; :data:`CHARGER_TRANSITIONS` maps each state to ``{request: next states}``.
 Anything not in the table is a sequence error: the charger answers with the response message that
 corresponds to the received request [V2G2-538] carrying ``FAILED_SequenceError`` [V2G2-459], then
 terminates the session [V2G2-539, V2G2-034]; the EV stops on any FAILED response [V2G2-486].
 
-The sessions assert at run time that every transition they make is listed here, so the tables are
-the single, testable description of the message sequences (ISO 15118-2 Figures 104-107).
+The session core consults the charger table before a request reaches its handler and asserts that
+every transition either side makes is listed here, so the tables are the single, testable
+description of the message sequences (ISO 15118-2 Figures 104-107).  The EV may always leave with
+SessionStopReq once the session is set up (a rule of the core: :func:`check_ev_transition`).
 """
 from __future__ import annotations
 
 import enum
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
-__all__ = ["EVState", "ChargerState", "EV_TRANSITIONS", "CHARGER_TRANSITIONS", "REQUEST_TO_RESPONSE",
+from ..core import fsm
+from ..core.fsm import CoreState
+
+__all__ = ["EVState", "ChargerState", "ENDED", "EV_TRANSITIONS", "CHARGER_TRANSITIONS", "REQUEST_TO_RESPONSE",
            "RESPONSE_CODES", "allowed_response_code",
            "check_ev_transition", "check_charger_transition"]
+
+#: The state after the session: the core's.
+ENDED = CoreState.ENDED
 
 
 class EVState(str, enum.Enum):
     """EVCC states: ``WAIT_X`` = request X sent, waiting for its response."""
 
-    IDLE = "IDLE"
-    WAIT_SAP = "WAIT_SAP"
     WAIT_SESSION_SETUP = "WAIT_SESSION_SETUP"
     WAIT_SERVICE_DISCOVERY = "WAIT_SERVICE_DISCOVERY"
     WAIT_SERVICE_DETAIL = "WAIT_SERVICE_DETAIL"
@@ -43,13 +52,11 @@ class EVState(str, enum.Enum):
     WAIT_METERING_RECEIPT = "WAIT_METERING_RECEIPT"
     WAIT_WELDING = "WAIT_WELDING"
     WAIT_SESSION_STOP = "WAIT_SESSION_STOP"
-    ENDED = "ENDED"
 
 
 class ChargerState(str, enum.Enum):
     """SECC states: which request(s) may come next."""
 
-    WAIT_SAP = "WAIT_SAP"
     WAIT_SESSION_SETUP = "WAIT_SESSION_SETUP"
     WAIT_SERVICE_DISCOVERY = "WAIT_SERVICE_DISCOVERY"
     WAIT_SERVICE_SELECTION = "WAIT_SERVICE_SELECTION"      # ServiceDetail* then PaymentServiceSelection
@@ -66,15 +73,13 @@ class ChargerState(str, enum.Enum):
     CHARGING_DC = "CHARGING_DC"
     STOPPED_AC = "STOPPED_AC"
     STOPPED_DC = "STOPPED_DC"
-    ENDED = "ENDED"
 
 
 E, C = EVState, ChargerState
 
 #: state -> (response body accepted, allowed next states).
-EV_TRANSITIONS: Mapping[EVState, tuple[str, frozenset[EVState]]] = MappingProxyType({
-    E.IDLE: ("", frozenset({E.WAIT_SAP})),  # StartSession sends supportedAppProtocolReq
-    E.WAIT_SAP: ("supportedAppProtocolRes", frozenset({E.WAIT_SESSION_SETUP})),
+EV_TRANSITIONS: fsm.EVTable = MappingProxyType({
+    CoreState.WAIT_SAP: ("supportedAppProtocolRes", frozenset({E.WAIT_SESSION_SETUP})),
     E.WAIT_SESSION_SETUP: ("SessionSetupRes", frozenset({E.WAIT_SERVICE_DISCOVERY})),
     E.WAIT_SERVICE_DISCOVERY: ("ServiceDiscoveryRes", frozenset({E.WAIT_SERVICE_DETAIL, E.WAIT_PAYMENT_SELECTION})),
     E.WAIT_SERVICE_DETAIL: ("ServiceDetailRes", frozenset({E.WAIT_PAYMENT_SELECTION})),
@@ -98,25 +103,25 @@ EV_TRANSITIONS: Mapping[EVState, tuple[str, frozenset[EVState]]] = MappingProxyT
     E.WAIT_METERING_RECEIPT: ("MeteringReceiptRes", frozenset({
         E.WAIT_CHARGING_STATUS, E.WAIT_CURRENT_DEMAND, E.WAIT_POWER_DELIVERY})),
     E.WAIT_WELDING: ("WeldingDetectionRes", frozenset({E.WAIT_WELDING, E.WAIT_SESSION_STOP})),
-    E.WAIT_SESSION_STOP: ("SessionStopRes", frozenset({E.ENDED})),
+    E.WAIT_SESSION_STOP: ("SessionStopRes", frozenset({ENDED})),
 })
 
 _STOP = "SessionStopReq"
 #: state -> {request body: allowed next states}.  SessionStopReq ends the session from any state
 #: after SessionSetup (the EV may abort, e.g. when it rejects an installed contract).
-CHARGER_TRANSITIONS: Mapping[ChargerState, Mapping[str, frozenset[ChargerState]]] = MappingProxyType({
-    C.WAIT_SAP: {"supportedAppProtocolReq": frozenset({C.WAIT_SESSION_SETUP})},
+CHARGER_TRANSITIONS: fsm.ChargerTable = MappingProxyType({
+    CoreState.WAIT_SAP: {"supportedAppProtocolReq": frozenset({C.WAIT_SESSION_SETUP})},
     C.WAIT_SESSION_SETUP: {"SessionSetupReq": frozenset({C.WAIT_SERVICE_DISCOVERY})},
     C.WAIT_SERVICE_DISCOVERY: {"ServiceDiscoveryReq": frozenset({C.WAIT_SERVICE_SELECTION}),
-                               _STOP: frozenset({C.ENDED})},
+                               _STOP: frozenset({ENDED})},
     C.WAIT_SERVICE_SELECTION: {"ServiceDetailReq": frozenset({C.WAIT_SERVICE_SELECTION}),
                                "PaymentServiceSelectionReq": frozenset({C.WAIT_CONTRACT, C.WAIT_AUTHORIZATION,
                                                                         C.RESUMED_CONTRACT}),
-                               _STOP: frozenset({C.ENDED})},
+                               _STOP: frozenset({ENDED})},
     C.WAIT_CONTRACT: {"CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
-                      _STOP: frozenset({C.ENDED})},
+                      _STOP: frozenset({ENDED})},
     # A resumed Contract session [V2G2-741]: the full form repeats PaymentDetails and a signed
     # AuthorizationReq over a fresh GenChallenge (what the iso15118 package's EVCC sends and its SECC
     # requires); an EV that skips to AuthorizationReq is accepted too (the paused authorisation stands).
@@ -124,31 +129,31 @@ CHARGER_TRANSITIONS: Mapping[ChargerState, Mapping[str, frozenset[ChargerState]]
                          "CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                          "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                          "AuthorizationReq": frozenset({C.WAIT_AUTHORIZATION, C.WAIT_CHARGE_PARAMETER}),
-                         _STOP: frozenset({C.ENDED})},
+                         _STOP: frozenset({ENDED})},
     C.WAIT_BACKEND_CERTIFICATE: {},
     C.WAIT_PAYMENT_DETAILS: {"PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
-                             _STOP: frozenset({C.ENDED})},
+                             _STOP: frozenset({ENDED})},
     C.WAIT_AUTHORIZATION: {"AuthorizationReq": frozenset({C.WAIT_AUTHORIZATION, C.WAIT_CHARGE_PARAMETER}),
-                           _STOP: frozenset({C.ENDED})},
+                           _STOP: frozenset({ENDED})},
     C.WAIT_CHARGE_PARAMETER: {"ChargeParameterDiscoveryReq": frozenset({
-        C.WAIT_CHARGE_PARAMETER, C.WAIT_CABLE_CHECK, C.WAIT_POWER_DELIVERY}), _STOP: frozenset({C.ENDED})},
+        C.WAIT_CHARGE_PARAMETER, C.WAIT_CABLE_CHECK, C.WAIT_POWER_DELIVERY}), _STOP: frozenset({ENDED})},
     C.WAIT_CABLE_CHECK: {"CableCheckReq": frozenset({C.WAIT_CABLE_CHECK, C.WAIT_PRECHARGE}),
-                         _STOP: frozenset({C.ENDED})},
+                         _STOP: frozenset({ENDED})},
     C.WAIT_PRECHARGE: {"PreChargeReq": frozenset({C.WAIT_PRECHARGE}),
                        "PowerDeliveryReq": frozenset({C.CHARGING_DC, C.STOPPED_DC}),
-                       _STOP: frozenset({C.ENDED})},
+                       _STOP: frozenset({ENDED})},
     C.WAIT_POWER_DELIVERY: {"PowerDeliveryReq": frozenset({C.CHARGING_AC, C.CHARGING_DC, C.STOPPED_AC,
                                                            C.STOPPED_DC}),
-                            _STOP: frozenset({C.ENDED})},
+                            _STOP: frozenset({ENDED})},
     C.CHARGING_AC: {"ChargingStatusReq": frozenset({C.CHARGING_AC}),
                     "MeteringReceiptReq": frozenset({C.CHARGING_AC}),
                     "PowerDeliveryReq": frozenset({C.STOPPED_AC, C.WAIT_CHARGE_PARAMETER, C.CHARGING_AC})},
     C.CHARGING_DC: {"CurrentDemandReq": frozenset({C.CHARGING_DC}),
                     "MeteringReceiptReq": frozenset({C.CHARGING_DC}),
                     "PowerDeliveryReq": frozenset({C.STOPPED_DC, C.WAIT_CHARGE_PARAMETER, C.CHARGING_DC})},
-    C.STOPPED_AC: {_STOP: frozenset({C.ENDED})},
-    C.STOPPED_DC: {"WeldingDetectionReq": frozenset({C.STOPPED_DC}), _STOP: frozenset({C.ENDED})},
-    C.ENDED: {},
+    C.STOPPED_AC: {_STOP: frozenset({ENDED})},
+    C.STOPPED_DC: {"WeldingDetectionReq": frozenset({C.STOPPED_DC}), _STOP: frozenset({ENDED})},
+    ENDED: {},
 })
 
 #: Every ISO-2 request body and its response body (used to answer out-of-sequence requests).
@@ -180,7 +185,7 @@ RESPONSE_CODES: Mapping[str, frozenset[str]] = MappingProxyType({
                                                 "FAILED_ServiceSelectionInvalid",  # [V2G2-467]
                                                 "FAILED_NoChargeServiceSelected"},  # [V2G2-804]
     # no FAILED_CertChainError here (RISE-V2G): an OEM certificate problem is plain FAILED
-    "CertificateInstallationRes": _OK | _ANY | _CONTRACT,
+    "CertificateInstallationRes": _OK | _ANY | _CONTRACT | {"FAILED_ContractCanceled"},
     "CertificateUpdateRes": _OK | _ANY | _CONTRACT | {"FAILED_CertChainError", "FAILED_ContractCanceled"},
     "PaymentDetailsRes": _OK | _ANY | _CONTRACT | {"OK_CertificateExpiresSoon", "FAILED_CertChainError",
                                                    "FAILED_ContractCanceled",
@@ -208,148 +213,12 @@ def allowed_response_code(response: str, code: str) -> str:
     return code if code in RESPONSE_CODES.get(response, frozenset({code})) else "FAILED"
 
 
-def check_ev_transition(state: EVState, new: EVState) -> None:
-    """Raise AssertionError if the EV table does not allow ``state -> new`` (ENDED is always allowed)."""
-    if new is EVState.ENDED:
-        return
-    entry = EV_TRANSITIONS.get(state)
-    if entry is None or new not in entry[1]:
-        raise AssertionError(f"EV transition {state.value} -> {new.value} is not in EV_TRANSITIONS")
+def check_ev_transition(state: Any, new: Any) -> None:
+    """Raise AssertionError if the EV table does not allow ``state -> new`` (ENDED always is, and
+    WAIT_SESSION_STOP from every ISO-2 state)."""
+    fsm.check_ev_transition(EV_TRANSITIONS, state, new, stop_state=EVState.WAIT_SESSION_STOP)
 
 
-def check_charger_transition(state: ChargerState, request: str, new: ChargerState) -> None:
+def check_charger_transition(state: Any, request: str, new: Any) -> None:
     """Raise AssertionError if the charger table does not allow ``state --request--> new``."""
-    if new is ChargerState.ENDED:
-        return
-    allowed = CHARGER_TRANSITIONS.get(state, {}).get(request)
-    if allowed is None or new not in allowed:
-        raise AssertionError(f"charger transition {state.value} --{request}--> {new.value} is not in the table")
-
-
-# ---------------------------------------------------------------- shared sans-IO machinery
-import logging  # noqa: E402
-from typing import Any, Optional  # noqa: E402
-
-from .errors import LocalProtocolError  # noqa: E402
-from .events import Event, SendResult, SessionEnded, TimerExpired  # noqa: E402
-from .messages import NS_APP, NS_ISO2, CodecProvider, FrameBuffer, FramingError, frame, resolve_codecs  # noqa: E402
-
-_log = logging.getLogger("plugcharge.session")
-
-
-class SessionCore:
-    """Bytes in/out, V2GTP framing, EXI codec access, named timers and the ended flag.
-
-    Subclasses implement ``_on_payload(payload, now)`` and ``_on_timer(name, now)``."""
-
-    _max_payload = 65536
-
-    def __init__(self, codecs: Optional[CodecProvider]) -> None:
-        self._codecs = resolve_codecs(codecs)
-        self._frames = FrameBuffer(self._max_payload)
-        self._out = bytearray()
-        self._timers: dict[str, float] = {}
-        self._events: list[Event] = []
-        self.ended = False
-        #: Every (direction, body name) exchanged, for logs and tests.
-        self.trace: list[tuple[str, str]] = []
-
-    # ---- public API
-    def receive_data(self, data: bytes, now: float) -> list[Event]:
-        """Feed bytes from the peer; returns the events they caused.  Never raises for bad input."""
-        if self.ended:
-            return []
-        try:
-            payloads = self._frames.feed(data)
-        except FramingError as exc:
-            self._remote_failure("FAILED", f"V2GTP framing: {exc}", now)
-            return self._take_events()
-        for payload in payloads:
-            if self.ended:
-                break
-            self._on_payload(payload, now)
-        return self._take_events()
-
-    def data_to_send(self) -> bytes:
-        """Drain the bytes (V2GTP frames) the session wants transmitted."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
-    def get_timer(self) -> Optional[float]:
-        """The earliest instant at which :meth:`handle_timer` must be called, or None."""
-        if self.ended or not self._timers:
-            return None
-        return min(self._timers.values())
-
-    def handle_timer(self, now: float) -> list[Event]:
-        """Run every timer due at ``now``; returns the events (may queue bytes)."""
-        while not self.ended and self._timers:
-            name, deadline = min(self._timers.items(), key=lambda kv: kv[1])
-            if deadline > now:
-                break
-            del self._timers[name]
-            self._on_timer(name, now)
-        return self._take_events()
-
-    def send(self, command: Any, now: float) -> SendResult:
-        """Apply a caller command; returns the bytes to transmit and the events it caused."""
-        if self.ended:
-            raise LocalProtocolError(f"session has ended; cannot {type(command).__name__}")
-        self._on_command(command, now)
-        return SendResult(self.data_to_send(), tuple(self._take_events()))
-
-    # ---- helpers for subclasses
-    def _emit(self, *events: Event) -> None:
-        self._events.extend(events)
-
-    def _take_events(self) -> list[Event]:
-        ev, self._events = self._events, []
-        return ev
-
-    def _set_timer(self, name: str, deadline: float) -> None:
-        self._timers[name] = deadline
-
-    def _cancel_timer(self, *names: str) -> None:
-        for n in names:
-            self._timers.pop(n, None)
-
-    def _encode(self, message: dict, ns: str = NS_ISO2) -> bytes:
-        return self._codecs(ns).encode(message)
-
-    def _decode(self, payload: bytes, ns: str) -> dict:
-        return self._codecs(ns).decode(payload)
-
-    def _queue(self, message: dict, ns: str = NS_ISO2) -> None:
-        name = next(iter(message["V2G_Message"]["Body"])) if ns == NS_ISO2 else next(iter(message))
-        self._out += frame(self._encode(message, ns))
-        self.trace.append(("out", name))
-
-    def _end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",
-             fallback: Optional[str] = None) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        self._timers.clear()
-        _log.debug("session ended: %s %s %s", reason, response_code or "", detail)
-        self._emit(SessionEnded(reason, response_code, detail, fallback))
-
-    def _timeout(self, timer: str, message: str, now: float, *, fallback: Optional[str] = None) -> None:
-        self._emit(TimerExpired(timer, message))
-        self._end("timeout", detail=f"{timer} expired waiting for {message or 'the peer'}", fallback=fallback)
-
-    # ---- to implement
-    def _on_payload(self, payload: bytes, now: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _on_timer(self, name: str, now: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _on_command(self, command: Any, now: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _remote_failure(self, code: str, hint: str, now: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-_ = NS_APP  # re-exported for subclasses
+    fsm.check_charger_transition(CHARGER_TRANSITIONS, state, request, new)

@@ -1,18 +1,21 @@
-"""Async glue: run a sans-IO session object over a :class:`plugcharge.transport.V2GTPStream`.
+"""Async glue: run a sans-IO session object over a :class:`plugcharge.net.transport.V2GTPStream`.
 
 ``run_ev(stream, session)`` and ``run_charger(stream, session, backend)`` move frames between the
 stream and the session, drive its timers with the event loop's clock, and answer the charger's
-:class:`~plugcharge.events.BackendRequest` events by calling the backend (OCPP-shaped, sync or
-async, see :mod:`plugcharge.backend`):
+:class:`~plugcharge.core.events.BackendRequest` events by calling the backend (OCPP-shaped, sync or
+async, see :mod:`plugcharge.backends.base`; the one import of this room outside :mod:`plugcharge.core`):
 
 * ``CertificateInstallationNeeded`` → ``Get15118EVCertificate`` (awaited; the charger's own
   backend timer bounds it), answered with ``CertificateInstallationResponse``;
 * ``AuthorizationNeeded`` → ``Authorize`` (eMAID, PEM chain, OCSP data) in a background task; the
   session answers EVSEProcessing=Ongoing until the result is in.  ExternalPayment uses
-  ``id_token`` (e.g. an RFID card) when given, else it is accepted locally.
+  ``id_token`` (e.g. an RFID card) when given, else it is accepted locally;
+* a backend with ``session_reporter(id_token=...)`` (e.g. OCPP TransactionEvent, see
+  :mod:`plugcharge.backends.capabilities`) is fed every charger event, and a ``SessionEnded`` when
+  the link ends the session; it must not block and must ignore events after the first end.
 
 Both return the list of session events; ``on_event`` sees each event as it happens, and a
-:class:`~plugcharge.events.Command` it returns (e.g. ``PauseCharging`` on ``ChargingStarted``) is
+:class:`~plugcharge.core.events.Command` it returns (e.g. ``PauseCharging`` on ``ChargingStarted``) is
 sent at once, its bytes written.  The stream is closed when the session ends or the peer
 disconnects; nothing escapes except cancellation.
 """
@@ -22,13 +25,12 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 
-from .charger import ChargerSession
-from .ev import EVSession
-from .events import (
+from ..core.session import ChargerSessionBase, EVSessionBase
+from ..core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
     Command, Event, ProtocolError, SessionEnded, StartSession,
 )
-from .messages import frame
+from ..core.codec import frame
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 
@@ -46,7 +48,7 @@ async def _flush(stream: Any, session: Any) -> None:
         await stream.write_raw(data)
 
 
-async def _command(stream: Any, session: Union[EVSession, ChargerSession], command: Any,
+async def _command(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], command: Any,
                    handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
     """Send a Command the event callback returned; its bytes go out before anything else."""
     if not isinstance(command, Command) or session.ended:
@@ -57,10 +59,10 @@ async def _command(stream: Any, session: Union[EVSession, ChargerSession], comma
     await handle(list(res.events))
 
 
-async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events: list[Event],
+async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], events: list[Event],
                  handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
+    from ..core.v2gtp import V2GTPError
     from .transport import TransportClosed
-    from .v2gtp import V2GTPError
 
     while not session.ended:
         await _flush(stream, session)
@@ -84,7 +86,7 @@ async def _drive(stream: Any, session: Union[EVSession, ChargerSession], events:
     await _flush(stream, session)
 
 
-async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCallback] = None) -> list[Event]:
+async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` (not yet started) over ``stream`` until it ends; returns its events."""
     clock = _clock()
     events: list[Event] = []
@@ -105,10 +107,10 @@ async def run_ev(stream: Any, session: EVSession, *, on_event: Optional[EventCal
     return events
 
 
-async def run_charger(stream: Any, session: ChargerSession, backend: Any = None, *,
+async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = None, *,
                       id_token: Optional[str] = None, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` over an accepted ``stream``, calling ``backend`` for its requests."""
-    from .backend import (
+    from ..backends.base import (
         AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, as_async, iso_response_code, pem_chain,
     )
 
@@ -116,6 +118,9 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
     events: list[Event] = []
     abackend = as_async(backend) if backend is not None else None
     tasks: set[asyncio.Task] = set()
+    # a backend that reports sessions (OCPP TransactionEvent) sees every event; it never blocks
+    reporter_factory = getattr(backend, "session_reporter", None)
+    reporter = reporter_factory(id_token=id_token) if callable(reporter_factory) else None
 
     async def authorize(need: AuthorizationNeeded) -> AuthorizationResult:
         if abackend is None:
@@ -145,6 +150,8 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
             events.append(e)
             if on_event is not None:
                 await _command(stream, session, on_event(e), handle, clock)
+            if reporter is not None:
+                reporter(e)
             if isinstance(e, CertificateInstallationNeeded):
                 await certificate(e)
             elif isinstance(e, AuthorizationNeeded):
@@ -156,6 +163,7 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
         deadline = session.get_timer()
         wait = None if deadline is None else max(0.0, deadline - clock())
         resp = None
+        failure = "no backend"
         if abackend is not None:
             try:
                 req = Get15118EVCertificateRequest.from_exi(need.exi_request, need.action, need.schema_version)
@@ -165,10 +173,11 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
                 return
             except Exception as exc:  # a broken backend must not break the session loop
                 _log.warning("backend certificate request failed: %s", exc)
+                failure = f"backend unavailable: {type(exc).__name__}"
         if session.ended:
             return
         exi = resp.exi if resp is not None and resp.status == "Accepted" else None
-        reason = "no backend answer" if resp is None else (resp.status_info or "") if exi is None else ""
+        reason = failure if resp is None else (resp.status_info or "") if exi is None else ""
         out = session.send(CertificateInstallationResponse(exi, exi is not None, reason=reason), clock())
         await stream.write_raw(out.data)
         await handle(list(out.events))
@@ -179,5 +188,8 @@ async def run_charger(stream: Any, session: ChargerSession, backend: Any = None,
     finally:
         for t in list(tasks):
             t.cancel()
+        if reporter is not None:  # the end the link reported (or our own stop) ends the transaction too
+            end = next((e for e in reversed(events) if isinstance(e, SessionEnded)), None)
+            reporter(end or SessionEnded("connection_closed", detail="charger stopped"))
         await stream.aclose()
     return events

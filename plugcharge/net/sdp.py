@@ -33,7 +33,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
-from .v2gtp import PayloadType, V2GTPError, decode_frame, encode_frame
+from ..core.v2gtp import PayloadType, V2GTPError, decode_frame, encode_frame
 
 __all__ = [
     "SDP_PORT",

@@ -22,27 +22,30 @@ Private keys never appear in ``repr``, logs or error messages.  The wallet has n
 pass ``now`` (aware UTC datetimes).
 
 Status events for the driver display and the charge-port light (:class:`WalletEvent`) are
-defined here and emitted by the session layer while it installs a contract.
+emitted by the session layer while it installs a contract; they are defined in
+:mod:`plugcharge.core.events` and re-exported here.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
 import datetime as dt
-import enum
 import hashlib
 import json
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
+
+from ..core.events import ChargePortLight, InstallationFailed, InstallationStarted, InstallationSucceeded, WalletEvent
+from .certs import normalize_emaid
 
 __all__ = [
     "WalletError",
@@ -75,86 +78,6 @@ DEFAULT_UPDATE_MARGIN = dt.timedelta(days=14)
 
 class WalletError(ValueError):
     """The wallet refused an operation or input (bad certificate, key mismatch, unknown id...)."""
-
-
-def normalize_emaid(emaid: str) -> str:
-    """eMAIDs compare without '-' separators and case-insensitively (ISO 15118-2 Annex H)."""
-    return emaid.replace("-", "").upper()
-
-
-# ---------------------------------------------------------------------------------------------
-# driver-facing status events
-# ---------------------------------------------------------------------------------------------
-class ChargePortLight(enum.Enum):
-    """What the charge-port light shows for a wallet event."""
-
-    INSTALLING = "installing"  # e.g. pulsing
-    SUCCESS = "success"  # e.g. steady green
-    FAILURE = "failure"  # e.g. blinking amber/red
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WalletEvent:
-    """Base of the status events for driver display and charge-port light.
-
-    The session layer emits them while it installs or updates a contract over the cable:
-    :class:`InstallationStarted` when it sends CertificateInstallationReq/UpdateReq,
-    :class:`InstallationSucceeded` after the contract was verified and stored in the wallet,
-    :class:`InstallationFailed` with a short, log-safe reason otherwise (the car then falls back to
-    ExternalPayment; re-plugging retries).
-    """
-
-    #: what the charge-port light shows for this event (set by each subclass)
-    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
-
-    @property
-    def light(self) -> ChargePortLight:
-        """The charge-port light state for this event."""
-        return self.LIGHT
-
-    @property
-    def display_text(self) -> str:
-        """A short text for the driver display."""
-        return ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InstallationStarted(WalletEvent):
-    """Contract installation (``action="install"``) or update (``"update"``) has begun."""
-
-    action: str = "install"
-
-    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.INSTALLING
-
-    @property
-    def display_text(self) -> str:
-        return "Updating charging contract…" if self.action == "update" else "Installing charging contract…"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InstallationSucceeded(WalletEvent):
-    """A contract for ``emaid`` is installed and ready for Plug & Charge."""
-
-    emaid: str
-
-    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.SUCCESS
-
-    @property
-    def display_text(self) -> str:
-        return f"Charging contract {self.emaid} installed"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InstallationFailed(WalletEvent):
-    """Installation failed; ``reason`` is short and log-safe (e.g. a ResponseCode)."""
-
-    reason: str
-
-    LIGHT: ClassVar[ChargePortLight] = ChargePortLight.FAILURE
-
-    @property
-    def display_text(self) -> str:
-        return f"Contract installation failed ({self.reason}); charging without Plug & Charge"
 
 
 # ---------------------------------------------------------------------------------------------

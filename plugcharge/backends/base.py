@@ -1,0 +1,279 @@
+"""The charger's backend interface, shaped like OCPP 2.0.1.
+
+A charger (SECC) never issues contracts or decides on authorisation itself: it forwards
+
+* the EV's CertificateInstallationReq / CertificateUpdateReq as OCPP **Get15118EVCertificate**
+  (:class:`Get15118EVCertificateRequest` → :class:`Get15118EVCertificateResponse`, the EXI of the
+  signed CertificateInstallationRes/UpdateRes V2G_Message, base64 as in OCPP), and
+* the contract (eMAID, certificate chain as PEM, OCSP request data) as OCPP **Authorize**
+  (:class:`AuthorizeRequest` → :class:`AuthorizeResponse`).
+
+Field names follow OCPP 2.0.1 in snake_case; :meth:`to_ocpp`/``from_ocpp`` convert to and from the
+camelCase JSON payloads.  :class:`Backend` is the synchronous interface, :class:`AsyncBackend` the
+async one; :func:`as_async` runs a synchronous backend from async code (in a worker thread).
+
+:class:`plugcharge.backends.simulated.SimulatedBackend` implements it in process with the ``pki``
+test PKI.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+
+__all__ = [
+    "ISO2_SCHEMA_VERSION",
+    "CERTIFICATE_STATUS_RESPONSE_CODE",
+    "Get15118EVCertificateRequest",
+    "Get15118EVCertificateResponse",
+    "OCSPRequestData",
+    "AuthorizeRequest",
+    "AuthorizeResponse",
+    "Backend",
+    "AsyncBackend",
+    "SyncBackendAdapter",
+    "as_async",
+    "iso_response_code",
+    "pem_chain",
+    "der_chain_from_pem",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``iso15118SchemaVersion`` OCPP uses for ISO 15118-2 messages.
+ISO2_SCHEMA_VERSION = "urn:iso:15118:2:2013:MsgDef"
+
+_ACTIONS = ("Install", "Update")
+_CERT_STATUS = ("Accepted", "SignatureError", "CertificateExpired", "CertificateRevoked",
+                "NoCertificateAvailable", "CertChainError", "ContractCancelled")
+_ID_STATUS = ("Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
+              "NotAtThisLocation", "NotAtThisTime", "Unknown")
+
+#: OCPP ``AuthorizeCertificateStatusEnumType`` → ISO 15118-2 ResponseCode of PaymentDetailsRes /
+#: AuthorizationRes.
+CERTIFICATE_STATUS_RESPONSE_CODE: Mapping[str, str] = {
+    "Accepted": "OK",
+    "SignatureError": "FAILED_SignatureError",
+    "CertificateExpired": "FAILED_CertificateExpired",
+    "CertificateRevoked": "FAILED_CertificateRevoked",
+    "NoCertificateAvailable": "FAILED_NoCertificateAvailable",
+    "CertChainError": "FAILED_CertChainError",
+    "ContractCancelled": "FAILED_ContractCanceled",  # ISO spells it with one 'l'
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# OCPP-shaped messages
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class Get15118EVCertificateRequest:
+    """OCPP 2.0.1 Get15118EVCertificateRequest.
+
+    ``exi_request`` is base64 of the EXI-encoded V2G_Message carrying CertificateInstallationReq
+    (``action="Install"``) or CertificateUpdateReq (``"Update"``), exactly as the EV sent it.
+    """
+
+    iso15118_schema_version: str
+    action: str
+    exi_request: str
+
+    def __post_init__(self) -> None:
+        if self.action not in _ACTIONS:
+            raise ValueError(f"action must be one of {_ACTIONS}, not {self.action!r}")
+
+    @classmethod
+    def from_exi(cls, exi: bytes, action: str = "Install", schema: str = ISO2_SCHEMA_VERSION) -> "Get15118EVCertificateRequest":
+        """Build the request from the raw EXI bytes."""
+        return cls(schema, action, base64.b64encode(exi).decode("ascii"))
+
+    def to_ocpp(self) -> dict[str, Any]:
+        """The OCPP JSON payload."""
+        return {"iso15118SchemaVersion": self.iso15118_schema_version, "action": self.action,
+                "exiRequest": self.exi_request}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Get15118EVCertificateResponse:
+    """OCPP 2.0.1 Get15118EVCertificateResponse (``exi_response``: base64 EXI, empty on failure)."""
+
+    status: str
+    exi_response: str = ""
+    status_info: Optional[str] = None  # OCPP statusInfo.reasonCode, log-safe
+
+    def __post_init__(self) -> None:
+        if self.status not in ("Accepted", "Failed"):
+            raise ValueError(f"status must be Accepted or Failed, not {self.status!r}")
+
+    @property
+    def exi(self) -> bytes:
+        """The decoded EXI bytes (empty when failed)."""
+        return base64.b64decode(self.exi_response) if self.exi_response else b""
+
+    def to_ocpp(self) -> dict[str, Any]:
+        """The OCPP JSON payload."""
+        out: dict[str, Any] = {"status": self.status, "exiResponse": self.exi_response}
+        if self.status_info:
+            out["statusInfo"] = {"reasonCode": self.status_info}
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OCSPRequestData:
+    """OCPP 2.0.1 OCSPRequestDataType (one per certificate of the contract chain)."""
+
+    hash_algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+    responder_url: str
+
+    _KEYS = (("hash_algorithm", "hashAlgorithm"), ("issuer_name_hash", "issuerNameHash"),
+             ("issuer_key_hash", "issuerKeyHash"), ("serial_number", "serialNumber"),
+             ("responder_url", "responderURL"))
+
+    @classmethod
+    def from_ocpp(cls, data: Mapping[str, Any]) -> "OCSPRequestData":
+        """From an OCPP camelCase dict (snake_case keys accepted too)."""
+        try:
+            return cls(**{snake: str(data[camel] if camel in data else data[snake]) for snake, camel in cls._KEYS})
+        except KeyError as exc:
+            raise ValueError(f"OCSPRequestData lacks {exc.args[0]!r}") from None
+
+    def to_ocpp(self) -> dict[str, str]:
+        """The OCPP JSON object."""
+        return {camel: getattr(self, snake) for snake, camel in self._KEYS}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthorizeRequest:
+    """OCPP 2.0.1 AuthorizeRequest for Plug & Charge (idToken type eMAID) or EIM.
+
+    ``certificate`` is the contract chain as PEM (leaf first); ``iso15118_certificate_hash_data``
+    the OCSP request data of the chain's certificates (when the charger sends no certificate).
+    """
+
+    id_token: str
+    certificate: Optional[str] = None
+    iso15118_certificate_hash_data: Optional[tuple[OCSPRequestData, ...]] = None
+    id_token_type: str = "eMAID"
+
+    def to_ocpp(self) -> dict[str, Any]:
+        """The OCPP JSON payload."""
+        out: dict[str, Any] = {"idToken": {"idToken": self.id_token, "type": self.id_token_type}}
+        if self.certificate is not None:
+            out["certificate"] = self.certificate
+        if self.iso15118_certificate_hash_data:
+            out["iso15118CertificateHashData"] = [d.to_ocpp() for d in self.iso15118_certificate_hash_data]
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthorizeResponse:
+    """OCPP 2.0.1 AuthorizeResponse: ``idTokenInfo.status`` and ``certificateStatus``."""
+
+    id_token_status: str
+    certificate_status: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.id_token_status not in _ID_STATUS:
+            raise ValueError(f"unknown idTokenInfo.status {self.id_token_status!r}")
+        if self.certificate_status is not None and self.certificate_status not in _CERT_STATUS:
+            raise ValueError(f"unknown certificateStatus {self.certificate_status!r}")
+
+    @property
+    def accepted(self) -> bool:
+        """Both the token and (if checked) the certificate are accepted."""
+        return self.id_token_status == "Accepted" and self.certificate_status in (None, "Accepted")
+
+    def to_ocpp(self) -> dict[str, Any]:
+        """The OCPP JSON payload."""
+        out: dict[str, Any] = {"idTokenInfo": {"status": self.id_token_status}}
+        if self.certificate_status is not None:
+            out["certificateStatus"] = self.certificate_status
+        return out
+
+
+def iso_response_code(response: AuthorizeResponse) -> str:
+    """The ISO 15118-2 ResponseCode a charger answers with for this Authorize result."""
+    if response.certificate_status not in (None, "Accepted"):
+        return CERTIFICATE_STATUS_RESPONSE_CODE[response.certificate_status]  # type: ignore[index]
+    return "OK" if response.id_token_status == "Accepted" else "FAILED"
+
+
+def pem_chain(certs: Sequence[bytes]) -> str:
+    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants."""
+    return "".join(x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM).decode("ascii")
+                   for c in certs)
+
+
+def der_chain_from_pem(pem: str) -> list[bytes]:
+    """DER certificates of a PEM chain (the inverse of :func:`pem_chain`)."""
+    certs = x509.load_pem_x509_certificates(pem.encode("ascii"))
+    return [c.public_bytes(serialization.Encoding.DER) for c in certs]
+
+
+# ---------------------------------------------------------------------------------------------
+# interfaces
+# ---------------------------------------------------------------------------------------------
+@runtime_checkable
+class Backend(Protocol):
+    """Synchronous backend (CSMS) as seen by the charger."""
+
+    def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
+        """Forward a contract installation/update request; return the signed EXI response."""
+        ...
+
+    def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
+        """Authorise an eMAID (with its contract chain / OCSP data)."""
+        ...
+
+
+@runtime_checkable
+class AsyncBackend(Protocol):
+    """Asynchronous backend (e.g. an OCPP websocket client)."""
+
+    async def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
+        """See :meth:`Backend.get_15118_ev_certificate`."""
+        ...
+
+    async def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
+        """See :meth:`Backend.authorize`."""
+        ...
+
+
+class SyncBackendAdapter:
+    """Runs a synchronous :class:`Backend` from async code.
+
+    With ``in_thread=True`` (default) each call runs in a worker thread so a slow backend does
+    not block the event loop; ``False`` calls inline (fine for the in-process simulation).
+    """
+
+    def __init__(self, backend: Backend, *, in_thread: bool = True) -> None:
+        self.backend = backend
+        self.in_thread = in_thread
+
+    async def _call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        if self.in_thread:
+            return await asyncio.to_thread(fn, arg)
+        return fn(arg)
+
+    async def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
+        """Async wrapper of the sync call."""
+        return await self._call(self.backend.get_15118_ev_certificate, request)
+
+    async def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
+        """Async wrapper of the sync call."""
+        return await self._call(self.backend.authorize, request)
+
+
+def as_async(backend: Backend | AsyncBackend, *, in_thread: bool = True) -> AsyncBackend:
+    """Return ``backend`` itself if its methods are coroutines, else a :class:`SyncBackendAdapter`."""
+    if asyncio.iscoroutinefunction(getattr(backend, "authorize", None)):
+        return backend  # type: ignore[return-value]
+    return SyncBackendAdapter(backend, in_thread=in_thread)  # type: ignore[arg-type]

@@ -1,0 +1,161 @@
+"""``plugcharge csms``: the test CSMS (OCPP 2.0.1 websocket server, eMSP, contract pool).
+
+::
+
+    plugcharge csms [--listen HOST:PORT] [--data-dir D] [--delay ACTION=SECONDS]
+    plugcharge csms activate PCID [--emaid EMAID] [--data-dir D]
+    plugcharge csms revoke EMAID [--data-dir D]
+    plugcharge csms list [--data-dir D]
+
+The CSMS uses the data directory's test PKI (``D/pki``, created when absent, the layout
+``plugcharge demo`` uses) and keeps the eMSP registry in ``D/csms/state.json``; ``activate`` and
+``revoke`` change that file under a lock and the running CSMS re-reads it on its next OCPP call
+(see :mod:`plugcharge.backends.csms`).  Stations connect to ``ws://HOST:PORT/STATION-ID`` with the
+``ocpp2.0.1`` subprotocol.  One line per OCPP call goes to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ._common import data_dir_arg, default_data_dir
+
+__all__ = ["register", "run", "DEFAULT_LISTEN"]
+
+DEFAULT_LISTEN = "127.0.0.1:9000"
+
+
+def register(sub: Any) -> None:
+    """Add the ``csms`` subcommand to the subparsers ``sub``."""
+    c = sub.add_parser("csms", help="run the test CSMS (OCPP 2.0.1), activate or revoke contracts",
+                       description="Run a test CSMS that plays the charge point operator's backend, the "
+                                   "e-mobility provider and the contract certificate pool over OCPP 2.0.1 "
+                                   "websockets, or change its eMSP registry (activate a car's PCID, revoke an "
+                                   "eMAID) while it runs.")
+    data_dir_arg(c)
+    c.set_defaults(run=run)
+    c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
+    c.add_argument("--delay", action="append", default=[], metavar="ACTION=SECONDS",
+                   help="answer this OCPP action late (a slow CSMS), e.g. Authorize=30; repeatable")
+    csub = c.add_subparsers(dest="csms_action", metavar="ACTION")
+    a = csub.add_parser("activate", help="the driver activates Plug & Charge for a car (its PCID)",
+                        description="Give the eMSP the car's PCID (see 'plugcharge pcid'): a new contract goes "
+                                    "into the pool and the car installs it on its next charge (newest wins).")
+    a.add_argument("pcid", metavar="PCID")
+    a.add_argument("--emaid", default=None, help="the eMAID to assign (default: the PCID's, or one derived from it)")
+    data_dir_arg(a, argparse.SUPPRESS)
+    lst = csub.add_parser("list", help="show the eMSP registry (activated PCIDs, contracts, revocations)")
+    data_dir_arg(lst, argparse.SUPPRESS)
+    r = csub.add_parser("revoke", help="cancel a contract: OCSP answers revoked, Authorize fails",
+                        description="Revoke every contract certificate issued for EMAID.")
+    r.add_argument("emaid", metavar="EMAID")
+    data_dir_arg(r, argparse.SUPPRESS)
+
+
+def _pki(data: Path, out: Callable[[str], None]) -> Any:
+    from .demo import ensure_pki
+
+    return ensure_pki(data / "pki", seed=None, iso=2, now=dt.datetime.now(dt.timezone.utc),
+                      say=lambda who, text: out(f"{who}: {text}"))[0]
+
+
+def _list(state: Any, out: Callable[[str], None]) -> int:
+    pcids = state["pcids"]
+    out(f"{len(pcids)} activated PCID{'s' if len(pcids) != 1 else ''}" + (":" if pcids else ""))
+    for pcid, emaid in sorted(pcids.items()):
+        out(f"  {pcid}  {emaid}")
+    out(f"{len(state['contracts'])} contract certificate{'s' if len(state['contracts']) != 1 else ''} issued"
+        + (":" if state["contracts"] else ""))
+    for c in state["contracts"]:
+        out(f"  {c['emaid']:<18} serial {c['serial']:<34} issued {c['issued']}  "
+            f"{'pooled' if c['pooled'] else 'update'}{'  REVOKED' if c['revoked'] else ''}")
+    return 0
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"--listen wants HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """Run ``plugcharge csms``; returns the exit code."""
+    data = args.data_dir or default_data_dir()
+    from .demo import DEMO_ID_TOKEN, DemoError
+
+    try:
+        from ..backends import csms as C
+    except ImportError as exc:
+        err(f"plugcharge csms: {exc}")
+        return 2
+    try:
+        pki = _pki(data, out)
+        if args.csms_action == "activate":
+            contract = C.activate(data / "csms", pki, args.pcid, args.emaid)
+            out(f"activated PCID {args.pcid}: contract {contract.emaid} (serial {contract.serial:x}) is in the "
+                f"pool; the car installs it on its next charge")
+            return 0
+        if args.csms_action == "list":
+            return _list(C.registry(data / "csms", pki), out)
+        if args.csms_action == "revoke":
+            n = C.revoke(data / "csms", pki, args.emaid)
+            if n == 0:
+                err(f"plugcharge csms revoke: no contract was issued for {args.emaid}")
+                return 1
+            out(f"revoked {n} contract certificate{'s' if n != 1 else ''} of {args.emaid}")
+            return 0
+        host, port = _listen(args.listen)
+        delays = {}
+        for item in args.delay:
+            action, _, seconds = item.partition("=")
+            delays[action] = float(seconds)
+    except (ValueError, DemoError, OSError) as exc:
+        err(f"plugcharge csms: {exc}")
+        return 1
+    started = time.monotonic()
+
+    def line(text: str) -> None:
+        out(f"{time.monotonic() - started:8.2f}s  {text}")
+        sys.stdout.flush()  # one line per OCPP call, visible at once through a pipe
+
+    async def serve() -> None:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            # the ocpp package logs a traceback for every malformed call: without -v, our one line per
+            # call is the log (a station sending garbage must not flood the terminal)
+            logging.getLogger("ocpp").setLevel(logging.CRITICAL)
+        csms = C.TestCSMS(pki, data / "csms", log=line, id_tokens=(DEMO_ID_TOKEN,))
+        csms.delays.update(delays)
+        await csms.start(host, port)
+        out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.0.1); eMSP state in {data / 'csms'}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread / not POSIX
+                pass
+        try:
+            await stop.wait()
+        finally:
+            await csms.aclose()
+            out("CSMS stopped")
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        err(f"plugcharge csms: cannot listen on {args.listen}: {exc}")
+        return 1
+    except ValueError as exc:  # an unreadable state file
+        err(f"plugcharge csms: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""``plugcharge wallet list|delete ID|wipe|enable|disable``: the EV's contract wallet."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any, Callable
+
+from ._common import data_dir_arg, open_wallet
+
+__all__ = ["register", "run"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``wallet`` subcommand to the subparsers ``sub``."""
+    w = sub.add_parser("wallet", help="manage the EV's contract wallet",
+                       description="Manage the EV contract wallet in DATA_DIR/wallet.")
+    data_dir_arg(w)
+    wsub = w.add_subparsers(dest="action", metavar="ACTION")
+    for name, text in (("list", "list installed contracts (eMAID, provider, validity)"),
+                       ("wipe", "delete every contract (as a workshop would)"),
+                       ("enable", "switch Plug & Charge on"), ("disable", "switch Plug & Charge off")):
+        data_dir_arg(wsub.add_parser(name, help=text, description=text), argparse.SUPPRESS)
+    rm = wsub.add_parser("delete", help="delete one contract by its id (see 'wallet list')")
+    rm.add_argument("contract_id", metavar="ID")
+    data_dir_arg(rm, argparse.SUPPRESS)
+    w.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """Run ``plugcharge wallet``; returns the exit code."""
+    from ..pnc.wallet import WalletError
+
+    if args.action is None:
+        err("plugcharge wallet: give an action: list, delete ID, wipe, enable, disable")
+        return 2
+    wallet = open_wallet(args, err)
+    if wallet is None:
+        return 1
+    now = dt.datetime.now(dt.timezone.utc)
+    if args.action == "list":
+        usable = wallet.usable_contract(now)
+        out(f"Plug & Charge: {'on' if wallet.enabled else 'off'}   PCID: {wallet.pcid or '-'}")
+        infos = wallet.contracts()
+        if not infos:
+            out("no contracts installed")
+            return 0
+        out(f"{'ID':<18} {'eMAID':<18} {'provider':<9} {'valid from':<17} {'valid until':<17} status")
+        for c in infos:
+            status = ("in use" if usable is not None and usable.info.contract_id == c.contract_id else
+                      "expired" if c.not_after < now else "not yet valid" if c.not_before > now else "valid")
+            out(f"{c.contract_id:<18} {c.emaid:<18} {c.provider:<9} {c.not_before:%Y-%m-%d %H:%M} "
+                f"{c.not_after:%Y-%m-%d %H:%M} {status}")
+        return 0
+    try:
+        if args.action == "delete":
+            info = next((c for c in wallet.contracts() if c.contract_id == args.contract_id), None)
+            wallet.delete(args.contract_id)
+            out(f"deleted contract {args.contract_id}" + (f" ({info.emaid})" if info else ""))
+        elif args.action == "wipe":
+            n = len(wallet.contracts())
+            wallet.wipe()
+            out(f"wiped {n} contract{'s' if n != 1 else ''}")
+        elif args.action in ("enable", "disable"):
+            wallet.set_enabled(args.action == "enable")
+            out(f"Plug & Charge {'on' if wallet.enabled else 'off'}")
+    except (WalletError, OSError) as exc:
+        err(f"plugcharge wallet {args.action}: {exc}")
+        return 1
+    return 0
