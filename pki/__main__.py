@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", type=Path, help="output directory (created if missing)")
     p.add_argument("--iso", type=int, choices=(2, 20), help="edition (default: both)")
     p.add_argument("--algorithm", choices=("secp521r1", "ed448"), help="-20 key algorithm (default secp521r1)")
+    p.add_argument("--oem-provisioning-algorithm", choices=("secp521r1", "ed448"),
+                   help="-20 key algorithm of the OEM provisioning leaf only (default: --algorithm); an Ed448 PKI "
+                        "that installs contracts needs secp521r1 here (the contract-key transport agrees keys on it)")
     p.add_argument("--seed", type=int, help="derive keys and serials from this seed (reproducible output)")
     p.add_argument("--at", type=_parse_time, help="reference time (ISO 8601, default now); certificates start 1 day earlier")
     p.add_argument("--emaid", default=DEFAULT_EMAID, help=f"contract certificate CN (default {DEFAULT_EMAID})")
@@ -49,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for iso in variants:
             algorithm = args.algorithm if iso == 20 else None
-            pki = issue_test_pki(iso, seed=args.seed, now=now, emaid=args.emaid, pcid=args.pcid, algorithm=algorithm)
+            oem_algorithm = args.oem_provisioning_algorithm if iso == 20 else None
+            pki = issue_test_pki(iso, seed=args.seed, now=now, emaid=args.emaid, pcid=args.pcid, algorithm=algorithm,
+                                 oem_provisioning_algorithm=oem_algorithm)
             manifest = pki.write(args.directory / f"iso{iso}")
             index[f"iso{iso}"] = str(manifest.relative_to(args.directory))
             print(f"ISO 15118-{iso} ({pki.algorithm}): {len(pki.certificates)} certificates -> {manifest.parent}")

@@ -299,6 +299,7 @@ def issue_test_pki(
     emaid: str = DEFAULT_EMAID,
     pcid: str = DEFAULT_PCID,
     algorithm: str | None = None,
+    oem_provisioning_algorithm: str | None = None,
 ) -> TestPKI:
     """Issue a complete test PKI for ISO 15118-``iso`` (2 or 20).
 
@@ -308,6 +309,11 @@ def issue_test_pki(
         now: the reference time (default: the current time; pass it for reproducible output); every
             certificate is valid from ``now - 1 day``.
         emaid: contract CN (must be a valid eMAID); pcid: OEM provisioning CN (valid PCID).
+        oem_provisioning_algorithm: key algorithm of the OEM provisioning leaf only (default: ``algorithm``).
+            An Ed448 key signs but cannot agree keys, and the -20 schema has no room for the X448
+            variant of the contract-key transport (DHPublicKey is fixed at 133 bytes), so an
+            Ed448 PKI that installs contracts gives the OEM provisioning leaf a ``"secp521r1"`` key
+            (it is still issued and signed by the Ed448 OEM Sub-CA 2; see :mod:`pki.keytransport`).
     """
     if iso not in (2, 20):
         raise IssueError(f"iso must be 2 or 20, not {iso!r}")
@@ -316,6 +322,7 @@ def issue_test_pki(
     if not is_valid_pcid(pcid):
         raise IssueError(f"not a valid PCID: {pcid!r}")
     algo = algorithm or ("secp256r1" if iso == 2 else "secp521r1")
+    role_algo = {"oem-provisioning-leaf": oem_provisioning_algorithm or algo}
     now = _utc(now or datetime.now(timezone.utc))
     factory = KeyFactory(seed)
     certs: dict[str, bytes] = {}
@@ -327,9 +334,10 @@ def issue_test_pki(
             profile = cert_profile(f"iso{iso}-{role}")
         except KeyError:
             continue  # e.g. vehicle-leaf in -2
-        if algo not in profile.key_algorithms:
-            raise IssueError(f"{profile.name} does not permit {algo}")
-        key = factory.key(f"iso{iso}/{algo}/{role}", algo)
+        key_algo = role_algo.get(role, algo)
+        if key_algo not in profile.key_algorithms:
+            raise IssueError(f"{profile.name} does not permit {key_algo}")
+        key = factory.key(f"iso{iso}/{key_algo}/{role}", key_algo)
         serial = factory.serial(f"iso{iso}/{role}")
         issuer_role = ISSUER_OF[role]
         cn = {"contract-leaf": emaid, "oem-provisioning-leaf": pcid}.get(role, ROLE_CN.get(role, role))

@@ -17,12 +17,18 @@ ISO 15118-20 (``iso=20``, text 7.9.2.5 as quoted in public copies; unverified ag
     SECP521: Z = ECDH(P-521) x (66 B); K = ConcatKDF-SHA-512(Z, 256 bit, 01 55 56) [V2G20-2535]
              out = IV(12) ‖ AES-256-GCM_K(d as 66 B, top 7 bits 0 [V2G20-2678]) ‖ tag(16)   94 B
              DHPublicKey = 04 ‖ X ‖ Y (133 B)
+             an Ed448 contract key (RFC 8032 private key, 57 B) travels as 9 zero bytes ‖ key (66 B)
     X448:    Z = X448 (56 B); same KDF; out = IV(12) ‖ CT(56) ‖ tag(16) = 84 B; DHPublicKey = 56 B raw
     AAD = PCID (18 ASCII) ‖ SKI of the contract certificate as upper-case hex ASCII [V2G20-2492]
 
 The X448 variant transports a 56-byte X448 private key; how the standard relates it to an Ed448
 contract certificate is not settled in the public sources, so the match check requires the contract
-certificate to carry that X448 public key.
+certificate to carry that X448 public key.  An Ed448 contract (the -20 alternative signature
+suite [V2G20-2319]) has a 57-byte private key, which the 56-byte X448 field cannot hold, and the
+-20 schema fixes DHPublicKey at 133 bytes (an X448 public key has 56): so this module carries an
+Ed448 contract key through the SECP521 variant, right-aligned in the 66-byte field with nine zero
+bytes in front.  That placement is this package's reading, not text of the standard; the match
+check then derives the Ed448 public key and compares it with the certificate's.
 
 Every failure raises :class:`pki.errors.KeyTransportError` (``ValueError``) without key material.
 """
@@ -34,7 +40,7 @@ from typing import NamedTuple, Union
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, x448
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, x448
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
@@ -55,7 +61,9 @@ __all__ = [
 #: ConcatKDF OtherInfo: AlgorithmID 0x01, PartyUInfo 'U' 0x55, PartyVInfo 'V' 0x56 [V2G2-818]
 OTHER_INFO = b"\x01\x55\x56"
 
-ContractPrivateKey = Union[ec.EllipticCurvePrivateKey, x448.X448PrivateKey]
+ContractPrivateKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey, x448.X448PrivateKey]
+#: an Ed448 private key (57 B) in the 66-byte SECP521 plaintext: this many zero bytes in front
+_ED448_PAD = 66 - 57
 ReceiverPublicKey = Union[ec.EllipticCurvePublicKey, x448.X448PublicKey]
 ReceiverPrivateKey = Union[ec.EllipticCurvePrivateKey, x448.X448PrivateKey]
 
@@ -90,6 +98,8 @@ def _curve_name(key: object) -> str:
         return key.curve.name
     if isinstance(key, (x448.X448PrivateKey, x448.X448PublicKey)):
         return "x448"
+    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
+        return "ed448"
     return type(key).__name__
 
 
@@ -126,7 +136,8 @@ def encrypt_contract_key(
     """Backend side: encrypt the contract private key for the EV.
 
     Args:
-        contract_key: the new contract certificate's private key (P-256 for -2; P-521 or X448 for -20).
+        contract_key: the new contract certificate's private key (P-256 for -2; P-521, Ed448 (in the
+            SECP521 variant, see the module docstring) or X448 for -20).
         receiver_public_key: the OEM provisioning certificate's key (installation) or the old contract
             certificate's key (update); its type selects the -20 variant (P-521 → SECP521, X448 → X448).
         iso: 2 or 20.
@@ -163,13 +174,16 @@ def encrypt_contract_key(
     if len(iv) != 12:
         raise KeyTransportError(f"IV must be 12 bytes, got {len(iv)}")
     if isinstance(receiver_public_key, ec.EllipticCurvePublicKey) and receiver_public_key.curve.name == "secp521r1":
-        if not isinstance(contract_key, ec.EllipticCurvePrivateKey) or contract_key.curve.name != "secp521r1":
-            raise KeyTransportError(f"SECP521 variant needs a secp521r1 contract key, got {_curve_name(contract_key)}")
+        if isinstance(contract_key, ed448.Ed448PrivateKey):
+            plain = bytes(_ED448_PAD) + contract_key.private_bytes_raw()
+        elif isinstance(contract_key, ec.EllipticCurvePrivateKey) and contract_key.curve.name == "secp521r1":
+            plain = contract_key.private_numbers().private_value.to_bytes(66, "big")  # [V2G20-2678]
+        else:
+            raise KeyTransportError(f"SECP521 variant needs a secp521r1 or Ed448 contract key, got {_curve_name(contract_key)}")
         eph = ephemeral_key if ephemeral_key is not None else ec.generate_private_key(ec.SECP521R1())
         if not isinstance(eph, ec.EllipticCurvePrivateKey) or eph.curve.name != "secp521r1":
             raise KeyTransportError("ephemeral key must be secp521r1")
         z = eph.exchange(ec.ECDH(), receiver_public_key)
-        plain = contract_key.private_numbers().private_value.to_bytes(66, "big")  # [V2G20-2678]
         dh = eph.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     elif isinstance(receiver_public_key, x448.X448PublicKey):
         if not isinstance(contract_key, x448.X448PrivateKey):
@@ -207,7 +221,8 @@ def decrypt_contract_key(
         pcid: -20 only: the EV's PCID (AAD).
 
     Returns:
-        the contract private key (``EllipticCurvePrivateKey``, or ``X448PrivateKey`` for the X448 variant).
+        the contract private key (``EllipticCurvePrivateKey``; ``Ed448PrivateKey`` when the contract
+        certificate holds an Ed448 key; ``X448PrivateKey`` for the X448 variant).
 
     Raises:
         KeyTransportError: wrong lengths, an invalid DH point, a failed GCM tag, a scalar out of range
@@ -246,6 +261,8 @@ def decrypt_contract_key(
         plain = _gcm_open(concat_kdf(receiver_private_key.exchange(ec.ECDH(), peer), iso=20), ciphertext, aad)
         if plain[0] & 0xFE:
             raise KeyTransportError("decrypted key has non-zero padding bits [V2G20-2678]")
+        if isinstance(cert.public_key(), ed448.Ed448PublicKey):
+            return _ed448_key_matching(plain, cert)
         return _ec_key_matching(int.from_bytes(plain, "big"), _P521_N, ec.SECP521R1(), cert)
     if isinstance(receiver_private_key, x448.X448PrivateKey):
         if len(ciphertext) != 84:
@@ -282,4 +299,16 @@ def _ec_key_matching(d: int, n: int, curve: ec.EllipticCurve, cert: x509.Certifi
         raise KeyTransportError(f"contract certificate key is not on {curve.name}")
     if cert_key.public_numbers() != priv.public_key().public_numbers():
         raise KeyTransportError("decrypted private key does not match the contract certificate's public key [V2G2-823]")
+    return priv
+
+
+def _ed448_key_matching(plain: bytes, cert: x509.Certificate) -> ed448.Ed448PrivateKey:
+    """An Ed448 contract key from the 66-byte SECP521 plaintext; it must give the certificate's key."""
+    if any(plain[:_ED448_PAD]):
+        raise KeyTransportError(f"an Ed448 contract key fills the last 57 bytes; the first {_ED448_PAD} must be zero")
+    priv = ed448.Ed448PrivateKey.from_private_bytes(plain[_ED448_PAD:])
+    cert_key = cert.public_key()
+    assert isinstance(cert_key, ed448.Ed448PublicKey)  # the caller dispatched on it
+    if cert_key.public_bytes_raw() != priv.public_key().public_bytes_raw():
+        raise KeyTransportError("decrypted Ed448 key does not match the contract certificate's public key [V2G20-2507]")
     return priv

@@ -4,26 +4,32 @@ package implements (:func:`default_registry`).
 Both are sans-IO (h11 style): ``receive_data(bytes, now)`` returns typed events, ``data_to_send()``
 returns bytes, ``send(command, now)`` drives them, ``get_timer()`` / ``handle_timer(now)`` apply the
 standard's timeouts.  The SupportedAppProtocol handshake picks the protocol
-(:class:`~plugcharge.core.events.ProtocolAgreed` names it); implemented today: ISO 15118-2.
+(:class:`~plugcharge.core.events.ProtocolAgreed` names it); implemented today: ISO 15118-2 and
+DIN SPEC 70121.
+
+``timing`` takes one timer profile or several (each protocol's own type, e.g. a scaled
+:class:`plugcharge.iso2.TimingProfile` and a :class:`plugcharge.din.TimingProfile`): a profile applies
+to the protocol whose type it is (:func:`plugcharge.core.timers.timing_for`); without one, each
+protocol runs on its standard's tables.
 """
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import iso2
+from . import din, iso2
 from .core.codec import CodecProvider
 from .core.config import ChargerConfig, EVConfig, SessionStore
 from .core.protocol import ProtocolRegistry
 from .core.session import ChargerSessionBase, EVSessionBase
-from .core.timers import HandshakeTiming
+from .core.timers import TimingArg
 from .pnc.security import ChargerSecurity, EVSecurity
 
 __all__ = ["EVSession", "ChargerSession", "default_registry"]
 
 
 def default_registry() -> ProtocolRegistry:
-    """The protocols implemented in this package: ISO 15118-2 (DIN SPEC 70121 and ISO 15118-20 later)."""
-    return ProtocolRegistry([iso2.SPEC])
+    """The protocols implemented in this package: ISO 15118-2 and DIN SPEC 70121 (ISO 15118-20 later)."""
+    return ProtocolRegistry([iso2.SPEC, din.SPEC])
 
 
 class EVSession(EVSessionBase):
@@ -33,7 +39,7 @@ class EVSession(EVSessionBase):
     registry (tests plug in protocols of their own)."""
 
     def __init__(self, config: Optional[EVConfig] = None, *, security: Optional[EVSecurity] = None,
-                 timing: HandshakeTiming = iso2.DEFAULT_TIMING, codecs: Optional[CodecProvider] = None,
+                 timing: TimingArg = None, codecs: Optional[CodecProvider] = None,
                  protocols: Optional[ProtocolRegistry] = None) -> None:
         super().__init__(config or EVConfig(), security=security or EVSecurity(), timing=timing, codecs=codecs,
                          protocols=protocols if protocols is not None else default_registry())
@@ -61,7 +67,7 @@ class ChargerSession(ChargerSessionBase):
     connections; ``now`` arms the sequence timer at once (else call :meth:`connection_made`)."""
 
     def __init__(self, config: Optional[ChargerConfig] = None, *, security: Optional[ChargerSecurity] = None,
-                 store: Optional[SessionStore] = None, timing: HandshakeTiming = iso2.DEFAULT_TIMING,
+                 store: Optional[SessionStore] = None, timing: TimingArg = None,
                  codecs: Optional[CodecProvider] = None, now: Optional[float] = None,
                  protocols: Optional[ProtocolRegistry] = None) -> None:
         super().__init__(config or ChargerConfig(), security=security or ChargerSecurity(), store=store,

@@ -4,4 +4,4 @@ CPS + eMSP (:mod:`~plugcharge.backends.simulated`) and the optional capabilities
 'plugcharge[ocpp]'``): the OCPP 2.0.1 charging-station client (:mod:`~plugcharge.backends.ocpp`) and
 the test CSMS (:mod:`~plugcharge.backends.csms`), imported on demand.  Imports
 :mod:`plugcharge.core` and :mod:`plugcharge.pnc` of plugcharge."""
-__all__ = ["base", "simulated", "capabilities"]
+__all__ = ["base", "simulated", "simulated20", "capabilities"]

@@ -29,7 +29,11 @@ from cryptography.hazmat.primitives import serialization
 
 __all__ = [
     "ISO2_SCHEMA_VERSION",
+    "ISO20_SCHEMA_VERSION",
+    "V2G20_CERTIFICATE",
     "CERTIFICATE_STATUS_RESPONSE_CODE",
+    "CERTIFICATE_STATUS_RESPONSE_CODE_20",
+    "iso20_response_code",
     "Get15118EVCertificateRequest",
     "Get15118EVCertificateResponse",
     "OCSPRequestData",
@@ -48,12 +52,33 @@ logger = logging.getLogger(__name__)
 
 #: ``iso15118SchemaVersion`` OCPP uses for ISO 15118-2 messages.
 ISO2_SCHEMA_VERSION = "urn:iso:15118:2:2013:MsgDef"
+#: ``iso15118SchemaVersion`` for ISO 15118-20: the namespace of the CommonMessages schema, which
+#: carries CertificateInstallationReq/Res.
+ISO20_SCHEMA_VERSION = "urn:iso:std:iso:15118:-20:CommonMessages"
+#: OCPP 2.1's certificate use (InstallCertificate, GetInstalledCertificateIds, SignCertificate) of
+#: the charger's ISO 15118-20 SECC certificate, beside 2.0.1's ``V2GCertificate`` (-2).
+V2G20_CERTIFICATE = "V2G20Certificate"
+_MAX_PRIORITIZED_EMAIDS = 8
 
 _ACTIONS = ("Install", "Update")
 _CERT_STATUS = ("Accepted", "SignatureError", "CertificateExpired", "CertificateRevoked",
                 "NoCertificateAvailable", "CertChainError", "ContractCancelled")
 _ID_STATUS = ("Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
               "NotAtThisLocation", "NotAtThisTime", "Unknown")
+
+#: OCPP ``AuthorizeCertificateStatusEnumType`` → ISO 15118-20 ResponseCode of AuthorizationRes: -20
+#: has no FAILED code for certificates, a refused contract is a WARNING after which the EV may use
+#: EIM (see :mod:`plugcharge.pnc.codes20`); ``SignatureError`` is the backend's finding about the
+#: chain, not about the message signature the charger checked.
+CERTIFICATE_STATUS_RESPONSE_CODE_20: Mapping[str, str] = {
+    "Accepted": "OK",
+    "SignatureError": "WARNING_CertificateValidationError",
+    "CertificateExpired": "WARNING_CertificateExpired",
+    "CertificateRevoked": "WARNING_CertificateRevoked",
+    "NoCertificateAvailable": "WARNING_eMSPUnknown",
+    "CertChainError": "WARNING_CertificateValidationError",
+    "ContractCancelled": "WARNING_GeneralPnCAuthorizationError",
+}
 
 #: OCPP ``AuthorizeCertificateStatusEnumType`` → ISO 15118-2 ResponseCode of PaymentDetailsRes /
 #: AuthorizationRes.
@@ -76,35 +101,60 @@ class Get15118EVCertificateRequest:
     """OCPP 2.0.1 Get15118EVCertificateRequest.
 
     ``exi_request`` is base64 of the EXI-encoded V2G_Message carrying CertificateInstallationReq
-    (``action="Install"``) or CertificateUpdateReq (``"Update"``), exactly as the EV sent it.
+    (``action="Install"``) or CertificateUpdateReq (``"Update"``), exactly as the EV sent it; for
+    ISO 15118-20 (:data:`ISO20_SCHEMA_VERSION`) the CertificateInstallationReq root message.
+    OCPP 2.1 adds, for -20, ``maximum_contract_certificate_chains`` and ``prioritized_emaids``
+    (copied from the request, so a CSMS need not decode the EXI); ``None`` = absent.
     """
 
     iso15118_schema_version: str
     action: str
     exi_request: str
+    maximum_contract_certificate_chains: Optional[int] = None
+    prioritized_emaids: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         if self.action not in _ACTIONS:
             raise ValueError(f"action must be one of {_ACTIONS}, not {self.action!r}")
+        m = self.maximum_contract_certificate_chains
+        if m is not None and (not isinstance(m, int) or not 0 <= m <= 255):
+            raise ValueError(f"maximumContractCertificateChains must be 0..255, not {m!r}")
+        if self.prioritized_emaids is not None and not 1 <= len(self.prioritized_emaids) <= _MAX_PRIORITIZED_EMAIDS:
+            raise ValueError(f"prioritizedEMAIDs holds 1 to {_MAX_PRIORITIZED_EMAIDS} eMAIDs")
 
     @classmethod
-    def from_exi(cls, exi: bytes, action: str = "Install", schema: str = ISO2_SCHEMA_VERSION) -> "Get15118EVCertificateRequest":
+    def from_exi(cls, exi: bytes, action: str = "Install", schema: str = ISO2_SCHEMA_VERSION, *,
+                 maximum_contract_certificate_chains: Optional[int] = None,
+                 prioritized_emaids: Optional[Sequence[str]] = None) -> "Get15118EVCertificateRequest":
         """Build the request from the raw EXI bytes."""
-        return cls(schema, action, base64.b64encode(exi).decode("ascii"))
+        return cls(schema, action, base64.b64encode(exi).decode("ascii"), maximum_contract_certificate_chains,
+                   tuple(prioritized_emaids) if prioritized_emaids else None)
 
     def to_ocpp(self) -> dict[str, Any]:
-        """The OCPP JSON payload."""
-        return {"iso15118SchemaVersion": self.iso15118_schema_version, "action": self.action,
-                "exiRequest": self.exi_request}
+        """The OCPP JSON payload (the OCPP 2.1 fields only when set)."""
+        out: dict[str, Any] = {"iso15118SchemaVersion": self.iso15118_schema_version, "action": self.action,
+                               "exiRequest": self.exi_request}
+        if self.maximum_contract_certificate_chains is not None:
+            out["maximumContractCertificateChains"] = self.maximum_contract_certificate_chains
+        if self.prioritized_emaids:
+            out["prioritizedEMAIDs"] = list(self.prioritized_emaids)
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Get15118EVCertificateResponse:
-    """OCPP 2.0.1 Get15118EVCertificateResponse (``exi_response``: base64 EXI, empty on failure)."""
+    """OCPP 2.0.1 Get15118EVCertificateResponse (``exi_response``: base64 EXI, empty on failure).
+
+    ``remaining_contracts``: OCPP 2.1's count of contracts further requests fetch (-20).
+    ``response_code``: the ISO ResponseCode of a refusal when the backend knows it (an in-process
+    backend; OCPP carries it only inside an EXI response), for the charger's failure response.
+    """
 
     status: str
     exi_response: str = ""
     status_info: Optional[str] = None  # OCPP statusInfo.reasonCode, log-safe
+    remaining_contracts: Optional[int] = None
+    response_code: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.status not in ("Accepted", "Failed"):
@@ -120,6 +170,8 @@ class Get15118EVCertificateResponse:
         out: dict[str, Any] = {"status": self.status, "exiResponse": self.exi_response}
         if self.status_info:
             out["statusInfo"] = {"reasonCode": self.status_info}
+        if self.remaining_contracts is not None:
+            out["remainingContracts"] = self.remaining_contracts
         return out
 
 
@@ -204,6 +256,15 @@ def iso_response_code(response: AuthorizeResponse) -> str:
     if response.certificate_status not in (None, "Accepted"):
         return CERTIFICATE_STATUS_RESPONSE_CODE[response.certificate_status]  # type: ignore[index]
     return "OK" if response.id_token_status == "Accepted" else "FAILED"
+
+
+def iso20_response_code(response: AuthorizeResponse) -> str:
+    """The ISO 15118-20 AuthorizationRes ResponseCode for this Authorize result (before the 14-day
+    flag, :func:`plugcharge.pnc.auth20.authorization_response_code`): a rejected certificate gives its
+    WARNING code, a rejected token ``WARNING_GeneralPnCAuthorizationError``."""
+    if response.certificate_status not in (None, "Accepted"):
+        return CERTIFICATE_STATUS_RESPONSE_CODE_20[response.certificate_status]  # type: ignore[index]
+    return "OK" if response.id_token_status == "Accepted" else "WARNING_GeneralPnCAuthorizationError"
 
 
 def pem_chain(certs: Sequence[bytes]) -> str:

@@ -10,6 +10,11 @@ OCSP requests for the certificates it knows (:meth:`~SimulatedBackend.certificat
 save and load its registry (:meth:`~SimulatedBackend.export_state`); the test CSMS
 (:mod:`plugcharge.backends.csms`) serves it over OCPP.  It implements
 :class:`plugcharge.backends.base.Backend`.
+
+With an ISO 15118-20 test PKI (``pki20``, or ``pki`` itself when it is one) it also provisions -20
+contracts (:mod:`plugcharge.backends.simulated20`: several per PCID, :meth:`~SimulatedBackend.add_emaid`),
+authorises -20 contract chains (profile ``iso20-contract``) and answers OCPP 2.1
+GetCertificateChainStatus (:meth:`~SimulatedBackend.certificate_chain_status`).
 """
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ from ..core.errors import PlugChargeError, SignatureError
 from ..pnc.certs import cert_chain, chain_certs, normalize_emaid, utcnow
 from ..pnc.signatures import sign_message, verify_message
 from .base import (
-    ISO2_SCHEMA_VERSION, AuthorizeRequest, AuthorizeResponse, Get15118EVCertificateRequest,
+    ISO2_SCHEMA_VERSION, ISO20_SCHEMA_VERSION, AuthorizeRequest, AuthorizeResponse, Get15118EVCertificateRequest,
     Get15118EVCertificateResponse, OCSPRequestData, der_chain_from_pem,
 )
+from .capabilities import CertificateChainStatus, CertificateStatusRequestInfo
 
 __all__ = ["IssuedContract", "SimulatedBackend", "ResponseBuilder", "derive_emaid"]
 
@@ -73,7 +79,7 @@ class _Refused(Exception):
 
 
 class SimulatedBackend:
-    """In-process CPS + eMSP using a ``pki.issue.TestPKI`` (ISO 15118-2).
+    """In-process CPS + eMSP using a ``pki.issue.TestPKI`` (ISO 15118-2, and -20 with ``pki20``).
 
     Args:
         pki: the test PKI (its MO Sub-CA 2 issues contracts, its CPS leaf signs responses, its
@@ -81,17 +87,31 @@ class SimulatedBackend:
         clock: returns the current time (aware UTC); tests pass a fixed clock.
         response_builder: replaces the built-in EXI response builder (see :data:`ResponseBuilder`).
         codecs: EXI codec provider passed on to :mod:`plugcharge.pnc.signatures` (default: ``exi``).
+        pki20: an ISO 15118-20 test PKI for -20 installations (default: ``pki`` when it is -20);
+            its roots join the trust store.
+        contract_algorithm20: key algorithm of -20 contracts, ``"secp521r1"`` or ``"ed448"``
+            (default: ``pki20``'s algorithm).
     """
 
     def __init__(self, pki: Any, *, clock: Callable[[], dt.datetime] = utcnow,
-                 response_builder: ResponseBuilder | None = None, codecs: Any = None) -> None:
+                 response_builder: ResponseBuilder | None = None, codecs: Any = None,
+                 pki20: Any = None, contract_algorithm20: Optional[str] = None) -> None:
         from pki.store import TrustStore
+
+        from .simulated20 import ISO20Provisioning
 
         self.pki = pki
         self.clock = clock
         self.codecs = codecs
         self._builder = response_builder or self._build_response
-        self.store = TrustStore(pki.store_roots())
+        self.pki20 = pki20 if pki20 is not None else (pki if getattr(pki, "iso", 2) == 20 else None)
+        roots: dict[str, list[bytes]] = {}
+        for p in (pki, self.pki20):
+            for role, ders in (p.store_roots().items() if p is not None else ()):
+                roots.setdefault(role, []).extend(d for d in ders if d not in roots[role])
+        self.store = TrustStore(roots)
+        #: the -20 provisioning (None without a -20 PKI)
+        self.iso20 = ISO20Provisioning(self.pki20, contract_algorithm=contract_algorithm20) if self.pki20 else None
         self._pcids: dict[str, str] = {}
         self._id_tokens: set[str] = set()
         self._revoked_serials: set[int] = set()
@@ -131,6 +151,26 @@ class SimulatedBackend:
         """The eMAID registered for ``pcid``."""
         return self._pcids.get(pcid)
 
+    def add_emaid(self, pcid: str, emaid: str) -> None:
+        """One more contract (eMAID) of the driver with this PCID, for ISO 15118-20 installations,
+        which deliver several contract chains (the registered eMAID first, then these in order)."""
+        from pki.profiles import is_valid_emaid
+
+        if self.iso20 is None:
+            raise ValueError("this backend has no ISO 15118-20 PKI")
+        if not is_valid_emaid(emaid):
+            raise ValueError(f"not a valid eMAID: {emaid!r}")
+        if pcid not in self._pcids:
+            self.register_pcid(pcid, emaid)
+        elif normalize_emaid(emaid) != normalize_emaid(self._pcids[pcid]):
+            self.iso20.extra_emaids.setdefault(pcid, []).append(emaid)
+        self._cancelled.discard(normalize_emaid(emaid))
+
+    @property
+    def cancelled_emaids(self) -> frozenset[str]:
+        """The eMAIDs whose contracts the eMSP cancelled (normalised: no '-', upper case)."""
+        return frozenset(self._cancelled)
+
     def issue_contract(self, pcid: str, *, now: dt.datetime | None = None) -> IssuedContract:
         """Issue a fresh contract certificate (new key) for a registered PCID."""
         emaid = self._pcids.get(pcid)
@@ -138,12 +178,17 @@ class SimulatedBackend:
             raise KeyError(f"unknown PCID {pcid!r}")
         return self._issue(emaid, pcid, now)
 
+    def record_issued(self, emaid: str, pcid: Optional[str], leaf: bytes, sub_cas: tuple[bytes, ...],
+                      private_key: Any) -> IssuedContract:
+        """Remember a contract issued outside :meth:`issue_contract` (the -20 provisioning)."""
+        contract = IssuedContract(emaid, pcid, leaf, sub_cas, private_key)
+        self.issued.append(contract)
+        return contract
+
     def _issue(self, emaid: str, pcid: Optional[str], now: dt.datetime | None) -> IssuedContract:
         issued = self.pki.issue_contract(emaid, now=now or self.clock())
         chain = self.pki.chain("iso2-contract")
-        contract = IssuedContract(emaid, pcid, issued.der, tuple(chain.intermediates), issued.key)
-        self.issued.append(contract)
-        return contract
+        return self.record_issued(emaid, pcid, issued.der, tuple(chain.intermediates), issued.key)
 
     def activate(self, pcid: str, emaid: Optional[str] = None, *, now: dt.datetime | None = None) -> IssuedContract:
         """The driver activated Plug & Charge with the eMSP for ``pcid``: register it (with
@@ -203,13 +248,14 @@ class SimulatedBackend:
             serial = int(data.serial_number, 16)
         except ValueError:
             return "Failed", b"", "serialNumber is not hex"
-        by_role = {role: self.pki.cert(role) for role in self.pki.roles}
+        by_role = {(p.iso, role): p.cert(role) for p in (self.pki, self.pki20) if p is not None for role in p.roles}
+        pkis = {p.iso: p for p in (self.pki, self.pki20) if p is not None}
         candidates = [c.leaf for c in self.issued] + list(by_role.values())
         for der in candidates:
             cert = x509.load_der_x509_certificate(der)
             if cert.serial_number != serial:
                 continue
-            for role, issuer_der in by_role.items():
+            for (iso, role), issuer_der in by_role.items():
                 issuer = x509.load_der_x509_certificate(issuer_der)
                 if issuer.subject != cert.issuer:
                     continue
@@ -228,10 +274,33 @@ class SimulatedBackend:
                     revocation_time=self._revoked_at.get(serial, now) if revoked else None,
                     revocation_reason=x509.ReasonFlags.cessation_of_operation if revoked else None,
                 ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
-                key = self.pki.key(role)
+                key = pkis[iso].key(role)
                 signed = builder.sign(key, None if not hasattr(key, "curve") else hashes.SHA256())
                 return "Accepted", signed.public_bytes(serialization.Encoding.DER), None
         return "Failed", b"", "certificate unknown to this responder"
+
+    def certificate_chain_status(self, requests: Any) -> tuple[CertificateChainStatus, ...]:
+        """OCPP 2.1 GetCertificateChainStatus (1 to 4 certificates, e.g. the -20 vehicle chain whose
+        revocation the SECC checks [V2G20-2432]): Good / Revoked from this backend's OCSP answer,
+        Unknown for a certificate it does not know, Failed for a request it cannot use."""
+        from cryptography.x509 import ocsp
+
+        from .capabilities import MAX_CHAIN_STATUS_REQUESTS
+
+        items: list[CertificateStatusRequestInfo] = list(requests)
+        if not 1 <= len(items) <= MAX_CHAIN_STATUS_REQUESTS:
+            raise ValueError(f"GetCertificateChainStatus takes 1 to {MAX_CHAIN_STATUS_REQUESTS} certificates")
+        out = []
+        next_update = self.clock() + dt.timedelta(days=1)
+        for req in items:
+            status, der, reason = self.certificate_status(req.ocsp_request_data)
+            if status == "Accepted":
+                single = ocsp.load_der_ocsp_response(der).certificate_status
+                verdict = {ocsp.OCSPCertStatus.GOOD: "Good", ocsp.OCSPCertStatus.REVOKED: "Revoked"}.get(single, "Unknown")
+            else:
+                verdict = "Unknown" if reason == "certificate unknown to this responder" else "Failed"
+            out.append(CertificateChainStatus(req, verdict, next_update))
+        return tuple(out)
 
     # -- persistence ----------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
@@ -282,7 +351,8 @@ class SimulatedBackend:
 
     # -- Authorize ----------------------------------------------------------------------
     def authorize(self, request: AuthorizeRequest) -> AuthorizeResponse:
-        """Validate the contract chain (profile ``iso2-contract``), revocation and contract state."""
+        """Validate the contract chain (profile ``iso2-contract``, or ``iso20-contract`` for a
+        secp521r1 / Ed448 leaf), revocation and contract state."""
         from pki.errors import ChainValidationError, Reason
         from pki.verify import verify_chain
 
@@ -310,7 +380,7 @@ class SimulatedBackend:
         if not ders:
             return AuthorizeResponse("Invalid", "NoCertificateAvailable")
         try:
-            verified = verify_chain(ders[0], ders[1:], store=self.store, profile="iso2-contract", at=now)
+            verified = verify_chain(ders[0], ders[1:], store=self.store, profile=_contract_profile(ders[0]), at=now)
         except ChainValidationError as exc:
             status = {Reason.BAD_SIGNATURE: "SignatureError", Reason.EXPIRED: "CertificateExpired",
                       Reason.NOT_YET_VALID: "CertificateExpired", Reason.REVOKED: "CertificateRevoked"
@@ -338,6 +408,8 @@ class SimulatedBackend:
     # -- Get15118EVCertificate ----------------------------------------------------------
     def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:
         """Handle CertificateInstallationReq (``Install``) or CertificateUpdateReq (``Update``)."""
+        if request.iso15118_schema_version == ISO20_SCHEMA_VERSION and self.iso20 is not None:
+            return self.iso20.handle(self, request)
         message: Optional[Mapping[str, Any]] = None
         try:
             if request.iso15118_schema_version != ISO2_SCHEMA_VERSION:
@@ -491,6 +563,18 @@ class SimulatedBackend:
         message = v2g_message(header.get("SessionID", b"\x00"), name, body)
         sign_message(message, self.pki.key("cps-leaf"), codecs=self.codecs)
         return self._codec(ISO2_SCHEMA_VERSION).encode(message)
+
+
+def _contract_profile(leaf: bytes) -> str:
+    """``iso2-contract`` for a P-256 leaf, ``iso20-contract`` for the -20 keys (or anything else:
+    the -20 profile names the algorithm in its refusal)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = x509.load_der_x509_certificate(leaf).public_key()
+    except ValueError:
+        return "iso2-contract"  # its validation reports the malformed certificate
+    return "iso2-contract" if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1" else "iso20-contract"
 
 
 def _not_before(der: bytes) -> dt.datetime:

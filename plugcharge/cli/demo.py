@@ -1,16 +1,22 @@
-"""``plugcharge demo``: one complete ISO 15118-2 Plug & Charge session on this machine.
+"""``plugcharge demo``: one complete charging session on this machine, in the protocol the charger
+offers (``--protocol iso2``, the default: ISO 15118-2 Plug & Charge; ``--protocol din``: DIN SPEC 70121,
+DC with identification at the charger over plain TCP; ``--protocol iso20`` once ISO 15118-20 is
+implemented).  The EV always offers every protocol it implements; the output names the one agreed.
 
 Everything runs in one process over loopback sockets:
 
 * a **test PKI** (:func:`pki.issue.issue_test_pki`) and an **EV wallet** holding the OEM
   provisioning credentials are created in the data directory when absent and reused afterwards;
-* a **charger** (:class:`~plugcharge.ChargerSession`) behind a TLS 1.2 server presenting the
-  SECC chain, an SDP server in loopback mode, and a :class:`~plugcharge.backends.simulated.SimulatedBackend`
-  playing the certificate provisioning service and the e-mobility provider;
-* an **EV** (:class:`~plugcharge.EVSession`) that discovers the charger over SDP, connects over
-  TLS (checking the SECC chain against the V2G root), installs a contract on the first run (the
-  wallet keeps it: later runs reuse it), authorises, charges (DC: CableCheck, PreCharge and a few
-  CurrentDemand cycles; AC: ChargingStatus with signed MeteringReceipts) and stops.
+* a **charger** (:class:`~plugcharge.ChargerSession`) listening where its protocol can run (a TLS
+  server presenting the SECC chain, and/or plain TCP: DIN forbids TLS), an SDP server in loopback
+  mode answering the security the EV asks for when it has it, and a
+  :class:`~plugcharge.backends.simulated.SimulatedBackend` playing the certificate provisioning
+  service and the e-mobility provider;
+* an **EV** (:class:`~plugcharge.EVSession`) that discovers the charger over SDP (asking for TLS),
+  connects as answered (over TLS checking the SECC chain against the V2G root), installs a contract
+  on the first run (the wallet keeps it: later runs reuse it) where the agreed protocol has Plug &
+  Charge, authorises, charges (DC: CableCheck, PreCharge and a few CurrentDemand cycles; AC:
+  ChargingStatus with signed MeteringReceipts) and stops.
 
 When Plug & Charge fails (``--fail-installation``) the EV starts a second session on the same
 plug-in with ExternalPayment and the driver identifies with an RFID card at the charger.
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import time
@@ -34,10 +41,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..backends.simulated import SimulatedBackend
-from ..core.codec import NS_APP, NS_ISO2, body_of, resolve_codecs
+from ..core.codec import NS_APP, resolve_codecs
 from ..core.config import ChargerConfig, EVConfig
+from ..core.protocol import KNOWN_PROTOCOLS, ProtocolSpec
 from ..pnc.security import ChargerSecurity, EVSecurity
-from ..sessions import ChargerSession, EVSession
+from ..sessions import ChargerSession, EVSession, default_registry
 from ..core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected,
     CertificateInstallationNeeded, ChargingStarted, ChargingStopped, ContractInstallationFailed,
@@ -49,7 +57,7 @@ from ._common import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir_arg, default_data_
 from ..pnc.wallet import ContractWallet
 
 __all__ = [
-    "register", "run",
+    "register", "run", "implemented_protocols",
     "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions",
     "DemoSummary",
     "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
@@ -78,7 +86,10 @@ class DemoOptions:
     eim: bool = False
     fail_installation: bool = False
     seed: Optional[int] = None
-    iso: int = 2
+    #: what the charger offers (a protocol id: ``iso2``, ``din``, ``iso20``); the EV offers all it implements
+    protocol: str = "iso2"
+    #: ISO 15118 edition of the test PKI (None: the protocol's, -20 for ``iso20``, else -2)
+    iso: Optional[int] = None
     #: charge-loop requests (CurrentDemand / ChargingStatus) before the EV stops
     loops: int = 5
     #: seconds between two charge-loop requests (energy is metered in real time)
@@ -107,6 +118,8 @@ class DemoSummary:
     fallback: bool = False
     sessions: int = 0
     messages: int = 0
+    #: the name of the protocol agreed in the last session (``DIN SPEC 70121`` ...)
+    protocol: Optional[str] = None
     energy_wh: Optional[int] = None
     duration_s: float = 0.0
     ev_events: list = dataclasses.field(default_factory=list, repr=False)
@@ -197,7 +210,8 @@ class _View:
 
     REASONS = {"contract_available": "contract in the wallet", "no_contract_install": "no usable contract",
                "plug_and_charge_suppressed_after_failure": "Plug & Charge not used on this plug-in",
-               "plug_and_charge_off": "Plug & Charge is switched off"}
+               "plug_and_charge_off": "Plug & Charge is switched off",
+               "protocol_without_plug_and_charge": "the agreed protocol has no Plug & Charge"}
 
     def __init__(self, out: Callable[[str], None], started: float) -> None:
         self.out = out
@@ -214,13 +228,16 @@ class _View:
 
     def ev_event(self, e: Event) -> None:
         if isinstance(e, ProtocolAgreed):
-            self.line("ev", f"protocol agreed: {e.name} ({e.response_code})")
+            self.line("ev", f"protocol agreed: {e.name} ({e.response_code})"
+                      + ("" if e.plug_and_charge else ": no Plug & Charge, the contract wallet is not used"))
         elif isinstance(e, NegotiationFailed):
             self.line("ev", f"no common protocol with the charger ({e.response_code})")
         elif isinstance(e, PaymentSelected):
             what = {"Contract": "Plug & Charge", "ExternalPayment": "external payment (RFID/app)"}.get(e.option, e.option)
             why = self.REASONS.get(e.reason, e.reason.replace("_", " "))
             self.line("ev", f"payment: {what} ({why}{': ' + e.installation + ' a contract' if e.installation else ''})")
+            if e.reason == "protocol_without_plug_and_charge":
+                self.driver("This charger does not support Plug & Charge", "waiting")
             if e.option == "ExternalPayment":
                 self.driver("Please identify at the charger (card or app)", "waiting")
         elif isinstance(e, (ContractInstallationStarted, ContractInstallationSucceeded, ContractInstallationFailed)):
@@ -334,17 +351,20 @@ class _OperatorBackend:
 class _TracingStream:
     """Wraps the EV's V2GTP stream and prints each EXI message (decoded name, size) in both directions."""
 
-    def __init__(self, stream: Any, view: _View, codecs: Any) -> None:
+    def __init__(self, stream: Any, view: _View, codecs: Any, protocol: Callable[[], Optional[ProtocolSpec]]) -> None:
         self._stream = stream
         self._view = view
         self._codecs = resolve_codecs(codecs)
+        self._protocol = protocol  # the session's agreed protocol (None during the handshake)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
     def _name(self, payload: bytes) -> str:
+        spec = self._protocol()
         try:
-            return body_of(self._codecs(NS_ISO2).decode(payload))[0]
+            if spec is not None:
+                return str(spec.unwrap(self._codecs(spec.namespace).decode(payload))[0])
         except Exception:
             pass
         try:
@@ -374,10 +394,28 @@ class _TracingStream:
 
 
 # ------------------------------------------------------------------------------------------ run
-def _codec_check(codecs: Any) -> None:
+def implemented_protocols() -> list[str]:
+    """The protocol ids (of :data:`~plugcharge.core.protocol.KNOWN_PROTOCOLS`) this package runs both
+    sides of: what ``--protocol`` may name (the others are known, not implemented yet)."""
+    reg = default_registry()
+    return [p for p in KNOWN_PROTOCOLS if reg.select([p], "ev") and reg.select([p], "charger")]
+
+
+def _charger_protocol(protocol: str) -> list[ProtocolSpec]:
+    """The specs the charger offers for ``protocol`` (one, or the members of a protocol family)."""
+    if protocol not in KNOWN_PROTOCOLS:
+        raise DemoError(f"unknown protocol {protocol!r} (known: {', '.join(KNOWN_PROTOCOLS)})")
+    if protocol not in implemented_protocols():
+        raise DemoError(f"{KNOWN_PROTOCOLS[protocol]} sessions are not implemented in this version of plugcharge "
+                        f"(use --protocol {' or --protocol '.join(implemented_protocols())})")
+    return default_registry().select([protocol], "charger")
+
+
+def _codec_check(codecs: Any, specs: list[ProtocolSpec]) -> None:
     try:
         provider = resolve_codecs(codecs)
-        provider(NS_ISO2)
+        for spec in specs:
+            provider(spec.namespace)
         provider(NS_APP)
     except Exception as exc:  # ImportError (codec not built), UnknownNamespaceError ...
         raise DemoError(f"the EXI codec is not usable: {type(exc).__name__}: {exc}") from None
@@ -388,13 +426,16 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from pki.ocsp import ocpp_request_data
     from pki.store import TrustStore
 
-    from ..net.sdp import SDPRequest, discover_secc, loopback_host, make_responder, start_sdp_server
+    from ..net.sdp import SDPRequest, Security, discover_secc, loopback_host, make_responder, start_sdp_server
     from ..net.tls import client_context, secc_leaf_check, server_context
     from ..net.transport import open_ev_connection, start_charger_server
 
-    if opts.iso != 2:
-        raise DemoError("only ISO 15118-2 sessions are implemented (use --iso 2)")
-    _codec_check(opts.codecs)
+    specs = _charger_protocol(opts.protocol)
+    name = KNOWN_PROTOCOLS[opts.protocol]
+    iso = opts.iso if opts.iso is not None else (20 if opts.protocol == "iso20" else 2)
+    if opts.ac and opts.protocol == "din":
+        raise DemoError("DIN SPEC 70121 charges DC only (leave out --ac)")
+    _codec_check(opts.codecs, specs)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     view = _View(out, time.monotonic())
@@ -404,7 +445,7 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
         data.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DemoError(f"cannot create the data directory {data}: {exc}") from None
-    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=opts.iso, now=now, say=view.line)
+    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=iso, now=now, say=view.line)
     wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
 
     backend: Any
@@ -423,7 +464,8 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     op_backend = _OperatorBackend(backend, view)
     store = TrustStore(pki.store_roots())
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
-    charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0)
+    charger_cfg = ChargerConfig(energy_modes=(mode,), sales_tariff=True, receipt_every=2 if opts.ac else 0,
+                                protocols=(opts.protocol,))
     results: asyncio.Queue = asyncio.Queue()
     mo_root = pki.cert("mo-root")
 
@@ -441,49 +483,68 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
         finally:
             results.put_nowait(events)
 
+    # the charger listens where its protocol can run: TLS and/or plain TCP (DIN forbids TLS)
+    transports = default_registry().transports(charger_cfg.protocols, "charger")
     host = loopback_host()
     secc_chain = [pki.cert("secc-leaf"), pki.cert("cpo-sub2"), pki.cert("cpo-sub1")]
-    server = await start_charger_server(handler, host, 0, ssl_context=server_context(secc_chain, pki.key("secc-leaf")))
-    sdp = await start_sdp_server(make_responder(host, tls_port=server.port), loopback=True, host=host, port=0)
-    view.line("operator", f"charger {charger_cfg.evse_id} ({mode}) listening on [{host}]:{server.port} "
-                          f"with TLS 1.2; SDP on UDP [{host}]:{sdp.port}")
+    servers = {}
+    if True in transports:
+        servers[True] = await start_charger_server(handler, host, 0, ssl_context=server_context(
+            secc_chain, pki.key("secc-leaf"), iso=iso))
+    if False in transports:
+        servers[False] = await start_charger_server(handler, host, 0)
+    tls_port = servers[True].port if True in servers else None
+    tcp_port = servers[False].port if False in servers else None
+    sdp = await start_sdp_server(make_responder(host, tls_port=tls_port, tcp_port=tcp_port), loopback=True,
+                                 host=host, port=0)
+    listening = " and ".join(f"[{host}]:{srv.port} with {'TLS' if tls else 'plain TCP'}"
+                             for tls, srv in sorted(servers.items(), reverse=True))
+    view.line("operator", f"charger {charger_cfg.evse_id} ({mode}) offers {name}, listening on {listening}; "
+                          f"SDP on UDP [{host}]:{sdp.port}")
     summary = DemoSummary(completed=False, reason="not started")
-    cctx = client_context(list(pki.store_roots()["v2g"]))
+    cctx = client_context(list(pki.store_roots()["v2g"]), iso=iso)
     try:
-        async with server:
-            view.driver("Cable plugged in - connecting to the charger", "waiting")
-            suppressed = opts.eim
-            while True:
-                summary.sessions += 1
-                resp = await discover_secc(SDPRequest(), loopback=True, host=host, port=sdp.port,
-                                           timeout=0.25, max_requests=20)
-                view.line("ev", f"SDP: charger at [{resp.host}]:{resp.port}, security {resp.security.name}")
-                stream: Any = await open_ev_connection(resp.host, resp.port, ssl_context=cctx,
-                                                       verify_peer=secc_leaf_check)
+        view.driver("Cable plugged in - connecting to the charger", "waiting")
+        suppressed = opts.eim
+        while True:
+            summary.sessions += 1
+            # the EV asks for TLS (Plug & Charge needs it); the charger answers what it has
+            resp = await discover_secc(SDPRequest(security=Security.TLS), loopback=True, host=host, port=sdp.port,
+                                       timeout=0.25, max_requests=20)
+            tls = resp.security is Security.TLS
+            view.line("ev", f"SDP: charger at [{resp.host}]:{resp.port}, security {resp.security.name}")
+            stream: Any = await open_ev_connection(resp.host, resp.port, ssl_context=cctx if tls else None,
+                                                   verify_peer=secc_leaf_check if tls else None)
+            if tls:
                 leaf = x509.load_der_x509_certificate(stream.peer_certificate or b"")
                 view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate "
                                 f"{leaf.subject.rfc4514_string()} verified against the V2G root")
-                ev = EVSession(EVConfig(energy_mode=mode, charge_loops=opts.loops, loop_interval=opts.loop_interval,
-                                        poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0),
-                               codecs=opts.codecs,
-                               # ContractWallet is the WalletLike (its frozen records vs the Protocol's
-                               # settable attributes is a mypy-only mismatch)
-                               security=EVSecurity(wallet=wallet,  # type: ignore[arg-type]
-                                                   v2g_roots=pki.store_roots()["v2g"]))
-                if opts.trace:
-                    stream = _TracingStream(stream, view, opts.codecs)
-                ev_events = await run_ev(stream, ev, on_event=view.ev_event)
-                summary.ev_events += ev_events
-                summary.charger_events += await asyncio.wait_for(results.get(), 10)
-                summary.messages += len(ev.trace)
-                end = ev_events[-1] if ev_events and isinstance(ev_events[-1], SessionEnded) else None
-                if end is not None and end.fallback == "ExternalPayment" and not suppressed:
-                    suppressed = summary.fallback = True
-                    view.line("ev", "falling back to ExternalPayment on the same plug-in (new V2G session)")
-                    continue
-                break
+            else:
+                view.line("ev", "connected over plain TCP (no TLS): only protocols that permit it are offered")
+            ev = EVSession(EVConfig(energy_mode=mode, charge_loops=opts.loops, loop_interval=opts.loop_interval,
+                                    poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0, tls=tls),
+                           codecs=opts.codecs,
+                           # ContractWallet is the WalletLike (its frozen records vs the Protocol's
+                           # settable attributes is a mypy-only mismatch)
+                           security=EVSecurity(wallet=wallet,  # type: ignore[arg-type]
+                                               v2g_roots=pki.store_roots()["v2g"]))
+            if opts.trace:
+                stream = _TracingStream(stream, view, opts.codecs, functools.partial(getattr, ev, "protocol"))
+            ev_events = await run_ev(stream, ev, on_event=view.ev_event)
+            summary.ev_events += ev_events
+            summary.charger_events += await asyncio.wait_for(results.get(), 10)
+            summary.messages += len(ev.trace)
+            end = ev_events[-1] if ev_events and isinstance(ev_events[-1], SessionEnded) else None
+            if end is not None and end.fallback == "ExternalPayment" and not suppressed:
+                suppressed = summary.fallback = True
+                view.line("ev", "falling back to ExternalPayment on the same plug-in (new V2G session)")
+                continue
+            break
     finally:
         sdp.close()
+        for srv in servers.values():
+            srv.close()
+            await srv.wait_closed()
         if opts.csms is not None:
             await backend.aclose()
             if csms is not None:
@@ -541,6 +602,8 @@ def _summarize(s: DemoSummary, duration: float) -> None:
     s.emaid = accepted[-1].emaid if accepted else None
     meters = [e.meter_wh for e in s.charger_events if isinstance(e, MeterValues) and e.meter_wh is not None]
     s.energy_wh = meters[-1] if meters else None
+    agreed = [e for e in s.ev_events if isinstance(e, ProtocolAgreed)]
+    s.protocol = agreed[-1].name if agreed else None
 
 
 def _print_summary(s: DemoSummary, wallet: ContractWallet, view: _View) -> None:
@@ -548,6 +611,7 @@ def _print_summary(s: DemoSummary, wallet: ContractWallet, view: _View) -> None:
     out("")
     out("summary")
     out(f"  result      {'completed' if s.completed else 'NOT completed'} ({s.reason})")
+    out(f"  protocol    {s.protocol or 'none agreed'}")
     pay = {"Contract": "Plug & Charge (Contract)", "ExternalPayment": "ExternalPayment (RFID card)"}.get(
         s.payment or "", str(s.payment))
     out(f"  payment     {pay}" + (" after the Plug & Charge fallback" if s.fallback else ""))
@@ -586,11 +650,13 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> DemoSumma
 # ------------------------------------------------------------------------------------------ command
 def register(sub: Any) -> None:
     """Add the ``demo`` subcommand to the subparsers ``sub``."""
-    d = sub.add_parser("demo", help="run a complete Plug & Charge session on loopback",
-                       description="Run a complete ISO 15118-2 Plug & Charge session on this machine: SDP "
-                                   "discovery, TLS 1.2, contract installation on the first run (reused later), "
-                                   "authorisation, a charge loop and stop; prints what the driver and the "
-                                   "operator see and a summary. Exit code 0 when charging completed.")
+    d = sub.add_parser("demo", help="run a complete charging session on loopback",
+                       description="Run a complete charging session on this machine in the protocol the charger "
+                                   "offers (--protocol; the EV offers all it implements): SDP discovery, TLS 1.2 "
+                                   "where the protocol has it, contract installation on the first run (reused "
+                                   "later) where it has Plug & Charge, authorisation, a charge loop and stop; "
+                                   "prints the protocol agreed, what the driver and the operator see and a "
+                                   "summary. Exit code 0 when charging completed.")
     data_dir_arg(d)
     mode = d.add_mutually_exclusive_group()
     mode.add_argument("--dc", dest="ac", action="store_false", help="DC charging (default)")
@@ -603,7 +669,10 @@ def register(sub: Any) -> None:
                         "(only visible while the wallet holds no usable contract)")
     d.add_argument("--seed", type=int, default=None, metavar="N",
                    help="derive the test PKI's keys from N when it is created (default: random)")
-    d.add_argument("--iso", type=int, default=2, choices=(2, 20), help="ISO 15118 edition (only 2 is implemented)")
+    d.add_argument("--protocol", choices=tuple(KNOWN_PROTOCOLS), default=None,
+                   help="what the charger offers: " + ", ".join(f"{k} ({v})" for k, v in KNOWN_PROTOCOLS.items())
+                        + f"; implemented: {', '.join(implemented_protocols())} (default iso2)")
+    d.add_argument("--iso", type=int, choices=(2, 20), default=None, help=argparse.SUPPRESS)  # old spelling
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
@@ -615,8 +684,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str], None]) -> int:
     """Run ``plugcharge demo``; returns the exit code."""
+    protocol = args.protocol or {None: "iso2", 2: "iso2", 20: "iso20"}[args.iso]
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
-                       fail_installation=args.fail_installation, seed=args.seed, iso=args.iso,
+                       fail_installation=args.fail_installation, seed=args.seed, protocol=protocol,
                        loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
                        csms=args.csms)
     try:

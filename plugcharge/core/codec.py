@@ -23,7 +23,7 @@ _MAP = (dict, MappingProxyType)
 
 __all__ = [
     "NS_APP", "NS_DIN", "NS_ISO2", "NS_ISO20_CM", "NS_XMLDSIG", "Codec", "CodecProvider", "resolve_codecs",
-    "frame", "v2g_message", "body_of", "session_id_of",
+    "frame", "v2g_message", "body_of", "session_id_of", "physical", "from_physical",
 ]
 
 #: SupportedAppProtocol handshake (all protocols).
@@ -99,3 +99,23 @@ def session_id_of(header: Mapping[str, Any]) -> Optional[bytes]:
     """The header's SessionID as bytes (None when absent or not binary)."""
     sid = header.get("SessionID") if isinstance(header, _MAP) else None
     return bytes(sid) if isinstance(sid, (bytes, bytearray)) else None
+
+
+# ---------------------------------------------------------------- PhysicalValueType (DIN, ISO-2)
+def physical(value: float, unit: str) -> dict[str, Any]:
+    """PhysicalValueType for ``value`` (``Value`` is an xs:short, ``Multiplier`` in -3..3): the same
+    type in DIN SPEC 70121 and ISO 15118-2 (-20 uses RationalNumberType instead)."""
+    for mult in (0, -1, -2, -3, 1, 2, 3):
+        scaled = value / (10 ** mult)
+        if -32768 <= scaled <= 32767 and abs(round(scaled) - scaled) < 1e-9:
+            return {"Multiplier": mult, "Unit": unit, "Value": int(round(scaled))}
+    for mult in (1, 2, 3):
+        scaled = round(value / (10 ** mult))
+        if -32768 <= scaled <= 32767:
+            return {"Multiplier": mult, "Unit": unit, "Value": int(scaled)}
+    raise ValueError(f"{value} {unit} does not fit a PhysicalValueType")
+
+
+def from_physical(pv: Mapping[str, Any]) -> float:
+    """The float a PhysicalValueType stands for."""
+    return float(pv["Value"]) * (10 ** int(pv["Multiplier"]))

@@ -60,7 +60,8 @@ class ProtocolAgreed(Event):
     """The SupportedAppProtocol handshake agreed on ``protocol`` (an id such as ``"iso2"``; ``name``
     is what the driver and the operator read, e.g. ``"ISO 15118-2"``).  ``schema_id`` is the
     SchemaID of the EV's entry, ``response_code`` the charger's answer (``OK_SuccessfulNegotiation``
-    or ``OK_SuccessfulNegotiationWithMinorDeviation``)."""
+    or ``OK_SuccessfulNegotiationWithMinorDeviation``).  ``plug_and_charge``: whether the protocol
+    has Plug & Charge at all (False for DIN SPEC 70121: the wallet is not used)."""
 
     protocol: str
     name: str
@@ -68,6 +69,7 @@ class ProtocolAgreed(Event):
     version: tuple[int, int]
     schema_id: Optional[int]
     response_code: str
+    plug_and_charge: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

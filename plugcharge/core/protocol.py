@@ -10,7 +10,8 @@ the protocol's wire code for the neutral :class:`Fault` (``fault_codes``) and en
 A protocol is *implemented* for a role when it has that role's handler factory; only implemented
 protocols are offered (EV) or agreed (charger).  DIN SPEC 70121 forbids TLS, ISO 15118-20 requires
 it, ISO 15118-2 runs either way (``tls``): a session that knows its transport's security offers or
-accepts only the protocols that fit.
+accepts only the protocols that fit.  Timer values (``timing``) and whether the protocol has Plug &
+Charge at all (``plug_and_charge``) are data of the protocol too.
 """
 from __future__ import annotations
 
@@ -104,6 +105,11 @@ class ProtocolSpec:
     response_codes: Optional[Mapping[str, frozenset[str]]] = None
     #: V2GTP payload types of its messages
     payload_types: frozenset[int] = frozenset({PayloadType.EXI})
+    #: the protocol's own timer values (a :class:`~plugcharge.core.timers.HandshakeTiming` of the
+    #: standard's tables); a session given a profile of the same type uses that one instead
+    timing: Optional[Any] = None
+    #: whether the protocol has Plug & Charge (Contract payment) at all: DIN SPEC 70121 has not
+    plug_and_charge: bool = False
 
     def code(self, fault: Fault) -> str:
         """The wire code for ``fault``."""
@@ -164,3 +170,9 @@ class ProtocolRegistry:
             if spec.implemented(role) and spec.permits_tls(tls) and spec not in out:
                 out.append(spec)
         return out
+
+    def transports(self, protocol_ids: Sequence[str], role: str) -> frozenset[bool]:
+        """Over which transports ``protocol_ids`` can run for ``role``: ``True`` (TLS) and/or ``False``
+        (plain TCP), by the protocols' TLS policies; what a charger listens on, what an EV may ask for
+        in its SDP request."""
+        return frozenset(tls for tls in (True, False) if self.select(protocol_ids, role, tls=tls))

@@ -29,7 +29,9 @@ from .events import (
 from .fsm import CoreState, check_charger_transition
 from .handshake import FAILED_NO_NEGOTIATION, negotiate, offer, sap_req, sap_res
 from .protocol import DEFAULT_FAULT_CODES, Fault, ProtocolRegistry, ProtocolSpec
-from .timers import COMM_SETUP, MSG, SAP_REQUEST, SEQUENCE, TIMER_NAMES, HandshakeTiming
+from .timers import (
+    COMM_SETUP, HANDSHAKE_TIMING, MSG, SAP_REQUEST, SEQUENCE, TIMER_NAMES, TimingArg, given_profiles, timing_for,
+)
 from .v2gtp import FrameReader, HeaderAction, PayloadType, V2GTPError
 
 __all__ = ["SessionCore", "EVSessionBase", "ChargerSessionBase", "Handler", "EVHandler", "ChargerHandler"]
@@ -45,7 +47,7 @@ class SessionCore:
     #: ``"ev"`` or ``"charger"``
     role = ""
 
-    def __init__(self, *, codecs: Optional[CodecProvider], timing: HandshakeTiming,
+    def __init__(self, *, codecs: Optional[CodecProvider], timing: TimingArg,
                  protocols: ProtocolRegistry) -> None:
         self._codecs = resolve_codecs(codecs)
         self._reader = FrameReader(max_payload=self._max_payload, allowed_types={PayloadType.EXI})
@@ -55,7 +57,10 @@ class SessionCore:
         self.ended = False
         #: Every (direction, body name) exchanged, for logs and tests.
         self.trace: list[tuple[str, str]] = []
-        self.timing = timing
+        #: the profiles the caller gave (:func:`~plugcharge.core.timers.timing_for` picks per protocol)
+        self._given_timing = given_profiles(timing)
+        #: the timer values in force: the handshake's, then the agreed protocol's
+        self.timing: Any = self._given_timing[0] if self._given_timing else HANDSHAKE_TIMING
         #: The protocols this session may negotiate.
         self.registry = protocols
         #: The agreed protocol (None until the handshake succeeded).
@@ -185,11 +190,13 @@ class SessionCore:
 
     def _agree(self, spec: ProtocolSpec, schema_id: Any, response_code: str, factory: Any) -> None:
         self.protocol = spec
+        self.timing = timing_for(spec.timing, self._given_timing, self.timing)
         if spec.payload_types != self._reader.allowed_types:
             self._reader.allowed_types = frozenset(spec.payload_types) | {PayloadType.EXI}
         self.handler = factory(self)
         self._events.append(ProtocolAgreed(spec.id, spec.name, spec.namespace, spec.version,
-                                           schema_id if isinstance(schema_id, int) else None, response_code))
+                                           schema_id if isinstance(schema_id, int) else None, response_code,
+                                           spec.plug_and_charge))
 
     def _protocol_ended(self, reason: str, fault: Fault, hint: str) -> None:
         code = self.code(fault)
@@ -334,7 +341,7 @@ class EVSessionBase(SessionCore):
 
     role = "ev"
 
-    def __init__(self, config: EVConfig, *, security: Any, timing: HandshakeTiming,
+    def __init__(self, config: EVConfig, *, security: Any, timing: TimingArg,
                  codecs: Optional[CodecProvider], protocols: ProtocolRegistry) -> None:
         super().__init__(codecs=codecs, timing=timing, protocols=protocols)
         self.config = config
@@ -461,7 +468,7 @@ class ChargerSessionBase(SessionCore):
     role = "charger"
 
     def __init__(self, config: ChargerConfig, *, security: Any, store: Optional[SessionStore],
-                 timing: HandshakeTiming, codecs: Optional[CodecProvider], protocols: ProtocolRegistry,
+                 timing: TimingArg, codecs: Optional[CodecProvider], protocols: ProtocolRegistry,
                  now: Optional[float] = None) -> None:
         super().__init__(codecs=codecs, timing=timing, protocols=protocols)
         self.config = config
@@ -556,13 +563,12 @@ class ChargerSessionBase(SessionCore):
             self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now)
             return
         self.trace.append(("in", name))
-        if name not in spec.request_to_response:
-            code = spec.code(Fault.FAILED)
-            self._events.append(ProtocolError(code, f"{name} is not a request", True))
-            self.state = CoreState.ENDED
-            self.end("protocol_error", response_code=code, detail=f"unexpected {name}")
+        if name not in spec.request_to_response:  # a response, or a body this protocol never sends
+            self._remote_failure(Fault.FAILED, f"{name} is not a request", now)
             return
-        if name != spec.session_setup[0] and spec.session_id_of(header) != self.session_id:  # [V2G2-388]
+        # [V2G2-388], [V2G-DC-391]; before SessionSetup no SessionID is assigned, so nothing can be
+        # unknown yet: another first request is out of sequence [V2G-DC-666]
+        if self.session_id and name != spec.session_setup[0] and spec.session_id_of(header) != self.session_id:
             self.fail(name, spec.code(Fault.UNKNOWN_SESSION), "SessionID does not match this session", now, body)
             return
         if name not in spec.charger_table.get(state, {}):

@@ -33,4 +33,6 @@ SPEC = ProtocolSpec(
     session_id_of=session_id_of,
     ev_handler=EVHandler,
     charger_handler=ChargerHandler,
+    timing=DEFAULT_TIMING,
+    plug_and_charge=True,
 )

@@ -1,4 +1,5 @@
-"""ISO 15118-2 message bodies: builders and the PhysicalValueType helpers.
+"""ISO 15118-2 message bodies: builders (the PhysicalValueType helpers, shared with DIN, are
+:func:`plugcharge.core.codec.physical` / :func:`~plugcharge.core.codec.from_physical`, re-exported here).
 
 Builders return *body element* dicts; :func:`plugcharge.core.codec.v2g_message` wraps one into
 ``V2G_Message`` with its header.  Certificate chain dicts are :func:`plugcharge.pnc.certs.cert_chain`
@@ -6,7 +7,9 @@ and :func:`~plugcharge.pnc.certs.chain_certs`.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
+
+from ..core.codec import from_physical, physical
 
 __all__ = [
     "AC_MODES", "SERVICE_ID_CHARGING", "SERVICE_ID_CERTIFICATE", "PARAMETER_SET_INSTALL", "PARAMETER_SET_UPDATE",
@@ -17,24 +20,6 @@ __all__ = [
 
 #: The AC energy transfer modes (every other mode is DC).
 AC_MODES = frozenset({"AC_single_phase_core", "AC_three_phase_core"})
-
-
-def physical(value: float, unit: str) -> dict[str, Any]:
-    """PhysicalValueType for ``value`` (``Value`` is an xs:short, ``Multiplier`` in -3..3)."""
-    for mult in (0, -1, -2, -3, 1, 2, 3):
-        scaled = value / (10 ** mult)
-        if -32768 <= scaled <= 32767 and abs(round(scaled) - scaled) < 1e-9:
-            return {"Multiplier": mult, "Unit": unit, "Value": int(round(scaled))}
-    for mult in (1, 2, 3):
-        scaled = round(value / (10 ** mult))
-        if -32768 <= scaled <= 32767:
-            return {"Multiplier": mult, "Unit": unit, "Value": int(scaled)}
-    raise ValueError(f"{value} {unit} does not fit a PhysicalValueType")
-
-
-def from_physical(pv: Mapping[str, Any]) -> float:
-    """The float a PhysicalValueType stands for."""
-    return float(pv["Value"]) * (10 ** int(pv["Multiplier"]))
 
 
 # ---------------------------------------------------------------- ISO-2 body builders

@@ -16,6 +16,8 @@ import dataclasses
 from types import MappingProxyType
 from typing import Mapping
 
+from ..core.timers import ScaledTiming
+
 __all__ = [
     "EVCC_MSG_TIMEOUT",
     "SECC_MSG_PERFORMANCE_TIME",
@@ -91,8 +93,10 @@ SEQUENCE: Mapping[str, tuple[float, str]] = MappingProxyType({
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class TimingProfile:
-    """The timer values one session uses.  ``scale`` multiplies every value (tests use < 1)."""
+class TimingProfile(ScaledTiming):
+    """The timer values one session uses.  ``scale`` multiplies every value (tests use < 1);
+    ``message_timeout``, ``sequence_timeout`` and ``get`` come from
+    :class:`~plugcharge.core.timers.ScaledTiming`."""
 
     msg_timeout: Mapping[str, float] = dataclasses.field(default_factory=lambda: EVCC_MSG_TIMEOUT)
     performance: Mapping[str, float] = dataclasses.field(default_factory=lambda: SECC_MSG_PERFORMANCE_TIME)
@@ -106,18 +110,6 @@ class TimingProfile:
     #: below the EVCC's 5 s message timeout so that the EV gets an answer (not from the standard).
     backend_timeout: float = SECC_MSG_PERFORMANCE_TIME["CertificateInstallationRes"]
     scale: float = 1.0
-
-    def message_timeout(self, request: str) -> float:
-        """``V2G_EVCC_Msg_Timeout`` for ``request`` (a body element name), scaled."""
-        return self.msg_timeout.get(request, 2.0) * self.scale
-
-    def sequence_timeout(self) -> float:
-        """``V2G_SECC_Sequence_Timeout``, scaled."""
-        return self.secc_sequence * self.scale
-
-    def get(self, name: str) -> float:
-        """A named phase timer (attribute name of this class), scaled."""
-        return float(getattr(self, name)) * self.scale
 
 
 DEFAULT_TIMING = TimingProfile()

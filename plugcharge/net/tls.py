@@ -8,10 +8,28 @@ offered (as in every Python stack).  ``allow_gcm=True`` adds
 ``TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`` for peers that want an AEAD suite (not in Table 7).
 
 ISO 15118-20 (§7.7.3): TLS 1.3 [V2G20-1264], the SECC is the server [V2G20-2374], suites
-``TLS_AES_256_GCM_SHA384`` / ``TLS_CHACHA20_POLY1305_SHA256`` [V2G20-2458], groups secp521r1
-(and x448) [V2G20-1634], mutual authentication: the SECC requests the vehicle certificate
-[V2G20-2400].  Python's ``ssl`` cannot restrict TLS 1.3 cipher suites, so OpenSSL's defaults
-(which include both required suites) are used; the key-exchange group is pinned to secp521r1.
+``TLS_AES_256_GCM_SHA384`` then ``TLS_CHACHA20_POLY1305_SHA256`` [V2G20-2458], groups secp521r1
+or x448 [V2G20-1634], mutual authentication: the SECC requests the vehicle certificate chain
+[V2G20-2400], which the EVCC sends without the root [V2G20-2430/2431], and validates it
+[V2G20-2432].  What Python's ``ssl`` cannot set is checked after the handshake instead:
+
+* TLS 1.3 cipher suites cannot be restricted from Python (no ``SSL_CTX_set_ciphersuites``).
+  OpenSSL offers ``TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256``,
+  the two of the standard first and in its order, and the server prefers its own order; a
+  handshake that still lands on ``TLS_AES_128_GCM_SHA256`` (a peer offering nothing else) is
+  refused right after it completes.
+* ``set_ecdh_curve`` sets one group per context: secp521r1 by default, ``group="X448"`` for x448;
+  both together cannot be offered.
+* OpenSSL verifies the peer chain to the given roots but knows nothing of the ISO profiles: the
+  -20 contexts check the chain the peer sent with :mod:`pki` once the handshake completes (the
+  vehicle chain under ``iso20-vehicle`` on the SECC, the SECC chain under ``iso20-secc`` on the
+  EVCC), and refuse the connection with :class:`TLSPeerError` otherwise.  These checks run in
+  ``SSLObject.do_handshake`` (``SSLContext.sslobject_class``), i.e. for asyncio and ``wrap_bio``
+  users such as :mod:`plugcharge.net.transport`, not for blocking ``wrap_socket`` sockets.
+
+Both editions: session tickets are off (``OP_NO_TICKET``, no TLS 1.3 tickets) and so is
+renegotiation (``OP_NO_RENEGOTIATION``, TLS 1.2).  Every refused handshake of a context is kept,
+bounded, in :func:`handshake_failures` (the peer sees only the TLS alert or a closed connection).
 
 V2G has no host names: hostname checking is off, chain verification (``CERT_REQUIRED``) is on
 and the trust anchors are exactly the roots handed in (V2G roots for the EVCC; OEM/V2G roots for
@@ -21,11 +39,14 @@ a random one-time password and is deleted right after loading.
 """
 from __future__ import annotations
 
+import collections
+import logging
 import os
 import secrets
 import ssl
 import tempfile
-from typing import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -37,7 +58,16 @@ __all__ = [
     "ISO2_GCM_CIPHER",
     "ISO2_CURVE",
     "ISO20_CURVE",
+    "ISO20_CIPHERSUITES",
+    "ISO20_GROUPS",
     "TLSConfigError",
+    "TLSPeerError",
+    "ChainCheck",
+    "vehicle_chain_check",
+    "secc_chain_check",
+    "peer_chain",
+    "handshake_failures",
+    "V2GSSLObject",
     "server_context",
     "client_context",
     "to_pem_chain",
@@ -53,10 +83,148 @@ ISO2_GCM_CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"
 ISO2_CURVE = "prime256v1"
 #: ECDHE group for -20 (secp521r1 [V2G20-1634]).
 ISO20_CURVE = "secp521r1"
+#: The -20 TLS 1.3 cipher suites in the standard's order [V2G20-2458].
+ISO20_CIPHERSUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+#: The -20 key-exchange groups (OpenSSL names); a context takes one of them [V2G20-1634].
+ISO20_GROUPS = ("secp521r1", "X448")
+#: refused handshakes remembered per context
+_MAX_FAILURES = 32
+
+logger = logging.getLogger(__name__)
 
 
 class TLSConfigError(ValueError):
     """Certificates or keys handed in for a TLS context are unusable (never shows key material)."""
+
+
+class TLSPeerError(ssl.SSLError):
+    """The peer's certificate chain or the negotiated parameters break the ISO 15118 rules; the
+    connection is refused.  The message names the rule (and the certificate), never key material."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "TLS peer refused"
+
+
+#: A check of the chain the peer sent (DER, leaf first) after the handshake; returns what it
+#: learnt (e.g. a ``pki.VerifiedChain``) or raises :class:`TLSPeerError` to refuse.
+ChainCheck = Callable[[Sequence[bytes]], Any]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _chain_check(roots: Any, role: str, profile: str, what: str, clock: Callable[[], datetime], cache: Any,
+                 revocation: Optional[Callable[[Any], None]], requirement: str) -> ChainCheck:
+    from pki.errors import PKIError
+    from pki.store import TrustStore
+    from pki.verify import verify_chain
+
+    store = roots if isinstance(roots, TrustStore) else TrustStore({role: list(roots)})
+
+    def check(chain: Sequence[bytes]) -> Any:
+        if not chain:
+            raise TLSPeerError(f"the peer sent no {what} certificate {requirement}")
+        try:
+            verified = verify_chain(chain[0], list(chain[1:]), store=store, profile=profile, at=clock(), cache=cache)
+        except PKIError as exc:
+            raise TLSPeerError(f"{what} chain refused {requirement}: {exc}") from None
+        if revocation is not None:
+            try:
+                revocation(verified)
+            except PKIError as exc:
+                raise TLSPeerError(f"{what} chain refused (revocation) {requirement}: {exc}") from None
+        return verified
+    return check
+
+
+def vehicle_chain_check(oem_roots: Any, *, clock: Callable[[], datetime] = _utcnow, cache: Any = None,
+                        revocation: Optional[Callable[[Any], None]] = None) -> ChainCheck:
+    """The SECC's check of the vehicle chain of -20 mutual TLS [V2G20-2432]: the -20 vehicle profile
+    (``iso20-vehicle``) to one of ``oem_roots`` (DER/PEM roots or a ``pki.TrustStore``) at
+    ``clock()``; ``revocation(verified_chain)`` may raise a ``pki.PKIError`` (e.g. an OCSP
+    ``CertificateRevokedError``) to refuse.  Returns the ``pki.VerifiedChain``."""
+    return _chain_check(oem_roots, "oem", "iso20-vehicle", "vehicle", clock, cache, revocation, "[V2G20-2432]")
+
+
+def secc_chain_check(v2g_roots: Any, *, clock: Callable[[], datetime] = _utcnow, cache: Any = None) -> ChainCheck:
+    """The EVCC's check of the SECC chain in -20: the -20 SECC profile (``iso20-secc``: DC CPO or
+    CSO, key usage, at most two Sub-CAs) to one of ``v2g_roots`` at ``clock()``."""
+    return _chain_check(v2g_roots, "v2g", "iso20-secc", "SECC", clock, cache, None, "(ISO 15118-20 SECC profile)")
+
+
+def peer_chain(ssl_object: Any) -> tuple[bytes, ...]:
+    """The certificate chain the peer sent (DER, leaf first, as on the wire), from an
+    ``ssl.SSLObject``/``SSLSocket`` after the handshake; empty when the peer sent none."""
+    get = getattr(ssl_object, "get_unverified_chain", None)  # public from Python 3.13
+    if get is None:
+        get = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if get is None:  # pragma: no cover - every supported Python has one of the two
+        leaf = ssl_object.getpeercert(binary_form=True)
+        return (leaf,) if leaf else ()
+    import _ssl
+
+    return tuple(c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in (get() or ()))
+
+
+def handshake_failures(ctx: ssl.SSLContext) -> list[str]:
+    """The reasons of the last refused handshakes of a context made here (oldest first, bounded)."""
+    return list(getattr(ctx, "v2g_failures", ()))
+
+
+class _Policy:
+    """What a -20 context checks once OpenSSL completed a handshake."""
+
+    __slots__ = ("suites", "chain_check")
+
+    def __init__(self, suites: Sequence[str], chain_check: Optional[ChainCheck]) -> None:
+        self.suites = tuple(suites)
+        self.chain_check = chain_check
+
+    def after_handshake(self, obj: ssl.SSLObject) -> Any:
+        cipher = obj.cipher()
+        name = cipher[0] if cipher else None
+        if name not in self.suites:
+            raise TLSPeerError(f"cipher suite {name} is not one of {', '.join(self.suites)} [V2G20-2458]")
+        if self.chain_check is None:
+            return None
+        return self.chain_check(peer_chain(obj))
+
+
+class V2GSSLObject(ssl.SSLObject):
+    """``SSLObject`` of the -20 contexts: runs the context's post-handshake checks and records every
+    refused handshake on the context.  ``peer_verified`` holds what the chain check returned (the
+    vehicle or SECC ``pki.VerifiedChain``)."""
+
+    peer_verified: Any = None
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            _record(self.context, exc)
+            raise
+        policy = getattr(self.context, "v2g_policy", None)
+        if policy is not None:
+            try:
+                self.peer_verified = policy.after_handshake(self)
+            except ssl.SSLError as exc:
+                _record(self.context, exc)
+                raise
+
+
+def _record(ctx: ssl.SSLContext, exc: BaseException) -> None:
+    failures = getattr(ctx, "v2g_failures", None)
+    if failures is None:
+        return
+    reason = str(exc)
+    first = reason not in failures
+    failures.append(reason)
+    # one log line per distinct reason among the remembered ones: a peer retrying cannot flood the log
+    if first:
+        logger.warning("TLS handshake refused: %s", reason)
 
 
 def _der_to_pem(cert: bytes) -> bytes:
@@ -115,18 +283,26 @@ def _load_trust(ctx: ssl.SSLContext, roots: Sequence[bytes]) -> None:
         raise TLSConfigError(f"trust anchors do not load: {exc.reason or exc}") from None
 
 
-def _base(purpose_server: bool, iso: int, allow_gcm: bool) -> ssl.SSLContext:
+def _base(purpose_server: bool, iso: int, allow_gcm: bool, group: Optional[str] = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose_server else ssl.PROTOCOL_TLS_CLIENT)
     if iso == 2:
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_ciphers(ISO2_CIPHERS + (":" + ISO2_GCM_CIPHER if allow_gcm else ""))
-        ctx.set_ecdh_curve(ISO2_CURVE)
+        ctx.set_ecdh_curve(group or ISO2_CURVE)
     elif iso == 20:
+        if group is not None and group not in ISO20_GROUPS:
+            raise TLSConfigError(f"ISO 15118-20 groups are {', '.join(ISO20_GROUPS)}, not {group!r} [V2G20-1634]")
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
-        ctx.set_ecdh_curve(ISO20_CURVE)
+        ctx.set_ecdh_curve(group or ISO20_CURVE)
+        ctx.sslobject_class = V2GSSLObject
+        ctx.v2g_failures = collections.deque(maxlen=_MAX_FAILURES)  # type: ignore[attr-defined]
     else:
         raise ValueError(f"iso must be 2 or 20, not {iso!r}")
-    ctx.options |= ssl.OP_NO_COMPRESSION
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET | ssl.OP_NO_RENEGOTIATION
+    if purpose_server:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        if iso == 20:
+            ctx.num_tickets = 0
     return ctx
 
 
@@ -137,19 +313,29 @@ def server_context(
     iso: int = 2,
     client_roots: Sequence[bytes] | None = None,
     allow_gcm: bool = False,
+    group: Optional[str] = None,
+    verify_client: Optional[ChainCheck] = None,
 ) -> ssl.SSLContext:
     """SECC (TLS server) context.
 
     ``chain``: SECC leaf first, then its Sub-CAs (DER or PEM), without the root.
     ``private_key``: the leaf key (PEM/DER bytes or a ``cryptography`` key object).
-    ``iso=20`` selects TLS 1.3 and, with ``client_roots`` (OEM/V2G roots), mutual TLS: the EVCC
-    must present a vehicle chain that verifies to one of them [V2G20-2400].
+    ``iso=20`` selects TLS 1.3 with the -20 cipher suites (checked after the handshake) and
+    ``group`` (:data:`ISO20_GROUPS`, default secp521r1); with ``client_roots`` (the OEM roots),
+    mutual TLS: the EVCC must present a vehicle chain that OpenSSL verifies to one of them
+    [V2G20-2400], and ``verify_client`` (default :func:`vehicle_chain_check` of ``client_roots``)
+    then checks it with the -20 vehicle profile [V2G20-2432].
     """
-    ctx = _base(True, iso, allow_gcm)
+    ctx = _base(True, iso, allow_gcm, group)
     _load_chain(ctx, chain, private_key)
     if client_roots:
         _load_trust(ctx, client_roots)
         ctx.verify_mode = ssl.CERT_REQUIRED
+    if iso == 20:
+        check = verify_client
+        if check is None and client_roots:
+            check = vehicle_chain_check(client_roots)
+        ctx.v2g_policy = _Policy(ISO20_CIPHERSUITES, check)  # type: ignore[attr-defined]
     return ctx
 
 
@@ -160,13 +346,17 @@ def client_context(
     client_chain: Sequence[bytes] | None = None,
     client_key: bytes | PrivateKeyTypes | None = None,
     allow_gcm: bool = False,
+    group: Optional[str] = None,
+    verify_server: Optional[ChainCheck] = None,
 ) -> ssl.SSLContext:
     """EVCC (TLS client) context trusting exactly ``v2g_roots`` (DER or PEM).
 
     Hostname checking is off (V2G has no host names), verification of the SECC chain is
-    required.  For -20 mutual TLS pass the vehicle chain (leaf first, no root) and its key.
+    required.  For -20 mutual TLS pass the vehicle chain (leaf, Sub-CA 2, Sub-CA 1, no root
+    [V2G20-2431]) and its key; the -20 cipher suites are checked after the handshake and so is the
+    SECC chain, by ``verify_server`` (default :func:`secc_chain_check` of ``v2g_roots``).
     """
-    ctx = _base(False, iso, allow_gcm)
+    ctx = _base(False, iso, allow_gcm, group)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     _load_trust(ctx, v2g_roots)
@@ -174,6 +364,8 @@ def client_context(
         if client_key is None:
             raise TLSConfigError("client_chain given without client_key")
         _load_chain(ctx, client_chain, client_key)
+    if iso == 20:
+        ctx.v2g_policy = _Policy(ISO20_CIPHERSUITES, verify_server or secc_chain_check(v2g_roots))  # type: ignore[attr-defined]
     return ctx
 
 

@@ -21,7 +21,7 @@ import socket
 import ssl
 from typing import Any, Awaitable, Callable, Collection, Optional
 
-from .tls import PeerCheck
+from .tls import PeerCheck, peer_chain
 from ..core.v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
 
 __all__ = [
@@ -127,6 +127,21 @@ class V2GTPStream:
         """DER of the peer's leaf certificate, when TLS is used and the peer sent one."""
         obj = self._writer.get_extra_info("ssl_object")
         return obj.getpeercert(binary_form=True) if obj is not None else None
+
+    @property
+    def peer_chain(self) -> tuple[bytes, ...]:
+        """The certificate chain the peer sent (DER, leaf first; empty without TLS or certificate):
+        in ISO 15118-20 on the SECC, the vehicle chain [V2G20-2430]."""
+        obj = self._writer.get_extra_info("ssl_object")
+        return peer_chain(obj) if obj is not None else ()
+
+    @property
+    def peer_verified(self) -> Any:
+        """What the -20 context's chain check returned after the handshake (the vehicle chain on the
+        SECC, the SECC chain on the EVCC, as ``pki.VerifiedChain``), else None; its OCSP request
+        data (``pki.ocsp.ocpp_request_data``) is what the SECC asks the backend about [V2G20-2432]."""
+        obj = self._writer.get_extra_info("ssl_object")
+        return getattr(obj, "peer_verified", None)
 
     # -- I/O -----------------------------------------------------------------------------
     async def read_frame(self, timeout: float | None = None) -> Frame:

@@ -6,11 +6,21 @@ provider; on the next charge the contract is installed over the cable; installed
 listed (eMAID, provider, validity) and can be deleted; the newest contract always wins; a
 workshop may wipe them all; switching Plug & Charge off stops their use.
 
+Contracts of both editions live side by side: a contract's edition follows from its key
+(secp256r1: ISO 15118-2; secp521r1 or Ed448: ISO 15118-20 [V2G20-2674, V2G20-2319]), and every
+"which contract" question (:meth:`ContractWallet.usable_contract`, ``needs_install``,
+``needs_update``, ``payment_option``) is asked per edition (``iso=2`` by default, ``iso=20``): the
+newest valid contract of that edition wins.  A -20 vehicle also holds its -20 OEM provisioning
+credentials (for the -20 CertificateInstallationReq) and its vehicle certificate (the TLS client
+certificate of -20's mutual authentication [V2G20-2430]).
+
 Persistence (one directory, owner-only: 0700 directory, 0600 files)::
 
     settings.json                  {"enabled": bool}
-    oem-provisioning.json          OEM provisioning leaf + Sub-CAs (base64 DER) + key (PKCS#8 PEM)
-    contract-<id>.json             one file per contract: leaf, Sub-CAs, key, eMAID, provider
+    oem-provisioning.json          -2 OEM provisioning leaf + Sub-CAs (base64 DER) + key (PKCS#8 PEM)
+    oem-provisioning-20.json       the same for ISO 15118-20 (P-521 or Ed448)
+    vehicle-20.json                -20 vehicle certificate (TLS client) + Sub-CAs + key
+    contract-<id>.json             one file per contract (either edition): leaf, Sub-CAs, key, eMAID, provider
 
 Every file is replaced atomically (temp file in the same directory, ``fsync``, ``os.replace``,
 ``fsync`` of the directory), and each contract lives in exactly one file, so a crash at any
@@ -36,11 +46,11 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
@@ -52,7 +62,10 @@ __all__ = [
     "ContractInfo",
     "Contract",
     "OEMProvisioning",
+    "VehicleCertificate",
     "ContractWallet",
+    "ContractKey",
+    "edition_of_key",
     "FileOps",
     "ChargePortLight",
     "WalletEvent",
@@ -69,6 +82,8 @@ logger = logging.getLogger(__name__)
 _FORMAT = 1
 _SETTINGS = "settings.json"
 _OEM = "oem-provisioning.json"
+_OEM20 = "oem-provisioning-20.json"
+_VEHICLE = "vehicle-20.json"
 _CONTRACT_RE = re.compile(r"^contract-([0-9a-f]{16})\.json$")
 _TMP_SUFFIX = ".tmp"
 #: Update a contract when it expires within this margin (the -20 expiry warning uses 14 days
@@ -78,6 +93,28 @@ DEFAULT_UPDATE_MARGIN = dt.timedelta(days=14)
 
 class WalletError(ValueError):
     """The wallet refused an operation or input (bad certificate, key mismatch, unknown id...)."""
+
+
+#: A contract's private key: secp256r1 (ISO 15118-2), secp521r1 or Ed448 (ISO 15118-20).
+ContractKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey]
+_EDITION_OF_CURVE = {"secp256r1": 2, "secp521r1": 20}
+
+
+def edition_of_key(key: object) -> int:
+    """The ISO 15118 edition a private key belongs to: 2 for secp256r1 [V2G2-006], 20 for secp521r1
+    [V2G20-2674] and Ed448 [V2G20-2319]; :class:`WalletError` for any other key."""
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return 20
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _EDITION_OF_CURVE:
+        return _EDITION_OF_CURVE[key.curve.name]
+    kind = key.curve.name if isinstance(key, ec.EllipticCurvePrivateKey) else type(key).__name__
+    raise WalletError(f"a {kind} key belongs to no ISO 15118 edition (secp256r1, secp521r1 or Ed448)")
+
+
+def _check_iso(iso: int) -> int:
+    if iso not in (2, 20):
+        raise WalletError(f"iso must be 2 or 20, not {iso!r}")
+    return iso
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +129,8 @@ class ContractInfo:
     not_before: dt.datetime
     not_after: dt.datetime
     contract_id: str
+    #: ISO 15118 edition of the contract (2 or 20), from its key
+    iso: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +140,7 @@ class Contract:
     info: ContractInfo
     leaf: bytes
     sub_cas: tuple[bytes, ...]
-    private_key: ec.EllipticCurvePrivateKey = dataclasses.field(repr=False, compare=False)
+    private_key: ContractKey = dataclasses.field(repr=False, compare=False)
     #: validity of the whole chain (leaf and Sub-CAs intersected)
     chain_not_before: dt.datetime = dataclasses.field(default=dt.datetime.min.replace(tzinfo=dt.timezone.utc))
     chain_not_after: dt.datetime = dataclasses.field(default=dt.datetime.max.replace(tzinfo=dt.timezone.utc))
@@ -111,6 +150,11 @@ class Contract:
         """The contract's eMAID (leaf CN)."""
         return self.info.emaid
 
+    @property
+    def iso(self) -> int:
+        """ISO 15118 edition of the contract (2 or 20)."""
+        return self.info.iso
+
     def valid_at(self, now: dt.datetime) -> bool:
         """Whether every certificate of the chain is valid at ``now``."""
         return self.chain_not_before <= now <= self.chain_not_after
@@ -118,16 +162,37 @@ class Contract:
 
 @dataclasses.dataclass(frozen=True)
 class OEMProvisioning:
-    """The vehicle's OEM provisioning credentials (used for CertificateInstallationReq)."""
+    """The vehicle's OEM provisioning credentials (used for CertificateInstallationReq): the leaf,
+    its Sub-CAs (Sub-CA 2 first; -20 sends them in OEMProvisioningCertificateChain) and the key."""
 
     leaf: bytes
     sub_cas: tuple[bytes, ...]
-    private_key: ec.EllipticCurvePrivateKey = dataclasses.field(repr=False, compare=False)
+    private_key: ContractKey = dataclasses.field(repr=False, compare=False)
 
     @property
     def pcid(self) -> str:
         """The PCID: CN of the OEM provisioning certificate."""
         return _cn(_load_cert(self.leaf, "OEM provisioning certificate"))
+
+    @property
+    def iso(self) -> int:
+        """ISO 15118 edition of the key (2 or 20)."""
+        return edition_of_key(self.private_key)
+
+
+@dataclasses.dataclass(frozen=True)
+class VehicleCertificate:
+    """The ISO 15118-20 vehicle certificate: the TLS client certificate of mutual authentication,
+    sent with its Sub-CAs and without the root [V2G20-2430/2431]."""
+
+    leaf: bytes
+    sub_cas: tuple[bytes, ...]
+    private_key: ContractKey = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def tls_chain(self) -> tuple[bytes, ...]:
+        """What the EV presents in the TLS handshake: leaf, then Sub-CA 2, Sub-CA 1 (no root)."""
+        return (self.leaf, *self.sub_cas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +260,7 @@ def _cn(cert: x509.Certificate) -> str:
     return str(attrs[0].value)
 
 
-def _load_private_key(data: bytes | PrivateKeyTypes) -> ec.EllipticCurvePrivateKey:
+def _load_private_key(data: bytes | PrivateKeyTypes) -> ContractKey:
     if isinstance(data, (bytes, bytearray)):
         raw = bytes(data)
         try:
@@ -205,17 +270,17 @@ def _load_private_key(data: bytes | PrivateKeyTypes) -> ec.EllipticCurvePrivateK
             raise WalletError("private key could not be loaded (PKCS#8/SEC1 PEM or DER expected)") from None
     else:
         key = data
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise WalletError("private key must be an EC key")
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey)):
+        raise WalletError("private key must be an EC or Ed448 key")
     return key
 
 
-def _key_matches(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> bool:
+def _key_matches(key: ContractKey, cert: x509.Certificate) -> bool:
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return key.public_key().public_bytes(*fmt) == cert.public_key().public_bytes(*fmt)
 
 
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+def _pem(key: ContractKey) -> str:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode("ascii")
 
@@ -243,14 +308,15 @@ def contract_id_of(leaf: bytes) -> str:
     return hashlib.sha256(leaf).hexdigest()[:16]
 
 
-def _build_contract(leaf: bytes, sub_cas: Sequence[bytes], key: ec.EllipticCurvePrivateKey,
+def _build_contract(leaf: bytes, sub_cas: Sequence[bytes], key: ContractKey,
                     provider: Optional[str], emaid_hint: Optional[str]) -> Contract:
     cert = _load_cert(leaf, "contract certificate")
     subs = [_load_cert(s, f"contract Sub-CA #{i}") for i, s in enumerate(sub_cas)]
     emaid = _cn(cert)
     if emaid_hint is not None and normalize_emaid(emaid_hint) != normalize_emaid(emaid):
         raise WalletError(f"eMAID {emaid_hint!r} does not match the contract certificate CN {emaid!r}")
-    if not _key_matches(key, cert):  # [V2G2-823]
+    iso = edition_of_key(key)
+    if not _key_matches(key, cert):  # [V2G2-823] / [V2G20-2507]
         raise WalletError("private key does not match the contract certificate's public key")
     for sub in subs:
         if sub.subject == cert.subject:
@@ -259,8 +325,27 @@ def _build_contract(leaf: bytes, sub_cas: Sequence[bytes], key: ec.EllipticCurve
     na = min([cert.not_valid_after_utc] + [s.not_valid_after_utc for s in subs])
     info = ContractInfo(emaid=emaid, provider=provider or _provider_of(emaid),
                         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-                        contract_id=contract_id_of(bytes(leaf)))
+                        contract_id=contract_id_of(bytes(leaf)), iso=iso)
     return Contract(info, bytes(leaf), tuple(bytes(s) for s in sub_cas), key, nb, na)
+
+
+def _check_credentials(leaf: bytes, sub_cas: Sequence[bytes], private_key: bytes | PrivateKeyTypes, what: str,
+                       iso: Optional[int]) -> tuple[bytes, tuple[bytes, ...], ContractKey]:
+    """Leaf, Sub-CAs and key of a credential (OEM provisioning, vehicle), checked: DER, the key
+    matches the leaf, and (``iso`` given) the key belongs to that edition."""
+    cert = _load_cert(leaf, f"{what} certificate")
+    for i, sub in enumerate(sub_cas):
+        _load_cert(sub, f"{what} Sub-CA #{i}")
+    key = _load_private_key(private_key)
+    if iso is not None and edition_of_key(key) != iso:
+        raise WalletError(f"the {what} key is not an ISO 15118-{iso} key (secp521r1 or Ed448 for -20)")
+    if not _key_matches(key, cert):
+        raise WalletError(f"private key does not match the {what} certificate")
+    return bytes(leaf), tuple(bytes(s) for s in sub_cas), key
+
+
+def _credentials_json(leaf: bytes, sub_cas: Sequence[bytes], key: ContractKey) -> dict[str, Any]:
+    return {"leaf": _b64(leaf), "sub_cas": [_b64(s) for s in sub_cas], "private_key": _pem(key)}
 
 
 def _newest_key(c: Contract) -> tuple[dt.datetime, dt.datetime, str]:
@@ -289,6 +374,8 @@ class ContractWallet:
             os.chmod(self.directory, 0o700)
         self._enabled = enabled_default
         self._oem: OEMProvisioning | None = None
+        self._oem20: OEMProvisioning | None = None
+        self._vehicle: VehicleCertificate | None = None
         self._contracts: dict[str, Contract] = {}
         self._load()
 
@@ -317,16 +404,9 @@ class ContractWallet:
                 self._enabled = bool(self._read_json(_SETTINGS)["enabled"])
             except (OSError, ValueError, KeyError) as exc:
                 self._problem(_SETTINGS, exc)
-        if (self.directory / _OEM).exists():
-            try:
-                d = self._read_json(_OEM)
-                key = _load_private_key(d["private_key"].encode("ascii"))
-                leaf = _unb64(d["leaf"])
-                if not _key_matches(key, _load_cert(leaf, "OEM provisioning certificate")):
-                    raise WalletError("OEM provisioning key does not match its certificate")
-                self._oem = OEMProvisioning(leaf, tuple(_unb64(s) for s in d["sub_cas"]), key)
-            except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
-                self._problem(_OEM, exc)
+        self._oem = self._load_credentials(_OEM, "OEM provisioning", OEMProvisioning, None)
+        self._oem20 = self._load_credentials(_OEM20, "OEM provisioning", OEMProvisioning, 20)
+        self._vehicle = self._load_credentials(_VEHICLE, "vehicle", VehicleCertificate, 20)
         for entry in sorted(os.listdir(self.directory)):
             m = _CONTRACT_RE.match(entry)
             if not m:
@@ -340,6 +420,18 @@ class ContractWallet:
                 self._contracts[c.info.contract_id] = c
             except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
                 self._problem(entry, exc)
+
+    def _load_credentials(self, name: str, what: str, kind: Any, iso: Optional[int]) -> Any:
+        """A credentials file (leaf, Sub-CAs, key) or None; a damaged one is skipped and reported."""
+        if not (self.directory / name).exists():
+            return None
+        try:
+            d = self._read_json(name)
+            return kind(*_check_credentials(_unb64(d["leaf"]), [_unb64(s) for s in d["sub_cas"]],
+                                            d["private_key"].encode("ascii"), what, iso))
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+            self._problem(name, exc)
+            return None
 
     def _problem(self, name: str, exc: BaseException) -> None:
         reason = exc.args[0] if isinstance(exc, WalletError) and exc.args else type(exc).__name__
@@ -375,34 +467,51 @@ class ContractWallet:
         self._write_atomic(_SETTINGS, {"enabled": bool(enabled)})
         self._enabled = bool(enabled)
 
-    # -- OEM provisioning ----------------------------------------------------------------
+    # -- OEM provisioning and vehicle certificate ----------------------------------------
     @property
     def oem_provisioning(self) -> OEMProvisioning | None:
-        """The OEM provisioning credentials, or ``None`` if the vehicle has none."""
+        """The ISO 15118-2 OEM provisioning credentials, or ``None`` if the vehicle has none."""
         return self._oem
+
+    def oem_provisioning_for(self, iso: int) -> OEMProvisioning | None:
+        """The OEM provisioning credentials of edition ``iso`` (2 or 20), or ``None``."""
+        return self._oem if _check_iso(iso) == 2 else self._oem20
 
     @property
     def pcid(self) -> str | None:
-        """The PCID (CN of the OEM provisioning certificate), or ``None``."""
-        return self._oem.pcid if self._oem else None
+        """The PCID (CN of the OEM provisioning certificate, -2 first, else -20), or ``None``."""
+        oem = self._oem or self._oem20
+        return oem.pcid if oem else None
 
-    def set_oem_provisioning(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: bytes | PrivateKeyTypes) -> None:
-        """Store the OEM provisioning certificate (DER), its Sub-CAs (DER) and key (factory step)."""
-        cert = _load_cert(leaf, "OEM provisioning certificate")
-        for i, s in enumerate(sub_cas):
-            _load_cert(s, f"OEM Sub-CA #{i}")
-        key = _load_private_key(private_key)
-        if not _key_matches(key, cert):
-            raise WalletError("private key does not match the OEM provisioning certificate")
-        _cn(cert)
-        self._write_atomic(_OEM, {"leaf": _b64(bytes(leaf)), "sub_cas": [_b64(bytes(s)) for s in sub_cas],
-                                  "private_key": _pem(key)})
-        self._oem = OEMProvisioning(bytes(leaf), tuple(bytes(s) for s in sub_cas), key)
+    def set_oem_provisioning(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: bytes | PrivateKeyTypes, *,
+                             iso: int = 2) -> None:
+        """Store the OEM provisioning certificate (DER), its Sub-CAs (DER, Sub-CA 2 first) and key
+        (factory step) for edition ``iso``; a -20 key must be secp521r1 or Ed448."""
+        cred = _check_credentials(leaf, sub_cas, private_key, "OEM provisioning", 20 if _check_iso(iso) == 20 else None)
+        _cn(_load_cert(leaf, "OEM provisioning certificate"))
+        self._write_atomic(_OEM if iso == 2 else _OEM20, _credentials_json(*cred))
+        if iso == 2:
+            self._oem = OEMProvisioning(*cred)
+        else:
+            self._oem20 = OEMProvisioning(*cred)
+
+    @property
+    def vehicle_certificate(self) -> VehicleCertificate | None:
+        """The ISO 15118-20 vehicle certificate (mutual TLS client certificate), or ``None``."""
+        return self._vehicle
+
+    def set_vehicle_certificate(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: bytes | PrivateKeyTypes) -> None:
+        """Store the -20 vehicle certificate, its Sub-CAs (Sub-CA 2 first, no root) and key (factory
+        step) [V2G20-2430/2431]; the key must be secp521r1 or Ed448."""
+        cred = _check_credentials(leaf, sub_cas, private_key, "vehicle", 20)
+        self._write_atomic(_VEHICLE, _credentials_json(*cred))
+        self._vehicle = VehicleCertificate(*cred)
 
     # -- contracts -----------------------------------------------------------------------
-    def contracts(self) -> list[ContractInfo]:
-        """All installed contracts, newest first (latest notBefore, then latest notAfter)."""
-        return [c.info for c in sorted(self._contracts.values(), key=_newest_key, reverse=True)]
+    def contracts(self, iso: int | None = None) -> list[ContractInfo]:
+        """All installed contracts (of edition ``iso`` when given), newest first (latest notBefore,
+        then latest notAfter)."""
+        return [c.info for c in self.iter_contracts(iso)]
 
     def get(self, contract_id: str) -> Contract:
         """The installed contract with this id (raises :class:`WalletError` if unknown)."""
@@ -411,36 +520,38 @@ class ContractWallet:
         except KeyError:
             raise WalletError(f"no contract with id {contract_id!r}") from None
 
-    def usable_contract(self, now: dt.datetime) -> Contract | None:
-        """The contract to use at ``now``: the newest one whose whole chain is valid.
+    def usable_contract(self, now: dt.datetime, iso: int = 2) -> Contract | None:
+        """The contract of edition ``iso`` to use at ``now``: the newest one whose whole chain is valid.
 
-        ``None`` when Plug & Charge is off or no contract is valid (the car then uses
-        ExternalPayment).  "Newest" = latest notBefore of the leaf, then latest notAfter.
+        ``None`` when Plug & Charge is off or no contract of that edition is valid (the car then
+        uses ExternalPayment / EIM).  "Newest" = latest notBefore of the leaf, then latest notAfter.
         """
+        _check_iso(iso)
         if not self._enabled:
             return None
-        valid = [c for c in self._contracts.values() if c.valid_at(now)]
+        valid = [c for c in self._contracts.values() if c.info.iso == iso and c.valid_at(now)]
         return max(valid, key=_newest_key) if valid else None
 
-    def needs_install(self, now: dt.datetime) -> bool:
-        """Plug & Charge is on and no contract is usable: install one over the cable."""
-        return self._enabled and self.usable_contract(now) is None
+    def needs_install(self, now: dt.datetime, iso: int = 2) -> bool:
+        """Plug & Charge is on and no contract of edition ``iso`` is usable: install one over the cable."""
+        return self._enabled and self.usable_contract(now, iso) is None
 
-    def needs_update(self, now: dt.datetime, margin: dt.timedelta = DEFAULT_UPDATE_MARGIN) -> bool:
+    def needs_update(self, now: dt.datetime, margin: dt.timedelta = DEFAULT_UPDATE_MARGIN, iso: int = 2) -> bool:
         """The usable contract's chain expires within ``margin``: update it over the cable."""
-        c = self.usable_contract(now)
+        c = self.usable_contract(now, iso)
         return c is not None and c.chain_not_after - now <= margin
 
-    def payment_option(self, now: dt.datetime) -> str:
-        """``"Contract"`` when a contract is usable at ``now``, else ``"ExternalPayment"``."""
-        return "Contract" if self.usable_contract(now) is not None else "ExternalPayment"
+    def payment_option(self, now: dt.datetime, iso: int = 2) -> str:
+        """``"Contract"`` when a contract of edition ``iso`` is usable at ``now``, else ``"ExternalPayment"``."""
+        return "Contract" if self.usable_contract(now, iso) is not None else "ExternalPayment"
 
     def install(self, leaf: bytes, sub_cas: Sequence[bytes], private_key: bytes | PrivateKeyTypes, *,
                 provider: str | None = None, emaid: str | None = None) -> ContractInfo:
         """Store a contract (leaf DER, Sub-CA DERs leaf-side first, private key).
 
-        Checks that the key matches the certificate [V2G2-823] and, if ``emaid`` is given, that
-        it equals the certificate CN.  Installing the same certificate again is a no-op.  Older
+        The key's kind gives the contract's edition (:func:`edition_of_key`).  Checks that the key
+        matches the certificate [V2G2-823] / [V2G20-2507] and, if ``emaid`` is given, that it
+        equals the certificate CN.  Installing the same certificate again is a no-op.  Older
         contracts are kept; :meth:`usable_contract` prefers the newest.  The contract is durable
         on disk when this returns.
         """
@@ -467,6 +578,8 @@ class ContractWallet:
         for cid in list(self._contracts):
             self.delete(cid)
 
-    def iter_contracts(self) -> Iterable[Contract]:
-        """Full contract records, newest first."""
-        return sorted(self._contracts.values(), key=_newest_key, reverse=True)
+    def iter_contracts(self, iso: int | None = None) -> Iterable[Contract]:
+        """Full contract records (of edition ``iso`` when given), newest first."""
+        chosen = self._contracts.values() if iso is None else [c for c in self._contracts.values()
+                                                                  if c.info.iso == _check_iso(iso)]
+        return sorted(chosen, key=_newest_key, reverse=True)

@@ -257,6 +257,38 @@ def test_cli(tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]) -> 
         cli_main(["issue-test-pki", str(again), "--at", "yesterday"])
 
 
+
+@pytest.mark.parametrize("args", [[], ["--algorithm", "ed448", "--oem-provisioning-algorithm", "secp521r1"]],
+                         ids=["p521", "ed448"])
+def test_cli_iso20_writes_every_chain_a_pnc_session_needs(tmp_path: os.PathLike[str], args: list[str]) -> None:
+    """What a -20 Plug & Charge session reads from the files: the vehicle chain (mutual TLS), the OEM
+    provisioning chain and key, CPS, MO/contract and SECC chains, each valid under its -20 chain profile
+    against the roots in trust/<role>/."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from pki.store import TrustStore
+    from pki.verify import verify_chain
+
+    out = Path(tmp_path) / "pki"
+    assert cli_main(["issue-test-pki", str(out), "--iso", "20", "--seed", "4", "--at", "2026-06-01T12:00:00Z", *args]) == 0
+    d = out / "iso20"
+    manifest = json.loads((d / "manifest.json").read_text())
+    store = TrustStore({role: [(d / f).read_bytes() for f in files] for role, files in manifest["trust"].items()})
+    want = {"iso20-vehicle", "iso20-oem-provisioning", "iso20-cps", "iso20-contract", "iso20-secc"}
+    assert want <= set(manifest["chains"])
+    for name in want:
+        chain = manifest["chains"][name]
+        leaf = (d / f"{chain['leaf']}.der").read_bytes()
+        subs = [(d / f"{r}.der").read_bytes() for r in chain["intermediates"]]
+        verify_chain(leaf, subs, store=store, profile=name, at=NOW)
+        key = load_pem_private_key((d / f"{chain['leaf']}.key.pem").read_bytes(), None)
+        kind = "ed448" if isinstance(key, ed448.Ed448PrivateKey) else key.curve.name  # type: ignore[union-attr]
+        expected = "secp521r1" if not args or chain["leaf"] == "oem-provisioning-leaf" else "ed448"
+        assert kind == expected, (name, kind)
+
+
 # ---- the broken corpus -------------------------------------------------------------------------
 REASONS = {"MALFORMED", "BAD_SIGNATURE", "EXPIRED", "NOT_YET_VALID", "UNKNOWN_ISSUER", "UNTRUSTED_ROOT",
            "NOT_A_CA", "PATH_LENGTH", "KEY_USAGE", "ALGORITHM", "PROFILE", "TOO_LARGE", "REVOKED"}

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from _pki_fixtures import NOW, cached_pki, pki2, pki20, pki20_ed448  # noqa: F401
 from pki.errors import KeyTransportError, PKIError
-from pki.issue import TestPKI
+from pki.issue import TestPKI, issue_test_pki
 from pki.keytransport import OTHER_INFO, concat_kdf, decrypt_contract_key, encrypt_contract_key
 
 
@@ -185,7 +185,7 @@ def test_iso20_encrypt_rejections(pki20: TestPKI, pki2: TestPKI) -> None:
     with pytest.raises(KeyTransportError, match="secp521r1 or X448"):
         encrypt_contract_key(pki20.key("contract-leaf"), pki2.key("oem-provisioning-leaf").public_key(), iso=20,  # type: ignore[arg-type]
                              contract_certificate=pki20.cert("contract-leaf"), pcid=pki20.pcid)
-    with pytest.raises(KeyTransportError, match="secp521r1 contract key"):
+    with pytest.raises(KeyTransportError, match="secp521r1 or Ed448 contract key"):
         encrypt_contract_key(pki2.key("contract-leaf"), oem, iso=20,  # type: ignore[arg-type]
                              contract_certificate=pki20.cert("contract-leaf"), pcid=pki20.pcid)
     with pytest.raises(KeyTransportError, match="subjectKeyIdentifier"):
@@ -242,3 +242,67 @@ def test_backend_bundle_takes_pcid_from_oem_certificate(pki20: TestPKI) -> None:
         pki20.contract_bundle(pki20.emaid, b"junk")
     with pytest.raises(ValueError):
         cached_pki(20, "ed448").contract_bundle(pki20.emaid, cached_pki(20, "ed448").cert("oem-provisioning-leaf"))
+
+
+def _ed448_contract(pki: TestPKI, emaid: str = "DEPLGC000000086") -> tuple[bytes, ed448.Ed448PrivateKey]:
+    key = ed448.Ed448PrivateKey.generate()
+    return pki.issue_contract(emaid, key=key).der, key
+
+
+def test_iso20_ed448_contract_travels_in_the_secp521_variant(pki20_ed448: TestPKI) -> None:
+    """An Ed448 contract key (57 B) right-aligned in the 66-byte SECP521 plaintext, recomputed here
+    with cryptography's primitives: ECDH P-521, ConcatKDF SHA-512 (01 55 56), AES-256-GCM with the
+    PCID ‖ SKI (upper-case hex) AAD [V2G20-2492]."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    receiver = ec.generate_private_key(ec.SECP521R1())  # a key-agreement-capable OEM provisioning key
+    cert, key = _ed448_contract(pki20_ed448)
+    ct, dh = encrypt_contract_key(key, receiver.public_key(), iso=20, contract_certificate=cert, pcid=pki20_ed448.pcid)
+    assert len(ct) == 94 and len(dh) == 133 and dh[0] == 4
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP521R1(), dh)
+    z = receiver.exchange(ec.ECDH(), peer)
+    k = hashlib.sha512(b"\x00\x00\x00\x01" + z + b"\x01\x55\x56").digest()[:32]
+    ski = x509.load_der_x509_certificate(cert).extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    plain = AESGCM(k).decrypt(ct[:12], ct[12:], pki20_ed448.pcid.encode() + ski.hex().upper().encode())
+    assert plain == bytes(9) + key.private_bytes_raw()
+    got = decrypt_contract_key(ct, dh, receiver, cert, iso=20, pcid=pki20_ed448.pcid)
+    assert isinstance(got, ed448.Ed448PrivateKey) and got.private_bytes_raw() == key.private_bytes_raw()
+    # the key of another Ed448 certificate passes GCM (same certificate in the AAD) but not the match check
+    other_key = ed448.Ed448PrivateKey.generate()
+    ct2, dh2 = encrypt_contract_key(other_key, receiver.public_key(), iso=20, contract_certificate=cert,
+                                    pcid=pki20_ed448.pcid)
+    with pytest.raises(KeyTransportError, match="does not match"):
+        decrypt_contract_key(ct2, dh2, receiver, cert, iso=20, pcid=pki20_ed448.pcid)
+    # a plaintext whose nine leading bytes are not zero is refused (the encryption is valid)
+    iv = bytes(12)
+    bad = AESGCM(k).encrypt(iv, b"\x00" + b"\x01" + bytes(7) + key.private_bytes_raw(),
+                            pki20_ed448.pcid.encode() + ski.hex().upper().encode())
+    with pytest.raises(KeyTransportError, match="must be zero"):
+        decrypt_contract_key(iv + bad, dh, receiver, cert, iso=20, pcid=pki20_ed448.pcid)
+    # a P-521 contract certificate does not take an Ed448 plaintext: the scalar check catches it
+    p521_cert = cached_pki(20).cert("contract-leaf")
+    ct3, dh3 = encrypt_contract_key(key, receiver.public_key(), iso=20, contract_certificate=p521_cert,
+                                    pcid=pki20_ed448.pcid)
+    with pytest.raises(KeyTransportError, match="does not match"):
+        decrypt_contract_key(ct3, dh3, receiver, p521_cert, iso=20, pcid=pki20_ed448.pcid)
+
+
+def test_ed448_pki_with_a_p521_oem_provisioning_key_installs() -> None:
+    """``oem_provisioning_algorithm``: an Ed448 PKI whose OEM provisioning leaf agrees keys on P-521;
+    the backend's bundle carries the Ed448 contract key to it."""
+    from pki.store import TrustStore
+    from pki.verify import verify_chain
+
+    p = issue_test_pki(20, seed=3, now=NOW, algorithm="ed448", oem_provisioning_algorithm="secp521r1")
+    oem_key = p.key("oem-provisioning-leaf")
+    assert isinstance(oem_key, ec.EllipticCurvePrivateKey) and oem_key.curve.name == "secp521r1"
+    assert isinstance(p.key("oem-sub2"), ed448.Ed448PrivateKey) and isinstance(p.key("contract-leaf"), ed448.Ed448PrivateKey)
+    case = p.chain("iso20-oem-provisioning")
+    verify_chain(case.leaf, case.intermediates, store=TrustStore(case.roots), profile=case.profile, at=NOW)
+    bundle = p.contract_bundle(p.emaid, p.cert("oem-provisioning-leaf"))
+    got = decrypt_contract_key(bundle.encrypted_private_key, bundle.dh_public_key, oem_key, bundle.contract,
+                               iso=20, pcid=p.pcid)
+    assert isinstance(got, ed448.Ed448PrivateKey)
+    assert got.public_key().public_bytes_raw() == bundle.key.public_key().public_bytes_raw()  # type: ignore[union-attr]
+    with pytest.raises(PKIError):
+        issue_test_pki(2, oem_provisioning_algorithm="ed448")

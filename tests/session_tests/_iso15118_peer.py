@@ -5,17 +5,22 @@ Java gateway for its EXIficient codec and configures logging at import), inside 
 namespace the test made for it, with that package's own simulators (``SimEVSEController`` /
 ``SimEVController``) and its own EXI codec. Nothing of plugcharge is imported here.
 
-    python _iso15118_peer.py secc --pki DIR --iface IFACE [--auth EIM,PNC] [--protocols ISO_15118_2]
-                                  [--enforce-tls | --no-enforce-tls]
-    python _iso15118_peer.py evcc --pki DIR --iface IFACE
+    python _iso15118_peer.py secc --pki DIR --iface IFACE [--auth EIM,PNC] [--protocols ISO_15118_2] [--no-tls]
+    python _iso15118_peer.py evcc --pki DIR --iface IFACE [--mode DC_extended] [--loops N]
+                                  [--protocols DIN_SPEC_70121] [--no-tls] [--no-install]
+    python _iso15118_peer.py evcc --pki DIR --iface IFACE --serve
+
+``--protocols`` restricts what the peer speaks (its names, comma-separated); ``--no-tls`` lets its SECC
+serve plain TCP too (and its EVCC ask for it), as DIN SPEC 70121 needs.
 
 ``DIR`` holds the test PKI in that package's layout (``iso15118_2/certs``,
 ``iso15118_2/private_keys``; see ``write_layout`` in ``test_pc_interop_iso15118.py``). The
 interface must carry an IPv6 link-local address: that package binds its TCP server to it and
 discovers over the ``ff02::1`` multicast group on it.
 
-The SECC serves one session after another until it is terminated. The EVCC starts its JVM once
-and then runs one session per line on stdin, a JSON object::
+The SECC serves one session after another until it is terminated. The EVCC runs one session as
+its arguments say and exits (status 0 and ``PEER-DONE evcc`` when its session handler returned);
+with ``--serve`` it starts its JVM once and then runs one session per line on stdin, a JSON object::
 
     {"run": 3, "mode": "DC_extended", "install": true, "tls": true, "protocols": ["ISO_15118_2"],
      "loops": 3, "timeout": 90}
@@ -42,7 +47,7 @@ def _environment(args: argparse.Namespace) -> None:
         "NETWORK_INTERFACE": args.iface,
         "PROTOCOLS": args.protocols,
         "AUTH_MODES": args.auth,
-        "SECC_ENFORCE_TLS": str(args.enforce_tls),
+        "SECC_ENFORCE_TLS": str(args.tls),
         "ENABLE_TLS_1_3": "False",
         "FREE_CHARGING_SERVICE": "False",
         "FREE_CERT_INSTALL_SERVICE": "True",
@@ -127,12 +132,19 @@ async def _evcc_session(spec: dict[str, Any], iface: str, codec: Any) -> str:
         await asyncio.sleep(0)
 
 
-async def _evcc(args: argparse.Namespace) -> None:
+async def _evcc(args: argparse.Namespace) -> int:
     from iso15118.shared.exificient_exi_codec import ExificientEXICodec
     from iso15118.shared.settings import load_shared_settings
 
     load_shared_settings(os.path.join(os.getcwd(), ".env"))
     codec = ExificientEXICodec()
+    if not args.serve:  # one session as the arguments say
+        print("PEER-READY evcc", flush=True)
+        status = await _evcc_session({"mode": args.mode, "install": args.install, "tls": args.tls,
+                                      "protocols": args.protocols.split(","), "loops": args.loops,
+                                      "timeout": 3600}, args.iface, codec)
+        print("PEER-DONE evcc" if status == "ok" else f"PEER-FAILED evcc {status}", flush=True)
+        return 0 if status == "ok" else 1
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -155,6 +167,7 @@ async def _evcc(args: argparse.Namespace) -> None:
         current = (int(command["run"]), asyncio.ensure_future(run(int(command["run"]), command)))
     if current is not None:
         await asyncio.wait({current[1]})
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("role", choices=("secc", "evcc"))
     ap.add_argument("--pki", required=True)
     ap.add_argument("--iface", required=True)
-    ap.add_argument("--auth", default="EIM,PNC")
+    ap.add_argument("--auth", default="PNC")
     ap.add_argument("--protocols", default="ISO_15118_2")
-    ap.add_argument("--enforce-tls", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--mode", default="DC_extended")
+    ap.add_argument("--loops", type=int, default=3)
+    ap.add_argument("--install", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--serve", action="store_true", help="EVCC: one session per JSON line on stdin")
     args = ap.parse_args(argv)
     _environment(args)
-    asyncio.run(_secc(args) if args.role == "secc" else _evcc(args))
-    return 0
+    if args.role == "secc":
+        asyncio.run(_secc(args))
+        return 0
+    return asyncio.run(_evcc(args))
 
 
 if __name__ == "__main__":

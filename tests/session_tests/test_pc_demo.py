@@ -13,7 +13,10 @@ import pytest
 
 from _pc_fixtures import fake_codecs, real_codec_status
 from plugcharge.core.codec import NS_ISO2
-from plugcharge.cli.demo import DEMO_EMAID, DEMO_ID_TOKEN, DemoError, DemoOptions, load_pki, run_demo
+from plugcharge.cli.demo import (
+    DEMO_EMAID, DEMO_ID_TOKEN, DemoError, DemoOptions, implemented_protocols, load_pki, run_demo,
+)
+from plugcharge.core.protocol import KNOWN_PROTOCOLS
 from plugcharge.core.events import ContractInstallationFailed, MeteringReceiptReceived, SessionEnded
 from plugcharge.pnc.wallet import ContractWallet
 
@@ -124,9 +127,31 @@ def test_unreadable_pki_is_a_clear_error(tmp_path):
         demo(tmp_path, fake_codecs)
 
 
-def test_only_iso2_is_implemented(tmp_path):
-    with pytest.raises(DemoError, match="ISO 15118-2"):
-        demo(tmp_path, fake_codecs, iso=20)
+def test_din_runs_a_dc_session_with_identification_at_the_charger(tmp_path, cp):
+    s, out = demo(tmp_path, cp, protocol="din")
+    assert s.completed and s.exit_code == 0, out
+    assert s.protocol == "DIN SPEC 70121" and s.payment == "ExternalPayment" and not s.installed
+    assert "offers DIN SPEC 70121, listening on" in out and "with plain TCP" in out and "with TLS" not in out
+    assert "protocol agreed: DIN SPEC 70121 (OK_SuccessfulNegotiation): no Plug & Charge" in out
+    assert "display: This charger does not support Plug & Charge" in out
+    assert f"RFID card {DEMO_ID_TOKEN} presented" in out and "energy transfer started (DC_extended" in out
+    assert _wallet(tmp_path).contracts() == []  # the wallet was not used
+    with pytest.raises(DemoError, match="DC only"):
+        demo(tmp_path, cp, protocol="din", ac=True)
+
+
+@pytest.mark.parametrize("protocol", sorted(KNOWN_PROTOCOLS))
+def test_the_output_names_the_protocol_the_charger_offers(tmp_path, protocol):
+    """Every implemented protocol runs to completion and is named; ``iso20`` is refused with one
+    sentence until ISO 15118-20 is registered, and then runs like the others."""
+    if protocol not in implemented_protocols():
+        with pytest.raises(DemoError, match=f"^{KNOWN_PROTOCOLS[protocol]} sessions are not implemented"):
+            demo(tmp_path, fake_codecs, protocol=protocol)
+        return
+    s, out = demo(tmp_path, fake_codecs, protocol=protocol, eim=True, loops=1)
+    assert s.completed, out
+    assert s.protocol is not None and s.protocol.startswith(KNOWN_PROTOCOLS[protocol])
+    assert f"  protocol    {s.protocol}" in out
 
 
 def test_overall_timeout_never_hangs(tmp_path):

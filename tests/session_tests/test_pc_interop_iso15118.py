@@ -223,10 +223,10 @@ class Peers:
     other (their SECC would otherwise hear their EVCC's SDP requests in the same namespace)."""
 
     KINDS = {
-        "secc": ("secc", "--auth", "EIM,PNC", "--protocols", "ISO_15118_2", "--no-enforce-tls"),
+        "secc": ("secc", "--auth", "EIM,PNC", "--protocols", "ISO_15118_2", "--no-tls"),
         "secc-refusing": ("secc", "--auth", "EIM,PNC", "--protocols",
-                          "DIN_SPEC_70121,ISO_15118_20_AC,ISO_15118_20_DC", "--no-enforce-tls"),
-        "evcc": ("evcc",),
+                          "DIN_SPEC_70121,ISO_15118_20_AC,ISO_15118_20_DC", "--no-tls"),
+        "evcc": ("evcc", "--serve"),
     }
 
     def __init__(self, dirs: dict[str, Path], link: _netns.Link) -> None:

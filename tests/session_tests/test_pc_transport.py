@@ -1,4 +1,4 @@
-"""asyncio TCP/TLS transports: V2GTP echo over loopback, ISO 15118-2 TLS 1.2, -20 mutual TLS 1.3."""
+"""asyncio TCP/TLS transports: V2GTP echo over loopback, ISO 15118-2 TLS 1.2 (-20 mutual TLS 1.3: test_pc_tls20.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,6 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from _pc_testcerts import Chain, make_chain
@@ -139,48 +138,6 @@ def test_verify_peer_can_refuse(secc: Chain) -> None:
         async with await start_charger_server(echo, HOST, 0, ssl_context=sctx) as server:
             with pytest.raises(PermissionError):
                 await open_ev_connection(HOST, server.port, ssl_context=cctx, verify_peer=needs_dc_v2g)
-
-    run(main)
-
-
-def test_tls13_iso20_mutual() -> None:
-    p521 = ec.SECP521R1()
-    secc20 = make_chain("SECC20", "CPO", curve=p521)
-    vehicle = make_chain("WMIV1234567890ABC", "OEM", root_dc="OEM", curve=p521)
-    sctx = server_context(secc20.tls_chain, secc20.leaf.key, iso=20, client_roots=[vehicle.root.der])
-    cctx = client_context([secc20.root.der], iso=20, client_chain=vehicle.tls_chain, client_key=vehicle.leaf.key)
-    seen: list[bytes | None] = []
-
-    async def handler(stream: V2GTPStream) -> None:
-        seen.append(stream.peer_certificate)
-        await echo(stream)
-
-    async def main() -> tuple:
-        async with await start_charger_server(handler, HOST, 0, ssl_context=sctx) as server:
-            async with await open_ev_connection(HOST, server.port, ssl_context=cctx) as ev:
-                await ev.write_frame(PayloadType.DC_MAINSTREAM, b"abc")
-                return ev.tls_version, tuple(await ev.read_frame(timeout=3))
-
-    version, frame = run(main)
-    assert version == "TLSv1.3" and frame == (0x8004, b"cba")
-    assert seen == [vehicle.leaf.der]
-
-
-def test_tls13_server_refuses_client_without_vehicle_cert() -> None:
-    p521 = ec.SECP521R1()
-    secc20 = make_chain("SECC20", "CPO", curve=p521)
-    vehicle = make_chain("V", "OEM", root_dc="OEM", curve=p521)
-    sctx = server_context(secc20.tls_chain, secc20.leaf.key, iso=20, client_roots=[vehicle.root.der])
-    cctx = client_context([secc20.root.der], iso=20)
-
-    async def main() -> None:
-        async with await start_charger_server(echo, HOST, 0, ssl_context=sctx) as server:
-            ev = await open_ev_connection(HOST, server.port, ssl_context=cctx)
-            # TLS 1.3: the client learns of the refusal on its first read
-            with pytest.raises((ssl.SSLError, TransportClosed, ConnectionError)):
-                await ev.write_frame(PayloadType.MAINSTREAM, b"x")
-                await ev.read_frame(timeout=3)
-            await ev.aclose()
 
     run(main)
 
