@@ -510,8 +510,9 @@ def test_their_secc_refuses_a_wrongly_signed_authorization(tmp_path, link, their
 
 def test_a_secc_offering_only_din_and_20_refuses_our_ev(tmp_path, link, peers, peer_pki):
     """Negotiation refusal: their SECC configured for DIN SPEC 70121 and ISO 15118-20 only answers
-    our ISO 15118-2 offer with Failed_NoNegotiation; our EV ends with that code."""
-    run = our_ev(link, peers.get("secc-refusing"), peer_pki, EVConfig(charge_loops=1),
+    the offer of our EV configured for ISO 15118-2 only with Failed_NoNegotiation; our EV ends with
+    that code (offering DIN too, it charges there: test_pc_din_interop.py)."""
+    run = our_ev(link, peers.get("secc-refusing"), peer_pki, EVConfig(charge_loops=1, protocols=("iso2",)),
                  _wallet(tmp_path / "w", peer_pki))
     end = _ended(run.events)
     assert (end.reason, end.response_code) == ("failed", "Failed_NoNegotiation"), run.log[-5000:]
@@ -709,9 +710,12 @@ def test_our_charger_refuses_their_evccs_bad_contract(link, their_evcc, peer_pki
     (["DIN_SPEC_70121"], False),
     (["ISO_15118_20_AC", "ISO_15118_20_DC"], True),
 ], ids=["DIN-only-TLS", "DIN-only-TCP", "20-only"])
-def test_our_charger_refuses_their_evccs_din_or_20_only_offer(link, their_evcc, peer_pki, protocols, tls):
+def test_our_iso2_charger_refuses_their_evccs_din_or_20_only_offer(link, their_evcc, peer_pki, protocols, tls):
+    """Our charger configured for ISO 15118-2 only (DIN against our DIN charger:
+    test_pc_din_interop.py) refuses an offer of DIN or -20 alone with Failed_NoNegotiation."""
+    config = ChargerConfig(protocols=("iso2",), energy_modes=("AC_three_phase_core",))
     run = our_charger(link, their_evcc, peer_pki, mode="AC_three_phase_core", tls=tls, protocols=protocols,
-                      expect_done=False)
+                      config=config, expect_done=False)
     end = _ended(run.events)
     assert (end.reason, end.response_code) == ("failed", "Failed_NoNegotiation"), (end, run.log[-5000:])
     failed = _one(run, NegotiationFailed)
