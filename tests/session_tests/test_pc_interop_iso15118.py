@@ -74,9 +74,9 @@ EMAID = "DEPLGC000000099"
 #: Every certificate of the peer PKI is valid from 31 days ago (room for an expired contract).
 PKI_START = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
 PEER_TIMEOUT = 120.0
-#: The peer's jar builds a new JAXB context for every ISO-2 message it encodes or decodes (about
-#: 60 ms each here, more when both cores are busy; README), more than the 250 ms
-#: CurrentDemand/ChargingStatus V2G_EVCC_Msg_Timeout allows for a request and its response. Our
+#: The peer's jar builds a new JAXB context for every ISO-2 message it encodes or decodes (12 ms at
+#: best, 30-80 ms while both cores are busy; README), so its decode and encode of a request and its
+#: response can take longer than the 250 ms CurrentDemand/ChargingStatus V2G_EVCC_Msg_Timeout. Our
 #: EV waits at least 2 s per message against it; every other timer is the standard's.
 PEER_TIMING = TimingProfile(msg_timeout={k: max(v, 2.0) for k, v in EVCC_MSG_TIMEOUT.items()})
 MODES = ("DC_extended", "AC_three_phase_core")
