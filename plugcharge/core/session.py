@@ -84,10 +84,10 @@ class SessionCore:
         except V2GTPError as exc:
             self._remote_failure(Fault.FAILED, f"V2GTP framing: {exc.reason} (stream offset {exc.offset})", now)
             return self._take_events()
-        for payload in payloads:
+        for payload_type, payload in payloads:
             if self.ended:
                 break
-            self._on_payload(payload, now)
+            self._on_payload(payload, now, payload_type)
         return self._take_events()
 
     def data_to_send(self) -> bytes:
@@ -145,12 +145,17 @@ class SessionCore:
         return self._codecs(ns).decode(payload)
 
     def queue(self, message: dict, name: str, ns: Optional[str] = None,
-              payload_type: int = PayloadType.EXI) -> None:
-        """Encode ``message`` (namespace ``ns``, default the agreed protocol's) and queue its frame;
-        ``name`` (the body element) goes to :attr:`trace`."""
+              payload_type: Optional[int] = None) -> None:
+        """Encode ``message`` (namespace ``ns``, default: where the agreed protocol routes ``name``,
+        else its namespace) and queue its frame; ``name`` (the body element) goes to :attr:`trace`."""
+        spec = self.protocol
         if ns is None:
-            ns = self.protocol.namespace if self.protocol is not None else NS_APP
-        self._out += frame(self._codecs(ns).encode(message), payload_type)
+            if spec is not None and spec.route is not None:
+                ns, routed_type = spec.route(name)
+                payload_type = routed_type if payload_type is None else payload_type
+            else:
+                ns = spec.namespace if spec is not None else NS_APP
+        self._out += frame(self._codecs(ns).encode(message), PayloadType.EXI if payload_type is None else payload_type)
         self.trace.append(("out", name))
 
     def end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",
@@ -173,19 +178,19 @@ class SessionCore:
         return self.protocol.code(fault) if self.protocol is not None else DEFAULT_FAULT_CODES[fault]
 
     # ---- internals
-    def _payloads(self, data: bytes) -> list[bytes]:
-        """The payloads ``data`` completes.  A frame of another payload type is skipped
-        (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`); a header that breaks the stream raises
-        :class:`~plugcharge.core.v2gtp.V2GTPError`."""
-        out: list[bytes] = []
+    def _payloads(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The ``(payload type, payload)`` of each frame ``data`` completes.  A frame of a payload type
+        the session does not take is skipped (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`); a
+        header that breaks the stream raises :class:`~plugcharge.core.v2gtp.V2GTPError`."""
+        out: list[tuple[int, bytes]] = []
         while True:
             try:
-                out.extend(f.payload for f in self._reader.feed(data))
+                out.extend((f.payload_type, f.payload) for f in self._reader.feed(data))
                 return out
             except V2GTPError as exc:
                 if exc.action is not HeaderAction.DISCARD_MESSAGE:
                     raise
-                out.extend(f.payload for f in exc.frames)
+                out.extend((f.payload_type, f.payload) for f in exc.frames)
                 data = b""  # the reader skips that frame; continue with what it holds
 
     def _agree(self, spec: ProtocolSpec, schema_id: Any, response_code: str, factory: Any) -> None:
@@ -204,7 +209,8 @@ class SessionCore:
         self.state = CoreState.ENDED
         self.end(reason, response_code=code, detail=hint)
 
-    def _on_payload(self, payload: bytes, now: float) -> None:  # pragma: no cover - abstract
+    def _on_payload(self, payload: bytes, now: float,
+                    payload_type: int = PayloadType.EXI) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _on_timer(self, name: str, now: float) -> None:  # pragma: no cover - abstract
@@ -348,7 +354,7 @@ class EVSessionBase(SessionCore):
         self.security = security
         self.session_id = bytes(config.resume_session_id or bytes(8))
         #: The protocols offered, most preferred first.
-        self.offered = protocols.select(config.protocols, "ev", tls=config.tls)
+        self.offered = protocols.select(config.protocols, "ev", tls=config.tls, config=config)
         if not self.offered:
             raise ValueError(f"the EV is configured for no protocol implemented here: {', '.join(config.protocols)} "
                              f"(implemented: {', '.join(s.id for s in protocols if s.implemented('ev'))})")
@@ -382,7 +388,7 @@ class EVSessionBase(SessionCore):
     def _remote_failure(self, fault: Fault, hint: str, now: float) -> None:
         self._protocol_ended("protocol_error", fault, hint)
 
-    def _on_payload(self, payload: bytes, now: float) -> None:
+    def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
         state = self.state
         if state is CoreState.IDLE or state is CoreState.ENDED or MSG not in self._timers:
             # the message timer runs exactly while a request is outstanding
@@ -393,7 +399,7 @@ class EVSessionBase(SessionCore):
             self._on_sap_response(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace).decode(payload)
+            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
             name, body, header = spec.unwrap(msg)
         except Exception as exc:
             self._remote_failure(Fault.FAILED, f"undecodable response: {type(exc).__name__}: {exc}", now)
@@ -476,7 +482,7 @@ class ChargerSessionBase(SessionCore):
         self.store = store if store is not None else SessionStore()
         self.state = CoreState.WAIT_SAP
         #: The protocols this charger may agree to, its own preference first.
-        self.supported = protocols.select(config.protocols, "charger", tls=config.tls)
+        self.supported = protocols.select(config.protocols, "charger", tls=config.tls, config=config)
         if not self.supported:
             raise ValueError(f"the charger is configured for no protocol implemented here that fits "
                              f"tls={config.tls}: {', '.join(config.protocols)} "
@@ -550,14 +556,14 @@ class ChargerSessionBase(SessionCore):
         else:
             self._protocol_ended("protocol_error", fault, hint)
 
-    def _on_payload(self, payload: bytes, now: float) -> None:
+    def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
         state = self.state
         spec = self.protocol
         if spec is None:
             self._on_sap(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace).decode(payload)
+            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
             name, body, header = spec.unwrap(msg)
         except Exception as exc:  # DecodeError / ValueError from a malformed stream
             self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now)

@@ -348,7 +348,8 @@ def our_ev(link: _netns.Link, peer: Peer, pki, config: EVConfig, wallet: Any, *,
     """One session of our EV against ``peer`` (a SECC), run inside our namespace."""
     _assert_fixture_interface(link)
     sec = EVSecurity(wallet=wallet, v2g_roots=[pki.cert("v2g-root")], **ev_security)
-    ev = EVSession(config, security=sec, timing=PEER_TIMING)
+    # ISO 15118-2 only (DIN and -20 with this peer: test_pc_din_interop.py, test_pc_interop_iso15118_20.py)
+    ev = EVSession(dataclasses.replace(config, protocols=("iso2",)), security=sec, timing=PEER_TIMING)
     offset = len(peer.output())
     try:
         events = link.b.namespace.run(asyncio.run, _our_ev_session(pki, link.b.iface, ev, peer, security, on_event),
@@ -536,7 +537,8 @@ async def _serve_one(link: _netns.Link, pki, evcc: Peer, spec: dict, *, config: 
     results: asyncio.Queue = asyncio.Queue()
 
     async def handler(stream) -> None:
-        session = ChargerSession(dataclasses.replace(config, tls=stream.tls), security=security)
+        # ISO 15118-2 only (the -20 interop: test_pc_interop_iso15118_20.py)
+        session = ChargerSession(dataclasses.replace(config, tls=stream.tls, protocols=("iso2",)), security=security)
         try:
             results.put_nowait(await run_charger(stream, session, backend))
         except BaseException as exc:  # surfaced below
