@@ -29,10 +29,13 @@ from ..core.events import (
     Event, ProtocolError, SessionEnded, StartSession,
 )
 from ..core.codec import frame
+from .logs import RateLimitedLog
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 
 _log = logging.getLogger("plugcharge.runner")
+#: what peers make the runner log, a few lines a second at most
+_peer_log = RateLimitedLog(_log)
 EventCallback = Callable[[Event], Any]
 
 
@@ -62,7 +65,7 @@ async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase],
             continue
         except (TransportClosed, ConnectionError, OSError) as exc:
             if not session.ended:
-                _log.info("connection closed by the peer: %s", exc)
+                _peer_log.info("connection closed", "connection closed by the peer: %s", exc)
                 events.append(SessionEnded("connection_closed", detail=str(exc)))
             return
         except V2GTPError as exc:

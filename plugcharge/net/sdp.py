@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from .logs import RateLimitedLog
 from ..core.v2gtp import PayloadType, V2GTPError, decode_frame, encode_frame
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: what peers make SDP log (invalid datagrams), a few lines a second at most
+peer_log = RateLimitedLog(logger)
 
 #: UDP port of the SDP server (``V2G_UDP_SDP_SERVER``).
 SDP_PORT = 15118
@@ -285,7 +288,7 @@ class _ServerProtocol(asyncio.DatagramProtocol):
             req = SDPRequest.from_datagram(data)
         except SDPError as exc:
             self.server.invalid_requests += 1
-            logger.info("SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
+            peer_log.info("invalid SDP datagram", "SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
             return
         self.server.requests += 1
         try:
@@ -318,10 +321,11 @@ class SDPServer:
         return str(self.sockname[0])
 
     def close(self) -> None:
-        """Stop serving and release the socket."""
+        """Stop serving and release the socket (and say how many log lines were held back)."""
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            peer_log.flush()
 
     async def __aenter__(self) -> "SDPServer":
         return self
@@ -439,7 +443,7 @@ async def discover_secc(
                 try:
                     res = SDPResponse.from_datagram(data)
                 except SDPError as exc:
-                    logger.info("SDP: ignoring invalid response: %s", exc)
+                    peer_log.info("invalid SDP response", "SDP: ignoring invalid response: %s", exc)
                     continue
                 if interface and not loopback:
                     res = dataclasses.replace(res, interface=interface)
