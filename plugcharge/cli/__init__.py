@@ -6,11 +6,15 @@ Subcommands::
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
     plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID | list
+    plugcharge init   [--data-dir DIR] [--seed N] [--no-iso20]
+    plugcharge charger --interface IF [--data-dir DIR] [--csms URL] [--protocol P ...] [--json] ...
+    plugcharge ev     --interface IF [--data-dir DIR] [--protocol P ...] [--eim] [--json] ...
 
 The data directory defaults to ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``; the EV wallet
-lives in its ``wallet/`` folder, the demo's test PKI in ``pki/``.  Each command is a module of this
-package (:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`,
-:mod:`~plugcharge.cli.csms`)
+lives in its ``wallet/`` folder, the test PKIs in ``pki/`` and ``pki20/``, the charger's TLS files in
+``charger/`` (:mod:`~plugcharge.cli.datadir`).  Each command is a module of this package
+(:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`,
+:mod:`~plugcharge.cli.csms`, :mod:`~plugcharge.cli.init`, :mod:`~plugcharge.cli.charger`, :mod:`~plugcharge.cli.ev`)
 with ``register(subparsers)`` and ``run(args, out, err)``.
 """
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import csms, demo, pcid, wallet
+from . import charger, csms, demo, ev, init, pcid, wallet
 
 __all__ = ["main", "build_parser"]
 
@@ -28,10 +32,11 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``plugcharge`` command (one module of this package per command)."""
     parser = argparse.ArgumentParser(
-        prog="plugcharge", description="ISO 15118 Plug & Charge: demo session, EV contract wallet.")
+        prog="plugcharge", description="ISO 15118 Plug & Charge: demo session, a charger and an EV on a network "
+                                       "interface, EV contract wallet, test CSMS.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages (INFO) to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, wallet, pcid, csms):
+    for command in (demo, init, charger, ev, wallet, pcid, csms):
         command.register(sub)
     return parser
 

@@ -232,13 +232,22 @@ class Server:
             if self.limits is not None:
                 self.limits.release(peer)
 
-    def close(self) -> None:
-        """Stop accepting connections and cancel running handlers."""
+    @property
+    def connections(self) -> int:
+        """Connections this server is handling now."""
+        return len(self._tasks)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections already accepted go on."""
         if self._accepting is not None:
             self._accepting.cancel()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def close(self) -> None:
+        """Stop accepting connections and cancel running handlers."""
+        self.stop_accepting()
         for t in list(self._tasks):
             t.cancel()
 
