@@ -52,7 +52,8 @@ def register(sub: Any) -> None:
                                    "SIGTERM or SIGINT, then a clean stop. One line per session event on stdout.")
     data_dir_arg(c)
     c.set_defaults(run=run)
-    c.add_argument("--interface", "-i", required=True, metavar="IF", help="the network interface (e.g. the PLC modem's)")
+    c.add_argument("--interface", "-i", required=True, metavar="IF",
+                   help="the network interface (e.g. the PLC modem's)")
     c.add_argument("--csms", default=None, metavar="URL",
                    help="OCPP 2.0.1 CSMS websocket (ws://HOST:PORT[/STATION]); default: the simulated backend")
     c.add_argument("--station-id", default=DEFAULT_STATION_ID, metavar="ID",
@@ -63,7 +64,8 @@ def register(sub: Any) -> None:
     c.add_argument("--evse-id", default=None, metavar="ID", help="the EVSEID announced (default DE*PNC*E12345*1)")
     c.add_argument("--cert-chain", type=Path, default=None, metavar="PEM",
                    help="the SECC certificate chain, leaf first (default D/charger/secc-chain.pem)")
-    c.add_argument("--key", type=Path, default=None, metavar="PEM", help="its private key (default D/charger/secc-key.pem)")
+    c.add_argument("--key", type=Path, default=None, metavar="PEM",
+                   help="its private key (default D/charger/secc-key.pem)")
     c.add_argument("--trust-dir", type=Path, default=None, metavar="DIR",
                    help="trust anchors for contract chains (a pki manifest directory; default D/pki)")
     c.add_argument("--rfid", default=None, metavar="TOKEN",
@@ -229,7 +231,9 @@ async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Pr
         backend = OCPPBackend(url, trust_store=setup["store"], local_auth_list=local, timeouts=timeouts,
                               evse_id=1, serial_number=setup["config"].evse_id)
         connected = await backend.start(wait=5.0)
-        return backend, (f"OCPP 2.0.1 CSMS at {url} ({'connected, BootNotification accepted' if connected else 'not reachable yet: Plug & Charge falls back to identification at the charger until it is'})")
+        state = "connected, BootNotification accepted" if connected else \
+            "not reachable yet: Plug & Charge falls back to identification at the charger until it is"
+        return backend, f"OCPP 2.0.1 CSMS at {url} ({state})"
     from ..backends.simulated import SimulatedBackend
     from ..pnc.wallet import ContractWallet
     from .demo import DEMO_EMAID

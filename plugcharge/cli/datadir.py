@@ -119,7 +119,8 @@ def ensure_wallet20(wallet: Any, pki20: Any) -> bool:
     changed = False
     oem = wallet.oem_provisioning_for(20)
     if oem is None or oem.leaf != pki20.cert("oem-provisioning-leaf"):
-        wallet.set_oem_provisioning(pki20.cert("oem-provisioning-leaf"), (pki20.cert("oem-sub2"), pki20.cert("oem-sub1")),
+        wallet.set_oem_provisioning(pki20.cert("oem-provisioning-leaf"),
+                                    (pki20.cert("oem-sub2"), pki20.cert("oem-sub1")),
                                     pki20.key("oem-provisioning-leaf"), iso=20)
         changed = True
     vehicle = wallet.vehicle_certificate
@@ -148,8 +149,9 @@ def load_secc_credentials(chain_file: Path, key_file: Path) -> tuple[list[bytes]
         chain = [c.public_bytes(serialization.Encoding.DER) for c in x509.load_pem_x509_certificates(text)]
     except ValueError:
         raise CredentialsError(f"the certificate chain {chain_file} holds no PEM certificate") from None
+    key_text = _read(key_file, "private key")
     try:
-        key = serialization.load_pem_private_key(_read(key_file, "private key"), password=None)
+        key = serialization.load_pem_private_key(key_text, password=None)
     except (ValueError, TypeError):
         raise CredentialsError(f"the private key {key_file} is not an unencrypted PEM private key") from None
     spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -163,10 +165,12 @@ def load_v2g_roots(files: Sequence[Path]) -> list[bytes]:
     """The certificates (DER) of PEM files (e.g. ``v2g-roots.pem``)."""
     out: list[bytes] = []
     for f in files:
+        text = _read(f, "root file")
         try:
-            out += [c.public_bytes(serialization.Encoding.DER) for c in x509.load_pem_x509_certificates(_read(f, "root file"))]
+            certs = x509.load_pem_x509_certificates(text)
         except ValueError:
             raise CredentialsError(f"the root file {f} holds no PEM certificate") from None
+        out += [c.public_bytes(serialization.Encoding.DER) for c in certs]
     return out
 
 

@@ -26,7 +26,8 @@ import datetime as dt
 import json
 import sys
 import time
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable
 
 from ._common import data_dir_arg, default_data_dir
 
@@ -61,6 +62,8 @@ def register(sub: Any) -> None:
                    help="overall time limit in seconds (default 120)")
     e.add_argument("--sdp-requests", type=int, default=50, metavar="N",
                    help="SDP requests (250 ms each) before giving up (default 50, the standard's)")
+    e.add_argument("--v2g-roots", type=Path, action="append", default=None, metavar="PEM",
+                   help="V2G root certificates to trust (PEM; repeatable; default the roots of D/pki and D/pki20)")
     e.add_argument("--json", action="store_true", help="one JSON object per session event")
     e.add_argument("--sdp-port", type=int, default=None, help=argparse.SUPPRESS)  # tests
 
@@ -84,18 +87,20 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     from ..pnc.wallet import ContractWallet
     from ..sessions import EVSession, default_registry
     from ._events import event_json
-    from .datadir import DataDir
+    from .datadir import CredentialsError, DataDir, load_v2g_roots
     from .demo import DemoError, _View, implemented_protocols, load_pki
 
     dd = DataDir(args.data_dir or default_data_dir())
-    if not dd.wallet.is_dir() or not (dd.pki / "manifest.json").exists():
+    if not dd.wallet.is_dir() or not (args.v2g_roots or (dd.pki / "manifest.json").exists()):
         raise _Fail(EXIT_SETUP, f"no wallet or test PKI in {dd.root}: run 'plugcharge init --data-dir {dd.root}' first")
     try:
-        pki = load_pki(dd.pki)
-        roots = [pki.cert("v2g-root")]
-        if (dd.pki20 / "manifest.json").exists():
-            roots.append(load_pki(dd.pki20).cert("v2g-root"))
-    except DemoError as exc:
+        if args.v2g_roots:
+            roots = load_v2g_roots(args.v2g_roots)
+        else:
+            roots = [load_pki(dd.pki).cert("v2g-root")]
+            if (dd.pki20 / "manifest.json").exists():
+                roots.append(load_pki(dd.pki20).cert("v2g-root"))
+    except (DemoError, CredentialsError) as exc:
         raise _Fail(EXIT_SETUP, str(exc)) from None
     wallet = ContractWallet(dd.wallet)
     protocols = tuple(dict.fromkeys(args.protocol or implemented_protocols()))
@@ -123,8 +128,9 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
             view.ev_event(e)
 
     mode = "AC_three_phase_core" if args.ac else "DC_extended"
-    view.line("ev", f"wallet {dd.wallet}: PCID {wallet.pcid or '-'}, Plug & Charge {'on' if wallet.enabled else 'off'}, "
-                    f"{len(wallet.contracts())} contract(s); offering {', '.join(protocols)} on {args.interface}")
+    view.line("ev", f"wallet {dd.wallet}: PCID {wallet.pcid or '-'}, Plug & Charge "
+                    f"{'on' if wallet.enabled else 'off'}, {len(wallet.contracts())} contract(s); offering "
+                    f"{', '.join(protocols)} on {args.interface}")
     view.driver("Cable plugged in - looking for the charger", "waiting")
     suppressed = args.eim
     all_events: list = []

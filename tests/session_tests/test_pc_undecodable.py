@@ -33,7 +33,10 @@ def _codecs():
 def _spoil(payload: bytes, how: str, cp, ns: str) -> bytes:
     """``payload`` made undecodable: ``"junk"`` appends bytes after the document (every bit of it kept),
     ``"cut"`` shortens it until it no longer decodes (a short message may lose its body's bits)."""
-    candidates = [payload + b"\xa5\x5a"] if how == "junk" else [payload[:keep] for keep in range(len(payload) - 1, 1, -1)]
+    if how == "junk":
+        candidates = [payload + b"\xa5\x5a"]
+    else:
+        candidates = [payload[:keep] for keep in range(len(payload) - 1, 1, -1)]
     for data in candidates:
         try:
             cp(ns).decode(data)
