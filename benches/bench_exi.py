@@ -11,7 +11,11 @@ One pytest-benchmark group per vector of ../shared/vectors (documents and fragme
 ``msgpack-unpackb`` of the very same dict (the speed of walking a Python dict in C, the target:
 ours within 1.5x), and, when the ``iso15118`` package and Java are available,
 ``exificient-encode``/``-decode`` through its py4j ``ExificientEXICodec`` (JSON text in/out, as
-that stack uses it). Without ../shared the committed golden vectors (one per message type) are used.
+that stack uses it). ``josev-encode``/``josev-decode`` time the drop-in ``exi.josev.JosevCodec``
+(the jar's JSON text in/out) on the same message beside ``exi-encode``/``exi-decode`` of the jar
+grammar variant's native codec: the drop-in's cost over the native codec is their ratio (target
+≤ 2x, ``tools/bench_exi_table.py``). Without ../shared the committed golden vectors (one per
+message type) are used.
 """
 from __future__ import annotations
 
@@ -104,8 +108,34 @@ def test_exi_speed(benchmark: Any, impl: str, name: str, namespace: str, message
         assert benchmark(msgpack.unpackb, packed) == native
 
 
-@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment",
-                         [p for p in VECTORS if not p.values[4] or p.values[1].endswith("xmldsig#")])
+#: the messages the drop-in takes as they are (documents, and the xmldsig fragment, which it decodes)
+JOSEV_VECTORS = [p for p in VECTORS if not p.values[4] or p.values[1].endswith("xmldsig#")]
+
+
+@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment", JOSEV_VECTORS)
+@pytest.mark.parametrize("impl", ["josev-encode", "josev-decode", "jarvariant-encode", "jarvariant-decode"])
+def test_josev_speed(benchmark: Any, impl: str, name: str, namespace: str, message: dict[str, Any],
+                     exi_hex: str, fragment: bool) -> None:
+    """The drop-in (JSON text) beside the native codec of the same (jar) grammar variant."""
+    from exi.josev import JosevCodec
+
+    drop_in = JosevCodec()
+    codec = exi.get_codec(namespace, grammars="iso15118-jar")
+    data = bytes.fromhex(exi_hex)
+    text = json.dumps(message, separators=(",", ":"))
+    benchmark.group = f"{name} ({len(data)} B)"
+    if impl == "josev-encode":
+        assert benchmark(drop_in.encode, text, namespace) == data
+    elif impl == "josev-decode":
+        assert json.loads(benchmark(drop_in.decode, data, namespace)) == message
+    elif impl == "jarvariant-encode":
+        native = _native(codec, message, fragment)
+        assert benchmark(codec.encode_fragment if fragment else codec.encode, native) == data
+    else:
+        assert benchmark(codec.decode_fragment if fragment else codec.decode, data)
+
+
+@pytest.mark.parametrize("name,namespace,message,exi_hex,fragment", JOSEV_VECTORS)
 @pytest.mark.parametrize("impl", ["exificient-encode", "exificient-decode"])
 def test_exificient_speed(benchmark: Any, exificient: Any, impl: str, name: str, namespace: str,
                           message: dict[str, Any], exi_hex: str, fragment: bool) -> None:

@@ -105,9 +105,9 @@ _MO_ROOT = PKI.cert("mo-root")
 
 def one_session(cp, backend: SimulatedBackend, wallet: MemoryWallet) -> tuple[EVSession, ChargerSession]:
     """Run one complete session EV <-> charger (+ backend) in memory; returns both sessions."""
-    ev = EVSession(EVConfig(charge_loops=5, poll_interval=0.0, loop_interval=0.0, target_soc=95.0), codecs=cp,
+    ev = EVSession(EVConfig(charge_loops=5, poll_interval=0.0, loop_interval=0.0, target_soc=95.0, protocols=("iso2",)), codecs=cp,
                    security=EVSecurity(wallet=wallet, v2g_roots=_V2G, wall_clock=lambda: NOW))
-    ch = ChargerSession(ChargerConfig(sales_tariff=True), codecs=cp, now=0.0,
+    ch = ChargerSession(ChargerConfig(sales_tariff=True, protocols=("iso2",)), codecs=cp, now=0.0,
                         security=ChargerSecurity(trust_store=_STORE, wall_clock=lambda: NOW,
                                                  sales_tariff_key=PKI.key("mo-sub2"),
                                                  ocsp_request_data=lambda c: ocpp_request_data([*c, _MO_ROOT])))

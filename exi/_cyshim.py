@@ -43,3 +43,4 @@ def cast(_type: Any, value: Any, **_kw: Any) -> Any:
 NULL = None
 p_char = object
 p_uchar = object
+p_uint = object

@@ -3,14 +3,17 @@
 This file is the pure-Python engine (``EXI_IMPL=python``) and, compiled by Cython in pure-Python mode
 under the module name ``exi._cengine``, the compiled one (``cython.compiled`` branches only swap a
 bytearray for a C buffer). It encodes/decodes EXI 1.0 bit-packed streams with the options of V2G
-(header byte 0x80, schema-informed, strict=false, no preserve options, string values always literals).
+(header byte 0x80, schema-informed, strict=false, no preserve options). The encoder writes every
+string value as a literal (valuePartitionCapacity 0, the V2G setting); the decoder also reads
+value-table hits (EXI 1.0 section 7.3.3, default partitions) that peers with other settings write.
 Second-level events: undeclared EE and CH, xsi:nil, xsi:type, AT(*) and SE(*) (undeclared and
 wildcard elements, with the built-in element grammar as EXIficient caps it for V2G), their qnames
 through the stream's string table (initial partitions generated with the grammars).
 
 Table layout (written by exi/codegen, converted once per schema set into _State/_Prod/_DT objects):
     STATES[sid] = (width, productions); width = bits per event code in that state.
-    production = (kind, key, arg, next_state, is_list, direct)
+    production = (kind, key, arg, next_state, is_list, direct[, uri])
+      uri (AT and SE only): index of the qname's URI in the string table's URI partition
       kind K_AT: attribute ``key`` of datatype ``arg``
       kind K_SE: child element ``key``; ``arg`` = start state of its type grammar (-1: unsupported);
                  ``is_list`` when the particle may repeat (the dict holds a list): True, or the
@@ -32,9 +35,10 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.cpython.unicode import PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII, PyUnicode_KIND
+    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII,
+                                                 PyUnicode_DecodeUTF8, PyUnicode_KIND)
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
-    from cython.cimports.libc.string import memcpy
+    from cython.cimports.libc.string import memchr, memcpy
 
 import base64
 from typing import TYPE_CHECKING, Optional
@@ -103,6 +107,7 @@ class _DT:
     values: tuple
     index: dict
     ext: object  # T_DATETIME: the type's name; T_LIST: the item _DT
+    jvals: tuple  # T_ENUM: each literal as JSON text (bytes)
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
@@ -114,6 +119,7 @@ class _DT:
         self.values = ()
         self.index = {}
         self.ext = None
+        self.jvals = ()
         if self.kind >= T_DECIMAL:
             if self.kind == T_DATETIME:
                 self.ext = raw[1]
@@ -127,6 +133,7 @@ class _DT:
             self.values = raw[1]
             self.nbits = raw[2]
             self.index = {v: i for i, v in enumerate(raw[1])}
+            self.jvals = tuple([(('"%s"' % v) if isinstance(v, str) else str(v)).encode("utf-8") for v in raw[1]])
         elif self.kind != T_BOOL:
             self.lo_obj = raw[1]
             self.hi_obj = raw[2]
@@ -154,11 +161,26 @@ class _Prod:
     # (a repeated choice): the keyed encoder, taking the first production with items left, would
     # write them here, so one of them coming later needs the ordered form (ORDER). None if none.
     later: Optional[frozenset]
+    qn: object  # AT / SE: the (uri, local name) qname (its local value partition), else None
+    # the jar's JSON (exi.josev): the key as JSON text, a child that is a list there (a repeating
+    # one, or any child of mixed content), and (child key, its JSON) of a zero default (jar_defaults)
+    jkey: bytes
+    jlist: cython.bint
+    jdef: object
 
-    def __init__(self, raw: tuple, dts: dict, code: int) -> None:
+    def __init__(self, raw: tuple, dts: dict, code: int, uris: tuple = ()) -> None:
         self.kind = raw[0]
         self.key = raw[1]
         self.code = code
+        self.qn = None
+        self.jkey = (('"%s":' % raw[1]) if isinstance(raw[1], str) else "").encode("utf-8")
+        self.jlist = bool(raw[4])
+        self.jdef = None
+        if len(raw) > 6 and raw[6] < len(uris):
+            local = raw[1]
+            if local.startswith("{"):
+                local = local[local.find("}") + 1:]
+            self.qn = (uris[raw[6]], local)
         self.arg = raw[2] if self.kind == K_SE else 0
         self.nxt = raw[3]
         self.is_list = bool(raw[4])
@@ -192,10 +214,12 @@ class _State:
     l2_width: cython.int
     any_se: cython.int  # index of the first SE(*) production (a wildcard), -1 if none
     content2: cython.int  # start tags: the state after a second-level SE(*) or CH (no AT productions)
+    mixed: cython.bint  # CH beside SE: mixed content
+    osens: cython.bint  # in a type grammar whose children's order the keyed dict cannot hold (exi.josev)
 
-    def __init__(self, raw: tuple, dts: dict) -> None:
+    def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
-        self.prods = tuple([_Prod(p, dts, i) for i, p in enumerate(raw[1])])
+        self.prods = tuple([_Prod(p, dts, i, uris) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
         self.ee = -1
         self.ed = -1
@@ -204,6 +228,7 @@ class _State:
         self.l2_width = 0
         self.any_se = -1
         self.content2 = -1
+        self.osens = False
         self.keymap = {}
         for i, p in enumerate(raw[1]):
             if p[0] == K_EE and self.ee < 0:
@@ -215,19 +240,25 @@ class _State:
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
         self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
+        kinds = {p[0] for p in raw[1]}
+        self.mixed = K_CH in kinds and K_SE in kinds
+        if self.mixed:
+            for p in self.prods:
+                if cython.cast(_Prod, p).kind == K_SE:
+                    cython.cast(_Prod, p).jlist = True
 
 
 _COMPILED: dict = {}
 
 
-def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
+def _compile_states(raw_states: tuple, type_starts: tuple = (), uris: tuple = ()) -> tuple:
     got = _COMPILED.get(id(raw_states))
     if got is not None and got[0] is raw_states:
         return got[1]
     st: _State
     tw: _State
     dts: dict = {}
-    slist = [_State(s, dts) for s in raw_states]
+    slist = [_State(s, dts, uris) for s in raw_states]
     _classify_tags(slist, type_starts)
     # Element_i,content2 of every start-tag state (EXI 1.0 8.5.4.4.1): its productions without the
     # attributes, where an element goes on after a second-level SE(*) in its start tag
@@ -235,11 +266,12 @@ def _compile_states(raw_states: tuple, type_starts: tuple = ()) -> tuple:
         st = slist[i]
         if st.tag != 2:
             prods = tuple([q for q in raw_states[i][1] if q[0] != K_AT and not (q[0] == K_ANY and q[1] is not None)])
-            tw = _State((len(prods).bit_length(), prods), dts)
+            tw = _State((len(prods).bit_length(), prods), dts, uris)
             _set_tag(tw, 2)
             st.content2 = len(slist)
             slist.append(tw)
     _mark_later(slist)
+    _mark_osens(slist, type_starts)
     states = tuple(slist)
     _COMPILED[id(raw_states)] = (raw_states, states)
     return states
@@ -264,6 +296,64 @@ def _mark_later(states: list) -> None:
             later = frozenset([q.key for q in ses[:i] if q.key != p.key and q.key in got])
             if later:
                 p.later = later
+
+
+def _own_states(states: list, sid: int) -> list:
+    """The states of the type grammar from ``sid`` (not descending into children)."""
+    st: _State
+    p: _Prod
+    out = []
+    seen = set()
+    todo = [sid]
+    while todo:
+        s = todo.pop()
+        if s < 0 or s in seen:
+            continue
+        seen.add(s)
+        out.append(s)
+        st = states[s]
+        for p in st.prods:
+            todo.append(p.nxt)
+    return out
+
+
+def _mark_osens(states: list, type_starts: tuple) -> None:
+    """Set ``osens`` on the states of every type grammar with mixed content or a repeated choice
+    (two child keys that can each follow the other): there the jar's JSON groups a child's
+    occurrences under one key and the JSON decoder must see when one comes back later."""
+    st: _State
+    p: _Prod
+    starts = set(type_starts)
+    for st in states:
+        for p in st.prods:
+            if p.kind == K_SE and p.arg >= 0:
+                starts.add(p.arg)
+    for s0 in starts:
+        own = _own_states(states, s0)
+        sens = False
+        after: dict = {}
+        for s in own:
+            st = states[s]
+            if st.mixed:
+                sens = True
+                break
+            for p in st.prods:
+                if p.kind == K_SE:
+                    got = after.get(p.key)
+                    if got is None:
+                        got = after[p.key] = set()
+                    got.update(_se_keys_from(states, p.nxt))
+        if not sens:
+            for a, later in after.items():
+                for b in later:
+                    if b != a and a in after.get(b, ()):
+                        sens = True
+                        break
+                if sens:
+                    break
+        if sens:
+            for s in own:
+                cython.cast(_State, states[s]).osens = True
 
 
 def _se_keys_from(states: list, sid: int) -> frozenset:
@@ -363,6 +453,44 @@ class _QNames:
         self.names.append([])
         self.name_ix.append({})
         return len(self.uris) - 1
+
+
+@cython.final
+@cython.cclass
+class _Values:
+    """The value partitions of one stream's string table (EXI 1.0 section 7.3.3), as a decoder
+    with the EXI defaults (valueMaxLength and valuePartitionCapacity unbounded) keeps them: every
+    string value read as a literal joins the global partition and the local partition of its
+    qname (the element or attribute it belongs to); the empty string joins neither.
+
+    Kept only once a stream has shown a hit (see Grammar._dec): V2G peers run with
+    valuePartitionCapacity 0 and never write one, and then nothing is recorded."""
+
+    glob: list
+    local: dict  # qname -> list of its values in order of their local ids
+
+    def __init__(self) -> None:
+        self.glob = []
+        self.local = {}
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def add(self, qn: object, value: str) -> cython.int:
+        lst = self.local.get(qn)
+        if lst is None:
+            self.local[qn] = [value]
+        else:
+            cython.cast(list, lst).append(value)
+        self.glob.append(value)
+        return 0
+
+
+class _Restart(Exception):
+    """Internal: a value-table hit met by a decoder that keeps no value table (the fast path);
+    Grammar._dec decodes the stream again with one."""
+
+
+_RESTART = _Restart()
 
 
 #: second-level events of each tag kind, after the optional leading EE
@@ -578,12 +706,14 @@ class _Reader:
     info: Optional[_SchemaInfo]  # the schema set's string table and xsi:type map (set by Grammar)
     qt: Optional[_QNames]  # this stream's qname string table, made on first use
     builtins: Optional[dict]  # qname -> [StartTagContent, ElementContent] learnt productions
+    vt: Optional[_Values]  # the value partitions, kept only when the stream has hits
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.info = None
         self.qt = None
         self.builtins = None
+        self.vt = None
         if cython.compiled:
             self.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
         self.pos = 0
@@ -648,7 +778,25 @@ class _Reader:
             shift += 7
 
     @cython.cfunc
-    def blob(self, n: object) -> bytes:
+    @cython.exceptval(-1, check=True)
+    def ulen(self) -> cython.Py_ssize_t:
+        """An unsigned integer that counts something in the stream (a length): as a C integer,
+        anything past 2**40 as 2**40 (which no remaining input can hold: the caller's check fails)."""
+        b: cython.ulonglong
+        v: cython.ulonglong = 0
+        shift: cython.int = 0
+        while shift < 42:
+            b = self.bits(8)
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+        while self.bits(8) >= 0x80:
+            pass
+        return 1 << 40
+
+    @cython.cfunc
+    def blob(self, n: cython.Py_ssize_t) -> bytes:
         """Read n raw bytes; the length is checked against the remaining input before allocating."""
         ln: cython.Py_ssize_t
         i: cython.Py_ssize_t
@@ -683,7 +831,7 @@ class _Reader:
         return ((chunk >> (8 - sh)) & ((1 << (8 * ln)) - 1)).to_bytes(ln, "big")
 
     @cython.cfunc
-    def string(self, n: object) -> str:
+    def string(self, n: cython.Py_ssize_t) -> str:
         """Read n code points (each an unsigned integer); ASCII runs are read as one block."""
         ln: cython.Py_ssize_t
         i: cython.Py_ssize_t
@@ -701,6 +849,18 @@ class _Reader:
                 if high < 0x80:
                     self.pos += 8 * ln
                     return PyUnicode_DecodeASCII(cython.cast(cython.p_char, src), ln, cython.NULL)
+            elif ln <= 256:
+                # unaligned: the characters shifted into a stack buffer, then the str at once
+                tmp: cython.uchar[256]
+                sh: cython.int = self.pos & 7
+                sp: cython.p_uchar = self.ptr + (self.pos >> 3)
+                high2: cython.uchar = 0
+                for i in range(ln):
+                    tmp[i] = ((sp[i] << sh) | (sp[i + 1] >> (8 - sh))) & 0xFF
+                    high2 |= tmp[i]
+                if high2 < 0x80:
+                    self.pos += 8 * ln
+                    return PyUnicode_DecodeASCII(cython.cast(cython.p_char, cython.address(tmp[0])), ln, cython.NULL)
             else:
                 raw = self.blob(ln)
                 if raw.isascii():
@@ -717,6 +877,22 @@ class _Reader:
                 raise DecodeError(self.pos, "a Unicode scalar value", f"invalid code point {cp}")
             chars.append(chr(cp))
         return "".join(chars)
+
+
+@cython.cfunc
+def _new_reader(data: bytes) -> _Reader:
+    """A _Reader without the Python-level __init__ call (the per-message fixed cost)."""
+    r: _Reader = _Reader.__new__(_Reader)
+    r.data = data
+    r.info = None
+    r.qt = None
+    r.builtins = None
+    r.vt = None
+    if cython.compiled:
+        r.ptr = cython.cast(cython.p_uchar, PyBytes_AS_STRING(data))
+    r.pos = 0
+    r.end = 8 * len(data)
+    return r
 
 
 # --------------------------------------------------------------------------------------------- values
@@ -885,10 +1061,11 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
 
 
 @cython.cfunc
-def _dec_value(r: _Reader, dt: _DT) -> object:
-    """Decode one value. Facets (ranges, lengths) are not enforced here, as in EXIficient: real peers
-    send e.g. empty mandatory strings in FAILED responses. Only what cannot be represented (an
-    enumeration index past the end, a length past the end of the stream) is an error."""
+def _dec_value(r: _Reader, dt: _DT, qn: object) -> object:
+    """Decode one value of the element or attribute ``qn`` (its local value partition). Facets
+    (ranges, lengths) are not enforced here, as in EXIficient: real peers send e.g. empty mandatory
+    strings in FAILED responses. Only what cannot be represented (an enumeration index past the
+    end, a length past the end of the stream, a value-table id past its partition) is an error."""
     kind: cython.int = dt.kind
     start: cython.Py_ssize_t = r.pos
     idx: cython.Py_ssize_t
@@ -910,13 +1087,44 @@ def _dec_value(r: _Reader, dt: _DT) -> object:
             raise DecodeError(start, f"enumeration index < {len(dt.values)}", f"index {idx} out of range")
         return dt.values[idx]
     if kind == T_STRING:
-        ln = r.unsigned()
+        ln: cython.Py_ssize_t = r.ulen()
         if ln < 2:
-            raise DecodeError(start, "a string literal (length + 2)", "string table hit, but the value table is always empty in V2G")
-        return r.string(ln - 2)
+            return _dec_hit(r, ln, qn, start)
+        text = r.string(ln - 2)
+        if r.vt is not None and ln > 2:
+            cython.cast(_Values, r.vt).add(qn, text)
+        return text
     if kind >= T_DECIMAL:
-        return _dec_ext(r, dt)
-    return r.blob(r.unsigned())
+        return _dec_ext(r, dt, qn)
+    return r.blob(r.ulen())
+
+
+@cython.cfunc
+def _dec_hit(r: _Reader, ln: object, qn: object, start: cython.Py_ssize_t) -> str:
+    """A value-table hit (EXI 1.0 section 7.3.3): 0 and an n-bit id into the local partition of
+    ``qn`` (n = ceil(log2 of its size)), or 1 and an id into the global partition."""
+    vt: _Values
+    k: cython.Py_ssize_t
+    if r.vt is None:
+        raise _RESTART  # the first hit of the stream: Grammar._dec decodes it again, keeping the table
+    vt = r.vt
+    if ln == 0:
+        part = vt.local.get(qn)
+        k = 0 if part is None else len(part)
+        if k == 0:
+            raise DecodeError(start, "a string literal", f"local value-table hit, but {_clark(*qn) if isinstance(qn, tuple) else 'this value'} "
+                              "has no value in the table yet")
+        i: cython.Py_ssize_t = r.bits((k - 1).bit_length())
+        if i >= k:
+            raise DecodeError(start, f"a local value id < {k}", f"local value id {i} is not in the table")
+        return cython.cast(list, part)[i]
+    k = len(vt.glob)
+    if k == 0:
+        raise DecodeError(start, "a string literal", "global value-table hit, but the table is empty")
+    i = r.bits((k - 1).bit_length())
+    if i >= k:
+        raise DecodeError(start, f"a global value id < {k}", f"global value id {i} is not in the table")
+    return vt.glob[i]
 
 
 _UNTYPED_STRING = _DT((T_STRING, 0, None))
@@ -1033,7 +1241,7 @@ def _dec_nil(r: _Reader, states: tuple, st: _State, d: dict) -> cython.int:
                 continue
             if p.key in d:
                 raise DecodeError(start, "one value per attribute", f"attribute {p.key} occurs twice")
-            d[p.key] = _dec_value(r, p.dt)
+            d[p.key] = _dec_value(r, p.dt, p.qn)
             st = states[p.nxt]
             first = False
             continue
@@ -1269,7 +1477,7 @@ def _enc_ext(w: _Writer, dt: _DT, v: object, path: list, key: object) -> int:
     return 0
 
 
-def _dec_ext(r: _Reader, dt: _DT) -> object:
+def _dec_ext(r: _Reader, dt: _DT, qn: object) -> object:
     import decimal
 
     kind = dt.kind
@@ -1318,7 +1526,7 @@ def _dec_ext(r: _Reader, dt: _DT) -> object:
     n = r.unsigned()
     if n > r.end - r.pos:
         raise DecodeError(r.pos, f"{n} list item(s)", "list length runs past the end of the stream")
-    return [_dec_value(r, dt.ext) for _ in range(n)]
+    return [_dec_value(r, dt.ext, qn) for _ in range(n)]
 
 
 # --------------------------------------------------------------------------------------------- qnames, xsi:type, AT(*)
@@ -1452,7 +1660,7 @@ def _dec_any_attr(r: _Reader, d: dict, start: cython.Py_ssize_t) -> cython.int:
     key = "@" + _clark(uri, local)
     if key in d:
         raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
-    d[key] = _dec_value(r, _UNTYPED_STRING)
+    d[key] = _dec_value(r, _UNTYPED_STRING, (uri, local))
     return 0
 
 
@@ -1579,6 +1787,17 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                 raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             if p.later is not None and _any_key_in(p.later, d):
                 raise _FALLBACK
+            if p.kind == K_SE and p.direct and p.arg >= 0:
+                # a simple-typed child inline: its event code and CH (code 0 of 1 bit) in one
+                # write, the value, EE (code 0 of 1 bit); empty text takes the general path
+                cp = cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0])
+                if cp.dt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
+                    raise _FALLBACK
+                w.bits(p.code << 1, st.width + 1)
+                _enc_value(w, cp.dt, v, _NO_PATH, None)
+                w.bits(0, 1)
+                sid = p.nxt
+                continue
             w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
@@ -2246,7 +2465,9 @@ def _no_production(d: dict, counts: dict, st: _State, states: tuple, first: int,
 
 
 @cython.cfunc
-def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
+def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int, qn: object) -> object:
+    """One element of qname ``qn`` from the start state ``sid`` of its type grammar (``direct``:
+    a simple type, whose value is returned as such)."""
     st: _State
     p: _Prod
     nd: dict
@@ -2266,35 +2487,36 @@ def _dec_elem(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, d
                 nd = {}
                 if _dec_nil_value(r, states, st, nd):
                     return nd
-                return _dec_elem(r, states, sid, direct, depth + 1)  # xsi:nil false: as declared
+                return _dec_elem(r, states, sid, direct, depth + 1, qn)  # xsi:nil false: as declared
             if l2 >= 3:
                 # xsi:type, an undeclared attribute or element: the element becomes a dict ("value"
                 # beside them)
                 nd = {}
                 if l2 == 5:
-                    return _dec_content(r, states, st.content2, nd, depth, True)
+                    return _dec_content(r, states, st.content2, nd, depth, True, qn)
                 if l2 == 3:
                     sid = _dec_xsi_type(r, nd, start)[0]
                 else:
                     _dec_any_attr(r, nd, start)
-                return _dec_content(r, states, sid, nd, depth, False)
+                return _dec_content(r, states, sid, nd, depth, False, qn)
             # CH [untyped value] (l2 == 1): the text, as the schema type where it is a valid form
             # of it, then Element_i,content2 (the value's state: EE, or more undeclared content)
-            nd = _dec_content(r, states, st.content2, {"value": _from_text(p.dt, _dec_value(r, _UNTYPED_STRING))},
-                              depth, False)
+            nd = _dec_content(r, states, st.content2, {"value": _from_text(p.dt, _dec_value(r, _UNTYPED_STRING, qn))},
+                              depth, False, qn)
             return nd["value"] if len(nd) == 1 else nd
         else:
-            v = _dec_value(r, p.dt)
+            v = _dec_value(r, p.dt, qn)
         start = r.pos
         if r.bits(1) != 0:  # undeclared content after the value: the element becomes a dict
             r.pos = start
-            return _dec_content(r, states, p.nxt, {"value": v}, depth, False)
+            return _dec_content(r, states, p.nxt, {"value": v}, depth, False, qn)
         return v
-    return _dec_content(r, states, sid, {}, depth, False)
+    return _dec_content(r, states, sid, {}, depth, False, qn)
 
 
 @cython.cfunc
-def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int, wild: cython.bint) -> object:
+def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cython.int, wild: cython.bint,
+                 qn: object) -> object:
     """The events of an element from state ``sid`` on, into ``d`` (the element's dict); ``wild``:
     an SE(*) was read, its qname and element come first.
 
@@ -2362,7 +2584,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                 wild = True
                 continue
             if nsid == -4:  # CH [untyped value]: the simple content, or text where the schema has none
-                text = _dec_value(r, _UNTYPED_STRING)
+                text = _dec_value(r, _UNTYPED_STRING, qn)
                 ch = None
                 for p in st.prods:
                     if p.kind == K_CH:
@@ -2414,7 +2636,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
                         forbid = set(flater)
                     else:
                         forbid |= flater
-            v = _dec_elem(r, states, p.arg, p.direct, depth + 1)
+            v = _dec_elem(r, states, p.arg, p.direct, depth + 1, p.qn)
             nchild += 1
             last = p.key
             if order is not None:
@@ -2440,7 +2662,7 @@ def _dec_content(r: _Reader, states: tuple, sid: cython.int, d: dict, depth: cyt
             sid = p.nxt
             continue
         else:
-            text = _dec_value(r, p.dt)
+            text = _dec_value(r, p.dt, p.qn if p.kind == K_AT else qn)
             if runs is None and p.key not in d:
                 d[p.key] = text
                 slot0 = nchild
@@ -2562,7 +2784,7 @@ def _dec_wild_value(r: _Reader, states: tuple, depth: cython.int) -> tuple:
         raise DecodeError(r.pos, "a schema-informed grammar", "no string table")
     ent = info.globals.get((uri, local))
     if ent is not None:
-        return "{%s}%s" % (uri, local), _dec_elem(r, states, ent[0], ent[1], depth + 1)
+        return "{%s}%s" % (uri, local), _dec_elem(r, states, ent[0], ent[1], depth + 1, (uri, local))
     return "{%s}%s" % (uri, local), _dec_builtin(r, states, depth + 1, (uri, local))
 
 
@@ -2624,11 +2846,11 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
                                                                          "which has no grammar here")
                 if d or tq != _ANY_TYPE:
                     d[XSI_TYPE] = _clark(tq[0], tq[1])
-                return _dec_content(r, states, ent[0], d, depth, False)
+                return _dec_content(r, states, ent[0], d, depth, False, qn)
             key = "@" + _clark(aq[0], aq[1])
             if key in d:
                 raise DecodeError(start, "one value per attribute", f"attribute {key} occurs twice")
-            d[key] = _dec_value(r, _UNTYPED_STRING)
+            d[key] = _dec_value(r, _UNTYPED_STRING, aq)
             continue
         break
     first: cython.Py_ssize_t = len(d)  # the attributes come before the content
@@ -2640,7 +2862,7 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             key = "{%s}%s" % cq
             info2: Optional[_SchemaInfo] = r.info
             ent2 = None if info2 is None else info2.globals.get(cq)
-            v = _dec_elem(r, states, ent2[0], ent2[1], depth + 1) if ent2 is not None else _dec_builtin(r, states, depth + 1, cq)
+            v = _dec_elem(r, states, ent2[0], ent2[1], depth + 1, cq) if ent2 is not None else _dec_builtin(r, states, depth + 1, cq)
             lst = d.get(key)
             if lst is None:
                 d[key] = [v]
@@ -2655,7 +2877,7 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
             nchild += 1
             last = key
         else:
-            text = _dec_value(r, _UNTYPED_STRING)
+            text = _dec_value(r, _UNTYPED_STRING, qn)
             if not runs:
                 d["value"] = text  # one run sits where it came in the dict
                 tkeys = set(d)
@@ -2683,6 +2905,780 @@ def _dec_builtin(r: _Reader, states: tuple, depth: cython.int, qn: tuple) -> dic
     return d
 
 
+# --------------------------------------------------------------------------------------------- the jar's JSON, compiled
+# exi.josev.JosevCodec speaks the JSON of the iso15118 package's jar (exi/_jarshape.py). Its common
+# case runs here, straight between EXI bits and JSON text: no dict, no json module, no shape walk.
+# Anything outside that case (second-level events, value-table hits, text in mixed content, keys
+# out of grammar order, escapes or non-ASCII in JSON strings, the rarer built-ins, bad values)
+# raises _FALLBACK and the drop-in takes the general path (dicts, exi._jarshape), which also
+# gives the precise error. tests/exi_tests/test_exi_josev_fast.py holds both paths equal.
+_HEXU = b"0123456789ABCDEF"
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_INV: bytes = bytes([_B64.index(c) if c in _B64 else 255 for c in range(256)])
+_HEX_INV: bytes = bytes([int(chr(c), 16) if chr(c) in "0123456789abcdefABCDEF" else 255 for c in range(256)])
+
+
+def _b64_tables() -> bytes:
+    """Four tables of 256 native uint32: digit value << 18, << 12, << 6, << 0 at the character's
+    place, 0x01000000 for a character that is no base64 digit (one OR of four lookups decodes
+    and checks a quad)."""
+    import array
+
+    out = array.array("I")
+    for shift in (18, 12, 6, 0):
+        out.extend([(_B64.index(c) << shift) if c in _B64 else 0x01000000 for c in range(256)])
+    return out.tobytes()
+
+
+_B64_DEC: bytes = _b64_tables()
+
+
+# The JSON text goes into a _Writer used as a plain byte buffer (whole bytes, no bit accumulator).
+@cython.cfunc
+@cython.inline
+@cython.exceptval(-1)
+def _jch(o: _Writer, c: cython.int) -> cython.int:
+    if cython.compiled:
+        if o.size + 1 > o.cap:
+            o._reserve(1)
+        o.cbuf[o.size] = c
+        o.size += 1
+    else:
+        o.pbuf.append(c)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jraw(o: _Writer, b: bytes) -> cython.int:
+    n: cython.Py_ssize_t = len(b)
+    if cython.compiled:
+        o._reserve(n)
+        memcpy(o.cbuf + o.size, PyBytes_AS_STRING(b), n)
+        o.size += n
+    else:
+        o.pbuf += b
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jkey(o: _Writer, jkey: bytes, first: cython.bint) -> cython.int:
+    """``,"k":`` (``jkey`` is ``"k":``; no comma first)."""
+    if not first:
+        _jch(o, 44)
+    _jraw(o, jkey)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jnum(o: _Writer, v: cython.longlong) -> cython.int:
+    digits: cython.uchar[24]
+    n: cython.int = 0
+    u: cython.ulonglong
+    if not cython.compiled:
+        o.pbuf += str(v).encode("ascii")
+        return 0
+    if v < 0:
+        _jch(o, 45)
+        u = cython.cast(cython.ulonglong, -(v + 1)) + 1
+    else:
+        u = v
+    while True:
+        digits[n] = 48 + u % 10
+        n += 1
+        u //= 10
+        if u == 0:
+            break
+    while n > 0:
+        n -= 1
+        _jch(o, digits[n])
+    return 0
+
+
+@cython.cfunc
+def _jtext(o: _Writer) -> str:
+    if cython.compiled:
+        return PyUnicode_DecodeUTF8(cython.cast(cython.p_char, o.cbuf), o.size, cython.NULL)
+    return bytes(o.pbuf).decode("utf-8")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jdec_value(r: _Reader, o: _Writer, dt: _DT) -> cython.int:
+    kind: cython.int = dt.kind
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t
+    if kind == T_NBIT:
+        _jnum(o, dt.lo + cython.cast(cython.longlong, r.bits(dt.nbits)))
+    elif kind == T_UINT or kind == T_INT:
+        v = _dec_value(r, dt, None)
+        if -(2**62) < v < 2**62:
+            _jnum(o, v)
+        else:
+            _jraw(o, str(v).encode("ascii"))
+    elif kind == T_BOOL:
+        _jraw(o, b"true" if r.bits(1) else b"false")
+    elif kind == T_ENUM:
+        i = r.bits(dt.nbits)
+        if i >= len(dt.values):
+            raise _FALLBACK
+        _jraw(o, dt.jvals[i])
+    elif kind == T_STRING:
+        start: cython.Py_ssize_t = r.pos
+        ln = r.unsigned()
+        if ln < 2:
+            raise _FALLBACK  # a value-table hit
+        r.pos = start
+        s: str = _dec_value(r, dt, None)
+        if not s.isascii() or not _json_plain(s):
+            _jraw(o, _json_str(s))
+        else:
+            _jch(o, 34)
+            _jraw(o, s.encode("ascii"))
+            _jch(o, 34)
+    elif kind == T_HEX or kind == T_B64:
+        b: bytes = r.blob(r.unsigned())
+        _jch(o, 34)
+        if kind == T_HEX:
+            _hex_out(o, b)
+        else:
+            _b64_out(o, b)
+        _jch(o, 34)
+    else:
+        raise _FALLBACK
+    return 0
+
+
+def _json_plain(s: str) -> bool:
+    """Whether an ASCII text goes into JSON as it is (no quote, backslash or control character)."""
+    for c in s:
+        if c == '"' or c == "\\" or c < " " or c == "\x7f":
+            return False
+    return True
+
+
+def _json_str(s: str) -> bytes:
+    import json
+
+    return json.dumps(s, ensure_ascii=False).encode("utf-8")
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _hex_out(o: _Writer, b: bytes) -> cython.int:
+    """Uppercase hex of ``b``."""
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t = len(b)
+    if cython.compiled:
+        o._reserve(2 * n)
+        src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
+        hx: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_HEXU))
+        dst: cython.p_uchar = o.cbuf + o.size
+        for i in range(n):
+            dst[2 * i] = hx[src[i] >> 4]
+            dst[2 * i + 1] = hx[src[i] & 15]
+        o.size += 2 * n
+    else:
+        o.pbuf += b.hex().upper().encode("ascii")
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _b64_out(o: _Writer, b: bytes) -> cython.int:
+    """Standard base64 of ``b``, padded."""
+    n: cython.Py_ssize_t = len(b)
+    i: cython.Py_ssize_t = 0
+    k: cython.Py_ssize_t = 0
+    x: cython.uint
+    if not cython.compiled:
+        o.pbuf += base64.b64encode(b)
+        return 0
+    o._reserve(4 * (n // 3 + 1))
+    src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
+    tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
+    dst: cython.p_uchar = o.cbuf + o.size
+    while i + 3 <= n:
+        x = (cython.cast(cython.uint, src[i]) << 16) | (cython.cast(cython.uint, src[i + 1]) << 8) | src[i + 2]
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = tb[x & 63]
+        k += 4
+        i += 3
+    if n - i == 1:
+        x = cython.cast(cython.uint, src[i]) << 16
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = 61
+        dst[k + 3] = 61
+        k += 4
+    elif n - i == 2:
+        x = (cython.cast(cython.uint, src[i]) << 16) | (cython.cast(cython.uint, src[i + 1]) << 8)
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = 61
+        k += 4
+    o.size += k
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jdec_elem(r: _Reader, o: _Writer, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int,
+               jdef: object) -> cython.int:
+    """One element as the jar's JSON: its value, or an object of its attributes and children."""
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if r.bits(st.width) != 0:
+            raise _FALLBACK  # an escape: empty content, untyped value, xsi:nil ...
+        _jdec_value(r, o, p.dt)
+        if r.bits(1) != 0:
+            raise _FALLBACK
+        return 0
+    _jch(o, 123)
+    first: cython.bint = True
+    last = None
+    open_list: cython.bint = False
+    seen: Optional[set] = None
+    dkey = None if jdef is None else cython.cast(tuple, jdef)[0]
+    have: cython.bint = False
+    while True:
+        st = states[sid]
+        code = r.bits(st.width)
+        if code >= st.n:
+            raise _FALLBACK
+        p = st.prods[code]
+        if p.kind == K_EE:
+            break
+        if p.kind == K_SE:
+            if p.arg < 0:
+                raise _FALLBACK
+            if open_list and p.key is last:
+                _jch(o, 44)
+            else:
+                if open_list:
+                    _jch(o, 93)
+                if st.osens:
+                    if seen is None:
+                        seen = set()
+                    if p.key in seen:
+                        raise _FALLBACK  # again after other children: the general path groups it
+                    seen.add(p.key)
+                _jkey(o, p.jkey, first)
+                first = False
+                if dkey is not None and p.key == dkey:
+                    have = True
+                open_list = p.jlist
+                if open_list:
+                    _jch(o, 91)
+            last = p.key
+            _jdec_elem(r, o, states, p.arg, p.direct, depth + 1, p.jdef)
+        elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+            if open_list:
+                _jch(o, 93)
+                open_list = False
+            _jkey(o, p.jkey, first)
+            first = False
+            last = None
+            _jdec_value(r, o, p.dt)
+        else:
+            raise _FALLBACK  # SE(*), AT(*), text in mixed content
+        sid = p.nxt
+    if open_list:
+        _jch(o, 93)
+    if jdef is not None and not have:
+        _jkey(o, cython.cast(tuple, jdef)[1], first)  # the jar's zero default of an absent element
+    _jch(o, 125)
+    return 0
+
+
+#: the JSON buffer kept from the last jar_decode (taken, set to None, while one is written)
+_SPARE_OUT: Optional[_Writer] = None
+
+
+# ---- JSON text in
+@cython.final
+@cython.cclass
+class _JIn:
+    """A cursor over JSON text (ASCII only: anything else makes the caller fall back)."""
+
+    buf: cython.p_uchar
+    data: bytes  # the pure-Python engine's text; the compiled one reads ``owner``'s buffer in place
+    owner: object
+    pos: cython.Py_ssize_t
+    end: cython.Py_ssize_t
+    sa: cython.Py_ssize_t  # the last string's characters: start and length (string_span)
+    sn: cython.Py_ssize_t
+
+    def __init__(self, owner: object) -> None:
+        self.owner = owner
+        self.data = b""
+        if cython.compiled:
+            if isinstance(owner, bytes):
+                self.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(owner))
+            else:  # a str of 1-byte kind (checked by the caller)
+                self.buf = cython.cast(cython.p_uchar, PyUnicode_1BYTE_DATA(owner))
+        else:
+            self.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
+        self.pos = 0
+        self.end = len(owner)  # type: ignore[arg-type]  # a str or bytes
+        self.sa = 0
+        self.sn = 0
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def peek(self) -> cython.int:
+        """The next non-blank character (not consumed); -2 at the end."""
+        c: cython.int
+        while self.pos < self.end:
+            if cython.compiled:
+                c = self.buf[self.pos]
+            else:
+                c = self.data[self.pos]
+            if c == 32 or c == 10 or c == 13 or c == 9:
+                self.pos += 1
+                continue
+            return c
+        return -2
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def take(self, c: cython.int) -> cython.int:
+        if self.peek() != c:
+            raise _FALLBACK
+        self.pos += 1
+        return 0
+
+    @cython.cfunc
+    @cython.inline
+    @cython.exceptval(-1)
+    def at(self, i: cython.Py_ssize_t) -> cython.int:
+        if i >= self.end:
+            return -2
+        if cython.compiled:
+            return self.buf[i]
+        return self.data[i]
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def word(self, w: bytes) -> cython.int:
+        n: cython.Py_ssize_t = len(w)
+        i: cython.Py_ssize_t
+        for i in range(n):
+            if self.at(self.pos + i) != w[i]:
+                raise _FALLBACK
+        self.pos += n
+        return 0
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def string_span(self) -> cython.int:
+        """A JSON string: its characters' start and length into ``sa``/``sn``, positioned after
+        it; plain ASCII only."""
+        c: cython.int
+        self.take(34)
+        start: cython.Py_ssize_t = self.pos
+        i: cython.Py_ssize_t = start
+        end: cython.Py_ssize_t = self.end
+        if cython.compiled:
+            buf: cython.p_uchar = self.buf
+            while i < end:
+                c = buf[i]
+                if c == 34:
+                    self.sa = start
+                    self.sn = i - start
+                    self.pos = i + 1
+                    return 0
+                if c == 92 or c >= 128 or c < 32:
+                    raise _FALLBACK  # escapes and non-ASCII: the general path
+                i += 1
+            raise _FALLBACK
+        while i < end:
+            c = self.data[i]
+            if c == 34:
+                self.sa = start
+                self.sn = i - start
+                self.pos = i + 1
+                return 0
+            if c == 92 or c >= 128 or c < 32:
+                raise _FALLBACK
+            i += 1
+        raise _FALLBACK
+
+    @cython.cfunc
+    def string(self) -> str:
+        self.string_span()
+        if cython.compiled:
+            return PyUnicode_DecodeASCII(cython.cast(cython.p_char, self.buf + self.sa), self.sn, cython.NULL)
+        return self.data[self.sa:self.sa + self.sn].decode("ascii")
+
+    @cython.cfunc
+    @cython.exceptval(-1)
+    def span_is(self, jkey: bytes) -> cython.bint:
+        """Whether the last string is the key of ``jkey`` (``"key":``)."""
+        n: cython.Py_ssize_t = len(jkey)
+        i: cython.Py_ssize_t
+        if n != self.sn + 3:
+            return False
+        for i in range(self.sn):
+            if self.at(self.sa + i) != jkey[i + 1]:
+                return False
+        return True
+
+    @cython.cfunc
+    def integer(self) -> object:
+        c: cython.int = self.peek()
+        neg: cython.bint = c == 45
+        v: cython.longlong = 0
+        nd: cython.int = 0
+        if neg:
+            self.pos += 1
+        while True:
+            c = self.at(self.pos)
+            if c < 48 or c > 57:
+                break
+            if nd >= 18:
+                raise _FALLBACK  # past 64 bits: the general path
+            v = v * 10 + (c - 48)
+            nd += 1
+            self.pos += 1
+        if c == 46 or c == 101 or c == 69 or nd == 0:
+            raise _FALLBACK  # a fraction or an exponent: no integer
+        return -v if neg else v
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
+    kind: cython.int = dt.kind
+    c: cython.int
+    i: cython.Py_ssize_t
+    n: cython.Py_ssize_t
+    a: cython.Py_ssize_t
+    if kind <= T_INT:
+        _enc_int(w, dt, j.integer(), _NO_PATH, None)
+    elif kind == T_BOOL:
+        c = j.peek()
+        if c == 116:
+            j.word(b"true")
+            w.bits(1, 1)
+        elif c == 102:
+            j.word(b"false")
+            w.bits(0, 1)
+        else:
+            raise _FALLBACK
+    elif kind == T_ENUM:
+        c = j.peek()
+        v = j.string() if c == 34 else j.integer()
+        idx = dt.index.get(v)
+        if idx is None or type(dt.values[idx]) is not type(v):
+            raise _FALLBACK
+        w.bits(idx, dt.nbits)
+    elif kind == T_STRING:
+        j.string_span()
+        a = j.sa
+        n = j.sn
+        _check_len(n, dt, _NO_PATH, None, "character")
+        w.uint_small(n + 2)
+        if cython.compiled:
+            w.blob_raw(j.buf + a, n)
+        else:
+            w.blob(j.data[a:a + n])
+    elif kind == T_HEX or kind == T_B64:
+        if cython.compiled:
+            # the closing quote by memchr; the decoders below refuse every character that is no
+            # hex or base64 digit (quotes, backslashes, control and non-ASCII characters among them)
+            j.take(34)
+            a = j.pos
+            q = memchr(j.buf + a, 34, j.end - a)
+            if q == cython.NULL:
+                raise _FALLBACK
+            n = cython.cast(cython.p_uchar, q) - (j.buf + a)
+            j.pos = a + n + 1
+        else:
+            j.string_span()
+            a = j.sa
+            n = j.sn
+        raw = _unhex(j, a, n) if kind == T_HEX else _unb64(j, a, n)
+        _check_len(len(raw), dt, _NO_PATH, None, "byte")
+        w.uint_small(len(raw))
+        w.blob(raw)
+    else:
+        raise _FALLBACK
+    return 0
+
+
+@cython.cfunc
+def _unhex(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
+    """The bytes of hex text (either case)."""
+    i: cython.Py_ssize_t
+    hi: cython.uint
+    lo: cython.uint
+    if n & 1:
+        raise _FALLBACK
+    if not cython.compiled:
+        return bytes.fromhex(j.data[a:a + n].decode("ascii"))
+    out = PyBytes_FromStringAndSize(cython.NULL, n >> 1)
+    dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+    src: cython.p_uchar = j.buf + a
+    inv: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_HEX_INV))
+    for i in range(n >> 1):
+        hi = inv[src[2 * i]]
+        lo = inv[src[2 * i + 1]]
+        if hi > 15 or lo > 15:
+            raise _FALLBACK
+        dst[i] = (hi << 4) | lo
+    return out
+
+
+@cython.cfunc
+def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
+    """Strict base64 (as base64.b64decode(validate=True)): whole quads, '=' only as padding."""
+    i: cython.Py_ssize_t
+    k: cython.Py_ssize_t = 0
+    q: cython.int
+    x: cython.uint
+    v: cython.uint
+    pad: cython.Py_ssize_t = 0
+    if n & 3:
+        raise _FALLBACK
+    if not cython.compiled:
+        return base64.b64decode(j.data[a:a + n], validate=True)
+    src: cython.p_uchar = j.buf + a
+    inv: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64_INV))
+    if n and src[n - 1] == 61:
+        pad = 2 if src[n - 2] == 61 else 1
+    m: cython.Py_ssize_t = 3 * (n >> 2) - pad
+    out = PyBytes_FromStringAndSize(cython.NULL, m)
+    dst: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+    i = 0
+    tab: cython.p_uint = cython.cast(cython.p_uint, PyBytes_AS_STRING(_B64_DEC))
+    while i + 4 < n:  # whole quads, the last one aside
+        x = tab[src[i]] | tab[256 + src[i + 1]] | tab[512 + src[i + 2]] | tab[768 + src[i + 3]]
+        if x & 0x01000000:
+            raise _FALLBACK
+        dst[k] = (x >> 16) & 255
+        dst[k + 1] = (x >> 8) & 255
+        dst[k + 2] = x & 255
+        k += 3
+        i += 4
+    if n:
+        x = 0
+        for q in range(4):
+            if src[i + q] == 61 and q >= 4 - pad:
+                v = 0
+            else:
+                v = inv[src[i + q]]
+                if v > 63:
+                    raise _FALLBACK
+            x = (x << 6) | v
+        dst[k] = (x >> 16) & 255
+        k += 1
+        if k < m:
+            dst[k] = (x >> 8) & 255
+            k += 1
+        if k < m:
+            dst[k] = x & 255
+            k += 1
+    return out
+
+
+@cython.cfunc
+def _new_jin(owner: object) -> _JIn:
+    """A _JIn without the Python-level __init__ call."""
+    j: _JIn = _JIn.__new__(_JIn)
+    j.owner = owner
+    j.data = b""
+    if cython.compiled:
+        if isinstance(owner, bytes):
+            j.buf = cython.cast(cython.p_uchar, PyBytes_AS_STRING(owner))
+        else:
+            j.buf = cython.cast(cython.p_uchar, PyUnicode_1BYTE_DATA(owner))
+    else:
+        j.data = owner if isinstance(owner, bytes) else cython.cast(str, owner).encode("latin-1")
+    j.pos = 0
+    j.end = len(owner)  # type: ignore[arg-type]  # a str or bytes
+    j.sa = 0
+    j.sn = 0
+    return j
+
+
+@cython.cfunc
+def _key_prod(st: _State, j: _JIn) -> object:
+    """The first production of ``st`` whose key is the JSON string just read (as pmap would
+    give it), without making a str of it; None if none."""
+    p: _Prod
+    for p in st.prods:
+        if (p.kind == K_SE or p.kind == K_AT or p.kind == K_CH) and j.span_is(p.jkey):
+            return p
+    return None
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> cython.int:
+    """One element from the jar's JSON: keys in the JSON's order through the grammar (a repeated
+    choice in the order the JSON gives, as the jar writes it)."""
+    st: _State
+    p: _Prod
+    n: cython.Py_ssize_t
+    c: cython.int
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if j.peek() == 34 and p.dt.kind >= T_STRING and j.at(j.pos + 1) == 34:
+            # empty content: an undeclared EE
+            j.pos += 2
+            _check_len(0, p.dt, _NO_PATH, None, "character")
+            w.bits(st.n, st.width)
+            w.bits(0, st.l2_width)
+            return 0
+        w.bits(0, 1)
+        _jenc_value(w, j, p.dt)
+        w.bits(0, 1)
+        return 0
+    j.take(123)
+    if j.peek() == 125:
+        j.pos += 1
+    else:
+        while True:
+            j.string_span()
+            j.take(58)
+            st = states[sid]
+            po = _key_prod(st, j)
+            if po is None:
+                raise _FALLBACK
+            p = po
+            if p.kind == K_SE:
+                if p.arg < 0:
+                    raise _FALLBACK
+                if j.peek() == 91 and (p.is_list or p.jlist):
+                    j.pos += 1
+                    n = 0
+                    if j.peek() == 93:
+                        raise _FALLBACK
+                    while True:
+                        if n:
+                            st = states[sid]
+                            po = st.pmap.get(p.key)
+                            if po is None:
+                                raise _FALLBACK
+                            p = po
+                        n += 1
+                        if (not p.is_list and n > 1) or (p.cap and n > p.cap):
+                            raise _FALLBACK
+                        w.bits(p.code, st.width)
+                        _jenc_elem(w, j, states, p.arg, p.direct, depth + 1)
+                        sid = p.nxt
+                        c = j.peek()
+                        j.pos += 1
+                        if c == 93:
+                            break
+                        if c != 44:
+                            raise _FALLBACK
+                elif p.is_list:
+                    raise _FALLBACK
+                else:
+                    w.bits(p.code, st.width)
+                    _jenc_elem(w, j, states, p.arg, p.direct, depth + 1)
+                    sid = p.nxt
+            elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+                if p.kind == K_CH and j.peek() == 34 and j.at(j.pos + 1) == 34:
+                    raise _FALLBACK  # empty simple content: the general path writes the undeclared EE
+                w.bits(p.code, st.width)
+                _jenc_value(w, j, p.dt)
+                sid = p.nxt
+            else:
+                raise _FALLBACK
+            c = j.peek()
+            j.pos += 1
+            if c == 125:
+                break
+            if c != 44:
+                raise _FALLBACK
+    st = states[sid]
+    if st.ee < 0:
+        raise _FALLBACK
+    w.bits(st.ee, st.width)
+    return 0
+
+
+
+# --------------------------------------------------------------------------------------------- fast decoder
+@cython.cfunc
+def _dec_fast(r: _Reader, states: tuple, sid: cython.int, direct: cython.bint, depth: cython.int) -> object:
+    """Decoder fast path: a stream of declared events only, each child key in one run (what a
+    keyed dict holds without ORDER or text gaps). Anything else (a second-level event, SE(*),
+    text in mixed content, a repeated choice, a list key again after another child, a value-table
+    hit) raises, and Grammar._dec decodes the stream again with the general decoder, which gives
+    the same dict for the streams this one takes."""
+    st: _State
+    p: _Prod
+    code: cython.Py_ssize_t
+    if direct:
+        st = states[sid]
+        p = st.prods[0]
+        if r.bits(st.width) != 0:
+            raise _FALLBACK
+        v = _dec_value(r, p.dt, None)
+        if r.bits(1) != 0:
+            raise _FALLBACK
+        return v
+    if depth > _MAX_DEPTH:
+        raise _FALLBACK
+    d: dict = {}
+    last = None
+    while True:
+        st = states[sid]
+        code = r.bits(st.width)
+        if code >= st.n:
+            raise _FALLBACK
+        p = st.prods[code]
+        if p.kind == K_SE:
+            if p.arg < 0 or p.later is not None or st.mixed:
+                raise _FALLBACK
+            if p.direct:  # a simple-typed child inline: CH (1 bit, 0), its value, EE (1 bit, 0)
+                if r.bits(1) != 0:
+                    raise _FALLBACK
+                v = _dec_value(r, cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0]).dt, p.qn)
+                if r.bits(1) != 0:
+                    raise _FALLBACK
+            else:
+                v = _dec_fast(r, states, p.arg, False, depth + 1)
+            lst = d.get(p.key)
+            if lst is None:
+                d[p.key] = [v] if p.is_list else v
+            elif p.is_list and p.key is last:
+                cython.cast(list, lst).append(v)
+            else:
+                raise _FALLBACK
+            last = p.key
+        elif p.kind == K_EE:
+            return d
+        elif p.kind == K_AT or (p.kind == K_CH and not st.mixed):
+            if p.kind == K_CH and p.key in d:
+                raise _FALLBACK
+            d[p.key] = _dec_value(r, p.dt, p.qn)
+            last = None
+        else:
+            raise _FALLBACK
+        sid = p.nxt
+
+
 # --------------------------------------------------------------------------------------------- entry
 #: a writer whose buffer grew past this is not kept for the next message
 _SPARE_MAX = cython.declare(cython.Py_ssize_t, 1 << 16)
@@ -2706,7 +3702,8 @@ class Grammar:
                  global_elements: Optional[dict] = None) -> None:
         st: _State
         self.info = None if string_table is None else _SchemaInfo(string_table, xsi_types or {}, global_elements or {})
-        self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]))
+        self.states = _compile_states(raw_states, () if xsi_types is None else tuple([e[0] for e in xsi_types.values()]),
+                                      () if string_table is None else tuple(string_table[0]))
         self.start = start
         self.keys = keys
         self.fragment = fragment
@@ -2816,22 +3813,40 @@ class Grammar:
 
     @cython.cfunc
     def _dec(self, data: object) -> dict:
-        if isinstance(data, bytes):
-            r = _Reader(data)
+        if type(data) is bytes or isinstance(data, bytes):
+            r = _new_reader(data)
         elif isinstance(data, (bytearray, memoryview)):
-            r = _Reader(bytes(data))
+            r = _new_reader(bytes(data))
         else:
             raise DecodeError(0, "bytes", f"got {type(data).__name__}")
         r.info = self.info
+        mode: cython.int = 0  # 0: the fast decoder, 1: the general one, 2: it with value partitions
         try:
-            return self._decode(r)
+            while True:
+                try:
+                    return self._decode(r, mode == 0)
+                except _Fallback:
+                    # more than the fast decoder takes: the general decoder
+                    if mode != 0:
+                        raise DecodeError(r.pos, "a valid stream", "internal fallback") from None
+                    mode = 1
+                except _Restart:
+                    # a value-table hit: decode again, now keeping the value partitions (a
+                    # stream without hits never pays for them)
+                    if mode == 2:
+                        raise DecodeError(r.pos, "a valid stream", "internal restart") from None
+                    mode = 2
+                r = _new_reader(r.data)
+                r.info = self.info
+                if mode == 2:
+                    r.vt = _Values()
         except DecodeError:
             raise
         except (IndexError, KeyError, TypeError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
             raise DecodeError(r.pos, "a valid stream", f"{type(exc).__name__}: {exc}") from None
 
     @cython.cfunc
-    def _decode(self, r: _Reader) -> dict:
+    def _decode(self, r: _Reader, fast: cython.bint) -> dict:
         st: _State
         p: _Prod
         sid: cython.int = self.start
@@ -2852,6 +3867,8 @@ class Grammar:
             if p.kind == K_ED:
                 break
             if p.kind == K_ANY:  # an undeclared root: "{uri}local", a list as everywhere
+                if fast:
+                    raise _FALLBACK
                 key, v = _dec_wild_value(r, self.states, 1)
                 lst = out.get(key)
                 if lst is None:
@@ -2868,7 +3885,10 @@ class Grammar:
                 raise DecodeError(start, "an element with a single type", f"element {p.key} needs the relaxed fragment grammar (not supported)")
             if p.key in out:
                 raise DecodeError(start, "ED", f"root element {p.key} again in one fragment (the message holds one)")
-            out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1)
+            if fast:
+                out[p.key] = _dec_fast(r, self.states, p.arg, p.direct, 1)
+            else:
+                out[p.key] = _dec_elem(r, self.states, p.arg, p.direct, 1, p.qn)
             last = p.key
             sid = p.nxt
         if (r.end - r.pos) >= 8:
@@ -2918,3 +3938,167 @@ class CodecCore:
         if type(g) is Grammar:
             return cython.cast(Grammar, g)._dec(data)
         return g.decode(data)
+
+
+def jar_encode(roots: dict, text: object) -> Optional[bytes]:
+    """The jar's JSON text of one message -> EXI bytes, or None when the general path must take
+    it. ``roots``: root element key -> Grammar (document or fragment) of the message set."""
+    return _jar_encode(roots, text)
+
+
+def jar_decode(g: object, data: object) -> Optional[str]:
+    """EXI bytes of one message (document or fragment of Grammar ``g``) -> the jar's JSON text,
+    or None when the general path must take it."""
+    return _jar_decode(g, data)
+
+
+@cython.cclass
+class JarCore:
+    """Base of exi.josev.JosevCodec: ``encode``/``decode`` run the compiled path straight from
+    the call (no Python frame), the subclass's ``_encode_general``/``_decode_general`` the rest.
+    ``_ents``: namespace -> (root key -> Grammar, the decoding Grammar, the codec)."""
+
+    _ents = cython.declare(dict, visibility="public")
+
+    def __init__(self) -> None:
+        self._ents = {}
+
+    def encode(self, message: object, namespace: object) -> bytes:
+        """The jar's JSON text (str or bytes) -> EXI bytes."""
+        ent: object = None
+        try:
+            ent = self._ents.get(namespace)
+        except TypeError:  # unhashable: the general path names the error
+            pass
+        if ent is not None:
+            out = _jar_encode(cython.cast(tuple, ent)[0], message)
+            if out is not None:
+                return out
+        return self._encode_general(message, namespace)  # type: ignore[attr-defined,no-any-return]
+
+    def decode(self, stream: object, namespace: object) -> str:
+        """EXI bytes -> the jar's JSON text."""
+        ent: object = None
+        try:
+            ent = self._ents.get(namespace)
+        except TypeError:
+            pass
+        if ent is not None and type(stream) is bytes:
+            out = _jar_decode(cython.cast(tuple, ent)[1], stream)
+            if out is not None:
+                return out
+        return self._decode_general(stream, namespace)  # type: ignore[attr-defined,no-any-return]
+
+
+@cython.cfunc
+def _jar_encode(roots: dict, text: object) -> object:
+    g: Grammar
+    p: _Prod
+    st: _State
+    w: Optional[_Writer]
+    if isinstance(text, str):
+        s: str = text
+        if cython.compiled:
+            if PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
+                return None  # (Latin-1 text in a 1-byte str: the string scanner refuses bytes >= 128)
+        elif not s.isascii():
+            return None
+    elif not isinstance(text, bytes):
+        return None
+    j = _new_jin(text)
+    try:
+        j.take(123)
+        key = j.string()
+        j.take(58)
+        go = roots.get(key)
+        if go is None:
+            return None
+        g = go
+        po = g.roots.get(key)
+        if po is None:
+            return None
+        p = po
+        if p.arg < 0:
+            return None
+        w = g.spare
+        if w is None:
+            w = _Writer()
+        else:
+            g.spare = None
+            w.reset()
+        w.info = g.info
+        st = g.states[g.start]
+        w.bits(0x80, 8)
+        w.bits(p.code, st.width)
+        _jenc_elem(w, j, g.states, p.arg, p.direct, 1)
+        j.take(125)
+        if j.peek() != -2:
+            return None
+    except (_Fallback, EncodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
+        return None
+    st = g.states[p.nxt]
+    if st.ed >= 0:
+        w.bits(st.ed, st.width)
+    out = w.finish()
+    if w.cap <= _SPARE_MAX:
+        g.spare = w
+    return out
+
+
+@cython.cfunc
+def _jar_decode(g: object, data: object) -> object:
+    gr: Grammar = g  # type: ignore[assignment]  # a Grammar (the caller's table entry)
+    st: _State
+    p: _Prod
+    if not isinstance(data, bytes):
+        return None
+    r = _new_reader(data)
+    r.info = gr.info
+    global _SPARE_OUT
+    o: Optional[_Writer] = _SPARE_OUT
+    if o is None:
+        o = _Writer()
+    else:
+        _SPARE_OUT = None
+        o.reset()
+    try:
+        if r.end < 8 or r.bits(8) != 0x80:
+            return None
+        st = gr.states[gr.start]
+        code = r.bits(st.width)
+        if code >= st.n:
+            return None
+        p = st.prods[code]
+        if p.kind != K_SE or p.arg < 0:
+            return None
+        _jch(o, 123)
+        _jkey(o, p.jkey, True)
+        _jdec_elem(r, o, gr.states, p.arg, p.direct, 1, p.jdef)
+        _jch(o, 125)
+        st = gr.states[p.nxt]
+        if st.ed >= 0:
+            if r.bits(st.width) != st.ed:
+                return None  # several roots (a fragment): the general path
+        if (r.end - r.pos) >= 8:
+            tail = r.data[(r.pos + 7) >> 3:]
+            if tail.count(0) != len(tail):
+                return None
+    except (_Fallback, DecodeError, ValueError, IndexError, TypeError, OverflowError, RecursionError):
+        return None
+    text = _jtext(o)
+    if o.cap <= _SPARE_MAX:
+        _SPARE_OUT = o
+    return text
+
+
+def jar_defaults(g: object, defaults: dict) -> None:
+    """Mark the elements whose absent child the jar's JSON carries as a default: ``defaults`` maps
+    an element key to (child key, default) (exi._jarshape.JAR_ZERO_DEFAULTS)."""
+    gr: Grammar = g  # type: ignore[assignment]  # a Grammar (the caller's table entry)
+    st: _State
+    p: _Prod
+    for st in gr.states:
+        for p in st.prods:
+            if p.kind == K_SE and p.key in defaults:
+                child, v = defaults[p.key]
+                p.jdef = (child, ('"%s":%s' % (child, v)).encode("ascii"))

@@ -4,6 +4,7 @@
     python -m exi decode --namespace din --xml -            # hex (or raw bytes) on stdin
     python -m exi encode --namespace iso20-dc message.json  # prints hex
     python -m exi encode --namespace xmldsig --fragment signedinfo.json
+    python -m exi encode --namespace iso2 message.xml        # XML as decode --xml writes it
 
 Messages are JSON in the shape of the project's vectors: hexBinary as uppercase hex strings,
 base64Binary as base64 strings. A decoded stream may carry its 8-byte V2GTP header
@@ -19,7 +20,6 @@ import json
 import string
 import sys
 from typing import IO, Any, Sequence
-from xml.sax.saxutils import escape, quoteattr
 
 __all__ = ["SHORT_NAMES", "V2GTP_PAYLOAD_TYPES", "main", "resolve_namespace", "strip_v2gtp", "to_xml"]
 
@@ -135,127 +135,13 @@ def attribute_names(codec: Any) -> frozenset[str]:
     return frozenset(p[1] for st in codec._tables.STATES for p in st[1] if p[0] == 0)
 
 
-def _qualified(key: str, value: str, n: int) -> list[tuple[str, Any]]:
-    """xsi:type ("{uri}local" value) and undeclared attributes ("@name", "@{uri}name") as XML
-    attributes, with the prefix declarations they need on the same element."""
-    out: list[tuple[str, Any]] = []
-    if key == "xsi:type":
-        if value.startswith("{") and "}" in value:
-            uri, _, local = value[1:].partition("}")
-            out.append((f"xmlns:t{n}", uri))
-            value = f"t{n}:{local}"
-        out.append((key, value))
-        return out
-    name = key[1:]
-    if name.startswith("{") and "}" in name:
-        uri, _, local = name[1:].partition("}")
-        if uri == "http://www.w3.org/XML/1998/namespace":
-            name = f"xml:{local}"
-        else:
-            out.append((f"xmlns:a{n}", uri))
-            name = f"a{n}:{local}"
-    out.append((name, value))
-    return out
+def to_xml(message: dict[str, Any], namespace: str, fragment: bool = False) -> str:
+    """Render a message dict (JSON shape) as XML text: every element and attribute in the
+    namespace its schema gives it, one prefix per namespace declared on the root (exi/_xml.py),
+    so that the text validates against the XSDs; ``encode`` reads it back."""
+    from exi._xml import to_xml as render
 
-
-ORDER = "$order"
-
-
-def _in_order(kids: list[tuple[Any, Any]], order: list[Any]) -> list[tuple[Any, Any]]:
-    """The children of an element in the ordered form: each key of ``order`` takes the next item
-    of that key's value (one at a time), the text gaps staying for the caller to place."""
-    lists = {k: (x if isinstance(x, list) else [x]) for k, x in kids if k is not None}
-    taken: dict[Any, int] = {}
-    out: list[tuple[Any, Any]] = []
-    for k in order:
-        items = lists.get(k, [])
-        i = taken.get(k, 0)
-        if i < len(items):
-            out.append((k, items[i]))
-            taken[k] = i + 1
-    return out
-
-
-def to_xml(message: dict[str, Any], namespace: str, attributes: frozenset[str] = frozenset({"Id", "Algorithm", "URI"})) -> str:
-    """Render a message dict (JSON shape) as XML text: element names by local name, the keys in
-    ``attributes`` with scalar values as attributes, ``value`` as text, the root carrying the
-    schema set's namespace (nested elements are not namespace-qualified)."""
-    out: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>']
-
-    def attrs_and_children(v: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[Any, Any]], Any]:
-        attrs: list[tuple[str, Any]] = []
-        kids: list[tuple[Any, Any]] = []
-        text = None
-        for k, x in v.items():
-            if k == ORDER:
-                continue
-            if k == "value":
-                text = x
-                kids.append((None, x))  # its place among the children (mixed content)
-            elif (k in attributes or k == "xsi:nil") and not isinstance(x, (dict, list)):
-                attrs.append((k, x))
-            elif (k == "xsi:type" or k.startswith("@")) and isinstance(x, str):
-                attrs.extend(_qualified(k, x, len(attrs)))
-            else:
-                kids.append((k, x))
-        return attrs, kids, text
-
-    def scalar(x: Any) -> str:
-        if isinstance(x, bool):
-            return "true" if x else "false"
-        return escape(str(x))
-
-    def emit(name: str, v: Any, indent: int, extra: str = "") -> None:
-        pad = "  " * indent
-        if isinstance(v, list):
-            for item in v:
-                emit(name, item, indent, extra)
-            return
-        if name.startswith("{") and "}" in name:  # an undeclared or wildcard element
-            uri, _, local = name[1:].partition("}")
-            name = local if not uri else f"e{indent}:{local}"
-            extra += f' xmlns:e{indent}={quoteattr(uri)}' if uri else ' xmlns=""'
-        if not isinstance(v, dict):
-            out.append(f"{pad}<{name}{extra}>{scalar(v)}</{name}>")
-            return
-        attrs, kids, text = attrs_and_children(v)
-        if isinstance(v.get(ORDER), list):  # the ordered form: the children in the order it gives
-            kids = _in_order(kids, v[ORDER])
-            if not isinstance(text, list):
-                text = [text or ""]
-        if isinstance(text, list):  # mixed content: one text per gap between the children
-            items = [(k, y) for k, x in kids if k is not None for y in (x if isinstance(x, list) else [x])]
-            kids = [(None, text[0])] if text and text[0] else []
-            for i, (k, y) in enumerate(items):
-                kids.append((k, y))
-                if i + 1 < len(text) and text[i + 1]:
-                    kids.append((None, text[i + 1]))
-            text = kids[0][1] if len(kids) == 1 and kids[0][0] is None else None
-        if len(kids) == 1 and kids[0][0] is None:
-            kids = []
-        a = extra + "".join(f" {k}={quoteattr(scalar(x) if not isinstance(x, str) else x)}" for k, x in attrs)
-        if text is not None and not kids:
-            out.append(f"{pad}<{name}{a}>{scalar(text)}</{name}>")
-        elif not kids:
-            out.append(f"{pad}<{name}{a}/>")
-        else:
-            out.append(f"{pad}<{name}{a}>")
-            for k, x in kids:
-                if k is None:
-                    out.append(f"{pad}  {scalar(x)}")
-                else:
-                    emit(k, x, indent + 1)
-            out.append(f"{pad}</{name}>")
-
-    def has_nil(v: Any) -> bool:
-        if isinstance(v, dict):
-            return "xsi:nil" in v or "xsi:type" in v or any(has_nil(x) for x in v.values())
-        return isinstance(v, list) and any(has_nil(x) for x in v)
-
-    xsi = ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"' if has_nil(message) else ""
-    for root, v in message.items():
-        emit(root, v, 0, f" xmlns={quoteattr(namespace)}{xsi}")
-    return "\n".join(out) + "\n"
+    return render(_codec(namespace), message, fragment=fragment)
 
 
 def _codec(ns: str) -> Any:
@@ -280,7 +166,7 @@ def cmd_decode(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stde
         raise InputError(f"cannot decode as {ns}{' fragment' if args.fragment else ''}: {exc}") from exc
     js = to_json(codec, msg, fragment=args.fragment)
     if args.xml:
-        stdout.write(to_xml(js, ns, attribute_names(codec)))
+        stdout.write(to_xml(js, ns, fragment=args.fragment))
     else:
         stdout.write(json.dumps(js, indent=None if args.compact else 2, ensure_ascii=False) + "\n")
     return 0
@@ -302,11 +188,21 @@ def cmd_encode(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[str], stde
             raise InputError(f"cannot read {args.file}: {exc.strerror}") from exc
         src = args.file
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{src}: not UTF-8 text (byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{src}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if text.lstrip("\ufeff \t\r\n").startswith("<"):  # XML, as decode --xml writes it
+        from exi._xml import from_xml
+
+        try:
+            obj = from_xml(_codec(ns), text, fragment=args.fragment)
+        except exi.EncodeError as exc:
+            raise InputError(f"{src}: {exc}") from exc
+    else:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{src}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if isinstance(obj, dict) and "message" in obj and "exi_hex" in obj:
         obj = obj["message"]  # a vector file: take its message
     if not isinstance(obj, dict) or len(obj) != 1:
@@ -342,11 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--compact", action="store_true", help="JSON on one line")
     d.add_argument("stream", nargs="?", help="hex string (a V2GTP header is stripped), or - for stdin (hex or raw bytes)")
     d.set_defaults(func=cmd_decode)
-    e = sub.add_parser("encode", help="encode a JSON message to EXI (prints hex)")
+    e = sub.add_parser("encode", help="encode a JSON or XML message to EXI (prints hex)")
     e.add_argument("--namespace", "-n", required=True, help=ns_help)
     e.add_argument("--fragment", action="store_true", help="encode an EXI fragment instead of a document")
     e.add_argument("--v2gtp", action="store_true", help="prefix an 8-byte V2GTP header (payload type 0x8001)")
-    e.add_argument("file", nargs="?", help="JSON file (the message, or a vector file with 'message'), or - for stdin")
+    e.add_argument("file", nargs="?", help="JSON file (the message, or a vector file with 'message') or XML "
+                   "file (as decode --xml writes it), or - for stdin")
     e.set_defaults(func=cmd_encode)
     n = sub.add_parser("namespaces", help="list the short namespace names")
     n.set_defaults(func=cmd_namespaces)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import din, iso2
+from . import din, iso2, iso20
 from .core.codec import CodecProvider
 from .core.config import ChargerConfig, EVConfig, SessionStore
 from .core.protocol import ProtocolRegistry
@@ -28,8 +28,9 @@ __all__ = ["EVSession", "ChargerSession", "default_registry"]
 
 
 def default_registry() -> ProtocolRegistry:
-    """The protocols implemented in this package: ISO 15118-2 and DIN SPEC 70121 (ISO 15118-20 later)."""
-    return ProtocolRegistry([iso2.SPEC, din.SPEC])
+    """The protocols implemented in this package: ISO 15118-20 (DC and AC message sets, family
+    ``"iso20"``), ISO 15118-2 and DIN SPEC 70121."""
+    return ProtocolRegistry([*iso20.SPECS, iso2.SPEC, din.SPEC])
 
 
 class EVSession(EVSessionBase):

@@ -60,14 +60,14 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'AppProtocol', 22, 2, True, False),)),  # 1
-    _run(19, 2, ((1, 'AppProtocol', 22, '+', True, False), (2, None, None, -1, False, False),)),  # 2..20
+    (1, ((1, 'AppProtocol', 22, 2, True, False, 0),)),  # 1
+    _run(19, 2, ((1, 'AppProtocol', 22, '+', True, False, 0), (2, None, None, -1, False, False),)),  # 2..20
     (1, ((2, None, None, -1, False, False),)),  # 21
-    (1, ((1, 'ProtocolNamespace', 28, 23, False, True),)),  # 22
-    (1, ((1, 'VersionNumberMajor', 30, 24, False, True),)),  # 23
-    (1, ((1, 'VersionNumberMinor', 30, 25, False, True),)),  # 24
-    (1, ((1, 'SchemaID', 32, 26, False, True),)),  # 25
-    (1, ((1, 'Priority', 34, 27, False, True),)),  # 26
+    (1, ((1, 'ProtocolNamespace', 28, 23, False, True, 0),)),  # 22
+    (1, ((1, 'VersionNumberMajor', 30, 24, False, True, 0),)),  # 23
+    (1, ((1, 'VersionNumberMinor', 30, 25, False, True, 0),)),  # 24
+    (1, ((1, 'SchemaID', 32, 26, False, True, 0),)),  # 25
+    (1, ((1, 'Priority', 34, 27, False, True, 0),)),  # 26
     (1, ((2, None, None, -1, False, False),)),  # 27
     (1, ((3, 'value', T0, 29, False, False),)),  # 28
     (1, ((2, None, None, -1, False, False),)),  # 29
@@ -77,13 +77,13 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 33
     (1, ((3, 'value', T3, 35, False, False),)),  # 34
     (1, ((2, None, None, -1, False, False),)),  # 35
-    (1, ((1, 'ResponseCode', 39, 37, False, True),)),  # 36
-    (2, ((1, 'SchemaID', 32, 38, False, True), (2, None, None, -1, False, False),)),  # 37
+    (1, ((1, 'ResponseCode', 39, 37, False, True, 0),)),  # 36
+    (2, ((1, 'SchemaID', 32, 38, False, True, 0), (2, None, None, -1, False, False),)),  # 37
     (1, ((2, None, None, -1, False, False),)),  # 38
     (1, ((3, 'value', T4, 40, False, False),)),  # 39
     (1, ((2, None, None, -1, False, False),)),  # 40
-    (2, ((1, 'supportedAppProtocolReq', 1, 0, False, False), (1, 'supportedAppProtocolRes', 36, 0, False, False), (4, None, None, 0, False, False),)),  # 41
-    (4, ((1, 'AppProtocol', 22, 42, False, False), (1, 'Priority', 34, 42, False, True), (1, 'ProtocolNamespace', 28, 42, False, True), (1, 'ResponseCode', 39, 42, False, True), (1, 'SchemaID', 32, 42, False, True), (1, 'VersionNumberMajor', 30, 42, False, True), (1, 'VersionNumberMinor', 30, 42, False, True), (1, 'supportedAppProtocolReq', 1, 42, False, False), (1, 'supportedAppProtocolRes', 36, 42, False, False), (4, None, None, 42, False, False), (5, None, None, -1, False, False),)),  # 42
+    (2, ((1, 'supportedAppProtocolReq', 1, 0, False, False, 4), (1, 'supportedAppProtocolRes', 36, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 41
+    (4, ((1, 'AppProtocol', 22, 42, False, False, 0), (1, 'Priority', 34, 42, False, True, 0), (1, 'ProtocolNamespace', 28, 42, False, True, 0), (1, 'ResponseCode', 39, 42, False, True, 0), (1, 'SchemaID', 32, 42, False, True, 0), (1, 'VersionNumberMajor', 30, 42, False, True, 0), (1, 'VersionNumberMinor', 30, 42, False, True, 0), (1, 'supportedAppProtocolReq', 1, 42, False, False, 4), (1, 'supportedAppProtocolRes', 36, 42, False, False, 4), (4, None, None, 42, False, False), (5, None, None, -1, False, False),)),  # 42
     (1, ((3, 'value', T5, 44, False, False),)),  # 43
     (1, ((2, None, None, -1, False, False),)),  # 44
     (1, ((3, 'value', T6, 46, False, False),)),  # 45

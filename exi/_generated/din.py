@@ -86,17 +86,17 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'DepartureTime', 7, 2, False, True),)),  # 1
-    (1, ((1, 'EAmount', 9, 3, False, False),)),  # 2
-    (1, ((1, 'EVMaxVoltage', 9, 4, False, False),)),  # 3
-    (1, ((1, 'EVMaxCurrent', 9, 5, False, False),)),  # 4
-    (1, ((1, 'EVMinCurrent', 9, 6, False, False),)),  # 5
+    (1, ((1, 'DepartureTime', 7, 2, False, True, 6),)),  # 1
+    (1, ((1, 'EAmount', 9, 3, False, False, 6),)),  # 2
+    (1, ((1, 'EVMaxVoltage', 9, 4, False, False, 6),)),  # 3
+    (1, ((1, 'EVMaxCurrent', 9, 5, False, False, 6),)),  # 4
+    (1, ((1, 'EVMinCurrent', 9, 6, False, False, 6),)),  # 5
     (1, ((2, None, None, -1, False, False),)),  # 6
     (1, ((3, 'value', T0, 8, False, False),)),  # 7
     (1, ((2, None, None, -1, False, False),)),  # 8
-    (1, ((1, 'Multiplier', 13, 10, False, True),)),  # 9
-    (2, ((1, 'Unit', 15, 11, False, True), (1, 'Value', 17, 12, False, True),)),  # 10
-    (1, ((1, 'Value', 17, 12, False, True),)),  # 11
+    (1, ((1, 'Multiplier', 13, 10, False, True, 6),)),  # 9
+    (2, ((1, 'Unit', 15, 11, False, True, 6), (1, 'Value', 17, 12, False, True, 6),)),  # 10
+    (1, ((1, 'Value', 17, 12, False, True, 6),)),  # 11
     (1, ((2, None, None, -1, False, False),)),  # 12
     (1, ((3, 'value', T1, 14, False, False),)),  # 13
     (1, ((2, None, None, -1, False, False),)),  # 14
@@ -104,43 +104,43 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 16
     (1, ((3, 'value', T3, 18, False, False),)),  # 17
     (1, ((2, None, None, -1, False, False),)),  # 18
-    (1, ((1, 'AC_EVSEStatus', 24, 20, False, False),)),  # 19
-    (1, ((1, 'EVSEMaxVoltage', 9, 21, False, False),)),  # 20
-    (1, ((1, 'EVSEMaxCurrent', 9, 22, False, False),)),  # 21
-    (1, ((1, 'EVSEMinCurrent', 9, 23, False, False),)),  # 22
+    (1, ((1, 'AC_EVSEStatus', 24, 20, False, False, 6),)),  # 19
+    (1, ((1, 'EVSEMaxVoltage', 9, 21, False, False, 6),)),  # 20
+    (1, ((1, 'EVSEMaxCurrent', 9, 22, False, False, 6),)),  # 21
+    (1, ((1, 'EVSEMinCurrent', 9, 23, False, False, 6),)),  # 22
     (1, ((2, None, None, -1, False, False),)),  # 23
-    (1, ((1, 'PowerSwitchClosed', 29, 25, False, True),)),  # 24
-    (1, ((1, 'RCD', 29, 26, False, True),)),  # 25
-    (1, ((1, 'NotificationMaxDelay', 7, 27, False, True),)),  # 26
-    (1, ((1, 'EVSENotification', 31, 28, False, True),)),  # 27
+    (1, ((1, 'PowerSwitchClosed', 29, 25, False, True, 6),)),  # 24
+    (1, ((1, 'RCD', 29, 26, False, True, 6),)),  # 25
+    (1, ((1, 'NotificationMaxDelay', 7, 27, False, True, 6),)),  # 26
+    (1, ((1, 'EVSENotification', 31, 28, False, True, 6),)),  # 27
     (1, ((2, None, None, -1, False, False),)),  # 28
     (1, ((3, 'value', T4, 30, False, False),)),  # 29
     (1, ((2, None, None, -1, False, False),)),  # 30
     (1, ((3, 'value', T5, 32, False, False),)),  # 31
     (1, ((2, None, None, -1, False, False),)),  # 32
     (1, ((2, None, None, -1, False, False),)),  # 33
-    (1, ((1, 'DC_EVStatus', 36, 35, False, False),)),  # 34
+    (1, ((1, 'DC_EVStatus', 36, 35, False, False, 5),)),  # 34
     (1, ((2, None, None, -1, False, False),)),  # 35
-    (1, ((1, 'EVReady', 29, 37, False, True),)),  # 36
-    (2, ((1, 'EVCabinConditioning', 29, 38, False, True), (1, 'EVRESSConditioning', 29, 39, False, True), (1, 'EVErrorCode', 42, 40, False, True),)),  # 37
-    (2, ((1, 'EVRESSConditioning', 29, 39, False, True), (1, 'EVErrorCode', 42, 40, False, True),)),  # 38
-    (1, ((1, 'EVErrorCode', 42, 40, False, True),)),  # 39
-    (1, ((1, 'EVRESSSOC', 44, 41, False, True),)),  # 40
+    (1, ((1, 'EVReady', 29, 37, False, True, 6),)),  # 36
+    (2, ((1, 'EVCabinConditioning', 29, 38, False, True, 6), (1, 'EVRESSConditioning', 29, 39, False, True, 6), (1, 'EVErrorCode', 42, 40, False, True, 6),)),  # 37
+    (2, ((1, 'EVRESSConditioning', 29, 39, False, True, 6), (1, 'EVErrorCode', 42, 40, False, True, 6),)),  # 38
+    (1, ((1, 'EVErrorCode', 42, 40, False, True, 6),)),  # 39
+    (1, ((1, 'EVRESSSOC', 44, 41, False, True, 6),)),  # 40
     (1, ((2, None, None, -1, False, False),)),  # 41
     (1, ((3, 'value', T6, 43, False, False),)),  # 42
     (1, ((2, None, None, -1, False, False),)),  # 43
     (1, ((3, 'value', T7, 45, False, False),)),  # 44
     (1, ((2, None, None, -1, False, False),)),  # 45
-    (1, ((1, 'ResponseCode', 50, 47, False, True),)),  # 46
-    (1, ((1, 'DC_EVSEStatus', 52, 48, False, False),)),  # 47
-    (1, ((1, 'EVSEProcessing', 61, 49, False, True),)),  # 48
+    (1, ((1, 'ResponseCode', 50, 47, False, True, 5),)),  # 46
+    (1, ((1, 'DC_EVSEStatus', 52, 48, False, False, 5),)),  # 47
+    (1, ((1, 'EVSEProcessing', 61, 49, False, True, 5),)),  # 48
     (1, ((2, None, None, -1, False, False),)),  # 49
     (1, ((3, 'value', T8, 51, False, False),)),  # 50
     (1, ((2, None, None, -1, False, False),)),  # 51
-    (2, ((1, 'EVSEIsolationStatus', 57, 53, False, True), (1, 'EVSEStatusCode', 59, 54, False, True),)),  # 52
-    (1, ((1, 'EVSEStatusCode', 59, 54, False, True),)),  # 53
-    (1, ((1, 'NotificationMaxDelay', 7, 55, False, True),)),  # 54
-    (1, ((1, 'EVSENotification', 31, 56, False, True),)),  # 55
+    (2, ((1, 'EVSEIsolationStatus', 57, 53, False, True, 6), (1, 'EVSEStatusCode', 59, 54, False, True, 6),)),  # 52
+    (1, ((1, 'EVSEStatusCode', 59, 54, False, True, 6),)),  # 53
+    (1, ((1, 'NotificationMaxDelay', 7, 55, False, True, 6),)),  # 54
+    (1, ((1, 'EVSENotification', 31, 56, False, True, 6),)),  # 55
     (1, ((2, None, None, -1, False, False),)),  # 56
     (1, ((3, 'value', T9, 58, False, False),)),  # 57
     (1, ((2, None, None, -1, False, False),)),  # 58
@@ -148,148 +148,148 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 60
     (1, ((3, 'value', T11, 62, False, False),)),  # 61
     (1, ((2, None, None, -1, False, False),)),  # 62
-    (1, ((0, 'Algorithm', T12, 64, False, False),)),  # 63
+    (1, ((0, 'Algorithm', T12, 64, False, False, 0),)),  # 63
     (2, ((4, None, None, 65, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 64, False, False),)),  # 64
     (2, ((4, None, None, 65, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 65, False, False),)),  # 65
-    (2, ((0, 'Id', T12, 67, False, False), (1, 'OEMProvisioningCert', 71, 68, False, True),)),  # 66
-    (1, ((1, 'OEMProvisioningCert', 71, 68, False, True),)),  # 67
-    (1, ((1, 'ListOfRootCertificateIDs', 73, 69, False, False),)),  # 68
-    (1, ((1, 'DHParams', 78, 70, False, True),)),  # 69
+    (2, ((0, 'Id', T12, 67, False, False, 0), (1, 'OEMProvisioningCert', 71, 68, False, True, 5),)),  # 66
+    (1, ((1, 'OEMProvisioningCert', 71, 68, False, True, 5),)),  # 67
+    (1, ((1, 'ListOfRootCertificateIDs', 73, 69, False, False, 5),)),  # 68
+    (1, ((1, 'DHParams', 78, 70, False, True, 5),)),  # 69
     (1, ((2, None, None, -1, False, False),)),  # 70
     (1, ((3, 'value', T13, 72, False, False),)),  # 71
     (1, ((2, None, None, -1, False, False),)),  # 72
-    (1, ((1, 'RootCertificateID', 76, 74, True, True),)),  # 73
-    (2, ((1, 'RootCertificateID', 76, 75, True, True), (2, None, None, -1, False, False),)),  # 74
-    (2, ((1, 'RootCertificateID', 76, 75, True, True), (2, None, None, -1, False, False),)),  # 75
+    (1, ((1, 'RootCertificateID', 76, 74, True, True, 6),)),  # 73
+    (2, ((1, 'RootCertificateID', 76, 75, True, True, 6), (2, None, None, -1, False, False),)),  # 74
+    (2, ((1, 'RootCertificateID', 76, 75, True, True, 6), (2, None, None, -1, False, False),)),  # 75
     (1, ((3, 'value', T14, 77, False, False),)),  # 76
     (1, ((2, None, None, -1, False, False),)),  # 77
     (1, ((3, 'value', T15, 79, False, False),)),  # 78
     (1, ((2, None, None, -1, False, False),)),  # 79
-    (1, ((0, 'Id', T12, 81, False, False),)),  # 80
-    (1, ((1, 'ResponseCode', 50, 82, False, True),)),  # 81
-    (1, ((1, 'ContractSignatureCertChain', 87, 83, False, False),)),  # 82
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 93, 84, False, True),)),  # 83
-    (1, ((1, 'DHParams', 78, 85, False, True),)),  # 84
-    (1, ((1, 'ContractID', 95, 86, False, True),)),  # 85
+    (1, ((0, 'Id', T12, 81, False, False, 0),)),  # 80
+    (1, ((1, 'ResponseCode', 50, 82, False, True, 5),)),  # 81
+    (1, ((1, 'ContractSignatureCertChain', 87, 83, False, False, 5),)),  # 82
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 93, 84, False, True, 5),)),  # 83
+    (1, ((1, 'DHParams', 78, 85, False, True, 5),)),  # 84
+    (1, ((1, 'ContractID', 95, 86, False, True, 5),)),  # 85
     (1, ((2, None, None, -1, False, False),)),  # 86
-    (1, ((1, 'Certificate', 71, 88, False, True),)),  # 87
-    (2, ((1, 'SubCertificates', 90, 89, False, False), (2, None, None, -1, False, False),)),  # 88
+    (1, ((1, 'Certificate', 71, 88, False, True, 6),)),  # 87
+    (2, ((1, 'SubCertificates', 90, 89, False, False, 6), (2, None, None, -1, False, False),)),  # 88
     (1, ((2, None, None, -1, False, False),)),  # 89
-    (1, ((1, 'Certificate', 71, 91, True, True),)),  # 90
-    (2, ((1, 'Certificate', 71, 92, True, True), (2, None, None, -1, False, False),)),  # 91
-    (2, ((1, 'Certificate', 71, 92, True, True), (2, None, None, -1, False, False),)),  # 92
+    (1, ((1, 'Certificate', 71, 91, True, True, 6),)),  # 90
+    (2, ((1, 'Certificate', 71, 92, True, True, 6), (2, None, None, -1, False, False),)),  # 91
+    (2, ((1, 'Certificate', 71, 92, True, True, 6), (2, None, None, -1, False, False),)),  # 92
     (1, ((3, 'value', T16, 94, False, False),)),  # 93
     (1, ((2, None, None, -1, False, False),)),  # 94
     (1, ((3, 'value', T17, 96, False, False),)),  # 95
     (1, ((2, None, None, -1, False, False),)),  # 96
-    (2, ((0, 'Id', T12, 98, False, False), (1, 'ContractSignatureCertChain', 87, 99, False, False),)),  # 97
-    (1, ((1, 'ContractSignatureCertChain', 87, 99, False, False),)),  # 98
-    (1, ((1, 'ContractID', 95, 100, False, True),)),  # 99
-    (1, ((1, 'ListOfRootCertificateIDs', 73, 101, False, False),)),  # 100
-    (1, ((1, 'DHParams', 78, 102, False, True),)),  # 101
+    (2, ((0, 'Id', T12, 98, False, False, 0), (1, 'ContractSignatureCertChain', 87, 99, False, False, 5),)),  # 97
+    (1, ((1, 'ContractSignatureCertChain', 87, 99, False, False, 5),)),  # 98
+    (1, ((1, 'ContractID', 95, 100, False, True, 5),)),  # 99
+    (1, ((1, 'ListOfRootCertificateIDs', 73, 101, False, False, 5),)),  # 100
+    (1, ((1, 'DHParams', 78, 102, False, True, 5),)),  # 101
     (1, ((2, None, None, -1, False, False),)),  # 102
-    (1, ((0, 'Id', T12, 104, False, False),)),  # 103
-    (1, ((1, 'ResponseCode', 50, 105, False, True),)),  # 104
-    (1, ((1, 'ContractSignatureCertChain', 87, 106, False, False),)),  # 105
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 93, 107, False, True),)),  # 106
-    (1, ((1, 'DHParams', 78, 108, False, True),)),  # 107
-    (1, ((1, 'ContractID', 95, 109, False, True),)),  # 108
-    (1, ((1, 'RetryCounter', 17, 110, False, True),)),  # 109
+    (1, ((0, 'Id', T12, 104, False, False, 0),)),  # 103
+    (1, ((1, 'ResponseCode', 50, 105, False, True, 5),)),  # 104
+    (1, ((1, 'ContractSignatureCertChain', 87, 106, False, False, 5),)),  # 105
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 93, 107, False, True, 5),)),  # 106
+    (1, ((1, 'DHParams', 78, 108, False, True, 5),)),  # 107
+    (1, ((1, 'ContractID', 95, 109, False, True, 5),)),  # 108
+    (1, ((1, 'RetryCounter', 17, 110, False, True, 5),)),  # 109
     (1, ((2, None, None, -1, False, False),)),  # 110
-    (1, ((1, 'EVRequestedEnergyTransferType', 114, 112, False, True),)),  # 111
-    (2, ((1, 'AC_EVChargeParameter', 1, 113, False, False), (1, 'DC_EVChargeParameter', 116, 113, False, False), (1, 'EVChargeParameter', 125, 113, False, False),)),  # 112
+    (1, ((1, 'EVRequestedEnergyTransferType', 114, 112, False, True, 5),)),  # 111
+    (2, ((1, 'AC_EVChargeParameter', 1, 113, False, False, 6), (1, 'DC_EVChargeParameter', 116, 113, False, False, 6), (1, 'EVChargeParameter', 125, 113, False, False, 6),)),  # 112
     (1, ((2, None, None, -1, False, False),)),  # 113
     (1, ((3, 'value', T18, 115, False, False),)),  # 114
     (1, ((2, None, None, -1, False, False),)),  # 115
-    (1, ((1, 'DC_EVStatus', 36, 117, False, False),)),  # 116
-    (1, ((1, 'EVMaximumCurrentLimit', 9, 118, False, False),)),  # 117
-    (2, ((1, 'EVMaximumPowerLimit', 9, 119, False, False), (1, 'EVMaximumVoltageLimit', 9, 120, False, False),)),  # 118
-    (1, ((1, 'EVMaximumVoltageLimit', 9, 120, False, False),)),  # 119
-    (3, ((1, 'EVEnergyCapacity', 9, 121, False, False), (1, 'EVEnergyRequest', 9, 122, False, False), (1, 'FullSOC', 44, 123, False, True), (1, 'BulkSOC', 44, 124, False, True), (2, None, None, -1, False, False),)),  # 120
-    (3, ((1, 'EVEnergyRequest', 9, 122, False, False), (1, 'FullSOC', 44, 123, False, True), (1, 'BulkSOC', 44, 124, False, True), (2, None, None, -1, False, False),)),  # 121
-    (2, ((1, 'FullSOC', 44, 123, False, True), (1, 'BulkSOC', 44, 124, False, True), (2, None, None, -1, False, False),)),  # 122
-    (2, ((1, 'BulkSOC', 44, 124, False, True), (2, None, None, -1, False, False),)),  # 123
+    (1, ((1, 'DC_EVStatus', 36, 117, False, False, 6),)),  # 116
+    (1, ((1, 'EVMaximumCurrentLimit', 9, 118, False, False, 6),)),  # 117
+    (2, ((1, 'EVMaximumPowerLimit', 9, 119, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 120, False, False, 6),)),  # 118
+    (1, ((1, 'EVMaximumVoltageLimit', 9, 120, False, False, 6),)),  # 119
+    (3, ((1, 'EVEnergyCapacity', 9, 121, False, False, 6), (1, 'EVEnergyRequest', 9, 122, False, False, 6), (1, 'FullSOC', 44, 123, False, True, 6), (1, 'BulkSOC', 44, 124, False, True, 6), (2, None, None, -1, False, False),)),  # 120
+    (3, ((1, 'EVEnergyRequest', 9, 122, False, False, 6), (1, 'FullSOC', 44, 123, False, True, 6), (1, 'BulkSOC', 44, 124, False, True, 6), (2, None, None, -1, False, False),)),  # 121
+    (2, ((1, 'FullSOC', 44, 123, False, True, 6), (1, 'BulkSOC', 44, 124, False, True, 6), (2, None, None, -1, False, False),)),  # 122
+    (2, ((1, 'BulkSOC', 44, 124, False, True, 6), (2, None, None, -1, False, False),)),  # 123
     (1, ((2, None, None, -1, False, False),)),  # 124
     (1, ((2, None, None, -1, False, False),)),  # 125
-    (1, ((1, 'ResponseCode', 50, 127, False, True),)),  # 126
-    (1, ((1, 'EVSEProcessing', 61, 128, False, True),)),  # 127
-    (2, ((1, 'SAScheduleList', 131, 129, False, False), (1, 'SASchedules', 177, 129, False, False),)),  # 128
-    (2, ((1, 'AC_EVSEChargeParameter', 19, 130, False, False), (1, 'DC_EVSEChargeParameter', 178, 130, False, False), (1, 'EVSEChargeParameter', 188, 130, False, False),)),  # 129
+    (1, ((1, 'ResponseCode', 50, 127, False, True, 5),)),  # 126
+    (1, ((1, 'EVSEProcessing', 61, 128, False, True, 5),)),  # 127
+    (2, ((1, 'SAScheduleList', 131, 129, False, False, 6), (1, 'SASchedules', 177, 129, False, False, 6),)),  # 128
+    (2, ((1, 'AC_EVSEChargeParameter', 19, 130, False, False, 6), (1, 'DC_EVSEChargeParameter', 178, 130, False, False, 6), (1, 'EVSEChargeParameter', 188, 130, False, False, 6),)),  # 129
     (1, ((2, None, None, -1, False, False),)),  # 130
-    (1, ((1, 'SAScheduleTuple', 134, 132, True, False),)),  # 131
-    (2, ((1, 'SAScheduleTuple', 134, 133, True, False), (2, None, None, -1, False, False),)),  # 132
-    (2, ((1, 'SAScheduleTuple', 134, 133, True, False), (2, None, None, -1, False, False),)),  # 133
-    (1, ((1, 'SAScheduleTupleID', 138, 135, False, True),)),  # 134
-    (1, ((1, 'PMaxSchedule', 140, 136, False, False),)),  # 135
-    (2, ((1, 'SalesTariff', 153, 137, False, False), (2, None, None, -1, False, False),)),  # 136
+    (1, ((1, 'SAScheduleTuple', 134, 132, True, False, 6),)),  # 131
+    (2, ((1, 'SAScheduleTuple', 134, 133, True, False, 6), (2, None, None, -1, False, False),)),  # 132
+    (2, ((1, 'SAScheduleTuple', 134, 133, True, False, 6), (2, None, None, -1, False, False),)),  # 133
+    (1, ((1, 'SAScheduleTupleID', 138, 135, False, True, 6),)),  # 134
+    (1, ((1, 'PMaxSchedule', 140, 136, False, False, 6),)),  # 135
+    (2, ((1, 'SalesTariff', 153, 137, False, False, 6), (2, None, None, -1, False, False),)),  # 136
     (1, ((2, None, None, -1, False, False),)),  # 137
     (1, ((3, 'value', T3, 139, False, False),)),  # 138
     (1, ((2, None, None, -1, False, False),)),  # 139
-    (1, ((1, 'PMaxScheduleID', 138, 141, False, True),)),  # 140
-    (1, ((1, 'PMaxScheduleEntry', 144, 142, True, False),)),  # 141
-    (2, ((1, 'PMaxScheduleEntry', 144, 143, True, False), (2, None, None, -1, False, False),)),  # 142
-    (2, ((1, 'PMaxScheduleEntry', 144, 143, True, False), (2, None, None, -1, False, False),)),  # 143
-    (2, ((1, 'RelativeTimeInterval', 147, 145, False, False), (1, 'TimeInterval', 150, 145, False, False),)),  # 144
-    (1, ((1, 'PMax', 151, 146, False, True),)),  # 145
+    (1, ((1, 'PMaxScheduleID', 138, 141, False, True, 6),)),  # 140
+    (1, ((1, 'PMaxScheduleEntry', 144, 142, True, False, 6),)),  # 141
+    (2, ((1, 'PMaxScheduleEntry', 144, 143, True, False, 6), (2, None, None, -1, False, False),)),  # 142
+    (2, ((1, 'PMaxScheduleEntry', 144, 143, True, False, 6), (2, None, None, -1, False, False),)),  # 143
+    (2, ((1, 'RelativeTimeInterval', 147, 145, False, False, 6), (1, 'TimeInterval', 150, 145, False, False, 6),)),  # 144
+    (1, ((1, 'PMax', 151, 146, False, True, 6),)),  # 145
     (1, ((2, None, None, -1, False, False),)),  # 146
-    (1, ((1, 'start', 7, 148, False, True),)),  # 147
-    (2, ((1, 'duration', 7, 149, False, True), (2, None, None, -1, False, False),)),  # 148
+    (1, ((1, 'start', 7, 148, False, True, 6),)),  # 147
+    (2, ((1, 'duration', 7, 149, False, True, 6), (2, None, None, -1, False, False),)),  # 148
     (1, ((2, None, None, -1, False, False),)),  # 149
     (1, ((2, None, None, -1, False, False),)),  # 150
     (1, ((3, 'value', T3, 152, False, False),)),  # 151
     (1, ((2, None, None, -1, False, False),)),  # 152
-    (1, ((0, 'Id', T12, 154, False, False),)),  # 153
-    (1, ((1, 'SalesTariffID', 138, 155, False, True),)),  # 154
-    (2, ((1, 'SalesTariffDescription', 160, 156, False, True), (1, 'NumEPriceLevels', 162, 157, False, True),)),  # 155
-    (1, ((1, 'NumEPriceLevels', 162, 157, False, True),)),  # 156
-    (1, ((1, 'SalesTariffEntry', 164, 158, True, False),)),  # 157
-    (2, ((1, 'SalesTariffEntry', 164, 159, True, False), (2, None, None, -1, False, False),)),  # 158
-    (2, ((1, 'SalesTariffEntry', 164, 159, True, False), (2, None, None, -1, False, False),)),  # 159
+    (1, ((0, 'Id', T12, 154, False, False, 0),)),  # 153
+    (1, ((1, 'SalesTariffID', 138, 155, False, True, 6),)),  # 154
+    (2, ((1, 'SalesTariffDescription', 160, 156, False, True, 6), (1, 'NumEPriceLevels', 162, 157, False, True, 6),)),  # 155
+    (1, ((1, 'NumEPriceLevels', 162, 157, False, True, 6),)),  # 156
+    (1, ((1, 'SalesTariffEntry', 164, 158, True, False, 6),)),  # 157
+    (2, ((1, 'SalesTariffEntry', 164, 159, True, False, 6), (2, None, None, -1, False, False),)),  # 158
+    (2, ((1, 'SalesTariffEntry', 164, 159, True, False, 6), (2, None, None, -1, False, False),)),  # 159
     (1, ((3, 'value', T19, 161, False, False),)),  # 160
     (1, ((2, None, None, -1, False, False),)),  # 161
     (1, ((3, 'value', T20, 163, False, False),)),  # 162
     (1, ((2, None, None, -1, False, False),)),  # 163
-    (2, ((1, 'RelativeTimeInterval', 147, 165, False, False), (1, 'TimeInterval', 150, 165, False, False),)),  # 164
-    (1, ((1, 'EPriceLevel', 162, 166, False, True),)),  # 165
-    (2, ((1, 'ConsumptionCost', 168, 167, True, False), (2, None, None, -1, False, False),)),  # 166
-    (2, ((1, 'ConsumptionCost', 168, 167, True, False), (2, None, None, -1, False, False),)),  # 167
-    (1, ((1, 'startValue', 7, 169, False, True),)),  # 168
-    (2, ((1, 'Cost', 171, 170, True, False), (2, None, None, -1, False, False),)),  # 169
-    (2, ((1, 'Cost', 171, 170, True, False), (2, None, None, -1, False, False),)),  # 170
-    (1, ((1, 'costKind', 175, 172, False, True),)),  # 171
-    (1, ((1, 'amount', 7, 173, False, True),)),  # 172
-    (2, ((1, 'amountMultiplier', 13, 174, False, True), (2, None, None, -1, False, False),)),  # 173
+    (2, ((1, 'RelativeTimeInterval', 147, 165, False, False, 6), (1, 'TimeInterval', 150, 165, False, False, 6),)),  # 164
+    (1, ((1, 'EPriceLevel', 162, 166, False, True, 6),)),  # 165
+    (2, ((1, 'ConsumptionCost', 168, 167, True, False, 6), (2, None, None, -1, False, False),)),  # 166
+    (2, ((1, 'ConsumptionCost', 168, 167, True, False, 6), (2, None, None, -1, False, False),)),  # 167
+    (1, ((1, 'startValue', 7, 169, False, True, 6),)),  # 168
+    (2, ((1, 'Cost', 171, 170, True, False, 6), (2, None, None, -1, False, False),)),  # 169
+    (2, ((1, 'Cost', 171, 170, True, False, 6), (2, None, None, -1, False, False),)),  # 170
+    (1, ((1, 'costKind', 175, 172, False, True, 6),)),  # 171
+    (1, ((1, 'amount', 7, 173, False, True, 6),)),  # 172
+    (2, ((1, 'amountMultiplier', 13, 174, False, True, 6), (2, None, None, -1, False, False),)),  # 173
     (1, ((2, None, None, -1, False, False),)),  # 174
     (1, ((3, 'value', T21, 176, False, False),)),  # 175
     (1, ((2, None, None, -1, False, False),)),  # 176
     (1, ((2, None, None, -1, False, False),)),  # 177
-    (1, ((1, 'DC_EVSEStatus', 52, 179, False, False),)),  # 178
-    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 180, False, False),)),  # 179
-    (2, ((1, 'EVSEMaximumPowerLimit', 9, 181, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 182, False, False),)),  # 180
-    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 182, False, False),)),  # 181
-    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 183, False, False),)),  # 182
-    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 184, False, False),)),  # 183
-    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 185, False, False), (1, 'EVSEPeakCurrentRipple', 9, 186, False, False),)),  # 184
-    (1, ((1, 'EVSEPeakCurrentRipple', 9, 186, False, False),)),  # 185
-    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 187, False, False), (2, None, None, -1, False, False),)),  # 186
+    (1, ((1, 'DC_EVSEStatus', 52, 179, False, False, 6),)),  # 178
+    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 180, False, False, 6),)),  # 179
+    (2, ((1, 'EVSEMaximumPowerLimit', 9, 181, False, False, 6), (1, 'EVSEMaximumVoltageLimit', 9, 182, False, False, 6),)),  # 180
+    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 182, False, False, 6),)),  # 181
+    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 183, False, False, 6),)),  # 182
+    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 184, False, False, 6),)),  # 183
+    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 185, False, False, 6), (1, 'EVSEPeakCurrentRipple', 9, 186, False, False, 6),)),  # 184
+    (1, ((1, 'EVSEPeakCurrentRipple', 9, 186, False, False, 6),)),  # 185
+    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 187, False, False, 6), (2, None, None, -1, False, False),)),  # 186
     (1, ((2, None, None, -1, False, False),)),  # 187
     (1, ((2, None, None, -1, False, False),)),  # 188
     (1, ((2, None, None, -1, False, False),)),  # 189
-    (1, ((1, 'ResponseCode', 50, 191, False, True),)),  # 190
-    (1, ((1, 'EVSEID', 198, 192, False, True),)),  # 191
-    (1, ((1, 'SAScheduleTupleID', 138, 193, False, True),)),  # 192
-    (2, ((1, 'EVSEMaxCurrent', 9, 194, False, False), (1, 'MeterInfo', 200, 195, False, False), (1, 'ReceiptRequired', 29, 196, False, True),)),  # 193
-    (2, ((1, 'MeterInfo', 200, 195, False, False), (1, 'ReceiptRequired', 29, 196, False, True),)),  # 194
-    (1, ((1, 'ReceiptRequired', 29, 196, False, True),)),  # 195
-    (1, ((1, 'AC_EVSEStatus', 24, 197, False, False),)),  # 196
+    (1, ((1, 'ResponseCode', 50, 191, False, True, 5),)),  # 190
+    (1, ((1, 'EVSEID', 198, 192, False, True, 5),)),  # 191
+    (1, ((1, 'SAScheduleTupleID', 138, 193, False, True, 5),)),  # 192
+    (2, ((1, 'EVSEMaxCurrent', 9, 194, False, False, 5), (1, 'MeterInfo', 200, 195, False, False, 5), (1, 'ReceiptRequired', 29, 196, False, True, 5),)),  # 193
+    (2, ((1, 'MeterInfo', 200, 195, False, False, 5), (1, 'ReceiptRequired', 29, 196, False, True, 5),)),  # 194
+    (1, ((1, 'ReceiptRequired', 29, 196, False, True, 5),)),  # 195
+    (1, ((1, 'AC_EVSEStatus', 24, 197, False, False, 5),)),  # 196
     (1, ((2, None, None, -1, False, False),)),  # 197
     (1, ((3, 'value', T22, 199, False, False),)),  # 198
     (1, ((2, None, None, -1, False, False),)),  # 199
-    (1, ((1, 'MeterID', 206, 201, False, True),)),  # 200
-    (3, ((1, 'MeterReading', 9, 202, False, False), (1, 'SigMeterReading', 208, 203, False, True), (1, 'MeterStatus', 210, 204, False, True), (1, 'TMeter', 212, 205, False, True), (2, None, None, -1, False, False),)),  # 201
-    (3, ((1, 'SigMeterReading', 208, 203, False, True), (1, 'MeterStatus', 210, 204, False, True), (1, 'TMeter', 212, 205, False, True), (2, None, None, -1, False, False),)),  # 202
-    (2, ((1, 'MeterStatus', 210, 204, False, True), (1, 'TMeter', 212, 205, False, True), (2, None, None, -1, False, False),)),  # 203
-    (2, ((1, 'TMeter', 212, 205, False, True), (2, None, None, -1, False, False),)),  # 204
+    (1, ((1, 'MeterID', 206, 201, False, True, 6),)),  # 200
+    (3, ((1, 'MeterReading', 9, 202, False, False, 6), (1, 'SigMeterReading', 208, 203, False, True, 6), (1, 'MeterStatus', 210, 204, False, True, 6), (1, 'TMeter', 212, 205, False, True, 6), (2, None, None, -1, False, False),)),  # 201
+    (3, ((1, 'SigMeterReading', 208, 203, False, True, 6), (1, 'MeterStatus', 210, 204, False, True, 6), (1, 'TMeter', 212, 205, False, True, 6), (2, None, None, -1, False, False),)),  # 202
+    (2, ((1, 'MeterStatus', 210, 204, False, True, 6), (1, 'TMeter', 212, 205, False, True, 6), (2, None, None, -1, False, False),)),  # 203
+    (2, ((1, 'TMeter', 212, 205, False, True, 6), (2, None, None, -1, False, False),)),  # 204
     (1, ((2, None, None, -1, False, False),)),  # 205
     (1, ((3, 'value', T19, 207, False, False),)),  # 206
     (1, ((2, None, None, -1, False, False),)),  # 207
@@ -299,51 +299,51 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 211
     (1, ((3, 'value', T24, 213, False, False),)),  # 212
     (1, ((2, None, None, -1, False, False),)),  # 213
-    (2, ((0, 'Id', T12, 215, False, False), (1, 'GenChallenge', 217, 216, False, True), (2, None, None, -1, False, False),)),  # 214
-    (2, ((1, 'GenChallenge', 217, 216, False, True), (2, None, None, -1, False, False),)),  # 215
+    (2, ((0, 'Id', T12, 215, False, False, 0), (1, 'GenChallenge', 217, 216, False, True, 5), (2, None, None, -1, False, False),)),  # 214
+    (2, ((1, 'GenChallenge', 217, 216, False, True, 5), (2, None, None, -1, False, False),)),  # 215
     (1, ((2, None, None, -1, False, False),)),  # 216
     (1, ((3, 'value', T12, 218, False, False),)),  # 217
     (1, ((2, None, None, -1, False, False),)),  # 218
-    (1, ((1, 'ResponseCode', 50, 220, False, True),)),  # 219
-    (1, ((1, 'EVSEProcessing', 61, 221, False, True),)),  # 220
+    (1, ((1, 'ResponseCode', 50, 220, False, True, 5),)),  # 219
+    (1, ((1, 'EVSEProcessing', 61, 221, False, True, 5),)),  # 220
     (1, ((2, None, None, -1, False, False),)),  # 221
-    (1, ((1, 'DC_EVStatus', 36, 223, False, False),)),  # 222
-    (1, ((1, 'EVTargetCurrent', 9, 224, False, False),)),  # 223
-    (3, ((1, 'EVMaximumVoltageLimit', 9, 225, False, False), (1, 'EVMaximumCurrentLimit', 9, 226, False, False), (1, 'EVMaximumPowerLimit', 9, 227, False, False), (1, 'BulkChargingComplete', 29, 228, False, True), (1, 'ChargingComplete', 29, 229, False, True),)),  # 224
-    (3, ((1, 'EVMaximumCurrentLimit', 9, 226, False, False), (1, 'EVMaximumPowerLimit', 9, 227, False, False), (1, 'BulkChargingComplete', 29, 228, False, True), (1, 'ChargingComplete', 29, 229, False, True),)),  # 225
-    (2, ((1, 'EVMaximumPowerLimit', 9, 227, False, False), (1, 'BulkChargingComplete', 29, 228, False, True), (1, 'ChargingComplete', 29, 229, False, True),)),  # 226
-    (2, ((1, 'BulkChargingComplete', 29, 228, False, True), (1, 'ChargingComplete', 29, 229, False, True),)),  # 227
-    (1, ((1, 'ChargingComplete', 29, 229, False, True),)),  # 228
-    (2, ((1, 'RemainingTimeToFullSoC', 9, 230, False, False), (1, 'RemainingTimeToBulkSoC', 9, 231, False, False), (1, 'EVTargetVoltage', 9, 232, False, False),)),  # 229
-    (2, ((1, 'RemainingTimeToBulkSoC', 9, 231, False, False), (1, 'EVTargetVoltage', 9, 232, False, False),)),  # 230
-    (1, ((1, 'EVTargetVoltage', 9, 232, False, False),)),  # 231
+    (1, ((1, 'DC_EVStatus', 36, 223, False, False, 5),)),  # 222
+    (1, ((1, 'EVTargetCurrent', 9, 224, False, False, 5),)),  # 223
+    (3, ((1, 'EVMaximumVoltageLimit', 9, 225, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 226, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 227, False, False, 5), (1, 'BulkChargingComplete', 29, 228, False, True, 5), (1, 'ChargingComplete', 29, 229, False, True, 5),)),  # 224
+    (3, ((1, 'EVMaximumCurrentLimit', 9, 226, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 227, False, False, 5), (1, 'BulkChargingComplete', 29, 228, False, True, 5), (1, 'ChargingComplete', 29, 229, False, True, 5),)),  # 225
+    (2, ((1, 'EVMaximumPowerLimit', 9, 227, False, False, 5), (1, 'BulkChargingComplete', 29, 228, False, True, 5), (1, 'ChargingComplete', 29, 229, False, True, 5),)),  # 226
+    (2, ((1, 'BulkChargingComplete', 29, 228, False, True, 5), (1, 'ChargingComplete', 29, 229, False, True, 5),)),  # 227
+    (1, ((1, 'ChargingComplete', 29, 229, False, True, 5),)),  # 228
+    (2, ((1, 'RemainingTimeToFullSoC', 9, 230, False, False, 5), (1, 'RemainingTimeToBulkSoC', 9, 231, False, False, 5), (1, 'EVTargetVoltage', 9, 232, False, False, 5),)),  # 229
+    (2, ((1, 'RemainingTimeToBulkSoC', 9, 231, False, False, 5), (1, 'EVTargetVoltage', 9, 232, False, False, 5),)),  # 230
+    (1, ((1, 'EVTargetVoltage', 9, 232, False, False, 5),)),  # 231
     (1, ((2, None, None, -1, False, False),)),  # 232
-    (1, ((1, 'ResponseCode', 50, 234, False, True),)),  # 233
-    (1, ((1, 'DC_EVSEStatus', 52, 235, False, False),)),  # 234
-    (1, ((1, 'EVSEPresentVoltage', 9, 236, False, False),)),  # 235
-    (1, ((1, 'EVSEPresentCurrent', 9, 237, False, False),)),  # 236
-    (1, ((1, 'EVSECurrentLimitAchieved', 29, 238, False, True),)),  # 237
-    (1, ((1, 'EVSEVoltageLimitAchieved', 29, 239, False, True),)),  # 238
-    (1, ((1, 'EVSEPowerLimitAchieved', 29, 240, False, True),)),  # 239
-    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 241, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 242, False, False), (1, 'EVSEMaximumPowerLimit', 9, 243, False, False), (2, None, None, -1, False, False),)),  # 240
-    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 242, False, False), (1, 'EVSEMaximumPowerLimit', 9, 243, False, False), (2, None, None, -1, False, False),)),  # 241
-    (2, ((1, 'EVSEMaximumPowerLimit', 9, 243, False, False), (2, None, None, -1, False, False),)),  # 242
+    (1, ((1, 'ResponseCode', 50, 234, False, True, 5),)),  # 233
+    (1, ((1, 'DC_EVSEStatus', 52, 235, False, False, 5),)),  # 234
+    (1, ((1, 'EVSEPresentVoltage', 9, 236, False, False, 5),)),  # 235
+    (1, ((1, 'EVSEPresentCurrent', 9, 237, False, False, 5),)),  # 236
+    (1, ((1, 'EVSECurrentLimitAchieved', 29, 238, False, True, 5),)),  # 237
+    (1, ((1, 'EVSEVoltageLimitAchieved', 29, 239, False, True, 5),)),  # 238
+    (1, ((1, 'EVSEPowerLimitAchieved', 29, 240, False, True, 5),)),  # 239
+    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 241, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 242, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 243, False, False, 5), (2, None, None, -1, False, False),)),  # 240
+    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 242, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 243, False, False, 5), (2, None, None, -1, False, False),)),  # 241
+    (2, ((1, 'EVSEMaximumPowerLimit', 9, 243, False, False, 5), (2, None, None, -1, False, False),)),  # 242
     (1, ((2, None, None, -1, False, False),)),  # 243
-    (1, ((1, 'DC_EVStatus', 36, 245, False, False),)),  # 244
-    (2, ((1, 'BulkChargingComplete', 29, 246, False, True), (1, 'ChargingComplete', 29, 247, False, True),)),  # 245
-    (1, ((1, 'ChargingComplete', 29, 247, False, True),)),  # 246
+    (1, ((1, 'DC_EVStatus', 36, 245, False, False, 6),)),  # 244
+    (2, ((1, 'BulkChargingComplete', 29, 246, False, True, 6), (1, 'ChargingComplete', 29, 247, False, True, 6),)),  # 245
+    (1, ((1, 'ChargingComplete', 29, 247, False, True, 6),)),  # 246
     (1, ((2, None, None, -1, False, False),)),  # 247
-    (2, ((1, 'P', 256, 249, False, True), (1, 'G', 256, 250, False, True), (1, 'Y', 256, 251, False, True),)),  # 248
-    (1, ((1, 'Q', 256, 255, False, True),)),  # 249
-    (1, ((1, 'Y', 256, 251, False, True),)),  # 250
-    (2, ((1, 'J', 256, 252, False, True), (1, 'Seed', 256, 253, False, True), (2, None, None, -1, False, False),)),  # 251
-    (2, ((1, 'Seed', 256, 253, False, True), (2, None, None, -1, False, False),)),  # 252
-    (1, ((1, 'PgenCounter', 256, 254, False, True),)),  # 253
+    (2, ((1, 'P', 256, 249, False, True, 4), (1, 'G', 256, 250, False, True, 4), (1, 'Y', 256, 251, False, True, 4),)),  # 248
+    (1, ((1, 'Q', 256, 255, False, True, 4),)),  # 249
+    (1, ((1, 'Y', 256, 251, False, True, 4),)),  # 250
+    (2, ((1, 'J', 256, 252, False, True, 4), (1, 'Seed', 256, 253, False, True, 4), (2, None, None, -1, False, False),)),  # 251
+    (2, ((1, 'Seed', 256, 253, False, True, 4), (2, None, None, -1, False, False),)),  # 252
+    (1, ((1, 'PgenCounter', 256, 254, False, True, 4),)),  # 253
     (1, ((2, None, None, -1, False, False),)),  # 254
-    (2, ((1, 'G', 256, 250, False, True), (1, 'Y', 256, 251, False, True),)),  # 255
+    (2, ((1, 'G', 256, 250, False, True, 4), (1, 'Y', 256, 251, False, True, 4),)),  # 255
     (1, ((3, 'value', T25, 257, False, False),)),  # 256
     (1, ((2, None, None, -1, False, False),)),  # 257
-    (1, ((0, 'Algorithm', T12, 259, False, False),)),  # 258
+    (1, ((0, 'Algorithm', T12, 259, False, False, 0),)),  # 258
     (2, ((4, None, None, 260, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 259, False, False),)),  # 259
     (2, ((4, None, None, 260, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 260, False, False),)),  # 260
     (1, ((3, 'value', T25, 262, False, False),)),  # 261
@@ -351,140 +351,140 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 263
     (1, ((2, None, None, -1, False, False),)),  # 264
     (1, ((2, None, None, -1, False, False),)),  # 265
-    (2, ((1, 'RelativeTimeInterval', 147, 267, False, False), (1, 'TimeInterval', 150, 267, False, False),)),  # 266
+    (2, ((1, 'RelativeTimeInterval', 147, 267, False, False, 6), (1, 'TimeInterval', 150, 267, False, False, 6),)),  # 266
     (1, ((2, None, None, -1, False, False),)),  # 267
-    (4, ((0, 'Id', T12, 269, False, False), (1, 'KeyName', 286, 270, True, True), (1, 'KeyValue', 288, 271, True, False), (1, 'RetrievalMethod', 295, 272, True, False), (1, 'X509Data', 306, 273, True, False), (1, 'PGPData', 326, 274, True, False), (1, 'SPKIData', 332, 275, True, False), (1, 'MgmtData', 286, 276, True, True), (4, None, None, 277, True, False), (3, 'value', T12, 269, False, False),)),  # 268
-    (4, ((1, 'KeyName', 286, 270, True, True), (1, 'KeyValue', 288, 271, True, False), (1, 'RetrievalMethod', 295, 272, True, False), (1, 'X509Data', 306, 273, True, False), (1, 'PGPData', 326, 274, True, False), (1, 'SPKIData', 332, 275, True, False), (1, 'MgmtData', 286, 276, True, True), (4, None, None, 277, True, False), (3, 'value', T12, 269, False, False),)),  # 269
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 270, False, False),)),  # 270
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 271, False, False),)),  # 271
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 272, False, False),)),  # 272
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 273, False, False),)),  # 273
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 274, False, False),)),  # 274
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 275, False, False),)),  # 275
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 276, False, False),)),  # 276
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 277, False, False),)),  # 277
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 278, False, False),)),  # 278
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 279, False, False),)),  # 279
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 280, False, False),)),  # 280
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 281, False, False),)),  # 281
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 282, False, False),)),  # 282
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 283, False, False),)),  # 283
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 284, False, False),)),  # 284
-    (4, ((1, 'KeyName', 286, 278, True, True), (1, 'KeyValue', 288, 279, True, False), (1, 'RetrievalMethod', 295, 280, True, False), (1, 'X509Data', 306, 281, True, False), (1, 'PGPData', 326, 282, True, False), (1, 'SPKIData', 332, 283, True, False), (1, 'MgmtData', 286, 284, True, True), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 285, False, False),)),  # 285
+    (4, ((0, 'Id', T12, 269, False, False, 0), (1, 'KeyName', 286, 270, True, True, 4), (1, 'KeyValue', 288, 271, True, False, 4), (1, 'RetrievalMethod', 295, 272, True, False, 4), (1, 'X509Data', 306, 273, True, False, 4), (1, 'PGPData', 326, 274, True, False, 4), (1, 'SPKIData', 332, 275, True, False, 4), (1, 'MgmtData', 286, 276, True, True, 4), (4, None, None, 277, True, False), (3, 'value', T12, 269, False, False),)),  # 268
+    (4, ((1, 'KeyName', 286, 270, True, True, 4), (1, 'KeyValue', 288, 271, True, False, 4), (1, 'RetrievalMethod', 295, 272, True, False, 4), (1, 'X509Data', 306, 273, True, False, 4), (1, 'PGPData', 326, 274, True, False, 4), (1, 'SPKIData', 332, 275, True, False, 4), (1, 'MgmtData', 286, 276, True, True, 4), (4, None, None, 277, True, False), (3, 'value', T12, 269, False, False),)),  # 269
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 270, False, False),)),  # 270
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 271, False, False),)),  # 271
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 272, False, False),)),  # 272
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 273, False, False),)),  # 273
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 274, False, False),)),  # 274
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 275, False, False),)),  # 275
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 276, False, False),)),  # 276
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 277, False, False),)),  # 277
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 278, False, False),)),  # 278
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 279, False, False),)),  # 279
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 280, False, False),)),  # 280
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 281, False, False),)),  # 281
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 282, False, False),)),  # 282
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 283, False, False),)),  # 283
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 284, False, False),)),  # 284
+    (4, ((1, 'KeyName', 286, 278, True, True, 4), (1, 'KeyValue', 288, 279, True, False, 4), (1, 'RetrievalMethod', 295, 280, True, False, 4), (1, 'X509Data', 306, 281, True, False, 4), (1, 'PGPData', 326, 282, True, False, 4), (1, 'SPKIData', 332, 283, True, False, 4), (1, 'MgmtData', 286, 284, True, True, 4), (4, None, None, 285, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 285, False, False),)),  # 285
     (1, ((3, 'value', T12, 287, False, False),)),  # 286
     (1, ((2, None, None, -1, False, False),)),  # 287
-    (3, ((1, 'DSAKeyValue', 248, 289, False, False), (1, 'RSAKeyValue', 292, 290, False, False), (4, None, None, 291, False, False), (3, 'value', T12, 288, False, False),)),  # 288
+    (3, ((1, 'DSAKeyValue', 248, 289, False, False, 4), (1, 'RSAKeyValue', 292, 290, False, False, 4), (4, None, None, 291, False, False), (3, 'value', T12, 288, False, False),)),  # 288
     (2, ((2, None, None, -1, False, False), (3, 'value', T12, 289, False, False),)),  # 289
     (2, ((2, None, None, -1, False, False), (3, 'value', T12, 290, False, False),)),  # 290
     (2, ((2, None, None, -1, False, False), (3, 'value', T12, 291, False, False),)),  # 291
-    (1, ((1, 'Modulus', 256, 293, False, True),)),  # 292
-    (1, ((1, 'Exponent', 256, 294, False, True),)),  # 293
+    (1, ((1, 'Modulus', 256, 293, False, True, 4),)),  # 292
+    (1, ((1, 'Exponent', 256, 294, False, True, 4),)),  # 293
     (1, ((2, None, None, -1, False, False),)),  # 294
-    (3, ((0, 'Type', T12, 296, False, False), (0, 'URI', T12, 297, False, False), (1, 'Transforms', 299, 298, False, False), (2, None, None, -1, False, False),)),  # 295
-    (2, ((0, 'URI', T12, 297, False, False), (1, 'Transforms', 299, 298, False, False), (2, None, None, -1, False, False),)),  # 296
-    (2, ((1, 'Transforms', 299, 298, False, False), (2, None, None, -1, False, False),)),  # 297
+    (3, ((0, 'Type', T12, 296, False, False, 0), (0, 'URI', T12, 297, False, False, 0), (1, 'Transforms', 299, 298, False, False, 4), (2, None, None, -1, False, False),)),  # 295
+    (2, ((0, 'URI', T12, 297, False, False, 0), (1, 'Transforms', 299, 298, False, False, 4), (2, None, None, -1, False, False),)),  # 296
+    (2, ((1, 'Transforms', 299, 298, False, False, 4), (2, None, None, -1, False, False),)),  # 297
     (1, ((2, None, None, -1, False, False),)),  # 298
-    (1, ((1, 'Transform', 302, 300, True, False),)),  # 299
-    (2, ((1, 'Transform', 302, 301, True, False), (2, None, None, -1, False, False),)),  # 300
-    (2, ((1, 'Transform', 302, 301, True, False), (2, None, None, -1, False, False),)),  # 301
-    (1, ((0, 'Algorithm', T12, 303, False, False),)),  # 302
-    (3, ((1, 'XPath', 286, 305, True, True), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 303, False, False),)),  # 303
-    (3, ((1, 'XPath', 286, 305, True, True), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 304, False, False),)),  # 304
-    (3, ((1, 'XPath', 286, 305, True, True), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 305, False, False),)),  # 305
-    (3, ((1, 'X509IssuerSerial', 319, 307, True, False), (1, 'X509SKI', 324, 308, True, True), (1, 'X509SubjectName', 286, 309, True, True), (1, 'X509Certificate', 324, 310, True, True), (1, 'X509CRL', 324, 311, True, True), (4, None, None, 312, True, False),)),  # 306
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 307
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 308
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 309
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 310
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 311
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 312
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 313
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 314
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 315
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 316
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 317
-    (3, ((1, 'X509IssuerSerial', 319, 313, True, False), (1, 'X509SKI', 324, 314, True, True), (1, 'X509SubjectName', 286, 315, True, True), (1, 'X509Certificate', 324, 316, True, True), (1, 'X509CRL', 324, 317, True, True), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 318
-    (1, ((1, 'X509IssuerName', 286, 320, False, True),)),  # 319
-    (1, ((1, 'X509SerialNumber', 322, 321, False, True),)),  # 320
+    (1, ((1, 'Transform', 302, 300, True, False, 4),)),  # 299
+    (2, ((1, 'Transform', 302, 301, True, False, 4), (2, None, None, -1, False, False),)),  # 300
+    (2, ((1, 'Transform', 302, 301, True, False, 4), (2, None, None, -1, False, False),)),  # 301
+    (1, ((0, 'Algorithm', T12, 303, False, False, 0),)),  # 302
+    (3, ((1, 'XPath', 286, 305, True, True, 4), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 303, False, False),)),  # 303
+    (3, ((1, 'XPath', 286, 305, True, True, 4), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 304, False, False),)),  # 304
+    (3, ((1, 'XPath', 286, 305, True, True, 4), (4, None, None, 304, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 305, False, False),)),  # 305
+    (3, ((1, 'X509IssuerSerial', 319, 307, True, False, 4), (1, 'X509SKI', 324, 308, True, True, 4), (1, 'X509SubjectName', 286, 309, True, True, 4), (1, 'X509Certificate', 324, 310, True, True, 4), (1, 'X509CRL', 324, 311, True, True, 4), (4, None, None, 312, True, False),)),  # 306
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 307
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 308
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 309
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 310
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 311
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 312
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 313
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 314
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 315
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 316
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 317
+    (3, ((1, 'X509IssuerSerial', 319, 313, True, False, 4), (1, 'X509SKI', 324, 314, True, True, 4), (1, 'X509SubjectName', 286, 315, True, True, 4), (1, 'X509Certificate', 324, 316, True, True, 4), (1, 'X509CRL', 324, 317, True, True, 4), (4, None, None, 318, True, False), (2, None, None, -1, False, False),)),  # 318
+    (1, ((1, 'X509IssuerName', 286, 320, False, True, 4),)),  # 319
+    (1, ((1, 'X509SerialNumber', 322, 321, False, True, 4),)),  # 320
     (1, ((2, None, None, -1, False, False),)),  # 321
     (1, ((3, 'value', T26, 323, False, False),)),  # 322
     (1, ((2, None, None, -1, False, False),)),  # 323
     (1, ((3, 'value', T25, 325, False, False),)),  # 324
     (1, ((2, None, None, -1, False, False),)),  # 325
-    (2, ((1, 'PGPKeyID', 324, 327, False, True), (1, 'PGPKeyPacket', 324, 328, False, True),)),  # 326
-    (2, ((1, 'PGPKeyPacket', 324, 330, False, True), (4, None, None, 331, True, False), (2, None, None, -1, False, False),)),  # 327
+    (2, ((1, 'PGPKeyID', 324, 327, False, True, 4), (1, 'PGPKeyPacket', 324, 328, False, True, 4),)),  # 326
+    (2, ((1, 'PGPKeyPacket', 324, 330, False, True, 4), (4, None, None, 331, True, False), (2, None, None, -1, False, False),)),  # 327
     (2, ((4, None, None, 329, True, False), (2, None, None, -1, False, False),)),  # 328
     (2, ((4, None, None, 329, True, False), (2, None, None, -1, False, False),)),  # 329
     (2, ((4, None, None, 331, True, False), (2, None, None, -1, False, False),)),  # 330
     (2, ((4, None, None, 331, True, False), (2, None, None, -1, False, False),)),  # 331
-    (1, ((1, 'SPKISexp', 324, 333, True, True),)),  # 332
-    (2, ((1, 'SPKISexp', 324, 335, True, True), (4, None, None, 334, True, False), (2, None, None, -1, False, False),)),  # 333
-    (2, ((1, 'SPKISexp', 324, 335, True, True), (2, None, None, -1, False, False),)),  # 334
-    (2, ((1, 'SPKISexp', 324, 335, True, True), (4, None, None, 336, True, False), (2, None, None, -1, False, False),)),  # 335
-    (2, ((1, 'SPKISexp', 324, 335, True, True), (2, None, None, -1, False, False),)),  # 336
-    (2, ((0, 'Id', T12, 338, False, False), (1, 'Reference', 341, 339, True, False),)),  # 337
-    (1, ((1, 'Reference', 341, 339, True, False),)),  # 338
-    (2, ((1, 'Reference', 341, 340, True, False), (2, None, None, -1, False, False),)),  # 339
-    (2, ((1, 'Reference', 341, 340, True, False), (2, None, None, -1, False, False),)),  # 340
-    (3, ((0, 'Id', T12, 342, False, False), (0, 'Type', T12, 343, False, False), (0, 'URI', T12, 344, False, False), (1, 'Transforms', 299, 345, False, False), (1, 'DigestMethod', 258, 346, False, False),)),  # 341
-    (3, ((0, 'Type', T12, 343, False, False), (0, 'URI', T12, 344, False, False), (1, 'Transforms', 299, 345, False, False), (1, 'DigestMethod', 258, 346, False, False),)),  # 342
-    (2, ((0, 'URI', T12, 344, False, False), (1, 'Transforms', 299, 345, False, False), (1, 'DigestMethod', 258, 346, False, False),)),  # 343
-    (2, ((1, 'Transforms', 299, 345, False, False), (1, 'DigestMethod', 258, 346, False, False),)),  # 344
-    (1, ((1, 'DigestMethod', 258, 346, False, False),)),  # 345
-    (1, ((1, 'DigestValue', 261, 347, False, True),)),  # 346
+    (1, ((1, 'SPKISexp', 324, 333, True, True, 4),)),  # 332
+    (2, ((1, 'SPKISexp', 324, 335, True, True, 4), (4, None, None, 334, True, False), (2, None, None, -1, False, False),)),  # 333
+    (2, ((1, 'SPKISexp', 324, 335, True, True, 4), (2, None, None, -1, False, False),)),  # 334
+    (2, ((1, 'SPKISexp', 324, 335, True, True, 4), (4, None, None, 336, True, False), (2, None, None, -1, False, False),)),  # 335
+    (2, ((1, 'SPKISexp', 324, 335, True, True, 4), (2, None, None, -1, False, False),)),  # 336
+    (2, ((0, 'Id', T12, 338, False, False, 0), (1, 'Reference', 341, 339, True, False, 4),)),  # 337
+    (1, ((1, 'Reference', 341, 339, True, False, 4),)),  # 338
+    (2, ((1, 'Reference', 341, 340, True, False, 4), (2, None, None, -1, False, False),)),  # 339
+    (2, ((1, 'Reference', 341, 340, True, False, 4), (2, None, None, -1, False, False),)),  # 340
+    (3, ((0, 'Id', T12, 342, False, False, 0), (0, 'Type', T12, 343, False, False, 0), (0, 'URI', T12, 344, False, False, 0), (1, 'Transforms', 299, 345, False, False, 4), (1, 'DigestMethod', 258, 346, False, False, 4),)),  # 341
+    (3, ((0, 'Type', T12, 343, False, False, 0), (0, 'URI', T12, 344, False, False, 0), (1, 'Transforms', 299, 345, False, False, 4), (1, 'DigestMethod', 258, 346, False, False, 4),)),  # 342
+    (2, ((0, 'URI', T12, 344, False, False, 0), (1, 'Transforms', 299, 345, False, False, 4), (1, 'DigestMethod', 258, 346, False, False, 4),)),  # 343
+    (2, ((1, 'Transforms', 299, 345, False, False, 4), (1, 'DigestMethod', 258, 346, False, False, 4),)),  # 344
+    (1, ((1, 'DigestMethod', 258, 346, False, False, 4),)),  # 345
+    (1, ((1, 'DigestValue', 261, 347, False, True, 4),)),  # 346
     (1, ((2, None, None, -1, False, False),)),  # 347
-    (2, ((0, 'Id', T12, 349, False, False), (1, 'SessionID', 353, 350, False, True),)),  # 348
-    (1, ((1, 'SessionID', 353, 350, False, True),)),  # 349
-    (2, ((1, 'SAScheduleTupleID', 138, 351, False, True), (1, 'MeterInfo', 200, 352, False, False),)),  # 350
-    (1, ((1, 'MeterInfo', 200, 352, False, False),)),  # 351
+    (2, ((0, 'Id', T12, 349, False, False, 0), (1, 'SessionID', 353, 350, False, True, 5),)),  # 348
+    (1, ((1, 'SessionID', 353, 350, False, True, 5),)),  # 349
+    (2, ((1, 'SAScheduleTupleID', 138, 351, False, True, 5), (1, 'MeterInfo', 200, 352, False, False, 5),)),  # 350
+    (1, ((1, 'MeterInfo', 200, 352, False, False, 5),)),  # 351
     (1, ((2, None, None, -1, False, False),)),  # 352
     (1, ((3, 'value', T27, 354, False, False),)),  # 353
     (1, ((2, None, None, -1, False, False),)),  # 354
-    (1, ((1, 'ResponseCode', 50, 356, False, True),)),  # 355
-    (1, ((1, 'AC_EVSEStatus', 24, 357, False, False),)),  # 356
+    (1, ((1, 'ResponseCode', 50, 356, False, True, 5),)),  # 355
+    (1, ((1, 'AC_EVSEStatus', 24, 357, False, False, 5),)),  # 356
     (1, ((2, None, None, -1, False, False),)),  # 357
-    (3, ((0, 'Encoding', T12, 359, False, False), (0, 'Id', T12, 360, False, False), (0, 'MimeType', T12, 361, False, False), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 358
-    (3, ((0, 'Id', T12, 360, False, False), (0, 'MimeType', T12, 361, False, False), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 359
-    (3, ((0, 'MimeType', T12, 361, False, False), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 360
+    (3, ((0, 'Encoding', T12, 359, False, False, 0), (0, 'Id', T12, 360, False, False, 0), (0, 'MimeType', T12, 361, False, False, 0), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 358
+    (3, ((0, 'Id', T12, 360, False, False, 0), (0, 'MimeType', T12, 361, False, False, 0), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 359
+    (3, ((0, 'MimeType', T12, 361, False, False, 0), (4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 360
     (2, ((4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 361, False, False),)),  # 361
     (2, ((4, None, None, 362, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 362, False, False),)),  # 362
-    (1, ((1, 'ContractID', 95, 364, False, True),)),  # 363
-    (1, ((1, 'ContractSignatureCertChain', 87, 365, False, False),)),  # 364
+    (1, ((1, 'ContractID', 95, 364, False, True, 5),)),  # 363
+    (1, ((1, 'ContractSignatureCertChain', 87, 365, False, False, 5),)),  # 364
     (1, ((2, None, None, -1, False, False),)),  # 365
-    (1, ((1, 'ResponseCode', 50, 367, False, True),)),  # 366
-    (1, ((1, 'GenChallenge', 217, 368, False, True),)),  # 367
-    (1, ((1, 'DateTimeNow', 212, 369, False, True),)),  # 368
+    (1, ((1, 'ResponseCode', 50, 367, False, True, 5),)),  # 366
+    (1, ((1, 'GenChallenge', 217, 368, False, True, 5),)),  # 367
+    (1, ((1, 'DateTimeNow', 212, 369, False, True, 5),)),  # 368
     (1, ((2, None, None, -1, False, False),)),  # 369
-    (1, ((1, 'ReadyToChargeState', 29, 371, False, True),)),  # 370
-    (3, ((1, 'ChargingProfile', 374, 372, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 373, False, False), (1, 'EVPowerDeliveryParameter', 263, 373, False, False), (2, None, None, -1, False, False),)),  # 371
-    (2, ((1, 'DC_EVPowerDeliveryParameter', 244, 373, False, False), (1, 'EVPowerDeliveryParameter', 263, 373, False, False), (2, None, None, -1, False, False),)),  # 372
+    (1, ((1, 'ReadyToChargeState', 29, 371, False, True, 5),)),  # 370
+    (3, ((1, 'ChargingProfile', 374, 372, False, False, 5), (1, 'DC_EVPowerDeliveryParameter', 244, 373, False, False, 6), (1, 'EVPowerDeliveryParameter', 263, 373, False, False, 6), (2, None, None, -1, False, False),)),  # 371
+    (2, ((1, 'DC_EVPowerDeliveryParameter', 244, 373, False, False, 6), (1, 'EVPowerDeliveryParameter', 263, 373, False, False, 6), (2, None, None, -1, False, False),)),  # 372
     (1, ((2, None, None, -1, False, False),)),  # 373
-    (1, ((1, 'SAScheduleTupleID', 138, 375, False, True),)),  # 374
-    (1, ((1, 'ProfileEntry', 378, 376, True, False),)),  # 375
-    (2, ((1, 'ProfileEntry', 378, 377, True, False), (2, None, None, -1, False, False),)),  # 376
-    (2, ((1, 'ProfileEntry', 378, 377, True, False), (2, None, None, -1, False, False),)),  # 377
-    (1, ((1, 'ChargingProfileEntryStart', 7, 379, False, True),)),  # 378
-    (1, ((1, 'ChargingProfileEntryMaxPower', 151, 380, False, True),)),  # 379
+    (1, ((1, 'SAScheduleTupleID', 138, 375, False, True, 6),)),  # 374
+    (1, ((1, 'ProfileEntry', 378, 376, True, False, 6),)),  # 375
+    (2, ((1, 'ProfileEntry', 378, 377, True, False, 6), (2, None, None, -1, False, False),)),  # 376
+    (2, ((1, 'ProfileEntry', 378, 377, True, False, 6), (2, None, None, -1, False, False),)),  # 377
+    (1, ((1, 'ChargingProfileEntryStart', 7, 379, False, True, 6),)),  # 378
+    (1, ((1, 'ChargingProfileEntryMaxPower', 151, 380, False, True, 6),)),  # 379
     (1, ((2, None, None, -1, False, False),)),  # 380
-    (1, ((1, 'ResponseCode', 50, 382, False, True),)),  # 381
-    (2, ((1, 'AC_EVSEStatus', 24, 383, False, False), (1, 'DC_EVSEStatus', 52, 383, False, False), (1, 'EVSEStatus', 264, 383, False, False),)),  # 382
+    (1, ((1, 'ResponseCode', 50, 382, False, True, 5),)),  # 381
+    (2, ((1, 'AC_EVSEStatus', 24, 383, False, False, 6), (1, 'DC_EVSEStatus', 52, 383, False, False, 6), (1, 'EVSEStatus', 264, 383, False, False, 6),)),  # 382
     (1, ((2, None, None, -1, False, False),)),  # 383
-    (1, ((1, 'DC_EVStatus', 36, 385, False, False),)),  # 384
-    (1, ((1, 'EVTargetVoltage', 9, 386, False, False),)),  # 385
-    (1, ((1, 'EVTargetCurrent', 9, 387, False, False),)),  # 386
+    (1, ((1, 'DC_EVStatus', 36, 385, False, False, 5),)),  # 384
+    (1, ((1, 'EVTargetVoltage', 9, 386, False, False, 5),)),  # 385
+    (1, ((1, 'EVTargetCurrent', 9, 387, False, False, 5),)),  # 386
     (1, ((2, None, None, -1, False, False),)),  # 387
-    (1, ((1, 'ResponseCode', 50, 389, False, True),)),  # 388
-    (1, ((1, 'DC_EVSEStatus', 52, 390, False, False),)),  # 389
-    (1, ((1, 'EVSEPresentVoltage', 9, 391, False, False),)),  # 390
+    (1, ((1, 'ResponseCode', 50, 389, False, True, 5),)),  # 388
+    (1, ((1, 'DC_EVSEStatus', 52, 390, False, False, 5),)),  # 389
+    (1, ((1, 'EVSEPresentVoltage', 9, 391, False, False, 5),)),  # 390
     (1, ((2, None, None, -1, False, False),)),  # 391
-    (1, ((1, 'ServiceTag', 396, 393, False, False),)),  # 392
-    (1, ((1, 'FreeService', 29, 394, False, True),)),  # 393
-    (1, ((1, 'EnergyTransferType', 409, 395, False, True),)),  # 394
+    (1, ((1, 'ServiceTag', 396, 393, False, False, 6),)),  # 392
+    (1, ((1, 'FreeService', 29, 394, False, True, 6),)),  # 393
+    (1, ((1, 'EnergyTransferType', 409, 395, False, True, 6),)),  # 394
     (1, ((2, None, None, -1, False, False),)),  # 395
-    (1, ((1, 'ServiceID', 401, 397, False, True),)),  # 396
-    (2, ((1, 'ServiceName', 403, 398, False, True), (1, 'ServiceCategory', 405, 399, False, True),)),  # 397
-    (1, ((1, 'ServiceCategory', 405, 399, False, True),)),  # 398
-    (2, ((1, 'ServiceScope', 407, 400, False, True), (2, None, None, -1, False, False),)),  # 399
+    (1, ((1, 'ServiceID', 401, 397, False, True, 6),)),  # 396
+    (2, ((1, 'ServiceName', 403, 398, False, True, 6), (1, 'ServiceCategory', 405, 399, False, True, 6),)),  # 397
+    (1, ((1, 'ServiceCategory', 405, 399, False, True, 6),)),  # 398
+    (2, ((1, 'ServiceScope', 407, 400, False, True, 6), (2, None, None, -1, False, False),)),  # 399
     (1, ((2, None, None, -1, False, False),)),  # 400
     (1, ((3, 'value', T28, 402, False, False),)),  # 401
     (1, ((2, None, None, -1, False, False),)),  # 402
@@ -496,22 +496,22 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 408
     (1, ((3, 'value', T30, 410, False, False),)),  # 409
     (1, ((2, None, None, -1, False, False),)),  # 410
-    (1, ((1, 'ServiceID', 401, 412, False, True),)),  # 411
+    (1, ((1, 'ServiceID', 401, 412, False, True, 5),)),  # 411
     (1, ((2, None, None, -1, False, False),)),  # 412
-    (1, ((1, 'ResponseCode', 50, 414, False, True),)),  # 413
-    (1, ((1, 'ServiceID', 401, 415, False, True),)),  # 414
-    (2, ((1, 'ServiceParameterList', 417, 416, False, False), (2, None, None, -1, False, False),)),  # 415
+    (1, ((1, 'ResponseCode', 50, 414, False, True, 5),)),  # 413
+    (1, ((1, 'ServiceID', 401, 415, False, True, 5),)),  # 414
+    (2, ((1, 'ServiceParameterList', 417, 416, False, False, 5), (2, None, None, -1, False, False),)),  # 415
     (1, ((2, None, None, -1, False, False),)),  # 416
-    (1, ((1, 'ParameterSet', 420, 418, True, False),)),  # 417
-    (2, ((1, 'ParameterSet', 420, 419, True, False), (2, None, None, -1, False, False),)),  # 418
-    (2, ((1, 'ParameterSet', 420, 419, True, False), (2, None, None, -1, False, False),)),  # 419
-    (1, ((1, 'ParameterSetID', 17, 421, False, True),)),  # 420
-    (1, ((1, 'Parameter', 424, 422, True, False),)),  # 421
-    (2, ((1, 'Parameter', 424, 423, True, False), (2, None, None, -1, False, False),)),  # 422
-    (2, ((1, 'Parameter', 424, 423, True, False), (2, None, None, -1, False, False),)),  # 423
-    (1, ((0, 'Name', T12, 425, False, False),)),  # 424
-    (1, ((0, 'ValueType', T31, 426, False, False),)),  # 425
-    (3, ((1, 'boolValue', 29, 427, False, True), (1, 'byteValue', 433, 428, False, True), (1, 'shortValue', 17, 429, False, True), (1, 'intValue', 435, 430, False, True), (1, 'physicalValue', 9, 431, False, False), (1, 'stringValue', 286, 432, False, True),)),  # 426
+    (1, ((1, 'ParameterSet', 420, 418, True, False, 6),)),  # 417
+    (2, ((1, 'ParameterSet', 420, 419, True, False, 6), (2, None, None, -1, False, False),)),  # 418
+    (2, ((1, 'ParameterSet', 420, 419, True, False, 6), (2, None, None, -1, False, False),)),  # 419
+    (1, ((1, 'ParameterSetID', 17, 421, False, True, 6),)),  # 420
+    (1, ((1, 'Parameter', 424, 422, True, False, 6),)),  # 421
+    (2, ((1, 'Parameter', 424, 423, True, False, 6), (2, None, None, -1, False, False),)),  # 422
+    (2, ((1, 'Parameter', 424, 423, True, False, 6), (2, None, None, -1, False, False),)),  # 423
+    (1, ((0, 'Name', T12, 425, False, False, 0),)),  # 424
+    (1, ((0, 'ValueType', T31, 426, False, False, 0),)),  # 425
+    (3, ((1, 'boolValue', 29, 427, False, True, 6), (1, 'byteValue', 433, 428, False, True, 6), (1, 'shortValue', 17, 429, False, True, 6), (1, 'intValue', 435, 430, False, True, 6), (1, 'physicalValue', 9, 431, False, False, 6), (1, 'stringValue', 286, 432, False, True, 6),)),  # 426
     (1, ((2, None, None, -1, False, False),)),  # 427
     (1, ((2, None, None, -1, False, False),)),  # 428
     (1, ((2, None, None, -1, False, False),)),  # 429
@@ -522,101 +522,101 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 434
     (1, ((3, 'value', T33, 436, False, False),)),  # 435
     (1, ((2, None, None, -1, False, False),)),  # 436
-    (2, ((1, 'ServiceScope', 407, 438, False, True), (1, 'ServiceCategory', 405, 439, False, True), (2, None, None, -1, False, False),)),  # 437
-    (2, ((1, 'ServiceCategory', 405, 439, False, True), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'ServiceScope', 407, 438, False, True, 5), (1, 'ServiceCategory', 405, 439, False, True, 5), (2, None, None, -1, False, False),)),  # 437
+    (2, ((1, 'ServiceCategory', 405, 439, False, True, 5), (2, None, None, -1, False, False),)),  # 438
     (1, ((2, None, None, -1, False, False),)),  # 439
-    (1, ((1, 'ResponseCode', 50, 441, False, True),)),  # 440
-    (1, ((1, 'PaymentOptions', 445, 442, False, False),)),  # 441
-    (1, ((1, 'ChargeService', 392, 443, False, False),)),  # 442
-    (2, ((1, 'ServiceList', 450, 444, False, False), (2, None, None, -1, False, False),)),  # 443
+    (1, ((1, 'ResponseCode', 50, 441, False, True, 5),)),  # 440
+    (1, ((1, 'PaymentOptions', 445, 442, False, False, 5),)),  # 441
+    (1, ((1, 'ChargeService', 392, 443, False, False, 5),)),  # 442
+    (2, ((1, 'ServiceList', 450, 444, False, False, 5), (2, None, None, -1, False, False),)),  # 443
     (1, ((2, None, None, -1, False, False),)),  # 444
-    (1, ((1, 'PaymentOption', 448, 446, True, True),)),  # 445
-    (2, ((1, 'PaymentOption', 448, 447, True, True), (2, None, None, -1, False, False),)),  # 446
-    (2, ((1, 'PaymentOption', 448, 447, True, True), (2, None, None, -1, False, False),)),  # 447
+    (1, ((1, 'PaymentOption', 448, 446, True, True, 6),)),  # 445
+    (2, ((1, 'PaymentOption', 448, 447, True, True, 6), (2, None, None, -1, False, False),)),  # 446
+    (2, ((1, 'PaymentOption', 448, 447, True, True, 6), (2, None, None, -1, False, False),)),  # 447
     (1, ((3, 'value', T34, 449, False, False),)),  # 448
     (1, ((2, None, None, -1, False, False),)),  # 449
-    (1, ((1, 'Service', 453, 451, True, False),)),  # 450
-    (2, ((1, 'Service', 453, 452, True, False), (2, None, None, -1, False, False),)),  # 451
-    (2, ((1, 'Service', 453, 452, True, False), (2, None, None, -1, False, False),)),  # 452
-    (1, ((1, 'ServiceTag', 396, 454, False, False),)),  # 453
-    (1, ((1, 'FreeService', 29, 455, False, True),)),  # 454
+    (1, ((1, 'Service', 453, 451, True, False, 6),)),  # 450
+    (2, ((1, 'Service', 453, 452, True, False, 6), (2, None, None, -1, False, False),)),  # 451
+    (2, ((1, 'Service', 453, 452, True, False, 6), (2, None, None, -1, False, False),)),  # 452
+    (1, ((1, 'ServiceTag', 396, 454, False, False, 6),)),  # 453
+    (1, ((1, 'FreeService', 29, 455, False, True, 6),)),  # 454
     (1, ((2, None, None, -1, False, False),)),  # 455
-    (1, ((1, 'SelectedPaymentOption', 448, 457, False, True),)),  # 456
-    (1, ((1, 'SelectedServiceList', 459, 458, False, False),)),  # 457
+    (1, ((1, 'SelectedPaymentOption', 448, 457, False, True, 5),)),  # 456
+    (1, ((1, 'SelectedServiceList', 459, 458, False, False, 5),)),  # 457
     (1, ((2, None, None, -1, False, False),)),  # 458
-    (1, ((1, 'SelectedService', 462, 460, True, False),)),  # 459
-    (2, ((1, 'SelectedService', 462, 461, True, False), (2, None, None, -1, False, False),)),  # 460
-    (2, ((1, 'SelectedService', 462, 461, True, False), (2, None, None, -1, False, False),)),  # 461
-    (1, ((1, 'ServiceID', 401, 463, False, True),)),  # 462
-    (2, ((1, 'ParameterSetID', 17, 464, False, True), (2, None, None, -1, False, False),)),  # 463
+    (1, ((1, 'SelectedService', 462, 460, True, False, 6),)),  # 459
+    (2, ((1, 'SelectedService', 462, 461, True, False, 6), (2, None, None, -1, False, False),)),  # 460
+    (2, ((1, 'SelectedService', 462, 461, True, False, 6), (2, None, None, -1, False, False),)),  # 461
+    (1, ((1, 'ServiceID', 401, 463, False, True, 6),)),  # 462
+    (2, ((1, 'ParameterSetID', 17, 464, False, True, 6), (2, None, None, -1, False, False),)),  # 463
     (1, ((2, None, None, -1, False, False),)),  # 464
-    (1, ((1, 'ResponseCode', 50, 466, False, True),)),  # 465
+    (1, ((1, 'ResponseCode', 50, 466, False, True, 5),)),  # 465
     (1, ((2, None, None, -1, False, False),)),  # 466
-    (1, ((1, 'EVCCID', 469, 468, False, True),)),  # 467
+    (1, ((1, 'EVCCID', 469, 468, False, True, 5),)),  # 467
     (1, ((2, None, None, -1, False, False),)),  # 468
     (1, ((3, 'value', T27, 470, False, False),)),  # 469
     (1, ((2, None, None, -1, False, False),)),  # 470
-    (1, ((1, 'ResponseCode', 50, 472, False, True),)),  # 471
-    (1, ((1, 'EVSEID', 198, 473, False, True),)),  # 472
-    (2, ((1, 'DateTimeNow', 212, 474, False, True), (2, None, None, -1, False, False),)),  # 473
+    (1, ((1, 'ResponseCode', 50, 472, False, True, 5),)),  # 471
+    (1, ((1, 'EVSEID', 198, 473, False, True, 5),)),  # 472
+    (2, ((1, 'DateTimeNow', 212, 474, False, True, 5), (2, None, None, -1, False, False),)),  # 473
     (1, ((2, None, None, -1, False, False),)),  # 474
     (1, ((2, None, None, -1, False, False),)),  # 475
-    (1, ((1, 'ResponseCode', 50, 477, False, True),)),  # 476
+    (1, ((1, 'ResponseCode', 50, 477, False, True, 5),)),  # 476
     (1, ((2, None, None, -1, False, False),)),  # 477
-    (2, ((0, 'Id', T12, 479, False, False), (1, 'SignedInfo', 484, 480, False, False),)),  # 478
-    (1, ((1, 'SignedInfo', 484, 480, False, False),)),  # 479
-    (1, ((1, 'SignatureValue', 496, 481, False, False),)),  # 480
-    (2, ((1, 'KeyInfo', 268, 482, False, False), (1, 'Object', 358, 483, True, False), (2, None, None, -1, False, False),)),  # 481
-    (2, ((1, 'Object', 358, 483, True, False), (2, None, None, -1, False, False),)),  # 482
-    (2, ((1, 'Object', 358, 483, True, False), (2, None, None, -1, False, False),)),  # 483
-    (2, ((0, 'Id', T12, 485, False, False), (1, 'CanonicalizationMethod', 63, 486, False, False),)),  # 484
-    (1, ((1, 'CanonicalizationMethod', 63, 486, False, False),)),  # 485
-    (1, ((1, 'SignatureMethod', 490, 487, False, False),)),  # 486
-    (1, ((1, 'Reference', 341, 488, True, False),)),  # 487
-    (2, ((1, 'Reference', 341, 489, True, False), (2, None, None, -1, False, False),)),  # 488
-    (2, ((1, 'Reference', 341, 489, True, False), (2, None, None, -1, False, False),)),  # 489
-    (1, ((0, 'Algorithm', T12, 491, False, False),)),  # 490
-    (3, ((1, 'HMACOutputLength', 494, 492, False, True), (4, None, None, 493, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 491, False, False),)),  # 491
+    (2, ((0, 'Id', T12, 479, False, False, 0), (1, 'SignedInfo', 484, 480, False, False, 4),)),  # 478
+    (1, ((1, 'SignedInfo', 484, 480, False, False, 4),)),  # 479
+    (1, ((1, 'SignatureValue', 496, 481, False, False, 4),)),  # 480
+    (2, ((1, 'KeyInfo', 268, 482, False, False, 4), (1, 'Object', 358, 483, True, False, 4), (2, None, None, -1, False, False),)),  # 481
+    (2, ((1, 'Object', 358, 483, True, False, 4), (2, None, None, -1, False, False),)),  # 482
+    (2, ((1, 'Object', 358, 483, True, False, 4), (2, None, None, -1, False, False),)),  # 483
+    (2, ((0, 'Id', T12, 485, False, False, 0), (1, 'CanonicalizationMethod', 63, 486, False, False, 4),)),  # 484
+    (1, ((1, 'CanonicalizationMethod', 63, 486, False, False, 4),)),  # 485
+    (1, ((1, 'SignatureMethod', 490, 487, False, False, 4),)),  # 486
+    (1, ((1, 'Reference', 341, 488, True, False, 4),)),  # 487
+    (2, ((1, 'Reference', 341, 489, True, False, 4), (2, None, None, -1, False, False),)),  # 488
+    (2, ((1, 'Reference', 341, 489, True, False, 4), (2, None, None, -1, False, False),)),  # 489
+    (1, ((0, 'Algorithm', T12, 491, False, False, 0),)),  # 490
+    (3, ((1, 'HMACOutputLength', 494, 492, False, True, 4), (4, None, None, 493, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 491, False, False),)),  # 491
     (2, ((4, None, None, 493, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 492, False, False),)),  # 492
     (2, ((4, None, None, 493, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 493, False, False),)),  # 493
     (1, ((3, 'value', T26, 495, False, False),)),  # 494
     (1, ((2, None, None, -1, False, False),)),  # 495
-    (2, ((0, 'Id', T12, 497, False, False), (3, 'value', T25, 498, False, False),)),  # 496
+    (2, ((0, 'Id', T12, 497, False, False, 0), (3, 'value', T25, 498, False, False),)),  # 496
     (1, ((3, 'value', T25, 498, False, False),)),  # 497
     (1, ((2, None, None, -1, False, False),)),  # 498
-    (2, ((0, 'Id', T12, 500, False, False), (1, 'SignatureProperty', 503, 501, True, False),)),  # 499
-    (1, ((1, 'SignatureProperty', 503, 501, True, False),)),  # 500
-    (2, ((1, 'SignatureProperty', 503, 502, True, False), (2, None, None, -1, False, False),)),  # 501
-    (2, ((1, 'SignatureProperty', 503, 502, True, False), (2, None, None, -1, False, False),)),  # 502
-    (2, ((0, 'Id', T12, 504, False, False), (0, 'Target', T12, 505, False, False),)),  # 503
-    (1, ((0, 'Target', T12, 505, False, False),)),  # 504
+    (2, ((0, 'Id', T12, 500, False, False, 0), (1, 'SignatureProperty', 503, 501, True, False, 4),)),  # 499
+    (1, ((1, 'SignatureProperty', 503, 501, True, False, 4),)),  # 500
+    (2, ((1, 'SignatureProperty', 503, 502, True, False, 4), (2, None, None, -1, False, False),)),  # 501
+    (2, ((1, 'SignatureProperty', 503, 502, True, False, 4), (2, None, None, -1, False, False),)),  # 502
+    (2, ((0, 'Id', T12, 504, False, False, 0), (0, 'Target', T12, 505, False, False, 0),)),  # 503
+    (1, ((0, 'Target', T12, 505, False, False, 0),)),  # 504
     (2, ((4, None, None, 506, True, False), (3, 'value', T12, 505, False, False),)),  # 505
     (2, ((4, None, None, 507, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 506, False, False),)),  # 506
     (2, ((4, None, None, 507, True, False), (2, None, None, -1, False, False), (3, 'value', T12, 507, False, False),)),  # 507
-    (1, ((1, 'Header', 511, 509, False, False),)),  # 508
-    (1, ((1, 'Body', 522, 510, False, False),)),  # 509
+    (1, ((1, 'Header', 511, 509, False, False, 7),)),  # 508
+    (1, ((1, 'Body', 522, 510, False, False, 7),)),  # 509
     (1, ((2, None, None, -1, False, False),)),  # 510
-    (1, ((1, 'SessionID', 353, 512, False, True),)),  # 511
-    (2, ((1, 'Notification', 515, 513, False, False), (1, 'Signature', 478, 514, False, False), (2, None, None, -1, False, False),)),  # 512
-    (2, ((1, 'Signature', 478, 514, False, False), (2, None, None, -1, False, False),)),  # 513
+    (1, ((1, 'SessionID', 353, 512, False, True, 8),)),  # 511
+    (2, ((1, 'Notification', 515, 513, False, False, 8), (1, 'Signature', 478, 514, False, False, 4), (2, None, None, -1, False, False),)),  # 512
+    (2, ((1, 'Signature', 478, 514, False, False, 4), (2, None, None, -1, False, False),)),  # 513
     (1, ((2, None, None, -1, False, False),)),  # 514
-    (1, ((1, 'FaultCode', 518, 516, False, True),)),  # 515
-    (2, ((1, 'FaultMsg', 520, 517, False, True), (2, None, None, -1, False, False),)),  # 516
+    (1, ((1, 'FaultCode', 518, 516, False, True, 6),)),  # 515
+    (2, ((1, 'FaultMsg', 520, 517, False, True, 6), (2, None, None, -1, False, False),)),  # 516
     (1, ((2, None, None, -1, False, False),)),  # 517
     (1, ((3, 'value', T35, 519, False, False),)),  # 518
     (1, ((2, None, None, -1, False, False),)),  # 519
     (1, ((3, 'value', T36, 521, False, False),)),  # 520
     (1, ((2, None, None, -1, False, False),)),  # 521
-    (6, ((1, 'BodyElement', 33, 523, False, False), (1, 'CableCheckReq', 34, 523, False, False), (1, 'CableCheckRes', 46, 523, False, False), (1, 'CertificateInstallationReq', 66, 523, False, False), (1, 'CertificateInstallationRes', 80, 523, False, False), (1, 'CertificateUpdateReq', 97, 523, False, False), (1, 'CertificateUpdateRes', 103, 523, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 523, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 523, False, False), (1, 'ChargingStatusReq', 189, 523, False, False), (1, 'ChargingStatusRes', 190, 523, False, False), (1, 'ContractAuthenticationReq', 214, 523, False, False), (1, 'ContractAuthenticationRes', 219, 523, False, False), (1, 'CurrentDemandReq', 222, 523, False, False), (1, 'CurrentDemandRes', 233, 523, False, False), (1, 'MeteringReceiptReq', 348, 523, False, False), (1, 'MeteringReceiptRes', 355, 523, False, False), (1, 'PaymentDetailsReq', 363, 523, False, False), (1, 'PaymentDetailsRes', 366, 523, False, False), (1, 'PowerDeliveryReq', 370, 523, False, False), (1, 'PowerDeliveryRes', 381, 523, False, False), (1, 'PreChargeReq', 384, 523, False, False), (1, 'PreChargeRes', 388, 523, False, False), (1, 'ServiceDetailReq', 411, 523, False, False), (1, 'ServiceDetailRes', 413, 523, False, False), (1, 'ServiceDiscoveryReq', 437, 523, False, False), (1, 'ServiceDiscoveryRes', 440, 523, False, False), (1, 'ServicePaymentSelectionReq', 456, 523, False, False), (1, 'ServicePaymentSelectionRes', 465, 523, False, False), (1, 'SessionSetupReq', 467, 523, False, False), (1, 'SessionSetupRes', 471, 523, False, False), (1, 'SessionStopReq', 475, 523, False, False), (1, 'SessionStopRes', 476, 523, False, False), (1, 'WeldingDetectionReq', 524, 523, False, False), (1, 'WeldingDetectionRes', 526, 523, False, False), (2, None, None, -1, False, False),)),  # 522
+    (6, ((1, 'BodyElement', 33, 523, False, False, 7), (1, 'CableCheckReq', 34, 523, False, False, 5), (1, 'CableCheckRes', 46, 523, False, False, 5), (1, 'CertificateInstallationReq', 66, 523, False, False, 5), (1, 'CertificateInstallationRes', 80, 523, False, False, 5), (1, 'CertificateUpdateReq', 97, 523, False, False, 5), (1, 'CertificateUpdateRes', 103, 523, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 111, 523, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 126, 523, False, False, 5), (1, 'ChargingStatusReq', 189, 523, False, False, 5), (1, 'ChargingStatusRes', 190, 523, False, False, 5), (1, 'ContractAuthenticationReq', 214, 523, False, False, 5), (1, 'ContractAuthenticationRes', 219, 523, False, False, 5), (1, 'CurrentDemandReq', 222, 523, False, False, 5), (1, 'CurrentDemandRes', 233, 523, False, False, 5), (1, 'MeteringReceiptReq', 348, 523, False, False, 5), (1, 'MeteringReceiptRes', 355, 523, False, False, 5), (1, 'PaymentDetailsReq', 363, 523, False, False, 5), (1, 'PaymentDetailsRes', 366, 523, False, False, 5), (1, 'PowerDeliveryReq', 370, 523, False, False, 5), (1, 'PowerDeliveryRes', 381, 523, False, False, 5), (1, 'PreChargeReq', 384, 523, False, False, 5), (1, 'PreChargeRes', 388, 523, False, False, 5), (1, 'ServiceDetailReq', 411, 523, False, False, 5), (1, 'ServiceDetailRes', 413, 523, False, False, 5), (1, 'ServiceDiscoveryReq', 437, 523, False, False, 5), (1, 'ServiceDiscoveryRes', 440, 523, False, False, 5), (1, 'ServicePaymentSelectionReq', 456, 523, False, False, 5), (1, 'ServicePaymentSelectionRes', 465, 523, False, False, 5), (1, 'SessionSetupReq', 467, 523, False, False, 5), (1, 'SessionSetupRes', 471, 523, False, False, 5), (1, 'SessionStopReq', 475, 523, False, False, 5), (1, 'SessionStopRes', 476, 523, False, False, 5), (1, 'WeldingDetectionReq', 524, 523, False, False, 5), (1, 'WeldingDetectionRes', 526, 523, False, False, 5), (2, None, None, -1, False, False),)),  # 522
     (1, ((2, None, None, -1, False, False),)),  # 523
-    (1, ((1, 'DC_EVStatus', 36, 525, False, False),)),  # 524
+    (1, ((1, 'DC_EVStatus', 36, 525, False, False, 5),)),  # 524
     (1, ((2, None, None, -1, False, False),)),  # 525
-    (1, ((1, 'ResponseCode', 50, 527, False, True),)),  # 526
-    (1, ((1, 'DC_EVSEStatus', 52, 528, False, False),)),  # 527
-    (1, ((1, 'EVSEPresentVoltage', 9, 529, False, False),)),  # 528
+    (1, ((1, 'ResponseCode', 50, 527, False, True, 5),)),  # 526
+    (1, ((1, 'DC_EVSEStatus', 52, 528, False, False, 5),)),  # 527
+    (1, ((1, 'EVSEPresentVoltage', 9, 529, False, False, 5),)),  # 528
     (1, ((2, None, None, -1, False, False),)),  # 529
-    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False), (1, 'AC_EVSEChargeParameter', 19, 0, False, False), (1, 'AC_EVSEStatus', 24, 0, False, False), (1, 'BodyElement', 33, 0, False, False), (1, 'CableCheckReq', 34, 0, False, False), (1, 'CableCheckRes', 46, 0, False, False), (1, 'CanonicalizationMethod', 63, 0, False, False), (1, 'CertificateInstallationReq', 66, 0, False, False), (1, 'CertificateInstallationRes', 80, 0, False, False), (1, 'CertificateUpdateReq', 97, 0, False, False), (1, 'CertificateUpdateRes', 103, 0, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 0, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 0, False, False), (1, 'ChargingStatusReq', 189, 0, False, False), (1, 'ChargingStatusRes', 190, 0, False, False), (1, 'ContractAuthenticationReq', 214, 0, False, False), (1, 'ContractAuthenticationRes', 219, 0, False, False), (1, 'CurrentDemandReq', 222, 0, False, False), (1, 'CurrentDemandRes', 233, 0, False, False), (1, 'DC_EVChargeParameter', 116, 0, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 0, False, False), (1, 'DC_EVSEChargeParameter', 178, 0, False, False), (1, 'DC_EVSEStatus', 52, 0, False, False), (1, 'DC_EVStatus', 36, 0, False, False), (1, 'DSAKeyValue', 248, 0, False, False), (1, 'DigestMethod', 258, 0, False, False), (1, 'DigestValue', 261, 0, False, True), (1, 'EVChargeParameter', 125, 0, False, False), (1, 'EVPowerDeliveryParameter', 263, 0, False, False), (1, 'EVSEChargeParameter', 188, 0, False, False), (1, 'EVSEStatus', 264, 0, False, False), (1, 'EVStatus', 265, 0, False, False), (1, 'Entry', 266, 0, False, False), (1, 'KeyInfo', 268, 0, False, False), (1, 'KeyName', 286, 0, False, True), (1, 'KeyValue', 288, 0, False, False), (1, 'Manifest', 337, 0, False, False), (1, 'MeteringReceiptReq', 348, 0, False, False), (1, 'MeteringReceiptRes', 355, 0, False, False), (1, 'MgmtData', 286, 0, False, True), (1, 'Object', 358, 0, False, False), (1, 'PGPData', 326, 0, False, False), (1, 'PMaxScheduleEntry', 144, 0, False, False), (1, 'PaymentDetailsReq', 363, 0, False, False), (1, 'PaymentDetailsRes', 366, 0, False, False), (1, 'PowerDeliveryReq', 370, 0, False, False), (1, 'PowerDeliveryRes', 381, 0, False, False), (1, 'PreChargeReq', 384, 0, False, False), (1, 'PreChargeRes', 388, 0, False, False), (1, 'RSAKeyValue', 292, 0, False, False), (1, 'Reference', 341, 0, False, False), (1, 'RelativeTimeInterval', 147, 0, False, False), (1, 'RetrievalMethod', 295, 0, False, False), (1, 'SAScheduleList', 131, 0, False, False), (1, 'SASchedules', 177, 0, False, False), (1, 'SPKIData', 332, 0, False, False), (1, 'SalesTariffEntry', 164, 0, False, False), (1, 'ServiceCharge', 392, 0, False, False), (1, 'ServiceDetailReq', 411, 0, False, False), (1, 'ServiceDetailRes', 413, 0, False, False), (1, 'ServiceDiscoveryReq', 437, 0, False, False), (1, 'ServiceDiscoveryRes', 440, 0, False, False), (1, 'ServicePaymentSelectionReq', 456, 0, False, False), (1, 'ServicePaymentSelectionRes', 465, 0, False, False), (1, 'SessionSetupReq', 467, 0, False, False), (1, 'SessionSetupRes', 471, 0, False, False), (1, 'SessionStopReq', 475, 0, False, False), (1, 'SessionStopRes', 476, 0, False, False), (1, 'Signature', 478, 0, False, False), (1, 'SignatureMethod', 490, 0, False, False), (1, 'SignatureProperties', 499, 0, False, False), (1, 'SignatureProperty', 503, 0, False, False), (1, 'SignatureValue', 496, 0, False, False), (1, 'SignedInfo', 484, 0, False, False), (1, 'TimeInterval', 150, 0, False, False), (1, 'Transform', 302, 0, False, False), (1, 'Transforms', 299, 0, False, False), (1, 'V2G_Message', 508, 0, False, False), (1, 'WeldingDetectionReq', 524, 0, False, False), (1, 'WeldingDetectionRes', 526, 0, False, False), (1, 'X509Data', 306, 0, False, False), (4, None, None, 0, False, False),)),  # 530
-    (8, ((1, 'AC_EVChargeParameter', 1, 531, False, False), (1, 'AC_EVSEChargeParameter', 19, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'AC_EVSEStatus', 24, 531, False, False), (1, 'Body', 522, 531, False, False), (1, 'BodyElement', 33, 531, False, False), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkChargingComplete', 29, 531, False, True), (1, 'BulkSOC', 44, 531, False, True), (1, 'CableCheckReq', 34, 531, False, False), (1, 'CableCheckRes', 46, 531, False, False), (1, 'CanonicalizationMethod', 63, 531, False, False), (1, 'Certificate', 71, 531, False, True), (1, 'CertificateInstallationReq', 66, 531, False, False), (1, 'CertificateInstallationRes', 80, 531, False, False), (1, 'CertificateUpdateReq', 97, 531, False, False), (1, 'CertificateUpdateRes', 103, 531, False, False), (1, 'ChargeParameterDiscoveryReq', 111, 531, False, False), (1, 'ChargeParameterDiscoveryRes', 126, 531, False, False), (1, 'ChargeService', 392, 531, False, False), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingComplete', 29, 531, False, True), (1, 'ChargingProfile', 374, 531, False, False), (1, 'ChargingProfileEntryMaxPower', 151, 531, False, True), (1, 'ChargingProfileEntryStart', 7, 531, False, True), (1, 'ChargingStatusReq', 189, 531, False, False), (1, 'ChargingStatusRes', 190, 531, False, False), (1, 'ConsumptionCost', 168, 531, False, False), (1, 'ContractAuthenticationReq', 214, 531, False, False), (1, 'ContractAuthenticationRes', 219, 531, False, False), (1, 'ContractID', 95, 531, False, True), (1, 'ContractSignatureCertChain', 87, 531, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 93, 531, False, True), (1, 'Cost', 171, 531, False, False), (1, 'CurrentDemandReq', 222, 531, False, False), (1, 'CurrentDemandRes', 233, 531, False, False), (1, 'DC_EVChargeParameter', 116, 531, False, False), (1, 'DC_EVPowerDeliveryParameter', 244, 531, False, False), (1, 'DC_EVSEChargeParameter', 178, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVSEStatus', 52, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DC_EVStatus', 36, 531, False, False), (1, 'DHParams', 78, 531, False, True), (1, 'DSAKeyValue', 248, 531, False, False), (1, 'DateTimeNow', 212, 531, False, True), (1, 'DepartureTime', 7, 531, False, True), (1, 'DigestMethod', 258, 531, False, False), (1, 'DigestValue', 261, 531, False, True), (1, 'EAmount', 9, 531, False, False), (1, 'EPriceLevel', 162, 531, False, True), (1, 'EVCCID', 469, 531, False, True), (1, 'EVCabinConditioning', 29, 531, False, True), (1, 'EVChargeParameter', 125, 531, False, False), (1, 'EVEnergyCapacity', 9, 531, False, False), (1, 'EVEnergyRequest', 9, 531, False, False), (1, 'EVErrorCode', 42, 531, False, True), (1, 'EVMaxCurrent', 9, 531, False, False), (1, 'EVMaxVoltage', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumCurrentLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumPowerLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMaximumVoltageLimit', 9, 531, False, False), (1, 'EVMinCurrent', 9, 531, False, False), (1, 'EVPowerDeliveryParameter', 263, 531, False, False), (1, 'EVRESSConditioning', 29, 531, False, True), (1, 'EVRESSSOC', 44, 531, False, True), (1, 'EVReady', 29, 531, False, True), (1, 'EVRequestedEnergyTransferType', 114, 531, False, True), (1, 'EVSEChargeParameter', 188, 531, False, False), (1, 'EVSECurrentLimitAchieved', 29, 531, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 531, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 531, False, False), (1, 'EVSEID', 198, 531, False, True), (1, 'EVSEIsolationStatus', 57, 531, False, True), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxCurrent', 9, 531, False, False), (1, 'EVSEMaxVoltage', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False), (1, 'EVSEMinCurrent', 9, 531, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 531, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 531, False, False), (1, 'EVSENotification', 31, 531, False, True), (1, 'EVSEPeakCurrentRipple', 9, 531, False, False), (1, 'EVSEPowerLimitAchieved', 29, 531, False, True), (1, 'EVSEPresentCurrent', 9, 531, False, False), (1, 'EVSEPresentVoltage', 9, 531, False, False), (1, 'EVSEProcessing', 61, 531, False, True), (1, 'EVSEStatus', 264, 531, False, False), (1, 'EVSEStatusCode', 59, 531, False, True), (1, 'EVSEVoltageLimitAchieved', 29, 531, False, True), (1, 'EVStatus', 265, 531, False, False), (1, 'EVTargetCurrent', 9, 531, False, False), (1, 'EVTargetVoltage', 9, 531, False, False), (1, 'EnergyTransferType', 409, 531, False, True), (1, 'Entry', 266, 531, False, False), (1, 'Exponent', 256, 531, False, True), (1, 'FaultCode', 518, 531, False, True), (1, 'FaultMsg', 520, 531, False, True), (1, 'FreeService', 29, 531, False, True), (1, 'FullSOC', 44, 531, False, True), (1, 'G', 256, 531, False, True), (1, 'GenChallenge', 217, 531, False, True), (1, 'HMACOutputLength', 494, 531, False, True), (1, 'Header', 511, 531, False, False), (1, 'J', 256, 531, False, True), (1, 'KeyInfo', 268, 531, False, False), (1, 'KeyName', 286, 531, False, True), (1, 'KeyValue', 288, 531, False, False), (1, 'ListOfRootCertificateIDs', 73, 531, False, False), (1, 'Manifest', 337, 531, False, False), (1, 'MeterID', 206, 531, False, True), (1, 'MeterInfo', 200, 531, False, False), (1, 'MeterReading', 9, 531, False, False), (1, 'MeterStatus', 210, 531, False, True), (1, 'MeteringReceiptReq', 348, 531, False, False), (1, 'MeteringReceiptRes', 355, 531, False, False), (1, 'MgmtData', 286, 531, False, True), (1, 'Modulus', 256, 531, False, True), (1, 'Multiplier', 13, 531, False, True), (1, 'Notification', 515, 531, False, False), (1, 'NotificationMaxDelay', 7, 531, False, True), (1, 'NumEPriceLevels', 162, 531, False, True), (1, 'OEMProvisioningCert', 71, 531, False, True), (1, 'Object', 358, 531, False, False), (1, 'P', 256, 531, False, True), (1, 'PGPData', 326, 531, False, False), (1, 'PGPKeyID', 324, 531, False, True), (1, 'PGPKeyPacket', 324, 531, False, True), (1, 'PMax', 151, 531, False, True), (1, 'PMaxSchedule', 140, 531, False, False), (1, 'PMaxScheduleEntry', 144, 531, False, False), (1, 'PMaxScheduleID', 138, 531, False, True), (1, 'Parameter', 424, 531, False, False), (1, 'ParameterSet', 420, 531, False, False), (1, 'ParameterSetID', 17, 531, False, True), (1, 'PaymentDetailsReq', 363, 531, False, False), (1, 'PaymentDetailsRes', 366, 531, False, False), (1, 'PaymentOption', 448, 531, False, True), (1, 'PaymentOptions', 445, 531, False, False), (1, 'PgenCounter', 256, 531, False, True), (1, 'PowerDeliveryReq', 370, 531, False, False), (1, 'PowerDeliveryRes', 381, 531, False, False), (1, 'PowerSwitchClosed', 29, 531, False, True), (1, 'PreChargeReq', 384, 531, False, False), (1, 'PreChargeRes', 388, 531, False, False), (1, 'ProfileEntry', 378, 531, False, False), (1, 'Q', 256, 531, False, True), (1, 'RCD', 29, 531, False, True), (1, 'RSAKeyValue', 292, 531, False, False), (1, 'ReadyToChargeState', 29, 531, False, True), (1, 'ReceiptRequired', 29, 531, False, True), (1, 'Reference', 341, 531, False, False), (1, 'RelativeTimeInterval', 147, 531, False, False), (1, 'RemainingTimeToBulkSoC', 9, 531, False, False), (1, 'RemainingTimeToFullSoC', 9, 531, False, False), (1, 'ResponseCode', 50, 531, False, True), (1, 'RetrievalMethod', 295, 531, False, False), (1, 'RetryCounter', 17, 531, False, True), (1, 'RootCertificateID', 76, 531, False, True), (1, 'SAScheduleList', 131, 531, False, False), (1, 'SAScheduleTuple', 134, 531, False, False), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SAScheduleTupleID', 138, 531, False, True), (1, 'SASchedules', 177, 531, False, False), (1, 'SPKIData', 332, 531, False, False), (1, 'SPKISexp', 324, 531, False, True), (1, 'SalesTariff', 153, 531, False, False), (1, 'SalesTariffDescription', 160, 531, False, True), (1, 'SalesTariffEntry', 164, 531, False, False), (1, 'SalesTariffID', 138, 531, False, True), (1, 'Seed', 256, 531, False, True), (1, 'SelectedPaymentOption', 448, 531, False, True), (1, 'SelectedService', 462, 531, False, False), (1, 'SelectedServiceList', 459, 531, False, False), (1, 'Service', 453, 531, False, False), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCategory', 405, 531, False, True), (1, 'ServiceCharge', 392, 531, False, False), (1, 'ServiceDetailReq', 411, 531, False, False), (1, 'ServiceDetailRes', 413, 531, False, False), (1, 'ServiceDiscoveryReq', 437, 531, False, False), (1, 'ServiceDiscoveryRes', 440, 531, False, False), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceID', 401, 531, False, True), (1, 'ServiceList', 450, 531, False, False), (1, 'ServiceName', 403, 531, False, True), (1, 'ServiceParameterList', 417, 531, False, False), (1, 'ServicePaymentSelectionReq', 456, 531, False, False), (1, 'ServicePaymentSelectionRes', 465, 531, False, False), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceScope', 407, 531, False, True), (1, 'ServiceTag', 396, 531, False, False), (1, 'SessionID', 353, 531, False, True), (1, 'SessionID', 353, 531, False, True), (1, 'SessionSetupReq', 467, 531, False, False), (1, 'SessionSetupRes', 471, 531, False, False), (1, 'SessionStopReq', 475, 531, False, False), (1, 'SessionStopRes', 476, 531, False, False), (1, 'SigMeterReading', 208, 531, False, True), (1, 'Signature', 478, 531, False, False), (1, 'SignatureMethod', 490, 531, False, False), (1, 'SignatureProperties', 499, 531, False, False), (1, 'SignatureProperty', 503, 531, False, False), (1, 'SignatureValue', 496, 531, False, False), (1, 'SignedInfo', 484, 531, False, False), (1, 'SubCertificates', 90, 531, False, False), (1, 'TMeter', 212, 531, False, True), (1, 'TimeInterval', 150, 531, False, False), (1, 'Transform', 302, 531, False, False), (1, 'Transforms', 299, 531, False, False), (1, 'Unit', 15, 531, False, True), (1, 'V2G_Message', 508, 531, False, False), (1, 'Value', 17, 531, False, True), (1, 'WeldingDetectionReq', 524, 531, False, False), (1, 'WeldingDetectionRes', 526, 531, False, False), (1, 'X509CRL', 324, 531, False, True), (1, 'X509Certificate', 324, 531, False, True), (1, 'X509Data', 306, 531, False, False), (1, 'X509IssuerName', 286, 531, False, True), (1, 'X509IssuerSerial', 319, 531, False, False), (1, 'X509SKI', 324, 531, False, True), (1, 'X509SerialNumber', 322, 531, False, True), (1, 'X509SubjectName', 286, 531, False, True), (1, 'XPath', 286, 531, False, True), (1, 'Y', 256, 531, False, True), (1, 'amount', 7, 531, False, True), (1, 'amountMultiplier', 13, 531, False, True), (1, 'boolValue', 29, 531, False, True), (1, 'byteValue', 433, 531, False, True), (1, 'costKind', 175, 531, False, True), (1, 'duration', 7, 531, False, True), (1, 'intValue', 435, 531, False, True), (1, 'physicalValue', 9, 531, False, False), (1, 'shortValue', 17, 531, False, True), (1, 'start', 7, 531, False, True), (1, 'startValue', 7, 531, False, True), (1, 'stringValue', 286, 531, False, True), (4, None, None, 531, False, False), (5, None, None, -1, False, False),)),  # 531
+    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 0, False, False, 6), (1, 'AC_EVSEStatus', 24, 0, False, False, 6), (1, 'BodyElement', 33, 0, False, False, 7), (1, 'CableCheckReq', 34, 0, False, False, 5), (1, 'CableCheckRes', 46, 0, False, False, 5), (1, 'CanonicalizationMethod', 63, 0, False, False, 4), (1, 'CertificateInstallationReq', 66, 0, False, False, 5), (1, 'CertificateInstallationRes', 80, 0, False, False, 5), (1, 'CertificateUpdateReq', 97, 0, False, False, 5), (1, 'CertificateUpdateRes', 103, 0, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 111, 0, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 126, 0, False, False, 5), (1, 'ChargingStatusReq', 189, 0, False, False, 5), (1, 'ChargingStatusRes', 190, 0, False, False, 5), (1, 'ContractAuthenticationReq', 214, 0, False, False, 5), (1, 'ContractAuthenticationRes', 219, 0, False, False, 5), (1, 'CurrentDemandReq', 222, 0, False, False, 5), (1, 'CurrentDemandRes', 233, 0, False, False, 5), (1, 'DC_EVChargeParameter', 116, 0, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 244, 0, False, False, 6), (1, 'DC_EVSEChargeParameter', 178, 0, False, False, 6), (1, 'DC_EVSEStatus', 52, 0, False, False, 6), (1, 'DC_EVStatus', 36, 0, False, False, 6), (1, 'DSAKeyValue', 248, 0, False, False, 4), (1, 'DigestMethod', 258, 0, False, False, 4), (1, 'DigestValue', 261, 0, False, True, 4), (1, 'EVChargeParameter', 125, 0, False, False, 6), (1, 'EVPowerDeliveryParameter', 263, 0, False, False, 6), (1, 'EVSEChargeParameter', 188, 0, False, False, 6), (1, 'EVSEStatus', 264, 0, False, False, 6), (1, 'EVStatus', 265, 0, False, False, 6), (1, 'Entry', 266, 0, False, False, 6), (1, 'KeyInfo', 268, 0, False, False, 4), (1, 'KeyName', 286, 0, False, True, 4), (1, 'KeyValue', 288, 0, False, False, 4), (1, 'Manifest', 337, 0, False, False, 4), (1, 'MeteringReceiptReq', 348, 0, False, False, 5), (1, 'MeteringReceiptRes', 355, 0, False, False, 5), (1, 'MgmtData', 286, 0, False, True, 4), (1, 'Object', 358, 0, False, False, 4), (1, 'PGPData', 326, 0, False, False, 4), (1, 'PMaxScheduleEntry', 144, 0, False, False, 6), (1, 'PaymentDetailsReq', 363, 0, False, False, 5), (1, 'PaymentDetailsRes', 366, 0, False, False, 5), (1, 'PowerDeliveryReq', 370, 0, False, False, 5), (1, 'PowerDeliveryRes', 381, 0, False, False, 5), (1, 'PreChargeReq', 384, 0, False, False, 5), (1, 'PreChargeRes', 388, 0, False, False, 5), (1, 'RSAKeyValue', 292, 0, False, False, 4), (1, 'Reference', 341, 0, False, False, 4), (1, 'RelativeTimeInterval', 147, 0, False, False, 6), (1, 'RetrievalMethod', 295, 0, False, False, 4), (1, 'SAScheduleList', 131, 0, False, False, 6), (1, 'SASchedules', 177, 0, False, False, 6), (1, 'SPKIData', 332, 0, False, False, 4), (1, 'SalesTariffEntry', 164, 0, False, False, 6), (1, 'ServiceCharge', 392, 0, False, False, 6), (1, 'ServiceDetailReq', 411, 0, False, False, 5), (1, 'ServiceDetailRes', 413, 0, False, False, 5), (1, 'ServiceDiscoveryReq', 437, 0, False, False, 5), (1, 'ServiceDiscoveryRes', 440, 0, False, False, 5), (1, 'ServicePaymentSelectionReq', 456, 0, False, False, 5), (1, 'ServicePaymentSelectionRes', 465, 0, False, False, 5), (1, 'SessionSetupReq', 467, 0, False, False, 5), (1, 'SessionSetupRes', 471, 0, False, False, 5), (1, 'SessionStopReq', 475, 0, False, False, 5), (1, 'SessionStopRes', 476, 0, False, False, 5), (1, 'Signature', 478, 0, False, False, 4), (1, 'SignatureMethod', 490, 0, False, False, 4), (1, 'SignatureProperties', 499, 0, False, False, 4), (1, 'SignatureProperty', 503, 0, False, False, 4), (1, 'SignatureValue', 496, 0, False, False, 4), (1, 'SignedInfo', 484, 0, False, False, 4), (1, 'TimeInterval', 150, 0, False, False, 6), (1, 'Transform', 302, 0, False, False, 4), (1, 'Transforms', 299, 0, False, False, 4), (1, 'V2G_Message', 508, 0, False, False, 7), (1, 'WeldingDetectionReq', 524, 0, False, False, 5), (1, 'WeldingDetectionRes', 526, 0, False, False, 5), (1, 'X509Data', 306, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 530
+    (8, ((1, 'AC_EVChargeParameter', 1, 531, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 531, False, False, 6), (1, 'AC_EVSEStatus', 24, 531, False, False, 5), (1, 'AC_EVSEStatus', 24, 531, False, False, 6), (1, 'Body', 522, 531, False, False, 7), (1, 'BodyElement', 33, 531, False, False, 7), (1, 'BulkChargingComplete', 29, 531, False, True, 5), (1, 'BulkChargingComplete', 29, 531, False, True, 6), (1, 'BulkSOC', 44, 531, False, True, 6), (1, 'CableCheckReq', 34, 531, False, False, 5), (1, 'CableCheckRes', 46, 531, False, False, 5), (1, 'CanonicalizationMethod', 63, 531, False, False, 4), (1, 'Certificate', 71, 531, False, True, 6), (1, 'CertificateInstallationReq', 66, 531, False, False, 5), (1, 'CertificateInstallationRes', 80, 531, False, False, 5), (1, 'CertificateUpdateReq', 97, 531, False, False, 5), (1, 'CertificateUpdateRes', 103, 531, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 111, 531, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 126, 531, False, False, 5), (1, 'ChargeService', 392, 531, False, False, 5), (1, 'ChargingComplete', 29, 531, False, True, 5), (1, 'ChargingComplete', 29, 531, False, True, 6), (1, 'ChargingProfile', 374, 531, False, False, 5), (1, 'ChargingProfileEntryMaxPower', 151, 531, False, True, 6), (1, 'ChargingProfileEntryStart', 7, 531, False, True, 6), (1, 'ChargingStatusReq', 189, 531, False, False, 5), (1, 'ChargingStatusRes', 190, 531, False, False, 5), (1, 'ConsumptionCost', 168, 531, False, False, 6), (1, 'ContractAuthenticationReq', 214, 531, False, False, 5), (1, 'ContractAuthenticationRes', 219, 531, False, False, 5), (1, 'ContractID', 95, 531, False, True, 5), (1, 'ContractSignatureCertChain', 87, 531, False, False, 5), (1, 'ContractSignatureEncryptedPrivateKey', 93, 531, False, True, 5), (1, 'Cost', 171, 531, False, False, 6), (1, 'CurrentDemandReq', 222, 531, False, False, 5), (1, 'CurrentDemandRes', 233, 531, False, False, 5), (1, 'DC_EVChargeParameter', 116, 531, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 244, 531, False, False, 6), (1, 'DC_EVSEChargeParameter', 178, 531, False, False, 6), (1, 'DC_EVSEStatus', 52, 531, False, False, 5), (1, 'DC_EVSEStatus', 52, 531, False, False, 6), (1, 'DC_EVStatus', 36, 531, False, False, 5), (1, 'DC_EVStatus', 36, 531, False, False, 6), (1, 'DHParams', 78, 531, False, True, 5), (1, 'DSAKeyValue', 248, 531, False, False, 4), (1, 'DateTimeNow', 212, 531, False, True, 5), (1, 'DepartureTime', 7, 531, False, True, 6), (1, 'DigestMethod', 258, 531, False, False, 4), (1, 'DigestValue', 261, 531, False, True, 4), (1, 'EAmount', 9, 531, False, False, 6), (1, 'EPriceLevel', 162, 531, False, True, 6), (1, 'EVCCID', 469, 531, False, True, 5), (1, 'EVCabinConditioning', 29, 531, False, True, 6), (1, 'EVChargeParameter', 125, 531, False, False, 6), (1, 'EVEnergyCapacity', 9, 531, False, False, 6), (1, 'EVEnergyRequest', 9, 531, False, False, 6), (1, 'EVErrorCode', 42, 531, False, True, 6), (1, 'EVMaxCurrent', 9, 531, False, False, 6), (1, 'EVMaxVoltage', 9, 531, False, False, 6), (1, 'EVMaximumCurrentLimit', 9, 531, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 531, False, False, 6), (1, 'EVMaximumPowerLimit', 9, 531, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 531, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 531, False, False, 5), (1, 'EVMaximumVoltageLimit', 9, 531, False, False, 6), (1, 'EVMinCurrent', 9, 531, False, False, 6), (1, 'EVPowerDeliveryParameter', 263, 531, False, False, 6), (1, 'EVRESSConditioning', 29, 531, False, True, 6), (1, 'EVRESSSOC', 44, 531, False, True, 6), (1, 'EVReady', 29, 531, False, True, 6), (1, 'EVRequestedEnergyTransferType', 114, 531, False, True, 5), (1, 'EVSEChargeParameter', 188, 531, False, False, 6), (1, 'EVSECurrentLimitAchieved', 29, 531, False, True, 5), (1, 'EVSECurrentRegulationTolerance', 9, 531, False, False, 6), (1, 'EVSEEnergyToBeDelivered', 9, 531, False, False, 6), (1, 'EVSEID', 198, 531, False, True, 5), (1, 'EVSEIsolationStatus', 57, 531, False, True, 6), (1, 'EVSEMaxCurrent', 9, 531, False, False, 5), (1, 'EVSEMaxCurrent', 9, 531, False, False, 6), (1, 'EVSEMaxVoltage', 9, 531, False, False, 6), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 531, False, False, 6), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 531, False, False, 6), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False, 5), (1, 'EVSEMaximumVoltageLimit', 9, 531, False, False, 6), (1, 'EVSEMinCurrent', 9, 531, False, False, 6), (1, 'EVSEMinimumCurrentLimit', 9, 531, False, False, 6), (1, 'EVSEMinimumVoltageLimit', 9, 531, False, False, 6), (1, 'EVSENotification', 31, 531, False, True, 6), (1, 'EVSEPeakCurrentRipple', 9, 531, False, False, 6), (1, 'EVSEPowerLimitAchieved', 29, 531, False, True, 5), (1, 'EVSEPresentCurrent', 9, 531, False, False, 5), (1, 'EVSEPresentVoltage', 9, 531, False, False, 5), (1, 'EVSEProcessing', 61, 531, False, True, 5), (1, 'EVSEStatus', 264, 531, False, False, 6), (1, 'EVSEStatusCode', 59, 531, False, True, 6), (1, 'EVSEVoltageLimitAchieved', 29, 531, False, True, 5), (1, 'EVStatus', 265, 531, False, False, 6), (1, 'EVTargetCurrent', 9, 531, False, False, 5), (1, 'EVTargetVoltage', 9, 531, False, False, 5), (1, 'EnergyTransferType', 409, 531, False, True, 6), (1, 'Entry', 266, 531, False, False, 6), (1, 'Exponent', 256, 531, False, True, 4), (1, 'FaultCode', 518, 531, False, True, 6), (1, 'FaultMsg', 520, 531, False, True, 6), (1, 'FreeService', 29, 531, False, True, 6), (1, 'FullSOC', 44, 531, False, True, 6), (1, 'G', 256, 531, False, True, 4), (1, 'GenChallenge', 217, 531, False, True, 5), (1, 'HMACOutputLength', 494, 531, False, True, 4), (1, 'Header', 511, 531, False, False, 7), (1, 'J', 256, 531, False, True, 4), (1, 'KeyInfo', 268, 531, False, False, 4), (1, 'KeyName', 286, 531, False, True, 4), (1, 'KeyValue', 288, 531, False, False, 4), (1, 'ListOfRootCertificateIDs', 73, 531, False, False, 5), (1, 'Manifest', 337, 531, False, False, 4), (1, 'MeterID', 206, 531, False, True, 6), (1, 'MeterInfo', 200, 531, False, False, 5), (1, 'MeterReading', 9, 531, False, False, 6), (1, 'MeterStatus', 210, 531, False, True, 6), (1, 'MeteringReceiptReq', 348, 531, False, False, 5), (1, 'MeteringReceiptRes', 355, 531, False, False, 5), (1, 'MgmtData', 286, 531, False, True, 4), (1, 'Modulus', 256, 531, False, True, 4), (1, 'Multiplier', 13, 531, False, True, 6), (1, 'Notification', 515, 531, False, False, 8), (1, 'NotificationMaxDelay', 7, 531, False, True, 6), (1, 'NumEPriceLevels', 162, 531, False, True, 6), (1, 'OEMProvisioningCert', 71, 531, False, True, 5), (1, 'Object', 358, 531, False, False, 4), (1, 'P', 256, 531, False, True, 4), (1, 'PGPData', 326, 531, False, False, 4), (1, 'PGPKeyID', 324, 531, False, True, 4), (1, 'PGPKeyPacket', 324, 531, False, True, 4), (1, 'PMax', 151, 531, False, True, 6), (1, 'PMaxSchedule', 140, 531, False, False, 6), (1, 'PMaxScheduleEntry', 144, 531, False, False, 6), (1, 'PMaxScheduleID', 138, 531, False, True, 6), (1, 'Parameter', 424, 531, False, False, 6), (1, 'ParameterSet', 420, 531, False, False, 6), (1, 'ParameterSetID', 17, 531, False, True, 6), (1, 'PaymentDetailsReq', 363, 531, False, False, 5), (1, 'PaymentDetailsRes', 366, 531, False, False, 5), (1, 'PaymentOption', 448, 531, False, True, 6), (1, 'PaymentOptions', 445, 531, False, False, 5), (1, 'PgenCounter', 256, 531, False, True, 4), (1, 'PowerDeliveryReq', 370, 531, False, False, 5), (1, 'PowerDeliveryRes', 381, 531, False, False, 5), (1, 'PowerSwitchClosed', 29, 531, False, True, 6), (1, 'PreChargeReq', 384, 531, False, False, 5), (1, 'PreChargeRes', 388, 531, False, False, 5), (1, 'ProfileEntry', 378, 531, False, False, 6), (1, 'Q', 256, 531, False, True, 4), (1, 'RCD', 29, 531, False, True, 6), (1, 'RSAKeyValue', 292, 531, False, False, 4), (1, 'ReadyToChargeState', 29, 531, False, True, 5), (1, 'ReceiptRequired', 29, 531, False, True, 5), (1, 'Reference', 341, 531, False, False, 4), (1, 'RelativeTimeInterval', 147, 531, False, False, 6), (1, 'RemainingTimeToBulkSoC', 9, 531, False, False, 5), (1, 'RemainingTimeToFullSoC', 9, 531, False, False, 5), (1, 'ResponseCode', 50, 531, False, True, 5), (1, 'RetrievalMethod', 295, 531, False, False, 4), (1, 'RetryCounter', 17, 531, False, True, 5), (1, 'RootCertificateID', 76, 531, False, True, 6), (1, 'SAScheduleList', 131, 531, False, False, 6), (1, 'SAScheduleTuple', 134, 531, False, False, 6), (1, 'SAScheduleTupleID', 138, 531, False, True, 5), (1, 'SAScheduleTupleID', 138, 531, False, True, 6), (1, 'SASchedules', 177, 531, False, False, 6), (1, 'SPKIData', 332, 531, False, False, 4), (1, 'SPKISexp', 324, 531, False, True, 4), (1, 'SalesTariff', 153, 531, False, False, 6), (1, 'SalesTariffDescription', 160, 531, False, True, 6), (1, 'SalesTariffEntry', 164, 531, False, False, 6), (1, 'SalesTariffID', 138, 531, False, True, 6), (1, 'Seed', 256, 531, False, True, 4), (1, 'SelectedPaymentOption', 448, 531, False, True, 5), (1, 'SelectedService', 462, 531, False, False, 6), (1, 'SelectedServiceList', 459, 531, False, False, 5), (1, 'Service', 453, 531, False, False, 6), (1, 'ServiceCategory', 405, 531, False, True, 5), (1, 'ServiceCategory', 405, 531, False, True, 6), (1, 'ServiceCharge', 392, 531, False, False, 6), (1, 'ServiceDetailReq', 411, 531, False, False, 5), (1, 'ServiceDetailRes', 413, 531, False, False, 5), (1, 'ServiceDiscoveryReq', 437, 531, False, False, 5), (1, 'ServiceDiscoveryRes', 440, 531, False, False, 5), (1, 'ServiceID', 401, 531, False, True, 5), (1, 'ServiceID', 401, 531, False, True, 6), (1, 'ServiceList', 450, 531, False, False, 5), (1, 'ServiceName', 403, 531, False, True, 6), (1, 'ServiceParameterList', 417, 531, False, False, 5), (1, 'ServicePaymentSelectionReq', 456, 531, False, False, 5), (1, 'ServicePaymentSelectionRes', 465, 531, False, False, 5), (1, 'ServiceScope', 407, 531, False, True, 5), (1, 'ServiceScope', 407, 531, False, True, 6), (1, 'ServiceTag', 396, 531, False, False, 6), (1, 'SessionID', 353, 531, False, True, 5), (1, 'SessionID', 353, 531, False, True, 8), (1, 'SessionSetupReq', 467, 531, False, False, 5), (1, 'SessionSetupRes', 471, 531, False, False, 5), (1, 'SessionStopReq', 475, 531, False, False, 5), (1, 'SessionStopRes', 476, 531, False, False, 5), (1, 'SigMeterReading', 208, 531, False, True, 6), (1, 'Signature', 478, 531, False, False, 4), (1, 'SignatureMethod', 490, 531, False, False, 4), (1, 'SignatureProperties', 499, 531, False, False, 4), (1, 'SignatureProperty', 503, 531, False, False, 4), (1, 'SignatureValue', 496, 531, False, False, 4), (1, 'SignedInfo', 484, 531, False, False, 4), (1, 'SubCertificates', 90, 531, False, False, 6), (1, 'TMeter', 212, 531, False, True, 6), (1, 'TimeInterval', 150, 531, False, False, 6), (1, 'Transform', 302, 531, False, False, 4), (1, 'Transforms', 299, 531, False, False, 4), (1, 'Unit', 15, 531, False, True, 6), (1, 'V2G_Message', 508, 531, False, False, 7), (1, 'Value', 17, 531, False, True, 6), (1, 'WeldingDetectionReq', 524, 531, False, False, 5), (1, 'WeldingDetectionRes', 526, 531, False, False, 5), (1, 'X509CRL', 324, 531, False, True, 4), (1, 'X509Certificate', 324, 531, False, True, 4), (1, 'X509Data', 306, 531, False, False, 4), (1, 'X509IssuerName', 286, 531, False, True, 4), (1, 'X509IssuerSerial', 319, 531, False, False, 4), (1, 'X509SKI', 324, 531, False, True, 4), (1, 'X509SerialNumber', 322, 531, False, True, 4), (1, 'X509SubjectName', 286, 531, False, True, 4), (1, 'XPath', 286, 531, False, True, 4), (1, 'Y', 256, 531, False, True, 4), (1, 'amount', 7, 531, False, True, 6), (1, 'amountMultiplier', 13, 531, False, True, 6), (1, 'boolValue', 29, 531, False, True, 6), (1, 'byteValue', 433, 531, False, True, 6), (1, 'costKind', 175, 531, False, True, 6), (1, 'duration', 7, 531, False, True, 6), (1, 'intValue', 435, 531, False, True, 6), (1, 'physicalValue', 9, 531, False, False, 6), (1, 'shortValue', 17, 531, False, True, 6), (1, 'start', 7, 531, False, True, 6), (1, 'startValue', 7, 531, False, True, 6), (1, 'stringValue', 286, 531, False, True, 6), (4, None, None, 531, False, False), (5, None, None, -1, False, False),)),  # 531
     (1, ((3, 'value', T31, 533, False, False),)),  # 532
     (1, ((2, None, None, -1, False, False),)),  # 533
     (1, ((3, 'value', T37, 535, False, False),)),  # 534

@@ -74,144 +74,144 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'Header', 4, 2, False, False),)),  # 1
-    (1, ((1, 'EVElectricalChargingDeviceStatus', 132, 3, False, True),)),  # 2
+    (1, ((1, 'Header', 4, 2, False, False, 6),)),  # 1
+    (1, ((1, 'EVElectricalChargingDeviceStatus', 132, 3, False, True, 5),)),  # 2
     (1, ((2, None, None, -1, False, False),)),  # 3
-    (1, ((1, 'SessionID', 8, 5, False, True),)),  # 4
-    (1, ((1, 'TimeStamp', 10, 6, False, True),)),  # 5
-    (2, ((1, 'Signature', 12, 7, False, False), (2, None, None, -1, False, False),)),  # 6
+    (1, ((1, 'SessionID', 8, 5, False, True, 6),)),  # 4
+    (1, ((1, 'TimeStamp', 10, 6, False, True, 6),)),  # 5
+    (2, ((1, 'Signature', 12, 7, False, False, 4), (2, None, None, -1, False, False),)),  # 6
     (1, ((2, None, None, -1, False, False),)),  # 7
     (1, ((3, 'value', T0, 9, False, False),)),  # 8
     (1, ((2, None, None, -1, False, False),)),  # 9
     (1, ((3, 'value', T1, 11, False, False),)),  # 10
     (1, ((2, None, None, -1, False, False),)),  # 11
-    (2, ((0, 'Id', T2, 13, False, False), (1, 'SignedInfo', 18, 14, False, False),)),  # 12
-    (1, ((1, 'SignedInfo', 18, 14, False, False),)),  # 13
-    (1, ((1, 'SignatureValue', 54, 15, False, False),)),  # 14
-    (2, ((1, 'KeyInfo', 57, 16, False, False), (1, 'Object', 127, 17, True, False), (2, None, None, -1, False, False),)),  # 15
-    (2, ((1, 'Object', 127, 17, True, False), (2, None, None, -1, False, False),)),  # 16
-    (2, ((1, 'Object', 127, 17, True, False), (2, None, None, -1, False, False),)),  # 17
-    (2, ((0, 'Id', T2, 19, False, False), (1, 'CanonicalizationMethod', 24, 20, False, False),)),  # 18
-    (1, ((1, 'CanonicalizationMethod', 24, 20, False, False),)),  # 19
-    (1, ((1, 'SignatureMethod', 27, 21, False, False),)),  # 20
-    (1, ((1, 'Reference', 33, 22, True, False),)),  # 21
-    (2, ((1, 'Reference', 33, 23, True, False), (2, None, None, -1, False, False),)),  # 22
-    (2, ((1, 'Reference', 33, 23, True, False), (2, None, None, -1, False, False),)),  # 23
-    (1, ((0, 'Algorithm', T2, 25, False, False),)),  # 24
+    (2, ((0, 'Id', T2, 13, False, False, 0), (1, 'SignedInfo', 18, 14, False, False, 4),)),  # 12
+    (1, ((1, 'SignedInfo', 18, 14, False, False, 4),)),  # 13
+    (1, ((1, 'SignatureValue', 54, 15, False, False, 4),)),  # 14
+    (2, ((1, 'KeyInfo', 57, 16, False, False, 4), (1, 'Object', 127, 17, True, False, 4), (2, None, None, -1, False, False),)),  # 15
+    (2, ((1, 'Object', 127, 17, True, False, 4), (2, None, None, -1, False, False),)),  # 16
+    (2, ((1, 'Object', 127, 17, True, False, 4), (2, None, None, -1, False, False),)),  # 17
+    (2, ((0, 'Id', T2, 19, False, False, 0), (1, 'CanonicalizationMethod', 24, 20, False, False, 4),)),  # 18
+    (1, ((1, 'CanonicalizationMethod', 24, 20, False, False, 4),)),  # 19
+    (1, ((1, 'SignatureMethod', 27, 21, False, False, 4),)),  # 20
+    (1, ((1, 'Reference', 33, 22, True, False, 4),)),  # 21
+    (2, ((1, 'Reference', 33, 23, True, False, 4), (2, None, None, -1, False, False),)),  # 22
+    (2, ((1, 'Reference', 33, 23, True, False, 4), (2, None, None, -1, False, False),)),  # 23
+    (1, ((0, 'Algorithm', T2, 25, False, False, 0),)),  # 24
     (2, ((4, None, None, 26, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 25, False, False),)),  # 25
     (2, ((4, None, None, 26, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 26, False, False),)),  # 26
-    (1, ((0, 'Algorithm', T2, 28, False, False),)),  # 27
-    (3, ((1, 'HMACOutputLength', 31, 29, False, True), (4, None, None, 30, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 28, False, False),)),  # 28
+    (1, ((0, 'Algorithm', T2, 28, False, False, 0),)),  # 27
+    (3, ((1, 'HMACOutputLength', 31, 29, False, True, 4), (4, None, None, 30, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 28, False, False),)),  # 28
     (2, ((4, None, None, 30, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 29, False, False),)),  # 29
     (2, ((4, None, None, 30, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 30, False, False),)),  # 30
     (1, ((3, 'value', T3, 32, False, False),)),  # 31
     (1, ((2, None, None, -1, False, False),)),  # 32
-    (3, ((0, 'Id', T2, 34, False, False), (0, 'Type', T2, 35, False, False), (0, 'URI', T2, 36, False, False), (1, 'Transforms', 40, 37, False, False), (1, 'DigestMethod', 49, 38, False, False),)),  # 33
-    (3, ((0, 'Type', T2, 35, False, False), (0, 'URI', T2, 36, False, False), (1, 'Transforms', 40, 37, False, False), (1, 'DigestMethod', 49, 38, False, False),)),  # 34
-    (2, ((0, 'URI', T2, 36, False, False), (1, 'Transforms', 40, 37, False, False), (1, 'DigestMethod', 49, 38, False, False),)),  # 35
-    (2, ((1, 'Transforms', 40, 37, False, False), (1, 'DigestMethod', 49, 38, False, False),)),  # 36
-    (1, ((1, 'DigestMethod', 49, 38, False, False),)),  # 37
-    (1, ((1, 'DigestValue', 52, 39, False, True),)),  # 38
+    (3, ((0, 'Id', T2, 34, False, False, 0), (0, 'Type', T2, 35, False, False, 0), (0, 'URI', T2, 36, False, False, 0), (1, 'Transforms', 40, 37, False, False, 4), (1, 'DigestMethod', 49, 38, False, False, 4),)),  # 33
+    (3, ((0, 'Type', T2, 35, False, False, 0), (0, 'URI', T2, 36, False, False, 0), (1, 'Transforms', 40, 37, False, False, 4), (1, 'DigestMethod', 49, 38, False, False, 4),)),  # 34
+    (2, ((0, 'URI', T2, 36, False, False, 0), (1, 'Transforms', 40, 37, False, False, 4), (1, 'DigestMethod', 49, 38, False, False, 4),)),  # 35
+    (2, ((1, 'Transforms', 40, 37, False, False, 4), (1, 'DigestMethod', 49, 38, False, False, 4),)),  # 36
+    (1, ((1, 'DigestMethod', 49, 38, False, False, 4),)),  # 37
+    (1, ((1, 'DigestValue', 52, 39, False, True, 4),)),  # 38
     (1, ((2, None, None, -1, False, False),)),  # 39
-    (1, ((1, 'Transform', 43, 41, True, False),)),  # 40
-    (2, ((1, 'Transform', 43, 42, True, False), (2, None, None, -1, False, False),)),  # 41
-    (2, ((1, 'Transform', 43, 42, True, False), (2, None, None, -1, False, False),)),  # 42
-    (1, ((0, 'Algorithm', T2, 44, False, False),)),  # 43
-    (3, ((1, 'XPath', 47, 46, True, True), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 44, False, False),)),  # 44
-    (3, ((1, 'XPath', 47, 46, True, True), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 45, False, False),)),  # 45
-    (3, ((1, 'XPath', 47, 46, True, True), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
+    (1, ((1, 'Transform', 43, 41, True, False, 4),)),  # 40
+    (2, ((1, 'Transform', 43, 42, True, False, 4), (2, None, None, -1, False, False),)),  # 41
+    (2, ((1, 'Transform', 43, 42, True, False, 4), (2, None, None, -1, False, False),)),  # 42
+    (1, ((0, 'Algorithm', T2, 44, False, False, 0),)),  # 43
+    (3, ((1, 'XPath', 47, 46, True, True, 4), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 44, False, False),)),  # 44
+    (3, ((1, 'XPath', 47, 46, True, True, 4), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 45, False, False),)),  # 45
+    (3, ((1, 'XPath', 47, 46, True, True, 4), (4, None, None, 45, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
     (1, ((3, 'value', T2, 48, False, False),)),  # 47
     (1, ((2, None, None, -1, False, False),)),  # 48
-    (1, ((0, 'Algorithm', T2, 50, False, False),)),  # 49
+    (1, ((0, 'Algorithm', T2, 50, False, False, 0),)),  # 49
     (2, ((4, None, None, 51, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 50, False, False),)),  # 50
     (2, ((4, None, None, 51, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 51, False, False),)),  # 51
     (1, ((3, 'value', T4, 53, False, False),)),  # 52
     (1, ((2, None, None, -1, False, False),)),  # 53
-    (2, ((0, 'Id', T2, 55, False, False), (3, 'value', T4, 56, False, False),)),  # 54
+    (2, ((0, 'Id', T2, 55, False, False, 0), (3, 'value', T4, 56, False, False),)),  # 54
     (1, ((3, 'value', T4, 56, False, False),)),  # 55
     (1, ((2, None, None, -1, False, False),)),  # 56
-    (4, ((0, 'Id', T2, 58, False, False), (1, 'KeyName', 47, 59, True, True), (1, 'KeyValue', 75, 60, True, False), (1, 'RetrievalMethod', 92, 61, True, False), (1, 'X509Data', 96, 62, True, False), (1, 'PGPData', 116, 63, True, False), (1, 'SPKIData', 122, 64, True, False), (1, 'MgmtData', 47, 65, True, True), (4, None, None, 66, True, False), (3, 'value', T2, 58, False, False),)),  # 57
-    (4, ((1, 'KeyName', 47, 59, True, True), (1, 'KeyValue', 75, 60, True, False), (1, 'RetrievalMethod', 92, 61, True, False), (1, 'X509Data', 96, 62, True, False), (1, 'PGPData', 116, 63, True, False), (1, 'SPKIData', 122, 64, True, False), (1, 'MgmtData', 47, 65, True, True), (4, None, None, 66, True, False), (3, 'value', T2, 58, False, False),)),  # 58
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 59, False, False),)),  # 59
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 60, False, False),)),  # 60
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
-    (4, ((1, 'KeyName', 47, 67, True, True), (1, 'KeyValue', 75, 68, True, False), (1, 'RetrievalMethod', 92, 69, True, False), (1, 'X509Data', 96, 70, True, False), (1, 'PGPData', 116, 71, True, False), (1, 'SPKIData', 122, 72, True, False), (1, 'MgmtData', 47, 73, True, True), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
-    (3, ((1, 'DSAKeyValue', 79, 76, False, False), (1, 'RSAKeyValue', 89, 77, False, False), (4, None, None, 78, False, False), (3, 'value', T2, 75, False, False),)),  # 75
+    (4, ((0, 'Id', T2, 58, False, False, 0), (1, 'KeyName', 47, 59, True, True, 4), (1, 'KeyValue', 75, 60, True, False, 4), (1, 'RetrievalMethod', 92, 61, True, False, 4), (1, 'X509Data', 96, 62, True, False, 4), (1, 'PGPData', 116, 63, True, False, 4), (1, 'SPKIData', 122, 64, True, False, 4), (1, 'MgmtData', 47, 65, True, True, 4), (4, None, None, 66, True, False), (3, 'value', T2, 58, False, False),)),  # 57
+    (4, ((1, 'KeyName', 47, 59, True, True, 4), (1, 'KeyValue', 75, 60, True, False, 4), (1, 'RetrievalMethod', 92, 61, True, False, 4), (1, 'X509Data', 96, 62, True, False, 4), (1, 'PGPData', 116, 63, True, False, 4), (1, 'SPKIData', 122, 64, True, False, 4), (1, 'MgmtData', 47, 65, True, True, 4), (4, None, None, 66, True, False), (3, 'value', T2, 58, False, False),)),  # 58
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 59, False, False),)),  # 59
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 60, False, False),)),  # 60
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
+    (4, ((1, 'KeyName', 47, 67, True, True, 4), (1, 'KeyValue', 75, 68, True, False, 4), (1, 'RetrievalMethod', 92, 69, True, False, 4), (1, 'X509Data', 96, 70, True, False, 4), (1, 'PGPData', 116, 71, True, False, 4), (1, 'SPKIData', 122, 72, True, False, 4), (1, 'MgmtData', 47, 73, True, True, 4), (4, None, None, 74, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
+    (3, ((1, 'DSAKeyValue', 79, 76, False, False, 4), (1, 'RSAKeyValue', 89, 77, False, False, 4), (4, None, None, 78, False, False), (3, 'value', T2, 75, False, False),)),  # 75
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 76, False, False),)),  # 76
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 77, False, False),)),  # 77
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 78, False, False),)),  # 78
-    (2, ((1, 'P', 87, 80, False, True), (1, 'G', 87, 81, False, True), (1, 'Y', 87, 82, False, True),)),  # 79
-    (1, ((1, 'Q', 87, 86, False, True),)),  # 80
-    (1, ((1, 'Y', 87, 82, False, True),)),  # 81
-    (2, ((1, 'J', 87, 83, False, True), (1, 'Seed', 87, 84, False, True), (2, None, None, -1, False, False),)),  # 82
-    (2, ((1, 'Seed', 87, 84, False, True), (2, None, None, -1, False, False),)),  # 83
-    (1, ((1, 'PgenCounter', 87, 85, False, True),)),  # 84
+    (2, ((1, 'P', 87, 80, False, True, 4), (1, 'G', 87, 81, False, True, 4), (1, 'Y', 87, 82, False, True, 4),)),  # 79
+    (1, ((1, 'Q', 87, 86, False, True, 4),)),  # 80
+    (1, ((1, 'Y', 87, 82, False, True, 4),)),  # 81
+    (2, ((1, 'J', 87, 83, False, True, 4), (1, 'Seed', 87, 84, False, True, 4), (2, None, None, -1, False, False),)),  # 82
+    (2, ((1, 'Seed', 87, 84, False, True, 4), (2, None, None, -1, False, False),)),  # 83
+    (1, ((1, 'PgenCounter', 87, 85, False, True, 4),)),  # 84
     (1, ((2, None, None, -1, False, False),)),  # 85
-    (2, ((1, 'G', 87, 81, False, True), (1, 'Y', 87, 82, False, True),)),  # 86
+    (2, ((1, 'G', 87, 81, False, True, 4), (1, 'Y', 87, 82, False, True, 4),)),  # 86
     (1, ((3, 'value', T4, 88, False, False),)),  # 87
     (1, ((2, None, None, -1, False, False),)),  # 88
-    (1, ((1, 'Modulus', 87, 90, False, True),)),  # 89
-    (1, ((1, 'Exponent', 87, 91, False, True),)),  # 90
+    (1, ((1, 'Modulus', 87, 90, False, True, 4),)),  # 89
+    (1, ((1, 'Exponent', 87, 91, False, True, 4),)),  # 90
     (1, ((2, None, None, -1, False, False),)),  # 91
-    (3, ((0, 'Type', T2, 93, False, False), (0, 'URI', T2, 94, False, False), (1, 'Transforms', 40, 95, False, False), (2, None, None, -1, False, False),)),  # 92
-    (2, ((0, 'URI', T2, 94, False, False), (1, 'Transforms', 40, 95, False, False), (2, None, None, -1, False, False),)),  # 93
-    (2, ((1, 'Transforms', 40, 95, False, False), (2, None, None, -1, False, False),)),  # 94
+    (3, ((0, 'Type', T2, 93, False, False, 0), (0, 'URI', T2, 94, False, False, 0), (1, 'Transforms', 40, 95, False, False, 4), (2, None, None, -1, False, False),)),  # 92
+    (2, ((0, 'URI', T2, 94, False, False, 0), (1, 'Transforms', 40, 95, False, False, 4), (2, None, None, -1, False, False),)),  # 93
+    (2, ((1, 'Transforms', 40, 95, False, False, 4), (2, None, None, -1, False, False),)),  # 94
     (1, ((2, None, None, -1, False, False),)),  # 95
-    (3, ((1, 'X509IssuerSerial', 109, 97, True, False), (1, 'X509SKI', 114, 98, True, True), (1, 'X509SubjectName', 47, 99, True, True), (1, 'X509Certificate', 114, 100, True, True), (1, 'X509CRL', 114, 101, True, True), (4, None, None, 102, True, False),)),  # 96
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 97
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 98
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 99
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 100
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 101
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 102
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 103
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 104
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 105
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 106
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 107
-    (3, ((1, 'X509IssuerSerial', 109, 103, True, False), (1, 'X509SKI', 114, 104, True, True), (1, 'X509SubjectName', 47, 105, True, True), (1, 'X509Certificate', 114, 106, True, True), (1, 'X509CRL', 114, 107, True, True), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 108
-    (1, ((1, 'X509IssuerName', 47, 110, False, True),)),  # 109
-    (1, ((1, 'X509SerialNumber', 112, 111, False, True),)),  # 110
+    (3, ((1, 'X509IssuerSerial', 109, 97, True, False, 4), (1, 'X509SKI', 114, 98, True, True, 4), (1, 'X509SubjectName', 47, 99, True, True, 4), (1, 'X509Certificate', 114, 100, True, True, 4), (1, 'X509CRL', 114, 101, True, True, 4), (4, None, None, 102, True, False),)),  # 96
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 97
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 98
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 99
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 100
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 101
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 102
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 103
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 104
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 105
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 106
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 107
+    (3, ((1, 'X509IssuerSerial', 109, 103, True, False, 4), (1, 'X509SKI', 114, 104, True, True, 4), (1, 'X509SubjectName', 47, 105, True, True, 4), (1, 'X509Certificate', 114, 106, True, True, 4), (1, 'X509CRL', 114, 107, True, True, 4), (4, None, None, 108, True, False), (2, None, None, -1, False, False),)),  # 108
+    (1, ((1, 'X509IssuerName', 47, 110, False, True, 4),)),  # 109
+    (1, ((1, 'X509SerialNumber', 112, 111, False, True, 4),)),  # 110
     (1, ((2, None, None, -1, False, False),)),  # 111
     (1, ((3, 'value', T3, 113, False, False),)),  # 112
     (1, ((2, None, None, -1, False, False),)),  # 113
     (1, ((3, 'value', T4, 115, False, False),)),  # 114
     (1, ((2, None, None, -1, False, False),)),  # 115
-    (2, ((1, 'PGPKeyID', 114, 117, False, True), (1, 'PGPKeyPacket', 114, 118, False, True),)),  # 116
-    (2, ((1, 'PGPKeyPacket', 114, 120, False, True), (4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 117
+    (2, ((1, 'PGPKeyID', 114, 117, False, True, 4), (1, 'PGPKeyPacket', 114, 118, False, True, 4),)),  # 116
+    (2, ((1, 'PGPKeyPacket', 114, 120, False, True, 4), (4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 117
     (2, ((4, None, None, 119, True, False), (2, None, None, -1, False, False),)),  # 118
     (2, ((4, None, None, 119, True, False), (2, None, None, -1, False, False),)),  # 119
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 120
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 121
-    (1, ((1, 'SPKISexp', 114, 123, True, True),)),  # 122
-    (2, ((1, 'SPKISexp', 114, 125, True, True), (4, None, None, 124, True, False), (2, None, None, -1, False, False),)),  # 123
-    (2, ((1, 'SPKISexp', 114, 125, True, True), (2, None, None, -1, False, False),)),  # 124
-    (2, ((1, 'SPKISexp', 114, 125, True, True), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
-    (2, ((1, 'SPKISexp', 114, 125, True, True), (2, None, None, -1, False, False),)),  # 126
-    (3, ((0, 'Encoding', T2, 128, False, False), (0, 'Id', T2, 129, False, False), (0, 'MimeType', T2, 130, False, False), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 127
-    (3, ((0, 'Id', T2, 129, False, False), (0, 'MimeType', T2, 130, False, False), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 128
-    (3, ((0, 'MimeType', T2, 130, False, False), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 129
+    (1, ((1, 'SPKISexp', 114, 123, True, True, 4),)),  # 122
+    (2, ((1, 'SPKISexp', 114, 125, True, True, 4), (4, None, None, 124, True, False), (2, None, None, -1, False, False),)),  # 123
+    (2, ((1, 'SPKISexp', 114, 125, True, True, 4), (2, None, None, -1, False, False),)),  # 124
+    (2, ((1, 'SPKISexp', 114, 125, True, True, 4), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
+    (2, ((1, 'SPKISexp', 114, 125, True, True, 4), (2, None, None, -1, False, False),)),  # 126
+    (3, ((0, 'Encoding', T2, 128, False, False, 0), (0, 'Id', T2, 129, False, False, 0), (0, 'MimeType', T2, 130, False, False, 0), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 127
+    (3, ((0, 'Id', T2, 129, False, False, 0), (0, 'MimeType', T2, 130, False, False, 0), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 128
+    (3, ((0, 'MimeType', T2, 130, False, False, 0), (4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 129
     (2, ((4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 130, False, False),)),  # 130
     (2, ((4, None, None, 131, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 131, False, False),)),  # 131
     (1, ((3, 'value', T5, 133, False, False),)),  # 132
     (1, ((2, None, None, -1, False, False),)),  # 133
-    (1, ((1, 'Header', 4, 135, False, False),)),  # 134
-    (1, ((1, 'ResponseCode', 140, 136, False, True),)),  # 135
-    (1, ((1, 'EVSEProcessing', 142, 137, False, True),)),  # 136
-    (1, ((1, 'EVSEElectricalChargingDeviceStatus', 132, 138, False, True),)),  # 137
-    (1, ((1, 'EVSEMechanicalChargingDeviceStatus', 144, 139, False, True),)),  # 138
+    (1, ((1, 'Header', 4, 135, False, False, 6),)),  # 134
+    (1, ((1, 'ResponseCode', 140, 136, False, True, 6),)),  # 135
+    (1, ((1, 'EVSEProcessing', 142, 137, False, True, 5),)),  # 136
+    (1, ((1, 'EVSEElectricalChargingDeviceStatus', 132, 138, False, True, 5),)),  # 137
+    (1, ((1, 'EVSEMechanicalChargingDeviceStatus', 144, 139, False, True, 5),)),  # 138
     (1, ((2, None, None, -1, False, False),)),  # 139
     (1, ((3, 'value', T6, 141, False, False),)),  # 140
     (1, ((2, None, None, -1, False, False),)),  # 141
@@ -219,22 +219,22 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 143
     (1, ((3, 'value', T8, 145, False, False),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
-    (1, ((1, 'Header', 4, 147, False, False),)),  # 146
-    (1, ((1, 'EVTechnicalStatus', 149, 148, False, False),)),  # 147
+    (1, ((1, 'Header', 4, 147, False, False, 6),)),  # 146
+    (1, ((1, 'EVTechnicalStatus', 149, 148, False, False, 5),)),  # 147
     (1, ((2, None, None, -1, False, False),)),  # 148
-    (1, ((1, 'EVReadyToCharge', 158, 150, False, True),)),  # 149
-    (1, ((1, 'EVImmobilizationRequest', 158, 151, False, True),)),  # 150
-    (3, ((1, 'EVImmobilized', 158, 152, False, True), (1, 'EVWLANStrength', 160, 153, False, False), (1, 'EVCPStatus', 167, 154, False, True), (1, 'EVSOC', 169, 155, False, True), (1, 'EVErrorCode', 171, 156, False, True), (1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 151
-    (3, ((1, 'EVWLANStrength', 160, 153, False, False), (1, 'EVCPStatus', 167, 154, False, True), (1, 'EVSOC', 169, 155, False, True), (1, 'EVErrorCode', 171, 156, False, True), (1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 152
-    (3, ((1, 'EVCPStatus', 167, 154, False, True), (1, 'EVSOC', 169, 155, False, True), (1, 'EVErrorCode', 171, 156, False, True), (1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 153
-    (3, ((1, 'EVSOC', 169, 155, False, True), (1, 'EVErrorCode', 171, 156, False, True), (1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 154
-    (2, ((1, 'EVErrorCode', 171, 156, False, True), (1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 155
-    (2, ((1, 'EVTimeout', 158, 157, False, True), (2, None, None, -1, False, False),)),  # 156
+    (1, ((1, 'EVReadyToCharge', 158, 150, False, True, 5),)),  # 149
+    (1, ((1, 'EVImmobilizationRequest', 158, 151, False, True, 5),)),  # 150
+    (3, ((1, 'EVImmobilized', 158, 152, False, True, 5), (1, 'EVWLANStrength', 160, 153, False, False, 5), (1, 'EVCPStatus', 167, 154, False, True, 5), (1, 'EVSOC', 169, 155, False, True, 5), (1, 'EVErrorCode', 171, 156, False, True, 5), (1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 151
+    (3, ((1, 'EVWLANStrength', 160, 153, False, False, 5), (1, 'EVCPStatus', 167, 154, False, True, 5), (1, 'EVSOC', 169, 155, False, True, 5), (1, 'EVErrorCode', 171, 156, False, True, 5), (1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 152
+    (3, ((1, 'EVCPStatus', 167, 154, False, True, 5), (1, 'EVSOC', 169, 155, False, True, 5), (1, 'EVErrorCode', 171, 156, False, True, 5), (1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 153
+    (3, ((1, 'EVSOC', 169, 155, False, True, 5), (1, 'EVErrorCode', 171, 156, False, True, 5), (1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 154
+    (2, ((1, 'EVErrorCode', 171, 156, False, True, 5), (1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 155
+    (2, ((1, 'EVTimeout', 158, 157, False, True, 5), (2, None, None, -1, False, False),)),  # 156
     (1, ((2, None, None, -1, False, False),)),  # 157
     (1, ((3, 'value', T9, 159, False, False),)),  # 158
     (1, ((2, None, None, -1, False, False),)),  # 159
-    (1, ((1, 'Exponent', 163, 161, False, True),)),  # 160
-    (1, ((1, 'Value', 165, 162, False, True),)),  # 161
+    (1, ((1, 'Exponent', 163, 161, False, True, 6),)),  # 160
+    (1, ((1, 'Value', 165, 162, False, True, 6),)),  # 161
     (1, ((2, None, None, -1, False, False),)),  # 162
     (1, ((3, 'value', T10, 164, False, False),)),  # 163
     (1, ((2, None, None, -1, False, False),)),  # 164
@@ -246,138 +246,138 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 170
     (1, ((3, 'value', T14, 172, False, False),)),  # 171
     (1, ((2, None, None, -1, False, False),)),  # 172
-    (1, ((1, 'Header', 4, 174, False, False),)),  # 173
-    (1, ((1, 'ResponseCode', 140, 175, False, True),)),  # 174
-    (1, ((1, 'EVSEMechanicalChargingDeviceStatus', 144, 176, False, True),)),  # 175
-    (1, ((1, 'EVSEReadyToCharge', 158, 177, False, True),)),  # 176
-    (1, ((1, 'EVSEIsolationStatus', 185, 178, False, True),)),  # 177
-    (1, ((1, 'EVSEDisabled', 158, 179, False, True),)),  # 178
-    (1, ((1, 'EVSEUtilityInterruptEvent', 158, 180, False, True),)),  # 179
-    (1, ((1, 'EVSEEmergencyShutdown', 158, 181, False, True),)),  # 180
-    (1, ((1, 'EVSEMalfunction', 158, 182, False, True),)),  # 181
-    (1, ((1, 'EVInChargePosition', 158, 183, False, True),)),  # 182
-    (1, ((1, 'EVAssociationStatus', 158, 184, False, True),)),  # 183
+    (1, ((1, 'Header', 4, 174, False, False, 6),)),  # 173
+    (1, ((1, 'ResponseCode', 140, 175, False, True, 6),)),  # 174
+    (1, ((1, 'EVSEMechanicalChargingDeviceStatus', 144, 176, False, True, 5),)),  # 175
+    (1, ((1, 'EVSEReadyToCharge', 158, 177, False, True, 5),)),  # 176
+    (1, ((1, 'EVSEIsolationStatus', 185, 178, False, True, 5),)),  # 177
+    (1, ((1, 'EVSEDisabled', 158, 179, False, True, 5),)),  # 178
+    (1, ((1, 'EVSEUtilityInterruptEvent', 158, 180, False, True, 5),)),  # 179
+    (1, ((1, 'EVSEEmergencyShutdown', 158, 181, False, True, 5),)),  # 180
+    (1, ((1, 'EVSEMalfunction', 158, 182, False, True, 5),)),  # 181
+    (1, ((1, 'EVInChargePosition', 158, 183, False, True, 5),)),  # 182
+    (1, ((1, 'EVAssociationStatus', 158, 184, False, True, 5),)),  # 183
     (1, ((2, None, None, -1, False, False),)),  # 184
     (1, ((3, 'value', T15, 186, False, False),)),  # 185
     (1, ((2, None, None, -1, False, False),)),  # 186
-    (1, ((1, 'Header', 4, 188, False, False),)),  # 187
-    (1, ((1, 'EVMobilityStatus', 158, 189, False, True),)),  # 188
-    (1, ((1, 'EVPositioningSupport', 158, 190, False, True),)),  # 189
+    (1, ((1, 'Header', 4, 188, False, False, 6),)),  # 187
+    (1, ((1, 'EVMobilityStatus', 158, 189, False, True, 5),)),  # 188
+    (1, ((1, 'EVPositioningSupport', 158, 190, False, True, 5),)),  # 189
     (1, ((2, None, None, -1, False, False),)),  # 190
-    (1, ((1, 'Header', 4, 192, False, False),)),  # 191
-    (1, ((1, 'ResponseCode', 140, 193, False, True),)),  # 192
-    (1, ((1, 'EVSEProcessing', 142, 194, False, True),)),  # 193
-    (1, ((1, 'EVSEPositioningSupport', 158, 195, False, True),)),  # 194
-    (1, ((1, 'EVRelativeXDeviation', 165, 196, False, True),)),  # 195
-    (1, ((1, 'EVRelativeYDeviation', 165, 197, False, True),)),  # 196
-    (1, ((1, 'ContactWindowXc', 165, 198, False, True),)),  # 197
-    (1, ((1, 'ContactWindowYc', 165, 199, False, True),)),  # 198
-    (1, ((1, 'EVInChargePosition', 158, 200, False, True),)),  # 199
+    (1, ((1, 'Header', 4, 192, False, False, 6),)),  # 191
+    (1, ((1, 'ResponseCode', 140, 193, False, True, 6),)),  # 192
+    (1, ((1, 'EVSEProcessing', 142, 194, False, True, 5),)),  # 193
+    (1, ((1, 'EVSEPositioningSupport', 158, 195, False, True, 5),)),  # 194
+    (1, ((1, 'EVRelativeXDeviation', 165, 196, False, True, 5),)),  # 195
+    (1, ((1, 'EVRelativeYDeviation', 165, 197, False, True, 5),)),  # 196
+    (1, ((1, 'ContactWindowXc', 165, 198, False, True, 5),)),  # 197
+    (1, ((1, 'ContactWindowYc', 165, 199, False, True, 5),)),  # 198
+    (1, ((1, 'EVInChargePosition', 158, 200, False, True, 5),)),  # 199
     (1, ((2, None, None, -1, False, False),)),  # 200
     (1, ((2, None, None, -1, False, False),)),  # 201
     (1, ((2, None, None, -1, False, False),)),  # 202
-    (2, ((0, 'Id', T2, 204, False, False), (1, 'Reference', 33, 205, True, False),)),  # 203
-    (1, ((1, 'Reference', 33, 205, True, False),)),  # 204
-    (2, ((1, 'Reference', 33, 206, True, False), (2, None, None, -1, False, False),)),  # 205
-    (2, ((1, 'Reference', 33, 206, True, False), (2, None, None, -1, False, False),)),  # 206
-    (2, ((0, 'Id', T2, 208, False, False), (1, 'SignatureProperty', 211, 209, True, False),)),  # 207
-    (1, ((1, 'SignatureProperty', 211, 209, True, False),)),  # 208
-    (2, ((1, 'SignatureProperty', 211, 210, True, False), (2, None, None, -1, False, False),)),  # 209
-    (2, ((1, 'SignatureProperty', 211, 210, True, False), (2, None, None, -1, False, False),)),  # 210
-    (2, ((0, 'Id', T2, 212, False, False), (0, 'Target', T2, 213, False, False),)),  # 211
-    (1, ((0, 'Target', T2, 213, False, False),)),  # 212
+    (2, ((0, 'Id', T2, 204, False, False, 0), (1, 'Reference', 33, 205, True, False, 4),)),  # 203
+    (1, ((1, 'Reference', 33, 205, True, False, 4),)),  # 204
+    (2, ((1, 'Reference', 33, 206, True, False, 4), (2, None, None, -1, False, False),)),  # 205
+    (2, ((1, 'Reference', 33, 206, True, False, 4), (2, None, None, -1, False, False),)),  # 206
+    (2, ((0, 'Id', T2, 208, False, False, 0), (1, 'SignatureProperty', 211, 209, True, False, 4),)),  # 207
+    (1, ((1, 'SignatureProperty', 211, 209, True, False, 4),)),  # 208
+    (2, ((1, 'SignatureProperty', 211, 210, True, False, 4), (2, None, None, -1, False, False),)),  # 209
+    (2, ((1, 'SignatureProperty', 211, 210, True, False, 4), (2, None, None, -1, False, False),)),  # 210
+    (2, ((0, 'Id', T2, 212, False, False, 0), (0, 'Target', T2, 213, False, False, 0),)),  # 211
+    (1, ((0, 'Target', T2, 213, False, False, 0),)),  # 212
     (2, ((4, None, None, 214, True, False), (3, 'value', T2, 213, False, False),)),  # 213
     (2, ((4, None, None, 215, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 214, False, False),)),  # 214
     (2, ((4, None, None, 215, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 215, False, False),)),  # 215
-    (6, ((1, 'ACDP_ConnectReq', 1, 0, False, False), (1, 'ACDP_ConnectRes', 134, 0, False, False), (1, 'ACDP_DisconnectReq', 1, 0, False, False), (1, 'ACDP_DisconnectRes', 134, 0, False, False), (1, 'ACDP_SystemStatusReq', 146, 0, False, False), (1, 'ACDP_SystemStatusRes', 173, 0, False, False), (1, 'ACDP_VehiclePositioningReq', 187, 0, False, False), (1, 'ACDP_VehiclePositioningRes', 191, 0, False, False), (1, 'CLReqControlMode', 201, 0, False, False), (1, 'CLResControlMode', 202, 0, False, False), (1, 'CanonicalizationMethod', 24, 0, False, False), (1, 'DSAKeyValue', 79, 0, False, False), (1, 'DigestMethod', 49, 0, False, False), (1, 'DigestValue', 52, 0, False, True), (1, 'KeyInfo', 57, 0, False, False), (1, 'KeyName', 47, 0, False, True), (1, 'KeyValue', 75, 0, False, False), (1, 'Manifest', 203, 0, False, False), (1, 'MgmtData', 47, 0, False, True), (1, 'Object', 127, 0, False, False), (1, 'PGPData', 116, 0, False, False), (1, 'RSAKeyValue', 89, 0, False, False), (1, 'Reference', 33, 0, False, False), (1, 'RetrievalMethod', 92, 0, False, False), (1, 'SPKIData', 122, 0, False, False), (1, 'Signature', 12, 0, False, False), (1, 'SignatureMethod', 27, 0, False, False), (1, 'SignatureProperties', 207, 0, False, False), (1, 'SignatureProperty', 211, 0, False, False), (1, 'SignatureValue', 54, 0, False, False), (1, 'SignedInfo', 18, 0, False, False), (1, 'Transform', 43, 0, False, False), (1, 'Transforms', 40, 0, False, False), (1, 'X509Data', 96, 0, False, False), (4, None, None, 0, False, False),)),  # 216
-    (8, ((1, 'ACDP_ConnectReq', 1, 217, False, False), (1, 'ACDP_ConnectRes', 134, 217, False, False), (1, 'ACDP_DisconnectReq', 1, 217, False, False), (1, 'ACDP_DisconnectRes', 134, 217, False, False), (1, 'ACDP_SystemStatusReq', 146, 217, False, False), (1, 'ACDP_SystemStatusRes', 173, 217, False, False), (1, 'ACDP_VehiclePositioningReq', 187, 217, False, False), (1, 'ACDP_VehiclePositioningRes', 191, 217, False, False), (1, 'AckMaxDelay', 218, 217, False, True), (1, 'AdditionalServicesCosts', 220, 217, False, False), (1, 'Amount', 160, 217, False, False), (1, 'BPT_DischargedEnergyReadingWh', 10, 217, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 10, 217, False, True), (1, 'BatteryEnergyCapacity', 160, 217, False, False), (1, 'CLReqControlMode', 201, 217, False, False), (1, 'CLResControlMode', 202, 217, False, False), (1, 'CanonicalizationMethod', 24, 217, False, False), (1, 'CapacitiveEnergyReadingVARh', 10, 217, False, True), (1, 'ChargedEnergyReadingWh', 10, 217, False, True), (1, 'ChargingComplete', 158, 217, False, True), (1, 'ContactWindowXc', 165, 217, False, True), (1, 'ContactWindowYc', 165, 217, False, True), (1, 'CostPerUnit', 160, 217, False, False), (1, 'DSAKeyValue', 79, 217, False, False), (1, 'DepartureTime', 223, 217, False, True), (1, 'DigestMethod', 49, 217, False, False), (1, 'DigestValue', 52, 217, False, True), (1, 'DisplayParameters', 225, 217, False, False), (1, 'EVAssociationStatus', 158, 217, False, True), (1, 'EVCPStatus', 167, 217, False, True), (1, 'EVElectricalChargingDeviceStatus', 132, 217, False, True), (1, 'EVErrorCode', 171, 217, False, True), (1, 'EVImmobilizationRequest', 158, 217, False, True), (1, 'EVImmobilized', 158, 217, False, True), (1, 'EVInChargePosition', 158, 217, False, True), (1, 'EVMaximumEnergyRequest', 160, 217, False, False), (1, 'EVMinimumEnergyRequest', 160, 217, False, False), (1, 'EVMobilityStatus', 158, 217, False, True), (1, 'EVPositioningSupport', 158, 217, False, True), (1, 'EVReadyToCharge', 158, 217, False, True), (1, 'EVRelativeXDeviation', 165, 217, False, True), (1, 'EVRelativeYDeviation', 165, 217, False, True), (1, 'EVSEDisabled', 158, 217, False, True), (1, 'EVSEElectricalChargingDeviceStatus', 132, 217, False, True), (1, 'EVSEEmergencyShutdown', 158, 217, False, True), (1, 'EVSEIsolationStatus', 185, 217, False, True), (1, 'EVSEMalfunction', 158, 217, False, True), (1, 'EVSEMechanicalChargingDeviceStatus', 144, 217, False, True), (1, 'EVSENotification', 236, 217, False, True), (1, 'EVSEPositioningSupport', 158, 217, False, True), (1, 'EVSEProcessing', 142, 217, False, True), (1, 'EVSEReadyToCharge', 158, 217, False, True), (1, 'EVSEStatus', 238, 217, False, False), (1, 'EVSEUtilityInterruptEvent', 158, 217, False, True), (1, 'EVSOC', 169, 217, False, True), (1, 'EVTargetEnergyRequest', 160, 217, False, False), (1, 'EVTechnicalStatus', 149, 217, False, False), (1, 'EVTimeout', 158, 217, False, True), (1, 'EVWLANStrength', 160, 217, False, False), (1, 'EnergyCosts', 220, 217, False, False), (1, 'Exponent', 87, 217, False, True), (1, 'Exponent', 163, 217, False, True), (1, 'G', 87, 217, False, True), (1, 'HMACOutputLength', 31, 217, False, True), (1, 'Header', 4, 217, False, False), (1, 'InletHot', 158, 217, False, True), (1, 'J', 87, 217, False, True), (1, 'KeyInfo', 57, 217, False, False), (1, 'KeyName', 47, 217, False, True), (1, 'KeyValue', 75, 217, False, False), (1, 'Manifest', 203, 217, False, False), (1, 'MaximumSOC', 169, 217, False, True), (1, 'MeterID', 241, 217, False, True), (1, 'MeterInfo', 243, 217, False, False), (1, 'MeterInfoRequested', 158, 217, False, True), (1, 'MeterSignature', 252, 217, False, True), (1, 'MeterStatus', 165, 217, False, True), (1, 'MeterTimestamp', 10, 217, False, True), (1, 'MgmtData', 47, 217, False, True), (1, 'MinimumSOC', 169, 217, False, True), (1, 'Modulus', 87, 217, False, True), (1, 'NotificationMaxDelay', 218, 217, False, True), (1, 'Object', 127, 217, False, False), (1, 'OccupancyCosts', 220, 217, False, False), (1, 'OverstayCosts', 220, 217, False, False), (1, 'P', 87, 217, False, True), (1, 'PGPData', 116, 217, False, False), (1, 'PGPKeyID', 114, 217, False, True), (1, 'PGPKeyPacket', 114, 217, False, True), (1, 'PgenCounter', 87, 217, False, True), (1, 'PresentSOC', 169, 217, False, True), (1, 'Q', 87, 217, False, True), (1, 'RSAKeyValue', 89, 217, False, False), (1, 'Receipt', 254, 217, False, False), (1, 'Reference', 33, 217, False, False), (1, 'RemainingTimeToMaximumSOC', 223, 217, False, True), (1, 'RemainingTimeToMinimumSOC', 223, 217, False, True), (1, 'RemainingTimeToTargetSOC', 223, 217, False, True), (1, 'ResponseCode', 140, 217, False, True), (1, 'RetrievalMethod', 92, 217, False, False), (1, 'RootCertificateID', 109, 217, False, False), (1, 'SPKIData', 122, 217, False, False), (1, 'SPKISexp', 114, 217, False, True), (1, 'Seed', 87, 217, False, True), (1, 'SessionID', 8, 217, False, True), (1, 'Signature', 12, 217, False, False), (1, 'SignatureMethod', 27, 217, False, False), (1, 'SignatureProperties', 207, 217, False, False), (1, 'SignatureProperty', 211, 217, False, False), (1, 'SignatureValue', 54, 217, False, False), (1, 'SignedInfo', 18, 217, False, False), (1, 'TargetSOC', 169, 217, False, True), (1, 'TaxCosts', 270, 217, False, False), (1, 'TaxRuleID', 273, 217, False, True), (1, 'TimeAnchor', 10, 217, False, True), (1, 'TimeStamp', 10, 217, False, True), (1, 'Transform', 43, 217, False, False), (1, 'Transforms', 40, 217, False, False), (1, 'Value', 165, 217, False, True), (1, 'X509CRL', 114, 217, False, True), (1, 'X509Certificate', 114, 217, False, True), (1, 'X509Data', 96, 217, False, False), (1, 'X509IssuerName', 47, 217, False, True), (1, 'X509IssuerSerial', 109, 217, False, False), (1, 'X509SKI', 114, 217, False, True), (1, 'X509SerialNumber', 112, 217, False, True), (1, 'X509SubjectName', 47, 217, False, True), (1, 'XPath', 47, 217, False, True), (1, 'Y', 87, 217, False, True), (4, None, None, 217, False, False), (5, None, None, -1, False, False),)),  # 217
+    (6, ((1, 'ACDP_ConnectReq', 1, 0, False, False, 5), (1, 'ACDP_ConnectRes', 134, 0, False, False, 5), (1, 'ACDP_DisconnectReq', 1, 0, False, False, 5), (1, 'ACDP_DisconnectRes', 134, 0, False, False, 5), (1, 'ACDP_SystemStatusReq', 146, 0, False, False, 5), (1, 'ACDP_SystemStatusRes', 173, 0, False, False, 5), (1, 'ACDP_VehiclePositioningReq', 187, 0, False, False, 5), (1, 'ACDP_VehiclePositioningRes', 191, 0, False, False, 5), (1, 'CLReqControlMode', 201, 0, False, False, 6), (1, 'CLResControlMode', 202, 0, False, False, 6), (1, 'CanonicalizationMethod', 24, 0, False, False, 4), (1, 'DSAKeyValue', 79, 0, False, False, 4), (1, 'DigestMethod', 49, 0, False, False, 4), (1, 'DigestValue', 52, 0, False, True, 4), (1, 'KeyInfo', 57, 0, False, False, 4), (1, 'KeyName', 47, 0, False, True, 4), (1, 'KeyValue', 75, 0, False, False, 4), (1, 'Manifest', 203, 0, False, False, 4), (1, 'MgmtData', 47, 0, False, True, 4), (1, 'Object', 127, 0, False, False, 4), (1, 'PGPData', 116, 0, False, False, 4), (1, 'RSAKeyValue', 89, 0, False, False, 4), (1, 'Reference', 33, 0, False, False, 4), (1, 'RetrievalMethod', 92, 0, False, False, 4), (1, 'SPKIData', 122, 0, False, False, 4), (1, 'Signature', 12, 0, False, False, 4), (1, 'SignatureMethod', 27, 0, False, False, 4), (1, 'SignatureProperties', 207, 0, False, False, 4), (1, 'SignatureProperty', 211, 0, False, False, 4), (1, 'SignatureValue', 54, 0, False, False, 4), (1, 'SignedInfo', 18, 0, False, False, 4), (1, 'Transform', 43, 0, False, False, 4), (1, 'Transforms', 40, 0, False, False, 4), (1, 'X509Data', 96, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 216
+    (8, ((1, 'ACDP_ConnectReq', 1, 217, False, False, 5), (1, 'ACDP_ConnectRes', 134, 217, False, False, 5), (1, 'ACDP_DisconnectReq', 1, 217, False, False, 5), (1, 'ACDP_DisconnectRes', 134, 217, False, False, 5), (1, 'ACDP_SystemStatusReq', 146, 217, False, False, 5), (1, 'ACDP_SystemStatusRes', 173, 217, False, False, 5), (1, 'ACDP_VehiclePositioningReq', 187, 217, False, False, 5), (1, 'ACDP_VehiclePositioningRes', 191, 217, False, False, 5), (1, 'AckMaxDelay', 218, 217, False, True, 6), (1, 'AdditionalServicesCosts', 220, 217, False, False, 6), (1, 'Amount', 160, 217, False, False, 6), (1, 'BPT_DischargedEnergyReadingWh', 10, 217, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 10, 217, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 217, False, False, 6), (1, 'CLReqControlMode', 201, 217, False, False, 6), (1, 'CLResControlMode', 202, 217, False, False, 6), (1, 'CanonicalizationMethod', 24, 217, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 10, 217, False, True, 6), (1, 'ChargedEnergyReadingWh', 10, 217, False, True, 6), (1, 'ChargingComplete', 158, 217, False, True, 6), (1, 'ContactWindowXc', 165, 217, False, True, 5), (1, 'ContactWindowYc', 165, 217, False, True, 5), (1, 'CostPerUnit', 160, 217, False, False, 6), (1, 'DSAKeyValue', 79, 217, False, False, 4), (1, 'DepartureTime', 223, 217, False, True, 6), (1, 'DigestMethod', 49, 217, False, False, 4), (1, 'DigestValue', 52, 217, False, True, 4), (1, 'DisplayParameters', 225, 217, False, False, 6), (1, 'EVAssociationStatus', 158, 217, False, True, 5), (1, 'EVCPStatus', 167, 217, False, True, 5), (1, 'EVElectricalChargingDeviceStatus', 132, 217, False, True, 5), (1, 'EVErrorCode', 171, 217, False, True, 5), (1, 'EVImmobilizationRequest', 158, 217, False, True, 5), (1, 'EVImmobilized', 158, 217, False, True, 5), (1, 'EVInChargePosition', 158, 217, False, True, 5), (1, 'EVMaximumEnergyRequest', 160, 217, False, False, 6), (1, 'EVMinimumEnergyRequest', 160, 217, False, False, 6), (1, 'EVMobilityStatus', 158, 217, False, True, 5), (1, 'EVPositioningSupport', 158, 217, False, True, 5), (1, 'EVReadyToCharge', 158, 217, False, True, 5), (1, 'EVRelativeXDeviation', 165, 217, False, True, 5), (1, 'EVRelativeYDeviation', 165, 217, False, True, 5), (1, 'EVSEDisabled', 158, 217, False, True, 5), (1, 'EVSEElectricalChargingDeviceStatus', 132, 217, False, True, 5), (1, 'EVSEEmergencyShutdown', 158, 217, False, True, 5), (1, 'EVSEIsolationStatus', 185, 217, False, True, 5), (1, 'EVSEMalfunction', 158, 217, False, True, 5), (1, 'EVSEMechanicalChargingDeviceStatus', 144, 217, False, True, 5), (1, 'EVSENotification', 236, 217, False, True, 6), (1, 'EVSEPositioningSupport', 158, 217, False, True, 5), (1, 'EVSEProcessing', 142, 217, False, True, 5), (1, 'EVSEReadyToCharge', 158, 217, False, True, 5), (1, 'EVSEStatus', 238, 217, False, False, 6), (1, 'EVSEUtilityInterruptEvent', 158, 217, False, True, 5), (1, 'EVSOC', 169, 217, False, True, 5), (1, 'EVTargetEnergyRequest', 160, 217, False, False, 6), (1, 'EVTechnicalStatus', 149, 217, False, False, 5), (1, 'EVTimeout', 158, 217, False, True, 5), (1, 'EVWLANStrength', 160, 217, False, False, 5), (1, 'EnergyCosts', 220, 217, False, False, 6), (1, 'Exponent', 87, 217, False, True, 4), (1, 'Exponent', 163, 217, False, True, 6), (1, 'G', 87, 217, False, True, 4), (1, 'HMACOutputLength', 31, 217, False, True, 4), (1, 'Header', 4, 217, False, False, 6), (1, 'InletHot', 158, 217, False, True, 6), (1, 'J', 87, 217, False, True, 4), (1, 'KeyInfo', 57, 217, False, False, 4), (1, 'KeyName', 47, 217, False, True, 4), (1, 'KeyValue', 75, 217, False, False, 4), (1, 'Manifest', 203, 217, False, False, 4), (1, 'MaximumSOC', 169, 217, False, True, 6), (1, 'MeterID', 241, 217, False, True, 6), (1, 'MeterInfo', 243, 217, False, False, 6), (1, 'MeterInfoRequested', 158, 217, False, True, 6), (1, 'MeterSignature', 252, 217, False, True, 6), (1, 'MeterStatus', 165, 217, False, True, 6), (1, 'MeterTimestamp', 10, 217, False, True, 6), (1, 'MgmtData', 47, 217, False, True, 4), (1, 'MinimumSOC', 169, 217, False, True, 6), (1, 'Modulus', 87, 217, False, True, 4), (1, 'NotificationMaxDelay', 218, 217, False, True, 6), (1, 'Object', 127, 217, False, False, 4), (1, 'OccupancyCosts', 220, 217, False, False, 6), (1, 'OverstayCosts', 220, 217, False, False, 6), (1, 'P', 87, 217, False, True, 4), (1, 'PGPData', 116, 217, False, False, 4), (1, 'PGPKeyID', 114, 217, False, True, 4), (1, 'PGPKeyPacket', 114, 217, False, True, 4), (1, 'PgenCounter', 87, 217, False, True, 4), (1, 'PresentSOC', 169, 217, False, True, 6), (1, 'Q', 87, 217, False, True, 4), (1, 'RSAKeyValue', 89, 217, False, False, 4), (1, 'Receipt', 254, 217, False, False, 6), (1, 'Reference', 33, 217, False, False, 4), (1, 'RemainingTimeToMaximumSOC', 223, 217, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 223, 217, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 217, False, True, 6), (1, 'ResponseCode', 140, 217, False, True, 6), (1, 'RetrievalMethod', 92, 217, False, False, 4), (1, 'RootCertificateID', 109, 217, False, False, 6), (1, 'SPKIData', 122, 217, False, False, 4), (1, 'SPKISexp', 114, 217, False, True, 4), (1, 'Seed', 87, 217, False, True, 4), (1, 'SessionID', 8, 217, False, True, 6), (1, 'Signature', 12, 217, False, False, 4), (1, 'SignatureMethod', 27, 217, False, False, 4), (1, 'SignatureProperties', 207, 217, False, False, 4), (1, 'SignatureProperty', 211, 217, False, False, 4), (1, 'SignatureValue', 54, 217, False, False, 4), (1, 'SignedInfo', 18, 217, False, False, 4), (1, 'TargetSOC', 169, 217, False, True, 6), (1, 'TaxCosts', 270, 217, False, False, 6), (1, 'TaxRuleID', 273, 217, False, True, 6), (1, 'TimeAnchor', 10, 217, False, True, 6), (1, 'TimeStamp', 10, 217, False, True, 6), (1, 'Transform', 43, 217, False, False, 4), (1, 'Transforms', 40, 217, False, False, 4), (1, 'Value', 165, 217, False, True, 6), (1, 'X509CRL', 114, 217, False, True, 4), (1, 'X509Certificate', 114, 217, False, True, 4), (1, 'X509Data', 96, 217, False, False, 4), (1, 'X509IssuerName', 47, 217, False, True, 4), (1, 'X509IssuerSerial', 109, 217, False, False, 4), (1, 'X509SKI', 114, 217, False, True, 4), (1, 'X509SerialNumber', 112, 217, False, True, 4), (1, 'X509SubjectName', 47, 217, False, True, 4), (1, 'XPath', 47, 217, False, True, 4), (1, 'Y', 87, 217, False, True, 4), (4, None, None, 217, False, False), (5, None, None, -1, False, False),)),  # 217
     (1, ((3, 'value', T16, 219, False, False),)),  # 218
     (1, ((2, None, None, -1, False, False),)),  # 219
-    (1, ((1, 'Amount', 160, 221, False, False),)),  # 220
-    (1, ((1, 'CostPerUnit', 160, 222, False, False),)),  # 221
+    (1, ((1, 'Amount', 160, 221, False, False, 6),)),  # 220
+    (1, ((1, 'CostPerUnit', 160, 222, False, False, 6),)),  # 221
     (1, ((2, None, None, -1, False, False),)),  # 222
     (1, ((3, 'value', T17, 224, False, False),)),  # 223
     (1, ((2, None, None, -1, False, False),)),  # 224
-    (4, ((1, 'PresentSOC', 169, 226, False, True), (1, 'MinimumSOC', 169, 227, False, True), (1, 'TargetSOC', 169, 228, False, True), (1, 'MaximumSOC', 169, 229, False, True), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 225
-    (4, ((1, 'MinimumSOC', 169, 227, False, True), (1, 'TargetSOC', 169, 228, False, True), (1, 'MaximumSOC', 169, 229, False, True), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 226
-    (4, ((1, 'TargetSOC', 169, 228, False, True), (1, 'MaximumSOC', 169, 229, False, True), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 227
-    (4, ((1, 'MaximumSOC', 169, 229, False, True), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 228
-    (3, ((1, 'RemainingTimeToMinimumSOC', 223, 230, False, True), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 229
-    (3, ((1, 'RemainingTimeToTargetSOC', 223, 231, False, True), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 230
-    (3, ((1, 'RemainingTimeToMaximumSOC', 223, 232, False, True), (1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 231
-    (3, ((1, 'ChargingComplete', 158, 233, False, True), (1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 232
-    (2, ((1, 'BatteryEnergyCapacity', 160, 234, False, False), (1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 233
-    (2, ((1, 'InletHot', 158, 235, False, True), (2, None, None, -1, False, False),)),  # 234
+    (4, ((1, 'PresentSOC', 169, 226, False, True, 6), (1, 'MinimumSOC', 169, 227, False, True, 6), (1, 'TargetSOC', 169, 228, False, True, 6), (1, 'MaximumSOC', 169, 229, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 225
+    (4, ((1, 'MinimumSOC', 169, 227, False, True, 6), (1, 'TargetSOC', 169, 228, False, True, 6), (1, 'MaximumSOC', 169, 229, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 226
+    (4, ((1, 'TargetSOC', 169, 228, False, True, 6), (1, 'MaximumSOC', 169, 229, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 227
+    (4, ((1, 'MaximumSOC', 169, 229, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 223, 230, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 228
+    (3, ((1, 'RemainingTimeToMinimumSOC', 223, 230, False, True, 6), (1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 229
+    (3, ((1, 'RemainingTimeToTargetSOC', 223, 231, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 230
+    (3, ((1, 'RemainingTimeToMaximumSOC', 223, 232, False, True, 6), (1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 231
+    (3, ((1, 'ChargingComplete', 158, 233, False, True, 6), (1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 232
+    (2, ((1, 'BatteryEnergyCapacity', 160, 234, False, False, 6), (1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 233
+    (2, ((1, 'InletHot', 158, 235, False, True, 6), (2, None, None, -1, False, False),)),  # 234
     (1, ((2, None, None, -1, False, False),)),  # 235
     (1, ((3, 'value', T18, 237, False, False),)),  # 236
     (1, ((2, None, None, -1, False, False),)),  # 237
-    (1, ((1, 'NotificationMaxDelay', 218, 239, False, True),)),  # 238
-    (1, ((1, 'EVSENotification', 236, 240, False, True),)),  # 239
+    (1, ((1, 'NotificationMaxDelay', 218, 239, False, True, 6),)),  # 238
+    (1, ((1, 'EVSENotification', 236, 240, False, True, 6),)),  # 239
     (1, ((2, None, None, -1, False, False),)),  # 240
     (1, ((3, 'value', T19, 242, False, False),)),  # 241
     (1, ((2, None, None, -1, False, False),)),  # 242
-    (1, ((1, 'MeterID', 241, 244, False, True),)),  # 243
-    (1, ((1, 'ChargedEnergyReadingWh', 10, 245, False, True),)),  # 244
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 10, 246, False, True), (1, 'CapacitiveEnergyReadingVARh', 10, 247, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True), (1, 'MeterSignature', 252, 249, False, True), (1, 'MeterStatus', 165, 250, False, True), (1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 245
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 10, 247, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True), (1, 'MeterSignature', 252, 249, False, True), (1, 'MeterStatus', 165, 250, False, True), (1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 246
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True), (1, 'MeterSignature', 252, 249, False, True), (1, 'MeterStatus', 165, 250, False, True), (1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 247
-    (3, ((1, 'MeterSignature', 252, 249, False, True), (1, 'MeterStatus', 165, 250, False, True), (1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 248
-    (2, ((1, 'MeterStatus', 165, 250, False, True), (1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 249
-    (2, ((1, 'MeterTimestamp', 10, 251, False, True), (2, None, None, -1, False, False),)),  # 250
+    (1, ((1, 'MeterID', 241, 244, False, True, 6),)),  # 243
+    (1, ((1, 'ChargedEnergyReadingWh', 10, 245, False, True, 6),)),  # 244
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 10, 246, False, True, 6), (1, 'CapacitiveEnergyReadingVARh', 10, 247, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True, 6), (1, 'MeterSignature', 252, 249, False, True, 6), (1, 'MeterStatus', 165, 250, False, True, 6), (1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 245
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 10, 247, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True, 6), (1, 'MeterSignature', 252, 249, False, True, 6), (1, 'MeterStatus', 165, 250, False, True, 6), (1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 246
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 10, 248, False, True, 6), (1, 'MeterSignature', 252, 249, False, True, 6), (1, 'MeterStatus', 165, 250, False, True, 6), (1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 247
+    (3, ((1, 'MeterSignature', 252, 249, False, True, 6), (1, 'MeterStatus', 165, 250, False, True, 6), (1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 248
+    (2, ((1, 'MeterStatus', 165, 250, False, True, 6), (1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 249
+    (2, ((1, 'MeterTimestamp', 10, 251, False, True, 6), (2, None, None, -1, False, False),)),  # 250
     (1, ((2, None, None, -1, False, False),)),  # 251
     (1, ((3, 'value', T20, 253, False, False),)),  # 252
     (1, ((2, None, None, -1, False, False),)),  # 253
-    (1, ((1, 'TimeAnchor', 10, 255, False, True),)),  # 254
-    (3, ((1, 'EnergyCosts', 220, 256, False, False), (1, 'OccupancyCosts', 220, 257, False, False), (1, 'AdditionalServicesCosts', 220, 258, False, False), (1, 'OverstayCosts', 220, 259, False, False), (1, 'TaxCosts', 270, 260, True, False), (2, None, None, -1, False, False),)),  # 255
-    (3, ((1, 'OccupancyCosts', 220, 257, False, False), (1, 'AdditionalServicesCosts', 220, 258, False, False), (1, 'OverstayCosts', 220, 259, False, False), (1, 'TaxCosts', 270, 260, True, False), (2, None, None, -1, False, False),)),  # 256
-    (3, ((1, 'AdditionalServicesCosts', 220, 258, False, False), (1, 'OverstayCosts', 220, 259, False, False), (1, 'TaxCosts', 270, 260, True, False), (2, None, None, -1, False, False),)),  # 257
-    (2, ((1, 'OverstayCosts', 220, 259, False, False), (1, 'TaxCosts', 270, 260, True, False), (2, None, None, -1, False, False),)),  # 258
-    _run(10, 2, ((1, 'TaxCosts', 270, '+', True, False), (2, None, None, -1, False, False),)),  # 259..268
+    (1, ((1, 'TimeAnchor', 10, 255, False, True, 6),)),  # 254
+    (3, ((1, 'EnergyCosts', 220, 256, False, False, 6), (1, 'OccupancyCosts', 220, 257, False, False, 6), (1, 'AdditionalServicesCosts', 220, 258, False, False, 6), (1, 'OverstayCosts', 220, 259, False, False, 6), (1, 'TaxCosts', 270, 260, True, False, 6), (2, None, None, -1, False, False),)),  # 255
+    (3, ((1, 'OccupancyCosts', 220, 257, False, False, 6), (1, 'AdditionalServicesCosts', 220, 258, False, False, 6), (1, 'OverstayCosts', 220, 259, False, False, 6), (1, 'TaxCosts', 270, 260, True, False, 6), (2, None, None, -1, False, False),)),  # 256
+    (3, ((1, 'AdditionalServicesCosts', 220, 258, False, False, 6), (1, 'OverstayCosts', 220, 259, False, False, 6), (1, 'TaxCosts', 270, 260, True, False, 6), (2, None, None, -1, False, False),)),  # 257
+    (2, ((1, 'OverstayCosts', 220, 259, False, False, 6), (1, 'TaxCosts', 270, 260, True, False, 6), (2, None, None, -1, False, False),)),  # 258
+    _run(10, 2, ((1, 'TaxCosts', 270, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 259..268
     (1, ((2, None, None, -1, False, False),)),  # 269
-    (1, ((1, 'TaxRuleID', 273, 271, False, True),)),  # 270
-    (1, ((1, 'Amount', 160, 272, False, False),)),  # 271
+    (1, ((1, 'TaxRuleID', 273, 271, False, True, 6),)),  # 270
+    (1, ((1, 'Amount', 160, 272, False, False, 6),)),  # 271
     (1, ((2, None, None, -1, False, False),)),  # 272
     (1, ((3, 'value', T21, 274, False, False),)),  # 273
     (1, ((2, None, None, -1, False, False),)),  # 274
-    (1, ((1, 'Header', 4, 276, False, False),)),  # 275
-    (2, ((1, 'DisplayParameters', 225, 277, False, False), (1, 'MeterInfoRequested', 158, 278, False, True),)),  # 276
-    (1, ((1, 'MeterInfoRequested', 158, 278, False, True),)),  # 277
+    (1, ((1, 'Header', 4, 276, False, False, 6),)),  # 275
+    (2, ((1, 'DisplayParameters', 225, 277, False, False, 6), (1, 'MeterInfoRequested', 158, 278, False, True, 6),)),  # 276
+    (1, ((1, 'MeterInfoRequested', 158, 278, False, True, 6),)),  # 277
     (1, ((2, None, None, -1, False, False),)),  # 278
-    (1, ((1, 'Header', 4, 280, False, False),)),  # 279
-    (1, ((1, 'ResponseCode', 140, 281, False, True),)),  # 280
-    (3, ((1, 'EVSEStatus', 238, 282, False, False), (1, 'MeterInfo', 243, 283, False, False), (1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 281
-    (2, ((1, 'MeterInfo', 243, 283, False, False), (1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 282
-    (2, ((1, 'Receipt', 254, 284, False, False), (2, None, None, -1, False, False),)),  # 283
+    (1, ((1, 'Header', 4, 280, False, False, 6),)),  # 279
+    (1, ((1, 'ResponseCode', 140, 281, False, True, 6),)),  # 280
+    (3, ((1, 'EVSEStatus', 238, 282, False, False, 6), (1, 'MeterInfo', 243, 283, False, False, 6), (1, 'Receipt', 254, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 281
+    (2, ((1, 'MeterInfo', 243, 283, False, False, 6), (1, 'Receipt', 254, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 282
+    (2, ((1, 'Receipt', 254, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 283
     (1, ((2, None, None, -1, False, False),)),  # 284
-    (1, ((1, 'Header', 4, 286, False, False),)),  # 285
+    (1, ((1, 'Header', 4, 286, False, False, 6),)),  # 285
     (1, ((2, None, None, -1, False, False),)),  # 286
-    (1, ((1, 'Header', 4, 288, False, False),)),  # 287
-    (1, ((1, 'ResponseCode', 140, 289, False, True),)),  # 288
+    (1, ((1, 'Header', 4, 288, False, False, 6),)),  # 287
+    (1, ((1, 'ResponseCode', 140, 289, False, True, 6),)),  # 288
     (1, ((2, None, None, -1, False, False),)),  # 289
-    (2, ((1, 'DepartureTime', 223, 291, False, True), (1, 'EVTargetEnergyRequest', 160, 292, False, False),)),  # 290
-    (1, ((1, 'EVTargetEnergyRequest', 160, 292, False, False),)),  # 291
-    (1, ((1, 'EVMaximumEnergyRequest', 160, 293, False, False),)),  # 292
-    (1, ((1, 'EVMinimumEnergyRequest', 160, 294, False, False),)),  # 293
+    (2, ((1, 'DepartureTime', 223, 291, False, True, 6), (1, 'EVTargetEnergyRequest', 160, 292, False, False, 6),)),  # 290
+    (1, ((1, 'EVTargetEnergyRequest', 160, 292, False, False, 6),)),  # 291
+    (1, ((1, 'EVMaximumEnergyRequest', 160, 293, False, False, 6),)),  # 292
+    (1, ((1, 'EVMinimumEnergyRequest', 160, 294, False, False, 6),)),  # 293
     (1, ((2, None, None, -1, False, False),)),  # 294
-    (3, ((1, 'DepartureTime', 223, 296, False, True), (1, 'MinimumSOC', 169, 297, False, True), (1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 295
-    (3, ((1, 'MinimumSOC', 169, 297, False, True), (1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 296
-    (2, ((1, 'TargetSOC', 169, 298, False, True), (1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 297
-    (2, ((1, 'AckMaxDelay', 218, 299, False, True), (2, None, None, -1, False, False),)),  # 298
+    (3, ((1, 'DepartureTime', 223, 296, False, True, 6), (1, 'MinimumSOC', 169, 297, False, True, 6), (1, 'TargetSOC', 169, 298, False, True, 6), (1, 'AckMaxDelay', 218, 299, False, True, 6), (2, None, None, -1, False, False),)),  # 295
+    (3, ((1, 'MinimumSOC', 169, 297, False, True, 6), (1, 'TargetSOC', 169, 298, False, True, 6), (1, 'AckMaxDelay', 218, 299, False, True, 6), (2, None, None, -1, False, False),)),  # 296
+    (2, ((1, 'TargetSOC', 169, 298, False, True, 6), (1, 'AckMaxDelay', 218, 299, False, True, 6), (2, None, None, -1, False, False),)),  # 297
+    (2, ((1, 'AckMaxDelay', 218, 299, False, True, 6), (2, None, None, -1, False, False),)),  # 298
     (1, ((2, None, None, -1, False, False),)),  # 299
-    (1, ((1, 'RootCertificateID', 109, 301, True, False),)),  # 300
-    _run(19, 2, ((1, 'RootCertificateID', 109, '+', True, False), (2, None, None, -1, False, False),)),  # 301..319
+    (1, ((1, 'RootCertificateID', 109, 301, True, False, 6),)),  # 300
+    _run(19, 2, ((1, 'RootCertificateID', 109, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 301..319
     (1, ((2, None, None, -1, False, False),)),  # 320
-    (3, ((1, 'EVTargetEnergyRequest', 160, 322, False, False), (1, 'EVMaximumEnergyRequest', 160, 323, False, False), (1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 321
-    (2, ((1, 'EVMaximumEnergyRequest', 160, 323, False, False), (1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 322
-    (2, ((1, 'EVMinimumEnergyRequest', 160, 324, False, False), (2, None, None, -1, False, False),)),  # 323
+    (3, ((1, 'EVTargetEnergyRequest', 160, 322, False, False, 6), (1, 'EVMaximumEnergyRequest', 160, 323, False, False, 6), (1, 'EVMinimumEnergyRequest', 160, 324, False, False, 6), (2, None, None, -1, False, False),)),  # 321
+    (2, ((1, 'EVMaximumEnergyRequest', 160, 323, False, False, 6), (1, 'EVMinimumEnergyRequest', 160, 324, False, False, 6), (2, None, None, -1, False, False),)),  # 322
+    (2, ((1, 'EVMinimumEnergyRequest', 160, 324, False, False, 6), (2, None, None, -1, False, False),)),  # 323
     (1, ((2, None, None, -1, False, False),)),  # 324
     (1, ((2, None, None, -1, False, False),)),  # 325
-    (1, ((1, 'Header', 4, 327, False, False),)),  # 326
+    (1, ((1, 'Header', 4, 327, False, False, 6),)),  # 326
     (1, ((2, None, None, -1, False, False),)),  # 327
-    (1, ((1, 'Header', 4, 329, False, False),)),  # 328
+    (1, ((1, 'Header', 4, 329, False, False, 6),)),  # 328
     (1, ((2, None, None, -1, False, False),)),  # 329
-    (1, ((1, 'Header', 4, 331, False, False),)),  # 330
-    (1, ((1, 'ResponseCode', 140, 332, False, True),)),  # 331
+    (1, ((1, 'Header', 4, 331, False, False, 6),)),  # 330
+    (1, ((1, 'ResponseCode', 140, 332, False, True, 6),)),  # 331
     (1, ((2, None, None, -1, False, False),)),  # 332
     (1, ((3, 'value', T22, 334, False, False),)),  # 333
     (1, ((2, None, None, -1, False, False),)),  # 334

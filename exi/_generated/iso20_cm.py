@@ -87,223 +87,223 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'Header', 6, 2, False, False),)),  # 1
-    (1, ((1, 'SelectedAuthorizationService', 134, 3, False, True),)),  # 2
-    (2, ((1, 'EIM_AReqAuthorizationMode', 136, 4, False, False), (1, 'PnC_AReqAuthorizationMode', 137, 5, False, False),)),  # 3
+    (1, ((1, 'Header', 6, 2, False, False, 6),)),  # 1
+    (1, ((1, 'SelectedAuthorizationService', 134, 3, False, True, 5),)),  # 2
+    (2, ((1, 'EIM_AReqAuthorizationMode', 136, 4, False, False, 5), (1, 'PnC_AReqAuthorizationMode', 137, 5, False, False, 5),)),  # 3
     (1, ((2, None, None, -1, False, False),)),  # 4
     (1, ((2, None, None, -1, False, False),)),  # 5
-    (1, ((1, 'SessionID', 10, 7, False, True),)),  # 6
-    (1, ((1, 'TimeStamp', 12, 8, False, True),)),  # 7
-    (2, ((1, 'Signature', 14, 9, False, False), (2, None, None, -1, False, False),)),  # 8
+    (1, ((1, 'SessionID', 10, 7, False, True, 6),)),  # 6
+    (1, ((1, 'TimeStamp', 12, 8, False, True, 6),)),  # 7
+    (2, ((1, 'Signature', 14, 9, False, False, 4), (2, None, None, -1, False, False),)),  # 8
     (1, ((2, None, None, -1, False, False),)),  # 9
     (1, ((3, 'value', T0, 11, False, False),)),  # 10
     (1, ((2, None, None, -1, False, False),)),  # 11
     (1, ((3, 'value', T1, 13, False, False),)),  # 12
     (1, ((2, None, None, -1, False, False),)),  # 13
-    (2, ((0, 'Id', T2, 15, False, False), (1, 'SignedInfo', 20, 16, False, False),)),  # 14
-    (1, ((1, 'SignedInfo', 20, 16, False, False),)),  # 15
-    (1, ((1, 'SignatureValue', 56, 17, False, False),)),  # 16
-    (2, ((1, 'KeyInfo', 59, 18, False, False), (1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 17
-    (2, ((1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 18
-    (2, ((1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 19
-    (2, ((0, 'Id', T2, 21, False, False), (1, 'CanonicalizationMethod', 26, 22, False, False),)),  # 20
-    (1, ((1, 'CanonicalizationMethod', 26, 22, False, False),)),  # 21
-    (1, ((1, 'SignatureMethod', 29, 23, False, False),)),  # 22
-    (1, ((1, 'Reference', 35, 24, True, False),)),  # 23
-    (2, ((1, 'Reference', 35, 25, True, False), (2, None, None, -1, False, False),)),  # 24
-    (2, ((1, 'Reference', 35, 25, True, False), (2, None, None, -1, False, False),)),  # 25
-    (1, ((0, 'Algorithm', T2, 27, False, False),)),  # 26
+    (2, ((0, 'Id', T2, 15, False, False, 0), (1, 'SignedInfo', 20, 16, False, False, 4),)),  # 14
+    (1, ((1, 'SignedInfo', 20, 16, False, False, 4),)),  # 15
+    (1, ((1, 'SignatureValue', 56, 17, False, False, 4),)),  # 16
+    (2, ((1, 'KeyInfo', 59, 18, False, False, 4), (1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 17
+    (2, ((1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 18
+    (2, ((1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 19
+    (2, ((0, 'Id', T2, 21, False, False, 0), (1, 'CanonicalizationMethod', 26, 22, False, False, 4),)),  # 20
+    (1, ((1, 'CanonicalizationMethod', 26, 22, False, False, 4),)),  # 21
+    (1, ((1, 'SignatureMethod', 29, 23, False, False, 4),)),  # 22
+    (1, ((1, 'Reference', 35, 24, True, False, 4),)),  # 23
+    (2, ((1, 'Reference', 35, 25, True, False, 4), (2, None, None, -1, False, False),)),  # 24
+    (2, ((1, 'Reference', 35, 25, True, False, 4), (2, None, None, -1, False, False),)),  # 25
+    (1, ((0, 'Algorithm', T2, 27, False, False, 0),)),  # 26
     (2, ((4, None, None, 28, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 27, False, False),)),  # 27
     (2, ((4, None, None, 28, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 28, False, False),)),  # 28
-    (1, ((0, 'Algorithm', T2, 30, False, False),)),  # 29
-    (3, ((1, 'HMACOutputLength', 33, 31, False, True), (4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 30, False, False),)),  # 30
+    (1, ((0, 'Algorithm', T2, 30, False, False, 0),)),  # 29
+    (3, ((1, 'HMACOutputLength', 33, 31, False, True, 4), (4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 30, False, False),)),  # 30
     (2, ((4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 31, False, False),)),  # 31
     (2, ((4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 32, False, False),)),  # 32
     (1, ((3, 'value', T3, 34, False, False),)),  # 33
     (1, ((2, None, None, -1, False, False),)),  # 34
-    (3, ((0, 'Id', T2, 36, False, False), (0, 'Type', T2, 37, False, False), (0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 35
-    (3, ((0, 'Type', T2, 37, False, False), (0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 36
-    (2, ((0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 37
-    (2, ((1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 38
-    (1, ((1, 'DigestMethod', 51, 40, False, False),)),  # 39
-    (1, ((1, 'DigestValue', 54, 41, False, True),)),  # 40
+    (3, ((0, 'Id', T2, 36, False, False, 0), (0, 'Type', T2, 37, False, False, 0), (0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 35
+    (3, ((0, 'Type', T2, 37, False, False, 0), (0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 36
+    (2, ((0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 37
+    (2, ((1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 38
+    (1, ((1, 'DigestMethod', 51, 40, False, False, 4),)),  # 39
+    (1, ((1, 'DigestValue', 54, 41, False, True, 4),)),  # 40
     (1, ((2, None, None, -1, False, False),)),  # 41
-    (1, ((1, 'Transform', 45, 43, True, False),)),  # 42
-    (2, ((1, 'Transform', 45, 44, True, False), (2, None, None, -1, False, False),)),  # 43
-    (2, ((1, 'Transform', 45, 44, True, False), (2, None, None, -1, False, False),)),  # 44
-    (1, ((0, 'Algorithm', T2, 46, False, False),)),  # 45
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 47, False, False),)),  # 47
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 48, False, False),)),  # 48
+    (1, ((1, 'Transform', 45, 43, True, False, 4),)),  # 42
+    (2, ((1, 'Transform', 45, 44, True, False, 4), (2, None, None, -1, False, False),)),  # 43
+    (2, ((1, 'Transform', 45, 44, True, False, 4), (2, None, None, -1, False, False),)),  # 44
+    (1, ((0, 'Algorithm', T2, 46, False, False, 0),)),  # 45
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 47, False, False),)),  # 47
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 48, False, False),)),  # 48
     (1, ((3, 'value', T2, 50, False, False),)),  # 49
     (1, ((2, None, None, -1, False, False),)),  # 50
-    (1, ((0, 'Algorithm', T2, 52, False, False),)),  # 51
+    (1, ((0, 'Algorithm', T2, 52, False, False, 0),)),  # 51
     (2, ((4, None, None, 53, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 52, False, False),)),  # 52
     (2, ((4, None, None, 53, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 53, False, False),)),  # 53
     (1, ((3, 'value', T4, 55, False, False),)),  # 54
     (1, ((2, None, None, -1, False, False),)),  # 55
-    (2, ((0, 'Id', T2, 57, False, False), (3, 'value', T4, 58, False, False),)),  # 56
+    (2, ((0, 'Id', T2, 57, False, False, 0), (3, 'value', T4, 58, False, False),)),  # 56
     (1, ((3, 'value', T4, 58, False, False),)),  # 57
     (1, ((2, None, None, -1, False, False),)),  # 58
-    (4, ((0, 'Id', T2, 60, False, False), (1, 'KeyName', 49, 61, True, True), (1, 'KeyValue', 77, 62, True, False), (1, 'RetrievalMethod', 94, 63, True, False), (1, 'X509Data', 98, 64, True, False), (1, 'PGPData', 118, 65, True, False), (1, 'SPKIData', 124, 66, True, False), (1, 'MgmtData', 49, 67, True, True), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 59
-    (4, ((1, 'KeyName', 49, 61, True, True), (1, 'KeyValue', 77, 62, True, False), (1, 'RetrievalMethod', 94, 63, True, False), (1, 'X509Data', 98, 64, True, False), (1, 'PGPData', 118, 65, True, False), (1, 'SPKIData', 124, 66, True, False), (1, 'MgmtData', 49, 67, True, True), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 60
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 75, False, False),)),  # 75
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 76, False, False),)),  # 76
-    (3, ((1, 'DSAKeyValue', 81, 78, False, False), (1, 'RSAKeyValue', 91, 79, False, False), (4, None, None, 80, False, False), (3, 'value', T2, 77, False, False),)),  # 77
+    (4, ((0, 'Id', T2, 60, False, False, 0), (1, 'KeyName', 49, 61, True, True, 4), (1, 'KeyValue', 77, 62, True, False, 4), (1, 'RetrievalMethod', 94, 63, True, False, 4), (1, 'X509Data', 98, 64, True, False, 4), (1, 'PGPData', 118, 65, True, False, 4), (1, 'SPKIData', 124, 66, True, False, 4), (1, 'MgmtData', 49, 67, True, True, 4), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 59
+    (4, ((1, 'KeyName', 49, 61, True, True, 4), (1, 'KeyValue', 77, 62, True, False, 4), (1, 'RetrievalMethod', 94, 63, True, False, 4), (1, 'X509Data', 98, 64, True, False, 4), (1, 'PGPData', 118, 65, True, False, 4), (1, 'SPKIData', 124, 66, True, False, 4), (1, 'MgmtData', 49, 67, True, True, 4), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 60
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 75, False, False),)),  # 75
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 76, False, False),)),  # 76
+    (3, ((1, 'DSAKeyValue', 81, 78, False, False, 4), (1, 'RSAKeyValue', 91, 79, False, False, 4), (4, None, None, 80, False, False), (3, 'value', T2, 77, False, False),)),  # 77
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 78, False, False),)),  # 78
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 79, False, False),)),  # 79
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 80, False, False),)),  # 80
-    (2, ((1, 'P', 89, 82, False, True), (1, 'G', 89, 83, False, True), (1, 'Y', 89, 84, False, True),)),  # 81
-    (1, ((1, 'Q', 89, 88, False, True),)),  # 82
-    (1, ((1, 'Y', 89, 84, False, True),)),  # 83
-    (2, ((1, 'J', 89, 85, False, True), (1, 'Seed', 89, 86, False, True), (2, None, None, -1, False, False),)),  # 84
-    (2, ((1, 'Seed', 89, 86, False, True), (2, None, None, -1, False, False),)),  # 85
-    (1, ((1, 'PgenCounter', 89, 87, False, True),)),  # 86
+    (2, ((1, 'P', 89, 82, False, True, 4), (1, 'G', 89, 83, False, True, 4), (1, 'Y', 89, 84, False, True, 4),)),  # 81
+    (1, ((1, 'Q', 89, 88, False, True, 4),)),  # 82
+    (1, ((1, 'Y', 89, 84, False, True, 4),)),  # 83
+    (2, ((1, 'J', 89, 85, False, True, 4), (1, 'Seed', 89, 86, False, True, 4), (2, None, None, -1, False, False),)),  # 84
+    (2, ((1, 'Seed', 89, 86, False, True, 4), (2, None, None, -1, False, False),)),  # 85
+    (1, ((1, 'PgenCounter', 89, 87, False, True, 4),)),  # 86
     (1, ((2, None, None, -1, False, False),)),  # 87
-    (2, ((1, 'G', 89, 83, False, True), (1, 'Y', 89, 84, False, True),)),  # 88
+    (2, ((1, 'G', 89, 83, False, True, 4), (1, 'Y', 89, 84, False, True, 4),)),  # 88
     (1, ((3, 'value', T4, 90, False, False),)),  # 89
     (1, ((2, None, None, -1, False, False),)),  # 90
-    (1, ((1, 'Modulus', 89, 92, False, True),)),  # 91
-    (1, ((1, 'Exponent', 89, 93, False, True),)),  # 92
+    (1, ((1, 'Modulus', 89, 92, False, True, 4),)),  # 91
+    (1, ((1, 'Exponent', 89, 93, False, True, 4),)),  # 92
     (1, ((2, None, None, -1, False, False),)),  # 93
-    (3, ((0, 'Type', T2, 95, False, False), (0, 'URI', T2, 96, False, False), (1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 94
-    (2, ((0, 'URI', T2, 96, False, False), (1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 95
-    (2, ((1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 96
+    (3, ((0, 'Type', T2, 95, False, False, 0), (0, 'URI', T2, 96, False, False, 0), (1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 94
+    (2, ((0, 'URI', T2, 96, False, False, 0), (1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 95
+    (2, ((1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 96
     (1, ((2, None, None, -1, False, False),)),  # 97
-    (3, ((1, 'X509IssuerSerial', 111, 99, True, False), (1, 'X509SKI', 116, 100, True, True), (1, 'X509SubjectName', 49, 101, True, True), (1, 'X509Certificate', 116, 102, True, True), (1, 'X509CRL', 116, 103, True, True), (4, None, None, 104, True, False),)),  # 98
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 99
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 100
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 101
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 102
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 103
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 104
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 105
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 106
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 107
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 108
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 109
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 110
-    (1, ((1, 'X509IssuerName', 49, 112, False, True),)),  # 111
-    (1, ((1, 'X509SerialNumber', 114, 113, False, True),)),  # 112
+    (3, ((1, 'X509IssuerSerial', 111, 99, True, False, 4), (1, 'X509SKI', 116, 100, True, True, 4), (1, 'X509SubjectName', 49, 101, True, True, 4), (1, 'X509Certificate', 116, 102, True, True, 4), (1, 'X509CRL', 116, 103, True, True, 4), (4, None, None, 104, True, False),)),  # 98
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 99
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 100
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 101
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 102
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 103
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 104
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 105
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 106
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 107
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 108
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 109
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 110
+    (1, ((1, 'X509IssuerName', 49, 112, False, True, 4),)),  # 111
+    (1, ((1, 'X509SerialNumber', 114, 113, False, True, 4),)),  # 112
     (1, ((2, None, None, -1, False, False),)),  # 113
     (1, ((3, 'value', T3, 115, False, False),)),  # 114
     (1, ((2, None, None, -1, False, False),)),  # 115
     (1, ((3, 'value', T4, 117, False, False),)),  # 116
     (1, ((2, None, None, -1, False, False),)),  # 117
-    (2, ((1, 'PGPKeyID', 116, 119, False, True), (1, 'PGPKeyPacket', 116, 120, False, True),)),  # 118
-    (2, ((1, 'PGPKeyPacket', 116, 122, False, True), (4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 119
+    (2, ((1, 'PGPKeyID', 116, 119, False, True, 4), (1, 'PGPKeyPacket', 116, 120, False, True, 4),)),  # 118
+    (2, ((1, 'PGPKeyPacket', 116, 122, False, True, 4), (4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 119
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 120
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 121
     (2, ((4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 122
     (2, ((4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 123
-    (1, ((1, 'SPKISexp', 116, 125, True, True),)),  # 124
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (2, None, None, -1, False, False),)),  # 126
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (4, None, None, 128, True, False), (2, None, None, -1, False, False),)),  # 127
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (2, None, None, -1, False, False),)),  # 128
-    (3, ((0, 'Encoding', T2, 130, False, False), (0, 'Id', T2, 131, False, False), (0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 129
-    (3, ((0, 'Id', T2, 131, False, False), (0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 130
-    (3, ((0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 131
+    (1, ((1, 'SPKISexp', 116, 125, True, True, 4),)),  # 124
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (2, None, None, -1, False, False),)),  # 126
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (4, None, None, 128, True, False), (2, None, None, -1, False, False),)),  # 127
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (2, None, None, -1, False, False),)),  # 128
+    (3, ((0, 'Encoding', T2, 130, False, False, 0), (0, 'Id', T2, 131, False, False, 0), (0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 129
+    (3, ((0, 'Id', T2, 131, False, False, 0), (0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 130
+    (3, ((0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 131
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 132
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 133, False, False),)),  # 133
     (1, ((3, 'value', T5, 135, False, False),)),  # 134
     (1, ((2, None, None, -1, False, False),)),  # 135
     (1, ((2, None, None, -1, False, False),)),  # 136
-    (1, ((0, 'Id', T2, 138, False, False),)),  # 137
-    (1, ((1, 'GenChallenge', 141, 139, False, True),)),  # 138
-    (1, ((1, 'ContractCertificateChain', 143, 140, False, False),)),  # 139
+    (1, ((0, 'Id', T2, 138, False, False, 5),)),  # 137
+    (1, ((1, 'GenChallenge', 141, 139, False, True, 5),)),  # 138
+    (1, ((1, 'ContractCertificateChain', 143, 140, False, False, 5),)),  # 139
     (1, ((2, None, None, -1, False, False),)),  # 140
     (1, ((3, 'value', T6, 142, False, False),)),  # 141
     (1, ((2, None, None, -1, False, False),)),  # 142
-    (1, ((1, 'Certificate', 146, 144, False, True),)),  # 143
-    (1, ((1, 'SubCertificates', 148, 145, False, False),)),  # 144
+    (1, ((1, 'Certificate', 146, 144, False, True, 5),)),  # 143
+    (1, ((1, 'SubCertificates', 148, 145, False, False, 5),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
     (1, ((3, 'value', T7, 147, False, False),)),  # 146
     (1, ((2, None, None, -1, False, False),)),  # 147
-    (1, ((1, 'Certificate', 146, 149, True, True),)),  # 148
-    (2, ((1, 'Certificate', 146, 150, True, True), (2, None, None, -1, False, False),)),  # 149
-    (2, ((1, 'Certificate', 146, 151, True, True), (2, None, None, -1, False, False),)),  # 150
+    (1, ((1, 'Certificate', 146, 149, True, True, 5),)),  # 148
+    (2, ((1, 'Certificate', 146, 150, True, True, 5), (2, None, None, -1, False, False),)),  # 149
+    (2, ((1, 'Certificate', 146, 151, True, True, 5), (2, None, None, -1, False, False),)),  # 150
     (1, ((2, None, None, -1, False, False),)),  # 151
-    (1, ((1, 'Header', 6, 153, False, False),)),  # 152
-    (1, ((1, 'ResponseCode', 156, 154, False, True),)),  # 153
-    (1, ((1, 'EVSEProcessing', 158, 155, False, True),)),  # 154
+    (1, ((1, 'Header', 6, 153, False, False, 6),)),  # 152
+    (1, ((1, 'ResponseCode', 156, 154, False, True, 6),)),  # 153
+    (1, ((1, 'EVSEProcessing', 158, 155, False, True, 5),)),  # 154
     (1, ((2, None, None, -1, False, False),)),  # 155
     (1, ((3, 'value', T8, 157, False, False),)),  # 156
     (1, ((2, None, None, -1, False, False),)),  # 157
     (1, ((3, 'value', T9, 159, False, False),)),  # 158
     (1, ((2, None, None, -1, False, False),)),  # 159
-    (1, ((1, 'Header', 6, 161, False, False),)),  # 160
+    (1, ((1, 'Header', 6, 161, False, False, 6),)),  # 160
     (1, ((2, None, None, -1, False, False),)),  # 161
-    (1, ((1, 'Header', 6, 163, False, False),)),  # 162
-    (1, ((1, 'ResponseCode', 156, 164, False, True),)),  # 163
-    (1, ((1, 'AuthorizationServices', 134, 165, True, True),)),  # 164
-    (2, ((1, 'AuthorizationServices', 134, 166, True, True), (1, 'CertificateInstallationService', 170, 167, False, True),)),  # 165
-    (1, ((1, 'CertificateInstallationService', 170, 167, False, True),)),  # 166
-    (2, ((1, 'EIM_ASResAuthorizationMode', 172, 168, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 169, False, False),)),  # 167
+    (1, ((1, 'Header', 6, 163, False, False, 6),)),  # 162
+    (1, ((1, 'ResponseCode', 156, 164, False, True, 6),)),  # 163
+    (1, ((1, 'AuthorizationServices', 134, 165, True, True, 5),)),  # 164
+    (2, ((1, 'AuthorizationServices', 134, 166, True, True, 5), (1, 'CertificateInstallationService', 170, 167, False, True, 5),)),  # 165
+    (1, ((1, 'CertificateInstallationService', 170, 167, False, True, 5),)),  # 166
+    (2, ((1, 'EIM_ASResAuthorizationMode', 172, 168, False, False, 5), (1, 'PnC_ASResAuthorizationMode', 173, 169, False, False, 5),)),  # 167
     (1, ((2, None, None, -1, False, False),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
     (1, ((3, 'value', T10, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
     (1, ((2, None, None, -1, False, False),)),  # 172
-    (1, ((1, 'GenChallenge', 141, 174, False, True),)),  # 173
-    (2, ((1, 'SupportedProviders', 176, 175, False, False), (2, None, None, -1, False, False),)),  # 174
+    (1, ((1, 'GenChallenge', 141, 174, False, True, 5),)),  # 173
+    (2, ((1, 'SupportedProviders', 176, 175, False, False, 5), (2, None, None, -1, False, False),)),  # 174
     (1, ((2, None, None, -1, False, False),)),  # 175
-    (1, ((1, 'ProviderID', 305, 177, True, True),)),  # 176
-    _run(127, 2, ((1, 'ProviderID', 305, '+', True, True), (2, None, None, -1, False, False),)),  # 177..303
+    (1, ((1, 'ProviderID', 305, 177, True, True, 5),)),  # 176
+    _run(127, 2, ((1, 'ProviderID', 305, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 177..303
     (1, ((2, None, None, -1, False, False),)),  # 304
     (1, ((3, 'value', T11, 306, False, False),)),  # 305
     (1, ((2, None, None, -1, False, False),)),  # 306
     (1, ((2, None, None, -1, False, False),)),  # 307
     (1, ((2, None, None, -1, False, False),)),  # 308
-    (1, ((1, 'Header', 6, 310, False, False),)),  # 309
-    (1, ((1, 'OEMProvisioningCertificateChain', 315, 311, False, False),)),  # 310
-    (1, ((1, 'ListOfRootCertificateIDs', 319, 312, False, False),)),  # 311
-    (1, ((1, 'MaximumContractCertificateChains', 340, 313, False, True),)),  # 312
-    (2, ((1, 'PrioritizedEMAIDs', 342, 314, False, False), (2, None, None, -1, False, False),)),  # 313
+    (1, ((1, 'Header', 6, 310, False, False, 6),)),  # 309
+    (1, ((1, 'OEMProvisioningCertificateChain', 315, 311, False, False, 5),)),  # 310
+    (1, ((1, 'ListOfRootCertificateIDs', 319, 312, False, False, 5),)),  # 311
+    (1, ((1, 'MaximumContractCertificateChains', 340, 313, False, True, 5),)),  # 312
+    (2, ((1, 'PrioritizedEMAIDs', 342, 314, False, False, 5), (2, None, None, -1, False, False),)),  # 313
     (1, ((2, None, None, -1, False, False),)),  # 314
-    (1, ((0, 'Id', T2, 316, False, False),)),  # 315
-    (1, ((1, 'Certificate', 146, 317, False, True),)),  # 316
-    (2, ((1, 'SubCertificates', 148, 318, False, False), (2, None, None, -1, False, False),)),  # 317
+    (1, ((0, 'Id', T2, 316, False, False, 5),)),  # 315
+    (1, ((1, 'Certificate', 146, 317, False, True, 5),)),  # 316
+    (2, ((1, 'SubCertificates', 148, 318, False, False, 5), (2, None, None, -1, False, False),)),  # 317
     (1, ((2, None, None, -1, False, False),)),  # 318
-    (1, ((1, 'RootCertificateID', 111, 320, True, False),)),  # 319
-    _run(19, 2, ((1, 'RootCertificateID', 111, '+', True, False), (2, None, None, -1, False, False),)),  # 320..338
+    (1, ((1, 'RootCertificateID', 111, 320, True, False, 6),)),  # 319
+    _run(19, 2, ((1, 'RootCertificateID', 111, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 320..338
     (1, ((2, None, None, -1, False, False),)),  # 339
     (1, ((3, 'value', T12, 341, False, False),)),  # 340
     (1, ((2, None, None, -1, False, False),)),  # 341
-    (1, ((1, 'EMAID', 351, 343, True, True),)),  # 342
-    _run(7, 2, ((1, 'EMAID', 351, '+', True, True), (2, None, None, -1, False, False),)),  # 343..349
+    (1, ((1, 'EMAID', 351, 343, True, True, 5),)),  # 342
+    _run(7, 2, ((1, 'EMAID', 351, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 343..349
     (1, ((2, None, None, -1, False, False),)),  # 350
     (1, ((3, 'value', T13, 352, False, False),)),  # 351
     (1, ((2, None, None, -1, False, False),)),  # 352
-    (1, ((1, 'Header', 6, 354, False, False),)),  # 353
-    (1, ((1, 'ResponseCode', 156, 355, False, True),)),  # 354
-    (1, ((1, 'EVSEProcessing', 158, 356, False, True),)),  # 355
-    (1, ((1, 'CPSCertificateChain', 360, 357, False, False),)),  # 356
-    (1, ((1, 'SignedInstallationData', 363, 358, False, False),)),  # 357
-    (1, ((1, 'RemainingContractCertificateChains', 340, 359, False, True),)),  # 358
+    (1, ((1, 'Header', 6, 354, False, False, 6),)),  # 353
+    (1, ((1, 'ResponseCode', 156, 355, False, True, 6),)),  # 354
+    (1, ((1, 'EVSEProcessing', 158, 356, False, True, 5),)),  # 355
+    (1, ((1, 'CPSCertificateChain', 360, 357, False, False, 5),)),  # 356
+    (1, ((1, 'SignedInstallationData', 363, 358, False, False, 5),)),  # 357
+    (1, ((1, 'RemainingContractCertificateChains', 340, 359, False, True, 5),)),  # 358
     (1, ((2, None, None, -1, False, False),)),  # 359
-    (1, ((1, 'Certificate', 146, 361, False, True),)),  # 360
-    (2, ((1, 'SubCertificates', 148, 362, False, False), (2, None, None, -1, False, False),)),  # 361
+    (1, ((1, 'Certificate', 146, 361, False, True, 5),)),  # 360
+    (2, ((1, 'SubCertificates', 148, 362, False, False, 5), (2, None, None, -1, False, False),)),  # 361
     (1, ((2, None, None, -1, False, False),)),  # 362
-    (1, ((0, 'Id', T2, 364, False, False),)),  # 363
-    (1, ((1, 'ContractCertificateChain', 143, 365, False, False),)),  # 364
-    (1, ((1, 'ECDHCurve', 371, 366, False, True),)),  # 365
-    (1, ((1, 'DHPublicKey', 373, 367, False, True),)),  # 366
-    (2, ((1, 'SECP521_EncryptedPrivateKey', 375, 368, False, True), (1, 'X448_EncryptedPrivateKey', 377, 369, False, True), (1, 'TPM_EncryptedPrivateKey', 379, 370, False, True),)),  # 367
+    (1, ((0, 'Id', T2, 364, False, False, 5),)),  # 363
+    (1, ((1, 'ContractCertificateChain', 143, 365, False, False, 5),)),  # 364
+    (1, ((1, 'ECDHCurve', 371, 366, False, True, 5),)),  # 365
+    (1, ((1, 'DHPublicKey', 373, 367, False, True, 5),)),  # 366
+    (2, ((1, 'SECP521_EncryptedPrivateKey', 375, 368, False, True, 5), (1, 'X448_EncryptedPrivateKey', 377, 369, False, True, 5), (1, 'TPM_EncryptedPrivateKey', 379, 370, False, True, 5),)),  # 367
     (1, ((2, None, None, -1, False, False),)),  # 368
     (1, ((2, None, None, -1, False, False),)),  # 369
     (1, ((2, None, None, -1, False, False),)),  # 370
@@ -317,28 +317,28 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 378
     (1, ((3, 'value', T18, 380, False, False),)),  # 379
     (1, ((2, None, None, -1, False, False),)),  # 380
-    (2, ((0, 'Id', T2, 382, False, False), (1, 'Reference', 35, 383, True, False),)),  # 381
-    (1, ((1, 'Reference', 35, 383, True, False),)),  # 382
-    (2, ((1, 'Reference', 35, 384, True, False), (2, None, None, -1, False, False),)),  # 383
-    (2, ((1, 'Reference', 35, 384, True, False), (2, None, None, -1, False, False),)),  # 384
-    (1, ((1, 'Header', 6, 386, False, False),)),  # 385
-    (1, ((1, 'SignedMeteringData', 388, 387, False, False),)),  # 386
+    (2, ((0, 'Id', T2, 382, False, False, 0), (1, 'Reference', 35, 383, True, False, 4),)),  # 381
+    (1, ((1, 'Reference', 35, 383, True, False, 4),)),  # 382
+    (2, ((1, 'Reference', 35, 384, True, False, 4), (2, None, None, -1, False, False),)),  # 383
+    (2, ((1, 'Reference', 35, 384, True, False, 4), (2, None, None, -1, False, False),)),  # 384
+    (1, ((1, 'Header', 6, 386, False, False, 6),)),  # 385
+    (1, ((1, 'SignedMeteringData', 388, 387, False, False, 5),)),  # 386
     (1, ((2, None, None, -1, False, False),)),  # 387
-    (1, ((0, 'Id', T2, 389, False, False),)),  # 388
-    (1, ((1, 'SessionID', 10, 390, False, True),)),  # 389
-    (1, ((1, 'MeterInfo', 395, 391, False, False),)),  # 390
-    (2, ((1, 'Receipt', 410, 392, False, False), (1, 'Dynamic_SMDTControlMode', 439, 393, False, False), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False),)),  # 391
-    (2, ((1, 'Dynamic_SMDTControlMode', 439, 393, False, False), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False),)),  # 392
+    (1, ((0, 'Id', T2, 389, False, False, 5),)),  # 388
+    (1, ((1, 'SessionID', 10, 390, False, True, 5),)),  # 389
+    (1, ((1, 'MeterInfo', 395, 391, False, False, 5),)),  # 390
+    (2, ((1, 'Receipt', 410, 392, False, False, 5), (1, 'Dynamic_SMDTControlMode', 439, 393, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False, 5),)),  # 391
+    (2, ((1, 'Dynamic_SMDTControlMode', 439, 393, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False, 5),)),  # 392
     (1, ((2, None, None, -1, False, False),)),  # 393
     (1, ((2, None, None, -1, False, False),)),  # 394
-    (1, ((1, 'MeterID', 404, 396, False, True),)),  # 395
-    (1, ((1, 'ChargedEnergyReadingWh', 12, 397, False, True),)),  # 396
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 12, 398, False, True), (1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 397
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 398
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 399
-    (3, ((1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 400
-    (2, ((1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 401
-    (2, ((1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 402
+    (1, ((1, 'MeterID', 404, 396, False, True, 6),)),  # 395
+    (1, ((1, 'ChargedEnergyReadingWh', 12, 397, False, True, 6),)),  # 396
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 12, 398, False, True, 6), (1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 397
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 398
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 399
+    (3, ((1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 400
+    (2, ((1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 401
+    (2, ((1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 402
     (1, ((2, None, None, -1, False, False),)),  # 403
     (1, ((3, 'value', T19, 405, False, False),)),  # 404
     (1, ((2, None, None, -1, False, False),)),  # 405
@@ -346,252 +346,252 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 407
     (1, ((3, 'value', T21, 409, False, False),)),  # 408
     (1, ((2, None, None, -1, False, False),)),  # 409
-    (1, ((1, 'TimeAnchor', 12, 411, False, True),)),  # 410
-    (3, ((1, 'EnergyCosts', 426, 412, False, False), (1, 'OccupancyCosts', 426, 413, False, False), (1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 411
-    (3, ((1, 'OccupancyCosts', 426, 413, False, False), (1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 412
-    (3, ((1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 413
-    (2, ((1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 414
-    _run(10, 2, ((1, 'TaxCosts', 434, '+', True, False), (2, None, None, -1, False, False),)),  # 415..424
+    (1, ((1, 'TimeAnchor', 12, 411, False, True, 6),)),  # 410
+    (3, ((1, 'EnergyCosts', 426, 412, False, False, 6), (1, 'OccupancyCosts', 426, 413, False, False, 6), (1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 411
+    (3, ((1, 'OccupancyCosts', 426, 413, False, False, 6), (1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 412
+    (3, ((1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 413
+    (2, ((1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 414
+    _run(10, 2, ((1, 'TaxCosts', 434, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 415..424
     (1, ((2, None, None, -1, False, False),)),  # 425
-    (1, ((1, 'Amount', 429, 427, False, False),)),  # 426
-    (1, ((1, 'CostPerUnit', 429, 428, False, False),)),  # 427
+    (1, ((1, 'Amount', 429, 427, False, False, 6),)),  # 426
+    (1, ((1, 'CostPerUnit', 429, 428, False, False, 6),)),  # 427
     (1, ((2, None, None, -1, False, False),)),  # 428
-    (1, ((1, 'Exponent', 432, 430, False, True),)),  # 429
-    (1, ((1, 'Value', 408, 431, False, True),)),  # 430
+    (1, ((1, 'Exponent', 432, 430, False, True, 6),)),  # 429
+    (1, ((1, 'Value', 408, 431, False, True, 6),)),  # 430
     (1, ((2, None, None, -1, False, False),)),  # 431
     (1, ((3, 'value', T22, 433, False, False),)),  # 432
     (1, ((2, None, None, -1, False, False),)),  # 433
-    (1, ((1, 'TaxRuleID', 437, 435, False, True),)),  # 434
-    (1, ((1, 'Amount', 429, 436, False, False),)),  # 435
+    (1, ((1, 'TaxRuleID', 437, 435, False, True, 6),)),  # 434
+    (1, ((1, 'Amount', 429, 436, False, False, 6),)),  # 435
     (1, ((2, None, None, -1, False, False),)),  # 436
     (1, ((3, 'value', T23, 438, False, False),)),  # 437
     (1, ((2, None, None, -1, False, False),)),  # 438
     (1, ((2, None, None, -1, False, False),)),  # 439
-    (1, ((1, 'SelectedScheduleTupleID', 437, 441, False, True),)),  # 440
+    (1, ((1, 'SelectedScheduleTupleID', 437, 441, False, True, 5),)),  # 440
     (1, ((2, None, None, -1, False, False),)),  # 441
-    (1, ((1, 'Header', 6, 443, False, False),)),  # 442
-    (1, ((1, 'ResponseCode', 156, 444, False, True),)),  # 443
+    (1, ((1, 'Header', 6, 443, False, False, 6),)),  # 442
+    (1, ((1, 'ResponseCode', 156, 444, False, True, 6),)),  # 443
     (1, ((2, None, None, -1, False, False),)),  # 444
-    (1, ((1, 'Header', 6, 446, False, False),)),  # 445
-    (1, ((1, 'EVProcessing', 158, 447, False, True),)),  # 446
-    (1, ((1, 'ChargeProgress', 451, 448, False, True),)),  # 447
-    (2, ((1, 'EVPowerProfile', 453, 449, False, False), (1, 'BPT_ChannelSelection', 2520, 450, False, True), (2, None, None, -1, False, False),)),  # 448
-    (2, ((1, 'BPT_ChannelSelection', 2520, 450, False, True), (2, None, None, -1, False, False),)),  # 449
+    (1, ((1, 'Header', 6, 446, False, False, 6),)),  # 445
+    (1, ((1, 'EVProcessing', 158, 447, False, True, 5),)),  # 446
+    (1, ((1, 'ChargeProgress', 451, 448, False, True, 5),)),  # 447
+    (2, ((1, 'EVPowerProfile', 453, 449, False, False, 5), (1, 'BPT_ChannelSelection', 2520, 450, False, True, 5), (2, None, None, -1, False, False),)),  # 448
+    (2, ((1, 'BPT_ChannelSelection', 2520, 450, False, True, 5), (2, None, None, -1, False, False),)),  # 449
     (1, ((2, None, None, -1, False, False),)),  # 450
     (1, ((3, 'value', T24, 452, False, False),)),  # 451
     (1, ((2, None, None, -1, False, False),)),  # 452
-    (1, ((1, 'TimeAnchor', 12, 454, False, True),)),  # 453
-    (2, ((1, 'Dynamic_EVPPTControlMode', 458, 455, False, False), (1, 'Scheduled_EVPPTControlMode', 459, 456, False, False),)),  # 454
-    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False),)),  # 455
-    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False),)),  # 456
+    (1, ((1, 'TimeAnchor', 12, 454, False, True, 5),)),  # 453
+    (2, ((1, 'Dynamic_EVPPTControlMode', 458, 455, False, False, 5), (1, 'Scheduled_EVPPTControlMode', 459, 456, False, False, 5),)),  # 454
+    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False, 5),)),  # 455
+    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False, 5),)),  # 456
     (1, ((2, None, None, -1, False, False),)),  # 457
     (1, ((2, None, None, -1, False, False),)),  # 458
-    (1, ((1, 'SelectedScheduleTupleID', 437, 460, False, True),)),  # 459
-    (2, ((1, 'PowerToleranceAcceptance', 462, 461, False, True), (2, None, None, -1, False, False),)),  # 460
+    (1, ((1, 'SelectedScheduleTupleID', 437, 460, False, True, 5),)),  # 459
+    (2, ((1, 'PowerToleranceAcceptance', 462, 461, False, True, 5), (2, None, None, -1, False, False),)),  # 460
     (1, ((2, None, None, -1, False, False),)),  # 461
     (1, ((3, 'value', T25, 463, False, False),)),  # 462
     (1, ((2, None, None, -1, False, False),)),  # 463
-    (1, ((1, 'EVPowerProfileEntry', 2513, 465, True, False),)),  # 464
-    _run(2047, 2, ((1, 'EVPowerProfileEntry', 2513, '+', True, False), (2, None, None, -1, False, False),)),  # 465..2511
+    (1, ((1, 'EVPowerProfileEntry', 2513, 465, True, False, 5),)),  # 464
+    _run(2047, 2, ((1, 'EVPowerProfileEntry', 2513, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 465..2511
     (1, ((2, None, None, -1, False, False),)),  # 2512
-    (1, ((1, 'Duration', 2518, 2514, False, True),)),  # 2513
-    (1, ((1, 'Power', 429, 2515, False, False),)),  # 2514
-    (2, ((1, 'Power_L2', 429, 2516, False, False), (1, 'Power_L3', 429, 2517, False, False), (2, None, None, -1, False, False),)),  # 2515
-    (2, ((1, 'Power_L3', 429, 2517, False, False), (2, None, None, -1, False, False),)),  # 2516
+    (1, ((1, 'Duration', 2518, 2514, False, True, 5),)),  # 2513
+    (1, ((1, 'Power', 429, 2515, False, False, 5),)),  # 2514
+    (2, ((1, 'Power_L2', 429, 2516, False, False, 5), (1, 'Power_L3', 429, 2517, False, False, 5), (2, None, None, -1, False, False),)),  # 2515
+    (2, ((1, 'Power_L3', 429, 2517, False, False, 5), (2, None, None, -1, False, False),)),  # 2516
     (1, ((2, None, None, -1, False, False),)),  # 2517
     (1, ((3, 'value', T26, 2519, False, False),)),  # 2518
     (1, ((2, None, None, -1, False, False),)),  # 2519
     (1, ((3, 'value', T27, 2521, False, False),)),  # 2520
     (1, ((2, None, None, -1, False, False),)),  # 2521
-    (1, ((1, 'Header', 6, 2523, False, False),)),  # 2522
-    (1, ((1, 'ResponseCode', 156, 2524, False, True),)),  # 2523
-    (2, ((1, 'EVSEStatus', 2526, 2525, False, False), (2, None, None, -1, False, False),)),  # 2524
+    (1, ((1, 'Header', 6, 2523, False, False, 6),)),  # 2522
+    (1, ((1, 'ResponseCode', 156, 2524, False, True, 6),)),  # 2523
+    (2, ((1, 'EVSEStatus', 2526, 2525, False, False, 5), (2, None, None, -1, False, False),)),  # 2524
     (1, ((2, None, None, -1, False, False),)),  # 2525
-    (1, ((1, 'NotificationMaxDelay', 2529, 2527, False, True),)),  # 2526
-    (1, ((1, 'EVSENotification', 2531, 2528, False, True),)),  # 2527
+    (1, ((1, 'NotificationMaxDelay', 2529, 2527, False, True, 6),)),  # 2526
+    (1, ((1, 'EVSENotification', 2531, 2528, False, True, 6),)),  # 2527
     (1, ((2, None, None, -1, False, False),)),  # 2528
     (1, ((3, 'value', T28, 2530, False, False),)),  # 2529
     (1, ((2, None, None, -1, False, False),)),  # 2530
     (1, ((3, 'value', T29, 2532, False, False),)),  # 2531
     (1, ((2, None, None, -1, False, False),)),  # 2532
-    (1, ((1, 'Header', 6, 2534, False, False),)),  # 2533
-    (1, ((1, 'MaximumSupportingPoints', 2538, 2535, False, True),)),  # 2534
-    (2, ((1, 'Dynamic_SEReqControlMode', 2540, 2536, False, False), (1, 'Scheduled_SEReqControlMode', 2551, 2537, False, False),)),  # 2535
+    (1, ((1, 'Header', 6, 2534, False, False, 6),)),  # 2533
+    (1, ((1, 'MaximumSupportingPoints', 2538, 2535, False, True, 5),)),  # 2534
+    (2, ((1, 'Dynamic_SEReqControlMode', 2540, 2536, False, False, 5), (1, 'Scheduled_SEReqControlMode', 2551, 2537, False, False, 5),)),  # 2535
     (1, ((2, None, None, -1, False, False),)),  # 2536
     (1, ((2, None, None, -1, False, False),)),  # 2537
     (1, ((3, 'value', T30, 2539, False, False),)),  # 2538
     (1, ((2, None, None, -1, False, False),)),  # 2539
-    (1, ((1, 'DepartureTime', 2518, 2541, False, True),)),  # 2540
-    (2, ((1, 'MinimumSOC', 2549, 2542, False, True), (1, 'TargetSOC', 2549, 2543, False, True), (1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2541
-    (2, ((1, 'TargetSOC', 2549, 2543, False, True), (1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2542
-    (1, ((1, 'EVTargetEnergyRequest', 429, 2544, False, False),)),  # 2543
-    (1, ((1, 'EVMaximumEnergyRequest', 429, 2545, False, False),)),  # 2544
-    (1, ((1, 'EVMinimumEnergyRequest', 429, 2546, False, False),)),  # 2545
-    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 2547, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False), (2, None, None, -1, False, False),)),  # 2546
-    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False), (2, None, None, -1, False, False),)),  # 2547
+    (1, ((1, 'DepartureTime', 2518, 2541, False, True, 5),)),  # 2540
+    (2, ((1, 'MinimumSOC', 2549, 2542, False, True, 5), (1, 'TargetSOC', 2549, 2543, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 2544, False, False, 5),)),  # 2541
+    (2, ((1, 'TargetSOC', 2549, 2543, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 2544, False, False, 5),)),  # 2542
+    (1, ((1, 'EVTargetEnergyRequest', 429, 2544, False, False, 5),)),  # 2543
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 2545, False, False, 5),)),  # 2544
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 2546, False, False, 5),)),  # 2545
+    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 2547, False, False, 5), (1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False, 5), (2, None, None, -1, False, False),)),  # 2546
+    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 2548, False, False, 5), (2, None, None, -1, False, False),)),  # 2547
     (1, ((2, None, None, -1, False, False),)),  # 2548
     (1, ((3, 'value', T31, 2550, False, False),)),  # 2549
     (1, ((2, None, None, -1, False, False),)),  # 2550
-    (3, ((1, 'DepartureTime', 2518, 2552, False, True), (1, 'EVTargetEnergyRequest', 429, 2553, False, False), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2551
-    (3, ((1, 'EVTargetEnergyRequest', 429, 2553, False, False), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2552
-    (3, ((1, 'EVMaximumEnergyRequest', 429, 2554, False, False), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2553
-    (2, ((1, 'EVMinimumEnergyRequest', 429, 2555, False, False), (1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2554
-    (2, ((1, 'EVEnergyOffer', 2557, 2556, False, False), (2, None, None, -1, False, False),)),  # 2555
+    (3, ((1, 'DepartureTime', 2518, 2552, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 2553, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False, 5), (1, 'EVEnergyOffer', 2557, 2556, False, False, 5), (2, None, None, -1, False, False),)),  # 2551
+    (3, ((1, 'EVTargetEnergyRequest', 429, 2553, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 2554, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False, 5), (1, 'EVEnergyOffer', 2557, 2556, False, False, 5), (2, None, None, -1, False, False),)),  # 2552
+    (3, ((1, 'EVMaximumEnergyRequest', 429, 2554, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 2555, False, False, 5), (1, 'EVEnergyOffer', 2557, 2556, False, False, 5), (2, None, None, -1, False, False),)),  # 2553
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 2555, False, False, 5), (1, 'EVEnergyOffer', 2557, 2556, False, False, 5), (2, None, None, -1, False, False),)),  # 2554
+    (2, ((1, 'EVEnergyOffer', 2557, 2556, False, False, 5), (2, None, None, -1, False, False),)),  # 2555
     (1, ((2, None, None, -1, False, False),)),  # 2556
-    (1, ((1, 'EVPowerSchedule', 2560, 2558, False, False),)),  # 2557
-    (1, ((1, 'EVAbsolutePriceSchedule', 3591, 2559, False, False),)),  # 2558
+    (1, ((1, 'EVPowerSchedule', 2560, 2558, False, False, 5),)),  # 2557
+    (1, ((1, 'EVAbsolutePriceSchedule', 3591, 2559, False, False, 5),)),  # 2558
     (1, ((2, None, None, -1, False, False),)),  # 2559
-    (1, ((1, 'TimeAnchor', 12, 2561, False, True),)),  # 2560
-    (1, ((1, 'EVPowerScheduleEntries', 2563, 2562, False, False),)),  # 2561
+    (1, ((1, 'TimeAnchor', 12, 2561, False, True, 5),)),  # 2560
+    (1, ((1, 'EVPowerScheduleEntries', 2563, 2562, False, False, 5),)),  # 2561
     (1, ((2, None, None, -1, False, False),)),  # 2562
-    (1, ((1, 'EVPowerScheduleEntry', 3588, 2564, True, False),)),  # 2563
-    _run(1023, 2, ((1, 'EVPowerScheduleEntry', 3588, '+', True, False), (2, None, None, -1, False, False),)),  # 2564..3586
+    (1, ((1, 'EVPowerScheduleEntry', 3588, 2564, True, False, 5),)),  # 2563
+    _run(1023, 2, ((1, 'EVPowerScheduleEntry', 3588, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 2564..3586
     (1, ((2, None, None, -1, False, False),)),  # 3587
-    (1, ((1, 'Duration', 2518, 3589, False, True),)),  # 3588
-    (1, ((1, 'Power', 429, 3590, False, False),)),  # 3589
+    (1, ((1, 'Duration', 2518, 3589, False, True, 5),)),  # 3588
+    (1, ((1, 'Power', 429, 3590, False, False, 5),)),  # 3589
     (1, ((2, None, None, -1, False, False),)),  # 3590
-    (1, ((1, 'TimeAnchor', 12, 3592, False, True),)),  # 3591
-    (1, ((1, 'Currency', 3596, 3593, False, True),)),  # 3592
-    (1, ((1, 'PriceAlgorithm', 351, 3594, False, True),)),  # 3593
-    (1, ((1, 'EVPriceRuleStacks', 3598, 3595, False, False),)),  # 3594
+    (1, ((1, 'TimeAnchor', 12, 3592, False, True, 5),)),  # 3591
+    (1, ((1, 'Currency', 3596, 3593, False, True, 5),)),  # 3592
+    (1, ((1, 'PriceAlgorithm', 351, 3594, False, True, 5),)),  # 3593
+    (1, ((1, 'EVPriceRuleStacks', 3598, 3595, False, False, 5),)),  # 3594
     (1, ((2, None, None, -1, False, False),)),  # 3595
     (1, ((3, 'value', T32, 3597, False, False),)),  # 3596
     (1, ((2, None, None, -1, False, False),)),  # 3597
-    (1, ((1, 'EVPriceRuleStack', 4623, 3599, True, False),)),  # 3598
-    _run(1023, 2, ((1, 'EVPriceRuleStack', 4623, '+', True, False), (2, None, None, -1, False, False),)),  # 3599..4621
+    (1, ((1, 'EVPriceRuleStack', 4623, 3599, True, False, 5),)),  # 3598
+    _run(1023, 2, ((1, 'EVPriceRuleStack', 4623, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 3599..4621
     (1, ((2, None, None, -1, False, False),)),  # 4622
-    (1, ((1, 'Duration', 2518, 4624, False, True),)),  # 4623
-    (1, ((1, 'EVPriceRule', 4633, 4625, True, False),)),  # 4624
-    _run(7, 2, ((1, 'EVPriceRule', 4633, '+', True, False), (2, None, None, -1, False, False),)),  # 4625..4631
+    (1, ((1, 'Duration', 2518, 4624, False, True, 5),)),  # 4623
+    (1, ((1, 'EVPriceRule', 4633, 4625, True, False, 5),)),  # 4624
+    _run(7, 2, ((1, 'EVPriceRule', 4633, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 4625..4631
     (1, ((2, None, None, -1, False, False),)),  # 4632
-    (1, ((1, 'EnergyFee', 429, 4634, False, False),)),  # 4633
-    (1, ((1, 'PowerRangeStart', 429, 4635, False, False),)),  # 4634
+    (1, ((1, 'EnergyFee', 429, 4634, False, False, 5),)),  # 4633
+    (1, ((1, 'PowerRangeStart', 429, 4635, False, False, 5),)),  # 4634
     (1, ((2, None, None, -1, False, False),)),  # 4635
-    (1, ((1, 'Header', 6, 4637, False, False),)),  # 4636
-    (1, ((1, 'ResponseCode', 156, 4638, False, True),)),  # 4637
-    (1, ((1, 'EVSEProcessing', 158, 4639, False, True),)),  # 4638
-    (2, ((1, 'GoToPause', 170, 4640, False, True), (1, 'Dynamic_SEResControlMode', 4643, 4641, False, False), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False),)),  # 4639
-    (2, ((1, 'Dynamic_SEResControlMode', 4643, 4641, False, False), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False),)),  # 4640
+    (1, ((1, 'Header', 6, 4637, False, False, 6),)),  # 4636
+    (1, ((1, 'ResponseCode', 156, 4638, False, True, 6),)),  # 4637
+    (1, ((1, 'EVSEProcessing', 158, 4639, False, True, 5),)),  # 4638
+    (2, ((1, 'GoToPause', 170, 4640, False, True, 5), (1, 'Dynamic_SEResControlMode', 4643, 4641, False, False, 5), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False, 5),)),  # 4639
+    (2, ((1, 'Dynamic_SEResControlMode', 4643, 4641, False, False, 5), (1, 'Scheduled_SEResControlMode', 6786, 4642, False, False, 5),)),  # 4640
     (1, ((2, None, None, -1, False, False),)),  # 4641
     (1, ((2, None, None, -1, False, False),)),  # 4642
-    (3, ((1, 'DepartureTime', 2518, 4644, False, True), (1, 'MinimumSOC', 2549, 4645, False, True), (1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4643
-    (3, ((1, 'MinimumSOC', 2549, 4645, False, True), (1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4644
-    (3, ((1, 'TargetSOC', 2549, 4646, False, True), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4645
-    (2, ((1, 'AbsolutePriceSchedule', 4649, 4647, False, False), (1, 'PriceLevelSchedule', 5751, 4648, False, False), (2, None, None, -1, False, False),)),  # 4646
+    (3, ((1, 'DepartureTime', 2518, 4644, False, True, 5), (1, 'MinimumSOC', 2549, 4645, False, True, 5), (1, 'TargetSOC', 2549, 4646, False, True, 5), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False, 5), (1, 'PriceLevelSchedule', 5751, 4648, False, False, 5), (2, None, None, -1, False, False),)),  # 4643
+    (3, ((1, 'MinimumSOC', 2549, 4645, False, True, 5), (1, 'TargetSOC', 2549, 4646, False, True, 5), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False, 5), (1, 'PriceLevelSchedule', 5751, 4648, False, False, 5), (2, None, None, -1, False, False),)),  # 4644
+    (3, ((1, 'TargetSOC', 2549, 4646, False, True, 5), (1, 'AbsolutePriceSchedule', 4649, 4647, False, False, 5), (1, 'PriceLevelSchedule', 5751, 4648, False, False, 5), (2, None, None, -1, False, False),)),  # 4645
+    (2, ((1, 'AbsolutePriceSchedule', 4649, 4647, False, False, 5), (1, 'PriceLevelSchedule', 5751, 4648, False, False, 5), (2, None, None, -1, False, False),)),  # 4646
     (1, ((2, None, None, -1, False, False),)),  # 4647
     (1, ((2, None, None, -1, False, False),)),  # 4648
-    (2, ((0, 'Id', T2, 4650, False, False), (1, 'TimeAnchor', 12, 4651, False, True),)),  # 4649
-    (1, ((1, 'TimeAnchor', 12, 4651, False, True),)),  # 4650
-    (1, ((1, 'PriceScheduleID', 437, 4652, False, True),)),  # 4651
-    (2, ((1, 'PriceScheduleDescription', 4663, 4653, False, True), (1, 'Currency', 3596, 4654, False, True),)),  # 4652
-    (1, ((1, 'Currency', 3596, 4654, False, True),)),  # 4653
-    (1, ((1, 'Language', 4665, 4655, False, True),)),  # 4654
-    (1, ((1, 'PriceAlgorithm', 351, 4656, False, True),)),  # 4655
-    (3, ((1, 'MinimumCost', 429, 4657, False, False), (1, 'MaximumCost', 429, 4658, False, False), (1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4656
-    (2, ((1, 'MaximumCost', 429, 4658, False, False), (1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4657
-    (2, ((1, 'TaxRules', 4667, 4659, False, False), (1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4658
-    (1, ((1, 'PriceRuleStacks', 4687, 4660, False, False),)),  # 4659
-    (2, ((1, 'OverstayRules', 5729, 4661, False, False), (1, 'AdditionalSelectedServices', 5742, 4662, False, False), (2, None, None, -1, False, False),)),  # 4660
-    (2, ((1, 'AdditionalSelectedServices', 5742, 4662, False, False), (2, None, None, -1, False, False),)),  # 4661
+    (2, ((0, 'Id', T2, 4650, False, False, 5), (1, 'TimeAnchor', 12, 4651, False, True, 5),)),  # 4649
+    (1, ((1, 'TimeAnchor', 12, 4651, False, True, 5),)),  # 4650
+    (1, ((1, 'PriceScheduleID', 437, 4652, False, True, 5),)),  # 4651
+    (2, ((1, 'PriceScheduleDescription', 4663, 4653, False, True, 5), (1, 'Currency', 3596, 4654, False, True, 5),)),  # 4652
+    (1, ((1, 'Currency', 3596, 4654, False, True, 5),)),  # 4653
+    (1, ((1, 'Language', 4665, 4655, False, True, 5),)),  # 4654
+    (1, ((1, 'PriceAlgorithm', 351, 4656, False, True, 5),)),  # 4655
+    (3, ((1, 'MinimumCost', 429, 4657, False, False, 5), (1, 'MaximumCost', 429, 4658, False, False, 5), (1, 'TaxRules', 4667, 4659, False, False, 5), (1, 'PriceRuleStacks', 4687, 4660, False, False, 5),)),  # 4656
+    (2, ((1, 'MaximumCost', 429, 4658, False, False, 5), (1, 'TaxRules', 4667, 4659, False, False, 5), (1, 'PriceRuleStacks', 4687, 4660, False, False, 5),)),  # 4657
+    (2, ((1, 'TaxRules', 4667, 4659, False, False, 5), (1, 'PriceRuleStacks', 4687, 4660, False, False, 5),)),  # 4658
+    (1, ((1, 'PriceRuleStacks', 4687, 4660, False, False, 5),)),  # 4659
+    (2, ((1, 'OverstayRules', 5729, 4661, False, False, 5), (1, 'AdditionalSelectedServices', 5742, 4662, False, False, 5), (2, None, None, -1, False, False),)),  # 4660
+    (2, ((1, 'AdditionalSelectedServices', 5742, 4662, False, False, 5), (2, None, None, -1, False, False),)),  # 4661
     (1, ((2, None, None, -1, False, False),)),  # 4662
     (1, ((3, 'value', T33, 4664, False, False),)),  # 4663
     (1, ((2, None, None, -1, False, False),)),  # 4664
     (1, ((3, 'value', T32, 4666, False, False),)),  # 4665
     (1, ((2, None, None, -1, False, False),)),  # 4666
-    (1, ((1, 'TaxRule', 4678, 4668, True, False),)),  # 4667
-    _run(9, 2, ((1, 'TaxRule', 4678, '+', True, False), (2, None, None, -1, False, False),)),  # 4668..4676
+    (1, ((1, 'TaxRule', 4678, 4668, True, False, 5),)),  # 4667
+    _run(9, 2, ((1, 'TaxRule', 4678, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 4668..4676
     (1, ((2, None, None, -1, False, False),)),  # 4677
-    (1, ((1, 'TaxRuleID', 437, 4679, False, True),)),  # 4678
-    (2, ((1, 'TaxRuleName', 305, 4680, False, True), (1, 'TaxRate', 429, 4681, False, False),)),  # 4679
-    (1, ((1, 'TaxRate', 429, 4681, False, False),)),  # 4680
-    (2, ((1, 'TaxIncludedInPrice', 170, 4682, False, True), (1, 'AppliesToEnergyFee', 170, 4683, False, True),)),  # 4681
-    (1, ((1, 'AppliesToEnergyFee', 170, 4683, False, True),)),  # 4682
-    (1, ((1, 'AppliesToParkingFee', 170, 4684, False, True),)),  # 4683
-    (1, ((1, 'AppliesToOverstayFee', 170, 4685, False, True),)),  # 4684
-    (1, ((1, 'AppliesMinimumMaximumCost', 170, 4686, False, True),)),  # 4685
+    (1, ((1, 'TaxRuleID', 437, 4679, False, True, 5),)),  # 4678
+    (2, ((1, 'TaxRuleName', 305, 4680, False, True, 5), (1, 'TaxRate', 429, 4681, False, False, 5),)),  # 4679
+    (1, ((1, 'TaxRate', 429, 4681, False, False, 5),)),  # 4680
+    (2, ((1, 'TaxIncludedInPrice', 170, 4682, False, True, 5), (1, 'AppliesToEnergyFee', 170, 4683, False, True, 5),)),  # 4681
+    (1, ((1, 'AppliesToEnergyFee', 170, 4683, False, True, 5),)),  # 4682
+    (1, ((1, 'AppliesToParkingFee', 170, 4684, False, True, 5),)),  # 4683
+    (1, ((1, 'AppliesToOverstayFee', 170, 4685, False, True, 5),)),  # 4684
+    (1, ((1, 'AppliesMinimumMaximumCost', 170, 4686, False, True, 5),)),  # 4685
     (1, ((2, None, None, -1, False, False),)),  # 4686
-    (1, ((1, 'PriceRuleStack', 5712, 4688, True, False),)),  # 4687
-    _run(1023, 2, ((1, 'PriceRuleStack', 5712, '+', True, False), (2, None, None, -1, False, False),)),  # 4688..5710
+    (1, ((1, 'PriceRuleStack', 5712, 4688, True, False, 5),)),  # 4687
+    _run(1023, 2, ((1, 'PriceRuleStack', 5712, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 4688..5710
     (1, ((2, None, None, -1, False, False),)),  # 5711
-    (1, ((1, 'Duration', 2518, 5713, False, True),)),  # 5712
-    (1, ((1, 'PriceRule', 5722, 5714, True, False),)),  # 5713
-    _run(7, 2, ((1, 'PriceRule', 5722, '+', True, False), (2, None, None, -1, False, False),)),  # 5714..5720
+    (1, ((1, 'Duration', 2518, 5713, False, True, 5),)),  # 5712
+    (1, ((1, 'PriceRule', 5722, 5714, True, False, 5),)),  # 5713
+    _run(7, 2, ((1, 'PriceRule', 5722, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 5714..5720
     (1, ((2, None, None, -1, False, False),)),  # 5721
-    (1, ((1, 'EnergyFee', 429, 5723, False, False),)),  # 5722
-    (3, ((1, 'ParkingFee', 429, 5724, False, False), (1, 'ParkingFeePeriod', 2518, 5725, False, True), (1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5723
-    (3, ((1, 'ParkingFeePeriod', 2518, 5725, False, True), (1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5724
-    (2, ((1, 'CarbonDioxideEmission', 2529, 5726, False, True), (1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5725
-    (2, ((1, 'RenewableGenerationPercentage', 340, 5727, False, True), (1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5726
-    (1, ((1, 'PowerRangeStart', 429, 5728, False, False),)),  # 5727
+    (1, ((1, 'EnergyFee', 429, 5723, False, False, 5),)),  # 5722
+    (3, ((1, 'ParkingFee', 429, 5724, False, False, 5), (1, 'ParkingFeePeriod', 2518, 5725, False, True, 5), (1, 'CarbonDioxideEmission', 2529, 5726, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 5727, False, True, 5), (1, 'PowerRangeStart', 429, 5728, False, False, 5),)),  # 5723
+    (3, ((1, 'ParkingFeePeriod', 2518, 5725, False, True, 5), (1, 'CarbonDioxideEmission', 2529, 5726, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 5727, False, True, 5), (1, 'PowerRangeStart', 429, 5728, False, False, 5),)),  # 5724
+    (2, ((1, 'CarbonDioxideEmission', 2529, 5726, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 5727, False, True, 5), (1, 'PowerRangeStart', 429, 5728, False, False, 5),)),  # 5725
+    (2, ((1, 'RenewableGenerationPercentage', 340, 5727, False, True, 5), (1, 'PowerRangeStart', 429, 5728, False, False, 5),)),  # 5726
+    (1, ((1, 'PowerRangeStart', 429, 5728, False, False, 5),)),  # 5727
     (1, ((2, None, None, -1, False, False),)),  # 5728
-    (2, ((1, 'OverstayTimeThreshold', 2518, 5730, False, True), (1, 'OverstayPowerThreshold', 429, 5731, False, False), (1, 'OverstayRule', 5737, 5732, True, False),)),  # 5729
-    (2, ((1, 'OverstayPowerThreshold', 429, 5731, False, False), (1, 'OverstayRule', 5737, 5732, True, False),)),  # 5730
-    (1, ((1, 'OverstayRule', 5737, 5732, True, False),)),  # 5731
-    _run(4, 2, ((1, 'OverstayRule', 5737, '+', True, False), (2, None, None, -1, False, False),)),  # 5732..5735
+    (2, ((1, 'OverstayTimeThreshold', 2518, 5730, False, True, 5), (1, 'OverstayPowerThreshold', 429, 5731, False, False, 5), (1, 'OverstayRule', 5737, 5732, True, False, 5),)),  # 5729
+    (2, ((1, 'OverstayPowerThreshold', 429, 5731, False, False, 5), (1, 'OverstayRule', 5737, 5732, True, False, 5),)),  # 5730
+    (1, ((1, 'OverstayRule', 5737, 5732, True, False, 5),)),  # 5731
+    _run(4, 2, ((1, 'OverstayRule', 5737, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 5732..5735
     (1, ((2, None, None, -1, False, False),)),  # 5736
-    (2, ((1, 'OverstayRuleDescription', 4663, 5738, False, True), (1, 'StartTime', 2518, 5739, False, True),)),  # 5737
-    (1, ((1, 'StartTime', 2518, 5739, False, True),)),  # 5738
-    (1, ((1, 'OverstayFee', 429, 5740, False, False),)),  # 5739
-    (1, ((1, 'OverstayFeePeriod', 2518, 5741, False, True),)),  # 5740
+    (2, ((1, 'OverstayRuleDescription', 4663, 5738, False, True, 5), (1, 'StartTime', 2518, 5739, False, True, 5),)),  # 5737
+    (1, ((1, 'StartTime', 2518, 5739, False, True, 5),)),  # 5738
+    (1, ((1, 'OverstayFee', 429, 5740, False, False, 5),)),  # 5739
+    (1, ((1, 'OverstayFeePeriod', 2518, 5741, False, True, 5),)),  # 5740
     (1, ((2, None, None, -1, False, False),)),  # 5741
-    (1, ((1, 'AdditionalService', 5748, 5743, True, False),)),  # 5742
-    _run(4, 2, ((1, 'AdditionalService', 5748, '+', True, False), (2, None, None, -1, False, False),)),  # 5743..5746
+    (1, ((1, 'AdditionalService', 5748, 5743, True, False, 5),)),  # 5742
+    _run(4, 2, ((1, 'AdditionalService', 5748, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 5743..5746
     (1, ((2, None, None, -1, False, False),)),  # 5747
-    (1, ((1, 'ServiceName', 305, 5749, False, True),)),  # 5748
-    (1, ((1, 'ServiceFee', 429, 5750, False, False),)),  # 5749
+    (1, ((1, 'ServiceName', 305, 5749, False, True, 5),)),  # 5748
+    (1, ((1, 'ServiceFee', 429, 5750, False, False, 5),)),  # 5749
     (1, ((2, None, None, -1, False, False),)),  # 5750
-    (2, ((0, 'Id', T2, 5752, False, False), (1, 'TimeAnchor', 12, 5753, False, True),)),  # 5751
-    (1, ((1, 'TimeAnchor', 12, 5753, False, True),)),  # 5752
-    (1, ((1, 'PriceScheduleID', 437, 5754, False, True),)),  # 5753
-    (2, ((1, 'PriceScheduleDescription', 4663, 5755, False, True), (1, 'NumberOfPriceLevels', 340, 5756, False, True),)),  # 5754
-    (1, ((1, 'NumberOfPriceLevels', 340, 5756, False, True),)),  # 5755
-    (1, ((1, 'PriceLevelScheduleEntries', 5758, 5757, False, False),)),  # 5756
+    (2, ((0, 'Id', T2, 5752, False, False, 5), (1, 'TimeAnchor', 12, 5753, False, True, 5),)),  # 5751
+    (1, ((1, 'TimeAnchor', 12, 5753, False, True, 5),)),  # 5752
+    (1, ((1, 'PriceScheduleID', 437, 5754, False, True, 5),)),  # 5753
+    (2, ((1, 'PriceScheduleDescription', 4663, 5755, False, True, 5), (1, 'NumberOfPriceLevels', 340, 5756, False, True, 5),)),  # 5754
+    (1, ((1, 'NumberOfPriceLevels', 340, 5756, False, True, 5),)),  # 5755
+    (1, ((1, 'PriceLevelScheduleEntries', 5758, 5757, False, False, 5),)),  # 5756
     (1, ((2, None, None, -1, False, False),)),  # 5757
-    (1, ((1, 'PriceLevelScheduleEntry', 6783, 5759, True, False),)),  # 5758
-    _run(1023, 2, ((1, 'PriceLevelScheduleEntry', 6783, '+', True, False), (2, None, None, -1, False, False),)),  # 5759..6781
+    (1, ((1, 'PriceLevelScheduleEntry', 6783, 5759, True, False, 5),)),  # 5758
+    _run(1023, 2, ((1, 'PriceLevelScheduleEntry', 6783, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 5759..6781
     (1, ((2, None, None, -1, False, False),)),  # 6782
-    (1, ((1, 'Duration', 2518, 6784, False, True),)),  # 6783
-    (1, ((1, 'PriceLevel', 340, 6785, False, True),)),  # 6784
+    (1, ((1, 'Duration', 2518, 6784, False, True, 5),)),  # 6783
+    (1, ((1, 'PriceLevel', 340, 6785, False, True, 5),)),  # 6784
     (1, ((2, None, None, -1, False, False),)),  # 6785
-    (1, ((1, 'ScheduleTuple', 6790, 6787, True, False),)),  # 6786
-    (2, ((1, 'ScheduleTuple', 6790, 6788, True, False), (2, None, None, -1, False, False),)),  # 6787
-    (2, ((1, 'ScheduleTuple', 6790, 6789, True, False), (2, None, None, -1, False, False),)),  # 6788
+    (1, ((1, 'ScheduleTuple', 6790, 6787, True, False, 5),)),  # 6786
+    (2, ((1, 'ScheduleTuple', 6790, 6788, True, False, 5), (2, None, None, -1, False, False),)),  # 6787
+    (2, ((1, 'ScheduleTuple', 6790, 6789, True, False, 5), (2, None, None, -1, False, False),)),  # 6788
     (1, ((2, None, None, -1, False, False),)),  # 6789
-    (1, ((1, 'ScheduleTupleID', 437, 6791, False, True),)),  # 6790
-    (1, ((1, 'ChargingSchedule', 6794, 6792, False, False),)),  # 6791
-    (2, ((1, 'DischargingSchedule', 6794, 6793, False, False), (2, None, None, -1, False, False),)),  # 6792
+    (1, ((1, 'ScheduleTupleID', 437, 6791, False, True, 5),)),  # 6790
+    (1, ((1, 'ChargingSchedule', 6794, 6792, False, False, 5),)),  # 6791
+    (2, ((1, 'DischargingSchedule', 6794, 6793, False, False, 5), (2, None, None, -1, False, False),)),  # 6792
     (1, ((2, None, None, -1, False, False),)),  # 6793
-    (1, ((1, 'PowerSchedule', 6798, 6795, False, False),)),  # 6794
-    (2, ((1, 'AbsolutePriceSchedule', 4649, 6796, False, False), (1, 'PriceLevelSchedule', 5751, 6797, False, False), (2, None, None, -1, False, False),)),  # 6795
+    (1, ((1, 'PowerSchedule', 6798, 6795, False, False, 5),)),  # 6794
+    (2, ((1, 'AbsolutePriceSchedule', 4649, 6796, False, False, 5), (1, 'PriceLevelSchedule', 5751, 6797, False, False, 5), (2, None, None, -1, False, False),)),  # 6795
     (1, ((2, None, None, -1, False, False),)),  # 6796
     (1, ((2, None, None, -1, False, False),)),  # 6797
-    (1, ((1, 'TimeAnchor', 12, 6799, False, True),)),  # 6798
-    (2, ((1, 'AvailableEnergy', 429, 6800, False, False), (1, 'PowerTolerance', 429, 6801, False, False), (1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6799
-    (2, ((1, 'PowerTolerance', 429, 6801, False, False), (1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6800
-    (1, ((1, 'PowerScheduleEntries', 6803, 6802, False, False),)),  # 6801
+    (1, ((1, 'TimeAnchor', 12, 6799, False, True, 5),)),  # 6798
+    (2, ((1, 'AvailableEnergy', 429, 6800, False, False, 5), (1, 'PowerTolerance', 429, 6801, False, False, 5), (1, 'PowerScheduleEntries', 6803, 6802, False, False, 5),)),  # 6799
+    (2, ((1, 'PowerTolerance', 429, 6801, False, False, 5), (1, 'PowerScheduleEntries', 6803, 6802, False, False, 5),)),  # 6800
+    (1, ((1, 'PowerScheduleEntries', 6803, 6802, False, False, 5),)),  # 6801
     (1, ((2, None, None, -1, False, False),)),  # 6802
-    (1, ((1, 'PowerScheduleEntry', 2513, 6804, True, False),)),  # 6803
-    _run(1023, 2, ((1, 'PowerScheduleEntry', 2513, '+', True, False), (2, None, None, -1, False, False),)),  # 6804..7826
+    (1, ((1, 'PowerScheduleEntry', 2513, 6804, True, False, 5),)),  # 6803
+    _run(1023, 2, ((1, 'PowerScheduleEntry', 2513, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 6804..7826
     (1, ((2, None, None, -1, False, False),)),  # 7827
-    (1, ((1, 'Header', 6, 7829, False, False),)),  # 7828
-    (1, ((1, 'ServiceID', 7831, 7830, False, True),)),  # 7829
+    (1, ((1, 'Header', 6, 7829, False, False, 6),)),  # 7828
+    (1, ((1, 'ServiceID', 7831, 7830, False, True, 5),)),  # 7829
     (1, ((2, None, None, -1, False, False),)),  # 7830
     (1, ((3, 'value', T28, 7832, False, False),)),  # 7831
     (1, ((2, None, None, -1, False, False),)),  # 7832
-    (1, ((1, 'Header', 6, 7834, False, False),)),  # 7833
-    (1, ((1, 'ResponseCode', 156, 7835, False, True),)),  # 7834
-    (1, ((1, 'ServiceID', 7831, 7836, False, True),)),  # 7835
-    (1, ((1, 'ServiceParameterList', 7838, 7837, False, False),)),  # 7836
+    (1, ((1, 'Header', 6, 7834, False, False, 6),)),  # 7833
+    (1, ((1, 'ResponseCode', 156, 7835, False, True, 6),)),  # 7834
+    (1, ((1, 'ServiceID', 7831, 7836, False, True, 5),)),  # 7835
+    (1, ((1, 'ServiceParameterList', 7838, 7837, False, False, 5),)),  # 7836
     (1, ((2, None, None, -1, False, False),)),  # 7837
-    (1, ((1, 'ParameterSet', 7871, 7839, True, False),)),  # 7838
-    _run(31, 2, ((1, 'ParameterSet', 7871, '+', True, False), (2, None, None, -1, False, False),)),  # 7839..7869
+    (1, ((1, 'ParameterSet', 7871, 7839, True, False, 5),)),  # 7838
+    _run(31, 2, ((1, 'ParameterSet', 7871, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 7839..7869
     (1, ((2, None, None, -1, False, False),)),  # 7870
-    (1, ((1, 'ParameterSetID', 7831, 7872, False, True),)),  # 7871
-    (1, ((1, 'Parameter', 7905, 7873, True, False),)),  # 7872
-    _run(31, 2, ((1, 'Parameter', 7905, '+', True, False), (2, None, None, -1, False, False),)),  # 7873..7903
+    (1, ((1, 'ParameterSetID', 7831, 7872, False, True, 5),)),  # 7871
+    (1, ((1, 'Parameter', 7905, 7873, True, False, 5),)),  # 7872
+    _run(31, 2, ((1, 'Parameter', 7905, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 7873..7903
     (1, ((2, None, None, -1, False, False),)),  # 7904
-    (1, ((0, 'Name', T11, 7906, False, False),)),  # 7905
-    (3, ((1, 'boolValue', 170, 7907, False, True), (1, 'byteValue', 432, 7908, False, True), (1, 'shortValue', 408, 7909, False, True), (1, 'intValue', 7913, 7910, False, True), (1, 'rationalNumber', 429, 7911, False, False), (1, 'finiteString', 305, 7912, False, True),)),  # 7906
+    (1, ((0, 'Name', T11, 7906, False, False, 5),)),  # 7905
+    (3, ((1, 'boolValue', 170, 7907, False, True, 5), (1, 'byteValue', 432, 7908, False, True, 5), (1, 'shortValue', 408, 7909, False, True, 5), (1, 'intValue', 7913, 7910, False, True, 5), (1, 'rationalNumber', 429, 7911, False, False, 5), (1, 'finiteString', 305, 7912, False, True, 5),)),  # 7906
     (1, ((2, None, None, -1, False, False),)),  # 7907
     (1, ((2, None, None, -1, False, False),)),  # 7908
     (1, ((2, None, None, -1, False, False),)),  # 7909
@@ -600,148 +600,148 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 7912
     (1, ((3, 'value', T34, 7914, False, False),)),  # 7913
     (1, ((2, None, None, -1, False, False),)),  # 7914
-    (1, ((1, 'Header', 6, 7916, False, False),)),  # 7915
-    (2, ((1, 'SupportedServiceIDs', 7918, 7917, False, False), (2, None, None, -1, False, False),)),  # 7916
+    (1, ((1, 'Header', 6, 7916, False, False, 6),)),  # 7915
+    (2, ((1, 'SupportedServiceIDs', 7918, 7917, False, False, 5), (2, None, None, -1, False, False),)),  # 7916
     (1, ((2, None, None, -1, False, False),)),  # 7917
-    (1, ((1, 'ServiceID', 7831, 7919, True, True),)),  # 7918
-    _run(15, 2, ((1, 'ServiceID', 7831, '+', True, True), (2, None, None, -1, False, False),)),  # 7919..7933
+    (1, ((1, 'ServiceID', 7831, 7919, True, True, 5),)),  # 7918
+    _run(15, 2, ((1, 'ServiceID', 7831, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 7919..7933
     (1, ((2, None, None, -1, False, False),)),  # 7934
-    (1, ((1, 'Header', 6, 7936, False, False),)),  # 7935
-    (1, ((1, 'ResponseCode', 156, 7937, False, True),)),  # 7936
-    (1, ((1, 'ServiceRenegotiationSupported', 170, 7938, False, True),)),  # 7937
-    (1, ((1, 'EnergyTransferServiceList', 7941, 7939, False, False),)),  # 7938
-    (2, ((1, 'VASList', 7941, 7940, False, False), (2, None, None, -1, False, False),)),  # 7939
+    (1, ((1, 'Header', 6, 7936, False, False, 6),)),  # 7935
+    (1, ((1, 'ResponseCode', 156, 7937, False, True, 6),)),  # 7936
+    (1, ((1, 'ServiceRenegotiationSupported', 170, 7938, False, True, 5),)),  # 7937
+    (1, ((1, 'EnergyTransferServiceList', 7941, 7939, False, False, 5),)),  # 7938
+    (2, ((1, 'VASList', 7941, 7940, False, False, 5), (2, None, None, -1, False, False),)),  # 7939
     (1, ((2, None, None, -1, False, False),)),  # 7940
-    (1, ((1, 'Service', 7950, 7942, True, False),)),  # 7941
-    _run(7, 2, ((1, 'Service', 7950, '+', True, False), (2, None, None, -1, False, False),)),  # 7942..7948
+    (1, ((1, 'Service', 7950, 7942, True, False, 5),)),  # 7941
+    _run(7, 2, ((1, 'Service', 7950, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 7942..7948
     (1, ((2, None, None, -1, False, False),)),  # 7949
-    (1, ((1, 'ServiceID', 7831, 7951, False, True),)),  # 7950
-    (1, ((1, 'FreeService', 170, 7952, False, True),)),  # 7951
+    (1, ((1, 'ServiceID', 7831, 7951, False, True, 5),)),  # 7950
+    (1, ((1, 'FreeService', 170, 7952, False, True, 5),)),  # 7951
     (1, ((2, None, None, -1, False, False),)),  # 7952
-    (1, ((1, 'Header', 6, 7954, False, False),)),  # 7953
-    (1, ((1, 'SelectedEnergyTransferService', 7957, 7955, False, False),)),  # 7954
-    (2, ((1, 'SelectedVASList', 7960, 7956, False, False), (2, None, None, -1, False, False),)),  # 7955
+    (1, ((1, 'Header', 6, 7954, False, False, 6),)),  # 7953
+    (1, ((1, 'SelectedEnergyTransferService', 7957, 7955, False, False, 5),)),  # 7954
+    (2, ((1, 'SelectedVASList', 7960, 7956, False, False, 5), (2, None, None, -1, False, False),)),  # 7955
     (1, ((2, None, None, -1, False, False),)),  # 7956
-    (1, ((1, 'ServiceID', 7831, 7958, False, True),)),  # 7957
-    (1, ((1, 'ParameterSetID', 7831, 7959, False, True),)),  # 7958
+    (1, ((1, 'ServiceID', 7831, 7958, False, True, 5),)),  # 7957
+    (1, ((1, 'ParameterSetID', 7831, 7959, False, True, 5),)),  # 7958
     (1, ((2, None, None, -1, False, False),)),  # 7959
-    (1, ((1, 'SelectedService', 7957, 7961, True, False),)),  # 7960
-    _run(15, 2, ((1, 'SelectedService', 7957, '+', True, False), (2, None, None, -1, False, False),)),  # 7961..7975
+    (1, ((1, 'SelectedService', 7957, 7961, True, False, 5),)),  # 7960
+    _run(15, 2, ((1, 'SelectedService', 7957, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 7961..7975
     (1, ((2, None, None, -1, False, False),)),  # 7976
-    (1, ((1, 'Header', 6, 7978, False, False),)),  # 7977
-    (1, ((1, 'ResponseCode', 156, 7979, False, True),)),  # 7978
+    (1, ((1, 'Header', 6, 7978, False, False, 6),)),  # 7977
+    (1, ((1, 'ResponseCode', 156, 7979, False, True, 6),)),  # 7978
     (1, ((2, None, None, -1, False, False),)),  # 7979
-    (1, ((1, 'Header', 6, 7981, False, False),)),  # 7980
-    (1, ((1, 'EVCCID', 351, 7982, False, True),)),  # 7981
+    (1, ((1, 'Header', 6, 7981, False, False, 6),)),  # 7980
+    (1, ((1, 'EVCCID', 351, 7982, False, True, 5),)),  # 7981
     (1, ((2, None, None, -1, False, False),)),  # 7982
-    (1, ((1, 'Header', 6, 7984, False, False),)),  # 7983
-    (1, ((1, 'ResponseCode', 156, 7985, False, True),)),  # 7984
-    (1, ((1, 'EVSEID', 351, 7986, False, True),)),  # 7985
+    (1, ((1, 'Header', 6, 7984, False, False, 6),)),  # 7983
+    (1, ((1, 'ResponseCode', 156, 7985, False, True, 6),)),  # 7984
+    (1, ((1, 'EVSEID', 351, 7986, False, True, 5),)),  # 7985
     (1, ((2, None, None, -1, False, False),)),  # 7986
-    (1, ((1, 'Header', 6, 7988, False, False),)),  # 7987
-    (1, ((1, 'ChargingSession', 7992, 7989, False, True),)),  # 7988
-    (2, ((1, 'EVTerminationCode', 305, 7990, False, True), (1, 'EVTerminationExplanation', 4663, 7991, False, True), (2, None, None, -1, False, False),)),  # 7989
-    (2, ((1, 'EVTerminationExplanation', 4663, 7991, False, True), (2, None, None, -1, False, False),)),  # 7990
+    (1, ((1, 'Header', 6, 7988, False, False, 6),)),  # 7987
+    (1, ((1, 'ChargingSession', 7992, 7989, False, True, 5),)),  # 7988
+    (2, ((1, 'EVTerminationCode', 305, 7990, False, True, 5), (1, 'EVTerminationExplanation', 4663, 7991, False, True, 5), (2, None, None, -1, False, False),)),  # 7989
+    (2, ((1, 'EVTerminationExplanation', 4663, 7991, False, True, 5), (2, None, None, -1, False, False),)),  # 7990
     (1, ((2, None, None, -1, False, False),)),  # 7991
     (1, ((3, 'value', T35, 7993, False, False),)),  # 7992
     (1, ((2, None, None, -1, False, False),)),  # 7993
-    (1, ((1, 'Header', 6, 7995, False, False),)),  # 7994
-    (1, ((1, 'ResponseCode', 156, 7996, False, True),)),  # 7995
+    (1, ((1, 'Header', 6, 7995, False, False, 6),)),  # 7994
+    (1, ((1, 'ResponseCode', 156, 7996, False, True, 6),)),  # 7995
     (1, ((2, None, None, -1, False, False),)),  # 7996
-    (2, ((0, 'Id', T2, 7998, False, False), (1, 'SignatureProperty', 8001, 7999, True, False),)),  # 7997
-    (1, ((1, 'SignatureProperty', 8001, 7999, True, False),)),  # 7998
-    (2, ((1, 'SignatureProperty', 8001, 8000, True, False), (2, None, None, -1, False, False),)),  # 7999
-    (2, ((1, 'SignatureProperty', 8001, 8000, True, False), (2, None, None, -1, False, False),)),  # 8000
-    (2, ((0, 'Id', T2, 8002, False, False), (0, 'Target', T2, 8003, False, False),)),  # 8001
-    (1, ((0, 'Target', T2, 8003, False, False),)),  # 8002
+    (2, ((0, 'Id', T2, 7998, False, False, 0), (1, 'SignatureProperty', 8001, 7999, True, False, 4),)),  # 7997
+    (1, ((1, 'SignatureProperty', 8001, 7999, True, False, 4),)),  # 7998
+    (2, ((1, 'SignatureProperty', 8001, 8000, True, False, 4), (2, None, None, -1, False, False),)),  # 7999
+    (2, ((1, 'SignatureProperty', 8001, 8000, True, False, 4), (2, None, None, -1, False, False),)),  # 8000
+    (2, ((0, 'Id', T2, 8002, False, False, 0), (0, 'Target', T2, 8003, False, False, 0),)),  # 8001
+    (1, ((0, 'Target', T2, 8003, False, False, 0),)),  # 8002
     (2, ((4, None, None, 8004, True, False), (3, 'value', T2, 8003, False, False),)),  # 8003
     (2, ((4, None, None, 8005, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 8004, False, False),)),  # 8004
     (2, ((4, None, None, 8005, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 8005, False, False),)),  # 8005
-    (1, ((1, 'Header', 6, 8007, False, False),)),  # 8006
-    (1, ((1, 'EVCheckInStatus', 8013, 8008, False, True),)),  # 8007
-    (1, ((1, 'ParkingMethod', 8015, 8009, False, True),)),  # 8008
-    (3, ((1, 'VehicleFrame', 408, 8010, False, True), (1, 'DeviceOffset', 408, 8011, False, True), (1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8009
-    (2, ((1, 'DeviceOffset', 408, 8011, False, True), (1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8010
-    (2, ((1, 'VehicleTravel', 408, 8012, False, True), (2, None, None, -1, False, False),)),  # 8011
+    (1, ((1, 'Header', 6, 8007, False, False, 6),)),  # 8006
+    (1, ((1, 'EVCheckInStatus', 8013, 8008, False, True, 5),)),  # 8007
+    (1, ((1, 'ParkingMethod', 8015, 8009, False, True, 5),)),  # 8008
+    (3, ((1, 'VehicleFrame', 408, 8010, False, True, 5), (1, 'DeviceOffset', 408, 8011, False, True, 5), (1, 'VehicleTravel', 408, 8012, False, True, 5), (2, None, None, -1, False, False),)),  # 8009
+    (2, ((1, 'DeviceOffset', 408, 8011, False, True, 5), (1, 'VehicleTravel', 408, 8012, False, True, 5), (2, None, None, -1, False, False),)),  # 8010
+    (2, ((1, 'VehicleTravel', 408, 8012, False, True, 5), (2, None, None, -1, False, False),)),  # 8011
     (1, ((2, None, None, -1, False, False),)),  # 8012
     (1, ((3, 'value', T36, 8014, False, False),)),  # 8013
     (1, ((2, None, None, -1, False, False),)),  # 8014
     (1, ((3, 'value', T37, 8016, False, False),)),  # 8015
     (1, ((2, None, None, -1, False, False),)),  # 8016
-    (1, ((1, 'Header', 6, 8018, False, False),)),  # 8017
-    (1, ((1, 'ResponseCode', 156, 8019, False, True),)),  # 8018
-    (3, ((1, 'ParkingSpace', 408, 8020, False, True), (1, 'DeviceLocation', 408, 8021, False, True), (1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8019
-    (2, ((1, 'DeviceLocation', 408, 8021, False, True), (1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8020
-    (2, ((1, 'TargetDistance', 408, 8022, False, True), (2, None, None, -1, False, False),)),  # 8021
+    (1, ((1, 'Header', 6, 8018, False, False, 6),)),  # 8017
+    (1, ((1, 'ResponseCode', 156, 8019, False, True, 6),)),  # 8018
+    (3, ((1, 'ParkingSpace', 408, 8020, False, True, 5), (1, 'DeviceLocation', 408, 8021, False, True, 5), (1, 'TargetDistance', 408, 8022, False, True, 5), (2, None, None, -1, False, False),)),  # 8019
+    (2, ((1, 'DeviceLocation', 408, 8021, False, True, 5), (1, 'TargetDistance', 408, 8022, False, True, 5), (2, None, None, -1, False, False),)),  # 8020
+    (2, ((1, 'TargetDistance', 408, 8022, False, True, 5), (2, None, None, -1, False, False),)),  # 8021
     (1, ((2, None, None, -1, False, False),)),  # 8022
-    (1, ((1, 'Header', 6, 8024, False, False),)),  # 8023
-    (1, ((1, 'EVCheckOutStatus', 8027, 8025, False, True),)),  # 8024
-    (1, ((1, 'CheckOutTime', 12, 8026, False, True),)),  # 8025
+    (1, ((1, 'Header', 6, 8024, False, False, 6),)),  # 8023
+    (1, ((1, 'EVCheckOutStatus', 8027, 8025, False, True, 5),)),  # 8024
+    (1, ((1, 'CheckOutTime', 12, 8026, False, True, 5),)),  # 8025
     (1, ((2, None, None, -1, False, False),)),  # 8026
     (1, ((3, 'value', T38, 8028, False, False),)),  # 8027
     (1, ((2, None, None, -1, False, False),)),  # 8028
-    (1, ((1, 'Header', 6, 8030, False, False),)),  # 8029
-    (1, ((1, 'ResponseCode', 156, 8031, False, True),)),  # 8030
-    (1, ((1, 'EVSECheckOutStatus', 8033, 8032, False, True),)),  # 8031
+    (1, ((1, 'Header', 6, 8030, False, False, 6),)),  # 8029
+    (1, ((1, 'ResponseCode', 156, 8031, False, True, 6),)),  # 8030
+    (1, ((1, 'EVSECheckOutStatus', 8033, 8032, False, True, 5),)),  # 8031
     (1, ((2, None, None, -1, False, False),)),  # 8032
     (1, ((3, 'value', T39, 8034, False, False),)),  # 8033
     (1, ((2, None, None, -1, False, False),)),  # 8034
-    (6, ((1, 'AuthorizationReq', 1, 0, False, False), (1, 'AuthorizationRes', 152, 0, False, False), (1, 'AuthorizationSetupReq', 160, 0, False, False), (1, 'AuthorizationSetupRes', 162, 0, False, False), (1, 'CLReqControlMode', 307, 0, False, False), (1, 'CLResControlMode', 308, 0, False, False), (1, 'CanonicalizationMethod', 26, 0, False, False), (1, 'CertificateInstallationReq', 309, 0, False, False), (1, 'CertificateInstallationRes', 353, 0, False, False), (1, 'DSAKeyValue', 81, 0, False, False), (1, 'DigestMethod', 51, 0, False, False), (1, 'DigestValue', 54, 0, False, True), (1, 'KeyInfo', 59, 0, False, False), (1, 'KeyName', 49, 0, False, True), (1, 'KeyValue', 77, 0, False, False), (1, 'Manifest', 381, 0, False, False), (1, 'MeteringConfirmationReq', 385, 0, False, False), (1, 'MeteringConfirmationRes', 442, 0, False, False), (1, 'MgmtData', 49, 0, False, True), (1, 'Object', 129, 0, False, False), (1, 'PGPData', 118, 0, False, False), (1, 'PowerDeliveryReq', 445, 0, False, False), (1, 'PowerDeliveryRes', 2522, 0, False, False), (1, 'RSAKeyValue', 91, 0, False, False), (1, 'Reference', 35, 0, False, False), (1, 'RetrievalMethod', 94, 0, False, False), (1, 'SPKIData', 124, 0, False, False), (1, 'ScheduleExchangeReq', 2533, 0, False, False), (1, 'ScheduleExchangeRes', 4636, 0, False, False), (1, 'ServiceDetailReq', 7828, 0, False, False), (1, 'ServiceDetailRes', 7833, 0, False, False), (1, 'ServiceDiscoveryReq', 7915, 0, False, False), (1, 'ServiceDiscoveryRes', 7935, 0, False, False), (1, 'ServiceSelectionReq', 7953, 0, False, False), (1, 'ServiceSelectionRes', 7977, 0, False, False), (1, 'SessionSetupReq', 7980, 0, False, False), (1, 'SessionSetupRes', 7983, 0, False, False), (1, 'SessionStopReq', 7987, 0, False, False), (1, 'SessionStopRes', 7994, 0, False, False), (1, 'Signature', 14, 0, False, False), (1, 'SignatureMethod', 29, 0, False, False), (1, 'SignatureProperties', 7997, 0, False, False), (1, 'SignatureProperty', 8001, 0, False, False), (1, 'SignatureValue', 56, 0, False, False), (1, 'SignedInfo', 20, 0, False, False), (1, 'SignedInstallationData', 363, 0, False, False), (1, 'SignedMeteringData', 388, 0, False, False), (1, 'Transform', 45, 0, False, False), (1, 'Transforms', 42, 0, False, False), (1, 'VehicleCheckInReq', 8006, 0, False, False), (1, 'VehicleCheckInRes', 8017, 0, False, False), (1, 'VehicleCheckOutReq', 8023, 0, False, False), (1, 'VehicleCheckOutRes', 8029, 0, False, False), (1, 'X509Data', 98, 0, False, False), (4, None, None, 0, False, False),)),  # 8035
-    (9, ((1, 'AbsolutePriceSchedule', 4649, 8036, False, False), (1, 'AckMaxDelay', 2529, 8036, False, True), (1, 'AdditionalSelectedServices', 5742, 8036, False, False), (1, 'AdditionalService', 5748, 8036, False, False), (1, 'AdditionalServicesCosts', 426, 8036, False, False), (1, 'Amount', 429, 8036, False, False), (1, 'AppliesMinimumMaximumCost', 170, 8036, False, True), (1, 'AppliesToEnergyFee', 170, 8036, False, True), (1, 'AppliesToOverstayFee', 170, 8036, False, True), (1, 'AppliesToParkingFee', 170, 8036, False, True), (1, 'AuthorizationReq', 1, 8036, False, False), (1, 'AuthorizationRes', 152, 8036, False, False), (1, 'AuthorizationServices', 134, 8036, False, True), (1, 'AuthorizationSetupReq', 160, 8036, False, False), (1, 'AuthorizationSetupRes', 162, 8036, False, False), (1, 'AvailableEnergy', 429, 8036, False, False), (1, 'BPT_ChannelSelection', 2520, 8036, False, True), (1, 'BPT_DischargedEnergyReadingWh', 12, 8036, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 8036, False, True), (1, 'BatteryEnergyCapacity', 429, 8036, False, False), (1, 'CLReqControlMode', 307, 8036, False, False), (1, 'CLResControlMode', 308, 8036, False, False), (1, 'CPSCertificateChain', 360, 8036, False, False), (1, 'CanonicalizationMethod', 26, 8036, False, False), (1, 'CapacitiveEnergyReadingVARh', 12, 8036, False, True), (1, 'CarbonDioxideEmission', 2529, 8036, False, True), (1, 'Certificate', 146, 8036, False, True), (1, 'CertificateInstallationReq', 309, 8036, False, False), (1, 'CertificateInstallationRes', 353, 8036, False, False), (1, 'CertificateInstallationService', 170, 8036, False, True), (1, 'ChargeProgress', 451, 8036, False, True), (1, 'ChargedEnergyReadingWh', 12, 8036, False, True), (1, 'ChargingComplete', 170, 8036, False, True), (1, 'ChargingSchedule', 6794, 8036, False, False), (1, 'ChargingSession', 7992, 8036, False, True), (1, 'CheckOutTime', 12, 8036, False, True), (1, 'ContractCertificateChain', 143, 8036, False, False), (1, 'CostPerUnit', 429, 8036, False, False), (1, 'Currency', 3596, 8036, False, True), (1, 'DHPublicKey', 373, 8036, False, True), (1, 'DSAKeyValue', 81, 8036, False, False), (1, 'DepartureTime', 2518, 8036, False, True), (1, 'DepartureTime', 2518, 8036, False, True), (1, 'DeviceLocation', 408, 8036, False, True), (1, 'DeviceOffset', 408, 8036, False, True), (1, 'DigestMethod', 51, 8036, False, False), (1, 'DigestValue', 54, 8036, False, True), (1, 'DischargingSchedule', 6794, 8036, False, False), (1, 'DisplayParameters', 8037, 8036, False, False), (1, 'Duration', 2518, 8036, False, True), (1, 'Dynamic_EVPPTControlMode', 458, 8036, False, False), (1, 'Dynamic_SEReqControlMode', 2540, 8036, False, False), (1, 'Dynamic_SEResControlMode', 4643, 8036, False, False), (1, 'Dynamic_SMDTControlMode', 439, 8036, False, False), (1, 'ECDHCurve', 371, 8036, False, True), (1, 'EIM_AReqAuthorizationMode', 136, 8036, False, False), (1, 'EIM_ASResAuthorizationMode', 172, 8036, False, False), (1, 'EMAID', 351, 8036, False, True), (1, 'EVAbsolutePriceSchedule', 3591, 8036, False, False), (1, 'EVCCID', 351, 8036, False, True), (1, 'EVCheckInStatus', 8013, 8036, False, True), (1, 'EVCheckOutStatus', 8027, 8036, False, True), (1, 'EVEnergyOffer', 2557, 8036, False, False), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False), (1, 'EVMaximumV2XEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 8036, False, False), (1, 'EVPowerProfile', 453, 8036, False, False), (1, 'EVPowerProfileEntries', 464, 8036, False, False), (1, 'EVPowerProfileEntry', 2513, 8036, False, False), (1, 'EVPowerSchedule', 2560, 8036, False, False), (1, 'EVPowerScheduleEntries', 2563, 8036, False, False), (1, 'EVPowerScheduleEntry', 3588, 8036, False, False), (1, 'EVPriceRule', 4633, 8036, False, False), (1, 'EVPriceRuleStack', 4623, 8036, False, False), (1, 'EVPriceRuleStacks', 3598, 8036, False, False), (1, 'EVProcessing', 158, 8036, False, True), (1, 'EVSECheckOutStatus', 8033, 8036, False, True), (1, 'EVSEID', 351, 8036, False, True), (1, 'EVSENotification', 2531, 8036, False, True), (1, 'EVSEProcessing', 158, 8036, False, True), (1, 'EVSEStatus', 2526, 8036, False, False), (1, 'EVSEStatus', 2526, 8036, False, False), (1, 'EVTargetEnergyRequest', 429, 8036, False, False), (1, 'EVTargetEnergyRequest', 429, 8036, False, False), (1, 'EVTerminationCode', 305, 8036, False, True), (1, 'EVTerminationExplanation', 4663, 8036, False, True), (1, 'EnergyCosts', 426, 8036, False, False), (1, 'EnergyFee', 429, 8036, False, False), (1, 'EnergyTransferServiceList', 7941, 8036, False, False), (1, 'Exponent', 89, 8036, False, True), (1, 'Exponent', 432, 8036, False, True), (1, 'FreeService', 170, 8036, False, True), (1, 'G', 89, 8036, False, True), (1, 'GenChallenge', 141, 8036, False, True), (1, 'GoToPause', 170, 8036, False, True), (1, 'HMACOutputLength', 33, 8036, False, True), (1, 'Header', 6, 8036, False, False), (1, 'InletHot', 170, 8036, False, True), (1, 'J', 89, 8036, False, True), (1, 'KeyInfo', 59, 8036, False, False), (1, 'KeyName', 49, 8036, False, True), (1, 'KeyValue', 77, 8036, False, False), (1, 'Language', 4665, 8036, False, True), (1, 'ListOfRootCertificateIDs', 319, 8036, False, False), (1, 'Manifest', 381, 8036, False, False), (1, 'MaximumContractCertificateChains', 340, 8036, False, True), (1, 'MaximumCost', 429, 8036, False, False), (1, 'MaximumSOC', 2549, 8036, False, True), (1, 'MaximumSupportingPoints', 2538, 8036, False, True), (1, 'MeterID', 404, 8036, False, True), (1, 'MeterInfo', 395, 8036, False, False), (1, 'MeterInfo', 395, 8036, False, False), (1, 'MeterInfoRequested', 170, 8036, False, True), (1, 'MeterSignature', 406, 8036, False, True), (1, 'MeterStatus', 408, 8036, False, True), (1, 'MeterTimestamp', 12, 8036, False, True), (1, 'MeteringConfirmationReq', 385, 8036, False, False), (1, 'MeteringConfirmationRes', 442, 8036, False, False), (1, 'MgmtData', 49, 8036, False, True), (1, 'MinimumCost', 429, 8036, False, False), (1, 'MinimumSOC', 2549, 8036, False, True), (1, 'MinimumSOC', 2549, 8036, False, True), (1, 'Modulus', 89, 8036, False, True), (1, 'NotificationMaxDelay', 2529, 8036, False, True), (1, 'NumberOfPriceLevels', 340, 8036, False, True), (1, 'OEMProvisioningCertificateChain', 315, 8036, False, False), (1, 'Object', 129, 8036, False, False), (1, 'OccupancyCosts', 426, 8036, False, False), (1, 'OverstayCosts', 426, 8036, False, False), (1, 'OverstayFee', 429, 8036, False, False), (1, 'OverstayFeePeriod', 2518, 8036, False, True), (1, 'OverstayPowerThreshold', 429, 8036, False, False), (1, 'OverstayRule', 5737, 8036, False, False), (1, 'OverstayRuleDescription', 4663, 8036, False, True), (1, 'OverstayRules', 5729, 8036, False, False), (1, 'OverstayTimeThreshold', 2518, 8036, False, True), (1, 'P', 89, 8036, False, True), (1, 'PGPData', 118, 8036, False, False), (1, 'PGPKeyID', 116, 8036, False, True), (1, 'PGPKeyPacket', 116, 8036, False, True), (1, 'Parameter', 7905, 8036, False, False), (1, 'ParameterSet', 7871, 8036, False, False), (1, 'ParameterSetID', 7831, 8036, False, True), (1, 'ParkingFee', 429, 8036, False, False), (1, 'ParkingFeePeriod', 2518, 8036, False, True), (1, 'ParkingMethod', 8015, 8036, False, True), (1, 'ParkingSpace', 408, 8036, False, True), (1, 'PgenCounter', 89, 8036, False, True), (1, 'PnC_AReqAuthorizationMode', 137, 8036, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 8036, False, False), (1, 'Power', 429, 8036, False, False), (1, 'PowerDeliveryReq', 445, 8036, False, False), (1, 'PowerDeliveryRes', 2522, 8036, False, False), (1, 'PowerRangeStart', 429, 8036, False, False), (1, 'PowerSchedule', 6798, 8036, False, False), (1, 'PowerScheduleEntries', 6803, 8036, False, False), (1, 'PowerScheduleEntry', 2513, 8036, False, False), (1, 'PowerTolerance', 429, 8036, False, False), (1, 'PowerToleranceAcceptance', 462, 8036, False, True), (1, 'Power_L2', 429, 8036, False, False), (1, 'Power_L3', 429, 8036, False, False), (1, 'PresentSOC', 2549, 8036, False, True), (1, 'PriceAlgorithm', 351, 8036, False, True), (1, 'PriceLevel', 340, 8036, False, True), (1, 'PriceLevelSchedule', 5751, 8036, False, False), (1, 'PriceLevelScheduleEntries', 5758, 8036, False, False), (1, 'PriceLevelScheduleEntry', 6783, 8036, False, False), (1, 'PriceRule', 5722, 8036, False, False), (1, 'PriceRuleStack', 5712, 8036, False, False), (1, 'PriceRuleStacks', 4687, 8036, False, False), (1, 'PriceScheduleDescription', 4663, 8036, False, True), (1, 'PriceScheduleID', 437, 8036, False, True), (1, 'PrioritizedEMAIDs', 342, 8036, False, False), (1, 'ProviderID', 305, 8036, False, True), (1, 'Q', 89, 8036, False, True), (1, 'RSAKeyValue', 91, 8036, False, False), (1, 'Receipt', 410, 8036, False, False), (1, 'Receipt', 410, 8036, False, False), (1, 'Reference', 35, 8036, False, False), (1, 'RemainingContractCertificateChains', 340, 8036, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8036, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8036, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8036, False, True), (1, 'RenewableGenerationPercentage', 340, 8036, False, True), (1, 'ResponseCode', 156, 8036, False, True), (1, 'RetrievalMethod', 94, 8036, False, False), (1, 'RootCertificateID', 111, 8036, False, False), (1, 'SECP521_EncryptedPrivateKey', 375, 8036, False, True), (1, 'SPKIData', 124, 8036, False, False), (1, 'SPKISexp', 116, 8036, False, True), (1, 'ScheduleExchangeReq', 2533, 8036, False, False), (1, 'ScheduleExchangeRes', 4636, 8036, False, False), (1, 'ScheduleTuple', 6790, 8036, False, False), (1, 'ScheduleTupleID', 437, 8036, False, True), (1, 'Scheduled_EVPPTControlMode', 459, 8036, False, False), (1, 'Scheduled_SEReqControlMode', 2551, 8036, False, False), (1, 'Scheduled_SEResControlMode', 6786, 8036, False, False), (1, 'Scheduled_SMDTControlMode', 440, 8036, False, False), (1, 'Seed', 89, 8036, False, True), (1, 'SelectedAuthorizationService', 134, 8036, False, True), (1, 'SelectedEnergyTransferService', 7957, 8036, False, False), (1, 'SelectedScheduleTupleID', 437, 8036, False, True), (1, 'SelectedService', 7957, 8036, False, False), (1, 'SelectedVASList', 7960, 8036, False, False), (1, 'Service', 7950, 8036, False, False), (1, 'ServiceDetailReq', 7828, 8036, False, False), (1, 'ServiceDetailRes', 7833, 8036, False, False), (1, 'ServiceDiscoveryReq', 7915, 8036, False, False), (1, 'ServiceDiscoveryRes', 7935, 8036, False, False), (1, 'ServiceFee', 429, 8036, False, False), (1, 'ServiceID', 7831, 8036, False, True), (1, 'ServiceName', 305, 8036, False, True), (1, 'ServiceParameterList', 7838, 8036, False, False), (1, 'ServiceRenegotiationSupported', 170, 8036, False, True), (1, 'ServiceSelectionReq', 7953, 8036, False, False), (1, 'ServiceSelectionRes', 7977, 8036, False, False), (1, 'SessionID', 10, 8036, False, True), (1, 'SessionID', 10, 8036, False, True), (1, 'SessionSetupReq', 7980, 8036, False, False), (1, 'SessionSetupRes', 7983, 8036, False, False), (1, 'SessionStopReq', 7987, 8036, False, False), (1, 'SessionStopRes', 7994, 8036, False, False), (1, 'Signature', 14, 8036, False, False), (1, 'SignatureMethod', 29, 8036, False, False), (1, 'SignatureProperties', 7997, 8036, False, False), (1, 'SignatureProperty', 8001, 8036, False, False), (1, 'SignatureValue', 56, 8036, False, False), (1, 'SignedInfo', 20, 8036, False, False), (1, 'SignedInstallationData', 363, 8036, False, False), (1, 'SignedMeteringData', 388, 8036, False, False), (1, 'StartTime', 2518, 8036, False, True), (1, 'SubCertificates', 148, 8036, False, False), (1, 'SupportedProviders', 176, 8036, False, False), (1, 'SupportedServiceIDs', 7918, 8036, False, False), (1, 'TPM_EncryptedPrivateKey', 379, 8036, False, True), (1, 'TargetDistance', 408, 8036, False, True), (1, 'TargetOffsetX', 2529, 8036, False, True), (1, 'TargetOffsetY', 2529, 8036, False, True), (1, 'TargetSOC', 2549, 8036, False, True), (1, 'TargetSOC', 2549, 8036, False, True), (1, 'TaxCosts', 434, 8036, False, False), (1, 'TaxIncludedInPrice', 170, 8036, False, True), (1, 'TaxRate', 429, 8036, False, False), (1, 'TaxRule', 4678, 8036, False, False), (1, 'TaxRuleID', 437, 8036, False, True), (1, 'TaxRuleID', 437, 8036, False, True), (1, 'TaxRuleName', 305, 8036, False, True), (1, 'TaxRules', 4667, 8036, False, False), (1, 'TimeAnchor', 12, 8036, False, True), (1, 'TimeAnchor', 12, 8036, False, True), (1, 'TimeStamp', 12, 8036, False, True), (1, 'Transform', 45, 8036, False, False), (1, 'Transforms', 42, 8036, False, False), (1, 'VASList', 7941, 8036, False, False), (1, 'Value', 408, 8036, False, True), (1, 'VehicleCheckInReq', 8006, 8036, False, False), (1, 'VehicleCheckInRes', 8017, 8036, False, False), (1, 'VehicleCheckOutReq', 8023, 8036, False, False), (1, 'VehicleCheckOutRes', 8029, 8036, False, False), (1, 'VehicleFrame', 408, 8036, False, True), (1, 'VehicleTravel', 408, 8036, False, True), (1, 'X448_EncryptedPrivateKey', 377, 8036, False, True), (1, 'X509CRL', 116, 8036, False, True), (1, 'X509Certificate', 116, 8036, False, True), (1, 'X509Data', 98, 8036, False, False), (1, 'X509IssuerName', 49, 8036, False, True), (1, 'X509IssuerSerial', 111, 8036, False, False), (1, 'X509SKI', 116, 8036, False, True), (1, 'X509SerialNumber', 114, 8036, False, True), (1, 'X509SubjectName', 49, 8036, False, True), (1, 'XPath', 49, 8036, False, True), (1, 'Y', 89, 8036, False, True), (1, 'boolValue', 170, 8036, False, True), (1, 'byteValue', 432, 8036, False, True), (1, 'finiteString', 305, 8036, False, True), (1, 'intValue', 7913, 8036, False, True), (1, 'rationalNumber', 429, 8036, False, False), (1, 'shortValue', 408, 8036, False, True), (4, None, None, 8036, False, False), (5, None, None, -1, False, False),)),  # 8036
-    (4, ((1, 'PresentSOC', 2549, 8038, False, True), (1, 'MinimumSOC', 2549, 8039, False, True), (1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8037
-    (4, ((1, 'MinimumSOC', 2549, 8039, False, True), (1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8038
-    (4, ((1, 'TargetSOC', 2549, 8040, False, True), (1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8039
-    (4, ((1, 'MaximumSOC', 2549, 8041, False, True), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8040
-    (3, ((1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8041
-    (3, ((1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8042
-    (3, ((1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True), (1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8043
-    (3, ((1, 'ChargingComplete', 170, 8045, False, True), (1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8044
-    (2, ((1, 'BatteryEnergyCapacity', 429, 8046, False, False), (1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8045
-    (2, ((1, 'InletHot', 170, 8047, False, True), (2, None, None, -1, False, False),)),  # 8046
+    (6, ((1, 'AuthorizationReq', 1, 0, False, False, 5), (1, 'AuthorizationRes', 152, 0, False, False, 5), (1, 'AuthorizationSetupReq', 160, 0, False, False, 5), (1, 'AuthorizationSetupRes', 162, 0, False, False, 5), (1, 'CLReqControlMode', 307, 0, False, False, 6), (1, 'CLResControlMode', 308, 0, False, False, 6), (1, 'CanonicalizationMethod', 26, 0, False, False, 4), (1, 'CertificateInstallationReq', 309, 0, False, False, 5), (1, 'CertificateInstallationRes', 353, 0, False, False, 5), (1, 'DSAKeyValue', 81, 0, False, False, 4), (1, 'DigestMethod', 51, 0, False, False, 4), (1, 'DigestValue', 54, 0, False, True, 4), (1, 'KeyInfo', 59, 0, False, False, 4), (1, 'KeyName', 49, 0, False, True, 4), (1, 'KeyValue', 77, 0, False, False, 4), (1, 'Manifest', 381, 0, False, False, 4), (1, 'MeteringConfirmationReq', 385, 0, False, False, 5), (1, 'MeteringConfirmationRes', 442, 0, False, False, 5), (1, 'MgmtData', 49, 0, False, True, 4), (1, 'Object', 129, 0, False, False, 4), (1, 'PGPData', 118, 0, False, False, 4), (1, 'PowerDeliveryReq', 445, 0, False, False, 5), (1, 'PowerDeliveryRes', 2522, 0, False, False, 5), (1, 'RSAKeyValue', 91, 0, False, False, 4), (1, 'Reference', 35, 0, False, False, 4), (1, 'RetrievalMethod', 94, 0, False, False, 4), (1, 'SPKIData', 124, 0, False, False, 4), (1, 'ScheduleExchangeReq', 2533, 0, False, False, 5), (1, 'ScheduleExchangeRes', 4636, 0, False, False, 5), (1, 'ServiceDetailReq', 7828, 0, False, False, 5), (1, 'ServiceDetailRes', 7833, 0, False, False, 5), (1, 'ServiceDiscoveryReq', 7915, 0, False, False, 5), (1, 'ServiceDiscoveryRes', 7935, 0, False, False, 5), (1, 'ServiceSelectionReq', 7953, 0, False, False, 5), (1, 'ServiceSelectionRes', 7977, 0, False, False, 5), (1, 'SessionSetupReq', 7980, 0, False, False, 5), (1, 'SessionSetupRes', 7983, 0, False, False, 5), (1, 'SessionStopReq', 7987, 0, False, False, 5), (1, 'SessionStopRes', 7994, 0, False, False, 5), (1, 'Signature', 14, 0, False, False, 4), (1, 'SignatureMethod', 29, 0, False, False, 4), (1, 'SignatureProperties', 7997, 0, False, False, 4), (1, 'SignatureProperty', 8001, 0, False, False, 4), (1, 'SignatureValue', 56, 0, False, False, 4), (1, 'SignedInfo', 20, 0, False, False, 4), (1, 'SignedInstallationData', 363, 0, False, False, 5), (1, 'SignedMeteringData', 388, 0, False, False, 5), (1, 'Transform', 45, 0, False, False, 4), (1, 'Transforms', 42, 0, False, False, 4), (1, 'VehicleCheckInReq', 8006, 0, False, False, 5), (1, 'VehicleCheckInRes', 8017, 0, False, False, 5), (1, 'VehicleCheckOutReq', 8023, 0, False, False, 5), (1, 'VehicleCheckOutRes', 8029, 0, False, False, 5), (1, 'X509Data', 98, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 8035
+    (9, ((1, 'AbsolutePriceSchedule', 4649, 8036, False, False, 5), (1, 'AckMaxDelay', 2529, 8036, False, True, 6), (1, 'AdditionalSelectedServices', 5742, 8036, False, False, 5), (1, 'AdditionalService', 5748, 8036, False, False, 5), (1, 'AdditionalServicesCosts', 426, 8036, False, False, 6), (1, 'Amount', 429, 8036, False, False, 6), (1, 'AppliesMinimumMaximumCost', 170, 8036, False, True, 5), (1, 'AppliesToEnergyFee', 170, 8036, False, True, 5), (1, 'AppliesToOverstayFee', 170, 8036, False, True, 5), (1, 'AppliesToParkingFee', 170, 8036, False, True, 5), (1, 'AuthorizationReq', 1, 8036, False, False, 5), (1, 'AuthorizationRes', 152, 8036, False, False, 5), (1, 'AuthorizationServices', 134, 8036, False, True, 5), (1, 'AuthorizationSetupReq', 160, 8036, False, False, 5), (1, 'AuthorizationSetupRes', 162, 8036, False, False, 5), (1, 'AvailableEnergy', 429, 8036, False, False, 5), (1, 'BPT_ChannelSelection', 2520, 8036, False, True, 5), (1, 'BPT_DischargedEnergyReadingWh', 12, 8036, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 8036, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8036, False, False, 6), (1, 'CLReqControlMode', 307, 8036, False, False, 6), (1, 'CLResControlMode', 308, 8036, False, False, 6), (1, 'CPSCertificateChain', 360, 8036, False, False, 5), (1, 'CanonicalizationMethod', 26, 8036, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 12, 8036, False, True, 6), (1, 'CarbonDioxideEmission', 2529, 8036, False, True, 5), (1, 'Certificate', 146, 8036, False, True, 5), (1, 'CertificateInstallationReq', 309, 8036, False, False, 5), (1, 'CertificateInstallationRes', 353, 8036, False, False, 5), (1, 'CertificateInstallationService', 170, 8036, False, True, 5), (1, 'ChargeProgress', 451, 8036, False, True, 5), (1, 'ChargedEnergyReadingWh', 12, 8036, False, True, 6), (1, 'ChargingComplete', 170, 8036, False, True, 6), (1, 'ChargingSchedule', 6794, 8036, False, False, 5), (1, 'ChargingSession', 7992, 8036, False, True, 5), (1, 'CheckOutTime', 12, 8036, False, True, 5), (1, 'ContractCertificateChain', 143, 8036, False, False, 5), (1, 'CostPerUnit', 429, 8036, False, False, 6), (1, 'Currency', 3596, 8036, False, True, 5), (1, 'DHPublicKey', 373, 8036, False, True, 5), (1, 'DSAKeyValue', 81, 8036, False, False, 4), (1, 'DepartureTime', 2518, 8036, False, True, 5), (1, 'DepartureTime', 2518, 8036, False, True, 6), (1, 'DeviceLocation', 408, 8036, False, True, 5), (1, 'DeviceOffset', 408, 8036, False, True, 5), (1, 'DigestMethod', 51, 8036, False, False, 4), (1, 'DigestValue', 54, 8036, False, True, 4), (1, 'DischargingSchedule', 6794, 8036, False, False, 5), (1, 'DisplayParameters', 8037, 8036, False, False, 6), (1, 'Duration', 2518, 8036, False, True, 5), (1, 'Dynamic_EVPPTControlMode', 458, 8036, False, False, 5), (1, 'Dynamic_SEReqControlMode', 2540, 8036, False, False, 5), (1, 'Dynamic_SEResControlMode', 4643, 8036, False, False, 5), (1, 'Dynamic_SMDTControlMode', 439, 8036, False, False, 5), (1, 'ECDHCurve', 371, 8036, False, True, 5), (1, 'EIM_AReqAuthorizationMode', 136, 8036, False, False, 5), (1, 'EIM_ASResAuthorizationMode', 172, 8036, False, False, 5), (1, 'EMAID', 351, 8036, False, True, 5), (1, 'EVAbsolutePriceSchedule', 3591, 8036, False, False, 5), (1, 'EVCCID', 351, 8036, False, True, 5), (1, 'EVCheckInStatus', 8013, 8036, False, True, 5), (1, 'EVCheckOutStatus', 8027, 8036, False, True, 5), (1, 'EVEnergyOffer', 2557, 8036, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 8036, False, False, 6), (1, 'EVMaximumV2XEnergyRequest', 429, 8036, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 8036, False, False, 6), (1, 'EVMinimumV2XEnergyRequest', 429, 8036, False, False, 5), (1, 'EVPowerProfile', 453, 8036, False, False, 5), (1, 'EVPowerProfileEntries', 464, 8036, False, False, 5), (1, 'EVPowerProfileEntry', 2513, 8036, False, False, 5), (1, 'EVPowerSchedule', 2560, 8036, False, False, 5), (1, 'EVPowerScheduleEntries', 2563, 8036, False, False, 5), (1, 'EVPowerScheduleEntry', 3588, 8036, False, False, 5), (1, 'EVPriceRule', 4633, 8036, False, False, 5), (1, 'EVPriceRuleStack', 4623, 8036, False, False, 5), (1, 'EVPriceRuleStacks', 3598, 8036, False, False, 5), (1, 'EVProcessing', 158, 8036, False, True, 5), (1, 'EVSECheckOutStatus', 8033, 8036, False, True, 5), (1, 'EVSEID', 351, 8036, False, True, 5), (1, 'EVSENotification', 2531, 8036, False, True, 6), (1, 'EVSEProcessing', 158, 8036, False, True, 5), (1, 'EVSEStatus', 2526, 8036, False, False, 5), (1, 'EVSEStatus', 2526, 8036, False, False, 6), (1, 'EVTargetEnergyRequest', 429, 8036, False, False, 5), (1, 'EVTargetEnergyRequest', 429, 8036, False, False, 6), (1, 'EVTerminationCode', 305, 8036, False, True, 5), (1, 'EVTerminationExplanation', 4663, 8036, False, True, 5), (1, 'EnergyCosts', 426, 8036, False, False, 6), (1, 'EnergyFee', 429, 8036, False, False, 5), (1, 'EnergyTransferServiceList', 7941, 8036, False, False, 5), (1, 'Exponent', 89, 8036, False, True, 4), (1, 'Exponent', 432, 8036, False, True, 6), (1, 'FreeService', 170, 8036, False, True, 5), (1, 'G', 89, 8036, False, True, 4), (1, 'GenChallenge', 141, 8036, False, True, 5), (1, 'GoToPause', 170, 8036, False, True, 5), (1, 'HMACOutputLength', 33, 8036, False, True, 4), (1, 'Header', 6, 8036, False, False, 6), (1, 'InletHot', 170, 8036, False, True, 6), (1, 'J', 89, 8036, False, True, 4), (1, 'KeyInfo', 59, 8036, False, False, 4), (1, 'KeyName', 49, 8036, False, True, 4), (1, 'KeyValue', 77, 8036, False, False, 4), (1, 'Language', 4665, 8036, False, True, 5), (1, 'ListOfRootCertificateIDs', 319, 8036, False, False, 5), (1, 'Manifest', 381, 8036, False, False, 4), (1, 'MaximumContractCertificateChains', 340, 8036, False, True, 5), (1, 'MaximumCost', 429, 8036, False, False, 5), (1, 'MaximumSOC', 2549, 8036, False, True, 6), (1, 'MaximumSupportingPoints', 2538, 8036, False, True, 5), (1, 'MeterID', 404, 8036, False, True, 6), (1, 'MeterInfo', 395, 8036, False, False, 5), (1, 'MeterInfo', 395, 8036, False, False, 6), (1, 'MeterInfoRequested', 170, 8036, False, True, 6), (1, 'MeterSignature', 406, 8036, False, True, 6), (1, 'MeterStatus', 408, 8036, False, True, 6), (1, 'MeterTimestamp', 12, 8036, False, True, 6), (1, 'MeteringConfirmationReq', 385, 8036, False, False, 5), (1, 'MeteringConfirmationRes', 442, 8036, False, False, 5), (1, 'MgmtData', 49, 8036, False, True, 4), (1, 'MinimumCost', 429, 8036, False, False, 5), (1, 'MinimumSOC', 2549, 8036, False, True, 5), (1, 'MinimumSOC', 2549, 8036, False, True, 6), (1, 'Modulus', 89, 8036, False, True, 4), (1, 'NotificationMaxDelay', 2529, 8036, False, True, 6), (1, 'NumberOfPriceLevels', 340, 8036, False, True, 5), (1, 'OEMProvisioningCertificateChain', 315, 8036, False, False, 5), (1, 'Object', 129, 8036, False, False, 4), (1, 'OccupancyCosts', 426, 8036, False, False, 6), (1, 'OverstayCosts', 426, 8036, False, False, 6), (1, 'OverstayFee', 429, 8036, False, False, 5), (1, 'OverstayFeePeriod', 2518, 8036, False, True, 5), (1, 'OverstayPowerThreshold', 429, 8036, False, False, 5), (1, 'OverstayRule', 5737, 8036, False, False, 5), (1, 'OverstayRuleDescription', 4663, 8036, False, True, 5), (1, 'OverstayRules', 5729, 8036, False, False, 5), (1, 'OverstayTimeThreshold', 2518, 8036, False, True, 5), (1, 'P', 89, 8036, False, True, 4), (1, 'PGPData', 118, 8036, False, False, 4), (1, 'PGPKeyID', 116, 8036, False, True, 4), (1, 'PGPKeyPacket', 116, 8036, False, True, 4), (1, 'Parameter', 7905, 8036, False, False, 5), (1, 'ParameterSet', 7871, 8036, False, False, 5), (1, 'ParameterSetID', 7831, 8036, False, True, 5), (1, 'ParkingFee', 429, 8036, False, False, 5), (1, 'ParkingFeePeriod', 2518, 8036, False, True, 5), (1, 'ParkingMethod', 8015, 8036, False, True, 5), (1, 'ParkingSpace', 408, 8036, False, True, 5), (1, 'PgenCounter', 89, 8036, False, True, 4), (1, 'PnC_AReqAuthorizationMode', 137, 8036, False, False, 5), (1, 'PnC_ASResAuthorizationMode', 173, 8036, False, False, 5), (1, 'Power', 429, 8036, False, False, 5), (1, 'PowerDeliveryReq', 445, 8036, False, False, 5), (1, 'PowerDeliveryRes', 2522, 8036, False, False, 5), (1, 'PowerRangeStart', 429, 8036, False, False, 5), (1, 'PowerSchedule', 6798, 8036, False, False, 5), (1, 'PowerScheduleEntries', 6803, 8036, False, False, 5), (1, 'PowerScheduleEntry', 2513, 8036, False, False, 5), (1, 'PowerTolerance', 429, 8036, False, False, 5), (1, 'PowerToleranceAcceptance', 462, 8036, False, True, 5), (1, 'Power_L2', 429, 8036, False, False, 5), (1, 'Power_L3', 429, 8036, False, False, 5), (1, 'PresentSOC', 2549, 8036, False, True, 6), (1, 'PriceAlgorithm', 351, 8036, False, True, 5), (1, 'PriceLevel', 340, 8036, False, True, 5), (1, 'PriceLevelSchedule', 5751, 8036, False, False, 5), (1, 'PriceLevelScheduleEntries', 5758, 8036, False, False, 5), (1, 'PriceLevelScheduleEntry', 6783, 8036, False, False, 5), (1, 'PriceRule', 5722, 8036, False, False, 5), (1, 'PriceRuleStack', 5712, 8036, False, False, 5), (1, 'PriceRuleStacks', 4687, 8036, False, False, 5), (1, 'PriceScheduleDescription', 4663, 8036, False, True, 5), (1, 'PriceScheduleID', 437, 8036, False, True, 5), (1, 'PrioritizedEMAIDs', 342, 8036, False, False, 5), (1, 'ProviderID', 305, 8036, False, True, 5), (1, 'Q', 89, 8036, False, True, 4), (1, 'RSAKeyValue', 91, 8036, False, False, 4), (1, 'Receipt', 410, 8036, False, False, 5), (1, 'Receipt', 410, 8036, False, False, 6), (1, 'Reference', 35, 8036, False, False, 4), (1, 'RemainingContractCertificateChains', 340, 8036, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 2518, 8036, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 2518, 8036, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8036, False, True, 6), (1, 'RenewableGenerationPercentage', 340, 8036, False, True, 5), (1, 'ResponseCode', 156, 8036, False, True, 6), (1, 'RetrievalMethod', 94, 8036, False, False, 4), (1, 'RootCertificateID', 111, 8036, False, False, 6), (1, 'SECP521_EncryptedPrivateKey', 375, 8036, False, True, 5), (1, 'SPKIData', 124, 8036, False, False, 4), (1, 'SPKISexp', 116, 8036, False, True, 4), (1, 'ScheduleExchangeReq', 2533, 8036, False, False, 5), (1, 'ScheduleExchangeRes', 4636, 8036, False, False, 5), (1, 'ScheduleTuple', 6790, 8036, False, False, 5), (1, 'ScheduleTupleID', 437, 8036, False, True, 5), (1, 'Scheduled_EVPPTControlMode', 459, 8036, False, False, 5), (1, 'Scheduled_SEReqControlMode', 2551, 8036, False, False, 5), (1, 'Scheduled_SEResControlMode', 6786, 8036, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 8036, False, False, 5), (1, 'Seed', 89, 8036, False, True, 4), (1, 'SelectedAuthorizationService', 134, 8036, False, True, 5), (1, 'SelectedEnergyTransferService', 7957, 8036, False, False, 5), (1, 'SelectedScheduleTupleID', 437, 8036, False, True, 5), (1, 'SelectedService', 7957, 8036, False, False, 5), (1, 'SelectedVASList', 7960, 8036, False, False, 5), (1, 'Service', 7950, 8036, False, False, 5), (1, 'ServiceDetailReq', 7828, 8036, False, False, 5), (1, 'ServiceDetailRes', 7833, 8036, False, False, 5), (1, 'ServiceDiscoveryReq', 7915, 8036, False, False, 5), (1, 'ServiceDiscoveryRes', 7935, 8036, False, False, 5), (1, 'ServiceFee', 429, 8036, False, False, 5), (1, 'ServiceID', 7831, 8036, False, True, 5), (1, 'ServiceName', 305, 8036, False, True, 5), (1, 'ServiceParameterList', 7838, 8036, False, False, 5), (1, 'ServiceRenegotiationSupported', 170, 8036, False, True, 5), (1, 'ServiceSelectionReq', 7953, 8036, False, False, 5), (1, 'ServiceSelectionRes', 7977, 8036, False, False, 5), (1, 'SessionID', 10, 8036, False, True, 5), (1, 'SessionID', 10, 8036, False, True, 6), (1, 'SessionSetupReq', 7980, 8036, False, False, 5), (1, 'SessionSetupRes', 7983, 8036, False, False, 5), (1, 'SessionStopReq', 7987, 8036, False, False, 5), (1, 'SessionStopRes', 7994, 8036, False, False, 5), (1, 'Signature', 14, 8036, False, False, 4), (1, 'SignatureMethod', 29, 8036, False, False, 4), (1, 'SignatureProperties', 7997, 8036, False, False, 4), (1, 'SignatureProperty', 8001, 8036, False, False, 4), (1, 'SignatureValue', 56, 8036, False, False, 4), (1, 'SignedInfo', 20, 8036, False, False, 4), (1, 'SignedInstallationData', 363, 8036, False, False, 5), (1, 'SignedMeteringData', 388, 8036, False, False, 5), (1, 'StartTime', 2518, 8036, False, True, 5), (1, 'SubCertificates', 148, 8036, False, False, 5), (1, 'SupportedProviders', 176, 8036, False, False, 5), (1, 'SupportedServiceIDs', 7918, 8036, False, False, 5), (1, 'TPM_EncryptedPrivateKey', 379, 8036, False, True, 5), (1, 'TargetDistance', 408, 8036, False, True, 5), (1, 'TargetOffsetX', 2529, 8036, False, True, 5), (1, 'TargetOffsetY', 2529, 8036, False, True, 5), (1, 'TargetSOC', 2549, 8036, False, True, 5), (1, 'TargetSOC', 2549, 8036, False, True, 6), (1, 'TaxCosts', 434, 8036, False, False, 6), (1, 'TaxIncludedInPrice', 170, 8036, False, True, 5), (1, 'TaxRate', 429, 8036, False, False, 5), (1, 'TaxRule', 4678, 8036, False, False, 5), (1, 'TaxRuleID', 437, 8036, False, True, 5), (1, 'TaxRuleID', 437, 8036, False, True, 6), (1, 'TaxRuleName', 305, 8036, False, True, 5), (1, 'TaxRules', 4667, 8036, False, False, 5), (1, 'TimeAnchor', 12, 8036, False, True, 5), (1, 'TimeAnchor', 12, 8036, False, True, 6), (1, 'TimeStamp', 12, 8036, False, True, 6), (1, 'Transform', 45, 8036, False, False, 4), (1, 'Transforms', 42, 8036, False, False, 4), (1, 'VASList', 7941, 8036, False, False, 5), (1, 'Value', 408, 8036, False, True, 6), (1, 'VehicleCheckInReq', 8006, 8036, False, False, 5), (1, 'VehicleCheckInRes', 8017, 8036, False, False, 5), (1, 'VehicleCheckOutReq', 8023, 8036, False, False, 5), (1, 'VehicleCheckOutRes', 8029, 8036, False, False, 5), (1, 'VehicleFrame', 408, 8036, False, True, 5), (1, 'VehicleTravel', 408, 8036, False, True, 5), (1, 'X448_EncryptedPrivateKey', 377, 8036, False, True, 5), (1, 'X509CRL', 116, 8036, False, True, 4), (1, 'X509Certificate', 116, 8036, False, True, 4), (1, 'X509Data', 98, 8036, False, False, 4), (1, 'X509IssuerName', 49, 8036, False, True, 4), (1, 'X509IssuerSerial', 111, 8036, False, False, 4), (1, 'X509SKI', 116, 8036, False, True, 4), (1, 'X509SerialNumber', 114, 8036, False, True, 4), (1, 'X509SubjectName', 49, 8036, False, True, 4), (1, 'XPath', 49, 8036, False, True, 4), (1, 'Y', 89, 8036, False, True, 4), (1, 'boolValue', 170, 8036, False, True, 5), (1, 'byteValue', 432, 8036, False, True, 5), (1, 'finiteString', 305, 8036, False, True, 5), (1, 'intValue', 7913, 8036, False, True, 5), (1, 'rationalNumber', 429, 8036, False, False, 5), (1, 'shortValue', 408, 8036, False, True, 5), (4, None, None, 8036, False, False), (5, None, None, -1, False, False),)),  # 8036
+    (4, ((1, 'PresentSOC', 2549, 8038, False, True, 6), (1, 'MinimumSOC', 2549, 8039, False, True, 6), (1, 'TargetSOC', 2549, 8040, False, True, 6), (1, 'MaximumSOC', 2549, 8041, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8037
+    (4, ((1, 'MinimumSOC', 2549, 8039, False, True, 6), (1, 'TargetSOC', 2549, 8040, False, True, 6), (1, 'MaximumSOC', 2549, 8041, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8038
+    (4, ((1, 'TargetSOC', 2549, 8040, False, True, 6), (1, 'MaximumSOC', 2549, 8041, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8039
+    (4, ((1, 'MaximumSOC', 2549, 8041, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8040
+    (3, ((1, 'RemainingTimeToMinimumSOC', 2518, 8042, False, True, 6), (1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8041
+    (3, ((1, 'RemainingTimeToTargetSOC', 2518, 8043, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8042
+    (3, ((1, 'RemainingTimeToMaximumSOC', 2518, 8044, False, True, 6), (1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8043
+    (3, ((1, 'ChargingComplete', 170, 8045, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8044
+    (2, ((1, 'BatteryEnergyCapacity', 429, 8046, False, False, 6), (1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8045
+    (2, ((1, 'InletHot', 170, 8047, False, True, 6), (2, None, None, -1, False, False),)),  # 8046
     (1, ((2, None, None, -1, False, False),)),  # 8047
-    (1, ((1, 'TimeAnchor', 12, 8049, False, True),)),  # 8048
-    (1, ((1, 'PriceScheduleID', 437, 8050, False, True),)),  # 8049
-    (2, ((1, 'PriceScheduleDescription', 4663, 8051, False, True), (2, None, None, -1, False, False),)),  # 8050
+    (1, ((1, 'TimeAnchor', 12, 8049, False, True, 5),)),  # 8048
+    (1, ((1, 'PriceScheduleID', 437, 8050, False, True, 5),)),  # 8049
+    (2, ((1, 'PriceScheduleDescription', 4663, 8051, False, True, 5), (2, None, None, -1, False, False),)),  # 8050
     (1, ((2, None, None, -1, False, False),)),  # 8051
-    (1, ((1, 'TargetOffsetX', 2529, 8053, False, True),)),  # 8052
-    (1, ((1, 'TargetOffsetY', 2529, 8054, False, True),)),  # 8053
+    (1, ((1, 'TargetOffsetX', 2529, 8053, False, True, 5),)),  # 8052
+    (1, ((1, 'TargetOffsetY', 2529, 8054, False, True, 5),)),  # 8053
     (1, ((2, None, None, -1, False, False),)),  # 8054
-    (1, ((1, 'Header', 6, 8056, False, False),)),  # 8055
-    (2, ((1, 'DisplayParameters', 8037, 8057, False, False), (1, 'MeterInfoRequested', 170, 8058, False, True),)),  # 8056
-    (1, ((1, 'MeterInfoRequested', 170, 8058, False, True),)),  # 8057
+    (1, ((1, 'Header', 6, 8056, False, False, 6),)),  # 8055
+    (2, ((1, 'DisplayParameters', 8037, 8057, False, False, 6), (1, 'MeterInfoRequested', 170, 8058, False, True, 6),)),  # 8056
+    (1, ((1, 'MeterInfoRequested', 170, 8058, False, True, 6),)),  # 8057
     (1, ((2, None, None, -1, False, False),)),  # 8058
-    (1, ((1, 'Header', 6, 8060, False, False),)),  # 8059
-    (1, ((1, 'ResponseCode', 156, 8061, False, True),)),  # 8060
-    (3, ((1, 'EVSEStatus', 2526, 8062, False, False), (1, 'MeterInfo', 395, 8063, False, False), (1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8061
-    (2, ((1, 'MeterInfo', 395, 8063, False, False), (1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8062
-    (2, ((1, 'Receipt', 410, 8064, False, False), (2, None, None, -1, False, False),)),  # 8063
+    (1, ((1, 'Header', 6, 8060, False, False, 6),)),  # 8059
+    (1, ((1, 'ResponseCode', 156, 8061, False, True, 6),)),  # 8060
+    (3, ((1, 'EVSEStatus', 2526, 8062, False, False, 6), (1, 'MeterInfo', 395, 8063, False, False, 6), (1, 'Receipt', 410, 8064, False, False, 6), (2, None, None, -1, False, False),)),  # 8061
+    (2, ((1, 'MeterInfo', 395, 8063, False, False, 6), (1, 'Receipt', 410, 8064, False, False, 6), (2, None, None, -1, False, False),)),  # 8062
+    (2, ((1, 'Receipt', 410, 8064, False, False, 6), (2, None, None, -1, False, False),)),  # 8063
     (1, ((2, None, None, -1, False, False),)),  # 8064
-    (1, ((1, 'Header', 6, 8066, False, False),)),  # 8065
+    (1, ((1, 'Header', 6, 8066, False, False, 6),)),  # 8065
     (1, ((2, None, None, -1, False, False),)),  # 8066
-    (1, ((1, 'Header', 6, 8068, False, False),)),  # 8067
-    (1, ((1, 'ResponseCode', 156, 8069, False, True),)),  # 8068
+    (1, ((1, 'Header', 6, 8068, False, False, 6),)),  # 8067
+    (1, ((1, 'ResponseCode', 156, 8069, False, True, 6),)),  # 8068
     (1, ((2, None, None, -1, False, False),)),  # 8069
-    (2, ((1, 'DepartureTime', 2518, 8071, False, True), (1, 'EVTargetEnergyRequest', 429, 8072, False, False),)),  # 8070
-    (1, ((1, 'EVTargetEnergyRequest', 429, 8072, False, False),)),  # 8071
-    (1, ((1, 'EVMaximumEnergyRequest', 429, 8073, False, False),)),  # 8072
-    (1, ((1, 'EVMinimumEnergyRequest', 429, 8074, False, False),)),  # 8073
+    (2, ((1, 'DepartureTime', 2518, 8071, False, True, 6), (1, 'EVTargetEnergyRequest', 429, 8072, False, False, 6),)),  # 8070
+    (1, ((1, 'EVTargetEnergyRequest', 429, 8072, False, False, 6),)),  # 8071
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 8073, False, False, 6),)),  # 8072
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 8074, False, False, 6),)),  # 8073
     (1, ((2, None, None, -1, False, False),)),  # 8074
-    (3, ((1, 'DepartureTime', 2518, 8076, False, True), (1, 'MinimumSOC', 2549, 8077, False, True), (1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8075
-    (3, ((1, 'MinimumSOC', 2549, 8077, False, True), (1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8076
-    (2, ((1, 'TargetSOC', 2549, 8078, False, True), (1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8077
-    (2, ((1, 'AckMaxDelay', 2529, 8079, False, True), (2, None, None, -1, False, False),)),  # 8078
+    (3, ((1, 'DepartureTime', 2518, 8076, False, True, 6), (1, 'MinimumSOC', 2549, 8077, False, True, 6), (1, 'TargetSOC', 2549, 8078, False, True, 6), (1, 'AckMaxDelay', 2529, 8079, False, True, 6), (2, None, None, -1, False, False),)),  # 8075
+    (3, ((1, 'MinimumSOC', 2549, 8077, False, True, 6), (1, 'TargetSOC', 2549, 8078, False, True, 6), (1, 'AckMaxDelay', 2529, 8079, False, True, 6), (2, None, None, -1, False, False),)),  # 8076
+    (2, ((1, 'TargetSOC', 2549, 8078, False, True, 6), (1, 'AckMaxDelay', 2529, 8079, False, True, 6), (2, None, None, -1, False, False),)),  # 8077
+    (2, ((1, 'AckMaxDelay', 2529, 8079, False, True, 6), (2, None, None, -1, False, False),)),  # 8078
     (1, ((2, None, None, -1, False, False),)),  # 8079
-    (3, ((1, 'EVTargetEnergyRequest', 429, 8081, False, False), (1, 'EVMaximumEnergyRequest', 429, 8082, False, False), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8080
-    (2, ((1, 'EVMaximumEnergyRequest', 429, 8082, False, False), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8081
-    (2, ((1, 'EVMinimumEnergyRequest', 429, 8083, False, False), (2, None, None, -1, False, False),)),  # 8082
+    (3, ((1, 'EVTargetEnergyRequest', 429, 8081, False, False, 6), (1, 'EVMaximumEnergyRequest', 429, 8082, False, False, 6), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False, 6), (2, None, None, -1, False, False),)),  # 8080
+    (2, ((1, 'EVMaximumEnergyRequest', 429, 8082, False, False, 6), (1, 'EVMinimumEnergyRequest', 429, 8083, False, False, 6), (2, None, None, -1, False, False),)),  # 8081
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 8083, False, False, 6), (2, None, None, -1, False, False),)),  # 8082
     (1, ((2, None, None, -1, False, False),)),  # 8083
     (1, ((2, None, None, -1, False, False),)),  # 8084
-    (1, ((1, 'Header', 6, 8086, False, False),)),  # 8085
+    (1, ((1, 'Header', 6, 8086, False, False, 6),)),  # 8085
     (1, ((2, None, None, -1, False, False),)),  # 8086
-    (1, ((1, 'Header', 6, 8088, False, False),)),  # 8087
+    (1, ((1, 'Header', 6, 8088, False, False, 6),)),  # 8087
     (1, ((2, None, None, -1, False, False),)),  # 8088
-    (1, ((1, 'Header', 6, 8090, False, False),)),  # 8089
-    (1, ((1, 'ResponseCode', 156, 8091, False, True),)),  # 8090
+    (1, ((1, 'Header', 6, 8090, False, False, 6),)),  # 8089
+    (1, ((1, 'ResponseCode', 156, 8091, False, True, 6),)),  # 8090
     (1, ((2, None, None, -1, False, False),)),  # 8091
     (1, ((3, 'value', T40, 8093, False, False),)),  # 8092
     (1, ((2, None, None, -1, False, False),)),  # 8093

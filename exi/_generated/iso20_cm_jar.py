@@ -87,223 +87,223 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'Header', 6, 2, False, False),)),  # 1
-    (1, ((1, 'SelectedAuthorizationService', 134, 3, False, True),)),  # 2
-    (2, ((1, 'EIM_AReqAuthorizationMode', 136, 4, False, False), (1, 'PnC_AReqAuthorizationMode', 137, 5, False, False),)),  # 3
+    (1, ((1, 'Header', 6, 2, False, False, 6),)),  # 1
+    (1, ((1, 'SelectedAuthorizationService', 134, 3, False, True, 5),)),  # 2
+    (2, ((1, 'EIM_AReqAuthorizationMode', 136, 4, False, False, 5), (1, 'PnC_AReqAuthorizationMode', 137, 5, False, False, 5),)),  # 3
     (1, ((2, None, None, -1, False, False),)),  # 4
     (1, ((2, None, None, -1, False, False),)),  # 5
-    (1, ((1, 'SessionID', 10, 7, False, True),)),  # 6
-    (1, ((1, 'TimeStamp', 12, 8, False, True),)),  # 7
-    (2, ((1, 'Signature', 14, 9, False, False), (2, None, None, -1, False, False),)),  # 8
+    (1, ((1, 'SessionID', 10, 7, False, True, 6),)),  # 6
+    (1, ((1, 'TimeStamp', 12, 8, False, True, 6),)),  # 7
+    (2, ((1, 'Signature', 14, 9, False, False, 4), (2, None, None, -1, False, False),)),  # 8
     (1, ((2, None, None, -1, False, False),)),  # 9
     (1, ((3, 'value', T0, 11, False, False),)),  # 10
     (1, ((2, None, None, -1, False, False),)),  # 11
     (1, ((3, 'value', T1, 13, False, False),)),  # 12
     (1, ((2, None, None, -1, False, False),)),  # 13
-    (2, ((0, 'Id', T2, 15, False, False), (1, 'SignedInfo', 20, 16, False, False),)),  # 14
-    (1, ((1, 'SignedInfo', 20, 16, False, False),)),  # 15
-    (1, ((1, 'SignatureValue', 56, 17, False, False),)),  # 16
-    (2, ((1, 'KeyInfo', 59, 18, False, False), (1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 17
-    (2, ((1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 18
-    (2, ((1, 'Object', 129, 19, True, False), (2, None, None, -1, False, False),)),  # 19
-    (2, ((0, 'Id', T2, 21, False, False), (1, 'CanonicalizationMethod', 26, 22, False, False),)),  # 20
-    (1, ((1, 'CanonicalizationMethod', 26, 22, False, False),)),  # 21
-    (1, ((1, 'SignatureMethod', 29, 23, False, False),)),  # 22
-    (1, ((1, 'Reference', 35, 24, True, False),)),  # 23
-    (2, ((1, 'Reference', 35, 25, True, False), (2, None, None, -1, False, False),)),  # 24
-    (2, ((1, 'Reference', 35, 25, True, False), (2, None, None, -1, False, False),)),  # 25
-    (1, ((0, 'Algorithm', T2, 27, False, False),)),  # 26
+    (2, ((0, 'Id', T2, 15, False, False, 0), (1, 'SignedInfo', 20, 16, False, False, 4),)),  # 14
+    (1, ((1, 'SignedInfo', 20, 16, False, False, 4),)),  # 15
+    (1, ((1, 'SignatureValue', 56, 17, False, False, 4),)),  # 16
+    (2, ((1, 'KeyInfo', 59, 18, False, False, 4), (1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 17
+    (2, ((1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 18
+    (2, ((1, 'Object', 129, 19, True, False, 4), (2, None, None, -1, False, False),)),  # 19
+    (2, ((0, 'Id', T2, 21, False, False, 0), (1, 'CanonicalizationMethod', 26, 22, False, False, 4),)),  # 20
+    (1, ((1, 'CanonicalizationMethod', 26, 22, False, False, 4),)),  # 21
+    (1, ((1, 'SignatureMethod', 29, 23, False, False, 4),)),  # 22
+    (1, ((1, 'Reference', 35, 24, True, False, 4),)),  # 23
+    (2, ((1, 'Reference', 35, 25, True, False, 4), (2, None, None, -1, False, False),)),  # 24
+    (2, ((1, 'Reference', 35, 25, True, False, 4), (2, None, None, -1, False, False),)),  # 25
+    (1, ((0, 'Algorithm', T2, 27, False, False, 0),)),  # 26
     (2, ((4, None, None, 28, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 27, False, False),)),  # 27
     (2, ((4, None, None, 28, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 28, False, False),)),  # 28
-    (1, ((0, 'Algorithm', T2, 30, False, False),)),  # 29
-    (3, ((1, 'HMACOutputLength', 33, 31, False, True), (4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 30, False, False),)),  # 30
+    (1, ((0, 'Algorithm', T2, 30, False, False, 0),)),  # 29
+    (3, ((1, 'HMACOutputLength', 33, 31, False, True, 4), (4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 30, False, False),)),  # 30
     (2, ((4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 31, False, False),)),  # 31
     (2, ((4, None, None, 32, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 32, False, False),)),  # 32
     (1, ((3, 'value', T3, 34, False, False),)),  # 33
     (1, ((2, None, None, -1, False, False),)),  # 34
-    (3, ((0, 'Id', T2, 36, False, False), (0, 'Type', T2, 37, False, False), (0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 35
-    (3, ((0, 'Type', T2, 37, False, False), (0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 36
-    (2, ((0, 'URI', T2, 38, False, False), (1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 37
-    (2, ((1, 'Transforms', 42, 39, False, False), (1, 'DigestMethod', 51, 40, False, False),)),  # 38
-    (1, ((1, 'DigestMethod', 51, 40, False, False),)),  # 39
-    (1, ((1, 'DigestValue', 54, 41, False, True),)),  # 40
+    (3, ((0, 'Id', T2, 36, False, False, 0), (0, 'Type', T2, 37, False, False, 0), (0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 35
+    (3, ((0, 'Type', T2, 37, False, False, 0), (0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 36
+    (2, ((0, 'URI', T2, 38, False, False, 0), (1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 37
+    (2, ((1, 'Transforms', 42, 39, False, False, 4), (1, 'DigestMethod', 51, 40, False, False, 4),)),  # 38
+    (1, ((1, 'DigestMethod', 51, 40, False, False, 4),)),  # 39
+    (1, ((1, 'DigestValue', 54, 41, False, True, 4),)),  # 40
     (1, ((2, None, None, -1, False, False),)),  # 41
-    (1, ((1, 'Transform', 45, 43, True, False),)),  # 42
-    (2, ((1, 'Transform', 45, 44, True, False), (2, None, None, -1, False, False),)),  # 43
-    (2, ((1, 'Transform', 45, 44, True, False), (2, None, None, -1, False, False),)),  # 44
-    (1, ((0, 'Algorithm', T2, 46, False, False),)),  # 45
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 47, False, False),)),  # 47
-    (3, ((1, 'XPath', 49, 48, True, True), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 48, False, False),)),  # 48
+    (1, ((1, 'Transform', 45, 43, True, False, 4),)),  # 42
+    (2, ((1, 'Transform', 45, 44, True, False, 4), (2, None, None, -1, False, False),)),  # 43
+    (2, ((1, 'Transform', 45, 44, True, False, 4), (2, None, None, -1, False, False),)),  # 44
+    (1, ((0, 'Algorithm', T2, 46, False, False, 0),)),  # 45
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 46, False, False),)),  # 46
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 47, False, False),)),  # 47
+    (3, ((1, 'XPath', 49, 48, True, True, 4), (4, None, None, 47, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 48, False, False),)),  # 48
     (1, ((3, 'value', T2, 50, False, False),)),  # 49
     (1, ((2, None, None, -1, False, False),)),  # 50
-    (1, ((0, 'Algorithm', T2, 52, False, False),)),  # 51
+    (1, ((0, 'Algorithm', T2, 52, False, False, 0),)),  # 51
     (2, ((4, None, None, 53, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 52, False, False),)),  # 52
     (2, ((4, None, None, 53, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 53, False, False),)),  # 53
     (1, ((3, 'value', T4, 55, False, False),)),  # 54
     (1, ((2, None, None, -1, False, False),)),  # 55
-    (2, ((0, 'Id', T2, 57, False, False), (3, 'value', T4, 58, False, False),)),  # 56
+    (2, ((0, 'Id', T2, 57, False, False, 0), (3, 'value', T4, 58, False, False),)),  # 56
     (1, ((3, 'value', T4, 58, False, False),)),  # 57
     (1, ((2, None, None, -1, False, False),)),  # 58
-    (4, ((0, 'Id', T2, 60, False, False), (1, 'KeyName', 49, 61, True, True), (1, 'KeyValue', 77, 62, True, False), (1, 'RetrievalMethod', 94, 63, True, False), (1, 'X509Data', 98, 64, True, False), (1, 'PGPData', 118, 65, True, False), (1, 'SPKIData', 124, 66, True, False), (1, 'MgmtData', 49, 67, True, True), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 59
-    (4, ((1, 'KeyName', 49, 61, True, True), (1, 'KeyValue', 77, 62, True, False), (1, 'RetrievalMethod', 94, 63, True, False), (1, 'X509Data', 98, 64, True, False), (1, 'PGPData', 118, 65, True, False), (1, 'SPKIData', 124, 66, True, False), (1, 'MgmtData', 49, 67, True, True), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 60
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 75, False, False),)),  # 75
-    (4, ((1, 'KeyName', 49, 69, True, True), (1, 'KeyValue', 77, 70, True, False), (1, 'RetrievalMethod', 94, 71, True, False), (1, 'X509Data', 98, 72, True, False), (1, 'PGPData', 118, 73, True, False), (1, 'SPKIData', 124, 74, True, False), (1, 'MgmtData', 49, 75, True, True), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 76, False, False),)),  # 76
-    (3, ((1, 'DSAKeyValue', 81, 78, False, False), (1, 'RSAKeyValue', 91, 79, False, False), (4, None, None, 80, False, False), (3, 'value', T2, 77, False, False),)),  # 77
+    (4, ((0, 'Id', T2, 60, False, False, 0), (1, 'KeyName', 49, 61, True, True, 4), (1, 'KeyValue', 77, 62, True, False, 4), (1, 'RetrievalMethod', 94, 63, True, False, 4), (1, 'X509Data', 98, 64, True, False, 4), (1, 'PGPData', 118, 65, True, False, 4), (1, 'SPKIData', 124, 66, True, False, 4), (1, 'MgmtData', 49, 67, True, True, 4), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 59
+    (4, ((1, 'KeyName', 49, 61, True, True, 4), (1, 'KeyValue', 77, 62, True, False, 4), (1, 'RetrievalMethod', 94, 63, True, False, 4), (1, 'X509Data', 98, 64, True, False, 4), (1, 'PGPData', 118, 65, True, False, 4), (1, 'SPKIData', 124, 66, True, False, 4), (1, 'MgmtData', 49, 67, True, True, 4), (4, None, None, 68, True, False), (3, 'value', T2, 60, False, False),)),  # 60
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 61, False, False),)),  # 61
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 62, False, False),)),  # 62
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 63, False, False),)),  # 63
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 64, False, False),)),  # 64
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 65, False, False),)),  # 65
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 66, False, False),)),  # 66
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 67, False, False),)),  # 67
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 68, False, False),)),  # 68
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 69, False, False),)),  # 69
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 70, False, False),)),  # 70
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 71, False, False),)),  # 71
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 72, False, False),)),  # 72
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 73, False, False),)),  # 73
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 74, False, False),)),  # 74
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 75, False, False),)),  # 75
+    (4, ((1, 'KeyName', 49, 69, True, True, 4), (1, 'KeyValue', 77, 70, True, False, 4), (1, 'RetrievalMethod', 94, 71, True, False, 4), (1, 'X509Data', 98, 72, True, False, 4), (1, 'PGPData', 118, 73, True, False, 4), (1, 'SPKIData', 124, 74, True, False, 4), (1, 'MgmtData', 49, 75, True, True, 4), (4, None, None, 76, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 76, False, False),)),  # 76
+    (3, ((1, 'DSAKeyValue', 81, 78, False, False, 4), (1, 'RSAKeyValue', 91, 79, False, False, 4), (4, None, None, 80, False, False), (3, 'value', T2, 77, False, False),)),  # 77
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 78, False, False),)),  # 78
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 79, False, False),)),  # 79
     (2, ((2, None, None, -1, False, False), (3, 'value', T2, 80, False, False),)),  # 80
-    (2, ((1, 'P', 89, 82, False, True), (1, 'G', 89, 83, False, True), (1, 'Y', 89, 84, False, True),)),  # 81
-    (1, ((1, 'Q', 89, 88, False, True),)),  # 82
-    (1, ((1, 'Y', 89, 84, False, True),)),  # 83
-    (2, ((1, 'J', 89, 85, False, True), (1, 'Seed', 89, 86, False, True), (2, None, None, -1, False, False),)),  # 84
-    (2, ((1, 'Seed', 89, 86, False, True), (2, None, None, -1, False, False),)),  # 85
-    (1, ((1, 'PgenCounter', 89, 87, False, True),)),  # 86
+    (2, ((1, 'P', 89, 82, False, True, 4), (1, 'G', 89, 83, False, True, 4), (1, 'Y', 89, 84, False, True, 4),)),  # 81
+    (1, ((1, 'Q', 89, 88, False, True, 4),)),  # 82
+    (1, ((1, 'Y', 89, 84, False, True, 4),)),  # 83
+    (2, ((1, 'J', 89, 85, False, True, 4), (1, 'Seed', 89, 86, False, True, 4), (2, None, None, -1, False, False),)),  # 84
+    (2, ((1, 'Seed', 89, 86, False, True, 4), (2, None, None, -1, False, False),)),  # 85
+    (1, ((1, 'PgenCounter', 89, 87, False, True, 4),)),  # 86
     (1, ((2, None, None, -1, False, False),)),  # 87
-    (2, ((1, 'G', 89, 83, False, True), (1, 'Y', 89, 84, False, True),)),  # 88
+    (2, ((1, 'G', 89, 83, False, True, 4), (1, 'Y', 89, 84, False, True, 4),)),  # 88
     (1, ((3, 'value', T4, 90, False, False),)),  # 89
     (1, ((2, None, None, -1, False, False),)),  # 90
-    (1, ((1, 'Modulus', 89, 92, False, True),)),  # 91
-    (1, ((1, 'Exponent', 89, 93, False, True),)),  # 92
+    (1, ((1, 'Modulus', 89, 92, False, True, 4),)),  # 91
+    (1, ((1, 'Exponent', 89, 93, False, True, 4),)),  # 92
     (1, ((2, None, None, -1, False, False),)),  # 93
-    (3, ((0, 'Type', T2, 95, False, False), (0, 'URI', T2, 96, False, False), (1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 94
-    (2, ((0, 'URI', T2, 96, False, False), (1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 95
-    (2, ((1, 'Transforms', 42, 97, False, False), (2, None, None, -1, False, False),)),  # 96
+    (3, ((0, 'Type', T2, 95, False, False, 0), (0, 'URI', T2, 96, False, False, 0), (1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 94
+    (2, ((0, 'URI', T2, 96, False, False, 0), (1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 95
+    (2, ((1, 'Transforms', 42, 97, False, False, 4), (2, None, None, -1, False, False),)),  # 96
     (1, ((2, None, None, -1, False, False),)),  # 97
-    (3, ((1, 'X509IssuerSerial', 111, 99, True, False), (1, 'X509SKI', 116, 100, True, True), (1, 'X509SubjectName', 49, 101, True, True), (1, 'X509Certificate', 116, 102, True, True), (1, 'X509CRL', 116, 103, True, True), (4, None, None, 104, True, False),)),  # 98
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 99
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 100
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 101
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 102
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 103
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 104
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 105
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 106
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 107
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 108
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 109
-    (3, ((1, 'X509IssuerSerial', 111, 105, True, False), (1, 'X509SKI', 116, 106, True, True), (1, 'X509SubjectName', 49, 107, True, True), (1, 'X509Certificate', 116, 108, True, True), (1, 'X509CRL', 116, 109, True, True), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 110
-    (1, ((1, 'X509IssuerName', 49, 112, False, True),)),  # 111
-    (1, ((1, 'X509SerialNumber', 114, 113, False, True),)),  # 112
+    (3, ((1, 'X509IssuerSerial', 111, 99, True, False, 4), (1, 'X509SKI', 116, 100, True, True, 4), (1, 'X509SubjectName', 49, 101, True, True, 4), (1, 'X509Certificate', 116, 102, True, True, 4), (1, 'X509CRL', 116, 103, True, True, 4), (4, None, None, 104, True, False),)),  # 98
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 99
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 100
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 101
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 102
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 103
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 104
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 105
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 106
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 107
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 108
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 109
+    (3, ((1, 'X509IssuerSerial', 111, 105, True, False, 4), (1, 'X509SKI', 116, 106, True, True, 4), (1, 'X509SubjectName', 49, 107, True, True, 4), (1, 'X509Certificate', 116, 108, True, True, 4), (1, 'X509CRL', 116, 109, True, True, 4), (4, None, None, 110, True, False), (2, None, None, -1, False, False),)),  # 110
+    (1, ((1, 'X509IssuerName', 49, 112, False, True, 4),)),  # 111
+    (1, ((1, 'X509SerialNumber', 114, 113, False, True, 4),)),  # 112
     (1, ((2, None, None, -1, False, False),)),  # 113
     (1, ((3, 'value', T3, 115, False, False),)),  # 114
     (1, ((2, None, None, -1, False, False),)),  # 115
     (1, ((3, 'value', T4, 117, False, False),)),  # 116
     (1, ((2, None, None, -1, False, False),)),  # 117
-    (2, ((1, 'PGPKeyID', 116, 119, False, True), (1, 'PGPKeyPacket', 116, 120, False, True),)),  # 118
-    (2, ((1, 'PGPKeyPacket', 116, 122, False, True), (4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 119
+    (2, ((1, 'PGPKeyID', 116, 119, False, True, 4), (1, 'PGPKeyPacket', 116, 120, False, True, 4),)),  # 118
+    (2, ((1, 'PGPKeyPacket', 116, 122, False, True, 4), (4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 119
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 120
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False),)),  # 121
     (2, ((4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 122
     (2, ((4, None, None, 123, True, False), (2, None, None, -1, False, False),)),  # 123
-    (1, ((1, 'SPKISexp', 116, 125, True, True),)),  # 124
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (2, None, None, -1, False, False),)),  # 126
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (4, None, None, 128, True, False), (2, None, None, -1, False, False),)),  # 127
-    (2, ((1, 'SPKISexp', 116, 127, True, True), (2, None, None, -1, False, False),)),  # 128
-    (3, ((0, 'Encoding', T2, 130, False, False), (0, 'Id', T2, 131, False, False), (0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 129
-    (3, ((0, 'Id', T2, 131, False, False), (0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 130
-    (3, ((0, 'MimeType', T2, 132, False, False), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 131
+    (1, ((1, 'SPKISexp', 116, 125, True, True, 4),)),  # 124
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (4, None, None, 126, True, False), (2, None, None, -1, False, False),)),  # 125
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (2, None, None, -1, False, False),)),  # 126
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (4, None, None, 128, True, False), (2, None, None, -1, False, False),)),  # 127
+    (2, ((1, 'SPKISexp', 116, 127, True, True, 4), (2, None, None, -1, False, False),)),  # 128
+    (3, ((0, 'Encoding', T2, 130, False, False, 0), (0, 'Id', T2, 131, False, False, 0), (0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 129
+    (3, ((0, 'Id', T2, 131, False, False, 0), (0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 130
+    (3, ((0, 'MimeType', T2, 132, False, False, 0), (4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 131
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 132, False, False),)),  # 132
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 133, False, False),)),  # 133
     (1, ((3, 'value', T5, 135, False, False),)),  # 134
     (1, ((2, None, None, -1, False, False),)),  # 135
     (1, ((2, None, None, -1, False, False),)),  # 136
-    (1, ((0, 'Id', T2, 138, False, False),)),  # 137
-    (1, ((1, 'GenChallenge', 141, 139, False, True),)),  # 138
-    (1, ((1, 'ContractCertificateChain', 143, 140, False, False),)),  # 139
+    (1, ((0, 'Id', T2, 138, False, False, 5),)),  # 137
+    (1, ((1, 'GenChallenge', 141, 139, False, True, 5),)),  # 138
+    (1, ((1, 'ContractCertificateChain', 143, 140, False, False, 5),)),  # 139
     (1, ((2, None, None, -1, False, False),)),  # 140
     (1, ((3, 'value', T6, 142, False, False),)),  # 141
     (1, ((2, None, None, -1, False, False),)),  # 142
-    (1, ((1, 'Certificate', 146, 144, False, True),)),  # 143
-    (1, ((1, 'SubCertificates', 148, 145, False, False),)),  # 144
+    (1, ((1, 'Certificate', 146, 144, False, True, 5),)),  # 143
+    (1, ((1, 'SubCertificates', 148, 145, False, False, 5),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
     (1, ((3, 'value', T7, 147, False, False),)),  # 146
     (1, ((2, None, None, -1, False, False),)),  # 147
-    (1, ((1, 'Certificate', 146, 149, True, True),)),  # 148
-    (2, ((1, 'Certificate', 146, 150, True, True), (2, None, None, -1, False, False),)),  # 149
-    (2, ((1, 'Certificate', 146, 151, True, True), (2, None, None, -1, False, False),)),  # 150
+    (1, ((1, 'Certificate', 146, 149, True, True, 5),)),  # 148
+    (2, ((1, 'Certificate', 146, 150, True, True, 5), (2, None, None, -1, False, False),)),  # 149
+    (2, ((1, 'Certificate', 146, 151, True, True, 5), (2, None, None, -1, False, False),)),  # 150
     (1, ((2, None, None, -1, False, False),)),  # 151
-    (1, ((1, 'Header', 6, 153, False, False),)),  # 152
-    (1, ((1, 'ResponseCode', 156, 154, False, True),)),  # 153
-    (1, ((1, 'EVSEProcessing', 158, 155, False, True),)),  # 154
+    (1, ((1, 'Header', 6, 153, False, False, 6),)),  # 152
+    (1, ((1, 'ResponseCode', 156, 154, False, True, 6),)),  # 153
+    (1, ((1, 'EVSEProcessing', 158, 155, False, True, 5),)),  # 154
     (1, ((2, None, None, -1, False, False),)),  # 155
     (1, ((3, 'value', T8, 157, False, False),)),  # 156
     (1, ((2, None, None, -1, False, False),)),  # 157
     (1, ((3, 'value', T9, 159, False, False),)),  # 158
     (1, ((2, None, None, -1, False, False),)),  # 159
-    (1, ((1, 'Header', 6, 161, False, False),)),  # 160
+    (1, ((1, 'Header', 6, 161, False, False, 6),)),  # 160
     (1, ((2, None, None, -1, False, False),)),  # 161
-    (1, ((1, 'Header', 6, 163, False, False),)),  # 162
-    (1, ((1, 'ResponseCode', 156, 164, False, True),)),  # 163
-    (1, ((1, 'AuthorizationServices', 134, 165, True, True),)),  # 164
-    (2, ((1, 'AuthorizationServices', 134, 166, True, True), (1, 'CertificateInstallationService', 170, 167, False, True),)),  # 165
-    (1, ((1, 'CertificateInstallationService', 170, 167, False, True),)),  # 166
-    (2, ((1, 'EIM_ASResAuthorizationMode', 172, 168, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 169, False, False),)),  # 167
+    (1, ((1, 'Header', 6, 163, False, False, 6),)),  # 162
+    (1, ((1, 'ResponseCode', 156, 164, False, True, 6),)),  # 163
+    (1, ((1, 'AuthorizationServices', 134, 165, True, True, 5),)),  # 164
+    (2, ((1, 'AuthorizationServices', 134, 166, True, True, 5), (1, 'CertificateInstallationService', 170, 167, False, True, 5),)),  # 165
+    (1, ((1, 'CertificateInstallationService', 170, 167, False, True, 5),)),  # 166
+    (2, ((1, 'EIM_ASResAuthorizationMode', 172, 168, False, False, 5), (1, 'PnC_ASResAuthorizationMode', 173, 169, False, False, 5),)),  # 167
     (1, ((2, None, None, -1, False, False),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
     (1, ((3, 'value', T10, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
     (1, ((2, None, None, -1, False, False),)),  # 172
-    (1, ((1, 'GenChallenge', 141, 174, False, True),)),  # 173
-    (2, ((1, 'SupportedProviders', 176, 175, False, False), (2, None, None, -1, False, False),)),  # 174
+    (1, ((1, 'GenChallenge', 141, 174, False, True, 5),)),  # 173
+    (2, ((1, 'SupportedProviders', 176, 175, False, False, 5), (2, None, None, -1, False, False),)),  # 174
     (1, ((2, None, None, -1, False, False),)),  # 175
-    (1, ((1, 'ProviderID', 305, 177, True, True),)),  # 176
-    _run(127, 2, ((1, 'ProviderID', 305, '+', True, True), (2, None, None, -1, False, False),)),  # 177..303
+    (1, ((1, 'ProviderID', 305, 177, True, True, 5),)),  # 176
+    _run(127, 2, ((1, 'ProviderID', 305, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 177..303
     (1, ((2, None, None, -1, False, False),)),  # 304
     (1, ((3, 'value', T11, 306, False, False),)),  # 305
     (1, ((2, None, None, -1, False, False),)),  # 306
     (1, ((2, None, None, -1, False, False),)),  # 307
     (1, ((2, None, None, -1, False, False),)),  # 308
-    (1, ((1, 'Header', 6, 310, False, False),)),  # 309
-    (1, ((1, 'OEMProvisioningCertificateChain', 315, 311, False, False),)),  # 310
-    (1, ((1, 'ListOfRootCertificateIDs', 319, 312, False, False),)),  # 311
-    (1, ((1, 'MaximumContractCertificateChains', 340, 313, False, True),)),  # 312
-    (2, ((1, 'PrioritizedEMAIDs', 342, 314, False, False), (2, None, None, -1, False, False),)),  # 313
+    (1, ((1, 'Header', 6, 310, False, False, 6),)),  # 309
+    (1, ((1, 'OEMProvisioningCertificateChain', 315, 311, False, False, 5),)),  # 310
+    (1, ((1, 'ListOfRootCertificateIDs', 319, 312, False, False, 5),)),  # 311
+    (1, ((1, 'MaximumContractCertificateChains', 340, 313, False, True, 5),)),  # 312
+    (2, ((1, 'PrioritizedEMAIDs', 342, 314, False, False, 5), (2, None, None, -1, False, False),)),  # 313
     (1, ((2, None, None, -1, False, False),)),  # 314
-    (1, ((0, 'Id', T2, 316, False, False),)),  # 315
-    (1, ((1, 'Certificate', 146, 317, False, True),)),  # 316
-    (2, ((1, 'SubCertificates', 148, 318, False, False), (2, None, None, -1, False, False),)),  # 317
+    (1, ((0, 'Id', T2, 316, False, False, 5),)),  # 315
+    (1, ((1, 'Certificate', 146, 317, False, True, 5),)),  # 316
+    (2, ((1, 'SubCertificates', 148, 318, False, False, 5), (2, None, None, -1, False, False),)),  # 317
     (1, ((2, None, None, -1, False, False),)),  # 318
-    (1, ((1, 'RootCertificateID', 111, 320, True, False),)),  # 319
-    _run(19, 2, ((1, 'RootCertificateID', 111, '+', True, False), (2, None, None, -1, False, False),)),  # 320..338
+    (1, ((1, 'RootCertificateID', 111, 320, True, False, 6),)),  # 319
+    _run(19, 2, ((1, 'RootCertificateID', 111, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 320..338
     (1, ((2, None, None, -1, False, False),)),  # 339
     (1, ((3, 'value', T12, 341, False, False),)),  # 340
     (1, ((2, None, None, -1, False, False),)),  # 341
-    (1, ((1, 'EMAID', 351, 343, True, True),)),  # 342
-    _run(7, 2, ((1, 'EMAID', 351, '+', True, True), (2, None, None, -1, False, False),)),  # 343..349
+    (1, ((1, 'EMAID', 351, 343, True, True, 5),)),  # 342
+    _run(7, 2, ((1, 'EMAID', 351, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 343..349
     (1, ((2, None, None, -1, False, False),)),  # 350
     (1, ((3, 'value', T13, 352, False, False),)),  # 351
     (1, ((2, None, None, -1, False, False),)),  # 352
-    (1, ((1, 'Header', 6, 354, False, False),)),  # 353
-    (1, ((1, 'ResponseCode', 156, 355, False, True),)),  # 354
-    (1, ((1, 'EVSEProcessing', 158, 356, False, True),)),  # 355
-    (1, ((1, 'CPSCertificateChain', 360, 357, False, False),)),  # 356
-    (1, ((1, 'SignedInstallationData', 363, 358, False, False),)),  # 357
-    (1, ((1, 'RemainingContractCertificateChains', 340, 359, False, True),)),  # 358
+    (1, ((1, 'Header', 6, 354, False, False, 6),)),  # 353
+    (1, ((1, 'ResponseCode', 156, 355, False, True, 6),)),  # 354
+    (1, ((1, 'EVSEProcessing', 158, 356, False, True, 5),)),  # 355
+    (1, ((1, 'CPSCertificateChain', 360, 357, False, False, 5),)),  # 356
+    (1, ((1, 'SignedInstallationData', 363, 358, False, False, 5),)),  # 357
+    (1, ((1, 'RemainingContractCertificateChains', 340, 359, False, True, 5),)),  # 358
     (1, ((2, None, None, -1, False, False),)),  # 359
-    (1, ((1, 'Certificate', 146, 361, False, True),)),  # 360
-    (2, ((1, 'SubCertificates', 148, 362, False, False), (2, None, None, -1, False, False),)),  # 361
+    (1, ((1, 'Certificate', 146, 361, False, True, 5),)),  # 360
+    (2, ((1, 'SubCertificates', 148, 362, False, False, 5), (2, None, None, -1, False, False),)),  # 361
     (1, ((2, None, None, -1, False, False),)),  # 362
-    (1, ((0, 'Id', T2, 364, False, False),)),  # 363
-    (1, ((1, 'ContractCertificateChain', 143, 365, False, False),)),  # 364
-    (1, ((1, 'ECDHCurve', 371, 366, False, True),)),  # 365
-    (1, ((1, 'DHPublicKey', 373, 367, False, True),)),  # 366
-    (2, ((1, 'SECP521_EncryptedPrivateKey', 375, 368, False, True), (1, 'X448_EncryptedPrivateKey', 377, 369, False, True), (1, 'TPM_EncryptedPrivateKey', 379, 370, False, True),)),  # 367
+    (1, ((0, 'Id', T2, 364, False, False, 5),)),  # 363
+    (1, ((1, 'ContractCertificateChain', 143, 365, False, False, 5),)),  # 364
+    (1, ((1, 'ECDHCurve', 371, 366, False, True, 5),)),  # 365
+    (1, ((1, 'DHPublicKey', 373, 367, False, True, 5),)),  # 366
+    (2, ((1, 'SECP521_EncryptedPrivateKey', 375, 368, False, True, 5), (1, 'X448_EncryptedPrivateKey', 377, 369, False, True, 5), (1, 'TPM_EncryptedPrivateKey', 379, 370, False, True, 5),)),  # 367
     (1, ((2, None, None, -1, False, False),)),  # 368
     (1, ((2, None, None, -1, False, False),)),  # 369
     (1, ((2, None, None, -1, False, False),)),  # 370
@@ -317,28 +317,28 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 378
     (1, ((3, 'value', T18, 380, False, False),)),  # 379
     (1, ((2, None, None, -1, False, False),)),  # 380
-    (2, ((0, 'Id', T2, 382, False, False), (1, 'Reference', 35, 383, True, False),)),  # 381
-    (1, ((1, 'Reference', 35, 383, True, False),)),  # 382
-    (2, ((1, 'Reference', 35, 384, True, False), (2, None, None, -1, False, False),)),  # 383
-    (2, ((1, 'Reference', 35, 384, True, False), (2, None, None, -1, False, False),)),  # 384
-    (1, ((1, 'Header', 6, 386, False, False),)),  # 385
-    (1, ((1, 'SignedMeteringData', 388, 387, False, False),)),  # 386
+    (2, ((0, 'Id', T2, 382, False, False, 0), (1, 'Reference', 35, 383, True, False, 4),)),  # 381
+    (1, ((1, 'Reference', 35, 383, True, False, 4),)),  # 382
+    (2, ((1, 'Reference', 35, 384, True, False, 4), (2, None, None, -1, False, False),)),  # 383
+    (2, ((1, 'Reference', 35, 384, True, False, 4), (2, None, None, -1, False, False),)),  # 384
+    (1, ((1, 'Header', 6, 386, False, False, 6),)),  # 385
+    (1, ((1, 'SignedMeteringData', 388, 387, False, False, 5),)),  # 386
     (1, ((2, None, None, -1, False, False),)),  # 387
-    (1, ((0, 'Id', T2, 389, False, False),)),  # 388
-    (1, ((1, 'SessionID', 10, 390, False, True),)),  # 389
-    (1, ((1, 'MeterInfo', 395, 391, False, False),)),  # 390
-    (2, ((1, 'Receipt', 410, 392, False, False), (1, 'Dynamic_SMDTControlMode', 439, 393, False, False), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False),)),  # 391
-    (2, ((1, 'Dynamic_SMDTControlMode', 439, 393, False, False), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False),)),  # 392
+    (1, ((0, 'Id', T2, 389, False, False, 5),)),  # 388
+    (1, ((1, 'SessionID', 10, 390, False, True, 5),)),  # 389
+    (1, ((1, 'MeterInfo', 395, 391, False, False, 5),)),  # 390
+    (2, ((1, 'Receipt', 410, 392, False, False, 5), (1, 'Dynamic_SMDTControlMode', 439, 393, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False, 5),)),  # 391
+    (2, ((1, 'Dynamic_SMDTControlMode', 439, 393, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 394, False, False, 5),)),  # 392
     (1, ((2, None, None, -1, False, False),)),  # 393
     (1, ((2, None, None, -1, False, False),)),  # 394
-    (1, ((1, 'MeterID', 404, 396, False, True),)),  # 395
-    (1, ((1, 'ChargedEnergyReadingWh', 12, 397, False, True),)),  # 396
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 12, 398, False, True), (1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 397
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 398
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True), (1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 399
-    (3, ((1, 'MeterSignature', 406, 401, False, True), (1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 400
-    (2, ((1, 'MeterStatus', 408, 402, False, True), (1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 401
-    (2, ((1, 'MeterTimestamp', 12, 403, False, True), (2, None, None, -1, False, False),)),  # 402
+    (1, ((1, 'MeterID', 404, 396, False, True, 6),)),  # 395
+    (1, ((1, 'ChargedEnergyReadingWh', 12, 397, False, True, 6),)),  # 396
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 12, 398, False, True, 6), (1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 397
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 12, 399, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 398
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 12, 400, False, True, 6), (1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 399
+    (3, ((1, 'MeterSignature', 406, 401, False, True, 6), (1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 400
+    (2, ((1, 'MeterStatus', 408, 402, False, True, 6), (1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 401
+    (2, ((1, 'MeterTimestamp', 12, 403, False, True, 6), (2, None, None, -1, False, False),)),  # 402
     (1, ((2, None, None, -1, False, False),)),  # 403
     (1, ((3, 'value', T19, 405, False, False),)),  # 404
     (1, ((2, None, None, -1, False, False),)),  # 405
@@ -346,252 +346,252 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 407
     (1, ((3, 'value', T21, 409, False, False),)),  # 408
     (1, ((2, None, None, -1, False, False),)),  # 409
-    (1, ((1, 'TimeAnchor', 12, 411, False, True),)),  # 410
-    (3, ((1, 'EnergyCosts', 426, 412, False, False), (1, 'OccupancyCosts', 426, 413, False, False), (1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 411
-    (3, ((1, 'OccupancyCosts', 426, 413, False, False), (1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 412
-    (3, ((1, 'AdditionalServicesCosts', 426, 414, False, False), (1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 413
-    (2, ((1, 'OverstayCosts', 426, 415, False, False), (1, 'TaxCosts', 434, 416, True, False), (2, None, None, -1, False, False),)),  # 414
-    _run(10, 2, ((1, 'TaxCosts', 434, '+', True, False), (2, None, None, -1, False, False),)),  # 415..424
+    (1, ((1, 'TimeAnchor', 12, 411, False, True, 6),)),  # 410
+    (3, ((1, 'EnergyCosts', 426, 412, False, False, 6), (1, 'OccupancyCosts', 426, 413, False, False, 6), (1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 411
+    (3, ((1, 'OccupancyCosts', 426, 413, False, False, 6), (1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 412
+    (3, ((1, 'AdditionalServicesCosts', 426, 414, False, False, 6), (1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 413
+    (2, ((1, 'OverstayCosts', 426, 415, False, False, 6), (1, 'TaxCosts', 434, 416, True, False, 6), (2, None, None, -1, False, False),)),  # 414
+    _run(10, 2, ((1, 'TaxCosts', 434, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 415..424
     (1, ((2, None, None, -1, False, False),)),  # 425
-    (1, ((1, 'Amount', 429, 427, False, False),)),  # 426
-    (1, ((1, 'CostPerUnit', 429, 428, False, False),)),  # 427
+    (1, ((1, 'Amount', 429, 427, False, False, 6),)),  # 426
+    (1, ((1, 'CostPerUnit', 429, 428, False, False, 6),)),  # 427
     (1, ((2, None, None, -1, False, False),)),  # 428
-    (1, ((1, 'Exponent', 432, 430, False, True),)),  # 429
-    (1, ((1, 'Value', 408, 431, False, True),)),  # 430
+    (1, ((1, 'Exponent', 432, 430, False, True, 6),)),  # 429
+    (1, ((1, 'Value', 408, 431, False, True, 6),)),  # 430
     (1, ((2, None, None, -1, False, False),)),  # 431
     (1, ((3, 'value', T22, 433, False, False),)),  # 432
     (1, ((2, None, None, -1, False, False),)),  # 433
-    (1, ((1, 'TaxRuleID', 437, 435, False, True),)),  # 434
-    (1, ((1, 'Amount', 429, 436, False, False),)),  # 435
+    (1, ((1, 'TaxRuleID', 437, 435, False, True, 6),)),  # 434
+    (1, ((1, 'Amount', 429, 436, False, False, 6),)),  # 435
     (1, ((2, None, None, -1, False, False),)),  # 436
     (1, ((3, 'value', T23, 438, False, False),)),  # 437
     (1, ((2, None, None, -1, False, False),)),  # 438
     (1, ((2, None, None, -1, False, False),)),  # 439
-    (1, ((1, 'SelectedScheduleTupleID', 437, 441, False, True),)),  # 440
+    (1, ((1, 'SelectedScheduleTupleID', 437, 441, False, True, 5),)),  # 440
     (1, ((2, None, None, -1, False, False),)),  # 441
-    (1, ((1, 'Header', 6, 443, False, False),)),  # 442
-    (1, ((1, 'ResponseCode', 156, 444, False, True),)),  # 443
+    (1, ((1, 'Header', 6, 443, False, False, 6),)),  # 442
+    (1, ((1, 'ResponseCode', 156, 444, False, True, 6),)),  # 443
     (1, ((2, None, None, -1, False, False),)),  # 444
-    (1, ((1, 'Header', 6, 446, False, False),)),  # 445
-    (1, ((1, 'EVProcessing', 158, 447, False, True),)),  # 446
-    (1, ((1, 'ChargeProgress', 451, 448, False, True),)),  # 447
-    (2, ((1, 'EVPowerProfile', 453, 449, False, False), (1, 'BPT_ChannelSelection', 474, 450, False, True), (2, None, None, -1, False, False),)),  # 448
-    (2, ((1, 'BPT_ChannelSelection', 474, 450, False, True), (2, None, None, -1, False, False),)),  # 449
+    (1, ((1, 'Header', 6, 446, False, False, 6),)),  # 445
+    (1, ((1, 'EVProcessing', 158, 447, False, True, 5),)),  # 446
+    (1, ((1, 'ChargeProgress', 451, 448, False, True, 5),)),  # 447
+    (2, ((1, 'EVPowerProfile', 453, 449, False, False, 5), (1, 'BPT_ChannelSelection', 474, 450, False, True, 5), (2, None, None, -1, False, False),)),  # 448
+    (2, ((1, 'BPT_ChannelSelection', 474, 450, False, True, 5), (2, None, None, -1, False, False),)),  # 449
     (1, ((2, None, None, -1, False, False),)),  # 450
     (1, ((3, 'value', T24, 452, False, False),)),  # 451
     (1, ((2, None, None, -1, False, False),)),  # 452
-    (1, ((1, 'TimeAnchor', 12, 454, False, True),)),  # 453
-    (2, ((1, 'Dynamic_EVPPTControlMode', 458, 455, False, False), (1, 'Scheduled_EVPPTControlMode', 459, 456, False, False),)),  # 454
-    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False),)),  # 455
-    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False),)),  # 456
+    (1, ((1, 'TimeAnchor', 12, 454, False, True, 5),)),  # 453
+    (2, ((1, 'Dynamic_EVPPTControlMode', 458, 455, False, False, 5), (1, 'Scheduled_EVPPTControlMode', 459, 456, False, False, 5),)),  # 454
+    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False, 5),)),  # 455
+    (1, ((1, 'EVPowerProfileEntries', 464, 457, False, False, 5),)),  # 456
     (1, ((2, None, None, -1, False, False),)),  # 457
     (1, ((2, None, None, -1, False, False),)),  # 458
-    (1, ((1, 'SelectedScheduleTupleID', 437, 460, False, True),)),  # 459
-    (2, ((1, 'PowerToleranceAcceptance', 462, 461, False, True), (2, None, None, -1, False, False),)),  # 460
+    (1, ((1, 'SelectedScheduleTupleID', 437, 460, False, True, 5),)),  # 459
+    (2, ((1, 'PowerToleranceAcceptance', 462, 461, False, True, 5), (2, None, None, -1, False, False),)),  # 460
     (1, ((2, None, None, -1, False, False),)),  # 461
     (1, ((3, 'value', T25, 463, False, False),)),  # 462
     (1, ((2, None, None, -1, False, False),)),  # 463
-    (1, ((1, 'EVPowerProfileEntry', 467, 465, 2048, False),)),  # 464
-    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False), (2, None, None, -1, False, False),)),  # 465
-    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False), (2, None, None, -1, False, False),)),  # 466
-    (1, ((1, 'Duration', 472, 468, False, True),)),  # 467
-    (1, ((1, 'Power', 429, 469, False, False),)),  # 468
-    (2, ((1, 'Power_L2', 429, 470, False, False), (1, 'Power_L3', 429, 471, False, False), (2, None, None, -1, False, False),)),  # 469
-    (2, ((1, 'Power_L3', 429, 471, False, False), (2, None, None, -1, False, False),)),  # 470
+    (1, ((1, 'EVPowerProfileEntry', 467, 465, 2048, False, 5),)),  # 464
+    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False, 5), (2, None, None, -1, False, False),)),  # 465
+    (2, ((1, 'EVPowerProfileEntry', 467, 466, 2048, False, 5), (2, None, None, -1, False, False),)),  # 466
+    (1, ((1, 'Duration', 472, 468, False, True, 5),)),  # 467
+    (1, ((1, 'Power', 429, 469, False, False, 5),)),  # 468
+    (2, ((1, 'Power_L2', 429, 470, False, False, 5), (1, 'Power_L3', 429, 471, False, False, 5), (2, None, None, -1, False, False),)),  # 469
+    (2, ((1, 'Power_L3', 429, 471, False, False, 5), (2, None, None, -1, False, False),)),  # 470
     (1, ((2, None, None, -1, False, False),)),  # 471
     (1, ((3, 'value', T26, 473, False, False),)),  # 472
     (1, ((2, None, None, -1, False, False),)),  # 473
     (1, ((3, 'value', T27, 475, False, False),)),  # 474
     (1, ((2, None, None, -1, False, False),)),  # 475
-    (1, ((1, 'Header', 6, 477, False, False),)),  # 476
-    (1, ((1, 'ResponseCode', 156, 478, False, True),)),  # 477
-    (2, ((1, 'EVSEStatus', 480, 479, False, False), (2, None, None, -1, False, False),)),  # 478
+    (1, ((1, 'Header', 6, 477, False, False, 6),)),  # 476
+    (1, ((1, 'ResponseCode', 156, 478, False, True, 6),)),  # 477
+    (2, ((1, 'EVSEStatus', 480, 479, False, False, 5), (2, None, None, -1, False, False),)),  # 478
     (1, ((2, None, None, -1, False, False),)),  # 479
-    (1, ((1, 'NotificationMaxDelay', 483, 481, False, True),)),  # 480
-    (1, ((1, 'EVSENotification', 485, 482, False, True),)),  # 481
+    (1, ((1, 'NotificationMaxDelay', 483, 481, False, True, 6),)),  # 480
+    (1, ((1, 'EVSENotification', 485, 482, False, True, 6),)),  # 481
     (1, ((2, None, None, -1, False, False),)),  # 482
     (1, ((3, 'value', T28, 484, False, False),)),  # 483
     (1, ((2, None, None, -1, False, False),)),  # 484
     (1, ((3, 'value', T29, 486, False, False),)),  # 485
     (1, ((2, None, None, -1, False, False),)),  # 486
-    (1, ((1, 'Header', 6, 488, False, False),)),  # 487
-    (1, ((1, 'MaximumSupportingPoints', 492, 489, False, True),)),  # 488
-    (2, ((1, 'Dynamic_SEReqControlMode', 494, 490, False, False), (1, 'Scheduled_SEReqControlMode', 505, 491, False, False),)),  # 489
+    (1, ((1, 'Header', 6, 488, False, False, 6),)),  # 487
+    (1, ((1, 'MaximumSupportingPoints', 492, 489, False, True, 5),)),  # 488
+    (2, ((1, 'Dynamic_SEReqControlMode', 494, 490, False, False, 5), (1, 'Scheduled_SEReqControlMode', 505, 491, False, False, 5),)),  # 489
     (1, ((2, None, None, -1, False, False),)),  # 490
     (1, ((2, None, None, -1, False, False),)),  # 491
     (1, ((3, 'value', T30, 493, False, False),)),  # 492
     (1, ((2, None, None, -1, False, False),)),  # 493
-    (1, ((1, 'DepartureTime', 472, 495, False, True),)),  # 494
-    (2, ((1, 'MinimumSOC', 503, 496, False, True), (1, 'TargetSOC', 503, 497, False, True), (1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 495
-    (2, ((1, 'TargetSOC', 503, 497, False, True), (1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 496
-    (1, ((1, 'EVTargetEnergyRequest', 429, 498, False, False),)),  # 497
-    (1, ((1, 'EVMaximumEnergyRequest', 429, 499, False, False),)),  # 498
-    (1, ((1, 'EVMinimumEnergyRequest', 429, 500, False, False),)),  # 499
-    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 501, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False), (2, None, None, -1, False, False),)),  # 500
-    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False), (2, None, None, -1, False, False),)),  # 501
+    (1, ((1, 'DepartureTime', 472, 495, False, True, 5),)),  # 494
+    (2, ((1, 'MinimumSOC', 503, 496, False, True, 5), (1, 'TargetSOC', 503, 497, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 498, False, False, 5),)),  # 495
+    (2, ((1, 'TargetSOC', 503, 497, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 498, False, False, 5),)),  # 496
+    (1, ((1, 'EVTargetEnergyRequest', 429, 498, False, False, 5),)),  # 497
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 499, False, False, 5),)),  # 498
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 500, False, False, 5),)),  # 499
+    (2, ((1, 'EVMaximumV2XEnergyRequest', 429, 501, False, False, 5), (1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False, 5), (2, None, None, -1, False, False),)),  # 500
+    (2, ((1, 'EVMinimumV2XEnergyRequest', 429, 502, False, False, 5), (2, None, None, -1, False, False),)),  # 501
     (1, ((2, None, None, -1, False, False),)),  # 502
     (1, ((3, 'value', T31, 504, False, False),)),  # 503
     (1, ((2, None, None, -1, False, False),)),  # 504
-    (3, ((1, 'DepartureTime', 472, 506, False, True), (1, 'EVTargetEnergyRequest', 429, 507, False, False), (1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 505
-    (3, ((1, 'EVTargetEnergyRequest', 429, 507, False, False), (1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 506
-    (3, ((1, 'EVMaximumEnergyRequest', 429, 508, False, False), (1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 507
-    (2, ((1, 'EVMinimumEnergyRequest', 429, 509, False, False), (1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 508
-    (2, ((1, 'EVEnergyOffer', 511, 510, False, False), (2, None, None, -1, False, False),)),  # 509
+    (3, ((1, 'DepartureTime', 472, 506, False, True, 5), (1, 'EVTargetEnergyRequest', 429, 507, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 508, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 509, False, False, 5), (1, 'EVEnergyOffer', 511, 510, False, False, 5), (2, None, None, -1, False, False),)),  # 505
+    (3, ((1, 'EVTargetEnergyRequest', 429, 507, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 508, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 509, False, False, 5), (1, 'EVEnergyOffer', 511, 510, False, False, 5), (2, None, None, -1, False, False),)),  # 506
+    (3, ((1, 'EVMaximumEnergyRequest', 429, 508, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 509, False, False, 5), (1, 'EVEnergyOffer', 511, 510, False, False, 5), (2, None, None, -1, False, False),)),  # 507
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 509, False, False, 5), (1, 'EVEnergyOffer', 511, 510, False, False, 5), (2, None, None, -1, False, False),)),  # 508
+    (2, ((1, 'EVEnergyOffer', 511, 510, False, False, 5), (2, None, None, -1, False, False),)),  # 509
     (1, ((2, None, None, -1, False, False),)),  # 510
-    (1, ((1, 'EVPowerSchedule', 514, 512, False, False),)),  # 511
-    (1, ((1, 'EVAbsolutePriceSchedule', 523, 513, False, False),)),  # 512
+    (1, ((1, 'EVPowerSchedule', 514, 512, False, False, 5),)),  # 511
+    (1, ((1, 'EVAbsolutePriceSchedule', 523, 513, False, False, 5),)),  # 512
     (1, ((2, None, None, -1, False, False),)),  # 513
-    (1, ((1, 'TimeAnchor', 12, 515, False, True),)),  # 514
-    (1, ((1, 'EVPowerScheduleEntries', 517, 516, False, False),)),  # 515
+    (1, ((1, 'TimeAnchor', 12, 515, False, True, 5),)),  # 514
+    (1, ((1, 'EVPowerScheduleEntries', 517, 516, False, False, 5),)),  # 515
     (1, ((2, None, None, -1, False, False),)),  # 516
-    (1, ((1, 'EVPowerScheduleEntry', 520, 518, 1024, False),)),  # 517
-    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False), (2, None, None, -1, False, False),)),  # 518
-    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False), (2, None, None, -1, False, False),)),  # 519
-    (1, ((1, 'Duration', 472, 521, False, True),)),  # 520
-    (1, ((1, 'Power', 429, 522, False, False),)),  # 521
+    (1, ((1, 'EVPowerScheduleEntry', 520, 518, 1024, False, 5),)),  # 517
+    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False, 5), (2, None, None, -1, False, False),)),  # 518
+    (2, ((1, 'EVPowerScheduleEntry', 520, 519, 1024, False, 5), (2, None, None, -1, False, False),)),  # 519
+    (1, ((1, 'Duration', 472, 521, False, True, 5),)),  # 520
+    (1, ((1, 'Power', 429, 522, False, False, 5),)),  # 521
     (1, ((2, None, None, -1, False, False),)),  # 522
-    (1, ((1, 'TimeAnchor', 12, 524, False, True),)),  # 523
-    (1, ((1, 'Currency', 528, 525, False, True),)),  # 524
-    (1, ((1, 'PriceAlgorithm', 351, 526, False, True),)),  # 525
-    (1, ((1, 'EVPriceRuleStacks', 530, 527, False, False),)),  # 526
+    (1, ((1, 'TimeAnchor', 12, 524, False, True, 5),)),  # 523
+    (1, ((1, 'Currency', 528, 525, False, True, 5),)),  # 524
+    (1, ((1, 'PriceAlgorithm', 351, 526, False, True, 5),)),  # 525
+    (1, ((1, 'EVPriceRuleStacks', 530, 527, False, False, 5),)),  # 526
     (1, ((2, None, None, -1, False, False),)),  # 527
     (1, ((3, 'value', T32, 529, False, False),)),  # 528
     (1, ((2, None, None, -1, False, False),)),  # 529
-    (1, ((1, 'EVPriceRuleStack', 533, 531, 1024, False),)),  # 530
-    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False), (2, None, None, -1, False, False),)),  # 531
-    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False), (2, None, None, -1, False, False),)),  # 532
-    (1, ((1, 'Duration', 472, 534, False, True),)),  # 533
-    (1, ((1, 'EVPriceRule', 543, 535, True, False),)),  # 534
-    _run(7, 2, ((1, 'EVPriceRule', 543, '+', True, False), (2, None, None, -1, False, False),)),  # 535..541
+    (1, ((1, 'EVPriceRuleStack', 533, 531, 1024, False, 5),)),  # 530
+    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False, 5), (2, None, None, -1, False, False),)),  # 531
+    (2, ((1, 'EVPriceRuleStack', 533, 532, 1024, False, 5), (2, None, None, -1, False, False),)),  # 532
+    (1, ((1, 'Duration', 472, 534, False, True, 5),)),  # 533
+    (1, ((1, 'EVPriceRule', 543, 535, True, False, 5),)),  # 534
+    _run(7, 2, ((1, 'EVPriceRule', 543, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 535..541
     (1, ((2, None, None, -1, False, False),)),  # 542
-    (1, ((1, 'EnergyFee', 429, 544, False, False),)),  # 543
-    (1, ((1, 'PowerRangeStart', 429, 545, False, False),)),  # 544
+    (1, ((1, 'EnergyFee', 429, 544, False, False, 5),)),  # 543
+    (1, ((1, 'PowerRangeStart', 429, 545, False, False, 5),)),  # 544
     (1, ((2, None, None, -1, False, False),)),  # 545
-    (1, ((1, 'Header', 6, 547, False, False),)),  # 546
-    (1, ((1, 'ResponseCode', 156, 548, False, True),)),  # 547
-    (1, ((1, 'EVSEProcessing', 158, 549, False, True),)),  # 548
-    (2, ((1, 'GoToPause', 170, 550, False, True), (1, 'Dynamic_SEResControlMode', 553, 551, False, False), (1, 'Scheduled_SEResControlMode', 652, 552, False, False),)),  # 549
-    (2, ((1, 'Dynamic_SEResControlMode', 553, 551, False, False), (1, 'Scheduled_SEResControlMode', 652, 552, False, False),)),  # 550
+    (1, ((1, 'Header', 6, 547, False, False, 6),)),  # 546
+    (1, ((1, 'ResponseCode', 156, 548, False, True, 6),)),  # 547
+    (1, ((1, 'EVSEProcessing', 158, 549, False, True, 5),)),  # 548
+    (2, ((1, 'GoToPause', 170, 550, False, True, 5), (1, 'Dynamic_SEResControlMode', 553, 551, False, False, 5), (1, 'Scheduled_SEResControlMode', 652, 552, False, False, 5),)),  # 549
+    (2, ((1, 'Dynamic_SEResControlMode', 553, 551, False, False, 5), (1, 'Scheduled_SEResControlMode', 652, 552, False, False, 5),)),  # 550
     (1, ((2, None, None, -1, False, False),)),  # 551
     (1, ((2, None, None, -1, False, False),)),  # 552
-    (3, ((1, 'DepartureTime', 472, 554, False, True), (1, 'MinimumSOC', 503, 555, False, True), (1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 553
-    (3, ((1, 'MinimumSOC', 503, 555, False, True), (1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 554
-    (3, ((1, 'TargetSOC', 503, 556, False, True), (1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 555
-    (2, ((1, 'AbsolutePriceSchedule', 559, 557, False, False), (1, 'PriceLevelSchedule', 639, 558, False, False), (2, None, None, -1, False, False),)),  # 556
+    (3, ((1, 'DepartureTime', 472, 554, False, True, 5), (1, 'MinimumSOC', 503, 555, False, True, 5), (1, 'TargetSOC', 503, 556, False, True, 5), (1, 'AbsolutePriceSchedule', 559, 557, False, False, 5), (1, 'PriceLevelSchedule', 639, 558, False, False, 5), (2, None, None, -1, False, False),)),  # 553
+    (3, ((1, 'MinimumSOC', 503, 555, False, True, 5), (1, 'TargetSOC', 503, 556, False, True, 5), (1, 'AbsolutePriceSchedule', 559, 557, False, False, 5), (1, 'PriceLevelSchedule', 639, 558, False, False, 5), (2, None, None, -1, False, False),)),  # 554
+    (3, ((1, 'TargetSOC', 503, 556, False, True, 5), (1, 'AbsolutePriceSchedule', 559, 557, False, False, 5), (1, 'PriceLevelSchedule', 639, 558, False, False, 5), (2, None, None, -1, False, False),)),  # 555
+    (2, ((1, 'AbsolutePriceSchedule', 559, 557, False, False, 5), (1, 'PriceLevelSchedule', 639, 558, False, False, 5), (2, None, None, -1, False, False),)),  # 556
     (1, ((2, None, None, -1, False, False),)),  # 557
     (1, ((2, None, None, -1, False, False),)),  # 558
-    (2, ((0, 'Id', T2, 560, False, False), (1, 'TimeAnchor', 12, 561, False, True),)),  # 559
-    (1, ((1, 'TimeAnchor', 12, 561, False, True),)),  # 560
-    (1, ((1, 'PriceScheduleID', 437, 562, False, True),)),  # 561
-    (2, ((1, 'PriceScheduleDescription', 573, 563, False, True), (1, 'Currency', 528, 564, False, True),)),  # 562
-    (1, ((1, 'Currency', 528, 564, False, True),)),  # 563
-    (1, ((1, 'Language', 575, 565, False, True),)),  # 564
-    (1, ((1, 'PriceAlgorithm', 351, 566, False, True),)),  # 565
-    (3, ((1, 'MinimumCost', 429, 567, False, False), (1, 'MaximumCost', 429, 568, False, False), (1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 566
-    (2, ((1, 'MaximumCost', 429, 568, False, False), (1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 567
-    (2, ((1, 'TaxRules', 577, 569, False, False), (1, 'PriceRuleStacks', 597, 570, False, False),)),  # 568
-    (1, ((1, 'PriceRuleStacks', 597, 570, False, False),)),  # 569
-    (2, ((1, 'OverstayRules', 617, 571, False, False), (1, 'AdditionalSelectedServices', 630, 572, False, False), (2, None, None, -1, False, False),)),  # 570
-    (2, ((1, 'AdditionalSelectedServices', 630, 572, False, False), (2, None, None, -1, False, False),)),  # 571
+    (2, ((0, 'Id', T2, 560, False, False, 5), (1, 'TimeAnchor', 12, 561, False, True, 5),)),  # 559
+    (1, ((1, 'TimeAnchor', 12, 561, False, True, 5),)),  # 560
+    (1, ((1, 'PriceScheduleID', 437, 562, False, True, 5),)),  # 561
+    (2, ((1, 'PriceScheduleDescription', 573, 563, False, True, 5), (1, 'Currency', 528, 564, False, True, 5),)),  # 562
+    (1, ((1, 'Currency', 528, 564, False, True, 5),)),  # 563
+    (1, ((1, 'Language', 575, 565, False, True, 5),)),  # 564
+    (1, ((1, 'PriceAlgorithm', 351, 566, False, True, 5),)),  # 565
+    (3, ((1, 'MinimumCost', 429, 567, False, False, 5), (1, 'MaximumCost', 429, 568, False, False, 5), (1, 'TaxRules', 577, 569, False, False, 5), (1, 'PriceRuleStacks', 597, 570, False, False, 5),)),  # 566
+    (2, ((1, 'MaximumCost', 429, 568, False, False, 5), (1, 'TaxRules', 577, 569, False, False, 5), (1, 'PriceRuleStacks', 597, 570, False, False, 5),)),  # 567
+    (2, ((1, 'TaxRules', 577, 569, False, False, 5), (1, 'PriceRuleStacks', 597, 570, False, False, 5),)),  # 568
+    (1, ((1, 'PriceRuleStacks', 597, 570, False, False, 5),)),  # 569
+    (2, ((1, 'OverstayRules', 617, 571, False, False, 5), (1, 'AdditionalSelectedServices', 630, 572, False, False, 5), (2, None, None, -1, False, False),)),  # 570
+    (2, ((1, 'AdditionalSelectedServices', 630, 572, False, False, 5), (2, None, None, -1, False, False),)),  # 571
     (1, ((2, None, None, -1, False, False),)),  # 572
     (1, ((3, 'value', T33, 574, False, False),)),  # 573
     (1, ((2, None, None, -1, False, False),)),  # 574
     (1, ((3, 'value', T32, 576, False, False),)),  # 575
     (1, ((2, None, None, -1, False, False),)),  # 576
-    (1, ((1, 'TaxRule', 588, 578, True, False),)),  # 577
-    _run(9, 2, ((1, 'TaxRule', 588, '+', True, False), (2, None, None, -1, False, False),)),  # 578..586
+    (1, ((1, 'TaxRule', 588, 578, True, False, 5),)),  # 577
+    _run(9, 2, ((1, 'TaxRule', 588, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 578..586
     (1, ((2, None, None, -1, False, False),)),  # 587
-    (1, ((1, 'TaxRuleID', 437, 589, False, True),)),  # 588
-    (2, ((1, 'TaxRuleName', 305, 590, False, True), (1, 'TaxRate', 429, 591, False, False),)),  # 589
-    (1, ((1, 'TaxRate', 429, 591, False, False),)),  # 590
-    (2, ((1, 'TaxIncludedInPrice', 170, 592, False, True), (1, 'AppliesToEnergyFee', 170, 593, False, True),)),  # 591
-    (1, ((1, 'AppliesToEnergyFee', 170, 593, False, True),)),  # 592
-    (1, ((1, 'AppliesToParkingFee', 170, 594, False, True),)),  # 593
-    (1, ((1, 'AppliesToOverstayFee', 170, 595, False, True),)),  # 594
-    (1, ((1, 'AppliesMinimumMaximumCost', 170, 596, False, True),)),  # 595
+    (1, ((1, 'TaxRuleID', 437, 589, False, True, 5),)),  # 588
+    (2, ((1, 'TaxRuleName', 305, 590, False, True, 5), (1, 'TaxRate', 429, 591, False, False, 5),)),  # 589
+    (1, ((1, 'TaxRate', 429, 591, False, False, 5),)),  # 590
+    (2, ((1, 'TaxIncludedInPrice', 170, 592, False, True, 5), (1, 'AppliesToEnergyFee', 170, 593, False, True, 5),)),  # 591
+    (1, ((1, 'AppliesToEnergyFee', 170, 593, False, True, 5),)),  # 592
+    (1, ((1, 'AppliesToParkingFee', 170, 594, False, True, 5),)),  # 593
+    (1, ((1, 'AppliesToOverstayFee', 170, 595, False, True, 5),)),  # 594
+    (1, ((1, 'AppliesMinimumMaximumCost', 170, 596, False, True, 5),)),  # 595
     (1, ((2, None, None, -1, False, False),)),  # 596
-    (1, ((1, 'PriceRuleStack', 600, 598, 1024, False),)),  # 597
-    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False), (2, None, None, -1, False, False),)),  # 598
-    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False), (2, None, None, -1, False, False),)),  # 599
-    (1, ((1, 'Duration', 472, 601, False, True),)),  # 600
-    (1, ((1, 'PriceRule', 610, 602, True, False),)),  # 601
-    _run(7, 2, ((1, 'PriceRule', 610, '+', True, False), (2, None, None, -1, False, False),)),  # 602..608
+    (1, ((1, 'PriceRuleStack', 600, 598, 1024, False, 5),)),  # 597
+    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False, 5), (2, None, None, -1, False, False),)),  # 598
+    (2, ((1, 'PriceRuleStack', 600, 599, 1024, False, 5), (2, None, None, -1, False, False),)),  # 599
+    (1, ((1, 'Duration', 472, 601, False, True, 5),)),  # 600
+    (1, ((1, 'PriceRule', 610, 602, True, False, 5),)),  # 601
+    _run(7, 2, ((1, 'PriceRule', 610, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 602..608
     (1, ((2, None, None, -1, False, False),)),  # 609
-    (1, ((1, 'EnergyFee', 429, 611, False, False),)),  # 610
-    (3, ((1, 'ParkingFee', 429, 612, False, False), (1, 'ParkingFeePeriod', 472, 613, False, True), (1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 611
-    (3, ((1, 'ParkingFeePeriod', 472, 613, False, True), (1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 612
-    (2, ((1, 'CarbonDioxideEmission', 483, 614, False, True), (1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 613
-    (2, ((1, 'RenewableGenerationPercentage', 340, 615, False, True), (1, 'PowerRangeStart', 429, 616, False, False),)),  # 614
-    (1, ((1, 'PowerRangeStart', 429, 616, False, False),)),  # 615
+    (1, ((1, 'EnergyFee', 429, 611, False, False, 5),)),  # 610
+    (3, ((1, 'ParkingFee', 429, 612, False, False, 5), (1, 'ParkingFeePeriod', 472, 613, False, True, 5), (1, 'CarbonDioxideEmission', 483, 614, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 615, False, True, 5), (1, 'PowerRangeStart', 429, 616, False, False, 5),)),  # 611
+    (3, ((1, 'ParkingFeePeriod', 472, 613, False, True, 5), (1, 'CarbonDioxideEmission', 483, 614, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 615, False, True, 5), (1, 'PowerRangeStart', 429, 616, False, False, 5),)),  # 612
+    (2, ((1, 'CarbonDioxideEmission', 483, 614, False, True, 5), (1, 'RenewableGenerationPercentage', 340, 615, False, True, 5), (1, 'PowerRangeStart', 429, 616, False, False, 5),)),  # 613
+    (2, ((1, 'RenewableGenerationPercentage', 340, 615, False, True, 5), (1, 'PowerRangeStart', 429, 616, False, False, 5),)),  # 614
+    (1, ((1, 'PowerRangeStart', 429, 616, False, False, 5),)),  # 615
     (1, ((2, None, None, -1, False, False),)),  # 616
-    (2, ((1, 'OverstayTimeThreshold', 472, 618, False, True), (1, 'OverstayPowerThreshold', 429, 619, False, False), (1, 'OverstayRule', 625, 620, True, False),)),  # 617
-    (2, ((1, 'OverstayPowerThreshold', 429, 619, False, False), (1, 'OverstayRule', 625, 620, True, False),)),  # 618
-    (1, ((1, 'OverstayRule', 625, 620, True, False),)),  # 619
-    _run(4, 2, ((1, 'OverstayRule', 625, '+', True, False), (2, None, None, -1, False, False),)),  # 620..623
+    (2, ((1, 'OverstayTimeThreshold', 472, 618, False, True, 5), (1, 'OverstayPowerThreshold', 429, 619, False, False, 5), (1, 'OverstayRule', 625, 620, True, False, 5),)),  # 617
+    (2, ((1, 'OverstayPowerThreshold', 429, 619, False, False, 5), (1, 'OverstayRule', 625, 620, True, False, 5),)),  # 618
+    (1, ((1, 'OverstayRule', 625, 620, True, False, 5),)),  # 619
+    _run(4, 2, ((1, 'OverstayRule', 625, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 620..623
     (1, ((2, None, None, -1, False, False),)),  # 624
-    (2, ((1, 'OverstayRuleDescription', 573, 626, False, True), (1, 'StartTime', 472, 627, False, True),)),  # 625
-    (1, ((1, 'StartTime', 472, 627, False, True),)),  # 626
-    (1, ((1, 'OverstayFee', 429, 628, False, False),)),  # 627
-    (1, ((1, 'OverstayFeePeriod', 472, 629, False, True),)),  # 628
+    (2, ((1, 'OverstayRuleDescription', 573, 626, False, True, 5), (1, 'StartTime', 472, 627, False, True, 5),)),  # 625
+    (1, ((1, 'StartTime', 472, 627, False, True, 5),)),  # 626
+    (1, ((1, 'OverstayFee', 429, 628, False, False, 5),)),  # 627
+    (1, ((1, 'OverstayFeePeriod', 472, 629, False, True, 5),)),  # 628
     (1, ((2, None, None, -1, False, False),)),  # 629
-    (1, ((1, 'AdditionalService', 636, 631, True, False),)),  # 630
-    _run(4, 2, ((1, 'AdditionalService', 636, '+', True, False), (2, None, None, -1, False, False),)),  # 631..634
+    (1, ((1, 'AdditionalService', 636, 631, True, False, 5),)),  # 630
+    _run(4, 2, ((1, 'AdditionalService', 636, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 631..634
     (1, ((2, None, None, -1, False, False),)),  # 635
-    (1, ((1, 'ServiceName', 305, 637, False, True),)),  # 636
-    (1, ((1, 'ServiceFee', 429, 638, False, False),)),  # 637
+    (1, ((1, 'ServiceName', 305, 637, False, True, 5),)),  # 636
+    (1, ((1, 'ServiceFee', 429, 638, False, False, 5),)),  # 637
     (1, ((2, None, None, -1, False, False),)),  # 638
-    (2, ((0, 'Id', T2, 640, False, False), (1, 'TimeAnchor', 12, 641, False, True),)),  # 639
-    (1, ((1, 'TimeAnchor', 12, 641, False, True),)),  # 640
-    (1, ((1, 'PriceScheduleID', 437, 642, False, True),)),  # 641
-    (2, ((1, 'PriceScheduleDescription', 573, 643, False, True), (1, 'NumberOfPriceLevels', 340, 644, False, True),)),  # 642
-    (1, ((1, 'NumberOfPriceLevels', 340, 644, False, True),)),  # 643
-    (1, ((1, 'PriceLevelScheduleEntries', 646, 645, False, False),)),  # 644
+    (2, ((0, 'Id', T2, 640, False, False, 5), (1, 'TimeAnchor', 12, 641, False, True, 5),)),  # 639
+    (1, ((1, 'TimeAnchor', 12, 641, False, True, 5),)),  # 640
+    (1, ((1, 'PriceScheduleID', 437, 642, False, True, 5),)),  # 641
+    (2, ((1, 'PriceScheduleDescription', 573, 643, False, True, 5), (1, 'NumberOfPriceLevels', 340, 644, False, True, 5),)),  # 642
+    (1, ((1, 'NumberOfPriceLevels', 340, 644, False, True, 5),)),  # 643
+    (1, ((1, 'PriceLevelScheduleEntries', 646, 645, False, False, 5),)),  # 644
     (1, ((2, None, None, -1, False, False),)),  # 645
-    (1, ((1, 'PriceLevelScheduleEntry', 649, 647, 1024, False),)),  # 646
-    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False), (2, None, None, -1, False, False),)),  # 647
-    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False), (2, None, None, -1, False, False),)),  # 648
-    (1, ((1, 'Duration', 472, 650, False, True),)),  # 649
-    (1, ((1, 'PriceLevel', 340, 651, False, True),)),  # 650
+    (1, ((1, 'PriceLevelScheduleEntry', 649, 647, 1024, False, 5),)),  # 646
+    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False, 5), (2, None, None, -1, False, False),)),  # 647
+    (2, ((1, 'PriceLevelScheduleEntry', 649, 648, 1024, False, 5), (2, None, None, -1, False, False),)),  # 648
+    (1, ((1, 'Duration', 472, 650, False, True, 5),)),  # 649
+    (1, ((1, 'PriceLevel', 340, 651, False, True, 5),)),  # 650
     (1, ((2, None, None, -1, False, False),)),  # 651
-    (1, ((1, 'ScheduleTuple', 656, 653, True, False),)),  # 652
-    (2, ((1, 'ScheduleTuple', 656, 654, True, False), (2, None, None, -1, False, False),)),  # 653
-    (2, ((1, 'ScheduleTuple', 656, 655, True, False), (2, None, None, -1, False, False),)),  # 654
+    (1, ((1, 'ScheduleTuple', 656, 653, True, False, 5),)),  # 652
+    (2, ((1, 'ScheduleTuple', 656, 654, True, False, 5), (2, None, None, -1, False, False),)),  # 653
+    (2, ((1, 'ScheduleTuple', 656, 655, True, False, 5), (2, None, None, -1, False, False),)),  # 654
     (1, ((2, None, None, -1, False, False),)),  # 655
-    (1, ((1, 'ScheduleTupleID', 437, 657, False, True),)),  # 656
-    (1, ((1, 'ChargingSchedule', 660, 658, False, False),)),  # 657
-    (2, ((1, 'DischargingSchedule', 660, 659, False, False), (2, None, None, -1, False, False),)),  # 658
+    (1, ((1, 'ScheduleTupleID', 437, 657, False, True, 5),)),  # 656
+    (1, ((1, 'ChargingSchedule', 660, 658, False, False, 5),)),  # 657
+    (2, ((1, 'DischargingSchedule', 660, 659, False, False, 5), (2, None, None, -1, False, False),)),  # 658
     (1, ((2, None, None, -1, False, False),)),  # 659
-    (1, ((1, 'PowerSchedule', 664, 661, False, False),)),  # 660
-    (2, ((1, 'AbsolutePriceSchedule', 559, 662, False, False), (1, 'PriceLevelSchedule', 639, 663, False, False), (2, None, None, -1, False, False),)),  # 661
+    (1, ((1, 'PowerSchedule', 664, 661, False, False, 5),)),  # 660
+    (2, ((1, 'AbsolutePriceSchedule', 559, 662, False, False, 5), (1, 'PriceLevelSchedule', 639, 663, False, False, 5), (2, None, None, -1, False, False),)),  # 661
     (1, ((2, None, None, -1, False, False),)),  # 662
     (1, ((2, None, None, -1, False, False),)),  # 663
-    (1, ((1, 'TimeAnchor', 12, 665, False, True),)),  # 664
-    (2, ((1, 'AvailableEnergy', 429, 666, False, False), (1, 'PowerTolerance', 429, 667, False, False), (1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 665
-    (2, ((1, 'PowerTolerance', 429, 667, False, False), (1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 666
-    (1, ((1, 'PowerScheduleEntries', 669, 668, False, False),)),  # 667
+    (1, ((1, 'TimeAnchor', 12, 665, False, True, 5),)),  # 664
+    (2, ((1, 'AvailableEnergy', 429, 666, False, False, 5), (1, 'PowerTolerance', 429, 667, False, False, 5), (1, 'PowerScheduleEntries', 669, 668, False, False, 5),)),  # 665
+    (2, ((1, 'PowerTolerance', 429, 667, False, False, 5), (1, 'PowerScheduleEntries', 669, 668, False, False, 5),)),  # 666
+    (1, ((1, 'PowerScheduleEntries', 669, 668, False, False, 5),)),  # 667
     (1, ((2, None, None, -1, False, False),)),  # 668
-    (1, ((1, 'PowerScheduleEntry', 467, 670, 1024, False),)),  # 669
-    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False), (2, None, None, -1, False, False),)),  # 670
-    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False), (2, None, None, -1, False, False),)),  # 671
-    (1, ((1, 'Header', 6, 673, False, False),)),  # 672
-    (1, ((1, 'ServiceID', 675, 674, False, True),)),  # 673
+    (1, ((1, 'PowerScheduleEntry', 467, 670, 1024, False, 5),)),  # 669
+    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False, 5), (2, None, None, -1, False, False),)),  # 670
+    (2, ((1, 'PowerScheduleEntry', 467, 671, 1024, False, 5), (2, None, None, -1, False, False),)),  # 671
+    (1, ((1, 'Header', 6, 673, False, False, 6),)),  # 672
+    (1, ((1, 'ServiceID', 675, 674, False, True, 5),)),  # 673
     (1, ((2, None, None, -1, False, False),)),  # 674
     (1, ((3, 'value', T28, 676, False, False),)),  # 675
     (1, ((2, None, None, -1, False, False),)),  # 676
-    (1, ((1, 'Header', 6, 678, False, False),)),  # 677
-    (1, ((1, 'ResponseCode', 156, 679, False, True),)),  # 678
-    (1, ((1, 'ServiceID', 675, 680, False, True),)),  # 679
-    (1, ((1, 'ServiceParameterList', 682, 681, False, False),)),  # 680
+    (1, ((1, 'Header', 6, 678, False, False, 6),)),  # 677
+    (1, ((1, 'ResponseCode', 156, 679, False, True, 6),)),  # 678
+    (1, ((1, 'ServiceID', 675, 680, False, True, 5),)),  # 679
+    (1, ((1, 'ServiceParameterList', 682, 681, False, False, 5),)),  # 680
     (1, ((2, None, None, -1, False, False),)),  # 681
-    (1, ((1, 'ParameterSet', 715, 683, True, False),)),  # 682
-    _run(31, 2, ((1, 'ParameterSet', 715, '+', True, False), (2, None, None, -1, False, False),)),  # 683..713
+    (1, ((1, 'ParameterSet', 715, 683, True, False, 5),)),  # 682
+    _run(31, 2, ((1, 'ParameterSet', 715, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 683..713
     (1, ((2, None, None, -1, False, False),)),  # 714
-    (1, ((1, 'ParameterSetID', 675, 716, False, True),)),  # 715
-    (1, ((1, 'Parameter', 749, 717, True, False),)),  # 716
-    _run(31, 2, ((1, 'Parameter', 749, '+', True, False), (2, None, None, -1, False, False),)),  # 717..747
+    (1, ((1, 'ParameterSetID', 675, 716, False, True, 5),)),  # 715
+    (1, ((1, 'Parameter', 749, 717, True, False, 5),)),  # 716
+    _run(31, 2, ((1, 'Parameter', 749, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 717..747
     (1, ((2, None, None, -1, False, False),)),  # 748
-    (1, ((0, 'Name', T11, 750, False, False),)),  # 749
-    (3, ((1, 'boolValue', 170, 751, False, True), (1, 'byteValue', 432, 752, False, True), (1, 'shortValue', 408, 753, False, True), (1, 'intValue', 757, 754, False, True), (1, 'rationalNumber', 429, 755, False, False), (1, 'finiteString', 305, 756, False, True),)),  # 750
+    (1, ((0, 'Name', T11, 750, False, False, 5),)),  # 749
+    (3, ((1, 'boolValue', 170, 751, False, True, 5), (1, 'byteValue', 432, 752, False, True, 5), (1, 'shortValue', 408, 753, False, True, 5), (1, 'intValue', 757, 754, False, True, 5), (1, 'rationalNumber', 429, 755, False, False, 5), (1, 'finiteString', 305, 756, False, True, 5),)),  # 750
     (1, ((2, None, None, -1, False, False),)),  # 751
     (1, ((2, None, None, -1, False, False),)),  # 752
     (1, ((2, None, None, -1, False, False),)),  # 753
@@ -600,148 +600,148 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 756
     (1, ((3, 'value', T34, 758, False, False),)),  # 757
     (1, ((2, None, None, -1, False, False),)),  # 758
-    (1, ((1, 'Header', 6, 760, False, False),)),  # 759
-    (2, ((1, 'SupportedServiceIDs', 762, 761, False, False), (2, None, None, -1, False, False),)),  # 760
+    (1, ((1, 'Header', 6, 760, False, False, 6),)),  # 759
+    (2, ((1, 'SupportedServiceIDs', 762, 761, False, False, 5), (2, None, None, -1, False, False),)),  # 760
     (1, ((2, None, None, -1, False, False),)),  # 761
-    (1, ((1, 'ServiceID', 675, 763, True, True),)),  # 762
-    _run(15, 2, ((1, 'ServiceID', 675, '+', True, True), (2, None, None, -1, False, False),)),  # 763..777
+    (1, ((1, 'ServiceID', 675, 763, True, True, 5),)),  # 762
+    _run(15, 2, ((1, 'ServiceID', 675, '+', True, True, 5), (2, None, None, -1, False, False),)),  # 763..777
     (1, ((2, None, None, -1, False, False),)),  # 778
-    (1, ((1, 'Header', 6, 780, False, False),)),  # 779
-    (1, ((1, 'ResponseCode', 156, 781, False, True),)),  # 780
-    (1, ((1, 'ServiceRenegotiationSupported', 170, 782, False, True),)),  # 781
-    (1, ((1, 'EnergyTransferServiceList', 785, 783, False, False),)),  # 782
-    (2, ((1, 'VASList', 785, 784, False, False), (2, None, None, -1, False, False),)),  # 783
+    (1, ((1, 'Header', 6, 780, False, False, 6),)),  # 779
+    (1, ((1, 'ResponseCode', 156, 781, False, True, 6),)),  # 780
+    (1, ((1, 'ServiceRenegotiationSupported', 170, 782, False, True, 5),)),  # 781
+    (1, ((1, 'EnergyTransferServiceList', 785, 783, False, False, 5),)),  # 782
+    (2, ((1, 'VASList', 785, 784, False, False, 5), (2, None, None, -1, False, False),)),  # 783
     (1, ((2, None, None, -1, False, False),)),  # 784
-    (1, ((1, 'Service', 794, 786, True, False),)),  # 785
-    _run(7, 2, ((1, 'Service', 794, '+', True, False), (2, None, None, -1, False, False),)),  # 786..792
+    (1, ((1, 'Service', 794, 786, True, False, 5),)),  # 785
+    _run(7, 2, ((1, 'Service', 794, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 786..792
     (1, ((2, None, None, -1, False, False),)),  # 793
-    (1, ((1, 'ServiceID', 675, 795, False, True),)),  # 794
-    (1, ((1, 'FreeService', 170, 796, False, True),)),  # 795
+    (1, ((1, 'ServiceID', 675, 795, False, True, 5),)),  # 794
+    (1, ((1, 'FreeService', 170, 796, False, True, 5),)),  # 795
     (1, ((2, None, None, -1, False, False),)),  # 796
-    (1, ((1, 'Header', 6, 798, False, False),)),  # 797
-    (1, ((1, 'SelectedEnergyTransferService', 801, 799, False, False),)),  # 798
-    (2, ((1, 'SelectedVASList', 804, 800, False, False), (2, None, None, -1, False, False),)),  # 799
+    (1, ((1, 'Header', 6, 798, False, False, 6),)),  # 797
+    (1, ((1, 'SelectedEnergyTransferService', 801, 799, False, False, 5),)),  # 798
+    (2, ((1, 'SelectedVASList', 804, 800, False, False, 5), (2, None, None, -1, False, False),)),  # 799
     (1, ((2, None, None, -1, False, False),)),  # 800
-    (1, ((1, 'ServiceID', 675, 802, False, True),)),  # 801
-    (1, ((1, 'ParameterSetID', 675, 803, False, True),)),  # 802
+    (1, ((1, 'ServiceID', 675, 802, False, True, 5),)),  # 801
+    (1, ((1, 'ParameterSetID', 675, 803, False, True, 5),)),  # 802
     (1, ((2, None, None, -1, False, False),)),  # 803
-    (1, ((1, 'SelectedService', 801, 805, True, False),)),  # 804
-    _run(15, 2, ((1, 'SelectedService', 801, '+', True, False), (2, None, None, -1, False, False),)),  # 805..819
+    (1, ((1, 'SelectedService', 801, 805, True, False, 5),)),  # 804
+    _run(15, 2, ((1, 'SelectedService', 801, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 805..819
     (1, ((2, None, None, -1, False, False),)),  # 820
-    (1, ((1, 'Header', 6, 822, False, False),)),  # 821
-    (1, ((1, 'ResponseCode', 156, 823, False, True),)),  # 822
+    (1, ((1, 'Header', 6, 822, False, False, 6),)),  # 821
+    (1, ((1, 'ResponseCode', 156, 823, False, True, 6),)),  # 822
     (1, ((2, None, None, -1, False, False),)),  # 823
-    (1, ((1, 'Header', 6, 825, False, False),)),  # 824
-    (1, ((1, 'EVCCID', 351, 826, False, True),)),  # 825
+    (1, ((1, 'Header', 6, 825, False, False, 6),)),  # 824
+    (1, ((1, 'EVCCID', 351, 826, False, True, 5),)),  # 825
     (1, ((2, None, None, -1, False, False),)),  # 826
-    (1, ((1, 'Header', 6, 828, False, False),)),  # 827
-    (1, ((1, 'ResponseCode', 156, 829, False, True),)),  # 828
-    (1, ((1, 'EVSEID', 351, 830, False, True),)),  # 829
+    (1, ((1, 'Header', 6, 828, False, False, 6),)),  # 827
+    (1, ((1, 'ResponseCode', 156, 829, False, True, 6),)),  # 828
+    (1, ((1, 'EVSEID', 351, 830, False, True, 5),)),  # 829
     (1, ((2, None, None, -1, False, False),)),  # 830
-    (1, ((1, 'Header', 6, 832, False, False),)),  # 831
-    (1, ((1, 'ChargingSession', 836, 833, False, True),)),  # 832
-    (2, ((1, 'EVTerminationCode', 305, 834, False, True), (1, 'EVTerminationExplanation', 573, 835, False, True), (2, None, None, -1, False, False),)),  # 833
-    (2, ((1, 'EVTerminationExplanation', 573, 835, False, True), (2, None, None, -1, False, False),)),  # 834
+    (1, ((1, 'Header', 6, 832, False, False, 6),)),  # 831
+    (1, ((1, 'ChargingSession', 836, 833, False, True, 5),)),  # 832
+    (2, ((1, 'EVTerminationCode', 305, 834, False, True, 5), (1, 'EVTerminationExplanation', 573, 835, False, True, 5), (2, None, None, -1, False, False),)),  # 833
+    (2, ((1, 'EVTerminationExplanation', 573, 835, False, True, 5), (2, None, None, -1, False, False),)),  # 834
     (1, ((2, None, None, -1, False, False),)),  # 835
     (1, ((3, 'value', T35, 837, False, False),)),  # 836
     (1, ((2, None, None, -1, False, False),)),  # 837
-    (1, ((1, 'Header', 6, 839, False, False),)),  # 838
-    (1, ((1, 'ResponseCode', 156, 840, False, True),)),  # 839
+    (1, ((1, 'Header', 6, 839, False, False, 6),)),  # 838
+    (1, ((1, 'ResponseCode', 156, 840, False, True, 6),)),  # 839
     (1, ((2, None, None, -1, False, False),)),  # 840
-    (2, ((0, 'Id', T2, 842, False, False), (1, 'SignatureProperty', 845, 843, True, False),)),  # 841
-    (1, ((1, 'SignatureProperty', 845, 843, True, False),)),  # 842
-    (2, ((1, 'SignatureProperty', 845, 844, True, False), (2, None, None, -1, False, False),)),  # 843
-    (2, ((1, 'SignatureProperty', 845, 844, True, False), (2, None, None, -1, False, False),)),  # 844
-    (2, ((0, 'Id', T2, 846, False, False), (0, 'Target', T2, 847, False, False),)),  # 845
-    (1, ((0, 'Target', T2, 847, False, False),)),  # 846
+    (2, ((0, 'Id', T2, 842, False, False, 0), (1, 'SignatureProperty', 845, 843, True, False, 4),)),  # 841
+    (1, ((1, 'SignatureProperty', 845, 843, True, False, 4),)),  # 842
+    (2, ((1, 'SignatureProperty', 845, 844, True, False, 4), (2, None, None, -1, False, False),)),  # 843
+    (2, ((1, 'SignatureProperty', 845, 844, True, False, 4), (2, None, None, -1, False, False),)),  # 844
+    (2, ((0, 'Id', T2, 846, False, False, 0), (0, 'Target', T2, 847, False, False, 0),)),  # 845
+    (1, ((0, 'Target', T2, 847, False, False, 0),)),  # 846
     (2, ((4, None, None, 848, True, False), (3, 'value', T2, 847, False, False),)),  # 847
     (2, ((4, None, None, 849, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 848, False, False),)),  # 848
     (2, ((4, None, None, 849, True, False), (2, None, None, -1, False, False), (3, 'value', T2, 849, False, False),)),  # 849
-    (1, ((1, 'Header', 6, 851, False, False),)),  # 850
-    (1, ((1, 'EVCheckInStatus', 857, 852, False, True),)),  # 851
-    (1, ((1, 'ParkingMethod', 859, 853, False, True),)),  # 852
-    (3, ((1, 'VehicleFrame', 408, 854, False, True), (1, 'DeviceOffset', 408, 855, False, True), (1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 853
-    (2, ((1, 'DeviceOffset', 408, 855, False, True), (1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 854
-    (2, ((1, 'VehicleTravel', 408, 856, False, True), (2, None, None, -1, False, False),)),  # 855
+    (1, ((1, 'Header', 6, 851, False, False, 6),)),  # 850
+    (1, ((1, 'EVCheckInStatus', 857, 852, False, True, 5),)),  # 851
+    (1, ((1, 'ParkingMethod', 859, 853, False, True, 5),)),  # 852
+    (3, ((1, 'VehicleFrame', 408, 854, False, True, 5), (1, 'DeviceOffset', 408, 855, False, True, 5), (1, 'VehicleTravel', 408, 856, False, True, 5), (2, None, None, -1, False, False),)),  # 853
+    (2, ((1, 'DeviceOffset', 408, 855, False, True, 5), (1, 'VehicleTravel', 408, 856, False, True, 5), (2, None, None, -1, False, False),)),  # 854
+    (2, ((1, 'VehicleTravel', 408, 856, False, True, 5), (2, None, None, -1, False, False),)),  # 855
     (1, ((2, None, None, -1, False, False),)),  # 856
     (1, ((3, 'value', T36, 858, False, False),)),  # 857
     (1, ((2, None, None, -1, False, False),)),  # 858
     (1, ((3, 'value', T37, 860, False, False),)),  # 859
     (1, ((2, None, None, -1, False, False),)),  # 860
-    (1, ((1, 'Header', 6, 862, False, False),)),  # 861
-    (1, ((1, 'ResponseCode', 156, 863, False, True),)),  # 862
-    (3, ((1, 'ParkingSpace', 408, 864, False, True), (1, 'DeviceLocation', 408, 865, False, True), (1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 863
-    (2, ((1, 'DeviceLocation', 408, 865, False, True), (1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 864
-    (2, ((1, 'TargetDistance', 408, 866, False, True), (2, None, None, -1, False, False),)),  # 865
+    (1, ((1, 'Header', 6, 862, False, False, 6),)),  # 861
+    (1, ((1, 'ResponseCode', 156, 863, False, True, 6),)),  # 862
+    (3, ((1, 'ParkingSpace', 408, 864, False, True, 5), (1, 'DeviceLocation', 408, 865, False, True, 5), (1, 'TargetDistance', 408, 866, False, True, 5), (2, None, None, -1, False, False),)),  # 863
+    (2, ((1, 'DeviceLocation', 408, 865, False, True, 5), (1, 'TargetDistance', 408, 866, False, True, 5), (2, None, None, -1, False, False),)),  # 864
+    (2, ((1, 'TargetDistance', 408, 866, False, True, 5), (2, None, None, -1, False, False),)),  # 865
     (1, ((2, None, None, -1, False, False),)),  # 866
-    (1, ((1, 'Header', 6, 868, False, False),)),  # 867
-    (1, ((1, 'EVCheckOutStatus', 871, 869, False, True),)),  # 868
-    (1, ((1, 'CheckOutTime', 12, 870, False, True),)),  # 869
+    (1, ((1, 'Header', 6, 868, False, False, 6),)),  # 867
+    (1, ((1, 'EVCheckOutStatus', 871, 869, False, True, 5),)),  # 868
+    (1, ((1, 'CheckOutTime', 12, 870, False, True, 5),)),  # 869
     (1, ((2, None, None, -1, False, False),)),  # 870
     (1, ((3, 'value', T38, 872, False, False),)),  # 871
     (1, ((2, None, None, -1, False, False),)),  # 872
-    (1, ((1, 'Header', 6, 874, False, False),)),  # 873
-    (1, ((1, 'ResponseCode', 156, 875, False, True),)),  # 874
-    (1, ((1, 'EVSECheckOutStatus', 877, 876, False, True),)),  # 875
+    (1, ((1, 'Header', 6, 874, False, False, 6),)),  # 873
+    (1, ((1, 'ResponseCode', 156, 875, False, True, 6),)),  # 874
+    (1, ((1, 'EVSECheckOutStatus', 877, 876, False, True, 5),)),  # 875
     (1, ((2, None, None, -1, False, False),)),  # 876
     (1, ((3, 'value', T39, 878, False, False),)),  # 877
     (1, ((2, None, None, -1, False, False),)),  # 878
-    (6, ((1, 'AuthorizationReq', 1, 0, False, False), (1, 'AuthorizationRes', 152, 0, False, False), (1, 'AuthorizationSetupReq', 160, 0, False, False), (1, 'AuthorizationSetupRes', 162, 0, False, False), (1, 'CLReqControlMode', 307, 0, False, False), (1, 'CLResControlMode', 308, 0, False, False), (1, 'CanonicalizationMethod', 26, 0, False, False), (1, 'CertificateInstallationReq', 309, 0, False, False), (1, 'CertificateInstallationRes', 353, 0, False, False), (1, 'DSAKeyValue', 81, 0, False, False), (1, 'DigestMethod', 51, 0, False, False), (1, 'DigestValue', 54, 0, False, True), (1, 'KeyInfo', 59, 0, False, False), (1, 'KeyName', 49, 0, False, True), (1, 'KeyValue', 77, 0, False, False), (1, 'Manifest', 381, 0, False, False), (1, 'MeteringConfirmationReq', 385, 0, False, False), (1, 'MeteringConfirmationRes', 442, 0, False, False), (1, 'MgmtData', 49, 0, False, True), (1, 'Object', 129, 0, False, False), (1, 'PGPData', 118, 0, False, False), (1, 'PowerDeliveryReq', 445, 0, False, False), (1, 'PowerDeliveryRes', 476, 0, False, False), (1, 'RSAKeyValue', 91, 0, False, False), (1, 'Reference', 35, 0, False, False), (1, 'RetrievalMethod', 94, 0, False, False), (1, 'SPKIData', 124, 0, False, False), (1, 'ScheduleExchangeReq', 487, 0, False, False), (1, 'ScheduleExchangeRes', 546, 0, False, False), (1, 'ServiceDetailReq', 672, 0, False, False), (1, 'ServiceDetailRes', 677, 0, False, False), (1, 'ServiceDiscoveryReq', 759, 0, False, False), (1, 'ServiceDiscoveryRes', 779, 0, False, False), (1, 'ServiceSelectionReq', 797, 0, False, False), (1, 'ServiceSelectionRes', 821, 0, False, False), (1, 'SessionSetupReq', 824, 0, False, False), (1, 'SessionSetupRes', 827, 0, False, False), (1, 'SessionStopReq', 831, 0, False, False), (1, 'SessionStopRes', 838, 0, False, False), (1, 'Signature', 14, 0, False, False), (1, 'SignatureMethod', 29, 0, False, False), (1, 'SignatureProperties', 841, 0, False, False), (1, 'SignatureProperty', 845, 0, False, False), (1, 'SignatureValue', 56, 0, False, False), (1, 'SignedInfo', 20, 0, False, False), (1, 'SignedInstallationData', 363, 0, False, False), (1, 'SignedMeteringData', 388, 0, False, False), (1, 'Transform', 45, 0, False, False), (1, 'Transforms', 42, 0, False, False), (1, 'VehicleCheckInReq', 850, 0, False, False), (1, 'VehicleCheckInRes', 861, 0, False, False), (1, 'VehicleCheckOutReq', 867, 0, False, False), (1, 'VehicleCheckOutRes', 873, 0, False, False), (1, 'X509Data', 98, 0, False, False), (4, None, None, 0, False, False),)),  # 879
-    (9, ((1, 'AbsolutePriceSchedule', 559, 880, False, False), (1, 'AckMaxDelay', 483, 880, False, True), (1, 'AdditionalSelectedServices', 630, 880, False, False), (1, 'AdditionalService', 636, 880, False, False), (1, 'AdditionalServicesCosts', 426, 880, False, False), (1, 'Amount', 429, 880, False, False), (1, 'AppliesMinimumMaximumCost', 170, 880, False, True), (1, 'AppliesToEnergyFee', 170, 880, False, True), (1, 'AppliesToOverstayFee', 170, 880, False, True), (1, 'AppliesToParkingFee', 170, 880, False, True), (1, 'AuthorizationReq', 1, 880, False, False), (1, 'AuthorizationRes', 152, 880, False, False), (1, 'AuthorizationServices', 134, 880, False, True), (1, 'AuthorizationSetupReq', 160, 880, False, False), (1, 'AuthorizationSetupRes', 162, 880, False, False), (1, 'AvailableEnergy', 429, 880, False, False), (1, 'BPT_ChannelSelection', 474, 880, False, True), (1, 'BPT_DischargedEnergyReadingWh', 12, 880, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 12, 880, False, True), (1, 'BatteryEnergyCapacity', 429, 880, False, False), (1, 'CLReqControlMode', 307, 880, False, False), (1, 'CLResControlMode', 308, 880, False, False), (1, 'CPSCertificateChain', 360, 880, False, False), (1, 'CanonicalizationMethod', 26, 880, False, False), (1, 'CapacitiveEnergyReadingVARh', 12, 880, False, True), (1, 'CarbonDioxideEmission', 483, 880, False, True), (1, 'Certificate', 146, 880, False, True), (1, 'CertificateInstallationReq', 309, 880, False, False), (1, 'CertificateInstallationRes', 353, 880, False, False), (1, 'CertificateInstallationService', 170, 880, False, True), (1, 'ChargeProgress', 451, 880, False, True), (1, 'ChargedEnergyReadingWh', 12, 880, False, True), (1, 'ChargingComplete', 170, 880, False, True), (1, 'ChargingSchedule', 660, 880, False, False), (1, 'ChargingSession', 836, 880, False, True), (1, 'CheckOutTime', 12, 880, False, True), (1, 'ContractCertificateChain', 143, 880, False, False), (1, 'CostPerUnit', 429, 880, False, False), (1, 'Currency', 528, 880, False, True), (1, 'DHPublicKey', 373, 880, False, True), (1, 'DSAKeyValue', 81, 880, False, False), (1, 'DepartureTime', 472, 880, False, True), (1, 'DepartureTime', 472, 880, False, True), (1, 'DeviceLocation', 408, 880, False, True), (1, 'DeviceOffset', 408, 880, False, True), (1, 'DigestMethod', 51, 880, False, False), (1, 'DigestValue', 54, 880, False, True), (1, 'DischargingSchedule', 660, 880, False, False), (1, 'DisplayParameters', 881, 880, False, False), (1, 'Duration', 472, 880, False, True), (1, 'Dynamic_EVPPTControlMode', 458, 880, False, False), (1, 'Dynamic_SEReqControlMode', 494, 880, False, False), (1, 'Dynamic_SEResControlMode', 553, 880, False, False), (1, 'Dynamic_SMDTControlMode', 439, 880, False, False), (1, 'ECDHCurve', 371, 880, False, True), (1, 'EIM_AReqAuthorizationMode', 136, 880, False, False), (1, 'EIM_ASResAuthorizationMode', 172, 880, False, False), (1, 'EMAID', 351, 880, False, True), (1, 'EVAbsolutePriceSchedule', 523, 880, False, False), (1, 'EVCCID', 351, 880, False, True), (1, 'EVCheckInStatus', 857, 880, False, True), (1, 'EVCheckOutStatus', 871, 880, False, True), (1, 'EVEnergyOffer', 511, 880, False, False), (1, 'EVMaximumEnergyRequest', 429, 880, False, False), (1, 'EVMaximumEnergyRequest', 429, 880, False, False), (1, 'EVMaximumV2XEnergyRequest', 429, 880, False, False), (1, 'EVMinimumEnergyRequest', 429, 880, False, False), (1, 'EVMinimumEnergyRequest', 429, 880, False, False), (1, 'EVMinimumV2XEnergyRequest', 429, 880, False, False), (1, 'EVPowerProfile', 453, 880, False, False), (1, 'EVPowerProfileEntries', 464, 880, False, False), (1, 'EVPowerProfileEntry', 467, 880, False, False), (1, 'EVPowerSchedule', 514, 880, False, False), (1, 'EVPowerScheduleEntries', 517, 880, False, False), (1, 'EVPowerScheduleEntry', 520, 880, False, False), (1, 'EVPriceRule', 543, 880, False, False), (1, 'EVPriceRuleStack', 533, 880, False, False), (1, 'EVPriceRuleStacks', 530, 880, False, False), (1, 'EVProcessing', 158, 880, False, True), (1, 'EVSECheckOutStatus', 877, 880, False, True), (1, 'EVSEID', 351, 880, False, True), (1, 'EVSENotification', 485, 880, False, True), (1, 'EVSEProcessing', 158, 880, False, True), (1, 'EVSEStatus', 480, 880, False, False), (1, 'EVSEStatus', 480, 880, False, False), (1, 'EVTargetEnergyRequest', 429, 880, False, False), (1, 'EVTargetEnergyRequest', 429, 880, False, False), (1, 'EVTerminationCode', 305, 880, False, True), (1, 'EVTerminationExplanation', 573, 880, False, True), (1, 'EnergyCosts', 426, 880, False, False), (1, 'EnergyFee', 429, 880, False, False), (1, 'EnergyTransferServiceList', 785, 880, False, False), (1, 'Exponent', 89, 880, False, True), (1, 'Exponent', 432, 880, False, True), (1, 'FreeService', 170, 880, False, True), (1, 'G', 89, 880, False, True), (1, 'GenChallenge', 141, 880, False, True), (1, 'GoToPause', 170, 880, False, True), (1, 'HMACOutputLength', 33, 880, False, True), (1, 'Header', 6, 880, False, False), (1, 'InletHot', 170, 880, False, True), (1, 'J', 89, 880, False, True), (1, 'KeyInfo', 59, 880, False, False), (1, 'KeyName', 49, 880, False, True), (1, 'KeyValue', 77, 880, False, False), (1, 'Language', 575, 880, False, True), (1, 'ListOfRootCertificateIDs', 319, 880, False, False), (1, 'Manifest', 381, 880, False, False), (1, 'MaximumContractCertificateChains', 340, 880, False, True), (1, 'MaximumCost', 429, 880, False, False), (1, 'MaximumSOC', 503, 880, False, True), (1, 'MaximumSupportingPoints', 492, 880, False, True), (1, 'MeterID', 404, 880, False, True), (1, 'MeterInfo', 395, 880, False, False), (1, 'MeterInfo', 395, 880, False, False), (1, 'MeterInfoRequested', 170, 880, False, True), (1, 'MeterSignature', 406, 880, False, True), (1, 'MeterStatus', 408, 880, False, True), (1, 'MeterTimestamp', 12, 880, False, True), (1, 'MeteringConfirmationReq', 385, 880, False, False), (1, 'MeteringConfirmationRes', 442, 880, False, False), (1, 'MgmtData', 49, 880, False, True), (1, 'MinimumCost', 429, 880, False, False), (1, 'MinimumSOC', 503, 880, False, True), (1, 'MinimumSOC', 503, 880, False, True), (1, 'Modulus', 89, 880, False, True), (1, 'NotificationMaxDelay', 483, 880, False, True), (1, 'NumberOfPriceLevels', 340, 880, False, True), (1, 'OEMProvisioningCertificateChain', 315, 880, False, False), (1, 'Object', 129, 880, False, False), (1, 'OccupancyCosts', 426, 880, False, False), (1, 'OverstayCosts', 426, 880, False, False), (1, 'OverstayFee', 429, 880, False, False), (1, 'OverstayFeePeriod', 472, 880, False, True), (1, 'OverstayPowerThreshold', 429, 880, False, False), (1, 'OverstayRule', 625, 880, False, False), (1, 'OverstayRuleDescription', 573, 880, False, True), (1, 'OverstayRules', 617, 880, False, False), (1, 'OverstayTimeThreshold', 472, 880, False, True), (1, 'P', 89, 880, False, True), (1, 'PGPData', 118, 880, False, False), (1, 'PGPKeyID', 116, 880, False, True), (1, 'PGPKeyPacket', 116, 880, False, True), (1, 'Parameter', 749, 880, False, False), (1, 'ParameterSet', 715, 880, False, False), (1, 'ParameterSetID', 675, 880, False, True), (1, 'ParkingFee', 429, 880, False, False), (1, 'ParkingFeePeriod', 472, 880, False, True), (1, 'ParkingMethod', 859, 880, False, True), (1, 'ParkingSpace', 408, 880, False, True), (1, 'PgenCounter', 89, 880, False, True), (1, 'PnC_AReqAuthorizationMode', 137, 880, False, False), (1, 'PnC_ASResAuthorizationMode', 173, 880, False, False), (1, 'Power', 429, 880, False, False), (1, 'PowerDeliveryReq', 445, 880, False, False), (1, 'PowerDeliveryRes', 476, 880, False, False), (1, 'PowerRangeStart', 429, 880, False, False), (1, 'PowerSchedule', 664, 880, False, False), (1, 'PowerScheduleEntries', 669, 880, False, False), (1, 'PowerScheduleEntry', 467, 880, False, False), (1, 'PowerTolerance', 429, 880, False, False), (1, 'PowerToleranceAcceptance', 462, 880, False, True), (1, 'Power_L2', 429, 880, False, False), (1, 'Power_L3', 429, 880, False, False), (1, 'PresentSOC', 503, 880, False, True), (1, 'PriceAlgorithm', 351, 880, False, True), (1, 'PriceLevel', 340, 880, False, True), (1, 'PriceLevelSchedule', 639, 880, False, False), (1, 'PriceLevelScheduleEntries', 646, 880, False, False), (1, 'PriceLevelScheduleEntry', 649, 880, False, False), (1, 'PriceRule', 610, 880, False, False), (1, 'PriceRuleStack', 600, 880, False, False), (1, 'PriceRuleStacks', 597, 880, False, False), (1, 'PriceScheduleDescription', 573, 880, False, True), (1, 'PriceScheduleID', 437, 880, False, True), (1, 'PrioritizedEMAIDs', 342, 880, False, False), (1, 'ProviderID', 305, 880, False, True), (1, 'Q', 89, 880, False, True), (1, 'RSAKeyValue', 91, 880, False, False), (1, 'Receipt', 410, 880, False, False), (1, 'Receipt', 410, 880, False, False), (1, 'Reference', 35, 880, False, False), (1, 'RemainingContractCertificateChains', 340, 880, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 880, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 880, False, True), (1, 'RemainingTimeToTargetSOC', 472, 880, False, True), (1, 'RenewableGenerationPercentage', 340, 880, False, True), (1, 'ResponseCode', 156, 880, False, True), (1, 'RetrievalMethod', 94, 880, False, False), (1, 'RootCertificateID', 111, 880, False, False), (1, 'SECP521_EncryptedPrivateKey', 375, 880, False, True), (1, 'SPKIData', 124, 880, False, False), (1, 'SPKISexp', 116, 880, False, True), (1, 'ScheduleExchangeReq', 487, 880, False, False), (1, 'ScheduleExchangeRes', 546, 880, False, False), (1, 'ScheduleTuple', 656, 880, False, False), (1, 'ScheduleTupleID', 437, 880, False, True), (1, 'Scheduled_EVPPTControlMode', 459, 880, False, False), (1, 'Scheduled_SEReqControlMode', 505, 880, False, False), (1, 'Scheduled_SEResControlMode', 652, 880, False, False), (1, 'Scheduled_SMDTControlMode', 440, 880, False, False), (1, 'Seed', 89, 880, False, True), (1, 'SelectedAuthorizationService', 134, 880, False, True), (1, 'SelectedEnergyTransferService', 801, 880, False, False), (1, 'SelectedScheduleTupleID', 437, 880, False, True), (1, 'SelectedService', 801, 880, False, False), (1, 'SelectedVASList', 804, 880, False, False), (1, 'Service', 794, 880, False, False), (1, 'ServiceDetailReq', 672, 880, False, False), (1, 'ServiceDetailRes', 677, 880, False, False), (1, 'ServiceDiscoveryReq', 759, 880, False, False), (1, 'ServiceDiscoveryRes', 779, 880, False, False), (1, 'ServiceFee', 429, 880, False, False), (1, 'ServiceID', 675, 880, False, True), (1, 'ServiceName', 305, 880, False, True), (1, 'ServiceParameterList', 682, 880, False, False), (1, 'ServiceRenegotiationSupported', 170, 880, False, True), (1, 'ServiceSelectionReq', 797, 880, False, False), (1, 'ServiceSelectionRes', 821, 880, False, False), (1, 'SessionID', 10, 880, False, True), (1, 'SessionID', 10, 880, False, True), (1, 'SessionSetupReq', 824, 880, False, False), (1, 'SessionSetupRes', 827, 880, False, False), (1, 'SessionStopReq', 831, 880, False, False), (1, 'SessionStopRes', 838, 880, False, False), (1, 'Signature', 14, 880, False, False), (1, 'SignatureMethod', 29, 880, False, False), (1, 'SignatureProperties', 841, 880, False, False), (1, 'SignatureProperty', 845, 880, False, False), (1, 'SignatureValue', 56, 880, False, False), (1, 'SignedInfo', 20, 880, False, False), (1, 'SignedInstallationData', 363, 880, False, False), (1, 'SignedMeteringData', 388, 880, False, False), (1, 'StartTime', 472, 880, False, True), (1, 'SubCertificates', 148, 880, False, False), (1, 'SupportedProviders', 176, 880, False, False), (1, 'SupportedServiceIDs', 762, 880, False, False), (1, 'TPM_EncryptedPrivateKey', 379, 880, False, True), (1, 'TargetDistance', 408, 880, False, True), (1, 'TargetOffsetX', 483, 880, False, True), (1, 'TargetOffsetY', 483, 880, False, True), (1, 'TargetSOC', 503, 880, False, True), (1, 'TargetSOC', 503, 880, False, True), (1, 'TaxCosts', 434, 880, False, False), (1, 'TaxIncludedInPrice', 170, 880, False, True), (1, 'TaxRate', 429, 880, False, False), (1, 'TaxRule', 588, 880, False, False), (1, 'TaxRuleID', 437, 880, False, True), (1, 'TaxRuleID', 437, 880, False, True), (1, 'TaxRuleName', 305, 880, False, True), (1, 'TaxRules', 577, 880, False, False), (1, 'TimeAnchor', 12, 880, False, True), (1, 'TimeAnchor', 12, 880, False, True), (1, 'TimeStamp', 12, 880, False, True), (1, 'Transform', 45, 880, False, False), (1, 'Transforms', 42, 880, False, False), (1, 'VASList', 785, 880, False, False), (1, 'Value', 408, 880, False, True), (1, 'VehicleCheckInReq', 850, 880, False, False), (1, 'VehicleCheckInRes', 861, 880, False, False), (1, 'VehicleCheckOutReq', 867, 880, False, False), (1, 'VehicleCheckOutRes', 873, 880, False, False), (1, 'VehicleFrame', 408, 880, False, True), (1, 'VehicleTravel', 408, 880, False, True), (1, 'X448_EncryptedPrivateKey', 377, 880, False, True), (1, 'X509CRL', 116, 880, False, True), (1, 'X509Certificate', 116, 880, False, True), (1, 'X509Data', 98, 880, False, False), (1, 'X509IssuerName', 49, 880, False, True), (1, 'X509IssuerSerial', 111, 880, False, False), (1, 'X509SKI', 116, 880, False, True), (1, 'X509SerialNumber', 114, 880, False, True), (1, 'X509SubjectName', 49, 880, False, True), (1, 'XPath', 49, 880, False, True), (1, 'Y', 89, 880, False, True), (1, 'boolValue', 170, 880, False, True), (1, 'byteValue', 432, 880, False, True), (1, 'finiteString', 305, 880, False, True), (1, 'intValue', 757, 880, False, True), (1, 'rationalNumber', 429, 880, False, False), (1, 'shortValue', 408, 880, False, True), (4, None, None, 880, False, False), (5, None, None, -1, False, False),)),  # 880
-    (4, ((1, 'PresentSOC', 503, 882, False, True), (1, 'MinimumSOC', 503, 883, False, True), (1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 881
-    (4, ((1, 'MinimumSOC', 503, 883, False, True), (1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 882
-    (4, ((1, 'TargetSOC', 503, 884, False, True), (1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 883
-    (4, ((1, 'MaximumSOC', 503, 885, False, True), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 884
-    (3, ((1, 'RemainingTimeToMinimumSOC', 472, 886, False, True), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 885
-    (3, ((1, 'RemainingTimeToTargetSOC', 472, 887, False, True), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 886
-    (3, ((1, 'RemainingTimeToMaximumSOC', 472, 888, False, True), (1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 887
-    (3, ((1, 'ChargingComplete', 170, 889, False, True), (1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 888
-    (2, ((1, 'BatteryEnergyCapacity', 429, 890, False, False), (1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 889
-    (2, ((1, 'InletHot', 170, 891, False, True), (2, None, None, -1, False, False),)),  # 890
+    (6, ((1, 'AuthorizationReq', 1, 0, False, False, 5), (1, 'AuthorizationRes', 152, 0, False, False, 5), (1, 'AuthorizationSetupReq', 160, 0, False, False, 5), (1, 'AuthorizationSetupRes', 162, 0, False, False, 5), (1, 'CLReqControlMode', 307, 0, False, False, 6), (1, 'CLResControlMode', 308, 0, False, False, 6), (1, 'CanonicalizationMethod', 26, 0, False, False, 4), (1, 'CertificateInstallationReq', 309, 0, False, False, 5), (1, 'CertificateInstallationRes', 353, 0, False, False, 5), (1, 'DSAKeyValue', 81, 0, False, False, 4), (1, 'DigestMethod', 51, 0, False, False, 4), (1, 'DigestValue', 54, 0, False, True, 4), (1, 'KeyInfo', 59, 0, False, False, 4), (1, 'KeyName', 49, 0, False, True, 4), (1, 'KeyValue', 77, 0, False, False, 4), (1, 'Manifest', 381, 0, False, False, 4), (1, 'MeteringConfirmationReq', 385, 0, False, False, 5), (1, 'MeteringConfirmationRes', 442, 0, False, False, 5), (1, 'MgmtData', 49, 0, False, True, 4), (1, 'Object', 129, 0, False, False, 4), (1, 'PGPData', 118, 0, False, False, 4), (1, 'PowerDeliveryReq', 445, 0, False, False, 5), (1, 'PowerDeliveryRes', 476, 0, False, False, 5), (1, 'RSAKeyValue', 91, 0, False, False, 4), (1, 'Reference', 35, 0, False, False, 4), (1, 'RetrievalMethod', 94, 0, False, False, 4), (1, 'SPKIData', 124, 0, False, False, 4), (1, 'ScheduleExchangeReq', 487, 0, False, False, 5), (1, 'ScheduleExchangeRes', 546, 0, False, False, 5), (1, 'ServiceDetailReq', 672, 0, False, False, 5), (1, 'ServiceDetailRes', 677, 0, False, False, 5), (1, 'ServiceDiscoveryReq', 759, 0, False, False, 5), (1, 'ServiceDiscoveryRes', 779, 0, False, False, 5), (1, 'ServiceSelectionReq', 797, 0, False, False, 5), (1, 'ServiceSelectionRes', 821, 0, False, False, 5), (1, 'SessionSetupReq', 824, 0, False, False, 5), (1, 'SessionSetupRes', 827, 0, False, False, 5), (1, 'SessionStopReq', 831, 0, False, False, 5), (1, 'SessionStopRes', 838, 0, False, False, 5), (1, 'Signature', 14, 0, False, False, 4), (1, 'SignatureMethod', 29, 0, False, False, 4), (1, 'SignatureProperties', 841, 0, False, False, 4), (1, 'SignatureProperty', 845, 0, False, False, 4), (1, 'SignatureValue', 56, 0, False, False, 4), (1, 'SignedInfo', 20, 0, False, False, 4), (1, 'SignedInstallationData', 363, 0, False, False, 5), (1, 'SignedMeteringData', 388, 0, False, False, 5), (1, 'Transform', 45, 0, False, False, 4), (1, 'Transforms', 42, 0, False, False, 4), (1, 'VehicleCheckInReq', 850, 0, False, False, 5), (1, 'VehicleCheckInRes', 861, 0, False, False, 5), (1, 'VehicleCheckOutReq', 867, 0, False, False, 5), (1, 'VehicleCheckOutRes', 873, 0, False, False, 5), (1, 'X509Data', 98, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 879
+    (9, ((1, 'AbsolutePriceSchedule', 559, 880, False, False, 5), (1, 'AckMaxDelay', 483, 880, False, True, 6), (1, 'AdditionalSelectedServices', 630, 880, False, False, 5), (1, 'AdditionalService', 636, 880, False, False, 5), (1, 'AdditionalServicesCosts', 426, 880, False, False, 6), (1, 'Amount', 429, 880, False, False, 6), (1, 'AppliesMinimumMaximumCost', 170, 880, False, True, 5), (1, 'AppliesToEnergyFee', 170, 880, False, True, 5), (1, 'AppliesToOverstayFee', 170, 880, False, True, 5), (1, 'AppliesToParkingFee', 170, 880, False, True, 5), (1, 'AuthorizationReq', 1, 880, False, False, 5), (1, 'AuthorizationRes', 152, 880, False, False, 5), (1, 'AuthorizationServices', 134, 880, False, True, 5), (1, 'AuthorizationSetupReq', 160, 880, False, False, 5), (1, 'AuthorizationSetupRes', 162, 880, False, False, 5), (1, 'AvailableEnergy', 429, 880, False, False, 5), (1, 'BPT_ChannelSelection', 474, 880, False, True, 5), (1, 'BPT_DischargedEnergyReadingWh', 12, 880, False, True, 6), (1, 'BPT_InductiveEnergyReadingVARh', 12, 880, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 880, False, False, 6), (1, 'CLReqControlMode', 307, 880, False, False, 6), (1, 'CLResControlMode', 308, 880, False, False, 6), (1, 'CPSCertificateChain', 360, 880, False, False, 5), (1, 'CanonicalizationMethod', 26, 880, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 12, 880, False, True, 6), (1, 'CarbonDioxideEmission', 483, 880, False, True, 5), (1, 'Certificate', 146, 880, False, True, 5), (1, 'CertificateInstallationReq', 309, 880, False, False, 5), (1, 'CertificateInstallationRes', 353, 880, False, False, 5), (1, 'CertificateInstallationService', 170, 880, False, True, 5), (1, 'ChargeProgress', 451, 880, False, True, 5), (1, 'ChargedEnergyReadingWh', 12, 880, False, True, 6), (1, 'ChargingComplete', 170, 880, False, True, 6), (1, 'ChargingSchedule', 660, 880, False, False, 5), (1, 'ChargingSession', 836, 880, False, True, 5), (1, 'CheckOutTime', 12, 880, False, True, 5), (1, 'ContractCertificateChain', 143, 880, False, False, 5), (1, 'CostPerUnit', 429, 880, False, False, 6), (1, 'Currency', 528, 880, False, True, 5), (1, 'DHPublicKey', 373, 880, False, True, 5), (1, 'DSAKeyValue', 81, 880, False, False, 4), (1, 'DepartureTime', 472, 880, False, True, 5), (1, 'DepartureTime', 472, 880, False, True, 6), (1, 'DeviceLocation', 408, 880, False, True, 5), (1, 'DeviceOffset', 408, 880, False, True, 5), (1, 'DigestMethod', 51, 880, False, False, 4), (1, 'DigestValue', 54, 880, False, True, 4), (1, 'DischargingSchedule', 660, 880, False, False, 5), (1, 'DisplayParameters', 881, 880, False, False, 6), (1, 'Duration', 472, 880, False, True, 5), (1, 'Dynamic_EVPPTControlMode', 458, 880, False, False, 5), (1, 'Dynamic_SEReqControlMode', 494, 880, False, False, 5), (1, 'Dynamic_SEResControlMode', 553, 880, False, False, 5), (1, 'Dynamic_SMDTControlMode', 439, 880, False, False, 5), (1, 'ECDHCurve', 371, 880, False, True, 5), (1, 'EIM_AReqAuthorizationMode', 136, 880, False, False, 5), (1, 'EIM_ASResAuthorizationMode', 172, 880, False, False, 5), (1, 'EMAID', 351, 880, False, True, 5), (1, 'EVAbsolutePriceSchedule', 523, 880, False, False, 5), (1, 'EVCCID', 351, 880, False, True, 5), (1, 'EVCheckInStatus', 857, 880, False, True, 5), (1, 'EVCheckOutStatus', 871, 880, False, True, 5), (1, 'EVEnergyOffer', 511, 880, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 880, False, False, 5), (1, 'EVMaximumEnergyRequest', 429, 880, False, False, 6), (1, 'EVMaximumV2XEnergyRequest', 429, 880, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 880, False, False, 5), (1, 'EVMinimumEnergyRequest', 429, 880, False, False, 6), (1, 'EVMinimumV2XEnergyRequest', 429, 880, False, False, 5), (1, 'EVPowerProfile', 453, 880, False, False, 5), (1, 'EVPowerProfileEntries', 464, 880, False, False, 5), (1, 'EVPowerProfileEntry', 467, 880, False, False, 5), (1, 'EVPowerSchedule', 514, 880, False, False, 5), (1, 'EVPowerScheduleEntries', 517, 880, False, False, 5), (1, 'EVPowerScheduleEntry', 520, 880, False, False, 5), (1, 'EVPriceRule', 543, 880, False, False, 5), (1, 'EVPriceRuleStack', 533, 880, False, False, 5), (1, 'EVPriceRuleStacks', 530, 880, False, False, 5), (1, 'EVProcessing', 158, 880, False, True, 5), (1, 'EVSECheckOutStatus', 877, 880, False, True, 5), (1, 'EVSEID', 351, 880, False, True, 5), (1, 'EVSENotification', 485, 880, False, True, 6), (1, 'EVSEProcessing', 158, 880, False, True, 5), (1, 'EVSEStatus', 480, 880, False, False, 5), (1, 'EVSEStatus', 480, 880, False, False, 6), (1, 'EVTargetEnergyRequest', 429, 880, False, False, 5), (1, 'EVTargetEnergyRequest', 429, 880, False, False, 6), (1, 'EVTerminationCode', 305, 880, False, True, 5), (1, 'EVTerminationExplanation', 573, 880, False, True, 5), (1, 'EnergyCosts', 426, 880, False, False, 6), (1, 'EnergyFee', 429, 880, False, False, 5), (1, 'EnergyTransferServiceList', 785, 880, False, False, 5), (1, 'Exponent', 89, 880, False, True, 4), (1, 'Exponent', 432, 880, False, True, 6), (1, 'FreeService', 170, 880, False, True, 5), (1, 'G', 89, 880, False, True, 4), (1, 'GenChallenge', 141, 880, False, True, 5), (1, 'GoToPause', 170, 880, False, True, 5), (1, 'HMACOutputLength', 33, 880, False, True, 4), (1, 'Header', 6, 880, False, False, 6), (1, 'InletHot', 170, 880, False, True, 6), (1, 'J', 89, 880, False, True, 4), (1, 'KeyInfo', 59, 880, False, False, 4), (1, 'KeyName', 49, 880, False, True, 4), (1, 'KeyValue', 77, 880, False, False, 4), (1, 'Language', 575, 880, False, True, 5), (1, 'ListOfRootCertificateIDs', 319, 880, False, False, 5), (1, 'Manifest', 381, 880, False, False, 4), (1, 'MaximumContractCertificateChains', 340, 880, False, True, 5), (1, 'MaximumCost', 429, 880, False, False, 5), (1, 'MaximumSOC', 503, 880, False, True, 6), (1, 'MaximumSupportingPoints', 492, 880, False, True, 5), (1, 'MeterID', 404, 880, False, True, 6), (1, 'MeterInfo', 395, 880, False, False, 5), (1, 'MeterInfo', 395, 880, False, False, 6), (1, 'MeterInfoRequested', 170, 880, False, True, 6), (1, 'MeterSignature', 406, 880, False, True, 6), (1, 'MeterStatus', 408, 880, False, True, 6), (1, 'MeterTimestamp', 12, 880, False, True, 6), (1, 'MeteringConfirmationReq', 385, 880, False, False, 5), (1, 'MeteringConfirmationRes', 442, 880, False, False, 5), (1, 'MgmtData', 49, 880, False, True, 4), (1, 'MinimumCost', 429, 880, False, False, 5), (1, 'MinimumSOC', 503, 880, False, True, 5), (1, 'MinimumSOC', 503, 880, False, True, 6), (1, 'Modulus', 89, 880, False, True, 4), (1, 'NotificationMaxDelay', 483, 880, False, True, 6), (1, 'NumberOfPriceLevels', 340, 880, False, True, 5), (1, 'OEMProvisioningCertificateChain', 315, 880, False, False, 5), (1, 'Object', 129, 880, False, False, 4), (1, 'OccupancyCosts', 426, 880, False, False, 6), (1, 'OverstayCosts', 426, 880, False, False, 6), (1, 'OverstayFee', 429, 880, False, False, 5), (1, 'OverstayFeePeriod', 472, 880, False, True, 5), (1, 'OverstayPowerThreshold', 429, 880, False, False, 5), (1, 'OverstayRule', 625, 880, False, False, 5), (1, 'OverstayRuleDescription', 573, 880, False, True, 5), (1, 'OverstayRules', 617, 880, False, False, 5), (1, 'OverstayTimeThreshold', 472, 880, False, True, 5), (1, 'P', 89, 880, False, True, 4), (1, 'PGPData', 118, 880, False, False, 4), (1, 'PGPKeyID', 116, 880, False, True, 4), (1, 'PGPKeyPacket', 116, 880, False, True, 4), (1, 'Parameter', 749, 880, False, False, 5), (1, 'ParameterSet', 715, 880, False, False, 5), (1, 'ParameterSetID', 675, 880, False, True, 5), (1, 'ParkingFee', 429, 880, False, False, 5), (1, 'ParkingFeePeriod', 472, 880, False, True, 5), (1, 'ParkingMethod', 859, 880, False, True, 5), (1, 'ParkingSpace', 408, 880, False, True, 5), (1, 'PgenCounter', 89, 880, False, True, 4), (1, 'PnC_AReqAuthorizationMode', 137, 880, False, False, 5), (1, 'PnC_ASResAuthorizationMode', 173, 880, False, False, 5), (1, 'Power', 429, 880, False, False, 5), (1, 'PowerDeliveryReq', 445, 880, False, False, 5), (1, 'PowerDeliveryRes', 476, 880, False, False, 5), (1, 'PowerRangeStart', 429, 880, False, False, 5), (1, 'PowerSchedule', 664, 880, False, False, 5), (1, 'PowerScheduleEntries', 669, 880, False, False, 5), (1, 'PowerScheduleEntry', 467, 880, False, False, 5), (1, 'PowerTolerance', 429, 880, False, False, 5), (1, 'PowerToleranceAcceptance', 462, 880, False, True, 5), (1, 'Power_L2', 429, 880, False, False, 5), (1, 'Power_L3', 429, 880, False, False, 5), (1, 'PresentSOC', 503, 880, False, True, 6), (1, 'PriceAlgorithm', 351, 880, False, True, 5), (1, 'PriceLevel', 340, 880, False, True, 5), (1, 'PriceLevelSchedule', 639, 880, False, False, 5), (1, 'PriceLevelScheduleEntries', 646, 880, False, False, 5), (1, 'PriceLevelScheduleEntry', 649, 880, False, False, 5), (1, 'PriceRule', 610, 880, False, False, 5), (1, 'PriceRuleStack', 600, 880, False, False, 5), (1, 'PriceRuleStacks', 597, 880, False, False, 5), (1, 'PriceScheduleDescription', 573, 880, False, True, 5), (1, 'PriceScheduleID', 437, 880, False, True, 5), (1, 'PrioritizedEMAIDs', 342, 880, False, False, 5), (1, 'ProviderID', 305, 880, False, True, 5), (1, 'Q', 89, 880, False, True, 4), (1, 'RSAKeyValue', 91, 880, False, False, 4), (1, 'Receipt', 410, 880, False, False, 5), (1, 'Receipt', 410, 880, False, False, 6), (1, 'Reference', 35, 880, False, False, 4), (1, 'RemainingContractCertificateChains', 340, 880, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 472, 880, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 472, 880, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 880, False, True, 6), (1, 'RenewableGenerationPercentage', 340, 880, False, True, 5), (1, 'ResponseCode', 156, 880, False, True, 6), (1, 'RetrievalMethod', 94, 880, False, False, 4), (1, 'RootCertificateID', 111, 880, False, False, 6), (1, 'SECP521_EncryptedPrivateKey', 375, 880, False, True, 5), (1, 'SPKIData', 124, 880, False, False, 4), (1, 'SPKISexp', 116, 880, False, True, 4), (1, 'ScheduleExchangeReq', 487, 880, False, False, 5), (1, 'ScheduleExchangeRes', 546, 880, False, False, 5), (1, 'ScheduleTuple', 656, 880, False, False, 5), (1, 'ScheduleTupleID', 437, 880, False, True, 5), (1, 'Scheduled_EVPPTControlMode', 459, 880, False, False, 5), (1, 'Scheduled_SEReqControlMode', 505, 880, False, False, 5), (1, 'Scheduled_SEResControlMode', 652, 880, False, False, 5), (1, 'Scheduled_SMDTControlMode', 440, 880, False, False, 5), (1, 'Seed', 89, 880, False, True, 4), (1, 'SelectedAuthorizationService', 134, 880, False, True, 5), (1, 'SelectedEnergyTransferService', 801, 880, False, False, 5), (1, 'SelectedScheduleTupleID', 437, 880, False, True, 5), (1, 'SelectedService', 801, 880, False, False, 5), (1, 'SelectedVASList', 804, 880, False, False, 5), (1, 'Service', 794, 880, False, False, 5), (1, 'ServiceDetailReq', 672, 880, False, False, 5), (1, 'ServiceDetailRes', 677, 880, False, False, 5), (1, 'ServiceDiscoveryReq', 759, 880, False, False, 5), (1, 'ServiceDiscoveryRes', 779, 880, False, False, 5), (1, 'ServiceFee', 429, 880, False, False, 5), (1, 'ServiceID', 675, 880, False, True, 5), (1, 'ServiceName', 305, 880, False, True, 5), (1, 'ServiceParameterList', 682, 880, False, False, 5), (1, 'ServiceRenegotiationSupported', 170, 880, False, True, 5), (1, 'ServiceSelectionReq', 797, 880, False, False, 5), (1, 'ServiceSelectionRes', 821, 880, False, False, 5), (1, 'SessionID', 10, 880, False, True, 5), (1, 'SessionID', 10, 880, False, True, 6), (1, 'SessionSetupReq', 824, 880, False, False, 5), (1, 'SessionSetupRes', 827, 880, False, False, 5), (1, 'SessionStopReq', 831, 880, False, False, 5), (1, 'SessionStopRes', 838, 880, False, False, 5), (1, 'Signature', 14, 880, False, False, 4), (1, 'SignatureMethod', 29, 880, False, False, 4), (1, 'SignatureProperties', 841, 880, False, False, 4), (1, 'SignatureProperty', 845, 880, False, False, 4), (1, 'SignatureValue', 56, 880, False, False, 4), (1, 'SignedInfo', 20, 880, False, False, 4), (1, 'SignedInstallationData', 363, 880, False, False, 5), (1, 'SignedMeteringData', 388, 880, False, False, 5), (1, 'StartTime', 472, 880, False, True, 5), (1, 'SubCertificates', 148, 880, False, False, 5), (1, 'SupportedProviders', 176, 880, False, False, 5), (1, 'SupportedServiceIDs', 762, 880, False, False, 5), (1, 'TPM_EncryptedPrivateKey', 379, 880, False, True, 5), (1, 'TargetDistance', 408, 880, False, True, 5), (1, 'TargetOffsetX', 483, 880, False, True, 5), (1, 'TargetOffsetY', 483, 880, False, True, 5), (1, 'TargetSOC', 503, 880, False, True, 5), (1, 'TargetSOC', 503, 880, False, True, 6), (1, 'TaxCosts', 434, 880, False, False, 6), (1, 'TaxIncludedInPrice', 170, 880, False, True, 5), (1, 'TaxRate', 429, 880, False, False, 5), (1, 'TaxRule', 588, 880, False, False, 5), (1, 'TaxRuleID', 437, 880, False, True, 5), (1, 'TaxRuleID', 437, 880, False, True, 6), (1, 'TaxRuleName', 305, 880, False, True, 5), (1, 'TaxRules', 577, 880, False, False, 5), (1, 'TimeAnchor', 12, 880, False, True, 5), (1, 'TimeAnchor', 12, 880, False, True, 6), (1, 'TimeStamp', 12, 880, False, True, 6), (1, 'Transform', 45, 880, False, False, 4), (1, 'Transforms', 42, 880, False, False, 4), (1, 'VASList', 785, 880, False, False, 5), (1, 'Value', 408, 880, False, True, 6), (1, 'VehicleCheckInReq', 850, 880, False, False, 5), (1, 'VehicleCheckInRes', 861, 880, False, False, 5), (1, 'VehicleCheckOutReq', 867, 880, False, False, 5), (1, 'VehicleCheckOutRes', 873, 880, False, False, 5), (1, 'VehicleFrame', 408, 880, False, True, 5), (1, 'VehicleTravel', 408, 880, False, True, 5), (1, 'X448_EncryptedPrivateKey', 377, 880, False, True, 5), (1, 'X509CRL', 116, 880, False, True, 4), (1, 'X509Certificate', 116, 880, False, True, 4), (1, 'X509Data', 98, 880, False, False, 4), (1, 'X509IssuerName', 49, 880, False, True, 4), (1, 'X509IssuerSerial', 111, 880, False, False, 4), (1, 'X509SKI', 116, 880, False, True, 4), (1, 'X509SerialNumber', 114, 880, False, True, 4), (1, 'X509SubjectName', 49, 880, False, True, 4), (1, 'XPath', 49, 880, False, True, 4), (1, 'Y', 89, 880, False, True, 4), (1, 'boolValue', 170, 880, False, True, 5), (1, 'byteValue', 432, 880, False, True, 5), (1, 'finiteString', 305, 880, False, True, 5), (1, 'intValue', 757, 880, False, True, 5), (1, 'rationalNumber', 429, 880, False, False, 5), (1, 'shortValue', 408, 880, False, True, 5), (4, None, None, 880, False, False), (5, None, None, -1, False, False),)),  # 880
+    (4, ((1, 'PresentSOC', 503, 882, False, True, 6), (1, 'MinimumSOC', 503, 883, False, True, 6), (1, 'TargetSOC', 503, 884, False, True, 6), (1, 'MaximumSOC', 503, 885, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 881
+    (4, ((1, 'MinimumSOC', 503, 883, False, True, 6), (1, 'TargetSOC', 503, 884, False, True, 6), (1, 'MaximumSOC', 503, 885, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 882
+    (4, ((1, 'TargetSOC', 503, 884, False, True, 6), (1, 'MaximumSOC', 503, 885, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 883
+    (4, ((1, 'MaximumSOC', 503, 885, False, True, 6), (1, 'RemainingTimeToMinimumSOC', 472, 886, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 884
+    (3, ((1, 'RemainingTimeToMinimumSOC', 472, 886, False, True, 6), (1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 885
+    (3, ((1, 'RemainingTimeToTargetSOC', 472, 887, False, True, 6), (1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 886
+    (3, ((1, 'RemainingTimeToMaximumSOC', 472, 888, False, True, 6), (1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 887
+    (3, ((1, 'ChargingComplete', 170, 889, False, True, 6), (1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 888
+    (2, ((1, 'BatteryEnergyCapacity', 429, 890, False, False, 6), (1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 889
+    (2, ((1, 'InletHot', 170, 891, False, True, 6), (2, None, None, -1, False, False),)),  # 890
     (1, ((2, None, None, -1, False, False),)),  # 891
-    (1, ((1, 'TimeAnchor', 12, 893, False, True),)),  # 892
-    (1, ((1, 'PriceScheduleID', 437, 894, False, True),)),  # 893
-    (2, ((1, 'PriceScheduleDescription', 573, 895, False, True), (2, None, None, -1, False, False),)),  # 894
+    (1, ((1, 'TimeAnchor', 12, 893, False, True, 5),)),  # 892
+    (1, ((1, 'PriceScheduleID', 437, 894, False, True, 5),)),  # 893
+    (2, ((1, 'PriceScheduleDescription', 573, 895, False, True, 5), (2, None, None, -1, False, False),)),  # 894
     (1, ((2, None, None, -1, False, False),)),  # 895
-    (1, ((1, 'TargetOffsetX', 483, 897, False, True),)),  # 896
-    (1, ((1, 'TargetOffsetY', 483, 898, False, True),)),  # 897
+    (1, ((1, 'TargetOffsetX', 483, 897, False, True, 5),)),  # 896
+    (1, ((1, 'TargetOffsetY', 483, 898, False, True, 5),)),  # 897
     (1, ((2, None, None, -1, False, False),)),  # 898
-    (1, ((1, 'Header', 6, 900, False, False),)),  # 899
-    (2, ((1, 'DisplayParameters', 881, 901, False, False), (1, 'MeterInfoRequested', 170, 902, False, True),)),  # 900
-    (1, ((1, 'MeterInfoRequested', 170, 902, False, True),)),  # 901
+    (1, ((1, 'Header', 6, 900, False, False, 6),)),  # 899
+    (2, ((1, 'DisplayParameters', 881, 901, False, False, 6), (1, 'MeterInfoRequested', 170, 902, False, True, 6),)),  # 900
+    (1, ((1, 'MeterInfoRequested', 170, 902, False, True, 6),)),  # 901
     (1, ((2, None, None, -1, False, False),)),  # 902
-    (1, ((1, 'Header', 6, 904, False, False),)),  # 903
-    (1, ((1, 'ResponseCode', 156, 905, False, True),)),  # 904
-    (3, ((1, 'EVSEStatus', 480, 906, False, False), (1, 'MeterInfo', 395, 907, False, False), (1, 'Receipt', 410, 908, False, False), (2, None, None, -1, False, False),)),  # 905
-    (2, ((1, 'MeterInfo', 395, 907, False, False), (1, 'Receipt', 410, 908, False, False), (2, None, None, -1, False, False),)),  # 906
-    (2, ((1, 'Receipt', 410, 908, False, False), (2, None, None, -1, False, False),)),  # 907
+    (1, ((1, 'Header', 6, 904, False, False, 6),)),  # 903
+    (1, ((1, 'ResponseCode', 156, 905, False, True, 6),)),  # 904
+    (3, ((1, 'EVSEStatus', 480, 906, False, False, 6), (1, 'MeterInfo', 395, 907, False, False, 6), (1, 'Receipt', 410, 908, False, False, 6), (2, None, None, -1, False, False),)),  # 905
+    (2, ((1, 'MeterInfo', 395, 907, False, False, 6), (1, 'Receipt', 410, 908, False, False, 6), (2, None, None, -1, False, False),)),  # 906
+    (2, ((1, 'Receipt', 410, 908, False, False, 6), (2, None, None, -1, False, False),)),  # 907
     (1, ((2, None, None, -1, False, False),)),  # 908
-    (1, ((1, 'Header', 6, 910, False, False),)),  # 909
+    (1, ((1, 'Header', 6, 910, False, False, 6),)),  # 909
     (1, ((2, None, None, -1, False, False),)),  # 910
-    (1, ((1, 'Header', 6, 912, False, False),)),  # 911
-    (1, ((1, 'ResponseCode', 156, 913, False, True),)),  # 912
+    (1, ((1, 'Header', 6, 912, False, False, 6),)),  # 911
+    (1, ((1, 'ResponseCode', 156, 913, False, True, 6),)),  # 912
     (1, ((2, None, None, -1, False, False),)),  # 913
-    (2, ((1, 'DepartureTime', 472, 915, False, True), (1, 'EVTargetEnergyRequest', 429, 916, False, False),)),  # 914
-    (1, ((1, 'EVTargetEnergyRequest', 429, 916, False, False),)),  # 915
-    (1, ((1, 'EVMaximumEnergyRequest', 429, 917, False, False),)),  # 916
-    (1, ((1, 'EVMinimumEnergyRequest', 429, 918, False, False),)),  # 917
+    (2, ((1, 'DepartureTime', 472, 915, False, True, 6), (1, 'EVTargetEnergyRequest', 429, 916, False, False, 6),)),  # 914
+    (1, ((1, 'EVTargetEnergyRequest', 429, 916, False, False, 6),)),  # 915
+    (1, ((1, 'EVMaximumEnergyRequest', 429, 917, False, False, 6),)),  # 916
+    (1, ((1, 'EVMinimumEnergyRequest', 429, 918, False, False, 6),)),  # 917
     (1, ((2, None, None, -1, False, False),)),  # 918
-    (3, ((1, 'DepartureTime', 472, 920, False, True), (1, 'MinimumSOC', 503, 921, False, True), (1, 'TargetSOC', 503, 922, False, True), (1, 'AckMaxDelay', 483, 923, False, True), (2, None, None, -1, False, False),)),  # 919
-    (3, ((1, 'MinimumSOC', 503, 921, False, True), (1, 'TargetSOC', 503, 922, False, True), (1, 'AckMaxDelay', 483, 923, False, True), (2, None, None, -1, False, False),)),  # 920
-    (2, ((1, 'TargetSOC', 503, 922, False, True), (1, 'AckMaxDelay', 483, 923, False, True), (2, None, None, -1, False, False),)),  # 921
-    (2, ((1, 'AckMaxDelay', 483, 923, False, True), (2, None, None, -1, False, False),)),  # 922
+    (3, ((1, 'DepartureTime', 472, 920, False, True, 6), (1, 'MinimumSOC', 503, 921, False, True, 6), (1, 'TargetSOC', 503, 922, False, True, 6), (1, 'AckMaxDelay', 483, 923, False, True, 6), (2, None, None, -1, False, False),)),  # 919
+    (3, ((1, 'MinimumSOC', 503, 921, False, True, 6), (1, 'TargetSOC', 503, 922, False, True, 6), (1, 'AckMaxDelay', 483, 923, False, True, 6), (2, None, None, -1, False, False),)),  # 920
+    (2, ((1, 'TargetSOC', 503, 922, False, True, 6), (1, 'AckMaxDelay', 483, 923, False, True, 6), (2, None, None, -1, False, False),)),  # 921
+    (2, ((1, 'AckMaxDelay', 483, 923, False, True, 6), (2, None, None, -1, False, False),)),  # 922
     (1, ((2, None, None, -1, False, False),)),  # 923
-    (3, ((1, 'EVTargetEnergyRequest', 429, 925, False, False), (1, 'EVMaximumEnergyRequest', 429, 926, False, False), (1, 'EVMinimumEnergyRequest', 429, 927, False, False), (2, None, None, -1, False, False),)),  # 924
-    (2, ((1, 'EVMaximumEnergyRequest', 429, 926, False, False), (1, 'EVMinimumEnergyRequest', 429, 927, False, False), (2, None, None, -1, False, False),)),  # 925
-    (2, ((1, 'EVMinimumEnergyRequest', 429, 927, False, False), (2, None, None, -1, False, False),)),  # 926
+    (3, ((1, 'EVTargetEnergyRequest', 429, 925, False, False, 6), (1, 'EVMaximumEnergyRequest', 429, 926, False, False, 6), (1, 'EVMinimumEnergyRequest', 429, 927, False, False, 6), (2, None, None, -1, False, False),)),  # 924
+    (2, ((1, 'EVMaximumEnergyRequest', 429, 926, False, False, 6), (1, 'EVMinimumEnergyRequest', 429, 927, False, False, 6), (2, None, None, -1, False, False),)),  # 925
+    (2, ((1, 'EVMinimumEnergyRequest', 429, 927, False, False, 6), (2, None, None, -1, False, False),)),  # 926
     (1, ((2, None, None, -1, False, False),)),  # 927
     (1, ((2, None, None, -1, False, False),)),  # 928
-    (1, ((1, 'Header', 6, 930, False, False),)),  # 929
+    (1, ((1, 'Header', 6, 930, False, False, 6),)),  # 929
     (1, ((2, None, None, -1, False, False),)),  # 930
-    (1, ((1, 'Header', 6, 932, False, False),)),  # 931
+    (1, ((1, 'Header', 6, 932, False, False, 6),)),  # 931
     (1, ((2, None, None, -1, False, False),)),  # 932
-    (1, ((1, 'Header', 6, 934, False, False),)),  # 933
-    (1, ((1, 'ResponseCode', 156, 935, False, True),)),  # 934
+    (1, ((1, 'Header', 6, 934, False, False, 6),)),  # 933
+    (1, ((1, 'ResponseCode', 156, 935, False, True, 6),)),  # 934
     (1, ((2, None, None, -1, False, False),)),  # 935
     (1, ((3, 'value', T40, 937, False, False),)),  # 936
     (1, ((2, None, None, -1, False, False),)),  # 937

@@ -69,20 +69,20 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((1, 'EVMaximumChargePower', 13, 2, False, False),)),  # 1
-    (1, ((1, 'EVMinimumChargePower', 13, 3, False, False),)),  # 2
-    (1, ((1, 'EVMaximumChargeCurrent', 13, 4, False, False),)),  # 3
-    (1, ((1, 'EVMinimumChargeCurrent', 13, 5, False, False),)),  # 4
-    (1, ((1, 'EVMaximumVoltage', 13, 6, False, False),)),  # 5
-    (1, ((1, 'EVMinimumVoltage', 13, 7, False, False),)),  # 6
-    (2, ((1, 'TargetSOC', 20, 8, False, True), (1, 'EVMaximumDischargePower', 13, 9, False, False),)),  # 7
-    (1, ((1, 'EVMaximumDischargePower', 13, 9, False, False),)),  # 8
-    (1, ((1, 'EVMinimumDischargePower', 13, 10, False, False),)),  # 9
-    (1, ((1, 'EVMaximumDischargeCurrent', 13, 11, False, False),)),  # 10
-    (1, ((1, 'EVMinimumDischargeCurrent', 13, 12, False, False),)),  # 11
+    (1, ((1, 'EVMaximumChargePower', 13, 2, False, False, 6),)),  # 1
+    (1, ((1, 'EVMinimumChargePower', 13, 3, False, False, 6),)),  # 2
+    (1, ((1, 'EVMaximumChargeCurrent', 13, 4, False, False, 6),)),  # 3
+    (1, ((1, 'EVMinimumChargeCurrent', 13, 5, False, False, 6),)),  # 4
+    (1, ((1, 'EVMaximumVoltage', 13, 6, False, False, 6),)),  # 5
+    (1, ((1, 'EVMinimumVoltage', 13, 7, False, False, 6),)),  # 6
+    (2, ((1, 'TargetSOC', 20, 8, False, True, 6), (1, 'EVMaximumDischargePower', 13, 9, False, False, 6),)),  # 7
+    (1, ((1, 'EVMaximumDischargePower', 13, 9, False, False, 6),)),  # 8
+    (1, ((1, 'EVMinimumDischargePower', 13, 10, False, False, 6),)),  # 9
+    (1, ((1, 'EVMaximumDischargeCurrent', 13, 11, False, False, 6),)),  # 10
+    (1, ((1, 'EVMinimumDischargeCurrent', 13, 12, False, False, 6),)),  # 11
     (1, ((2, None, None, -1, False, False),)),  # 12
-    (1, ((1, 'Exponent', 16, 14, False, True),)),  # 13
-    (1, ((1, 'Value', 18, 15, False, True),)),  # 14
+    (1, ((1, 'Exponent', 16, 14, False, True, 5),)),  # 13
+    (1, ((1, 'Value', 18, 15, False, True, 5),)),  # 14
     (1, ((2, None, None, -1, False, False),)),  # 15
     (1, ((3, 'value', T0, 17, False, False),)),  # 16
     (1, ((2, None, None, -1, False, False),)),  # 17
@@ -90,405 +90,405 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 19
     (1, ((3, 'value', T2, 21, False, False),)),  # 20
     (1, ((2, None, None, -1, False, False),)),  # 21
-    (1, ((1, 'EVSEMaximumChargePower', 13, 23, False, False),)),  # 22
-    (1, ((1, 'EVSEMinimumChargePower', 13, 24, False, False),)),  # 23
-    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 25, False, False),)),  # 24
-    (1, ((1, 'EVSEMinimumChargeCurrent', 13, 26, False, False),)),  # 25
-    (1, ((1, 'EVSEMaximumVoltage', 13, 27, False, False),)),  # 26
-    (1, ((1, 'EVSEMinimumVoltage', 13, 28, False, False),)),  # 27
-    (2, ((1, 'EVSEPowerRampLimitation', 13, 29, False, False), (1, 'EVSEMaximumDischargePower', 13, 30, False, False),)),  # 28
-    (1, ((1, 'EVSEMaximumDischargePower', 13, 30, False, False),)),  # 29
-    (1, ((1, 'EVSEMinimumDischargePower', 13, 31, False, False),)),  # 30
-    (1, ((1, 'EVSEMaximumDischargeCurrent', 13, 32, False, False),)),  # 31
-    (1, ((1, 'EVSEMinimumDischargeCurrent', 13, 33, False, False),)),  # 32
+    (1, ((1, 'EVSEMaximumChargePower', 13, 23, False, False, 6),)),  # 22
+    (1, ((1, 'EVSEMinimumChargePower', 13, 24, False, False, 6),)),  # 23
+    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 25, False, False, 6),)),  # 24
+    (1, ((1, 'EVSEMinimumChargeCurrent', 13, 26, False, False, 6),)),  # 25
+    (1, ((1, 'EVSEMaximumVoltage', 13, 27, False, False, 6),)),  # 26
+    (1, ((1, 'EVSEMinimumVoltage', 13, 28, False, False, 6),)),  # 27
+    (2, ((1, 'EVSEPowerRampLimitation', 13, 29, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 30, False, False, 6),)),  # 28
+    (1, ((1, 'EVSEMaximumDischargePower', 13, 30, False, False, 6),)),  # 29
+    (1, ((1, 'EVSEMinimumDischargePower', 13, 31, False, False, 6),)),  # 30
+    (1, ((1, 'EVSEMaximumDischargeCurrent', 13, 32, False, False, 6),)),  # 31
+    (1, ((1, 'EVSEMinimumDischargeCurrent', 13, 33, False, False, 6),)),  # 32
     (1, ((2, None, None, -1, False, False),)),  # 33
-    (2, ((1, 'DepartureTime', 49, 35, False, True), (1, 'EVTargetEnergyRequest', 13, 36, False, False),)),  # 34
-    (1, ((1, 'EVTargetEnergyRequest', 13, 36, False, False),)),  # 35
-    (1, ((1, 'EVMaximumEnergyRequest', 13, 37, False, False),)),  # 36
-    (1, ((1, 'EVMinimumEnergyRequest', 13, 38, False, False),)),  # 37
-    (1, ((1, 'EVMaximumChargePower', 13, 39, False, False),)),  # 38
-    (1, ((1, 'EVMinimumChargePower', 13, 40, False, False),)),  # 39
-    (1, ((1, 'EVMaximumChargeCurrent', 13, 41, False, False),)),  # 40
-    (1, ((1, 'EVMaximumVoltage', 13, 42, False, False),)),  # 41
-    (1, ((1, 'EVMinimumVoltage', 13, 43, False, False),)),  # 42
-    (1, ((1, 'EVMaximumDischargePower', 13, 44, False, False),)),  # 43
-    (1, ((1, 'EVMinimumDischargePower', 13, 45, False, False),)),  # 44
-    (1, ((1, 'EVMaximumDischargeCurrent', 13, 46, False, False),)),  # 45
-    (2, ((1, 'EVMaximumV2XEnergyRequest', 13, 47, False, False), (1, 'EVMinimumV2XEnergyRequest', 13, 48, False, False), (2, None, None, -1, False, False),)),  # 46
-    (2, ((1, 'EVMinimumV2XEnergyRequest', 13, 48, False, False), (2, None, None, -1, False, False),)),  # 47
+    (2, ((1, 'DepartureTime', 49, 35, False, True, 5), (1, 'EVTargetEnergyRequest', 13, 36, False, False, 5),)),  # 34
+    (1, ((1, 'EVTargetEnergyRequest', 13, 36, False, False, 5),)),  # 35
+    (1, ((1, 'EVMaximumEnergyRequest', 13, 37, False, False, 5),)),  # 36
+    (1, ((1, 'EVMinimumEnergyRequest', 13, 38, False, False, 5),)),  # 37
+    (1, ((1, 'EVMaximumChargePower', 13, 39, False, False, 6),)),  # 38
+    (1, ((1, 'EVMinimumChargePower', 13, 40, False, False, 6),)),  # 39
+    (1, ((1, 'EVMaximumChargeCurrent', 13, 41, False, False, 6),)),  # 40
+    (1, ((1, 'EVMaximumVoltage', 13, 42, False, False, 6),)),  # 41
+    (1, ((1, 'EVMinimumVoltage', 13, 43, False, False, 6),)),  # 42
+    (1, ((1, 'EVMaximumDischargePower', 13, 44, False, False, 6),)),  # 43
+    (1, ((1, 'EVMinimumDischargePower', 13, 45, False, False, 6),)),  # 44
+    (1, ((1, 'EVMaximumDischargeCurrent', 13, 46, False, False, 6),)),  # 45
+    (2, ((1, 'EVMaximumV2XEnergyRequest', 13, 47, False, False, 6), (1, 'EVMinimumV2XEnergyRequest', 13, 48, False, False, 6), (2, None, None, -1, False, False),)),  # 46
+    (2, ((1, 'EVMinimumV2XEnergyRequest', 13, 48, False, False, 6), (2, None, None, -1, False, False),)),  # 47
     (1, ((2, None, None, -1, False, False),)),  # 48
     (1, ((3, 'value', T3, 50, False, False),)),  # 49
     (1, ((2, None, None, -1, False, False),)),  # 50
-    (3, ((1, 'DepartureTime', 49, 52, False, True), (1, 'MinimumSOC', 20, 53, False, True), (1, 'TargetSOC', 20, 54, False, True), (1, 'AckMaxDelay', 64, 55, False, True), (1, 'EVSEMaximumChargePower', 13, 56, False, False),)),  # 51
-    (3, ((1, 'MinimumSOC', 20, 53, False, True), (1, 'TargetSOC', 20, 54, False, True), (1, 'AckMaxDelay', 64, 55, False, True), (1, 'EVSEMaximumChargePower', 13, 56, False, False),)),  # 52
-    (2, ((1, 'TargetSOC', 20, 54, False, True), (1, 'AckMaxDelay', 64, 55, False, True), (1, 'EVSEMaximumChargePower', 13, 56, False, False),)),  # 53
-    (2, ((1, 'AckMaxDelay', 64, 55, False, True), (1, 'EVSEMaximumChargePower', 13, 56, False, False),)),  # 54
-    (1, ((1, 'EVSEMaximumChargePower', 13, 56, False, False),)),  # 55
-    (1, ((1, 'EVSEMinimumChargePower', 13, 57, False, False),)),  # 56
-    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 58, False, False),)),  # 57
-    (1, ((1, 'EVSEMaximumVoltage', 13, 59, False, False),)),  # 58
-    (1, ((1, 'EVSEMaximumDischargePower', 13, 60, False, False),)),  # 59
-    (1, ((1, 'EVSEMinimumDischargePower', 13, 61, False, False),)),  # 60
-    (1, ((1, 'EVSEMaximumDischargeCurrent', 13, 62, False, False),)),  # 61
-    (1, ((1, 'EVSEMinimumVoltage', 13, 63, False, False),)),  # 62
+    (3, ((1, 'DepartureTime', 49, 52, False, True, 5), (1, 'MinimumSOC', 20, 53, False, True, 5), (1, 'TargetSOC', 20, 54, False, True, 5), (1, 'AckMaxDelay', 64, 55, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 56, False, False, 6),)),  # 51
+    (3, ((1, 'MinimumSOC', 20, 53, False, True, 5), (1, 'TargetSOC', 20, 54, False, True, 5), (1, 'AckMaxDelay', 64, 55, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 56, False, False, 6),)),  # 52
+    (2, ((1, 'TargetSOC', 20, 54, False, True, 5), (1, 'AckMaxDelay', 64, 55, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 56, False, False, 6),)),  # 53
+    (2, ((1, 'AckMaxDelay', 64, 55, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 56, False, False, 6),)),  # 54
+    (1, ((1, 'EVSEMaximumChargePower', 13, 56, False, False, 6),)),  # 55
+    (1, ((1, 'EVSEMinimumChargePower', 13, 57, False, False, 6),)),  # 56
+    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 58, False, False, 6),)),  # 57
+    (1, ((1, 'EVSEMaximumVoltage', 13, 59, False, False, 6),)),  # 58
+    (1, ((1, 'EVSEMaximumDischargePower', 13, 60, False, False, 6),)),  # 59
+    (1, ((1, 'EVSEMinimumDischargePower', 13, 61, False, False, 6),)),  # 60
+    (1, ((1, 'EVSEMaximumDischargeCurrent', 13, 62, False, False, 6),)),  # 61
+    (1, ((1, 'EVSEMinimumVoltage', 13, 63, False, False, 6),)),  # 62
     (1, ((2, None, None, -1, False, False),)),  # 63
     (1, ((3, 'value', T4, 65, False, False),)),  # 64
     (1, ((2, None, None, -1, False, False),)),  # 65
-    (3, ((1, 'EVTargetEnergyRequest', 13, 67, False, False), (1, 'EVMaximumEnergyRequest', 13, 68, False, False), (1, 'EVMinimumEnergyRequest', 13, 69, False, False), (1, 'EVTargetCurrent', 13, 70, False, False),)),  # 66
-    (2, ((1, 'EVMaximumEnergyRequest', 13, 68, False, False), (1, 'EVMinimumEnergyRequest', 13, 69, False, False), (1, 'EVTargetCurrent', 13, 70, False, False),)),  # 67
-    (2, ((1, 'EVMinimumEnergyRequest', 13, 69, False, False), (1, 'EVTargetCurrent', 13, 70, False, False),)),  # 68
-    (1, ((1, 'EVTargetCurrent', 13, 70, False, False),)),  # 69
-    (1, ((1, 'EVTargetVoltage', 13, 71, False, False),)),  # 70
-    (4, ((1, 'EVMaximumChargePower', 13, 72, False, False), (1, 'EVMinimumChargePower', 13, 73, False, False), (1, 'EVMaximumChargeCurrent', 13, 74, False, False), (1, 'EVMaximumVoltage', 13, 75, False, False), (1, 'EVMinimumVoltage', 13, 76, False, False), (1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 71
-    (4, ((1, 'EVMinimumChargePower', 13, 73, False, False), (1, 'EVMaximumChargeCurrent', 13, 74, False, False), (1, 'EVMaximumVoltage', 13, 75, False, False), (1, 'EVMinimumVoltage', 13, 76, False, False), (1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 72
-    (3, ((1, 'EVMaximumChargeCurrent', 13, 74, False, False), (1, 'EVMaximumVoltage', 13, 75, False, False), (1, 'EVMinimumVoltage', 13, 76, False, False), (1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 73
-    (3, ((1, 'EVMaximumVoltage', 13, 75, False, False), (1, 'EVMinimumVoltage', 13, 76, False, False), (1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 74
-    (3, ((1, 'EVMinimumVoltage', 13, 76, False, False), (1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 75
-    (3, ((1, 'EVMaximumDischargePower', 13, 77, False, False), (1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 76
-    (2, ((1, 'EVMinimumDischargePower', 13, 78, False, False), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 77
-    (2, ((1, 'EVMaximumDischargeCurrent', 13, 79, False, False), (2, None, None, -1, False, False),)),  # 78
+    (3, ((1, 'EVTargetEnergyRequest', 13, 67, False, False, 5), (1, 'EVMaximumEnergyRequest', 13, 68, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 69, False, False, 5), (1, 'EVTargetCurrent', 13, 70, False, False, 6),)),  # 66
+    (2, ((1, 'EVMaximumEnergyRequest', 13, 68, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 69, False, False, 5), (1, 'EVTargetCurrent', 13, 70, False, False, 6),)),  # 67
+    (2, ((1, 'EVMinimumEnergyRequest', 13, 69, False, False, 5), (1, 'EVTargetCurrent', 13, 70, False, False, 6),)),  # 68
+    (1, ((1, 'EVTargetCurrent', 13, 70, False, False, 6),)),  # 69
+    (1, ((1, 'EVTargetVoltage', 13, 71, False, False, 6),)),  # 70
+    (4, ((1, 'EVMaximumChargePower', 13, 72, False, False, 6), (1, 'EVMinimumChargePower', 13, 73, False, False, 6), (1, 'EVMaximumChargeCurrent', 13, 74, False, False, 6), (1, 'EVMaximumVoltage', 13, 75, False, False, 6), (1, 'EVMinimumVoltage', 13, 76, False, False, 6), (1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 71
+    (4, ((1, 'EVMinimumChargePower', 13, 73, False, False, 6), (1, 'EVMaximumChargeCurrent', 13, 74, False, False, 6), (1, 'EVMaximumVoltage', 13, 75, False, False, 6), (1, 'EVMinimumVoltage', 13, 76, False, False, 6), (1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 72
+    (3, ((1, 'EVMaximumChargeCurrent', 13, 74, False, False, 6), (1, 'EVMaximumVoltage', 13, 75, False, False, 6), (1, 'EVMinimumVoltage', 13, 76, False, False, 6), (1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 73
+    (3, ((1, 'EVMaximumVoltage', 13, 75, False, False, 6), (1, 'EVMinimumVoltage', 13, 76, False, False, 6), (1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 74
+    (3, ((1, 'EVMinimumVoltage', 13, 76, False, False, 6), (1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 75
+    (3, ((1, 'EVMaximumDischargePower', 13, 77, False, False, 6), (1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 76
+    (2, ((1, 'EVMinimumDischargePower', 13, 78, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 77
+    (2, ((1, 'EVMaximumDischargeCurrent', 13, 79, False, False, 6), (2, None, None, -1, False, False),)),  # 78
     (1, ((2, None, None, -1, False, False),)),  # 79
-    (4, ((1, 'EVSEMaximumChargePower', 13, 81, False, False), (1, 'EVSEMinimumChargePower', 13, 82, False, False), (1, 'EVSEMaximumChargeCurrent', 13, 83, False, False), (1, 'EVSEMaximumVoltage', 13, 84, False, False), (1, 'EVSEMaximumDischargePower', 13, 85, False, False), (1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 80
-    (4, ((1, 'EVSEMinimumChargePower', 13, 82, False, False), (1, 'EVSEMaximumChargeCurrent', 13, 83, False, False), (1, 'EVSEMaximumVoltage', 13, 84, False, False), (1, 'EVSEMaximumDischargePower', 13, 85, False, False), (1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 81
-    (3, ((1, 'EVSEMaximumChargeCurrent', 13, 83, False, False), (1, 'EVSEMaximumVoltage', 13, 84, False, False), (1, 'EVSEMaximumDischargePower', 13, 85, False, False), (1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 82
-    (3, ((1, 'EVSEMaximumVoltage', 13, 84, False, False), (1, 'EVSEMaximumDischargePower', 13, 85, False, False), (1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 83
-    (3, ((1, 'EVSEMaximumDischargePower', 13, 85, False, False), (1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 84
-    (3, ((1, 'EVSEMinimumDischargePower', 13, 86, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 85
-    (2, ((1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False), (1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 86
-    (2, ((1, 'EVSEMinimumVoltage', 13, 88, False, False), (2, None, None, -1, False, False),)),  # 87
+    (4, ((1, 'EVSEMaximumChargePower', 13, 81, False, False, 6), (1, 'EVSEMinimumChargePower', 13, 82, False, False, 6), (1, 'EVSEMaximumChargeCurrent', 13, 83, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 84, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 85, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 80
+    (4, ((1, 'EVSEMinimumChargePower', 13, 82, False, False, 6), (1, 'EVSEMaximumChargeCurrent', 13, 83, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 84, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 85, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 81
+    (3, ((1, 'EVSEMaximumChargeCurrent', 13, 83, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 84, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 85, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 82
+    (3, ((1, 'EVSEMaximumVoltage', 13, 84, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 85, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 83
+    (3, ((1, 'EVSEMaximumDischargePower', 13, 85, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 84
+    (3, ((1, 'EVSEMinimumDischargePower', 13, 86, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 85
+    (2, ((1, 'EVSEMaximumDischargeCurrent', 13, 87, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 86
+    (2, ((1, 'EVSEMinimumVoltage', 13, 88, False, False, 6), (2, None, None, -1, False, False),)),  # 87
     (1, ((2, None, None, -1, False, False),)),  # 88
     (1, ((2, None, None, -1, False, False),)),  # 89
     (1, ((2, None, None, -1, False, False),)),  # 90
-    (1, ((0, 'Algorithm', T5, 92, False, False),)),  # 91
+    (1, ((0, 'Algorithm', T5, 92, False, False, 0),)),  # 91
     (2, ((4, None, None, 93, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 92, False, False),)),  # 92
     (2, ((4, None, None, 93, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 93, False, False),)),  # 93
-    (1, ((1, 'EVMaximumChargePower', 13, 95, False, False),)),  # 94
-    (1, ((1, 'EVMinimumChargePower', 13, 96, False, False),)),  # 95
-    (1, ((1, 'EVMaximumChargeCurrent', 13, 97, False, False),)),  # 96
-    (1, ((1, 'EVMinimumChargeCurrent', 13, 98, False, False),)),  # 97
-    (1, ((1, 'EVMaximumVoltage', 13, 99, False, False),)),  # 98
-    (1, ((1, 'EVMinimumVoltage', 13, 100, False, False),)),  # 99
-    (2, ((1, 'TargetSOC', 20, 101, False, True), (2, None, None, -1, False, False),)),  # 100
+    (1, ((1, 'EVMaximumChargePower', 13, 95, False, False, 6),)),  # 94
+    (1, ((1, 'EVMinimumChargePower', 13, 96, False, False, 6),)),  # 95
+    (1, ((1, 'EVMaximumChargeCurrent', 13, 97, False, False, 6),)),  # 96
+    (1, ((1, 'EVMinimumChargeCurrent', 13, 98, False, False, 6),)),  # 97
+    (1, ((1, 'EVMaximumVoltage', 13, 99, False, False, 6),)),  # 98
+    (1, ((1, 'EVMinimumVoltage', 13, 100, False, False, 6),)),  # 99
+    (2, ((1, 'TargetSOC', 20, 101, False, True, 6), (2, None, None, -1, False, False),)),  # 100
     (1, ((2, None, None, -1, False, False),)),  # 101
-    (1, ((1, 'EVSEMaximumChargePower', 13, 103, False, False),)),  # 102
-    (1, ((1, 'EVSEMinimumChargePower', 13, 104, False, False),)),  # 103
-    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 105, False, False),)),  # 104
-    (1, ((1, 'EVSEMinimumChargeCurrent', 13, 106, False, False),)),  # 105
-    (1, ((1, 'EVSEMaximumVoltage', 13, 107, False, False),)),  # 106
-    (1, ((1, 'EVSEMinimumVoltage', 13, 108, False, False),)),  # 107
-    (2, ((1, 'EVSEPowerRampLimitation', 13, 109, False, False), (2, None, None, -1, False, False),)),  # 108
+    (1, ((1, 'EVSEMaximumChargePower', 13, 103, False, False, 6),)),  # 102
+    (1, ((1, 'EVSEMinimumChargePower', 13, 104, False, False, 6),)),  # 103
+    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 105, False, False, 6),)),  # 104
+    (1, ((1, 'EVSEMinimumChargeCurrent', 13, 106, False, False, 6),)),  # 105
+    (1, ((1, 'EVSEMaximumVoltage', 13, 107, False, False, 6),)),  # 106
+    (1, ((1, 'EVSEMinimumVoltage', 13, 108, False, False, 6),)),  # 107
+    (2, ((1, 'EVSEPowerRampLimitation', 13, 109, False, False, 6), (2, None, None, -1, False, False),)),  # 108
     (1, ((2, None, None, -1, False, False),)),  # 109
-    (1, ((1, 'Header', 112, 111, False, False),)),  # 110
+    (1, ((1, 'Header', 112, 111, False, False, 5),)),  # 110
     (1, ((2, None, None, -1, False, False),)),  # 111
-    (1, ((1, 'SessionID', 116, 113, False, True),)),  # 112
-    (1, ((1, 'TimeStamp', 118, 114, False, True),)),  # 113
-    (2, ((1, 'Signature', 120, 115, False, False), (2, None, None, -1, False, False),)),  # 114
+    (1, ((1, 'SessionID', 116, 113, False, True, 5),)),  # 112
+    (1, ((1, 'TimeStamp', 118, 114, False, True, 5),)),  # 113
+    (2, ((1, 'Signature', 120, 115, False, False, 4), (2, None, None, -1, False, False),)),  # 114
     (1, ((2, None, None, -1, False, False),)),  # 115
     (1, ((3, 'value', T6, 117, False, False),)),  # 116
     (1, ((2, None, None, -1, False, False),)),  # 117
     (1, ((3, 'value', T7, 119, False, False),)),  # 118
     (1, ((2, None, None, -1, False, False),)),  # 119
-    (2, ((0, 'Id', T5, 121, False, False), (1, 'SignedInfo', 126, 122, False, False),)),  # 120
-    (1, ((1, 'SignedInfo', 126, 122, False, False),)),  # 121
-    (1, ((1, 'SignatureValue', 159, 123, False, False),)),  # 122
-    (2, ((1, 'KeyInfo', 162, 124, False, False), (1, 'Object', 232, 125, True, False), (2, None, None, -1, False, False),)),  # 123
-    (2, ((1, 'Object', 232, 125, True, False), (2, None, None, -1, False, False),)),  # 124
-    (2, ((1, 'Object', 232, 125, True, False), (2, None, None, -1, False, False),)),  # 125
-    (2, ((0, 'Id', T5, 127, False, False), (1, 'CanonicalizationMethod', 91, 128, False, False),)),  # 126
-    (1, ((1, 'CanonicalizationMethod', 91, 128, False, False),)),  # 127
-    (1, ((1, 'SignatureMethod', 132, 129, False, False),)),  # 128
-    (1, ((1, 'Reference', 138, 130, True, False),)),  # 129
-    (2, ((1, 'Reference', 138, 131, True, False), (2, None, None, -1, False, False),)),  # 130
-    (2, ((1, 'Reference', 138, 131, True, False), (2, None, None, -1, False, False),)),  # 131
-    (1, ((0, 'Algorithm', T5, 133, False, False),)),  # 132
-    (3, ((1, 'HMACOutputLength', 136, 134, False, True), (4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 133, False, False),)),  # 133
+    (2, ((0, 'Id', T5, 121, False, False, 0), (1, 'SignedInfo', 126, 122, False, False, 4),)),  # 120
+    (1, ((1, 'SignedInfo', 126, 122, False, False, 4),)),  # 121
+    (1, ((1, 'SignatureValue', 159, 123, False, False, 4),)),  # 122
+    (2, ((1, 'KeyInfo', 162, 124, False, False, 4), (1, 'Object', 232, 125, True, False, 4), (2, None, None, -1, False, False),)),  # 123
+    (2, ((1, 'Object', 232, 125, True, False, 4), (2, None, None, -1, False, False),)),  # 124
+    (2, ((1, 'Object', 232, 125, True, False, 4), (2, None, None, -1, False, False),)),  # 125
+    (2, ((0, 'Id', T5, 127, False, False, 0), (1, 'CanonicalizationMethod', 91, 128, False, False, 4),)),  # 126
+    (1, ((1, 'CanonicalizationMethod', 91, 128, False, False, 4),)),  # 127
+    (1, ((1, 'SignatureMethod', 132, 129, False, False, 4),)),  # 128
+    (1, ((1, 'Reference', 138, 130, True, False, 4),)),  # 129
+    (2, ((1, 'Reference', 138, 131, True, False, 4), (2, None, None, -1, False, False),)),  # 130
+    (2, ((1, 'Reference', 138, 131, True, False, 4), (2, None, None, -1, False, False),)),  # 131
+    (1, ((0, 'Algorithm', T5, 133, False, False, 0),)),  # 132
+    (3, ((1, 'HMACOutputLength', 136, 134, False, True, 4), (4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 133, False, False),)),  # 133
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 134, False, False),)),  # 134
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 135, False, False),)),  # 135
     (1, ((3, 'value', T8, 137, False, False),)),  # 136
     (1, ((2, None, None, -1, False, False),)),  # 137
-    (3, ((0, 'Id', T5, 139, False, False), (0, 'Type', T5, 140, False, False), (0, 'URI', T5, 141, False, False), (1, 'Transforms', 145, 142, False, False), (1, 'DigestMethod', 154, 143, False, False),)),  # 138
-    (3, ((0, 'Type', T5, 140, False, False), (0, 'URI', T5, 141, False, False), (1, 'Transforms', 145, 142, False, False), (1, 'DigestMethod', 154, 143, False, False),)),  # 139
-    (2, ((0, 'URI', T5, 141, False, False), (1, 'Transforms', 145, 142, False, False), (1, 'DigestMethod', 154, 143, False, False),)),  # 140
-    (2, ((1, 'Transforms', 145, 142, False, False), (1, 'DigestMethod', 154, 143, False, False),)),  # 141
-    (1, ((1, 'DigestMethod', 154, 143, False, False),)),  # 142
-    (1, ((1, 'DigestValue', 157, 144, False, True),)),  # 143
+    (3, ((0, 'Id', T5, 139, False, False, 0), (0, 'Type', T5, 140, False, False, 0), (0, 'URI', T5, 141, False, False, 0), (1, 'Transforms', 145, 142, False, False, 4), (1, 'DigestMethod', 154, 143, False, False, 4),)),  # 138
+    (3, ((0, 'Type', T5, 140, False, False, 0), (0, 'URI', T5, 141, False, False, 0), (1, 'Transforms', 145, 142, False, False, 4), (1, 'DigestMethod', 154, 143, False, False, 4),)),  # 139
+    (2, ((0, 'URI', T5, 141, False, False, 0), (1, 'Transforms', 145, 142, False, False, 4), (1, 'DigestMethod', 154, 143, False, False, 4),)),  # 140
+    (2, ((1, 'Transforms', 145, 142, False, False, 4), (1, 'DigestMethod', 154, 143, False, False, 4),)),  # 141
+    (1, ((1, 'DigestMethod', 154, 143, False, False, 4),)),  # 142
+    (1, ((1, 'DigestValue', 157, 144, False, True, 4),)),  # 143
     (1, ((2, None, None, -1, False, False),)),  # 144
-    (1, ((1, 'Transform', 148, 146, True, False),)),  # 145
-    (2, ((1, 'Transform', 148, 147, True, False), (2, None, None, -1, False, False),)),  # 146
-    (2, ((1, 'Transform', 148, 147, True, False), (2, None, None, -1, False, False),)),  # 147
-    (1, ((0, 'Algorithm', T5, 149, False, False),)),  # 148
-    (3, ((1, 'XPath', 152, 151, True, True), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 149, False, False),)),  # 149
-    (3, ((1, 'XPath', 152, 151, True, True), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 150, False, False),)),  # 150
-    (3, ((1, 'XPath', 152, 151, True, True), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 151, False, False),)),  # 151
+    (1, ((1, 'Transform', 148, 146, True, False, 4),)),  # 145
+    (2, ((1, 'Transform', 148, 147, True, False, 4), (2, None, None, -1, False, False),)),  # 146
+    (2, ((1, 'Transform', 148, 147, True, False, 4), (2, None, None, -1, False, False),)),  # 147
+    (1, ((0, 'Algorithm', T5, 149, False, False, 0),)),  # 148
+    (3, ((1, 'XPath', 152, 151, True, True, 4), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 149, False, False),)),  # 149
+    (3, ((1, 'XPath', 152, 151, True, True, 4), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 150, False, False),)),  # 150
+    (3, ((1, 'XPath', 152, 151, True, True, 4), (4, None, None, 150, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 151, False, False),)),  # 151
     (1, ((3, 'value', T5, 153, False, False),)),  # 152
     (1, ((2, None, None, -1, False, False),)),  # 153
-    (1, ((0, 'Algorithm', T5, 155, False, False),)),  # 154
+    (1, ((0, 'Algorithm', T5, 155, False, False, 0),)),  # 154
     (2, ((4, None, None, 156, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 155, False, False),)),  # 155
     (2, ((4, None, None, 156, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 156, False, False),)),  # 156
     (1, ((3, 'value', T9, 158, False, False),)),  # 157
     (1, ((2, None, None, -1, False, False),)),  # 158
-    (2, ((0, 'Id', T5, 160, False, False), (3, 'value', T9, 161, False, False),)),  # 159
+    (2, ((0, 'Id', T5, 160, False, False, 0), (3, 'value', T9, 161, False, False),)),  # 159
     (1, ((3, 'value', T9, 161, False, False),)),  # 160
     (1, ((2, None, None, -1, False, False),)),  # 161
-    (4, ((0, 'Id', T5, 163, False, False), (1, 'KeyName', 152, 164, True, True), (1, 'KeyValue', 180, 165, True, False), (1, 'RetrievalMethod', 197, 166, True, False), (1, 'X509Data', 201, 167, True, False), (1, 'PGPData', 221, 168, True, False), (1, 'SPKIData', 227, 169, True, False), (1, 'MgmtData', 152, 170, True, True), (4, None, None, 171, True, False), (3, 'value', T5, 163, False, False),)),  # 162
-    (4, ((1, 'KeyName', 152, 164, True, True), (1, 'KeyValue', 180, 165, True, False), (1, 'RetrievalMethod', 197, 166, True, False), (1, 'X509Data', 201, 167, True, False), (1, 'PGPData', 221, 168, True, False), (1, 'SPKIData', 227, 169, True, False), (1, 'MgmtData', 152, 170, True, True), (4, None, None, 171, True, False), (3, 'value', T5, 163, False, False),)),  # 163
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 164, False, False),)),  # 164
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 165, False, False),)),  # 165
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 166, False, False),)),  # 166
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 167, False, False),)),  # 167
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 168, False, False),)),  # 168
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 169, False, False),)),  # 169
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 170, False, False),)),  # 170
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 171, False, False),)),  # 171
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 172, False, False),)),  # 172
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 173, False, False),)),  # 173
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 174, False, False),)),  # 174
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 175, False, False),)),  # 175
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 176, False, False),)),  # 176
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 177, False, False),)),  # 177
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 178, False, False),)),  # 178
-    (4, ((1, 'KeyName', 152, 172, True, True), (1, 'KeyValue', 180, 173, True, False), (1, 'RetrievalMethod', 197, 174, True, False), (1, 'X509Data', 201, 175, True, False), (1, 'PGPData', 221, 176, True, False), (1, 'SPKIData', 227, 177, True, False), (1, 'MgmtData', 152, 178, True, True), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 179, False, False),)),  # 179
-    (3, ((1, 'DSAKeyValue', 184, 181, False, False), (1, 'RSAKeyValue', 194, 182, False, False), (4, None, None, 183, False, False), (3, 'value', T5, 180, False, False),)),  # 180
+    (4, ((0, 'Id', T5, 163, False, False, 0), (1, 'KeyName', 152, 164, True, True, 4), (1, 'KeyValue', 180, 165, True, False, 4), (1, 'RetrievalMethod', 197, 166, True, False, 4), (1, 'X509Data', 201, 167, True, False, 4), (1, 'PGPData', 221, 168, True, False, 4), (1, 'SPKIData', 227, 169, True, False, 4), (1, 'MgmtData', 152, 170, True, True, 4), (4, None, None, 171, True, False), (3, 'value', T5, 163, False, False),)),  # 162
+    (4, ((1, 'KeyName', 152, 164, True, True, 4), (1, 'KeyValue', 180, 165, True, False, 4), (1, 'RetrievalMethod', 197, 166, True, False, 4), (1, 'X509Data', 201, 167, True, False, 4), (1, 'PGPData', 221, 168, True, False, 4), (1, 'SPKIData', 227, 169, True, False, 4), (1, 'MgmtData', 152, 170, True, True, 4), (4, None, None, 171, True, False), (3, 'value', T5, 163, False, False),)),  # 163
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 164, False, False),)),  # 164
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 165, False, False),)),  # 165
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 166, False, False),)),  # 166
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 167, False, False),)),  # 167
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 168, False, False),)),  # 168
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 169, False, False),)),  # 169
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 170, False, False),)),  # 170
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 171, False, False),)),  # 171
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 172, False, False),)),  # 172
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 173, False, False),)),  # 173
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 174, False, False),)),  # 174
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 175, False, False),)),  # 175
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 176, False, False),)),  # 176
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 177, False, False),)),  # 177
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 178, False, False),)),  # 178
+    (4, ((1, 'KeyName', 152, 172, True, True, 4), (1, 'KeyValue', 180, 173, True, False, 4), (1, 'RetrievalMethod', 197, 174, True, False, 4), (1, 'X509Data', 201, 175, True, False, 4), (1, 'PGPData', 221, 176, True, False, 4), (1, 'SPKIData', 227, 177, True, False, 4), (1, 'MgmtData', 152, 178, True, True, 4), (4, None, None, 179, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 179, False, False),)),  # 179
+    (3, ((1, 'DSAKeyValue', 184, 181, False, False, 4), (1, 'RSAKeyValue', 194, 182, False, False, 4), (4, None, None, 183, False, False), (3, 'value', T5, 180, False, False),)),  # 180
     (2, ((2, None, None, -1, False, False), (3, 'value', T5, 181, False, False),)),  # 181
     (2, ((2, None, None, -1, False, False), (3, 'value', T5, 182, False, False),)),  # 182
     (2, ((2, None, None, -1, False, False), (3, 'value', T5, 183, False, False),)),  # 183
-    (2, ((1, 'P', 192, 185, False, True), (1, 'G', 192, 186, False, True), (1, 'Y', 192, 187, False, True),)),  # 184
-    (1, ((1, 'Q', 192, 191, False, True),)),  # 185
-    (1, ((1, 'Y', 192, 187, False, True),)),  # 186
-    (2, ((1, 'J', 192, 188, False, True), (1, 'Seed', 192, 189, False, True), (2, None, None, -1, False, False),)),  # 187
-    (2, ((1, 'Seed', 192, 189, False, True), (2, None, None, -1, False, False),)),  # 188
-    (1, ((1, 'PgenCounter', 192, 190, False, True),)),  # 189
+    (2, ((1, 'P', 192, 185, False, True, 4), (1, 'G', 192, 186, False, True, 4), (1, 'Y', 192, 187, False, True, 4),)),  # 184
+    (1, ((1, 'Q', 192, 191, False, True, 4),)),  # 185
+    (1, ((1, 'Y', 192, 187, False, True, 4),)),  # 186
+    (2, ((1, 'J', 192, 188, False, True, 4), (1, 'Seed', 192, 189, False, True, 4), (2, None, None, -1, False, False),)),  # 187
+    (2, ((1, 'Seed', 192, 189, False, True, 4), (2, None, None, -1, False, False),)),  # 188
+    (1, ((1, 'PgenCounter', 192, 190, False, True, 4),)),  # 189
     (1, ((2, None, None, -1, False, False),)),  # 190
-    (2, ((1, 'G', 192, 186, False, True), (1, 'Y', 192, 187, False, True),)),  # 191
+    (2, ((1, 'G', 192, 186, False, True, 4), (1, 'Y', 192, 187, False, True, 4),)),  # 191
     (1, ((3, 'value', T9, 193, False, False),)),  # 192
     (1, ((2, None, None, -1, False, False),)),  # 193
-    (1, ((1, 'Modulus', 192, 195, False, True),)),  # 194
-    (1, ((1, 'Exponent', 192, 196, False, True),)),  # 195
+    (1, ((1, 'Modulus', 192, 195, False, True, 4),)),  # 194
+    (1, ((1, 'Exponent', 192, 196, False, True, 4),)),  # 195
     (1, ((2, None, None, -1, False, False),)),  # 196
-    (3, ((0, 'Type', T5, 198, False, False), (0, 'URI', T5, 199, False, False), (1, 'Transforms', 145, 200, False, False), (2, None, None, -1, False, False),)),  # 197
-    (2, ((0, 'URI', T5, 199, False, False), (1, 'Transforms', 145, 200, False, False), (2, None, None, -1, False, False),)),  # 198
-    (2, ((1, 'Transforms', 145, 200, False, False), (2, None, None, -1, False, False),)),  # 199
+    (3, ((0, 'Type', T5, 198, False, False, 0), (0, 'URI', T5, 199, False, False, 0), (1, 'Transforms', 145, 200, False, False, 4), (2, None, None, -1, False, False),)),  # 197
+    (2, ((0, 'URI', T5, 199, False, False, 0), (1, 'Transforms', 145, 200, False, False, 4), (2, None, None, -1, False, False),)),  # 198
+    (2, ((1, 'Transforms', 145, 200, False, False, 4), (2, None, None, -1, False, False),)),  # 199
     (1, ((2, None, None, -1, False, False),)),  # 200
-    (3, ((1, 'X509IssuerSerial', 214, 202, True, False), (1, 'X509SKI', 219, 203, True, True), (1, 'X509SubjectName', 152, 204, True, True), (1, 'X509Certificate', 219, 205, True, True), (1, 'X509CRL', 219, 206, True, True), (4, None, None, 207, True, False),)),  # 201
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 202
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 203
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 204
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 205
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 206
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 207
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 208
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 209
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 210
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 211
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 212
-    (3, ((1, 'X509IssuerSerial', 214, 208, True, False), (1, 'X509SKI', 219, 209, True, True), (1, 'X509SubjectName', 152, 210, True, True), (1, 'X509Certificate', 219, 211, True, True), (1, 'X509CRL', 219, 212, True, True), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 213
-    (1, ((1, 'X509IssuerName', 152, 215, False, True),)),  # 214
-    (1, ((1, 'X509SerialNumber', 217, 216, False, True),)),  # 215
+    (3, ((1, 'X509IssuerSerial', 214, 202, True, False, 4), (1, 'X509SKI', 219, 203, True, True, 4), (1, 'X509SubjectName', 152, 204, True, True, 4), (1, 'X509Certificate', 219, 205, True, True, 4), (1, 'X509CRL', 219, 206, True, True, 4), (4, None, None, 207, True, False),)),  # 201
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 202
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 203
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 204
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 205
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 206
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 207
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 208
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 209
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 210
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 211
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 212
+    (3, ((1, 'X509IssuerSerial', 214, 208, True, False, 4), (1, 'X509SKI', 219, 209, True, True, 4), (1, 'X509SubjectName', 152, 210, True, True, 4), (1, 'X509Certificate', 219, 211, True, True, 4), (1, 'X509CRL', 219, 212, True, True, 4), (4, None, None, 213, True, False), (2, None, None, -1, False, False),)),  # 213
+    (1, ((1, 'X509IssuerName', 152, 215, False, True, 4),)),  # 214
+    (1, ((1, 'X509SerialNumber', 217, 216, False, True, 4),)),  # 215
     (1, ((2, None, None, -1, False, False),)),  # 216
     (1, ((3, 'value', T8, 218, False, False),)),  # 217
     (1, ((2, None, None, -1, False, False),)),  # 218
     (1, ((3, 'value', T9, 220, False, False),)),  # 219
     (1, ((2, None, None, -1, False, False),)),  # 220
-    (2, ((1, 'PGPKeyID', 219, 222, False, True), (1, 'PGPKeyPacket', 219, 223, False, True),)),  # 221
-    (2, ((1, 'PGPKeyPacket', 219, 225, False, True), (4, None, None, 226, True, False), (2, None, None, -1, False, False),)),  # 222
+    (2, ((1, 'PGPKeyID', 219, 222, False, True, 4), (1, 'PGPKeyPacket', 219, 223, False, True, 4),)),  # 221
+    (2, ((1, 'PGPKeyPacket', 219, 225, False, True, 4), (4, None, None, 226, True, False), (2, None, None, -1, False, False),)),  # 222
     (2, ((4, None, None, 224, True, False), (2, None, None, -1, False, False),)),  # 223
     (2, ((4, None, None, 224, True, False), (2, None, None, -1, False, False),)),  # 224
     (2, ((4, None, None, 226, True, False), (2, None, None, -1, False, False),)),  # 225
     (2, ((4, None, None, 226, True, False), (2, None, None, -1, False, False),)),  # 226
-    (1, ((1, 'SPKISexp', 219, 228, True, True),)),  # 227
-    (2, ((1, 'SPKISexp', 219, 230, True, True), (4, None, None, 229, True, False), (2, None, None, -1, False, False),)),  # 228
-    (2, ((1, 'SPKISexp', 219, 230, True, True), (2, None, None, -1, False, False),)),  # 229
-    (2, ((1, 'SPKISexp', 219, 230, True, True), (4, None, None, 231, True, False), (2, None, None, -1, False, False),)),  # 230
-    (2, ((1, 'SPKISexp', 219, 230, True, True), (2, None, None, -1, False, False),)),  # 231
-    (3, ((0, 'Encoding', T5, 233, False, False), (0, 'Id', T5, 234, False, False), (0, 'MimeType', T5, 235, False, False), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 232
-    (3, ((0, 'Id', T5, 234, False, False), (0, 'MimeType', T5, 235, False, False), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 233
-    (3, ((0, 'MimeType', T5, 235, False, False), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 234
+    (1, ((1, 'SPKISexp', 219, 228, True, True, 4),)),  # 227
+    (2, ((1, 'SPKISexp', 219, 230, True, True, 4), (4, None, None, 229, True, False), (2, None, None, -1, False, False),)),  # 228
+    (2, ((1, 'SPKISexp', 219, 230, True, True, 4), (2, None, None, -1, False, False),)),  # 229
+    (2, ((1, 'SPKISexp', 219, 230, True, True, 4), (4, None, None, 231, True, False), (2, None, None, -1, False, False),)),  # 230
+    (2, ((1, 'SPKISexp', 219, 230, True, True, 4), (2, None, None, -1, False, False),)),  # 231
+    (3, ((0, 'Encoding', T5, 233, False, False, 0), (0, 'Id', T5, 234, False, False, 0), (0, 'MimeType', T5, 235, False, False, 0), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 232
+    (3, ((0, 'Id', T5, 234, False, False, 0), (0, 'MimeType', T5, 235, False, False, 0), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 233
+    (3, ((0, 'MimeType', T5, 235, False, False, 0), (4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 234
     (2, ((4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 235, False, False),)),  # 235
     (2, ((4, None, None, 236, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 236, False, False),)),  # 236
-    (1, ((1, 'Header', 112, 238, False, False),)),  # 237
-    (1, ((1, 'ResponseCode', 241, 239, False, True),)),  # 238
-    (1, ((1, 'EVSEProcessing', 243, 240, False, True),)),  # 239
+    (1, ((1, 'Header', 112, 238, False, False, 5),)),  # 237
+    (1, ((1, 'ResponseCode', 241, 239, False, True, 5),)),  # 238
+    (1, ((1, 'EVSEProcessing', 243, 240, False, True, 6),)),  # 239
     (1, ((2, None, None, -1, False, False),)),  # 240
     (1, ((3, 'value', T10, 242, False, False),)),  # 241
     (1, ((2, None, None, -1, False, False),)),  # 242
     (1, ((3, 'value', T11, 244, False, False),)),  # 243
     (1, ((2, None, None, -1, False, False),)),  # 244
-    (1, ((1, 'Header', 112, 246, False, False),)),  # 245
-    (2, ((1, 'DisplayParameters', 251, 247, False, False), (1, 'MeterInfoRequested', 262, 248, False, True),)),  # 246
-    (1, ((1, 'MeterInfoRequested', 262, 248, False, True),)),  # 247
-    (1, ((1, 'EVPresentVoltage', 13, 249, False, False),)),  # 248
-    (3, ((1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 250, False, False), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 250, False, False), (1, 'CLReqControlMode', 89, 250, False, False), (1, 'Dynamic_DC_CLReqControlMode', 264, 250, False, False), (1, 'Scheduled_DC_CLReqControlMode', 274, 250, False, False),)),  # 249
+    (1, ((1, 'Header', 112, 246, False, False, 5),)),  # 245
+    (2, ((1, 'DisplayParameters', 251, 247, False, False, 5), (1, 'MeterInfoRequested', 262, 248, False, True, 5),)),  # 246
+    (1, ((1, 'MeterInfoRequested', 262, 248, False, True, 5),)),  # 247
+    (1, ((1, 'EVPresentVoltage', 13, 249, False, False, 6),)),  # 248
+    (3, ((1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 250, False, False, 6), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 250, False, False, 6), (1, 'CLReqControlMode', 89, 250, False, False, 5), (1, 'Dynamic_DC_CLReqControlMode', 264, 250, False, False, 6), (1, 'Scheduled_DC_CLReqControlMode', 274, 250, False, False, 6),)),  # 249
     (1, ((2, None, None, -1, False, False),)),  # 250
-    (4, ((1, 'PresentSOC', 20, 252, False, True), (1, 'MinimumSOC', 20, 253, False, True), (1, 'TargetSOC', 20, 254, False, True), (1, 'MaximumSOC', 20, 255, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 251
-    (4, ((1, 'MinimumSOC', 20, 253, False, True), (1, 'TargetSOC', 20, 254, False, True), (1, 'MaximumSOC', 20, 255, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 252
-    (4, ((1, 'TargetSOC', 20, 254, False, True), (1, 'MaximumSOC', 20, 255, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 253
-    (4, ((1, 'MaximumSOC', 20, 255, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 254
-    (3, ((1, 'RemainingTimeToMinimumSOC', 49, 256, False, True), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 255
-    (3, ((1, 'RemainingTimeToTargetSOC', 49, 257, False, True), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 256
-    (3, ((1, 'RemainingTimeToMaximumSOC', 49, 258, False, True), (1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 257
-    (3, ((1, 'ChargingComplete', 262, 259, False, True), (1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 258
-    (2, ((1, 'BatteryEnergyCapacity', 13, 260, False, False), (1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 259
-    (2, ((1, 'InletHot', 262, 261, False, True), (2, None, None, -1, False, False),)),  # 260
+    (4, ((1, 'PresentSOC', 20, 252, False, True, 5), (1, 'MinimumSOC', 20, 253, False, True, 5), (1, 'TargetSOC', 20, 254, False, True, 5), (1, 'MaximumSOC', 20, 255, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 251
+    (4, ((1, 'MinimumSOC', 20, 253, False, True, 5), (1, 'TargetSOC', 20, 254, False, True, 5), (1, 'MaximumSOC', 20, 255, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 252
+    (4, ((1, 'TargetSOC', 20, 254, False, True, 5), (1, 'MaximumSOC', 20, 255, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 253
+    (4, ((1, 'MaximumSOC', 20, 255, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 49, 256, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 254
+    (3, ((1, 'RemainingTimeToMinimumSOC', 49, 256, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 255
+    (3, ((1, 'RemainingTimeToTargetSOC', 49, 257, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 256
+    (3, ((1, 'RemainingTimeToMaximumSOC', 49, 258, False, True, 5), (1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 257
+    (3, ((1, 'ChargingComplete', 262, 259, False, True, 5), (1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 258
+    (2, ((1, 'BatteryEnergyCapacity', 13, 260, False, False, 5), (1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 259
+    (2, ((1, 'InletHot', 262, 261, False, True, 5), (2, None, None, -1, False, False),)),  # 260
     (1, ((2, None, None, -1, False, False),)),  # 261
     (1, ((3, 'value', T12, 263, False, False),)),  # 262
     (1, ((2, None, None, -1, False, False),)),  # 263
-    (2, ((1, 'DepartureTime', 49, 265, False, True), (1, 'EVTargetEnergyRequest', 13, 266, False, False),)),  # 264
-    (1, ((1, 'EVTargetEnergyRequest', 13, 266, False, False),)),  # 265
-    (1, ((1, 'EVMaximumEnergyRequest', 13, 267, False, False),)),  # 266
-    (1, ((1, 'EVMinimumEnergyRequest', 13, 268, False, False),)),  # 267
-    (1, ((1, 'EVMaximumChargePower', 13, 269, False, False),)),  # 268
-    (1, ((1, 'EVMinimumChargePower', 13, 270, False, False),)),  # 269
-    (1, ((1, 'EVMaximumChargeCurrent', 13, 271, False, False),)),  # 270
-    (1, ((1, 'EVMaximumVoltage', 13, 272, False, False),)),  # 271
-    (1, ((1, 'EVMinimumVoltage', 13, 273, False, False),)),  # 272
+    (2, ((1, 'DepartureTime', 49, 265, False, True, 5), (1, 'EVTargetEnergyRequest', 13, 266, False, False, 5),)),  # 264
+    (1, ((1, 'EVTargetEnergyRequest', 13, 266, False, False, 5),)),  # 265
+    (1, ((1, 'EVMaximumEnergyRequest', 13, 267, False, False, 5),)),  # 266
+    (1, ((1, 'EVMinimumEnergyRequest', 13, 268, False, False, 5),)),  # 267
+    (1, ((1, 'EVMaximumChargePower', 13, 269, False, False, 6),)),  # 268
+    (1, ((1, 'EVMinimumChargePower', 13, 270, False, False, 6),)),  # 269
+    (1, ((1, 'EVMaximumChargeCurrent', 13, 271, False, False, 6),)),  # 270
+    (1, ((1, 'EVMaximumVoltage', 13, 272, False, False, 6),)),  # 271
+    (1, ((1, 'EVMinimumVoltage', 13, 273, False, False, 6),)),  # 272
     (1, ((2, None, None, -1, False, False),)),  # 273
-    (3, ((1, 'EVTargetEnergyRequest', 13, 275, False, False), (1, 'EVMaximumEnergyRequest', 13, 276, False, False), (1, 'EVMinimumEnergyRequest', 13, 277, False, False), (1, 'EVTargetCurrent', 13, 278, False, False),)),  # 274
-    (2, ((1, 'EVMaximumEnergyRequest', 13, 276, False, False), (1, 'EVMinimumEnergyRequest', 13, 277, False, False), (1, 'EVTargetCurrent', 13, 278, False, False),)),  # 275
-    (2, ((1, 'EVMinimumEnergyRequest', 13, 277, False, False), (1, 'EVTargetCurrent', 13, 278, False, False),)),  # 276
-    (1, ((1, 'EVTargetCurrent', 13, 278, False, False),)),  # 277
-    (1, ((1, 'EVTargetVoltage', 13, 279, False, False),)),  # 278
-    (3, ((1, 'EVMaximumChargePower', 13, 280, False, False), (1, 'EVMinimumChargePower', 13, 281, False, False), (1, 'EVMaximumChargeCurrent', 13, 282, False, False), (1, 'EVMaximumVoltage', 13, 283, False, False), (1, 'EVMinimumVoltage', 13, 284, False, False), (2, None, None, -1, False, False),)),  # 279
-    (3, ((1, 'EVMinimumChargePower', 13, 281, False, False), (1, 'EVMaximumChargeCurrent', 13, 282, False, False), (1, 'EVMaximumVoltage', 13, 283, False, False), (1, 'EVMinimumVoltage', 13, 284, False, False), (2, None, None, -1, False, False),)),  # 280
-    (3, ((1, 'EVMaximumChargeCurrent', 13, 282, False, False), (1, 'EVMaximumVoltage', 13, 283, False, False), (1, 'EVMinimumVoltage', 13, 284, False, False), (2, None, None, -1, False, False),)),  # 281
-    (2, ((1, 'EVMaximumVoltage', 13, 283, False, False), (1, 'EVMinimumVoltage', 13, 284, False, False), (2, None, None, -1, False, False),)),  # 282
-    (2, ((1, 'EVMinimumVoltage', 13, 284, False, False), (2, None, None, -1, False, False),)),  # 283
+    (3, ((1, 'EVTargetEnergyRequest', 13, 275, False, False, 5), (1, 'EVMaximumEnergyRequest', 13, 276, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 277, False, False, 5), (1, 'EVTargetCurrent', 13, 278, False, False, 6),)),  # 274
+    (2, ((1, 'EVMaximumEnergyRequest', 13, 276, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 277, False, False, 5), (1, 'EVTargetCurrent', 13, 278, False, False, 6),)),  # 275
+    (2, ((1, 'EVMinimumEnergyRequest', 13, 277, False, False, 5), (1, 'EVTargetCurrent', 13, 278, False, False, 6),)),  # 276
+    (1, ((1, 'EVTargetCurrent', 13, 278, False, False, 6),)),  # 277
+    (1, ((1, 'EVTargetVoltage', 13, 279, False, False, 6),)),  # 278
+    (3, ((1, 'EVMaximumChargePower', 13, 280, False, False, 6), (1, 'EVMinimumChargePower', 13, 281, False, False, 6), (1, 'EVMaximumChargeCurrent', 13, 282, False, False, 6), (1, 'EVMaximumVoltage', 13, 283, False, False, 6), (1, 'EVMinimumVoltage', 13, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 279
+    (3, ((1, 'EVMinimumChargePower', 13, 281, False, False, 6), (1, 'EVMaximumChargeCurrent', 13, 282, False, False, 6), (1, 'EVMaximumVoltage', 13, 283, False, False, 6), (1, 'EVMinimumVoltage', 13, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 280
+    (3, ((1, 'EVMaximumChargeCurrent', 13, 282, False, False, 6), (1, 'EVMaximumVoltage', 13, 283, False, False, 6), (1, 'EVMinimumVoltage', 13, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 281
+    (2, ((1, 'EVMaximumVoltage', 13, 283, False, False, 6), (1, 'EVMinimumVoltage', 13, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 282
+    (2, ((1, 'EVMinimumVoltage', 13, 284, False, False, 6), (2, None, None, -1, False, False),)),  # 283
     (1, ((2, None, None, -1, False, False),)),  # 284
-    (1, ((1, 'Header', 112, 286, False, False),)),  # 285
-    (1, ((1, 'ResponseCode', 241, 287, False, True),)),  # 286
-    (3, ((1, 'EVSEStatus', 297, 288, False, False), (1, 'MeterInfo', 302, 289, False, False), (1, 'Receipt', 315, 290, False, False), (1, 'EVSEPresentCurrent', 13, 291, False, False),)),  # 287
-    (2, ((1, 'MeterInfo', 302, 289, False, False), (1, 'Receipt', 315, 290, False, False), (1, 'EVSEPresentCurrent', 13, 291, False, False),)),  # 288
-    (2, ((1, 'Receipt', 315, 290, False, False), (1, 'EVSEPresentCurrent', 13, 291, False, False),)),  # 289
-    (1, ((1, 'EVSEPresentCurrent', 13, 291, False, False),)),  # 290
-    (1, ((1, 'EVSEPresentVoltage', 13, 292, False, False),)),  # 291
-    (1, ((1, 'EVSEPowerLimitAchieved', 262, 293, False, True),)),  # 292
-    (1, ((1, 'EVSECurrentLimitAchieved', 262, 294, False, True),)),  # 293
-    (1, ((1, 'EVSEVoltageLimitAchieved', 262, 295, False, True),)),  # 294
-    (3, ((1, 'BPT_Dynamic_DC_CLResControlMode', 51, 296, False, False), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 296, False, False), (1, 'CLResControlMode', 90, 296, False, False), (1, 'Dynamic_DC_CLResControlMode', 339, 296, False, False), (1, 'Scheduled_DC_CLResControlMode', 348, 296, False, False),)),  # 295
+    (1, ((1, 'Header', 112, 286, False, False, 5),)),  # 285
+    (1, ((1, 'ResponseCode', 241, 287, False, True, 5),)),  # 286
+    (3, ((1, 'EVSEStatus', 297, 288, False, False, 5), (1, 'MeterInfo', 302, 289, False, False, 5), (1, 'Receipt', 315, 290, False, False, 5), (1, 'EVSEPresentCurrent', 13, 291, False, False, 6),)),  # 287
+    (2, ((1, 'MeterInfo', 302, 289, False, False, 5), (1, 'Receipt', 315, 290, False, False, 5), (1, 'EVSEPresentCurrent', 13, 291, False, False, 6),)),  # 288
+    (2, ((1, 'Receipt', 315, 290, False, False, 5), (1, 'EVSEPresentCurrent', 13, 291, False, False, 6),)),  # 289
+    (1, ((1, 'EVSEPresentCurrent', 13, 291, False, False, 6),)),  # 290
+    (1, ((1, 'EVSEPresentVoltage', 13, 292, False, False, 6),)),  # 291
+    (1, ((1, 'EVSEPowerLimitAchieved', 262, 293, False, True, 6),)),  # 292
+    (1, ((1, 'EVSECurrentLimitAchieved', 262, 294, False, True, 6),)),  # 293
+    (1, ((1, 'EVSEVoltageLimitAchieved', 262, 295, False, True, 6),)),  # 294
+    (3, ((1, 'BPT_Dynamic_DC_CLResControlMode', 51, 296, False, False, 6), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 296, False, False, 6), (1, 'CLResControlMode', 90, 296, False, False, 5), (1, 'Dynamic_DC_CLResControlMode', 339, 296, False, False, 6), (1, 'Scheduled_DC_CLResControlMode', 348, 296, False, False, 6),)),  # 295
     (1, ((2, None, None, -1, False, False),)),  # 296
-    (1, ((1, 'NotificationMaxDelay', 64, 298, False, True),)),  # 297
-    (1, ((1, 'EVSENotification', 300, 299, False, True),)),  # 298
+    (1, ((1, 'NotificationMaxDelay', 64, 298, False, True, 5),)),  # 297
+    (1, ((1, 'EVSENotification', 300, 299, False, True, 5),)),  # 298
     (1, ((2, None, None, -1, False, False),)),  # 299
     (1, ((3, 'value', T13, 301, False, False),)),  # 300
     (1, ((2, None, None, -1, False, False),)),  # 301
-    (1, ((1, 'MeterID', 311, 303, False, True),)),  # 302
-    (1, ((1, 'ChargedEnergyReadingWh', 118, 304, False, True),)),  # 303
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 118, 305, False, True), (1, 'CapacitiveEnergyReadingVARh', 118, 306, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True), (1, 'MeterSignature', 313, 308, False, True), (1, 'MeterStatus', 18, 309, False, True), (1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 304
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 118, 306, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True), (1, 'MeterSignature', 313, 308, False, True), (1, 'MeterStatus', 18, 309, False, True), (1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 305
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True), (1, 'MeterSignature', 313, 308, False, True), (1, 'MeterStatus', 18, 309, False, True), (1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 306
-    (3, ((1, 'MeterSignature', 313, 308, False, True), (1, 'MeterStatus', 18, 309, False, True), (1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 307
-    (2, ((1, 'MeterStatus', 18, 309, False, True), (1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 308
-    (2, ((1, 'MeterTimestamp', 118, 310, False, True), (2, None, None, -1, False, False),)),  # 309
+    (1, ((1, 'MeterID', 311, 303, False, True, 5),)),  # 302
+    (1, ((1, 'ChargedEnergyReadingWh', 118, 304, False, True, 5),)),  # 303
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 118, 305, False, True, 5), (1, 'CapacitiveEnergyReadingVARh', 118, 306, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True, 5), (1, 'MeterSignature', 313, 308, False, True, 5), (1, 'MeterStatus', 18, 309, False, True, 5), (1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 304
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 118, 306, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True, 5), (1, 'MeterSignature', 313, 308, False, True, 5), (1, 'MeterStatus', 18, 309, False, True, 5), (1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 305
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 118, 307, False, True, 5), (1, 'MeterSignature', 313, 308, False, True, 5), (1, 'MeterStatus', 18, 309, False, True, 5), (1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 306
+    (3, ((1, 'MeterSignature', 313, 308, False, True, 5), (1, 'MeterStatus', 18, 309, False, True, 5), (1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 307
+    (2, ((1, 'MeterStatus', 18, 309, False, True, 5), (1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 308
+    (2, ((1, 'MeterTimestamp', 118, 310, False, True, 5), (2, None, None, -1, False, False),)),  # 309
     (1, ((2, None, None, -1, False, False),)),  # 310
     (1, ((3, 'value', T14, 312, False, False),)),  # 311
     (1, ((2, None, None, -1, False, False),)),  # 312
     (1, ((3, 'value', T15, 314, False, False),)),  # 313
     (1, ((2, None, None, -1, False, False),)),  # 314
-    (1, ((1, 'TimeAnchor', 118, 316, False, True),)),  # 315
-    (3, ((1, 'EnergyCosts', 331, 317, False, False), (1, 'OccupancyCosts', 331, 318, False, False), (1, 'AdditionalServicesCosts', 331, 319, False, False), (1, 'OverstayCosts', 331, 320, False, False), (1, 'TaxCosts', 334, 321, True, False), (2, None, None, -1, False, False),)),  # 316
-    (3, ((1, 'OccupancyCosts', 331, 318, False, False), (1, 'AdditionalServicesCosts', 331, 319, False, False), (1, 'OverstayCosts', 331, 320, False, False), (1, 'TaxCosts', 334, 321, True, False), (2, None, None, -1, False, False),)),  # 317
-    (3, ((1, 'AdditionalServicesCosts', 331, 319, False, False), (1, 'OverstayCosts', 331, 320, False, False), (1, 'TaxCosts', 334, 321, True, False), (2, None, None, -1, False, False),)),  # 318
-    (2, ((1, 'OverstayCosts', 331, 320, False, False), (1, 'TaxCosts', 334, 321, True, False), (2, None, None, -1, False, False),)),  # 319
-    _run(10, 2, ((1, 'TaxCosts', 334, '+', True, False), (2, None, None, -1, False, False),)),  # 320..329
+    (1, ((1, 'TimeAnchor', 118, 316, False, True, 5),)),  # 315
+    (3, ((1, 'EnergyCosts', 331, 317, False, False, 5), (1, 'OccupancyCosts', 331, 318, False, False, 5), (1, 'AdditionalServicesCosts', 331, 319, False, False, 5), (1, 'OverstayCosts', 331, 320, False, False, 5), (1, 'TaxCosts', 334, 321, True, False, 5), (2, None, None, -1, False, False),)),  # 316
+    (3, ((1, 'OccupancyCosts', 331, 318, False, False, 5), (1, 'AdditionalServicesCosts', 331, 319, False, False, 5), (1, 'OverstayCosts', 331, 320, False, False, 5), (1, 'TaxCosts', 334, 321, True, False, 5), (2, None, None, -1, False, False),)),  # 317
+    (3, ((1, 'AdditionalServicesCosts', 331, 319, False, False, 5), (1, 'OverstayCosts', 331, 320, False, False, 5), (1, 'TaxCosts', 334, 321, True, False, 5), (2, None, None, -1, False, False),)),  # 318
+    (2, ((1, 'OverstayCosts', 331, 320, False, False, 5), (1, 'TaxCosts', 334, 321, True, False, 5), (2, None, None, -1, False, False),)),  # 319
+    _run(10, 2, ((1, 'TaxCosts', 334, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 320..329
     (1, ((2, None, None, -1, False, False),)),  # 330
-    (1, ((1, 'Amount', 13, 332, False, False),)),  # 331
-    (1, ((1, 'CostPerUnit', 13, 333, False, False),)),  # 332
+    (1, ((1, 'Amount', 13, 332, False, False, 5),)),  # 331
+    (1, ((1, 'CostPerUnit', 13, 333, False, False, 5),)),  # 332
     (1, ((2, None, None, -1, False, False),)),  # 333
-    (1, ((1, 'TaxRuleID', 337, 335, False, True),)),  # 334
-    (1, ((1, 'Amount', 13, 336, False, False),)),  # 335
+    (1, ((1, 'TaxRuleID', 337, 335, False, True, 5),)),  # 334
+    (1, ((1, 'Amount', 13, 336, False, False, 5),)),  # 335
     (1, ((2, None, None, -1, False, False),)),  # 336
     (1, ((3, 'value', T16, 338, False, False),)),  # 337
     (1, ((2, None, None, -1, False, False),)),  # 338
-    (3, ((1, 'DepartureTime', 49, 340, False, True), (1, 'MinimumSOC', 20, 341, False, True), (1, 'TargetSOC', 20, 342, False, True), (1, 'AckMaxDelay', 64, 343, False, True), (1, 'EVSEMaximumChargePower', 13, 344, False, False),)),  # 339
-    (3, ((1, 'MinimumSOC', 20, 341, False, True), (1, 'TargetSOC', 20, 342, False, True), (1, 'AckMaxDelay', 64, 343, False, True), (1, 'EVSEMaximumChargePower', 13, 344, False, False),)),  # 340
-    (2, ((1, 'TargetSOC', 20, 342, False, True), (1, 'AckMaxDelay', 64, 343, False, True), (1, 'EVSEMaximumChargePower', 13, 344, False, False),)),  # 341
-    (2, ((1, 'AckMaxDelay', 64, 343, False, True), (1, 'EVSEMaximumChargePower', 13, 344, False, False),)),  # 342
-    (1, ((1, 'EVSEMaximumChargePower', 13, 344, False, False),)),  # 343
-    (1, ((1, 'EVSEMinimumChargePower', 13, 345, False, False),)),  # 344
-    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 346, False, False),)),  # 345
-    (1, ((1, 'EVSEMaximumVoltage', 13, 347, False, False),)),  # 346
+    (3, ((1, 'DepartureTime', 49, 340, False, True, 5), (1, 'MinimumSOC', 20, 341, False, True, 5), (1, 'TargetSOC', 20, 342, False, True, 5), (1, 'AckMaxDelay', 64, 343, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 344, False, False, 6),)),  # 339
+    (3, ((1, 'MinimumSOC', 20, 341, False, True, 5), (1, 'TargetSOC', 20, 342, False, True, 5), (1, 'AckMaxDelay', 64, 343, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 344, False, False, 6),)),  # 340
+    (2, ((1, 'TargetSOC', 20, 342, False, True, 5), (1, 'AckMaxDelay', 64, 343, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 344, False, False, 6),)),  # 341
+    (2, ((1, 'AckMaxDelay', 64, 343, False, True, 5), (1, 'EVSEMaximumChargePower', 13, 344, False, False, 6),)),  # 342
+    (1, ((1, 'EVSEMaximumChargePower', 13, 344, False, False, 6),)),  # 343
+    (1, ((1, 'EVSEMinimumChargePower', 13, 345, False, False, 6),)),  # 344
+    (1, ((1, 'EVSEMaximumChargeCurrent', 13, 346, False, False, 6),)),  # 345
+    (1, ((1, 'EVSEMaximumVoltage', 13, 347, False, False, 6),)),  # 346
     (1, ((2, None, None, -1, False, False),)),  # 347
-    (3, ((1, 'EVSEMaximumChargePower', 13, 349, False, False), (1, 'EVSEMinimumChargePower', 13, 350, False, False), (1, 'EVSEMaximumChargeCurrent', 13, 351, False, False), (1, 'EVSEMaximumVoltage', 13, 352, False, False), (2, None, None, -1, False, False),)),  # 348
-    (3, ((1, 'EVSEMinimumChargePower', 13, 350, False, False), (1, 'EVSEMaximumChargeCurrent', 13, 351, False, False), (1, 'EVSEMaximumVoltage', 13, 352, False, False), (2, None, None, -1, False, False),)),  # 349
-    (2, ((1, 'EVSEMaximumChargeCurrent', 13, 351, False, False), (1, 'EVSEMaximumVoltage', 13, 352, False, False), (2, None, None, -1, False, False),)),  # 350
-    (2, ((1, 'EVSEMaximumVoltage', 13, 352, False, False), (2, None, None, -1, False, False),)),  # 351
+    (3, ((1, 'EVSEMaximumChargePower', 13, 349, False, False, 6), (1, 'EVSEMinimumChargePower', 13, 350, False, False, 6), (1, 'EVSEMaximumChargeCurrent', 13, 351, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 352, False, False, 6), (2, None, None, -1, False, False),)),  # 348
+    (3, ((1, 'EVSEMinimumChargePower', 13, 350, False, False, 6), (1, 'EVSEMaximumChargeCurrent', 13, 351, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 352, False, False, 6), (2, None, None, -1, False, False),)),  # 349
+    (2, ((1, 'EVSEMaximumChargeCurrent', 13, 351, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 352, False, False, 6), (2, None, None, -1, False, False),)),  # 350
+    (2, ((1, 'EVSEMaximumVoltage', 13, 352, False, False, 6), (2, None, None, -1, False, False),)),  # 351
     (1, ((2, None, None, -1, False, False),)),  # 352
-    (1, ((1, 'Header', 112, 354, False, False),)),  # 353
-    (2, ((1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 355, False, False), (1, 'DC_CPDReqEnergyTransferMode', 94, 355, False, False),)),  # 354
+    (1, ((1, 'Header', 112, 354, False, False, 5),)),  # 353
+    (2, ((1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 355, False, False, 6), (1, 'DC_CPDReqEnergyTransferMode', 94, 355, False, False, 6),)),  # 354
     (1, ((2, None, None, -1, False, False),)),  # 355
-    (1, ((1, 'Header', 112, 357, False, False),)),  # 356
-    (1, ((1, 'ResponseCode', 241, 358, False, True),)),  # 357
-    (2, ((1, 'BPT_DC_CPDResEnergyTransferMode', 22, 359, False, False), (1, 'DC_CPDResEnergyTransferMode', 102, 359, False, False),)),  # 358
+    (1, ((1, 'Header', 112, 357, False, False, 5),)),  # 356
+    (1, ((1, 'ResponseCode', 241, 358, False, True, 5),)),  # 357
+    (2, ((1, 'BPT_DC_CPDResEnergyTransferMode', 22, 359, False, False, 6), (1, 'DC_CPDResEnergyTransferMode', 102, 359, False, False, 6),)),  # 358
     (1, ((2, None, None, -1, False, False),)),  # 359
-    (1, ((1, 'Header', 112, 361, False, False),)),  # 360
-    (1, ((1, 'EVProcessing', 243, 362, False, True),)),  # 361
-    (1, ((1, 'EVPresentVoltage', 13, 363, False, False),)),  # 362
-    (1, ((1, 'EVTargetVoltage', 13, 364, False, False),)),  # 363
+    (1, ((1, 'Header', 112, 361, False, False, 5),)),  # 360
+    (1, ((1, 'EVProcessing', 243, 362, False, True, 6),)),  # 361
+    (1, ((1, 'EVPresentVoltage', 13, 363, False, False, 6),)),  # 362
+    (1, ((1, 'EVTargetVoltage', 13, 364, False, False, 6),)),  # 363
     (1, ((2, None, None, -1, False, False),)),  # 364
-    (1, ((1, 'Header', 112, 366, False, False),)),  # 365
-    (1, ((1, 'ResponseCode', 241, 367, False, True),)),  # 366
-    (1, ((1, 'EVSEPresentVoltage', 13, 368, False, False),)),  # 367
+    (1, ((1, 'Header', 112, 366, False, False, 5),)),  # 365
+    (1, ((1, 'ResponseCode', 241, 367, False, True, 5),)),  # 366
+    (1, ((1, 'EVSEPresentVoltage', 13, 368, False, False, 6),)),  # 367
     (1, ((2, None, None, -1, False, False),)),  # 368
-    (1, ((1, 'Header', 112, 370, False, False),)),  # 369
-    (1, ((1, 'EVProcessing', 243, 371, False, True),)),  # 370
+    (1, ((1, 'Header', 112, 370, False, False, 5),)),  # 369
+    (1, ((1, 'EVProcessing', 243, 371, False, True, 6),)),  # 370
     (1, ((2, None, None, -1, False, False),)),  # 371
-    (1, ((1, 'Header', 112, 373, False, False),)),  # 372
-    (1, ((1, 'ResponseCode', 241, 374, False, True),)),  # 373
-    (1, ((1, 'EVSEPresentVoltage', 13, 375, False, False),)),  # 374
+    (1, ((1, 'Header', 112, 373, False, False, 5),)),  # 372
+    (1, ((1, 'ResponseCode', 241, 374, False, True, 5),)),  # 373
+    (1, ((1, 'EVSEPresentVoltage', 13, 375, False, False, 6),)),  # 374
     (1, ((2, None, None, -1, False, False),)),  # 375
-    (2, ((0, 'Id', T5, 377, False, False), (1, 'Reference', 138, 378, True, False),)),  # 376
-    (1, ((1, 'Reference', 138, 378, True, False),)),  # 377
-    (2, ((1, 'Reference', 138, 379, True, False), (2, None, None, -1, False, False),)),  # 378
-    (2, ((1, 'Reference', 138, 379, True, False), (2, None, None, -1, False, False),)),  # 379
-    (2, ((0, 'Id', T5, 381, False, False), (1, 'SignatureProperty', 384, 382, True, False),)),  # 380
-    (1, ((1, 'SignatureProperty', 384, 382, True, False),)),  # 381
-    (2, ((1, 'SignatureProperty', 384, 383, True, False), (2, None, None, -1, False, False),)),  # 382
-    (2, ((1, 'SignatureProperty', 384, 383, True, False), (2, None, None, -1, False, False),)),  # 383
-    (2, ((0, 'Id', T5, 385, False, False), (0, 'Target', T5, 386, False, False),)),  # 384
-    (1, ((0, 'Target', T5, 386, False, False),)),  # 385
+    (2, ((0, 'Id', T5, 377, False, False, 0), (1, 'Reference', 138, 378, True, False, 4),)),  # 376
+    (1, ((1, 'Reference', 138, 378, True, False, 4),)),  # 377
+    (2, ((1, 'Reference', 138, 379, True, False, 4), (2, None, None, -1, False, False),)),  # 378
+    (2, ((1, 'Reference', 138, 379, True, False, 4), (2, None, None, -1, False, False),)),  # 379
+    (2, ((0, 'Id', T5, 381, False, False, 0), (1, 'SignatureProperty', 384, 382, True, False, 4),)),  # 380
+    (1, ((1, 'SignatureProperty', 384, 382, True, False, 4),)),  # 381
+    (2, ((1, 'SignatureProperty', 384, 383, True, False, 4), (2, None, None, -1, False, False),)),  # 382
+    (2, ((1, 'SignatureProperty', 384, 383, True, False, 4), (2, None, None, -1, False, False),)),  # 383
+    (2, ((0, 'Id', T5, 385, False, False, 0), (0, 'Target', T5, 386, False, False, 0),)),  # 384
+    (1, ((0, 'Target', T5, 386, False, False, 0),)),  # 385
     (2, ((4, None, None, 387, True, False), (3, 'value', T5, 386, False, False),)),  # 386
     (2, ((4, None, None, 388, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 387, False, False),)),  # 387
     (2, ((4, None, None, 388, True, False), (2, None, None, -1, False, False), (3, 'value', T5, 388, False, False),)),  # 388
-    (6, ((1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 0, False, False), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 0, False, False), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 0, False, False), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 0, False, False), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 0, False, False), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 0, False, False), (1, 'CLReqControlMode', 89, 0, False, False), (1, 'CLResControlMode', 90, 0, False, False), (1, 'CanonicalizationMethod', 91, 0, False, False), (1, 'DC_CPDReqEnergyTransferMode', 94, 0, False, False), (1, 'DC_CPDResEnergyTransferMode', 102, 0, False, False), (1, 'DC_CableCheckReq', 110, 0, False, False), (1, 'DC_CableCheckRes', 237, 0, False, False), (1, 'DC_ChargeLoopReq', 245, 0, False, False), (1, 'DC_ChargeLoopRes', 285, 0, False, False), (1, 'DC_ChargeParameterDiscoveryReq', 353, 0, False, False), (1, 'DC_ChargeParameterDiscoveryRes', 356, 0, False, False), (1, 'DC_PreChargeReq', 360, 0, False, False), (1, 'DC_PreChargeRes', 365, 0, False, False), (1, 'DC_WeldingDetectionReq', 369, 0, False, False), (1, 'DC_WeldingDetectionRes', 372, 0, False, False), (1, 'DSAKeyValue', 184, 0, False, False), (1, 'DigestMethod', 154, 0, False, False), (1, 'DigestValue', 157, 0, False, True), (1, 'Dynamic_DC_CLReqControlMode', 264, 0, False, False), (1, 'Dynamic_DC_CLResControlMode', 339, 0, False, False), (1, 'KeyInfo', 162, 0, False, False), (1, 'KeyName', 152, 0, False, True), (1, 'KeyValue', 180, 0, False, False), (1, 'Manifest', 376, 0, False, False), (1, 'MgmtData', 152, 0, False, True), (1, 'Object', 232, 0, False, False), (1, 'PGPData', 221, 0, False, False), (1, 'RSAKeyValue', 194, 0, False, False), (1, 'Reference', 138, 0, False, False), (1, 'RetrievalMethod', 197, 0, False, False), (1, 'SPKIData', 227, 0, False, False), (1, 'Scheduled_DC_CLReqControlMode', 274, 0, False, False), (1, 'Scheduled_DC_CLResControlMode', 348, 0, False, False), (1, 'Signature', 120, 0, False, False), (1, 'SignatureMethod', 132, 0, False, False), (1, 'SignatureProperties', 380, 0, False, False), (1, 'SignatureProperty', 384, 0, False, False), (1, 'SignatureValue', 159, 0, False, False), (1, 'SignedInfo', 126, 0, False, False), (1, 'Transform', 148, 0, False, False), (1, 'Transforms', 145, 0, False, False), (1, 'X509Data', 201, 0, False, False), (4, None, None, 0, False, False),)),  # 389
-    (8, ((1, 'AckMaxDelay', 64, 390, False, True), (1, 'AdditionalServicesCosts', 331, 390, False, False), (1, 'Amount', 13, 390, False, False), (1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 390, False, False), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 390, False, False), (1, 'BPT_DischargedEnergyReadingWh', 118, 390, False, True), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 390, False, False), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 390, False, False), (1, 'BPT_InductiveEnergyReadingVARh', 118, 390, False, True), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 390, False, False), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 390, False, False), (1, 'BatteryEnergyCapacity', 13, 390, False, False), (1, 'CLReqControlMode', 89, 390, False, False), (1, 'CLResControlMode', 90, 390, False, False), (1, 'CanonicalizationMethod', 91, 390, False, False), (1, 'CapacitiveEnergyReadingVARh', 118, 390, False, True), (1, 'ChargedEnergyReadingWh', 118, 390, False, True), (1, 'ChargingComplete', 262, 390, False, True), (1, 'CostPerUnit', 13, 390, False, False), (1, 'DC_CPDReqEnergyTransferMode', 94, 390, False, False), (1, 'DC_CPDResEnergyTransferMode', 102, 390, False, False), (1, 'DC_CableCheckReq', 110, 390, False, False), (1, 'DC_CableCheckRes', 237, 390, False, False), (1, 'DC_ChargeLoopReq', 245, 390, False, False), (1, 'DC_ChargeLoopRes', 285, 390, False, False), (1, 'DC_ChargeParameterDiscoveryReq', 353, 390, False, False), (1, 'DC_ChargeParameterDiscoveryRes', 356, 390, False, False), (1, 'DC_PreChargeReq', 360, 390, False, False), (1, 'DC_PreChargeRes', 365, 390, False, False), (1, 'DC_WeldingDetectionReq', 369, 390, False, False), (1, 'DC_WeldingDetectionRes', 372, 390, False, False), (1, 'DSAKeyValue', 184, 390, False, False), (1, 'DepartureTime', 49, 390, False, True), (1, 'DigestMethod', 154, 390, False, False), (1, 'DigestValue', 157, 390, False, True), (1, 'DisplayParameters', 251, 390, False, False), (1, 'Dynamic_DC_CLReqControlMode', 264, 390, False, False), (1, 'Dynamic_DC_CLResControlMode', 339, 390, False, False), (1, 'EVMaximumChargeCurrent', 13, 390, False, False), (1, 'EVMaximumChargePower', 13, 390, False, False), (1, 'EVMaximumDischargeCurrent', 13, 390, False, False), (1, 'EVMaximumDischargePower', 13, 390, False, False), (1, 'EVMaximumEnergyRequest', 13, 390, False, False), (1, 'EVMaximumV2XEnergyRequest', 13, 390, False, False), (1, 'EVMaximumVoltage', 13, 390, False, False), (1, 'EVMinimumChargeCurrent', 13, 390, False, False), (1, 'EVMinimumChargePower', 13, 390, False, False), (1, 'EVMinimumDischargeCurrent', 13, 390, False, False), (1, 'EVMinimumDischargePower', 13, 390, False, False), (1, 'EVMinimumEnergyRequest', 13, 390, False, False), (1, 'EVMinimumV2XEnergyRequest', 13, 390, False, False), (1, 'EVMinimumVoltage', 13, 390, False, False), (1, 'EVPresentVoltage', 13, 390, False, False), (1, 'EVProcessing', 243, 390, False, True), (1, 'EVSECurrentLimitAchieved', 262, 390, False, True), (1, 'EVSEMaximumChargeCurrent', 13, 390, False, False), (1, 'EVSEMaximumChargePower', 13, 390, False, False), (1, 'EVSEMaximumDischargeCurrent', 13, 390, False, False), (1, 'EVSEMaximumDischargePower', 13, 390, False, False), (1, 'EVSEMaximumVoltage', 13, 390, False, False), (1, 'EVSEMinimumChargeCurrent', 13, 390, False, False), (1, 'EVSEMinimumChargePower', 13, 390, False, False), (1, 'EVSEMinimumDischargeCurrent', 13, 390, False, False), (1, 'EVSEMinimumDischargePower', 13, 390, False, False), (1, 'EVSEMinimumVoltage', 13, 390, False, False), (1, 'EVSENotification', 300, 390, False, True), (1, 'EVSEPowerLimitAchieved', 262, 390, False, True), (1, 'EVSEPowerRampLimitation', 13, 390, False, False), (1, 'EVSEPresentCurrent', 13, 390, False, False), (1, 'EVSEPresentVoltage', 13, 390, False, False), (1, 'EVSEProcessing', 243, 390, False, True), (1, 'EVSEStatus', 297, 390, False, False), (1, 'EVSEVoltageLimitAchieved', 262, 390, False, True), (1, 'EVTargetCurrent', 13, 390, False, False), (1, 'EVTargetEnergyRequest', 13, 390, False, False), (1, 'EVTargetVoltage', 13, 390, False, False), (1, 'EnergyCosts', 331, 390, False, False), (1, 'Exponent', 192, 390, False, True), (1, 'Exponent', 16, 390, False, True), (1, 'G', 192, 390, False, True), (1, 'HMACOutputLength', 136, 390, False, True), (1, 'Header', 112, 390, False, False), (1, 'InletHot', 262, 390, False, True), (1, 'J', 192, 390, False, True), (1, 'KeyInfo', 162, 390, False, False), (1, 'KeyName', 152, 390, False, True), (1, 'KeyValue', 180, 390, False, False), (1, 'Manifest', 376, 390, False, False), (1, 'MaximumSOC', 20, 390, False, True), (1, 'MeterID', 311, 390, False, True), (1, 'MeterInfo', 302, 390, False, False), (1, 'MeterInfoRequested', 262, 390, False, True), (1, 'MeterSignature', 313, 390, False, True), (1, 'MeterStatus', 18, 390, False, True), (1, 'MeterTimestamp', 118, 390, False, True), (1, 'MgmtData', 152, 390, False, True), (1, 'MinimumSOC', 20, 390, False, True), (1, 'Modulus', 192, 390, False, True), (1, 'NotificationMaxDelay', 64, 390, False, True), (1, 'Object', 232, 390, False, False), (1, 'OccupancyCosts', 331, 390, False, False), (1, 'OverstayCosts', 331, 390, False, False), (1, 'P', 192, 390, False, True), (1, 'PGPData', 221, 390, False, False), (1, 'PGPKeyID', 219, 390, False, True), (1, 'PGPKeyPacket', 219, 390, False, True), (1, 'PgenCounter', 192, 390, False, True), (1, 'PresentSOC', 20, 390, False, True), (1, 'Q', 192, 390, False, True), (1, 'RSAKeyValue', 194, 390, False, False), (1, 'Receipt', 315, 390, False, False), (1, 'Reference', 138, 390, False, False), (1, 'RemainingTimeToMaximumSOC', 49, 390, False, True), (1, 'RemainingTimeToMinimumSOC', 49, 390, False, True), (1, 'RemainingTimeToTargetSOC', 49, 390, False, True), (1, 'ResponseCode', 241, 390, False, True), (1, 'RetrievalMethod', 197, 390, False, False), (1, 'RootCertificateID', 214, 390, False, False), (1, 'SPKIData', 227, 390, False, False), (1, 'SPKISexp', 219, 390, False, True), (1, 'Scheduled_DC_CLReqControlMode', 274, 390, False, False), (1, 'Scheduled_DC_CLResControlMode', 348, 390, False, False), (1, 'Seed', 192, 390, False, True), (1, 'SessionID', 116, 390, False, True), (1, 'Signature', 120, 390, False, False), (1, 'SignatureMethod', 132, 390, False, False), (1, 'SignatureProperties', 380, 390, False, False), (1, 'SignatureProperty', 384, 390, False, False), (1, 'SignatureValue', 159, 390, False, False), (1, 'SignedInfo', 126, 390, False, False), (1, 'TargetSOC', 20, 390, False, True), (1, 'TargetSOC', 20, 390, False, True), (1, 'TaxCosts', 334, 390, False, False), (1, 'TaxRuleID', 337, 390, False, True), (1, 'TimeAnchor', 118, 390, False, True), (1, 'TimeStamp', 118, 390, False, True), (1, 'Transform', 148, 390, False, False), (1, 'Transforms', 145, 390, False, False), (1, 'Value', 18, 390, False, True), (1, 'X509CRL', 219, 390, False, True), (1, 'X509Certificate', 219, 390, False, True), (1, 'X509Data', 201, 390, False, False), (1, 'X509IssuerName', 152, 390, False, True), (1, 'X509IssuerSerial', 214, 390, False, False), (1, 'X509SKI', 219, 390, False, True), (1, 'X509SerialNumber', 217, 390, False, True), (1, 'X509SubjectName', 152, 390, False, True), (1, 'XPath', 152, 390, False, True), (1, 'Y', 192, 390, False, True), (4, None, None, 390, False, False), (5, None, None, -1, False, False),)),  # 390
-    (1, ((1, 'Header', 112, 392, False, False),)),  # 391
-    (2, ((1, 'DisplayParameters', 251, 393, False, False), (1, 'MeterInfoRequested', 262, 394, False, True),)),  # 392
-    (1, ((1, 'MeterInfoRequested', 262, 394, False, True),)),  # 393
+    (6, ((1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 0, False, False, 6), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 0, False, False, 6), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 0, False, False, 6), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 0, False, False, 6), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 0, False, False, 6), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 0, False, False, 6), (1, 'CLReqControlMode', 89, 0, False, False, 5), (1, 'CLResControlMode', 90, 0, False, False, 5), (1, 'CanonicalizationMethod', 91, 0, False, False, 4), (1, 'DC_CPDReqEnergyTransferMode', 94, 0, False, False, 6), (1, 'DC_CPDResEnergyTransferMode', 102, 0, False, False, 6), (1, 'DC_CableCheckReq', 110, 0, False, False, 6), (1, 'DC_CableCheckRes', 237, 0, False, False, 6), (1, 'DC_ChargeLoopReq', 245, 0, False, False, 6), (1, 'DC_ChargeLoopRes', 285, 0, False, False, 6), (1, 'DC_ChargeParameterDiscoveryReq', 353, 0, False, False, 6), (1, 'DC_ChargeParameterDiscoveryRes', 356, 0, False, False, 6), (1, 'DC_PreChargeReq', 360, 0, False, False, 6), (1, 'DC_PreChargeRes', 365, 0, False, False, 6), (1, 'DC_WeldingDetectionReq', 369, 0, False, False, 6), (1, 'DC_WeldingDetectionRes', 372, 0, False, False, 6), (1, 'DSAKeyValue', 184, 0, False, False, 4), (1, 'DigestMethod', 154, 0, False, False, 4), (1, 'DigestValue', 157, 0, False, True, 4), (1, 'Dynamic_DC_CLReqControlMode', 264, 0, False, False, 6), (1, 'Dynamic_DC_CLResControlMode', 339, 0, False, False, 6), (1, 'KeyInfo', 162, 0, False, False, 4), (1, 'KeyName', 152, 0, False, True, 4), (1, 'KeyValue', 180, 0, False, False, 4), (1, 'Manifest', 376, 0, False, False, 4), (1, 'MgmtData', 152, 0, False, True, 4), (1, 'Object', 232, 0, False, False, 4), (1, 'PGPData', 221, 0, False, False, 4), (1, 'RSAKeyValue', 194, 0, False, False, 4), (1, 'Reference', 138, 0, False, False, 4), (1, 'RetrievalMethod', 197, 0, False, False, 4), (1, 'SPKIData', 227, 0, False, False, 4), (1, 'Scheduled_DC_CLReqControlMode', 274, 0, False, False, 6), (1, 'Scheduled_DC_CLResControlMode', 348, 0, False, False, 6), (1, 'Signature', 120, 0, False, False, 4), (1, 'SignatureMethod', 132, 0, False, False, 4), (1, 'SignatureProperties', 380, 0, False, False, 4), (1, 'SignatureProperty', 384, 0, False, False, 4), (1, 'SignatureValue', 159, 0, False, False, 4), (1, 'SignedInfo', 126, 0, False, False, 4), (1, 'Transform', 148, 0, False, False, 4), (1, 'Transforms', 145, 0, False, False, 4), (1, 'X509Data', 201, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 389
+    (8, ((1, 'AckMaxDelay', 64, 390, False, True, 5), (1, 'AdditionalServicesCosts', 331, 390, False, False, 5), (1, 'Amount', 13, 390, False, False, 5), (1, 'BPT_DC_CPDReqEnergyTransferMode', 1, 390, False, False, 6), (1, 'BPT_DC_CPDResEnergyTransferMode', 22, 390, False, False, 6), (1, 'BPT_DischargedEnergyReadingWh', 118, 390, False, True, 5), (1, 'BPT_Dynamic_DC_CLReqControlMode', 34, 390, False, False, 6), (1, 'BPT_Dynamic_DC_CLResControlMode', 51, 390, False, False, 6), (1, 'BPT_InductiveEnergyReadingVARh', 118, 390, False, True, 5), (1, 'BPT_Scheduled_DC_CLReqControlMode', 66, 390, False, False, 6), (1, 'BPT_Scheduled_DC_CLResControlMode', 80, 390, False, False, 6), (1, 'BatteryEnergyCapacity', 13, 390, False, False, 5), (1, 'CLReqControlMode', 89, 390, False, False, 5), (1, 'CLResControlMode', 90, 390, False, False, 5), (1, 'CanonicalizationMethod', 91, 390, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 118, 390, False, True, 5), (1, 'ChargedEnergyReadingWh', 118, 390, False, True, 5), (1, 'ChargingComplete', 262, 390, False, True, 5), (1, 'CostPerUnit', 13, 390, False, False, 5), (1, 'DC_CPDReqEnergyTransferMode', 94, 390, False, False, 6), (1, 'DC_CPDResEnergyTransferMode', 102, 390, False, False, 6), (1, 'DC_CableCheckReq', 110, 390, False, False, 6), (1, 'DC_CableCheckRes', 237, 390, False, False, 6), (1, 'DC_ChargeLoopReq', 245, 390, False, False, 6), (1, 'DC_ChargeLoopRes', 285, 390, False, False, 6), (1, 'DC_ChargeParameterDiscoveryReq', 353, 390, False, False, 6), (1, 'DC_ChargeParameterDiscoveryRes', 356, 390, False, False, 6), (1, 'DC_PreChargeReq', 360, 390, False, False, 6), (1, 'DC_PreChargeRes', 365, 390, False, False, 6), (1, 'DC_WeldingDetectionReq', 369, 390, False, False, 6), (1, 'DC_WeldingDetectionRes', 372, 390, False, False, 6), (1, 'DSAKeyValue', 184, 390, False, False, 4), (1, 'DepartureTime', 49, 390, False, True, 5), (1, 'DigestMethod', 154, 390, False, False, 4), (1, 'DigestValue', 157, 390, False, True, 4), (1, 'DisplayParameters', 251, 390, False, False, 5), (1, 'Dynamic_DC_CLReqControlMode', 264, 390, False, False, 6), (1, 'Dynamic_DC_CLResControlMode', 339, 390, False, False, 6), (1, 'EVMaximumChargeCurrent', 13, 390, False, False, 6), (1, 'EVMaximumChargePower', 13, 390, False, False, 6), (1, 'EVMaximumDischargeCurrent', 13, 390, False, False, 6), (1, 'EVMaximumDischargePower', 13, 390, False, False, 6), (1, 'EVMaximumEnergyRequest', 13, 390, False, False, 5), (1, 'EVMaximumV2XEnergyRequest', 13, 390, False, False, 6), (1, 'EVMaximumVoltage', 13, 390, False, False, 6), (1, 'EVMinimumChargeCurrent', 13, 390, False, False, 6), (1, 'EVMinimumChargePower', 13, 390, False, False, 6), (1, 'EVMinimumDischargeCurrent', 13, 390, False, False, 6), (1, 'EVMinimumDischargePower', 13, 390, False, False, 6), (1, 'EVMinimumEnergyRequest', 13, 390, False, False, 5), (1, 'EVMinimumV2XEnergyRequest', 13, 390, False, False, 6), (1, 'EVMinimumVoltage', 13, 390, False, False, 6), (1, 'EVPresentVoltage', 13, 390, False, False, 6), (1, 'EVProcessing', 243, 390, False, True, 6), (1, 'EVSECurrentLimitAchieved', 262, 390, False, True, 6), (1, 'EVSEMaximumChargeCurrent', 13, 390, False, False, 6), (1, 'EVSEMaximumChargePower', 13, 390, False, False, 6), (1, 'EVSEMaximumDischargeCurrent', 13, 390, False, False, 6), (1, 'EVSEMaximumDischargePower', 13, 390, False, False, 6), (1, 'EVSEMaximumVoltage', 13, 390, False, False, 6), (1, 'EVSEMinimumChargeCurrent', 13, 390, False, False, 6), (1, 'EVSEMinimumChargePower', 13, 390, False, False, 6), (1, 'EVSEMinimumDischargeCurrent', 13, 390, False, False, 6), (1, 'EVSEMinimumDischargePower', 13, 390, False, False, 6), (1, 'EVSEMinimumVoltage', 13, 390, False, False, 6), (1, 'EVSENotification', 300, 390, False, True, 5), (1, 'EVSEPowerLimitAchieved', 262, 390, False, True, 6), (1, 'EVSEPowerRampLimitation', 13, 390, False, False, 6), (1, 'EVSEPresentCurrent', 13, 390, False, False, 6), (1, 'EVSEPresentVoltage', 13, 390, False, False, 6), (1, 'EVSEProcessing', 243, 390, False, True, 6), (1, 'EVSEStatus', 297, 390, False, False, 5), (1, 'EVSEVoltageLimitAchieved', 262, 390, False, True, 6), (1, 'EVTargetCurrent', 13, 390, False, False, 6), (1, 'EVTargetEnergyRequest', 13, 390, False, False, 5), (1, 'EVTargetVoltage', 13, 390, False, False, 6), (1, 'EnergyCosts', 331, 390, False, False, 5), (1, 'Exponent', 192, 390, False, True, 4), (1, 'Exponent', 16, 390, False, True, 5), (1, 'G', 192, 390, False, True, 4), (1, 'HMACOutputLength', 136, 390, False, True, 4), (1, 'Header', 112, 390, False, False, 5), (1, 'InletHot', 262, 390, False, True, 5), (1, 'J', 192, 390, False, True, 4), (1, 'KeyInfo', 162, 390, False, False, 4), (1, 'KeyName', 152, 390, False, True, 4), (1, 'KeyValue', 180, 390, False, False, 4), (1, 'Manifest', 376, 390, False, False, 4), (1, 'MaximumSOC', 20, 390, False, True, 5), (1, 'MeterID', 311, 390, False, True, 5), (1, 'MeterInfo', 302, 390, False, False, 5), (1, 'MeterInfoRequested', 262, 390, False, True, 5), (1, 'MeterSignature', 313, 390, False, True, 5), (1, 'MeterStatus', 18, 390, False, True, 5), (1, 'MeterTimestamp', 118, 390, False, True, 5), (1, 'MgmtData', 152, 390, False, True, 4), (1, 'MinimumSOC', 20, 390, False, True, 5), (1, 'Modulus', 192, 390, False, True, 4), (1, 'NotificationMaxDelay', 64, 390, False, True, 5), (1, 'Object', 232, 390, False, False, 4), (1, 'OccupancyCosts', 331, 390, False, False, 5), (1, 'OverstayCosts', 331, 390, False, False, 5), (1, 'P', 192, 390, False, True, 4), (1, 'PGPData', 221, 390, False, False, 4), (1, 'PGPKeyID', 219, 390, False, True, 4), (1, 'PGPKeyPacket', 219, 390, False, True, 4), (1, 'PgenCounter', 192, 390, False, True, 4), (1, 'PresentSOC', 20, 390, False, True, 5), (1, 'Q', 192, 390, False, True, 4), (1, 'RSAKeyValue', 194, 390, False, False, 4), (1, 'Receipt', 315, 390, False, False, 5), (1, 'Reference', 138, 390, False, False, 4), (1, 'RemainingTimeToMaximumSOC', 49, 390, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 49, 390, False, True, 5), (1, 'RemainingTimeToTargetSOC', 49, 390, False, True, 5), (1, 'ResponseCode', 241, 390, False, True, 5), (1, 'RetrievalMethod', 197, 390, False, False, 4), (1, 'RootCertificateID', 214, 390, False, False, 5), (1, 'SPKIData', 227, 390, False, False, 4), (1, 'SPKISexp', 219, 390, False, True, 4), (1, 'Scheduled_DC_CLReqControlMode', 274, 390, False, False, 6), (1, 'Scheduled_DC_CLResControlMode', 348, 390, False, False, 6), (1, 'Seed', 192, 390, False, True, 4), (1, 'SessionID', 116, 390, False, True, 5), (1, 'Signature', 120, 390, False, False, 4), (1, 'SignatureMethod', 132, 390, False, False, 4), (1, 'SignatureProperties', 380, 390, False, False, 4), (1, 'SignatureProperty', 384, 390, False, False, 4), (1, 'SignatureValue', 159, 390, False, False, 4), (1, 'SignedInfo', 126, 390, False, False, 4), (1, 'TargetSOC', 20, 390, False, True, 5), (1, 'TargetSOC', 20, 390, False, True, 6), (1, 'TaxCosts', 334, 390, False, False, 5), (1, 'TaxRuleID', 337, 390, False, True, 5), (1, 'TimeAnchor', 118, 390, False, True, 5), (1, 'TimeStamp', 118, 390, False, True, 5), (1, 'Transform', 148, 390, False, False, 4), (1, 'Transforms', 145, 390, False, False, 4), (1, 'Value', 18, 390, False, True, 5), (1, 'X509CRL', 219, 390, False, True, 4), (1, 'X509Certificate', 219, 390, False, True, 4), (1, 'X509Data', 201, 390, False, False, 4), (1, 'X509IssuerName', 152, 390, False, True, 4), (1, 'X509IssuerSerial', 214, 390, False, False, 4), (1, 'X509SKI', 219, 390, False, True, 4), (1, 'X509SerialNumber', 217, 390, False, True, 4), (1, 'X509SubjectName', 152, 390, False, True, 4), (1, 'XPath', 152, 390, False, True, 4), (1, 'Y', 192, 390, False, True, 4), (4, None, None, 390, False, False), (5, None, None, -1, False, False),)),  # 390
+    (1, ((1, 'Header', 112, 392, False, False, 5),)),  # 391
+    (2, ((1, 'DisplayParameters', 251, 393, False, False, 5), (1, 'MeterInfoRequested', 262, 394, False, True, 5),)),  # 392
+    (1, ((1, 'MeterInfoRequested', 262, 394, False, True, 5),)),  # 393
     (1, ((2, None, None, -1, False, False),)),  # 394
-    (1, ((1, 'Header', 112, 396, False, False),)),  # 395
-    (1, ((1, 'ResponseCode', 241, 397, False, True),)),  # 396
-    (3, ((1, 'EVSEStatus', 297, 398, False, False), (1, 'MeterInfo', 302, 399, False, False), (1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 397
-    (2, ((1, 'MeterInfo', 302, 399, False, False), (1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 398
-    (2, ((1, 'Receipt', 315, 400, False, False), (2, None, None, -1, False, False),)),  # 399
+    (1, ((1, 'Header', 112, 396, False, False, 5),)),  # 395
+    (1, ((1, 'ResponseCode', 241, 397, False, True, 5),)),  # 396
+    (3, ((1, 'EVSEStatus', 297, 398, False, False, 5), (1, 'MeterInfo', 302, 399, False, False, 5), (1, 'Receipt', 315, 400, False, False, 5), (2, None, None, -1, False, False),)),  # 397
+    (2, ((1, 'MeterInfo', 302, 399, False, False, 5), (1, 'Receipt', 315, 400, False, False, 5), (2, None, None, -1, False, False),)),  # 398
+    (2, ((1, 'Receipt', 315, 400, False, False, 5), (2, None, None, -1, False, False),)),  # 399
     (1, ((2, None, None, -1, False, False),)),  # 400
-    (1, ((1, 'Header', 112, 402, False, False),)),  # 401
+    (1, ((1, 'Header', 112, 402, False, False, 5),)),  # 401
     (1, ((2, None, None, -1, False, False),)),  # 402
-    (1, ((1, 'Header', 112, 404, False, False),)),  # 403
-    (1, ((1, 'ResponseCode', 241, 405, False, True),)),  # 404
+    (1, ((1, 'Header', 112, 404, False, False, 5),)),  # 403
+    (1, ((1, 'ResponseCode', 241, 405, False, True, 5),)),  # 404
     (1, ((2, None, None, -1, False, False),)),  # 405
-    (2, ((1, 'DepartureTime', 49, 407, False, True), (1, 'EVTargetEnergyRequest', 13, 408, False, False),)),  # 406
-    (1, ((1, 'EVTargetEnergyRequest', 13, 408, False, False),)),  # 407
-    (1, ((1, 'EVMaximumEnergyRequest', 13, 409, False, False),)),  # 408
-    (1, ((1, 'EVMinimumEnergyRequest', 13, 410, False, False),)),  # 409
+    (2, ((1, 'DepartureTime', 49, 407, False, True, 5), (1, 'EVTargetEnergyRequest', 13, 408, False, False, 5),)),  # 406
+    (1, ((1, 'EVTargetEnergyRequest', 13, 408, False, False, 5),)),  # 407
+    (1, ((1, 'EVMaximumEnergyRequest', 13, 409, False, False, 5),)),  # 408
+    (1, ((1, 'EVMinimumEnergyRequest', 13, 410, False, False, 5),)),  # 409
     (1, ((2, None, None, -1, False, False),)),  # 410
-    (3, ((1, 'DepartureTime', 49, 412, False, True), (1, 'MinimumSOC', 20, 413, False, True), (1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 411
-    (3, ((1, 'MinimumSOC', 20, 413, False, True), (1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 412
-    (2, ((1, 'TargetSOC', 20, 414, False, True), (1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 413
-    (2, ((1, 'AckMaxDelay', 64, 415, False, True), (2, None, None, -1, False, False),)),  # 414
+    (3, ((1, 'DepartureTime', 49, 412, False, True, 5), (1, 'MinimumSOC', 20, 413, False, True, 5), (1, 'TargetSOC', 20, 414, False, True, 5), (1, 'AckMaxDelay', 64, 415, False, True, 5), (2, None, None, -1, False, False),)),  # 411
+    (3, ((1, 'MinimumSOC', 20, 413, False, True, 5), (1, 'TargetSOC', 20, 414, False, True, 5), (1, 'AckMaxDelay', 64, 415, False, True, 5), (2, None, None, -1, False, False),)),  # 412
+    (2, ((1, 'TargetSOC', 20, 414, False, True, 5), (1, 'AckMaxDelay', 64, 415, False, True, 5), (2, None, None, -1, False, False),)),  # 413
+    (2, ((1, 'AckMaxDelay', 64, 415, False, True, 5), (2, None, None, -1, False, False),)),  # 414
     (1, ((2, None, None, -1, False, False),)),  # 415
-    (1, ((1, 'RootCertificateID', 214, 417, True, False),)),  # 416
-    _run(19, 2, ((1, 'RootCertificateID', 214, '+', True, False), (2, None, None, -1, False, False),)),  # 417..435
+    (1, ((1, 'RootCertificateID', 214, 417, True, False, 5),)),  # 416
+    _run(19, 2, ((1, 'RootCertificateID', 214, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 417..435
     (1, ((2, None, None, -1, False, False),)),  # 436
-    (3, ((1, 'EVTargetEnergyRequest', 13, 438, False, False), (1, 'EVMaximumEnergyRequest', 13, 439, False, False), (1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 437
-    (2, ((1, 'EVMaximumEnergyRequest', 13, 439, False, False), (1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 438
-    (2, ((1, 'EVMinimumEnergyRequest', 13, 440, False, False), (2, None, None, -1, False, False),)),  # 439
+    (3, ((1, 'EVTargetEnergyRequest', 13, 438, False, False, 5), (1, 'EVMaximumEnergyRequest', 13, 439, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 440, False, False, 5), (2, None, None, -1, False, False),)),  # 437
+    (2, ((1, 'EVMaximumEnergyRequest', 13, 439, False, False, 5), (1, 'EVMinimumEnergyRequest', 13, 440, False, False, 5), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'EVMinimumEnergyRequest', 13, 440, False, False, 5), (2, None, None, -1, False, False),)),  # 439
     (1, ((2, None, None, -1, False, False),)),  # 440
     (1, ((2, None, None, -1, False, False),)),  # 441
-    (1, ((1, 'Header', 112, 443, False, False),)),  # 442
+    (1, ((1, 'Header', 112, 443, False, False, 5),)),  # 442
     (1, ((2, None, None, -1, False, False),)),  # 443
-    (1, ((1, 'Header', 112, 445, False, False),)),  # 444
+    (1, ((1, 'Header', 112, 445, False, False, 5),)),  # 444
     (1, ((2, None, None, -1, False, False),)),  # 445
-    (1, ((1, 'Header', 112, 447, False, False),)),  # 446
-    (1, ((1, 'ResponseCode', 241, 448, False, True),)),  # 447
+    (1, ((1, 'Header', 112, 447, False, False, 5),)),  # 446
+    (1, ((1, 'ResponseCode', 241, 448, False, True, 5),)),  # 447
     (1, ((2, None, None, -1, False, False),)),  # 448
     (1, ((3, 'value', T17, 450, False, False),)),  # 449
     (1, ((2, None, None, -1, False, False),)),  # 450

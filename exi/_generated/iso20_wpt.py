@@ -81,148 +81,148 @@ STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
     (1, ((2, None, None, -1, False, False),)),  # 1
     (1, ((2, None, None, -1, False, False),)),  # 2
-    (1, ((0, 'Algorithm', T0, 4, False, False),)),  # 3
+    (1, ((0, 'Algorithm', T0, 4, False, False, 0),)),  # 3
     (2, ((4, None, None, 5, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 4, False, False),)),  # 4
     (2, ((4, None, None, 5, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 5, False, False),)),  # 5
-    (2, ((1, 'P', 14, 7, False, True), (1, 'G', 14, 8, False, True), (1, 'Y', 14, 9, False, True),)),  # 6
-    (1, ((1, 'Q', 14, 13, False, True),)),  # 7
-    (1, ((1, 'Y', 14, 9, False, True),)),  # 8
-    (2, ((1, 'J', 14, 10, False, True), (1, 'Seed', 14, 11, False, True), (2, None, None, -1, False, False),)),  # 9
-    (2, ((1, 'Seed', 14, 11, False, True), (2, None, None, -1, False, False),)),  # 10
-    (1, ((1, 'PgenCounter', 14, 12, False, True),)),  # 11
+    (2, ((1, 'P', 14, 7, False, True, 4), (1, 'G', 14, 8, False, True, 4), (1, 'Y', 14, 9, False, True, 4),)),  # 6
+    (1, ((1, 'Q', 14, 13, False, True, 4),)),  # 7
+    (1, ((1, 'Y', 14, 9, False, True, 4),)),  # 8
+    (2, ((1, 'J', 14, 10, False, True, 4), (1, 'Seed', 14, 11, False, True, 4), (2, None, None, -1, False, False),)),  # 9
+    (2, ((1, 'Seed', 14, 11, False, True, 4), (2, None, None, -1, False, False),)),  # 10
+    (1, ((1, 'PgenCounter', 14, 12, False, True, 4),)),  # 11
     (1, ((2, None, None, -1, False, False),)),  # 12
-    (2, ((1, 'G', 14, 8, False, True), (1, 'Y', 14, 9, False, True),)),  # 13
+    (2, ((1, 'G', 14, 8, False, True, 4), (1, 'Y', 14, 9, False, True, 4),)),  # 13
     (1, ((3, 'value', T1, 15, False, False),)),  # 14
     (1, ((2, None, None, -1, False, False),)),  # 15
-    (1, ((0, 'Algorithm', T0, 17, False, False),)),  # 16
+    (1, ((0, 'Algorithm', T0, 17, False, False, 0),)),  # 16
     (2, ((4, None, None, 18, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 17, False, False),)),  # 17
     (2, ((4, None, None, 18, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 18, False, False),)),  # 18
     (1, ((3, 'value', T1, 20, False, False),)),  # 19
     (1, ((2, None, None, -1, False, False),)),  # 20
-    (4, ((0, 'Id', T0, 22, False, False), (1, 'KeyName', 39, 23, True, True), (1, 'KeyValue', 41, 24, True, False), (1, 'RetrievalMethod', 48, 25, True, False), (1, 'X509Data', 59, 26, True, False), (1, 'PGPData', 79, 27, True, False), (1, 'SPKIData', 85, 28, True, False), (1, 'MgmtData', 39, 29, True, True), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 21
-    (4, ((1, 'KeyName', 39, 23, True, True), (1, 'KeyValue', 41, 24, True, False), (1, 'RetrievalMethod', 48, 25, True, False), (1, 'X509Data', 59, 26, True, False), (1, 'PGPData', 79, 27, True, False), (1, 'SPKIData', 85, 28, True, False), (1, 'MgmtData', 39, 29, True, True), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 22
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 37, False, False),)),  # 37
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 38, False, False),)),  # 38
+    (4, ((0, 'Id', T0, 22, False, False, 0), (1, 'KeyName', 39, 23, True, True, 4), (1, 'KeyValue', 41, 24, True, False, 4), (1, 'RetrievalMethod', 48, 25, True, False, 4), (1, 'X509Data', 59, 26, True, False, 4), (1, 'PGPData', 79, 27, True, False, 4), (1, 'SPKIData', 85, 28, True, False, 4), (1, 'MgmtData', 39, 29, True, True, 4), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 21
+    (4, ((1, 'KeyName', 39, 23, True, True, 4), (1, 'KeyValue', 41, 24, True, False, 4), (1, 'RetrievalMethod', 48, 25, True, False, 4), (1, 'X509Data', 59, 26, True, False, 4), (1, 'PGPData', 79, 27, True, False, 4), (1, 'SPKIData', 85, 28, True, False, 4), (1, 'MgmtData', 39, 29, True, True, 4), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 22
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 37, False, False),)),  # 37
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 38, False, False),)),  # 38
     (1, ((3, 'value', T0, 40, False, False),)),  # 39
     (1, ((2, None, None, -1, False, False),)),  # 40
-    (3, ((1, 'DSAKeyValue', 6, 42, False, False), (1, 'RSAKeyValue', 45, 43, False, False), (4, None, None, 44, False, False), (3, 'value', T0, 41, False, False),)),  # 41
+    (3, ((1, 'DSAKeyValue', 6, 42, False, False, 4), (1, 'RSAKeyValue', 45, 43, False, False, 4), (4, None, None, 44, False, False), (3, 'value', T0, 41, False, False),)),  # 41
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 42, False, False),)),  # 42
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 43, False, False),)),  # 43
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 44, False, False),)),  # 44
-    (1, ((1, 'Modulus', 14, 46, False, True),)),  # 45
-    (1, ((1, 'Exponent', 14, 47, False, True),)),  # 46
+    (1, ((1, 'Modulus', 14, 46, False, True, 4),)),  # 45
+    (1, ((1, 'Exponent', 14, 47, False, True, 4),)),  # 46
     (1, ((2, None, None, -1, False, False),)),  # 47
-    (3, ((0, 'Type', T0, 49, False, False), (0, 'URI', T0, 50, False, False), (1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 48
-    (2, ((0, 'URI', T0, 50, False, False), (1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 49
-    (2, ((1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 50
+    (3, ((0, 'Type', T0, 49, False, False, 0), (0, 'URI', T0, 50, False, False, 0), (1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 48
+    (2, ((0, 'URI', T0, 50, False, False, 0), (1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 49
+    (2, ((1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 50
     (1, ((2, None, None, -1, False, False),)),  # 51
-    (1, ((1, 'Transform', 55, 53, True, False),)),  # 52
-    (2, ((1, 'Transform', 55, 54, True, False), (2, None, None, -1, False, False),)),  # 53
-    (2, ((1, 'Transform', 55, 54, True, False), (2, None, None, -1, False, False),)),  # 54
-    (1, ((0, 'Algorithm', T0, 56, False, False),)),  # 55
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 57, False, False),)),  # 57
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 58, False, False),)),  # 58
-    (3, ((1, 'X509IssuerSerial', 72, 60, True, False), (1, 'X509SKI', 77, 61, True, True), (1, 'X509SubjectName', 39, 62, True, True), (1, 'X509Certificate', 77, 63, True, True), (1, 'X509CRL', 77, 64, True, True), (4, None, None, 65, True, False),)),  # 59
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 60
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 61
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 62
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 63
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 64
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 65
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 66
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 67
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 68
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 69
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 70
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 71
-    (1, ((1, 'X509IssuerName', 39, 73, False, True),)),  # 72
-    (1, ((1, 'X509SerialNumber', 75, 74, False, True),)),  # 73
+    (1, ((1, 'Transform', 55, 53, True, False, 4),)),  # 52
+    (2, ((1, 'Transform', 55, 54, True, False, 4), (2, None, None, -1, False, False),)),  # 53
+    (2, ((1, 'Transform', 55, 54, True, False, 4), (2, None, None, -1, False, False),)),  # 54
+    (1, ((0, 'Algorithm', T0, 56, False, False, 0),)),  # 55
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 57, False, False),)),  # 57
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 58, False, False),)),  # 58
+    (3, ((1, 'X509IssuerSerial', 72, 60, True, False, 4), (1, 'X509SKI', 77, 61, True, True, 4), (1, 'X509SubjectName', 39, 62, True, True, 4), (1, 'X509Certificate', 77, 63, True, True, 4), (1, 'X509CRL', 77, 64, True, True, 4), (4, None, None, 65, True, False),)),  # 59
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 60
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 61
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 62
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 63
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 64
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 65
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 66
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 67
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 68
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 69
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 70
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 71
+    (1, ((1, 'X509IssuerName', 39, 73, False, True, 4),)),  # 72
+    (1, ((1, 'X509SerialNumber', 75, 74, False, True, 4),)),  # 73
     (1, ((2, None, None, -1, False, False),)),  # 74
     (1, ((3, 'value', T2, 76, False, False),)),  # 75
     (1, ((2, None, None, -1, False, False),)),  # 76
     (1, ((3, 'value', T1, 78, False, False),)),  # 77
     (1, ((2, None, None, -1, False, False),)),  # 78
-    (2, ((1, 'PGPKeyID', 77, 80, False, True), (1, 'PGPKeyPacket', 77, 81, False, True),)),  # 79
-    (2, ((1, 'PGPKeyPacket', 77, 83, False, True), (4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 80
+    (2, ((1, 'PGPKeyID', 77, 80, False, True, 4), (1, 'PGPKeyPacket', 77, 81, False, True, 4),)),  # 79
+    (2, ((1, 'PGPKeyPacket', 77, 83, False, True, 4), (4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 80
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 81
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 82
     (2, ((4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 83
     (2, ((4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 84
-    (1, ((1, 'SPKISexp', 77, 86, True, True),)),  # 85
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (2, None, None, -1, False, False),)),  # 87
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (4, None, None, 89, True, False), (2, None, None, -1, False, False),)),  # 88
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (2, None, None, -1, False, False),)),  # 89
-    (2, ((0, 'Id', T0, 91, False, False), (1, 'Reference', 94, 92, True, False),)),  # 90
-    (1, ((1, 'Reference', 94, 92, True, False),)),  # 91
-    (2, ((1, 'Reference', 94, 93, True, False), (2, None, None, -1, False, False),)),  # 92
-    (2, ((1, 'Reference', 94, 93, True, False), (2, None, None, -1, False, False),)),  # 93
-    (3, ((0, 'Id', T0, 95, False, False), (0, 'Type', T0, 96, False, False), (0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 94
-    (3, ((0, 'Type', T0, 96, False, False), (0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 95
-    (2, ((0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 96
-    (2, ((1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 97
-    (1, ((1, 'DigestMethod', 16, 99, False, False),)),  # 98
-    (1, ((1, 'DigestValue', 19, 100, False, True),)),  # 99
+    (1, ((1, 'SPKISexp', 77, 86, True, True, 4),)),  # 85
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (2, None, None, -1, False, False),)),  # 87
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (4, None, None, 89, True, False), (2, None, None, -1, False, False),)),  # 88
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (2, None, None, -1, False, False),)),  # 89
+    (2, ((0, 'Id', T0, 91, False, False, 0), (1, 'Reference', 94, 92, True, False, 4),)),  # 90
+    (1, ((1, 'Reference', 94, 92, True, False, 4),)),  # 91
+    (2, ((1, 'Reference', 94, 93, True, False, 4), (2, None, None, -1, False, False),)),  # 92
+    (2, ((1, 'Reference', 94, 93, True, False, 4), (2, None, None, -1, False, False),)),  # 93
+    (3, ((0, 'Id', T0, 95, False, False, 0), (0, 'Type', T0, 96, False, False, 0), (0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 94
+    (3, ((0, 'Type', T0, 96, False, False, 0), (0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 95
+    (2, ((0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 96
+    (2, ((1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 97
+    (1, ((1, 'DigestMethod', 16, 99, False, False, 4),)),  # 98
+    (1, ((1, 'DigestValue', 19, 100, False, True, 4),)),  # 99
     (1, ((2, None, None, -1, False, False),)),  # 100
-    (3, ((0, 'Encoding', T0, 102, False, False), (0, 'Id', T0, 103, False, False), (0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 101
-    (3, ((0, 'Id', T0, 103, False, False), (0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 102
-    (3, ((0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 103
+    (3, ((0, 'Encoding', T0, 102, False, False, 0), (0, 'Id', T0, 103, False, False, 0), (0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 101
+    (3, ((0, 'Id', T0, 103, False, False, 0), (0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 102
+    (3, ((0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 103
     (2, ((4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 104
     (2, ((4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 105, False, False),)),  # 105
-    (2, ((0, 'Id', T0, 107, False, False), (1, 'SignedInfo', 112, 108, False, False),)),  # 106
-    (1, ((1, 'SignedInfo', 112, 108, False, False),)),  # 107
-    (1, ((1, 'SignatureValue', 124, 109, False, False),)),  # 108
-    (2, ((1, 'KeyInfo', 21, 110, False, False), (1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 109
-    (2, ((1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 110
-    (2, ((1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 111
-    (2, ((0, 'Id', T0, 113, False, False), (1, 'CanonicalizationMethod', 3, 114, False, False),)),  # 112
-    (1, ((1, 'CanonicalizationMethod', 3, 114, False, False),)),  # 113
-    (1, ((1, 'SignatureMethod', 118, 115, False, False),)),  # 114
-    (1, ((1, 'Reference', 94, 116, True, False),)),  # 115
-    (2, ((1, 'Reference', 94, 117, True, False), (2, None, None, -1, False, False),)),  # 116
-    (2, ((1, 'Reference', 94, 117, True, False), (2, None, None, -1, False, False),)),  # 117
-    (1, ((0, 'Algorithm', T0, 119, False, False),)),  # 118
-    (3, ((1, 'HMACOutputLength', 122, 120, False, True), (4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 119, False, False),)),  # 119
+    (2, ((0, 'Id', T0, 107, False, False, 0), (1, 'SignedInfo', 112, 108, False, False, 4),)),  # 106
+    (1, ((1, 'SignedInfo', 112, 108, False, False, 4),)),  # 107
+    (1, ((1, 'SignatureValue', 124, 109, False, False, 4),)),  # 108
+    (2, ((1, 'KeyInfo', 21, 110, False, False, 4), (1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 109
+    (2, ((1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 110
+    (2, ((1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 111
+    (2, ((0, 'Id', T0, 113, False, False, 0), (1, 'CanonicalizationMethod', 3, 114, False, False, 4),)),  # 112
+    (1, ((1, 'CanonicalizationMethod', 3, 114, False, False, 4),)),  # 113
+    (1, ((1, 'SignatureMethod', 118, 115, False, False, 4),)),  # 114
+    (1, ((1, 'Reference', 94, 116, True, False, 4),)),  # 115
+    (2, ((1, 'Reference', 94, 117, True, False, 4), (2, None, None, -1, False, False),)),  # 116
+    (2, ((1, 'Reference', 94, 117, True, False, 4), (2, None, None, -1, False, False),)),  # 117
+    (1, ((0, 'Algorithm', T0, 119, False, False, 0),)),  # 118
+    (3, ((1, 'HMACOutputLength', 122, 120, False, True, 4), (4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 119, False, False),)),  # 119
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 120, False, False),)),  # 120
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 121, False, False),)),  # 121
     (1, ((3, 'value', T2, 123, False, False),)),  # 122
     (1, ((2, None, None, -1, False, False),)),  # 123
-    (2, ((0, 'Id', T0, 125, False, False), (3, 'value', T1, 126, False, False),)),  # 124
+    (2, ((0, 'Id', T0, 125, False, False, 0), (3, 'value', T1, 126, False, False),)),  # 124
     (1, ((3, 'value', T1, 126, False, False),)),  # 125
     (1, ((2, None, None, -1, False, False),)),  # 126
-    (2, ((0, 'Id', T0, 128, False, False), (1, 'SignatureProperty', 131, 129, True, False),)),  # 127
-    (1, ((1, 'SignatureProperty', 131, 129, True, False),)),  # 128
-    (2, ((1, 'SignatureProperty', 131, 130, True, False), (2, None, None, -1, False, False),)),  # 129
-    (2, ((1, 'SignatureProperty', 131, 130, True, False), (2, None, None, -1, False, False),)),  # 130
-    (2, ((0, 'Id', T0, 132, False, False), (0, 'Target', T0, 133, False, False),)),  # 131
-    (1, ((0, 'Target', T0, 133, False, False),)),  # 132
+    (2, ((0, 'Id', T0, 128, False, False, 0), (1, 'SignatureProperty', 131, 129, True, False, 4),)),  # 127
+    (1, ((1, 'SignatureProperty', 131, 129, True, False, 4),)),  # 128
+    (2, ((1, 'SignatureProperty', 131, 130, True, False, 4), (2, None, None, -1, False, False),)),  # 129
+    (2, ((1, 'SignatureProperty', 131, 130, True, False, 4), (2, None, None, -1, False, False),)),  # 130
+    (2, ((0, 'Id', T0, 132, False, False, 0), (0, 'Target', T0, 133, False, False, 0),)),  # 131
+    (1, ((0, 'Target', T0, 133, False, False, 0),)),  # 132
     (2, ((4, None, None, 134, True, False), (3, 'value', T0, 133, False, False),)),  # 133
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 134, False, False),)),  # 134
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 135, False, False),)),  # 135
-    (1, ((1, 'Header', 157, 137, False, False),)),  # 136
-    (1, ((1, 'EVProcessing', 165, 138, False, True),)),  # 137
-    (2, ((1, 'TargetCoilCurrent', 167, 139, False, False), (1, 'EVResultCode', 174, 140, False, True),)),  # 138
-    (1, ((1, 'EVResultCode', 174, 140, False, True),)),  # 139
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 140..155
+    (1, ((1, 'Header', 157, 137, False, False, 5),)),  # 136
+    (1, ((1, 'EVProcessing', 165, 138, False, True, 6),)),  # 137
+    (2, ((1, 'TargetCoilCurrent', 167, 139, False, False, 6), (1, 'EVResultCode', 174, 140, False, True, 6),)),  # 138
+    (1, ((1, 'EVResultCode', 174, 140, False, True, 6),)),  # 139
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 140..155
     (1, ((2, None, None, -1, False, False),)),  # 156
-    (1, ((1, 'SessionID', 161, 158, False, True),)),  # 157
-    (1, ((1, 'TimeStamp', 163, 159, False, True),)),  # 158
-    (2, ((1, 'Signature', 106, 160, False, False), (2, None, None, -1, False, False),)),  # 159
+    (1, ((1, 'SessionID', 161, 158, False, True, 5),)),  # 157
+    (1, ((1, 'TimeStamp', 163, 159, False, True, 5),)),  # 158
+    (2, ((1, 'Signature', 106, 160, False, False, 4), (2, None, None, -1, False, False),)),  # 159
     (1, ((2, None, None, -1, False, False),)),  # 160
     (1, ((3, 'value', T3, 162, False, False),)),  # 161
     (1, ((2, None, None, -1, False, False),)),  # 162
@@ -230,8 +230,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 164
     (1, ((3, 'value', T5, 166, False, False),)),  # 165
     (1, ((2, None, None, -1, False, False),)),  # 166
-    (1, ((1, 'Exponent', 170, 168, False, True),)),  # 167
-    (1, ((1, 'Value', 172, 169, False, True),)),  # 168
+    (1, ((1, 'Exponent', 170, 168, False, True, 5),)),  # 167
+    (1, ((1, 'Value', 172, 169, False, True, 5),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
     (1, ((3, 'value', T6, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
@@ -241,35 +241,35 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 175
     (1, ((3, 'value', T9, 177, False, False),)),  # 176
     (1, ((2, None, None, -1, False, False),)),  # 177
-    (1, ((1, 'Header', 157, 179, False, False),)),  # 178
-    (1, ((1, 'ResponseCode', 200, 180, False, True),)),  # 179
-    (1, ((1, 'EVSEProcessing', 165, 181, False, True),)),  # 180
-    (3, ((1, 'PowerTransmitted', 167, 182, False, False), (1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 181
-    (2, ((1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 182
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 183..198
+    (1, ((1, 'Header', 157, 179, False, False, 5),)),  # 178
+    (1, ((1, 'ResponseCode', 200, 180, False, True, 5),)),  # 179
+    (1, ((1, 'EVSEProcessing', 165, 181, False, True, 6),)),  # 180
+    (3, ((1, 'PowerTransmitted', 167, 182, False, False, 6), (1, 'SupplyDeviceCurrent', 167, 183, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 184, True, True, 6), (2, None, None, -1, False, False),)),  # 181
+    (2, ((1, 'SupplyDeviceCurrent', 167, 183, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 184, True, True, 6), (2, None, None, -1, False, False),)),  # 182
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 183..198
     (1, ((2, None, None, -1, False, False),)),  # 199
     (1, ((3, 'value', T10, 201, False, False),)),  # 200
     (1, ((2, None, None, -1, False, False),)),  # 201
-    (1, ((1, 'Header', 157, 203, False, False),)),  # 202
-    (2, ((1, 'DisplayParameters', 227, 204, False, False), (1, 'MeterInfoRequested', 242, 205, False, True),)),  # 203
-    (1, ((1, 'MeterInfoRequested', 242, 205, False, True),)),  # 204
-    (1, ((1, 'EVPCPowerRequest', 167, 206, False, False),)),  # 205
-    (1, ((1, 'EVPCPowerOutput', 167, 207, False, False),)),  # 206
-    (1, ((1, 'EVPCChargeDiagnostics', 244, 208, False, True),)),  # 207
-    (3, ((1, 'EVPCOperatingFrequency', 167, 209, False, False), (1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 208
-    (2, ((1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 209
-    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 210..225
+    (1, ((1, 'Header', 157, 203, False, False, 5),)),  # 202
+    (2, ((1, 'DisplayParameters', 227, 204, False, False, 5), (1, 'MeterInfoRequested', 242, 205, False, True, 5),)),  # 203
+    (1, ((1, 'MeterInfoRequested', 242, 205, False, True, 5),)),  # 204
+    (1, ((1, 'EVPCPowerRequest', 167, 206, False, False, 6),)),  # 205
+    (1, ((1, 'EVPCPowerOutput', 167, 207, False, False, 6),)),  # 206
+    (1, ((1, 'EVPCChargeDiagnostics', 244, 208, False, True, 6),)),  # 207
+    (3, ((1, 'EVPCOperatingFrequency', 167, 209, False, False, 6), (1, 'EVPCPowerControlParameter', 246, 210, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True, 6), (2, None, None, -1, False, False),)),  # 208
+    (2, ((1, 'EVPCPowerControlParameter', 246, 210, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True, 6), (2, None, None, -1, False, False),)),  # 209
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 210..225
     (1, ((2, None, None, -1, False, False),)),  # 226
-    (4, ((1, 'PresentSOC', 238, 228, False, True), (1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 227
-    (4, ((1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 228
-    (4, ((1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 229
-    (4, ((1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 230
-    (3, ((1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 231
-    (3, ((1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 232
-    (3, ((1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 233
-    (3, ((1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 234
-    (2, ((1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 235
-    (2, ((1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 236
+    (4, ((1, 'PresentSOC', 238, 228, False, True, 5), (1, 'MinimumSOC', 238, 229, False, True, 5), (1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 227
+    (4, ((1, 'MinimumSOC', 238, 229, False, True, 5), (1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 228
+    (4, ((1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 229
+    (4, ((1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 230
+    (3, ((1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 231
+    (3, ((1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 232
+    (3, ((1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 233
+    (3, ((1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 234
+    (2, ((1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 235
+    (2, ((1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 236
     (1, ((2, None, None, -1, False, False),)),  # 237
     (1, ((3, 'value', T11, 239, False, False),)),  # 238
     (1, ((2, None, None, -1, False, False),)),  # 239
@@ -279,219 +279,219 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 243
     (1, ((3, 'value', T14, 245, False, False),)),  # 244
     (1, ((2, None, None, -1, False, False),)),  # 245
-    (1, ((1, 'EVPCCoilCurrentRequest', 167, 247, False, False),)),  # 246
-    (1, ((1, 'EVPCCoilCurrentInformation', 167, 248, False, False),)),  # 247
-    (1, ((1, 'EVPCCurrentOutputInformation', 167, 249, False, False),)),  # 248
-    (1, ((1, 'EVPCVoltageOutputInformation', 167, 250, False, False),)),  # 249
+    (1, ((1, 'EVPCCoilCurrentRequest', 167, 247, False, False, 6),)),  # 246
+    (1, ((1, 'EVPCCoilCurrentInformation', 167, 248, False, False, 6),)),  # 247
+    (1, ((1, 'EVPCCurrentOutputInformation', 167, 249, False, False, 6),)),  # 248
+    (1, ((1, 'EVPCVoltageOutputInformation', 167, 250, False, False, 6),)),  # 249
     (1, ((2, None, None, -1, False, False),)),  # 250
-    (1, ((1, 'Header', 157, 252, False, False),)),  # 251
-    (1, ((1, 'ResponseCode', 200, 253, False, True),)),  # 252
-    (3, ((1, 'EVSEStatus', 280, 254, False, False), (1, 'MeterInfo', 287, 255, False, False), (1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 253
-    (2, ((1, 'MeterInfo', 287, 255, False, False), (1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 254
-    (2, ((1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 255
-    (1, ((1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 256
-    (2, ((1, 'SDPowerInput', 167, 258, False, False), (1, 'SPCMaxOutputPowerLimit', 167, 259, False, False),)),  # 257
-    (1, ((1, 'SPCMaxOutputPowerLimit', 167, 259, False, False),)),  # 258
-    (1, ((1, 'SPCMinOutputPowerLimit', 167, 260, False, False),)),  # 259
-    (1, ((1, 'SPCChargeDiagnostics', 324, 261, False, True),)),  # 260
-    (3, ((1, 'SPCOperatingFrequency', 167, 262, False, False), (1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 261
-    (2, ((1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 262
-    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 263..278
+    (1, ((1, 'Header', 157, 252, False, False, 5),)),  # 251
+    (1, ((1, 'ResponseCode', 200, 253, False, True, 5),)),  # 252
+    (3, ((1, 'EVSEStatus', 280, 254, False, False, 5), (1, 'MeterInfo', 287, 255, False, False, 5), (1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 253
+    (2, ((1, 'MeterInfo', 287, 255, False, False, 5), (1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 254
+    (2, ((1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 255
+    (1, ((1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 256
+    (2, ((1, 'SDPowerInput', 167, 258, False, False, 6), (1, 'SPCMaxOutputPowerLimit', 167, 259, False, False, 6),)),  # 257
+    (1, ((1, 'SPCMaxOutputPowerLimit', 167, 259, False, False, 6),)),  # 258
+    (1, ((1, 'SPCMinOutputPowerLimit', 167, 260, False, False, 6),)),  # 259
+    (1, ((1, 'SPCChargeDiagnostics', 324, 261, False, True, 6),)),  # 260
+    (3, ((1, 'SPCOperatingFrequency', 167, 262, False, False, 6), (1, 'SPCPowerControlParameter', 326, 263, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True, 6), (2, None, None, -1, False, False),)),  # 261
+    (2, ((1, 'SPCPowerControlParameter', 326, 263, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True, 6), (2, None, None, -1, False, False),)),  # 262
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 263..278
     (1, ((2, None, None, -1, False, False),)),  # 279
-    (1, ((1, 'NotificationMaxDelay', 283, 281, False, True),)),  # 280
-    (1, ((1, 'EVSENotification', 285, 282, False, True),)),  # 281
+    (1, ((1, 'NotificationMaxDelay', 283, 281, False, True, 5),)),  # 280
+    (1, ((1, 'EVSENotification', 285, 282, False, True, 5),)),  # 281
     (1, ((2, None, None, -1, False, False),)),  # 282
     (1, ((3, 'value', T15, 284, False, False),)),  # 283
     (1, ((2, None, None, -1, False, False),)),  # 284
     (1, ((3, 'value', T16, 286, False, False),)),  # 285
     (1, ((2, None, None, -1, False, False),)),  # 286
-    (1, ((1, 'MeterID', 296, 288, False, True),)),  # 287
-    (1, ((1, 'ChargedEnergyReadingWh', 163, 289, False, True),)),  # 288
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 163, 290, False, True), (1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 289
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 290
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 291
-    (3, ((1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 292
-    (2, ((1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 293
-    (2, ((1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 294
+    (1, ((1, 'MeterID', 296, 288, False, True, 5),)),  # 287
+    (1, ((1, 'ChargedEnergyReadingWh', 163, 289, False, True, 5),)),  # 288
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 163, 290, False, True, 5), (1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 289
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 290
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 291
+    (3, ((1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 292
+    (2, ((1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 293
+    (2, ((1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 294
     (1, ((2, None, None, -1, False, False),)),  # 295
     (1, ((3, 'value', T17, 297, False, False),)),  # 296
     (1, ((2, None, None, -1, False, False),)),  # 297
     (1, ((3, 'value', T18, 299, False, False),)),  # 298
     (1, ((2, None, None, -1, False, False),)),  # 299
-    (1, ((1, 'TimeAnchor', 163, 301, False, True),)),  # 300
-    (3, ((1, 'EnergyCosts', 316, 302, False, False), (1, 'OccupancyCosts', 316, 303, False, False), (1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 301
-    (3, ((1, 'OccupancyCosts', 316, 303, False, False), (1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 302
-    (3, ((1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 303
-    (2, ((1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 304
-    _run(10, 2, ((1, 'TaxCosts', 319, '+', True, False), (2, None, None, -1, False, False),)),  # 305..314
+    (1, ((1, 'TimeAnchor', 163, 301, False, True, 5),)),  # 300
+    (3, ((1, 'EnergyCosts', 316, 302, False, False, 5), (1, 'OccupancyCosts', 316, 303, False, False, 5), (1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 301
+    (3, ((1, 'OccupancyCosts', 316, 303, False, False, 5), (1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 302
+    (3, ((1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 303
+    (2, ((1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 304
+    _run(10, 2, ((1, 'TaxCosts', 319, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 305..314
     (1, ((2, None, None, -1, False, False),)),  # 315
-    (1, ((1, 'Amount', 167, 317, False, False),)),  # 316
-    (1, ((1, 'CostPerUnit', 167, 318, False, False),)),  # 317
+    (1, ((1, 'Amount', 167, 317, False, False, 5),)),  # 316
+    (1, ((1, 'CostPerUnit', 167, 318, False, False, 5),)),  # 317
     (1, ((2, None, None, -1, False, False),)),  # 318
-    (1, ((1, 'TaxRuleID', 322, 320, False, True),)),  # 319
-    (1, ((1, 'Amount', 167, 321, False, False),)),  # 320
+    (1, ((1, 'TaxRuleID', 322, 320, False, True, 5),)),  # 319
+    (1, ((1, 'Amount', 167, 321, False, False, 5),)),  # 320
     (1, ((2, None, None, -1, False, False),)),  # 321
     (1, ((3, 'value', T19, 323, False, False),)),  # 322
     (1, ((2, None, None, -1, False, False),)),  # 323
     (1, ((3, 'value', T20, 325, False, False),)),  # 324
     (1, ((2, None, None, -1, False, False),)),  # 325
-    (1, ((1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 327, False, False),)),  # 326
+    (1, ((1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 327, False, False, 6),)),  # 326
     (1, ((2, None, None, -1, False, False),)),  # 327
-    (1, ((1, 'Header', 157, 329, False, False),)),  # 328
-    (1, ((1, 'EVPCMaxReceivablePower', 167, 330, False, False),)),  # 329
-    (1, ((1, 'SDMaxGroundClearence', 283, 331, False, True),)),  # 330
-    (1, ((1, 'SDMinGroundClearence', 283, 332, False, True),)),  # 331
-    (1, ((1, 'EVPCNaturalFrequency', 167, 333, False, False),)),  # 332
-    (1, ((1, 'EVPCDeviceLocalControl', 242, 334, False, True),)),  # 333
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 334..349
+    (1, ((1, 'Header', 157, 329, False, False, 5),)),  # 328
+    (1, ((1, 'EVPCMaxReceivablePower', 167, 330, False, False, 6),)),  # 329
+    (1, ((1, 'SDMaxGroundClearence', 283, 331, False, True, 6),)),  # 330
+    (1, ((1, 'SDMinGroundClearence', 283, 332, False, True, 6),)),  # 331
+    (1, ((1, 'EVPCNaturalFrequency', 167, 333, False, False, 6),)),  # 332
+    (1, ((1, 'EVPCDeviceLocalControl', 242, 334, False, True, 6),)),  # 333
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 334..349
     (1, ((2, None, None, -1, False, False),)),  # 350
-    (1, ((1, 'Header', 157, 352, False, False),)),  # 351
-    (1, ((1, 'ResponseCode', 200, 353, False, True),)),  # 352
-    (1, ((1, 'PDInputPowerClass', 377, 354, False, True),)),  # 353
-    (1, ((1, 'SDMinOutputPower', 167, 355, False, False),)),  # 354
-    (1, ((1, 'SDMaxOutputPower', 167, 356, False, False),)),  # 355
-    (1, ((1, 'SDMaxGroundClearanceSupport', 283, 357, False, True),)),  # 356
-    (1, ((1, 'SDMinGroundClearanceSupport', 283, 358, False, True),)),  # 357
-    (1, ((1, 'PDMinCoilCurrent', 167, 359, False, False),)),  # 358
-    (1, ((1, 'PDMaxCoilCurrent', 167, 360, False, False),)),  # 359
-    _run(16, 2, ((1, 'SDManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 360..375
+    (1, ((1, 'Header', 157, 352, False, False, 5),)),  # 351
+    (1, ((1, 'ResponseCode', 200, 353, False, True, 5),)),  # 352
+    (1, ((1, 'PDInputPowerClass', 377, 354, False, True, 6),)),  # 353
+    (1, ((1, 'SDMinOutputPower', 167, 355, False, False, 6),)),  # 354
+    (1, ((1, 'SDMaxOutputPower', 167, 356, False, False, 6),)),  # 355
+    (1, ((1, 'SDMaxGroundClearanceSupport', 283, 357, False, True, 6),)),  # 356
+    (1, ((1, 'SDMinGroundClearanceSupport', 283, 358, False, True, 6),)),  # 357
+    (1, ((1, 'PDMinCoilCurrent', 167, 359, False, False, 6),)),  # 358
+    (1, ((1, 'PDMaxCoilCurrent', 167, 360, False, False, 6),)),  # 359
+    _run(16, 2, ((1, 'SDManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 360..375
     (1, ((2, None, None, -1, False, False),)),  # 376
     (1, ((3, 'value', T21, 378, False, False),)),  # 377
     (1, ((2, None, None, -1, False, False),)),  # 378
-    (1, ((1, 'Header', 157, 380, False, False),)),  # 379
-    (1, ((1, 'EVProcessing', 165, 381, False, True),)),  # 380
-    (1, ((1, 'EVResultCode', 174, 382, False, True),)),  # 381
-    (2, ((1, 'VendorSpecificDataContainer', 176, 383, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 382
-    (2, ((1, 'VendorSpecificDataContainer', 176, 385, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 383
+    (1, ((1, 'Header', 157, 380, False, False, 5),)),  # 379
+    (1, ((1, 'EVProcessing', 165, 381, False, True, 6),)),  # 380
+    (1, ((1, 'EVResultCode', 174, 382, False, True, 6),)),  # 381
+    (2, ((1, 'VendorSpecificDataContainer', 176, 383, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 382
+    (2, ((1, 'VendorSpecificDataContainer', 176, 385, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 383
     (1, ((2, None, None, -1, False, False),)),  # 384
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 385..398
-    (2, ((1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 399
-    (1, ((1, 'NumPackages', 403, 401, False, True),)),  # 400
-    (1, ((1, 'WPT_LF_DataPackage', 405, 402, False, False),)),  # 401
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 385..398
+    (2, ((1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 399
+    (1, ((1, 'NumPackages', 403, 401, False, True, 6),)),  # 400
+    (1, ((1, 'WPT_LF_DataPackage', 405, 402, False, False, 6),)),  # 401
     (1, ((2, None, None, -1, False, False),)),  # 402
     (1, ((3, 'value', T22, 404, False, False),)),  # 403
     (1, ((2, None, None, -1, False, False),)),  # 404
-    (1, ((1, 'PackageIndex', 403, 406, False, True),)),  # 405
-    (2, ((1, 'LF_TxData', 409, 407, False, False), (1, 'LF_RxData', 414, 408, False, False),)),  # 406
+    (1, ((1, 'PackageIndex', 403, 406, False, True, 6),)),  # 405
+    (2, ((1, 'LF_TxData', 409, 407, False, False, 6), (1, 'LF_RxData', 414, 408, False, False, 6),)),  # 406
     (1, ((2, None, None, -1, False, False),)),  # 407
     (1, ((2, None, None, -1, False, False),)),  # 408
-    (1, ((1, 'WPT_LF_TxDataList', 411, 410, False, False),)),  # 409
+    (1, ((1, 'WPT_LF_TxDataList', 411, 410, False, False, 6),)),  # 409
     (1, ((2, None, None, -1, False, False),)),  # 410
-    (1, ((1, 'TxIdentifier', 322, 412, False, True),)),  # 411
-    (1, ((1, 'EIRP', 167, 413, False, False),)),  # 412
+    (1, ((1, 'TxIdentifier', 322, 412, False, True, 6),)),  # 411
+    (1, ((1, 'EIRP', 167, 413, False, False, 6),)),  # 412
     (1, ((2, None, None, -1, False, False),)),  # 413
-    (1, ((1, 'WPT_LF_RxDataList', 416, 415, False, False),)),  # 414
+    (1, ((1, 'WPT_LF_RxDataList', 416, 415, False, False, 6),)),  # 414
     (1, ((2, None, None, -1, False, False),)),  # 415
-    (1, ((1, 'RxIdentifier', 322, 417, False, True),)),  # 416
-    (1, ((1, 'RSSIData', 419, 418, False, False),)),  # 417
+    (1, ((1, 'RxIdentifier', 322, 417, False, True, 6),)),  # 416
+    (1, ((1, 'RSSIData', 419, 418, False, False, 6),)),  # 417
     (1, ((2, None, None, -1, False, False),)),  # 418
-    (1, ((1, 'RSSIDataList', 421, 420, False, False),)),  # 419
+    (1, ((1, 'RSSIDataList', 421, 420, False, False, 6),)),  # 419
     (1, ((2, None, None, -1, False, False),)),  # 420
-    (1, ((1, 'TxIdentifier', 322, 422, False, True),)),  # 421
-    (1, ((1, 'RSSI', 167, 423, False, False),)),  # 422
+    (1, ((1, 'TxIdentifier', 322, 422, False, True, 6),)),  # 421
+    (1, ((1, 'RSSI', 167, 423, False, False, 6),)),  # 422
     (1, ((2, None, None, -1, False, False),)),  # 423
-    (1, ((1, 'Header', 157, 425, False, False),)),  # 424
-    (1, ((1, 'ResponseCode', 200, 426, False, True),)),  # 425
-    (1, ((1, 'EVSEProcessing', 165, 427, False, True),)),  # 426
-    (2, ((1, 'VendorSpecificDataContainer', 176, 428, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 427
-    (2, ((1, 'VendorSpecificDataContainer', 176, 430, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 428
+    (1, ((1, 'Header', 157, 425, False, False, 5),)),  # 424
+    (1, ((1, 'ResponseCode', 200, 426, False, True, 5),)),  # 425
+    (1, ((1, 'EVSEProcessing', 165, 427, False, True, 6),)),  # 426
+    (2, ((1, 'VendorSpecificDataContainer', 176, 428, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 427
+    (2, ((1, 'VendorSpecificDataContainer', 176, 430, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 428
     (1, ((2, None, None, -1, False, False),)),  # 429
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 430..443
-    (2, ((1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 444
-    (1, ((1, 'Header', 157, 446, False, False),)),  # 445
-    (1, ((1, 'EVProcessing', 165, 447, False, True),)),  # 446
-    (1, ((1, 'EVDeviceFinePositioningMethodList', 469, 448, False, False),)),  # 447
-    (1, ((1, 'EVDevicePairingMethodList', 480, 449, False, False),)),  # 448
-    (1, ((1, 'EVDeviceAlignmentCheckMethodList', 491, 450, False, False),)),  # 449
-    (1, ((1, 'NaturalOffset', 283, 451, False, True),)),  # 450
-    (2, ((1, 'VendorSpecificDataContainer', 176, 452, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 451
-    (2, ((1, 'VendorSpecificDataContainer', 176, 454, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 452
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 430..443
+    (2, ((1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 444
+    (1, ((1, 'Header', 157, 446, False, False, 5),)),  # 445
+    (1, ((1, 'EVProcessing', 165, 447, False, True, 6),)),  # 446
+    (1, ((1, 'EVDeviceFinePositioningMethodList', 469, 448, False, False, 6),)),  # 447
+    (1, ((1, 'EVDevicePairingMethodList', 480, 449, False, False, 6),)),  # 448
+    (1, ((1, 'EVDeviceAlignmentCheckMethodList', 491, 450, False, False, 6),)),  # 449
+    (1, ((1, 'NaturalOffset', 283, 451, False, True, 6),)),  # 450
+    (2, ((1, 'VendorSpecificDataContainer', 176, 452, True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 451
+    (2, ((1, 'VendorSpecificDataContainer', 176, 454, True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 452
     (1, ((2, None, None, -1, False, False),)),  # 453
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 454..467
-    (2, ((1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 468
-    (1, ((1, 'WPT_FinePositioningMethod', 478, 470, True, True),)),  # 469
-    _run(7, 2, ((1, 'WPT_FinePositioningMethod', 478, '+', True, True), (2, None, None, -1, False, False),)),  # 470..476
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 454..467
+    (2, ((1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 468
+    (1, ((1, 'WPT_FinePositioningMethod', 478, 470, True, True, 6),)),  # 469
+    _run(7, 2, ((1, 'WPT_FinePositioningMethod', 478, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 470..476
     (1, ((2, None, None, -1, False, False),)),  # 477
     (1, ((3, 'value', T23, 479, False, False),)),  # 478
     (1, ((2, None, None, -1, False, False),)),  # 479
-    (1, ((1, 'WPT_PairingMethod', 489, 481, True, True),)),  # 480
-    _run(7, 2, ((1, 'WPT_PairingMethod', 489, '+', True, True), (2, None, None, -1, False, False),)),  # 481..487
+    (1, ((1, 'WPT_PairingMethod', 489, 481, True, True, 6),)),  # 480
+    _run(7, 2, ((1, 'WPT_PairingMethod', 489, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 481..487
     (1, ((2, None, None, -1, False, False),)),  # 488
     (1, ((3, 'value', T24, 490, False, False),)),  # 489
     (1, ((2, None, None, -1, False, False),)),  # 490
-    (1, ((1, 'WPT_AlignmentCheckMethod', 500, 492, True, True),)),  # 491
-    _run(7, 2, ((1, 'WPT_AlignmentCheckMethod', 500, '+', True, True), (2, None, None, -1, False, False),)),  # 492..498
+    (1, ((1, 'WPT_AlignmentCheckMethod', 500, 492, True, True, 6),)),  # 491
+    _run(7, 2, ((1, 'WPT_AlignmentCheckMethod', 500, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 492..498
     (1, ((2, None, None, -1, False, False),)),  # 499
     (1, ((3, 'value', T25, 501, False, False),)),  # 500
     (1, ((2, None, None, -1, False, False),)),  # 501
-    (2, ((1, 'LF_TransmitterSetupData', 505, 503, False, False), (1, 'LF_ReceiverSetupData', 1034, 504, False, False),)),  # 502
+    (2, ((1, 'LF_TransmitterSetupData', 505, 503, False, False, 6), (1, 'LF_ReceiverSetupData', 1034, 504, False, False, 6),)),  # 502
     (1, ((2, None, None, -1, False, False),)),  # 503
     (1, ((2, None, None, -1, False, False),)),  # 504
-    (1, ((1, 'NumberOfTransmitters', 403, 506, False, True),)),  # 505
-    (1, ((1, 'SignalFrequency', 167, 507, False, False),)),  # 506
-    (1, ((1, 'TxSpecData', 764, 508, True, False),)),  # 507
-    (1, ((1, 'TxSpecData', 764, 509, True, False),)),  # 508
-    (2, ((1, 'TxSpecData', 764, 510, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 509
-    (2, ((1, 'TxSpecData', 764, 512, True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 510
+    (1, ((1, 'NumberOfTransmitters', 403, 506, False, True, 6),)),  # 505
+    (1, ((1, 'SignalFrequency', 167, 507, False, False, 6),)),  # 506
+    (1, ((1, 'TxSpecData', 764, 508, True, False, 6),)),  # 507
+    (1, ((1, 'TxSpecData', 764, 509, True, False, 6),)),  # 508
+    (2, ((1, 'TxSpecData', 764, 510, True, False, 6), (1, 'TxPackageSpecData', 772, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 509
+    (2, ((1, 'TxSpecData', 764, 512, True, False, 6), (1, 'TxPackageSpecData', 772, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 510
     (1, ((2, None, None, -1, False, False),)),  # 511
-    _run(251, 2, ((1, 'TxSpecData', 764, '+', True, False), (1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 512..762
-    (2, ((1, 'TxPackageSpecData', 772, 511, False, False), (2, None, None, -1, False, False),)),  # 763
-    (1, ((1, 'TxRxIdentifier', 322, 765, False, True),)),  # 764
-    (1, ((1, 'TxRxPosition', 768, 766, False, False),)),  # 765
-    (1, ((1, 'TxRxOrientation', 768, 767, False, False),)),  # 766
+    _run(251, 2, ((1, 'TxSpecData', 764, '+', True, False, 6), (1, 'TxPackageSpecData', 772, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 512..762
+    (2, ((1, 'TxPackageSpecData', 772, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 763
+    (1, ((1, 'TxRxIdentifier', 322, 765, False, True, 6),)),  # 764
+    (1, ((1, 'TxRxPosition', 768, 766, False, False, 6),)),  # 765
+    (1, ((1, 'TxRxOrientation', 768, 767, False, False, 6),)),  # 766
     (1, ((2, None, None, -1, False, False),)),  # 767
-    (1, ((1, 'Coord_X', 172, 769, False, True),)),  # 768
-    (1, ((1, 'Coord_Y', 172, 770, False, True),)),  # 769
-    (1, ((1, 'Coord_Z', 172, 771, False, True),)),  # 770
+    (1, ((1, 'Coord_X', 172, 769, False, True, 6),)),  # 768
+    (1, ((1, 'Coord_Y', 172, 770, False, True, 6),)),  # 769
+    (1, ((1, 'Coord_Z', 172, 771, False, True, 6),)),  # 770
     (1, ((2, None, None, -1, False, False),)),  # 771
-    (1, ((1, 'PulseSequenceOrder', 1031, 773, True, False),)),  # 772
-    (1, ((1, 'PulseSequenceOrder', 1031, 774, True, False),)),  # 773
-    (2, ((1, 'PulseSequenceOrder', 1031, 775, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 774
-    (2, ((1, 'PulseSequenceOrder', 1031, 779, True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 775
-    (1, ((1, 'PulseDuration', 283, 777, False, True),)),  # 776
-    (1, ((1, 'PackageSeparationTime', 283, 778, False, True),)),  # 777
+    (1, ((1, 'PulseSequenceOrder', 1031, 773, True, False, 6),)),  # 772
+    (1, ((1, 'PulseSequenceOrder', 1031, 774, True, False, 6),)),  # 773
+    (2, ((1, 'PulseSequenceOrder', 1031, 775, True, False, 6), (1, 'PulseSeparationTime', 283, 776, False, True, 6),)),  # 774
+    (2, ((1, 'PulseSequenceOrder', 1031, 779, True, False, 6), (1, 'PulseSeparationTime', 283, 776, False, True, 6),)),  # 775
+    (1, ((1, 'PulseDuration', 283, 777, False, True, 6),)),  # 776
+    (1, ((1, 'PackageSeparationTime', 283, 778, False, True, 6),)),  # 777
     (1, ((2, None, None, -1, False, False),)),  # 778
-    _run(251, 2, ((1, 'PulseSequenceOrder', 1031, '+', True, False), (1, 'PulseSeparationTime', 283, 776, False, True),)),  # 779..1029
-    (1, ((1, 'PulseSeparationTime', 283, 776, False, True),)),  # 1030
-    (1, ((1, 'IndexNumber', 283, 1032, False, True),)),  # 1031
-    (1, ((1, 'TxRxIdentifier', 322, 1033, False, True),)),  # 1032
+    _run(251, 2, ((1, 'PulseSequenceOrder', 1031, '+', True, False, 6), (1, 'PulseSeparationTime', 283, 776, False, True, 6),)),  # 779..1029
+    (1, ((1, 'PulseSeparationTime', 283, 776, False, True, 6),)),  # 1030
+    (1, ((1, 'IndexNumber', 283, 1032, False, True, 6),)),  # 1031
+    (1, ((1, 'TxRxIdentifier', 322, 1033, False, True, 6),)),  # 1032
     (1, ((2, None, None, -1, False, False),)),  # 1033
-    (1, ((1, 'NumberOfReceivers', 403, 1035, False, True),)),  # 1034
-    (1, ((1, 'RxSpecData', 764, 1036, True, False),)),  # 1035
-    (1, ((1, 'RxSpecData', 764, 1037, True, False),)),  # 1036
-    _run(253, 2, ((1, 'RxSpecData', 764, '+', True, False), (2, None, None, -1, False, False),)),  # 1037..1289
+    (1, ((1, 'NumberOfReceivers', 403, 1035, False, True, 6),)),  # 1034
+    (1, ((1, 'RxSpecData', 764, 1036, True, False, 6),)),  # 1035
+    (1, ((1, 'RxSpecData', 764, 1037, True, False, 6),)),  # 1036
+    _run(253, 2, ((1, 'RxSpecData', 764, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 1037..1289
     (1, ((2, None, None, -1, False, False),)),  # 1290
-    (1, ((1, 'Header', 157, 1292, False, False),)),  # 1291
-    (1, ((1, 'ResponseCode', 200, 1293, False, True),)),  # 1292
-    (1, ((1, 'PrimaryDeviceFinePositioningMethodList', 469, 1294, False, False),)),  # 1293
-    (1, ((1, 'PrimaryDevicePairingMethodList', 480, 1295, False, False),)),  # 1294
-    (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1296, False, False),)),  # 1295
-    (1, ((1, 'NaturalOffset', 283, 1297, False, True),)),  # 1296
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1298, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1297
-    (2, ((1, 'VendorSpecificDataContainer', 176, 1300, True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1298
+    (1, ((1, 'Header', 157, 1292, False, False, 5),)),  # 1291
+    (1, ((1, 'ResponseCode', 200, 1293, False, True, 5),)),  # 1292
+    (1, ((1, 'PrimaryDeviceFinePositioningMethodList', 469, 1294, False, False, 6),)),  # 1293
+    (1, ((1, 'PrimaryDevicePairingMethodList', 480, 1295, False, False, 6),)),  # 1294
+    (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1296, False, False, 6),)),  # 1295
+    (1, ((1, 'NaturalOffset', 283, 1297, False, True, 6),)),  # 1296
+    (2, ((1, 'VendorSpecificDataContainer', 176, 1298, True, True, 6), (1, 'LF_SystemSetupData', 502, 1299, False, False, 6), (2, None, None, -1, False, False),)),  # 1297
+    (2, ((1, 'VendorSpecificDataContainer', 176, 1300, True, True, 6), (1, 'LF_SystemSetupData', 502, 1299, False, False, 6), (2, None, None, -1, False, False),)),  # 1298
     (1, ((2, None, None, -1, False, False),)),  # 1299
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1300..1313
-    (2, ((1, 'LF_SystemSetupData', 502, 1299, False, False), (2, None, None, -1, False, False),)),  # 1314
-    (1, ((1, 'Header', 157, 1316, False, False),)),  # 1315
-    (1, ((1, 'EVProcessing', 165, 1317, False, True),)),  # 1316
-    (2, ((1, 'ObservedIDCode', 322, 1318, False, True), (1, 'EVResultCode', 174, 1319, False, True),)),  # 1317
-    (1, ((1, 'EVResultCode', 174, 1319, False, True),)),  # 1318
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 1319..1334
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'LF_SystemSetupData', 502, 1299, False, False, 6), (2, None, None, -1, False, False),)),  # 1300..1313
+    (2, ((1, 'LF_SystemSetupData', 502, 1299, False, False, 6), (2, None, None, -1, False, False),)),  # 1314
+    (1, ((1, 'Header', 157, 1316, False, False, 5),)),  # 1315
+    (1, ((1, 'EVProcessing', 165, 1317, False, True, 6),)),  # 1316
+    (2, ((1, 'ObservedIDCode', 322, 1318, False, True, 6), (1, 'EVResultCode', 174, 1319, False, True, 6),)),  # 1317
+    (1, ((1, 'EVResultCode', 174, 1319, False, True, 6),)),  # 1318
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 1319..1334
     (1, ((2, None, None, -1, False, False),)),  # 1335
-    (1, ((1, 'Header', 157, 1337, False, False),)),  # 1336
-    (1, ((1, 'ResponseCode', 200, 1338, False, True),)),  # 1337
-    (1, ((1, 'EVSEProcessing', 165, 1339, False, True),)),  # 1338
-    (3, ((1, 'ObservedIDCode', 322, 1340, False, True), (1, 'AlternativeSECCList', 1358, 1341, False, False), (1, 'VendorSpecificDataContainer', 176, 1342, True, True), (2, None, None, -1, False, False),)),  # 1339
-    (2, ((1, 'AlternativeSECCList', 1358, 1341, False, False), (1, 'VendorSpecificDataContainer', 176, 1342, True, True), (2, None, None, -1, False, False),)),  # 1340
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 1341..1356
+    (1, ((1, 'Header', 157, 1337, False, False, 5),)),  # 1336
+    (1, ((1, 'ResponseCode', 200, 1338, False, True, 5),)),  # 1337
+    (1, ((1, 'EVSEProcessing', 165, 1339, False, True, 6),)),  # 1338
+    (3, ((1, 'ObservedIDCode', 322, 1340, False, True, 6), (1, 'AlternativeSECCList', 1358, 1341, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 1342, True, True, 6), (2, None, None, -1, False, False),)),  # 1339
+    (2, ((1, 'AlternativeSECCList', 1358, 1341, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 1342, True, True, 6), (2, None, None, -1, False, False),)),  # 1340
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 1341..1356
     (1, ((2, None, None, -1, False, False),)),  # 1357
-    (1, ((1, 'AlternativeSECC', 1367, 1359, True, False),)),  # 1358
-    _run(7, 2, ((1, 'AlternativeSECC', 1367, '+', True, False), (2, None, None, -1, False, False),)),  # 1359..1365
+    (1, ((1, 'AlternativeSECC', 1367, 1359, True, False, 6),)),  # 1358
+    _run(7, 2, ((1, 'AlternativeSECC', 1367, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 1359..1365
     (1, ((2, None, None, -1, False, False),)),  # 1366
-    (3, ((1, 'SSID', 1372, 1368, False, True), (1, 'BSSID', 1374, 1369, False, True), (1, 'IPAddress', 1376, 1370, False, True), (1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1367
-    (3, ((1, 'BSSID', 1374, 1369, False, True), (1, 'IPAddress', 1376, 1370, False, True), (1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1368
-    (2, ((1, 'IPAddress', 1376, 1370, False, True), (1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1369
-    (2, ((1, 'Port', 283, 1371, False, True), (2, None, None, -1, False, False),)),  # 1370
+    (3, ((1, 'SSID', 1372, 1368, False, True, 6), (1, 'BSSID', 1374, 1369, False, True, 6), (1, 'IPAddress', 1376, 1370, False, True, 6), (1, 'Port', 283, 1371, False, True, 6), (2, None, None, -1, False, False),)),  # 1367
+    (3, ((1, 'BSSID', 1374, 1369, False, True, 6), (1, 'IPAddress', 1376, 1370, False, True, 6), (1, 'Port', 283, 1371, False, True, 6), (2, None, None, -1, False, False),)),  # 1368
+    (2, ((1, 'IPAddress', 1376, 1370, False, True, 6), (1, 'Port', 283, 1371, False, True, 6), (2, None, None, -1, False, False),)),  # 1369
+    (2, ((1, 'Port', 283, 1371, False, True, 6), (2, None, None, -1, False, False),)),  # 1370
     (1, ((2, None, None, -1, False, False),)),  # 1371
     (1, ((3, 'value', T26, 1373, False, False),)),  # 1372
     (1, ((2, None, None, -1, False, False),)),  # 1373
@@ -499,47 +499,47 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 1375
     (1, ((3, 'value', T28, 1377, False, False),)),  # 1376
     (1, ((2, None, None, -1, False, False),)),  # 1377
-    (6, ((1, 'CLReqControlMode', 1, 0, False, False), (1, 'CLResControlMode', 2, 0, False, False), (1, 'CanonicalizationMethod', 3, 0, False, False), (1, 'DSAKeyValue', 6, 0, False, False), (1, 'DigestMethod', 16, 0, False, False), (1, 'DigestValue', 19, 0, False, True), (1, 'KeyInfo', 21, 0, False, False), (1, 'KeyName', 39, 0, False, True), (1, 'KeyValue', 41, 0, False, False), (1, 'Manifest', 90, 0, False, False), (1, 'MgmtData', 39, 0, False, True), (1, 'Object', 101, 0, False, False), (1, 'PGPData', 79, 0, False, False), (1, 'RSAKeyValue', 45, 0, False, False), (1, 'Reference', 94, 0, False, False), (1, 'RetrievalMethod', 48, 0, False, False), (1, 'SPKIData', 85, 0, False, False), (1, 'Signature', 106, 0, False, False), (1, 'SignatureMethod', 118, 0, False, False), (1, 'SignatureProperties', 127, 0, False, False), (1, 'SignatureProperty', 131, 0, False, False), (1, 'SignatureValue', 124, 0, False, False), (1, 'SignedInfo', 112, 0, False, False), (1, 'Transform', 55, 0, False, False), (1, 'Transforms', 52, 0, False, False), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False), (1, 'WPT_ChargeLoopReq', 202, 0, False, False), (1, 'WPT_ChargeLoopRes', 251, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False), (1, 'WPT_FinePositioningReq', 379, 0, False, False), (1, 'WPT_FinePositioningRes', 424, 0, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False), (1, 'WPT_FinePositioningSetupRes', 1291, 0, False, False), (1, 'WPT_PairingReq', 1315, 0, False, False), (1, 'WPT_PairingRes', 1336, 0, False, False), (1, 'X509Data', 59, 0, False, False), (4, None, None, 0, False, False),)),  # 1378
-    (8, ((1, 'AckMaxDelay', 283, 1379, False, True), (1, 'AdditionalServicesCosts', 316, 1379, False, False), (1, 'AlternativeSECC', 1367, 1379, False, False), (1, 'AlternativeSECCList', 1358, 1379, False, False), (1, 'Amount', 167, 1379, False, False), (1, 'BPT_DischargedEnergyReadingWh', 163, 1379, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 1379, False, True), (1, 'BSSID', 1374, 1379, False, True), (1, 'BatteryEnergyCapacity', 167, 1379, False, False), (1, 'CLReqControlMode', 1, 1379, False, False), (1, 'CLResControlMode', 2, 1379, False, False), (1, 'CanonicalizationMethod', 3, 1379, False, False), (1, 'CapacitiveEnergyReadingVARh', 163, 1379, False, True), (1, 'ChargedEnergyReadingWh', 163, 1379, False, True), (1, 'ChargingComplete', 242, 1379, False, True), (1, 'Coord_X', 172, 1379, False, True), (1, 'Coord_Y', 172, 1379, False, True), (1, 'Coord_Z', 172, 1379, False, True), (1, 'CostPerUnit', 167, 1379, False, False), (1, 'DSAKeyValue', 6, 1379, False, False), (1, 'DepartureTime', 240, 1379, False, True), (1, 'DigestMethod', 16, 1379, False, False), (1, 'DigestValue', 19, 1379, False, True), (1, 'DisplayParameters', 227, 1379, False, False), (1, 'EIRP', 167, 1379, False, False), (1, 'EVDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'EVDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'EVDevicePairingMethodList', 480, 1379, False, False), (1, 'EVMaximumEnergyRequest', 167, 1379, False, False), (1, 'EVMinimumEnergyRequest', 167, 1379, False, False), (1, 'EVPCChargeDiagnostics', 244, 1379, False, True), (1, 'EVPCCoilCurrentInformation', 167, 1379, False, False), (1, 'EVPCCoilCurrentRequest', 167, 1379, False, False), (1, 'EVPCCurrentOutputInformation', 167, 1379, False, False), (1, 'EVPCDeviceLocalControl', 242, 1379, False, True), (1, 'EVPCMaxReceivablePower', 167, 1379, False, False), (1, 'EVPCNaturalFrequency', 167, 1379, False, False), (1, 'EVPCOperatingFrequency', 167, 1379, False, False), (1, 'EVPCPowerControlParameter', 246, 1379, False, False), (1, 'EVPCPowerOutput', 167, 1379, False, False), (1, 'EVPCPowerRequest', 167, 1379, False, False), (1, 'EVPCVoltageOutputInformation', 167, 1379, False, False), (1, 'EVProcessing', 165, 1379, False, True), (1, 'EVResultCode', 174, 1379, False, True), (1, 'EVSENotification', 285, 1379, False, True), (1, 'EVSEProcessing', 165, 1379, False, True), (1, 'EVSEStatus', 280, 1379, False, False), (1, 'EVTargetEnergyRequest', 167, 1379, False, False), (1, 'EnergyCosts', 316, 1379, False, False), (1, 'Exponent', 14, 1379, False, True), (1, 'Exponent', 170, 1379, False, True), (1, 'G', 14, 1379, False, True), (1, 'HMACOutputLength', 122, 1379, False, True), (1, 'Header', 157, 1379, False, False), (1, 'IPAddress', 1376, 1379, False, True), (1, 'IndexNumber', 283, 1379, False, True), (1, 'InletHot', 242, 1379, False, True), (1, 'J', 14, 1379, False, True), (1, 'KeyInfo', 21, 1379, False, False), (1, 'KeyName', 39, 1379, False, True), (1, 'KeyValue', 41, 1379, False, False), (1, 'LF_ReceiverSetupData', 1034, 1379, False, False), (1, 'LF_RxData', 414, 1379, False, False), (1, 'LF_SystemSetupData', 502, 1379, False, False), (1, 'LF_TransmitterSetupData', 505, 1379, False, False), (1, 'LF_TxData', 409, 1379, False, False), (1, 'Manifest', 90, 1379, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'MaximumSOC', 238, 1379, False, True), (1, 'MeterID', 296, 1379, False, True), (1, 'MeterInfo', 287, 1379, False, False), (1, 'MeterInfoRequested', 242, 1379, False, True), (1, 'MeterSignature', 298, 1379, False, True), (1, 'MeterStatus', 172, 1379, False, True), (1, 'MeterTimestamp', 163, 1379, False, True), (1, 'MgmtData', 39, 1379, False, True), (1, 'MinimumSOC', 238, 1379, False, True), (1, 'Modulus', 14, 1379, False, True), (1, 'NaturalOffset', 283, 1379, False, True), (1, 'NotificationMaxDelay', 283, 1379, False, True), (1, 'NumPackages', 403, 1379, False, True), (1, 'NumberOfReceivers', 403, 1379, False, True), (1, 'NumberOfTransmitters', 403, 1379, False, True), (1, 'Object', 101, 1379, False, False), (1, 'ObservedIDCode', 322, 1379, False, True), (1, 'OccupancyCosts', 316, 1379, False, False), (1, 'OverstayCosts', 316, 1379, False, False), (1, 'P', 14, 1379, False, True), (1, 'PDInputPowerClass', 377, 1379, False, True), (1, 'PDMaxCoilCurrent', 167, 1379, False, False), (1, 'PDMinCoilCurrent', 167, 1379, False, False), (1, 'PGPData', 79, 1379, False, False), (1, 'PGPKeyID', 77, 1379, False, True), (1, 'PGPKeyPacket', 77, 1379, False, True), (1, 'PackageIndex', 403, 1379, False, True), (1, 'PackageSeparationTime', 283, 1379, False, True), (1, 'PgenCounter', 14, 1379, False, True), (1, 'Port', 283, 1379, False, True), (1, 'PowerTransmitted', 167, 1379, False, False), (1, 'PresentSOC', 238, 1379, False, True), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1379, False, False), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 1379, False, False), (1, 'PrimaryDevicePairingMethodList', 480, 1379, False, False), (1, 'PulseDuration', 283, 1379, False, True), (1, 'PulseSeparationTime', 283, 1379, False, True), (1, 'PulseSequenceOrder', 1031, 1379, False, False), (1, 'Q', 14, 1379, False, True), (1, 'RSAKeyValue', 45, 1379, False, False), (1, 'RSSI', 167, 1379, False, False), (1, 'RSSIData', 419, 1379, False, False), (1, 'RSSIDataList', 421, 1379, False, False), (1, 'Receipt', 300, 1379, False, False), (1, 'Reference', 94, 1379, False, False), (1, 'RemainingTimeToMaximumSOC', 240, 1379, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 1379, False, True), (1, 'RemainingTimeToTargetSOC', 240, 1379, False, True), (1, 'ResponseCode', 200, 1379, False, True), (1, 'RetrievalMethod', 48, 1379, False, False), (1, 'RootCertificateID', 72, 1379, False, False), (1, 'RxIdentifier', 322, 1379, False, True), (1, 'RxSpecData', 764, 1379, False, False), (1, 'SDManufacturerSpecificDataContainer', 176, 1379, False, True), (1, 'SDMaxGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMaxGroundClearence', 283, 1379, False, True), (1, 'SDMaxOutputPower', 167, 1379, False, False), (1, 'SDMinGroundClearanceSupport', 283, 1379, False, True), (1, 'SDMinGroundClearence', 283, 1379, False, True), (1, 'SDMinOutputPower', 167, 1379, False, False), (1, 'SDPowerInput', 167, 1379, False, False), (1, 'SPCChargeDiagnostics', 324, 1379, False, True), (1, 'SPCMaxOutputPowerLimit', 167, 1379, False, False), (1, 'SPCMinOutputPowerLimit', 167, 1379, False, False), (1, 'SPCOperatingFrequency', 167, 1379, False, False), (1, 'SPCPowerControlParameter', 326, 1379, False, False), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 1379, False, False), (1, 'SPKIData', 85, 1379, False, False), (1, 'SPKISexp', 77, 1379, False, True), (1, 'SSID', 1372, 1379, False, True), (1, 'Seed', 14, 1379, False, True), (1, 'SessionID', 161, 1379, False, True), (1, 'SignalFrequency', 167, 1379, False, False), (1, 'Signature', 106, 1379, False, False), (1, 'SignatureMethod', 118, 1379, False, False), (1, 'SignatureProperties', 127, 1379, False, False), (1, 'SignatureProperty', 131, 1379, False, False), (1, 'SignatureValue', 124, 1379, False, False), (1, 'SignedInfo', 112, 1379, False, False), (1, 'SupplyDeviceCurrent', 167, 1379, False, False), (1, 'TargetCoilCurrent', 167, 1379, False, False), (1, 'TargetSOC', 238, 1379, False, True), (1, 'TaxCosts', 319, 1379, False, False), (1, 'TaxRuleID', 322, 1379, False, True), (1, 'TimeAnchor', 163, 1379, False, True), (1, 'TimeStamp', 163, 1379, False, True), (1, 'Transform', 55, 1379, False, False), (1, 'Transforms', 52, 1379, False, False), (1, 'TxIdentifier', 322, 1379, False, True), (1, 'TxPackageSpecData', 772, 1379, False, False), (1, 'TxRxIdentifier', 322, 1379, False, True), (1, 'TxRxOrientation', 768, 1379, False, False), (1, 'TxRxPosition', 768, 1379, False, False), (1, 'TxSpecData', 764, 1379, False, False), (1, 'Value', 172, 1379, False, True), (1, 'VendorSpecificDataContainer', 176, 1379, False, True), (1, 'WPT_AlignmentCheckMethod', 500, 1379, False, True), (1, 'WPT_AlignmentCheckReq', 136, 1379, False, False), (1, 'WPT_AlignmentCheckRes', 178, 1379, False, False), (1, 'WPT_ChargeLoopReq', 202, 1379, False, False), (1, 'WPT_ChargeLoopRes', 251, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 1379, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 1379, False, False), (1, 'WPT_FinePositioningMethod', 478, 1379, False, True), (1, 'WPT_FinePositioningReq', 379, 1379, False, False), (1, 'WPT_FinePositioningRes', 424, 1379, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 1379, False, False), (1, 'WPT_FinePositioningSetupRes', 1291, 1379, False, False), (1, 'WPT_LF_DataPackage', 405, 1379, False, False), (1, 'WPT_LF_DataPackageList', 400, 1379, False, False), (1, 'WPT_LF_RxDataList', 416, 1379, False, False), (1, 'WPT_LF_TxDataList', 411, 1379, False, False), (1, 'WPT_PairingMethod', 489, 1379, False, True), (1, 'WPT_PairingReq', 1315, 1379, False, False), (1, 'WPT_PairingRes', 1336, 1379, False, False), (1, 'X509CRL', 77, 1379, False, True), (1, 'X509Certificate', 77, 1379, False, True), (1, 'X509Data', 59, 1379, False, False), (1, 'X509IssuerName', 39, 1379, False, True), (1, 'X509IssuerSerial', 72, 1379, False, False), (1, 'X509SKI', 77, 1379, False, True), (1, 'X509SerialNumber', 75, 1379, False, True), (1, 'X509SubjectName', 39, 1379, False, True), (1, 'XPath', 39, 1379, False, True), (1, 'Y', 14, 1379, False, True), (4, None, None, 1379, False, False), (5, None, None, -1, False, False),)),  # 1379
-    (1, ((1, 'Header', 157, 1381, False, False),)),  # 1380
-    (2, ((1, 'DisplayParameters', 227, 1382, False, False), (1, 'MeterInfoRequested', 242, 1383, False, True),)),  # 1381
-    (1, ((1, 'MeterInfoRequested', 242, 1383, False, True),)),  # 1382
+    (6, ((1, 'CLReqControlMode', 1, 0, False, False, 5), (1, 'CLResControlMode', 2, 0, False, False, 5), (1, 'CanonicalizationMethod', 3, 0, False, False, 4), (1, 'DSAKeyValue', 6, 0, False, False, 4), (1, 'DigestMethod', 16, 0, False, False, 4), (1, 'DigestValue', 19, 0, False, True, 4), (1, 'KeyInfo', 21, 0, False, False, 4), (1, 'KeyName', 39, 0, False, True, 4), (1, 'KeyValue', 41, 0, False, False, 4), (1, 'Manifest', 90, 0, False, False, 4), (1, 'MgmtData', 39, 0, False, True, 4), (1, 'Object', 101, 0, False, False, 4), (1, 'PGPData', 79, 0, False, False, 4), (1, 'RSAKeyValue', 45, 0, False, False, 4), (1, 'Reference', 94, 0, False, False, 4), (1, 'RetrievalMethod', 48, 0, False, False, 4), (1, 'SPKIData', 85, 0, False, False, 4), (1, 'Signature', 106, 0, False, False, 4), (1, 'SignatureMethod', 118, 0, False, False, 4), (1, 'SignatureProperties', 127, 0, False, False, 4), (1, 'SignatureProperty', 131, 0, False, False, 4), (1, 'SignatureValue', 124, 0, False, False, 4), (1, 'SignedInfo', 112, 0, False, False, 4), (1, 'Transform', 55, 0, False, False, 4), (1, 'Transforms', 52, 0, False, False, 4), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False, 6), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False, 6), (1, 'WPT_ChargeLoopReq', 202, 0, False, False, 6), (1, 'WPT_ChargeLoopRes', 251, 0, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False, 6), (1, 'WPT_FinePositioningReq', 379, 0, False, False, 6), (1, 'WPT_FinePositioningRes', 424, 0, False, False, 6), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False, 6), (1, 'WPT_FinePositioningSetupRes', 1291, 0, False, False, 6), (1, 'WPT_PairingReq', 1315, 0, False, False, 6), (1, 'WPT_PairingRes', 1336, 0, False, False, 6), (1, 'X509Data', 59, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 1378
+    (8, ((1, 'AckMaxDelay', 283, 1379, False, True, 5), (1, 'AdditionalServicesCosts', 316, 1379, False, False, 5), (1, 'AlternativeSECC', 1367, 1379, False, False, 6), (1, 'AlternativeSECCList', 1358, 1379, False, False, 6), (1, 'Amount', 167, 1379, False, False, 5), (1, 'BPT_DischargedEnergyReadingWh', 163, 1379, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 1379, False, True, 5), (1, 'BSSID', 1374, 1379, False, True, 6), (1, 'BatteryEnergyCapacity', 167, 1379, False, False, 5), (1, 'CLReqControlMode', 1, 1379, False, False, 5), (1, 'CLResControlMode', 2, 1379, False, False, 5), (1, 'CanonicalizationMethod', 3, 1379, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 163, 1379, False, True, 5), (1, 'ChargedEnergyReadingWh', 163, 1379, False, True, 5), (1, 'ChargingComplete', 242, 1379, False, True, 5), (1, 'Coord_X', 172, 1379, False, True, 6), (1, 'Coord_Y', 172, 1379, False, True, 6), (1, 'Coord_Z', 172, 1379, False, True, 6), (1, 'CostPerUnit', 167, 1379, False, False, 5), (1, 'DSAKeyValue', 6, 1379, False, False, 4), (1, 'DepartureTime', 240, 1379, False, True, 5), (1, 'DigestMethod', 16, 1379, False, False, 4), (1, 'DigestValue', 19, 1379, False, True, 4), (1, 'DisplayParameters', 227, 1379, False, False, 5), (1, 'EIRP', 167, 1379, False, False, 6), (1, 'EVDeviceAlignmentCheckMethodList', 491, 1379, False, False, 6), (1, 'EVDeviceFinePositioningMethodList', 469, 1379, False, False, 6), (1, 'EVDevicePairingMethodList', 480, 1379, False, False, 6), (1, 'EVMaximumEnergyRequest', 167, 1379, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 1379, False, False, 5), (1, 'EVPCChargeDiagnostics', 244, 1379, False, True, 6), (1, 'EVPCCoilCurrentInformation', 167, 1379, False, False, 6), (1, 'EVPCCoilCurrentRequest', 167, 1379, False, False, 6), (1, 'EVPCCurrentOutputInformation', 167, 1379, False, False, 6), (1, 'EVPCDeviceLocalControl', 242, 1379, False, True, 6), (1, 'EVPCMaxReceivablePower', 167, 1379, False, False, 6), (1, 'EVPCNaturalFrequency', 167, 1379, False, False, 6), (1, 'EVPCOperatingFrequency', 167, 1379, False, False, 6), (1, 'EVPCPowerControlParameter', 246, 1379, False, False, 6), (1, 'EVPCPowerOutput', 167, 1379, False, False, 6), (1, 'EVPCPowerRequest', 167, 1379, False, False, 6), (1, 'EVPCVoltageOutputInformation', 167, 1379, False, False, 6), (1, 'EVProcessing', 165, 1379, False, True, 6), (1, 'EVResultCode', 174, 1379, False, True, 6), (1, 'EVSENotification', 285, 1379, False, True, 5), (1, 'EVSEProcessing', 165, 1379, False, True, 6), (1, 'EVSEStatus', 280, 1379, False, False, 5), (1, 'EVTargetEnergyRequest', 167, 1379, False, False, 5), (1, 'EnergyCosts', 316, 1379, False, False, 5), (1, 'Exponent', 14, 1379, False, True, 4), (1, 'Exponent', 170, 1379, False, True, 5), (1, 'G', 14, 1379, False, True, 4), (1, 'HMACOutputLength', 122, 1379, False, True, 4), (1, 'Header', 157, 1379, False, False, 5), (1, 'IPAddress', 1376, 1379, False, True, 6), (1, 'IndexNumber', 283, 1379, False, True, 6), (1, 'InletHot', 242, 1379, False, True, 5), (1, 'J', 14, 1379, False, True, 4), (1, 'KeyInfo', 21, 1379, False, False, 4), (1, 'KeyName', 39, 1379, False, True, 4), (1, 'KeyValue', 41, 1379, False, False, 4), (1, 'LF_ReceiverSetupData', 1034, 1379, False, False, 6), (1, 'LF_RxData', 414, 1379, False, False, 6), (1, 'LF_SystemSetupData', 502, 1379, False, False, 6), (1, 'LF_TransmitterSetupData', 505, 1379, False, False, 6), (1, 'LF_TxData', 409, 1379, False, False, 6), (1, 'Manifest', 90, 1379, False, False, 4), (1, 'ManufacturerSpecificDataContainer', 176, 1379, False, True, 6), (1, 'MaximumSOC', 238, 1379, False, True, 5), (1, 'MeterID', 296, 1379, False, True, 5), (1, 'MeterInfo', 287, 1379, False, False, 5), (1, 'MeterInfoRequested', 242, 1379, False, True, 5), (1, 'MeterSignature', 298, 1379, False, True, 5), (1, 'MeterStatus', 172, 1379, False, True, 5), (1, 'MeterTimestamp', 163, 1379, False, True, 5), (1, 'MgmtData', 39, 1379, False, True, 4), (1, 'MinimumSOC', 238, 1379, False, True, 5), (1, 'Modulus', 14, 1379, False, True, 4), (1, 'NaturalOffset', 283, 1379, False, True, 6), (1, 'NotificationMaxDelay', 283, 1379, False, True, 5), (1, 'NumPackages', 403, 1379, False, True, 6), (1, 'NumberOfReceivers', 403, 1379, False, True, 6), (1, 'NumberOfTransmitters', 403, 1379, False, True, 6), (1, 'Object', 101, 1379, False, False, 4), (1, 'ObservedIDCode', 322, 1379, False, True, 6), (1, 'OccupancyCosts', 316, 1379, False, False, 5), (1, 'OverstayCosts', 316, 1379, False, False, 5), (1, 'P', 14, 1379, False, True, 4), (1, 'PDInputPowerClass', 377, 1379, False, True, 6), (1, 'PDMaxCoilCurrent', 167, 1379, False, False, 6), (1, 'PDMinCoilCurrent', 167, 1379, False, False, 6), (1, 'PGPData', 79, 1379, False, False, 4), (1, 'PGPKeyID', 77, 1379, False, True, 4), (1, 'PGPKeyPacket', 77, 1379, False, True, 4), (1, 'PackageIndex', 403, 1379, False, True, 6), (1, 'PackageSeparationTime', 283, 1379, False, True, 6), (1, 'PgenCounter', 14, 1379, False, True, 4), (1, 'Port', 283, 1379, False, True, 6), (1, 'PowerTransmitted', 167, 1379, False, False, 6), (1, 'PresentSOC', 238, 1379, False, True, 5), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 1379, False, False, 6), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 1379, False, False, 6), (1, 'PrimaryDevicePairingMethodList', 480, 1379, False, False, 6), (1, 'PulseDuration', 283, 1379, False, True, 6), (1, 'PulseSeparationTime', 283, 1379, False, True, 6), (1, 'PulseSequenceOrder', 1031, 1379, False, False, 6), (1, 'Q', 14, 1379, False, True, 4), (1, 'RSAKeyValue', 45, 1379, False, False, 4), (1, 'RSSI', 167, 1379, False, False, 6), (1, 'RSSIData', 419, 1379, False, False, 6), (1, 'RSSIDataList', 421, 1379, False, False, 6), (1, 'Receipt', 300, 1379, False, False, 5), (1, 'Reference', 94, 1379, False, False, 4), (1, 'RemainingTimeToMaximumSOC', 240, 1379, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 1379, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 1379, False, True, 5), (1, 'ResponseCode', 200, 1379, False, True, 5), (1, 'RetrievalMethod', 48, 1379, False, False, 4), (1, 'RootCertificateID', 72, 1379, False, False, 5), (1, 'RxIdentifier', 322, 1379, False, True, 6), (1, 'RxSpecData', 764, 1379, False, False, 6), (1, 'SDManufacturerSpecificDataContainer', 176, 1379, False, True, 6), (1, 'SDMaxGroundClearanceSupport', 283, 1379, False, True, 6), (1, 'SDMaxGroundClearence', 283, 1379, False, True, 6), (1, 'SDMaxOutputPower', 167, 1379, False, False, 6), (1, 'SDMinGroundClearanceSupport', 283, 1379, False, True, 6), (1, 'SDMinGroundClearence', 283, 1379, False, True, 6), (1, 'SDMinOutputPower', 167, 1379, False, False, 6), (1, 'SDPowerInput', 167, 1379, False, False, 6), (1, 'SPCChargeDiagnostics', 324, 1379, False, True, 6), (1, 'SPCMaxOutputPowerLimit', 167, 1379, False, False, 6), (1, 'SPCMinOutputPowerLimit', 167, 1379, False, False, 6), (1, 'SPCOperatingFrequency', 167, 1379, False, False, 6), (1, 'SPCPowerControlParameter', 326, 1379, False, False, 6), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 1379, False, False, 6), (1, 'SPKIData', 85, 1379, False, False, 4), (1, 'SPKISexp', 77, 1379, False, True, 4), (1, 'SSID', 1372, 1379, False, True, 6), (1, 'Seed', 14, 1379, False, True, 4), (1, 'SessionID', 161, 1379, False, True, 5), (1, 'SignalFrequency', 167, 1379, False, False, 6), (1, 'Signature', 106, 1379, False, False, 4), (1, 'SignatureMethod', 118, 1379, False, False, 4), (1, 'SignatureProperties', 127, 1379, False, False, 4), (1, 'SignatureProperty', 131, 1379, False, False, 4), (1, 'SignatureValue', 124, 1379, False, False, 4), (1, 'SignedInfo', 112, 1379, False, False, 4), (1, 'SupplyDeviceCurrent', 167, 1379, False, False, 6), (1, 'TargetCoilCurrent', 167, 1379, False, False, 6), (1, 'TargetSOC', 238, 1379, False, True, 5), (1, 'TaxCosts', 319, 1379, False, False, 5), (1, 'TaxRuleID', 322, 1379, False, True, 5), (1, 'TimeAnchor', 163, 1379, False, True, 5), (1, 'TimeStamp', 163, 1379, False, True, 5), (1, 'Transform', 55, 1379, False, False, 4), (1, 'Transforms', 52, 1379, False, False, 4), (1, 'TxIdentifier', 322, 1379, False, True, 6), (1, 'TxPackageSpecData', 772, 1379, False, False, 6), (1, 'TxRxIdentifier', 322, 1379, False, True, 6), (1, 'TxRxOrientation', 768, 1379, False, False, 6), (1, 'TxRxPosition', 768, 1379, False, False, 6), (1, 'TxSpecData', 764, 1379, False, False, 6), (1, 'Value', 172, 1379, False, True, 5), (1, 'VendorSpecificDataContainer', 176, 1379, False, True, 6), (1, 'WPT_AlignmentCheckMethod', 500, 1379, False, True, 6), (1, 'WPT_AlignmentCheckReq', 136, 1379, False, False, 6), (1, 'WPT_AlignmentCheckRes', 178, 1379, False, False, 6), (1, 'WPT_ChargeLoopReq', 202, 1379, False, False, 6), (1, 'WPT_ChargeLoopRes', 251, 1379, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 1379, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 1379, False, False, 6), (1, 'WPT_FinePositioningMethod', 478, 1379, False, True, 6), (1, 'WPT_FinePositioningReq', 379, 1379, False, False, 6), (1, 'WPT_FinePositioningRes', 424, 1379, False, False, 6), (1, 'WPT_FinePositioningSetupReq', 445, 1379, False, False, 6), (1, 'WPT_FinePositioningSetupRes', 1291, 1379, False, False, 6), (1, 'WPT_LF_DataPackage', 405, 1379, False, False, 6), (1, 'WPT_LF_DataPackageList', 400, 1379, False, False, 6), (1, 'WPT_LF_RxDataList', 416, 1379, False, False, 6), (1, 'WPT_LF_TxDataList', 411, 1379, False, False, 6), (1, 'WPT_PairingMethod', 489, 1379, False, True, 6), (1, 'WPT_PairingReq', 1315, 1379, False, False, 6), (1, 'WPT_PairingRes', 1336, 1379, False, False, 6), (1, 'X509CRL', 77, 1379, False, True, 4), (1, 'X509Certificate', 77, 1379, False, True, 4), (1, 'X509Data', 59, 1379, False, False, 4), (1, 'X509IssuerName', 39, 1379, False, True, 4), (1, 'X509IssuerSerial', 72, 1379, False, False, 4), (1, 'X509SKI', 77, 1379, False, True, 4), (1, 'X509SerialNumber', 75, 1379, False, True, 4), (1, 'X509SubjectName', 39, 1379, False, True, 4), (1, 'XPath', 39, 1379, False, True, 4), (1, 'Y', 14, 1379, False, True, 4), (4, None, None, 1379, False, False), (5, None, None, -1, False, False),)),  # 1379
+    (1, ((1, 'Header', 157, 1381, False, False, 5),)),  # 1380
+    (2, ((1, 'DisplayParameters', 227, 1382, False, False, 5), (1, 'MeterInfoRequested', 242, 1383, False, True, 5),)),  # 1381
+    (1, ((1, 'MeterInfoRequested', 242, 1383, False, True, 5),)),  # 1382
     (1, ((2, None, None, -1, False, False),)),  # 1383
-    (1, ((1, 'Header', 157, 1385, False, False),)),  # 1384
-    (1, ((1, 'ResponseCode', 200, 1386, False, True),)),  # 1385
-    (3, ((1, 'EVSEStatus', 280, 1387, False, False), (1, 'MeterInfo', 287, 1388, False, False), (1, 'Receipt', 300, 1389, False, False), (2, None, None, -1, False, False),)),  # 1386
-    (2, ((1, 'MeterInfo', 287, 1388, False, False), (1, 'Receipt', 300, 1389, False, False), (2, None, None, -1, False, False),)),  # 1387
-    (2, ((1, 'Receipt', 300, 1389, False, False), (2, None, None, -1, False, False),)),  # 1388
+    (1, ((1, 'Header', 157, 1385, False, False, 5),)),  # 1384
+    (1, ((1, 'ResponseCode', 200, 1386, False, True, 5),)),  # 1385
+    (3, ((1, 'EVSEStatus', 280, 1387, False, False, 5), (1, 'MeterInfo', 287, 1388, False, False, 5), (1, 'Receipt', 300, 1389, False, False, 5), (2, None, None, -1, False, False),)),  # 1386
+    (2, ((1, 'MeterInfo', 287, 1388, False, False, 5), (1, 'Receipt', 300, 1389, False, False, 5), (2, None, None, -1, False, False),)),  # 1387
+    (2, ((1, 'Receipt', 300, 1389, False, False, 5), (2, None, None, -1, False, False),)),  # 1388
     (1, ((2, None, None, -1, False, False),)),  # 1389
-    (1, ((1, 'Header', 157, 1391, False, False),)),  # 1390
+    (1, ((1, 'Header', 157, 1391, False, False, 5),)),  # 1390
     (1, ((2, None, None, -1, False, False),)),  # 1391
-    (1, ((1, 'Header', 157, 1393, False, False),)),  # 1392
-    (1, ((1, 'ResponseCode', 200, 1394, False, True),)),  # 1393
+    (1, ((1, 'Header', 157, 1393, False, False, 5),)),  # 1392
+    (1, ((1, 'ResponseCode', 200, 1394, False, True, 5),)),  # 1393
     (1, ((2, None, None, -1, False, False),)),  # 1394
-    (2, ((1, 'DepartureTime', 240, 1396, False, True), (1, 'EVTargetEnergyRequest', 167, 1397, False, False),)),  # 1395
-    (1, ((1, 'EVTargetEnergyRequest', 167, 1397, False, False),)),  # 1396
-    (1, ((1, 'EVMaximumEnergyRequest', 167, 1398, False, False),)),  # 1397
-    (1, ((1, 'EVMinimumEnergyRequest', 167, 1399, False, False),)),  # 1398
+    (2, ((1, 'DepartureTime', 240, 1396, False, True, 5), (1, 'EVTargetEnergyRequest', 167, 1397, False, False, 5),)),  # 1395
+    (1, ((1, 'EVTargetEnergyRequest', 167, 1397, False, False, 5),)),  # 1396
+    (1, ((1, 'EVMaximumEnergyRequest', 167, 1398, False, False, 5),)),  # 1397
+    (1, ((1, 'EVMinimumEnergyRequest', 167, 1399, False, False, 5),)),  # 1398
     (1, ((2, None, None, -1, False, False),)),  # 1399
-    (3, ((1, 'DepartureTime', 240, 1401, False, True), (1, 'MinimumSOC', 238, 1402, False, True), (1, 'TargetSOC', 238, 1403, False, True), (1, 'AckMaxDelay', 283, 1404, False, True), (2, None, None, -1, False, False),)),  # 1400
-    (3, ((1, 'MinimumSOC', 238, 1402, False, True), (1, 'TargetSOC', 238, 1403, False, True), (1, 'AckMaxDelay', 283, 1404, False, True), (2, None, None, -1, False, False),)),  # 1401
-    (2, ((1, 'TargetSOC', 238, 1403, False, True), (1, 'AckMaxDelay', 283, 1404, False, True), (2, None, None, -1, False, False),)),  # 1402
-    (2, ((1, 'AckMaxDelay', 283, 1404, False, True), (2, None, None, -1, False, False),)),  # 1403
+    (3, ((1, 'DepartureTime', 240, 1401, False, True, 5), (1, 'MinimumSOC', 238, 1402, False, True, 5), (1, 'TargetSOC', 238, 1403, False, True, 5), (1, 'AckMaxDelay', 283, 1404, False, True, 5), (2, None, None, -1, False, False),)),  # 1400
+    (3, ((1, 'MinimumSOC', 238, 1402, False, True, 5), (1, 'TargetSOC', 238, 1403, False, True, 5), (1, 'AckMaxDelay', 283, 1404, False, True, 5), (2, None, None, -1, False, False),)),  # 1401
+    (2, ((1, 'TargetSOC', 238, 1403, False, True, 5), (1, 'AckMaxDelay', 283, 1404, False, True, 5), (2, None, None, -1, False, False),)),  # 1402
+    (2, ((1, 'AckMaxDelay', 283, 1404, False, True, 5), (2, None, None, -1, False, False),)),  # 1403
     (1, ((2, None, None, -1, False, False),)),  # 1404
-    (1, ((1, 'RootCertificateID', 72, 1406, True, False),)),  # 1405
-    _run(19, 2, ((1, 'RootCertificateID', 72, '+', True, False), (2, None, None, -1, False, False),)),  # 1406..1424
+    (1, ((1, 'RootCertificateID', 72, 1406, True, False, 5),)),  # 1405
+    _run(19, 2, ((1, 'RootCertificateID', 72, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 1406..1424
     (1, ((2, None, None, -1, False, False),)),  # 1425
-    (3, ((1, 'EVTargetEnergyRequest', 167, 1427, False, False), (1, 'EVMaximumEnergyRequest', 167, 1428, False, False), (1, 'EVMinimumEnergyRequest', 167, 1429, False, False), (2, None, None, -1, False, False),)),  # 1426
-    (2, ((1, 'EVMaximumEnergyRequest', 167, 1428, False, False), (1, 'EVMinimumEnergyRequest', 167, 1429, False, False), (2, None, None, -1, False, False),)),  # 1427
-    (2, ((1, 'EVMinimumEnergyRequest', 167, 1429, False, False), (2, None, None, -1, False, False),)),  # 1428
+    (3, ((1, 'EVTargetEnergyRequest', 167, 1427, False, False, 5), (1, 'EVMaximumEnergyRequest', 167, 1428, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 1429, False, False, 5), (2, None, None, -1, False, False),)),  # 1426
+    (2, ((1, 'EVMaximumEnergyRequest', 167, 1428, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 1429, False, False, 5), (2, None, None, -1, False, False),)),  # 1427
+    (2, ((1, 'EVMinimumEnergyRequest', 167, 1429, False, False, 5), (2, None, None, -1, False, False),)),  # 1428
     (1, ((2, None, None, -1, False, False),)),  # 1429
     (1, ((2, None, None, -1, False, False),)),  # 1430
-    (1, ((1, 'Header', 157, 1432, False, False),)),  # 1431
+    (1, ((1, 'Header', 157, 1432, False, False, 5),)),  # 1431
     (1, ((2, None, None, -1, False, False),)),  # 1432
-    (1, ((1, 'Header', 157, 1434, False, False),)),  # 1433
+    (1, ((1, 'Header', 157, 1434, False, False, 5),)),  # 1433
     (1, ((2, None, None, -1, False, False),)),  # 1434
-    (1, ((1, 'Header', 157, 1436, False, False),)),  # 1435
-    (1, ((1, 'ResponseCode', 200, 1437, False, True),)),  # 1436
+    (1, ((1, 'Header', 157, 1436, False, False, 5),)),  # 1435
+    (1, ((1, 'ResponseCode', 200, 1437, False, True, 5),)),  # 1436
     (1, ((2, None, None, -1, False, False),)),  # 1437
     (1, ((3, 'value', T29, 1439, False, False),)),  # 1438
     (1, ((2, None, None, -1, False, False),)),  # 1439

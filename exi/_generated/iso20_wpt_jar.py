@@ -81,148 +81,148 @@ STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
     (1, ((2, None, None, -1, False, False),)),  # 1
     (1, ((2, None, None, -1, False, False),)),  # 2
-    (1, ((0, 'Algorithm', T0, 4, False, False),)),  # 3
+    (1, ((0, 'Algorithm', T0, 4, False, False, 0),)),  # 3
     (2, ((4, None, None, 5, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 4, False, False),)),  # 4
     (2, ((4, None, None, 5, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 5, False, False),)),  # 5
-    (2, ((1, 'P', 14, 7, False, True), (1, 'G', 14, 8, False, True), (1, 'Y', 14, 9, False, True),)),  # 6
-    (1, ((1, 'Q', 14, 13, False, True),)),  # 7
-    (1, ((1, 'Y', 14, 9, False, True),)),  # 8
-    (2, ((1, 'J', 14, 10, False, True), (1, 'Seed', 14, 11, False, True), (2, None, None, -1, False, False),)),  # 9
-    (2, ((1, 'Seed', 14, 11, False, True), (2, None, None, -1, False, False),)),  # 10
-    (1, ((1, 'PgenCounter', 14, 12, False, True),)),  # 11
+    (2, ((1, 'P', 14, 7, False, True, 4), (1, 'G', 14, 8, False, True, 4), (1, 'Y', 14, 9, False, True, 4),)),  # 6
+    (1, ((1, 'Q', 14, 13, False, True, 4),)),  # 7
+    (1, ((1, 'Y', 14, 9, False, True, 4),)),  # 8
+    (2, ((1, 'J', 14, 10, False, True, 4), (1, 'Seed', 14, 11, False, True, 4), (2, None, None, -1, False, False),)),  # 9
+    (2, ((1, 'Seed', 14, 11, False, True, 4), (2, None, None, -1, False, False),)),  # 10
+    (1, ((1, 'PgenCounter', 14, 12, False, True, 4),)),  # 11
     (1, ((2, None, None, -1, False, False),)),  # 12
-    (2, ((1, 'G', 14, 8, False, True), (1, 'Y', 14, 9, False, True),)),  # 13
+    (2, ((1, 'G', 14, 8, False, True, 4), (1, 'Y', 14, 9, False, True, 4),)),  # 13
     (1, ((3, 'value', T1, 15, False, False),)),  # 14
     (1, ((2, None, None, -1, False, False),)),  # 15
-    (1, ((0, 'Algorithm', T0, 17, False, False),)),  # 16
+    (1, ((0, 'Algorithm', T0, 17, False, False, 0),)),  # 16
     (2, ((4, None, None, 18, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 17, False, False),)),  # 17
     (2, ((4, None, None, 18, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 18, False, False),)),  # 18
     (1, ((3, 'value', T1, 20, False, False),)),  # 19
     (1, ((2, None, None, -1, False, False),)),  # 20
-    (4, ((0, 'Id', T0, 22, False, False), (1, 'KeyName', 39, 23, True, True), (1, 'KeyValue', 41, 24, True, False), (1, 'RetrievalMethod', 48, 25, True, False), (1, 'X509Data', 59, 26, True, False), (1, 'PGPData', 79, 27, True, False), (1, 'SPKIData', 85, 28, True, False), (1, 'MgmtData', 39, 29, True, True), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 21
-    (4, ((1, 'KeyName', 39, 23, True, True), (1, 'KeyValue', 41, 24, True, False), (1, 'RetrievalMethod', 48, 25, True, False), (1, 'X509Data', 59, 26, True, False), (1, 'PGPData', 79, 27, True, False), (1, 'SPKIData', 85, 28, True, False), (1, 'MgmtData', 39, 29, True, True), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 22
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 37, False, False),)),  # 37
-    (4, ((1, 'KeyName', 39, 31, True, True), (1, 'KeyValue', 41, 32, True, False), (1, 'RetrievalMethod', 48, 33, True, False), (1, 'X509Data', 59, 34, True, False), (1, 'PGPData', 79, 35, True, False), (1, 'SPKIData', 85, 36, True, False), (1, 'MgmtData', 39, 37, True, True), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 38, False, False),)),  # 38
+    (4, ((0, 'Id', T0, 22, False, False, 0), (1, 'KeyName', 39, 23, True, True, 4), (1, 'KeyValue', 41, 24, True, False, 4), (1, 'RetrievalMethod', 48, 25, True, False, 4), (1, 'X509Data', 59, 26, True, False, 4), (1, 'PGPData', 79, 27, True, False, 4), (1, 'SPKIData', 85, 28, True, False, 4), (1, 'MgmtData', 39, 29, True, True, 4), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 21
+    (4, ((1, 'KeyName', 39, 23, True, True, 4), (1, 'KeyValue', 41, 24, True, False, 4), (1, 'RetrievalMethod', 48, 25, True, False, 4), (1, 'X509Data', 59, 26, True, False, 4), (1, 'PGPData', 79, 27, True, False, 4), (1, 'SPKIData', 85, 28, True, False, 4), (1, 'MgmtData', 39, 29, True, True, 4), (4, None, None, 30, True, False), (3, 'value', T0, 22, False, False),)),  # 22
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 37, False, False),)),  # 37
+    (4, ((1, 'KeyName', 39, 31, True, True, 4), (1, 'KeyValue', 41, 32, True, False, 4), (1, 'RetrievalMethod', 48, 33, True, False, 4), (1, 'X509Data', 59, 34, True, False, 4), (1, 'PGPData', 79, 35, True, False, 4), (1, 'SPKIData', 85, 36, True, False, 4), (1, 'MgmtData', 39, 37, True, True, 4), (4, None, None, 38, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 38, False, False),)),  # 38
     (1, ((3, 'value', T0, 40, False, False),)),  # 39
     (1, ((2, None, None, -1, False, False),)),  # 40
-    (3, ((1, 'DSAKeyValue', 6, 42, False, False), (1, 'RSAKeyValue', 45, 43, False, False), (4, None, None, 44, False, False), (3, 'value', T0, 41, False, False),)),  # 41
+    (3, ((1, 'DSAKeyValue', 6, 42, False, False, 4), (1, 'RSAKeyValue', 45, 43, False, False, 4), (4, None, None, 44, False, False), (3, 'value', T0, 41, False, False),)),  # 41
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 42, False, False),)),  # 42
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 43, False, False),)),  # 43
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 44, False, False),)),  # 44
-    (1, ((1, 'Modulus', 14, 46, False, True),)),  # 45
-    (1, ((1, 'Exponent', 14, 47, False, True),)),  # 46
+    (1, ((1, 'Modulus', 14, 46, False, True, 4),)),  # 45
+    (1, ((1, 'Exponent', 14, 47, False, True, 4),)),  # 46
     (1, ((2, None, None, -1, False, False),)),  # 47
-    (3, ((0, 'Type', T0, 49, False, False), (0, 'URI', T0, 50, False, False), (1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 48
-    (2, ((0, 'URI', T0, 50, False, False), (1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 49
-    (2, ((1, 'Transforms', 52, 51, False, False), (2, None, None, -1, False, False),)),  # 50
+    (3, ((0, 'Type', T0, 49, False, False, 0), (0, 'URI', T0, 50, False, False, 0), (1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 48
+    (2, ((0, 'URI', T0, 50, False, False, 0), (1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 49
+    (2, ((1, 'Transforms', 52, 51, False, False, 4), (2, None, None, -1, False, False),)),  # 50
     (1, ((2, None, None, -1, False, False),)),  # 51
-    (1, ((1, 'Transform', 55, 53, True, False),)),  # 52
-    (2, ((1, 'Transform', 55, 54, True, False), (2, None, None, -1, False, False),)),  # 53
-    (2, ((1, 'Transform', 55, 54, True, False), (2, None, None, -1, False, False),)),  # 54
-    (1, ((0, 'Algorithm', T0, 56, False, False),)),  # 55
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 57, False, False),)),  # 57
-    (3, ((1, 'XPath', 39, 58, True, True), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 58, False, False),)),  # 58
-    (3, ((1, 'X509IssuerSerial', 72, 60, True, False), (1, 'X509SKI', 77, 61, True, True), (1, 'X509SubjectName', 39, 62, True, True), (1, 'X509Certificate', 77, 63, True, True), (1, 'X509CRL', 77, 64, True, True), (4, None, None, 65, True, False),)),  # 59
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 60
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 61
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 62
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 63
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 64
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 65
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 66
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 67
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 68
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 69
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 70
-    (3, ((1, 'X509IssuerSerial', 72, 66, True, False), (1, 'X509SKI', 77, 67, True, True), (1, 'X509SubjectName', 39, 68, True, True), (1, 'X509Certificate', 77, 69, True, True), (1, 'X509CRL', 77, 70, True, True), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 71
-    (1, ((1, 'X509IssuerName', 39, 73, False, True),)),  # 72
-    (1, ((1, 'X509SerialNumber', 75, 74, False, True),)),  # 73
+    (1, ((1, 'Transform', 55, 53, True, False, 4),)),  # 52
+    (2, ((1, 'Transform', 55, 54, True, False, 4), (2, None, None, -1, False, False),)),  # 53
+    (2, ((1, 'Transform', 55, 54, True, False, 4), (2, None, None, -1, False, False),)),  # 54
+    (1, ((0, 'Algorithm', T0, 56, False, False, 0),)),  # 55
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 57, False, False),)),  # 57
+    (3, ((1, 'XPath', 39, 58, True, True, 4), (4, None, None, 57, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 58, False, False),)),  # 58
+    (3, ((1, 'X509IssuerSerial', 72, 60, True, False, 4), (1, 'X509SKI', 77, 61, True, True, 4), (1, 'X509SubjectName', 39, 62, True, True, 4), (1, 'X509Certificate', 77, 63, True, True, 4), (1, 'X509CRL', 77, 64, True, True, 4), (4, None, None, 65, True, False),)),  # 59
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 60
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 61
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 62
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 63
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 64
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 65
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 66
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 67
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 68
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 69
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 70
+    (3, ((1, 'X509IssuerSerial', 72, 66, True, False, 4), (1, 'X509SKI', 77, 67, True, True, 4), (1, 'X509SubjectName', 39, 68, True, True, 4), (1, 'X509Certificate', 77, 69, True, True, 4), (1, 'X509CRL', 77, 70, True, True, 4), (4, None, None, 71, True, False), (2, None, None, -1, False, False),)),  # 71
+    (1, ((1, 'X509IssuerName', 39, 73, False, True, 4),)),  # 72
+    (1, ((1, 'X509SerialNumber', 75, 74, False, True, 4),)),  # 73
     (1, ((2, None, None, -1, False, False),)),  # 74
     (1, ((3, 'value', T2, 76, False, False),)),  # 75
     (1, ((2, None, None, -1, False, False),)),  # 76
     (1, ((3, 'value', T1, 78, False, False),)),  # 77
     (1, ((2, None, None, -1, False, False),)),  # 78
-    (2, ((1, 'PGPKeyID', 77, 80, False, True), (1, 'PGPKeyPacket', 77, 81, False, True),)),  # 79
-    (2, ((1, 'PGPKeyPacket', 77, 83, False, True), (4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 80
+    (2, ((1, 'PGPKeyID', 77, 80, False, True, 4), (1, 'PGPKeyPacket', 77, 81, False, True, 4),)),  # 79
+    (2, ((1, 'PGPKeyPacket', 77, 83, False, True, 4), (4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 80
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 81
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 82
     (2, ((4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 83
     (2, ((4, None, None, 84, True, False), (2, None, None, -1, False, False),)),  # 84
-    (1, ((1, 'SPKISexp', 77, 86, True, True),)),  # 85
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (2, None, None, -1, False, False),)),  # 87
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (4, None, None, 89, True, False), (2, None, None, -1, False, False),)),  # 88
-    (2, ((1, 'SPKISexp', 77, 88, True, True), (2, None, None, -1, False, False),)),  # 89
-    (2, ((0, 'Id', T0, 91, False, False), (1, 'Reference', 94, 92, True, False),)),  # 90
-    (1, ((1, 'Reference', 94, 92, True, False),)),  # 91
-    (2, ((1, 'Reference', 94, 93, True, False), (2, None, None, -1, False, False),)),  # 92
-    (2, ((1, 'Reference', 94, 93, True, False), (2, None, None, -1, False, False),)),  # 93
-    (3, ((0, 'Id', T0, 95, False, False), (0, 'Type', T0, 96, False, False), (0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 94
-    (3, ((0, 'Type', T0, 96, False, False), (0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 95
-    (2, ((0, 'URI', T0, 97, False, False), (1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 96
-    (2, ((1, 'Transforms', 52, 98, False, False), (1, 'DigestMethod', 16, 99, False, False),)),  # 97
-    (1, ((1, 'DigestMethod', 16, 99, False, False),)),  # 98
-    (1, ((1, 'DigestValue', 19, 100, False, True),)),  # 99
+    (1, ((1, 'SPKISexp', 77, 86, True, True, 4),)),  # 85
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (2, None, None, -1, False, False),)),  # 87
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (4, None, None, 89, True, False), (2, None, None, -1, False, False),)),  # 88
+    (2, ((1, 'SPKISexp', 77, 88, True, True, 4), (2, None, None, -1, False, False),)),  # 89
+    (2, ((0, 'Id', T0, 91, False, False, 0), (1, 'Reference', 94, 92, True, False, 4),)),  # 90
+    (1, ((1, 'Reference', 94, 92, True, False, 4),)),  # 91
+    (2, ((1, 'Reference', 94, 93, True, False, 4), (2, None, None, -1, False, False),)),  # 92
+    (2, ((1, 'Reference', 94, 93, True, False, 4), (2, None, None, -1, False, False),)),  # 93
+    (3, ((0, 'Id', T0, 95, False, False, 0), (0, 'Type', T0, 96, False, False, 0), (0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 94
+    (3, ((0, 'Type', T0, 96, False, False, 0), (0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 95
+    (2, ((0, 'URI', T0, 97, False, False, 0), (1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 96
+    (2, ((1, 'Transforms', 52, 98, False, False, 4), (1, 'DigestMethod', 16, 99, False, False, 4),)),  # 97
+    (1, ((1, 'DigestMethod', 16, 99, False, False, 4),)),  # 98
+    (1, ((1, 'DigestValue', 19, 100, False, True, 4),)),  # 99
     (1, ((2, None, None, -1, False, False),)),  # 100
-    (3, ((0, 'Encoding', T0, 102, False, False), (0, 'Id', T0, 103, False, False), (0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 101
-    (3, ((0, 'Id', T0, 103, False, False), (0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 102
-    (3, ((0, 'MimeType', T0, 104, False, False), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 103
+    (3, ((0, 'Encoding', T0, 102, False, False, 0), (0, 'Id', T0, 103, False, False, 0), (0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 101
+    (3, ((0, 'Id', T0, 103, False, False, 0), (0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 102
+    (3, ((0, 'MimeType', T0, 104, False, False, 0), (4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 103
     (2, ((4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 104, False, False),)),  # 104
     (2, ((4, None, None, 105, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 105, False, False),)),  # 105
-    (2, ((0, 'Id', T0, 107, False, False), (1, 'SignedInfo', 112, 108, False, False),)),  # 106
-    (1, ((1, 'SignedInfo', 112, 108, False, False),)),  # 107
-    (1, ((1, 'SignatureValue', 124, 109, False, False),)),  # 108
-    (2, ((1, 'KeyInfo', 21, 110, False, False), (1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 109
-    (2, ((1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 110
-    (2, ((1, 'Object', 101, 111, True, False), (2, None, None, -1, False, False),)),  # 111
-    (2, ((0, 'Id', T0, 113, False, False), (1, 'CanonicalizationMethod', 3, 114, False, False),)),  # 112
-    (1, ((1, 'CanonicalizationMethod', 3, 114, False, False),)),  # 113
-    (1, ((1, 'SignatureMethod', 118, 115, False, False),)),  # 114
-    (1, ((1, 'Reference', 94, 116, True, False),)),  # 115
-    (2, ((1, 'Reference', 94, 117, True, False), (2, None, None, -1, False, False),)),  # 116
-    (2, ((1, 'Reference', 94, 117, True, False), (2, None, None, -1, False, False),)),  # 117
-    (1, ((0, 'Algorithm', T0, 119, False, False),)),  # 118
-    (3, ((1, 'HMACOutputLength', 122, 120, False, True), (4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 119, False, False),)),  # 119
+    (2, ((0, 'Id', T0, 107, False, False, 0), (1, 'SignedInfo', 112, 108, False, False, 4),)),  # 106
+    (1, ((1, 'SignedInfo', 112, 108, False, False, 4),)),  # 107
+    (1, ((1, 'SignatureValue', 124, 109, False, False, 4),)),  # 108
+    (2, ((1, 'KeyInfo', 21, 110, False, False, 4), (1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 109
+    (2, ((1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 110
+    (2, ((1, 'Object', 101, 111, True, False, 4), (2, None, None, -1, False, False),)),  # 111
+    (2, ((0, 'Id', T0, 113, False, False, 0), (1, 'CanonicalizationMethod', 3, 114, False, False, 4),)),  # 112
+    (1, ((1, 'CanonicalizationMethod', 3, 114, False, False, 4),)),  # 113
+    (1, ((1, 'SignatureMethod', 118, 115, False, False, 4),)),  # 114
+    (1, ((1, 'Reference', 94, 116, True, False, 4),)),  # 115
+    (2, ((1, 'Reference', 94, 117, True, False, 4), (2, None, None, -1, False, False),)),  # 116
+    (2, ((1, 'Reference', 94, 117, True, False, 4), (2, None, None, -1, False, False),)),  # 117
+    (1, ((0, 'Algorithm', T0, 119, False, False, 0),)),  # 118
+    (3, ((1, 'HMACOutputLength', 122, 120, False, True, 4), (4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 119, False, False),)),  # 119
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 120, False, False),)),  # 120
     (2, ((4, None, None, 121, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 121, False, False),)),  # 121
     (1, ((3, 'value', T2, 123, False, False),)),  # 122
     (1, ((2, None, None, -1, False, False),)),  # 123
-    (2, ((0, 'Id', T0, 125, False, False), (3, 'value', T1, 126, False, False),)),  # 124
+    (2, ((0, 'Id', T0, 125, False, False, 0), (3, 'value', T1, 126, False, False),)),  # 124
     (1, ((3, 'value', T1, 126, False, False),)),  # 125
     (1, ((2, None, None, -1, False, False),)),  # 126
-    (2, ((0, 'Id', T0, 128, False, False), (1, 'SignatureProperty', 131, 129, True, False),)),  # 127
-    (1, ((1, 'SignatureProperty', 131, 129, True, False),)),  # 128
-    (2, ((1, 'SignatureProperty', 131, 130, True, False), (2, None, None, -1, False, False),)),  # 129
-    (2, ((1, 'SignatureProperty', 131, 130, True, False), (2, None, None, -1, False, False),)),  # 130
-    (2, ((0, 'Id', T0, 132, False, False), (0, 'Target', T0, 133, False, False),)),  # 131
-    (1, ((0, 'Target', T0, 133, False, False),)),  # 132
+    (2, ((0, 'Id', T0, 128, False, False, 0), (1, 'SignatureProperty', 131, 129, True, False, 4),)),  # 127
+    (1, ((1, 'SignatureProperty', 131, 129, True, False, 4),)),  # 128
+    (2, ((1, 'SignatureProperty', 131, 130, True, False, 4), (2, None, None, -1, False, False),)),  # 129
+    (2, ((1, 'SignatureProperty', 131, 130, True, False, 4), (2, None, None, -1, False, False),)),  # 130
+    (2, ((0, 'Id', T0, 132, False, False, 0), (0, 'Target', T0, 133, False, False, 0),)),  # 131
+    (1, ((0, 'Target', T0, 133, False, False, 0),)),  # 132
     (2, ((4, None, None, 134, True, False), (3, 'value', T0, 133, False, False),)),  # 133
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 134, False, False),)),  # 134
     (2, ((4, None, None, 135, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 135, False, False),)),  # 135
-    (1, ((1, 'Header', 157, 137, False, False),)),  # 136
-    (1, ((1, 'EVProcessing', 165, 138, False, True),)),  # 137
-    (2, ((1, 'TargetCoilCurrent', 167, 139, False, False), (1, 'EVResultCode', 174, 140, False, True),)),  # 138
-    (1, ((1, 'EVResultCode', 174, 140, False, True),)),  # 139
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 140..155
+    (1, ((1, 'Header', 157, 137, False, False, 5),)),  # 136
+    (1, ((1, 'EVProcessing', 165, 138, False, True, 6),)),  # 137
+    (2, ((1, 'TargetCoilCurrent', 167, 139, False, False, 6), (1, 'EVResultCode', 174, 140, False, True, 6),)),  # 138
+    (1, ((1, 'EVResultCode', 174, 140, False, True, 6),)),  # 139
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 140..155
     (1, ((2, None, None, -1, False, False),)),  # 156
-    (1, ((1, 'SessionID', 161, 158, False, True),)),  # 157
-    (1, ((1, 'TimeStamp', 163, 159, False, True),)),  # 158
-    (2, ((1, 'Signature', 106, 160, False, False), (2, None, None, -1, False, False),)),  # 159
+    (1, ((1, 'SessionID', 161, 158, False, True, 5),)),  # 157
+    (1, ((1, 'TimeStamp', 163, 159, False, True, 5),)),  # 158
+    (2, ((1, 'Signature', 106, 160, False, False, 4), (2, None, None, -1, False, False),)),  # 159
     (1, ((2, None, None, -1, False, False),)),  # 160
     (1, ((3, 'value', T3, 162, False, False),)),  # 161
     (1, ((2, None, None, -1, False, False),)),  # 162
@@ -230,8 +230,8 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 164
     (1, ((3, 'value', T5, 166, False, False),)),  # 165
     (1, ((2, None, None, -1, False, False),)),  # 166
-    (1, ((1, 'Exponent', 170, 168, False, True),)),  # 167
-    (1, ((1, 'Value', 172, 169, False, True),)),  # 168
+    (1, ((1, 'Exponent', 170, 168, False, True, 5),)),  # 167
+    (1, ((1, 'Value', 172, 169, False, True, 5),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
     (1, ((3, 'value', T6, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
@@ -241,35 +241,35 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 175
     (1, ((3, 'value', T9, 177, False, False),)),  # 176
     (1, ((2, None, None, -1, False, False),)),  # 177
-    (1, ((1, 'Header', 157, 179, False, False),)),  # 178
-    (1, ((1, 'ResponseCode', 200, 180, False, True),)),  # 179
-    (1, ((1, 'EVSEProcessing', 165, 181, False, True),)),  # 180
-    (3, ((1, 'PowerTransmitted', 167, 182, False, False), (1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 181
-    (2, ((1, 'SupplyDeviceCurrent', 167, 183, False, False), (1, 'VendorSpecificDataContainer', 176, 184, True, True), (2, None, None, -1, False, False),)),  # 182
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 183..198
+    (1, ((1, 'Header', 157, 179, False, False, 5),)),  # 178
+    (1, ((1, 'ResponseCode', 200, 180, False, True, 5),)),  # 179
+    (1, ((1, 'EVSEProcessing', 165, 181, False, True, 6),)),  # 180
+    (3, ((1, 'PowerTransmitted', 167, 182, False, False, 6), (1, 'SupplyDeviceCurrent', 167, 183, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 184, True, True, 6), (2, None, None, -1, False, False),)),  # 181
+    (2, ((1, 'SupplyDeviceCurrent', 167, 183, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 184, True, True, 6), (2, None, None, -1, False, False),)),  # 182
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 183..198
     (1, ((2, None, None, -1, False, False),)),  # 199
     (1, ((3, 'value', T10, 201, False, False),)),  # 200
     (1, ((2, None, None, -1, False, False),)),  # 201
-    (1, ((1, 'Header', 157, 203, False, False),)),  # 202
-    (2, ((1, 'DisplayParameters', 227, 204, False, False), (1, 'MeterInfoRequested', 242, 205, False, True),)),  # 203
-    (1, ((1, 'MeterInfoRequested', 242, 205, False, True),)),  # 204
-    (1, ((1, 'EVPCPowerRequest', 167, 206, False, False),)),  # 205
-    (1, ((1, 'EVPCPowerOutput', 167, 207, False, False),)),  # 206
-    (1, ((1, 'EVPCChargeDiagnostics', 244, 208, False, True),)),  # 207
-    (3, ((1, 'EVPCOperatingFrequency', 167, 209, False, False), (1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 208
-    (2, ((1, 'EVPCPowerControlParameter', 246, 210, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True), (2, None, None, -1, False, False),)),  # 209
-    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 210..225
+    (1, ((1, 'Header', 157, 203, False, False, 5),)),  # 202
+    (2, ((1, 'DisplayParameters', 227, 204, False, False, 5), (1, 'MeterInfoRequested', 242, 205, False, True, 5),)),  # 203
+    (1, ((1, 'MeterInfoRequested', 242, 205, False, True, 5),)),  # 204
+    (1, ((1, 'EVPCPowerRequest', 167, 206, False, False, 6),)),  # 205
+    (1, ((1, 'EVPCPowerOutput', 167, 207, False, False, 6),)),  # 206
+    (1, ((1, 'EVPCChargeDiagnostics', 244, 208, False, True, 6),)),  # 207
+    (3, ((1, 'EVPCOperatingFrequency', 167, 209, False, False, 6), (1, 'EVPCPowerControlParameter', 246, 210, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True, 6), (2, None, None, -1, False, False),)),  # 208
+    (2, ((1, 'EVPCPowerControlParameter', 246, 210, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 211, True, True, 6), (2, None, None, -1, False, False),)),  # 209
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 210..225
     (1, ((2, None, None, -1, False, False),)),  # 226
-    (4, ((1, 'PresentSOC', 238, 228, False, True), (1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 227
-    (4, ((1, 'MinimumSOC', 238, 229, False, True), (1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 228
-    (4, ((1, 'TargetSOC', 238, 230, False, True), (1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 229
-    (4, ((1, 'MaximumSOC', 238, 231, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 230
-    (3, ((1, 'RemainingTimeToMinimumSOC', 240, 232, False, True), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 231
-    (3, ((1, 'RemainingTimeToTargetSOC', 240, 233, False, True), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 232
-    (3, ((1, 'RemainingTimeToMaximumSOC', 240, 234, False, True), (1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 233
-    (3, ((1, 'ChargingComplete', 242, 235, False, True), (1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 234
-    (2, ((1, 'BatteryEnergyCapacity', 167, 236, False, False), (1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 235
-    (2, ((1, 'InletHot', 242, 237, False, True), (2, None, None, -1, False, False),)),  # 236
+    (4, ((1, 'PresentSOC', 238, 228, False, True, 5), (1, 'MinimumSOC', 238, 229, False, True, 5), (1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 227
+    (4, ((1, 'MinimumSOC', 238, 229, False, True, 5), (1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 228
+    (4, ((1, 'TargetSOC', 238, 230, False, True, 5), (1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 229
+    (4, ((1, 'MaximumSOC', 238, 231, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 230
+    (3, ((1, 'RemainingTimeToMinimumSOC', 240, 232, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 231
+    (3, ((1, 'RemainingTimeToTargetSOC', 240, 233, False, True, 5), (1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 232
+    (3, ((1, 'RemainingTimeToMaximumSOC', 240, 234, False, True, 5), (1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 233
+    (3, ((1, 'ChargingComplete', 242, 235, False, True, 5), (1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 234
+    (2, ((1, 'BatteryEnergyCapacity', 167, 236, False, False, 5), (1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 235
+    (2, ((1, 'InletHot', 242, 237, False, True, 5), (2, None, None, -1, False, False),)),  # 236
     (1, ((2, None, None, -1, False, False),)),  # 237
     (1, ((3, 'value', T11, 239, False, False),)),  # 238
     (1, ((2, None, None, -1, False, False),)),  # 239
@@ -279,215 +279,215 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 243
     (1, ((3, 'value', T14, 245, False, False),)),  # 244
     (1, ((2, None, None, -1, False, False),)),  # 245
-    (1, ((1, 'EVPCCoilCurrentRequest', 167, 247, False, False),)),  # 246
-    (1, ((1, 'EVPCCoilCurrentInformation', 167, 248, False, False),)),  # 247
-    (1, ((1, 'EVPCCurrentOutputInformation', 167, 249, False, False),)),  # 248
-    (1, ((1, 'EVPCVoltageOutputInformation', 167, 250, False, False),)),  # 249
+    (1, ((1, 'EVPCCoilCurrentRequest', 167, 247, False, False, 6),)),  # 246
+    (1, ((1, 'EVPCCoilCurrentInformation', 167, 248, False, False, 6),)),  # 247
+    (1, ((1, 'EVPCCurrentOutputInformation', 167, 249, False, False, 6),)),  # 248
+    (1, ((1, 'EVPCVoltageOutputInformation', 167, 250, False, False, 6),)),  # 249
     (1, ((2, None, None, -1, False, False),)),  # 250
-    (1, ((1, 'Header', 157, 252, False, False),)),  # 251
-    (1, ((1, 'ResponseCode', 200, 253, False, True),)),  # 252
-    (3, ((1, 'EVSEStatus', 280, 254, False, False), (1, 'MeterInfo', 287, 255, False, False), (1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 253
-    (2, ((1, 'MeterInfo', 287, 255, False, False), (1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 254
-    (2, ((1, 'Receipt', 300, 256, False, False), (1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 255
-    (1, ((1, 'EVPCPowerRequest', 167, 257, False, False),)),  # 256
-    (2, ((1, 'SDPowerInput', 167, 258, False, False), (1, 'SPCMaxOutputPowerLimit', 167, 259, False, False),)),  # 257
-    (1, ((1, 'SPCMaxOutputPowerLimit', 167, 259, False, False),)),  # 258
-    (1, ((1, 'SPCMinOutputPowerLimit', 167, 260, False, False),)),  # 259
-    (1, ((1, 'SPCChargeDiagnostics', 324, 261, False, True),)),  # 260
-    (3, ((1, 'SPCOperatingFrequency', 167, 262, False, False), (1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 261
-    (2, ((1, 'SPCPowerControlParameter', 326, 263, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True), (2, None, None, -1, False, False),)),  # 262
-    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 263..278
+    (1, ((1, 'Header', 157, 252, False, False, 5),)),  # 251
+    (1, ((1, 'ResponseCode', 200, 253, False, True, 5),)),  # 252
+    (3, ((1, 'EVSEStatus', 280, 254, False, False, 5), (1, 'MeterInfo', 287, 255, False, False, 5), (1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 253
+    (2, ((1, 'MeterInfo', 287, 255, False, False, 5), (1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 254
+    (2, ((1, 'Receipt', 300, 256, False, False, 5), (1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 255
+    (1, ((1, 'EVPCPowerRequest', 167, 257, False, False, 6),)),  # 256
+    (2, ((1, 'SDPowerInput', 167, 258, False, False, 6), (1, 'SPCMaxOutputPowerLimit', 167, 259, False, False, 6),)),  # 257
+    (1, ((1, 'SPCMaxOutputPowerLimit', 167, 259, False, False, 6),)),  # 258
+    (1, ((1, 'SPCMinOutputPowerLimit', 167, 260, False, False, 6),)),  # 259
+    (1, ((1, 'SPCChargeDiagnostics', 324, 261, False, True, 6),)),  # 260
+    (3, ((1, 'SPCOperatingFrequency', 167, 262, False, False, 6), (1, 'SPCPowerControlParameter', 326, 263, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True, 6), (2, None, None, -1, False, False),)),  # 261
+    (2, ((1, 'SPCPowerControlParameter', 326, 263, False, False, 6), (1, 'ManufacturerSpecificDataContainer', 176, 264, True, True, 6), (2, None, None, -1, False, False),)),  # 262
+    _run(16, 2, ((1, 'ManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 263..278
     (1, ((2, None, None, -1, False, False),)),  # 279
-    (1, ((1, 'NotificationMaxDelay', 283, 281, False, True),)),  # 280
-    (1, ((1, 'EVSENotification', 285, 282, False, True),)),  # 281
+    (1, ((1, 'NotificationMaxDelay', 283, 281, False, True, 5),)),  # 280
+    (1, ((1, 'EVSENotification', 285, 282, False, True, 5),)),  # 281
     (1, ((2, None, None, -1, False, False),)),  # 282
     (1, ((3, 'value', T15, 284, False, False),)),  # 283
     (1, ((2, None, None, -1, False, False),)),  # 284
     (1, ((3, 'value', T16, 286, False, False),)),  # 285
     (1, ((2, None, None, -1, False, False),)),  # 286
-    (1, ((1, 'MeterID', 296, 288, False, True),)),  # 287
-    (1, ((1, 'ChargedEnergyReadingWh', 163, 289, False, True),)),  # 288
-    (3, ((1, 'BPT_DischargedEnergyReadingWh', 163, 290, False, True), (1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 289
-    (3, ((1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 290
-    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True), (1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 291
-    (3, ((1, 'MeterSignature', 298, 293, False, True), (1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 292
-    (2, ((1, 'MeterStatus', 172, 294, False, True), (1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 293
-    (2, ((1, 'MeterTimestamp', 163, 295, False, True), (2, None, None, -1, False, False),)),  # 294
+    (1, ((1, 'MeterID', 296, 288, False, True, 5),)),  # 287
+    (1, ((1, 'ChargedEnergyReadingWh', 163, 289, False, True, 5),)),  # 288
+    (3, ((1, 'BPT_DischargedEnergyReadingWh', 163, 290, False, True, 5), (1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 289
+    (3, ((1, 'CapacitiveEnergyReadingVARh', 163, 291, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 290
+    (3, ((1, 'BPT_InductiveEnergyReadingVARh', 163, 292, False, True, 5), (1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 291
+    (3, ((1, 'MeterSignature', 298, 293, False, True, 5), (1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 292
+    (2, ((1, 'MeterStatus', 172, 294, False, True, 5), (1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 293
+    (2, ((1, 'MeterTimestamp', 163, 295, False, True, 5), (2, None, None, -1, False, False),)),  # 294
     (1, ((2, None, None, -1, False, False),)),  # 295
     (1, ((3, 'value', T17, 297, False, False),)),  # 296
     (1, ((2, None, None, -1, False, False),)),  # 297
     (1, ((3, 'value', T18, 299, False, False),)),  # 298
     (1, ((2, None, None, -1, False, False),)),  # 299
-    (1, ((1, 'TimeAnchor', 163, 301, False, True),)),  # 300
-    (3, ((1, 'EnergyCosts', 316, 302, False, False), (1, 'OccupancyCosts', 316, 303, False, False), (1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 301
-    (3, ((1, 'OccupancyCosts', 316, 303, False, False), (1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 302
-    (3, ((1, 'AdditionalServicesCosts', 316, 304, False, False), (1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 303
-    (2, ((1, 'OverstayCosts', 316, 305, False, False), (1, 'TaxCosts', 319, 306, True, False), (2, None, None, -1, False, False),)),  # 304
-    _run(10, 2, ((1, 'TaxCosts', 319, '+', True, False), (2, None, None, -1, False, False),)),  # 305..314
+    (1, ((1, 'TimeAnchor', 163, 301, False, True, 5),)),  # 300
+    (3, ((1, 'EnergyCosts', 316, 302, False, False, 5), (1, 'OccupancyCosts', 316, 303, False, False, 5), (1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 301
+    (3, ((1, 'OccupancyCosts', 316, 303, False, False, 5), (1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 302
+    (3, ((1, 'AdditionalServicesCosts', 316, 304, False, False, 5), (1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 303
+    (2, ((1, 'OverstayCosts', 316, 305, False, False, 5), (1, 'TaxCosts', 319, 306, True, False, 5), (2, None, None, -1, False, False),)),  # 304
+    _run(10, 2, ((1, 'TaxCosts', 319, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 305..314
     (1, ((2, None, None, -1, False, False),)),  # 315
-    (1, ((1, 'Amount', 167, 317, False, False),)),  # 316
-    (1, ((1, 'CostPerUnit', 167, 318, False, False),)),  # 317
+    (1, ((1, 'Amount', 167, 317, False, False, 5),)),  # 316
+    (1, ((1, 'CostPerUnit', 167, 318, False, False, 5),)),  # 317
     (1, ((2, None, None, -1, False, False),)),  # 318
-    (1, ((1, 'TaxRuleID', 322, 320, False, True),)),  # 319
-    (1, ((1, 'Amount', 167, 321, False, False),)),  # 320
+    (1, ((1, 'TaxRuleID', 322, 320, False, True, 5),)),  # 319
+    (1, ((1, 'Amount', 167, 321, False, False, 5),)),  # 320
     (1, ((2, None, None, -1, False, False),)),  # 321
     (1, ((3, 'value', T19, 323, False, False),)),  # 322
     (1, ((2, None, None, -1, False, False),)),  # 323
     (1, ((3, 'value', T20, 325, False, False),)),  # 324
     (1, ((2, None, None, -1, False, False),)),  # 325
-    (1, ((1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 327, False, False),)),  # 326
+    (1, ((1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 327, False, False, 6),)),  # 326
     (1, ((2, None, None, -1, False, False),)),  # 327
-    (1, ((1, 'Header', 157, 329, False, False),)),  # 328
-    (1, ((1, 'EVPCMaxReceivablePower', 167, 330, False, False),)),  # 329
-    (1, ((1, 'SDMaxGroundClearence', 283, 331, False, True),)),  # 330
-    (1, ((1, 'SDMinGroundClearence', 283, 332, False, True),)),  # 331
-    (1, ((1, 'EVPCNaturalFrequency', 167, 333, False, False),)),  # 332
-    (1, ((1, 'EVPCDeviceLocalControl', 242, 334, False, True),)),  # 333
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 334..349
+    (1, ((1, 'Header', 157, 329, False, False, 5),)),  # 328
+    (1, ((1, 'EVPCMaxReceivablePower', 167, 330, False, False, 6),)),  # 329
+    (1, ((1, 'SDMaxGroundClearence', 283, 331, False, True, 6),)),  # 330
+    (1, ((1, 'SDMinGroundClearence', 283, 332, False, True, 6),)),  # 331
+    (1, ((1, 'EVPCNaturalFrequency', 167, 333, False, False, 6),)),  # 332
+    (1, ((1, 'EVPCDeviceLocalControl', 242, 334, False, True, 6),)),  # 333
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 334..349
     (1, ((2, None, None, -1, False, False),)),  # 350
-    (1, ((1, 'Header', 157, 352, False, False),)),  # 351
-    (1, ((1, 'ResponseCode', 200, 353, False, True),)),  # 352
-    (1, ((1, 'PDInputPowerClass', 377, 354, False, True),)),  # 353
-    (1, ((1, 'SDMinOutputPower', 167, 355, False, False),)),  # 354
-    (1, ((1, 'SDMaxOutputPower', 167, 356, False, False),)),  # 355
-    (1, ((1, 'SDMaxGroundClearanceSupport', 283, 357, False, True),)),  # 356
-    (1, ((1, 'SDMinGroundClearanceSupport', 283, 358, False, True),)),  # 357
-    (1, ((1, 'PDMinCoilCurrent', 167, 359, False, False),)),  # 358
-    (1, ((1, 'PDMaxCoilCurrent', 167, 360, False, False),)),  # 359
-    _run(16, 2, ((1, 'SDManufacturerSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 360..375
+    (1, ((1, 'Header', 157, 352, False, False, 5),)),  # 351
+    (1, ((1, 'ResponseCode', 200, 353, False, True, 5),)),  # 352
+    (1, ((1, 'PDInputPowerClass', 377, 354, False, True, 6),)),  # 353
+    (1, ((1, 'SDMinOutputPower', 167, 355, False, False, 6),)),  # 354
+    (1, ((1, 'SDMaxOutputPower', 167, 356, False, False, 6),)),  # 355
+    (1, ((1, 'SDMaxGroundClearanceSupport', 283, 357, False, True, 6),)),  # 356
+    (1, ((1, 'SDMinGroundClearanceSupport', 283, 358, False, True, 6),)),  # 357
+    (1, ((1, 'PDMinCoilCurrent', 167, 359, False, False, 6),)),  # 358
+    (1, ((1, 'PDMaxCoilCurrent', 167, 360, False, False, 6),)),  # 359
+    _run(16, 2, ((1, 'SDManufacturerSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 360..375
     (1, ((2, None, None, -1, False, False),)),  # 376
     (1, ((3, 'value', T21, 378, False, False),)),  # 377
     (1, ((2, None, None, -1, False, False),)),  # 378
-    (1, ((1, 'Header', 157, 380, False, False),)),  # 379
-    (1, ((1, 'EVProcessing', 165, 381, False, True),)),  # 380
-    (1, ((1, 'EVResultCode', 174, 382, False, True),)),  # 381
-    (2, ((1, 'VendorSpecificDataContainer', 176, 383, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 382
-    (2, ((1, 'VendorSpecificDataContainer', 176, 385, True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 383
+    (1, ((1, 'Header', 157, 380, False, False, 5),)),  # 379
+    (1, ((1, 'EVProcessing', 165, 381, False, True, 6),)),  # 380
+    (1, ((1, 'EVResultCode', 174, 382, False, True, 6),)),  # 381
+    (2, ((1, 'VendorSpecificDataContainer', 176, 383, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 382
+    (2, ((1, 'VendorSpecificDataContainer', 176, 385, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 383
     (1, ((2, None, None, -1, False, False),)),  # 384
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 385..398
-    (2, ((1, 'WPT_LF_DataPackageList', 400, 384, False, False), (2, None, None, -1, False, False),)),  # 399
-    (1, ((1, 'NumPackages', 403, 401, False, True),)),  # 400
-    (1, ((1, 'WPT_LF_DataPackage', 405, 402, False, False),)),  # 401
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 385..398
+    (2, ((1, 'WPT_LF_DataPackageList', 400, 384, False, False, 6), (2, None, None, -1, False, False),)),  # 399
+    (1, ((1, 'NumPackages', 403, 401, False, True, 6),)),  # 400
+    (1, ((1, 'WPT_LF_DataPackage', 405, 402, False, False, 6),)),  # 401
     (1, ((2, None, None, -1, False, False),)),  # 402
     (1, ((3, 'value', T22, 404, False, False),)),  # 403
     (1, ((2, None, None, -1, False, False),)),  # 404
-    (1, ((1, 'PackageIndex', 403, 406, False, True),)),  # 405
-    (2, ((1, 'LF_TxData', 409, 407, False, False), (1, 'LF_RxData', 414, 408, False, False),)),  # 406
+    (1, ((1, 'PackageIndex', 403, 406, False, True, 6),)),  # 405
+    (2, ((1, 'LF_TxData', 409, 407, False, False, 6), (1, 'LF_RxData', 414, 408, False, False, 6),)),  # 406
     (1, ((2, None, None, -1, False, False),)),  # 407
     (1, ((2, None, None, -1, False, False),)),  # 408
-    (1, ((1, 'WPT_LF_TxDataList', 411, 410, False, False),)),  # 409
+    (1, ((1, 'WPT_LF_TxDataList', 411, 410, False, False, 6),)),  # 409
     (1, ((2, None, None, -1, False, False),)),  # 410
-    (1, ((1, 'TxIdentifier', 322, 412, False, True),)),  # 411
-    (1, ((1, 'EIRP', 167, 413, False, False),)),  # 412
+    (1, ((1, 'TxIdentifier', 322, 412, False, True, 6),)),  # 411
+    (1, ((1, 'EIRP', 167, 413, False, False, 6),)),  # 412
     (1, ((2, None, None, -1, False, False),)),  # 413
-    (1, ((1, 'WPT_LF_RxDataList', 416, 415, False, False),)),  # 414
+    (1, ((1, 'WPT_LF_RxDataList', 416, 415, False, False, 6),)),  # 414
     (1, ((2, None, None, -1, False, False),)),  # 415
-    (1, ((1, 'RxIdentifier', 322, 417, False, True),)),  # 416
-    (1, ((1, 'RSSIData', 419, 418, False, False),)),  # 417
+    (1, ((1, 'RxIdentifier', 322, 417, False, True, 6),)),  # 416
+    (1, ((1, 'RSSIData', 419, 418, False, False, 6),)),  # 417
     (1, ((2, None, None, -1, False, False),)),  # 418
-    (1, ((1, 'RSSIDataList', 421, 420, False, False),)),  # 419
+    (1, ((1, 'RSSIDataList', 421, 420, False, False, 6),)),  # 419
     (1, ((2, None, None, -1, False, False),)),  # 420
-    (1, ((1, 'TxIdentifier', 322, 422, False, True),)),  # 421
-    (1, ((1, 'RSSI', 167, 423, False, False),)),  # 422
+    (1, ((1, 'TxIdentifier', 322, 422, False, True, 6),)),  # 421
+    (1, ((1, 'RSSI', 167, 423, False, False, 6),)),  # 422
     (1, ((2, None, None, -1, False, False),)),  # 423
-    (1, ((1, 'Header', 157, 425, False, False),)),  # 424
-    (1, ((1, 'ResponseCode', 200, 426, False, True),)),  # 425
-    (1, ((1, 'EVSEProcessing', 165, 427, False, True),)),  # 426
-    (2, ((1, 'VendorSpecificDataContainer', 176, 428, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 427
-    (2, ((1, 'VendorSpecificDataContainer', 176, 430, True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 428
+    (1, ((1, 'Header', 157, 425, False, False, 5),)),  # 424
+    (1, ((1, 'ResponseCode', 200, 426, False, True, 5),)),  # 425
+    (1, ((1, 'EVSEProcessing', 165, 427, False, True, 6),)),  # 426
+    (2, ((1, 'VendorSpecificDataContainer', 176, 428, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 427
+    (2, ((1, 'VendorSpecificDataContainer', 176, 430, True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 428
     (1, ((2, None, None, -1, False, False),)),  # 429
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 430..443
-    (2, ((1, 'WPT_LF_DataPackageList', 400, 429, False, False), (2, None, None, -1, False, False),)),  # 444
-    (1, ((1, 'Header', 157, 446, False, False),)),  # 445
-    (1, ((1, 'EVProcessing', 165, 447, False, True),)),  # 446
-    (1, ((1, 'EVDeviceFinePositioningMethodList', 469, 448, False, False),)),  # 447
-    (1, ((1, 'EVDevicePairingMethodList', 480, 449, False, False),)),  # 448
-    (1, ((1, 'EVDeviceAlignmentCheckMethodList', 491, 450, False, False),)),  # 449
-    (1, ((1, 'NaturalOffset', 283, 451, False, True),)),  # 450
-    (2, ((1, 'VendorSpecificDataContainer', 176, 452, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 451
-    (2, ((1, 'VendorSpecificDataContainer', 176, 454, True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 452
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 430..443
+    (2, ((1, 'WPT_LF_DataPackageList', 400, 429, False, False, 6), (2, None, None, -1, False, False),)),  # 444
+    (1, ((1, 'Header', 157, 446, False, False, 5),)),  # 445
+    (1, ((1, 'EVProcessing', 165, 447, False, True, 6),)),  # 446
+    (1, ((1, 'EVDeviceFinePositioningMethodList', 469, 448, False, False, 6),)),  # 447
+    (1, ((1, 'EVDevicePairingMethodList', 480, 449, False, False, 6),)),  # 448
+    (1, ((1, 'EVDeviceAlignmentCheckMethodList', 491, 450, False, False, 6),)),  # 449
+    (1, ((1, 'NaturalOffset', 283, 451, False, True, 6),)),  # 450
+    (2, ((1, 'VendorSpecificDataContainer', 176, 452, True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 451
+    (2, ((1, 'VendorSpecificDataContainer', 176, 454, True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 452
     (1, ((2, None, None, -1, False, False),)),  # 453
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 454..467
-    (2, ((1, 'LF_SystemSetupData', 502, 453, False, False), (2, None, None, -1, False, False),)),  # 468
-    (1, ((1, 'WPT_FinePositioningMethod', 478, 470, True, True),)),  # 469
-    _run(7, 2, ((1, 'WPT_FinePositioningMethod', 478, '+', True, True), (2, None, None, -1, False, False),)),  # 470..476
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 454..467
+    (2, ((1, 'LF_SystemSetupData', 502, 453, False, False, 6), (2, None, None, -1, False, False),)),  # 468
+    (1, ((1, 'WPT_FinePositioningMethod', 478, 470, True, True, 6),)),  # 469
+    _run(7, 2, ((1, 'WPT_FinePositioningMethod', 478, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 470..476
     (1, ((2, None, None, -1, False, False),)),  # 477
     (1, ((3, 'value', T23, 479, False, False),)),  # 478
     (1, ((2, None, None, -1, False, False),)),  # 479
-    (1, ((1, 'WPT_PairingMethod', 489, 481, True, True),)),  # 480
-    _run(7, 2, ((1, 'WPT_PairingMethod', 489, '+', True, True), (2, None, None, -1, False, False),)),  # 481..487
+    (1, ((1, 'WPT_PairingMethod', 489, 481, True, True, 6),)),  # 480
+    _run(7, 2, ((1, 'WPT_PairingMethod', 489, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 481..487
     (1, ((2, None, None, -1, False, False),)),  # 488
     (1, ((3, 'value', T24, 490, False, False),)),  # 489
     (1, ((2, None, None, -1, False, False),)),  # 490
-    (1, ((1, 'WPT_AlignmentCheckMethod', 500, 492, True, True),)),  # 491
-    _run(7, 2, ((1, 'WPT_AlignmentCheckMethod', 500, '+', True, True), (2, None, None, -1, False, False),)),  # 492..498
+    (1, ((1, 'WPT_AlignmentCheckMethod', 500, 492, True, True, 6),)),  # 491
+    _run(7, 2, ((1, 'WPT_AlignmentCheckMethod', 500, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 492..498
     (1, ((2, None, None, -1, False, False),)),  # 499
     (1, ((3, 'value', T25, 501, False, False),)),  # 500
     (1, ((2, None, None, -1, False, False),)),  # 501
-    (2, ((1, 'LF_TransmitterSetupData', 505, 503, False, False), (1, 'LF_ReceiverSetupData', 530, 504, False, False),)),  # 502
+    (2, ((1, 'LF_TransmitterSetupData', 505, 503, False, False, 6), (1, 'LF_ReceiverSetupData', 530, 504, False, False, 6),)),  # 502
     (1, ((2, None, None, -1, False, False),)),  # 503
     (1, ((2, None, None, -1, False, False),)),  # 504
-    (1, ((1, 'NumberOfTransmitters', 403, 506, False, True),)),  # 505
-    (1, ((1, 'SignalFrequency', 167, 507, False, False),)),  # 506
-    (1, ((1, 'TxSpecData', 512, 508, 255, False),)),  # 507
-    (1, ((1, 'TxSpecData', 512, 509, 255, False),)),  # 508
-    (2, ((1, 'TxSpecData', 512, 510, 255, False), (1, 'TxPackageSpecData', 520, 511, False, False), (2, None, None, -1, False, False),)),  # 509
-    (2, ((1, 'TxSpecData', 512, 510, 255, False), (1, 'TxPackageSpecData', 520, 511, False, False), (2, None, None, -1, False, False),)),  # 510
+    (1, ((1, 'NumberOfTransmitters', 403, 506, False, True, 6),)),  # 505
+    (1, ((1, 'SignalFrequency', 167, 507, False, False, 6),)),  # 506
+    (1, ((1, 'TxSpecData', 512, 508, 255, False, 6),)),  # 507
+    (1, ((1, 'TxSpecData', 512, 509, 255, False, 6),)),  # 508
+    (2, ((1, 'TxSpecData', 512, 510, 255, False, 6), (1, 'TxPackageSpecData', 520, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 509
+    (2, ((1, 'TxSpecData', 512, 510, 255, False, 6), (1, 'TxPackageSpecData', 520, 511, False, False, 6), (2, None, None, -1, False, False),)),  # 510
     (1, ((2, None, None, -1, False, False),)),  # 511
-    (1, ((1, 'TxRxIdentifier', 322, 513, False, True),)),  # 512
-    (1, ((1, 'TxRxPosition', 516, 514, False, False),)),  # 513
-    (1, ((1, 'TxRxOrientation', 516, 515, False, False),)),  # 514
+    (1, ((1, 'TxRxIdentifier', 322, 513, False, True, 6),)),  # 512
+    (1, ((1, 'TxRxPosition', 516, 514, False, False, 6),)),  # 513
+    (1, ((1, 'TxRxOrientation', 516, 515, False, False, 6),)),  # 514
     (1, ((2, None, None, -1, False, False),)),  # 515
-    (1, ((1, 'Coord_X', 172, 517, False, True),)),  # 516
-    (1, ((1, 'Coord_Y', 172, 518, False, True),)),  # 517
-    (1, ((1, 'Coord_Z', 172, 519, False, True),)),  # 518
+    (1, ((1, 'Coord_X', 172, 517, False, True, 6),)),  # 516
+    (1, ((1, 'Coord_Y', 172, 518, False, True, 6),)),  # 517
+    (1, ((1, 'Coord_Z', 172, 519, False, True, 6),)),  # 518
     (1, ((2, None, None, -1, False, False),)),  # 519
-    (1, ((1, 'PulseSequenceOrder', 527, 521, 255, False),)),  # 520
-    (1, ((1, 'PulseSequenceOrder', 527, 522, 255, False),)),  # 521
-    (2, ((1, 'PulseSequenceOrder', 527, 523, 255, False), (1, 'PulseSeparationTime', 283, 524, False, True),)),  # 522
-    (2, ((1, 'PulseSequenceOrder', 527, 523, 255, False), (1, 'PulseSeparationTime', 283, 524, False, True),)),  # 523
-    (1, ((1, 'PulseDuration', 283, 525, False, True),)),  # 524
-    (1, ((1, 'PackageSeparationTime', 283, 526, False, True),)),  # 525
+    (1, ((1, 'PulseSequenceOrder', 527, 521, 255, False, 6),)),  # 520
+    (1, ((1, 'PulseSequenceOrder', 527, 522, 255, False, 6),)),  # 521
+    (2, ((1, 'PulseSequenceOrder', 527, 523, 255, False, 6), (1, 'PulseSeparationTime', 283, 524, False, True, 6),)),  # 522
+    (2, ((1, 'PulseSequenceOrder', 527, 523, 255, False, 6), (1, 'PulseSeparationTime', 283, 524, False, True, 6),)),  # 523
+    (1, ((1, 'PulseDuration', 283, 525, False, True, 6),)),  # 524
+    (1, ((1, 'PackageSeparationTime', 283, 526, False, True, 6),)),  # 525
     (1, ((2, None, None, -1, False, False),)),  # 526
-    (1, ((1, 'IndexNumber', 283, 528, False, True),)),  # 527
-    (1, ((1, 'TxRxIdentifier', 322, 529, False, True),)),  # 528
+    (1, ((1, 'IndexNumber', 283, 528, False, True, 6),)),  # 527
+    (1, ((1, 'TxRxIdentifier', 322, 529, False, True, 6),)),  # 528
     (1, ((2, None, None, -1, False, False),)),  # 529
-    (1, ((1, 'NumberOfReceivers', 403, 531, False, True),)),  # 530
-    (1, ((1, 'RxSpecData', 512, 532, 255, False),)),  # 531
-    (1, ((1, 'RxSpecData', 512, 533, 255, False),)),  # 532
-    (2, ((1, 'RxSpecData', 512, 534, 255, False), (2, None, None, -1, False, False),)),  # 533
-    (2, ((1, 'RxSpecData', 512, 534, 255, False), (2, None, None, -1, False, False),)),  # 534
-    (1, ((1, 'Header', 157, 536, False, False),)),  # 535
-    (1, ((1, 'ResponseCode', 200, 537, False, True),)),  # 536
-    (1, ((1, 'PrimaryDeviceFinePositioningMethodList', 469, 538, False, False),)),  # 537
-    (1, ((1, 'PrimaryDevicePairingMethodList', 480, 539, False, False),)),  # 538
-    (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 540, False, False),)),  # 539
-    (1, ((1, 'NaturalOffset', 283, 541, False, True),)),  # 540
-    (2, ((1, 'VendorSpecificDataContainer', 176, 542, True, True), (1, 'LF_SystemSetupData', 502, 543, False, False), (2, None, None, -1, False, False),)),  # 541
-    (2, ((1, 'VendorSpecificDataContainer', 176, 544, True, True), (1, 'LF_SystemSetupData', 502, 543, False, False), (2, None, None, -1, False, False),)),  # 542
+    (1, ((1, 'NumberOfReceivers', 403, 531, False, True, 6),)),  # 530
+    (1, ((1, 'RxSpecData', 512, 532, 255, False, 6),)),  # 531
+    (1, ((1, 'RxSpecData', 512, 533, 255, False, 6),)),  # 532
+    (2, ((1, 'RxSpecData', 512, 534, 255, False, 6), (2, None, None, -1, False, False),)),  # 533
+    (2, ((1, 'RxSpecData', 512, 534, 255, False, 6), (2, None, None, -1, False, False),)),  # 534
+    (1, ((1, 'Header', 157, 536, False, False, 5),)),  # 535
+    (1, ((1, 'ResponseCode', 200, 537, False, True, 5),)),  # 536
+    (1, ((1, 'PrimaryDeviceFinePositioningMethodList', 469, 538, False, False, 6),)),  # 537
+    (1, ((1, 'PrimaryDevicePairingMethodList', 480, 539, False, False, 6),)),  # 538
+    (1, ((1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 540, False, False, 6),)),  # 539
+    (1, ((1, 'NaturalOffset', 283, 541, False, True, 6),)),  # 540
+    (2, ((1, 'VendorSpecificDataContainer', 176, 542, True, True, 6), (1, 'LF_SystemSetupData', 502, 543, False, False, 6), (2, None, None, -1, False, False),)),  # 541
+    (2, ((1, 'VendorSpecificDataContainer', 176, 544, True, True, 6), (1, 'LF_SystemSetupData', 502, 543, False, False, 6), (2, None, None, -1, False, False),)),  # 542
     (1, ((2, None, None, -1, False, False),)),  # 543
-    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (1, 'LF_SystemSetupData', 502, 543, False, False), (2, None, None, -1, False, False),)),  # 544..557
-    (2, ((1, 'LF_SystemSetupData', 502, 543, False, False), (2, None, None, -1, False, False),)),  # 558
-    (1, ((1, 'Header', 157, 560, False, False),)),  # 559
-    (1, ((1, 'EVProcessing', 165, 561, False, True),)),  # 560
-    (2, ((1, 'ObservedIDCode', 322, 562, False, True), (1, 'EVResultCode', 174, 563, False, True),)),  # 561
-    (1, ((1, 'EVResultCode', 174, 563, False, True),)),  # 562
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 563..578
+    _run(14, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (1, 'LF_SystemSetupData', 502, 543, False, False, 6), (2, None, None, -1, False, False),)),  # 544..557
+    (2, ((1, 'LF_SystemSetupData', 502, 543, False, False, 6), (2, None, None, -1, False, False),)),  # 558
+    (1, ((1, 'Header', 157, 560, False, False, 5),)),  # 559
+    (1, ((1, 'EVProcessing', 165, 561, False, True, 6),)),  # 560
+    (2, ((1, 'ObservedIDCode', 322, 562, False, True, 6), (1, 'EVResultCode', 174, 563, False, True, 6),)),  # 561
+    (1, ((1, 'EVResultCode', 174, 563, False, True, 6),)),  # 562
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 563..578
     (1, ((2, None, None, -1, False, False),)),  # 579
-    (1, ((1, 'Header', 157, 581, False, False),)),  # 580
-    (1, ((1, 'ResponseCode', 200, 582, False, True),)),  # 581
-    (1, ((1, 'EVSEProcessing', 165, 583, False, True),)),  # 582
-    (3, ((1, 'ObservedIDCode', 322, 584, False, True), (1, 'AlternativeSECCList', 602, 585, False, False), (1, 'VendorSpecificDataContainer', 176, 586, True, True), (2, None, None, -1, False, False),)),  # 583
-    (2, ((1, 'AlternativeSECCList', 602, 585, False, False), (1, 'VendorSpecificDataContainer', 176, 586, True, True), (2, None, None, -1, False, False),)),  # 584
-    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True), (2, None, None, -1, False, False),)),  # 585..600
+    (1, ((1, 'Header', 157, 581, False, False, 5),)),  # 580
+    (1, ((1, 'ResponseCode', 200, 582, False, True, 5),)),  # 581
+    (1, ((1, 'EVSEProcessing', 165, 583, False, True, 6),)),  # 582
+    (3, ((1, 'ObservedIDCode', 322, 584, False, True, 6), (1, 'AlternativeSECCList', 602, 585, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 586, True, True, 6), (2, None, None, -1, False, False),)),  # 583
+    (2, ((1, 'AlternativeSECCList', 602, 585, False, False, 6), (1, 'VendorSpecificDataContainer', 176, 586, True, True, 6), (2, None, None, -1, False, False),)),  # 584
+    _run(16, 2, ((1, 'VendorSpecificDataContainer', 176, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 585..600
     (1, ((2, None, None, -1, False, False),)),  # 601
-    (1, ((1, 'AlternativeSECC', 611, 603, True, False),)),  # 602
-    _run(7, 2, ((1, 'AlternativeSECC', 611, '+', True, False), (2, None, None, -1, False, False),)),  # 603..609
+    (1, ((1, 'AlternativeSECC', 611, 603, True, False, 6),)),  # 602
+    _run(7, 2, ((1, 'AlternativeSECC', 611, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 603..609
     (1, ((2, None, None, -1, False, False),)),  # 610
-    (3, ((1, 'SSID', 616, 612, False, True), (1, 'BSSID', 618, 613, False, True), (1, 'IPAddress', 620, 614, False, True), (1, 'Port', 283, 615, False, True), (2, None, None, -1, False, False),)),  # 611
-    (3, ((1, 'BSSID', 618, 613, False, True), (1, 'IPAddress', 620, 614, False, True), (1, 'Port', 283, 615, False, True), (2, None, None, -1, False, False),)),  # 612
-    (2, ((1, 'IPAddress', 620, 614, False, True), (1, 'Port', 283, 615, False, True), (2, None, None, -1, False, False),)),  # 613
-    (2, ((1, 'Port', 283, 615, False, True), (2, None, None, -1, False, False),)),  # 614
+    (3, ((1, 'SSID', 616, 612, False, True, 6), (1, 'BSSID', 618, 613, False, True, 6), (1, 'IPAddress', 620, 614, False, True, 6), (1, 'Port', 283, 615, False, True, 6), (2, None, None, -1, False, False),)),  # 611
+    (3, ((1, 'BSSID', 618, 613, False, True, 6), (1, 'IPAddress', 620, 614, False, True, 6), (1, 'Port', 283, 615, False, True, 6), (2, None, None, -1, False, False),)),  # 612
+    (2, ((1, 'IPAddress', 620, 614, False, True, 6), (1, 'Port', 283, 615, False, True, 6), (2, None, None, -1, False, False),)),  # 613
+    (2, ((1, 'Port', 283, 615, False, True, 6), (2, None, None, -1, False, False),)),  # 614
     (1, ((2, None, None, -1, False, False),)),  # 615
     (1, ((3, 'value', T26, 617, False, False),)),  # 616
     (1, ((2, None, None, -1, False, False),)),  # 617
@@ -495,47 +495,47 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 619
     (1, ((3, 'value', T28, 621, False, False),)),  # 620
     (1, ((2, None, None, -1, False, False),)),  # 621
-    (6, ((1, 'CLReqControlMode', 1, 0, False, False), (1, 'CLResControlMode', 2, 0, False, False), (1, 'CanonicalizationMethod', 3, 0, False, False), (1, 'DSAKeyValue', 6, 0, False, False), (1, 'DigestMethod', 16, 0, False, False), (1, 'DigestValue', 19, 0, False, True), (1, 'KeyInfo', 21, 0, False, False), (1, 'KeyName', 39, 0, False, True), (1, 'KeyValue', 41, 0, False, False), (1, 'Manifest', 90, 0, False, False), (1, 'MgmtData', 39, 0, False, True), (1, 'Object', 101, 0, False, False), (1, 'PGPData', 79, 0, False, False), (1, 'RSAKeyValue', 45, 0, False, False), (1, 'Reference', 94, 0, False, False), (1, 'RetrievalMethod', 48, 0, False, False), (1, 'SPKIData', 85, 0, False, False), (1, 'Signature', 106, 0, False, False), (1, 'SignatureMethod', 118, 0, False, False), (1, 'SignatureProperties', 127, 0, False, False), (1, 'SignatureProperty', 131, 0, False, False), (1, 'SignatureValue', 124, 0, False, False), (1, 'SignedInfo', 112, 0, False, False), (1, 'Transform', 55, 0, False, False), (1, 'Transforms', 52, 0, False, False), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False), (1, 'WPT_ChargeLoopReq', 202, 0, False, False), (1, 'WPT_ChargeLoopRes', 251, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False), (1, 'WPT_FinePositioningReq', 379, 0, False, False), (1, 'WPT_FinePositioningRes', 424, 0, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False), (1, 'WPT_FinePositioningSetupRes', 535, 0, False, False), (1, 'WPT_PairingReq', 559, 0, False, False), (1, 'WPT_PairingRes', 580, 0, False, False), (1, 'X509Data', 59, 0, False, False), (4, None, None, 0, False, False),)),  # 622
-    (8, ((1, 'AckMaxDelay', 283, 623, False, True), (1, 'AdditionalServicesCosts', 316, 623, False, False), (1, 'AlternativeSECC', 611, 623, False, False), (1, 'AlternativeSECCList', 602, 623, False, False), (1, 'Amount', 167, 623, False, False), (1, 'BPT_DischargedEnergyReadingWh', 163, 623, False, True), (1, 'BPT_InductiveEnergyReadingVARh', 163, 623, False, True), (1, 'BSSID', 618, 623, False, True), (1, 'BatteryEnergyCapacity', 167, 623, False, False), (1, 'CLReqControlMode', 1, 623, False, False), (1, 'CLResControlMode', 2, 623, False, False), (1, 'CanonicalizationMethod', 3, 623, False, False), (1, 'CapacitiveEnergyReadingVARh', 163, 623, False, True), (1, 'ChargedEnergyReadingWh', 163, 623, False, True), (1, 'ChargingComplete', 242, 623, False, True), (1, 'Coord_X', 172, 623, False, True), (1, 'Coord_Y', 172, 623, False, True), (1, 'Coord_Z', 172, 623, False, True), (1, 'CostPerUnit', 167, 623, False, False), (1, 'DSAKeyValue', 6, 623, False, False), (1, 'DepartureTime', 240, 623, False, True), (1, 'DigestMethod', 16, 623, False, False), (1, 'DigestValue', 19, 623, False, True), (1, 'DisplayParameters', 227, 623, False, False), (1, 'EIRP', 167, 623, False, False), (1, 'EVDeviceAlignmentCheckMethodList', 491, 623, False, False), (1, 'EVDeviceFinePositioningMethodList', 469, 623, False, False), (1, 'EVDevicePairingMethodList', 480, 623, False, False), (1, 'EVMaximumEnergyRequest', 167, 623, False, False), (1, 'EVMinimumEnergyRequest', 167, 623, False, False), (1, 'EVPCChargeDiagnostics', 244, 623, False, True), (1, 'EVPCCoilCurrentInformation', 167, 623, False, False), (1, 'EVPCCoilCurrentRequest', 167, 623, False, False), (1, 'EVPCCurrentOutputInformation', 167, 623, False, False), (1, 'EVPCDeviceLocalControl', 242, 623, False, True), (1, 'EVPCMaxReceivablePower', 167, 623, False, False), (1, 'EVPCNaturalFrequency', 167, 623, False, False), (1, 'EVPCOperatingFrequency', 167, 623, False, False), (1, 'EVPCPowerControlParameter', 246, 623, False, False), (1, 'EVPCPowerOutput', 167, 623, False, False), (1, 'EVPCPowerRequest', 167, 623, False, False), (1, 'EVPCVoltageOutputInformation', 167, 623, False, False), (1, 'EVProcessing', 165, 623, False, True), (1, 'EVResultCode', 174, 623, False, True), (1, 'EVSENotification', 285, 623, False, True), (1, 'EVSEProcessing', 165, 623, False, True), (1, 'EVSEStatus', 280, 623, False, False), (1, 'EVTargetEnergyRequest', 167, 623, False, False), (1, 'EnergyCosts', 316, 623, False, False), (1, 'Exponent', 14, 623, False, True), (1, 'Exponent', 170, 623, False, True), (1, 'G', 14, 623, False, True), (1, 'HMACOutputLength', 122, 623, False, True), (1, 'Header', 157, 623, False, False), (1, 'IPAddress', 620, 623, False, True), (1, 'IndexNumber', 283, 623, False, True), (1, 'InletHot', 242, 623, False, True), (1, 'J', 14, 623, False, True), (1, 'KeyInfo', 21, 623, False, False), (1, 'KeyName', 39, 623, False, True), (1, 'KeyValue', 41, 623, False, False), (1, 'LF_ReceiverSetupData', 530, 623, False, False), (1, 'LF_RxData', 414, 623, False, False), (1, 'LF_SystemSetupData', 502, 623, False, False), (1, 'LF_TransmitterSetupData', 505, 623, False, False), (1, 'LF_TxData', 409, 623, False, False), (1, 'Manifest', 90, 623, False, False), (1, 'ManufacturerSpecificDataContainer', 176, 623, False, True), (1, 'MaximumSOC', 238, 623, False, True), (1, 'MeterID', 296, 623, False, True), (1, 'MeterInfo', 287, 623, False, False), (1, 'MeterInfoRequested', 242, 623, False, True), (1, 'MeterSignature', 298, 623, False, True), (1, 'MeterStatus', 172, 623, False, True), (1, 'MeterTimestamp', 163, 623, False, True), (1, 'MgmtData', 39, 623, False, True), (1, 'MinimumSOC', 238, 623, False, True), (1, 'Modulus', 14, 623, False, True), (1, 'NaturalOffset', 283, 623, False, True), (1, 'NotificationMaxDelay', 283, 623, False, True), (1, 'NumPackages', 403, 623, False, True), (1, 'NumberOfReceivers', 403, 623, False, True), (1, 'NumberOfTransmitters', 403, 623, False, True), (1, 'Object', 101, 623, False, False), (1, 'ObservedIDCode', 322, 623, False, True), (1, 'OccupancyCosts', 316, 623, False, False), (1, 'OverstayCosts', 316, 623, False, False), (1, 'P', 14, 623, False, True), (1, 'PDInputPowerClass', 377, 623, False, True), (1, 'PDMaxCoilCurrent', 167, 623, False, False), (1, 'PDMinCoilCurrent', 167, 623, False, False), (1, 'PGPData', 79, 623, False, False), (1, 'PGPKeyID', 77, 623, False, True), (1, 'PGPKeyPacket', 77, 623, False, True), (1, 'PackageIndex', 403, 623, False, True), (1, 'PackageSeparationTime', 283, 623, False, True), (1, 'PgenCounter', 14, 623, False, True), (1, 'Port', 283, 623, False, True), (1, 'PowerTransmitted', 167, 623, False, False), (1, 'PresentSOC', 238, 623, False, True), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 623, False, False), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 623, False, False), (1, 'PrimaryDevicePairingMethodList', 480, 623, False, False), (1, 'PulseDuration', 283, 623, False, True), (1, 'PulseSeparationTime', 283, 623, False, True), (1, 'PulseSequenceOrder', 527, 623, False, False), (1, 'Q', 14, 623, False, True), (1, 'RSAKeyValue', 45, 623, False, False), (1, 'RSSI', 167, 623, False, False), (1, 'RSSIData', 419, 623, False, False), (1, 'RSSIDataList', 421, 623, False, False), (1, 'Receipt', 300, 623, False, False), (1, 'Reference', 94, 623, False, False), (1, 'RemainingTimeToMaximumSOC', 240, 623, False, True), (1, 'RemainingTimeToMinimumSOC', 240, 623, False, True), (1, 'RemainingTimeToTargetSOC', 240, 623, False, True), (1, 'ResponseCode', 200, 623, False, True), (1, 'RetrievalMethod', 48, 623, False, False), (1, 'RootCertificateID', 72, 623, False, False), (1, 'RxIdentifier', 322, 623, False, True), (1, 'RxSpecData', 512, 623, False, False), (1, 'SDManufacturerSpecificDataContainer', 176, 623, False, True), (1, 'SDMaxGroundClearanceSupport', 283, 623, False, True), (1, 'SDMaxGroundClearence', 283, 623, False, True), (1, 'SDMaxOutputPower', 167, 623, False, False), (1, 'SDMinGroundClearanceSupport', 283, 623, False, True), (1, 'SDMinGroundClearence', 283, 623, False, True), (1, 'SDMinOutputPower', 167, 623, False, False), (1, 'SDPowerInput', 167, 623, False, False), (1, 'SPCChargeDiagnostics', 324, 623, False, True), (1, 'SPCMaxOutputPowerLimit', 167, 623, False, False), (1, 'SPCMinOutputPowerLimit', 167, 623, False, False), (1, 'SPCOperatingFrequency', 167, 623, False, False), (1, 'SPCPowerControlParameter', 326, 623, False, False), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 623, False, False), (1, 'SPKIData', 85, 623, False, False), (1, 'SPKISexp', 77, 623, False, True), (1, 'SSID', 616, 623, False, True), (1, 'Seed', 14, 623, False, True), (1, 'SessionID', 161, 623, False, True), (1, 'SignalFrequency', 167, 623, False, False), (1, 'Signature', 106, 623, False, False), (1, 'SignatureMethod', 118, 623, False, False), (1, 'SignatureProperties', 127, 623, False, False), (1, 'SignatureProperty', 131, 623, False, False), (1, 'SignatureValue', 124, 623, False, False), (1, 'SignedInfo', 112, 623, False, False), (1, 'SupplyDeviceCurrent', 167, 623, False, False), (1, 'TargetCoilCurrent', 167, 623, False, False), (1, 'TargetSOC', 238, 623, False, True), (1, 'TaxCosts', 319, 623, False, False), (1, 'TaxRuleID', 322, 623, False, True), (1, 'TimeAnchor', 163, 623, False, True), (1, 'TimeStamp', 163, 623, False, True), (1, 'Transform', 55, 623, False, False), (1, 'Transforms', 52, 623, False, False), (1, 'TxIdentifier', 322, 623, False, True), (1, 'TxPackageSpecData', 520, 623, False, False), (1, 'TxRxIdentifier', 322, 623, False, True), (1, 'TxRxOrientation', 516, 623, False, False), (1, 'TxRxPosition', 516, 623, False, False), (1, 'TxSpecData', 512, 623, False, False), (1, 'Value', 172, 623, False, True), (1, 'VendorSpecificDataContainer', 176, 623, False, True), (1, 'WPT_AlignmentCheckMethod', 500, 623, False, True), (1, 'WPT_AlignmentCheckReq', 136, 623, False, False), (1, 'WPT_AlignmentCheckRes', 178, 623, False, False), (1, 'WPT_ChargeLoopReq', 202, 623, False, False), (1, 'WPT_ChargeLoopRes', 251, 623, False, False), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 623, False, False), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 623, False, False), (1, 'WPT_FinePositioningMethod', 478, 623, False, True), (1, 'WPT_FinePositioningReq', 379, 623, False, False), (1, 'WPT_FinePositioningRes', 424, 623, False, False), (1, 'WPT_FinePositioningSetupReq', 445, 623, False, False), (1, 'WPT_FinePositioningSetupRes', 535, 623, False, False), (1, 'WPT_LF_DataPackage', 405, 623, False, False), (1, 'WPT_LF_DataPackageList', 400, 623, False, False), (1, 'WPT_LF_RxDataList', 416, 623, False, False), (1, 'WPT_LF_TxDataList', 411, 623, False, False), (1, 'WPT_PairingMethod', 489, 623, False, True), (1, 'WPT_PairingReq', 559, 623, False, False), (1, 'WPT_PairingRes', 580, 623, False, False), (1, 'X509CRL', 77, 623, False, True), (1, 'X509Certificate', 77, 623, False, True), (1, 'X509Data', 59, 623, False, False), (1, 'X509IssuerName', 39, 623, False, True), (1, 'X509IssuerSerial', 72, 623, False, False), (1, 'X509SKI', 77, 623, False, True), (1, 'X509SerialNumber', 75, 623, False, True), (1, 'X509SubjectName', 39, 623, False, True), (1, 'XPath', 39, 623, False, True), (1, 'Y', 14, 623, False, True), (4, None, None, 623, False, False), (5, None, None, -1, False, False),)),  # 623
-    (1, ((1, 'Header', 157, 625, False, False),)),  # 624
-    (2, ((1, 'DisplayParameters', 227, 626, False, False), (1, 'MeterInfoRequested', 242, 627, False, True),)),  # 625
-    (1, ((1, 'MeterInfoRequested', 242, 627, False, True),)),  # 626
+    (6, ((1, 'CLReqControlMode', 1, 0, False, False, 5), (1, 'CLResControlMode', 2, 0, False, False, 5), (1, 'CanonicalizationMethod', 3, 0, False, False, 4), (1, 'DSAKeyValue', 6, 0, False, False, 4), (1, 'DigestMethod', 16, 0, False, False, 4), (1, 'DigestValue', 19, 0, False, True, 4), (1, 'KeyInfo', 21, 0, False, False, 4), (1, 'KeyName', 39, 0, False, True, 4), (1, 'KeyValue', 41, 0, False, False, 4), (1, 'Manifest', 90, 0, False, False, 4), (1, 'MgmtData', 39, 0, False, True, 4), (1, 'Object', 101, 0, False, False, 4), (1, 'PGPData', 79, 0, False, False, 4), (1, 'RSAKeyValue', 45, 0, False, False, 4), (1, 'Reference', 94, 0, False, False, 4), (1, 'RetrievalMethod', 48, 0, False, False, 4), (1, 'SPKIData', 85, 0, False, False, 4), (1, 'Signature', 106, 0, False, False, 4), (1, 'SignatureMethod', 118, 0, False, False, 4), (1, 'SignatureProperties', 127, 0, False, False, 4), (1, 'SignatureProperty', 131, 0, False, False, 4), (1, 'SignatureValue', 124, 0, False, False, 4), (1, 'SignedInfo', 112, 0, False, False, 4), (1, 'Transform', 55, 0, False, False, 4), (1, 'Transforms', 52, 0, False, False, 4), (1, 'WPT_AlignmentCheckReq', 136, 0, False, False, 6), (1, 'WPT_AlignmentCheckRes', 178, 0, False, False, 6), (1, 'WPT_ChargeLoopReq', 202, 0, False, False, 6), (1, 'WPT_ChargeLoopRes', 251, 0, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 0, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 0, False, False, 6), (1, 'WPT_FinePositioningReq', 379, 0, False, False, 6), (1, 'WPT_FinePositioningRes', 424, 0, False, False, 6), (1, 'WPT_FinePositioningSetupReq', 445, 0, False, False, 6), (1, 'WPT_FinePositioningSetupRes', 535, 0, False, False, 6), (1, 'WPT_PairingReq', 559, 0, False, False, 6), (1, 'WPT_PairingRes', 580, 0, False, False, 6), (1, 'X509Data', 59, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 622
+    (8, ((1, 'AckMaxDelay', 283, 623, False, True, 5), (1, 'AdditionalServicesCosts', 316, 623, False, False, 5), (1, 'AlternativeSECC', 611, 623, False, False, 6), (1, 'AlternativeSECCList', 602, 623, False, False, 6), (1, 'Amount', 167, 623, False, False, 5), (1, 'BPT_DischargedEnergyReadingWh', 163, 623, False, True, 5), (1, 'BPT_InductiveEnergyReadingVARh', 163, 623, False, True, 5), (1, 'BSSID', 618, 623, False, True, 6), (1, 'BatteryEnergyCapacity', 167, 623, False, False, 5), (1, 'CLReqControlMode', 1, 623, False, False, 5), (1, 'CLResControlMode', 2, 623, False, False, 5), (1, 'CanonicalizationMethod', 3, 623, False, False, 4), (1, 'CapacitiveEnergyReadingVARh', 163, 623, False, True, 5), (1, 'ChargedEnergyReadingWh', 163, 623, False, True, 5), (1, 'ChargingComplete', 242, 623, False, True, 5), (1, 'Coord_X', 172, 623, False, True, 6), (1, 'Coord_Y', 172, 623, False, True, 6), (1, 'Coord_Z', 172, 623, False, True, 6), (1, 'CostPerUnit', 167, 623, False, False, 5), (1, 'DSAKeyValue', 6, 623, False, False, 4), (1, 'DepartureTime', 240, 623, False, True, 5), (1, 'DigestMethod', 16, 623, False, False, 4), (1, 'DigestValue', 19, 623, False, True, 4), (1, 'DisplayParameters', 227, 623, False, False, 5), (1, 'EIRP', 167, 623, False, False, 6), (1, 'EVDeviceAlignmentCheckMethodList', 491, 623, False, False, 6), (1, 'EVDeviceFinePositioningMethodList', 469, 623, False, False, 6), (1, 'EVDevicePairingMethodList', 480, 623, False, False, 6), (1, 'EVMaximumEnergyRequest', 167, 623, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 623, False, False, 5), (1, 'EVPCChargeDiagnostics', 244, 623, False, True, 6), (1, 'EVPCCoilCurrentInformation', 167, 623, False, False, 6), (1, 'EVPCCoilCurrentRequest', 167, 623, False, False, 6), (1, 'EVPCCurrentOutputInformation', 167, 623, False, False, 6), (1, 'EVPCDeviceLocalControl', 242, 623, False, True, 6), (1, 'EVPCMaxReceivablePower', 167, 623, False, False, 6), (1, 'EVPCNaturalFrequency', 167, 623, False, False, 6), (1, 'EVPCOperatingFrequency', 167, 623, False, False, 6), (1, 'EVPCPowerControlParameter', 246, 623, False, False, 6), (1, 'EVPCPowerOutput', 167, 623, False, False, 6), (1, 'EVPCPowerRequest', 167, 623, False, False, 6), (1, 'EVPCVoltageOutputInformation', 167, 623, False, False, 6), (1, 'EVProcessing', 165, 623, False, True, 6), (1, 'EVResultCode', 174, 623, False, True, 6), (1, 'EVSENotification', 285, 623, False, True, 5), (1, 'EVSEProcessing', 165, 623, False, True, 6), (1, 'EVSEStatus', 280, 623, False, False, 5), (1, 'EVTargetEnergyRequest', 167, 623, False, False, 5), (1, 'EnergyCosts', 316, 623, False, False, 5), (1, 'Exponent', 14, 623, False, True, 4), (1, 'Exponent', 170, 623, False, True, 5), (1, 'G', 14, 623, False, True, 4), (1, 'HMACOutputLength', 122, 623, False, True, 4), (1, 'Header', 157, 623, False, False, 5), (1, 'IPAddress', 620, 623, False, True, 6), (1, 'IndexNumber', 283, 623, False, True, 6), (1, 'InletHot', 242, 623, False, True, 5), (1, 'J', 14, 623, False, True, 4), (1, 'KeyInfo', 21, 623, False, False, 4), (1, 'KeyName', 39, 623, False, True, 4), (1, 'KeyValue', 41, 623, False, False, 4), (1, 'LF_ReceiverSetupData', 530, 623, False, False, 6), (1, 'LF_RxData', 414, 623, False, False, 6), (1, 'LF_SystemSetupData', 502, 623, False, False, 6), (1, 'LF_TransmitterSetupData', 505, 623, False, False, 6), (1, 'LF_TxData', 409, 623, False, False, 6), (1, 'Manifest', 90, 623, False, False, 4), (1, 'ManufacturerSpecificDataContainer', 176, 623, False, True, 6), (1, 'MaximumSOC', 238, 623, False, True, 5), (1, 'MeterID', 296, 623, False, True, 5), (1, 'MeterInfo', 287, 623, False, False, 5), (1, 'MeterInfoRequested', 242, 623, False, True, 5), (1, 'MeterSignature', 298, 623, False, True, 5), (1, 'MeterStatus', 172, 623, False, True, 5), (1, 'MeterTimestamp', 163, 623, False, True, 5), (1, 'MgmtData', 39, 623, False, True, 4), (1, 'MinimumSOC', 238, 623, False, True, 5), (1, 'Modulus', 14, 623, False, True, 4), (1, 'NaturalOffset', 283, 623, False, True, 6), (1, 'NotificationMaxDelay', 283, 623, False, True, 5), (1, 'NumPackages', 403, 623, False, True, 6), (1, 'NumberOfReceivers', 403, 623, False, True, 6), (1, 'NumberOfTransmitters', 403, 623, False, True, 6), (1, 'Object', 101, 623, False, False, 4), (1, 'ObservedIDCode', 322, 623, False, True, 6), (1, 'OccupancyCosts', 316, 623, False, False, 5), (1, 'OverstayCosts', 316, 623, False, False, 5), (1, 'P', 14, 623, False, True, 4), (1, 'PDInputPowerClass', 377, 623, False, True, 6), (1, 'PDMaxCoilCurrent', 167, 623, False, False, 6), (1, 'PDMinCoilCurrent', 167, 623, False, False, 6), (1, 'PGPData', 79, 623, False, False, 4), (1, 'PGPKeyID', 77, 623, False, True, 4), (1, 'PGPKeyPacket', 77, 623, False, True, 4), (1, 'PackageIndex', 403, 623, False, True, 6), (1, 'PackageSeparationTime', 283, 623, False, True, 6), (1, 'PgenCounter', 14, 623, False, True, 4), (1, 'Port', 283, 623, False, True, 6), (1, 'PowerTransmitted', 167, 623, False, False, 6), (1, 'PresentSOC', 238, 623, False, True, 5), (1, 'PrimaryDeviceAlignmentCheckMethodList', 491, 623, False, False, 6), (1, 'PrimaryDeviceFinePositioningMethodList', 469, 623, False, False, 6), (1, 'PrimaryDevicePairingMethodList', 480, 623, False, False, 6), (1, 'PulseDuration', 283, 623, False, True, 6), (1, 'PulseSeparationTime', 283, 623, False, True, 6), (1, 'PulseSequenceOrder', 527, 623, False, False, 6), (1, 'Q', 14, 623, False, True, 4), (1, 'RSAKeyValue', 45, 623, False, False, 4), (1, 'RSSI', 167, 623, False, False, 6), (1, 'RSSIData', 419, 623, False, False, 6), (1, 'RSSIDataList', 421, 623, False, False, 6), (1, 'Receipt', 300, 623, False, False, 5), (1, 'Reference', 94, 623, False, False, 4), (1, 'RemainingTimeToMaximumSOC', 240, 623, False, True, 5), (1, 'RemainingTimeToMinimumSOC', 240, 623, False, True, 5), (1, 'RemainingTimeToTargetSOC', 240, 623, False, True, 5), (1, 'ResponseCode', 200, 623, False, True, 5), (1, 'RetrievalMethod', 48, 623, False, False, 4), (1, 'RootCertificateID', 72, 623, False, False, 5), (1, 'RxIdentifier', 322, 623, False, True, 6), (1, 'RxSpecData', 512, 623, False, False, 6), (1, 'SDManufacturerSpecificDataContainer', 176, 623, False, True, 6), (1, 'SDMaxGroundClearanceSupport', 283, 623, False, True, 6), (1, 'SDMaxGroundClearence', 283, 623, False, True, 6), (1, 'SDMaxOutputPower', 167, 623, False, False, 6), (1, 'SDMinGroundClearanceSupport', 283, 623, False, True, 6), (1, 'SDMinGroundClearence', 283, 623, False, True, 6), (1, 'SDMinOutputPower', 167, 623, False, False, 6), (1, 'SDPowerInput', 167, 623, False, False, 6), (1, 'SPCChargeDiagnostics', 324, 623, False, True, 6), (1, 'SPCMaxOutputPowerLimit', 167, 623, False, False, 6), (1, 'SPCMinOutputPowerLimit', 167, 623, False, False, 6), (1, 'SPCOperatingFrequency', 167, 623, False, False, 6), (1, 'SPCPowerControlParameter', 326, 623, False, False, 6), (1, 'SPCPrimaryDeviceCoilCurrentInformation', 167, 623, False, False, 6), (1, 'SPKIData', 85, 623, False, False, 4), (1, 'SPKISexp', 77, 623, False, True, 4), (1, 'SSID', 616, 623, False, True, 6), (1, 'Seed', 14, 623, False, True, 4), (1, 'SessionID', 161, 623, False, True, 5), (1, 'SignalFrequency', 167, 623, False, False, 6), (1, 'Signature', 106, 623, False, False, 4), (1, 'SignatureMethod', 118, 623, False, False, 4), (1, 'SignatureProperties', 127, 623, False, False, 4), (1, 'SignatureProperty', 131, 623, False, False, 4), (1, 'SignatureValue', 124, 623, False, False, 4), (1, 'SignedInfo', 112, 623, False, False, 4), (1, 'SupplyDeviceCurrent', 167, 623, False, False, 6), (1, 'TargetCoilCurrent', 167, 623, False, False, 6), (1, 'TargetSOC', 238, 623, False, True, 5), (1, 'TaxCosts', 319, 623, False, False, 5), (1, 'TaxRuleID', 322, 623, False, True, 5), (1, 'TimeAnchor', 163, 623, False, True, 5), (1, 'TimeStamp', 163, 623, False, True, 5), (1, 'Transform', 55, 623, False, False, 4), (1, 'Transforms', 52, 623, False, False, 4), (1, 'TxIdentifier', 322, 623, False, True, 6), (1, 'TxPackageSpecData', 520, 623, False, False, 6), (1, 'TxRxIdentifier', 322, 623, False, True, 6), (1, 'TxRxOrientation', 516, 623, False, False, 6), (1, 'TxRxPosition', 516, 623, False, False, 6), (1, 'TxSpecData', 512, 623, False, False, 6), (1, 'Value', 172, 623, False, True, 5), (1, 'VendorSpecificDataContainer', 176, 623, False, True, 6), (1, 'WPT_AlignmentCheckMethod', 500, 623, False, True, 6), (1, 'WPT_AlignmentCheckReq', 136, 623, False, False, 6), (1, 'WPT_AlignmentCheckRes', 178, 623, False, False, 6), (1, 'WPT_ChargeLoopReq', 202, 623, False, False, 6), (1, 'WPT_ChargeLoopRes', 251, 623, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryReq', 328, 623, False, False, 6), (1, 'WPT_ChargeParameterDiscoveryRes', 351, 623, False, False, 6), (1, 'WPT_FinePositioningMethod', 478, 623, False, True, 6), (1, 'WPT_FinePositioningReq', 379, 623, False, False, 6), (1, 'WPT_FinePositioningRes', 424, 623, False, False, 6), (1, 'WPT_FinePositioningSetupReq', 445, 623, False, False, 6), (1, 'WPT_FinePositioningSetupRes', 535, 623, False, False, 6), (1, 'WPT_LF_DataPackage', 405, 623, False, False, 6), (1, 'WPT_LF_DataPackageList', 400, 623, False, False, 6), (1, 'WPT_LF_RxDataList', 416, 623, False, False, 6), (1, 'WPT_LF_TxDataList', 411, 623, False, False, 6), (1, 'WPT_PairingMethod', 489, 623, False, True, 6), (1, 'WPT_PairingReq', 559, 623, False, False, 6), (1, 'WPT_PairingRes', 580, 623, False, False, 6), (1, 'X509CRL', 77, 623, False, True, 4), (1, 'X509Certificate', 77, 623, False, True, 4), (1, 'X509Data', 59, 623, False, False, 4), (1, 'X509IssuerName', 39, 623, False, True, 4), (1, 'X509IssuerSerial', 72, 623, False, False, 4), (1, 'X509SKI', 77, 623, False, True, 4), (1, 'X509SerialNumber', 75, 623, False, True, 4), (1, 'X509SubjectName', 39, 623, False, True, 4), (1, 'XPath', 39, 623, False, True, 4), (1, 'Y', 14, 623, False, True, 4), (4, None, None, 623, False, False), (5, None, None, -1, False, False),)),  # 623
+    (1, ((1, 'Header', 157, 625, False, False, 5),)),  # 624
+    (2, ((1, 'DisplayParameters', 227, 626, False, False, 5), (1, 'MeterInfoRequested', 242, 627, False, True, 5),)),  # 625
+    (1, ((1, 'MeterInfoRequested', 242, 627, False, True, 5),)),  # 626
     (1, ((2, None, None, -1, False, False),)),  # 627
-    (1, ((1, 'Header', 157, 629, False, False),)),  # 628
-    (1, ((1, 'ResponseCode', 200, 630, False, True),)),  # 629
-    (3, ((1, 'EVSEStatus', 280, 631, False, False), (1, 'MeterInfo', 287, 632, False, False), (1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 630
-    (2, ((1, 'MeterInfo', 287, 632, False, False), (1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 631
-    (2, ((1, 'Receipt', 300, 633, False, False), (2, None, None, -1, False, False),)),  # 632
+    (1, ((1, 'Header', 157, 629, False, False, 5),)),  # 628
+    (1, ((1, 'ResponseCode', 200, 630, False, True, 5),)),  # 629
+    (3, ((1, 'EVSEStatus', 280, 631, False, False, 5), (1, 'MeterInfo', 287, 632, False, False, 5), (1, 'Receipt', 300, 633, False, False, 5), (2, None, None, -1, False, False),)),  # 630
+    (2, ((1, 'MeterInfo', 287, 632, False, False, 5), (1, 'Receipt', 300, 633, False, False, 5), (2, None, None, -1, False, False),)),  # 631
+    (2, ((1, 'Receipt', 300, 633, False, False, 5), (2, None, None, -1, False, False),)),  # 632
     (1, ((2, None, None, -1, False, False),)),  # 633
-    (1, ((1, 'Header', 157, 635, False, False),)),  # 634
+    (1, ((1, 'Header', 157, 635, False, False, 5),)),  # 634
     (1, ((2, None, None, -1, False, False),)),  # 635
-    (1, ((1, 'Header', 157, 637, False, False),)),  # 636
-    (1, ((1, 'ResponseCode', 200, 638, False, True),)),  # 637
+    (1, ((1, 'Header', 157, 637, False, False, 5),)),  # 636
+    (1, ((1, 'ResponseCode', 200, 638, False, True, 5),)),  # 637
     (1, ((2, None, None, -1, False, False),)),  # 638
-    (2, ((1, 'DepartureTime', 240, 640, False, True), (1, 'EVTargetEnergyRequest', 167, 641, False, False),)),  # 639
-    (1, ((1, 'EVTargetEnergyRequest', 167, 641, False, False),)),  # 640
-    (1, ((1, 'EVMaximumEnergyRequest', 167, 642, False, False),)),  # 641
-    (1, ((1, 'EVMinimumEnergyRequest', 167, 643, False, False),)),  # 642
+    (2, ((1, 'DepartureTime', 240, 640, False, True, 5), (1, 'EVTargetEnergyRequest', 167, 641, False, False, 5),)),  # 639
+    (1, ((1, 'EVTargetEnergyRequest', 167, 641, False, False, 5),)),  # 640
+    (1, ((1, 'EVMaximumEnergyRequest', 167, 642, False, False, 5),)),  # 641
+    (1, ((1, 'EVMinimumEnergyRequest', 167, 643, False, False, 5),)),  # 642
     (1, ((2, None, None, -1, False, False),)),  # 643
-    (3, ((1, 'DepartureTime', 240, 645, False, True), (1, 'MinimumSOC', 238, 646, False, True), (1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 644
-    (3, ((1, 'MinimumSOC', 238, 646, False, True), (1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 645
-    (2, ((1, 'TargetSOC', 238, 647, False, True), (1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 646
-    (2, ((1, 'AckMaxDelay', 283, 648, False, True), (2, None, None, -1, False, False),)),  # 647
+    (3, ((1, 'DepartureTime', 240, 645, False, True, 5), (1, 'MinimumSOC', 238, 646, False, True, 5), (1, 'TargetSOC', 238, 647, False, True, 5), (1, 'AckMaxDelay', 283, 648, False, True, 5), (2, None, None, -1, False, False),)),  # 644
+    (3, ((1, 'MinimumSOC', 238, 646, False, True, 5), (1, 'TargetSOC', 238, 647, False, True, 5), (1, 'AckMaxDelay', 283, 648, False, True, 5), (2, None, None, -1, False, False),)),  # 645
+    (2, ((1, 'TargetSOC', 238, 647, False, True, 5), (1, 'AckMaxDelay', 283, 648, False, True, 5), (2, None, None, -1, False, False),)),  # 646
+    (2, ((1, 'AckMaxDelay', 283, 648, False, True, 5), (2, None, None, -1, False, False),)),  # 647
     (1, ((2, None, None, -1, False, False),)),  # 648
-    (1, ((1, 'RootCertificateID', 72, 650, True, False),)),  # 649
-    _run(19, 2, ((1, 'RootCertificateID', 72, '+', True, False), (2, None, None, -1, False, False),)),  # 650..668
+    (1, ((1, 'RootCertificateID', 72, 650, True, False, 5),)),  # 649
+    _run(19, 2, ((1, 'RootCertificateID', 72, '+', True, False, 5), (2, None, None, -1, False, False),)),  # 650..668
     (1, ((2, None, None, -1, False, False),)),  # 669
-    (3, ((1, 'EVTargetEnergyRequest', 167, 671, False, False), (1, 'EVMaximumEnergyRequest', 167, 672, False, False), (1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 670
-    (2, ((1, 'EVMaximumEnergyRequest', 167, 672, False, False), (1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 671
-    (2, ((1, 'EVMinimumEnergyRequest', 167, 673, False, False), (2, None, None, -1, False, False),)),  # 672
+    (3, ((1, 'EVTargetEnergyRequest', 167, 671, False, False, 5), (1, 'EVMaximumEnergyRequest', 167, 672, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 673, False, False, 5), (2, None, None, -1, False, False),)),  # 670
+    (2, ((1, 'EVMaximumEnergyRequest', 167, 672, False, False, 5), (1, 'EVMinimumEnergyRequest', 167, 673, False, False, 5), (2, None, None, -1, False, False),)),  # 671
+    (2, ((1, 'EVMinimumEnergyRequest', 167, 673, False, False, 5), (2, None, None, -1, False, False),)),  # 672
     (1, ((2, None, None, -1, False, False),)),  # 673
     (1, ((2, None, None, -1, False, False),)),  # 674
-    (1, ((1, 'Header', 157, 676, False, False),)),  # 675
+    (1, ((1, 'Header', 157, 676, False, False, 5),)),  # 675
     (1, ((2, None, None, -1, False, False),)),  # 676
-    (1, ((1, 'Header', 157, 678, False, False),)),  # 677
+    (1, ((1, 'Header', 157, 678, False, False, 5),)),  # 677
     (1, ((2, None, None, -1, False, False),)),  # 678
-    (1, ((1, 'Header', 157, 680, False, False),)),  # 679
-    (1, ((1, 'ResponseCode', 200, 681, False, True),)),  # 680
+    (1, ((1, 'Header', 157, 680, False, False, 5),)),  # 679
+    (1, ((1, 'ResponseCode', 200, 681, False, True, 5),)),  # 680
     (1, ((2, None, None, -1, False, False),)),  # 681
     (1, ((3, 'value', T29, 683, False, False),)),  # 682
     (1, ((2, None, None, -1, False, False),)),  # 683

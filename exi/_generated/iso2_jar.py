@@ -92,17 +92,17 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (2, ((1, 'DepartureTime', 7, 2, False, True), (1, 'EAmount', 9, 3, False, False),)),  # 1
-    (1, ((1, 'EAmount', 9, 3, False, False),)),  # 2
-    (1, ((1, 'EVMaxVoltage', 9, 4, False, False),)),  # 3
-    (1, ((1, 'EVMaxCurrent', 9, 5, False, False),)),  # 4
-    (1, ((1, 'EVMinCurrent', 9, 6, False, False),)),  # 5
+    (2, ((1, 'DepartureTime', 7, 2, False, True, 6), (1, 'EAmount', 9, 3, False, False, 6),)),  # 1
+    (1, ((1, 'EAmount', 9, 3, False, False, 6),)),  # 2
+    (1, ((1, 'EVMaxVoltage', 9, 4, False, False, 6),)),  # 3
+    (1, ((1, 'EVMaxCurrent', 9, 5, False, False, 6),)),  # 4
+    (1, ((1, 'EVMinCurrent', 9, 6, False, False, 6),)),  # 5
     (1, ((2, None, None, -1, False, False),)),  # 6
     (1, ((3, 'value', T0, 8, False, False),)),  # 7
     (1, ((2, None, None, -1, False, False),)),  # 8
-    (1, ((1, 'Multiplier', 13, 10, False, True),)),  # 9
-    (1, ((1, 'Unit', 15, 11, False, True),)),  # 10
-    (1, ((1, 'Value', 17, 12, False, True),)),  # 11
+    (1, ((1, 'Multiplier', 13, 10, False, True, 6),)),  # 9
+    (1, ((1, 'Unit', 15, 11, False, True, 6),)),  # 10
+    (1, ((1, 'Value', 17, 12, False, True, 6),)),  # 11
     (1, ((2, None, None, -1, False, False),)),  # 12
     (1, ((3, 'value', T1, 14, False, False),)),  # 13
     (1, ((2, None, None, -1, False, False),)),  # 14
@@ -110,13 +110,13 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 16
     (1, ((3, 'value', T3, 18, False, False),)),  # 17
     (1, ((2, None, None, -1, False, False),)),  # 18
-    (1, ((1, 'AC_EVSEStatus', 23, 20, False, False),)),  # 19
-    (1, ((1, 'EVSENominalVoltage', 9, 21, False, False),)),  # 20
-    (1, ((1, 'EVSEMaxCurrent', 9, 22, False, False),)),  # 21
+    (1, ((1, 'AC_EVSEStatus', 23, 20, False, False, 6),)),  # 19
+    (1, ((1, 'EVSENominalVoltage', 9, 21, False, False, 6),)),  # 20
+    (1, ((1, 'EVSEMaxCurrent', 9, 22, False, False, 6),)),  # 21
     (1, ((2, None, None, -1, False, False),)),  # 22
-    (1, ((1, 'NotificationMaxDelay', 27, 24, False, True),)),  # 23
-    (1, ((1, 'EVSENotification', 29, 25, False, True),)),  # 24
-    (1, ((1, 'RCD', 31, 26, False, True),)),  # 25
+    (1, ((1, 'NotificationMaxDelay', 27, 24, False, True, 6),)),  # 23
+    (1, ((1, 'EVSENotification', 29, 25, False, True, 6),)),  # 24
+    (1, ((1, 'RCD', 31, 26, False, True, 6),)),  # 25
     (1, ((2, None, None, -1, False, False),)),  # 26
     (1, ((3, 'value', T4, 28, False, False),)),  # 27
     (1, ((2, None, None, -1, False, False),)),  # 28
@@ -124,200 +124,200 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 30
     (1, ((3, 'value', T6, 32, False, False),)),  # 31
     (1, ((2, None, None, -1, False, False),)),  # 32
-    (2, ((0, 'Id', T7, 34, False, False), (1, 'GenChallenge', 36, 35, False, True), (2, None, None, -1, False, False),)),  # 33
-    (2, ((1, 'GenChallenge', 36, 35, False, True), (2, None, None, -1, False, False),)),  # 34
+    (2, ((0, 'Id', T7, 34, False, False, 5), (1, 'GenChallenge', 36, 35, False, True, 5), (2, None, None, -1, False, False),)),  # 33
+    (2, ((1, 'GenChallenge', 36, 35, False, True, 5), (2, None, None, -1, False, False),)),  # 34
     (1, ((2, None, None, -1, False, False),)),  # 35
     (1, ((3, 'value', T8, 37, False, False),)),  # 36
     (1, ((2, None, None, -1, False, False),)),  # 37
-    (1, ((1, 'ResponseCode', 41, 39, False, True),)),  # 38
-    (1, ((1, 'EVSEProcessing', 43, 40, False, True),)),  # 39
+    (1, ((1, 'ResponseCode', 41, 39, False, True, 5),)),  # 38
+    (1, ((1, 'EVSEProcessing', 43, 40, False, True, 5),)),  # 39
     (1, ((2, None, None, -1, False, False),)),  # 40
     (1, ((3, 'value', T9, 42, False, False),)),  # 41
     (1, ((2, None, None, -1, False, False),)),  # 42
     (1, ((3, 'value', T10, 44, False, False),)),  # 43
     (1, ((2, None, None, -1, False, False),)),  # 44
     (1, ((2, None, None, -1, False, False),)),  # 45
-    (1, ((1, 'DC_EVStatus', 48, 47, False, False),)),  # 46
+    (1, ((1, 'DC_EVStatus', 48, 47, False, False, 5),)),  # 46
     (1, ((2, None, None, -1, False, False),)),  # 47
-    (1, ((1, 'EVReady', 31, 49, False, True),)),  # 48
-    (1, ((1, 'EVErrorCode', 52, 50, False, True),)),  # 49
-    (1, ((1, 'EVRESSSOC', 54, 51, False, True),)),  # 50
+    (1, ((1, 'EVReady', 31, 49, False, True, 6),)),  # 48
+    (1, ((1, 'EVErrorCode', 52, 50, False, True, 6),)),  # 49
+    (1, ((1, 'EVRESSSOC', 54, 51, False, True, 6),)),  # 50
     (1, ((2, None, None, -1, False, False),)),  # 51
     (1, ((3, 'value', T11, 53, False, False),)),  # 52
     (1, ((2, None, None, -1, False, False),)),  # 53
     (1, ((3, 'value', T12, 55, False, False),)),  # 54
     (1, ((2, None, None, -1, False, False),)),  # 55
-    (1, ((1, 'ResponseCode', 41, 57, False, True),)),  # 56
-    (1, ((1, 'DC_EVSEStatus', 60, 58, False, False),)),  # 57
-    (1, ((1, 'EVSEProcessing', 43, 59, False, True),)),  # 58
+    (1, ((1, 'ResponseCode', 41, 57, False, True, 5),)),  # 56
+    (1, ((1, 'DC_EVSEStatus', 60, 58, False, False, 5),)),  # 57
+    (1, ((1, 'EVSEProcessing', 43, 59, False, True, 5),)),  # 58
     (1, ((2, None, None, -1, False, False),)),  # 59
-    (1, ((1, 'NotificationMaxDelay', 27, 61, False, True),)),  # 60
-    (1, ((1, 'EVSENotification', 29, 62, False, True),)),  # 61
-    (2, ((1, 'EVSEIsolationStatus', 65, 63, False, True), (1, 'EVSEStatusCode', 67, 64, False, True),)),  # 62
-    (1, ((1, 'EVSEStatusCode', 67, 64, False, True),)),  # 63
+    (1, ((1, 'NotificationMaxDelay', 27, 61, False, True, 6),)),  # 60
+    (1, ((1, 'EVSENotification', 29, 62, False, True, 6),)),  # 61
+    (2, ((1, 'EVSEIsolationStatus', 65, 63, False, True, 6), (1, 'EVSEStatusCode', 67, 64, False, True, 6),)),  # 62
+    (1, ((1, 'EVSEStatusCode', 67, 64, False, True, 6),)),  # 63
     (1, ((2, None, None, -1, False, False),)),  # 64
     (1, ((3, 'value', T13, 66, False, False),)),  # 65
     (1, ((2, None, None, -1, False, False),)),  # 66
     (1, ((3, 'value', T14, 68, False, False),)),  # 67
     (1, ((2, None, None, -1, False, False),)),  # 68
-    (1, ((0, 'Algorithm', T7, 70, False, False),)),  # 69
+    (1, ((0, 'Algorithm', T7, 70, False, False, 0),)),  # 69
     (2, ((4, None, None, 71, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 70, False, False),)),  # 70
     (2, ((4, None, None, 71, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 71, False, False),)),  # 71
-    (1, ((0, 'Id', T7, 73, False, False),)),  # 72
-    (1, ((1, 'OEMProvisioningCert', 76, 74, False, True),)),  # 73
-    (1, ((1, 'ListOfRootCertificateIDs', 78, 75, False, False),)),  # 74
+    (1, ((0, 'Id', T7, 73, False, False, 5),)),  # 72
+    (1, ((1, 'OEMProvisioningCert', 76, 74, False, True, 5),)),  # 73
+    (1, ((1, 'ListOfRootCertificateIDs', 78, 75, False, False, 5),)),  # 74
     (1, ((2, None, None, -1, False, False),)),  # 75
     (1, ((3, 'value', T15, 77, False, False),)),  # 76
     (1, ((2, None, None, -1, False, False),)),  # 77
-    (1, ((1, 'RootCertificateID', 81, 79, 20, False),)),  # 78
-    (2, ((1, 'RootCertificateID', 81, 80, 20, False), (2, None, None, -1, False, False),)),  # 79
-    (2, ((1, 'RootCertificateID', 81, 80, 20, False), (2, None, None, -1, False, False),)),  # 80
-    (1, ((1, 'X509IssuerName', 84, 82, False, True),)),  # 81
-    (1, ((1, 'X509SerialNumber', 86, 83, False, True),)),  # 82
+    (1, ((1, 'RootCertificateID', 81, 79, 20, False, 6),)),  # 78
+    (2, ((1, 'RootCertificateID', 81, 80, 20, False, 6), (2, None, None, -1, False, False),)),  # 79
+    (2, ((1, 'RootCertificateID', 81, 80, 20, False, 6), (2, None, None, -1, False, False),)),  # 80
+    (1, ((1, 'X509IssuerName', 84, 82, False, True, 4),)),  # 81
+    (1, ((1, 'X509SerialNumber', 86, 83, False, True, 4),)),  # 82
     (1, ((2, None, None, -1, False, False),)),  # 83
     (1, ((3, 'value', T7, 85, False, False),)),  # 84
     (1, ((2, None, None, -1, False, False),)),  # 85
     (1, ((3, 'value', T16, 87, False, False),)),  # 86
     (1, ((2, None, None, -1, False, False),)),  # 87
-    (1, ((1, 'ResponseCode', 41, 89, False, True),)),  # 88
-    (1, ((1, 'SAProvisioningCertificateChain', 95, 90, False, False),)),  # 89
-    (1, ((1, 'ContractSignatureCertChain', 95, 91, False, False),)),  # 90
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 92, False, False),)),  # 91
-    (1, ((1, 'DHpublickey', 107, 93, False, False),)),  # 92
-    (1, ((1, 'eMAID', 110, 94, False, False),)),  # 93
+    (1, ((1, 'ResponseCode', 41, 89, False, True, 5),)),  # 88
+    (1, ((1, 'SAProvisioningCertificateChain', 95, 90, False, False, 5),)),  # 89
+    (1, ((1, 'ContractSignatureCertChain', 95, 91, False, False, 5),)),  # 90
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 92, False, False, 5),)),  # 91
+    (1, ((1, 'DHpublickey', 107, 93, False, False, 5),)),  # 92
+    (1, ((1, 'eMAID', 110, 94, False, False, 5),)),  # 93
     (1, ((2, None, None, -1, False, False),)),  # 94
-    (2, ((0, 'Id', T7, 96, False, False), (1, 'Certificate', 76, 97, False, True),)),  # 95
-    (1, ((1, 'Certificate', 76, 97, False, True),)),  # 96
-    (2, ((1, 'SubCertificates', 99, 98, False, False), (2, None, None, -1, False, False),)),  # 97
+    (2, ((0, 'Id', T7, 96, False, False, 6), (1, 'Certificate', 76, 97, False, True, 6),)),  # 95
+    (1, ((1, 'Certificate', 76, 97, False, True, 6),)),  # 96
+    (2, ((1, 'SubCertificates', 99, 98, False, False, 6), (2, None, None, -1, False, False),)),  # 97
     (1, ((2, None, None, -1, False, False),)),  # 98
-    (1, ((1, 'Certificate', 76, 100, True, True),)),  # 99
-    _run(3, 2, ((1, 'Certificate', 76, '+', True, True), (2, None, None, -1, False, False),)),  # 100..102
+    (1, ((1, 'Certificate', 76, 100, True, True, 6),)),  # 99
+    _run(3, 2, ((1, 'Certificate', 76, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 100..102
     (1, ((2, None, None, -1, False, False),)),  # 103
-    (1, ((0, 'Id', T7, 105, False, False),)),  # 104
+    (1, ((0, 'Id', T7, 105, False, False, 6),)),  # 104
     (1, ((3, 'value', T17, 106, False, False),)),  # 105
     (1, ((2, None, None, -1, False, False),)),  # 106
-    (1, ((0, 'Id', T7, 108, False, False),)),  # 107
+    (1, ((0, 'Id', T7, 108, False, False, 6),)),  # 107
     (1, ((3, 'value', T18, 109, False, False),)),  # 108
     (1, ((2, None, None, -1, False, False),)),  # 109
-    (1, ((0, 'Id', T7, 111, False, False),)),  # 110
+    (1, ((0, 'Id', T7, 111, False, False, 6),)),  # 110
     (1, ((3, 'value', T19, 112, False, False),)),  # 111
     (1, ((2, None, None, -1, False, False),)),  # 112
-    (1, ((0, 'Id', T7, 114, False, False),)),  # 113
-    (1, ((1, 'ContractSignatureCertChain', 95, 115, False, False),)),  # 114
-    (1, ((1, 'eMAID', 118, 116, False, True),)),  # 115
-    (1, ((1, 'ListOfRootCertificateIDs', 78, 117, False, False),)),  # 116
+    (1, ((0, 'Id', T7, 114, False, False, 5),)),  # 113
+    (1, ((1, 'ContractSignatureCertChain', 95, 115, False, False, 5),)),  # 114
+    (1, ((1, 'eMAID', 118, 116, False, True, 5),)),  # 115
+    (1, ((1, 'ListOfRootCertificateIDs', 78, 117, False, False, 5),)),  # 116
     (1, ((2, None, None, -1, False, False),)),  # 117
     (1, ((3, 'value', T19, 119, False, False),)),  # 118
     (1, ((2, None, None, -1, False, False),)),  # 119
-    (1, ((1, 'ResponseCode', 41, 121, False, True),)),  # 120
-    (1, ((1, 'SAProvisioningCertificateChain', 95, 122, False, False),)),  # 121
-    (1, ((1, 'ContractSignatureCertChain', 95, 123, False, False),)),  # 122
-    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 124, False, False),)),  # 123
-    (1, ((1, 'DHpublickey', 107, 125, False, False),)),  # 124
-    (1, ((1, 'eMAID', 110, 126, False, False),)),  # 125
-    (2, ((1, 'RetryCounter', 17, 127, False, True), (2, None, None, -1, False, False),)),  # 126
+    (1, ((1, 'ResponseCode', 41, 121, False, True, 5),)),  # 120
+    (1, ((1, 'SAProvisioningCertificateChain', 95, 122, False, False, 5),)),  # 121
+    (1, ((1, 'ContractSignatureCertChain', 95, 123, False, False, 5),)),  # 122
+    (1, ((1, 'ContractSignatureEncryptedPrivateKey', 104, 124, False, False, 5),)),  # 123
+    (1, ((1, 'DHpublickey', 107, 125, False, False, 5),)),  # 124
+    (1, ((1, 'eMAID', 110, 126, False, False, 5),)),  # 125
+    (2, ((1, 'RetryCounter', 17, 127, False, True, 5), (2, None, None, -1, False, False),)),  # 126
     (1, ((2, None, None, -1, False, False),)),  # 127
-    (2, ((1, 'MaxEntriesSAScheduleTuple', 27, 129, False, True), (1, 'RequestedEnergyTransferMode', 132, 130, False, True),)),  # 128
-    (1, ((1, 'RequestedEnergyTransferMode', 132, 130, False, True),)),  # 129
-    (2, ((1, 'AC_EVChargeParameter', 1, 131, False, False), (1, 'DC_EVChargeParameter', 134, 131, False, False), (1, 'EVChargeParameter', 144, 131, False, False),)),  # 130
+    (2, ((1, 'MaxEntriesSAScheduleTuple', 27, 129, False, True, 5), (1, 'RequestedEnergyTransferMode', 132, 130, False, True, 5),)),  # 128
+    (1, ((1, 'RequestedEnergyTransferMode', 132, 130, False, True, 5),)),  # 129
+    (2, ((1, 'AC_EVChargeParameter', 1, 131, False, False, 6), (1, 'DC_EVChargeParameter', 134, 131, False, False, 6), (1, 'EVChargeParameter', 144, 131, False, False, 6),)),  # 130
     (1, ((2, None, None, -1, False, False),)),  # 131
     (1, ((3, 'value', T20, 133, False, False),)),  # 132
     (1, ((2, None, None, -1, False, False),)),  # 133
-    (2, ((1, 'DepartureTime', 7, 135, False, True), (1, 'DC_EVStatus', 48, 136, False, False),)),  # 134
-    (1, ((1, 'DC_EVStatus', 48, 136, False, False),)),  # 135
-    (1, ((1, 'EVMaximumCurrentLimit', 9, 137, False, False),)),  # 136
-    (2, ((1, 'EVMaximumPowerLimit', 9, 138, False, False), (1, 'EVMaximumVoltageLimit', 9, 139, False, False),)),  # 137
-    (1, ((1, 'EVMaximumVoltageLimit', 9, 139, False, False),)),  # 138
-    (3, ((1, 'EVEnergyCapacity', 9, 140, False, False), (1, 'EVEnergyRequest', 9, 141, False, False), (1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 139
-    (3, ((1, 'EVEnergyRequest', 9, 141, False, False), (1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 140
-    (2, ((1, 'FullSOC', 54, 142, False, True), (1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 141
-    (2, ((1, 'BulkSOC', 54, 143, False, True), (2, None, None, -1, False, False),)),  # 142
+    (2, ((1, 'DepartureTime', 7, 135, False, True, 6), (1, 'DC_EVStatus', 48, 136, False, False, 6),)),  # 134
+    (1, ((1, 'DC_EVStatus', 48, 136, False, False, 6),)),  # 135
+    (1, ((1, 'EVMaximumCurrentLimit', 9, 137, False, False, 6),)),  # 136
+    (2, ((1, 'EVMaximumPowerLimit', 9, 138, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 139, False, False, 6),)),  # 137
+    (1, ((1, 'EVMaximumVoltageLimit', 9, 139, False, False, 6),)),  # 138
+    (3, ((1, 'EVEnergyCapacity', 9, 140, False, False, 6), (1, 'EVEnergyRequest', 9, 141, False, False, 6), (1, 'FullSOC', 54, 142, False, True, 6), (1, 'BulkSOC', 54, 143, False, True, 6), (2, None, None, -1, False, False),)),  # 139
+    (3, ((1, 'EVEnergyRequest', 9, 141, False, False, 6), (1, 'FullSOC', 54, 142, False, True, 6), (1, 'BulkSOC', 54, 143, False, True, 6), (2, None, None, -1, False, False),)),  # 140
+    (2, ((1, 'FullSOC', 54, 142, False, True, 6), (1, 'BulkSOC', 54, 143, False, True, 6), (2, None, None, -1, False, False),)),  # 141
+    (2, ((1, 'BulkSOC', 54, 143, False, True, 6), (2, None, None, -1, False, False),)),  # 142
     (1, ((2, None, None, -1, False, False),)),  # 143
-    (2, ((1, 'DepartureTime', 7, 145, False, True), (2, None, None, -1, False, False),)),  # 144
+    (2, ((1, 'DepartureTime', 7, 145, False, True, 6), (2, None, None, -1, False, False),)),  # 144
     (1, ((2, None, None, -1, False, False),)),  # 145
-    (1, ((1, 'ResponseCode', 41, 147, False, True),)),  # 146
-    (1, ((1, 'EVSEProcessing', 43, 148, False, True),)),  # 147
-    (3, ((1, 'SAScheduleList', 151, 149, False, False), (1, 'SASchedules', 203, 149, False, False), (1, 'AC_EVSEChargeParameter', 19, 150, False, False), (1, 'DC_EVSEChargeParameter', 204, 150, False, False), (1, 'EVSEChargeParameter', 214, 150, False, False),)),  # 148
-    (2, ((1, 'AC_EVSEChargeParameter', 19, 150, False, False), (1, 'DC_EVSEChargeParameter', 204, 150, False, False), (1, 'EVSEChargeParameter', 214, 150, False, False),)),  # 149
+    (1, ((1, 'ResponseCode', 41, 147, False, True, 5),)),  # 146
+    (1, ((1, 'EVSEProcessing', 43, 148, False, True, 5),)),  # 147
+    (3, ((1, 'SAScheduleList', 151, 149, False, False, 6), (1, 'SASchedules', 203, 149, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 150, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 150, False, False, 6), (1, 'EVSEChargeParameter', 214, 150, False, False, 6),)),  # 148
+    (2, ((1, 'AC_EVSEChargeParameter', 19, 150, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 150, False, False, 6), (1, 'EVSEChargeParameter', 214, 150, False, False, 6),)),  # 149
     (1, ((2, None, None, -1, False, False),)),  # 150
-    (1, ((1, 'SAScheduleTuple', 155, 152, True, False),)),  # 151
-    (2, ((1, 'SAScheduleTuple', 155, 153, True, False), (2, None, None, -1, False, False),)),  # 152
-    (2, ((1, 'SAScheduleTuple', 155, 154, True, False), (2, None, None, -1, False, False),)),  # 153
+    (1, ((1, 'SAScheduleTuple', 155, 152, True, False, 6),)),  # 151
+    (2, ((1, 'SAScheduleTuple', 155, 153, True, False, 6), (2, None, None, -1, False, False),)),  # 152
+    (2, ((1, 'SAScheduleTuple', 155, 154, True, False, 6), (2, None, None, -1, False, False),)),  # 153
     (1, ((2, None, None, -1, False, False),)),  # 154
-    (1, ((1, 'SAScheduleTupleID', 159, 156, False, True),)),  # 155
-    (1, ((1, 'PMaxSchedule', 161, 157, False, False),)),  # 156
-    (2, ((1, 'SalesTariff', 175, 158, False, False), (2, None, None, -1, False, False),)),  # 157
+    (1, ((1, 'SAScheduleTupleID', 159, 156, False, True, 6),)),  # 155
+    (1, ((1, 'PMaxSchedule', 161, 157, False, False, 6),)),  # 156
+    (2, ((1, 'SalesTariff', 175, 158, False, False, 6), (2, None, None, -1, False, False),)),  # 157
     (1, ((2, None, None, -1, False, False),)),  # 158
     (1, ((3, 'value', T21, 160, False, False),)),  # 159
     (1, ((2, None, None, -1, False, False),)),  # 160
-    (1, ((1, 'PMaxScheduleEntry', 164, 162, 1024, False),)),  # 161
-    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False), (2, None, None, -1, False, False),)),  # 162
-    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False), (2, None, None, -1, False, False),)),  # 163
-    (2, ((1, 'RelativeTimeInterval', 167, 165, False, False), (1, 'TimeInterval', 174, 165, False, False),)),  # 164
-    (1, ((1, 'PMax', 9, 166, False, False),)),  # 165
+    (1, ((1, 'PMaxScheduleEntry', 164, 162, 1024, False, 6),)),  # 161
+    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False, 6), (2, None, None, -1, False, False),)),  # 162
+    (2, ((1, 'PMaxScheduleEntry', 164, 163, 1024, False, 6), (2, None, None, -1, False, False),)),  # 163
+    (2, ((1, 'RelativeTimeInterval', 167, 165, False, False, 6), (1, 'TimeInterval', 174, 165, False, False, 6),)),  # 164
+    (1, ((1, 'PMax', 9, 166, False, False, 6),)),  # 165
     (1, ((2, None, None, -1, False, False),)),  # 166
-    (1, ((1, 'start', 170, 168, False, True),)),  # 167
-    (2, ((1, 'duration', 172, 169, False, True), (2, None, None, -1, False, False),)),  # 168
+    (1, ((1, 'start', 170, 168, False, True, 6),)),  # 167
+    (2, ((1, 'duration', 172, 169, False, True, 6), (2, None, None, -1, False, False),)),  # 168
     (1, ((2, None, None, -1, False, False),)),  # 169
     (1, ((3, 'value', T22, 171, False, False),)),  # 170
     (1, ((2, None, None, -1, False, False),)),  # 171
     (1, ((3, 'value', T23, 173, False, False),)),  # 172
     (1, ((2, None, None, -1, False, False),)),  # 173
     (1, ((2, None, None, -1, False, False),)),  # 174
-    (2, ((0, 'Id', T7, 176, False, False), (1, 'SalesTariffID', 159, 177, False, True),)),  # 175
-    (1, ((1, 'SalesTariffID', 159, 177, False, True),)),  # 176
-    (2, ((1, 'SalesTariffDescription', 182, 178, False, True), (1, 'NumEPriceLevels', 184, 179, False, True), (1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 177
-    (2, ((1, 'NumEPriceLevels', 184, 179, False, True), (1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 178
-    (1, ((1, 'SalesTariffEntry', 186, 180, 1024, False),)),  # 179
-    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False), (2, None, None, -1, False, False),)),  # 180
-    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False), (2, None, None, -1, False, False),)),  # 181
+    (2, ((0, 'Id', T7, 176, False, False, 6), (1, 'SalesTariffID', 159, 177, False, True, 6),)),  # 175
+    (1, ((1, 'SalesTariffID', 159, 177, False, True, 6),)),  # 176
+    (2, ((1, 'SalesTariffDescription', 182, 178, False, True, 6), (1, 'NumEPriceLevels', 184, 179, False, True, 6), (1, 'SalesTariffEntry', 186, 180, 1024, False, 6),)),  # 177
+    (2, ((1, 'NumEPriceLevels', 184, 179, False, True, 6), (1, 'SalesTariffEntry', 186, 180, 1024, False, 6),)),  # 178
+    (1, ((1, 'SalesTariffEntry', 186, 180, 1024, False, 6),)),  # 179
+    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False, 6), (2, None, None, -1, False, False),)),  # 180
+    (2, ((1, 'SalesTariffEntry', 186, 181, 1024, False, 6), (2, None, None, -1, False, False),)),  # 181
     (1, ((3, 'value', T24, 183, False, False),)),  # 182
     (1, ((2, None, None, -1, False, False),)),  # 183
     (1, ((3, 'value', T25, 185, False, False),)),  # 184
     (1, ((2, None, None, -1, False, False),)),  # 185
-    (2, ((1, 'RelativeTimeInterval', 167, 187, False, False), (1, 'TimeInterval', 174, 187, False, False),)),  # 186
-    (2, ((1, 'EPriceLevel', 184, 188, False, True), (1, 'ConsumptionCost', 192, 189, True, False), (2, None, None, -1, False, False),)),  # 187
-    _run(3, 2, ((1, 'ConsumptionCost', 192, '+', True, False), (2, None, None, -1, False, False),)),  # 188..190
+    (2, ((1, 'RelativeTimeInterval', 167, 187, False, False, 6), (1, 'TimeInterval', 174, 187, False, False, 6),)),  # 186
+    (2, ((1, 'EPriceLevel', 184, 188, False, True, 6), (1, 'ConsumptionCost', 192, 189, True, False, 6), (2, None, None, -1, False, False),)),  # 187
+    _run(3, 2, ((1, 'ConsumptionCost', 192, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 188..190
     (1, ((2, None, None, -1, False, False),)),  # 191
-    (1, ((1, 'startValue', 9, 193, False, False),)),  # 192
-    (1, ((1, 'Cost', 197, 194, True, False),)),  # 193
-    (2, ((1, 'Cost', 197, 195, True, False), (2, None, None, -1, False, False),)),  # 194
-    (2, ((1, 'Cost', 197, 196, True, False), (2, None, None, -1, False, False),)),  # 195
+    (1, ((1, 'startValue', 9, 193, False, False, 6),)),  # 192
+    (1, ((1, 'Cost', 197, 194, True, False, 6),)),  # 193
+    (2, ((1, 'Cost', 197, 195, True, False, 6), (2, None, None, -1, False, False),)),  # 194
+    (2, ((1, 'Cost', 197, 196, True, False, 6), (2, None, None, -1, False, False),)),  # 195
     (1, ((2, None, None, -1, False, False),)),  # 196
-    (1, ((1, 'costKind', 201, 198, False, True),)),  # 197
-    (1, ((1, 'amount', 7, 199, False, True),)),  # 198
-    (2, ((1, 'amountMultiplier', 13, 200, False, True), (2, None, None, -1, False, False),)),  # 199
+    (1, ((1, 'costKind', 201, 198, False, True, 6),)),  # 197
+    (1, ((1, 'amount', 7, 199, False, True, 6),)),  # 198
+    (2, ((1, 'amountMultiplier', 13, 200, False, True, 6), (2, None, None, -1, False, False),)),  # 199
     (1, ((2, None, None, -1, False, False),)),  # 200
     (1, ((3, 'value', T26, 202, False, False),)),  # 201
     (1, ((2, None, None, -1, False, False),)),  # 202
     (1, ((2, None, None, -1, False, False),)),  # 203
-    (1, ((1, 'DC_EVSEStatus', 60, 205, False, False),)),  # 204
-    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 206, False, False),)),  # 205
-    (1, ((1, 'EVSEMaximumPowerLimit', 9, 207, False, False),)),  # 206
-    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 208, False, False),)),  # 207
-    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 209, False, False),)),  # 208
-    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 210, False, False),)),  # 209
-    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 211, False, False), (1, 'EVSEPeakCurrentRipple', 9, 212, False, False),)),  # 210
-    (1, ((1, 'EVSEPeakCurrentRipple', 9, 212, False, False),)),  # 211
-    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 213, False, False), (2, None, None, -1, False, False),)),  # 212
+    (1, ((1, 'DC_EVSEStatus', 60, 205, False, False, 6),)),  # 204
+    (1, ((1, 'EVSEMaximumCurrentLimit', 9, 206, False, False, 6),)),  # 205
+    (1, ((1, 'EVSEMaximumPowerLimit', 9, 207, False, False, 6),)),  # 206
+    (1, ((1, 'EVSEMaximumVoltageLimit', 9, 208, False, False, 6),)),  # 207
+    (1, ((1, 'EVSEMinimumCurrentLimit', 9, 209, False, False, 6),)),  # 208
+    (1, ((1, 'EVSEMinimumVoltageLimit', 9, 210, False, False, 6),)),  # 209
+    (2, ((1, 'EVSECurrentRegulationTolerance', 9, 211, False, False, 6), (1, 'EVSEPeakCurrentRipple', 9, 212, False, False, 6),)),  # 210
+    (1, ((1, 'EVSEPeakCurrentRipple', 9, 212, False, False, 6),)),  # 211
+    (2, ((1, 'EVSEEnergyToBeDelivered', 9, 213, False, False, 6), (2, None, None, -1, False, False),)),  # 212
     (1, ((2, None, None, -1, False, False),)),  # 213
     (1, ((2, None, None, -1, False, False),)),  # 214
     (1, ((2, None, None, -1, False, False),)),  # 215
-    (1, ((1, 'ResponseCode', 41, 217, False, True),)),  # 216
-    (1, ((1, 'EVSEID', 224, 218, False, True),)),  # 217
-    (1, ((1, 'SAScheduleTupleID', 159, 219, False, True),)),  # 218
-    (3, ((1, 'EVSEMaxCurrent', 9, 220, False, False), (1, 'MeterInfo', 226, 221, False, False), (1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 219
-    (2, ((1, 'MeterInfo', 226, 221, False, False), (1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 220
-    (2, ((1, 'ReceiptRequired', 31, 222, False, True), (1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 221
-    (1, ((1, 'AC_EVSEStatus', 23, 223, False, False),)),  # 222
+    (1, ((1, 'ResponseCode', 41, 217, False, True, 5),)),  # 216
+    (1, ((1, 'EVSEID', 224, 218, False, True, 5),)),  # 217
+    (1, ((1, 'SAScheduleTupleID', 159, 219, False, True, 5),)),  # 218
+    (3, ((1, 'EVSEMaxCurrent', 9, 220, False, False, 5), (1, 'MeterInfo', 226, 221, False, False, 5), (1, 'ReceiptRequired', 31, 222, False, True, 5), (1, 'AC_EVSEStatus', 23, 223, False, False, 5),)),  # 219
+    (2, ((1, 'MeterInfo', 226, 221, False, False, 5), (1, 'ReceiptRequired', 31, 222, False, True, 5), (1, 'AC_EVSEStatus', 23, 223, False, False, 5),)),  # 220
+    (2, ((1, 'ReceiptRequired', 31, 222, False, True, 5), (1, 'AC_EVSEStatus', 23, 223, False, False, 5),)),  # 221
+    (1, ((1, 'AC_EVSEStatus', 23, 223, False, False, 5),)),  # 222
     (1, ((2, None, None, -1, False, False),)),  # 223
     (1, ((3, 'value', T27, 225, False, False),)),  # 224
     (1, ((2, None, None, -1, False, False),)),  # 225
-    (1, ((1, 'MeterID', 232, 227, False, True),)),  # 226
-    (3, ((1, 'MeterReading', 234, 228, False, True), (1, 'SigMeterReading', 236, 229, False, True), (1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 227
-    (3, ((1, 'SigMeterReading', 236, 229, False, True), (1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 228
-    (2, ((1, 'MeterStatus', 238, 230, False, True), (1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 229
-    (2, ((1, 'TMeter', 240, 231, False, True), (2, None, None, -1, False, False),)),  # 230
+    (1, ((1, 'MeterID', 232, 227, False, True, 6),)),  # 226
+    (3, ((1, 'MeterReading', 234, 228, False, True, 6), (1, 'SigMeterReading', 236, 229, False, True, 6), (1, 'MeterStatus', 238, 230, False, True, 6), (1, 'TMeter', 240, 231, False, True, 6), (2, None, None, -1, False, False),)),  # 227
+    (3, ((1, 'SigMeterReading', 236, 229, False, True, 6), (1, 'MeterStatus', 238, 230, False, True, 6), (1, 'TMeter', 240, 231, False, True, 6), (2, None, None, -1, False, False),)),  # 228
+    (2, ((1, 'MeterStatus', 238, 230, False, True, 6), (1, 'TMeter', 240, 231, False, True, 6), (2, None, None, -1, False, False),)),  # 229
+    (2, ((1, 'TMeter', 240, 231, False, True, 6), (2, None, None, -1, False, False),)),  # 230
     (1, ((2, None, None, -1, False, False),)),  # 231
     (1, ((3, 'value', T24, 233, False, False),)),  # 232
     (1, ((2, None, None, -1, False, False),)),  # 233
@@ -329,210 +329,210 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 239
     (1, ((3, 'value', T30, 241, False, False),)),  # 240
     (1, ((2, None, None, -1, False, False),)),  # 241
-    (1, ((1, 'DC_EVStatus', 48, 243, False, False),)),  # 242
-    (1, ((1, 'EVTargetCurrent', 9, 244, False, False),)),  # 243
-    (3, ((1, 'EVMaximumVoltageLimit', 9, 245, False, False), (1, 'EVMaximumCurrentLimit', 9, 246, False, False), (1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 244
-    (3, ((1, 'EVMaximumCurrentLimit', 9, 246, False, False), (1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 245
-    (2, ((1, 'EVMaximumPowerLimit', 9, 247, False, False), (1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 246
-    (2, ((1, 'BulkChargingComplete', 31, 248, False, True), (1, 'ChargingComplete', 31, 249, False, True),)),  # 247
-    (1, ((1, 'ChargingComplete', 31, 249, False, True),)),  # 248
-    (2, ((1, 'RemainingTimeToFullSoC', 9, 250, False, False), (1, 'RemainingTimeToBulkSoC', 9, 251, False, False), (1, 'EVTargetVoltage', 9, 252, False, False),)),  # 249
-    (2, ((1, 'RemainingTimeToBulkSoC', 9, 251, False, False), (1, 'EVTargetVoltage', 9, 252, False, False),)),  # 250
-    (1, ((1, 'EVTargetVoltage', 9, 252, False, False),)),  # 251
+    (1, ((1, 'DC_EVStatus', 48, 243, False, False, 5),)),  # 242
+    (1, ((1, 'EVTargetCurrent', 9, 244, False, False, 5),)),  # 243
+    (3, ((1, 'EVMaximumVoltageLimit', 9, 245, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 246, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 247, False, False, 5), (1, 'BulkChargingComplete', 31, 248, False, True, 5), (1, 'ChargingComplete', 31, 249, False, True, 5),)),  # 244
+    (3, ((1, 'EVMaximumCurrentLimit', 9, 246, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 247, False, False, 5), (1, 'BulkChargingComplete', 31, 248, False, True, 5), (1, 'ChargingComplete', 31, 249, False, True, 5),)),  # 245
+    (2, ((1, 'EVMaximumPowerLimit', 9, 247, False, False, 5), (1, 'BulkChargingComplete', 31, 248, False, True, 5), (1, 'ChargingComplete', 31, 249, False, True, 5),)),  # 246
+    (2, ((1, 'BulkChargingComplete', 31, 248, False, True, 5), (1, 'ChargingComplete', 31, 249, False, True, 5),)),  # 247
+    (1, ((1, 'ChargingComplete', 31, 249, False, True, 5),)),  # 248
+    (2, ((1, 'RemainingTimeToFullSoC', 9, 250, False, False, 5), (1, 'RemainingTimeToBulkSoC', 9, 251, False, False, 5), (1, 'EVTargetVoltage', 9, 252, False, False, 5),)),  # 249
+    (2, ((1, 'RemainingTimeToBulkSoC', 9, 251, False, False, 5), (1, 'EVTargetVoltage', 9, 252, False, False, 5),)),  # 250
+    (1, ((1, 'EVTargetVoltage', 9, 252, False, False, 5),)),  # 251
     (1, ((2, None, None, -1, False, False),)),  # 252
-    (1, ((1, 'ResponseCode', 41, 254, False, True),)),  # 253
-    (1, ((1, 'DC_EVSEStatus', 60, 255, False, False),)),  # 254
-    (1, ((1, 'EVSEPresentVoltage', 9, 256, False, False),)),  # 255
-    (1, ((1, 'EVSEPresentCurrent', 9, 257, False, False),)),  # 256
-    (1, ((1, 'EVSECurrentLimitAchieved', 31, 258, False, True),)),  # 257
-    (1, ((1, 'EVSEVoltageLimitAchieved', 31, 259, False, True),)),  # 258
-    (1, ((1, 'EVSEPowerLimitAchieved', 31, 260, False, True),)),  # 259
-    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 261, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 262, False, False), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 260
-    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 262, False, False), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 261
-    (2, ((1, 'EVSEMaximumPowerLimit', 9, 263, False, False), (1, 'EVSEID', 224, 264, False, True),)),  # 262
-    (1, ((1, 'EVSEID', 224, 264, False, True),)),  # 263
-    (1, ((1, 'SAScheduleTupleID', 159, 265, False, True),)),  # 264
-    (2, ((1, 'MeterInfo', 226, 266, False, False), (1, 'ReceiptRequired', 31, 267, False, True), (2, None, None, -1, False, False),)),  # 265
-    (2, ((1, 'ReceiptRequired', 31, 267, False, True), (2, None, None, -1, False, False),)),  # 266
+    (1, ((1, 'ResponseCode', 41, 254, False, True, 5),)),  # 253
+    (1, ((1, 'DC_EVSEStatus', 60, 255, False, False, 5),)),  # 254
+    (1, ((1, 'EVSEPresentVoltage', 9, 256, False, False, 5),)),  # 255
+    (1, ((1, 'EVSEPresentCurrent', 9, 257, False, False, 5),)),  # 256
+    (1, ((1, 'EVSECurrentLimitAchieved', 31, 258, False, True, 5),)),  # 257
+    (1, ((1, 'EVSEVoltageLimitAchieved', 31, 259, False, True, 5),)),  # 258
+    (1, ((1, 'EVSEPowerLimitAchieved', 31, 260, False, True, 5),)),  # 259
+    (3, ((1, 'EVSEMaximumVoltageLimit', 9, 261, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 262, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False, 5), (1, 'EVSEID', 224, 264, False, True, 5),)),  # 260
+    (2, ((1, 'EVSEMaximumCurrentLimit', 9, 262, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 263, False, False, 5), (1, 'EVSEID', 224, 264, False, True, 5),)),  # 261
+    (2, ((1, 'EVSEMaximumPowerLimit', 9, 263, False, False, 5), (1, 'EVSEID', 224, 264, False, True, 5),)),  # 262
+    (1, ((1, 'EVSEID', 224, 264, False, True, 5),)),  # 263
+    (1, ((1, 'SAScheduleTupleID', 159, 265, False, True, 5),)),  # 264
+    (2, ((1, 'MeterInfo', 226, 266, False, False, 5), (1, 'ReceiptRequired', 31, 267, False, True, 5), (2, None, None, -1, False, False),)),  # 265
+    (2, ((1, 'ReceiptRequired', 31, 267, False, True, 5), (2, None, None, -1, False, False),)),  # 266
     (1, ((2, None, None, -1, False, False),)),  # 267
-    (1, ((1, 'DC_EVStatus', 48, 269, False, False),)),  # 268
-    (2, ((1, 'BulkChargingComplete', 31, 270, False, True), (1, 'ChargingComplete', 31, 271, False, True),)),  # 269
-    (1, ((1, 'ChargingComplete', 31, 271, False, True),)),  # 270
+    (1, ((1, 'DC_EVStatus', 48, 269, False, False, 6),)),  # 268
+    (2, ((1, 'BulkChargingComplete', 31, 270, False, True, 6), (1, 'ChargingComplete', 31, 271, False, True, 6),)),  # 269
+    (1, ((1, 'ChargingComplete', 31, 271, False, True, 6),)),  # 270
     (1, ((2, None, None, -1, False, False),)),  # 271
-    (2, ((1, 'P', 280, 273, False, True), (1, 'G', 280, 274, False, True), (1, 'Y', 280, 275, False, True),)),  # 272
-    (1, ((1, 'Q', 280, 279, False, True),)),  # 273
-    (1, ((1, 'Y', 280, 275, False, True),)),  # 274
-    (2, ((1, 'J', 280, 276, False, True), (1, 'Seed', 280, 277, False, True), (2, None, None, -1, False, False),)),  # 275
-    (2, ((1, 'Seed', 280, 277, False, True), (2, None, None, -1, False, False),)),  # 276
-    (1, ((1, 'PgenCounter', 280, 278, False, True),)),  # 277
+    (2, ((1, 'P', 280, 273, False, True, 4), (1, 'G', 280, 274, False, True, 4), (1, 'Y', 280, 275, False, True, 4),)),  # 272
+    (1, ((1, 'Q', 280, 279, False, True, 4),)),  # 273
+    (1, ((1, 'Y', 280, 275, False, True, 4),)),  # 274
+    (2, ((1, 'J', 280, 276, False, True, 4), (1, 'Seed', 280, 277, False, True, 4), (2, None, None, -1, False, False),)),  # 275
+    (2, ((1, 'Seed', 280, 277, False, True, 4), (2, None, None, -1, False, False),)),  # 276
+    (1, ((1, 'PgenCounter', 280, 278, False, True, 4),)),  # 277
     (1, ((2, None, None, -1, False, False),)),  # 278
-    (2, ((1, 'G', 280, 274, False, True), (1, 'Y', 280, 275, False, True),)),  # 279
+    (2, ((1, 'G', 280, 274, False, True, 4), (1, 'Y', 280, 275, False, True, 4),)),  # 279
     (1, ((3, 'value', T31, 281, False, False),)),  # 280
     (1, ((2, None, None, -1, False, False),)),  # 281
-    (1, ((0, 'Algorithm', T7, 283, False, False),)),  # 282
+    (1, ((0, 'Algorithm', T7, 283, False, False, 0),)),  # 282
     (2, ((4, None, None, 284, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 283, False, False),)),  # 283
     (2, ((4, None, None, 284, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 284, False, False),)),  # 284
     (1, ((3, 'value', T31, 286, False, False),)),  # 285
     (1, ((2, None, None, -1, False, False),)),  # 286
     (1, ((2, None, None, -1, False, False),)),  # 287
-    (1, ((1, 'NotificationMaxDelay', 27, 289, False, True),)),  # 288
-    (1, ((1, 'EVSENotification', 29, 290, False, True),)),  # 289
+    (1, ((1, 'NotificationMaxDelay', 27, 289, False, True, 6),)),  # 288
+    (1, ((1, 'EVSENotification', 29, 290, False, True, 6),)),  # 289
     (1, ((2, None, None, -1, False, False),)),  # 290
     (1, ((2, None, None, -1, False, False),)),  # 291
-    (2, ((1, 'RelativeTimeInterval', 167, 293, False, False), (1, 'TimeInterval', 174, 293, False, False),)),  # 292
+    (2, ((1, 'RelativeTimeInterval', 167, 293, False, False, 6), (1, 'TimeInterval', 174, 293, False, False, 6),)),  # 292
     (1, ((2, None, None, -1, False, False),)),  # 293
-    (4, ((0, 'Id', T7, 295, False, False), (1, 'KeyName', 84, 296, True, True), (1, 'KeyValue', 312, 297, True, False), (1, 'RetrievalMethod', 319, 298, True, False), (1, 'X509Data', 330, 299, True, False), (1, 'PGPData', 345, 300, True, False), (1, 'SPKIData', 351, 301, True, False), (1, 'MgmtData', 84, 302, True, True), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 294
-    (4, ((1, 'KeyName', 84, 296, True, True), (1, 'KeyValue', 312, 297, True, False), (1, 'RetrievalMethod', 319, 298, True, False), (1, 'X509Data', 330, 299, True, False), (1, 'PGPData', 345, 300, True, False), (1, 'SPKIData', 351, 301, True, False), (1, 'MgmtData', 84, 302, True, True), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 295
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 296, False, False),)),  # 296
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 297, False, False),)),  # 297
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 298, False, False),)),  # 298
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 299, False, False),)),  # 299
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 300, False, False),)),  # 300
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 301, False, False),)),  # 301
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 302, False, False),)),  # 302
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 303, False, False),)),  # 303
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 304, False, False),)),  # 304
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 305, False, False),)),  # 305
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 306, False, False),)),  # 306
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 307, False, False),)),  # 307
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 308, False, False),)),  # 308
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 309, False, False),)),  # 309
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 310, False, False),)),  # 310
-    (4, ((1, 'KeyName', 84, 304, True, True), (1, 'KeyValue', 312, 305, True, False), (1, 'RetrievalMethod', 319, 306, True, False), (1, 'X509Data', 330, 307, True, False), (1, 'PGPData', 345, 308, True, False), (1, 'SPKIData', 351, 309, True, False), (1, 'MgmtData', 84, 310, True, True), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 311, False, False),)),  # 311
-    (3, ((1, 'DSAKeyValue', 272, 313, False, False), (1, 'RSAKeyValue', 316, 314, False, False), (4, None, None, 315, False, False), (3, 'value', T7, 312, False, False),)),  # 312
+    (4, ((0, 'Id', T7, 295, False, False, 0), (1, 'KeyName', 84, 296, True, True, 4), (1, 'KeyValue', 312, 297, True, False, 4), (1, 'RetrievalMethod', 319, 298, True, False, 4), (1, 'X509Data', 330, 299, True, False, 4), (1, 'PGPData', 345, 300, True, False, 4), (1, 'SPKIData', 351, 301, True, False, 4), (1, 'MgmtData', 84, 302, True, True, 4), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 294
+    (4, ((1, 'KeyName', 84, 296, True, True, 4), (1, 'KeyValue', 312, 297, True, False, 4), (1, 'RetrievalMethod', 319, 298, True, False, 4), (1, 'X509Data', 330, 299, True, False, 4), (1, 'PGPData', 345, 300, True, False, 4), (1, 'SPKIData', 351, 301, True, False, 4), (1, 'MgmtData', 84, 302, True, True, 4), (4, None, None, 303, True, False), (3, 'value', T7, 295, False, False),)),  # 295
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 296, False, False),)),  # 296
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 297, False, False),)),  # 297
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 298, False, False),)),  # 298
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 299, False, False),)),  # 299
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 300, False, False),)),  # 300
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 301, False, False),)),  # 301
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 302, False, False),)),  # 302
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 303, False, False),)),  # 303
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 304, False, False),)),  # 304
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 305, False, False),)),  # 305
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 306, False, False),)),  # 306
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 307, False, False),)),  # 307
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 308, False, False),)),  # 308
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 309, False, False),)),  # 309
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 310, False, False),)),  # 310
+    (4, ((1, 'KeyName', 84, 304, True, True, 4), (1, 'KeyValue', 312, 305, True, False, 4), (1, 'RetrievalMethod', 319, 306, True, False, 4), (1, 'X509Data', 330, 307, True, False, 4), (1, 'PGPData', 345, 308, True, False, 4), (1, 'SPKIData', 351, 309, True, False, 4), (1, 'MgmtData', 84, 310, True, True, 4), (4, None, None, 311, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 311, False, False),)),  # 311
+    (3, ((1, 'DSAKeyValue', 272, 313, False, False, 4), (1, 'RSAKeyValue', 316, 314, False, False, 4), (4, None, None, 315, False, False), (3, 'value', T7, 312, False, False),)),  # 312
     (2, ((2, None, None, -1, False, False), (3, 'value', T7, 313, False, False),)),  # 313
     (2, ((2, None, None, -1, False, False), (3, 'value', T7, 314, False, False),)),  # 314
     (2, ((2, None, None, -1, False, False), (3, 'value', T7, 315, False, False),)),  # 315
-    (1, ((1, 'Modulus', 280, 317, False, True),)),  # 316
-    (1, ((1, 'Exponent', 280, 318, False, True),)),  # 317
+    (1, ((1, 'Modulus', 280, 317, False, True, 4),)),  # 316
+    (1, ((1, 'Exponent', 280, 318, False, True, 4),)),  # 317
     (1, ((2, None, None, -1, False, False),)),  # 318
-    (3, ((0, 'Type', T7, 320, False, False), (0, 'URI', T7, 321, False, False), (1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 319
-    (2, ((0, 'URI', T7, 321, False, False), (1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 320
-    (2, ((1, 'Transforms', 323, 322, False, False), (2, None, None, -1, False, False),)),  # 321
+    (3, ((0, 'Type', T7, 320, False, False, 0), (0, 'URI', T7, 321, False, False, 0), (1, 'Transforms', 323, 322, False, False, 4), (2, None, None, -1, False, False),)),  # 319
+    (2, ((0, 'URI', T7, 321, False, False, 0), (1, 'Transforms', 323, 322, False, False, 4), (2, None, None, -1, False, False),)),  # 320
+    (2, ((1, 'Transforms', 323, 322, False, False, 4), (2, None, None, -1, False, False),)),  # 321
     (1, ((2, None, None, -1, False, False),)),  # 322
-    (1, ((1, 'Transform', 326, 324, True, False),)),  # 323
-    (2, ((1, 'Transform', 326, 325, True, False), (2, None, None, -1, False, False),)),  # 324
-    (2, ((1, 'Transform', 326, 325, True, False), (2, None, None, -1, False, False),)),  # 325
-    (1, ((0, 'Algorithm', T7, 327, False, False),)),  # 326
-    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 327, False, False),)),  # 327
-    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 328, False, False),)),  # 328
-    (3, ((1, 'XPath', 84, 329, True, True), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 329, False, False),)),  # 329
-    (3, ((1, 'X509IssuerSerial', 81, 331, True, False), (1, 'X509SKI', 343, 332, True, True), (1, 'X509SubjectName', 84, 333, True, True), (1, 'X509Certificate', 343, 334, True, True), (1, 'X509CRL', 343, 335, True, True), (4, None, None, 336, True, False),)),  # 330
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 331
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 332
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 333
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 334
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 335
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 336
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 337
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 338
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 339
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 340
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 341
-    (3, ((1, 'X509IssuerSerial', 81, 337, True, False), (1, 'X509SKI', 343, 338, True, True), (1, 'X509SubjectName', 84, 339, True, True), (1, 'X509Certificate', 343, 340, True, True), (1, 'X509CRL', 343, 341, True, True), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 342
+    (1, ((1, 'Transform', 326, 324, True, False, 4),)),  # 323
+    (2, ((1, 'Transform', 326, 325, True, False, 4), (2, None, None, -1, False, False),)),  # 324
+    (2, ((1, 'Transform', 326, 325, True, False, 4), (2, None, None, -1, False, False),)),  # 325
+    (1, ((0, 'Algorithm', T7, 327, False, False, 0),)),  # 326
+    (3, ((1, 'XPath', 84, 329, True, True, 4), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 327, False, False),)),  # 327
+    (3, ((1, 'XPath', 84, 329, True, True, 4), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 328, False, False),)),  # 328
+    (3, ((1, 'XPath', 84, 329, True, True, 4), (4, None, None, 328, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 329, False, False),)),  # 329
+    (3, ((1, 'X509IssuerSerial', 81, 331, True, False, 4), (1, 'X509SKI', 343, 332, True, True, 4), (1, 'X509SubjectName', 84, 333, True, True, 4), (1, 'X509Certificate', 343, 334, True, True, 4), (1, 'X509CRL', 343, 335, True, True, 4), (4, None, None, 336, True, False),)),  # 330
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 331
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 332
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 333
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 334
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 335
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 336
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 337
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 338
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 339
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 340
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 341
+    (3, ((1, 'X509IssuerSerial', 81, 337, True, False, 4), (1, 'X509SKI', 343, 338, True, True, 4), (1, 'X509SubjectName', 84, 339, True, True, 4), (1, 'X509Certificate', 343, 340, True, True, 4), (1, 'X509CRL', 343, 341, True, True, 4), (4, None, None, 342, True, False), (2, None, None, -1, False, False),)),  # 342
     (1, ((3, 'value', T31, 344, False, False),)),  # 343
     (1, ((2, None, None, -1, False, False),)),  # 344
-    (2, ((1, 'PGPKeyID', 343, 346, False, True), (1, 'PGPKeyPacket', 343, 347, False, True),)),  # 345
-    (2, ((1, 'PGPKeyPacket', 343, 349, False, True), (4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 346
+    (2, ((1, 'PGPKeyID', 343, 346, False, True, 4), (1, 'PGPKeyPacket', 343, 347, False, True, 4),)),  # 345
+    (2, ((1, 'PGPKeyPacket', 343, 349, False, True, 4), (4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 346
     (2, ((4, None, None, 348, True, False), (2, None, None, -1, False, False),)),  # 347
     (2, ((4, None, None, 348, True, False), (2, None, None, -1, False, False),)),  # 348
     (2, ((4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 349
     (2, ((4, None, None, 350, True, False), (2, None, None, -1, False, False),)),  # 350
-    (1, ((1, 'SPKISexp', 343, 352, True, True),)),  # 351
-    (2, ((1, 'SPKISexp', 343, 354, True, True), (4, None, None, 353, True, False), (2, None, None, -1, False, False),)),  # 352
-    (2, ((1, 'SPKISexp', 343, 354, True, True), (2, None, None, -1, False, False),)),  # 353
-    (2, ((1, 'SPKISexp', 343, 354, True, True), (4, None, None, 355, True, False), (2, None, None, -1, False, False),)),  # 354
-    (2, ((1, 'SPKISexp', 343, 354, True, True), (2, None, None, -1, False, False),)),  # 355
-    (2, ((0, 'Id', T7, 357, False, False), (1, 'Reference', 360, 358, True, False),)),  # 356
-    (1, ((1, 'Reference', 360, 358, True, False),)),  # 357
-    (2, ((1, 'Reference', 360, 359, True, False), (2, None, None, -1, False, False),)),  # 358
-    (2, ((1, 'Reference', 360, 359, True, False), (2, None, None, -1, False, False),)),  # 359
-    (3, ((0, 'Id', T7, 361, False, False), (0, 'Type', T7, 362, False, False), (0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 360
-    (3, ((0, 'Type', T7, 362, False, False), (0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 361
-    (2, ((0, 'URI', T7, 363, False, False), (1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 362
-    (2, ((1, 'Transforms', 323, 364, False, False), (1, 'DigestMethod', 282, 365, False, False),)),  # 363
-    (1, ((1, 'DigestMethod', 282, 365, False, False),)),  # 364
-    (1, ((1, 'DigestValue', 285, 366, False, True),)),  # 365
+    (1, ((1, 'SPKISexp', 343, 352, True, True, 4),)),  # 351
+    (2, ((1, 'SPKISexp', 343, 354, True, True, 4), (4, None, None, 353, True, False), (2, None, None, -1, False, False),)),  # 352
+    (2, ((1, 'SPKISexp', 343, 354, True, True, 4), (2, None, None, -1, False, False),)),  # 353
+    (2, ((1, 'SPKISexp', 343, 354, True, True, 4), (4, None, None, 355, True, False), (2, None, None, -1, False, False),)),  # 354
+    (2, ((1, 'SPKISexp', 343, 354, True, True, 4), (2, None, None, -1, False, False),)),  # 355
+    (2, ((0, 'Id', T7, 357, False, False, 0), (1, 'Reference', 360, 358, True, False, 4),)),  # 356
+    (1, ((1, 'Reference', 360, 358, True, False, 4),)),  # 357
+    (2, ((1, 'Reference', 360, 359, True, False, 4), (2, None, None, -1, False, False),)),  # 358
+    (2, ((1, 'Reference', 360, 359, True, False, 4), (2, None, None, -1, False, False),)),  # 359
+    (3, ((0, 'Id', T7, 361, False, False, 0), (0, 'Type', T7, 362, False, False, 0), (0, 'URI', T7, 363, False, False, 0), (1, 'Transforms', 323, 364, False, False, 4), (1, 'DigestMethod', 282, 365, False, False, 4),)),  # 360
+    (3, ((0, 'Type', T7, 362, False, False, 0), (0, 'URI', T7, 363, False, False, 0), (1, 'Transforms', 323, 364, False, False, 4), (1, 'DigestMethod', 282, 365, False, False, 4),)),  # 361
+    (2, ((0, 'URI', T7, 363, False, False, 0), (1, 'Transforms', 323, 364, False, False, 4), (1, 'DigestMethod', 282, 365, False, False, 4),)),  # 362
+    (2, ((1, 'Transforms', 323, 364, False, False, 4), (1, 'DigestMethod', 282, 365, False, False, 4),)),  # 363
+    (1, ((1, 'DigestMethod', 282, 365, False, False, 4),)),  # 364
+    (1, ((1, 'DigestValue', 285, 366, False, True, 4),)),  # 365
     (1, ((2, None, None, -1, False, False),)),  # 366
-    (2, ((0, 'Id', T7, 368, False, False), (1, 'SessionID', 372, 369, False, True),)),  # 367
-    (1, ((1, 'SessionID', 372, 369, False, True),)),  # 368
-    (2, ((1, 'SAScheduleTupleID', 159, 370, False, True), (1, 'MeterInfo', 226, 371, False, False),)),  # 369
-    (1, ((1, 'MeterInfo', 226, 371, False, False),)),  # 370
+    (2, ((0, 'Id', T7, 368, False, False, 5), (1, 'SessionID', 372, 369, False, True, 5),)),  # 367
+    (1, ((1, 'SessionID', 372, 369, False, True, 5),)),  # 368
+    (2, ((1, 'SAScheduleTupleID', 159, 370, False, True, 5), (1, 'MeterInfo', 226, 371, False, False, 5),)),  # 369
+    (1, ((1, 'MeterInfo', 226, 371, False, False, 5),)),  # 370
     (1, ((2, None, None, -1, False, False),)),  # 371
     (1, ((3, 'value', T32, 373, False, False),)),  # 372
     (1, ((2, None, None, -1, False, False),)),  # 373
-    (1, ((1, 'ResponseCode', 41, 375, False, True),)),  # 374
-    (2, ((1, 'AC_EVSEStatus', 23, 376, False, False), (1, 'DC_EVSEStatus', 60, 376, False, False), (1, 'EVSEStatus', 288, 376, False, False),)),  # 375
+    (1, ((1, 'ResponseCode', 41, 375, False, True, 5),)),  # 374
+    (2, ((1, 'AC_EVSEStatus', 23, 376, False, False, 6), (1, 'DC_EVSEStatus', 60, 376, False, False, 6), (1, 'EVSEStatus', 288, 376, False, False, 6),)),  # 375
     (1, ((2, None, None, -1, False, False),)),  # 376
-    (3, ((0, 'Encoding', T7, 378, False, False), (0, 'Id', T7, 379, False, False), (0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 377
-    (3, ((0, 'Id', T7, 379, False, False), (0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 378
-    (3, ((0, 'MimeType', T7, 380, False, False), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 379
+    (3, ((0, 'Encoding', T7, 378, False, False, 0), (0, 'Id', T7, 379, False, False, 0), (0, 'MimeType', T7, 380, False, False, 0), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 377
+    (3, ((0, 'Id', T7, 379, False, False, 0), (0, 'MimeType', T7, 380, False, False, 0), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 378
+    (3, ((0, 'MimeType', T7, 380, False, False, 0), (4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 379
     (2, ((4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 380, False, False),)),  # 380
     (2, ((4, None, None, 381, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 381, False, False),)),  # 381
-    (1, ((1, 'eMAID', 118, 383, False, True),)),  # 382
-    (1, ((1, 'ContractSignatureCertChain', 95, 384, False, False),)),  # 383
+    (1, ((1, 'eMAID', 118, 383, False, True, 5),)),  # 382
+    (1, ((1, 'ContractSignatureCertChain', 95, 384, False, False, 5),)),  # 383
     (1, ((2, None, None, -1, False, False),)),  # 384
-    (1, ((1, 'ResponseCode', 41, 386, False, True),)),  # 385
-    (1, ((1, 'GenChallenge', 36, 387, False, True),)),  # 386
-    (1, ((1, 'EVSETimeStamp', 240, 388, False, True),)),  # 387
+    (1, ((1, 'ResponseCode', 41, 386, False, True, 5),)),  # 385
+    (1, ((1, 'GenChallenge', 36, 387, False, True, 5),)),  # 386
+    (1, ((1, 'EVSETimeStamp', 240, 388, False, True, 5),)),  # 387
     (1, ((2, None, None, -1, False, False),)),  # 388
-    (1, ((1, 'SelectedPaymentOption', 392, 390, False, True),)),  # 389
-    (1, ((1, 'SelectedServiceList', 394, 391, False, False),)),  # 390
+    (1, ((1, 'SelectedPaymentOption', 392, 390, False, True, 5),)),  # 389
+    (1, ((1, 'SelectedServiceList', 394, 391, False, False, 5),)),  # 390
     (1, ((2, None, None, -1, False, False),)),  # 391
     (1, ((3, 'value', T33, 393, False, False),)),  # 392
     (1, ((2, None, None, -1, False, False),)),  # 393
-    (1, ((1, 'SelectedService', 397, 395, 16, False),)),  # 394
-    (2, ((1, 'SelectedService', 397, 396, 16, False), (2, None, None, -1, False, False),)),  # 395
-    (2, ((1, 'SelectedService', 397, 396, 16, False), (2, None, None, -1, False, False),)),  # 396
-    (1, ((1, 'ServiceID', 400, 398, False, True),)),  # 397
-    (2, ((1, 'ParameterSetID', 17, 399, False, True), (2, None, None, -1, False, False),)),  # 398
+    (1, ((1, 'SelectedService', 397, 395, 16, False, 6),)),  # 394
+    (2, ((1, 'SelectedService', 397, 396, 16, False, 6), (2, None, None, -1, False, False),)),  # 395
+    (2, ((1, 'SelectedService', 397, 396, 16, False, 6), (2, None, None, -1, False, False),)),  # 396
+    (1, ((1, 'ServiceID', 400, 398, False, True, 6),)),  # 397
+    (2, ((1, 'ParameterSetID', 17, 399, False, True, 6), (2, None, None, -1, False, False),)),  # 398
     (1, ((2, None, None, -1, False, False),)),  # 399
     (1, ((3, 'value', T4, 401, False, False),)),  # 400
     (1, ((2, None, None, -1, False, False),)),  # 401
-    (1, ((1, 'ResponseCode', 41, 403, False, True),)),  # 402
+    (1, ((1, 'ResponseCode', 41, 403, False, True, 5),)),  # 402
     (1, ((2, None, None, -1, False, False),)),  # 403
-    (1, ((1, 'ChargeProgress', 409, 405, False, True),)),  # 404
-    (1, ((1, 'SAScheduleTupleID', 159, 406, False, True),)),  # 405
-    (3, ((1, 'ChargingProfile', 411, 407, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False), (1, 'EVPowerDeliveryParameter', 287, 408, False, False), (2, None, None, -1, False, False),)),  # 406
-    (2, ((1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False), (1, 'EVPowerDeliveryParameter', 287, 408, False, False), (2, None, None, -1, False, False),)),  # 407
+    (1, ((1, 'ChargeProgress', 409, 405, False, True, 5),)),  # 404
+    (1, ((1, 'SAScheduleTupleID', 159, 406, False, True, 5),)),  # 405
+    (3, ((1, 'ChargingProfile', 411, 407, False, False, 5), (1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 408, False, False, 6), (2, None, None, -1, False, False),)),  # 406
+    (2, ((1, 'DC_EVPowerDeliveryParameter', 268, 408, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 408, False, False, 6), (2, None, None, -1, False, False),)),  # 407
     (1, ((2, None, None, -1, False, False),)),  # 408
     (1, ((3, 'value', T34, 410, False, False),)),  # 409
     (1, ((2, None, None, -1, False, False),)),  # 410
-    (1, ((1, 'ProfileEntry', 414, 412, 24, False),)),  # 411
-    (2, ((1, 'ProfileEntry', 414, 413, 24, False), (2, None, None, -1, False, False),)),  # 412
-    (2, ((1, 'ProfileEntry', 414, 413, 24, False), (2, None, None, -1, False, False),)),  # 413
-    (1, ((1, 'ChargingProfileEntryStart', 7, 415, False, True),)),  # 414
-    (1, ((1, 'ChargingProfileEntryMaxPower', 9, 416, False, False),)),  # 415
-    (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 417, False, True), (2, None, None, -1, False, False),)),  # 416
+    (1, ((1, 'ProfileEntry', 414, 412, 24, False, 6),)),  # 411
+    (2, ((1, 'ProfileEntry', 414, 413, 24, False, 6), (2, None, None, -1, False, False),)),  # 412
+    (2, ((1, 'ProfileEntry', 414, 413, 24, False, 6), (2, None, None, -1, False, False),)),  # 413
+    (1, ((1, 'ChargingProfileEntryStart', 7, 415, False, True, 6),)),  # 414
+    (1, ((1, 'ChargingProfileEntryMaxPower', 9, 416, False, False, 6),)),  # 415
+    (2, ((1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 417, False, True, 6), (2, None, None, -1, False, False),)),  # 416
     (1, ((2, None, None, -1, False, False),)),  # 417
     (1, ((3, 'value', T35, 419, False, False),)),  # 418
     (1, ((2, None, None, -1, False, False),)),  # 419
-    (1, ((1, 'ResponseCode', 41, 421, False, True),)),  # 420
-    (2, ((1, 'AC_EVSEStatus', 23, 422, False, False), (1, 'DC_EVSEStatus', 60, 422, False, False), (1, 'EVSEStatus', 288, 422, False, False),)),  # 421
+    (1, ((1, 'ResponseCode', 41, 421, False, True, 5),)),  # 420
+    (2, ((1, 'AC_EVSEStatus', 23, 422, False, False, 6), (1, 'DC_EVSEStatus', 60, 422, False, False, 6), (1, 'EVSEStatus', 288, 422, False, False, 6),)),  # 421
     (1, ((2, None, None, -1, False, False),)),  # 422
-    (1, ((1, 'DC_EVStatus', 48, 424, False, False),)),  # 423
-    (1, ((1, 'EVTargetVoltage', 9, 425, False, False),)),  # 424
-    (1, ((1, 'EVTargetCurrent', 9, 426, False, False),)),  # 425
+    (1, ((1, 'DC_EVStatus', 48, 424, False, False, 5),)),  # 423
+    (1, ((1, 'EVTargetVoltage', 9, 425, False, False, 5),)),  # 424
+    (1, ((1, 'EVTargetCurrent', 9, 426, False, False, 5),)),  # 425
     (1, ((2, None, None, -1, False, False),)),  # 426
-    (1, ((1, 'ResponseCode', 41, 428, False, True),)),  # 427
-    (1, ((1, 'DC_EVSEStatus', 60, 429, False, False),)),  # 428
-    (1, ((1, 'EVSEPresentVoltage', 9, 430, False, False),)),  # 429
+    (1, ((1, 'ResponseCode', 41, 428, False, True, 5),)),  # 427
+    (1, ((1, 'DC_EVSEStatus', 60, 429, False, False, 5),)),  # 428
+    (1, ((1, 'EVSEPresentVoltage', 9, 430, False, False, 5),)),  # 429
     (1, ((2, None, None, -1, False, False),)),  # 430
-    (1, ((1, 'ServiceID', 400, 432, False, True),)),  # 431
+    (1, ((1, 'ServiceID', 400, 432, False, True, 5),)),  # 431
     (1, ((2, None, None, -1, False, False),)),  # 432
-    (1, ((1, 'ResponseCode', 41, 434, False, True),)),  # 433
-    (1, ((1, 'ServiceID', 400, 435, False, True),)),  # 434
-    (2, ((1, 'ServiceParameterList', 437, 436, False, False), (2, None, None, -1, False, False),)),  # 435
+    (1, ((1, 'ResponseCode', 41, 434, False, True, 5),)),  # 433
+    (1, ((1, 'ServiceID', 400, 435, False, True, 5),)),  # 434
+    (2, ((1, 'ServiceParameterList', 437, 436, False, False, 5), (2, None, None, -1, False, False),)),  # 435
     (1, ((2, None, None, -1, False, False),)),  # 436
-    (1, ((1, 'ParameterSet', 440, 438, 255, False),)),  # 437
-    (2, ((1, 'ParameterSet', 440, 439, 255, False), (2, None, None, -1, False, False),)),  # 438
-    (2, ((1, 'ParameterSet', 440, 439, 255, False), (2, None, None, -1, False, False),)),  # 439
-    (1, ((1, 'ParameterSetID', 17, 441, False, True),)),  # 440
-    (1, ((1, 'Parameter', 444, 442, 16, False),)),  # 441
-    (2, ((1, 'Parameter', 444, 443, 16, False), (2, None, None, -1, False, False),)),  # 442
-    (2, ((1, 'Parameter', 444, 443, 16, False), (2, None, None, -1, False, False),)),  # 443
-    (1, ((0, 'Name', T7, 445, False, False),)),  # 444
-    (3, ((1, 'boolValue', 31, 446, False, True), (1, 'byteValue', 452, 447, False, True), (1, 'shortValue', 17, 448, False, True), (1, 'intValue', 454, 449, False, True), (1, 'physicalValue', 9, 450, False, False), (1, 'stringValue', 84, 451, False, True),)),  # 445
+    (1, ((1, 'ParameterSet', 440, 438, 255, False, 6),)),  # 437
+    (2, ((1, 'ParameterSet', 440, 439, 255, False, 6), (2, None, None, -1, False, False),)),  # 438
+    (2, ((1, 'ParameterSet', 440, 439, 255, False, 6), (2, None, None, -1, False, False),)),  # 439
+    (1, ((1, 'ParameterSetID', 17, 441, False, True, 6),)),  # 440
+    (1, ((1, 'Parameter', 444, 442, 16, False, 6),)),  # 441
+    (2, ((1, 'Parameter', 444, 443, 16, False, 6), (2, None, None, -1, False, False),)),  # 442
+    (2, ((1, 'Parameter', 444, 443, 16, False, 6), (2, None, None, -1, False, False),)),  # 443
+    (1, ((0, 'Name', T7, 445, False, False, 6),)),  # 444
+    (3, ((1, 'boolValue', 31, 446, False, True, 6), (1, 'byteValue', 452, 447, False, True, 6), (1, 'shortValue', 17, 448, False, True, 6), (1, 'intValue', 454, 449, False, True, 6), (1, 'physicalValue', 9, 450, False, False, 6), (1, 'stringValue', 84, 451, False, True, 6),)),  # 445
     (1, ((2, None, None, -1, False, False),)),  # 446
     (1, ((2, None, None, -1, False, False),)),  # 447
     (1, ((2, None, None, -1, False, False),)),  # 448
@@ -543,112 +543,112 @@ STATES = _expand((
     (1, ((2, None, None, -1, False, False),)),  # 453
     (1, ((3, 'value', T37, 455, False, False),)),  # 454
     (1, ((2, None, None, -1, False, False),)),  # 455
-    (2, ((1, 'ServiceScope', 459, 457, False, True), (1, 'ServiceCategory', 461, 458, False, True), (2, None, None, -1, False, False),)),  # 456
-    (2, ((1, 'ServiceCategory', 461, 458, False, True), (2, None, None, -1, False, False),)),  # 457
+    (2, ((1, 'ServiceScope', 459, 457, False, True, 5), (1, 'ServiceCategory', 461, 458, False, True, 5), (2, None, None, -1, False, False),)),  # 456
+    (2, ((1, 'ServiceCategory', 461, 458, False, True, 5), (2, None, None, -1, False, False),)),  # 457
     (1, ((2, None, None, -1, False, False),)),  # 458
     (1, ((3, 'value', T38, 460, False, False),)),  # 459
     (1, ((2, None, None, -1, False, False),)),  # 460
     (1, ((3, 'value', T39, 462, False, False),)),  # 461
     (1, ((2, None, None, -1, False, False),)),  # 462
-    (1, ((1, 'ResponseCode', 41, 464, False, True),)),  # 463
-    (1, ((1, 'PaymentOptionList', 468, 465, False, False),)),  # 464
-    (1, ((1, 'ChargeService', 471, 466, False, False),)),  # 465
-    (2, ((1, 'ServiceList', 487, 467, False, False), (2, None, None, -1, False, False),)),  # 466
+    (1, ((1, 'ResponseCode', 41, 464, False, True, 5),)),  # 463
+    (1, ((1, 'PaymentOptionList', 468, 465, False, False, 5),)),  # 464
+    (1, ((1, 'ChargeService', 471, 466, False, False, 5),)),  # 465
+    (2, ((1, 'ServiceList', 487, 467, False, False, 5), (2, None, None, -1, False, False),)),  # 466
     (1, ((2, None, None, -1, False, False),)),  # 467
-    (1, ((1, 'PaymentOption', 392, 469, True, True),)),  # 468
-    (2, ((1, 'PaymentOption', 392, 470, True, True), (2, None, None, -1, False, False),)),  # 469
+    (1, ((1, 'PaymentOption', 392, 469, True, True, 6),)),  # 468
+    (2, ((1, 'PaymentOption', 392, 470, True, True, 6), (2, None, None, -1, False, False),)),  # 469
     (1, ((2, None, None, -1, False, False),)),  # 470
-    (1, ((1, 'ServiceID', 400, 472, False, True),)),  # 471
-    (2, ((1, 'ServiceName', 478, 473, False, True), (1, 'ServiceCategory', 461, 474, False, True),)),  # 472
-    (1, ((1, 'ServiceCategory', 461, 474, False, True),)),  # 473
-    (2, ((1, 'ServiceScope', 459, 475, False, True), (1, 'FreeService', 31, 476, False, True),)),  # 474
-    (1, ((1, 'FreeService', 31, 476, False, True),)),  # 475
-    (1, ((1, 'SupportedEnergyTransferMode', 480, 477, False, False),)),  # 476
+    (1, ((1, 'ServiceID', 400, 472, False, True, 6),)),  # 471
+    (2, ((1, 'ServiceName', 478, 473, False, True, 6), (1, 'ServiceCategory', 461, 474, False, True, 6),)),  # 472
+    (1, ((1, 'ServiceCategory', 461, 474, False, True, 6),)),  # 473
+    (2, ((1, 'ServiceScope', 459, 475, False, True, 6), (1, 'FreeService', 31, 476, False, True, 6),)),  # 474
+    (1, ((1, 'FreeService', 31, 476, False, True, 6),)),  # 475
+    (1, ((1, 'SupportedEnergyTransferMode', 480, 477, False, False, 6),)),  # 476
     (1, ((2, None, None, -1, False, False),)),  # 477
     (1, ((3, 'value', T24, 479, False, False),)),  # 478
     (1, ((2, None, None, -1, False, False),)),  # 479
-    (1, ((1, 'EnergyTransferMode', 132, 481, True, True),)),  # 480
-    _run(5, 2, ((1, 'EnergyTransferMode', 132, '+', True, True), (2, None, None, -1, False, False),)),  # 481..485
+    (1, ((1, 'EnergyTransferMode', 132, 481, True, True, 6),)),  # 480
+    _run(5, 2, ((1, 'EnergyTransferMode', 132, '+', True, True, 6), (2, None, None, -1, False, False),)),  # 481..485
     (1, ((2, None, None, -1, False, False),)),  # 486
-    (1, ((1, 'Service', 496, 488, True, False),)),  # 487
-    _run(7, 2, ((1, 'Service', 496, '+', True, False), (2, None, None, -1, False, False),)),  # 488..494
+    (1, ((1, 'Service', 496, 488, True, False, 6),)),  # 487
+    _run(7, 2, ((1, 'Service', 496, '+', True, False, 6), (2, None, None, -1, False, False),)),  # 488..494
     (1, ((2, None, None, -1, False, False),)),  # 495
-    (1, ((1, 'ServiceID', 400, 497, False, True),)),  # 496
-    (2, ((1, 'ServiceName', 478, 498, False, True), (1, 'ServiceCategory', 461, 499, False, True),)),  # 497
-    (1, ((1, 'ServiceCategory', 461, 499, False, True),)),  # 498
-    (2, ((1, 'ServiceScope', 459, 500, False, True), (1, 'FreeService', 31, 501, False, True),)),  # 499
-    (1, ((1, 'FreeService', 31, 501, False, True),)),  # 500
+    (1, ((1, 'ServiceID', 400, 497, False, True, 6),)),  # 496
+    (2, ((1, 'ServiceName', 478, 498, False, True, 6), (1, 'ServiceCategory', 461, 499, False, True, 6),)),  # 497
+    (1, ((1, 'ServiceCategory', 461, 499, False, True, 6),)),  # 498
+    (2, ((1, 'ServiceScope', 459, 500, False, True, 6), (1, 'FreeService', 31, 501, False, True, 6),)),  # 499
+    (1, ((1, 'FreeService', 31, 501, False, True, 6),)),  # 500
     (1, ((2, None, None, -1, False, False),)),  # 501
-    (1, ((1, 'EVCCID', 504, 503, False, True),)),  # 502
+    (1, ((1, 'EVCCID', 504, 503, False, True, 5),)),  # 502
     (1, ((2, None, None, -1, False, False),)),  # 503
     (1, ((3, 'value', T40, 505, False, False),)),  # 504
     (1, ((2, None, None, -1, False, False),)),  # 505
-    (1, ((1, 'ResponseCode', 41, 507, False, True),)),  # 506
-    (1, ((1, 'EVSEID', 224, 508, False, True),)),  # 507
-    (2, ((1, 'EVSETimeStamp', 240, 509, False, True), (2, None, None, -1, False, False),)),  # 508
+    (1, ((1, 'ResponseCode', 41, 507, False, True, 5),)),  # 506
+    (1, ((1, 'EVSEID', 224, 508, False, True, 5),)),  # 507
+    (2, ((1, 'EVSETimeStamp', 240, 509, False, True, 5), (2, None, None, -1, False, False),)),  # 508
     (1, ((2, None, None, -1, False, False),)),  # 509
-    (1, ((1, 'ChargingSession', 512, 511, False, True),)),  # 510
+    (1, ((1, 'ChargingSession', 512, 511, False, True, 5),)),  # 510
     (1, ((2, None, None, -1, False, False),)),  # 511
     (1, ((3, 'value', T41, 513, False, False),)),  # 512
     (1, ((2, None, None, -1, False, False),)),  # 513
-    (1, ((1, 'ResponseCode', 41, 515, False, True),)),  # 514
+    (1, ((1, 'ResponseCode', 41, 515, False, True, 5),)),  # 514
     (1, ((2, None, None, -1, False, False),)),  # 515
-    (2, ((0, 'Id', T7, 517, False, False), (1, 'SignedInfo', 522, 518, False, False),)),  # 516
-    (1, ((1, 'SignedInfo', 522, 518, False, False),)),  # 517
-    (1, ((1, 'SignatureValue', 534, 519, False, False),)),  # 518
-    (2, ((1, 'KeyInfo', 294, 520, False, False), (1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 519
-    (2, ((1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 520
-    (2, ((1, 'Object', 377, 521, True, False), (2, None, None, -1, False, False),)),  # 521
-    (2, ((0, 'Id', T7, 523, False, False), (1, 'CanonicalizationMethod', 69, 524, False, False),)),  # 522
-    (1, ((1, 'CanonicalizationMethod', 69, 524, False, False),)),  # 523
-    (1, ((1, 'SignatureMethod', 528, 525, False, False),)),  # 524
-    (1, ((1, 'Reference', 360, 526, True, False),)),  # 525
-    (2, ((1, 'Reference', 360, 527, True, False), (2, None, None, -1, False, False),)),  # 526
-    (2, ((1, 'Reference', 360, 527, True, False), (2, None, None, -1, False, False),)),  # 527
-    (1, ((0, 'Algorithm', T7, 529, False, False),)),  # 528
-    (3, ((1, 'HMACOutputLength', 532, 530, False, True), (4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 529, False, False),)),  # 529
+    (2, ((0, 'Id', T7, 517, False, False, 0), (1, 'SignedInfo', 522, 518, False, False, 4),)),  # 516
+    (1, ((1, 'SignedInfo', 522, 518, False, False, 4),)),  # 517
+    (1, ((1, 'SignatureValue', 534, 519, False, False, 4),)),  # 518
+    (2, ((1, 'KeyInfo', 294, 520, False, False, 4), (1, 'Object', 377, 521, True, False, 4), (2, None, None, -1, False, False),)),  # 519
+    (2, ((1, 'Object', 377, 521, True, False, 4), (2, None, None, -1, False, False),)),  # 520
+    (2, ((1, 'Object', 377, 521, True, False, 4), (2, None, None, -1, False, False),)),  # 521
+    (2, ((0, 'Id', T7, 523, False, False, 0), (1, 'CanonicalizationMethod', 69, 524, False, False, 4),)),  # 522
+    (1, ((1, 'CanonicalizationMethod', 69, 524, False, False, 4),)),  # 523
+    (1, ((1, 'SignatureMethod', 528, 525, False, False, 4),)),  # 524
+    (1, ((1, 'Reference', 360, 526, True, False, 4),)),  # 525
+    (2, ((1, 'Reference', 360, 527, True, False, 4), (2, None, None, -1, False, False),)),  # 526
+    (2, ((1, 'Reference', 360, 527, True, False, 4), (2, None, None, -1, False, False),)),  # 527
+    (1, ((0, 'Algorithm', T7, 529, False, False, 0),)),  # 528
+    (3, ((1, 'HMACOutputLength', 532, 530, False, True, 4), (4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 529, False, False),)),  # 529
     (2, ((4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 530, False, False),)),  # 530
     (2, ((4, None, None, 531, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 531, False, False),)),  # 531
     (1, ((3, 'value', T16, 533, False, False),)),  # 532
     (1, ((2, None, None, -1, False, False),)),  # 533
-    (2, ((0, 'Id', T7, 535, False, False), (3, 'value', T31, 536, False, False),)),  # 534
+    (2, ((0, 'Id', T7, 535, False, False, 0), (3, 'value', T31, 536, False, False),)),  # 534
     (1, ((3, 'value', T31, 536, False, False),)),  # 535
     (1, ((2, None, None, -1, False, False),)),  # 536
-    (2, ((0, 'Id', T7, 538, False, False), (1, 'SignatureProperty', 541, 539, True, False),)),  # 537
-    (1, ((1, 'SignatureProperty', 541, 539, True, False),)),  # 538
-    (2, ((1, 'SignatureProperty', 541, 540, True, False), (2, None, None, -1, False, False),)),  # 539
-    (2, ((1, 'SignatureProperty', 541, 540, True, False), (2, None, None, -1, False, False),)),  # 540
-    (2, ((0, 'Id', T7, 542, False, False), (0, 'Target', T7, 543, False, False),)),  # 541
-    (1, ((0, 'Target', T7, 543, False, False),)),  # 542
+    (2, ((0, 'Id', T7, 538, False, False, 0), (1, 'SignatureProperty', 541, 539, True, False, 4),)),  # 537
+    (1, ((1, 'SignatureProperty', 541, 539, True, False, 4),)),  # 538
+    (2, ((1, 'SignatureProperty', 541, 540, True, False, 4), (2, None, None, -1, False, False),)),  # 539
+    (2, ((1, 'SignatureProperty', 541, 540, True, False, 4), (2, None, None, -1, False, False),)),  # 540
+    (2, ((0, 'Id', T7, 542, False, False, 0), (0, 'Target', T7, 543, False, False, 0),)),  # 541
+    (1, ((0, 'Target', T7, 543, False, False, 0),)),  # 542
     (2, ((4, None, None, 544, True, False), (3, 'value', T7, 543, False, False),)),  # 543
     (2, ((4, None, None, 545, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 544, False, False),)),  # 544
     (2, ((4, None, None, 545, True, False), (2, None, None, -1, False, False), (3, 'value', T7, 545, False, False),)),  # 545
-    (1, ((1, 'Header', 549, 547, False, False),)),  # 546
-    (1, ((1, 'Body', 560, 548, False, False),)),  # 547
+    (1, ((1, 'Header', 549, 547, False, False, 7),)),  # 546
+    (1, ((1, 'Body', 560, 548, False, False, 7),)),  # 547
     (1, ((2, None, None, -1, False, False),)),  # 548
-    (1, ((1, 'SessionID', 372, 550, False, True),)),  # 549
-    (2, ((1, 'Notification', 553, 551, False, False), (1, 'Signature', 516, 552, False, False), (2, None, None, -1, False, False),)),  # 550
-    (2, ((1, 'Signature', 516, 552, False, False), (2, None, None, -1, False, False),)),  # 551
+    (1, ((1, 'SessionID', 372, 550, False, True, 8),)),  # 549
+    (2, ((1, 'Notification', 553, 551, False, False, 8), (1, 'Signature', 516, 552, False, False, 4), (2, None, None, -1, False, False),)),  # 550
+    (2, ((1, 'Signature', 516, 552, False, False, 4), (2, None, None, -1, False, False),)),  # 551
     (1, ((2, None, None, -1, False, False),)),  # 552
-    (1, ((1, 'FaultCode', 556, 554, False, True),)),  # 553
-    (2, ((1, 'FaultMsg', 558, 555, False, True), (2, None, None, -1, False, False),)),  # 554
+    (1, ((1, 'FaultCode', 556, 554, False, True, 6),)),  # 553
+    (2, ((1, 'FaultMsg', 558, 555, False, True, 6), (2, None, None, -1, False, False),)),  # 554
     (1, ((2, None, None, -1, False, False),)),  # 555
     (1, ((3, 'value', T42, 557, False, False),)),  # 556
     (1, ((2, None, None, -1, False, False),)),  # 557
     (1, ((3, 'value', T38, 559, False, False),)),  # 558
     (1, ((2, None, None, -1, False, False),)),  # 559
-    (6, ((1, 'AuthorizationReq', 33, 561, False, False), (1, 'AuthorizationRes', 38, 561, False, False), (1, 'BodyElement', 45, 561, False, False), (1, 'CableCheckReq', 46, 561, False, False), (1, 'CableCheckRes', 56, 561, False, False), (1, 'CertificateInstallationReq', 72, 561, False, False), (1, 'CertificateInstallationRes', 88, 561, False, False), (1, 'CertificateUpdateReq', 113, 561, False, False), (1, 'CertificateUpdateRes', 120, 561, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 561, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 561, False, False), (1, 'ChargingStatusReq', 215, 561, False, False), (1, 'ChargingStatusRes', 216, 561, False, False), (1, 'CurrentDemandReq', 242, 561, False, False), (1, 'CurrentDemandRes', 253, 561, False, False), (1, 'MeteringReceiptReq', 367, 561, False, False), (1, 'MeteringReceiptRes', 374, 561, False, False), (1, 'PaymentDetailsReq', 382, 561, False, False), (1, 'PaymentDetailsRes', 385, 561, False, False), (1, 'PaymentServiceSelectionReq', 389, 561, False, False), (1, 'PaymentServiceSelectionRes', 402, 561, False, False), (1, 'PowerDeliveryReq', 404, 561, False, False), (1, 'PowerDeliveryRes', 420, 561, False, False), (1, 'PreChargeReq', 423, 561, False, False), (1, 'PreChargeRes', 427, 561, False, False), (1, 'ServiceDetailReq', 431, 561, False, False), (1, 'ServiceDetailRes', 433, 561, False, False), (1, 'ServiceDiscoveryReq', 456, 561, False, False), (1, 'ServiceDiscoveryRes', 463, 561, False, False), (1, 'SessionSetupReq', 502, 561, False, False), (1, 'SessionSetupRes', 506, 561, False, False), (1, 'SessionStopReq', 510, 561, False, False), (1, 'SessionStopRes', 514, 561, False, False), (1, 'WeldingDetectionReq', 562, 561, False, False), (1, 'WeldingDetectionRes', 564, 561, False, False), (2, None, None, -1, False, False),)),  # 560
+    (6, ((1, 'AuthorizationReq', 33, 561, False, False, 5), (1, 'AuthorizationRes', 38, 561, False, False, 5), (1, 'BodyElement', 45, 561, False, False, 5), (1, 'CableCheckReq', 46, 561, False, False, 5), (1, 'CableCheckRes', 56, 561, False, False, 5), (1, 'CertificateInstallationReq', 72, 561, False, False, 5), (1, 'CertificateInstallationRes', 88, 561, False, False, 5), (1, 'CertificateUpdateReq', 113, 561, False, False, 5), (1, 'CertificateUpdateRes', 120, 561, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 128, 561, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 146, 561, False, False, 5), (1, 'ChargingStatusReq', 215, 561, False, False, 5), (1, 'ChargingStatusRes', 216, 561, False, False, 5), (1, 'CurrentDemandReq', 242, 561, False, False, 5), (1, 'CurrentDemandRes', 253, 561, False, False, 5), (1, 'MeteringReceiptReq', 367, 561, False, False, 5), (1, 'MeteringReceiptRes', 374, 561, False, False, 5), (1, 'PaymentDetailsReq', 382, 561, False, False, 5), (1, 'PaymentDetailsRes', 385, 561, False, False, 5), (1, 'PaymentServiceSelectionReq', 389, 561, False, False, 5), (1, 'PaymentServiceSelectionRes', 402, 561, False, False, 5), (1, 'PowerDeliveryReq', 404, 561, False, False, 5), (1, 'PowerDeliveryRes', 420, 561, False, False, 5), (1, 'PreChargeReq', 423, 561, False, False, 5), (1, 'PreChargeRes', 427, 561, False, False, 5), (1, 'ServiceDetailReq', 431, 561, False, False, 5), (1, 'ServiceDetailRes', 433, 561, False, False, 5), (1, 'ServiceDiscoveryReq', 456, 561, False, False, 5), (1, 'ServiceDiscoveryRes', 463, 561, False, False, 5), (1, 'SessionSetupReq', 502, 561, False, False, 5), (1, 'SessionSetupRes', 506, 561, False, False, 5), (1, 'SessionStopReq', 510, 561, False, False, 5), (1, 'SessionStopRes', 514, 561, False, False, 5), (1, 'WeldingDetectionReq', 562, 561, False, False, 5), (1, 'WeldingDetectionRes', 564, 561, False, False, 5), (2, None, None, -1, False, False),)),  # 560
     (1, ((2, None, None, -1, False, False),)),  # 561
-    (1, ((1, 'DC_EVStatus', 48, 563, False, False),)),  # 562
+    (1, ((1, 'DC_EVStatus', 48, 563, False, False, 5),)),  # 562
     (1, ((2, None, None, -1, False, False),)),  # 563
-    (1, ((1, 'ResponseCode', 41, 565, False, True),)),  # 564
-    (1, ((1, 'DC_EVSEStatus', 60, 566, False, False),)),  # 565
-    (1, ((1, 'EVSEPresentVoltage', 9, 567, False, False),)),  # 566
+    (1, ((1, 'ResponseCode', 41, 565, False, True, 5),)),  # 564
+    (1, ((1, 'DC_EVSEStatus', 60, 566, False, False, 5),)),  # 565
+    (1, ((1, 'EVSEPresentVoltage', 9, 567, False, False, 5),)),  # 566
     (1, ((2, None, None, -1, False, False),)),  # 567
-    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False), (1, 'AC_EVSEChargeParameter', 19, 0, False, False), (1, 'AC_EVSEStatus', 23, 0, False, False), (1, 'AuthorizationReq', 33, 0, False, False), (1, 'AuthorizationRes', 38, 0, False, False), (1, 'BodyElement', 45, 0, False, False), (1, 'CableCheckReq', 46, 0, False, False), (1, 'CableCheckRes', 56, 0, False, False), (1, 'CanonicalizationMethod', 69, 0, False, False), (1, 'CertificateInstallationReq', 72, 0, False, False), (1, 'CertificateInstallationRes', 88, 0, False, False), (1, 'CertificateUpdateReq', 113, 0, False, False), (1, 'CertificateUpdateRes', 120, 0, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 0, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 0, False, False), (1, 'ChargingStatusReq', 215, 0, False, False), (1, 'ChargingStatusRes', 216, 0, False, False), (1, 'CurrentDemandReq', 242, 0, False, False), (1, 'CurrentDemandRes', 253, 0, False, False), (1, 'DC_EVChargeParameter', 134, 0, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 0, False, False), (1, 'DC_EVSEChargeParameter', 204, 0, False, False), (1, 'DC_EVSEStatus', 60, 0, False, False), (1, 'DC_EVStatus', 48, 0, False, False), (1, 'DSAKeyValue', 272, 0, False, False), (1, 'DigestMethod', 282, 0, False, False), (1, 'DigestValue', 285, 0, False, True), (1, 'EVChargeParameter', 144, 0, False, False), (1, 'EVPowerDeliveryParameter', 287, 0, False, False), (1, 'EVSEChargeParameter', 214, 0, False, False), (1, 'EVSEStatus', 288, 0, False, False), (1, 'EVStatus', 291, 0, False, False), (1, 'Entry', 292, 0, False, False), (1, 'KeyInfo', 294, 0, False, False), (1, 'KeyName', 84, 0, False, True), (1, 'KeyValue', 312, 0, False, False), (1, 'Manifest', 356, 0, False, False), (1, 'MeteringReceiptReq', 367, 0, False, False), (1, 'MeteringReceiptRes', 374, 0, False, False), (1, 'MgmtData', 84, 0, False, True), (1, 'Object', 377, 0, False, False), (1, 'PGPData', 345, 0, False, False), (1, 'PMaxScheduleEntry', 164, 0, False, False), (1, 'PaymentDetailsReq', 382, 0, False, False), (1, 'PaymentDetailsRes', 385, 0, False, False), (1, 'PaymentServiceSelectionReq', 389, 0, False, False), (1, 'PaymentServiceSelectionRes', 402, 0, False, False), (1, 'PowerDeliveryReq', 404, 0, False, False), (1, 'PowerDeliveryRes', 420, 0, False, False), (1, 'PreChargeReq', 423, 0, False, False), (1, 'PreChargeRes', 427, 0, False, False), (1, 'RSAKeyValue', 316, 0, False, False), (1, 'Reference', 360, 0, False, False), (1, 'RelativeTimeInterval', 167, 0, False, False), (1, 'RetrievalMethod', 319, 0, False, False), (1, 'SAScheduleList', 151, 0, False, False), (1, 'SASchedules', 203, 0, False, False), (1, 'SPKIData', 351, 0, False, False), (1, 'SalesTariffEntry', 186, 0, False, False), (1, 'ServiceDetailReq', 431, 0, False, False), (1, 'ServiceDetailRes', 433, 0, False, False), (1, 'ServiceDiscoveryReq', 456, 0, False, False), (1, 'ServiceDiscoveryRes', 463, 0, False, False), (1, 'SessionSetupReq', 502, 0, False, False), (1, 'SessionSetupRes', 506, 0, False, False), (1, 'SessionStopReq', 510, 0, False, False), (1, 'SessionStopRes', 514, 0, False, False), (1, 'Signature', 516, 0, False, False), (1, 'SignatureMethod', 528, 0, False, False), (1, 'SignatureProperties', 537, 0, False, False), (1, 'SignatureProperty', 541, 0, False, False), (1, 'SignatureValue', 534, 0, False, False), (1, 'SignedInfo', 522, 0, False, False), (1, 'TimeInterval', 174, 0, False, False), (1, 'Transform', 326, 0, False, False), (1, 'Transforms', 323, 0, False, False), (1, 'V2G_Message', 546, 0, False, False), (1, 'WeldingDetectionReq', 562, 0, False, False), (1, 'WeldingDetectionRes', 564, 0, False, False), (1, 'X509Data', 330, 0, False, False), (4, None, None, 0, False, False),)),  # 568
-    (8, ((1, 'AC_EVChargeParameter', 1, 569, False, False), (1, 'AC_EVSEChargeParameter', 19, 569, False, False), (1, 'AC_EVSEStatus', 23, 569, False, False), (1, 'AC_EVSEStatus', 23, 569, False, False), (1, 'AuthorizationReq', 33, 569, False, False), (1, 'AuthorizationRes', 38, 569, False, False), (1, 'Body', 560, 569, False, False), (1, 'BodyElement', 45, 569, False, False), (1, 'BulkChargingComplete', 31, 569, False, True), (1, 'BulkChargingComplete', 31, 569, False, True), (1, 'BulkSOC', 54, 569, False, True), (1, 'CableCheckReq', 46, 569, False, False), (1, 'CableCheckRes', 56, 569, False, False), (1, 'CanonicalizationMethod', 69, 569, False, False), (1, 'Certificate', 76, 569, False, True), (1, 'CertificateInstallationReq', 72, 569, False, False), (1, 'CertificateInstallationRes', 88, 569, False, False), (1, 'CertificateUpdateReq', 113, 569, False, False), (1, 'CertificateUpdateRes', 120, 569, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 569, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 569, False, False), (1, 'ChargeProgress', 409, 569, False, True), (1, 'ChargeService', 471, 569, False, False), (1, 'ChargingComplete', 31, 569, False, True), (1, 'ChargingComplete', 31, 569, False, True), (1, 'ChargingProfile', 411, 569, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 569, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 569, False, False), (1, 'ChargingProfileEntryStart', 7, 569, False, True), (1, 'ChargingSession', 512, 569, False, True), (1, 'ChargingStatusReq', 215, 569, False, False), (1, 'ChargingStatusRes', 216, 569, False, False), (1, 'ConsumptionCost', 192, 569, False, False), (1, 'ContractSignatureCertChain', 95, 569, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 569, False, False), (1, 'Cost', 197, 569, False, False), (1, 'CurrentDemandReq', 242, 569, False, False), (1, 'CurrentDemandRes', 253, 569, False, False), (1, 'DC_EVChargeParameter', 134, 569, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 569, False, False), (1, 'DC_EVSEChargeParameter', 204, 569, False, False), (1, 'DC_EVSEStatus', 60, 569, False, False), (1, 'DC_EVSEStatus', 60, 569, False, False), (1, 'DC_EVStatus', 48, 569, False, False), (1, 'DC_EVStatus', 48, 569, False, False), (1, 'DHpublickey', 107, 569, False, False), (1, 'DSAKeyValue', 272, 569, False, False), (1, 'DepartureTime', 7, 569, False, True), (1, 'DigestMethod', 282, 569, False, False), (1, 'DigestValue', 285, 569, False, True), (1, 'EAmount', 9, 569, False, False), (1, 'EPriceLevel', 184, 569, False, True), (1, 'EVCCID', 504, 569, False, True), (1, 'EVChargeParameter', 144, 569, False, False), (1, 'EVEnergyCapacity', 9, 569, False, False), (1, 'EVEnergyRequest', 9, 569, False, False), (1, 'EVErrorCode', 52, 569, False, True), (1, 'EVMaxCurrent', 9, 569, False, False), (1, 'EVMaxVoltage', 9, 569, False, False), (1, 'EVMaximumCurrentLimit', 9, 569, False, False), (1, 'EVMaximumCurrentLimit', 9, 569, False, False), (1, 'EVMaximumPowerLimit', 9, 569, False, False), (1, 'EVMaximumPowerLimit', 9, 569, False, False), (1, 'EVMaximumVoltageLimit', 9, 569, False, False), (1, 'EVMaximumVoltageLimit', 9, 569, False, False), (1, 'EVMinCurrent', 9, 569, False, False), (1, 'EVPowerDeliveryParameter', 287, 569, False, False), (1, 'EVRESSSOC', 54, 569, False, True), (1, 'EVReady', 31, 569, False, True), (1, 'EVSEChargeParameter', 214, 569, False, False), (1, 'EVSECurrentLimitAchieved', 31, 569, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 569, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 569, False, False), (1, 'EVSEID', 224, 569, False, True), (1, 'EVSEIsolationStatus', 65, 569, False, True), (1, 'EVSEMaxCurrent', 9, 569, False, False), (1, 'EVSEMaxCurrent', 9, 569, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 569, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 569, False, False), (1, 'EVSENominalVoltage', 9, 569, False, False), (1, 'EVSENotification', 29, 569, False, True), (1, 'EVSEPeakCurrentRipple', 9, 569, False, False), (1, 'EVSEPowerLimitAchieved', 31, 569, False, True), (1, 'EVSEPresentCurrent', 9, 569, False, False), (1, 'EVSEPresentVoltage', 9, 569, False, False), (1, 'EVSEProcessing', 43, 569, False, True), (1, 'EVSEStatus', 288, 569, False, False), (1, 'EVSEStatusCode', 67, 569, False, True), (1, 'EVSETimeStamp', 240, 569, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 569, False, True), (1, 'EVStatus', 291, 569, False, False), (1, 'EVTargetCurrent', 9, 569, False, False), (1, 'EVTargetVoltage', 9, 569, False, False), (1, 'EnergyTransferMode', 132, 569, False, True), (1, 'Entry', 292, 569, False, False), (1, 'Exponent', 280, 569, False, True), (1, 'FaultCode', 556, 569, False, True), (1, 'FaultMsg', 558, 569, False, True), (1, 'FreeService', 31, 569, False, True), (1, 'FullSOC', 54, 569, False, True), (1, 'G', 280, 569, False, True), (1, 'GenChallenge', 36, 569, False, True), (1, 'HMACOutputLength', 532, 569, False, True), (1, 'Header', 549, 569, False, False), (1, 'J', 280, 569, False, True), (1, 'KeyInfo', 294, 569, False, False), (1, 'KeyName', 84, 569, False, True), (1, 'KeyValue', 312, 569, False, False), (1, 'ListOfRootCertificateIDs', 78, 569, False, False), (1, 'Manifest', 356, 569, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 569, False, True), (1, 'MeterID', 232, 569, False, True), (1, 'MeterInfo', 226, 569, False, False), (1, 'MeterReading', 234, 569, False, True), (1, 'MeterStatus', 238, 569, False, True), (1, 'MeteringReceiptReq', 367, 569, False, False), (1, 'MeteringReceiptRes', 374, 569, False, False), (1, 'MgmtData', 84, 569, False, True), (1, 'Modulus', 280, 569, False, True), (1, 'Multiplier', 13, 569, False, True), (1, 'Notification', 553, 569, False, False), (1, 'NotificationMaxDelay', 27, 569, False, True), (1, 'NumEPriceLevels', 184, 569, False, True), (1, 'OEMProvisioningCert', 76, 569, False, True), (1, 'Object', 377, 569, False, False), (1, 'P', 280, 569, False, True), (1, 'PGPData', 345, 569, False, False), (1, 'PGPKeyID', 343, 569, False, True), (1, 'PGPKeyPacket', 343, 569, False, True), (1, 'PMax', 9, 569, False, False), (1, 'PMaxSchedule', 161, 569, False, False), (1, 'PMaxScheduleEntry', 164, 569, False, False), (1, 'Parameter', 444, 569, False, False), (1, 'ParameterSet', 440, 569, False, False), (1, 'ParameterSetID', 17, 569, False, True), (1, 'PaymentDetailsReq', 382, 569, False, False), (1, 'PaymentDetailsRes', 385, 569, False, False), (1, 'PaymentOption', 392, 569, False, True), (1, 'PaymentOptionList', 468, 569, False, False), (1, 'PaymentServiceSelectionReq', 389, 569, False, False), (1, 'PaymentServiceSelectionRes', 402, 569, False, False), (1, 'PgenCounter', 280, 569, False, True), (1, 'PowerDeliveryReq', 404, 569, False, False), (1, 'PowerDeliveryRes', 420, 569, False, False), (1, 'PreChargeReq', 423, 569, False, False), (1, 'PreChargeRes', 427, 569, False, False), (1, 'ProfileEntry', 414, 569, False, False), (1, 'Q', 280, 569, False, True), (1, 'RCD', 31, 569, False, True), (1, 'RSAKeyValue', 316, 569, False, False), (1, 'ReceiptRequired', 31, 569, False, True), (1, 'Reference', 360, 569, False, False), (1, 'RelativeTimeInterval', 167, 569, False, False), (1, 'RemainingTimeToBulkSoC', 9, 569, False, False), (1, 'RemainingTimeToFullSoC', 9, 569, False, False), (1, 'RequestedEnergyTransferMode', 132, 569, False, True), (1, 'ResponseCode', 41, 569, False, True), (1, 'RetrievalMethod', 319, 569, False, False), (1, 'RetryCounter', 17, 569, False, True), (1, 'RootCertificateID', 81, 569, False, False), (1, 'SAProvisioningCertificateChain', 95, 569, False, False), (1, 'SAScheduleList', 151, 569, False, False), (1, 'SAScheduleTuple', 155, 569, False, False), (1, 'SAScheduleTupleID', 159, 569, False, True), (1, 'SAScheduleTupleID', 159, 569, False, True), (1, 'SASchedules', 203, 569, False, False), (1, 'SPKIData', 351, 569, False, False), (1, 'SPKISexp', 343, 569, False, True), (1, 'SalesTariff', 175, 569, False, False), (1, 'SalesTariffDescription', 182, 569, False, True), (1, 'SalesTariffEntry', 186, 569, False, False), (1, 'SalesTariffID', 159, 569, False, True), (1, 'Seed', 280, 569, False, True), (1, 'SelectedPaymentOption', 392, 569, False, True), (1, 'SelectedService', 397, 569, False, False), (1, 'SelectedServiceList', 394, 569, False, False), (1, 'Service', 496, 569, False, False), (1, 'ServiceCategory', 461, 569, False, True), (1, 'ServiceCategory', 461, 569, False, True), (1, 'ServiceDetailReq', 431, 569, False, False), (1, 'ServiceDetailRes', 433, 569, False, False), (1, 'ServiceDiscoveryReq', 456, 569, False, False), (1, 'ServiceDiscoveryRes', 463, 569, False, False), (1, 'ServiceID', 400, 569, False, True), (1, 'ServiceID', 400, 569, False, True), (1, 'ServiceList', 487, 569, False, False), (1, 'ServiceName', 478, 569, False, True), (1, 'ServiceParameterList', 437, 569, False, False), (1, 'ServiceScope', 459, 569, False, True), (1, 'ServiceScope', 459, 569, False, True), (1, 'SessionID', 372, 569, False, True), (1, 'SessionID', 372, 569, False, True), (1, 'SessionSetupReq', 502, 569, False, False), (1, 'SessionSetupRes', 506, 569, False, False), (1, 'SessionStopReq', 510, 569, False, False), (1, 'SessionStopRes', 514, 569, False, False), (1, 'SigMeterReading', 236, 569, False, True), (1, 'Signature', 516, 569, False, False), (1, 'SignatureMethod', 528, 569, False, False), (1, 'SignatureProperties', 537, 569, False, False), (1, 'SignatureProperty', 541, 569, False, False), (1, 'SignatureValue', 534, 569, False, False), (1, 'SignedInfo', 522, 569, False, False), (1, 'SubCertificates', 99, 569, False, False), (1, 'SupportedEnergyTransferMode', 480, 569, False, False), (1, 'TMeter', 240, 569, False, True), (1, 'TimeInterval', 174, 569, False, False), (1, 'Transform', 326, 569, False, False), (1, 'Transforms', 323, 569, False, False), (1, 'Unit', 15, 569, False, True), (1, 'V2G_Message', 546, 569, False, False), (1, 'Value', 17, 569, False, True), (1, 'WeldingDetectionReq', 562, 569, False, False), (1, 'WeldingDetectionRes', 564, 569, False, False), (1, 'X509CRL', 343, 569, False, True), (1, 'X509Certificate', 343, 569, False, True), (1, 'X509Data', 330, 569, False, False), (1, 'X509IssuerName', 84, 569, False, True), (1, 'X509IssuerSerial', 81, 569, False, False), (1, 'X509SKI', 343, 569, False, True), (1, 'X509SerialNumber', 86, 569, False, True), (1, 'X509SubjectName', 84, 569, False, True), (1, 'XPath', 84, 569, False, True), (1, 'Y', 280, 569, False, True), (1, 'amount', 7, 569, False, True), (1, 'amountMultiplier', 13, 569, False, True), (1, 'boolValue', 31, 569, False, True), (1, 'byteValue', 452, 569, False, True), (1, 'costKind', 201, 569, False, True), (1, 'duration', 172, 569, False, True), (1, 'eMAID', 570, 569, False, False), (1, 'intValue', 454, 569, False, True), (1, 'physicalValue', 9, 569, False, False), (1, 'shortValue', 17, 569, False, True), (1, 'start', 170, 569, False, True), (1, 'startValue', 9, 569, False, False), (1, 'stringValue', 84, 569, False, True), (4, None, None, 569, False, False), (5, None, None, -1, False, False),)),  # 569
-    (9, ((0, 'Algorithm', T7, 570, False, False), (0, 'Encoding', T7, 570, False, False), (0, '{}Id', T7, 570, False, False), (0, '{urn:iso:15118:2:2013:MsgBody}Id', T7, 570, False, False), (0, 'Id', T7, 570, False, False), (0, 'MimeType', T7, 570, False, False), (0, 'Name', T7, 570, False, False), (0, 'Target', T7, 570, False, False), (0, 'Type', T7, 570, False, False), (0, 'URI', T7, 570, False, False), (4, '@*', None, 570, False, False), (1, 'AC_EVChargeParameter', 1, 571, False, False), (1, 'AC_EVSEChargeParameter', 19, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AuthorizationReq', 33, 571, False, False), (1, 'AuthorizationRes', 38, 571, False, False), (1, 'Body', 560, 571, False, False), (1, 'BodyElement', 45, 571, False, False), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkSOC', 54, 571, False, True), (1, 'CableCheckReq', 46, 571, False, False), (1, 'CableCheckRes', 56, 571, False, False), (1, 'CanonicalizationMethod', 69, 571, False, False), (1, 'Certificate', 76, 571, False, True), (1, 'CertificateInstallationReq', 72, 571, False, False), (1, 'CertificateInstallationRes', 88, 571, False, False), (1, 'CertificateUpdateReq', 113, 571, False, False), (1, 'CertificateUpdateRes', 120, 571, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False), (1, 'ChargeProgress', 409, 571, False, True), (1, 'ChargeService', 471, 571, False, False), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingProfile', 411, 571, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False), (1, 'ChargingProfileEntryStart', 7, 571, False, True), (1, 'ChargingSession', 512, 571, False, True), (1, 'ChargingStatusReq', 215, 571, False, False), (1, 'ChargingStatusRes', 216, 571, False, False), (1, 'ConsumptionCost', 192, 571, False, False), (1, 'ContractSignatureCertChain', 95, 571, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False), (1, 'Cost', 197, 571, False, False), (1, 'CurrentDemandReq', 242, 571, False, False), (1, 'CurrentDemandRes', 253, 571, False, False), (1, 'DC_EVChargeParameter', 134, 571, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False), (1, 'DC_EVSEChargeParameter', 204, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DHpublickey', 107, 571, False, False), (1, 'DSAKeyValue', 272, 571, False, False), (1, 'DepartureTime', 7, 571, False, True), (1, 'DigestMethod', 282, 571, False, False), (1, 'DigestValue', 285, 571, False, True), (1, 'EAmount', 9, 571, False, False), (1, 'EPriceLevel', 184, 571, False, True), (1, 'EVCCID', 504, 571, False, True), (1, 'EVChargeParameter', 144, 571, False, False), (1, 'EVEnergyCapacity', 9, 571, False, False), (1, 'EVEnergyRequest', 9, 571, False, False), (1, 'EVErrorCode', 52, 571, False, True), (1, 'EVMaxCurrent', 9, 571, False, False), (1, 'EVMaxVoltage', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMinCurrent', 9, 571, False, False), (1, 'EVPowerDeliveryParameter', 287, 571, False, False), (1, 'EVRESSSOC', 54, 571, False, True), (1, 'EVReady', 31, 571, False, True), (1, 'EVSEChargeParameter', 214, 571, False, False), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False), (1, 'EVSEID', 224, 571, False, True), (1, 'EVSEIsolationStatus', 65, 571, False, True), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False), (1, 'EVSENominalVoltage', 9, 571, False, False), (1, 'EVSENotification', 29, 571, False, True), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True), (1, 'EVSEPresentCurrent', 9, 571, False, False), (1, 'EVSEPresentVoltage', 9, 571, False, False), (1, 'EVSEProcessing', 43, 571, False, True), (1, 'EVSEStatus', 288, 571, False, False), (1, 'EVSEStatusCode', 67, 571, False, True), (1, 'EVSETimeStamp', 240, 571, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True), (1, 'EVStatus', 291, 571, False, False), (1, 'EVTargetCurrent', 9, 571, False, False), (1, 'EVTargetVoltage', 9, 571, False, False), (1, 'EnergyTransferMode', 132, 571, False, True), (1, 'Entry', 292, 571, False, False), (1, 'Exponent', 280, 571, False, True), (1, 'FaultCode', 556, 571, False, True), (1, 'FaultMsg', 558, 571, False, True), (1, 'FreeService', 31, 571, False, True), (1, 'FullSOC', 54, 571, False, True), (1, 'G', 280, 571, False, True), (1, 'GenChallenge', 36, 571, False, True), (1, 'HMACOutputLength', 532, 571, False, True), (1, 'Header', 549, 571, False, False), (1, 'J', 280, 571, False, True), (1, 'KeyInfo', 294, 571, False, False), (1, 'KeyName', 84, 571, False, True), (1, 'KeyValue', 312, 571, False, False), (1, 'ListOfRootCertificateIDs', 78, 571, False, False), (1, 'Manifest', 356, 571, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True), (1, 'MeterID', 232, 571, False, True), (1, 'MeterInfo', 226, 571, False, False), (1, 'MeterReading', 234, 571, False, True), (1, 'MeterStatus', 238, 571, False, True), (1, 'MeteringReceiptReq', 367, 571, False, False), (1, 'MeteringReceiptRes', 374, 571, False, False), (1, 'MgmtData', 84, 571, False, True), (1, 'Modulus', 280, 571, False, True), (1, 'Multiplier', 13, 571, False, True), (1, 'Notification', 553, 571, False, False), (1, 'NotificationMaxDelay', 27, 571, False, True), (1, 'NumEPriceLevels', 184, 571, False, True), (1, 'OEMProvisioningCert', 76, 571, False, True), (1, 'Object', 377, 571, False, False), (1, 'P', 280, 571, False, True), (1, 'PGPData', 345, 571, False, False), (1, 'PGPKeyID', 343, 571, False, True), (1, 'PGPKeyPacket', 343, 571, False, True), (1, 'PMax', 9, 571, False, False), (1, 'PMaxSchedule', 161, 571, False, False), (1, 'PMaxScheduleEntry', 164, 571, False, False), (1, 'Parameter', 444, 571, False, False), (1, 'ParameterSet', 440, 571, False, False), (1, 'ParameterSetID', 17, 571, False, True), (1, 'PaymentDetailsReq', 382, 571, False, False), (1, 'PaymentDetailsRes', 385, 571, False, False), (1, 'PaymentOption', 392, 571, False, True), (1, 'PaymentOptionList', 468, 571, False, False), (1, 'PaymentServiceSelectionReq', 389, 571, False, False), (1, 'PaymentServiceSelectionRes', 402, 571, False, False), (1, 'PgenCounter', 280, 571, False, True), (1, 'PowerDeliveryReq', 404, 571, False, False), (1, 'PowerDeliveryRes', 420, 571, False, False), (1, 'PreChargeReq', 423, 571, False, False), (1, 'PreChargeRes', 427, 571, False, False), (1, 'ProfileEntry', 414, 571, False, False), (1, 'Q', 280, 571, False, True), (1, 'RCD', 31, 571, False, True), (1, 'RSAKeyValue', 316, 571, False, False), (1, 'ReceiptRequired', 31, 571, False, True), (1, 'Reference', 360, 571, False, False), (1, 'RelativeTimeInterval', 167, 571, False, False), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False), (1, 'RemainingTimeToFullSoC', 9, 571, False, False), (1, 'RequestedEnergyTransferMode', 132, 571, False, True), (1, 'ResponseCode', 41, 571, False, True), (1, 'RetrievalMethod', 319, 571, False, False), (1, 'RetryCounter', 17, 571, False, True), (1, 'RootCertificateID', 81, 571, False, False), (1, 'SAProvisioningCertificateChain', 95, 571, False, False), (1, 'SAScheduleList', 151, 571, False, False), (1, 'SAScheduleTuple', 155, 571, False, False), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SASchedules', 203, 571, False, False), (1, 'SPKIData', 351, 571, False, False), (1, 'SPKISexp', 343, 571, False, True), (1, 'SalesTariff', 175, 571, False, False), (1, 'SalesTariffDescription', 182, 571, False, True), (1, 'SalesTariffEntry', 186, 571, False, False), (1, 'SalesTariffID', 159, 571, False, True), (1, 'Seed', 280, 571, False, True), (1, 'SelectedPaymentOption', 392, 571, False, True), (1, 'SelectedService', 397, 571, False, False), (1, 'SelectedServiceList', 394, 571, False, False), (1, 'Service', 496, 571, False, False), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceDetailReq', 431, 571, False, False), (1, 'ServiceDetailRes', 433, 571, False, False), (1, 'ServiceDiscoveryReq', 456, 571, False, False), (1, 'ServiceDiscoveryRes', 463, 571, False, False), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceList', 487, 571, False, False), (1, 'ServiceName', 478, 571, False, True), (1, 'ServiceParameterList', 437, 571, False, False), (1, 'ServiceScope', 459, 571, False, True), (1, 'ServiceScope', 459, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionSetupReq', 502, 571, False, False), (1, 'SessionSetupRes', 506, 571, False, False), (1, 'SessionStopReq', 510, 571, False, False), (1, 'SessionStopRes', 514, 571, False, False), (1, 'SigMeterReading', 236, 571, False, True), (1, 'Signature', 516, 571, False, False), (1, 'SignatureMethod', 528, 571, False, False), (1, 'SignatureProperties', 537, 571, False, False), (1, 'SignatureProperty', 541, 571, False, False), (1, 'SignatureValue', 534, 571, False, False), (1, 'SignedInfo', 522, 571, False, False), (1, 'SubCertificates', 99, 571, False, False), (1, 'SupportedEnergyTransferMode', 480, 571, False, False), (1, 'TMeter', 240, 571, False, True), (1, 'TimeInterval', 174, 571, False, False), (1, 'Transform', 326, 571, False, False), (1, 'Transforms', 323, 571, False, False), (1, 'Unit', 15, 571, False, True), (1, 'V2G_Message', 546, 571, False, False), (1, 'Value', 17, 571, False, True), (1, 'WeldingDetectionReq', 562, 571, False, False), (1, 'WeldingDetectionRes', 564, 571, False, False), (1, 'X509CRL', 343, 571, False, True), (1, 'X509Certificate', 343, 571, False, True), (1, 'X509Data', 330, 571, False, False), (1, 'X509IssuerName', 84, 571, False, True), (1, 'X509IssuerSerial', 81, 571, False, False), (1, 'X509SKI', 343, 571, False, True), (1, 'X509SerialNumber', 86, 571, False, True), (1, 'X509SubjectName', 84, 571, False, True), (1, 'XPath', 84, 571, False, True), (1, 'Y', 280, 571, False, True), (1, 'amount', 7, 571, False, True), (1, 'amountMultiplier', 13, 571, False, True), (1, 'boolValue', 31, 571, False, True), (1, 'byteValue', 452, 571, False, True), (1, 'costKind', 201, 571, False, True), (1, 'duration', 172, 571, False, True), (1, 'eMAID', 570, 571, False, False), (1, 'intValue', 454, 571, False, True), (1, 'physicalValue', 9, 571, False, False), (1, 'shortValue', 17, 571, False, True), (1, 'start', 170, 571, False, True), (1, 'startValue', 9, 571, False, False), (1, 'stringValue', 84, 571, False, True), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 570
-    (8, ((1, 'AC_EVChargeParameter', 1, 571, False, False), (1, 'AC_EVSEChargeParameter', 19, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AC_EVSEStatus', 23, 571, False, False), (1, 'AuthorizationReq', 33, 571, False, False), (1, 'AuthorizationRes', 38, 571, False, False), (1, 'Body', 560, 571, False, False), (1, 'BodyElement', 45, 571, False, False), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkChargingComplete', 31, 571, False, True), (1, 'BulkSOC', 54, 571, False, True), (1, 'CableCheckReq', 46, 571, False, False), (1, 'CableCheckRes', 56, 571, False, False), (1, 'CanonicalizationMethod', 69, 571, False, False), (1, 'Certificate', 76, 571, False, True), (1, 'CertificateInstallationReq', 72, 571, False, False), (1, 'CertificateInstallationRes', 88, 571, False, False), (1, 'CertificateUpdateReq', 113, 571, False, False), (1, 'CertificateUpdateRes', 120, 571, False, False), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False), (1, 'ChargeProgress', 409, 571, False, True), (1, 'ChargeService', 471, 571, False, False), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingComplete', 31, 571, False, True), (1, 'ChargingProfile', 411, 571, False, False), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False), (1, 'ChargingProfileEntryStart', 7, 571, False, True), (1, 'ChargingSession', 512, 571, False, True), (1, 'ChargingStatusReq', 215, 571, False, False), (1, 'ChargingStatusRes', 216, 571, False, False), (1, 'ConsumptionCost', 192, 571, False, False), (1, 'ContractSignatureCertChain', 95, 571, False, False), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False), (1, 'Cost', 197, 571, False, False), (1, 'CurrentDemandReq', 242, 571, False, False), (1, 'CurrentDemandRes', 253, 571, False, False), (1, 'DC_EVChargeParameter', 134, 571, False, False), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False), (1, 'DC_EVSEChargeParameter', 204, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVSEStatus', 60, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DC_EVStatus', 48, 571, False, False), (1, 'DHpublickey', 107, 571, False, False), (1, 'DSAKeyValue', 272, 571, False, False), (1, 'DepartureTime', 7, 571, False, True), (1, 'DigestMethod', 282, 571, False, False), (1, 'DigestValue', 285, 571, False, True), (1, 'EAmount', 9, 571, False, False), (1, 'EPriceLevel', 184, 571, False, True), (1, 'EVCCID', 504, 571, False, True), (1, 'EVChargeParameter', 144, 571, False, False), (1, 'EVEnergyCapacity', 9, 571, False, False), (1, 'EVEnergyRequest', 9, 571, False, False), (1, 'EVErrorCode', 52, 571, False, True), (1, 'EVMaxCurrent', 9, 571, False, False), (1, 'EVMaxVoltage', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumCurrentLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumPowerLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMaximumVoltageLimit', 9, 571, False, False), (1, 'EVMinCurrent', 9, 571, False, False), (1, 'EVPowerDeliveryParameter', 287, 571, False, False), (1, 'EVRESSSOC', 54, 571, False, True), (1, 'EVReady', 31, 571, False, True), (1, 'EVSEChargeParameter', 214, 571, False, False), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False), (1, 'EVSEID', 224, 571, False, True), (1, 'EVSEIsolationStatus', 65, 571, False, True), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaxCurrent', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False), (1, 'EVSENominalVoltage', 9, 571, False, False), (1, 'EVSENotification', 29, 571, False, True), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True), (1, 'EVSEPresentCurrent', 9, 571, False, False), (1, 'EVSEPresentVoltage', 9, 571, False, False), (1, 'EVSEProcessing', 43, 571, False, True), (1, 'EVSEStatus', 288, 571, False, False), (1, 'EVSEStatusCode', 67, 571, False, True), (1, 'EVSETimeStamp', 240, 571, False, True), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True), (1, 'EVStatus', 291, 571, False, False), (1, 'EVTargetCurrent', 9, 571, False, False), (1, 'EVTargetVoltage', 9, 571, False, False), (1, 'EnergyTransferMode', 132, 571, False, True), (1, 'Entry', 292, 571, False, False), (1, 'Exponent', 280, 571, False, True), (1, 'FaultCode', 556, 571, False, True), (1, 'FaultMsg', 558, 571, False, True), (1, 'FreeService', 31, 571, False, True), (1, 'FullSOC', 54, 571, False, True), (1, 'G', 280, 571, False, True), (1, 'GenChallenge', 36, 571, False, True), (1, 'HMACOutputLength', 532, 571, False, True), (1, 'Header', 549, 571, False, False), (1, 'J', 280, 571, False, True), (1, 'KeyInfo', 294, 571, False, False), (1, 'KeyName', 84, 571, False, True), (1, 'KeyValue', 312, 571, False, False), (1, 'ListOfRootCertificateIDs', 78, 571, False, False), (1, 'Manifest', 356, 571, False, False), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True), (1, 'MeterID', 232, 571, False, True), (1, 'MeterInfo', 226, 571, False, False), (1, 'MeterReading', 234, 571, False, True), (1, 'MeterStatus', 238, 571, False, True), (1, 'MeteringReceiptReq', 367, 571, False, False), (1, 'MeteringReceiptRes', 374, 571, False, False), (1, 'MgmtData', 84, 571, False, True), (1, 'Modulus', 280, 571, False, True), (1, 'Multiplier', 13, 571, False, True), (1, 'Notification', 553, 571, False, False), (1, 'NotificationMaxDelay', 27, 571, False, True), (1, 'NumEPriceLevels', 184, 571, False, True), (1, 'OEMProvisioningCert', 76, 571, False, True), (1, 'Object', 377, 571, False, False), (1, 'P', 280, 571, False, True), (1, 'PGPData', 345, 571, False, False), (1, 'PGPKeyID', 343, 571, False, True), (1, 'PGPKeyPacket', 343, 571, False, True), (1, 'PMax', 9, 571, False, False), (1, 'PMaxSchedule', 161, 571, False, False), (1, 'PMaxScheduleEntry', 164, 571, False, False), (1, 'Parameter', 444, 571, False, False), (1, 'ParameterSet', 440, 571, False, False), (1, 'ParameterSetID', 17, 571, False, True), (1, 'PaymentDetailsReq', 382, 571, False, False), (1, 'PaymentDetailsRes', 385, 571, False, False), (1, 'PaymentOption', 392, 571, False, True), (1, 'PaymentOptionList', 468, 571, False, False), (1, 'PaymentServiceSelectionReq', 389, 571, False, False), (1, 'PaymentServiceSelectionRes', 402, 571, False, False), (1, 'PgenCounter', 280, 571, False, True), (1, 'PowerDeliveryReq', 404, 571, False, False), (1, 'PowerDeliveryRes', 420, 571, False, False), (1, 'PreChargeReq', 423, 571, False, False), (1, 'PreChargeRes', 427, 571, False, False), (1, 'ProfileEntry', 414, 571, False, False), (1, 'Q', 280, 571, False, True), (1, 'RCD', 31, 571, False, True), (1, 'RSAKeyValue', 316, 571, False, False), (1, 'ReceiptRequired', 31, 571, False, True), (1, 'Reference', 360, 571, False, False), (1, 'RelativeTimeInterval', 167, 571, False, False), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False), (1, 'RemainingTimeToFullSoC', 9, 571, False, False), (1, 'RequestedEnergyTransferMode', 132, 571, False, True), (1, 'ResponseCode', 41, 571, False, True), (1, 'RetrievalMethod', 319, 571, False, False), (1, 'RetryCounter', 17, 571, False, True), (1, 'RootCertificateID', 81, 571, False, False), (1, 'SAProvisioningCertificateChain', 95, 571, False, False), (1, 'SAScheduleList', 151, 571, False, False), (1, 'SAScheduleTuple', 155, 571, False, False), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SAScheduleTupleID', 159, 571, False, True), (1, 'SASchedules', 203, 571, False, False), (1, 'SPKIData', 351, 571, False, False), (1, 'SPKISexp', 343, 571, False, True), (1, 'SalesTariff', 175, 571, False, False), (1, 'SalesTariffDescription', 182, 571, False, True), (1, 'SalesTariffEntry', 186, 571, False, False), (1, 'SalesTariffID', 159, 571, False, True), (1, 'Seed', 280, 571, False, True), (1, 'SelectedPaymentOption', 392, 571, False, True), (1, 'SelectedService', 397, 571, False, False), (1, 'SelectedServiceList', 394, 571, False, False), (1, 'Service', 496, 571, False, False), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceCategory', 461, 571, False, True), (1, 'ServiceDetailReq', 431, 571, False, False), (1, 'ServiceDetailRes', 433, 571, False, False), (1, 'ServiceDiscoveryReq', 456, 571, False, False), (1, 'ServiceDiscoveryRes', 463, 571, False, False), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceID', 400, 571, False, True), (1, 'ServiceList', 487, 571, False, False), (1, 'ServiceName', 478, 571, False, True), (1, 'ServiceParameterList', 437, 571, False, False), (1, 'ServiceScope', 459, 571, False, True), (1, 'ServiceScope', 459, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionID', 372, 571, False, True), (1, 'SessionSetupReq', 502, 571, False, False), (1, 'SessionSetupRes', 506, 571, False, False), (1, 'SessionStopReq', 510, 571, False, False), (1, 'SessionStopRes', 514, 571, False, False), (1, 'SigMeterReading', 236, 571, False, True), (1, 'Signature', 516, 571, False, False), (1, 'SignatureMethod', 528, 571, False, False), (1, 'SignatureProperties', 537, 571, False, False), (1, 'SignatureProperty', 541, 571, False, False), (1, 'SignatureValue', 534, 571, False, False), (1, 'SignedInfo', 522, 571, False, False), (1, 'SubCertificates', 99, 571, False, False), (1, 'SupportedEnergyTransferMode', 480, 571, False, False), (1, 'TMeter', 240, 571, False, True), (1, 'TimeInterval', 174, 571, False, False), (1, 'Transform', 326, 571, False, False), (1, 'Transforms', 323, 571, False, False), (1, 'Unit', 15, 571, False, True), (1, 'V2G_Message', 546, 571, False, False), (1, 'Value', 17, 571, False, True), (1, 'WeldingDetectionReq', 562, 571, False, False), (1, 'WeldingDetectionRes', 564, 571, False, False), (1, 'X509CRL', 343, 571, False, True), (1, 'X509Certificate', 343, 571, False, True), (1, 'X509Data', 330, 571, False, False), (1, 'X509IssuerName', 84, 571, False, True), (1, 'X509IssuerSerial', 81, 571, False, False), (1, 'X509SKI', 343, 571, False, True), (1, 'X509SerialNumber', 86, 571, False, True), (1, 'X509SubjectName', 84, 571, False, True), (1, 'XPath', 84, 571, False, True), (1, 'Y', 280, 571, False, True), (1, 'amount', 7, 571, False, True), (1, 'amountMultiplier', 13, 571, False, True), (1, 'boolValue', 31, 571, False, True), (1, 'byteValue', 452, 571, False, True), (1, 'costKind', 201, 571, False, True), (1, 'duration', 172, 571, False, True), (1, 'eMAID', 570, 571, False, False), (1, 'intValue', 454, 571, False, True), (1, 'physicalValue', 9, 571, False, False), (1, 'shortValue', 17, 571, False, True), (1, 'start', 170, 571, False, True), (1, 'startValue', 9, 571, False, False), (1, 'stringValue', 84, 571, False, True), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 571
+    (7, ((1, 'AC_EVChargeParameter', 1, 0, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 0, False, False, 6), (1, 'AC_EVSEStatus', 23, 0, False, False, 6), (1, 'AuthorizationReq', 33, 0, False, False, 5), (1, 'AuthorizationRes', 38, 0, False, False, 5), (1, 'BodyElement', 45, 0, False, False, 5), (1, 'CableCheckReq', 46, 0, False, False, 5), (1, 'CableCheckRes', 56, 0, False, False, 5), (1, 'CanonicalizationMethod', 69, 0, False, False, 4), (1, 'CertificateInstallationReq', 72, 0, False, False, 5), (1, 'CertificateInstallationRes', 88, 0, False, False, 5), (1, 'CertificateUpdateReq', 113, 0, False, False, 5), (1, 'CertificateUpdateRes', 120, 0, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 128, 0, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 146, 0, False, False, 5), (1, 'ChargingStatusReq', 215, 0, False, False, 5), (1, 'ChargingStatusRes', 216, 0, False, False, 5), (1, 'CurrentDemandReq', 242, 0, False, False, 5), (1, 'CurrentDemandRes', 253, 0, False, False, 5), (1, 'DC_EVChargeParameter', 134, 0, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 268, 0, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 0, False, False, 6), (1, 'DC_EVSEStatus', 60, 0, False, False, 6), (1, 'DC_EVStatus', 48, 0, False, False, 6), (1, 'DSAKeyValue', 272, 0, False, False, 4), (1, 'DigestMethod', 282, 0, False, False, 4), (1, 'DigestValue', 285, 0, False, True, 4), (1, 'EVChargeParameter', 144, 0, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 0, False, False, 6), (1, 'EVSEChargeParameter', 214, 0, False, False, 6), (1, 'EVSEStatus', 288, 0, False, False, 6), (1, 'EVStatus', 291, 0, False, False, 6), (1, 'Entry', 292, 0, False, False, 6), (1, 'KeyInfo', 294, 0, False, False, 4), (1, 'KeyName', 84, 0, False, True, 4), (1, 'KeyValue', 312, 0, False, False, 4), (1, 'Manifest', 356, 0, False, False, 4), (1, 'MeteringReceiptReq', 367, 0, False, False, 5), (1, 'MeteringReceiptRes', 374, 0, False, False, 5), (1, 'MgmtData', 84, 0, False, True, 4), (1, 'Object', 377, 0, False, False, 4), (1, 'PGPData', 345, 0, False, False, 4), (1, 'PMaxScheduleEntry', 164, 0, False, False, 6), (1, 'PaymentDetailsReq', 382, 0, False, False, 5), (1, 'PaymentDetailsRes', 385, 0, False, False, 5), (1, 'PaymentServiceSelectionReq', 389, 0, False, False, 5), (1, 'PaymentServiceSelectionRes', 402, 0, False, False, 5), (1, 'PowerDeliveryReq', 404, 0, False, False, 5), (1, 'PowerDeliveryRes', 420, 0, False, False, 5), (1, 'PreChargeReq', 423, 0, False, False, 5), (1, 'PreChargeRes', 427, 0, False, False, 5), (1, 'RSAKeyValue', 316, 0, False, False, 4), (1, 'Reference', 360, 0, False, False, 4), (1, 'RelativeTimeInterval', 167, 0, False, False, 6), (1, 'RetrievalMethod', 319, 0, False, False, 4), (1, 'SAScheduleList', 151, 0, False, False, 6), (1, 'SASchedules', 203, 0, False, False, 6), (1, 'SPKIData', 351, 0, False, False, 4), (1, 'SalesTariffEntry', 186, 0, False, False, 6), (1, 'ServiceDetailReq', 431, 0, False, False, 5), (1, 'ServiceDetailRes', 433, 0, False, False, 5), (1, 'ServiceDiscoveryReq', 456, 0, False, False, 5), (1, 'ServiceDiscoveryRes', 463, 0, False, False, 5), (1, 'SessionSetupReq', 502, 0, False, False, 5), (1, 'SessionSetupRes', 506, 0, False, False, 5), (1, 'SessionStopReq', 510, 0, False, False, 5), (1, 'SessionStopRes', 514, 0, False, False, 5), (1, 'Signature', 516, 0, False, False, 4), (1, 'SignatureMethod', 528, 0, False, False, 4), (1, 'SignatureProperties', 537, 0, False, False, 4), (1, 'SignatureProperty', 541, 0, False, False, 4), (1, 'SignatureValue', 534, 0, False, False, 4), (1, 'SignedInfo', 522, 0, False, False, 4), (1, 'TimeInterval', 174, 0, False, False, 6), (1, 'Transform', 326, 0, False, False, 4), (1, 'Transforms', 323, 0, False, False, 4), (1, 'V2G_Message', 546, 0, False, False, 7), (1, 'WeldingDetectionReq', 562, 0, False, False, 5), (1, 'WeldingDetectionRes', 564, 0, False, False, 5), (1, 'X509Data', 330, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 568
+    (8, ((1, 'AC_EVChargeParameter', 1, 569, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 569, False, False, 6), (1, 'AC_EVSEStatus', 23, 569, False, False, 5), (1, 'AC_EVSEStatus', 23, 569, False, False, 6), (1, 'AuthorizationReq', 33, 569, False, False, 5), (1, 'AuthorizationRes', 38, 569, False, False, 5), (1, 'Body', 560, 569, False, False, 7), (1, 'BodyElement', 45, 569, False, False, 5), (1, 'BulkChargingComplete', 31, 569, False, True, 5), (1, 'BulkChargingComplete', 31, 569, False, True, 6), (1, 'BulkSOC', 54, 569, False, True, 6), (1, 'CableCheckReq', 46, 569, False, False, 5), (1, 'CableCheckRes', 56, 569, False, False, 5), (1, 'CanonicalizationMethod', 69, 569, False, False, 4), (1, 'Certificate', 76, 569, False, True, 6), (1, 'CertificateInstallationReq', 72, 569, False, False, 5), (1, 'CertificateInstallationRes', 88, 569, False, False, 5), (1, 'CertificateUpdateReq', 113, 569, False, False, 5), (1, 'CertificateUpdateRes', 120, 569, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 128, 569, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 146, 569, False, False, 5), (1, 'ChargeProgress', 409, 569, False, True, 5), (1, 'ChargeService', 471, 569, False, False, 5), (1, 'ChargingComplete', 31, 569, False, True, 5), (1, 'ChargingComplete', 31, 569, False, True, 6), (1, 'ChargingProfile', 411, 569, False, False, 5), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 569, False, True, 6), (1, 'ChargingProfileEntryMaxPower', 9, 569, False, False, 6), (1, 'ChargingProfileEntryStart', 7, 569, False, True, 6), (1, 'ChargingSession', 512, 569, False, True, 5), (1, 'ChargingStatusReq', 215, 569, False, False, 5), (1, 'ChargingStatusRes', 216, 569, False, False, 5), (1, 'ConsumptionCost', 192, 569, False, False, 6), (1, 'ContractSignatureCertChain', 95, 569, False, False, 5), (1, 'ContractSignatureEncryptedPrivateKey', 104, 569, False, False, 5), (1, 'Cost', 197, 569, False, False, 6), (1, 'CurrentDemandReq', 242, 569, False, False, 5), (1, 'CurrentDemandRes', 253, 569, False, False, 5), (1, 'DC_EVChargeParameter', 134, 569, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 268, 569, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 569, False, False, 6), (1, 'DC_EVSEStatus', 60, 569, False, False, 5), (1, 'DC_EVSEStatus', 60, 569, False, False, 6), (1, 'DC_EVStatus', 48, 569, False, False, 5), (1, 'DC_EVStatus', 48, 569, False, False, 6), (1, 'DHpublickey', 107, 569, False, False, 5), (1, 'DSAKeyValue', 272, 569, False, False, 4), (1, 'DepartureTime', 7, 569, False, True, 6), (1, 'DigestMethod', 282, 569, False, False, 4), (1, 'DigestValue', 285, 569, False, True, 4), (1, 'EAmount', 9, 569, False, False, 6), (1, 'EPriceLevel', 184, 569, False, True, 6), (1, 'EVCCID', 504, 569, False, True, 5), (1, 'EVChargeParameter', 144, 569, False, False, 6), (1, 'EVEnergyCapacity', 9, 569, False, False, 6), (1, 'EVEnergyRequest', 9, 569, False, False, 6), (1, 'EVErrorCode', 52, 569, False, True, 6), (1, 'EVMaxCurrent', 9, 569, False, False, 6), (1, 'EVMaxVoltage', 9, 569, False, False, 6), (1, 'EVMaximumCurrentLimit', 9, 569, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 569, False, False, 6), (1, 'EVMaximumPowerLimit', 9, 569, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 569, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 569, False, False, 5), (1, 'EVMaximumVoltageLimit', 9, 569, False, False, 6), (1, 'EVMinCurrent', 9, 569, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 569, False, False, 6), (1, 'EVRESSSOC', 54, 569, False, True, 6), (1, 'EVReady', 31, 569, False, True, 6), (1, 'EVSEChargeParameter', 214, 569, False, False, 6), (1, 'EVSECurrentLimitAchieved', 31, 569, False, True, 5), (1, 'EVSECurrentRegulationTolerance', 9, 569, False, False, 6), (1, 'EVSEEnergyToBeDelivered', 9, 569, False, False, 6), (1, 'EVSEID', 224, 569, False, True, 5), (1, 'EVSEIsolationStatus', 65, 569, False, True, 6), (1, 'EVSEMaxCurrent', 9, 569, False, False, 5), (1, 'EVSEMaxCurrent', 9, 569, False, False, 6), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 569, False, False, 6), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 569, False, False, 6), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False, 5), (1, 'EVSEMaximumVoltageLimit', 9, 569, False, False, 6), (1, 'EVSEMinimumCurrentLimit', 9, 569, False, False, 6), (1, 'EVSEMinimumVoltageLimit', 9, 569, False, False, 6), (1, 'EVSENominalVoltage', 9, 569, False, False, 6), (1, 'EVSENotification', 29, 569, False, True, 6), (1, 'EVSEPeakCurrentRipple', 9, 569, False, False, 6), (1, 'EVSEPowerLimitAchieved', 31, 569, False, True, 5), (1, 'EVSEPresentCurrent', 9, 569, False, False, 5), (1, 'EVSEPresentVoltage', 9, 569, False, False, 5), (1, 'EVSEProcessing', 43, 569, False, True, 5), (1, 'EVSEStatus', 288, 569, False, False, 6), (1, 'EVSEStatusCode', 67, 569, False, True, 6), (1, 'EVSETimeStamp', 240, 569, False, True, 5), (1, 'EVSEVoltageLimitAchieved', 31, 569, False, True, 5), (1, 'EVStatus', 291, 569, False, False, 6), (1, 'EVTargetCurrent', 9, 569, False, False, 5), (1, 'EVTargetVoltage', 9, 569, False, False, 5), (1, 'EnergyTransferMode', 132, 569, False, True, 6), (1, 'Entry', 292, 569, False, False, 6), (1, 'Exponent', 280, 569, False, True, 4), (1, 'FaultCode', 556, 569, False, True, 6), (1, 'FaultMsg', 558, 569, False, True, 6), (1, 'FreeService', 31, 569, False, True, 6), (1, 'FullSOC', 54, 569, False, True, 6), (1, 'G', 280, 569, False, True, 4), (1, 'GenChallenge', 36, 569, False, True, 5), (1, 'HMACOutputLength', 532, 569, False, True, 4), (1, 'Header', 549, 569, False, False, 7), (1, 'J', 280, 569, False, True, 4), (1, 'KeyInfo', 294, 569, False, False, 4), (1, 'KeyName', 84, 569, False, True, 4), (1, 'KeyValue', 312, 569, False, False, 4), (1, 'ListOfRootCertificateIDs', 78, 569, False, False, 5), (1, 'Manifest', 356, 569, False, False, 4), (1, 'MaxEntriesSAScheduleTuple', 27, 569, False, True, 5), (1, 'MeterID', 232, 569, False, True, 6), (1, 'MeterInfo', 226, 569, False, False, 5), (1, 'MeterReading', 234, 569, False, True, 6), (1, 'MeterStatus', 238, 569, False, True, 6), (1, 'MeteringReceiptReq', 367, 569, False, False, 5), (1, 'MeteringReceiptRes', 374, 569, False, False, 5), (1, 'MgmtData', 84, 569, False, True, 4), (1, 'Modulus', 280, 569, False, True, 4), (1, 'Multiplier', 13, 569, False, True, 6), (1, 'Notification', 553, 569, False, False, 8), (1, 'NotificationMaxDelay', 27, 569, False, True, 6), (1, 'NumEPriceLevels', 184, 569, False, True, 6), (1, 'OEMProvisioningCert', 76, 569, False, True, 5), (1, 'Object', 377, 569, False, False, 4), (1, 'P', 280, 569, False, True, 4), (1, 'PGPData', 345, 569, False, False, 4), (1, 'PGPKeyID', 343, 569, False, True, 4), (1, 'PGPKeyPacket', 343, 569, False, True, 4), (1, 'PMax', 9, 569, False, False, 6), (1, 'PMaxSchedule', 161, 569, False, False, 6), (1, 'PMaxScheduleEntry', 164, 569, False, False, 6), (1, 'Parameter', 444, 569, False, False, 6), (1, 'ParameterSet', 440, 569, False, False, 6), (1, 'ParameterSetID', 17, 569, False, True, 6), (1, 'PaymentDetailsReq', 382, 569, False, False, 5), (1, 'PaymentDetailsRes', 385, 569, False, False, 5), (1, 'PaymentOption', 392, 569, False, True, 6), (1, 'PaymentOptionList', 468, 569, False, False, 5), (1, 'PaymentServiceSelectionReq', 389, 569, False, False, 5), (1, 'PaymentServiceSelectionRes', 402, 569, False, False, 5), (1, 'PgenCounter', 280, 569, False, True, 4), (1, 'PowerDeliveryReq', 404, 569, False, False, 5), (1, 'PowerDeliveryRes', 420, 569, False, False, 5), (1, 'PreChargeReq', 423, 569, False, False, 5), (1, 'PreChargeRes', 427, 569, False, False, 5), (1, 'ProfileEntry', 414, 569, False, False, 6), (1, 'Q', 280, 569, False, True, 4), (1, 'RCD', 31, 569, False, True, 6), (1, 'RSAKeyValue', 316, 569, False, False, 4), (1, 'ReceiptRequired', 31, 569, False, True, 5), (1, 'Reference', 360, 569, False, False, 4), (1, 'RelativeTimeInterval', 167, 569, False, False, 6), (1, 'RemainingTimeToBulkSoC', 9, 569, False, False, 5), (1, 'RemainingTimeToFullSoC', 9, 569, False, False, 5), (1, 'RequestedEnergyTransferMode', 132, 569, False, True, 5), (1, 'ResponseCode', 41, 569, False, True, 5), (1, 'RetrievalMethod', 319, 569, False, False, 4), (1, 'RetryCounter', 17, 569, False, True, 5), (1, 'RootCertificateID', 81, 569, False, False, 6), (1, 'SAProvisioningCertificateChain', 95, 569, False, False, 5), (1, 'SAScheduleList', 151, 569, False, False, 6), (1, 'SAScheduleTuple', 155, 569, False, False, 6), (1, 'SAScheduleTupleID', 159, 569, False, True, 5), (1, 'SAScheduleTupleID', 159, 569, False, True, 6), (1, 'SASchedules', 203, 569, False, False, 6), (1, 'SPKIData', 351, 569, False, False, 4), (1, 'SPKISexp', 343, 569, False, True, 4), (1, 'SalesTariff', 175, 569, False, False, 6), (1, 'SalesTariffDescription', 182, 569, False, True, 6), (1, 'SalesTariffEntry', 186, 569, False, False, 6), (1, 'SalesTariffID', 159, 569, False, True, 6), (1, 'Seed', 280, 569, False, True, 4), (1, 'SelectedPaymentOption', 392, 569, False, True, 5), (1, 'SelectedService', 397, 569, False, False, 6), (1, 'SelectedServiceList', 394, 569, False, False, 5), (1, 'Service', 496, 569, False, False, 6), (1, 'ServiceCategory', 461, 569, False, True, 5), (1, 'ServiceCategory', 461, 569, False, True, 6), (1, 'ServiceDetailReq', 431, 569, False, False, 5), (1, 'ServiceDetailRes', 433, 569, False, False, 5), (1, 'ServiceDiscoveryReq', 456, 569, False, False, 5), (1, 'ServiceDiscoveryRes', 463, 569, False, False, 5), (1, 'ServiceID', 400, 569, False, True, 5), (1, 'ServiceID', 400, 569, False, True, 6), (1, 'ServiceList', 487, 569, False, False, 5), (1, 'ServiceName', 478, 569, False, True, 6), (1, 'ServiceParameterList', 437, 569, False, False, 5), (1, 'ServiceScope', 459, 569, False, True, 5), (1, 'ServiceScope', 459, 569, False, True, 6), (1, 'SessionID', 372, 569, False, True, 5), (1, 'SessionID', 372, 569, False, True, 8), (1, 'SessionSetupReq', 502, 569, False, False, 5), (1, 'SessionSetupRes', 506, 569, False, False, 5), (1, 'SessionStopReq', 510, 569, False, False, 5), (1, 'SessionStopRes', 514, 569, False, False, 5), (1, 'SigMeterReading', 236, 569, False, True, 6), (1, 'Signature', 516, 569, False, False, 4), (1, 'SignatureMethod', 528, 569, False, False, 4), (1, 'SignatureProperties', 537, 569, False, False, 4), (1, 'SignatureProperty', 541, 569, False, False, 4), (1, 'SignatureValue', 534, 569, False, False, 4), (1, 'SignedInfo', 522, 569, False, False, 4), (1, 'SubCertificates', 99, 569, False, False, 6), (1, 'SupportedEnergyTransferMode', 480, 569, False, False, 6), (1, 'TMeter', 240, 569, False, True, 6), (1, 'TimeInterval', 174, 569, False, False, 6), (1, 'Transform', 326, 569, False, False, 4), (1, 'Transforms', 323, 569, False, False, 4), (1, 'Unit', 15, 569, False, True, 6), (1, 'V2G_Message', 546, 569, False, False, 7), (1, 'Value', 17, 569, False, True, 6), (1, 'WeldingDetectionReq', 562, 569, False, False, 5), (1, 'WeldingDetectionRes', 564, 569, False, False, 5), (1, 'X509CRL', 343, 569, False, True, 4), (1, 'X509Certificate', 343, 569, False, True, 4), (1, 'X509Data', 330, 569, False, False, 4), (1, 'X509IssuerName', 84, 569, False, True, 4), (1, 'X509IssuerSerial', 81, 569, False, False, 4), (1, 'X509SKI', 343, 569, False, True, 4), (1, 'X509SerialNumber', 86, 569, False, True, 4), (1, 'X509SubjectName', 84, 569, False, True, 4), (1, 'XPath', 84, 569, False, True, 4), (1, 'Y', 280, 569, False, True, 4), (1, 'amount', 7, 569, False, True, 6), (1, 'amountMultiplier', 13, 569, False, True, 6), (1, 'boolValue', 31, 569, False, True, 6), (1, 'byteValue', 452, 569, False, True, 6), (1, 'costKind', 201, 569, False, True, 6), (1, 'duration', 172, 569, False, True, 6), (1, 'eMAID', 570, 569, False, False, 5), (1, 'intValue', 454, 569, False, True, 6), (1, 'physicalValue', 9, 569, False, False, 6), (1, 'shortValue', 17, 569, False, True, 6), (1, 'start', 170, 569, False, True, 6), (1, 'startValue', 9, 569, False, False, 6), (1, 'stringValue', 84, 569, False, True, 6), (4, None, None, 569, False, False), (5, None, None, -1, False, False),)),  # 569
+    (9, ((0, 'Algorithm', T7, 570, False, False, 0), (0, 'Encoding', T7, 570, False, False, 0), (0, '{}Id', T7, 570, False, False, 0), (0, '{urn:iso:15118:2:2013:MsgBody}Id', T7, 570, False, False, 5), (0, 'Id', T7, 570, False, False, 6), (0, 'MimeType', T7, 570, False, False, 0), (0, 'Name', T7, 570, False, False, 6), (0, 'Target', T7, 570, False, False, 0), (0, 'Type', T7, 570, False, False, 0), (0, 'URI', T7, 570, False, False, 0), (4, '@*', None, 570, False, False), (1, 'AC_EVChargeParameter', 1, 571, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 571, False, False, 6), (1, 'AC_EVSEStatus', 23, 571, False, False, 5), (1, 'AC_EVSEStatus', 23, 571, False, False, 6), (1, 'AuthorizationReq', 33, 571, False, False, 5), (1, 'AuthorizationRes', 38, 571, False, False, 5), (1, 'Body', 560, 571, False, False, 7), (1, 'BodyElement', 45, 571, False, False, 5), (1, 'BulkChargingComplete', 31, 571, False, True, 5), (1, 'BulkChargingComplete', 31, 571, False, True, 6), (1, 'BulkSOC', 54, 571, False, True, 6), (1, 'CableCheckReq', 46, 571, False, False, 5), (1, 'CableCheckRes', 56, 571, False, False, 5), (1, 'CanonicalizationMethod', 69, 571, False, False, 4), (1, 'Certificate', 76, 571, False, True, 6), (1, 'CertificateInstallationReq', 72, 571, False, False, 5), (1, 'CertificateInstallationRes', 88, 571, False, False, 5), (1, 'CertificateUpdateReq', 113, 571, False, False, 5), (1, 'CertificateUpdateRes', 120, 571, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False, 5), (1, 'ChargeProgress', 409, 571, False, True, 5), (1, 'ChargeService', 471, 571, False, False, 5), (1, 'ChargingComplete', 31, 571, False, True, 5), (1, 'ChargingComplete', 31, 571, False, True, 6), (1, 'ChargingProfile', 411, 571, False, False, 5), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True, 6), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False, 6), (1, 'ChargingProfileEntryStart', 7, 571, False, True, 6), (1, 'ChargingSession', 512, 571, False, True, 5), (1, 'ChargingStatusReq', 215, 571, False, False, 5), (1, 'ChargingStatusRes', 216, 571, False, False, 5), (1, 'ConsumptionCost', 192, 571, False, False, 6), (1, 'ContractSignatureCertChain', 95, 571, False, False, 5), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False, 5), (1, 'Cost', 197, 571, False, False, 6), (1, 'CurrentDemandReq', 242, 571, False, False, 5), (1, 'CurrentDemandRes', 253, 571, False, False, 5), (1, 'DC_EVChargeParameter', 134, 571, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 571, False, False, 6), (1, 'DC_EVSEStatus', 60, 571, False, False, 5), (1, 'DC_EVSEStatus', 60, 571, False, False, 6), (1, 'DC_EVStatus', 48, 571, False, False, 5), (1, 'DC_EVStatus', 48, 571, False, False, 6), (1, 'DHpublickey', 107, 571, False, False, 5), (1, 'DSAKeyValue', 272, 571, False, False, 4), (1, 'DepartureTime', 7, 571, False, True, 6), (1, 'DigestMethod', 282, 571, False, False, 4), (1, 'DigestValue', 285, 571, False, True, 4), (1, 'EAmount', 9, 571, False, False, 6), (1, 'EPriceLevel', 184, 571, False, True, 6), (1, 'EVCCID', 504, 571, False, True, 5), (1, 'EVChargeParameter', 144, 571, False, False, 6), (1, 'EVEnergyCapacity', 9, 571, False, False, 6), (1, 'EVEnergyRequest', 9, 571, False, False, 6), (1, 'EVErrorCode', 52, 571, False, True, 6), (1, 'EVMaxCurrent', 9, 571, False, False, 6), (1, 'EVMaxVoltage', 9, 571, False, False, 6), (1, 'EVMaximumCurrentLimit', 9, 571, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 571, False, False, 6), (1, 'EVMaximumPowerLimit', 9, 571, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 571, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 571, False, False, 5), (1, 'EVMaximumVoltageLimit', 9, 571, False, False, 6), (1, 'EVMinCurrent', 9, 571, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 571, False, False, 6), (1, 'EVRESSSOC', 54, 571, False, True, 6), (1, 'EVReady', 31, 571, False, True, 6), (1, 'EVSEChargeParameter', 214, 571, False, False, 6), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True, 5), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False, 6), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False, 6), (1, 'EVSEID', 224, 571, False, True, 5), (1, 'EVSEIsolationStatus', 65, 571, False, True, 6), (1, 'EVSEMaxCurrent', 9, 571, False, False, 5), (1, 'EVSEMaxCurrent', 9, 571, False, False, 6), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False, 6), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False, 6), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False, 6), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False, 6), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False, 6), (1, 'EVSENominalVoltage', 9, 571, False, False, 6), (1, 'EVSENotification', 29, 571, False, True, 6), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False, 6), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True, 5), (1, 'EVSEPresentCurrent', 9, 571, False, False, 5), (1, 'EVSEPresentVoltage', 9, 571, False, False, 5), (1, 'EVSEProcessing', 43, 571, False, True, 5), (1, 'EVSEStatus', 288, 571, False, False, 6), (1, 'EVSEStatusCode', 67, 571, False, True, 6), (1, 'EVSETimeStamp', 240, 571, False, True, 5), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True, 5), (1, 'EVStatus', 291, 571, False, False, 6), (1, 'EVTargetCurrent', 9, 571, False, False, 5), (1, 'EVTargetVoltage', 9, 571, False, False, 5), (1, 'EnergyTransferMode', 132, 571, False, True, 6), (1, 'Entry', 292, 571, False, False, 6), (1, 'Exponent', 280, 571, False, True, 4), (1, 'FaultCode', 556, 571, False, True, 6), (1, 'FaultMsg', 558, 571, False, True, 6), (1, 'FreeService', 31, 571, False, True, 6), (1, 'FullSOC', 54, 571, False, True, 6), (1, 'G', 280, 571, False, True, 4), (1, 'GenChallenge', 36, 571, False, True, 5), (1, 'HMACOutputLength', 532, 571, False, True, 4), (1, 'Header', 549, 571, False, False, 7), (1, 'J', 280, 571, False, True, 4), (1, 'KeyInfo', 294, 571, False, False, 4), (1, 'KeyName', 84, 571, False, True, 4), (1, 'KeyValue', 312, 571, False, False, 4), (1, 'ListOfRootCertificateIDs', 78, 571, False, False, 5), (1, 'Manifest', 356, 571, False, False, 4), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True, 5), (1, 'MeterID', 232, 571, False, True, 6), (1, 'MeterInfo', 226, 571, False, False, 5), (1, 'MeterReading', 234, 571, False, True, 6), (1, 'MeterStatus', 238, 571, False, True, 6), (1, 'MeteringReceiptReq', 367, 571, False, False, 5), (1, 'MeteringReceiptRes', 374, 571, False, False, 5), (1, 'MgmtData', 84, 571, False, True, 4), (1, 'Modulus', 280, 571, False, True, 4), (1, 'Multiplier', 13, 571, False, True, 6), (1, 'Notification', 553, 571, False, False, 8), (1, 'NotificationMaxDelay', 27, 571, False, True, 6), (1, 'NumEPriceLevels', 184, 571, False, True, 6), (1, 'OEMProvisioningCert', 76, 571, False, True, 5), (1, 'Object', 377, 571, False, False, 4), (1, 'P', 280, 571, False, True, 4), (1, 'PGPData', 345, 571, False, False, 4), (1, 'PGPKeyID', 343, 571, False, True, 4), (1, 'PGPKeyPacket', 343, 571, False, True, 4), (1, 'PMax', 9, 571, False, False, 6), (1, 'PMaxSchedule', 161, 571, False, False, 6), (1, 'PMaxScheduleEntry', 164, 571, False, False, 6), (1, 'Parameter', 444, 571, False, False, 6), (1, 'ParameterSet', 440, 571, False, False, 6), (1, 'ParameterSetID', 17, 571, False, True, 6), (1, 'PaymentDetailsReq', 382, 571, False, False, 5), (1, 'PaymentDetailsRes', 385, 571, False, False, 5), (1, 'PaymentOption', 392, 571, False, True, 6), (1, 'PaymentOptionList', 468, 571, False, False, 5), (1, 'PaymentServiceSelectionReq', 389, 571, False, False, 5), (1, 'PaymentServiceSelectionRes', 402, 571, False, False, 5), (1, 'PgenCounter', 280, 571, False, True, 4), (1, 'PowerDeliveryReq', 404, 571, False, False, 5), (1, 'PowerDeliveryRes', 420, 571, False, False, 5), (1, 'PreChargeReq', 423, 571, False, False, 5), (1, 'PreChargeRes', 427, 571, False, False, 5), (1, 'ProfileEntry', 414, 571, False, False, 6), (1, 'Q', 280, 571, False, True, 4), (1, 'RCD', 31, 571, False, True, 6), (1, 'RSAKeyValue', 316, 571, False, False, 4), (1, 'ReceiptRequired', 31, 571, False, True, 5), (1, 'Reference', 360, 571, False, False, 4), (1, 'RelativeTimeInterval', 167, 571, False, False, 6), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False, 5), (1, 'RemainingTimeToFullSoC', 9, 571, False, False, 5), (1, 'RequestedEnergyTransferMode', 132, 571, False, True, 5), (1, 'ResponseCode', 41, 571, False, True, 5), (1, 'RetrievalMethod', 319, 571, False, False, 4), (1, 'RetryCounter', 17, 571, False, True, 5), (1, 'RootCertificateID', 81, 571, False, False, 6), (1, 'SAProvisioningCertificateChain', 95, 571, False, False, 5), (1, 'SAScheduleList', 151, 571, False, False, 6), (1, 'SAScheduleTuple', 155, 571, False, False, 6), (1, 'SAScheduleTupleID', 159, 571, False, True, 5), (1, 'SAScheduleTupleID', 159, 571, False, True, 6), (1, 'SASchedules', 203, 571, False, False, 6), (1, 'SPKIData', 351, 571, False, False, 4), (1, 'SPKISexp', 343, 571, False, True, 4), (1, 'SalesTariff', 175, 571, False, False, 6), (1, 'SalesTariffDescription', 182, 571, False, True, 6), (1, 'SalesTariffEntry', 186, 571, False, False, 6), (1, 'SalesTariffID', 159, 571, False, True, 6), (1, 'Seed', 280, 571, False, True, 4), (1, 'SelectedPaymentOption', 392, 571, False, True, 5), (1, 'SelectedService', 397, 571, False, False, 6), (1, 'SelectedServiceList', 394, 571, False, False, 5), (1, 'Service', 496, 571, False, False, 6), (1, 'ServiceCategory', 461, 571, False, True, 5), (1, 'ServiceCategory', 461, 571, False, True, 6), (1, 'ServiceDetailReq', 431, 571, False, False, 5), (1, 'ServiceDetailRes', 433, 571, False, False, 5), (1, 'ServiceDiscoveryReq', 456, 571, False, False, 5), (1, 'ServiceDiscoveryRes', 463, 571, False, False, 5), (1, 'ServiceID', 400, 571, False, True, 5), (1, 'ServiceID', 400, 571, False, True, 6), (1, 'ServiceList', 487, 571, False, False, 5), (1, 'ServiceName', 478, 571, False, True, 6), (1, 'ServiceParameterList', 437, 571, False, False, 5), (1, 'ServiceScope', 459, 571, False, True, 5), (1, 'ServiceScope', 459, 571, False, True, 6), (1, 'SessionID', 372, 571, False, True, 5), (1, 'SessionID', 372, 571, False, True, 8), (1, 'SessionSetupReq', 502, 571, False, False, 5), (1, 'SessionSetupRes', 506, 571, False, False, 5), (1, 'SessionStopReq', 510, 571, False, False, 5), (1, 'SessionStopRes', 514, 571, False, False, 5), (1, 'SigMeterReading', 236, 571, False, True, 6), (1, 'Signature', 516, 571, False, False, 4), (1, 'SignatureMethod', 528, 571, False, False, 4), (1, 'SignatureProperties', 537, 571, False, False, 4), (1, 'SignatureProperty', 541, 571, False, False, 4), (1, 'SignatureValue', 534, 571, False, False, 4), (1, 'SignedInfo', 522, 571, False, False, 4), (1, 'SubCertificates', 99, 571, False, False, 6), (1, 'SupportedEnergyTransferMode', 480, 571, False, False, 6), (1, 'TMeter', 240, 571, False, True, 6), (1, 'TimeInterval', 174, 571, False, False, 6), (1, 'Transform', 326, 571, False, False, 4), (1, 'Transforms', 323, 571, False, False, 4), (1, 'Unit', 15, 571, False, True, 6), (1, 'V2G_Message', 546, 571, False, False, 7), (1, 'Value', 17, 571, False, True, 6), (1, 'WeldingDetectionReq', 562, 571, False, False, 5), (1, 'WeldingDetectionRes', 564, 571, False, False, 5), (1, 'X509CRL', 343, 571, False, True, 4), (1, 'X509Certificate', 343, 571, False, True, 4), (1, 'X509Data', 330, 571, False, False, 4), (1, 'X509IssuerName', 84, 571, False, True, 4), (1, 'X509IssuerSerial', 81, 571, False, False, 4), (1, 'X509SKI', 343, 571, False, True, 4), (1, 'X509SerialNumber', 86, 571, False, True, 4), (1, 'X509SubjectName', 84, 571, False, True, 4), (1, 'XPath', 84, 571, False, True, 4), (1, 'Y', 280, 571, False, True, 4), (1, 'amount', 7, 571, False, True, 6), (1, 'amountMultiplier', 13, 571, False, True, 6), (1, 'boolValue', 31, 571, False, True, 6), (1, 'byteValue', 452, 571, False, True, 6), (1, 'costKind', 201, 571, False, True, 6), (1, 'duration', 172, 571, False, True, 6), (1, 'eMAID', 570, 571, False, False, 5), (1, 'intValue', 454, 571, False, True, 6), (1, 'physicalValue', 9, 571, False, False, 6), (1, 'shortValue', 17, 571, False, True, 6), (1, 'start', 170, 571, False, True, 6), (1, 'startValue', 9, 571, False, False, 6), (1, 'stringValue', 84, 571, False, True, 6), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 570
+    (8, ((1, 'AC_EVChargeParameter', 1, 571, False, False, 6), (1, 'AC_EVSEChargeParameter', 19, 571, False, False, 6), (1, 'AC_EVSEStatus', 23, 571, False, False, 5), (1, 'AC_EVSEStatus', 23, 571, False, False, 6), (1, 'AuthorizationReq', 33, 571, False, False, 5), (1, 'AuthorizationRes', 38, 571, False, False, 5), (1, 'Body', 560, 571, False, False, 7), (1, 'BodyElement', 45, 571, False, False, 5), (1, 'BulkChargingComplete', 31, 571, False, True, 5), (1, 'BulkChargingComplete', 31, 571, False, True, 6), (1, 'BulkSOC', 54, 571, False, True, 6), (1, 'CableCheckReq', 46, 571, False, False, 5), (1, 'CableCheckRes', 56, 571, False, False, 5), (1, 'CanonicalizationMethod', 69, 571, False, False, 4), (1, 'Certificate', 76, 571, False, True, 6), (1, 'CertificateInstallationReq', 72, 571, False, False, 5), (1, 'CertificateInstallationRes', 88, 571, False, False, 5), (1, 'CertificateUpdateReq', 113, 571, False, False, 5), (1, 'CertificateUpdateRes', 120, 571, False, False, 5), (1, 'ChargeParameterDiscoveryReq', 128, 571, False, False, 5), (1, 'ChargeParameterDiscoveryRes', 146, 571, False, False, 5), (1, 'ChargeProgress', 409, 571, False, True, 5), (1, 'ChargeService', 471, 571, False, False, 5), (1, 'ChargingComplete', 31, 571, False, True, 5), (1, 'ChargingComplete', 31, 571, False, True, 6), (1, 'ChargingProfile', 411, 571, False, False, 5), (1, 'ChargingProfileEntryMaxNumberOfPhasesInUse', 418, 571, False, True, 6), (1, 'ChargingProfileEntryMaxPower', 9, 571, False, False, 6), (1, 'ChargingProfileEntryStart', 7, 571, False, True, 6), (1, 'ChargingSession', 512, 571, False, True, 5), (1, 'ChargingStatusReq', 215, 571, False, False, 5), (1, 'ChargingStatusRes', 216, 571, False, False, 5), (1, 'ConsumptionCost', 192, 571, False, False, 6), (1, 'ContractSignatureCertChain', 95, 571, False, False, 5), (1, 'ContractSignatureEncryptedPrivateKey', 104, 571, False, False, 5), (1, 'Cost', 197, 571, False, False, 6), (1, 'CurrentDemandReq', 242, 571, False, False, 5), (1, 'CurrentDemandRes', 253, 571, False, False, 5), (1, 'DC_EVChargeParameter', 134, 571, False, False, 6), (1, 'DC_EVPowerDeliveryParameter', 268, 571, False, False, 6), (1, 'DC_EVSEChargeParameter', 204, 571, False, False, 6), (1, 'DC_EVSEStatus', 60, 571, False, False, 5), (1, 'DC_EVSEStatus', 60, 571, False, False, 6), (1, 'DC_EVStatus', 48, 571, False, False, 5), (1, 'DC_EVStatus', 48, 571, False, False, 6), (1, 'DHpublickey', 107, 571, False, False, 5), (1, 'DSAKeyValue', 272, 571, False, False, 4), (1, 'DepartureTime', 7, 571, False, True, 6), (1, 'DigestMethod', 282, 571, False, False, 4), (1, 'DigestValue', 285, 571, False, True, 4), (1, 'EAmount', 9, 571, False, False, 6), (1, 'EPriceLevel', 184, 571, False, True, 6), (1, 'EVCCID', 504, 571, False, True, 5), (1, 'EVChargeParameter', 144, 571, False, False, 6), (1, 'EVEnergyCapacity', 9, 571, False, False, 6), (1, 'EVEnergyRequest', 9, 571, False, False, 6), (1, 'EVErrorCode', 52, 571, False, True, 6), (1, 'EVMaxCurrent', 9, 571, False, False, 6), (1, 'EVMaxVoltage', 9, 571, False, False, 6), (1, 'EVMaximumCurrentLimit', 9, 571, False, False, 5), (1, 'EVMaximumCurrentLimit', 9, 571, False, False, 6), (1, 'EVMaximumPowerLimit', 9, 571, False, False, 5), (1, 'EVMaximumPowerLimit', 9, 571, False, False, 6), (1, 'EVMaximumVoltageLimit', 9, 571, False, False, 5), (1, 'EVMaximumVoltageLimit', 9, 571, False, False, 6), (1, 'EVMinCurrent', 9, 571, False, False, 6), (1, 'EVPowerDeliveryParameter', 287, 571, False, False, 6), (1, 'EVRESSSOC', 54, 571, False, True, 6), (1, 'EVReady', 31, 571, False, True, 6), (1, 'EVSEChargeParameter', 214, 571, False, False, 6), (1, 'EVSECurrentLimitAchieved', 31, 571, False, True, 5), (1, 'EVSECurrentRegulationTolerance', 9, 571, False, False, 6), (1, 'EVSEEnergyToBeDelivered', 9, 571, False, False, 6), (1, 'EVSEID', 224, 571, False, True, 5), (1, 'EVSEIsolationStatus', 65, 571, False, True, 6), (1, 'EVSEMaxCurrent', 9, 571, False, False, 5), (1, 'EVSEMaxCurrent', 9, 571, False, False, 6), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumCurrentLimit', 9, 571, False, False, 6), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumPowerLimit', 9, 571, False, False, 6), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False, 5), (1, 'EVSEMaximumVoltageLimit', 9, 571, False, False, 6), (1, 'EVSEMinimumCurrentLimit', 9, 571, False, False, 6), (1, 'EVSEMinimumVoltageLimit', 9, 571, False, False, 6), (1, 'EVSENominalVoltage', 9, 571, False, False, 6), (1, 'EVSENotification', 29, 571, False, True, 6), (1, 'EVSEPeakCurrentRipple', 9, 571, False, False, 6), (1, 'EVSEPowerLimitAchieved', 31, 571, False, True, 5), (1, 'EVSEPresentCurrent', 9, 571, False, False, 5), (1, 'EVSEPresentVoltage', 9, 571, False, False, 5), (1, 'EVSEProcessing', 43, 571, False, True, 5), (1, 'EVSEStatus', 288, 571, False, False, 6), (1, 'EVSEStatusCode', 67, 571, False, True, 6), (1, 'EVSETimeStamp', 240, 571, False, True, 5), (1, 'EVSEVoltageLimitAchieved', 31, 571, False, True, 5), (1, 'EVStatus', 291, 571, False, False, 6), (1, 'EVTargetCurrent', 9, 571, False, False, 5), (1, 'EVTargetVoltage', 9, 571, False, False, 5), (1, 'EnergyTransferMode', 132, 571, False, True, 6), (1, 'Entry', 292, 571, False, False, 6), (1, 'Exponent', 280, 571, False, True, 4), (1, 'FaultCode', 556, 571, False, True, 6), (1, 'FaultMsg', 558, 571, False, True, 6), (1, 'FreeService', 31, 571, False, True, 6), (1, 'FullSOC', 54, 571, False, True, 6), (1, 'G', 280, 571, False, True, 4), (1, 'GenChallenge', 36, 571, False, True, 5), (1, 'HMACOutputLength', 532, 571, False, True, 4), (1, 'Header', 549, 571, False, False, 7), (1, 'J', 280, 571, False, True, 4), (1, 'KeyInfo', 294, 571, False, False, 4), (1, 'KeyName', 84, 571, False, True, 4), (1, 'KeyValue', 312, 571, False, False, 4), (1, 'ListOfRootCertificateIDs', 78, 571, False, False, 5), (1, 'Manifest', 356, 571, False, False, 4), (1, 'MaxEntriesSAScheduleTuple', 27, 571, False, True, 5), (1, 'MeterID', 232, 571, False, True, 6), (1, 'MeterInfo', 226, 571, False, False, 5), (1, 'MeterReading', 234, 571, False, True, 6), (1, 'MeterStatus', 238, 571, False, True, 6), (1, 'MeteringReceiptReq', 367, 571, False, False, 5), (1, 'MeteringReceiptRes', 374, 571, False, False, 5), (1, 'MgmtData', 84, 571, False, True, 4), (1, 'Modulus', 280, 571, False, True, 4), (1, 'Multiplier', 13, 571, False, True, 6), (1, 'Notification', 553, 571, False, False, 8), (1, 'NotificationMaxDelay', 27, 571, False, True, 6), (1, 'NumEPriceLevels', 184, 571, False, True, 6), (1, 'OEMProvisioningCert', 76, 571, False, True, 5), (1, 'Object', 377, 571, False, False, 4), (1, 'P', 280, 571, False, True, 4), (1, 'PGPData', 345, 571, False, False, 4), (1, 'PGPKeyID', 343, 571, False, True, 4), (1, 'PGPKeyPacket', 343, 571, False, True, 4), (1, 'PMax', 9, 571, False, False, 6), (1, 'PMaxSchedule', 161, 571, False, False, 6), (1, 'PMaxScheduleEntry', 164, 571, False, False, 6), (1, 'Parameter', 444, 571, False, False, 6), (1, 'ParameterSet', 440, 571, False, False, 6), (1, 'ParameterSetID', 17, 571, False, True, 6), (1, 'PaymentDetailsReq', 382, 571, False, False, 5), (1, 'PaymentDetailsRes', 385, 571, False, False, 5), (1, 'PaymentOption', 392, 571, False, True, 6), (1, 'PaymentOptionList', 468, 571, False, False, 5), (1, 'PaymentServiceSelectionReq', 389, 571, False, False, 5), (1, 'PaymentServiceSelectionRes', 402, 571, False, False, 5), (1, 'PgenCounter', 280, 571, False, True, 4), (1, 'PowerDeliveryReq', 404, 571, False, False, 5), (1, 'PowerDeliveryRes', 420, 571, False, False, 5), (1, 'PreChargeReq', 423, 571, False, False, 5), (1, 'PreChargeRes', 427, 571, False, False, 5), (1, 'ProfileEntry', 414, 571, False, False, 6), (1, 'Q', 280, 571, False, True, 4), (1, 'RCD', 31, 571, False, True, 6), (1, 'RSAKeyValue', 316, 571, False, False, 4), (1, 'ReceiptRequired', 31, 571, False, True, 5), (1, 'Reference', 360, 571, False, False, 4), (1, 'RelativeTimeInterval', 167, 571, False, False, 6), (1, 'RemainingTimeToBulkSoC', 9, 571, False, False, 5), (1, 'RemainingTimeToFullSoC', 9, 571, False, False, 5), (1, 'RequestedEnergyTransferMode', 132, 571, False, True, 5), (1, 'ResponseCode', 41, 571, False, True, 5), (1, 'RetrievalMethod', 319, 571, False, False, 4), (1, 'RetryCounter', 17, 571, False, True, 5), (1, 'RootCertificateID', 81, 571, False, False, 6), (1, 'SAProvisioningCertificateChain', 95, 571, False, False, 5), (1, 'SAScheduleList', 151, 571, False, False, 6), (1, 'SAScheduleTuple', 155, 571, False, False, 6), (1, 'SAScheduleTupleID', 159, 571, False, True, 5), (1, 'SAScheduleTupleID', 159, 571, False, True, 6), (1, 'SASchedules', 203, 571, False, False, 6), (1, 'SPKIData', 351, 571, False, False, 4), (1, 'SPKISexp', 343, 571, False, True, 4), (1, 'SalesTariff', 175, 571, False, False, 6), (1, 'SalesTariffDescription', 182, 571, False, True, 6), (1, 'SalesTariffEntry', 186, 571, False, False, 6), (1, 'SalesTariffID', 159, 571, False, True, 6), (1, 'Seed', 280, 571, False, True, 4), (1, 'SelectedPaymentOption', 392, 571, False, True, 5), (1, 'SelectedService', 397, 571, False, False, 6), (1, 'SelectedServiceList', 394, 571, False, False, 5), (1, 'Service', 496, 571, False, False, 6), (1, 'ServiceCategory', 461, 571, False, True, 5), (1, 'ServiceCategory', 461, 571, False, True, 6), (1, 'ServiceDetailReq', 431, 571, False, False, 5), (1, 'ServiceDetailRes', 433, 571, False, False, 5), (1, 'ServiceDiscoveryReq', 456, 571, False, False, 5), (1, 'ServiceDiscoveryRes', 463, 571, False, False, 5), (1, 'ServiceID', 400, 571, False, True, 5), (1, 'ServiceID', 400, 571, False, True, 6), (1, 'ServiceList', 487, 571, False, False, 5), (1, 'ServiceName', 478, 571, False, True, 6), (1, 'ServiceParameterList', 437, 571, False, False, 5), (1, 'ServiceScope', 459, 571, False, True, 5), (1, 'ServiceScope', 459, 571, False, True, 6), (1, 'SessionID', 372, 571, False, True, 5), (1, 'SessionID', 372, 571, False, True, 8), (1, 'SessionSetupReq', 502, 571, False, False, 5), (1, 'SessionSetupRes', 506, 571, False, False, 5), (1, 'SessionStopReq', 510, 571, False, False, 5), (1, 'SessionStopRes', 514, 571, False, False, 5), (1, 'SigMeterReading', 236, 571, False, True, 6), (1, 'Signature', 516, 571, False, False, 4), (1, 'SignatureMethod', 528, 571, False, False, 4), (1, 'SignatureProperties', 537, 571, False, False, 4), (1, 'SignatureProperty', 541, 571, False, False, 4), (1, 'SignatureValue', 534, 571, False, False, 4), (1, 'SignedInfo', 522, 571, False, False, 4), (1, 'SubCertificates', 99, 571, False, False, 6), (1, 'SupportedEnergyTransferMode', 480, 571, False, False, 6), (1, 'TMeter', 240, 571, False, True, 6), (1, 'TimeInterval', 174, 571, False, False, 6), (1, 'Transform', 326, 571, False, False, 4), (1, 'Transforms', 323, 571, False, False, 4), (1, 'Unit', 15, 571, False, True, 6), (1, 'V2G_Message', 546, 571, False, False, 7), (1, 'Value', 17, 571, False, True, 6), (1, 'WeldingDetectionReq', 562, 571, False, False, 5), (1, 'WeldingDetectionRes', 564, 571, False, False, 5), (1, 'X509CRL', 343, 571, False, True, 4), (1, 'X509Certificate', 343, 571, False, True, 4), (1, 'X509Data', 330, 571, False, False, 4), (1, 'X509IssuerName', 84, 571, False, True, 4), (1, 'X509IssuerSerial', 81, 571, False, False, 4), (1, 'X509SKI', 343, 571, False, True, 4), (1, 'X509SerialNumber', 86, 571, False, True, 4), (1, 'X509SubjectName', 84, 571, False, True, 4), (1, 'XPath', 84, 571, False, True, 4), (1, 'Y', 280, 571, False, True, 4), (1, 'amount', 7, 571, False, True, 6), (1, 'amountMultiplier', 13, 571, False, True, 6), (1, 'boolValue', 31, 571, False, True, 6), (1, 'byteValue', 452, 571, False, True, 6), (1, 'costKind', 201, 571, False, True, 6), (1, 'duration', 172, 571, False, True, 6), (1, 'eMAID', 570, 571, False, False, 5), (1, 'intValue', 454, 571, False, True, 6), (1, 'physicalValue', 9, 571, False, False, 6), (1, 'shortValue', 17, 571, False, True, 6), (1, 'start', 170, 571, False, True, 6), (1, 'startValue', 9, 571, False, False, 6), (1, 'stringValue', 84, 571, False, True, 6), (4, None, None, 571, False, False), (2, None, None, -1, False, False), (3, 'value', T7, 571, False, False),)),  # 571
     (1, ((3, 'value', T18, 573, False, False),)),  # 572
     (1, ((2, None, None, -1, False, False),)),  # 573
     (1, ((3, 'value', T17, 575, False, False),)),  # 574

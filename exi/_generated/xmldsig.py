@@ -56,141 +56,141 @@ def _expand(items):
 
 STATES = _expand((
     (0, ((5, None, None, -1, False, False),)),  # 0
-    (1, ((0, 'Algorithm', T0, 2, False, False),)),  # 1
+    (1, ((0, 'Algorithm', T0, 2, False, False, 0),)),  # 1
     (2, ((4, None, None, 3, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 2, False, False),)),  # 2
     (2, ((4, None, None, 3, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 3, False, False),)),  # 3
-    (2, ((1, 'P', 12, 5, False, True), (1, 'G', 12, 6, False, True), (1, 'Y', 12, 7, False, True),)),  # 4
-    (1, ((1, 'Q', 12, 11, False, True),)),  # 5
-    (1, ((1, 'Y', 12, 7, False, True),)),  # 6
-    (2, ((1, 'J', 12, 8, False, True), (1, 'Seed', 12, 9, False, True), (2, None, None, -1, False, False),)),  # 7
-    (2, ((1, 'Seed', 12, 9, False, True), (2, None, None, -1, False, False),)),  # 8
-    (1, ((1, 'PgenCounter', 12, 10, False, True),)),  # 9
+    (2, ((1, 'P', 12, 5, False, True, 4), (1, 'G', 12, 6, False, True, 4), (1, 'Y', 12, 7, False, True, 4),)),  # 4
+    (1, ((1, 'Q', 12, 11, False, True, 4),)),  # 5
+    (1, ((1, 'Y', 12, 7, False, True, 4),)),  # 6
+    (2, ((1, 'J', 12, 8, False, True, 4), (1, 'Seed', 12, 9, False, True, 4), (2, None, None, -1, False, False),)),  # 7
+    (2, ((1, 'Seed', 12, 9, False, True, 4), (2, None, None, -1, False, False),)),  # 8
+    (1, ((1, 'PgenCounter', 12, 10, False, True, 4),)),  # 9
     (1, ((2, None, None, -1, False, False),)),  # 10
-    (2, ((1, 'G', 12, 6, False, True), (1, 'Y', 12, 7, False, True),)),  # 11
+    (2, ((1, 'G', 12, 6, False, True, 4), (1, 'Y', 12, 7, False, True, 4),)),  # 11
     (1, ((3, 'value', T1, 13, False, False),)),  # 12
     (1, ((2, None, None, -1, False, False),)),  # 13
-    (1, ((0, 'Algorithm', T0, 15, False, False),)),  # 14
+    (1, ((0, 'Algorithm', T0, 15, False, False, 0),)),  # 14
     (2, ((4, None, None, 16, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 15, False, False),)),  # 15
     (2, ((4, None, None, 16, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 16, False, False),)),  # 16
     (1, ((3, 'value', T1, 18, False, False),)),  # 17
     (1, ((2, None, None, -1, False, False),)),  # 18
-    (4, ((0, 'Id', T0, 20, False, False), (1, 'KeyName', 37, 21, True, True), (1, 'KeyValue', 39, 22, True, False), (1, 'RetrievalMethod', 46, 23, True, False), (1, 'X509Data', 57, 24, True, False), (1, 'PGPData', 77, 25, True, False), (1, 'SPKIData', 83, 26, True, False), (1, 'MgmtData', 37, 27, True, True), (4, None, None, 28, True, False), (3, 'value', T0, 20, False, False),)),  # 19
-    (4, ((1, 'KeyName', 37, 21, True, True), (1, 'KeyValue', 39, 22, True, False), (1, 'RetrievalMethod', 46, 23, True, False), (1, 'X509Data', 57, 24, True, False), (1, 'PGPData', 77, 25, True, False), (1, 'SPKIData', 83, 26, True, False), (1, 'MgmtData', 37, 27, True, True), (4, None, None, 28, True, False), (3, 'value', T0, 20, False, False),)),  # 20
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 21, False, False),)),  # 21
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 22, False, False),)),  # 22
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
-    (4, ((1, 'KeyName', 37, 29, True, True), (1, 'KeyValue', 39, 30, True, False), (1, 'RetrievalMethod', 46, 31, True, False), (1, 'X509Data', 57, 32, True, False), (1, 'PGPData', 77, 33, True, False), (1, 'SPKIData', 83, 34, True, False), (1, 'MgmtData', 37, 35, True, True), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
+    (4, ((0, 'Id', T0, 20, False, False, 0), (1, 'KeyName', 37, 21, True, True, 4), (1, 'KeyValue', 39, 22, True, False, 4), (1, 'RetrievalMethod', 46, 23, True, False, 4), (1, 'X509Data', 57, 24, True, False, 4), (1, 'PGPData', 77, 25, True, False, 4), (1, 'SPKIData', 83, 26, True, False, 4), (1, 'MgmtData', 37, 27, True, True, 4), (4, None, None, 28, True, False), (3, 'value', T0, 20, False, False),)),  # 19
+    (4, ((1, 'KeyName', 37, 21, True, True, 4), (1, 'KeyValue', 39, 22, True, False, 4), (1, 'RetrievalMethod', 46, 23, True, False, 4), (1, 'X509Data', 57, 24, True, False, 4), (1, 'PGPData', 77, 25, True, False, 4), (1, 'SPKIData', 83, 26, True, False, 4), (1, 'MgmtData', 37, 27, True, True, 4), (4, None, None, 28, True, False), (3, 'value', T0, 20, False, False),)),  # 20
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 21, False, False),)),  # 21
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 22, False, False),)),  # 22
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 23, False, False),)),  # 23
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 24, False, False),)),  # 24
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 25, False, False),)),  # 25
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 26, False, False),)),  # 26
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 27, False, False),)),  # 27
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 28, False, False),)),  # 28
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 29, False, False),)),  # 29
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 30, False, False),)),  # 30
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 31, False, False),)),  # 31
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 32, False, False),)),  # 32
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 33, False, False),)),  # 33
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 34, False, False),)),  # 34
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 35, False, False),)),  # 35
+    (4, ((1, 'KeyName', 37, 29, True, True, 4), (1, 'KeyValue', 39, 30, True, False, 4), (1, 'RetrievalMethod', 46, 31, True, False, 4), (1, 'X509Data', 57, 32, True, False, 4), (1, 'PGPData', 77, 33, True, False, 4), (1, 'SPKIData', 83, 34, True, False, 4), (1, 'MgmtData', 37, 35, True, True, 4), (4, None, None, 36, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 36, False, False),)),  # 36
     (1, ((3, 'value', T0, 38, False, False),)),  # 37
     (1, ((2, None, None, -1, False, False),)),  # 38
-    (3, ((1, 'DSAKeyValue', 4, 40, False, False), (1, 'RSAKeyValue', 43, 41, False, False), (4, None, None, 42, False, False), (3, 'value', T0, 39, False, False),)),  # 39
+    (3, ((1, 'DSAKeyValue', 4, 40, False, False, 4), (1, 'RSAKeyValue', 43, 41, False, False, 4), (4, None, None, 42, False, False), (3, 'value', T0, 39, False, False),)),  # 39
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 40, False, False),)),  # 40
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 41, False, False),)),  # 41
     (2, ((2, None, None, -1, False, False), (3, 'value', T0, 42, False, False),)),  # 42
-    (1, ((1, 'Modulus', 12, 44, False, True),)),  # 43
-    (1, ((1, 'Exponent', 12, 45, False, True),)),  # 44
+    (1, ((1, 'Modulus', 12, 44, False, True, 4),)),  # 43
+    (1, ((1, 'Exponent', 12, 45, False, True, 4),)),  # 44
     (1, ((2, None, None, -1, False, False),)),  # 45
-    (3, ((0, 'Type', T0, 47, False, False), (0, 'URI', T0, 48, False, False), (1, 'Transforms', 50, 49, False, False), (2, None, None, -1, False, False),)),  # 46
-    (2, ((0, 'URI', T0, 48, False, False), (1, 'Transforms', 50, 49, False, False), (2, None, None, -1, False, False),)),  # 47
-    (2, ((1, 'Transforms', 50, 49, False, False), (2, None, None, -1, False, False),)),  # 48
+    (3, ((0, 'Type', T0, 47, False, False, 0), (0, 'URI', T0, 48, False, False, 0), (1, 'Transforms', 50, 49, False, False, 4), (2, None, None, -1, False, False),)),  # 46
+    (2, ((0, 'URI', T0, 48, False, False, 0), (1, 'Transforms', 50, 49, False, False, 4), (2, None, None, -1, False, False),)),  # 47
+    (2, ((1, 'Transforms', 50, 49, False, False, 4), (2, None, None, -1, False, False),)),  # 48
     (1, ((2, None, None, -1, False, False),)),  # 49
-    (1, ((1, 'Transform', 53, 51, True, False),)),  # 50
-    (2, ((1, 'Transform', 53, 52, True, False), (2, None, None, -1, False, False),)),  # 51
-    (2, ((1, 'Transform', 53, 52, True, False), (2, None, None, -1, False, False),)),  # 52
-    (1, ((0, 'Algorithm', T0, 54, False, False),)),  # 53
-    (3, ((1, 'XPath', 37, 56, True, True), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 54, False, False),)),  # 54
-    (3, ((1, 'XPath', 37, 56, True, True), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 55, False, False),)),  # 55
-    (3, ((1, 'XPath', 37, 56, True, True), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
-    (3, ((1, 'X509IssuerSerial', 70, 58, True, False), (1, 'X509SKI', 75, 59, True, True), (1, 'X509SubjectName', 37, 60, True, True), (1, 'X509Certificate', 75, 61, True, True), (1, 'X509CRL', 75, 62, True, True), (4, None, None, 63, True, False),)),  # 57
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 58
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 59
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 60
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 61
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 62
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 63
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 64
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 65
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 66
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 67
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 68
-    (3, ((1, 'X509IssuerSerial', 70, 64, True, False), (1, 'X509SKI', 75, 65, True, True), (1, 'X509SubjectName', 37, 66, True, True), (1, 'X509Certificate', 75, 67, True, True), (1, 'X509CRL', 75, 68, True, True), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 69
-    (1, ((1, 'X509IssuerName', 37, 71, False, True),)),  # 70
-    (1, ((1, 'X509SerialNumber', 73, 72, False, True),)),  # 71
+    (1, ((1, 'Transform', 53, 51, True, False, 4),)),  # 50
+    (2, ((1, 'Transform', 53, 52, True, False, 4), (2, None, None, -1, False, False),)),  # 51
+    (2, ((1, 'Transform', 53, 52, True, False, 4), (2, None, None, -1, False, False),)),  # 52
+    (1, ((0, 'Algorithm', T0, 54, False, False, 0),)),  # 53
+    (3, ((1, 'XPath', 37, 56, True, True, 4), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 54, False, False),)),  # 54
+    (3, ((1, 'XPath', 37, 56, True, True, 4), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 55, False, False),)),  # 55
+    (3, ((1, 'XPath', 37, 56, True, True, 4), (4, None, None, 55, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 56, False, False),)),  # 56
+    (3, ((1, 'X509IssuerSerial', 70, 58, True, False, 4), (1, 'X509SKI', 75, 59, True, True, 4), (1, 'X509SubjectName', 37, 60, True, True, 4), (1, 'X509Certificate', 75, 61, True, True, 4), (1, 'X509CRL', 75, 62, True, True, 4), (4, None, None, 63, True, False),)),  # 57
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 58
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 59
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 60
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 61
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 62
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 63
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 64
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 65
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 66
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 67
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 68
+    (3, ((1, 'X509IssuerSerial', 70, 64, True, False, 4), (1, 'X509SKI', 75, 65, True, True, 4), (1, 'X509SubjectName', 37, 66, True, True, 4), (1, 'X509Certificate', 75, 67, True, True, 4), (1, 'X509CRL', 75, 68, True, True, 4), (4, None, None, 69, True, False), (2, None, None, -1, False, False),)),  # 69
+    (1, ((1, 'X509IssuerName', 37, 71, False, True, 4),)),  # 70
+    (1, ((1, 'X509SerialNumber', 73, 72, False, True, 4),)),  # 71
     (1, ((2, None, None, -1, False, False),)),  # 72
     (1, ((3, 'value', T2, 74, False, False),)),  # 73
     (1, ((2, None, None, -1, False, False),)),  # 74
     (1, ((3, 'value', T1, 76, False, False),)),  # 75
     (1, ((2, None, None, -1, False, False),)),  # 76
-    (2, ((1, 'PGPKeyID', 75, 78, False, True), (1, 'PGPKeyPacket', 75, 79, False, True),)),  # 77
-    (2, ((1, 'PGPKeyPacket', 75, 81, False, True), (4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 78
+    (2, ((1, 'PGPKeyID', 75, 78, False, True, 4), (1, 'PGPKeyPacket', 75, 79, False, True, 4),)),  # 77
+    (2, ((1, 'PGPKeyPacket', 75, 81, False, True, 4), (4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 78
     (2, ((4, None, None, 80, True, False), (2, None, None, -1, False, False),)),  # 79
     (2, ((4, None, None, 80, True, False), (2, None, None, -1, False, False),)),  # 80
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 81
     (2, ((4, None, None, 82, True, False), (2, None, None, -1, False, False),)),  # 82
-    (1, ((1, 'SPKISexp', 75, 84, True, True),)),  # 83
-    (2, ((1, 'SPKISexp', 75, 86, True, True), (4, None, None, 85, True, False), (2, None, None, -1, False, False),)),  # 84
-    (2, ((1, 'SPKISexp', 75, 86, True, True), (2, None, None, -1, False, False),)),  # 85
-    (2, ((1, 'SPKISexp', 75, 86, True, True), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
-    (2, ((1, 'SPKISexp', 75, 86, True, True), (2, None, None, -1, False, False),)),  # 87
-    (2, ((0, 'Id', T0, 89, False, False), (1, 'Reference', 92, 90, True, False),)),  # 88
-    (1, ((1, 'Reference', 92, 90, True, False),)),  # 89
-    (2, ((1, 'Reference', 92, 91, True, False), (2, None, None, -1, False, False),)),  # 90
-    (2, ((1, 'Reference', 92, 91, True, False), (2, None, None, -1, False, False),)),  # 91
-    (3, ((0, 'Id', T0, 93, False, False), (0, 'Type', T0, 94, False, False), (0, 'URI', T0, 95, False, False), (1, 'Transforms', 50, 96, False, False), (1, 'DigestMethod', 14, 97, False, False),)),  # 92
-    (3, ((0, 'Type', T0, 94, False, False), (0, 'URI', T0, 95, False, False), (1, 'Transforms', 50, 96, False, False), (1, 'DigestMethod', 14, 97, False, False),)),  # 93
-    (2, ((0, 'URI', T0, 95, False, False), (1, 'Transforms', 50, 96, False, False), (1, 'DigestMethod', 14, 97, False, False),)),  # 94
-    (2, ((1, 'Transforms', 50, 96, False, False), (1, 'DigestMethod', 14, 97, False, False),)),  # 95
-    (1, ((1, 'DigestMethod', 14, 97, False, False),)),  # 96
-    (1, ((1, 'DigestValue', 17, 98, False, True),)),  # 97
+    (1, ((1, 'SPKISexp', 75, 84, True, True, 4),)),  # 83
+    (2, ((1, 'SPKISexp', 75, 86, True, True, 4), (4, None, None, 85, True, False), (2, None, None, -1, False, False),)),  # 84
+    (2, ((1, 'SPKISexp', 75, 86, True, True, 4), (2, None, None, -1, False, False),)),  # 85
+    (2, ((1, 'SPKISexp', 75, 86, True, True, 4), (4, None, None, 87, True, False), (2, None, None, -1, False, False),)),  # 86
+    (2, ((1, 'SPKISexp', 75, 86, True, True, 4), (2, None, None, -1, False, False),)),  # 87
+    (2, ((0, 'Id', T0, 89, False, False, 0), (1, 'Reference', 92, 90, True, False, 4),)),  # 88
+    (1, ((1, 'Reference', 92, 90, True, False, 4),)),  # 89
+    (2, ((1, 'Reference', 92, 91, True, False, 4), (2, None, None, -1, False, False),)),  # 90
+    (2, ((1, 'Reference', 92, 91, True, False, 4), (2, None, None, -1, False, False),)),  # 91
+    (3, ((0, 'Id', T0, 93, False, False, 0), (0, 'Type', T0, 94, False, False, 0), (0, 'URI', T0, 95, False, False, 0), (1, 'Transforms', 50, 96, False, False, 4), (1, 'DigestMethod', 14, 97, False, False, 4),)),  # 92
+    (3, ((0, 'Type', T0, 94, False, False, 0), (0, 'URI', T0, 95, False, False, 0), (1, 'Transforms', 50, 96, False, False, 4), (1, 'DigestMethod', 14, 97, False, False, 4),)),  # 93
+    (2, ((0, 'URI', T0, 95, False, False, 0), (1, 'Transforms', 50, 96, False, False, 4), (1, 'DigestMethod', 14, 97, False, False, 4),)),  # 94
+    (2, ((1, 'Transforms', 50, 96, False, False, 4), (1, 'DigestMethod', 14, 97, False, False, 4),)),  # 95
+    (1, ((1, 'DigestMethod', 14, 97, False, False, 4),)),  # 96
+    (1, ((1, 'DigestValue', 17, 98, False, True, 4),)),  # 97
     (1, ((2, None, None, -1, False, False),)),  # 98
-    (3, ((0, 'Encoding', T0, 100, False, False), (0, 'Id', T0, 101, False, False), (0, 'MimeType', T0, 102, False, False), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 99
-    (3, ((0, 'Id', T0, 101, False, False), (0, 'MimeType', T0, 102, False, False), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 100
-    (3, ((0, 'MimeType', T0, 102, False, False), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 101
+    (3, ((0, 'Encoding', T0, 100, False, False, 0), (0, 'Id', T0, 101, False, False, 0), (0, 'MimeType', T0, 102, False, False, 0), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 99
+    (3, ((0, 'Id', T0, 101, False, False, 0), (0, 'MimeType', T0, 102, False, False, 0), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 100
+    (3, ((0, 'MimeType', T0, 102, False, False, 0), (4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 101
     (2, ((4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 102, False, False),)),  # 102
     (2, ((4, None, None, 103, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 103, False, False),)),  # 103
-    (2, ((0, 'Id', T0, 105, False, False), (1, 'SignedInfo', 110, 106, False, False),)),  # 104
-    (1, ((1, 'SignedInfo', 110, 106, False, False),)),  # 105
-    (1, ((1, 'SignatureValue', 122, 107, False, False),)),  # 106
-    (2, ((1, 'KeyInfo', 19, 108, False, False), (1, 'Object', 99, 109, True, False), (2, None, None, -1, False, False),)),  # 107
-    (2, ((1, 'Object', 99, 109, True, False), (2, None, None, -1, False, False),)),  # 108
-    (2, ((1, 'Object', 99, 109, True, False), (2, None, None, -1, False, False),)),  # 109
-    (2, ((0, 'Id', T0, 111, False, False), (1, 'CanonicalizationMethod', 1, 112, False, False),)),  # 110
-    (1, ((1, 'CanonicalizationMethod', 1, 112, False, False),)),  # 111
-    (1, ((1, 'SignatureMethod', 116, 113, False, False),)),  # 112
-    (1, ((1, 'Reference', 92, 114, True, False),)),  # 113
-    (2, ((1, 'Reference', 92, 115, True, False), (2, None, None, -1, False, False),)),  # 114
-    (2, ((1, 'Reference', 92, 115, True, False), (2, None, None, -1, False, False),)),  # 115
-    (1, ((0, 'Algorithm', T0, 117, False, False),)),  # 116
-    (3, ((1, 'HMACOutputLength', 120, 118, False, True), (4, None, None, 119, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 117, False, False),)),  # 117
+    (2, ((0, 'Id', T0, 105, False, False, 0), (1, 'SignedInfo', 110, 106, False, False, 4),)),  # 104
+    (1, ((1, 'SignedInfo', 110, 106, False, False, 4),)),  # 105
+    (1, ((1, 'SignatureValue', 122, 107, False, False, 4),)),  # 106
+    (2, ((1, 'KeyInfo', 19, 108, False, False, 4), (1, 'Object', 99, 109, True, False, 4), (2, None, None, -1, False, False),)),  # 107
+    (2, ((1, 'Object', 99, 109, True, False, 4), (2, None, None, -1, False, False),)),  # 108
+    (2, ((1, 'Object', 99, 109, True, False, 4), (2, None, None, -1, False, False),)),  # 109
+    (2, ((0, 'Id', T0, 111, False, False, 0), (1, 'CanonicalizationMethod', 1, 112, False, False, 4),)),  # 110
+    (1, ((1, 'CanonicalizationMethod', 1, 112, False, False, 4),)),  # 111
+    (1, ((1, 'SignatureMethod', 116, 113, False, False, 4),)),  # 112
+    (1, ((1, 'Reference', 92, 114, True, False, 4),)),  # 113
+    (2, ((1, 'Reference', 92, 115, True, False, 4), (2, None, None, -1, False, False),)),  # 114
+    (2, ((1, 'Reference', 92, 115, True, False, 4), (2, None, None, -1, False, False),)),  # 115
+    (1, ((0, 'Algorithm', T0, 117, False, False, 0),)),  # 116
+    (3, ((1, 'HMACOutputLength', 120, 118, False, True, 4), (4, None, None, 119, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 117, False, False),)),  # 117
     (2, ((4, None, None, 119, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 118, False, False),)),  # 118
     (2, ((4, None, None, 119, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 119, False, False),)),  # 119
     (1, ((3, 'value', T2, 121, False, False),)),  # 120
     (1, ((2, None, None, -1, False, False),)),  # 121
-    (2, ((0, 'Id', T0, 123, False, False), (3, 'value', T1, 124, False, False),)),  # 122
+    (2, ((0, 'Id', T0, 123, False, False, 0), (3, 'value', T1, 124, False, False),)),  # 122
     (1, ((3, 'value', T1, 124, False, False),)),  # 123
     (1, ((2, None, None, -1, False, False),)),  # 124
-    (2, ((0, 'Id', T0, 126, False, False), (1, 'SignatureProperty', 129, 127, True, False),)),  # 125
-    (1, ((1, 'SignatureProperty', 129, 127, True, False),)),  # 126
-    (2, ((1, 'SignatureProperty', 129, 128, True, False), (2, None, None, -1, False, False),)),  # 127
-    (2, ((1, 'SignatureProperty', 129, 128, True, False), (2, None, None, -1, False, False),)),  # 128
-    (2, ((0, 'Id', T0, 130, False, False), (0, 'Target', T0, 131, False, False),)),  # 129
-    (1, ((0, 'Target', T0, 131, False, False),)),  # 130
+    (2, ((0, 'Id', T0, 126, False, False, 0), (1, 'SignatureProperty', 129, 127, True, False, 4),)),  # 125
+    (1, ((1, 'SignatureProperty', 129, 127, True, False, 4),)),  # 126
+    (2, ((1, 'SignatureProperty', 129, 128, True, False, 4), (2, None, None, -1, False, False),)),  # 127
+    (2, ((1, 'SignatureProperty', 129, 128, True, False, 4), (2, None, None, -1, False, False),)),  # 128
+    (2, ((0, 'Id', T0, 130, False, False, 0), (0, 'Target', T0, 131, False, False, 0),)),  # 129
+    (1, ((0, 'Target', T0, 131, False, False, 0),)),  # 130
     (2, ((4, None, None, 132, True, False), (3, 'value', T0, 131, False, False),)),  # 131
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 132, False, False),)),  # 132
     (2, ((4, None, None, 133, True, False), (2, None, None, -1, False, False), (3, 'value', T0, 133, False, False),)),  # 133
-    (5, ((1, 'CanonicalizationMethod', 1, 0, False, False), (1, 'DSAKeyValue', 4, 0, False, False), (1, 'DigestMethod', 14, 0, False, False), (1, 'DigestValue', 17, 0, False, True), (1, 'KeyInfo', 19, 0, False, False), (1, 'KeyName', 37, 0, False, True), (1, 'KeyValue', 39, 0, False, False), (1, 'Manifest', 88, 0, False, False), (1, 'MgmtData', 37, 0, False, True), (1, 'Object', 99, 0, False, False), (1, 'PGPData', 77, 0, False, False), (1, 'RSAKeyValue', 43, 0, False, False), (1, 'Reference', 92, 0, False, False), (1, 'RetrievalMethod', 46, 0, False, False), (1, 'SPKIData', 83, 0, False, False), (1, 'Signature', 104, 0, False, False), (1, 'SignatureMethod', 116, 0, False, False), (1, 'SignatureProperties', 125, 0, False, False), (1, 'SignatureProperty', 129, 0, False, False), (1, 'SignatureValue', 122, 0, False, False), (1, 'SignedInfo', 110, 0, False, False), (1, 'Transform', 53, 0, False, False), (1, 'Transforms', 50, 0, False, False), (1, 'X509Data', 57, 0, False, False), (4, None, None, 0, False, False),)),  # 134
-    (6, ((1, 'CanonicalizationMethod', 1, 135, False, False), (1, 'DSAKeyValue', 4, 135, False, False), (1, 'DigestMethod', 14, 135, False, False), (1, 'DigestValue', 17, 135, False, True), (1, 'Exponent', 12, 135, False, True), (1, 'G', 12, 135, False, True), (1, 'HMACOutputLength', 120, 135, False, True), (1, 'J', 12, 135, False, True), (1, 'KeyInfo', 19, 135, False, False), (1, 'KeyName', 37, 135, False, True), (1, 'KeyValue', 39, 135, False, False), (1, 'Manifest', 88, 135, False, False), (1, 'MgmtData', 37, 135, False, True), (1, 'Modulus', 12, 135, False, True), (1, 'Object', 99, 135, False, False), (1, 'P', 12, 135, False, True), (1, 'PGPData', 77, 135, False, False), (1, 'PGPKeyID', 75, 135, False, True), (1, 'PGPKeyPacket', 75, 135, False, True), (1, 'PgenCounter', 12, 135, False, True), (1, 'Q', 12, 135, False, True), (1, 'RSAKeyValue', 43, 135, False, False), (1, 'Reference', 92, 135, False, False), (1, 'RetrievalMethod', 46, 135, False, False), (1, 'SPKIData', 83, 135, False, False), (1, 'SPKISexp', 75, 135, False, True), (1, 'Seed', 12, 135, False, True), (1, 'Signature', 104, 135, False, False), (1, 'SignatureMethod', 116, 135, False, False), (1, 'SignatureProperties', 125, 135, False, False), (1, 'SignatureProperty', 129, 135, False, False), (1, 'SignatureValue', 122, 135, False, False), (1, 'SignedInfo', 110, 135, False, False), (1, 'Transform', 53, 135, False, False), (1, 'Transforms', 50, 135, False, False), (1, 'X509CRL', 75, 135, False, True), (1, 'X509Certificate', 75, 135, False, True), (1, 'X509Data', 57, 135, False, False), (1, 'X509IssuerName', 37, 135, False, True), (1, 'X509IssuerSerial', 70, 135, False, False), (1, 'X509SKI', 75, 135, False, True), (1, 'X509SerialNumber', 73, 135, False, True), (1, 'X509SubjectName', 37, 135, False, True), (1, 'XPath', 37, 135, False, True), (1, 'Y', 12, 135, False, True), (4, None, None, 135, False, False), (5, None, None, -1, False, False),)),  # 135
+    (5, ((1, 'CanonicalizationMethod', 1, 0, False, False, 4), (1, 'DSAKeyValue', 4, 0, False, False, 4), (1, 'DigestMethod', 14, 0, False, False, 4), (1, 'DigestValue', 17, 0, False, True, 4), (1, 'KeyInfo', 19, 0, False, False, 4), (1, 'KeyName', 37, 0, False, True, 4), (1, 'KeyValue', 39, 0, False, False, 4), (1, 'Manifest', 88, 0, False, False, 4), (1, 'MgmtData', 37, 0, False, True, 4), (1, 'Object', 99, 0, False, False, 4), (1, 'PGPData', 77, 0, False, False, 4), (1, 'RSAKeyValue', 43, 0, False, False, 4), (1, 'Reference', 92, 0, False, False, 4), (1, 'RetrievalMethod', 46, 0, False, False, 4), (1, 'SPKIData', 83, 0, False, False, 4), (1, 'Signature', 104, 0, False, False, 4), (1, 'SignatureMethod', 116, 0, False, False, 4), (1, 'SignatureProperties', 125, 0, False, False, 4), (1, 'SignatureProperty', 129, 0, False, False, 4), (1, 'SignatureValue', 122, 0, False, False, 4), (1, 'SignedInfo', 110, 0, False, False, 4), (1, 'Transform', 53, 0, False, False, 4), (1, 'Transforms', 50, 0, False, False, 4), (1, 'X509Data', 57, 0, False, False, 4), (4, None, None, 0, False, False),)),  # 134
+    (6, ((1, 'CanonicalizationMethod', 1, 135, False, False, 4), (1, 'DSAKeyValue', 4, 135, False, False, 4), (1, 'DigestMethod', 14, 135, False, False, 4), (1, 'DigestValue', 17, 135, False, True, 4), (1, 'Exponent', 12, 135, False, True, 4), (1, 'G', 12, 135, False, True, 4), (1, 'HMACOutputLength', 120, 135, False, True, 4), (1, 'J', 12, 135, False, True, 4), (1, 'KeyInfo', 19, 135, False, False, 4), (1, 'KeyName', 37, 135, False, True, 4), (1, 'KeyValue', 39, 135, False, False, 4), (1, 'Manifest', 88, 135, False, False, 4), (1, 'MgmtData', 37, 135, False, True, 4), (1, 'Modulus', 12, 135, False, True, 4), (1, 'Object', 99, 135, False, False, 4), (1, 'P', 12, 135, False, True, 4), (1, 'PGPData', 77, 135, False, False, 4), (1, 'PGPKeyID', 75, 135, False, True, 4), (1, 'PGPKeyPacket', 75, 135, False, True, 4), (1, 'PgenCounter', 12, 135, False, True, 4), (1, 'Q', 12, 135, False, True, 4), (1, 'RSAKeyValue', 43, 135, False, False, 4), (1, 'Reference', 92, 135, False, False, 4), (1, 'RetrievalMethod', 46, 135, False, False, 4), (1, 'SPKIData', 83, 135, False, False, 4), (1, 'SPKISexp', 75, 135, False, True, 4), (1, 'Seed', 12, 135, False, True, 4), (1, 'Signature', 104, 135, False, False, 4), (1, 'SignatureMethod', 116, 135, False, False, 4), (1, 'SignatureProperties', 125, 135, False, False, 4), (1, 'SignatureProperty', 129, 135, False, False, 4), (1, 'SignatureValue', 122, 135, False, False, 4), (1, 'SignedInfo', 110, 135, False, False, 4), (1, 'Transform', 53, 135, False, False, 4), (1, 'Transforms', 50, 135, False, False, 4), (1, 'X509CRL', 75, 135, False, True, 4), (1, 'X509Certificate', 75, 135, False, True, 4), (1, 'X509Data', 57, 135, False, False, 4), (1, 'X509IssuerName', 37, 135, False, True, 4), (1, 'X509IssuerSerial', 70, 135, False, False, 4), (1, 'X509SKI', 75, 135, False, True, 4), (1, 'X509SerialNumber', 73, 135, False, True, 4), (1, 'X509SubjectName', 37, 135, False, True, 4), (1, 'XPath', 37, 135, False, True, 4), (1, 'Y', 12, 135, False, True, 4), (4, None, None, 135, False, False), (5, None, None, -1, False, False),)),  # 135
     (1, ((3, 'value', T3, 137, False, False),)),  # 136
     (1, ((2, None, None, -1, False, False),)),  # 137
     (1, ((3, 'value', T0, 139, False, False),)),  # 138

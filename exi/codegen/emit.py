@@ -79,12 +79,12 @@ def _relaxed_grammar(gb: GrammarBuilder, schema: Schema, qn: Tuple[str, str], de
         dts = {datatype(a.type) for a in by_aq[aq]}
         dt = dts.pop() if len(dts) == 1 else untyped
         key = aq[1] if (local_count[aq[1]] == 1 or aq in own) else "{%s}%s" % aq
-        p0.append((K_AT, key, dt, ef0, False, False))
+        p0.append((K_AT, key, dt, ef0, False, False, gb.uri_index[aq[0]]))
     p0.append((K_ANY, "@*", None, ef0, False, False))  # AT(*): key "@*" tells it from SE(*)
     ses: List[Tuple[Any, ...]] = []
     for fq, _d in frag_list:
         entry, direct = entry_of(fq)
-        ses.append((K_SE, fq[1], entry, ef1, False, direct))
+        ses.append((K_SE, fq[1], entry, ef1, False, direct, gb.uri_index[fq[0]]))
     tail = [(K_ANY, None, None, ef1, False, False), (K_EE, None, None, -1, False, False), (K_CH, "value", untyped, ef1, False, False)]
     p0 = p0 + ses + tail
     p1 = ses + tail
@@ -104,7 +104,9 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     schema = Schema(os.path.join(xsd_dir, rel))
     if variant not in VARIANTS:
         raise ValueError(f"unknown table variant {variant!r}; known: {VARIANTS}")
-    gb = GrammarBuilder(schema, JAR_LOOP_ABOVE[name] if variant == "iso15118-jar" else None)
+    uris, local_names = string_table(schema)
+    gb = GrammarBuilder(schema, JAR_LOOP_ABOVE[name] if variant == "iso15118-jar" else None,
+                        {u: i for i, u in enumerate(uris)})
 
     # Document grammar (8.5.1 / 8.5.4): DocContent = SE(G_0..G_n-1) sorted by qname, SE(*); DocEnd = ED.
     doc_end = gb.add_state(0, ((K_ED, None, None, -1, False, False),))
@@ -112,7 +114,7 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     doc_prods: List[Prod] = []
     for g in globals_sorted:
         entry, direct = gb.element_entry(g)
-        doc_prods.append((K_SE, g.qname[1], entry, doc_end, False, direct))
+        doc_prods.append((K_SE, g.qname[1], entry, doc_end, False, direct, gb.uri_index[g.qname[0]]))
     doc_prods.append((K_ANY, None, None, doc_end, False, False))
     doc_state = gb.add_state((len(doc_prods) - 1).bit_length(), tuple(doc_prods))
     doc_keys = _entry_keys([(g.qname, g) for g in globals_sorted], target_ns)
@@ -138,7 +140,7 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     frag_prods: List[Prod] = []
     for qn, _decls in frag_list:
         entry, direct = entry_of(qn)
-        frag_prods.append((K_SE, qn[1], entry, frag_state, False, direct))
+        frag_prods.append((K_SE, qn[1], entry, frag_state, False, direct, gb.uri_index[qn[0]]))
     frag_prods.append((K_ANY, None, None, frag_state, False, False))
     frag_prods.append((K_ED, None, None, -1, False, False))
     gb.states[frag_state] = ((len(frag_prods) - 1).bit_length(), tuple(frag_prods))
@@ -162,7 +164,6 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     xsi_types[(XS, "anyType")] = (ur0, False)
     # SE(*) with the qname of a global element uses that element's grammar (8.5.4.4.1)
     global_elements = {g.qname: gb.element_entry(g) for g in globals_sorted}
-    uris, local_names = string_table(schema)
 
     # ---- text
     types: Dict[Tuple[Any, ...], str] = {}
@@ -180,13 +181,14 @@ def build_tables(xsd_dir: str, name: str, variant: str = "exi") -> str:
     # successor (sid + 1): those are written once as a run and expanded at import.
     def template(sid: int) -> Tuple[Any, ...]:
         width, prods = gb.states[sid]  # type: ignore[misc]
-        return (width, tuple((k, key, arg, "+" if nxt == sid + 1 else nxt, lst, d) for k, key, arg, nxt, lst, d in prods))
+        return (width, tuple(p[:3] + ("+" if p[3] == sid + 1 else p[3],) + p[4:] for p in prods))
 
     def ptext(prods: Tuple[Any, ...]) -> str:
         out = []
-        for kind, key, arg, nxt, is_list, direct in prods:
+        for kind, key, arg, nxt, is_list, direct, *uri in prods:
             a = str(arg) if kind in (K_SE,) or arg is None else tname(arg)
-            out.append(f"({kind}, {key!r}, {a}, {nxt!r}, {is_list}, {direct})")
+            u = f", {uri[0]}" if uri else ""
+            out.append(f"({kind}, {key!r}, {a}, {nxt!r}, {is_list}, {direct}{u})")
         return ", ".join(out)
 
     state_lines: List[str] = []

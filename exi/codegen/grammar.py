@@ -8,7 +8,8 @@ SE(qname) in schema order, SE(*), EE, CH. With strict=false every state reserves
 the second-level escape, so a state with n productions spends bit_length(n) bits per event code.
 
 Output: STATES, a list of (width, productions) with production tuples
-(kind, key, arg, next_state, is_list, direct) as documented in exi/_engine.py.
+(kind, key, arg, next_state, is_list, direct[, uri]) as documented in exi/_engine.py; AT and SE
+productions carry their qname's URI as an index into the URI partition of the string table.
 """
 from __future__ import annotations
 
@@ -114,8 +115,10 @@ class _NFA:
 class GrammarBuilder:
     """Builds the state table of a schema set."""
 
-    def __init__(self, schema: Schema, loop_above: Optional[int] = None) -> None:
+    def __init__(self, schema: Schema, loop_above: Optional[int] = None,
+                 uri_index: Optional[Dict[str, int]] = None) -> None:
         self.loop_above = loop_above
+        self.uri_index: Dict[str, int] = uri_index or {}
         self.schema = schema
         self.states: List[Optional[Tuple[int, Tuple[Prod, ...]]]] = []
         self._type_start: Dict[int, int] = {}
@@ -287,11 +290,11 @@ class GrammarBuilder:
             for label, tgt, info in plist:
                 nxt = sids[tgt] if label[0] != "EE" else -1
                 if label[0] == "AT":
-                    out.append((K_AT, label[1][1], info, nxt, False, False))
+                    out.append((K_AT, label[1][1], info, nxt, False, False, self.uri_index[label[1][0]]))
                 elif label[0] == "SE":
                     decl, rep = info
                     entry, direct = self.element_entry(decl)
-                    out.append((K_SE, decl.qname[1], entry, nxt, rep, direct))
+                    out.append((K_SE, decl.qname[1], entry, nxt, rep, direct, self.uri_index[decl.qname[0]]))
                 elif label[0] == "ANY":
                     out.append((K_ANY, None, None, nxt, info, False))
                 elif label[0] == "CH":

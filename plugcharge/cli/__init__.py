@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--protocol iso2|din|iso20] [--csms [URL]]
+    plugcharge demo   [--data-dir DIR] [--dc|--ac] [--eim] [--fail-installation] [--seed N] [--protocol iso2|din|iso20] [--bpt] [--csms [URL]]
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
     plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID | list
@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from . import charger, csms, demo, ev, init, pcid, wallet
+from . import charger, csms, demo, demo20, ev, init, pcid, wallet  # noqa: F401 - demo20 registers the -20 demo run
 
 __all__ = ["main", "build_parser"]
 

@@ -35,10 +35,13 @@ from typing import Any, Callable, Optional
 
 from ._common import data_dir_arg, default_data_dir
 
-__all__ = ["register", "run", "DEFAULT_STATION_ID"]
+__all__ = ["register", "run", "DEFAULT_STATION_ID", "DEFAULT_PROTOCOLS"]
 
 #: The charging station identity used at the CSMS when the URL names none.
 DEFAULT_STATION_ID = "PLUGCHARGE-CHARGER-1"
+#: What the charger offers unless told otherwise: the protocols with Plug & Charge sessions and DIN
+#: (ISO 15118-20 sessions run identification at the charger only so far: ``--protocol iso20``)
+DEFAULT_PROTOCOLS = ("iso2", "din")
 
 
 def register(sub: Any) -> None:
@@ -60,12 +63,17 @@ def register(sub: Any) -> None:
                    help=f"charging station identity when the URL names none (default {DEFAULT_STATION_ID})")
     c.add_argument("--protocol", action="append", choices=tuple(KNOWN_PROTOCOLS), default=None, metavar="P",
                    help="a protocol to offer, repeatable (" + ", ".join(KNOWN_PROTOCOLS)
-                        + "); default: every one implemented")
+                        + "); default: " + " and ".join(DEFAULT_PROTOCOLS) + " (iso20: TLS 1.3 with the -20 "
+                        "certificate beside TLS 1.2, chosen by the EV's ClientHello)")
     c.add_argument("--evse-id", default=None, metavar="ID", help="the EVSEID announced (default DE*PNC*E12345*1)")
     c.add_argument("--cert-chain", type=Path, default=None, metavar="PEM",
                    help="the SECC certificate chain, leaf first (default D/charger/secc-chain.pem)")
     c.add_argument("--key", type=Path, default=None, metavar="PEM",
                    help="its private key (default D/charger/secc-key.pem)")
+    c.add_argument("--cert-chain20", type=Path, default=None, metavar="PEM",
+                   help="the ISO 15118-20 SECC chain (default D/charger/secc20-chain.pem)")
+    c.add_argument("--key20", type=Path, default=None, metavar="PEM",
+                   help="its private key (default D/charger/secc20-key.pem)")
     c.add_argument("--trust-dir", type=Path, default=None, metavar="DIR",
                    help="trust anchors for contract chains (a pki manifest directory; default D/pki)")
     c.add_argument("--rfid", default=None, metavar="TOKEN",
@@ -185,26 +193,35 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     from ..core.config import ChargerConfig
     from ..sessions import default_registry
     from .datadir import CredentialsError, DataDir, load_secc_credentials
-    from .demo import DEMO_ID_TOKEN, DemoError, _charger_protocol, implemented_protocols, load_pki
+    from .demo import DEMO_ID_TOKEN, DemoError, _charger_protocol, load_pki
 
     dd = DataDir(args.data_dir or default_data_dir())
     if not (dd.pki / "manifest.json").exists():
         raise SetupError(f"no test PKI in {dd.pki}: run 'plugcharge init --data-dir {dd.root}' first")
     try:
         pki = load_pki(dd.pki)
-        protocols = tuple(dict.fromkeys(args.protocol or implemented_protocols()))
+        protocols = tuple(dict.fromkeys(args.protocol or DEFAULT_PROTOCOLS))
         for p in protocols:
             _charger_protocol(p)  # known and implemented, or a DemoError saying so
     except DemoError as exc:
         raise SetupError(str(exc)) from None
-    chain_file, key_file = args.cert_chain or dd.secc_chain(2), args.key or dd.secc_key(2)
+    credentials: dict[int, tuple[list[bytes], Any]] = {}
     try:
-        if args.cert_chain or args.key or chain_file.exists():
-            chain, key = load_secc_credentials(chain_file, key_file)
-        else:  # a directory the demo made: the test PKI's own SECC credentials
-            chain, key = [pki.cert("secc-leaf"), pki.cert("cpo-sub2"), pki.cert("cpo-sub1")], pki.key("secc-leaf")
+        for iso, chain_opt, key_opt, pki_dir in ((2, args.cert_chain, args.key, dd.pki),
+                                                 (20, args.cert_chain20, args.key20, dd.pki20)):
+            if iso == 20 and "iso20" not in protocols:
+                continue
+            chain_file, key_file = chain_opt or dd.secc_chain(iso), key_opt or dd.secc_key(iso)
+            if chain_opt or key_opt or chain_file.exists():
+                credentials[iso] = load_secc_credentials(chain_file, key_file)
+            elif (pki_dir / "manifest.json").exists():  # a directory the demo made: the test PKI's own
+                p = pki if iso == 2 else load_pki(pki_dir)
+                credentials[iso] = ([p.cert("secc-leaf"), p.cert("cpo-sub2"), p.cert("cpo-sub1")], p.key("secc-leaf"))
+            else:
+                raise SetupError(f"no ISO 15118-{iso} certificate in {dd.charger} or {pki_dir}: run 'plugcharge init "
+                                 f"--data-dir {dd.root}', or name the files with --cert-chain{'' if iso == 2 else '20'}")
         store = TrustStore.from_directory(args.trust_dir or dd.pki)
-    except (CredentialsError, PKIError, OSError, ValueError) as exc:
+    except (CredentialsError, PKIError, OSError, ValueError, DemoError) as exc:
         raise SetupError(str(exc)) from None
     config = ChargerConfig(protocols=protocols, **({"evse_id": args.evse_id} if args.evse_id else {}))
     transports = default_registry().transports(protocols, "charger")
@@ -212,7 +229,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     for name, value in (("--max-connections", args.max_connections), ("--max-per-peer", args.max_per_peer)):
         if value < 1:
             raise SetupError(f"{name} must be 1 or more")
-    return dict(dd=dd, pki=pki, chain=chain, key=key, store=store, config=config, transports=transports, rfid=rfid)
+    return dict(dd=dd, pki=pki, credentials=credentials, store=store, config=config, transports=transports, rfid=rfid)
 
 
 async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Printer) -> tuple[Any, str]:
@@ -257,6 +274,7 @@ async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
     from ..net.sdp import SDP_PORT
     from ..net.service import ChargerService
     from ..net.tls import server_context
+    from ..net.tlsselect import DualServerContext, protocols_for_tls_version
     from ..net.transport import ConnectionLimits
     from ..pnc.security import ChargerSecurity
     from ..sessions import ChargerSession
@@ -268,9 +286,19 @@ async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
                                ocsp_request_data=lambda chain: ocpp_request_data(_anchor_for(chain, store)))
 
     def session_for(stream: Any) -> Any:
-        return ChargerSession(dataclasses.replace(config, tls=stream.tls), security=security)
+        # TLS 1.3 carries ISO 15118-20, TLS 1.2 ISO 15118-2, plain TCP ISO 15118-2 and DIN
+        fits = tuple(p for p in config.protocols if p in protocols_for_tls_version(stream.tls_version))
+        return ChargerSession(dataclasses.replace(config, tls=stream.tls, protocols=fits or config.protocols),
+                              security=security)
 
-    tls_context = server_context(setup["chain"], setup["key"]) if True in setup["transports"] else None
+    creds = setup["credentials"]
+    tls_context = None
+    if True in setup["transports"]:
+        if 20 in creds:  # one port: the ClientHello picks the -2 (TLS 1.2) or the -20 (TLS 1.3) certificate
+            tls_context = DualServerContext(iso2=creds.get(2) if "iso2" in config.protocols else None,
+                                            iso20=creds[20]).context
+        else:
+            tls_context = server_context(*creds[2])
     backend, about = await _backend(args, setup, printer)
     service = ChargerService(interface=args.interface, session_factory=session_for, backend=backend,
                              tls_context=tls_context, tcp=False in setup["transports"],

@@ -1,7 +1,7 @@
 """``plugcharge demo``: one complete charging session on this machine, in the protocol the charger
 offers (``--protocol iso2``, the default: ISO 15118-2 Plug & Charge; ``--protocol din``: DIN SPEC 70121,
-DC with identification at the charger over plain TCP; ``--protocol iso20`` once ISO 15118-20 is
-implemented).  The EV always offers every protocol it implements; the output names the one agreed.
+DC with identification at the charger over plain TCP; ``--protocol iso20``: ISO 15118-20 over TLS 1.3,
+run by :mod:`.demo20`).  The EV always offers every protocol it implements; the output names the one agreed.
 
 Everything runs in one process over loopback sockets:
 
@@ -76,6 +76,11 @@ DEMO_STATION_ID = "PLUGCHARGE-DEMO-1"
 _PKI_MARGIN = dt.timedelta(days=1)
 
 
+#: Demo runs of their own, by protocol id: ``async (opts, out) -> DemoSummary`` (each registers
+#: itself: :mod:`.demo20`, which the ``cli`` package imports, runs ``iso20``).
+PROTOCOL_RUNNERS: dict[str, Callable[..., Any]] = {}
+
+
 class DemoError(RuntimeError):
     """The demo could not be set up (bad data directory, unsupported option, ...)."""
 
@@ -93,6 +98,8 @@ class DemoOptions:
     protocol: str = "iso2"
     #: ISO 15118 edition of the test PKI (None: the protocol's, -20 for ``iso20``, else -2)
     iso: Optional[int] = None
+    #: ISO 15118-20 only: bidirectional power transfer (discharge, then charge)
+    bpt: bool = False
     #: charge-loop requests (CurrentDemand / ChargingStatus) before the EV stops
     loops: int = 5
     #: seconds between two charge-loop requests (energy is metered in real time)
@@ -365,11 +372,12 @@ class _TracingStream:
 
     def _name(self, payload: bytes) -> str:
         spec = self._protocol()
-        try:
-            if spec is not None:
-                return str(spec.unwrap(self._codecs(spec.namespace).decode(payload))[0])
-        except Exception:
-            pass
+        if spec is not None:
+            for ns in (spec.namespace, *spec.decode_namespaces.values()):
+                try:  # a protocol of several schema sets (-20): the first that decodes the payload
+                    return str(spec.unwrap(self._codecs(ns).decode(payload))[0])
+                except Exception:
+                    pass
         try:
             return next(iter(self._codecs(NS_APP).decode(payload)))
         except Exception:
@@ -433,6 +441,10 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     from ..net.tls import client_context, secc_leaf_check, server_context
     from ..net.transport import open_ev_connection, start_charger_server
 
+    if opts.protocol in PROTOCOL_RUNNERS:
+        return await PROTOCOL_RUNNERS[opts.protocol](opts, out)
+    if opts.bpt:
+        raise DemoError("--bpt needs --protocol iso20 (only ISO 15118-20 has bidirectional power transfer)")
     specs = _charger_protocol(opts.protocol)
     name = KNOWN_PROTOCOLS[opts.protocol]
     iso = opts.iso if opts.iso is not None else (20 if opts.protocol == "iso20" else 2)
@@ -678,6 +690,8 @@ def register(sub: Any) -> None:
                    help="what the charger offers: " + ", ".join(f"{k} ({v})" for k, v in KNOWN_PROTOCOLS.items())
                         + f"; implemented: {', '.join(implemented_protocols())} (default iso2)")
     d.add_argument("--iso", type=int, choices=(2, 20), default=None, help=argparse.SUPPRESS)  # old spelling
+    d.add_argument("--bpt", action="store_true",
+                   help="ISO 15118-20: bidirectional power transfer, discharge then charge")
     d.add_argument("--loops", type=int, default=5, metavar="N", help="charge-loop messages before stopping (5)")
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=float, default=60.0, metavar="S", help="overall time limit in seconds (60)")
@@ -691,7 +705,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     """Run ``plugcharge demo``; returns the exit code."""
     protocol = args.protocol or {None: "iso2", 2: "iso2", 20: "iso20"}[args.iso]
     opts = DemoOptions(data_dir=args.data_dir or default_data_dir(), ac=bool(args.ac), eim=args.eim,
-                       fail_installation=args.fail_installation, seed=args.seed, protocol=protocol,
+                       fail_installation=args.fail_installation, seed=args.seed, protocol=protocol, bpt=args.bpt,
                        loops=max(1, args.loops), timeout=max(1.0, args.timeout), trace=args.trace,
                        csms=args.csms)
     try:

@@ -34,6 +34,8 @@ from ._common import data_dir_arg, default_data_dir
 __all__ = ["register", "run", "EXIT_COMPLETED", "EXIT_NOT_COMPLETED", "EXIT_SETUP", "EXIT_NO_CHARGER"]
 
 EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_SETUP, EXIT_NO_CHARGER = 0, 1, 2, 3
+#: What the EV offers unless told otherwise (``--protocol iso20`` adds ISO 15118-20 over TLS 1.3)
+DEFAULT_PROTOCOLS = ("iso2", "din")
 
 
 def register(sub: Any) -> None:
@@ -50,7 +52,8 @@ def register(sub: Any) -> None:
     e.set_defaults(run=run, ac=False)
     e.add_argument("--interface", "-i", required=True, metavar="IF", help="the network interface")
     e.add_argument("--protocol", action="append", choices=tuple(KNOWN_PROTOCOLS), default=None, metavar="P",
-                   help="a protocol to offer, repeatable, most preferred first; default: every one implemented")
+                   help="a protocol to offer, repeatable, most preferred first; default: iso2 and din (iso20: "
+                        "TLS 1.3 with the wallet's vehicle certificate, identification at the charger)")
     mode = e.add_mutually_exclusive_group()
     mode.add_argument("--dc", dest="ac", action="store_false", help="DC charging (default)")
     mode.add_argument("--ac", dest="ac", action="store_true", help="AC charging")
@@ -68,6 +71,45 @@ def register(sub: Any) -> None:
     e.add_argument("--sdp-port", type=int, default=None, help=argparse.SUPPRESS)  # tests
 
 
+async def _connect(resp: Any, tls: bool, protocols: tuple[str, ...], roots: list[bytes], wallet: Any,
+                   view: Any) -> tuple[Any, tuple[str, ...]]:
+    """Connect as SDP answered; returns the stream and the protocols to offer on it.  Over TLS an EV
+    configured for ISO 15118-20 tries TLS 1.3 with its vehicle certificate first and ISO 15118-2 over
+    TLS 1.2 after (in the order of ``protocols``): the charger's ClientHello-driven choice of
+    certificate decides which one completes."""
+    from ..net.tls import client_context, secc_leaf_check
+    from ..net.transport import open_ev_connection
+
+    attempts: list[tuple[Any, Any, tuple[str, ...]]] = []
+    if not tls:
+        attempts.append((None, None, tuple(p for p in protocols if p != "iso20")))
+    else:
+        for pid in protocols:
+            if pid == "iso20" and not any(a[2] == ("iso20",) for a in attempts):
+                vehicle = wallet.vehicle_certificate
+                ctx = client_context(roots, iso=20, client_chain=[vehicle.leaf, *vehicle.sub_cas] if vehicle else None,
+                                     client_key=vehicle.private_key if vehicle else None)
+                attempts.append((ctx, None, ("iso20",)))
+            elif pid != "iso20" and not any(a[2] != ("iso20",) for a in attempts):
+                attempts.append((client_context(roots), secc_leaf_check, tuple(p for p in protocols if p != "iso20")))
+    last: Exception = ConnectionError("no protocol fits the transport")
+    for ctx, check, offered in attempts:
+        if not offered:
+            continue
+        try:
+            stream = await open_ev_connection(resp.host, resp.port, ssl_context=ctx, verify_peer=check)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError: an untrusted charger, no TLS 1.3
+            last = exc
+            continue
+        if ctx is not None:
+            view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate verified against the V2G root")
+        else:
+            view.line("ev", "connected over plain TCP (no TLS): only protocols that permit it are offered")
+        return stream, offered
+    raise _Fail(EXIT_NO_CHARGER, f"connection to the charger at [{resp.host}]:{resp.port} failed: "
+                                 f"{getattr(last, 'reason', None) or last}")
+
+
 class _Fail(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -81,8 +123,6 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     )
     from ..net.runner import run_ev
     from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, discover_secc
-    from ..net.tls import client_context, secc_leaf_check
-    from ..net.transport import open_ev_connection
     from ..pnc.security import EVSecurity
     from ..pnc.wallet import ContractWallet
     from ..sessions import EVSession, default_registry
@@ -103,7 +143,7 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     except (DemoError, CredentialsError) as exc:
         raise _Fail(EXIT_SETUP, str(exc)) from None
     wallet = ContractWallet(dd.wallet)
-    protocols = tuple(dict.fromkeys(args.protocol or implemented_protocols()))
+    protocols = tuple(dict.fromkeys(args.protocol or DEFAULT_PROTOCOLS))
     if not default_registry().select(protocols, "ev"):
         raise _Fail(EXIT_SETUP, f"none of {', '.join(protocols)} is implemented for the EV here "
                                 f"(implemented: {', '.join(implemented_protocols())})")
@@ -147,20 +187,10 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
             raise _Fail(EXIT_SETUP, f"cannot send SDP on {args.interface}: {exc.strerror or exc}") from None
         tls = resp.security is Security.TLS
         view.line("ev", f"SDP: charger at [{resp.host}]:{resp.port}, security {resp.security.name}")
-        try:
-            stream: Any = await open_ev_connection(resp.host, resp.port,
-                                                   ssl_context=client_context(roots) if tls else None,
-                                                   verify_peer=secc_leaf_check if tls else None)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError: an untrusted charger
-            raise _Fail(EXIT_NO_CHARGER, f"connection to the charger at [{resp.host}]:{resp.port} failed: "
-                                         f"{getattr(exc, 'reason', None) or exc}") from None
-        if tls:
-            view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate verified against the V2G root")
-        else:
-            view.line("ev", "connected over plain TCP (no TLS): only protocols that permit it are offered")
+        stream, offered = await _connect(resp, tls, protocols, roots, wallet, view)
         ev = EVSession(EVConfig(energy_mode=mode, charge_loops=args.loops, loop_interval=args.loop_interval,
                                 poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0, tls=tls,
-                                protocols=protocols),
+                                protocols=offered),
                        security=EVSecurity(wallet=wallet, v2g_roots=roots))  # type: ignore[arg-type]
         events = await run_ev(stream, ev, on_event=on_event)
         all_events += events

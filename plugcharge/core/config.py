@@ -57,6 +57,19 @@ class EVConfig:
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     #: Whether the connection runs over TLS (None: not known; every configured protocol is offered).
     tls: Optional[bool] = None
+    # ---- ISO 15118-20 only (the other protocols ignore these)
+    #: Bidirectional power transfer: ask for the AC_BPT / DC_BPT energy service.
+    bpt: bool = False
+    #: Control mode: ``"Scheduled"`` (the EV sets its targets within the charger's schedule) or
+    #: ``"Dynamic"`` (the charger sets the power).
+    control_mode: str = "Scheduled"
+    #: BPT in Scheduled mode: discharge during this many charge-loop messages, then charge.
+    discharge_loops: int = 0
+    max_discharge_power: float = 11000.0
+    max_discharge_current: float = 25.0
+    #: PowerDelivery(Standby) after this many charge-loop messages (None: never), for ``standby_loops``.
+    standby_after_loops: Optional[int] = None
+    standby_loops: int = 2
 
 
 @dataclasses.dataclass
@@ -88,6 +101,17 @@ class ChargerConfig:
     meter_id: str = "METER-0001"
     #: Protocols this charger speaks, its own preference first (breaks ties of the EV's priorities).
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    # ---- ISO 15118-20 only
+    #: Control modes offered (one ParameterSet each in ServiceDetailRes).
+    control_modes: tuple[str, ...] = ("Scheduled", "Dynamic")
+    #: Offer the bidirectional services AC_BPT / DC_BPT beside AC / DC.
+    bpt: bool = True
+    #: BPT in Dynamic mode: the charger commands discharge for this many charge-loop messages, then charge.
+    discharge_loops: int = 0
+    max_discharge_power: float = 11000.0
+    max_discharge_current: float = 25.0
+    #: Accept PowerDelivery(Standby) (else WARNING_StandbyNotAllowed).
+    standby_allowed: bool = True
 
 
 @dataclasses.dataclass

@@ -103,6 +103,16 @@ class ProtocolSpec:
     fault_codes: Mapping[Fault, str] = dataclasses.field(default_factory=lambda: DEFAULT_FAULT_CODES)
     #: V2GTP payload types of its messages
     payload_types: frozenset[int] = frozenset({PayloadType.EXI})
+    #: V2GTP payload type -> the namespace its payloads decode with (every other type: ``namespace``);
+    #: for protocols whose messages span several schema sets (ISO 15118-20)
+    decode_namespaces: Mapping[int, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    #: body name -> (namespace, V2GTP payload type) it is sent with (None: ``namespace``, EXI)
+    route: Optional[Callable[[str], tuple[str, int]]] = None
+    #: a family id (``"iso20"``): configuring the family selects every member that fits
+    family: str = ""
+    #: a side's configuration -> whether this protocol serves it (None: always; e.g. the ISO 15118-20
+    #: AC message set only for an EV that charges AC)
+    fits: Optional[Callable[[Any], bool]] = None
     #: the protocol's own timer values (a :class:`~plugcharge.core.timers.HandshakeTiming` of the
     #: standard's tables); a session given a profile of the same type uses that one instead
     timing: Optional[Any] = None
@@ -112,6 +122,10 @@ class ProtocolSpec:
     def code(self, fault: Fault) -> str:
         """The wire code for ``fault``."""
         return self.fault_codes.get(fault) or DEFAULT_FAULT_CODES[fault]
+
+    def namespace_for(self, payload_type: int) -> str:
+        """The namespace a payload of ``payload_type`` decodes with."""
+        return self.decode_namespaces.get(payload_type, self.namespace)
 
     def implemented(self, role: str) -> bool:
         """Whether this package has a handler for ``role`` (``"ev"`` or ``"charger"``)."""
@@ -149,19 +163,27 @@ class ProtocolRegistry:
         """The spec registered as ``protocol_id``, or None."""
         return self._specs.get(protocol_id)
 
-    def select(self, protocol_ids: Sequence[str], role: str, *, tls: Optional[bool] = None) -> list[ProtocolSpec]:
-        """The specs of ``protocol_ids`` (in that order) that are registered, implemented for ``role``
-        and fit the transport (``tls``).  An id that is neither registered nor one of
-        :data:`KNOWN_PROTOCOLS` raises ValueError (a typo must not silently drop a protocol)."""
+    def family(self, family_id: str) -> list[ProtocolSpec]:
+        """The specs registered as members of ``family_id``, in registration order."""
+        return [s for s in self._specs.values() if s.family == family_id]
+
+    def select(self, protocol_ids: Sequence[str], role: str, *, tls: Optional[bool] = None,
+               config: Any = None) -> list[ProtocolSpec]:
+        """The specs of ``protocol_ids`` (in that order; a family id stands for its members in
+        registration order) that are registered, implemented for ``role``, fit the transport
+        (``tls``) and the side's ``config`` (:attr:`ProtocolSpec.fits`).  An id that is neither
+        registered, a family nor one of :data:`KNOWN_PROTOCOLS` raises ValueError (a typo must not
+        silently drop a protocol)."""
         out: list[ProtocolSpec] = []
         for pid in protocol_ids:
             spec = self._specs.get(pid)
-            if spec is None:
-                if pid not in KNOWN_PROTOCOLS:
-                    raise ValueError(f"unknown protocol {pid!r} (known: {', '.join([*KNOWN_PROTOCOLS, *self._specs])})")
-                continue  # known but not implemented in this package yet
-            if spec.implemented(role) and spec.permits_tls(tls) and spec not in out:
-                out.append(spec)
+            specs = [spec] if spec is not None else self.family(pid)
+            if not specs and pid not in KNOWN_PROTOCOLS:
+                raise ValueError(f"unknown protocol {pid!r} (known: {', '.join([*KNOWN_PROTOCOLS, *self._specs])})")
+            for s in specs:  # none: known but not implemented in this package yet
+                if (s.implemented(role) and s.permits_tls(tls) and s not in out
+                        and (config is None or s.fits is None or s.fits(config))):
+                    out.append(s)
         return out
 
     def transports(self, protocol_ids: Sequence[str], role: str) -> frozenset[bool]:

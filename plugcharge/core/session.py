@@ -81,10 +81,10 @@ class SessionCore:
             return []
         self.clock = now
         payloads, error = self._payloads(data)
-        for payload in payloads:
+        for payload_type, payload in payloads:
             if self.ended:
                 break
-            self._on_payload(payload, now)
+            self._on_payload(payload, now, payload_type)
         if error is not None and not self.ended:
             self._remote_failure(Fault.FAILED, error, now)
         return self._take_events()
@@ -144,12 +144,17 @@ class SessionCore:
         return self._codecs(ns).decode(payload)
 
     def queue(self, message: dict, name: str, ns: Optional[str] = None,
-              payload_type: int = PayloadType.EXI) -> None:
-        """Encode ``message`` (namespace ``ns``, default the agreed protocol's) and queue its frame;
-        ``name`` (the body element) goes to :attr:`trace`."""
+              payload_type: Optional[int] = None) -> None:
+        """Encode ``message`` (namespace ``ns``, default: where the agreed protocol routes ``name``,
+        else its namespace) and queue its frame; ``name`` (the body element) goes to :attr:`trace`."""
+        spec = self.protocol
         if ns is None:
-            ns = self.protocol.namespace if self.protocol is not None else NS_APP
-        self._out += frame(self._codecs(ns).encode(message), payload_type)
+            if spec is not None and spec.route is not None:
+                ns, routed_type = spec.route(name)
+                payload_type = routed_type if payload_type is None else payload_type
+            else:
+                ns = spec.namespace if spec is not None else NS_APP
+        self._out += frame(self._codecs(ns).encode(message), PayloadType.EXI if payload_type is None else payload_type)
         self.trace.append(("out", name))
 
     def end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",
@@ -172,21 +177,22 @@ class SessionCore:
         return self.protocol.code(fault) if self.protocol is not None else DEFAULT_FAULT_CODES[fault]
 
     # ---- internals
-    def _payloads(self, data: bytes) -> tuple[list[bytes], Optional[str]]:
-        """The payloads ``data`` completes, and why the stream failed after them (None: it did not).
+    def _payloads(self, data: bytes) -> tuple[list[tuple[int, bytes]], Optional[str]]:
+        """The ``(payload type, payload)`` of each frame ``data`` completes, and why the stream failed
+        after them (None: it did not).
 
         A frame of a payload type V2GTP does not define is skipped
         (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`).  A header that breaks the stream fails
         it, and so does a payload type V2GTP defines for another use than this session's messages
         (ISO 15118-20's on an ISO 15118-2 or DIN stream, SDP's on TCP): that peer speaks another
         protocol, and waiting for the sequence timer would only hold the connection."""
-        out: list[bytes] = []
+        out: list[tuple[int, bytes]] = []
         while True:
             try:
-                out.extend(f.payload for f in self._reader.feed(data))
+                out.extend((f.payload_type, f.payload) for f in self._reader.feed(data))
                 return out, None
             except V2GTPError as exc:
-                out.extend(f.payload for f in exc.frames)
+                out.extend((f.payload_type, f.payload) for f in exc.frames)
                 known = PAYLOAD_TYPES.get(exc.payload_type) if exc.payload_type is not None else None
                 if known is not None and exc.kind is ErrorKind.UNKNOWN_PAYLOAD_TYPE:
                     allowed = self.protocol.name if self.protocol is not None else "the SupportedAppProtocol handshake"
@@ -212,7 +218,8 @@ class SessionCore:
         self.state = CoreState.ENDED
         self.end(reason, response_code=code, detail=hint)
 
-    def _on_payload(self, payload: bytes, now: float) -> None:  # pragma: no cover - abstract
+    def _on_payload(self, payload: bytes, now: float,
+                    payload_type: int = PayloadType.EXI) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _on_timer(self, name: str, now: float) -> None:  # pragma: no cover - abstract
@@ -221,7 +228,8 @@ class SessionCore:
     def _on_command(self, command: Any, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None) -> None:  # pragma: no cover - abstract
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -356,7 +364,7 @@ class EVSessionBase(SessionCore):
         self.security = security
         self.session_id = bytes(config.resume_session_id or bytes(8))
         #: The protocols offered, most preferred first.
-        self.offered = protocols.select(config.protocols, "ev", tls=config.tls)
+        self.offered = protocols.select(config.protocols, "ev", tls=config.tls, config=config)
         if not self.offered:
             raise ValueError(f"the EV is configured for no protocol implemented here: {', '.join(config.protocols)} "
                              f"(implemented: {', '.join(s.id for s in protocols if s.implemented('ev'))})")
@@ -387,10 +395,11 @@ class EVSessionBase(SessionCore):
         else:
             self.timeout(TIMER_NAMES.get(name, name), self._request_name if name == MSG else "SessionSetupRes", now)
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None) -> None:
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:
         self._protocol_ended("protocol_error", fault, hint)
 
-    def _on_payload(self, payload: bytes, now: float) -> None:
+    def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
         state = self.state
         if state is CoreState.IDLE or state is CoreState.ENDED or MSG not in self._timers:
             # the message timer runs exactly while a request is outstanding
@@ -401,7 +410,7 @@ class EVSessionBase(SessionCore):
             self._on_sap_response(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace).decode(payload)
+            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
             name, body, header = spec.unwrap(msg)
         except Exception as exc:
             self._remote_failure(Fault.FAILED, f"undecodable response: {type(exc).__name__}: {exc}", now)
@@ -484,13 +493,13 @@ class ChargerSessionBase(SessionCore):
         self.store = store if store is not None else SessionStore()
         self.state = CoreState.WAIT_SAP
         #: The protocols this charger may agree to, its own preference first.
-        self.supported = protocols.select(config.protocols, "charger", tls=config.tls)
+        self.supported = protocols.select(config.protocols, "charger", tls=config.tls, config=config)
         if not self.supported:
             raise ValueError(f"the charger is configured for no protocol implemented here that fits "
                              f"tls={config.tls}: {', '.join(config.protocols)} "
                              f"(implemented: {', '.join(s.id for s in protocols if s.implemented('charger'))})")
         self._commands: list[Any] = []
-        self._sniffer: Optional[BodySniffer] = None  # made on the first undecodable request
+        self._sniffers: dict[str, BodySniffer] = {}  # by namespace, made on the first undecodable request
         if now is not None:
             self.connection_made(now)
 
@@ -536,7 +545,8 @@ class ChargerSessionBase(SessionCore):
         elif self.handler is not None:
             self.handler.on_timer(name, now)
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None) -> None:
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:
         spec = self.protocol
         if spec is None:
             code = self.code(fault)
@@ -548,13 +558,13 @@ class ChargerSessionBase(SessionCore):
             self.state = CoreState.ENDED
             self.end("protocol_error", response_code=code, detail=hint)
             return
-        request = self._request_meant(payload)
+        request = self._request_meant(payload, payload_type)
         if request is not None:
             self.fail(request, spec.code(fault), hint, now)
         else:
             self._protocol_ended("protocol_error", fault, hint)
 
-    def _request_meant(self, payload: Optional[bytes]) -> Optional[str]:
+    def _request_meant(self, payload: Optional[bytes], payload_type: int = PayloadType.EXI) -> Optional[str]:
         """The request to answer FAILED for input that could not be processed [V2G2-538]: the one
         ``payload`` starts like (:class:`~plugcharge.core.sniff.BodySniffer`), else the first the
         state expects (SessionStopReq only when nothing else is expected); None when the state
@@ -562,12 +572,14 @@ class ChargerSessionBase(SessionCore):
         spec = self.protocol
         assert spec is not None
         if payload:
+            ns = spec.namespace_for(payload_type)
             try:
-                if self._sniffer is None:
+                sniffer = self._sniffers.get(ns)
+                if sniffer is None:
                     names = [*spec.request_to_response, *spec.request_to_response.values()]
-                    self._sniffer = BodySniffer(self._codecs(spec.namespace).encode, spec.wrap,
-                                                self.session_id or bytes(8), names)
-                name = self._sniffer.identify(payload)
+                    sniffer = self._sniffers[ns] = BodySniffer(self._codecs(ns).encode, spec.wrap,
+                                                               self.session_id or bytes(8), names)
+                name = sniffer.identify(payload)
             except Exception:  # no codec for probes: fall back to the state's expectation
                 name = None
             if name is not None and name in spec.request_to_response:
@@ -576,17 +588,18 @@ class ChargerSessionBase(SessionCore):
         others = [r for r in expected if r != spec.stop_request]
         return (others or expected)[0] if expected else None
 
-    def _on_payload(self, payload: bytes, now: float) -> None:
+    def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
         state = self.state
         spec = self.protocol
         if spec is None:
             self._on_sap(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace).decode(payload)
+            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
             name, body, header = spec.unwrap(msg)
         except Exception as exc:  # DecodeError / ValueError from a malformed stream
-            self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now, payload)
+            self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now, payload,
+                                 payload_type)
             return
         self.trace.append(("in", name))
         if name not in spec.request_to_response:  # a response, or a body this protocol never sends

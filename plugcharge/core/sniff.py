@@ -8,7 +8,8 @@ inside the event code of their body element.
 
 :class:`BodySniffer` encodes, once per protocol and SessionID, a *probe* of every body the protocol
 knows (the header as the session's EV sends it, the body a nil element, which non-strict EXI allows
-for every element) and keeps for each the bit prefix that tells it apart from all the others.  A
+for every element; for ISO 15118-20, whose messages are document roots with the header inside, the
+nil root) and keeps for each the bit prefix that tells it apart from all the others.  A
 payload that starts with one probe's prefix was meant to carry that body.  A header the probes do
 not model (a Notification, a Signature) matches none of them; the caller then falls back to the
 request the session state expects.  Nothing here raises: an unusable probe is left out.
@@ -34,6 +35,14 @@ def common_prefix_bits(a: bytes, b: bytes) -> int:
     return n * 8
 
 
+def _encoded(encode: Callable[[dict], bytes], make: Callable[[Mapping[str, Any]], dict],
+             body: Mapping[str, Any]) -> Optional[bytes]:
+    try:
+        return encode(make(body))
+    except Exception:  # the codec refuses this shape
+        return None
+
+
 def _starts_with(data: bytes, probe: bytes, bits: int) -> bool:
     whole, rest = divmod(bits, 8)
     if len(data) * 8 < bits or data[:whole] != probe[:whole]:
@@ -55,11 +64,14 @@ class BodySniffer:
                  session_id: bytes, names: Iterable[str]) -> None:
         probes: dict[str, bytes] = {}
         for name in dict.fromkeys(names):
-            for body in _NIL_BODIES:
+            # in the protocol's envelope (ISO-2, DIN: V2G_Message, Header, Body); else the message as
+            # the document's root, where ISO 15118-20 has it (its header is inside: the root's event
+            # code comes first, and a nil root fits no envelope)
+            for make in (lambda b: wrap(session_id, name, b), lambda b: {name: dict(b)}):
                 try:
-                    probes[name] = encode(wrap(session_id, name, body))
+                    probes[name] = next(p for p in (_encoded(encode, make, b) for b in _NIL_BODIES) if p)
                     break
-                except Exception:  # this body cannot be probed (e.g. an envelope the nil body does not fit)
+                except StopIteration:  # this body cannot be probed this way
                     continue
         #: name -> (probe, bits that tell it apart from every other probe)
         self._prefixes: dict[str, tuple[bytes, int]] = {}

@@ -164,7 +164,9 @@ def peer_chain(ssl_object: Any) -> tuple[bytes, ...]:
         return (leaf,) if leaf else ()
     import _ssl
 
-    return tuple(c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in (get() or ()))
+    # a server that asked for a certificate (CERT_OPTIONAL) and got none may get [None] from CPython
+    return tuple(c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in (get() or ())
+                 if c is not None)
 
 
 def handshake_failures(ctx: ssl.SSLContext) -> list[str]:

@@ -128,12 +128,19 @@ class GenOptions:
     p_wild: float = 0.0
     # text in element-only and empty content (second-level CH [untyped value]), as in mixed content
     p_text: float = 0.0
+    # the chance that a string value repeats one generated before in the message (of the same
+    # kind and fitting its length): value-table hits where the encoder keeps value partitions
+    p_repeat: float = 0.0
+    # xmldsig in full: optional children of mixed content (HMACOutputLength, RSAKeyValue, XPath)
+    # and repeated groups (KeyInfo's and X509Data's repeated choices), each key a list
+    full_xmldsig: bool = False
 
 
 class _Run:
     def __init__(self, gen: "MessageGenerator", rng: random.Random, opts: GenOptions) -> None:
         self.gen, self.rng, self.opts, self.nodes = gen, rng, opts, 0
         self.mixed = False
+        self.strings: dict[str, list[str]] = {}  # kind -> the strings generated so far (p_repeat)
 
     # -- particles -------------------------------------------------------------------------
     def count(self, lo: int, hi: int | None) -> int:
@@ -158,7 +165,7 @@ class _Run:
 
     def element(self, el: XsdElement) -> tuple[str, Any]:
         """Pick the concrete element (substitution group) and build its value."""
-        cands = [e for e in self.gen.substitutes(el) if self.gen.generatable(e)]
+        cands = [e for e in self.gen.substitutes(el) if self.gen.generatable(e, rep=self.opts.full_xmldsig)]
         if not cands:
             raise NotGeneratable(el.name)
         chosen = self.rng.choice(cands)
@@ -322,11 +329,24 @@ class _Run:
 
     def group(self, g: XsdGroup, out: dict[str, Any]) -> None:
         if g.max_occurs != 1:
-            if g.min_occurs == 0:
-                return
-            raise NotGeneratable("repeated group")
+            if not self.opts.full_xmldsig:
+                if g.min_occurs == 0:
+                    return
+                raise NotGeneratable("repeated group")
+            # every repetition's elements join one list per key (the dict shape of a repeated
+            # group), in order of first appearance
+            for _ in range(self.rng.randint(max(1, g.min_occurs), 3)):
+                one: dict[str, Any] = {}
+                self.group_once(g, one)
+                for k, v in one.items():
+                    out.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+            return
+        self.group_once(g, out)
+
+    def group_once(self, g: XsdGroup, out: dict[str, Any]) -> None:
         if g.model == "choice":
-            items = [p for p in g if self.gen.generatable(p)]
+            items = [p for p in g if self.gen.generatable(p, rep=self.opts.full_xmldsig)
+                     and getattr(p, "local_name", None) not in self.opts.omit]
             if not items:
                 raise NotGeneratable("choice")
             self.particle(self.rng.choice(items), out, forced=True)
@@ -343,18 +363,18 @@ class _Run:
                 out["{urn:example:w}w%d" % len(out)] = [self.foreign(0) for _ in range(self.rng.randint(1, top))]
             return
         if isinstance(p, XsdGroup):
-            if p.min_occurs == 0 and not forced and (self.mixed or not self.count(0, 1)):
+            if p.min_occurs == 0 and not forced and ((self.mixed and not self.opts.full_xmldsig) or not self.count(0, 1)):
                 return
             self.group(p, out)
             return
         lo = p.min_occurs
         if forced and lo == 0:
             lo = 1
-        if not self.gen.generatable(p) or (not lo and p.local_name in self.opts.omit):
+        if not self.gen.generatable(p, rep=self.opts.full_xmldsig) or (not lo and p.local_name in self.opts.omit):
             if lo:
                 raise NotGeneratable(p.name)
             return
-        n = lo if self.mixed else self.count(lo, p.max_occurs)
+        n = lo if self.mixed and not self.opts.full_xmldsig else self.count(lo, p.max_occurs)
         if p.max_occurs == 1:
             if n:
                 k, v = self.element(p)
@@ -406,13 +426,23 @@ class _Run:
             n = self._len(lo_len, hi_len, o.binary_cap)
             data = rng.randbytes(n)
             return HexBytes(data) if b == "hexBinary" else B64Bytes(data)
-        n = self._len(max(lo_len, 1 if b in ("ID", "NCName", "anyURI") else 0), hi_len, o.string_cap)
+        lo_n = max(lo_len, 1 if b in ("ID", "NCName", "anyURI") else 0)
+        kind = "nc" if b in ("ID", "NCName", "IDREF") else "uri" if b == "anyURI" else "text"
+        seen = self.strings.setdefault(kind, [])
+        if o.p_repeat and seen and rng.random() < o.p_repeat:
+            fits = [x for x in seen if lo_n <= len(x) and (hi_len is None or len(x) <= hi_len)]
+            if fits:
+                return rng.choice(fits)
+        n = self._len(lo_n, hi_len, o.string_cap)
         if b in ("ID", "NCName", "IDREF"):
-            return rng.choice(_NCSTART) + "".join(rng.choice(_NCCHARS) for _ in range(n - 1))
-        if b == "anyURI":
-            return "".join(rng.choice(string.ascii_letters + string.digits + ":/#._-") for _ in range(n))
-        pool = _ASCII + (_NONASCII if o.unicode and rng.random() < 0.3 else "")
-        s = "".join(rng.choice(pool) for _ in range(n))
+            s = rng.choice(_NCSTART) + "".join(rng.choice(_NCCHARS) for _ in range(n - 1))
+        elif b == "anyURI":
+            s = "".join(rng.choice(string.ascii_letters + string.digits + ":/#._-") for _ in range(n))
+        else:
+            pool = _ASCII + (_NONASCII if o.unicode and rng.random() < 0.3 else "")
+            s = "".join(rng.choice(pool) for _ in range(n))
+        if o.p_repeat:
+            seen.append(s)
         return s
 
     def _len(self, lo: int, hi: int | None, cap: int) -> int:
@@ -488,9 +518,9 @@ class MessageGenerator:
         c = t.content
         return c is None or not isinstance(c, XsdGroup) or self.generatable(c)
 
-    def generatable(self, p: Any, _stack: tuple[Any, ...] = ()) -> bool:
-        """Whether particle ``p`` can be generated without wildcards or repeated groups."""
-        key = id(p)
+    def generatable(self, p: Any, _stack: tuple[Any, ...] = (), rep: bool = False) -> bool:
+        """Whether particle ``p`` can be generated without wildcards or (unless ``rep``) repeated groups."""
+        key = (id(p), rep)
         if key in self._gen_cache:
             return self._gen_cache[key]
         if p in _stack:
@@ -499,19 +529,19 @@ class MessageGenerator:
         if isinstance(p, XsdAnyElement):
             res = False
         elif isinstance(p, XsdGroup):
-            if p.max_occurs != 1:
+            if p.max_occurs != 1 and not rep:
                 res = p.min_occurs == 0
             elif p.model == "choice":
-                res = any(self.generatable(x, st) for x in p)
+                res = any(self.generatable(x, st, rep) for x in p)
             else:
-                res = all(self.generatable(x, st) or x.min_occurs == 0 for x in p)
+                res = all(self.generatable(x, st, rep) or x.min_occurs == 0 for x in p)
         else:
             res = False
             for e in self.substitutes(p):
                 t = e.type
                 if t.is_simple() or t.has_simple_content() or not isinstance(t.content, XsdGroup):
                     res = True
-                elif self.generatable(t.content, st):
+                elif self.generatable(t.content, st, rep):
                     res = True
         self._gen_cache[key] = res
         return res

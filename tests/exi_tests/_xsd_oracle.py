@@ -7,7 +7,9 @@ decoding) and can express no xsi:type or xsi:nil. This helper uses the same jar
 the XSD of a schema set from ``../shared/schemas``, and ``EXIResult`` / ``EXISource`` encode and
 decode *XML*, with the factory settings the jar's own codec uses (valueMaxLength 0,
 valuePartitionCapacity 0, no built-in element grammars or productions learnt; strict off;
-bit-packed; header 0x80).
+bit-packed; header 0x80). ``values=True`` keeps EXIficient's default value partitions instead
+(valueMaxLength and valuePartitionCapacity unbounded): repeated strings then become value-table
+hits (EXI 1.0 section 7.3.3), as EXIficient writes them with its default options.
 
 Messages go in as our dict shape and are rendered as namespace-qualified XML by walking the XSD
 with ``xmlschema`` (never our compiled tables): element namespaces, attribute names and the
@@ -55,10 +57,10 @@ import org.apache.xerces.xni.parser.XMLInputSource;
 public class XsdOracleDriver {
     static Map<String, Grammars> grammars = new HashMap<>();
 
-    static EXIFactory factory(String xsd, boolean fragment, boolean learning) throws Exception {
+    static EXIFactory factory(String xsd, boolean fragment, boolean learning, boolean values) throws Exception {
         // one Grammars object per mode: EXIficient keeps runtime state in it, and a stream of one
         // mode must not depend on streams of the other
-        String gkey = (learning ? "L " : "E ") + xsd;
+        String gkey = (learning ? "L " : values ? "V " : "E ") + xsd;
         Grammars g = grammars.get(gkey);
         if (g == null) {
             // The xmldsig XSD names the W3C XMLSchema DTD; it is never fetched (no network):
@@ -75,8 +77,10 @@ public class XsdOracleDriver {
             grammars.put(gkey, g);
         }
         EXIFactory f = DefaultEXIFactory.newInstance();
-        f.setValueMaxLength(0);
-        f.setValuePartitionCapacity(0);
+        if (!values) {  // else EXIficient's defaults: both unbounded, repeated values hit the table
+            f.setValueMaxLength(0);
+            f.setValuePartitionCapacity(0);
+        }
         if (!learning) {  // the iso15118 codec's EXI Profile settings (the default here)
             f.setMaximumNumberOfBuiltInElementGrammars(0);
             f.setMaximumNumberOfBuiltInProductions(0);
@@ -97,9 +101,10 @@ public class XsdOracleDriver {
             String[] p = line.split("\t", 5);   // id, op, xsd, fragment, base64 payload
             String r;
             try {
-                EXIFactory f = factory(p[2], p[3].equals("1"), p[1].equals("L"));
+                boolean values = p[1].equals("V") || p[1].equals("U");
+                EXIFactory f = factory(p[2], p[3].equals("1"), p[1].equals("L"), values);
                 byte[] payload = b64d.decode(p[4]);
-                if (p[1].equals("E") || p[1].equals("L")) {
+                if (p[1].equals("E") || p[1].equals("L") || p[1].equals("V")) {
                     ByteArrayOutputStream os = new ByteArrayOutputStream();
                     EXIResult res = new EXIResult(f);
                     res.setOutputStream(os);
@@ -163,14 +168,16 @@ class XsdOracle:
             raise ValueError(rest or "oracle gave no answer")
         return base64.b64decode(rest)
 
-    def encode(self, set_name: str, xml: str, fragment: bool = False, learning: bool = False) -> bytes:
+    def encode(self, set_name: str, xml: str, fragment: bool = False, learning: bool = False,
+               values: bool = False) -> bytes:
         """EXI stream of an XML document (or fragment) under the schema set's XSD grammars;
-        ``learning``: EXIficient's default built-in grammars (they learn), not the V2G settings."""
-        return self._ask("L" if learning else "E", set_name, fragment, xml.encode("utf-8"))
+        ``learning``: EXIficient's default built-in grammars (they learn), not the V2G settings;
+        ``values``: EXIficient's default value partitions (repeated strings hit the table)."""
+        return self._ask("L" if learning else "V" if values else "E", set_name, fragment, xml.encode("utf-8"))
 
-    def decode(self, set_name: str, data: bytes, fragment: bool = False) -> str:
-        """XML text of an EXI stream."""
-        return self._ask("D", set_name, fragment, data).decode("utf-8")
+    def decode(self, set_name: str, data: bytes, fragment: bool = False, values: bool = False) -> str:
+        """XML text of an EXI stream (``values``: read with EXIficient's default value partitions)."""
+        return self._ask("U" if values else "D", set_name, fragment, data).decode("utf-8")
 
     def close(self) -> None:
         if self._proc.poll() is None:

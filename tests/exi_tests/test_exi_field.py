@@ -157,3 +157,31 @@ def test_field_summary(capsys: pytest.CaptureFixture[str]) -> None:
             for f in sorted(FILES):
                 parts = ", ".join(f"{k} {v}" for (ff, k), v in sorted(_RESULTS.items()) if ff == f)
                 print(f"  {f}: {len(FILES[f])} checked; {parts}")
+
+
+@pytest.mark.skipif(not FILES, reason="../shared/vectors/field is not beside the checkout")
+def test_field_streams_through_the_drop_in() -> None:
+    """``exi.josev.JosevCodec`` gives EXIficient's JSON of every document stream it decoded,
+    exactly: the jar's zero defaults included (``SchemaID``, ``SAScheduleTupleID``, ``EPriceLevel``,
+    ``NumEPriceLevels`` of streams that lack them), which the native dict does not carry."""
+    from exi.josev import JosevCodec
+
+    codec = JosevCodec()
+    checked = with_defaults = 0
+    bad: list[str] = []
+    for fname, entries in FILES.items():
+        for i, e in entries:
+            namespace, fragment = PROTOCOLS[e["protocol"]]
+            if fragment or e.get("exificient_status") != "OK" or not e.get("exificient_decoded"):
+                continue
+            jar = json.loads(e["exificient_decoded"])
+            data = bytes.fromhex(e["exi_hex"])
+            got = json.loads(codec.decode(data, namespace))
+            checked += 1
+            if got != jar:
+                bad.append(f"{fname} #{i}")
+            elif _decode(namespace, False, data) != jar:
+                with_defaults += 1
+    assert not bad, f"{len(bad)} streams differ: {bad[:10]}"
+    assert checked > 3000
+    assert with_defaults >= 7  # the streams whose JSON carries the jar's zero defaults

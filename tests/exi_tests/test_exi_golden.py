@@ -60,7 +60,7 @@ def test_golden_files_present() -> None:
     assert {"apphand", "din", "iso2", "iso20-common", "iso20-ac", "iso20-dc", "xmldsig"} <= jar
     assert {"iso2", "iso20-common", "iso20-ac", "iso20-dc", "iso20-wpt", "iso20-acdp"} <= xsd
     total = sum(f.stat().st_size for f in GOLDEN.iterdir())
-    assert total < 3_200_000, "golden vectors grew past the size budget"
+    assert total < 3_300_000, "golden vectors grew past the size budget"  # value_hits.json: 93 KB
 
 
 def _is_fragment(v: dict[str, Any]) -> bool:

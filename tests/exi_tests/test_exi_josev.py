@@ -229,3 +229,119 @@ def test_josev_codec_accepts_str_enum_namespaces() -> None:
     data = JosevCodec().encode(json.dumps(msg), Namespace.SAP)
     assert data == exi.get_codec(Namespace.SAP.value).encode(msg)
     assert json.loads(JosevCodec().decode(data, Namespace.SAP)) == msg
+
+
+# -- the jar's JSON shape in its corners (each case as the jar gave it when probed; the
+# differential test test_exi_josev_jar_diff.py checks random messages against the jar itself) --
+_SIG = {"SignedInfo": {"CanonicalizationMethod": {"Algorithm": "a"}, "SignatureMethod": {"Algorithm": "b"},
+                       "Reference": [{"URI": "#x", "DigestMethod": {"Algorithm": "d"}, "DigestValue": "AAAA"}]},
+        "SignatureValue": {"value": "AAAA"}}
+
+
+def _with_sig(**parts: Any) -> dict[str, Any]:
+    import copy
+
+    sig = copy.deepcopy(_SIG)
+    for k, v in parts.items():
+        if k == "SignatureMethod":
+            sig["SignedInfo"]["SignatureMethod"].update(v)
+        else:
+            sig[k] = v
+    return {"V2G_Message": {"Header": {"SessionID": "0102", "Signature": sig},
+                            "Body": {"SessionStopReq": {"ChargingSession": "Terminate"}}}}
+
+
+def _native_sig(msg: dict[str, Any]) -> Any:
+    from exi._shape import to_json
+
+    codec = exi.get_codec(ISO2, grammars="iso15118-jar")
+    return codec, to_json(codec, codec.decode(JosevCodec().encode(json.dumps(msg), ISO2)))["V2G_Message"]["Header"]["Signature"]
+
+
+@pytest.mark.parametrize("jar_json,native", [
+    # mixed content: every child a list in the jar's JSON
+    ({"SignatureMethod": {"HMACOutputLength": [209]}}, {"SignatureMethod": {"HMACOutputLength": 209}}),
+    ({"KeyInfo": {"KeyValue": [{"RSAKeyValue": [{"Modulus": "AAAA", "Exponent": "AQAB"}]}]}},
+     {"KeyInfo": {"KeyValue": [{"RSAKeyValue": {"Modulus": "AAAA", "Exponent": "AQAB"}}]}}),
+    ({"KeyInfo": {"KeyValue": [{"DSAKeyValue": [{"P": "AAAA", "Q": "AAAA", "G": "AAAA", "Y": "AAAA"}]}]}},
+     {"KeyInfo": {"KeyValue": [{"DSAKeyValue": {"P": "AAAA", "Q": "AAAA", "G": "AAAA", "Y": "AAAA"}}]}}),
+    # repeated choices: the jar writes the children in the JSON's key order
+    ({"KeyInfo": {"MgmtData": ["m"], "KeyName": ["a", "b"]}},
+     {"KeyInfo": {"MgmtData": ["m"], "KeyName": ["a", "b"], "$order": ["MgmtData", "KeyName", "KeyName"]}}),
+    ({"KeyInfo": {"X509Data": [{"X509SubjectName": ["s", "t"], "X509IssuerSerial": [{"X509IssuerName": "n", "X509SerialNumber": 5}]}]}},
+     {"KeyInfo": {"X509Data": [{"X509SubjectName": ["s", "t"], "X509IssuerSerial": [{"X509IssuerName": "n", "X509SerialNumber": 5}],
+                                "$order": ["X509SubjectName", "X509SubjectName", "X509IssuerSerial"]}]}}),
+    ({"KeyInfo": {"RetrievalMethod": [{"URI": "u", "Type": "t", "Transforms": {"Transform": [{"Algorithm": "x", "XPath": ["p"]}]}}]}},
+     {"KeyInfo": {"RetrievalMethod": [{"URI": "u", "Type": "t", "Transforms": {"Transform": [{"Algorithm": "x", "XPath": ["p"]}]}}]}}),
+])
+def test_josev_jar_shape_both_ways(jar_json: dict[str, Any], native: dict[str, Any]) -> None:
+    msg = _with_sig(**jar_json)
+    codec, sig = _native_sig(msg)
+    for k, v in native.items():
+        got = sig["SignedInfo"]["SignatureMethod"] if k == "SignatureMethod" else sig[k]
+        assert {kk: got[kk] for kk in v} == v
+    text = JosevCodec().decode(JosevCodec().encode(json.dumps(msg), ISO2), ISO2)
+    back = json.loads(text)["V2G_Message"]["Header"]["Signature"]
+    for k, v in jar_json.items():
+        got = back["SignedInfo"]["SignatureMethod"] if k == "SignatureMethod" else back[k]
+        assert {kk: got[kk] for kk in v} == v  # (key order aside, as the jar's JSON)
+
+
+def test_josev_single_or_list_in_mixed_content() -> None:
+    """The jar accepts a mixed-content child as a list or a single value; so does the drop-in."""
+    one = JosevCodec().encode(json.dumps(_with_sig(SignatureMethod={"HMACOutputLength": 209})), ISO2)
+    assert JosevCodec().encode(json.dumps(_with_sig(SignatureMethod={"HMACOutputLength": [209]})), ISO2) == one
+
+
+def test_josev_text_of_mixed_content() -> None:
+    """Text runs of mixed content, as the jar's JSON has them: a list under "value"
+    (SignatureMethod, KeyValue), or among the string child's items in content order
+    (KeyInfo: MgmtData, Transform: XPath); a "value" list encodes as one text where the key is."""
+    cases = [
+        (_with_sig(SignatureMethod={"HMACOutputLength": 5, "value": ["x", "y"]}),
+         lambda s: s["SignedInfo"]["SignatureMethod"], {"Algorithm": "b", "HMACOutputLength": [5], "value": ["x", "y"]}),
+        (_with_sig(KeyInfo={"KeyName": ["a", "b"], "value": ["t0", "t1", "t2"]}),
+         lambda s: s["KeyInfo"], {"MgmtData": ["t0", "t1", "t2"], "KeyName": ["a", "b"]}),
+    ]
+    for msg, pick, jar in cases:
+        native = json.loads(json.dumps(msg))
+        codec = exi.get_codec(ISO2, grammars="iso15118-jar")
+        from exi._shape import from_json
+        data = codec.encode(from_json(codec, native))
+        assert pick(json.loads(JosevCodec().decode(data, ISO2))["V2G_Message"]["Header"]["Signature"]) == jar
+    msg = _with_sig(SignatureMethod={"value": ["x", "y"], "HMACOutputLength": [5]})
+    _, sig = _native_sig(msg)
+    assert sig["SignedInfo"]["SignatureMethod"] == {"Algorithm": "b", "value": "xy", "HMACOutputLength": 5}
+    transform = {"Transforms": {"Transform": [{"Algorithm": "x", "XPath": ["p", "q"], "value": ["1", "2", "3"]}]}}
+    msg = _with_sig()
+    msg["V2G_Message"]["Header"]["Signature"]["SignedInfo"]["Reference"][0].update(transform)
+    codec = exi.get_codec(ISO2, grammars="iso15118-jar")
+    from exi._shape import from_json
+    got = json.loads(JosevCodec().decode(codec.encode(from_json(codec, msg)), ISO2))
+    assert got["V2G_Message"]["Header"]["Signature"]["SignedInfo"]["Reference"][0]["Transforms"]["Transform"][0]["XPath"] == \
+        ["1", "p", "2", "q", "3"]
+
+
+def test_josev_zero_defaults() -> None:
+    """The jar's JSON carries 0 for four absent optional elements (primitive fields of its
+    binding); only the drop-in's JSON does, the native dict stays as the stream."""
+    sap = "urn:iso:15118:2:2010:AppProtocol"
+    res = {"supportedAppProtocolRes": {"ResponseCode": "Failed_NoNegotiation"}}
+    data = exi.get_codec(sap).encode(res)
+    assert exi.get_codec(sap).decode(data) == res
+    assert json.loads(JosevCodec().decode(data, sap)) == {"supportedAppProtocolRes": {
+        "ResponseCode": "Failed_NoNegotiation", "SchemaID": 0}}
+    assert JosevCodec().encode(json.dumps(res), sap) == data  # written as the JSON says
+    tariff = {"Id": "t1", "SalesTariffID": 1, "SalesTariffEntry": [
+        {"RelativeTimeInterval": {"start": 0}, "ConsumptionCost": [{"startValue": {"Multiplier": 0, "Value": 1, "Unit": "W"},
+                                                                     "Cost": [{"costKind": "relativePricePercentage", "amount": 3}]}]}]}
+    frag = JosevCodec().encode(json.dumps({"SalesTariff": tariff}), ISO2)
+    got = exi.get_codec(ISO2).decode_fragment(frag)["SalesTariff"]
+    assert "NumEPriceLevels" not in got and "EPriceLevel" not in got["SalesTariffEntry"][0]
+    receipt = {"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"MeteringReceiptReq": {
+        "SessionID": "0102", "SAScheduleTupleID": 0, "MeterInfo": {"MeterID": "m"}}}}}
+    # the jar's 0 for an absent SAScheduleTupleID is no valid value (1..255): left out
+    data = JosevCodec().encode(json.dumps(receipt), ISO2)
+    native = exi.get_codec(ISO2, grammars="iso15118-jar").decode(data)
+    assert "SAScheduleTupleID" not in native["V2G_Message"]["Body"]["MeteringReceiptReq"]
+    assert json.loads(JosevCodec().decode(data, ISO2))["V2G_Message"]["Body"]["MeteringReceiptReq"]["SAScheduleTupleID"] == 0

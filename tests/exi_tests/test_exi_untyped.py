@@ -42,7 +42,7 @@ def _value_offset() -> int:
     data = codec.encode(RES)
     seen = []
     orig = eng._dec_value
-    eng._dec_value = lambda r, dt: (seen.append(r.pos), orig(r, dt))[1]
+    eng._dec_value = lambda r, dt, qn: (seen.append(r.pos), orig(r, dt, qn))[1]
     try:
         codec.decode(data)
     finally:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("ocpp", reason="the 'ocpp' extra is not installed")
 pytest.importorskip("websockets", reason="the 'ocpp' extra is not installed")
 
-from _pc_fixtures import real_codec_status, session_pki, trust_store, v2g_roots  # noqa: E402
+from _pc_fixtures import pin_protocols, real_codec_status, session_pki, trust_store, v2g_roots  # noqa: E402
 from plugcharge.backends.csms import TestCSMS  # noqa: E402
 from plugcharge.backends.ocpp import OCPPBackend, OCPPTimeouts  # noqa: E402
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession  # noqa: E402
@@ -75,7 +75,7 @@ async def plug_in(backend: Any, wallet: Any, *, id_token: Optional[str] = RFID, 
     async def handler(stream: Any) -> None:
         security = ChargerSecurity(trust_store=trust_store(),
                                    ocsp_request_data=lambda chain: ocpp_request_data([*chain, mo_root]))
-        charger = ChargerSession(ChargerConfig(), codecs=exi.get_codec, security=security, timing=timing)
+        charger = ChargerSession(ChargerConfig(protocols=("iso2",)), codecs=exi.get_codec, security=security, timing=timing)
         try:
             done.set_result(await run_charger(stream, charger, backend, id_token=id_token))
         except BaseException as exc:  # surfaced by the caller's await
@@ -86,7 +86,7 @@ async def plug_in(backend: Any, wallet: Any, *, id_token: Optional[str] = RFID, 
     async with server:
         stream = await open_ev_connection(host, server.port, ssl_context=client_context(list(v2g_roots())),
                                           verify_peer=secc_leaf_check)
-        ev = EVSession(ev_config or EVConfig(charge_loops=2, poll_interval=0.1), codecs=exi.get_codec,
+        ev = EVSession(pin_protocols(ev_config or EVConfig(charge_loops=2, poll_interval=0.1)), codecs=exi.get_codec,
                        security=EVSecurity(wallet=wallet, v2g_roots=v2g_roots(),
                                            **({"update_before": update_before} if update_before else {})))
         ev_events = await run_ev(stream, ev)

@@ -221,11 +221,25 @@ class TestBackend:
 FAST = TimingProfile()
 
 
+def pin_protocols(config: Any, protocols: tuple[str, ...] = ("iso2",)) -> Any:
+    """``config`` speaking ``protocols`` unless it names protocols of its own (not the default)."""
+    from dataclasses import replace
+
+    from plugcharge.core.protocol import DEFAULT_PROTOCOLS
+
+    return replace(config, protocols=protocols) if config.protocols == DEFAULT_PROTOCOLS else config
+
+
 def make_pair(tmp_path: Path, *, ev_config: Optional[EVConfig] = None, charger_config: Optional[ChargerConfig] = None,
               wallet: Optional[ContractWallet] = None, backend: Optional[TestBackend] = None,
               store: Optional[SessionStore] = None, codec_provider=None, charger_security: Optional[ChargerSecurity] = None,
-              ev_security: Optional[EVSecurity] = None, timing: TimingProfile = FAST):
+              ev_security: Optional[EVSecurity] = None, timing: TimingProfile = FAST,
+              protocols: tuple[str, ...] = ("iso2",)):
+    """An EV and a charger speaking ``protocols`` (ISO-2 by default: these helpers serve the ISO-2
+    tests; a config that names its own protocols keeps them)."""
     cp = codec_provider or codecs()
+    ev_config = pin_protocols(ev_config or EVConfig(), protocols)
+    charger_config = pin_protocols(charger_config or ChargerConfig(), protocols)
     if wallet is None:
         wallet = make_wallet(tmp_path / "wallet")
     ev = EVSession(ev_config or EVConfig(), timing=timing, codecs=cp,

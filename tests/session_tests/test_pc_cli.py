@@ -111,6 +111,13 @@ def test_parser_defaults_and_data_dir_position():
     assert p.parse_args(["wallet", "list"]).data_dir is None
 
 
+def test_demo_iso20_refuses_what_it_cannot_do(tmp_path):
+    code, _, err = cli("demo", "--iso", "20", "--fail-installation", "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "use --protocol iso2" in err
+    code, _, err = cli("demo", "--bpt", "--data-dir", str(tmp_path / "d"))
+    assert code == 2 and "--bpt needs --protocol iso20" in err
+
+
 def test_demo_protocol_option(tmp_path):
     """``--protocol`` names what the charger offers; one not implemented yet (ISO 15118-20 until its
     sessions are registered) is refused with one sentence and a non-zero exit, like the old ``--iso 20``."""

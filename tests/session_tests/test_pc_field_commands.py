@@ -8,7 +8,7 @@ SDP over the ``ff02::1`` multicast group of that link.
   Authorize fails and the EV falls back.  The CSMS's log shows Authorize with iso15118CertificateHashData
   and Get15118EVCertificate.
 * The CSMS down, and the CSMS slow (Get15118EVCertificate, then Authorize): a clean fallback each time.
-* DIN SPEC 70121 (``--protocol din``) once.
+* DIN SPEC 70121 (``--protocol din``) once; ISO 15118-20 beside ISO 15118-2 on one TLS port once.
 * SIGTERM during a session: the charger asks the EV to stop, the session ends with SessionStop, the
   charger exits 0.  ``--json`` lines are JSON.
 * The charger process under 200 idle TLS and TCP peers from 50 addresses on the link: it holds its
@@ -226,6 +226,24 @@ def test_din_session_on_the_link(link, data):
     finally:
         out = _stopped(charger)
     assert "#1 protocol agreed: DIN SPEC 70121" in out and "#1 session ended: finished" in out
+
+
+def test_iso20_beside_iso2_on_one_tls_port(link, data):
+    """``--protocol iso20 --protocol iso2``: one TLS port, the EV's ClientHello picks the certificate; an
+    EV offering ISO 15118-20 charges over TLS 1.3 (identification at the charger: -20 sessions have no
+    Plug & Charge yet), one offering ISO 15118-2 over TLS 1.2."""
+    charger = _charger(link, data, "--protocol", "iso20", "--protocol", "iso2")
+    try:
+        res20 = _ev(link, data, "--protocol", "iso20")
+        assert res20.returncode == 0, res20.stdout + res20.stderr
+        assert "TLSv1.3 TLS_AES_256_GCM_SHA384" in res20.stdout and "protocol agreed: ISO 15118-20" in res20.stdout
+        assert re.search(r"result: charging completed \(finished\); protocol ISO 15118-20", res20.stdout), res20.stdout
+        res2 = _ev(link, data, "--eim")
+        assert res2.returncode == 0, res2.stdout + res2.stderr
+        assert "TLSv1.2 ECDHE-ECDSA-AES128-SHA256" in res2.stdout and "protocol ISO 15118-2;" in res2.stdout
+    finally:
+        out = _stopped(charger)
+    assert "#1 protocol agreed: ISO 15118-20" in out and "protocol agreed: ISO 15118-2 (" in out
 
 
 def test_sigterm_stops_a_session_in_flight_with_session_stop(link, data):

@@ -319,15 +319,37 @@ def test_a_20_payload_type_on_an_iso2_stream_is_refused_at_once():
 
 
 # ------------------------------------------------------------------ TLS: no tickets, no renegotiation
+def _dual_context():
+    """The one-port -2/-20 server context (net.tlsselect) with the two test PKIs."""
+    import datetime as dt
+
+    from pki.issue import issue_test_pki
+    from plugcharge.net.tlsselect import DualServerContext
+
+    now = dt.datetime.now(dt.timezone.utc)
+    p2, p20 = issue_test_pki(2, seed=3, now=now), issue_test_pki(20, seed=3, now=now)
+    chain = lambda p: [p.cert("secc-leaf"), p.cert("cpo-sub2"), p.cert("cpo-sub1")]  # noqa: E731
+    return DualServerContext(iso2=(chain(p2), p2.key("secc-leaf")), iso20=(chain(p20), p20.key("secc-leaf"))).context, \
+        [p2.cert("v2g-root"), p20.cert("v2g-root")]
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command-line tool")
-def test_iso2_tls_issues_no_session_ticket_and_refuses_client_renegotiation(secc, tmp_path):
-    """ISO 15118-2 needs neither (the EV resumes nothing; a TLS session is one V2G session): the
-    openssl client gets no ticket and its renegotiation ('R') is refused with 'no renegotiation'."""
+@pytest.mark.parametrize("context, version", [("iso2", "-tls1_2"), ("dual", "-tls1_2"), ("dual", "-tls1_3")])
+def test_tls_issues_no_session_ticket_and_refuses_client_renegotiation(secc, tmp_path, context, version):
+    """Neither edition needs them (the EV resumes nothing; a TLS session is one V2G session): the
+    openssl client gets no ticket (TLS 1.2 NewSessionTicket, TLS 1.3 post-handshake tickets) and its
+    TLS 1.2 renegotiation ('R') is refused with 'no renegotiation'; the one-port -2/-20 context too
+    (OpenSSL takes these settings from the context a connection starts with)."""
+    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    root = tmp_path / "root.pem"
-    root.write_bytes(secc.root.cert.public_bytes(serialization.Encoding.PEM))
-    sctx = server_context(secc.tls_chain, secc.leaf.key_pem)
+    if context == "iso2":
+        sctx, roots = server_context(secc.tls_chain, secc.leaf.key_pem), [secc.root.der]
+    else:
+        sctx, roots = _dual_context()
+    root = tmp_path / "roots.pem"
+    root.write_bytes(b"".join(x509.load_der_x509_certificate(r).public_bytes(serialization.Encoding.PEM)
+                              for r in roots))
 
     async def main():
         async def hold(stream: V2GTPStream) -> None:
@@ -338,22 +360,28 @@ def test_iso2_tls_issues_no_session_ticket_and_refuses_client_renegotiation(secc
 
         async with await start_charger_server(hold, "127.0.0.1", 0, ssl_context=sctx) as server:
             proc = await asyncio.create_subprocess_exec(
-                "openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-tls1_2", "-CAfile", str(root),
+                "openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", version, "-CAfile", str(root),
+                "-sigalgs", "ecdsa_secp521r1_sha512:ecdsa_secp256r1_sha256",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, "LANG": "C"})
             assert proc.stdin is not None and proc.stdout is not None
             out = b""
-            while b"Verify return code" not in out or b"---\n" not in out.split(b"Verify return code", 1)[1]:
+            while b"Verify return code" not in out:
                 chunk = await asyncio.wait_for(proc.stdout.read(4096), 10)
                 if not chunk:
                     break
                 out += chunk
+            await asyncio.sleep(0.5)  # TLS 1.3 tickets would come right after the handshake
             proc.stdin.write(b"R\n")  # s_client: renegotiate
             await proc.stdin.drain()
             rest, _ = await asyncio.wait_for(proc.communicate(), 10)
             return (out + rest).decode(errors="replace")
 
     text = go(main())
-    assert "Verify return code: 0 (ok)" in text and "ECDHE-ECDSA-AES128-SHA256" in text
-    assert "TLS session ticket" not in text  # no NewSessionTicket was sent
-    assert "RENEGOTIATING" in text and "no renegotiation" in text, text[-800:]
+    assert "Verify return code: 0 (ok)" in text, text[-1500:]
+    assert "ticket" not in text.lower(), text[-1500:]  # no NewSessionTicket was sent
+    if version == "-tls1_2":
+        assert "ECDHE-ECDSA-AES128-SHA256" in text
+        assert "RENEGOTIATING" in text and "no renegotiation" in text, text[-800:]
+    else:
+        assert "TLSv1.3" in text and "TLS_AES_256_GCM_SHA384" in text  # TLS 1.3 has no renegotiation at all

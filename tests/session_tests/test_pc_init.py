@@ -121,7 +121,7 @@ def test_charger_and_ev_setup_errors(tmp_path):
     d = tmp_path / "d"
     assert cli("init", "--data-dir", str(d), "--no-iso20")[0] == 0
     code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(d), "--protocol", "iso20")
-    assert code == 2 and "ISO 15118-20" in err
+    assert code == 2 and "no ISO 15118-20 certificate" in err and "--cert-chain20" in err
     code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(d), "--key", str(tmp_path / "k.pem"))
     assert code == 2 and "k.pem does not exist" in err
     code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(d), "--max-per-peer", "0")

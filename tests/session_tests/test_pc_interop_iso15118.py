@@ -202,7 +202,7 @@ async def _our_ev_session(pki, wallet: ContractWallet, iface: str, peer: Peer, m
     stream = await open_ev_connection(resp.host, resp.port, ssl_context=client_context([pki.cert("v2g-root")]),
                                       verify_peer=secc_leaf_check)
     assert stream.tls and stream.tls_version == "TLSv1.2"
-    ev = EVSession(EVConfig(energy_mode=mode, charge_loops=3, poll_interval=0.2),
+    ev = EVSession(EVConfig(energy_mode=mode, charge_loops=3, poll_interval=0.2, protocols=("iso2",)),
                    security=EVSecurity(wallet=wallet, v2g_roots=[pki.cert("v2g-root")]),  # type: ignore[arg-type]
                    timing=PEER_TIMING)
     return await asyncio.wait_for(run_ev(stream, ev), PEER_TIMEOUT)
@@ -260,7 +260,7 @@ async def _their_ev_at_our_charger(pki, iface: str, pki_dir: Path, log: Path, mo
     results: asyncio.Queue = asyncio.Queue()
 
     async def handler(stream) -> None:
-        session = ChargerSession(ChargerConfig(energy_modes=(mode,), sales_tariff=True, tls=stream.tls),
+        session = ChargerSession(ChargerConfig(energy_modes=(mode,), sales_tariff=True, tls=stream.tls, protocols=("iso2",)),
                                  security=ChargerSecurity(trust_store=store, sales_tariff_key=pki.key("mo-sub2")))
         try:
             results.put_nowait(await run_charger(stream, session, backend))

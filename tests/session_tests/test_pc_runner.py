@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from _pc_fixtures import NOW, fake_codecs, first, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
+from _pc_fixtures import NOW, fake_codecs, first, pin_protocols, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
 from plugcharge.core.codec import NS_ISO2
 from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
@@ -56,7 +56,7 @@ async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_con
         sctx = server_context([p.cert("secc-leaf"), p.cert("cpo-sub2"), p.cert("cpo-sub1")], p.key("secc-leaf"))
         cctx = client_context(list(v2g_roots()))
     charger_done: asyncio.Future = asyncio.get_running_loop().create_future()
-    charger_cfg = charger_config or ChargerConfig(tls=tls)
+    charger_cfg = pin_protocols(charger_config or ChargerConfig(tls=tls))
 
     async def handler(stream):
         ch = ChargerSession(charger_cfg, codecs=cp,
@@ -71,7 +71,7 @@ async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_con
         stream = await open_ev_connection(HOST, server.port, ssl_context=cctx,
                                           verify_peer=secc_leaf_check if tls else None)
         assert stream.tls == tls
-        ev = EVSession(ev_config or EVConfig(charge_loops=3), codecs=cp,
+        ev = EVSession(pin_protocols(ev_config or EVConfig(charge_loops=3)), codecs=cp,
                        security=EVSecurity(wallet=wallet, v2g_roots=v2g_roots(), wall_clock=lambda: NOW))
         if ev_disconnect_after is not None:
             seen = []

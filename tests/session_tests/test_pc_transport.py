@@ -320,7 +320,7 @@ class _World:
 
         async def charger(stream: V2GTPStream) -> None:
             assert stream.tls_version == "TLSv1.2"
-            session = ChargerSession(ChargerConfig(),
+            session = ChargerSession(ChargerConfig(protocols=("iso2",)),
                                      security=ChargerSecurity(trust_store=TrustStore(self.pki.store_roots())),
                                      codecs=codecs, now=asyncio.get_running_loop().time())
             await run_charger(stream, session, self.backend, on_event=self.operator.append)
@@ -332,7 +332,7 @@ class _World:
                     found = await discover_secc(loopback=True, port=sdp.port, timeout=0.5, max_requests=4)
                 stream = await open_ev_connection(found.host, found.port, ssl_context=self.cctx,
                                                   verify_peer=secc_leaf_check)
-                session = EVSession(EVConfig(charge_loops=3, poll_interval=0.05, **ev_config),
+                session = EVSession(EVConfig(charge_loops=3, poll_interval=0.05, protocols=("iso2",), **ev_config),
                                     security=EVSecurity(wallet=self.wallet, v2g_roots=[self.pki.cert("v2g-root")]),
                                     codecs=codecs)
                 driver = await run_ev(stream, session)

@@ -4,7 +4,8 @@ for another use (ISO 15118-20's main streams on an ISO 15118-2 or DIN stream, SD
 once instead of being held until V2G_SECC_Sequence_Timeout.
 
 The sessions run in memory on the real EXI codec: whole sessions of ISO 15118-2 (DC Plug & Charge
-with installation, AC with metering receipts, DC ExternalPayment) and DIN SPEC 70121, where the k-th
+with installation, AC with metering receipts, DC ExternalPayment), DIN SPEC 70121 and ISO 15118-20
+(DC and AC, identification at the charger), where the k-th
 request of the EV is spoilt (cut short: its leading bits, which select the body element, stay; decoding fails
 further on; or bytes follow the document), for every k."""
 from __future__ import annotations
@@ -61,6 +62,10 @@ def _flows(tmp_path):
         charger_config=ChargerConfig(tls=False))
     yield "DIN SPEC 70121 DC", ("din", NS_DIN), lambda: (
         din_ev(cp, charge_loops=2), din_charger(cp, energy_modes=("DC_extended",)), TestBackend(cp))
+    for mode, pid in (("DC_extended", "iso20-dc"), ("AC_three_phase_core", "iso20-ac")):
+        yield f"ISO 15118-20 {mode} EIM", (pid, None), lambda mode=mode: make_pair(
+            fresh(), codec_provider=cp, protocols=("iso20",),
+            ev_config=EVConfig(charge_loops=2, tls=True, energy_mode=mode))
 
 
 @pytest.mark.parametrize("how", ["junk", "cut"])
@@ -95,10 +100,11 @@ def test_every_spoilt_request_of_every_state_is_answered_with_its_failed_respons
                 if seen["n"] != k:
                     return data
                 payload = data[8:]
-                name, _, header = body_of(cp(ns).decode(payload))
+                name, _, header = spec.unwrap(cp(spec.namespace_for(int.from_bytes(data[2:4], "big"))).decode(payload))
                 seen.update(name=name, state=p.charger.state, signed="Signature" in header,
                             table=list(spec.charger_table.get(p.charger.state, {})))
-                return frame(_spoil(payload, how, cp, ns))
+                ptype = int.from_bytes(data[2:4], "big")
+                return frame(_spoil(payload, how, cp, spec.namespace_for(ptype)), ptype)
 
             p.tamper = tamper
             p.start()
@@ -121,6 +127,8 @@ def test_every_spoilt_request_of_every_state_is_answered_with_its_failed_respons
     assert {"WAIT_SERVICE_SELECTION", "WAIT_CONTRACT", "WAIT_PRECHARGE", "CHARGING_AC",
             "CHARGING_DC"} <= multi_states["iso2"], multi_states
     assert {"WAIT_PRECHARGE", "CHARGING"} <= multi_states["din"], multi_states
+    assert {"WAIT_AUTHORIZATION", "WAIT_SERVICE_SELECTION", "WAIT_PRECHARGE", "CHARGING"} <= multi_states["iso20-dc"]
+    assert {"WAIT_AUTHORIZATION", "WAIT_SERVICE_SELECTION", "CHARGING"} <= multi_states["iso20-ac"], multi_states
 
 
 @pytest.mark.parametrize("pid, ns", [("iso2", NS_ISO2), ("din", NS_DIN)])

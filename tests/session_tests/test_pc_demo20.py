@@ -1,0 +1,69 @@
+"""``plugcharge demo --protocol iso20`` in-process and as a subprocess: a complete ISO 15118-20 session
+over SDP and TLS 1.3 on loopback, DC, AC and bidirectional, with the driver's display lines."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import exi
+from plugcharge.cli.demo import DemoOptions, run_demo
+from plugcharge.core.events import (
+    AuthorizationNeeded, ChargingStarted, MeteringReceiptReceived, MeterValues, PaymentSelected, ProtocolAgreed,
+)
+
+
+def demo(tmp_path, **kw):
+    lines: list[str] = []
+    kw = {"loops": 3, "loop_interval": 0.05, "timeout": 30.0, "protocol": "iso20", "seed": 20, **kw}
+    summary = run_demo(DemoOptions(data_dir=tmp_path / "data", codecs=exi.get_codec, **kw), lines.append)
+    return summary, "\n".join(lines)
+
+
+@pytest.mark.parametrize("ac", [False, True])
+def test_iso20_demo_completes_over_tls13(tmp_path, ac):
+    s, text = demo(tmp_path, ac=ac, eim=True)
+    assert s.completed and s.exit_code == 0, text
+    kind = "AC" if ac else "DC"
+    agreed = [e for e in s.ev_events if isinstance(e, ProtocolAgreed)]
+    assert [a.name for a in agreed] == [f"ISO 15118-20 {kind}"]
+    assert f"protocol agreed: ISO 15118-20 {kind}" in text
+    assert "TLSv1.3 TLS_AES_256_GCM_SHA384: charger certificate" in text and "(secp521r1)" in text
+    assert "presenting the ISO 15118-20 certificate" in text
+    assert "Please identify at the charger" in text and "Charging complete - you can unplug" in text
+    assert "light: green, pulsing" in text and "light: green, steady" in text
+    assert [e.payment for e in s.charger_events if isinstance(e, AuthorizationNeeded)] == ["ExternalPayment"]
+    assert [e.energy_mode for e in s.ev_events if isinstance(e, ChargingStarted)] == [kind]
+    assert "Plug & Charge is not wired" not in text
+
+
+def test_iso20_demo_without_eim_says_it_runs_eim(tmp_path):
+    s, text = demo(tmp_path)
+    assert s.completed
+    assert "Plug & Charge is not wired into ISO 15118-20 sessions yet: this session identifies at the charger" in text
+    assert [e.option for e in s.ev_events if isinstance(e, PaymentSelected)] == ["ExternalPayment"]
+
+
+@pytest.mark.parametrize("ac", [False, True])
+def test_iso20_demo_bpt_discharges_then_charges(tmp_path, ac):
+    s, text = demo(tmp_path, ac=ac, bpt=True, eim=True)
+    assert s.completed, text
+    currents = [e.current for e in s.ev_events if isinstance(e, MeterValues)]
+    assert currents[:2] == [c for c in currents[:2] if c < 0] and len(currents) == 5 and currents[2] > 0
+    assert text.count("display: Discharging") == 2 and "to the grid" in text
+    assert [e.energy_mode for e in s.ev_events if isinstance(e, ChargingStarted)] == [("AC" if ac else "DC") + "_BPT"]
+    assert any(isinstance(e, MeteringReceiptReceived) for e in s.charger_events)
+    assert "bidirectional" in text
+
+
+def test_iso20_demo_subprocess(tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "plugcharge", "demo", "--protocol", "iso20", "--eim", "--loops", "2",
+                           "--data-dir", str(tmp_path / "d"), "--timeout", "60"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"protocol agreed: ISO 15118-20 DC", proc.stdout)
+    assert "TLSv1.3" in proc.stdout and "result      completed (finished)" in proc.stdout
