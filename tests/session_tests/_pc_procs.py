@@ -24,6 +24,16 @@ def plugcharge_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "plugcharge", *args]
 
 
+#: every Command started and not yet stopped (:func:`stop_all` ends them when a test ends)
+RUNNING: list["Command"] = []
+
+
+def stop_all() -> None:
+    """Stop every command still running (a test's teardown: also after a failed assertion)."""
+    while RUNNING:
+        RUNNING.pop().stop(grace=5.0)
+
+
 class Command:
     """A running ``plugcharge`` process and its output."""
 
@@ -36,6 +46,7 @@ class Command:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        RUNNING.append(self)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -86,6 +97,8 @@ class Command:
         if code is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self in RUNNING:
+            RUNNING.remove(self)
         return code
 
 

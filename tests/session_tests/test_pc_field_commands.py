@@ -31,7 +31,7 @@ from typing import Iterator
 import pytest
 
 import _netns
-from _pc_procs import Command, run
+from _pc_procs import Command, run, stop_all
 
 pytest.importorskip("ocpp", reason="the 'ocpp' extra is not installed")
 pytest.importorskip("websockets", reason="the 'ocpp' extra is not installed")
@@ -43,6 +43,13 @@ def link() -> Iterator[_netns.Link]:
     """``link.a`` is the EV's end, ``link.b`` the charger's (the CSMS runs on the charger side's loopback)."""
     with _netns.veth_link("fld", ("ev", "charger")) as made:
         yield made
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """Whatever a test started is stopped when it ends, also after a failed assertion."""
+    yield
+    stop_all()
 
 
 @pytest.fixture
@@ -182,11 +189,11 @@ def test_csms_down_falls_back_to_the_card(link, data):
 
 
 def test_csms_slow_falls_back_in_time(link, data):
-    """A CSMS answering Get15118EVCertificate after 8 s: the charger answers the EV FAILED within its 5 s
-    and the car falls back; a CSMS answering Authorize after 8 s (charger waits 2 s): AuthorizationRes
+    """A CSMS answering Get15118EVCertificate after 6 s: the charger answers the EV FAILED within its 5 s
+    and the car falls back; a CSMS answering Authorize after 6 s (charger waits 2 s): AuthorizationRes
     FAILED, fallback, the card from the local list."""
     _cli(data, "csms", "activate", _pcid(data))
-    csms, url = _csms(link, data, "--delay", "Get15118EVCertificate=8")
+    csms, url = _csms(link, data, "--delay", "Get15118EVCertificate=6")
     charger = _charger(link, data, "--csms", url, "--authorize-timeout", "2")
     try:
         t0 = time.monotonic()
@@ -199,7 +206,7 @@ def test_csms_slow_falls_back_in_time(link, data):
         _stopped(charger)
         _stopped(csms)
     # the contract arrives when the CSMS is quick; then Authorize is slow
-    csms, url = _csms(link, data, "--delay", "Authorize=8")
+    csms, url = _csms(link, data, "--delay", "Authorize=6")
     charger = _charger(link, data, "--csms", url, "--authorize-timeout", "2")
     try:
         slow_auth = _ev(link, data)
