@@ -169,6 +169,20 @@ class _Printer:
             self._emit(f"{self._t():8.2f}s  #{conn.number} {event_text(event, self._describe)}")
 
 
+def preload_codecs(protocol_ids: Any, role: str) -> None:
+    """Load the EXI grammars of the protocols a side may agree on before the first EV arrives: building
+    a schema set's tables takes up to a second on a busy machine, and the first session's SessionSetup
+    must not spend its 2 s timer on that."""
+    from ..core.codec import NS_APP, resolve_codecs
+    from ..sessions import default_registry
+
+    provider = resolve_codecs(None)
+    provider(NS_APP)
+    for spec in default_registry().select(tuple(protocol_ids), role):
+        for ns in dict.fromkeys((spec.namespace, *spec.decode_namespaces.values())):
+            provider(ns)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -281,6 +295,7 @@ async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
 
     setup = _setup(args)
     printer.rfid = setup["rfid"]
+    preload_codecs(setup["config"].protocols, "charger")
     store, config = setup["store"], setup["config"]
     security = ChargerSecurity(trust_store=store,
                                ocsp_request_data=lambda chain: ocpp_request_data(_anchor_for(chain, store)))

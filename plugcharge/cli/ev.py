@@ -127,6 +127,7 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     from ..pnc.wallet import ContractWallet
     from ..sessions import EVSession, default_registry
     from ._events import event_json
+    from .charger import preload_codecs
     from .datadir import CredentialsError, DataDir, load_v2g_roots
     from .demo import DemoError, _View, implemented_protocols, load_pki
 
@@ -149,6 +150,7 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
                                 f"(implemented: {', '.join(implemented_protocols())})")
     if args.loops < 1 or args.sdp_requests < 1:
         raise _Fail(EXIT_SETUP, "--loops and --sdp-requests must be 1 or more")
+    preload_codecs(protocols, "ev")
     started = time.monotonic()
 
     def emit(line: str) -> None:
