@@ -95,6 +95,10 @@ class SetupError(RuntimeError):
     """The charger cannot be set up (exit code 2): the message says what to do."""
 
 
+class StartError(RuntimeError):
+    """The charger cannot start on its interface (exit code 1)."""
+
+
 class _Printer:
     """Writes one line per event (text or JSON) and flushes it at once (a pipe sees each line)."""
 
@@ -324,8 +328,7 @@ async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
         try:
             await service.start()
         except OSError as exc:
-            printer.note("Error", f"cannot start on {args.interface}: {exc.strerror or exc}", interface=args.interface)
-            return 1
+            raise StartError(f"cannot start on {args.interface}: {exc.strerror or exc}") from None
         listening = ", ".join(f"{'TLS' if tls else 'TCP'} [{service.address}%{args.interface}]:{srv.port}"
                               for tls, srv in sorted(service.servers.items(), reverse=True))
         printer.note("Listening", f"charger {config.evse_id} on {args.interface} offers "
@@ -376,5 +379,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     try:
         return asyncio.run(_serve(args, printer))
     except SetupError as exc:
-        err(f"plugcharge charger: {exc}")
+        err(f"plugcharge charger: error: {exc}")
         return 2
+    except StartError as exc:
+        err(f"plugcharge charger: error: {exc}")
+        return 1

@@ -240,8 +240,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     try:
         code, why = asyncio.run(bounded())
     except _Fail as exc:
-        err(f"plugcharge ev: {exc}")
+        err(f"plugcharge ev: error: {exc}")
         return exc.code
     if code:
-        err(f"plugcharge ev: not charged: {why}")
+        err(f"plugcharge ev: error: not charged: {why}")
     return code

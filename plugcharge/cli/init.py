@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
             ensure_wallet20(wallet, pki20)
         written = write_charger_files(dd, pki, pki20)
     except (DemoError, WalletError, OSError, ValueError) as exc:
-        err(f"plugcharge init: {exc}")
+        err(f"plugcharge init: error: {exc}")
         return 1
     for line in said:
         if "not usable" in line:  # a PKI replaced (expired): say so, and what it costs the wallet

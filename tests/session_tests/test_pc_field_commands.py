@@ -294,7 +294,7 @@ def test_setup_errors_exit_2(link, tmp_path, data):
     res = run(link.a.namespace, "ev", "--interface", link.a.iface, "--data-dir", str(empty), cwd=tmp_path)
     assert res.returncode == 2 and "plugcharge init" in res.stderr, res.stderr
     res = run(link.b.namespace, "charger", "--interface", "nosuchif0", "--data-dir", str(data), cwd=tmp_path)
-    assert res.returncode == 1 and "cannot start on nosuchif0" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 1 and "plugcharge charger: error: cannot start on nosuchif0" in res.stderr, res.stderr
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
     res = run(link.b.namespace, "charger", "--interface", link.b.iface, "--data-dir", str(data), "--cert-chain",
