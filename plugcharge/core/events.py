@@ -317,11 +317,19 @@ class SessionPaused(Event):
 @dataclasses.dataclass(frozen=True, slots=True)
 class CertificateInstallationNeeded(BackendRequest):
     """Forward ``exi_request`` (the EV's EXI V2G_Message, signature checked) to the backend as an
-    OCPP Get15118EVCertificate; answer with :class:`CertificateInstallationResponse`."""
+    OCPP Get15118EVCertificate; answer with :class:`CertificateInstallationResponse`.
+
+    ISO 15118-20 (``schema_version`` its CommonMessages namespace, ``exi_request`` the
+    CertificateInstallationReq root message) also names what the request asks for, as OCPP 2.1
+    passes it on: the EV's ``root_certificate_ids`` (``(X509IssuerName, X509SerialNumber)``),
+    ``maximum_contract_chains`` and ``prioritized_emaids`` (highest priority first)."""
 
     exi_request: bytes
     action: str = "Install"  # or "Update"
     schema_version: str = "urn:iso:15118:2:2013:MsgDef"
+    root_certificate_ids: tuple[tuple[str, int], ...] = ()
+    maximum_contract_chains: Optional[int] = None
+    prioritized_emaids: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -367,10 +375,13 @@ class CertificateInstallationResponse(Command):
     """Charger: the backend's answer to :class:`CertificateInstallationNeeded`.
 
     ``exi_response`` is the EXI CertificateInstallationRes/UpdateRes V2G_Message from the
-    backend; ``None`` (or ``accepted=False``) makes the charger answer FAILED."""
+    backend; ``None`` (or ``accepted=False``) makes the charger answer FAILED, or, in ISO 15118-20,
+    the refusal's ``response_code`` when the backend named a ``WARNING_`` one (e.g.
+    ``WARNING_NoContractMatchingPCIDFound``), after which the session goes on."""
 
     exi_response: Optional[bytes]
     accepted: bool = True
+    response_code: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
