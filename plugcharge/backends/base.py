@@ -271,16 +271,39 @@ def iso20_response_code(response: AuthorizeResponse) -> str:
     return "OK" if response.id_token_status == "Accepted" else "WARNING_GeneralPnCAuthorizationError"
 
 
+_PEM_BEGIN, _PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+
+
 def pem_chain(certs: Sequence[bytes]) -> str:
-    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants."""
-    return "".join(x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM).decode("ascii")
-                   for c in certs)
+    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants (the
+    text ``cryptography`` writes: base64 in lines of 64 characters; the DER is not parsed here)."""
+    out = []
+    for der in certs:
+        if not isinstance(der, (bytes, bytearray)) or len(der) < 2 or der[0] != 0x30:
+            raise ValueError("a certificate of the chain is not DER")
+        b64 = base64.b64encode(bytes(der)).decode("ascii")
+        lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+        out.append(f"{_PEM_BEGIN}\n{lines}\n{_PEM_END}\n")
+    return "".join(out)
 
 
 def der_chain_from_pem(pem: str) -> list[bytes]:
-    """DER certificates of a PEM chain (the inverse of :func:`pem_chain`)."""
-    certs = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    return [c.public_bytes(serialization.Encoding.DER) for c in certs]
+    """DER certificates of a PEM chain (the inverse of :func:`pem_chain`); ValueError for text that
+    is not PEM certificates (the DER itself is checked by whoever validates the chain)."""
+    ders: list[bytes] = []
+    rest = pem.strip()
+    while rest:
+        if not rest.startswith(_PEM_BEGIN):
+            raise ValueError("not a PEM certificate chain")
+        end = rest.find(_PEM_END)
+        if end < 0:
+            raise ValueError("PEM certificate without its END line")
+        try:
+            ders.append(base64.b64decode("".join(rest[len(_PEM_BEGIN):end].split()), validate=True))
+        except ValueError:
+            raise ValueError("PEM certificate with invalid base64") from None
+        rest = rest[end + len(_PEM_END):].strip()
+    return ders
 
 
 # ---------------------------------------------------------------------------------------------

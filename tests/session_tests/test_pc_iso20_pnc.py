@@ -446,3 +446,21 @@ def test_wallet_refusing_the_contract_falls_back(tmp_path):
 def test_pnc20_error_carries_codes():
     e = PnC20Error("WARNING_CertificateRevoked", "x")
     assert not e.terminal and PnC20Error("FAILED", "y").terminal
+
+
+def test_pem_chain_is_what_cryptography_writes_and_reads():
+    """The charger's PEM chain for Authorize (built without parsing the DER) is byte for byte
+    ``cryptography``'s PEM, and reading it back refuses what is not PEM."""
+    from cryptography.hazmat.primitives import serialization
+
+    from plugcharge.backends.base import der_chain_from_pem, pem_chain
+
+    p = pki20()
+    ders = [p.cert("contract-leaf"), p.cert("mo-sub2"), p.cert("mo-sub1")]
+    ref = "".join(x509.load_der_x509_certificate(d).public_bytes(serialization.Encoding.PEM).decode() for d in ders)
+    assert pem_chain(ders) == ref and der_chain_from_pem(ref) == ders
+    for bad in ("garbage", ref.replace("-----END CERTIFICATE-----", "", 1), ref.replace("M", "!", 1)):
+        with pytest.raises(ValueError):
+            der_chain_from_pem(bad)
+    with pytest.raises(ValueError):
+        pem_chain([b"not DER"])
