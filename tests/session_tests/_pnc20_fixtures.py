@@ -117,14 +117,17 @@ class Pump20(Pump):
 
 def pair(wallet: Any, *, ev: Optional[dict] = None, charger: Optional[dict] = None, backend: Any = None,
          ev_sec: Optional[EVSecurity] = None, ch_sec: Optional[ChargerSecurity] = None,
-         store: Optional[SessionStore] = None, timing: Any = DEFAULT_TIMING, **answers: Any) -> Pump20:
-    """An EV and a charger speaking -20 over TLS (in memory), answered by ``backend``; started."""
+         store: Optional[SessionStore] = None, timing: Any = DEFAULT_TIMING, start: bool = True,
+         **answers: Any) -> Pump20:
+    """An EV and a charger speaking -20 over TLS (in memory), answered by ``backend``; started
+    unless ``start`` is False."""
     evc = EVConfig(**{"charge_loops": 3, "tls": True, "protocols": ("iso20",), **(ev or {})})
     chc = ChargerConfig(**{"protocols": ("iso20",), **(charger or {})})
     e = EVSession(evc, codecs=_codecs(), timing=timing, security=ev_sec or ev_security(wallet))
     c = ChargerSession(chc, codecs=_codecs(), timing=timing, security=ch_sec or charger_security(), store=store, now=0.0)
     p = Pump20(e, c, BackendAnswers(backend or make_backend(), **answers))
-    p.start()
+    if start:
+        p.start()
     return p
 
 

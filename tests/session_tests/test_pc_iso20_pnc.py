@@ -464,3 +464,139 @@ def test_pem_chain_is_what_cryptography_writes_and_reads():
             der_chain_from_pem(bad)
     with pytest.raises(ValueError):
         pem_chain([b"not DER"])
+
+
+# ------------------------------------------------------------ hostile input on the PnC states
+def _fixed_ids(**kw: Any) -> Any:
+    return charger_security(random_bytes=lambda k: b"\x07" * k, **kw)
+
+
+def _pnc_frames(tmp_path: Path) -> list[bytes]:
+    """The EV's frames of a real -20 session with contract installation, signed metering included."""
+    frames: list[bytes] = []
+    wallet = make_wallet20(tmp_path / "rec")
+    p = pair(wallet, ch_sec=_fixed_ids(), charger={"receipt_every": 2}, ev={"charge_loops": 2}, start=False)
+
+    def tap(src: str, data: bytes) -> bytes:
+        if src == "ev":
+            frames.append(data)
+        return data
+    p.tamper = tap
+    p.start()
+    p.run()
+    assert ended(p.ev_events).reason == "finished" and first(p.charger_events, MeteringReceiptReceived)
+    return frames
+
+
+class _Replay:
+    """A fresh charger fed recorded frames, its backend requests answered as they come."""
+
+    def __init__(self) -> None:
+        from plugcharge import ChargerConfig, ChargerSession
+
+        self.ch = ChargerSession(ChargerConfig(protocols=("iso20",), receipt_every=2), codecs=cp, now=0.0,
+                                 security=_fixed_ids())
+        self.answers = BackendAnswers(make_backend())
+        self.t = 0.0
+        self.events: list = []
+
+    def feed(self, data: bytes) -> None:
+        self.t += 0.01
+        self._handle(self.ch.receive_data(data, self.t))
+        self.ch.data_to_send()
+
+    def _handle(self, events: list) -> None:
+        for e in events:
+            self.events.append(e)
+            if self.ch.ended:
+                continue
+            if isinstance(e, CertificateInstallationNeeded):
+                self._handle(list(self.ch.send(self.answers.certificate_command(e), self.t).events))
+            elif isinstance(e, AuthorizationNeeded):
+                self._handle(list(self.ch.send(self.answers.authorization(e), self.t).events))
+
+
+def test_mutated_pnc_requests_at_every_state(tmp_path):
+    """Flip bits in each request of a real PnC session (CertificateInstallationReq, the signed
+    AuthorizationReq, MeteringConfirmationReq ...) replayed into a fresh charger: every outcome is an
+    answer or a clean end, never an exception, a hang or a silent stall."""
+    import random
+
+    frames = _pnc_frames(tmp_path)
+    whole = _Replay()
+    for data in frames:
+        whole.feed(data)
+    assert ended(whole.events).reason == "finished" and first(whole.events, MeteringReceiptReceived)
+    rng = random.Random(2015)
+    outcomes: set = set()
+    for n in range(1, len(frames)):
+        for _ in range(3):
+            r = _Replay()
+            for i, data in enumerate(frames[:n + 1]):
+                if i == n:
+                    blob = bytearray(data)
+                    for _ in range(rng.randint(1, 3)):
+                        blob[rng.randrange(8, len(blob))] ^= 1 << rng.randrange(8)
+                    data = bytes(blob)
+                r.feed(data)
+            r._handle(r.ch.handle_timer(r.t + 61.0))
+            assert r.ch.ended and r.ch.get_timer() is None
+            codes = [e.response_code for e in r.events if isinstance(e, SessionEnded)]
+            outcomes.add(codes[0] if codes else None)
+    # mutations were refused with the standard's codes (FAILED, FAILED_SignatureError, FAILED_SequenceError ...)
+    # and some were harmless (the session then ended on V2G_SECC_Sequence_Timeout: no code)
+    assert None in outcomes and "FAILED" in outcomes and len(outcomes) >= 3, outcomes
+
+
+def _raw20() -> Any:
+    from test_pc_iso20_sessions import Raw
+
+    raw = Raw()
+    raw.ch.security.trust_store = charger_store_20()
+    return raw.setup()
+
+
+def charger_store_20() -> Any:
+    from _pnc20_fixtures import charger_store
+
+    return charger_store()
+
+
+@pytest.mark.parametrize("spoil,code,ends", [
+    (lambda m: m["ContractCertificateChain"].update(Certificate=b"\x30\x03\x02\x01\x00"),
+     "WARNING_CertificateValidationError", False),
+    (lambda m: m["ContractCertificateChain"]["SubCertificates"].update(Certificate=[b"\x30"]),
+     "WARNING_CertificateValidationError", False),
+    (lambda m: m.update(GenChallenge=b"\x00" * 16), "WARNING_ChallengeInvalid", False),
+    (lambda m: None, "FAILED_SignatureError", True),  # no Signature in the header
+])
+def test_malformed_pnc_authorization_requests(spoil, code, ends):
+    raw = _raw20()
+    name, body = raw.send("AuthorizationSetupReq", {})
+    assert body["AuthorizationServices"] == ["EIM", "PnC"]
+    p = pki20()
+    mode = {"Id": "id1", "GenChallenge": bytes(body["PnC_ASResAuthorizationMode"]["GenChallenge"]),
+            "ContractCertificateChain": {"Certificate": p.cert("contract-leaf"),
+                                         "SubCertificates": {"Certificate": [p.cert("mo-sub2"), p.cert("mo-sub1")]}}}
+    spoil(mode)
+    name, res = raw.send("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": mode})
+    assert (name, res["ResponseCode"]) == ("AuthorizationRes", code)
+    assert raw.ch.ended == ends
+    if not ends:  # the EV may still identify at the charger
+        name, res = raw.send("AuthorizationReq", {"SelectedAuthorizationService": "EIM", "EIM_AReqAuthorizationMode": {}})
+        assert res["ResponseCode"] == "OK"
+
+
+@pytest.mark.parametrize("leaf,code", [(b"\x01\x02", "FAILED"),
+                                       (lambda p: p.cert("contract-leaf"), "WARNING_CertificateValidationError")])
+def test_malformed_certificate_installation_requests(leaf, code):
+    raw = _raw20()
+    raw.send("AuthorizationSetupReq", {})
+    p = pki20()
+    der = leaf(p) if callable(leaf) else leaf
+    name, res = raw.send("CertificateInstallationReq", {
+        "OEMProvisioningCertificateChain": {"Id": "id1", "Certificate": der},
+        "ListOfRootCertificateIDs": {"RootCertificateID": [{"X509IssuerName": "CN=x", "X509SerialNumber": 1}]},
+        "MaximumContractCertificateChains": 1})
+    assert (name, res["ResponseCode"]) == ("CertificateInstallationRes", code)
+    assert raw.ch.ended == code.startswith("FAILED")
