@@ -318,14 +318,17 @@ def certificate_request_for(need: Any) -> Get15118EVCertificateRequest:
                                                  prioritized_emaids=emaids or None)
 
 
-def certificate_response_command(response: Optional[Get15118EVCertificateResponse]) -> Any:
-    """The ``CertificateInstallationResponse`` command for the backend's answer (``None``: no answer):
-    the EXI when accepted, else the refusal's ResponseCode when the backend named one."""
+def certificate_response_command(response: Optional[Get15118EVCertificateResponse], *,
+                                 failure: str = "no backend") -> Any:
+    """The ``CertificateInstallationResponse`` command for the backend's answer (``None``: no answer,
+    ``failure`` says why): the EXI when accepted, else the refusal's ResponseCode when the backend
+    named one and its log-safe reason."""
     from ..core.events import CertificateInstallationResponse
 
     exi = response.exi if response is not None and response.status == "Accepted" else None
     code = response.response_code if response is not None and exi is None else None
-    return CertificateInstallationResponse(exi, exi is not None, code)
+    reason = failure if response is None else (response.status_info or "") if exi is None else ""
+    return CertificateInstallationResponse(exi, exi is not None, code, reason)
 
 
 def authorize_request_for(need: Any, id_token: Optional[str] = None) -> Optional[AuthorizeRequest]:

@@ -9,6 +9,7 @@ offered or agreed.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Optional
 
 from .protocol import DEFAULT_PROTOCOLS
@@ -45,10 +46,12 @@ class EVConfig:
     welding_detection: bool = True
     #: PreCharge is complete when the present voltage is within this many volts of the target.
     precharge_tolerance: float = 20.0
-    #: Resume a paused session (its SessionID).
+    #: Resume a paused session (its SessionID, ``SessionPaused.session_id``).
     resume_session_id: Optional[bytes] = None
     #: Resumed session's payment option (as selected before the pause).
     resume_payment: Optional[str] = None
+    #: Resumed session's SAScheduleTupleID (as selected before the pause), chosen again when offered.
+    resume_schedule_id: Optional[int] = None
     #: Do not use Plug & Charge in this session (ExternalPayment fallback after a failure).
     pnc_suppressed: bool = False
     #: Ask for the certificate service's details (ServiceDetailReq) before using it.
@@ -125,6 +128,8 @@ class PausedSession:
     energy_mode: Optional[str]
     #: id of the protocol the session ran (a session resumes only in the same protocol)
     protocol: str = ""
+    #: when the agreed schedule began (a resumed session gets what is left of it)
+    schedule_start: Optional[datetime] = None
 
 
 class SessionStore:

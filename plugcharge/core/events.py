@@ -268,10 +268,13 @@ class AuthorizationAccepted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationRejected(Event):
-    """Authorisation was refused with ``response_code``."""
+    """Authorisation was refused with ``response_code`` (what the response carried); on the charger
+    side ``cause`` is the more specific reason when AuthorizationRes may not carry it (e.g. the
+    backend's ``FAILED_CertificateRevoked`` goes out as ``FAILED``)."""
 
     response_code: str
     emaid: Optional[str] = None
+    cause: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -308,9 +311,13 @@ class ChargingStopped(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SessionPaused(Event):
-    """SessionStop(Pause) was accepted; resume later with the same ``session_id``."""
+    """SessionStop(Pause) was accepted; resume later with the same ``session_id``, payment option
+    and SAScheduleTupleID (on the EV side: ``EVConfig.resume_session_id`` / ``resume_payment`` /
+    ``resume_schedule_id``)."""
 
     session_id: bytes
+    payment: Optional[str] = None
+    sa_schedule_id: Optional[int] = None
 
 
 # ---------------------------------------------------------------- charger events
@@ -375,13 +382,17 @@ class CertificateInstallationResponse(Command):
     """Charger: the backend's answer to :class:`CertificateInstallationNeeded`.
 
     ``exi_response`` is the EXI CertificateInstallationRes/UpdateRes V2G_Message from the
-    backend; ``None`` (or ``accepted=False``) makes the charger answer FAILED, or, in ISO 15118-20,
-    the refusal's ``response_code`` when the backend named a ``WARNING_`` one (e.g.
-    ``WARNING_NoContractMatchingPCIDFound``), after which the session goes on."""
+    backend; ``None`` (or ``accepted=False``) is a refusal: the charger answers ``response_code``
+    (default ``FAILED``; a code the response may not carry becomes ``FAILED`` too) and reports
+    ``reason`` (the backend's, log-safe) in its events.  A backend that knows the cause (an
+    unknown PCID: ``FAILED_NoCertificateAvailable``) sends it in its EXI response instead.  In
+    ISO 15118-20 a ``WARNING_`` ``response_code`` (e.g. ``WARNING_NoContractMatchingPCIDFound``) is
+    answered in an unsigned CertificateInstallationRes and the session goes on (the EV may use EIM)."""
 
     exi_response: Optional[bytes]
     accepted: bool = True
     response_code: Optional[str] = None
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

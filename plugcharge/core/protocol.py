@@ -101,6 +101,8 @@ class ProtocolSpec:
     #: session -> the charger handler (None: not implemented for the charger)
     charger_handler: Optional[Callable[[Any], Any]] = None
     fault_codes: Mapping[Fault, str] = dataclasses.field(default_factory=lambda: DEFAULT_FAULT_CODES)
+    #: response body -> the ResponseCodes it may carry (None: any); others go out as Fault.FAILED
+    response_codes: Optional[Mapping[str, frozenset[str]]] = None
     #: V2GTP payload types of its messages
     payload_types: frozenset[int] = frozenset({PayloadType.EXI})
     #: V2GTP payload type -> the namespace its payloads decode with (every other type: ``namespace``);
@@ -122,6 +124,11 @@ class ProtocolSpec:
     def code(self, fault: Fault) -> str:
         """The wire code for ``fault``."""
         return self.fault_codes.get(fault) or DEFAULT_FAULT_CODES[fault]
+
+    def allowed_code(self, response: str, code: str) -> str:
+        """``code`` if ``response`` may carry it (:attr:`response_codes`), else the plain failure code."""
+        allowed = (self.response_codes or {}).get(response)
+        return code if allowed is None or code in allowed else self.code(Fault.FAILED)
 
     def namespace_for(self, payload_type: int) -> str:
         """The namespace a payload of ``payload_type`` decodes with."""

@@ -504,9 +504,14 @@ class ChargerSessionBase(SessionCore):
 
     def fail(self, request: str, code: str, hint: str, now: float, req: Optional[Mapping[str, Any]] = None,
              *, remote: bool = True) -> None:
-        """Answer ``request`` with its response carrying ``code`` and end the session cleanly."""
+        """Answer ``request`` with its response carrying ``code`` and end the session cleanly.  A code
+        the response may not carry (the spec's ``response_codes``) goes out as the plain failure
+        code; the events keep it in their text."""
         spec = self.protocol
         res = spec.request_to_response.get(request) if spec is not None else None
+        if res is not None and spec is not None and spec.allowed_code(res, code) != code:
+            hint = f"{hint} ({code}; {res} cannot carry it)"
+            code = spec.allowed_code(res, code)
         if res is not None and spec is not None:
             try:
                 self.respond(spec.wrap(self.session_id or bytes(8), res, self.handler.failure_body(res, code, req)),
@@ -596,7 +601,9 @@ class ChargerSessionBase(SessionCore):
     def _on_sap(self, payload: bytes, now: float) -> None:
         self.cancel_timer(SEQUENCE)
         try:
-            entries = self._codecs(NS_APP).decode(payload)["supportedAppProtocolReq"]["AppProtocol"]
+            # an empty list (schema-invalid: 1..20 entries; the iso15118 package's EVCC sends it when
+            # it drops DIN under TLS) offers nothing: Failed_NoNegotiation, not an undecodable request
+            entries = self._codecs(NS_APP).decode(payload)["supportedAppProtocolReq"].get("AppProtocol") or []
         except Exception as exc:
             self._remote_failure(Fault.FAILED, f"undecodable supportedAppProtocolReq: {exc}", now)
             return

@@ -9,7 +9,7 @@ from ..core.codec import NS_ISO2, body_of, session_id_of, v2g_message
 from ..core.protocol import ProtocolSpec, TLSPolicy
 from .charger import ChargerHandler
 from .ev import EVHandler
-from .states import CHARGER_TRANSITIONS, EV_TRANSITIONS, REQUEST_TO_RESPONSE, ChargerState, EVState
+from .states import CHARGER_TRANSITIONS, EV_TRANSITIONS, REQUEST_TO_RESPONSE, RESPONSE_CODES, ChargerState, EVState
 from .timing import DEFAULT_TIMING, TimingProfile
 
 __all__ = ["SPEC", "EVHandler", "ChargerHandler", "EVState", "ChargerState", "TimingProfile", "DEFAULT_TIMING"]
@@ -23,6 +23,7 @@ SPEC = ProtocolSpec(
     ev_table=EV_TRANSITIONS,
     charger_table=CHARGER_TRANSITIONS,
     request_to_response=REQUEST_TO_RESPONSE,
+    response_codes=RESPONSE_CODES,
     session_setup=("SessionSetupReq", "SessionSetupRes"),
     stop_request="SessionStopReq",
     ev_stop_state=EVState.WAIT_SESSION_STOP,

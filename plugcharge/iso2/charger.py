@@ -40,11 +40,13 @@ from ..pnc.certs import chain_certs, normalize_emaid
 from ..pnc.security import certificate_of
 from ..pnc.signatures import sign_message, verify_message
 from . import messages as M
-from .states import ENDED, ChargerState
+from .states import ENDED, ChargerState, allowed_response_code
 
 __all__ = ["ChargerHandler"]
 
 S = ChargerState
+#: Length of the one SAScheduleTuple the charger offers (seconds).
+_SCHEDULE_SECONDS = 86400
 #: what a request handler returns: the next state
 Next = Union[ChargerState, CoreState]
 #: Every paused record this handler writes or resumes is of this protocol.
@@ -67,6 +69,7 @@ class ChargerHandler(_ChargerHandlerBase):
         self._auth_started: Optional[float] = None
         self._resumed = False
         self._resumed_authorized = False
+        self._schedule_start: Optional[datetime] = None
         self._cert_action = "Install"
         self._polls = 0
         self._schedule_ids: set[int] = set()
@@ -89,6 +92,8 @@ class ChargerHandler(_ChargerHandlerBase):
         return mode not in M.AC_MODES
 
     def _offered_payment(self) -> list[str]:
+        if self._resumed and self.payment is not None:
+            return [self.payment]  # [V2G2-741] a resumed session offers the option it had
         opts = [p for p in self.config.payment_options if p != "Contract" or self.config.tls]
         return opts or ["ExternalPayment"]
 
@@ -179,7 +184,12 @@ class ChargerHandler(_ChargerHandlerBase):
         res = "CertificateUpdateRes" if self._cert_action == "Update" else "CertificateInstallationRes"
         req = res[:-3] + "Req"
         if not cmd.accepted or cmd.exi_response is None:
-            self._fail(req, "FAILED", "backend refused the certificate request", now, remote=False)
+            # a refusal without a code (OCPP status Failed) is plain FAILED (as EVerest answers it),
+            # its reason in the events; a backend that knows why says so in its EXI response (or the
+            # caller names the code)
+            self._fail(req, cmd.response_code or "FAILED",
+                       "backend refused the certificate request" + (f": {cmd.reason}" if cmd.reason else ""),
+                       now, remote=False)
             return
         try:
             name, body, header = body_of(self._decode(cmd.exi_response, NS_ISO2))
@@ -212,6 +222,7 @@ class ChargerHandler(_ChargerHandlerBase):
             self.session_id, code, self._resumed = requested, "OK_OldSessionJoined", True
             self.payment, self.emaid = paused.payment, paused.emaid
             self._contract_leaf, self.energy_mode = paused.contract_leaf, paused.energy_mode
+            self._schedule_start = paused.schedule_start
             self._resumed_authorized = True
         else:
             self.session_id, code = self.security.random_bytes(8), "OK_NewSessionEstablished"
@@ -254,8 +265,8 @@ class ChargerHandler(_ChargerHandlerBase):
             raise Refused("FAILED_ServiceSelectionInvalid", f"service selection {ids} not offered")
         self.payment = option
         self._respond("PaymentServiceSelectionRes", {"ResponseCode": "OK"}, now=now)
-        if option == "Contract" and not self._resumed:
-            return S.WAIT_CONTRACT
+        if option == "Contract":
+            return S.RESUMED_CONTRACT if self._resumed else S.WAIT_CONTRACT
         return S.WAIT_AUTHORIZATION
 
     def _check_cert_request(self, name: str, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any],
@@ -305,6 +316,8 @@ class ChargerHandler(_ChargerHandlerBase):
         emaid = str(body["eMAID"])
         if normalize_emaid(emaid) != normalize_emaid(getattr(verified, "emaid", None) or cn):
             raise Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
+        if self._resumed and leaf != self._contract_leaf:  # another contract: authorise it afresh
+            self._resumed_authorized = False
         self.emaid, self._contract_leaf = emaid, leaf
         self._chain = (leaf, *subs)
         self._verified = verified
@@ -315,14 +328,17 @@ class ChargerHandler(_ChargerHandlerBase):
 
     def _h_AuthorizationReq(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], payload: bytes,
             now: float) -> Next:
-        if self.payment == "Contract" and not self._resumed and not self._challenge_ok:
+        # Contract: once this session issued a GenChallenge (PaymentDetailsRes, always before
+        # authorisation except in a resumed session that skips to AuthorizationReq), the first
+        # AuthorizationReq echoes it [V2G2-475] and is signed with the contract key.
+        if self.payment == "Contract" and self._challenge is not None and not self._challenge_ok:
             if body.get("GenChallenge") is None or bytes(body["GenChallenge"]) != self._challenge:
                 raise Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
             if self._contract_leaf is None:
                 raise Refused("FAILED_SequenceError", "no contract certificate known for this session")
             verify_message(msg, self._contract_leaf, codecs=self._codecs)
             self._challenge_ok = True
-        elif body.get("GenChallenge") is not None and self.payment == "Contract" and not self._resumed:
+        elif body.get("GenChallenge") is not None and self.payment == "Contract" and self._challenge is not None:
             if bytes(body["GenChallenge"]) != self._challenge:
                 raise Refused("FAILED_ChallengeInvalid", "GenChallenge changed while Ongoing")
         if self._resumed and self._resumed_authorized:
@@ -348,9 +364,10 @@ class ChargerHandler(_ChargerHandlerBase):
             self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Ongoing"}, now=now)
             return S.WAIT_AUTHORIZATION
         if not result.accepted:
-            code = result.response_code or "FAILED"
-            self._emit(AuthorizationRejected(code, self.emaid))
-            raise Refused(code, "authorisation refused", remote=False)
+            cause = result.response_code or "FAILED"
+            code = allowed_response_code("AuthorizationRes", cause)
+            self._emit(AuthorizationRejected(code, self.emaid, cause if cause != code else None))
+            raise Refused(cause, "authorisation refused", remote=False)
         self._respond("AuthorizationRes", {"ResponseCode": "OK", "EVSEProcessing": "Finished"}, now=now)
         self._emit(AuthorizationAccepted(self.payment or "ExternalPayment", self.emaid))
         self._polls = 0
@@ -403,7 +420,13 @@ class ChargerHandler(_ChargerHandlerBase):
             return S.WAIT_CHARGE_PARAMETER
         self._polls = 0
         signed = self.config.sales_tariff and self.payment == "Contract" and self.security.sales_tariff_key is not None
-        schedules = M.sa_schedule_list(self.config.pmax_w, sales_tariff=self.config.sales_tariff)
+        wall = self.security.wall_clock()
+        if self._schedule_start is None or renegotiation:
+            self._schedule_start = wall
+        # [V2G2-741] a resumed session gets the tuple it had, shortened by the time already elapsed
+        left = _SCHEDULE_SECONDS - int((wall - self._schedule_start).total_seconds())
+        schedules = M.sa_schedule_list(self.config.pmax_w, sales_tariff=self.config.sales_tariff,
+                                       duration=min(_SCHEDULE_SECONDS, max(1, left)))
         self._schedule_ids = {t["SAScheduleTupleID"] for t in schedules["SAScheduleTuple"]}
         self._respond("ChargeParameterDiscoveryRes", {
             "ResponseCode": "OK", "EVSEProcessing": "Finished", "SAScheduleList": schedules,
@@ -542,8 +565,9 @@ class ChargerHandler(_ChargerHandlerBase):
             authorized = self._auth_result is not None and self._auth_result.accepted
             if authorized:
                 self.store.pause(self.session_id, PausedSession(self.payment or "ExternalPayment", self.emaid,
-                                                                self._contract_leaf, self.energy_mode, _PROTOCOL))
-            self._emit(SessionPaused(self.session_id))
+                                                                self._contract_leaf, self.energy_mode, _PROTOCOL,
+                                                                self._schedule_start))
+            self._emit(SessionPaused(self.session_id, self.payment, min(self._schedule_ids, default=None)))
             self._end("paused")
         else:
             self._end("finished")

@@ -16,6 +16,17 @@ Payment policy (what the driver sees):
   wins in the wallet), then PaymentDetails/Authorization with the new contract.
 * No usable contract and no certificate service → ``ExternalPayment``.
 
+Pause and resume.  ``PauseCharging`` ends the session with SessionStopReq(Pause); the
+:class:`~plugcharge.core.events.SessionPaused` event names the SessionID, payment option and schedule
+to resume with (``EVConfig.resume_session_id`` / ``resume_payment`` / ``resume_schedule_id``).  A
+resumed session sends the stored SessionID in SessionSetupReq; when the charger joins it
+(``OK_OldSessionJoined``) the session keeps its payment option and SAScheduleTuple [V2G2-741] and
+otherwise runs the whole sequence again: with ``Contract`` that is PaymentDetailsReq and an
+AuthorizationReq signed over the fresh GenChallenge of that PaymentDetailsRes [V2G2-475] (no
+certificate installation or update), as the public stacks (iso15118, RISE-V2G, EVerest) and the
+``iso15118`` package's charger require; a charger that answers ``OK_NewSessionEstablished``
+starts a new session instead.
+
 Failure handling.  ISO 15118-2 has no way back to PaymentServiceSelection inside a session: a
 response with a FAILED code ends the communication session (the EVCC stops [V2G2-486]),
 and when the EV itself rejects an installed contract (bad CPS signature or chain, undecryptable key)
@@ -176,6 +187,13 @@ class EVHandler(_EVHandlerBase):
     # ------------------------------------------------------------ input
     def on_failed_response(self, name: str, code: str, now: float) -> None:
         """A FAILED response ends the session [V2G2-486]; installation and authorisation say why."""
+        if name == "SessionStopRes" and self._end_reason is not None:
+            # we are leaving because of our own finding (e.g. a SalesTariff signature): that stays
+            # the cause, whatever the charger says to the SessionStopReq
+            reason, cause, detail, fallback = self._end_reason
+            self._end_reason = (reason, cause, f"{detail} (the charger answered SessionStopReq with {code})",
+                                fallback)
+            return
         if name in ("CertificateInstallationRes", "CertificateUpdateRes"):
             raise _Stop(f"charger answered {code}", code, install=True)
         if name == "AuthorizationRes" or (name == "PaymentDetailsRes"):
@@ -199,9 +217,15 @@ class EVHandler(_EVHandlerBase):
         self._send("ServiceDiscoveryReq", {}, E.WAIT_SERVICE_DISCOVERY, now)
 
     def _choose_payment(self, offered: Sequence[str], cert_service: bool) -> tuple[str, str, Optional[str]]:
-        if self._resumed and self.config.resume_payment in offered:
-            return str(self.config.resume_payment), "resumed", None
         wallet = self.security.wallet
+        if self._resumed and self.config.resume_payment in offered:
+            # [V2G2-741] the resumed session keeps its payment option; Contract presents the
+            # wallet's contract again (no certificate service in a resumed session)
+            if self.config.resume_payment == "Contract":
+                self.contract = wallet.usable_contract(self.security.wall_clock()) if wallet is not None else None
+                if self.contract is None:
+                    raise _Stop("no usable contract to resume the Contract session with", graceful=True)
+            return str(self.config.resume_payment), "resumed", None
         if wallet is None or not getattr(wallet, "enabled", False):
             return "ExternalPayment", "plug_and_charge_off", None
         if self.config.pnc_suppressed:
@@ -254,7 +278,7 @@ class EVHandler(_EVHandlerBase):
         return M.root_ids(ids)
 
     def _r_PaymentServiceSelectionRes(self, body: dict[str, Any], header: dict[str, Any], msg: dict[str, Any], now: float) -> None:
-        if self.payment == "ExternalPayment" or self._resumed:
+        if self.payment == "ExternalPayment":
             self._send_authorization(now)
         elif self._install == "install":
             oem = self._oem()
@@ -293,7 +317,9 @@ class EVHandler(_EVHandlerBase):
             try:
                 self.security.cps_verifier()(sa_leaf, sa_subs, at)
             except Exception as exc:
-                raise _Stop(f"CPS certificate chain rejected: {exc}", install=True, graceful=True) from None
+                raise _Stop(f"CPS certificate chain rejected: {exc}",
+                            getattr(exc, "response_code", None) or "FAILED_CertChainError", install=True,
+                            graceful=True) from None
             try:
                 verify_message(msg, sa_leaf, codecs=self._codecs)
             except SignatureError as exc:
@@ -329,7 +355,7 @@ class EVHandler(_EVHandlerBase):
         self._send_authorization(now)
 
     def _send_authorization(self, now: float) -> None:
-        if self.payment == "Contract" and not self._resumed:
+        if self.payment == "Contract":
             self._send("AuthorizationReq", {"Id": "id1", "GenChallenge": self._challenge}, E.WAIT_AUTHORIZATION,
                        now, sign_key=self._contract().private_key)
         else:
@@ -411,6 +437,9 @@ class EVHandler(_EVHandlerBase):
         if not tuples:
             raise _Stop("charger offered no SAScheduleTuple", graceful=True)
         chosen = tuples[0]
+        if self._resumed and self.config.resume_schedule_id is not None:  # [V2G2-741] the same tuple again
+            chosen = next((t for t in tuples if int(t["SAScheduleTupleID"]) == self.config.resume_schedule_id),
+                          chosen)
         self._schedule_id = int(chosen["SAScheduleTupleID"])
         tariffs = [t for t in tuples if "SalesTariff" in t]
         if tariffs and self.payment == "Contract":
@@ -560,7 +589,7 @@ class EVHandler(_EVHandlerBase):
             reason, code, detail, fallback = pending
             self._end(reason, response_code=code, detail=detail, fallback=fallback)
         elif self._pause:
-            self._emit(SessionPaused(self.session_id))
+            self._emit(SessionPaused(self.session_id, self.payment, self._schedule_id))
             self._end("paused")
         else:
             self._end("finished")

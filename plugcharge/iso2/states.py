@@ -25,6 +25,7 @@ from ..core import fsm
 from ..core.fsm import CoreState
 
 __all__ = ["EVState", "ChargerState", "ENDED", "EV_TRANSITIONS", "CHARGER_TRANSITIONS", "REQUEST_TO_RESPONSE",
+           "RESPONSE_CODES", "allowed_response_code",
            "check_ev_transition", "check_charger_transition"]
 
 #: The state after the session: the core's.
@@ -60,6 +61,7 @@ class ChargerState(str, enum.Enum):
     WAIT_SERVICE_DISCOVERY = "WAIT_SERVICE_DISCOVERY"
     WAIT_SERVICE_SELECTION = "WAIT_SERVICE_SELECTION"      # ServiceDetail* then PaymentServiceSelection
     WAIT_CONTRACT = "WAIT_CONTRACT"                        # Contract chosen: certificate service or PaymentDetails
+    RESUMED_CONTRACT = "RESUMED_CONTRACT"                  # resumed Contract session: PaymentDetails, or Authorization at once
     WAIT_BACKEND_CERTIFICATE = "WAIT_BACKEND_CERTIFICATE"  # backend busy: the EV must not send anything
     WAIT_PAYMENT_DETAILS = "WAIT_PAYMENT_DETAILS"          # after CertificateInstallation/Update
     WAIT_AUTHORIZATION = "WAIT_AUTHORIZATION"
@@ -113,12 +115,21 @@ CHARGER_TRANSITIONS: fsm.ChargerTable = MappingProxyType({
     C.WAIT_SERVICE_DISCOVERY: {"ServiceDiscoveryReq": frozenset({C.WAIT_SERVICE_SELECTION}),
                                _STOP: frozenset({ENDED})},
     C.WAIT_SERVICE_SELECTION: {"ServiceDetailReq": frozenset({C.WAIT_SERVICE_SELECTION}),
-                               "PaymentServiceSelectionReq": frozenset({C.WAIT_CONTRACT, C.WAIT_AUTHORIZATION}),
+                               "PaymentServiceSelectionReq": frozenset({C.WAIT_CONTRACT, C.WAIT_AUTHORIZATION,
+                                                                        C.RESUMED_CONTRACT}),
                                _STOP: frozenset({ENDED})},
     C.WAIT_CONTRACT: {"CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
                       "PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
                       _STOP: frozenset({ENDED})},
+    # A resumed Contract session [V2G2-741]: the full form repeats PaymentDetails and a signed
+    # AuthorizationReq over a fresh GenChallenge (what the iso15118 package's EVCC sends and its SECC
+    # requires); an EV that skips to AuthorizationReq is accepted too (the paused authorisation stands).
+    C.RESUMED_CONTRACT: {"PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
+                         "CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
+                         "CertificateUpdateReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
+                         "AuthorizationReq": frozenset({C.WAIT_AUTHORIZATION, C.WAIT_CHARGE_PARAMETER}),
+                         _STOP: frozenset({ENDED})},
     C.WAIT_BACKEND_CERTIFICATE: {},
     C.WAIT_PAYMENT_DETAILS: {"PaymentDetailsReq": frozenset({C.WAIT_AUTHORIZATION}),
                              _STOP: frozenset({ENDED})},
@@ -153,6 +164,53 @@ REQUEST_TO_RESPONSE: Mapping[str, str] = MappingProxyType({
         "MeteringReceiptReq", "SessionStopReq", "CertificateUpdateReq", "CertificateInstallationReq",
         "ChargingStatusReq", "CableCheckReq", "PreChargeReq", "CurrentDemandReq", "WeldingDetectionReq")
 })
+
+
+# Which ResponseCode each response may carry.  The standard's text is not at hand here; the sets are
+# the codes ISO 15118-2 assigns to each message as the public stacks quote them: the iso15118
+# package (SECC states, "Table 112" for AuthorizationRes and PaymentDetailsRes), RISE-V2G (SECC
+# states: "FAILED_CertChainError is not defined for CertificateInstallationRes") and EVerest
+# EvseV2G (iso_server.cpp), with the requirement numbers those stacks cite.
+_OK = frozenset({"OK"})
+#: FAILED for any other problem; FAILED_SequenceError [V2G2-459, V2G2-538]; FAILED_UnknownSession [V2G2-460]
+_ANY = frozenset({"FAILED", "FAILED_SequenceError", "FAILED_UnknownSession"})
+_CONTRACT = frozenset({"FAILED_CertificateExpired",  # [V2G2-474], not yet valid too [V2G2-824]
+                       "FAILED_CertificateRevoked", "FAILED_NoCertificateAvailable", "FAILED_SignatureError"})
+RESPONSE_CODES: Mapping[str, frozenset[str]] = MappingProxyType({
+    "SessionSetupRes": frozenset({"OK_NewSessionEstablished", "OK_OldSessionJoined", "FAILED",
+                                  "FAILED_SequenceError"}),
+    "ServiceDiscoveryRes": _OK | _ANY,
+    "ServiceDetailRes": _OK | _ANY | {"FAILED_ServiceIDInvalid"},  # [V2G2-464]
+    "PaymentServiceSelectionRes": _OK | _ANY | {"FAILED_PaymentSelectionInvalid",  # [V2G2-465]
+                                                "FAILED_ServiceSelectionInvalid",  # [V2G2-467]
+                                                "FAILED_NoChargeServiceSelected"},  # [V2G2-804]
+    # no FAILED_CertChainError here (RISE-V2G): an OEM certificate problem is plain FAILED
+    "CertificateInstallationRes": _OK | _ANY | _CONTRACT | {"FAILED_ContractCanceled"},
+    "CertificateUpdateRes": _OK | _ANY | _CONTRACT | {"FAILED_CertChainError", "FAILED_ContractCanceled"},
+    "PaymentDetailsRes": _OK | _ANY | _CONTRACT | {"OK_CertificateExpiresSoon", "FAILED_CertChainError",
+                                                   "FAILED_ContractCanceled",
+                                                   "FAILED_CertificateNotAllowedAtThisEVSE"},
+    # only these: a backend's revoked / cancelled / unknown contract is plain FAILED here
+    "AuthorizationRes": _OK | _ANY | {"FAILED_SignatureError", "FAILED_ChallengeInvalid"},  # [V2G2-475]
+    "ChargeParameterDiscoveryRes": _OK | _ANY | {"FAILED_WrongEnergyTransferMode",  # [V2G2-476]
+                                                 "FAILED_WrongChargeParameter"},  # [V2G2-477]
+    "PowerDeliveryRes": _OK | _ANY | {"FAILED_ChargingProfileInvalid",  # [V2G2-478]
+                                      "FAILED_TariffSelectionInvalid",  # [V2G2-479]
+                                      "FAILED_PowerDeliveryNotApplied",  # [V2G2-480]
+                                      "FAILED_ContactorError"},
+    "MeteringReceiptRes": _OK | _ANY | {"FAILED_MeteringSignatureNotValid"},
+    "ChargingStatusRes": _OK | _ANY,
+    "CableCheckRes": _OK | _ANY,
+    "PreChargeRes": _OK | _ANY,
+    "CurrentDemandRes": _OK | _ANY,
+    "WeldingDetectionRes": _OK | _ANY,
+    "SessionStopRes": _OK | _ANY,
+})
+
+
+def allowed_response_code(response: str, code: str) -> str:
+    """``code`` if ``response`` may carry it (:data:`RESPONSE_CODES`), else plain ``FAILED``."""
+    return code if code in RESPONSE_CODES.get(response, frozenset({code})) else "FAILED"
 
 
 def check_ev_transition(state: Any, new: Any) -> None:

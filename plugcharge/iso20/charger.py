@@ -169,7 +169,8 @@ class ChargerHandler(_ChargerHandlerBase):
                 self._refuse_installation(cmd.response_code, now)  # e.g. no contract for this PCID
                 self.state = S.WAIT_AUTHORIZATION
                 return
-            self._fail(req, "FAILED", "backend refused the certificate request", now, remote=False)
+            self._fail(req, "FAILED", "backend refused the certificate request"
+                       + (f": {cmd.reason}" if cmd.reason else ""), now, remote=False)
             return
         try:
             name, body, header = M.unwrap(self._decode(cmd.exi_response, NS_ISO20_CM))

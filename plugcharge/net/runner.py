@@ -17,8 +17,10 @@ async, see :mod:`plugcharge.backends.base`; the one import of this room outside 
   :mod:`plugcharge.backends.capabilities`) is fed every charger event, and a ``SessionEnded`` when
   the link ends the session; it must not block and must ignore events after the first end.
 
-Both return the list of session events; ``on_event`` sees each event as it happens.  The stream
-is closed when the session ends or the peer disconnects; nothing escapes except cancellation.
+Both return the list of session events; ``on_event`` sees each event as it happens, and a
+:class:`~plugcharge.core.events.Command` it returns (e.g. ``PauseCharging`` on ``ChargingStarted``) is
+sent at once, its bytes written.  The stream is closed when the session ends or the peer
+disconnects; nothing escapes except cancellation.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from ..core.session import ChargerSessionBase, EVSessionBase
 from ..core.events import (
-    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, Event, ProtocolError, SessionEnded,
-    StartSession,
+    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, Command, Event, ProtocolError,
+    SessionEnded, StartSession,
 )
 from ..core.codec import frame
 
@@ -47,6 +49,17 @@ async def _flush(stream: Any, session: Any) -> None:
     data = session.data_to_send()
     if data:
         await stream.write_raw(data)
+
+
+async def _command(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], command: Any,
+                   handle: Callable[[list[Event]], Awaitable[None]], clock: Callable[[], float]) -> None:
+    """Send a Command the event callback returned; its bytes go out before anything else."""
+    if not isinstance(command, Command) or session.ended:
+        return
+    res = session.send(command, clock())
+    if res.data:
+        await stream.write_raw(res.data)
+    await handle(list(res.events))
 
 
 async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], events: list[Event],
@@ -85,12 +98,12 @@ async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[Even
         for e in new:
             events.append(e)
             if on_event is not None:
-                on_event(e)
+                await _command(stream, session, on_event(e), handle, clock)
 
     try:
         res = session.send(StartSession(), clock())
-        await handle(list(res.events))
         await stream.write_raw(res.data)
+        await handle(list(res.events))
         await _drive(stream, session, events, handle, clock)
     finally:
         await stream.aclose()
@@ -133,7 +146,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
         for e in new:
             events.append(e)
             if on_event is not None:
-                on_event(e)
+                await _command(stream, session, on_event(e), handle, clock)
             if reporter is not None:
                 reporter(e)
             if isinstance(e, CertificateInstallationNeeded):
@@ -147,6 +160,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
         deadline = session.get_timer()
         wait = None if deadline is None else max(0.0, deadline - clock())
         resp = None
+        failure = "no backend"
         if abackend is not None:
             try:
                 resp = await asyncio.wait_for(abackend.get_15118_ev_certificate(certificate_request_for(need)), wait)
@@ -155,11 +169,12 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
                 return
             except Exception as exc:  # a broken backend must not break the session loop
                 _log.warning("backend certificate request failed: %s", exc)
+                failure = f"backend unavailable: {type(exc).__name__}"
         if session.ended:
             return
-        out = session.send(certificate_response_command(resp), clock())
-        await handle(list(out.events))
+        out = session.send(certificate_response_command(resp, failure=failure), clock())
         await stream.write_raw(out.data)
+        await handle(list(out.events))
 
     try:
         session.connection_made(clock())

@@ -257,55 +257,42 @@ def loopback_host() -> str:
 
 
 def link_local_address(interface: str) -> ipaddress.IPv6Address:
-    """The interface's link-local IPv6 address (Linux ``/proc/net/if_inet6``)."""
-    try:
-        with open("/proc/net/if_inet6", encoding="ascii") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) >= 6 and parts[5] == interface:
-                    addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
-                    if addr.is_link_local:
-                        return addr
-    except OSError:
-        pass
+    """The interface's link-local IPv6 address (Linux ``/proc/thread-self/net/if_inet6``: the
+    network namespace of the calling thread)."""
+    for path in ("/proc/thread-self/net/if_inet6", "/proc/net/if_inet6"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) >= 6 and parts[5] == interface:
+                        addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
+                        if addr.is_link_local:
+                            return addr
+            break
+        except OSError:
+            continue
     raise OSError(f"no link-local IPv6 address found on interface {interface!r}")
 
 
-class _ServerProtocol(asyncio.DatagramProtocol):
-    def __init__(self, responder: Responder, server: "SDPServer") -> None:
-        self.responder = responder
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        try:
-            req = SDPRequest.from_datagram(data)
-        except SDPError as exc:
-            self.server.invalid_requests += 1
-            logger.info("SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
-            return
-        self.server.requests += 1
-        try:
-            res = self.responder(req)
-        except Exception:  # a faulty policy must not kill the discovery server
-            logger.exception("SDP responder failed")
-            return
-        if res is not None and self.transport is not None:
-            self.transport.sendto(res.to_datagram(), addr)
+#: ``struct in6_pktinfo``: 16-byte destination address, interface index (native int).
+_PKTINFO = struct.Struct("=16sI")
 
 
 class SDPServer:
     """A running SDP server (the SECC side).  Use :func:`start_sdp_server` to create one."""
 
-    def __init__(self) -> None:
-        self._transport: asyncio.DatagramTransport | None = None
+    def __init__(self, responder: Responder, sock: socket.socket, ifindex: int = 0) -> None:
+        self._responder = responder
+        self._sock: socket.socket | None = sock
+        self._ifindex = ifindex
+        self._loop = asyncio.get_running_loop()
         #: number of valid requests answered / invalid datagrams ignored
         self.requests = 0
         self.invalid_requests = 0
-        self.sockname: tuple = ()
+        #: requests that arrived on another interface than the server's (ignored)
+        self.foreign_requests = 0
+        self.sockname: tuple = sock.getsockname()
+        self._loop.add_reader(sock.fileno(), self._readable)
 
     @property
     def port(self) -> int:
@@ -317,11 +304,58 @@ class SDPServer:
         """The address actually bound."""
         return str(self.sockname[0])
 
+    def _arrival_ifindex(self, ancdata: list) -> int:
+        for level, kind, data in ancdata:
+            if level == socket.IPPROTO_IPV6 and kind == getattr(socket, "IPV6_PKTINFO", -1) \
+                    and len(data) >= _PKTINFO.size:
+                return int(_PKTINFO.unpack_from(data)[1])
+        return 0
+
+    def _readable(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data, ancdata, _flags, addr = sock.recvmsg(2048, socket.CMSG_SPACE(_PKTINFO.size))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors surfacing on the socket: keep serving
+                logger.info("SDP: receive error ignored: %s", exc)
+                return
+            self._datagram(data, ancdata, addr)
+
+    def _datagram(self, data: bytes, ancdata: list, addr: tuple) -> None:
+        if self._ifindex:
+            # one SECC answers for its own link only: a request that came in on another interface
+            # belongs to another outlet (or another host) and gets no answer.
+            arrived = self._arrival_ifindex(ancdata) or (addr[3] if len(addr) > 3 else 0)
+            if arrived and arrived != self._ifindex:
+                self.foreign_requests += 1
+                logger.debug("SDP: ignoring a request that arrived on interface index %d", arrived)
+                return
+        try:
+            req = SDPRequest.from_datagram(data)
+        except SDPError as exc:
+            self.invalid_requests += 1
+            logger.info("SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
+            return
+        self.requests += 1
+        try:
+            res = self._responder(req)
+        except Exception:  # a faulty policy must not kill the discovery server
+            logger.exception("SDP responder failed")
+            return
+        if res is not None and self._sock is not None:
+            try:
+                self._sock.sendto(res.to_datagram(), addr)
+            except OSError as exc:
+                logger.info("SDP: response to %s not sent: %s", addr[0], exc)
+
     def close(self) -> None:
         """Stop serving and release the socket."""
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
 
     async def __aenter__(self) -> "SDPServer":
         return self
@@ -330,10 +364,27 @@ class SDPServer:
         self.close()
 
 
-def _multicast_server_socket(port: int, ifindex: int) -> socket.socket:
+def _bind_to_device(sock: socket.socket, interface: str) -> bool:
+    """``SO_BINDTODEVICE`` where the platform allows it (Linux); False when it does not."""
+    opt = getattr(socket, "SO_BINDTODEVICE", None)
+    if opt is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, opt, interface.encode() + b"\0")
+    except OSError:  # e.g. no privilege on an old kernel: the interface index filter still holds
+        return False
+    return True
+
+
+def _multicast_server_socket(port: int, ifindex: int, interface: str | None) -> socket.socket:
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
+        # several outlets of one charger run one server each on the same port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if interface:
+            _bind_to_device(sock, interface)
+        if hasattr(socket, "IPV6_RECVPKTINFO"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
         sock.bind(("::", port, 0, 0))
         mreq = socket.inet_pton(socket.AF_INET6, SDP_MULTICAST_ADDRESS) + struct.pack("@I", ifindex)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
@@ -354,24 +405,27 @@ async def start_sdp_server(
 ) -> SDPServer:
     """Start an SDP server answering with ``responder``.
 
-    Multicast mode (default): binds ``[::]:port`` and joins ``ff02::1`` on ``interface`` (name;
-    ``None`` lets the kernel choose).  Loopback mode: binds ``host`` (default
-    :func:`loopback_host`) and ``port`` (0 = any free port; read :attr:`SDPServer.port`).
+    Multicast mode (default): binds ``[::]:port``, joins ``ff02::1`` on ``interface`` (name) and
+    answers only requests that arrived on that interface (``SO_BINDTODEVICE`` where allowed, and
+    always the arrival interface index from ``IPV6_PKTINFO``), so that the servers of several
+    outlets, one per interface, each answer for their own link.  ``interface=None`` lets the
+    kernel choose the group's interface and answers on every interface.  Loopback mode: binds
+    ``host`` (default :func:`loopback_host`) and ``port`` (0 = any free port; read
+    :attr:`SDPServer.port`).
     """
-    loop = asyncio.get_running_loop()
-    server = SDPServer()
     if loopback:
         bind_host = host or loopback_host()
         family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ServerProtocol(responder, server), local_addr=(bind_host, port), family=family)
-    else:
-        ifindex = socket.if_nametoindex(interface) if interface else 0
-        sock = _multicast_server_socket(port, ifindex)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _ServerProtocol(responder, server), sock=sock)
-    server._transport = transport  # type: ignore[assignment]
-    server.sockname = transport.get_extra_info("sockname")
-    return server
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((bind_host, port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return SDPServer(responder, sock)
+    ifindex = socket.if_nametoindex(interface) if interface else 0
+    return SDPServer(responder, _multicast_server_socket(port, ifindex, interface), ifindex)
 
 
 class _ClientProtocol(asyncio.DatagramProtocol):

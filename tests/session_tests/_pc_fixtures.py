@@ -26,7 +26,6 @@ from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, BackendRequest, CertificateInstallationNeeded,
     CertificateInstallationResponse, StartSession,
 )
-from plugcharge.net.sdp import link_local_address
 from plugcharge.pnc.signatures import sign_message
 from plugcharge.iso2.timing import TimingProfile
 from plugcharge.pnc.wallet import ContractWallet
@@ -336,24 +335,3 @@ def first(events: list, cls: type):
         if isinstance(e, cls):
             return e
     raise AssertionError(f"no {cls.__name__} in {kinds(events)}")
-
-
-# ---------------------------------------------------------------- network interfaces
-_IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
-
-
-def multicast_link_local_interfaces() -> list[str]:
-    """Interfaces that are up, multicast-capable, not loopback and carry an IPv6 link-local address
-    (Linux /sys); where SDP over ff02::1 can run on this host."""
-    found: list[str] = []
-    if not os.path.isdir("/sys/class/net"):
-        return found
-    for name in sorted(os.listdir("/sys/class/net")):
-        try:
-            flags = int(Path(f"/sys/class/net/{name}/flags").read_text().strip(), 16)
-            link_local_address(name)
-        except (OSError, ValueError):
-            continue
-        if flags & _IFF_UP and flags & _IFF_MULTICAST and not flags & _IFF_LOOPBACK:
-            found.append(name)
-    return found

@@ -31,15 +31,6 @@ def _emaid_fragment_ok(cp) -> bool:
         return False
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
-
-
 def demo(tmp_path, cp, **kw):
     lines: list[str] = []
     kw = {"loops": 3, "loop_interval": 0.0, "timeout": 30.0, **kw}

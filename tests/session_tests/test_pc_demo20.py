@@ -88,7 +88,8 @@ def test_iso20_demo_subprocess(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.run([sys.executable, "-m", "plugcharge", "demo", "--protocol", "iso20", "--loops", "2",
                            "--data-dir", str(tmp_path / "d"), "--timeout", "60"],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, env=env,
+                          cwd=str(tmp_path))  # outside the checkout: import the installed packages
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"protocol agreed: ISO 15118-20 DC", proc.stdout)
     assert "TLSv1.3" in proc.stdout and "result      completed (finished)" in proc.stdout

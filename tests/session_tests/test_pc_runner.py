@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from _pc_fixtures import NOW, fake_codecs, first, pin_protocols, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
+from _pc_fixtures import NOW, first, pin_protocols, make_wallet, real_codec_status, session_pki, trust_store, v2g_roots
 from plugcharge.core.codec import NS_ISO2
 from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
-    ContractInstallationSucceeded, PaymentSelected, SessionEnded,
+    ContractInstallationSucceeded, PauseCharging, PaymentSelected, SessionEnded, SessionPaused,
 )
 from plugcharge.net.runner import run_charger, run_ev
 from plugcharge.net.sdp import loopback_host
@@ -21,15 +21,6 @@ from plugcharge.net.transport import open_ev_connection, start_charger_server
 
 HOST = loopback_host()
 REAL = real_codec_status()
-
-
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.skipif(REAL is not None, reason=str(REAL)))])
-def cp(request):
-    if request.param == "fake":
-        return fake_codecs
-    import exi
-
-    return exi.get_codec
 
 
 def _emaid_fragment_ok(cp) -> bool:
@@ -49,7 +40,7 @@ def _backend(cp) -> SimulatedBackend:
 
 
 async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_config=None, id_token=None,
-                   ev_disconnect_after=None):
+                   ev_disconnect_after=None, ev_on_event=None):
     p = session_pki()
     sctx = cctx = None
     if tls:
@@ -85,7 +76,7 @@ async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_con
             except Exception:
                 ev_events = seen
         else:
-            ev_events = await run_ev(stream, ev)
+            ev_events = await run_ev(stream, ev, on_event=ev_on_event)
         charger_events = await asyncio.wait_for(charger_done, 10)
     return ev_events, charger_events
 
@@ -121,15 +112,33 @@ def test_tcp_eim_with_rfid_token(tmp_path, cp):
     assert ev_events[-1].reason == "failed" and ch_events[-1].reason == "failed"
 
 
-def test_backend_refuses_installation_ev_falls_back(tmp_path, cp):
+@pytest.mark.parametrize("refusal,code", [
+    ("unknown PCID, said in EXI", "FAILED_NoCertificateAvailable"),
+    ("unknown PCID", "FAILED"),
+    ("service unavailable", "FAILED"),
+])
+def test_backend_refuses_installation_ev_falls_back(tmp_path, cp, refusal, code):
+    """A backend that says why (an EXI CertificateInstallationRes with its code, as a CSMS does) is
+    forwarded: an unknown PCID is FAILED_NoCertificateAvailable; a plain OCPP "Failed" is FAILED, the
+    backend's reason in the charger's events."""
     wallet = make_wallet(tmp_path / "w")
     backend = _backend(cp)
-    backend.fail_installations = "demo: provisioning service unavailable"
+    if refusal.startswith("unknown PCID"):
+        backend = SimulatedBackend(session_pki(), clock=lambda: NOW, codecs=cp)  # knows no PCID
+        backend.exi_refusals = refusal.endswith("EXI")
+    else:
+        backend.fail_installations = "demo: provisioning service unavailable"
     ev_events, ch_events = go(_session(cp, wallet, backend))
     fail = first(ev_events, ContractInstallationFailed)
-    assert fail.response_code == "FAILED"
+    assert fail.response_code == code
     assert ev_events[-1].reason == "failed" and ev_events[-1].fallback == "ExternalPayment"
-    assert ch_events[-1].reason == "failed"
+    assert ev_events[-1].response_code == code
+    end = ch_events[-1]
+    assert (end.reason, end.response_code) == ("failed", code)
+    if refusal == "unknown PCID":
+        assert "unknown PCID" in end.detail
+    elif refusal == "service unavailable":
+        assert "provisioning service unavailable" in end.detail
     # same plug-in, Plug & Charge suppressed: ExternalPayment works
     ev2, _ = go(_session(cp, wallet, backend, ev_config=EVConfig(charge_loops=1, pnc_suppressed=True)))
     assert first(ev2, PaymentSelected).option == "ExternalPayment" and ev2[-1].reason == "finished"
@@ -142,8 +151,28 @@ def test_revoked_contract_is_refused(tmp_path, cp):
     backend.revoke_serial(__import__("cryptography.x509", fromlist=["x"]).load_der_x509_certificate(
         session_pki().cert("contract-leaf")).serial_number)
     ev_events, ch_events = go(_session(cp, wallet, backend))
-    assert first(ev_events, AuthorizationRejected).response_code == "FAILED_CertificateRevoked"
+    # AuthorizationRes may carry only OK, FAILED, FAILED_SequenceError, FAILED_SignatureError,
+    # FAILED_UnknownSession, FAILED_ChallengeInvalid: the backend's revocation goes out as FAILED and
+    # stays the cause in the charger's events
+    assert first(ev_events, AuthorizationRejected).response_code == "FAILED"
     assert ev_events[-1].fallback == "ExternalPayment"
+    rejected = first(ch_events, AuthorizationRejected)
+    assert (rejected.response_code, rejected.cause) == ("FAILED", "FAILED_CertificateRevoked")
+    assert ch_events[-1].response_code == "FAILED" and "FAILED_CertificateRevoked" in ch_events[-1].detail
+
+
+@pytest.mark.parametrize("loop_interval", [0.0, 0.2])
+def test_a_command_returned_by_on_event_is_sent(tmp_path, cp, loop_interval):
+    """PauseCharging returned for ChargingStarted: the runner sends it (with whatever the session
+    had queued, e.g. the first charge-loop request) and the session pauses."""
+    wallet = make_wallet(tmp_path / "w", contract=True)
+    backend = _backend(cp)
+    backend.register_pcid("PLUGCHARGEPCID0009", session_pki().emaid)
+    ev_events, ch_events = go(_session(cp, wallet, backend, ev_config=EVConfig(loop_interval=loop_interval),
+                                       ev_on_event=lambda e: PauseCharging() if isinstance(e, ChargingStarted)
+                                       else None))
+    assert first(ev_events, SessionPaused).payment == "Contract"
+    assert ev_events[-1].reason == "paused" and ch_events[-1].reason == "paused"
 
 
 def test_peer_disconnect_ends_charger_cleanly(tmp_path, cp):

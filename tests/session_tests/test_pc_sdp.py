@@ -4,10 +4,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
+import time
 
 import pytest
 
-from _pc_fixtures import multicast_link_local_interfaces
+import _netns
+from plugcharge.net import sdp as sdp_module
 from plugcharge.net.sdp import (
     SDPError,
     SDPRequest,
@@ -167,26 +170,107 @@ def test_client_ignores_invalid_response() -> None:
     assert asyncio.run(run()).port == 7
 
 
-def test_multicast_on_a_real_interface() -> None:
-    """ff02::1 on the first multicast-capable interface with a link-local address (skips if none)."""
-    found = multicast_link_local_interfaces()
-    if not found:
-        pytest.skip("no multicast interface with a link-local IPv6 address")
-    iface = found[0]
-    addr = link_local_address(iface)
+def _needs_netns() -> None:
+    why = _netns.unavailable()
+    if why is not None:
+        pytest.skip(why)
 
-    async def run() -> SDPResponse:
-        server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=iface, port=0)
-        async with server:
-            return await discover_secc(interface=iface, port=server.port, timeout=0.2, max_requests=3)
 
-    try:
-        res = asyncio.run(run())
-    except (OSError, SDPTimeoutError) as exc:
-        pytest.skip(f"multicast not usable here: {exc}")
-    assert res.address == addr and res.port == 55555
+def test_multicast_discovery_over_a_veth_pair() -> None:
+    """ff02::1 on a veth pair between two namespaces made for this test (never a host interface)."""
+    _needs_netns()
+    with _netns.veth_link(labels=("ev", "secc")) as link:
+        ev, secc = link.a, link.b
+        # the fixture's choice: interfaces it created, in its namespaces, absent from the host's
+        assert link.created and not _netns.interface_exists(ev.iface) and not _netns.interface_exists(secc.iface)
+        assert ev.iface in ev.namespace.interfaces() and secc.iface in secc.namespace.interfaces()
+        addr = secc.namespace.run(link_local_address, secc.iface)
+        assert addr == secc.address
+        stop = threading.Event()
+
+        async def serve() -> tuple[int, int]:
+            server = await start_sdp_server(make_responder(addr, tls_port=55555), interface=secc.iface)
+            async with server:
+                while not stop.is_set():
+                    await asyncio.sleep(0.01)
+                return server.requests, server.foreign_requests
+
+        served = secc.namespace.submit(asyncio.run, serve())
+        try:
+            res = ev.namespace.run(asyncio.run, discover_secc(interface=ev.iface, timeout=0.2, max_requests=10),
+                                   timeout=10)
+        finally:
+            stop.set()
+        requests, foreign = served.result(10)
+    assert res.address == addr and res.port == 55555 and res.security is Security.TLS
     # the answer names a link-local address: connectable only with the interface as its zone
-    assert res.interface == iface and res.host == f"{addr}%{iface}"
+    assert res.interface == ev.iface and res.host == f"{addr}%{ev.iface}"
+    assert requests >= 1 and foreign == 0
+
+
+def _collect_answers(iface: str, wait: float) -> list[tuple[bytes, tuple]]:
+    """Send one SDP request to ff02::1 on ``iface``; every datagram that comes back within ``wait``."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+        ifindex = socket.if_nametoindex(iface)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+        s.bind(("::", 0, 0, 0))
+        s.sendto(SDPRequest().to_datagram(), ("ff02::1", 15118, 0, ifindex))
+        s.settimeout(0.05)
+        got: list[tuple[bytes, tuple]] = []
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                got.append(s.recvfrom(256))
+            except socket.timeout:
+                continue
+        return got
+
+
+@pytest.mark.parametrize("bind_to_device", [True, False], ids=["SO_BINDTODEVICE", "ifindex-filter-only"])
+def test_each_outlet_answers_only_on_its_own_interface(monkeypatch, bind_to_device) -> None:
+    """A charger with two outlets on two links runs one SDP server per interface on the same port:
+    a request on one link gets exactly one answer, from that link's server with that link's
+    address; the other server stays silent (also without SO_BINDTODEVICE, by the arrival
+    interface index alone)."""
+    _needs_netns()
+    if not bind_to_device:
+        monkeypatch.setattr(sdp_module, "_bind_to_device", lambda sock, iface: False)
+    with _netns.Lab() as lab:
+        charger, ev1, ev2 = lab.namespace("charger"), lab.namespace("ev1"), lab.namespace("ev2")
+        ev1_end, outlet1 = lab.veth(ev1, charger)
+        ev2_end, outlet2 = lab.veth(ev2, charger)
+        for end in (ev1_end, outlet1, ev2_end, outlet2):
+            assert not _netns.interface_exists(end.iface)  # made here, not a host interface
+        ready, stop = threading.Event(), threading.Event()
+
+        async def serve() -> list[tuple[int, int, int]]:
+            servers = [await start_sdp_server(make_responder(o.address, tls_port=port), interface=o.iface)
+                       for o, port in ((outlet1, 50001), (outlet2, 50002))]
+            ready.set()
+            try:
+                while not stop.is_set():
+                    await asyncio.sleep(0.01)
+            finally:
+                for server in servers:
+                    server.close()
+            return [(s.requests, s.foreign_requests, s.invalid_requests) for s in servers]
+
+        served = charger.submit(asyncio.run, serve())
+        try:
+            assert ready.wait(10)
+            answers = ev1.run(_collect_answers, ev1_end.iface, 0.5, timeout=10)
+        finally:
+            stop.set()
+        counts = served.result(10)
+    assert len(answers) == 1, answers
+    res = SDPResponse.from_datagram(answers[0][0])
+    assert res.address == outlet1.address and res.port == 50001
+    assert ipaddress.IPv6Address(answers[0][1][0].split("%")[0]) == outlet1.address
+    assert counts[0][0] == 1
+    assert counts[1][0] == 0  # the other outlet never answered
+    # with SO_BINDTODEVICE the kernel keeps the request from the other socket altogether
+    assert counts[1][1] == (0 if bind_to_device else 1)
 
 
 def test_link_local_host_carries_the_zone_and_the_wire_does_not() -> None:
