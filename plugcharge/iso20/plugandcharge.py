@@ -226,31 +226,24 @@ class ChargerPlugAndCharge:
 def ev_pnc(security: Any) -> Any:
     """The EV's -20 Plug & Charge of ``security``: its ``iso20_pnc``, else the default one on its
     wallet (made once per security object), else None (no wallet: EIM only)."""
-    chosen = getattr(security, "iso20_pnc", None)
-    if chosen is not None or getattr(security, "wallet", None) is None:
-        return chosen
-    cached = getattr(security, "_iso20_default", None)
-    if cached is None:
-        cached = EVPlugAndCharge(security)
-        _remember(security, cached)
-    return cached
+    return _resolve(security, "wallet", EVPlugAndCharge)
 
 
 def charger_pnc(security: Any) -> Any:
     """The charger's -20 Plug & Charge of ``security``: its ``iso20_pnc``, else the default one on its
     trust store (None without one: PnC is not offered)."""
+    return _resolve(security, "trust_store", ChargerPlugAndCharge)
+
+
+def _resolve(security: Any, needs: str, kind: Any) -> Any:
     chosen = getattr(security, "iso20_pnc", None)
-    if chosen is not None or getattr(security, "trust_store", None) is None:
+    if chosen is not None or getattr(security, needs, None) is None:
         return chosen
     cached = getattr(security, "_iso20_default", None)
     if cached is None:
-        cached = ChargerPlugAndCharge(security)
-        _remember(security, cached)
+        cached = kind(security)
+        try:
+            security._iso20_default = cached
+        except AttributeError:  # a slotted stand-in: made again per session
+            pass
     return cached
-
-
-def _remember(security: Any, impl: Any) -> None:
-    try:
-        security._iso20_default = impl
-    except AttributeError:  # a slotted stand-in: made again per session
-        pass
