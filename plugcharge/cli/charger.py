@@ -135,9 +135,15 @@ class _Printer:
             self._emit(f"{self._t():8.2f}s  {text}")
 
     def connection(self, conn: Any) -> None:
+        from cryptography import x509
+
         how = conn.tls_version or "plain TCP"
+        chain = conn.stream.peer_chain if conn.stream is not None else ()
+        vehicle = x509.load_der_x509_certificate(chain[0]).subject.rfc4514_string() if chain else None
+        if vehicle:  # -20 mutual TLS: the vehicle chain passed the -20 vehicle profile in the handshake
+            how += f", vehicle certificate {vehicle} verified"
         self.note("Connection", f"#{conn.number} connection from [{conn.peer}] ({how})", connection=conn.number,
-                  peer=conn.peer, tls=conn.tls_version)
+                  peer=conn.peer, tls=conn.tls_version, vehicle=vehicle)
 
     def _describe(self, event: Any, line: Callable[[str, str], None]) -> None:
         from ..core.events import AuthorizationNeeded, MeterValues, NegotiationFailed, ProtocolAgreed
@@ -239,6 +245,9 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
                 raise SetupError(f"no ISO 15118-{iso} certificate in {dd.charger} or {pki_dir}: run 'plugcharge init "
                                  f"--data-dir {dd.root}', or name the files with --cert-chain{'' if iso == 2 else '20'}")
         store = TrustStore.from_directory(args.trust_dir or dd.pki)
+        # ISO 15118-20: contract chains to the -20 MO roots, the vehicle certificate to the -20 OEM root
+        pki20 = load_pki(dd.pki20) if "iso20" in protocols and (dd.pki20 / "manifest.json").exists() else None
+        store20 = TrustStore.from_directory(dd.pki20) if pki20 is not None else None
     except (CredentialsError, PKIError, OSError, ValueError, DemoError) as exc:
         raise SetupError(str(exc)) from None
     config = ChargerConfig(protocols=protocols, **({"evse_id": args.evse_id} if args.evse_id else {}))
@@ -247,7 +256,8 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     for name, value in (("--max-connections", args.max_connections), ("--max-per-peer", args.max_per_peer)):
         if value < 1:
             raise SetupError(f"{name} must be 1 or more")
-    return dict(dd=dd, pki=pki, credentials=credentials, store=store, config=config, transports=transports, rfid=rfid)
+    return dict(dd=dd, pki=pki, pki20=pki20, credentials=credentials, store=store, store20=store20, config=config,
+                transports=transports, rfid=rfid)
 
 
 async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Printer) -> tuple[Any, str]:
@@ -273,17 +283,19 @@ async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Pr
     from ..pnc.wallet import ContractWallet
     from .demo import DEMO_EMAID
 
-    simulated = SimulatedBackend(setup["pki"])
+    simulated = SimulatedBackend(setup["pki"], pki20=setup["pki20"])
     if setup["rfid"]:
         simulated.register_id_token(setup["rfid"])
     dd = setup["dd"]
     known = ""
-    if dd.wallet.is_dir():
-        pcid = ContractWallet(dd.wallet).pcid
-        if pcid:
+    if dd.wallet.is_dir():  # the PCIDs of the wallet in D (-2 and -20 OEM provisioning certificates)
+        wallet = ContractWallet(dd.wallet)
+        pcids = [o.pcid for o in (wallet.oem_provisioning_for(2), wallet.oem_provisioning_for(20)) if o is not None]
+        for pcid in dict.fromkeys(pcids):
             simulated.register_pcid(pcid, DEMO_EMAID)
-            known = f", knows PCID {pcid} ({DEMO_EMAID})"
-    return simulated, f"simulated backend with the test PKI of {dd.pki}{known}"
+        if pcids:
+            known = f", knows PCID {' and '.join(dict.fromkeys(pcids))} ({DEMO_EMAID})"
+    return simulated, f"simulated backend with the test PKIs of {dd.root}{known}"
 
 
 async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
@@ -303,19 +315,23 @@ async def _serve(args: argparse.Namespace, printer: _Printer) -> int:
     store, config = setup["store"], setup["config"]
     security = ChargerSecurity(trust_store=store,
                                ocsp_request_data=lambda chain: ocpp_request_data(_anchor_for(chain, store)))
+    store20 = setup["store20"]
+    security20 = ChargerSecurity(trust_store=store20) if store20 is not None else security
 
     def session_for(stream: Any) -> Any:
         # TLS 1.3 carries ISO 15118-20, TLS 1.2 ISO 15118-2, plain TCP ISO 15118-2 and DIN
         fits = tuple(p for p in config.protocols if p in protocols_for_tls_version(stream.tls_version))
         return ChargerSession(dataclasses.replace(config, tls=stream.tls, protocols=fits or config.protocols),
-                              security=security)
+                              security=security20 if fits == ("iso20",) else security)
 
     creds = setup["credentials"]
     tls_context = None
     if True in setup["transports"]:
         if 20 in creds:  # one port: the ClientHello picks the -2 (TLS 1.2) or the -20 (TLS 1.3) certificate
+            # mutual TLS for -20: the EV's vehicle certificate, checked to the -20 OEM roots [V2G20-2400]
+            oem = list(store20.anchors("oem")) if store20 is not None else None
             tls_context = DualServerContext(iso2=creds.get(2) if "iso2" in config.protocols else None,
-                                            iso20=creds[20]).context
+                                            iso20=creds[20], iso20_client_roots=oem or None).context
         else:
             tls_context = server_context(*creds[2])
     backend, about = await _backend(args, setup, printer)

@@ -22,8 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-__all__ = ["DataDir", "CredentialsError", "write_charger_files", "ensure_wallet20", "load_secc_credentials",
-           "load_v2g_roots"]
+__all__ = ["DataDir", "CredentialsError", "write_charger_files", "load_secc_credentials", "load_v2g_roots"]
 
 
 class CredentialsError(ValueError):
@@ -111,24 +110,6 @@ def write_charger_files(dd: DataDir, pki: Any, pki20: Any = None) -> list[Path]:
         _write(dd.v2g_roots, data, 0o644)
         written.append(dd.v2g_roots)
     return written
-
-
-def ensure_wallet20(wallet: Any, pki20: Any) -> bool:
-    """Give the wallet the -20 OEM provisioning credentials and vehicle certificate of ``pki20`` (the
-    factory step); returns whether anything changed."""
-    changed = False
-    oem = wallet.oem_provisioning_for(20)
-    if oem is None or oem.leaf != pki20.cert("oem-provisioning-leaf"):
-        wallet.set_oem_provisioning(pki20.cert("oem-provisioning-leaf"),
-                                    (pki20.cert("oem-sub2"), pki20.cert("oem-sub1")),
-                                    pki20.key("oem-provisioning-leaf"), iso=20)
-        changed = True
-    vehicle = wallet.vehicle_certificate
-    if vehicle is None or vehicle.leaf != pki20.cert("vehicle-leaf"):
-        wallet.set_vehicle_certificate(pki20.cert("vehicle-leaf"), (pki20.cert("oem-sub2"), pki20.cert("oem-sub1")),
-                                       pki20.key("vehicle-leaf"))
-        changed = True
-    return changed
 
 
 def _read(path: Path, what: str) -> bytes:

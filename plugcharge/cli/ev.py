@@ -87,7 +87,7 @@ async def _connect(resp: Any, tls: bool, protocols: tuple[str, ...], roots: list
         for pid in protocols:
             if pid == "iso20" and not any(a[2] == ("iso20",) for a in attempts):
                 vehicle = wallet.vehicle_certificate
-                ctx = client_context(roots, iso=20, client_chain=[vehicle.leaf, *vehicle.sub_cas] if vehicle else None,
+                ctx = client_context(roots, iso=20, client_chain=vehicle.tls_chain if vehicle else None,
                                      client_key=vehicle.private_key if vehicle else None)
                 attempts.append((ctx, None, ("iso20",)))
             elif pid != "iso20" and not any(a[2] != ("iso20",) for a in attempts):
@@ -134,13 +134,17 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     dd = DataDir(args.data_dir or default_data_dir())
     if not dd.wallet.is_dir() or not (args.v2g_roots or (dd.pki / "manifest.json").exists()):
         raise _Fail(EXIT_SETUP, f"no wallet or test PKI in {dd.root}: run 'plugcharge init --data-dir {dd.root}' first")
+    mo_roots20: list[bytes] = []  # -20 Plug & Charge checks the installed contract to them
     try:
         if args.v2g_roots:
             roots = load_v2g_roots(args.v2g_roots)
         else:
             roots = [load_pki(dd.pki).cert("v2g-root")]
-            if (dd.pki20 / "manifest.json").exists():
-                roots.append(load_pki(dd.pki20).cert("v2g-root"))
+        if (dd.pki20 / "manifest.json").exists():
+            pki20 = load_pki(dd.pki20)
+            mo_roots20 = [pki20.cert("mo-root")]
+            if not args.v2g_roots:
+                roots.append(pki20.cert("v2g-root"))
     except (DemoError, CredentialsError) as exc:
         raise _Fail(EXIT_SETUP, str(exc)) from None
     wallet = ContractWallet(dd.wallet)
@@ -193,7 +197,8 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
         ev = EVSession(EVConfig(energy_mode=mode, charge_loops=args.loops, loop_interval=args.loop_interval,
                                 poll_interval=0.1, pnc_suppressed=suppressed, target_soc=95.0, tls=tls,
                                 protocols=offered),
-                       security=EVSecurity(wallet=wallet, v2g_roots=roots))  # type: ignore[arg-type]
+                       security=EVSecurity(wallet=wallet, v2g_roots=roots,  # type: ignore[arg-type]
+                                           mo_roots=mo_roots20 if offered == ("iso20",) else []))
         events = await run_ev(stream, ev, on_event=on_event)
         all_events += events
         end = events[-1] if events and isinstance(events[-1], SessionEnded) else None

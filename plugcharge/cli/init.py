@@ -16,7 +16,7 @@ import datetime as dt
 from typing import Any, Callable
 
 from ._common import data_dir_arg, default_data_dir
-from .datadir import DataDir, describe, ensure_wallet20, write_charger_files
+from .datadir import DataDir, describe, write_charger_files
 
 __all__ = ["register", "run"]
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     """Run ``plugcharge init``; returns the exit code."""
     from ..pnc.wallet import WalletError
     from .demo import DemoError, ensure_pki, ensure_wallet
+    from .demo20 import ensure_wallet20
 
     dd = DataDir(args.data_dir or default_data_dir())
     now = dt.datetime.now(dt.timezone.utc)
@@ -52,8 +53,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         pki, _ = ensure_pki(dd.pki, seed=args.seed, iso=2, now=now, say=say)
         pki20 = ensure_pki(dd.pki20, seed=args.seed, iso=20, now=now, say=say)[0] if args.iso20 else None
         wallet, _ = ensure_wallet(dd.wallet, pki, say=say)
-        if pki20 is not None:
-            ensure_wallet20(wallet, pki20)
+        if pki20 is not None:  # the -20 OEM provisioning credentials and vehicle certificate beside the -2 ones
+            wallet = ensure_wallet20(dd.wallet, pki20, say=say)
         written = write_charger_files(dd, pki, pki20)
     except (DemoError, WalletError, OSError, ValueError) as exc:
         err(f"plugcharge init: error: {exc}")

@@ -237,20 +237,28 @@ def test_din_session_on_the_link(link, data):
 
 def test_iso20_beside_iso2_on_one_tls_port(link, data):
     """``--protocol iso20 --protocol iso2``: one TLS port, the EV's ClientHello picks the certificate; an
-    EV offering ISO 15118-20 charges over TLS 1.3 (identification at the charger: -20 sessions have no
-    Plug & Charge yet), one offering ISO 15118-2 over TLS 1.2."""
+    EV offering ISO 15118-20 connects with mutual TLS 1.3 (its vehicle certificate checked by the charger),
+    installs a -20 contract through the simulated backend and charges with Plug & Charge, then reuses it;
+    one offering ISO 15118-2 gets TLS 1.2."""
     charger = _charger(link, data, "--protocol", "iso20", "--protocol", "iso2")
     try:
         res20 = _ev(link, data, "--protocol", "iso20")
         assert res20.returncode == 0, res20.stdout + res20.stderr
         assert "TLSv1.3 TLS_AES_256_GCM_SHA384" in res20.stdout and "protocol agreed: ISO 15118-20" in res20.stdout
-        assert re.search(r"result: charging completed \(finished\); protocol ISO 15118-20", res20.stdout), res20.stdout
+        assert "Installing charging contract" in res20.stdout
+        assert re.search(r"result: charging completed \(finished\); protocol ISO 15118-20 DC; payment Contract",
+                         res20.stdout), res20.stdout
+        again = _ev(link, data, "--protocol", "iso20")
+        assert again.returncode == 0 and "Installing" not in again.stdout, again.stdout + again.stderr
+        assert "payment Contract" in again.stdout
         res2 = _ev(link, data, "--eim")
         assert res2.returncode == 0, res2.stdout + res2.stderr
         assert "TLSv1.2 ECDHE-ECDSA-AES128-SHA256" in res2.stdout and "protocol ISO 15118-2;" in res2.stdout
     finally:
         out = _stopped(charger)
+    assert re.search(r"#1 connection from \[\S+\] \(TLSv1\.3, vehicle certificate \S.* verified\)", out), out
     assert "#1 protocol agreed: ISO 15118-20" in out and "protocol agreed: ISO 15118-2 (" in out
+    assert "#1 forwarding the EV's signed CertificateInstallationReq" in out and "#2 authorised (Contract)" in out
 
 
 def test_sigterm_stops_a_session_in_flight_with_session_stop(link, data):

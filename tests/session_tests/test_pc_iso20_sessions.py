@@ -279,7 +279,8 @@ def test_backend_failed_code_ends_with_it(tmp_path):
 
 
 def test_charger_without_eim_and_pnc_refuses(tmp_path):
-    p = run(tmp_path, charger={"payment_options": ("Contract",)})  # no PnC implementation plugged in
+    # no trust store: the default PnC is not offered, and no other PnC implementation is plugged in
+    p = run(tmp_path, charger={"payment_options": ("Contract",)}, charger_security=ChargerSecurity(wall_clock=lambda: NOW))
     assert ended(p.charger_events).response_code == "FAILED"
     assert ended(p.ev_events).response_code == "FAILED"
 
@@ -313,7 +314,7 @@ class FakeEVPnC:
         self.challenge = challenge
 
     def choose(self, handler, services, installation_offered):
-        return "use"
+        return "use", "contract_available"
 
     def authorization_request(self, handler, challenge):
         cert = {"Certificate": b"\x30\x00", "SubCertificates": {"Certificate": [b"\x30\x00"]}}
@@ -326,10 +327,9 @@ class FakeEVPnC:
 def _pnc_security(pnc: Any, *, ev: bool) -> Any:
     from plugcharge import EVSecurity
 
-    sec = EVSecurity(wall_clock=lambda: NOW) if ev else ChargerSecurity(trust_store=trust_store(),
-                                                                        wall_clock=lambda: NOW)
-    object.__setattr__(sec, "iso20_pnc", pnc)
-    return sec
+    if ev:
+        return EVSecurity(wall_clock=lambda: NOW, iso20_pnc=pnc)
+    return ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW, iso20_pnc=pnc)
 
 
 def test_pnc_seam_authorizes_through_the_backend(tmp_path):
@@ -694,7 +694,7 @@ def test_session_stop_service_renegotiation_not_supported():
 
 
 def test_authorization_mode_not_offered_is_a_warning():
-    raw = Raw().setup()
+    raw = Raw(payment_options=("ExternalPayment",)).setup()  # PnC not offered
     raw.send("AuthorizationSetupReq", {})
     name, body = raw.send("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": {
         "Id": "id1", "GenChallenge": bytes(16), "ContractCertificateChain": {
