@@ -46,6 +46,10 @@ __all__ = [
     "iso_response_code",
     "pem_chain",
     "der_chain_from_pem",
+    "certificate_request_for",
+    "certificate_response_command",
+    "authorize_request_for",
+    "authorization_result_command",
 ]
 
 logger = logging.getLogger(__name__)
@@ -267,16 +271,89 @@ def iso20_response_code(response: AuthorizeResponse) -> str:
     return "OK" if response.id_token_status == "Accepted" else "WARNING_GeneralPnCAuthorizationError"
 
 
+_PEM_BEGIN, _PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+
+
 def pem_chain(certs: Sequence[bytes]) -> str:
-    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants."""
-    return "".join(x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM).decode("ascii")
-                   for c in certs)
+    """PEM text of DER certificates (leaf first), as OCPP's Authorize ``certificate`` field wants (the
+    text ``cryptography`` writes: base64 in lines of 64 characters; the DER is not parsed here)."""
+    out = []
+    for der in certs:
+        if not isinstance(der, (bytes, bytearray)) or len(der) < 2 or der[0] != 0x30:
+            raise ValueError("a certificate of the chain is not DER")
+        b64 = base64.b64encode(bytes(der)).decode("ascii")
+        lines = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+        out.append(f"{_PEM_BEGIN}\n{lines}\n{_PEM_END}\n")
+    return "".join(out)
 
 
 def der_chain_from_pem(pem: str) -> list[bytes]:
-    """DER certificates of a PEM chain (the inverse of :func:`pem_chain`)."""
-    certs = x509.load_pem_x509_certificates(pem.encode("ascii"))
-    return [c.public_bytes(serialization.Encoding.DER) for c in certs]
+    """DER certificates of a PEM chain (the inverse of :func:`pem_chain`); ValueError for text that
+    is not PEM certificates (the DER itself is checked by whoever validates the chain)."""
+    ders: list[bytes] = []
+    rest = pem.strip()
+    while rest:
+        if not rest.startswith(_PEM_BEGIN):
+            raise ValueError("not a PEM certificate chain")
+        end = rest.find(_PEM_END)
+        if end < 0:
+            raise ValueError("PEM certificate without its END line")
+        try:
+            ders.append(base64.b64decode("".join(rest[len(_PEM_BEGIN):end].split()), validate=True))
+        except ValueError:
+            raise ValueError("PEM certificate with invalid base64") from None
+        rest = rest[end + len(_PEM_END):].strip()
+    return ders
+
+
+# ---------------------------------------------------------------------------------------------
+# session events <-> backend calls (sans-IO: the runner, the benchmarks and tests share them)
+# ---------------------------------------------------------------------------------------------
+def certificate_request_for(need: Any) -> Get15118EVCertificateRequest:
+    """The Get15118EVCertificate for a charger's ``CertificateInstallationNeeded`` (for ISO 15118-20
+    with OCPP 2.1's ``maximumContractCertificateChains`` and ``prioritizedEMAIDs`` copied from it)."""
+    emaids = tuple(need.prioritized_emaids)[:_MAX_PRIORITIZED_EMAIDS]
+    return Get15118EVCertificateRequest.from_exi(need.exi_request, need.action, need.schema_version,
+                                                 maximum_contract_certificate_chains=need.maximum_contract_chains,
+                                                 prioritized_emaids=emaids or None)
+
+
+def certificate_response_command(response: Optional[Get15118EVCertificateResponse], *,
+                                 failure: str = "no backend") -> Any:
+    """The ``CertificateInstallationResponse`` command for the backend's answer (``None``: no answer,
+    ``failure`` says why): the EXI when accepted, else the refusal's ResponseCode when the backend
+    named one and its log-safe reason."""
+    from ..core.events import CertificateInstallationResponse
+
+    exi = response.exi if response is not None and response.status == "Accepted" else None
+    code = response.response_code if response is not None and exi is None else None
+    reason = failure if response is None else (response.status_info or "") if exi is None else ""
+    return CertificateInstallationResponse(exi, exi is not None, code, reason)
+
+
+def authorize_request_for(need: Any, id_token: Optional[str] = None) -> Optional[AuthorizeRequest]:
+    """The Authorize for a charger's ``AuthorizationNeeded``: the eMAID with the PEM chain and OCSP
+    data for a contract; ``id_token`` (ISO14443) for ExternalPayment; None when there is nothing to
+    ask (ExternalPayment without a token: accepted locally)."""
+    if need.payment == "Contract":
+        return AuthorizeRequest(need.emaid or "", pem_chain(need.chain) if need.chain else None,
+                                tuple(OCSPRequestData.from_ocpp(d) for d in need.ocsp_data) or None)
+    if id_token is not None:
+        return AuthorizeRequest(id_token, id_token_type="ISO14443")
+    return None
+
+
+def authorization_result_command(response: Optional[AuthorizeResponse], *, iso20: bool = False) -> Any:
+    """The ``AuthorizationResult`` command for an Authorize answer (``None``: accepted locally); a
+    refusal carries the -2 FAILED code or, with ``iso20``, the -20 WARNING code of the certificate
+    status (:func:`iso20_response_code`)."""
+    from ..core.events import AuthorizationResult
+
+    if response is None:
+        return AuthorizationResult(True)
+    if response.accepted:
+        return AuthorizationResult(True)
+    return AuthorizationResult(False, iso20_response_code(response) if iso20 else iso_response_code(response))
 
 
 # ---------------------------------------------------------------------------------------------

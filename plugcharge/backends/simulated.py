@@ -403,7 +403,9 @@ class SimulatedBackend:
 
     def _known_emaid(self, emaid: str) -> bool:
         n = normalize_emaid(emaid)
-        return any(normalize_emaid(e) == n for e in self._pcids.values()) or any(normalize_emaid(c.emaid) == n for c in self.issued)
+        extra = (e for es in (self.iso20.extra_emaids.values() if self.iso20 is not None else ()) for e in es)
+        return any(normalize_emaid(e) == n for e in (*self._pcids.values(), *extra)) or \
+            any(normalize_emaid(c.emaid) == n for c in self.issued)
 
     # -- Get15118EVCertificate ----------------------------------------------------------
     def get_15118_ev_certificate(self, request: Get15118EVCertificateRequest) -> Get15118EVCertificateResponse:

@@ -6,13 +6,18 @@ Subcommands::
     plugcharge wallet list|delete ID|wipe|enable|disable [--data-dir DIR]
     plugcharge pcid   [--data-dir DIR]
     plugcharge csms   [--listen HOST:PORT] [--data-dir DIR] | activate PCID | revoke EMAID | list
+    plugcharge init   [--data-dir DIR] [--seed N] [--no-iso20]
+    plugcharge charger --interface IF [--data-dir DIR] [--csms URL] [--protocol P ...] [--json] ...
+    plugcharge ev     --interface IF [--data-dir DIR] [--protocol P ...] [--eim] [--json] ...
 
 ``-v`` (the library's INFO messages on stderr) and ``--data-dir`` go before or after the command.
 The data directory defaults to ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``; the EV wallet
-lives in its ``wallet/`` folder, the demo's test PKI in ``pki/``.  Errors are one line,
-``plugcharge <command>: error: ...``, as argparse writes its own.  Each command is a module of this
-package (:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`,
-:mod:`~plugcharge.cli.csms`) with ``register(subparsers)`` and ``run(args, out, err)``.
+lives in its ``wallet/`` folder, the test PKIs in ``pki/`` and ``pki20/``, the charger's TLS files in
+``charger/`` (:mod:`~plugcharge.cli.datadir`).  Errors are one line, ``plugcharge <command>: error: ...``,
+as argparse writes its own.  Each command is a module of this package
+(:mod:`~plugcharge.cli.demo`, :mod:`~plugcharge.cli.wallet`, :mod:`~plugcharge.cli.pcid`,
+:mod:`~plugcharge.cli.csms`, :mod:`~plugcharge.cli.init`, :mod:`~plugcharge.cli.charger`, :mod:`~plugcharge.cli.ev`)
+with ``register(subparsers)`` and ``run(args, out, err)``.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-from . import csms, demo, demo20, pcid, wallet  # noqa: F401 - demo20 registers the -20 demo run
+from . import charger, csms, demo, demo20, ev, init, pcid, wallet  # noqa: F401 - demo20 registers the -20 demo run
 from ._common import common_options
 
 __all__ = ["main", "build_parser"]
@@ -32,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``plugcharge`` command (one module of this package per command)."""
     parser = argparse.ArgumentParser(
         prog="plugcharge", parents=[common_options()],
-        description="ISO 15118 Plug & Charge: demo session, EV contract wallet, test CSMS. Options -v and "
-                    "--data-dir may come before or after the command.")
+        description="ISO 15118 Plug & Charge: demo session, a charger and an EV on a network interface, EV "
+                    "contract wallet, test CSMS. Options -v and --data-dir may come before or after the command.")
     parser.set_defaults(prog="plugcharge")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, wallet, pcid, csms):
+    for command in (demo, init, charger, ev, wallet, pcid, csms):
         command.register(sub)
     return parser
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._common import add_command, data_dir, reason
+from .datadir import DataDir
 
 __all__ = ["register", "run", "DEFAULT_LISTEN"]
 
@@ -60,8 +61,9 @@ def register(sub: Any) -> None:
 def _pki(data: Path, out: Callable[[str], None]) -> Any:
     from .demo import ensure_pki
 
-    return ensure_pki(data / "pki", seed=None, iso=2, now=dt.datetime.now(dt.timezone.utc),
-                      say=lambda who, text: out(f"{who}: {text}"), wallet_dir=data / "wallet")[0]
+    layout = DataDir(data)
+    return ensure_pki(layout.pki, seed=None, iso=2, now=dt.datetime.now(dt.timezone.utc),
+                      say=lambda who, text: out(f"{who}: {text}"), wallet_dir=layout.wallet)[0]
 
 
 def _list(state: Any, out: Callable[[str], None]) -> int:
@@ -97,14 +99,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
     try:
         pki = _pki(data, out)
         if args.csms_action == "activate":
-            contract = C.activate(data / "csms", pki, args.pcid, args.emaid)
+            contract = C.activate(DataDir(data).csms, pki, args.pcid, args.emaid)
             out(f"activated PCID {args.pcid}: contract {contract.emaid} (serial {contract.serial:x}) is in the "
                 f"pool; the car installs it on its next charge")
             return 0
         if args.csms_action == "list":
-            return _list(C.registry(data / "csms", pki), out)
+            return _list(C.registry(DataDir(data).csms, pki), out)
         if args.csms_action == "revoke":
-            n = C.revoke(data / "csms", pki, args.emaid)
+            n = C.revoke(DataDir(data).csms, pki, args.emaid)
             if n == 0:
                 err(f"{args.prog}: error: no contract was issued for {args.emaid}")
                 return 1
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
             # the ocpp package logs a traceback for every malformed call: without -v, our one line per
             # call is the log (a station sending garbage must not flood the terminal)
             logging.getLogger("ocpp").setLevel(logging.CRITICAL)
-        csms = C.TestCSMS(pki, data / "csms", log=line, id_tokens=(DEMO_ID_TOKEN,))
+        csms = C.TestCSMS(pki, DataDir(data).csms, log=line, id_tokens=(DEMO_ID_TOKEN,))
         csms.delays.update(delays)
         await csms.start(host, port)
         out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.0.1); eMSP state in {data / 'csms'}")

@@ -21,8 +21,10 @@ Everything runs in one process over loopback sockets:
 When Plug & Charge fails (``--fail-installation``) the EV starts a second session on the same
 plug-in with ExternalPayment and the driver identifies with an RFID card at the charger.
 
-Data directory layout: ``pki/`` (certificates, keys, ``manifest.json``), ``wallet/`` (the EV's
-contract wallet, owner-only).  Default: ``$PLUGCHARGE_DATA_DIR`` or ``./plugcharge-demo``.
+Data directory layout (:mod:`~plugcharge.cli.datadir`, what ``plugcharge init`` creates and ``charger``,
+``ev`` and ``csms`` share): ``pki/`` (certificates, keys, ``manifest.json``), ``wallet/`` (the EV's
+contract wallet, owner-only), ``csms/`` with ``--csms``.  Default: ``$PLUGCHARGE_DATA_DIR`` or
+``./plugcharge-demo``.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ from ._common import (
     DATA_DIR_ENV, DEFAULT_DATA_DIR, add_command, default_data_dir, positive_int, positive_seconds, reason,
 )
 from ._common import data_dir as _data_dir_of
+from .datadir import DataDir
 from ..pnc.wallet import ContractWallet
 
 __all__ = [
@@ -514,8 +517,9 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     except OSError as exc:
         raise DemoError(f"cannot create the data directory {data} ({_io_reason(exc)}): choose another with "
                         "--data-dir") from None
-    pki, _ = ensure_pki(data / "pki", seed=opts.seed, iso=iso, now=now, say=view.line, wallet_dir=data / "wallet")
-    wallet, _ = ensure_wallet(data / "wallet", pki, say=view.line)
+    layout = DataDir(data)  # the layout 'plugcharge init' creates and charger, ev and csms share
+    pki, _ = ensure_pki(layout.pki, seed=opts.seed, iso=iso, now=now, say=view.line, wallet_dir=layout.wallet)
+    wallet, _ = ensure_wallet(layout.wallet, pki, say=view.line)
 
     backend: Any
     csms: Any = None
@@ -640,7 +644,8 @@ async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> t
     if not url:
         from ..backends.csms import TestCSMS
 
-        csms = TestCSMS(pki, data / "csms", log=lambda line: view.line("csms", line), id_tokens=(DEMO_ID_TOKEN,),
+        csms = TestCSMS(pki, DataDir(data).csms, log=lambda line: view.line("csms", line),
+                        id_tokens=(DEMO_ID_TOKEN,),
                         codecs=opts.codecs)
         if opts.fail_installation:
             csms.failures["Get15118EVCertificate"] = "InternalError"

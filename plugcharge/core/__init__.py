@@ -5,7 +5,8 @@ namespaces, the V2G_Message envelope), :mod:`~plugcharge.core.handshake` (Suppor
 negotiation), :mod:`~plugcharge.core.protocol` (:class:`ProtocolSpec`, :class:`ProtocolRegistry`),
 :mod:`~plugcharge.core.session` (the session core, EV and charger bases, handler bases),
 :mod:`~plugcharge.core.fsm` (table types and checks), :mod:`~plugcharge.core.timers`,
-:mod:`~plugcharge.core.events`, :mod:`~plugcharge.core.errors`, :mod:`~plugcharge.core.config`.
+:mod:`~plugcharge.core.events`, :mod:`~plugcharge.core.errors`, :mod:`~plugcharge.core.config`,
+:mod:`~plugcharge.core.sniff` (which request an undecodable message was, to answer it FAILED).
 Nothing here imports another room of :mod:`plugcharge`.
 """
 from .config import ChargerConfig, EVConfig, PausedSession, SessionStore

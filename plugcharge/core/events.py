@@ -327,11 +327,19 @@ class SessionPaused(Event):
 @dataclasses.dataclass(frozen=True, slots=True)
 class CertificateInstallationNeeded(BackendRequest):
     """Forward ``exi_request`` (the EV's EXI V2G_Message, signature checked) to the backend as an
-    OCPP Get15118EVCertificate; answer with :class:`CertificateInstallationResponse`."""
+    OCPP Get15118EVCertificate; answer with :class:`CertificateInstallationResponse`.
+
+    ISO 15118-20 (``schema_version`` its CommonMessages namespace, ``exi_request`` the
+    CertificateInstallationReq root message) also names what the request asks for, as OCPP 2.1
+    passes it on: the EV's ``root_certificate_ids`` (``(X509IssuerName, X509SerialNumber)``),
+    ``maximum_contract_chains`` and ``prioritized_emaids`` (highest priority first)."""
 
     exi_request: bytes
     action: str = "Install"  # or "Update"
     schema_version: str = "urn:iso:15118:2:2013:MsgDef"
+    root_certificate_ids: tuple[tuple[str, int], ...] = ()
+    maximum_contract_chains: Optional[int] = None
+    prioritized_emaids: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -380,7 +388,9 @@ class CertificateInstallationResponse(Command):
     backend; ``None`` (or ``accepted=False``) is a refusal: the charger answers ``response_code``
     (default ``FAILED``; a code the response may not carry becomes ``FAILED`` too) and reports
     ``reason`` (the backend's, log-safe) in its events.  A backend that knows the cause (an
-    unknown PCID: ``FAILED_NoCertificateAvailable``) sends it in its EXI response instead."""
+    unknown PCID: ``FAILED_NoCertificateAvailable``) sends it in its EXI response instead.  In
+    ISO 15118-20 a ``WARNING_`` ``response_code`` (e.g. ``WARNING_NoContractMatchingPCIDFound``) is
+    answered in an unsigned CertificateInstallationRes and the session goes on (the EV may use EIM)."""
 
     exi_response: Optional[bytes]
     accepted: bool = True

@@ -32,7 +32,8 @@ from .protocol import DEFAULT_FAULT_CODES, Fault, ProtocolRegistry, ProtocolSpec
 from .timers import (
     COMM_SETUP, HANDSHAKE_TIMING, MSG, SAP_REQUEST, SEQUENCE, TIMER_NAMES, TimingArg, given_profiles, timing_for,
 )
-from .v2gtp import FrameReader, HeaderAction, PayloadType, V2GTPError
+from .sniff import BodySniffer
+from .v2gtp import PAYLOAD_TYPES, ErrorKind, FrameReader, HeaderAction, PayloadType, V2GTPError
 
 __all__ = ["SessionCore", "EVSessionBase", "ChargerSessionBase", "Handler", "EVHandler", "ChargerHandler"]
 
@@ -79,15 +80,13 @@ class SessionCore:
         if self.ended:
             return []
         self.clock = now
-        try:
-            payloads = self._payloads(data)
-        except V2GTPError as exc:
-            self._remote_failure(Fault.FAILED, f"V2GTP framing: {exc.reason} (stream offset {exc.offset})", now)
-            return self._take_events()
+        payloads, error = self._payloads(data)
         for payload_type, payload in payloads:
             if self.ended:
                 break
             self._on_payload(payload, now, payload_type)
+        if error is not None and not self.ended:
+            self._remote_failure(Fault.FAILED, error, now)
         return self._take_events()
 
     def data_to_send(self) -> bytes:
@@ -178,19 +177,29 @@ class SessionCore:
         return self.protocol.code(fault) if self.protocol is not None else DEFAULT_FAULT_CODES[fault]
 
     # ---- internals
-    def _payloads(self, data: bytes) -> list[tuple[int, bytes]]:
-        """The ``(payload type, payload)`` of each frame ``data`` completes.  A frame of a payload type
-        the session does not take is skipped (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`); a
-        header that breaks the stream raises :class:`~plugcharge.core.v2gtp.V2GTPError`."""
+    def _payloads(self, data: bytes) -> tuple[list[tuple[int, bytes]], Optional[str]]:
+        """The ``(payload type, payload)`` of each frame ``data`` completes, and why the stream failed
+        after them (None: it did not).
+
+        A frame of a payload type V2GTP does not define is skipped
+        (:data:`~plugcharge.core.v2gtp.HEADER_ERROR_ACTION`).  A header that breaks the stream fails
+        it, and so does a payload type V2GTP defines for another use than this session's messages
+        (ISO 15118-20's on an ISO 15118-2 or DIN stream, SDP's on TCP): that peer speaks another
+        protocol, and waiting for the sequence timer would only hold the connection."""
         out: list[tuple[int, bytes]] = []
         while True:
             try:
                 out.extend((f.payload_type, f.payload) for f in self._reader.feed(data))
-                return out
+                return out, None
             except V2GTPError as exc:
-                if exc.action is not HeaderAction.DISCARD_MESSAGE:
-                    raise
                 out.extend((f.payload_type, f.payload) for f in exc.frames)
+                known = PAYLOAD_TYPES.get(exc.payload_type) if exc.payload_type is not None else None
+                if known is not None and exc.kind is ErrorKind.UNKNOWN_PAYLOAD_TYPE:
+                    allowed = self.protocol.name if self.protocol is not None else "the SupportedAppProtocol handshake"
+                    return out, (f"V2GTP payload type 0x{exc.payload_type:04X} ({known}) is not one of "
+                                 f"{allowed} (stream offset {exc.offset})")
+                if exc.action is not HeaderAction.DISCARD_MESSAGE:
+                    return out, f"V2GTP framing: {exc.reason} (stream offset {exc.offset})"
                 data = b""  # the reader skips that frame; continue with what it holds
 
     def _agree(self, spec: ProtocolSpec, schema_id: Any, response_code: str, factory: Any) -> None:
@@ -219,7 +228,8 @@ class SessionCore:
     def _on_command(self, command: Any, now: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float) -> None:  # pragma: no cover - abstract
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -385,7 +395,8 @@ class EVSessionBase(SessionCore):
         else:
             self.timeout(TIMER_NAMES.get(name, name), self._request_name if name == MSG else "SessionSetupRes", now)
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float) -> None:
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:
         self._protocol_ended("protocol_error", fault, hint)
 
     def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
@@ -488,6 +499,7 @@ class ChargerSessionBase(SessionCore):
                              f"tls={config.tls}: {', '.join(config.protocols)} "
                              f"(implemented: {', '.join(s.id for s in protocols if s.implemented('charger'))})")
         self._commands: list[Any] = []
+        self._sniffers: dict[str, BodySniffer] = {}  # by namespace, made on the first undecodable request
         if now is not None:
             self.connection_made(now)
 
@@ -538,7 +550,8 @@ class ChargerSessionBase(SessionCore):
         elif self.handler is not None:
             self.handler.on_timer(name, now)
 
-    def _remote_failure(self, fault: Fault, hint: str, now: float) -> None:
+    def _remote_failure(self, fault: Fault, hint: str, now: float, payload: Optional[bytes] = None,
+                        payload_type: int = PayloadType.EXI) -> None:
         spec = self.protocol
         if spec is None:
             code = self.code(fault)
@@ -550,11 +563,35 @@ class ChargerSessionBase(SessionCore):
             self.state = CoreState.ENDED
             self.end("protocol_error", response_code=code, detail=hint)
             return
-        expected = [r for r in spec.charger_table.get(self.state, {}) if r != spec.stop_request]
-        if len(expected) == 1:
-            self.fail(expected[0], spec.code(fault), hint, now)
+        request = self._request_meant(payload, payload_type)
+        if request is not None:
+            self.fail(request, spec.code(fault), hint, now)
         else:
             self._protocol_ended("protocol_error", fault, hint)
+
+    def _request_meant(self, payload: Optional[bytes], payload_type: int = PayloadType.EXI) -> Optional[str]:
+        """The request to answer FAILED for input that could not be processed [V2G2-538]: the one
+        ``payload`` starts like (:class:`~plugcharge.core.sniff.BodySniffer`), else the first the
+        state expects (SessionStopReq only when nothing else is expected); None when the state
+        expects no request at all."""
+        spec = self.protocol
+        assert spec is not None
+        if payload:
+            ns = spec.namespace_for(payload_type)
+            try:
+                sniffer = self._sniffers.get(ns)
+                if sniffer is None:
+                    names = [*spec.request_to_response, *spec.request_to_response.values()]
+                    sniffer = self._sniffers[ns] = BodySniffer(self._codecs(ns).encode, spec.wrap,
+                                                               self.session_id or bytes(8), names)
+                name = sniffer.identify(payload)
+            except Exception:  # no codec for probes: fall back to the state's expectation
+                name = None
+            if name is not None and name in spec.request_to_response:
+                return name
+        expected = list(spec.charger_table.get(self.state, {}))
+        others = [r for r in expected if r != spec.stop_request]
+        return (others or expected)[0] if expected else None
 
     def _on_payload(self, payload: bytes, now: float, payload_type: int = PayloadType.EXI) -> None:
         state = self.state
@@ -566,7 +603,8 @@ class ChargerSessionBase(SessionCore):
             msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
             name, body, header = spec.unwrap(msg)
         except Exception as exc:  # DecodeError / ValueError from a malformed stream
-            self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now)
+            self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now, payload,
+                                 payload_type)
             return
         self.trace.append(("in", name))
         if name not in spec.request_to_response:  # a response, or a body this protocol never sends

@@ -37,7 +37,9 @@ from ..core.events import (
 from ..core.fsm import CoreState
 from ..core.session import ChargerHandler as _ChargerHandlerBase
 from ..core.timers import SEQUENCE
+from ..pnc.certs import normalize_emaid
 from . import messages as M
+from .plugandcharge import charger_pnc
 from .states import ENDED, ChargerState
 
 __all__ = ["ChargerHandler"]
@@ -56,7 +58,7 @@ class ChargerHandler(_ChargerHandlerBase):
         #: ``"AC"`` or ``"DC"``: the message set agreed
         self.kind = "AC" if spec.namespace == M.NS_AC else "DC"
         self._protocol_id = spec.id
-        self.pnc: Any = getattr(self.security, "iso20_pnc", None)
+        self.pnc: Any = charger_pnc(self.security)
         self.payment: Optional[str] = None
         self.emaid: Optional[str] = None
         #: the energy service selected (``"DC"``, ``"DC_BPT"``, ...) and its control mode
@@ -163,7 +165,12 @@ class ChargerHandler(_ChargerHandlerBase):
         self._cancel_timer("backend")
         req = "CertificateInstallationReq"
         if not cmd.accepted or cmd.exi_response is None:
-            self._fail(req, "FAILED", "backend refused the certificate request", now, remote=False)
+            if cmd.response_code is not None and cmd.response_code.startswith("WARNING"):
+                self._refuse_installation(cmd.response_code, now)  # e.g. no contract for this PCID
+                self.state = S.WAIT_AUTHORIZATION
+                return
+            self._fail(req, "FAILED", "backend refused the certificate request"
+                       + (f": {cmd.reason}" if cmd.reason else ""), now, remote=False)
             return
         try:
             name, body, header = M.unwrap(self._decode(cmd.exi_response, NS_ISO20_CM))
@@ -235,24 +242,14 @@ class ChargerHandler(_ChargerHandlerBase):
         if self._auth_mode is not None and mode != self._auth_mode:  # another mode after a refusal
             self._auth_requested, self._auth_result, self._auth_started = False, None, None
         self._auth_mode = mode
-        if self._authorized:
+        if mode == "PnC" and not self._auth_requested and self._auth_result is None:
+            refusal = self._verify_pnc(body, header, msg)
+            if refusal is not None:  # the EV may try EIM or stop
+                self._emit(AuthorizationRejected(refusal, self.emaid))
+                self._auth_answer(refusal, "Finished", now)
+                return S.WAIT_AUTHORIZATION
+        if self._authorized:  # a paused session joined again: authorised before, no backend call
             self._auth_result = AuthorizationResult(True)
-        elif mode == "PnC" and not self._auth_requested:
-            request = body["PnC_AReqAuthorizationMode"]
-            if self._challenge is None or bytes(request["GenChallenge"]) != self._challenge:
-                # [V2G20-2565]: the signature counts as invalid [V2G20-2216]
-                self._emit(AuthorizationRejected("WARNING_ChallengeInvalid"))
-                self._auth_answer("WARNING_ChallengeInvalid", "Finished", now)
-                return S.WAIT_AUTHORIZATION
-            try:
-                identity = self.pnc.verify_authorization(self, body, header, msg)
-            except Refused as exc:
-                if not exc.response_code.startswith("WARNING"):
-                    raise
-                self._emit(AuthorizationRejected(exc.response_code))  # the EV may try EIM or stop
-                self._auth_answer(exc.response_code, "Finished", now)
-                return S.WAIT_AUTHORIZATION
-            self.emaid, self._contract = identity.emaid, identity
         if self._auth_started is None:
             self._auth_started = now
         if not self._auth_requested and self._auth_result is None:
@@ -271,26 +268,64 @@ class ChargerHandler(_ChargerHandlerBase):
         if not result.accepted:
             code = result.response_code or ("WARNING_EIMAuthorizationFailure" if mode == "EIM"
                                             else "WARNING_GeneralPnCAuthorizationError")
-            self._emit(AuthorizationRejected(code, self.emaid))
+            self._emit(AuthorizationRejected(code, self.emaid if mode == "PnC" else None))
             if code.startswith("FAILED"):
                 raise Refused(code, "authorisation refused", remote=False)
             self._auth_answer(code, "Finished", now)
             return S.WAIT_AUTHORIZATION
-        self.payment = "Contract" if mode == "PnC" else "ExternalPayment"
+        if self._resumed is not None:
+            self.payment = self._resumed.payment  # the paused session's payment goes on
+        else:
+            self.payment = "Contract" if mode == "PnC" else "ExternalPayment"
+            self.emaid = self.emaid if mode == "PnC" else None
         self._authorized = True
         code = str(getattr(self._contract, "response_code", "OK")) if mode == "PnC" else "OK"
         self._auth_answer(code, "Finished", now)  # OK_CertificateExpiresSoon [V2G20-2218]
-        self._emit(AuthorizationAccepted(self.payment, self.emaid))
+        self._emit(AuthorizationAccepted(self.payment, self.emaid if self.payment == "Contract" else None))
         return S.WAIT_SERVICE_DISCOVERY
+
+    def _verify_pnc(self, body: dict, header: dict, msg: dict) -> Optional[str]:
+        """Check a PnC AuthorizationReq; returns the WARNING code of a refusal (a FAILED one raises)."""
+        request = body["PnC_AReqAuthorizationMode"]
+        if self._challenge is None or bytes(request["GenChallenge"]) != self._challenge:
+            return "WARNING_ChallengeInvalid"  # [V2G20-2565]: the signature counts as invalid [V2G20-2216]
+        try:
+            identity = self.pnc.verify_authorization(self, body, header, msg)
+        except Refused as exc:
+            if not exc.response_code.startswith("WARNING"):
+                raise
+            return exc.response_code
+        resumed = self._resumed
+        if resumed is not None and resumed.emaid is not None and \
+                normalize_emaid(identity.emaid) != normalize_emaid(resumed.emaid):
+            return "WARNING_GeneralPnCAuthorizationError"  # not the contract of the paused session
+        self.emaid, self._contract = identity.emaid, identity
+        return None
 
     def _h_CertificateInstallationReq(self, body: dict, header: dict, msg: dict, payload: bytes, now: float) -> Next:
         if not self._cert_install:
             raise Refused("FAILED", "CertificateInstallationService was not offered")
-        self.pnc.check_installation_request(self, body, header, msg)
-        self._emit(CertificateInstallationNeeded(bytes(payload), "Install", NS_ISO20_CM))
+        try:
+            self.pnc.check_installation_request(self, body, header, msg)
+        except Refused as exc:
+            if not exc.response_code.startswith("WARNING"):
+                raise
+            self._refuse_installation(exc.response_code, now)
+            return S.WAIT_AUTHORIZATION
+        ids = (body.get("ListOfRootCertificateIDs") or {}).get("RootCertificateID") or []
+        emaids = (body.get("PrioritizedEMAIDs") or {}).get("EMAID") or []
+        self._emit(CertificateInstallationNeeded(
+            bytes(payload), "Install", NS_ISO20_CM,
+            tuple((str(i["X509IssuerName"]), int(i["X509SerialNumber"])) for i in ids),
+            int(body["MaximumContractCertificateChains"]), tuple(str(e) for e in emaids)))
         self._set_timer("backend", now + self.timing.get("backend_timeout"))
         self._cancel_timer(SEQUENCE)
         return S.WAIT_BACKEND_CERTIFICATE
+
+    def _refuse_installation(self, code: str, now: float) -> None:
+        """An unsigned CertificateInstallationRes carrying a WARNING code: no contract, the session goes on."""
+        body = M.failure_body("CertificateInstallationRes", code, evse_id=self.config.evse_id)
+        self._respond("CertificateInstallationRes", body, now)
 
     # ------------------------------------------------------------ services
     def _h_ServiceDiscoveryReq(self, body: dict, header: dict, msg: dict, payload: bytes, now: float) -> Next:
@@ -573,8 +608,9 @@ class ChargerHandler(_ChargerHandlerBase):
         self._respond("SessionStopRes", {"ResponseCode": "OK"}, now)
         if kind == "Pause":
             if self._authorized and self.service is not None:
+                leaf = self._contract.chain[0] if self._contract is not None and self._contract.chain else None
                 self.store.pause(self.session_id, PausedSession(
-                    self.payment or "ExternalPayment", self.emaid, None, f"{self.service}:{self.control_mode}",
+                    self.payment or "ExternalPayment", self.emaid, leaf, f"{self.service}:{self.control_mode}",
                     self._protocol_id))
             self._emit(SessionPaused(self.session_id))
             self._end("paused")

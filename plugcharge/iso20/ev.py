@@ -28,13 +28,15 @@ from typing import Any, Callable, Optional
 from ..core.errors import LocalProtocolError, Stop
 from ..core.events import (
     AuthorizationAccepted, AuthorizationPending, AuthorizationRejected, ChargingStarted, ChargingStopped,
-    ContractInstallationFailed, ContractInstallationStarted, MeterValues, PauseCharging, PaymentSelected,
+    ContractInstallationFailed, ContractInstallationStarted, ContractInstallationSucceeded, MeterValues,
+    PauseCharging, PaymentSelected,
     ProtocolError, SessionPaused, SessionStarted, StartSession, StopCharging,
 )
 from ..core.fsm import check_ev_transition
 from ..core.session import EVHandler as _EVHandlerBase
 from ..core.timers import MSG, TIMER_NAMES
 from . import messages as M
+from .plugandcharge import ev_pnc
 from .pnc import Signer
 from .states import ENDED, EV_TABLES, EVState
 
@@ -65,7 +67,7 @@ class EVHandler(_EVHandlerBase):
         #: ``"AC"`` or ``"DC"``: the message set agreed
         self.kind = "AC" if spec.namespace == M.NS_AC else "DC"
         self._table = EV_TABLES[self.kind]
-        self.pnc: Any = getattr(self.security, "iso20_pnc", None)
+        self.pnc: Any = ev_pnc(self.security)
         #: the energy service asked for (``"DC_BPT"`` ...)
         self.service = self.kind + ("_BPT" if self.config.bpt else "")
         self.payment: Optional[str] = None
@@ -75,6 +77,10 @@ class EVHandler(_EVHandlerBase):
         self._challenge: Optional[bytes] = None
         self._auth_mode = "EIM"
         self._pnc_choice: Optional[str] = None
+        self._install_offered = False
+        self._installed = 0
+        #: AuthorizationRes said OK_CertificateExpiresSoon [V2G20-2218]
+        self.contract_expires_soon = False
         self._resumed = False
         self._request: Optional[dict] = None
         self._request_name = "supportedAppProtocolReq"
@@ -93,7 +99,7 @@ class EVHandler(_EVHandlerBase):
         self._renegotiating = False
         self._cable_checked = False
         self._welding_rounds = 0
-        self._end_reason: Optional[tuple[str, Optional[str], str]] = None
+        self._end_reason: Optional[tuple[str, Optional[str], str, Optional[str]]] = None
 
     # ------------------------------------------------------------ plumbing
     def _timestamp(self) -> int:
@@ -161,7 +167,7 @@ class EVHandler(_EVHandlerBase):
         timer, what = timers.get(name, (name, ""))
         if self.state is E.WAIT_CERT_INSTALL:
             self._emit(ContractInstallationFailed(f"{timer} expired"))
-        self._timeout(timer, what, now)
+        self._timeout(timer, what, now, fallback=self._fallback())
 
     def on_command(self, command: Any, now: float) -> None:
         """StopCharging / PauseCharging: leave the charge loop (or the wait) and end or pause the session."""
@@ -180,13 +186,14 @@ class EVHandler(_EVHandlerBase):
         """Leave with SessionStopReq(Terminate) when ``stop`` is graceful, else end at once."""
         if getattr(stop, "install", False):
             self._emit(ContractInstallationFailed(stop.reason, stop.code))
+        fallback = self._fallback()
         if stop.graceful and not self.ended:
-            self._end_reason = ("failed", stop.code, stop.reason)
+            self._end_reason = ("failed", stop.code, stop.reason, fallback)
             self._cancel_timer("ongoing", "cable_check", "pre_charge", "poll")
             self._send("SessionStopReq", {"ChargingSession": "Terminate"}, E.WAIT_SESSION_STOP, now)
             return
         self.state = ENDED
-        self._end("failed", response_code=stop.code, detail=stop.reason)
+        self._end("failed", response_code=stop.code, detail=stop.reason, fallback=fallback)
 
     def on_failed_response(self, name: str, code: str, now: float) -> None:
         """A FAILED response ends the session [V2G20-1967, V2G20-2220]; authorisation says why."""
@@ -211,28 +218,71 @@ class EVHandler(_EVHandlerBase):
 
     def _r_AuthorizationSetupRes(self, body: dict, header: dict, msg: dict, now: float) -> None:
         self._services = [str(s) for s in body["AuthorizationServices"]]
-        install_offered = bool(body["CertificateInstallationService"])
+        self._install_offered = bool(body["CertificateInstallationService"])
         pnc_mode = body.get("PnC_ASResAuthorizationMode")
         self._challenge = bytes(pnc_mode["GenChallenge"]) if pnc_mode else None
-        choice = None
-        if self.pnc is not None and "PnC" in self._services and self._challenge is not None and not self._resumed:
-            choice = self.pnc.choose(self, self._services, install_offered)
+        choice: Optional[str] = None
+        if self.pnc is None:
+            reason = "no_plug_and_charge"
+        elif "PnC" not in self._services or self._challenge is None:
+            reason = "contract_not_offered"
+        elif self._resumed:  # the payment of the paused session [V2G20-1644]
+            choice, reason = ("use" if self.config.resume_payment == "Contract" else None), "resumed"
+        else:
+            choice, reason = self.pnc.choose(self, self._services, self._install_offered)
+        if self._resumed and choice is None:
+            reason = "resumed"
         if choice is None:
             if "EIM" not in self._services:
                 raise _Stop("the charger offers no identification this EV can use", graceful=True)
-            reason = "resumed" if self._resumed else "plug_and_charge_not_used"
             self._emit(PaymentSelected("ExternalPayment", reason))
             self._send_eim(now)
             return
         self._pnc_choice = choice
-        self._emit(PaymentSelected("Contract", "contract_available" if choice == "use" else "no_contract_install",
-                                   "install" if choice == "install" else None))
+        self._emit(PaymentSelected("Contract", reason, "install" if choice == "install" else None))
         if choice == "install":
-            req, signer = self.pnc.installation_request(self)
-            self._emit(ContractInstallationStarted("install", ""))
-            self._send("CertificateInstallationReq", req, E.WAIT_CERT_INSTALL, now, sign=signer)
+            self._send_installation(now)
         else:
             self._send_pnc(now)
+
+    def _fallback(self) -> Optional[str]:
+        """ExternalPayment: what a new session on the same plug-in uses after Plug & Charge failed here."""
+        return "ExternalPayment" if self._pnc_choice is not None and not self._charging else None
+
+    def _pcid(self) -> str:
+        wallet = getattr(self.security, "wallet", None)
+        get = getattr(wallet, "oem_provisioning_for", None)
+        oem = get(20) if callable(get) else None
+        try:
+            return str(getattr(oem, "pcid", "") or "")
+        except Exception:  # an unreadable certificate: the event just names no PCID
+            return ""
+
+    def _send_installation(self, now: float) -> None:
+        try:
+            req, signer = self.pnc.installation_request(self)
+        except Exception as exc:  # no OEM credentials, a key that signs no -20 suite
+            self._installation_failed(str(exc), getattr(exc, "response_code", None), now)
+            return
+        self._emit(ContractInstallationStarted("install", self._pcid()))
+        self._send("CertificateInstallationReq", req, E.WAIT_CERT_INSTALL, now, sign=signer)
+
+    def _installation_failed(self, reason: str, code: Optional[str], now: float) -> None:
+        """The installation brought no contract: a contract the wallet already holds, else EIM when
+        the charger offers it (same session), else leave with the ExternalPayment fallback."""
+        self._emit(ContractInstallationFailed(reason, code))
+        if self._installed or (self.pnc is not None and self._has_contract()):
+            self._send_pnc(now)
+        elif "EIM" in self._services:
+            self._pnc_choice = None
+            self._emit(PaymentSelected("ExternalPayment", "installation_failed_fallback"))
+            self._send_eim(now)
+        else:
+            raise _Stop(f"contract installation failed: {reason}", code, graceful=True)
+
+    def _has_contract(self) -> bool:
+        get = getattr(self.pnc, "contract", None)
+        return bool(callable(get) and get(self.security.wall_clock()) is not None)
 
     def _send_eim(self, now: float) -> None:
         self._auth_mode = "EIM"
@@ -240,8 +290,17 @@ class EVHandler(_EVHandlerBase):
                    E.WAIT_AUTHORIZATION, now)
 
     def _send_pnc(self, now: float) -> None:
+        try:
+            mode, signer = self.pnc.authorization_request(self, self._challenge or b"")
+        except Exception as exc:  # no usable contract after all (e.g. a new one not valid yet)
+            if "EIM" not in self._services:
+                raise _Stop(f"Plug & Charge not possible: {exc}", getattr(exc, "response_code", None),
+                            graceful=True) from None
+            self._pnc_choice = None
+            self._emit(PaymentSelected("ExternalPayment", "no_usable_contract"))
+            self._send_eim(now)
+            return
         self._auth_mode = "PnC"
-        mode, signer = self.pnc.authorization_request(self, self._challenge or b"")
         self._send("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": mode},
                    E.WAIT_AUTHORIZATION, now, sign=signer)
 
@@ -251,7 +310,23 @@ class EVHandler(_EVHandlerBase):
             self._poll(now, ongoing="ongoing")
             return
         self._cancel_timer("ongoing")
-        self.pnc.installation_response(self, body, header, msg)
+        code = str(body["ResponseCode"])
+        if code.startswith("WARNING"):  # the charger or the backend refused: no contract in it
+            self._installation_failed(f"the charger answered {code}", code, now)
+            return
+        try:
+            installed = self.pnc.installation_response(self, body, header, msg)
+        except Exception as exc:  # every check of the response (PnC20Error names the -20 code)
+            self._installation_failed(f"contract rejected: {getattr(exc, 'hint', exc)}",
+                                      getattr(exc, "response_code", None), now)
+            return
+        self._installed += 1
+        self._emit(ContractInstallationSucceeded(str(installed.emaid), "install"))
+        maximum = max(1, int(getattr(self.security, "maximum_contract_chains", 1) or 1))
+        if int(installed.remaining) > 0 and self._installed < maximum:
+            self._resend(now)  # the same signed request fetches the next chain
+            self._go(E.WAIT_CERT_INSTALL)
+            return
         self._send_pnc(now)
 
     def _r_AuthorizationRes(self, body: dict, header: dict, msg: dict, now: float) -> None:
@@ -260,6 +335,7 @@ class EVHandler(_EVHandlerBase):
             self._cancel_timer("ongoing")
             self._emit(AuthorizationRejected(code, getattr(self.contract, "emaid", None)))
             if self._auth_mode == "PnC" and "EIM" in self._services:  # same session, identification at the charger
+                self._pnc_choice = None
                 self._emit(PaymentSelected("ExternalPayment", "plug_and_charge_refused_fallback"))
                 self._send_eim(now)
                 return
@@ -271,6 +347,9 @@ class EVHandler(_EVHandlerBase):
             return
         self._cancel_timer("ongoing")
         self.payment = "Contract" if self._auth_mode == "PnC" else "ExternalPayment"
+        #: the charger said the contract ends within 14 days [V2G20-2218]: the next session with the
+        #: certificate service installs a new one (``EVSecurity.update_before``)
+        self.contract_expires_soon = code == "OK_CertificateExpiresSoon"
         self._emit(AuthorizationAccepted(self.payment, getattr(self.contract, "emaid", None)
                                          if self.payment == "Contract" else None))
         self._send("ServiceDiscoveryReq", {}, E.WAIT_SERVICE_DISCOVERY, now)
@@ -563,8 +642,8 @@ class EVHandler(_EVHandlerBase):
     def _r_SessionStopRes(self, body: dict, header: dict, msg: dict, now: float) -> None:
         self.state = ENDED
         if self._end_reason is not None:
-            reason, code, detail = self._end_reason
-            self._end(reason, response_code=code, detail=detail)
+            reason, code, detail, fallback = self._end_reason
+            self._end(reason, response_code=code, detail=detail, fallback=fallback)
         elif self._pause:
             self._emit(SessionPaused(self.session_id))
             self._end("paused")

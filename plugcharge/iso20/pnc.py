@@ -24,28 +24,40 @@ Charger (:class:`ChargerPnC`), called from :class:`plugcharge.iso20.charger.Char
   data) exactly as for ISO-2 and answers EVSEProcessing=Ongoing until
   :class:`~plugcharge.core.events.AuthorizationResult` arrives.
 * CertificateInstallationReq (state ``WAIT_AUTHORIZATION``, only when the service was offered):
-  ``check_installation_request(handler, body, header, msg)`` verifies the OEM provisioning chain
-  and signature (raises as above); the handler emits
+  ``check_installation_request(handler, body, header, msg)`` checks what the charger can check
+  before it forwards (raises :class:`~plugcharge.core.errors.Refused`: a ``WARNING_`` code is
+  answered in an unsigned CertificateInstallationRes and the session stays in Authorization, a
+  ``FAILED`` code ends it); the handler emits
   :class:`~plugcharge.core.events.CertificateInstallationNeeded` (the EV's EXI message,
-  ``schema_version`` the -20 CommonMessages namespace), waits in ``WAIT_BACKEND_CERTIFICATE`` (backend
-  timer) and relays the backend's CertificateInstallationRes under its own header.
+  ``schema_version`` the -20 CommonMessages namespace, the EV's root certificate IDs,
+  MaximumContractCertificateChains and PrioritizedEMAIDs), waits in ``WAIT_BACKEND_CERTIFICATE``
+  (backend timer) and relays the backend's CertificateInstallationRes under its own header (a
+  refusal with a ``WARNING_`` code as an unsigned response carrying it; the EV repeats the request
+  while RemainingContractCertificateChains says more are there).
 * MeteringConfirmationReq in a PnC session: ``verify_metering(handler, body, header, msg)`` (raise
   :class:`~plugcharge.core.errors.SignatureError`: answered ``FAILED_MeteringSignatureNotValid``).
 
 EV (:class:`EVPnC`), called from :class:`plugcharge.iso20.ev.EVHandler`:
 
-* AuthorizationSetupRes: ``choose(handler, services, installation_offered)`` returns None (use EIM)
-  or ``"install"`` / ``"use"``; the handler reports :class:`~plugcharge.core.events.PaymentSelected`.
-* ``installation_request(handler)`` -> (CertificateInstallationReq body, signer) and
-  ``installation_response(handler, body, header, msg)`` (verify, decrypt, store in the wallet; raise
-  :class:`~plugcharge.core.errors.Stop` to give up) around state ``WAIT_CERT_INSTALL``.
-* ``authorization_request(handler, challenge)`` -> (``PnC_AReqAuthorizationMode`` content, signer).
+* AuthorizationSetupRes: ``choose(handler, services, installation_offered)`` returns ``(choice,
+  reason)``: choice None (use EIM), ``"install"`` or ``"use"``; the handler reports
+  :class:`~plugcharge.core.events.PaymentSelected` with the reason.
+* ``installation_request(handler)`` -> (CertificateInstallationReq body without Header, signer) and
+  ``installation_response(handler, body, header, msg)`` -> an object with ``emaid`` and
+  ``remaining`` (verify, decrypt, store in the wallet; raise an exception with a
+  ``response_code``, e.g. :class:`~plugcharge.pnc.codes20.PnC20Error`, to reject the contract)
+  around state ``WAIT_CERT_INSTALL``; while ``remaining`` chains are left and fewer than
+  ``EVSecurity.maximum_contract_chains`` were taken, the handler sends the request again.  A
+  rejected or refused installation falls back to a contract the wallet already holds, else to EIM
+  when the charger offers it, in the same session.
+* ``authorization_request(handler, challenge)`` -> (``PnC_AReqAuthorizationMode`` content, signer);
+  it sets ``handler.contract`` (the contract used, for the events and metering).
 * ``metering_signer(handler)`` -> signer or None for MeteringConfirmationReq.
 
 A *signer* is a callable that signs the complete message dict in place (e.g. a closure over
 :func:`plugcharge.pnc.signatures.sign_message` with the contract key).  When PnC authorisation is
 refused with a WARNING and the charger also offered EIM, the EV falls back to EIM in the same
-session.
+session.  The default implementations of both sides are in :mod:`plugcharge.iso20.plugandcharge`.
 """
 from __future__ import annotations
 
@@ -83,8 +95,9 @@ class ChargerPnC(Protocol):
 class EVPnC(Protocol):
     """The vehicle's Plug & Charge implementation (see the module docstring)."""
 
-    def choose(self, handler: Any, services: Sequence[str], installation_offered: bool) -> Optional[str]: ...
+    def choose(self, handler: Any, services: Sequence[str],
+               installation_offered: bool) -> tuple[Optional[str], str]: ...
     def installation_request(self, handler: Any) -> tuple[dict, Optional[Signer]]: ...
-    def installation_response(self, handler: Any, body: dict, header: dict, msg: dict) -> None: ...
+    def installation_response(self, handler: Any, body: dict, header: dict, msg: dict) -> Any: ...
     def authorization_request(self, handler: Any, challenge: bytes) -> tuple[dict, Optional[Signer]]: ...
     def metering_signer(self, handler: Any) -> Optional[Signer]: ...

@@ -139,7 +139,7 @@ def charger_table(service: str) -> fsm.ChargerTable:
         C.WAIT_SESSION_SETUP: {"SessionSetupReq": frozenset({C.WAIT_AUTHORIZATION_SETUP})},
         C.WAIT_AUTHORIZATION_SETUP: {"AuthorizationSetupReq": frozenset({C.WAIT_AUTHORIZATION}), _STOP: end},
         C.WAIT_AUTHORIZATION: {"AuthorizationReq": frozenset({C.WAIT_AUTHORIZATION, C.WAIT_SERVICE_DISCOVERY}),
-                               "CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE}),
+                               "CertificateInstallationReq": frozenset({C.WAIT_BACKEND_CERTIFICATE, C.WAIT_AUTHORIZATION}),
                                _STOP: end},
         C.WAIT_BACKEND_CERTIFICATE: {},
         C.WAIT_SERVICE_DISCOVERY: {"ServiceDiscoveryReq": frozenset({C.WAIT_SERVICE_SELECTION}), _STOP: end},

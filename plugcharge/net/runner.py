@@ -6,9 +6,12 @@ stream and the session, drive its timers with the event loop's clock, and answer
 async, see :mod:`plugcharge.backends.base`; the one import of this room outside :mod:`plugcharge.core`):
 
 * ``CertificateInstallationNeeded`` → ``Get15118EVCertificate`` (awaited; the charger's own
-  backend timer bounds it), answered with ``CertificateInstallationResponse``;
+  backend timer bounds it; for -20 with OCPP 2.1's ``maximumContractCertificateChains`` and
+  ``prioritizedEMAIDs``), answered with ``CertificateInstallationResponse`` (with the refusal's
+  ResponseCode when the backend names one);
 * ``AuthorizationNeeded`` → ``Authorize`` (eMAID, PEM chain, OCSP data) in a background task; the
-  session answers EVSEProcessing=Ongoing until the result is in.  ExternalPayment uses
+  session answers EVSEProcessing=Ongoing until the result is in (a refused contract: the -2 FAILED
+  code, or the -20 WARNING code of ``backends.base.iso20_response_code``).  ExternalPayment uses
   ``id_token`` (e.g. an RFID card) when given, else it is accepted locally;
 * a backend with ``session_reporter(id_token=...)`` (e.g. OCPP TransactionEvent, see
   :mod:`plugcharge.backends.capabilities`) is fed every charger event, and a ``SessionEnded`` when
@@ -27,14 +30,17 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from ..core.session import ChargerSessionBase, EVSessionBase
 from ..core.events import (
-    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
-    Command, Event, ProtocolError, SessionEnded, StartSession,
+    AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, Command, Event, ProtocolError,
+    SessionEnded, StartSession,
 )
 from ..core.codec import frame
+from .logs import RateLimitedLog
 
 __all__ = ["run_ev", "run_charger", "EventCallback"]
 
 _log = logging.getLogger("plugcharge.runner")
+#: what peers make the runner log, a few lines a second at most
+_peer_log = RateLimitedLog(_log)
 EventCallback = Callable[[Event], Any]
 
 
@@ -88,7 +94,7 @@ async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase],
             continue
         except (TransportClosed, ConnectionError, OSError) as exc:
             if not session.ended:
-                _log.info("connection closed by the peer: %s", exc)
+                _peer_log.info("connection closed", "connection closed by the peer: %s", exc)
                 events.append(SessionEnded("connection_closed", detail=str(exc)))
             return
         except V2GTPError as exc:
@@ -125,7 +131,8 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
                       id_token: Optional[str] = None, on_event: Optional[EventCallback] = None) -> list[Event]:
     """Run ``session`` over an accepted ``stream``, calling ``backend`` for its requests."""
     from ..backends.base import (
-        AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData, as_async, iso_response_code, pem_chain,
+        as_async, authorization_result_command, authorize_request_for, certificate_request_for,
+        certificate_response_command,
     )
 
     clock = _clock()
@@ -137,17 +144,10 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
     reporter = reporter_factory(id_token=id_token) if callable(reporter_factory) else None
 
     async def authorize(need: AuthorizationNeeded) -> AuthorizationResult:
-        if abackend is None:
-            return AuthorizationResult(True)
-        if need.payment == "Contract":
-            req = AuthorizeRequest(need.emaid or "", pem_chain(need.chain) if need.chain else None,
-                                   tuple(OCSPRequestData.from_ocpp(d) for d in need.ocsp_data) or None)
-        elif id_token is not None:
-            req = AuthorizeRequest(id_token, id_token_type="ISO14443")
-        else:
-            return AuthorizationResult(True)
-        resp = await abackend.authorize(req)
-        return AuthorizationResult(resp.accepted, None if resp.accepted else iso_response_code(resp))
+        req = authorize_request_for(need, id_token) if abackend is not None else None
+        resp = await abackend.authorize(req) if abackend is not None and req is not None else None
+        # -20 has WARNING codes for a refused contract (the EV may then use EIM); -2 FAILED ones
+        return authorization_result_command(resp, iso20=getattr(session.protocol, "family", None) == "iso20")
 
     def deliver(task: asyncio.Task) -> None:
         tasks.discard(task)
@@ -181,8 +181,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
         failure = "no backend"
         if abackend is not None:
             try:
-                req = Get15118EVCertificateRequest.from_exi(need.exi_request, need.action, need.schema_version)
-                resp = await asyncio.wait_for(abackend.get_15118_ev_certificate(req), wait)
+                resp = await asyncio.wait_for(abackend.get_15118_ev_certificate(certificate_request_for(need)), wait)
             except asyncio.TimeoutError:
                 await handle(session.handle_timer(clock()))  # the charger answers FAILED itself
                 return
@@ -191,9 +190,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
                 failure = f"backend unavailable: {type(exc).__name__}"
         if session.ended:
             return
-        exi = resp.exi if resp is not None and resp.status == "Accepted" else None
-        reason = failure if resp is None else (resp.status_info or "") if exi is None else ""
-        out = session.send(CertificateInstallationResponse(exi, exi is not None, reason=reason), clock())
+        out = session.send(certificate_response_command(resp, failure=failure), clock())
         await stream.write_raw(out.data)
         await handle(list(out.events))
 

@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from .logs import RateLimitedLog
 from ..core.v2gtp import PayloadType, V2GTPError, decode_frame, encode_frame
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+#: what peers make SDP log (invalid datagrams), a few lines a second at most
+peer_log = RateLimitedLog(logger)
 
 #: UDP port of the SDP server (``V2G_UDP_SDP_SERVER``).
 SDP_PORT = 15118
@@ -319,7 +322,7 @@ class SDPServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. ICMP errors surfacing on the socket: keep serving
-                logger.info("SDP: receive error ignored: %s", exc)
+                peer_log.info("SDP receive error", "SDP: receive error ignored: %s", exc)
                 return
             self._datagram(data, ancdata, addr)
 
@@ -336,7 +339,7 @@ class SDPServer:
             req = SDPRequest.from_datagram(data)
         except SDPError as exc:
             self.invalid_requests += 1
-            logger.info("SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
+            peer_log.info("invalid SDP datagram", "SDP: ignoring invalid datagram from %s: %s", addr[0], exc)
             return
         self.requests += 1
         try:
@@ -348,14 +351,15 @@ class SDPServer:
             try:
                 self._sock.sendto(res.to_datagram(), addr)
             except OSError as exc:
-                logger.info("SDP: response to %s not sent: %s", addr[0], exc)
+                peer_log.info("unsent SDP response", "SDP: response to %s not sent: %s", addr[0], exc)
 
     def close(self) -> None:
-        """Stop serving and release the socket."""
+        """Stop serving and release the socket (and say how many log lines were held back)."""
         if self._sock is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+            peer_log.flush()
 
     async def __aenter__(self) -> "SDPServer":
         return self
@@ -493,7 +497,7 @@ async def discover_secc(
                 try:
                     res = SDPResponse.from_datagram(data)
                 except SDPError as exc:
-                    logger.info("SDP: ignoring invalid response: %s", exc)
+                    peer_log.info("invalid SDP response", "SDP: ignoring invalid response: %s", exc)
                     continue
                 if interface and not loopback:
                     res = dataclasses.replace(res, interface=interface)

@@ -111,7 +111,12 @@ class DualServerContext:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2 if self.iso2 is not None else ssl.TLSVersion.TLSv1_3
         ctx.maximum_version = ssl.TLSVersion.TLSv1_3 if self.iso20 is not None else ssl.TLSVersion.TLSv1_2
         ctx.set_ciphers(ISO2_CIPHERS)  # TLS 1.2 (Table 7); TLS 1.3 suites are OpenSSL's
-        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+        # OpenSSL takes options and the ticket count from the context a connection starts with, not
+        # from the one the hello switches it to: no session tickets (TLS 1.2 and 1.3) and no
+        # renegotiation here too, as in plugcharge.net.tls
+        ctx.options |= (ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_TICKET
+                        | ssl.OP_NO_RENEGOTIATION)
+        ctx.num_tickets = 0
         default = iso2 if iso2 is not None else iso20
         assert default is not None
         _load_chain(ctx, default[0], default[1])

@@ -19,15 +19,20 @@ import logging
 import random
 import socket
 import ssl
+import struct
 from typing import Any, Awaitable, Callable, Collection, Optional
 
-from .tls import PeerCheck, peer_chain
-from ..core.v2gtp import DEFAULT_MAX_PAYLOAD, Frame, FrameReader, HeaderAction, V2GTPError, encode_frame
+from .stream import TransportClosed, V2GTPStream, peer_log
+from .tls import PeerCheck
+from ..core.v2gtp import DEFAULT_MAX_PAYLOAD
 
 __all__ = [
     "DYNAMIC_PORTS",
     "TransportClosed",
     "V2GTPStream",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PER_PEER",
+    "ConnectionLimits",
     "Server",
     "start_charger_server",
     "open_ev_connection",
@@ -35,7 +40,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK = 65536
+#: the StreamReader's buffer bound (asyncio's default); the V2GTP reader bounds frames itself
+_READ_LIMIT = 2 ** 16
 
 #: ISO 15118-2 and -20 have the SECC listen on a TCP port of the Dynamic Ports range (IETF RFC
 #: 6335); EVCCs reject an SDP response naming another port (the iso15118 package's does), and the
@@ -66,176 +72,98 @@ async def _listen_socket(host: str, port: int) -> socket.socket:
     raise last
 
 
-class TransportClosed(ConnectionError):
-    """The peer closed the connection (cleanly, between frames)."""
-
-
-class V2GTPStream:
-    """A V2GTP frame stream over an asyncio ``StreamReader``/``StreamWriter`` pair (TCP or TLS).
-
-    Frames with an unknown payload type are skipped (the standard's "discard message"); every
-    other header error raises :class:`~plugcharge.core.v2gtp.V2GTPError` and the stream should be
-    closed.
-    """
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-        allowed_types: Collection[int] | None = None,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._frames: collections.deque[Frame] = collections.deque()
-        self._parser = FrameReader(max_payload=max_payload, allowed_types=allowed_types)
-        #: frames skipped because of an unknown payload type
-        self.discarded = 0
-        self._closed = False
-
-    # -- information ---------------------------------------------------------------------
-    @property
-    def peername(self) -> Any:
-        """Remote socket address."""
-        return self._writer.get_extra_info("peername")
-
-    @property
-    def sockname(self) -> Any:
-        """Local socket address."""
-        return self._writer.get_extra_info("sockname")
-
-    @property
-    def tls(self) -> bool:
-        """Whether the connection is TLS-protected."""
-        return self._writer.get_extra_info("ssl_object") is not None
-
-    @property
-    def tls_version(self) -> Optional[str]:
-        """Negotiated TLS version (``"TLSv1.2"``, ``"TLSv1.3"``) or ``None`` for plain TCP."""
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj.version() if obj is not None else None
-
-    @property
-    def cipher(self) -> Optional[str]:
-        """Negotiated cipher suite (OpenSSL name) or ``None``."""
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj.cipher()[0] if obj is not None else None
-
-    @property
-    def peer_certificate(self) -> Optional[bytes]:
-        """DER of the peer's leaf certificate, when TLS is used and the peer sent one."""
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj.getpeercert(binary_form=True) if obj is not None else None
-
-    @property
-    def peer_chain(self) -> tuple[bytes, ...]:
-        """The certificate chain the peer sent (DER, leaf first; empty without TLS or certificate):
-        in ISO 15118-20 on the SECC, the vehicle chain [V2G20-2430]."""
-        obj = self._writer.get_extra_info("ssl_object")
-        return peer_chain(obj) if obj is not None else ()
-
-    @property
-    def peer_verified(self) -> Any:
-        """What the -20 context's chain check returned after the handshake (the vehicle chain on the
-        SECC, the SECC chain on the EVCC, as ``pki.VerifiedChain``), else None; its OCSP request
-        data (``pki.ocsp.ocpp_request_data``) is what the SECC asks the backend about [V2G20-2432]."""
-        obj = self._writer.get_extra_info("ssl_object")
-        return getattr(obj, "peer_verified", None)
-
-    # -- I/O -----------------------------------------------------------------------------
-    async def read_frame(self, timeout: float | None = None) -> Frame:
-        """Return the next complete frame (unpacks as ``(payload_type, payload)``).
-
-        Raises ``TimeoutError`` when no complete frame arrived within ``timeout`` seconds (the
-        partial frame is kept; reading again continues it), :class:`TransportClosed` on a clean
-        close by the peer, :class:`V2GTPError` on a bad header or a close inside a frame.
-        """
-        if self._frames:
-            return self._frames.popleft()
-        try:
-            return await asyncio.wait_for(self._read_loop(), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"no V2GTP frame within {timeout} s") from None
-
-    async def _read_loop(self) -> Frame:
-        while not self._frames:
-            data = await self._reader.read(_READ_CHUNK)
-            if not data:
-                self._parser.eof()  # raises TRUNCATED inside a frame
-                raise TransportClosed("connection closed by peer")
-            while True:
-                try:
-                    self._frames.extend(self._parser.feed(data))
-                    break
-                except V2GTPError as exc:
-                    self._frames.extend(exc.frames)
-                    if exc.action is not HeaderAction.DISCARD_MESSAGE:
-                        if self._frames:  # deliver what came before; the error repeats on next feed
-                            return self._frames.popleft()
-                        raise
-                    self.discarded += 1
-                    logger.info("V2GTP: discarding frame: %s", exc)
-                    data = b""  # go on parsing what is already buffered
-        return self._frames.popleft()
-
-    async def write_frame(self, payload_type: int, payload: bytes) -> None:
-        """Send one frame and wait until the transport buffer has drained."""
-        if self._closed:
-            raise TransportClosed("stream is closed")
-        self._writer.write(encode_frame(payload_type, payload))
-        await self._writer.drain()
-
-    async def write_raw(self, frames: bytes) -> None:
-        """Send bytes that already are complete V2GTP frames (e.g. a sans-IO session's
-        ``data_to_send()``), unchanged, and wait for the buffer to drain."""
-        if self._closed:
-            raise TransportClosed("stream is closed")
-        if frames:
-            self._writer.write(frames)
-            await self._writer.drain()
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._writer.close()
-
-    async def wait_closed(self) -> None:
-        """Wait until the connection is closed (errors of an aborted TLS shutdown ignored)."""
-        try:
-            await self._writer.wait_closed()
-        except (ConnectionError, ssl.SSLError, OSError):
-            pass
-
-    async def aclose(self) -> None:
-        """``close()`` then ``wait_closed()``."""
-        self.close()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> "V2GTPStream":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
 Handler = Callable[[V2GTPStream], Awaitable[None]]
+
+#: How many connections a charger holds at once, over all its servers (TLS and TCP): a charger with a
+#: few outlets serves one EV per outlet, and an EV has one V2G connection (a second while it falls
+#: back to ExternalPayment after a failed session on the same plug-in).
+DEFAULT_MAX_CONNECTIONS = 8
+#: How many of them may come from one peer address.
+DEFAULT_MAX_PER_PEER = 2
+
+
+class ConnectionLimits:
+    """Caps on a charger's live connections, shared by its servers (pass one object to each).
+
+    A connection beyond ``max_connections`` in all or ``max_per_peer`` from one address is reset
+    right after ``accept`` (``SO_LINGER`` 0): before any TLS state exists for it, so idle peers cannot
+    pile up memory or file descriptors.  ``None`` lifts a cap.  :attr:`refused` counts the resets."""
+
+    def __init__(self, max_connections: Optional[int] = DEFAULT_MAX_CONNECTIONS,
+                 max_per_peer: Optional[int] = DEFAULT_MAX_PER_PEER) -> None:
+        for name, value in (("max_connections", max_connections), ("max_per_peer", max_per_peer)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be 1 or more (or None for no cap), not {value}")
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self._peers: collections.Counter[str] = collections.Counter()
+        #: connections reset because a cap was reached
+        self.refused = 0
+
+    @property
+    def active(self) -> int:
+        """Connections held now."""
+        return sum(self._peers.values())
+
+    def peer_count(self, peer: str) -> int:
+        """Connections held now from the address ``peer``."""
+        return self._peers.get(peer, 0)
+
+    def admit(self, peer: str) -> Optional[str]:
+        """Take a slot for a connection from ``peer``; the reason it gets none (it is then refused)."""
+        if self.max_connections is not None and self.active >= self.max_connections:
+            self.refused += 1
+            return f"{self.active} connections held (max_connections {self.max_connections})"
+        if self.max_per_peer is not None and self._peers[peer] >= self.max_per_peer:
+            self.refused += 1
+            return f"{self._peers[peer]} connections held from this address (max_per_peer {self.max_per_peer})"
+        self._peers[peer] += 1
+        return None
+
+    def release(self, peer: str) -> None:
+        """Give back the slot of a connection from ``peer`` that ended."""
+        if self._peers[peer] <= 1:
+            del self._peers[peer]
+        else:
+            self._peers[peer] -= 1
+
+
+def _peer_host(addr: Any) -> str:
+    host = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
+    return host.split("%", 1)[0]  # one peer whatever zone the kernel reports
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close an accepted socket with a TCP RST (no FIN handshake, no TIME_WAIT kept here)."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    conn.close()
 
 
 class Server:
-    """A listening charger (SECC) server; wraps ``asyncio.Server``."""
+    """A listening charger (SECC) server: its own accept loop, so that the connection caps
+    (:class:`ConnectionLimits`) apply before a refused connection costs anything."""
 
-    def __init__(self, server: asyncio.base_events.Server) -> None:
-        self._server = server
+    def __init__(self, sock: socket.socket, handler: Handler, *, ssl_context: ssl.SSLContext | None,
+                 max_payload: int, allowed_types: Collection[int] | None, handshake_timeout: float,
+                 limits: ConnectionLimits | None) -> None:
+        self._sock: socket.socket | None = sock
+        self.sockname: Any = sock.getsockname()
+        self._handler = handler
+        self._ssl = ssl_context
+        self._max_payload = max_payload
+        self._allowed_types = allowed_types
+        self._handshake_timeout = handshake_timeout
+        #: the caps in force (None: none)
+        self.limits = limits
         self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting: asyncio.Task[None] | None = None
         #: handler failures (exceptions are logged, never propagated to the loop)
         self.handler_errors = 0
-
-    @property
-    def sockname(self) -> Any:
-        """Address of the first listening socket."""
-        return self._server.sockets[0].getsockname()
+        #: TLS handshakes that failed or timed out
+        self.handshake_errors = 0
 
     @property
     def host(self) -> str:
@@ -247,17 +175,88 @@ class Server:
         """Bound TCP port (useful with ``port=0``)."""
         return int(self.sockname[1])
 
+    def _start(self) -> None:
+        self._accepting = asyncio.ensure_future(self._accept_loop())
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self._sock
+        assert sock is not None
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # EMFILE, ENOBUFS ...: keep serving, do not spin
+                peer_log.warning("accept failed", "charger: accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            peer = _peer_host(addr)
+            why = self.limits.admit(peer) if self.limits is not None else None
+            if why is not None:
+                _reset(conn)
+                peer_log.info("refused connection", "charger: connection from %s refused: %s", peer, why)
+                continue
+            task = asyncio.ensure_future(self._serve(conn, peer))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, conn: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            conn.setblocking(False)
+            reader = asyncio.StreamReader(limit=_READ_LIMIT)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol, conn, ssl=self._ssl,
+                    ssl_handshake_timeout=self._handshake_timeout if self._ssl is not None else None)
+            except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
+                self.handshake_errors += 1
+                conn.close()
+                peer_log.info("failed handshake", "charger: TLS handshake with %s failed: %s", peer,
+                              exc.__class__.__name__ if not str(exc) else exc)
+                return
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            stream = V2GTPStream(reader, writer, max_payload=self._max_payload, allowed_types=self._allowed_types)
+            try:
+                await self._handler(stream)
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("charger connection handler failed (peer %s)", peer)
+            finally:
+                await stream.aclose()
+        finally:
+            if self.limits is not None:
+                self.limits.release(peer)
+
+    @property
+    def connections(self) -> int:
+        """Connections this server is handling now."""
+        return len(self._tasks)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections already accepted go on."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def close(self) -> None:
         """Stop accepting connections and cancel running handlers."""
-        self._server.close()
+        self.stop_accepting()
         for t in list(self._tasks):
             t.cancel()
 
     async def wait_closed(self) -> None:
-        """Wait for the listener and all handlers to finish."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        """Wait for the accept loop and all handlers to finish."""
+        waiting = [t for t in (self._accepting, *self._tasks) if t is not None]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+        peer_log.flush()
 
     async def __aenter__(self) -> "Server":
         return self
@@ -276,6 +275,8 @@ async def start_charger_server(
     max_payload: int = DEFAULT_MAX_PAYLOAD,
     allowed_types: Collection[int] | None = None,
     handshake_timeout: float = 10.0,
+    limits: ConnectionLimits | None = None,
+    backlog: int = 100,
 ) -> Server:
     """Listen on ``host:port`` and run ``handler(stream)`` per connection.
 
@@ -283,39 +284,23 @@ async def start_charger_server(
     response must name one; read it from :attr:`Server.port`.  A link-local ``host`` takes its
     zone (``"fe80::1%eth0"``).
 
-    With ``ssl_context`` (see :func:`plugcharge.net.tls.server_context`) connections are TLS.
-    Handler exceptions are logged and counted in :attr:`Server.handler_errors`; the connection is
-    closed when the handler ends.
+    With ``ssl_context`` (see :func:`plugcharge.net.tls.server_context`) connections are TLS; a
+    handshake must complete within ``handshake_timeout`` seconds.  ``limits`` caps the connections
+    held at once (default: a :class:`ConnectionLimits` of :data:`DEFAULT_MAX_CONNECTIONS` and
+    :data:`DEFAULT_MAX_PER_PEER` for this server alone; pass one object to several servers to share
+    the caps, ``ConnectionLimits(None, None)`` for none).  Handler exceptions are logged and counted
+    in :attr:`Server.handler_errors`; the connection is closed when the handler ends.
     """
-    holder: list[Server] = []
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        srv = holder[0]
-        task = asyncio.current_task()
-        if task is not None:
-            srv._tasks.add(task)  # type: ignore[arg-type]
-        stream = V2GTPStream(reader, writer, max_payload=max_payload, allowed_types=allowed_types)
-        try:
-            await handler(stream)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            srv.handler_errors += 1
-            logger.exception("charger connection handler failed (peer %s)", stream.peername)
-        finally:
-            await stream.aclose()
-            if task is not None:
-                srv._tasks.discard(task)  # type: ignore[arg-type]
-
     sock = await _listen_socket(host, port)
     try:
-        aserver = await asyncio.start_server(on_connect, sock=sock, ssl=ssl_context,
-                                             ssl_handshake_timeout=handshake_timeout if ssl_context else None)
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
-    holder.append(Server(aserver))
-    return holder[0]
+    server = Server(sock, handler, ssl_context=ssl_context, max_payload=max_payload, allowed_types=allowed_types,
+                    handshake_timeout=handshake_timeout, limits=limits if limits is not None else ConnectionLimits())
+    server._start()
+    return server
 
 
 async def open_ev_connection(

@@ -31,7 +31,7 @@ from .signatures import ISO20_SUITES, sign_message, suite_for_key, verify_messag
 
 __all__ = [
     "GEN_CHALLENGE_SIZE", "MAX_SUB_CERTIFICATES", "Contract20Like", "PnCAuthorization",
-    "build_pnc_authorization_req", "validate_pnc_authorization", "authorization_response_code",
+    "pnc_authorization_mode", "build_pnc_authorization_req", "validate_pnc_authorization", "authorization_response_code",
 ]
 
 #: GenChallenge is 16 bytes (genChallengeType)
@@ -69,6 +69,23 @@ class PnCAuthorization:
         return OK_CERTIFICATE_EXPIRES_SOON if self.expires_soon else OK
 
 
+def pnc_authorization_mode(contract: Contract20Like, gen_challenge: bytes, *, ident: str = "id1") -> dict[str, Any]:
+    """``PnC_AReqAuthorizationMode`` (Id, GenChallenge, ContractCertificateChain): the element the
+    contract key signs [V2G20-2565] (a session wraps it in its AuthorizationReq, then signs).  Checks
+    and raises as :func:`build_pnc_authorization_req`."""
+    challenge = bytes(gen_challenge)
+    if len(challenge) != GEN_CHALLENGE_SIZE:
+        raise PnC20Error(FAILED, f"GenChallenge must be {GEN_CHALLENGE_SIZE} bytes, got {len(challenge)}")
+    subs = tuple(contract.sub_cas)
+    if not 1 <= len(subs) <= MAX_SUB_CERTIFICATES:
+        raise PnC20Error(FAILED, f"ContractCertificateChain needs 1 to {MAX_SUB_CERTIFICATES} Sub-CAs, got {len(subs)}")
+    try:
+        suite_for_key(contract.private_key, iso=20)
+    except SignatureError as exc:
+        raise PnC20Error(FAILED_SIGNATURE_ERROR, f"contract key cannot sign an ISO 15118-20 message: {exc}") from None
+    return {"Id": ident, "GenChallenge": challenge, "ContractCertificateChain": cert_chain(contract.leaf, subs)}
+
+
 def build_pnc_authorization_req(contract: Contract20Like, gen_challenge: bytes, *, session_id: bytes, timestamp: int,
                                 ident: str = "id1", codecs: Optional[CodecProvider] = None) -> dict[str, Any]:
     """The signed -20 ``AuthorizationReq`` root message for Plug & Charge [V2G20-2565].
@@ -80,21 +97,10 @@ def build_pnc_authorization_req(contract: Contract20Like, gen_challenge: bytes, 
         PnC20Error: ``FAILED`` for a challenge of the wrong size or a chain -20 cannot carry;
             ``FAILED_SignatureError`` for a key that signs no -20 suite (e.g. a -2 P-256 key).
     """
-    challenge = bytes(gen_challenge)
-    if len(challenge) != GEN_CHALLENGE_SIZE:
-        raise PnC20Error(FAILED, f"GenChallenge must be {GEN_CHALLENGE_SIZE} bytes, got {len(challenge)}")
-    subs = tuple(contract.sub_cas)
-    if not 1 <= len(subs) <= MAX_SUB_CERTIFICATES:
-        raise PnC20Error(FAILED, f"ContractCertificateChain needs 1 to {MAX_SUB_CERTIFICATES} Sub-CAs, got {len(subs)}")
-    try:
-        suite_for_key(contract.private_key, iso=20)
-    except SignatureError as exc:
-        raise PnC20Error(FAILED_SIGNATURE_ERROR, f"contract key cannot sign an ISO 15118-20 message: {exc}") from None
     message = {"AuthorizationReq": {
         "Header": {"SessionID": bytes(session_id), "TimeStamp": int(timestamp)},
         "SelectedAuthorizationService": "PnC",
-        "PnC_AReqAuthorizationMode": {"Id": ident, "GenChallenge": challenge,
-                                      "ContractCertificateChain": cert_chain(contract.leaf, subs)},
+        "PnC_AReqAuthorizationMode": pnc_authorization_mode(contract, gen_challenge, ident=ident),
     }}
     return sign_message(message, contract.private_key, codecs=codecs)
 

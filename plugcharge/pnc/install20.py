@@ -43,7 +43,7 @@ from .signatures import ISO20_SUITES, sign_message, suite_for_key, verify_messag
 __all__ = [
     "MAX_ROOT_CERTIFICATE_IDS", "MAX_PRIORITIZED_EMAIDS", "MAX_SUB_CERTIFICATES", "DH_PUBLIC_KEY_SIZE",
     "SECP521_ENCRYPTED_KEY_SIZE", "OEMProvisioning20Like", "InstallationRequest", "InstalledContract",
-    "build_certificate_installation_req", "check_certificate_installation_req",
+    "certificate_installation_req_body", "build_certificate_installation_req", "check_certificate_installation_req",
     "build_certificate_installation_res", "certificate_installation_refusal", "installation_pending",
     "verify_certificate_installation_res", "same_root",
 ]
@@ -79,6 +79,39 @@ def _signing_key_suite(key: Any, what: str) -> str:
 
 
 # ================================================================ EV: the request
+def certificate_installation_req_body(
+    oem: OEMProvisioning20Like,
+    *,
+    root_certificate_ids: Sequence[tuple[str, int]],
+    maximum_contract_chains: int = 1,
+    prioritized_emaids: Sequence[str] = (),
+    ident: str = "id1",
+) -> dict[str, Any]:
+    """The content of a -20 ``CertificateInstallationReq`` without its Header: what
+    :func:`build_certificate_installation_req` signs (a session adds its own header, then signs
+    ``OEMProvisioningCertificateChain`` with the OEM provisioning key).  Checks and raises as
+    :func:`build_certificate_installation_req`."""
+    ids = list(root_certificate_ids)
+    if not 1 <= len(ids) <= MAX_ROOT_CERTIFICATE_IDS:
+        raise PnC20Error(FAILED, f"ListOfRootCertificateIDs needs 1 to {MAX_ROOT_CERTIFICATE_IDS} roots, got {len(ids)}")
+    if not 0 <= int(maximum_contract_chains) <= 255:
+        raise PnC20Error(FAILED, f"MaximumContractCertificateChains must be 0..255, got {maximum_contract_chains}")
+    emaids = [str(e) for e in prioritized_emaids]
+    if len(emaids) > MAX_PRIORITIZED_EMAIDS or any(not 0 < len(e) <= _MAX_IDENTIFIER for e in emaids):
+        raise PnC20Error(FAILED, f"PrioritizedEMAIDs holds at most {MAX_PRIORITIZED_EMAIDS} eMAIDs of 1..255 characters")
+    subs = _check_subs(oem.sub_cas, "OEMProvisioningCertificateChain")
+    _signing_key_suite(oem.private_key, "OEM provisioning")
+    body: dict[str, Any] = {
+        "OEMProvisioningCertificateChain": cert_chain(oem.leaf, subs, ident=ident),
+        "ListOfRootCertificateIDs": {"RootCertificateID": [
+            {"X509IssuerName": str(name), "X509SerialNumber": int(serial)} for name, serial in ids]},
+        "MaximumContractCertificateChains": int(maximum_contract_chains),
+    }
+    if emaids:
+        body["PrioritizedEMAIDs"] = {"EMAID": emaids}
+    return body
+
+
 def build_certificate_installation_req(
     oem: OEMProvisioning20Like,
     *,
@@ -105,26 +138,12 @@ def build_certificate_installation_req(
         PnC20Error: ``FAILED`` for values the schema cannot carry, ``FAILED_SignatureError`` for a
             key that signs no -20 suite.
     """
-    ids = list(root_certificate_ids)
-    if not 1 <= len(ids) <= MAX_ROOT_CERTIFICATE_IDS:
-        raise PnC20Error(FAILED, f"ListOfRootCertificateIDs needs 1 to {MAX_ROOT_CERTIFICATE_IDS} roots, got {len(ids)}")
-    if not 0 <= int(maximum_contract_chains) <= 255:
-        raise PnC20Error(FAILED, f"MaximumContractCertificateChains must be 0..255, got {maximum_contract_chains}")
-    emaids = [str(e) for e in prioritized_emaids]
-    if len(emaids) > MAX_PRIORITIZED_EMAIDS or any(not 0 < len(e) <= _MAX_IDENTIFIER for e in emaids):
-        raise PnC20Error(FAILED, f"PrioritizedEMAIDs holds at most {MAX_PRIORITIZED_EMAIDS} eMAIDs of 1..255 characters")
-    subs = _check_subs(oem.sub_cas, "OEMProvisioningCertificateChain")
-    _signing_key_suite(oem.private_key, "OEM provisioning")
-    body: dict[str, Any] = {
-        "Header": {"SessionID": bytes(session_id), "TimeStamp": int(timestamp)},
-        "OEMProvisioningCertificateChain": cert_chain(oem.leaf, subs, ident=ident),
-        "ListOfRootCertificateIDs": {"RootCertificateID": [
-            {"X509IssuerName": str(name), "X509SerialNumber": int(serial)} for name, serial in ids]},
-        "MaximumContractCertificateChains": int(maximum_contract_chains),
-    }
-    if emaids:
-        body["PrioritizedEMAIDs"] = {"EMAID": emaids}
-    return sign_message({"CertificateInstallationReq": body}, oem.private_key, codecs=codecs)
+    body = certificate_installation_req_body(oem, root_certificate_ids=root_certificate_ids,
+                                             maximum_contract_chains=maximum_contract_chains,
+                                             prioritized_emaids=prioritized_emaids, ident=ident)
+    message = {"CertificateInstallationReq": {
+        "Header": {"SessionID": bytes(session_id), "TimeStamp": int(timestamp)}, **body}}
+    return sign_message(message, oem.private_key, codecs=codecs)
 
 
 # ================================================================ backend: check the request

@@ -69,6 +69,17 @@ class EVSecurity:
     #: Renew a contract that expires within this margin (when the charger offers the service).
     update_before: timedelta = timedelta(days=30)
     wall_clock: Callable[[], datetime] = utcnow
+    # ---- ISO 15118-20 Plug & Charge
+    #: MO roots (DER) the EV knows: with ``v2g_roots`` they anchor the contract chains it installs
+    #: and fill ListOfRootCertificateIDs of the -20 CertificateInstallationReq.
+    mo_roots: Sequence[bytes] = ()
+    #: How many contract chains a -20 installation fetches (MaximumContractCertificateChains, 1..255).
+    maximum_contract_chains: int = 1
+    #: The eMAIDs this EV prefers, highest priority first (PrioritizedEMAIDs, at most 8).
+    prioritized_emaids: Sequence[str] = ()
+    #: The -20 Plug & Charge implementation (:class:`plugcharge.iso20.pnc.EVPnC`); ``None``: the
+    #: default one on ``wallet`` and the roots above (:class:`plugcharge.iso20.plugandcharge.EVPlugAndCharge`).
+    iso20_pnc: Any = None
 
     def cps_verifier(self, profile: str = "iso2-cps") -> Callable[[bytes, Sequence[bytes], datetime], Any]:
         """``(leaf, subs, at)`` raising on an invalid CPS chain (default: pki, chain profile ``profile``)."""
@@ -106,6 +117,13 @@ class ChargerSecurity:
     sales_tariff_key: Optional[ec.EllipticCurvePrivateKey] = dataclasses.field(default=None, repr=False)
     wall_clock: Callable[[], datetime] = utcnow
     random_bytes: Callable[[int], bytes] = os.urandom
+    # ---- ISO 15118-20 Plug & Charge
+    #: A ``pki.VerificationCache`` for the contract chains (Sub-CA links verified once); None: none.
+    verification_cache: Any = None
+    #: The -20 Plug & Charge implementation (:class:`plugcharge.iso20.pnc.ChargerPnC`); ``None``: the
+    #: default one on ``trust_store`` (:class:`plugcharge.iso20.plugandcharge.ChargerPlugAndCharge`),
+    #: offered when a trust store is set.
+    iso20_pnc: Any = None
 
     def contract_chain_verifier(self, profile: str = "iso2-contract") -> Callable[[bytes, Sequence[bytes], datetime], Any]:
         """``(leaf, subs, at)`` validating a contract chain (default: pki with ``trust_store``)."""

@@ -112,7 +112,7 @@ def test_parser_defaults_and_data_dir_position():
 
 
 def test_demo_iso20_refuses_what_it_cannot_do(tmp_path):
-    code, _, err = cli("demo", "--iso", "20", "--fail-installation", "--data-dir", str(tmp_path / "d"))
+    code, _, err = cli("demo", "--iso", "20", "--csms", "ws://127.0.0.1:9/x", "--data-dir", str(tmp_path / "d"))
     assert code == 2 and "use --protocol iso2" in err
     code, _, err = cli("demo", "--bpt", "--data-dir", str(tmp_path / "d"))
     assert code == 2 and "--bpt needs --protocol iso20" in err

@@ -279,7 +279,8 @@ def test_backend_failed_code_ends_with_it(tmp_path):
 
 
 def test_charger_without_eim_and_pnc_refuses(tmp_path):
-    p = run(tmp_path, charger={"payment_options": ("Contract",)})  # no PnC implementation plugged in
+    # no trust store: the default PnC is not offered, and no other PnC implementation is plugged in
+    p = run(tmp_path, charger={"payment_options": ("Contract",)}, charger_security=ChargerSecurity(wall_clock=lambda: NOW))
     assert ended(p.charger_events).response_code == "FAILED"
     assert ended(p.ev_events).response_code == "FAILED"
 
@@ -313,7 +314,7 @@ class FakeEVPnC:
         self.challenge = challenge
 
     def choose(self, handler, services, installation_offered):
-        return "use"
+        return "use", "contract_available"
 
     def authorization_request(self, handler, challenge):
         cert = {"Certificate": b"\x30\x00", "SubCertificates": {"Certificate": [b"\x30\x00"]}}
@@ -326,10 +327,9 @@ class FakeEVPnC:
 def _pnc_security(pnc: Any, *, ev: bool) -> Any:
     from plugcharge import EVSecurity
 
-    sec = EVSecurity(wall_clock=lambda: NOW) if ev else ChargerSecurity(trust_store=trust_store(),
-                                                                        wall_clock=lambda: NOW)
-    object.__setattr__(sec, "iso20_pnc", pnc)
-    return sec
+    if ev:
+        return EVSecurity(wall_clock=lambda: NOW, iso20_pnc=pnc)
+    return ChargerSecurity(trust_store=trust_store(), wall_clock=lambda: NOW, iso20_pnc=pnc)
 
 
 def test_pnc_seam_authorizes_through_the_backend(tmp_path):
@@ -610,10 +610,13 @@ def test_undecodable_request_gets_failed():
     assert first(raw.events, ProtocolError).remote and raw.ch.ended
 
 
-def test_message_of_the_other_energy_schema_is_discarded_or_refused():
+def test_message_of_the_other_energy_schema_is_refused():
     raw = Raw().setup()
-    # an AC payload type on a DC session is not one of its payload types: the frame is skipped
-    assert raw.raw(frame(b"\x80", PayloadType.AC_MAINSTREAM)) is None and not raw.ch.ended
+    # an AC payload type on a DC session is a V2GTP type of another message set: refused at once
+    # (FAILED in the response the state expects), not skipped until V2G_SECC_Sequence_Timeout
+    name, body = raw.raw(frame(b"\x80", PayloadType.AC_MAINSTREAM))
+    assert (name, body["ResponseCode"]) == ("AuthorizationSetupRes", "FAILED") and raw.ch.ended
+    raw = Raw().setup()
     # a message on the wrong payload type does not decode in that schema: FAILED
     name, body = raw.raw(frame(cp(M.NS_DC).encode(M.wrap(raw.sid, "DC_CableCheckReq", {})), PayloadType.MAINSTREAM))
     assert (name, body["ResponseCode"]) == ("AuthorizationSetupRes", "FAILED")
@@ -691,7 +694,7 @@ def test_session_stop_service_renegotiation_not_supported():
 
 
 def test_authorization_mode_not_offered_is_a_warning():
-    raw = Raw().setup()
+    raw = Raw(payment_options=("ExternalPayment",)).setup()  # PnC not offered
     raw.send("AuthorizationSetupReq", {})
     name, body = raw.send("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": {
         "Id": "id1", "GenChallenge": bytes(16), "ContractCertificateChain": {
