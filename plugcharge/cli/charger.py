@@ -252,9 +252,6 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     config = ChargerConfig(protocols=protocols, **({"evse_id": args.evse_id} if args.evse_id else {}))
     transports = default_registry().transports(protocols, "charger")
     rfid = None if args.no_rfid else (args.rfid or DEMO_ID_TOKEN)
-    for name, value in (("--max-connections", args.max_connections), ("--max-per-peer", args.max_per_peer)):
-        if value < 1:
-            raise SetupError(f"{name} must be 1 or more")
     return dict(dd=dd, pki=pki, pki20=pki20, credentials=credentials, store=store, store20=store20, config=config,
                 transports=transports, rfid=rfid)
 

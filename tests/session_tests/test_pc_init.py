@@ -112,7 +112,7 @@ def test_credential_files_errors_name_the_file(tmp_path):
         load_v2g_roots([garbage])
 
 
-def test_charger_and_ev_setup_errors(tmp_path):
+def test_charger_and_ev_setup_errors(tmp_path, capsys):
     empty = tmp_path / "empty"
     code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(empty))
     assert code == 2 and "run 'plugcharge init" in err
@@ -124,7 +124,9 @@ def test_charger_and_ev_setup_errors(tmp_path):
     assert code == 2 and "no ISO 15118-20 certificate" in err and "--cert-chain20" in err
     code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(d), "--key", str(tmp_path / "k.pem"))
     assert code == 2 and "k.pem does not exist" in err
-    code, _, err = cli("charger", "--interface", "lo", "--data-dir", str(d), "--max-per-peer", "0")
-    assert code == 2 and "--max-per-peer must be 1 or more" in err
+    with pytest.raises(SystemExit) as exc:
+        cli("charger", "--interface", "lo", "--data-dir", str(d), "--max-per-peer", "0")
+    assert exc.value.code == 2
+    assert "argument --max-per-peer: must be 1 or more, not 0" in capsys.readouterr().err
     code, _, err = cli("ev", "--interface", "no-such-if0", "--data-dir", str(d), "--sdp-requests", "1")
     assert code == 2 and "cannot send SDP on no-such-if0" in err
