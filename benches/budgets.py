@@ -17,6 +17,9 @@ each from two timings of the same run, never an absolute time:
 - ``session/crypto-floor reuse`` / ``install``: a whole ISO-2 Plug & Charge session in memory over its
   public-key floor (the public-key operations the session performs, counted, and timed interleaved
   with the session in CPU time; see ``bench_session.py``).
+- ``session/crypto-floor iso20-reuse`` / ``iso20-install`` / ``iso20-reuse-ed448``: the same for a whole
+  ISO 15118-20 Plug & Charge session (P-521 contract reused, installed, Ed448 contract reused; see
+  ``bench_session20.py``).
 
 Ratios are of minimums (on a shared machine other work only ever adds time; the minimum of many
 rounds is the stable figure). A ratio over its budget is measured again (the bench file it comes
@@ -44,6 +47,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 #: public-key operation kinds of the session floor (as in bench_session.OP_KINDS)
 OP_KINDS = ("ecdsa-verify", "ecdsa-sign", "ecdh", "ec-keygen")
+#: those of the ISO 15118-20 session floor (as in bench_session20.OP_KINDS)
+OP_KINDS20 = ("p521-verify", "p521-sign", "ed448-verify", "ed448-sign", "p521-ecdh", "p521-keygen", "ed448-keygen")
 
 
 
@@ -158,13 +163,22 @@ BUDGETS: Tuple[Budget, ...] = (
     Budget("pki/warm-2", 1.4, "bench_pki.py", _pki("warm", 2), "ISO-2 contract chain, warm / 1 raw P-256 verification"),
     Budget("pki/cold-20", 1.4, "bench_pki.py", _pki("cold", 20), "ISO-20 contract chain, cold / 3 raw P-521 verifications"),
     Budget("pki/warm-20", 1.4, "bench_pki.py", _pki("warm", 20), "ISO-20 contract chain, warm / 1 raw P-521 verification"),
-    # today 3.4x-4.1x (reuse) and 3.1x-3.9x (install), load average 2 to 6 on 2 cores: set from that
-    # measurement with headroom (a 1.5x slower session is 5x and more); the target
-    # (<= 1.5x, a session core at its crypto floor) is future work and will tighten these
-    Budget("session/crypto-floor reuse", 4.6, "bench_session.py", _session("reuse"),
+    # today 2.9x-3.0x (reuse) and 2.7x-2.8x (install), bounded runs, load average 1.5 to 2 on 2
+    # cores: set from that measurement with headroom (a 1.5x slower session is 4.1x and more); the
+    # target (<= 1.5x, a session core at its crypto floor) is not met (README "Benchmarks")
+    Budget("session/crypto-floor reuse", 3.8, "bench_session.py", _session("reuse"),
            "ISO-2 PnC session, contract reused / its public-key floor"),
-    Budget("session/crypto-floor install", 4.6, "bench_session.py", _session("install"),
+    Budget("session/crypto-floor install", 3.6, "bench_session.py", _session("install"),
            "ISO-2 PnC session with contract installation / its public-key floor"),
+    # ISO 15118-20 (P-521 floor, ~455 us a verification): today 1.33x-1.48x (reuse), 1.31x-1.45x
+    # (install), 1.40x-1.49x (Ed448), bounded runs: within the README target of 1.5x; the budget
+    # leaves the shared machine's noise above it (a 1.5x slower session is 2x and more)
+    Budget("session/crypto-floor iso20-reuse", 1.7, "bench_session20.py", _session("iso20-reuse"),
+           "ISO-20 PnC session, P-521 contract reused / its public-key floor"),
+    Budget("session/crypto-floor iso20-install", 1.7, "bench_session20.py", _session("iso20-install"),
+           "ISO-20 PnC session with contract installation / its public-key floor"),
+    Budget("session/crypto-floor iso20-reuse-ed448", 1.7, "bench_session20.py", _session("iso20-reuse-ed448"),
+           "ISO-20 PnC session, Ed448 contract reused / its public-key floor"),
 )
 
 
@@ -226,7 +240,8 @@ def read_run(path: Path) -> Measurements:
 #: a loaded 2-core machine are preempted in every round (their wall-time minimum would then measure
 #: the load, not the code); both sides of every ratio come from the same file, hence the same timer
 TIMERS = {"bench_exi.py": "time.perf_counter", "bench_pki.py": "time.process_time",
-          "bench_session.py": "time.process_time", "bench_session20.py": "time.process_time"}
+          "bench_session.py": "time.process_time", "bench_session20.py": "time.process_time",
+          "bench_session_din.py": "time.process_time"}
 
 
 def run_benchmarks(file: str, out: Path, max_time: float) -> None:

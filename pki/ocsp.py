@@ -309,15 +309,28 @@ def ocpp_request_data(chain: Union["object", Sequence[bytes]], *, hash_algorithm
             issuer = pc
         else:
             break
-        urls = pc.ocsp_urls()
-        if not urls and skip_without_url:
+        key = (pc.der, issuer.der, hash_algorithm)
+        entry = _OCPP_ENTRIES.get(key)
+        if entry is None:
+            urls = pc.ocsp_urls()
+            if not urls and skip_without_url:
+                continue
+            cid = _cert_id(pc, issuer, hash_algorithm)
+            entry = {
+                "hashAlgorithm": _OCPP_HASH[hash_algorithm],
+                "issuerNameHash": cid.issuer_name_hash.hex(),
+                "issuerKeyHash": cid.issuer_key_hash.hex(),
+                "serialNumber": format(cid.serial_number, "x"),
+                "responderURL": urls[0] if urls else "",
+            }
+            if len(_OCPP_ENTRIES) >= 256:
+                _OCPP_ENTRIES.clear()
+            _OCPP_ENTRIES[key] = entry
+        if not entry["responderURL"] and skip_without_url:
             continue
-        cid = _cert_id(pc, issuer, hash_algorithm)
-        out.append({
-            "hashAlgorithm": _OCPP_HASH[hash_algorithm],
-            "issuerNameHash": cid.issuer_name_hash.hex(),
-            "issuerKeyHash": cid.issuer_key_hash.hex(),
-            "serialNumber": format(cid.serial_number, "x"),
-            "responderURL": urls[0] if urls else "",
-        })
+        out.append(dict(entry))
     return out
+
+
+#: OCSPRequestDataType entries by (certificate DER, issuer DER, hash): a pure function of those bytes
+_OCPP_ENTRIES: Dict[Tuple[bytes, bytes, str], Dict[str, str]] = {}

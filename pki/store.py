@@ -47,22 +47,40 @@ def pem_to_der(data: bytes) -> List[bytes]:
     return out
 
 
+#: public key objects by (SPKI AlgorithmIdentifier DER, key BIT STRING content): exact bytes, so a
+#: key object is only ever reused for the very same key (loading one checks the curve point, which
+#: for P-521 costs more than parsing the whole certificate); bounded, oldest dropped first
+_KEYS: Dict[Tuple[bytes, bytes], "PublicKey"] = {}
+_KEYS_MAX = 256
+
+
 def load_public_key(pc: ParsedCert) -> PublicKey:
-    """The cryptography public key object of a parsed certificate (cached on it).
+    """The cryptography public key object of a parsed certificate (cached on it, and by its exact
+    key bytes across certificates).
 
     Raises ``ValueError`` for unsupported algorithms or keys that are not valid curve points.
     """
     pub = pc.public_key
     if pub is None:
-        ka = KEY_ALGS.get(pc.key_alg)
-        if ka is None:
-            raise ValueError("unsupported public key algorithm")
-        if len(pc.key_bits) != ka.key_len:
-            raise ValueError(f"{ka.name} public key must be {ka.key_len} bytes (uncompressed), got {len(pc.key_bits)}")
-        if ka.curve is not None:
-            pub = ec.EllipticCurvePublicKey.from_encoded_point(ka.curve, pc.key_bits)
-        else:
-            pub = ed448.Ed448PublicKey.from_public_bytes(pc.key_bits)
+        k = (pc.key_alg, pc.key_bits)
+        pub = _KEYS.get(k)
+        if pub is None:
+            ka = KEY_ALGS.get(pc.key_alg)
+            if ka is None:
+                raise ValueError("unsupported public key algorithm")
+            if len(pc.key_bits) != ka.key_len:
+                raise ValueError(f"{ka.name} public key must be {ka.key_len} bytes (uncompressed), "
+                                 f"got {len(pc.key_bits)}")
+            if ka.curve is not None:
+                pub = ec.EllipticCurvePublicKey.from_encoded_point(ka.curve, pc.key_bits)
+            else:
+                pub = ed448.Ed448PublicKey.from_public_bytes(pc.key_bits)
+            if len(_KEYS) >= _KEYS_MAX:
+                try:
+                    del _KEYS[next(iter(_KEYS))]
+                except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
+                    pass
+            _KEYS[k] = pub
         pc.public_key = pub
     return pub
 

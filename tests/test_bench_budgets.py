@@ -78,14 +78,16 @@ def test_exi_worst_vector_over_one_and_a_half_fails() -> None:
     assert not v.ok and v.detail["vector"] == vector and "1.60x" in v.message()
 
 
-@pytest.mark.parametrize("case", ["reuse", "install"])
-def test_session_regression_fails(case: str) -> None:
+@pytest.mark.parametrize("case,op", [("reuse", "ecdsa-verify"), ("install", "ecdsa-verify"),
+                                     ("iso20-reuse", "p521-verify"), ("iso20-install", "p521-verify"),
+                                     ("iso20-reuse-ed448", "ed448-verify")])
+def test_session_regression_fails(case: str, op: str) -> None:
     m = _measured()
     f = m.floors[case]
     f["ratio"] *= 1.5
     f["session_us"] *= 1.5
     v = _verdicts(m)[f"session/crypto-floor {case}"]
-    assert not v.ok and "floor_us" in v.message() and "ecdsa-verify" in v.message()
+    assert not v.ok and "floor_us" in v.message() and op in v.message()
 
 
 def test_missing_measurement_fails() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from typing import Any, Callable, Mapping, Optional
 
@@ -389,7 +390,7 @@ class SimulatedBackend:
             return AuthorizeResponse("Invalid" if status != "CertificateExpired" else "Expired", status)
         if normalize_emaid(verified.emaid or "") != normalize_emaid(token):
             return AuthorizeResponse("Invalid", "CertChainError")
-        if any(x509.load_der_x509_certificate(d).serial_number in self._revoked_serials for d in ders):
+        if any(_serial_number(d) in self._revoked_serials for d in ders):
             return AuthorizeResponse("Blocked", "CertificateRevoked")
         if normalize_emaid(token) in self._cancelled:
             return AuthorizeResponse("Invalid", "ContractCancelled")
@@ -567,6 +568,13 @@ class SimulatedBackend:
         return self._codec(ISO2_SCHEMA_VERSION).encode(message)
 
 
+@functools.lru_cache(maxsize=256)
+def _serial_number(der: bytes) -> int:
+    """The serialNumber of a certificate (DER); memoised by its exact bytes (a pure function of them)."""
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+@functools.lru_cache(maxsize=256)
 def _contract_profile(leaf: bytes) -> str:
     """``iso2-contract`` for a P-256 leaf, ``iso20-contract`` for the -20 keys (or anything else:
     the -20 profile names the algorithm in its refusal)."""

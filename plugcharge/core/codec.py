@@ -105,6 +105,22 @@ def session_id_of(header: Mapping[str, Any]) -> Optional[bytes]:
 def physical(value: float, unit: str) -> dict[str, Any]:
     """PhysicalValueType for ``value`` (``Value`` is an xs:short, ``Multiplier`` in -3..3): the same
     type in DIN SPEC 70121 and ISO 15118-2 (-20 uses RationalNumberType instead)."""
+    key = (value, unit)
+    hit = _PHYSICAL.get(key)
+    if hit is not None and type(value) is hit[0]:
+        return {"Multiplier": hit[1], "Unit": unit, "Value": hit[2]}
+    pv = _physical(value, unit)
+    if len(_PHYSICAL) >= 512:
+        _PHYSICAL.clear()
+    _PHYSICAL[key] = (type(value), pv["Multiplier"], pv["Value"])
+    return pv
+
+
+#: (value, unit) -> (the value's type, Multiplier, Value): sessions send the same few numbers again and again
+_PHYSICAL: dict[tuple[Any, str], tuple[type, int, int]] = {}
+
+
+def _physical(value: float, unit: str) -> dict[str, Any]:
     for mult in (0, -1, -2, -3, 1, 2, 3):
         scaled = value / (10 ** mult)
         if -32768 <= scaled <= 32767 and abs(round(scaled) - scaled) < 1e-9:

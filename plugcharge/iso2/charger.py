@@ -312,9 +312,10 @@ class ChargerHandler(_ChargerHandlerBase):
             now: float) -> Next:
         leaf, subs = chain_certs(body["ContractSignatureCertChain"])
         verified = self._verify_chain(leaf, subs, self.security.wall_clock())
-        _, cn = certificate_of(leaf)
         emaid = str(body["eMAID"])
-        if normalize_emaid(emaid) != normalize_emaid(getattr(verified, "emaid", None) or cn):
+        # the chain validator's eMAID, else the leaf's CN (a certificate that is not DER is refused)
+        chain_emaid = getattr(verified, "emaid", None) or certificate_of(leaf)[1]
+        if normalize_emaid(emaid) != normalize_emaid(chain_emaid):
             raise Refused("FAILED_CertChainError", "eMAID does not match the contract certificate")
         if self._resumed and leaf != self._contract_leaf:  # another contract: authorise it afresh
             self._resumed_authorized = False
@@ -336,7 +337,9 @@ class ChargerHandler(_ChargerHandlerBase):
                 raise Refused("FAILED_ChallengeInvalid", "GenChallenge does not echo PaymentDetailsRes [V2G2-475]")
             if self._contract_leaf is None:
                 raise Refused("FAILED_SequenceError", "no contract certificate known for this session")
-            verify_message(msg, self._contract_leaf, codecs=self._codecs)
+            # the validated chain's leaf key (the same certificate, its key already loaded), else the DER
+            key = getattr(self._verified, "leaf_public_key", None) if self._verified is not None else None
+            verify_message(msg, key if key is not None else self._contract_leaf, codecs=self._codecs)
             self._challenge_ok = True
         elif body.get("GenChallenge") is not None and self.payment == "Contract" and self._challenge is not None:
             if bytes(body["GenChallenge"]) != self._challenge:

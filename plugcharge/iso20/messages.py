@@ -78,6 +78,21 @@ def evcc_id_text(evcc_id: bytes | str) -> str:
 def rational(value: float) -> dict[str, Any]:
     """RationalNumberType (``Value`` an xs:short, ``Exponent`` an xs:byte) for ``value``: the
     smallest exponent that represents it exactly, else the closest the range allows."""
+    hit = _RATIONALS.get(value)
+    if hit is not None and type(value) is hit[0]:
+        return {"Exponent": hit[1], "Value": hit[2]}
+    rn = _rational(value)
+    if len(_RATIONALS) >= 512:
+        _RATIONALS.clear()
+    _RATIONALS[value] = (type(value), rn["Exponent"], rn["Value"])
+    return rn
+
+
+#: value -> (its type, Exponent, Value): the charge loop sends the same few numbers every message
+_RATIONALS: dict[Any, tuple[type, int, int]] = {}
+
+
+def _rational(value: float) -> dict[str, Any]:
     if not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
     for exp in (0, -1, -2, -3, 1, 2, 3, 4, 5):

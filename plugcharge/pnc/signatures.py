@@ -197,18 +197,30 @@ def public_key_of(key: PublicKeyLike) -> Any:
     """Accept a public key, a certificate object or certificate DER bytes (EC or Ed448)."""
     if isinstance(key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
         return key
+    pub: Any
     if isinstance(key, x509.Certificate):
         pub = key.public_key()
     elif isinstance(key, (bytes, bytearray)):
-        try:
-            pub = x509.load_der_x509_certificate(bytes(key)).public_key()
-        except ValueError as exc:
-            raise SignatureError(f"signer certificate is not valid DER: {exc}") from None
+        der = bytes(key)
+        pub = _KEY_OF_DER.get(der)
+        if pub is None:
+            try:
+                pub = x509.load_der_x509_certificate(der).public_key()
+            except ValueError as exc:
+                raise SignatureError(f"signer certificate is not valid DER: {exc}") from None
+            if isinstance(pub, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
+                if len(_KEY_OF_DER) >= 128:
+                    _KEY_OF_DER.clear()
+                _KEY_OF_DER[der] = pub
     else:
         raise TypeError(f"expected an EC public key or certificate, got {type(key).__name__}")
     if not isinstance(pub, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
         raise SignatureError("signer certificate does not hold an EC or Ed448 public key")
     return pub
+
+
+#: signer public keys by the exact DER of their certificate (loading a key checks its curve point)
+_KEY_OF_DER: dict[bytes, Any] = {}
 
 
 # ---------------------------------------------------------------- digests and SignedInfo
