@@ -399,3 +399,40 @@ def test_the_charger_process_holds_its_caps_under_idle_peers(link, data):
     assert elapsed < 60
     assert during - before < 10_000, (before, during)  # kB; 400 held TLS peers would be ~100 MB
     assert "Traceback" not in out
+
+
+def test_iso20_plug_and_charge_through_the_csms_over_ocpp21(link, data):
+    """The -20 leg: ``charger --protocol iso20 --csms`` speaks OCPP 2.1 with ``plugcharge csms``; not
+    activated: EIM in the same session; activated: a -20 contract installed through Get15118EVCertificate,
+    then reused; revoked: GetCertificateChainStatus answers Revoked and the EV charges by EIM."""
+    csms, url = _csms(link, data)
+    charger = None
+    try:
+        charger = _charger(link, data, "--protocol", "iso20", "--csms", url)
+        assert "OCPP 2.1 CSMS at" in charger.output and "BootNotification accepted" in charger.output
+        first = _ev(link, data, "--protocol", "iso20")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "protocol ISO 15118-20 DC; payment ExternalPayment" in first.stdout, first.stdout
+        _cli(data, "csms", "activate", _pcid(data))
+        install = _ev(link, data, "--protocol", "iso20")
+        assert install.returncode == 0, install.stdout + install.stderr
+        assert "Installing charging contract" in install.stdout
+        m = re.search(r"protocol ISO 15118-20 DC; payment Contract; contract (\S+)", install.stdout)
+        assert m, install.stdout
+        emaid = m.group(1).rstrip(";,")
+        reuse = _ev(link, data, "--protocol", "iso20")
+        assert reuse.returncode == 0 and "Installing" not in reuse.stdout, reuse.stdout
+        assert "payment Contract" in reuse.stdout
+        assert "revoked" in _cli(data, "csms", "revoke", emaid)
+        revoked = _ev(link, data, "--protocol", "iso20")
+        assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+        assert "payment ExternalPayment" in revoked.stdout, revoked.stdout
+    finally:
+        if charger is not None:
+            _stopped(charger)
+        log = _stopped(csms)
+    assert "connected (ocpp2.1)" in log
+    assert re.search(r"Get15118EVCertificate action=Install iso15118SchemaVersion=urn:iso:std:iso:15118:-20:"
+                     r"CommonMessages maximumContractCertificateChains=\d+ .*-> Accepted: contract", log), log
+    assert re.search(r"GetCertificateChainStatus .*-> Good", log) and re.search(r"GetCertificateChainStatus .*-> Revoked", log)
+    assert re.search(r"Authorize idToken=\S+ type=eMAID iso15118CertificateHashData=\d entries .*-> Accepted", log), log
