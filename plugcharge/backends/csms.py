@@ -13,6 +13,10 @@ takes the lock for every OCPP call, re-reads the file when it changed and writes
 changed (e.g. a contract issued by CertificateUpdate).  So no control channel is needed and
 nothing is lost when the CSMS restarts.
 
+OCPP 2.1.  Stations may connect with ``ocpp2.1`` (preferred) or ``ocpp2.0.1``; over 2.1 the
+ISO 15118-20 additions of :mod:`plugcharge.backends.csms21` answer too (with ``pki20``: -20
+contracts, GetCertificateChainStatus, V2G20Certificate signing).
+
 Answers.  BootNotification (Accepted), Heartbeat, StatusNotification, Authorize (eMAID with
 ``iso15118CertificateHashData`` or the chain; EIM tokens), Get15118EVCertificate (the newest pooled
 contract of the PCID encrypted for the EV and signed by the CPS; an unknown PCID gets ``Accepted``
@@ -171,14 +175,21 @@ def revoke(state_dir: Path, pki: Any, emaid: str, *, pki20: Any = None) -> int:
 
 def registry(state_dir: Path, pki: Any, *, pki20: Any = None) -> dict[str, Any]:
     """What the eMSP knows, without keys: ``pcids`` (PCID → eMAID) and ``contracts`` (eMAID,
-    PCID, serial, issuing time, pooled, revoked)."""
+    PCID, serial, issuing time, pooled, revoked, ``iso``: 2, or 20 for a -20 contract)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def iso(leaf: bytes) -> int:
+        key = x509.load_der_x509_certificate(leaf).public_key()
+        return 2 if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1" else 20
+
     with _store(state_dir, pki, pki20=pki20).transaction() as backend:
         revoked = set(backend.export_state()["revoked"])
         pooled = {id(c) for cs in backend.pool.values() for c in cs}
         return {"pcids": dict(backend.export_state()["pcids"]),
                 "contracts": [{"emaid": c.emaid, "pcid": c.pcid, "serial": format(c.serial, "x"),
                                "issued": c.issued_at.strftime("%Y-%m-%d %H:%M:%S"), "pooled": id(c) in pooled,
-                               "revoked": format(c.serial, "x") in revoked} for c in backend.issued]}
+                               "revoked": format(c.serial, "x") in revoked, "iso": iso(c.leaf)}
+                              for c in backend.issued]}
 
 
 # ---------------------------------------------------------------------------------------------

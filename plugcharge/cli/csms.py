@@ -87,7 +87,8 @@ def _list(state: Any, out: Callable[[str], None]) -> int:
         + (":" if state["contracts"] else ""))
     for c in state["contracts"]:
         out(f"  {c['emaid']:<18} serial {c['serial']:<34} issued {c['issued']}  "
-            f"{'pooled' if c['pooled'] else 'update'}{'  REVOKED' if c['revoked'] else ''}")
+            f"{'pooled' if c['pooled'] else 'ISO 15118-20' if c.get('iso') == 20 else 'update'}"
+            f"{'  REVOKED' if c['revoked'] else ''}")
     return 0
 
 
@@ -113,7 +114,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         if args.csms_action == "activate":
             contract = C.activate(DataDir(data).csms, pki, args.pcid, args.emaid)
             out(f"activated PCID {args.pcid}: contract {contract.emaid} (serial {contract.serial:x}) is in the "
-                f"pool; the car installs it on its next charge")
+                f"pool; the car installs it on its next charge (an ISO 15118-20 car gets a -20 contract for "
+                f"{contract.emaid})")
             return 0
         if args.csms_action == "list":
             return _list(C.registry(DataDir(data).csms, pki), out)

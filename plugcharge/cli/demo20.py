@@ -35,7 +35,7 @@ from cryptography import x509
 
 from ..backends.simulated import SimulatedBackend
 from ..core.config import ChargerConfig, EVConfig
-from ..core.events import ContractInstallationFailed, Event, MeteringReceiptReceived, MeterValues, SessionEnded
+from ..core.events import AuthorizationAccepted, ContractInstallationFailed, Event, MeteringReceiptReceived, MeterValues, SessionEnded
 from ..net.runner import run_charger, run_ev
 from ..pnc.security import ChargerSecurity, EVSecurity
 from ..pnc.wallet import ContractWallet
@@ -66,6 +66,8 @@ class _View20(_View):
     signed = False
 
     def charger_event(self, e: Event) -> None:
+        if isinstance(e, AuthorizationAccepted):  # a refused contract may give way to EIM in the session
+            self.signed = e.payment == "Contract"
         if isinstance(e, MeteringReceiptReceived):
             how = "signed with the contract key, verified" if self.signed else "unsigned: identification at the charger"
             self.line("charger", f"metering confirmed by the EV: {e.meter_info.get('ChargedEnergyReadingWh')} Wh "

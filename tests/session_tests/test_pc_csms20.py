@@ -330,7 +330,13 @@ def test_iso20_demo_through_the_csms_activation_install_reuse_revoke(tmp_path: P
     assert "maximumContractCertificateChains=" in text
     assert "GetCertificateChainStatus" in text and "-> Good, Good, Good" in text
     assert "Authorize idToken=" in text and "iso15118CertificateHashData=3 entries" in text
+    assert f"Authorize {s.emaid} (contract, 3 OCSP hash entries) -> Accepted" in text  # the operator's line
     emaid = s.emaid
+    # the car's wallet and the eMSP's registry show the -20 contract
+    code, out = _cli("wallet", "list", "--data-dir", str(data))
+    assert code == 0 and emaid in out and " -20 " in out and "in use" in out, out
+    code, out = _cli("csms", "list", "--data-dir", str(data))
+    assert code == 0 and "ISO 15118-20" in out and emaid in out, out
     # second run: the contract is reused
     s, text = _demo(tmp_path)
     assert s.completed and not s.installed and s.payment == "Contract" and s.emaid == emaid, text
@@ -344,6 +350,35 @@ def test_iso20_demo_through_the_csms_activation_install_reuse_revoke(tmp_path: P
     assert "GetCertificateChainStatus" in text and "-> Revoked" in text
     assert f"Authorize idToken={emaid}" not in text
     assert "WARNING_CertificateRevoked" in text or "refused" in text
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    from plugcharge.cli import main
+
+    out: list[str] = []
+    code = main(list(argv), out=out.append, err=out.append)
+    return code, "\n".join(out)
+
+
+def test_iso20_newest_activation_wins(tmp_path: Path) -> None:
+    """A second activation with another eMAID: the car's next installation gets the newest contract."""
+    from _pc_fixtures import real_codec_status
+
+    if real_codec_status() is not None:
+        pytest.skip(f"needs the compiled EXI codec: {real_codec_status()}")
+    from plugcharge.backends.csms import activate
+    from plugcharge.cli.demo import ensure_pki
+    from plugcharge.pnc.wallet import ContractWallet
+
+    data = tmp_path / "data"
+    pki2, _ = ensure_pki(data / "pki", seed=20, iso=2, now=_now(), say=lambda *a: None)
+    activate(data / "csms", pki2, PCID, "DEPLGC0000020A1")
+    s, text = _demo(tmp_path)
+    assert s.installed and s.emaid == "DEPLGC0000020A1", text
+    activate(data / "csms", pki2, PCID, "DEPLGC0000020B2")
+    ContractWallet(data / "wallet").wipe()  # the car installs again (e.g. a new owner's account)
+    s, text = _demo(tmp_path)
+    assert s.installed and s.payment == "Contract" and s.emaid == "DEPLGC0000020B2", text
 
 
 def test_iso20_demo_with_the_csms_down_falls_back_to_eim(tmp_path: Path) -> None:
@@ -368,3 +403,13 @@ def test_iso20_demo_with_a_failing_csms_falls_back_to_eim(tmp_path: Path) -> Non
     assert s.completed and s.payment == "ExternalPayment", text
     assert "CALLERROR InternalError" in text
     assert RFID not in text  # the demo's own card, not the fixtures'
+
+
+def test_charger_ocpp_version_option() -> None:
+    from plugcharge.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["charger", "--interface", "eth1"]).ocpp_version == "auto"
+    assert p.parse_args(["charger", "--interface", "eth1", "--ocpp-version", "2.0.1"]).ocpp_version == "2.0.1"
+    with pytest.raises(SystemExit):
+        p.parse_args(["charger", "--interface", "eth1", "--ocpp-version", "1.6"])

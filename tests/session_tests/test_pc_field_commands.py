@@ -436,3 +436,40 @@ def test_iso20_plug_and_charge_through_the_csms_over_ocpp21(link, data):
                      r"CommonMessages maximumContractCertificateChains=\d+ .*-> Accepted: contract", log), log
     assert re.search(r"GetCertificateChainStatus .*-> Good", log) and re.search(r"GetCertificateChainStatus .*-> Revoked", log)
     assert re.search(r"Authorize idToken=\S+ type=eMAID iso15118CertificateHashData=\d entries .*-> Accepted", log), log
+
+
+def test_iso20_csms_slow_or_down_falls_back_to_eim_in_the_session(link, data):
+    """-20 through OCPP 2.1: Get15118EVCertificate answered after 6 s (the backend gives up at 4 s):
+    CertificateInstallationRes WARNING_NoCertificateAvailable within the EV's time, EIM in the same
+    session; after the contract arrived, Authorize answered after 6 s (charger waits 2 s):
+    WARNING_GeneralPnCAuthorizationError, EIM; the CSMS down: EIM with the card on the local list."""
+    _cli(data, "csms", "activate", _pcid(data))
+    csms, url = _csms(link, data, "--delay", "Get15118EVCertificate=6")
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", url, "--authorize-timeout", "2")
+    try:
+        slow = _ev(link, data, "--protocol", "iso20")
+        assert slow.returncode == 0, slow.stdout + slow.stderr
+        assert "WARNING_NoCertificateAvailable" in slow.stdout and "payment ExternalPayment" in slow.stdout, slow.stdout
+    finally:
+        _stopped(charger)
+        _stopped(csms)
+    csms, url = _csms(link, data, "--delay", "Authorize=6")
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", url, "--authorize-timeout", "2")
+    try:
+        slow_auth = _ev(link, data, "--protocol", "iso20")
+        assert slow_auth.returncode == 0, slow_auth.stdout + slow_auth.stderr
+        assert "Installing charging contract" in slow_auth.stdout
+        assert "payment ExternalPayment" in slow_auth.stdout, slow_auth.stdout
+    finally:
+        out = _stopped(charger)
+        log = _stopped(csms)
+    assert "GetCertificateChainStatus" in log and "Authorize idToken=" in log
+    assert "authorisation refused: WARNING_GeneralPnCAuthorizationError" in out or \
+        "WARNING_GeneralPnCAuthorizationError" in out, out[-3000:]
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", "ws://127.0.0.1:9/CP-DOWN")
+    try:
+        down = _ev(link, data, "--protocol", "iso20")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "payment ExternalPayment" in down.stdout, down.stdout
+    finally:
+        _stopped(charger)
