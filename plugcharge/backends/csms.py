@@ -1,4 +1,4 @@
-"""A test CSMS on the ``ocpp`` package: OCPP 2.0.1 over a real websocket server.
+"""A test CSMS on the ``ocpp`` package: OCPP 2.1 and 2.0.1 over a real websocket server.
 
 :class:`TestCSMS` plays the charge point operator's CSMS, the e-mobility provider (eMSP) and the
 contract certificate pool of the Plug & Charge ecosystem with a ``pki`` test PKI.  The eMSP and
@@ -12,6 +12,10 @@ exclusive ``fcntl`` lock on ``STATE_DIR/state.lock``.  :func:`activate` and :fun
 takes the lock for every OCPP call, re-reads the file when it changed and writes back what the call
 changed (e.g. a contract issued by CertificateUpdate).  So no control channel is needed and
 nothing is lost when the CSMS restarts.
+
+OCPP 2.1.  Stations may connect with ``ocpp2.1`` (preferred) or ``ocpp2.0.1``; over 2.1 the
+ISO 15118-20 additions of :mod:`plugcharge.backends.csms21` answer too (with ``pki20``: -20
+contracts, GetCertificateChainStatus, V2G20Certificate signing).
 
 Answers.  BootNotification (Accepted), Heartbeat, StatusNotification, Authorize (eMAID with
 ``iso15118CertificateHashData`` or the chain; EIM tokens), Get15118EVCertificate (the newest pooled
@@ -43,6 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from .base import AuthorizeRequest, Get15118EVCertificateRequest, OCSPRequestData
+from .csms21 import SUBPROTOCOL_21, Station21Handlers
 from .simulated import IssuedContract, SimulatedBackend
 
 try:  # the optional 'ocpp' extra
@@ -55,11 +60,14 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     raise ImportError(f"plugcharge.backends.csms needs the 'ocpp' extra: pip install 'plugcharge[ocpp]' ({_exc})") \
         from None
 
-__all__ = ["TestCSMS", "CSMSStore", "CSMSCall", "activate", "revoke", "registry", "SUBPROTOCOL", "STATE_FILE"]
+__all__ = ["TestCSMS", "CSMSStore", "CSMSCall", "activate", "revoke", "registry", "SUBPROTOCOL", "SUBPROTOCOLS",
+           "STATE_FILE"]
 
 _log = logging.getLogger("plugcharge.csms")
 
 SUBPROTOCOL = "ocpp2.0.1"
+#: what the CSMS accepts, preferred first (the websocket server picks the first the station offers)
+SUBPROTOCOLS = (SUBPROTOCOL_21, SUBPROTOCOL)
 STATE_FILE = "state.json"
 _LOCK_FILE = "state.lock"
 #: longest OCPP-J charging station identity we accept in the URL path
@@ -143,36 +151,45 @@ class CSMSStore:
                 self._stamp, self._saved = self._file_stamp(), text
 
 
-def _store(state_dir: Path, pki: Any, codecs: Any = None, clock: Callable[[], dt.datetime] = _utcnow) -> CSMSStore:
-    backend = SimulatedBackend(pki, codecs=codecs, clock=clock)
+def _store(state_dir: Path, pki: Any, codecs: Any = None, clock: Callable[[], dt.datetime] = _utcnow,
+           pki20: Any = None) -> CSMSStore:
+    backend = SimulatedBackend(pki, codecs=codecs, clock=clock, pki20=pki20)
     backend.exi_refusals = True
     return CSMSStore(state_dir, backend)
 
 
-def activate(state_dir: Path, pki: Any, pcid: str, emaid: Optional[str] = None) -> IssuedContract:
-    """The driver gives the eMSP the car's PCID: a new contract goes into the pool (newest wins).
+def activate(state_dir: Path, pki: Any, pcid: str, emaid: Optional[str] = None, *, pki20: Any = None) -> IssuedContract:
+    """The driver gives the eMSP the car's PCID: a new contract goes into the pool (newest wins; an
+    ISO 15118-20 car gets a fresh -20 contract for the PCID's eMAID at each installation).
     Works with or without a running CSMS on ``state_dir``; raises ValueError for a bad PCID/eMAID."""
-    with _store(state_dir, pki).transaction() as backend:
+    with _store(state_dir, pki, pki20=pki20).transaction() as backend:
         return backend.activate(pcid, emaid)
 
 
-def revoke(state_dir: Path, pki: Any, emaid: str) -> int:
-    """The driver cancels the contract: every certificate issued for ``emaid`` is revoked (OCSP
-    answers revoked, Authorize fails).  Returns how many certificates were revoked."""
-    with _store(state_dir, pki).transaction() as backend:
+def revoke(state_dir: Path, pki: Any, emaid: str, *, pki20: Any = None) -> int:
+    """The driver cancels the contract: every certificate issued for ``emaid`` (-2 and -20) is revoked
+    (OCSP and GetCertificateChainStatus answer revoked, Authorize fails).  Returns how many."""
+    with _store(state_dir, pki, pki20=pki20).transaction() as backend:
         return backend.revoke(emaid)
 
 
-def registry(state_dir: Path, pki: Any) -> dict[str, Any]:
+def registry(state_dir: Path, pki: Any, *, pki20: Any = None) -> dict[str, Any]:
     """What the eMSP knows, without keys: ``pcids`` (PCID → eMAID) and ``contracts`` (eMAID,
-    PCID, serial, issuing time, pooled, revoked)."""
-    with _store(state_dir, pki).transaction() as backend:
+    PCID, serial, issuing time, pooled, revoked, ``iso``: 2, or 20 for a -20 contract)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def iso(leaf: bytes) -> int:
+        key = x509.load_der_x509_certificate(leaf).public_key()
+        return 2 if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1" else 20
+
+    with _store(state_dir, pki, pki20=pki20).transaction() as backend:
         revoked = set(backend.export_state()["revoked"])
         pooled = {id(c) for cs in backend.pool.values() for c in cs}
         return {"pcids": dict(backend.export_state()["pcids"]),
                 "contracts": [{"emaid": c.emaid, "pcid": c.pcid, "serial": format(c.serial, "x"),
                                "issued": c.issued_at.strftime("%Y-%m-%d %H:%M:%S"), "pooled": id(c) in pooled,
-                               "revoked": format(c.serial, "x") in revoked} for c in backend.issued]}
+                               "revoked": format(c.serial, "x") in revoked, "iso": iso(c.leaf)}
+                              for c in backend.issued]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,12 +374,20 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         return call_result.TransactionEvent(id_token_info={"status": status} if status else None)
 
 
+class _Station21(Station21Handlers, _Station):
+    """A station connected over ``ocpp2.1``: 2.0.1's handlers with 2.1's additions
+    (:mod:`plugcharge.backends.csms21`)."""
+
+
 class TestCSMS:
-    """An OCPP 2.0.1 CSMS + eMSP + contract pool on a websocket server (see the module docstring).
+    """An OCPP 2.1 / 2.0.1 CSMS + eMSP + contract pool on a websocket server (see the module docstring).
 
     Args:
         pki: the ``pki`` test PKI (MO: contracts, CPS: signed responses, CPO: SECC certificates).
         state_dir: where the eMSP registry lives (shared with :func:`activate` / :func:`revoke`).
+        pki20: the ISO 15118-20 test PKI: -20 contracts, GetCertificateChainStatus of -20 chains,
+            V2G20Certificate signing (OCPP 2.1; see :mod:`plugcharge.backends.csms21`).
+        subprotocols: the websocket subprotocols accepted, preferred first (default 2.1, 2.0.1).
         log: receives one line per OCPP call (default: the ``plugcharge.csms`` logger at INFO).
         id_tokens: EIM tokens (RFID cards) the eMSP accepts.
         secc_signer: ``csr -> PEM chain`` for SignCertificate (default: the CPO Sub-CA 2 issues an
@@ -375,10 +400,13 @@ class TestCSMS:
                  id_tokens: tuple[str, ...] = (), codecs: Any = None,
                  clock: Callable[[], dt.datetime] = _utcnow,
                  secc_signer: Optional[Callable[[x509.CertificateSigningRequest], str]] = None,
-                 heartbeat_interval: int = 300) -> None:
+                 heartbeat_interval: int = 300, pki20: Any = None,
+                 subprotocols: tuple[str, ...] = SUBPROTOCOLS) -> None:
         self.pki = pki
+        self.pki20 = pki20
         self.clock = clock
-        self.store = _store(Path(state_dir), pki, codecs, clock)
+        self.subprotocols = tuple(subprotocols)
+        self.store = _store(Path(state_dir), pki, codecs, clock, pki20)
         self.log = log or (lambda line: _log.info("%s", line))
         self.secc_signer = secc_signer or self._sign_secc
         self.heartbeat_interval = heartbeat_interval
@@ -407,7 +435,7 @@ class TestCSMS:
     # -- server ---------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "TestCSMS":
         """Listen on ``host:port`` (0: a free port, see :attr:`port`)."""
-        self._server = await _ws_serve(self._handler, host, port, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+        self._server = await _ws_serve(self._handler, host, port, subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
                                        max_size=256 * 1024)
         sock = next(iter(self._server.sockets))
         self.host, self.port = host, int(sock.getsockname()[1])
@@ -439,17 +467,19 @@ class TestCSMS:
 
     async def _handler(self, connection: Any) -> None:
         station_id = connection.request.path.strip("/").rsplit("/", 1)[-1]
-        if connection.subprotocol != SUBPROTOCOL:
-            self.log(f"{station_id or '-'}: refused: no '{SUBPROTOCOL}' subprotocol offered")
-            await connection.close(1002, f"subprotocol {SUBPROTOCOL} required")
+        if connection.subprotocol not in self.subprotocols:
+            wanted = " or ".join(self.subprotocols)
+            self.log(f"{station_id or '-'}: refused: no '{wanted}' subprotocol offered")
+            await connection.close(1002, f"subprotocol {wanted} required")
             return
         if not station_id or len(station_id) > _MAX_STATION_ID or not station_id.isprintable():
             self.log("refused a connection without a valid station identity in the URL path")
             await connection.close(1008, "station identity missing or invalid")
             return
-        station = _Station(station_id, connection, self)
+        kind = _Station21 if connection.subprotocol == SUBPROTOCOL_21 else _Station
+        station = kind(station_id, connection, self)
         self.stations[station_id] = station
-        self.log(f"{station_id}: connected")
+        self.log(f"{station_id}: connected ({connection.subprotocol})")
         try:
             await station.start()
         except Exception as exc:  # ConnectionClosed and friends: the station went away

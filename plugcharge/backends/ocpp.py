@@ -33,12 +33,9 @@ list, the authorisation cache (tokens the CSMS accepted before) or, with
 are queued and sent when the CSMS is reachable (``offline=true`` for events that happened while it
 was not).
 
-OCPP 2.1 seam.  Requests are built from :attr:`OCPPBackend.CALLS` (``ocpp.v201.call``) over
-:attr:`OCPPBackend.SUBPROTOCOL` (``ocpp2.0.1``), schema-checked by the ``ocpp`` v201 ChargePoint;
-``iso15118_schema_version`` is passed through unchanged already.  The ISO 15118-20 additions of
-OCPP 2.1 (certificate type ``V2G20Certificate``, GetCertificateChainStatus,
-``maximumContractCertificateChains`` / ``prioritizedEMAIDs`` in Get15118EVCertificate) belong in a
-subclass with ``"ocpp2.1"``, ``ocpp.v21.call`` and a v21 ChargePoint once the -20 sessions need them.
+OCPP 2.1.  Requests are built from :attr:`OCPPBackend.CALLS` (``ocpp.v201.call``) over the
+subprotocols of :attr:`OCPPBackend.SUBPROTOCOLS` (``ocpp2.0.1``); :mod:`plugcharge.backends.ocpp21`
+subclasses it to offer ``ocpp2.1`` first and add ISO 15118-20's calls and fields.
 """
 from __future__ import annotations
 
@@ -204,6 +201,8 @@ class OCPPBackend:
     #: the websocket subprotocol and the ``ocpp`` module of request classes (the OCPP 2.1 seam:
     #: a subclass sets ``"ocpp2.1"`` and ``ocpp.v21.call`` and adds the -20 fields and calls)
     SUBPROTOCOL = SUBPROTOCOL
+    #: the subprotocols offered in the websocket upgrade, preferred first
+    SUBPROTOCOLS: tuple[str, ...] = (SUBPROTOCOL,)
     CALLS: Any = call
 
     def __init__(self, url: str, *, station_id: Optional[str] = None, timeouts: OCPPTimeouts = OCPPTimeouts(),
@@ -247,6 +246,8 @@ class OCPPBackend:
         self._dropped = 0
         self._pending_csr: Optional[tuple[Any, asyncio.Future]] = None
         self._ws: Any = None
+        #: the subprotocol of the current (or last) connection, e.g. ``ocpp2.0.1``
+        self.ocpp_version: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"OCPPBackend({self.url!r}, connected={self.connected})"
@@ -335,17 +336,18 @@ class OCPPBackend:
             delay = min(delay * 2, self.timeouts.reconnect_max)
 
     async def _connection(self) -> None:
-        kwargs: dict[str, Any] = {"subprotocols": [self.SUBPROTOCOL], "open_timeout": self.timeouts.connect,
-                                  "proxy": None}
+        offered = list(self.SUBPROTOCOLS)
+        kwargs: dict[str, Any] = {"subprotocols": offered, "open_timeout": self.timeouts.connect, "proxy": None}
         if self.ssl is not None:
             kwargs["ssl"] = self.ssl
         if self.extra_headers:
             kwargs["additional_headers"] = self.extra_headers
         async with _ws_connect(self.url, **kwargs) as ws:
-            if ws.subprotocol != self.SUBPROTOCOL:
-                raise OCPPBackendError(f"CSMS did not agree to subprotocol {self.SUBPROTOCOL} "
+            if ws.subprotocol not in offered:
+                raise OCPPBackendError(f"CSMS did not agree to subprotocol {' or '.join(offered)} "
                                        f"(got {ws.subprotocol!r})")
-            station = _Station(self.station_id, ws, self)
+            self.ocpp_version = str(ws.subprotocol)
+            station = self._make_station(ws)
             reader = asyncio.ensure_future(station.start())
             self._ws = ws
             try:
@@ -358,6 +360,10 @@ class OCPPBackend:
                     await reader
                 except (asyncio.CancelledError, Exception):
                     pass
+
+    def _make_station(self, ws: Any) -> Any:
+        """The ``ocpp`` ChargePoint for a connection (a subclass picks one per negotiated subprotocol)."""
+        return _Station(self.station_id, ws, self)
 
     async def _boot(self, station: _Station, reader: asyncio.Task) -> None:
         cs: dict[str, Any] = {"model": self.model, "vendor_name": self.vendor}
@@ -440,8 +446,8 @@ class OCPPBackend:
             raise OCPPBackendError(f"idToken longer than {_MAX_ID_TOKEN} characters")
         hash_data = [self._hash_data(d) for d in (request.iso15118_certificate_hash_data or ())][:_MAX_HASH_DATA]
         certificate = request.certificate if (not hash_data or self.send_contract_certificate) else None
-        payload = self.CALLS.Authorize(id_token={"id_token": request.id_token, "type": request.id_token_type},
-                                 certificate=certificate, iso15118_certificate_hash_data=hash_data or None)
+        payload = self._authorize_payload({"id_token": request.id_token, "type": request.id_token_type},
+                                          certificate, hash_data or None)
         try:
             res = await self._call(payload, self.timeouts.authorize)
         except CSMSUnavailable:
@@ -463,6 +469,12 @@ class OCPPBackend:
         _log.info("ocpp: %s: Authorize %s (%d hash entries) -> %s/%s", self.station_id, request.id_token_type,
                   len(hash_data), out.id_token_status, out.certificate_status)
         return out
+
+    def _authorize_payload(self, id_token: dict[str, str], certificate: Optional[str],
+                           hash_data: Optional[list[dict[str, str]]]) -> Any:
+        """The Authorize request object of this OCPP version."""
+        return self.CALLS.Authorize(id_token=id_token, certificate=certificate,
+                                    iso15118_certificate_hash_data=hash_data)
 
     @staticmethod
     def _hash_data(d: OCSPRequestData) -> dict[str, str]:
@@ -514,13 +526,23 @@ class OCPPBackend:
         return results
 
     # ------------------------------------------------------------------ SignCertificate / CertificateSigned
+    #: SignCertificate's certificateType and the chain profile a renewed SECC chain must pass (-2)
+    _certificate_type = "V2GCertificate"
+    _secc_profile = "iso2-secc"
+
+    def _new_key(self) -> Any:
+        """A fresh key for the renewed SECC certificate (-2: P-256)."""
+        return ec.generate_private_key(ec.SECP256R1())
+
     def _csr(self, key: Any) -> str:
         subject = self.secc_subject or x509.Name([
             x509.NameAttribute(NameOID.COMMON_NAME, self.station_id[:64]),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.vendor[:64]),
             x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "CPO"),
         ])
-        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+        digest = None if not isinstance(key, ec.EllipticCurvePrivateKey) else \
+            hashes.SHA512() if key.curve.key_size > 384 else hashes.SHA256()
+        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, digest)
         return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
     async def renew_secc_certificate(self, *, private_key: Any = None) -> SECCCertificate:
@@ -532,11 +554,11 @@ class OCPPBackend:
         answered Rejected)."""
         if self._pending_csr is not None and not self._pending_csr[1].done():
             raise OCPPBackendError("a SECC certificate renewal is already in progress")
-        key = private_key or ec.generate_private_key(ec.SECP256R1())
+        key = private_key or self._new_key()
         waiter: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending_csr = (key, waiter)
         try:
-            res = await self._call(self.CALLS.SignCertificate(csr=self._csr(key), certificate_type="V2GCertificate"),
+            res = await self._call(self.CALLS.SignCertificate(csr=self._csr(key), certificate_type=self._certificate_type),
                                    self.timeouts.call)
             if str(res.status) != "Accepted":
                 raise CSMSCallError("SignCertificate", str(res.status), _reason(res.status_info) or "refused")
@@ -553,7 +575,7 @@ class OCPPBackend:
     def _on_certificate_signed(self, chain_pem: str, certificate_type: Optional[str]) -> tuple[str, Optional[str]]:
         """Check a CertificateSigned from the CSMS; returns (status, reasonCode) for the answer."""
         pending = self._pending_csr
-        if certificate_type not in (None, "V2GCertificate"):
+        if certificate_type not in (None, self._certificate_type):
             return "Rejected", "UnsupportedType"
         if pending is None or pending[1].done():
             return "Rejected", "NoPendingRequest"
@@ -597,7 +619,7 @@ class OCPPBackend:
         if self.trust_store is None:
             raise CertificateRejected("no V2G trust store to check the SECC chain against")
         try:
-            verify_chain(ders[0], list(ders[1:]), store=self.trust_store, profile="iso2-secc", at=self.clock())
+            verify_chain(ders[0], list(ders[1:]), store=self.trust_store, profile=self._secc_profile, at=self.clock())
         except PKIError as exc:
             raise CertificateRejected(f"SECC chain rejected: {exc}") from None
         return SECCCertificate(ders, key)

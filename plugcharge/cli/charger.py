@@ -10,7 +10,7 @@ SDP on ``ff02::1`` UDP 15118 on IF (answering only requests that arrive there), 
 link-local address: TLS 1.2 with the SECC chain of ``D/charger`` (or ``--cert-chain``/``--key``; else
 the test PKI's in ``D/pki``) where the protocols have TLS, plain TCP where they run without it (DIN SPEC
 70121 forbids TLS).  Contract chains are validated against ``D/pki``'s trust anchors (or ``--trust-dir``).
-The backend is the OCPP 2.0.1 client of a CSMS at ``--csms`` (``plugcharge csms``, or any CSMS), else
+The backend is the OCPP 2.1 / 2.0.1 client of a CSMS at ``--csms`` (``plugcharge csms``, or any CSMS), else
 the simulated backend with ``D/pki`` (it knows the PCID of the wallet in ``D`` and the RFID card).
 Identification at the charger (EIM) presents ``--rfid`` (default: the demo's card) as a card reader would.
 
@@ -87,6 +87,9 @@ def register(sub: Any) -> None:
                    help="on SIGTERM/SIGINT, how long sessions in flight get to stop (default 10)")
     c.add_argument("--authorize-timeout", type=positive_seconds, default=None, metavar="S",
                    help="how long an OCPP Authorize may take before the EV is refused (default 20)")
+    c.add_argument("--ocpp-version", choices=("auto", "2.1", "2.0.1"), default="auto",
+                   help="OCPP version(s) offered to the CSMS: auto (2.1, else 2.0.1; default), 2.1 or 2.0.1; "
+                        "-20 Plug & Charge needs 2.1 for GetCertificateChainStatus and the -20 fields")
     c.add_argument("--sdp-port", type=int, default=None, help=argparse.SUPPRESS)  # tests
 
 
@@ -260,7 +263,8 @@ async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Pr
     """The OCPP backend (``--csms``) or the simulated one; and what to say about it."""
     if args.csms:
         try:
-            from ..backends.ocpp import OCPPBackend, OCPPTimeouts
+            from ..backends.ocpp import OCPPTimeouts
+            from ..backends.ocpp21 import OCPP21Backend
         except ImportError as exc:
             raise SetupError(str(exc)) from None
         url = args.csms.rstrip("/")
@@ -269,12 +273,14 @@ async def _backend(args: argparse.Namespace, setup: dict[str, Any], printer: _Pr
         timeouts = OCPPTimeouts() if args.authorize_timeout is None else \
             dataclasses.replace(OCPPTimeouts(), authorize=args.authorize_timeout)
         local = {setup["rfid"]: "Accepted"} if setup["rfid"] else {}
-        backend = OCPPBackend(url, trust_store=setup["store"], local_auth_list=local, timeouts=timeouts,
-                              evse_id=1, serial_number=setup["config"].evse_id)
+        backend = OCPP21Backend(url, ocpp_version=args.ocpp_version, trust_store=setup["store"],
+                                trust_store20=setup["store20"], local_auth_list=local, timeouts=timeouts,
+                                evse_id=1, serial_number=setup["config"].evse_id)
         connected = await backend.start(wait=5.0)
         state = "connected, BootNotification accepted" if connected else \
             "not reachable yet: Plug & Charge falls back to identification at the charger until it is"
-        return backend, f"OCPP 2.0.1 CSMS at {url} ({state})"
+        version = {"ocpp2.1": "OCPP 2.1", "ocpp2.0.1": "OCPP 2.0.1"}.get(backend.ocpp_version or "", "OCPP")
+        return backend, f"{version} CSMS at {url} ({state})"
     from ..backends.simulated import SimulatedBackend
     from ..pnc.wallet import ContractWallet
     from .demo import DEMO_EMAID

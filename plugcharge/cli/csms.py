@@ -1,4 +1,4 @@
-"""``plugcharge csms``: the test CSMS (OCPP 2.0.1 websocket server, eMSP, contract pool).
+"""``plugcharge csms``: the test CSMS (OCPP 2.1 / 2.0.1 websocket server, eMSP, contract pool).
 
 ::
 
@@ -10,8 +10,9 @@
 The CSMS uses the data directory's test PKI (``D/pki``, created when absent, the layout
 ``plugcharge demo`` uses) and keeps the eMSP registry in ``D/csms/state.json``; ``activate`` and
 ``revoke`` change that file under a lock and the running CSMS re-reads it on its next OCPP call
-(see :mod:`plugcharge.backends.csms`).  Stations connect to ``ws://HOST:PORT/STATION-ID`` with the
-``ocpp2.0.1`` subprotocol.  One line per OCPP call goes to stdout.
+(see :mod:`plugcharge.backends.csms`).  With ``D/pki20`` (``plugcharge init``) it also provisions
+ISO 15118-20 contracts.  Stations connect to ``ws://HOST:PORT/STATION-ID`` with the ``ocpp2.1``
+(preferred) or ``ocpp2.0.1`` subprotocol.  One line per OCPP call goes to stdout.
 """
 from __future__ import annotations
 
@@ -66,6 +67,17 @@ def _pki(data: Path, out: Callable[[str], None]) -> Any:
                       say=lambda who, text: out(f"{who}: {text}"), wallet_dir=layout.wallet)[0]
 
 
+def _pki20(data: Path, out: Callable[[str], None]) -> Any:
+    """The -20 test PKI of ``D/pki20`` when there is one (``plugcharge init`` creates it), else None."""
+    from .demo import ensure_pki
+
+    layout = DataDir(data)
+    if not (layout.pki20 / "manifest.json").exists():
+        return None
+    return ensure_pki(layout.pki20, seed=None, iso=20, now=dt.datetime.now(dt.timezone.utc),
+                      say=lambda who, text: out(f"{who}: {text}"))[0]
+
+
 def _list(state: Any, out: Callable[[str], None]) -> int:
     pcids = state["pcids"]
     out(f"{len(pcids)} activated PCID{'s' if len(pcids) != 1 else ''}" + (":" if pcids else ""))
@@ -75,7 +87,8 @@ def _list(state: Any, out: Callable[[str], None]) -> int:
         + (":" if state["contracts"] else ""))
     for c in state["contracts"]:
         out(f"  {c['emaid']:<18} serial {c['serial']:<34} issued {c['issued']}  "
-            f"{'pooled' if c['pooled'] else 'update'}{'  REVOKED' if c['revoked'] else ''}")
+            f"{'pooled' if c['pooled'] else 'ISO 15118-20' if c.get('iso') == 20 else 'update'}"
+            f"{'  REVOKED' if c['revoked'] else ''}")
     return 0
 
 
@@ -101,7 +114,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         if args.csms_action == "activate":
             contract = C.activate(DataDir(data).csms, pki, args.pcid, args.emaid)
             out(f"activated PCID {args.pcid}: contract {contract.emaid} (serial {contract.serial:x}) is in the "
-                f"pool; the car installs it on its next charge")
+                f"pool; the car installs it on its next charge (an ISO 15118-20 car gets a -20 contract for "
+                f"{contract.emaid})")
             return 0
         if args.csms_action == "list":
             return _list(C.registry(DataDir(data).csms, pki), out)
@@ -113,6 +127,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
             out(f"revoked {n} contract certificate{'s' if n != 1 else ''} of {args.emaid}")
             return 0
         host, port = _listen(args.listen)
+        pki20 = _pki20(data, out)
         delays = {}
         for item in args.delay:
             action, _, seconds = item.partition("=")
@@ -131,10 +146,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
             # the ocpp package logs a traceback for every malformed call: without -v, our one line per
             # call is the log (a station sending garbage must not flood the terminal)
             logging.getLogger("ocpp").setLevel(logging.CRITICAL)
-        csms = C.TestCSMS(pki, DataDir(data).csms, log=line, id_tokens=(DEMO_ID_TOKEN,))
+        csms = C.TestCSMS(pki, DataDir(data).csms, log=line, id_tokens=(DEMO_ID_TOKEN,), pki20=pki20)
         csms.delays.update(delays)
         await csms.start(host, port)
-        out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.0.1); eMSP state in {data / 'csms'}")
+        out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.1, 2.0.1{'; ISO 15118-20 PKI' if pki20 else ''}); "
+            f"eMSP state in {data / 'csms'}")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

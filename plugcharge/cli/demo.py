@@ -399,8 +399,17 @@ class _OperatorBackend:
         return resp
 
     async def authorize(self, request: Any) -> Any:
+        return await self._authorize(self.backend.authorize, request)
+
+    async def authorize_contract20(self, request: Any) -> Any:
+        """A -20 contract: the backend's own check when it has one (OCPP 2.1: GetCertificateChainStatus
+        before Authorize), else Authorize."""
+        return await self._authorize(getattr(self.backend, "authorize_contract20", None) or self.backend.authorize,
+                                     request)
+
+    async def _authorize(self, fn: Any, request: Any) -> Any:
         try:
-            resp = await self._call(self.backend.authorize, request)
+            resp = await self._call(fn, request)
         except Exception as exc:
             self.view.line("backend", f"Authorize {request.id_token} failed: {exc}")
             raise

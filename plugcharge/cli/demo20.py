@@ -14,7 +14,9 @@ Payment is Plug & Charge: the first run installs a contract (the EV's Certificat
 signed with its -20 OEM provisioning key, forwarded by the charger to the simulated backend, the
 contract chain and the encrypted key checked and stored in the wallet), later runs reuse it; the
 EV signs the charger's GenChallenge and the metering confirmations with the contract key.
-``--eim`` identifies at the charger instead; ``--fail-installation`` makes the backend fail the
+``--csms`` runs the backend through the test CSMS (OCPP 2.1 over a loopback websocket, the eMSP
+state in ``DATA_DIR/csms``: activate the car's PCID first with ``plugcharge csms activate``) or a
+running CSMS at a ``ws://`` URL, instead of the in-process one.  ``--eim`` identifies at the charger instead; ``--fail-installation`` makes the backend fail the
 installation: the charger answers FAILED, the session ends and the EV starts a second one on the
 same plug-in with identification at the charger.  The output uses the same driver display and
 charge-port light lines as the -2 demo.
@@ -33,13 +35,13 @@ from cryptography import x509
 
 from ..backends.simulated import SimulatedBackend
 from ..core.config import ChargerConfig, EVConfig
-from ..core.events import Event, MeteringReceiptReceived, MeterValues, SessionEnded
+from ..core.events import AuthorizationAccepted, ContractInstallationFailed, Event, MeteringReceiptReceived, MeterValues, SessionEnded
 from ..net.runner import run_charger, run_ev
 from ..pnc.security import ChargerSecurity, EVSecurity
 from ..pnc.wallet import ContractWallet
 from ..sessions import ChargerSession, EVSession
 from .demo import (
-    DEMO_EMAID, DEMO_ID_TOKEN, PROTOCOL_RUNNERS, DemoError, DemoOptions, DemoSummary, _codec_check, _OperatorBackend,
+    DEMO_EMAID, DEMO_ID_TOKEN, DEMO_STATION_ID, PROTOCOL_RUNNERS, DemoError, DemoOptions, DemoSummary, _codec_check, _OperatorBackend,
     _print_summary, _summarize, _TracingStream, _View, ensure_pki,
 )
 
@@ -64,6 +66,8 @@ class _View20(_View):
     signed = False
 
     def charger_event(self, e: Event) -> None:
+        if isinstance(e, AuthorizationAccepted):  # a refused contract may give way to EIM in the session
+            self.signed = e.payment == "Contract"
         if isinstance(e, MeteringReceiptReceived):
             how = "signed with the contract key, verified" if self.signed else "unsigned: identification at the charger"
             self.line("charger", f"metering confirmed by the EV: {e.meter_info.get('ChargedEnergyReadingWh')} Wh "
@@ -110,9 +114,6 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     from ..net.tlsselect import DualServerContext, protocols_for_tls_version
     from ..net.transport import open_ev_connection, start_charger_server
 
-    if opts.csms is not None:
-        raise DemoError("--csms with --protocol iso20 is not available: the test CSMS speaks OCPP 2.0.1 with the "
-                        "ISO 15118-2 PKI (use --protocol iso2, or the in-process backend)")
     from ..iso20 import SPECS
 
     _codec_check(opts.codecs, list(SPECS))
@@ -128,11 +129,16 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     pki2, _ = ensure_pki(data / "pki", seed=opts.seed, iso=2, now=now, say=view.line)
     pki20, _ = ensure_pki(data / "pki20", seed=opts.seed, iso=20, now=now, say=view.line)
     wallet = ensure_wallet20(data / "wallet", pki20, say=view.line)
-    backend = SimulatedBackend(pki2, pki20=pki20, codecs=opts.codecs)
-    backend.register_pcid(pki20.pcid, DEMO_EMAID)
-    backend.register_id_token(DEMO_ID_TOKEN)
-    if opts.fail_installation:
-        backend.fail_installations = "demo: --fail-installation (the certificate provisioning service fails)"
+    backend: Any
+    csms: Any = None
+    if opts.csms is None:
+        backend = SimulatedBackend(pki2, pki20=pki20, codecs=opts.codecs)
+        backend.register_pcid(pki20.pcid, DEMO_EMAID)
+        backend.register_id_token(DEMO_ID_TOKEN)
+        if opts.fail_installation:
+            backend.fail_installations = "demo: --fail-installation (the certificate provisioning service fails)"
+    else:
+        backend, csms = await _start_ocpp21(opts, pki2, pki20, data, view)
     op_backend = _OperatorBackend(backend, view)
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
     charger_cfg = ChargerConfig(energy_modes=(mode,), receipt_every=3, discharge_loops=BPT_DISCHARGE_LOOPS)
@@ -217,12 +223,55 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
                 break
     finally:
         sdp.close()
+        if opts.csms is not None:
+            await backend.aclose()
+            if csms is not None:
+                await csms.aclose()
     _summarize(summary, loop.time() - t0)
+    if opts.csms is not None and any(isinstance(e, ContractInstallationFailed) and e.response_code ==
+                                     "WARNING_NoContractMatchingPCIDFound" for e in summary.ev_events):
+        view.line("operator", f"the eMSP knows no contract for PCID {pki20.pcid}: activate Plug & Charge with "
+                              f"'plugcharge csms activate {pki20.pcid} --data-dir {data}'")
     if not any(isinstance(e, SessionEnded) for e in summary.ev_events):
         summary.reason = "no session"
     summary.fallback = summary.fallback or _fell_back(summary.ev_events)
     _print_summary(summary, wallet, view)
     return summary
+
+
+async def _start_ocpp21(opts: DemoOptions, pki2: Any, pki20: Any, data: Path, view: _View) -> tuple[Any, Any]:
+    """The charger's OCPP 2.1 backend, and the test CSMS (-2 and -20 PKI) when ``opts.csms`` is ``""``."""
+    try:
+        from ..backends.ocpp21 import OCPP21Backend
+    except ImportError as exc:
+        raise DemoError(str(exc)) from None
+    from pki.store import TrustStore
+
+    from .datadir import DataDir
+
+    csms = None
+    url = opts.csms or ""
+    if not url:
+        from ..backends.csms import TestCSMS
+
+        csms = TestCSMS(pki2, DataDir(data).csms, pki20=pki20, log=lambda line: view.line("csms", line),
+                        id_tokens=(DEMO_ID_TOKEN,), codecs=opts.codecs)
+        if opts.fail_installation:
+            csms.failures["Get15118EVCertificate"] = "InternalError"
+        await csms.start("127.0.0.1", 0)
+        url = csms.url(DEMO_STATION_ID)
+        view.line("operator", f"test CSMS listening on {csms.url()} (eMSP state in {data / 'csms'})")
+    elif url.rstrip("/").count("/") < 3:  # ws://host:port without the station identity
+        url = url.rstrip("/") + "/" + DEMO_STATION_ID
+    # the RFID card is on the charger's local authorisation list: EIM works with the CSMS down
+    backend = OCPP21Backend(url, trust_store=TrustStore(pki2.store_roots()),
+                            trust_store20=TrustStore(pki20.store_roots()), local_auth_list={DEMO_ID_TOKEN: "Accepted"})
+    if await backend.start(wait=5.0):
+        version = {"ocpp2.1": "OCPP 2.1", "ocpp2.0.1": "OCPP 2.0.1"}.get(backend.ocpp_version or "", "OCPP")
+        view.line("charger", f"connected to the CSMS at {url} over {version} (BootNotification accepted)")
+    else:
+        view.line("charger", f"CSMS at {url} not reachable: Plug & Charge falls back to card/app")
+    return backend, csms
 
 
 def _fell_back(events: list) -> bool:

@@ -36,17 +36,18 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         return 1
     now = dt.datetime.now(dt.timezone.utc)
     if args.action == "list":
-        usable = wallet.usable_contract(now)
+        usable = [u.info.contract_id for u in (wallet.usable_contract(now), wallet.usable_contract(now, iso=20))
+                  if u is not None]
         out(f"Plug & Charge: {'on' if wallet.enabled else 'off'}   PCID: {wallet.pcid or '-'}")
         infos = wallet.contracts()
         if not infos:
             out("no contracts installed")
             return 0
-        out(f"{'ID':<18} {'eMAID':<18} {'provider':<9} {'valid from':<17} {'valid until':<17} status")
+        out(f"{'ID':<18} {'eMAID':<18} {'provider':<9} {'ISO':<4} {'valid from':<17} {'valid until':<17} status")
         for c in infos:
-            status = ("in use" if usable is not None and usable.info.contract_id == c.contract_id else
+            status = ("in use" if c.contract_id in usable else
                       "expired" if c.not_after < now else "not yet valid" if c.not_before > now else "valid")
-            out(f"{c.contract_id:<18} {c.emaid:<18} {c.provider:<9} {c.not_before:%Y-%m-%d %H:%M} "
+            out(f"{c.contract_id:<18} {c.emaid:<18} {c.provider:<9} {'-' + str(c.iso):<4} {c.not_before:%Y-%m-%d %H:%M} "
                 f"{c.not_after:%Y-%m-%d %H:%M} {status}")
         return 0
     try:

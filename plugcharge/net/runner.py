@@ -25,6 +25,7 @@ disconnects; nothing escapes except cancellation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -143,18 +144,28 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
     reporter_factory = getattr(backend, "session_reporter", None)
     reporter = reporter_factory(id_token=id_token) if callable(reporter_factory) else None
 
+    def iso20() -> bool:
+        return getattr(session.protocol, "family", None) == "iso20"
+
     async def authorize(need: AuthorizationNeeded) -> AuthorizationResult:
         req = authorize_request_for(need, id_token) if abackend is not None else None
-        resp = await abackend.authorize(req) if abackend is not None and req is not None else None
+        call = abackend.authorize if abackend is not None else None
+        if iso20() and req is not None and req.id_token_type == "eMAID":
+            # a backend with the -20 contract check (OCPP 2.1: GetCertificateChainStatus, then Authorize)
+            call = getattr(abackend, "authorize_contract20", None) or call
+        resp = await call(req) if call is not None and req is not None else None
         # -20 has WARNING codes for a refused contract (the EV may then use EIM); -2 FAILED ones
-        return authorization_result_command(resp, iso20=getattr(session.protocol, "family", None) == "iso20")
+        return authorization_result_command(resp, iso20=iso20())
 
     def deliver(task: asyncio.Task) -> None:
         tasks.discard(task)
         if session.ended or task.cancelled():
             return
         exc = task.exception()
-        result = AuthorizationResult(False, "FAILED") if exc is not None else task.result()
+        # a CSMS that is down or broken: -2 answers FAILED (the EV starts over with EIM), -20 a
+        # WARNING after which the EV may use EIM in the same session [V2G20-2227]
+        failed = "WARNING_GeneralPnCAuthorizationError" if iso20() else "FAILED"
+        result = AuthorizationResult(False, failed) if exc is not None else task.result()
         if exc is not None:
             _log.warning("backend authorisation failed: %s", exc)
         session.send(result, clock())
@@ -190,7 +201,12 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
                 failure = f"backend unavailable: {type(exc).__name__}"
         if session.ended:
             return
-        out = session.send(certificate_response_command(resp, failure=failure), clock())
+        cmd = certificate_response_command(resp, failure=failure)
+        if iso20() and not cmd.accepted and cmd.response_code is None:
+            # no contract from the CSMS (down, or Failed without a -20 code): the session goes on
+            # and the EV may use EIM [V2G20 CertificateInstallationRes WARNING_NoCertificateAvailable]
+            cmd = dataclasses.replace(cmd, response_code="WARNING_NoCertificateAvailable")
+        out = session.send(cmd, clock())
         await stream.write_raw(out.data)
         await handle(list(out.events))
 
@@ -205,3 +221,4 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
             reporter(end or SessionEnded("connection_closed", detail="charger stopped"))
         await stream.aclose()
     return events
+

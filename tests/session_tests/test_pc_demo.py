@@ -127,11 +127,9 @@ def test_unreadable_pki_is_a_clear_error(tmp_path):
         demo(tmp_path, fake_codecs)
 
 
-def test_options_the_iso20_demo_cannot_run_are_clear_errors(tmp_path):
+def test_options_only_the_iso20_demo_can_run_are_clear_errors(tmp_path):  # --csms: test_pc_csms20.py
     with pytest.raises(DemoError, match="--bpt needs --protocol iso20"):
         demo(tmp_path, fake_codecs, bpt=True)
-    with pytest.raises(DemoError, match="--csms with --protocol iso20"):
-        demo(tmp_path, fake_codecs, protocol="iso20", csms="ws://127.0.0.1:9/x")  # test_pc_demo20.py runs -20
 
 
 def test_din_runs_a_dc_session_with_identification_at_the_charger(tmp_path, cp):

@@ -399,3 +399,77 @@ def test_the_charger_process_holds_its_caps_under_idle_peers(link, data):
     assert elapsed < 60
     assert during - before < 10_000, (before, during)  # kB; 400 held TLS peers would be ~100 MB
     assert "Traceback" not in out
+
+
+def test_iso20_plug_and_charge_through_the_csms_over_ocpp21(link, data):
+    """The -20 leg: ``charger --protocol iso20 --csms`` speaks OCPP 2.1 with ``plugcharge csms``; not
+    activated: EIM in the same session; activated: a -20 contract installed through Get15118EVCertificate,
+    then reused; revoked: GetCertificateChainStatus answers Revoked and the EV charges by EIM."""
+    csms, url = _csms(link, data)
+    charger = None
+    try:
+        charger = _charger(link, data, "--protocol", "iso20", "--csms", url)
+        assert "OCPP 2.1 CSMS at" in charger.output and "BootNotification accepted" in charger.output
+        first = _ev(link, data, "--protocol", "iso20")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "protocol ISO 15118-20 DC; payment ExternalPayment" in first.stdout, first.stdout
+        _cli(data, "csms", "activate", _pcid(data))
+        install = _ev(link, data, "--protocol", "iso20")
+        assert install.returncode == 0, install.stdout + install.stderr
+        assert "Installing charging contract" in install.stdout
+        m = re.search(r"protocol ISO 15118-20 DC; payment Contract; contract (\S+)", install.stdout)
+        assert m, install.stdout
+        emaid = m.group(1).rstrip(";,")
+        reuse = _ev(link, data, "--protocol", "iso20")
+        assert reuse.returncode == 0 and "Installing" not in reuse.stdout, reuse.stdout
+        assert "payment Contract" in reuse.stdout
+        assert "revoked" in _cli(data, "csms", "revoke", emaid)
+        revoked = _ev(link, data, "--protocol", "iso20")
+        assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+        assert "payment ExternalPayment" in revoked.stdout, revoked.stdout
+    finally:
+        if charger is not None:
+            _stopped(charger)
+        log = _stopped(csms)
+    assert "connected (ocpp2.1)" in log
+    assert re.search(r"Get15118EVCertificate action=Install iso15118SchemaVersion=urn:iso:std:iso:15118:-20:"
+                     r"CommonMessages maximumContractCertificateChains=\d+ .*-> Accepted: contract", log), log
+    assert re.search(r"GetCertificateChainStatus .*-> Good", log) and re.search(r"GetCertificateChainStatus .*-> Revoked", log)
+    assert re.search(r"Authorize idToken=\S+ type=eMAID iso15118CertificateHashData=\d entries .*-> Accepted", log), log
+
+
+def test_iso20_csms_slow_or_down_falls_back_to_eim_in_the_session(link, data):
+    """-20 through OCPP 2.1: Get15118EVCertificate answered after 6 s (the backend gives up at 4 s):
+    CertificateInstallationRes WARNING_NoCertificateAvailable within the EV's time, EIM in the same
+    session; after the contract arrived, Authorize answered after 6 s (charger waits 2 s):
+    WARNING_GeneralPnCAuthorizationError, EIM; the CSMS down: EIM with the card on the local list."""
+    _cli(data, "csms", "activate", _pcid(data))
+    csms, url = _csms(link, data, "--delay", "Get15118EVCertificate=6")
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", url, "--authorize-timeout", "2")
+    try:
+        slow = _ev(link, data, "--protocol", "iso20")
+        assert slow.returncode == 0, slow.stdout + slow.stderr
+        assert "WARNING_NoCertificateAvailable" in slow.stdout and "payment ExternalPayment" in slow.stdout, slow.stdout
+    finally:
+        _stopped(charger)
+        _stopped(csms)
+    csms, url = _csms(link, data, "--delay", "Authorize=6")
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", url, "--authorize-timeout", "2")
+    try:
+        slow_auth = _ev(link, data, "--protocol", "iso20")
+        assert slow_auth.returncode == 0, slow_auth.stdout + slow_auth.stderr
+        assert "Installing charging contract" in slow_auth.stdout
+        assert "payment ExternalPayment" in slow_auth.stdout, slow_auth.stdout
+    finally:
+        out = _stopped(charger)
+        log = _stopped(csms)
+    assert "GetCertificateChainStatus" in log and "Authorize idToken=" in log
+    assert "authorisation refused: WARNING_GeneralPnCAuthorizationError" in out or \
+        "WARNING_GeneralPnCAuthorizationError" in out, out[-3000:]
+    charger = _charger(link, data, "--protocol", "iso20", "--csms", "ws://127.0.0.1:9/CP-DOWN")
+    try:
+        down = _ev(link, data, "--protocol", "iso20")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "payment ExternalPayment" in down.stdout, down.stdout
+    finally:
+        _stopped(charger)

@@ -404,7 +404,7 @@ def test_subprotocol_and_station_identity_are_required(tmp_path: Path) -> None:
                 assert ws.close_code == 1008
             # a station speaking another OCPP version gets no connection
             backend = OCPPBackend(csms.url("CP8"), timeouts=FAST)
-            backend.SUBPROTOCOL = "ocpp1.6"
+            backend.SUBPROTOCOLS = ("ocpp1.6",)
             try:
                 assert not await backend.start(wait=1.0)
             finally:
