@@ -12,6 +12,9 @@ each from two timings of the same run, never an absolute time:
 - ``exi/encode-geomean``, ``exi/decode-geomean``: the geometric mean of those ratios over all
   vectors, against today's level with headroom: a codec 1.5x slower on every message fails here
   even where its worst vector stays within 1.5x.
+- ``exi/drop-in-worst``: the drop-in ``exi.josev.JosevCodec`` (the jar's JSON text in, out) over the
+  native codec of the same grammar variant (dicts in, out) on the same message, the worst vector and
+  direction (README target 2x).
 - ``pki/cold-2``, ``pki/warm-2``, ``pki/cold-20``, ``pki/warm-20``: a contract chain validated cold
   (no cache) over three raw signature verifications, warm (Sub-CA path cached) over one.
 - ``session/crypto-floor reuse`` / ``install``: a whole ISO-2 Plug & Charge session in memory over its
@@ -112,6 +115,19 @@ def _exi_geomean(what: str) -> Ratio:
     return ratio
 
 
+def _dropin_worst(m: Measurements) -> Tuple[float, dict]:
+    """The drop-in exi.josev.JosevCodec (the jar's JSON text) over the native codec of the same
+    (jar) grammar variant (dicts), the worst vector and direction."""
+    t = m.timings
+    vectors = sorted({k.split("/")[1] for k in t if k.startswith("josev/")})
+    if not vectors:
+        raise NotMeasured("josev/*")
+    r = {(v, d): _t(t, f"josev/{v}/josev-{d}") / _t(t, f"josev/{v}/jarvariant-{d}")
+         for v in vectors for d in ("encode", "decode")}
+    (vector, what) = max(r, key=r.__getitem__)
+    return r[vector, what], {"vector": vector, "direction": what, "vectors": len(vectors)}
+
+
 def _pki(kind: str, iso: int) -> Ratio:
     ours, floor = f"{kind}-{iso}", f"raw{3 if kind == 'cold' else 1}-{iso}"
 
@@ -147,11 +163,17 @@ BUDGETS: Tuple[Budget, ...] = (
     # README target, each vector within 1.5x of msgpack; today's worst ~1.15x (best of three runs)
     Budget("exi/encode-worst", 1.5, "bench_exi.py", _exi_worst("encode"), "worst vector: EXI encode / msgpack packb"),
     Budget("exi/decode-worst", 1.5, "bench_exi.py", _exi_worst("decode"), "worst vector: EXI decode / msgpack unpackb"),
-    # today 0.80x-0.90x (encode) and 0.86x-0.89x (decode) over the 23 vectors, bounded runs
-    Budget("exi/encode-geomean", 1.15, "bench_exi.py", _exi_geomean("encode"),
+    # today ~0.79x (encode) and ~0.75x (decode) over the 23 vectors, bounded runs with rounds of at
+    # least 50 us each (bench_exi.py; before that, the timer in some rounds made them 0.80x-0.90x)
+    Budget("exi/encode-geomean", 1.05, "bench_exi.py", _exi_geomean("encode"),
            "geometric mean over the vectors: EXI encode / msgpack packb"),
-    Budget("exi/decode-geomean", 1.15, "bench_exi.py", _exi_geomean("decode"),
+    Budget("exi/decode-geomean", 1.05, "bench_exi.py", _exi_geomean("decode"),
            "geometric mean over the vectors: EXI decode / msgpack unpackb"),
+    # README target 2x: the drop-in (JSON text) over the native codec (dicts), worst vector and
+    # direction; today 1.8x-2.0x (PaymentDetailsReq: its 2,084 base64 characters), a 1.5x slower
+    # JSON layer is 2.7x and more
+    Budget("exi/drop-in-worst", 2.6, "bench_exi.py", _dropin_worst,
+           "worst vector and direction: drop-in exi.josev JSON text / the native codec's dicts"),
     # README targets 1.25x cold, 1.2x warm; today 1.06x-1.18x / 1.05x-1.21x (ISO-2), 1.03x / ~1.01x
     # (ISO-20), single loaded runs up to 1.30x warm
     Budget("pki/cold-2", 1.4, "bench_pki.py", _pki("cold", 2), "ISO-2 contract chain, cold / 3 raw P-256 verifications"),

@@ -57,6 +57,7 @@ def _slow(m: Any, pred: Any, factor: float = 1.5) -> Any:
 @pytest.mark.parametrize("name,pred", [
     ("exi/encode-geomean", lambda k: k.endswith("/exi-encode")),
     ("exi/decode-geomean", lambda k: k.endswith("/exi-decode")),
+    ("exi/drop-in-worst", lambda k: k.startswith("josev/") and "/josev-" in k),
     ("pki/cold-2", lambda k: k == "cold-2"),
     ("pki/warm-2", lambda k: k == "warm-2"),
     ("pki/cold-20", lambda k: k == "cold-20"),
