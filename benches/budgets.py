@@ -12,6 +12,9 @@ each from two timings of the same run, never an absolute time:
 - ``exi/encode-geomean``, ``exi/decode-geomean``: the geometric mean of those ratios over all
   vectors, against today's level with headroom: a codec 1.5x slower on every message fails here
   even where its worst vector stays within 1.5x.
+- ``exi/drop-in-worst``: the drop-in ``exi.josev.JosevCodec`` (the jar's JSON text in, out) over the
+  native codec of the same grammar variant (dicts in, out) on the same message, the worst vector and
+  direction (README target 2x).
 - ``pki/cold-2``, ``pki/warm-2``, ``pki/cold-20``, ``pki/warm-20``: a contract chain validated cold
   (no cache) over three raw signature verifications, warm (Sub-CA path cached) over one.
 - ``session/crypto-floor reuse`` / ``install``: a whole ISO-2 Plug & Charge session in memory over its
@@ -117,6 +120,19 @@ def _exi_geomean(what: str) -> Ratio:
     return ratio
 
 
+def _dropin_worst(m: Measurements) -> Tuple[float, dict]:
+    """The drop-in exi.josev.JosevCodec (the jar's JSON text) over the native codec of the same
+    (jar) grammar variant (dicts), the worst vector and direction."""
+    t = m.timings
+    vectors = sorted({k.split("/")[1] for k in t if k.startswith("josev/")})
+    if not vectors:
+        raise NotMeasured("josev/*")
+    r = {(v, d): _t(t, f"josev/{v}/josev-{d}") / _t(t, f"josev/{v}/jarvariant-{d}")
+         for v in vectors for d in ("encode", "decode")}
+    (vector, what) = max(r, key=r.__getitem__)
+    return r[vector, what], {"vector": vector, "direction": what, "vectors": len(vectors)}
+
+
 def _pki(kind: str, iso: int) -> Ratio:
     ours, floor = f"{kind}-{iso}", f"raw{3 if kind == 'cold' else 1}-{iso}"
 
@@ -149,14 +165,21 @@ class Budget:
 #: A 1.5x regression of the measured code multiplies the ratio by about 1.5 (by less where part of
 #: the ratio is raw crypto); every limit sits below 1.5x today's level and above its noise.
 BUDGETS: Tuple[Budget, ...] = (
-    # README target, each vector within 1.5x of msgpack; today's worst ~1.15x (best of three runs)
-    Budget("exi/encode-worst", 1.5, "bench_exi.py", _exi_worst("encode"), "worst vector: EXI encode / msgpack packb"),
-    Budget("exi/decode-worst", 1.5, "bench_exi.py", _exi_worst("decode"), "worst vector: EXI decode / msgpack unpackb"),
-    # today 0.80x-0.90x (encode) and 0.86x-0.89x (decode) over the 23 vectors, bounded runs
+    # README target, each vector within 1.5x of msgpack; today's worst ~1.15x (best of three runs);
+    # single bounded runs of sub-microsecond vectors reach 1.3x-1.5x, hence 1.6x
+    Budget("exi/encode-worst", 1.6, "bench_exi.py", _exi_worst("encode"), "worst vector: EXI encode / msgpack packb"),
+    Budget("exi/decode-worst", 1.6, "bench_exi.py", _exi_worst("decode"), "worst vector: EXI decode / msgpack unpackb"),
+    # today ~0.79x (encode) and ~0.75x (decode) over the 23 vectors, bounded runs with rounds of at
+    # least 50 us each (bench_exi.py; before that, the timer in some rounds made them 0.80x-0.90x)
     Budget("exi/encode-geomean", 1.15, "bench_exi.py", _exi_geomean("encode"),
            "geometric mean over the vectors: EXI encode / msgpack packb"),
     Budget("exi/decode-geomean", 1.15, "bench_exi.py", _exi_geomean("decode"),
            "geometric mean over the vectors: EXI decode / msgpack unpackb"),
+    # README target 2x: the drop-in (JSON text) over the native codec (dicts), worst vector and
+    # direction; today 1.8x-2.0x (PaymentDetailsReq: its 2,084 base64 characters), single bounded runs
+    # up to 2.64x (a small -20 message); a 1.5x slower drop-in is 3x and more
+    Budget("exi/drop-in-worst", 3.0, "bench_exi.py", _dropin_worst,
+           "worst vector and direction: drop-in exi.josev JSON text / the native codec's dicts"),
     # README targets 1.25x cold, 1.2x warm; today 1.06x-1.18x / 1.05x-1.21x (ISO-2), 1.03x / ~1.01x
     # (ISO-20), single loaded runs up to 1.30x warm
     Budget("pki/cold-2", 1.4, "bench_pki.py", _pki("cold", 2), "ISO-2 contract chain, cold / 3 raw P-256 verifications"),
@@ -164,20 +187,20 @@ BUDGETS: Tuple[Budget, ...] = (
     Budget("pki/cold-20", 1.4, "bench_pki.py", _pki("cold", 20), "ISO-20 contract chain, cold / 3 raw P-521 verifications"),
     Budget("pki/warm-20", 1.4, "bench_pki.py", _pki("warm", 20), "ISO-20 contract chain, warm / 1 raw P-521 verification"),
     # today 2.9x-3.0x (reuse) and 2.7x-2.8x (install), bounded runs, load average 1.5 to 2 on 2
-    # cores: set from that measurement with headroom (a 1.5x slower session is 4.1x and more); the
+    # cores: single noisy runs up to 3.4x / 3.7x: set from that measurement with headroom (a 1.5x slower session is 4.1x and more); the
     # target (<= 1.5x, a session core at its crypto floor) is not met (README "Benchmarks")
-    Budget("session/crypto-floor reuse", 3.8, "bench_session.py", _session("reuse"),
+    Budget("session/crypto-floor reuse", 4.3, "bench_session.py", _session("reuse"),
            "ISO-2 PnC session, contract reused / its public-key floor"),
-    Budget("session/crypto-floor install", 3.6, "bench_session.py", _session("install"),
+    Budget("session/crypto-floor install", 4.1, "bench_session.py", _session("install"),
            "ISO-2 PnC session with contract installation / its public-key floor"),
     # ISO 15118-20 (P-521 floor, ~455 us a verification): today 1.33x-1.48x (reuse), 1.31x-1.45x
     # (install), 1.40x-1.49x (Ed448), bounded runs: within the README target of 1.5x; the budget
-    # leaves the shared machine's noise above it (a 1.5x slower session is 2x and more)
-    Budget("session/crypto-floor iso20-reuse", 1.7, "bench_session20.py", _session("iso20-reuse"),
+    # leaves the shared machine's noise above it (single noisy runs up to 1.63x; a 1.5x slower session is 2.1x and more)
+    Budget("session/crypto-floor iso20-reuse", 2.0, "bench_session20.py", _session("iso20-reuse"),
            "ISO-20 PnC session, P-521 contract reused / its public-key floor"),
-    Budget("session/crypto-floor iso20-install", 1.7, "bench_session20.py", _session("iso20-install"),
+    Budget("session/crypto-floor iso20-install", 2.0, "bench_session20.py", _session("iso20-install"),
            "ISO-20 PnC session with contract installation / its public-key floor"),
-    Budget("session/crypto-floor iso20-reuse-ed448", 1.7, "bench_session20.py", _session("iso20-reuse-ed448"),
+    Budget("session/crypto-floor iso20-reuse-ed448", 2.0, "bench_session20.py", _session("iso20-reuse-ed448"),
            "ISO-20 PnC session, Ed448 contract reused / its public-key floor"),
 )
 

@@ -44,3 +44,4 @@ NULL = None
 p_char = object
 p_uchar = object
 p_uint = object
+p_ulonglong = object

@@ -216,11 +216,20 @@ class _State:
     content2: cython.int  # start tags: the state after a second-level SE(*) or CH (no AT productions)
     mixed: cython.bint  # CH beside SE: mixed content
     osens: cython.bint  # in a type grammar whose children's order the keyed dict cannot hold (exi.josev)
+    # the jar's JSON encoder (compiled engine): per production, the length and first 7 bytes of its
+    # key in one word (_key_word), so that a JSON key finds its production in one contiguous scan
+    jfp: cython.p_ulonglong
 
     def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
         self.prods = tuple([_Prod(p, dts, i, uris) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
+        if cython.compiled:
+            self.jfp = cython.cast(cython.p_ulonglong, PyMem_Malloc(8 * (self.n + 1)))
+            if self.jfp == cython.NULL:
+                raise MemoryError()
+            for i, p in enumerate(self.prods):
+                self.jfp[i] = _key_word(cython.cast(_Prod, p))
         self.ee = -1
         self.ed = -1
         self.tag = 2
@@ -246,6 +255,26 @@ class _State:
             for p in self.prods:
                 if cython.cast(_Prod, p).kind == K_SE:
                     cython.cast(_Prod, p).jlist = True
+
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            if self.jfp != cython.NULL:
+                PyMem_Free(self.jfp)
+                self.jfp = cython.NULL
+
+
+def _key_word(p: _Prod) -> int:
+    """A production's key as _State.jfp holds it: its first 7 bytes (first byte lowest) and its
+    length (up to 255) in the top byte; all ones (which no ASCII JSON key gives) where the
+    production has no key the JSON encoder looks up."""
+    if not (p.kind == K_SE or p.kind == K_AT or p.kind == K_CH) or len(p.jkey) < 3:
+        return 0xFFFFFFFFFFFFFFFF
+    k: bytes = p.jkey[1:-2]
+    w = 0
+    for i, b in enumerate(k[:7]):
+        w |= b << (8 * i)
+    return w | (min(len(k), 255) << 56)
 
 
 _COMPILED: dict = {}
@@ -2933,6 +2962,31 @@ def _b64_tables() -> bytes:
 _B64_DEC: bytes = _b64_tables()
 
 
+def _b64_mem_tables() -> tuple:
+    """(tables, bad flag): four tables of 256 native uint32 whose OR over a quad's characters is
+    the quad's three bytes in memory order (a 4-byte store puts them in place), a character that
+    is no base64 digit setting the flag in the fourth byte."""
+    import array
+    import sys
+
+    def word(b: bytes) -> int:
+        return int.from_bytes(b, sys.byteorder)
+
+    out = array.array("I")
+    for shift in (18, 12, 6, 0):
+        for c in range(256):
+            if c in _B64:
+                x = _B64.index(c) << shift
+                out.append(word(bytes([(x >> 16) & 255, (x >> 8) & 255, x & 255, 0])))
+            else:
+                out.append(word(b"\0\0\0\1"))
+    return out.tobytes(), word(b"\0\0\0\1")
+
+
+_B64_MEM, _B64_BAD_FLAG = _b64_mem_tables()
+_B64_BAD = cython.declare(cython.uint, _B64_BAD_FLAG)
+
+
 # The JSON text goes into a _Writer used as a plain byte buffer (whole bytes, no bit accumulator).
 @cython.cfunc
 @cython.inline
@@ -3038,6 +3092,10 @@ def _jdec_value(r: _Reader, o: _Writer, dt: _DT) -> cython.int:
             _jch(o, 34)
             _jraw(o, s.encode("ascii"))
             _jch(o, 34)
+    elif cython.compiled and kind == T_B64:
+        _jch(o, 34)
+        _b64_from_reader(r, o, r.ulen())
+        _jch(o, 34)
     elif kind == T_HEX or kind == T_B64:
         b: bytes = r.blob(r.unsigned())
         _jch(o, 34)
@@ -3123,6 +3181,72 @@ def _b64_out(o: _Writer, b: bytes) -> cython.int:
         dst[k + 3] = 61
         k += 4
     o.size += k
+    return 0
+
+
+_B64_PAIRS: bytes = bytes([c for i in range(4096) for c in (_B64[i >> 6], _B64[i & 63])])
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _b64_from_reader(r: _Reader, o: _Writer, n: cython.Py_ssize_t) -> cython.int:
+    """Standard base64 (padded) of the next ``n`` bytes of the stream, read in place at any bit
+    alignment (compiled engine only): six bytes at a time by one 64-bit load, as four lookups of
+    two characters each; the last few bytes through a small buffer."""
+    i: cython.Py_ssize_t = 0
+    k: cython.Py_ssize_t = 0
+    t: cython.Py_ssize_t
+    x: cython.uint
+    wd: cython.ulonglong
+    tmp: cython.uchar[8]
+    if n > (r.end - r.pos) // 8:
+        raise DecodeError(r.pos, f"{n} byte(s)", "length runs past the end of the stream")
+    sh: cython.int = r.pos & 7
+    src: cython.p_uchar = r.ptr + (r.pos >> 3)
+    avail: cython.Py_ssize_t = (r.end >> 3) - (r.pos >> 3)  # bytes from src to the end of the stream
+    o._reserve(4 * (n // 3 + 1) + 8)
+    dst: cython.p_uchar = o.cbuf + o.size
+    pairs: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64_PAIRS))
+    tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
+    while i + 6 <= n and i + 8 <= avail:
+        wd = _load_be64(src + i) << sh  # (64 - sh >= 57 valid bits: the 48 needed)
+        memcpy(dst + k, pairs + 2 * ((wd >> 52) & 4095), 2)
+        memcpy(dst + k + 2, pairs + 2 * ((wd >> 40) & 4095), 2)
+        memcpy(dst + k + 4, pairs + 2 * ((wd >> 28) & 4095), 2)
+        memcpy(dst + k + 6, pairs + 2 * ((wd >> 16) & 4095), 2)
+        k += 8
+        i += 6
+    m: cython.Py_ssize_t = n - i  # < 8 bytes left (the stream holds byte i + t + 1 when sh > 0)
+    for t in range(m):
+        if sh == 0:
+            tmp[t] = src[i + t]
+        else:
+            tmp[t] = ((src[i + t] << sh) | (src[i + t + 1] >> (8 - sh))) & 0xFF
+    t = 0
+    while t + 3 <= m:
+        x = (cython.cast(cython.uint, tmp[t]) << 16) | (cython.cast(cython.uint, tmp[t + 1]) << 8) | tmp[t + 2]
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = tb[x & 63]
+        k += 4
+        t += 3
+    if m - t == 1:
+        x = cython.cast(cython.uint, tmp[t]) << 16
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = 61
+        dst[k + 3] = 61
+        k += 4
+    elif m - t == 2:
+        x = (cython.cast(cython.uint, tmp[t]) << 16) | (cython.cast(cython.uint, tmp[t + 1]) << 8)
+        dst[k] = tb[x >> 18]
+        dst[k + 1] = tb[(x >> 12) & 63]
+        dst[k + 2] = tb[(x >> 6) & 63]
+        dst[k + 3] = 61
+        k += 4
+    o.size += k
+    r.pos += 8 * n
     return 0
 
 
@@ -3411,6 +3535,9 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
             j.string_span()
             a = j.sa
             n = j.sn
+        if cython.compiled and kind == T_B64:
+            _b64_into(w, j.buf + a, n, dt)  # straight into the bit stream, no bytes object
+            return 0
         raw = _unhex(j, a, n) if kind == T_HEX else _unb64(j, a, n)
         _check_len(len(raw), dt, _NO_PATH, None, "byte")
         w.uint_small(len(raw))
@@ -3496,6 +3623,58 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
 
 
 @cython.cfunc
+@cython.exceptval(-1)
+def _b64_into(w: _Writer, src: cython.p_uchar, n: cython.Py_ssize_t, dt: _DT) -> cython.int:
+    """Strict base64 text (as _unb64 takes it) -> its length and bytes written at the writer's bit
+    position (compiled engine only), no bytes object: each quad is one OR of four lookups in
+    _B64_MEM, stored as one 4-byte word in the writer's spare room, the character check folded
+    into one test after the loop (a bad character: the general path); then one shifted copy."""
+    i: cython.Py_ssize_t = 0
+    k: cython.Py_ssize_t = 0
+    q: cython.int
+    x: cython.uint
+    v: cython.uint
+    bad: cython.uint = 0
+    pad: cython.Py_ssize_t = 0
+    if n & 3:
+        raise _FALLBACK
+    if n and src[n - 1] == 61:
+        pad = 2 if src[n - 2] == 61 else 1
+    m: cython.Py_ssize_t = 3 * (n >> 2) - pad
+    _check_len(m, dt, _NO_PATH, None, "byte")
+    w.uint_small(m)
+    if n == 0:
+        return 0
+    tab: cython.p_uint = cython.cast(cython.p_uint, PyBytes_AS_STRING(_B64_MEM))
+    inv: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64_INV))
+    # room for the bytes where they go and, past them, for the decoded bytes themselves
+    w._reserve(2 * m + 24)
+    tmp: cython.p_uchar = w.cbuf + w.size + m + 16
+    while i + 4 < n:  # whole quads, the last one aside
+        x = tab[src[i]] | tab[256 + src[i + 1]] | tab[512 + src[i + 2]] | tab[768 + src[i + 3]]
+        bad |= x
+        memcpy(tmp + k, cython.address(x), 4)  # three bytes (the fourth is written over next)
+        k += 3
+        i += 4
+    if bad & _B64_BAD:
+        raise _FALLBACK
+    x = 0
+    for q in range(4):  # the last quad, '=' only as its padding
+        if src[i + q] == 61 and q >= 4 - pad:
+            v = 0
+        else:
+            v = inv[src[i + q]]
+            if v > 63:
+                raise _FALLBACK
+        x = (x << 6) | v
+    tmp[k] = (x >> 16) & 255
+    tmp[k + 1] = (x >> 8) & 255
+    tmp[k + 2] = x & 255
+    w.blob_raw(tmp, m)  # (its own reserve finds the room made above: tmp stays valid)
+    return 0
+
+
+@cython.cfunc
 def _new_jin(owner: object) -> _JIn:
     """A _JIn without the Python-level __init__ call."""
     j: _JIn = _JIn.__new__(_JIn)
@@ -3520,8 +3699,24 @@ def _key_prod(st: _State, j: _JIn) -> object:
     """The first production of ``st`` whose key is the JSON string just read (as pmap would
     give it), without making a str of it; None if none."""
     p: _Prod
+    i: cython.Py_ssize_t
+    if cython.compiled:
+        # the span's word as _key_word makes it, then one scan of the state's words
+        sn: cython.Py_ssize_t = j.sn
+        src: cython.p_uchar = j.buf + j.sa
+        w: cython.ulonglong = cython.cast(cython.ulonglong, sn if sn < 255 else 255) << 56
+        for i in range(sn if sn < 7 else 7):
+            w |= cython.cast(cython.ulonglong, src[i]) << (8 * i)
+        fp: cython.p_ulonglong = st.jfp
+        for i in range(st.n):
+            if fp[i] == w:
+                p = st.prods[i]
+                if sn <= 7 or j.span_is(p.jkey):
+                    return p
+        return None
+    n: cython.Py_ssize_t = j.sn + 3
     for p in st.prods:
-        if (p.kind == K_SE or p.kind == K_AT or p.kind == K_CH) and j.span_is(p.jkey):
+        if (p.kind == K_SE or p.kind == K_AT or p.kind == K_CH) and len(p.jkey) == n and j.span_is(p.jkey):
             return p
     return None
 

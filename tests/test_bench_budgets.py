@@ -57,6 +57,7 @@ def _slow(m: Any, pred: Any, factor: float = 1.5) -> Any:
 @pytest.mark.parametrize("name,pred", [
     ("exi/encode-geomean", lambda k: k.endswith("/exi-encode")),
     ("exi/decode-geomean", lambda k: k.endswith("/exi-decode")),
+    ("exi/drop-in-worst", lambda k: k.startswith("josev/") and "/josev-" in k),
     ("pki/cold-2", lambda k: k == "cold-2"),
     ("pki/warm-2", lambda k: k == "warm-2"),
     ("pki/cold-20", lambda k: k == "cold-20"),
@@ -73,9 +74,9 @@ def test_exi_worst_vector_over_one_and_a_half_fails() -> None:
     m = _measured()
     key = next(k for k in m.timings if k.endswith("/exi-decode"))
     vector = key.split("/")[1]
-    m.timings[key] = m.timings[f"exi/{vector}/msgpack-unpackb"] * 1.6
+    m.timings[key] = m.timings[f"exi/{vector}/msgpack-unpackb"] * 1.7
     v = _verdicts(m)["exi/decode-worst"]
-    assert not v.ok and v.detail["vector"] == vector and "1.60x" in v.message()
+    assert not v.ok and v.detail["vector"] == vector and "1.70x" in v.message()
 
 
 @pytest.mark.parametrize("case,op", [("reuse", "ecdsa-verify"), ("install", "ecdsa-verify"),

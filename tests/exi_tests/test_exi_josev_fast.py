@@ -125,3 +125,43 @@ def test_compiled_path_falls_back(exi_engine: Any, text: str) -> None:
     path (the general path decides, and names the error)."""
     _codec, roots, _dec = _paths(exi_engine, "urn:iso:15118:2:2013:MsgDef")
     assert exi_engine.jar_encode(roots, text) is None
+
+
+def _pdr(cert: str, sub: str) -> dict[str, Any]:
+    return {"V2G_Message": {"Header": {"SessionID": "0102030405060708"}, "Body": {"PaymentDetailsReq": {
+        "eMAID": "DEABCC123456789", "ContractSignatureCertChain": {
+            "Certificate": cert, "SubCertificates": {"Certificate": [sub, cert]}}}}}}
+
+
+def test_base64_every_length_and_alignment(exi_engine: Any) -> None:
+    """base64Binary values of every length up to 70 bytes (every tail the block loops leave), at the
+    bit positions three certificate slots put them, each way as the general path does."""
+    import base64
+
+    codec, roots, dec = _paths(exi_engine, "urn:iso:15118:2:2013:MsgDef")
+    for n in range(71):
+        raw = bytes((37 * i + n) & 255 for i in range(n))
+        sub = bytes((91 * i + 7) & 255 for i in range(71 - n))
+        msg = _pdr(base64.b64encode(raw).decode(), base64.b64encode(sub).decode())
+        ref = _general_encode(codec, msg)
+        assert exi_engine.jar_encode(roots, json.dumps(msg)) == ref, n
+        text = exi_engine.jar_decode(dec, ref)
+        if n == 0 and text is None:
+            continue  # (an empty value: the general path's)
+        assert text is not None and json.loads(text) == msg == _general_decode(codec, ref), n
+
+
+@pytest.mark.parametrize("bad", ["A", "AB=", "A===", "AA=A", "=AAA", "AAA=AAAA", "AA!A", "AAAAAAAA AAA",
+                                 "AAAAAAAAAAAAAAAAAAAAAAA-", "AAAAAAAA\\nAAA", "AAAAAAAAAAA\\u0041"])
+def test_base64_the_compiled_path_refuses(exi_engine: Any, bad: str) -> None:
+    """Text that is no strict base64 (as base64.b64decode(validate=True) reads it) gets no answer
+    from the compiled path, wherever the bad character sits; the drop-in then names the error."""
+    from exi.josev import JosevCodec
+
+    _codec, roots, _dec = _paths(exi_engine, "urn:iso:15118:2:2013:MsgDef")
+    text = json.dumps(_pdr("AAAA", "AAAA")).replace('"Certificate": "AAAA"', f'"Certificate": "{bad}"', 1)
+    assert bad in text
+    assert exi_engine.jar_encode(roots, text) is None
+    if "\\u" not in bad:
+        with pytest.raises(exi.EncodeError):
+            JosevCodec().encode(text, "urn:iso:15118:2:2013:MsgDef")
