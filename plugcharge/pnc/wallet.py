@@ -1,6 +1,6 @@
 """The EV's contract wallet: Plug & Charge settings, OEM provisioning credentials, contracts.
 
-What the driver sees (DEVELOPERS.md): Plug & Charge is switched on or off in the car's settings;
+What the driver sees: Plug & Charge is switched on or off in the car's settings;
 the car has a PCID (the CN of its OEM provisioning certificate) to give to an e-mobility
 provider; on the next charge the contract is installed over the cable; installed contracts are
 listed (eMAID, provider, validity) and can be deleted; the newest contract always wins; a
