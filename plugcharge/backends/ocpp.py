@@ -94,6 +94,24 @@ _MAX_HASH_DATA = 4
 _MAX_ID_TOKEN = 36
 
 
+def _checked_certificate_response(res: Any) -> tuple[str, str]:
+    """A Get15118EVCertificate response's ``(status, exiResponse)`` (OCPP 2.0.1 and 2.1 alike), after
+    the checks the station owes its EV: Accepted carries a non-empty base64 ``exiResponse``, the status
+    is Accepted or Failed; else :class:`CSMSCallError`."""
+    status = str(res.status)
+    exi = str(res.exi_response or "")
+    if status == "Accepted":
+        try:
+            base64.b64decode(exi, validate=True)
+        except ValueError:
+            raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "exiResponse is not base64") from None
+        if not exi:
+            raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "Accepted without exiResponse")
+    elif status != "Failed":
+        raise CSMSCallError("Get15118EVCertificate", "PropertyConstraintViolation", f"status {status!r}")
+    return status, exi
+
+
 class OCPPBackendError(PlugChargeError):
     """Root of the OCPP backend's errors."""
 
@@ -423,17 +441,7 @@ class OCPPBackend:
         res = await self._call(self.CALLS.Get15118EVCertificate(
             iso15118_schema_version=request.iso15118_schema_version, action=request.action,
             exi_request=request.exi_request), self.timeouts.certificate)
-        status = str(res.status)
-        exi = str(res.exi_response or "")
-        if status == "Accepted":
-            try:
-                base64.b64decode(exi, validate=True)
-            except ValueError:
-                raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "exiResponse is not base64") from None
-            if not exi:
-                raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "Accepted without exiResponse")
-        elif status != "Failed":
-            raise CSMSCallError("Get15118EVCertificate", "PropertyConstraintViolation", f"status {status!r}")
+        status, exi = _checked_certificate_response(res)
         _log.info("ocpp: %s: Get15118EVCertificate(%s) -> %s", self.station_id, request.action, status)
         return Get15118EVCertificateResponse(status, exi if status == "Accepted" else "", _reason(res.status_info))
 

@@ -33,7 +33,6 @@ its own schema refuses; this module sends Get15118EVCertificate with its own req
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import datetime as dt
 import logging
@@ -46,7 +45,7 @@ from .base import (
     Get15118EVCertificateResponse,
 )
 from .capabilities import MAX_CHAIN_STATUS_REQUESTS, CertificateChainStatus, CertificateStatusRequestInfo
-from .ocpp import CSMSCallError, OCPPBackend, OCPPBackendError, _reason, _Station
+from .ocpp import CSMSCallError, OCPPBackend, OCPPBackendError, _checked_certificate_response, _reason, _Station
 
 try:  # the optional 'ocpp' extra (ocpp >= 2.1 has the v21 module)
     from ocpp.v21 import call as call21
@@ -146,17 +145,7 @@ class OCPP21Backend(OCPPBackend):
             iso_15118_schema_version=request.iso15118_schema_version,
             maximum_contract_certificate_chains=request.maximum_contract_certificate_chains,
             prioritized_e_m_a_i_ds=emaids), self.timeouts.certificate)
-        status = str(res.status)
-        exi = str(res.exi_response or "")
-        if status == "Accepted":
-            try:
-                base64.b64decode(exi, validate=True)
-            except ValueError:
-                raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "exiResponse is not base64") from None
-            if not exi:
-                raise CSMSCallError("Get15118EVCertificate", "FormatViolation", "Accepted without exiResponse")
-        elif status != "Failed":
-            raise CSMSCallError("Get15118EVCertificate", "PropertyConstraintViolation", f"status {status!r}")
+        status, exi = _checked_certificate_response(res)
         remaining = res.remaining_contracts if isinstance(res.remaining_contracts, int) else None
         _log.info("ocpp: %s: Get15118EVCertificate(%s, %s) -> %s%s", self.station_id, request.action,
                   "-20" if request.iso15118_schema_version == ISO20_SCHEMA_VERSION else "-2", status,
