@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import gc
 import os
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, Sequence
 
@@ -59,8 +57,9 @@ from plugcharge.backends.simulated import SimulatedBackend
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
 from plugcharge.core.events import (
     AuthorizationNeeded, AuthorizationResult, CertificateInstallationNeeded, CertificateInstallationResponse,
-    StartSession,
 )
+
+from _inmemory import drive, interleaved_floor_ratio  # benches/, beside this file
 
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 PKI = issue_test_pki(2, seed=15118, now=NOW - timedelta(days=10))
@@ -130,10 +129,8 @@ def one_session(cp, backend: SimulatedBackend, wallet: MemoryWallet) -> tuple[EV
                         security=ChargerSecurity(trust_store=_STORE, wall_clock=lambda: NOW,
                                                  sales_tariff_key=PKI.key("mo-sub2"),
                                                  ocsp_request_data=lambda c: ocpp_request_data([*c, _MO_ROOT])))
-    now = 0.0
-    to_ev: list[bytes] = []
 
-    def charger_events(events: list) -> None:
+    def charger_events(events: list, now: float, to_ev: list) -> None:
         for e in events:
             if isinstance(e, CertificateInstallationNeeded):
                 resp = backend.get_15118_ev_certificate(
@@ -147,29 +144,8 @@ def one_session(cp, backend: SimulatedBackend, wallet: MemoryWallet) -> tuple[EV
                 res = AuthorizationResult(resp.accepted, None if resp.accepted else iso_response_code(resp))
                 to_ev.append(ch.send(res, now).data)  # send() hands back whatever the charger has queued
 
-    ch.connection_made(now)
-    to_ch = [ev.send(StartSession(), now).data]
-    for _ in range(10000):
-        to_ch.append(ev.data_to_send())
-        data = b"".join(to_ch)
-        to_ch.clear()
-        if data:
-            charger_events(ch.receive_data(data, now))
-        to_ev.append(ch.data_to_send())
-        data = b"".join(to_ev)
-        to_ev.clear()
-        if data:
-            ev.receive_data(data, now)
-        if ev.ended and ch.ended:
-            return ev, ch
-        if not data:
-            timers = [t for t in (ev.get_timer(), ch.get_timer()) if t is not None]
-            if not timers:
-                break
-            now = max(now, min(timers))
-            ev.handle_timer(now)
-            charger_events(ch.handle_timer(now))
-    raise AssertionError("session did not finish")
+    ch.connection_made(0.0)
+    return drive(ev, ch, charger_events)
 
 
 def _reuse_wallet(cp) -> MemoryWallet:
@@ -319,43 +295,12 @@ def crypto_floor(ops: dict[str, int], times: dict[str, float]) -> float:
     return sum(n * times[k] for k, n in ops.items() if n)
 
 
-def interleaved_floor_ratio(session, ops: dict[str, int], *, seconds: float = 1.0, min_rounds: int = 20) -> dict[str, float]:
-    """Time ``session()`` and, right after it, the floor's operations (``ops[k]`` operations of each
-    kind), round after round for about ``seconds`` (at least ``min_rounds``), in process CPU time
-    with the cyclic GC off; returns the ratio of the minimums and both minimums (µs)."""
-    work = [(_FLOOR_OPS[k], n) for k, n in ops.items() if n]
-
-    def floor_work() -> None:
-        for fn, n in work:
-            for _ in range(n):
-                fn()
-
-    clock = time.process_time
-    best_s = best_f = float("inf")
-    rounds = 0
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        end = time.perf_counter() + seconds
-        while rounds < min_rounds or time.perf_counter() < end:
-            t0 = clock()
-            session()
-            t1 = clock()
-            floor_work()
-            t2 = clock()
-            best_s, best_f = min(best_s, t1 - t0), min(best_f, t2 - t1)
-            rounds += 1
-    finally:
-        if was_enabled:
-            gc.enable()
-    return {"ratio": best_s / best_f, "session_us": best_s * 1e6, "floor_us": best_f * 1e6, "rounds": rounds}
-
-
 def _floor_ratio(benchmark, case: str, session, ops: dict[str, int]) -> None:
     if getattr(benchmark, "disabled", False):
         return
     seconds = float(os.environ.get("PLUGCHARGE_BENCH_FLOOR_SECONDS", "1"))
-    _FLOOR[case] = m = interleaved_floor_ratio(session, ops, seconds=seconds)
+    _FLOOR[case] = m = interleaved_floor_ratio(session, [(_FLOOR_OPS[k], n) for k, n in ops.items()],
+                                                seconds=seconds, min_rounds=20)
     benchmark.extra_info["crypto_floor"] = m  # read by benches/budgets.py
 
 

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import gc
 import os
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Sequence
 
@@ -58,7 +56,9 @@ from plugcharge.backends.base import (
     authorization_result_command, authorize_request_for, certificate_request_for, certificate_response_command,
 )
 from plugcharge.backends.simulated import SimulatedBackend
-from plugcharge.core.events import AuthorizationNeeded, CertificateInstallationNeeded, StartSession
+from plugcharge.core.events import AuthorizationNeeded, CertificateInstallationNeeded
+
+from _inmemory import drive, interleaved_floor_ratio  # benches/, beside this file
 
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 PKI2 = issue_test_pki(2, seed=15118, now=NOW - timedelta(days=10))
@@ -158,10 +158,8 @@ def one_session(cp: Any, backend: SimulatedBackend, ev_security: EVSecurity,
     ev = EVSession(EVConfig(charge_loops=5, poll_interval=0.0, loop_interval=0.0, target_soc=95.0, tls=True,
                             protocols=("iso20",)), codecs=cp, security=ev_security)
     ch = ChargerSession(ChargerConfig(protocols=("iso20",)), codecs=cp, now=0.0, security=charger_security)
-    now = 0.0
-    to_ev: list[bytes] = []
 
-    def charger_events(events: list) -> None:
+    def charger_events(events: list, now: float, to_ev: list) -> None:
         for e in events:
             if isinstance(e, CertificateInstallationNeeded):
                 resp = backend.get_15118_ev_certificate(certificate_request_for(e))
@@ -171,29 +169,8 @@ def one_session(cp: Any, backend: SimulatedBackend, ev_security: EVSecurity,
                 res = authorization_result_command(backend.authorize(req) if req is not None else None, iso20=True)
                 to_ev.append(ch.send(res, now).data)
 
-    ch.connection_made(now)
-    to_ch = [ev.send(StartSession(), now).data]
-    for _ in range(10000):
-        to_ch.append(ev.data_to_send())
-        data = b"".join(to_ch)
-        to_ch.clear()
-        if data:
-            charger_events(ch.receive_data(data, now))
-        to_ev.append(ch.data_to_send())
-        data = b"".join(to_ev)
-        to_ev.clear()
-        if data:
-            ev.receive_data(data, now)
-        if ev.ended and ch.ended:
-            return ev, ch
-        if not data:
-            timers = [t for t in (ev.get_timer(), ch.get_timer()) if t is not None]
-            if not timers:
-                break
-            now = max(now, min(timers))
-            ev.handle_timer(now)
-            charger_events(ch.handle_timer(now))
-    raise AssertionError("session did not finish")
+    ch.connection_made(0.0)
+    return drive(ev, ch, charger_events)
 
 
 def _check(ev: EVSession, ch: ChargerSession, *, install: bool) -> None:
@@ -278,39 +255,6 @@ def _floor_ops() -> dict[str, Callable[[], Any]]:
 _FLOOR_OPS = _floor_ops()
 
 
-def interleaved_floor_ratio(session: Callable[[], Any], ops: dict[str, int], *, seconds: float = 1.0,
-                            min_rounds: int = 10) -> dict[str, float]:
-    """Time ``session()`` and, right after it, the floor's operations (``ops[k]`` of each kind),
-    round after round for about ``seconds`` (at least ``min_rounds``), in process CPU time with the
-    cyclic GC off; returns the ratio of the minimums and both minimums (µs)."""
-    work = [(_FLOOR_OPS[k], n) for k, n in ops.items() if n]
-
-    def floor_work() -> None:
-        for fn, n in work:
-            for _ in range(n):
-                fn()
-
-    clock = time.process_time
-    best_s = best_f = float("inf")
-    rounds = 0
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        end = time.perf_counter() + seconds
-        while rounds < min_rounds or time.perf_counter() < end:
-            t0 = clock()
-            session()
-            t1 = clock()
-            floor_work()
-            t2 = clock()
-            best_s, best_f = min(best_s, t1 - t0), min(best_f, t2 - t1)
-            rounds += 1
-    finally:
-        if was_enabled:
-            gc.enable()
-    return {"ratio": best_s / best_f, "session_us": best_s * 1e6, "floor_us": best_f * 1e6, "rounds": rounds}
-
-
 def _run(benchmark: Any, key: str, fn: Callable[[], Any], **extra: Any) -> None:
     benchmark.extra_info["key"] = key
     benchmark.extra_info.update(extra)
@@ -330,7 +274,7 @@ def _measure(benchmark: Any, case: str, run: Case, minimum: dict[str, int]) -> N
     if getattr(benchmark, "disabled", False):
         return
     seconds = float(os.environ.get("PLUGCHARGE_BENCH_FLOOR_SECONDS", "1"))
-    _FLOOR[case] = m = interleaved_floor_ratio(run, ops, seconds=seconds)
+    _FLOOR[case] = m = interleaved_floor_ratio(run, [(_FLOOR_OPS[k], n) for k, n in ops.items()], seconds=seconds)
     benchmark.extra_info["crypto_floor"] = m  # read by benches/budgets.py
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from plugcharge import ChargerConfig, ChargerSecurity, ChargerSession, EVConfig, EVSecurity, EVSession
-from plugcharge.core.events import AuthorizationNeeded, AuthorizationResult, StartSession
+from plugcharge.core.events import AuthorizationNeeded, AuthorizationResult
+
+from _inmemory import drive  # benches/, beside this file
 
 _RESULTS: dict[str, tuple[float, float, int]] = {}  # key -> (median, min seconds, messages)
 
@@ -34,36 +36,13 @@ def one_session(cp: Any) -> tuple[EVSession, ChargerSession]:
     ev = EVSession(EVConfig(charge_loops=5, poll_interval=0.0, loop_interval=0.0, target_soc=95.0, tls=False,
                             protocols=("din",)), codecs=cp, security=EVSecurity(wallet=None))
     ch = ChargerSession(ChargerConfig(protocols=("din",), tls=False), codecs=cp, now=0.0, security=ChargerSecurity())
-    now = 0.0
-    to_ev: list[bytes] = []
 
-    def charger_events(events: list) -> None:
+    def charger_events(events: list, now: float, to_ev: list) -> None:
         for e in events:
             if isinstance(e, AuthorizationNeeded):
                 to_ev.append(ch.send(AuthorizationResult(True), now).data)
 
-    to_ch = [ev.send(StartSession(), now).data]
-    for _ in range(10000):
-        to_ch.append(ev.data_to_send())
-        data = b"".join(to_ch)
-        to_ch.clear()
-        if data:
-            charger_events(ch.receive_data(data, now))
-        to_ev.append(ch.data_to_send())
-        data = b"".join(to_ev)
-        to_ev.clear()
-        if data:
-            ev.receive_data(data, now)
-        if ev.ended and ch.ended:
-            return ev, ch
-        if not data:
-            timers = [t for t in (ev.get_timer(), ch.get_timer()) if t is not None]
-            if not timers:
-                break
-            now = max(now, min(timers))
-            ev.handle_timer(now)
-            charger_events(ch.handle_timer(now))
-    raise AssertionError("session did not finish")
+    return drive(ev, ch, charger_events)
 
 
 def _check(ev: EVSession, ch: ChargerSession) -> int:
