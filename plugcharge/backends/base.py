@@ -23,9 +23,6 @@ import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 
 __all__ = [
     "ISO2_SCHEMA_VERSION",

@@ -270,11 +270,9 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         return call_result.Authorize(id_token_info={"status": res.id_token_status},
                                      certificate_status=res.certificate_status)
 
-    @on("Get15118EVCertificate")  # type: ignore[misc]
-    async def on_get_15118_ev_certificate(self, iso15118_schema_version: str, action: str, exi_request: str,
-                                          **_: Any) -> Any:
-        await self._enter("Get15118EVCertificate")
-        req = Get15118EVCertificateRequest(iso15118_schema_version, action, exi_request)
+    async def _certificate(self, req: Get15118EVCertificateRequest) -> tuple[Any, str]:
+        """The backend's answer to ``req`` (run off the event loop), and what the operator log says of
+        it: the contract delivered, or why not (OCPP 2.0.1 and 2.1 handlers both ask through here)."""
 
         def work(b: SimulatedBackend) -> Any:
             b.last_delivered = None
@@ -284,6 +282,14 @@ class _Station(_ChargePoint):  # type: ignore[misc]
         what = (f": contract {delivered.emaid} (serial {delivered.serial:x}) for PCID {delivered.pcid}"
                 if res.status == "Accepted" and delivered is not None and not res.status_info else
                 f": {res.status_info}" if res.status_info else "")
+        return res, what
+
+    @on("Get15118EVCertificate")  # type: ignore[misc]
+    async def on_get_15118_ev_certificate(self, iso15118_schema_version: str, action: str, exi_request: str,
+                                          **_: Any) -> Any:
+        await self._enter("Get15118EVCertificate")
+        req = Get15118EVCertificateRequest(iso15118_schema_version, action, exi_request)
+        res, what = await self._certificate(req)
         self.csms._record(self.id, "Get15118EVCertificate", {
             "action": action, "iso15118SchemaVersion": iso15118_schema_version,
             "exiRequest": f"{len(exi_request)} base64 chars"},

@@ -57,7 +57,7 @@ def sign_secc20(pki20: Any, csr: x509.CertificateSigningRequest, now: dt.datetim
 
 class Station21Handlers:
     """OCPP 2.1 handlers of the test CSMS's station (mixed in before the 2.0.1 station class, whose
-    ``csms``, ``id``, ``call`` and ``_enter`` they use)."""
+    ``csms``, ``id``, ``call``, ``_enter`` and ``_certificate`` they use)."""
 
     csms: Any
     id: str
@@ -78,15 +78,7 @@ class Station21Handlers:
                                                maximum_contract_certificate_chains, emaids)
         except ValueError as exc:
             raise FormationViolationError(description=str(exc)) from None
-
-        def work(b: Any) -> Any:
-            b.last_delivered = None
-            return b.get_15118_ev_certificate(req), b.last_delivered
-
-        res, delivered = await asyncio.to_thread(self.csms._with_backend, work)
-        what = (f": contract {delivered.emaid} (serial {delivered.serial:x}) for PCID {delivered.pcid}"
-                if res.status == "Accepted" and delivered is not None and not res.status_info else
-                f": {res.status_info}" if res.status_info else "")
+        res, what = await self._certificate(req)  # type: ignore[attr-defined]
         self.csms._record(self.id, "Get15118EVCertificate", {
             "action": action, "iso15118SchemaVersion": iso15118_schema_version,
             "maximumContractCertificateChains": maximum_contract_certificate_chains,

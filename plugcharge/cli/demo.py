@@ -152,6 +152,17 @@ def _io_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _make_data_dir(path: str | Path) -> Path:
+    """The demo's data directory, created when missing; :class:`DemoError` saying why it cannot be."""
+    data = Path(path)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot create the data directory {data} ({_io_reason(exc)}): choose another with "
+                        "--data-dir") from None
+    return data
+
+
 def load_pki(directory: Path) -> Any:
     """Load a test PKI written by :meth:`pki.issue.TestPKI.write` (manifest, DER certs, PEM keys).
 
@@ -520,12 +531,7 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     t0 = loop.time()
     view = _View(out, time.monotonic())
     now = dt.datetime.now(dt.timezone.utc)
-    data = Path(opts.data_dir)
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DemoError(f"cannot create the data directory {data} ({_io_reason(exc)}): choose another with "
-                        "--data-dir") from None
+    data = _make_data_dir(opts.data_dir)
     layout = DataDir(data)  # the layout 'plugcharge init' creates and charger, ev and csms share
     pki, _ = ensure_pki(layout.pki, seed=opts.seed, iso=iso, now=now, say=view.line, wallet_dir=layout.wallet)
     wallet, _ = ensure_wallet(layout.wallet, pki, say=view.line)

@@ -41,8 +41,8 @@ from ..pnc.security import ChargerSecurity, EVSecurity
 from ..pnc.wallet import ContractWallet
 from ..sessions import ChargerSession, EVSession
 from .demo import (
-    DEMO_EMAID, DEMO_ID_TOKEN, DEMO_STATION_ID, PROTOCOL_RUNNERS, DemoError, DemoOptions, DemoSummary, _codec_check, _OperatorBackend,
-    _print_summary, _summarize, _TracingStream, _View, ensure_pki,
+    DEMO_EMAID, DEMO_ID_TOKEN, DEMO_STATION_ID, PROTOCOL_RUNNERS, DemoError, DemoOptions, DemoSummary, _codec_check,
+    _make_data_dir, _OperatorBackend, _print_summary, _summarize, _TracingStream, _View, ensure_pki,
 )
 
 __all__ = ["run_iso20_demo"]
@@ -121,11 +121,7 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     t0 = loop.time()
     view = _View20(out, time.monotonic())
     now = dt.datetime.now(dt.timezone.utc)
-    data = Path(opts.data_dir)
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DemoError(f"cannot create the data directory {data}: {exc}") from None
+    data = _make_data_dir(opts.data_dir)
     pki2, _ = ensure_pki(data / "pki", seed=opts.seed, iso=2, now=now, say=view.line)
     pki20, _ = ensure_pki(data / "pki20", seed=opts.seed, iso=20, now=now, say=view.line)
     wallet = ensure_wallet20(data / "wallet", pki20, say=view.line)
