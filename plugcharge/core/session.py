@@ -51,6 +51,8 @@ class SessionCore:
     def __init__(self, *, codecs: Optional[CodecProvider], timing: TimingArg,
                  protocols: ProtocolRegistry) -> None:
         self._codecs = resolve_codecs(codecs)
+        #: the provider's codec per namespace, asked once per session (every message needs one)
+        self._codec_of: dict[str, Any] = {}
         self._reader = FrameReader(max_payload=self._max_payload, allowed_types={PayloadType.EXI})
         self._out = bytearray()
         self._timers: dict[str, float] = {}
@@ -141,7 +143,10 @@ class SessionCore:
 
     def decode(self, payload: bytes, ns: str) -> dict:
         """Decode an EXI document of namespace ``ns``."""
-        return self._codecs(ns).decode(payload)
+        codec = self._codec_of.get(ns)
+        if codec is None:
+            codec = self._codec_of[ns] = self._codecs(ns)
+        return codec.decode(payload)  # type: ignore[no-any-return]
 
     def queue(self, message: dict, name: str, ns: Optional[str] = None,
               payload_type: Optional[int] = None) -> None:
@@ -154,7 +159,10 @@ class SessionCore:
                 payload_type = routed_type if payload_type is None else payload_type
             else:
                 ns = spec.namespace if spec is not None else NS_APP
-        self._out += frame(self._codecs(ns).encode(message), PayloadType.EXI if payload_type is None else payload_type)
+        codec = self._codec_of.get(ns)
+        if codec is None:
+            codec = self._codec_of[ns] = self._codecs(ns)
+        self._out += frame(codec.encode(message), PayloadType.EXI if payload_type is None else payload_type)
         self.trace.append(("out", name))
 
     def end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",
@@ -189,10 +197,13 @@ class SessionCore:
         out: list[tuple[int, bytes]] = []
         while True:
             try:
-                out.extend((f.payload_type, f.payload) for f in self._reader.feed(data))
-                return out, None
+                got = self._reader.feed_payloads(data)
+                if out:
+                    out += got
+                    return out, None
+                return got, None
             except V2GTPError as exc:
-                out.extend((f.payload_type, f.payload) for f in exc.frames)
+                out += exc.frames
                 known = PAYLOAD_TYPES.get(exc.payload_type) if exc.payload_type is not None else None
                 if known is not None and exc.kind is ErrorKind.UNKNOWN_PAYLOAD_TYPE:
                     allowed = self.protocol.name if self.protocol is not None else "the SupportedAppProtocol handshake"
@@ -410,7 +421,7 @@ class EVSessionBase(SessionCore):
             self._on_sap_response(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
+            msg = self.decode(payload, spec.namespace_for(payload_type))
             name, body, header = spec.unwrap(msg)
         except Exception as exc:
             self._remote_failure(Fault.FAILED, f"undecodable response: {type(exc).__name__}: {exc}", now)
@@ -600,7 +611,7 @@ class ChargerSessionBase(SessionCore):
             self._on_sap(payload, now)
             return
         try:
-            msg = self._codecs(spec.namespace_for(payload_type)).decode(payload)
+            msg = self.decode(payload, spec.namespace_for(payload_type))
             name, body, header = spec.unwrap(msg)
         except Exception as exc:  # DecodeError / ValueError from a malformed stream
             self._remote_failure(Fault.FAILED, f"undecodable message: {type(exc).__name__}: {exc}", now, payload,

@@ -24,7 +24,7 @@ import enum
 import struct
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Collection, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -168,8 +168,9 @@ class V2GTPError(ValueError):
         self.reason = reason
         self.payload_type = payload_type
         self.action = HEADER_ERROR_ACTION[kind]
-        #: Frames a :class:`FrameReader` completed in the same ``feed`` call before the error.
-        self.frames: list[Frame] = []
+        #: Frames a :class:`FrameReader` completed in the same call before the error: :class:`Frame`
+        #: objects from ``feed``, ``(payload type, payload)`` tuples from ``feed_payloads``.
+        self.frames: list[Any] = []
         super().__init__(f"V2GTP {kind.value} at byte {offset}: {reason}")
 
 
@@ -304,6 +305,23 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the frames they complete (possibly none)."""
+        try:
+            return [Frame(t, p) for t, p in self.feed_payloads(data)]
+        except V2GTPError as exc:
+            exc.frames = [f if isinstance(f, Frame) else Frame(*f) for f in exc.frames]
+            raise
+
+    def feed_payloads(self, data: bytes) -> list[tuple[int, bytes]]:
+        """:meth:`feed` returning ``(payload type, payload)`` tuples instead of :class:`Frame`
+        objects (what a session loop wants; the errors are the same, their ``frames`` tuples too)."""
+        if not self._buf and not self._skip and self._failed is None and len(data) >= HEADER_LENGTH:
+            # the common case: the bytes are exactly one whole frame and nothing is buffered
+            version, inverse, ptype, length = _HEADER.unpack_from(data, 0)
+            if (len(data) == HEADER_LENGTH + length and version == PROTOCOL_VERSION
+                    and inverse == INVERSE_PROTOCOL_VERSION and length <= self.max_payload
+                    and ptype in (self.allowed_types if self.allowed_types is not None else PAYLOAD_TYPES)):
+                self._pos += len(data)
+                return [(ptype, bytes(data[HEADER_LENGTH:]))]
         if self._failed is not None:
             raise V2GTPError(self._failed.kind, self._failed.offset,
                              f"stream already failed: {self._failed.reason}")
@@ -314,7 +332,7 @@ class FrameReader:
             self._pos += n
             mv = mv[n:]
         self._buf += mv
-        frames: list[Frame] = []
+        frames: list[Any] = []
         buf = self._buf
         known = self.allowed_types if self.allowed_types is not None else PAYLOAD_TYPES
         unpack = _HEADER.unpack_from
@@ -329,7 +347,7 @@ class FrameReader:
                 end = p + HEADER_LENGTH + length
                 if len(buf) < end:
                     break
-                frames.append(Frame(ptype, bytes(buf[p + HEADER_LENGTH:end])))
+                frames.append((ptype, bytes(buf[p + HEADER_LENGTH:end])))
                 p = end
         finally:
             if p:
@@ -337,7 +355,7 @@ class FrameReader:
                 self._pos += p
         return frames
 
-    def _header_error(self, buf: bytearray, p: int, frames: list[Frame]) -> int:
+    def _header_error(self, buf: bytearray, p: int, frames: list[Any]) -> int:
         """Raise the typed error for the bad header at ``buf[p:]``; for a discardable frame first
         arrange to skip it (consumed bytes are accounted by the caller's ``finally``)."""
         try:

@@ -105,8 +105,10 @@ class ChargerHandler(_ChargerHandlerBase):
         return int(self.security.wall_clock().timestamp())
 
     def _respond(self, name: str, body: dict[str, Any], now: float) -> None:
-        header = {"SessionID": self.session_id, "TimeStamp": self._timestamp()}
-        self.session.respond(M.wrap(self.session_id, name, {"Header": header, **body}), name, now)
+        sid = bytes(self.session_id)
+        header = {"SessionID": sid, "TimeStamp": self._timestamp()}
+        msg = {name: {"Header": header, **body}} if "Header" not in body else M.wrap(sid, name, body)
+        self.session.respond(msg, name, now)
 
     def failure_body(self, response: str, code: str, request: Optional[Mapping[str, Any]]) -> dict[str, Any]:
         """A minimal schema-valid body of ``response`` carrying ``code`` (with a header time stamp)."""

@@ -110,8 +110,9 @@ class EVHandler(_EVHandlerBase):
         self.state = new
 
     def _send(self, name: str, body: dict[str, Any], new: Any, now: float, *, sign: Optional[Signer] = None) -> None:
-        header = {"SessionID": self.session_id, "TimeStamp": self._timestamp()}
-        msg = M.wrap(self.session_id, name, {"Header": header, **body})
+        sid = bytes(self.session_id)
+        header = {"SessionID": sid, "TimeStamp": self._timestamp()}
+        msg = {name: {"Header": header, **body}} if "Header" not in body else M.wrap(sid, name, body)
         if sign is not None:
             sign(msg)
         self._queue(msg, name)

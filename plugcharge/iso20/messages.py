@@ -50,6 +50,11 @@ def wrap(session_id: bytes, name: str, body: Mapping[str, Any]) -> dict[str, Any
 
 def unwrap(message: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(body name, body, header)`` of a decoded -20 message; ValueError if the shape is wrong."""
+    if type(message) is dict and len(message) == 1:  # the decoder's plain dicts: the common case, by type
+        for name, content in message.items():
+            if type(content) is dict and type(content.get("Header")) is dict:
+                body = content.copy()
+                return name, body, dict(body.pop("Header"))
     try:
         if not isinstance(message, dict) or len(message) != 1:
             raise ValueError
