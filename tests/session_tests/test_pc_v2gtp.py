@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -107,6 +108,52 @@ def test_reader_reassembles_any_split(seed: int, cuts: list[int]) -> None:
     reader.eof()
     assert got == frames
     assert reader.offset == len(stream) and reader.buffered == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), whole=st.booleans())
+def test_feed_payloads_equals_feed_whole_frames_or_not(seed: int, whole: bool) -> None:
+    """feed_payloads (the session loop's path, with a one-step parse of a lone whole frame) gives the
+    same frames, offsets and errors as feed, as (type, payload) pairs."""
+    rng = random.Random(seed)
+    frames = _frames(rng.randint(1, 6), rng)
+    chunks = [encode_frame(*f) for f in frames]
+    if not whole:  # split and coalesce at random
+        stream = b"".join(chunks)
+        cuts = sorted({rng.randint(0, len(stream)) for _ in range(rng.randint(0, 6))} | {0, len(stream)})
+        chunks = [stream[a:b] for a, b in zip(cuts, cuts[1:])]
+    if rng.random() < 0.3:  # then a bad header
+        chunks.append(bytes([0x02, 0xFD, 0x80, 0x01, 0, 0, 0, 0]))
+    a, b = FrameReader(), FrameReader()
+    for chunk in chunks:
+        try:
+            want: Any = ("ok", a.feed(chunk))
+        except V2GTPError as exc:
+            want = ("error", exc.kind, exc.offset, exc.frames)
+        try:
+            got: Any = ("ok", [Frame(t, p) for t, p in b.feed_payloads(chunk)])
+        except V2GTPError as exc:
+            got = ("error", exc.kind, exc.offset, [Frame(*f) for f in exc.frames])
+        assert got == want
+        assert (a.offset, a.buffered) == (b.offset, b.buffered)
+        if want[0] == "error":
+            break
+
+
+def test_feed_payloads_lone_whole_frame_checks_every_header_field() -> None:
+    """The one-step path takes only a frame the full checks would take."""
+    ok = encode_frame(0x8001, b"abc")
+    assert FrameReader().feed_payloads(ok) == [(0x8001, b"abc")]
+    for bad, kind in ((b"\x02" + ok[1:], ErrorKind.BAD_VERSION), (ok[:1] + b"\x00" + ok[2:], ErrorKind.BAD_INVERSE)):
+        with pytest.raises(V2GTPError) as ei:
+            FrameReader().feed_payloads(bad)
+        assert ei.value.kind is kind
+    with pytest.raises(V2GTPError) as ei:  # over the payload limit
+        FrameReader(max_payload=2).feed_payloads(ok)
+    assert ei.value.kind is ErrorKind.TOO_LARGE
+    with pytest.raises(V2GTPError) as ei:  # a type this reader does not accept
+        FrameReader(allowed_types={0x8001}).feed_payloads(encode_frame(0x8002, b"abc"))
+    assert ei.value.kind is ErrorKind.UNKNOWN_PAYLOAD_TYPE
 
 
 def test_reader_byte_by_byte_and_coalesced() -> None:
