@@ -74,6 +74,8 @@ class ChargerHandler(_ChargerHandlerBase):
         self._auth_started: Optional[float] = None
         self._authorized = False
         self._contract: Any = None
+        #: the PnC request under authorisation: (PnC_AReqAuthorizationMode, header Signature) as verified
+        self._pnc_request: Optional[tuple[Any, Any]] = None
         self._resumed: Optional[PausedSession] = None
         self._polls = 0
         self._schedule_ids: set[int] = set()
@@ -244,12 +246,21 @@ class ChargerHandler(_ChargerHandlerBase):
         if self._auth_mode is not None and mode != self._auth_mode:  # another mode after a refusal
             self._auth_requested, self._auth_result, self._auth_started = False, None, None
         self._auth_mode = mode
-        if mode == "PnC" and not self._auth_requested and self._auth_result is None:
-            refusal = self._verify_pnc(body, header, msg)
-            if refusal is not None:  # the EV may try EIM or stop
-                self._emit(AuthorizationRejected(refusal, self.emaid))
-                self._auth_answer(refusal, "Finished", now)
-                return S.WAIT_AUTHORIZATION
+        if mode == "PnC":
+            signed = (body["PnC_AReqAuthorizationMode"], header.get("Signature"))
+            first = not self._auth_requested and self._auth_result is None
+            if first or signed != self._pnc_request:
+                # [V2G20-2565] every PnC request is checked: a repeat (EVSEProcessing Ongoing) that is
+                # not the verified request itself (the same signed element and signature) is checked
+                # as a first one and must name the contract under authorisation
+                refusal = self._verify_pnc(body, header, msg, None if first else self._contract)
+                if refusal is not None:  # the EV may try EIM or stop
+                    self._auth_requested, self._auth_result, self._auth_started = False, None, None
+                    self._pnc_request = None
+                    self._emit(AuthorizationRejected(refusal, self.emaid))
+                    self._auth_answer(refusal, "Finished", now)
+                    return S.WAIT_AUTHORIZATION
+                self._pnc_request = signed
         if self._authorized:  # a paused session joined again: authorised before, no backend call
             self._auth_result = AuthorizationResult(True)
         if self._auth_started is None:
@@ -286,8 +297,9 @@ class ChargerHandler(_ChargerHandlerBase):
         self._emit(AuthorizationAccepted(self.payment, self.emaid if self.payment == "Contract" else None))
         return S.WAIT_SERVICE_DISCOVERY
 
-    def _verify_pnc(self, body: dict, header: dict, msg: dict) -> Optional[str]:
-        """Check a PnC AuthorizationReq; returns the WARNING code of a refusal (a FAILED one raises)."""
+    def _verify_pnc(self, body: dict, header: dict, msg: dict, under_way: Any = None) -> Optional[str]:
+        """Check a PnC AuthorizationReq; returns the WARNING code of a refusal (a FAILED one raises).
+        ``under_way``: the contract an authorisation is under way for (a repeated request must name it)."""
         request = body["PnC_AReqAuthorizationMode"]
         if self._challenge is None or bytes(request["GenChallenge"]) != self._challenge:
             return "WARNING_ChallengeInvalid"  # [V2G20-2565]: the signature counts as invalid [V2G20-2216]
@@ -301,6 +313,8 @@ class ChargerHandler(_ChargerHandlerBase):
         if resumed is not None and resumed.emaid is not None and \
                 normalize_emaid(identity.emaid) != normalize_emaid(resumed.emaid):
             return "WARNING_GeneralPnCAuthorizationError"  # not the contract of the paused session
+        if under_way is not None and tuple(identity.chain) != tuple(under_way.chain):
+            return "WARNING_GeneralPnCAuthorizationError"  # another contract while the first is authorised
         self.emaid, self._contract = identity.emaid, identity
         return None
 

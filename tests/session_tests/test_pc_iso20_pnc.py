@@ -29,7 +29,9 @@ from plugcharge.core.events import (
     ContractInstallationFailed, ContractInstallationStarted, ContractInstallationSucceeded, MeteringReceiptReceived,
     PauseCharging, PaymentSelected, ProtocolError, SessionEnded, SessionPaused, TimerExpired,
 )
+from plugcharge.core.v2gtp import FrameReader, PayloadType, encode_frame
 from plugcharge.iso20 import messages as M
+from plugcharge.iso20 import plugandcharge as PNC
 from plugcharge.iso20.plugandcharge import EVPlugAndCharge
 from plugcharge.pnc.auth20 import pnc_authorization_mode
 from plugcharge.pnc.codes20 import PnC20Error
@@ -301,6 +303,127 @@ def test_bad_contract_signature_ends_the_session(tmp_path, rogue):
     end = ended(p.ev_events)
     assert (end.reason, end.response_code, end.fallback) == ("failed", "FAILED_SignatureError", "ExternalPayment")
     assert not any(isinstance(e, AuthorizationNeeded) for e in p.charger_events)
+
+
+class _RepeatTamper:
+    """Rewrites the EV's second PnC AuthorizationReq (the repeat while the backend is slow and the
+    charger answers Ongoing) with ``change(msg, key)``, which may alter and re-sign it."""
+
+    def __init__(self, p: Pump20, change: Any) -> None:
+        self.p, self.change, self.seen = p, change, 0
+
+    def __call__(self, src: str, data: bytes) -> bytes:
+        if src != "ev":
+            return data
+        frame = FrameReader().feed(data)[0]
+        if frame.payload_type != PayloadType.MAINSTREAM:
+            return data
+        msg = cp(NS_ISO20_CM).decode(frame.payload)
+        if "AuthorizationReq" not in msg or "PnC_AReqAuthorizationMode" not in msg["AuthorizationReq"]:
+            return data
+        self.seen += 1
+        if self.seen != 2:
+            return data
+        self.change(msg, self.p.ev.handler.contract.private_key)
+        return encode_frame(frame.payload_type, cp(NS_ISO20_CM).encode(msg))
+
+
+def _repeat(tmp_path: Path, change: Any, setup: Any = None) -> tuple[Pump20, list]:
+    wallet, backend = setup() if setup is not None else _installed(tmp_path)
+    p = pair(wallet, backend=backend, start=False)
+    p.auth_after = 3.0  # the backend answers late: the EV repeats its request (EVSEProcessing Ongoing)
+    p.tamper = tamper = _RepeatTamper(p, change)
+    checked: list = []
+    real = PNC.validate_pnc_authorization
+
+    def counting(*a: Any, **kw: Any) -> Any:
+        checked.append(a[0])
+        return real(*a, **kw)
+
+    PNC.validate_pnc_authorization = counting
+    try:
+        p.start()
+        run(p)
+    finally:
+        PNC.validate_pnc_authorization = real
+    assert tamper.seen >= 2, "no repeated AuthorizationReq"
+    return p, checked
+
+
+def _resign(msg: dict, key: Any) -> None:
+    del msg["AuthorizationReq"]["Header"]["Signature"]
+    sign_message(msg, key)
+
+
+def test_unchanged_repeat_of_the_pnc_request_is_not_checked_again(tmp_path):
+    """A repeat that is the verified request itself (same signed element, same signature): no second
+    chain and signature check; the contract is authorised."""
+    p, checked = _repeat(tmp_path, lambda msg, key: None)
+    assert len(checked) == 1
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationAccepted)] == ["Contract"]
+
+
+def test_resigned_repeat_of_the_pnc_request_is_checked_and_accepted(tmp_path):
+    """The same request with a fresh signature (ECDSA signatures differ every time) is checked again
+    and goes on with the authorisation already asked for: one Authorize to the backend."""
+    p, checked = _repeat(tmp_path, _resign)
+    assert len(checked) >= 2  # the first, the re-signed repeat (and the next repeat, the first again)
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationAccepted)] == ["Contract"]
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationNeeded)] == ["Contract"]
+
+
+def test_repeat_with_another_gen_challenge_is_refused(tmp_path):
+    """[V2G20-2565] holds for the repeats too: another GenChallenge (properly signed) is refused with
+    WARNING_ChallengeInvalid, the contract is not authorised, and the EV goes on with EIM."""
+    def change(msg: dict, key: Any) -> None:
+        msg["AuthorizationReq"]["PnC_AReqAuthorizationMode"]["GenChallenge"] = b"\x5a" * 16
+        _resign(msg, key)
+
+    p, checked = _repeat(tmp_path, change)
+    assert len(checked) == 1  # the challenge is compared before any chain or signature work
+    assert first(p.ev_events, AuthorizationRejected).response_code == "WARNING_ChallengeInvalid"
+    assert not any(isinstance(e, AuthorizationAccepted) and e.payment == "Contract" for e in p.charger_events)
+    assert ended(p.ev_events).reason == "finished" and p.ev.handler.payment == "ExternalPayment"
+
+
+def test_repeat_whose_signature_does_not_cover_it_ends_the_session(tmp_path):
+    """A repeat altered under the first request's signature: FAILED_SignatureError, the end (what a
+    first request with a bad signature gets)."""
+    def change(msg: dict, key: Any) -> None:
+        msg["AuthorizationReq"]["PnC_AReqAuthorizationMode"]["Id"] = "other"
+
+    p, checked = _repeat(tmp_path, change)
+    assert first(p.charger_events, ProtocolError).response_code == "FAILED_SignatureError"
+    assert not any(isinstance(e, AuthorizationAccepted) for e in p.charger_events)
+    assert ended(p.ev_events).reason == "failed"
+
+
+def test_repeat_naming_another_contract_is_refused(tmp_path):
+    """A repeat naming another (valid, properly signed) contract than the one the backend was asked
+    about is refused (WARNING_GeneralPnCAuthorizationError): the answer under way is not for it."""
+    p20 = pki20()
+    older = p20.issue_contract("DEPLGC000002011", now=NOW - timedelta(days=9))
+    newer = p20.issue_contract("DEPLGC000002012", now=NOW - timedelta(days=2))
+
+    def setup() -> Any:
+        wallet = make_wallet20(tmp_path / "w")
+        for c in (older, newer):
+            wallet.install(c.der, (p20.cert("mo-sub2"), p20.cert("mo-sub1")), c.key)
+        return wallet, make_backend(emaids=("DEPLGC000002011", "DEPLGC000002012"))
+
+    def change(msg: dict, key: Any) -> None:
+        req = msg["AuthorizationReq"]
+        challenge = req["PnC_AReqAuthorizationMode"]["GenChallenge"]
+        other = type("Contract", (), {"leaf": older.der, "sub_cas": (p20.cert("mo-sub2"), p20.cert("mo-sub1")),
+                                      "private_key": older.key})()
+        req["PnC_AReqAuthorizationMode"] = pnc_authorization_mode(other, challenge)
+        _resign(msg, older.key)
+
+    p, checked = _repeat(tmp_path, change, setup)
+    assert len(checked) == 2
+    assert first(p.charger_events, AuthorizationNeeded).emaid == "DEPLGC000002012"
+    assert first(p.ev_events, AuthorizationRejected).response_code == "WARNING_GeneralPnCAuthorizationError"
+    assert not any(isinstance(e, AuthorizationAccepted) and e.payment == "Contract" for e in p.charger_events)
 
 
 @pytest.mark.parametrize("shift,code", [(timedelta(days=-400 * 4), "WARNING_CertificateNotYetValid"),
