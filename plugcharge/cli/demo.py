@@ -284,6 +284,8 @@ class _View:
         self.out = out
         self.started = started
         self.light = "off"
+        #: the last meter reading the EV learnt (-20 chargers send one only now and then): the display keeps it
+        self.meter_wh: Optional[int] = None
 
     def line(self, who: str, text: str) -> None:
         self.out(f"{time.monotonic() - self.started:6.2f}s  {who:<8} {text}")
@@ -319,6 +321,7 @@ class _View:
         elif isinstance(e, SalesTariffVerified):
             self.line("ev", f"signed sales tariff {list(e.tariff_ids)} verified")
         elif isinstance(e, ChargingStarted):
+            self.meter_wh = None  # a new energy transfer: its own readings
             self.driver("Charging started", "charging")
         elif isinstance(e, MeterValues):
             parts = [f"SOC {e.soc} %" if e.soc is not None else ""]
@@ -327,7 +330,9 @@ class _View:
             if e.current is not None:
                 parts.append(f"{e.current:.0f} A")
             if e.meter_wh is not None:
-                parts.append(f"{e.meter_wh} Wh")
+                self.meter_wh = e.meter_wh
+            if self.meter_wh is not None:
+                parts.append(f"{self.meter_wh} Wh")
             self.driver("Charging " + " ".join(p for p in parts if p))
         elif isinstance(e, ChargingStopped):
             self.driver("Charging stopped", "done")

@@ -94,3 +94,14 @@ def test_iso20_demo_subprocess(tmp_path):
     assert re.search(r"protocol agreed: ISO 15118-20 DC", proc.stdout)
     assert "TLSv1.3" in proc.stdout and "result      completed (finished)" in proc.stdout
     assert "installed over the cable in this session" in proc.stdout and "TLS 1.3 (mutual)" in proc.stdout
+
+
+def test_iso20_demo_display_keeps_the_last_meter_reading(tmp_path):
+    """-20 charge loop answers carry a meter reading only now and then (MeterInfo is optional): once
+    the EV has one, the driver's display keeps showing it instead of dropping the energy."""
+    s, text = demo(tmp_path, loops=6)
+    assert s.completed, text
+    assert sum(e.meter_wh is None for e in s.ev_events if isinstance(e, MeterValues)) > 0  # readings do go missing
+    shown = [ln for ln in text.splitlines() if "display: Charging SOC" in ln]
+    first_reading = next(i for i, ln in enumerate(shown) if re.search(r" \d+ Wh", ln))
+    assert all(re.search(r" \d+ Wh", ln) for ln in shown[first_reading:]), shown
