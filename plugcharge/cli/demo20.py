@@ -135,6 +135,9 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
             backend.fail_installations = "demo: --fail-installation (the certificate provisioning service fails)"
     else:
         backend, csms = await _start_ocpp21(opts, pki2, pki20, data, view)
+    if opts.fail_installation and wallet.usable_contract(now, iso=20) is not None and not opts.eim:
+        view.line("operator", "note: the wallet already holds a usable ISO 15118-20 contract, so no installation "
+                              "is attempted (run 'plugcharge wallet wipe' first to see the fallback)")
     op_backend = _OperatorBackend(backend, view)
     mode = "AC_three_phase_core" if opts.ac else "DC_extended"
     charger_cfg = ChargerConfig(energy_modes=(mode,), receipt_every=3, discharge_loops=BPT_DISCHARGE_LOOPS)

@@ -70,6 +70,16 @@ def test_iso20_demo_fail_installation_falls_back_to_eim(tmp_path):
     assert "Plug & Charge not possible - switching to card/app" in text and "light: amber, blinking" in text
     assert "after the Plug & Charge fallback" in text
     assert not ContractWallet(tmp_path / "data" / "wallet").contracts(iso=20)
+    assert "already holds a usable" not in text
+
+
+def test_iso20_demo_fail_installation_with_a_contract_in_the_wallet_says_why_it_reuses(tmp_path):
+    """With a usable -20 contract in the wallet no installation is attempted: the demo says so (and
+    how to see the fallback) instead of silently reusing it."""
+    assert demo(tmp_path)[0].installed
+    s, text = demo(tmp_path, fail_installation=True)
+    assert s.completed and s.payment == "Contract" and not s.installed, text
+    assert "already holds a usable ISO 15118-20 contract" in text and "plugcharge wallet wipe" in text
 
 
 @pytest.mark.parametrize("ac", [False, True])
