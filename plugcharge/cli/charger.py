@@ -57,7 +57,8 @@ def register(sub: Any) -> None:
     c.add_argument("--interface", "-i", required=True, metavar="IF",
                    help="the network interface (e.g. the PLC modem's)")
     c.add_argument("--csms", default=None, metavar="URL",
-                   help="OCPP 2.0.1 CSMS websocket (ws://HOST:PORT[/STATION]); default: the simulated backend")
+                   help="OCPP CSMS websocket (ws://HOST:PORT[/STATION]; OCPP 2.0.1, and 2.1 with --protocol iso20: "
+                        "see --ocpp-version); default: the simulated backend")
     c.add_argument("--station-id", default=DEFAULT_STATION_ID, metavar="ID",
                    help=f"charging station identity when the URL names none (default {DEFAULT_STATION_ID})")
     c.add_argument("--protocol", action="append", choices=tuple(KNOWN_PROTOCOLS), default=None, metavar="P",

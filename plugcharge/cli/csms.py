@@ -36,10 +36,10 @@ DEFAULT_LISTEN = "127.0.0.1:9000"
 
 def register(sub: Any) -> None:
     """Add the ``csms`` subcommand to the subparsers ``sub``."""
-    c = add_command(sub, "csms", "run the test CSMS (OCPP 2.0.1), activate or revoke contracts",
+    c = add_command(sub, "csms", "run the test CSMS (OCPP 2.1 and 2.0.1), activate or revoke contracts",
                     "Run a test CSMS that plays the charge point operator's backend, the e-mobility provider and "
-                    "the contract certificate pool over OCPP 2.0.1 websockets, or change its eMSP registry "
-                    "(activate a car's PCID, revoke an eMAID) while it runs.")
+                    "the contract certificate pool over OCPP 2.1 and 2.0.1 websockets (ISO 15118-2 and -20 "
+                    "contracts), or change its eMSP registry (activate a car's PCID, revoke an eMAID) while it runs.")
     c.set_defaults(run=run)
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")

@@ -774,8 +774,9 @@ def register(sub: Any) -> None:
     d.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S",
                    help="overall time limit in seconds (default 60); the demo gives up when it is reached")
     d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
-                   help="the charger talks OCPP 2.0.1 to a CSMS: the test CSMS started on a loopback websocket "
-                        "(no URL; state in DATA_DIR/csms, activate the car with 'plugcharge csms activate') or "
+                   help="the charger talks OCPP to a CSMS (2.0.1; 2.1 with --protocol iso20): the test CSMS "
+                        "started on a loopback websocket (no URL; state in DATA_DIR/csms, activate the car with "
+                        "'plugcharge csms activate') or "
                         "a running one at URL (ws://HOST:PORT[/STATION]); without it an in-process backend")
 
 
