@@ -19,7 +19,7 @@ import logging
 import weakref
 from typing import Any, Mapping, Optional
 
-from .codec import NS_APP, CodecProvider, frame, resolve_codecs
+from .codec import NS_APP, CodecProvider, resolve_codecs
 from .config import ChargerConfig, EVConfig, SessionStore
 from .errors import LocalProtocolError, Refused, SignatureError, Stop
 from .events import (
@@ -33,7 +33,7 @@ from .timers import (
     COMM_SETUP, HANDSHAKE_TIMING, MSG, SAP_REQUEST, SEQUENCE, TIMER_NAMES, TimingArg, given_profiles, timing_for,
 )
 from .sniff import BodySniffer
-from .v2gtp import PAYLOAD_TYPES, ErrorKind, FrameReader, HeaderAction, PayloadType, V2GTPError
+from .v2gtp import PAYLOAD_TYPES, ErrorKind, FrameReader, HeaderAction, PayloadType, V2GTPError, append_frame
 
 __all__ = ["SessionCore", "EVSessionBase", "ChargerSessionBase", "Handler", "EVHandler", "ChargerHandler"]
 
@@ -162,7 +162,7 @@ class SessionCore:
         codec = self._codec_of.get(ns)
         if codec is None:
             codec = self._codec_of[ns] = self._codecs(ns)
-        self._out += frame(codec.encode(message), PayloadType.EXI if payload_type is None else payload_type)
+        append_frame(self._out, PayloadType.EXI if payload_type is None else payload_type, codec.encode(message))
         self.trace.append(("out", name))
 
     def end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",

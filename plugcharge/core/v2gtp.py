@@ -42,6 +42,7 @@ __all__ = [
     "Header",
     "Frame",
     "encode_frame",
+    "append_frame",
     "decode_header",
     "decode_frame",
     "FrameReader",
@@ -212,6 +213,16 @@ def encode_frame(payload_type: int, payload: bytes) -> bytes:
     if len(payload) > 0xFFFFFFFF:
         raise ValueError("payload longer than 2**32-1 bytes")
     return _HEADER.pack(PROTOCOL_VERSION, INVERSE_PROTOCOL_VERSION, int(payload_type), len(payload)) + bytes(payload)
+
+
+def append_frame(out: bytearray, payload_type: int, payload: bytes) -> None:
+    """Append the V2GTP frame of ``payload`` to ``out`` (:func:`encode_frame` without the joined copy)."""
+    if not 0 <= payload_type <= 0xFFFF:
+        raise ValueError(f"payload type {payload_type!r} does not fit 16 bits")
+    if len(payload) > 0xFFFFFFFF:
+        raise ValueError("payload longer than 2**32-1 bytes")
+    out += _HEADER.pack(PROTOCOL_VERSION, INVERSE_PROTOCOL_VERSION, payload_type, len(payload))
+    out += payload
 
 
 def decode_header(

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugcharge.core.v2gtp import (
+    append_frame,
     HEADER_LENGTH,
     ErrorKind,
     Frame,
@@ -258,3 +259,12 @@ def test_reader_mixed_unknown_frames_any_split(seed: int, cuts: list[int]) -> No
     starts = [sum(len(e) for e in encoded[:i]) for i in range(len(items))]
     assert [d.offset for d in discarded] == [s + 2 for s, (_, _, keep) in zip(starts, items) if not keep]
     assert reader.offset == len(stream)
+
+
+def test_append_frame_is_encode_frame_in_place() -> None:
+    out = bytearray(b"xy")
+    append_frame(out, 0x8001, b"abc")
+    assert bytes(out) == b"xy" + encode_frame(0x8001, b"abc")
+    with pytest.raises(ValueError):
+        append_frame(out, 0x10000, b"")
+    assert bytes(out) == b"xy" + encode_frame(0x8001, b"abc")  # nothing appended on a refusal
