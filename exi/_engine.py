@@ -34,11 +34,14 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.dict import PyDict_Next
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII,
-                                                 PyUnicode_DecodeUTF8, PyUnicode_KIND)
+    from cython.cimports.cpython.object import PyObject, PyObject_Hash
+    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_CheckExact,
+                                                 PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8,
+                                                 PyUnicode_GET_LENGTH, PyUnicode_KIND)
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
-    from cython.cimports.libc.string import memchr, memcpy
+    from cython.cimports.libc.string import memchr, memcmp, memcpy
 
 import base64
 from typing import TYPE_CHECKING, Optional
@@ -91,6 +94,64 @@ _LL_MAX = 2**62
 
 
 # --------------------------------------------------------------------------------------------- tables
+#: longest key table (_ktab_new) scanned instead of a dict probe: beyond it (substitution groups,
+#: large enumerations) the dict's hashing wins over a linear scan
+_KTAB_MAX = cython.declare(cython.int, 24)
+_KTAB_W = cython.declare(cython.int, 5)  # words per entry: hash, str object, its data, its size, index
+
+
+@cython.cfunc
+def _ktab_new(items: list) -> cython.p_longlong:
+    """A C table of str keys (compiled engine): per (key, index) of ``items``, five words: the
+    key's hash, the str object (borrowed: the caller keeps the key alive), its character data,
+    its size in bytes times 8 plus its PEP 393 kind, and the index. NULL if a key is not an exact
+    str (its table then stays a dict). _kfind scans it."""
+    tab: cython.p_longlong = cython.NULL
+    i: cython.Py_ssize_t
+    e: cython.p_longlong
+    if cython.compiled:
+        for k, _ in items:
+            if not PyUnicode_CheckExact(k):
+                return cython.NULL
+        tab = cython.cast(cython.p_longlong, PyMem_Malloc(8 * _KTAB_W * (len(items) + 1)))
+        if tab == cython.NULL:
+            raise MemoryError()
+        for i in range(len(items)):
+            k = items[i][0]
+            e = tab + _KTAB_W * i
+            e[0] = PyObject_Hash(k)
+            e[1] = cython.cast(cython.longlong, cython.cast(cython.p_void, k))
+            e[2] = cython.cast(cython.longlong, PyUnicode_DATA(k))
+            e[3] = (PyUnicode_GET_LENGTH(k) * PyUnicode_KIND(k)) * 8 + PyUnicode_KIND(k)
+            e[4] = items[i][1]
+    return tab
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _kfind(tab: cython.p_longlong, n: cython.int, k: object) -> cython.int:
+    """The index that the key table ``tab`` (n entries, _ktab_new) gives the exact str ``k``, -1 if
+    none: the dict probe it replaces, as a scan of cached hashes (str hashes are cached in the
+    object), confirmed by identity or by size, kind and bytes."""
+    i: cython.int
+    e: cython.p_longlong
+    h: cython.longlong
+    kn: cython.longlong
+    if cython.compiled:
+        h = PyObject_Hash(k)
+        e = tab
+        for i in range(n):
+            if e[0] == h:
+                if e[1] == cython.cast(cython.longlong, cython.cast(cython.p_void, k)):
+                    return cython.cast(cython.int, e[4])
+                kn = (PyUnicode_GET_LENGTH(k) * PyUnicode_KIND(k)) * 8 + PyUnicode_KIND(k)
+                if e[3] == kn and memcmp(cython.cast(cython.p_void, e[2]), PyUnicode_DATA(k), kn >> 3) == 0:
+                    return cython.cast(cython.int, e[4])
+            e += _KTAB_W
+    return -1
+
+
 @cython.final
 @cython.cclass
 class _DT:
@@ -108,9 +169,13 @@ class _DT:
     index: dict
     ext: object  # T_DATETIME: the type's name; T_LIST: the item _DT
     jvals: tuple  # T_ENUM: each literal as JSON text (bytes)
+    # T_ENUM of str literals (compiled engine): the literals' key table (_ktab_new), NULL if none
+    vtab: cython.p_longlong
+    nv: cython.int
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
+        self.nv = 0
         self.nbits = 0
         self.lo = 0
         self.hi = 0
@@ -133,6 +198,10 @@ class _DT:
             self.values = raw[1]
             self.nbits = raw[2]
             self.index = {v: i for i, v in enumerate(raw[1])}
+            if cython.compiled and 0 < len(raw[1]) <= _KTAB_MAX and len(self.index) == len(raw[1]):
+                self.vtab = _ktab_new(list(self.index.items()))
+                if self.vtab != cython.NULL:
+                    self.nv = len(raw[1])
             self.jvals = tuple([(('"%s"' % v) if isinstance(v, str) else str(v)).encode("utf-8") for v in raw[1]])
         elif self.kind != T_BOOL:
             self.lo_obj = raw[1]
@@ -143,6 +212,12 @@ class _DT:
             self.lo = self.lo_obj
         if self.hi_c:
             self.hi = self.hi_obj
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            if self.vtab != cython.NULL:
+                PyMem_Free(self.vtab)
+                self.vtab = cython.NULL
 
 
 @cython.final
@@ -167,9 +242,13 @@ class _Prod:
     jkey: bytes
     jlist: cython.bint
     jdef: object
+    # K_SE of a simple-typed child with a grammar: the datatype of its content (the CH production
+    # that starts the child's grammar), set by _compile_states; else None
+    cdt: Optional[_DT]
 
     def __init__(self, raw: tuple, dts: dict, code: int, uris: tuple = ()) -> None:
         self.kind = raw[0]
+        self.cdt = None
         self.key = raw[1]
         self.code = code
         self.qn = None
@@ -219,9 +298,13 @@ class _State:
     # the jar's JSON encoder (compiled engine): per production, the length and first 7 bytes of its
     # key in one word (_key_word), so that a JSON key finds its production in one contiguous scan
     jfp: cython.p_ulonglong
+    # the keys of pmap as a key table (_ktab_new; compiled engine, small states), NULL if none
+    ktab: cython.p_longlong
+    nk: cython.int
 
     def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
+        self.nk = 0
         self.prods = tuple([_Prod(p, dts, i, uris) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
         if cython.compiled:
@@ -249,6 +332,10 @@ class _State:
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
         self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
+        if cython.compiled and 0 < len(self.keymap) <= _KTAB_MAX:
+            self.ktab = _ktab_new(list(self.keymap.items()))
+            if self.ktab != cython.NULL:
+                self.nk = len(self.keymap)
         kinds = {p[0] for p in raw[1]}
         self.mixed = K_CH in kinds and K_SE in kinds
         if self.mixed:
@@ -262,6 +349,9 @@ class _State:
             if self.jfp != cython.NULL:
                 PyMem_Free(self.jfp)
                 self.jfp = cython.NULL
+            if self.ktab != cython.NULL:
+                PyMem_Free(self.ktab)
+                self.ktab = cython.NULL
 
 
 def _key_word(p: _Prod) -> int:
@@ -299,6 +389,12 @@ def _compile_states(raw_states: tuple, type_starts: tuple = (), uris: tuple = ()
             _set_tag(tw, 2)
             st.content2 = len(slist)
             slist.append(tw)
+    # the content datatype of each simple-typed child, for the encoder's fast path
+    for tw in slist:
+        for q in tw.prods:
+            pq = cython.cast(_Prod, q)
+            if pq.kind == K_SE and pq.direct and 0 <= pq.arg < len(raw_states):
+                pq.cdt = cython.cast(_Prod, cython.cast(_State, slist[pq.arg]).prods[0]).dt
     _mark_later(slist)
     _mark_osens(slist, type_starts)
     states = tuple(slist)
@@ -1038,7 +1134,10 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
     elif kind == T_ENUM:
-        if isinstance(v, (str, int)):
+        if cython.compiled and dt.nv and PyUnicode_CheckExact(v):
+            # str literals, an exact str: the literal table (no dict probe)
+            ei = _kfind(dt.vtab, dt.nv, v)
+        elif isinstance(v, (str, int)):
             idx = dt.index.get(v)
             if idx is not None:
                 ei = idx
@@ -1749,7 +1848,7 @@ class _Fallback(Exception):
 
 
 _FALLBACK = _Fallback()
-_NO_PATH: list = []
+_NO_PATH = cython.declare(list, [])  # a C global: no module dict lookup per value
 
 
 def _any_key_in(keys: frozenset, d: dict) -> bool:
@@ -1760,13 +1859,28 @@ def _any_key_in(keys: frozenset, d: dict) -> bool:
 
 
 @cython.cfunc
+@cython.inline
+def _pget(st: _State, k: object) -> object:
+    """``st.pmap.get(k)``: by the state's key table where it has one and ``k`` is an exact str."""
+    i: cython.int
+    if cython.compiled:
+        if st.nk and PyUnicode_CheckExact(k):
+            i = _kfind(st.ktab, st.nk, k)
+            if i < 0:
+                return None
+            return st.prods[i]
+    return st.pmap.get(k)
+
+
+@cython.cfunc
 @cython.exceptval(-1)
 def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, depth: cython.int) -> cython.int:
-    """Encoder fast path: follows the dict's own key order through the grammar (one pmap lookup
+    """Encoder fast path: follows the dict's own key order through the grammar (one key lookup
     per child, no path bookkeeping). Any surprise (keys out of schema order, a bad value, a missing
     element) raises and Grammar.encode re-runs the checked encoder, which gives the precise error."""
     st: _State
     p: _Prod
+    cdt: _DT
     j: cython.Py_ssize_t
     n: cython.Py_ssize_t
     if direct:
@@ -1781,9 +1895,26 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     if not isinstance(value, dict) or depth > _MAX_DEPTH:
         raise _FALLBACK
     d: dict = value
-    for k, v in d.items():
+    if cython.compiled:
+        # the dict's own walk (PyDict_Next): no per-step size check, no tuple of the pair
+        pos: cython.Py_ssize_t = 0
+        kp = cython.declare(cython.pointer(PyObject))
+        vp = cython.declare(cython.pointer(PyObject))
+    else:
+        items = iter(d.items())
+    while True:
+        if cython.compiled:
+            if not PyDict_Next(d, cython.address(pos), cython.address(kp), cython.address(vp)):
+                break
+            k = cython.cast(object, kp)
+            v = cython.cast(object, vp)
+        else:
+            kv = next(items, None)
+            if kv is None:
+                break
+            k, v = kv
         st = cython.cast(_State, states[sid])
-        po = st.pmap.get(k)
+        po = _pget(st, k)
         if po is None:
             raise _FALLBACK
         p = cython.cast(_Prod, po)
@@ -1797,7 +1928,7 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             for j in range(n):
                 if j:
                     st = cython.cast(_State, states[sid])
-                    po = st.pmap.get(k)
+                    po = _pget(st, k)
                     if po is None:
                         raise _FALLBACK
                     p = cython.cast(_Prod, po)
@@ -1812,21 +1943,21 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                     _enc_value(w, p.dt, lst[j], _NO_PATH, None)
                 sid = p.nxt
         else:
-            if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
-                raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             if p.later is not None and _any_key_in(p.later, d):
                 raise _FALLBACK
-            if p.kind == K_SE and p.direct and p.arg >= 0:
+            if p.cdt is not None:
                 # a simple-typed child inline: its event code and CH (code 0 of 1 bit) in one
                 # write, the value, EE (code 0 of 1 bit); empty text takes the general path
-                cp = cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0])
-                if cp.dt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
+                cdt = p.cdt
+                if cdt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
                     raise _FALLBACK
                 w.bits(p.code << 1, st.width + 1)
-                _enc_value(w, cp.dt, v, _NO_PATH, None)
+                _enc_value(w, cdt, v, _NO_PATH, None)
                 w.bits(0, 1)
                 sid = p.nxt
                 continue
+            if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
+                raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
