@@ -172,6 +172,9 @@ class _DT:
     # T_ENUM of str literals (compiled engine): the literals' key table (_ktab_new), NULL if none
     vtab: cython.p_longlong
     nv: cython.int
+    # integers: every value of 18 digits or fewer (the JSON reader's C integers) is inside the
+    # bounds that do not fit C (lo_c / hi_c false), so the C bounds alone decide
+    llok: cython.bint
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
@@ -212,6 +215,8 @@ class _DT:
             self.lo = self.lo_obj
         if self.hi_c:
             self.hi = self.hi_obj
+        self.llok = not ((self.lo_obj is not None and not self.lo_c and self.lo_obj > 0)
+                         or (self.hi_obj is not None and not self.hi_c and self.hi_obj < 0))
 
     def __dealloc__(self) -> None:
         if cython.compiled:
@@ -1082,6 +1087,29 @@ def _enc_int(w: _Writer, dt: _DT, v: _PyInt, path: list, key: object) -> cython.
     else:
         w.bits(0, 1)
         w.unsigned(v)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
+def _enc_ll(w: _Writer, dt: _DT, iv: cython.longlong) -> cython.int:
+    """An integer of at most 18 digits (a C value, ``dt.llok``) as _enc_int writes it; 1 and nothing
+    written when it is outside the facets (the caller falls back to the path that says so)."""
+    kind: cython.int = dt.kind
+    if (dt.lo_c and iv < dt.lo) or (dt.hi_c and iv > dt.hi):
+        return 1
+    if kind == T_NBIT:
+        w.bits(iv - dt.lo, dt.nbits)
+    elif kind == T_UINT:
+        if iv < 0:
+            return 1
+        w.uint_small(iv)
+    elif iv < 0:
+        w.bits(1, 1)
+        w.uint_small(-(iv + 1))
+    else:
+        w.bits(0, 1)
+        w.uint_small(iv)
     return 0
 
 
@@ -3587,6 +3615,8 @@ class _JIn:
         i: cython.Py_ssize_t
         if n != self.sn + 3:
             return False
+        if cython.compiled:
+            return memcmp(self.buf + self.sa, PyBytes_AS_STRING(jkey) + 1, self.sn) == 0
         for i in range(self.sn):
             if self.at(self.sa + i) != jkey[i + 1]:
                 return False
@@ -3594,6 +3624,12 @@ class _JIn:
 
     @cython.cfunc
     def integer(self) -> object:
+        return self.llong()
+
+    @cython.cfunc
+    @cython.exceptval(-1, check=True)
+    def llong(self) -> cython.longlong:
+        """A JSON integer of at most 18 digits, read in place (anything else: _FALLBACK)."""
         c: cython.int = self.peek()
         neg: cython.bint = c == 45
         v: cython.longlong = 0
@@ -3623,7 +3659,11 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
     n: cython.Py_ssize_t
     a: cython.Py_ssize_t
     if kind <= T_INT:
-        _enc_int(w, dt, j.integer(), _NO_PATH, None)
+        if dt.llok:
+            if _enc_ll(w, dt, j.llong()):
+                raise _FALLBACK  # outside the facets: the general path names the field
+        else:
+            _enc_int(w, dt, j.integer(), _NO_PATH, None)
     elif kind == T_BOOL:
         c = j.peek()
         if c == 116:
@@ -3636,6 +3676,16 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
             raise _FALLBACK
     elif kind == T_ENUM:
         c = j.peek()
+        if cython.compiled and c == 34 and dt.nv:
+            # str literals: the span against each literal's JSON text, in place (no str made)
+            j.string_span()
+            n = j.sn + 2
+            for i in range(dt.nv):
+                jv = cython.cast(bytes, dt.jvals[i])
+                if len(jv) == n and memcmp(j.buf + j.sa, PyBytes_AS_STRING(jv) + 1, j.sn) == 0:
+                    w.bits(i, dt.nbits)
+                    return 0
+            raise _FALLBACK
         v = j.string() if c == 34 else j.integer()
         idx = dt.index.get(v)
         if idx is None or type(dt.values[idx]) is not type(v):
@@ -3841,7 +3891,7 @@ def _key_prod(st: _State, j: _JIn) -> object:
         fp: cython.p_ulonglong = st.jfp
         for i in range(st.n):
             if fp[i] == w:
-                p = st.prods[i]
+                p = cython.cast(_Prod, st.prods[i])
                 if sn <= 7 or j.span_is(p.jkey):
                     return p
         return None
@@ -3864,8 +3914,8 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
     if depth > _MAX_DEPTH:
         raise _FALLBACK
     if direct:
-        st = states[sid]
-        p = st.prods[0]
+        st = cython.cast(_State, states[sid])
+        p = cython.cast(_Prod, st.prods[0])
         if j.peek() == 34 and p.dt.kind >= T_STRING and j.at(j.pos + 1) == 34:
             # empty content: an undeclared EE
             j.pos += 2
@@ -3884,11 +3934,11 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
         while True:
             j.string_span()
             j.take(58)
-            st = states[sid]
+            st = cython.cast(_State, states[sid])
             po = _key_prod(st, j)
             if po is None:
                 raise _FALLBACK
-            p = po
+            p = cython.cast(_Prod, po)
             if p.kind == K_SE:
                 if p.arg < 0:
                     raise _FALLBACK
@@ -3899,11 +3949,11 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                         raise _FALLBACK
                     while True:
                         if n:
-                            st = states[sid]
-                            po = st.pmap.get(p.key)
+                            st = cython.cast(_State, states[sid])
+                            po = _pget(st, p.key)
                             if po is None:
                                 raise _FALLBACK
-                            p = po
+                            p = cython.cast(_Prod, po)
                         n += 1
                         if (not p.is_list and n > 1) or (p.cap and n > p.cap):
                             raise _FALLBACK
@@ -3936,7 +3986,7 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                 break
             if c != 44:
                 raise _FALLBACK
-    st = states[sid]
+    st = cython.cast(_State, states[sid])
     if st.ee < 0:
         raise _FALLBACK
     w.bits(st.ee, st.width)

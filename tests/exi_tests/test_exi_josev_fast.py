@@ -119,6 +119,11 @@ def test_compiled_decoder_on_field_streams(exi_engine: Any) -> None:
     '{"V2G_Message": {"Body": {}, "Header": {"SessionID": "0102"}}}',
     '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"SessionStopReq": {"ChargingSession": "Terminate"}}}} x',
     '{"V2G_Message": [1]}', '{"Nope": {}}', "[]", '{"V2G_Message": {"Header": {"SessionID": "0102", "SessionID": "03"}}}',
+    # an enumeration literal one letter off (same length), integers outside their facets
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"SessionStopReq": {"ChargingSession": "Terminatf"}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": 0}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": 256}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": -1}}}}',
 ])
 def test_compiled_path_falls_back(exi_engine: Any, text: str) -> None:
     """Escapes, bad values, keys out of order, trailing garbage ...: no answer from the compiled
