@@ -4366,12 +4366,23 @@ class JarCore:
         return self._decode_general(stream, namespace)  # type: ignore[attr-defined,no-any-return]
 
 
+#: the root element of the previous drop-in message (compiled engine): its roots dict, its key as
+#: bytes, its Grammar and production, so that the next message of that root finds them by one
+#: comparison of its key's text (no str made, no dict probe)
+_JR_ROOTS = cython.declare(object, None)
+_JR_KEY = cython.declare(bytes, b"")
+_JR_G = cython.declare(object, None)
+_JR_P = cython.declare(object, None)
+
+
 @cython.cfunc
 def _jar_encode(roots: dict, text: object) -> object:
+    global _JR_ROOTS, _JR_KEY, _JR_G, _JR_P
     g: Grammar
     p: _Prod
     st: _State
     w: Optional[_Writer]
+    hit: cython.bint = False
     if isinstance(text, str):
         s: str = text
         if cython.compiled:
@@ -4384,18 +4395,33 @@ def _jar_encode(roots: dict, text: object) -> object:
     j = _new_jin(text)
     try:
         j.take(123)
-        key = j.string()
+        if cython.compiled:
+            j.string_span()
+            if (roots is _JR_ROOTS and j.sn == len(_JR_KEY)
+                    and memcmp(j.buf + j.sa, PyBytes_AS_STRING(_JR_KEY), j.sn) == 0):
+                g = cython.cast(Grammar, _JR_G)
+                p = cython.cast(_Prod, _JR_P)
+                hit = True
+            else:
+                j.pos = j.sa - 1  # read the key again, as a str
+        if not hit:
+            key = j.string()
+            go = roots.get(key)
+            if go is None:
+                return None
+            g = go
+            po = g.roots.get(key)
+            if po is None:
+                return None
+            p = po
+            if p.arg < 0:
+                return None
+            if cython.compiled:
+                _JR_ROOTS = roots
+                _JR_KEY = cython.cast(str, key).encode("ascii")
+                _JR_G = g
+                _JR_P = p
         j.take(58)
-        go = roots.get(key)
-        if go is None:
-            return None
-        g = go
-        po = g.roots.get(key)
-        if po is None:
-            return None
-        p = po
-        if p.arg < 0:
-            return None
         w = g.spare
         if w is None:
             w = _Writer()
