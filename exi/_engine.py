@@ -34,11 +34,14 @@ except ImportError:  # pragma: no cover - pure-Python engine without Cython inst
 
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.dict import PyDict_Next
     from cython.cimports.cpython.long import PyLong_AsLongLongAndOverflow
-    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_DecodeASCII,
-                                                 PyUnicode_DecodeUTF8, PyUnicode_KIND)
+    from cython.cimports.cpython.object import PyObject, PyObject_Hash
+    from cython.cimports.cpython.unicode import (PyUnicode_1BYTE_DATA, PyUnicode_1BYTE_KIND, PyUnicode_CheckExact,
+                                                 PyUnicode_DATA, PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8,
+                                                 PyUnicode_GET_LENGTH, PyUnicode_KIND)
     from cython.cimports.cpython.mem import PyMem_Free, PyMem_Malloc, PyMem_Realloc
-    from cython.cimports.libc.string import memchr, memcpy
+    from cython.cimports.libc.string import memchr, memcmp, memcpy
 
 import base64
 from typing import TYPE_CHECKING, Optional
@@ -91,6 +94,64 @@ _LL_MAX = 2**62
 
 
 # --------------------------------------------------------------------------------------------- tables
+#: longest key table (_ktab_new) scanned instead of a dict probe: beyond it (substitution groups,
+#: large enumerations) the dict's hashing wins over a linear scan
+_KTAB_MAX = cython.declare(cython.int, 24)
+_KTAB_W = cython.declare(cython.int, 5)  # words per entry: hash, str object, its data, its size, index
+
+
+@cython.cfunc
+def _ktab_new(items: list) -> cython.p_longlong:
+    """A C table of str keys (compiled engine): per (key, index) of ``items``, five words: the
+    key's hash, the str object (borrowed: the caller keeps the key alive), its character data,
+    its size in bytes times 8 plus its PEP 393 kind, and the index. NULL if a key is not an exact
+    str (its table then stays a dict). _kfind scans it."""
+    tab: cython.p_longlong = cython.NULL
+    i: cython.Py_ssize_t
+    e: cython.p_longlong
+    if cython.compiled:
+        for k, _ in items:
+            if not PyUnicode_CheckExact(k):
+                return cython.NULL
+        tab = cython.cast(cython.p_longlong, PyMem_Malloc(8 * _KTAB_W * (len(items) + 1)))
+        if tab == cython.NULL:
+            raise MemoryError()
+        for i in range(len(items)):
+            k = items[i][0]
+            e = tab + _KTAB_W * i
+            e[0] = PyObject_Hash(k)
+            e[1] = cython.cast(cython.longlong, cython.cast(cython.p_void, k))
+            e[2] = cython.cast(cython.longlong, PyUnicode_DATA(k))
+            e[3] = (PyUnicode_GET_LENGTH(k) * PyUnicode_KIND(k)) * 8 + PyUnicode_KIND(k)
+            e[4] = items[i][1]
+    return tab
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _kfind(tab: cython.p_longlong, n: cython.int, k: object) -> cython.int:
+    """The index that the key table ``tab`` (n entries, _ktab_new) gives the exact str ``k``, -1 if
+    none: the dict probe it replaces, as a scan of cached hashes (str hashes are cached in the
+    object), confirmed by identity or by size, kind and bytes."""
+    i: cython.int
+    e: cython.p_longlong
+    h: cython.longlong
+    kn: cython.longlong
+    if cython.compiled:
+        h = PyObject_Hash(k)
+        e = tab
+        for i in range(n):
+            if e[0] == h:
+                if e[1] == cython.cast(cython.longlong, cython.cast(cython.p_void, k)):
+                    return cython.cast(cython.int, e[4])
+                kn = (PyUnicode_GET_LENGTH(k) * PyUnicode_KIND(k)) * 8 + PyUnicode_KIND(k)
+                if e[3] == kn and memcmp(cython.cast(cython.p_void, e[2]), PyUnicode_DATA(k), kn >> 3) == 0:
+                    return cython.cast(cython.int, e[4])
+            e += _KTAB_W
+    return -1
+
+
 @cython.final
 @cython.cclass
 class _DT:
@@ -108,9 +169,16 @@ class _DT:
     index: dict
     ext: object  # T_DATETIME: the type's name; T_LIST: the item _DT
     jvals: tuple  # T_ENUM: each literal as JSON text (bytes)
+    # T_ENUM of str literals (compiled engine): the literals' key table (_ktab_new), NULL if none
+    vtab: cython.p_longlong
+    nv: cython.int
+    # integers: every value of 18 digits or fewer (the JSON reader's C integers) is inside the
+    # bounds that do not fit C (lo_c / hi_c false), so the C bounds alone decide
+    llok: cython.bint
 
     def __init__(self, raw: tuple) -> None:
         self.kind = raw[0]
+        self.nv = 0
         self.nbits = 0
         self.lo = 0
         self.hi = 0
@@ -133,6 +201,10 @@ class _DT:
             self.values = raw[1]
             self.nbits = raw[2]
             self.index = {v: i for i, v in enumerate(raw[1])}
+            if cython.compiled and 0 < len(raw[1]) <= _KTAB_MAX and len(self.index) == len(raw[1]):
+                self.vtab = _ktab_new(list(self.index.items()))
+                if self.vtab != cython.NULL:
+                    self.nv = len(raw[1])
             self.jvals = tuple([(('"%s"' % v) if isinstance(v, str) else str(v)).encode("utf-8") for v in raw[1]])
         elif self.kind != T_BOOL:
             self.lo_obj = raw[1]
@@ -143,6 +215,14 @@ class _DT:
             self.lo = self.lo_obj
         if self.hi_c:
             self.hi = self.hi_obj
+        self.llok = not ((self.lo_obj is not None and not self.lo_c and self.lo_obj > 0)
+                         or (self.hi_obj is not None and not self.hi_c and self.hi_obj < 0))
+
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            if self.vtab != cython.NULL:
+                PyMem_Free(self.vtab)
+                self.vtab = cython.NULL
 
 
 @cython.final
@@ -167,9 +247,13 @@ class _Prod:
     jkey: bytes
     jlist: cython.bint
     jdef: object
+    # K_SE of a simple-typed child with a grammar: the datatype of its content (the CH production
+    # that starts the child's grammar), set by _compile_states; else None
+    cdt: Optional[_DT]
 
     def __init__(self, raw: tuple, dts: dict, code: int, uris: tuple = ()) -> None:
         self.kind = raw[0]
+        self.cdt = None
         self.key = raw[1]
         self.code = code
         self.qn = None
@@ -219,9 +303,13 @@ class _State:
     # the jar's JSON encoder (compiled engine): per production, the length and first 7 bytes of its
     # key in one word (_key_word), so that a JSON key finds its production in one contiguous scan
     jfp: cython.p_ulonglong
+    # the keys of pmap as a key table (_ktab_new; compiled engine, small states), NULL if none
+    ktab: cython.p_longlong
+    nk: cython.int
 
     def __init__(self, raw: tuple, dts: dict, uris: tuple = ()) -> None:
         self.width = raw[0]
+        self.nk = 0
         self.prods = tuple([_Prod(p, dts, i, uris) for i, p in enumerate(raw[1])])
         self.n = len(self.prods)
         if cython.compiled:
@@ -249,6 +337,10 @@ class _State:
             elif p[0] in (K_AT, K_SE, K_CH) and p[1] not in self.keymap:
                 self.keymap[p[1]] = i
         self.pmap = {k: self.prods[i] for k, i in self.keymap.items()}
+        if cython.compiled and 0 < len(self.keymap) <= _KTAB_MAX:
+            self.ktab = _ktab_new(list(self.keymap.items()))
+            if self.ktab != cython.NULL:
+                self.nk = len(self.keymap)
         kinds = {p[0] for p in raw[1]}
         self.mixed = K_CH in kinds and K_SE in kinds
         if self.mixed:
@@ -262,6 +354,9 @@ class _State:
             if self.jfp != cython.NULL:
                 PyMem_Free(self.jfp)
                 self.jfp = cython.NULL
+            if self.ktab != cython.NULL:
+                PyMem_Free(self.ktab)
+                self.ktab = cython.NULL
 
 
 def _key_word(p: _Prod) -> int:
@@ -299,6 +394,12 @@ def _compile_states(raw_states: tuple, type_starts: tuple = (), uris: tuple = ()
             _set_tag(tw, 2)
             st.content2 = len(slist)
             slist.append(tw)
+    # the content datatype of each simple-typed child, for the encoder's fast path
+    for tw in slist:
+        for q in tw.prods:
+            pq = cython.cast(_Prod, q)
+            if pq.kind == K_SE and pq.direct and 0 <= pq.arg < len(raw_states):
+                pq.cdt = cython.cast(_Prod, cython.cast(_State, slist[pq.arg]).prods[0]).dt
     _mark_later(slist)
     _mark_osens(slist, type_starts)
     states = tuple(slist)
@@ -991,6 +1092,29 @@ def _enc_int(w: _Writer, dt: _DT, v: _PyInt, path: list, key: object) -> cython.
 
 @cython.cfunc
 @cython.exceptval(-1)
+def _enc_ll(w: _Writer, dt: _DT, iv: cython.longlong) -> cython.int:
+    """An integer of at most 18 digits (a C value, ``dt.llok``) as _enc_int writes it; 1 and nothing
+    written when it is outside the facets (the caller falls back to the path that says so)."""
+    kind: cython.int = dt.kind
+    if (dt.lo_c and iv < dt.lo) or (dt.hi_c and iv > dt.hi):
+        return 1
+    if kind == T_NBIT:
+        w.bits(iv - dt.lo, dt.nbits)
+    elif kind == T_UINT:
+        if iv < 0:
+            return 1
+        w.uint_small(iv)
+    elif iv < 0:
+        w.bits(1, 1)
+        w.uint_small(-(iv + 1))
+    else:
+        w.bits(0, 1)
+        w.uint_small(iv)
+    return 0
+
+
+@cython.cfunc
+@cython.exceptval(-1)
 def _check_len(ln: cython.Py_ssize_t, dt: _DT, path: list, key: object, unit: str) -> cython.int:
     if (dt.lo_c and ln < dt.lo) or (dt.hi_c and ln > dt.hi):
         raise EncodeError(_path(path, key), "length", f"{ln} {unit}(s), allowed {dt.lo_obj}..{'unbounded' if dt.hi_obj is None else dt.hi_obj}")
@@ -1038,7 +1162,10 @@ def _enc_value(w: _Writer, dt: _DT, v: object, path: list, key: object) -> cytho
         else:
             raise _type_error(path, key, f"expected a bool, got {type(v).__name__}")
     elif kind == T_ENUM:
-        if isinstance(v, (str, int)):
+        if cython.compiled and dt.nv and PyUnicode_CheckExact(v):
+            # str literals, an exact str: the literal table (no dict probe)
+            ei = _kfind(dt.vtab, dt.nv, v)
+        elif isinstance(v, (str, int)):
             idx = dt.index.get(v)
             if idx is not None:
                 ei = idx
@@ -1749,7 +1876,7 @@ class _Fallback(Exception):
 
 
 _FALLBACK = _Fallback()
-_NO_PATH: list = []
+_NO_PATH = cython.declare(list, [])  # a C global: no module dict lookup per value
 
 
 def _any_key_in(keys: frozenset, d: dict) -> bool:
@@ -1760,13 +1887,28 @@ def _any_key_in(keys: frozenset, d: dict) -> bool:
 
 
 @cython.cfunc
+@cython.inline
+def _pget(st: _State, k: object) -> object:
+    """``st.pmap.get(k)``: by the state's key table where it has one and ``k`` is an exact str."""
+    i: cython.int
+    if cython.compiled:
+        if st.nk and PyUnicode_CheckExact(k):
+            i = _kfind(st.ktab, st.nk, k)
+            if i < 0:
+                return None
+            return st.prods[i]
+    return st.pmap.get(k)
+
+
+@cython.cfunc
 @cython.exceptval(-1)
 def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct: cython.bint, depth: cython.int) -> cython.int:
-    """Encoder fast path: follows the dict's own key order through the grammar (one pmap lookup
+    """Encoder fast path: follows the dict's own key order through the grammar (one key lookup
     per child, no path bookkeeping). Any surprise (keys out of schema order, a bad value, a missing
     element) raises and Grammar.encode re-runs the checked encoder, which gives the precise error."""
     st: _State
     p: _Prod
+    cdt: _DT
     j: cython.Py_ssize_t
     n: cython.Py_ssize_t
     if direct:
@@ -1781,9 +1923,26 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
     if not isinstance(value, dict) or depth > _MAX_DEPTH:
         raise _FALLBACK
     d: dict = value
-    for k, v in d.items():
+    if cython.compiled:
+        # the dict's own walk (PyDict_Next): no per-step size check, no tuple of the pair
+        pos: cython.Py_ssize_t = 0
+        kp = cython.declare(cython.pointer(PyObject))
+        vp = cython.declare(cython.pointer(PyObject))
+    else:
+        items = iter(d.items())
+    while True:
+        if cython.compiled:
+            if not PyDict_Next(d, cython.address(pos), cython.address(kp), cython.address(vp)):
+                break
+            k = cython.cast(object, kp)
+            v = cython.cast(object, vp)
+        else:
+            kv = next(items, None)
+            if kv is None:
+                break
+            k, v = kv
         st = cython.cast(_State, states[sid])
-        po = st.pmap.get(k)
+        po = _pget(st, k)
         if po is None:
             raise _FALLBACK
         p = cython.cast(_Prod, po)
@@ -1797,7 +1956,7 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
             for j in range(n):
                 if j:
                     st = cython.cast(_State, states[sid])
-                    po = st.pmap.get(k)
+                    po = _pget(st, k)
                     if po is None:
                         raise _FALLBACK
                     p = cython.cast(_Prod, po)
@@ -1812,21 +1971,21 @@ def _enc_fast(w: _Writer, states: tuple, sid: cython.int, value: object, direct:
                     _enc_value(w, p.dt, lst[j], _NO_PATH, None)
                 sid = p.nxt
         else:
-            if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
-                raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             if p.later is not None and _any_key_in(p.later, d):
                 raise _FALLBACK
-            if p.kind == K_SE and p.direct and p.arg >= 0:
+            if p.cdt is not None:
                 # a simple-typed child inline: its event code and CH (code 0 of 1 bit) in one
                 # write, the value, EE (code 0 of 1 bit); empty text takes the general path
-                cp = cython.cast(_Prod, cython.cast(_State, states[p.arg]).prods[0])
-                if cp.dt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
+                cdt = p.cdt
+                if cdt.kind >= T_STRING and isinstance(v, (str, bytes, list)) and len(v) == 0:
                     raise _FALLBACK
                 w.bits(p.code << 1, st.width + 1)
-                _enc_value(w, cp.dt, v, _NO_PATH, None)
+                _enc_value(w, cdt, v, _NO_PATH, None)
                 w.bits(0, 1)
                 sid = p.nxt
                 continue
+            if p.kind == K_CH and (isinstance(v, (str, bytes)) and len(v) == 0):
+                raise _FALLBACK  # empty simple content: the checked encoder writes the undeclared EE
             w.bits(p.code, st.width)
             if p.kind == K_SE:
                 if p.arg < 0:
@@ -3456,6 +3615,8 @@ class _JIn:
         i: cython.Py_ssize_t
         if n != self.sn + 3:
             return False
+        if cython.compiled:
+            return memcmp(self.buf + self.sa, PyBytes_AS_STRING(jkey) + 1, self.sn) == 0
         for i in range(self.sn):
             if self.at(self.sa + i) != jkey[i + 1]:
                 return False
@@ -3463,6 +3624,12 @@ class _JIn:
 
     @cython.cfunc
     def integer(self) -> object:
+        return self.llong()
+
+    @cython.cfunc
+    @cython.exceptval(-1, check=True)
+    def llong(self) -> cython.longlong:
+        """A JSON integer of at most 18 digits, read in place (anything else: _FALLBACK)."""
         c: cython.int = self.peek()
         neg: cython.bint = c == 45
         v: cython.longlong = 0
@@ -3492,7 +3659,11 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
     n: cython.Py_ssize_t
     a: cython.Py_ssize_t
     if kind <= T_INT:
-        _enc_int(w, dt, j.integer(), _NO_PATH, None)
+        if dt.llok:
+            if _enc_ll(w, dt, j.llong()):
+                raise _FALLBACK  # outside the facets: the general path names the field
+        else:
+            _enc_int(w, dt, j.integer(), _NO_PATH, None)
     elif kind == T_BOOL:
         c = j.peek()
         if c == 116:
@@ -3505,6 +3676,16 @@ def _jenc_value(w: _Writer, j: _JIn, dt: _DT) -> cython.int:
             raise _FALLBACK
     elif kind == T_ENUM:
         c = j.peek()
+        if cython.compiled and c == 34 and dt.nv:
+            # str literals: the span against each literal's JSON text, in place (no str made)
+            j.string_span()
+            n = j.sn + 2
+            for i in range(dt.nv):
+                jv = cython.cast(bytes, dt.jvals[i])
+                if len(jv) == n and memcmp(j.buf + j.sa, PyBytes_AS_STRING(jv) + 1, j.sn) == 0:
+                    w.bits(i, dt.nbits)
+                    return 0
+            raise _FALLBACK
         v = j.string() if c == 34 else j.integer()
         idx = dt.index.get(v)
         if idx is None or type(dt.values[idx]) is not type(v):
@@ -3710,7 +3891,7 @@ def _key_prod(st: _State, j: _JIn) -> object:
         fp: cython.p_ulonglong = st.jfp
         for i in range(st.n):
             if fp[i] == w:
-                p = st.prods[i]
+                p = cython.cast(_Prod, st.prods[i])
                 if sn <= 7 or j.span_is(p.jkey):
                     return p
         return None
@@ -3733,8 +3914,8 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
     if depth > _MAX_DEPTH:
         raise _FALLBACK
     if direct:
-        st = states[sid]
-        p = st.prods[0]
+        st = cython.cast(_State, states[sid])
+        p = cython.cast(_Prod, st.prods[0])
         if j.peek() == 34 and p.dt.kind >= T_STRING and j.at(j.pos + 1) == 34:
             # empty content: an undeclared EE
             j.pos += 2
@@ -3753,11 +3934,11 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
         while True:
             j.string_span()
             j.take(58)
-            st = states[sid]
+            st = cython.cast(_State, states[sid])
             po = _key_prod(st, j)
             if po is None:
                 raise _FALLBACK
-            p = po
+            p = cython.cast(_Prod, po)
             if p.kind == K_SE:
                 if p.arg < 0:
                     raise _FALLBACK
@@ -3768,11 +3949,11 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                         raise _FALLBACK
                     while True:
                         if n:
-                            st = states[sid]
-                            po = st.pmap.get(p.key)
+                            st = cython.cast(_State, states[sid])
+                            po = _pget(st, p.key)
                             if po is None:
                                 raise _FALLBACK
-                            p = po
+                            p = cython.cast(_Prod, po)
                         n += 1
                         if (not p.is_list and n > 1) or (p.cap and n > p.cap):
                             raise _FALLBACK
@@ -3805,7 +3986,7 @@ def _jenc_elem(w: _Writer, j: _JIn, states: tuple, sid: cython.int, direct: cyth
                 break
             if c != 44:
                 raise _FALLBACK
-    st = states[sid]
+    st = cython.cast(_State, states[sid])
     if st.ee < 0:
         raise _FALLBACK
     w.bits(st.ee, st.width)
@@ -4185,12 +4366,23 @@ class JarCore:
         return self._decode_general(stream, namespace)  # type: ignore[attr-defined,no-any-return]
 
 
+#: the root element of the previous drop-in message (compiled engine): its roots dict, its key as
+#: bytes, its Grammar and production, so that the next message of that root finds them by one
+#: comparison of its key's text (no str made, no dict probe)
+_JR_ROOTS = cython.declare(object, None)
+_JR_KEY = cython.declare(bytes, b"")
+_JR_G = cython.declare(object, None)
+_JR_P = cython.declare(object, None)
+
+
 @cython.cfunc
 def _jar_encode(roots: dict, text: object) -> object:
+    global _JR_ROOTS, _JR_KEY, _JR_G, _JR_P
     g: Grammar
     p: _Prod
     st: _State
     w: Optional[_Writer]
+    hit: cython.bint = False
     if isinstance(text, str):
         s: str = text
         if cython.compiled:
@@ -4203,18 +4395,33 @@ def _jar_encode(roots: dict, text: object) -> object:
     j = _new_jin(text)
     try:
         j.take(123)
-        key = j.string()
+        if cython.compiled:
+            j.string_span()
+            if (roots is _JR_ROOTS and j.sn == len(_JR_KEY)
+                    and memcmp(j.buf + j.sa, PyBytes_AS_STRING(_JR_KEY), j.sn) == 0):
+                g = cython.cast(Grammar, _JR_G)
+                p = cython.cast(_Prod, _JR_P)
+                hit = True
+            else:
+                j.pos = j.sa - 1  # read the key again, as a str
+        if not hit:
+            key = j.string()
+            go = roots.get(key)
+            if go is None:
+                return None
+            g = go
+            po = g.roots.get(key)
+            if po is None:
+                return None
+            p = po
+            if p.arg < 0:
+                return None
+            if cython.compiled:
+                _JR_ROOTS = roots
+                _JR_KEY = cython.cast(str, key).encode("ascii")
+                _JR_G = g
+                _JR_P = p
         j.take(58)
-        go = roots.get(key)
-        if go is None:
-            return None
-        g = go
-        po = g.roots.get(key)
-        if po is None:
-            return None
-        p = po
-        if p.arg < 0:
-            return None
         w = g.spare
         if w is None:
             w = _Writer()

@@ -161,3 +161,40 @@ def test_subclasses_of_the_plain_types_encode_like_them(make_codec: Callable[[st
         Body={"PowerDeliveryReq": {"ChargeProgress": Progress.START, "SAScheduleTupleID": Num.ONE}})}
     assert iso2.encode(typed2) == iso2.encode(plain2)
     assert iso2.decode(iso2.encode(typed2)) == plain2
+
+
+def _rekey(x: Any, key: Callable[[str], str], text: Callable[[str], str]) -> Any:
+    """The same message with every key (and every str value) replaced by ``key(k)`` (``text(s)``)."""
+    if isinstance(x, dict):
+        return {key(k): _rekey(v, key, text) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rekey(v, key, text) for v in x]
+    return text(x) if isinstance(x, str) else x
+
+
+class _Sub(str):
+    pass
+
+
+@pytest.mark.parametrize("how", ["fresh", "subclass"])
+def test_key_lookup_by_copies_and_subclasses(vectors_dir: Path, how: str) -> None:
+    """The compiled encoder finds a child's production and an enumeration's literal by a table of
+    the keys' hashes and bytes (not a dict probe): keys and literals that are equal but not the
+    grammar's own str objects (fresh copies, str subclasses) give the bytes of the vector on
+    both engines; a key or literal one letter off is still refused, naming the field."""
+    v = json.loads((vectors_dir / "iso15118_2_CurrentDemandRes.json").read_text(encoding="utf-8"))
+    fresh: Callable[[str], str] = (lambda s: "".join(list(s))) if how == "fresh" else _Sub
+    for e in _engines():
+        codec = Codec(ISO2, NAMESPACES[ISO2], engine=e)
+        msg = _rekey(from_json(codec, v["message"]), fresh, fresh)
+        assert codec.encode(msg) == bytes.fromhex(v["exi_hex"])
+        body = msg["V2G_Message"]["Body"]["CurrentDemandRes"]
+        bad = dict(body)
+        bad[fresh("EVSEPresentVoltagf")] = bad.pop("EVSEPresentVoltage")
+        with pytest.raises(exi.EncodeError) as info:
+            codec.encode({"V2G_Message": {"Header": msg["V2G_Message"]["Header"], "Body": {"CurrentDemandRes": bad}}})
+        assert "EVSEPresentVoltag" in str(info.value)
+        bad = dict(body, DC_EVSEStatus=dict(body["DC_EVSEStatus"], EVSEIsolationStatus=fresh("Valie")))
+        with pytest.raises(exi.EncodeError) as info:
+            codec.encode({"V2G_Message": {"Header": msg["V2G_Message"]["Header"], "Body": {"CurrentDemandRes": bad}}})
+        assert info.value.rule == "range" and info.value.path.endswith("DC_EVSEStatus.EVSEIsolationStatus")

@@ -119,6 +119,11 @@ def test_compiled_decoder_on_field_streams(exi_engine: Any) -> None:
     '{"V2G_Message": {"Body": {}, "Header": {"SessionID": "0102"}}}',
     '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"SessionStopReq": {"ChargingSession": "Terminate"}}}} x',
     '{"V2G_Message": [1]}', '{"Nope": {}}', "[]", '{"V2G_Message": {"Header": {"SessionID": "0102", "SessionID": "03"}}}',
+    # an enumeration literal one letter off (same length), integers outside their facets
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"SessionStopReq": {"ChargingSession": "Terminatf"}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": 0}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": 256}}}}',
+    '{"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"PowerDeliveryReq": {"ChargeProgress": "Start", "SAScheduleTupleID": -1}}}}',
 ])
 def test_compiled_path_falls_back(exi_engine: Any, text: str) -> None:
     """Escapes, bad values, keys out of order, trailing garbage ...: no answer from the compiled
@@ -165,3 +170,29 @@ def test_base64_the_compiled_path_refuses(exi_engine: Any, bad: str) -> None:
     if "\\u" not in bad:
         with pytest.raises(exi.EncodeError):
             JosevCodec().encode(text, "urn:iso:15118:2:2013:MsgDef")
+
+
+def test_root_element_of_the_previous_message(exi_engine: Any) -> None:
+    """The compiled path remembers the previous message's root element: messages alternating
+    between roots of one length (supportedAppProtocolReq / ...Res), between namespaces, with blanks
+    before the key or an escape in it, each give the general path's bytes (or no answer)."""
+    app = "urn:iso:15118:2:2010:AppProtocol"
+    iso2 = "urn:iso:15118:2:2013:MsgDef"
+    req = {"supportedAppProtocolReq": {"AppProtocol": [{"ProtocolNamespace": iso2, "VersionNumberMajor": 2,
+                                                        "VersionNumberMinor": 0, "SchemaID": 1, "Priority": 1}]}}
+    res = {"supportedAppProtocolRes": {"ResponseCode": "OK_SuccessfulNegotiation", "SchemaID": 1}}
+    stop = {"V2G_Message": {"Header": {"SessionID": "0102"}, "Body": {"SessionStopReq": {"ChargingSession": "Terminate"}}}}
+    paths = {ns: _paths(exi_engine, ns) for ns in (app, iso2)}
+    seq = [(app, req), (app, res), (app, res), (app, req), (iso2, stop), (app, res), (iso2, stop), (iso2, stop)]
+    for ns, msg in seq:
+        codec, roots, _dec = paths[ns]
+        ref = _general_encode(codec, msg)
+        for text in (json.dumps(msg), "{ \n" + json.dumps(msg)[1:]):
+            assert exi_engine.jar_encode(roots, text) == ref, (ns, text)
+    # a root key of the previous one's length that no schema set has, and one with an escape
+    _codec, roots, _dec = paths[app]
+    assert exi_engine.jar_encode(roots, json.dumps(res)) is not None
+    assert exi_engine.jar_encode(roots, json.dumps({"supportedAppProtocolRex": res["supportedAppProtocolRes"]})) is None
+    assert exi_engine.jar_encode(roots, json.dumps(res).replace("Res", "Re\\u0073", 1)) is None
+    # the roots of the other namespace do not answer for this root
+    assert exi_engine.jar_encode(paths[iso2][1], json.dumps(res)) is None
