@@ -165,20 +165,22 @@ class Budget:
 #: A 1.5x regression of the measured code multiplies the ratio by about 1.5 (by less where part of
 #: the ratio is raw crypto); every limit sits below 1.5x today's level and above its noise.
 BUDGETS: Tuple[Budget, ...] = (
-    # README target, each vector within 1.5x of msgpack; today's worst ~1.15x (best of three runs);
-    # single bounded runs of sub-microsecond vectors reach 1.3x-1.5x, hence 1.6x
+    # README target, each vector within 1.5x of msgpack (the EXI issue's: 1.0x); today's worst
+    # 0.82x-0.89x encode, 0.89x-0.93x decode (bounded runs); before the encoder's key tables single
+    # bounded runs of sub-microsecond vectors reached 1.3x-1.5x, hence 1.6x
     Budget("exi/encode-worst", 1.6, "bench_exi.py", _exi_worst("encode"), "worst vector: EXI encode / msgpack packb"),
     Budget("exi/decode-worst", 1.6, "bench_exi.py", _exi_worst("decode"), "worst vector: EXI decode / msgpack unpackb"),
-    # today ~0.79x (encode) and ~0.75x (decode) over the 23 vectors, bounded runs with rounds of at
-    # least 50 us each (bench_exi.py; before that, the timer in some rounds made them 0.80x-0.90x)
-    Budget("exi/encode-geomean", 1.15, "bench_exi.py", _exi_geomean("encode"),
+    # today 0.62x-0.64x (encode, since the encoder's per-state key tables; before 0.79x) and
+    # 0.75x-0.76x (decode) over the 23 vectors, bounded runs with rounds of at least 50 us each
+    # (bench_exi.py); a 1.5x slower encoder (decoder) is 0.94x (1.13x) and more
+    Budget("exi/encode-geomean", 0.9, "bench_exi.py", _exi_geomean("encode"),
            "geometric mean over the vectors: EXI encode / msgpack packb"),
-    Budget("exi/decode-geomean", 1.15, "bench_exi.py", _exi_geomean("decode"),
+    Budget("exi/decode-geomean", 1.1, "bench_exi.py", _exi_geomean("decode"),
            "geometric mean over the vectors: EXI decode / msgpack unpackb"),
     # README target 2x: the drop-in (JSON text) over the native codec (dicts), worst vector and
-    # direction; today 1.8x-2.0x (PaymentDetailsReq: its 2,084 base64 characters), single bounded runs
-    # up to 2.64x (a small -20 message); a 1.5x slower drop-in is 3x and more
-    Budget("exi/drop-in-worst", 3.0, "bench_exi.py", _dropin_worst,
+    # direction; today 1.90x-1.98x (PaymentDetailsReq encode: its 2,084 base64 characters), single
+    # loaded runs of earlier code up to 2.64x; a 1.5x slower drop-in is 2.85x and more
+    Budget("exi/drop-in-worst", 2.8, "bench_exi.py", _dropin_worst,
            "worst vector and direction: drop-in exi.josev JSON text / the native codec's dicts"),
     # README targets 1.25x cold, 1.2x warm; today 1.06x-1.18x / 1.05x-1.21x (ISO-2), 1.03x / ~1.01x
     # (ISO-20), single loaded runs up to 1.30x warm
@@ -186,21 +188,23 @@ BUDGETS: Tuple[Budget, ...] = (
     Budget("pki/warm-2", 1.4, "bench_pki.py", _pki("warm", 2), "ISO-2 contract chain, warm / 1 raw P-256 verification"),
     Budget("pki/cold-20", 1.4, "bench_pki.py", _pki("cold", 20), "ISO-20 contract chain, cold / 3 raw P-521 verifications"),
     Budget("pki/warm-20", 1.4, "bench_pki.py", _pki("warm", 20), "ISO-20 contract chain, warm / 1 raw P-521 verification"),
-    # today 2.9x-3.0x (reuse) and 2.7x-2.8x (install), bounded runs, load average 1.5 to 2 on 2
-    # cores: single noisy runs up to 3.4x / 3.7x: set from that measurement with headroom (a 1.5x slower session is 4.1x and more); the
-    # target (<= 1.5x, a session core at its crypto floor) is not met (README "Benchmarks")
-    Budget("session/crypto-floor reuse", 4.3, "bench_session.py", _session("reuse"),
+    # today 2.7x-2.8x (reuse) and 2.7x-3.1x (install), bounded runs on a quiet machine (before this
+    # stop's session core work 2.9x-3.0x, single noisy runs up to 3.4x / 3.7x): headroom for such
+    # runs, while a 1.5x slower session (4.0x and more) fails; the target (<= 1.5x, a session core
+    # at its crypto floor) is not met (README "Benchmarks")
+    Budget("session/crypto-floor reuse", 3.9, "bench_session.py", _session("reuse"),
            "ISO-2 PnC session, contract reused / its public-key floor"),
-    Budget("session/crypto-floor install", 4.1, "bench_session.py", _session("install"),
+    Budget("session/crypto-floor install", 3.9, "bench_session.py", _session("install"),
            "ISO-2 PnC session with contract installation / its public-key floor"),
-    # ISO 15118-20 (P-521 floor, ~455 us a verification): today 1.33x-1.48x (reuse), 1.31x-1.45x
-    # (install), 1.40x-1.49x (Ed448), bounded runs: within the README target of 1.5x; the budget
-    # leaves the shared machine's noise above it (single noisy runs up to 1.63x; a 1.5x slower session is 2.1x and more)
-    Budget("session/crypto-floor iso20-reuse", 2.0, "bench_session20.py", _session("iso20-reuse"),
+    # ISO 15118-20 (P-521 floor, ~455 us a verification): today 1.35x-1.47x (reuse), 1.31x-1.40x
+    # (install), 1.36x-1.47x (Ed448), bounded runs on a quiet machine: within the README target of
+    # 1.5x; the budget leaves a loaded machine's noise above it (runs beside another benchmark:
+    # up to 1.63x), while the whole session 1.5x slower (1.98x and more) fails
+    Budget("session/crypto-floor iso20-reuse", 1.9, "bench_session20.py", _session("iso20-reuse"),
            "ISO-20 PnC session, P-521 contract reused / its public-key floor"),
-    Budget("session/crypto-floor iso20-install", 2.0, "bench_session20.py", _session("iso20-install"),
+    Budget("session/crypto-floor iso20-install", 1.9, "bench_session20.py", _session("iso20-install"),
            "ISO-20 PnC session with contract installation / its public-key floor"),
-    Budget("session/crypto-floor iso20-reuse-ed448", 2.0, "bench_session20.py", _session("iso20-reuse-ed448"),
+    Budget("session/crypto-floor iso20-reuse-ed448", 1.9, "bench_session20.py", _session("iso20-reuse-ed448"),
            "ISO-20 PnC session, Ed448 contract reused / its public-key floor"),
 )
 
