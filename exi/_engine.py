@@ -1066,16 +1066,8 @@ def _enc_int(w: _Writer, dt: _DT, v: _PyInt, path: list, key: object) -> cython.
             raise _range_error(dt, v, path, key)
         if (dt.lo_obj is not None and not dt.lo_c and v < dt.lo_obj) or (dt.hi_obj is not None and not dt.hi_c and v > dt.hi_obj):
             raise _range_error(dt, v, path, key)
-        if kind == T_NBIT:
-            w.bits(iv - dt.lo, dt.nbits)
-        elif kind == T_UINT:
-            w.uint_small(iv)
-        elif iv < 0:
-            w.bits(1, 1)
-            w.uint_small(-(iv + 1))
-        else:
-            w.bits(0, 1)
-            w.uint_small(iv)
+        if _enc_ll(w, dt, iv):  # nothing written: a negative value for an unsigned type
+            raise _range_error(dt, v, path, key)
         return 0
     if (dt.lo_obj is not None and v < dt.lo_obj) or (dt.hi_obj is not None and v > dt.hi_obj):
         raise _range_error(dt, v, path, key)
@@ -1091,6 +1083,7 @@ def _enc_int(w: _Writer, dt: _DT, v: _PyInt, path: list, key: object) -> cython.
 
 
 @cython.cfunc
+@cython.inline
 @cython.exceptval(-1)
 def _enc_ll(w: _Writer, dt: _DT, iv: cython.longlong) -> cython.int:
     """An integer of at most 18 digits (a C value, ``dt.llok``) as _enc_int writes it; 1 and nothing
