@@ -3300,16 +3300,24 @@ def _hex_out(o: _Writer, b: bytes) -> cython.int:
 def _b64_out(o: _Writer, b: bytes) -> cython.int:
     """Standard base64 of ``b``, padded."""
     n: cython.Py_ssize_t = len(b)
-    i: cython.Py_ssize_t = 0
-    k: cython.Py_ssize_t = 0
-    x: cython.uint
     if not cython.compiled:
         o.pbuf += base64.b64encode(b)
         return 0
     o._reserve(4 * (n // 3 + 1))
-    src: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(b))
+    o.size += _b64_chars(cython.cast(cython.p_uchar, PyBytes_AS_STRING(b)), n, o.cbuf + o.size)
+    return 0
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _b64_chars(src: cython.p_uchar, n: cython.Py_ssize_t, dst: cython.p_uchar) -> cython.Py_ssize_t:
+    """Standard base64 (padded) of the ``n`` bytes at ``src`` written to ``dst``; returns the number of
+    characters (4 per started triple). Compiled engine only."""
     tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
-    dst: cython.p_uchar = o.cbuf + o.size
+    i: cython.Py_ssize_t = 0
+    k: cython.Py_ssize_t = 0
+    x: cython.uint
     while i + 3 <= n:
         x = (cython.cast(cython.uint, src[i]) << 16) | (cython.cast(cython.uint, src[i + 1]) << 8) | src[i + 2]
         dst[k] = tb[x >> 18]
@@ -3332,8 +3340,7 @@ def _b64_out(o: _Writer, b: bytes) -> cython.int:
         dst[k + 2] = tb[(x >> 6) & 63]
         dst[k + 3] = 61
         k += 4
-    o.size += k
-    return 0
+    return k
 
 
 _B64_PAIRS: bytes = bytes([c for i in range(4096) for c in (_B64[i >> 6], _B64[i & 63])])
@@ -3348,7 +3355,6 @@ def _b64_from_reader(r: _Reader, o: _Writer, n: cython.Py_ssize_t) -> cython.int
     i: cython.Py_ssize_t = 0
     k: cython.Py_ssize_t = 0
     t: cython.Py_ssize_t
-    x: cython.uint
     wd: cython.ulonglong
     tmp: cython.uchar[8]
     if n > (r.end - r.pos) // 8:
@@ -3359,7 +3365,6 @@ def _b64_from_reader(r: _Reader, o: _Writer, n: cython.Py_ssize_t) -> cython.int
     o._reserve(4 * (n // 3 + 1) + 8)
     dst: cython.p_uchar = o.cbuf + o.size
     pairs: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64_PAIRS))
-    tb: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(_B64))
     while i + 6 <= n and i + 8 <= avail:
         wd = _load_be64(src + i) << sh  # (64 - sh >= 57 valid bits: the 48 needed)
         memcpy(dst + k, pairs + 2 * ((wd >> 52) & 4095), 2)
@@ -3374,29 +3379,7 @@ def _b64_from_reader(r: _Reader, o: _Writer, n: cython.Py_ssize_t) -> cython.int
             tmp[t] = src[i + t]
         else:
             tmp[t] = ((src[i + t] << sh) | (src[i + t + 1] >> (8 - sh))) & 0xFF
-    t = 0
-    while t + 3 <= m:
-        x = (cython.cast(cython.uint, tmp[t]) << 16) | (cython.cast(cython.uint, tmp[t + 1]) << 8) | tmp[t + 2]
-        dst[k] = tb[x >> 18]
-        dst[k + 1] = tb[(x >> 12) & 63]
-        dst[k + 2] = tb[(x >> 6) & 63]
-        dst[k + 3] = tb[x & 63]
-        k += 4
-        t += 3
-    if m - t == 1:
-        x = cython.cast(cython.uint, tmp[t]) << 16
-        dst[k] = tb[x >> 18]
-        dst[k + 1] = tb[(x >> 12) & 63]
-        dst[k + 2] = 61
-        dst[k + 3] = 61
-        k += 4
-    elif m - t == 2:
-        x = (cython.cast(cython.uint, tmp[t]) << 16) | (cython.cast(cython.uint, tmp[t + 1]) << 8)
-        dst[k] = tb[x >> 18]
-        dst[k + 1] = tb[(x >> 12) & 63]
-        dst[k + 2] = tb[(x >> 6) & 63]
-        dst[k + 3] = 61
-        k += 4
+    k += _b64_chars(cython.address(tmp[0]), m, dst + k)
     o.size += k
     r.pos += 8 * n
     return 0
