@@ -651,10 +651,15 @@ async def run_demo_async(opts: DemoOptions, out: Callable[[str], None] = print) 
     return summary
 
 
-async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> tuple[Any, Any]:
-    """The charger's OCPP backend, and the test CSMS when ``opts.csms`` is ``""`` (loopback websocket)."""
+async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View, *, pki20: Any = None) -> tuple[Any, Any]:
+    """The charger's OCPP backend (2.0.1; the 2.1 client, -20 contracts too, with ``pki20``), and the
+    test CSMS when ``opts.csms`` is ``""`` (loopback websocket)."""
     try:
         from ..backends.ocpp import OCPPBackend
+
+        backend_class: Any = OCPPBackend
+        if pki20 is not None:
+            from ..backends.ocpp21 import OCPP21Backend as backend_class
     except ImportError as exc:
         raise DemoError(str(exc)) from None
     from pki.store import TrustStore
@@ -664,9 +669,8 @@ async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> t
     if not url:
         from ..backends.csms import TestCSMS
 
-        csms = TestCSMS(pki, DataDir(data).csms, log=lambda line: view.line("csms", line),
-                        id_tokens=(DEMO_ID_TOKEN,),
-                        codecs=opts.codecs)
+        csms = TestCSMS(pki, DataDir(data).csms, pki20=pki20, log=lambda line: view.line("csms", line),
+                        id_tokens=(DEMO_ID_TOKEN,), codecs=opts.codecs)
         if opts.fail_installation:
             csms.failures["Get15118EVCertificate"] = "InternalError"
         await csms.start("127.0.0.1", 0)
@@ -675,9 +679,12 @@ async def _start_ocpp(opts: DemoOptions, pki: Any, data: Path, view: _View) -> t
     elif url.rstrip("/").count("/") < 3:  # ws://host:port without the station identity
         url = url.rstrip("/") + "/" + DEMO_STATION_ID
     # the RFID card is on the charger's local authorisation list: EIM works with the CSMS down
-    backend = OCPPBackend(url, trust_store=TrustStore(pki.store_roots()), local_auth_list={DEMO_ID_TOKEN: "Accepted"})
+    store, local = TrustStore(pki.store_roots()), {DEMO_ID_TOKEN: "Accepted"}
+    extra = {} if pki20 is None else {"trust_store20": TrustStore(pki20.store_roots())}
+    backend = backend_class(url, trust_store=store, local_auth_list=local, **extra)
     if await backend.start(wait=5.0):
-        view.line("charger", f"connected to the CSMS at {url} over OCPP 2.0.1 (BootNotification accepted)")
+        version = {"ocpp2.1": "OCPP 2.1", "ocpp2.0.1": "OCPP 2.0.1"}.get(backend.ocpp_version or "", "OCPP")
+        view.line("charger", f"connected to the CSMS at {url} over {version} (BootNotification accepted)")
     else:
         view.line("charger", f"CSMS at {url} not reachable: Plug & Charge falls back to card/app")
     return backend, csms

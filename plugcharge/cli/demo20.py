@@ -41,8 +41,8 @@ from ..pnc.security import ChargerSecurity, EVSecurity
 from ..pnc.wallet import ContractWallet
 from ..sessions import ChargerSession, EVSession
 from .demo import (
-    DEMO_EMAID, DEMO_ID_TOKEN, DEMO_STATION_ID, PROTOCOL_RUNNERS, DemoError, DemoOptions, DemoSummary, _codec_check,
-    _make_data_dir, _OperatorBackend, _print_summary, _summarize, _TracingStream, _View, ensure_pki,
+    DEMO_EMAID, DEMO_ID_TOKEN, PROTOCOL_RUNNERS, DemoOptions, DemoSummary, _codec_check,
+    _make_data_dir, _start_ocpp, _OperatorBackend, _print_summary, _summarize, _TracingStream, _View, ensure_pki,
 )
 
 __all__ = ["run_iso20_demo"]
@@ -134,7 +134,7 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
         if opts.fail_installation:
             backend.fail_installations = "demo: --fail-installation (the certificate provisioning service fails)"
     else:
-        backend, csms = await _start_ocpp21(opts, pki2, pki20, data, view)
+        backend, csms = await _start_ocpp(opts, pki2, data, view, pki20=pki20)
     if opts.fail_installation and wallet.usable_contract(now, iso=20) is not None and not opts.eim:
         view.line("operator", "note: the wallet already holds a usable ISO 15118-20 contract, so no installation "
                               "is attempted (run 'plugcharge wallet wipe' first to see the fallback)")
@@ -236,41 +236,6 @@ async def run_iso20_demo(opts: DemoOptions, out: Callable[[str], None] = print) 
     summary.fallback = summary.fallback or _fell_back(summary.ev_events)
     _print_summary(summary, wallet, view)
     return summary
-
-
-async def _start_ocpp21(opts: DemoOptions, pki2: Any, pki20: Any, data: Path, view: _View) -> tuple[Any, Any]:
-    """The charger's OCPP 2.1 backend, and the test CSMS (-2 and -20 PKI) when ``opts.csms`` is ``""``."""
-    try:
-        from ..backends.ocpp21 import OCPP21Backend
-    except ImportError as exc:
-        raise DemoError(str(exc)) from None
-    from pki.store import TrustStore
-
-    from .datadir import DataDir
-
-    csms = None
-    url = opts.csms or ""
-    if not url:
-        from ..backends.csms import TestCSMS
-
-        csms = TestCSMS(pki2, DataDir(data).csms, pki20=pki20, log=lambda line: view.line("csms", line),
-                        id_tokens=(DEMO_ID_TOKEN,), codecs=opts.codecs)
-        if opts.fail_installation:
-            csms.failures["Get15118EVCertificate"] = "InternalError"
-        await csms.start("127.0.0.1", 0)
-        url = csms.url(DEMO_STATION_ID)
-        view.line("operator", f"test CSMS listening on {csms.url()} (eMSP state in {data / 'csms'})")
-    elif url.rstrip("/").count("/") < 3:  # ws://host:port without the station identity
-        url = url.rstrip("/") + "/" + DEMO_STATION_ID
-    # the RFID card is on the charger's local authorisation list: EIM works with the CSMS down
-    backend = OCPP21Backend(url, trust_store=TrustStore(pki2.store_roots()),
-                            trust_store20=TrustStore(pki20.store_roots()), local_auth_list={DEMO_ID_TOKEN: "Accepted"})
-    if await backend.start(wait=5.0):
-        version = {"ocpp2.1": "OCPP 2.1", "ocpp2.0.1": "OCPP 2.0.1"}.get(backend.ocpp_version or "", "OCPP")
-        view.line("charger", f"connected to the CSMS at {url} over {version} (BootNotification accepted)")
-    else:
-        view.line("charger", f"CSMS at {url} not reachable: Plug & Charge falls back to card/app")
-    return backend, csms
 
 
 def _fell_back(events: list) -> bool:
