@@ -5,8 +5,10 @@ the CSMS against a station made of the ``ocpp`` package's own v21 classes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 
@@ -45,6 +47,30 @@ async def _backend(csms, **kw) -> OCPP21Backend:
                       trust_store20=TrustStore(pki20().store_roots()), **kw)
     assert await b.start(wait=5.0)
     return b
+
+
+@contextlib.asynccontextmanager
+async def _station(csms, **kw) -> AsyncIterator[OCPP21Backend]:
+    """The test CSMS listening on loopback and a station connected to it (:func:`_backend`); both
+    closed afterwards."""
+    await csms.start("127.0.0.1", 0)
+    try:
+        backend = await _backend(csms, **kw)
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+    finally:
+        await csms.aclose()
+
+
+async def _station_answered(csms, action: str) -> None:
+    """Wait (at most 10 s) until the CSMS has recorded the station's answer to ``action``: the
+    station answers a CSMS-initiated call after the call that triggered it returned."""
+    for _ in range(200):
+        if any(c.action == action for c in csms.calls):
+            return
+        await asyncio.sleep(0.05)
 
 
 def _contract20(csms, emaid: str = "DEPLGC0000020X1"):
@@ -101,9 +127,7 @@ def test_get_certificate_chain_status_good_then_revoked(tmp_path: Path) -> None:
 
     async def main() -> None:
         csms = _csms20(tmp_path, lines)
-        await csms.start("127.0.0.1", 0)
-        backend = await _backend(csms)
-        try:
+        async with _station(csms) as backend:
             contract = _contract20(csms)
             reqs = _requests(contract)
             assert [s.status for s in await backend.get_certificate_chain_status(reqs)] == ["Good", "Good", "Good"]
@@ -124,9 +148,6 @@ def test_get_certificate_chain_status_good_then_revoked(tmp_path: Path) -> None:
             assert plain.certificate_status == "CertificateRevoked"
             with pytest.raises(ValueError):
                 await backend.get_certificate_chain_status([])
-        finally:
-            await backend.aclose()
-            await csms.aclose()
 
     go(main())
     assert any("GetCertificateChainStatus" in ln and "Revoked, Good, Good" in ln for ln in lines)
@@ -138,18 +159,13 @@ def test_get_15118_ev_certificate_carries_the_20_fields(tmp_path: Path) -> None:
 
     async def main() -> None:
         csms = _csms20(tmp_path, lines)
-        await csms.start("127.0.0.1", 0)
-        backend = await _backend(csms)
-        try:
+        async with _station(csms) as backend:
             req = Get15118EVCertificateRequest.from_exi(b"\x80\x00", "Install", "urn:iso:std:iso:15118:-20:CommonMessages",
                                                         maximum_contract_certificate_chains=2,
                                                         prioritized_emaids=["DEPLGC0000020X1", "DEPLGC0000020X2"])
             res = await backend.get_15118_ev_certificate(req)
             # not a decodable CertificateInstallationReq: refused, but in time and typed
             assert res.status in ("Accepted", "Failed")
-        finally:
-            await backend.aclose()
-            await csms.aclose()
 
     go(main())
     [call] = [c for c in csms_calls(lines) if "Get15118EVCertificate" in c]
@@ -167,9 +183,7 @@ def test_sign_certificate_v2g20_renews_the_20_secc_certificate(tmp_path: Path) -
 
     async def main() -> None:
         csms = _csms20(tmp_path, lines)
-        await csms.start("127.0.0.1", 0)
-        backend = await _backend(csms, on_secc_certificate=stored.append)
-        try:
+        async with _station(csms, on_secc_certificate=stored.append) as backend:
             renewed = await backend.renew_secc_certificate(iso=20)
             p = pki20()
             verify_chain(renewed.leaf, list(renewed.chain[1:]), store=TrustStore(p.store_roots()),
@@ -178,14 +192,8 @@ def test_sign_certificate_v2g20_renews_the_20_secc_certificate(tmp_path: Path) -
             assert renewed.private_key.curve.name == "secp521r1"
             assert renewed.chain[1:] == (p.cert("cpo-sub2"), p.cert("cpo-sub1")) and stored == [renewed]
             assert backend._certificate_type == "V2GCertificate"  # the -2 renewal is unchanged afterwards
-            for _ in range(200):
-                if any(c.action == "CertificateSigned" for c in csms.calls):
-                    break
-                await asyncio.sleep(0.05)
+            await _station_answered(csms, "CertificateSigned")
             assert [c.result for c in csms.calls if c.action == "CertificateSigned"] == ["Accepted"]
-        finally:
-            await backend.aclose()
-            await csms.aclose()
 
     go(main())
     assert any("SignCertificate" in ln and "V2G20Certificate" in ln and "Accepted" in ln for ln in lines)
@@ -201,18 +209,10 @@ def test_a_20_chain_signed_under_the_2_pki_is_rejected(tmp_path: Path) -> None:
     async def main() -> None:
         csms = _csms20(tmp_path, lines)
         csms.pki20 = session_pki()  # the CSMS signs "V2G20Certificate" with the -2 CPO Sub-CA: wrong profile
-        await csms.start("127.0.0.1", 0)
-        backend = await _backend(csms)
-        try:
+        async with _station(csms) as backend:
             with pytest.raises(CertificateRejected):
                 await backend.renew_secc_certificate(iso=20, private_key=ec.generate_private_key(ec.SECP521R1()))
-            for _ in range(200):  # the CSMS records the station's answer to CertificateSigned when it arrives
-                if any(c.action == "CertificateSigned" for c in csms.calls):
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await backend.aclose()
-            await csms.aclose()
+            await _station_answered(csms, "CertificateSigned")
 
     go(main())
     assert any("CertificateSigned" in ln and "Rejected" in ln for ln in lines)
