@@ -3728,13 +3728,31 @@ def _unhex(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
 
 
 @cython.cfunc
+@cython.inline
+@cython.exceptval(-1)
+def _b64_last_quad(src: cython.p_uchar, pad: cython.Py_ssize_t, inv: cython.p_uchar) -> cython.longlong:
+    """The 24 bits of the last base64 quad at ``src``, '=' only as its ``pad`` padding characters;
+    _FALLBACK for any other character (compiled engine only)."""
+    x: cython.longlong = 0
+    q: cython.int
+    v: cython.uint
+    for q in range(4):
+        if src[q] == 61 and q >= 4 - pad:
+            v = 0
+        else:
+            v = inv[src[q]]
+            if v > 63:
+                raise _FALLBACK
+        x = (x << 6) | v
+    return x
+
+
+@cython.cfunc
 def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
     """Strict base64 (as base64.b64decode(validate=True)): whole quads, '=' only as padding."""
     i: cython.Py_ssize_t
     k: cython.Py_ssize_t = 0
-    q: cython.int
     x: cython.uint
-    v: cython.uint
     pad: cython.Py_ssize_t = 0
     if n & 3:
         raise _FALLBACK
@@ -3759,15 +3777,7 @@ def _unb64(j: _JIn, a: cython.Py_ssize_t, n: cython.Py_ssize_t) -> bytes:
         k += 3
         i += 4
     if n:
-        x = 0
-        for q in range(4):
-            if src[i + q] == 61 and q >= 4 - pad:
-                v = 0
-            else:
-                v = inv[src[i + q]]
-                if v > 63:
-                    raise _FALLBACK
-            x = (x << 6) | v
+        x = _b64_last_quad(src + i, pad, inv)
         dst[k] = (x >> 16) & 255
         k += 1
         if k < m:
@@ -3788,9 +3798,7 @@ def _b64_into(w: _Writer, src: cython.p_uchar, n: cython.Py_ssize_t, dt: _DT) ->
     into one test after the loop (a bad character: the general path); then one shifted copy."""
     i: cython.Py_ssize_t = 0
     k: cython.Py_ssize_t = 0
-    q: cython.int
     x: cython.uint
-    v: cython.uint
     bad: cython.uint = 0
     pad: cython.Py_ssize_t = 0
     if n & 3:
@@ -3815,15 +3823,7 @@ def _b64_into(w: _Writer, src: cython.p_uchar, n: cython.Py_ssize_t, dt: _DT) ->
         i += 4
     if bad & _B64_BAD:
         raise _FALLBACK
-    x = 0
-    for q in range(4):  # the last quad, '=' only as its padding
-        if src[i + q] == 61 and q >= 4 - pad:
-            v = 0
-        else:
-            v = inv[src[i + q]]
-            if v > 63:
-                raise _FALLBACK
-        x = (x << 6) | v
+    x = _b64_last_quad(src + i, pad, inv)
     tmp[k] = (x >> 16) & 255
     tmp[k + 1] = (x >> 8) & 255
     tmp[k + 2] = x & 255
