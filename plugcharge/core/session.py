@@ -143,10 +143,13 @@ class SessionCore:
 
     def decode(self, payload: bytes, ns: str) -> dict:
         """Decode an EXI document of namespace ``ns``."""
+        return self._codec(ns).decode(payload)  # type: ignore[no-any-return]
+
+    def _codec(self, ns: str) -> Any:
         codec = self._codec_of.get(ns)
         if codec is None:
             codec = self._codec_of[ns] = self._codecs(ns)
-        return codec.decode(payload)  # type: ignore[no-any-return]
+        return codec
 
     def queue(self, message: dict, name: str, ns: Optional[str] = None,
               payload_type: Optional[int] = None) -> None:
@@ -159,10 +162,8 @@ class SessionCore:
                 payload_type = routed_type if payload_type is None else payload_type
             else:
                 ns = spec.namespace if spec is not None else NS_APP
-        codec = self._codec_of.get(ns)
-        if codec is None:
-            codec = self._codec_of[ns] = self._codecs(ns)
-        append_frame(self._out, PayloadType.EXI if payload_type is None else payload_type, codec.encode(message))
+        append_frame(self._out, PayloadType.EXI if payload_type is None else payload_type,
+                     self._codec(ns).encode(message))
         self.trace.append(("out", name))
 
     def end(self, reason: str, *, response_code: Optional[str] = None, detail: str = "",

@@ -107,10 +107,7 @@ class ChargerHandler(_ChargerHandlerBase):
         return int(self.security.wall_clock().timestamp())
 
     def _respond(self, name: str, body: dict[str, Any], now: float) -> None:
-        sid = bytes(self.session_id)
-        header = {"SessionID": sid, "TimeStamp": self._timestamp()}
-        msg = {name: {"Header": header, **body}} if "Header" not in body else M.wrap(sid, name, body)
-        self.session.respond(msg, name, now)
+        self.session.respond(M.message(self.session_id, name, body, self._timestamp()), name, now)
 
     def failure_body(self, response: str, code: str, request: Optional[Mapping[str, Any]]) -> dict[str, Any]:
         """A minimal schema-valid body of ``response`` carrying ``code`` (with a header time stamp)."""

@@ -110,9 +110,7 @@ class EVHandler(_EVHandlerBase):
         self.state = new
 
     def _send(self, name: str, body: dict[str, Any], new: Any, now: float, *, sign: Optional[Signer] = None) -> None:
-        sid = bytes(self.session_id)
-        header = {"SessionID": sid, "TimeStamp": self._timestamp()}
-        msg = {name: {"Header": header, **body}} if "Header" not in body else M.wrap(sid, name, body)
+        msg = M.message(self.session_id, name, body, self._timestamp())
         if sign is not None:
             sign(msg)
         self._queue(msg, name)

@@ -17,7 +17,7 @@ from ..core.codec import NS_ISO20_CM
 from ..core.v2gtp import PayloadType
 
 __all__ = [
-    "NS_AC", "NS_DC", "NAMESPACE_OF_SERVICE", "route", "wrap", "unwrap", "session_id_of", "rational",
+    "NS_AC", "NS_DC", "NAMESPACE_OF_SERVICE", "route", "wrap", "message", "unwrap", "session_id_of", "rational",
     "from_rational", "SERVICE_IDS", "SERVICE_NAMES", "PARAM_SET_SCHEDULED", "PARAM_SET_DYNAMIC",
     "service_parameter_list", "control_mode_of", "scheduled_se_res", "meter_info", "evse_status",
     "failure_body", "evcc_id_text",
@@ -48,24 +48,23 @@ def wrap(session_id: bytes, name: str, body: Mapping[str, Any]) -> dict[str, Any
     return {name: {"Header": header, **content}}
 
 
+def message(session_id: bytes, name: str, body: Mapping[str, Any], timestamp: int) -> dict[str, Any]:
+    """``{name: {Header, ...body}}`` with ``session_id`` and ``timestamp`` in the header; a body that
+    brings its own ``"Header"`` goes through :func:`wrap` (which keeps it)."""
+    sid = bytes(session_id)
+    if "Header" in body:
+        return wrap(sid, name, body)
+    return {name: {"Header": {"SessionID": sid, "TimeStamp": timestamp}, **body}}
+
+
 def unwrap(message: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(body name, body, header)`` of a decoded -20 message; ValueError if the shape is wrong."""
-    if type(message) is dict and len(message) == 1:  # the decoder's plain dicts: the common case, by type
-        for name, content in message.items():
-            if type(content) is dict and type(content.get("Header")) is dict:
-                body = content.copy()
-                return name, body, dict(body.pop("Header"))
-    try:
-        if not isinstance(message, dict) or len(message) != 1:
-            raise ValueError
+    if isinstance(message, dict) and len(message) == 1:
         (name, content), = message.items()
-        if not isinstance(content, dict) or not isinstance(content.get("Header"), dict):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ValueError("not an ISO 15118-20 message with a Header") from None
-    body = dict(content)
-    header = body.pop("Header")
-    return name, body, dict(header)
+        if isinstance(content, dict) and isinstance(content.get("Header"), dict):
+            body = dict(content)
+            return name, body, dict(body.pop("Header"))
+    raise ValueError("not an ISO 15118-20 message with a Header")
 
 
 def session_id_of(header: Mapping[str, Any]) -> Optional[bytes]:
