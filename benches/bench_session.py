@@ -356,6 +356,35 @@ def test_messages_msgpack_roundtrip(benchmark):
     _run(benchmark, "msgpack", roundtrip)
 
 
+def test_messages_codec_floor(benchmark):
+    """The lowest ratio any session on this codec could reach: every message of one reuse session
+    decoded from its V2GTP frame, encoded again and framed (what the two sides' codecs do, without
+    any session logic), plus the session's public-key operations, over the same floor (interleaved,
+    as ``session/crypto-floor``).  Printed as ``session/codec-floor reuse``; what is left between it
+    and ``session/crypto-floor reuse`` is the two sides' session logic and Plug & Charge bookkeeping."""
+    benchmark.group = "messages"
+    if getattr(benchmark, "disabled", False) or "reuse" not in _OPS:
+        pytest.skip("run with --benchmark-enable (after the reuse session) to get the codec floor")
+    from plugcharge.core.v2gtp import FrameReader, PayloadType, append_frame, encode_frame
+
+    cp = _codecs()
+    frames = [(cp(ns), encode_frame(PayloadType.EXI, cp(ns).encode(msg))) for ns, msg in _session_documents()]
+    work = [(_FLOOR_OPS[k], n) for k, n in _OPS["reuse"].items()]
+
+    def codec_and_crypto() -> None:
+        out = bytearray()
+        for codec, frame in frames:
+            for ptype, payload in FrameReader().feed_payloads(frame):
+                append_frame(out, ptype, codec.encode(codec.decode(payload)))
+        for fn, n in work:
+            for _ in range(n):
+                fn()
+    seconds = float(os.environ.get("PLUGCHARGE_BENCH_FLOOR_SECONDS", "1"))
+    _FLOOR["codec"] = m = interleaved_floor_ratio(codec_and_crypto, work, seconds=seconds, min_rounds=20)
+    assert m["ratio"] > 1.0, m  # the codec work costs something on top of the floor
+    benchmark.extra_info["codec_floor"] = m
+
+
 def test_zz_report():
     """Print the summary: ratios to one verification and sessions/s (median; best round in brackets)."""
     r = _RESULTS
@@ -374,6 +403,11 @@ def test_zz_report():
             lines.append(f"session/crypto-floor {case}: {m['ratio']:.2f}x ({m['session_us'] / 1e3:.2f} ms of CPU "
                          f"over a floor of {m['floor_us'] / 1e3:.3f} ms = {what}; interleaved, best of "
                          f"{m['rounds']:.0f} rounds)")
+    if "codec" in _FLOOR:
+        m = _FLOOR["codec"]
+        lines.append(f"session/codec-floor reuse: {m['ratio']:.2f}x (the session's messages decoded, encoded and "
+                     f"framed without session logic, plus its public-key operations, over the same floor; "
+                     f"{(m['session_us'] - m['floor_us']) / 1e3:.3f} ms of codec work)")
     if "exi" in r and "msgpack" in r:
         n = len(_session_documents())
         lines.append(f"EXI encode+decode of the session's {n} messages: {r['exi'][0] * 1e3:.2f} ms "
