@@ -1,13 +1,19 @@
-"""Build script: compiles the Cython core of the EXI codec.
+"""Build script: generates the EXI grammar tables from the XSDs and compiles the Cython cores.
+
+The grammar tables (exi/_generated) are not in the repository: the XSDs they come from are ISO and
+DIN material. ``build_py`` runs exi/codegen/_build.py first, which generates them from the XSDs of
+``EXI_XSD_DIR``, or keeps those generated before in this checkout, or stops with a plain message.
 
 The compiled extensions are mandatory for wheels. A source install that cannot compile it stops
 with a plain message instead of silently installing a slow pure-Python engine.
 """
 import os
+import subprocess
 import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.command.build_py import build_py as _build_py
 
 try:
     from setuptools.errors import CCompilerError, CompileError, ExecError as DistutilsExecError, PlatformError as DistutilsPlatformError
@@ -50,4 +56,18 @@ class build_ext(_build_ext):
             )
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": build_ext})
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class build_py(_build_py):
+    """build_py that first makes the EXI grammar tables (exi/codegen/_build.py)."""
+
+    def run(self):  # type: ignore[no-untyped-def]
+        script = os.path.join(HERE, "exi", "codegen", "_build.py")  # in an sdist too (MANIFEST.in)
+        done = subprocess.run([sys.executable, script, os.path.join(HERE, "exi", "_generated")])
+        if done.returncode != 0:
+            sys.exit(done.returncode)
+        super().run()
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": build_ext, "build_py": build_py})

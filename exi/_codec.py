@@ -79,6 +79,11 @@ class Codec(_eng.CodecCore):
         module = f"exi._generated.{name}{GRAMMARS[grammars]}"
         if importlib.util.find_spec(module) is None:
             module = f"exi._generated.{name}"
+            if importlib.util.find_spec(module) is None:  # a checkout whose tables were never generated
+                raise ImportError(
+                    f"exi: the grammar tables of {name!r} ({namespace}) are not generated: they are made "
+                    "from the ISO 15118 / DIN SPEC 70121 XSDs when the package is built (EXI_XSD_DIR) or "
+                    "by 'python -m exi.codegen --xsd-dir DIR' in a checkout (see the README)")
         tables = importlib.import_module(module)
         self._tables = tables
         st, xt, ge = tables.STRING_TABLE, tables.XSI_TYPES, tables.GLOBAL_ELEMENTS

@@ -1,4 +1,4 @@
-"""The committed tables in exi/_generated are exactly what the generator makes from the XSDs.
+"""The installed tables in exi/_generated are exactly what the generator makes from the XSDs.
 
 The XSDs are not in the repository: the freshness test reads them from ``EXI_XSD_DIR`` and skips
 without it (CI sets it).
@@ -27,9 +27,9 @@ def test_tables_are_fresh(schemas_dir: Path) -> None:
     stale = "is stale: run python -m exi.codegen --xsd-dir DIR (the XSD directory)"
     jar_sets = set()
     for name in sorted(SCHEMA_SETS):
-        committed = (gen_dir / f"{name}.py").read_text()
+        installed = (gen_dir / f"{name}.py").read_text()
         fresh = build_tables(str(schemas), name)
-        assert fresh == committed, f"exi/_generated/{name}.py {stale}"
+        assert fresh == installed, f"exi/_generated/{name}.py {stale}"
         jar = jar_variant(str(schemas), name)
         jar_file = gen_dir / f"{name}_jar.py"
         if jar is None:
