@@ -340,17 +340,18 @@ def authorize_request_for(need: Any, id_token: Optional[str] = None) -> Optional
     return None
 
 
-def authorization_result_command(response: Optional[AuthorizeResponse], *, iso20: bool = False) -> Any:
+def authorization_result_command(response: Optional[AuthorizeResponse], *, iso20: bool = False,
+                                 payment: Optional[str] = None) -> Any:
     """The ``AuthorizationResult`` command for an Authorize answer (``None``: accepted locally); a
     refusal carries the -2 FAILED code or, with ``iso20``, the -20 WARNING code of the certificate
-    status (:func:`iso20_response_code`)."""
+    status (:func:`iso20_response_code`). ``payment``: that of the ``AuthorizationNeeded`` answered
+    (the -20 charger ignores an answer to a request the EV has abandoned)."""
     from ..core.events import AuthorizationResult
 
-    if response is None:
-        return AuthorizationResult(True)
-    if response.accepted:
-        return AuthorizationResult(True)
-    return AuthorizationResult(False, iso20_response_code(response) if iso20 else iso_response_code(response))
+    if response is None or response.accepted:
+        return AuthorizationResult(True, payment=payment)
+    return AuthorizationResult(False, iso20_response_code(response) if iso20 else iso_response_code(response),
+                               payment=payment)
 
 
 # ---------------------------------------------------------------------------------------------

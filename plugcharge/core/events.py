@@ -400,10 +400,16 @@ class CertificateInstallationResponse(Command):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AuthorizationResult(Command):
-    """Charger: the backend's (or local identification's) answer to :class:`AuthorizationNeeded`."""
+    """Charger: the backend's (or local identification's) answer to :class:`AuthorizationNeeded`.
+
+    ``payment``: the ``payment`` of the request it answers. An ISO 15118-20 EV may change its
+    authorisation mode while an answer is awaited (EIM after PnC); the -20 charger then asks anew
+    and ignores a result for the other payment, which answers the abandoned request. None (the
+    default) answers whatever request is under way; -2 and DIN have one payment per session."""
 
     accepted: bool
     response_code: Optional[str] = None  # e.g. FAILED_CertificateRevoked; default FAILED when refused
+    payment: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ FAILED answer ends the session.  The handlers here add the message meaning:
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Optional, Union
 
 from ..core.codec import NS_ISO20_CM
@@ -43,6 +44,8 @@ from .plugandcharge import charger_pnc
 from .states import ENDED, ChargerState
 
 __all__ = ["ChargerHandler"]
+
+_log = logging.getLogger("plugcharge.session")
 
 S = ChargerState
 Next = Union[ChargerState, CoreState]
@@ -147,6 +150,10 @@ class ChargerHandler(_ChargerHandlerBase):
     def on_command(self, command: Any, now: float) -> None:
         """The backend's answers, StopCharging and RequestRenegotiation from the operator."""
         if isinstance(command, AuthorizationResult):
+            if command.payment is not None and command.payment != self._awaited_payment():
+                _log.info("ignored an authorisation result for %s: %s", command.payment,
+                          "the EV changed its authorisation mode" if self._auth_requested else "none awaited")
+                return
             self._auth_result = command
         elif isinstance(command, CertificateInstallationResponse):
             self._on_certificate_response(command, now)
@@ -158,6 +165,12 @@ class ChargerHandler(_ChargerHandlerBase):
             self._renegotiate_requested = True
         else:
             raise LocalProtocolError(f"charger cannot handle {type(command).__name__}")
+
+    def _awaited_payment(self) -> Optional[str]:
+        """The payment of the AuthorizationNeeded awaiting its answer (None: none awaited)."""
+        if not self._auth_requested or self._auth_result is not None:
+            return None
+        return "Contract" if self._auth_mode == "PnC" else "ExternalPayment"
 
     def _on_certificate_response(self, cmd: CertificateInstallationResponse, now: float) -> None:
         """Relay the backend's CertificateInstallationRes under this session's header (PnC seam)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -155,9 +156,9 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
             call = getattr(abackend, "authorize_contract20", None) or call
         resp = await call(req) if call is not None and req is not None else None
         # -20 has WARNING codes for a refused contract (the EV may then use EIM); -2 FAILED ones
-        return authorization_result_command(resp, iso20=iso20())
+        return authorization_result_command(resp, iso20=iso20(), payment=need.payment)
 
-    def deliver(task: asyncio.Task) -> None:
+    def deliver(need: AuthorizationNeeded, task: asyncio.Task) -> None:
         tasks.discard(task)
         if session.ended or task.cancelled():
             return
@@ -165,7 +166,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
         # a CSMS that is down or broken: -2 answers FAILED (the EV starts over with EIM), -20 a
         # WARNING after which the EV may use EIM in the same session [V2G20-2227]
         failed = "WARNING_GeneralPnCAuthorizationError" if iso20() else "FAILED"
-        result = AuthorizationResult(False, failed) if exc is not None else task.result()
+        result = AuthorizationResult(False, failed, payment=need.payment) if exc is not None else task.result()
         if exc is not None:
             _log.warning("backend authorisation failed: %s", exc)
         session.send(result, clock())
@@ -183,7 +184,7 @@ async def run_charger(stream: Any, session: ChargerSessionBase, backend: Any = N
             elif isinstance(e, AuthorizationNeeded):
                 t = asyncio.ensure_future(authorize(e))
                 tasks.add(t)
-                t.add_done_callback(deliver)
+                t.add_done_callback(functools.partial(deliver, e))
 
     async def certificate(need: CertificateInstallationNeeded) -> None:
         deadline = session.get_timer()

@@ -92,7 +92,8 @@ class BackendAnswers:
     def authorization(self, need: AuthorizationNeeded) -> Any:
         req = authorize_request_for(need)
         self.requests.append(req)
-        return authorization_result_command(self.backend.authorize(req) if req is not None else None, iso20=True)
+        return authorization_result_command(self.backend.authorize(req) if req is not None else None, iso20=True,
+                                            payment=need.payment)
 
 
 class Pump20(Pump):

@@ -426,6 +426,89 @@ def test_repeat_naming_another_contract_is_refused(tmp_path):
     assert not any(isinstance(e, AuthorizationAccepted) and e.payment == "Contract" for e in p.charger_events)
 
 
+class _SwitchToEIM:
+    """Rewrites every PnC AuthorizationReq of the EV after its first into an EIM one: an EV that
+    gives up on Plug & Charge while the backend is still deciding on its contract."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, src: str, data: bytes) -> bytes:
+        if src != "ev":
+            return data
+        frame = FrameReader().feed(data)[0]
+        if frame.payload_type != PayloadType.MAINSTREAM:
+            return data
+        msg = cp(NS_ISO20_CM).decode(frame.payload)
+        req = msg.get("AuthorizationReq")
+        if req is None or "PnC_AReqAuthorizationMode" not in req:
+            return data
+        self.seen += 1
+        if self.seen == 1:
+            return data
+        header = {k: v for k, v in req["Header"].items() if k != "Signature"}
+        msg["AuthorizationReq"] = {"Header": header, "SelectedAuthorizationService": "EIM",
+                                   "EIM_AReqAuthorizationMode": {}}
+        return encode_frame(frame.payload_type, cp(NS_ISO20_CM).encode(msg))
+
+
+def _answers(results: dict) -> Any:
+    """A backend answering each AuthorizationNeeded by its payment, each result tagged with it."""
+    from plugcharge.core.events import AuthorizationResult
+
+    def authorization(need: AuthorizationNeeded) -> Any:
+        accepted, code = results[need.payment]
+        return AuthorizationResult(accepted, code, payment=need.payment)
+    return authorization
+
+
+def test_late_answer_for_an_abandoned_pnc_request_does_not_authorise_eim(tmp_path):
+    """The backend accepts the contract after the EV switched to EIM (while the charger answered
+    Ongoing): that answer is for the abandoned PnC request and is ignored; the EIM request gets its
+    own answer (here: the driver did not identify, refused)."""
+    wallet, backend = _installed(tmp_path)
+    p = pair(wallet, backend=backend, start=False)
+    p.auth_after = 3.0  # each answer comes 3 s after its request
+    p.tamper = switch = _SwitchToEIM()
+    p.backend.authorization = _answers({"Contract": (True, None),
+                                        "ExternalPayment": (False, "WARNING_EIMAuthorizationFailure")})
+    p.start()
+    run(p)
+    assert switch.seen >= 2
+    needs = [e.payment for e in p.charger_events if isinstance(e, AuthorizationNeeded)]
+    assert needs[:2] == ["Contract", "ExternalPayment"]
+    assert not any(isinstance(e, AuthorizationAccepted) for e in p.charger_events), p.charger_events
+    refused = [e for e in p.charger_events if isinstance(e, AuthorizationRejected)]
+    assert refused and refused[0].response_code == "WARNING_EIMAuthorizationFailure"
+
+
+def test_untagged_answer_still_answers_the_request_under_way(tmp_path):
+    """An AuthorizationResult without ``payment`` answers whatever request is under way (as before)."""
+    from plugcharge.core.events import AuthorizationResult
+
+    wallet, backend = _installed(tmp_path)
+    p = pair(wallet, backend=backend, start=False)
+    p.auth_after = 3.0
+    p.tamper = _SwitchToEIM()
+    p.backend.authorization = lambda need: AuthorizationResult(True)
+    p.start()
+    run(p)
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationAccepted)] == ["ExternalPayment"]
+
+
+def test_tagged_answer_when_none_is_awaited_is_ignored(tmp_path):
+    """A result for a payment no request awaits (none asked yet) does not pre-authorise the session."""
+    from plugcharge.core.events import AuthorizationResult
+
+    wallet, backend = _installed(tmp_path)
+    p = pair(wallet, backend=backend, start=False)
+    p.charger.send(AuthorizationResult(False, "WARNING_CertificateRevoked", payment="Contract"), 0.0)
+    p.start()
+    run(p)
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationNeeded)] == ["Contract"]
+    assert [e.payment for e in p.charger_events if isinstance(e, AuthorizationAccepted)] == ["Contract"]
+
+
 @pytest.mark.parametrize("shift,code", [(timedelta(days=-400 * 4), "WARNING_CertificateNotYetValid"),
                                         (timedelta(days=400 * 6), "WARNING_CertificateExpired")])
 def test_contract_outside_its_validity_is_refused(tmp_path, shift, code):
