@@ -305,12 +305,14 @@ def test_bad_contract_signature_ends_the_session(tmp_path, rogue):
     assert not any(isinstance(e, AuthorizationNeeded) for e in p.charger_events)
 
 
-class _RepeatTamper:
-    """Rewrites the EV's second PnC AuthorizationReq (the repeat while the backend is slow and the
-    charger answers Ongoing) with ``change(msg, key)``, which may alter and re-sign it."""
+class _PnCRequestTamper:
+    """Rewrites the EV's PnC AuthorizationReq messages: ``rewrite(msg, n)`` gets the n-th (from 1)
+    decoded and returns whether it changed it (then re-encoded into the frame)."""
 
-    def __init__(self, p: Pump20, change: Any) -> None:
-        self.p, self.change, self.seen = p, change, 0
+    seen = 0
+
+    def rewrite(self, msg: dict, n: int) -> bool:
+        raise NotImplementedError
 
     def __call__(self, src: str, data: bytes) -> bytes:
         if src != "ev":
@@ -322,10 +324,22 @@ class _RepeatTamper:
         if "AuthorizationReq" not in msg or "PnC_AReqAuthorizationMode" not in msg["AuthorizationReq"]:
             return data
         self.seen += 1
-        if self.seen != 2:
+        if not self.rewrite(msg, self.seen):
             return data
-        self.change(msg, self.p.ev.handler.contract.private_key)
         return encode_frame(frame.payload_type, cp(NS_ISO20_CM).encode(msg))
+
+
+class _RepeatTamper(_PnCRequestTamper):
+    """Rewrites the EV's second PnC AuthorizationReq (the repeat while the backend is slow and the
+    charger answers Ongoing) with ``change(msg, key)``, which may alter and re-sign it."""
+
+    def __init__(self, p: Pump20, change: Any) -> None:
+        self.p, self.change = p, change
+
+    def rewrite(self, msg: dict, n: int) -> bool:
+        if n == 2:
+            self.change(msg, self.p.ev.handler.contract.private_key)
+        return n == 2
 
 
 def _repeat(tmp_path: Path, change: Any, setup: Any = None) -> tuple[Pump20, list]:
@@ -426,30 +440,16 @@ def test_repeat_naming_another_contract_is_refused(tmp_path):
     assert not any(isinstance(e, AuthorizationAccepted) and e.payment == "Contract" for e in p.charger_events)
 
 
-class _SwitchToEIM:
+class _SwitchToEIM(_PnCRequestTamper):
     """Rewrites every PnC AuthorizationReq of the EV after its first into an EIM one: an EV that
     gives up on Plug & Charge while the backend is still deciding on its contract."""
 
-    def __init__(self) -> None:
-        self.seen = 0
-
-    def __call__(self, src: str, data: bytes) -> bytes:
-        if src != "ev":
-            return data
-        frame = FrameReader().feed(data)[0]
-        if frame.payload_type != PayloadType.MAINSTREAM:
-            return data
-        msg = cp(NS_ISO20_CM).decode(frame.payload)
-        req = msg.get("AuthorizationReq")
-        if req is None or "PnC_AReqAuthorizationMode" not in req:
-            return data
-        self.seen += 1
-        if self.seen == 1:
-            return data
-        header = {k: v for k, v in req["Header"].items() if k != "Signature"}
-        msg["AuthorizationReq"] = {"Header": header, "SelectedAuthorizationService": "EIM",
-                                   "EIM_AReqAuthorizationMode": {}}
-        return encode_frame(frame.payload_type, cp(NS_ISO20_CM).encode(msg))
+    def rewrite(self, msg: dict, n: int) -> bool:
+        if n > 1:
+            header = {k: v for k, v in msg["AuthorizationReq"]["Header"].items() if k != "Signature"}
+            msg["AuthorizationReq"] = {"Header": header, "SelectedAuthorizationService": "EIM",
+                                       "EIM_AReqAuthorizationMode": {}}
+        return n > 1
 
 
 def _answers(results: dict) -> Any:
