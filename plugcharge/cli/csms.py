@@ -151,6 +151,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         await csms.start(host, port)
         out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.1, 2.0.1{'; ISO 15118-20 PKI' if pki20 else ''}); "
             f"eMSP state in {data / 'csms'}")
+        if pki20 is None:
+            out(f"note: no ISO 15118-20 test PKI in {DataDir(data).pki20}: ISO 15118-20 cars get no contract; "
+                f"run 'plugcharge init --data-dir {data}', then start the CSMS again")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

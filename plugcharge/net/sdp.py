@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import errno
 import ipaddress
 import logging
 import socket
@@ -261,7 +262,14 @@ def loopback_host() -> str:
 
 def link_local_address(interface: str) -> ipaddress.IPv6Address:
     """The interface's link-local IPv6 address (Linux ``/proc/thread-self/net/if_inet6``: the
-    network namespace of the calling thread)."""
+    network namespace of the calling thread).  OSError (ENODEV naming the interfaces there) when no
+    interface has that name, OSError when it has no link-local address."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        names = []
+    if names and interface not in names:
+        raise OSError(errno.ENODEV, f"no network interface named {interface!r} (here: {', '.join(names)})")
     for path in ("/proc/thread-self/net/if_inet6", "/proc/net/if_inet6"):
         try:
             with open(path, encoding="ascii") as fh:
