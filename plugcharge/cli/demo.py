@@ -343,7 +343,8 @@ class _View:
                 parts.append(f"{self.meter_wh} Wh")
             self.driver("Charging " + " ".join(p for p in parts if p))
         elif isinstance(e, ChargingStopped):
-            self.driver("Charging stopped", "done")
+            self.driver("Charging stopped by the charger" if e.reason == "charger_request" else "Charging stopped",
+                        "done")
         elif isinstance(e, (ProtocolError, TimerExpired)):
             self.line("ev", _problem_text(e))
         elif isinstance(e, SessionEnded):

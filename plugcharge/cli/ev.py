@@ -156,10 +156,10 @@ class _Fail(Exception):
 async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple[int, str]:
     from ..core.config import EVConfig
     from ..core.events import (
-        AuthorizationAccepted, ChargingStarted, PaymentSelected, ProtocolAgreed, SessionEnded,
+        AuthorizationAccepted, ChargingStarted, ChargingStopped, PaymentSelected, ProtocolAgreed, SessionEnded,
     )
     from ..net.runner import run_ev
-    from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, discover_secc
+    from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, check_interface, discover_secc
     from ..pnc.security import EVSecurity
     from ..pnc.wallet import ContractWallet
     from ..sessions import EVSession, default_registry
@@ -198,6 +198,10 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
         raise _Fail(EXIT_SETUP, f"{', '.join(protocols)} cannot run without TLS (ISO 15118-20 requires it): "
                                 "leave out --no-tls, or offer iso2 or din")
     ask_tls = bool(over_tls) and not args.no_tls
+    try:
+        check_interface(args.interface)
+    except OSError as exc:
+        raise _Fail(EXIT_SETUP, f"cannot send SDP on {args.interface}: {exc.strerror or exc}") from None
     preload_codecs(protocols, "ev")
     started = time.monotonic()
 
@@ -264,7 +268,9 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
         emit(json.dumps({"event": "Summary", **summary}))
     else:
         emit("")
-        emit(f"result: {'charging completed' if completed else 'NOT charged'} ({summary['reason']}"
+        by_charger = any(isinstance(e, ChargingStopped) and e.reason == "charger_request" for e in all_events)
+        done = "charging stopped by the charger" if by_charger else "charging completed"
+        emit(f"result: {done if completed else 'NOT charged'} ({summary['reason']}"
              + (f", {last.response_code}" if last is not None and last.response_code else "") + ")"
              + f"; protocol {summary['protocol'] or '-'}; payment {summary['payment'] or '-'}"
              + (" after the Plug & Charge fallback" if summary["fallback"] else "")

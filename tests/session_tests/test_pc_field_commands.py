@@ -306,6 +306,8 @@ def test_sigterm_stops_a_session_in_flight_with_session_stop(link, data):
     assert all({"t", "time", "connection", "peer"} <= set(r) for r in records if r["event"] == "MeterValues")
     assert ev_code == 0, ev.output[-2000:]
     assert "Charging complete - you can unplug" in ev.output
+    assert "display: Charging stopped by the charger" in ev.output  # the driver learns who stopped
+    assert "result: charging stopped by the charger (finished)" in ev.output
 
 
 def test_an_ev_without_a_charger_exits_3(link, data):

@@ -437,3 +437,11 @@ def test_csms_urls_that_are_fine() -> None:
     assert build_parser().parse_args(["demo", "--csms", "ws://127.0.0.1:9000"]).csms == "ws://127.0.0.1:9000"
     assert build_parser().parse_args(["charger", "-i", "x", "--csms", "wss://csms.example/CP-1"]).csms \
         == "wss://csms.example/CP-1"
+
+
+def test_an_ev_on_an_interface_that_does_not_exist_stops_before_plugging_in(installed: Path) -> None:
+    """``plugcharge ev --interface eth9`` printed the wallet and "Cable plugged in" before its error."""
+    code, out, err = cli("ev", "--interface", "nosuchif0", "--data-dir", str(installed))
+    assert code == 2 and out == "", out
+    one_sentence(err, "plugcharge ev")
+    assert "cannot send SDP on nosuchif0: no network interface named 'nosuchif0' (here: " in err
