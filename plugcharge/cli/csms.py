@@ -29,7 +29,27 @@ from typing import Any, Callable
 from ._common import add_command, data_dir, reason
 from .datadir import DataDir
 
-__all__ = ["register", "run", "DEFAULT_LISTEN"]
+__all__ = ["register", "run", "DEFAULT_LISTEN", "DELAYABLE", "delay_item"]
+
+#: The OCPP calls the test CSMS answers (2.0.1 and 2.1), those ``--delay`` can slow down
+DELAYABLE = ("Authorize", "BootNotification", "Get15118EVCertificate", "GetCertificateChainStatus",
+             "GetCertificateStatus", "Heartbeat", "SignCertificate", "StatusNotification", "TransactionEvent")
+
+
+def delay_item(text: str) -> tuple[str, float]:
+    """argparse type of ``--delay``: ``ACTION=SECONDS``, an OCPP call of :data:`DELAYABLE` and a
+    number of seconds (0 or more, finite)."""
+    action, eq, seconds = text.partition("=")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not eq or not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"wants ACTION=SECONDS (e.g. Authorize=30), not {text!r}")
+    if action not in DELAYABLE:
+        raise argparse.ArgumentTypeError(f"{action!r} is no OCPP call the test CSMS answers "
+                                         f"({', '.join(DELAYABLE)})")
+    return action, value
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
 
@@ -43,7 +63,7 @@ def register(sub: Any) -> None:
     c.set_defaults(run=run)
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
-    c.add_argument("--delay", action="append", default=[], metavar="ACTION=SECONDS",
+    c.add_argument("--delay", action="append", type=delay_item, default=[], metavar="ACTION=SECONDS",
                    help="answer this OCPP action late (a slow CSMS), e.g. Authorize=30; repeatable")
     csub = c.add_subparsers(dest="csms_action", metavar="ACTION")
     a = add_command(csub, "activate", "the driver activates Plug & Charge for a car (its PCID)",
@@ -128,10 +148,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
             return 0
         host, port = _listen(args.listen)
         pki20 = _pki20(data, out)
-        delays = {}
-        for item in args.delay:
-            action, _, seconds = item.partition("=")
-            delays[action] = float(seconds)
+        delays = dict(args.delay)
     except (ValueError, DemoError, OSError) as exc:
         err(f"{args.prog}: error: {reason(exc)}")
         return 1

@@ -445,3 +445,17 @@ def test_an_ev_on_an_interface_that_does_not_exist_stops_before_plugging_in(inst
     assert code == 2 and out == "", out
     one_sentence(err, "plugcharge ev")
     assert "cannot send SDP on nosuchif0: no network interface named 'nosuchif0' (here: " in err
+
+
+@pytest.mark.parametrize("value,needle", [("Authorize", "wants ACTION=SECONDS"), ("Authorize=abc", "wants ACTION=SECONDS"),
+                                          ("Authorise=3", "'Authorise' is no OCPP call the test CSMS answers")])
+def test_a_bad_csms_delay_is_one_sentence(value: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plugcharge csms --delay Authorize`` said "could not convert string to float: ''"; a misspelt
+    action was taken and never applied."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["csms", "--delay", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "plugcharge csms: error: argument --delay: " in err and needle in err, err
+    assert "convert" not in err
+    assert build_parser().parse_args(["csms", "--delay", "Authorize=30"]).delay == [("Authorize", 30.0)]
