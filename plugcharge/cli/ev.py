@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -156,7 +157,8 @@ class _Fail(Exception):
 async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple[int, str]:
     from ..core.config import EVConfig
     from ..core.events import (
-        AuthorizationAccepted, ChargingStarted, ChargingStopped, PaymentSelected, ProtocolAgreed, SessionEnded,
+        AuthorizationAccepted, ChargingStarted, ChargingStopped, MeterValues, PaymentSelected, ProtocolAgreed,
+        SessionEnded, StopCharging,
     )
     from ..net.runner import run_ev
     from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, check_interface, discover_secc
@@ -214,12 +216,37 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
 
     view = _View(emit if not args.json else (lambda line: None), started)
 
-    def on_event(e: Any) -> None:
+    # Ctrl-C while charging stops the charge as a driver would (PowerDelivery, WeldingDetection,
+    # SessionStop), not by cutting the connection; before charging, or a second time, it aborts
+    interrupt = {"charging": False, "asked": False, "sent": False}
+
+    def on_interrupt() -> None:
+        if interrupt["charging"] and not interrupt["asked"]:
+            interrupt["asked"] = True
+            view.line("ev", "Ctrl-C: stopping the charge (Ctrl-C again to abort at once)")
+            return
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt: "interrupted", exit 130
+
+    def on_event(e: Any) -> Any:
         if args.json:
             emit(event_json(e, t=round(time.monotonic() - started, 3),
                             time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")))
         else:
             view.ev_event(e)
+        if isinstance(e, ChargingStarted):
+            interrupt["charging"] = True
+        elif isinstance(e, ChargingStopped):
+            interrupt["charging"] = False
+        if interrupt["asked"] and not interrupt["sent"] and isinstance(e, MeterValues):
+            interrupt["sent"] = True
+            return StopCharging()
+        return None
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):  # not POSIX, or not the main thread
+        pass
 
     mode = "AC_three_phase_core" if args.ac else "DC_extended"
     view.line("ev", f"wallet {dd.wallet}: PCID {wallet.pcid or '-'}, Plug & Charge "
@@ -269,7 +296,8 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     else:
         emit("")
         by_charger = any(isinstance(e, ChargingStopped) and e.reason == "charger_request" for e in all_events)
-        done = "charging stopped by the charger" if by_charger else "charging completed"
+        done = ("charging stopped by the driver (Ctrl-C)" if interrupt["sent"] else
+                "charging stopped by the charger" if by_charger else "charging completed")
         emit(f"result: {done if completed else 'NOT charged'} ({summary['reason']}"
              + (f", {last.response_code}" if last is not None and last.response_code else "") + ")"
              + f"; protocol {summary['protocol'] or '-'}; payment {summary['payment'] or '-'}"

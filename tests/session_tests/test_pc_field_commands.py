@@ -310,6 +310,27 @@ def test_sigterm_stops_a_session_in_flight_with_session_stop(link, data):
     assert "result: charging stopped by the charger (finished)" in ev.output
 
 
+def test_ctrl_c_on_the_ev_stops_the_charge_cleanly(link, data):
+    """Ctrl-C on ``plugcharge ev`` while charging cut the connection (the charger logged
+    connection_closed); now the EV stops as a driver would: PowerDelivery, SessionStop, exit 0."""
+    import signal
+
+    charger = _charger(link, data)
+    ev = Command(link.a.namespace, "ev", "--interface", link.a.iface, "--data-dir", str(data), "--eim",
+                 "--loops", "10000", cwd=data.parent)
+    try:
+        ev.wait_for(r"display: Charging SOC", timeout=60)
+        ev.signal(signal.SIGINT)
+        code = ev.wait(20)
+    finally:
+        ev.stop()
+        out = _stopped(charger)
+    assert code == 0, ev.output[-2000:]
+    assert "Ctrl-C: stopping the charge" in ev.output and "Traceback" not in ev.output
+    assert "result: charging stopped by the driver (Ctrl-C) (finished)" in ev.output, ev.output[-2000:]
+    assert "#1 energy transfer stopped" in out and "#1 session ended: finished" in out, out[-2000:]
+
+
 def test_an_ev_without_a_charger_exits_3(link, data):
     res = _ev(link, data, "--sdp-requests", "3", timeout=30)
     assert res.returncode == 3, res.stdout + res.stderr
