@@ -140,11 +140,20 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         if args.csms_action == "list":
             return _list(C.registry(DataDir(data).csms, pki), out)
         if args.csms_action == "revoke":
+            from ..pnc.certs import normalize_emaid
+
+            def revoked_now() -> int:
+                return sum(1 for c in C.registry(DataDir(data).csms, pki)["contracts"]
+                           if c["revoked"] and normalize_emaid(c["emaid"]) == normalize_emaid(args.emaid))
+
+            before = revoked_now()
             n = C.revoke(DataDir(data).csms, pki, args.emaid)
             if n == 0:
                 err(f"{args.prog}: error: no contract was issued for {args.emaid}")
                 return 1
-            out(f"revoked {n} contract certificate{'s' if n != 1 else ''} of {args.emaid}")
+            new = revoked_now() - before
+            out(f"revoked {new} contract certificate{'s' if new != 1 else ''} of {args.emaid}"
+                + (f" ({before} revoked before)" if before else ""))
             return 0
         host, port = _listen(args.listen)
         pki20 = _pki20(data, out)
