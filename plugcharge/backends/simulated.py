@@ -415,6 +415,8 @@ class SimulatedBackend:
             return self.iso20.handle(self, request)
         message: Optional[Mapping[str, Any]] = None
         try:
+            if request.iso15118_schema_version == ISO20_SCHEMA_VERSION:  # (self.iso20 is None)
+                raise _Refused("no ISO 15118-20 test PKI: this backend issues ISO 15118-2 contracts only")
             if request.iso15118_schema_version != ISO2_SCHEMA_VERSION:
                 raise _Refused(f"unsupported schema {request.iso15118_schema_version}")
             if self.fail_installations:

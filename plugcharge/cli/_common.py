@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 __all__ = ["DATA_DIR_ENV", "DEFAULT_DATA_DIR", "default_data_dir", "common_options", "add_command", "data_dir",
-           "wallet_dir", "open_wallet", "positive_int", "positive_seconds", "reason"]
+           "wallet_dir", "open_wallet", "positive_int", "positive_seconds", "csms_url", "reason"]
 
 DATA_DIR_ENV = "PLUGCHARGE_DATA_DIR"
 DEFAULT_DATA_DIR = "plugcharge-demo"
@@ -74,6 +74,23 @@ def positive_seconds(text: str) -> float:
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
     return value
+
+
+def csms_url(text: str) -> str:
+    """argparse type: an OCPP websocket URL, ``ws://HOST:PORT[/STATION]`` or ``wss://...`` (``""``, the
+    demo's bare ``--csms``, passes: the in-process test CSMS)."""
+    import urllib.parse
+
+    if text == "":
+        return text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a port that is no number)
+    except ValueError:
+        parts = None  # type: ignore[assignment]
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"wants a websocket URL, ws://HOST:PORT[/STATION] or wss://..., not {text!r}")
+    return text
 
 
 def reason(exc: BaseException) -> str:

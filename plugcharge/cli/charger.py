@@ -33,14 +33,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ._common import add_command, data_dir, positive_int, positive_seconds
+from ._common import add_command, data_dir, csms_url, positive_int, positive_seconds
 
 __all__ = ["register", "run", "DEFAULT_STATION_ID", "DEFAULT_PROTOCOLS"]
 
 #: The charging station identity used at the CSMS when the URL names none.
 DEFAULT_STATION_ID = "PLUGCHARGE-CHARGER-1"
-#: What the charger offers unless told otherwise: the protocols with Plug & Charge sessions and DIN
-#: (ISO 15118-20 sessions run identification at the charger only so far: ``--protocol iso20``)
+#: What the charger offers unless told otherwise: ISO 15118-2 and DIN (``--protocol`` replaces them;
+#: ``--protocol iso20 --protocol iso2 --protocol din`` adds ISO 15118-20)
 DEFAULT_PROTOCOLS = ("iso2", "din")
 
 
@@ -56,15 +56,16 @@ def register(sub: Any) -> None:
     c.set_defaults(run=run)
     c.add_argument("--interface", "-i", required=True, metavar="IF",
                    help="the network interface (e.g. the PLC modem's)")
-    c.add_argument("--csms", default=None, metavar="URL",
+    c.add_argument("--csms", type=csms_url, default=None, metavar="URL",
                    help="OCPP CSMS websocket (ws://HOST:PORT[/STATION]; OCPP 2.0.1, and 2.1 with --protocol iso20: "
                         "see --ocpp-version); default: the simulated backend")
     c.add_argument("--station-id", default=DEFAULT_STATION_ID, metavar="ID",
                    help=f"charging station identity when the URL names none (default {DEFAULT_STATION_ID})")
     c.add_argument("--protocol", action="append", choices=tuple(KNOWN_PROTOCOLS), default=None, metavar="P",
                    help="a protocol to offer, repeatable (" + ", ".join(KNOWN_PROTOCOLS)
-                        + "); default: " + " and ".join(DEFAULT_PROTOCOLS) + " (iso20: TLS 1.3 with the -20 "
-                        "certificate beside TLS 1.2, chosen by the EV's ClientHello)")
+                        + "); default: " + " and ".join(DEFAULT_PROTOCOLS) + ", which the option replaces (iso20: "
+                        "TLS 1.3 with the -20 certificate, beside TLS 1.2 when iso2 is given too, chosen by the "
+                        "EV's ClientHello)")
     c.add_argument("--evse-id", default=None, metavar="ID", help="the EVSEID announced (default DE*PNC*E12345*1)")
     c.add_argument("--cert-chain", type=Path, default=None, metavar="PEM",
                    help="the SECC certificate chain, leaf first (default D/charger/secc-chain.pem)")

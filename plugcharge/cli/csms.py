@@ -29,7 +29,27 @@ from typing import Any, Callable
 from ._common import add_command, data_dir, reason
 from .datadir import DataDir
 
-__all__ = ["register", "run", "DEFAULT_LISTEN"]
+__all__ = ["register", "run", "DEFAULT_LISTEN", "DELAYABLE", "delay_item"]
+
+#: The OCPP calls the test CSMS answers (2.0.1 and 2.1), those ``--delay`` can slow down
+DELAYABLE = ("Authorize", "BootNotification", "Get15118EVCertificate", "GetCertificateChainStatus",
+             "GetCertificateStatus", "Heartbeat", "SignCertificate", "StatusNotification", "TransactionEvent")
+
+
+def delay_item(text: str) -> tuple[str, float]:
+    """argparse type of ``--delay``: ``ACTION=SECONDS``, an OCPP call of :data:`DELAYABLE` and a
+    number of seconds (0 or more, finite)."""
+    action, eq, seconds = text.partition("=")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not eq or not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"wants ACTION=SECONDS (e.g. Authorize=30), not {text!r}")
+    if action not in DELAYABLE:
+        raise argparse.ArgumentTypeError(f"{action!r} is no OCPP call the test CSMS answers "
+                                         f"({', '.join(DELAYABLE)})")
+    return action, value
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
 
@@ -43,7 +63,7 @@ def register(sub: Any) -> None:
     c.set_defaults(run=run)
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free one)")
-    c.add_argument("--delay", action="append", default=[], metavar="ACTION=SECONDS",
+    c.add_argument("--delay", action="append", type=delay_item, default=[], metavar="ACTION=SECONDS",
                    help="answer this OCPP action late (a slow CSMS), e.g. Authorize=30; repeatable")
     csub = c.add_subparsers(dest="csms_action", metavar="ACTION")
     a = add_command(csub, "activate", "the driver activates Plug & Charge for a car (its PCID)",
@@ -120,18 +140,24 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         if args.csms_action == "list":
             return _list(C.registry(DataDir(data).csms, pki), out)
         if args.csms_action == "revoke":
+            from ..pnc.certs import normalize_emaid
+
+            def revoked_now() -> int:
+                return sum(1 for c in C.registry(DataDir(data).csms, pki)["contracts"]
+                           if c["revoked"] and normalize_emaid(c["emaid"]) == normalize_emaid(args.emaid))
+
+            before = revoked_now()
             n = C.revoke(DataDir(data).csms, pki, args.emaid)
             if n == 0:
                 err(f"{args.prog}: error: no contract was issued for {args.emaid}")
                 return 1
-            out(f"revoked {n} contract certificate{'s' if n != 1 else ''} of {args.emaid}")
+            new = revoked_now() - before
+            out(f"revoked {new} contract certificate{'s' if new != 1 else ''} of {args.emaid}"
+                + (f" ({before} revoked before)" if before else ""))
             return 0
         host, port = _listen(args.listen)
         pki20 = _pki20(data, out)
-        delays = {}
-        for item in args.delay:
-            action, _, seconds = item.partition("=")
-            delays[action] = float(seconds)
+        delays = dict(args.delay)
     except (ValueError, DemoError, OSError) as exc:
         err(f"{args.prog}: error: {reason(exc)}")
         return 1
@@ -151,6 +177,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None], err: Callable[[str
         await csms.start(host, port)
         out(f"CSMS listening on {csms.url()}<station-id> (OCPP 2.1, 2.0.1{'; ISO 15118-20 PKI' if pki20 else ''}); "
             f"eMSP state in {data / 'csms'}")
+        if pki20 is None:
+            out(f"note: no ISO 15118-20 test PKI in {DataDir(data).pki20}: ISO 15118-20 cars get no contract; "
+                f"run 'plugcharge init --data-dir {data}', then start the CSMS again")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

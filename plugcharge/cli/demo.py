@@ -56,7 +56,7 @@ from ..core.events import (
 )
 from ..net.runner import run_charger, run_ev
 from ._common import (
-    DATA_DIR_ENV, DEFAULT_DATA_DIR, add_command, default_data_dir, positive_int, positive_seconds, reason,
+    DATA_DIR_ENV, DEFAULT_DATA_DIR, add_command, csms_url, default_data_dir, positive_int, positive_seconds, reason,
 )
 from ._common import data_dir as _data_dir_of
 from .datadir import DataDir
@@ -66,7 +66,7 @@ __all__ = [
     "register", "run", "implemented_protocols",
     "DATA_DIR_ENV", "DEFAULT_DATA_DIR", "DEMO_EMAID", "DEMO_ID_TOKEN", "DEMO_STATION_ID", "DemoError", "DemoOptions",
     "DemoSummary",
-    "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "run_demo", "run_demo_async",
+    "default_data_dir", "load_pki", "ensure_pki", "ensure_wallet", "wallet_switch", "run_demo", "run_demo_async",
 ]
 
 #: The eMAID the simulated eMSP assigned to the demo vehicle's PCID.
@@ -255,17 +255,25 @@ def ensure_wallet(directory: Path, pki: Any, *, say: Callable[[str, str], None])
     wallet = ContractWallet(directory)
     oem = pki.cert("oem-provisioning-leaf")
     current = wallet.oem_provisioning
-    created = current is None
+    n = len(wallet.contracts())
+    # new: nothing of a wallet there yet (a wallet whose credentials file was deleted keeps its
+    # contracts and its Plug & Charge setting)
+    created = current is None and n == 0 and not (directory / "settings.json").exists()
     if current is None or current.leaf != oem:
         wallet.set_oem_provisioning(oem, (pki.cert("oem-sub2"), pki.cert("oem-sub1")), pki.key("oem-provisioning-leaf"))
     if created:
         wallet.set_enabled(True)
         say("ev", f"wallet created in {directory}: PCID {wallet.pcid}, Plug & Charge on, no contract yet")
     else:
-        n = len(wallet.contracts())
-        say("ev", f"wallet opened: PCID {wallet.pcid}, Plug & Charge {'on' if wallet.enabled else 'OFF'}, "
+        restored = "OEM provisioning credentials were missing, restored from the test PKI; " if current is None else ""
+        say("ev", f"wallet opened: {restored}PCID {wallet.pcid}, Plug & Charge {wallet_switch(wallet)}, "
                   f"{n} contract{'s' if n != 1 else ''} installed")
     return wallet, created
+
+
+def wallet_switch(wallet: ContractWallet) -> str:
+    """``on``, or ``OFF`` with the command that switches Plug & Charge on again."""
+    return "on" if wallet.enabled else "OFF ('plugcharge wallet enable' switches it on)"
 
 
 # ------------------------------------------------------------------------------------------ view
@@ -335,7 +343,8 @@ class _View:
                 parts.append(f"{self.meter_wh} Wh")
             self.driver("Charging " + " ".join(p for p in parts if p))
         elif isinstance(e, ChargingStopped):
-            self.driver("Charging stopped", "done")
+            self.driver("Charging stopped by the charger" if e.reason == "charger_request" else "Charging stopped",
+                        "done")
         elif isinstance(e, (ProtocolError, TimerExpired)):
             self.line("ev", _problem_text(e))
         elif isinstance(e, SessionEnded):
@@ -780,7 +789,7 @@ def register(sub: Any) -> None:
     d.add_argument("--trace", action="store_true", help="also print every V2G message the EV sends and receives")
     d.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S",
                    help="overall time limit in seconds (default 60); the demo gives up when it is reached")
-    d.add_argument("--csms", nargs="?", const="", default=None, metavar="URL",
+    d.add_argument("--csms", nargs="?", const="", type=csms_url, default=None, metavar="URL",
                    help="the charger talks OCPP to a CSMS (2.0.1; 2.1 with --protocol iso20): the test CSMS "
                         "started on a loopback websocket (no URL; state in DATA_DIR/csms, activate the car with "
                         "'plugcharge csms activate') or "

@@ -43,6 +43,7 @@ from ..sessions import ChargerSession, EVSession
 from .demo import (
     DEMO_EMAID, DEMO_ID_TOKEN, PROTOCOL_RUNNERS, DemoOptions, DemoSummary, _codec_check,
     _make_data_dir, _start_ocpp, _OperatorBackend, _print_summary, _summarize, _TracingStream, _View, ensure_pki,
+    wallet_switch,
 )
 
 __all__ = ["run_iso20_demo"]
@@ -100,7 +101,7 @@ def ensure_wallet20(directory: Path, pki20: Any, *, say: Callable[[str, str], No
         say("ev", f"wallet created in {directory}: PCID {pcid} (ISO 15118-20), Plug & Charge on, no contract yet")
     else:
         n = len(wallet.contracts(iso=20))
-        say("ev", f"wallet opened: PCID {pcid} (ISO 15118-20), Plug & Charge {'on' if wallet.enabled else 'OFF'}, "
+        say("ev", f"wallet opened: PCID {pcid} (ISO 15118-20), Plug & Charge {wallet_switch(wallet)}, "
                   f"{n} ISO 15118-20 contract{'s' if n != 1 else ''} installed")
     return wallet
 

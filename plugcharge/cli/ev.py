@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any, Callable
 
 from ._common import add_command, data_dir, positive_int, positive_seconds
 
-__all__ = ["register", "run", "EXIT_COMPLETED", "EXIT_NOT_COMPLETED", "EXIT_SETUP", "EXIT_NO_CHARGER"]
+__all__ = ["register", "run", "fitting_protocols", "EXIT_COMPLETED", "EXIT_NOT_COMPLETED", "EXIT_SETUP", "EXIT_NO_CHARGER"]
 
 EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_SETUP, EXIT_NO_CHARGER = 0, 1, 2, 3
 #: What the EV offers unless told otherwise (``--protocol iso20`` adds ISO 15118-20 over TLS 1.3)
@@ -51,7 +52,8 @@ def register(sub: Any) -> None:
     e.add_argument("--interface", "-i", required=True, metavar="IF", help="the network interface")
     e.add_argument("--protocol", action="append", choices=tuple(KNOWN_PROTOCOLS), default=None, metavar="P",
                    help="a protocol to offer, repeatable, most preferred first; default: iso2 and din (iso20: "
-                        "TLS 1.3 with the wallet's vehicle certificate, identification at the charger)")
+                        "mutual TLS 1.3 with the wallet's vehicle certificate, -20 Plug & Charge with the wallet's "
+                        "-20 contracts; din alone: SDP asks for a charger without TLS)")
     mode = e.add_mutually_exclusive_group()
     mode.add_argument("--dc", dest="ac", action="store_false", help="DC charging (default)")
     mode.add_argument("--ac", dest="ac", action="store_true", help="AC charging")
@@ -80,33 +82,70 @@ async def _connect(resp: Any, tls: bool, protocols: tuple[str, ...], roots: list
     from ..net.transport import open_ev_connection
 
     attempts: list[tuple[Any, Any, tuple[str, ...]]] = []
+    fitting = fitting_protocols(protocols, tls)
     if not tls:
-        attempts.append((None, None, tuple(p for p in protocols if p != "iso20")))
+        attempts.append((None, None, fitting))
     else:
-        for pid in protocols:
+        for pid in fitting:
             if pid == "iso20" and not any(a[2] == ("iso20",) for a in attempts):
                 vehicle = wallet.vehicle_certificate
                 ctx = client_context(roots, iso=20, client_chain=vehicle.tls_chain if vehicle else None,
                                      client_key=vehicle.private_key if vehicle else None)
                 attempts.append((ctx, None, ("iso20",)))
             elif pid != "iso20" and not any(a[2] != ("iso20",) for a in attempts):
-                attempts.append((client_context(roots), secc_leaf_check, tuple(p for p in protocols if p != "iso20")))
-    last: Exception = ConnectionError("no protocol fits the transport")
+                attempts.append((client_context(roots), secc_leaf_check, tuple(p for p in fitting if p != "iso20")))
+    if not attempts:
+        raise _Fail(EXIT_NO_CHARGER, f"the charger at [{resp.host}]:{resp.port} answered SDP with "
+                                     f"{'TLS' if tls else 'no TLS'}: {', '.join(protocols)} cannot run "
+                                     f"{'over TLS' if tls else 'without TLS'}")
+    why: list[str] = []
     for ctx, check, offered in attempts:
-        if not offered:
-            continue
         try:
             stream = await open_ev_connection(resp.host, resp.port, ssl_context=ctx, verify_peer=check)
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError: an untrusted charger, no TLS 1.3
-            last = exc
+            why.append(_connect_failure(exc, ctx is not None, offered))
             continue
         if ctx is not None:
             view.line("ev", f"{stream.tls_version} {stream.cipher}: charger certificate verified against the V2G root")
         else:
             view.line("ev", "connected over plain TCP (no TLS): only protocols that permit it are offered")
         return stream, offered
-    raise _Fail(EXIT_NO_CHARGER, f"connection to the charger at [{resp.host}]:{resp.port} failed: "
-                                 f"{getattr(last, 'reason', None) or last}")
+    raise _Fail(EXIT_NO_CHARGER, f"connection to the charger at [{resp.host}]:{resp.port} failed: {'; '.join(why)}")
+
+
+def fitting_protocols(protocols: tuple[str, ...], tls: bool) -> tuple[str, ...]:
+    """The ids of ``protocols`` (in their order) that may run over TLS (``tls``) or plain TCP: DIN SPEC
+    70121 forbids TLS, ISO 15118-20 requires it."""
+    from ..sessions import default_registry
+
+    registry = default_registry()
+    return tuple(p for p in protocols if registry.select((p,), "ev", tls=tls))
+
+
+def _connect_failure(exc: BaseException, tls: bool, offered: tuple[str, ...]) -> str:
+    """One clause saying why one connection attempt failed (some carry no text of their own, e.g. the
+    ConnectionResetError of a charger that drops a TLS handshake it cannot serve)."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        text = (f"the charger's certificate does not verify against the V2G roots of the data directory "
+                f"({exc.verify_message or exc.reason}; --v2g-roots names others)")
+    else:
+        text = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
+    dropped = not text or isinstance(exc, ConnectionResetError)
+    if not text:
+        known: dict[type, str] = {ConnectionResetError: "the charger reset the connection",
+                                  ConnectionRefusedError: "the charger refused the connection",
+                                  TimeoutError: "no answer in time"}
+        text = known.get(type(exc), type(exc).__name__)
+    if not tls:
+        return text
+    if offered == ("iso20",):
+        return f"TLS 1.3 for ISO 15118-20: {text}" + (
+            " (a charger without ISO 15118-20 has no TLS 1.3; offer iso2 too: --protocol iso20 --protocol iso2)"
+            if dropped else "")
+    return f"TLS 1.2 for {', '.join(offered)}: {text}" + (
+        " (an ISO 15118-20-only charger has no TLS 1.2: --protocol iso20)" if dropped else "")
 
 
 class _Fail(Exception):
@@ -118,10 +157,11 @@ class _Fail(Exception):
 async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple[int, str]:
     from ..core.config import EVConfig
     from ..core.events import (
-        AuthorizationAccepted, ChargingStarted, PaymentSelected, ProtocolAgreed, SessionEnded,
+        AuthorizationAccepted, ChargingStarted, ChargingStopped, MeterValues, PaymentSelected, ProtocolAgreed,
+        SessionEnded, StopCharging,
     )
     from ..net.runner import run_ev
-    from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, discover_secc
+    from ..net.sdp import SDP_PORT, SDPRequest, SDPTimeoutError, Security, check_interface, discover_secc
     from ..pnc.security import EVSecurity
     from ..pnc.wallet import ContractWallet
     from ..sessions import EVSession, default_registry
@@ -153,6 +193,17 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
                                 f"(implemented: {', '.join(implemented_protocols())})")
     if args.loops < 1 or args.sdp_requests < 1:
         raise _Fail(EXIT_SETUP, "--loops and --sdp-requests must be 1 or more")
+    # SDP asks for the security the offered protocols can run over: TLS unless --no-tls or none of
+    # them permits TLS (DIN SPEC 70121 alone); ISO 15118-20 alone needs TLS
+    over_tls, over_tcp = fitting_protocols(protocols, True), fitting_protocols(protocols, False)
+    if args.no_tls and not over_tcp:
+        raise _Fail(EXIT_SETUP, f"{', '.join(protocols)} cannot run without TLS (ISO 15118-20 requires it): "
+                                "leave out --no-tls, or offer iso2 or din")
+    ask_tls = bool(over_tls) and not args.no_tls
+    try:
+        check_interface(args.interface)
+    except OSError as exc:
+        raise _Fail(EXIT_SETUP, f"cannot send SDP on {args.interface}: {exc.strerror or exc}") from None
     preload_codecs(protocols, "ev")
     started = time.monotonic()
 
@@ -165,12 +216,37 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
 
     view = _View(emit if not args.json else (lambda line: None), started)
 
-    def on_event(e: Any) -> None:
+    # Ctrl-C while charging stops the charge as a driver would (PowerDelivery, WeldingDetection,
+    # SessionStop), not by cutting the connection; before charging, or a second time, it aborts
+    interrupt = {"charging": False, "asked": False, "sent": False}
+
+    def on_interrupt() -> None:
+        if interrupt["charging"] and not interrupt["asked"]:
+            interrupt["asked"] = True
+            view.line("ev", "Ctrl-C: stopping the charge (Ctrl-C again to abort at once)")
+            return
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # KeyboardInterrupt: "interrupted", exit 130
+
+    def on_event(e: Any) -> Any:
         if args.json:
             emit(event_json(e, t=round(time.monotonic() - started, 3),
                             time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")))
         else:
             view.ev_event(e)
+        if isinstance(e, ChargingStarted):
+            interrupt["charging"] = True
+        elif isinstance(e, ChargingStopped):
+            interrupt["charging"] = False
+        if interrupt["asked"] and not interrupt["sent"] and isinstance(e, MeterValues):
+            interrupt["sent"] = True
+            return StopCharging()
+        return None
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
+    except (NotImplementedError, RuntimeError, ValueError):  # not POSIX, or not the main thread
+        pass
 
     mode = "AC_three_phase_core" if args.ac else "DC_extended"
     view.line("ev", f"wallet {dd.wallet}: PCID {wallet.pcid or '-'}, Plug & Charge "
@@ -182,7 +258,7 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
     sessions = 0
     while True:
         sessions += 1
-        asked = Security.NO_TLS if args.no_tls else Security.TLS
+        asked = Security.TLS if ask_tls else Security.NO_TLS
         try:
             resp = await discover_secc(SDPRequest(security=asked), interface=args.interface,
                                        port=args.sdp_port or SDP_PORT, max_requests=args.sdp_requests)
@@ -219,7 +295,10 @@ async def _charge(args: argparse.Namespace, out: Callable[[str], None]) -> tuple
         emit(json.dumps({"event": "Summary", **summary}))
     else:
         emit("")
-        emit(f"result: {'charging completed' if completed else 'NOT charged'} ({summary['reason']}"
+        by_charger = any(isinstance(e, ChargingStopped) and e.reason == "charger_request" for e in all_events)
+        done = ("charging stopped by the driver (Ctrl-C)" if interrupt["sent"] else
+                "charging stopped by the charger" if by_charger else "charging completed")
+        emit(f"result: {done if completed else 'NOT charged'} ({summary['reason']}"
              + (f", {last.response_code}" if last is not None and last.response_code else "") + ")"
              + f"; protocol {summary['protocol'] or '-'}; payment {summary['payment'] or '-'}"
              + (" after the Plug & Charge fallback" if summary["fallback"] else "")

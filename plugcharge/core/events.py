@@ -307,7 +307,9 @@ class MeterValues(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChargingStopped(Event):
-    """PowerDelivery(Stop) was accepted."""
+    """PowerDelivery(Stop) was accepted.  ``reason``: ``ev_request`` (the EV is done), ``charger_request``
+    (the EV stops because the charger asked it to: EVSENotification StopCharging or an EVSE_Shutdown,
+    -20 Terminate), ``pause``, ``standby`` (-20)."""
 
     reason: str = "ev_request"
 

@@ -63,6 +63,8 @@ class EVHandler(_EVHandlerBase):
         self._charging = False
         self._loops = 0
         self._stop = False
+        #: the charger asked to stop (EVSENotification StopCharging, EVSE_Shutdown) before the EV did
+        self._charger_stop = False
         self._end_reason: Optional[tuple[str, Optional[str], str]] = None
 
     # ------------------------------------------------------------ plumbing
@@ -246,7 +248,7 @@ class EVHandler(_EVHandlerBase):
             return
         was_charging, self._charging = self._charging, False
         if was_charging:
-            self._emit(ChargingStopped("ev_request"))
+            self._emit(ChargingStopped("charger_request" if self._charger_stop else "ev_request"))
         if self.config.welding_detection:
             self._send("WeldingDetectionReq", {"DC_EVStatus": M.dc_ev_status(False, self.soc)}, E.WAIT_WELDING, now)
         else:
@@ -276,6 +278,7 @@ class EVHandler(_EVHandlerBase):
                                None, int(self.soc)))
         self.soc = min(100.0, self.soc + self.config.soc_per_loop)
         if status.get("EVSENotification") == "StopCharging" or status.get("EVSEStatusCode") in _SHUTDOWN:
+            self._charger_stop = self._charger_stop or not self._stop
             self._stop = True
         self._loop(now)
 

@@ -88,6 +88,8 @@ class EVHandler(_EVHandlerBase):
         self._progress = ""
         self._loops = 0
         self._stop = False
+        #: the charger asked to stop (EVSENotification StopCharging, EVSE_Shutdown) before the EV did
+        self._charger_stop = False
         self._pause = False
         self._renegotiate = False
         self._charging = False
@@ -505,7 +507,8 @@ class EVHandler(_EVHandlerBase):
             self._send_charge_parameters(now)
         else:
             self._charging = False
-            self._emit(ChargingStopped("pause" if self._pause else "ev_request"))
+            self._emit(ChargingStopped("pause" if self._pause else "charger_request" if self._charger_stop
+                                       else "ev_request"))
             if self.is_dc and self.config.welding_detection:
                 self._send("WeldingDetectionReq", {"DC_EVStatus": M.dc_ev_status(True, int(self.soc))},
                            E.WAIT_WELDING, now)
@@ -551,6 +554,7 @@ class EVHandler(_EVHandlerBase):
         self.soc = min(100.0, self.soc + self.config.soc_per_loop)
         note = status.get("EVSENotification", "None")
         if note == "StopCharging" or status.get("EVSEStatusCode") in ("EVSE_Shutdown", "EVSE_EmergencyShutdown"):
+            self._charger_stop = self._charger_stop or not self._stop
             self._stop = True
         if body.get("ReceiptRequired") and self.payment == "Contract" and self.contract is not None:
             meter = dict(body["MeterInfo"])

@@ -90,6 +90,8 @@ class EVHandler(_EVHandlerBase):
         self._progress = ""
         self._loops = 0
         self._stop = False
+        #: the charger asked to stop (EVSENotification Terminate) before the EV did
+        self._charger_stop = False
         self._pause = False
         self._charging = False
         self._standby = False
@@ -500,7 +502,8 @@ class EVHandler(_EVHandlerBase):
             self._send_schedule_exchange(now)
         else:
             self._charging = False
-            self._emit(ChargingStopped("pause" if self._pause else "ev_request"))
+            self._emit(ChargingStopped("pause" if self._pause else "charger_request" if self._charger_stop
+                                       else "ev_request"))
             if self.kind == "DC":
                 self._send("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"}, E.WAIT_WELDING, now)
             else:
@@ -587,6 +590,7 @@ class EVHandler(_EVHandlerBase):
         self._emit(MeterValues(voltage, current, meter.get("ChargedEnergyReadingWh"), int(self.soc)))
         note = (body.get("EVSEStatus") or {}).get("EVSENotification")
         if note in ("Terminate", "Pause"):
+            self._charger_stop = self._charger_stop or (not self._stop and note == "Terminate")
             self._stop = True
             self._pause = self._pause or note == "Pause"
         elif note == "MeteringConfirmation" and not self._stop:

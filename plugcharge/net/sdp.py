@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import errno
 import ipaddress
 import logging
 import socket
@@ -55,6 +56,7 @@ __all__ = [
     "ipv6_available",
     "loopback_host",
     "link_local_address",
+    "check_interface",
 ]
 
 logger = logging.getLogger(__name__)
@@ -259,9 +261,22 @@ def loopback_host() -> str:
     return "::1" if ipv6_available() else "127.0.0.1"
 
 
+def check_interface(interface: str) -> None:
+    """OSError (ENODEV, naming the interfaces there) when the network namespace of the calling thread
+    has no interface ``interface``."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return
+    if interface not in names:
+        raise OSError(errno.ENODEV, f"no network interface named {interface!r} (here: {', '.join(names)})")
+
+
 def link_local_address(interface: str) -> ipaddress.IPv6Address:
     """The interface's link-local IPv6 address (Linux ``/proc/thread-self/net/if_inet6``: the
-    network namespace of the calling thread)."""
+    network namespace of the calling thread).  OSError (ENODEV naming the interfaces there) when no
+    interface has that name, OSError when it has no link-local address."""
+    check_interface(interface)
     for path in ("/proc/thread-self/net/if_inet6", "/proc/net/if_inet6"):
         try:
             with open(path, encoding="ascii") as fh:

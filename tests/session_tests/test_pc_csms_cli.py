@@ -66,6 +66,8 @@ def test_demo_with_csms_activation_install_reuse_revoke(tmp_path: Path) -> None:
 
     code, out, err = _cli("csms", "revoke", emaid, "--data-dir", str(data))
     assert code == 0 and "revoked 1 contract certificate" in out, err
+    code, out, err = _cli("csms", "revoke", emaid, "--data-dir", str(data))  # again: nothing new is revoked
+    assert code == 0 and f"revoked 0 contract certificates of {emaid} (1 revoked before)" in out, out + err
     code, out, _ = _cli(*demo)
     assert code == 0, out
     assert re.search(r"Authorize idToken=" + emaid + r" .* -> Blocked / certificateStatus CertificateRevoked", out)

@@ -14,6 +14,7 @@ from plugcharge.core.codec import NS_DIN
 from plugcharge.core.errors import LocalProtocolError
 from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationPending, AuthorizationRejected, ChargingStarted,
+    ChargingStopped,
     MeterValues, PauseCharging, PaymentSelected, ProtocolAgreed, ProtocolError, SessionEnded,
     SessionStarted, StartSession, StopCharging, TimerExpired,
 )
@@ -143,6 +144,7 @@ def test_charger_stops_the_charge_loop():
     p.run()
     assert sent(p.ev).count("CurrentDemandReq") == 3  # EVSE_Shutdown/StopCharging in the next answer
     assert ended(p.ev_events).reason == ended(p.charger_events).reason == "finished"
+    assert [e.reason for e in p.ev_events if isinstance(e, ChargingStopped)] == ["charger_request"]
 
 
 def test_the_session_properties_and_commands_before_agreement():

@@ -235,6 +235,25 @@ def test_din_session_on_the_link(link, data):
     assert "#1 protocol agreed: DIN SPEC 70121" in out and "#1 session ended: finished" in out
 
 
+def test_an_ev_offering_din_only_or_iso20_only_at_a_default_charger(link, data):
+    """A new user's ``plugcharge ev --protocol din`` at a charger with ISO 15118-2 and DIN asked SDP for
+    TLS, got the TLS port and died with a traceback (DIN forbids TLS): it now asks for no TLS and
+    charges.  ``--protocol iso20`` at that charger (no TLS 1.3) is refused with a reason and a hint,
+    not "failed: " and nothing."""
+    charger = _charger(link, data)
+    try:
+        res = _ev(link, data, "--protocol", "din")
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+        assert "security NO_TLS" in res.stdout and "protocol agreed: DIN SPEC 70121" in res.stdout
+        res20 = _ev(link, data, "--protocol", "iso20", timeout=60)
+        assert res20.returncode == 3, res20.stdout + res20.stderr
+        assert res20.stderr.count("\n") == 1 and "Traceback" not in res20.stderr, res20.stderr
+        assert "TLS 1.3 for ISO 15118-20: the charger reset the connection" in res20.stderr, res20.stderr
+        assert "--protocol iso20 --protocol iso2" in res20.stderr
+    finally:
+        _stopped(charger)
+
+
 def test_iso20_beside_iso2_on_one_tls_port(link, data):
     """``--protocol iso20 --protocol iso2``: one TLS port, the EV's ClientHello picks the certificate; an
     EV offering ISO 15118-20 connects with mutual TLS 1.3 (its vehicle certificate checked by the charger),
@@ -287,6 +306,29 @@ def test_sigterm_stops_a_session_in_flight_with_session_stop(link, data):
     assert all({"t", "time", "connection", "peer"} <= set(r) for r in records if r["event"] == "MeterValues")
     assert ev_code == 0, ev.output[-2000:]
     assert "Charging complete - you can unplug" in ev.output
+    assert "display: Charging stopped by the charger" in ev.output  # the driver learns who stopped
+    assert "result: charging stopped by the charger (finished)" in ev.output
+
+
+def test_ctrl_c_on_the_ev_stops_the_charge_cleanly(link, data):
+    """Ctrl-C on ``plugcharge ev`` while charging cut the connection (the charger logged
+    connection_closed); now the EV stops as a driver would: PowerDelivery, SessionStop, exit 0."""
+    import signal
+
+    charger = _charger(link, data)
+    ev = Command(link.a.namespace, "ev", "--interface", link.a.iface, "--data-dir", str(data), "--eim",
+                 "--loops", "10000", cwd=data.parent)
+    try:
+        ev.wait_for(r"display: Charging SOC", timeout=60)
+        ev.signal(signal.SIGINT)
+        code = ev.wait(20)
+    finally:
+        ev.stop()
+        out = _stopped(charger)
+    assert code == 0, ev.output[-2000:]
+    assert "Ctrl-C: stopping the charge" in ev.output and "Traceback" not in ev.output
+    assert "result: charging stopped by the driver (Ctrl-C) (finished)" in ev.output, ev.output[-2000:]
+    assert "#1 energy transfer stopped" in out and "#1 session ended: finished" in out, out[-2000:]
 
 
 def test_an_ev_without_a_charger_exits_3(link, data):
@@ -302,7 +344,8 @@ def test_setup_errors_exit_2(link, tmp_path, data):
     res = run(link.a.namespace, "ev", "--interface", link.a.iface, "--data-dir", str(empty), cwd=tmp_path)
     assert res.returncode == 2 and "plugcharge init" in res.stderr, res.stderr
     res = run(link.b.namespace, "charger", "--interface", "nosuchif0", "--data-dir", str(data), cwd=tmp_path)
-    assert res.returncode == 1 and "plugcharge charger: error: cannot start on nosuchif0" in res.stderr, res.stderr
+    assert res.returncode == 1 and "plugcharge charger: error: cannot start on nosuchif0: no network interface " \
+        "named 'nosuchif0' (here: " in res.stderr, res.stderr
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
     res = run(link.b.namespace, "charger", "--interface", link.b.iface, "--data-dir", str(data), "--cert-chain",

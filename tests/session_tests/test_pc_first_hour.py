@@ -280,3 +280,182 @@ def test_an_unreadable_wallet_file_is_named_with_what_is_wrong(installed: Path) 
     code, out, err = cli("wallet", "list", "--data-dir", str(installed))
     assert code == 0 and "no contracts installed" in out
     assert err == f"plugcharge wallet list: warning: wallet file {victim} ignored (not valid JSON); delete it if it stays unreadable"
+
+
+# ---------------------------------------------------------------- a second pass: wallet files, the EV's transport
+def test_a_wallet_without_its_credentials_file_is_not_announced_as_new(installed: Path) -> None:
+    """Deleting the wallet's OEM provisioning file leaves its contracts: the demo restores the
+    credentials from the test PKI and says so, instead of "wallet created ... no contract yet"."""
+    (installed / "wallet" / "oem-provisioning.json").unlink()
+    lines: list[str] = []
+    s = run_demo(DemoOptions(data_dir=installed, codecs=fake_codecs, loops=1, loop_interval=0.0, timeout=30),
+                 lines.append)
+    out = "\n".join(lines)
+    assert s.completed and s.payment == "Contract" and not s.installed, out
+    assert "wallet created" not in out and "no contract yet" not in out, out
+    assert "OEM provisioning credentials were missing, restored from the test PKI" in out
+    assert "1 contract installed" in out
+
+
+def test_plug_and_charge_off_says_how_to_switch_it_on(installed: Path) -> None:
+    (installed / "wallet" / "settings.json").unlink()  # a wallet without its settings has Plug & Charge off
+    lines: list[str] = []
+    s = run_demo(DemoOptions(data_dir=installed, codecs=fake_codecs, loops=1, loop_interval=0.0, timeout=30),
+                 lines.append)
+    out = "\n".join(lines)
+    assert s.completed and s.payment == "ExternalPayment", out
+    assert "Plug & Charge OFF ('plugcharge wallet enable' switches it on)" in out
+
+
+def test_a_backend_without_a_20_pki_says_so() -> None:
+    """A backend (the test CSMS started before D/pki20 existed) refuses a -20 installation naming the
+    missing -20 PKI, not an "unsupported schema" that is supported."""
+    from plugcharge.backends.base import ISO20_SCHEMA_VERSION, Get15118EVCertificateRequest
+    from plugcharge.backends.simulated import SimulatedBackend
+
+    backend = SimulatedBackend(session_pki(), codecs=fake_codecs)
+    res = backend.get_15118_ev_certificate(Get15118EVCertificateRequest(ISO20_SCHEMA_VERSION, "Install", "AAAA"))
+    assert res.status == "Failed" and res.status_info is not None
+    assert "no ISO 15118-20 test PKI" in res.status_info and "unsupported" not in res.status_info
+
+
+def test_an_interface_that_does_not_exist_is_named_so() -> None:
+    from plugcharge.net.sdp import link_local_address
+
+    with pytest.raises(OSError) as info:
+        link_local_address("nosuchif0")
+    assert info.value.errno == errno.ENODEV
+    assert "no network interface named 'nosuchif0'" in str(info.value.strerror) and "lo" in str(info.value.strerror)
+    with pytest.raises(OSError, match="no link-local IPv6 address"):
+        link_local_address("lo")  # exists, but has no link-local address
+
+
+def test_the_ev_offers_what_fits_the_transport() -> None:
+    from plugcharge.cli.ev import fitting_protocols
+
+    assert fitting_protocols(("iso20", "iso2", "din"), True) == ("iso20", "iso2")
+    assert fitting_protocols(("iso20", "iso2", "din"), False) == ("iso2", "din")
+    assert fitting_protocols(("din",), True) == () and fitting_protocols(("iso20",), False) == ()
+
+
+def test_ev_setup_errors_before_looking_for_a_charger(installed: Path) -> None:
+    """``--protocol iso20 --no-tls`` cannot run at all: said at once (exit 2), not after SDP."""
+    code, out, err = cli("ev", "--interface", "nosuchif0", "--data-dir", str(installed), "--protocol", "iso20",
+                         "--no-tls")
+    assert code == 2, out + err
+    one_sentence(err, "plugcharge ev")
+    assert "cannot run without TLS" in err and "--no-tls" in err
+
+
+@pytest.mark.parametrize("offered,needle", [(("iso20",), "TLS 1.3 for ISO 15118-20: the charger reset the connection"),
+                                            (("iso2", "din"), "TLS 1.2 for iso2: the charger reset the connection")])
+def test_a_connection_the_charger_drops_says_why(installed: Path, offered: tuple[str, ...], needle: str) -> None:
+    """A charger that resets the TLS handshake (it has no TLS 1.3, or no TLS 1.2) raised a
+    ConnectionResetError without text: the error line read "failed: " and nothing."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from plugcharge.cli.ev import _connect, _Fail
+    from plugcharge.cli.demo import load_pki
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello, then closed: asyncio's handshake gets a bare ConnectionResetError()
+        writer.close()
+
+    async def go() -> str:
+        server = await asyncio.start_server(reset, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await asyncio.wait_for(_connect(SimpleNamespace(host="127.0.0.1", port=port), True, offered,
+                                            [load_pki(installed / "pki").cert("v2g-root")],
+                                            ContractWallet(installed / "wallet"), None), 20)
+        except _Fail as exc:
+            return str(exc)
+        finally:
+            server.close()
+        raise AssertionError("connected")
+
+    message = asyncio.run(go())
+    assert needle in message, message
+    assert not message.endswith("failed: ")
+
+
+def test_a_charger_of_another_pki_is_named_as_such(installed: Path) -> None:
+    """A charger whose certificate the EV's roots do not anchor (e.g. a second charger on the same
+    link, made with another data directory): the error says so, without the hint for a dropped
+    handshake."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from plugcharge.cli.ev import _connect, _Fail
+    from plugcharge.cli.demo import load_pki
+    from plugcharge.net.tls import server_context
+
+    other = session_pki()  # not the PKI of ``installed``
+    ctx = server_context([other.cert("secc-leaf"), other.cert("cpo-sub2"), other.cert("cpo-sub1")],
+                         other.key("secc-leaf"))
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read(1)
+        except (OSError, ConnectionError):
+            pass
+        writer.close()
+
+    async def go() -> str:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await asyncio.wait_for(_connect(SimpleNamespace(host="127.0.0.1", port=port), True, ("iso2",),
+                                            [load_pki(installed / "pki").cert("v2g-root")],
+                                            ContractWallet(installed / "wallet"), None), 20)
+        except _Fail as exc:
+            return str(exc)
+        finally:
+            server.close()
+        raise AssertionError("connected")
+
+    message = asyncio.run(go())
+    assert "TLS 1.2 for iso2: the charger's certificate does not verify against the V2G roots" in message, message
+    assert "--v2g-roots" in message and "--protocol iso20" not in message
+
+
+@pytest.mark.parametrize("argv", [["demo", "--csms", "http://127.0.0.1:9000"],
+                                  ["demo", "--csms", "ws://127.0.0.1:port"],
+                                  ["charger", "--interface", "x", "--csms", "127.0.0.1:9000"]])
+def test_a_csms_url_that_is_no_websocket_url_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """``--csms http://...`` (or a bare HOST:PORT) ran on as "CSMS not reachable" and the fallback."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"plugcharge {argv[0]}: error: argument --csms: wants a websocket URL, ws://HOST:PORT" in err, err
+
+
+def test_csms_urls_that_are_fine() -> None:
+    assert build_parser().parse_args(["demo", "--csms"]).csms == ""
+    assert build_parser().parse_args(["demo", "--csms", "ws://127.0.0.1:9000"]).csms == "ws://127.0.0.1:9000"
+    assert build_parser().parse_args(["charger", "-i", "x", "--csms", "wss://csms.example/CP-1"]).csms \
+        == "wss://csms.example/CP-1"
+
+
+def test_an_ev_on_an_interface_that_does_not_exist_stops_before_plugging_in(installed: Path) -> None:
+    """``plugcharge ev --interface eth9`` printed the wallet and "Cable plugged in" before its error."""
+    code, out, err = cli("ev", "--interface", "nosuchif0", "--data-dir", str(installed))
+    assert code == 2 and out == "", out
+    one_sentence(err, "plugcharge ev")
+    assert "cannot send SDP on nosuchif0: no network interface named 'nosuchif0' (here: " in err
+
+
+@pytest.mark.parametrize("value,needle", [("Authorize", "wants ACTION=SECONDS"), ("Authorize=abc", "wants ACTION=SECONDS"),
+                                          ("Authorise=3", "'Authorise' is no OCPP call the test CSMS answers")])
+def test_a_bad_csms_delay_is_one_sentence(value: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plugcharge csms --delay Authorize`` said "could not convert string to float: ''"; a misspelt
+    action was taken and never applied."""
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["csms", "--delay", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "plugcharge csms: error: argument --delay: " in err and needle in err, err
+    assert "convert" not in err
+    assert build_parser().parse_args(["csms", "--delay", "Authorize=30"]).delay == [("Authorize", 30.0)]

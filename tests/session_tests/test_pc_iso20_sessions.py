@@ -215,6 +215,7 @@ def test_charger_stop_terminates(tmp_path):
     command(pump, "charger", StopCharging())
     pump.run()
     assert len(meters(pump.ev_events)) < 6
+    assert [e.reason for e in pump.ev_events if isinstance(e, ChargingStopped)] == ["charger_request"]
     assert ended(pump.ev_events).reason == ended(pump.charger_events).reason == "finished"
 
 

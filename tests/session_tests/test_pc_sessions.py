@@ -226,7 +226,7 @@ def test_charger_requests_stop(tmp_path, cp):
     p.run(until=lambda: sum(isinstance(e, MeterValues) for e in p.ev_events) >= 2)
     ch.send(StopCharging(), p.now)
     p.run()
-    assert first(p.ev_events, ChargingStopped)
+    assert first(p.ev_events, ChargingStopped).reason == "charger_request"  # the driver is told who stopped
     assert ended(p.ev_events).reason == "finished" and ended(p.charger_events).reason == "finished"
 
 
