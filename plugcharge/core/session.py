@@ -75,6 +75,8 @@ class SessionCore:
         self.session_id = b""
         #: The ``now`` of the current call (receive_data, send, handle_timer).
         self.clock = 0.0
+        #: the message timer's deadline as of the last :meth:`transmitted` (one armed since moves)
+        self._msg_sent_deadline: Optional[float] = None
 
     # ---- public API
     def receive_data(self, data: bytes, now: float) -> list[Event]:
@@ -96,6 +98,21 @@ class SessionCore:
         out = bytes(self._out)
         self._out.clear()
         return out
+
+    def transmitted(self, now: float) -> None:
+        """Tell the session that the bytes :meth:`data_to_send` returned last were written at ``now``.
+
+        ``V2G_EVCC_Msg_Timeout`` is the EV's wait for the response to a request it has sent (DIN
+        SPEC 70121 Table 75, ISO 15118-2 [V2G2-436..438], -20 [V2G20-1966]): a message timer the
+        last call armed (at that call's ``now``) starts again from ``now``, so that what the EV spent
+        before the request left (encoding it, loading the codec of a protocol's first message,
+        signing, the write) does not come out of the charger's time.  Optional: without it the timer
+        runs from the call that queued the request, a little shorter.  The runner calls it."""
+        deadline = self._timers.get(MSG)
+        if deadline is not None and deadline != self._msg_sent_deadline and now > self.clock:
+            deadline += now - self.clock
+            self._timers[MSG] = deadline
+        self._msg_sent_deadline = deadline
 
     def get_timer(self) -> Optional[float]:
         """The earliest instant at which :meth:`handle_timer` must be called, or None."""

@@ -63,10 +63,16 @@ def _clock() -> Callable[[], float]:
     return asyncio.get_running_loop().time
 
 
-async def _flush(stream: Any, session: Any) -> None:
-    data = session.data_to_send()
+async def _write(stream: Any, session: Any, data: bytes, clock: Callable[[], float]) -> None:
+    """Write ``data`` and tell the session when it left: a request's message timer runs from there
+    (:meth:`~plugcharge.core.session.SessionCore.transmitted`)."""
     if data:
         await stream.write_raw(data)
+        session.transmitted(clock())
+
+
+async def _flush(stream: Any, session: Any, clock: Callable[[], float]) -> None:
+    await _write(stream, session, session.data_to_send(), clock)
 
 
 async def _command(stream: Any, session: Union[EVSessionBase, ChargerSessionBase], command: Any,
@@ -75,8 +81,7 @@ async def _command(stream: Any, session: Union[EVSessionBase, ChargerSessionBase
     if not isinstance(command, Command) or session.ended:
         return
     res = session.send(command, clock())
-    if res.data:
-        await stream.write_raw(res.data)
+    await _write(stream, session, res.data, clock)
     await handle(list(res.events))
 
 
@@ -86,7 +91,7 @@ async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase],
     from .transport import TransportClosed
 
     while not session.ended:
-        await _flush(stream, session)
+        await _flush(stream, session, clock)
         deadline = session.get_timer()
         timeout = None if deadline is None else max(0.0, deadline - clock())
         try:
@@ -104,7 +109,7 @@ async def _drive(stream: Any, session: Union[EVSessionBase, ChargerSessionBase],
             events.append(SessionEnded("protocol_error", "FAILED", str(exc)))
             return
         await handle(session.receive_data(frame(payload, ptype), clock()))
-    await _flush(stream, session)
+    await _flush(stream, session, clock)
 
 
 async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[EventCallback] = None) -> list[Event]:
@@ -121,7 +126,7 @@ async def run_ev(stream: Any, session: EVSessionBase, *, on_event: Optional[Even
 
     try:
         res = session.send(StartSession(), clock())
-        await stream.write_raw(res.data)
+        await _write(stream, session, res.data, clock)
         await handle(list(res.events))
         await _drive(stream, session, events, handle, clock)
     finally:

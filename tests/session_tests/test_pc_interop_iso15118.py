@@ -357,7 +357,10 @@ def our_ev(link: _netns.Link, peer: Peer, pki, config: EVConfig, wallet: Any, *,
     except BaseException:
         print(peer.output()[-20000:])
         raise
-    time.sleep(0.3)  # let the peer log the end of the session
+    # its SECC logs the end of a session (a stop, a closed connection, a timeout) as it begins its
+    # teardown: the session's log is complete from there, and what the teardown logs later (it
+    # closes the connection 5 s on) stays out of the next session's
+    peer.wait_for(r"The data link will", 15, offset)
     return EVRun(events, peer.since(offset))
 
 

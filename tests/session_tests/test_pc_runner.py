@@ -3,6 +3,7 @@ the simulated OCPP backend answering the charger's backend requests."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from plugcharge.core.events import (
     AuthorizationAccepted, AuthorizationNeeded, AuthorizationRejected, ChargingStarted, ContractInstallationFailed,
     ContractInstallationSucceeded, PauseCharging, PaymentSelected, SessionEnded, SessionPaused,
 )
+from plugcharge.iso2.timing import TimingProfile
 from plugcharge.net.runner import run_charger, run_ev
 from plugcharge.net.sdp import loopback_host
 from plugcharge.net.tls import client_context, secc_leaf_check, server_context
@@ -40,7 +42,7 @@ def _backend(cp) -> SimulatedBackend:
 
 
 async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_config=None, id_token=None,
-                   ev_disconnect_after=None, ev_on_event=None):
+                   ev_disconnect_after=None, ev_on_event=None, ev_codecs=None, ev_timing=None):
     p = session_pki()
     sctx = cctx = None
     if tls:
@@ -62,7 +64,7 @@ async def _session(cp, wallet, backend, *, tls=True, ev_config=None, charger_con
         stream = await open_ev_connection(HOST, server.port, ssl_context=cctx,
                                           verify_peer=secc_leaf_check if tls else None)
         assert stream.tls == tls
-        ev = EVSession(pin_protocols(ev_config or EVConfig(charge_loops=3)), codecs=cp,
+        ev = EVSession(pin_protocols(ev_config or EVConfig(charge_loops=3)), codecs=ev_codecs or cp, timing=ev_timing,
                        security=EVSecurity(wallet=wallet, v2g_roots=v2g_roots(), wall_clock=lambda: NOW))
         if ev_disconnect_after is not None:
             seen = []
@@ -110,6 +112,28 @@ def test_tcp_eim_with_rfid_token(tmp_path, cp):
     ev_events, ch_events = go(_session(cp, wallet, _backend(cp), tls=False, id_token="RFID-unknown"))
     assert first(ev_events, AuthorizationRejected).response_code == "FAILED"
     assert ev_events[-1].reason == "failed" and ch_events[-1].reason == "failed"
+
+
+def test_the_message_timer_runs_from_the_request_sent(tmp_path, cp):
+    """``V2G_EVCC_Msg_Timeout`` is the EV's wait for the response to a request it has sent
+    [V2G2-436..438]: what the EV spends before its request leaves (here loading the ISO-2 codec for
+    its first ISO-2 message, SessionSetupReq, longer than that request's timeout, as a cold codec
+    may take on a busy machine) is not counted against the charger."""
+    loaded: list[str] = []
+
+    def slow_first_load(namespace):
+        if namespace == NS_ISO2 and not loaded:
+            loaded.append(namespace)
+            time.sleep(1.5)
+        return cp(namespace)
+
+    wallet = make_wallet(tmp_path / "w", enabled=False)
+    ev_events, ch_events = go(_session(cp, wallet, _backend(cp), tls=False, id_token="RFID-1234",
+                                       ev_codecs=slow_first_load,
+                                       ev_timing=TimingProfile(msg_timeout={"SessionSetupReq": 1.0})))
+    assert loaded == [NS_ISO2]
+    assert ev_events[-1] == SessionEnded("finished"), ev_events[-3:]
+    assert ch_events[-1] == SessionEnded("finished")
 
 
 @pytest.mark.parametrize("refusal,code", [
