@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -347,23 +348,17 @@ def test_ev_setup_errors_before_looking_for_a_charger(installed: Path) -> None:
     assert "cannot run without TLS" in err and "--no-tls" in err
 
 
-@pytest.mark.parametrize("offered,needle", [(("iso20",), "TLS 1.3 for ISO 15118-20: the charger reset the connection"),
-                                            (("iso2", "din"), "TLS 1.2 for iso2: the charger reset the connection")])
-def test_a_connection_the_charger_drops_says_why(installed: Path, offered: tuple[str, ...], needle: str) -> None:
-    """A charger that resets the TLS handshake (it has no TLS 1.3, or no TLS 1.2) raised a
-    ConnectionResetError without text: the error line read "failed: " and nothing."""
+def _connect_error(installed: Path, serve: Any, offered: tuple[str, ...], ssl: Any = None) -> str:
+    """The error of the EV's connection attempt (``plugcharge ev``'s ``_connect``, TLS, the data
+    directory's V2G root and wallet) to a loopback server answering with ``serve``."""
     import asyncio
     from types import SimpleNamespace
 
-    from plugcharge.cli.ev import _connect, _Fail
     from plugcharge.cli.demo import load_pki
-
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1)  # the ClientHello, then closed: asyncio's handshake gets a bare ConnectionResetError()
-        writer.close()
+    from plugcharge.cli.ev import _connect, _Fail
 
     async def go() -> str:
-        server = await asyncio.start_server(reset, "127.0.0.1", 0)
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl)
         port = server.sockets[0].getsockname()[1]
         try:
             await asyncio.wait_for(_connect(SimpleNamespace(host="127.0.0.1", port=port), True, offered,
@@ -375,7 +370,21 @@ def test_a_connection_the_charger_drops_says_why(installed: Path, offered: tuple
             server.close()
         raise AssertionError("connected")
 
-    message = asyncio.run(go())
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("offered,needle", [(("iso20",), "TLS 1.3 for ISO 15118-20: the charger reset the connection"),
+                                            (("iso2", "din"), "TLS 1.2 for iso2: the charger reset the connection")])
+def test_a_connection_the_charger_drops_says_why(installed: Path, offered: tuple[str, ...], needle: str) -> None:
+    """A charger that resets the TLS handshake (it has no TLS 1.3, or no TLS 1.2) raised a
+    ConnectionResetError without text: the error line read "failed: " and nothing."""
+    import asyncio
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello, then closed: asyncio's handshake gets a bare ConnectionResetError()
+        writer.close()
+
+    message = _connect_error(installed, reset, offered)
     assert needle in message, message
     assert not message.endswith("failed: ")
 
@@ -385,10 +394,7 @@ def test_a_charger_of_another_pki_is_named_as_such(installed: Path) -> None:
     link, made with another data directory): the error says so, without the hint for a dropped
     handshake."""
     import asyncio
-    from types import SimpleNamespace
 
-    from plugcharge.cli.ev import _connect, _Fail
-    from plugcharge.cli.demo import load_pki
     from plugcharge.net.tls import server_context
 
     other = session_pki()  # not the PKI of ``installed``
@@ -402,20 +408,7 @@ def test_a_charger_of_another_pki_is_named_as_such(installed: Path) -> None:
             pass
         writer.close()
 
-    async def go() -> str:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            await asyncio.wait_for(_connect(SimpleNamespace(host="127.0.0.1", port=port), True, ("iso2",),
-                                            [load_pki(installed / "pki").cert("v2g-root")],
-                                            ContractWallet(installed / "wallet"), None), 20)
-        except _Fail as exc:
-            return str(exc)
-        finally:
-            server.close()
-        raise AssertionError("connected")
-
-    message = asyncio.run(go())
+    message = _connect_error(installed, serve, ("iso2",), ssl=ctx)
     assert "TLS 1.2 for iso2: the charger's certificate does not verify against the V2G roots" in message, message
     assert "--v2g-roots" in message and "--protocol iso20" not in message
 
