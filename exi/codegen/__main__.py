@@ -16,8 +16,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m exi.codegen", description=__doc__)
     ap.add_argument("--xsd-dir", default=os.environ.get("EXI_XSD_DIR") or None,
                     help="directory holding the V2G XSDs (default: $EXI_XSD_DIR)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_generated"))
-    ap.add_argument("--only", nargs="*", choices=sorted(SCHEMA_SETS), help="generate only these sets")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_generated"),
+                    help="directory the table modules are written to (default: exi/_generated of this checkout)")
+    ap.add_argument("--only", nargs="*", choices=sorted(SCHEMA_SETS), metavar="SET",
+                    help=f"generate only these schema sets (of: {', '.join(sorted(SCHEMA_SETS))})")
     args = ap.parse_args()
     if not args.xsd_dir:
         ap.error("the XSD directory is needed: give --xsd-dir DIR or set EXI_XSD_DIR (see the README)")
