@@ -47,6 +47,9 @@ __all__ = ["ChargerHandler"]
 
 _log = logging.getLogger("plugcharge.session")
 
+#: the payment an authorisation mode (SelectedAuthorizationService) stands for
+_PAYMENT = {"PnC": "Contract", "EIM": "ExternalPayment"}
+
 S = ChargerState
 Next = Union[ChargerState, CoreState]
 R = M.rational
@@ -170,7 +173,7 @@ class ChargerHandler(_ChargerHandlerBase):
         """The payment of the AuthorizationNeeded awaiting its answer (None: none awaited)."""
         if not self._auth_requested or self._auth_result is not None:
             return None
-        return "Contract" if self._auth_mode == "PnC" else "ExternalPayment"
+        return _PAYMENT.get(self._auth_mode or "")
 
     def _on_certificate_response(self, cmd: CertificateInstallationResponse, now: float) -> None:
         """Relay the backend's CertificateInstallationRes under this session's header (PnC seam)."""
@@ -299,7 +302,7 @@ class ChargerHandler(_ChargerHandlerBase):
         if self._resumed is not None:
             self.payment = self._resumed.payment  # the paused session's payment goes on
         else:
-            self.payment = "Contract" if mode == "PnC" else "ExternalPayment"
+            self.payment = _PAYMENT[mode]
             self.emaid = self.emaid if mode == "PnC" else None
         self._authorized = True
         code = str(getattr(self._contract, "response_code", "OK")) if mode == "PnC" else "OK"
